@@ -1,0 +1,135 @@
+/**
+ * Byte-level helpers shared by every wire module: big-endian loads and stores, and the text forms of
+ * addresses. Loads and stores never check bounds; the view that calls them has checked the length once.
+ *
+ * MACs are numbers (48 bits fit exactly in a double), IPv4 addresses are unsigned 32-bit numbers, IPv6
+ * addresses are 16-byte arrays. Text forms follow Wireshark so `seine decode --json` compares with tshark.
+ */
+
+/** A zero-length array, the default target of an unbound view. */
+export const EMPTY: Uint8Array = new Uint8Array(0);
+
+export function rd16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+export function wr16(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 8) & 0xff;
+  b[o + 1] = v & 0xff;
+}
+export function rd24(b: Uint8Array, o: number): number {
+  return (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]!;
+}
+export function wr24(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 16) & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = v & 0xff;
+}
+export function rd32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+export function wr32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+/** A 48-bit MAC as a number: high 16 bits × 2^32 + low 32 bits (exact in a double). */
+export function rdMac(b: Uint8Array, o: number): number {
+  return rd16(b, o) * 0x1_0000_0000 + rd32(b, o + 2);
+}
+export function wrMac(b: Uint8Array, o: number, mac: number): void {
+  const hi = Math.floor(mac / 0x1_0000_0000);
+  wr16(b, o, hi);
+  wr32(b, o + 2, mac - hi * 0x1_0000_0000);
+}
+/** True for a group (multicast or broadcast) MAC: the I/G bit of the first octet. */
+export function macIsGroup(mac: number): boolean {
+  return (Math.floor(mac / 0x100_0000_0000) & 1) === 1;
+}
+export const MAC_BROADCAST = 0xffff_ffff_ffff;
+
+/** `aa:bb:cc:dd:ee:ff`, lower case as Wireshark prints it. */
+export function macToString(mac: number): string {
+  let s = '';
+  for (let i = 5; i >= 0; i--) {
+    const octet = Math.floor(mac / 2 ** (8 * i)) & 0xff;
+    s += (i === 5 ? '' : ':') + octet.toString(16).padStart(2, '0');
+  }
+  return s;
+}
+/** Parses `aa:bb:cc:dd:ee:ff` (or `-` separated); null when it is not a MAC. */
+export function macFromString(s: string): number | null {
+  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(s);
+  if (m === null) return null;
+  let v = 0;
+  for (let i = 1; i <= 6; i++) v = v * 256 + parseInt(m[i]!, 16);
+  return v;
+}
+
+export function ipv4ToString(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+}
+export function ipv4FromString(s: string): number | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (m === null) return null;
+  let v = 0;
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i]);
+    if (o > 255) return null;
+    v = v * 256 + o;
+  }
+  return v;
+}
+
+/** RFC 5952 text form: lower case, longest run (≥ 2) of zero groups compressed, first on a tie. */
+export function ipv6ToString(b: Uint8Array, o = 0): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push(rd16(b, o + 2 * i));
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  if (bestStart < 0) return hex(g);
+  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+}
+export function ipv6FromString(s: string): Uint8Array | null {
+  const out = new Uint8Array(16);
+  const halves = s.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string): number[] | null => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    const r: number[] = [];
+    for (const x of groups) {
+      if (!/^[0-9a-f]{1,4}$/i.test(x)) return null;
+      r.push(parseInt(x, 16));
+    }
+    return r;
+  };
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  if (head === null || tail === null) return null;
+  if (halves.length === 1 ? head.length !== 8 : head.length + tail.length > 7) return null;
+  head.forEach((x, i) => wr16(out, 2 * i, x));
+  tail.forEach((x, i) => wr16(out, 16 - 2 * tail.length + 2 * i, x));
+  return out;
+}
+
+export function hex(b: Uint8Array, o = 0, len = b.length - o): string {
+  let s = '';
+  for (let i = 0; i < len; i++) s += b[o + i]!.toString(16).padStart(2, '0');
+  return s;
+}
+export function fromHex(s: string): Uint8Array {
+  const clean = s.replace(/[\s:]/g, '');
+  if (clean.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(clean)) throw new TypeError(`not hex: ${s.slice(0, 40)}`);
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}

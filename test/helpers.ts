@@ -1,0 +1,33 @@
+/** Shared test helpers. */
+import { execFileSync, spawnSync } from 'node:child_process';
+
+export { fromHex, hex } from '../src/wire/bytes.js';
+
+/** A buffer pre-filled with 0xa5 so that a field `emit` forgot to write shows up in the comparison. */
+export function dirty(len: number): Uint8Array {
+  return new Uint8Array(len).fill(0xa5);
+}
+
+function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Peers are required, not optional: `.ci/run` installs them. A missing peer fails the test with a
+ * message naming the install step instead of silently skipping what the test exists to prove.
+ */
+export function requireTool(cmd: string, aptPackage: string): void {
+  if (!which(cmd)) throw new Error(`${cmd} is required for this test: apt-get install ${aptPackage} (see .ci/run)`);
+}
+
+/** Debian's python3 (with python3-scapy); the python3 first on PATH may be another one. */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+export function requireScapy(): void {
+  const r = spawnSync(SYSTEM_PYTHON, ['-c', 'import scapy'], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error('scapy is required for this test: apt-get install python3-scapy (see .ci/run)');
+}
+
+export function run(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...(input !== undefined ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+}
