@@ -31,3 +31,32 @@ export function requireScapy(): void {
 export function run(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...(input !== undefined ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
 }
+
+/**
+ * A view of `bytes` that throws on any index read or write outside `[0, length)`. A plain Uint8Array
+ * returns `undefined` there, which `!`-asserted arithmetic silently turns into 0 — exactly the bug a
+ * fuzz test must catch. Methods are bound to the real array (typed-array methods refuse a Proxy `this`).
+ */
+export function guarded(bytes: Uint8Array): Uint8Array {
+  const isIndex = (p: string | symbol): p is string => typeof p === 'string' && /^-?\d+$/.test(p);
+  return new Proxy(bytes, {
+    get(target, p) {
+      if (isIndex(p)) {
+        const i = Number(p);
+        if (i < 0 || i >= target.length) throw new RangeError(`read at ${i} outside frame of ${target.length}`);
+        return target[i];
+      }
+      const v: unknown = Reflect.get(target, p, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+    set(target, p, value) {
+      if (isIndex(p)) {
+        const i = Number(p);
+        if (i < 0 || i >= target.length) throw new RangeError(`write at ${i} outside frame of ${target.length}`);
+        target[i] = value as number;
+        return true;
+      }
+      return Reflect.set(target, p, value, target);
+    },
+  });
+}

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { pseudoSumV4 } from '../../src/wire/checksum.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { emitUdp, parseUdp, UDP_HEADER_LEN, UdpView, type UdpRepr } from '../../src/wire/udp.js';
-import { dirty, fromHex } from '../helpers.js';
+import { dirty, fromHex, guarded } from '../helpers.js';
 
 // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2")/UDP(sport=49152, dport=4789)/b"hi!")[20:]
 const GOLDEN = fromHex('c00012b5000b' + '8fb6' + '686921');
@@ -72,5 +72,14 @@ test('udp: emit then parse is the identity', () => {
     const v = new UdpView(b, 0);
     assert.deepEqual(parseUdp(v, b.length), { srcPort, dstPort });
     assert.ok(v.verifyChecksum(1234, false));
+  }));
+});
+
+test('udp: arbitrary and truncated bytes never throw and never read outside the frame', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), (bytes, cut) => {
+    const frame = guarded(bytes.subarray(0, Math.min(cut, bytes.length)));
+    const r = parseUdp(new UdpView(frame, 0), frame.length);
+    if (typeof r === 'number') assert.ok(DropReason[r] !== undefined);
+    else assert.ok(new UdpView(frame, 0).payloadOffset + new UdpView(frame, 0).payloadLen <= frame.length);
   }));
 });
