@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * The `seine` command. Subcommands live in their own modules; this file parses arguments, maps errors
+ * to exit statuses (0 ok, 1 the input was damaged or an expectation failed, 2 usage or input error)
+ * and never lets a stack trace reach the user for a mistake of theirs.
+ */
+import { readFileSync } from 'node:fs';
+import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
+import { decodeFrame, summarize, type DecodedFrame } from './decode.js';
+
+const USAGE = `usage: seine <command> [options]
+
+commands:
+  decode <capture> [--json] [--limit N]
+      Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels
+      (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose
+      fields carry Wireshark's display-filter names (ip.src, vxlan.vni, geneve.option.class, ...).
+
+options:
+  -h, --help       this help
+  -V, --version    print the version
+`;
+
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Writes to stdout; a closed pipe (`seine decode x | head`) ends the program quietly. */
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+async function decode(args: string[]): Promise<number> {
+  let json = false;
+  let limit = Infinity;
+  let path: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--limit') {
+      const n = Number(args[++i]);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--limit expects a positive integer, got '${args[i] ?? ''}'`);
+      limit = n;
+    } else if (a === '-h' || a === '--help') { out(USAGE); return 0; }
+    else if (a.startsWith('-')) throw new UsageError(`decode: unknown option '${a}'`);
+    else if (path === null) path = a;
+    else throw new UsageError(`decode: one capture file at a time (got '${path}' and '${a}')`);
+  }
+  if (path === null) throw new UsageError('decode: which capture? usage: seine decode <capture> [--json]');
+  const file = readCapture(path);
+  let n = 0;
+  try {
+    for await (const rec of file) {
+      n++;
+      const iface = file.interfaces[rec.ifIndex]?.name ?? null;
+      let f: DecodedFrame;
+      if (rec.linkType === LINKTYPE_ETHERNET || rec.linkType === LINKTYPE_RAW) {
+        f = decodeFrame(n, rec.timestampNs, iface === '' ? null : iface, rec.data, rec.origLen, rec.linkType === LINKTYPE_RAW ? 'raw' : 'eth');
+      } else {
+        f = { frame: n, timestampNs: rec.timestampNs.toString(), interface: iface, len: rec.data.length, origLen: rec.origLen, layers: [], drop: { reason: `UnsupportedLinkType(${rec.linkType})`, offset: 0 } };
+      }
+      out(json ? JSON.stringify(f) : summarize(f));
+      if (n >= limit) break;
+    }
+  } catch (e: unknown) {
+    if (e instanceof CaptureError) {
+      process.stderr.write(`seine decode: ${path}: damaged capture after ${n} frame(s): ${e.message}\n`);
+      return 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === 'string' && typeof err.syscall === 'string') {
+      process.stderr.write(`seine decode: cannot read '${path}': ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      out(USAGE);
+      return cmd === undefined ? 2 : 0;
+    case '-V':
+    case '--version':
+      out(version());
+      return 0;
+    case 'decode':
+      return decode(rest);
+    default:
+      throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`seine: ${e.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`seine: internal error (please report): ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);
