@@ -18,7 +18,7 @@ import { Icmpv6View, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADV
 import { Ipv4View } from '../wire/ipv4.js';
 import { Ipv6FragView, Ipv6View, IPV6_NH_DEST_OPTS, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING } from '../wire/ipv6.js';
 import { dissect, type Dissected, type Dissection } from '../wire/stack.js';
-import { TcpView, TCP_OPT_MSS, TCP_OPT_SACK_PERMITTED, TCP_OPT_WSCALE } from '../wire/tcp.js';
+import { TcpView, TCP_OPT_MSS, TCP_OPT_WSCALE } from '../wire/tcp.js';
 import { UdpView } from '../wire/udp.js';
 import { VxlanView } from '../wire/vxlan.js';
 
@@ -51,7 +51,8 @@ function ipv4Fields(b: Uint8Array, off: number): Record<string, FieldValue> {
   return {
     'ip.version': v.version, 'ip.hdr_len': v.headerLen, 'ip.dsfield.dscp': v.dscp, 'ip.dsfield.ecn': v.ecn,
     'ip.len': v.totalLen, 'ip.id': v.ident, 'ip.flags.rb': v.reservedFlag, 'ip.flags.df': v.dontFrag, 'ip.flags.mf': v.moreFrags,
-    'ip.frag_offset': v.fragOffset, 'ip.ttl': v.ttl, 'ip.proto': v.protocol, 'ip.checksum': v.checksum, 'ip.src': ipv4ToString(v.src),
+    // Wireshark 4.0 shows the offset as on the wire, in 8-byte units.
+    'ip.frag_offset': v.fragOffset >>> 3, 'ip.ttl': v.ttl, 'ip.proto': v.protocol, 'ip.checksum': v.checksum, 'ip.src': ipv4ToString(v.src),
     'ip.dst': ipv4ToString(v.dst),
   };
 }
@@ -187,13 +188,21 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       if (mss >= 0) f['tcp.options.mss_val'] = rd16(b, mss + 2);
       const ws = v.findOption(TCP_OPT_WSCALE);
       if (ws >= 0) f['tcp.options.wscale.shift'] = b[ws + 2]!;
-      if (v.findOption(TCP_OPT_SACK_PERMITTED) >= 0) f['tcp.options.sack_perm'] = true;
+      const kinds: number[] = [];
+      for (let p = v.optionsOffset, e = v.optionsOffset + v.optionsLen; p < e;) {
+        const k = b[p]!;
+        if (k === 0) break;
+        kinds.push(k);
+        p += k === 1 ? 1 : Math.max(2, b[p + 1] ?? 2);
+      }
+      if (kinds.length > 0) f['tcp.option_kind'] = kinds;
       out.push({ name: 'tcp', fields: f });
       return;
     }
     case 'vxlan': {
       const v = new VxlanView(b, o);
-      out.push({ name: 'vxlan', fields: { 'vxlan.flags': v.flags, 'vxlan.vni': v.vni } });
+      // Wireshark's vxlan.flags is the first 16 bits (flags byte and the reserved byte after it).
+      out.push({ name: 'vxlan', fields: { 'vxlan.flags': rd16(b, o), 'vxlan.vni': v.vni } });
       return;
     }
     case 'geneve': {
@@ -262,7 +271,7 @@ export function summarize(f: DecodedFrame): string {
       case 'ieee8021ad': parts.push(`s-vlan ${x['ieee8021ad.id']}`); break;
       case 'arp': parts.push(x['arp.opcode'] === 1 ? `ARP who-has ${x['arp.dst.proto_ipv4']} tell ${x['arp.src.proto_ipv4']}` : `ARP ${x['arp.src.proto_ipv4']} is-at ${x['arp.src.hw_mac']}`); break;
       case 'ip': {
-        const frag = x['ip.flags.mf'] === true || x['ip.frag_offset'] !== 0 ? ` frag off=${x['ip.frag_offset']}${x['ip.flags.mf'] === true ? ' MF' : ''}` : '';
+        const frag = x['ip.flags.mf'] === true || x['ip.frag_offset'] !== 0 ? ` frag off=${Number(x['ip.frag_offset']) * 8}${x['ip.flags.mf'] === true ? ' MF' : ''}` : '';
         parts.push(`IPv4 ${x['ip.src']} > ${x['ip.dst']} ttl ${x['ip.ttl']}${x['ip.flags.df'] === true ? ' DF' : ''}${frag}${x['ip.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`);
         break;
       }
