@@ -49,7 +49,8 @@ const IF_TSOFFSET = 14;
 const MIN_LEN = { any: 12, shb: 28, idb: 20, spb: 16, epb: 32, pb: 32 } as const;
 
 const utf8 = new TextEncoder();
-const utf8d = new TextDecoder('utf-8', { fatal: false });
+// ignoreBOM: a name that starts with U+FEFF keeps it (the default decoder would strip it).
+const utf8d = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 function pad4(n: number): number {
   return n + ((4 - (n % 4)) % 4);
