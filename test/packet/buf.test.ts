@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { HEADROOM, PacketBatch, PacketPool, TAILROOM } from '../src/packet/buf.js';
+import { HEADROOM, PacketBatch, PacketPool, TAILROOM } from '../../src/packet/buf.js';
 
 test('packet: push/pull/put/trim move the window and refuse to leave the buffer', () => {
   const pool = new PacketPool({ count: 1, frameCapacity: 1600 });
