@@ -31,12 +31,13 @@ export class HeaderParser {
   /** Parses an IPv4/IPv6 header at `off`; returns the L4 offset, or a negative DropReason. */
   private l3(b: Uint8Array, off: number, end: number, etherType: number): number {
     if (etherType === ETHERTYPE_IPV4) {
-      const v = this.v4.at(b, off);
-      const r = v.check(end - off);
+      const r = this.v4.at(b, off).check(end - off);
       if (r !== null) return -r;
-      this.proto = v.isFragment ? -1 : v.protocol;
-      this.l3End = off + v.totalLen;
-      return off + v.headerLen;
+      // After the check, read each field once (the getters would re-read the same bytes).
+      const fragWord = ((b[off + 6]! & 0x3f) << 8) | b[off + 7]!;
+      this.proto = fragWord !== 0 ? -1 : b[off + 9]!;
+      this.l3End = off + ((b[off + 2]! << 8) | b[off + 3]!);
+      return off + ((b[off]! & 0x0f) << 2);
     }
     if (etherType === ETHERTYPE_IPV6) {
       const v = this.v6.at(b, off);
@@ -82,9 +83,9 @@ export class HeaderParser {
     let r = this.l4(b, o);
     if (r !== 0) return r;
     if (this.proto !== IPPROTO_UDP) return 0;
-    const dport = this.udp.dstPort;
+    const dport = (b[o + 2]! << 8) | b[o + 3]!;
     let inner: number;
-    const tunEnd = o + this.udp.length;
+    const tunEnd = o + ((b[o + 4]! << 8) | b[o + 5]!);
     if (dport === VXLAN_UDP_PORT) {
       const x = this.vxlan.at(b, o + UDP_HEADER_LEN);
       r = x.check(tunEnd - x.off) ?? 0;

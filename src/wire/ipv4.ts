@@ -42,10 +42,13 @@ export class Ipv4View {
   /** `avail`: bytes from `off` to the end of the frame (link-layer padding may follow the datagram). */
   check(avail: number): DropReason | null {
     if (avail < IPV4_HEADER_LEN) return DropReason.Ipv4Truncated;
-    if (this.version !== 4) return DropReason.Ipv4BadVersion;
-    const hl = this.headerLen;
+    const b = this.bytes;
+    const o = this.off;
+    const vihl = b[o]!;
+    if (vihl >>> 4 !== 4) return DropReason.Ipv4BadVersion;
+    const hl = (vihl & 0x0f) << 2;
     if (hl < IPV4_HEADER_LEN || hl > avail) return DropReason.Ipv4BadHeaderLen;
-    const tl = this.totalLen;
+    const tl = (b[o + TOTAL_LEN]! << 8) | b[o + TOTAL_LEN + 1]!;
     if (tl < hl || tl > avail) return DropReason.Ipv4BadTotalLen;
     return null;
   }

@@ -1,0 +1,85 @@
+/**
+ * A small benchmark harness: each benchmark is calibrated to run about `roundMs` per round, warmed up,
+ * then measured over several rounds; the figure is the median rate, with min/max and relative standard
+ * deviation as the spread (this machine is shared and noisy — the spread says how much to trust it).
+ *
+ * Why not benchmark.js: its per-call function dispatch costs more than a 20-50 ns operation being
+ * measured, and it is unmaintained; here the measured loop is the benchmark's own.
+ */
+export interface Bench {
+  /** Figure name in bench-results.json, e.g. `wire.parse.vxlan-tcp`. */
+  name: string;
+  /** What one operation is, for the table. */
+  what: string;
+  /** Unit of the reported rate. */
+  unit: 'Mpps' | 'M/s' | 'Gbit/s' | 'datagrams/s' | 'events/s' | 'MB/s';
+  /** Runs `n` iterations; returns the number of operations done (e.g. packets) and a value to keep alive. */
+  run(n: number): { ops: number; sink: number };
+  /** Bytes per operation, to also report Gbit/s (optional). */
+  bytesPerOp?: number;
+  /** Target: the median rate must be at least this (in `unit`). */
+  target?: number;
+  /** Name of a benchmark in the same run this one is compared with (ratio reported). */
+  reference?: string;
+}
+
+export interface Figure {
+  value: number;
+  unit: string;
+  min: number;
+  max: number;
+  rsdPercent: number;
+  rounds: number;
+  nsPerOp: number;
+  target?: number;
+  meetsTarget?: boolean;
+  ratioToReference?: { reference: string; ratio: number };
+}
+
+const scale: Record<Bench['unit'], number> = { Mpps: 1e-6, 'M/s': 1e-6, 'Gbit/s': 1e-9, 'datagrams/s': 1, 'events/s': 1, 'MB/s': 1e-6 };
+
+let keepAlive = 0;
+
+export function measure(b: Bench, rounds = 7, roundMs = 250): Figure {
+  // Calibrate: grow n until one call takes ~roundMs/4, then size rounds from it.
+  let n = 1;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    keepAlive += b.run(n).sink;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms > roundMs / 4 || n > 1 << 30) { n = Math.max(1, Math.round((n * roundMs) / Math.max(ms, 0.001))); break; }
+    n *= 4;
+  }
+  keepAlive += b.run(n).sink; // warm-up round at full size
+  const rates: number[] = [];
+  let nsPerOpSum = 0;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = process.hrtime.bigint();
+    const { ops, sink } = b.run(n);
+    const ns = Number(process.hrtime.bigint() - t0);
+    keepAlive += sink;
+    const perSec = (ops / ns) * 1e9;
+    const value = b.unit === 'Gbit/s' ? perSec * (b.bytesPerOp ?? 0) * 8 * scale['Gbit/s'] : b.unit === 'MB/s' ? perSec * (b.bytesPerOp ?? 0) * 1e-6 : perSec * scale[b.unit];
+    rates.push(value);
+    nsPerOpSum += ns / ops;
+  }
+  rates.sort((a, b2) => a - b2);
+  const mean = rates.reduce((a, x) => a + x, 0) / rates.length;
+  const sd = Math.sqrt(rates.reduce((a, x) => a + (x - mean) ** 2, 0) / rates.length);
+  const fig: Figure = {
+    value: rates[rates.length >> 1]!,
+    unit: b.unit,
+    min: rates[0]!,
+    max: rates[rates.length - 1]!,
+    rsdPercent: (100 * sd) / mean,
+    rounds,
+    nsPerOp: nsPerOpSum / rounds,
+  };
+  if (b.target !== undefined) { fig.target = b.target; fig.meetsTarget = fig.value >= b.target; }
+  return fig;
+}
+
+/** Keeps benchmark results observable so the JIT cannot drop the measured work. */
+export function sinkValue(): number {
+  return keepAlive;
+}
