@@ -1,0 +1,24 @@
+/**
+ * seine's public API. Internals (anything not re-exported here) may change without notice.
+ */
+export * from './wire/bytes.js';
+export * from './wire/checksum.js';
+export * from './wire/drop.js';
+export * from './wire/ethernet.js';
+export * from './wire/arp.js';
+export * from './wire/ipv4.js';
+export * from './wire/ipv6.js';
+export * from './wire/icmpv4.js';
+export * from './wire/icmpv6.js';
+export * from './wire/udp.js';
+export * from './wire/tcp.js';
+export * from './wire/vxlan.js';
+export * from './wire/geneve.js';
+export * from './wire/gre.js';
+export * from './wire/esp.js';
+export * from './wire/stack.js';
+export * from './packet/buf.js';
+export * from './packet/parse.js';
+export * from './overlay/template.js';
+export * from './capture/index.js';
+export { decodeFrame, decodeLayers, summarize, type DecodedFrame, type DecodedLayer, type FieldValue } from './cli/decode.js';
