@@ -114,7 +114,8 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
     ip === null ? 0 : ip.v6 ? pseudoSumV6At(ip.bytes, ip.srcOff, ip.dstOff, proto, len)
       : onesSum(ip.bytes, ip.srcOff, 4, onesSum(ip.bytes, ip.dstOff, 4, proto + len));
 
-  while (p < end || next === NEXT_ETH) {
+  // Every step but "data" parses a header, so an expected header with no bytes left is a drop.
+  for (;;) {
     if (layers.length >= MAX_LAYERS) return fail(DropReason.TooManyLayers);
     const avail = end - p;
     switch (next) {
@@ -279,9 +280,11 @@ function pseudoFor(layers: readonly Layer[], ipIndex: number, proto: number, len
   if (l.kind !== 'ipv6') return 0;
   let dst = l.repr.dst;
   // RFC 8200 §8.1: with a Routing header, the final destination.
+  // Only this packet's own extension headers count: stop at the first layer that is not one.
   for (let i = ipIndex + 1; i < layers.length; i++) {
     const e = layers[i]!;
-    if (e.kind !== 'ipv6ext' || e.repr.headerType !== IPV6_NH_ROUTING) continue;
+    if (e.kind !== 'ipv6ext') break;
+    if (e.repr.headerType !== IPV6_NH_ROUTING) continue;
     const d = e.repr.data; // routing type at d[0], segments left at d[1], addresses from d[6]
     const addrs = (d.length - 6) >> 4;
     if (d[1]! > 0 && addrs > 0) {

@@ -1,0 +1,264 @@
+/**
+ * The `seine` command as a user runs it: the built `dist/src/cli/main.js` in a child process, from the
+ * project root, on captures written with seine's own pcapng writer. Exit statuses: 0 ok, 1 damaged
+ * input, 2 usage or input error; a user's mistake never shows a stack trace.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { PcapngWriter } from '../src/capture/index.js';
+import type { DecodedFrame } from '../src/cli/decode.js';
+import { compose } from '../src/wire/stack.js';
+import { memorySink } from './capture/util.js';
+import { CATALOGUE } from './peers/catalogue.js';
+
+/** This file runs as dist/test/cli.test.js: the project root is two levels up. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+const dir = mkdtempSync(join(tmpdir(), 'seine-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function seine(...args: string[]): Run {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  if (r.error !== undefined) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
+
+/** One line on stderr, no stack frames, no internal-error banner. */
+function assertOneLineMessage(r: Run): void {
+  assert.equal(lines(r.stderr).length, 1, `stderr: ${r.stderr}`);
+  assert.ok(r.stderr.endsWith('\n'));
+  assert.doesNotMatch(r.stderr, /^\s+at |\.js:\d+|internal error|Error:/m, r.stderr);
+}
+
+function frameOf(name: string): Uint8Array {
+  const c = CATALOGUE.find((f) => f.name === name);
+  if (c === undefined) throw new Error(`no catalogue frame '${name}'`);
+  return compose(c.layers);
+}
+
+const UDP = frameOf('ipv4 udp');
+const VXLAN = frameOf('vxlan over ipv4 (zero outer checksum) carrying ipv4 tcp');
+const GENEVE = frameOf('geneve over ipv6 with options carrying ipv4 icmp');
+const GRE = frameOf('gre with key carrying ethernet');
+/** The IPv4 header checksum (bytes 24-25 after a 14-byte Ethernet header) made wrong. */
+const BAD_CHECKSUM = UDP.slice();
+BAD_CHECKSUM[24] = BAD_CHECKSUM[24]! ^ 0x5a;
+/** 14 bytes of Ethernet and 16 of an IPv4 header: the record is shorter than the frame was. */
+const CUT = VXLAN.subarray(0, 30);
+
+const IFACES = ['veth-seine0', 'br-überlay'];
+/** Past 2^53, so a float would lose the last digits. */
+const T0 = 1_700_000_000_123_456_789n;
+const PACKETS: { iface: number; data: Uint8Array; origLen: number }[] = [
+  { iface: 0, data: UDP, origLen: UDP.length },
+  { iface: 1, data: VXLAN, origLen: VXLAN.length },
+  { iface: 0, data: GENEVE, origLen: GENEVE.length },
+  { iface: 1, data: GRE, origLen: GRE.length },
+  { iface: 0, data: BAD_CHECKSUM, origLen: BAD_CHECKSUM.length },
+  { iface: 1, data: CUT, origLen: VXLAN.length },
+];
+const ts = (i: number): bigint => T0 + BigInt(i) * 1_000_001n;
+
+/** The capture, and where each chunk (SHB, IDBs, EPBs) ends. */
+function capture(): { bytes: Uint8Array; ends: number[] } {
+  const m = memorySink();
+  const w = new PcapngWriter(m.sink);
+  for (const name of IFACES) w.addInterface(name);
+  PACKETS.forEach((p, i) => w.writePacket(p.iface, ts(i), p.data, p.origLen));
+  const ends: number[] = [];
+  let o = 0;
+  for (const c of m.chunks) ends.push((o += c.length));
+  return { bytes: m.bytes(), ends };
+}
+
+const CAP = capture();
+const GOOD = join(dir, 'good.pcapng');
+writeFileSync(GOOD, CAP.bytes);
+/** Cut 12 bytes into the last packet's block. */
+const TRUNCATED = join(dir, 'truncated.pcapng');
+writeFileSync(TRUNCATED, CAP.bytes.subarray(0, CAP.ends[CAP.ends.length - 2]! + 12));
+const GARBAGE = join(dir, 'garbage.bin');
+let goodJson: Run | null = null;
+/** `seine decode good.pcapng --json`, run once for the tests that read it. */
+const decodeGoodJson = (): Run => (goodJson ??= seine('decode', GOOD, '--json'));
+writeFileSync(GARBAGE, 'this is not a capture file, just some text\n'.repeat(4));
+
+test('cli: --help and decode --help exit 0 and describe decode and --json', () => {
+  for (const args of [['--help'], ['-h'], ['help'], ['decode', '--help']]) {
+    const r = seine(...args);
+    assert.equal(r.status, 0, args.join(' '));
+    assert.match(r.stdout, /decode/);
+    assert.match(r.stdout, /--json/);
+    assert.match(r.stdout, /--limit/);
+    assert.equal(r.stderr, '');
+  }
+});
+
+test('cli: --version prints the package version', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const r = seine('--version');
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout.trim(), pkg.version);
+});
+
+test('cli: no arguments prints the usage and exits 2', () => {
+  const r = seine();
+  assert.equal(r.status, 2);
+  assert.match(r.stdout + r.stderr, /usage: seine/);
+});
+
+test('cli: an unknown command exits 2 with a one-line message', () => {
+  const r = seine('frobnicate');
+  assert.equal(r.status, 2);
+  assertOneLineMessage(r);
+  assert.match(r.stderr, /unknown command 'frobnicate'/);
+  assert.equal(r.stdout, '');
+});
+
+test('cli: usage mistakes in decode exit 2 with a one-line message', () => {
+  const cases: [string[], RegExp][] = [
+    [['decode', GOOD, '--frobnicate'], /unknown option '--frobnicate'/],
+    [['decode', '-x', GOOD], /unknown option '-x'/],
+    [['decode'], /which capture/],
+    [['decode', GOOD, GOOD], /one capture file at a time/],
+    [['decode', GOOD, '--limit'], /--limit expects a positive integer/],
+    [['decode', GOOD, '--limit', '0'], /--limit expects a positive integer, got '0'/],
+    [['decode', GOOD, '--limit', 'two'], /--limit expects a positive integer, got 'two'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = seine(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assertOneLineMessage(r);
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+});
+
+test('cli: a missing file or a directory exits 2 naming it', () => {
+  const missing = join(dir, 'no-such.pcapng');
+  let r = seine('decode', missing);
+  assert.equal(r.status, 2);
+  assertOneLineMessage(r);
+  assert.ok(r.stderr.includes(missing), r.stderr);
+  assert.match(r.stderr, /no such file/);
+  r = seine('decode', dir);
+  assert.equal(r.status, 2);
+  assertOneLineMessage(r);
+  assert.ok(r.stderr.includes(dir), r.stderr);
+});
+
+test('cli: decode prints one summary line per frame', () => {
+  const r = seine('decode', GOOD);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const out = lines(r.stdout);
+  assert.equal(out.length, PACKETS.length);
+  out.forEach((l, i) => assert.match(l, new RegExp(`^\\s*${i + 1} `), l));
+  assert.ok(out[0]!.includes('1700000000.123456789'), out[0]);
+  assert.match(out[0]!, /IPv4 10\.0\.0\.1 > 10\.0\.0\.2 .*UDP 33333 > 9999 len 12/);
+  assert.match(out[1]!, /VXLAN vni 5001/);
+  assert.match(out[1]!, /IPv4 192\.168\.10\.1 > 192\.168\.10\.2.* \/ UDP 51234 > 4789 .* \/ VXLAN vni 5001 \/ .* \/ IPv4 10\.244\.1\.5 > 10\.244\.2\.7 .* \/ TCP 45678 > 443/);
+  assert.match(out[2]!, /Geneve vni 7 2 options C/);
+  assert.match(out[3]!, /GRE proto 0x6558 key 4660/);
+  assert.match(out[4]!, /BAD-CHECKSUM/);
+  assert.match(out[5]!, /!! Ipv4Truncated at byte 14$/);
+  for (const l of out.slice(0, 4)) assert.doesNotMatch(l, /!!|BAD-CHECKSUM/, l);
+});
+
+test('cli: decode --json prints one JSON object per frame, layers outer to inner', () => {
+  const r = decodeGoodJson();
+  assert.equal(r.status, 0, r.stderr);
+  const frames = lines(r.stdout).map((l) => JSON.parse(l) as DecodedFrame);
+  assert.equal(frames.length, PACKETS.length);
+  frames.forEach((f, i) => {
+    assert.equal(f.frame, i + 1);
+    assert.equal(f.timestampNs, ts(i).toString());
+    assert.equal(f.interface, IFACES[PACKETS[i]!.iface]);
+    assert.equal(f.len, PACKETS[i]!.data.length);
+    assert.equal(f.origLen, PACKETS[i]!.origLen);
+  });
+  assert.equal(frames[0]!.timestampNs, '1700000000123456789');
+  const names = (f: DecodedFrame): string[] => f.layers.map((l) => l.name);
+  assert.deepStrictEqual(names(frames[0]!), ['eth', 'ip', 'udp', 'data']);
+  assert.deepStrictEqual(names(frames[1]!), ['eth', 'ip', 'udp', 'vxlan', 'eth', 'ip', 'tcp', 'data']);
+  assert.deepStrictEqual(names(frames[2]!), ['eth', 'ipv6', 'udp', 'geneve', 'eth', 'ip', 'icmp']);
+  assert.deepStrictEqual(names(frames[3]!), ['eth', 'ip', 'gre', 'eth', 'ip', 'udp', 'data']);
+  const vx = frames[1]!.layers;
+  assert.equal(vx[3]!.fields['vxlan.vni'], 5001);
+  assert.equal(vx[1]!.fields['ip.src'], '192.168.10.1');
+  assert.equal(vx[5]!.fields['ip.src'], '10.244.1.5');
+  assert.equal(vx[2]!.fields['udp.checksum.status'], 'not present');
+  assert.equal(vx[6]!.fields['tcp.checksum.status'], 'good');
+  assert.deepStrictEqual(frames[2]!.layers[3]!.fields['geneve.option.class'], [0x0104, 0xffff]);
+  for (const f of frames.slice(0, 4)) assert.equal(f.drop, undefined);
+});
+
+test('cli: a bad IPv4 header checksum shows as ip.checksum.status "bad"', () => {
+  const r = decodeGoodJson();
+  const line = lines(r.stdout)[4]!;
+  assert.ok(line.includes('"ip.checksum.status":"bad"'), line);
+  const f = JSON.parse(line) as DecodedFrame;
+  assert.equal(f.layers[1]!.fields['ip.checksum.status'], 'bad');
+  assert.equal(f.drop, undefined);
+  const good = JSON.parse(lines(r.stdout)[0]!) as DecodedFrame;
+  assert.equal(good.layers[1]!.fields['ip.checksum.status'], 'good');
+});
+
+test('cli: a truncated frame in a valid capture shows its drop reason and offset', () => {
+  const r = decodeGoodJson();
+  assert.equal(r.status, 0);
+  const f = JSON.parse(lines(r.stdout)[5]!) as DecodedFrame;
+  assert.deepStrictEqual(f.drop, { reason: 'Ipv4Truncated', offset: 14 });
+  assert.deepStrictEqual(f.layers.map((l) => l.name), ['eth']);
+  assert.equal(f.len, 30);
+  assert.equal(f.origLen, VXLAN.length);
+});
+
+test('cli: --limit N stops after N frames', () => {
+  for (const json of [false, true]) {
+    for (const n of [1, 3]) {
+      const r = seine('decode', '--limit', String(n), GOOD, ...(json ? ['--json'] : []));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(lines(r.stdout).length, n);
+    }
+  }
+  const r = seine('decode', GOOD, '--limit', '100');
+  assert.equal(lines(r.stdout).length, PACKETS.length);
+});
+
+test('cli: a capture truncated mid-record prints the frames before the damage, then exits 1', () => {
+  for (const json of [false, true]) {
+    const r = seine('decode', TRUNCATED, ...(json ? ['--json'] : []));
+    assert.equal(r.status, 1, r.stderr);
+    const out = lines(r.stdout);
+    assert.equal(out.length, PACKETS.length - 1);
+    if (json) out.forEach((l, i) => assert.equal((JSON.parse(l) as DecodedFrame).frame, i + 1));
+    assertOneLineMessage(r);
+    assert.ok(r.stderr.includes(TRUNCATED), r.stderr);
+    assert.match(r.stderr, /Truncated/);
+    assert.match(r.stderr, new RegExp(`after ${PACKETS.length - 1} frame`));
+  }
+});
+
+test('cli: a file that is not a capture exits 1 with BadMagic', () => {
+  const r = seine('decode', GARBAGE);
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, '');
+  assertOneLineMessage(r);
+  assert.match(r.stderr, /BadMagic/);
+  assert.ok(r.stderr.includes(GARBAGE), r.stderr);
+});
