@@ -237,10 +237,8 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         const v = new TcpView(bytes, p);
         const r = parseTcp(v, avail);
         if (typeof r === 'number') return fail(r);
-        const len = tcpBufferLen(r);
         layers.push({ kind: 'tcp', repr: r, off: p, len: v.headerLen, checksumOk: ip === null ? null : v.verifyChecksum(pseudo(IPPROTO_TCP, avail), avail) });
         p += v.headerLen;
-        void len;
         next = -1;
         break;
       }
