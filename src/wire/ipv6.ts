@@ -103,6 +103,23 @@ function extLen(bytes: Uint8Array, o: number, nh: number): number {
   return -1;
 }
 
+/**
+ * RFC 8200 §8.1: with a Routing header whose segments left is non-zero, the upper-layer pseudo-header
+ * uses the final destination. `typeOff` is the offset of the routing-type octet (header start + 2),
+ * `end` the end of the header. Returns the offset of the final destination, or -1 when this header
+ * does not name one. Type 0 (deprecated) and 2 list addresses after the first 8 bytes with the final
+ * one last; type 4 (SRH, RFC 8754 §4.1) lists segments in reverse, so the final one is first.
+ */
+export function routingFinalDst(bytes: Uint8Array, typeOff: number, end: number): number {
+  const first = typeOff + 6;
+  const addrs = (end - first) >> 4;
+  if (addrs <= 0 || bytes[typeOff + 1]! === 0) return -1;
+  const type = bytes[typeOff]!;
+  if (type === 0 || type === 2) return first + 16 * (addrs - 1);
+  if (type === 4) return first;
+  return -1;
+}
+
 /** What `walkIpv6` found. Allocate one and reuse it: the walk itself allocates nothing. */
 export class Ipv6Walk {
   /** Protocol of the first header that is not an extension header (59 when there is none). */
@@ -151,15 +168,8 @@ export function walkIpv6(bytes: Uint8Array, off: number, end: number, out: Ipv6W
     }
     if (end - p < 2 || end - p < len) return DropReason.Ipv6ExtTruncated;
     if (nh === IPV6_NH_ROUTING) {
-      const type = bytes[p + 2]!;
-      const segLeft = bytes[p + 3]!;
-      if (segLeft > 0) {
-        // Type 0 (deprecated) and 2 list addresses after 8 bytes, the final one last; type 4 (SRH,
-        // RFC 8754 §4.1) lists segments in reverse, so the final destination is the first entry.
-        const addrs = (len - 8) >> 4;
-        if ((type === 0 || type === 2) && addrs > 0) out.pseudoDstOff = p + 8 + 16 * (addrs - 1);
-        else if (type === 4 && addrs > 0) out.pseudoDstOff = p + 8;
-      }
+      const d = routingFinalDst(bytes, p + 2, p + len);
+      if (d >= 0) out.pseudoDstOff = d;
     }
     nh = bytes[p]!;
     p += len;

@@ -25,7 +25,7 @@ import {
 } from './ipv4.js';
 import {
   emitIpv6, emitIpv6Ext, emitIpv6Frag, isGenericExtHeader, ipv6ExtBufferLen, Ipv6FragView, Ipv6View, parseIpv6, parseIpv6Ext,
-  parseIpv6Frag, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_MAX_EXT_HEADERS, IPV6_NH_FRAGMENT, IPV6_NH_ROUTING,
+  parseIpv6Frag, routingFinalDst, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_MAX_EXT_HEADERS, IPV6_NH_FRAGMENT, IPV6_NH_ROUTING,
   type Ipv6ExtRepr, type Ipv6FragRepr, type Ipv6Repr,
 } from './ipv6.js';
 import { emitTcp, parseTcp, tcpBufferLen, TcpView, type TcpRepr } from './tcp.js';
@@ -174,11 +174,9 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
           if (typeof e === 'number') return fail(e);
           const len = ipv6ExtBufferLen(e);
           layers.push({ kind: 'ipv6ext', repr: e, off: p, len, checksumOk: null });
-          if (nh === IPV6_NH_ROUTING && bytes[p + 3]! > 0) {
-            const type = bytes[p + 2]!;
-            const addrs = (len - 8) >> 4;
-            if ((type === 0 || type === 2) && addrs > 0) ip.dstOff = p + 8 + 16 * (addrs - 1);
-            else if (type === 4 && addrs > 0) ip.dstOff = p + 8;
+          if (nh === IPV6_NH_ROUTING) {
+            const d = routingFinalDst(bytes, p + 2, p + len);
+            if (d >= 0) ip.dstOff = d;
           }
           p += len;
           nh = e.nextHeader;
@@ -277,18 +275,14 @@ function pseudoFor(layers: readonly Layer[], ipIndex: number, proto: number, len
   if (l.kind === 'ipv4') return pseudoSumV4(l.repr.src, l.repr.dst, proto, len);
   if (l.kind !== 'ipv6') return 0;
   let dst = l.repr.dst;
-  // RFC 8200 §8.1: with a Routing header, the final destination.
   // Only this packet's own extension headers count: stop at the first layer that is not one.
   for (let i = ipIndex + 1; i < layers.length; i++) {
     const e = layers[i]!;
     if (e.kind !== 'ipv6ext') break;
     if (e.repr.headerType !== IPV6_NH_ROUTING) continue;
-    const d = e.repr.data; // routing type at d[0], segments left at d[1], addresses from d[6]
-    const addrs = (d.length - 6) >> 4;
-    if (d[1]! > 0 && addrs > 0) {
-      if (d[0] === 0 || d[0] === 2) dst = d.subarray(6 + 16 * (addrs - 1), 6 + 16 * addrs);
-      else if (d[0] === 4) dst = d.subarray(6, 22);
-    }
+    // The repr's data starts at the routing-type octet.
+    const at = routingFinalDst(e.repr.data, 0, e.repr.data.length);
+    if (at >= 0) dst = e.repr.data.subarray(at, at + 16);
   }
   const tmp = new Uint8Array(32);
   tmp.set(l.repr.src, 0);
