@@ -4,8 +4,9 @@
  * anything else. Operation numbers other than request and reply (RARP, InARP, …) are kept as numbers so
  * they survive a round trip.
  */
-import { EMPTY, rd16, rd32, rdMac, wr16, wr32, wrMac } from './bytes.js';
+import { rd16, rd32, rdMac, wr16, wr32, wrMac } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** Length of an Ethernet/IPv4 ARP packet; longer frames carry link-layer padding after it. */
 export const ARP_HEADER_LEN = 28;
@@ -31,16 +32,7 @@ const TPA = 24;
 const FIXED_LEN = 8;
 
 /** A view of an ARP packet at `bytes[off]`; allocates nothing. */
-export class ArpView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class ArpView extends WireView {
   /**
    * `avail` is the number of bytes from `off` to the end of the frame. Unsupported hardware is reported
    * as soon as the 8-byte fixed part is there, before the address fields (whose length depends on it).

@@ -17,8 +17,9 @@
  * An SPI of zero is reserved and never sent (RFC 4303 §2.1); on UDP port 4500 four zero bytes in its place
  * are the non-ESP marker of an IKE message (RFC 3948 §2.2), which the caller separates before parsing.
  */
-import { EMPTY, rd32, wr32 } from './bytes.js';
+import { rd32, wr32 } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** SPI and sequence number. */
 export const ESP_HEADER_LEN = 8;
@@ -35,16 +36,7 @@ const SPI = 0;
 const SEQ = 4;
 
 /** A zero-allocation view of an ESP packet whose header is at `bytes[off]`. */
-export class EspView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class EspView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the enclosing IP (or UDP) payload. */
   check(avail: number): DropReason | null {
     return avail < ESP_HEADER_LEN ? DropReason.EspTruncated : null;

@@ -6,8 +6,9 @@
  * whose `etherType` may be a TPID, and `VlanView` sits 2 bytes before a tag's TCI so that its
  * `etherType` is the type that follows the tag.
  */
-import { EMPTY, rd16, rdMac, wr16, wrMac } from './bytes.js';
+import { rd16, rdMac, wr16, wrMac } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 export const ETH_HEADER_LEN = 14;
 export const VLAN_TAG_LEN = 4;
@@ -30,13 +31,7 @@ export function isVlanTpid(t: number): boolean {
   return t === ETHERTYPE_VLAN || t === ETHERTYPE_QINQ;
 }
 
-export class EthernetView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
+export class EthernetView extends WireView {
   check(avail: number): DropReason | null {
     return avail < ETH_HEADER_LEN ? DropReason.EthTruncated : null;
   }
@@ -51,13 +46,7 @@ export class EthernetView {
 }
 
 /** A tag's TCI and the EtherType after it; `off` is the offset of the TCI. */
-export class VlanView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
+export class VlanView extends WireView {
   check(avail: number): DropReason | null {
     return avail < VLAN_TAG_LEN ? DropReason.VlanTruncated : null;
   }

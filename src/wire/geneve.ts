@@ -19,8 +19,9 @@
  * ```
  * Option offsets are absolute indices into `bytes`, like `off`.
  */
-import { EMPTY, rd16, rd24, wr16, wr24 } from './bytes.js';
+import { rd16, rd24, wr16, wr24 } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** The IANA-assigned UDP destination port (RFC 8926 §3.3). */
 export const GENEVE_UDP_PORT = 6081;
@@ -58,16 +59,7 @@ export function geneveOptionKey(optionClass: number, type: number): number {
 }
 
 /** A zero-allocation view of a Geneve header and its options at `bytes[off]`. */
-export class GeneveView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class GeneveView extends WireView {
   /**
    * `avail` is the number of bytes from `off` to the end of the enclosing UDP payload. Checks the base
    * header, that the options area fits in `avail`, and that the options tile the area exactly.

@@ -14,9 +14,10 @@
  * source route and the top recursion bit), while bits 6-12 MUST be ignored on receipt. `check` follows
  * that; `reserved0` shows all of them to a decoder, and `emitGre` writes them as zero.
  */
-import { EMPTY, rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, rd32, wr16, wr32 } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** Protocol type of transparent Ethernet bridging: the payload is an Ethernet frame. */
 export const GRE_PROTO_TEB = 0x6558;
@@ -44,16 +45,7 @@ export function greHeaderLen(flagsVersion: number): number {
 }
 
 /** A zero-allocation view of a GRE header at `bytes[off]`. */
-export class GreView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class GreView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the enclosing IP payload. */
   check(avail: number): DropReason | null {
     if (avail < GRE_HEADER_LEN) return DropReason.GreTruncated;

@@ -11,9 +11,10 @@
  *   emitted as zero, as are bytes 4-7 of time exceeded (RFC 792). RFC 4884's length byte in those unused
  *   bytes is therefore not kept.
  */
-import { EMPTY, rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, rd32, wr16, wr32 } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** Type, code, checksum and the 4-byte "rest of header". */
 export const ICMPV4_HEADER_LEN = 8;
@@ -57,16 +58,7 @@ const SEQ = 6;
 const NEXT_HOP_MTU = 6;
 
 /** A view of an ICMPv4 message at `bytes[off]`; allocates nothing. */
-export class Icmpv4View {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class Icmpv4View extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the IP payload, i.e. the message length. */
   check(avail: number): DropReason | null {
     return avail < ICMPV4_HEADER_LEN ? DropReason.Icmpv4Truncated : null;

@@ -15,9 +15,10 @@
  *   are emitted as zero and not kept.
  * Router Solicitation/Advertisement and Redirect are `'other'`; their options are not walked.
  */
-import { EMPTY, rd16, rd32, rdMac, wr16, wr32, wrMac } from './bytes.js';
+import { rd16, rd32, rdMac, wr16, wr32, wrMac } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** Type, code, checksum and the 4-byte message body every ICMPv6 message starts with. */
 export const ICMPV6_HEADER_LEN = 8;
@@ -118,16 +119,7 @@ function walkNdOptions(b: Uint8Array, start: number, end: number, want: number):
 }
 
 /** A view of an ICMPv6 message at `bytes[off]`; allocates nothing except where a getter says so. */
-export class Icmpv6View {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class Icmpv6View extends WireView {
   /**
    * `avail` is the number of bytes from `off` to the end of the IPv6 payload, i.e. the message length.
    * For NS and NA the target must be there and the options must be well formed (RFC 4861 §7.1.1, §7.1.2).

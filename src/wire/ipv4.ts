@@ -2,9 +2,10 @@
  * IPv4 (RFC 791): header with options, the header checksum (RFC 1071), DF/MF and the fragment offset.
  * The fragment offset is exposed in bytes (the wire carries 8-byte units), as Wireshark shows it.
  */
-import { EMPTY, rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, rd32, wr16, wr32 } from './bytes.js';
 import { checksum, finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_HEADER_LEN = 60;
@@ -32,13 +33,7 @@ const FLAG_RB = 0x8000;
 const FLAG_DF = 0x4000;
 const FLAG_MF = 0x2000;
 
-export class Ipv4View {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
+export class Ipv4View extends WireView {
   /** `avail`: bytes from `off` to the end of the frame (link-layer padding may follow the datagram). */
   check(avail: number): DropReason | null {
     if (avail < IPV4_HEADER_LEN) return DropReason.Ipv4Truncated;

@@ -3,8 +3,9 @@
  * that finds the upper-layer header, the fragment header and the destination the upper-layer checksum
  * uses (§8.1: the final destination when a Routing header is present).
  */
-import { EMPTY, rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, rd32, wr16, wr32 } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 export const IPV6_HEADER_LEN = 40;
 export const IPV6_FRAG_HEADER_LEN = 8;
@@ -28,13 +29,7 @@ const HOP_LIMIT = 7;
 const SRC = 8;
 const DST = 24;
 
-export class Ipv6View {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
+export class Ipv6View extends WireView {
   /** `avail`: bytes from `off` to the end of the frame (link-layer padding may follow the packet). */
   check(avail: number): DropReason | null {
     if (avail < IPV6_HEADER_LEN) return DropReason.Ipv6Truncated;
@@ -66,13 +61,7 @@ export class Ipv6View {
 }
 
 /** The Fragment header (RFC 8200 §4.5). */
-export class Ipv6FragView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
+export class Ipv6FragView extends WireView {
   check(avail: number): DropReason | null {
     return avail < IPV6_FRAG_HEADER_LEN ? DropReason.Ipv6FragTruncated : null;
   }

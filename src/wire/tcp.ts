@@ -10,9 +10,10 @@
  * length (e.g. an MSS option of length 6) is not rejected: like Linux, it is treated as not that option,
  * and `parseTcp` keeps it as `'unknown'` so it still round-trips.
  */
-import { EMPTY, rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, rd32, wr16, wr32 } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** The header without options. */
 export const TCP_HEADER_LEN = 20;
@@ -86,16 +87,7 @@ function walkOptions(b: Uint8Array, start: number, end: number, want: number): n
 }
 
 /** A view of a TCP segment at `bytes[off]`; allocates nothing. */
-export class TcpView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class TcpView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the IP payload, i.e. the segment length. */
   check(avail: number): DropReason | null {
     if (avail < TCP_HEADER_LEN) return DropReason.TcpTruncated;

@@ -3,9 +3,10 @@
  * length check that returns a drop reason, getters and setters, payload accessors, then a plain `Repr`
  * with parse / bufferLen / emit. After `check` passes, no accessor can read outside the frame.
  */
-import { EMPTY, rd16, wr16 } from './bytes.js';
+import { rd16, wr16 } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 export const UDP_HEADER_LEN = 8;
 const SRC_PORT = 0;
@@ -13,16 +14,7 @@ const DST_PORT = 2;
 const LENGTH = 4;
 const CHECKSUM = 6;
 
-export class UdpView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class UdpView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the enclosing IP payload. */
   check(avail: number): DropReason | null {
     if (avail < UDP_HEADER_LEN) return DropReason.UdpTruncated;

@@ -10,8 +10,9 @@
  * Only the I bit has a meaning. Reserved bits are sent as zero and ignored on receipt (RFC 7348 §5), so a
  * set reserved bit is not a drop; `flags`, `reserved1` and `reserved2` expose them for a decoder.
  */
-import { EMPTY, rd24, wr24 } from './bytes.js';
+import { rd24, wr24 } from './bytes.js';
 import { DropReason } from './drop.js';
+import { WireView } from './view.js';
 
 /** The IANA-assigned UDP destination port (RFC 7348 §5). */
 export const VXLAN_UDP_PORT = 4789;
@@ -25,16 +26,7 @@ const VNI = 4;
 const RESERVED2 = 7;
 
 /** A zero-allocation view of a VXLAN header at `bytes[off]`. */
-export class VxlanView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
-
-  /** Re-points the view without allocating. */
-  at(bytes: Uint8Array, off: number): this {
-    this.bytes = bytes;
-    this.off = off;
-    return this;
-  }
-
+export class VxlanView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the enclosing UDP payload. */
   check(avail: number): DropReason | null {
     if (avail < VXLAN_HEADER_LEN) return DropReason.VxlanTruncated;
