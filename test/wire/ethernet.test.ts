@@ -6,6 +6,7 @@ import {
   emitEthernet, ethernetBufferLen, ethPayload, EthernetView, parseEthernet, VlanView,
   ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, MAX_VLAN_TAGS, type EthernetRepr,
 } from '../../src/wire/ethernet.js';
+import { ethernetReprArb } from '../arbitraries.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
 
 // scapy: raw(Ether(dst="01:00:5e:00:00:fb", src="02:42:ac:11:00:02", type=0x0800))
@@ -63,13 +64,6 @@ test('ethernet: truncated frames and tag stacks are drop reasons', () => {
   assert.equal(parseEthernet(new EthernetView(deep, 0), deep.length), DropReason.VlanTooManyTags);
   assert.equal(ethPayload(deep, 0, deep.length, new Uint16Array(1)), -DropReason.VlanTooManyTags);
 });
-
-const macArb = fc.integer({ min: 0, max: 0xffff_ffff_ffff });
-const tagArb = fc.record({ tpid: fc.constantFrom(ETHERTYPE_VLAN, ETHERTYPE_QINQ), pcp: fc.integer({ min: 0, max: 7 }), dei: fc.boolean(), vid: fc.integer({ min: 0, max: 4095 }) }, { noNullPrototype: true });
-export const ethernetReprArb = fc.record({
-  dst: macArb, src: macArb, vlans: fc.array(tagArb, { maxLength: 2 }),
-  etherType: fc.integer({ min: 0x600, max: 0xffff }).filter((t) => t !== ETHERTYPE_VLAN && t !== ETHERTYPE_QINQ),
-}, { noNullPrototype: true });
 
 test('ethernet: emit then parse is the identity', () => {
   fc.assert(fc.property(ethernetReprArb, (repr) => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { DropReason } from '../../src/wire/drop.js';
 import { emitIpv4, ipv4BufferLen, Ipv4View, parseIpv4, type Ipv4Repr } from '../../src/wire/ipv4.js';
+import { ipv4ReprArb } from '../arbitraries.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
 
 // scapy: raw(IP(src="192.168.0.1", dst="192.168.0.199", id=0x1c46, flags="DF", ttl=64, proto=17, tos=0xb8)/Raw(b"\0"*4))
@@ -87,15 +88,6 @@ test('ipv4: malformed headers are drop reasons', () => {
   const padded = new Uint8Array(46); padded.set(PLAIN);
   assert.deepEqual(parseIpv4(new Ipv4View(padded, 0), padded.length), PLAIN_REPR);
 });
-
-const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
-export const ipv4ReprArb = fc.record({
-  src: u32, dst: u32, protocol: fc.integer({ min: 0, max: 255 }), ttl: fc.integer({ min: 0, max: 255 }),
-  dscp: fc.integer({ min: 0, max: 63 }), ecn: fc.integer({ min: 0, max: 3 }), ident: fc.integer({ min: 0, max: 0xffff }),
-  dontFrag: fc.boolean(), moreFrags: fc.boolean(), fragOffset: fc.integer({ min: 0, max: 0x1fff }).map((x) => x * 8),
-  options: fc.integer({ min: 0, max: 10 }).chain((w) => fc.uint8Array({ minLength: 4 * w, maxLength: 4 * w })),
-  payloadLen: fc.integer({ min: 0, max: 64 }),
-}, { noNullPrototype: true });
 
 test('ipv4: emit then parse is the identity', () => {
   fc.assert(fc.property(ipv4ReprArb, (repr) => {

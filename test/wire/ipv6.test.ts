@@ -7,6 +7,7 @@ import {
   emitIpv6, emitIpv6Ext, emitIpv6Frag, Ipv6FragView, Ipv6View, Ipv6Walk, ipv6ExtBufferLen, parseIpv6, parseIpv6Ext,
   parseIpv6Frag, walkIpv6, IPV6_MAX_EXT_HEADERS, type Ipv6Repr,
 } from '../../src/wire/ipv6.js';
+import { ipv6ReprArb } from '../arbitraries.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
 
 // scapy: raw(IPv6(src="fe80::1", dst="2001:db8::2", tc=0x2e, fl=0x12345, hlim=255, nh=59)/Raw(b"xy"))
@@ -90,12 +91,6 @@ test('ipv6: malformed packets are drop reasons', () => {
   for (let i = 0; i < n; i++) chain[40 + 8 * i] = i === n - 1 ? 59 : 60;
   assert.equal(walkIpv6(chain, 0, chain.length, w), DropReason.Ipv6TooManyExtHeaders);
 });
-
-const addr = fc.uint8Array({ minLength: 16, maxLength: 16 });
-export const ipv6ReprArb = fc.record({
-  src: addr, dst: addr, nextHeader: fc.integer({ min: 0, max: 255 }), hopLimit: fc.integer({ min: 0, max: 255 }),
-  trafficClass: fc.integer({ min: 0, max: 255 }), flowLabel: fc.integer({ min: 0, max: 0xfffff }), payloadLen: fc.integer({ min: 0, max: 64 }),
-}, { noNullPrototype: true });
 
 test('ipv6: emit then parse is the identity (header, fragment, extension)', () => {
   fc.assert(fc.property(ipv6ReprArb, (repr) => {

@@ -22,9 +22,7 @@ import { VXLAN_UDP_PORT } from '../../src/wire/vxlan.js';
 import { dirty, hex, guarded } from '../helpers.js';
 import { CATALOGUE, data, eth, ip4, udp } from '../peers/catalogue.js';
 // Importing these registers their tests in this file's run as well (about half a second).
-import { ethernetReprArb } from './ethernet.test.js';
-import { ipv4ReprArb } from './ipv4.test.js';
-import { ipv6ReprArb } from './ipv6.test.js';
+import { ethernetReprArb, ipv4ReprArb, ipv6ReprArb } from '../arbitraries.js';
 
 const NNP = { noNullPrototype: true } as const;
 const u8 = fc.integer({ min: 0, max: 0xff });
