@@ -1,30 +1,48 @@
 /**
- * Outer headers for VXLAN encapsulation, built once per tunnel and patched per packet (as OVS's native
- * tunnels do): the IP length, the IPv4 identification and header checksum, the UDP length, and the UDP
- * source port taken from the inner flow's hash (RFC 7348 §5) in a configurable range.
+ * Outer headers for VXLAN (RFC 7348) and Geneve (RFC 8926) encapsulation, built once per tunnel and
+ * patched per packet (as OVS's native tunnels do): the IP length, the IPv4 identification and header
+ * checksum, the UDP length, the VNI, and the UDP source port taken from the inner flow's hash (RFC 7348
+ * §5, RFC 8926 §3.3) in a configurable range.
  *
- * The IPv4 header checksum is finished from a precomputed partial sum, so the per-packet cost is a
- * 50-byte copy and a handful of stores. Over IPv4 the UDP checksum is zero by default, as Linux sends
- * it; over IPv6 it is always computed (RFC 8200 §8.1).
+ * The IPv4 header checksum is finished from a precomputed partial sum of the fixed fields plus the length
+ * and identification (the VNI and the ports lie outside the IP header and do not touch it), so the
+ * per-packet cost is one header copy and a handful of stores.
+ * Over IPv4 the UDP checksum is zero by default, as Linux sends it; over IPv6 it is always computed
+ * (RFC 8200 §8.1; the zero checksum RFC 6935 allows for tunnels is refused by a receiver unless enabled
+ * for the port, RFC 6935 §5). When computed it covers the whole datagram, so it is filled in after the
+ * VNI is written.
+ *
+ * Geneve options given in the configuration are sent on every packet, and the header's C bit is set if
+ * and only if one of them is critical (RFC 8926 §3.4, §3.5).
  */
 import type { PacketBuf } from '../packet/buf.js';
 import { wr16 } from '../wire/bytes.js';
 import { fold, onesSum, pseudoSumV6At } from '../wire/checksum.js';
-import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import {
+  geneveCriticalFlag, GENEVE_MAX_OPTION_DATA_LEN, GENEVE_MAX_OPTIONS_LEN, GENEVE_OPTION_HEADER_LEN, GENEVE_UDP_PORT,
+  type GeneveOption,
+} from '../wire/geneve.js';
 import { IPV4_HEADER_LEN, IPPROTO_UDP } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { compose, type Layer } from '../wire/stack.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
-import { VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
+import { VXLAN_UDP_PORT } from '../wire/vxlan.js';
+
+/** The tunnel header a template emits after the outer UDP header. */
+export type TunnelKind = 'vxlan' | 'geneve';
 
 export type Underlay =
   | { family: 4; src: number; dst: number }
   | { family: 6; src: Uint8Array; dst: Uint8Array };
 
-export interface VxlanTunnelConfig {
+export interface TunnelTemplateConfig {
+  kind: TunnelKind;
+  /** Outer Ethernet source and destination (48-bit numbers). */
   srcMac: number;
   dstMac: number;
   underlay: Underlay;
+  /** The VNI written into `header`; `encap` overwrites it per packet. 24 bits. */
   vni: number;
   /** Default 64. */
   ttl?: number;
@@ -33,19 +51,66 @@ export interface VxlanTunnelConfig {
   /** UDP source port range from the flow hash; default 49152–65535 (RFC 7348 §5). */
   srcPortMin?: number;
   srcPortMax?: number;
-  /** Default 4789. */
+  /** Default 4789 for VXLAN, 6081 for Geneve. */
   dstPort?: number;
   /** Compute the outer UDP checksum over IPv4 too (always over IPv6). Default false. */
   udpChecksum?: boolean;
+  /**
+   * Geneve only: options sent on every packet, in this order. Each option's data is a multiple of 4
+   * bytes, at most 124; the options with their 4-byte headers take at most 252 bytes (RFC 8926 §3.4).
+   */
+  options?: readonly GeneveOption[];
 }
 
-export class VxlanTemplate {
-  /** The outer headers with every per-packet field zero. */
+/** Offset of the 24-bit VNI within both the VXLAN and the Geneve header. */
+const TUNNEL_VNI_OFFSET = 4;
+
+const isUint = (v: number, max: number): boolean => Number.isInteger(v) && v >= 0 && v <= max;
+
+/** Checks a configuration, throwing a RangeError that names the first bad field. */
+function validate(cfg: TunnelTemplateConfig): void {
+  if (cfg.kind !== 'vxlan' && cfg.kind !== 'geneve') throw new RangeError(`tunnel kind ${String(cfg.kind)} is not 'vxlan' or 'geneve'`);
+  if (!isUint(cfg.vni, 0xffffff)) throw new RangeError(`VNI ${cfg.vni} is not a 24-bit number`);
+  const min = cfg.srcPortMin ?? 49152;
+  const max = cfg.srcPortMax ?? 65535;
+  if (!(isUint(min, 65535) && isUint(max, 65535) && min >= 1 && min <= max)) throw new RangeError(`${cfg.kind} source port range ${min}-${max} is not within 1-65535`);
+  if (cfg.dstPort !== undefined && !(isUint(cfg.dstPort, 65535) && cfg.dstPort >= 1)) throw new RangeError(`${cfg.kind} destination port ${cfg.dstPort} is not within 1-65535`);
+  if (cfg.ttl !== undefined && !(isUint(cfg.ttl, 255) && cfg.ttl >= 1)) throw new RangeError(`TTL ${cfg.ttl} is not within 1-255`);
+  const opts = cfg.options ?? [];
+  if (cfg.kind !== 'geneve' && opts.length > 0) throw new RangeError(`${cfg.kind} carries no options: options are for geneve only`);
+  let total = 0;
+  for (let i = 0; i < opts.length; i++) {
+    const o = opts[i]!;
+    if (!isUint(o.class, 0xffff)) throw new RangeError(`geneve option ${i}: class ${o.class} is not a 16-bit number`);
+    if (!isUint(o.type, 0xff)) throw new RangeError(`geneve option ${i}: type ${o.type} is not an 8-bit number`);
+    const n = o.data.length;
+    if (n % 4 !== 0 || n > GENEVE_MAX_OPTION_DATA_LEN) throw new RangeError(`geneve option ${i}: data of ${n} bytes must be a multiple of 4, at most ${GENEVE_MAX_OPTION_DATA_LEN}`);
+    total += GENEVE_OPTION_HEADER_LEN + n;
+  }
+  if (total > GENEVE_MAX_OPTIONS_LEN) throw new RangeError(`geneve options take ${total} bytes: at most ${GENEVE_MAX_OPTIONS_LEN}`);
+}
+
+/**
+ * The outer Ethernet, IP, UDP and tunnel headers of one tunnel. Build it when the tunnel is configured;
+ * `encap` then costs a copy of `header` and a few stores per packet, and allocates nothing.
+ */
+export class TunnelTemplate {
+  readonly kind: TunnelKind;
+  /**
+   * The outer headers with every per-packet field zero (IP length, IPv4 id and checksum, UDP source
+   * port, length and checksum), except the VNI, which holds the configured default.
+   */
   readonly header: Uint8Array;
+  /** Length of all the outer headers: what `encap` prepends. */
   readonly headerLen: number;
+  /** Length of the tunnel header itself (8 for VXLAN, 8 + options for Geneve). */
+  readonly tunnelHeaderLen: number;
+  /** The configured default VNI (the one in `header`). */
+  readonly vni: number;
   private readonly v6: boolean;
   private readonly l3: number;
   private readonly l4: number;
+  private readonly vniAt: number;
   private readonly portMin: number;
   private readonly portSpan: number;
   private readonly csumV4: boolean;
@@ -55,24 +120,34 @@ export class VxlanTemplate {
   private readonly pseudo: number;
   private ident = 0;
 
-  constructor(cfg: VxlanTunnelConfig) {
+  /** Throws a RangeError for a configuration that cannot be encoded (see `TunnelTemplateConfig`). */
+  constructor(cfg: TunnelTemplateConfig) {
+    validate(cfg);
     const u = cfg.underlay;
+    this.kind = cfg.kind;
+    this.vni = cfg.vni;
     this.v6 = u.family === 6;
     this.portMin = cfg.srcPortMin ?? 49152;
-    const max = cfg.srcPortMax ?? 65535;
-    if (!(this.portMin >= 1 && max <= 65535 && this.portMin <= max)) throw new RangeError(`VXLAN source port range ${this.portMin}-${max} is not within 1-65535`);
-    if (!(cfg.vni >= 0 && cfg.vni <= 0xffffff)) throw new RangeError(`VNI ${cfg.vni} is not a 24-bit number`);
-    this.portSpan = max - this.portMin + 1;
+    this.portSpan = (cfg.srcPortMax ?? 65535) - this.portMin + 1;
     this.csumV4 = cfg.udpChecksum ?? false;
     const ttl = cfg.ttl ?? 64;
+    const geneve = cfg.kind === 'geneve';
+    const options = [...(cfg.options ?? [])];
     const eth: Layer = { kind: 'eth', repr: { dst: cfg.dstMac, src: cfg.srcMac, vlans: [], etherType: this.v6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4 } };
     const ip: Layer = u.family === 4
       ? { kind: 'ipv4', repr: { src: u.src, dst: u.dst, protocol: IPPROTO_UDP, ttl, dscp: 0, ecn: 0, ident: 0, dontFrag: cfg.dontFrag ?? false, moreFrags: false, fragOffset: 0, options: new Uint8Array(0), payloadLen: 0 } }
       : { kind: 'ipv6', repr: { src: u.src, dst: u.dst, nextHeader: IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 } };
-    this.header = compose([eth, ip, { kind: 'udp', repr: { srcPort: 0, dstPort: cfg.dstPort ?? VXLAN_UDP_PORT }, zeroChecksum: true }, { kind: 'vxlan', repr: { vni: cfg.vni } }]);
+    const udp: Layer = { kind: 'udp', repr: { srcPort: 0, dstPort: cfg.dstPort ?? (geneve ? GENEVE_UDP_PORT : VXLAN_UDP_PORT) }, zeroChecksum: true };
+    const tunnel: Layer = geneve
+      ? { kind: 'geneve', repr: { vni: cfg.vni, protocolType: ETHERTYPE_TEB, oam: false, critical: geneveCriticalFlag(options), options } }
+      : { kind: 'vxlan', repr: { vni: cfg.vni } };
+    // compose copies the option data: later changes to the caller's arrays do not reach the template.
+    this.header = compose([eth, ip, udp, tunnel]);
     this.headerLen = this.header.length;
     this.l3 = ETH_HEADER_LEN;
     this.l4 = ETH_HEADER_LEN + (this.v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN);
+    this.tunnelHeaderLen = this.headerLen - this.l4 - UDP_HEADER_LEN;
+    this.vniAt = this.l4 + UDP_HEADER_LEN + TUNNEL_VNI_OFFSET;
     const h = this.header;
     // Zero what is patched per packet, then take the partial sums.
     if (!this.v6) { wr16(h, this.l3 + 2, 0); wr16(h, this.l3 + 10, 0); }
@@ -85,16 +160,20 @@ export class VxlanTemplate {
       : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
   }
 
-  /** The UDP source port for a flow hash: multiply-shift into the range, as Linux does. */
+  /**
+   * The UDP source port for a flow hash: multiply-shift into the range, as Linux does. It uses the hash's
+   * high bits, so the hash must be well mixed there (`innerFlowHash` is).
+   */
   srcPort(flowHash: number): number {
     return this.portMin + Math.floor(((flowHash >>> 0) * this.portSpan) / 4294967296);
   }
 
   /**
-   * Prepends the outer headers to the frame in `p` (moving `start` into the headroom) and sets `p.l2/l3/l4`
-   * to the outer layers, `p.innerL2` to the old start. Returns false when the headroom is short.
+   * Prepends the outer headers to the frame in `p` (moving `start` into the headroom), writes the low 24
+   * bits of `vni` into the VXLAN or Geneve header, and sets `p.l2/l3/l4` to the outer layers and
+   * `p.innerL2` to the old start. Returns false, changing nothing, when the headroom is short.
    */
-  encap(p: PacketBuf, flowHash: number): boolean {
+  encap(p: PacketBuf, flowHash: number, vni: number): boolean {
     const innerLen = p.end - p.start;
     const at = p.push(this.headerLen);
     if (at < 0) return false;
@@ -102,9 +181,12 @@ export class VxlanTemplate {
     b.set(this.header, at);
     const l3 = at + this.l3;
     const l4 = at + this.l4;
-    const udpLen = innerLen + VXLAN_HEADER_LEN + UDP_HEADER_LEN;
-    const sport = this.srcPort(flowHash);
-    wr16(b, l4, sport);
+    const v = at + this.vniAt;
+    b[v] = (vni >>> 16) & 0xff;
+    b[v + 1] = (vni >>> 8) & 0xff;
+    b[v + 2] = vni & 0xff;
+    const udpLen = innerLen + this.tunnelHeaderLen + UDP_HEADER_LEN;
+    wr16(b, l4, this.srcPort(flowHash));
     wr16(b, l4 + 4, udpLen);
     if (this.v6) {
       wr16(b, l3 + 4, udpLen);
@@ -117,13 +199,14 @@ export class VxlanTemplate {
       wr16(b, l3 + 10, ~fold(this.ipSum + total + id) & 0xffff);
       if (this.csumV4) this.fillUdpChecksum(b, l4, udpLen);
     }
-    p.innerL2 = p.start + this.headerLen;
+    p.innerL2 = at + this.headerLen;
     p.l2 = at;
     p.l3 = l3;
     p.l4 = l4;
     return true;
   }
 
+  /** Over the whole datagram (header, tunnel header with its VNI, inner frame); 0 is sent as 0xffff. */
   private fillUdpChecksum(b: Uint8Array, l4: number, udpLen: number): void {
     const c = ~fold(onesSum(b, l4, udpLen, this.pseudo + udpLen)) & 0xffff;
     wr16(b, l4 + 6, c === 0 ? 0xffff : c);

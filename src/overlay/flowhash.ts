@@ -1,0 +1,110 @@
+/**
+ * The inner-flow hash a VTEP puts into the outer UDP source port, so that the underlay's ECMP and RSS
+ * spread tunnels by the flows they carry: "a hash of fields from the inner packet's headers" (RFC 7348
+ * §5; RFC 8926 §3.3 asks the same of Geneve).
+ *
+ * Hashed, in this order, in 32-bit words (each word bijectively mixed in, so a change to one word always
+ * changes the hash):
+ * - the destination and source MACs;
+ * - the VLAN ID (not PCP or DEI, which are QoS marks a flow may change) of up to two 802.1Q/802.1ad tags;
+ * - the EtherType and, for IPv4 or IPv6, the protocol (IPv6: the fixed header's next header — extension
+ *   headers are not walked), the source and destination addresses;
+ * - for UDP, TCP and SCTP, the two ports — except in an IPv4 fragment (MF set or offset ≠ 0), whose
+ *   later pieces carry no ports: all fragments of a datagram keep one hash.
+ *
+ * TTL, identification, checksums, lengths, DSCP/ECN and the payload are never read, so every packet of a
+ * flow gets the same hash. A truncated frame hashes what is present, as if zero-padded. The mixing is
+ * MurmurHash3's (x86_32) block step, finished with its fmix32 so that all 32 bits are well mixed: the
+ * template maps the hash with a multiply-shift, which uses the high bits.
+ */
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from '../wire/ethernet.js';
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const IPPROTO_SCTP = 132;
+/** The MF flag and the fragment offset in the IPv4 flags/offset word. */
+const IPV4_FRAG_MASK = 0x3fff;
+/** An arbitrary seed, so that an all-zero frame does not hash to zero. */
+const SEED = 0x5e1e_f10b;
+
+/**
+ * Big-endian 32-bit word at `o` as an int32; bytes at or past `end` read as zero. Never reads outside
+ * [o, end). Small enough for V8 to inline at every call site; the rare short read is out of line.
+ */
+function word(b: Uint8Array, o: number, end: number): number {
+  return o + 4 <= end ? (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]! : shortWord(b, o, end);
+}
+
+function shortWord(b: Uint8Array, o: number, end: number): number {
+  let w = 0;
+  for (let i = 0; i < 4; i++) w = (w << 8) | (o + i < end ? b[o + i]! : 0);
+  return w;
+}
+
+/** MurmurHash3 block step: a bijection of `h` for any fixed `k`, and of `k` for any fixed `h`. */
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** MurmurHash3 finaliser: every input bit affects every output bit. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * A 32-bit unsigned hash of the inner flow of the Ethernet frame at `b[off, end)` (see the module
+ * comment for the fields). Reads nothing outside `[off, end)` (nor outside `b`), never throws and
+ * allocates nothing.
+ */
+export function innerFlowHash(b: Uint8Array, off: number, end: number): number {
+  if (end > b.length) end = b.length;
+  if (!(off >= 0)) off = 0;
+  // Few call sites, so that V8 inlines every `word` and `mix` within its budget.
+  let h = SEED;
+  for (let o = off; o < off + 12; o += 4) h = mix(h, word(b, o, end));
+  let p = off + 12;
+  // The EtherType (or TPID) and the two bytes after it.
+  let w = word(b, p, end);
+  for (let tags = 0; tags < 2 && (w >>> 16 === ETHERTYPE_VLAN || w >>> 16 === ETHERTYPE_QINQ); tags++) {
+    // TPID and VID, without PCP and DEI.
+    h = mix(h, w & 0xffff_0fff);
+    p += 4;
+    w = word(b, p, end);
+  }
+  const etherType = w >>> 16;
+  const l3 = p + 2;
+  const version = l3 < end ? b[l3]! >>> 4 : 0;
+  let proto = 0;
+  // The source and destination addresses are [addr, addrEnd): empty for anything but IP.
+  let addr = 0;
+  let addrEnd = 0;
+  // Where the ports are, or -1 when they are unknown.
+  let l4 = -1;
+  if (etherType === ETHERTYPE_IPV4 && version === 4) {
+    proto = l3 + 9 < end ? b[l3 + 9]! : 0;
+    addr = l3 + 12;
+    addrEnd = l3 + 20;
+    const ihl = (b[l3]! & 0x0f) << 2;
+    // A bad header length leaves the ports unknown; so does a fragment (flags/offset: low half of word 1).
+    if (ihl >= 20 && (word(b, l3 + 4, end) & IPV4_FRAG_MASK) === 0) l4 = l3 + ihl;
+  } else if (etherType === ETHERTYPE_IPV6 && version === 6) {
+    proto = l3 + 6 < end ? b[l3 + 6]! : 0;
+    addr = l3 + 8;
+    addrEnd = l3 + 40;
+    l4 = addrEnd;
+  }
+  h = mix(h, (etherType << 16) | proto);
+  for (let o = addr; o < addrEnd; o += 4) h = mix(h, word(b, o, end));
+  if (l4 >= 0 && (proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_SCTP)) h = mix(h, word(b, l4, end));
+  return fmix32(h);
+}
