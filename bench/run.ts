@@ -7,9 +7,10 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measure, sinkValue, type Bench, type Figure } from './harness.js';
 import { wireBenches } from './wire.js';
+import { datapathBenches } from './datapath.js';
 
 const filters = process.argv.slice(2);
-const all: Bench[] = [...wireBenches()];
+const all: Bench[] = [...wireBenches(), ...datapathBenches()];
 const chosen = filters.length === 0 ? all : all.filter((b) => filters.some((f) => b.name.startsWith(f)));
 if (chosen.length === 0) {
   process.stderr.write(`bench: nothing matches ${filters.join(' ')}; names: ${all.map((b) => b.name).join(', ')}\n`);

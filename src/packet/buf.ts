@@ -42,17 +42,31 @@ export class PacketBuf {
   inPort = -1;
   segment = 0;
   flowHash = 0;
+  /** Chosen egress: a port index (-1 none, -2 flood) and its auxiliary (the remote VTEP for a tunnel). */
+  outPort = -1;
+  outAux = 0;
+  /** Set by decapsulation: the VNI, the remote VTEP's index, and where the Geneve options were. */
+  tunVni = -1;
+  tunVtep = -1;
+  tunOptOff = -1;
+  tunOptLen = 0;
   /** When set, every stage records what it decided for this packet. */
   traced = false;
   /** Owned by a pool while free; guards against double free. */
   free = false;
+  /** A DataView over `data` with the same indexes: multi-byte reads on hot paths are one load each. */
+  readonly view: DataView;
 
   constructor(
     /** The whole backing array: headroom + capacity + tailroom. */
     readonly data: Uint8Array,
     /** Index of this buffer in its pool, or -1. */
     readonly slot = -1,
-  ) {}
+    /** The pool it came from, or null. */
+    readonly pool: PacketPool | null = null,
+  ) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
 
   get length(): number { return this.end - this.start; }
   get headroom(): number { return this.start; }
@@ -62,10 +76,40 @@ export class PacketBuf {
   reset(): void {
     this.start = this.end = Math.min(HEADROOM, this.data.length);
     this.l2 = this.l3 = this.l4 = this.innerL2 = this.innerL3 = this.innerL4 = -1;
+    this.clearMeta();
+  }
+
+  /** Forgets the datapath metadata (not the contents or the layer offsets). */
+  clearMeta(): void {
     this.inPort = -1;
     this.segment = 0;
     this.flowHash = 0;
+    this.outPort = -1;
+    this.outAux = 0;
+    this.tunVni = -1;
+    this.tunVtep = -1;
+    this.tunOptOff = -1;
+    this.tunOptLen = 0;
     this.traced = false;
+  }
+
+  /** Copies the metadata of `o` (for a flooded copy). */
+  copyMeta(o: PacketBuf): void {
+    this.inPort = o.inPort;
+    this.segment = o.segment;
+    this.flowHash = o.flowHash;
+    this.outPort = o.outPort;
+    this.outAux = o.outAux;
+    this.tunVni = o.tunVni;
+    this.tunVtep = o.tunVtep;
+    this.tunOptOff = -1;
+    this.tunOptLen = 0;
+    this.traced = o.traced;
+  }
+
+  /** Gives the buffer back to its pool (no-op for a buffer that has none). */
+  release(): void {
+    this.pool?.release(this);
   }
 
   /** Grows the window by `n` bytes in front; returns the new start, or -1 when headroom is short. */
@@ -131,7 +175,7 @@ export class PacketPool {
     this.bufferSize = (HEADROOM + this.frameCapacity + TAILROOM + 63) & ~63;
     const slab = new Uint8Array(this.bufferSize * opts.count);
     for (let i = 0; i < opts.count; i++) {
-      const b = new PacketBuf(slab.subarray(i * this.bufferSize, (i + 1) * this.bufferSize), i);
+      const b = new PacketBuf(slab.subarray(i * this.bufferSize, (i + 1) * this.bufferSize), i, this);
       b.free = true;
       this.all.push(b);
     }

@@ -61,3 +61,18 @@ export function pseudoSumV4At(b: Uint8Array, srcOff: number, dstOff: number, pro
 export function pseudoSumV6At(b: Uint8Array, srcOff: number, dstOff: number, nextHeader: number, length: number): number {
   return onesSum(b, srcOff, 16, onesSum(b, dstOff, 16, nextHeader + (length >>> 16) + (length & 0xffff)));
 }
+
+/**
+ * Whether the IPv4 header of `hl` bytes at `off` has a valid checksum. The common 20-byte header is
+ * summed unrolled (the per-packet check on every tunnel packet received).
+ */
+export function ipv4HeaderValid(b: Uint8Array, off: number, hl: number): boolean {
+  if (hl !== 20) return checksum(b, off, hl) === 0;
+  let s = ((b[off]! << 8) | b[off + 1]!) + ((b[off + 2]! << 8) | b[off + 3]!) + ((b[off + 4]! << 8) | b[off + 5]!)
+    + ((b[off + 6]! << 8) | b[off + 7]!) + ((b[off + 8]! << 8) | b[off + 9]!) + ((b[off + 10]! << 8) | b[off + 11]!)
+    + ((b[off + 12]! << 8) | b[off + 13]!) + ((b[off + 14]! << 8) | b[off + 15]!) + ((b[off + 16]! << 8) | b[off + 17]!)
+    + ((b[off + 18]! << 8) | b[off + 19]!);
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return s === 0xffff;
+}

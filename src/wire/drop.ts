@@ -57,6 +57,29 @@ export enum DropReason {
   FrameTooShort,
   FrameTooLong,
   TooManyLayers,
+  // Datapath: ports and switching
+  PortDown,
+  VlanNotAllowed,
+  SrcMacGroup,
+  SameAsIngress,
+  NoEgressPort,
+  PoolExhausted,
+  QueueFull,
+  MtuExceeded,
+  HeadroomShort,
+  // Datapath: gateway routing
+  NoRoute,
+  NeighborUnresolved,
+  TtlExceeded,
+  GatewayNotHandled,
+  // Datapath: tunnel ports
+  TunnelNotForUs,
+  TunnelFragment,
+  UnknownVni,
+  UnknownVtep,
+  UdpZeroChecksumV6,
+  GeneveNotEthernet,
+  GeneveUnknownCriticalOption,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */

@@ -1,0 +1,179 @@
+/**
+ * Datapath benchmarks (issue 3): one core, in process, 64-byte frames, a warm MAC table of 10,000
+ * entries, batches of 64. The frames are built once; "devices" at the edges hand the very same buffers
+ * back to the next round, so what is measured is the bridge pipeline (and the tunnel), not frame
+ * building. Reference points (FD.io VPP, single core): L2 bridge with MAC learning 10.4 Mpps, L2 over
+ * VXLAN 6.5 Mpps.
+ */
+import { Bridge } from '../src/datapath/bridge.js';
+import type { Device, Receiver } from '../src/datapath/device.js';
+import { vethPair } from '../src/datapath/device.js';
+import { PacketBatch, PacketPool, type PacketBuf } from '../src/packet/buf.js';
+import { compose } from '../src/wire/stack.js';
+import type { GeneveOption } from '../src/wire/geneve.js';
+import type { Bench } from './harness.js';
+import { eth, ip4, udp, zeros } from '../test/peers/catalogue.js';
+
+const BATCH = 64;
+const MACS = Number(process.env.BENCH_MACS ?? 10_000);
+const PORTS = 4;
+
+/** A device that keeps nothing: packets handed to it stay owned by the bench, which feeds them again. */
+class BenchSink implements Device {
+  readonly linkUp = true;
+  count = 0;
+  constructor(readonly name: string, readonly mac = 0, readonly mtu = 1500) {}
+  transmit(batch: PacketBatch): void {
+    this.count += batch.length;
+    batch.clear();
+  }
+  setReceiver(_rx: Receiver | null): void {}
+  setLinkListener(): void {}
+}
+
+const macOf = (i: number): number => 0x020000000000 + i;
+
+/** A 64-byte frame (60 + FCS on the wire): Ethernet + IPv4 + UDP + 18 bytes. */
+function frame64(src: number, dst: number, flow: number): Uint8Array {
+  const f = compose([eth(0x0800, [], src, dst), ip4('10.0.0.1', '10.0.0.2', 17), udp(1024 + (flow & 0x3fff), 4000), zeros(18)]);
+  if (f.length !== 60) throw new Error(`bench frame is ${f.length} bytes`);
+  return f;
+}
+
+/** Simple deterministic PRNG (xorshift32) so runs are comparable. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x;
+  };
+}
+
+interface Feed {
+  /** Batches of pre-built packets per ingress port, cycled through. */
+  sets: PacketBuf[][];
+}
+
+function buildSets(pool: PacketPool, count: number, make: (r: () => number, k: number) => Uint8Array, seed: number): PacketBuf[][] {
+  const r = rng(seed);
+  const sets: PacketBuf[][] = [];
+  for (let s = 0; s < count; s++) {
+    const set: PacketBuf[] = [];
+    for (let j = 0; j < BATCH; j++) {
+      const p = pool.alloc()!;
+      p.load(make(r, s * BATCH + j));
+      set.push(p);
+    }
+    sets.push(set);
+  }
+  return sets;
+}
+
+function l2Bench(): Bench {
+  let t = 0;
+  const clock = { now: () => (t += 1000) };
+  const pool = new PacketPool({ count: PORTS * 16 * BATCH + 1024, frameCapacity: 2048 });
+  const br = new Bridge({ name: 'bench', pool, clock, macTable: { capacity: 16384 } });
+  const sinks = Array.from({ length: PORTS }, (_, k) => new BenchSink(`p${k}`));
+  const ports = sinks.map((d, k) => br.addPort(`p${k}`, d));
+  // Warm the table: MAC i lives behind port i % PORTS.
+  for (let i = 0; i < MACS; i++) br.macs.learn(0, macOf(i), ports[i % PORTS]!.index, 0, 0);
+  const feeds: Feed[] = ports.map((_, k) => ({
+    sets: buildSets(pool, 16, (r, n) => {
+      const src = (r() % (MACS / PORTS)) * PORTS + k;
+      let dst = r() % MACS;
+      if (dst % PORTS === k) dst = (dst + 1) % MACS;
+      return frame64(macOf(src), macOf(dst), n);
+    }, 7 + k),
+  }));
+  const batch = new PacketBatch(BATCH);
+  return {
+    name: 'datapath.l2.forward',
+    what: 'L2 forwarding: learn + lookup + output, 64-byte frames, 4 ports, warm table of 10,000 MACs, batches of 64',
+    unit: 'Mpps',
+    target: 10,
+    bytesPerOp: 64,
+    run(n) {
+      let ops = 0;
+      for (let i = 0; i < n; i++) {
+        const k = i % PORTS;
+        const f = feeds[k]!;
+        const set = f.sets[(i >>> 2) & 15]!;
+        batch.clear();
+        for (let j = 0; j < BATCH; j++) batch.add(set[j]!);
+        br.receive(ports[k]!, batch);
+        ops += BATCH;
+      }
+      let s = 0;
+      for (const d of sinks) s += d.count;
+      if (s < ops) throw new Error(`l2 bench: ${ops - s} frames not forwarded`);
+      for (const d of sinks) d.count = 0;
+      return { ops, sink: s };
+    },
+  };
+}
+
+/**
+ * Two nodes, each a bridge with one pod port and an l2 tunnel port, joined by a veth underlay: pod frames
+ * on node A are encapsulated, cross the underlay, are decapsulated on node B and delivered to its pod.
+ */
+function tunnelBench(kind: 'vxlan' | 'geneve', options: readonly GeneveOption[], target: number, name: string, what: string): Bench {
+  let t = 0;
+  const clock = { now: () => (t += 1000) };
+  const pool = new PacketPool({ count: 16 * BATCH + 1024, frameCapacity: 2048 });
+  const [ua, ub] = vethPair('underlay-a', 'underlay-b', { macA: 0x0a0000000001, macB: 0x0a0000000002 });
+  const podA = new BenchSink('podA');
+  const podB = new BenchSink('podB');
+  const mk = (nm: string, under: Device, local: string, remote: string, remoteMac: number, pod: Device): Bridge => {
+    const br = new Bridge({ name: nm, pool, clock, macTable: { capacity: 16384 } });
+    br.addPort('pod', pod);
+    br.addTunnel('tun0', under, { kind, mode: 'l2', localIp: local, ...(options.length > 0 ? { options, knownOptions: options.map((o) => ({ class: o.class, type: o.type })) } : {}) });
+    br.addVtep('tun0', { ip: remote, mac: remoteMac, vnis: [5000] });
+    br.mapVni('tun0', 5000, 0);
+    return br;
+  };
+  const a = mk('a', ua, '192.168.1.1', '192.168.1.2', 0x0a0000000002, podA);
+  const b = mk('b', ub, '192.168.1.2', '192.168.1.1', 0x0a0000000001, podB);
+  // Warm tables: 5,000 MACs behind each pod; each node knows the other's behind the tunnel (VTEP 0).
+  const half = MACS / 2;
+  for (let i = 0; i < MACS; i++) {
+    const local = i < half;
+    a.macs.learn(0, macOf(i), local ? a.port('pod').index : a.port('tun0').index, 0, 0);
+    b.macs.learn(0, macOf(i), local ? b.port('tun0').index : b.port('pod').index, 0, 0);
+  }
+  const sets = buildSets(pool, 16, (r, n) => frame64(macOf(r() % half), macOf(half + (r() % half)), n), 11);
+  const start = sets[0]![0]!.start;
+  const batch = new PacketBatch(BATCH);
+  const pod = a.port('pod');
+  return {
+    name, what, unit: 'Mpps', target, bytesPerOp: 64,
+    run(n) {
+      let ops = 0;
+      for (let i = 0; i < n; i++) {
+        const set = sets[i & 15]!;
+        batch.clear();
+        for (let j = 0; j < BATCH; j++) {
+          const p = set[j]!;
+          // Decapsulation leaves the window on the inner frame, where it started.
+          if (p.start !== start) throw new Error(`${name}: buffer not back at its inner frame`);
+          batch.add(p);
+        }
+        a.receive(pod, batch);
+        ops += BATCH;
+      }
+      if (podB.count !== ops) throw new Error(`${name}: ${ops - podB.count} frames lost`);
+      podB.count = 0;
+      return { ops, sink: ops };
+    },
+  };
+}
+
+export function datapathBenches(): Bench[] {
+  return [
+    l2Bench(),
+    tunnelBench('vxlan', [], 5, 'datapath.vxlan.roundtrip', 'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames'),
+    tunnelBench('geneve', [{ class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) }], 4, 'datapath.geneve.roundtrip', 'the same over Geneve with one 8-byte critical option (checked against the known-options list)'),
+  ];
+}

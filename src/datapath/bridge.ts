@@ -1,0 +1,714 @@
+/**
+ * The bridge: the pipeline every frame of a node goes through, the same code in the simulator and on a
+ * live node. A batch received on a port passes the stages in order, each filtering the batch in place:
+ *
+ *   ingress      count, port state, frame length (tunnel ports: decapsulate)
+ *   classify     VLAN: access or trunk, 802.1Q pop; source MAC sanity
+ *   learn        (segment, source MAC) → port (tunnel ports in l2 mode: → remote VTEP)
+ *   lookup       (segment, destination MAC) → port, or flood; frames for the gateway are routed
+ *   encapsulate  for tunnel egress: outer headers from the VTEP's template
+ *   output       VLAN push, MTU, counters; queued per port and handed to devices at the end of the batch
+ *
+ * Floods go to every other port that carries the segment, never back out of the ingress port; frames from
+ * a tunnel never flood into a tunnel (split horizon); an l2 tunnel port replicates to each VTEP of the
+ * segment's VNI. Copies come from the packet pool; the original goes to the last destination.
+ *
+ * Accounting, checked by the tests: for the bridge, Σ rx + flood copies = Σ tx + Σ drops over all ports
+ * (the gateway port included: frames delivered to the gateway count as its tx, frames it emits as its rx);
+ * inside the gateway, its tx = its rx − generated + its own drops + consumed.
+ *
+ * When a packet carries the trace flag, each stage reports its decision to `trace`.
+ */
+import type { MacTableOptions } from './mactable.js';
+import { LearnResult, MacTable } from './mactable.js';
+import type { PacketBatch, PacketBuf, PacketPool } from '../packet/buf.js';
+import { PacketBatch as Batch } from '../packet/buf.js';
+import { macToString, rdMac, ipv4ToString, ipv6ToString, hex, rd16 } from '../wire/bytes.js';
+import { DropReason, dropReasonName } from '../wire/drop.js';
+import { ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
+import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
+import type { Device } from './device.js';
+import { Gateway, GatewayVerdict, GLOBAL_VIRTUAL_MAC, type GatewayConfig } from './gateway.js';
+import { Port, type PortKind, type VlanConfig } from './port.js';
+import type { Stage, TraceSink, TraceValue } from './trace.js';
+
+/** The clock a bridge reads once per batch: nanoseconds, virtual in the simulator. */
+export interface Clock {
+  now(): number;
+}
+
+export interface BridgeOptions {
+  /** The node's name, used in trace records. */
+  name: string;
+  /** Buffers for flood copies and frames the gateway builds. */
+  pool: PacketPool;
+  clock: Clock;
+  macTable?: MacTableOptions;
+  /** Frames that may wait while the bridge is busy (a device delivering from inside a batch). Default 4096. */
+  queueCapacity?: number;
+}
+
+export interface PortOptions extends VlanConfig {
+  /** Default: the device's MTU. */
+  mtu?: number;
+  /** Default: the device's MAC. */
+  mac?: number;
+}
+
+export interface GatewayPortOptions extends GatewayConfig {
+  name: string;
+  mac: number;
+  /** The segment (VLAN) the pods and the gateway share. Default 0. */
+  vlan?: number;
+  mtu?: number;
+}
+
+/** `outPort` value meaning "flood on the segment". */
+export const FLOOD = -2;
+
+export class Bridge {
+  readonly name: string;
+  readonly macs: MacTable;
+  /** Ports by index; a removed port leaves a hole (indexes stay stable for MAC entries and routes). */
+  readonly ports: Array<Port | null> = [];
+  /** Where trace records of traced packets go. */
+  trace: TraceSink | null = null;
+  /** Extra copies made by floods (a flood to k ports makes k − 1). */
+  floodCopies = 0;
+  private readonly pool: PacketPool;
+  private readonly clock: Clock;
+  private readonly byName = new Map<string, Port>();
+  private readonly tunnels: Array<Tunnel | null> = [];
+  private gw: Gateway | null = null;
+  private gwPort: Port | null = null;
+  private busy = false;
+  private now = 0;
+  /** Ports with frames waiting in `out`. */
+  private readonly dirty: Port[] = [];
+  /** Frames that arrived while busy: their port indexes and buffers, a ring. */
+  private readonly qPort: Int32Array;
+  private readonly qPkt: Array<PacketBuf | null>;
+  private qHead = 0;
+  private qLen = 0;
+  private readonly drainBatch = new Batch();
+  /** Flood destinations of the packet being flooded: (port, aux) pairs. */
+  private floodPorts: Int32Array = new Int32Array(256);
+  private floodAux: Int32Array = new Int32Array(256);
+  private floodCopiesBuf: Array<PacketBuf | null> = new Array<PacketBuf | null>(256).fill(null);
+
+  constructor(opts: BridgeOptions) {
+    this.name = opts.name;
+    this.pool = opts.pool;
+    this.clock = opts.clock;
+    this.macs = new MacTable(opts.macTable);
+    const q = opts.queueCapacity ?? 4096;
+    this.qPort = new Int32Array(q);
+    this.qPkt = new Array<PacketBuf | null>(q).fill(null);
+  }
+
+  // ---- building a node ----------------------------------------------------------------------------------
+
+  private newPort(name: string, kind: PortKind, mac: number, mtu: number, device: Device | null): Port {
+    if (name === '' || this.byName.has(name)) throw new RangeError(`bridge ${this.name}: port name "${name}" is ${name === '' ? 'empty' : 'already used'}`);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`bridge ${this.name}: port ${name}: MTU ${mtu} is not 68-65535`);
+    const port = new Port(this.ports.length, name, kind, mac, mtu, device);
+    this.ports.push(port);
+    this.tunnels.push(null);
+    this.byName.set(name, port);
+    return port;
+  }
+
+  private plug(port: Port, device: Device): void {
+    port.linkUp = device.linkUp;
+    device.setReceiver((batch) => this.receive(port, batch));
+    device.setLinkListener((up) => this.setLink(port, up));
+  }
+
+  /** Plugs a device (a veth end, a TAP, a simulated link) into a new port. */
+  addPort(name: string, device: Device, opts: PortOptions = {}, kind: 'veth' | 'device' = 'device'): Port {
+    const port = this.newPort(name, kind, opts.mac ?? device.mac, opts.mtu ?? device.mtu, device);
+    try {
+      port.setVlans(opts, `bridge ${this.name}: port ${name}`);
+    } catch (e) {
+      this.removePort(port);
+      throw e;
+    }
+    this.plug(port, device);
+    return port;
+  }
+
+  /** The node's gateway port (one per bridge): its MAC is a static entry on its segment. */
+  addGateway(opts: GatewayPortOptions): Port {
+    if (this.gw !== null) throw new RangeError(`bridge ${this.name}: already has gateway ${this.gwPort!.name}`);
+    const port = this.newPort(opts.name, 'gateway', opts.mac, opts.mtu ?? 1500, null);
+    try {
+      port.setVlans(opts.vlan === undefined ? {} : { vlan: opts.vlan }, `bridge ${this.name}: gateway ${opts.name}`);
+      this.gw = new Gateway(port.index, opts.mac, port.vlan, opts, () => this.pool.alloc(), (p) => this.emitFromGateway(p));
+    } catch (e) {
+      this.removePort(port);
+      throw e;
+    }
+    this.gwPort = port;
+    this.macs.addStatic(port.vlan, opts.mac, port.index);
+    this.macs.addStatic(port.vlan, GLOBAL_VIRTUAL_MAC, port.index);
+    return port;
+  }
+
+  get gateway(): Gateway | null { return this.gw; }
+
+  /** A tunnel port whose underlay (outer frames in and out) is `underlay`. */
+  addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number }): Port {
+    const tunnel = new Tunnel({ ...cfg, localMac: cfg.localMac ?? underlay.mac });
+    const port = this.newPort(name, 'tunnel', underlay.mac, underlay.mtu, underlay);
+    this.tunnels[port.index] = tunnel;
+    this.plug(port, underlay);
+    return port;
+  }
+
+  /** The tunnel behind a tunnel port. */
+  tunnel(port: Port | string): Tunnel {
+    const p = this.port(port);
+    const t = this.tunnels[p.index];
+    if (t === null || t === undefined) throw new RangeError(`bridge ${this.name}: port ${p.name} is not a tunnel port`);
+    return t;
+  }
+
+  addVtep(port: Port | string, vtep: VtepConfig): number {
+    return this.tunnel(port).addVtep(vtep);
+  }
+
+  /** L2 tunnels: carries segment (VLAN) `segment` as VNI `vni`. */
+  mapVni(port: Port | string, vni: number, segment: number): void {
+    this.tunnel(port).mapVni(vni, segment);
+  }
+
+  /** Routes another node's podCIDR through a routed tunnel port to the VTEP at `vtepIp`. */
+  addRoute(prefix: string, via: { tunnel: string; vtep: string }): void {
+    if (this.gw === null) throw new RangeError(`bridge ${this.name}: routes need a gateway (addGateway first)`);
+    const tp = this.port(via.tunnel);
+    const t = this.tunnel(tp);
+    if (t.mode !== 'routed') throw new RangeError(`bridge ${this.name}: route ${prefix}: tunnel ${tp.name} is not in routed mode`);
+    const v = t.findVtep(via.vtep);
+    if (v < 0) throw new RangeError(`bridge ${this.name}: route ${prefix}: no VTEP ${via.vtep} on ${tp.name} (addVtep first)`);
+    this.gw.addRoute(prefix, { port: tp.index, vtep: v });
+  }
+
+  addNeighbor(ip: string, mac: number): void {
+    if (this.gw === null) throw new RangeError(`bridge ${this.name}: neighbours need a gateway (addGateway first)`);
+    this.gw.addNeighbor(ip, mac);
+  }
+
+  addStaticMac(segment: number, mac: number, port: Port | string): void {
+    this.macs.addStatic(segment, mac, this.port(port).index);
+  }
+
+  /** A port by name (or the port itself, checked to belong here). */
+  port(p: Port | string): Port {
+    const port = typeof p === 'string' ? this.byName.get(p) : p;
+    if (port === undefined || this.ports[port.index] !== port) throw new RangeError(`bridge ${this.name}: no port ${typeof p === 'string' ? p : p.name}`);
+    return port;
+  }
+
+  /** Removes a port: its MAC entries (static too) are flushed and its device unplugged. */
+  removePort(p: Port | string): void {
+    const port = this.port(p);
+    port.device?.setReceiver(null);
+    port.device?.setLinkListener(null);
+    for (let i = 0; i < port.out.length; i++) port.out.get(i).release();
+    port.out.clear();
+    this.macs.flushPort(port.index, true);
+    this.ports[port.index] = null;
+    this.tunnels[port.index] = null;
+    this.byName.delete(port.name);
+    if (port === this.gwPort) { this.gw = null; this.gwPort = null; }
+  }
+
+  /** Administrative state (`ip link set … up/down`); down flushes the port's learned MACs. */
+  setAdmin(p: Port | string, up: boolean): void {
+    const port = this.port(p);
+    port.adminUp = up;
+    if (!up) this.macs.flushPort(port.index, false);
+  }
+
+  /** Carrier change reported by the device; down flushes the port's learned MACs. */
+  setLink(p: Port | string, up: boolean): void {
+    const port = this.port(p);
+    port.linkUp = up;
+    if (!up) this.macs.flushPort(port.index, false);
+  }
+
+  /** Periodic housekeeping: ages the MAC table. Returns the number of entries aged out. */
+  tick(): number {
+    return this.macs.age(this.clock.now());
+  }
+
+  // ---- the pipeline -------------------------------------------------------------------------------------
+
+  /**
+   * Processes a batch received on `port`. The bridge owns the packets; the batch object is the caller's and
+   * is left empty. Safe to call from inside a batch (a device delivering synchronously): the frames wait in
+   * a bounded queue and are processed when the current batch is done.
+   */
+  receive(port: Port, batch: PacketBatch): void {
+    if (this.busy) {
+      this.enqueue(port, batch);
+      return;
+    }
+    this.busy = true;
+    try {
+      this.process(port, batch);
+      this.drain();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private enqueue(port: Port, batch: PacketBatch): void {
+    const cap = this.qPort.length;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      if (this.qLen === cap) {
+        port.counters.rxPackets++;
+        port.counters.rxBytes += p.end - p.start;
+        this.drop(p, port, DropReason.QueueFull, 'ingress');
+        continue;
+      }
+      const at = (this.qHead + this.qLen++) % cap;
+      this.qPort[at] = port.index;
+      this.qPkt[at] = p;
+    }
+    batch.clear();
+  }
+
+  private drain(): void {
+    const b = this.drainBatch;
+    const cap = this.qPort.length;
+    while (this.qLen > 0) {
+      const idx = this.qPort[this.qHead]!;
+      b.clear();
+      while (this.qLen > 0 && this.qPort[this.qHead] === idx && b.length < b.capacity) {
+        b.add(this.qPkt[this.qHead]!);
+        this.qPkt[this.qHead] = null;
+        this.qHead = (this.qHead + 1) % cap;
+        this.qLen--;
+      }
+      const port = this.ports[idx];
+      if (port === null || port === undefined) {
+        for (let i = 0; i < b.length; i++) b.get(i).release();
+        continue;
+      }
+      this.process(port, b);
+    }
+    b.clear();
+  }
+
+  private process(port: Port, batch: PacketBatch): void {
+    this.now = this.clock.now();
+    this.ingress(port, batch);
+    if (batch.length > 0) this.classify(port, batch);
+    if (batch.length > 0) this.learn(port, batch);
+    if (batch.length > 0) this.lookup(port, batch);
+    for (let i = 0; i < batch.length; i++) this.forward(batch.pkts[i]!);
+    batch.clear();
+    this.flush();
+  }
+
+  /** Stage 1: count, port state, length; tunnel ports strip and check the outer headers. */
+  private ingress(port: Port, batch: PacketBatch): void {
+    const c = port.counters;
+    const up = port.up;
+    const tunnel = this.tunnels[port.index] ?? null;
+    const pk = batch.pkts;
+    let w = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const p = pk[i]!;
+      c.rxPackets++;
+      c.rxBytes += p.end - p.start;
+      p.inPort = port.index;
+      p.outPort = -1;
+      p.outAux = 0;
+      p.tunVtep = -1;
+      p.tunVni = -1;
+      p.tunOptOff = -1;
+      p.tunOptLen = 0;
+      p.segment = port.vlan;
+      const len = p.end - p.start;
+      let r = 0;
+      if (!up) r = DropReason.PortDown;
+      else if (tunnel !== null) r = tunnel.decap(p);
+      else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
+      if (r !== 0) {
+        this.drop(p, port, r, tunnel !== null && up ? 'decapsulate' : 'ingress');
+        continue;
+      }
+      if (p.traced) this.traceIngress(p, port, tunnel, len);
+      pk[w++] = p;
+    }
+    batch.length = w;
+  }
+
+  /** Stage 2: the frame's segment from its VLAN tag and the port's mode; tags are popped here. */
+  private classify(port: Port, batch: PacketBatch): void {
+    const pk = batch.pkts;
+    const tunnel = this.tunnels[port.index] ?? null;
+    const routedSegment = this.gwPort?.vlan ?? -1;
+    let w = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const p = pk[i]!;
+      const b = p.data;
+      const s = p.start;
+      let r = 0;
+      const type = p.view.getUint16(s + 12);
+      if (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) {
+        if (p.end - s < ETH_HEADER_LEN + VLAN_TAG_LEN) r = DropReason.VlanTruncated;
+        else {
+          const vid = ((b[s + 14]! << 8) | b[s + 15]!) & 0x0fff;
+          // A priority tag (VID 0) belongs to the port's untagged VLAN.
+          const seg = vid === 0 ? port.vlan : vid;
+          if (tunnel !== null || type === ETHERTYPE_QINQ || (vid !== 0 && !port.isTrunk) || !port.carries(seg)) r = DropReason.VlanNotAllowed;
+          else {
+            b.copyWithin(s + VLAN_TAG_LEN, s, s + 12);
+            p.start = s + VLAN_TAG_LEN;
+            p.segment = seg;
+          }
+        }
+      } else if (tunnel !== null && tunnel.mode === 'routed') {
+        if (routedSegment < 0) r = DropReason.NoRoute;
+        else p.segment = routedSegment;
+      }
+      if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
+      if (r !== 0) {
+        this.drop(p, port, r, 'classify');
+        continue;
+      }
+      if (p.traced) this.record(p, 'classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
+      pk[w++] = p;
+    }
+    batch.length = w;
+  }
+
+  /** Stage 3: learn where the source MAC lives (not through routed tunnels: their sources are gateways). */
+  private learn(port: Port, batch: PacketBatch): void {
+    const tunnel = this.tunnels[port.index] ?? null;
+    if (tunnel !== null && tunnel.mode === 'routed') return;
+    const macs = this.macs;
+    const now = this.now;
+    const idx = port.index;
+    const pk = batch.pkts;
+    for (let i = 0; i < batch.length; i++) {
+      const p = pk[i]!;
+      const v = p.view;
+      const src = v.getUint16(p.start + 6) * 4294967296 + v.getUint32(p.start + 8);
+      const r = macs.learn(p.segment, src, idx, p.tunVtep < 0 ? 0 : p.tunVtep, now);
+      if (p.traced) this.record(p, 'learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
+    }
+  }
+
+  /** Stage 4: where the destination MAC lives; unknown, broadcast and multicast flood. */
+  private lookup(port: Port, batch: PacketBatch): void {
+    const macs = this.macs;
+    const now = this.now;
+    const pk = batch.pkts;
+    let w = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const p = pk[i]!;
+      const v = p.view;
+      const s = p.start;
+      const hi = v.getUint16(s);
+      if ((hi & 0x100) !== 0) {
+        p.outPort = FLOOD;
+      } else {
+        const h = macs.lookup(p.segment, hi * 4294967296 + v.getUint32(s + 2), now);
+        if (h < 0) p.outPort = FLOOD;
+        else {
+          p.outPort = macs.portOf(h);
+          p.outAux = macs.auxOf(h);
+          if (p.outPort === p.inPort) {
+            this.drop(p, port, DropReason.SameAsIngress, 'lookup');
+            continue;
+          }
+        }
+      }
+      if (p.traced) this.traceLookup(p, port);
+      pk[w++] = p;
+    }
+    batch.length = w;
+  }
+
+  /** Stages 5 and 6 for one packet: flood or output (encapsulating for tunnels, routing for the gateway). */
+  private forward(p: PacketBuf): void {
+    if (p.outPort === FLOOD) this.flood(p);
+    else this.output(p, p.outPort, p.outAux);
+  }
+
+  private flood(p: PacketBuf): void {
+    const inPort = p.inPort;
+    const ingress = this.ports[inPort] ?? null;
+    const fromTunnel = ingress !== null && ingress.kind === 'tunnel';
+    const seg = p.segment;
+    let n = 0;
+    for (let i = 0; i < this.ports.length; i++) {
+      const q = this.ports[i];
+      if (q === null || q === undefined || i === inPort || !q.up) continue;
+      const t = this.tunnels[i];
+      if (t !== null && t !== undefined) {
+        // Split horizon; routed tunnels carry only routed traffic.
+        if (fromTunnel || t.mode === 'routed') continue;
+        const list = t.floodList(seg);
+        for (let k = 0; k < list.length; k++) n = this.addFloodTarget(n, i, list[k]!);
+      } else if (q.carries(seg)) {
+        n = this.addFloodTarget(n, i, 0);
+      }
+    }
+    const port = ingress ?? this.gwPort!;
+    if (n === 0) {
+      this.drop(p, port, DropReason.NoEgressPort, 'lookup');
+      return;
+    }
+    if (p.traced) {
+      const to: string[] = [];
+      for (let k = 0; k < n; k++) to.push(this.destName(this.floodPorts[k]!, this.floodAux[k]!));
+      this.record(p, 'lookup', port, `flood to ${n} destination${n === 1 ? '' : 's'}`, { segment: seg, to });
+    }
+    // Make every copy before any output changes the original (VLAN push, encapsulation).
+    const copies = this.floodCopiesBuf;
+    for (let k = 0; k < n - 1; k++) {
+      const c = this.pool.alloc();
+      if (c !== null) {
+        c.start = c.end = p.start;
+        if (c.put(p.end - p.start) < 0) {
+          c.release();
+          copies[k] = null;
+          continue;
+        }
+        c.data.set(p.data.subarray(p.start, p.end), c.start);
+        c.copyMeta(p);
+        c.l2 = c.start;
+        this.floodCopies++;
+      }
+      copies[k] = c;
+    }
+    for (let k = 0; k < n - 1; k++) {
+      const c = copies[k]!;
+      copies[k] = null;
+      const dest = this.ports[this.floodPorts[k]!]!;
+      if (c === null) {
+        // Counted as a copy that the egress port had to drop.
+        this.floodCopies++;
+        bump(dest.counters.drops, DropReason.PoolExhausted);
+        if (p.traced) this.record(p, 'drop', dest, `dropped: ${dropReasonName(DropReason.PoolExhausted)}`, { reason: dropReasonName(DropReason.PoolExhausted) });
+        continue;
+      }
+      this.output(c, this.floodPorts[k]!, this.floodAux[k]!);
+    }
+    this.output(p, this.floodPorts[n - 1]!, this.floodAux[n - 1]!);
+  }
+
+  private addFloodTarget(n: number, port: number, aux: number): number {
+    if (n === this.floodPorts.length) {
+      const grow = (a: Int32Array): Int32Array => { const b = new Int32Array(a.length * 2); b.set(a); return b; };
+      this.floodPorts = grow(this.floodPorts);
+      this.floodAux = grow(this.floodAux);
+      this.floodCopiesBuf = this.floodCopiesBuf.concat(new Array<PacketBuf | null>(this.floodCopiesBuf.length).fill(null));
+    }
+    this.floodPorts[n] = port;
+    this.floodAux[n] = aux;
+    return n + 1;
+  }
+
+  /** Sends `p` out of port `idx` (to VTEP `aux` for a tunnel); the gateway routes instead. */
+  private output(p: PacketBuf, idx: number, aux: number): void {
+    const port = this.ports[idx];
+    if (port === null || port === undefined) {
+      this.drop(p, this.ports[p.inPort] ?? this.gwPort!, DropReason.PortDown, 'output');
+      return;
+    }
+    if (!port.up) {
+      this.drop(p, port, DropReason.PortDown, 'output');
+      return;
+    }
+    const c = port.counters;
+    if (port.kind === 'gateway') {
+      c.txPackets++;
+      c.txBytes += p.end - p.start;
+      this.toGateway(p, port);
+      return;
+    }
+    const tunnel = this.tunnels[idx] ?? null;
+    if (tunnel !== null) {
+      const vni = tunnel.vniFor(p.segment);
+      if (vni < 0) {
+        this.drop(p, port, DropReason.UnknownVni, 'encapsulate');
+        return;
+      }
+      const innerLen = p.end - p.start;
+      if (innerLen + tunnel.overhead - ETH_HEADER_LEN > port.mtu) {
+        this.drop(p, port, DropReason.MtuExceeded, 'encapsulate');
+        return;
+      }
+      const r = tunnel.encap(p, aux, vni);
+      if (r !== 0) {
+        this.drop(p, port, r, 'encapsulate');
+        return;
+      }
+      if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
+    } else {
+      let l2len = ETH_HEADER_LEN;
+      if (port.allowed !== null && p.segment !== port.vlan) {
+        // 802.1Q push: move the MACs into the headroom and write the tag after them.
+        const s = p.push(VLAN_TAG_LEN);
+        if (s < 0) {
+          this.drop(p, port, DropReason.HeadroomShort, 'output');
+          return;
+        }
+        const b = p.data;
+        b.copyWithin(s, s + VLAN_TAG_LEN, s + VLAN_TAG_LEN + 12);
+        b[s + 12] = ETHERTYPE_VLAN >>> 8;
+        b[s + 13] = ETHERTYPE_VLAN & 0xff;
+        b[s + 14] = (p.segment >>> 8) & 0x0f;
+        b[s + 15] = p.segment & 0xff;
+        l2len += VLAN_TAG_LEN;
+      }
+      if (p.end - p.start - l2len > port.mtu) {
+        this.drop(p, port, DropReason.MtuExceeded, 'output');
+        return;
+      }
+    }
+    c.txPackets++;
+    c.txBytes += p.end - p.start;
+    if (p.traced) this.record(p, 'output', port, `out ${port.name}`, { bytes: p.end - p.start });
+    const out = port.out;
+    if (out.length === 0) this.dirty.push(port);
+    out.add(p);
+    if (out.length === out.capacity) this.flushPort(port);
+  }
+
+  /** The gateway routes (or answers, or uses up) a frame the bridge delivered to it. */
+  private toGateway(p: PacketBuf, port: Port): void {
+    const gw = this.gw!;
+    const gc = gw.counters;
+    const r = gw.handle(p, this.now);
+    if (r < 0) {
+      bump(gc.drops, -r);
+      if (p.traced) this.record(p, 'route', port, `dropped: ${dropReasonName(-r as DropReason)}`, { reason: dropReasonName(-r as DropReason), ...gw.lastDetail });
+      p.release();
+      return;
+    }
+    if (r === GatewayVerdict.Consumed) {
+      gw.consumed++;
+      if (p.traced) this.record(p, 'route', port, 'consumed by the gateway', {});
+      p.release();
+      return;
+    }
+    // The gateway emits the frame back into the bridge: it is received on the gateway port.
+    gc.rxPackets++;
+    gc.rxBytes += p.end - p.start;
+    port.counters.rxPackets++;
+    port.counters.rxBytes += p.end - p.start;
+    p.inPort = port.index;
+    if (r === GatewayVerdict.Switch) {
+      const h = this.macs.lookup(p.segment, rdMac(p.data, p.start), this.now);
+      if (h < 0) p.outPort = FLOOD;
+      else { p.outPort = this.macs.portOf(h); p.outAux = this.macs.auxOf(h); }
+    }
+    if (p.traced) this.record(p, 'route', port, p.outPort === FLOOD ? 'routed, destination MAC unknown: flood' : `routed → ${this.destName(p.outPort, p.outAux)}`, { ...gw.lastDetail });
+    if (p.outPort === port.index) {
+      this.drop(p, port, DropReason.SameAsIngress, 'route');
+      return;
+    }
+    if (p.outPort === FLOOD) {
+      this.flood(p);
+      return;
+    }
+    this.output(p, p.outPort, p.outAux);
+  }
+
+  /** A frame the gateway built (a solicitation): received on the gateway port and flooded on its segment. */
+  private emitFromGateway(p: PacketBuf): void {
+    const port = this.gwPort!;
+    port.counters.rxPackets++;
+    port.counters.rxBytes += p.end - p.start;
+    this.gw!.counters.rxPackets++;
+    this.gw!.counters.rxBytes += p.end - p.start;
+    p.inPort = port.index;
+    p.segment = port.vlan;
+    p.outPort = FLOOD;
+    this.flood(p);
+  }
+
+  private flush(): void {
+    const d = this.dirty;
+    for (let i = 0; i < d.length; i++) this.flushPort(d[i]!);
+    d.length = 0;
+  }
+
+  private flushPort(port: Port): void {
+    const out = port.out;
+    if (out.length === 0) return;
+    if (this.ports[port.index] !== port || port.device === null) {
+      for (let i = 0; i < out.length; i++) out.get(i).release();
+    } else {
+      port.device.transmit(out);
+    }
+    out.clear();
+  }
+
+  private drop(p: PacketBuf, port: Port, reason: DropReason, stage: Stage): void {
+    bump(port.counters.drops, reason);
+    if (p.traced) this.record(p, 'drop', port, `dropped at ${stage}: ${dropReasonName(reason)}`, { stage, reason: dropReasonName(reason) });
+    p.release();
+  }
+
+  // ---- trace records (traced packets only) ----------------------------------------------------------------
+
+  private record(_p: PacketBuf, stage: Stage, port: Port, action: string, detail: { [k: string]: TraceValue }): void {
+    this.trace?.({ node: this.name, stage, port: port.name, action, detail });
+  }
+
+  private destName(idx: number, aux: number): string {
+    const port = this.ports[idx];
+    if (port === null || port === undefined) return `#${idx}`;
+    const t = this.tunnels[idx];
+    return t !== null && t !== undefined ? `${port.name}→${t.vteps[aux]?.ip ?? `#${aux}`}` : port.name;
+  }
+
+  private traceIngress(p: PacketBuf, port: Port, tunnel: Tunnel | null, len: number): void {
+    const b = p.data;
+    this.record(p, 'ingress', port, `in ${port.name}`, { bytes: len, ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}) });
+    if (tunnel !== null) {
+      const v = tunnel.vteps[p.tunVtep]!;
+      const opts: TraceValue[] = [];
+      for (let o = p.tunOptOff; o >= 0 && o < p.tunOptOff + p.tunOptLen; ) {
+        const len = 4 + 4 * (b[o + 3]! & 0x1f);
+        opts.push({ class: rd16(b, o), type: b[o + 2]!, data: hex(b, o + 4, len - 4) });
+        o += len;
+      }
+      this.record(p, 'decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}`, {
+        kind: tunnel.kind, vni: p.tunVni, remote: v.ip, ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
+        innerSrc: macToString(rdMac(b, p.start + 6)), innerDst: macToString(rdMac(b, p.start)), bytes: p.end - p.start,
+      });
+    }
+  }
+
+  private traceLookup(p: PacketBuf, port: Port): void {
+    if (p.outPort === FLOOD) return; // the flood records its destinations
+    const dst = macToString(rdMac(p.data, p.start));
+    this.record(p, 'lookup', port, `${dst} → ${this.destName(p.outPort, p.outAux)}`, { mac: dst, segment: p.segment, port: this.destName(p.outPort, p.outAux) });
+  }
+
+  private traceEncap(p: PacketBuf, port: Port, tunnel: Tunnel, aux: number, vni: number): void {
+    const b = p.data;
+    const v = tunnel.vteps[aux]!;
+    const sport = rd16(b, p.l4);
+    const ip = p.l3;
+    const v4 = tunnel.family === 4;
+    this.record(p, 'encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}`, {
+      kind: tunnel.kind, vni, outerSrc: v4 ? ipv4ToString((b[ip + 12]! << 24 >>> 0) + (b[ip + 13]! << 16) + (b[ip + 14]! << 8) + b[ip + 15]!) : ipv6ToString(b, ip + 8),
+      outerDst: v.ip, udpSrcPort: sport, udpDstPort: tunnel.dstPort, bytes: p.end - p.start,
+    });
+  }
+}
+
+function bump(a: Float64Array, i: number): void {
+  a[i] = a[i]! + 1;
+}

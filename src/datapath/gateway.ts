@@ -1,0 +1,534 @@
+/**
+ * The node's gateway: the internal L3 port that holds the first address of the node's podCIDR (like
+ * antrea-gw0 or flannel's cni0). It answers ARP and Neighbor Solicitation for its addresses and ICMP echo
+ * to them, and routes: a destination in the local podCIDR is delivered on the bridge to the neighbour's
+ * MAC; a destination in another node's podCIDR goes to that node's VTEP through a routed tunnel.
+ *
+ * Routed frames leave with the gateway's MAC as source and, towards a tunnel, a fixed virtual MAC as
+ * destination (Antrea uses aa:bb:cc:dd:ee:ff the same way): the receiving node's bridge sends frames for
+ * that MAC to its own gateway, which routes them to the pod. Every routing hop decrements the TTL.
+ *
+ * Everything on the per-packet path works in place on the packet buffer and allocates nothing; only
+ * solicitations for unresolved neighbours (rate-limited) build new frames.
+ */
+import { Ipv6Table } from '../packet/addrtable.js';
+import type { PacketBuf } from '../packet/buf.js';
+import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { checksum, finish, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
+import { DropReason } from '../wire/drop.js';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
+import { ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT } from '../wire/icmpv6.js';
+import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
+import { Ipv6View, IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { compose } from '../wire/stack.js';
+import { PortCounters } from './port.js';
+import type { TraceValue } from './trace.js';
+
+/** Destination MAC of routed frames sent into a tunnel. */
+export const GLOBAL_VIRTUAL_MAC = 0xaabbccddeeff;
+
+const IPPROTO_ICMPV6 = 58;
+/** One solicitation per unresolved address per second at most. */
+const SOLICIT_INTERVAL_NS = 1e9;
+
+export interface Prefix4 { family: 4; addr: number; len: number }
+export interface Prefix6 { family: 6; addr: Uint8Array; len: number }
+export type Prefix = Prefix4 | Prefix6;
+
+/** Parses "10.244.1.0/24" or "fd00::/64" (the address part kept as written: `addr` is not masked). */
+export function parsePrefix(s: string, what: string): Prefix {
+  const slash = s.indexOf('/');
+  const a = slash < 0 ? s : s.slice(0, slash);
+  const lenText = slash < 0 ? '' : s.slice(slash + 1);
+  const v4 = ipv4FromString(a);
+  const v6 = v4 === null ? ipv6FromString(a) : null;
+  if (v4 === null && v6 === null) throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 prefix (address/length)`);
+  const max = v4 !== null ? 32 : 128;
+  const len = Number(lenText);
+  if (lenText === '' || !Number.isInteger(len) || len < 0 || len > max) throw new RangeError(`${what}: "${s}" needs a prefix length 0-${max} after "/"`);
+  return v4 !== null ? { family: 4, addr: v4, len } : { family: 6, addr: v6!, len };
+}
+
+export function mask4(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+}
+
+function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): void {
+  for (let i = 0; i < 16; i++) {
+    const bits = Math.max(0, Math.min(8, len - 8 * i));
+    out[i] = src[so + i]! & ((0xff00 >>> bits) & 0xff);
+  }
+}
+
+/** Where a route sends packets: a tunnel port and the VTEP behind it. */
+export interface RouteTarget {
+  port: number;
+  vtep: number;
+}
+
+/** Longest-prefix match over one map per distinct prefix length (there are few), longest first. */
+class RouteTable4 {
+  private lens: number[] = [];
+  private readonly byLen = new Map<number, Map<number, RouteTarget>>();
+  add(addr: number, len: number, t: RouteTarget): void {
+    let m = this.byLen.get(len);
+    if (m === undefined) {
+      this.byLen.set(len, (m = new Map()));
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
+    m.set((addr & mask4(len)) >>> 0, t);
+  }
+  lookup(addr: number): RouteTarget | undefined {
+    for (const len of this.lens) {
+      const t = this.byLen.get(len)!.get((addr & mask4(len)) >>> 0);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  }
+}
+
+class RouteTable6 {
+  private lens: number[] = [];
+  private readonly byLen = new Map<number, Ipv6Table<RouteTarget>>();
+  private readonly scratch = new Uint8Array(16);
+  add(addr: Uint8Array, len: number, t: RouteTarget): void {
+    let m = this.byLen.get(len);
+    if (m === undefined) {
+      this.byLen.set(len, (m = new Ipv6Table()));
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
+    const k = new Uint8Array(16);
+    mask6Into(addr, 0, len, k);
+    m.set(k, t);
+  }
+  lookup(b: Uint8Array, o: number): RouteTarget | undefined {
+    for (const len of this.lens) {
+      mask6Into(b, o, len, this.scratch);
+      const t = this.byLen.get(len)!.get(this.scratch, 0);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  }
+}
+
+export interface GatewayConfig {
+  /** The gateway's address and the node's podCIDR, e.g. "10.244.1.1/24". */
+  ipv4?: string;
+  /** The same for IPv6, e.g. "fd00:10:244:1::1/64". */
+  ipv6?: string;
+}
+
+/** What the bridge does with a packet after `Gateway.handle`. */
+export enum GatewayVerdict {
+  /** Send to `p.outPort` / `p.outAux` (a tunnel and VTEP, or a port). */
+  Out = 0,
+  /** Switch on `p.segment` by the (rewritten) destination MAC. */
+  Switch = 1,
+  /** The gateway used the packet up (an ARP reply it learned from, a broadcast not for it): release it. */
+  Consumed = 2,
+}
+
+/** Called by the gateway to have the bridge flood a frame it built (a solicitation) on its segment. */
+export type GatewayEmit = (p: PacketBuf) => void;
+
+export class Gateway {
+  /** Traffic and drops inside the gateway (routing decisions), apart from the bridge's port counters. */
+  readonly counters = new PortCounters();
+  /** Packets the gateway used up, and frames it built itself. */
+  consumed = 0;
+  generated = 0;
+  readonly v4: number | null = null;
+  readonly v4Len: number = 0;
+  readonly v6: Uint8Array | null = null;
+  readonly v6Len: number = 0;
+  private readonly v4Net: number = 0;
+  private readonly neigh4 = new Map<number, number>();
+  private readonly neigh6 = new Ipv6Table<number>();
+  private readonly routes4 = new RouteTable4();
+  private readonly routes6 = new RouteTable6();
+  private readonly solicited = new Map<string, number>();
+  private readonly ip4 = new Ipv4View();
+  private readonly ip6 = new Ipv6View();
+  /** Detail of the last routing decision, for trace records of traced packets. */
+  lastDetail: { [k: string]: TraceValue } = {};
+
+  constructor(
+    readonly portIndex: number,
+    readonly mac: number,
+    readonly segment: number,
+    cfg: GatewayConfig,
+    private readonly alloc: () => PacketBuf | null,
+    private readonly emit: GatewayEmit,
+  ) {
+    if (cfg.ipv4 === undefined && cfg.ipv6 === undefined) throw new RangeError('gateway: give ipv4 and/or ipv6 (address/prefix length of the podCIDR)');
+    if (cfg.ipv4 !== undefined) {
+      const p = parsePrefix(cfg.ipv4, 'gateway ipv4');
+      if (p.family !== 4) throw new RangeError(`gateway ipv4: "${cfg.ipv4}" is not IPv4`);
+      this.v4 = p.addr;
+      this.v4Len = p.len;
+      this.v4Net = (p.addr & mask4(p.len)) >>> 0;
+    }
+    if (cfg.ipv6 !== undefined) {
+      const p = parsePrefix(cfg.ipv6, 'gateway ipv6');
+      if (p.family !== 6) throw new RangeError(`gateway ipv6: "${cfg.ipv6}" is not IPv6`);
+      this.v6 = p.addr;
+      this.v6Len = p.len;
+    }
+  }
+
+  /** Whether `a` is in the local IPv4 podCIDR. */
+  isLocal4(a: number): boolean {
+    return this.v4 !== null && ((a & mask4(this.v4Len)) >>> 0) === this.v4Net;
+  }
+
+  isLocal6(b: Uint8Array, o: number): boolean {
+    const g = this.v6;
+    if (g === null) return false;
+    for (let i = 0; i < 16; i++) {
+      const bits = Math.max(0, Math.min(8, this.v6Len - 8 * i));
+      const m = (0xff00 >>> bits) & 0xff;
+      if ((b[o + i]! & m) !== (g[i]! & m)) return false;
+    }
+    return true;
+  }
+
+  /** A static neighbour (what a CNI agent knows of its pods). */
+  addNeighbor(ip: string, mac: number): void {
+    const v4 = ipv4FromString(ip);
+    if (v4 !== null) { this.neigh4.set(v4, mac); return; }
+    const v6 = ipv6FromString(ip);
+    if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
+    this.neigh6.set(v6, mac);
+  }
+
+  /** Routes `prefix` (another node's podCIDR) to a tunnel port and VTEP. */
+  addRoute(prefix: string, target: RouteTarget): void {
+    const p = parsePrefix(prefix, 'route');
+    if (p.family === 4) this.routes4.add(p.addr, p.len, target);
+    else this.routes6.add(p.addr, p.len, target);
+  }
+
+  /** Neighbour table for display (allocates). */
+  neighbors(): Array<{ ip: string; mac: string }> {
+    const out: Array<{ ip: string; mac: string }> = [];
+    for (const [a, m] of this.neigh4) out.push({ ip: ipv4ToString(a), mac: macToString(m) });
+    for (const [a, m] of this.neigh6.entries()) out.push({ ip: ipv6ToString(a), mac: macToString(m) });
+    return out;
+  }
+
+  /**
+   * Handles a frame the bridge delivered to the gateway port (untagged; `p.segment` is the gateway's).
+   * Returns a `GatewayVerdict`, or a negative DropReason. `traced` asks for `lastDetail`.
+   */
+  handle(p: PacketBuf, now: number): number {
+    const b = p.data;
+    const s = p.start;
+    if (p.end - s < ETH_HEADER_LEN) return -DropReason.EthTruncated;
+    const type = rd16(b, s + 12);
+    const toUs = rdMac(b, s) === this.mac || rdMac(b, s) === GLOBAL_VIRTUAL_MAC;
+    if (type === ETHERTYPE_ARP) return this.arp(p, now);
+    if (type === ETHERTYPE_IPV4) return toUs ? this.route4(p, now) : GatewayVerdict.Consumed;
+    if (type === ETHERTYPE_IPV6) return this.ipv6(p, now, toUs);
+    return toUs ? -DropReason.GatewayNotHandled : GatewayVerdict.Consumed;
+  }
+
+  private arp(p: PacketBuf, _now: number): number {
+    const b = p.data;
+    const a = p.start + ETH_HEADER_LEN;
+    if (p.end - a < 28) return -DropReason.ArpTruncated;
+    if (rd16(b, a) !== 1 || rd16(b, a + 2) !== ETHERTYPE_IPV4 || b[a + 4] !== 6 || b[a + 5] !== 4) return -DropReason.ArpUnsupportedHardware;
+    const op = rd16(b, a + 6);
+    const senderMac = rdMac(b, a + 8);
+    const senderIp = rd32(b, a + 14);
+    const targetIp = rd32(b, a + 24);
+    // Glean: a pod that speaks ARP tells us where it is.
+    if (this.isLocal4(senderIp) && senderIp !== this.v4) this.neigh4.set(senderIp, senderMac);
+    if (op !== 1 || this.v4 === null || targetIp !== this.v4) return GatewayVerdict.Consumed;
+    // Turn the request into the reply in place (RFC 826).
+    wr16(b, a + 6, 2);
+    wrMac(b, a + 18, senderMac);
+    wr32(b, a + 24, senderIp);
+    wrMac(b, a + 8, this.mac);
+    wr32(b, a + 14, this.v4);
+    wrMac(b, p.start, senderMac);
+    wrMac(b, p.start + 6, this.mac);
+    p.segment = this.segment;
+    if (p.traced) this.lastDetail = { arp: 'reply', ip: ipv4ToString(this.v4), mac: macToString(this.mac), to: macToString(senderMac) };
+    return GatewayVerdict.Switch;
+  }
+
+  private route4(p: PacketBuf, now: number): number {
+    const b = p.data;
+    const ip = p.start + ETH_HEADER_LEN;
+    const v = this.ip4.at(b, ip);
+    const r = v.check(p.end - ip);
+    if (r !== null) return -r;
+    const hl = (b[ip]! & 0x0f) << 2;
+    if (checksum(b, ip, hl) !== 0) return -DropReason.Ipv4BadChecksum;
+    // Ethernet padding beyond the datagram is not forwarded.
+    p.end = ip + rd16(b, ip + 2);
+    const dst = rd32(b, ip + 16);
+    if (this.v4 !== null && dst === this.v4) return this.local4(p, now, ip, hl);
+    const ttl = b[ip + 8]!;
+    if (ttl <= 1) return -DropReason.TtlExceeded;
+    const fromTunnel = p.tunVtep >= 0;
+    if (this.isLocal4(dst)) {
+      const mac = this.neigh4.get(dst);
+      if (mac === undefined) {
+        this.solicit4(dst, now);
+        this.lastDetail = { route: 'local', dst: ipv4ToString(dst), neighbor: 'unresolved' };
+        return -DropReason.NeighborUnresolved;
+      }
+      decTtl4(b, ip);
+      wrMac(b, p.start, mac);
+      wrMac(b, p.start + 6, this.mac);
+      p.segment = this.segment;
+      if (p.traced) this.lastDetail = { route: 'local', dst: ipv4ToString(dst), neighbor: macToString(mac), ttl: ttl - 1 };
+      return GatewayVerdict.Switch;
+    }
+    const t = fromTunnel ? undefined : this.routes4.lookup(dst);
+    if (t === undefined) {
+      if (p.traced) this.lastDetail = { dst: ipv4ToString(dst), route: fromTunnel ? 'none (no transit between tunnels)' : 'none' };
+      return -DropReason.NoRoute;
+    }
+    decTtl4(b, ip);
+    wrMac(b, p.start, GLOBAL_VIRTUAL_MAC);
+    wrMac(b, p.start + 6, this.mac);
+    p.outPort = t.port;
+    p.outAux = t.vtep;
+    if (p.traced) this.lastDetail = { route: 'tunnel', dst: ipv4ToString(dst), ttl: ttl - 1 };
+    return GatewayVerdict.Out;
+  }
+
+  /** A packet for the gateway's own IPv4 address: echo is answered, the rest is not for a switch. */
+  private local4(p: PacketBuf, now: number, ip: number, hl: number): number {
+    const b = p.data;
+    const icmp = ip + hl;
+    const end = p.end;
+    if (b[ip + 9] !== IPPROTO_ICMP || (rd16(b, ip + 6) & 0x3fff) !== 0 || end - icmp < 8 || b[icmp] !== ICMPV4_ECHO_REQUEST) return -DropReason.GatewayNotHandled;
+    if (checksum(b, icmp, end - icmp) !== 0) return -DropReason.Icmpv4BadChecksum;
+    // Swap the addresses (the header sum does not change), reset the TTL, answer.
+    const src = rd32(b, ip + 12);
+    wr32(b, ip + 12, rd32(b, ip + 16));
+    wr32(b, ip + 16, src);
+    const oldTtlProto = rd16(b, ip + 8);
+    const newTtlProto = (64 << 8) | (oldTtlProto & 0xff);
+    wr16(b, ip + 8, newTtlProto);
+    wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), oldTtlProto, newTtlProto));
+    const oldType = rd16(b, icmp);
+    const newType = (ICMPV4_ECHO_REPLY << 8) | (oldType & 0xff);
+    wr16(b, icmp, newType);
+    wr16(b, icmp + 2, updateChecksum16(rd16(b, icmp + 2), oldType, newType));
+    if (p.traced) this.lastDetail = { local: 'echo reply', to: ipv4ToString(src) };
+    // The reply is routed like any packet from the gateway (to a local pod or back through a tunnel).
+    const tunVtep = p.tunVtep;
+    p.tunVtep = -1;
+    wrMac(b, p.start, this.mac);
+    // One extra TTL so the routing step's decrement leaves 64 on the wire.
+    const r = this.routeReply4(p, now, ip);
+    p.tunVtep = tunVtep;
+    return r;
+  }
+
+  private routeReply4(p: PacketBuf, now: number, ip: number): number {
+    const b = p.data;
+    const old = rd16(b, ip + 8);
+    const bumped = old + 0x100;
+    wr16(b, ip + 8, bumped);
+    wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), old, bumped));
+    const detail = this.lastDetail;
+    const r = this.route4(p, now);
+    if (p.traced) this.lastDetail = { ...detail, ...this.lastDetail };
+    return r;
+  }
+
+  private ipv6(p: PacketBuf, now: number, toUs: boolean): number {
+    const b = p.data;
+    const ip = p.start + ETH_HEADER_LEN;
+    const v = this.ip6.at(b, ip);
+    const r = v.check(p.end - ip);
+    if (r !== null) return -r;
+    p.end = ip + IPV6_HEADER_LEN + v.payloadLen;
+    const nh = b[ip + 6]!;
+    const l4 = ip + IPV6_HEADER_LEN;
+    if (nh === IPPROTO_ICMPV6 && p.end - l4 >= 8) {
+      const t = b[l4]!;
+      if (t === ICMPV6_NEIGHBOR_SOLICIT || t === ICMPV6_NEIGHBOR_ADVERT) return this.nd(p, l4);
+    }
+    if (!toUs) return GatewayVerdict.Consumed;
+    const g = this.v6;
+    if (g !== null && eq16(b, ip + 24, g, 0)) return this.local6(p, now, ip, l4, nh);
+    return this.route6(p, now, ip);
+  }
+
+  private route6(p: PacketBuf, now: number, ip: number): number {
+    const b = p.data;
+    const hop = b[ip + 7]!;
+    if (hop <= 1) return -DropReason.TtlExceeded;
+    if (this.isLocal6(b, ip + 24)) {
+      const mac = this.neigh6.get(b, ip + 24);
+      if (mac === undefined) {
+        this.solicit6(b, ip + 24, now);
+        this.lastDetail = { route: 'local', dst: ipv6ToString(b, ip + 24), neighbor: 'unresolved' };
+        return -DropReason.NeighborUnresolved;
+      }
+      b[ip + 7] = hop - 1;
+      wrMac(b, p.start, mac);
+      wrMac(b, p.start + 6, this.mac);
+      p.segment = this.segment;
+      if (p.traced) this.lastDetail = { route: 'local', dst: ipv6ToString(b, ip + 24), neighbor: macToString(mac), hopLimit: hop - 1 };
+      return GatewayVerdict.Switch;
+    }
+    const t = p.tunVtep >= 0 ? undefined : this.routes6.lookup(b, ip + 24);
+    if (t === undefined) {
+      if (p.traced) this.lastDetail = { dst: ipv6ToString(b, ip + 24), route: 'none' };
+      return -DropReason.NoRoute;
+    }
+    b[ip + 7] = hop - 1;
+    wrMac(b, p.start, GLOBAL_VIRTUAL_MAC);
+    wrMac(b, p.start + 6, this.mac);
+    p.outPort = t.port;
+    p.outAux = t.vtep;
+    if (p.traced) this.lastDetail = { route: 'tunnel', dst: ipv6ToString(b, ip + 24), hopLimit: hop - 1 };
+    return GatewayVerdict.Out;
+  }
+
+  private local6(p: PacketBuf, now: number, ip: number, l4: number, nh: number): number {
+    const b = p.data;
+    const end = p.end;
+    if (nh !== IPPROTO_ICMPV6 || end - l4 < 8 || b[l4] !== ICMPV6_ECHO_REQUEST) return -DropReason.GatewayNotHandled;
+    if (finish(onesSum(b, l4, end - l4, pseudoSumV6At(b, ip + 8, ip + 24, IPPROTO_ICMPV6, end - l4))) !== 0) return -DropReason.Icmpv6BadChecksum;
+    // Swap the addresses (the pseudo-header sum does not change), answer, route back.
+    for (let i = 0; i < 16; i++) {
+      const t = b[ip + 8 + i]!;
+      b[ip + 8 + i] = b[ip + 24 + i]!;
+      b[ip + 24 + i] = t;
+    }
+    const oldType = rd16(b, l4);
+    const newType = (ICMPV6_ECHO_REPLY << 8) | (oldType & 0xff);
+    wr16(b, l4, newType);
+    wr16(b, l4 + 2, updateChecksum16(rd16(b, l4 + 2), oldType, newType));
+    b[ip + 7] = 65;
+    if (p.traced) this.lastDetail = { local: 'echo reply', to: ipv6ToString(b, ip + 24) };
+    const detail = this.lastDetail;
+    const tunVtep = p.tunVtep;
+    p.tunVtep = -1;
+    const r = this.route6(p, now, ip);
+    p.tunVtep = tunVtep;
+    if (p.traced) this.lastDetail = { ...detail, ...this.lastDetail };
+    return r;
+  }
+
+  /** Neighbor Solicitation for the gateway's address → Neighbor Advertisement in place; NS/NA glean. */
+  private nd(p: PacketBuf, l4: number): number {
+    const b = p.data;
+    const ip = l4 - IPV6_HEADER_LEN;
+    const end = p.end;
+    if (end - l4 < 24 || b[ip + 7] !== 255) return -DropReason.Icmpv6BadNdOption;
+    if (finish(onesSum(b, l4, end - l4, pseudoSumV6At(b, ip + 8, ip + 24, IPPROTO_ICMPV6, end - l4))) !== 0) return -DropReason.Icmpv6BadChecksum;
+    const type = b[l4]!;
+    // Link-layer address option: source (1) in an NS, target (2) in an NA.
+    let lla = -1;
+    for (let o = l4 + 24; o + 8 <= end; ) {
+      const len = b[o + 1]! * 8;
+      if (len === 0 || o + len > end) return -DropReason.Icmpv6BadNdOption;
+      if (b[o] === (type === ICMPV6_NEIGHBOR_SOLICIT ? 1 : 2) && len >= 8) lla = rdMac(b, o + 2);
+      o += len;
+    }
+    const unspecified = isZero16(b, ip + 8);
+    if (type === ICMPV6_NEIGHBOR_ADVERT) {
+      if (lla >= 0 && this.isLocal6(b, l4 + 8)) this.neigh6.set(b.slice(l4 + 8, l4 + 24), lla);
+      return GatewayVerdict.Consumed;
+    }
+    if (lla >= 0 && !unspecified && this.isLocal6(b, ip + 8)) this.neigh6.set(b.slice(ip + 8, ip + 24), lla);
+    const g = this.v6;
+    if (g === null || !eq16(b, l4 + 8, g, 0)) return GatewayVerdict.Consumed;
+    // NA (RFC 4861 §7.2.4): to the solicitor, or all-nodes when it had no address yet; S unless so; O set.
+    const srcMac = rdMac(b, p.start + 6);
+    if (unspecified) {
+      b.set(ALL_NODES, ip + 24);
+      wrMac(b, p.start, 0x333300000001);
+    } else {
+      b.copyWithin(ip + 24, ip + 8, ip + 24);
+      wrMac(b, p.start, srcMac);
+    }
+    b.set(g, ip + 8);
+    wrMac(b, p.start + 6, this.mac);
+    // NA body: type, code, checksum, flags (R=0 S O), reserved, target (unchanged), then the TLLA option.
+    const naEnd = l4 + 32;
+    if (naEnd > end && p.put(naEnd - end) < 0) return -DropReason.HeadroomShort;
+    p.end = naEnd;
+    b[l4] = ICMPV6_NEIGHBOR_ADVERT;
+    b[l4 + 1] = 0;
+    wr16(b, l4 + 2, 0);
+    wr32(b, l4 + 4, unspecified ? 0x20000000 : 0x60000000);
+    b[l4 + 24] = 2;
+    b[l4 + 25] = 1;
+    wrMac(b, l4 + 26, this.mac);
+    wr16(b, ip + 4, naEnd - l4);
+    b[ip + 7] = 255;
+    wr16(b, l4 + 2, finish(onesSum(b, l4, naEnd - l4, pseudoSumV6At(b, ip + 8, ip + 24, IPPROTO_ICMPV6, naEnd - l4))));
+    p.segment = this.segment;
+    if (p.traced) this.lastDetail = { nd: 'advertisement', ip: ipv6ToString(g), mac: macToString(this.mac) };
+    return GatewayVerdict.Switch;
+  }
+
+  private solicit4(dst: number, now: number): void {
+    if (this.v4 === null || !this.due(`4/${dst}`, now)) return;
+    const p = this.alloc();
+    if (p === null) return;
+    p.load(compose([
+      { kind: 'eth', repr: { dst: 0xffffffffffff, src: this.mac, vlans: [], etherType: ETHERTYPE_ARP } },
+      { kind: 'arp', repr: { operation: 1, senderMac: this.mac, senderIp: this.v4, targetMac: 0, targetIp: dst } },
+    ]));
+    this.generated++;
+    this.emit(p);
+  }
+
+  private solicit6(b: Uint8Array, o: number, now: number): void {
+    const g = this.v6;
+    if (g === null || !this.due(`6/${ipv6ToString(b, o)}`, now)) return;
+    const q = this.alloc();
+    if (q === null) return;
+    // Solicited-node multicast address ff02::1:ffXX:XXXX and its MAC 33:33:ff:XX:XX:XX (RFC 4291, RFC 2464).
+    const snm = new Uint8Array(16);
+    snm.set([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, b[o + 13]!, b[o + 14]!, b[o + 15]!]);
+    const target = b.slice(o, o + 16);
+    const frame = compose([
+      { kind: 'eth', repr: { dst: 0x3333ff000000 + ((b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!), src: this.mac, vlans: [], etherType: ETHERTYPE_IPV6 } },
+      { kind: 'ipv6', repr: { src: g, dst: snm, nextHeader: IPPROTO_ICMPV6, hopLimit: 255, trafficClass: 0, flowLabel: 0, payloadLen: 32 } },
+      { kind: 'icmpv6', repr: { kind: 'neighborSolicit', target, sourceLinkAddr: this.mac } },
+    ]);
+    q.load(frame);
+    this.generated++;
+    this.emit(q);
+  }
+
+  private due(key: string, now: number): boolean {
+    const last = this.solicited.get(key);
+    if (last !== undefined && now - last < SOLICIT_INTERVAL_NS) return false;
+    if (this.solicited.size > 4096) this.solicited.clear();
+    this.solicited.set(key, now);
+    return true;
+  }
+}
+
+const ALL_NODES = new Uint8Array([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+
+function decTtl4(b: Uint8Array, ip: number): void {
+  const old = rd16(b, ip + 8);
+  const nw = old - 0x100;
+  wr16(b, ip + 8, nw);
+  wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), old, nw));
+}
+
+function eq16(b: Uint8Array, o: number, a: Uint8Array, ao: number): boolean {
+  for (let i = 0; i < 16; i++) if (b[o + i] !== a[ao + i]) return false;
+  return true;
+}
+
+function isZero16(b: Uint8Array, o: number): boolean {
+  for (let i = 0; i < 16; i++) if (b[o + i] !== 0) return false;
+  return true;
+}

@@ -1,0 +1,42 @@
+/**
+ * Trace records: when a packet carries the trace flag, every pipeline stage says what it decided. The
+ * records are plain data (they allocate, which is fine: only traced packets make them) that the trace
+ * command prints and `--json` emits as they are.
+ */
+
+/** The pipeline's stages, in the order a packet meets them. */
+export type Stage = 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'encapsulate' | 'output' | 'drop';
+
+export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
+
+export interface TraceRecord {
+  /** The node (bridge) that made the decision. */
+  node: string;
+  stage: Stage;
+  /** The port the decision concerns (ingress port for ingress stages, egress port for output). */
+  port: string;
+  /** One line a person reads, e.g. "mac hit → pod2" or "dropped: VlanNotAllowed". */
+  action: string;
+  /** The facts behind it, for machines (VNI, outer addresses, UDP source port, drop reason, …). */
+  detail: { readonly [k: string]: TraceValue };
+}
+
+export type TraceSink = (r: TraceRecord) => void;
+
+/** A sink that keeps every record, with a text rendering like ofproto/trace's. */
+export class TraceLog {
+  readonly records: TraceRecord[] = [];
+  readonly sink: TraceSink = (r) => { this.records.push(r); };
+
+  clear(): void { this.records.length = 0; }
+
+  /** One line per record: `node  stage  port  action  key=value …`. */
+  text(): string {
+    return this.records.map(formatTraceRecord).join('\n');
+  }
+}
+
+export function formatTraceRecord(r: TraceRecord): string {
+  const kv = Object.entries(r.detail).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+  return `${r.node.padEnd(10)} ${r.stage.padEnd(12)} ${r.port.padEnd(10)} ${r.action}${kv === '' ? '' : `  ${kv}`}`;
+}

@@ -1,0 +1,348 @@
+/**
+ * A tunnel endpoint (VTEP) of one kind, VXLAN (RFC 7348) or Geneve (RFC 8926), over an IPv4 or IPv6
+ * underlay: the remote-VTEP table with one outer-header template per remote, decapsulation with every
+ * outer check a receiver owes, and encapsulation from the template.
+ *
+ * Two modes, as shared/DESIGN.md describes:
+ * - `routed` (Antrea/Flannel style): one VNI; decapsulated frames go to the node's gateway, which routes
+ *   them; the bridge neither learns nor floods through the tunnel.
+ * - `l2` (Linux vxlan style, flood-and-learn): each VNI maps to a bridge segment; inner source MACs are
+ *   learned against the remote VTEP; broadcast, unknown unicast and multicast are replicated to every
+ *   VTEP that is a member of the VNI (head-end replication).
+ */
+import { U32Map } from '../packet/addrtable.js';
+import type { PacketBuf } from '../packet/buf.js';
+import { ipv4FromString, ipv6FromString, rd16, rd24, rd32 } from '../wire/bytes.js';
+import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
+import { DropReason } from '../wire/drop.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { GeneveView, geneveOptionKey, GENEVE_UDP_PORT, type GeneveOption } from '../wire/geneve.js';
+import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';
+import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { UdpView, UDP_HEADER_LEN } from '../wire/udp.js';
+import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
+import { innerFlowHash } from './flowhash.js';
+import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
+
+export type TunnelMode = 'routed' | 'l2';
+
+export interface TunnelConfig {
+  kind: TunnelKind;
+  mode: TunnelMode;
+  /** This node's underlay address (IPv4 or IPv6; the remotes must be of the same family). */
+  localIp: string;
+  /** This node's underlay MAC (outer source MAC). */
+  localMac: number;
+  /** Routed mode: the VNI every packet carries. Default 1 (as Flannel). */
+  vni?: number;
+  /** Default 4789 (VXLAN) or 6081 (Geneve). */
+  dstPort?: number;
+  /** Outer UDP checksum over IPv4 (always over IPv6). Default false, like Linux. */
+  udpChecksum?: boolean;
+  /** Accept zero-checksum UDP over IPv6 (RFC 6935; Linux's udp6zerocsumrx). Default false. */
+  acceptZeroChecksumV6?: boolean;
+  /** Outer UDP source port range for the inner flow hash. Default 49152–65535. */
+  srcPortMin?: number;
+  srcPortMax?: number;
+  /** Outer TTL / hop limit. Default 64. */
+  ttl?: number;
+  /** Set DF on the outer IPv4 header. Default false. */
+  dontFrag?: boolean;
+  /** Geneve: options sent on every packet. */
+  options?: readonly GeneveOption[];
+  /** Geneve: the (class, type) pairs this node understands; a critical option not listed is dropped (RFC 8926 §3.5). */
+  knownOptions?: ReadonlyArray<{ class: number; type: number }>;
+}
+
+export interface VtepConfig {
+  /** The remote's underlay address. */
+  ip: string;
+  /** The MAC of the next hop towards it on the underlay (the remote itself on a shared L2 underlay). */
+  mac: number;
+  /** L2 mode: the VNIs whose broadcast and unknown traffic this VTEP receives. */
+  vnis?: readonly number[];
+}
+
+export interface Vtep {
+  readonly index: number;
+  readonly ip: string;
+  readonly mac: number;
+  readonly vnis: ReadonlySet<number>;
+  readonly template: TunnelTemplate;
+  /** Frames sent to / accepted from this VTEP. */
+  txPackets: number;
+  rxPackets: number;
+}
+
+const NO_SEGMENT = -1;
+
+function parseUnderlayIp(s: string, what: string): { family: 4; v4: number } | { family: 6; v6: Uint8Array } {
+  const v4 = ipv4FromString(s);
+  if (v4 !== null) return { family: 4, v4 };
+  const v6 = ipv6FromString(s);
+  if (v6 !== null) return { family: 6, v6 };
+  throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
+}
+
+function checkVni(v: number, what: string): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffff) throw new RangeError(`${what}: VNI ${v} is not a 24-bit number`);
+  return v;
+}
+
+function hash128(b: Uint8Array, o: number): number {
+  return (Math.imul(rd32(b, o) ^ rd32(b, o + 8), 0x9e3779b1) ^ rd32(b, o + 4) ^ Math.imul(rd32(b, o + 12), 0x85ebca6b)) >>> 0;
+}
+
+export class Tunnel {
+  readonly kind: TunnelKind;
+  readonly mode: TunnelMode;
+  readonly family: 4 | 6;
+  readonly dstPort: number;
+  /** Routed mode's VNI. */
+  readonly vni: number;
+  readonly vteps: Vtep[] = [];
+  /** Outer bytes added in front of the inner frame (Ethernet + IP + UDP + tunnel header). */
+  readonly overhead: number;
+  private readonly cfg: TunnelConfig;
+  private readonly localV4: number = 0;
+  private readonly localV6: Uint8Array | null = null;
+  private readonly known: ReadonlySet<number>;
+  private readonly byV4 = new U32Map();
+  /** IPv6 remotes by a 32-bit hash of the address; collisions chain through `v6Next`. */
+  private readonly byV6 = new Map<number, number>();
+  private v6Next: number[] = [];
+  /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
+  private readonly vniSegment = new Map<number, number>();
+  private readonly segmentVni = new Int32Array(4096).fill(NO_SEGMENT);
+  private readonly floodLists = new Map<number, Int32Array>();
+  private readonly v4 = new Ipv4View();
+  private readonly v6 = new Ipv6View();
+  private readonly walk = new Ipv6Walk();
+  private readonly udp = new UdpView();
+  private readonly vx = new VxlanView();
+  private readonly gv = new GeneveView();
+
+  constructor(cfg: TunnelConfig) {
+    this.cfg = cfg;
+    this.kind = cfg.kind;
+    this.mode = cfg.mode;
+    if (cfg.kind !== 'vxlan' && cfg.kind !== 'geneve') throw new RangeError(`tunnel kind "${String(cfg.kind)}" is not vxlan or geneve`);
+    if (cfg.mode !== 'routed' && cfg.mode !== 'l2') throw new RangeError(`tunnel mode "${String(cfg.mode)}" is not routed or l2`);
+    const local = parseUnderlayIp(cfg.localIp, 'tunnel localIp');
+    this.family = local.family;
+    if (local.family === 4) this.localV4 = local.v4;
+    else this.localV6 = local.v6;
+    this.vni = checkVni(cfg.vni ?? 1, 'tunnel vni');
+    this.dstPort = cfg.dstPort ?? (cfg.kind === 'vxlan' ? VXLAN_UDP_PORT : GENEVE_UDP_PORT);
+    this.known = new Set((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
+    // Build one template to learn the overhead and validate the options and ranges early.
+    this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
+  }
+
+  private makeTemplate(v: VtepConfig, vni: number): TunnelTemplate {
+    const remote = parseUnderlayIp(v.ip, 'VTEP ip');
+    if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
+    const underlay: Underlay = remote.family === 4 ? { family: 4, src: this.localV4, dst: remote.v4 } : { family: 6, src: this.localV6!, dst: remote.v6 };
+    const c = this.cfg;
+    return new TunnelTemplate({
+      kind: c.kind, srcMac: c.localMac, dstMac: v.mac, underlay, vni,
+      ...(c.ttl !== undefined ? { ttl: c.ttl } : {}),
+      ...(c.dontFrag !== undefined ? { dontFrag: c.dontFrag } : {}),
+      ...(c.srcPortMin !== undefined ? { srcPortMin: c.srcPortMin } : {}),
+      ...(c.srcPortMax !== undefined ? { srcPortMax: c.srcPortMax } : {}),
+      dstPort: this.dstPort,
+      ...(c.udpChecksum !== undefined ? { udpChecksum: c.udpChecksum } : {}),
+      ...(c.options !== undefined ? { options: c.options } : {}),
+    });
+  }
+
+  /** Adds a remote VTEP; returns its index. Adding the same address twice throws. */
+  addVtep(v: VtepConfig): number {
+    if (this.findVtep(v.ip) >= 0) throw new RangeError(`VTEP ${v.ip} is already in the table`);
+    const vnis = new Set<number>();
+    for (const n of v.vnis ?? []) vnis.add(checkVni(n, `VTEP ${v.ip}`));
+    if (this.mode === 'routed' && vnis.size > 0) throw new RangeError(`VTEP ${v.ip}: vnis apply to l2 tunnels only`);
+    const index = this.vteps.length;
+    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template: this.makeTemplate(v, this.vni), txPackets: 0, rxPackets: 0 });
+    const remote = parseUnderlayIp(v.ip, 'VTEP ip');
+    if (remote.family === 4) this.byV4.set(remote.v4, index);
+    else {
+      const h = hash128(remote.v6, 0);
+      this.v6Next[index] = this.byV6.get(h) ?? -1;
+      this.byV6.set(h, index);
+    }
+    this.rebuildFloodLists();
+    return index;
+  }
+
+  /** Index of the VTEP with this address, or -1. */
+  findVtep(ip: string): number {
+    const a = parseUnderlayIp(ip, 'VTEP ip');
+    if (a.family !== this.family) return -1;
+    if (a.family === 4) return this.byV4.get(a.v4);
+    return this.vtepAtV6(a.v6, 0);
+  }
+
+  private vtepAtV6(b: Uint8Array, o: number): number {
+    let i = this.byV6.get(hash128(b, o)) ?? -1;
+    while (i >= 0) {
+      const v = this.vteps[i]!.template.header;
+      // The template's outer IPv6 destination is the remote's address.
+      let same = true;
+      for (let k = 0; k < 16 && same; k++) same = v[ETH_HEADER_LEN + 24 + k] === b[o + k];
+      if (same) return i;
+      i = this.v6Next[i]!;
+    }
+    return -1;
+  }
+
+  /** L2 mode: binds a VNI to a bridge segment (VLAN id 0–4094). */
+  mapVni(vni: number, segment: number): void {
+    if (this.mode !== 'l2') throw new RangeError('mapVni: only l2 tunnels map VNIs to segments');
+    checkVni(vni, 'mapVni');
+    if (!Number.isInteger(segment) || segment < 0 || segment > 4094) throw new RangeError(`mapVni: segment ${segment} is not 0-4094`);
+    if (this.vniSegment.has(vni)) throw new RangeError(`mapVni: VNI ${vni} is already mapped to segment ${this.vniSegment.get(vni)}`);
+    if (this.segmentVni[segment] !== NO_SEGMENT) throw new RangeError(`mapVni: segment ${segment} already carries VNI ${this.segmentVni[segment]}`);
+    this.vniSegment.set(vni, segment);
+    this.segmentVni[segment] = vni;
+    this.rebuildFloodLists();
+  }
+
+  private rebuildFloodLists(): void {
+    this.floodLists.clear();
+    for (const vni of this.vniSegment.keys()) {
+      this.floodLists.set(vni, Int32Array.from(this.vteps.filter((v) => v.vnis.has(vni)).map((v) => v.index)));
+    }
+  }
+
+  /** The VNI a frame of `segment` leaves with (l2), the tunnel's VNI (routed), or -1 when the segment has none. */
+  vniFor(segment: number): number {
+    if (this.mode === 'routed') return this.vni;
+    return segment >= 0 && segment < 4096 ? this.segmentVni[segment]! : -1;
+  }
+
+  /** L2 mode: the VTEPs a flooded frame of `segment` is replicated to (empty when none). */
+  floodList(segment: number): Int32Array {
+    const vni = this.vniFor(segment);
+    return (vni >= 0 ? this.floodLists.get(vni) : undefined) ?? EMPTY_LIST;
+  }
+
+  /**
+   * Validates and strips the outer headers of the frame in `p` (outer Ethernet at `p.start`): Ethernet type,
+   * IP header (and the IPv4 header checksum), that the packet is for this VTEP and not a fragment, UDP
+   * length, port and checksum (verified when non-zero; zero over IPv6 refused unless configured), the
+   * VXLAN/Geneve header, Geneve critical options, the remote VTEP and the VNI. On success the window is the
+   * inner frame, `p.tunVni`, `p.tunVtep`, `p.tunOptOff/Len` and `p.segment` (l2) are set, and it returns 0;
+   * otherwise a DropReason and `p` is unchanged.
+   */
+  decap(p: PacketBuf): number {
+    const b = p.data;
+    const o = p.start;
+    const end = p.end;
+    if (end - o < ETH_HEADER_LEN) return DropReason.EthTruncated;
+    const type = rd16(b, o + 12);
+    const ip = o + ETH_HEADER_LEN;
+    let udp: number;
+    let l3End: number;
+    let vtep: number;
+    let pseudo: number;
+    if (type === ETHERTYPE_IPV4 && this.family === 4) {
+      const r = this.v4.at(b, ip).check(end - ip);
+      if (r !== null) return r;
+      const hl = (b[ip]! & 0x0f) << 2;
+      if (!ipv4HeaderValid(b, ip, hl)) return DropReason.Ipv4BadChecksum;
+      if (rd32(b, ip + 16) !== this.localV4 || b[ip + 9] !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
+      if ((rd16(b, ip + 6) & 0x3fff) !== 0) return DropReason.TunnelFragment;
+      l3End = ip + rd16(b, ip + 2);
+      udp = ip + hl;
+      vtep = this.byV4.get(rd32(b, ip + 12));
+      pseudo = pseudoSumV4At(b, ip + 12, ip + 16, IPPROTO_UDP, 0);
+    } else if (type === ETHERTYPE_IPV6 && this.family === 6) {
+      const v = this.v6.at(b, ip);
+      const r = v.check(end - ip);
+      if (r !== null) return r;
+      const local = this.localV6!;
+      for (let k = 0; k < 16; k++) if (b[ip + 24 + k] !== local[k]) return DropReason.TunnelNotForUs;
+      l3End = ip + IPV6_HEADER_LEN + v.payloadLen;
+      const wr = walkIpv6(b, ip, l3End, this.walk);
+      if (wr !== null) return wr;
+      if (this.walk.fragOff >= 0) return DropReason.TunnelFragment;
+      if (this.walk.upperProto !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
+      udp = this.walk.upperOff;
+      vtep = this.vtepAtV6(b, ip + 8);
+      pseudo = pseudoSumV6At(b, ip + 8, this.walk.pseudoDstOff, IPPROTO_UDP, 0);
+    } else {
+      return DropReason.TunnelNotForUs;
+    }
+    const u = this.udp.at(b, udp);
+    const ur = u.check(l3End - udp);
+    if (ur !== null) return ur;
+    if (rd16(b, udp + 2) !== this.dstPort) return DropReason.TunnelNotForUs;
+    const udpLen = rd16(b, udp + 4);
+    const udpEnd = udp + udpLen;
+    const sum = rd16(b, udp + 6);
+    if (sum === 0) {
+      if (this.family === 6 && this.cfg.acceptZeroChecksumV6 !== true) return DropReason.UdpZeroChecksumV6;
+    } else if (finish(onesSum(b, udp, udpLen, pseudo + udpLen)) !== 0) {
+      return DropReason.UdpBadChecksum;
+    }
+    const th = udp + UDP_HEADER_LEN;
+    let vni: number;
+    let inner: number;
+    let optOff = -1;
+    let optLen = 0;
+    if (this.kind === 'vxlan') {
+      const r = this.vx.at(b, th).check(udpEnd - th);
+      if (r !== null) return r;
+      vni = rd24(b, th + 4);
+      inner = th + VXLAN_HEADER_LEN;
+    } else {
+      const g = this.gv.at(b, th);
+      const r = g.check(udpEnd - th);
+      if (r !== null) return r;
+      if (g.protocolType !== ETHERTYPE_TEB) return DropReason.GeneveNotEthernet;
+      if (g.firstUnknownCritical(this.known) >= 0) return DropReason.GeneveUnknownCriticalOption;
+      vni = rd24(b, th + 4);
+      inner = g.optionsEnd;
+      optOff = g.firstOptionOffset;
+      optLen = inner - optOff;
+    }
+    if (vtep < 0) return DropReason.UnknownVtep;
+    let segment = 0;
+    if (this.mode === 'routed') {
+      if (vni !== this.vni) return DropReason.UnknownVni;
+    } else {
+      const s = this.vniSegment.get(vni);
+      if (s === undefined) return DropReason.UnknownVni;
+      segment = s;
+    }
+    if (udpEnd - inner < ETH_HEADER_LEN) return DropReason.EthTruncated;
+    this.vteps[vtep]!.rxPackets++;
+    p.tunVni = vni;
+    p.tunVtep = vtep;
+    p.tunOptOff = optOff;
+    p.tunOptLen = optLen;
+    p.segment = segment;
+    p.start = inner;
+    p.end = udpEnd;
+    p.l2 = inner;
+    p.l3 = p.l4 = p.innerL2 = p.innerL3 = p.innerL4 = -1;
+    return 0;
+  }
+
+  /** Prepends the outer headers towards VTEP `vtep` with `vni`; returns 0 or a DropReason. */
+  encap(p: PacketBuf, vtep: number, vni: number): number {
+    const v = this.vteps[vtep];
+    if (v === undefined) return DropReason.UnknownVtep;
+    const hash = innerFlowHash(p.data, p.start, p.end);
+    p.flowHash = hash;
+    if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
+    v.txPackets++;
+    return 0;
+  }
+
+  /** The configured options (Geneve), for display. */
+  get options(): readonly GeneveOption[] { return this.cfg.options ?? []; }
+}
+
+const EMPTY_LIST = new Int32Array(0);

@@ -1,0 +1,142 @@
+/**
+ * Tables keyed by addresses read straight out of a packet, without building a key object: IPv4 addresses
+ * are numbers and use a Map; IPv6 addresses (16 bytes at an offset) hash to 32 bits and chain on collision.
+ */
+import { rd32 } from '../wire/bytes.js';
+
+/** A 32-bit hash of the 16 bytes at `b[o]` (all four words contribute). */
+export function hashIpv6(b: Uint8Array, o: number): number {
+  let h = Math.imul(rd32(b, o) ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ rd32(b, o + 4), 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 13) ^ rd32(b, o + 8), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16) ^ rd32(b, o + 12), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** IPv6 address → value. Lookups by (bytes, offset) allocate nothing. */
+export class Ipv6Table<T> {
+  private readonly heads = new Map<number, number>();
+  private readonly keys: Uint8Array[] = [];
+  private readonly values: T[] = [];
+  private readonly next: number[] = [];
+  private readonly freeSlots: number[] = [];
+  private count = 0;
+
+  get size(): number { return this.count; }
+
+  private find(b: Uint8Array, o: number, h: number): number {
+    let i = this.heads.get(h) ?? -1;
+    while (i >= 0) {
+      const k = this.keys[i]!;
+      let same = true;
+      for (let j = 0; j < 16; j++) if (k[j] !== b[o + j]) { same = false; break; }
+      if (same) return i;
+      i = this.next[i]!;
+    }
+    return -1;
+  }
+
+  /** The value for the address at `b[o]`, or undefined. */
+  get(b: Uint8Array, o = 0): T | undefined {
+    const i = this.find(b, o, hashIpv6(b, o));
+    return i < 0 ? undefined : this.values[i];
+  }
+
+  set(addr: Uint8Array, value: T): void {
+    const h = hashIpv6(addr, 0);
+    const i = this.find(addr, 0, h);
+    if (i >= 0) { this.values[i] = value; return; }
+    const slot = this.freeSlots.pop() ?? this.keys.length;
+    this.keys[slot] = addr.slice(0, 16);
+    this.values[slot] = value;
+    this.next[slot] = this.heads.get(h) ?? -1;
+    this.heads.set(h, slot);
+    this.count++;
+  }
+
+  delete(addr: Uint8Array): boolean {
+    const h = hashIpv6(addr, 0);
+    let prev = -1;
+    let i = this.heads.get(h) ?? -1;
+    while (i >= 0) {
+      if (i === this.find(addr, 0, h)) {
+        const nx = this.next[i]!;
+        if (prev < 0) { if (nx < 0) this.heads.delete(h); else this.heads.set(h, nx); } else this.next[prev] = nx;
+        this.freeSlots.push(i);
+        this.count--;
+        return true;
+      }
+      prev = i;
+      i = this.next[i]!;
+    }
+    return false;
+  }
+
+  *entries(): IterableIterator<[Uint8Array, T]> {
+    for (const i of this.heads.values()) {
+      for (let j = i; j >= 0; j = this.next[j]!) yield [this.keys[j]!, this.values[j]!];
+    }
+  }
+}
+
+/**
+ * uint32 → int32 map (IPv4 addresses → small indexes) in typed arrays. A JS Map keyed by addresses above
+ * 2^31 boxes each key on lookup; this does not. Open addressing, linear probing; no deletion (tables of
+ * VTEPs and routes are built by configuration and only grow).
+ */
+export class U32Map {
+  private keys: Int32Array;
+  private vals: Int32Array;
+  private used: Uint8Array;
+  private mask: number;
+  private count = 0;
+
+  constructor(initial = 16) {
+    let n = 8;
+    while (n < initial * 2) n *= 2;
+    this.keys = new Int32Array(n);
+    this.vals = new Int32Array(n);
+    this.used = new Uint8Array(n);
+    this.mask = n - 1;
+  }
+
+  get size(): number { return this.count; }
+
+  /** The value for `key` (any uint32 or int32), or -1. */
+  get(key: number): number {
+    const k = key | 0;
+    const m = this.mask;
+    for (let i = Math.imul(k, 0x9e3779b1) >>> 0 & m; ; i = (i + 1) & m) {
+      if (this.used[i] === 0) return -1;
+      if (this.keys[i] === k) return this.vals[i]!;
+    }
+  }
+
+  /** Sets `key` → `value` (a non-negative int32). */
+  set(key: number, value: number): void {
+    if ((this.count + 1) * 2 > this.keys.length) this.grow();
+    const k = key | 0;
+    const m = this.mask;
+    for (let i = Math.imul(k, 0x9e3779b1) >>> 0 & m; ; i = (i + 1) & m) {
+      if (this.used[i] === 0) {
+        this.used[i] = 1;
+        this.keys[i] = k;
+        this.vals[i] = value;
+        this.count++;
+        return;
+      }
+      if (this.keys[i] === k) { this.vals[i] = value; return; }
+    }
+  }
+
+  private grow(): void {
+    const { keys, vals, used } = this;
+    const n = keys.length * 2;
+    this.keys = new Int32Array(n);
+    this.vals = new Int32Array(n);
+    this.used = new Uint8Array(n);
+    this.mask = n - 1;
+    this.count = 0;
+    for (let i = 0; i < used.length; i++) if (used[i] === 1) this.set(keys[i]!, vals[i]!);
+  }
+}
