@@ -11,7 +11,7 @@
  * Everything on the per-packet path works in place on the packet buffer and allocates nothing; only
  * solicitations for unresolved neighbours (rate-limited) build new frames.
  */
-import { Ipv6Table } from '../packet/addrtable.js';
+import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
@@ -70,19 +70,22 @@ export interface RouteTarget {
 /** Longest-prefix match over one map per distinct prefix length (there are few), longest first. */
 class RouteTable4 {
   private lens: number[] = [];
-  private readonly byLen = new Map<number, Map<number, RouteTarget>>();
+  private readonly byLen = new Map<number, U32Map>();
+  private readonly targets: RouteTarget[] = [];
   add(addr: number, len: number, t: RouteTarget): void {
     let m = this.byLen.get(len);
     if (m === undefined) {
-      this.byLen.set(len, (m = new Map()));
+      this.byLen.set(len, (m = new U32Map()));
       this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
     }
-    m.set((addr & mask4(len)) >>> 0, t);
+    m.set(addr & mask4(len), this.targets.push(t) - 1);
   }
   lookup(addr: number): RouteTarget | undefined {
-    for (const len of this.lens) {
-      const t = this.byLen.get(len)!.get((addr & mask4(len)) >>> 0);
-      if (t !== undefined) return t;
+    const lens = this.lens;
+    for (let i = 0; i < lens.length; i++) {
+      const len = lens[i]!;
+      const t = this.byLen.get(len)!.get(addr & mask4(len));
+      if (t >= 0) return this.targets[t];
     }
     return undefined;
   }
@@ -143,7 +146,10 @@ export class Gateway {
   readonly v6: Uint8Array | null = null;
   readonly v6Len: number = 0;
   private readonly v4Net: number = 0;
-  private readonly neigh4 = new Map<number, number>();
+  /** IPv4 neighbours: address → index into `neighMacs`. */
+  private readonly neigh4 = new U32Map();
+  private readonly neighMacs: number[] = [];
+  private readonly neigh4Ips: number[] = [];
   private readonly neigh6 = new Ipv6Table<number>();
   private readonly routes4 = new RouteTable4();
   private readonly routes6 = new RouteTable6();
@@ -196,10 +202,17 @@ export class Gateway {
   /** A static neighbour (what a CNI agent knows of its pods). */
   addNeighbor(ip: string, mac: number): void {
     const v4 = ipv4FromString(ip);
-    if (v4 !== null) { this.neigh4.set(v4, mac); return; }
+    if (v4 !== null) { this.setNeighbor4(v4, mac); return; }
     const v6 = ipv6FromString(ip);
     if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
     this.neigh6.set(v6, mac);
+  }
+
+  private setNeighbor4(ip: number, mac: number): void {
+    const i = this.neigh4.get(ip);
+    if (i >= 0) { this.neighMacs[i] = mac; return; }
+    this.neigh4.set(ip, this.neighMacs.push(mac) - 1);
+    this.neigh4Ips.push(ip);
   }
 
   /** Routes `prefix` (another node's podCIDR) to a tunnel port and VTEP. */
@@ -212,7 +225,7 @@ export class Gateway {
   /** Neighbour table for display (allocates). */
   neighbors(): Array<{ ip: string; mac: string }> {
     const out: Array<{ ip: string; mac: string }> = [];
-    for (const [a, m] of this.neigh4) out.push({ ip: ipv4ToString(a), mac: macToString(m) });
+    this.neigh4Ips.forEach((a, i) => out.push({ ip: ipv4ToString(a), mac: macToString(this.neighMacs[i]!) }));
     for (const [a, m] of this.neigh6.entries()) out.push({ ip: ipv6ToString(a), mac: macToString(m) });
     return out;
   }
@@ -243,7 +256,7 @@ export class Gateway {
     const senderIp = rd32(b, a + 14);
     const targetIp = rd32(b, a + 24);
     // Glean: a pod that speaks ARP tells us where it is.
-    if (this.isLocal4(senderIp) && senderIp !== this.v4) this.neigh4.set(senderIp, senderMac);
+    if (this.isLocal4(senderIp) && senderIp !== this.v4) this.setNeighbor4(senderIp, senderMac);
     if (op !== 1 || this.v4 === null || targetIp !== this.v4) return GatewayVerdict.Consumed;
     // Turn the request into the reply in place (RFC 826).
     wr16(b, a + 6, 2);
@@ -274,12 +287,13 @@ export class Gateway {
     if (ttl <= 1) return -DropReason.TtlExceeded;
     const fromTunnel = p.tunVtep >= 0;
     if (this.isLocal4(dst)) {
-      const mac = this.neigh4.get(dst);
-      if (mac === undefined) {
+      const ni = this.neigh4.get(dst);
+      if (ni < 0) {
         this.solicit4(dst, now);
         this.lastDetail = { route: 'local', dst: ipv4ToString(dst), neighbor: 'unresolved' };
         return -DropReason.NeighborUnresolved;
       }
+      const mac = this.neighMacs[ni]!;
       decTtl4(b, ip);
       wrMac(b, p.start, mac);
       wrMac(b, p.start + 6, this.mac);

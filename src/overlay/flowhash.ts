@@ -29,15 +29,16 @@ const SEED = 0x5e1e_f10b;
 
 /**
  * Big-endian 32-bit word at `o` as an int32; bytes at or past `end` read as zero. Never reads outside
- * [o, end). Small enough for V8 to inline at every call site; the rare short read is out of line.
+ * [o, end). One DataView load on the common path (small enough for V8 to inline); the rare short read is
+ * out of line.
  */
-function word(b: Uint8Array, o: number, end: number): number {
-  return o + 4 <= end ? (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]! : shortWord(b, o, end);
+function word(v: DataView, o: number, end: number): number {
+  return o + 4 <= end ? v.getInt32(o) : shortWord(v, o, end);
 }
 
-function shortWord(b: Uint8Array, o: number, end: number): number {
+function shortWord(v: DataView, o: number, end: number): number {
   let w = 0;
-  for (let i = 0; i < 4; i++) w = (w << 8) | (o + i < end ? b[o + i]! : 0);
+  for (let i = 0; i < 4; i++) w = (w << 8) | (o + i < end ? v.getUint8(o + i) : 0);
   return w;
 }
 
@@ -62,12 +63,12 @@ function fmix32(h: number): number {
 }
 
 /**
- * A 32-bit unsigned hash of the inner flow of the Ethernet frame at `b[off, end)` (see the module
- * comment for the fields). Reads nothing outside `[off, end)` (nor outside `b`), never throws and
- * allocates nothing.
+ * A 32-bit unsigned hash of the inner flow of the Ethernet frame at `[off, end)` of `b` (a DataView, such
+ * as `PacketBuf.view`: whole words are one load). See the module comment for the fields. Reads nothing
+ * outside `[off, end)` (nor outside `b`), never throws and allocates nothing.
  */
-export function innerFlowHash(b: Uint8Array, off: number, end: number): number {
-  if (end > b.length) end = b.length;
+export function innerFlowHash(b: DataView, off: number, end: number): number {
+  if (end > b.byteLength) end = b.byteLength;
   if (!(off >= 0)) off = 0;
   // Few call sites, so that V8 inlines every `word` and `mix` within its budget.
   let h = SEED;
@@ -83,7 +84,7 @@ export function innerFlowHash(b: Uint8Array, off: number, end: number): number {
   }
   const etherType = w >>> 16;
   const l3 = p + 2;
-  const version = l3 < end ? b[l3]! >>> 4 : 0;
+  const version = l3 < end ? b.getUint8(l3) >>> 4 : 0;
   let proto = 0;
   // The source and destination addresses are [addr, addrEnd): empty for anything but IP.
   let addr = 0;
@@ -91,14 +92,14 @@ export function innerFlowHash(b: Uint8Array, off: number, end: number): number {
   // Where the ports are, or -1 when they are unknown.
   let l4 = -1;
   if (etherType === ETHERTYPE_IPV4 && version === 4) {
-    proto = l3 + 9 < end ? b[l3 + 9]! : 0;
+    proto = l3 + 9 < end ? b.getUint8(l3 + 9) : 0;
     addr = l3 + 12;
     addrEnd = l3 + 20;
-    const ihl = (b[l3]! & 0x0f) << 2;
+    const ihl = (b.getUint8(l3) & 0x0f) << 2;
     // A bad header length leaves the ports unknown; so does a fragment (flags/offset: low half of word 1).
     if (ihl >= 20 && (word(b, l3 + 4, end) & IPV4_FRAG_MASK) === 0) l4 = l3 + ihl;
   } else if (etherType === ETHERTYPE_IPV6 && version === 6) {
-    proto = l3 + 6 < end ? b[l3 + 6]! : 0;
+    proto = l3 + 6 < end ? b.getUint8(l3 + 6) : 0;
     addr = l3 + 8;
     addrEnd = l3 + 40;
     l4 = addrEnd;

@@ -10,16 +10,16 @@
  *   learned against the remote VTEP; broadcast, unknown unicast and multicast are replicated to every
  *   VTEP that is a member of the VNI (head-end replication).
  */
-import { U32Map } from '../packet/addrtable.js';
+import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { ipv4FromString, ipv6FromString, rd16, rd24, rd32 } from '../wire/bytes.js';
+import { ipv4FromString, ipv6FromString, rd24 } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { GeneveView, geneveOptionKey, GENEVE_UDP_PORT, type GeneveOption } from '../wire/geneve.js';
 import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
-import { UdpView, UDP_HEADER_LEN } from '../wire/udp.js';
+import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
 import { innerFlowHash } from './flowhash.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
@@ -89,10 +89,6 @@ function checkVni(v: number, what: string): number {
   return v;
 }
 
-function hash128(b: Uint8Array, o: number): number {
-  return (Math.imul(rd32(b, o) ^ rd32(b, o + 8), 0x9e3779b1) ^ rd32(b, o + 4) ^ Math.imul(rd32(b, o + 12), 0x85ebca6b)) >>> 0;
-}
-
 export class Tunnel {
   readonly kind: TunnelKind;
   readonly mode: TunnelMode;
@@ -108,9 +104,7 @@ export class Tunnel {
   private readonly localV6: Uint8Array | null = null;
   private readonly known: ReadonlySet<number>;
   private readonly byV4 = new U32Map();
-  /** IPv6 remotes by a 32-bit hash of the address; collisions chain through `v6Next`. */
-  private readonly byV6 = new Map<number, number>();
-  private v6Next: number[] = [];
+  private readonly byV6 = new Ipv6Table<number>();
   /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
   private readonly vniSegment = new Map<number, number>();
   private readonly segmentVni = new Int32Array(4096).fill(NO_SEGMENT);
@@ -118,7 +112,6 @@ export class Tunnel {
   private readonly v4 = new Ipv4View();
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
-  private readonly udp = new UdpView();
   private readonly vx = new VxlanView();
   private readonly gv = new GeneveView();
 
@@ -166,11 +159,7 @@ export class Tunnel {
     this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template: this.makeTemplate(v, this.vni), txPackets: 0, rxPackets: 0 });
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
     if (remote.family === 4) this.byV4.set(remote.v4, index);
-    else {
-      const h = hash128(remote.v6, 0);
-      this.v6Next[index] = this.byV6.get(h) ?? -1;
-      this.byV6.set(h, index);
-    }
+    else this.byV6.set(remote.v6, index);
     this.rebuildFloodLists();
     return index;
   }
@@ -184,17 +173,9 @@ export class Tunnel {
   }
 
   private vtepAtV6(b: Uint8Array, o: number): number {
-    let i = this.byV6.get(hash128(b, o)) ?? -1;
-    while (i >= 0) {
-      const v = this.vteps[i]!.template.header;
-      // The template's outer IPv6 destination is the remote's address.
-      let same = true;
-      for (let k = 0; k < 16 && same; k++) same = v[ETH_HEADER_LEN + 24 + k] === b[o + k];
-      if (same) return i;
-      i = this.v6Next[i]!;
-    }
-    return -1;
+    return this.byV6.get(b, o) ?? -1;
   }
+
 
   /** L2 mode: binds a VNI to a bridge segment (VLAN id 0–4094). */
   mapVni(vni: number, segment: number): void {
@@ -240,23 +221,23 @@ export class Tunnel {
     const o = p.start;
     const end = p.end;
     if (end - o < ETH_HEADER_LEN) return DropReason.EthTruncated;
-    const type = rd16(b, o + 12);
+    const dv = p.view;
+    const type = dv.getUint16(o + 12);
     const ip = o + ETH_HEADER_LEN;
     let udp: number;
     let l3End: number;
     let vtep: number;
-    let pseudo: number;
     if (type === ETHERTYPE_IPV4 && this.family === 4) {
       const r = this.v4.at(b, ip).check(end - ip);
       if (r !== null) return r;
       const hl = (b[ip]! & 0x0f) << 2;
-      if (!ipv4HeaderValid(b, ip, hl)) return DropReason.Ipv4BadChecksum;
-      if (rd32(b, ip + 16) !== this.localV4 || b[ip + 9] !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
-      if ((rd16(b, ip + 6) & 0x3fff) !== 0) return DropReason.TunnelFragment;
-      l3End = ip + rd16(b, ip + 2);
+      if (!ipv4HeaderValid(dv, ip, hl)) return DropReason.Ipv4BadChecksum;
+      // Protocol must be UDP and the packet addressed to this VTEP; fragments wait for reassembly.
+      if (dv.getUint32(ip + 16) !== this.localV4 || b[ip + 9] !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
+      if ((dv.getUint16(ip + 6) & 0x3fff) !== 0) return DropReason.TunnelFragment;
+      l3End = ip + dv.getUint16(ip + 2);
       udp = ip + hl;
-      vtep = this.byV4.get(rd32(b, ip + 12));
-      pseudo = pseudoSumV4At(b, ip + 12, ip + 16, IPPROTO_UDP, 0);
+      vtep = this.byV4.get(dv.getInt32(ip + 12));
     } else if (type === ETHERTYPE_IPV6 && this.family === 6) {
       const v = this.v6.at(b, ip);
       const r = v.check(end - ip);
@@ -270,21 +251,19 @@ export class Tunnel {
       if (this.walk.upperProto !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
       udp = this.walk.upperOff;
       vtep = this.vtepAtV6(b, ip + 8);
-      pseudo = pseudoSumV6At(b, ip + 8, this.walk.pseudoDstOff, IPPROTO_UDP, 0);
     } else {
       return DropReason.TunnelNotForUs;
     }
-    const u = this.udp.at(b, udp);
-    const ur = u.check(l3End - udp);
-    if (ur !== null) return ur;
-    if (rd16(b, udp + 2) !== this.dstPort) return DropReason.TunnelNotForUs;
-    const udpLen = rd16(b, udp + 4);
+    if (l3End - udp < UDP_HEADER_LEN) return DropReason.UdpTruncated;
+    const udpLen = dv.getUint16(udp + 4);
+    if (udpLen < UDP_HEADER_LEN || udpLen > l3End - udp) return DropReason.UdpBadLength;
+    if (dv.getUint16(udp + 2) !== this.dstPort) return DropReason.TunnelNotForUs;
     const udpEnd = udp + udpLen;
-    const sum = rd16(b, udp + 6);
-    if (sum === 0) {
+    if (dv.getUint16(udp + 6) === 0) {
       if (this.family === 6 && this.cfg.acceptZeroChecksumV6 !== true) return DropReason.UdpZeroChecksumV6;
-    } else if (finish(onesSum(b, udp, udpLen, pseudo + udpLen)) !== 0) {
-      return DropReason.UdpBadChecksum;
+    } else {
+      const pseudo = this.family === 4 ? pseudoSumV4At(b, ip + 12, ip + 16, IPPROTO_UDP, udpLen) : pseudoSumV6At(b, ip + 8, this.walk.pseudoDstOff, IPPROTO_UDP, udpLen);
+      if (finish(onesSum(b, udp, udpLen, pseudo)) !== 0) return DropReason.UdpBadChecksum;
     }
     const th = udp + UDP_HEADER_LEN;
     let vni: number;
@@ -334,7 +313,7 @@ export class Tunnel {
   encap(p: PacketBuf, vtep: number, vni: number): number {
     const v = this.vteps[vtep];
     if (v === undefined) return DropReason.UnknownVtep;
-    const hash = innerFlowHash(p.data, p.start, p.end);
+    const hash = innerFlowHash(p.view, p.start, p.end);
     p.flowHash = hash;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     v.txPackets++;

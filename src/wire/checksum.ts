@@ -63,15 +63,17 @@ export function pseudoSumV6At(b: Uint8Array, srcOff: number, dstOff: number, nex
 }
 
 /**
- * Whether the IPv4 header of `hl` bytes at `off` has a valid checksum. The common 20-byte header is
- * summed unrolled (the per-packet check on every tunnel packet received).
+ * Whether the IPv4 header of `hl` bytes at `off` of `v` has a valid checksum. The common 20-byte header is
+ * summed as five 32-bit loads (the check every received tunnel packet pays).
  */
-export function ipv4HeaderValid(b: Uint8Array, off: number, hl: number): boolean {
-  if (hl !== 20) return checksum(b, off, hl) === 0;
-  let s = ((b[off]! << 8) | b[off + 1]!) + ((b[off + 2]! << 8) | b[off + 3]!) + ((b[off + 4]! << 8) | b[off + 5]!)
-    + ((b[off + 6]! << 8) | b[off + 7]!) + ((b[off + 8]! << 8) | b[off + 9]!) + ((b[off + 10]! << 8) | b[off + 11]!)
-    + ((b[off + 12]! << 8) | b[off + 13]!) + ((b[off + 14]! << 8) | b[off + 15]!) + ((b[off + 16]! << 8) | b[off + 17]!)
-    + ((b[off + 18]! << 8) | b[off + 19]!);
+export function ipv4HeaderValid(v: DataView, off: number, hl: number): boolean {
+  if (hl !== 20) return checksum(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), off, hl) === 0;
+  const a = v.getUint32(off);
+  const b = v.getUint32(off + 4);
+  const c = v.getUint32(off + 8);
+  const d = v.getUint32(off + 12);
+  const e = v.getUint32(off + 16);
+  let s = (a >>> 16) + (a & 0xffff) + (b >>> 16) + (b & 0xffff) + (c >>> 16) + (c & 0xffff) + (d >>> 16) + (d & 0xffff) + (e >>> 16) + (e & 0xffff);
   s = (s & 0xffff) + (s >>> 16);
   s = (s & 0xffff) + (s >>> 16);
   return s === 0xffff;

@@ -5,9 +5,9 @@ import { innerFlowHash } from '../../src/overlay/flowhash.js';
 import { TunnelTemplate } from '../../src/overlay/template.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { eth, ip4, ip6, tcp, udp } from '../peers/catalogue.js';
-import { guarded } from '../helpers.js';
 
-const hashOf = (b: Uint8Array): number => innerFlowHash(b, 0, b.length);
+const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+const hashOf = (b: Uint8Array): number => innerFlowHash(viewOf(b), 0, b.length);
 
 /** What identifies a flow. */
 interface Flow {
@@ -60,21 +60,32 @@ function frame(flow: Flow, pkt: Pkt): Uint8Array {
   return compose([eth(flow.v6 ? 0x86dd : 0x0800, tags, flow.srcMac, flow.dstMac), ip, ...l4, { kind: 'data', bytes: pkt.payload }]);
 }
 
-/** A view of `bytes` that throws on any read or write outside `[off, end)` (guarded() fences `[0, length)`). */
-function fenced(bytes: Uint8Array, off: number, end: number): Uint8Array {
-  const out = (p: string | symbol): boolean => typeof p === 'string' && /^-?\d+$/.test(p) && (Number(p) < off || Number(p) >= end);
-  return new Proxy(bytes, {
+const SIZES: Record<string, number> = { getUint8: 1, getInt8: 1, getUint16: 2, getInt16: 2, getUint32: 4, getInt32: 4, getFloat32: 4, getFloat64: 8, getBigUint64: 8, getBigInt64: 8 };
+
+/**
+ * A DataView over `bytes` whose reads throw outside `[off, end)` — tighter than the DataView's own bounds,
+ * so a read past the frame but inside the buffer is caught too.
+ */
+function fenced(bytes: Uint8Array, off: number, end: number): DataView {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new Proxy(dv, {
     get(t, p) {
-      if (out(p)) throw new RangeError(`read at ${String(p)} outside [${off}, ${end})`);
-      const v: unknown = Reflect.get(t, p, t);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-    set(t, p, v) {
-      if (typeof p === 'string' && /^-?\d+$/.test(p)) throw new RangeError(`write at ${p}`);
-      return Reflect.set(t, p, v, t);
+      if (p === 'byteLength') return t.byteLength;
+      const size = typeof p === 'string' ? SIZES[p] : undefined;
+      if (size === undefined) {
+        if (typeof p === 'string' && p.startsWith('set')) throw new RangeError(`write through ${p}`);
+        const v: unknown = Reflect.get(t, p, t);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      }
+      return (o: number) => {
+        if (!(o >= off && o + size <= end)) throw new RangeError(`${String(p)}(${o}) outside [${off}, ${end})`);
+        return (t as unknown as Record<string, (o: number) => number>)[p as string]!.call(t, o);
+      };
     },
   });
 }
+
+const guarded = (b: Uint8Array): DataView => fenced(b, 0, b.length);
 
 test('flow hash: deterministic, an unsigned 32-bit number, and independent of where the frame sits', () => {
   fc.assert(fc.property(flowArb, pktArb, fc.integer({ min: 0, max: 64 }), (flow, pkt, at) => {
@@ -84,7 +95,7 @@ test('flow hash: deterministic, an unsigned 32-bit number, and independent of wh
     assert.equal(hashOf(f.slice()), h);
     const big = new Uint8Array(at + f.length + 16).fill(0x5a);
     big.set(f, at);
-    assert.equal(innerFlowHash(big, at, at + f.length), h);
+    assert.equal(innerFlowHash(viewOf(big), at, at + f.length), h);
   }), { numRuns: 300 });
 });
 
