@@ -95,6 +95,9 @@ export class Bridge {
   private floodPorts: Int32Array = new Int32Array(256);
   private floodAux: Int32Array = new Int32Array(256);
   private floodCopiesBuf: Array<PacketBuf | null> = new Array<PacketBuf | null>(256).fill(null);
+  private flooding = false;
+  /** Floods that arrived while one was in progress (see `flood`). */
+  private readonly deferred: PacketBuf[] = [];
 
   constructor(opts: BridgeOptions) {
     this.name = opts.name;
@@ -198,8 +201,18 @@ export class Bridge {
     this.gw.addNeighbor(ip, mac);
   }
 
-  addStaticMac(segment: number, mac: number, port: Port | string): void {
-    this.macs.addStatic(segment, mac, this.port(port).index);
+  /** A static MAC entry; the port must carry the segment (a tunnel: map it to a VNI; give the VTEP as `vtep`). */
+  addStaticMac(segment: number, mac: number, port: Port | string, vtep?: string): void {
+    const p = this.port(port);
+    const t = this.tunnels[p.index];
+    let aux = 0;
+    if (t !== null && t !== undefined) {
+      if (t.vniFor(segment) < 0 || t.mode !== 'l2') throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: segment ${segment} has no VNI on this tunnel`);
+      if (vtep === undefined || (aux = t.findVtep(vtep)) < 0) throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: give the remote VTEP it lives behind (addVtep first)`);
+    } else if (!p.carries(segment)) {
+      throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: the port does not carry segment ${segment}`);
+    }
+    this.macs.addStatic(segment, mac, p.index, aux);
   }
 
   /** A port by name (or the port itself, checked to belong here). */
@@ -332,6 +345,7 @@ export class Bridge {
       p.tunOptOff = -1;
       p.tunOptLen = 0;
       p.segment = port.vlan;
+      p.pcp = 0;
       const len = p.end - p.start;
       let r = 0;
       if (!up) r = DropReason.PortDown;
@@ -367,13 +381,18 @@ export class Bridge {
           const seg = vid === 0 ? port.vlan : vid;
           if (tunnel !== null || type === ETHERTYPE_QINQ || (vid !== 0 && !port.isTrunk) || !port.carries(seg)) r = DropReason.VlanNotAllowed;
           else {
+            p.pcp = b[s + 14]! >>> 5;
             b.copyWithin(s + VLAN_TAG_LEN, s, s + 12);
             p.start = s + VLAN_TAG_LEN;
             p.segment = seg;
           }
         }
       } else if (tunnel !== null && tunnel.mode === 'routed') {
+        // A routed tunnel carries routed traffic only: frames for the gateway (its MAC or the virtual MAC
+        // remote gateways use), never broadcasts or frames switched straight onto the pods' segment.
+        const dst = p.view.getUint16(s) * 4294967296 + p.view.getUint32(s + 2);
         if (routedSegment < 0) r = DropReason.NoRoute;
+        else if (dst !== GLOBAL_VIRTUAL_MAC && dst !== this.gw!.mac) r = DropReason.RoutedNotForGateway;
         else p.segment = routedSegment;
       }
       if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
@@ -441,7 +460,26 @@ export class Bridge {
     else this.output(p, p.outPort, p.outAux);
   }
 
+  /**
+   * Floods `p`. The scratch destination list is shared, so a flood started from inside a flood (the
+   * gateway answering a flooded request with a frame that floods itself) waits until the outer one is done.
+   */
   private flood(p: PacketBuf): void {
+    if (this.flooding) {
+      this.deferred.push(p);
+      return;
+    }
+    this.flooding = true;
+    try {
+      this.floodOne(p);
+      for (let i = 0; i < this.deferred.length; i++) this.floodOne(this.deferred[i]!);
+    } finally {
+      this.deferred.length = 0;
+      this.flooding = false;
+    }
+  }
+
+  private floodOne(p: PacketBuf): void {
     const inPort = p.inPort;
     const ingress = this.ports[inPort] ?? null;
     const fromTunnel = ingress !== null && ingress.kind === 'tunnel';
@@ -529,6 +567,10 @@ export class Bridge {
     }
     const c = port.counters;
     if (port.kind === 'gateway') {
+      if (p.segment !== port.vlan) {
+        this.drop(p, port, DropReason.VlanNotAllowed, 'output');
+        return;
+      }
       c.txPackets++;
       c.txBytes += p.end - p.start;
       this.toGateway(p, port);
@@ -553,6 +595,10 @@ export class Bridge {
       }
       if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
     } else {
+      if (!port.carries(p.segment)) {
+        this.drop(p, port, DropReason.VlanNotAllowed, 'output');
+        return;
+      }
       let l2len = ETH_HEADER_LEN;
       if (port.allowed !== null && p.segment !== port.vlan) {
         // 802.1Q push: move the MACs into the headroom and write the tag after them.
@@ -565,7 +611,7 @@ export class Bridge {
         b.copyWithin(s, s + VLAN_TAG_LEN, s + VLAN_TAG_LEN + 12);
         b[s + 12] = ETHERTYPE_VLAN >>> 8;
         b[s + 13] = ETHERTYPE_VLAN & 0xff;
-        b[s + 14] = (p.segment >>> 8) & 0x0f;
+        b[s + 14] = (p.pcp << 5) | ((p.segment >>> 8) & 0x0f);
         b[s + 15] = p.segment & 0xff;
         l2len += VLAN_TAG_LEN;
       }

@@ -16,14 +16,28 @@
  *   evicts its own entries once it holds the most, and a port holding fewer than another never loses
  *   one to it. A table full of static entries learns nothing (`LearnResult.Full`).
  *
- * Times are nanoseconds passed in by the caller and must never decrease from one call to the next: each
- * port's LRU list is kept in learning order, so aging and eviction look at list heads only.
+ * Times are nanoseconds passed in by the caller and must never decrease from one call to the next.
  *
- * Layout, for a hot path that allocates nothing: entries live in parallel typed arrays indexed by a
- * stable entry number (the handle `lookup` returns); an open-addressing hash of `2^k ≥ 2 × capacity`
- * slots maps to entry numbers, with linear probing and backward-shift deletion (no tombstones, so probe
- * sequences never degrade). Dynamic and static entries sit on per-port doubly linked lists, and a
- * tournament tree over ports names the port with the most dynamic entries in O(1).
+ * Layout, for a per-packet path that allocates nothing and touches one record: an open-addressing hash of
+ * `2^k ≥ 2 × capacity` slots, linear probing, backward-shift deletion (no tombstones, so probe sequences
+ * never degrade). Each slot is itself the entry: a 32-byte record holding the key, lastSeen, port, aux
+ * and a learning tick, read through a Float64Array and an Int32Array over one buffer, so `lookup` and a
+ * refresh by `learn` read one record (at most two adjacent cache lines) after hashing. The slot number
+ * is the handle `lookup` returns; a removal shifts records back, which is why handles are only good until
+ * the next mutating call.
+ *
+ * Learning order is the key (lastSeen, tick), where the tick counts the learns made at that same `now`.
+ * A refresh only writes the key into its record: it does not reorder anything. Each port's dynamic
+ * entries sit in a FIFO in the order they were placed (learned new, or moved in), each with the key it
+ * was placed with, so a FIFO entry whose record key has moved on was refreshed since; and in a pairing
+ * heap ordered by the key it was pushed with. Aging and eviction look at the FIFO head and the heap root
+ * only: a FIFO head refreshed since it was placed goes to the heap with its current key, a heap root
+ * refreshed since it was pushed is pushed again with its current key, until both show current keys; the
+ * smaller is then the port's least recently learned entry. Each refresh costs at most one such move,
+ * made only if the entry ever comes up for aging or eviction, and a flood of addresses that are never
+ * seen again is evicted straight from the FIFO. Static entries sit on a per-port list, and a tournament
+ * tree over ports names the port with the most dynamic entries in O(1). This structural state lives in
+ * a second 32-byte record per slot, apart from the per-packet one.
  */
 
 /** What `MacTable.learn` did. */
@@ -78,46 +92,67 @@ export interface MacEntry {
   lastSeen: number;
 }
 
-/** Largest capacity accepted: keeps the typed arrays to a few hundred MB at most. */
+/** Largest capacity accepted: keeps the typed arrays under about 2 GB. */
 export const MAC_TABLE_MAX_CAPACITY = 1 << 24;
 /** Ports are bridge port indexes below this. */
 export const MAC_TABLE_PORT_LIMIT = 1 << 16;
 const SEGMENT_LIMIT = 1 << 24;
 const MAC_LIMIT = 2 ** 48;
-const TWO_32 = 0x1_0000_0000;
+/** 2^-32: multiplying by a power of two is exact, and cheaper than dividing. */
+const INV_TWO_32 = 1 / 0x1_0000_0000;
 
-const FREE = 0;
-const DYNAMIC = 1;
-const STATIC = 2;
 const NIL = -1;
 
+// The entry record: 32 bytes per slot, 4 doubles (F) from index `slot << 2` or 8 int32 words (W) from
+// `slot << 3`. An empty slot has NaN as its MAC (equal to no key) and 0 as its tag (no used tag is 0).
+/** F: the 48-bit MAC. */
+const F_MAC = 0;
+/** F: lastSeen (0 for a static entry). */
+const F_SEEN = 1;
+/** W: the tag, `segment | kind`. */
+const W_TAG = 4;
+/** W: the port. */
+const W_PORT = 5;
+/** W: the aux value. */
+const W_AUX = 6;
+/** W: the tick of the last learn: lastSeen and tick together order the learns (0 for a static entry). */
+const W_TICK = 7;
+const SEGMENT_MASK = 0xff_ffff;
+const DYNAMIC = 1 << 24;
+const STATIC = 2 << 24;
+
+// The node: 32 bytes per slot, the entry's place in its port's structures, as doubles (NF) from
+// `slot << 2` or words (NW) from `slot << 3`. A dynamic entry is in its port's FIFO or its port's heap;
+// a static entry is in its port's static list. The key is the (lastSeen, tick) the entry was placed in
+// the FIFO or pushed on the heap with.
+/** NF: lastSeen of the key. */
+const N_SEEN = 0;
+/** NW: tick of the key. */
+const N_TICK = 2;
+/** NW: previous in the list; in the heap, the parent of a first child or the left sibling, NIL at the root. */
+const N_PREV = 3;
+/** NW: next in the list; in the heap, the right sibling. */
+const N_NEXT = 4;
+/** NW: in the heap, the first child. */
+const N_CHILD = 5;
+/** NW: 1 when the entry is in the heap. */
+const N_IN_HEAP = 6;
+
+/** Ticks count up to this within one `now`, then are renumbered (see `renumberTicks`). */
+const TICK_LIMIT = 0x7fff_ffff;
+
 /**
- * murmur3_32 over three words: the low 32 bits of the MAC, its high 16 bits with the low 16 bits of the
- * segment, and the segment's high 8 bits. Every key bit reaches every hash bit, so keys that differ only
- * in segment or only in the high MAC bits spread like any others.
+ * The key's hash: the low 32 bits of the MAC, its high 16 bits with the low 16 bits of the segment, and
+ * the segment's high 8 bits, each word multiplied by its own odd constant, then a multiply-xorshift
+ * finalizer so the slot index (the low bits) depends on every key bit. Keys that differ only in segment
+ * or only in the high MAC bits spread like any others.
  */
 function macHash(segment: number, mac: number): number {
   const lo = mac >>> 0; // ToUint32 is exact modulo 2^32 for integers up to 2^53
-  const hi = (mac / TWO_32) | 0;
-  let h = 0x5e1e_0001;
-  h = mixWord(h, lo);
-  h = mixWord(h, hi | (segment << 16));
-  h = mixWord(h, segment >>> 16);
-  h ^= 12;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85eb_ca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2_ae35);
-  h ^= h >>> 16;
-  return h;
-}
-function mixWord(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e_2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b87_3593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe654_6b64) | 0;
+  const hi = (mac * INV_TWO_32) | 0; // < 2^16
+  let h = lo ^ Math.imul(hi | (segment << 16), 0x85eb_ca6b) ^ Math.imul(segment >>> 16, 0x27d4_eb2f);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b_3c6d);
+  return h ^ (h >>> 16);
 }
 
 function checkKey(segment: number, mac: number): void {
@@ -144,32 +179,25 @@ export class MacTable {
 
   private aging: number;
   private count = 0;
+  /** The `now` of the latest learn, and the tick it was given. */
+  private tickNow = NaN;
+  private tick = 0;
 
-  // Hash slots: entry number, or NIL when empty.
-  private readonly slots: Int32Array;
   private readonly mask: number;
+  // Entry records (see F_* and W_*) and nodes (see N_*), each as doubles and as words over one buffer.
+  private readonly f: Float64Array;
+  private readonly w: Int32Array;
+  private readonly nf: Float64Array;
+  private readonly nw: Int32Array;
 
-  // Entries, indexed by entry number (the handle).
-  private readonly keyMac: Float64Array;
-  private readonly keySeg: Int32Array;
-  private readonly ports: Int32Array;
-  private readonly auxes: Int32Array;
-  private readonly seen: Float64Array;
-  private readonly kind: Uint8Array;
-  private readonly hashes: Int32Array;
-  private readonly slotOf: Int32Array;
-  // Links of the per-port list the entry is on; `next` also chains the free entries.
-  private readonly prev: Int32Array;
-  private readonly next: Int32Array;
-  private freeHead: number;
-
-  // Per port, grown on demand: dynamic and static lists, dynamic counts, and a tournament tree whose
+  // Per port, grown on demand: FIFO, heap root, static list, dynamic counts, and a tournament tree whose
   // node i holds the port with the most dynamic entries below it (leaves at portCap + port).
   private portCap = 0;
   /** One more than the highest port that ever held a dynamic entry: where `age` stops looking. */
   private portsUsed = 0;
-  private dynHead: Int32Array = new Int32Array(0);
-  private dynTail: Int32Array = new Int32Array(0);
+  private fifoHead: Int32Array = new Int32Array(0);
+  private fifoTail: Int32Array = new Int32Array(0);
+  private heapRoot: Int32Array = new Int32Array(0);
   private statHead: Int32Array = new Int32Array(0);
   private statTail: Int32Array = new Int32Array(0);
   private dynCount: Int32Array = new Int32Array(0);
@@ -187,21 +215,14 @@ export class MacTable {
 
     let nslots = 2;
     while (nslots < 2 * capacity) nslots *= 2;
-    this.slots = new Int32Array(nslots).fill(NIL);
     this.mask = nslots - 1;
-
-    this.keyMac = new Float64Array(capacity);
-    this.keySeg = new Int32Array(capacity);
-    this.ports = new Int32Array(capacity);
-    this.auxes = new Int32Array(capacity);
-    this.seen = new Float64Array(capacity);
-    this.kind = new Uint8Array(capacity);
-    this.hashes = new Int32Array(capacity);
-    this.slotOf = new Int32Array(capacity).fill(NIL);
-    this.prev = new Int32Array(capacity).fill(NIL);
-    this.next = new Int32Array(capacity);
-    for (let e = 0; e < capacity; e++) this.next[e] = e + 1 < capacity ? e + 1 : NIL;
-    this.freeHead = 0;
+    const records = new ArrayBuffer(nslots * 32);
+    this.f = new Float64Array(records);
+    this.w = new Int32Array(records);
+    const nodes = new ArrayBuffer(nslots * 32);
+    this.nf = new Float64Array(nodes);
+    this.nw = new Int32Array(nodes);
+    for (let s = 0; s < nslots; s++) this.f[(s << 2) | F_MAC] = NaN;
     this.growPorts(16);
   }
 
@@ -222,24 +243,25 @@ export class MacTable {
    * only produces valid ones.
    */
   learn(segment: number, mac: number, port: number, aux: number, now: number): LearnResult {
-    if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
-    const slots = this.slots;
+    // The fast path is the refresh of a live dynamic entry on the same port and aux (whose stored port
+    // was validated when it was learned): it rewrites the record's key and nothing else. Everything else,
+    // an invalid port included, takes the slow path.
+    const f = this.f;
+    const w = this.w;
     const mask = this.mask;
+    const tag = segment | DYNAMIC;
     const h = macHash(segment, mac);
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = slots[i]!;
-      if (e === NIL) break;
-      if (this.keyMac[e] === mac && this.keySeg[e] === segment) return this.relearn(e, port, aux, now);
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const t = w[(s << 3) | W_TAG]!;
+      if (t === tag && f[s << 2] === mac) {
+        if (w[(s << 3) | W_PORT] !== port || w[(s << 3) | W_AUX] !== aux || f[(s << 2) | F_SEEN]! + this.aging <= now) break;
+        f[(s << 2) | F_SEEN] = now;
+        w[(s << 3) | W_TICK] = this.nextTick(now);
+        return LearnResult.Refreshed;
+      }
+      if (t === 0) break;
     }
-    if (this.count === this.capacity && !this.evictOne()) return LearnResult.Full;
-    const e = this.insert(segment, mac, h);
-    this.kind[e] = DYNAMIC;
-    this.ports[e] = port;
-    this.auxes[e] = aux;
-    this.seen[e] = now;
-    this.linkDynamic(e, port);
-    this.stats.learned++;
-    return LearnResult.Learned;
+    return this.learnSlow(segment, mac, port, aux, now, h);
   }
 
   /**
@@ -247,18 +269,24 @@ export class MacTable {
    * `lastSeen + agingNs <= now` has expired and is not found. Read-only; allocates nothing.
    */
   lookup(segment: number, mac: number, now: number): number {
-    const e = this.find(segment, mac);
-    if (e === NIL) return NIL;
-    if (this.kind[e] === DYNAMIC && this.seen[e]! + this.aging <= now) return NIL;
-    return e;
+    const f = this.f;
+    const w = this.w;
+    const mask = this.mask;
+    for (let s = macHash(segment, mac) & mask; ; s = (s + 1) & mask) {
+      const t = w[(s << 3) | W_TAG]!;
+      if (f[s << 2] === mac && (t & SEGMENT_MASK) === segment) {
+        return t >= STATIC || f[(s << 2) | F_SEEN]! + this.aging > now ? s : NIL;
+      }
+      if (t === 0) return NIL;
+    }
   }
 
   /** The port of the entry `h` (a handle from `lookup`). */
-  portOf(h: number): number { return this.ports[h]!; }
+  portOf(h: number): number { return this.w[(h << 3) | W_PORT]!; }
   /** The aux value of the entry `h`. */
-  auxOf(h: number): number { return this.auxes[h]!; }
+  auxOf(h: number): number { return this.w[(h << 3) | W_AUX]!; }
   /** True when the entry `h` is static. */
-  isStatic(h: number): boolean { return this.kind[h] === STATIC; }
+  isStatic(h: number): boolean { return this.w[(h << 3) | W_TAG]! >= STATIC; }
 
   /**
    * Adds or updates a static entry: never aged, never evicted, never moved by learning. It replaces a
@@ -269,28 +297,29 @@ export class MacTable {
     checkKey(segment, mac);
     checkAux(aux);
     this.ensurePort(port);
-    let e = this.find(segment, mac);
-    if (e !== NIL) {
-      if (this.kind[e] === DYNAMIC) this.unlinkDynamic(e);
-      else this.unlinkStatic(e);
+    const h = macHash(segment, mac);
+    let s = this.find(segment, mac, h);
+    if (s !== NIL) {
+      this.unlink(s);
     } else {
       if (this.count === this.capacity && !this.evictOne()) {
         throw new RangeError(`MAC table: full of static entries (capacity ${this.capacity})`);
       }
-      e = this.insert(segment, mac, macHash(segment, mac));
+      s = this.insert(segment, mac, h);
     }
-    this.kind[e] = STATIC;
-    this.ports[e] = port;
-    this.auxes[e] = aux;
-    this.seen[e] = 0;
-    this.linkStatic(e, port);
+    this.w[(s << 3) | W_TAG] = segment | STATIC;
+    this.w[(s << 3) | W_PORT] = port;
+    this.w[(s << 3) | W_AUX] = aux;
+    this.w[(s << 3) | W_TICK] = 0;
+    this.f[(s << 2) | F_SEEN] = 0;
+    this.listAppend(s, this.statHead, this.statTail, port);
   }
 
   /** Removes the entry (dynamic or static, expired or not) for the key; false when there is none. */
   remove(segment: number, mac: number): boolean {
-    const e = this.find(segment, mac);
-    if (e === NIL) return false;
-    this.removeEntry(e);
+    const s = this.find(segment, mac, macHash(segment, mac));
+    if (s === NIL) return false;
+    this.removeAt(s);
     return true;
   }
 
@@ -301,24 +330,39 @@ export class MacTable {
   flushPort(port: number, includeStatic: boolean): number {
     if ((port >>> 0) !== port || port >= this.portCap) return 0;
     let n = 0;
-    for (let e = this.dynHead[port]!; e !== NIL; e = this.dynHead[port]!) { this.removeEntry(e); n++; }
+    for (let s = this.fifoHead[port]!; s !== NIL; s = this.fifoHead[port]!) { this.removeAt(s); n++; }
+    for (let s = this.heapRoot[port]!; s !== NIL; s = this.heapRoot[port]!) { this.removeAt(s); n++; }
     if (includeStatic) {
-      for (let e = this.statHead[port]!; e !== NIL; e = this.statHead[port]!) { this.removeEntry(e); n++; }
+      for (let s = this.statHead[port]!; s !== NIL; s = this.statHead[port]!) { this.removeAt(s); n++; }
     }
     this.stats.flushed += n;
     return n;
   }
 
   /**
-   * Removes every dynamic entry expired at `now`. Each port's list is in learning order, so this looks
-   * at list heads only: cost proportional to the number removed plus the number of ports.
+   * Removes every dynamic entry expired at `now`. Looks at each port's FIFO head and heap root only:
+   * cost proportional to the number of ports plus the number removed, plus the entries refreshed since
+   * they were placed whose placing key has expired (each moves once, and not again before it expires
+   * again by that key).
    */
   age(now: number): number {
+    const nf = this.nf;
     let n = 0;
     for (let p = 0; p < this.portsUsed; p++) {
-      for (let e = this.dynHead[p]!; e !== NIL && this.seen[e]! + this.aging <= now; e = this.dynHead[p]!) {
-        this.removeEntry(e);
-        n++;
+      for (;;) {
+        // Every entry's key is at least the key it was placed with, and the FIFO head and the heap root
+        // hold the smallest placing keys: when neither has expired by those, nothing on the port has.
+        const head = this.fifoHead[p]!;
+        if (head !== NIL && nf[(head << 2) | N_SEEN]! + this.aging <= now) {
+          if (this.isPlaced(head)) { this.removeAt(head); n++; } else { this.fifoToHeap(head, p); }
+          continue;
+        }
+        const root = this.heapRoot[p]!;
+        if (root !== NIL && nf[(root << 2) | N_SEEN]! + this.aging <= now) {
+          if (this.isPlaced(root)) { this.removeAt(root); n++; } else { this.heapRepush(root, p); }
+          continue;
+        }
+        break;
       }
     }
     this.stats.aged += n;
@@ -334,144 +378,366 @@ export class MacTable {
   /** A snapshot of every entry, sorted by segment then MAC (allocates: for display and tests). */
   entries(): MacEntry[] {
     const out: MacEntry[] = [];
-    for (let e = 0; e < this.capacity; e++) {
-      const k = this.kind[e]!;
-      if (k === FREE) continue;
+    const f = this.f;
+    const w = this.w;
+    for (let s = 0; s <= this.mask; s++) {
+      const t = w[(s << 3) | W_TAG]!;
+      if (t === 0) continue;
       out.push({
-        segment: this.keySeg[e]!, mac: this.keyMac[e]!, port: this.ports[e]!, aux: this.auxes[e]!,
-        isStatic: k === STATIC, lastSeen: this.seen[e]!,
+        segment: t & SEGMENT_MASK, mac: f[s << 2]!, port: w[(s << 3) | W_PORT]!, aux: w[(s << 3) | W_AUX]!,
+        isStatic: t >= STATIC, lastSeen: f[(s << 2) | F_SEEN]!,
       });
     }
     out.sort((a, b) => a.segment - b.segment || a.mac - b.mac);
     return out;
   }
 
-  // ---- internals ----
+  // ---- internals: hashing ----
 
-  private find(segment: number, mac: number): number {
-    const slots = this.slots;
+  /** The slot of the key (any kind, expired or not), or NIL. */
+  private find(segment: number, mac: number, h: number): number {
+    const f = this.f;
+    const w = this.w;
     const mask = this.mask;
-    for (let i = macHash(segment, mac) & mask; ; i = (i + 1) & mask) {
-      const e = slots[i]!;
-      if (e === NIL || (this.keyMac[e] === mac && this.keySeg[e] === segment)) return e;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const t = w[(s << 3) | W_TAG]!;
+      if (f[s << 2] === mac && (t & SEGMENT_MASK) === segment) return s;
+      if (t === 0) return NIL;
     }
   }
 
+  /**
+   * Puts the key in the first empty slot of the probe sequence of `h` and returns the slot; the caller
+   * writes the tag (which marks the slot used), port, aux, lastSeen and tick, then links it.
+   */
+  private insert(segment: number, mac: number, h: number): number {
+    const w = this.w;
+    const mask = this.mask;
+    let s = h & mask;
+    while (w[(s << 3) | W_TAG] !== 0) s = (s + 1) & mask;
+    this.f[s << 2] = mac;
+    this.count++;
+    return s;
+  }
+
+  /** Unlinks the entry in slot `s` and empties the slot, shifting its cluster back. */
+  private removeAt(s: number): void {
+    this.unlink(s);
+    // Backward shift: walk the cluster after the hole and pull back every entry whose home is not
+    // strictly between the hole and its own slot, so no probe sequence crosses an empty slot.
+    const f = this.f;
+    const w = this.w;
+    const mask = this.mask;
+    let hole = s;
+    for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
+      const t = w[(j << 3) | W_TAG]!;
+      if (t === 0) break;
+      const home = macHash(t & SEGMENT_MASK, f[j << 2]!) & mask;
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        this.moveSlot(j, hole);
+        hole = j;
+      }
+    }
+    w[(hole << 3) | W_TAG] = 0;
+    f[hole << 2] = NaN;
+    this.count--;
+  }
+
+  /** Moves the linked entry in slot `from` to the empty slot `to`, repointing whatever pointed at it. */
+  private moveSlot(from: number, to: number): void {
+    // Copied as words: a word pair read as a double could be a NaN, which need not survive a copy.
+    const w = this.w;
+    const nw = this.nw;
+    w.copyWithin(to << 3, from << 3, (from << 3) + 8);
+    nw.copyWithin(to << 3, from << 3, (from << 3) + 8);
+    const port = w[(to << 3) | W_PORT]!;
+    const p = nw[(to << 3) | N_PREV]!;
+    const n = nw[(to << 3) | N_NEXT]!;
+    if (nw[(to << 3) | N_IN_HEAP] === 1) {
+      if (p === NIL) this.heapRoot[port] = to;
+      else if (nw[(p << 3) | N_CHILD] === from) nw[(p << 3) | N_CHILD] = to;
+      else nw[(p << 3) | N_NEXT] = to;
+      if (n !== NIL) nw[(n << 3) | N_PREV] = to;
+      const c = nw[(to << 3) | N_CHILD]!;
+      if (c !== NIL) nw[(c << 3) | N_PREV] = to;
+    } else {
+      const dynamic = w[(to << 3) | W_TAG]! < STATIC;
+      if (p === NIL) (dynamic ? this.fifoHead : this.statHead)[port] = to;
+      else nw[(p << 3) | N_NEXT] = to;
+      if (n === NIL) (dynamic ? this.fifoTail : this.statTail)[port] = to;
+      else nw[(n << 3) | N_PREV] = to;
+    }
+  }
+
+  // ---- internals: learning ----
+
+  /** The tick of a learn at `now`. */
+  private nextTick(now: number): number {
+    let k = this.tick;
+    if (now !== this.tickNow) {
+      this.tickNow = now;
+      k = 0;
+    } else if (k === TICK_LIMIT) {
+      k = this.renumberTicks();
+    }
+    this.tick = ++k;
+    return k;
+  }
+
+  /**
+   * Renumbers the ticks of the current `now` densely, in order, in records and nodes alike, so that both
+   * the order of keys and which node keys equal which record keys are unchanged; returns the highest.
+   * Runs once per 2^31 learns at one `now`, if ever.
+   */
+  private renumberTicks(): number {
+    const now = this.tickNow;
+    const ticks: number[] = [];
+    for (let s = 0; s <= this.mask; s++) {
+      const t = this.w[(s << 3) | W_TAG]!;
+      if (t === 0 || t >= STATIC) continue;
+      if (this.f[(s << 2) | F_SEEN] === now) ticks.push(this.w[(s << 3) | W_TICK]!);
+      if (this.nf[(s << 2) | N_SEEN] === now) ticks.push(this.nw[(s << 3) | N_TICK]!);
+    }
+    const sorted = Int32Array.from(ticks).sort();
+    let k = 0;
+    for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[k++] = sorted[i]!;
+    const rank = (tick: number): number => {
+      let lo = 0;
+      let hi = k - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid]! < tick) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo + 1;
+    };
+    for (let s = 0; s <= this.mask; s++) {
+      const t = this.w[(s << 3) | W_TAG]!;
+      if (t === 0 || t >= STATIC) continue;
+      if (this.f[(s << 2) | F_SEEN] === now) this.w[(s << 3) | W_TICK] = rank(this.w[(s << 3) | W_TICK]!);
+      if (this.nf[(s << 2) | N_SEEN] === now) this.nw[(s << 3) | N_TICK] = rank(this.nw[(s << 3) | N_TICK]!);
+    }
+    return k;
+  }
+
+  /** Everything `learn` does besides refreshing a live entry on the same port and aux. */
+  private learnSlow(segment: number, mac: number, port: number, aux: number, now: number, h: number): LearnResult {
+    if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
+    const s = this.find(segment, mac, h);
+    if (s !== NIL) return this.relearn(s, port, aux, now);
+    if (this.count === this.capacity && !this.evictOne()) return LearnResult.Full;
+    const e = this.insert(segment, mac, h);
+    this.w[(e << 3) | W_TAG] = segment | DYNAMIC;
+    this.w[(e << 3) | W_PORT] = port;
+    this.w[(e << 3) | W_AUX] = aux;
+    this.f[(e << 2) | F_SEEN] = now;
+    this.w[(e << 3) | W_TICK] = this.nextTick(now);
+    this.linkDynamic(e, port);
+    this.stats.learned++;
+    return LearnResult.Learned;
+  }
+
   /** An existing entry seen again by learning. */
-  private relearn(e: number, port: number, aux: number, now: number): LearnResult {
-    if (this.kind[e] === STATIC) return LearnResult.Static;
-    const oldPort = this.ports[e]!;
-    const expired = this.seen[e]! + this.aging <= now;
+  private relearn(s: number, port: number, aux: number, now: number): LearnResult {
+    const w = this.w;
+    if (w[(s << 3) | W_TAG]! >= STATIC) return LearnResult.Static;
+    const oldPort = w[(s << 3) | W_PORT]!;
+    const expired = this.f[(s << 2) | F_SEEN]! + this.aging <= now;
     let result: LearnResult;
     if (expired) {
       result = LearnResult.Learned;
       this.stats.learned++;
-    } else if (oldPort === port && this.auxes[e] === aux) {
+    } else if (oldPort === port && w[(s << 3) | W_AUX] === aux) {
       result = LearnResult.Refreshed;
     } else {
       result = LearnResult.Moved;
       this.stats.moved++;
     }
-    this.seen[e] = now;
-    this.auxes[e] = aux;
+    this.f[(s << 2) | F_SEEN] = now;
+    w[(s << 3) | W_TICK] = this.nextTick(now);
+    w[(s << 3) | W_AUX] = aux;
     if (oldPort !== port) {
-      this.unlinkDynamic(e);
-      this.ports[e] = port;
-      this.linkDynamic(e, port);
-    } else if (this.dynTail[port] !== e) {
-      // Move to the tail without touching the count (and so the tree).
-      this.listUnlink(e, this.dynHead, this.dynTail, port);
-      this.listAppend(e, this.dynHead, this.dynTail, port);
+      this.unlink(s);
+      w[(s << 3) | W_PORT] = port;
+      this.linkDynamic(s, port);
     }
     return result;
+  }
+
+  // ---- internals: learning order ----
+
+  /** True when the entry in slot `s` still has the key it was placed or pushed with. */
+  private isPlaced(s: number): boolean {
+    return this.nf[s << 2] === this.f[(s << 2) | F_SEEN] && this.nw[(s << 3) | N_TICK] === this.w[(s << 3) | W_TICK];
+  }
+  /** Gives the node of slot `s` its record's current key. */
+  private place(s: number): void {
+    this.nf[s << 2] = this.f[(s << 2) | F_SEEN]!;
+    this.nw[(s << 3) | N_TICK] = this.w[(s << 3) | W_TICK]!;
+  }
+  /** True when the node key of `a` is smaller than that of `b`. */
+  private less(a: number, b: number): boolean {
+    const sa = this.nf[a << 2]!;
+    const sb = this.nf[b << 2]!;
+    return sa < sb || (sa === sb && this.nw[(a << 3) | N_TICK]! < this.nw[(b << 3) | N_TICK]!);
+  }
+
+  /** The port's least recently learned dynamic entry, or NIL; brings its FIFO head and heap root up to date. */
+  private oldest(port: number): number {
+    for (;;) {
+      const head = this.fifoHead[port]!;
+      if (head !== NIL && !this.isPlaced(head)) { this.fifoToHeap(head, port); continue; }
+      const root = this.heapRoot[port]!;
+      if (root !== NIL && !this.isPlaced(root)) { this.heapRepush(root, port); continue; }
+      if (head === NIL) return root;
+      if (root === NIL) return head;
+      return this.less(root, head) ? root : head;
+    }
   }
 
   /** Evicts one dynamic entry by the fair rule; false when there is none. */
   private evictOne(): boolean {
     const p = this.tree[1]!;
     if (this.dynCount[p] === 0) return false;
-    this.removeEntry(this.dynHead[p]!);
+    this.removeAt(this.oldest(p));
     this.stats.evicted++;
     return true;
   }
 
-  /** Takes a free entry and puts it in the first empty slot of the probe sequence of `h`. */
-  private insert(segment: number, mac: number, h: number): number {
-    const e = this.freeHead;
-    this.freeHead = this.next[e]!;
-    const mask = this.mask;
-    let i = h & mask;
-    while (this.slots[i] !== NIL) i = (i + 1) & mask;
-    this.slots[i] = e;
-    this.slotOf[e] = i;
-    this.keyMac[e] = mac;
-    this.keySeg[e] = segment;
-    this.hashes[e] = h;
-    this.count++;
-    return e;
-  }
-
-  private removeEntry(e: number): void {
-    if (this.kind[e] === DYNAMIC) this.unlinkDynamic(e);
-    else this.unlinkStatic(e);
-    // Backward shift: walk the cluster after the hole and pull back every entry whose home is not
-    // strictly between the hole and its own slot, so no probe sequence crosses an empty slot.
-    const slots = this.slots;
-    const mask = this.mask;
-    let hole = this.slotOf[e]!;
-    for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
-      const f = slots[j]!;
-      if (f === NIL) break;
-      const home = this.hashes[f]! & mask;
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        slots[hole] = f;
-        this.slotOf[f] = hole;
-        hole = j;
-      }
-    }
-    slots[hole] = NIL;
-    this.slotOf[e] = NIL;
-    this.kind[e] = FREE;
-    this.next[e] = this.freeHead;
-    this.freeHead = e;
-    this.count--;
-  }
-
-  private linkDynamic(e: number, port: number): void {
-    this.listAppend(e, this.dynHead, this.dynTail, port);
+  /** Places the dynamic entry in slot `s` at the tail of `port`'s FIFO with its current key. */
+  private linkDynamic(s: number, port: number): void {
+    this.place(s);
+    this.nw[(s << 3) | N_IN_HEAP] = 0;
+    this.listAppend(s, this.fifoHead, this.fifoTail, port);
     this.dynCount[port]!++;
     if (port >= this.portsUsed) this.portsUsed = port + 1;
     this.replay(port);
   }
-  private unlinkDynamic(e: number): void {
-    const port = this.ports[e]!;
-    this.listUnlink(e, this.dynHead, this.dynTail, port);
+
+  /** Takes the entry in slot `s` off its port's FIFO, heap or static list. */
+  private unlink(s: number): void {
+    const port = this.w[(s << 3) | W_PORT]!;
+    if (this.w[(s << 3) | W_TAG]! >= STATIC) {
+      this.listUnlink(s, this.statHead, this.statTail, port);
+      return;
+    }
+    if (this.nw[(s << 3) | N_IN_HEAP] === 1) this.heapRemove(s, port);
+    else this.listUnlink(s, this.fifoHead, this.fifoTail, port);
     this.dynCount[port]!--;
     this.replay(port);
   }
-  private linkStatic(e: number, port: number): void {
-    this.listAppend(e, this.statHead, this.statTail, port);
+
+  private fifoToHeap(s: number, port: number): void {
+    this.listUnlink(s, this.fifoHead, this.fifoTail, port);
+    this.heapPush(s, port);
   }
-  private unlinkStatic(e: number): void {
-    this.listUnlink(e, this.statHead, this.statTail, this.ports[e]!);
+  private heapRepush(s: number, port: number): void {
+    this.heapRemove(s, port);
+    this.heapPush(s, port);
   }
 
-  private listAppend(e: number, head: Int32Array, tail: Int32Array, port: number): void {
+  private listAppend(s: number, head: Int32Array, tail: Int32Array, port: number): void {
+    const nw = this.nw;
     const t = tail[port]!;
-    this.prev[e] = t;
-    this.next[e] = NIL;
-    if (t === NIL) head[port] = e;
-    else this.next[t] = e;
-    tail[port] = e;
+    nw[(s << 3) | N_PREV] = t;
+    nw[(s << 3) | N_NEXT] = NIL;
+    if (t === NIL) head[port] = s;
+    else nw[(t << 3) | N_NEXT] = s;
+    tail[port] = s;
   }
-  private listUnlink(e: number, head: Int32Array, tail: Int32Array, port: number): void {
-    const p = this.prev[e]!;
-    const n = this.next[e]!;
+  private listUnlink(s: number, head: Int32Array, tail: Int32Array, port: number): void {
+    const nw = this.nw;
+    const p = nw[(s << 3) | N_PREV]!;
+    const n = nw[(s << 3) | N_NEXT]!;
     if (p === NIL) head[port] = n;
-    else this.next[p] = n;
+    else nw[(p << 3) | N_NEXT] = n;
     if (n === NIL) tail[port] = p;
-    else this.prev[n] = p;
+    else nw[(n << 3) | N_PREV] = p;
   }
+
+  // A pairing heap per port, over the node keys.
+
+  /** Pushes the dynamic entry in slot `s` on `port`'s heap with its current key. */
+  private heapPush(s: number, port: number): void {
+    const nw = this.nw;
+    this.place(s);
+    nw[(s << 3) | N_IN_HEAP] = 1;
+    nw[(s << 3) | N_PREV] = NIL;
+    nw[(s << 3) | N_NEXT] = NIL;
+    nw[(s << 3) | N_CHILD] = NIL;
+    const r = this.heapRoot[port]!;
+    this.heapRoot[port] = r === NIL ? s : this.meld(r, s);
+  }
+
+  /** Takes the node `s` out of `port`'s heap. */
+  private heapRemove(s: number, port: number): void {
+    const nw = this.nw;
+    const p = nw[(s << 3) | N_PREV]!;
+    const n = nw[(s << 3) | N_NEXT]!;
+    const c = nw[(s << 3) | N_CHILD]!;
+    const sub = c === NIL ? NIL : this.mergePairs(c);
+    if (p === NIL) {
+      this.heapRoot[port] = sub;
+    } else {
+      if (nw[(p << 3) | N_CHILD] === s) nw[(p << 3) | N_CHILD] = n;
+      else nw[(p << 3) | N_NEXT] = n;
+      if (n !== NIL) nw[(n << 3) | N_PREV] = p;
+      if (sub !== NIL) this.heapRoot[port] = this.meld(this.heapRoot[port]!, sub);
+    }
+    nw[(s << 3) | N_IN_HEAP] = 0;
+  }
+
+  /** Melds two heap roots (no parent, no siblings); returns the new root. */
+  private meld(a: number, b: number): number {
+    if (this.less(b, a)) {
+      const t = a;
+      a = b;
+      b = t;
+    }
+    const nw = this.nw;
+    const c = nw[(a << 3) | N_CHILD]!;
+    nw[(b << 3) | N_NEXT] = c;
+    if (c !== NIL) nw[(c << 3) | N_PREV] = b;
+    nw[(b << 3) | N_PREV] = a;
+    nw[(a << 3) | N_CHILD] = b;
+    return a;
+  }
+
+  /** Melds the sibling list starting at `first` into one root (two passes); returns it. */
+  private mergePairs(first: number): number {
+    const nw = this.nw;
+    // Left to right, meld pairs, stacking each result through its `next`.
+    let stack = NIL;
+    for (let a = first; a !== NIL;) {
+      const b = nw[(a << 3) | N_NEXT]!;
+      nw[(a << 3) | N_PREV] = NIL;
+      nw[(a << 3) | N_NEXT] = NIL;
+      let m = a;
+      let rest = NIL;
+      if (b !== NIL) {
+        rest = nw[(b << 3) | N_NEXT]!;
+        nw[(b << 3) | N_PREV] = NIL;
+        nw[(b << 3) | N_NEXT] = NIL;
+        m = this.meld(a, b);
+      }
+      nw[(m << 3) | N_NEXT] = stack;
+      stack = m;
+      a = rest;
+    }
+    // Right to left, meld each into the result.
+    let root = stack;
+    stack = nw[(root << 3) | N_NEXT]!;
+    nw[(root << 3) | N_NEXT] = NIL;
+    while (stack !== NIL) {
+      const m = stack;
+      stack = nw[(m << 3) | N_NEXT]!;
+      nw[(m << 3) | N_NEXT] = NIL;
+      root = this.meld(root, m);
+    }
+    return root;
+  }
+
+  // ---- internals: ports ----
 
   /** Replays the tournament from `port`'s leaf to the root after its count changed. */
   private replay(port: number): void {
@@ -503,8 +769,9 @@ export class MacTable {
       a.set(old);
       return a;
     };
-    this.dynHead = grow(this.dynHead, NIL);
-    this.dynTail = grow(this.dynTail, NIL);
+    this.fifoHead = grow(this.fifoHead, NIL);
+    this.fifoTail = grow(this.fifoTail, NIL);
+    this.heapRoot = grow(this.heapRoot, NIL);
     this.statHead = grow(this.statHead, NIL);
     this.statTail = grow(this.statTail, NIL);
     this.dynCount = grow(this.dynCount, 0);

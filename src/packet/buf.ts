@@ -41,6 +41,8 @@ export class PacketBuf {
   /** Datapath metadata: ingress port, VLAN/segment, flow hash; set by stages. */
   inPort = -1;
   segment = 0;
+  /** 802.1p priority of the tag popped on ingress, restored when a tag is pushed on egress. */
+  pcp = 0;
   flowHash = 0;
   /** Chosen egress: a port index (-1 none, -2 flood) and its auxiliary (the remote VTEP for a tunnel). */
   outPort = -1;
@@ -83,6 +85,7 @@ export class PacketBuf {
   clearMeta(): void {
     this.inPort = -1;
     this.segment = 0;
+    this.pcp = 0;
     this.flowHash = 0;
     this.outPort = -1;
     this.outAux = 0;
@@ -97,6 +100,7 @@ export class PacketBuf {
   copyMeta(o: PacketBuf): void {
     this.inPort = o.inPort;
     this.segment = o.segment;
+    this.pcp = o.pcp;
     this.flowHash = o.flowHash;
     this.outPort = o.outPort;
     this.outAux = o.outAux;

@@ -77,6 +77,7 @@ export enum DropReason {
   TunnelFragment,
   UnknownVni,
   UnknownVtep,
+  RoutedNotForGateway,
   UdpZeroChecksumV6,
   GeneveNotEthernet,
   GeneveUnknownCriticalOption,
