@@ -414,11 +414,21 @@ export class Bridge {
     const now = this.now;
     const idx = port.index;
     const pk = batch.pkts;
+    // Packets of one burst repeat their source: learning it again at the same `now` changes nothing (as
+    // VPP's l2-learn node caches its last key).
+    let lastSrc = -1;
+    let lastSeg = -1;
+    let lastAux = -1;
     for (let i = 0; i < batch.length; i++) {
       const p = pk[i]!;
       const v = p.view;
       const src = v.getUint16(p.start + 6) * 4294967296 + v.getUint32(p.start + 8);
-      const r = macs.learn(p.segment, src, idx, p.tunVtep < 0 ? 0 : p.tunVtep, now);
+      const aux = p.tunVtep < 0 ? 0 : p.tunVtep;
+      if (src === lastSrc && p.segment === lastSeg && aux === lastAux && !p.traced) continue;
+      lastSrc = src;
+      lastSeg = p.segment;
+      lastAux = aux;
+      const r = macs.learn(p.segment, src, idx, aux, now);
       if (p.traced) this.record(p, 'learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
     }
   }
@@ -429,6 +439,12 @@ export class Bridge {
     const now = this.now;
     const pk = batch.pkts;
     let w = 0;
+    // The table does not change during this stage: a destination repeated within the batch has the
+    // answer of the last lookup.
+    let lastDst = -1;
+    let lastSeg = -1;
+    let lastPort = -1;
+    let lastAux = 0;
     for (let i = 0; i < batch.length; i++) {
       const p = pk[i]!;
       const v = p.view;
@@ -437,11 +453,20 @@ export class Bridge {
       if ((hi & 0x100) !== 0) {
         p.outPort = FLOOD;
       } else {
-        const h = macs.lookup(p.segment, hi * 4294967296 + v.getUint32(s + 2), now);
-        if (h < 0) p.outPort = FLOOD;
-        else {
-          p.outPort = macs.portOf(h);
-          p.outAux = macs.auxOf(h);
+        const dst = hi * 4294967296 + v.getUint32(s + 2);
+        if (dst !== lastDst || p.segment !== lastSeg) {
+          const h = macs.lookup(p.segment, dst, now);
+          lastDst = dst;
+          lastSeg = p.segment;
+          if (h < 0) lastPort = FLOOD;
+          else {
+            lastPort = macs.portOf(h);
+            lastAux = macs.auxOf(h);
+          }
+        }
+        p.outPort = lastPort;
+        if (lastPort !== FLOOD) {
+          p.outAux = lastAux;
           if (p.outPort === p.inPort) {
             this.drop(p, port, DropReason.SameAsIngress, 'lookup');
             continue;
@@ -624,9 +649,11 @@ export class Bridge {
     c.txBytes += p.end - p.start;
     if (p.traced) this.record(p, 'output', port, `out ${port.name}`, { bytes: p.end - p.start });
     const out = port.out;
-    if (out.length === 0) this.dirty.push(port);
-    out.add(p);
-    if (out.length === out.capacity) this.flushPort(port);
+    const n = out.length;
+    if (n === 0) this.dirty.push(port);
+    out.pkts[n] = p;
+    out.length = n + 1;
+    if (n + 1 === out.capacity) this.flushPort(port);
   }
 
   /** The gateway routes (or answers, or uses up) a frame the bridge delivered to it. */

@@ -5,13 +5,14 @@
  *
  * Hashed, in this order, in 32-bit words (each word bijectively mixed in, so a change to one word always
  * changes the hash):
- * - the destination and source MACs;
  * - the VLAN ID (not PCP or DEI, which are QoS marks a flow may change) of up to two 802.1Q/802.1ad tags;
  * - the EtherType and, for IPv4 or IPv6, the protocol (IPv6: the fixed header's next header — extension
- *   headers are not walked), the source and destination addresses;
+ *   headers are not walked), the source and destination addresses; for anything else, the MACs;
  * - for UDP, TCP and SCTP, the two ports — except in an IPv4 fragment (MF set or offset ≠ 0), whose
  *   later pieces carry no ports: all fragments of a datagram keep one hash.
  *
+ * Like Linux's flow dissector, an IP packet's MACs are not hashed: they say which hop, not which flow,
+ * and leaving them out saves three of the words on the per-packet path.
  * TTL, identification, checksums, lengths, DSCP/ECN and the payload are never read, so every packet of a
  * flow gets the same hash. A truncated frame hashes what is present, as if zero-padded. The mixing is
  * MurmurHash3's (x86_32) block step, finished with its fmix32 so that all 32 bits are well mixed: the
@@ -72,7 +73,6 @@ export function innerFlowHash(b: DataView, off: number, end: number): number {
   if (!(off >= 0)) off = 0;
   // Few call sites, so that V8 inlines every `word` and `mix` within its budget.
   let h = SEED;
-  for (let o = off; o < off + 12; o += 4) h = mix(h, word(b, o, end));
   let p = off + 12;
   // The EtherType (or TPID) and the two bytes after it.
   let w = word(b, p, end);
@@ -86,9 +86,9 @@ export function innerFlowHash(b: DataView, off: number, end: number): number {
   const l3 = p + 2;
   const version = l3 < end ? b.getUint8(l3) >>> 4 : 0;
   let proto = 0;
-  // The source and destination addresses are [addr, addrEnd): empty for anything but IP.
-  let addr = 0;
-  let addrEnd = 0;
+  // The source and destination addresses are [addr, addrEnd): the MACs for anything but IP.
+  let addr = off;
+  let addrEnd = off + 12;
   // Where the ports are, or -1 when they are unknown.
   let l4 = -1;
   if (etherType === ETHERTYPE_IPV4 && version === 4) {

@@ -119,6 +119,9 @@ export class TunnelTemplate {
   /** Partial pseudo-header sum without the length (IPv6, or IPv4 with UDP checksums). */
   private readonly pseudo: number;
   private ident = 0;
+  /** The UDP destination port and the IPv4 version/IHL and TOS bytes, rewritten with their neighbours. */
+  private readonly dstPort: number;
+  private readonly ipVerTos: number;
 
   /** Throws a RangeError for a configuration that cannot be encoded (see `TunnelTemplateConfig`). */
   constructor(cfg: TunnelTemplateConfig) {
@@ -155,6 +158,8 @@ export class TunnelTemplate {
     wr16(h, this.l4 + 4, 0);
     wr16(h, this.l4 + 6, 0);
     this.ipSum = this.v6 ? 0 : onesSum(h, this.l3, IPV4_HEADER_LEN);
+    this.dstPort = (h[this.l4 + 2]! << 8) | h[this.l4 + 3]!;
+    this.ipVerTos = (h[this.l3]! << 8) | h[this.l3 + 1]!;
     this.pseudo = this.v6
       ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0)
       : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
@@ -182,21 +187,22 @@ export class TunnelTemplate {
     const l3 = at + this.l3;
     const l4 = at + this.l4;
     const v = at + this.vniAt;
-    b[v] = (vni >>> 16) & 0xff;
-    b[v + 1] = (vni >>> 8) & 0xff;
-    b[v + 2] = vni & 0xff;
+    const dv = p.view;
+    // The VNI and the reserved byte after it (zero in both VXLAN and Geneve), in one store.
+    dv.setUint32(v, (vni & 0xffffff) << 8);
     const udpLen = innerLen + this.tunnelHeaderLen + UDP_HEADER_LEN;
-    wr16(b, l4, this.srcPort(flowHash));
-    wr16(b, l4 + 4, udpLen);
+    // Source port and destination port (from the template) in one store; then length (checksum stays 0).
+    dv.setUint32(l4, (this.srcPort(flowHash) << 16) | this.dstPort);
+    dv.setUint16(l4 + 4, udpLen);
     if (this.v6) {
-      wr16(b, l3 + 4, udpLen);
+      dv.setUint16(l3 + 4, udpLen);
       this.fillUdpChecksum(b, l4, udpLen);
     } else {
       const total = udpLen + IPV4_HEADER_LEN;
       const id = (this.ident = (this.ident + 1) & 0xffff);
-      wr16(b, l3 + 2, total);
-      wr16(b, l3 + 4, id);
-      wr16(b, l3 + 10, ~fold(this.ipSum + total + id) & 0xffff);
+      dv.setUint32(l3, (this.ipVerTos << 16) | total);
+      dv.setUint16(l3 + 4, id);
+      dv.setUint16(l3 + 10, ~fold(this.ipSum + total + id) & 0xffff);
       if (this.csumV4) this.fillUdpChecksum(b, l4, udpLen);
     }
     p.innerL2 = at + this.headerLen;

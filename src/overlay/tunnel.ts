@@ -128,6 +128,8 @@ export class Tunnel {
     this.vni = checkVni(cfg.vni ?? 1, 'tunnel vni');
     this.dstPort = cfg.dstPort ?? (cfg.kind === 'vxlan' ? VXLAN_UDP_PORT : GENEVE_UDP_PORT);
     this.known = new Set((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
+    // A routed tunnel sends every segment's traffic with its one VNI.
+    if (this.mode === 'routed') this.segmentVni.fill(this.vni);
     // Build one template to learn the overhead and validate the options and ranges early.
     this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
   }
@@ -198,7 +200,6 @@ export class Tunnel {
 
   /** The VNI a frame of `segment` leaves with (l2), the tunnel's VNI (routed), or -1 when the segment has none. */
   vniFor(segment: number): number {
-    if (this.mode === 'routed') return this.vni;
     return segment >= 0 && segment < 4096 ? this.segmentVni[segment]! : -1;
   }
 
