@@ -59,6 +59,8 @@ export class Port {
   private link = true;
   /** adminUp && linkUp, kept as a field because every packet reads it. */
   up = true;
+  /** A gateway or tunnel port: output takes the long way. */
+  special = false;
   readonly counters = new PortCounters();
   /** Frames waiting to be handed to the device at the end of the batch. */
   readonly out = new PacketBatch();
@@ -75,7 +77,9 @@ export class Port {
     public mtu: number,
     /** The device behind a veth or device port, or the underlay of a tunnel port; null for a gateway. */
     readonly device: Device | null,
-  ) {}
+  ) {
+    this.special = kind === 'gateway' || kind === 'tunnel';
+  }
 
   /** Administrative state (`ip link set … up/down`). */
   get adminUp(): boolean { return this.admin; }

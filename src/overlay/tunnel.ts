@@ -12,7 +12,7 @@
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { ipv4FromString, ipv6FromString, rd24 } from '../wire/bytes.js';
+import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
@@ -107,6 +107,8 @@ export class Tunnel {
   private readonly byV6 = new Ipv6Table<number>();
   /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
   private readonly vniSegment = new Map<number, number>();
+  /** The same as `vniSegment`, for the per-packet lookup. */
+  private readonly vniSegmentFast = new U32Map();
   private readonly segmentVni = new Int32Array(4096).fill(NO_SEGMENT);
   private readonly floodLists = new Map<number, Int32Array>();
   private readonly v4 = new Ipv4View();
@@ -187,6 +189,7 @@ export class Tunnel {
     if (this.vniSegment.has(vni)) throw new RangeError(`mapVni: VNI ${vni} is already mapped to segment ${this.vniSegment.get(vni)}`);
     if (this.segmentVni[segment] !== NO_SEGMENT) throw new RangeError(`mapVni: segment ${segment} already carries VNI ${this.segmentVni[segment]}`);
     this.vniSegment.set(vni, segment);
+    this.vniSegmentFast.set(vni, segment);
     this.segmentVni[segment] = vni;
     this.rebuildFloodLists();
   }
@@ -274,7 +277,7 @@ export class Tunnel {
     if (this.kind === 'vxlan') {
       const r = this.vx.at(b, th).check(udpEnd - th);
       if (r !== null) return r;
-      vni = rd24(b, th + 4);
+      vni = dv.getUint32(th + 4) >>> 8;
       inner = th + VXLAN_HEADER_LEN;
     } else {
       const g = this.gv.at(b, th);
@@ -282,7 +285,7 @@ export class Tunnel {
       if (r !== null) return r;
       if (g.protocolType !== ETHERTYPE_TEB) return DropReason.GeneveNotEthernet;
       if (g.firstUnknownCritical(this.known) >= 0) return DropReason.GeneveUnknownCriticalOption;
-      vni = rd24(b, th + 4);
+      vni = dv.getUint32(th + 4) >>> 8;
       inner = g.optionsEnd;
       optOff = g.firstOptionOffset;
       optLen = inner - optOff;
@@ -292,8 +295,8 @@ export class Tunnel {
     if (this.mode === 'routed') {
       if (vni !== this.vni) return DropReason.UnknownVni;
     } else {
-      const s = this.vniSegment.get(vni);
-      if (s === undefined) return DropReason.UnknownVni;
+      const s = this.vniSegmentFast.get(vni);
+      if (s < 0) return DropReason.UnknownVni;
       segment = s;
     }
     if (udpEnd - inner < ETH_HEADER_LEN) return DropReason.EthTruncated;
