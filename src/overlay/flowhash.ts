@@ -53,18 +53,23 @@ function mix(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
-/** MurmurHash3 finaliser: every input bit affects every output bit. */
+/**
+ * MurmurHash3 finaliser: every input bit affects every output bit. Returns a signed int32: a small integer
+ * to V8, so passing it to a function that is not inlined allocates nothing (an unsigned value above 2^31
+ * would be boxed as a heap number on every packet).
+ */
 function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }
 
 /**
- * A 32-bit unsigned hash of the inner flow of the Ethernet frame at `[off, end)` of `b` (a DataView, such
+ * A 32-bit hash, as a signed int32 (`>>> 0` gives the unsigned value), of the inner flow of the Ethernet
+ * frame at `[off, end)` of `b` (a DataView, such
  * as `PacketBuf.view`: whole words are one load). See the module comment for the fields. Reads nothing
  * outside `[off, end)` (nor outside `b`), never throws and allocates nothing.
  */
