@@ -122,6 +122,8 @@ export class TunnelTemplate {
   /** The UDP destination port and the IPv4 version/IHL and TOS bytes, rewritten with their neighbours. */
   private readonly dstPort: number;
   private readonly ipVerTos: number;
+  /** `header` as big-endian 32-bit words (the last 0–3 bytes are copied one by one). */
+  private readonly words: Int32Array;
 
   /** Throws a RangeError for a configuration that cannot be encoded (see `TunnelTemplateConfig`). */
   constructor(cfg: TunnelTemplateConfig) {
@@ -159,6 +161,8 @@ export class TunnelTemplate {
     wr16(h, this.l4 + 6, 0);
     this.ipSum = this.v6 ? 0 : onesSum(h, this.l3, IPV4_HEADER_LEN);
     this.dstPort = (h[this.l4 + 2]! << 8) | h[this.l4 + 3]!;
+    const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
+    this.words = new Int32Array(this.headerLen >>> 2).map((_, i) => hv.getInt32(4 * i));
     this.ipVerTos = (h[this.l3]! << 8) | h[this.l3 + 1]!;
     this.pseudo = this.v6
       ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0)
@@ -183,11 +187,17 @@ export class TunnelTemplate {
     const at = p.push(this.headerLen);
     if (at < 0) return false;
     const b = p.data;
-    b.set(this.header, at);
+    const dv = p.view;
+    // The header as 32-bit words and a tail: a handful of stores beat TypedArray.set's call for ~50 bytes.
+    const w = this.words;
+    const nw = w.length;
+    let o = at;
+    for (let i = 0; i < nw; i++, o += 4) dv.setInt32(o, w[i]!);
+    const h = this.header;
+    for (let k = nw * 4; k < this.headerLen; k++) b[at + k] = h[k]!;
     const l3 = at + this.l3;
     const l4 = at + this.l4;
     const v = at + this.vniAt;
-    const dv = p.view;
     // The VNI and the reserved byte after it (zero in both VXLAN and Geneve), in one store.
     dv.setUint32(v, (vni & 0xffffff) << 8);
     const udpLen = innerLen + this.tunnelHeaderLen + UDP_HEADER_LEN;
