@@ -28,7 +28,9 @@ for (const b of chosen) {
     f.ratioToReference = { reference: b.reference, ratio: f.value / results[b.reference]!.value };
   }
   results[b.name] = f;
-  const target = f.target === undefined ? (f.ratioToReference ? `(${fmt(1 / f.ratioToReference.ratio)}× slower than ${f.ratioToReference.reference})` : '')
+  const ratio = f.ratioToReference;
+  const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
+  const target = f.target === undefined ? vs
     : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
   process.stdout.write(`${b.name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
   process.stdout.write(`${''.padEnd(4)}${b.what}\n`);
