@@ -18,26 +18,29 @@
  *
  * Times are nanoseconds passed in by the caller and must never decrease from one call to the next.
  *
- * Layout, for a per-packet path that allocates nothing and touches one record: an open-addressing hash of
+ * Layout, for a per-packet path that allocates nothing and reads one record: an open-addressing hash of
  * `2^k ≥ 2 × capacity` slots, linear probing, backward-shift deletion (no tombstones, so probe sequences
- * never degrade). Each slot is itself the entry: a 32-byte record holding the key, lastSeen, port, aux
- * and a learning tick, read through a Float64Array and an Int32Array over one buffer, so `lookup` and a
- * refresh by `learn` read one record (at most two adjacent cache lines) after hashing. The slot number
- * is the handle `lookup` returns; a removal shifts records back, which is why handles are only good until
- * the next mutating call.
+ * never degrade). Each slot is itself the entry: a 32-byte record (key, lastSeen, port, aux, learning
+ * tick) read through a Float64Array and an Int32Array over one buffer, so `lookup`, and `learn`
+ * refreshing a known entry, touch one record (at most two adjacent cache lines) after hashing. The slot
+ * number is the handle `lookup` returns; a removal shifts records back, which is why handles are only
+ * good until the next mutating call.
  *
- * Learning order is the key (lastSeen, tick), where the tick counts the learns made at that same `now`.
- * A refresh only writes the key into its record: it does not reorder anything. Each port's dynamic
- * entries sit in a FIFO in the order they were placed (learned new, or moved in), each with the key it
- * was placed with, so a FIFO entry whose record key has moved on was refreshed since; and in a pairing
- * heap ordered by the key it was pushed with. Aging and eviction look at the FIFO head and the heap root
- * only: a FIFO head refreshed since it was placed goes to the heap with its current key, a heap root
- * refreshed since it was pushed is pushed again with its current key, until both show current keys; the
- * smaller is then the port's least recently learned entry. Each refresh costs at most one such move,
- * made only if the entry ever comes up for aging or eviction, and a flood of addresses that are never
- * seen again is evicted straight from the FIFO. Static entries sit on a per-port list, and a tournament
- * tree over ports names the port with the most dynamic entries in O(1). This structural state lives in
- * a second 32-byte record per slot, apart from the per-packet one.
+ * Learning order, kept exact without reordering on every refresh. Learns are ordered by (lastSeen, tick),
+ * the tick counting the learns made at the same `now`. Each port keeps its dynamic entries, apart from
+ * the records, in a FIFO in placing order (an entry placed at the tail is the latest learned) and a
+ * pairing heap ordered by the key each entry had when pushed. While nothing is being evicted, a refresh
+ * writes its key into the record and flags it REFRESHED, and touches nothing else: a flagged entry sits
+ * earlier than its key says, never later. So aging and eviction look at the FIFO head and the heap root
+ * only: a flagged head moves to the heap with its current key, a flagged root is pushed again with its
+ * current key, until both are unflagged; the smaller key of the two is then the port's least recently
+ * learned entry, and when neither has expired by the key it sits with, no entry of the port has. Each
+ * flag costs at most one such move, and a flood of addresses never seen again is evicted straight from
+ * the FIFO. Under eviction pressure, though, refreshed entries keep coming up flagged; so from an
+ * eviction until 32 × capacity refreshes have passed without one, a refresh moves its entry to the
+ * FIFO tail at once (out of the heap, if it was there), as Open vSwitch does, and leaves no flag.
+ * Static entries sit on a per-port list, and a tournament tree over ports names the port with the most
+ * dynamic entries in O(1).
  */
 
 /** What `MacTable.learn` did. */
@@ -92,7 +95,7 @@ export interface MacEntry {
   lastSeen: number;
 }
 
-/** Largest capacity accepted: keeps the typed arrays under about 2 GB. */
+/** Largest capacity accepted: the typed arrays take 64 bytes per hash slot, so at most 2 GiB. */
 export const MAC_TABLE_MAX_CAPACITY = 1 << 24;
 /** Ports are bridge port indexes below this. */
 export const MAC_TABLE_PORT_LIMIT = 1 << 16;
@@ -115,31 +118,38 @@ const W_TAG = 4;
 const W_PORT = 5;
 /** W: the aux value. */
 const W_AUX = 6;
-/** W: the tick of the last learn: lastSeen and tick together order the learns (0 for a static entry). */
+/**
+ * W: the tick of the last learn (lastSeen and tick together order the learns; 0 for a static entry), with
+ * REFRESHED set when the entry was learned again since it was placed in its FIFO or pushed on its heap.
+ */
 const W_TICK = 7;
+const TICK_MASK = 0x7fff_ffff;
+const REFRESHED = 1 << 31;
 const SEGMENT_MASK = 0xff_ffff;
 const DYNAMIC = 1 << 24;
 const STATIC = 2 << 24;
 
-// The node: 32 bytes per slot, the entry's place in its port's structures, as doubles (NF) from
-// `slot << 2` or words (NW) from `slot << 3`. A dynamic entry is in its port's FIFO or its port's heap;
-// a static entry is in its port's static list. The key is the (lastSeen, tick) the entry was placed in
-// the FIFO or pushed on the heap with.
-/** NF: lastSeen of the key. */
-const N_SEEN = 0;
-/** NW: tick of the key. */
-const N_TICK = 2;
+// The node: 16 bytes per slot, 4 words (NW) from `slot << 2`: the entry's place in its port's structures.
+// A dynamic entry is in its port's FIFO or its port's heap; a static entry is in its port's static list.
 /** NW: previous in the list; in the heap, the parent of a first child or the left sibling, NIL at the root. */
-const N_PREV = 3;
+const N_PREV = 0;
 /** NW: next in the list; in the heap, the right sibling. */
-const N_NEXT = 4;
+const N_NEXT = 1;
 /** NW: in the heap, the first child. */
-const N_CHILD = 5;
+const N_CHILD = 2;
 /** NW: 1 when the entry is in the heap. */
-const N_IN_HEAP = 6;
+const N_IN_HEAP = 3;
+// The heap key: 16 bytes per slot, the (lastSeen, tick) a heap entry was pushed with, as doubles (KF)
+// from `slot << 1` or words (KW) from `slot << 2`.
+/** KF: the lastSeen of the heap key. */
+const K_SEEN = 0;
+/** KW: the tick of the heap key. */
+const K_TICK = 2;
 
 /** Ticks count up to this within one `now`, then are renumbered (see `renumberTicks`). */
-const TICK_LIMIT = 0x7fff_ffff;
+const TICK_LIMIT = TICK_MASK;
+/** After an eviction, refreshes reorder eagerly for this many refreshes per entry of capacity. */
+const EAGER_REFRESHES_PER_ENTRY = 32;
 
 /**
  * The key's hash: the low 32 bits of the MAC, its high 16 bits with the low 16 bits of the segment, and
@@ -182,13 +192,17 @@ export class MacTable {
   /** The `now` of the latest learn, and the tick it was given. */
   private tickNow = NaN;
   private tick = 0;
+  /** True while refreshes reorder eagerly (see the module comment); `calm` refreshes are left. */
+  private eager = false;
+  private calm = 0;
 
   private readonly mask: number;
-  // Entry records (see F_* and W_*) and nodes (see N_*), each as doubles and as words over one buffer.
+  // Entry records (see F_* and W_*), nodes (see N_*) and heap keys (see K_*).
   private readonly f: Float64Array;
   private readonly w: Int32Array;
-  private readonly nf: Float64Array;
   private readonly nw: Int32Array;
+  private readonly kf: Float64Array;
+  private readonly kw: Int32Array;
 
   // Per port, grown on demand: FIFO, heap root, static list, dynamic counts, and a tournament tree whose
   // node i holds the port with the most dynamic entries below it (leaves at portCap + port).
@@ -219,9 +233,10 @@ export class MacTable {
     const records = new ArrayBuffer(nslots * 32);
     this.f = new Float64Array(records);
     this.w = new Int32Array(records);
-    const nodes = new ArrayBuffer(nslots * 32);
-    this.nf = new Float64Array(nodes);
-    this.nw = new Int32Array(nodes);
+    this.nw = new Int32Array(nslots * 4);
+    const keys = new ArrayBuffer(nslots * 16);
+    this.kf = new Float64Array(keys);
+    this.kw = new Int32Array(keys);
     for (let s = 0; s < nslots; s++) this.f[(s << 2) | F_MAC] = NaN;
     this.growPorts(16);
   }
@@ -249,19 +264,20 @@ export class MacTable {
     const f = this.f;
     const w = this.w;
     const mask = this.mask;
-    const tag = segment | DYNAMIC;
     const h = macHash(segment, mac);
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const t = w[(s << 3) | W_TAG]!;
-      if (t === tag && f[s << 2] === mac) {
-        if (w[(s << 3) | W_PORT] !== port || w[(s << 3) | W_AUX] !== aux || f[(s << 2) | F_SEEN]! + this.aging <= now) break;
+      if (f[(s << 2) | F_MAC] === mac && (t & SEGMENT_MASK) === segment) {
+        if (t !== (segment | DYNAMIC) || w[(s << 3) | W_PORT] !== port || w[(s << 3) | W_AUX] !== aux || f[(s << 2) | F_SEEN]! + this.aging <= now) {
+          return this.relearn(s, port, aux, now);
+        }
         f[(s << 2) | F_SEEN] = now;
-        w[(s << 3) | W_TICK] = this.nextTick(now);
+        if (this.eager) return this.refreshEagerly(s, port, now);
+        w[(s << 3) | W_TICK] = this.nextTick(now) | REFRESHED;
         return LearnResult.Refreshed;
       }
-      if (t === 0) break;
+      if (t === 0) return this.learnNew(segment, mac, port, aux, now, h, s);
     }
-    return this.learnSlow(segment, mac, port, aux, now, h);
   }
 
   /**
@@ -274,7 +290,7 @@ export class MacTable {
     const mask = this.mask;
     for (let s = macHash(segment, mac) & mask; ; s = (s + 1) & mask) {
       const t = w[(s << 3) | W_TAG]!;
-      if (f[s << 2] === mac && (t & SEGMENT_MASK) === segment) {
+      if (f[(s << 2) | F_MAC] === mac && (t & SEGMENT_MASK) === segment) {
         return t >= STATIC || f[(s << 2) | F_SEEN]! + this.aging > now ? s : NIL;
       }
       if (t === 0) return NIL;
@@ -305,7 +321,7 @@ export class MacTable {
       if (this.count === this.capacity && !this.evictOne()) {
         throw new RangeError(`MAC table: full of static entries (capacity ${this.capacity})`);
       }
-      s = this.insert(segment, mac, h);
+      s = this.insert(mac, h);
     }
     this.w[(s << 3) | W_TAG] = segment | STATIC;
     this.w[(s << 3) | W_PORT] = port;
@@ -341,24 +357,25 @@ export class MacTable {
 
   /**
    * Removes every dynamic entry expired at `now`. Looks at each port's FIFO head and heap root only:
-   * cost proportional to the number of ports plus the number removed, plus the entries refreshed since
-   * they were placed whose placing key has expired (each moves once, and not again before it expires
-   * again by that key).
+   * cost proportional to the number of ports plus the number removed, plus one move to the heap per
+   * refresh flag found on the way (see the module comment).
    */
   age(now: number): number {
-    const nf = this.nf;
+    const f = this.f;
+    const kf = this.kf;
     let n = 0;
     for (let p = 0; p < this.portsUsed; p++) {
       for (;;) {
-        // Every entry's key is at least the key it was placed with, and the FIFO head and the heap root
-        // hold the smallest placing keys: when neither has expired by those, nothing on the port has.
+        // FIFO entries were placed in key order, and every entry's key is at least the key it was placed
+        // or pushed with: when neither a placed FIFO head nor the heap root has expired by that key, no
+        // entry of the port has.
         const head = this.fifoHead[p]!;
-        if (head !== NIL && nf[(head << 2) | N_SEEN]! + this.aging <= now) {
-          if (this.isPlaced(head)) { this.removeAt(head); n++; } else { this.fifoToHeap(head, p); }
-          continue;
+        if (head !== NIL) {
+          if (!this.isPlaced(head)) { this.fifoToHeap(head, p); continue; }
+          if (f[(head << 2) | F_SEEN]! + this.aging <= now) { this.removeAt(head); n++; continue; }
         }
         const root = this.heapRoot[p]!;
-        if (root !== NIL && nf[(root << 2) | N_SEEN]! + this.aging <= now) {
+        if (root !== NIL && kf[(root << 1) | K_SEEN]! + this.aging <= now) {
           if (this.isPlaced(root)) { this.removeAt(root); n++; } else { this.heapRepush(root, p); }
           continue;
         }
@@ -384,7 +401,7 @@ export class MacTable {
       const t = w[(s << 3) | W_TAG]!;
       if (t === 0) continue;
       out.push({
-        segment: t & SEGMENT_MASK, mac: f[s << 2]!, port: w[(s << 3) | W_PORT]!, aux: w[(s << 3) | W_AUX]!,
+        segment: t & SEGMENT_MASK, mac: f[(s << 2) | F_MAC]!, port: w[(s << 3) | W_PORT]!, aux: w[(s << 3) | W_AUX]!,
         isStatic: t >= STATIC, lastSeen: f[(s << 2) | F_SEEN]!,
       });
     }
@@ -401,7 +418,7 @@ export class MacTable {
     const mask = this.mask;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const t = w[(s << 3) | W_TAG]!;
-      if (f[s << 2] === mac && (t & SEGMENT_MASK) === segment) return s;
+      if (f[(s << 2) | F_MAC] === mac && (t & SEGMENT_MASK) === segment) return s;
       if (t === 0) return NIL;
     }
   }
@@ -410,12 +427,12 @@ export class MacTable {
    * Puts the key in the first empty slot of the probe sequence of `h` and returns the slot; the caller
    * writes the tag (which marks the slot used), port, aux, lastSeen and tick, then links it.
    */
-  private insert(segment: number, mac: number, h: number): number {
+  private insert(mac: number, h: number): number {
     const w = this.w;
     const mask = this.mask;
     let s = h & mask;
     while (w[(s << 3) | W_TAG] !== 0) s = (s + 1) & mask;
-    this.f[s << 2] = mac;
+    this.f[(s << 2) | F_MAC] = mac;
     this.count++;
     return s;
   }
@@ -432,14 +449,15 @@ export class MacTable {
     for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
       const t = w[(j << 3) | W_TAG]!;
       if (t === 0) break;
-      const home = macHash(t & SEGMENT_MASK, f[j << 2]!) & mask;
+      const home = macHash(t & SEGMENT_MASK, f[(j << 2) | F_MAC]!) & mask;
       if (((j - home) & mask) >= ((j - hole) & mask)) {
         this.moveSlot(j, hole);
         hole = j;
       }
     }
     w[(hole << 3) | W_TAG] = 0;
-    f[hole << 2] = NaN;
+    f[(hole << 2) | F_MAC] = NaN;
+    this.nw[(hole << 2) | N_IN_HEAP] = 0; // the hole may hold the node of an entry shifted out of it
     this.count--;
   }
 
@@ -448,24 +466,28 @@ export class MacTable {
     // Copied as words: a word pair read as a double could be a NaN, which need not survive a copy.
     const w = this.w;
     const nw = this.nw;
-    w.copyWithin(to << 3, from << 3, (from << 3) + 8);
-    nw.copyWithin(to << 3, from << 3, (from << 3) + 8);
+    const kw = this.kw;
+    for (let i = 0; i < 8; i++) w[(to << 3) | i] = w[(from << 3) | i]!;
+    for (let i = 0; i < 4; i++) {
+      nw[(to << 2) | i] = nw[(from << 2) | i]!;
+      kw[(to << 2) | i] = kw[(from << 2) | i]!;
+    }
     const port = w[(to << 3) | W_PORT]!;
-    const p = nw[(to << 3) | N_PREV]!;
-    const n = nw[(to << 3) | N_NEXT]!;
-    if (nw[(to << 3) | N_IN_HEAP] === 1) {
+    const dynamic = w[(to << 3) | W_TAG]! < STATIC;
+    const p = nw[(to << 2) | N_PREV]!;
+    const n = nw[(to << 2) | N_NEXT]!;
+    if (dynamic && nw[(to << 2) | N_IN_HEAP] === 1) {
       if (p === NIL) this.heapRoot[port] = to;
-      else if (nw[(p << 3) | N_CHILD] === from) nw[(p << 3) | N_CHILD] = to;
-      else nw[(p << 3) | N_NEXT] = to;
-      if (n !== NIL) nw[(n << 3) | N_PREV] = to;
-      const c = nw[(to << 3) | N_CHILD]!;
-      if (c !== NIL) nw[(c << 3) | N_PREV] = to;
+      else if (nw[(p << 2) | N_CHILD] === from) nw[(p << 2) | N_CHILD] = to;
+      else nw[(p << 2) | N_NEXT] = to;
+      if (n !== NIL) nw[(n << 2) | N_PREV] = to;
+      const c = nw[(to << 2) | N_CHILD]!;
+      if (c !== NIL) nw[(c << 2) | N_PREV] = to;
     } else {
-      const dynamic = w[(to << 3) | W_TAG]! < STATIC;
       if (p === NIL) (dynamic ? this.fifoHead : this.statHead)[port] = to;
-      else nw[(p << 3) | N_NEXT] = to;
+      else nw[(p << 2) | N_NEXT] = to;
       if (n === NIL) (dynamic ? this.fifoTail : this.statTail)[port] = to;
-      else nw[(n << 3) | N_PREV] = to;
+      else nw[(n << 2) | N_PREV] = to;
     }
   }
 
@@ -485,9 +507,8 @@ export class MacTable {
   }
 
   /**
-   * Renumbers the ticks of the current `now` densely, in order, in records and nodes alike, so that both
-   * the order of keys and which node keys equal which record keys are unchanged; returns the highest.
-   * Runs once per 2^31 learns at one `now`, if ever.
+   * Renumbers the ticks of the current `now` densely, in order, in records and heap keys alike, so that
+   * the order of keys is unchanged; returns the highest. Runs once per 2^31 learns at one `now`, if ever.
    */
   private renumberTicks(): number {
     const now = this.tickNow;
@@ -495,8 +516,8 @@ export class MacTable {
     for (let s = 0; s <= this.mask; s++) {
       const t = this.w[(s << 3) | W_TAG]!;
       if (t === 0 || t >= STATIC) continue;
-      if (this.f[(s << 2) | F_SEEN] === now) ticks.push(this.w[(s << 3) | W_TICK]!);
-      if (this.nf[(s << 2) | N_SEEN] === now) ticks.push(this.nw[(s << 3) | N_TICK]!);
+      if (this.f[(s << 2) | F_SEEN] === now) ticks.push(this.w[(s << 3) | W_TICK]! & TICK_MASK);
+      if (this.nw[(s << 2) | N_IN_HEAP] === 1 && this.kf[(s << 1) | K_SEEN] === now) ticks.push(this.kw[(s << 2) | K_TICK]!);
     }
     const sorted = Int32Array.from(ticks).sort();
     let k = 0;
@@ -514,31 +535,39 @@ export class MacTable {
     for (let s = 0; s <= this.mask; s++) {
       const t = this.w[(s << 3) | W_TAG]!;
       if (t === 0 || t >= STATIC) continue;
-      if (this.f[(s << 2) | F_SEEN] === now) this.w[(s << 3) | W_TICK] = rank(this.w[(s << 3) | W_TICK]!);
-      if (this.nf[(s << 2) | N_SEEN] === now) this.nw[(s << 3) | N_TICK] = rank(this.nw[(s << 3) | N_TICK]!);
+      if (this.f[(s << 2) | F_SEEN] === now) {
+        const wt = this.w[(s << 3) | W_TICK]!;
+        this.w[(s << 3) | W_TICK] = rank(wt & TICK_MASK) | (wt & REFRESHED);
+      }
+      if (this.nw[(s << 2) | N_IN_HEAP] === 1 && this.kf[(s << 1) | K_SEEN] === now) this.kw[(s << 2) | K_TICK] = rank(this.kw[(s << 2) | K_TICK]!);
     }
     return k;
   }
 
-  /** Everything `learn` does besides refreshing a live entry on the same port and aux. */
-  private learnSlow(segment: number, mac: number, port: number, aux: number, now: number, h: number): LearnResult {
+  /** Learns a key that is not in the table, whose probe sequence ends at the empty slot `empty`. */
+  private learnNew(segment: number, mac: number, port: number, aux: number, now: number, h: number, empty: number): LearnResult {
     if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
-    const s = this.find(segment, mac, h);
-    if (s !== NIL) return this.relearn(s, port, aux, now);
-    if (this.count === this.capacity && !this.evictOne()) return LearnResult.Full;
-    const e = this.insert(segment, mac, h);
-    this.w[(e << 3) | W_TAG] = segment | DYNAMIC;
-    this.w[(e << 3) | W_PORT] = port;
-    this.w[(e << 3) | W_AUX] = aux;
-    this.f[(e << 2) | F_SEEN] = now;
-    this.w[(e << 3) | W_TICK] = this.nextTick(now);
-    this.linkDynamic(e, port);
+    let s = empty;
+    if (this.count === this.capacity) {
+      if (!this.evictOne()) return LearnResult.Full;
+      s = this.insert(mac, h); // the eviction may have shifted the probe sequence
+    } else {
+      this.f[(s << 2) | F_MAC] = mac;
+      this.count++;
+    }
+    this.w[(s << 3) | W_TAG] = segment | DYNAMIC;
+    this.w[(s << 3) | W_PORT] = port;
+    this.w[(s << 3) | W_AUX] = aux;
+    this.f[(s << 2) | F_SEEN] = now;
+    this.w[(s << 3) | W_TICK] = this.nextTick(now);
+    this.linkDynamic(s, port);
     this.stats.learned++;
     return LearnResult.Learned;
   }
 
-  /** An existing entry seen again by learning. */
+  /** The entry in slot `s` seen again by learning, other than a refresh of a live entry (the fast path). */
   private relearn(s: number, port: number, aux: number, now: number): LearnResult {
+    if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
     const w = this.w;
     if (w[(s << 3) | W_TAG]! >= STATIC) return LearnResult.Static;
     const oldPort = w[(s << 3) | W_PORT]!;
@@ -554,32 +583,40 @@ export class MacTable {
       this.stats.moved++;
     }
     this.f[(s << 2) | F_SEEN] = now;
-    w[(s << 3) | W_TICK] = this.nextTick(now);
     w[(s << 3) | W_AUX] = aux;
     if (oldPort !== port) {
+      w[(s << 3) | W_TICK] = this.nextTick(now);
       this.unlink(s);
       w[(s << 3) | W_PORT] = port;
       this.linkDynamic(s, port);
+    } else if (this.eager) {
+      w[(s << 3) | W_TICK] = this.nextTick(now);
+      this.requeue(s, port);
+    } else {
+      w[(s << 3) | W_TICK] = this.nextTick(now) | REFRESHED;
     }
     return result;
   }
 
+  /** The fast path's refresh while evicting (its record's lastSeen already written). */
+  private refreshEagerly(s: number, port: number, now: number): LearnResult {
+    this.w[(s << 3) | W_TICK] = this.nextTick(now);
+    this.requeue(s, port);
+    if (--this.calm === 0) this.eager = false;
+    return LearnResult.Refreshed;
+  }
+
   // ---- internals: learning order ----
 
-  /** True when the entry in slot `s` still has the key it was placed or pushed with. */
+  /** True when the entry in slot `s` was not learned again since it was placed or pushed. */
   private isPlaced(s: number): boolean {
-    return this.nf[s << 2] === this.f[(s << 2) | F_SEEN] && this.nw[(s << 3) | N_TICK] === this.w[(s << 3) | W_TICK];
+    return this.w[(s << 3) | W_TICK]! >= 0;
   }
-  /** Gives the node of slot `s` its record's current key. */
-  private place(s: number): void {
-    this.nf[s << 2] = this.f[(s << 2) | F_SEEN]!;
-    this.nw[(s << 3) | N_TICK] = this.w[(s << 3) | W_TICK]!;
-  }
-  /** True when the node key of `a` is smaller than that of `b`. */
+  /** True when the heap key of `a` is smaller than that of `b`. */
   private less(a: number, b: number): boolean {
-    const sa = this.nf[a << 2]!;
-    const sb = this.nf[b << 2]!;
-    return sa < sb || (sa === sb && this.nw[(a << 3) | N_TICK]! < this.nw[(b << 3) | N_TICK]!);
+    const sa = this.kf[(a << 1) | K_SEEN]!;
+    const sb = this.kf[(b << 1) | K_SEEN]!;
+    return sa < sb || (sa === sb && this.kw[(a << 2) | K_TICK]! < this.kw[(b << 2) | K_TICK]!);
   }
 
   /** The port's least recently learned dynamic entry, or NIL; brings its FIFO head and heap root up to date. */
@@ -591,7 +628,10 @@ export class MacTable {
       if (root !== NIL && !this.isPlaced(root)) { this.heapRepush(root, port); continue; }
       if (head === NIL) return root;
       if (root === NIL) return head;
-      return this.less(root, head) ? root : head;
+      // Both were placed with their current keys.
+      const sr = this.f[(root << 2) | F_SEEN]!;
+      const sh = this.f[(head << 2) | F_SEEN]!;
+      return sr < sh || (sr === sh && this.w[(root << 3) | W_TICK]! < this.w[(head << 3) | W_TICK]!) ? root : head;
     }
   }
 
@@ -599,15 +639,17 @@ export class MacTable {
   private evictOne(): boolean {
     const p = this.tree[1]!;
     if (this.dynCount[p] === 0) return false;
+    this.eager = true;
+    this.calm = EAGER_REFRESHES_PER_ENTRY * this.capacity;
     this.removeAt(this.oldest(p));
     this.stats.evicted++;
     return true;
   }
 
-  /** Places the dynamic entry in slot `s` at the tail of `port`'s FIFO with its current key. */
+  /** Places the dynamic entry in slot `s`, learned just now, at the tail of `port`'s FIFO. */
   private linkDynamic(s: number, port: number): void {
-    this.place(s);
-    this.nw[(s << 3) | N_IN_HEAP] = 0;
+    this.w[(s << 3) | W_TICK]! &= TICK_MASK;
+    this.nw[(s << 2) | N_IN_HEAP] = 0;
     this.listAppend(s, this.fifoHead, this.fifoTail, port);
     this.dynCount[port]!++;
     if (port >= this.portsUsed) this.portsUsed = port + 1;
@@ -621,10 +663,18 @@ export class MacTable {
       this.listUnlink(s, this.statHead, this.statTail, port);
       return;
     }
-    if (this.nw[(s << 3) | N_IN_HEAP] === 1) this.heapRemove(s, port);
+    if (this.nw[(s << 2) | N_IN_HEAP] === 1) this.heapRemove(s, port);
     else this.listUnlink(s, this.fifoHead, this.fifoTail, port);
     this.dynCount[port]!--;
     this.replay(port);
+  }
+
+  /** Moves the dynamic entry in slot `s`, learned just now on `port` (unflagged), to the tail of its FIFO. */
+  private requeue(s: number, port: number): void {
+    if (this.nw[(s << 2) | N_IN_HEAP] === 1) this.heapRemove(s, port);
+    else if (this.fifoTail[port] === s) return;
+    else this.listUnlink(s, this.fifoHead, this.fifoTail, port);
+    this.listAppend(s, this.fifoHead, this.fifoTail, port);
   }
 
   private fifoToHeap(s: number, port: number): void {
@@ -639,32 +689,35 @@ export class MacTable {
   private listAppend(s: number, head: Int32Array, tail: Int32Array, port: number): void {
     const nw = this.nw;
     const t = tail[port]!;
-    nw[(s << 3) | N_PREV] = t;
-    nw[(s << 3) | N_NEXT] = NIL;
+    nw[(s << 2) | N_PREV] = t;
+    nw[(s << 2) | N_NEXT] = NIL;
     if (t === NIL) head[port] = s;
-    else nw[(t << 3) | N_NEXT] = s;
+    else nw[(t << 2) | N_NEXT] = s;
     tail[port] = s;
   }
   private listUnlink(s: number, head: Int32Array, tail: Int32Array, port: number): void {
     const nw = this.nw;
-    const p = nw[(s << 3) | N_PREV]!;
-    const n = nw[(s << 3) | N_NEXT]!;
+    const p = nw[(s << 2) | N_PREV]!;
+    const n = nw[(s << 2) | N_NEXT]!;
     if (p === NIL) head[port] = n;
-    else nw[(p << 3) | N_NEXT] = n;
+    else nw[(p << 2) | N_NEXT] = n;
     if (n === NIL) tail[port] = p;
-    else nw[(n << 3) | N_PREV] = p;
+    else nw[(n << 2) | N_PREV] = p;
   }
 
-  // A pairing heap per port, over the node keys.
+  // A pairing heap per port, ordered by the heap keys.
 
   /** Pushes the dynamic entry in slot `s` on `port`'s heap with its current key. */
   private heapPush(s: number, port: number): void {
     const nw = this.nw;
-    this.place(s);
-    nw[(s << 3) | N_IN_HEAP] = 1;
-    nw[(s << 3) | N_PREV] = NIL;
-    nw[(s << 3) | N_NEXT] = NIL;
-    nw[(s << 3) | N_CHILD] = NIL;
+    const tick = this.w[(s << 3) | W_TICK]! & TICK_MASK;
+    this.w[(s << 3) | W_TICK] = tick;
+    this.kf[(s << 1) | K_SEEN] = this.f[(s << 2) | F_SEEN]!;
+    this.kw[(s << 2) | K_TICK] = tick;
+    nw[(s << 2) | N_IN_HEAP] = 1;
+    nw[(s << 2) | N_PREV] = NIL;
+    nw[(s << 2) | N_NEXT] = NIL;
+    nw[(s << 2) | N_CHILD] = NIL;
     const r = this.heapRoot[port]!;
     this.heapRoot[port] = r === NIL ? s : this.meld(r, s);
   }
@@ -672,19 +725,19 @@ export class MacTable {
   /** Takes the node `s` out of `port`'s heap. */
   private heapRemove(s: number, port: number): void {
     const nw = this.nw;
-    const p = nw[(s << 3) | N_PREV]!;
-    const n = nw[(s << 3) | N_NEXT]!;
-    const c = nw[(s << 3) | N_CHILD]!;
+    const p = nw[(s << 2) | N_PREV]!;
+    const n = nw[(s << 2) | N_NEXT]!;
+    const c = nw[(s << 2) | N_CHILD]!;
     const sub = c === NIL ? NIL : this.mergePairs(c);
     if (p === NIL) {
       this.heapRoot[port] = sub;
     } else {
-      if (nw[(p << 3) | N_CHILD] === s) nw[(p << 3) | N_CHILD] = n;
-      else nw[(p << 3) | N_NEXT] = n;
-      if (n !== NIL) nw[(n << 3) | N_PREV] = p;
+      if (nw[(p << 2) | N_CHILD] === s) nw[(p << 2) | N_CHILD] = n;
+      else nw[(p << 2) | N_NEXT] = n;
+      if (n !== NIL) nw[(n << 2) | N_PREV] = p;
       if (sub !== NIL) this.heapRoot[port] = this.meld(this.heapRoot[port]!, sub);
     }
-    nw[(s << 3) | N_IN_HEAP] = 0;
+    nw[(s << 2) | N_IN_HEAP] = 0;
   }
 
   /** Melds two heap roots (no parent, no siblings); returns the new root. */
@@ -695,11 +748,11 @@ export class MacTable {
       b = t;
     }
     const nw = this.nw;
-    const c = nw[(a << 3) | N_CHILD]!;
-    nw[(b << 3) | N_NEXT] = c;
-    if (c !== NIL) nw[(c << 3) | N_PREV] = b;
-    nw[(b << 3) | N_PREV] = a;
-    nw[(a << 3) | N_CHILD] = b;
+    const c = nw[(a << 2) | N_CHILD]!;
+    nw[(b << 2) | N_NEXT] = c;
+    if (c !== NIL) nw[(c << 2) | N_PREV] = b;
+    nw[(b << 2) | N_PREV] = a;
+    nw[(a << 2) | N_CHILD] = b;
     return a;
   }
 
@@ -709,29 +762,29 @@ export class MacTable {
     // Left to right, meld pairs, stacking each result through its `next`.
     let stack = NIL;
     for (let a = first; a !== NIL;) {
-      const b = nw[(a << 3) | N_NEXT]!;
-      nw[(a << 3) | N_PREV] = NIL;
-      nw[(a << 3) | N_NEXT] = NIL;
+      const b = nw[(a << 2) | N_NEXT]!;
+      nw[(a << 2) | N_PREV] = NIL;
+      nw[(a << 2) | N_NEXT] = NIL;
       let m = a;
       let rest = NIL;
       if (b !== NIL) {
-        rest = nw[(b << 3) | N_NEXT]!;
-        nw[(b << 3) | N_PREV] = NIL;
-        nw[(b << 3) | N_NEXT] = NIL;
+        rest = nw[(b << 2) | N_NEXT]!;
+        nw[(b << 2) | N_PREV] = NIL;
+        nw[(b << 2) | N_NEXT] = NIL;
         m = this.meld(a, b);
       }
-      nw[(m << 3) | N_NEXT] = stack;
+      nw[(m << 2) | N_NEXT] = stack;
       stack = m;
       a = rest;
     }
     // Right to left, meld each into the result.
     let root = stack;
-    stack = nw[(root << 3) | N_NEXT]!;
-    nw[(root << 3) | N_NEXT] = NIL;
+    stack = nw[(root << 2) | N_NEXT]!;
+    nw[(root << 2) | N_NEXT] = NIL;
     while (stack !== NIL) {
       const m = stack;
-      stack = nw[(m << 3) | N_NEXT]!;
-      nw[(m << 3) | N_NEXT] = NIL;
+      stack = nw[(m << 2) | N_NEXT]!;
+      nw[(m << 2) | N_NEXT] = NIL;
       root = this.meld(root, m);
     }
     return root;

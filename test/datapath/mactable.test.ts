@@ -492,3 +492,231 @@ test('mactable: every operation answers like the reference model', () => {
     }
   }), { numRuns: 300 });
 });
+
+// ---- learning order under refreshes, at scale ----
+
+type ScaleOp =
+  | { op: 'learn'; mac: number; port: number; aux: number; dt: number }
+  | { op: 'lookup'; mac: number }
+  | { op: 'static'; mac: number; port: number }
+  | { op: 'remove'; mac: number }
+  | { op: 'flush'; port: number; includeStatic: boolean }
+  | { op: 'age'; dt: number }
+  | { op: 'mode'; eager: boolean };
+
+/**
+ * Refreshes reorder lazily or eagerly (see the module comment), a choice made for speed alone: forcing
+ * either at any time (white box) must change no answer.
+ */
+function forceMode(t: MacTable, eager: boolean): void {
+  Object.assign(t as unknown as { eager: boolean; calm: number }, { eager, calm: 5 });
+}
+
+/** Applies `op` to both, asserting the same answers; returns the new time. */
+function applyBoth(t: MacTable, m: Model, o: ScaleOp, now: number): number {
+  switch (o.op) {
+    case 'learn':
+      now += o.dt;
+      assert.equal(t.learn(3, o.mac, o.port, o.aux, now), m.learn(3, o.mac, o.port, o.aux, now), 'learn result');
+      break;
+    case 'lookup':
+      assert.deepEqual(where(t, 3, o.mac, now), m.lookup(3, o.mac, now));
+      break;
+    case 'static':
+      if (m.addStatic(3, o.mac, o.port, 0)) t.addStatic(3, o.mac, o.port);
+      else assert.throws(() => t.addStatic(3, o.mac, o.port), RangeError);
+      break;
+    case 'remove':
+      assert.equal(t.remove(3, o.mac), m.remove(3, o.mac));
+      break;
+    case 'flush':
+      assert.equal(t.flushPort(o.port, o.includeStatic), m.flushPort(o.port, o.includeStatic));
+      break;
+    case 'age':
+      now += o.dt;
+      assert.equal(t.age(now), m.age(now), 'aged');
+      break;
+    case 'mode':
+      forceMode(t, o.eager);
+      break;
+  }
+  return now;
+}
+
+function assertSame(t: MacTable, m: Model, ports: number): void {
+  assert.equal(t.size, m.m.size, 'size');
+  for (let p = 0; p < ports; p++) assert.equal(t.countOf(p), m.countOf(p), `countOf(${p})`);
+  assert.deepEqual(t.entries(), m.entries());
+  assert.deepEqual({ ...t.stats }, m.stats);
+}
+
+test('mactable: refreshes at one or many nows order eviction and aging exactly (reference model, dense tables)', () => {
+  const NNP = { noNullPrototype: true } as const;
+  // Mostly learns from a pool a little larger than the table, on random ports and half of them at an
+  // unchanged `now`, so entries are refreshed out of placing order, moved, evicted, aged, removed and
+  // shifted back in full tables.
+  const opsFor = (capacity: number): fc.Arbitrary<ScaleOp[]> => {
+    const pool = capacity + (capacity >> 2) + 1;
+    const mac = fc.integer({ min: 0, max: pool - 1 }).map((i) => i * 0x1_0001 + (i & 1) * 0x8000_0000_0000);
+    const port = fc.integer({ min: 0, max: 3 });
+    const dt = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 30 }));
+    return fc.array(fc.oneof(
+      { weight: 20, arbitrary: fc.record({ op: fc.constant('learn' as const), mac, port, aux: fc.constantFrom(0, 0, 0, 1), dt }, NNP) },
+      { weight: 3, arbitrary: fc.record({ op: fc.constant('lookup' as const), mac }, NNP) },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('static' as const), mac, port }, NNP) },
+      { weight: 2, arbitrary: fc.record({ op: fc.constant('remove' as const), mac }, NNP) },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('flush' as const), port, includeStatic: fc.boolean() }, NNP) },
+      { weight: 2, arbitrary: fc.record({ op: fc.constant('age' as const), dt }, NNP) },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('mode' as const), eager: fc.boolean() }, NNP) },
+    ), { minLength: 50, maxLength: 300 });
+  };
+  const caseArb = fc.integer({ min: 4, max: 48 }).chain((capacity) => fc.tuple(fc.constant(capacity), fc.integer({ min: 50, max: 400 }), opsFor(capacity)));
+  fc.assert(fc.property(caseArb, ([capacity, agingNs, ops]) => {
+    const t = new MacTable({ capacity, agingNs });
+    const m = new Model(capacity, agingNs);
+    let now = 0;
+    for (const o of ops) {
+      now = applyBoth(t, m, o, now);
+      assertSame(t, m, 4);
+    }
+  }), { numRuns: 300 });
+});
+
+test('mactable: a long run of random refreshes, moves, floods and aging matches the model', () => {
+  const capacity = 300;
+  const A = 20_000;
+  const t = new MacTable({ capacity, agingNs: A });
+  const m = new Model(capacity, A);
+  const next = rng(0xc0ffee);
+  let now = 0;
+  for (let i = 0; i < 40_000; i++) {
+    const r = next() % 1000;
+    let o: ScaleOp;
+    if (r < 700) {
+      const mac = next() % 280; // hosts on their home port, mostly refreshed
+      o = { op: 'learn', mac, port: mac & 3, aux: 0, dt: next() % 3 === 0 ? 0 : next() % 20 };
+    } else if (r < 800) o = { op: 'learn', mac: 0x1_0000 + (next() % 5000), port: 3, aux: 0, dt: next() % 5 }; // a flood on port 3
+    else if (r < 830) o = { op: 'learn', mac: next() % 280, port: next() % 4, aux: next() % 2, dt: 0 }; // moves, at the same now
+    else if (r < 990) o = { op: 'lookup', mac: next() % 280 };
+    else if (r < 996) o = { op: 'age', dt: next() % 8 === 0 ? next() % 10_000 : next() % 100 };
+    else if (r < 999) o = { op: 'remove', mac: next() % 280 };
+    else o = { op: 'flush', port: next() % 4, includeStatic: false };
+    now = applyBoth(t, m, o, now);
+    if (i % 1000 === 0) assertSame(t, m, 4);
+  }
+  assertSame(t, m, 4);
+  assert.ok(t.stats.evicted > 1000 && t.stats.aged > 0 && t.stats.moved > 1000, JSON.stringify(t.stats));
+  // Then everything expires at once.
+  now += A;
+  assert.equal(t.age(now), m.age(now));
+  assertSame(t, m, 4);
+});
+
+test('mactable: learns at one now are ordered by call, through tick renumbering', () => {
+  // Learns at one `now` are told apart by a 31-bit tick. Start it near its limit (white box) so that the
+  // ticks are renumbered part-way through a run of same-now refreshes (which send entries to the order
+  // heaps), moves and evictions, while entries learned before and after the renumbering are compared.
+  fc.assert(fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 0xffff_fffe }), fc.boolean(), (early, seed, lazy) => {
+    const capacity = 8;
+    const t = new MacTable({ capacity, agingNs: 1000 });
+    const m = new Model(capacity, 1000);
+    const next = rng(seed);
+    const step = (dt: number): ScaleOp => {
+      const mac = next() % 11;
+      return { op: 'learn', mac, port: next() % 5 === 0 ? next() % 3 : mac % 3, aux: 0, dt };
+    };
+    let now = 0;
+    for (let i = 0; i < 20; i++) now = applyBoth(t, m, step(1), now);
+    const peek = t as unknown as { tick: number };
+    peek.tick = 0x7fff_ffff - early;
+    for (let i = 0; i < 120; i++) {
+      if (lazy) forceMode(t, false); // keep entries flagged and going through the order heaps
+      now = applyBoth(t, m, step(0), now);
+      assertSame(t, m, 3);
+    }
+    assert.ok(peek.tick < 1000, `renumbered (tick ${peek.tick})`);
+    now += 999;
+    assert.equal(t.age(now), m.age(now));
+    now += 1;
+    assert.equal(t.age(now), m.age(now));
+    assertSame(t, m, 3);
+  }), { numRuns: 200 });
+});
+
+test('mactable: entries waiting in the order heaps survive removals, moves and backward shifts (reference model)', () => {
+  // A half-full hash (capacity = slots / 2) whose entries were all refreshed out of order, so the first
+  // eviction pushes a whole port onto its heap; then removals shift heap nodes between slots while
+  // moves, refreshes and evictions take nodes out of the middle of the heaps, and static entries take
+  // the slots they leave.
+  const NNP = { noNullPrototype: true } as const;
+  const step = fc.record({ op: fc.constantFrom('remove', 'remove', 'move', 'refresh', 'new', 'age', 'static', 'flush'), i: fc.nat(), dt: fc.integer({ min: 0, max: 3 }) }, NNP);
+  fc.assert(fc.property(fc.constantFrom(16, 32, 64), fc.func(fc.integer()), fc.array(step, { minLength: 20, maxLength: 150 }), (capacity, rank, steps) => {
+    const A = 10_000;
+    const t = new MacTable({ capacity, agingNs: A });
+    const m = new Model(capacity, A);
+    const mac = (i: number): number => 0x0200_0000_0000 + i * 0x1_0000_0101;
+    const learnBoth = (i: number, port: number, now: number): void => {
+      assert.equal(t.learn(3, mac(i), port, 0, now), m.learn(3, mac(i), port, 0, now), 'learn result');
+    };
+    let now = 1;
+    for (let i = 0; i < capacity; i++) learnBoth(i, i & 1, now++);
+    const order = Array.from({ length: capacity }, (_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
+    for (const i of order) learnBoth(i, i & 1, now);
+    let fresh = capacity;
+    for (const s of steps) {
+      now += s.dt;
+      const keys = [...m.m.values()].map((x) => (x.mac - 0x0200_0000_0000) / 0x1_0000_0101);
+      const i = keys.length > 0 ? keys[s.i % keys.length]! : fresh;
+      switch (s.op) {
+        case 'remove': assert.equal(t.remove(3, mac(i)), m.remove(3, mac(i))); break;
+        case 'move': learnBoth(i, (m.m.get(`3/${mac(i)}`)?.port ?? 0) ^ 1, now); break;
+        case 'refresh': learnBoth(i, m.m.get(`3/${mac(i)}`)?.port ?? 0, now); break;
+        case 'new': learnBoth(fresh++, s.i & 1, now); break;
+        case 'age': now += A >> 1; assert.equal(t.age(now), m.age(now)); break;
+        case 'static': {
+          const k = s.i % 3 === 0 ? i : fresh++;
+          if (m.addStatic(3, mac(k), s.i & 1, 0)) t.addStatic(3, mac(k), s.i & 1);
+          else assert.throws(() => t.addStatic(3, mac(k), s.i & 1), RangeError);
+          break;
+        }
+        case 'flush': assert.equal(t.flushPort(s.i & 1, s.i % 4 === 1), m.flushPort(s.i & 1, s.i % 4 === 1)); break;
+      }
+      assertSame(t, m, 2);
+    }
+  }), { numRuns: 300 });
+});
+
+test('mactable: switching between lazy and eager reordering keeps the learning order exact (reference model)', () => {
+  // Refreshes only flag an entry until an eviction happens; from then on they reorder eagerly, until
+  // 32 × capacity refreshes pass without one. Alternate long refresh-only stretches (which end eager
+  // mode and leave every entry flagged) with bursts of new addresses (which evict), at one or many nows.
+  fc.assert(fc.property(fc.integer({ min: 1, max: 0xffff_fffe }), fc.constantFrom(4, 8, 16), (seed, capacity) => {
+    const t = new MacTable({ capacity, agingNs: 1e6 });
+    const m = new Model(capacity, 1e6);
+    const peek = t as unknown as { eager: boolean };
+    const next = rng(seed);
+    const hosts = capacity - 1;
+    let now = 0;
+    let fresh = 1000;
+    let lazyRuns = 0;
+    let eagerRuns = 0;
+    for (let round = 0; round < 6; round++) {
+      const stretch = 64 * capacity + next() % (16 * capacity);
+      for (let i = 0; i < stretch; i++) {
+        const mac = next() % hosts;
+        now = applyBoth(t, m, { op: 'learn', mac, port: next() % 16 === 0 ? next() % 3 : mac % 3, aux: 0, dt: next() % 2 }, now);
+        if (i % 16 === 0) assertSame(t, m, 3);
+      }
+      if (!peek.eager) lazyRuns++;
+      const burst = 1 + next() % 4;
+      for (let i = 0; i < burst; i++) {
+        now = applyBoth(t, m, { op: 'learn', mac: fresh++, port: next() % 3, aux: 0, dt: next() % 2 }, now);
+        assertSame(t, m, 3);
+      }
+      if (peek.eager) eagerRuns++;
+    }
+    // Both modes were seen (a stretch still evicts while evicted hosts come back, and a first burst of
+    // one fills the table without evicting).
+    assert.ok(lazyRuns >= 3 && eagerRuns >= 4, `lazy ${lazyRuns}, eager ${eagerRuns}`);
+  }), { numRuns: 40 });
+});
