@@ -318,7 +318,6 @@ export class Bridge {
   private process(port: Port, batch: PacketBatch): void {
     this.now = this.clock.now();
     this.ingress(port, batch);
-    if (batch.length > 0) this.classify(port, batch);
     if (batch.length > 0) this.learn(port, batch);
     if (batch.length > 0) this.lookup(port, batch);
     for (let i = 0; i < batch.length; i++) this.forward(batch.pkts[i]!);
@@ -326,11 +325,15 @@ export class Bridge {
     this.flush();
   }
 
-  /** Stage 1: count, port state, length; tunnel ports strip and check the outer headers. */
+  /**
+   * Stages 1 and 2 in one pass over the batch (each packet is touched once): ingress — count, port state,
+   * length; tunnel ports strip and check the outer headers — then classify.
+   */
   private ingress(port: Port, batch: PacketBatch): void {
     const c = port.counters;
     const up = port.up;
     const tunnel = this.tunnels[port.index] ?? null;
+    const routedSegment = this.gwPort?.vlan ?? -1;
     const pk = batch.pkts;
     let w = 0;
     for (let i = 0; i < batch.length; i++) {
@@ -356,54 +359,47 @@ export class Bridge {
         continue;
       }
       if (p.traced) this.traceIngress(p, port, tunnel, len);
+      const rc = this.classify(p, port, tunnel, routedSegment);
+      if (rc !== 0) {
+        this.drop(p, port, rc, 'classify');
+        continue;
+      }
       pk[w++] = p;
     }
     batch.length = w;
   }
 
-  /** Stage 2: the frame's segment from its VLAN tag and the port's mode; tags are popped here. */
-  private classify(port: Port, batch: PacketBatch): void {
-    const pk = batch.pkts;
-    const tunnel = this.tunnels[port.index] ?? null;
-    const routedSegment = this.gwPort?.vlan ?? -1;
-    let w = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const p = pk[i]!;
-      const b = p.data;
-      const s = p.start;
-      let r = 0;
-      const type = p.view.getUint16(s + 12);
-      if (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) {
-        if (p.end - s < ETH_HEADER_LEN + VLAN_TAG_LEN) r = DropReason.VlanTruncated;
+  /** Stage 2: the frame's segment from its VLAN tag and the port's mode; tags are popped here. Returns 0 or a DropReason. */
+  private classify(p: PacketBuf, port: Port, tunnel: Tunnel | null, routedSegment: number): number {
+    const b = p.data;
+    const s = p.start;
+    let r = 0;
+    const type = p.view.getUint16(s + 12);
+    if (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) {
+      if (p.end - s < ETH_HEADER_LEN + VLAN_TAG_LEN) r = DropReason.VlanTruncated;
+      else {
+        const vid = ((b[s + 14]! << 8) | b[s + 15]!) & 0x0fff;
+        // A priority tag (VID 0) belongs to the port's untagged VLAN.
+        const seg = vid === 0 ? port.vlan : vid;
+        if (tunnel !== null || type === ETHERTYPE_QINQ || (vid !== 0 && !port.isTrunk) || !port.carries(seg)) r = DropReason.VlanNotAllowed;
         else {
-          const vid = ((b[s + 14]! << 8) | b[s + 15]!) & 0x0fff;
-          // A priority tag (VID 0) belongs to the port's untagged VLAN.
-          const seg = vid === 0 ? port.vlan : vid;
-          if (tunnel !== null || type === ETHERTYPE_QINQ || (vid !== 0 && !port.isTrunk) || !port.carries(seg)) r = DropReason.VlanNotAllowed;
-          else {
-            p.pcp = b[s + 14]! >>> 5;
-            b.copyWithin(s + VLAN_TAG_LEN, s, s + 12);
-            p.start = s + VLAN_TAG_LEN;
-            p.segment = seg;
-          }
+          p.pcp = b[s + 14]! >>> 5;
+          b.copyWithin(s + VLAN_TAG_LEN, s, s + 12);
+          p.start = s + VLAN_TAG_LEN;
+          p.segment = seg;
         }
-      } else if (tunnel !== null && tunnel.mode === 'routed') {
-        // A routed tunnel carries routed traffic only: frames for the gateway (its MAC or the virtual MAC
-        // remote gateways use), never broadcasts or frames switched straight onto the pods' segment.
-        const dst = p.view.getUint16(s) * 4294967296 + p.view.getUint32(s + 2);
-        if (routedSegment < 0) r = DropReason.NoRoute;
-        else if (dst !== GLOBAL_VIRTUAL_MAC && dst !== this.gw!.mac) r = DropReason.RoutedNotForGateway;
-        else p.segment = routedSegment;
       }
-      if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
-      if (r !== 0) {
-        this.drop(p, port, r, 'classify');
-        continue;
-      }
-      if (p.traced) this.record(p, 'classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
-      pk[w++] = p;
+    } else if (tunnel !== null && tunnel.mode === 'routed') {
+      // A routed tunnel carries routed traffic only: frames for the gateway (its MAC or the virtual MAC
+      // remote gateways use), never broadcasts or frames switched straight onto the pods' segment.
+      const dst = p.view.getUint16(s) * 4294967296 + p.view.getUint32(s + 2);
+      if (routedSegment < 0) r = DropReason.NoRoute;
+      else if (dst !== GLOBAL_VIRTUAL_MAC && dst !== this.gw!.mac) r = DropReason.RoutedNotForGateway;
+      else p.segment = routedSegment;
     }
-    batch.length = w;
+    if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
+    if (r === 0 && p.traced) this.record(p, 'classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
+    return r;
   }
 
   /** Stage 3: learn where the source MAC lives (not through routed tunnels: their sources are gateways). */
