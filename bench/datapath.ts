@@ -13,6 +13,7 @@ import { compose } from '../src/wire/stack.js';
 import type { GeneveOption } from '../src/wire/geneve.js';
 import type { Bench } from './harness.js';
 import { eth, ip4, udp, zeros } from '../test/peers/catalogue.js';
+import { rng } from '../test/helpers.js';
 
 const BATCH = 64;
 const MACS = Number(process.env.BENCH_MACS ?? 10_000);
@@ -38,17 +39,6 @@ function frame64(src: number, dst: number, flow: number): Uint8Array {
   const f = compose([eth(0x0800, [], src, dst), ip4('10.0.0.1', '10.0.0.2', 17), udp(1024 + (flow & 0x3fff), 4000), zeros(18)]);
   if (f.length !== 60) throw new Error(`bench frame is ${f.length} bytes`);
   return f;
-}
-
-/** Simple deterministic PRNG (xorshift32) so runs are comparable. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
 }
 
 interface Feed {

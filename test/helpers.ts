@@ -60,3 +60,14 @@ export function guarded(bytes: Uint8Array): Uint8Array {
     },
   });
 }
+
+/** A seeded xorshift32 generator: loops that need many random values (floods, shuffles, spreads) replay exactly. */
+export function rng(seed: number): () => number {
+  let x = seed | 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+}

@@ -340,15 +340,13 @@ export class Bridge {
       const p = pk[i]!;
       c.rxPackets++;
       c.rxBytes += p.end - p.start;
+      // Whatever the buffer carried before (it may have crossed another bridge) is forgotten, except the
+      // trace flag its sender set.
+      const traced = p.traced;
+      p.clearMeta();
+      p.traced = traced;
       p.inPort = port.index;
-      p.outPort = -1;
-      p.outAux = 0;
-      p.tunVtep = -1;
-      p.tunVni = -1;
-      p.tunOptOff = -1;
-      p.tunOptLen = 0;
       p.segment = port.vlan;
-      p.pcp = 0;
       const len = p.end - p.start;
       let r = 0;
       if (!up) r = DropReason.PortDown;

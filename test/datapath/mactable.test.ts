@@ -2,19 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { LearnResult, MacTable, type MacEntry } from '../../src/datapath/mactable.js';
+import { rng } from '../helpers.js';
 
 const S = 1e9;
 
-/** A seeded xorshift32 generator: the flood and shuffle tests replay exactly. */
-function rng(seed: number): () => number {
-  let x = seed | 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
 function randomMac(next: () => number): number {
   return (next() & 0xffff) * 0x1_0000_0000 + next();
 }

@@ -13,6 +13,7 @@ import { rd32, wr32 } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { compose, dissect, type Layer } from '../../src/wire/stack.js';
 import type { VlanTag } from '../../src/wire/ethernet.js';
+export { rng } from '../helpers.js';
 
 /** Local experimental EtherType (IEEE 802): frames the bridge switches without looking inside. */
 export const ETHERTYPE_TEST = 0x88b5;
@@ -22,17 +23,6 @@ export const BROADCAST = 0xffffffffffff;
 export class VirtualClock implements Clock {
   t = 0;
   now(): number { return this.t; }
-}
-
-/** A seeded xorshift32 generator: loops that need many random values replay exactly. */
-export function rng(seed: number): () => number {
-  let x = seed | 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
 }
 
 /** A locally administered unicast MAC from a small number (distinct numbers, distinct MACs). */

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { innerFlowHash } from '../../src/overlay/flowhash.js';
 import { TunnelTemplate } from '../../src/overlay/template.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
+import { rng } from '../helpers.js';
 import { eth, ip4, ip6, tcp, udp } from '../peers/catalogue.js';
 
 const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -205,18 +206,6 @@ test('flow hash: truncated and random frames never throw and never read outside 
   assert.equal(innerFlowHash(guarded(b), 0, 1000), hashOf(b));
 });
 
-/** A deterministic stream of 32-bit numbers (xorshift32): the spread test must not depend on the run. */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
-}
-
 /**
  * Fills 16,384 source ports from 65,536 flows (4 a port on average); the counts must look like balls in
  * bins. For a uniform hash the chi-square statistic is about 16,383 ± 181 and the fullest port holds
@@ -252,7 +241,7 @@ test('flow hash: 65,536 flows spread near-uniformly over 16,384 source ports', (
     { ttl: 64, ident: 0, dscp: 0, ecn: 0, pcp: 0, tcpFlags: 0x10, payload: new Uint8Array(10) },
   );
   const wr = (f: Uint8Array, o: number, v: number, n: number): void => { for (let i = n - 1; i >= 0; i--, v = Math.floor(v / 256)) f[o + i] = v & 0xff; };
-  const rnd = xorshift(0x5eed);
+  const rnd = rng(0x5eed);
   // Random IPv4 5-tuples.
   assertSpread('random ipv4 5-tuples', (f, _k) => {
     wr(f, 26, rnd(), 4);
