@@ -90,7 +90,9 @@ export function innerFlowHash(b: DataView, off: number, end: number): number {
   }
   const etherType = w >>> 16;
   const l3 = p + 2;
-  const version = l3 < end ? b.getUint8(l3) >>> 4 : 0;
+  // The word read for the EtherType also holds the first L3 byte (version and IHL): no extra load.
+  const verIhl = l3 < end ? (w >>> 8) & 0xff : 0;
+  const version = verIhl >>> 4;
   let proto = 0;
   // The source and destination addresses are [addr, addrEnd): the MACs for anything but IP.
   let addr = off;
@@ -98,10 +100,11 @@ export function innerFlowHash(b: DataView, off: number, end: number): number {
   // Where the ports are, or -1 when they are unknown.
   let l4 = -1;
   if (etherType === ETHERTYPE_IPV4 && version === 4) {
-    proto = l3 + 9 < end ? b.getUint8(l3 + 9) : 0;
+    // TTL, protocol and checksum in one word; the protocol is its second byte.
+    proto = l3 + 9 < end ? (word(b, l3 + 8, end) >>> 16) & 0xff : 0;
     addr = l3 + 12;
     addrEnd = l3 + 20;
-    const ihl = (b.getUint8(l3) & 0x0f) << 2;
+    const ihl = (verIhl & 0x0f) << 2;
     // A bad header length leaves the ports unknown; so does a fragment (flags/offset: low half of word 1).
     if (ihl >= 20 && (word(b, l3 + 4, end) & IPV4_FRAG_MASK) === 0) l4 = l3 + ihl;
   } else if (etherType === ETHERTYPE_IPV6 && version === 6) {
