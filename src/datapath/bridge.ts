@@ -21,9 +21,9 @@
  */
 import type { MacTableOptions } from './mactable.js';
 import { LearnResult, MacTable } from './mactable.js';
-import type { PacketBatch, PacketBuf, PacketPool } from '../packet/buf.js';
-import { PacketBatch as Batch } from '../packet/buf.js';
-import { macToString, rdMac, ipv4ToString, ipv6ToString, hex, rd16 } from '../wire/bytes.js';
+import { PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import { hex, ipv4ToString, ipv6ToString, macToString, rd16, rd32, rdMac } from '../wire/bytes.js';
+import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
 import { ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
 import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
@@ -90,7 +90,7 @@ export class Bridge {
   private readonly qPkt: Array<PacketBuf | null>;
   private qHead = 0;
   private qLen = 0;
-  private readonly drainBatch = new Batch();
+  private readonly drainBatch = new PacketBatch();
   /** Flood destinations of the packet being flooded: (port, aux) pairs. */
   private floodPorts: Int32Array = new Int32Array(256);
   private floodAux: Int32Array = new Int32Array(256);
@@ -146,7 +146,7 @@ export class Bridge {
     const port = this.newPort(opts.name, 'gateway', opts.mac, opts.mtu ?? 1500, null);
     try {
       port.setVlans(opts.vlan === undefined ? {} : { vlan: opts.vlan }, `bridge ${this.name}: gateway ${opts.name}`);
-      this.gw = new Gateway(port.index, opts.mac, port.vlan, opts, () => this.pool.alloc(), (p) => this.emitFromGateway(p));
+      this.gw = new Gateway(opts.mac, port.vlan, opts, () => this.pool.alloc(), (p) => this.emitFromGateway(p));
     } catch (e) {
       this.removePort(port);
       throw e;
@@ -240,14 +240,18 @@ export class Bridge {
   setAdmin(p: Port | string, up: boolean): void {
     const port = this.port(p);
     port.adminUp = up;
-    if (!up) this.macs.flushPort(port.index, false);
+    this.flushIfDown(port);
   }
 
   /** Carrier change reported by the device; down flushes the port's learned MACs. */
   setLink(p: Port | string, up: boolean): void {
     const port = this.port(p);
     port.linkUp = up;
-    if (!up) this.macs.flushPort(port.index, false);
+    this.flushIfDown(port);
+  }
+
+  private flushIfDown(port: Port): void {
+    if (!port.up) this.macs.flushPort(port.index, false);
   }
 
   /** Periodic housekeeping: ages the MAC table. Returns the number of entries aged out. */
@@ -396,7 +400,7 @@ export class Bridge {
       else p.segment = routedSegment;
     }
     if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
-    if (r === 0 && p.traced) this.record(p, 'classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
+    if (r === 0 && p.traced) this.record('classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
     return r;
   }
 
@@ -423,7 +427,7 @@ export class Bridge {
       lastSeg = p.segment;
       lastAux = aux;
       const r = macs.learn(p.segment, src, idx, aux, now);
-      if (p.traced) this.record(p, 'learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
+      if (p.traced) this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
     }
   }
 
@@ -525,7 +529,7 @@ export class Bridge {
     if (p.traced) {
       const to: string[] = [];
       for (let k = 0; k < n; k++) to.push(this.destName(this.floodPorts[k]!, this.floodAux[k]!));
-      this.record(p, 'lookup', port, `flood to ${n} destination${n === 1 ? '' : 's'}`, { segment: seg, to });
+      this.record('lookup', port, `flood to ${n} destination${n === 1 ? '' : 's'}`, { segment: seg, to });
     }
     // Make every copy before any output changes the original (VLAN push, encapsulation).
     const copies = this.floodCopiesBuf;
@@ -553,7 +557,7 @@ export class Bridge {
         // Counted as a copy that the egress port had to drop.
         this.floodCopies++;
         bump(dest.counters.drops, DropReason.PoolExhausted);
-        if (p.traced) this.record(p, 'drop', dest, `dropped: ${dropReasonName(DropReason.PoolExhausted)}`, { reason: dropReasonName(DropReason.PoolExhausted) });
+        if (p.traced) this.record('drop', dest, `dropped: ${dropReasonName(DropReason.PoolExhausted)}`, { reason: dropReasonName(DropReason.PoolExhausted) });
         continue;
       }
       this.output(c, this.floodPorts[k]!, this.floodAux[k]!);
@@ -675,28 +679,23 @@ export class Bridge {
     const r = gw.handle(p, this.now);
     if (r < 0) {
       bump(gc.drops, -r);
-      if (p.traced) this.record(p, 'route', port, `dropped: ${dropReasonName(-r as DropReason)}`, { reason: dropReasonName(-r as DropReason), ...gw.lastDetail });
+      if (p.traced) this.record('route', port, `dropped: ${dropReasonName(-r as DropReason)}`, { reason: dropReasonName(-r as DropReason), ...gw.lastDetail });
       p.release();
       return;
     }
     if (r === GatewayVerdict.Consumed) {
       gw.consumed++;
-      if (p.traced) this.record(p, 'route', port, 'consumed by the gateway', {});
+      if (p.traced) this.record('route', port, 'consumed by the gateway', {});
       p.release();
       return;
     }
-    // The gateway emits the frame back into the bridge: it is received on the gateway port.
-    gc.rxPackets++;
-    gc.rxBytes += p.end - p.start;
-    port.counters.rxPackets++;
-    port.counters.rxBytes += p.end - p.start;
-    p.inPort = port.index;
+    this.fromGateway(p, port);
     if (r === GatewayVerdict.Switch) {
       const h = this.macs.lookup(p.segment, rdMac(p.data, p.start), this.now);
       if (h < 0) p.outPort = FLOOD;
       else { p.outPort = this.macs.portOf(h); p.outAux = this.macs.auxOf(h); }
     }
-    if (p.traced) this.record(p, 'route', port, p.outPort === FLOOD ? 'routed, destination MAC unknown: flood' : `routed → ${this.destName(p.outPort, p.outAux)}`, { ...gw.lastDetail });
+    if (p.traced) this.record('route', port, p.outPort === FLOOD ? 'routed, destination MAC unknown: flood' : `routed → ${this.destName(p.outPort, p.outAux)}`, { ...gw.lastDetail });
     if (p.outPort === port.index) {
       this.drop(p, port, DropReason.SameAsIngress, 'route');
       return;
@@ -708,14 +707,21 @@ export class Bridge {
     this.output(p, p.outPort, p.outAux);
   }
 
+  /** The gateway emits a frame back into the bridge: counted out of the gateway and in on its port. */
+  private fromGateway(p: PacketBuf, port: Port): void {
+    const len = p.end - p.start;
+    const gc = this.gw!.counters;
+    gc.rxPackets++;
+    gc.rxBytes += len;
+    port.counters.rxPackets++;
+    port.counters.rxBytes += len;
+    p.inPort = port.index;
+  }
+
   /** A frame the gateway built (a solicitation): received on the gateway port and flooded on its segment. */
   private emitFromGateway(p: PacketBuf): void {
     const port = this.gwPort!;
-    port.counters.rxPackets++;
-    port.counters.rxBytes += p.end - p.start;
-    this.gw!.counters.rxPackets++;
-    this.gw!.counters.rxBytes += p.end - p.start;
-    p.inPort = port.index;
+    this.fromGateway(p, port);
     p.segment = port.vlan;
     p.outPort = FLOOD;
     this.flood(p);
@@ -740,18 +746,18 @@ export class Bridge {
 
   private drop(p: PacketBuf, port: Port, reason: DropReason, stage: Stage): void {
     bump(port.counters.drops, reason);
-    if (p.traced) this.record(p, 'drop', port, `dropped at ${stage}: ${dropReasonName(reason)}`, { stage, reason: dropReasonName(reason) });
+    if (p.traced) this.record('drop', port, `dropped at ${stage}: ${dropReasonName(reason)}`, { stage, reason: dropReasonName(reason) });
     p.release();
   }
 
   // ---- trace records (traced packets only) ----------------------------------------------------------------
 
-  private record(_p: PacketBuf, stage: Stage, port: Port, action: string, detail: { [k: string]: TraceValue }): void {
+  private record(stage: Stage, port: Port, action: string, detail: { [k: string]: TraceValue }): void {
     this.trace?.({ node: this.name, stage, port: port.name, action, detail });
   }
 
   private traceOutput(p: PacketBuf, port: Port): void {
-    this.record(p, 'output', port, `out ${port.name}`, { bytes: p.end - p.start });
+    this.record('output', port, `out ${port.name}`, { bytes: p.end - p.start });
   }
 
   private destName(idx: number, aux: number): string {
@@ -763,16 +769,18 @@ export class Bridge {
 
   private traceIngress(p: PacketBuf, port: Port, tunnel: Tunnel | null, len: number): void {
     const b = p.data;
-    this.record(p, 'ingress', port, `in ${port.name}`, { bytes: len, ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}) });
+    this.record('ingress', port, `in ${port.name}`, { bytes: len, ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}) });
     if (tunnel !== null) {
       const v = tunnel.vteps[p.tunVtep]!;
       const opts: TraceValue[] = [];
-      for (let o = p.tunOptOff; o >= 0 && o < p.tunOptOff + p.tunOptLen; ) {
-        const len = 4 + 4 * (b[o + 3]! & 0x1f);
-        opts.push({ class: rd16(b, o), type: b[o + 2]!, data: hex(b, o + 4, len - 4) });
-        o += len;
+      if (p.tunOptOff >= 0) {
+        // The options were checked at decapsulation; the Geneve header sits just before them.
+        const g = new GeneveView().at(b, p.tunOptOff - GENEVE_HEADER_LEN);
+        for (let o = g.firstOptionOffset; o < g.optionsEnd; o = g.nextOptionOffset(o)) {
+          opts.push({ class: g.optionClass(o), type: g.optionType(o), data: hex(b, g.optionDataOffset(o), g.optionDataLen(o)) });
+        }
       }
-      this.record(p, 'decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}`, {
+      this.record('decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}`, {
         kind: tunnel.kind, vni: p.tunVni, remote: v.ip, ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
         innerSrc: macToString(rdMac(b, p.start + 6)), innerDst: macToString(rdMac(b, p.start)), bytes: p.end - p.start,
       });
@@ -782,7 +790,7 @@ export class Bridge {
   private traceLookup(p: PacketBuf, port: Port): void {
     if (p.outPort === FLOOD) return; // the flood records its destinations
     const dst = macToString(rdMac(p.data, p.start));
-    this.record(p, 'lookup', port, `${dst} → ${this.destName(p.outPort, p.outAux)}`, { mac: dst, segment: p.segment, port: this.destName(p.outPort, p.outAux) });
+    this.record('lookup', port, `${dst} → ${this.destName(p.outPort, p.outAux)}`, { mac: dst, segment: p.segment, port: this.destName(p.outPort, p.outAux) });
   }
 
   private traceEncap(p: PacketBuf, port: Port, tunnel: Tunnel, aux: number, vni: number): void {
@@ -791,8 +799,8 @@ export class Bridge {
     const sport = rd16(b, p.l4);
     const ip = p.l3;
     const v4 = tunnel.family === 4;
-    this.record(p, 'encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}`, {
-      kind: tunnel.kind, vni, outerSrc: v4 ? ipv4ToString((b[ip + 12]! << 24 >>> 0) + (b[ip + 13]! << 16) + (b[ip + 14]! << 8) + b[ip + 15]!) : ipv6ToString(b, ip + 8),
+    this.record('encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}`, {
+      kind: tunnel.kind, vni, outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
       outerDst: v.ip, udpSrcPort: sport, udpDstPort: tunnel.dstPort, bytes: p.end - p.start,
     });
   }

@@ -14,7 +14,7 @@
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
-import { checksum, finish, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
+import { checksum, finish, ipv4HeaderValid, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
@@ -54,11 +54,13 @@ export function mask4(len: number): number {
   return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
 }
 
+/** The 16-byte netmask of each IPv6 prefix length 0–128, built once. */
+const MASK6: readonly Uint8Array[] = Array.from({ length: 129 }, (_, len) =>
+  Uint8Array.from({ length: 16 }, (_, i) => (0xff00 >>> Math.max(0, Math.min(8, len - 8 * i))) & 0xff));
+
 function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): void {
-  for (let i = 0; i < 16; i++) {
-    const bits = Math.max(0, Math.min(8, len - 8 * i));
-    out[i] = src[so + i]! & ((0xff00 >>> bits) & 0xff);
-  }
+  const m = MASK6[len]!;
+  for (let i = 0; i < 16; i++) out[i] = src[so + i]! & m[i]!;
 }
 
 /** Where a route sends packets: a tunnel port and the VTEP behind it. */
@@ -160,7 +162,6 @@ export class Gateway {
   lastDetail: { [k: string]: TraceValue } = {};
 
   constructor(
-    readonly portIndex: number,
     readonly mac: number,
     readonly segment: number,
     cfg: GatewayConfig,
@@ -191,11 +192,8 @@ export class Gateway {
   isLocal6(b: Uint8Array, o: number): boolean {
     const g = this.v6;
     if (g === null) return false;
-    for (let i = 0; i < 16; i++) {
-      const bits = Math.max(0, Math.min(8, this.v6Len - 8 * i));
-      const m = (0xff00 >>> bits) & 0xff;
-      if ((b[o + i]! & m) !== (g[i]! & m)) return false;
-    }
+    const m = MASK6[this.v6Len]!;
+    for (let i = 0; i < 16; i++) if (((b[o + i]! ^ g[i]!) & m[i]!) !== 0) return false;
     return true;
   }
 
@@ -278,7 +276,7 @@ export class Gateway {
     const r = v.check(p.end - ip);
     if (r !== null) return -r;
     const hl = (b[ip]! & 0x0f) << 2;
-    if (checksum(b, ip, hl) !== 0) return -DropReason.Ipv4BadChecksum;
+    if (!ipv4HeaderValid(p.view, ip, hl)) return -DropReason.Ipv4BadChecksum;
     // Ethernet padding beyond the datagram is not forwarded.
     p.end = ip + rd16(b, ip + 2);
     const dst = rd32(b, ip + 16);
@@ -326,8 +324,9 @@ export class Gateway {
     const src = rd32(b, ip + 12);
     wr32(b, ip + 12, rd32(b, ip + 16));
     wr32(b, ip + 16, src);
+    // TTL 65: the routing step below takes one off, so the reply leaves with 64 (local6 does the same).
     const oldTtlProto = rd16(b, ip + 8);
-    const newTtlProto = (64 << 8) | (oldTtlProto & 0xff);
+    const newTtlProto = (65 << 8) | (oldTtlProto & 0xff);
     wr16(b, ip + 8, newTtlProto);
     wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), oldTtlProto, newTtlProto));
     const oldType = rd16(b, icmp);
@@ -335,24 +334,12 @@ export class Gateway {
     wr16(b, icmp, newType);
     wr16(b, icmp + 2, updateChecksum16(rd16(b, icmp + 2), oldType, newType));
     if (p.traced) this.lastDetail = { local: 'echo reply', to: ipv4ToString(src) };
+    const detail = this.lastDetail;
     // The reply is routed like any packet from the gateway (to a local pod or back through a tunnel).
     const tunVtep = p.tunVtep;
     p.tunVtep = -1;
-    wrMac(b, p.start, this.mac);
-    // One extra TTL so the routing step's decrement leaves 64 on the wire.
-    const r = this.routeReply4(p, now, ip);
-    p.tunVtep = tunVtep;
-    return r;
-  }
-
-  private routeReply4(p: PacketBuf, now: number, ip: number): number {
-    const b = p.data;
-    const old = rd16(b, ip + 8);
-    const bumped = old + 0x100;
-    wr16(b, ip + 8, bumped);
-    wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), old, bumped));
-    const detail = this.lastDetail;
     const r = this.route4(p, now);
+    p.tunVtep = tunVtep;
     if (p.traced) this.lastDetail = { ...detail, ...this.lastDetail };
     return r;
   }

@@ -75,6 +75,7 @@ export interface Vtep {
 }
 
 const NO_SEGMENT = -1;
+const EMPTY_LIST = new Int32Array(0);
 
 function parseUnderlayIp(s: string, what: string): { family: 4; v4: number } | { family: 6; v6: Uint8Array } {
   const v4 = ipv4FromString(s);
@@ -106,11 +107,9 @@ export class Tunnel {
   private readonly byV4 = new U32Map();
   private readonly byV6 = new Ipv6Table<number>();
   /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
-  private readonly vniSegment = new Map<number, number>();
-  /** The same as `vniSegment`, for the per-packet lookup. */
-  private readonly vniSegmentFast = new U32Map();
+  private readonly vniSegment = new U32Map();
   private readonly segmentVni = new Int32Array(4096).fill(NO_SEGMENT);
-  private readonly floodLists = new Map<number, Int32Array>();
+  private readonly floodLists: Int32Array[] = new Array<Int32Array>(4096).fill(EMPTY_LIST);
   private readonly v4 = new Ipv4View();
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
@@ -186,18 +185,19 @@ export class Tunnel {
     if (this.mode !== 'l2') throw new RangeError('mapVni: only l2 tunnels map VNIs to segments');
     checkVni(vni, 'mapVni');
     if (!Number.isInteger(segment) || segment < 0 || segment > 4094) throw new RangeError(`mapVni: segment ${segment} is not 0-4094`);
-    if (this.vniSegment.has(vni)) throw new RangeError(`mapVni: VNI ${vni} is already mapped to segment ${this.vniSegment.get(vni)}`);
+    if (this.vniSegment.get(vni) >= 0) throw new RangeError(`mapVni: VNI ${vni} is already mapped to segment ${this.vniSegment.get(vni)}`);
     if (this.segmentVni[segment] !== NO_SEGMENT) throw new RangeError(`mapVni: segment ${segment} already carries VNI ${this.segmentVni[segment]}`);
     this.vniSegment.set(vni, segment);
-    this.vniSegmentFast.set(vni, segment);
     this.segmentVni[segment] = vni;
     this.rebuildFloodLists();
   }
 
+  /** Per segment, the VTEPs of its VNI (l2 mode; a routed tunnel never floods). */
   private rebuildFloodLists(): void {
-    this.floodLists.clear();
-    for (const vni of this.vniSegment.keys()) {
-      this.floodLists.set(vni, Int32Array.from(this.vteps.filter((v) => v.vnis.has(vni)).map((v) => v.index)));
+    if (this.mode !== 'l2') return;
+    for (let seg = 0; seg < this.floodLists.length; seg++) {
+      const vni = this.segmentVni[seg]!;
+      this.floodLists[seg] = vni < 0 ? EMPTY_LIST : Int32Array.from(this.vteps.filter((v) => v.vnis.has(vni)).map((v) => v.index));
     }
   }
 
@@ -208,8 +208,7 @@ export class Tunnel {
 
   /** L2 mode: the VTEPs a flooded frame of `segment` is replicated to (empty when none). */
   floodList(segment: number): Int32Array {
-    const vni = this.vniFor(segment);
-    return (vni >= 0 ? this.floodLists.get(vni) : undefined) ?? EMPTY_LIST;
+    return segment >= 0 && segment < 4096 && this.mode === 'l2' ? this.floodLists[segment]! : EMPTY_LIST;
   }
 
   /**
@@ -295,7 +294,7 @@ export class Tunnel {
     if (this.mode === 'routed') {
       if (vni !== this.vni) return DropReason.UnknownVni;
     } else {
-      const s = this.vniSegmentFast.get(vni);
+      const s = this.vniSegment.get(vni);
       if (s < 0) return DropReason.UnknownVni;
       segment = s;
     }
@@ -328,4 +327,3 @@ export class Tunnel {
   get options(): readonly GeneveOption[] { return this.cfg.options ?? []; }
 }
 
-const EMPTY_LIST = new Int32Array(0);

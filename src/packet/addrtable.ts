@@ -13,13 +13,12 @@ export function hashIpv6(b: Uint8Array, o: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** IPv6 address → value. Lookups by (bytes, offset) allocate nothing. */
+/** IPv6 address → value, grown by configuration and learning (no deletion). Lookups by (bytes, offset) allocate nothing. */
 export class Ipv6Table<T> {
   private readonly heads = new Map<number, number>();
   private readonly keys: Uint8Array[] = [];
   private readonly values: T[] = [];
   private readonly next: number[] = [];
-  private readonly freeSlots: number[] = [];
   private count = 0;
 
   get size(): number { return this.count; }
@@ -46,30 +45,12 @@ export class Ipv6Table<T> {
     const h = hashIpv6(addr, 0);
     const i = this.find(addr, 0, h);
     if (i >= 0) { this.values[i] = value; return; }
-    const slot = this.freeSlots.pop() ?? this.keys.length;
+    const slot = this.keys.length;
     this.keys[slot] = addr.slice(0, 16);
     this.values[slot] = value;
     this.next[slot] = this.heads.get(h) ?? -1;
     this.heads.set(h, slot);
     this.count++;
-  }
-
-  delete(addr: Uint8Array): boolean {
-    const h = hashIpv6(addr, 0);
-    let prev = -1;
-    let i = this.heads.get(h) ?? -1;
-    while (i >= 0) {
-      if (i === this.find(addr, 0, h)) {
-        const nx = this.next[i]!;
-        if (prev < 0) { if (nx < 0) this.heads.delete(h); else this.heads.set(h, nx); } else this.next[prev] = nx;
-        this.freeSlots.push(i);
-        this.count--;
-        return true;
-      }
-      prev = i;
-      i = this.next[i]!;
-    }
-    return false;
   }
 
   *entries(): IterableIterator<[Uint8Array, T]> {

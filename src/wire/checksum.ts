@@ -67,7 +67,12 @@ export function pseudoSumV6At(b: Uint8Array, srcOff: number, dstOff: number, nex
  * summed as five 32-bit loads (the check every received tunnel packet pays).
  */
 export function ipv4HeaderValid(v: DataView, off: number, hl: number): boolean {
-  if (hl !== 20) return checksum(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), off, hl) === 0;
+  if (hl !== 20) {
+    // A header with options: 16-bit words, still without building a byte view.
+    let t = 0;
+    for (let k = 0; k < hl; k += 2) t += v.getUint16(off + k);
+    return fold(t) === 0xffff;
+  }
   const a = v.getUint32(off);
   const b = v.getUint32(off + 4);
   const c = v.getUint32(off + 8);

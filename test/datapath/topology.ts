@@ -115,7 +115,7 @@ export function assertBooks(bridge: Bridge, ports?: readonly Port[]): void {
   assert.equal(b.rx + bridge.floodCopies, b.tx + b.drops, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} ≠ tx ${b.tx} + drops ${b.drops}`);
   const gw = bridge.gateway;
   if (gw !== null) {
-    const port = bridge.ports[gw.portIndex]!;
+    const port = bridge.ports.find((q) => q?.kind === 'gateway')!;
     const rhs = gw.counters.rxPackets - gw.generated + gw.counters.dropped + gw.consumed;
     assert.equal(port.counters.txPackets, rhs, `bridge ${bridge.name}: gateway tx ${port.counters.txPackets} ≠ rx ${gw.counters.rxPackets} − generated ${gw.generated} + drops ${gw.counters.dropped} + consumed ${gw.consumed}`);
   }
