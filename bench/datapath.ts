@@ -6,6 +6,7 @@
  * VXLAN 6.5 Mpps.
  */
 import { Bridge } from '../src/datapath/bridge.js';
+import { MacTable } from '../src/datapath/mactable.js';
 import type { Device, Receiver } from '../src/datapath/device.js';
 import { Endpoint, vethPair } from '../src/datapath/device.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../src/packet/buf.js';
@@ -16,7 +17,7 @@ import { eth, ip4, udp, zeros } from '../test/peers/catalogue.js';
 import { rng } from '../test/helpers.js';
 
 const BATCH = 64;
-const MACS = Number(process.env.BENCH_MACS ?? 10_000);
+const MACS = 10_000;
 const PORTS = 4;
 
 /** A device that keeps nothing: packets handed to it stay owned by the bench, which feeds them again. */
@@ -114,30 +115,34 @@ function l2Bench(): Bench {
  * Two nodes, each a bridge with one pod port and an l2 tunnel port, joined by a veth underlay: pod frames
  * on node A are encapsulated, cross the underlay, are decapsulated on node B and delivered to its pod.
  */
+const HALF = MACS / 2;
+const UNDER_A = { ip: '192.168.1.1', mac: 0x0a0000000001 };
+const UNDER_B = { ip: '192.168.1.2', mac: 0x0a0000000002 };
+
+/**
+ * A node of the tunnel benches: a pod port and an l2 tunnel (VNI 5000 = segment 0) to the other node, with
+ * a warm table — MACs below HALF live behind node A's pod, the rest behind node B's.
+ */
+function tunnelNode(nm: 'a' | 'b', pool: PacketPool, clock: { now(): number }, under: Device, pod: Device, kind: 'vxlan' | 'geneve', options: readonly GeneveOption[]): Bridge {
+  const [self, peer] = nm === 'a' ? [UNDER_A, UNDER_B] : [UNDER_B, UNDER_A];
+  const br = new Bridge({ name: nm, pool, clock, macTable: { capacity: 16384 } });
+  const podPort = br.addPort('pod', pod);
+  const tun = br.addTunnel('tun0', under, { kind, mode: 'l2', localIp: self.ip, ...(options.length > 0 ? { options, knownOptions: options.map((o) => ({ class: o.class, type: o.type })) } : {}) });
+  br.addVtep('tun0', { ip: peer.ip, mac: peer.mac, vnis: [5000] });
+  br.mapVni('tun0', 5000, 0);
+  for (let i = 0; i < MACS; i++) br.macs.learn(0, macOf(i), (i < HALF) === (nm === 'a') ? podPort.index : tun.index, 0, 0);
+  return br;
+}
+
 function tunnelBench(kind: 'vxlan' | 'geneve', options: readonly GeneveOption[], target: number, name: string, what: string): Bench {
   let t = 0;
   const clock = { now: () => (t += 1000) };
   const pool = new PacketPool({ count: 16 * BATCH + 1024, frameCapacity: 2048 });
-  const [ua, ub] = vethPair('underlay-a', 'underlay-b', { macA: 0x0a0000000001, macB: 0x0a0000000002 });
-  const podA = new BenchSink('podA');
+  const [ua, ub] = vethPair('underlay-a', 'underlay-b', { macA: UNDER_A.mac, macB: UNDER_B.mac });
   const podB = new BenchSink('podB');
-  const mk = (nm: string, under: Device, local: string, remote: string, remoteMac: number, pod: Device): Bridge => {
-    const br = new Bridge({ name: nm, pool, clock, macTable: { capacity: 16384 } });
-    br.addPort('pod', pod);
-    br.addTunnel('tun0', under, { kind, mode: 'l2', localIp: local, ...(options.length > 0 ? { options, knownOptions: options.map((o) => ({ class: o.class, type: o.type })) } : {}) });
-    br.addVtep('tun0', { ip: remote, mac: remoteMac, vnis: [5000] });
-    br.mapVni('tun0', 5000, 0);
-    return br;
-  };
-  const a = mk('a', ua, '192.168.1.1', '192.168.1.2', 0x0a0000000002, podA);
-  const b = mk('b', ub, '192.168.1.2', '192.168.1.1', 0x0a0000000001, podB);
-  // Warm tables: 5,000 MACs behind each pod; each node knows the other's behind the tunnel (VTEP 0).
-  const half = MACS / 2;
-  for (let i = 0; i < MACS; i++) {
-    const local = i < half;
-    a.macs.learn(0, macOf(i), local ? a.port('pod').index : a.port('tun0').index, 0, 0);
-    b.macs.learn(0, macOf(i), local ? b.port('tun0').index : b.port('pod').index, 0, 0);
-  }
+  const a = tunnelNode('a', pool, clock, ua, new BenchSink('podA'), kind, options);
+  tunnelNode('b', pool, clock, ub, podB, kind, options);
+  const half = HALF;
   const sets = buildSets(pool, 16, (r, n) => frame64(macOf(r() % half), macOf(half + (r() % half)), n), 11);
   const batch = new PacketBatch(BATCH);
   const pod = a.port('pod');
@@ -169,26 +174,16 @@ function nodeBench(): Bench {
   let t = 0;
   const clock = { now: () => (t += 1000) };
   const pool = new PacketPool({ count: 40 * BATCH + 1024, frameCapacity: 2048 });
-  const underA = new BenchSink('underlay-a', 0x0a0000000001);
+  const underA = new BenchSink('underlay-a', UNDER_A.mac);
   const podA = new BenchSink('podA');
-  const a = new Bridge({ name: 'a', pool, clock, macTable: { capacity: 16384 } });
-  const pod = a.addPort('pod', podA);
-  const tun = a.addTunnel('tun0', underA, { kind: 'vxlan', mode: 'l2', localIp: '192.168.1.1' });
-  a.addVtep('tun0', { ip: '192.168.1.2', mac: 0x0a0000000002, vnis: [5000] });
-  a.mapVni('tun0', 5000, 0);
-  // The remote node's frames, encapsulated once by a second bridge whose underlay keeps them.
-  const collect = new Endpoint('underlay-b', pool, 0x0a0000000002);
-  const b = new Bridge({ name: 'b', pool, clock, macTable: { capacity: 16384 } });
+  const a = tunnelNode('a', pool, clock, underA, podA, 'vxlan', []);
+  const pod = a.port('pod');
+  const tun = a.port('tun0');
+  // The remote node's frames, encapsulated once by node B, whose underlay keeps them.
+  const collect = new Endpoint('underlay-b', pool, UNDER_B.mac);
   const podB = new Endpoint('podB', pool);
-  b.addPort('pod', podB);
-  b.addTunnel('tun0', collect, { kind: 'vxlan', mode: 'l2', localIp: '192.168.1.2' });
-  b.addVtep('tun0', { ip: '192.168.1.1', mac: 0x0a0000000001, vnis: [5000] });
-  b.mapVni('tun0', 5000, 0);
-  const half = MACS / 2;
-  for (let i = 0; i < MACS; i++) {
-    a.macs.learn(0, macOf(i), i < half ? pod.index : tun.index, 0, 0);
-    b.macs.learn(0, macOf(i), i < half ? b.port('tun0').index : b.port('pod').index, 0, 0);
-  }
+  tunnelNode('b', pool, clock, collect, podB, 'vxlan', []);
+  const half = HALF;
   const r = rng(13);
   const outward = buildSets(pool, 16, (x, n) => frame64(macOf(x() % half), macOf(half + (x() % half)), n), 17);
   const inner: Uint8Array[] = [];
@@ -232,11 +227,39 @@ function nodeBench(): Bench {
   };
 }
 
+/** The MAC table alone: the learn (a refresh) and lookup every forwarded frame costs. */
+function macTableBench(): Bench {
+  const table = new MacTable({ capacity: 16384 });
+  for (let i = 0; i < MACS; i++) table.learn(0, macOf(i), i % PORTS, 0, 0);
+  const r = rng(19);
+  // Pre-drawn (source, destination) indexes so the loop measures the table, not the generator.
+  const keys = Uint32Array.from({ length: 1 << 14 }, () => r() % MACS);
+  let now = 0;
+  return {
+    name: 'datapath.mactable.pair',
+    what: 'one learn (refresh of a known MAC) + one lookup, 10,000 random MACs on 4 ports, capacity 16,384',
+    unit: 'M/s',
+    run(n) {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        now += 10;
+        const src = keys[i & 0x3fff]!;
+        const dst = keys[(i + 7919) & 0x3fff]!;
+        table.learn(0, macOf(src), src % PORTS, 0, now);
+        const h = table.lookup(0, macOf(dst), now);
+        s += h < 0 ? 0 : table.portOf(h);
+      }
+      return { ops: n, sink: s };
+    },
+  };
+}
+
 export function datapathBenches(): Bench[] {
   return [
     l2Bench(),
     tunnelBench('vxlan', [], 5, 'datapath.vxlan.roundtrip', 'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames'),
     tunnelBench('geneve', [{ class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) }], 4, 'datapath.geneve.roundtrip', 'the same over Geneve with one 8-byte critical option (checked against the known-options list)'),
     nodeBench(),
+    macTableBench(),
   ];
 }
