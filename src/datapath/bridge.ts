@@ -322,8 +322,7 @@ export class Bridge {
   private process(port: Port, batch: PacketBatch): void {
     this.now = this.clock.now();
     this.ingress(port, batch);
-    if (batch.length > 0) this.learn(port, batch);
-    if (batch.length > 0) this.lookup(port, batch);
+    if (batch.length > 0) this.learnLookup(port, batch);
     for (let i = 0; i < batch.length; i++) this.forward(batch.pkts[i]!);
     batch.clear();
     this.flush();
@@ -404,10 +403,14 @@ export class Bridge {
     return r;
   }
 
-  /** Stage 3: learn where the source MAC lives (not through routed tunnels: their sources are gateways). */
-  private learn(port: Port, batch: PacketBatch): void {
+  /**
+   * Stages 3 and 4 in one pass over the batch. Learn: where the source MAC lives (not through routed
+   * tunnels: their sources are gateways). Lookup: where the destination MAC lives; unknown, broadcast and
+   * multicast flood.
+   */
+  private learnLookup(port: Port, batch: PacketBatch): void {
     const tunnel = this.tunnels[port.index] ?? null;
-    if (tunnel !== null && tunnel.mode === 'routed') return;
+    const learning = tunnel === null || tunnel.mode !== 'routed';
     const macs = this.macs;
     const now = this.now;
     const idx = port.index;
@@ -417,55 +420,49 @@ export class Bridge {
     let lastSrc = -1;
     let lastSeg = -1;
     let lastAux = -1;
-    for (let i = 0; i < batch.length; i++) {
-      const p = pk[i]!;
-      const v = p.view;
-      const src = v.getUint16(p.start + 6) * 4294967296 + v.getUint32(p.start + 8);
-      const aux = p.tunVtep < 0 ? 0 : p.tunVtep;
-      if (src === lastSrc && p.segment === lastSeg && aux === lastAux && !p.traced) continue;
-      lastSrc = src;
-      lastSeg = p.segment;
-      lastAux = aux;
-      const r = macs.learn(p.segment, src, idx, aux, now);
-      if (p.traced) this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
-    }
-  }
-
-  /** Stage 4: where the destination MAC lives; unknown, broadcast and multicast flood. */
-  private lookup(port: Port, batch: PacketBatch): void {
-    const macs = this.macs;
-    const now = this.now;
-    const pk = batch.pkts;
-    let w = 0;
-    // The table does not change during this stage: a destination repeated within the batch has the
-    // answer of the last lookup.
+    // A destination repeated within the batch has the answer of the last lookup, while learning leaves
+    // the table's mappings alone (a refresh); anything else learning does forgets it.
     let lastDst = -1;
-    let lastSeg = -1;
+    let lastDstSeg = -1;
     let lastPort = -1;
-    let lastAux = 0;
+    let lastOutAux = 0;
+    let w = 0;
     for (let i = 0; i < batch.length; i++) {
       const p = pk[i]!;
       const v = p.view;
       const s = p.start;
+      const seg = p.segment;
+      if (learning) {
+        const src = v.getUint16(s + 6) * 4294967296 + v.getUint32(s + 8);
+        const aux = p.tunVtep < 0 ? 0 : p.tunVtep;
+        if (src !== lastSrc || seg !== lastSeg || aux !== lastAux || p.traced) {
+          lastSrc = src;
+          lastSeg = seg;
+          lastAux = aux;
+          const r = macs.learn(seg, src, idx, aux, now);
+          if (r !== LearnResult.Refreshed) lastDst = -1;
+          if (p.traced) this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: seg, result: LearnResult[r] });
+        }
+      }
       const hi = v.getUint16(s);
       if ((hi & 0x100) !== 0) {
         p.outPort = FLOOD;
       } else {
         const dst = hi * 4294967296 + v.getUint32(s + 2);
-        if (dst !== lastDst || p.segment !== lastSeg) {
-          const h = macs.lookup(p.segment, dst, now);
+        if (dst !== lastDst || seg !== lastDstSeg) {
+          const h = macs.lookup(seg, dst, now);
           lastDst = dst;
-          lastSeg = p.segment;
+          lastDstSeg = seg;
           if (h < 0) lastPort = FLOOD;
           else {
             lastPort = macs.portOf(h);
-            lastAux = macs.auxOf(h);
+            lastOutAux = macs.auxOf(h);
           }
         }
         p.outPort = lastPort;
         if (lastPort !== FLOOD) {
-          p.outAux = lastAux;
-          if (p.outPort === p.inPort) {
+          p.outAux = lastOutAux;
+          if (lastPort === idx) {
             this.drop(p, port, DropReason.SameAsIngress, 'lookup');
             continue;
           }

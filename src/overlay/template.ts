@@ -63,8 +63,6 @@ export interface TunnelTemplateConfig {
 }
 
 /** Offset of the 24-bit VNI within both the VXLAN and the Geneve header. */
-const TUNNEL_VNI_OFFSET = 4;
-
 const isUint = (v: number, max: number): boolean => Number.isInteger(v) && v >= 0 && v <= max;
 
 /** Checks a configuration, throwing a RangeError that names the first bad field. */
@@ -110,7 +108,6 @@ export class TunnelTemplate {
   private readonly v6: boolean;
   private readonly l3: number;
   private readonly l4: number;
-  private readonly vniAt: number;
   private readonly portMin: number;
   private readonly portSpan: number;
   private readonly csumV4: boolean;
@@ -119,11 +116,26 @@ export class TunnelTemplate {
   /** Partial pseudo-header sum without the length (IPv6, or IPv4 with UDP checksums). */
   private readonly pseudo: number;
   private ident = 0;
-  /** The UDP destination port and the IPv4 version/IHL and TOS bytes, rewritten with their neighbours. */
-  private readonly dstPort: number;
+  /**
+   * Per-packet stores, from the layout every template shares: the outer headers are 2 bytes longer than a
+   * multiple of 4 (14 + 20 or 40 + 8 + 8 + options), so after a 16-bit store of the first two bytes every
+   * header field of interest starts on a 4-byte boundary. `mid` holds the header from offset 2 as 32-bit
+   * words read little-endian (a little-endian store writes the bytes back in order without a byte swap);
+   * the words with per-packet fields are built as big-endian values from the constants below instead.
+   */
+  private readonly head16: number;
+  private readonly mid: Int32Array;
+  /** Index in `mid` of the first Geneve option word (`mid.length` when none). */
+  private readonly optWord: number;
+  /** IPv4: version/IHL and TOS; flags and fragment offset; TTL and protocol (each 16 bits). */
   private readonly ipVerTos: number;
-  /** `header` as big-endian 32-bit words (the last 0–3 bytes are copied one by one). */
-  private readonly words: Int32Array;
+  private readonly ipFlagsFrag: number;
+  private readonly ipTtlProto: number;
+  /** IPv6: next header and hop limit. */
+  private readonly ip6NextHop: number;
+  /** The UDP destination port; the first word of the tunnel header (VXLAN flags, Geneve ver/length/flags/protocol). */
+  private readonly dstPort: number;
+  private readonly tunWord0: number;
 
   /** Throws a RangeError for a configuration that cannot be encoded (see `TunnelTemplateConfig`). */
   constructor(cfg: TunnelTemplateConfig) {
@@ -152,7 +164,6 @@ export class TunnelTemplate {
     this.l3 = ETH_HEADER_LEN;
     this.l4 = ETH_HEADER_LEN + (this.v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN);
     this.tunnelHeaderLen = this.headerLen - this.l4 - UDP_HEADER_LEN;
-    this.vniAt = this.l4 + UDP_HEADER_LEN + TUNNEL_VNI_OFFSET;
     const h = this.header;
     // Zero what is patched per packet, then take the partial sums.
     if (!this.v6) { wr16(h, this.l3 + 2, 0); wr16(h, this.l3 + 10, 0); }
@@ -162,19 +173,27 @@ export class TunnelTemplate {
     this.ipSum = this.v6 ? 0 : onesSum(h, this.l3, IPV4_HEADER_LEN);
     this.dstPort = (h[this.l4 + 2]! << 8) | h[this.l4 + 3]!;
     const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
-    this.words = new Int32Array(this.headerLen >>> 2).map((_, i) => hv.getInt32(4 * i));
-    this.ipVerTos = (h[this.l3]! << 8) | h[this.l3 + 1]!;
+    if (this.headerLen % 4 !== 2) throw new Error(`tunnel template: ${this.headerLen}-byte header breaks the word layout`);
+    this.head16 = hv.getUint16(0);
+    this.mid = new Int32Array((this.headerLen - 2) >>> 2).map((_, i) => hv.getInt32(2 + 4 * i, true));
+    this.optWord = (this.l4 + UDP_HEADER_LEN + 8 - 2) >>> 2;
+    this.ipVerTos = hv.getUint16(this.l3);
+    this.ipFlagsFrag = this.v6 ? 0 : hv.getUint16(this.l3 + 6);
+    this.ipTtlProto = this.v6 ? 0 : hv.getUint16(this.l3 + 8);
+    this.ip6NextHop = this.v6 ? hv.getUint16(this.l3 + 6) : 0;
+    this.tunWord0 = hv.getInt32(this.l4 + UDP_HEADER_LEN);
     this.pseudo = this.v6
       ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0)
       : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
   }
 
   /**
-   * The UDP source port for a flow hash: multiply-shift into the range, as Linux does. It uses the hash's
-   * high bits, so the hash must be well mixed there (`innerFlowHash` is).
+   * The UDP source port for a flow hash: multiply-shift into the range, as Linux does, from the hash's
+   * high 16 bits (a range holds at most 65,536 ports, and the product stays in 32-bit integer arithmetic),
+   * so the hash must be well mixed there (`innerFlowHash` is).
    */
   srcPort(flowHash: number): number {
-    return this.portMin + Math.floor(((flowHash >>> 0) * this.portSpan) / 4294967296);
+    return this.portMin + (Math.imul(flowHash >>> 16, this.portSpan) >>> 16);
   }
 
   /**
@@ -186,35 +205,40 @@ export class TunnelTemplate {
     const innerLen = p.end - p.start;
     const at = p.push(this.headerLen);
     if (at < 0) return false;
-    const b = p.data;
     const dv = p.view;
-    // The header as 32-bit words and a tail: a handful of stores beat TypedArray.set's call for ~50 bytes.
-    const w = this.words;
-    const nw = w.length;
-    let o = at;
-    for (let i = 0; i < nw; i++, o += 4) dv.setInt32(o, w[i]!);
-    const h = this.header;
-    for (let k = nw * 4; k < this.headerLen; k++) b[at + k] = h[k]!;
-    const l3 = at + this.l3;
-    const l4 = at + this.l4;
-    const v = at + this.vniAt;
-    // The VNI and the reserved byte after it (zero in both VXLAN and Geneve), in one store.
-    dv.setUint32(v, (vni & 0xffffff) << 8);
+    const m = this.mid;
+    // Whole words, each written once (a copy of the template patched afterwards wrote some twice): the
+    // first two bytes, the rest of the Ethernet header, IP, UDP, the tunnel header, Geneve options.
+    dv.setUint16(at, this.head16);
+    dv.setInt32(at + 2, m[0]!, true);
+    dv.setInt32(at + 6, m[1]!, true);
+    dv.setInt32(at + 10, m[2]!, true);
+    const l3 = at + ETH_HEADER_LEN;
     const udpLen = innerLen + this.tunnelHeaderLen + UDP_HEADER_LEN;
-    // Source port and destination port (from the template) in one store; then length (checksum stays 0).
-    dv.setUint32(l4, (this.srcPort(flowHash) << 16) | this.dstPort);
-    dv.setUint16(l4 + 4, udpLen);
+    let l4: number;
     if (this.v6) {
-      dv.setUint16(l3 + 4, udpLen);
-      this.fillUdpChecksum(b, l4, udpLen);
+      dv.setInt32(l3, m[3]!, true);
+      dv.setInt32(l3 + 4, (udpLen << 16) | this.ip6NextHop);
+      for (let i = 5, o = l3 + 8; i < 13; i++, o += 4) dv.setInt32(o, m[i]!, true);
+      l4 = l3 + IPV6_HEADER_LEN;
     } else {
       const total = udpLen + IPV4_HEADER_LEN;
       const id = (this.ident = (this.ident + 1) & 0xffff);
-      dv.setUint32(l3, (this.ipVerTos << 16) | total);
-      dv.setUint16(l3 + 4, id);
-      dv.setUint16(l3 + 10, ~fold(this.ipSum + total + id) & 0xffff);
-      if (this.csumV4) this.fillUdpChecksum(b, l4, udpLen);
+      dv.setInt32(l3, (this.ipVerTos << 16) | total);
+      dv.setInt32(l3 + 4, (id << 16) | this.ipFlagsFrag);
+      dv.setInt32(l3 + 8, (this.ipTtlProto << 16) | (~fold(this.ipSum + total + id) & 0xffff));
+      dv.setInt32(l3 + 12, m[6]!, true);
+      dv.setInt32(l3 + 16, m[7]!, true);
+      l4 = l3 + IPV4_HEADER_LEN;
     }
+    // Source port from the flow hash, destination port; length and a zero checksum; the tunnel header.
+    dv.setInt32(l4, (this.srcPort(flowHash) << 16) | this.dstPort);
+    dv.setInt32(l4 + 4, udpLen << 16);
+    dv.setInt32(l4 + 8, this.tunWord0);
+    // The VNI and the reserved byte after it (zero in both VXLAN and Geneve).
+    dv.setInt32(l4 + 12, (vni & 0xffffff) << 8);
+    for (let i = this.optWord, o = l4 + 16; i < m.length; i++, o += 4) dv.setInt32(o, m[i]!, true);
+    if (this.v6 || this.csumV4) this.fillUdpChecksum(p.data, l4, udpLen);
     p.innerL2 = at + this.headerLen;
     p.l2 = at;
     p.l3 = l3;

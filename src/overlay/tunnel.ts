@@ -21,7 +21,7 @@ import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
-import { innerFlowHash } from './flowhash.js';
+import { packetFlowHash } from './flowhash.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
 
 export type TunnelMode = 'routed' | 'l2';
@@ -316,7 +316,7 @@ export class Tunnel {
   encap(p: PacketBuf, vtep: number, vni: number): number {
     const v = this.vteps[vtep];
     if (v === undefined) return DropReason.UnknownVtep;
-    const hash = innerFlowHash(p.view, p.start, p.end);
+    const hash = packetFlowHash(p);
     p.flowHash = hash;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     v.txPackets++;
