@@ -83,8 +83,12 @@ export class Bridge {
   private gwPort: Port | null = null;
   private busy = false;
   private now = 0;
-  /** Ports with frames waiting in `out`. */
-  private readonly dirty: Port[] = [];
+  /**
+   * Ports with frames waiting in `out`: the first `dirtyLen` entries. A count rather than `length = 0`,
+   * which makes V8 free the array's storage and allocate it again on the next batch.
+   */
+  private dirty: Array<Port | null> = new Array<Port | null>(16).fill(null);
+  private dirtyLen = 0;
   /** Frames that arrived while busy: their port indexes and buffers, a ring. */
   private readonly qPort: Int32Array;
   private readonly qPkt: Array<PacketBuf | null>;
@@ -399,7 +403,7 @@ export class Bridge {
       else p.segment = routedSegment;
     }
     if (r === 0 && (b[p.start + 6]! & 1) !== 0) r = DropReason.SrcMacGroup;
-    if (r === 0 && p.traced) this.record('classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: type === ETHERTYPE_VLAN ? 'popped' : 'untagged' });
+    if (r === 0 && p.traced) this.traceClassify(p, port, type === ETHERTYPE_VLAN);
     return r;
   }
 
@@ -441,7 +445,7 @@ export class Bridge {
           lastAux = aux;
           const r = macs.learn(seg, src, idx, aux, now);
           if (r !== LearnResult.Refreshed) lastDst = -1;
-          if (p.traced) this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: seg, result: LearnResult[r] });
+          if (p.traced) this.traceLearn(p, port, tunnel, src, r);
         }
       }
       const hi = v.getUint16(s);
@@ -663,7 +667,10 @@ export class Bridge {
     if (p.traced) this.traceOutput(p, port);
     const out = port.out;
     const n = out.length;
-    if (n === 0) this.dirty.push(port);
+    if (n === 0) {
+      if (this.dirtyLen === this.dirty.length) this.dirty = this.dirty.concat(new Array<Port | null>(this.dirty.length).fill(null));
+      this.dirty[this.dirtyLen++] = port;
+    }
     out.pkts[n] = p;
     out.length = n + 1;
     if (n + 1 === out.capacity) this.flushPort(port);
@@ -726,8 +733,14 @@ export class Bridge {
 
   private flush(): void {
     const d = this.dirty;
-    for (let i = 0; i < d.length; i++) this.flushPort(d[i]!);
-    d.length = 0;
+    // A device may hand frames back synchronously (a veth into a busy bridge queues them), so read the
+    // count afresh each time.
+    for (let i = 0; i < this.dirtyLen; i++) {
+      const port = d[i]!;
+      d[i] = null;
+      this.flushPort(port);
+    }
+    this.dirtyLen = 0;
   }
 
   private flushPort(port: Port): void {
@@ -782,6 +795,14 @@ export class Bridge {
         innerSrc: macToString(rdMac(b, p.start + 6)), innerDst: macToString(rdMac(b, p.start)), bytes: p.end - p.start,
       });
     }
+  }
+
+  private traceClassify(p: PacketBuf, port: Port, popped: boolean): void {
+    this.record('classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: popped ? 'popped' : 'untagged' });
+  }
+
+  private traceLearn(p: PacketBuf, port: Port, tunnel: Tunnel | null, src: number, r: LearnResult): void {
+    this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
   }
 
   private traceLookup(p: PacketBuf, port: Port): void {
