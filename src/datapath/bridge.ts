@@ -21,7 +21,7 @@
  */
 import type { MacTableOptions } from './mactable.js';
 import { LearnResult, MacTable } from './mactable.js';
-import { PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
 import { hex, ipv4ToString, ipv6ToString, macToString, rd16, rd32, rdMac } from '../wire/bytes.js';
 import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
@@ -100,6 +100,14 @@ export class Bridge {
   private floodAux: Int32Array = new Int32Array(256);
   private floodCopiesBuf: Array<PacketBuf | null> = new Array<PacketBuf | null>(256).fill(null);
   private flooding = false;
+  /** Per-batch keys and answers of the learn and lookup stages (grown for a larger batch). */
+  private kSeg = new Int32Array(BATCH_SIZE);
+  private kSrc = new Float64Array(BATCH_SIZE);
+  private kDst = new Float64Array(BATCH_SIZE);
+  private kAux = new Int32Array(BATCH_SIZE);
+  private kLearned = new Uint8Array(BATCH_SIZE);
+  private kPort = new Int32Array(BATCH_SIZE);
+  private kOutAux = new Int32Array(BATCH_SIZE);
   /** Floods that arrived while one was in progress (see `flood`). */
   private readonly deferred: PacketBuf[] = [];
 
@@ -342,19 +350,18 @@ export class Bridge {
     const tunnel = this.tunnels[port.index] ?? null;
     const routedSegment = this.gwPort?.vlan ?? -1;
     const pk = batch.pkts;
+    const n = batch.length;
+    let bytes = 0;
     let w = 0;
-    for (let i = 0; i < batch.length; i++) {
+    for (let i = 0; i < n; i++) {
       const p = pk[i]!;
-      c.rxPackets++;
-      c.rxBytes += p.end - p.start;
+      const len = p.end - p.start;
+      bytes += len;
       // Whatever the buffer carried before (it may have crossed another bridge) is forgotten, except the
       // trace flag its sender set.
-      const traced = p.traced;
-      p.clearMeta();
-      p.traced = traced;
+      p.clearMetaKeepTrace();
       p.inPort = port.index;
       p.segment = port.vlan;
-      const len = p.end - p.start;
       let r = 0;
       if (!up) r = DropReason.PortDown;
       else if (tunnel !== null) r = tunnel.decap(p);
@@ -371,6 +378,8 @@ export class Bridge {
       }
       pk[w++] = p;
     }
+    c.rxPackets += n;
+    c.rxBytes += bytes;
     batch.length = w;
   }
 
@@ -408,74 +417,72 @@ export class Bridge {
   }
 
   /**
-   * Stages 3 and 4 in one pass over the batch. Learn: where the source MAC lives (not through routed
-   * tunnels: their sources are gateways). Lookup: where the destination MAC lives; unknown, broadcast and
-   * multicast flood.
+   * Stages 3 and 4. Learn: where the source MAC lives (not through routed tunnels: their sources are
+   * gateways). Lookup: where the destination MAC lives; unknown, broadcast and multicast flood. The keys
+   * of the batch are gathered first and the MAC table works through them in one call per stage (as VPP's
+   * l2-learn and l2-fwd nodes work on a frame of packets).
    */
   private learnLookup(port: Port, batch: PacketBatch): void {
+    const n = batch.length;
+    if (n > this.kSeg.length) this.growKeys(n);
     const tunnel = this.tunnels[port.index] ?? null;
-    const learning = tunnel === null || tunnel.mode !== 'routed';
     const macs = this.macs;
     const now = this.now;
     const idx = port.index;
     const pk = batch.pkts;
-    // Packets of one burst repeat their source: learning it again at the same `now` changes nothing (as
-    // VPP's l2-learn node caches its last key).
-    let lastSrc = -1;
-    let lastSeg = -1;
-    let lastAux = -1;
-    // A destination repeated within the batch has the answer of the last lookup, while learning leaves
-    // the table's mappings alone (a refresh); anything else learning does forgets it.
-    let lastDst = -1;
-    let lastDstSeg = -1;
-    let lastPort = -1;
-    let lastOutAux = 0;
-    let w = 0;
-    for (let i = 0; i < batch.length; i++) {
+    const seg = this.kSeg;
+    const src = this.kSrc;
+    const dst = this.kDst;
+    const aux = this.kAux;
+    let traced = false;
+    for (let i = 0; i < n; i++) {
       const p = pk[i]!;
       const v = p.view;
       const s = p.start;
-      const seg = p.segment;
-      if (learning) {
-        const src = v.getUint16(s + 6) * 4294967296 + v.getUint32(s + 8);
-        const aux = p.tunVtep < 0 ? 0 : p.tunVtep;
-        if (src !== lastSrc || seg !== lastSeg || aux !== lastAux || p.traced) {
-          lastSrc = src;
-          lastSeg = seg;
-          lastAux = aux;
-          const r = macs.learn(seg, src, idx, aux, now);
-          if (r !== LearnResult.Refreshed) lastDst = -1;
-          if (p.traced) this.traceLearn(p, port, tunnel, src, r);
-        }
+      seg[i] = p.segment;
+      dst[i] = v.getUint16(s) * 4294967296 + v.getUint32(s + 2);
+      src[i] = v.getUint16(s + 6) * 4294967296 + v.getUint32(s + 8);
+      aux[i] = p.tunVtep < 0 ? 0 : p.tunVtep;
+      if (p.traced) traced = true;
+    }
+    if (tunnel === null || tunnel.mode !== 'routed') {
+      macs.learnBatch(seg, src, aux, n, idx, now, this.kLearned);
+      if (traced) {
+        for (let i = 0; i < n; i++) if (pk[i]!.traced) this.traceLearn(pk[i]!, port, tunnel, src[i]!, this.kLearned[i]!);
       }
-      const hi = v.getUint16(s);
-      if ((hi & 0x100) !== 0) {
+    }
+    const outPort = this.kPort;
+    const outAux = this.kOutAux;
+    macs.lookupBatch(seg, dst, n, now, outPort, outAux);
+    let w = 0;
+    for (let i = 0; i < n; i++) {
+      const p = pk[i]!;
+      // The I/G bit: broadcast and multicast flood.
+      const o = (p.data[p.start]! & 1) !== 0 ? -1 : outPort[i]!;
+      if (o < 0) {
         p.outPort = FLOOD;
       } else {
-        const dst = hi * 4294967296 + v.getUint32(s + 2);
-        if (dst !== lastDst || seg !== lastDstSeg) {
-          const h = macs.lookup(seg, dst, now);
-          lastDst = dst;
-          lastDstSeg = seg;
-          if (h < 0) lastPort = FLOOD;
-          else {
-            lastPort = macs.portOf(h);
-            lastOutAux = macs.auxOf(h);
-          }
-        }
-        p.outPort = lastPort;
-        if (lastPort !== FLOOD) {
-          p.outAux = lastOutAux;
-          if (lastPort === idx) {
-            this.drop(p, port, DropReason.SameAsIngress, 'lookup');
-            continue;
-          }
+        p.outPort = o;
+        p.outAux = outAux[i]!;
+        if (o === idx) {
+          this.drop(p, port, DropReason.SameAsIngress, 'lookup');
+          continue;
         }
       }
       if (p.traced) this.traceLookup(p, port);
       pk[w++] = p;
     }
     batch.length = w;
+  }
+
+  private growKeys(n: number): void {
+    this.kSeg = new Int32Array(n);
+    this.kSrc = new Float64Array(n);
+    this.kDst = new Float64Array(n);
+    this.kAux = new Int32Array(n);
+    this.kLearned = new Uint8Array(n);
+    this.kPort = new Int32Array(n);
+    this.kOutAux = new Int32Array(n);
   }
 
   /** Stages 5 and 6 for one packet: flood or output (encapsulating for tunnels, routing for the gateway). */

@@ -83,6 +83,12 @@ export class PacketBuf {
 
   /** Forgets the datapath metadata (not the contents or the layer offsets). */
   clearMeta(): void {
+    this.clearMetaKeepTrace();
+    this.traced = false;
+  }
+
+  /** `clearMeta` except for the trace flag (a frame entering a bridge keeps the one its sender set). */
+  clearMetaKeepTrace(): void {
     this.inPort = -1;
     this.segment = 0;
     this.pcp = 0;
@@ -93,7 +99,6 @@ export class PacketBuf {
     this.tunVtep = -1;
     this.tunOptOff = -1;
     this.tunOptLen = 0;
-    this.traced = false;
   }
 
   /** Copies the metadata of `o` (for a flooded copy). */

@@ -711,3 +711,51 @@ test('mactable: switching between lazy and eager reordering keeps the learning o
     assert.ok(lazyRuns >= 3 && eagerRuns >= 4, `lazy ${lazyRuns}, eager ${eagerRuns}`);
   }), { numRuns: 40 });
 });
+
+test('mactable: learnBatch and lookupBatch answer like learn and lookup one key at a time (reference model)', () => {
+  const NNP = { noNullPrototype: true } as const;
+  // Few keys, so batches repeat keys (consecutively too); small tables, so batches evict; statics and
+  // forced eager mode, so the batch loop's own refresh path and its hand-over to learn both run.
+  const key = fc.record({ seg: fc.constantFrom(0, 1, 0xff_ffff), mac: fc.constantFrom(...MACS), aux: fc.constantFrom(0, 0, 1) }, NNP);
+  const stepArb = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ op: fc.constant('learn' as const), port: fc.constantFrom(0, 1, 2), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) }, NNP) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('lookup' as const), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) }, NNP) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('static' as const), k: key, port: fc.constantFrom(0, 1, 2) }, NNP) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('mode' as const), eager: fc.boolean() }, NNP) },
+  );
+  fc.assert(fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 20, max: 100 }), fc.array(stepArb, { maxLength: 40 }), (capacity, agingNs, steps) => {
+    const t = new MacTable({ capacity, agingNs });
+    const m = new Model(capacity, agingNs);
+    const segs = new Int32Array(20);
+    const macs = new Float64Array(20);
+    const auxs = new Int32Array(20);
+    const results = new Uint8Array(20);
+    const ports = new Int32Array(20);
+    const auxOut = new Int32Array(20);
+    let now = 0;
+    for (const st of steps) {
+      if (st.op === 'static') {
+        if (m.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux)) t.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux);
+        continue;
+      }
+      if (st.op === 'mode') {
+        forceMode(t, st.eager);
+        continue;
+      }
+      now += st.dt;
+      st.keys.forEach((k, i) => { segs[i] = k.seg; macs[i] = k.mac; auxs[i] = k.aux; });
+      if (st.op === 'learn') {
+        t.learnBatch(segs, macs, auxs, st.keys.length, st.port, now, results);
+        st.keys.forEach((k, i) => assert.equal(results[i], m.learn(k.seg, k.mac, st.port, k.aux, now), `learn result ${i}`));
+      } else {
+        t.lookupBatch(segs, macs, st.keys.length, now, ports, auxOut);
+        st.keys.forEach((k, i) => {
+          const want = m.lookup(k.seg, k.mac, now);
+          assert.deepEqual([ports[i], auxOut[i]], want === null ? [-1, 0] : [want.port, want.aux], `lookup ${i}`);
+        });
+      }
+      assert.deepEqual(t.entries(), m.entries());
+      assert.deepEqual({ ...t.stats }, m.stats);
+    }
+  }), { numRuns: 300 });
+});
