@@ -12,7 +12,7 @@ import { Endpoint, vethPair } from '../src/datapath/device.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../src/packet/buf.js';
 import { compose } from '../src/wire/stack.js';
 import type { GeneveOption } from '../src/wire/geneve.js';
-import type { Bench } from './harness.js';
+import type { Bench, BenchEntry } from './harness.js';
 import { eth, ip4, udp, zeros } from '../test/peers/catalogue.js';
 import { rng } from '../test/helpers.js';
 
@@ -69,7 +69,7 @@ function buildSets(pool: PacketPool, count: number, make: (r: () => number, k: n
   return sets;
 }
 
-function l2Bench(): Bench {
+function l2Bench(name: string): Bench {
   let t = 0;
   const clock = { now: () => (t += 1000) };
   const pool = new PacketPool({ count: PORTS * 16 * BATCH + 1024, frameCapacity: 2048 });
@@ -88,7 +88,7 @@ function l2Bench(): Bench {
   }));
   const batch = new PacketBatch(BATCH);
   return {
-    name: 'datapath.l2.forward',
+    name,
     what: 'L2 forwarding: learn + lookup + output, 64-byte frames, 4 ports, warm table of 10,000 MACs, batches of 64',
     unit: 'Mpps',
     target: 10,
@@ -170,7 +170,7 @@ function tunnelBench(kind: 'vxlan' | 'geneve', options: readonly GeneveOption[],
  * that are decapsulated and switched. Each frame is one bridge pass plus an encapsulation or a
  * decapsulation; the round-trip figures above make every frame take both. Reference only (no target).
  */
-function nodeBench(): Bench {
+function nodeBench(name: string): Bench {
   let t = 0;
   const clock = { now: () => (t += 1000) };
   const pool = new PacketPool({ count: 40 * BATCH + 1024, frameCapacity: 2048 });
@@ -202,7 +202,7 @@ function nodeBench(): Bench {
   const inEnd = inward.map((set) => set.map((p) => p.end));
   const batch = new PacketBatch(BATCH);
   return {
-    name: 'datapath.vxlan.node-bidir',
+    name,
     what: 'reference, VPP/CSIT style: one node, alternating batches of encapsulation (pod → tunnel) and decapsulation (tunnel → pod)',
     unit: 'Mpps', bytesPerOp: 64, reference: 'datapath.vxlan.roundtrip',
     run(n) {
@@ -228,7 +228,7 @@ function nodeBench(): Bench {
 }
 
 /** The MAC table alone: the learn (a refresh) and lookup every forwarded frame costs. */
-function macTableBench(): Bench {
+function macTableBench(name: string): Bench {
   const table = new MacTable({ capacity: 16384 });
   for (let i = 0; i < MACS; i++) table.learn(0, macOf(i), i % PORTS, 0, 0);
   const r = rng(19);
@@ -236,7 +236,7 @@ function macTableBench(): Bench {
   const keys = Uint32Array.from({ length: 1 << 14 }, () => r() % MACS);
   let now = 0;
   return {
-    name: 'datapath.mactable.pair',
+    name,
     what: 'one learn (refresh of a known MAC) + one lookup, 10,000 random MACs on 4 ports, capacity 16,384',
     unit: 'M/s',
     run(n) {
@@ -254,12 +254,13 @@ function macTableBench(): Bench {
   };
 }
 
-export function datapathBenches(): Bench[] {
+export function datapathBenches(): BenchEntry[] {
+  const geneveOption = { class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) };
   return [
-    l2Bench(),
-    tunnelBench('vxlan', [], 5, 'datapath.vxlan.roundtrip', 'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames'),
-    tunnelBench('geneve', [{ class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) }], 4, 'datapath.geneve.roundtrip', 'the same over Geneve with one 8-byte critical option (checked against the known-options list)'),
-    nodeBench(),
-    macTableBench(),
+    { name: 'datapath.l2.forward', make: () => l2Bench('datapath.l2.forward') },
+    { name: 'datapath.vxlan.roundtrip', make: () => tunnelBench('vxlan', [], 5, 'datapath.vxlan.roundtrip', 'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames') },
+    { name: 'datapath.geneve.roundtrip', make: () => tunnelBench('geneve', [geneveOption], 4, 'datapath.geneve.roundtrip', 'the same over Geneve with one 8-byte critical option (checked against the known-options list)') },
+    { name: 'datapath.vxlan.node-bidir', make: () => nodeBench('datapath.vxlan.node-bidir') },
+    { name: 'datapath.mactable.pair', make: () => macTableBench('datapath.mactable.pair') },
   ];
 }

@@ -23,6 +23,12 @@ export interface Bench {
   reference?: string;
 }
 
+/** A benchmark by name, built only in the process that runs it (see bench/run.ts). */
+export interface BenchEntry {
+  name: string;
+  make(): Bench;
+}
+
 export interface Figure {
   value: number;
   unit: string;

@@ -1,45 +1,87 @@
 /**
- * `npm run bench [-- <name-prefix>...]`: runs the benchmarks, prints a table and writes
- * bench-results.json at the top level (figure name → value, unit, spread, target). Later issues add
- * their own bench modules to the list below.
+ * `npm run bench [-- [--json] <name-prefix>...]`: runs the benchmarks, prints a table and writes
+ * bench-results.json at the top level (figure name → value, unit, spread, target). With `--json` the
+ * table is replaced by the same JSON on stdout. Later issues add their own bench modules to the list
+ * below.
+ *
+ * Each benchmark runs in a process of its own (as JMH forks one per benchmark): V8 compiles the datapath
+ * from the type feedback it has seen, and in one shared process the shapes a previous benchmark fed
+ * through the same functions (other devices, other tunnel kinds) made the next one's code slower than
+ * it is on a node that only runs its datapath. Ratios to a reference figure are still between figures
+ * of the same run.
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { measure, sinkValue, type Bench, type Figure } from './harness.js';
+import { fileURLToPath } from 'node:url';
+import { measure, sinkValue, type BenchEntry, type Figure } from './harness.js';
 import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 
-const filters = process.argv.slice(2);
-const all: Bench[] = [...wireBenches(), ...datapathBenches()];
-const chosen = filters.length === 0 ? all : all.filter((b) => filters.some((f) => b.name.startsWith(f)));
-if (chosen.length === 0) {
-  process.stderr.write(`bench: nothing matches ${filters.join(' ')}; names: ${all.map((b) => b.name).join(', ')}\n`);
-  process.exit(2);
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches()];
+
+interface ChildResult {
+  figure: Figure;
+  what: string;
+  reference?: string;
 }
 
-const results: Record<string, Figure> = {};
-const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-process.stdout.write(`seine benchmarks — node ${process.version}, ${cpus()[0]?.model ?? 'unknown cpu'}, one core\n\n`);
-process.stdout.write(`${'figure'.padEnd(32)} ${'median'.padStart(9)} ${'unit'.padEnd(7)} ${'ns/op'.padStart(8)} ${'min–max'.padStart(17)} ${'rsd'.padStart(6)}  target\n`);
-for (const b of chosen) {
-  if (process.stderr.isTTY) process.stderr.write(`  running ${b.name}…\r`);
-  const f = measure(b);
-  if (b.reference !== undefined && results[b.reference] !== undefined) {
-    f.ratioToReference = { reference: b.reference, ratio: f.value / results[b.reference]!.value };
+/** Child mode: `run.js --child <name>` measures one benchmark and prints its figure as JSON. */
+function child(name: string): void {
+  const entry = all.find((e) => e.name === name);
+  if (entry === undefined) throw new Error(`bench child: no benchmark ${name}`);
+  const b = entry.make();
+  if (b.name !== name) throw new Error(`bench child: ${name} built a benchmark named ${b.name}`);
+  const figure = measure(b);
+  const out: ChildResult = { figure, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}) };
+  process.stdout.write(JSON.stringify({ ...out, sink: sinkValue() % 1 }) + '\n');
+}
+
+function parent(args: string[]): void {
+  const json = args.includes('--json');
+  const filters = args.filter((a) => a !== '--json');
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write('usage: npm run bench -- [--json] [name-prefix ...]\n\nbenchmarks:\n' + all.map((e) => `  ${e.name}\n`).join(''));
+    return;
   }
-  results[b.name] = f;
-  const ratio = f.ratioToReference;
-  const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
-  const target = f.target === undefined ? vs
-    : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
-  process.stdout.write(`${b.name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
-  process.stdout.write(`${''.padEnd(4)}${b.what}\n`);
+  const chosen = filters.length === 0 ? all : all.filter((e) => filters.some((f) => e.name.startsWith(f)));
+  if (chosen.length === 0) {
+    process.stderr.write(`bench: nothing matches ${filters.join(' ')}; names: ${all.map((e) => e.name).join(', ')}\n`);
+    process.exit(2);
+  }
+  const results: Record<string, Figure> = {};
+  const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  const say = (s: string): void => { if (!json) process.stdout.write(s); };
+  say(`seine benchmarks — node ${process.version}, ${cpus()[0]?.model ?? 'unknown cpu'}, one core, one process per figure\n\n`);
+  say(`${'figure'.padEnd(32)} ${'median'.padStart(9)} ${'unit'.padEnd(7)} ${'ns/op'.padStart(8)} ${'min–max'.padStart(17)} ${'rsd'.padStart(6)}  target\n`);
+  const self = fileURLToPath(import.meta.url);
+  chosen.forEach((e, i) => {
+    if (process.stderr.isTTY) process.stderr.write(`  [${i + 1}/${chosen.length}] running ${e.name}…\r`);
+    const r = spawnSync(process.execPath, [self, '--child', e.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`bench ${e.name}: child exited with ${r.status ?? r.signal}`);
+    const { figure: f, what, reference } = JSON.parse(r.stdout) as ChildResult;
+    if (reference !== undefined && results[reference] !== undefined) {
+      f.ratioToReference = { reference, ratio: f.value / results[reference]!.value };
+    }
+    results[e.name] = f;
+    const ratio = f.ratioToReference;
+    const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
+    const target = f.target === undefined ? vs : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
+    say(`${e.name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
+    say(`${''.padEnd(4)}${what}\n`);
+  });
+  if (process.stderr.isTTY) process.stderr.write(' '.repeat(60) + '\r');
+  const out = { meta: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() }, figures: results };
+  writeFileSync(new URL('../../bench-results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
+  if (json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  say('\nwrote bench-results.json\n');
+  const missed = Object.entries(results).filter(([, f]) => f.meetsTarget === false);
+  if (missed.length > 0) {
+    say(`missed targets: ${missed.map(([n]) => n).join(', ')}\n`);
+    process.exitCode = 1;
+  }
 }
-const out = { meta: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString(), sink: sinkValue() % 1 }, figures: results };
-writeFileSync(new URL('../../bench-results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
-process.stdout.write('\nwrote bench-results.json\n');
-const missed = Object.entries(results).filter(([, f]) => f.meetsTarget === false);
-if (missed.length > 0) {
-  process.stdout.write(`missed targets: ${missed.map(([n]) => n).join(', ')}\n`);
-  process.exitCode = 1;
-}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--child') child(argv[1] ?? '');
+else parent(argv);

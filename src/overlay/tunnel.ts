@@ -16,7 +16,7 @@ import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
-import { GeneveView, geneveOptionKey, GENEVE_UDP_PORT, type GeneveOption } from '../wire/geneve.js';
+import { GENEVE_HEADER_LEN, GENEVE_OPTION_HEADER_LEN, geneveOptionKey, GENEVE_UDP_PORT, OptionKeys, type GeneveOption } from '../wire/geneve.js';
 import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
@@ -103,7 +103,7 @@ export class Tunnel {
   private readonly cfg: TunnelConfig;
   private readonly localV4: number = 0;
   private readonly localV6: Uint8Array | null = null;
-  private readonly known: ReadonlySet<number>;
+  private readonly known: OptionKeys;
   private readonly byV4 = new U32Map();
   private readonly byV6 = new Ipv6Table<number>();
   /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
@@ -114,7 +114,6 @@ export class Tunnel {
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
   private readonly vx = new VxlanView();
-  private readonly gv = new GeneveView();
 
   constructor(cfg: TunnelConfig) {
     this.cfg = cfg;
@@ -128,7 +127,7 @@ export class Tunnel {
     else this.localV6 = local.v6;
     this.vni = checkVni(cfg.vni ?? 1, 'tunnel vni');
     this.dstPort = cfg.dstPort ?? (cfg.kind === 'vxlan' ? VXLAN_UDP_PORT : GENEVE_UDP_PORT);
-    this.known = new Set((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
+    this.known = new OptionKeys((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
     // A routed tunnel sends every segment's traffic with its one VNI.
     if (this.mode === 'routed') this.segmentVni.fill(this.vni);
     // Build one template to learn the overhead and validate the options and ranges early.
@@ -279,14 +278,27 @@ export class Tunnel {
       vni = dv.getUint32(th + 4) >>> 8;
       inner = th + VXLAN_HEADER_LEN;
     } else {
-      const g = this.gv.at(b, th);
-      const r = g.check(udpEnd - th);
-      if (r !== null) return r;
-      if (g.protocolType !== ETHERTYPE_TEB) return DropReason.GeneveNotEthernet;
-      if (g.firstUnknownCritical(this.known) >= 0) return DropReason.GeneveUnknownCriticalOption;
+      // GeneveView.check's checks and the scan for unknown critical options in one walk over the options,
+      // a word per option (class, type with its critical bit, length), reporting in check's order.
+      if (udpEnd - th < GENEVE_HEADER_LEN) return DropReason.GeneveTruncated;
+      const w0 = dv.getUint32(th);
+      if (w0 >>> 30 !== 0) return DropReason.GeneveBadVersion;
+      inner = th + GENEVE_HEADER_LEN + ((w0 >>> 24) & 0x3f) * 4;
+      if (inner > udpEnd) return DropReason.GeneveTruncated;
+      let unknownCritical = false;
+      for (let o = th + GENEVE_HEADER_LEN; o < inner; ) {
+        if (o + GENEVE_OPTION_HEADER_LEN > inner) return DropReason.GeneveOptionTruncated;
+        const ow = dv.getUint32(o);
+        const next = o + GENEVE_OPTION_HEADER_LEN + (ow & 0x1f) * 4;
+        if (next > inner) return DropReason.GeneveBadOptionLen;
+        // The type's high bit is the critical bit; class and type are the option's key.
+        if ((ow & 0x8000) !== 0 && !this.known.has(ow >>> 8)) unknownCritical = true;
+        o = next;
+      }
+      if ((w0 & 0xffff) !== ETHERTYPE_TEB) return DropReason.GeneveNotEthernet;
+      if (unknownCritical) return DropReason.GeneveUnknownCriticalOption;
       vni = dv.getUint32(th + 4) >>> 8;
-      inner = g.optionsEnd;
-      optOff = g.firstOptionOffset;
+      optOff = th + GENEVE_HEADER_LEN;
       optLen = inner - optOff;
     }
     if (vtep < 0) return DropReason.UnknownVtep;
