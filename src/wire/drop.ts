@@ -81,6 +81,34 @@ export enum DropReason {
   UdpZeroChecksumV6,
   GeneveNotEthernet,
   GeneveUnknownCriticalOption,
+  // MTU: a packet too big for the tunnel's path
+  /** Inner IPv4 with DF set: dropped; an ICMP fragmentation-needed goes back unless suppressed or rate-limited. */
+  FragNeededDf,
+  /** Inner IPv6: dropped; an ICMPv6 Packet Too Big goes back unless suppressed or rate-limited. */
+  PacketTooBigV6,
+  /** Inner IPv4 without DF while the fragmentation policy is `drop`. */
+  TooBigPolicyDrop,
+  /** Too big and neither IPv4 nor IPv6: nothing can be fragmented or told. */
+  TooBigNotIp,
+  // MTU: reassembly of outer fragments (each discarded fragment is counted once)
+  /** The datagram was not complete within the reassembly timeout. */
+  FragTimeout,
+  /** Reassembly memory was over its cap: the oldest incomplete datagram was discarded. */
+  FragMemoryCap,
+  /** This source already holds its share of reassembly memory. */
+  FragPerSourceCap,
+  /** Fragments overlap (RFC 5722): the whole datagram is discarded. */
+  FragOverlap,
+  /** An exact duplicate of a fragment already held. */
+  FragDuplicate,
+  /** A first fragment too small to hold the headers (RFC 1858, RFC 7112), or IPv4 offset 1 for TCP. */
+  FragTinyFirst,
+  /** A non-last fragment whose length is not a multiple of 8, or a fragment past 65,535 bytes. */
+  FragBadLength,
+  /** Fragments disagree on where the datagram ends. */
+  FragInconsistent,
+  /** No buffer large enough for the reassembled datagram. */
+  FragNoBuffer,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */
