@@ -262,3 +262,20 @@ test('cli: a file that is not a capture exits 1 with BadMagic', () => {
   assert.match(r.stderr, /BadMagic/);
   assert.ok(r.stderr.includes(GARBAGE), r.stderr);
 });
+
+test('cli: seine mtu prints the overhead table, --json for machines, --underlay to choose, bad values exit 2', () => {
+  const t = seine('mtu');
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /^\| vxlan\/ipv4 \| 50 \| 1450 \| 50 \| 8950 \|$/m);
+  assert.match(t.stdout, /^\| geneve\/ipv4 \+ 38B IPsec allowance \| 88 \| 1412 \| 88 \| 8912 \|$/m);
+  const j = seine('mtu', '--json', '--underlay', '65535', '--underlay', '1280');
+  assert.equal(j.status, 0, j.stderr);
+  const doc = JSON.parse(j.stdout) as { underlays: number[]; rows: Array<{ tunnel: string; podMtu: number[] }> };
+  assert.deepEqual(doc.underlays, [65535, 1280]);
+  assert.deepEqual(doc.rows.find((r) => r.tunnel === 'vxlan/ipv6')!.podMtu, [65000, 1210]);
+  for (const bad of [['--underlay', '500'], ['--underlay'], ['--frobnicate']]) {
+    const r = seine('mtu', ...bad);
+    assert.equal(r.status, 2, bad.join(' '));
+    assertOneLineMessage(r);
+  }
+});

@@ -38,3 +38,9 @@ test('README: the "Building a node" example runs and builds the node it describe
   assert.notEqual(node.gateway, null);
   assert.notEqual(node.trace, null);
 });
+
+test('README: the MTU table is what `seine mtu` prints', async () => {
+  const { formatMtuTable } = await import('../src/cli/mtu.js');
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  assert.ok(readme.includes(formatMtuTable([1500, 9000]) + '\n'), 'README.md shows the output of `seine mtu` (regenerate it: node dist/src/cli/main.js mtu)');
+});

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
 import { decodeFrame, summarize, type DecodedFrame } from './decode.js';
+import { formatMtuTable, mtuTable } from './mtu.js';
 
 const USAGE = `usage: seine <command> [options]
 
@@ -15,6 +16,10 @@ commands:
       Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels
       (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose
       fields carry Wireshark's display-filter names (ip.src, vxlan.vni, geneve.option.class, ...).
+  mtu [--underlay N]... [--json]
+      The overhead of VXLAN, Geneve, GRE and ESP over IPv4 and IPv6 underlays and the pod MTU each
+      leaves (the largest inner IP packet that fits, at most 65000), for 1500- and 9000-byte underlays
+      or the ones given.
 
 options:
   -h, --help       this help
@@ -84,6 +89,25 @@ async function decode(args: string[]): Promise<number> {
   return 0;
 }
 
+function mtu(args: string[]): number {
+  let json = false;
+  const underlays: number[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--underlay') {
+      const n = Number(args[++i]);
+      if (!Number.isInteger(n) || n < 576 || n > 65535) throw new UsageError(`mtu: --underlay expects an MTU in 576-65535, got '${args[i] ?? ''}'`);
+      underlays.push(n);
+    } else if (a === '-h' || a === '--help') { out(USAGE); return 0; }
+    else throw new UsageError(`mtu: unknown argument '${a}'`);
+  }
+  if (underlays.length === 0) underlays.push(1500, 9000);
+  if (json) out(JSON.stringify({ underlays, rows: mtuTable(underlays) }));
+  else out(formatMtuTable(underlays));
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -99,6 +123,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'decode':
       return decode(rest);
+    case 'mtu':
+      return mtu(rest);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
   }
