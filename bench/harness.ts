@@ -21,11 +21,15 @@ export interface Bench {
   target?: number;
   /** Name of a benchmark in the same run this one is compared with (ratio reported). */
   reference?: string;
+  /** Target on the ratio to `reference` instead of an absolute one: this rate / reference rate ≥ minRatio. */
+  minRatio?: number;
 }
 
 /** A benchmark by name, built only in the process that runs it (see bench/run.ts). */
 export interface BenchEntry {
   name: string;
+  /** Entries of one group run one after the other in the same process (for a ratio that must not carry between-process noise). */
+  group?: string;
   make(): Bench;
 }
 
@@ -40,6 +44,8 @@ export interface Figure {
   target?: number;
   meetsTarget?: boolean;
   ratioToReference?: { reference: string; ratio: number };
+  /** The floor on `ratioToReference.ratio`, when the target is relative. */
+  minRatio?: number;
 }
 
 const scale: Record<Bench['unit'], number> = { Mpps: 1e-6, 'M/s': 1e-6, 'Gbit/s': 1e-9, 'datagrams/s': 1, 'events/s': 1, 'MB/s': 1e-6 };

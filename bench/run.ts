@@ -17,24 +17,33 @@ import { fileURLToPath } from 'node:url';
 import { measure, sinkValue, type BenchEntry, type Figure } from './harness.js';
 import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
+import { mssBenches } from './mss.js';
+import { mtuBenches } from './mtu.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches()];
 
 interface ChildResult {
+  name: string;
   figure: Figure;
   what: string;
   reference?: string;
+  minRatio?: number;
 }
 
-/** Child mode: `run.js --child <name>` measures one benchmark and prints its figure as JSON. */
-function child(name: string): void {
-  const entry = all.find((e) => e.name === name);
-  if (entry === undefined) throw new Error(`bench child: no benchmark ${name}`);
-  const b = entry.make();
-  if (b.name !== name) throw new Error(`bench child: ${name} built a benchmark named ${b.name}`);
-  const figure = measure(b);
-  const out: ChildResult = { figure, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}) };
-  process.stdout.write(JSON.stringify({ ...out, sink: sinkValue() % 1 }) + '\n');
+/**
+ * Child mode: `run.js --child <name>[,<name>...]` measures those benchmarks, in that order, in this
+ * process and prints one JSON line per figure.
+ */
+function child(names: string[]): void {
+  for (const name of names) {
+    const entry = all.find((e) => e.name === name);
+    if (entry === undefined) throw new Error(`bench child: no benchmark ${name}`);
+    const b = entry.make();
+    if (b.name !== name) throw new Error(`bench child: ${name} built a benchmark named ${b.name}`);
+    const figure = measure(b);
+    const out: ChildResult = { name, figure, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}), ...(b.minRatio !== undefined ? { minRatio: b.minRatio } : {}) };
+    process.stdout.write(JSON.stringify({ ...out, sink: sinkValue() % 1 }) + '\n');
+  }
 }
 
 function parent(args: string[]): void {
@@ -55,21 +64,38 @@ function parent(args: string[]): void {
   say(`seine benchmarks — node ${process.version}, ${cpus()[0]?.model ?? 'unknown cpu'}, one core, one process per figure\n\n`);
   say(`${'figure'.padEnd(32)} ${'median'.padStart(9)} ${'unit'.padEnd(7)} ${'ns/op'.padStart(8)} ${'min–max'.padStart(17)} ${'rsd'.padStart(6)}  target\n`);
   const self = fileURLToPath(import.meta.url);
-  chosen.forEach((e, i) => {
-    if (process.stderr.isTTY) process.stderr.write(`  [${i + 1}/${chosen.length}] running ${e.name}…\r`);
-    const r = spawnSync(process.execPath, [self, '--child', e.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (r.status !== 0) throw new Error(`bench ${e.name}: child exited with ${r.status ?? r.signal}`);
-    const { figure: f, what, reference } = JSON.parse(r.stdout) as ChildResult;
-    if (reference !== undefined && results[reference] !== undefined) {
-      f.ratioToReference = { reference, ratio: f.value / results[reference]!.value };
+  // One process per figure, except that a group's figures share one (see BenchEntry.group).
+  const runs: BenchEntry[][] = [];
+  for (const e of chosen) {
+    const last = runs[runs.length - 1];
+    if (e.group !== undefined && last !== undefined && last[0]!.group === e.group) last.push(e);
+    else runs.push([e]);
+  }
+  let done = 0;
+  for (const run of runs) {
+    if (process.stderr.isTTY) process.stderr.write(`  [${done + 1}/${chosen.length}] running ${run.map((e) => e.name).join(', ')}…\r`);
+    const r = spawnSync(process.execPath, [self, '--child', run.map((e) => e.name).join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`bench ${run.map((e) => e.name).join(', ')}: child exited with ${r.status ?? r.signal}`);
+    for (const line of r.stdout.split('\n').filter((l) => l !== '')) {
+      const { name, figure: f, what, reference, minRatio } = JSON.parse(line) as ChildResult;
+      done++;
+      if (reference !== undefined && results[reference] !== undefined) {
+        f.ratioToReference = { reference, ratio: f.value / results[reference]!.value };
+        if (minRatio !== undefined) {
+          f.minRatio = minRatio;
+          f.meetsTarget = f.ratioToReference.ratio >= minRatio;
+        }
+      }
+      results[name] = f;
+      const ratio = f.ratioToReference;
+      const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
+      const target = f.minRatio !== undefined
+        ? `${vs} ≥ ${fmt(f.minRatio)}× ${f.meetsTarget === true ? 'ok' : 'MISSED'}`
+        : f.target === undefined ? vs : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
+      say(`${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
+      say(`${''.padEnd(4)}${what}\n`);
     }
-    results[e.name] = f;
-    const ratio = f.ratioToReference;
-    const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
-    const target = f.target === undefined ? vs : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
-    say(`${e.name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
-    say(`${''.padEnd(4)}${what}\n`);
-  });
+  }
   if (process.stderr.isTTY) process.stderr.write(' '.repeat(60) + '\r');
   const out = { meta: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() }, figures: results };
   writeFileSync(new URL('../../bench-results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
@@ -83,5 +109,5 @@ function parent(args: string[]): void {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === '--child') child(argv[1] ?? '');
+if (argv[0] === '--child') child((argv[1] ?? '').split(','));
 else parent(argv);

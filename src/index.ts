@@ -31,3 +31,8 @@ export * from './datapath/trace.js';
 export * from './datapath/bridge.js';
 export * from './capture/index.js';
 export { decodeFrame, decodeLayers, summarize, type DecodedFrame, type DecodedLayer, type FieldValue } from './cli/decode.js';
+export * from './mtu/overhead.js';
+export * from './mtu/fragment.js';
+export * from './mtu/reassembly.js';
+export * from './mtu/icmp.js';
+export * from './mtu/mss.js';

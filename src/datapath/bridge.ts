@@ -13,8 +13,11 @@
  * a tunnel never flood into a tunnel (split horizon); an l2 tunnel port replicates to each VTEP of the
  * segment's VNI. Copies come from the packet pool; the original goes to the last destination.
  *
- * Accounting, checked by the tests: for the bridge, Σ rx + flood copies = Σ tx + Σ drops over all ports
- * (the gateway port included: frames delivered to the gateway count as its tx, frames it emits as its rx);
+ * Accounting, checked by the tests: for the bridge, over all ports,
+ *   Σ rx + flood copies + generated + fragments made = Σ tx + Σ drops + fragments merged + fragments held
+ * (the gateway port included: frames delivered to the gateway count as its tx, frames it emits as its rx;
+ * `generated` are the ICMP too-big messages the bridge builds; fragmenting a packet into k makes k − 1,
+ * reassembling k fragments merges k − 1, and fragments of incomplete datagrams are held);
  * inside the gateway, its tx = its rx − generated + its own drops + consumed.
  *
  * When a packet carries the trace flag, each stage reports its decision to `trace`.
@@ -25,8 +28,12 @@ import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../pac
 import { hex, ipv4ToString, ipv6ToString, macToString, rd16, rd32, rdMac } from '../wire/bytes.js';
 import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
-import { ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
 import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
+import { fragmentIpv4, fragmentIpv6 } from '../mtu/fragment.js';
+import { buildFragNeeded, buildPacketTooBig, TooBigLimiter } from '../mtu/icmp.js';
+import { clampMss } from '../mtu/mss.js';
+import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler, type ReassemblerOptions } from '../mtu/reassembly.js';
 import type { Device } from './device.js';
 import { Gateway, GatewayVerdict, GLOBAL_VIRTUAL_MAC, type GatewayConfig } from './gateway.js';
 import { Port, type PortKind, type VlanConfig } from './port.js';
@@ -108,6 +115,19 @@ export class Bridge {
   private kLearned = new Uint8Array(BATCH_SIZE);
   private kPort = new Int32Array(BATCH_SIZE);
   private kOutAux = new Int32Array(BATCH_SIZE);
+  /** Per tunnel port: the limiter of its ICMP too-big messages and the reassembler of its outer fragments. */
+  private readonly limiters: Array<TooBigLimiter | null> = [];
+  private readonly reasm: Array<Reassembler | null> = [];
+  /** Reassembly discards already copied into the port's drop counters, per tunnel port. */
+  private readonly reasmDropsSeen: Array<Float64Array | null> = [];
+  /** Scratch list of the fragments of one packet. */
+  private readonly fragOut: PacketBuf[] = [];
+  /** Frames the bridge built itself: ICMP too-big messages back to senders. */
+  generated = 0;
+  /** Extra frames made by fragmentation (a packet split in k makes k − 1). */
+  fragmentsMade = 0;
+  /** Fragments merged away by reassembly (k fragments become one frame: k − 1). */
+  fragmentsMerged = 0;
   /** Floods that arrived while one was in progress (see `flood`). */
   private readonly deferred: PacketBuf[] = [];
 
@@ -129,6 +149,9 @@ export class Bridge {
     const port = new Port(this.ports.length, name, kind, mac, mtu, device);
     this.ports.push(port);
     this.tunnels.push(null);
+    this.limiters.push(null);
+    this.reasm.push(null);
+    this.reasmDropsSeen.push(null);
     this.byName.set(name, port);
     return port;
   }
@@ -172,10 +195,15 @@ export class Bridge {
   get gateway(): Gateway | null { return this.gw; }
 
   /** A tunnel port whose underlay (outer frames in and out) is `underlay`. */
-  addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number }): Port {
-    const tunnel = new Tunnel({ ...cfg, localMac: cfg.localMac ?? underlay.mac });
+  addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number; reassembly?: Omit<ReassemblerOptions, 'pool'> }): Port {
+    const { reassembly, ...tcfg } = cfg;
+    const tunnel = new Tunnel({ ...tcfg, localMac: cfg.localMac ?? underlay.mac });
+    const reasm = new Reassembler({ ...reassembly, pool: this.pool });
     const port = this.newPort(name, 'tunnel', underlay.mac, underlay.mtu, underlay);
     this.tunnels[port.index] = tunnel;
+    this.limiters[port.index] = new TooBigLimiter({ ratePerSec: tunnel.icmpRate.perSecond, burst: tunnel.icmpRate.burst });
+    this.reasm[port.index] = reasm;
+    this.reasmDropsSeen[port.index] = new Float64Array(reasm.drops.length);
     this.plug(port, underlay);
     return port;
   }
@@ -244,6 +272,8 @@ export class Bridge {
     this.macs.flushPort(port.index, true);
     this.ports[port.index] = null;
     this.tunnels[port.index] = null;
+    this.reasm[port.index]?.clear();
+    this.reasm[port.index] = null;
     this.byName.delete(port.name);
     if (port === this.gwPort) { this.gw = null; this.gwPort = null; }
   }
@@ -268,7 +298,19 @@ export class Bridge {
 
   /** Periodic housekeeping: ages the MAC table. Returns the number of entries aged out. */
   tick(): number {
-    return this.macs.age(this.clock.now());
+    const now = this.clock.now();
+    for (let i = 0; i < this.reasm.length; i++) {
+      const r = this.reasm[i];
+      if (r !== null && r !== undefined && r.expire(now) > 0) this.syncReasmDrops(this.ports[i]!);
+    }
+    return this.macs.age(now);
+  }
+
+  /** Incomplete datagrams' fragments held by the tunnel ports' reassemblers (for the books). */
+  get heldFragments(): number {
+    let n = 0;
+    for (const r of this.reasm) if (r !== null && r !== undefined) n += r.heldFragments;
+    return n;
   }
 
   // ---- the pipeline -------------------------------------------------------------------------------------
@@ -354,7 +396,7 @@ export class Bridge {
     let bytes = 0;
     let w = 0;
     for (let i = 0; i < n; i++) {
-      const p = pk[i]!;
+      let p = pk[i]!;
       const len = p.end - p.start;
       bytes += len;
       // Whatever the buffer carried before (it may have crossed another bridge) is forgotten, except the
@@ -364,8 +406,17 @@ export class Bridge {
       p.segment = port.vlan;
       let r = 0;
       if (!up) r = DropReason.PortDown;
-      else if (tunnel !== null) r = tunnel.decap(p);
-      else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
+      else if (tunnel !== null) {
+        r = tunnel.decap(p);
+        if (r === DropReason.TunnelFragment) {
+          // An outer fragment: held until its datagram is whole, which then goes on in its place.
+          const q = this.reassemble(p, port, tunnel);
+          if (q === null) continue;
+          p = q;
+          r = tunnel.decap(p);
+        }
+        if (r === 0 && tunnel.mssClamp) this.clampTcpMss(p, port, tunnel, 'decapsulate');
+      } else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
       if (r !== 0) {
         this.drop(p, port, r, tunnel !== null && up ? 'decapsulate' : 'ingress');
         continue;
@@ -626,9 +677,9 @@ export class Bridge {
         this.drop(p, port, DropReason.UnknownVni, 'encapsulate');
         return;
       }
-      const innerLen = p.end - p.start;
-      if (innerLen + tunnel.overhead - ETH_HEADER_LEN > port.mtu) {
-        this.drop(p, port, DropReason.MtuExceeded, 'encapsulate');
+      if (tunnel.mssClamp) this.clampTcpMss(p, port, tunnel, 'encapsulate');
+      if (p.end - p.start - ETH_HEADER_LEN > tunnel.innerMtu(port.mtu)) {
+        this.tooBig(p, port, tunnel, aux, vni);
         return;
       }
       const r = tunnel.encap(p, aux, vni);
@@ -664,6 +715,204 @@ export class Bridge {
       }
     }
     this.enqueue1(p, port);
+  }
+
+  // ---- MTU: too big for the tunnel, MSS clamping, reassembly ----------------------------------------------
+
+  /**
+   * `p` (an untagged inner frame) does not fit the tunnel's path. IPv4 with DF and IPv6 are dropped and
+   * their sender told (ICMP fragmentation needed with the path MTU, RFC 1191; ICMPv6 Packet Too Big,
+   * RFC 8201), unless the tunnel suppresses those messages or the rate limit holds one back. IPv4
+   * without DF follows the tunnel's policy: fragment the outer packet, the inner one, or drop.
+   */
+  private tooBig(p: PacketBuf, port: Port, tunnel: Tunnel, aux: number, vni: number): void {
+    const mtu = tunnel.innerMtu(port.mtu);
+    const l3 = p.start + ETH_HEADER_LEN;
+    const type = p.view.getUint16(p.start + 12);
+    if (type === ETHERTYPE_IPV6) {
+      const told = this.sendTooBig(p, port, tunnel, 6, Math.max(mtu, 1280));
+      if (p.traced) this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${told}`, { mtu, icmp: told });
+      this.drop(p, port, DropReason.PacketTooBigV6, 'encapsulate');
+      return;
+    }
+    if (type !== ETHERTYPE_IPV4 || p.end - l3 < 20) {
+      this.drop(p, port, DropReason.TooBigNotIp, 'encapsulate');
+      return;
+    }
+    if ((p.view.getUint16(l3 + 6) & 0x4000) !== 0) {
+      const told = this.sendTooBig(p, port, tunnel, 4, mtu);
+      if (p.traced) this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${told}`, { mtu, icmp: told });
+      this.drop(p, port, DropReason.FragNeededDf, 'encapsulate');
+      return;
+    }
+    const policy = tunnel.fragmentPolicy === 'outer' && tunnel.dontFrag ? 'inner' : tunnel.fragmentPolicy;
+    if (policy === 'drop') {
+      if (p.traced) this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, fragmentation policy is drop`, { mtu });
+      this.drop(p, port, DropReason.TooBigPolicyDrop, 'encapsulate');
+      return;
+    }
+    const out = this.fragOut;
+    out.length = 0;
+    // A path narrower than IPv4's minimum MTU (68), or an IPv6 underlay narrower than 1280, cannot carry
+    // fragments either.
+    if (policy === 'inner' ? mtu < 68 : tunnel.family === 6 && port.mtu < 1280) {
+      this.drop(p, port, DropReason.MtuExceeded, 'encapsulate');
+      return;
+    }
+    if (policy === 'inner') {
+      // Split the inner packet, then each piece is encapsulated on its own.
+      const k = fragmentIpv4(p, l3, mtu, this.pool, out);
+      if (k < 0) {
+        this.drop(p, port, -k, 'encapsulate');
+        return;
+      }
+      this.countFragments(tunnel, k);
+      if (p.traced) this.record('encapsulate', port, `inner packet fragmented into ${k} for MTU ${mtu}`, { mtu, fragments: k, policy });
+      for (let i = 0; i < k; i++) {
+        const f = out[i]!;
+        out[i] = null!;
+        const r = tunnel.encap(f, aux, vni);
+        if (r !== 0) this.drop(f, port, r, 'encapsulate');
+        else this.enqueue1(f, port);
+      }
+      out.length = 0;
+      return;
+    }
+    // Outer fragmentation, as Linux vxlan does: encapsulate, then split the outer packet for the underlay.
+    const r = tunnel.encap(p, aux, vni);
+    if (r !== 0) {
+      this.drop(p, port, r, 'encapsulate');
+      return;
+    }
+    if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
+    const outerL3 = p.start + ETH_HEADER_LEN;
+    const k = tunnel.family === 4 ? fragmentIpv4(p, outerL3, port.mtu, this.pool, out) : fragmentIpv6(p, outerL3, port.mtu, this.pool, out, (tunnel.fragIdent = (tunnel.fragIdent + 1) >>> 0));
+    if (k < 0) {
+      this.drop(p, port, -k, 'encapsulate');
+      return;
+    }
+    this.countFragments(tunnel, k);
+    if (p.traced) this.record('encapsulate', port, `outer packet fragmented into ${k} for underlay MTU ${port.mtu}`, { mtu: port.mtu, fragments: k, policy });
+    for (let i = 0; i < k; i++) {
+      const f = out[i]!;
+      out[i] = null!;
+      this.enqueue1(f, port);
+    }
+    out.length = 0;
+  }
+
+  private countFragments(tunnel: Tunnel, k: number): void {
+    tunnel.mtuStats.fragmented++;
+    tunnel.mtuStats.fragments += k;
+    this.fragmentsMade += k - 1;
+  }
+
+  /**
+   * Builds the ICMP too-big message for `p` and sends it back into the bridge; returns what happened, for
+   * the trace. It comes from the gateway (its MAC and address) when the node has one; otherwise from the
+   * address and MAC the packet was sent to, as Linux's bridged tunnels do. Routed traffic (its source
+   * MAC is the gateway's, which routed it here) goes back through the gateway, which routes the message
+   * to the pod; switched traffic goes straight to the sender's MAC.
+   */
+  private sendTooBig(p: PacketBuf, port: Port, tunnel: Tunnel, family: 4 | 6, mtu: number): string {
+    const what = family === 4 ? 'ICMP frag-needed' : 'ICMPv6 Packet Too Big';
+    if (!tunnel.icmpTooBig) {
+      tunnel.mtuStats.icmpSuppressed++;
+      return `${what} suppressed (icmpTooBig off)`;
+    }
+    if (!this.limiters[port.index]!.allow(this.now)) {
+      tunnel.mtuStats.icmpRateLimited++;
+      return `${what} rate-limited`;
+    }
+    const out = this.pool.alloc();
+    if (out === null) return `${what} not sent: ${dropReasonName(DropReason.PoolExhausted)}`;
+    const gw = this.gw;
+    const origSrc = p.view.getUint16(p.start + 6) * 4294967296 + p.view.getUint32(p.start + 8);
+    const mac = gw !== null ? gw.mac : p.view.getUint16(p.start) * 4294967296 + p.view.getUint32(p.start + 2);
+    const l3 = p.start + ETH_HEADER_LEN;
+    const n = family === 4
+      ? buildFragNeeded(p, l3, mtu, { mac, ipv4: gw?.v4 ?? 0 }, out)
+      : buildPacketTooBig(p, l3, mtu, { mac, ipv6: gw?.v6 ?? null }, out);
+    if (n < 0) {
+      out.release();
+      return `${what} not sent: ${dropReasonName(-n as DropReason)}`;
+    }
+    tunnel.mtuStats.icmpSent++;
+    this.generated++;
+    out.clearMeta();
+    out.traced = p.traced;
+    out.segment = p.segment;
+    out.inPort = port.index;
+    if (gw !== null && origSrc === gw.mac) {
+      // Routed here by the gateway: the gateway routes the message back to the pod.
+      const gp = this.gwPort!;
+      gp.counters.txPackets++;
+      gp.counters.txBytes += out.end - out.start;
+      this.toGateway(out, gp);
+    } else {
+      const h = this.macs.lookup(out.segment, origSrc, this.now);
+      if (h < 0) this.flood(out);
+      else this.output(out, this.macs.portOf(h), this.macs.auxOf(h));
+    }
+    return `${what} sent (MTU ${mtu})`;
+  }
+
+  /** Lowers the MSS of a TCP SYN or SYN-ACK crossing `tunnel` to what its path carries. */
+  private clampTcpMss(p: PacketBuf, port: Port, tunnel: Tunnel, stage: Stage): void {
+    const type = p.view.getUint16(p.start + 12);
+    const mtu = tunnel.innerMtu(port.mtu);
+    const mss = type === ETHERTYPE_IPV4 ? mtu - 40 : type === ETHERTYPE_IPV6 ? mtu - 60 : 0;
+    if (mss <= 0) return;
+    const old = clampMss(p, p.start + ETH_HEADER_LEN, mss);
+    if (old > 0) {
+      tunnel.mtuStats.mssClamped++;
+      if (p.traced) this.record(stage, port, `TCP MSS ${old} clamped to ${mss}`, { mssWas: old, mss });
+    }
+  }
+
+  /**
+   * Gives an outer fragment to the port's reassembler. Returns the reassembled frame, ready for
+   * decapsulation, once its datagram is whole; otherwise null: the fragment is held, or dropped and
+   * counted. Fragments the reassembler discards later (timeout, overlap, memory) are counted on the port.
+   */
+  private reassemble(p: PacketBuf, port: Port, tunnel: Tunnel): PacketBuf | null {
+    const r = this.reasm[port.index]!;
+    const heldBefore = r.heldFragments;
+    const traced = p.traced;
+    const v = r.add(p, p.start + ETH_HEADER_LEN, this.now);
+    this.syncReasmDrops(port);
+    if (v === REASM_HELD) {
+      if (traced) this.record('decapsulate', port, `outer fragment held for reassembly (${r.heldFragments} held)`, { held: r.heldFragments });
+      return null;
+    }
+    if (v !== REASM_DONE) {
+      // A DropReason; PASS (not a fragment after all) cannot follow decap's TunnelFragment.
+      this.drop(p, port, v > 0 ? v : DropReason.TunnelFragment, 'decapsulate');
+      return null;
+    }
+    const q = r.take()!;
+    this.fragmentsMerged += heldBefore - r.heldFragments;
+    tunnel.mtuStats.reassembled++;
+    q.clearMeta();
+    q.traced = traced;
+    q.inPort = port.index;
+    q.segment = port.vlan;
+    if (traced) this.record('decapsulate', port, `reassembled a ${q.end - q.start}-byte outer packet from ${heldBefore - r.heldFragments + 1} fragments`, { bytes: q.end - q.start, fragments: heldBefore - r.heldFragments + 1 });
+    return q;
+  }
+
+  /** Copies the reassembler's discards since the last look into the port's drop counters. */
+  private syncReasmDrops(port: Port): void {
+    const r = this.reasm[port.index];
+    const seen = this.reasmDropsSeen[port.index];
+    if (r === null || r === undefined || seen === null || seen === undefined) return;
+    const d = r.drops;
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] !== seen[i]) {
+        port.counters.drops[i] = port.counters.drops[i]! + (d[i]! - seen[i]!);
+        seen[i] = d[i]!;
+      }
+    }
   }
 
   /** Counts `p` out of `port` and queues it for the device; a full queue goes out at once. */

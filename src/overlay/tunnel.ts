@@ -52,6 +52,39 @@ export interface TunnelConfig {
   options?: readonly GeneveOption[];
   /** Geneve: the (class, type) pairs this node understands; a critical option not listed is dropped (RFC 8926 §3.5). */
   knownOptions?: ReadonlyArray<{ class: number; type: number }>;
+  /**
+   * A packet too big for the tunnel's path (IPv4 with DF, or IPv6) is dropped and an ICMP
+   * fragmentation-needed / ICMPv6 Packet Too Big goes back to its sender. Default true; false drops
+   * silently, the PMTU black hole labs show.
+   */
+  icmpTooBig?: boolean;
+  /** Those messages are rate-limited per tunnel port: tokens per second and bucket size. Default 100/s, burst 50. */
+  icmpRate?: { perSecond: number; burst: number };
+  /**
+   * Inner IPv4 without DF that is too big: fragment the outer packet after encapsulation (default, as
+   * Linux vxlan does; with `dontFrag` set on the outer header the inner packet is fragmented instead),
+   * fragment the inner packet before encapsulation, or drop it.
+   */
+  fragmentPolicy?: FragmentPolicy;
+  /** Clamp the TCP MSS of SYN and SYN-ACK segments entering or leaving the tunnel to the path MTU. Default true. */
+  mssClamp?: boolean;
+}
+
+export type FragmentPolicy = 'outer' | 'inner' | 'drop';
+
+/** What the tunnel did about MTUs, since it was made. */
+export interface TunnelMtuStats {
+  /** ICMP frag-needed / Packet Too Big messages sent back, suppressed by configuration, held back by the rate limit. */
+  icmpSent: number;
+  icmpSuppressed: number;
+  icmpRateLimited: number;
+  /** Packets split (outer or inner) and the fragments that made. */
+  fragmented: number;
+  fragments: number;
+  /** Datagrams reassembled from outer fragments. */
+  reassembled: number;
+  /** SYN / SYN-ACK segments whose MSS was lowered. */
+  mssClamped: number;
 }
 
 export interface VtepConfig {
@@ -100,6 +133,13 @@ export class Tunnel {
   readonly vteps: Vtep[] = [];
   /** Outer bytes added in front of the inner frame (Ethernet + IP + UDP + tunnel header). */
   readonly overhead: number;
+  readonly icmpTooBig: boolean;
+  readonly fragmentPolicy: FragmentPolicy;
+  readonly mssClamp: boolean;
+  readonly icmpRate: { perSecond: number; burst: number };
+  readonly mtuStats: TunnelMtuStats = { icmpSent: 0, icmpSuppressed: 0, icmpRateLimited: 0, fragmented: 0, fragments: 0, reassembled: 0, mssClamped: 0 };
+  /** Identification for IPv6 fragments of outer packets (IPv4 uses the template's IP id). */
+  fragIdent = 0;
   private readonly cfg: TunnelConfig;
   private readonly localV4: number = 0;
   private readonly localV6: Uint8Array | null = null;
@@ -130,6 +170,16 @@ export class Tunnel {
     this.known = new OptionKeys((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
     // A routed tunnel sends every segment's traffic with its one VNI.
     if (this.mode === 'routed') this.segmentVni.fill(this.vni);
+    this.icmpTooBig = cfg.icmpTooBig ?? true;
+    this.mssClamp = cfg.mssClamp ?? true;
+    const fp = cfg.fragmentPolicy ?? 'outer';
+    if (fp !== 'outer' && fp !== 'inner' && fp !== 'drop') throw new RangeError(`tunnel fragmentPolicy "${String(fp)}" is not outer, inner or drop`);
+    this.fragmentPolicy = fp;
+    const rate = cfg.icmpRate ?? { perSecond: 100, burst: 50 };
+    if (!(rate.perSecond > 0 && Number.isFinite(rate.perSecond)) || !(Number.isInteger(rate.burst) && rate.burst >= 1)) {
+      throw new RangeError(`tunnel icmpRate: perSecond must be > 0 and burst an integer ≥ 1, got ${rate.perSecond}/s burst ${rate.burst}`);
+    }
+    this.icmpRate = { perSecond: rate.perSecond, burst: rate.burst };
     // Build one template to learn the overhead and validate the options and ranges early.
     this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
   }
@@ -333,6 +383,18 @@ export class Tunnel {
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     v.txPackets++;
     return 0;
+  }
+
+  /** True when the outer IPv4 header carries DF (then outer packets are never fragmented). */
+  get dontFrag(): boolean { return this.cfg.dontFrag ?? false; }
+
+  /**
+   * The largest inner IP packet an underlay of `underlayMtu` bytes carries through this tunnel: the
+   * underlay MTU less the outer IP, UDP and tunnel headers and the inner Ethernet header (the same sum
+   * as `tunnelOverhead` in src/mtu/overhead.ts, counted here from the template's bytes).
+   */
+  innerMtu(underlayMtu: number): number {
+    return underlayMtu - this.overhead;
   }
 
   /** The configured options (Geneve), for display. */

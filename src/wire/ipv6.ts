@@ -137,8 +137,7 @@ export function walkIpv6(bytes: Uint8Array, off: number, end: number, out: Ipv6W
   out.extCount = 0;
   out.pseudoDstOff = off + DST;
   for (;;) {
-    const len = extLen(bytes, p, nh);
-    if (len < 0) break;
+    if (!isGenericExtHeader(nh) && nh !== IPV6_NH_AH && nh !== IPV6_NH_FRAGMENT) break;
     if (++out.extCount > IPV6_MAX_EXT_HEADERS) return DropReason.Ipv6TooManyExtHeaders;
     if (nh === IPV6_NH_FRAGMENT) {
       if (end - p < IPV6_FRAG_HEADER_LEN) return DropReason.Ipv6FragTruncated;
@@ -155,7 +154,10 @@ export function walkIpv6(bytes: Uint8Array, off: number, end: number, out: Ipv6W
       p += IPV6_FRAG_HEADER_LEN;
       continue;
     }
-    if (end - p < 2 || end - p < len) return DropReason.Ipv6ExtTruncated;
+    // The length byte is read only once it is inside the packet.
+    if (end - p < 2) return DropReason.Ipv6ExtTruncated;
+    const len = extLen(bytes, p, nh);
+    if (end - p < len) return DropReason.Ipv6ExtTruncated;
     if (nh === IPV6_NH_ROUTING) {
       const d = routingFinalDst(bytes, p + 2, p + len);
       if (d >= 0) out.pseudoDstOff = d;

@@ -109,10 +109,15 @@ export function books(bridge: Bridge, ports: readonly Port[] = bridge.ports.filt
   return { rx, tx, drops };
 }
 
-/** The bridge's identity: Σ rx + flood copies = Σ tx + Σ drops (and the gateway's, when it has one). */
+/**
+ * The bridge's identity: Σ rx + flood copies + frames it generated + extra fragments it made = Σ tx + Σ drops
+ * + fragments merged by reassembly + fragments held (and the gateway's, when it has one).
+ */
 export function assertBooks(bridge: Bridge, ports?: readonly Port[]): void {
   const b = books(bridge, ports);
-  assert.equal(b.rx + bridge.floodCopies, b.tx + b.drops, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} ≠ tx ${b.tx} + drops ${b.drops}`);
+  const made = bridge.floodCopies + bridge.generated + bridge.fragmentsMade;
+  const gone = bridge.fragmentsMerged + bridge.heldFragments;
+  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments}`);
   const gw = bridge.gateway;
   if (gw !== null) {
     const port = bridge.ports.find((q) => q?.kind === 'gateway')!;
