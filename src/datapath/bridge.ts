@@ -415,7 +415,7 @@ export class Bridge {
           p = q;
           r = tunnel.decap(p);
         }
-        if (r === 0 && tunnel.mssClamp) this.clampTcpMss(p, port, tunnel, 'decapsulate');
+        if (r === 0 && tunnel.mssClamp && maybeTcpSyn(p.view, p.start, p.end)) this.clampTcpMss(p, port, tunnel, 'decapsulate');
       } else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
       if (r !== 0) {
         this.drop(p, port, r, tunnel !== null && up ? 'decapsulate' : 'ingress');
@@ -677,7 +677,7 @@ export class Bridge {
         this.drop(p, port, DropReason.UnknownVni, 'encapsulate');
         return;
       }
-      if (tunnel.mssClamp) this.clampTcpMss(p, port, tunnel, 'encapsulate');
+      if (tunnel.mssClamp && maybeTcpSyn(p.view, p.start, p.end)) this.clampTcpMss(p, port, tunnel, 'encapsulate');
       if (p.end - p.start - ETH_HEADER_LEN > tunnel.innerMtu(port.mtu)) {
         this.tooBig(p, port, tunnel, aux, vni);
         return;
@@ -1078,6 +1078,26 @@ export class Bridge {
       outerDst: v.ip, udpSrcPort: sport, udpDstPort: tunnel.dstPort, bytes: p.end - p.start,
     });
   }
+}
+
+/**
+ * False when the Ethernet frame at [s, end) is certainly not a TCP SYN: the test every tunnel packet
+ * pays before `clampMss` looks closer. IPv4 is checked down to the SYN flag; IPv6 with TCP right after
+ * the fixed header too; IPv6 with an extension header next is left to `clampMss`, which walks them.
+ */
+function maybeTcpSyn(v: DataView, s: number, end: number): boolean {
+  if (end - s < 54) return false;
+  const type = v.getUint16(s + 12);
+  if (type === ETHERTYPE_IPV4) {
+    if (v.getUint8(s + 23) !== 6) return false;
+    const flags = s + 14 + ((v.getUint8(s + 14) & 0x0f) << 2) + 13;
+    return flags < end && (v.getUint8(flags) & 0x02) !== 0;
+  }
+  if (type !== ETHERTYPE_IPV6) return false;
+  const nh = v.getUint8(s + 20);
+  if (nh === 6) return end - s > 67 && (v.getUint8(s + 67) & 0x02) !== 0;
+  // Hop-by-hop, routing, fragment, destination options, AH, mobility, HIP, shim6: clampMss walks them.
+  return nh === 0 || nh === 43 || nh === 44 || nh === 60 || nh === 51 || nh === 135 || nh === 139 || nh === 140;
 }
 
 function bump(a: Float64Array, i: number): void {
