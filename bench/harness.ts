@@ -52,43 +52,54 @@ const scale: Record<Bench['unit'], number> = { Mpps: 1e-6, 'M/s': 1e-6, 'Gbit/s'
 
 let keepAlive = 0;
 
-export function measure(b: Bench, rounds = 7, roundMs = 250): Figure {
-  // Calibrate: grow n until one call takes ~roundMs/4, then size rounds from it.
+/** Grows n until one call takes about roundMs / 4, then sizes a round of about roundMs from it. */
+function calibrate(b: Bench, roundMs: number): number {
   let n = 1;
   for (;;) {
     const t0 = process.hrtime.bigint();
     keepAlive += b.run(n).sink;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (ms > roundMs / 4 || n > 1 << 30) { n = Math.max(1, Math.round((n * roundMs) / Math.max(ms, 0.001))); break; }
+    if (ms > roundMs / 4 || n > 1 << 30) return Math.max(1, Math.round((n * roundMs) / Math.max(ms, 0.001)));
     n *= 4;
   }
-  keepAlive += b.run(n).sink; // warm-up round at full size
-  const rates: number[] = [];
-  let nsPerOpSum = 0;
+}
+
+/**
+ * Measures several benchmarks with their rounds interleaved (round 1 of each, then round 2 of each, …),
+ * so that a noisy stretch of a shared machine falls on all of them alike: for figures compared by ratio.
+ */
+export function measureInterleaved(bs: readonly Bench[], rounds = 7, roundMs = 250): Figure[] {
+  const ns = bs.map((b) => calibrate(b, roundMs));
+  bs.forEach((b, i) => { keepAlive += b.run(ns[i]!).sink; }); // warm-up round at full size
+  const rates: number[][] = bs.map(() => []);
+  const nsPerOpSum = bs.map(() => 0);
   for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    const { ops, sink } = b.run(n);
-    const ns = Number(process.hrtime.bigint() - t0);
-    keepAlive += sink;
-    const perSec = (ops / ns) * 1e9;
-    const value = b.unit === 'Gbit/s' ? perSec * (b.bytesPerOp ?? 0) * 8 * scale['Gbit/s'] : b.unit === 'MB/s' ? perSec * (b.bytesPerOp ?? 0) * 1e-6 : perSec * scale[b.unit];
-    rates.push(value);
-    nsPerOpSum += ns / ops;
+    bs.forEach((b, i) => {
+      const t0 = process.hrtime.bigint();
+      const { ops, sink } = b.run(ns[i]!);
+      const t = Number(process.hrtime.bigint() - t0);
+      keepAlive += sink;
+      const perSec = (ops / t) * 1e9;
+      rates[i]!.push(b.unit === 'Gbit/s' ? perSec * (b.bytesPerOp ?? 0) * 8 * scale['Gbit/s'] : b.unit === 'MB/s' ? perSec * (b.bytesPerOp ?? 0) * 1e-6 : perSec * scale[b.unit]);
+      nsPerOpSum[i] = nsPerOpSum[i]! + t / ops;
+    });
   }
-  rates.sort((a, b2) => a - b2);
-  const mean = rates.reduce((a, x) => a + x, 0) / rates.length;
-  const sd = Math.sqrt(rates.reduce((a, x) => a + (x - mean) ** 2, 0) / rates.length);
-  const fig: Figure = {
-    value: rates[rates.length >> 1]!,
-    unit: b.unit,
-    min: rates[0]!,
-    max: rates[rates.length - 1]!,
-    rsdPercent: (100 * sd) / mean,
-    rounds,
-    nsPerOp: nsPerOpSum / rounds,
-  };
-  if (b.target !== undefined) { fig.target = b.target; fig.meetsTarget = fig.value >= b.target; }
-  return fig;
+  return bs.map((b, i) => {
+    const rs = rates[i]!.sort((a, c) => a - c);
+    const mean = rs.reduce((a, x) => a + x, 0) / rs.length;
+    const sd = Math.sqrt(rs.reduce((a, x) => a + (x - mean) ** 2, 0) / rs.length);
+    const fig: Figure = {
+      value: rs[rs.length >> 1]!,
+      unit: b.unit,
+      min: rs[0]!,
+      max: rs[rs.length - 1]!,
+      rsdPercent: (100 * sd) / mean,
+      rounds,
+      nsPerOp: nsPerOpSum[i]! / rounds,
+    };
+    if (b.target !== undefined) { fig.target = b.target; fig.meetsTarget = fig.value >= b.target; }
+    return fig;
+  });
 }
 
 /** Keeps benchmark results observable so the JIT cannot drop the measured work. */

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { measure, sinkValue, type BenchEntry, type Figure } from './harness.js';
+import { measureInterleaved, sinkValue, type BenchEntry, type Figure } from './harness.js';
 import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
@@ -31,19 +31,23 @@ interface ChildResult {
 }
 
 /**
- * Child mode: `run.js --child <name>[,<name>...]` measures those benchmarks, in that order, in this
- * process and prints one JSON line per figure.
+ * Child mode: `run.js --child <name>[,<name>...]` measures those benchmarks in this process, their
+ * rounds interleaved, and prints one JSON line per figure.
  */
 function child(names: string[]): void {
-  for (const name of names) {
+  const bs = names.map((name) => {
     const entry = all.find((e) => e.name === name);
     if (entry === undefined) throw new Error(`bench child: no benchmark ${name}`);
     const b = entry.make();
     if (b.name !== name) throw new Error(`bench child: ${name} built a benchmark named ${b.name}`);
-    const figure = measure(b);
-    const out: ChildResult = { name, figure, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}), ...(b.minRatio !== undefined ? { minRatio: b.minRatio } : {}) };
+    return b;
+  });
+  // A group's rounds interleave, so a ratio between its figures does not carry the machine's drift.
+  const figures = measureInterleaved(bs);
+  bs.forEach((b, i) => {
+    const out: ChildResult = { name: b.name, figure: figures[i]!, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}), ...(b.minRatio !== undefined ? { minRatio: b.minRatio } : {}) };
     process.stdout.write(JSON.stringify({ ...out, sink: sinkValue() % 1 }) + '\n');
-  }
+  });
 }
 
 function parent(args: string[]): void {

@@ -308,3 +308,37 @@ test('mtu: Geneve options count in the path MTU', () => {
   finish(p);
 });
 
+
+test('mtu: every decision shows in the trace — fragmenting, holding, reassembling, clamping, suppressing, rate-limiting', () => {
+  const actions = (p: Pair, send: () => void): string[] => {
+    const log = new TraceLog();
+    p.n1.br.trace = log.sink;
+    p.n2.br.trace = log.sink;
+    send();
+    return log.records.map((r) => `${r.node} ${r.stage} ${r.action}`);
+  };
+  const outer = l2Pair('vxlan', 4, 1500);
+  const a = actions(outer, () => outer.n1.pod.ep.send([udp4(2000, false)], true));
+  assert.ok(a.includes('node1 encapsulate outer packet fragmented into 2 for underlay MTU 1500'), a.join('\n'));
+  assert.ok(a.includes('node2 decapsulate outer fragment held for reassembly (1 held)'), a.join('\n'));
+  assert.ok(a.some((x) => /^node2 decapsulate reassembled a 2064-byte outer packet from 2 fragments$/.test(x)), a.join('\n'));
+  finish(outer);
+  const inner = l2Pair('vxlan', 4, 1500, { fragmentPolicy: 'inner' });
+  const b = actions(inner, () => inner.n1.pod.ep.send([udp4(2000, false)], true));
+  assert.ok(b.includes('node1 encapsulate inner packet fragmented into 2 for MTU 1450'), b.join('\n'));
+  finish(inner);
+  const mss = l2Pair('geneve', 6, 1500);
+  const c = actions(mss, () => mss.n1.pod.ep.send([syn(1460, 4)], true));
+  assert.ok(c.includes('node1 encapsulate TCP MSS 1460 clamped to 1390'), c.join('\n'));
+  finish(mss);
+  const hole = l2Pair('vxlan', 4, 1500, { icmpTooBig: false, icmpRate: { perSecond: 1, burst: 1 } });
+  const d = actions(hole, () => hole.n1.pod.ep.send([udp4(1451, true)], true));
+  assert.ok(d.includes('node1 encapsulate dropped: exceeds MTU 1450, ICMP frag-needed suppressed (icmpTooBig off)'), d.join('\n'));
+  assert.ok(d.includes('node1 drop dropped at encapsulate: FragNeededDf'), d.join('\n'));
+  finish(hole);
+  const limited = l2Pair('vxlan', 4, 1500, { icmpRate: { perSecond: 1, burst: 1 } });
+  const e = actions(limited, () => limited.n1.pod.ep.send([udp6(1451), udp6(1451)], true));
+  assert.ok(e.includes('node1 encapsulate dropped: exceeds MTU 1450, ICMPv6 Packet Too Big sent (MTU 1450)'), e.join('\n'));
+  assert.ok(e.includes('node1 encapsulate dropped: exceeds MTU 1450, ICMPv6 Packet Too Big rate-limited'), e.join('\n'));
+  finish(limited);
+});
