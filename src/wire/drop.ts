@@ -109,6 +109,22 @@ export enum DropReason {
   FragInconsistent,
   /** No buffer large enough for the reassembled datagram. */
   FragNoBuffer,
+  // ESP (RFC 4303): inbound
+  /** No inbound SA for the packet's SPI (nor an old one still in its grace period). */
+  EspUnknownSpi,
+  /** The ICV did not verify: the packet was forged, damaged or keyed differently. Nothing of it is used. */
+  EspAuthFailed,
+  /** The sequence number was already received (RFC 4303 §3.4.3). */
+  EspReplay,
+  /** The sequence number is older than the anti-replay window. */
+  EspOutsideWindow,
+  /** After decryption the padding or pad length is wrong (RFC 4303 §2.4). */
+  EspBadPadding,
+  // ESP: outbound
+  /** No outbound SA towards the packet's peer. */
+  EspNoSa,
+  /** The SA's sequence numbers or lifetime are used up and no new SA is in place yet. */
+  EspSaExhausted,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */
