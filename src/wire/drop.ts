@@ -125,6 +125,8 @@ export enum DropReason {
   EspNoSa,
   /** The SA's sequence numbers or lifetime are used up and no new SA is in place yet. */
   EspSaExhausted,
+  /** A cleartext tunnel packet on a tunnel that requires ESP. */
+  EspRequired,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */
