@@ -1,0 +1,429 @@
+/**
+ * ESP keys: the cluster secret, the per-SA keys derived from it, and SAs configured by hand.
+ *
+ * An AEAD nonce is salt ‖ 64-bit sequence number (RFC 4106 §4, RFC 7634 §2), so a (key, nonce) pair is
+ * unique when every SA has its own (key, salt) and its sequence numbers never repeat. This module gives
+ * each (cipher, src node, dst node, epoch) its own key and salt: HKDF-SHA256 (RFC 5869) over the cluster
+ * secret, with every one of those fields in `info`, each length-prefixed so that no two tuples encode
+ * alike (("ab","c") and ("a","bc") differ). src→dst and dst→src are two SAs with two keys; an epoch is
+ * the sender's rekey counter (see journal.ts: epochs only grow, and a node that lost its journal jumps to
+ * a fresh random range). Sequence numbers are the ESP core's and the journal's business.
+ *
+ * Derivation, version 1 (what the known-answer test recomputes by hand):
+ * ```
+ * lp(x)    = u16be(len(x)) ‖ x
+ * fields   = lp(cipher) ‖ lp(utf8(src)) ‖ lp(utf8(dst)) ‖ lp(u64be(epoch))
+ * key‖salt = HKDF-SHA256(IKM = secret, salt = "seine esp v1", info = lp("seine esp sa v1") ‖ fields,
+ *                        L = keyLen + saltLen of the cipher (ESP_CIPHERS))
+ * v        = u32be(HKDF-SHA256(IKM = secret, salt = "seine esp v1", info = lp("seine esp spi v1") ‖ fields ‖ lp(u32be(tweak)), L = 4))
+ * spi      = 256 + v mod (2^32 − 256)          (0–255 are reserved, RFC 4303 §2.1)
+ * ```
+ * The SPI is a candidate: with n inbound SAs at one receiver two collide with probability about
+ * n²/2^33 (2,000 SAs: 1 in 2,000). The receiver's SA database must check; both ends then move to the same
+ * `spiTweak` (it changes the SPI only, never the key), or the receiver demultiplexes on (SPI, source
+ * address), which RFC 4301 §4.1 allows.
+ *
+ * The secret never leaves `ClusterSecret` in text form: `String`, `JSON.stringify` and `util.inspect` of
+ * it (and of derived `SaKeys`) print a redaction, and no error message quotes the input it rejects.
+ * Accepted forms, chosen so that what `openssl rand` or `head -c` produce just works:
+ * - a file of raw bytes (anything that is not printable text), used verbatim, 32–1024 bytes;
+ * - a file or environment variable of hex or base64 text (standard or URL-safe alphabet, padding
+ *   optional), whitespace anywhere ignored (so a trailing newline, or base64 wrapped at 64 columns),
+ *   decoding to 32–1024 bytes. Hex is tried first. Text that is neither is refused: a passphrase is not
+ *   a key (generate one with `openssl rand -hex 32`). So is base64 with under 1/4 of its characters
+ *   outside the hex digits (random base64 has 2/3): that is hex with a typo, not a different secret.
+ * A secret file must be a regular file that neither group nor others may access (mode & 0o077 = 0, as
+ * OpenSSH demands of private keys), or with `allowGroupRead` readable by its group and nothing more —
+ * Kubernetes makes Secret volume files 0440 whenever the pod sets fsGroup (kubernetes/kubernetes#57923).
+ */
+import { createHash, hkdfSync } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
+
+/** The shortest cluster secret accepted, in bytes (HKDF-SHA256's full strength). */
+export const CLUSTER_SECRET_MIN_LEN = 32;
+/** The longest: more is almost surely the wrong file. */
+export const CLUSTER_SECRET_MAX_LEN = 1024;
+/** The smallest SPI seine derives or accepts: 1–255 are reserved by IANA, 0 means none (RFC 4303 §2.1). */
+export const SPI_MIN = 256;
+/** How seine prints anything that holds key material. */
+export const REDACTED = '<redacted>';
+
+const FILE_MAX_LEN = 8192;
+const HKDF_SALT = new TextEncoder().encode('seine esp v1');
+const LABEL_SA = 'seine esp sa v1';
+const LABEL_SPI = 'seine esp spi v1';
+const LABEL_FINGERPRINT = 'seine cluster secret fingerprint v1';
+const NAME_MAX_LEN = 255;
+
+let secretBytes: (s: ClusterSecret) => Uint8Array;
+
+/**
+ * The cluster secret. Its bytes are private to this module: nothing prints them, and only key
+ * derivation reads them.
+ */
+export class ClusterSecret {
+  readonly #bytes: Uint8Array;
+
+  static {
+    secretBytes = (s) => s.#bytes;
+  }
+
+  /** Copies `bytes` (32–1024 of them); the caller may wipe its own copy afterwards. */
+  constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('cluster secret: expected a Uint8Array');
+    checkSecretLength(bytes.length, 'cluster secret');
+    this.#bytes = Uint8Array.from(bytes);
+    Object.freeze(this);
+  }
+
+  /** The secret's length in bytes. */
+  get length(): number {
+    return this.#bytes.length;
+  }
+
+  /**
+   * 16 hex digits that name the secret without revealing it (an HKDF output of its own), so that
+   * operators can check two nodes hold the same secret.
+   */
+  fingerprint(): string {
+    return hexOf(hkdfSha256(this.#bytes, HKDF_SALT, lp(utf8(LABEL_FINGERPRINT)), 8));
+  }
+
+  toString(): string {
+    return `ClusterSecret(${REDACTED})`;
+  }
+
+  toJSON(): string {
+    return `ClusterSecret(${REDACTED})`;
+  }
+
+  [inspect.custom](): string {
+    return `ClusterSecret(${REDACTED})`;
+  }
+}
+
+/** Where the cluster secret comes from: exactly one of a file path or an environment variable's name. */
+export interface ClusterSecretSource {
+  file?: string;
+  env?: string;
+  /** Accept a file its group may read (mode 0440/0640); others never. Default false. */
+  allowGroupRead?: boolean;
+}
+
+/**
+ * Reads the cluster secret (formats and file-mode policy in the module comment). Errors are
+ * RangeErrors naming the file or variable and what was expected; none quotes the content.
+ */
+export function loadClusterSecret(source: ClusterSecretSource, envObj: Readonly<Record<string, string | undefined>> = process.env): ClusterSecret {
+  const { file, env } = source;
+  if (file !== undefined && env !== undefined) throw new RangeError('cluster secret: give a file or an environment variable, not both');
+  if (env !== undefined) {
+    if (typeof env !== 'string' || env === '') throw new RangeError('cluster secret: env must name an environment variable');
+    const what = `environment variable ${env}`;
+    const text = envObj[env];
+    if (text === undefined) throw new RangeError(`cluster secret: ${what} is not set`);
+    if (text.trim() === '') throw new RangeError(`cluster secret: ${what} is empty (expected ${EXPECTED_TEXT})`);
+    return secretFromText(text, what);
+  }
+  if (file !== undefined) {
+    if (typeof file !== 'string' || file === '') throw new RangeError('cluster secret: file must be a path');
+    const raw = readSecretFile(file, source.allowGroupRead === true);
+    try {
+      return secretFromFileBytes(raw, `file ${file}`);
+    } finally {
+      raw.fill(0);
+    }
+  }
+  throw new RangeError('cluster secret: give a file or an environment variable');
+}
+
+const EXPECTED_TEXT = `${CLUSTER_SECRET_MIN_LEN}-${CLUSTER_SECRET_MAX_LEN} bytes as hex or base64, e.g. from \`openssl rand -hex 32\``;
+
+function checkSecretLength(n: number, what: string): void {
+  if (n < CLUSTER_SECRET_MIN_LEN) throw new RangeError(`${what}: ${n} bytes is too short, at least ${CLUSTER_SECRET_MIN_LEN} expected`);
+  if (n > CLUSTER_SECRET_MAX_LEN) throw new RangeError(`${what}: ${n} bytes is too long, at most ${CLUSTER_SECRET_MAX_LEN} expected`);
+}
+
+function readSecretFile(file: string, allowGroupRead: boolean): Uint8Array {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new RangeError(`cluster secret: cannot open file ${file} (${errCode(e)})`);
+  }
+  try {
+    // fstat on the open descriptor: the mode checked is the mode of the file read.
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new RangeError(`cluster secret: ${file} is not a regular file`);
+    const mode = st.mode & 0o777;
+    const forbidden = allowGroupRead ? 0o037 : 0o077;
+    if (process.platform !== 'win32' && (mode & forbidden) !== 0) {
+      const fix = allowGroupRead ? 'chmod 0440 or stricter' : 'chmod 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400, or allowGroupRead with fsGroup)';
+      const who = allowGroupRead ? 'others may access it or its group may do more than read it' : 'group or others may access it';
+      throw new RangeError(`cluster secret: file ${file} has mode 0${mode.toString(8)}: ${who}; ${fix}`);
+    }
+    if (st.size > FILE_MAX_LEN) throw new RangeError(`cluster secret: file ${file} has ${st.size} bytes, more than a secret (at most ${FILE_MAX_LEN})`);
+    const buf = new Uint8Array(FILE_MAX_LEN + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > FILE_MAX_LEN) {
+        buf.fill(0);
+        throw new RangeError(`cluster secret: file ${file} has more than ${FILE_MAX_LEN} bytes, more than a secret`);
+      }
+    }
+    const out = buf.slice(0, n);
+    buf.fill(0);
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function errCode(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'error';
+}
+
+/** Printable ASCII and the usual whitespace: such a file is text, anything else is raw bytes. */
+function isText(b: Uint8Array): boolean {
+  for (const x of b) if (!((x >= 0x20 && x <= 0x7e) || x === 0x09 || x === 0x0a || x === 0x0d)) return false;
+  return true;
+}
+
+function secretFromFileBytes(raw: Uint8Array, what: string): ClusterSecret {
+  if (raw.length === 0) throw new RangeError(`cluster secret: ${what} is empty (expected ${EXPECTED_TEXT}, or ${CLUSTER_SECRET_MIN_LEN}+ raw bytes)`);
+  if (!isText(raw)) {
+    checkSecretLength(raw.length, `cluster secret: ${what}`);
+    return new ClusterSecret(raw);
+  }
+  let text = '';
+  for (const x of raw) text += String.fromCharCode(x);
+  return secretFromText(text, what);
+}
+
+function secretFromText(text: string, what: string): ClusterSecret {
+  const bytes = decodeSecretText(text);
+  if (bytes === null) throw new RangeError(`cluster secret: ${what} is neither hex nor base64 (expected ${EXPECTED_TEXT}; a passphrase is not a key)`);
+  try {
+    checkSecretLength(bytes.length, `cluster secret: ${what}`);
+    return new ClusterSecret(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+const HEX_RE = /^(?:[0-9a-fA-F]{2})+$/;
+const B64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+const B64URL_RE = /^[A-Za-z0-9_-]+={0,2}$/;
+
+/** Hex, else base64 (strict: canonical, right padding), with whitespace removed; null if neither. */
+function decodeSecretText(text: string): Uint8Array | null {
+  const s = text.replace(/[ \t\r\n]/g, '');
+  if (s === '') return null;
+  if (HEX_RE.test(s)) return Uint8Array.from(Buffer.from(s, 'hex'));
+  // Hex digits only but an odd count is a damaged hex secret, not base64 that happens to look like hex.
+  if (/^[0-9a-fA-F]+$/.test(s)) return null;
+  // Random base64 has about 2/3 of its characters outside the hex digits; text with under 1/4 is a hex
+  // secret with a typo (a stray g), which strict base64 would otherwise accept as a different secret.
+  if (s.replace(/[0-9a-fA-F=]/g, '').length * 4 < s.length) return null;
+  const url = !B64_RE.test(s);
+  if (url && !B64URL_RE.test(s)) return null;
+  const bare = s.replace(/=+$/, '');
+  if (bare.length % 4 === 1) return null;
+  if (s.length !== bare.length && s.length % 4 !== 0) return null;
+  const buf = Buffer.from(bare, url ? 'base64url' : 'base64');
+  // Re-encoding must give the text back: refuses non-zero trailing bits, i.e. text that is not base64.
+  const again = buf.toString(url ? 'base64url' : 'base64').replace(/=+$/, '');
+  const ok = again === bare;
+  const out = ok ? Uint8Array.from(buf) : null;
+  buf.fill(0);
+  return ok ? out : null;
+}
+
+// ---- HKDF and the info layout ---------------------------------------------------------------------------
+
+/** HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes (at most 8160). */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+function utf8(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+/** A length-prefixed field: u16be(len) ‖ bytes. */
+function lp(x: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + x.length);
+  out[0] = x.length >>> 8;
+  out[1] = x.length & 0xff;
+  out.set(x, 2);
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function u64be(v: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(v));
+  return out;
+}
+
+function u32be(v: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, v);
+  return out;
+}
+
+function hexOf(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/** A node's name or address as bytes; refuses what would encode ambiguously (lone surrogates). */
+function nameBytes(s: unknown, field: string): Uint8Array {
+  if (typeof s !== 'string' || s === '') throw new RangeError(`esp keys: ${field} must be a non-empty node name or address`);
+  const b = utf8(s);
+  // TextEncoder maps every lone surrogate to U+FFFD: two different names would share a key.
+  if (new TextDecoder().decode(b) !== s) throw new RangeError(`esp keys: ${field} is not well-formed Unicode (a lone surrogate)`);
+  if (b.length > NAME_MAX_LEN) throw new RangeError(`esp keys: ${field} is ${b.length} bytes of UTF-8, at most ${NAME_MAX_LEN} expected`);
+  return b;
+}
+
+function checkCipher(cipher: unknown, what: string): EspCipher {
+  if (typeof cipher !== 'string' || !Object.hasOwn(ESP_CIPHERS, cipher)) throw new RangeError(`${what}: cipher ${String(cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
+  return cipher as EspCipher;
+}
+
+// ---- SA keys ----------------------------------------------------------------------------------------------
+
+/** The keying material of one SA: what the ESP core needs besides its sequence numbers. */
+export interface SaKeys {
+  readonly cipher: EspCipher;
+  /** The AEAD key, `ESP_CIPHERS[cipher].keyLen` bytes. */
+  readonly key: Uint8Array;
+  /** The nonce's fixed prefix, `ESP_CIPHERS[cipher].saltLen` bytes. */
+  readonly salt: Uint8Array;
+  /** The SPI in 256–2^32−1. */
+  readonly spi: number;
+}
+
+/** What identifies a derived SA: the sender's rekey epoch counts per (src, dst). */
+export interface SaKeySpec {
+  cipher: EspCipher;
+  /** The sending node's name or address, exactly as both ends spell it (compared as UTF-8 bytes). */
+  src: string;
+  /** The receiving node's. */
+  dst: string;
+  /** A safe integer ≥ 0. */
+  epoch: number;
+  /** Moves the SPI (and only the SPI) away from a collision; 0–2^32−1, default 0. */
+  spiTweak?: number;
+}
+
+function saFields(spec: SaKeySpec): { cipher: EspCipher; fields: Uint8Array } {
+  if (spec === null || typeof spec !== 'object') throw new RangeError('esp keys: expected { cipher, src, dst, epoch }');
+  const cipher = checkCipher(spec.cipher, 'esp keys');
+  const src = nameBytes(spec.src, 'src');
+  const dst = nameBytes(spec.dst, 'dst');
+  if (spec.src === spec.dst) throw new RangeError(`esp keys: src and dst are both ${spec.src}`);
+  if (!Number.isSafeInteger(spec.epoch) || spec.epoch < 0) throw new RangeError(`esp keys: epoch ${String(spec.epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
+  return { cipher, fields: concat([lp(utf8(cipher)), lp(src), lp(dst), lp(u64be(spec.epoch))]) };
+}
+
+function checkTweak(t: number | undefined): number {
+  const v = t ?? 0;
+  if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`esp keys: spiTweak ${String(t)} is not an integer in 0-4294967295`);
+  return v;
+}
+
+function spiFromFields(secret: ClusterSecret, fields: Uint8Array, tweak: number): number {
+  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SPI)), fields, lp(u32be(tweak))]), 4);
+  const v = new DataView(okm.buffer, okm.byteOffset, 4).getUint32(0);
+  return SPI_MIN + (v % (0x1_0000_0000 - SPI_MIN));
+}
+
+function checkSecret(secret: unknown): ClusterSecret {
+  if (!(secret instanceof ClusterSecret)) throw new TypeError('esp keys: expected a ClusterSecret');
+  return secret;
+}
+
+/**
+ * The key, salt and candidate SPI of the SA from `src` to `dst` in `epoch` (layout in the module
+ * comment). Any field differing gives an independent key and salt; `spiTweak` changes only the SPI.
+ */
+export function deriveSaKeys(secret: ClusterSecret, spec: SaKeySpec): SaKeys {
+  checkSecret(secret);
+  const { cipher, fields } = saFields(spec);
+  const tweak = checkTweak(spec.spiTweak);
+  const c = ESP_CIPHERS[cipher];
+  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SA)), fields]), c.keyLen + c.saltLen);
+  return saKeys(cipher, okm.slice(0, c.keyLen), okm.slice(c.keyLen), spiFromFields(secret, fields, tweak));
+}
+
+/** The candidate SPI alone (the same as `deriveSaKeys(...).spi`), to try tweaks without deriving keys. */
+export function spiFor(secret: ClusterSecret, spec: SaKeySpec): number {
+  checkSecret(secret);
+  return spiFromFields(secret, saFields(spec).fields, checkTweak(spec.spiTweak));
+}
+
+/** An SA configured by hand (labs, interop): hex key and salt, as `ip xfrm` shows them (its AEAD key is key ‖ salt). */
+export interface ExplicitSaSpec {
+  cipher: EspCipher;
+  /** `keyLen` bytes as hex, `0x` prefix allowed. */
+  key: string;
+  /** `saltLen` bytes as hex, `0x` prefix allowed. */
+  salt: string;
+  spi: number;
+}
+
+function hexField(s: unknown, field: string, len: number, cipher: EspCipher): Uint8Array {
+  const want = `${2 * len} hex digits (${len} bytes) for ${cipher}`;
+  if (typeof s !== 'string') throw new RangeError(`esp sa: ${field} must be a hex string of ${want}`);
+  const h = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s;
+  if (!/^[0-9a-fA-F]*$/.test(h)) throw new RangeError(`esp sa: ${field} is not hex (expected ${want})`);
+  if (h.length !== 2 * len) throw new RangeError(`esp sa: ${field} has ${h.length} hex digits, expected ${want}`);
+  return Uint8Array.from(Buffer.from(h, 'hex'));
+}
+
+/** Validates a hand-configured SA against `ESP_CIPHERS`; errors name the field and never quote it. */
+export function explicitSaKeys(spec: ExplicitSaSpec): SaKeys {
+  if (spec === null || typeof spec !== 'object') throw new RangeError('esp sa: expected { cipher, key, salt, spi }');
+  const cipher = checkCipher(spec.cipher, 'esp sa');
+  const c = ESP_CIPHERS[cipher];
+  const key = hexField(spec.key, 'key', c.keyLen, cipher);
+  const salt = hexField(spec.salt, 'salt', c.saltLen, cipher);
+  const spi = spec.spi;
+  if (!Number.isInteger(spi) || spi < SPI_MIN || spi > 0xffff_ffff) throw new RangeError(`esp sa: spi ${String(spi)} is not an integer in ${SPI_MIN}-4294967295 (0-255 are reserved, RFC 4303 §2.1)`);
+  return saKeys(cipher, key, salt, spi);
+}
+
+/**
+ * A one-way name of an SA's (key, salt): `key:` and 32 hex digits of SHA-256 over a label, the key and
+ * the salt. The journal files hand-configured SAs under it, so the same key resumes its sequence numbers
+ * whatever SPI it is given. (It reveals nothing of a random key; a guessable lab key was never secret.)
+ */
+export function keyId(keys: Pick<SaKeys, 'key' | 'salt'>): string {
+  const h = createHash('sha256').update(lp(utf8('seine esp key id v1'))).update(lp(keys.key)).update(lp(keys.salt)).digest();
+  return `key:${h.subarray(0, 16).toString('hex')}`;
+}
+
+const redact = { value: () => `SaKeys(${REDACTED})`, enumerable: false };
+
+/** Plain data whose printing (String, JSON, util.inspect) is redacted; the fields read as usual. */
+function saKeys(cipher: EspCipher, key: Uint8Array, salt: Uint8Array, spi: number): SaKeys {
+  const k = { cipher, key, salt, spi };
+  Object.defineProperties(k, { toString: redact, toJSON: redact, [inspect.custom]: redact });
+  return Object.freeze(k);
+}
