@@ -302,6 +302,7 @@ export class Bridge {
     for (let i = 0; i < this.reasm.length; i++) {
       const r = this.reasm[i];
       if (r !== null && r !== undefined && r.expire(now) > 0) this.syncReasmDrops(this.ports[i]!);
+      this.tunnels[i]?.sadb?.expire(now);
     }
     return this.macs.age(now);
   }
@@ -407,13 +408,13 @@ export class Bridge {
       let r = 0;
       if (!up) r = DropReason.PortDown;
       else if (tunnel !== null) {
-        r = tunnel.decap(p);
+        r = tunnel.decap(p, this.now);
         if (r === DropReason.TunnelFragment) {
           // An outer fragment: held until its datagram is whole, which then goes on in its place.
           const q = this.reassemble(p, port, tunnel);
           if (q === null) continue;
           p = q;
-          r = tunnel.decap(p);
+          r = tunnel.decap(p, this.now);
         }
         if (r === 0 && tunnel.mssClamp && maybeTcpSyn(p.view, p.start, p.end)) this.clampTcpMss(p, port, tunnel, 'decapsulate');
       } else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
@@ -682,7 +683,7 @@ export class Bridge {
         this.tooBig(p, port, tunnel, aux, vni);
         return;
       }
-      const r = tunnel.encap(p, aux, vni);
+      const r = tunnel.encap(p, aux, vni, this.now);
       if (r !== 0) {
         this.drop(p, port, r, 'encapsulate');
         return;
@@ -771,7 +772,7 @@ export class Bridge {
       for (let i = 0; i < k; i++) {
         const f = out[i]!;
         out[i] = null!;
-        const r = tunnel.encap(f, aux, vni);
+        const r = tunnel.encap(f, aux, vni, this.now);
         if (r !== 0) this.drop(f, port, r, 'encapsulate');
         else this.enqueue1(f, port);
       }
@@ -779,7 +780,7 @@ export class Bridge {
       return;
     }
     // Outer fragmentation, as Linux vxlan does: encapsulate, then split the outer packet for the underlay.
-    const r = tunnel.encap(p, aux, vni);
+    const r = tunnel.encap(p, aux, vni, this.now);
     if (r !== 0) {
       this.drop(p, port, r, 'encapsulate');
       return;
@@ -1046,8 +1047,10 @@ export class Bridge {
           opts.push({ class: g.optionClass(o), type: g.optionType(o), data: hex(b, g.optionDataOffset(o), g.optionDataLen(o)) });
         }
       }
-      this.record('decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}`, {
+      const esp = tunnel.sadb === null ? null : tunnel.espRx;
+      this.record('decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}${esp === null ? '' : `, ESP SPI 0x${esp.spi.toString(16)} seq ${esp.seqHi * 0x1_0000_0000 + esp.seqLo} authenticated`}`, {
         kind: tunnel.kind, vni: p.tunVni, remote: v.ip, ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
+        ...(esp === null ? {} : { espSpi: esp.spi, espSeq: esp.seqHi * 0x1_0000_0000 + esp.seqLo }),
         innerSrc: macToString(rdMac(b, p.start + 6)), innerDst: macToString(rdMac(b, p.start)), bytes: p.end - p.start,
       });
     }
@@ -1070,10 +1073,13 @@ export class Bridge {
   private traceEncap(p: PacketBuf, port: Port, tunnel: Tunnel, aux: number, vni: number): void {
     const b = p.data;
     const v = tunnel.vteps[aux]!;
-    const sport = rd16(b, p.l4);
-    const ip = p.l3;
+    // From the flow hash and the frame's start: with ESP the UDP header is ciphertext and the IP header moved.
+    const sport = v.template.srcPort(p.flowHash);
+    const ip = p.start + ETH_HEADER_LEN;
     const v4 = tunnel.family === 4;
-    this.record('encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}`, {
+    const sa = tunnel.sadb?.peers[aux]?.out ?? null;
+    this.record('encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}${sa === null ? '' : `, ESP SPI 0x${sa.spi.toString(16)} seq ${sa.seqHi * 0x1_0000_0000 + sa.seqLo}`}`, {
+      ...(sa === null ? {} : { espSpi: sa.spi, espSeq: sa.seqHi * 0x1_0000_0000 + sa.seqLo }),
       kind: tunnel.kind, vni, outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
       outerDst: v.ip, udpSrcPort: sport, udpDstPort: tunnel.dstPort, bytes: p.end - p.start,
     });

@@ -22,6 +22,9 @@ import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
 import { packetFlowHash } from './flowhash.js';
+import { EspSadb, type EspConfig, type EspPeerConfig } from '../esp/sadb.js';
+import { ESP_DUMMY, ESP_NOT_ESP, espProtect, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
+import { podMtu } from '../mtu/overhead.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
 
 export type TunnelMode = 'routed' | 'l2';
@@ -68,6 +71,11 @@ export interface TunnelConfig {
   fragmentPolicy?: FragmentPolicy;
   /** Clamp the TCP MSS of SYN and SYN-ACK segments entering or leaving the tunnel to the path MTU. Default true. */
   mssClamp?: boolean;
+  /**
+   * ESP between the nodes (RFC 4303, transport mode over the outer packet): every outer packet is
+   * protected, and cleartext tunnel packets are refused (`EspRequired`). See esp/sadb.ts.
+   */
+  esp?: EspConfig;
 }
 
 export type FragmentPolicy = 'outer' | 'inner' | 'drop';
@@ -94,6 +102,8 @@ export interface VtepConfig {
   mac: number;
   /** L2 mode: the VNIs whose broadcast and unknown traffic this VTEP receives. */
   vnis?: readonly number[];
+  /** ESP towards and from this VTEP: its name and epoch for derived keys, or explicit keys. */
+  esp?: EspPeerConfig;
 }
 
 export interface Vtep {
@@ -140,6 +150,13 @@ export class Tunnel {
   readonly mtuStats: TunnelMtuStats = { icmpSent: 0, icmpSuppressed: 0, icmpRateLimited: 0, fragmented: 0, fragments: 0, reassembled: 0, mssClamped: 0 };
   /** Identification for IPv6 fragments of outer packets (IPv4 uses the template's IP id). */
   fragIdent = 0;
+  /** The security associations when the tunnel runs ESP, else null. */
+  readonly sadb: EspSadb | null;
+  /** What the last `decap` of an ESP packet found (SPI, sequence number): for trace records. */
+  readonly espRx = new EspRxInfo();
+  private readonly espOpts: EspProtectOptions;
+  private mtuFor = -1;
+  private mtuIs = 0;
   private readonly cfg: TunnelConfig;
   private readonly localV4: number = 0;
   private readonly localV6: Uint8Array | null = null;
@@ -182,6 +199,8 @@ export class Tunnel {
     this.icmpRate = { perSecond: rate.perSecond, burst: rate.burst };
     // Build one template to learn the overhead and validate the options and ranges early.
     this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
+    this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp);
+    this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
   }
 
   private makeTemplate(v: VtepConfig, vni: number): TunnelTemplate {
@@ -208,7 +227,9 @@ export class Tunnel {
     for (const n of v.vnis ?? []) vnis.add(checkVni(n, `VTEP ${v.ip}`));
     if (this.mode === 'routed' && vnis.size > 0) throw new RangeError(`VTEP ${v.ip}: vnis apply to l2 tunnels only`);
     const index = this.vteps.length;
-    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template: this.makeTemplate(v, this.vni), txPackets: 0, rxPackets: 0 });
+    const template = this.makeTemplate(v, this.vni);
+    this.sadb?.addPeer(index, v.ip, v.esp);
+    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template, txPackets: 0, rxPackets: 0 });
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
     if (remote.family === 4) this.byV4.set(remote.v4, index);
     else this.byV6.set(remote.v6, index);
@@ -268,11 +289,20 @@ export class Tunnel {
    * inner frame, `p.tunVni`, `p.tunVtep`, `p.tunOptOff/Len` and `p.segment` (l2) are set, and it returns 0;
    * otherwise a DropReason and `p` is unchanged.
    */
-  decap(p: PacketBuf): number {
+  decap(p: PacketBuf, now = 0): number {
+    if (p.end - p.start < ETH_HEADER_LEN) return DropReason.EthTruncated;
+    if (this.sadb !== null) {
+      // ESP first: authenticated and decrypted in place, the outer packet is then checked as any other.
+      // ESP fragments come back as TunnelFragment, for reassembly first.
+      const r = espUnprotect(p, p.start + ETH_HEADER_LEN, this.sadb.lookup, now, this.espRx);
+      if (r === ESP_NOT_ESP) return DropReason.EspRequired;
+      if (r === ESP_DUMMY) return DropReason.EspDummy;
+      if (r !== 0) return r;
+      this.sadb.accepted(this.espRx.sa!, now);
+    }
     const b = p.data;
     const o = p.start;
     const end = p.end;
-    if (end - o < ETH_HEADER_LEN) return DropReason.EthTruncated;
     const dv = p.view;
     const type = dv.getUint16(o + 12);
     const ip = o + ETH_HEADER_LEN;
@@ -375,12 +405,18 @@ export class Tunnel {
   }
 
   /** Prepends the outer headers towards VTEP `vtep` with `vni`; returns 0 or a DropReason. */
-  encap(p: PacketBuf, vtep: number, vni: number): number {
+  encap(p: PacketBuf, vtep: number, vni: number, now = 0): number {
     const v = this.vteps[vtep];
     if (v === undefined) return DropReason.UnknownVtep;
     const hash = packetFlowHash(p);
     p.flowHash = hash;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
+    if (this.sadb !== null) {
+      const sa = this.sadb.outbound(vtep, now);
+      if (typeof sa === 'number') return sa;
+      const r = espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
+      if (r !== 0) return r;
+    }
     v.txPackets++;
     return 0;
   }
@@ -394,7 +430,14 @@ export class Tunnel {
    * as `tunnelOverhead` in src/mtu/overhead.ts, counted here from the template's bytes).
    */
   innerMtu(underlayMtu: number): number {
-    return underlayMtu - this.overhead;
+    if (this.sadb === null) return underlayMtu - this.overhead;
+    // With ESP the overhead depends on the length (padding): the exact pod MTU, for the last MTU asked.
+    if (underlayMtu !== this.mtuFor) {
+      const opts = this.overhead - ETH_HEADER_LEN - (this.family === 4 ? 20 : 40) - UDP_HEADER_LEN - 8;
+      this.mtuIs = podMtu(underlayMtu, { tunnel: this.kind, underlay: this.family, ...(this.kind === 'geneve' ? { geneveOptionBytes: opts } : {}), esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } });
+      this.mtuFor = underlayMtu;
+    }
+    return this.mtuIs;
   }
 
   /** The configured options (Geneve), for display. */

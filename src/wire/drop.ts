@@ -127,6 +127,8 @@ export enum DropReason {
   EspSaExhausted,
   /** A cleartext tunnel packet on a tunnel that requires ESP. */
   EspRequired,
+  /** An authenticated dummy packet (next header 59, RFC 4303 §2.6): discarded by design. */
+  EspDummy,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */

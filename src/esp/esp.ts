@@ -1,0 +1,421 @@
+/**
+ * ESP in transport mode over the outer (tunnel) IP packet, as Antrea's and OVS's IPsec use it (RFC 4303
+ * §3.1.1), optionally inside UDP on port 4500 (RFC 3948) — encrypted and decrypted in place in the
+ * packet buffer.
+ *
+ * Protecting (`espProtect`) turns
+ *
+ * ```text
+ *   link | IP (+ unfragmentable IPv6 extension headers) | payload
+ * into
+ *   link | IP | [UDP] | SPI | seq | IV | payload | padding | pad len | next hdr | ICV
+ *                                      \_________ encrypted ____________________/
+ * ```
+ *
+ * The link and IP headers move back into the headroom by 16 bytes (24 with UDP); the payload stays where
+ * it is and is encrypted in place; padding (1, 2, 3, … up to a 4-byte boundary: both AEADs are stream
+ * ciphers, block size 1), the trailer and the ICV go into the tailroom (at most 3 + 2 + 16 bytes). The
+ * layout is exactly `espOverhead` (mtu/overhead.ts). Unprotecting reverses it, moving the headers forward.
+ *
+ * Checks come in cost order and the packet is used only once authenticated: outer headers, SPI lookup,
+ * the anti-replay pre-check, then decryption with ICV verification, then the window update, then the
+ * trailer. A failed check leaves the buffer as it arrived, except after `EspAuthFailed` with ChaCha20-
+ * Poly1305, where libsodium zero-fills the ciphertext (the buffer is not restored; see esp/aead.ts), and
+ * after `EspBadPadding`, where the payload is decrypted in place but the headers are as received.
+ *
+ * Neither function throws on any bytes, and neither allocates beyond what the AEAD backend forces
+ * (esp/aead.ts).
+ */
+import type { PacketBuf } from '../packet/buf.js';
+import { rd16, rd32, wr16 } from '../wire/bytes.js';
+import { fold, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
+import { DropReason } from '../wire/drop.js';
+import { ESP_HEADER_LEN, ESP_NEXT_HEADER_DUMMY, ESP_TRAILER_LEN, ESP_UDP_PORT, IP_PROTO_ESP, espPadLen } from '../wire/esp.js';
+import { IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
+import {
+  IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_AH, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING, Ipv6Walk, walkIpv6,
+} from '../wire/ipv6.js';
+import { UDP_HEADER_LEN } from '../wire/udp.js';
+import { ESP_ICV_LEN, ESP_IV_LEN, type InboundSa, type OutboundSa } from './sa.js';
+
+/** What `espUnprotect` returns for a packet that is not ESP; the packet is untouched (see there). */
+export const ESP_NOT_ESP = -1;
+/**
+ * What `espUnprotect` returns for an authenticated dummy packet (next header 59, RFC 4303 §2.6): the
+ * receiver discards it silently. Not a drop; counted in the SA's `packets`.
+ */
+export const ESP_DUMMY = -2;
+
+/** ESP header and IV in front of the payload. */
+const ESP_FRONT = ESP_HEADER_LEN + ESP_IV_LEN;
+/** The smallest ESP packet: header, IV, the two trailer bytes, ICV. */
+const ESP_MIN_LEN = ESP_FRONT + ESP_TRAILER_LEN + ESP_ICV_LEN;
+/** Padding aligns to 4 bytes: both AEADs are stream ciphers (block size 1, RFC 4106 §3.2, RFC 7634 §3). */
+const BLOCK_SIZE = 1;
+
+export interface EspUdpEncap {
+  srcPort: number;
+  /** 4500 between peers that found a NAT (RFC 3948 §2). */
+  dstPort: number;
+}
+
+export interface EspProtectOptions {
+  /** ESP-in-UDP (RFC 3948) with these ports; absent: plain ESP, IP protocol 50. */
+  udpEncap?: EspUdpEncap | undefined;
+}
+
+/**
+ * Where the ESP (or ESP-in-UDP) header goes in an outgoing packet, and what it carries. Filled by
+ * `locate`; one module-level instance, as everything here runs to completion without yielding.
+ */
+class Site {
+  /** Offset of the first byte ESP protects (the IP payload after the unfragmentable part). */
+  ins = 0;
+  /** End of the IP packet (link-layer padding may follow). */
+  ipEnd = 0;
+  /** Offset of the byte naming the protocol at `ins`: IPv4's protocol field or an IPv6 next-header byte. */
+  nhOff = 0;
+  /** IPv6: where the upper-layer pseudo-header's destination address is. */
+  pseudoDst = 0;
+  v6 = false;
+}
+const site = new Site();
+const walk = new Ipv6Walk();
+
+/**
+ * Finds the outer packet at `l3` and where ESP goes: after the IPv4 header with its options, or after the
+ * IPv6 header and the unfragmentable part — Hop-by-Hop, Routing, and Destination Options that precede a
+ * Routing header (RFC 4303 §3.1.1, RFC 8200 §4.5). 0, or the reason the packet cannot be protected.
+ */
+function locate(b: Uint8Array, start: number, end: number, l3: number, s: Site): number {
+  if (!(l3 >= start && end - l3 >= 1)) return DropReason.Ipv4Truncated;
+  const ver = b[l3]! >>> 4;
+  if (ver === 4) {
+    if (end - l3 < IPV4_HEADER_LEN) return DropReason.Ipv4Truncated;
+    const hl = (b[l3]! & 0x0f) << 2;
+    if (hl < IPV4_HEADER_LEN || hl > end - l3) return DropReason.Ipv4BadHeaderLen;
+    const tl = rd16(b, l3 + 2);
+    if (tl < hl || tl > end - l3) return DropReason.Ipv4BadTotalLen;
+    // RFC 4303 §3.3.4: ESP protects whole datagrams; fragmentation comes after it.
+    if ((rd16(b, l3 + 6) & 0x3fff) !== 0) return DropReason.TunnelFragment;
+    s.v6 = false;
+    s.ins = l3 + hl;
+    s.ipEnd = l3 + tl;
+    s.nhOff = l3 + 9;
+    return 0;
+  }
+  if (ver === 6) {
+    if (end - l3 < IPV6_HEADER_LEN) return DropReason.Ipv6Truncated;
+    const ipEnd = l3 + IPV6_HEADER_LEN + rd16(b, l3 + 4);
+    if (ipEnd > end) return DropReason.Ipv6BadPayloadLen;
+    const r = walkIpv6(b, l3, ipEnd, walk);
+    if (r !== null) return r;
+    if (walk.fragOff >= 0) return DropReason.TunnelFragment;
+    // The chain up to walk.upperOff is within the packet (walkIpv6 checked it); stop at the first header
+    // that belongs after ESP.
+    let nhOff = l3 + 6;
+    let o = l3 + IPV6_HEADER_LEN;
+    let nh = b[nhOff]!;
+    while (o < walk.upperOff && (nh === IPV6_NH_HOP_BY_HOP || nh === IPV6_NH_ROUTING || (nh === IPV6_NH_DEST_OPTS && b[o] === IPV6_NH_ROUTING))) {
+      nhOff = o;
+      nh = b[o]!;
+      o += (b[o + 1]! + 1) << 3;
+    }
+    s.v6 = true;
+    s.ins = o;
+    s.ipEnd = ipEnd;
+    s.nhOff = nhOff;
+    s.pseudoDst = walk.pseudoDstOff < o ? walk.pseudoDstOff : l3 + 24;
+    return 0;
+  }
+  return DropReason.Ipv4BadVersion;
+}
+
+/**
+ * Protects the outer IP packet at `l3` of the frame in `p` (link header in `[p.start, l3)`) with the SA:
+ * the next sequence number (the IV is that number), padding, trailer, encryption in place and ICV, then
+ * the IP protocol / next header (50, or 17 with `udpEncap`), the IPv4 total length and header checksum
+ * (updated incrementally, RFC 1624) or the IPv6 payload length, and the UDP header (checksum zero over
+ * IPv4 as RFC 3948 §2.1 allows, computed over IPv6, RFC 8200 §8.1).
+ *
+ * Afterwards `p.start`/`p.end` frame the protected packet, `p.l2`/`p.l3` have moved with the headers,
+ * `p.l4` is the ESP (or UDP) header, the inner offsets are -1, and `sa.seqHi`/`sa.seqLo` are the packet's
+ * sequence number (with `sa.spi`, what a trace records).
+ *
+ * Returns 0 or the reason nothing was done (the packet and the SA are then unchanged, except for the drop
+ * counter of `EspSaExhausted`): the outer packet does not parse; it is a fragment (`TunnelFragment`:
+ * ESP comes before fragmentation); the buffer has less than 16 (24) bytes of headroom or
+ * padding + 18 bytes of tailroom behind the IP packet (`HeadroomShort`); the result would exceed 65,535
+ * bytes (`MtuExceeded`); the SA is expired or its sequence numbers are used up (`EspSaExhausted`).
+ */
+export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number, opts?: EspProtectOptions): number {
+  const b = p.data;
+  const s = site;
+  const r = locate(b, p.start, p.end, l3, s);
+  if (r !== 0) return r;
+  const udp = opts?.udpEncap;
+  const front = udp === undefined ? ESP_FRONT : ESP_FRONT + UDP_HEADER_LEN;
+  const ins = s.ins;
+  const ipEnd = s.ipEnd;
+  const payLen = ipEnd - ins;
+  const pad = espPadLen(payLen, BLOCK_SIZE);
+  const ptEnd = ipEnd + pad + ESP_TRAILER_LEN;
+  const tail = pad + ESP_TRAILER_LEN + ESP_ICV_LEN;
+  if (p.start < front || b.length - ipEnd < tail) return DropReason.HeadroomShort;
+  const oldLen = s.v6 ? rd16(b, l3 + 4) : rd16(b, l3 + 2);
+  const newLen = oldLen + front + tail;
+  if (newLen > 0xffff) return DropReason.MtuExceeded;
+  if (sa.expired(now) || !sa.next()) {
+    sa.drops[DropReason.EspSaExhausted]!++;
+    return DropReason.EspSaExhausted;
+  }
+  const nextHeader = b[s.nhOff]!;
+  // Headers back into the headroom; the payload stays put.
+  const start = p.start;
+  b.copyWithin(start - front, start, ins);
+  const esp = ins - ESP_FRONT;
+  const dv = p.view;
+  dv.setUint32(esp, sa.spi);
+  dv.setUint32(esp + 4, sa.seqLo);
+  // Trailer: padding 1, 2, 3, … (RFC 4303 §2.4), pad length, next header.
+  for (let i = 0; i < pad; i++) b[ipEnd + i] = i + 1;
+  b[ipEnd + pad] = pad;
+  b[ipEnd + pad + 1] = nextHeader;
+  // The IV is the sequence number. (seal fails only for ranges outside `b`, excluded above.)
+  sa.crypto.seal(b, esp, ptEnd + ESP_ICV_LEN, sa.seqHi, sa.seqHi, sa.seqLo);
+  const nl3 = l3 - front;
+  const proto = udp === undefined ? IP_PROTO_ESP : IPPROTO_UDP;
+  b[s.nhOff - front] = proto;
+  if (s.v6) {
+    wr16(b, nl3 + 4, newLen);
+  } else {
+    const ck = rd16(b, nl3 + 10);
+    const ttl = b[nl3 + 8]! << 8;
+    wr16(b, nl3 + 2, newLen);
+    wr16(b, nl3 + 10, updateChecksum16(updateChecksum16(ck, oldLen, newLen), ttl | nextHeader, ttl | proto));
+  }
+  if (udp !== undefined) {
+    const u = ins - front;
+    const udpLen = ptEnd + ESP_ICV_LEN - u;
+    dv.setUint32(u, ((udp.srcPort & 0xffff) << 16) | (udp.dstPort & 0xffff));
+    dv.setUint32(u + 4, udpLen << 16);
+    if (s.v6) {
+      const c = ~fold(onesSum(b, u, udpLen, pseudoSumV6At(b, nl3 + 8, s.pseudoDst - front, IPPROTO_UDP, udpLen))) & 0xffff;
+      wr16(b, u + 6, c === 0 ? 0xffff : c);
+    }
+    p.l4 = u;
+  } else {
+    p.l4 = esp;
+  }
+  p.start = start - front;
+  p.end = ptEnd + ESP_ICV_LEN;
+  if (p.l2 >= 0) p.l2 -= front;
+  p.l3 = nl3;
+  p.innerL2 = p.innerL3 = p.innerL4 = -1;
+  sa.packets++;
+  sa.bytes += payLen;
+  return 0;
+}
+
+/**
+ * What `espUnprotect` learned about a packet, for trace records: filled as far as the packet got (the
+ * SPI once the header is read, the SA once found, the high sequence bits once inferred, the next header
+ * once decrypted). Allocate one and pass it to every call.
+ */
+export class EspRxInfo {
+  spi = 0;
+  seqHi = 0;
+  seqLo = 0;
+  sa: InboundSa | null = null;
+  /** The packet came in UDP (RFC 3948). */
+  udpEncap = false;
+  /** The protocol ESP carried, or -1 before decryption. */
+  nextHeader = -1;
+
+  clear(): void {
+    this.spi = this.seqHi = this.seqLo = 0;
+    this.sa = null;
+    this.udpEncap = false;
+    this.nextHeader = -1;
+  }
+}
+
+/** Where the ESP packet of an incoming datagram is. Filled by `find`. */
+class Found {
+  /** Offset of ESP's first byte, and the end of the ESP packet. */
+  esp = 0;
+  espEnd = 0;
+  /** Offset of what ESP is removed from (the UDP header with encapsulation, else the ESP header). */
+  cut = 0;
+  /** Offset of the byte naming the protocol at `cut`. */
+  nhOff = 0;
+  ipEnd = 0;
+  v6 = false;
+  udp = false;
+}
+const found = new Found();
+
+/** A fragment: ESP's or ESP-in-UDP's when the protocol (and, for the first fragment, the port) says so. */
+function fragmentVerdict(b: Uint8Array, proto: number, first: boolean, l4: number, ipEnd: number): number {
+  if (proto === IP_PROTO_ESP) return DropReason.TunnelFragment;
+  if (proto === IPPROTO_UDP && first && ipEnd - l4 >= 4 && rd16(b, l4 + 2) === ESP_UDP_PORT) return DropReason.TunnelFragment;
+  return ESP_NOT_ESP;
+}
+
+function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): number {
+  if (!(l3 >= start && end - l3 >= 1)) return DropReason.Ipv4Truncated;
+  const ver = b[l3]! >>> 4;
+  let proto: number;
+  let l4: number;
+  if (ver === 4) {
+    if (end - l3 < IPV4_HEADER_LEN) return DropReason.Ipv4Truncated;
+    const hl = (b[l3]! & 0x0f) << 2;
+    if (hl < IPV4_HEADER_LEN || hl > end - l3) return DropReason.Ipv4BadHeaderLen;
+    const tl = rd16(b, l3 + 2);
+    if (tl < hl || tl > end - l3) return DropReason.Ipv4BadTotalLen;
+    proto = b[l3 + 9]!;
+    l4 = l3 + hl;
+    f.ipEnd = l3 + tl;
+    const ff = rd16(b, l3 + 6);
+    if ((ff & 0x3fff) !== 0) return fragmentVerdict(b, proto, (ff & 0x1fff) === 0, l4, f.ipEnd);
+    f.nhOff = l3 + 9;
+    f.v6 = false;
+  } else if (ver === 6) {
+    if (end - l3 < IPV6_HEADER_LEN) return DropReason.Ipv6Truncated;
+    const ipEnd = l3 + IPV6_HEADER_LEN + rd16(b, l3 + 4);
+    if (ipEnd > end) return DropReason.Ipv6BadPayloadLen;
+    const r = walkIpv6(b, l3, ipEnd, walk);
+    if (r !== null) return r;
+    proto = walk.upperProto;
+    l4 = walk.upperOff;
+    f.ipEnd = ipEnd;
+    if (walk.fragOff >= 0) return fragmentVerdict(b, proto, !walk.nonFirst, l4, ipEnd);
+    f.nhOff = ipv6NextHeaderOffset(b, l3, l4);
+    f.v6 = true;
+  } else {
+    return ESP_NOT_ESP;
+  }
+  if (proto === IP_PROTO_ESP) {
+    f.udp = false;
+    f.esp = f.cut = l4;
+    f.espEnd = f.ipEnd;
+    return 0;
+  }
+  if (proto !== IPPROTO_UDP || f.ipEnd - l4 < UDP_HEADER_LEN || rd16(b, l4 + 2) !== ESP_UDP_PORT) return ESP_NOT_ESP;
+  const udpLen = rd16(b, l4 + 4);
+  if (udpLen < UDP_HEADER_LEN || udpLen > f.ipEnd - l4) return DropReason.UdpBadLength;
+  // RFC 3948 §2.2: a NAT-keepalive (one 0xff byte) and an IKE message (four zero bytes, the non-ESP
+  // marker, where the SPI would be) share the port; neither is ESP.
+  if (udpLen - UDP_HEADER_LEN < 4 || rd32(b, l4 + UDP_HEADER_LEN) === 0) return ESP_NOT_ESP;
+  f.udp = true;
+  f.cut = l4;
+  f.esp = l4 + UDP_HEADER_LEN;
+  f.espEnd = l4 + udpLen;
+  return 0;
+}
+
+/** The offset of the next-header byte that names the header at `upper`, in a chain `walkIpv6` checked. */
+function ipv6NextHeaderOffset(b: Uint8Array, l3: number, upper: number): number {
+  let nhOff = l3 + 6;
+  let nh = b[nhOff]!;
+  let o = l3 + IPV6_HEADER_LEN;
+  while (o < upper) {
+    nhOff = o;
+    const len = nh === IPV6_NH_AH ? (b[o + 1]! + 2) << 2 : nh === IPV6_NH_FRAGMENT ? IPV6_FRAG_HEADER_LEN : (b[o + 1]! + 1) << 3;
+    nh = b[o]!;
+    o += len;
+  }
+  return nhOff;
+}
+
+/**
+ * Unprotects the outer IP packet at `l3` of the frame in `p`: plain ESP (IP protocol 50) or ESP-in-UDP
+ * (UDP to port 4500 with a non-zero SPI). `lookup` finds the inbound SA for an SPI, or null. The UDP
+ * checksum of ESP-in-UDP is not verified: receivers may not rely on it (RFC 3948 §2.1, it is usually
+ * zero), and the ICV covers everything it would.
+ *
+ * Order: outer headers; SPI lookup (`EspUnknownSpi`, also for an SA whose hard lifetime is over at
+ * `now`); the window's pre-check (`EspReplay`, `EspOutsideWindow`); decryption with ICV verification
+ * (`EspAuthFailed`); the window update; the trailer (`EspBadPadding`: pad length beyond the payload or
+ * padding other than 1, 2, 3, …). Then the original packet is restored in place: the headers move
+ * forward over ESP's header, IV (and UDP header), the trailer and ICV are cut, the protocol / next header
+ * comes from the trailer, and the lengths and the IPv4 checksum (incrementally) are updated. `p.l2`/`p.l3`
+ * move with the headers, `p.l4` is the restored payload's first header, the inner offsets are -1.
+ *
+ * Returns 0; a `DropReason` (counted on the SA once there is one); `ESP_NOT_ESP` for a packet that is not
+ * ESP — another protocol, UDP to another port, a NAT-keepalive or an IKE message behind the non-ESP
+ * marker — left untouched for the caller to pass on or drop by policy; or `ESP_DUMMY` for an
+ * authenticated dummy packet to discard. A fragment of ESP is `TunnelFragment`: reassemble first.
+ * `info`, when given, receives the SPI, sequence number and SA for a trace record.
+ */
+export function espUnprotect(p: PacketBuf, l3: number, lookup: (spi: number) => InboundSa | null, now: number, info?: EspRxInfo): number {
+  const b = p.data;
+  const f = found;
+  info?.clear();
+  const r0 = find(b, p.start, p.end, l3, f);
+  if (r0 !== 0) return r0;
+  const esp = f.esp;
+  const espEnd = f.espEnd;
+  if (espEnd - esp < ESP_MIN_LEN) return DropReason.EspTruncated;
+  const spi = rd32(b, esp);
+  const seqLo = rd32(b, esp + 4);
+  if (info !== undefined) {
+    info.spi = spi;
+    info.seqLo = seqLo;
+    info.udpEncap = f.udp;
+  }
+  // SPI 0 is reserved and never sent (RFC 4303 §2.1).
+  const sa = spi === 0 ? null : lookup(spi);
+  if (sa === null) return DropReason.EspUnknownSpi;
+  if (info !== undefined) info.sa = sa;
+  if (sa.expired(now)) return count(sa, DropReason.EspUnknownSpi);
+  const rc = sa.check(seqLo);
+  if (rc !== 0) return count(sa, rc);
+  const seqHi = sa.checkedHi;
+  if (info !== undefined) info.seqHi = seqHi;
+  if (!sa.crypto.open(b, esp, espEnd, seqHi)) return count(sa, DropReason.EspAuthFailed);
+  const ra = sa.accept(seqHi, seqLo);
+  if (ra !== 0) return count(sa, ra);
+  const t = espEnd - ESP_ICV_LEN - ESP_TRAILER_LEN;
+  const padLen = b[t]!;
+  const nextHeader = b[t + 1]!;
+  const payStart = esp + ESP_FRONT;
+  const payEnd = t - padLen;
+  if (payEnd < payStart) return count(sa, DropReason.EspBadPadding);
+  for (let i = 0; i < padLen; i++) if (b[payEnd + i] !== i + 1) return count(sa, DropReason.EspBadPadding);
+  if (info !== undefined) info.nextHeader = nextHeader;
+  sa.packets++;
+  sa.bytes += payEnd - payStart;
+  if (nextHeader === ESP_NEXT_HEADER_DUMMY) return ESP_DUMMY;
+  // Headers forward over UDP, ESP header and IV; the payload stays put.
+  const cut = f.cut;
+  const front = payStart - cut;
+  const start = p.start;
+  b.copyWithin(start + front, start, cut);
+  const nl3 = l3 + front;
+  const nhOff = f.nhOff + front;
+  const oldProto = b[nhOff]!;
+  b[nhOff] = nextHeader;
+  if (f.v6) {
+    wr16(b, nl3 + 4, payEnd - nl3 - IPV6_HEADER_LEN);
+  } else {
+    const oldLen = rd16(b, nl3 + 2);
+    const newLen = payEnd - nl3;
+    const ck = rd16(b, nl3 + 10);
+    const ttl = b[nl3 + 8]! << 8;
+    wr16(b, nl3 + 2, newLen);
+    wr16(b, nl3 + 10, updateChecksum16(updateChecksum16(ck, oldLen, newLen), ttl | oldProto, ttl | nextHeader));
+  }
+  p.start = start + front;
+  p.end = payEnd;
+  if (p.l2 >= 0) p.l2 += front;
+  p.l3 = nl3;
+  p.l4 = payStart;
+  p.innerL2 = p.innerL3 = p.innerL4 = -1;
+  return 0;
+}
+
+function count(sa: InboundSa, r: number): number {
+  sa.drops[r]!++;
+  return r;
+}
