@@ -19,8 +19,9 @@ import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
+import { espBenches } from './esp.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches()];
 
 interface ChildResult {
   name: string;

@@ -131,6 +131,26 @@ function locate(b: Uint8Array, start: number, end: number, l3: number, s: Site):
   return DropReason.Ipv4BadVersion;
 }
 
+/*
+ * Header moves by 32-bit words: for the few dozen bytes of link and IP headers this is cheaper than
+ * `copyWithin`, which measured ~70 ns next to the AEAD call on the protect path. The distance is at least
+ * 16 bytes, so a word is always read before anything is written over it.
+ */
+
+/** Moves `b[from, from+len)` down to `to` (< from): front to back. */
+function moveDown(b: Uint8Array, dv: DataView, from: number, to: number, len: number): void {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) dv.setUint32(to + i, dv.getUint32(from + i));
+  for (; i < len; i++) b[to + i] = b[from + i]!;
+}
+
+/** Moves `b[from, from+len)` up to `to` (> from): back to front. */
+function moveUp(b: Uint8Array, dv: DataView, from: number, to: number, len: number): void {
+  let i = len;
+  for (; i >= 4; i -= 4) dv.setUint32(to + i - 4, dv.getUint32(from + i - 4));
+  for (; i > 0; i--) b[to + i - 1] = b[from + i - 1]!;
+}
+
 /**
  * Protects the outer IP packet at `l3` of the frame in `p` (link header in `[p.start, l3)`) with the SA:
  * the next sequence number (the IV is that number), padding, trailer, encryption in place and ICV, then
@@ -172,7 +192,7 @@ export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number
   const nextHeader = b[s.nhOff]!;
   // Headers back into the headroom; the payload stays put.
   const start = p.start;
-  b.copyWithin(start - front, start, ins);
+  moveDown(b, p.view, start, start - front, ins - start);
   const esp = ins - ESP_FRONT;
   const dv = p.view;
   dv.setUint32(esp, sa.spi);
@@ -304,7 +324,7 @@ function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): 
   if (proto !== IPPROTO_UDP || f.ipEnd - l4 < UDP_HEADER_LEN || rd16(b, l4 + 2) !== ESP_UDP_PORT) return ESP_NOT_ESP;
   const udpLen = rd16(b, l4 + 4);
   if (udpLen < UDP_HEADER_LEN || udpLen > f.ipEnd - l4) return DropReason.UdpBadLength;
-  // RFC 3948 §2.2: a NAT-keepalive (one 0xff byte) and an IKE message (four zero bytes, the non-ESP
+  // RFC 3948 §2.2, §2.3: a NAT-keepalive (one 0xff byte) and an IKE message (four zero bytes, the non-ESP
   // marker, where the SPI would be) share the port; neither is ESP.
   if (udpLen - UDP_HEADER_LEN < 4 || rd32(b, l4 + UDP_HEADER_LEN) === 0) return ESP_NOT_ESP;
   f.udp = true;
@@ -391,7 +411,7 @@ export function espUnprotect(p: PacketBuf, l3: number, lookup: (spi: number) => 
   const cut = f.cut;
   const front = payStart - cut;
   const start = p.start;
-  b.copyWithin(start + front, start, cut);
+  moveUp(b, p.view, start, start + front, cut - start);
   const nl3 = l3 + front;
   const nhOff = f.nhOff + front;
   const oldProto = b[nhOff]!;

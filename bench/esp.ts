@@ -1,0 +1,193 @@
+/**
+ * ESP benchmarks: the whole ESP path on a pooled buffer against the bare AEAD primitive it is built on,
+ * per cipher, in one group (one process, rounds interleaved) so that the ratio carries no drift.
+ *
+ * The packet is a VXLAN tunnel packet carrying a 1400-byte inner IP packet: an outer IPv4 packet of 1450
+ * bytes (20 + 8 + 8 + 14 + 1400) in a 1464-byte frame, so ESP protects a 1430-byte IP payload (1432
+ * bytes with the trailer, no padding needed). Rates are Gbit/s of inner bytes (1400 per packet) for every
+ * figure, so a ratio is a ratio of per-packet times.
+ *
+ * - `esp.<c>.aead.seal`: `Aead.seal` over the 1432 plaintext bytes in place (tag behind them);
+ * - `esp.<c>.encrypt`: `espProtect` of the frame — the headers are put back first (34 bytes and the
+ *   window), as the encrypted payload can be encrypted again without changing the cost;
+ * - `esp.<c>.aead.open`: copy of a sealed message (1448 bytes) into place, then `Aead.open`;
+ * - `esp.<c>.decrypt`: copy of a protected frame (1498 bytes) into place, then `espUnprotect` — 64
+ *   frames with sequence numbers 1-64, the SA's window reset after each pass over them.
+ */
+import { createAead } from '../src/esp/aead.js';
+import { espProtect, espUnprotect } from '../src/esp/esp.js';
+import { InboundSa, OutboundSa, type EspKeying } from '../src/esp/sa.js';
+import { PacketPool } from '../src/packet/buf.js';
+import { compose, type Layer } from '../src/wire/stack.js';
+import { eth, ip4, udp } from '../test/peers/catalogue.js';
+import type { Bench, BenchEntry } from './harness.js';
+
+const INNER = 1400;
+const ETH = 14;
+const SPI = 0x5e1e;
+const RING = 64;
+
+type CipherKey = 'chacha' | 'aes128gcm';
+const CIPHER: Record<CipherKey, EspKeying['cipher']> = { chacha: 'chacha20-poly1305', aes128gcm: 'aes-gcm-128' };
+const TARGET: Record<CipherKey, number> = { chacha: 5, aes128gcm: 3 };
+
+function keying(c: CipherKey): EspKeying {
+  const cipher = CIPHER[c];
+  return { cipher, key: new Uint8Array(cipher === 'aes-gcm-128' ? 16 : 32).map((_, i) => i * 7 + 1), salt: new Uint8Array([1, 2, 3, 4]) };
+}
+
+function frame(seed: number): Uint8Array {
+  const payload = new Uint8Array(INNER - 28).map((_, i) => (i * 31 + seed) & 0xff);
+  const layers: Layer[] = [
+    eth(0x0800), ip4('192.168.1.1', '192.168.1.2', 17, { ident: seed }), udp(49152 + seed, 4789, true), { kind: 'vxlan', repr: { vni: 5001 } },
+    eth(0x0800), ip4('10.244.1.5', '10.244.2.7', 17), udp(40000, 5201), { kind: 'data', bytes: payload },
+  ];
+  const f = compose(layers);
+  if (f.length !== ETH + 20 + 8 + 8 + 14 + INNER) throw new Error(`esp bench: frame of ${f.length} bytes`);
+  return f;
+}
+
+/** The ESP plaintext length for the frame: IP payload + trailer (+ padding, none here). */
+const PT_LEN = 8 + 8 + 14 + INNER + 2;
+
+function sealBench(c: CipherKey): Bench {
+  const pool = new PacketPool({ count: 1, frameCapacity: 2048 });
+  const p = pool.alloc()!;
+  p.load(frame(1));
+  const k = keying(c);
+  const aead = createAead(k.cipher, k.key);
+  const nonce = new Uint8Array(12);
+  const aad = new Uint8Array(8);
+  const off = p.start + ETH + 20;
+  return {
+    name: `esp.${c}.aead.seal`,
+    what: `bare ${k.cipher} seal of ${PT_LEN} bytes in place (the ESP plaintext of a 1400-byte inner packet)`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    run(n) {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        nonce[11] = i & 0xff;
+        if (aead.seal(p.data, off, PT_LEN, off + PT_LEN, nonce, aad)) s++;
+      }
+      if (s !== n) throw new Error('esp bench: seal failed');
+      return { ops: n, sink: p.data[off]! + s };
+    },
+  };
+}
+
+function encryptBench(c: CipherKey): Bench {
+  const pool = new PacketPool({ count: 1, frameCapacity: 2048 });
+  const p = pool.alloc()!;
+  const f = frame(1);
+  p.load(f);
+  const start = p.start;
+  const head = f.subarray(0, ETH + 20);
+  const k = keying(c);
+  const sa = new OutboundSa({ spi: SPI, keying: k });
+  return {
+    name: `esp.${c}.encrypt`,
+    what: `espProtect of a 1464-byte VXLAN frame over IPv4 (1400-byte inner packet) with ${k.cipher}, pooled buffer`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    target: TARGET[c],
+    reference: `esp.${c}.aead.seal`,
+    minRatio: 0.8,
+    run(n) {
+      let s = 0;
+      const d = p.data;
+      for (let i = 0; i < n; i++) {
+        d.set(head, start);
+        p.start = start;
+        p.end = start + f.length;
+        s += espProtect(p, start + ETH, sa, 0);
+      }
+      if (s !== 0) throw new Error(`esp bench: espProtect failed (${s})`);
+      return { ops: n, sink: p.end + sa.seqLo };
+    },
+  };
+}
+
+function openBench(c: CipherKey): Bench {
+  const pool = new PacketPool({ count: 1, frameCapacity: 2048 });
+  const p = pool.alloc()!;
+  p.load(frame(1));
+  const k = keying(c);
+  const aead = createAead(k.cipher, k.key);
+  const nonce = new Uint8Array(12);
+  const aad = new Uint8Array(8);
+  const off = p.start + ETH + 20;
+  aead.seal(p.data, off, PT_LEN, off + PT_LEN, nonce, aad);
+  const sealed = p.data.slice(off, off + PT_LEN + 16);
+  return {
+    name: `esp.${c}.aead.open`,
+    what: `copy of ${PT_LEN + 16} sealed bytes into place and bare ${k.cipher} open`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    run(n) {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        p.data.set(sealed, off);
+        if (aead.open(p.data, off, PT_LEN, off + PT_LEN, nonce, aad)) s++;
+      }
+      if (s !== n) throw new Error('esp bench: open failed');
+      return { ops: n, sink: p.data[off]! + s };
+    },
+  };
+}
+
+function decryptBench(c: CipherKey): Bench {
+  const pool = new PacketPool({ count: 1, frameCapacity: 2048 });
+  const p = pool.alloc()!;
+  const k = keying(c);
+  const out = new OutboundSa({ spi: SPI, keying: k });
+  const wires: Uint8Array[] = [];
+  for (let i = 0; i < RING; i++) {
+    p.load(frame(1));
+    if (espProtect(p, p.start + ETH, out, 0) !== 0) throw new Error('esp bench: protect failed');
+    wires.push(p.bytes().slice());
+  }
+  const sa = new InboundSa({ spi: SPI, keying: k });
+  const lookup = (spi: number): InboundSa | null => (spi === SPI ? sa : null);
+  let j = 0;
+  return {
+    name: `esp.${c}.decrypt`,
+    what: `copy of a protected frame (${wires[0]!.length} bytes) into a pooled buffer and espUnprotect with ${k.cipher}`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    target: TARGET[c],
+    reference: `esp.${c}.aead.open`,
+    minRatio: 0.8,
+    run(n) {
+      let s = 0;
+      const d = p.data;
+      for (let i = 0; i < n; i++) {
+        const w = wires[j]!;
+        d.set(w, 0);
+        p.start = 0;
+        p.end = w.length;
+        s += espUnprotect(p, ETH, lookup, 0);
+        if (++j === RING) {
+          j = 0;
+          sa.resetWindow();
+        }
+      }
+      if (s !== 0) throw new Error(`esp bench: espUnprotect failed (${s})`);
+      return { ops: n, sink: p.end + sa.topLo };
+    },
+  };
+}
+
+export function espBenches(): BenchEntry[] {
+  const out: BenchEntry[] = [];
+  for (const c of ['chacha', 'aes128gcm'] as const) {
+    const group = `esp.${c}`;
+    out.push(
+      { name: `esp.${c}.aead.seal`, group, make: () => sealBench(c) },
+      { name: `esp.${c}.encrypt`, group, make: () => encryptBench(c) },
+      { name: `esp.${c}.aead.open`, group, make: () => openBench(c) },
+      { name: `esp.${c}.decrypt`, group, make: () => decryptBench(c) },
+    );
+  }
+  return out;
+}
