@@ -87,16 +87,16 @@ function parent(args: string[]): void {
       if (reference !== undefined && results[reference] !== undefined) {
         f.ratioToReference = { reference, ratio: f.value / results[reference]!.value };
         if (minRatio !== undefined) {
+          // Both must hold: an absolute target (when there is one) and the ratio.
           f.minRatio = minRatio;
-          f.meetsTarget = f.ratioToReference.ratio >= minRatio;
+          f.meetsTarget = (f.meetsTarget ?? true) && f.ratioToReference.ratio >= minRatio;
         }
       }
       results[name] = f;
       const ratio = f.ratioToReference;
       const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
-      const target = f.minRatio !== undefined
-        ? `${vs} ≥ ${fmt(f.minRatio)}× ${f.meetsTarget === true ? 'ok' : 'MISSED'}`
-        : f.target === undefined ? vs : `≥ ${f.target} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
+      const goal = [f.target !== undefined ? `≥ ${f.target}` : '', f.minRatio !== undefined ? `${vs} ≥ ${fmt(f.minRatio)}×` : ''].filter((x) => x !== '').join(', ');
+      const target = goal === '' ? vs : `${goal} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
       say(`${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
       say(`${''.padEnd(4)}${what}\n`);
     }
