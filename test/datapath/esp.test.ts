@@ -167,3 +167,26 @@ test('esp: trace records show SPI, sequence number and the decision', () => {
   n2.pod.take();
   assertPoolFull(net.pool);
 });
+
+test('esp: explicitly keyed SAs (labs, interop) carry traffic; an SA out of sequence numbers reports EspSaExhausted', () => {
+  const net: Net = { pool: new PacketPool({ count: 64, frameCapacity: 2048 }), clock: new VirtualClock() };
+  const [u1, u2] = tapPair('u1', 'u2', UNDER_MAC[1]!, UNDER_MAC[2]!, 1500);
+  const a2b = { spi: 0x1001, key: '11'.repeat(16), salt: 'a1a2a3a4' };
+  const b2a = { spi: 0x2002, key: '22'.repeat(16), salt: 'b1b2b3b4' };
+  const make = (i: 1 | 2, under: TapEnd): Node => {
+    const br = newBridge(net, `node${i}`);
+    br.addTunnel('tun0', under, { kind: 'vxlan', mode: 'l2', localIp: `192.168.0.${i}`, esp: { cipher: 'aes-gcm-128', esn: false, lifetime: { packets: 2 } } });
+    br.addVtep('tun0', { ip: `192.168.0.${3 - i}`, mac: UNDER_MAC[3 - i]!, vnis: [5000], esp: i === 1 ? { out: a2b, in: b2a } : { out: b2a, in: a2b } });
+    br.mapVni('tun0', 5000, 0);
+    const pod = new Endpoint(`pod${i}`, net.pool, POD[i]!, 9000);
+    br.addPort(`pod${i}`, pod);
+    return { br, pod, under };
+  };
+  const n1 = make(1, u1);
+  const n2 = make(2, u2);
+  n1.pod.send([pkt(100, 1), pkt(100, 2), pkt(100, 3)]);
+  assert.equal(n2.pod.take().length, 2, 'two packets, then the explicit SA is used up (no rekeying for explicit keys)');
+  assert.equal(drops(n1.br.port('tun0'), DropReason.EspSaExhausted), 1);
+  assert.equal((u1.sent[0]![34]! << 24 | u1.sent[0]![35]! << 16 | u1.sent[0]![36]! << 8 | u1.sent[0]![37]!) >>> 0, 0x1001);
+  assertPoolFull(net.pool);
+});
