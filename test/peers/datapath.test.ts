@@ -33,6 +33,7 @@ import type { GeneveOption } from '../../src/wire/geneve.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireScapy, requireTool, run, SYSTEM_PYTHON } from '../helpers.js';
 import { data, eth, ip4, ip6, tcp, udp } from './catalogue.js';
+import { allPairs, layersOf, one, values, type TsharkLayers } from './tshark-json.js';
 
 /**
  * The compiled test runs from dist/test/peers; the script stays in the source tree. Compiled elsewhere
@@ -297,45 +298,6 @@ test('datapath: the inner frame of every emitted frame is the expected one, righ
 });
 
 // ---- tshark -------------------------------------------------------------------------------------------
-
-type TsharkLayers = Record<string, unknown>;
-
-/** Every value of `key` within one tshark layer object, descending into field subtrees only. */
-function values(layer: unknown, key: string, out: string[] = []): string[] {
-  if (Array.isArray(layer)) { for (const x of layer) values(x, key, out); return out; }
-  if (layer === null || typeof layer !== 'object') return out;
-  for (const [k, v] of Object.entries(layer as Record<string, unknown>)) {
-    if (k === key) {
-      if (typeof v === 'string') out.push(v);
-      else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
-    }
-    if (k.includes('.') || k.endsWith('_tree')) values(v, key, out);
-  }
-  return out;
-}
-
-function one(layer: unknown, key: string, what: string): string {
-  const v = values(layer, key);
-  assert.equal(v.length, 1, `${what}: ${key} = ${JSON.stringify(v)}`);
-  return v[0]!;
-}
-
-/** The instances of protocol layer `name` in frame order (tshark merges repeated keys into an array). */
-function layersOf(layers: TsharkLayers, name: string): unknown[] {
-  const v = layers[name];
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
-}
-
-/** Every key/value pair of the frame, nested protocol layers included. */
-function allPairs(o: unknown, out: Array<[string, string]> = []): Array<[string, string]> {
-  if (Array.isArray(o)) { for (const x of o) allPairs(x, out); return out; }
-  if (o === null || typeof o !== 'object') return out;
-  for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-    if (typeof v === 'string') out.push([k, v]);
-    else allPairs(v, out);
-  }
-  return out;
-}
 
 const v6norm = (s: string): string => ipv6ToString(ipv6FromString(s)!);
 const ipText = (s: string): string => (s.includes(':') ? v6norm(s) : s);

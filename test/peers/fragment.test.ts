@@ -21,6 +21,7 @@ import { IPV6_NH_DEST_OPTS, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING } from '../../sr
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, rng, run } from '../helpers.js';
 import { eth, ip4, ip6, udp } from './catalogue.js';
+import { allPairs } from './tshark-json.js';
 
 const ETH = 14;
 
@@ -132,17 +133,6 @@ function reassembledDumps(text: string): Array<{ family: 4 | 6; bytes: Uint8Arra
   return out;
 }
 
-/** Every (key, string value) pair of a tshark JSON object, nested layers included. */
-function pairs(o: unknown, acc: Array<[string, string]> = []): Array<[string, string]> {
-  if (Array.isArray(o)) { for (const x of o) pairs(x, acc); return acc; }
-  if (o === null || typeof o !== 'object') return acc;
-  for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-    if (typeof v === 'string') acc.push([k, v]);
-    else pairs(v, acc);
-  }
-  return acc;
-}
-
 test('tshark: reassembles every datagram from seine\'s fragments to the original payload, byte for byte', () => {
   const dumps = reassembledDumps(tsharkText);
   assert.equal(dumps.length, cuts.length, 'one reassembled datagram each');
@@ -153,7 +143,7 @@ test('tshark: reassembles every datagram from seine\'s fragments to the original
 });
 
 test('tshark: decodes VXLAN and the inner packet inside the reassembled data; every fragment of a datagram is listed', () => {
-  const all = tsharkJson.map((f) => pairs(f._source.layers));
+  const all = tsharkJson.map((f) => allPairs(f._source.layers));
   const vnis = all.flatMap((ps) => ps.filter(([k]) => k === 'vxlan.vni').map(([, v]) => Number(v)));
   assert.deepEqual(vnis, [5001, 5002]);
   const innerSrc = all.flatMap((ps) => ps.filter(([k]) => k === 'ip.src' || k === 'ipv6.src').map(([, v]) => v));
@@ -170,7 +160,7 @@ test('tshark: decodes VXLAN and the inner packet inside the reassembled data; ev
 
 test('tshark: every checksum good, nothing malformed, no expert errors', () => {
   tsharkJson.forEach((f, i) => {
-    const ps = pairs(f._source.layers);
+    const ps = allPairs(f._source.layers);
     for (const [k, v] of ps) {
       if (k.endsWith('checksum.status')) assert.notEqual(v, '0', `frame ${i + 1}: ${k} bad`);
       if (k === '_ws.expert.severity') assert.ok(Number(v) < 0x00800000, `frame ${i + 1}: expert error ${JSON.stringify(ps.filter(([x]) => x === '_ws.expert.message'))}`);
@@ -179,5 +169,5 @@ test('tshark: every checksum good, nothing malformed, no expert errors', () => {
     const ipStatus = ps.filter(([k]) => k === 'ip.checksum.status').map(([, v]) => v);
     for (const s of ipStatus) assert.equal(s, '1', `frame ${i + 1}: IPv4 header checksum verified good`);
   });
-  assert.ok(tsharkJson.some((f) => pairs(f._source.layers).some(([k, v]) => k === 'ip.checksum.status' && v === '1')));
+  assert.ok(tsharkJson.some((f) => allPairs(f._source.layers).some(([k, v]) => k === 'ip.checksum.status' && v === '1')));
 });

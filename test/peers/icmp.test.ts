@@ -18,6 +18,7 @@ import { ipv4FromString, ipv6FromString, ipv6ToString } from '../../src/wire/byt
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, run } from '../helpers.js';
 import { data, eth, ip4, ip6, tcp, udp, zeros } from './catalogue.js';
+import { one, values } from './tshark-json.js';
 
 const POD_MAC = 0x02000000000a;
 const GW_MAC = 0x0200000000aa;
@@ -132,27 +133,6 @@ const CASES: Case[] = [
 // ---- tshark -------------------------------------------------------------------------------------------
 
 type Layers = Record<string, unknown>;
-
-/** Every value of `key` in a layer object, descending into field subtrees (keys with a dot, `*_tree`) only. */
-function values(layer: unknown, key: string, out: string[] = []): string[] {
-  if (Array.isArray(layer)) { for (const x of layer) values(x, key, out); return out; }
-  if (layer === null || typeof layer !== 'object') return out;
-  for (const [k, v] of Object.entries(layer as Record<string, unknown>)) {
-    if (k === key) {
-      if (typeof v === 'string') out.push(v);
-      else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
-    }
-    if (k.includes('.') || k.endsWith('_tree')) values(v, key, out);
-  }
-  return out;
-}
-
-/** The value of `key` in one layer (exactly one occurrence). */
-function one(layer: unknown, key: string, what: string): string {
-  const v = values(layer, key);
-  assert.equal(v.length, 1, `${what}: ${key} = ${JSON.stringify(v)}`);
-  return v[0]!;
-}
 
 /** The value of `key` in whichever top-level layer (not descending into nested protocol layers) holds it. */
 function topValue(layers: Layers, key: string, what: string): string {
