@@ -20,8 +20,9 @@ import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
 import { espBenches } from './esp.js';
+import { simBenches } from './sim.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...simBenches()];
 
 interface ChildResult {
   name: string;

@@ -1,0 +1,211 @@
+/**
+ * Simulated links: a pair of devices (`Device`, the interface bridge ports talk to) joined by a wire with
+ * latency and jitter, a bandwidth with its serialisation delay and a drop-tail queue, random and bursty
+ * (Gilbert–Elliott) loss, reordering, duplication, an MTU, and a carrier that scheduled faults take down
+ * and up. Time is the simulator's; every random choice comes from its seeded PRNG.
+ *
+ * A frame handed to `transmit` waits in the sender's queue while the wire is busy (dropped when the queue
+ * is full), is serialised at the link's bandwidth, and arrives at the other end `latency` (+ jitter) after
+ * its last bit left. Without the `reorder` option frames arrive in the order they were sent, jitter or not
+ * (as on a real wire); a frame picked for reordering is held back `delayNs` more and may overtake.
+ */
+import type { Device, Receiver } from '../datapath/device.js';
+import { PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import type { SimTask, Simulator } from './engine.js';
+
+export interface LinkConfig {
+  /** One-way propagation delay. Default 0. */
+  latencyNs?: number;
+  /** Standard deviation of a normal delay added to each frame (never below zero). Default 0. */
+  jitterNs?: number;
+  /** Bits per second; frames take len × 8 / bandwidth to serialise. Default: infinite. */
+  bandwidthBps?: number;
+  /** Frames that may wait for the wire (drop-tail); counts the one being serialised. Default 1000. */
+  queuePackets?: number;
+  /** Probability that a frame is lost. Default 0. */
+  loss?: number;
+  /** Bursty loss, Gilbert–Elliott: per frame, good → bad and bad → good transition probabilities and the loss in each state. */
+  burst?: { enterBad: number; leaveBad: number; lossBad: number; lossGood?: number };
+  /** A frame picked with this probability arrives `delayNs` late and may be overtaken. */
+  reorder?: { probability: number; delayNs: number };
+  /** Probability that a frame arrives twice (the copy right after the original). Default 0. */
+  duplicate?: number;
+  /** L3 MTU of both ends: a longer frame is dropped at the sender. Default 1500. */
+  mtu?: number;
+  macA?: number;
+  macB?: number;
+}
+
+/** What happened to the frames one end sent. */
+export interface LinkStats {
+  sent: number;
+  delivered: number;
+  duplicated: number;
+  reordered: number;
+  droppedQueue: number;
+  droppedLoss: number;
+  droppedMtu: number;
+  droppedDown: number;
+}
+
+function check(name: string, v: number | undefined, min: number, max = Infinity): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= min && v <= max)) throw new RangeError(`link ${name} ${String(v)} is not a number in [${min}, ${max}]`);
+}
+
+/** One end of a simulated link. */
+export class SimLinkEnd implements Device, SimTask {
+  peer!: SimLinkEnd;
+  readonly stats: LinkStats = { sent: 0, delivered: 0, duplicated: 0, reordered: 0, droppedQueue: 0, droppedLoss: 0, droppedMtu: 0, droppedDown: 0 };
+  private rx: Receiver | null = null;
+  private listener: ((up: boolean) => void) | null = null;
+  /** When the wire from this end is free again, and the serialisation end times of queued frames (a ring). */
+  private busyUntil = 0;
+  private readonly queue: Float64Array;
+  private qHead = 0;
+  private qLen = 0;
+  /** Frames on the wire towards the peer, by slot. */
+  private slots: Array<PacketBuf | null> = [];
+  private free: number[] = [];
+  /** Latest arrival scheduled so far (FIFO unless reordered). */
+  private lastArrival = 0;
+  private bad = false;
+  private readonly batch = new PacketBatch(1);
+
+  constructor(readonly name: string, readonly mac: number, private readonly link: SimLink) {
+    this.queue = new Float64Array(link.cfg.queuePackets ?? 1000);
+  }
+
+  get mtu(): number { return this.link.cfg.mtu ?? 1500; }
+  get linkUp(): boolean { return this.link.up; }
+
+  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setLinkListener(fn: ((up: boolean) => void) | null): void { this.listener = fn; }
+
+  /** @internal carrier change, told to what is plugged in. */
+  notify(up: boolean): void { this.listener?.(up); }
+
+  transmit(batch: PacketBatch): void {
+    const sim = this.link.sim;
+    const cfg = this.link.cfg;
+    const rng = sim.rng;
+    const now = sim.now;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.pkts[i]!;
+      const len = p.end - p.start;
+      this.stats.sent++;
+      if (!this.link.up) { this.stats.droppedDown++; p.release(); continue; }
+      if (len - 14 > this.mtu) { this.stats.droppedMtu++; p.release(); continue; }
+      // The drop-tail queue: frames whose serialisation has not ended yet.
+      while (this.qLen > 0 && this.queue[this.qHead]! <= now) { this.qHead = (this.qHead + 1) % this.queue.length; this.qLen--; }
+      if (this.qLen === this.queue.length) { this.stats.droppedQueue++; p.release(); continue; }
+      const start = Math.max(now, this.busyUntil);
+      const done = cfg.bandwidthBps === undefined ? start : start + (len * 8 * 1e9) / cfg.bandwidthBps;
+      this.busyUntil = done;
+      this.queue[(this.qHead + this.qLen++) % this.queue.length] = done;
+      if (this.lost(rng)) { this.stats.droppedLoss++; p.release(); continue; }
+      let at = done + (cfg.latencyNs ?? 0);
+      if (cfg.jitterNs !== undefined && cfg.jitterNs > 0) at += Math.max(0, rng.normal() * cfg.jitterNs);
+      if (cfg.reorder !== undefined && rng.chance(cfg.reorder.probability)) {
+        at += cfg.reorder.delayNs;
+        this.stats.reordered++;
+      } else {
+        at = Math.max(at, this.lastArrival);
+        this.lastArrival = at;
+      }
+      this.launch(p, at);
+      if (cfg.duplicate !== undefined && rng.chance(cfg.duplicate)) {
+        const c = this.link.pool.alloc();
+        if (c !== null) {
+          c.start = c.end = p.start;
+          if (c.put(len) >= 0) {
+            c.data.set(p.data.subarray(p.start, p.end), c.start);
+            this.stats.duplicated++;
+            this.launch(c, at);
+          } else c.release();
+        }
+      }
+    }
+    batch.clear();
+  }
+
+  private lost(rng: Simulator['rng']): boolean {
+    const cfg = this.link.cfg;
+    if (cfg.burst !== undefined) {
+      const b = cfg.burst;
+      this.bad = this.bad ? !rng.chance(b.leaveBad) : rng.chance(b.enterBad);
+      if (rng.chance(this.bad ? b.lossBad : b.lossGood ?? 0)) return true;
+    }
+    return cfg.loss !== undefined && rng.chance(cfg.loss);
+  }
+
+  private launch(p: PacketBuf, at: number): void {
+    const slot = this.free.length > 0 ? this.free.pop()! : this.slots.push(null) - 1;
+    this.slots[slot] = p;
+    this.link.sim.schedule(at, this, slot);
+  }
+
+  /** Arrival of the frame in `slot` at the peer. */
+  run(slot: number): void {
+    const p = this.slots[slot]!;
+    this.slots[slot] = null;
+    this.free.push(slot);
+    const to = this.peer;
+    if (!this.link.up || to.rx === null) {
+      this.stats.droppedDown++;
+      p.release();
+      return;
+    }
+    this.stats.delivered++;
+    const b = to.batch;
+    b.clear();
+    b.add(p);
+    to.rx(b);
+    b.clear();
+  }
+}
+
+/** A point-to-point link: `a` and `b` are the devices to plug into bridge ports or hosts. */
+export class SimLink implements SimTask {
+  readonly a: SimLinkEnd;
+  readonly b: SimLinkEnd;
+  up = true;
+
+  constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly cfg: LinkConfig = {}, names: [string, string] = ['a', 'b']) {
+    check('latencyNs', cfg.latencyNs, 0);
+    check('jitterNs', cfg.jitterNs, 0);
+    check('bandwidthBps', cfg.bandwidthBps, 1);
+    check('queuePackets', cfg.queuePackets, 1);
+    check('loss', cfg.loss, 0, 1);
+    check('duplicate', cfg.duplicate, 0, 1);
+    check('mtu', cfg.mtu, 68, 65535);
+    if (cfg.reorder !== undefined) { check('reorder.probability', cfg.reorder.probability, 0, 1); check('reorder.delayNs', cfg.reorder.delayNs, 0); }
+    if (cfg.burst !== undefined) {
+      check('burst.enterBad', cfg.burst.enterBad, 0, 1);
+      check('burst.leaveBad', cfg.burst.leaveBad, 0, 1);
+      check('burst.lossBad', cfg.burst.lossBad, 0, 1);
+      check('burst.lossGood', cfg.burst.lossGood, 0, 1);
+    }
+    this.a = new SimLinkEnd(names[0], cfg.macA ?? 0, this);
+    this.b = new SimLinkEnd(names[1], cfg.macB ?? 0, this);
+    this.a.peer = this.b;
+    this.b.peer = this.a;
+  }
+
+  /** Carrier up or down now (both ends see it; frames on the wire when it goes down are lost). */
+  setUp(up: boolean): void {
+    if (this.up === up) return;
+    this.up = up;
+    this.a.notify(up);
+    this.b.notify(up);
+  }
+
+  /** Schedules the carrier to go down at `downAt` and up again at `upAt` (ns). */
+  fault(downAt: number, upAt: number): void {
+    this.sim.schedule(downAt, this, 0);
+    this.sim.schedule(upAt, this, 1);
+  }
+
+  run(arg: number): void {
+    this.setUp(arg === 1);
+  }
+}
