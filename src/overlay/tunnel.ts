@@ -434,8 +434,8 @@ export class Tunnel {
     if (this.sadb === null) return underlayMtu - this.overhead;
     // With ESP the overhead depends on the length (padding): the exact pod MTU, for the last MTU asked.
     if (underlayMtu !== this.mtuFor) {
-      const opts = this.overhead - ETH_HEADER_LEN - (this.family === 4 ? 20 : 40) - UDP_HEADER_LEN - 8;
-      this.mtuIs = podMtu(underlayMtu, { tunnel: this.kind, underlay: this.family, ...(this.kind === 'geneve' ? { geneveOptionBytes: opts } : {}), esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } });
+      const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
+      this.mtuIs = podMtu(underlayMtu, { tunnel: this.kind, underlay: this.family, ...(opts > 0 ? { geneveOptionBytes: opts } : {}), esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } });
       this.mtuFor = underlayMtu;
     }
     return this.mtuIs;

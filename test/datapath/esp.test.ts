@@ -190,3 +190,14 @@ test('esp: explicitly keyed SAs (labs, interop) carry traffic; an SA out of sequ
   assert.equal((u1.sent[0]![34]! << 24 | u1.sent[0]![35]! << 16 | u1.sent[0]![36]! << 8 | u1.sent[0]![37]!) >>> 0, 0x1001);
   assertPoolFull(net.pool);
 });
+
+test('esp: the path MTU counts Geneve options and ESP together, for each underlay MTU asked', () => {
+  const net: Net = { pool: new PacketPool({ count: 8, frameCapacity: 2048 }), clock: new VirtualClock() };
+  const br = newBridge(net, 'n');
+  const [u] = tapPair('u1', 'u2', UNDER_MAC[1]!, UNDER_MAC[2]!, 1500);
+  br.addTunnel('tun0', u, { kind: 'geneve', mode: 'l2', localIp: 'fd00::1', options: [{ class: 1, type: 2, data: new Uint8Array(8) }], esp: { cipher: 'chacha20-poly1305', secret: SECRET, udpEncap: true } });
+  const t = br.tunnel('tun0');
+  for (const mtu of [1500, 9000, 1500, 1280]) {
+    assert.equal(t.innerMtu(mtu), podMtu(mtu, { tunnel: 'geneve', underlay: 6, geneveOptionBytes: 12, esp: { cipher: 'chacha20-poly1305', udpEncap: true } }), `underlay ${mtu}`);
+  }
+});
