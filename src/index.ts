@@ -42,3 +42,6 @@ export * from './esp/esp.js';
 export * from './esp/keys.js';
 export * from './esp/journal.js';
 export * from './esp/sadb.js';
+export * from './sim/engine.js';
+export * from './sim/link.js';
+export * from './sim/host.js';
