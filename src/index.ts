@@ -45,3 +45,4 @@ export * from './esp/sadb.js';
 export * from './sim/engine.js';
 export * from './sim/link.js';
 export * from './sim/host.js';
+export { loadScenario, parseScenario, ScenarioError, type Scenario } from './sim/scenario.js';

@@ -1,0 +1,7 @@
+/**
+ * The one place seine imports its YAML parser (eemeli/yaml v2, which keeps every node's source range), so
+ * the scenario loader depends on a narrow surface: parse a document with a line counter, tell node kinds
+ * apart, stringify plain data.
+ */
+export { Document, LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, stringify } from 'yaml';
+export type { Node as YamlNode, Pair as YamlPair, Scalar as YamlScalar, YAMLMap, YAMLSeq } from 'yaml';
