@@ -70,6 +70,11 @@ export interface GatewayPortOptions extends GatewayConfig {
   mtu?: number;
 }
 
+/** What `sendTooBig` did when it returns no DropReason. */
+const TOO_BIG_SENT = 0;
+const TOO_BIG_SUPPRESSED = -1;
+const TOO_BIG_LIMITED = -2;
+
 /** `outPort` value meaning "flood on the segment". */
 export const FLOOD = -2;
 
@@ -732,7 +737,7 @@ export class Bridge {
     const type = p.view.getUint16(p.start + 12);
     if (type === ETHERTYPE_IPV6) {
       const told = this.sendTooBig(p, port, tunnel, 6, Math.max(mtu, 1280));
-      if (p.traced) this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${told}`, { mtu, icmp: told });
+      if (p.traced) this.traceTooBig(port, 6, mtu, Math.max(mtu, 1280), told);
       this.drop(p, port, DropReason.PacketTooBigV6, 'encapsulate');
       return;
     }
@@ -742,7 +747,7 @@ export class Bridge {
     }
     if ((p.view.getUint16(l3 + 6) & 0x4000) !== 0) {
       const told = this.sendTooBig(p, port, tunnel, 4, mtu);
-      if (p.traced) this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${told}`, { mtu, icmp: told });
+      if (p.traced) this.traceTooBig(port, 4, mtu, mtu, told);
       this.drop(p, port, DropReason.FragNeededDf, 'encapsulate');
       return;
     }
@@ -809,24 +814,24 @@ export class Bridge {
   }
 
   /**
-   * Builds the ICMP too-big message for `p` and sends it back into the bridge; returns what happened, for
-   * the trace. It comes from the gateway (its MAC and address) when the node has one; otherwise from the
-   * address and MAC the packet was sent to, as Linux's bridged tunnels do. Routed traffic (its source
-   * MAC is the gateway's, which routed it here) goes back through the gateway, which routes the message
-   * to the pod; switched traffic goes straight to the sender's MAC.
+   * Builds the ICMP too-big message for `p` and sends it back into the bridge. Returns TOO_BIG_SENT,
+   * TOO_BIG_SUPPRESSED, TOO_BIG_LIMITED, or the DropReason that kept it from being built (no string per
+   * packet: `traceTooBig` words it for traced packets). It comes from the gateway (its MAC and address)
+   * when the node has one; otherwise from the address and MAC the packet was sent to, as Linux's bridged
+   * tunnels do. Routed traffic (its source MAC is the gateway's, which routed it here) goes back through
+   * the gateway, which routes the message to the pod; switched traffic goes straight to the sender's MAC.
    */
-  private sendTooBig(p: PacketBuf, port: Port, tunnel: Tunnel, family: 4 | 6, mtu: number): string {
-    const what = family === 4 ? 'ICMP frag-needed' : 'ICMPv6 Packet Too Big';
+  private sendTooBig(p: PacketBuf, port: Port, tunnel: Tunnel, family: 4 | 6, mtu: number): number {
     if (!tunnel.icmpTooBig) {
       tunnel.mtuStats.icmpSuppressed++;
-      return `${what} suppressed (icmpTooBig off)`;
+      return TOO_BIG_SUPPRESSED;
     }
     if (!this.limiters[port.index]!.allow(this.now)) {
       tunnel.mtuStats.icmpRateLimited++;
-      return `${what} rate-limited`;
+      return TOO_BIG_LIMITED;
     }
     const out = this.pool.alloc();
-    if (out === null) return `${what} not sent: ${dropReasonName(DropReason.PoolExhausted)}`;
+    if (out === null) return DropReason.PoolExhausted;
     const gw = this.gw;
     const origSrc = p.view.getUint16(p.start + 6) * 4294967296 + p.view.getUint32(p.start + 8);
     const mac = gw !== null ? gw.mac : p.view.getUint16(p.start) * 4294967296 + p.view.getUint32(p.start + 2);
@@ -836,7 +841,7 @@ export class Bridge {
       : buildPacketTooBig(p, l3, mtu, { mac, ipv6: gw?.v6 ?? null }, out);
     if (n < 0) {
       out.release();
-      return `${what} not sent: ${dropReasonName(-n as DropReason)}`;
+      return -n;
     }
     tunnel.mtuStats.icmpSent++;
     this.generated++;
@@ -855,7 +860,16 @@ export class Bridge {
       if (h < 0) this.flood(out);
       else this.output(out, this.macs.portOf(h), this.macs.auxOf(h));
     }
-    return `${what} sent (MTU ${mtu})`;
+    return TOO_BIG_SENT;
+  }
+
+  private traceTooBig(port: Port, family: 4 | 6, mtu: number, announced: number, told: number): void {
+    const what = family === 4 ? 'ICMP frag-needed' : 'ICMPv6 Packet Too Big';
+    const icmp = told === TOO_BIG_SENT ? `${what} sent (MTU ${announced})`
+      : told === TOO_BIG_SUPPRESSED ? `${what} suppressed (icmpTooBig off)`
+        : told === TOO_BIG_LIMITED ? `${what} rate-limited`
+          : `${what} not sent: ${dropReasonName(told as DropReason)}`;
+    this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${icmp}`, { mtu, icmp });
   }
 
   /** Lowers the MSS of a TCP SYN or SYN-ACK crossing `tunnel` to what its path carries. */
