@@ -111,7 +111,9 @@ export class EspCrypto {
     const tag = end - ESP_ICV_LEN;
     if (esp < 0 || tag < off || end > data.length) return false;
     const n = this.nonce;
-    for (let i = 0; i < ESP_IV_LEN; i++) n[4 + i] = data[esp + 8 + i]!;
+    const iv = esp + 8;
+    n[4] = data[iv]!; n[5] = data[iv + 1]!; n[6] = data[iv + 2]!; n[7] = data[iv + 3]!;
+    n[8] = data[iv + 4]!; n[9] = data[iv + 5]!; n[10] = data[iv + 6]!; n[11] = data[iv + 7]!;
     this.setAad(data, esp, seqHi);
     return this.aead.open(data, off, tag - off, tag, n, this.aad);
   }
