@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -278,4 +278,8 @@ test('cli: seine mtu prints the overhead table, --json for machines, --underlay 
     assert.equal(r.status, 2, bad.join(' '));
     assertOneLineMessage(r);
   }
+});
+
+test('cli: the package bin is executable after the build, so `npx seine` runs it', () => {
+  assert.ok((statSync(MAIN).mode & 0o111) !== 0, `${MAIN} has mode ${(statSync(MAIN).mode & 0o777).toString(8)}`);
 });
