@@ -133,9 +133,19 @@ export class EspSadb {
       const next = this.derivedIn(peerName, inEpoch + 1);
       peer = new EspPeer(peerName, out, outEpoch, cur, next, inEpoch, false, saId(this.node, peerName, outEpoch));
     }
+    // Check every SPI before changing anything: a refused peer leaves the database as it was.
+    this.checkFree(peer.inCur.spi);
+    if (peer.inNext !== null) {
+      this.checkFree(peer.inNext.spi);
+      if (peer.inNext.spi === peer.inCur.spi) throw new RangeError(`esp: VTEP ${name}: two epochs derive one SPI 0x${peer.inCur.spi.toString(16)}`);
+    }
     this.peers.push(peer);
     this.register(peer.inCur, index);
     if (peer.inNext !== null) this.register(peer.inNext, index);
+  }
+
+  private checkFree(spi: number): void {
+    if (this.bySpi.get(spi) >= 0) throw new RangeError(`esp: inbound SPI 0x${spi.toString(16)} is already in use on this tunnel (derive with another spiTweak, or choose another explicit SPI)`);
   }
 
   private outSa(spi: number, k: EspKeying & { spi: number }, resumeAfter: bigint, now: number): OutboundSa {
@@ -158,7 +168,7 @@ export class EspSadb {
   }
 
   private register(sa: InboundSa, peer: number): void {
-    if (this.bySpi.get(sa.spi) >= 0) throw new RangeError(`esp: inbound SPI 0x${sa.spi.toString(16)} is already in use on this tunnel (derive with another spiTweak, or choose another explicit SPI)`);
+    this.checkFree(sa.spi);
     this.bySpi.set(sa.spi, this.inbound.length);
     this.inbound.push(sa);
     this.inboundPeer.push(peer);

@@ -124,18 +124,27 @@ export function overheadFor(spec: OverheadSpec, innerLen: number): number {
 }
 
 /**
- * The pod MTU: the largest inner IP packet whose outer packet fits `underlayMtu`, at most
- * `POD_MTU_CAP`. Throws a RangeError for an underlay too small to carry anything useful (a pod MTU
- * below 576 over IPv4 or 1280 over IPv6 inner traffic is the caller's to refuse; this returns it).
+ * The largest inner IP packet whose outer packet fits `underlayMtu`, uncapped, or 0 when none does: what
+ * a tunnel checks each packet against. ESP padding makes the overhead depend on the length; inner +
+ * overhead(inner) never decreases as the inner length grows, so walking down from the ESP-free bound
+ * (at most 3 steps) finds the largest that fits.
+ */
+export function pathMtu(underlayMtu: number, spec: OverheadSpec): number {
+  let x = underlayMtu - tunnelOverhead(spec) - (spec.esp == null ? spec.espAllowance ?? 0 : 0);
+  while (x > 0 && x + overheadFor(spec, x) > underlayMtu) x--;
+  return Math.max(x, 0);
+}
+
+/**
+ * The pod MTU: `pathMtu` capped at `POD_MTU_CAP`. Throws a RangeError for an underlay MTU outside
+ * 68-65535 or too small to carry anything (a pod MTU below 576 over IPv4 or 1280 over IPv6 inner
+ * traffic is the caller's to refuse; this returns it).
  */
 export function podMtu(underlayMtu: number, spec: OverheadSpec): number {
   if (!Number.isInteger(underlayMtu) || underlayMtu < 68 || underlayMtu > 65535) throw new RangeError(`overhead: underlay MTU ${underlayMtu} is not an integer in 68-65535`);
-  let x = Math.min(POD_MTU_CAP, underlayMtu - tunnelOverhead(spec) - (spec.esp == null ? spec.espAllowance ?? 0 : 0));
-  // ESP padding makes the overhead depend on the length; inner + overhead(inner) never decreases as the
-  // inner length grows, so walking down from the ESP-free bound finds the largest that fits.
-  while (x > 0 && x + overheadFor(spec, x) > underlayMtu) x--;
+  const x = pathMtu(underlayMtu, spec);
   if (x <= 0) throw new RangeError(`overhead: an underlay MTU of ${underlayMtu} leaves no room for a ${spec.tunnel} packet`);
-  return x;
+  return Math.min(POD_MTU_CAP, x);
 }
 
 /** A short name for a spec, e.g. `geneve+8B/ipv6 + esp aes-gcm-128 (udp)`, for tables and errors. */

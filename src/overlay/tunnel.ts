@@ -24,7 +24,7 @@ import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
 import { packetFlowHash } from './flowhash.js';
 import { EspSadb, type EspConfig, type EspPeerConfig } from '../esp/sadb.js';
 import { ESP_DUMMY, ESP_NOT_ESP, espProtect, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
-import { podMtu } from '../mtu/overhead.js';
+import { pathMtu, type OverheadSpec } from '../mtu/overhead.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
 
 export type TunnelMode = 'routed' | 'l2';
@@ -155,6 +155,8 @@ export class Tunnel {
   /** What the last `decap` of an ESP packet found (SPI, sequence number): for trace records. */
   readonly espRx = new EspRxInfo();
   private readonly espOpts: EspProtectOptions;
+  /** What the tunnel adds, for `pathMtu`; and the path MTU of the last underlay MTU asked. */
+  private readonly spec: OverheadSpec;
   private mtuFor = -1;
   private mtuIs = 0;
   private readonly cfg: TunnelConfig;
@@ -201,6 +203,11 @@ export class Tunnel {
     this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
     this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp);
     this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
+    const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
+    this.spec = {
+      tunnel: this.kind, underlay: this.family, ...(opts > 0 ? { geneveOptionBytes: opts } : {}),
+      ...(this.sadb !== null ? { esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } } : {}),
+    };
   }
 
   private makeTemplate(v: VtepConfig, vni: number): TunnelTemplate {
@@ -426,16 +433,13 @@ export class Tunnel {
   get dontFrag(): boolean { return this.cfg.dontFrag ?? false; }
 
   /**
-   * The largest inner IP packet an underlay of `underlayMtu` bytes carries through this tunnel: the
-   * underlay MTU less the outer IP, UDP and tunnel headers and the inner Ethernet header (the same sum
-   * as `tunnelOverhead` in src/mtu/overhead.ts, counted here from the template's bytes).
+   * The largest inner IP packet an underlay of `underlayMtu` bytes carries through this tunnel (0 when
+   * none fits): `pathMtu` of src/mtu/overhead.ts — outer IP, UDP, tunnel header with its options, inner
+   * Ethernet and, with ESP, its exact overhead — not capped as a pod MTU is. Kept for the last MTU asked.
    */
   innerMtu(underlayMtu: number): number {
-    if (this.sadb === null) return underlayMtu - this.overhead;
-    // With ESP the overhead depends on the length (padding): the exact pod MTU, for the last MTU asked.
     if (underlayMtu !== this.mtuFor) {
-      const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
-      this.mtuIs = podMtu(underlayMtu, { tunnel: this.kind, underlay: this.family, ...(opts > 0 ? { geneveOptionBytes: opts } : {}), esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } });
+      this.mtuIs = pathMtu(underlayMtu, this.spec);
       this.mtuFor = underlayMtu;
     }
     return this.mtuIs;

@@ -201,3 +201,45 @@ test('esp: the path MTU counts Geneve options and ESP together, for each underla
     assert.equal(t.innerMtu(mtu), podMtu(mtu, { tunnel: 'geneve', underlay: 6, geneveOptionBytes: 12, esp: { cipher: 'chacha20-poly1305', udpEncap: true } }), `underlay ${mtu}`);
   }
 });
+
+test('esp: the path MTU is not capped like a pod MTU, and an underlay too small for ESP drops instead of throwing', () => {
+  const net: Net = { pool: new PacketPool({ count: 16, frameCapacity: 2048 }), clock: new VirtualClock() };
+  const make = (mtu: number): { br: Bridge; pod: Endpoint } => {
+    const br = newBridge(net, `n${mtu}`);
+    const [u] = tapPair(`u${mtu}`, `v${mtu}`, UNDER_MAC[1]!, UNDER_MAC[2]!, mtu);
+    br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128', secret: SECRET } });
+    br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, vnis: [5000] });
+    br.mapVni('tun0', 5000, 0);
+    const pod = new Endpoint(`pod${mtu}`, net.pool, POD[1]!);
+    br.addPort('pod', pod);
+    return { br, pod };
+  };
+  // x + 50 (VXLAN) + 34 (ESP) + padding ≤ 65535 with x + padding a multiple of 4: x = 65448 (65449-65451
+  // need 3, 2 or 1 byte of padding and overflow by one) — above the 65,000 pod-MTU cap.
+  const big = make(65535);
+  assert.equal(big.br.tunnel('tun0').innerMtu(65535), 65448);
+  assert.ok(big.br.tunnel('tun0').innerMtu(65535) > 65000);
+  // 80 bytes of underlay leave nothing for VXLAN + ESP (84 bytes before any inner byte): with DF the packet
+  // is dropped (and told), without it the protected outer packet is fragmented for the underlay.
+  const tiny = make(80);
+  assert.equal(tiny.br.tunnel('tun0').innerMtu(80), 0);
+  assert.doesNotThrow(() => tiny.pod.send([pkt(60, 1, false), pkt(60, 2, true)]));
+  const port = tiny.br.port('tun0');
+  assert.deepEqual(port.counters.dropsByReason(), { FragNeededDf: 1 });
+  assert.equal(tiny.br.tunnel('tun0').mtuStats.fragmented, 1);
+  tiny.pod.take();
+  assert.equal(net.pool.available, net.pool.size);
+});
+
+test('esp: a tunnel refuses a second inbound SA with an SPI it already uses', () => {
+  const net: Net = { pool: new PacketPool({ count: 4, frameCapacity: 2048 }), clock: new VirtualClock() };
+  const br = newBridge(net, 'n');
+  const [u] = tapPair('u1', 'u2', UNDER_MAC[1]!, UNDER_MAC[2]!, 1500);
+  br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128' } });
+  const sa = (spi: number) => ({ spi, key: '33'.repeat(16), salt: '01020304' });
+  br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, esp: { out: sa(0x500), in: sa(0x600) } });
+  assert.throws(() => br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: sa(0x600) } }), /inbound SPI 0x600 is already in use/);
+  // The refused VTEP left nothing behind: the next one takes its place.
+  assert.equal(br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: sa(0x601) } }), 1);
+  assert.equal(br.tunnel('tun0').sadb!.peers.length, 2);
+});
