@@ -25,10 +25,8 @@ import type { PacketBuf, PacketPool } from '../packet/buf.js';
 import { checksum } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { IPV4_HEADER_LEN } from '../wire/ipv4.js';
-import {
-  Ipv6Walk, walkIpv6, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING,
-} from '../wire/ipv6.js';
-import { copyBytes, ipv6ExtLen } from './common.js';
+import { Ipv6Walk, walkIpv6, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING, ipv6ExtLen } from '../wire/ipv6.js';
+import { copyBytes } from './common.js';
 
 /** RFC 791: every IPv4 module forwards a 68-byte datagram unfragmented (60-byte header + 8 bytes of data). */
 export const IPV4_MIN_MTU = 68;

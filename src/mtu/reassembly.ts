@@ -27,8 +27,8 @@ import { PacketPool, type PacketBuf } from '../packet/buf.js';
 import { checksum, ipv4HeaderValid } from '../wire/checksum.js';
 import { DropReason, DROP_REASON_COUNT } from '../wire/drop.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
-import { Ipv6Walk, walkIpv6, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN } from '../wire/ipv6.js';
-import { copyBytes, ipv6ExtLen } from './common.js';
+import { ipv6ExtLen, Ipv6Walk, walkIpv6, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { copyBytes } from './common.js';
 import { IP_MAX_LEN } from './fragment.js';
 
 /** `add`: the fragment is held. */

@@ -175,6 +175,11 @@ export interface PacketPoolOptions {
 export class PacketPool {
   readonly frameCapacity: number;
   readonly bufferSize: number;
+  /**
+   * The one array every buffer is a window of: buffer `slot` is `slab[slot × bufferSize, +bufferSize)`.
+   * Copies between two buffers of a pool can then be a `copyWithin` on it, which allocates nothing.
+   */
+  readonly slab: Uint8Array;
   private readonly all: PacketBuf[] = [];
   private readonly freeList: PacketBuf[] = [];
 
@@ -182,7 +187,7 @@ export class PacketPool {
     this.frameCapacity = opts.frameCapacity ?? 9216;
     // Keep each buffer 64-byte aligned within the slab.
     this.bufferSize = (HEADROOM + this.frameCapacity + TAILROOM + 63) & ~63;
-    const slab = new Uint8Array(this.bufferSize * opts.count);
+    const slab = (this.slab = new Uint8Array(this.bufferSize * opts.count));
     for (let i = 0; i < opts.count; i++) {
       const b = new PacketBuf(slab.subarray(i * this.bufferSize, (i + 1) * this.bufferSize), i, this);
       b.free = true;

@@ -84,8 +84,8 @@ export function isGenericExtHeader(nh: number): boolean {
     nh === IPV6_NH_MOBILITY || nh === IPV6_NH_HIP || nh === IPV6_NH_SHIM6;
 }
 
-/** Length in bytes of the extension header of type `nh` at `o`, or -1 when `nh` is not one. */
-function extLen(bytes: Uint8Array, o: number, nh: number): number {
+/** Length in bytes of the extension header of type `nh` at `o` (its length byte must be inside the packet: `walkIpv6` checks), or -1 when `nh` is not one. */
+export function ipv6ExtLen(bytes: Uint8Array, o: number, nh: number): number {
   if (isGenericExtHeader(nh)) return (bytes[o + 1]! + 1) << 3;
   if (nh === IPV6_NH_AH) return (bytes[o + 1]! + 2) << 2; // RFC 4302 §2.2: in 4-octet units, minus 2
   if (nh === IPV6_NH_FRAGMENT) return IPV6_FRAG_HEADER_LEN;
@@ -156,7 +156,7 @@ export function walkIpv6(bytes: Uint8Array, off: number, end: number, out: Ipv6W
     }
     // The length byte is read only once it is inside the packet.
     if (end - p < 2) return DropReason.Ipv6ExtTruncated;
-    const len = extLen(bytes, p, nh);
+    const len = ipv6ExtLen(bytes, p, nh);
     if (end - p < len) return DropReason.Ipv6ExtTruncated;
     if (nh === IPV6_NH_ROUTING) {
       const d = routingFinalDst(bytes, p + 2, p + len);
