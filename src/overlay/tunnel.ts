@@ -141,8 +141,6 @@ export class Tunnel {
   /** Routed mode's VNI. */
   readonly vni: number;
   readonly vteps: Vtep[] = [];
-  /** Outer bytes added in front of the inner frame (Ethernet + IP + UDP + tunnel header). */
-  readonly overhead: number;
   readonly icmpTooBig: boolean;
   readonly fragmentPolicy: FragmentPolicy;
   readonly mssClamp: boolean;
@@ -199,8 +197,8 @@ export class Tunnel {
       throw new RangeError(`tunnel icmpRate: perSecond must be > 0 and burst an integer ≥ 1, got ${rate.perSecond}/s burst ${rate.burst}`);
     }
     this.icmpRate = { perSecond: rate.perSecond, burst: rate.burst };
-    // Build one template to learn the overhead and validate the options and ranges early.
-    this.overhead = this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni).headerLen;
+    // Build one template to validate the options and ranges early.
+    this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni);
     this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp);
     this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
     const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);

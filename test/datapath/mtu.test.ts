@@ -195,6 +195,17 @@ test('mtu: with ICMP suppressed a too-big DF packet vanishes — the PMTU black 
   finish(p);
 });
 
+test('mtu: by default 50 ICMP too-big messages may go at once, then 100 a second', () => {
+  const p = l2Pair('vxlan', 4, 1500);
+  assert.deepEqual(p.n1.br.tunnel('tun0').icmpRate, { perSecond: 100, burst: 50 });
+  p.n1.pod.ep.send(Array.from({ length: 60 }, () => udp4(1451, true)));
+  assert.equal(p.n1.pod.ep.take().length, 50);
+  p.net.clock.t += 100e6; // 0.1 s: 10 tokens
+  p.n1.pod.ep.send(Array.from({ length: 20 }, () => udp4(1451, true)));
+  assert.equal(p.n1.pod.ep.take().length, 10);
+  finish(p);
+});
+
 test('mtu: ICMP too-big messages are rate-limited per tunnel port (burst, then the refill rate)', () => {
   const p = l2Pair('vxlan', 4, 1500, { icmpRate: { perSecond: 10, burst: 5 } });
   const t = p.n1.br.tunnel('tun0');
