@@ -115,6 +115,8 @@ export interface Vtep {
   /** Frames sent to / accepted from this VTEP. */
   txPackets: number;
   rxPackets: number;
+  /** Bytes of the inner frames sent to this VTEP (before encapsulation). */
+  txInnerBytes: number;
 }
 
 const NO_SEGMENT = -1;
@@ -234,7 +236,7 @@ export class Tunnel {
     const index = this.vteps.length;
     const template = this.makeTemplate(v, this.vni);
     this.sadb?.addPeer(index, v.ip, v.esp);
-    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template, txPackets: 0, rxPackets: 0 });
+    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template, txPackets: 0, rxPackets: 0, txInnerBytes: 0 });
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
     if (remote.family === 4) this.byV4.set(remote.v4, index);
     else this.byV6.set(remote.v6, index);
@@ -416,6 +418,7 @@ export class Tunnel {
     if (v === undefined) return DropReason.UnknownVtep;
     const hash = packetFlowHash(p);
     p.flowHash = hash;
+    const innerLen = p.end - p.start;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     if (this.sadb !== null) {
       const sa = this.sadb.outbound(vtep, now);
@@ -424,6 +427,7 @@ export class Tunnel {
       if (r !== 0) return r;
     }
     v.txPackets++;
+    v.txInnerBytes += innerLen;
     return 0;
   }
 

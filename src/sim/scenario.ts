@@ -47,7 +47,7 @@
  *     interval: 100ms              # default 1s for ping, 1ms for udp; or give `rate` (udp)
  *     rate: 100Mbit                # udp: interval follows from rate and size
  *     size: 1400                   # IP packet bytes (default 84 ping, 1000 udp); or
- *     sizes: imix                  # imix (7×40, 4×576, 1×1500) or a list of sizes
+ *     sizes: imix                  # imix (Simple IMIX: 7×64, 4×576, 1×1500) or a list of sizes
  *     bytes: 1000000               # tcp: bytes to send (default 1 MB)
  *     df: true                     # default true for ping and tcp, false for udp
  * faults:
@@ -73,6 +73,7 @@ import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';
 import type { TunnelKind } from '../overlay/template.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
 import { DropReason } from '../wire/drop.js';
+import { IMIX as HOST_IMIX } from './host.js';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YamlNode } from './yaml.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -510,7 +511,7 @@ function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 const DROP_REASONS: readonly string[] = Object.keys(DropReason).filter((k) => Number.isNaN(Number(k)));
 const ICMP_KINDS: readonly IcmpKind[] = ['frag-needed', 'packet-too-big', 'echo-reply', 'dest-unreachable', 'time-exceeded', 'none'];
-const IMIX: readonly number[] = [40, 40, 40, 40, 40, 40, 40, 576, 576, 576, 576, 1500];
+const IMIX: readonly number[] = HOST_IMIX.flatMap((x) => new Array<number>(x.weight).fill(x.size));
 
 const ROOT_KEYS = ['name', 'description', 'lesson', 'seed', 'duration', 'underlay', 'tunnel', 'encryption', 'nodes', 'links', 'traffic', 'faults', 'capture', 'expect'] as const;
 const UNDERLAY_KEYS = ['mtu', 'latency', 'jitter', 'bandwidth', 'loss', 'family'] as const;

@@ -1,0 +1,748 @@
+/**
+ * A scenario brought to life: a simulated cluster built from a `Scenario` (sim/scenario.ts), run for its
+ * duration, and its report — per flow, per node and port, per underlay path — with the scenario's
+ * expectations checked.
+ *
+ * What is built, per node:
+ * - a `Bridge` (the node's switch) with, in routed mode, a gateway port holding the first address of each
+ *   podCIDR, and one tunnel port (VXLAN or Geneve, with ESP when the scenario encrypts);
+ * - pods: `SimHost`s plugged into bridge ports (a veth is a zero-delay wire: frames cross synchronously),
+ *   on their access VLAN; in routed mode their default gateway is the node's gateway;
+ * - an uplink into the `Fabric` (sim/fabric.ts): one point-to-point path per pair of nodes with the
+ *   underlay's (or the pair's own) latency, jitter, bandwidth, loss and MTU.
+ * Routed mode: every node has a VTEP and a route for every other node's podCIDRs. L2 mode: pods on the
+ * same VNI form one flood-and-learn segment (head-end replication to every VTEP that has pods on that VNI);
+ * a pod's segment on its node is its VLAN, or one chosen for its VNI.
+ *
+ * Addresses and MACs are assigned from the node and pod positions (deterministic), so one scenario and
+ * seed give byte-identical captures and reports.
+ */
+import { createHash } from 'node:crypto';
+import { Bridge } from '../datapath/bridge.js';
+import type { Device, Receiver } from '../datapath/device.js';
+import type { Port } from '../datapath/port.js';
+import { ClusterSecret } from '../esp/keys.js';
+import type { EspConfig } from '../esp/sadb.js';
+import type { Tunnel } from '../overlay/tunnel.js';
+import { PacketPool, type PacketBatch, type PacketBuf } from '../packet/buf.js';
+import { PcapngWriter } from '../capture/pcapng.js';
+import { ipv4FromString, ipv6FromString, rd16, rd32 } from '../wire/bytes.js';
+import { DropReason } from '../wire/drop.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
+import { Simulator, type SimTask } from './engine.js';
+import { Fabric, type Uplink } from './fabric.js';
+import { SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
+import type { LinkConfig } from './link.js';
+import type { Comparison, Endpoint, ExpectSpec, FaultSpec, IcmpKind, NodeSpec, PodSpec, Scenario, TrafficSpec } from './scenario.js';
+
+const POD_MAC = 0x02_00_00_00_00_00;
+const GW_MAC = 0x02_01_00_00_00_00;
+const UPLINK_MAC = 0x02_02_00_00_00_00;
+/** The first UDP port sinks listen on: a receiver has one port per sender (flows are told apart by their flow id). */
+export const SINK_PORT = 5001;
+
+/** An error in a scenario that only shows when building it (the loader accepted its shape). */
+export class SimBuildError extends Error {
+  override readonly name = 'SimBuildError';
+}
+
+export interface ClusterOptions {
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Packet buffers (default: enough for the scenario's traffic, at least 8192). */
+  buffers?: number;
+  /** Record the scenario's capture points (default true). */
+  capture?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Device wrappers: capture and observation of the frames crossing a device
+
+type FrameHook = (p: PacketBuf, now: number) => void;
+
+/**
+ * Wraps a device; `onTx` sees each frame handed to it (towards the device), `onRx` each frame it
+ * delivers (from the device). The hooks must not keep or change the packet.
+ */
+class Tap implements Device {
+  constructor(private readonly inner: Device, private readonly sim: Simulator, private readonly onTx: FrameHook | null, private readonly onRx: FrameHook | null) {}
+  get name(): string { return this.inner.name; }
+  get mac(): number { return this.inner.mac; }
+  get mtu(): number { return this.inner.mtu; }
+  get linkUp(): boolean { return this.inner.linkUp; }
+  transmit(batch: PacketBatch): void {
+    const h = this.onTx;
+    if (h !== null) for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
+    this.inner.transmit(batch);
+  }
+  setReceiver(rx: Receiver | null): void {
+    const h = this.onRx;
+    if (rx === null || h === null) { this.inner.setReceiver(rx); return; }
+    this.inner.setReceiver((batch) => {
+      for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
+      rx(batch);
+    });
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void { this.inner.setLinkListener(fn); }
+}
+
+/** One capture point: a pcapng file in memory. */
+export class Capture {
+  readonly chunks: Uint8Array[] = [];
+  readonly writer: PcapngWriter;
+  readonly iface: number;
+  packets = 0;
+  constructor(readonly name: string) {
+    this.writer = new PcapngWriter((c) => this.chunks.push(c));
+    this.iface = this.writer.addInterface(name);
+  }
+  readonly hook: FrameHook = (p, now) => {
+    this.packets++;
+    this.writer.writePacket(this.iface, BigInt(Math.round(now)), p.data.subarray(p.start, p.end));
+  };
+  /** The file's bytes. */
+  bytes(): Uint8Array {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ICMP seen by a flow's sender
+
+interface IcmpWatch {
+  flow: FlowRt;
+  family: 4 | 6;
+  dst4: number;
+  dst6: Uint8Array | null;
+  /** IP protocol the flow sends (1/58 ping, 17 udp, 6 tcp). */
+  proto: number;
+  fromNs: number;
+  untilNs: number;
+}
+
+function eq16(b: Uint8Array, o: number, a: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (b[o + i] !== a[i]) return false;
+  return true;
+}
+
+/** Classifies ICMP reaching a pod and credits it to the flows it concerns (by destination, protocol and time). */
+class IcmpObserver {
+  readonly watches: IcmpWatch[] = [];
+  readonly hook: FrameHook = (p, now) => this.see(p, now);
+
+  private see(p: PacketBuf, now: number): void {
+    const b = p.data;
+    const s = p.start;
+    if (p.end - s < 14 + 28) return;
+    const et = rd16(b, s + 12);
+    if (et === ETHERTYPE_IPV4) {
+      const ip = s + 14;
+      if (b[ip + 9] !== 1) return;
+      const l4 = ip + (b[ip]! & 0x0f) * 4;
+      if (l4 + 8 > p.end) return;
+      const type = b[l4]!, code = b[l4 + 1]!;
+      let kind: IcmpKind | null = null;
+      let about = 0, proto = 0;
+      if (type === 0) { kind = 'echo-reply'; about = rd32(b, ip + 12); proto = 1; }
+      else if (type === 3 || type === 11) {
+        kind = type === 11 ? 'time-exceeded' : code === 4 ? 'frag-needed' : 'dest-unreachable';
+        const q = l4 + 8;
+        if (q + 20 > p.end) return;
+        about = rd32(b, q + 16);
+        proto = b[q + 9]!;
+      }
+      if (kind === null) return;
+      for (const w of this.watches) {
+        if (w.family === 4 && w.dst4 === about && w.proto === proto && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
+      }
+    } else if (et === ETHERTYPE_IPV6) {
+      const ip = s + 14;
+      if (b[ip + 6] !== 58) return;
+      const l4 = ip + 40;
+      if (l4 + 8 > p.end) return;
+      const type = b[l4]!;
+      let kind: IcmpKind | null = null;
+      let aboutAt = 0, proto = 0;
+      if (type === 129) { kind = 'echo-reply'; aboutAt = ip + 8; proto = 58; }
+      else if (type === 1 || type === 2 || type === 3) {
+        kind = type === 2 ? 'packet-too-big' : type === 3 ? 'time-exceeded' : 'dest-unreachable';
+        const q = l4 + 8;
+        if (q + 40 > p.end) return;
+        aboutAt = q + 24;
+        proto = b[q + 6]!;
+      }
+      if (kind === null) return;
+      for (const w of this.watches) {
+        if (w.family === 6 && w.dst6 !== null && w.proto === proto && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The cluster
+
+interface PodRt {
+  spec: PodSpec;
+  host: SimHost;
+  port: Port;
+  icmp: IcmpObserver | null;
+}
+
+interface NodeRt {
+  spec: NodeSpec;
+  index: number;
+  bridge: Bridge;
+  uplink: Uplink;
+  tunnelPort: Port;
+  tunnel: Tunnel;
+  pods: Map<string, PodRt>;
+}
+
+interface FlowRt {
+  spec: TrafficSpec;
+  id: number;
+  src: PodRt;
+  dst: PodRt | null;
+  dstAddr: string;
+  ping: PingStats | null;
+  udp: UdpFlow | null;
+  sink: UdpSink | null;
+  icmp: Set<IcmpKind>;
+}
+
+/** A task that starts a ping flow at its start time. */
+class PingStart implements SimTask {
+  constructor(private readonly f: FlowRt) {}
+  run(): void {
+    const t = this.f.spec;
+    const hdr = t.family === 4 ? 28 : 48;
+    this.f.ping = this.f.src.host.ping({ dst: this.f.dstAddr, count: t.count, intervalNs: t.intervalNs, size: Math.max(0, t.sizes[0]! - hdr), df: t.df, timeoutNs: 2e9 });
+  }
+}
+
+/** Applies the faults: `arg` indexes the action list. */
+class FaultRunner implements SimTask {
+  readonly actions: Array<{ fault: FaultSpec; up: boolean }> = [];
+  constructor(private readonly fabric: Fabric) {}
+  run(arg: number): void {
+    const a = this.actions[arg]!;
+    const t = a.fault.target;
+    if (t.kind === 'node') this.fabric.setNodeUp(t.node, a.up);
+    else this.fabric.setPathUp(t.a, t.b, a.up);
+  }
+}
+
+function secretFrom(text: string): ClusterSecret {
+  // A lab's secret is a passphrase; the cluster secret is its SHA-256 (32 bytes, the minimum length).
+  return new ClusterSecret(createHash('sha256').update(text, 'utf8').digest());
+}
+
+function hexBytes(s: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(s, 'hex'));
+}
+
+function prefixLen(cidr: string | null): number | null {
+  if (cidr === null) return null;
+  return Number(cidr.split('/')[1]);
+}
+
+export class Cluster {
+  readonly sim: Simulator;
+  readonly pool: PacketPool;
+  readonly fabric: Fabric;
+  readonly nodes = new Map<string, NodeRt>();
+  readonly flows: FlowRt[] = [];
+  readonly captures: Capture[] = [];
+  readonly seed: number;
+  private readonly faults: FaultRunner;
+  private readonly sinkPorts = new Map<string, number>();
+  private readonly sinksPerHost = new Map<SimHost, number>();
+  private ran = false;
+  wallMs = 0;
+
+  constructor(readonly scenario: Scenario, opts: ClusterOptions = {}) {
+    const s = scenario;
+    this.seed = opts.seed ?? s.seed;
+    this.sim = new Simulator(this.seed);
+    const maxMtu = Math.max(s.underlay.mtu, ...s.nodes.flatMap((n) => n.pods.map((p) => p.mtu)), 1500);
+    this.pool = new PacketPool({ count: opts.buffers ?? 8192, frameCapacity: Math.max(2048, maxMtu + 128) });
+    const u = s.underlay;
+    const defaults: LinkConfig = { latencyNs: u.latencyNs, jitterNs: u.jitterNs, loss: u.loss, mtu: u.mtu, ...(u.bandwidthBps !== null ? { bandwidthBps: u.bandwidthBps } : {}) };
+    this.fabric = new Fabric(this.sim, this.pool, defaults, u.mtu);
+    this.faults = new FaultRunner(this.fabric);
+    const wantCapture = opts.capture ?? true;
+    const capAt = new Map<string, Capture>();
+    if (wantCapture) {
+      for (const c of s.capture) {
+        const key = `${c.node}/${c.port}`;
+        if (c.port === 'gw') throw new SimBuildError(`capture ${key}: the gateway is inside the bridge and has no wire of its own; capture a pod or ${c.node}/underlay`);
+        if (!capAt.has(key)) {
+          const cap = new Capture(key);
+          capAt.set(key, cap);
+          this.captures.push(cap);
+        }
+      }
+    }
+    this.buildNodes(capAt);
+    this.buildTraffic();
+    this.buildFaults();
+  }
+
+  private buildNodes(capAt: Map<string, Capture>): void {
+    const s = this.scenario;
+    const routed = s.tunnel.mode === 'routed';
+    const secret = s.encryption !== null ? secretFrom(s.encryption.secret) : null;
+    // L2 mode: one segment per VLAN given, or per VNI; each VNI carries one segment between nodes.
+    const vniSeg = new Map<number, number>();
+    const usedVlans = new Set<number>();
+    for (const n of s.nodes) for (const p of n.pods) if (p.vlan !== null) usedVlans.add(p.vlan);
+    let nextSeg = 1;
+    const segmentOf = (p: PodSpec): number => {
+      if (routed) return p.vlan ?? 0;
+      const vni = p.vni!;
+      if (p.vlan !== null) {
+        const had = vniSeg.get(vni);
+        if (had === undefined) vniSeg.set(vni, p.vlan);
+        else if (had !== p.vlan && s.nodes.length > 1) throw new SimBuildError(`pod ${p.node}/${p.name}: VNI ${vni} is already carried by VLAN ${had}; between nodes one VNI carries one segment (give the pods on VLAN ${p.vlan} another vni)`);
+        return p.vlan;
+      }
+      let seg = vniSeg.get(vni);
+      if (seg === undefined) {
+        while (usedVlans.has(nextSeg)) nextSeg++;
+        seg = nextSeg++;
+        usedVlans.add(seg);
+        vniSeg.set(vni, seg);
+      }
+      return seg;
+    };
+    const podSeg = new Map<PodSpec, number>();
+    for (const n of s.nodes) for (const p of n.pods) podSeg.set(p, segmentOf(p));
+
+    s.nodes.forEach((n, i) => {
+      const bridge = new Bridge({ name: n.name, pool: this.pool, clock: this.sim.clock });
+      const uplink = this.fabric.addNode(n.name, UPLINK_MAC + i + 1);
+      const cap = capAt.get(`${n.name}/underlay`);
+      const under: Device = cap !== undefined ? new Tap(uplink, this.sim, cap.hook, cap.hook) : uplink;
+      if (routed) {
+        const gwMtu = Math.max(1500, ...n.pods.map((p) => p.mtu));
+        const l4 = prefixLen(n.podCIDR4), l6 = prefixLen(n.podCIDR6);
+        bridge.addGateway({
+          name: 'gw', mac: GW_MAC + i + 1, mtu: gwMtu,
+          ...(n.gateway4 !== null ? { ipv4: `${n.gateway4}/${l4}` } : {}),
+          ...(n.gateway6 !== null ? { ipv6: `${n.gateway6}/${l6}` } : {}),
+        });
+      }
+      const esp: EspConfig | undefined = s.encryption !== null ? { cipher: s.encryption.cipher, secret: secret!, node: n.name, udpEncap: s.encryption.udpEncap } : undefined;
+      const tunnelPort = bridge.addTunnel('tunnel', under, {
+        kind: s.tunnel.type, mode: s.tunnel.mode, localIp: n.underlayIp, vni: s.tunnel.vni,
+        options: s.tunnel.options.map((o) => ({ class: o.class, type: o.type, data: hexBytes(o.data) })),
+        knownOptions: s.tunnel.options.map((o) => ({ class: o.class, type: o.type })),
+        fragmentPolicy: s.tunnel.fragmentPolicy, icmpTooBig: s.tunnel.icmpTooBig, mssClamp: s.tunnel.mssClamp,
+        ...(esp !== undefined ? { esp } : {}),
+      });
+      const rt: NodeRt = { spec: n, index: i, bridge, uplink, tunnelPort, tunnel: bridge.tunnel(tunnelPort), pods: new Map() };
+      this.nodes.set(n.name, rt);
+      if (!routed) {
+        const mine = new Set(n.pods.map((p) => p.vni!));
+        for (const vni of mine) rt.tunnel.mapVni(vni, vniSeg.get(vni)!);
+      }
+      n.pods.forEach((p, j) => {
+        if (p.ip4 === null) throw new SimBuildError(`pod ${n.name}/${p.name}: IPv6-only pods are not simulated yet; give it an IPv4 address too`);
+        const len4 = prefixLen(n.podCIDR4) ?? 0;
+        const len6 = prefixLen(n.podCIDR6) ?? 0;
+        const host = new SimHost(this.sim, this.pool, {
+          name: `${n.name}/${p.name}`, mac: POD_MAC + (i + 1) * 65536 + j + 1, mtu: p.mtu,
+          ipv4: `${p.ip4}/${len4}`,
+          ...(p.ip6 !== null ? { ipv6: `${p.ip6}/${len6 === 0 ? 64 : len6}` } : {}),
+          ...(routed && n.gateway4 !== null ? { gateway4: n.gateway4 } : {}),
+          ...(routed && n.gateway6 !== null ? { gateway6: n.gateway6 } : {}),
+        });
+        const icmp = this.scenario.traffic.some((t) => t.from.node === n.name && t.from.pod === p.name) ? new IcmpObserver() : null;
+        let dev: Device = host;
+        if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
+        const pc = capAt.get(`${n.name}/${p.name}`);
+        if (pc !== undefined) dev = new Tap(dev, this.sim, pc.hook, pc.hook);
+        const seg = podSeg.get(p)!;
+        const port = bridge.addPort(p.name, dev, { ...(seg !== 0 ? { vlan: seg } : {}), mtu: p.mtu });
+        rt.pods.set(p.name, { spec: p, host, port, icmp });
+        // As in Antrea, the node knows its pods' MACs from the CNI: the gateway routes to them without ARP.
+        if (routed) {
+          if (n.gateway4 !== null) bridge.addNeighbor(p.ip4, host.mac);
+          if (n.gateway6 !== null && p.ip6 !== null) bridge.addNeighbor(p.ip6, host.mac);
+        }
+      });
+    });
+    // Tunnels between every pair of nodes.
+    const all = [...this.nodes.values()];
+    for (const a of all) {
+      for (const b of all) {
+        if (a === b) continue;
+        const vnis = routed ? undefined : [...new Set(b.spec.pods.map((p) => p.vni!))].filter((v) => a.spec.pods.some((p) => p.vni === v));
+        if (vnis !== undefined && vnis.length === 0) continue;
+        a.bridge.addVtep(a.tunnelPort, { ip: b.spec.underlayIp, mac: b.uplink.mac, ...(vnis !== undefined ? { vnis } : {}), ...(s.encryption !== null ? { esp: { node: b.spec.name } } : {}) });
+        if (routed) {
+          for (const cidr of [b.spec.podCIDR4, b.spec.podCIDR6]) if (cidr !== null) a.bridge.addRoute(cidr, { tunnel: 'tunnel', vtep: b.spec.underlayIp });
+        }
+      }
+    }
+    for (const l of s.links) {
+      const cfg: LinkConfig = {};
+      if (l.mtu !== null) cfg.mtu = l.mtu;
+      if (l.latencyNs !== null) cfg.latencyNs = l.latencyNs;
+      if (l.jitterNs !== null) cfg.jitterNs = l.jitterNs;
+      if (l.bandwidthBps !== null) cfg.bandwidthBps = l.bandwidthBps;
+      if (l.loss !== null) cfg.loss = l.loss;
+      this.fabric.override(l.a, l.b, cfg);
+    }
+  }
+
+  private pod(e: Endpoint, what: string): PodRt | null {
+    const n = this.nodes.get(e.node)!;
+    if (e.pod === null) return null;
+    const p = n.pods.get(e.pod);
+    if (p === undefined) throw new SimBuildError(`${what}: no pod ${e.node}/${e.pod}`);
+    return p;
+  }
+
+  private buildTraffic(): void {
+    this.scenario.traffic.forEach((t, k) => {
+      const src = this.pod(t.from, `traffic ${t.name}`);
+      if (src === null) throw new SimBuildError(`traffic ${t.name}: from ${t.from.node}: traffic from a node's own stack is not simulated; send from a pod`);
+      const dst = this.pod(t.to, `traffic ${t.name}`);
+      let dstAddr: string | null;
+      if (dst !== null) dstAddr = t.family === 4 ? dst.spec.ip4 : dst.spec.ip6;
+      else {
+        const n = this.nodes.get(t.to.node)!.spec;
+        dstAddr = t.family === 4 ? n.gateway4 : n.gateway6;
+      }
+      if (dstAddr === null) throw new SimBuildError(`traffic ${t.name}: ${t.to.node}${t.to.pod !== null ? '/' + t.to.pod : ''} has no IPv${t.family} address`);
+      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, icmp: new Set() };
+      this.flows.push(f);
+      const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
+      const span = t.type === 'tcp' ? this.scenario.durationNs : t.count * t.intervalNs;
+      src.icmp?.watches.push({
+        flow: f, family: t.family, proto, fromNs: t.startNs, untilNs: t.startNs + span + 2e9,
+        dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0, dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
+      });
+      if (t.type === 'ping') this.sim.schedule(t.startNs, new PingStart(f), 0);
+      else if (t.type === 'udp') {
+        if (dst === null) throw new SimBuildError(`traffic ${t.name}: a UDP flow needs a pod to receive it`);
+        // Flow ids are unique per sender: each sender gets its own port on each receiver.
+        const pk = `${dst.host.name}|${src.host.name}`;
+        let port = this.sinkPorts.get(pk);
+        if (port === undefined) {
+          port = SINK_PORT + (this.sinksPerHost.get(dst.host) ?? 0);
+          if (port > 65535) throw new SimBuildError(`traffic ${t.name}: ${dst.host.name} receives UDP from more than ${65536 - SINK_PORT} senders`);
+          this.sinksPerHost.set(dst.host, port - SINK_PORT + 1);
+          this.sinkPorts.set(pk, port);
+        }
+        f.sink = dst.host.udpSink(port);
+        f.udp = src.host.udpFlow({ dst: dstAddr, dstPort: port, srcPort: 10000 + f.id, ratePps: 1e9 / t.intervalNs, sizes: t.sizes, count: t.count, df: t.df, startNs: t.startNs });
+      } else {
+        throw new SimBuildError(`traffic ${t.name}: TCP flows are not simulated yet`);
+      }
+    });
+  }
+
+  private buildFaults(): void {
+    for (const f of this.scenario.faults) {
+      const i = this.faults.actions.push({ fault: f, up: f.action === 'up' }) - 1;
+      this.sim.schedule(f.atNs, this.faults, i);
+      if (f.action === 'down' && f.forNs !== null) {
+        const j = this.faults.actions.push({ fault: f, up: true }) - 1;
+        this.sim.schedule(f.atNs + f.forNs, this.faults, j);
+      }
+    }
+  }
+
+  /** Runs the scenario to its end; `progress` is told the fraction of simulated time done, now and then. */
+  run(progress?: (fraction: number) => void): void {
+    if (this.ran) throw new Error('cluster: already run');
+    this.ran = true;
+    const t0 = performance.now();
+    const end = this.scenario.durationNs;
+    const slices = progress === undefined ? 1 : 100;
+    for (let k = 1; k <= slices; k++) {
+      const until = Math.round((end * k) / slices);
+      this.sim.run(until);
+      for (const n of this.nodes.values()) n.bridge.tick();
+      progress?.(k / slices);
+    }
+    this.wallMs = performance.now() - t0;
+  }
+
+  /** The report, with each expectation checked. */
+  report(): Report {
+    return buildReport(this);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The report
+
+export interface FlowResult {
+  name: string;
+  type: 'ping' | 'udp' | 'tcp';
+  from: string;
+  to: string;
+  family: 4 | 6;
+  /** Packets the flow meant to send, sent, and delivered (ping: answered). */
+  planned: number;
+  sent: number;
+  delivered: number;
+  lost: number;
+  /** delivered / planned. */
+  deliveredRatio: number;
+  /** Not sent: larger than the path MTU with DF (the host knew from ICMP). */
+  tooBig: number;
+  duplicates: number;
+  /** Ping: round trip; UDP: one way. Nanoseconds; null when nothing arrived. */
+  latencyP50Ns: number | null;
+  latencyP99Ns: number | null;
+  latencyMaxNs: number | null;
+  /** Offered IP bits per second over the flow's sending time, and the payload delivered over the same time. */
+  throughputBps: number;
+  goodputBps: number;
+  icmpSeen: IcmpKind[];
+}
+
+export interface PathResult {
+  a: string;
+  b: string;
+  /** Each direction: a → b, then b → a. */
+  sent: [number, number];
+  delivered: [number, number];
+  dropped: Record<string, number>;
+}
+
+export interface ExpectResult {
+  what: string;
+  expected: string;
+  actual: string;
+  ok: boolean;
+}
+
+export interface Report {
+  scenario: string;
+  seed: number;
+  durationNs: number;
+  events: number;
+  wallMs: number;
+  podMtu: number;
+  flows: FlowResult[];
+  /** node → port → drop reason → count (ports with drops only; `gw` includes routing decisions). */
+  drops: Record<string, Record<string, Record<string, number>>>;
+  /** Bytes on the underlay per inner byte carried, less one, in percent (null without tunnel traffic). */
+  wireOverheadPct: number | null;
+  innerBytes: number;
+  outerBytes: number;
+  underlay: { paths: PathResult[]; unknownDst: number; uplinkDown: number };
+  captures: Array<{ name: string; packets: number }>;
+  expectations: ExpectResult[];
+  ok: boolean;
+}
+
+function cmpOk(c: Comparison, v: number): boolean {
+  switch (c.op) {
+    case '>=': return v >= c.value;
+    case '>': return v > c.value;
+    case '<=': return v <= c.value;
+    case '<': return v < c.value;
+    case '==': return Math.abs(v - c.value) < 1e-9;
+  }
+}
+
+function fmtNs(ns: number): string {
+  if (ns >= 1e9) return `${+(ns / 1e9).toPrecision(4)}s`;
+  if (ns >= 1e6) return `${+(ns / 1e6).toPrecision(4)}ms`;
+  if (ns >= 1e3) return `${+(ns / 1e3).toPrecision(4)}us`;
+  return `${Math.round(ns)}ns`;
+}
+
+function fmtPct(r: number): string {
+  return `${+(r * 100).toFixed(2)}%`;
+}
+
+function percentileOf(sorted: readonly number[], p: number): number {
+  const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[k]!;
+}
+
+function flowResult(c: Cluster, f: FlowRt): FlowResult {
+  const t = f.spec;
+  const ep = (e: Endpoint): string => (e.pod === null ? e.node : `${e.node}/${e.pod}`);
+  const base = { name: t.name, type: t.type, from: ep(t.from), to: ep(t.to), family: t.family, planned: t.count, icmpSeen: [...f.icmp].sort() };
+  if (t.type === 'ping') {
+    const st = f.ping;
+    const sent = st?.sent ?? 0, got = st?.received ?? 0;
+    const rtts = st === null ? [] : [...st.rtts].sort((a, b) => a - b);
+    const span = Math.max(1, t.count * t.intervalNs);
+    const ipLen = t.sizes[0]!;
+    return {
+      ...base, sent, delivered: got, lost: t.count - got, deliveredRatio: t.count === 0 ? 0 : got / t.count,
+      tooBig: st?.tooBig ?? 0, duplicates: st?.duplicates ?? 0,
+      latencyP50Ns: rtts.length > 0 ? percentileOf(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentileOf(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      throughputBps: (sent * ipLen * 8 * 1e9) / span, goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
+    };
+  }
+  const st = f.udp!.stats;
+  const r = f.sink!.report(f.udp!.flowId, st.sent);
+  const span = Math.max(1, t.count * t.intervalNs);
+  return {
+    ...base, sent: st.sent, delivered: r.received, lost: t.count - r.received, deliveredRatio: t.count === 0 ? 0 : r.received / t.count,
+    tooBig: st.tooBig, duplicates: r.duplicates,
+    latencyP50Ns: r.received > 0 ? r.latencyP50 : null, latencyP99Ns: r.received > 0 ? r.latencyP99 : null, latencyMaxNs: r.received > 0 ? r.latencyMax : null,
+    throughputBps: (st.sentBytes * 8 * 1e9) / span, goodputBps: (r.goodputBytes * 8 * 1e9) / span,
+  };
+}
+
+/** The value of a counter named `<node>.<group>.<field>`, or an explanation of why there is none. */
+export function counterValue(c: Cluster, name: string): number | string {
+  const [node, group, field, ...rest] = name.split('.');
+  const n = c.nodes.get(node ?? '');
+  if (n === undefined || group === undefined || field === undefined || rest.length > 0) return `expected <node>.<group>.<field>, e.g. node1.tunnel.icmpSent`;
+  const pick = (o: object, what: string): number | string => {
+    const v = (o as Record<string, unknown>)[field];
+    return typeof v === 'number' ? v : `${what} has no counter "${field}" (it has ${Object.keys(o).filter((k) => typeof (o as Record<string, unknown>)[k] === 'number').join(', ')})`;
+  };
+  switch (group) {
+    case 'macs': return pick(n.bridge.macs.stats, 'macs');
+    case 'bridge': return pick({ floodCopies: n.bridge.floodCopies, generated: n.bridge.generated, fragmentsMade: n.bridge.fragmentsMade, fragmentsMerged: n.bridge.fragmentsMerged }, 'bridge');
+    case 'tunnel': return pick(n.tunnel.mtuStats, 'tunnel');
+    case 'esp': {
+      if (n.tunnel.sadb === null) return `${node} does not encrypt`;
+      let out = 0, inn = 0;
+      for (const v of n.tunnel.vteps) { out += v.txPackets; inn += v.rxPackets; }
+      return pick({ packetsOut: out, packetsIn: inn }, 'esp');
+    }
+    default: {
+      const port = group === 'underlay' ? n.tunnelPort : n.bridge.ports.find((p) => p !== null && p.name === group);
+      if (port === undefined || port === null) return `${node} has no counter group or port "${group}" (groups: macs, bridge, tunnel, esp, underlay, gw, or a pod name)`;
+      return pick({ rxPackets: port.counters.rxPackets, txPackets: port.counters.txPackets, rxBytes: port.counters.rxBytes, txBytes: port.counters.txBytes, dropped: port.counters.dropped }, `${node}.${group}`);
+    }
+  }
+}
+
+function nodeDrops(n: NodeRt): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const p of n.bridge.ports) {
+    if (p === null) continue;
+    const d = p.counters.dropsByReason();
+    const name = p.kind === 'tunnel' ? 'underlay' : p.name;
+    if (Object.keys(d).length > 0) out[name] = d;
+  }
+  const gw = n.bridge.gateway;
+  if (gw !== null) {
+    const d = gw.counters.dropsByReason();
+    if (Object.keys(d).length > 0) {
+      const into = (out['gw'] ??= {});
+      for (const [k, v] of Object.entries(d)) into[k] = (into[k] ?? 0) + v;
+    }
+  }
+  return out;
+}
+
+function checkExpect(c: Cluster, e: ExpectSpec, flows: Map<string, FlowResult>, drops: Record<string, Record<string, Record<string, number>>>, out: ExpectResult[]): void {
+  const fmtCmp = (x: Comparison, unit: 'pct' | 'ns' | 'count'): string => `${x.op} ${unit === 'pct' ? fmtPct(x.value) : unit === 'ns' ? fmtNs(x.value) : x.value}`;
+  if (e.flow !== null) {
+    const f = flows.get(e.flow)!;
+    if (e.delivered !== null) out.push({ what: `${f.name} delivered`, expected: fmtCmp(e.delivered, 'pct'), actual: `${fmtPct(f.deliveredRatio)} (${f.delivered}/${f.planned})`, ok: cmpOk(e.delivered, f.deliveredRatio) });
+    const lat: Array<[string, Comparison | null, number | null]> = [['latencyP50', e.latencyP50Ns, f.latencyP50Ns], ['latencyP99', e.latencyP99Ns, f.latencyP99Ns], ['latencyMax', e.latencyMaxNs, f.latencyMaxNs]];
+    for (const [k, x, v] of lat) {
+      if (x === null) continue;
+      out.push({ what: `${f.name} ${k}`, expected: fmtCmp(x, 'ns'), actual: v === null ? 'nothing arrived' : fmtNs(v), ok: v !== null && cmpOk(x, v) });
+    }
+    for (const k of e.icmpSeen) {
+      const seen = f.icmpSeen;
+      const ok = k === 'none' ? seen.length === 0 : seen.includes(k);
+      out.push({ what: `${f.name} ICMP seen`, expected: k, actual: seen.length === 0 ? 'none' : seen.join(', '), ok });
+    }
+  }
+  for (const [node, reasons] of Object.entries(e.drops)) {
+    const byPort = drops[node] ?? {};
+    for (const [reason, x] of Object.entries(reasons)) {
+      let v = 0;
+      for (const d of Object.values(byPort)) v += d[reason] ?? 0;
+      out.push({ what: `${node} drops ${reason}`, expected: fmtCmp(x, 'count'), actual: String(v), ok: cmpOk(x, v) });
+    }
+  }
+  for (const [name, x] of Object.entries(e.counters)) {
+    const v = counterValue(c, name);
+    out.push({ what: name, expected: fmtCmp(x, 'count'), actual: typeof v === 'number' ? String(v) : `no such counter: ${v}`, ok: typeof v === 'number' && cmpOk(x, v) });
+  }
+}
+
+function buildReport(c: Cluster): Report {
+  const flows = c.flows.map((f) => flowResult(c, f));
+  const byName = new Map(flows.map((f) => [f.name, f]));
+  const drops: Report['drops'] = {};
+  let inner = 0, outer = 0;
+  for (const n of c.nodes.values()) {
+    const d = nodeDrops(n);
+    if (Object.keys(d).length > 0) drops[n.spec.name] = d;
+    for (const v of n.tunnel.vteps) inner += v.txInnerBytes;
+    outer += n.tunnelPort.counters.txBytes;
+  }
+  const paths: PathResult[] = c.fabric.allPaths().map(({ a, b, link }) => {
+    const s = [link.a.stats, link.b.stats] as const;
+    const dropped: Record<string, number> = {};
+    for (const k of ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown'] as const) {
+      const v = s[0][k] + s[1][k];
+      if (v > 0) dropped[k.slice('dropped'.length).toLowerCase()] = v;
+    }
+    return { a, b, sent: [s[0].sent, s[1].sent], delivered: [s[0].delivered, s[1].delivered], dropped };
+  });
+  const expectations: ExpectResult[] = [];
+  for (const e of c.scenario.expect) checkExpect(c, e, byName, drops, expectations);
+  return {
+    scenario: c.scenario.name, seed: c.seed, durationNs: c.scenario.durationNs, events: c.sim.events, wallMs: c.wallMs,
+    podMtu: c.scenario.podMtu, flows, drops,
+    wireOverheadPct: inner > 0 ? ((outer - inner) / inner) * 100 : null, innerBytes: inner, outerBytes: outer,
+    underlay: { paths, unknownDst: c.fabric.stats.unknownDst, uplinkDown: c.fabric.stats.uplinkDown },
+    captures: c.captures.map((k) => ({ name: k.name, packets: k.packets })),
+    expectations, ok: expectations.every((x) => x.ok),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Text
+
+function fmtRate(bps: number): string {
+  if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
+  if (bps >= 1e3) return `${(bps / 1e3).toFixed(2)} kbit/s`;
+  return `${bps.toFixed(0)} bit/s`;
+}
+
+function table(rows: string[][]): string[] {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ').trimEnd());
+}
+
+/** The report as text for a terminal. */
+export function formatReport(r: Report): string {
+  const out: string[] = [];
+  out.push(`scenario ${r.scenario}  seed ${r.seed}  simulated ${fmtNs(r.durationNs)} in ${(r.wallMs / 1000).toFixed(2)} s wall  (${r.events} events)`);
+  out.push(`pod MTU ${r.podMtu}  wire overhead ${r.wireOverheadPct === null ? 'n/a (no tunnel traffic)' : `${r.wireOverheadPct.toFixed(1)}% (${r.outerBytes} bytes on the underlay for ${r.innerBytes} inner)`}`);
+  out.push('');
+  if (r.flows.length > 0) {
+    const rows = [['flow', 'type', 'from → to', 'sent', 'delivered', 'lost', 'p50', 'p99', 'throughput', 'goodput', 'ICMP seen']];
+    for (const f of r.flows) {
+      rows.push([f.name, f.type, `${f.from} → ${f.to}`, `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered} (${fmtPct(f.deliveredRatio)})`, String(f.lost),
+        f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns), f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns), fmtRate(f.throughputBps), fmtRate(f.goodputBps), f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(',')]);
+    }
+    out.push(...table(rows), '');
+  }
+  const dropLines: string[] = [];
+  for (const [node, ports] of Object.entries(r.drops)) for (const [port, reasons] of Object.entries(ports)) for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);
+  for (const p of r.underlay.paths) for (const [k, n] of Object.entries(p.dropped)) dropLines.push(`  underlay ${p.a}-${p.b}  ${k}  ${n}`);
+  out.push(dropLines.length === 0 ? 'drops: none' : 'drops (where, reason, count):', ...dropLines, '');
+  if (r.captures.length > 0) out.push(`captures: ${r.captures.map((k) => `${k.name} (${k.packets} packets)`).join(', ')}`, '');
+  if (r.expectations.length > 0) {
+    out.push('expectations:');
+    for (const e of r.expectations) out.push(`  ${e.ok ? 'ok  ' : 'FAIL'}  ${e.what} ${e.expected}: ${e.actual}`);
+    out.push(r.ok ? `all ${r.expectations.length} expectations met` : `${r.expectations.filter((e) => !e.ok).length} of ${r.expectations.length} expectations FAILED`);
+  }
+  return out.join('\n');
+}

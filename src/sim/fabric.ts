@@ -1,0 +1,210 @@
+/**
+ * The underlay of a simulated cluster: every node has one uplink (a `Device` its tunnel port sends outer
+ * frames into), and between each pair of nodes there is a point-to-point path, a `SimLink` with the
+ * underlay's latency, jitter, bandwidth, loss and MTU — or the pair's own, when a scenario overrides them.
+ *
+ * An uplink hands each frame to the path towards the node whose uplink MAC is the frame's destination
+ * (the VTEP's next-hop MAC), so the fabric behaves as a switched L2 underlay in which each pair of nodes
+ * has its own wire: a per-pair MTU (a PMTU black hole between two nodes), a per-pair outage, a per-pair
+ * delay. Frames to a MAC that is no node's (broadcast, unknown) are dropped and counted. Paths are made
+ * on first use, so a 1,000-node cluster pays only for the pairs that talk.
+ *
+ * Faults: `setPathUp(a, b, up)` takes one path down or up; `setNodeUp(n, up)` takes a node's uplink
+ * down (its carrier drops: the bridge sees the port go down, and nothing reaches or leaves the node).
+ */
+import type { Device, Receiver } from '../datapath/device.js';
+import { PacketBatch, type PacketPool } from '../packet/buf.js';
+import { rdMac } from '../wire/bytes.js';
+import type { Simulator } from './engine.js';
+import { SimLink, type LinkConfig, type LinkStats } from './link.js';
+
+/** What the fabric itself dropped (paths count their own drops in `LinkStats`). */
+export interface FabricStats {
+  /** Frames to a MAC that is no node's uplink (broadcast, unknown). */
+  unknownDst: number;
+  /** Frames a node sent to itself. */
+  toSelf: number;
+  /** Frames sent or due while a node's uplink was down. */
+  uplinkDown: number;
+  /** Frames and bytes handed to paths (before their loss, queue and MTU). */
+  frames: number;
+  bytes: number;
+}
+
+/** A node's uplink: the device its tunnel port uses as the underlay. */
+export class Uplink implements Device {
+  linkUp = true;
+  private rx: Receiver | null = null;
+  private listener: ((up: boolean) => void) | null = null;
+  /** Frames and bytes this node sent into the fabric and received from it. */
+  txFrames = 0;
+  txBytes = 0;
+  rxFrames = 0;
+  rxBytes = 0;
+
+  constructor(readonly fabric: Fabric, readonly index: number, readonly name: string, readonly mac: number, readonly mtu: number) {}
+
+  transmit(batch: PacketBatch): void {
+    this.fabric.send(this, batch);
+  }
+
+  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setLinkListener(fn: ((up: boolean) => void) | null): void { this.listener = fn; }
+
+  /** @internal frames from a path. */
+  deliver(batch: PacketBatch): void {
+    if (!this.linkUp || this.rx === null) {
+      this.fabric.stats.uplinkDown += batch.length;
+      for (let i = 0; i < batch.length; i++) batch.get(i).release();
+      batch.clear();
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      this.rxFrames++;
+      this.rxBytes += batch.get(i).length;
+    }
+    this.rx(batch);
+  }
+
+  /** @internal carrier change. */
+  setCarrier(up: boolean): void {
+    if (this.linkUp === up) return;
+    this.linkUp = up;
+    this.listener?.(up);
+  }
+}
+
+/** One path between two nodes; `lo` is the lower node index (its uplink uses end `a`). */
+interface Path {
+  link: SimLink;
+  lo: number;
+  hi: number;
+}
+
+export class Fabric {
+  readonly uplinks: Uplink[] = [];
+  readonly stats: FabricStats = { unknownDst: 0, toSelf: 0, uplinkDown: 0, frames: 0, bytes: 0 };
+  private readonly byMac = new Map<number, number>();
+  private readonly byName = new Map<string, number>();
+  private readonly paths = new Map<number, Path>();
+  private readonly overrides = new Map<number, LinkConfig>();
+  /** Paths taken down before they were made (made down). */
+  private readonly downPaths = new Set<number>();
+  private readonly one = new PacketBatch();
+
+  /** `defaults`: every path's configuration unless overridden; `mtu` is what each uplink reports. */
+  constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly defaults: LinkConfig, readonly mtu: number) {}
+
+  addNode(name: string, mac: number): Uplink {
+    if (this.byName.has(name)) throw new RangeError(`fabric: node ${name} already has an uplink`);
+    if (this.byMac.has(mac)) throw new RangeError(`fabric: MAC ${mac.toString(16)} already belongs to an uplink`);
+    const u = new Uplink(this, this.uplinks.length, `${name}/underlay`, mac, this.mtu);
+    this.uplinks.push(u);
+    this.byMac.set(mac, u.index);
+    this.byName.set(name, u.index);
+    return u;
+  }
+
+  private node(name: string): number {
+    const i = this.byName.get(name);
+    if (i === undefined) throw new RangeError(`fabric: no node ${name}`);
+    return i;
+  }
+
+  private key(i: number, j: number): number {
+    return i < j ? i * 1048576 + j : j * 1048576 + i;
+  }
+
+  /** The path between two nodes gets its own configuration (over the defaults). Call before traffic. */
+  override(a: string, b: string, cfg: LinkConfig): void {
+    const k = this.key(this.node(a), this.node(b));
+    if (this.paths.has(k)) throw new RangeError(`fabric: path ${a}-${b} is already in use`);
+    this.overrides.set(k, { ...this.defaults, ...cfg });
+  }
+
+  /** The path between two nodes (made now if it was not). */
+  path(a: string, b: string): SimLink {
+    return this.pathAt(this.node(a), this.node(b)).link;
+  }
+
+  /** Stats of what each direction of a path carried, if it exists: [a → b, b → a]. */
+  pathStats(a: string, b: string): [LinkStats, LinkStats] | null {
+    const i = this.node(a), j = this.node(b);
+    const p = this.paths.get(this.key(i, j));
+    if (p === undefined) return null;
+    return i === p.lo ? [p.link.a.stats, p.link.b.stats] : [p.link.b.stats, p.link.a.stats];
+  }
+
+  /** Every path made so far, with its node names. */
+  allPaths(): Array<{ a: string; b: string; link: SimLink }> {
+    return [...this.paths.values()].map((p) => ({ a: this.nodeName(p.lo), b: this.nodeName(p.hi), link: p.link }));
+  }
+
+  private nodeName(i: number): string {
+    return this.uplinks[i]!.name.slice(0, -'/underlay'.length);
+  }
+
+  setPathUp(a: string, b: string, up: boolean): void {
+    const i = this.node(a), j = this.node(b);
+    const k = this.key(i, j);
+    const p = this.paths.get(k);
+    if (p !== undefined) p.link.setUp(up);
+    else if (up) this.downPaths.delete(k);
+    else this.downPaths.add(k);
+  }
+
+  setNodeUp(name: string, up: boolean): void {
+    this.uplinks[this.node(name)]!.setCarrier(up);
+  }
+
+  private pathAt(i: number, j: number): Path {
+    const k = this.key(i, j);
+    let p = this.paths.get(k);
+    if (p !== undefined) return p;
+    const lo = Math.min(i, j), hi = Math.max(i, j);
+    const cfg = this.overrides.get(k) ?? this.defaults;
+    const link = new SimLink(this.sim, this.pool, { ...cfg, macA: this.uplinks[lo]!.mac, macB: this.uplinks[hi]!.mac }, [`${this.nodeName(lo)}->${this.nodeName(hi)}`, `${this.nodeName(hi)}->${this.nodeName(lo)}`]);
+    const ulo = this.uplinks[lo]!, uhi = this.uplinks[hi]!;
+    // What end a sends arrives at end b, which belongs to the higher node.
+    link.b.setReceiver((b) => uhi.deliver(b));
+    link.a.setReceiver((b) => ulo.deliver(b));
+    p = { link, lo, hi };
+    this.paths.set(k, p);
+    if (this.downPaths.delete(k)) link.setUp(false);
+    return p;
+  }
+
+  /** @internal frames from node `from`'s uplink. */
+  send(from: Uplink, batch: PacketBatch): void {
+    const one = this.one;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      if (!from.linkUp) {
+        this.stats.uplinkDown++;
+        p.release();
+        continue;
+      }
+      from.txFrames++;
+      from.txBytes += p.length;
+      const to = this.byMac.get(rdMac(p.data, p.start));
+      if (to === undefined) {
+        this.stats.unknownDst++;
+        p.release();
+        continue;
+      }
+      if (to === from.index) {
+        this.stats.toSelf++;
+        p.release();
+        continue;
+      }
+      this.stats.frames++;
+      this.stats.bytes += p.length;
+      const path = this.pathAt(from.index, to);
+      one.add(p);
+      if (from.index === path.lo) path.link.a.transmit(one);
+      else path.link.b.transmit(one);
+      one.clear();
+    }
+    batch.clear();
+  }
+}
