@@ -8,10 +8,15 @@ import { readFileSync } from 'node:fs';
 import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
 import { decodeFrame, summarize, type DecodedFrame } from './decode.js';
 import { formatMtuTable, mtuTable } from './mtu.js';
+import { CliError, runCommand } from './run.js';
 
 const USAGE = `usage: seine <command> [options]
 
 commands:
+  run <scenario.yaml> [--json] [--pcap DIR] [--seed N]
+      Simulate a scenario (a lab in scenarios/, no root, no network) and print per-flow delivery,
+      latency, throughput and goodput, the wire overhead, drops by reason, and the scenario's
+      expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point.
   decode <capture> [--json] [--limit N]
       Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels
       (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose
@@ -108,6 +113,12 @@ function mtu(args: string[]): number {
   return 0;
 }
 
+const io = {
+  out,
+  err: (text: string): void => { process.stderr.write(text); },
+  tty: process.stderr.isTTY === true,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -125,6 +136,8 @@ async function main(argv: string[]): Promise<number> {
       return decode(rest);
     case 'mtu':
       return mtu(rest);
+    case 'run':
+      return runCommand(rest, io);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
   }
@@ -133,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof CliError) {
       process.stderr.write(`seine: ${e.message}\n`);
       process.exitCode = 2;
     } else {
