@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
 import { decodeFrame, summarize, type DecodedFrame } from './decode.js';
 import { formatMtuTable, mtuTable } from './mtu.js';
-import { CliError, runCommand } from './run.js';
+import { CliError, runCommand, traceCommand } from './run.js';
 
 const USAGE = `usage: seine <command> [options]
 
@@ -17,6 +17,9 @@ commands:
       Simulate a scenario (a lab in scenarios/, no root, no network) and print per-flow delivery,
       latency, throughput and goodput, the wire overhead, drops by reason, and the scenario's
       expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point.
+  trace <scenario.yaml> --from NODE/POD --to NODE[/POD] [--proto icmp|udp|tcp] [--size N] [--json]
+      Send one packet through the simulated cluster and print every stage on every node it crosses
+      (port in, MAC lookup, route, encapsulation, ESP, fragmentation, underlay, delivery or drop).
   decode <capture> [--json] [--limit N]
       Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels
       (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose
@@ -138,6 +141,8 @@ async function main(argv: string[]): Promise<number> {
       return mtu(rest);
     case 'run':
       return runCommand(rest, io);
+    case 'trace':
+      return traceCommand(rest, io);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
   }

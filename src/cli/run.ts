@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
 import { ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
+import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
 export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress]
 
@@ -122,4 +123,84 @@ export function runCommand(args: string[], io: RunIo): number {
     if (a.pcap !== null && cluster.captures.length > 0) io.out(`\nwrote ${cluster.captures.map((c) => join(a.pcap!, `${c.name.replace('/', '-')}.pcapng`)).join(', ')}`);
   }
   return report.ok ? 0 : 1;
+}
+
+export const TRACE_USAGE = `usage: seine trace <scenario.yaml> --from NODE/POD --to NODE[/POD] [--proto icmp|udp|tcp] [--size N]
+                   [--family 4|6] [--at TIME] [--seed N] [--json]
+
+Sends one packet through the simulated cluster of the scenario (its topology, links and faults; not its
+traffic) and prints every decision on every node it crosses: port in, MAC lookup, route, encapsulation
+(VNI, outer addresses, UDP source port), ESP (SPI, sequence), fragmentation, the underlay path,
+decryption, decapsulation, delivery or the drop and its reason.
+
+  --from NODE/POD   the sending pod
+  --to NODE[/POD]   the receiving pod, or a node (its gateway address)
+  --proto P         icmp (echo request, default), udp, or tcp (a SYN)
+  --size N          IP packet bytes (default 84 for ICMP, 100 for UDP)
+  --family 4|6      which addresses (default 4 when both ends have one)
+  --at TIME         when to send, e.g. 2s or 1500ms (default 0), to trace during a fault
+  --json            the trace as one JSON object
+
+exit status: 0 delivered, 1 dropped or lost, 2 the scenario or the options are wrong
+`;
+
+function parseTime(v: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ns|us|ms|s)$/.exec(v);
+  if (m === null) return null;
+  return Math.round(Number(m[1]) * { ns: 1, us: 1e3, ms: 1e6, s: 1e9 }[m[2] as 'ns' | 'us' | 'ms' | 's']);
+}
+
+export function traceCommand(args: string[], io: RunIo): number {
+  let path: string | null = null;
+  const req: Partial<TraceRequest> & { proto: TraceProto } = { proto: 'icmp' };
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const val = (): string => {
+      const v = args[++i];
+      if (v === undefined || v.startsWith('--')) throw new CliError(`trace: ${a} expects a value`);
+      return v;
+    };
+    if (a === '--json') json = true;
+    else if (a === '--from') req.from = val();
+    else if (a === '--to') req.to = val();
+    else if (a === '--proto') {
+      const v = val();
+      if (v !== 'icmp' && v !== 'udp' && v !== 'tcp') throw new CliError(`trace: --proto expects icmp, udp or tcp, got '${v}'`);
+      req.proto = v;
+    } else if (a === '--size') {
+      const v = val();
+      if (!/^\d+$/.test(v)) throw new CliError(`trace: --size expects a number of bytes, got '${v}'`);
+      req.size = Number(v);
+    } else if (a === '--family') {
+      const v = val();
+      if (v !== '4' && v !== '6') throw new CliError(`trace: --family expects 4 or 6, got '${v}'`);
+      req.family = v === '4' ? 4 : 6;
+    } else if (a === '--at') {
+      const v = val();
+      const t = parseTime(v);
+      if (t === null) throw new CliError(`trace: --at expects a time such as 2s or 1500ms, got '${v}'`);
+      req.atNs = t;
+    } else if (a === '--seed') {
+      const v = val();
+      if (!/^\d+$/.test(v) || Number(v) > 0xffff_ffff) throw new CliError(`trace: --seed expects an integer 0-4294967295, got '${v}'`);
+      req.seed = Number(v);
+    } else if (a === '-h' || a === '--help') { io.out(TRACE_USAGE); return 0; }
+    else if (a.startsWith('-')) throw new CliError(`trace: unknown option '${a}' (try seine trace --help)`);
+    else if (path === null) path = a;
+    else throw new CliError(`trace: one scenario at a time (got '${path}' and '${a}')`);
+  }
+  if (path === null) throw new CliError('trace: which scenario? usage: seine trace <scenario.yaml> --from node1/a --to node2/b');
+  if (req.from === undefined || req.to === undefined) throw new CliError('trace: give --from NODE/POD and --to NODE[/POD]');
+  const scenario = load(path);
+  if (req.atNs !== undefined && req.atNs >= scenario.durationNs) throw new CliError(`trace: --at is past the scenario's duration (${scenario.durationNs / 1e9} s)`);
+  let r: TraceResult;
+  try {
+    r = traceScenario(scenario, req as TraceRequest);
+  } catch (e: unknown) {
+    if (e instanceof SimBuildError || e instanceof RangeError) throw new CliError(`trace: ${path}: ${e.message}`);
+    throw e;
+  }
+  io.out(json ? JSON.stringify(r) : formatTrace(r));
+  return r.outcome === 'delivered' ? 0 : 1;
 }

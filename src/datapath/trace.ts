@@ -5,7 +5,8 @@
  */
 
 /** The pipeline's stages, in the order a packet meets them. */
-export type Stage = 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'encapsulate' | 'output' | 'drop';
+/** `send`, `underlay` and `deliver` are the simulator's: a pod sending, a frame crossing the underlay, a pod receiving. */
+export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'encapsulate' | 'output' | 'underlay' | 'deliver' | 'drop';
 
 export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
 

@@ -53,19 +53,23 @@ export interface ClusterOptions {
   buffers?: number;
   /** Record the scenario's capture points (default true). */
   capture?: boolean;
+  /** Start the scenario's traffic (default true; the tracer sends its own packet). */
+  traffic?: boolean;
+  /** Give every pod a `Tap` (`PodRt.tap`) whose hooks a tracer sets. Default false. */
+  tracing?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Device wrappers: capture and observation of the frames crossing a device
 
-type FrameHook = (p: PacketBuf, now: number) => void;
+export type FrameHook = (p: PacketBuf, now: number) => void;
 
 /**
  * Wraps a device; `onTx` sees each frame handed to it (towards the device), `onRx` each frame it
  * delivers (from the device). The hooks must not keep or change the packet.
  */
-class Tap implements Device {
-  constructor(private readonly inner: Device, private readonly sim: Simulator, private readonly onTx: FrameHook | null, private readonly onRx: FrameHook | null) {}
+export class Tap implements Device {
+  constructor(private readonly inner: Device, private readonly sim: Simulator, public onTx: FrameHook | null, public onRx: FrameHook | null) {}
   get name(): string { return this.inner.name; }
   get mac(): number { return this.inner.mac; }
   get mtu(): number { return this.inner.mtu; }
@@ -76,10 +80,10 @@ class Tap implements Device {
     this.inner.transmit(batch);
   }
   setReceiver(rx: Receiver | null): void {
-    const h = this.onRx;
-    if (rx === null || h === null) { this.inner.setReceiver(rx); return; }
+    if (rx === null) { this.inner.setReceiver(null); return; }
     this.inner.setReceiver((batch) => {
-      for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
+      const h = this.onRx;
+      if (h !== null) for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
       rx(batch);
     });
   }
@@ -182,14 +186,16 @@ class IcmpObserver {
 // ---------------------------------------------------------------------------------------------------
 // The cluster
 
-interface PodRt {
+export interface PodRt {
   spec: PodSpec;
   host: SimHost;
   port: Port;
   icmp: IcmpObserver | null;
+  /** With `tracing`: the tap between the pod and its bridge port. */
+  tap: Tap | null;
 }
 
-interface NodeRt {
+export interface NodeRt {
   spec: NodeSpec;
   index: number;
   bridge: Bridge;
@@ -259,6 +265,7 @@ export class Cluster {
   private readonly sinkPorts = new Map<string, number>();
   private readonly sinksPerHost = new Map<SimHost, number>();
   private ran = false;
+  private readonly tracing: boolean;
   wallMs = 0;
 
   constructor(readonly scenario: Scenario, opts: ClusterOptions = {}) {
@@ -284,8 +291,9 @@ export class Cluster {
         }
       }
     }
+    this.tracing = opts.tracing ?? false;
     this.buildNodes(capAt);
-    this.buildTraffic();
+    if (opts.traffic ?? true) this.buildTraffic();
     this.buildFaults();
   }
 
@@ -363,9 +371,11 @@ export class Cluster {
         if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
         const pc = capAt.get(`${n.name}/${p.name}`);
         if (pc !== undefined) dev = new Tap(dev, this.sim, pc.hook, pc.hook);
+        const tap = this.tracing ? new Tap(dev, this.sim, null, null) : null;
+        if (tap !== null) dev = tap;
         const seg = podSeg.get(p)!;
         const port = bridge.addPort(p.name, dev, { ...(seg !== 0 ? { vlan: seg } : {}), mtu: p.mtu });
-        rt.pods.set(p.name, { spec: p, host, port, icmp });
+        rt.pods.set(p.name, { spec: p, host, port, icmp, tap });
         // As in Antrea, the node knows its pods' MACs from the CNI: the gateway routes to them without ARP.
         if (routed) {
           if (n.gateway4 !== null) bridge.addNeighbor(p.ip4, host.mac);

@@ -13,10 +13,11 @@
  * down (its carrier drops: the bridge sees the port go down, and nothing reaches or leaves the node).
  */
 import type { Device, Receiver } from '../datapath/device.js';
+import type { TraceSink } from '../datapath/trace.js';
 import { PacketBatch, type PacketPool } from '../packet/buf.js';
 import { rdMac } from '../wire/bytes.js';
 import type { Simulator } from './engine.js';
-import { SimLink, type LinkConfig, type LinkStats } from './link.js';
+import { SimLink, type LinkConfig, type LinkStats, type SimLinkEnd } from './link.js';
 
 /** What the fabric itself dropped (paths count their own drops in `LinkStats`). */
 export interface FabricStats {
@@ -60,8 +61,10 @@ export class Uplink implements Device {
       return;
     }
     for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
       this.rxFrames++;
-      this.rxBytes += batch.get(i).length;
+      this.rxBytes += p.length;
+      if (p.traced && this.fabric.trace !== null) this.fabric.trace({ node: this.name.slice(0, -'/underlay'.length), stage: 'underlay', port: 'underlay', action: `arrived on the uplink (${p.length} bytes)`, detail: { bytes: p.length } });
     }
     this.rx(batch);
   }
@@ -91,6 +94,8 @@ export class Fabric {
   /** Paths taken down before they were made (made down). */
   private readonly downPaths = new Set<number>();
   private readonly one = new PacketBatch();
+  /** Where records of traced frames crossing the fabric go. */
+  trace: TraceSink | null = null;
 
   /** `defaults`: every path's configuration unless overridden; `mtu` is what each uplink reports. */
   constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly defaults: LinkConfig, readonly mtu: number) {}
@@ -174,6 +179,18 @@ export class Fabric {
     return p;
   }
 
+  /** Sends the traced frame in `this.one` and says what the path did with it. */
+  private traceSend(end: SimLinkEnd, len: number, from: number, to: number): void {
+    const before = { ...end.stats };
+    end.transmit(this.one);
+    const cfg = this.overrides.get(this.key(from, to)) ?? this.defaults;
+    const a = this.nodeName(from), b = this.nodeName(to);
+    const s = end.stats;
+    const why = s.droppedDown > before.droppedDown ? 'the path is down' : s.droppedMtu > before.droppedMtu ? `${len - 14} bytes exceed the path MTU ${end.mtu}, no ICMP (a black hole)` : s.droppedQueue > before.droppedQueue ? 'the queue is full' : s.droppedLoss > before.droppedLoss ? 'lost (random loss)' : null;
+    const detail = { path: `${a}-${b}`, mtu: end.mtu, latencyNs: cfg.latencyNs ?? 0, bytes: len };
+    this.trace!({ node: a, stage: why === null ? 'underlay' : 'drop', port: 'underlay', action: why === null ? `underlay path ${a} → ${b} (${len} bytes, latency ${cfg.latencyNs ?? 0} ns, MTU ${end.mtu})` : `dropped on the underlay path ${a} → ${b}: ${why}`, detail });
+  }
+
   /** @internal frames from node `from`'s uplink. */
   send(from: Uplink, batch: PacketBatch): void {
     const one = this.one;
@@ -201,8 +218,9 @@ export class Fabric {
       this.stats.bytes += p.length;
       const path = this.pathAt(from.index, to);
       one.add(p);
-      if (from.index === path.lo) path.link.a.transmit(one);
-      else path.link.b.transmit(one);
+      const end = from.index === path.lo ? path.link.a : path.link.b;
+      if (p.traced && this.trace !== null) this.traceSend(end, p.length, from.index, to);
+      else end.transmit(one);
       one.clear();
     }
     batch.clear();
