@@ -1,0 +1,211 @@
+/**
+ * Scenarios run end to end: every lab in scenarios/ meets its expectations; runs are deterministic
+ * (report and captures byte for byte) and the seed matters; failing expectations are reported as such;
+ * faults and per-pair underlay paths act as configured; the tracer follows one packet through every
+ * stage; captures open in tshark with the headers the lessons talk about.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Cluster, SimBuildError, counterValue, formatReport, type Report } from '../../src/sim/cluster.js';
+import { loadScenario, parseScenario } from '../../src/sim/scenario.js';
+import { formatTrace, traceScenario } from '../../src/sim/tracer.js';
+import { requireTool, run } from '../helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const LABS = join(ROOT, 'scenarios');
+const lab = (name: string): string => join(LABS, `${name}.yaml`);
+
+function runLab(path: string, seed?: number): { c: Cluster; r: Report } {
+  const c = new Cluster(loadScenario(path), seed !== undefined ? { seed } : {});
+  c.run();
+  return { c, r: c.report() };
+}
+
+/** The report without the wall-clock time, which is the one thing allowed to differ between runs. */
+function stable(r: Report): string {
+  return JSON.stringify({ ...r, wallMs: 0 });
+}
+
+test('labs: at least nine, each with a description and a lesson that asks a question, every expectation met', () => {
+  const files = readdirSync(LABS).filter((f) => f.endsWith('.yaml')).sort();
+  assert.ok(files.length >= 9, `only ${files.length} labs`);
+  const failed: string[] = [];
+  for (const f of files) {
+    const s = loadScenario(join(LABS, f));
+    assert.ok(s.description.length > 40, `${f}: description`);
+    assert.ok(s.lesson.length > 80 && s.lesson.includes('?'), `${f}: the lesson should say what to look at and ask a question`);
+    assert.ok(s.expect.length > 0, `${f}: no expectations`);
+    const c = new Cluster(s);
+    c.run();
+    const r = c.report();
+    assert.ok(r.expectations.length > 0, `${f}: no expectation was checked`);
+    if (!r.ok) failed.push(`${f}:\n${formatReport(r)}`);
+  }
+  assert.deepEqual(failed, []);
+});
+
+test('labs: the nine topics the issue lists are there', () => {
+  const have = readdirSync(LABS).filter((f) => f.endsWith('.yaml')).map((f) => loadScenario(join(LABS, f)));
+  const some = (what: string, p: (s: (typeof have)[number]) => boolean): void => assert.ok(have.some(p), `no lab for ${what}`);
+  some('MAC learning on one node', (s) => s.nodes.length === 1 && s.expect.some((e) => Object.keys(e.counters).some((k) => k.includes('macs.learned'))));
+  some('VLAN isolation', (s) => s.nodes.some((n) => new Set(n.pods.map((p) => p.vlan).filter((v) => v !== null)).size >= 2));
+  some('routed pods over VXLAN', (s) => s.nodes.length >= 2 && s.tunnel.mode === 'routed' && s.tunnel.type === 'vxlan' && s.encryption === null);
+  some('Geneve with options', (s) => s.tunnel.type === 'geneve' && s.tunnel.options.length > 0);
+  some('three-VTEP flood-and-learn', (s) => s.nodes.length >= 3 && s.tunnel.mode === 'l2');
+  some('PMTU black hole next to working PMTUD', (s) => s.links.some((l) => l.mtu !== null) && s.tunnel.icmpTooBig);
+  some('ESP', (s) => s.encryption !== null);
+  some('tenants on separate VNIs', (s) => s.tunnel.mode === 'l2' && new Set(s.nodes.flatMap((n) => n.pods.map((p) => p.vni))).size >= 2);
+  some('an underlay link failure and recovery', (s) => s.faults.some((f) => f.action === 'down' && f.forNs !== null));
+});
+
+test('determinism: the same scenario and seed give the same report and byte-identical captures; another seed does not', () => {
+  const a = runLab(lab('two-nodes-vxlan'));
+  const b = runLab(lab('two-nodes-vxlan'));
+  assert.equal(stable(a.r), stable(b.r));
+  assert.ok(a.c.captures.length === 3 && a.c.captures.every((k) => k.packets > 0));
+  for (let i = 0; i < a.c.captures.length; i++) assert.deepEqual(a.c.captures[i]!.bytes(), b.c.captures[i]!.bytes(), a.c.captures[i]!.name);
+  // The UDP flow's IMIX sizes are drawn from the seeded PRNG: another seed, other frames.
+  const c = runLab(lab('two-nodes-vxlan'), 8);
+  assert.equal(c.r.seed, 8);
+  assert.notDeepEqual(c.c.captures[1]!.bytes(), a.c.captures[1]!.bytes());
+});
+
+test('report: per-flow figures follow from the topology (latency = 2 × underlay latency + serialisation, overhead of VXLAN)', () => {
+  const { r } = runLab(lab('two-nodes-vxlan'));
+  const ping = r.flows.find((f) => f.name === 'ping-ac')!;
+  assert.equal(ping.delivered, 10);
+  // 100 us each way plus 148-byte frames serialised at 10 Gbit/s (118.4 ns each way).
+  assert.ok(Math.abs(ping.latencyP50Ns! - (200_000 + 2 * 118.4)) < 1, `rtt ${ping.latencyP50Ns}`);
+  assert.deepEqual(ping.icmpSeen, ['echo-reply']);
+  // Each inner frame gains outer Ethernet, IPv4, UDP and VXLAN: 50 bytes.
+  const frames = r.flows.reduce((n, f) => n + (f.type === 'ping' ? 2 * f.delivered : f.delivered), 0);
+  assert.ok(r.innerBytes > 0 && r.outerBytes - r.innerBytes >= 50 * frames);
+  assert.ok(r.wireOverheadPct! > 0);
+});
+
+test('faults: a path down for 1 s loses exactly the pings sent meanwhile, then traffic resumes', () => {
+  const { r } = runLab(lab('link-failure'));
+  const steady = r.flows.find((f) => f.name === 'steady')!;
+  assert.equal(steady.planned, 40);
+  assert.equal(steady.delivered, 30, 'pings at 1.55 … 2.45 s fall in the outage 1.5–2.5 s');
+  assert.equal(r.underlay.paths[0]!.dropped['down'], 10);
+  assert.equal(r.flows.find((f) => f.name === 'after')!.delivered, 10);
+});
+
+test('underlay: a per-pair MTU drops silently (black hole) while the default path answers with frag-needed', () => {
+  const { r } = runLab(lab('pmtu-black-hole'));
+  const hole = r.underlay.paths.find((p) => p.b === 'node3' || p.a === 'node3')!;
+  assert.equal(hole.dropped['mtu'], 5);
+  const flows = Object.fromEntries(r.flows.map((f) => [f.name, f]));
+  assert.deepEqual(flows['big-ok']!.icmpSeen, ['frag-needed']);
+  assert.equal(flows['big-ok']!.tooBig, 4, 'after the first frag-needed the sender knows the path MTU (ping -M do)');
+  assert.deepEqual(flows['big-hole']!.icmpSeen, []);
+  assert.equal(flows['small']!.delivered, 5);
+});
+
+test('expectations: a wrong one fails and says what was found; an unknown counter is a failure, not a pass', () => {
+  const text = `
+name: t
+duration: 1s
+nodes:
+  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }
+traffic:
+  - { name: p, type: ping, from: n1/a, to: n1/b, count: 3, interval: 100ms }
+expect:
+  - { flow: p, delivered: ">= 100%", latencyP99: "> 1s", icmpSeen: frag-needed }
+  - counters: { n1.macs.learned: ">= 2", n1.macs.nonsense: ">= 0", n1.a.txPackets: ">= 3" }
+`;
+  const c = new Cluster(parseScenario(text, 't.yaml'));
+  c.run();
+  const r = c.report();
+  assert.equal(r.ok, false);
+  const by = Object.fromEntries(r.expectations.map((e) => [`${e.what} ${e.expected}`, e]));
+  assert.equal(by['p delivered >= 100%']!.ok, true);
+  assert.equal(by['p latencyP99 > 1s']!.ok, false, 'a same-node ping takes no simulated time');
+  assert.equal(by['p ICMP seen frag-needed']!.ok, false);
+  assert.equal(by['p ICMP seen frag-needed']!.actual, 'echo-reply');
+  assert.equal(by['n1.macs.learned >= 2']!.ok, true);
+  assert.equal(by['n1.macs.nonsense >= 0']!.ok, false);
+  assert.match(by['n1.macs.nonsense >= 0']!.actual, /no such counter: macs has no counter "nonsense"/);
+  assert.equal(by['n1.a.txPackets >= 3']!.ok, true);
+  assert.equal(typeof counterValue(c, 'n1.bridge.floodCopies'), 'number');
+  assert.match(String(counterValue(c, 'n9.bridge.x')), /expected <node>\.<group>\.<field>/);
+  assert.match(formatReport(r), /FAIL {2}p latencyP99 > 1s/);
+});
+
+test('build errors: a capture of the gateway, traffic from a node, an IPv6-only pod: SimBuildError naming the thing', () => {
+  const base = (extra: string): string => `name: t\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\n${extra}`;
+  assert.throws(() => new Cluster(parseScenario(base('capture: [n1/gw]\n'), 't.yaml')), (e: unknown) => e instanceof SimBuildError && /capture n1\/gw/.test(e.message));
+  assert.throws(() => new Cluster(parseScenario(base('traffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n'), 't.yaml')), (e: unknown) => e instanceof SimBuildError && /traffic x: from n1/.test(e.message));
+});
+
+test('trace: ESP over VXLAN — every stage on both nodes, with VNI, outer addresses, SPI and sequence, then delivery', () => {
+  const t = traceScenario(loadScenario(lab('esp-encryption')), { from: 'node1/client', to: 'node2/server', proto: 'icmp' });
+  assert.equal(t.outcome, 'delivered');
+  const stages = t.steps.map((s) => `${s.node}:${s.stage}`);
+  for (const want of ['node1:send', 'node1:ingress', 'node1:lookup', 'node1:route', 'node1:encapsulate', 'node1:underlay', 'node2:underlay', 'node2:decapsulate', 'node2:route', 'node2:deliver']) {
+    assert.ok(stages.includes(want), `missing ${want} in ${stages.join(' ')}`);
+  }
+  assert.ok(stages.indexOf('node1:encapsulate') < stages.indexOf('node2:decapsulate'));
+  const enc = t.steps.find((s) => s.stage === 'encapsulate')!;
+  assert.equal(enc.detail['vni'], 1);
+  assert.equal(enc.detail['outerDst'], '172.18.0.3');
+  assert.equal(enc.detail['espSeq'], 1);
+  const dec = t.steps.find((s) => s.stage === 'decapsulate')!;
+  assert.equal(dec.detail['espSpi'], enc.detail['espSpi']);
+  assert.match(dec.action, /authenticated/);
+  // Time moves by the underlay latency between the nodes.
+  assert.ok(t.steps.find((s) => s.node === 'node2')!.t >= 100_000);
+  assert.match(formatTrace(t), /outcome: delivered/);
+});
+
+test('trace: drops say where and why — black hole, frag-needed, link down, VLAN isolation', () => {
+  const hole = traceScenario(loadScenario(lab('pmtu-black-hole')), { from: 'node1/client', to: 'node3/server', proto: 'icmp', size: 1400 });
+  assert.equal(hole.outcome, 'dropped');
+  assert.match(hole.reason!, /exceed the path MTU 1400/);
+  const big = traceScenario(loadScenario(lab('pmtu-black-hole')), { from: 'node1/client', to: 'node2/server', proto: 'icmp', size: 1472 });
+  assert.equal(big.outcome, 'dropped');
+  assert.match(big.reason!, /FragNeededDf/);
+  const down = traceScenario(loadScenario(lab('link-failure')), { from: 'node1/client', to: 'node2/server', proto: 'icmp', atNs: 2e9 });
+  assert.equal(down.outcome, 'dropped');
+  assert.match(down.reason!, /path is down/);
+  const up = traceScenario(loadScenario(lab('link-failure')), { from: 'node1/client', to: 'node2/server', proto: 'icmp', atNs: 3e9 });
+  assert.equal(up.outcome, 'delivered');
+  const vlan = traceScenario(loadScenario(lab('vlan-isolation')), { from: 'node1/red1', to: 'node1/blue1', proto: 'icmp' });
+  assert.equal(vlan.outcome, 'not-sent');
+  assert.match(vlan.reason!, /ARP/);
+  const l2 = traceScenario(loadScenario(lab('flood-and-learn')), { from: 'node1/a', to: 'node3/c', proto: 'udp' });
+  assert.equal(l2.outcome, 'delivered');
+  assert.ok(l2.steps.some((s) => s.node === 'node3' && s.stage === 'decapsulate'));
+  assert.throws(() => traceScenario(loadScenario(lab('flood-and-learn')), { from: 'node1/zz', to: 'node3/c', proto: 'udp' }), /node node1 has no pod zz/);
+});
+
+test('captures open in tshark: VXLAN with VNI 1 around the pods\' ICMP, ESP (protocol 50) when encrypted', () => {
+  requireTool('tshark', 'tshark');
+  const dir = mkdtempSync(join(tmpdir(), 'seine-cap-'));
+  try {
+    const { c } = runLab(lab('two-nodes-vxlan'));
+    const under = c.captures.find((k) => k.name === 'node1/underlay')!;
+    const f = join(dir, 'u.pcapng');
+    writeFileSync(f, under.bytes());
+    const rows = run('tshark', ['-r', f, '-Y', 'icmp', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'udp.dstport']).trim().split('\n');
+    assert.equal(rows.length, 20, 'ten echo requests and ten replies');
+    for (const r of rows) {
+      const [vni, type, port] = r.split('\t');
+      assert.equal(vni, '1');
+      assert.ok(type === '8' || type === '0');
+      assert.equal(port, '4789');
+    }
+    const e = runLab(lab('esp-encryption')).c.captures.find((k) => k.name === 'node1/underlay')!;
+    const g = join(dir, 'e.pcapng');
+    writeFileSync(g, e.bytes());
+    const protos = new Set(run('tshark', ['-r', g, '-T', 'fields', '-e', 'ip.proto']).trim().split('\n'));
+    assert.deepEqual([...protos], ['50']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
