@@ -45,4 +45,9 @@ export * from './esp/sadb.js';
 export * from './sim/engine.js';
 export * from './sim/link.js';
 export * from './sim/host.js';
+export {
+  TcpConnection, TcpFlow, TcpFlowStats, TcpListener, tcpHeaderBytes, tcpPayloadByte, TCP_INITIAL_RTO_NS, TCP_MAX_RTO_NS, TCP_MIN_RTO_NS, TCP_WINDOW,
+  type TcpListenerStats, type TcpSendOptions, type TcpState,
+} from './sim/tcp.js';
+export { loadReplay, type ReplaySource, type ReplayTrace } from './sim/replay.js';
 export { loadScenario, parseScenario, ScenarioError, type Scenario } from './sim/scenario.js';

@@ -283,3 +283,72 @@ test('cli: seine mtu prints the overhead table, --json for machines, --underlay 
 test('cli: the package bin is executable after the build, so `npx seine` runs it', () => {
   assert.ok((statSync(MAIN).mode & 0o111) !== 0, `${MAIN} has mode ${(statSync(MAIN).mode & 0o777).toString(8)}`);
 });
+
+test('cli: seine run prints the report and exits 0 when every expectation holds', () => {
+  const r = seine('run', 'scenarios/two-nodes-vxlan.yaml');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ping-ac\s+ping\s+node1\/a → node2\/c\s+10\s+10 \(100%\)/);
+  assert.match(r.stdout, /wire overhead \d+\.\d%/);
+  assert.match(r.stdout, /all \d+ expectations met/);
+  assert.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+});
+
+test('cli: seine run --json is one JSON report; --seed changes the seed; --pcap writes one pcapng per capture point', () => {
+  const pc = join(dir, 'pcap');
+  const r = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--json', '--seed', '9', '--pcap', pc);
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout) as { seed: number; ok: boolean; flows: Array<{ name: string; delivered: number }>; captures: Array<{ name: string; packets: number }> };
+  assert.equal(rep.seed, 9);
+  assert.equal(rep.ok, true);
+  assert.equal(rep.flows.find((f) => f.name === 'ping-ac')!.delivered, 10);
+  for (const c of rep.captures) {
+    const f = join(pc, `${c.name.replace('/', '-')}.pcapng`);
+    assert.ok(statSync(f).size > 100, f);
+    assert.equal(readFileSync(f).readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header block');
+  }
+  assert.deepEqual(rep.captures.map((c) => c.name), ['node1/a', 'node1/underlay', 'node2/c']);
+});
+
+test('cli: seine run exits 1 when an expectation fails, 2 for a bad scenario or option, never with a stack trace', () => {
+  const bad = join(dir, 'failing.yaml');
+  writeFileSync(bad, 'name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { name: p, type: ping, from: n1/a, to: n1/b, count: 2 }\nexpect:\n  - { flow: p, latencyP50: "> 1s" }\n');
+  const f = seine('run', bad);
+  assert.equal(f.status, 1);
+  assert.match(f.stdout, /FAIL {2}p latencyP50 > 1s: 0ns/);
+  const typo = join(dir, 'typo.yaml');
+  writeFileSync(typo, 'name: t\nnodes:\n  - name: n1\n    podCidr: 10.0.0.0/24\n');
+  const t = seine('run', typo);
+  assert.equal(t.status, 2);
+  assertOneLineMessage(t);
+  assert.match(t.stderr, /typo\.yaml:4:5: nodes\[0\]\.podCidr: .*did you mean "podCIDR"/);
+  for (const args of [['run'], ['run', 'scenarios/none.yaml'], ['run', 'scenarios/two-nodes-vxlan.yaml', '--seed', 'x'], ['run', 'scenarios/two-nodes-vxlan.yaml', '--frobnicate']]) {
+    const r = seine(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assertOneLineMessage(r);
+  }
+  const gw = join(dir, 'gw.yaml');
+  writeFileSync(gw, 'name: g\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\ncapture: [n1/gw]\n');
+  const g = seine('run', gw);
+  assert.equal(g.status, 2);
+  assertOneLineMessage(g);
+  assert.match(g.stderr, /gw\.yaml:4:\d+: capture\[0\]: .*the gateway is inside the bridge/);
+});
+
+test('cli: seine trace prints each stage and exits 0 when delivered, 1 when dropped; --json; bad endpoints exit 2', () => {
+  const ok = seine('trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /encapsulate\s+tunnel\s+vxlan VNI 1 to 172\.18\.0\.3/);
+  assert.match(ok.stdout, /outcome: delivered/);
+  const hole = seine('trace', 'scenarios/pmtu-black-hole.yaml', '--from', 'node1/client', '--to', 'node3/server', '--size', '1400', '--json');
+  assert.equal(hole.status, 1);
+  const j = JSON.parse(hole.stdout) as { outcome: string; reason: string; steps: Array<{ stage: string }> };
+  assert.equal(j.outcome, 'dropped');
+  assert.match(j.reason, /path MTU 1400/);
+  assert.equal(j.steps.at(-1)!.stage, 'drop');
+  for (const args of [['trace', 'scenarios/two-nodes-vxlan.yaml'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/zz', '--to', 'node2/c'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--proto', 'sctp'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--at', 'soon']]) {
+    const r = seine(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assertOneLineMessage(r);
+  }
+  assert.match(seine('trace', '--help').stdout, /--from NODE\/POD/);
+});

@@ -32,6 +32,7 @@ import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
 import { SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
+import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
 import type { Comparison, Endpoint, ExpectSpec, FaultSpec, IcmpKind, NodeSpec, PodSpec, Scenario, TrafficSpec } from './scenario.js';
 
@@ -40,6 +41,12 @@ const GW_MAC = 0x02_01_00_00_00_00;
 const UPLINK_MAC = 0x02_02_00_00_00_00;
 /** The first UDP port sinks listen on: a receiver has one port per sender (flows are told apart by their flow id). */
 export const SINK_PORT = 5001;
+
+/** The port TCP flows connect to (iperf3's), and the source port of flow `id`. */
+export const TCP_PORT = 5201;
+function tcpSrcPort(id: number): number {
+  return 20000 + (id % 40000);
+}
 
 /** An error in a scenario that only shows when building it (the loader accepted its shape). */
 export class SimBuildError extends Error {
@@ -120,6 +127,8 @@ interface IcmpWatch {
   dst6: Uint8Array | null;
   /** IP protocol the flow sends (1/58 ping, 17 udp, 6 tcp). */
   proto: number;
+  /** What tells the flow's packets apart: the echo identifier (ping) or the source port; -1 before the flow starts. */
+  id: number;
   fromNs: number;
   untilNs: number;
 }
@@ -129,7 +138,7 @@ function eq16(b: Uint8Array, o: number, a: Uint8Array): boolean {
   return true;
 }
 
-/** Classifies ICMP reaching a pod and credits it to the flows it concerns (by destination, protocol and time). */
+/** Classifies ICMP reaching a pod and credits it to the flows it concerns (by destination, protocol, echo identifier or source port, and time). */
 class IcmpObserver {
   readonly watches: IcmpWatch[] = [];
   readonly hook: FrameHook = (p, now) => this.see(p, now);
@@ -146,18 +155,21 @@ class IcmpObserver {
       if (l4 + 8 > p.end) return;
       const type = b[l4]!, code = b[l4 + 1]!;
       let kind: IcmpKind | null = null;
-      let about = 0, proto = 0;
-      if (type === 0) { kind = 'echo-reply'; about = rd32(b, ip + 12); proto = 1; }
+      let about = 0, proto = 0, id = -1;
+      if (type === 0) { kind = 'echo-reply'; about = rd32(b, ip + 12); proto = 1; id = rd16(b, l4 + 4); }
       else if (type === 3 || type === 11) {
         kind = type === 11 ? 'time-exceeded' : code === 4 ? 'frag-needed' : 'dest-unreachable';
         const q = l4 + 8;
         if (q + 20 > p.end) return;
         about = rd32(b, q + 16);
         proto = b[q + 9]!;
+        // The quoted transport header: the echo identifier, or the source port.
+        const ql4 = q + (b[q]! & 0x0f) * 4;
+        if (ql4 + 8 <= p.end) id = proto === 1 ? rd16(b, ql4 + 4) : rd16(b, ql4);
       }
       if (kind === null) return;
       for (const w of this.watches) {
-        if (w.family === 4 && w.dst4 === about && w.proto === proto && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
+        if (w.family === 4 && w.dst4 === about && w.proto === proto && w.id === id && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
       }
     } else if (et === ETHERTYPE_IPV6) {
       const ip = s + 14;
@@ -166,18 +178,20 @@ class IcmpObserver {
       if (l4 + 8 > p.end) return;
       const type = b[l4]!;
       let kind: IcmpKind | null = null;
-      let aboutAt = 0, proto = 0;
-      if (type === 129) { kind = 'echo-reply'; aboutAt = ip + 8; proto = 58; }
+      let aboutAt = 0, proto = 0, id = -1;
+      if (type === 129) { kind = 'echo-reply'; aboutAt = ip + 8; proto = 58; id = rd16(b, l4 + 4); }
       else if (type === 1 || type === 2 || type === 3) {
         kind = type === 2 ? 'packet-too-big' : type === 3 ? 'time-exceeded' : 'dest-unreachable';
         const q = l4 + 8;
         if (q + 40 > p.end) return;
         aboutAt = q + 24;
         proto = b[q + 6]!;
+        // The quoted transport header (when no extension header comes first): identifier or source port.
+        if (q + 48 <= p.end) id = proto === 58 ? rd16(b, q + 44) : rd16(b, q + 40);
       }
       if (kind === null) return;
       for (const w of this.watches) {
-        if (w.family === 6 && w.dst6 !== null && w.proto === proto && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
+        if (w.family === 6 && w.dst6 !== null && w.proto === proto && w.id === id && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
       }
     }
   }
@@ -214,16 +228,18 @@ interface FlowRt {
   ping: PingStats | null;
   udp: UdpFlow | null;
   sink: UdpSink | null;
+  tcp: TcpFlow | null;
   icmp: Set<IcmpKind>;
 }
 
 /** A task that starts a ping flow at its start time. */
 class PingStart implements SimTask {
-  constructor(private readonly f: FlowRt) {}
+  constructor(private readonly f: FlowRt, private readonly watch: IcmpWatch) {}
   run(): void {
     const t = this.f.spec;
     const hdr = t.family === 4 ? 28 : 48;
     this.f.ping = this.f.src.host.ping({ dst: this.f.dstAddr, count: t.count, intervalNs: t.intervalNs, size: Math.max(0, t.sizes[0]! - hdr), df: t.df, timeoutNs: 2e9 });
+    this.watch.id = this.f.ping.ident;
   }
 }
 
@@ -283,7 +299,6 @@ export class Cluster {
     if (wantCapture) {
       for (const c of s.capture) {
         const key = `${c.node}/${c.port}`;
-        if (c.port === 'gw') throw new SimBuildError(`capture ${key}: the gateway is inside the bridge and has no wire of its own; capture a pod or ${c.node}/underlay`);
         if (!capAt.has(key)) {
           const cap = new Capture(key);
           capAt.set(key, cap);
@@ -427,15 +442,16 @@ export class Cluster {
         dstAddr = t.family === 4 ? n.gateway4 : n.gateway6;
       }
       if (dstAddr === null) throw new SimBuildError(`traffic ${t.name}: ${t.to.node}${t.to.pod !== null ? '/' + t.to.pod : ''} has no IPv${t.family} address`);
-      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, icmp: new Set() };
+      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, tcp: null, icmp: new Set() };
       this.flows.push(f);
       const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
       const span = t.type === 'tcp' ? this.scenario.durationNs : t.count * t.intervalNs;
-      src.icmp?.watches.push({
-        flow: f, family: t.family, proto, fromNs: t.startNs, untilNs: t.startNs + span + 2e9,
+      const watch: IcmpWatch = {
+        flow: f, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1, fromNs: t.startNs, untilNs: t.startNs + span + 2e9,
         dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0, dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
-      });
-      if (t.type === 'ping') this.sim.schedule(t.startNs, new PingStart(f), 0);
+      };
+      src.icmp?.watches.push(watch);
+      if (t.type === 'ping') this.sim.schedule(t.startNs, new PingStart(f, watch), 0);
       else if (t.type === 'udp') {
         if (dst === null) throw new SimBuildError(`traffic ${t.name}: a UDP flow needs a pod to receive it`);
         // Flow ids are unique per sender: each sender gets its own port on each receiver.
@@ -450,7 +466,9 @@ export class Cluster {
         f.sink = dst.host.udpSink(port);
         f.udp = src.host.udpFlow({ dst: dstAddr, dstPort: port, srcPort: 10000 + f.id, ratePps: 1e9 / t.intervalNs, sizes: t.sizes, count: t.count, df: t.df, startNs: t.startNs });
       } else {
-        throw new SimBuildError(`traffic ${t.name}: TCP flows are not simulated yet`);
+        if (dst === null) throw new SimBuildError(`traffic ${t.name}: a TCP flow needs a pod to receive it`);
+        dst.host.tcpListen(TCP_PORT);
+        f.tcp = src.host.tcpSend({ dst: dstAddr, dstPort: TCP_PORT, srcPort: tcpSrcPort(f.id), bytes: t.bytes, startNs: t.startNs, df: t.df });
       }
     });
   }
@@ -497,7 +515,7 @@ export interface FlowResult {
   from: string;
   to: string;
   family: 4 | 6;
-  /** Packets the flow meant to send, sent, and delivered (ping: answered). */
+  /** Packets the flow meant to send, sent, and delivered (ping: answered). TCP: payload bytes to send, segments sent, bytes acknowledged, retransmissions. */
   planned: number;
   sent: number;
   delivered: number;
@@ -515,6 +533,8 @@ export interface FlowResult {
   throughputBps: number;
   goodputBps: number;
   icmpSeen: IcmpKind[];
+  /** TCP only: what the sender went through. */
+  tcp?: { state: string; mss: number; retransmits: number; timeouts: number; fastRetransmits: number; pmtuReductions: number; completedNs: number | null };
 }
 
 export interface PathResult {
@@ -594,6 +614,19 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
       tooBig: st?.tooBig ?? 0, duplicates: st?.duplicates ?? 0,
       latencyP50Ns: rtts.length > 0 ? percentileOf(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentileOf(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
       throughputBps: (sent * ipLen * 8 * 1e9) / span, goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
+    };
+  }
+  if (t.type === 'tcp') {
+    const st = f.tcp!.stats;
+    const rtts = st.rttSamplesMs.map((x) => x * 1e6).sort((a, b) => a - b);
+    const end = st.completed ? st.doneNs : c.sim.now;
+    const span = Math.max(1, end - t.startNs);
+    return {
+      ...base, planned: t.bytes, sent: st.segmentsSent, delivered: st.bytesAcked, lost: st.retransmits, deliveredRatio: t.bytes === 0 ? 0 : st.bytesAcked / t.bytes,
+      tooBig: 0, duplicates: 0,
+      latencyP50Ns: rtts.length > 0 ? percentileOf(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentileOf(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      throughputBps: (st.segmentsSent * (st.mss + (t.family === 4 ? 40 : 60)) * 8 * 1e9) / span, goodputBps: (st.bytesAcked * 8 * 1e9) / span,
+      tcp: { state: st.state, mss: st.mss, retransmits: st.retransmits, timeouts: st.timeouts, fastRetransmits: st.fastRetransmits, pmtuReductions: st.pmtuReductions, completedNs: st.completed ? st.doneNs : null },
     };
   }
   const st = f.udp!.stats;
@@ -739,10 +772,16 @@ export function formatReport(r: Report): string {
   if (r.flows.length > 0) {
     const rows = [['flow', 'type', 'from → to', 'sent', 'delivered', 'lost', 'p50', 'p99', 'throughput', 'goodput', 'ICMP seen']];
     for (const f of r.flows) {
-      rows.push([f.name, f.type, `${f.from} → ${f.to}`, `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered} (${fmtPct(f.deliveredRatio)})`, String(f.lost),
+      const tcp = f.tcp !== undefined;
+      rows.push([f.name, f.type, `${f.from} → ${f.to}`, tcp ? `${f.sent} segs` : `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered}${tcp ? ' B' : ''} (${fmtPct(f.deliveredRatio)})`, tcp ? `${f.lost} retx` : String(f.lost),
         f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns), f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns), fmtRate(f.throughputBps), fmtRate(f.goodputBps), f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(',')]);
     }
-    out.push(...table(rows), '');
+    out.push(...table(rows));
+    for (const f of r.flows) {
+      const t = f.tcp;
+      if (t !== undefined) out.push(`  ${f.name}: TCP ${t.state}, MSS ${t.mss}, ${t.retransmits} retransmissions (${t.fastRetransmits} fast, ${t.timeouts} timeouts), ${t.pmtuReductions} PMTU reductions${t.completedNs !== null ? `, all bytes acknowledged at ${fmtNs(t.completedNs)}` : ', not finished'}`);
+    }
+    out.push('');
   }
   const dropLines: string[] = [];
   for (const [node, ports] of Object.entries(r.drops)) for (const [port, reasons] of Object.entries(ports)) for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);

@@ -12,7 +12,11 @@
  *   (always for IPv6) a packet above it is not sent but counted "too big", as `ping -M do` does.
  * - UDP: `udpFlow` is a generator (one simulator task, no closure per packet) whose payload carries a flow
  *   id, a sequence number and the send time; `udpSink` on the receiver keeps per-flow loss, duplicates,
- *   reordering, one-way latency and goodput.
+ *   reordering, one-way latency and goodput. With `replay` a flow takes its packet sizes and timing from a
+ *   pcap/pcapng (`sim/replay.ts`).
+ * - TCP (`sim/tcp.ts`): `tcpSend` opens a bulk NewReno connection, `tcpListen` sinks what arrives; the host
+ *   hands segments (v4 and v6) to their connection, answers segments of no connection with RST, and tells a
+ *   connection when a too-big message about it lowered the PMTU.
  *
  * Sizes given to `ping` are ICMP data bytes (as `ping -s`); sizes of UDP flows are IP packet lengths (IP
  * header included, Ethernet not), so Simple IMIX is 7:4:1 of 64/576/1500-byte IP packets.
@@ -22,16 +26,21 @@
  */
 import type { Device, Receiver } from '../datapath/device.js';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
-import { PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
+import { fragmentIpv4 } from '../mtu/fragment.js';
+import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reassembly.js';
 import { ipv4FromString, ipv6FromString, ipv6ToString, ipv4ToString, MAC_BROADCAST, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, onesSum, pseudoSumV4, pseudoSumV6At } from '../wire/checksum.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMPV4_CODE_FRAG_NEEDED, ICMPV4_DEST_UNREACHABLE, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
 import { ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT, ICMPV6_PACKET_TOO_BIG } from '../wire/icmpv6.js';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
+import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import type { SimTask, Simulator } from './engine.js';
+import { loadReplay, type ReplaySource } from './replay.js';
+import { sendReset, TcpFlow, TcpListener, type TcpEndpoint, type TcpSendOptions } from './tcp.js';
 
 /** Packets held per unresolved neighbour (Linux's unres_qlen is larger; a few show the behaviour). */
 const NEIGH_QUEUE = 3;
@@ -86,6 +95,16 @@ export interface HostCounters {
   pmtuUpdates: number;
   /** UDP datagrams to a port without a sink. */
   udpNoPort: number;
+  /** IPv4 packets sent in fragments (larger than the MTU, no DF), and the fragments that made. */
+  fragmented: number;
+  fragmentsSent: number;
+  /** Datagrams reassembled from received fragments, and fragments dropped by reassembly (bad, overlapping, …). */
+  reassembled: number;
+  fragmentDrops: number;
+  /** TCP segments of no connection (answered with RST unless they were one). */
+  tcpNoConn: number;
+  /** RSTs sent for them. */
+  tcpRstSent: number;
 }
 
 /** Nearest-rank percentile of sorted values (0 when empty). */
@@ -97,6 +116,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 /** Results of one `ping`, updated as replies come. */
 export class PingStats {
+  /** The ICMP echo identifier of this ping's requests (0 until it starts). */
+  ident = 0;
   /** Requests put on the wire (or queued for resolution). */
   sent = 0;
   /** Distinct requests answered within the timeout. */
@@ -143,7 +164,8 @@ export interface PingOptions {
   timeoutNs?: number;
 }
 
-type Addr = { family: 4; v4: number; v6: null } | { family: 6; v4: 0; v6: Uint8Array };
+/** A parsed destination. @internal */
+export type Addr = { family: 4; v4: number; v6: null } | { family: 6; v4: 0; v6: Uint8Array };
 
 function parseAddr(s: string, what: string): Addr {
   const v4 = ipv4FromString(s);
@@ -218,8 +240,14 @@ export interface UdpFlowOptions {
   ratePps?: number;
   /** Bits of IP per second: each packet is followed by a gap of its own length × 8 / rate. */
   rateBps?: number;
-  /** IP packet lengths: one size, Simple IMIX, sizes picked uniformly, or sizes with weights. */
-  sizes: number | 'imix' | readonly number[] | ReadonlyArray<{ size: number; weight: number }>;
+  /** IP packet lengths: one size, Simple IMIX, sizes picked uniformly, or sizes with weights. Not with `replay`. */
+  sizes?: number | 'imix' | readonly number[] | ReadonlyArray<{ size: number; weight: number }>;
+  /**
+   * Instead of sizes and a rate: one datagram per IP packet of a pcap/pcapng (see `sim/replay.ts`), of
+   * that packet's IP length (clamped to [IP + UDP + flow header, 65535]), at its time from the first
+   * packet. `count` and `durationNs` still cut it short.
+   */
+  replay?: ReplaySource;
   /** Packets to send; or */
   count?: number;
   /** how long to send for. */
@@ -240,6 +268,10 @@ export interface UdpFlowStats {
   tooBig: number;
   /** Sizes of the packets sent, by size. */
   sizes: Record<number, number>;
+  /** Replay: packets whose captured length was below the smallest datagram and were sent at that size. */
+  clamped: number;
+  /** Replay: records of the capture that were not IP packets. */
+  skipped: number;
 }
 
 /** A UDP traffic generator: one task scheduled for each departure. */
@@ -247,13 +279,37 @@ export class UdpFlow implements SimTask {
   readonly stats: UdpFlowStats;
   private readonly dist: Array<{ size: number; weight: number }>;
   private readonly totalWeight: number;
+  /** Replay: departure offsets from the start and IP lengths (already clamped); null otherwise. */
+  private readonly replayAt: Float64Array | null = null;
+  private readonly replayLen: Uint32Array | null = null;
+  private readonly startNs: number;
   private readonly endNs: number;
   private seq = 0;
   readonly srcPort: number;
 
   constructor(private readonly host: SimHost, readonly flowId: number, readonly dst: Addr, readonly opts: UdpFlowOptions) {
     const min = (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN) + UDP_HEADER_LEN + FLOW_HEADER_LEN;
+    this.srcPort = opts.srcPort ?? (10000 + flowId) & 0xffff;
+    const start = (this.startNs = opts.startNs ?? host.sim.now);
+    this.endNs = opts.durationNs === undefined ? Infinity : start + opts.durationNs;
+    this.stats = { flowId, sent: 0, sentBytes: 0, tooBig: 0, sizes: {}, clamped: 0, skipped: 0 };
+    if (opts.replay !== undefined) {
+      if (opts.sizes !== undefined || opts.ratePps !== undefined || opts.rateBps !== undefined) throw new RangeError('udpFlow: replay takes neither sizes nor a rate');
+      const t = loadReplay(opts.replay);
+      this.replayAt = t.offsetsNs;
+      this.replayLen = t.ipLengths;
+      this.stats.skipped = t.skipped;
+      for (let i = 0; i < t.ipLengths.length; i++) {
+        const n = t.ipLengths[i]!;
+        if (n < min) { this.replayLen[i] = min; this.stats.clamped++; } else if (n > 65535) this.replayLen[i] = 65535;
+      }
+      this.dist = [];
+      this.totalWeight = 0;
+      if (t.ipLengths.length > 0) host.sim.schedule(start + t.offsetsNs[0]!, this, 0);
+      return;
+    }
     const s = opts.sizes;
+    if (s === undefined) throw new RangeError('udpFlow: give sizes (or replay)');
     this.dist = s === 'imix' ? IMIX.map((x) => ({ ...x })) : typeof s === 'number' ? [{ size: s, weight: 1 }] : s.map((x) => (typeof x === 'number' ? { size: x, weight: 1 } : { ...x }));
     if (this.dist.length === 0) throw new RangeError('udpFlow: sizes is empty');
     for (const d of this.dist) {
@@ -264,10 +320,6 @@ export class UdpFlow implements SimTask {
     if ((opts.ratePps === undefined) === (opts.rateBps === undefined)) throw new RangeError('udpFlow: give one of ratePps and rateBps');
     if (!((opts.ratePps ?? opts.rateBps)! > 0)) throw new RangeError('udpFlow: rate must be positive');
     if (opts.count === undefined && opts.durationNs === undefined) throw new RangeError('udpFlow: give count or durationNs');
-    this.srcPort = opts.srcPort ?? (10000 + flowId) & 0xffff;
-    const start = opts.startNs ?? host.sim.now;
-    this.endNs = opts.durationNs === undefined ? Infinity : start + opts.durationNs;
-    this.stats = { flowId, sent: 0, sentBytes: 0, tooBig: 0, sizes: {} };
     host.sim.schedule(start, this, 0);
   }
 
@@ -284,13 +336,21 @@ export class UdpFlow implements SimTask {
   run(_arg: number): void {
     const now = this.host.sim.now;
     if (now >= this.endNs || (this.opts.count !== undefined && this.seq >= this.opts.count)) return;
-    const size = this.pick();
+    const at = this.replayAt;
+    const size = at === null ? this.pick() : this.replayLen![this.seq]!;
     const seq = this.seq++;
     if (this.host.sendUdp(this, seq, size)) {
       this.stats.sent++;
       this.stats.sentBytes += size;
       this.stats.sizes[size] = (this.stats.sizes[size] ?? 0) + 1;
     } else this.stats.tooBig++;
+    if (at !== null) {
+      if (this.seq < at.length && (this.opts.count === undefined || this.seq < this.opts.count)) {
+        const next = this.startNs + at[this.seq]!;
+        if (next < this.endNs) this.host.sim.schedule(next, this, 0);
+      }
+      return;
+    }
     const gap = this.opts.ratePps !== undefined ? 1e9 / this.opts.ratePps : (size * 8 * 1e9) / this.opts.rateBps!;
     if (this.opts.count !== undefined && this.seq >= this.opts.count) return;
     if (now + gap < this.endNs) this.host.sim.schedule(now + gap, this, 0);
@@ -394,7 +454,8 @@ export class SimHost implements Device, SimTask {
   readonly gw6: Uint8Array | null = null;
   readonly counters: HostCounters = {
     rxFrames: 0, txFrames: 0, rxIgnored: 0, rxBad: 0, arpRequestsSent: 0, arpRepliesSent: 0, nsSent: 0, naSent: 0,
-    echoRepliesSent: 0, neighDrops: 0, noRoute: 0, poolEmpty: 0, pmtuUpdates: 0, udpNoPort: 0,
+    echoRepliesSent: 0, neighDrops: 0, noRoute: 0, poolEmpty: 0, pmtuUpdates: 0, udpNoPort: 0, tcpNoConn: 0, tcpRstSent: 0,
+    fragmented: 0, fragmentsSent: 0, reassembled: 0, fragmentDrops: 0,
   };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
@@ -409,7 +470,13 @@ export class SimHost implements Device, SimTask {
   private readonly pingers = new Map<number, Pinger>();
   private readonly sinks = new Map<number, UdpSink>();
   private readonly flows: UdpFlow[] = [];
+  private readonly tcpListeners = new Map<number, TcpListener>();
+  /** TCP endpoints by local port × 65536 + remote port; the remote address tells apart the few that share one. */
+  private readonly tcpEps = new Map<number, TcpEndpoint[]>();
+  private nextEphemeral = 49152;
   private nextIdent = 1;
+  private reasm: Reassembler | null = null;
+  private readonly fragOut: PacketBuf[] = [];
   private ipIdent = 0;
   /** Solicited-node multicast MAC of the IPv6 address (33:33:ff:xx:xx:xx). */
   private readonly snmMac: number = -1;
@@ -509,6 +576,7 @@ export class SimHost implements Device, SimTask {
     const ident = this.nextIdent++ & 0xffff;
     const p = new Pinger(this, dst, ident, count, opts.intervalNs ?? 1e9, size, opts.df ?? false, opts.timeoutNs ?? 10e9);
     this.pingers.set(ident, p);
+    p.stats.ident = ident;
     if (count > 0) this.sim.schedule(this.sim.now, p, 0);
     return p.stats;
   }
@@ -529,7 +597,76 @@ export class SimHost implements Device, SimTask {
     return s;
   }
 
+  /** A TCP listener on `port` (the same one when asked twice): accepts connections and counts what arrives. */
+  tcpListen(port: number): TcpListener {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`host ${this.name}: TCP port ${port} is not 1-65535`);
+    let l = this.tcpListeners.get(port);
+    if (l === undefined) this.tcpListeners.set(port, (l = new TcpListener(this, port)));
+    return l;
+  }
+
+  /** Opens a TCP connection that sends `bytes` of payload and closes (see `sim/tcp.ts`); the SYN goes at `startNs`. */
+  tcpSend(opts: TcpSendOptions): TcpFlow {
+    const dst = parseAddr(opts.dst, `host ${this.name} tcpSend`);
+    if (dst.family === 6 && this.v6 === null) throw new RangeError(`host ${this.name}: tcpSend to ${opts.dst} needs an IPv6 address`);
+    let port = opts.srcPort;
+    if (port === undefined) {
+      port = this.nextEphemeral;
+      this.nextEphemeral = this.nextEphemeral === 65535 ? 49152 : this.nextEphemeral + 1;
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`host ${this.name}: TCP port ${port} is not 1-65535`);
+    if (this.tcpFind(dst.family, dst.family === 4 ? dst.v4 : 0, dst.v6, 0, port, opts.dstPort) !== undefined) {
+      throw new RangeError(`host ${this.name}: a TCP connection ${port} → ${opts.dst}:${opts.dstPort} exists already`);
+    }
+    const f = new TcpFlow(this, dst, port, opts);
+    this.tcpAdd(f);
+    return f;
+  }
+
   // ---- Sending ----
+
+  /** @internal the path MTU towards a parsed address. */
+  pathMtuTo(dst: Addr): number {
+    return (dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(key6(dst.v6, 0))) ?? this.mtu;
+  }
+
+  /**
+   * @internal a packet for a TCP segment of `tcpLen` bytes to `dst`, its IP header written and `l4` set;
+   * null when the pool is empty or it is larger than the interface MTU.
+   */
+  tcpPacket(dst: Addr, tcpLen: number, df: boolean): PacketBuf | null {
+    const ipLen = tcpLen + (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN);
+    if (ipLen > this.mtu) return null;
+    const p = this.allocIp(ipLen);
+    if (p === null) return null;
+    p.l4 = this.ipHeader(p, dst, IPPROTO_TCP, ipLen, df);
+    return p;
+  }
+
+  /** @internal fills the checksum of the segment `tcpPacket` gave and sends it. */
+  tcpTransmit(p: PacketBuf, dst: Addr, tcpLen: number): void {
+    this.fillL4Checksum(p, dst.family, p.l4, tcpLen, IPPROTO_TCP);
+    this.route(p, dst.family, dst.v4, dst.v6, 0);
+  }
+
+  private tcpAdd(ep: TcpEndpoint): void {
+    const k = ep.localPort * 65536 + ep.remotePort;
+    let l = this.tcpEps.get(k);
+    if (l === undefined) this.tcpEps.set(k, (l = []));
+    l.push(ep);
+  }
+
+  /** The endpoint of (remote address, local port, remote port); the IPv6 address is `b6[o6, o6 + 16)`. */
+  private tcpFind(family: 4 | 6, v4: number, b6: Uint8Array | null, o6: number, localPort: number, remotePort: number): TcpEndpoint | undefined {
+    const l = this.tcpEps.get(localPort * 65536 + remotePort);
+    if (l === undefined) return undefined;
+    for (const ep of l) {
+      const r = ep.remote;
+      if (r.family === family && (family === 4 ? r.v4 === v4 : eq16(b6!, o6, r.v6!))) return ep;
+    }
+    return undefined;
+  }
+
 
   /** @internal builds and sends (or queues) echo request `seq` of `pg`; false when it was too big to send. */
   sendEcho(pg: Pinger, seq: number): boolean {
@@ -576,8 +713,8 @@ export class SimHost implements Device, SimTask {
 
   /** Whether an IP packet of `len` bytes may go to `dst`: within the interface MTU, and the PMTU when DF. */
   private fits(dst: Addr, len: number, df: boolean): boolean {
-    // No fragmentation at the source: above the interface MTU nothing is sent.
-    if (len > this.mtu) return false;
+    // IPv4 without DF is fragmented on the way out (sendTo); IPv6 is not fragmented at the source here.
+    if (len > this.mtu && (df || dst.family === 6)) return false;
     if (!df) return true;
     const pmtu = dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(key6(dst.v6, 0));
     return pmtu === undefined || len <= pmtu;
@@ -618,11 +755,11 @@ export class SimHost implements Device, SimTask {
     return ip + IPV6_HEADER_LEN;
   }
 
-  /** ICMPv4 (`proto` -1: no pseudo-header), ICMPv6 or UDP checksum over `len` bytes at `l4`. */
+  /** ICMPv4 (`proto` -1: no pseudo-header), ICMPv6, UDP or TCP checksum over `len` bytes at `l4`. */
   private fillL4Checksum(p: PacketBuf, family: 4 | 6, l4: number, len: number, proto: number): void {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
-    const ck = proto === IPPROTO_UDP ? l4 + 6 : l4 + 2;
+    const ck = proto === IPPROTO_UDP ? l4 + 6 : proto === IPPROTO_TCP ? l4 + 16 : l4 + 2;
     wr16(b, ck, 0);
     let sum = 0;
     if (proto >= 0) sum = family === 4 ? pseudoSumV4(rd32(b, ip + 12), rd32(b, ip + 16), proto, len) : pseudoSumV6At(b, ip + 8, ip + 24, proto, len);
@@ -732,6 +869,18 @@ export class SimHost implements Device, SimTask {
     wrMac(b, p.start, dstMac);
     wrMac(b, p.start + 6, this.mac);
     wr16(b, p.start + 12, etherType);
+    if (etherType === ETHERTYPE_IPV4 && p.end - p.start - ETH_HEADER_LEN > this.mtu) {
+      // RFC 791 at the source, as Linux does for a datagram without DF above the MTU.
+      const out = this.fragOut;
+      out.length = 0;
+      const k = fragmentIpv4(p, p.start + ETH_HEADER_LEN, this.mtu, this.pool, out);
+      if (k < 0) { this.counters.poolEmpty++; p.release(); return; }
+      this.counters.fragmented++;
+      this.counters.fragmentsSent += k;
+      for (let i = 0; i < k; i++) this.emit(out[i]!);
+      out.length = 0;
+      return;
+    }
     this.emit(p);
   }
 
@@ -835,6 +984,24 @@ export class SimHost implements Device, SimTask {
     return true;
   }
 
+  /** A fragment for this host: held until its datagram is complete, which is then received as one packet. */
+  private reassemble(p: PacketBuf, ip: number): boolean {
+    if (this.reasm === null) {
+      // Reassembled datagrams need buffers for 65,535 bytes of IP: a small pool of its own, made on first use.
+      this.reasm = new Reassembler({ pool: new PacketPool({ count: 16, frameCapacity: ETH_HEADER_LEN + 65535 }), memoryCap: 1 << 20 });
+    }
+    const r = this.reasm;
+    const now = this.sim.now;
+    this.counters.fragmentDrops += r.expire(now);
+    const v = r.add(p, ip, now);
+    if (v === REASM_HELD) return true;
+    if (v !== REASM_DONE) { this.counters.fragmentDrops++; return false; }
+    this.counters.reassembled++;
+    const q = r.take()!;
+    if (!this.ipv4(q)) q.release();
+    return true;
+  }
+
   private ipv4(p: PacketBuf): boolean {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
@@ -844,8 +1011,7 @@ export class SimHost implements Device, SimTask {
     const total = rd16(b, ip + 2);
     if (hl < IPV4_HEADER_LEN || total < hl || total > avail || checksum(b, ip, hl) !== 0) { this.counters.rxBad++; return false; }
     if (rd32(b, ip + 16) !== this.v4) { this.counters.rxIgnored++; return false; }
-    // Fragments are not reassembled.
-    if ((rd16(b, ip + 6) & 0x3fff) !== 0) { this.counters.rxIgnored++; return false; }
+    if ((rd16(b, ip + 6) & 0x3fff) !== 0) return this.reassemble(p, ip);
     p.end = ip + total;
     const l4 = ip + hl;
     const len = total - hl;
@@ -878,6 +1044,7 @@ export class SimHost implements Device, SimTask {
           if (mtu >= 68 && mtu < (this.pmtu4.get(qdst) ?? this.mtu)) { this.pmtu4.set(qdst, mtu); this.counters.pmtuUpdates++; }
         }
         const qhl = (b[q]! & 0x0f) << 2;
+        if (b[q + 9] === IPPROTO_TCP && len >= 8 + qhl + 4) this.tcpFind(4, qdst, null, 0, rd16(b, q + qhl), rd16(b, q + qhl + 2))?.pmtuChanged();
         if (b[q + 9] === IPPROTO_ICMP && len >= 8 + qhl + 8 && b[q + qhl] === ICMPV4_ECHO_REQUEST) {
           const pg = this.pingers.get(rd16(b, q + qhl + 4));
           if (pg !== undefined) pg.stats.errors++;
@@ -888,6 +1055,7 @@ export class SimHost implements Device, SimTask {
       return false;
     }
     if (proto === IPPROTO_UDP) return this.udp(p, l4, len, pseudoSumV4(rd32(b, ip + 12), rd32(b, ip + 16), IPPROTO_UDP, len), true);
+    if (proto === IPPROTO_TCP) return this.tcp(p, 4, ip, l4, len, pseudoSumV4(rd32(b, ip + 12), rd32(b, ip + 16), IPPROTO_TCP, len));
     this.counters.rxIgnored++;
     return false;
   }
@@ -901,6 +1069,54 @@ export class SimHost implements Device, SimTask {
     const sink = this.sinks.get(rd16(b, l4 + 2));
     if (sink === undefined) { this.counters.udpNoPort++; return false; }
     sink.take(b, l4 + UDP_HEADER_LEN, ulen - UDP_HEADER_LEN, this.sim.now, p.view);
+    return false;
+  }
+
+  /**
+   * One TCP segment (`len` bytes at `l4`, the IP header at `ip`) to its endpoint: a connection, a listener
+   * for a SYN, or else a RST back (RFC 9293 §3.10.7.1).
+   */
+  private tcp(p: PacketBuf, family: 4 | 6, ip: number, l4: number, len: number, pseudo: number): boolean {
+    const b = p.data;
+    const hl = len >= TCP_HEADER_LEN ? (b[l4 + 12]! >> 4) << 2 : 0;
+    if (hl < TCP_HEADER_LEN || hl > len || finish(onesSum(b, l4, len, pseudo)) !== 0) { this.counters.rxBad++; return false; }
+    const remotePort = rd16(b, l4);
+    const localPort = rd16(b, l4 + 2);
+    const flags = rd16(b, l4 + 12) & 0x3f;
+    const seq = rd32(b, l4 + 4);
+    const ack = rd32(b, l4 + 8);
+    const v4 = family === 4 ? rd32(b, ip + 12) : 0;
+    const dataLen = len - hl;
+    let mss = -1;
+    if ((flags & TCP_SYN) !== 0) {
+      for (let o = l4 + TCP_HEADER_LEN; o < l4 + hl; ) {
+        const kind = b[o]!;
+        if (kind === 0) break;
+        if (kind === 1) { o++; continue; }
+        const ol = o + 1 < l4 + hl ? b[o + 1]! : 0;
+        if (ol < 2 || o + ol > l4 + hl) break;
+        if (kind === TCP_OPT_MSS && ol === 4) mss = rd16(b, o + 2);
+        o += ol;
+      }
+    }
+    let ep = this.tcpFind(family, v4, b, ip + 8, localPort, remotePort);
+    if (ep === undefined) {
+      const lst = this.tcpListeners.get(localPort);
+      if (lst !== undefined && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN) {
+        const remote: Addr = family === 4 ? { family: 4, v4, v6: null } : { family: 6, v4: 0, v6: b.slice(ip + 8, ip + 24) };
+        ep = lst.accept(remote, remotePort, seq);
+        this.tcpAdd(ep);
+      } else {
+        this.counters.tcpNoConn++;
+        if ((flags & TCP_RST) !== 0) return false;
+        const remote: Addr = family === 4 ? { family: 4, v4, v6: null } : { family: 6, v4: 0, v6: b.slice(ip + 8, ip + 24) };
+        const segLen = dataLen + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0);
+        this.counters.tcpRstSent++;
+        sendReset(this, remote, localPort, remotePort, flags & TCP_ACK, seq, ack, segLen);
+        return false;
+      }
+    }
+    ep.segment(flags, seq, ack, rd16(b, l4 + 14), mss, b, l4 + hl, dataLen);
     return false;
   }
 
@@ -921,6 +1137,7 @@ export class SimHost implements Device, SimTask {
     const pseudo = pseudoSumV6At(b, ip + 8, ip + 24, nh, len);
     // Extension headers are not walked: what this host sends and answers has none.
     if (nh === IPPROTO_UDP && toMe) return this.udp(p, l4, len, pseudo, false);
+    if (nh === IPPROTO_TCP && toMe) return this.tcp(p, 6, ip, l4, len, pseudo);
     if (nh !== IPPROTO_ICMPV6 || len < 8) { this.counters.rxIgnored++; return false; }
     if (finish(onesSum(b, l4, len, pseudo)) !== 0) { this.counters.rxBad++; return false; }
     const t = b[l4]!;
@@ -944,6 +1161,7 @@ export class SimHost implements Device, SimTask {
       const k = key6(b, q + 24);
       // RFC 8201 §4: a PTB below the IPv6 minimum MTU is not believed.
       if (mtu >= 1280 && mtu < (this.pmtu6.get(k) ?? this.mtu)) { this.pmtu6.set(k, mtu); this.counters.pmtuUpdates++; }
+      if (b[q + 6] === IPPROTO_TCP && len >= 8 + IPV6_HEADER_LEN + 4) this.tcpFind(6, 0, b, q + 24, rd16(b, q + IPV6_HEADER_LEN), rd16(b, q + IPV6_HEADER_LEN + 2))?.pmtuChanged();
       if (b[q + 6] === IPPROTO_ICMPV6 && len >= 8 + IPV6_HEADER_LEN + 8 && b[q + IPV6_HEADER_LEN] === ICMPV6_ECHO_REQUEST) {
         const pg = this.pingers.get(rd16(b, q + IPV6_HEADER_LEN + 4));
         if (pg !== undefined) pg.stats.errors++;

@@ -52,7 +52,7 @@
  *     df: true                     # default true for ping and tcp, false for udp
  * faults:
  *   - { at: 2s, link: node1-node2, action: down, for: 1s }   # link: a node (its uplink), a-b or [a, b]
- * capture: [node1/a, node1/underlay, node2/gw]              # a pod's port, the uplink or the gateway
+ * capture: [node1/a, node1/underlay]      # a pod's port or the node's uplink (the gateway is inside the bridge: no wire)
  * expect:
  *   - flow: ping-ab                # a traffic name
  *     delivered: ">= 99%"
@@ -931,12 +931,13 @@ export function parseScenario(text: string, file: string): Scenario {
   const capture: CaptureSpec[] = [];
   const capV = o.get('capture');
   for (const cv of capV === undefined ? [] : r.list(capV)) {
-    const s = r.str(cv, 'node/pod, node/underlay or node/gw');
+    const s = r.str(cv, 'node/pod or node/underlay');
     const slash = s.indexOf('/');
-    if (slash < 0) r.fail(cv, 'node/pod, node/underlay or node/gw');
+    if (slash < 0) r.fail(cv, 'node/pod or node/underlay');
     const node = nodeRef(cv, s.slice(0, slash)).name;
     const port = s.slice(slash + 1);
-    if (port !== 'underlay' && port !== 'gw') endpoint(cv);
+    if (port === 'gw') r.fail(cv, 'node/pod or node/underlay (the gateway is inside the bridge and has no wire to capture)', JSON.stringify(s));
+    if (port !== 'underlay') endpoint(cv);
     if (capture.some((c) => c.node === node && c.port === port)) r.fail(cv, 'each capture point once', JSON.stringify(s));
     capture.push({ node, port });
   }

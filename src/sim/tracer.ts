@@ -11,7 +11,7 @@ import type { TraceRecord, TraceValue } from '../datapath/trace.js';
 import { ipv4ToString, ipv6ToString, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import type { SimTask } from './engine.js';
-import { Cluster, SimBuildError, type PodRt } from './cluster.js';
+import { Cluster, SimBuildError, TCP_PORT, type PodRt } from './cluster.js';
 import type { Scenario } from './scenario.js';
 
 export type TraceProto = 'icmp' | 'udp' | 'tcp';
@@ -84,6 +84,7 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
   if (dstAddr === null) throw new SimBuildError(`--to '${req.to}' has no IPv${family} address`);
   const hdr = family === 4 ? 20 : 40;
   const size = req.proto === 'tcp' ? hdr + 20 + 4 : req.size ?? (req.proto === 'icmp' ? hdr + 64 : 100);
+  if (req.proto === 'tcp' && req.size !== undefined) throw new SimBuildError('--size: a TCP trace follows the connection\'s SYN, whose size is fixed');
   const min = hdr + (req.proto === 'udp' ? 8 + 16 : 8);
   if (req.proto !== 'tcp' && (!Number.isInteger(size) || size < min || size > 65535)) throw new SimBuildError(`--size ${size}: expected an IP packet size in ${min}-65535 for ${req.proto} over IPv${family}`);
   const proto = req.proto === 'icmp' ? (family === 4 ? 1 : 58) : req.proto === 'udp' ? 17 : 6;
@@ -133,7 +134,11 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
     else if (req.proto === 'udp') dst.pod === null
       ? sp.host.udpFlow({ dst: dstAddr, dstPort: 33434, ratePps: 1, sizes: size, count: 1 })
       : (dst.pod.host.udpSink(33434), sp.host.udpFlow({ dst: dstAddr, dstPort: 33434, ratePps: 1, sizes: size, count: 1 }));
-    else throw new SimBuildError('--proto tcp: TCP is not simulated yet');
+    else {
+      // A connection's SYN (the MSS option shows the clamping).
+      dst.pod?.host.tcpListen(TCP_PORT);
+      sp.host.tcpSend({ dst: dstAddr, dstPort: TCP_PORT, bytes: 1 });
+    }
   }), 0);
   c.sim.run(at + HOW_LONG_NS);
 
