@@ -32,6 +32,7 @@ import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
 import { SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
+import { loadReplay } from './replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
 import type { Comparison, Endpoint, ExpectSpec, FaultSpec, IcmpKind, NodeSpec, PodSpec, Scenario, TrafficSpec } from './scenario.js';
@@ -230,6 +231,8 @@ interface FlowRt {
   sink: UdpSink | null;
   tcp: TcpFlow | null;
   icmp: Set<IcmpKind>;
+  /** How long the flow sends (ns), for throughput and goodput. */
+  spanNs: number;
 }
 
 /** A task that starts a ping flow at its start time. */
@@ -442,7 +445,7 @@ export class Cluster {
         dstAddr = t.family === 4 ? n.gateway4 : n.gateway6;
       }
       if (dstAddr === null) throw new SimBuildError(`traffic ${t.name}: ${t.to.node}${t.to.pod !== null ? '/' + t.to.pod : ''} has no IPv${t.family} address`);
-      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, tcp: null, icmp: new Set() };
+      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, tcp: null, icmp: new Set(), spanNs: t.count * t.intervalNs };
       this.flows.push(f);
       const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
       const span = t.type === 'tcp' ? this.scenario.durationNs : t.count * t.intervalNs;
@@ -464,7 +467,12 @@ export class Cluster {
           this.sinkPorts.set(pk, port);
         }
         f.sink = dst.host.udpSink(port);
-        f.udp = src.host.udpFlow({ dst: dstAddr, dstPort: port, srcPort: 10000 + f.id, ratePps: 1e9 / t.intervalNs, sizes: t.sizes, count: t.count, df: t.df, startNs: t.startNs });
+        const how = t.replay !== null ? { replay: { path: t.replay } } : { ratePps: 1e9 / t.intervalNs, sizes: t.sizes };
+        if (t.replay !== null) {
+          const offs = loadReplay({ path: t.replay }).offsetsNs;
+          f.spanNs = offs[Math.min(offs.length, t.count) - 1]! + 1;
+        }
+        f.udp = src.host.udpFlow({ dst: dstAddr, dstPort: port, srcPort: 10000 + f.id, ...how, count: t.count, df: t.df, startNs: t.startNs });
       } else {
         if (dst === null) throw new SimBuildError(`traffic ${t.name}: a TCP flow needs a pod to receive it`);
         dst.host.tcpListen(TCP_PORT);
@@ -631,7 +639,7 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
   }
   const st = f.udp!.stats;
   const r = f.sink!.report(f.udp!.flowId, st.sent);
-  const span = Math.max(1, t.count * t.intervalNs);
+  const span = Math.max(1, f.spanNs);
   return {
     ...base, sent: st.sent, delivered: r.received, lost: t.count - r.received, deliveredRatio: t.count === 0 ? 0 : r.received / t.count,
     tooBig: st.tooBig, duplicates: r.duplicates,

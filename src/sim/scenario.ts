@@ -48,6 +48,7 @@
  *     rate: 100Mbit                # udp: interval follows from rate and size
  *     size: 1400                   # IP packet bytes (default 84 ping, 1000 udp); or
  *     sizes: imix                  # imix (Simple IMIX: 7×64, 4×576, 1×1500) or a list of sizes
+ *     replay: captures/x.pcapng    # udp: sizes and timing from a capture's IP packets (relative to this file)
  *     bytes: 1000000               # tcp: bytes to send (default 1 MB)
  *     df: true                     # default true for ping and tcp, false for udp
  * faults:
@@ -68,6 +69,8 @@
  * an underlay that leaves pods less than that after the overlay's overhead, fault times past the end.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { loadReplay } from './replay.js';
 import { ESP_CIPHERS, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';
 import type { TunnelKind } from '../overlay/template.js';
@@ -169,6 +172,8 @@ export interface TrafficSpec {
   /** tcp: bytes to send; 0 otherwise. */
   bytes: number;
   df: boolean;
+  /** udp: a pcap/pcapng whose IP packets give the sizes and timing (path resolved from the scenario's folder); null otherwise. */
+  replay: string | null;
 }
 
 export type FaultTarget = { kind: 'node'; node: string } | { kind: 'link'; a: string; b: string };
@@ -521,7 +526,7 @@ const ENCRYPTION_KEYS = ['cipher', 'udpEncap', 'secret'] as const;
 const NODE_KEYS = ['name', 'podCIDR', 'underlayIp', 'pods'] as const;
 const POD_KEYS = ['name', 'ip', 'vlan', 'vni', 'mtu'] as const;
 const LINK_KEYS = ['between', 'mtu', 'latency', 'jitter', 'bandwidth', 'loss'] as const;
-const TRAFFIC_KEYS = ['name', 'type', 'from', 'to', 'family', 'start', 'count', 'interval', 'rate', 'size', 'sizes', 'bytes', 'df'] as const;
+const TRAFFIC_KEYS = ['name', 'type', 'from', 'to', 'family', 'start', 'count', 'interval', 'rate', 'size', 'sizes', 'replay', 'bytes', 'df'] as const;
 const FAULT_KEYS = ['at', 'link', 'action', 'for'] as const;
 const EXPECT_KEYS = ['flow', 'delivered', 'latencyP50', 'latencyP99', 'latencyMax', 'icmpSeen', 'drops', 'counters'] as const;
 
@@ -876,8 +881,26 @@ export function parseScenario(text: string, file: string): Scenario {
       if (intervalNs <= 0) r.fail(intervalV, 'an interval above 0');
     } else intervalNs = type === 'ping' ? 1e9 : type === 'udp' ? 1e6 : 0;
     const dfV = to.get('df');
+    const replayV = to.get('replay');
+    let replay: string | null = null;
+    let replayCount = 0;
+    if (replayV !== undefined) {
+      if (type !== 'udp') r.fail(replayV, 'no replay (udp only)');
+      for (const k of ['size', 'sizes', 'rate', 'interval'] as const) {
+        const v = to.get(k);
+        if (v !== undefined) r.fail(v, `no ${k} with replay (the capture gives sizes and timing)`);
+      }
+      replay = resolvePath(dirname(file), r.str(replayV, 'a pcap or pcapng file'));
+      try {
+        replayCount = loadReplay({ path: replay }).ipLengths.length;
+      } catch (e: unknown) {
+        const err = e as NodeJS.ErrnoException;
+        r.fail(replayV, 'a readable pcap or pcapng file', `${JSON.stringify(r.scalar(replayV))} (${err.code === 'ENOENT' ? 'no such file' : err.message})`);
+      }
+      if (replayCount === 0) r.fail(replayV, 'a capture with at least one IP packet', JSON.stringify(r.scalar(replayV)));
+    }
     traffic.push({
-      name: tname, type, from, to: dst, family: fam, startNs, count, intervalNs, sizes,
+      name: tname, type, from, to: dst, family: fam, startNs, count: replay !== null ? Math.min(countV === undefined ? Infinity : count, replayCount) : count, intervalNs, sizes, replay,
       bytes: type === 'tcp' ? (bytesV === undefined ? 1_000_000 : r.int(bytesV, 1, 1e12, 'a byte count in 1-1000000000000')) : 0,
       df: dfV === undefined ? type !== 'udp' : r.bool(dfV),
     });
@@ -1101,9 +1124,12 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
   out.links = s.links.map(link);
   out.traffic = s.traffic.map((t) => {
     const o: Record<string, unknown> = { name: t.name, type: t.type, from: ep(t.from), to: ep(t.to), family: t.family, start: fmtDuration(t.startNs) };
-    if (t.type !== 'tcp') { o.count = t.count; o.interval = fmtDuration(t.intervalNs); }
-    else o.bytes = t.bytes;
-    o.sizes = [...t.sizes];
+    if (t.replay !== null) { o.count = t.count; o.replay = t.replay; }
+    else {
+      if (t.type !== 'tcp') { o.count = t.count; o.interval = fmtDuration(t.intervalNs); }
+      else o.bytes = t.bytes;
+      o.sizes = [...t.sizes];
+    }
     o.df = t.df;
     return o;
   });

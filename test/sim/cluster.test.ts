@@ -14,6 +14,7 @@ import { Cluster, SimBuildError, counterValue, formatReport, type Report } from 
 import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js';
 import { formatTrace, traceScenario } from '../../src/sim/tracer.js';
 import { requireTool, run } from '../helpers.js';
+import { LINKTYPE_RAW, PcapngWriter } from '../../src/capture/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LABS = join(ROOT, 'scenarios');
@@ -205,6 +206,39 @@ test('captures open in tshark: VXLAN with VNI 1 around the pods\' ICMP, ESP (pro
     writeFileSync(g, e.bytes());
     const protos = new Set(run('tshark', ['-r', g, '-T', 'fields', '-e', 'ip.proto']).trim().split('\n'));
     assert.deepEqual([...protos], ['50']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('traffic: a UDP flow replays a capture — one datagram per IP packet, at its time, of its length; bad files are named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seine-replay-'));
+  try {
+    const chunks: Uint8Array[] = [];
+    const w = new PcapngWriter((c) => chunks.push(c));
+    const i = w.addInterface('x', LINKTYPE_RAW);
+    const sizes = [200, 1000, 60, 1400];
+    sizes.forEach((n, k) => {
+      const ip = new Uint8Array(n);
+      ip[0] = 0x45;
+      ip[2] = n >> 8;
+      ip[3] = n & 0xff;
+      w.writePacket(i, BigInt(1_000_000_000 + k * 50_000_000), ip);
+    });
+    writeFileSync(join(dir, 'trace.pcapng'), Buffer.concat(chunks));
+    const text = (replay: string): string => `name: r\nduration: 2s\nunderlay: { latency: 1ms }\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }\ntraffic:\n  - { name: u, type: udp, from: n1/a, to: n2/b, replay: ${replay}, start: 100ms }\nexpect:\n  - { flow: u, delivered: ">= 100%" }\n`;
+    const s = parseScenario(text('trace.pcapng'), join(dir, 'r.yaml'));
+    assert.equal(s.traffic[0]!.count, 4);
+    const c = new Cluster(s);
+    c.run();
+    const r = c.report();
+    assert.ok(r.ok, formatReport(r));
+    const f = r.flows[0]!;
+    assert.equal(f.delivered, 4);
+    assert.deepEqual(c.flows[0]!.udp!.stats.sizes, { 60: 1, 200: 1, 1000: 1, 1400: 1 });
+    // Sent over 150 ms (the capture's span): the offered rate follows from it.
+    assert.ok(Math.abs(f.throughputBps - (2660 * 8 * 1e9) / 150_000_001) < 1, String(f.throughputBps));
+    assert.throws(() => parseScenario(text('nope.pcap'), join(dir, 'r.yaml')), (e: unknown) => e instanceof ScenarioError && /r\.yaml:8:\d+: traffic\[0\]\.replay: expected a readable pcap or pcapng file, got "nope\.pcap" \(no such file\)/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
