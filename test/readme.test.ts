@@ -44,3 +44,16 @@ test('README: the MTU table is what `seine mtu` prints', async () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   assert.ok(readme.includes(formatMtuTable([1500, 9000]) + '\n'), 'README.md shows the output of `seine mtu` (regenerate it: node dist/src/cli/main.js mtu)');
 });
+
+test('README: the sample report is what `seine run scenarios/two-nodes-vxlan.yaml` prints', async () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const at = readme.indexOf('## The simulator');
+  assert.ok(at >= 0);
+  const m = /```\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert.ok(m !== null, 'a code block follows "## The simulator"');
+  const { Cluster, formatReport } = await import('../src/sim/cluster.js');
+  const { loadScenario } = await import('../src/sim/scenario.js');
+  const c = new Cluster(loadScenario(join(ROOT, 'scenarios', 'two-nodes-vxlan.yaml')), { capture: false });
+  c.run();
+  assert.equal(m[1]!.trimEnd(), formatReport(c.report()));
+});

@@ -107,6 +107,7 @@ export function runCommand(args: string[], io: RunIo): number {
   const bar = progressBar({ ...io, tty: io.tty && a.progress }, `simulating ${scenario.name}`);
   cluster.run(bar.tick);
   bar.done();
+  if (io.tty) io.err(`simulated ${scenario.durationNs / 1e9} s in ${(cluster.wallMs / 1000).toFixed(2)} s (${cluster.sim.events} events)\n`);
   const report = cluster.report();
   if (a.pcap !== null) {
     try {

@@ -45,7 +45,7 @@ test('scenario: two-nodes-vxlan.yaml parses into its normalised form', () => {
     ['node2', 'c', '10.244.2.10', 'fd00:10:244:2::10', 1450],
   ]);
   const [ping, udp] = s.traffic;
-  assert.deepEqual(ping, { name: 'ping-ac', type: 'ping', from: { node: 'node1', pod: 'a' }, to: { node: 'node2', pod: 'c' }, family: 4, startNs: 1e9, count: 10, intervalNs: 100e6, sizes: [84], bytes: 0, df: true });
+  assert.deepEqual(ping, { name: 'ping-ac', type: 'ping', from: { node: 'node1', pod: 'a' }, to: { node: 'node2', pod: 'c' }, family: 4, startNs: 1e9, count: 10, intervalNs: 100e6, sizes: [84], bytes: 0, df: true, replay: null });
   assert.equal(udp!.df, false);
   assert.deepEqual(udp!.sizes, [64, 64, 64, 64, 64, 64, 64, 576, 576, 576, 576, 1500]);
   // Simple IMIX (7 × 64, 4 × 576, 1 × 1500) averages 4252 / 12 bytes: at 100 Mbit/s one packet every 28347 ns.
