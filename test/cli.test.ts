@@ -352,3 +352,25 @@ test('cli: seine trace prints each stage and exits 0 when delivered, 1 when drop
   }
   assert.match(seine('trace', '--help').stdout, /--from NODE\/POD/);
 });
+
+test('cli: the progress bar appears on a terminal only once a run has taken a second, and is wiped at the end', async () => {
+  const { progressBar } = await import('../src/cli/run.js');
+  let t = 0;
+  const draw = (tty: boolean): string => {
+    let err = '';
+    const bar = progressBar({ out: () => {}, err: (x) => { err += x; }, tty }, 'simulating x', () => t);
+    t = 0;
+    bar.tick(0.1);
+    t = 999;
+    bar.tick(0.2);
+    t = 1500;
+    bar.tick(0.5);
+    bar.done();
+    return err;
+  };
+  const shown = draw(true);
+  assert.equal(shown.split('\r').filter((x) => x !== '').length, 2, 'one bar after the first second, then the wipe');
+  assert.match(shown, /simulating x \[#{15}\.{15}\] 50%/);
+  assert.ok(shown.endsWith('\r\x1b[K'));
+  assert.equal(draw(false), '', 'nothing when stderr is not a terminal');
+});

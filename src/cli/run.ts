@@ -79,12 +79,12 @@ export function load(path: string): Scenario {
 }
 
 /** Draws a progress bar on stderr once a run has taken more than a second. */
-export function progressBar(io: RunIo, label: string): { tick: (f: number) => void; done: () => void } {
-  const t0 = Date.now();
+export function progressBar(io: RunIo, label: string, clock: () => number = Date.now): { tick: (f: number) => void; done: () => void } {
+  const t0 = clock();
   let drawn = false;
   return {
     tick(f: number): void {
-      if (!io.tty || Date.now() - t0 < 1000) return;
+      if (!io.tty || clock() - t0 < 1000) return;
       drawn = true;
       const w = 30, k = Math.round(f * w);
       io.err(`\r${label} [${'#'.repeat(k)}${'.'.repeat(w - k)}] ${Math.round(f * 100)}%`);
