@@ -25,12 +25,56 @@ export interface Bench {
   minRatio?: number;
 }
 
+/**
+ * One figure of a one-shot benchmark. Targets are floors by default; `atMost` makes one a ceiling (wall
+ * time, memory). A figure without a target is reported for information.
+ */
+export interface OnceFigure {
+  /** Figure name in bench-results.json; by convention the one-shot benchmark's name and a suffix. */
+  name: string;
+  what: string;
+  value: number;
+  /** Free text, e.g. `s`, `MiB`, `events`, `events/s`, `%`. */
+  unit: string;
+  target?: number;
+  atMost?: boolean;
+}
+
+/**
+ * A benchmark too big to repeat (a whole cluster built and simulated end to end, where build time and peak
+ * memory are figures too): `run` is called exactly once, in a fresh process of its own (never grouped, so
+ * peak memory is its own), and returns its figures. No calibration, warm-up or rounds: each figure is
+ * reported with rounds 1 and no spread, which says that it is one measurement of a noisy machine.
+ */
+export interface OnceBench {
+  name: string;
+  once: true;
+  run(): OnceFigure[];
+}
+
 /** A benchmark by name, built only in the process that runs it (see bench/run.ts). */
 export interface BenchEntry {
   name: string;
-  /** Entries of one group run one after the other in the same process (for a ratio that must not carry between-process noise). */
+  /** Entries of one group run one after the other in the same process (for a ratio that must not carry between-process noise). Not for one-shot benchmarks. */
   group?: string;
-  make(): Bench;
+  make(): Bench | OnceBench;
+}
+
+export function isOnce(b: Bench | OnceBench): b is OnceBench {
+  return 'once' in b && b.once === true;
+}
+
+/** Runs a one-shot benchmark; each of its figures as a `Figure` (rounds 1, min = max = value, no ns/op). */
+export function measureOnce(b: OnceBench): Array<{ name: string; what: string; figure: Figure }> {
+  return b.run().map((f) => {
+    const figure: Figure = { value: f.value, unit: f.unit, min: f.value, max: f.value, rsdPercent: 0, rounds: 1, nsPerOp: 0 };
+    if (f.target !== undefined) {
+      figure.target = f.target;
+      if (f.atMost === true) figure.atMost = true;
+      figure.meetsTarget = f.atMost === true ? f.value <= f.target : f.value >= f.target;
+    }
+    return { name: f.name, what: f.what, figure };
+  });
 }
 
 export interface Figure {
@@ -42,6 +86,8 @@ export interface Figure {
   rounds: number;
   nsPerOp: number;
   target?: number;
+  /** The target is a ceiling (one-shot figures such as wall time or peak memory). */
+  atMost?: boolean;
   meetsTarget?: boolean;
   ratioToReference?: { reference: string; ratio: number };
   /** The floor on `ratioToReference.ratio`, when the target is relative. */

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { measureInterleaved, sinkValue, type BenchEntry, type Figure } from './harness.js';
+import { isOnce, measureInterleaved, measureOnce, sinkValue, type Bench, type BenchEntry, type Figure } from './harness.js';
 import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
@@ -34,16 +34,24 @@ interface ChildResult {
 
 /**
  * Child mode: `run.js --child <name>[,<name>...]` measures those benchmarks in this process, their
- * rounds interleaved, and prints one JSON line per figure.
+ * rounds interleaved, and prints one JSON line per figure. A one-shot benchmark (harness.ts `OnceBench`)
+ * comes alone and prints one line per figure it returns.
  */
 function child(names: string[]): void {
-  const bs = names.map((name) => {
+  const made = names.map((name) => {
     const entry = all.find((e) => e.name === name);
     if (entry === undefined) throw new Error(`bench child: no benchmark ${name}`);
     const b = entry.make();
     if (b.name !== name) throw new Error(`bench child: ${name} built a benchmark named ${b.name}`);
     return b;
   });
+  const once = made.find(isOnce);
+  if (once !== undefined) {
+    if (made.length !== 1) throw new Error(`bench child: one-shot benchmark ${once.name} must run alone`);
+    for (const { name, what, figure } of measureOnce(once)) process.stdout.write(JSON.stringify({ name, figure, what } satisfies ChildResult) + '\n');
+    return;
+  }
+  const bs = made as Bench[];
   // A group's rounds interleave, so a ratio between its figures does not carry the machine's drift.
   const figures = measureInterleaved(bs);
   bs.forEach((b, i) => {
@@ -74,6 +82,7 @@ function parent(args: string[]): void {
   const runs: BenchEntry[][] = [];
   for (const e of chosen) {
     const last = runs[runs.length - 1];
+    // A one-shot benchmark (harness.ts OnceBench) has no group, so it gets a process of its own.
     if (e.group !== undefined && last !== undefined && last[0]!.group === e.group) last.push(e);
     else runs.push([e]);
   }
@@ -84,7 +93,6 @@ function parent(args: string[]): void {
     if (r.status !== 0) throw new Error(`bench ${run.map((e) => e.name).join(', ')}: child exited with ${r.status ?? r.signal}`);
     for (const line of r.stdout.split('\n').filter((l) => l !== '')) {
       const { name, figure: f, what, reference, minRatio } = JSON.parse(line) as ChildResult;
-      done++;
       if (reference !== undefined && results[reference] !== undefined) {
         f.ratioToReference = { reference, ratio: f.value / results[reference]!.value };
         if (minRatio !== undefined) {
@@ -96,11 +104,14 @@ function parent(args: string[]): void {
       results[name] = f;
       const ratio = f.ratioToReference;
       const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
-      const goal = [f.target !== undefined ? `≥ ${f.target}` : '', f.minRatio !== undefined ? `${vs} ≥ ${fmt(f.minRatio)}×` : ''].filter((x) => x !== '').join(', ');
+      const goal = [f.target !== undefined ? `${f.atMost === true ? '≤' : '≥'} ${f.target}` : '', f.minRatio !== undefined ? `${vs} ≥ ${fmt(f.minRatio)}×` : ''].filter((x) => x !== '').join(', ');
       const target = goal === '' ? vs : `${goal} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
-      say(`${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${f.nsPerOp.toFixed(1).padStart(8)} ${`${fmt(f.min)}–${fmt(f.max)}`.padStart(17)} ${`${f.rsdPercent.toFixed(1)}%`.padStart(6)}  ${target}\n`);
+      // One-shot figures (rounds 1) have no ns/op and no spread.
+      const single = f.rounds === 1;
+      say(`${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${(single ? '-' : f.nsPerOp.toFixed(1)).padStart(8)} ${(single ? 'one run' : `${fmt(f.min)}–${fmt(f.max)}`).padStart(17)} ${(single ? '-' : `${f.rsdPercent.toFixed(1)}%`).padStart(6)}  ${target}\n`);
       say(`${''.padEnd(4)}${what}\n`);
     }
+    done += run.length;
   }
   if (process.stderr.isTTY) process.stderr.write(' '.repeat(60) + '\r');
   const out = { meta: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() }, figures: results };

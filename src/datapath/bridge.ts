@@ -123,6 +123,12 @@ export class Bridge {
   /** Per tunnel port: the limiter of its ICMP too-big messages and the reassembler of its outer fragments. */
   private readonly limiters: Array<TooBigLimiter | null> = [];
   private readonly reasm: Array<Reassembler | null> = [];
+  /**
+   * Tunnel ports whose reassembler (some 380 KB of tables) is made when the first outer fragment comes:
+   * until then the port holds and has discarded nothing, which is what an empty one would say. Only
+   * default options wait (they cannot be invalid); given options are checked when the port is added.
+   */
+  private readonly reasmLater: boolean[] = [];
   /** Reassembly discards already copied into the port's drop counters, per tunnel port. */
   private readonly reasmDropsSeen: Array<Float64Array | null> = [];
   /** Scratch list of the fragments of one packet. */
@@ -156,6 +162,7 @@ export class Bridge {
     this.tunnels.push(null);
     this.limiters.push(null);
     this.reasm.push(null);
+    this.reasmLater.push(false);
     this.reasmDropsSeen.push(null);
     this.byName.set(name, port);
     return port;
@@ -203,12 +210,14 @@ export class Bridge {
   addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number; reassembly?: Omit<ReassemblerOptions, 'pool'> }): Port {
     const { reassembly, ...tcfg } = cfg;
     const tunnel = new Tunnel({ ...tcfg, localMac: cfg.localMac ?? underlay.mac });
-    const reasm = new Reassembler({ ...reassembly, pool: this.pool });
+    const reasm = reassembly === undefined ? null : new Reassembler({ ...reassembly, pool: this.pool });
     const port = this.newPort(name, 'tunnel', underlay.mac, underlay.mtu, underlay);
     this.tunnels[port.index] = tunnel;
     this.limiters[port.index] = new TooBigLimiter({ ratePerSec: tunnel.icmpRate.perSecond, burst: tunnel.icmpRate.burst });
-    this.reasm[port.index] = reasm;
-    this.reasmDropsSeen[port.index] = new Float64Array(reasm.drops.length);
+    if (reasm !== null) {
+      this.reasm[port.index] = reasm;
+      this.reasmDropsSeen[port.index] = new Float64Array(reasm.drops.length);
+    } else this.reasmLater[port.index] = true;
     this.plug(port, underlay);
     return port;
   }
@@ -279,6 +288,7 @@ export class Bridge {
     this.tunnels[port.index] = null;
     this.reasm[port.index]?.clear();
     this.reasm[port.index] = null;
+    this.reasmLater[port.index] = false;
     this.byName.delete(port.name);
     if (port === this.gwPort) { this.gw = null; this.gwPort = null; }
   }
@@ -891,6 +901,12 @@ export class Bridge {
    * counted. Fragments the reassembler discards later (timeout, overlap, memory) are counted on the port.
    */
   private reassemble(p: PacketBuf, port: Port, tunnel: Tunnel): PacketBuf | null {
+    if (this.reasmLater[port.index] === true) {
+      const made = new Reassembler({ pool: this.pool });
+      this.reasm[port.index] = made;
+      this.reasmDropsSeen[port.index] = new Float64Array(made.drops.length);
+      this.reasmLater[port.index] = false;
+    }
     const r = this.reasm[port.index]!;
     const heldBefore = r.heldFragments;
     const traced = p.traced;

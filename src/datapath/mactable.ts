@@ -19,7 +19,8 @@
  * Times are nanoseconds passed in by the caller and must never decrease from one call to the next.
  *
  * Layout, for a per-packet path that allocates nothing and reads one record: an open-addressing hash of
- * `2^k ≥ 2 × capacity` slots, linear probing, backward-shift deletion (no tombstones, so probe sequences
+ * `2^k ≥ 2 × capacity` slots (allocated as entries come: 64 at first, doubled whenever more than half
+ * would be used), linear probing, backward-shift deletion (no tombstones, so probe sequences
  * never degrade). Each slot is itself the entry: a 32-byte record (key, lastSeen, port, aux, learning
  * tick) read through a Float64Array and an Int32Array over one buffer, so `lookup`, and `learn`
  * refreshing a known entry, touch one record (at most two adjacent cache lines) after hashing. The slot
@@ -105,6 +106,8 @@ const MAC_LIMIT = 2 ** 48;
 const INV_TWO_32 = 1 / 0x1_0000_0000;
 
 const NIL = -1;
+/** Hash slots a table starts with (fewer when its capacity needs fewer); they double up to what the capacity needs. */
+const INITIAL_SLOTS = 64;
 
 // The entry record: 32 bytes per slot, 4 doubles (F) from index `slot << 2` or 8 int32 words (W) from
 // `slot << 3`. An empty slot has NaN as its MAC (equal to no key) and 0 as its tag (no used tag is 0).
@@ -196,13 +199,15 @@ export class MacTable {
   private eager = false;
   private calm = 0;
 
-  private readonly mask: number;
+  private mask: number;
+  /** The slot count the capacity calls for (the smallest power of two ≥ 2 × capacity): `mask + 1` grows up to it. */
+  private readonly maxSlots: number;
   // Entry records (see F_* and W_*), nodes (see N_*) and heap keys (see K_*).
-  private readonly f: Float64Array;
-  private readonly w: Int32Array;
-  private readonly nw: Int32Array;
-  private readonly kf: Float64Array;
-  private readonly kw: Int32Array;
+  private f: Float64Array;
+  private w: Int32Array;
+  private nw: Int32Array;
+  private kf: Float64Array;
+  private kw: Int32Array;
 
   // Per port, grown on demand: FIFO, heap root, static list, dynamic counts, and a tournament tree whose
   // node i holds the port with the most dynamic entries below it (leaves at portCap + port).
@@ -229,6 +234,10 @@ export class MacTable {
 
     let nslots = 2;
     while (nslots < 2 * capacity) nslots *= 2;
+    this.maxSlots = nslots;
+    // The slots start few and double as entries come (see `grow`): a bridge of a 1,000-node cluster holds
+    // a dozen entries, and 64 bytes per slot of the default capacity up front would be 1 MiB per bridge.
+    nslots = Math.min(nslots, INITIAL_SLOTS);
     this.mask = nslots - 1;
     const records = new ArrayBuffer(nslots * 32);
     this.f = new Float64Array(records);
@@ -239,6 +248,62 @@ export class MacTable {
     this.kw = new Int32Array(keys);
     for (let s = 0; s < nslots; s++) this.f[(s << 2) | F_MAC] = NaN;
     this.growPorts(16);
+  }
+
+  /** True when one more entry would load the slots above one half and they may still double. */
+  private needsGrow(): boolean {
+    return (this.count + 1) * 2 > this.mask + 1 && this.mask + 1 < this.maxSlots;
+  }
+
+  /**
+   * Doubles the slots: every entry is placed again by its hash, its record, node and heap key copied
+   * as words, then every link (list and heap neighbours, per-port heads, tails and roots) is mapped to
+   * the entries' new slots. Learning order, static lists and heaps are unchanged: only slot numbers
+   * (handles, which a mutating call invalidates anyway) change.
+   */
+  private grow(): void {
+    const oldSlots = this.mask + 1;
+    const nslots = oldSlots * 2;
+    const mask = nslots - 1;
+    const ow = this.w, onw = this.nw, okw = this.kw, of = this.f;
+    const records = new ArrayBuffer(nslots * 32);
+    const f = new Float64Array(records);
+    const w = new Int32Array(records);
+    const nw = new Int32Array(nslots * 4);
+    const keys = new ArrayBuffer(nslots * 16);
+    const kf = new Float64Array(keys);
+    const kw = new Int32Array(keys);
+    for (let s = 0; s < nslots; s++) f[(s << 2) | F_MAC] = NaN;
+    const to = new Int32Array(oldSlots).fill(NIL);
+    for (let s = 0; s < oldSlots; s++) {
+      const t = ow[(s << 3) | W_TAG]!;
+      if (t === 0) continue;
+      let d = macHash(t & SEGMENT_MASK, of[(s << 2) | F_MAC]!) & mask;
+      while (w[(d << 3) | W_TAG] !== 0) d = (d + 1) & mask;
+      // Copied as words, as in `moveSlot`.
+      for (let i = 0; i < 8; i++) w[(d << 3) | i] = ow[(s << 3) | i]!;
+      for (let i = 0; i < 4; i++) {
+        nw[(d << 2) | i] = onw[(s << 2) | i]!;
+        kw[(d << 2) | i] = okw[(s << 2) | i]!;
+      }
+      to[s] = d;
+    }
+    const map = (x: number): number => (x === NIL ? NIL : to[x]!);
+    for (let d = 0; d < nslots; d++) {
+      if (w[(d << 3) | W_TAG] === 0) continue;
+      nw[(d << 2) | N_PREV] = map(nw[(d << 2) | N_PREV]!);
+      nw[(d << 2) | N_NEXT] = map(nw[(d << 2) | N_NEXT]!);
+      nw[(d << 2) | N_CHILD] = map(nw[(d << 2) | N_CHILD]!);
+    }
+    for (const a of [this.fifoHead, this.fifoTail, this.heapRoot, this.statHead, this.statTail]) {
+      for (let p = 0; p < a.length; p++) a[p] = map(a[p]!);
+    }
+    this.mask = mask;
+    this.f = f;
+    this.w = w;
+    this.nw = nw;
+    this.kf = kf;
+    this.kw = kw;
   }
 
   /** Dynamic entries expire this long (ns) after they were last learned; must be > 0. */
@@ -519,6 +584,7 @@ export class MacTable {
    * writes the tag (which marks the slot used), port, aux, lastSeen and tick, then links it.
    */
   private insert(mac: number, h: number): number {
+    if (this.needsGrow()) this.grow();
     const w = this.w;
     const mask = this.mask;
     let s = h & mask;
@@ -642,6 +708,8 @@ export class MacTable {
     if (this.count === this.capacity) {
       if (!this.evictOne()) return LearnResult.Full;
       s = this.insert(mac, h); // the eviction may have shifted the probe sequence
+    } else if (this.needsGrow()) {
+      s = this.insert(mac, h); // the slots doubled: `empty` is no longer where the probe ends
     } else {
       this.f[(s << 2) | F_MAC] = mac;
       this.count++;

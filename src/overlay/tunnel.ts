@@ -121,6 +121,30 @@ export interface Vtep {
 
 const NO_SEGMENT = -1;
 const EMPTY_LIST = new Int32Array(0);
+/** The VNIs of every VTEP added without any (all of a routed tunnel's): one set, never changed. */
+const NO_VNIS: ReadonlySet<number> = new Set<number>();
+
+/**
+ * A VTEP of the table. Its template (outer headers, about a kilobyte) is built on first use: a routed
+ * node of a 1,000-node cluster has 999 VTEPs and sends to few of them, and templates for all would be a
+ * gigabyte across the cluster. What could make building it fail is checked when the VTEP is added.
+ */
+class VtepEntry implements Vtep {
+  txPackets = 0;
+  rxPackets = 0;
+  txInnerBytes = 0;
+  private tpl: TunnelTemplate | null = null;
+  constructor(
+    readonly index: number,
+    readonly ip: string,
+    readonly mac: number,
+    readonly vnis: ReadonlySet<number>,
+    private readonly make: (ip: string, mac: number) => TunnelTemplate,
+  ) {}
+  get template(): TunnelTemplate {
+    return this.tpl ?? (this.tpl = this.make(this.ip, this.mac));
+  }
+}
 
 function parseUnderlayIp(s: string, what: string): { family: 4; v4: number } | { family: 6; v6: Uint8Array } {
   const v4 = ipv4FromString(s);
@@ -210,6 +234,9 @@ export class Tunnel {
     };
   }
 
+  /** Builds a VTEP's template when it is first used (see `VtepEntry`). */
+  private readonly makeVtepTemplate = (ip: string, mac: number): TunnelTemplate => this.makeTemplate({ ip, mac }, this.vni);
+
   private makeTemplate(v: VtepConfig, vni: number): TunnelTemplate {
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
     if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
@@ -234,10 +261,11 @@ export class Tunnel {
     for (const n of v.vnis ?? []) vnis.add(checkVni(n, `VTEP ${v.ip}`));
     if (this.mode === 'routed' && vnis.size > 0) throw new RangeError(`VTEP ${v.ip}: vnis apply to l2 tunnels only`);
     const index = this.vteps.length;
-    const template = this.makeTemplate(v, this.vni);
-    this.sadb?.addPeer(index, v.ip, v.esp);
-    this.vteps.push({ index, ip: v.ip, mac: v.mac, vnis, template, txPackets: 0, rxPackets: 0, txInnerBytes: 0 });
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
+    // The one check of `makeTemplate` that depends on the VTEP (the rest was made on the tunnel's own template).
+    if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
+    this.sadb?.addPeer(index, v.ip, v.esp);
+    this.vteps.push(new VtepEntry(index, v.ip, v.mac, vnis.size === 0 ? NO_VNIS : vnis, this.makeVtepTemplate));
     if (remote.family === 4) this.byV4.set(remote.v4, index);
     else this.byV6.set(remote.v6, index);
     this.rebuildFloodLists();

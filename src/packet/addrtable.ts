@@ -61,6 +61,17 @@ export class Ipv6Table<T> {
 }
 
 /**
+ * The home slot hash of a U32Map key. A multiplicative hash's low bits depend only on the key's low bits,
+ * and the slot is taken from the low bits: without the shift, keys alike in their low byte (routes to
+ * 10.a.b.0/24, one per node) all land on a few slots and probe through hundreds of others. The xor-shift
+ * brings the product's high bits, which every key bit reaches, down into the slot.
+ */
+function slotOf(k: number): number {
+  const h = Math.imul(k, 0x9e3779b1);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
  * uint32 → int32 map (IPv4 addresses → small indexes) in typed arrays. A JS Map keyed by addresses above
  * 2^31 boxes each key on lookup; this does not. Open addressing, linear probing; no deletion (tables of
  * VTEPs and routes are built by configuration and only grow).
@@ -87,7 +98,7 @@ export class U32Map {
   get(key: number): number {
     const k = key | 0;
     const m = this.mask;
-    for (let i = Math.imul(k, 0x9e3779b1) >>> 0 & m; ; i = (i + 1) & m) {
+    for (let i = slotOf(k) & m; ; i = (i + 1) & m) {
       if (this.used[i] === 0) return -1;
       if (this.keys[i] === k) return this.vals[i]!;
     }
@@ -98,7 +109,7 @@ export class U32Map {
     if ((this.count + 1) * 2 > this.keys.length) this.grow();
     const k = key | 0;
     const m = this.mask;
-    for (let i = Math.imul(k, 0x9e3779b1) >>> 0 & m; ; i = (i + 1) & m) {
+    for (let i = slotOf(k) & m; ; i = (i + 1) & m) {
       if (this.used[i] === 0) {
         this.used[i] = 1;
         this.keys[i] = k;

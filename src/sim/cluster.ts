@@ -345,6 +345,7 @@ export class Cluster {
     const podSeg = new Map<PodSpec, number>();
     for (const n of s.nodes) for (const p of n.pods) podSeg.set(p, segmentOf(p));
 
+    const senders = new Set(s.traffic.map((t) => `${t.from.node}/${t.from.pod ?? ''}`));
     s.nodes.forEach((n, i) => {
       const bridge = new Bridge({ name: n.name, pool: this.pool, clock: this.sim.clock });
       const uplink = this.fabric.addNode(n.name, UPLINK_MAC + i + 1);
@@ -384,7 +385,7 @@ export class Cluster {
           ...(routed && n.gateway4 !== null ? { gateway4: n.gateway4 } : {}),
           ...(routed && n.gateway6 !== null ? { gateway6: n.gateway6 } : {}),
         });
-        const icmp = this.scenario.traffic.some((t) => t.from.node === n.name && t.from.pod === p.name) ? new IcmpObserver() : null;
+        const icmp = senders.has(`${n.name}/${p.name}`) ? new IcmpObserver() : null;
         let dev: Device = host;
         if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
         const pc = capAt.get(`${n.name}/${p.name}`);

@@ -706,7 +706,8 @@ export class SimHost implements Device, SimTask {
     wr32(b, pl + 4, seq);
     p.view.setFloat64(pl + 8, this.sim.now);
     b.fill(0, pl + FLOW_HEADER_LEN, l4 + len);
-    this.fillL4Checksum(p, dst.family, l4, len, IPPROTO_UDP);
+    // Past the flow header the payload is zeros, which add nothing to the sum.
+    this.fillL4Checksum(p, dst.family, l4, len, IPPROTO_UDP, UDP_HEADER_LEN + FLOW_HEADER_LEN);
     this.route(p, dst.family, dst.v4, dst.v6, 0);
     return true;
   }
@@ -756,14 +757,15 @@ export class SimHost implements Device, SimTask {
   }
 
   /** ICMPv4 (`proto` -1: no pseudo-header), ICMPv6, UDP or TCP checksum over `len` bytes at `l4`. */
-  private fillL4Checksum(p: PacketBuf, family: 4 | 6, l4: number, len: number, proto: number): void {
+  /** Fills the checksum of the L4 segment at `l4` (`len` bytes); only its first `sumLen` bytes can be non-zero. */
+  private fillL4Checksum(p: PacketBuf, family: 4 | 6, l4: number, len: number, proto: number, sumLen = len): void {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
     const ck = proto === IPPROTO_UDP ? l4 + 6 : proto === IPPROTO_TCP ? l4 + 16 : l4 + 2;
     wr16(b, ck, 0);
     let sum = 0;
     if (proto >= 0) sum = family === 4 ? pseudoSumV4(rd32(b, ip + 12), rd32(b, ip + 16), proto, len) : pseudoSumV6At(b, ip + 8, ip + 24, proto, len);
-    let c = finish(onesSum(b, l4, len, sum));
+    let c = finish(onesSum(b, l4, Math.min(sumLen, len), sum));
     if (proto === IPPROTO_UDP && c === 0) c = 0xffff;
     wr16(b, ck, c);
   }

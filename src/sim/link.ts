@@ -58,9 +58,14 @@ export class SimLinkEnd implements Device, SimTask {
   readonly stats: LinkStats = { sent: 0, delivered: 0, duplicated: 0, reordered: 0, droppedQueue: 0, droppedLoss: 0, droppedMtu: 0, droppedDown: 0 };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
-  /** When the wire from this end is free again, and the serialisation end times of queued frames (a ring). */
+  /**
+   * When the wire from this end is free again, and the serialisation end times of queued frames (a ring
+   * that starts small and doubles up to `qCap`: a 1,000-node fabric has ~10⁵ paths that each queue a frame
+   * or two, and 8 KB per end up front would be gigabytes).
+   */
   private busyUntil = 0;
-  private readonly queue: Float64Array;
+  private queue: Float64Array;
+  private readonly qCap: number;
   private qHead = 0;
   private qLen = 0;
   /** Frames on the wire towards the peer, by slot. */
@@ -72,7 +77,17 @@ export class SimLinkEnd implements Device, SimTask {
   private readonly batch = new PacketBatch(1);
 
   constructor(readonly name: string, readonly mac: number, private readonly link: SimLink) {
-    this.queue = new Float64Array(link.cfg.queuePackets ?? 1000);
+    this.qCap = link.cfg.queuePackets ?? 1000;
+    this.queue = new Float64Array(Math.min(this.qCap, 8));
+  }
+
+  /** Doubles the queue ring (up to `qCap`), unrolled so that the head is at 0. */
+  private growQueue(): void {
+    const q = this.queue;
+    const g = new Float64Array(Math.min(this.qCap, q.length * 2));
+    for (let k = 0; k < this.qLen; k++) g[k] = q[(this.qHead + k) % q.length]!;
+    this.queue = g;
+    this.qHead = 0;
   }
 
   get mtu(): number { return this.link.cfg.mtu ?? 1500; }
@@ -97,7 +112,10 @@ export class SimLinkEnd implements Device, SimTask {
       if (len - 14 > this.mtu) { this.stats.droppedMtu++; p.release(); continue; }
       // The drop-tail queue: frames whose serialisation has not ended yet.
       while (this.qLen > 0 && this.queue[this.qHead]! <= now) { this.qHead = (this.qHead + 1) % this.queue.length; this.qLen--; }
-      if (this.qLen === this.queue.length) { this.stats.droppedQueue++; p.release(); continue; }
+      if (this.qLen === this.queue.length) {
+        if (this.qLen === this.qCap) { this.stats.droppedQueue++; p.release(); continue; }
+        this.growQueue();
+      }
       const start = Math.max(now, this.busyUntil);
       const done = cfg.bandwidthBps === undefined ? start : start + (len * 8 * 1e9) / cfg.bandwidthBps;
       this.busyUntil = done;

@@ -828,12 +828,14 @@ export function parseScenario(text: string, file: string): Scenario {
 
   // traffic
   const traffic: TrafficSpec[] = [];
+  const trafficNames = new Set<string>();
   const trafficV = o.get('traffic');
   for (const [i, tv] of (trafficV === undefined ? [] : r.list(trafficV)).entries()) {
     const to = r.map(tv, TRAFFIC_KEYS);
     const nV = to.get('name');
     const tname = nV === undefined ? `flow-${i + 1}` : r.str(nV, 'a flow name');
-    if (traffic.some((x) => x.name === tname)) r.fail(nV ?? tv, 'a unique flow name', `${JSON.stringify(tname)} (a second time)`);
+    if (trafficNames.has(tname)) r.fail(nV ?? tv, 'a unique flow name', `${JSON.stringify(tname)} (a second time)`);
+    trafficNames.add(tname);
     const type = r.oneOf(to.req('type', 'a traffic type'), ['ping', 'udp', 'tcp'] as const);
     const fromV = to.req('from', 'the sender, node/pod or node');
     const toV = to.req('to', 'the receiver, node/pod or node');

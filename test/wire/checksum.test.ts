@@ -70,3 +70,30 @@ test('checksum: incremental update equals full recomputation', () => {
     assert.equal(inc === 0xffff ? 0 : inc, full === 0xffff ? 0 : full);
   }));
 });
+
+/** The RFC 1071 sum written out byte by byte: what `onesSum` must agree with after folding. */
+function referenceSum(b: Uint8Array, off: number, len: number, sum: number): number {
+  for (let i = 0; i < len; i += 2) sum += (b[off + i]! << 8) | (i + 1 < len ? b[off + i + 1]! : 0);
+  return sum;
+}
+
+test('checksum: onesSum folds like the byte-by-byte sum for any buffer, offset (aligned or not), length and initial sum', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat(7), fc.nat(), fc.nat(), fc.nat(0xfffff), fc.boolean(),
+      (bytes, shift, a, l, init, zeros) => {
+        // A view that starts at any byte of a larger buffer, as packet windows do.
+        const backing = new Uint8Array(bytes.length + 8);
+        backing.set(zeros ? new Uint8Array(bytes.length) : bytes, shift);
+        const b = backing.subarray(shift, shift + bytes.length);
+        const off = bytes.length === 0 ? 0 : a % bytes.length;
+        const len = l % (bytes.length - off + 1);
+        const got = onesSum(b, off, len, init);
+        const want = referenceSum(b, off, len, init);
+        assert.equal(fold(got), fold(want));
+        assert.equal(got === 0, want === 0, 'zero only for a zero sum');
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});

@@ -1,0 +1,85 @@
+/**
+ * Scenarios generated for the simulator benchmarks (bench/sim.ts), from a seed so one call gives one
+ * scenario. The topology is YAML text in the format of src/sim/scenario.ts, loaded with `parseScenario`
+ * (addresses, MTUs and checks as for any scenario file); the traffic is appended as normalised
+ * `TrafficSpec`s, because the loader checks each flow name for uniqueness with a linear search over the
+ * flows before it (`traffic.some` in src/sim/scenario.ts): quadratic, so 100,000 flows in YAML take
+ * minutes to load, where a Set of the names seen would take milliseconds. `bigClusterYaml` writes the
+ * same scenario wholly as YAML, for smaller runs and for the CLI.
+ */
+import { parseScenario, type Scenario, type TrafficSpec } from '../src/sim/scenario.js';
+import { Rng } from '../src/sim/engine.js';
+
+export interface BigClusterSpec {
+  nodes: number;
+  podsPerNode: number;
+  flows: number;
+  /** Packets per flow. */
+  packets: number;
+  /** Gap between a flow's packets. */
+  intervalUs: number;
+  /** Flows start uniformly in [0, startSpreadMs). */
+  startSpreadMs: number;
+  durationMs: number;
+  seed: number;
+}
+
+/** Node i's podCIDR (10.a.b.0/24) and underlay address (172.18.x.y): unique for up to 65,000 nodes. */
+function nodeAddrs(i: number): { cidr: string; underlay: string } {
+  const u = i + 2;
+  return { cidr: `10.${(i >> 8) & 255}.${i & 255}.0/24`, underlay: `172.${18 + (u >> 16)}.${(u >> 8) & 255}.${u & 255}` };
+}
+
+const SIZES = [64, 576, 1400];
+
+interface FlowPlan { from: [number, number]; to: [number, number]; startUs: number }
+
+/** The flows: random pod pairs on different nodes, random start times (all from `s.seed`). */
+function planFlows(s: BigClusterSpec): FlowPlan[] {
+  const rng = new Rng(s.seed);
+  const out: FlowPlan[] = [];
+  for (let k = 0; k < s.flows; k++) {
+    const from = rng.int(s.nodes);
+    let to = rng.int(s.nodes - 1);
+    if (to >= from) to++;
+    const startUs = rng.int(s.startSpreadMs * 1000);
+    out.push({ from: [from, rng.int(s.podsPerNode)], to: [to, rng.int(s.podsPerNode)], startUs });
+  }
+  return out;
+}
+
+function topologyYaml(s: BigClusterSpec): string[] {
+  const out: string[] = [];
+  out.push(`name: bench-${s.nodes}x${s.podsPerNode}-${s.flows}-flows`, `seed: ${s.seed}`, `duration: ${s.durationMs}ms`);
+  out.push('underlay: { mtu: 1500, latency: 50us, bandwidth: 10Gbit }', 'tunnel: { type: vxlan, mode: routed }', 'nodes:');
+  for (let i = 0; i < s.nodes; i++) {
+    const a = nodeAddrs(i);
+    out.push(`  - name: n${i}`, `    podCIDR: ${a.cidr}`, `    underlayIp: ${a.underlay}`, '    pods:');
+    for (let j = 0; j < s.podsPerNode; j++) out.push(`      - name: p${j}`);
+  }
+  return out;
+}
+
+/** The same scenario as `bigClusterYaml`: topology loaded from YAML, flows appended as specs. */
+export function bigClusterScenario(s: BigClusterSpec): Scenario {
+  const sc = parseScenario(topologyYaml(s).join('\n') + '\n', `bench-${s.nodes}x${s.podsPerNode}.yaml`);
+  sc.traffic = planFlows(s).map((f, k): TrafficSpec => ({
+    name: `f${k}`, type: 'udp', from: { node: `n${f.from[0]}`, pod: `p${f.from[1]}` }, to: { node: `n${f.to[0]}`, pod: `p${f.to[1]}` },
+    family: 4, startNs: f.startUs * 1000, count: s.packets, intervalNs: s.intervalUs * 1000, sizes: [...SIZES], bytes: 0, df: false, replay: null,
+  }));
+  return sc;
+}
+
+/**
+ * A routed VXLAN cluster: `nodes` nodes of `podsPerNode` pods, and `flows` UDP flows between random pods on
+ * different nodes (seeded), each `packets` packets of 64, 576 or 1,400 bytes (cycled), started at random in
+ * the first `startSpreadMs`.
+ */
+export function bigClusterYaml(s: BigClusterSpec): string {
+  const out = topologyYaml(s);
+  out.push('traffic:');
+  planFlows(s).forEach((f, k) => {
+    out.push(`  - { name: f${k}, type: udp, from: n${f.from[0]}/p${f.from[1]}, to: n${f.to[0]}/p${f.to[1]}, count: ${s.packets}, interval: ${s.intervalUs}us, sizes: [${SIZES.join(', ')}], start: ${f.startUs}us }`);
+  });
+  return out.join('\n') + '\n';
+}
