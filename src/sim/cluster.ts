@@ -14,6 +14,10 @@
  * same VNI form one flood-and-learn segment (head-end replication to every VTEP that has pods on that VNI);
  * a pod's segment on its node is its VLAN, or one chosen for its VNI.
  *
+ * At time 0 every pod sends a gratuitous ARP, as a CNI plugin does for a new pod (Antrea does), so the
+ * bridges know where each pod's MAC is before traffic starts; a pod never heard from would have every
+ * frame towards it flooded (a learning bridge's unknown unicast).
+ *
  * Addresses and MACs are assigned from the node and pod positions (deterministic), so one scenario and
  * seed give byte-identical captures and reports.
  */
@@ -246,6 +250,14 @@ class PingStart implements SimTask {
   }
 }
 
+/** At time 0 every pod announces itself (gratuitous ARP), as the CNI does when a pod starts. */
+class Announce implements SimTask {
+  constructor(private readonly hosts: SimHost[]) {}
+  run(): void {
+    for (const h of this.hosts) h.announce();
+  }
+}
+
 /** Applies the faults: `arg` indexes the action list. */
 class FaultRunner implements SimTask {
   readonly actions: Array<{ fault: FaultSpec; up: boolean }> = [];
@@ -311,6 +323,7 @@ export class Cluster {
     }
     this.tracing = opts.tracing ?? false;
     this.buildNodes(capAt);
+    this.sim.schedule(0, new Announce([...this.nodes.values()].flatMap((n) => [...n.pods.values()].map((p) => p.host))), 0);
     if (opts.traffic ?? true) this.buildTraffic();
     this.buildFaults();
   }

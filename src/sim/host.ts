@@ -816,6 +816,29 @@ export class SimHost implements Device, SimTask {
     this.solicit(n);
   }
 
+  /**
+   * Announces the host's IPv4 address with a gratuitous ARP (an ARP request for its own address, RFC 5227
+   * §2.3), as CNI plugins do when a pod comes up: switches on the way learn where its MAC is.
+   */
+  announce(): void {
+    const p = this.pool.alloc();
+    if (p === null) { this.counters.poolEmpty++; return; }
+    const b = p.data;
+    p.put(ETH_HEADER_LEN + 28);
+    const a = p.start + ETH_HEADER_LEN;
+    wr16(b, a, 1);
+    wr16(b, a + 2, ETHERTYPE_IPV4);
+    b[a + 4] = 6;
+    b[a + 5] = 4;
+    wr16(b, a + 6, 1);
+    wrMac(b, a + 8, this.mac);
+    wr32(b, a + 14, this.v4);
+    wrMac(b, a + 18, 0);
+    wr32(b, a + 24, this.v4);
+    this.counters.arpRequestsSent++;
+    this.sendTo(p, MAC_BROADCAST, ETHERTYPE_ARP);
+  }
+
   private solicit(n: Neigh): void {
     n.tries++;
     this.sim.after(NEIGH_RETRANS_NS, this, this.neighs.indexOf(n));
