@@ -303,8 +303,12 @@ export class Cluster {
     const s = scenario;
     this.seed = opts.seed ?? s.seed;
     this.sim = new Simulator(this.seed);
-    const maxMtu = Math.max(s.underlay.mtu, ...s.nodes.flatMap((n) => n.pods.map((p) => p.mtu)), 1500);
-    this.pool = new PacketPool({ count: opts.buffers ?? 8192, frameCapacity: Math.max(2048, maxMtu + 128) });
+    // Buffers hold the largest frame anything builds: an MTU-sized frame, or a datagram a pod builds
+    // whole before fragmenting it (replayed captures may hold any IP length). Slabs are committed as used.
+    const biggest = Math.max(s.underlay.mtu, ...s.nodes.flatMap((n) => n.pods.map((p) => p.mtu)), 1500,
+      ...s.traffic.map((t) => (t.replay !== null ? 65535 : Math.max(...t.sizes))));
+    const frameCapacity = Math.max(2048, biggest + 128);
+    this.pool = new PacketPool({ count: opts.buffers ?? Math.max(1024, Math.min(8192, Math.floor((256 << 20) / frameCapacity))), frameCapacity });
     const u = s.underlay;
     const defaults: LinkConfig = { latencyNs: u.latencyNs, jitterNs: u.jitterNs, loss: u.loss, mtu: u.mtu, ...(u.bandwidthBps !== null ? { bandwidthBps: u.bandwidthBps } : {}) };
     this.fabric = new Fabric(this.sim, this.pool, defaults, u.mtu);

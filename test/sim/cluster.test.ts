@@ -240,3 +240,42 @@ test('traffic: a UDP flow replays a capture — one datagram per IP packet, at i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('cluster: IPv6 underlay, Geneve, ChaCha20-Poly1305 in UDP; ping v4 and v6, UDP, TCP, and a 4000-byte datagram the pod fragments', () => {
+  const text = `
+name: v6
+duration: 2s
+underlay: { mtu: 1500, latency: 10us, family: 6 }
+tunnel: { type: geneve }
+encryption: { cipher: chacha20-poly1305, udpEncap: true }
+nodes:
+  - { name: n1, podCIDR: [10.244.1.0/24, "fd00:1::/64"], pods: [{ name: a }] }
+  - { name: n2, podCIDR: [10.244.2.0/24, "fd00:2::/64"], pods: [{ name: b }] }
+traffic:
+  - { name: p4, type: ping, from: n1/a, to: n2/b, count: 3, interval: 10ms }
+  - { name: p6, type: ping, from: n1/a, to: n2/b, family: 6, count: 3, interval: 10ms }
+  - { name: u6, type: udp, from: n1/a, to: n2/b, family: 6, count: 50, sizes: [100, 1300] }
+  - { name: t6, type: tcp, from: n1/a, to: n2/b, family: 6, bytes: 100000 }
+  - { name: big4, type: udp, from: n1/a, to: n2/b, count: 5, size: 4000 }
+expect:
+  - { flow: p4, delivered: ">= 100%" }
+  - { flow: p6, delivered: ">= 100%", icmpSeen: echo-reply }
+  - { flow: u6, delivered: ">= 100%" }
+  - { flow: t6, delivered: ">= 100%" }
+  - { flow: big4, delivered: ">= 100%" }
+  - counters: { n1.esp.packetsOut: "> 0", n2.esp.packetsIn: "> 0" }
+`;
+  const s = parseScenario(text, 'v6.yaml');
+  // 1500 − 40 (IPv6) − 8 (UDP) − 8 (Geneve) − 14 (inner Ethernet) − ESP-in-UDP with ChaCha20-Poly1305.
+  assert.equal(s.podMtu, 1388);
+  const c = new Cluster(s);
+  c.run();
+  const r = c.report();
+  assert.ok(r.ok, formatReport(r));
+  const a = c.nodes.get('n1')!.pods.get('a')!.host.counters;
+  const b = c.nodes.get('n2')!.pods.get('b')!.host.counters;
+  assert.equal(a.fragmented, 5);
+  assert.equal(a.fragmentsSent, 15, '4000 bytes of IP in pieces of at most 1388: three each');
+  assert.equal(b.reassembled, 5);
+  assert.equal(r.flows.find((f) => f.name === 't6')!.tcp!.mss, 1328, '1388 − 60');
+});
