@@ -69,6 +69,8 @@ export interface ClusterOptions {
   traffic?: boolean;
   /** Give every pod a `Tap` (`PodRt.tap`) whose hooks a tracer sets. Default false. */
   tracing?: boolean;
+  /** The largest IP packet something outside the scenario's traffic will build (the tracer's). */
+  largestPacket?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -306,7 +308,7 @@ export class Cluster {
     // Buffers hold the largest frame anything builds: an MTU-sized frame, or a datagram a pod builds
     // whole before fragmenting it (replayed captures may hold any IP length). Slabs are committed as used.
     const biggest = Math.max(s.underlay.mtu, ...s.nodes.flatMap((n) => n.pods.map((p) => p.mtu)), 1500,
-      ...s.traffic.map((t) => (t.replay !== null ? 65535 : Math.max(...t.sizes))));
+      ...s.traffic.map((t) => (t.replay !== null ? 65535 : Math.max(...t.sizes))), opts.largestPacket ?? 0);
     const frameCapacity = Math.max(2048, biggest + 128);
     this.pool = new PacketPool({ count: opts.buffers ?? Math.max(1024, Math.min(8192, Math.floor((256 << 20) / frameCapacity))), frameCapacity });
     const u = s.underlay;

@@ -71,7 +71,7 @@ function resolve(c: Cluster, ep: string, what: string): { node: string; pod: Pod
 }
 
 export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
-  const c = new Cluster(s, { traffic: false, tracing: true, capture: false, ...(req.seed !== undefined ? { seed: req.seed } : {}) });
+  const c = new Cluster(s, { traffic: false, tracing: true, capture: false, largestPacket: req.size ?? 0, ...(req.seed !== undefined ? { seed: req.seed } : {}) });
   const src = resolve(c, req.from, '--from');
   if (src.pod === null) throw new SimBuildError(`--from '${req.from}': give a pod (node/pod); traffic from a node's own stack is not simulated`);
   const dst = resolve(c, req.to, '--to');
@@ -108,7 +108,9 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
     if (!match) return;
     marked = true;
     p.traced = true;
-    add({ node: src.node, stage: 'send', port: sp.spec.name, action: `${req.proto.toUpperCase()} ${srcAddr} → ${dstAddr}, ${p.length - 14} bytes of IP`, detail: { src: srcAddr, dst: dstAddr, bytes: p.length - 14 } });
+    const frag = family === 4 && (rd16(b, o + 14 + 6) & 0x2000) !== 0;
+    const what = frag ? `the first fragment (${p.length - 14} bytes of IP) of a ${size}-byte datagram the pod fragmented for its MTU ${sp.host.mtu}; the trace follows it` : `${p.length - 14} bytes of IP`;
+    add({ node: src.node, stage: 'send', port: sp.spec.name, action: `${req.proto.toUpperCase()} ${srcAddr} → ${dstAddr}, ${what}`, detail: { src: srcAddr, dst: dstAddr, bytes: p.length - 14, ...(frag ? { datagram: size } : {}) } });
   };
   for (const n of c.nodes.values()) {
     for (const pod of n.pods.values()) {

@@ -279,3 +279,16 @@ expect:
   assert.equal(b.reassembled, 5);
   assert.equal(r.flows.find((f) => f.name === 't6')!.tcp!.mss, 1328, '1388 − 60');
 });
+
+test('trace: fragmentation on the way — the pod fragments a big datagram, the tunnel fragments the outer packet, the far node reassembles', () => {
+  const s = parseScenario('name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a, mtu: 1500 }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b, mtu: 1500 }] }\n', 'f.yaml');
+  const t = traceScenario(s, { from: 'n1/a', to: 'n2/b', proto: 'udp', size: 4000 });
+  assert.equal(t.outcome, 'delivered');
+  const send = t.steps[0]!;
+  assert.equal(send.stage, 'send');
+  assert.equal(send.detail['datagram'], 4000);
+  assert.equal(send.detail['bytes'], 1500);
+  assert.ok(t.steps.some((x) => x.node === 'n1' && x.stage === 'encapsulate' && /outer packet fragmented into 2/.test(x.action)));
+  assert.ok(t.steps.some((x) => x.node === 'n2' && x.stage === 'decapsulate' && /reassembled a \d+-byte outer packet from 2 fragments/.test(x.action)));
+  assert.equal(t.steps.filter((x) => x.stage === 'underlay' && x.node === 'n1').length, 2, 'both outer fragments cross the underlay');
+});
