@@ -821,6 +821,11 @@ export class SimHost implements Device, SimTask {
    * §2.3), as CNI plugins do when a pod comes up: switches on the way learn where its MAC is.
    */
   announce(): void {
+    this.arpRequest(this.v4);
+  }
+
+  /** Broadcasts an ARP request for `target` from this host's MAC and address. */
+  private arpRequest(target: number): void {
     const p = this.pool.alloc();
     if (p === null) { this.counters.poolEmpty++; return; }
     const b = p.data;
@@ -834,7 +839,7 @@ export class SimHost implements Device, SimTask {
     wrMac(b, a + 8, this.mac);
     wr32(b, a + 14, this.v4);
     wrMac(b, a + 18, 0);
-    wr32(b, a + 24, this.v4);
+    wr32(b, a + 24, target);
     this.counters.arpRequestsSent++;
     this.sendTo(p, MAC_BROADCAST, ETHERTYPE_ARP);
   }
@@ -842,25 +847,13 @@ export class SimHost implements Device, SimTask {
   private solicit(n: Neigh): void {
     n.tries++;
     this.sim.after(NEIGH_RETRANS_NS, this, this.neighs.indexOf(n));
+    if (n.family === 4) {
+      this.arpRequest(n.v4);
+      return;
+    }
     const p = this.pool.alloc();
     if (p === null) { this.counters.poolEmpty++; return; }
     const b = p.data;
-    if (n.family === 4) {
-      p.put(ETH_HEADER_LEN + 28);
-      const a = p.start + ETH_HEADER_LEN;
-      wr16(b, a, 1);
-      wr16(b, a + 2, ETHERTYPE_IPV4);
-      b[a + 4] = 6;
-      b[a + 5] = 4;
-      wr16(b, a + 6, 1);
-      wrMac(b, a + 8, this.mac);
-      wr32(b, a + 14, this.v4);
-      wrMac(b, a + 18, 0);
-      wr32(b, a + 24, n.v4);
-      this.counters.arpRequestsSent++;
-      this.sendTo(p, MAC_BROADCAST, ETHERTYPE_ARP);
-      return;
-    }
     // NS to the solicited-node multicast address ff02::1:ffXX:XXXX (RFC 4291 §2.7.1) with our link-layer address.
     const t = n.v6!;
     p.put(ETH_HEADER_LEN + IPV6_HEADER_LEN + 32);
