@@ -6,23 +6,8 @@ import { PacketPool } from '../../src/packet/buf.js';
 import { Simulator } from '../../src/sim/engine.js';
 import { SimHost, type HostConfig } from '../../src/sim/host.js';
 import { SimLink, type LinkConfig } from '../../src/sim/link.js';
+import { assertPoolFull, direct, hosts, MAC_A, MAC_B, type Rig } from './rig.js';
 import { dissect } from '../../src/wire/stack.js';
-
-const MAC_A = 0x020000000001;
-const MAC_B = 0x020000000002;
-
-interface Rig {
-  sim: Simulator;
-  pool: PacketPool;
-  a: SimHost;
-  b: SimHost;
-}
-
-function hosts(sim: Simulator, pool: PacketPool, extra: Partial<HostConfig> = {}): [SimHost, SimHost] {
-  const a = new SimHost(sim, pool, { name: 'a', mac: MAC_A, ipv4: '10.0.0.1/24', ipv6: 'fd00::1/64', ...extra });
-  const b = new SimHost(sim, pool, { name: 'b', mac: MAC_B, ipv4: '10.0.0.2/24', ipv6: 'fd00::2/64', ...extra });
-  return [a, b];
-}
 
 /** Two hosts on one bridge, each plugged straight into a port (or through a SimLink when `link` is given). */
 function onBridge(seed = 1, link?: LinkConfig): Rig & { links: SimLink[] } {
@@ -41,25 +26,6 @@ function onBridge(seed = 1, link?: LinkConfig): Rig & { links: SimLink[] } {
     }
   }
   return { sim, pool, a, b, links };
-}
-
-/** Two hosts joined by one SimLink, neighbours static unless `resolve`. */
-function direct(link: LinkConfig, seed = 1, resolve = false): Rig & { link: SimLink } {
-  const sim = new Simulator(seed);
-  const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
-  const [a, b] = hosts(sim, pool);
-  const l = new SimLink(sim, pool, link);
-  a.connect(l.a);
-  b.connect(l.b);
-  if (!resolve) {
-    a.addNeighbor('10.0.0.2', MAC_B);
-    b.addNeighbor('10.0.0.1', MAC_A);
-  }
-  return { sim, pool, a, b, link: l };
-}
-
-function assertPoolFull(pool: PacketPool): void {
-  assert.equal(pool.available, pool.size, 'every buffer is back in the pool');
 }
 
 test('host: ARP resolves the neighbour on a bridge, then ping is answered; both sides learned', () => {
@@ -272,7 +238,7 @@ test('host: the same seed gives the same stats; another seed other stats', () =>
 });
 
 test('host: every frame on the wire dissects cleanly with good checksums; NA carries S, O and the target MAC', () => {
-  const r = direct({ latencyNs: 1000 }, 1, true);
+  const r = direct({ latencyNs: 1000 }, 1, { resolve: true });
   const frames: Uint8Array[] = [];
   for (const [h, end] of [[r.a, r.link.a], [r.b, r.link.b]] as const) {
     h.setReceiver((batch) => {

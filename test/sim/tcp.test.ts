@@ -12,45 +12,16 @@ import { PacketPool } from '../../src/packet/buf.js';
 import { Simulator } from '../../src/sim/engine.js';
 import { SimHost, type HostConfig } from '../../src/sim/host.js';
 import { SimLink, type LinkConfig, type SimLinkEnd } from '../../src/sim/link.js';
+import { assertPoolFull, direct, MAC_A, MAC_B, type Rig } from './rig.js';
 import { tcpPayloadByte, type TcpFlowStats, type TcpListenerStats } from '../../src/sim/tcp.js';
 import { rd16 } from '../../src/wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/wire/ethernet.js';
 import { dissect } from '../../src/wire/stack.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN } from '../../src/wire/tcp.js';
 
-const MAC_A = 0x020000000001;
-const MAC_B = 0x020000000002;
 const MAC_BOX = 0x020000000099;
 const MBIT = 1e6;
 const MS = 1e6;
-
-interface Rig {
-  sim: Simulator;
-  pool: PacketPool;
-  a: SimHost;
-  b: SimHost;
-  link: SimLink;
-}
-
-/** Two hosts on one SimLink with static neighbours (as in host.test.ts). */
-function direct(link: LinkConfig, seed = 1, cfgA: Partial<HostConfig> = {}, cfgB: Partial<HostConfig> = {}): Rig {
-  const sim = new Simulator(seed);
-  const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
-  const a = new SimHost(sim, pool, { name: 'a', mac: MAC_A, ipv4: '10.0.0.1/24', ipv6: 'fd00::1/64', ...cfgA });
-  const b = new SimHost(sim, pool, { name: 'b', mac: MAC_B, ipv4: '10.0.0.2/24', ipv6: 'fd00::2/64', ...cfgB });
-  const l = new SimLink(sim, pool, link);
-  a.connect(l.a);
-  b.connect(l.b);
-  a.addNeighbor('10.0.0.2', MAC_B);
-  b.addNeighbor('10.0.0.1', MAC_A);
-  a.addNeighbor('fd00::2', MAC_B);
-  b.addNeighbor('fd00::1', MAC_A);
-  return { sim, pool, a, b, link: l };
-}
-
-function assertPoolFull(pool: Pool): void {
-  assert.equal(pool.available, pool.size, 'every buffer is back in the pool');
-}
 
 /** The receiver got exactly the bytes, each once, in order, unaltered. */
 function assertDelivered(l: TcpListenerStats, bytes: number): void {
@@ -115,7 +86,7 @@ test('tcp: slow start doubles the window every round trip from 10 segments (RFC 
 });
 
 test('tcp: MSS is the smaller of the two ends (peer MTU 1400 → 1360), and 1440 over IPv6', () => {
-  const r = direct({ latencyNs: 100_000, bandwidthBps: 1e9 }, 1, {}, { mtu: 1400 });
+  const r = direct({ latencyNs: 100_000, bandwidthBps: 1e9 }, 1, { b: { mtu: 1400 } });
   const lst = r.b.tcpListen(80);
   const f = r.a.tcpSend({ dst: '10.0.0.2', dstPort: 80, bytes: 100_000 });
   // The other direction: b's own MTU bounds its MSS though a advertises 1460.
@@ -207,7 +178,7 @@ test('tcp: a lost SYN is retransmitted after the initial RTO of 1 s', () => {
  * IP packet over `mtu` bytes with DF (or any IPv6 one) through: it answers with frag-needed / Packet Too
  * Big, or, as a black hole, says nothing.
  */
-function throughBox(mtu: number, blackHole: boolean, seed = 1): Rig & { dropped: () => number } {
+function throughBox(mtu: number, blackHole: boolean, seed = 1): Rig & { link: SimLink; dropped: () => number } {
   const sim = new Simulator(seed);
   const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
   const a = new SimHost(sim, pool, { name: 'a', mac: MAC_A, ipv4: '10.0.0.1/24', ipv6: 'fd00::1/64' });
