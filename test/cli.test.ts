@@ -350,7 +350,7 @@ test('cli: seine trace prints each stage and exits 0 when delivered, 1 when drop
     assert.equal(r.status, 2, args.join(' '));
     assertOneLineMessage(r);
   }
-  assert.match(seine('trace', '--help').stdout, /--from NODE\/POD/);
+  assert.match(seine('trace', '--help').stdout, /--from NODE\[\/POD\]/);
 });
 
 test('cli: the progress bar appears on a terminal only once a run has taken a second, and is wiped at the end', async () => {

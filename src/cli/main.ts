@@ -17,7 +17,7 @@ commands:
       Simulate a scenario (a lab in scenarios/, no root, no network) and print per-flow delivery,
       latency, throughput and goodput, the wire overhead, drops by reason, and the scenario's
       expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point.
-  trace <scenario.yaml> --from NODE/POD --to NODE[/POD] [--proto icmp|udp|tcp] [--size N] [--json]
+  trace <scenario.yaml> --from NODE[/POD] --to NODE[/POD] [--proto icmp|udp|tcp] [--size N] [--json]
       Send one packet through the simulated cluster and print every stage on every node it crosses
       (port in, MAC lookup, route, encapsulation, ESP, fragmentation, underlay, delivery or drop).
   decode <capture> [--json] [--limit N]

@@ -126,7 +126,7 @@ export function runCommand(args: string[], io: RunIo): number {
   return report.ok ? 0 : 1;
 }
 
-export const TRACE_USAGE = `usage: seine trace <scenario.yaml> --from NODE/POD --to NODE[/POD] [--proto icmp|udp|tcp] [--size N]
+export const TRACE_USAGE = `usage: seine trace <scenario.yaml> --from NODE[/POD] --to NODE[/POD] [--proto icmp|udp|tcp] [--size N]
                    [--family 4|6] [--at TIME] [--seed N] [--json]
 
 Sends one packet through the simulated cluster of the scenario (its topology, links and faults; not its
@@ -134,8 +134,8 @@ traffic) and prints every decision on every node it crosses: port in, MAC lookup
 (VNI, outer addresses, UDP source port), ESP (SPI, sequence), fragmentation, the underlay path,
 decryption, decapsulation, delivery or the drop and its reason.
 
-  --from NODE/POD   the sending pod
-  --to NODE[/POD]   the receiving pod, or a node (its gateway address)
+  --from NODE[/POD] the sending pod, or a node's own stack (routed mode)
+  --to NODE[/POD]   the receiving pod, or a node's own stack (its gateway's address)
   --proto P         icmp (echo request, default), udp, or tcp (a SYN)
   --size N          IP packet bytes (default 84 for ICMP, 100 for UDP)
   --family 4|6      which addresses (default 4 when both ends have one)
@@ -192,7 +192,7 @@ export function traceCommand(args: string[], io: RunIo): number {
     else throw new CliError(`trace: one scenario at a time (got '${path}' and '${a}')`);
   }
   if (path === null) throw new CliError('trace: which scenario? usage: seine trace <scenario.yaml> --from node1/a --to node2/b');
-  if (req.from === undefined || req.to === undefined) throw new CliError('trace: give --from NODE/POD and --to NODE[/POD]');
+  if (req.from === undefined || req.to === undefined) throw new CliError('trace: give --from NODE[/POD] and --to NODE[/POD]');
   const scenario = load(path);
   if (req.atNs !== undefined && req.atNs >= scenario.durationNs) throw new CliError(`trace: --at is past the scenario's duration (${scenario.durationNs / 1e9} s)`);
   let r: TraceResult;

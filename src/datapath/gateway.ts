@@ -160,6 +160,12 @@ export class Gateway {
   private readonly ip6 = new Ipv6View();
   /** Detail of the last routing decision, for trace records of traced packets. */
   lastDetail: { [k: string]: TraceValue } = {};
+  /**
+   * The MAC, on the gateway's segment, of the node's own stack behind the gateway (Antrea's antrea-gw0
+   * seen from the host), or null. With one, IP packets for the gateway's address that the gateway does not
+   * answer itself (all but echo requests) are switched to it instead of dropped as `GatewayNotHandled`.
+   */
+  hostMac: number | null = null;
 
   constructor(
     readonly mac: number,
@@ -318,7 +324,7 @@ export class Gateway {
     const b = p.data;
     const icmp = ip + hl;
     const end = p.end;
-    if (b[ip + 9] !== IPPROTO_ICMP || (rd16(b, ip + 6) & 0x3fff) !== 0 || end - icmp < 8 || b[icmp] !== ICMPV4_ECHO_REQUEST) return -DropReason.GatewayNotHandled;
+    if (b[ip + 9] !== IPPROTO_ICMP || (rd16(b, ip + 6) & 0x3fff) !== 0 || end - icmp < 8 || b[icmp] !== ICMPV4_ECHO_REQUEST) return this.toHost(p);
     if (checksum(b, icmp, end - icmp) !== 0) return -DropReason.Icmpv4BadChecksum;
     // Swap the addresses (the header sum does not change), reset the TTL, answer.
     const src = rd32(b, ip + 12);
@@ -398,7 +404,7 @@ export class Gateway {
   private local6(p: PacketBuf, now: number, ip: number, l4: number, nh: number): number {
     const b = p.data;
     const end = p.end;
-    if (nh !== IPPROTO_ICMPV6 || end - l4 < 8 || b[l4] !== ICMPV6_ECHO_REQUEST) return -DropReason.GatewayNotHandled;
+    if (nh !== IPPROTO_ICMPV6 || end - l4 < 8 || b[l4] !== ICMPV6_ECHO_REQUEST) return this.toHost(p);
     if (finish(onesSum(b, l4, end - l4, pseudoSumV6At(b, ip + 8, ip + 24, IPPROTO_ICMPV6, end - l4))) !== 0) return -DropReason.Icmpv6BadChecksum;
     // Swap the addresses (the pseudo-header sum does not change), answer, route back.
     for (let i = 0; i < 16; i++) {
@@ -419,6 +425,17 @@ export class Gateway {
     p.tunVtep = tunVtep;
     if (p.traced) this.lastDetail = { ...detail, ...this.lastDetail };
     return r;
+  }
+
+  /** A packet for the gateway's address that the node's own stack takes, if there is one (not routed: TTL kept). */
+  private toHost(p: PacketBuf): number {
+    const mac = this.hostMac;
+    if (mac === null) return -DropReason.GatewayNotHandled;
+    wrMac(p.data, p.start, mac);
+    wrMac(p.data, p.start + 6, this.mac);
+    p.segment = this.segment;
+    if (p.traced) this.lastDetail = { local: "to the node's own stack", neighbor: macToString(mac) };
+    return GatewayVerdict.Switch;
   }
 
   /** Neighbor Solicitation for the gateway's address → Neighbor Advertisement in place; NS/NA glean. */

@@ -23,6 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Bridge } from '../datapath/bridge.js';
+import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
 import type { Device, Receiver } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
 import { ClusterSecret } from '../esp/keys.js';
@@ -44,6 +45,9 @@ import type { Comparison, Endpoint, ExpectSpec, FaultSpec, IcmpKind, NodeSpec, P
 const POD_MAC = 0x02_00_00_00_00_00;
 const GW_MAC = 0x02_01_00_00_00_00;
 const UPLINK_MAC = 0x02_02_00_00_00_00;
+const HOST_MAC = 0x02_03_00_00_00_00;
+/** The bridge port of a node's own stack. */
+export const HOST_PORT = 'host';
 /** The first UDP port sinks listen on: a receiver has one port per sender (flows are told apart by their flow id). */
 export const SINK_PORT = 5001;
 
@@ -71,6 +75,8 @@ export interface ClusterOptions {
   tracing?: boolean;
   /** The largest IP packet something outside the scenario's traffic will build (the tracer's). */
   largestPacket?: number;
+  /** Give every node its own stack (`NodeRt.stack`), not only the nodes traffic starts or ends at. Default false. */
+  nodeStacks?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -224,6 +230,8 @@ export interface NodeRt {
   tunnelPort: Port;
   tunnel: Tunnel;
   pods: Map<string, PodRt>;
+  /** The node's own stack (routed mode, when traffic starts or ends at the node), or null. */
+  stack: PodRt | null;
 }
 
 interface FlowRt {
@@ -299,6 +307,7 @@ export class Cluster {
   private readonly sinksPerHost = new Map<SimHost, number>();
   private ran = false;
   private readonly tracing: boolean;
+  private readonly wantStacks: boolean;
   wallMs = 0;
 
   constructor(readonly scenario: Scenario, opts: ClusterOptions = {}) {
@@ -328,6 +337,7 @@ export class Cluster {
       }
     }
     this.tracing = opts.tracing ?? false;
+    this.wantStacks = opts.nodeStacks ?? false;
     this.buildNodes(capAt);
     this.sim.schedule(0, new Announce([...this.nodes.values()].flatMap((n) => [...n.pods.values()].map((p) => p.host))), 0);
     if (opts.traffic ?? true) this.buildTraffic();
@@ -387,7 +397,7 @@ export class Cluster {
         fragmentPolicy: s.tunnel.fragmentPolicy, icmpTooBig: s.tunnel.icmpTooBig, mssClamp: s.tunnel.mssClamp,
         ...(esp !== undefined ? { esp } : {}),
       });
-      const rt: NodeRt = { spec: n, index: i, bridge, uplink, tunnelPort, tunnel: bridge.tunnel(tunnelPort), pods: new Map() };
+      const rt: NodeRt = { spec: n, index: i, bridge, uplink, tunnelPort, tunnel: bridge.tunnel(tunnelPort), pods: new Map(), stack: null };
       this.nodes.set(n.name, rt);
       if (!routed) {
         const mine = new Set(n.pods.map((p) => p.vni!));
@@ -421,6 +431,13 @@ export class Cluster {
         }
       });
     });
+    // Nodes' own stacks, where traffic starts or ends at a node (or every node's, when asked).
+    const used = new Set(s.traffic.flatMap((t) => [t.from, t.to]).filter((e) => e.pod === null).map((e) => e.node));
+    for (const rt of this.nodes.values()) {
+      // In l2 mode a node has no gateway and no address of its own (the loader refuses it as an endpoint).
+      if (!routed || (!this.wantStacks && !used.has(rt.spec.name))) continue;
+      rt.stack = this.buildStack(rt, senders.has(`${rt.spec.name}/`));
+    }
     // Tunnels between every pair of nodes.
     const all = [...this.nodes.values()];
     for (const a of all) {
@@ -445,9 +462,39 @@ export class Cluster {
     }
   }
 
+  /**
+   * A node's own stack, as Antrea's antrea-gw0 is on the host side: it shares the gateway's addresses
+   * (the gateway answers ARP, ND and echo for them and hands it everything else sent to them) and sends
+   * everything through the gateway, whose virtual MAC it has as its only neighbour. A bridge port of its
+   * own, with a static MAC entry (the CNI agent knows it).
+   */
+  private buildStack(rt: NodeRt, observe: boolean): PodRt {
+    const n = rt.spec;
+    if (rt.pods.has(HOST_PORT)) throw new SimBuildError(`node ${n.name}: a pod named "${HOST_PORT}" takes the port of the node's own stack; rename the pod`);
+    const mac = HOST_MAC + rt.index + 1;
+    const spec: PodSpec = { name: HOST_PORT, node: n.name, ip4: n.gateway4, ip6: n.gateway6, vlan: null, vni: null, mtu: this.scenario.podMtu };
+    if (n.gateway4 === null) throw new SimBuildError(`node ${n.name}: its own stack needs an IPv4 podCIDR`);
+    const host = new SimHost(this.sim, this.pool, {
+      name: `${n.name}/${HOST_PORT}`, mac, mtu: spec.mtu, answerNeighbors: false,
+      ipv4: `${n.gateway4}/32`, gateway4: n.gateway4,
+      ...(n.gateway6 !== null ? { ipv6: `${n.gateway6}/128`, gateway6: n.gateway6 } : {}),
+    });
+    host.addNeighbor(n.gateway4, GLOBAL_VIRTUAL_MAC);
+    if (n.gateway6 !== null) host.addNeighbor(n.gateway6, GLOBAL_VIRTUAL_MAC);
+    const icmp = observe ? new IcmpObserver() : null;
+    let dev: Device = host;
+    if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
+    const tap = this.tracing ? new Tap(dev, this.sim, null, null) : null;
+    if (tap !== null) dev = tap;
+    const port = rt.bridge.addPort(HOST_PORT, dev, { mtu: spec.mtu });
+    rt.bridge.addStaticMac(0, mac, port);
+    rt.bridge.gateway!.hostMac = mac;
+    return { spec, host, port, icmp, tap };
+  }
+
   private pod(e: Endpoint, what: string): PodRt | null {
     const n = this.nodes.get(e.node)!;
-    if (e.pod === null) return null;
+    if (e.pod === null) return n.stack;
     const p = n.pods.get(e.pod);
     if (p === undefined) throw new SimBuildError(`${what}: no pod ${e.node}/${e.pod}`);
     return p;
@@ -455,8 +502,7 @@ export class Cluster {
 
   private buildTraffic(): void {
     this.scenario.traffic.forEach((t, k) => {
-      const src = this.pod(t.from, `traffic ${t.name}`);
-      if (src === null) throw new SimBuildError(`traffic ${t.name}: from ${t.from.node}: traffic from a node's own stack is not simulated; send from a pod`);
+      const src = this.pod(t.from, `traffic ${t.name}`)!;
       const dst = this.pod(t.to, `traffic ${t.name}`);
       let dstAddr: string | null;
       if (dst !== null) dstAddr = t.family === 4 ? dst.spec.ip4 : dst.spec.ip6;

@@ -70,6 +70,11 @@ export interface HostConfig {
   gateway6?: string;
   /** L3 MTU of the interface. Default 1500. */
   mtu?: number;
+  /**
+   * Answer ARP requests and Neighbor Solicitations for its own addresses. Default true; false for a
+   * node's own stack behind the bridge's gateway, which answers for the address they share.
+   */
+  answerNeighbors?: boolean;
 }
 
 /** What the host counted. */
@@ -475,6 +480,7 @@ export class SimHost implements Device, SimTask {
   private readonly tcpEps = new Map<number, TcpEndpoint[]>();
   private nextEphemeral = 49152;
   private nextIdent = 1;
+  private readonly answerNeighbors: boolean;
   private reasm: Reassembler | null = null;
   private readonly fragOut: PacketBuf[] = [];
   private ipIdent = 0;
@@ -485,6 +491,7 @@ export class SimHost implements Device, SimTask {
 
   constructor(readonly sim: Simulator, readonly pool: PacketPool, cfg: HostConfig) {
     this.name = cfg.name;
+    this.answerNeighbors = cfg.answerNeighbors ?? true;
     this.mac = cfg.mac;
     this.mtu = cfg.mtu ?? 1500;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`host ${this.name}: MTU ${this.mtu} is not 68-65535`);
@@ -990,7 +997,7 @@ export class SimHost implements Device, SimTask {
     const forUs = targetIp === this.v4;
     // RFC 826: update an existing entry; add one when the packet is for us.
     if (senderIp !== 0) this.learn(4, senderIp, null, 0, senderMac, forUs);
-    if (op !== 1 || !forUs) return false;
+    if (op !== 1 || !forUs || !this.answerNeighbors) return false;
     wr16(b, a + 6, 2);
     wrMac(b, a + 18, senderMac);
     wr32(b, a + 24, senderIp);
@@ -1207,7 +1214,7 @@ export class SimHost implements Device, SimTask {
       if (lla >= 0) this.learn(6, 0, b, l4 + 8, lla, false);
       return false;
     }
-    if (!eq16(b, l4 + 8, me)) return false;
+    if (!eq16(b, l4 + 8, me) || !this.answerNeighbors) return false;
     let unspecified = true;
     for (let i = 0; i < 16; i++) if (b[ip + 8 + i] !== 0) unspecified = false;
     if (lla >= 0 && !unspecified) this.learn(6, 0, b, ip + 8, lla, true);

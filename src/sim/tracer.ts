@@ -17,7 +17,7 @@ import type { Scenario } from './scenario.js';
 export type TraceProto = 'icmp' | 'udp' | 'tcp';
 
 export interface TraceRequest {
-  /** `node/pod`. */
+  /** `node/pod`, or `node` for the node's own stack (routed mode). */
   from: string;
   /** `node/pod`, or `node` for the node's gateway address. */
   to: string;
@@ -64,16 +64,16 @@ function resolve(c: Cluster, ep: string, what: string): { node: string; pod: Pod
   const names = [...c.nodes.keys()];
   const n = node === undefined ? undefined : c.nodes.get(node);
   if (n === undefined || rest.length > 0) throw new SimBuildError(`${what} '${ep}': expected node/pod with a node of ${names.join(', ')}`);
-  if (pod === undefined || pod === '') return { node: n.spec.name, pod: null };
+  if (pod === undefined || pod === '') return { node: n.spec.name, pod: n.stack };
   const p = n.pods.get(pod);
   if (p === undefined) throw new SimBuildError(`${what} '${ep}': node ${node} has no pod ${pod} (its pods: ${[...n.pods.keys()].join(', ') || 'none'})`);
   return { node: n.spec.name, pod: p };
 }
 
 export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
-  const c = new Cluster(s, { traffic: false, tracing: true, capture: false, largestPacket: req.size ?? 0, ...(req.seed !== undefined ? { seed: req.seed } : {}) });
+  const c = new Cluster(s, { traffic: false, tracing: true, capture: false, largestPacket: req.size ?? 0, nodeStacks: s.tunnel.mode === 'routed', ...(req.seed !== undefined ? { seed: req.seed } : {}) });
   const src = resolve(c, req.from, '--from');
-  if (src.pod === null) throw new SimBuildError(`--from '${req.from}': give a pod (node/pod); traffic from a node's own stack is not simulated`);
+  if (src.pod === null) throw new SimBuildError(`--from '${req.from}': a node's own stack sends through its gateway, which l2 mode has not; give a pod (node/pod)`);
   const dst = resolve(c, req.to, '--to');
   const sp = src.pod;
   const family: 4 | 6 = req.family ?? (sp.spec.ip4 !== null && (dst.pod === null || dst.pod.spec.ip4 !== null) ? 4 : 6);
@@ -113,14 +113,15 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
     add({ node: src.node, stage: 'send', port: sp.spec.name, action: `${req.proto.toUpperCase()} ${srcAddr} → ${dstAddr}, ${what}`, detail: { src: srcAddr, dst: dstAddr, bytes: p.length - 14, ...(frag ? { datagram: size } : {}) } });
   };
   for (const n of c.nodes.values()) {
-    for (const pod of n.pods.values()) {
+    for (const pod of n.stack === null ? n.pods.values() : [...n.pods.values(), n.stack]) {
       pod.tap!.onTx = (p): void => {
         if (!p.traced || delivered !== null) return;
         // The pod may answer in the same buffer: the answer is not part of the trace.
         p.traced = false;
         if (pod === dst.pod) {
           delivered = `${n.spec.name}/${pod.spec.name}`;
-          add({ node: n.spec.name, stage: 'deliver', port: pod.spec.name, action: `delivered to pod ${pod.spec.name} (${p.length - 14} bytes of IP)`, detail: { pod: delivered } });
+          const who = pod === n.stack ? `the node's own stack` : `pod ${pod.spec.name}`;
+          add({ node: n.spec.name, stage: 'deliver', port: pod.spec.name, action: `delivered to ${who} (${p.length - 14} bytes of IP)`, detail: { pod: delivered } });
         } else {
           // An ICMP error built from the traced packet (it keeps the flag), or a flood copy.
           const what = pod === sp ? `back at the sender ${pod.spec.name}: an answer or ICMP error built in the traced buffer` : `a copy reached pod ${pod.spec.name}, not the destination`;
@@ -151,7 +152,7 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
     outcome = 'not-sent';
     const hc = sp.host.counters;
     reason = hc.neighDrops > 0 ? 'the source pod never resolved its next hop (ARP/ND failed)' : `the source pod did not send it: larger than its MTU ${sp.host.mtu} or its path MTU with DF`;
-  } else if (delivered !== null || (dst.pod === null && steps.some((x) => x.node === dst.node && x.stage === 'route' && 'local' in x.detail))) outcome = 'delivered';
+  } else if (delivered !== null || (req.proto === 'icmp' && steps.some((x) => x.node === dst.node && x.stage === 'route' && x.detail['local'] === 'echo reply'))) outcome = 'delivered';
   else if (lastDrop !== undefined) {
     outcome = 'dropped';
     reason = lastDrop.action.replace(/^dropped:?\s*/, '');

@@ -210,6 +210,30 @@ test('gateway drops: unknown destination → NoRoute, TTL 1 → TtlExceeded, oth
   assertPoolFull(net.pool);
 });
 
+test('gateway with the node\'s own stack behind it: traffic to its address other than echo is switched there, TTL kept; echo is still answered', () => {
+  const { net, br, pods: [p1, p2, host] } = node();
+  const gw = br.gateway!;
+  gw.hostMac = POD3;
+  br.addStaticMac(0, POD3, host.port); // the CNI agent knows where the stack is
+  br.addNeighbor('10.244.1.5', POD1);
+  p1.ep.send([udp4(POD1, '10.244.1.5', '10.244.1.1'), udp6(POD1, 'fd00:1::5', 'fd00:1::1')]);
+  const got = host.ep.take();
+  assert.equal(got.length, 2, 'both reached the stack');
+  const l4 = layers(got[0]!), l6 = layers(got[1]!);
+  assert.equal(only(l4[0], 'eth').repr.dst, POD3);
+  assert.equal(only(l4[0], 'eth').repr.src, GW_MAC);
+  assert.equal(only(l4[1], 'ipv4').repr.ttl, 64, 'delivered to the node, not routed');
+  assert.equal(only(l6[1], 'ipv6').repr.hopLimit, 64);
+  assert.equal(gw.counters.drops[DropReason.GatewayNotHandled], 0);
+  const [hostBefore, p1Before] = [host.ep.count, p1.ep.count];
+  p1.ep.send([echo4(POD1, '10.244.1.5', '10.244.1.1')]);
+  assert.equal(host.ep.count, hostBefore, 'echo requests are the gateway\'s');
+  assert.equal(p1.ep.count, p1Before + 1, 'and answered');
+  assert.equal(p2.ep.count, 0);
+  assertBooks(br);
+  assertPoolFull(net.pool);
+});
+
 test('unresolved neighbour: NeighborUnresolved, one ARP request flooded per second at most, then routing once the pod answers', () => {
   const { net, br, pods: [p1, p2, p3] } = node();
   const gw = br.gateway!;

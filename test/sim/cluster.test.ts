@@ -15,6 +15,7 @@ import { Cluster, SimBuildError, counterValue, formatReport, type Report } from 
 import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js';
 import { formatTrace, traceScenario } from '../../src/sim/tracer.js';
 import { requireTool, run } from '../helpers.js';
+import * as books from '../datapath/topology.js';
 import { LINKTYPE_RAW, PcapngWriter } from '../../src/capture/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -136,10 +137,12 @@ expect:
   assert.match(formatReport(r), /FAIL {2}p latencyP99 > 1s/);
 });
 
-test('build errors: a capture of the gateway (refused by the loader), traffic from a node: errors naming the thing', () => {
+test('build errors: a capture of the gateway (refused by the loader), a node\'s own stack in l2 mode: errors naming the thing', () => {
   const base = (extra: string): string => `name: t\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\n${extra}`;
   assert.throws(() => parseScenario(base('capture: [n1/gw]\n'), 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:4:11: capture\[0\]: .*gateway is inside the bridge/.test(e.message));
-  assert.throws(() => new Cluster(parseScenario(base('traffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n'), 't.yaml')), (e: unknown) => e instanceof SimBuildError && /traffic x: from n1/.test(e.message));
+  const l2 = 'name: t\ntunnel: { mode: l2 }\nnodes:\n  - { name: n1, pods: [{ name: a, ip: 10.0.0.1 }] }\ntraffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n';
+  // In l2 mode a node has no gateway, hence no address of its own: the loader refuses it as an endpoint.
+  assert.throws(() => parseScenario(l2, 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:6:\d+: traffic\[0\]\.from: expected a sender with an IPv\d address, got "n1"/.test(e.message));
 });
 
 test('trace: ESP over VXLAN — every stage on both nodes, with VNI, outer addresses, SPI and sequence, then delivery', () => {
@@ -329,4 +332,53 @@ test('cluster (property): in any lossless cluster every ping between any two pod
     ),
     { numRuns: 30 },
   );
+});
+
+test('node stacks: a node sends and receives through its gateway (ping, UDP, TCP, IPv4 and IPv6), to local and remote pods and other nodes', () => {
+  const text = `
+name: ns
+duration: 2s
+underlay: { latency: 50us }
+nodes:
+  - { name: n1, podCIDR: [10.244.1.0/24, "fd00:1::/64"], pods: [{ name: a }] }
+  - { name: n2, podCIDR: [10.244.2.0/24, "fd00:2::/64"], pods: [{ name: b }] }
+traffic:
+  - { name: node-to-remote-pod, type: ping, from: n1, to: n2/b, count: 3, interval: 10ms }
+  - { name: node-to-local-pod, type: ping, from: n1, to: n1/a, count: 3, interval: 10ms }
+  - { name: node-to-node, type: ping, from: n1, to: n2, count: 3, interval: 10ms }
+  - { name: node6, type: ping, from: n1, to: n2/b, family: 6, count: 3, interval: 10ms }
+  - { name: udp-pod-to-node, type: udp, from: n2/b, to: n1, count: 100 }
+  - { name: tcp-node-to-pod, type: tcp, from: n1, to: n2/b, bytes: 200000 }
+  - { name: tcp-pod-to-node, type: tcp, from: n2/b, to: n1, bytes: 200000, start: 500ms }
+  - { name: udp-node-to-node, type: udp, from: n2, to: n1, count: 50, start: 1s }
+expect:
+  - { flow: node-to-remote-pod, delivered: ">= 100%", icmpSeen: echo-reply }
+  - { flow: node-to-local-pod, delivered: ">= 100%" }
+  - { flow: node-to-node, delivered: ">= 100%" }
+  - { flow: node6, delivered: ">= 100%" }
+  - { flow: udp-pod-to-node, delivered: ">= 100%" }
+  - { flow: tcp-node-to-pod, delivered: ">= 100%" }
+  - { flow: tcp-pod-to-node, delivered: ">= 100%" }
+  - { flow: udp-node-to-node, delivered: ">= 100%" }
+  - counters: { n1.host.rxPackets: "> 0", n1.gw.dropped: "== 0" }
+`;
+  const c = new Cluster(parseScenario(text, 'ns.yaml'));
+  c.run();
+  const r = c.report();
+  assert.ok(r.ok, formatReport(r));
+  const n1 = c.nodes.get('n1')!;
+  assert.ok(n1.stack !== null && n1.stack.host.v4 === n1.bridge.gateway!.v4, 'the stack has the gateway\'s address');
+  assert.equal(n1.stack.host.counters.arpRepliesSent, 0, 'the gateway answers ARP for the address, not the stack');
+  assert.equal(r.flows.find((f) => f.name === 'udp-pod-to-node')!.from, 'n2/b');
+  for (const n of c.nodes.values()) {
+    const { assertBooks } = books;
+    assertBooks(n.bridge);
+  }
+  assert.equal(c.pool.available, c.pool.size);
+  const t = traceScenario(parseScenario(text, 'ns.yaml'), { from: 'n1', to: 'n2/b', proto: 'tcp' });
+  assert.equal(t.outcome, 'delivered');
+  assert.equal(t.steps[0]!.port, 'host');
+  const back = traceScenario(parseScenario(text, 'ns.yaml'), { from: 'n2/b', to: 'n1', proto: 'udp' });
+  assert.equal(back.outcome, 'delivered');
+  assert.match(back.steps.at(-1)!.action, /delivered to the node's own stack/);
 });
