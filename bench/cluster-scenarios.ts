@@ -1,13 +1,8 @@
 /**
  * Scenarios generated for the simulator benchmarks (bench/sim.ts), from a seed so one call gives one
- * scenario. The topology is YAML text in the format of src/sim/scenario.ts, loaded with `parseScenario`
- * (addresses, MTUs and checks as for any scenario file); the traffic is appended as normalised
- * `TrafficSpec`s, because the loader checks each flow name for uniqueness with a linear search over the
- * flows before it (`traffic.some` in src/sim/scenario.ts): quadratic, so 100,000 flows in YAML take
- * minutes to load, where a Set of the names seen would take milliseconds. `bigClusterYaml` writes the
- * same scenario wholly as YAML, for smaller runs and for the CLI.
+ * scenario: YAML text in the format of src/sim/scenario.ts, loaded with `parseScenario` like any scenario
+ * file (addresses, MTUs and every check included).
  */
-import { parseScenario, type Scenario, type TrafficSpec } from '../src/sim/scenario.js';
 import { Rng } from '../src/sim/engine.js';
 
 export interface BigClusterSpec {
@@ -58,16 +53,6 @@ function topologyYaml(s: BigClusterSpec): string[] {
     for (let j = 0; j < s.podsPerNode; j++) out.push(`      - name: p${j}`);
   }
   return out;
-}
-
-/** The same scenario as `bigClusterYaml`: topology loaded from YAML, flows appended as specs. */
-export function bigClusterScenario(s: BigClusterSpec): Scenario {
-  const sc = parseScenario(topologyYaml(s).join('\n') + '\n', `bench-${s.nodes}x${s.podsPerNode}.yaml`);
-  sc.traffic = planFlows(s).map((f, k): TrafficSpec => ({
-    name: `f${k}`, type: 'udp', from: { node: `n${f.from[0]}`, pod: `p${f.from[1]}` }, to: { node: `n${f.to[0]}`, pod: `p${f.to[1]}` },
-    family: 4, startNs: f.startUs * 1000, count: s.packets, intervalNs: s.intervalUs * 1000, sizes: [...SIZES], bytes: 0, df: false, replay: null,
-  }));
-  return sc;
 }
 
 /**
