@@ -51,3 +51,6 @@ export {
 } from './sim/tcp.js';
 export { loadReplay, type ReplaySource, type ReplayTrace } from './sim/replay.js';
 export { loadScenario, parseScenario, ScenarioError, type Scenario } from './sim/scenario.js';
+export { Fabric, Uplink, type FabricStats } from './sim/fabric.js';
+export { Cluster, SimBuildError, formatReport, counterValue, type ClusterOptions, type Report, type FlowResult, type PathResult, type ExpectResult } from './sim/cluster.js';
+export { traceScenario, formatTrace, type TraceRequest, type TraceResult, type TraceStep, type TraceProto } from './sim/tracer.js';
