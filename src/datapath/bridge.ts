@@ -25,7 +25,7 @@
 import type { MacTableOptions } from './mactable.js';
 import { LearnResult, MacTable } from './mactable.js';
 import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
-import { hex, ipv4ToString, ipv6ToString, macToString, rd16, rd32, rdMac } from '../wire/bytes.js';
+import { hex, ipv4ToString, ipv6ToString, macToString, rd32, rdMac } from '../wire/bytes.js';
 import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';

@@ -250,7 +250,6 @@ export function fragmentIpv6(p: PacketBuf, l3: number, mtu: number, pool: Packet
   for (let k = 1; k < count; k++) {
     const q = out[first + k]!;
     const qs = q.start;
-    const qb = q.data;
     const len = Math.min(perFrag, dataLen - off);
     if (k > 1) copyBytes(q1, q1.start, q, qs, headLen);
     copyBytes(p, dataStart + off, q, qs + headLen, len);

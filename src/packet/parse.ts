@@ -3,7 +3,6 @@
  * L2/L3/L4) with a length check at every header, allocating nothing. Checksums are not verified here
  * (stages that need them do it); this is the per-packet cost every frame pays.
  */
-import { DropReason } from '../wire/drop.js';
 import { ethPayload, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB } from '../wire/ethernet.js';
 import { GeneveView, GENEVE_UDP_PORT } from '../wire/geneve.js';
 import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';

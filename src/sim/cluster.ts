@@ -32,7 +32,6 @@ import type { Tunnel } from '../overlay/tunnel.js';
 import { PacketPool, type PacketBatch, type PacketBuf } from '../packet/buf.js';
 import { PcapngWriter } from '../capture/pcapng.js';
 import { ipv4FromString, ipv6FromString, rd16, rd32 } from '../wire/bytes.js';
-import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';

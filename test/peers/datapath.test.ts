@@ -276,11 +276,6 @@ before(() => {
   for (const s of SCENARIOS) drive(s);
 });
 
-/** The frames each scenario emitted, in order. */
-function byScenario(s: Scenario): Emitted[] {
-  return emitted.filter((e) => e.s === s);
-}
-
 test('datapath: every scenario emits one frame per packet and VTEP, and node B accepts its own', () => {
   assert.ok(emitted.length >= 100, `only ${emitted.length} frames`);
   for (const r of peerResults) {

@@ -18,7 +18,7 @@ import { ipv4FromString, ipv6FromString, ipv6ToString } from '../../src/wire/byt
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, run } from '../helpers.js';
 import { data, eth, ip4, ip6, tcp, udp, zeros } from './catalogue.js';
-import { one, values } from './tshark-json.js';
+import { one } from './tshark-json.js';
 
 const POD_MAC = 0x02000000000a;
 const GW_MAC = 0x0200000000aa;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
-import { Cluster, SimBuildError, counterValue, formatReport, type Report } from '../../src/sim/cluster.js';
+import { Cluster, counterValue, formatReport, type Report } from '../../src/sim/cluster.js';
 import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js';
 import { formatTrace, traceScenario } from '../../src/sim/tracer.js';
 import { requireTool, run } from '../helpers.js';

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { Bridge } from '../../src/datapath/bridge.js';
 import { PacketPool } from '../../src/packet/buf.js';
 import { Simulator } from '../../src/sim/engine.js';
-import { SimHost, type HostConfig } from '../../src/sim/host.js';
+import { SimHost } from '../../src/sim/host.js';
 import { SimLink, type LinkConfig } from '../../src/sim/link.js';
 import { assertPoolFull, direct, hosts, MAC_A, MAC_B, type Rig } from './rig.js';
 import { dissect } from '../../src/wire/stack.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DropReason } from '../../src/wire/drop.js';
-import { emitGre, GRE_HEADER_LEN, GRE_PROTO_TEB, greBufferLen, greHeaderLen, GreView, parseGre, type GreRepr } from '../../src/wire/gre.js';
+import { emitGre, GRE_PROTO_TEB, greBufferLen, greHeaderLen, GreView, parseGre, type GreRepr } from '../../src/wire/gre.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
 
 // scapy: raw(GRE(key_present=1, key=0xdeadbeef, proto=0x6558)/b"hi!")
