@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
-import { ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
+import { durationOf, ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
 export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress]
@@ -145,12 +145,6 @@ decryption, decapsulation, delivery or the drop and its reason.
 exit status: 0 delivered, 1 dropped or lost, 2 the scenario or the options are wrong
 `;
 
-function parseTime(v: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ns|us|ms|s)$/.exec(v);
-  if (m === null) return null;
-  return Math.round(Number(m[1]) * { ns: 1, us: 1e3, ms: 1e6, s: 1e9 }[m[2] as 'ns' | 'us' | 'ms' | 's']);
-}
-
 export function traceCommand(args: string[], io: RunIo): number {
   let path: string | null = null;
   const req: Partial<TraceRequest> & { proto: TraceProto } = { proto: 'icmp' };
@@ -179,7 +173,7 @@ export function traceCommand(args: string[], io: RunIo): number {
       req.family = v === '4' ? 4 : 6;
     } else if (a === '--at') {
       const v = val();
-      const t = parseTime(v);
+      const t = durationOf(v);
       if (t === null) throw new CliError(`trace: --at expects a time such as 2s or 1500ms, got '${v}'`);
       req.atNs = t;
     } else if (a === '--seed') {

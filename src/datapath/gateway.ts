@@ -13,7 +13,7 @@
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { eq16, ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, ipv4HeaderValid, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
@@ -539,11 +539,6 @@ function decTtl4(b: Uint8Array, ip: number): void {
   const nw = old - 0x100;
   wr16(b, ip + 8, nw);
   wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), old, nw));
-}
-
-function eq16(b: Uint8Array, o: number, a: Uint8Array, ao: number): boolean {
-  for (let i = 0; i < 16; i++) if (b[o + i] !== a[ao + i]) return false;
-  return true;
 }
 
 function isZero16(b: Uint8Array, o: number): boolean {

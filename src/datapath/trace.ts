@@ -37,7 +37,12 @@ export class TraceLog {
   }
 }
 
+/** A record's facts as `key=value …` (objects and lists as JSON). */
+export function formatTraceDetail(d: { readonly [k: string]: TraceValue }): string {
+  return Object.entries(d).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+}
+
 export function formatTraceRecord(r: TraceRecord): string {
-  const kv = Object.entries(r.detail).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+  const kv = formatTraceDetail(r.detail);
   return `${r.node.padEnd(10)} ${r.stage.padEnd(12)} ${r.port.padEnd(10)} ${r.action}${kv === '' ? '' : `  ${kv}`}`;
 }

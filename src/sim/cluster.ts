@@ -22,8 +22,8 @@
  * seed give byte-identical captures and reports.
  */
 import { createHash } from 'node:crypto';
-import { Bridge } from '../datapath/bridge.js';
-import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
+import { Bridge, type PortOptions } from '../datapath/bridge.js';
+import { GLOBAL_VIRTUAL_MAC, parsePrefix } from '../datapath/gateway.js';
 import type { Device, Receiver } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
 import { ClusterSecret } from '../esp/keys.js';
@@ -31,11 +31,11 @@ import type { EspConfig } from '../esp/sadb.js';
 import type { Tunnel } from '../overlay/tunnel.js';
 import { PacketPool, type PacketBatch, type PacketBuf } from '../packet/buf.js';
 import { PcapngWriter } from '../capture/pcapng.js';
-import { ipv4FromString, ipv6FromString, rd16, rd32 } from '../wire/bytes.js';
+import { eq16, fromHex, ipv4FromString, ipv6FromString, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
-import { SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
+import { percentile, SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
 import { loadReplay } from './replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
@@ -143,11 +143,6 @@ interface IcmpWatch {
   id: number;
   fromNs: number;
   untilNs: number;
-}
-
-function eq16(b: Uint8Array, o: number, a: Uint8Array): boolean {
-  for (let i = 0; i < 16; i++) if (b[o + i] !== a[i]) return false;
-  return true;
 }
 
 /** Classifies ICMP reaching a pod and credits it to the flows it concerns (by destination, protocol, echo identifier or source port, and time). */
@@ -284,13 +279,8 @@ function secretFrom(text: string): ClusterSecret {
   return new ClusterSecret(createHash('sha256').update(text, 'utf8').digest());
 }
 
-function hexBytes(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s, 'hex'));
-}
-
 function prefixLen(cidr: string | null): number | null {
-  if (cidr === null) return null;
-  return Number(cidr.split('/')[1]);
+  return cidr === null ? null : parsePrefix(cidr, 'podCIDR').len;
 }
 
 export class Cluster {
@@ -391,7 +381,7 @@ export class Cluster {
       const esp: EspConfig | undefined = s.encryption !== null ? { cipher: s.encryption.cipher, secret: secret!, node: n.name, udpEncap: s.encryption.udpEncap } : undefined;
       const tunnelPort = bridge.addTunnel('tunnel', under, {
         kind: s.tunnel.type, mode: s.tunnel.mode, localIp: n.underlayIp, vni: s.tunnel.vni,
-        options: s.tunnel.options.map((o) => ({ class: o.class, type: o.type, data: hexBytes(o.data) })),
+        options: s.tunnel.options.map((o) => ({ class: o.class, type: o.type, data: fromHex(o.data) })),
         knownOptions: s.tunnel.options.map((o) => ({ class: o.class, type: o.type })),
         fragmentPolicy: s.tunnel.fragmentPolicy, icmpTooBig: s.tunnel.icmpTooBig, mssClamp: s.tunnel.mssClamp,
         ...(esp !== undefined ? { esp } : {}),
@@ -413,16 +403,9 @@ export class Cluster {
           ...(routed && n.gateway4 !== null ? { gateway4: n.gateway4 } : {}),
           ...(routed && n.gateway6 !== null ? { gateway6: n.gateway6 } : {}),
         });
-        const icmp = senders.has(`${n.name}/${p.name}`) ? new IcmpObserver() : null;
-        let dev: Device = host;
-        if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
-        const pc = capAt.get(`${n.name}/${p.name}`);
-        if (pc !== undefined) dev = new Tap(dev, this.sim, pc.hook, pc.hook);
-        const tap = this.tracing ? new Tap(dev, this.sim, null, null) : null;
-        if (tap !== null) dev = tap;
         const seg = podSeg.get(p)!;
-        const port = bridge.addPort(p.name, dev, { ...(seg !== 0 ? { vlan: seg } : {}), mtu: p.mtu });
-        rt.pods.set(p.name, { spec: p, host, port, icmp, tap });
+        const pod = this.plug(rt, p, host, senders.has(`${n.name}/${p.name}`), capAt.get(`${n.name}/${p.name}`) ?? null, { ...(seg !== 0 ? { vlan: seg } : {}), mtu: p.mtu });
+        rt.pods.set(p.name, pod);
         // As in Antrea, the node knows its pods' MACs from the CNI: the gateway routes to them without ARP.
         if (routed) {
           if (n.gateway4 !== null) bridge.addNeighbor(p.ip4, host.mac);
@@ -480,15 +463,24 @@ export class Cluster {
     });
     host.addNeighbor(n.gateway4, GLOBAL_VIRTUAL_MAC);
     if (n.gateway6 !== null) host.addNeighbor(n.gateway6, GLOBAL_VIRTUAL_MAC);
+    const stack = this.plug(rt, spec, host, observe, null, { mtu: spec.mtu });
+    rt.bridge.addStaticMac(0, mac, stack.port);
+    rt.bridge.gateway!.hostMac = mac;
+    return stack;
+  }
+
+  /**
+   * Plugs a host into a port of its node's bridge, through the taps it needs: an ICMP observer when it
+   * sends traffic, a capture point, and (tracing) a tap whose hooks the tracer sets.
+   */
+  private plug(rt: NodeRt, spec: PodSpec, host: SimHost, observe: boolean, cap: Capture | null, port: PortOptions): PodRt {
     const icmp = observe ? new IcmpObserver() : null;
     let dev: Device = host;
     if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
+    if (cap !== null) dev = new Tap(dev, this.sim, cap.hook, cap.hook);
     const tap = this.tracing ? new Tap(dev, this.sim, null, null) : null;
     if (tap !== null) dev = tap;
-    const port = rt.bridge.addPort(HOST_PORT, dev, { mtu: spec.mtu });
-    rt.bridge.addStaticMac(0, mac, port);
-    rt.bridge.gateway!.hostMac = mac;
-    return { spec, host, port, icmp, tap };
+    return { spec, host, port: rt.bridge.addPort(spec.name, dev, port), icmp, tap };
   }
 
   private pod(e: Endpoint, what: string): PodRt | null {
@@ -510,12 +502,18 @@ export class Cluster {
         dstAddr = t.family === 4 ? n.gateway4 : n.gateway6;
       }
       if (dstAddr === null) throw new SimBuildError(`traffic ${t.name}: ${t.to.node}${t.to.pod !== null ? '/' + t.to.pod : ''} has no IPv${t.family} address`);
-      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, tcp: null, icmp: new Set(), spanNs: t.count * t.intervalNs };
+      // How long the flow sends: a replay takes its capture's time; TCP may go on to the end.
+      let spanNs = t.count * t.intervalNs;
+      if (t.replay !== null) {
+        const offs = loadReplay({ path: t.replay }).offsetsNs;
+        spanNs = offs[Math.min(offs.length, t.count) - 1]! + 1;
+      }
+      const f: FlowRt = { spec: t, id: k + 1, src, dst, dstAddr, ping: null, udp: null, sink: null, tcp: null, icmp: new Set(), spanNs };
       this.flows.push(f);
       const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
-      const span = t.type === 'tcp' ? this.scenario.durationNs : t.count * t.intervalNs;
       const watch: IcmpWatch = {
-        flow: f, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1, fromNs: t.startNs, untilNs: t.startNs + span + 2e9,
+        flow: f, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1,
+        fromNs: t.startNs, untilNs: t.startNs + (t.type === 'tcp' ? this.scenario.durationNs : spanNs) + 2e9,
         dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0, dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
       };
       src.icmp?.watches.push(watch);
@@ -533,10 +531,6 @@ export class Cluster {
         }
         f.sink = dst.host.udpSink(port);
         const how = t.replay !== null ? { replay: { path: t.replay } } : { ratePps: 1e9 / t.intervalNs, sizes: t.sizes };
-        if (t.replay !== null) {
-          const offs = loadReplay({ path: t.replay }).offsetsNs;
-          f.spanNs = offs[Math.min(offs.length, t.count) - 1]! + 1;
-        }
         f.udp = src.host.udpFlow({ dst: dstAddr, dstPort: port, srcPort: 10000 + f.id, ...how, count: t.count, df: t.df, startNs: t.startNs });
       } else {
         if (dst === null) throw new SimBuildError(`traffic ${t.name}: a TCP flow needs a pod to receive it`);
@@ -666,10 +660,6 @@ function fmtPct(r: number): string {
   return `${+(r * 100).toFixed(2)}%`;
 }
 
-function percentileOf(sorted: readonly number[], p: number): number {
-  const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[k]!;
-}
 
 function flowResult(c: Cluster, f: FlowRt): FlowResult {
   const t = f.spec;
@@ -679,12 +669,12 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
     const st = f.ping;
     const sent = st?.sent ?? 0, got = st?.received ?? 0;
     const rtts = st === null ? [] : [...st.rtts].sort((a, b) => a - b);
-    const span = Math.max(1, t.count * t.intervalNs);
+    const span = Math.max(1, f.spanNs);
     const ipLen = t.sizes[0]!;
     return {
       ...base, sent, delivered: got, lost: t.count - got, deliveredRatio: t.count === 0 ? 0 : got / t.count,
       tooBig: st?.tooBig ?? 0, duplicates: st?.duplicates ?? 0,
-      latencyP50Ns: rtts.length > 0 ? percentileOf(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentileOf(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
       throughputBps: (sent * ipLen * 8 * 1e9) / span, goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
     };
   }
@@ -696,7 +686,7 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
     return {
       ...base, planned: t.bytes, sent: st.segmentsSent, delivered: st.bytesAcked, lost: st.retransmits, deliveredRatio: t.bytes === 0 ? 0 : st.bytesAcked / t.bytes,
       tooBig: 0, duplicates: 0,
-      latencyP50Ns: rtts.length > 0 ? percentileOf(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentileOf(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
       throughputBps: (st.segmentsSent * (st.mss + (t.family === 4 ? 40 : 60)) * 8 * 1e9) / span, goodputBps: (st.bytesAcked * 8 * 1e9) / span,
       tcp: { state: st.state, mss: st.mss, retransmits: st.retransmits, timeouts: st.timeouts, fastRetransmits: st.fastRetransmits, pmtuReductions: st.pmtuReductions, completedNs: st.completed ? st.doneNs : null },
     };

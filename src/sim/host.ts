@@ -29,7 +29,7 @@ import { mask4, parsePrefix } from '../datapath/gateway.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
 import { fragmentIpv4 } from '../mtu/fragment.js';
 import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reassembly.js';
-import { ipv4FromString, ipv6FromString, ipv6ToString, ipv4ToString, MAC_BROADCAST, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { eq16, ipv4FromString, ipv6FromString, ipv6ToString, ipv4ToString, MAC_BROADCAST, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, onesSum, pseudoSumV4, pseudoSumV6At } from '../wire/checksum.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMPV4_CODE_FRAG_NEEDED, ICMPV4_DEST_UNREACHABLE, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
@@ -113,7 +113,7 @@ export interface HostCounters {
 }
 
 /** Nearest-rank percentile of sorted values (0 when empty). */
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[k]!;
@@ -178,11 +178,6 @@ function parseAddr(s: string, what: string): Addr {
   const v6 = ipv6FromString(s);
   if (v6 !== null) return { family: 6, v4: 0, v6 };
   throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
-}
-
-function eq16(b: Uint8Array, o: number, a: Uint8Array): boolean {
-  for (let i = 0; i < 16; i++) if (b[o + i] !== a[i]) return false;
-  return true;
 }
 
 function key6(b: Uint8Array, o: number): string {

@@ -420,7 +420,8 @@ class Reader {
 }
 
 /** A duration value (`0` or a number with a unit) in ns, or null. */
-function durationOf(x: unknown): number | null {
+/** A duration such as `100ms` or `1.5s` (units ns, us, µs, ms, s) in ns, or null. */
+export function durationOf(x: unknown): number | null {
   if (x === 0) return 0;
   const m = typeof x === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)\s*$/.exec(x) : null;
   return m === null ? null : Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);

@@ -7,7 +7,7 @@
  * The scenario's topology, links and faults are used; its traffic is not. `atNs` picks the moment (a
  * fault may be in force then).
  */
-import type { TraceRecord, TraceValue } from '../datapath/trace.js';
+import { formatTraceDetail, type TraceRecord } from '../datapath/trace.js';
 import { ipv4ToString, ipv6ToString, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import type { SimTask } from './engine.js';
@@ -167,13 +167,9 @@ function fmtT(ns: number): string {
   return `${(ns / 1e6).toFixed(6)}ms`;
 }
 
-function fmtDetail(d: { readonly [k: string]: TraceValue }): string {
-  return Object.entries(d).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
-}
-
 export function formatTrace(r: TraceResult): string {
   const out = [`trace ${r.proto.toUpperCase()} ${r.from} (${r.src}) → ${r.to} (${r.dst}), ${r.size} bytes of IP, scenario ${r.scenario}`, ''];
-  const rows = r.steps.map((s) => [fmtT(s.t), s.node, s.stage, s.port, s.action, fmtDetail(s.detail)]);
+  const rows = r.steps.map((s) => [fmtT(s.t), s.node, s.stage, s.port, s.action, formatTraceDetail(s.detail)]);
   const w = [0, 1, 2, 3].map((i) => Math.max(0, ...rows.map((x) => x[i]!.length)));
   for (const x of rows) out.push(`${x[0]!.padStart(w[0]!)}  ${x[1]!.padEnd(w[1]!)}  ${x[2]!.padEnd(w[2]!)}  ${x[3]!.padEnd(w[3]!)}  ${x[4]}${x[5] === '' ? '' : `\n${' '.repeat(w[0]! + w[1]! + w[2]! + w[3]! + 8)}${x[5]}`}`);
   out.push('', `outcome: ${r.outcome}${r.reason !== null ? ` — ${r.reason}` : ''}`);

@@ -126,6 +126,12 @@ export function hex(b: Uint8Array, o = 0, len = b.length - o): string {
   for (let i = 0; i < len; i++) s += b[o + i]!.toString(16).padStart(2, '0');
   return s;
 }
+/** Whether the 16 bytes at `b[o]` equal those at `a[ao]` (IPv6 addresses in place). */
+export function eq16(b: Uint8Array, o: number, a: Uint8Array, ao = 0): boolean {
+  for (let i = 0; i < 16; i++) if (b[o + i] !== a[ao + i]) return false;
+  return true;
+}
+
 export function fromHex(s: string): Uint8Array {
   const clean = s.replace(/[\s:]/g, '');
   if (clean.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(clean)) throw new TypeError(`not hex: ${s.slice(0, 40)}`);
