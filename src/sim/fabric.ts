@@ -27,9 +27,8 @@ export interface FabricStats {
   toSelf: number;
   /** Frames sent or due while a node's uplink was down. */
   uplinkDown: number;
-  /** Frames and bytes handed to paths (before their loss, queue and MTU). */
+  /** Frames handed to paths (before their loss, queue and MTU). */
   frames: number;
-  bytes: number;
 }
 
 /** A node's uplink: the device its tunnel port uses as the underlay. */
@@ -37,13 +36,11 @@ export class Uplink implements Device {
   linkUp = true;
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
-  /** Frames and bytes this node sent into the fabric and received from it. */
-  txFrames = 0;
-  txBytes = 0;
-  rxFrames = 0;
-  rxBytes = 0;
+  readonly name: string;
 
-  constructor(readonly fabric: Fabric, readonly index: number, readonly name: string, readonly mac: number, readonly mtu: number) {}
+  constructor(readonly fabric: Fabric, readonly index: number, readonly node: string, readonly mac: number, readonly mtu: number) {
+    this.name = `${node}/underlay`;
+  }
 
   transmit(batch: PacketBatch): void {
     this.fabric.send(this, batch);
@@ -60,11 +57,12 @@ export class Uplink implements Device {
       batch.clear();
       return;
     }
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch.get(i);
-      this.rxFrames++;
-      this.rxBytes += p.length;
-      if (p.traced && this.fabric.trace !== null) this.fabric.trace({ node: this.name.slice(0, -'/underlay'.length), stage: 'underlay', port: 'underlay', action: `arrived on the uplink (${p.length} bytes)`, detail: { bytes: p.length } });
+    const trace = this.fabric.trace;
+    if (trace !== null) {
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch.get(i);
+        if (p.traced) trace({ node: this.node, stage: 'underlay', port: 'underlay', action: `arrived on the uplink (${p.length} bytes)`, detail: { bytes: p.length } });
+      }
     }
     this.rx(batch);
   }
@@ -86,7 +84,7 @@ interface Path {
 
 export class Fabric {
   readonly uplinks: Uplink[] = [];
-  readonly stats: FabricStats = { unknownDst: 0, toSelf: 0, uplinkDown: 0, frames: 0, bytes: 0 };
+  readonly stats: FabricStats = { unknownDst: 0, toSelf: 0, uplinkDown: 0, frames: 0 };
   private readonly byMac = new Map<number, number>();
   private readonly byName = new Map<string, number>();
   private readonly paths = new Map<number, Path>();
@@ -103,7 +101,7 @@ export class Fabric {
   addNode(name: string, mac: number): Uplink {
     if (this.byName.has(name)) throw new RangeError(`fabric: node ${name} already has an uplink`);
     if (this.byMac.has(mac)) throw new RangeError(`fabric: MAC ${mac.toString(16)} already belongs to an uplink`);
-    const u = new Uplink(this, this.uplinks.length, `${name}/underlay`, mac, this.mtu);
+    const u = new Uplink(this, this.uplinks.length, name, mac, this.mtu);
     this.uplinks.push(u);
     this.byMac.set(mac, u.index);
     this.byName.set(name, u.index);
@@ -127,11 +125,6 @@ export class Fabric {
     this.overrides.set(k, { ...this.defaults, ...cfg });
   }
 
-  /** The path between two nodes (made now if it was not). */
-  path(a: string, b: string): SimLink {
-    return this.pathAt(this.node(a), this.node(b)).link;
-  }
-
   /** Stats of what each direction of a path carried, if it exists: [a → b, b → a]. */
   pathStats(a: string, b: string): [LinkStats, LinkStats] | null {
     const i = this.node(a), j = this.node(b);
@@ -146,7 +139,7 @@ export class Fabric {
   }
 
   private nodeName(i: number): string {
-    return this.uplinks[i]!.name.slice(0, -'/underlay'.length);
+    return this.uplinks[i]!.node;
   }
 
   setPathUp(a: string, b: string, up: boolean): void {
@@ -180,10 +173,9 @@ export class Fabric {
   }
 
   /** Sends the traced frame in `this.one` and says what the path did with it. */
-  private traceSend(end: SimLinkEnd, len: number, from: number, to: number): void {
+  private traceSend(end: SimLinkEnd, len: number, from: number, to: number, cfg: LinkConfig): void {
     const before = { ...end.stats };
     end.transmit(this.one);
-    const cfg = this.overrides.get(this.key(from, to)) ?? this.defaults;
     const a = this.nodeName(from), b = this.nodeName(to);
     const s = end.stats;
     const why = s.droppedDown > before.droppedDown ? 'the path is down' : s.droppedMtu > before.droppedMtu ? `${len - 14} bytes exceed the path MTU ${end.mtu}, no ICMP (a black hole)` : s.droppedQueue > before.droppedQueue ? 'the queue is full' : s.droppedLoss > before.droppedLoss ? 'lost (random loss)' : null;
@@ -201,8 +193,6 @@ export class Fabric {
         p.release();
         continue;
       }
-      from.txFrames++;
-      from.txBytes += p.length;
       const to = this.byMac.get(rdMac(p.data, p.start));
       if (to === undefined) {
         this.stats.unknownDst++;
@@ -215,11 +205,10 @@ export class Fabric {
         continue;
       }
       this.stats.frames++;
-      this.stats.bytes += p.length;
       const path = this.pathAt(from.index, to);
       one.add(p);
       const end = from.index === path.lo ? path.link.a : path.link.b;
-      if (p.traced && this.trace !== null) this.traceSend(end, p.length, from.index, to);
+      if (p.traced && this.trace !== null) this.traceSend(end, p.length, from.index, to, path.link.cfg);
       else end.transmit(one);
       one.clear();
     }

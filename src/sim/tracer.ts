@@ -72,14 +72,16 @@ function resolve(c: Cluster, ep: string, what: string): { node: string; pod: Pod
 
 export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
   const c = new Cluster(s, { traffic: false, tracing: true, capture: false, largestPacket: req.size ?? 0, nodeStacks: s.tunnel.mode === 'routed', ...(req.seed !== undefined ? { seed: req.seed } : {}) });
+  // A node stands for its own stack, which exists in routed mode (it sits behind the gateway).
   const src = resolve(c, req.from, '--from');
-  if (src.pod === null) throw new SimBuildError(`--from '${req.from}': a node's own stack sends through its gateway, which l2 mode has not; give a pod (node/pod)`);
   const dst = resolve(c, req.to, '--to');
-  const sp = src.pod;
-  const family: 4 | 6 = req.family ?? (sp.spec.ip4 !== null && (dst.pod === null || dst.pod.spec.ip4 !== null) ? 4 : 6);
+  for (const [e, opt] of [[src, `--from '${req.from}'`], [dst, `--to '${req.to}'`]] as const) {
+    if (e.pod === null) throw new SimBuildError(`${opt}: a node's own stack sits behind its gateway, which l2 mode has not; give a pod (node/pod)`);
+  }
+  const sp = src.pod!, dp = dst.pod!;
+  const family: 4 | 6 = req.family ?? (sp.spec.ip4 !== null && dp.spec.ip4 !== null ? 4 : 6);
   const srcAddr = family === 4 ? sp.spec.ip4 : sp.spec.ip6;
-  const dn = c.nodes.get(dst.node)!.spec;
-  const dstAddr = dst.pod !== null ? (family === 4 ? dst.pod.spec.ip4 : dst.pod.spec.ip6) : family === 4 ? dn.gateway4 : dn.gateway6;
+  const dstAddr = family === 4 ? dp.spec.ip4 : dp.spec.ip6;
   if (srcAddr === null) throw new SimBuildError(`--from '${req.from}' has no IPv${family} address`);
   if (dstAddr === null) throw new SimBuildError(`--to '${req.to}' has no IPv${family} address`);
   const hdr = family === 4 ? 20 : 40;
@@ -118,7 +120,7 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
         if (!p.traced || delivered !== null) return;
         // The pod may answer in the same buffer: the answer is not part of the trace.
         p.traced = false;
-        if (pod === dst.pod) {
+        if (pod === dp) {
           delivered = `${n.spec.name}/${pod.spec.name}`;
           const who = pod === n.stack ? `the node's own stack` : `pod ${pod.spec.name}`;
           add({ node: n.spec.name, stage: 'deliver', port: pod.spec.name, action: `delivered to ${who} (${p.length - 14} bytes of IP)`, detail: { pod: delivered } });
@@ -134,12 +136,12 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
   const at = req.atNs ?? 0;
   c.sim.schedule(at, new Inject(() => {
     if (req.proto === 'icmp') sp.host.ping({ dst: dstAddr, count: 1, size: size - hdr - 8, df: family === 4 });
-    else if (req.proto === 'udp') dst.pod === null
-      ? sp.host.udpFlow({ dst: dstAddr, dstPort: 33434, ratePps: 1, sizes: size, count: 1 })
-      : (dst.pod.host.udpSink(33434), sp.host.udpFlow({ dst: dstAddr, dstPort: 33434, ratePps: 1, sizes: size, count: 1 }));
-    else {
+    else if (req.proto === 'udp') {
+      dp.host.udpSink(33434);
+      sp.host.udpFlow({ dst: dstAddr, dstPort: 33434, ratePps: 1, sizes: size, count: 1 });
+    } else {
       // A connection's SYN (the MSS option shows the clamping).
-      dst.pod?.host.tcpListen(TCP_PORT);
+      dp.host.tcpListen(TCP_PORT);
       sp.host.tcpSend({ dst: dstAddr, dstPort: TCP_PORT, bytes: 1 });
     }
   }), 0);
