@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
+import { Cluster, SimBuildError, formatReport, type Capture } from '../sim/cluster.js';
 import { durationOf, ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
@@ -42,7 +42,20 @@ export interface RunArgs {
   progress: boolean;
 }
 
-export function parseRunArgs(args: string[], cmd: string): RunArgs | 'help' {
+/** A `--seed` value: an integer that fits the simulator's 32-bit seed. */
+function parseSeed(v: string | undefined, cmd: string): number {
+  const s = v ?? '';
+  if (!/^\d+$/.test(s) || Number(s) > 0xffff_ffff) throw new CliError(`${cmd}: --seed expects an integer 0-4294967295, got '${s}'`);
+  return Number(s);
+}
+
+/** The file a capture point is written to under `--pcap DIR`. */
+function captureFile(dir: string, c: Capture): string {
+  return join(dir, `${c.name.replace('/', '-')}.pcapng`);
+}
+
+export function parseRunArgs(args: string[]): RunArgs | 'help' {
+  const cmd = 'run';
   const r: RunArgs = { path: '', json: false, pcap: null, seed: undefined, progress: true };
   let path: string | null = null;
   for (let i = 0; i < args.length; i++) {
@@ -54,10 +67,7 @@ export function parseRunArgs(args: string[], cmd: string): RunArgs | 'help' {
       if (d === undefined || d === '') throw new CliError(`${cmd}: --pcap expects a directory`);
       r.pcap = d;
     } else if (a === '--seed') {
-      const v = args[++i] ?? '';
-      const n = Number(v);
-      if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n > 0xffff_ffff) throw new CliError(`${cmd}: --seed expects an integer 0-4294967295, got '${v}'`);
-      r.seed = n;
+      r.seed = parseSeed(args[++i], cmd);
     } else if (a === '-h' || a === '--help') return 'help';
     else if (a.startsWith('-')) throw new CliError(`${cmd}: unknown option '${a}' (try seine ${cmd} --help)`);
     else if (path === null) path = a;
@@ -94,7 +104,7 @@ export function progressBar(io: RunIo, label: string, clock: () => number = Date
 }
 
 export function runCommand(args: string[], io: RunIo): number {
-  const a = parseRunArgs(args, 'run');
+  const a = parseRunArgs(args);
   if (a === 'help') { io.out(RUN_USAGE); return 0; }
   const scenario = load(a.path);
   let cluster: Cluster;
@@ -112,7 +122,7 @@ export function runCommand(args: string[], io: RunIo): number {
   if (a.pcap !== null) {
     try {
       mkdirSync(a.pcap, { recursive: true });
-      for (const c of cluster.captures) writeFileSync(join(a.pcap, `${c.name.replace('/', '-')}.pcapng`), c.bytes());
+      for (const c of cluster.captures) writeFileSync(captureFile(a.pcap, c), c.bytes());
     } catch (e: unknown) {
       const err = e as NodeJS.ErrnoException;
       throw new CliError(`run: cannot write captures into '${a.pcap}': ${err.code ?? err.message}`);
@@ -121,7 +131,7 @@ export function runCommand(args: string[], io: RunIo): number {
   if (a.json) io.out(JSON.stringify(report));
   else {
     io.out(formatReport(report));
-    if (a.pcap !== null && cluster.captures.length > 0) io.out(`\nwrote ${cluster.captures.map((c) => join(a.pcap!, `${c.name.replace('/', '-')}.pcapng`)).join(', ')}`);
+    if (a.pcap !== null && cluster.captures.length > 0) io.out(`\nwrote ${cluster.captures.map((c) => captureFile(a.pcap!, c)).join(', ')}`);
   }
   return report.ok ? 0 : 1;
 }
@@ -177,9 +187,7 @@ export function traceCommand(args: string[], io: RunIo): number {
       if (t === null) throw new CliError(`trace: --at expects a time such as 2s or 1500ms, got '${v}'`);
       req.atNs = t;
     } else if (a === '--seed') {
-      const v = val();
-      if (!/^\d+$/.test(v) || Number(v) > 0xffff_ffff) throw new CliError(`trace: --seed expects an integer 0-4294967295, got '${v}'`);
-      req.seed = Number(v);
+      req.seed = parseSeed(val(), 'trace');
     } else if (a === '-h' || a === '--help') { io.out(TRACE_USAGE); return 0; }
     else if (a.startsWith('-')) throw new CliError(`trace: unknown option '${a}' (try seine trace --help)`);
     else if (path === null) path = a;
