@@ -653,9 +653,9 @@ export class SimHost implements Device, SimTask {
 
   private tcpAdd(ep: TcpEndpoint): void {
     const k = ep.localPort * 65536 + ep.remotePort;
-    let l = this.tcpEps.get(k);
-    if (l === undefined) this.tcpEps.set(k, (l = []));
+    const l = this.tcpEps.get(k)?.filter((e) => !e.done) ?? [];
     l.push(ep);
+    this.tcpEps.set(k, l);
   }
 
   /** The endpoint of (remote address, local port, remote port); the IPv6 address is `b6[o6, o6 + 16)`. */
@@ -664,7 +664,7 @@ export class SimHost implements Device, SimTask {
     if (l === undefined) return undefined;
     for (const ep of l) {
       const r = ep.remote;
-      if (r.family === family && (family === 4 ? r.v4 === v4 : eq16(b6!, o6, r.v6!))) return ep;
+      if (!ep.done && r.family === family && (family === 4 ? r.v4 === v4 : eq16(b6!, o6, r.v6!))) return ep;
     }
     return undefined;
   }

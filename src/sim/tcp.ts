@@ -83,6 +83,8 @@ export interface TcpEndpoint {
   segment(flags: number, seq: number, ack: number, wnd: number, mss: number, b: Uint8Array, data: number, dataLen: number): void;
   /** The host's path MTU towards `remote` went down. */
   pmtuChanged(): void;
+  /** Closed, aborted or reset: the host gives it no more segments (TIME-WAIT is not modelled). */
+  readonly done: boolean;
 }
 
 /** Writes a TCP header at `l4` (20 bytes, or 24 with an MSS option when `mss` ≥ 0); the checksum is left 0. */
@@ -210,6 +212,8 @@ export class TcpFlow implements SimTask, TcpEndpoint {
   private una = 0;
   private nxt = 0;
   private max = 0;
+  /** The SYN went out once: a second one is a retransmission. */
+  private synSent = false;
   private mss = 0;
   private cwnd = 0;
   private ssthresh = Infinity;
@@ -275,15 +279,16 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     const s = this.stats;
     s.state = 'syn-sent';
     s.startNs = this.host.sim.now;
-    this.sendSyn();
+    // Set before the SYN leaves: on a zero-delay path the whole exchange runs inside `sendSyn`.
     this.nxt = this.max = 1;
-    this.armTimer();
+    this.sendSyn();
+    if (s.state === 'syn-sent') this.armTimer();
   }
 
   private sendSyn(): void {
     const s = this.stats;
     s.segmentsSent++;
-    if (this.max > 0) { s.retransmits++; this.rttOff = -1; } else { this.rttOff = 1; this.rttStart = this.host.sim.now; }
+    if (this.synSent) { s.retransmits++; this.rttOff = -1; } else { this.synSent = true; this.rttOff = 1; this.rttStart = this.host.sim.now; }
     sendControl(this.host, this.remote, this.localPort, this.remotePort, this.iss, 0, TCP_SYN, this.host.mtu - this.hdr, this.df);
   }
 
@@ -336,6 +341,10 @@ export class TcpFlow implements SimTask, TcpEndpoint {
         this.stopTimer();
       }
     }
+  }
+
+  get done(): boolean {
+    return this.stats.state === 'closed' || this.stats.state === 'aborted';
   }
 
   pmtuChanged(): void {
@@ -408,6 +417,7 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     } else if (this.inRecovery) {
       // Each further duplicate means a segment left the network: inflate, and maybe send new data.
       this.cwnd += this.mss;
+      this.traceCwnd();
       this.pump();
     }
   }
@@ -611,15 +621,23 @@ export class TcpConnection implements TcpEndpoint {
     const o = (seq - this.irs) >>> 0;
     if (dataLen > 0) this.data(o, b, data, dataLen);
     if ((flags & TCP_FIN) !== 0 && this.finAt < 0 && o + dataLen - this.rcvNxt <= TCP_WINDOW) this.finAt = o + dataLen;
+    let finNow = false;
     if (this.finAt >= 0 && this.rcvNxt === this.finAt) {
-      // The FIN is in order: take it and close our side at once.
+      // The FIN is in order (in this segment, or a retransmission filled the gap before it): take it and
+      // close our side at once.
       this.rcvNxt++;
       this.state = 'last-ack';
       this.finNs = this.host.sim.now;
       st.finished++;
+      finNow = true;
     }
-    if (this.state === 'last-ack' && (flags & TCP_FIN) !== 0) this.control(TCP_FIN | TCP_ACK, 1);
+    // Our FIN goes with the ACK of theirs, and again whenever they retransmit theirs.
+    if (finNow || (this.state === 'last-ack' && (flags & TCP_FIN) !== 0)) this.control(TCP_FIN | TCP_ACK, 1);
     else if (dataLen > 0 || (flags & TCP_FIN) !== 0) this.ack();
+  }
+
+  get done(): boolean {
+    return this.state === 'closed' || this.state === 'reset';
   }
 
   pmtuChanged(): void {

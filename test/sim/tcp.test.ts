@@ -7,11 +7,13 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { PcapWriter } from '../../src/capture/pcap.js';
 import { buildFragNeeded, buildPacketTooBig } from '../../src/mtu/icmp.js';
+import { Bridge } from '../../src/datapath/bridge.js';
+import type { Device } from '../../src/datapath/device.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../../src/packet/buf.js';
 import { Simulator } from '../../src/sim/engine.js';
 import { SimHost } from '../../src/sim/host.js';
 import { SimLink, type LinkConfig, type SimLinkEnd } from '../../src/sim/link.js';
-import { assertPoolFull, direct, MAC_A, MAC_B, type Rig } from './rig.js';
+import { assertPoolFull, direct, hosts, MAC_A, MAC_B, type Rig } from './rig.js';
 import { tcpPayloadByte, type TcpFlowStats, type TcpListenerStats } from '../../src/sim/tcp.js';
 import { rd16 } from '../../src/wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/wire/ethernet.js';
@@ -405,4 +407,107 @@ test('tcp: tshark reads the capture without checksum errors, malformed frames or
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/**
+ * Host a — link — box — link — host b, where the box drops the `nth` (from 1) data-carrying segment a
+ * sends, its first transmission only; the links have `latencyNs` and no bandwidth limit.
+ */
+function droppingOne(latencyNs: number, nth: number): Rig & { dropped: () => number } {
+  const sim = new Simulator(1);
+  const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
+  const [a, b] = hosts(sim, pool);
+  const la = new SimLink(sim, pool, { latencyNs });
+  const lb = new SimLink(sim, pool, { latencyNs });
+  a.connect(la.a);
+  b.connect(lb.b);
+  a.addNeighbor('10.0.0.2', MAC_B);
+  b.addNeighbor('10.0.0.1', MAC_A);
+  let seen = 0, dropped = 0;
+  const out = new PacketBatch(1);
+  const forward = (to: SimLinkEnd, fromA: boolean) => (batch: PacketBatch): void => {
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      const d = p.data, ip = p.start + 14;
+      const payload = rd16(d, ip + 2) - (d[ip]! & 0x0f) * 4 - (d[ip + (d[ip]! & 0x0f) * 4 + 12]! >> 4) * 4;
+      if (fromA && rd16(d, p.start + 12) === ETHERTYPE_IPV4 && d[ip + 9] === 6 && payload > 0 && ++seen === nth) {
+        dropped++;
+        p.release();
+        continue;
+      }
+      out.clear();
+      out.add(p);
+      to.transmit(out);
+    }
+    batch.clear();
+  };
+  la.b.setReceiver(forward(lb.a, true));
+  lb.a.setReceiver(forward(la.b, false));
+  return { sim, pool, a, b, dropped: () => dropped };
+}
+
+test('tcp: the sender\'s FIN arrives before a lost segment: once the retransmission fills the gap the receiver sends its FIN and both close', () => {
+  const r = droppingOne(1 * MS, 9);
+  const lst = r.b.tcpListen(80);
+  const bytes = 10 * 1460;
+  const f = r.a.tcpSend({ dst: '10.0.0.2', dstPort: 80, bytes });
+  r.sim.run(10e9);
+  assert.equal(r.dropped(), 1);
+  assert.ok(lst.stats.outOfOrder > 0, 'the last segment, with FIN, came before the gap was filled');
+  assertDelivered(lst.stats, bytes);
+  assert.equal(lst.connections[0]!.state, 'closed');
+  assert.equal(f.stats.state, 'closed');
+  assertPoolFull(r.pool);
+});
+
+test('tcp: on a zero-delay path (pods on one bridge: the whole exchange runs inside the first send) a lost last segment is recovered by the timer', () => {
+  const sim = new Simulator(1);
+  const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
+  const br = new Bridge({ name: 'br', pool, clock: sim.clock });
+  const [a, b] = hosts(sim, pool);
+  // a's frames reach the bridge through a wrapper that loses the last data-carrying one (with the FIN):
+  // no duplicate ACK follows it, only the retransmission timer can recover it.
+  let seen = 0, dropped = 0;
+  const lossy: Device = {
+    name: a.name, mac: a.mac, mtu: a.mtu,
+    get linkUp() { return a.linkUp; },
+    transmit: (batch) => a.transmit(batch),
+    setLinkListener: (fn) => a.setLinkListener(fn),
+    setReceiver: (rx) => a.setReceiver(rx === null ? null : (batch) => {
+      batch.retain((p) => {
+        const d = p.data, ip = p.start + 14, hl = (d[ip]! & 0x0f) * 4;
+        const payload = rd16(d, ip + 2) - hl - (d[ip + hl + 12]! >> 4) * 4;
+        return !(d[ip + 9] === 6 && payload > 0 && ++seen === 20 && ++dropped > 0);
+      }, (p) => p.release());
+      rx(batch);
+    }),
+  };
+  br.addPort('a', lossy);
+  br.addPort('b', b);
+  // Known neighbours (as pods know their gateway's MAC): the SYN leaves at once, the SYN-ACK comes back in the same call.
+  a.addNeighbor('10.0.0.2', MAC_B);
+  b.addNeighbor('10.0.0.1', MAC_A);
+  const lst = b.tcpListen(80);
+  const bytes = 20 * 1460;
+  const f = a.tcpSend({ dst: '10.0.0.2', dstPort: 80, bytes });
+  sim.run(10e9);
+  assert.equal(dropped, 1);
+  assert.equal(f.stats.establishedNs, f.stats.startNs, 'the handshake takes no time: no SYN-ACK refused, no SYN retransmitted');
+  assert.equal(f.stats.timeouts, 1, 'the timer fires once and the retransmission gets through');
+  assertDelivered(lst.stats, bytes);
+  assert.equal(f.stats.state, 'closed');
+  assertPoolFull(pool);
+});
+
+test('tcp: a finished connection frees its ports: the same four-tuple connects again', () => {
+  const r = direct({ latencyNs: 1 * MS });
+  const lst = r.b.tcpListen(80);
+  const first = r.a.tcpSend({ dst: '10.0.0.2', dstPort: 80, srcPort: 40000, bytes: 5000 });
+  r.sim.run(1e9);
+  assert.equal(first.stats.state, 'closed');
+  const again = r.a.tcpSend({ dst: '10.0.0.2', dstPort: 80, srcPort: 40000, bytes: 7000 });
+  r.sim.run(2e9);
+  assert.equal(again.stats.state, 'closed');
+  assert.equal(lst.stats.connections, 2);
+  assert.equal(lst.stats.bytesReceived, 12000);
 });
