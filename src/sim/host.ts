@@ -28,6 +28,7 @@ import type { Device, Receiver } from '../datapath/device.js';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
 import { fragmentIpv4 } from '../mtu/fragment.js';
+import { DropReason } from '../wire/drop.js';
 import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reassembly.js';
 import { eq16, ipv4FromString, ipv6FromString, ipv6ToString, ipv4ToString, MAC_BROADCAST, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, onesSum, pseudoSumV4, pseudoSumV6At } from '../wire/checksum.js';
@@ -100,6 +101,8 @@ export interface HostCounters {
   pmtuUpdates: number;
   /** UDP datagrams to a port without a sink. */
   udpNoPort: number;
+  /** Packets larger than the MTU that could not be fragmented (DF set, e.g. an echo reply to a larger DF request). */
+  unsendable: number;
   /** IPv4 packets sent in fragments (larger than the MTU, no DF), and the fragments that made. */
   fragmented: number;
   fragmentsSent: number;
@@ -264,8 +267,10 @@ export interface UdpFlowStats {
   sent: number;
   /** Bytes of IP sent. */
   sentBytes: number;
-  /** Not sent: larger than the path MTU with DF, or than the interface MTU. */
+  /** Not sent: larger than the path MTU with DF, or than the interface MTU (IPv6). */
   tooBig: number;
+  /** Not sent: no packet buffer was free (also in the host's `poolEmpty`). */
+  noBuffer: number;
   /** Sizes of the packets sent, by size. */
   sizes: Record<number, number>;
   /** Replay: packets whose captured length was below the smallest datagram and were sent at that size. */
@@ -292,7 +297,7 @@ export class UdpFlow implements SimTask {
     this.srcPort = opts.srcPort ?? (10000 + flowId) & 0xffff;
     const start = (this.startNs = opts.startNs ?? host.sim.now);
     this.endNs = opts.durationNs === undefined ? Infinity : start + opts.durationNs;
-    this.stats = { flowId, sent: 0, sentBytes: 0, tooBig: 0, sizes: {}, clamped: 0, skipped: 0 };
+    this.stats = { flowId, sent: 0, sentBytes: 0, tooBig: 0, noBuffer: 0, sizes: {}, clamped: 0, skipped: 0 };
     if (opts.replay !== undefined) {
       if (opts.sizes !== undefined || opts.ratePps !== undefined || opts.rateBps !== undefined) throw new RangeError('udpFlow: replay takes neither sizes nor a rate');
       const t = loadReplay(opts.replay);
@@ -343,7 +348,7 @@ export class UdpFlow implements SimTask {
       this.stats.sent++;
       this.stats.sentBytes += size;
       this.stats.sizes[size] = (this.stats.sizes[size] ?? 0) + 1;
-    } else this.stats.tooBig++;
+    }
     if (at !== null) {
       if (this.seq < at.length && (this.opts.count === undefined || this.seq < this.opts.count)) {
         const next = this.startNs + at[this.seq]!;
@@ -455,7 +460,7 @@ export class SimHost implements Device, SimTask {
   readonly counters: HostCounters = {
     rxFrames: 0, txFrames: 0, rxIgnored: 0, rxBad: 0, arpRequestsSent: 0, arpRepliesSent: 0, nsSent: 0, naSent: 0,
     echoRepliesSent: 0, neighDrops: 0, noRoute: 0, poolEmpty: 0, pmtuUpdates: 0, udpNoPort: 0, tcpNoConn: 0, tcpRstSent: 0,
-    fragmented: 0, fragmentsSent: 0, reassembled: 0, fragmentDrops: 0,
+    unsendable: 0, fragmented: 0, fragmentsSent: 0, reassembled: 0, fragmentDrops: 0,
   };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
@@ -477,6 +482,7 @@ export class SimHost implements Device, SimTask {
   private nextIdent = 1;
   private readonly answerNeighbors: boolean;
   private reasm: Reassembler | null = null;
+  private fragmentsRefused = 0;
   private readonly fragOut: PacketBuf[] = [];
   private ipIdent = 0;
   /** Solicited-node multicast MAC of the IPv6 address (33:33:ff:xx:xx:xx). */
@@ -670,12 +676,12 @@ export class SimHost implements Device, SimTask {
   }
 
 
-  /** @internal builds and sends (or queues) echo request `seq` of `pg`; false when it was too big to send. */
+  /** @internal builds and sends (or queues) echo request `seq` of `pg`; false when it was too big to send or no buffer was free. */
   sendEcho(pg: Pinger, seq: number): boolean {
     const dst = pg.dst;
     if (!this.fits(dst, pg.ipLen, pg.df || dst.family === 6)) { pg.stats.tooBig++; return false; }
     const p = this.allocIp(pg.ipLen);
-    if (p === null) return true;
+    if (p === null) return false;
     const l4 = this.ipHeader(p, dst, dst.family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, pg.ipLen, pg.df);
     const b = p.data;
     const len = 8 + pg.size;
@@ -690,12 +696,12 @@ export class SimHost implements Device, SimTask {
     return true;
   }
 
-  /** @internal builds and sends (or queues) datagram `seq` of flow `f`, `size` bytes of IP; false when too big. */
+  /** @internal builds and sends (or queues) datagram `seq` of flow `f`, `size` bytes of IP; false when it was not sent (counted in the flow's stats). */
   sendUdp(f: UdpFlow, seq: number, size: number): boolean {
     const dst = f.dst;
-    if (!this.fits(dst, size, (f.opts.df ?? false) || dst.family === 6)) return false;
+    if (!this.fits(dst, size, (f.opts.df ?? false) || dst.family === 6)) { f.stats.tooBig++; return false; }
     const p = this.allocIp(size);
-    if (p === null) return true;
+    if (p === null) { f.stats.noBuffer++; return false; }
     const l4 = this.ipHeader(p, dst, IPPROTO_UDP, size, f.opts.df ?? false);
     const b = p.data;
     const len = size - (l4 - p.start - ETH_HEADER_LEN);
@@ -894,7 +900,12 @@ export class SimHost implements Device, SimTask {
       const out = this.fragOut;
       out.length = 0;
       const k = fragmentIpv4(p, p.start + ETH_HEADER_LEN, this.mtu, this.pool, out);
-      if (k < 0) { this.counters.poolEmpty++; p.release(); return; }
+      if (k < 0) {
+        if (k === -DropReason.PoolExhausted) this.counters.poolEmpty++;
+        else this.counters.unsendable++;
+        p.release();
+        return;
+      }
       this.counters.fragmented++;
       this.counters.fragmentsSent += k;
       for (let i = 0; i < k; i++) this.emit(out[i]!);
@@ -1011,11 +1022,14 @@ export class SimHost implements Device, SimTask {
       this.reasm = new Reassembler({ pool: new PacketPool({ count: 16, frameCapacity: ETH_HEADER_LEN + 65535 }), memoryCap: 1 << 20 });
     }
     const r = this.reasm;
-    const now = this.sim.now;
-    this.counters.fragmentDrops += r.expire(now);
-    const v = r.add(p, ip, now);
+    const v = r.add(p, ip, this.sim.now);
+    if (v !== REASM_HELD && v !== REASM_DONE) this.fragmentsRefused++;
+    // Refused here, plus what the reassembler discarded itself (overlaps, timeouts, evictions): each once.
+    let held = 0;
+    for (let i = 0; i < r.drops.length; i++) held += r.drops[i]!;
+    this.counters.fragmentDrops = this.fragmentsRefused + held;
     if (v === REASM_HELD) return true;
-    if (v !== REASM_DONE) { this.counters.fragmentDrops++; return false; }
+    if (v !== REASM_DONE) return false;
     this.counters.reassembled++;
     const q = r.take()!;
     if (!this.ipv4(q)) q.release();

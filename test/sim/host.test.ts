@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Bridge } from '../../src/datapath/bridge.js';
-import { PacketPool } from '../../src/packet/buf.js';
+import { PacketBatch, PacketPool } from '../../src/packet/buf.js';
+import { compose } from '../../src/wire/stack.js';
+import { data, eth, ip4 } from '../peers/catalogue.js';
 import { Simulator } from '../../src/sim/engine.js';
 import { SimHost } from '../../src/sim/host.js';
 import { SimLink, type LinkConfig } from '../../src/sim/link.js';
@@ -337,4 +339,55 @@ test('host: while the carrier is down nothing is sent; pings in that time are lo
   assert.deepEqual(st.rttBySeq.map((x) => !Number.isNaN(x)), [true, true, false, false, true]);
   assert.equal(r.link.a.stats.sent, 3, 'the host sent nothing into the dead link');
   assertPoolFull(r.pool);
+});
+
+/** Hands frames to the host as if they came off its wire. */
+function deliver(h: SimHost, pool: PacketPool, frames: readonly Uint8Array[]): void {
+  const batch = new PacketBatch(frames.length);
+  for (const f of frames) {
+    const p = pool.alloc()!;
+    p.load(f);
+    batch.add(p);
+  }
+  h.transmit(batch);
+}
+
+const udpFragment = (moreFrags: boolean, fragOffset: number, bytes: number): Uint8Array =>
+  compose([eth(0x0800, [], MAC_A, MAC_B), ip4('10.0.0.1', '10.0.0.2', 17, { ident: 77, dontFrag: false, moreFrags, fragOffset }), data('x'.repeat(bytes))]);
+
+test('host: fragment drops are counted once each — the refused fragment and the held ones an overlap discards', () => {
+  const r = direct({});
+  deliver(r.b, r.pool, [udpFragment(true, 0, 800)]);
+  assert.equal(r.b.counters.fragmentDrops, 0, 'held');
+  // Overlaps the first: RFC 5722 discards the whole datagram, the held fragment with it.
+  deliver(r.b, r.pool, [udpFragment(true, 400, 800)]);
+  assert.equal(r.b.counters.fragmentDrops, 2);
+  assert.equal(r.b.counters.reassembled, 0);
+  assertPoolFull(r.pool);
+});
+
+test('host: a reply too big for its MTU with DF is counted as unsendable, not as a buffer shortage', () => {
+  const r = direct({}, 1, { b: { mtu: 1500 } });
+  // A 2000-byte DF echo request (the sender's link is bigger): the reply keeps DF and cannot leave.
+  const req = compose([eth(0x0800, [], MAC_A, MAC_B), ip4('10.0.0.1', '10.0.0.2', 1, { dontFrag: true }), { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 1, seq: 1, data: new Uint8Array(2000 - 28) } }]);
+  deliver(r.b, r.pool, [req]);
+  assert.equal(r.b.counters.unsendable, 1);
+  assert.equal(r.b.counters.poolEmpty, 0);
+  assertPoolFull(r.pool);
+});
+
+test('host: with no buffer free a datagram is not counted as sent, but as noBuffer (and poolEmpty)', () => {
+  const r = direct({ latencyNs: 1000 });
+  const sink = r.b.udpSink(9);
+  const held = [];
+  for (let p = r.pool.alloc(); p !== null; p = r.pool.alloc()) held.push(p);
+  const f = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 9, ratePps: 1000, sizes: 100, count: 5 });
+  r.sim.run(10e6);
+  assert.deepEqual([f.stats.sent, f.stats.noBuffer, f.stats.tooBig], [0, 5, 0]);
+  assert.equal(r.a.counters.poolEmpty, 5);
+  for (const p of held) p.release();
+  const g = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 9, ratePps: 1000, sizes: 100, count: 5 });
+  r.sim.run(20e6);
+  assert.equal(g.stats.sent, 5);
+  assert.equal(sink.report(g.flowId, 5).received, 5);
 });
