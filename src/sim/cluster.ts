@@ -416,7 +416,7 @@ export class Cluster {
     // Nodes' own stacks, where traffic starts or ends at a node (or every node's, when asked).
     const used = new Set(s.traffic.flatMap((t) => [t.from, t.to]).filter((e) => e.pod === null).map((e) => e.node));
     for (const rt of this.nodes.values()) {
-      // In l2 mode a node has no gateway and no address of its own (the loader refuses it as an endpoint).
+      // In l2 mode a node has no gateway, hence no stack (the loader refuses a node as an endpoint there).
       if (!routed || (!this.wantStacks && !used.has(rt.spec.name))) continue;
       rt.stack = this.buildStack(rt, senders.has(`${rt.spec.name}/`));
     }
@@ -452,7 +452,6 @@ export class Cluster {
    */
   private buildStack(rt: NodeRt, observe: boolean): PodRt {
     const n = rt.spec;
-    if (rt.pods.has(HOST_PORT)) throw new SimBuildError(`node ${n.name}: a pod named "${HOST_PORT}" takes the port of the node's own stack; rename the pod`);
     const mac = HOST_MAC + rt.index + 1;
     const spec: PodSpec = { name: HOST_PORT, node: n.name, ip4: n.gateway4, ip6: n.gateway6, vlan: null, vni: null, mtu: this.scenario.podMtu };
     if (n.gateway4 === null) throw new SimBuildError(`node ${n.name}: its own stack needs an IPv4 podCIDR`);
@@ -792,7 +791,7 @@ function buildReport(c: Cluster): Report {
   const paths: PathResult[] = c.fabric.allPaths().map(({ a, b, link }) => {
     const s = [link.a.stats, link.b.stats] as const;
     const dropped: Record<string, number> = {};
-    for (const k of ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown'] as const) {
+    for (const k of ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown', 'droppedNoRx'] as const) {
       const v = s[0][k] + s[1][k];
       if (v > 0) dropped[k.slice('dropped'.length).toLowerCase()] = v;
     }

@@ -61,6 +61,7 @@ export class Rng {
 
   /** Uniform integer in [0, n), n ≤ 2^32, without modulo bias. */
   int(n: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > 4294967296) throw new RangeError(`rng.int: ${n} is not an integer in 1-2^32`);
     const limit = 4294967296 - (4294967296 % n);
     for (;;) {
       const x = this.u32();

@@ -39,13 +39,17 @@ export interface LinkConfig {
 /** What happened to the frames one end sent. */
 export interface LinkStats {
   sent: number;
+  /** Frames that reached the peer, duplicates included. */
   delivered: number;
   duplicated: number;
   reordered: number;
   droppedQueue: number;
   droppedLoss: number;
   droppedMtu: number;
+  /** Sent while the link was down, or on the wire when it went down (even if it came back before they arrived). */
   droppedDown: number;
+  /** Arrived at an end with nothing plugged in. */
+  droppedNoRx: number;
 }
 
 function check(name: string, v: number | undefined, min: number, max = Infinity): void {
@@ -55,7 +59,7 @@ function check(name: string, v: number | undefined, min: number, max = Infinity)
 /** One end of a simulated link. */
 export class SimLinkEnd implements Device, SimTask {
   peer!: SimLinkEnd;
-  readonly stats: LinkStats = { sent: 0, delivered: 0, duplicated: 0, reordered: 0, droppedQueue: 0, droppedLoss: 0, droppedMtu: 0, droppedDown: 0 };
+  readonly stats: LinkStats = { sent: 0, delivered: 0, duplicated: 0, reordered: 0, droppedQueue: 0, droppedLoss: 0, droppedMtu: 0, droppedDown: 0, droppedNoRx: 0 };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
   /**
@@ -70,6 +74,8 @@ export class SimLinkEnd implements Device, SimTask {
   private qLen = 0;
   /** Frames on the wire towards the peer, by slot. */
   private slots: Array<PacketBuf | null> = [];
+  /** The link's outage count when each slot's frame was launched. */
+  private slotOutage: number[] = [];
   private free: number[] = [];
   /** Latest arrival scheduled so far (FIFO unless reordered). */
   private lastArrival = 0;
@@ -159,6 +165,7 @@ export class SimLinkEnd implements Device, SimTask {
   private launch(p: PacketBuf, at: number): void {
     const slot = this.free.length > 0 ? this.free.pop()! : this.slots.push(null) - 1;
     this.slots[slot] = p;
+    this.slotOutage[slot] = this.link.outages;
     this.link.sim.schedule(at, this, slot);
   }
 
@@ -168,8 +175,14 @@ export class SimLinkEnd implements Device, SimTask {
     this.slots[slot] = null;
     this.free.push(slot);
     const to = this.peer;
-    if (!this.link.up || to.rx === null) {
+    // Down now, or went down (and maybe up again) while the frame was on the wire.
+    if (!this.link.up || this.slotOutage[slot] !== this.link.outages) {
       this.stats.droppedDown++;
+      p.release();
+      return;
+    }
+    if (to.rx === null) {
+      this.stats.droppedNoRx++;
       p.release();
       return;
     }
@@ -187,6 +200,8 @@ export class SimLink implements SimTask {
   readonly a: SimLinkEnd;
   readonly b: SimLinkEnd;
   up = true;
+  /** Times the carrier went down: a frame launched before an outage is lost, even if the link is up again when it arrives. */
+  outages = 0;
 
   constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly cfg: LinkConfig = {}, names: [string, string] = ['a', 'b']) {
     check('latencyNs', cfg.latencyNs, 0);
@@ -213,6 +228,7 @@ export class SimLink implements SimTask {
   setUp(up: boolean): void {
     if (this.up === up) return;
     this.up = up;
+    if (!up) this.outages++;
     this.a.notify(up);
     this.b.notify(up);
   }

@@ -27,7 +27,7 @@
  * nodes:                           # * at least one
  *   - name: node1                  # *
  *     podCIDR: 10.244.1.0/24       # one or a list of two (IPv4 and IPv6); * in routed mode
- *     underlayIp: 172.18.0.2       # default 172.18.0.<i+2> (fd00:18::<i+2> over IPv6)
+ *     underlayIp: 172.18.0.2       # default 172.18.0.0/16 + i + 2 (fd00:18::<i+2> over IPv6)
  *     pods:
  *       - name: a                  # *
  *         ip: 10.244.1.2           # one or a list (IPv4 and/or IPv6); default the next free address of podCIDR
@@ -527,6 +527,8 @@ const ENCRYPTION_KEYS = ['cipher', 'udpEncap', 'secret'] as const;
 const NODE_KEYS = ['name', 'podCIDR', 'underlayIp', 'pods'] as const;
 const POD_KEYS = ['name', 'ip', 'vlan', 'vni', 'mtu'] as const;
 const LINK_KEYS = ['between', 'mtu', 'latency', 'jitter', 'bandwidth', 'loss'] as const;
+/** Port names a node keeps for itself: its uplink, its gateway, and its own stack (sim/cluster.ts). */
+const RESERVED_PORTS: readonly string[] = ['underlay', 'gw', 'host'];
 const TRAFFIC_KEYS = ['name', 'type', 'from', 'to', 'family', 'start', 'count', 'interval', 'rate', 'size', 'sizes', 'replay', 'bytes', 'df'] as const;
 const FAULT_KEYS = ['at', 'link', 'action', 'for'] as const;
 const EXPECT_KEYS = ['flow', 'delivered', 'latencyP50', 'latencyP99', 'latencyMax', 'icmpSeen', 'drops', 'counters'] as const;
@@ -666,7 +668,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const cidrs: Array<{ c: Cidr; path: string }> = [];
   const addrs = new Map<string, string>();
   const underlayIps = new Map<string, string>();
-  const pendingPods: Array<{ pod: PodSpec; pv: V; ipV: V | undefined; c4: Cidr | null; c6: Cidr | null; needV6: boolean; mtuV: V | undefined }> = [];
+  const pendingPods: Array<{ pod: PodSpec; pv: V; ipV: V | undefined; c4: Cidr | null; c6: Cidr | null; mtuV: V | undefined }> = [];
   nodeVs.forEach((nv, i) => {
     const no = r.map(nv, NODE_KEYS);
     const nameV = no.req('name', 'a node name');
@@ -695,7 +697,10 @@ export function parseScenario(text: string, file: string): Scenario {
       if (a === null) r.fail(uipV, 'an IP address');
       if (a.family !== family) r.fail(uipV, `an IPv${family} address (underlay.family is ${family})`);
       uip = ipText(a.family, a.n);
-    } else uip = family === 4 ? `172.18.0.${i + 2}` : `fd00:18::${(i + 2).toString(16)}`;
+    } else {
+      if (family === 4 && i + 2 > 0xfffe) r.fail(nameV, 'at most 65,533 nodes with default underlay addresses (172.18.0.2-172.18.255.254); give underlayIp');
+      uip = family === 4 ? ipv4ToString((0xac12_0000 + i + 2) >>> 0) : `fd00:18::${(i + 2).toString(16)}`;
+    }
     const prevU = underlayIps.get(uip);
     if (prevU !== undefined) r.fail(uipV ?? nv, 'a unique underlay address', `${uip} (also ${prevU})`);
     underlayIps.set(uip, `${nv.path}.underlayIp`);
@@ -715,7 +720,7 @@ export function parseScenario(text: string, file: string): Scenario {
       const po = r.map(pv, POD_KEYS);
       const pnV = po.req('name', 'a pod name');
       const pname = r.str(pnV, 'a pod name');
-      if (!/^[A-Za-z0-9_.-]+$/.test(pname) || pname === 'underlay' || pname === 'gw') r.fail(pnV, 'a pod name of letters, digits, ".", "_" and "-" (not "underlay" or "gw")');
+      if (!/^[A-Za-z0-9_.-]+$/.test(pname) || RESERVED_PORTS.includes(pname)) r.fail(pnV, `a pod name of letters, digits, ".", "_" and "-" (not ${RESERVED_PORTS.map((x) => `"${x}"`).join(', ')})`);
       if (node.pods.some((p) => p.name === pname)) r.fail(pnV, `a pod name unique on node ${nname}`, `${JSON.stringify(pname)} (a second time)`);
       const vlanV = po.get('vlan');
       const pvniV = po.get('vni');
@@ -746,7 +751,7 @@ export function parseScenario(text: string, file: string): Scenario {
         }
       }
       node.pods.push(pod);
-      pendingPods.push({ pod, pv, ipV, c4, c6, needV6: false, mtuV: po.get('mtu') });
+      pendingPods.push({ pod, pv, ipV, c4, c6, mtuV: po.get('mtu') });
     }
   });
   // Assign addresses not given, in file order, skipping those taken (explicit ones count first).
@@ -843,6 +848,9 @@ export function parseScenario(text: string, file: string): Scenario {
     const from = endpoint(fromV);
     const dst = endpoint(toV);
     if (from.node === dst.node && from.pod === dst.pod) r.fail(toV, 'a receiver other than the sender', JSON.stringify(r.scalar(toV)));
+    for (const [e, v] of [[from, fromV], [dst, toV]] as const) {
+      if (e.pod === null && mode !== 'routed') r.fail(v, "a pod (node/pod): a node's own stack sits behind its gateway, which l2 mode has not", JSON.stringify(r.scalar(v)));
+    }
     const has = (e: Endpoint, f: 4 | 6): boolean => {
       if (e.pod === null) { const n = nodeIndex.get(e.node)!; return (f === 4 ? n.gateway4 : n.gateway6) !== null; }
       const p = podIndex.get(`${e.node}/${e.pod}`)!;
@@ -870,6 +878,9 @@ export function parseScenario(text: string, file: string): Scenario {
     const intervalV = to.get('interval');
     const rateV = to.get('rate');
     if (type === 'tcp' && countV !== undefined) r.fail(countV, 'no count for tcp (give bytes)');
+    for (const [k, v] of [['interval', intervalV], ['size', sizeV], ['sizes', sizesV]] as const) {
+      if (type === 'tcp' && v !== undefined) r.fail(v, `no ${k} for tcp (segments follow the MSS and the window; give bytes)`);
+    }
     if (type !== 'tcp' && bytesV !== undefined) r.fail(bytesV, 'no bytes for ping or udp (give count)');
     if (rateV !== undefined && type !== 'udp') r.fail(rateV, 'no rate (udp only)');
     if (rateV !== undefined && intervalV !== undefined) r.fail(rateV, 'interval or rate, not both');
@@ -977,7 +988,7 @@ export function parseScenario(text: string, file: string): Scenario {
     let flow: string | null = null;
     if (flowV !== undefined) {
       flow = r.str(flowV, 'a flow name');
-      if (!traffic.some((x) => x.name === flow)) {
+      if (!trafficNames.has(flow)) {
         const names = traffic.map((x) => x.name);
         const h = didYouMean(flow, names);
         r.fail(flowV, `a flow named in traffic (${names.length === 0 ? 'there is none' : names.join(', ')})`, JSON.stringify(flow), h === null ? null : `did you mean "${h}"?`);
@@ -1128,9 +1139,10 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
   out.traffic = s.traffic.map((t) => {
     const o: Record<string, unknown> = { name: t.name, type: t.type, from: ep(t.from), to: ep(t.to), family: t.family, start: fmtDuration(t.startNs) };
     if (t.replay !== null) { o.count = t.count; o.replay = t.replay; }
+    else if (t.type === 'tcp') o.bytes = t.bytes;
     else {
-      if (t.type !== 'tcp') { o.count = t.count; o.interval = fmtDuration(t.intervalNs); }
-      else o.bytes = t.bytes;
+      o.count = t.count;
+      o.interval = fmtDuration(t.intervalNs);
       o.sizes = [...t.sizes];
     }
     o.df = t.df;

@@ -141,8 +141,8 @@ test('build errors: a capture of the gateway (refused by the loader), a node\'s 
   const base = (extra: string): string => `name: t\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\n${extra}`;
   assert.throws(() => parseScenario(base('capture: [n1/gw]\n'), 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:4:11: capture\[0\]: .*gateway is inside the bridge/.test(e.message));
   const l2 = 'name: t\ntunnel: { mode: l2 }\nnodes:\n  - { name: n1, pods: [{ name: a, ip: 10.0.0.1 }] }\ntraffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n';
-  // In l2 mode a node has no gateway, hence no address of its own: the loader refuses it as an endpoint.
-  assert.throws(() => parseScenario(l2, 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:6:\d+: traffic\[0\]\.from: expected a sender with an IPv\d address, got "n1"/.test(e.message));
+  // In l2 mode a node has no gateway, hence no stack of its own: the loader refuses it as an endpoint.
+  assert.throws(() => parseScenario(l2, 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:6:\d+: traffic\[0\]\.from: expected a pod \(node\/pod\): a node's own stack sits behind its gateway/.test(e.message));
 });
 
 test('trace: ESP over VXLAN — every stage on both nodes, with VNI, outer addresses, SPI and sequence, then delivery', () => {

@@ -163,3 +163,31 @@ test('sim link: two bridges over a simulated underlay — VXLAN pod traffic arri
   pods[1]!.take();
   assert.equal(pool.available, pool.size);
 });
+
+test('sim link: a frame on the wire when the link goes down is lost even if the link is back before it would arrive; an end with nothing plugged in counts its own drops', () => {
+  const r = rig({ latencyNs: 1_000_000 });
+  r.send(100, 1);
+  r.link.fault(100_000, 200_000); // a 100 µs outage while the frame is in flight
+  r.sim.run(300_000);
+  r.send(100, 2); // after the outage: delivered
+  r.sim.run(5_000_000);
+  assert.deepEqual(r.got.map(([, id]) => id), [2]);
+  assert.equal(r.link.a.stats.droppedDown, 1);
+  assert.equal(r.link.a.stats.delivered, 1);
+  r.link.a.setReceiver(null);
+  const c = r.pool.alloc()!;
+  c.load(new Uint8Array(60));
+  const b = new PacketBatch(1);
+  b.add(c);
+  r.link.b.transmit(b);
+  r.sim.run(10_000_000);
+  assert.equal(r.link.b.stats.droppedNoRx, 1);
+  assert.equal(r.link.b.stats.droppedDown, 0);
+  assert.equal(r.pool.available, r.pool.size);
+});
+
+test('sim rng: int(n) refuses n outside 1-2^32 instead of looping for ever', () => {
+  const sim = new Simulator(1);
+  for (const n of [0, -1, 1.5, 2 ** 32 + 1, NaN]) assert.throws(() => sim.rng.int(n), RangeError, String(n));
+  assert.equal(sim.rng.int(1), 0);
+});

@@ -107,6 +107,9 @@ const BAD: Array<[string, string, number, number, string, string]> = [
   ['host bits in podCIDR', 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.5/24\n', 4, 14, 'nodes[0].podCIDR', 'a network address with the host bits zero (10.0.1.0/24)'],
   ['pod ip outside podCIDR', 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.0/24\n    pods:\n      - { name: a, ip: 10.0.2.5 }\n', 6, 24, 'nodes[0].pods[0].ip', "an address inside n1's podCIDR 10.0.1.0/24"],
   ['duplicate pod address', 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.0/24\n    pods:\n      - { name: a, ip: 10.0.1.5 }\n      - { name: b, ip: 10.0.1.5 }\n', 7, 24, 'nodes[0].pods[1].ip', 'a unique address (nodes[0].pods[0].ip has it)'],
+  ["a pod named like the node's own stack", 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.0/24\n    pods:\n      - name: host\n', 6, 15, 'nodes[0].pods[0].name', 'a pod name of letters, digits, ".", "_" and "-" (not "underlay", "gw", "host")'],
+  ['interval for a tcp flow', BASE + 'traffic:\n  - { type: tcp, from: n1/a, to: n2/b, interval: 5ms }\n', 12, 50, 'traffic[0].interval', 'no interval for tcp (segments follow the MSS and the window; give bytes)'],
+  ['a node as an endpoint in l2 mode', 'name: t\ntunnel: { mode: l2 }\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }] }\ntraffic:\n  - { type: ping, from: n1, to: n1/a }\n', 6, 25, 'traffic[0].from', "a pod (node/pod): a node's own stack sits behind its gateway, which l2 mode has not"],
   ['duplicate pod name', 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.0/24\n    pods:\n      - name: a\n      - name: a\n', 7, 15, 'nodes[0].pods[1].name', 'a pod name unique on node n1'],
   ['duplicate underlay ip', 'name: t\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, underlayIp: 192.168.0.1 }\n  - { name: n2, podCIDR: 10.0.2.0/24, underlayIp: 192.168.0.1 }\n', 4, 51, 'nodes[1].underlayIp', 'a unique underlay address'],
   ['pod mtu below 576', 'name: t\nnodes:\n  - name: n1\n    podCIDR: 10.0.1.0/24\n    pods:\n      - { name: a, mtu: 500 }\n', 6, 25, 'nodes[0].pods[0].mtu', 'an MTU in 576-65535'],
@@ -301,4 +304,13 @@ test('scenario: the CLI convention: a ScenarioError message is one line and carr
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^seine: x\.yaml:\d+:\d+: expected well-formed YAML, got a syntax error: .+\n$/);
   assert.doesNotMatch(r.stderr, /    at /);
+});
+
+test('scenario: default underlay addresses go on past 172.18.0.255 (node 255 is 172.18.1.0)', () => {
+  const nodes = Array.from({ length: 300 }, (_, i) => `  - { name: n${i}, podCIDR: 10.${i >> 8}.${i & 255}.0/24 }`).join('\n');
+  const s = parseScenario(`name: many\nnodes:\n${nodes}\n`, 'many.yaml');
+  assert.equal(s.nodes[253]!.underlayIp, '172.18.0.255');
+  assert.equal(s.nodes[254]!.underlayIp, '172.18.1.0');
+  assert.equal(s.nodes[299]!.underlayIp, '172.18.1.45');
+  assert.equal(new Set(s.nodes.map((n) => n.underlayIp)).size, 300);
 });
