@@ -67,7 +67,10 @@ function parent(args: string[]): void {
     process.stdout.write('usage: npm run bench -- [--json] [name-prefix ...]\n\nbenchmarks:\n' + all.map((e) => `  ${e.name}\n`).join(''));
     return;
   }
-  const chosen = filters.length === 0 ? all : all.filter((e) => filters.some((f) => e.name.startsWith(f)));
+  // A figure chosen by name brings its group along: a ratio target needs its reference measured in the same process.
+  const named = all.filter((e) => filters.length === 0 || filters.some((f) => e.name.startsWith(f)));
+  const groups = new Set(named.map((e) => e.group).filter((g) => g !== undefined));
+  const chosen = all.filter((e) => named.includes(e) || (e.group !== undefined && groups.has(e.group)));
   if (chosen.length === 0) {
     process.stderr.write(`bench: nothing matches ${filters.join(' ')}; names: ${all.map((e) => e.name).join(', ')}\n`);
     process.exit(2);
@@ -100,6 +103,10 @@ function parent(args: string[]): void {
           f.minRatio = minRatio;
           f.meetsTarget = (f.meetsTarget ?? true) && f.ratioToReference.ratio >= minRatio;
         }
+      } else if (minRatio !== undefined) {
+        // A ratio target whose reference was not measured is not met (never silently skipped).
+        f.minRatio = minRatio;
+        f.meetsTarget = false;
       }
       results[name] = f;
       const ratio = f.ratioToReference;

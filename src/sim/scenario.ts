@@ -15,15 +15,16 @@
  * seed: 1                          # PRNG seed, an integer (default 1)
  * duration: 10s                    # simulated time (default 10s)
  * underlay: { mtu: 1500, latency: 100us, jitter: 0ns, bandwidth: 10Gbit, loss: 0, family: 4 }
+ *                                  # defaults: mtu 1500, latency 0, jitter 0, bandwidth unlimited, loss 0, family 4
  * tunnel:                          # the overlay between nodes
  *   type: vxlan                    # vxlan | geneve (default vxlan)
  *   mode: routed                   # routed (per-node podCIDR, gateway) | l2 (flood-and-learn segments)
  *   vni: 1                         # routed mode's VNI, and the default segment of l2 pods
- *   options: [{ class: 0x0102, type: 0x80, data: "0000000a" }]   # geneve only; data is hex, 4n bytes
+ *   options: [{ class: 0x0102, type: 0x80, data: "0000000a" }]   # geneve only; class*, type*; data is hex, 4n bytes
  *   fragmentPolicy: outer          # outer | inner | drop
  *   icmpTooBig: true               # false: silent drops, a PMTU black hole
  *   mssClamp: true
- * encryption: { cipher: aes-gcm-128, udpEncap: false, secret: seine }   # ESP between nodes, optional
+ * encryption: { cipher: aes-gcm-128, udpEncap: false, secret: seine }   # ESP between nodes, optional; cipher*
  * nodes:                           # * at least one
  *   - name: node1                  # *
  *     podCIDR: 10.244.1.0/24       # one or a list of two (IPv4 and IPv6); * in routed mode
@@ -35,24 +36,24 @@
  *         vni: 100                 # l2 mode: the pod's segment (default tunnel.vni)
  *         mtu: 1450                # default the pod MTU the underlay and overlay leave (mtu/overhead.ts)
  * links:                           # per node pair overrides of the underlay
- *   - { between: [node1, node2], mtu: 1400, latency: 1ms, jitter: 0ns, bandwidth: 1Gbit, loss: 1% }
+ *   - { between: [node1, node2], mtu: 1400, latency: 1ms, jitter: 0ns, bandwidth: 1Gbit, loss: 1% }   # between*
  * traffic:
  *   - name: ping-ab                # default flow-<i+1>
  *     type: ping                   # * ping | udp | tcp
- *     from: node1/a                # * node/pod or node (the node itself)
+ *     from: node1/a                # * node/pod or node (the node's own stack; routed mode)
  *     to: node2/b                  # *
  *     family: 4                    # which address (default 4 if both ends have one, else 6)
  *     start: 1s                    # default 0
- *     count: 10                    # ping/udp packets (default 5 / 100)
- *     interval: 100ms              # default 1s for ping, 1ms for udp; or give `rate` (udp)
+ *     count: 10                    # ping/udp packets (default 5 / 100; with replay, the capture's)
+ *     interval: 100ms              # default 1s for ping, 1ms for udp; or give `rate` (udp); not for tcp
  *     rate: 100Mbit                # udp: interval follows from rate and size
- *     size: 1400                   # IP packet bytes (default 84 ping, 1000 udp); or
+ *     size: 1400                   # IP packet bytes (default ping 84, or 104 over IPv6; udp 1000); not for tcp; or
  *     sizes: imix                  # imix (Simple IMIX: 7×64, 4×576, 1×1500) or a list of sizes
  *     replay: captures/x.pcapng    # udp: sizes and timing from a capture's IP packets (relative to this file)
  *     bytes: 1000000               # tcp: bytes to send (default 1 MB)
  *     df: true                     # default true for ping and tcp, false for udp
  * faults:
- *   - { at: 2s, link: node1-node2, action: down, for: 1s }   # link: a node (its uplink), a-b or [a, b]
+ *   - { at: 2s, link: node1-node2, action: down, for: 1s }   # at*, link*, action*; link: a node (its uplink), a-b or [a, b]
  * capture: [node1/a, node1/underlay]      # a pod's port or the node's uplink (the gateway is inside the bridge: no wire)
  * expect:
  *   - flow: ping-ab                # a traffic name
@@ -67,6 +68,7 @@
  * addresses (per segment in l2 mode), overlapping podCIDRs (routed mode), a pod address outside its
  * node's podCIDR, references to missing nodes, pods or flows, MTUs below 576 (IPv4) or 1280 (IPv6),
  * an underlay that leaves pods less than that after the overlay's overhead, fault times past the end.
+ * (One VNI on two different VLANs across nodes in l2 mode is refused when the cluster is built.)
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
