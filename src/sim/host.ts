@@ -26,12 +26,13 @@
  */
 import type { Device, Receiver } from '../datapath/device.js';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { Ipv6Table } from '../packet/addrtable.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
 import { fragmentIpv4 } from '../mtu/fragment.js';
 import { DropReason } from '../wire/drop.js';
 import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reassembly.js';
 import { eq16, ipv4FromString, ipv6FromString, ipv6ToString, ipv4ToString, MAC_BROADCAST, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
-import { checksum, finish, onesSum, pseudoSumV4, pseudoSumV6At } from '../wire/checksum.js';
+import { checksum, finish, onesSum, pseudoSumV4, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMPV4_CODE_FRAG_NEEDED, ICMPV4_DEST_UNREACHABLE, ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
 import { ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT, ICMPV6_PACKET_TOO_BIG } from '../wire/icmpv6.js';
@@ -183,14 +184,11 @@ function parseAddr(s: string, what: string): Addr {
   throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
 }
 
-function key6(b: Uint8Array, o: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i++) s += String.fromCharCode(b[o + i]!);
-  return s;
-}
 
 /** A neighbour entry; `queue` holds packets (IP at `start + 14`) waiting for the MAC. */
 interface Neigh {
+  /** Its index in the host's table (the argument of its retransmission timer). */
+  index: number;
   family: 4 | 6;
   v4: number;
   v6: Uint8Array | null;
@@ -469,12 +467,13 @@ export class SimHost implements Device, SimTask {
   private depth = 0;
   private readonly neighs: Neigh[] = [];
   private readonly neigh4 = new Map<number, number>();
-  private readonly neigh6 = new Map<string, number>();
+  private readonly neigh6 = new Ipv6Table<number>();
   private readonly pmtu4 = new Map<number, number>();
-  private readonly pmtu6 = new Map<string, number>();
+  private readonly pmtu6 = new Ipv6Table<number>();
   private readonly pingers = new Map<number, Pinger>();
   private readonly sinks = new Map<number, UdpSink>();
-  private readonly flows: UdpFlow[] = [];
+  /** UDP flows started: the next one's id is this plus one. */
+  private udpFlows = 0;
   private readonly tcpListeners = new Map<number, TcpListener>();
   /** TCP endpoints by local port × 65536 + remote port; the remote address tells apart the few that share one. */
   private readonly tcpEps = new Map<number, TcpEndpoint[]>();
@@ -569,7 +568,7 @@ export class SimHost implements Device, SimTask {
   /** The path MTU to `dst` (the interface MTU until a too-big message says less). */
   pathMtu(dst: string): number {
     const a = parseAddr(dst, `host ${this.name} pathMtu`);
-    return a.family === 4 ? this.pmtu4.get(a.v4) ?? this.mtu : this.pmtu6.get(key6(a.v6, 0)) ?? this.mtu;
+    return a.family === 4 ? this.pmtu4.get(a.v4) ?? this.mtu : this.pmtu6.get(a.v6) ?? this.mtu;
   }
 
   // ---- Applications ----
@@ -593,9 +592,7 @@ export class SimHost implements Device, SimTask {
   udpFlow(opts: UdpFlowOptions): UdpFlow {
     const dst = parseAddr(opts.dst, `host ${this.name} udpFlow`);
     if (dst.family === 6 && this.v6 === null) throw new RangeError(`host ${this.name}: udpFlow to ${opts.dst} needs an IPv6 address`);
-    const f = new UdpFlow(this, this.flows.length + 1, dst, opts);
-    this.flows.push(f);
-    return f;
+    return new UdpFlow(this, ++this.udpFlows, dst, opts);
   }
 
   /** A UDP sink on `port` (the same one when asked twice). */
@@ -635,7 +632,7 @@ export class SimHost implements Device, SimTask {
 
   /** @internal the path MTU towards a parsed address. */
   pathMtuTo(dst: Addr): number {
-    return (dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(key6(dst.v6, 0))) ?? this.mtu;
+    return (dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(dst.v6)) ?? this.mtu;
   }
 
   /**
@@ -725,7 +722,7 @@ export class SimHost implements Device, SimTask {
     // IPv4 without DF is fragmented on the way out (sendTo); IPv6 is not fragmented at the source here.
     if (len > this.mtu && (df || dst.family === 6)) return false;
     if (!df) return true;
-    const pmtu = dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(key6(dst.v6, 0));
+    const pmtu = dst.family === 4 ? this.pmtu4.get(dst.v4) : this.pmtu6.get(dst.v6);
     return pmtu === undefined || len <= pmtu;
   }
 
@@ -854,7 +851,7 @@ export class SimHost implements Device, SimTask {
 
   private solicit(n: Neigh): void {
     n.tries++;
-    this.sim.after(NEIGH_RETRANS_NS, this, this.neighs.indexOf(n));
+    this.sim.after(NEIGH_RETRANS_NS, this, n.index);
     if (n.family === 4) {
       this.arpRequest(n.v4);
       return;
@@ -934,14 +931,14 @@ export class SimHost implements Device, SimTask {
   private neighFor(family: 4 | 6, v4: number, b: Uint8Array | null, o: number, create: true): Neigh;
   private neighFor(family: 4 | 6, v4: number, b: Uint8Array | null, o: number, create: boolean): Neigh | undefined;
   private neighFor(family: 4 | 6, v4: number, b: Uint8Array | null, o: number, create: boolean): Neigh | undefined {
-    const k = family === 6 ? key6(b!, o) : '';
-    const i = family === 4 ? this.neigh4.get(v4) : this.neigh6.get(k);
+    const i = family === 4 ? this.neigh4.get(v4) : this.neigh6.get(b!, o);
     if (i !== undefined) return this.neighs[i]!;
     if (!create) return undefined;
-    const n: Neigh = { family, v4, v6: family === 6 ? b!.slice(o, o + 16) : null, mac: 0, state: 'failed', tries: 0, queue: [] };
-    const idx = this.neighs.push(n) - 1;
-    if (family === 4) this.neigh4.set(v4, idx);
-    else this.neigh6.set(k, idx);
+    const index = this.neighs.length;
+    const n: Neigh = { index, family, v4, v6: family === 6 ? b!.slice(o, o + 16) : null, mac: 0, state: 'failed', tries: 0, queue: [] };
+    this.neighs.push(n);
+    if (family === 4) this.neigh4.set(v4, index);
+    else this.neigh6.set(n.v6!, index);
     return n;
   }
 
@@ -1054,14 +1051,17 @@ export class SimHost implements Device, SimTask {
       if (len < 8 || checksum(b, l4, len) !== 0) { this.counters.rxBad++; return false; }
       const t = b[l4]!;
       if (t === ICMPV4_ECHO_REQUEST && b[l4 + 1] === 0) {
+        // The request was to our address: swapping the addresses leaves both sums as they were; the TTL
+        // and the type change are folded in (RFC 1624), the payload is not summed again.
         const src = rd32(b, ip + 12);
         wr32(b, ip + 12, this.v4);
         wr32(b, ip + 16, src);
-        b[ip + 8] = 64;
-        wr16(b, ip + 10, 0);
-        wr16(b, ip + 10, checksum(b, ip, hl));
-        b[l4] = ICMPV4_ECHO_REPLY;
-        this.fillL4Checksum(p, 4, l4, len, -1);
+        const oldTtl = rd16(b, ip + 8), newTtl = (64 << 8) | (oldTtl & 0xff);
+        wr16(b, ip + 8, newTtl);
+        wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), oldTtl, newTtl));
+        const oldType = rd16(b, l4), newType = (ICMPV4_ECHO_REPLY << 8) | (oldType & 0xff);
+        wr16(b, l4, newType);
+        wr16(b, l4 + 2, updateChecksum16(rd16(b, l4 + 2), oldType, newType));
         this.counters.echoRepliesSent++;
         // Routed like any packet of ours (ARP for the next hop if need be), as Linux does.
         this.route(p, 4, src, null, 0);
@@ -1192,9 +1192,8 @@ export class SimHost implements Device, SimTask {
       const q = l4 + 8;
       if (!eq16(b, q + 8, me)) return false;
       const mtu = rd32(b, l4 + 4);
-      const k = key6(b, q + 24);
       // RFC 8201 §4: a PTB below the IPv6 minimum MTU is not believed.
-      if (mtu >= 1280 && mtu < (this.pmtu6.get(k) ?? this.mtu)) { this.pmtu6.set(k, mtu); this.counters.pmtuUpdates++; }
+      if (mtu >= 1280 && mtu < (this.pmtu6.get(b, q + 24) ?? this.mtu)) { this.pmtu6.set(b.subarray(q + 24, q + 40), mtu); this.counters.pmtuUpdates++; }
       if (b[q + 6] === IPPROTO_TCP && len >= 8 + IPV6_HEADER_LEN + 4) this.tcpFind(6, 0, b, q + 24, rd16(b, q + IPV6_HEADER_LEN), rd16(b, q + IPV6_HEADER_LEN + 2))?.pmtuChanged();
       if (b[q + 6] === IPPROTO_ICMPV6 && len >= 8 + IPV6_HEADER_LEN + 8 && b[q + IPV6_HEADER_LEN] === ICMPV6_ECHO_REQUEST) {
         const pg = this.pingers.get(rd16(b, q + IPV6_HEADER_LEN + 4));

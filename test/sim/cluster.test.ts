@@ -194,13 +194,15 @@ test('captures open in tshark: VXLAN with VNI 1 around the pods\' ICMP, ESP (pro
     const under = c.captures.find((k) => k.name === 'node1/underlay')!;
     const f = join(dir, 'u.pcapng');
     writeFileSync(f, under.bytes());
-    const rows = run('tshark', ['-r', f, '-Y', 'icmp', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'udp.dstport']).trim().split('\n');
+    const rows = run('tshark', ['-r', f, '-o', 'ip.check_checksum:TRUE', '-Y', 'icmp', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'udp.dstport', '-e', 'icmp.checksum.status', '-e', 'ip.checksum.status']).trim().split('\n');
     assert.equal(rows.length, 20, 'ten echo requests and ten replies');
     for (const r of rows) {
-      const [vni, type, port] = r.split('\t');
+      const [vni, type, port, icmpOk, ipOk] = r.split('\t');
       assert.equal(vni, '1');
       assert.ok(type === '8' || type === '0');
       assert.equal(port, '4789');
+      assert.equal(icmpOk, '1', `ICMP checksum of ${r}`);
+      assert.deepEqual(ipOk!.split(','), ['1', '1'], `outer and inner IPv4 header checksums of ${r}`);
     }
     const e = runLab(lab('esp-encryption')).c.captures.find((k) => k.name === 'node1/underlay')!;
     const g = join(dir, 'e.pcapng');
