@@ -39,7 +39,7 @@ import { percentile, SimHost, type PingStats, type UdpFlow, type UdpSink } from 
 import { loadReplay } from './replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
-import type { Comparison, Endpoint, ExpectSpec, FaultSpec, IcmpKind, NodeSpec, PodSpec, Scenario, TrafficSpec } from './scenario.js';
+import { endpointText, type Comparison, type Endpoint, type ExpectSpec, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from './scenario.js';
 
 const POD_MAC = 0x02_00_00_00_00_00;
 const GW_MAC = 0x02_01_00_00_00_00;
@@ -662,8 +662,7 @@ function fmtPct(r: number): string {
 
 function flowResult(c: Cluster, f: FlowRt): FlowResult {
   const t = f.spec;
-  const ep = (e: Endpoint): string => (e.pod === null ? e.node : `${e.node}/${e.pod}`);
-  const base = { name: t.name, type: t.type, from: ep(t.from), to: ep(t.to), family: t.family, planned: t.count, icmpSeen: [...f.icmp].sort() };
+  const base = { name: t.name, type: t.type, from: endpointText(t.from), to: endpointText(t.to), family: t.family, planned: t.count, icmpSeen: [...f.icmp].sort() };
   if (t.type === 'ping') {
     const st = f.ping;
     const sent = st?.sent ?? 0, got = st?.received ?? 0;

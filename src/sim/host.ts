@@ -1222,10 +1222,12 @@ export class SimHost implements Device, SimTask {
       if (lla >= 0) this.learn(6, 0, b, l4 + 8, lla, false);
       return false;
     }
-    if (!eq16(b, l4 + 8, me) || !this.answerNeighbors) return false;
+    if (!eq16(b, l4 + 8, me)) return false;
     let unspecified = true;
     for (let i = 0; i < 16; i++) if (b[ip + 8 + i] !== 0) unspecified = false;
+    // Learn the asker, as ARP does, whether or not this host answers.
     if (lla >= 0 && !unspecified) this.learn(6, 0, b, ip + 8, lla, true);
+    if (!this.answerNeighbors) return false;
     const dstMac = unspecified ? 0x333300000001 : rdMac(b, p.start + 6);
     if (unspecified) b.set(ALL_NODES, ip + 24);
     else b.copyWithin(ip + 24, ip + 8, ip + 24);

@@ -1103,8 +1103,13 @@ function fmtCmp(c: Comparison, kind: 'ratio' | 'duration' | 'count'): string | n
  * A normalised scenario back in file syntax, every default written out: `parseScenario` of its YAML
  * gives the same `Scenario` again (the tests check this on generated scenarios).
  */
+/** An endpoint as written in a scenario: `node/pod`, or `node` for the node's own stack. */
+export function endpointText(e: Endpoint): string {
+  return e.pod === null ? e.node : `${e.node}/${e.pod}`;
+}
+
 export function scenarioToObject(s: Scenario): Record<string, unknown> {
-  const ep = (e: Endpoint): string => (e.pod === null ? e.node : `${e.node}/${e.pod}`);
+  const ep = endpointText;
   const link = (l: LinkSpec): Record<string, unknown> => {
     const o: Record<string, unknown> = { between: [l.a, l.b] };
     if (l.mtu !== null) o.mtu = l.mtu;

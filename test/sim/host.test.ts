@@ -391,3 +391,15 @@ test('host: with no buffer free a datagram is not counted as sent, but as noBuff
   assert.equal(g.stats.sent, 5);
   assert.equal(sink.report(g.flowId, 5).received, 5);
 });
+
+test('host: answerNeighbors false — asked by ARP or ND for its address it stays silent, but learns the asker either way', () => {
+  for (const dst of ['10.0.0.2', 'fd00::2']) {
+    const r = direct({ latencyNs: 1000 }, 1, { resolve: true, b: { answerNeighbors: false } });
+    const st = r.a.ping({ dst, count: 1 });
+    r.sim.run(5e9);
+    assert.equal(st.received, 0, `${dst}: nobody answered for it`);
+    assert.equal(r.b.counters.arpRepliesSent + r.b.counters.naSent, 0);
+    const asker = dst.includes(':') ? 'fd00::1' : '10.0.0.1';
+    assert.ok(r.b.neighbors().some((n) => n.ip === asker && n.mac === MAC_A), `${dst}: b learned ${asker}`);
+  }
+});
