@@ -52,6 +52,17 @@ export class PacketBuf {
   tunVtep = -1;
   tunOptOff = -1;
   tunOptLen = 0;
+  /**
+   * Offload metadata, as the virtio-net header carries it between a TAP and the datapath (see
+   * packet/vnet.ts): GSO type and segment size, the length of the headers in front of the payload, and a
+   * checksum to complete (`csumStart` absolute into `data`, -1 for none; `csumOffset` from there). It
+   * describes the frame's contents, so `reset` clears it and the datapath's metadata resets keep it.
+   */
+  gsoType = 0;
+  gsoSize = 0;
+  hdrLen = 0;
+  csumStart = -1;
+  csumOffset = 0;
   /** When set, every stage records what it decided for this packet. */
   traced = false;
   /** Owned by a pool while free; guards against double free. */
@@ -78,6 +89,8 @@ export class PacketBuf {
   reset(): void {
     this.start = this.end = Math.min(HEADROOM, this.data.length);
     this.l2 = this.l3 = this.l4 = this.innerL2 = this.innerL3 = this.innerL4 = -1;
+    this.gsoType = this.gsoSize = this.hdrLen = this.csumOffset = 0;
+    this.csumStart = -1;
     this.clearMeta();
   }
 

@@ -129,6 +129,17 @@ export enum DropReason {
   EspRequired,
   /** An authenticated dummy packet (next header 59, RFC 4303 §2.6): discarded by design. */
   EspDummy,
+  // Live devices (TAP and tunnel sockets)
+  /** A virtio-net header that cannot describe its frame (checksum field outside it, GSO without a size). */
+  VnetHdrBad,
+  /** A super-frame (GSO) from a TAP whose segmentation offload was not enabled. */
+  GsoUnsupported,
+  /** The device would block (its queue in the kernel is full): the frame is not sent. */
+  DeviceBusy,
+  /** The kernel refused to send the frame (an error other than would-block). */
+  DeviceSendError,
+  /** A frame the tunnel device cannot send: not IPv4/IPv6, or neither UDP on a tunnel port nor IP it may send raw. */
+  DeviceNotSendable,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */

@@ -1,0 +1,584 @@
+/**
+ * Live devices: the `Device` contract (datapath/device.ts) over the native addon, so a bridge built by
+ * node/ forwards real frames exactly as it forwards simulated ones.
+ *
+ * - `TapDevice`: a TAP with a virtio-net header, read and written in batches straight into and out of
+ *   the packet pool's slab (no copy in JavaScript). Frames the kernel hands over with a partial checksum
+ *   (NEEDS_CSUM, with checksum offload on) are completed here, so every stage behind sees a finished
+ *   frame; super-frames (GSO) are refused unless segmentation offload was enabled (the performance
+ *   issue's work).
+ * - `TunnelSocketDevice`: the underlay of a tunnel port. The tunnel emits whole outer frames (Ethernet,
+ *   IP, UDP, VXLAN/Geneve, ESP) from its templates; this device sends plain UDP datagrams to a tunnel
+ *   port through the addon's UDP sockets (sendmmsg) and everything else — ESP over IP, outer
+ *   fragments — through a raw IP socket, whole. Received datagrams get their outer Ethernet, IP and UDP
+ *   headers rebuilt in the headroom from the socket's facts (peer address and port, our address and
+ *   port), so decapsulation checks them as in the simulator.
+ *
+ * Readiness comes from libuv (`pollStart`); each readiness event reads one batch, and libuv calls again
+ * while more is queued, so a busy device cannot starve the others.
+ */
+import type { Device, Receiver } from '../datapath/device.js';
+import { HEADROOM, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import { completeChecksum, readVnetHeader, VNET_GSO_ECN, VNET_GSO_NONE, VNET_HDR_LEN, writeVnetHeader } from '../packet/vnet.js';
+import { ipv4FromString, ipv6FromString, rd16, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { finish, onesSum, pseudoSumV6At } from '../wire/checksum.js';
+import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../wire/drop.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import type { Native } from './native.js';
+
+/** Counters a live device keeps of its own (before a frame reaches a bridge port, or after it left one). */
+export class DeviceStats {
+  rxPackets = 0;
+  rxBytes = 0;
+  txPackets = 0;
+  txBytes = 0;
+  /** Readiness events that found frames, and the frames they brought (frames per batch = rxPackets / rxBatches). */
+  rxBatches = 0;
+  readonly drops = new Float64Array(DROP_REASON_COUNT);
+
+  drop(r: DropReason, n = 1): void {
+    this.drops[r] = this.drops[r]! + n;
+  }
+
+  dropsByReason(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 1; i < this.drops.length; i++) if (this.drops[i]! > 0) out[dropReasonName(i as DropReason)] = this.drops[i]!;
+    return out;
+  }
+}
+
+/** A live device the agent can start, stop and report on. */
+export interface LiveDevice extends Device {
+  readonly stats: DeviceStats;
+  start(): void;
+  /** Stops reading and closes its file descriptors (a persistent TAP stays in the kernel). */
+  close(): void;
+}
+
+/** Per-batch scratch arrays for the addon's batched calls. */
+class IoScratch {
+  readonly offsets: Int32Array;
+  readonly caps: Int32Array;
+  readonly lens: Int32Array;
+  readonly addrs: Uint8Array;
+  readonly ports: Int32Array;
+  readonly segs: Int32Array;
+  readonly bufs: Array<PacketBuf | null>;
+  constructor(readonly max: number) {
+    this.offsets = new Int32Array(max);
+    this.caps = new Int32Array(max);
+    this.lens = new Int32Array(max);
+    this.addrs = new Uint8Array(16 * max);
+    this.ports = new Int32Array(max);
+    this.segs = new Int32Array(max);
+    this.bufs = new Array<PacketBuf | null>(max).fill(null);
+  }
+}
+
+/** Allocates up to `want` buffers into `s.bufs`; returns how many it got. */
+function allocBuffers(pool: PacketPool, s: IoScratch, want: number): number {
+  let k = 0;
+  for (; k < want; k++) {
+    const p = pool.alloc();
+    if (p === null) break;
+    s.bufs[k] = p;
+  }
+  return k;
+}
+
+function releaseFrom(s: IoScratch, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    s.bufs[i]!.release();
+    s.bufs[i] = null;
+  }
+}
+
+export interface TapDeviceOptions {
+  name: string;
+  /** The TAP's file descriptor, opened with IFF_VNET_HDR when `vnetHdr`. */
+  fd: number;
+  ifindex: number;
+  mac: number;
+  mtu: number;
+  vnetHdr: boolean;
+  /** Whether TSO/USO was enabled on the TAP: without it a GSO frame is malformed input. */
+  gso?: boolean;
+  batch?: number;
+}
+
+export class TapDevice implements LiveDevice {
+  readonly name: string;
+  readonly fd: number;
+  readonly ifindex: number;
+  readonly mac: number;
+  readonly mtu: number;
+  linkUp = true;
+  readonly stats = new DeviceStats();
+  private rx: Receiver | null = null;
+  private pollId = -1;
+  private closed = false;
+  private readonly vnet: boolean;
+  private readonly gso: boolean;
+  private readonly rxBatch: PacketBatch;
+  private readonly rs: IoScratch;
+  private readonly ws: IoScratch;
+
+  constructor(private readonly native: Native, private readonly pool: PacketPool, o: TapDeviceOptions) {
+    this.name = o.name;
+    this.fd = o.fd;
+    this.ifindex = o.ifindex;
+    this.mac = o.mac;
+    this.mtu = o.mtu;
+    this.vnet = o.vnetHdr;
+    this.gso = o.gso ?? false;
+    const n = o.batch ?? 64;
+    this.rxBatch = new PacketBatch(n);
+    this.rs = new IoScratch(n);
+    this.ws = new IoScratch(n);
+  }
+
+  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setLinkListener(): void {}
+
+  start(): void {
+    if (this.pollId >= 0 || this.closed) return;
+    this.pollId = this.native.pollStart(this.fd, 1, () => this.readable());
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollId >= 0) this.native.pollStop(this.pollId);
+    this.pollId = -1;
+    this.native.close(this.fd);
+  }
+
+  /** Reads one batch (called by libuv while the TAP has frames queued). */
+  readable(): void {
+    const s = this.rs;
+    const k = allocBuffers(this.pool, s, s.max);
+    if (k === 0) {
+      // No buffer: take one frame off the queue and count it, so a full pool cannot spin the loop.
+      this.stats.drop(DropReason.PoolExhausted);
+      return;
+    }
+    const hdr = this.vnet ? VNET_HDR_LEN : 0;
+    const capacity = this.pool.frameCapacity + hdr;
+    const bsize = this.pool.bufferSize;
+    for (let i = 0; i < k; i++) {
+      s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM - hdr;
+      s.caps[i] = capacity;
+    }
+    let n: number;
+    try {
+      n = this.native.readBatch(this.fd, this.pool.slab, s.offsets, s.caps, s.lens, k);
+    } catch {
+      n = 0;
+      this.stats.drop(DropReason.DeviceSendError);
+    }
+    const b = this.rxBatch;
+    b.clear();
+    for (let i = 0; i < n; i++) {
+      const p = s.bufs[i]!;
+      s.bufs[i] = null;
+      const len = s.lens[i]! - hdr;
+      this.stats.rxPackets++;
+      this.stats.rxBytes += len;
+      if (len < ETH_HEADER_LEN) {
+        this.stats.drop(len < 0 ? DropReason.VnetHdrBad : DropReason.EthTruncated);
+        p.release();
+        continue;
+      }
+      p.start = HEADROOM;
+      p.end = HEADROOM + len;
+      if (hdr > 0) {
+        const bad = readVnetHeader(p, HEADROOM - hdr);
+        const gso = p.gsoType & ~VNET_GSO_ECN;
+        const r = bad ?? (gso !== VNET_GSO_NONE && !this.gso ? DropReason.GsoUnsupported : null);
+        if (r !== null) {
+          this.stats.drop(r);
+          p.release();
+          continue;
+        }
+        // Behind the TAP every frame is complete: stages may rewrite headers with incremental updates.
+        completeChecksum(p);
+      }
+      b.add(p);
+    }
+    releaseFrom(s, n, k);
+    if (b.length === 0) return;
+    this.stats.rxBatches++;
+    if (this.rx === null) {
+      for (let i = 0; i < b.length; i++) b.get(i).release();
+      b.clear();
+      return;
+    }
+    this.rx(b);
+  }
+
+  transmit(batch: PacketBatch): void {
+    const s = this.ws;
+    const hdr = this.vnet ? VNET_HDR_LEN : 0;
+    const bsize = this.pool.bufferSize;
+    let w = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      if (p.start < hdr || p.pool !== this.pool) {
+        this.stats.drop(DropReason.HeadroomShort);
+        p.release();
+        continue;
+      }
+      if (hdr > 0) writeVnetHeader(p, p.start - hdr);
+      s.bufs[w] = p;
+      s.offsets[w] = p.slot * bsize + p.start - hdr;
+      s.lens[w] = p.end - p.start + hdr;
+      w++;
+      if (w === s.max) w = this.flush(w, hdr);
+    }
+    if (w > 0) this.flush(w, hdr);
+    batch.clear();
+  }
+
+  private flush(count: number, hdr: number): number {
+    const s = this.ws;
+    let sent = 0;
+    if (!this.closed) {
+      try {
+        sent = this.native.writeBatch(this.fd, this.pool.slab, s.offsets, s.lens, count);
+      } catch {
+        sent = 0;
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const p = s.bufs[i]!;
+      if (i < sent) {
+        this.stats.txPackets++;
+        this.stats.txBytes += s.lens[i]! - hdr;
+      } else this.stats.drop(DropReason.DeviceBusy);
+      p.release();
+      s.bufs[i] = null;
+    }
+    return 0;
+  }
+}
+
+export interface TunnelSocketOptions {
+  name: string;
+  /** The namespace the sockets live in (null: the agent's own). */
+  netns: string | null;
+  /** This node's underlay address (the tunnel's `localIp`), IPv4 or IPv6. */
+  localIp: string;
+  /** UDP ports to listen on and send from: the tunnel's (4789, 6081) and ESP-in-UDP's 4500 when used. */
+  udpPorts: readonly number[];
+  /** IP protocols to receive raw (50 for ESP over IP). */
+  rawProtocols: readonly number[];
+  mac: number;
+  mtu: number;
+  batch?: number;
+}
+
+interface UdpSock { fd: number; port: number; poll: number; }
+interface RawSock { fd: number; protocol: number; poll: number; }
+
+const IPPROTO_UDP = 17;
+const IPPROTO_RAW = 255;
+
+export class TunnelSocketDevice implements LiveDevice {
+  readonly name: string;
+  readonly mac: number;
+  readonly mtu: number;
+  linkUp = true;
+  readonly stats = new DeviceStats();
+  readonly family: 4 | 6;
+  private rx: Receiver | null = null;
+  private readonly udp: UdpSock[] = [];
+  private readonly raw: RawSock[] = [];
+  private rawSend = -1;
+  private readonly local4: number;
+  private readonly local6: Uint8Array | null;
+  private readonly rxBatch: PacketBatch;
+  private readonly rs: IoScratch;
+  /** One send scratch per UDP socket, and one for the raw socket. */
+  private readonly us: IoScratch[] = [];
+  private readonly rws: IoScratch;
+  private readonly uw: number[] = [];
+  private rw = 0;
+  private closed = false;
+
+  constructor(private readonly native: Native, private readonly pool: PacketPool, private readonly o: TunnelSocketOptions) {
+    this.name = o.name;
+    this.mac = o.mac;
+    this.mtu = o.mtu;
+    const v4 = ipv4FromString(o.localIp);
+    const v6 = v4 === null ? ipv6FromString(o.localIp) : null;
+    if (v4 === null && v6 === null) throw new RangeError(`${o.name}: local address "${o.localIp}" is not IPv4 or IPv6`);
+    this.family = v4 !== null ? 4 : 6;
+    this.local4 = v4 ?? 0;
+    this.local6 = v6;
+    const n = o.batch ?? 64;
+    this.rxBatch = new PacketBatch(n);
+    this.rs = new IoScratch(n);
+    this.rws = new IoScratch(n);
+  }
+
+  /** Opens the sockets (inside the namespace) and starts reading. Throws, naming the socket, when one cannot be opened; what was opened is closed again. */
+  start(): void {
+    if (this.udp.length > 0 || this.closed) return;
+    const any = this.family === 4 ? '0.0.0.0' : '::';
+    try {
+      for (const port of this.o.udpPorts) {
+        const u = this.native.udpOpen(this.o.netns, this.family, any, port, false);
+        const sock: UdpSock = { fd: u.fd, port: u.port, poll: -1 };
+        this.udp.push(sock);
+        this.us.push(new IoScratch(this.rs.max));
+        this.uw.push(0);
+        sock.poll = this.native.pollStart(u.fd, 1, () => this.readUdp(sock));
+      }
+      for (const protocol of this.o.rawProtocols) {
+        const r = this.native.rawOpen(this.o.netns, this.family, protocol);
+        const sock: RawSock = { fd: r.fd, protocol, poll: -1 };
+        this.raw.push(sock);
+        sock.poll = this.native.pollStart(r.fd, 1, () => this.readRaw(sock));
+      }
+      this.rawSend = this.native.rawOpen(this.o.netns, this.family, IPPROTO_RAW).fd;
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.udp, ...this.raw]) {
+      if (s.poll >= 0) this.native.pollStop(s.poll);
+      this.native.close(s.fd);
+    }
+    if (this.rawSend >= 0) this.native.close(this.rawSend);
+    this.rawSend = -1;
+  }
+
+  /** The UDP ports actually bound (a port 0 in the options gets an ephemeral one). */
+  get boundPorts(): number[] { return this.udp.map((u) => u.port); }
+
+  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setLinkListener(): void {}
+
+  // ---- receive --------------------------------------------------------------------------------------
+
+  private ipHeaderLen(): number { return this.family === 4 ? 20 : 40; }
+
+  private readUdp(sock: UdpSock): void {
+    const s = this.rs;
+    const k = allocBuffers(this.pool, s, s.max);
+    if (k === 0) { this.stats.drop(DropReason.PoolExhausted); return; }
+    const front = ETH_HEADER_LEN + this.ipHeaderLen() + 8;
+    const bsize = this.pool.bufferSize;
+    for (let i = 0; i < k; i++) {
+      s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM + front;
+      s.caps[i] = this.pool.frameCapacity - front;
+    }
+    let n = 0;
+    try {
+      n = this.native.udpRecvBatch(sock.fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, k);
+    } catch { n = 0; }
+    const b = this.rxBatch;
+    b.clear();
+    for (let i = 0; i < n; i++) {
+      const p = s.bufs[i]!;
+      s.bufs[i] = null;
+      const len = s.lens[i]!;
+      this.stats.rxPackets++;
+      this.stats.rxBytes += len;
+      p.start = HEADROOM;
+      p.end = HEADROOM + front + len;
+      this.rebuildUdp(p, s.addrs, 16 * i, s.ports[i]!, sock.port, len);
+      b.add(p);
+    }
+    releaseFrom(s, n, k);
+    this.deliver(b);
+  }
+
+  /** Outer Ethernet + IP + UDP in front of a received datagram's payload, as it was on the wire. */
+  private rebuildUdp(p: PacketBuf, addrs: Uint8Array, ao: number, srcPort: number, dstPort: number, payload: number): void {
+    const d = p.data;
+    const e = p.start;
+    wrMac(d, e, this.mac);
+    wrMac(d, e + 6, 0);
+    const ip = e + ETH_HEADER_LEN;
+    if (this.family === 4) {
+      wr16(d, e + 12, ETHERTYPE_IPV4);
+      d[ip] = 0x45;
+      d[ip + 1] = 0;
+      wr16(d, ip + 2, 20 + 8 + payload);
+      wr32(d, ip + 4, 0x0000_4000); // id 0, DF
+      d[ip + 8] = 64;
+      d[ip + 9] = IPPROTO_UDP;
+      wr16(d, ip + 10, 0);
+      d.set(addrs.subarray(ao, ao + 4), ip + 12);
+      wr32(d, ip + 16, this.local4);
+      wr16(d, ip + 10, finish(onesSum(d, ip, 20)));
+      const u = ip + 20;
+      wr16(d, u, srcPort);
+      wr16(d, u + 2, dstPort);
+      wr16(d, u + 4, 8 + payload);
+      wr16(d, u + 6, 0); // the kernel checked it; zero means "none" over IPv4 (RFC 768)
+    } else {
+      wr16(d, e + 12, ETHERTYPE_IPV6);
+      wr32(d, ip, 0x6000_0000);
+      wr16(d, ip + 4, 8 + payload);
+      d[ip + 6] = IPPROTO_UDP;
+      d[ip + 7] = 64;
+      d.set(addrs.subarray(ao, ao + 16), ip + 8);
+      d.set(this.local6!, ip + 24);
+      const u = ip + 40;
+      wr16(d, u, srcPort);
+      wr16(d, u + 2, dstPort);
+      wr16(d, u + 4, 8 + payload);
+      wr16(d, u + 6, 0);
+      // IPv6 requires the UDP checksum (RFC 8200 §8.1): recompute it, the kernel already verified it.
+      let c = finish(onesSum(d, u, 8 + payload, pseudoSumV6At(d, ip + 8, ip + 24, IPPROTO_UDP, 8 + payload)));
+      if (c === 0) c = 0xffff;
+      wr16(d, u + 6, c);
+    }
+  }
+
+  private readRaw(sock: RawSock): void {
+    const s = this.rs;
+    const k = allocBuffers(this.pool, s, s.max);
+    if (k === 0) { this.stats.drop(DropReason.PoolExhausted); return; }
+    const bsize = this.pool.bufferSize;
+    for (let i = 0; i < k; i++) {
+      s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM + ETH_HEADER_LEN;
+      s.caps[i] = this.pool.frameCapacity - ETH_HEADER_LEN;
+    }
+    let n = 0;
+    try {
+      n = this.native.rawRecvBatch(sock.fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, k);
+    } catch { n = 0; }
+    const b = this.rxBatch;
+    b.clear();
+    for (let i = 0; i < n; i++) {
+      const p = s.bufs[i]!;
+      s.bufs[i] = null;
+      const len = s.lens[i]!;
+      this.stats.rxPackets++;
+      this.stats.rxBytes += len;
+      p.start = HEADROOM;
+      p.end = HEADROOM + ETH_HEADER_LEN + len;
+      wrMac(p.data, p.start, this.mac);
+      wrMac(p.data, p.start + 6, 0);
+      wr16(p.data, p.start + 12, ETHERTYPE_IPV4);
+      b.add(p);
+    }
+    releaseFrom(s, n, k);
+    this.deliver(b);
+  }
+
+  private deliver(b: PacketBatch): void {
+    if (b.length === 0) return;
+    this.stats.rxBatches++;
+    if (this.rx === null) {
+      for (let i = 0; i < b.length; i++) b.get(i).release();
+      b.clear();
+      return;
+    }
+    this.rx(b);
+  }
+
+  // ---- transmit -------------------------------------------------------------------------------------
+
+  transmit(batch: PacketBatch): void {
+    const bsize = this.pool.bufferSize;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      const d = p.data;
+      let e = p.start + 12;
+      if (p.end - p.start < ETH_HEADER_LEN || p.pool !== this.pool) { this.stats.drop(DropReason.DeviceNotSendable); p.release(); continue; }
+      let et = rd16(d, e);
+      if (et === 0x8100 && e + 6 <= p.end) { e += 4; et = rd16(d, e); }
+      const ip = e + 2;
+      let udpAt = -1;
+      let dport = 0;
+      if (et === ETHERTYPE_IPV4 && this.family === 4 && ip + 20 <= p.end) {
+        const ihl = (d[ip]! & 0x0f) * 4;
+        const fragment = (rd16(d, ip + 6) & 0x3fff) !== 0;
+        if (d[ip + 9] === IPPROTO_UDP && !fragment && ip + ihl + 8 <= p.end) { udpAt = ip + ihl; dport = rd16(d, udpAt + 2); }
+      } else if (et === ETHERTYPE_IPV6 && this.family === 6 && ip + 40 <= p.end) {
+        if (d[ip + 6] === IPPROTO_UDP && ip + 48 <= p.end) { udpAt = ip + 40; dport = rd16(d, udpAt + 2); }
+      } else {
+        this.stats.drop(DropReason.DeviceNotSendable);
+        p.release();
+        continue;
+      }
+      const addrAt = this.family === 4 ? ip + 16 : ip + 24;
+      const alen = this.family === 4 ? 4 : 16;
+      let k = -1;
+      if (udpAt >= 0) for (let j = 0; j < this.udp.length; j++) if (this.udp[j]!.port === dport) { k = j; break; }
+      if (k >= 0) {
+        const s = this.us[k]!;
+        const w = this.uw[k]!;
+        s.bufs[w] = p;
+        s.offsets[w] = p.slot * bsize + udpAt + 8;
+        s.lens[w] = p.end - (udpAt + 8);
+        s.addrs.set(d.subarray(addrAt, addrAt + alen), 16 * w);
+        s.ports[w] = dport;
+        s.segs[w] = 0;
+        this.uw[k] = w + 1;
+        if (w + 1 === s.max) this.flushUdp(k);
+      } else if (this.family === 4) {
+        // ESP over IP, GRE, outer fragments, UDP to a port we do not own: the whole IP packet, raw.
+        const s = this.rws;
+        const w = this.rw;
+        s.bufs[w] = p;
+        s.offsets[w] = p.slot * bsize + ip;
+        s.lens[w] = p.end - ip;
+        s.addrs.set(d.subarray(addrAt, addrAt + alen), 16 * w);
+        this.rw = w + 1;
+        if (w + 1 === s.max) this.flushRaw();
+      } else {
+        this.stats.drop(DropReason.DeviceNotSendable);
+        p.release();
+      }
+    }
+    for (let k = 0; k < this.udp.length; k++) if (this.uw[k]! > 0) this.flushUdp(k);
+    if (this.rw > 0) this.flushRaw();
+    batch.clear();
+  }
+
+  private flushUdp(k: number): void {
+    const s = this.us[k]!;
+    const count = this.uw[k]!;
+    this.uw[k] = 0;
+    this.sendAll(s, count, (from) => this.native.udpSendBatch(this.udp[k]!.fd, this.pool.slab, s.offsets.subarray(from), s.lens.subarray(from), s.addrs.subarray(16 * from), s.ports.subarray(from), s.segs.subarray(from), count - from));
+  }
+
+  private flushRaw(): void {
+    const s = this.rws;
+    const count = this.rw;
+    this.rw = 0;
+    this.sendAll(s, count, (from) => this.native.rawSendBatch(this.rawSend, this.pool.slab, s.offsets.subarray(from), s.lens.subarray(from), s.addrs.subarray(16 * from), count - from));
+  }
+
+  /**
+   * Sends messages [0, count) with `send(from)` (which returns how many went, or -errno when the first
+   * failed): a failing message is dropped as a send error and the rest retried; would-block drops the rest.
+   */
+  private sendAll(s: IoScratch, count: number, send: (from: number) => number): void {
+    let from = 0;
+    while (from < count && !this.closed) {
+      let r: number;
+      try { r = send(from); } catch { r = -5; }
+      if (r > 0) {
+        for (let i = from; i < from + r; i++) { this.stats.txPackets++; this.stats.txBytes += s.lens[i]!; }
+        from += r;
+        continue;
+      }
+      if (r === 0 || r === -11) { this.stats.drop(DropReason.DeviceBusy, count - from); break; }
+      this.stats.drop(DropReason.DeviceSendError);
+      from++;
+    }
+    if (this.closed && from < count) this.stats.drop(DropReason.DeviceBusy, count - from);
+    for (let i = 0; i < count; i++) { s.bufs[i]!.release(); s.bufs[i] = null; }
+  }
+}
