@@ -29,6 +29,15 @@ commands:
       leaves (the largest inner IP packet that fits, at most 65000), for 1500- and 9000-byte underlays
       or the ones given.
 
+live (Linux, root; see the README's "Live" section):
+  agent --config FILE
+      Run a node agent: the node's bridge on TAPs and UDP tunnel sockets, a control socket, metrics.
+  lab up <scenario.yaml> | lab down [LAB] | lab status [LAB] [--json] | lab exec NODE[/POD] -- CMD...
+      Build a scenario on this machine in network namespaces (one agent per node), inspect it, run
+      commands in a node or pod, and remove every namespace, link and process it made.
+  capture NODE PORT -w FILE [--lab LAB] [--count N]
+      Write a live pcapng of one port of a running agent (a pod's name, host or underlay).
+
 options:
   -h, --help       this help
   -V, --version    print the version
@@ -143,6 +152,12 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest, io);
     case 'trace':
       return traceCommand(rest, io);
+    case 'agent':
+      return (await import('./agent.js')).agentCommand(rest);
+    case 'lab':
+      return (await import('./lab.js')).labCommand(rest, io);
+    case 'capture':
+      return (await import('./lab.js')).captureCommand(rest, io);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
   }

@@ -1,0 +1,295 @@
+/**
+ * The node agent: one bridge built by node/ around live devices, and what runs it.
+ *
+ * - Pod ports are TAPs inside the pods' namespaces (persistent: an agent restarted after a crash
+ *   attaches to the same interfaces, same ifindex, and the pods never notice more than a pause).
+ * - The node's own stack is a TAP in the node's namespace (`seine-gw0`, as Antrea's antrea-gw0) holding
+ *   the gateway's addresses. The kernel must not answer ARP for them (`arp_ignore=8`): the bridge's
+ *   gateway does. Its routes to the other nodes' podCIDRs go through each remote gateway address onlink,
+ *   whose neighbour entry is the gateway's virtual MAC (Antrea's scheme), and its local pods are static
+ *   neighbours (the agent knows their MACs), so the kernel never ARPs a pod with the gateway's address
+ *   and no pod learns the wrong MAC for its gateway.
+ * - The tunnel port's underlay is a `TunnelSocketDevice`: UDP sockets on the tunnel's port (and 4500 for
+ *   ESP-in-UDP), a raw socket for ESP over IP.
+ * - A control socket (status, peers reload, capture), a Prometheus endpoint, JSON logs, SIGHUP reloads
+ *   the peers (unchanged peers are not touched, so their flows go on), SIGTERM stops cleanly.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Device } from '../datapath/device.js';
+import type { Clock } from '../datapath/bridge.js';
+import { ObservedDevice, PcapngRecorder } from '../datapath/observe.js';
+import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
+import type { NodePeerConfig } from '../node/config.js';
+import { PacketPool } from '../packet/buf.js';
+import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
+import { ipv4FromString, ipv4ToString, macFromString, macToString } from '../wire/bytes.js';
+import { loadAgentConfig, type AgentConfig } from './config.js';
+import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
+import { DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
+import { ip, run } from './lab/netns.js';
+import type { Logger } from './log.js';
+import { agentRegistry, serveMetrics, type MetricsSnapshot } from './metrics.js';
+import { loadNative, TUN_F, type Native } from './native.js';
+
+/** Wall-clock nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
+const LIVE_CLOCK: Clock = { now: () => Number(process.hrtime.bigint()) };
+
+const VXLAN_PORT = 4789;
+const GENEVE_PORT = 6081;
+const NAT_T_PORT = 4500;
+const IPPROTO_ESP = 50;
+
+function macBytes(mac: string): Uint8Array {
+  const m = macFromString(mac)!;
+  const b = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) b[i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
+  return b;
+}
+
+/** The first address of an IPv4 prefix ("10.244.2.0/24" → "10.244.2.1"): a node's gateway. */
+function firstAddress4(cidr: string): string | null {
+  const [a, l] = cidr.split('/');
+  const v = ipv4FromString(a ?? '');
+  if (v === null) return null;
+  const len = Number(l);
+  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+  return ipv4ToString(((v & mask) >>> 0) + 1);
+}
+
+export interface AgentStatus {
+  node: string;
+  mode: string;
+  pid: number;
+  startedAt: string;
+  ports: Array<{ name: string; kind: string; up: boolean; ifindex: number | null; rxPackets: number; txPackets: number; drops: number }>;
+  peers: NodePeerConfig[];
+  metrics: string | null;
+  control: string;
+}
+
+export class Agent {
+  readonly nd: NodeDatapath;
+  readonly pool: PacketPool;
+  /** Live devices by bridge port name. */
+  readonly devices = new Map<string, LiveDevice>();
+  /** The observation wrapper in front of each device (captures hook in here). */
+  readonly observed = new Map<string, ObservedDevice>();
+  private readonly ticker: NodeJS.Timeout;
+  private readonly control: ControlServer;
+  private metricsServer: import('node:http').Server | null = null;
+  metricsAddress: string | null = null;
+  private readonly startedAt = new Date();
+  private stopped = false;
+
+  private constructor(readonly cfg: AgentConfig, private readonly native: Native, private readonly log: Logger) {
+    const n = cfg.node;
+    this.pool = new PacketPool({ count: cfg.buffers, frameCapacity: Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128)) });
+    const wrap = (port: string, d: LiveDevice): Device => {
+      this.devices.set(port, d);
+      const o = new ObservedDevice(d, LIVE_CLOCK, null, null);
+      this.observed.set(port, o);
+      return o;
+    };
+    // The devices first (any failure closes what was opened), then the bridge around them.
+    const opened: LiveDevice[] = [];
+    try {
+      const udpPorts = [n.tunnel.udpPort ?? (n.tunnel.kind === 'geneve' ? GENEVE_PORT : VXLAN_PORT)];
+      if (n.esp?.udpEncap === true) udpPorts.push(NAT_T_PORT);
+      const under = new TunnelSocketDevice(native, this.pool, {
+        name: 'underlay', netns: cfg.netns, localIp: n.underlayIp, udpPorts,
+        rawProtocols: n.esp !== null && !n.esp.udpEncap ? [IPPROTO_ESP] : [],
+        mac: macFromString(n.underlayMac)!, mtu: cfg.underlayMtu,
+      });
+      opened.push(under);
+      const pods = new Map<string, Device>();
+      for (const p of n.pods) {
+        const at = cfg.pods[p.name]!;
+        const d = this.openTap(at.ifname, at.netns, p.mac, p.mtu);
+        opened.push(d);
+        pods.set(p.name, wrap(p.name, d));
+      }
+      let stack: Device | undefined;
+      if (n.stack !== null) {
+        const d = this.openTap(cfg.hostTap, cfg.netns, n.stack.mac, n.stack.mtu);
+        opened.push(d);
+        stack = wrap('host', d);
+      }
+      const underlay = wrap('underlay', under);
+      this.nd = buildNode(n, { pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, ...(stack !== undefined ? { stack } : {}) });
+      under.start();
+    } catch (e) {
+      for (const d of opened) d.close();
+      throw e;
+    }
+    for (const d of this.devices.values()) d.start();
+    this.ticker = setInterval(() => this.nd.bridge.tick(), 1000);
+    this.control = new ControlServer(cfg.control, {
+      status: () => this.status(),
+      reload: () => this.reload(),
+      capture: (req, conn) => this.capture(req, conn),
+      stats: () => ({ snapshot: this.snapshot() }),
+    });
+  }
+
+  private openTap(ifname: string, netns: string, mac: string, mtu: number): TapDevice {
+    const info = this.native.tapOpen(ifname, netns, true, true);
+    try {
+      // Checksum offload only: frames may come with a partial checksum (completed by the device); no
+      // super-frames until the performance work enables TSO and segments them.
+      const r = this.native.tapSetOffload(info.fd, TUN_F.CSUM);
+      if (r < 0) this.log.warn('TUNSETOFFLOAD refused', { ifname, netns, errno: -r });
+      this.native.linkSet(netns, ifname, mtu, macBytes(mac), true);
+    } catch (e) {
+      this.native.close(info.fd);
+      throw e;
+    }
+    return new TapDevice(this.native, this.pool, { name: ifname, fd: info.fd, ifindex: info.ifindex, mac: macFromString(mac)!, mtu, vnetHdr: true });
+  }
+
+  /** Builds the node's datapath and configures the kernel side; resolves once the control socket listens. */
+  static async start(cfg: AgentConfig, log: Logger): Promise<Agent> {
+    const native = loadNative();
+    const a = new Agent(cfg, native, log);
+    try {
+      await a.configureKernel();
+      await a.control.listen();
+      if (cfg.metrics !== null) {
+        const reg = agentRegistry(cfg.node.name, () => a.snapshot());
+        const m = await serveMetrics(reg, cfg.metrics);
+        a.metricsServer = m.server;
+        a.metricsAddress = m.address;
+      }
+    } catch (e) {
+      await a.stop();
+      throw e;
+    }
+    log.info('agent started', { node: cfg.node.name, pods: cfg.node.pods.length, peers: cfg.node.peers.length, control: cfg.control, metrics: a.metricsAddress });
+    return a;
+  }
+
+  // ---- the kernel side ----------------------------------------------------------------------------------
+
+  private async sysctl(netns: string | null, key: string, value: string): Promise<void> {
+    const path = `/proc/sys/${key.replaceAll('.', '/')}`;
+    if (netns === null) writeFileSync(path, value);
+    else await run(['ip', 'netns', 'exec', netns, 'sh', '-c', `echo ${value} > ${path}`]);
+  }
+
+  private async configureKernel(): Promise<void> {
+    const n = this.cfg.node;
+    const g = n.gateway;
+    for (const p of n.pods) {
+      const at = this.cfg.pods[p.name]!;
+      await ip(['link', 'set', 'lo', 'up'], at.netns);
+      const len4 = g?.ipv4 !== null && g?.ipv4 !== undefined ? g.ipv4.split('/')[1] : '24';
+      if (p.ip4 !== null) await ip(['addr', 'replace', `${p.ip4}/${len4}`, 'dev', at.ifname], at.netns);
+      if (p.ip6 !== null) {
+        const len6 = g?.ipv6 != null ? g.ipv6.split('/')[1] : '64';
+        await ip(['addr', 'replace', `${p.ip6}/${len6}`, 'dev', at.ifname, 'nodad'], at.netns);
+      }
+      if (g !== null && g.ipv4 !== null) await ip(['route', 'replace', 'default', 'via', g.ipv4.split('/')[0]!, 'dev', at.ifname], at.netns);
+      if (g !== null && g.ipv6 !== null && p.ip6 !== null) await ip(['-6', 'route', 'replace', 'default', 'via', g.ipv6.split('/')[0]!, 'dev', at.ifname], at.netns);
+    }
+    if (n.stack === null || g === null) return;
+    const ns = this.cfg.netns;
+    const tap = this.cfg.hostTap;
+    // The bridge's gateway answers ARP for the gateway address; the kernel holding the same address must not.
+    await this.sysctl(ns, `net.ipv4.conf.${tap}.arp_ignore`, '8');
+    if (g.ipv4 !== null) await ip(['addr', 'replace', g.ipv4, 'dev', tap], ns);
+    for (const p of n.pods) if (p.ip4 !== null) await ip(['neigh', 'replace', p.ip4, 'lladdr', p.mac, 'dev', tap, 'nud', 'permanent'], ns);
+    for (const peer of n.peers) await this.routePeer(peer, true);
+  }
+
+  /** Routes (or unroutes) a peer's IPv4 podCIDRs in the node's namespace through its gateway address, onlink. */
+  private async routePeer(peer: NodePeerConfig, add: boolean): Promise<void> {
+    if (this.cfg.node.stack === null) return;
+    const ns = this.cfg.netns;
+    const tap = this.cfg.hostTap;
+    for (const cidr of peer.podCIDRs) {
+      const via = firstAddress4(cidr);
+      if (via === null) continue;
+      if (add) {
+        await ip(['neigh', 'replace', via, 'lladdr', macToString(GLOBAL_VIRTUAL_MAC), 'dev', tap, 'nud', 'permanent'], ns);
+        await ip(['route', 'replace', cidr, 'via', via, 'dev', tap, 'onlink'], ns);
+      } else {
+        await ip(['route', 'del', cidr], ns).catch(() => undefined);
+        await ip(['neigh', 'del', via, 'dev', tap], ns).catch(() => undefined);
+      }
+    }
+  }
+
+  // ---- operations ---------------------------------------------------------------------------------------
+
+  /** Rereads the configuration's peers (the peer file, or the config's own list) and applies the difference. */
+  async reload(): Promise<{ added: string[]; removed: string[] }> {
+    const fresh = loadAgentConfig(this.cfg.file);
+    const before = new Map(this.nd.peers);
+    const r = applyPeers(this.nd, fresh.node.peers);
+    for (const name of r.removed) await this.routePeer(before.get(name)!, false);
+    for (const name of r.added) await this.routePeer(this.nd.peers.get(name)!, true);
+    this.log.info('peers reloaded', { added: r.added, removed: r.removed, peers: this.nd.peers.size });
+    return r;
+  }
+
+  status(): AgentStatus {
+    const ports: AgentStatus['ports'] = [];
+    for (const p of this.nd.bridge.ports) {
+      if (p === null) continue;
+      const d = this.devices.get(p.kind === 'tunnel' ? 'underlay' : p.name);
+      ports.push({ name: p.name, kind: p.kind, up: p.up, ifindex: d instanceof TapDevice ? d.ifindex : null, rxPackets: p.counters.rxPackets, txPackets: p.counters.txPackets, drops: p.counters.dropped });
+    }
+    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, peers: [...this.nd.peers.values()], metrics: this.metricsAddress, control: this.cfg.control };
+  }
+
+  snapshot(): MetricsSnapshot {
+    const ports: MetricsSnapshot['ports'] = [];
+    for (const p of this.nd.bridge.ports) {
+      if (p === null) continue;
+      const c = p.counters;
+      ports.push({ port: p.kind === 'tunnel' ? 'underlay' : p.name, kind: p.kind, rxPackets: c.rxPackets, rxBytes: c.rxBytes, txPackets: c.txPackets, txBytes: c.txBytes, drops: c.dropsByReason() });
+    }
+    const devices: MetricsSnapshot['devices'] = [];
+    for (const [name, d] of this.devices) {
+      const s: DeviceStats = d.stats;
+      devices.push({ device: name, rxPackets: s.rxPackets, txPackets: s.txPackets, rxBatches: s.rxBatches, drops: s.dropsByReason() });
+    }
+    const peers: MetricsSnapshot['peers'] = [];
+    const byIp = new Map([...this.nd.peers.values()].map((p) => [p.underlayIp, p.name]));
+    for (const v of this.nd.tunnel.vteps) {
+      const name = byIp.get(v.ip);
+      if (name === undefined) continue;
+      peers.push({ peer: name, txPackets: v.txPackets, rxPackets: v.rxPackets, txInnerBytes: v.txInnerBytes, espOut: this.nd.encrypted ? v.txPackets : 0, espIn: this.nd.encrypted ? v.rxPackets : 0 });
+    }
+    const tunnel: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
+    return { ports, devices, peers, tunnel, macEntries: this.nd.bridge.macs.stats.entries ?? 0, poolFree: this.pool.available, poolSize: this.pool.size };
+  }
+
+  /** Streams a pcapng of one port's frames (both directions) to the client until it disconnects. */
+  private capture(req: ControlRequest, conn: ControlConn): undefined {
+    const port = typeof req['port'] === 'string' ? req['port'] : '';
+    const o = this.observed.get(port);
+    if (o === undefined) throw new Error(`no port "${port}" to capture (ports: ${[...this.observed.keys()].join(', ')})`);
+    if (o.onTx !== null || o.onRx !== null) throw new Error(`port ${port} is already being captured`);
+    const rec = new PcapngRecorder(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(chunk); });
+    o.onTx = rec.hook;
+    o.onRx = rec.hook;
+    conn.stream({ port, linktype: 'ethernet' }, () => {
+      o.onTx = null;
+      o.onRx = null;
+    });
+    this.log.info('capture started', { port });
+    return undefined;
+  }
+
+  /** Stops everything the agent runs; pod interfaces stay (persistent TAPs), so a new agent takes them over. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.control.close();
+    await new Promise<void>((res) => (this.metricsServer === null ? res() : this.metricsServer.close(() => res())));
+    for (const d of this.devices.values()) d.close();
+    this.log.info('agent stopped', { node: this.cfg.node.name });
+  }
+}
