@@ -16,8 +16,8 @@
  *  - a batch stops at EAGAIN and returns how many it did. An error on the first item is reported (a
  *    throw, or -errno for the two socket send calls); an error after some items ends the batch short,
  *    and the next call meets it on its first item.
- *  - a received length larger than its cap means the frame was truncated to the cap (read() on a TAP
- *    returns the full length; the socket calls pass MSG_TRUNC so that they do the same).
+ *  - a socket receive reports a datagram's full length (MSG_TRUNC): one larger than its cap was truncated
+ *    to the cap. A TAP truncates silently (read() returns the cap), so its caps must fit the largest frame.
  *
  * Namespaces: setns(CLONE_NEWNET) moves only the calling thread, so each call that creates a file
  * descriptor in a namespace switches this thread there, creates it, and always switches back. A socket
@@ -909,9 +909,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, arg, result;
-  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL && napi_get_undefined(env, &recv) == napi_ok &&
+  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok &&
       napi_create_int32(env, status < 0 ? status : events, &arg) == napi_ok) {
-    /* make_callback, not call_function: it runs the microtasks and ticks queued by the callback. */
+    /* make_callback, not call_function: it runs the microtasks and ticks queued by the callback.
+     * Its receiver must be an object (undefined throws), hence the global one. */
     if (napi_make_callback(env, p->ctx, recv, cb, 1, &arg, &result) == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env, &exc);
