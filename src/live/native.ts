@@ -81,7 +81,8 @@ export interface Native {
    * recvmmsg up to `max` datagrams (MSG_DONTWAIT): datagram i at slab[offsets[i]], ≤ caps[i]; lens[i]
    * (its full length: above caps[i] it was truncated); peer address in addrs[16i..16i+16) (IPv4: first 4
    * bytes, the rest zeroed), peer port in ports[i]; segs[i] = UDP_GRO gso_size from the cmsg, or 0.
-   * Returns the count (0 when none).
+   * Returns the count (0 when none). On a GRO socket a coalesced datagram is up to 65535 bytes: a smaller
+   * cap loses the segments past it.
    */
   udpRecvBatch(
     fd: number, slab: Uint8Array, offsets: Int32Array, caps: Int32Array, lens: Int32Array,
