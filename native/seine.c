@@ -647,6 +647,7 @@ static int64_t mmsg_recv(batch_t *b, bool gro_cmsg) {
     } ctl[CHUNK];
     uint32_t k = b->n - done < CHUNK ? b->n - done : CHUNK;
     memset(msgs, 0, k * sizeof msgs[0]);
+    memset(from, 0, k * sizeof from[0]); /* a message without a peer address reads as family 0: zeros */
     for (uint32_t j = 0; j < k; j++) {
       iov[j].iov_base = b->slab + b->off[done + j];
       iov[j].iov_len = (size_t)b->len[done + j];
