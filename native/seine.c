@@ -1,0 +1,1130 @@
+/*
+ * seine's native addon: the packet I/O Node cannot do itself — TAP devices with a virtio-net header,
+ * batched UDP (recvmmsg/sendmmsg, UDP_SEGMENT, UDP_GRO) and raw IP sockets, each created inside a
+ * network namespace, plus libuv readiness for their file descriptors.
+ *
+ * It moves bytes and metadata and decides nothing: no packet is parsed here, and every kernel answer
+ * goes back to JavaScript as it came (a length, a gso_size, an errno). Frames live in one caller-given
+ * slab (PacketPool.slab): frame i is slab[offsets[i], offsets[i] + caps[i]) — every window is checked
+ * against the slab before the first system call, so a bad offset throws and nothing is written.
+ *
+ * Conventions, shared by every call:
+ *  - wrong argument types throw TypeError (code ERR_INVALID_ARG_TYPE), out-of-range values RangeError
+ *    (ERR_OUT_OF_RANGE); a failed system call throws an Error naming the call, the object, the netns,
+ *    the step and the errno name ("tapOpen tap0 in netns x: TUNSETIFF: EBUSY"; .code = "EBUSY",
+ *    .errno = -16, .syscall = "TUNSETIFF").
+ *  - a batch stops at EAGAIN and returns how many it did. An error on the first item is reported (a
+ *    throw, or -errno for the two socket send calls); an error after some items ends the batch short,
+ *    and the next call meets it on its first item.
+ *  - a socket receive reports a datagram's full length (MSG_TRUNC): one larger than its cap was truncated
+ *    to the cap. A TAP truncates silently (read() returns the cap), so its caps must fit the largest frame.
+ *
+ * Namespaces: setns(CLONE_NEWNET) moves only the calling thread, so each call that creates a file
+ * descriptor in a namespace switches this thread there, creates it, and always switches back. A socket
+ * or TAP stays in the namespace it was created in; everything after creation needs no switch.
+ */
+#include <node_api.h>
+#include <uv.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __linux__
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* /usr/include from an older kernel may lack these (Linux 6.2 added USO to TUN). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/** sizeof(struct virtio_net_hdr_v1): what the TAP puts in front of every frame with IFF_VNET_HDR. */
+#define VNET_HDR_LEN 12
+/** Bytes per peer address in the caller's `addrs` array (an IPv4 address uses the first 4). */
+#define ADDR_LEN 16
+/** Messages per recvmmsg/sendmmsg call: the headers live on the stack; a larger batch loops. */
+#define CHUNK 64
+/** Socket buffer size asked for; the kernel may give less (rmem_max / wmem_max) without an error. */
+#define SOCK_BUF (4 << 20)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Errors                                                                                           */
+
+static const char *errno_name(int err, char *buf, size_t cap) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *n = strerrorname_np(err);
+  if (n != NULL) return n;
+#endif
+  snprintf(buf, cap, "errno %d", err);
+  return buf;
+}
+
+/** Throws "fn obj[ in netns ns]: [step: ]ENAME" with .code, .errno (negative, as Node's) and .syscall. */
+static void throw_errno(napi_env env, int err, const char *fn, const char *obj, const char *netns,
+                        const char *step) {
+  char nbuf[24], msg[512];
+  const char *name = errno_name(err, nbuf, sizeof nbuf);
+  snprintf(msg, sizeof msg, "%s %s%s%s: %s%s%s", fn, obj, netns ? " in netns " : "", netns ? netns : "",
+           step ? step : "", step ? ": " : "", name);
+  napi_value m, code, e, no, sc;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, m, &e);
+  napi_create_int32(env, -err, &no);
+  napi_set_named_property(env, e, "errno", no);
+  napi_create_string_utf8(env, step ? step : fn, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, e, "syscall", sc);
+  napi_throw(env, e);
+}
+
+static void throw_type(napi_env env, const char *fn, const char *what, const char *expected) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s must be %s", fn, what, expected);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+static void throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+}
+
+/** For a failed N-API call on values already checked (out of memory, a pending exception). */
+#define NAPI_OK(call)                                                                              \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      bool pending_ = false;                                                                       \
+      napi_is_exception_pending(env, &pending_);                                                   \
+      if (!pending_) napi_throw_error(env, NULL, "seine native: " #call " failed");                \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Arguments                                                                                        */
+
+static bool get_args(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
+  /* Missing arguments come back as undefined, which the type checks below refuse. */
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok;
+}
+
+static bool is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
+}
+
+/** An integral number in [lo, hi]. */
+static bool arg_int(napi_env env, napi_value v, const char *fn, const char *what, int64_t lo, int64_t hi,
+                    int64_t *out) {
+  napi_valuetype t;
+  double d;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) {
+    throw_type(env, fn, what, "a number");
+    return false;
+  }
+  if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s must be an integer in [%lld, %lld], got %g", fn, what, (long long)lo,
+             (long long)hi, d);
+    throw_range(env, msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool arg_fd(napi_env env, napi_value v, const char *fn, int *fd) {
+  int64_t x;
+  if (!arg_int(env, v, fn, "fd", 0, INT_MAX, &x)) return false;
+  *fd = (int)x;
+  return true;
+}
+
+static bool arg_bool(napi_env env, napi_value v, const char *fn, const char *what, bool *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_boolean || napi_get_value_bool(env, v, out) != napi_ok) {
+    throw_type(env, fn, what, "a boolean");
+    return false;
+  }
+  return true;
+}
+
+/** A string without NUL that fits `cap` bytes with its terminator. */
+static bool arg_str(napi_env env, napi_value v, const char *fn, const char *what, char *buf, size_t cap) {
+  napi_valuetype t;
+  size_t len;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    throw_type(env, fn, what, "a string");
+    return false;
+  }
+  if (len >= cap) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s is %zu bytes, at most %zu allowed", fn, what, len, cap - 1);
+    throw_range(env, msg);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, cap, &len);
+  if (strlen(buf) != len) {
+    throw_type(env, fn, what, "a string without NUL characters");
+    return false;
+  }
+  return true;
+}
+
+/** A netns name or path, or null/undefined for the current namespace (*ns = NULL then). */
+static bool arg_netns(napi_env env, napi_value v, const char *fn, char *buf, size_t cap, const char **ns) {
+  *ns = NULL;
+  if (is_nullish(env, v)) return true;
+  if (!arg_str(env, v, fn, "netns", buf, cap)) return false;
+  *ns = buf;
+  return true;
+}
+
+static bool arg_typed(napi_env env, napi_value v, const char *fn, const char *what, napi_typedarray_type want,
+                      const char *expected, void **data, size_t *len) {
+  bool is;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok || type != want) {
+    throw_type(env, fn, what, expected);
+    return false;
+  }
+  return true;
+}
+
+static bool arg_u8(napi_env env, napi_value v, const char *fn, const char *what, uint8_t **data, size_t *len) {
+  return arg_typed(env, v, fn, what, napi_uint8_array, "a Uint8Array", (void **)data, len);
+}
+
+static bool arg_i32(napi_env env, napi_value v, const char *fn, const char *what, int32_t **data, size_t *len) {
+  return arg_typed(env, v, fn, what, napi_int32_array, "an Int32Array", (void **)data, len);
+}
+
+/** An array argument must hold at least `need` elements. */
+static bool check_len(napi_env env, const char *fn, const char *what, size_t have, uint64_t need) {
+  if (have >= need) return true;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s has %zu elements, %llu needed", fn, what, have, (unsigned long long)need);
+  throw_range(env, msg);
+  return false;
+}
+
+/** Every window [off[i], off[i] + len[i]) for i < n lies inside the slab. */
+static bool check_windows(napi_env env, const char *fn, const char *lenname, size_t slab_len, const int32_t *off,
+                          const int32_t *len, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (off[i] < 0 || len[i] < 0 || (uint64_t)off[i] + (uint64_t)len[i] > slab_len) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "%s: frame %u (offset %d, %s %d) is outside the slab of %zu bytes", fn, i,
+               off[i], lenname, len[i], slab_len);
+      throw_range(env, msg);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** A batch's arrays, read and checked once. */
+typedef struct {
+  int fd;
+  uint8_t *slab;
+  int32_t *off;
+  int32_t *len; /* caps for a receive, lengths for a send */
+  int32_t *out; /* received lengths (receive only) */
+  uint8_t *addrs;
+  int32_t *ports;
+  int32_t *segs;
+  uint32_t n;
+} batch_t;
+
+/**
+ * Reads fd, slab, offsets, caps|lens, [lens out], [addrs], [ports], [segs], count from argv in that order
+ * (the parts a call has) and checks every length and window.
+ */
+static bool arg_batch(napi_env env, napi_value *argv, const char *fn, bool recv, bool addrs, bool ports,
+                      bool segs, batch_t *b) {
+  size_t slab_len, off_len, len_len, out_len = 0, addr_len = 0, port_len = 0, seg_len = 0;
+  int64_t n;
+  size_t k = 0;
+  memset(b, 0, sizeof *b);
+  if (!arg_fd(env, argv[k++], fn, &b->fd)) return false;
+  if (!arg_u8(env, argv[k++], fn, "slab", &b->slab, &slab_len)) return false;
+  if (!arg_i32(env, argv[k++], fn, "offsets", &b->off, &off_len)) return false;
+  if (!arg_i32(env, argv[k++], fn, recv ? "caps" : "lens", &b->len, &len_len)) return false;
+  if (recv && !arg_i32(env, argv[k++], fn, "lens", &b->out, &out_len)) return false;
+  if (addrs && !arg_u8(env, argv[k++], fn, "addrs", &b->addrs, &addr_len)) return false;
+  if (ports && !arg_i32(env, argv[k++], fn, "ports", &b->ports, &port_len)) return false;
+  if (segs && !arg_i32(env, argv[k++], fn, "segs", &b->segs, &seg_len)) return false;
+  if (!arg_int(env, argv[k], fn, recv ? "max" : "count", 0, INT32_MAX, &n)) return false;
+  b->n = (uint32_t)n;
+  if (!check_len(env, fn, "offsets", off_len, n) || !check_len(env, fn, recv ? "caps" : "lens", len_len, n) ||
+      (recv && !check_len(env, fn, "lens", out_len, n)) ||
+      (addrs && !check_len(env, fn, "addrs", addr_len, (uint64_t)n * ADDR_LEN)) ||
+      (ports && !check_len(env, fn, "ports", port_len, n)) || (segs && !check_len(env, fn, "segs", seg_len, n)))
+    return false;
+  if (!check_windows(env, fn, recv ? "cap" : "len", slab_len, b->off, b->len, b->n)) return false;
+  if (!recv) {
+    for (uint32_t i = 0; i < b->n; i++) {
+      if ((ports && (b->ports[i] < 0 || b->ports[i] > 65535)) || (segs && (b->segs[i] < 0 || b->segs[i] > 65535))) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: message %u has port %d / segment size %d outside [0, 65535]", fn, i,
+                 ports ? b->ports[i] : 0, segs ? b->segs[i] : 0);
+        throw_range(env, msg);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Network namespaces                                                                               */
+
+/**
+ * Moves this thread into `netns` (a name under /var/run/netns, or a path such as /proc/PID/ns/net;
+ * NULL = stay). On success *saved is the thread's own namespace (or -1) for ns_leave; on failure
+ * nothing changed and the errno is returned with the failing step.
+ */
+static int ns_enter(const char *netns, int *saved, const char **step) {
+  char path[PATH_MAX];
+  *saved = -1;
+  if (netns == NULL) return 0;
+  if (netns[0] == '/')
+    snprintf(path, sizeof path, "%s", netns);
+  else
+    snprintf(path, sizeof path, "/var/run/netns/%s", netns);
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    *step = "open netns";
+    return errno;
+  }
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    int err = errno;
+    close(target);
+    *step = "open /proc/thread-self/ns/net";
+    return err;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int err = errno;
+    close(target);
+    close(self);
+    *step = "setns";
+    return err;
+  }
+  close(target);
+  *saved = self;
+  return 0;
+}
+
+/** Moves this thread back. Failing to is not recoverable: every later socket would land in the wrong place. */
+static void ns_leave(int saved) {
+  if (saved < 0) return;
+  int rc = setns(saved, CLONE_NEWNET);
+  close(saved);
+  if (rc < 0)
+    napi_fatal_error("seine native", NAPI_AUTO_LENGTH,
+                     "setns back to the thread's own network namespace failed", NAPI_AUTO_LENGTH);
+}
+
+/** A socket created inside `netns`: the fd, or -errno with the failing step. errno is not preserved. */
+static int socket_in(const char *netns, int domain, int type, int protocol, const char **step) {
+  int saved, err = ns_enter(netns, &saved, step);
+  if (err != 0) return -err;
+  int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+  err = errno;
+  ns_leave(saved);
+  if (fd < 0) {
+    *step = "socket";
+    return -err;
+  }
+  return fd;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* TAP and links                                                                                    */
+
+static napi_value tap_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "tapOpen";
+  napi_value argv[4];
+  char name[IFNAMSIZ], nsbuf[PATH_MAX];
+  const char *ns, *step = NULL;
+  bool vnet, persist;
+  if (!get_args(env, info, argv, 4) || !arg_str(env, argv[0], fn, "name", name, sizeof name) ||
+      !arg_netns(env, argv[1], fn, nsbuf, sizeof nsbuf, &ns) || !arg_bool(env, argv[2], fn, "vnetHdr", &vnet) ||
+      !arg_bool(env, argv[3], fn, "persist", &persist))
+    return NULL;
+
+  /* The TAP joins the namespace /dev/net/tun was opened in; the socket asks that namespace for ifindex. */
+  int fd = -1, sock = -1, saved, err = ns_enter(ns, &saved, &step);
+  if (err == 0) {
+    fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      err = errno;
+      step = "open /dev/net/tun";
+    } else if ((sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+      err = errno;
+      step = "socket";
+    }
+    ns_leave(saved);
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  int hdr = VNET_HDR_LEN;
+  if (err == 0 && ioctl(fd, TUNSETIFF, &ifr) < 0) err = errno, step = "TUNSETIFF";
+  if (err == 0 && vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) err = errno, step = "TUNSETVNETHDRSZ";
+  char got[IFNAMSIZ];
+  memcpy(got, ifr.ifr_name, IFNAMSIZ);
+  got[IFNAMSIZ - 1] = 0;
+  if (err == 0 && ioctl(sock, SIOCGIFINDEX, &ifr) < 0) err = errno, step = "SIOCGIFINDEX";
+  if (err == 0 && persist && ioctl(fd, TUNSETPERSIST, 1UL) < 0) err = errno, step = "TUNSETPERSIST";
+  if (sock >= 0) close(sock);
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    throw_errno(env, err, fn, name, ns, step);
+    return NULL;
+  }
+  napi_value o, v;
+  NAPI_OK(napi_create_object(env, &o));
+  NAPI_OK(napi_create_int32(env, fd, &v));
+  NAPI_OK(napi_set_named_property(env, o, "fd", v));
+  NAPI_OK(napi_create_string_utf8(env, got, NAPI_AUTO_LENGTH, &v));
+  NAPI_OK(napi_set_named_property(env, o, "name", v));
+  NAPI_OK(napi_create_int32(env, ifr.ifr_ifindex, &v));
+  NAPI_OK(napi_set_named_property(env, o, "ifindex", v));
+  return o;
+}
+
+static napi_value tap_set_offload(napi_env env, napi_callback_info info) {
+  napi_value argv[2], r;
+  int fd;
+  int64_t flags;
+  if (!get_args(env, info, argv, 2) || !arg_fd(env, argv[0], "tapSetOffload", &fd) ||
+      !arg_int(env, argv[1], "tapSetOffload", "flags", 0, UINT32_MAX, &flags))
+    return NULL;
+  int rc = ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags) < 0 ? -errno : 0;
+  NAPI_OK(napi_create_int32(env, rc, &r));
+  return r;
+}
+
+static napi_value tap_set_persist(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  bool on;
+  if (!get_args(env, info, argv, 2) || !arg_fd(env, argv[0], "tapSetPersist", &fd) ||
+      !arg_bool(env, argv[1], "tapSetPersist", "on", &on))
+    return NULL;
+  if (ioctl(fd, TUNSETPERSIST, on ? 1UL : 0UL) < 0) {
+    char obj[32];
+    snprintf(obj, sizeof obj, "fd %d", fd);
+    throw_errno(env, errno, "tapSetPersist", obj, NULL, "TUNSETPERSIST");
+  }
+  return NULL;
+}
+
+/** Reads ifr_flags, changes IFF_UP, writes them back; the errno or 0. */
+static int set_up(int sock, struct ifreq *ifr, bool up, const char **step) {
+  if (ioctl(sock, SIOCGIFFLAGS, ifr) < 0) return *step = "SIOCGIFFLAGS", errno;
+  ifr->ifr_flags = up ? (ifr->ifr_flags | IFF_UP) : (ifr->ifr_flags & ~IFF_UP);
+  if (ioctl(sock, SIOCSIFFLAGS, ifr) < 0) return *step = "SIOCSIFFLAGS", errno;
+  return 0;
+}
+
+static napi_value link_set(napi_env env, napi_callback_info info) {
+  static const char *fn = "linkSet";
+  napi_value argv[5];
+  char name[IFNAMSIZ], nsbuf[PATH_MAX];
+  const char *ns, *step = NULL;
+  bool has_mtu = false, has_mac = false, has_up = false, up = false;
+  int64_t mtu = 0;
+  uint8_t *mac = NULL;
+  size_t mac_len = 0;
+  if (!get_args(env, info, argv, 5) || !arg_netns(env, argv[0], fn, nsbuf, sizeof nsbuf, &ns) ||
+      !arg_str(env, argv[1], fn, "name", name, sizeof name))
+    return NULL;
+  if (!is_nullish(env, argv[2])) {
+    if (!arg_int(env, argv[2], fn, "mtu", 0, INT_MAX, &mtu)) return NULL;
+    has_mtu = true;
+  }
+  if (!is_nullish(env, argv[3])) {
+    if (!arg_u8(env, argv[3], fn, "mac", &mac, &mac_len)) return NULL;
+    if (mac_len != 6) {
+      throw_range(env, "linkSet: mac must be 6 bytes");
+      return NULL;
+    }
+    has_mac = true;
+  }
+  if (!is_nullish(env, argv[4])) {
+    if (!arg_bool(env, argv[4], fn, "up", &up)) return NULL;
+    has_up = true;
+  }
+  int sock = socket_in(ns, AF_INET, SOCK_DGRAM, 0, &step), err = 0;
+  if (sock < 0) {
+    throw_errno(env, -sock, fn, name, ns, step);
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  /* Down first and up last, so that the MTU and MAC change on a link that is down when asked to be. */
+  if (has_up && !up) err = set_up(sock, &ifr, false, &step);
+  if (err == 0 && has_mtu) {
+    ifr.ifr_mtu = (int)mtu;
+    if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) err = errno, step = "SIOCSIFMTU";
+  }
+  if (err == 0 && has_mac) {
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    if (ioctl(sock, SIOCSIFHWADDR, &ifr) < 0) err = errno, step = "SIOCSIFHWADDR";
+  }
+  if (err == 0 && has_up && up) err = set_up(sock, &ifr, true, &step);
+  close(sock);
+  if (err != 0) throw_errno(env, err, fn, name, ns, step);
+  return NULL;
+}
+
+static napi_value link_index(napi_env env, napi_callback_info info) {
+  static const char *fn = "linkIndex";
+  napi_value argv[2], r;
+  char name[IFNAMSIZ], nsbuf[PATH_MAX];
+  const char *ns, *step = NULL;
+  if (!get_args(env, info, argv, 2) || !arg_netns(env, argv[0], fn, nsbuf, sizeof nsbuf, &ns) ||
+      !arg_str(env, argv[1], fn, "name", name, sizeof name))
+    return NULL;
+  int sock = socket_in(ns, AF_INET, SOCK_DGRAM, 0, &step);
+  if (sock < 0) {
+    throw_errno(env, -sock, fn, name, ns, step);
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  int err = ioctl(sock, SIOCGIFINDEX, &ifr) < 0 ? errno : 0;
+  close(sock);
+  if (err != 0 && err != ENODEV) {
+    throw_errno(env, err, fn, name, ns, "SIOCGIFINDEX");
+    return NULL;
+  }
+  NAPI_OK(napi_create_int32(env, err == 0 ? ifr.ifr_ifindex : 0, &r));
+  return r;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* read()/write() batches (TAP)                                                                     */
+
+static napi_value read_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[6], r;
+  batch_t b;
+  if (!get_args(env, info, argv, 6) || !arg_batch(env, argv, "readBatch", true, false, false, false, &b)) return NULL;
+  uint32_t i = 0;
+  while (i < b.n) {
+    ssize_t got = read(b.fd, b.slab + b.off[i], (size_t)b.len[i]);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0) break;
+      char obj[32];
+      snprintf(obj, sizeof obj, "fd %d", b.fd);
+      throw_errno(env, errno, "readBatch", obj, NULL, "read");
+      return NULL;
+    }
+    b.out[i++] = got > INT32_MAX ? INT32_MAX : (int32_t)got;
+  }
+  NAPI_OK(napi_create_uint32(env, i, &r));
+  return r;
+}
+
+static napi_value write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[5], r;
+  batch_t b;
+  if (!get_args(env, info, argv, 5) || !arg_batch(env, argv, "writeBatch", false, false, false, false, &b))
+    return NULL;
+  uint32_t i = 0;
+  while (i < b.n) {
+    if (write(b.fd, b.slab + b.off[i], (size_t)b.len[i]) < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || i > 0) break;
+      char obj[32];
+      snprintf(obj, sizeof obj, "fd %d", b.fd);
+      throw_errno(env, errno, "writeBatch", obj, NULL, "write");
+      return NULL;
+    }
+    i++;
+  }
+  NAPI_OK(napi_create_uint32(env, i, &r));
+  return r;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Sockets: UDP and raw IP                                                                          */
+
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} sockaddr_u;
+
+static socklen_t to_sockaddr(int family, const uint8_t *addr, int port, sockaddr_u *sa) {
+  memset(sa, 0, sizeof *sa);
+  if (family == AF_INET) {
+    sa->in.sin_family = AF_INET;
+    sa->in.sin_port = htons((uint16_t)port);
+    memcpy(&sa->in.sin_addr, addr, 4);
+    return sizeof sa->in;
+  }
+  sa->in6.sin6_family = AF_INET6;
+  sa->in6.sin6_port = htons((uint16_t)port);
+  memcpy(&sa->in6.sin6_addr, addr, 16);
+  return sizeof sa->in6;
+}
+
+/** The peer into addr[0..16) (IPv4: the first 4 bytes, the rest zero) and its port. */
+static void from_sockaddr(const sockaddr_u *sa, uint8_t *addr, int32_t *port) {
+  memset(addr, 0, ADDR_LEN);
+  if (sa->sa.sa_family == AF_INET) {
+    memcpy(addr, &sa->in.sin_addr, 4);
+    if (port) *port = ntohs(sa->in.sin_port);
+  } else if (sa->sa.sa_family == AF_INET6) {
+    memcpy(addr, &sa->in6.sin6_addr, 16);
+    if (port) *port = ntohs(sa->in6.sin6_port);
+  } else if (port) {
+    *port = 0;
+  }
+}
+
+static bool arg_family(napi_env env, napi_value v, const char *fn, int *family) {
+  int64_t f;
+  if (!arg_int(env, v, fn, "family", 4, 6, &f)) return false;
+  if (f == 5) {
+    throw_range(env, "family must be 4 or 6");
+    return false;
+  }
+  *family = f == 4 ? AF_INET : AF_INET6;
+  return true;
+}
+
+/**
+ * recvmmsg into the batch, CHUNK messages per call, until `n`, EAGAIN or a short chunk. Returns the count,
+ * or -errno when the very first receive fails with an error other than EAGAIN.
+ */
+static int64_t mmsg_recv(batch_t *b, bool gro_cmsg) {
+  uint32_t done = 0;
+  while (done < b->n) {
+    struct mmsghdr msgs[CHUNK];
+    struct iovec iov[CHUNK];
+    sockaddr_u from[CHUNK];
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } ctl[CHUNK];
+    uint32_t k = b->n - done < CHUNK ? b->n - done : CHUNK;
+    memset(msgs, 0, k * sizeof msgs[0]);
+    memset(from, 0, k * sizeof from[0]); /* a message without a peer address reads as family 0: zeros */
+    for (uint32_t j = 0; j < k; j++) {
+      iov[j].iov_base = b->slab + b->off[done + j];
+      iov[j].iov_len = (size_t)b->len[done + j];
+      msgs[j].msg_hdr.msg_name = &from[j];
+      msgs[j].msg_hdr.msg_namelen = sizeof from[j];
+      msgs[j].msg_hdr.msg_iov = &iov[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+      if (gro_cmsg) {
+        msgs[j].msg_hdr.msg_control = ctl[j].buf;
+        msgs[j].msg_hdr.msg_controllen = sizeof ctl[j].buf;
+      }
+    }
+    int r = recvmmsg(b->fd, msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || done > 0) break;
+      return -errno;
+    }
+    for (int j = 0; j < r; j++) {
+      uint32_t i = done + (uint32_t)j;
+      b->out[i] = msgs[j].msg_len > INT32_MAX ? INT32_MAX : (int32_t)msgs[j].msg_len;
+      from_sockaddr(&from[j], b->addrs + (size_t)i * ADDR_LEN, b->ports ? &b->ports[i] : NULL);
+      if (b->segs) {
+        int gso = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[j].msg_hdr); c; c = CMSG_NXTHDR(&msgs[j].msg_hdr, c))
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(&gso, CMSG_DATA(c), sizeof gso);
+        b->segs[i] = gso;
+      }
+    }
+    done += (uint32_t)r;
+    if ((uint32_t)r < k) break;
+  }
+  return done;
+}
+
+/**
+ * sendmmsg of the batch to addrs/ports (ports NULL = 0), with a UDP_SEGMENT cmsg where segs[i] > 0.
+ * Returns the count sent, or -errno when the very first message fails with an error other than EAGAIN.
+ */
+static int64_t mmsg_send(batch_t *b, int family) {
+  uint32_t done = 0;
+  while (done < b->n) {
+    struct mmsghdr msgs[CHUNK];
+    struct iovec iov[CHUNK];
+    sockaddr_u to[CHUNK];
+    union {
+      char buf[CMSG_SPACE(sizeof(uint16_t))];
+      struct cmsghdr align;
+    } ctl[CHUNK];
+    uint32_t k = b->n - done < CHUNK ? b->n - done : CHUNK;
+    memset(msgs, 0, k * sizeof msgs[0]);
+    for (uint32_t j = 0; j < k; j++) {
+      uint32_t i = done + j;
+      iov[j].iov_base = b->slab + b->off[i];
+      iov[j].iov_len = (size_t)b->len[i];
+      msgs[j].msg_hdr.msg_name = &to[j];
+      msgs[j].msg_hdr.msg_namelen =
+          to_sockaddr(family, b->addrs + (size_t)i * ADDR_LEN, b->ports ? b->ports[i] : 0, &to[j]);
+      msgs[j].msg_hdr.msg_iov = &iov[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+      if (b->segs && b->segs[i] > 0) {
+        uint16_t gso = (uint16_t)b->segs[i];
+        memset(ctl[j].buf, 0, sizeof ctl[j].buf);
+        msgs[j].msg_hdr.msg_control = ctl[j].buf;
+        msgs[j].msg_hdr.msg_controllen = sizeof ctl[j].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[j].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof gso);
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+    }
+    int r = sendmmsg(b->fd, msgs, k, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || done > 0) break;
+      return -errno;
+    }
+    done += (uint32_t)r;
+    if ((uint32_t)r < k) break;
+  }
+  return done;
+}
+
+/** The address family of a socket (sendmmsg needs it to build each peer's sockaddr). */
+static int sock_family(int fd) {
+  int family = 0;
+  socklen_t len = sizeof family;
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0 ? -errno : family;
+}
+
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpOpen";
+  napi_value argv[5];
+  char nsbuf[PATH_MAX], addr[INET6_ADDRSTRLEN + 1], obj[INET6_ADDRSTRLEN + 16];
+  const char *ns, *step = NULL;
+  int family;
+  int64_t port;
+  bool gro;
+  if (!get_args(env, info, argv, 5) || !arg_netns(env, argv[0], fn, nsbuf, sizeof nsbuf, &ns) ||
+      !arg_family(env, argv[1], fn, &family) || !arg_str(env, argv[2], fn, "addr", addr, sizeof addr) ||
+      !arg_int(env, argv[3], fn, "port", 0, 65535, &port) || !arg_bool(env, argv[4], fn, "gro", &gro))
+    return NULL;
+  uint8_t ip[16];
+  if (inet_pton(family, addr, ip) != 1) {
+    throw_type(env, fn, "addr", family == AF_INET ? "an IPv4 address" : "an IPv6 address");
+    return NULL;
+  }
+  snprintf(obj, sizeof obj, family == AF_INET ? "%s:%d" : "[%s]:%d", addr, (int)port);
+  int fd = socket_in(ns, family, SOCK_DGRAM | SOCK_NONBLOCK, 0, &step), err = 0, one = 1;
+  if (fd < 0) {
+    throw_errno(env, -fd, fn, obj, ns, step);
+    return NULL;
+  }
+  /* An IPv6 socket takes IPv6 only, so that a peer address is never a v4-mapped one. */
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+    err = errno, step = "IPV6_V6ONLY";
+  if (err == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) err = errno, step = "SO_REUSEADDR";
+  /* Buffers: the FORCE variants pass rmem_max/wmem_max with CAP_NET_ADMIN; otherwise the capped size. */
+  int size = SOCK_BUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  sockaddr_u sa;
+  socklen_t sl = to_sockaddr(family, ip, (int)port, &sa);
+  if (err == 0 && bind(fd, &sa.sa, sl) < 0) err = errno, step = "bind";
+  sl = sizeof sa;
+  if (err == 0 && getsockname(fd, &sa.sa, &sl) < 0) err = errno, step = "getsockname";
+  if (err != 0) {
+    close(fd);
+    throw_errno(env, err, fn, obj, ns, step);
+    return NULL;
+  }
+  bool gro_on = gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  int32_t bound;
+  uint8_t ignored[ADDR_LEN];
+  from_sockaddr(&sa, ignored, &bound);
+  napi_value o, v;
+  NAPI_OK(napi_create_object(env, &o));
+  NAPI_OK(napi_create_int32(env, fd, &v));
+  NAPI_OK(napi_set_named_property(env, o, "fd", v));
+  NAPI_OK(napi_create_int32(env, bound, &v));
+  NAPI_OK(napi_set_named_property(env, o, "port", v));
+  NAPI_OK(napi_get_boolean(env, gro_on, &v));
+  NAPI_OK(napi_set_named_property(env, o, "gro", v));
+  return o;
+}
+
+static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[9], r;
+  batch_t b;
+  if (!get_args(env, info, argv, 9) || !arg_batch(env, argv, "udpRecvBatch", true, true, true, true, &b)) return NULL;
+  int64_t n = mmsg_recv(&b, true);
+  if (n < 0) {
+    char obj[32];
+    snprintf(obj, sizeof obj, "fd %d", b.fd);
+    throw_errno(env, (int)-n, "udpRecvBatch", obj, NULL, "recvmmsg");
+    return NULL;
+  }
+  NAPI_OK(napi_create_int64(env, n, &r));
+  return r;
+}
+
+/** The two socket send calls: the count sent, 0 when the socket is full, -errno when the first fails. */
+static napi_value send_batch(napi_env env, napi_callback_info info, const char *fn, size_t argc, bool udp) {
+  napi_value argv[8], r;
+  batch_t b;
+  if (!get_args(env, info, argv, argc) || !arg_batch(env, argv, fn, false, true, udp, udp, &b)) return NULL;
+  int family = sock_family(b.fd);
+  int64_t n = family < 0 ? family : (family == AF_INET || family == AF_INET6) ? mmsg_send(&b, family) : -EAFNOSUPPORT;
+  NAPI_OK(napi_create_int64(env, n, &r));
+  return r;
+}
+
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  return send_batch(env, info, "udpSendBatch", 8, true);
+}
+
+static napi_value raw_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "rawOpen";
+  napi_value argv[3];
+  char nsbuf[PATH_MAX], obj[48];
+  const char *ns, *step = NULL;
+  int family;
+  int64_t protocol;
+  if (!get_args(env, info, argv, 3) || !arg_netns(env, argv[0], fn, nsbuf, sizeof nsbuf, &ns) ||
+      !arg_family(env, argv[1], fn, &family) || !arg_int(env, argv[2], fn, "protocol", 1, 255, &protocol))
+    return NULL;
+  snprintf(obj, sizeof obj, "ipv%d protocol %d", family == AF_INET ? 4 : 6, (int)protocol);
+  int fd = socket_in(ns, family, SOCK_RAW | SOCK_NONBLOCK, (int)protocol, &step), one = 1;
+  if (fd < 0) {
+    throw_errno(env, -fd, fn, obj, ns, step);
+    return NULL;
+  }
+  /* IPv4: we send whole packets. IPv6 raw sockets have no header on either side (RFC 3542 §3). */
+  if (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, fn, obj, ns, "IP_HDRINCL");
+    return NULL;
+  }
+  napi_value o, v;
+  NAPI_OK(napi_create_object(env, &o));
+  NAPI_OK(napi_create_int32(env, fd, &v));
+  NAPI_OK(napi_set_named_property(env, o, "fd", v));
+  return o;
+}
+
+static napi_value raw_recv_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[7], r;
+  batch_t b;
+  if (!get_args(env, info, argv, 7) || !arg_batch(env, argv, "rawRecvBatch", true, true, false, false, &b))
+    return NULL;
+  int64_t n = mmsg_recv(&b, false);
+  if (n < 0) {
+    char obj[32];
+    snprintf(obj, sizeof obj, "fd %d", b.fd);
+    throw_errno(env, (int)-n, "rawRecvBatch", obj, NULL, "recvmmsg");
+    return NULL;
+  }
+  NAPI_OK(napi_create_int64(env, n, &r));
+  return r;
+}
+
+static napi_value raw_send_batch(napi_env env, napi_callback_info info) {
+  return send_batch(env, info, "rawSendBatch", 6, false);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Readiness: uv_poll_t                                                                             */
+
+typedef struct poller {
+  uv_poll_t handle;
+  napi_env env; /* NULL once the environment is being torn down */
+  napi_ref cb;
+  napi_async_context ctx;
+  int32_t id;
+  int fd;
+  struct poller *next;
+} poller_t;
+
+/** Per environment (the main thread, or a worker): its active polls. */
+typedef struct {
+  poller_t *polls;
+  int32_t next_id;
+} instance_t;
+
+static instance_t *instance(napi_env env) {
+  void *p = NULL;
+  napi_get_instance_data(env, &p);
+  return p;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  poller_t *p = h->data;
+  napi_env env = p->env;
+  if (env == NULL) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, arg, result;
+  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, status < 0 ? status : events, &arg) == napi_ok) {
+    /* make_callback, not call_function: it runs the microtasks and ticks queued by the callback.
+     * Its receiver must be an object (undefined throws), hence the global one. */
+    if (napi_make_callback(env, p->ctx, recv, cb, 1, &arg, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void poller_release(poller_t *p) {
+  napi_handle_scope scope;
+  if (p->env != NULL && napi_open_handle_scope(p->env, &scope) == napi_ok) {
+    napi_delete_reference(p->env, p->cb);
+    napi_async_destroy(p->env, p->ctx);
+    napi_close_handle_scope(p->env, scope);
+  }
+  free(p);
+}
+
+/* The JS references go once the handle is closed: pollStop may run inside this poll's own callback. */
+static void on_poll_closed(uv_handle_t *h) {
+  poller_release(h->data);
+}
+
+/** Unlinks the poll and closes its handle; false when `id` is not an active poll. */
+static bool poller_stop(instance_t *inst, int32_t id, int fd) {
+  for (poller_t **pp = &inst->polls; *pp; pp = &(*pp)->next) {
+    poller_t *p = *pp;
+    if (p->id == id || (id < 0 && p->fd == fd)) {
+      *pp = p->next;
+      uv_poll_stop(&p->handle);
+      uv_close((uv_handle_t *)&p->handle, on_poll_closed);
+      return true;
+    }
+  }
+  return false;
+}
+
+static poller_t *poller_find(instance_t *inst, int32_t id, int fd) {
+  for (poller_t *p = inst->polls; p; p = p->next)
+    if (p->id == id || (id < 0 && p->fd == fd)) return p;
+  return NULL;
+}
+
+/** events 0 pauses the poll (the handle stays, inactive, and keeps the loop alive no longer). */
+static int poller_set(poller_t *p, int events) {
+  return events == 0 ? uv_poll_stop(&p->handle) : uv_poll_start(&p->handle, events, on_poll);
+}
+
+static bool arg_events(napi_env env, napi_value v, const char *fn, int *events) {
+  int64_t e;
+  if (!arg_int(env, v, fn, "events", 0, UV_READABLE | UV_WRITABLE, &e)) return false;
+  *events = (int)e;
+  return true;
+}
+
+static void throw_uv(napi_env env, int rc, const char *fn, int fd) {
+  char obj[32];
+  snprintf(obj, sizeof obj, "fd %d", fd);
+  throw_errno(env, -rc, fn, obj, NULL, "uv_poll");
+}
+
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  static const char *fn = "pollStart";
+  napi_value argv[3], r;
+  napi_valuetype t;
+  int fd, events;
+  if (!get_args(env, info, argv, 3) || !arg_fd(env, argv[0], fn, &fd) || !arg_events(env, argv[1], fn, &events))
+    return NULL;
+  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function) {
+    throw_type(env, fn, "cb", "a function");
+    return NULL;
+  }
+  instance_t *inst = instance(env);
+  poller_t *other = poller_find(inst, -1, fd);
+  if (other != NULL) {
+    /* libuv misbehaves with two handles on one fd. */
+    char msg[128];
+    snprintf(msg, sizeof msg, "pollStart: fd %d is already polled (id %d); use pollUpdate", fd, other->id);
+    napi_throw_error(env, "ERR_INVALID_STATE", msg);
+    return NULL;
+  }
+  uv_loop_t *loop;
+  NAPI_OK(napi_get_uv_event_loop(env, &loop));
+  poller_t *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    napi_throw_error(env, NULL, "pollStart: out of memory");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &p->handle, fd);
+  if (rc < 0) {
+    free(p);
+    throw_uv(env, rc, fn, fd);
+    return NULL;
+  }
+  p->handle.data = p;
+  p->env = env;
+  p->fd = fd;
+  p->id = ++inst->next_id;
+  p->next = inst->polls;
+  inst->polls = p;
+  napi_value name;
+  if (napi_create_reference(env, argv[2], 1, &p->cb) != napi_ok ||
+      napi_create_string_utf8(env, "seine.poll", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &p->ctx) != napi_ok) {
+    p->env = NULL; /* nothing to release: the process is out of memory or throwing */
+    poller_stop(inst, p->id, -1);
+    napi_throw_error(env, NULL, "pollStart: could not keep the callback");
+    return NULL;
+  }
+  rc = poller_set(p, events);
+  if (rc < 0) {
+    poller_stop(inst, p->id, -1);
+    throw_uv(env, rc, fn, fd);
+    return NULL;
+  }
+  NAPI_OK(napi_create_int32(env, p->id, &r));
+  return r;
+}
+
+static napi_value poll_update(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t id;
+  int events;
+  if (!get_args(env, info, argv, 2) || !arg_int(env, argv[0], "pollUpdate", "id", 1, INT32_MAX, &id) ||
+      !arg_events(env, argv[1], "pollUpdate", &events))
+    return NULL;
+  poller_t *p = poller_find(instance(env), (int32_t)id, -1);
+  if (p == NULL) {
+    throw_range(env, "pollUpdate: no active poll has this id");
+    return NULL;
+  }
+  int rc = poller_set(p, events);
+  if (rc < 0) throw_uv(env, rc, "pollUpdate", p->fd);
+  return NULL;
+}
+
+static napi_value poll_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t id;
+  if (!get_args(env, info, argv, 1) || !arg_int(env, argv[0], "pollStop", "id", 0, INT32_MAX, &id)) return NULL;
+  poller_stop(instance(env), (int32_t)id, -1); /* stopping twice is harmless */
+  return NULL;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, argv, 1) || !arg_fd(env, argv[0], "close", &fd)) return NULL;
+  /* A poll left on the fd would make libuv watch whatever reuses the number next. */
+  while (poller_stop(instance(env), -1, fd)) {
+  }
+  if (close(fd) < 0 && errno != EINTR) {
+    char obj[32];
+    snprintf(obj, sizeof obj, "fd %d", fd);
+    throw_errno(env, errno, "close", obj, NULL, NULL);
+  }
+  return NULL;
+}
+
+/** Environment teardown: stop every poll; the JS references go now, while the environment still exists. */
+static void cleanup(void *arg) {
+  instance_t *inst = arg;
+  while (inst->polls != NULL) {
+    poller_t *p = inst->polls;
+    napi_delete_reference(p->env, p->cb);
+    napi_async_destroy(p->env, p->ctx);
+    p->env = NULL;
+    poller_stop(inst, p->id, -1);
+  }
+  free(inst);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  instance_t *inst = calloc(1, sizeof *inst);
+  if (inst == NULL || napi_set_instance_data(env, inst, NULL, NULL) != napi_ok ||
+      napi_add_env_cleanup_hook(env, cleanup, inst) != napi_ok) {
+    free(inst);
+    napi_throw_error(env, NULL, "seine native: could not initialise");
+    return NULL;
+  }
+  napi_property_descriptor props[] = {
+      {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tapSetOffload", NULL, tap_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tapSetPersist", NULL, tap_set_persist, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"linkIndex", NULL, link_index, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readBatch", NULL, read_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeBatch", NULL, write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpRecvBatch", NULL, udp_recv_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawRecvBatch", NULL, raw_recv_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawSendBatch", NULL, raw_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollUpdate", NULL, poll_update, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+#else /* not Linux: the module loads and exports nothing; seine's live mode says why it is off. */
+
+static napi_value init(napi_env env, napi_value exports) {
+  (void)env;
+  return exports;
+}
+
+#endif
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
