@@ -119,7 +119,9 @@ test('plan: the netem model splits a path over its two egresses', () => {
   assert.equal(egressShare({ latencyNs: 0, jitterNs: 0, loss: 1, bandwidthBps: null }).netem!.loss, 1);
   assert.deepEqual(egressShare({ latencyNs: 10, jitterNs: 10, loss: 0.5, bandwidthBps: 8 }, new Set<LabFeature>(['latency', 'jitter', 'loss', 'bandwidth'])), { netem: null, rateBps: null });
   const p = planLab(parseScenario('name: j\nunderlay: { latency: 1ms, jitter: 100us, loss: 2% }\nnodes: [{ name: a, podCIDR: 10.1.0.0/24 }]\n', 'j.yaml'));
-  assert.equal(p.nodes[0]!.egress.tc[0]!.join(' '), 'tc -n seine-j-a qdisc add dev eth0 root handle 1: netem limit 1000 delay 500us 70.711us distribution normal loss random 1.00505%');
+  assert.equal(p.nodes[0]!.egress.tc[0]!.join(' '), 'tc -n seine-j-a qdisc add dev eth0 root handle 1: netem limit 1000 delay 500us 71us distribution normal loss random 1.00505%');
+  const jo = planLab(parseScenario('name: jo\nunderlay: { jitter: 1us }\nnodes: [{ name: a, podCIDR: 10.1.0.0/24 }]\n', 'jo.yaml'));
+  assert.equal(jo.nodes[0]!.egress.tc[0]!.slice(10).join(' '), 'netem limit 1000 delay 1us 1us distribution normal', 'tc wants a delay (and a jitter) of at least 1us with a distribution');
 });
 
 test('plan: per-pair overrides become htb classes picked by u32 on the peer address; pair MTUs and faults are BPF drops', () => {
@@ -571,4 +573,47 @@ test('live: refusals create nothing — a namespace of the lab already there; a 
   assert.deepEqual(report.processes, []);
   assert.ok(processAlive(outsider.pid!, t), 'the outsider lives');
   outsider.kill('SIGKILL');
+});
+
+test('live: every tc command the plans make is one tc takes (netem: parsed, where the kernel has none)', { skip: SKIP_LIVE, timeout: 60_000 }, async () => {
+  const ns = `seine-${labId('scratch')}-x`;
+  await createNetns(ns);
+  strayNs.push(ns);
+  try {
+    await runInNetns(ns, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'p0']);
+    const plans = [
+      planLab(scenario('two-nodes-vxlan.yaml')),
+      planLab(scenario('tcp-goodput.yaml')),
+      planLab(parseScenario('name: j\nunderlay: { jitter: 100us, loss: 0.1% }\nlinks: [{ between: [a, b], latency: 2ms }]\nnodes: [{ name: a, podCIDR: 10.1.0.0/24 }, { name: b, podCIDR: 10.2.0.0/24 }]\n', 'j.yaml')),
+      planLab(parseScenario('name: six\nunderlay: { family: 6, latency: 1ms }\nlinks: [{ between: [a, b], bandwidth: 1Gbit }]\nnodes: [{ name: a, podCIDR: 10.1.0.0/24 }, { name: b, podCIDR: 10.2.0.0/24 }]\n', 'six.yaml')),
+    ];
+    let netemSeen = 0;
+    for (const p of plans) {
+      for (const e of p.nodes.flatMap((n) => [n.egress, n.ingress])) {
+        for (const argv of e.tc) {
+          const a = [...argv];
+          assert.deepEqual([a[0], a[1], a[5]], ['tc', '-n', 'dev']);
+          a[2] = ns;
+          a[6] = 'eth0';
+          const r = spawnSync(a[0]!, a.slice(1), { encoding: 'utf8', timeout: 10_000 });
+          if (r.status !== 0 && HOST.kernel.netem === false && a.includes('netem')) {
+            // tc parsed the arguments and the kernel said it has no such qdisc: the syntax is right.
+            assert.match(r.stderr, /Specified qdisc kind is unknown/, `${a.join(' ')}: ${r.stderr}`);
+            netemSeen++;
+            break; // what hangs below this netem cannot be added
+          }
+          assert.equal(r.status, 0, `${a.join(' ')}: ${r.stderr}`);
+          if (a.includes('netem')) {
+            netemSeen++;
+            const q = (await listQdiscs(ns, 'eth0')).find((x) => x.kind === 'netem');
+            assert.ok(q !== undefined, `${a.join(' ')} made a netem qdisc`);
+          }
+        }
+        spawnSync('tc', ['-n', ns, 'qdisc', 'del', 'dev', 'eth0', 'root'], { stdio: 'ignore' });
+      }
+    }
+    assert.ok(netemSeen >= 10, `netem commands tried: ${netemSeen}`);
+  } finally {
+    await deleteNetns(ns);
+  }
 });

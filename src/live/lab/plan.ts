@@ -23,7 +23,8 @@
  * - delay: half the one-way latency, so a path has the scenario's latency and a ping's RTT is twice it;
  * - jitter: the standard deviation over √2 (netem's `distribution normal`), so the path's two normal
  *   delays add up to the scenario's spread. netem's jitter is symmetric around the mean and may reorder
- *   frames; the simulator's is a half-normal added to the latency and keeps frames in order;
+ *   frames; the simulator's is a half-normal added to the latency and keeps frames in order. tc counts
+ *   netem's times in whole microseconds (rounded here), and takes a jitter only with a delay (≥ 1us);
  * - loss: `1 − √(1 − p)` at each egress, so a frame survives both with probability `1 − p`;
  * - bandwidth: the full rate at each egress (tbf, or htb classes below), a queue of 1000 frames as in
  *   the simulator. Unlike the simulator's per-pair wires, a node's rate is shared by everything it sends
@@ -349,8 +350,9 @@ export const QUEUE_FRAMES = 1000;
 const ETH_HLEN = 14;
 const HTB_QUANTUM = 200_000;
 
+/** tc reads netem's times in whole microseconds (a fraction is cut off): round to the nearest. */
 function usText(ns: number): string {
-  return `${+(ns / 1000).toFixed(3)}us`;
+  return `${Math.round(ns / 1000)}us`;
 }
 
 function pctText(p: number): string {
@@ -361,8 +363,10 @@ function pctText(p: number): string {
 export function netemArgs(n: NetemParams): string[] {
   const out = ['netem', 'limit', String(QUEUE_FRAMES)];
   if (n.delayNs > 0 || n.jitterNs > 0) {
-    out.push('delay', usText(n.delayNs));
-    if (n.jitterNs > 0) out.push(usText(n.jitterNs), 'distribution', 'normal');
+    // tc takes a distribution only with a delay and a jitter of at least 1us: 1us stands in for less
+    // (netem clamps the negative delays of a normal distribution at 0).
+    out.push('delay', usText(n.jitterNs > 0 ? Math.max(1000, n.delayNs) : n.delayNs));
+    if (n.jitterNs > 0) out.push(usText(Math.max(1000, n.jitterNs)), 'distribution', 'normal');
   }
   if (n.loss > 0) out.push('loss', 'random', pctText(n.loss));
   return out;
