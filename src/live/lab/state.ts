@@ -239,7 +239,10 @@ export interface LabSpawnOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** A process started in a lab, already written down. */
+/**
+ * A process started in a lab, already written down. `child` keeps the caller's event loop alive until
+ * the process exits: `child.unref()` lets a `seine lab up` return while its agents run on.
+ */
 export interface LabChild {
   child: ChildProcess;
   record: RecordedProcess;
