@@ -17,7 +17,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Device } from '../datapath/device.js';
 import type { Clock } from '../datapath/bridge.js';
-import { ObservedDevice, PcapngRecorder } from '../datapath/observe.js';
+import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
 import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
@@ -31,8 +31,10 @@ import type { Logger } from './log.js';
 import { agentRegistry, serveMetrics, type MetricsSnapshot } from './metrics.js';
 import { loadNative, TUN_F, type Native } from './native.js';
 
-/** Wall-clock nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
+/** Monotonic nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
 const LIVE_CLOCK: Clock = { now: () => Number(process.hrtime.bigint()) };
+/** Nanoseconds since the epoch for capture timestamps (a double: about 0.25 µs resolution today). */
+const CAPTURE_CLOCK: Clock = { now: () => (performance.timeOrigin + performance.now()) * 1e6 };
 
 const VXLAN_PORT = 4789;
 const GENEVE_PORT = 6081;
@@ -86,7 +88,7 @@ export class Agent {
     this.pool = new PacketPool({ count: cfg.buffers, frameCapacity: Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128)) });
     const wrap = (port: string, d: LiveDevice): Device => {
       this.devices.set(port, d);
-      const o = new ObservedDevice(d, LIVE_CLOCK, null, null);
+      const o = new ObservedDevice(d, CAPTURE_CLOCK, null, null);
       this.observed.set(port, o);
       return o;
     };
@@ -131,7 +133,7 @@ export class Agent {
     });
   }
 
-  private openTap(ifname: string, netns: string, mac: string, mtu: number): TapDevice {
+  private openTap(ifname: string, netns: string | null, mac: string, mtu: number): TapDevice {
     const info = this.native.tapOpen(ifname, netns, true, true);
     try {
       // Checksum offload only: frames may come with a partial checksum (completed by the device); no
@@ -271,7 +273,8 @@ export class Agent {
     const o = this.observed.get(port);
     if (o === undefined) throw new Error(`no port "${port}" to capture (ports: ${[...this.observed.keys()].join(', ')})`);
     if (o.onTx !== null || o.onRx !== null) throw new Error(`port ${port} is already being captured`);
-    const rec = new PcapngRecorder(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(chunk); });
+    // The socket may hold a chunk until it drains: give it a copy, never the writer's buffer.
+    const rec = new PcapngCapture(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(Buffer.from(chunk)); });
     o.onTx = rec.hook;
     o.onRx = rec.hook;
     conn.stream({ port, linktype: 'ethernet' }, () => {

@@ -1,0 +1,271 @@
+/**
+ * `seine lab up|down|status|exec` and `seine capture`: a scenario built live on this machine — network
+ * namespaces for the underlay, the nodes and the pods (live/lab/), one `seine agent` per node running
+ * inside its node's namespace with the node's config from node/ — and what inspects and removes it.
+ */
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { controlRequest, controlStream } from '../live/control.js';
+import { nativeUnavailable } from '../live/native.js';
+import {
+  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LAB_FEATURES, planLab, spawnInNetns, summarize,
+  type LabFeature, type LabHandle, type LabNodePlan, type LabPlan, type LabStatus,
+} from '../live/lab/index.js';
+import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
+import { loadScenario, ScenarioError, type Scenario } from '../sim/scenario.js';
+import { CliError, type RunIo } from './run.js';
+
+export const LAB_USAGE = `usage: seine lab <up|down|status|exec> ...
+
+  lab up <scenario.yaml> [--without FEATURE,...] [--json]
+      Build the scenario on this machine (Linux, root): a namespace for the underlay (a bridge), one per
+      node (eth0 on the underlay; a seine agent; seine-gw0, the node's own stack) and one per pod (a TAP
+      eth0 owned by its node's agent, with the pod's address, MTU and default route). The underlay's
+      latency, jitter, loss and bandwidth become tc qdiscs where the kernel has them; --without leaves
+      features out (${LAB_FEATURES.join(', ')}). A scenario that cannot go live is refused before
+      anything is made, with the reason; a half-built lab is always removed.
+  lab down [LAB] [--json]
+      Remove every namespace, link and process the lab made (also after a crash or kill -9).
+  lab status [LAB] [--json]
+      The labs on this machine: namespaces, links, processes, node addresses.
+  lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]
+      Run a command inside a node's or a pod's namespace (exit status: the command's).
+
+The lab's name is printed by lab up (a slug of the scenario's name); LAB may be left out when only one
+lab is up. State is kept under /run/seine/labs (SEINE_LABS_DIR overrides).
+`;
+
+export const CAPTURE_USAGE = `usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]
+
+Writes a live pcapng of one bridge port of a running agent (both directions; the interface is named
+NODE/PORT): a pod's name, host (the node's own stack) or underlay (the tunnel's outer packets). Stops
+after N packets, after the duration, or on Ctrl-C. FILE - writes to stdout.
+`;
+
+const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
+const AGENT_READY_MS = 15_000;
+
+function parse(args: string[], options: Parameters<typeof parseArgs>[0]['options'], cmd: string): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    return { values: r.values as Record<string, unknown>, positionals: r.positionals };
+  } catch (e) {
+    throw new CliError(`${cmd}: ${(e as Error).message} (see seine ${cmd} --help)`);
+  }
+}
+
+function requireLive(cmd: string): void {
+  if (process.platform !== 'linux') throw new CliError(`${cmd}: live labs need Linux (network namespaces, TAP devices); this is ${process.platform}. The simulator (seine run) works everywhere.`);
+  if (process.getuid?.() !== 0) throw new CliError(`${cmd}: live labs need root (namespaces, TAP devices, raw sockets)`);
+  const why = nativeUnavailable();
+  if (why !== null) throw new CliError(`${cmd}: ${why}`);
+}
+
+/** The lab named, or the only one up. */
+async function pickLab(name: string | undefined, cmd: string): Promise<LabStatus> {
+  if (name !== undefined) {
+    const s = await labStatus(name);
+    if (s === null) throw new CliError(`${cmd}: no lab "${name}" (seine lab status lists them)`);
+    return s;
+  }
+  const all = await labStatus();
+  if (all.length === 0) throw new CliError(`${cmd}: no lab is up (seine lab up <scenario.yaml>)`);
+  if (all.length > 1) throw new CliError(`${cmd}: ${all.length} labs are up (${all.map((l) => l.lab).join(', ')}): name one with --lab`);
+  return all[0]!;
+}
+
+/** The agent's configuration file for one node of a lab. */
+export function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, dir: string): Record<string, unknown> {
+  const pods: Record<string, { netns: string; ifname: string }> = {};
+  cfg.pods.forEach((p, j) => {
+    const pp = node.pods[j]!;
+    pods[p.name] = { netns: pp.ns, ifname: pp.ifname };
+  });
+  return { node: cfg, netns: null, hostTap: 'seine-gw0', pods, control: join(dir, `${node.name}.sock`), metrics: '127.0.0.1:9464', underlayMtu: plan.underlay.mtu };
+}
+
+export function controlPath(lab: LabStatus | LabHandle, node: string): string {
+  return join(lab.dir, `${node}.sock`);
+}
+
+/** Starts a node's agent inside its namespace and waits until its control socket answers. */
+async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab: LabHandle): Promise<void> {
+  const file = join(lab.dir, `${node.name}.yaml`);
+  writeFileSync(file, `# written by seine lab up for lab ${plan.lab}\n${stringify(agentConfigFor(plan, node, cfg, lab.dir))}`);
+  const { child, record } = lab.spawn(node.ns, [process.execPath, MAIN_JS, 'agent', '--config', file], { role: 'agent', node: node.name });
+  child.unref();
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
+  const sock = join(lab.dir, `${node.name}.sock`);
+  const until = Date.now() + AGENT_READY_MS;
+  for (;;) {
+    if (exited !== null) throw new Error(`the agent of ${node.name} exited with status ${exited} (log: ${record.log ?? 'none'})`);
+    try {
+      await controlRequest(sock, { op: 'status' }, 1000);
+      return;
+    } catch {
+      if (Date.now() > until) throw new Error(`the agent of ${node.name} did not answer on ${sock} within ${AGENT_READY_MS / 1000} s (log: ${record.log ?? 'none'})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). */
+export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
+  const refusals = checkLabFeasible(s, { without });
+  if (refusals.length > 0) throw new CliError(`${cmd}: ${s.name} cannot go live here:\n${formatRefusals(refusals)}`);
+  const plan = planLab(s, { without });
+  const configs = nodeConfigsFromScenario(s, { stacks: s.tunnel.mode === 'routed' ? 'all' : [] });
+  const lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
+  return { lab, plan, configs };
+}
+
+function loadForLab(path: string, cmd: string): Scenario {
+  try {
+    return loadScenario(path);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new CliError(`${cmd}: ${e.message}`);
+    throw e;
+  }
+}
+
+function parseWithout(v: unknown, cmd: string): LabFeature[] {
+  if (v === undefined) return [];
+  const out: LabFeature[] = [];
+  for (const f of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (!(LAB_FEATURES as readonly string[]).includes(f)) throw new CliError(`${cmd}: --without: unknown feature "${f}" (known: ${LAB_FEATURES.join(', ')})`);
+    out.push(f as LabFeature);
+  }
+  return out;
+}
+
+export async function labCommand(args: string[], io: RunIo): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') {
+    io.out(LAB_USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  switch (sub) {
+    case 'up': {
+      const { values: v, positionals } = parse(rest, { without: { type: 'string' }, json: { type: 'boolean' } }, 'lab up');
+      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (positionals.length !== 1) throw new CliError('lab up: which scenario? usage: seine lab up <scenario.yaml>');
+      requireLive('lab up');
+      const s = loadForLab(positionals[0]!, 'lab up');
+      const { lab, plan } = await bringUp(s, parseWithout(v['without'], 'lab up'), 'lab up');
+      const st = await labStatus(lab.lab);
+      if (v['json'] === true) io.out(JSON.stringify(st));
+      else {
+        io.out(`lab ${plan.lab} is up (${plan.nodes.length} nodes, ${plan.nodes.reduce((k, n) => k + n.pods.length, 0)} pods)`);
+        for (const n of plan.nodes) {
+          io.out(`  ${n.name}  netns ${n.ns}  underlay ${n.address}${n.gateway4 !== null ? `  gateway ${n.gateway4}` : ''}`);
+          for (const p of n.pods) io.out(`    ${n.name}/${p.name}  netns ${p.ns}  ${[p.ip4, p.ip6].filter((x) => x !== null).join(' ')}  mtu ${p.mtu}`);
+        }
+        for (const o of plan.omitted) io.out(`  left out: ${o.part} (${o.what})`);
+        io.out(`try: seine lab exec ${plan.nodes[0]!.name}/${plan.nodes[0]!.pods[0]?.name ?? ''} -- ping -c 3 ${plan.nodes.at(-1)!.pods.at(-1)?.ip4 ?? plan.nodes.at(-1)!.underlayIp}`);
+        io.out(`then: seine lab down ${plan.lab}`);
+      }
+      return 0;
+    }
+    case 'down': {
+      const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab down');
+      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      const name = positionals[0] ?? (await pickLab(undefined, 'lab down')).lab;
+      const r = await labDown(name);
+      io.out(v['json'] === true ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
+      return 0;
+    }
+    case 'status': {
+      const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab status');
+      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      const all = positionals[0] !== undefined ? [await pickLab(positionals[0], 'lab status')] : await labStatus();
+      if (v['json'] === true) { io.out(JSON.stringify(positionals[0] !== undefined ? all[0] : all)); return 0; }
+      if (all.length === 0) io.out('no lab is up');
+      for (const l of all) {
+        const alive = l.processes.filter((p) => p.alive).length;
+        io.out(`lab ${l.lab} (${l.scenario})  ${l.phase}  since ${l.createdAt}  ${l.namespaces.filter((n) => n.present).length}/${l.namespaces.length} namespaces, ${alive}/${l.processes.length} processes alive`);
+        for (const n of l.nodes) io.out(`  ${n.name}  ${n.ns}  ${n.addresses.join(' ')}`);
+      }
+      return 0;
+    }
+    case 'exec': {
+      const dash = rest.indexOf('--');
+      const head = dash < 0 ? rest : rest.slice(0, dash);
+      const argv = dash < 0 ? [] : rest.slice(dash + 1);
+      const { values: v, positionals } = parse(head, { lab: { type: 'string' } }, 'lab exec');
+      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (positionals.length !== 1 || argv.length === 0) throw new CliError('lab exec: usage: seine lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]');
+      const l = await pickLab(v['lab'] as string | undefined, 'lab exec');
+      const ns = namespaceOf(l, positionals[0]!);
+      const child = spawnInNetns(ns, argv, { stdio: 'inherit' });
+      return await new Promise<number>((res) => {
+        child.once('error', () => res(127));
+        child.once('exit', (code, sig) => res(code ?? (sig !== null ? 128 : 1)));
+      });
+    }
+    default:
+      throw new CliError(`lab: unknown subcommand "${sub}" (up, down, status, exec; see seine lab --help)`);
+  }
+}
+
+/** The namespace of NODE or NODE/POD in a lab. */
+export function namespaceOf(l: LabStatus, where: string): string {
+  const [node, pod, ...more] = where.split('/');
+  const n = l.nodes.find((x) => x.name === node);
+  if (n === undefined || more.length > 0 || pod === '') throw new CliError(`lab ${l.lab}: no node "${where}" (nodes: ${l.nodes.map((x) => x.name).join(', ')}; a pod is NODE/POD)`);
+  if (pod === undefined) return n.ns;
+  const ns = `${n.ns}-${pod}`;
+  if (!l.namespaces.some((x) => x.name === ns)) throw new CliError(`lab ${l.lab}: no pod "${where}"`);
+  return ns;
+}
+
+export async function captureCommand(args: string[], io: RunIo): Promise<number> {
+  const { values: v, positionals } = parse(args, { w: { type: 'string', short: 'w' }, write: { type: 'string' }, lab: { type: 'string' }, count: { type: 'string' }, duration: { type: 'string' } }, 'capture');
+  if (v['help'] === true) { io.out(CAPTURE_USAGE); return 0; }
+  const file = (v['w'] ?? v['write']) as string | undefined;
+  if (positionals.length !== 2 || file === undefined) throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
+  const count = v['count'] === undefined ? Infinity : Number(v['count']);
+  if (!(count > 0) || (count !== Infinity && !Number.isInteger(count))) throw new CliError(`capture: --count expects a positive integer, got "${String(v['count'])}"`);
+  const duration = v['duration'] === undefined ? Infinity : Number(v['duration']);
+  if (!(duration > 0)) throw new CliError(`capture: --duration expects seconds > 0, got "${String(v['duration'])}"`);
+  const l = await pickLab(v['lab'] as string | undefined, 'capture');
+  const [node, port] = positionals as [string, string];
+  if (!l.nodes.some((n) => n.name === node)) throw new CliError(`capture: lab ${l.lab} has no node "${node}"`);
+  const { socket, rest } = await controlStream(controlPath(l, node), { op: 'capture', port }).catch((e: Error) => { throw new CliError(`capture: ${e.message}`); });
+  const out = file === '-' ? process.stdout : createWriteStream(file);
+  let packets = 0;
+  let pending = Buffer.alloc(0);
+  let stopped = false;
+  return await new Promise<number>((res) => {
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      socket.destroy();
+      const done = (): void => { io.err(`capture: ${packets} packets written to ${file === '-' ? 'stdout' : file}\n`); res(0); };
+      if (out === process.stdout) done();
+      else out.end(done);
+    };
+    // Counts Enhanced Packet Blocks (type 6) as whole blocks go by; writes whole blocks only.
+    const feed = (d: Buffer): void => {
+      pending = pending.length === 0 ? d : Buffer.concat([pending, d]);
+      let at = 0;
+      while (pending.length - at >= 8 && !stopped) {
+        const len = pending.readUInt32LE(at + 4);
+        if (len < 12 || pending.length - at < len) break;
+        out.write(pending.subarray(at, at + len));
+        if (pending.readUInt32LE(at) === 6 && ++packets >= count) { at += len; stop(); break; }
+        at += len;
+      }
+      pending = pending.subarray(at);
+    };
+    if (rest.length > 0) feed(rest);
+    socket.on('data', feed);
+    socket.once('close', stop);
+    socket.resume();
+    process.once('SIGINT', stop);
+    if (duration !== Infinity) setTimeout(stop, duration * 1000).unref();
+  });
+}
