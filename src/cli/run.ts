@@ -5,7 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, SimBuildError, formatReport, type Capture } from '../sim/cluster.js';
+import type { PcapngCapture } from '../datapath/observe.js';
+import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
 import { durationOf, ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
@@ -50,7 +51,7 @@ function parseSeed(v: string | undefined, cmd: string): number {
 }
 
 /** The file a capture point is written to under `--pcap DIR`. */
-function captureFile(dir: string, c: Capture): string {
+function captureFile(dir: string, c: PcapngCapture): string {
   return join(dir, `${c.name.replace('/', '-')}.pcapng`);
 }
 

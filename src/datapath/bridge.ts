@@ -234,6 +234,19 @@ export class Bridge {
     return this.tunnel(port).addVtep(vtep);
   }
 
+  /**
+   * Removes the remote VTEP at `ip` from a tunnel port (a peer left the cluster): the MAC entries behind it
+   * (learned and static) and the routes through it go too, so its pods' traffic is dropped where the
+   * lookup fails — `NoRoute` at the gateway (routed), a flood that no longer reaches it (l2) — and what was
+   * already on its way to it as `UnknownVtep`. Other VTEPs, their entries and routes are untouched.
+   */
+  removeVtep(port: Port | string, ip: string): void {
+    const tp = this.port(port);
+    const v = this.tunnel(tp).removeVtep(ip);
+    this.macs.flushAux(tp.index, v);
+    this.gw?.removeRoutesVia(tp.index, v);
+  }
+
   /** L2 tunnels: carries segment (VLAN) `segment` as VNI `vni`. */
   mapVni(port: Port | string, vni: number, segment: number): void {
     this.tunnel(port).mapVni(vni, segment);
@@ -248,6 +261,12 @@ export class Bridge {
     const v = t.findVtep(via.vtep);
     if (v < 0) throw new RangeError(`bridge ${this.name}: route ${prefix}: no VTEP ${via.vtep} on ${tp.name} (addVtep first)`);
     this.gw.addRoute(prefix, { port: tp.index, vtep: v });
+  }
+
+  /** Removes the route for `prefix` (another node's podCIDR); false when there was none. */
+  removeRoute(prefix: string): boolean {
+    if (this.gw === null) throw new RangeError(`bridge ${this.name}: routes need a gateway (addGateway first)`);
+    return this.gw.removeRoute(prefix);
   }
 
   addNeighbor(ip: string, mac: number): void {

@@ -63,6 +63,14 @@ function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): v
   for (let i = 0; i < 16; i++) out[i] = src[so + i]! & m[i]!;
 }
 
+/** A prefix as text with its host bits cleared ("10.244.1.0/24"): one key per route, however it was written. */
+function prefixKey(p: Prefix): string {
+  if (p.family === 4) return `${ipv4ToString((p.addr & mask4(p.len)) >>> 0)}/${p.len}`;
+  const k = new Uint8Array(16);
+  mask6Into(p.addr, 0, p.len, k);
+  return `${ipv6ToString(k, 0)}/${p.len}`;
+}
+
 /** Where a route sends packets: a tunnel port and the VTEP behind it. */
 export interface RouteTarget {
   port: number;
@@ -81,6 +89,16 @@ class RouteTable4 {
       this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
     }
     m.set(addr & mask4(len), this.targets.push(t) - 1);
+  }
+  /** Removes the route for exactly this prefix; false when there is none. (Its target slot stays unused.) */
+  remove(addr: number, len: number): boolean {
+    const m = this.byLen.get(len);
+    if (m === undefined || !m.delete(addr & mask4(len))) return false;
+    if (m.size === 0) {
+      this.byLen.delete(len);
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
+    return true;
   }
   lookup(addr: number): RouteTarget | undefined {
     const lens = this.lens;
@@ -106,6 +124,17 @@ class RouteTable6 {
     const k = new Uint8Array(16);
     mask6Into(addr, 0, len, k);
     m.set(k, t);
+  }
+  remove(addr: Uint8Array, len: number): boolean {
+    const m = this.byLen.get(len);
+    if (m === undefined) return false;
+    mask6Into(addr, 0, len, this.scratch);
+    if (!m.delete(this.scratch)) return false;
+    if (m.size === 0) {
+      this.byLen.delete(len);
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
+    return true;
   }
   lookup(b: Uint8Array, o: number): RouteTarget | undefined {
     for (const len of this.lens) {
@@ -155,6 +184,11 @@ export class Gateway {
   private readonly neigh6 = new Ipv6Table<number>();
   private readonly routes4 = new RouteTable4();
   private readonly routes6 = new RouteTable6();
+  /**
+   * The routes as configured, by their masked prefix text: what `removeRoutesVia` and `routes` go through
+   * (the tables above are for lookups and cannot be listed cheaply).
+   */
+  private readonly routeList = new Map<string, { prefix: Prefix; target: RouteTarget }>();
   private readonly solicited = new Map<string, number>();
   private readonly ip4 = new Ipv4View();
   private readonly ip6 = new Ipv6View();
@@ -224,6 +258,34 @@ export class Gateway {
     const p = parsePrefix(prefix, 'route');
     if (p.family === 4) this.routes4.add(p.addr, p.len, target);
     else this.routes6.add(p.addr, p.len, target);
+    this.routeList.set(prefixKey(p), { prefix: p, target });
+  }
+
+  /** Removes the route for `prefix` (compared after masking, as lookups do); false when there is none. */
+  removeRoute(prefix: string): boolean {
+    const p = parsePrefix(prefix, 'route');
+    if (!this.routeList.delete(prefixKey(p))) return false;
+    if (p.family === 4) this.routes4.remove(p.addr, p.len);
+    else this.routes6.remove(p.addr, p.len);
+    return true;
+  }
+
+  /** Removes every route through tunnel port `port` to VTEP `vtep` (the VTEP is going away); returns how many. */
+  removeRoutesVia(port: number, vtep: number): number {
+    let n = 0;
+    for (const [k, r] of [...this.routeList]) {
+      if (r.target.port !== port || r.target.vtep !== vtep) continue;
+      this.routeList.delete(k);
+      if (r.prefix.family === 4) this.routes4.remove(r.prefix.addr, r.prefix.len);
+      else this.routes6.remove(r.prefix.addr, r.prefix.len);
+      n++;
+    }
+    return n;
+  }
+
+  /** The routes, masked prefix and target, in the order they were added (allocates: for display and tests). */
+  routes(): Array<{ prefix: string; port: number; vtep: number }> {
+    return [...this.routeList].map(([k, r]) => ({ prefix: k, port: r.target.port, vtep: r.target.vtep }));
   }
 
   /** Neighbour table for display (allocates). */

@@ -512,6 +512,20 @@ export class MacTable {
   }
 
   /**
+   * Removes the port's entries, dynamic and static, whose aux is `aux`: on a tunnel port, the MACs behind
+   * one remote VTEP, when that VTEP is removed. Walks the whole table (a reconfiguration, not a per-packet
+   * call). Returns how many were removed; they count as flushed.
+   */
+  flushAux(port: number, aux: number): number {
+    let n = 0;
+    for (const e of this.entries()) {
+      if (e.port === port && e.aux === aux && this.remove(e.segment, e.mac)) n++;
+    }
+    this.stats.flushed += n;
+    return n;
+  }
+
+  /**
    * Removes every dynamic entry expired at `now`. Looks at each port's FIFO head and heap root only:
    * cost proportional to the number of ports plus the number removed, plus one move to the heap per
    * refresh flag found on the way (see the module comment).

@@ -74,6 +74,10 @@ export class EspPeer {
   rekeys = 0;
   /** The outbound SA's name in the journal. */
   outId: string;
+  /** Explicit keys: the inbound key's id (to know, when the peer is added back, whether its inbound SA still applies). */
+  inId = '';
+  /** Removed (`EspSadb.removePeer`): no SA of it is used; its state waits in case the peer comes back. */
+  removed = false;
   constructor(readonly name: string, out: OutboundSa, outEpoch: number, inCur: InboundSa, inNext: InboundSa | null, inEpoch: number, readonly explicit: boolean, outId: string) {
     this.outId = outId;
     this.out = out;
@@ -97,6 +101,12 @@ export class EspSadb {
   private readonly esn: boolean;
   private readonly window: number;
   private readonly lifetime: EspLifetime | undefined;
+  /**
+   * Removed peers' state by identity (`retiredKey`), taken up again if the peer is added back: its
+   * outbound SA goes on counting, so no nonce is used twice under one key, and its inbound SAs keep their
+   * replay windows, so the peer's own SAs (which never stopped) are accepted where they left off.
+   */
+  private readonly retired = new Map<string, EspPeer>();
 
   constructor(readonly cfg: EspConfig, readonly node: string) {
     this.cipher = cfg.cipher;
@@ -108,30 +118,55 @@ export class EspSadb {
     if (!(this.graceNs >= 0)) throw new RangeError(`esp graceNs ${this.graceNs} must be ≥ 0`);
   }
 
-  /** Adds the SAs towards and from the VTEP at index `index` (indexes follow the tunnel's VTEP table). */
+  /**
+   * Adds the SAs towards and from the VTEP at index `index` (indexes follow the tunnel's VTEP table). A
+   * peer removed before (same name with derived keys, same outbound key when explicit) takes up its SAs
+   * again (see `retired`); inbound SAs are made afresh only when its keys or epoch say otherwise.
+   */
   addPeer(index: number, name: string, pc: EspPeerConfig = {}): void {
     if (index !== this.peers.length) throw new RangeError(`esp: peer ${name} added out of order`);
     const explicit = pc.out !== undefined || pc.in !== undefined;
     let peer: EspPeer;
+    let back: EspPeer | undefined;
     if (explicit) {
       if (pc.out === undefined || pc.in === undefined) throw new RangeError(`esp: VTEP ${name}: explicit keys need both out and in`);
       const o = explicitSaKeys({ cipher: this.cipher, ...pc.out });
       const i = explicitSaKeys({ cipher: this.cipher, ...pc.in });
       const journal = this.cfg.journal;
       const id = keyId(o);
-      const out = this.outSa(o.spi, o, journal === undefined ? 0n : journal.restore(id), 0);
-      peer = new EspPeer(name, out, 0, this.inSa(i.spi, i, 0), null, 0, true, id);
+      back = this.retired.get(retiredKey(true, id));
+      const out = back?.out ?? this.outSa(o.spi, o, journal === undefined ? 0n : journal.restore(id), 0);
+      const same = back !== undefined && back.inCur.spi === i.spi && keyId(i) === back.inId;
+      peer = new EspPeer(name, out, 0, same ? back!.inCur : this.inSa(i.spi, i, 0), null, 0, true, id);
+      peer.inId = keyId(i);
     } else {
       const secret = this.cfg.secret;
       if (secret === undefined) throw new RangeError(`esp: VTEP ${name}: give the cluster secret (esp.secret) or explicit out/in keys`);
       const peerName = pc.node ?? name;
-      const outEpoch = this.cfg.journal?.epoch(peerName) ?? 0;
-      const inEpoch = pc.epoch ?? 0;
+      back = this.retired.get(retiredKey(false, peerName));
+      const inEpoch = pc.epoch ?? back?.inEpoch ?? 0;
       if (!Number.isSafeInteger(inEpoch) || inEpoch < 0) throw new RangeError(`esp: VTEP ${name}: epoch ${inEpoch} is not a non-negative integer`);
-      const out = this.derivedOut(peerName, outEpoch, 0);
-      const cur = this.derivedIn(peerName, inEpoch);
-      const next = this.derivedIn(peerName, inEpoch + 1);
-      peer = new EspPeer(peerName, out, outEpoch, cur, next, inEpoch, false, saId(this.node, peerName, outEpoch));
+      if (back !== undefined) {
+        peer = new EspPeer(peerName, back.out, back.outEpoch, back.inCur, back.inNext, back.inEpoch, false, back.outId);
+        if (inEpoch !== back.inEpoch) {
+          peer.inCur = this.derivedIn(peerName, inEpoch);
+          peer.inNext = this.derivedIn(peerName, inEpoch + 1);
+          peer.inEpoch = inEpoch;
+        } else if (back.inOld !== null) {
+          peer.inOld = back.inOld;
+          peer.oldUntil = back.oldUntil;
+        }
+      } else {
+        const outEpoch = this.cfg.journal?.epoch(peerName) ?? 0;
+        const out = this.derivedOut(peerName, outEpoch, 0);
+        const cur = this.derivedIn(peerName, inEpoch);
+        const next = this.derivedIn(peerName, inEpoch + 1);
+        peer = new EspPeer(peerName, out, outEpoch, cur, next, inEpoch, false, saId(this.node, peerName, outEpoch));
+      }
+    }
+    if (back !== undefined) {
+      peer.reservedTo = back.reservedTo;
+      peer.rekeys = back.rekeys;
     }
     // Check every SPI before changing anything: a refused peer leaves the database as it was.
     this.checkFree(peer.inCur.spi);
@@ -139,9 +174,24 @@ export class EspSadb {
       this.checkFree(peer.inNext.spi);
       if (peer.inNext.spi === peer.inCur.spi) throw new RangeError(`esp: VTEP ${name}: two epochs derive one SPI 0x${peer.inCur.spi.toString(16)}`);
     }
+    if (peer.inOld !== null) this.checkFree(peer.inOld.spi);
+    if (back !== undefined) this.retired.delete(retiredKey(back.explicit, back.explicit ? back.outId : back.name));
     this.peers.push(peer);
     this.register(peer.inCur, index);
     if (peer.inNext !== null) this.register(peer.inNext, index);
+    if (peer.inOld !== null) this.register(peer.inOld, index);
+  }
+
+  /**
+   * Removes the SAs of the peer at `index` (its VTEP is being removed): nothing more is sent to it
+   * (`EspNoSa`) and its inbound SPIs are unknown (`EspUnknownSpi`). Its state is kept for `addPeer`.
+   */
+  removePeer(index: number): void {
+    const peer = this.peers[index];
+    if (peer === undefined || peer.removed) throw new RangeError(`esp: no peer at index ${index}`);
+    peer.removed = true;
+    for (const sa of [peer.inCur, peer.inNext, peer.inOld]) if (sa !== null) this.unregister(sa);
+    this.retired.set(retiredKey(peer.explicit, peer.explicit ? peer.outId : peer.name), peer);
   }
 
   private checkFree(spi: number): void {
@@ -176,7 +226,10 @@ export class EspSadb {
 
   private unregister(sa: InboundSa): void {
     const i = this.bySpi.get(sa.spi);
-    if (i >= 0) this.inbound[i] = null;
+    if (i < 0 || this.inbound[i] !== sa) return;
+    this.inbound[i] = null;
+    // The SPI is free again: a peer added back registers its SAs under the same SPIs.
+    this.bySpi.delete(sa.spi);
   }
 
   /** The inbound SA for `spi`, or null (the lookup `espUnprotect` takes). */
@@ -193,7 +246,7 @@ export class EspSadb {
    */
   outbound(index: number, now: number): OutboundSa | DropReason {
     const peer = this.peers[index];
-    if (peer === undefined) return DropReason.EspNoSa;
+    if (peer === undefined || peer.removed) return DropReason.EspNoSa;
     let sa = peer.out;
     if (sa.exhausted || sa.expired(now)) {
       if (peer.explicit) return DropReason.EspSaExhausted;
@@ -236,7 +289,7 @@ export class EspSadb {
   expire(now: number): number {
     let n = 0;
     for (const peer of this.peers) {
-      if (peer.inOld !== null && now >= peer.oldUntil) {
+      if (!peer.removed && peer.inOld !== null && now >= peer.oldUntil) {
         this.unregister(peer.inOld);
         peer.inOld = null;
         n++;
@@ -244,4 +297,9 @@ export class EspSadb {
     }
     return n;
   }
+}
+
+/** Who a retired peer is: its outbound key's id when keyed explicitly, else its name in the derivation. */
+function retiredKey(explicit: boolean, id: string): string {
+  return `${explicit ? 'x' : 'd'}:${id}`;
 }

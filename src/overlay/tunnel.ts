@@ -117,6 +117,11 @@ export interface Vtep {
   rxPackets: number;
   /** Bytes of the inner frames sent to this VTEP (before encapsulation). */
   txInnerBytes: number;
+  /**
+   * Removed (`Tunnel.removeVtep`): nothing is sent to it and nothing from its address is accepted. Its
+   * slot stays, so indexes held elsewhere (MAC entries, routes, packets in flight) never name another VTEP.
+   */
+  readonly removed: boolean;
 }
 
 const NO_SEGMENT = -1;
@@ -133,6 +138,7 @@ class VtepEntry implements Vtep {
   txPackets = 0;
   rxPackets = 0;
   txInnerBytes = 0;
+  removed = false;
   private tpl: TunnelTemplate | null = null;
   constructor(
     readonly index: number,
@@ -272,6 +278,25 @@ export class Tunnel {
     return index;
   }
 
+  /**
+   * Removes the VTEP with this address (a peer left); returns its index. Packets still heading for it are
+   * dropped as `UnknownVtep`, and so are packets from its address (or, with ESP, as `EspUnknownSpi`: its
+   * inbound SAs go with it). Adding the address again makes a new VTEP at a new index; with ESP its SAs
+   * carry on where they were (see `EspSadb.removePeer`).
+   */
+  removeVtep(ip: string): number {
+    const index = this.findVtep(ip);
+    if (index < 0) throw new RangeError(`VTEP ${ip} is not in the table`);
+    const v = this.vteps[index] as VtepEntry;
+    v.removed = true;
+    const a = parseUnderlayIp(ip, 'VTEP ip');
+    if (a.family === 4) this.byV4.delete(a.v4);
+    else this.byV6.delete(a.v6);
+    this.sadb?.removePeer(index);
+    this.rebuildFloodLists();
+    return index;
+  }
+
   /** Index of the VTEP with this address, or -1. */
   findVtep(ip: string): number {
     const a = parseUnderlayIp(ip, 'VTEP ip');
@@ -302,7 +327,7 @@ export class Tunnel {
     if (this.mode !== 'l2') return;
     for (let seg = 0; seg < this.floodLists.length; seg++) {
       const vni = this.segmentVni[seg]!;
-      this.floodLists[seg] = vni < 0 ? EMPTY_LIST : Int32Array.from(this.vteps.filter((v) => v.vnis.has(vni)).map((v) => v.index));
+      this.floodLists[seg] = vni < 0 ? EMPTY_LIST : Int32Array.from(this.vteps.filter((v) => v.vnis.has(vni) && !v.removed).map((v) => v.index));
     }
   }
 
@@ -443,7 +468,7 @@ export class Tunnel {
   /** Prepends the outer headers towards VTEP `vtep` with `vni`; returns 0 or a DropReason. */
   encap(p: PacketBuf, vtep: number, vni: number, now = 0): number {
     const v = this.vteps[vtep];
-    if (v === undefined) return DropReason.UnknownVtep;
+    if (v === undefined || v.removed) return DropReason.UnknownVtep;
     const hash = packetFlowHash(p);
     p.flowHash = hash;
     const innerLen = p.end - p.start;

@@ -13,7 +13,11 @@ export function hashIpv6(b: Uint8Array, o: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** IPv6 address → value, grown by configuration and learning (no deletion). Lookups by (bytes, offset) allocate nothing. */
+/**
+ * IPv6 address → value, grown by configuration and learning. Lookups by (bytes, offset) allocate nothing.
+ * `delete` unlinks an entry from its chain and leaves its slot unused: deletions come from
+ * reconfiguration (a peer leaves), rare enough that the slots are not worth recycling.
+ */
 export class Ipv6Table<T> {
   private readonly heads = new Map<number, number>();
   private readonly keys: Uint8Array[] = [];
@@ -53,6 +57,24 @@ export class Ipv6Table<T> {
     this.count++;
   }
 
+  /** Removes the address's entry; false when there is none. */
+  delete(addr: Uint8Array): boolean {
+    const h = hashIpv6(addr, 0);
+    const i = this.find(addr, 0, h);
+    if (i < 0) return false;
+    const head = this.heads.get(h)!;
+    if (head === i) {
+      if (this.next[i]! < 0) this.heads.delete(h);
+      else this.heads.set(h, this.next[i]!);
+    } else {
+      let j = head;
+      while (this.next[j] !== i) j = this.next[j]!;
+      this.next[j] = this.next[i]!;
+    }
+    this.count--;
+    return true;
+  }
+
   *entries(): IterableIterator<[Uint8Array, T]> {
     for (const i of this.heads.values()) {
       for (let j = i; j >= 0; j = this.next[j]!) yield [this.keys[j]!, this.values[j]!];
@@ -73,8 +95,8 @@ function slotOf(k: number): number {
 
 /**
  * uint32 → int32 map (IPv4 addresses → small indexes) in typed arrays. A JS Map keyed by addresses above
- * 2^31 boxes each key on lookup; this does not. Open addressing, linear probing; no deletion (tables of
- * VTEPs and routes are built by configuration and only grow).
+ * 2^31 boxes each key on lookup; this does not. Open addressing, linear probing; deletion shifts the
+ * entries after the hole back (no tombstones, so lookups never slow down after peers come and go).
  */
 export class U32Map {
   private keys: Int32Array;
@@ -119,6 +141,32 @@ export class U32Map {
       }
       if (this.keys[i] === k) { this.vals[i] = value; return; }
     }
+  }
+
+  /** Removes `key`; false when it was not there. */
+  delete(key: number): boolean {
+    const k = key | 0;
+    const m = this.mask;
+    const keys = this.keys, vals = this.vals, used = this.used;
+    let i = slotOf(k) & m;
+    for (; ; i = (i + 1) & m) {
+      if (used[i] === 0) return false;
+      if (keys[i] === k) break;
+    }
+    // Backward shift (Knuth 6.4, algorithm R): an entry after the hole whose home slot is not cyclically
+    // in (hole, its slot] would no longer be found past the hole, so it moves into the hole.
+    for (let j = i; ; ) {
+      j = (j + 1) & m;
+      if (used[j] === 0) break;
+      const h = slotOf(keys[j]!) & m;
+      if (i <= j ? i < h && h <= j : i < h || h <= j) continue;
+      keys[i] = keys[j]!;
+      vals[i] = vals[j]!;
+      i = j;
+    }
+    used[i] = 0;
+    this.count--;
+    return true;
   }
 
   private grow(): void {

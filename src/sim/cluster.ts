@@ -3,16 +3,14 @@
  * duration, and its report — per flow, per node and port, per underlay path — with the scenario's
  * expectations checked.
  *
- * What is built, per node:
- * - a `Bridge` (the node's switch) with, in routed mode, a gateway port holding the first address of each
- *   podCIDR, and one tunnel port (VXLAN or Geneve, with ESP when the scenario encrypts);
- * - pods: `SimHost`s plugged into bridge ports (a veth is a zero-delay wire: frames cross synchronously),
- *   on their access VLAN; in routed mode their default gateway is the node's gateway;
+ * Each node is the node model's (src/node/): `nodeConfigsFromScenario` describes it, `buildNode` wires its
+ * bridge — gateway, tunnel port and VTEP mesh, routes, pods' neighbour entries, l2 segments, ESP — exactly
+ * as a live agent does. What the simulator adds are the devices it is built around:
+ * - pods: `SimHost`s plugged into bridge ports (a veth is a zero-delay wire: frames cross synchronously);
+ *   in routed mode their default gateway is the node's gateway;
  * - an uplink into the `Fabric` (sim/fabric.ts): one point-to-point path per pair of nodes with the
- *   underlay's (or the pair's own) latency, jitter, bandwidth, loss and MTU.
- * Routed mode: every node has a VTEP and a route for every other node's podCIDRs. L2 mode: pods on the
- * same VNI form one flood-and-learn segment (head-end replication to every VTEP that has pods on that VNI);
- * a pod's segment on its node is its VLAN, or one chosen for its VNI.
+ *   underlay's (or the pair's own) latency, jitter, bandwidth, loss and MTU;
+ * - observers on those devices: capture points, the ICMP a sender sees, and the tracer's hooks.
  *
  * At time 0 every pod sends a gratuitous ARP, as a CNI plugin does for a new pod (Antrea does), so the
  * bridges know where each pod's MAC is before traffic starts; a pod never heard from would have every
@@ -21,17 +19,16 @@
  * Addresses and MACs are assigned from the node and pod positions (deterministic), so one scenario and
  * seed give byte-identical captures and reports.
  */
-import { createHash } from 'node:crypto';
-import { Bridge, type PortOptions } from '../datapath/bridge.js';
+import type { Bridge } from '../datapath/bridge.js';
 import { GLOBAL_VIRTUAL_MAC, parsePrefix } from '../datapath/gateway.js';
-import type { Device, Receiver } from '../datapath/device.js';
+import type { Device } from '../datapath/device.js';
+import { ObservedDevice, PcapngCapture, type FrameHook } from '../datapath/observe.js';
 import type { Port } from '../datapath/port.js';
-import { ClusterSecret } from '../esp/keys.js';
-import type { EspConfig } from '../esp/sadb.js';
+import { buildNode, HOST_PORT, type NodeDatapath } from '../node/build.js';
+import { NodeBuildError, nodeConfigsFromScenario, type NodeConfig, type NodeStackConfig } from '../node/config.js';
 import type { Tunnel } from '../overlay/tunnel.js';
-import { PacketPool, type PacketBatch, type PacketBuf } from '../packet/buf.js';
-import { PcapngWriter } from '../capture/pcapng.js';
-import { eq16, fromHex, ipv4FromString, ipv6FromString, rd16, rd32 } from '../wire/bytes.js';
+import { PacketPool, type PacketBuf } from '../packet/buf.js';
+import { eq16, ipv4FromString, ipv6FromString, macFromString, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
@@ -41,12 +38,8 @@ import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
 import { endpointText, type Comparison, type Endpoint, type ExpectSpec, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from './scenario.js';
 
-const POD_MAC = 0x02_00_00_00_00_00;
-const GW_MAC = 0x02_01_00_00_00_00;
-const UPLINK_MAC = 0x02_02_00_00_00_00;
-const HOST_MAC = 0x02_03_00_00_00_00;
-/** The bridge port of a node's own stack. */
-export const HOST_PORT = 'host';
+/** The bridge port of a node's own stack (the node model names it; re-exported where it always was). */
+export { HOST_PORT };
 /** The first UDP port sinks listen on: a receiver has one port per sender (flows are told apart by their flow id). */
 export const SINK_PORT = 5001;
 
@@ -56,10 +49,12 @@ function tcpSrcPort(id: number): number {
   return 20000 + (id % 40000);
 }
 
-/** An error in a scenario that only shows when building it (the loader accepted its shape). */
-export class SimBuildError extends Error {
-  override readonly name = 'SimBuildError';
-}
+/**
+ * An error in a scenario that only shows when building it (the loader accepted its shape). The node
+ * model's `NodeBuildError` under the simulator's name: both worlds throw the one class.
+ */
+export const SimBuildError = NodeBuildError;
+export type SimBuildError = NodeBuildError;
 
 export interface ClusterOptions {
   /** Overrides the scenario's seed. */
@@ -70,63 +65,12 @@ export interface ClusterOptions {
   capture?: boolean;
   /** Start the scenario's traffic (default true; the tracer sends its own packet). */
   traffic?: boolean;
-  /** Give every pod a `Tap` (`PodRt.tap`) whose hooks a tracer sets. Default false. */
+  /** Give every pod an `ObservedDevice` (`PodRt.observer`) whose hooks a tracer sets. Default false. */
   tracing?: boolean;
   /** The largest IP packet something outside the scenario's traffic will build (the tracer's). */
   largestPacket?: number;
   /** Give every node its own stack (`NodeRt.stack`), not only the nodes traffic starts or ends at. Default false. */
   nodeStacks?: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Device wrappers: capture and observation of the frames crossing a device
-
-export type FrameHook = (p: PacketBuf, now: number) => void;
-
-/**
- * Wraps a device; `onTx` sees each frame handed to it (towards the device), `onRx` each frame it
- * delivers (from the device). The hooks must not keep or change the packet.
- */
-export class Tap implements Device {
-  constructor(private readonly inner: Device, private readonly sim: Simulator, public onTx: FrameHook | null, public onRx: FrameHook | null) {}
-  get name(): string { return this.inner.name; }
-  get mac(): number { return this.inner.mac; }
-  get mtu(): number { return this.inner.mtu; }
-  get linkUp(): boolean { return this.inner.linkUp; }
-  transmit(batch: PacketBatch): void {
-    const h = this.onTx;
-    if (h !== null) for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
-    this.inner.transmit(batch);
-  }
-  setReceiver(rx: Receiver | null): void {
-    if (rx === null) { this.inner.setReceiver(null); return; }
-    this.inner.setReceiver((batch) => {
-      const h = this.onRx;
-      if (h !== null) for (let i = 0; i < batch.length; i++) h(batch.get(i), this.sim.now);
-      rx(batch);
-    });
-  }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.inner.setLinkListener(fn); }
-}
-
-/** One capture point: a pcapng file in memory. */
-export class Capture {
-  readonly chunks: Uint8Array[] = [];
-  readonly writer: PcapngWriter;
-  readonly iface: number;
-  packets = 0;
-  constructor(readonly name: string) {
-    this.writer = new PcapngWriter((c) => this.chunks.push(c));
-    this.iface = this.writer.addInterface(name);
-  }
-  readonly hook: FrameHook = (p, now) => {
-    this.packets++;
-    this.writer.writePacket(this.iface, BigInt(Math.round(now)), p.data.subarray(p.start, p.end));
-  };
-  /** The file's bytes. */
-  bytes(): Uint8Array {
-    return Buffer.concat(this.chunks);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -212,13 +156,16 @@ export interface PodRt {
   host: SimHost;
   port: Port;
   icmp: IcmpObserver | null;
-  /** With `tracing`: the tap between the pod and its bridge port. */
-  tap: Tap | null;
+  /** With `tracing`: the observer between the pod and its bridge port, whose hooks the tracer sets. */
+  observer: ObservedDevice | null;
 }
 
 export interface NodeRt {
   spec: NodeSpec;
   index: number;
+  /** The node as the node model describes it, and what `buildNode` made of it. */
+  config: NodeConfig;
+  datapath: NodeDatapath;
   bridge: Bridge;
   uplink: Uplink;
   tunnelPort: Port;
@@ -226,6 +173,15 @@ export interface NodeRt {
   pods: Map<string, PodRt>;
   /** The node's own stack (routed mode, when traffic starts or ends at the node), or null. */
   stack: PodRt | null;
+}
+
+/** A host and the device (with its observers) its bridge port gets. */
+interface Plugged {
+  spec: PodSpec;
+  host: SimHost;
+  dev: Device;
+  icmp: IcmpObserver | null;
+  observer: ObservedDevice | null;
 }
 
 interface FlowRt {
@@ -274,11 +230,6 @@ class FaultRunner implements SimTask {
   }
 }
 
-function secretFrom(text: string): ClusterSecret {
-  // A lab's secret is a passphrase; the cluster secret is its SHA-256 (32 bytes, the minimum length).
-  return new ClusterSecret(createHash('sha256').update(text, 'utf8').digest());
-}
-
 function prefixLen(cidr: string | null): number | null {
   return cidr === null ? null : parsePrefix(cidr, 'podCIDR').len;
 }
@@ -289,7 +240,7 @@ export class Cluster {
   readonly fabric: Fabric;
   readonly nodes = new Map<string, NodeRt>();
   readonly flows: FlowRt[] = [];
-  readonly captures: Capture[] = [];
+  readonly captures: PcapngCapture[] = [];
   readonly seed: number;
   private readonly faults: FaultRunner;
   private readonly sinkPorts = new Map<string, number>();
@@ -314,12 +265,12 @@ export class Cluster {
     this.fabric = new Fabric(this.sim, this.pool, defaults, u.mtu);
     this.faults = new FaultRunner(this.fabric);
     const wantCapture = opts.capture ?? true;
-    const capAt = new Map<string, Capture>();
+    const capAt = new Map<string, PcapngCapture>();
     if (wantCapture) {
       for (const c of s.capture) {
         const key = `${c.node}/${c.port}`;
         if (!capAt.has(key)) {
-          const cap = new Capture(key);
+          const cap = new PcapngCapture(key);
           capAt.set(key, cap);
           this.captures.push(cap);
         }
@@ -333,106 +284,48 @@ export class Cluster {
     this.buildFaults();
   }
 
-  private buildNodes(capAt: Map<string, Capture>): void {
+  private buildNodes(capAt: Map<string, PcapngCapture>): void {
     const s = this.scenario;
     const routed = s.tunnel.mode === 'routed';
-    const secret = s.encryption !== null ? secretFrom(s.encryption.secret) : null;
-    // L2 mode: one segment per VLAN given, or per VNI; each VNI carries one segment between nodes.
-    const vniSeg = new Map<number, number>();
-    const usedVlans = new Set<number>();
-    for (const n of s.nodes) for (const p of n.pods) if (p.vlan !== null) usedVlans.add(p.vlan);
-    let nextSeg = 1;
-    const segmentOf = (p: PodSpec): number => {
-      if (routed) return p.vlan ?? 0;
-      const vni = p.vni!;
-      if (p.vlan !== null) {
-        const had = vniSeg.get(vni);
-        if (had === undefined) vniSeg.set(vni, p.vlan);
-        else if (had !== p.vlan && s.nodes.length > 1) throw new SimBuildError(`pod ${p.node}/${p.name}: VNI ${vni} is already carried by VLAN ${had}; between nodes one VNI carries one segment (give the pods on VLAN ${p.vlan} another vni)`);
-        return p.vlan;
-      }
-      let seg = vniSeg.get(vni);
-      if (seg === undefined) {
-        while (usedVlans.has(nextSeg)) nextSeg++;
-        seg = nextSeg++;
-        usedVlans.add(seg);
-        vniSeg.set(vni, seg);
-      }
-      return seg;
-    };
-    const podSeg = new Map<PodSpec, number>();
-    for (const n of s.nodes) for (const p of n.pods) podSeg.set(p, segmentOf(p));
-
     const senders = new Set(s.traffic.map((t) => `${t.from.node}/${t.from.pod ?? ''}`));
+    // Nodes' own stacks where traffic starts or ends at a node (or every node's, when asked).
+    const used = new Set(s.traffic.flatMap((t) => [t.from, t.to]).filter((e) => e.pod === null).map((e) => e.node));
+    const configs = nodeConfigsFromScenario(s, { stacks: this.wantStacks ? 'all' : s.nodes.map((n) => n.name).filter((n) => used.has(n)) });
+    // What the simulated hosts cannot be yet (the node model has no such limits).
+    for (const n of s.nodes) {
+      for (const p of n.pods) if (p.ip4 === null) throw new SimBuildError(`pod ${n.name}/${p.name}: IPv6-only pods are not simulated yet; give it an IPv4 address too`);
+    }
     s.nodes.forEach((n, i) => {
-      const bridge = new Bridge({ name: n.name, pool: this.pool, clock: this.sim.clock });
-      const uplink = this.fabric.addNode(n.name, UPLINK_MAC + i + 1);
+      if (configs[i]!.stack !== null && n.gateway4 === null) throw new SimBuildError(`node ${n.name}: its own stack needs an IPv4 podCIDR`);
+    });
+    const clock = this.sim.clock;
+    s.nodes.forEach((n, i) => {
+      const cfg = configs[i]!;
+      const uplink = this.fabric.addNode(n.name, macFromString(cfg.underlayMac)!);
       const cap = capAt.get(`${n.name}/underlay`);
-      const under: Device = cap !== undefined ? new Tap(uplink, this.sim, cap.hook, cap.hook) : uplink;
-      if (routed) {
-        const gwMtu = Math.max(1500, ...n.pods.map((p) => p.mtu));
-        const l4 = prefixLen(n.podCIDR4), l6 = prefixLen(n.podCIDR6);
-        bridge.addGateway({
-          name: 'gw', mac: GW_MAC + i + 1, mtu: gwMtu,
-          ...(n.gateway4 !== null ? { ipv4: `${n.gateway4}/${l4}` } : {}),
-          ...(n.gateway6 !== null ? { ipv6: `${n.gateway6}/${l6}` } : {}),
-        });
-      }
-      const esp: EspConfig | undefined = s.encryption !== null ? { cipher: s.encryption.cipher, secret: secret!, node: n.name, udpEncap: s.encryption.udpEncap } : undefined;
-      const tunnelPort = bridge.addTunnel('tunnel', under, {
-        kind: s.tunnel.type, mode: s.tunnel.mode, localIp: n.underlayIp, vni: s.tunnel.vni,
-        options: s.tunnel.options.map((o) => ({ class: o.class, type: o.type, data: fromHex(o.data) })),
-        knownOptions: s.tunnel.options.map((o) => ({ class: o.class, type: o.type })),
-        fragmentPolicy: s.tunnel.fragmentPolicy, icmpTooBig: s.tunnel.icmpTooBig, mssClamp: s.tunnel.mssClamp,
-        ...(esp !== undefined ? { esp } : {}),
-      });
-      const rt: NodeRt = { spec: n, index: i, bridge, uplink, tunnelPort, tunnel: bridge.tunnel(tunnelPort), pods: new Map(), stack: null };
-      this.nodes.set(n.name, rt);
-      if (!routed) {
-        const mine = new Set(n.pods.map((p) => p.vni!));
-        for (const vni of mine) rt.tunnel.mapVni(vni, vniSeg.get(vni)!);
-      }
+      const underlay: Device = cap !== undefined ? cap.observe(uplink, clock) : uplink;
+      const len4 = prefixLen(n.podCIDR4) ?? 0;
+      const len6 = prefixLen(n.podCIDR6) ?? 0;
+      const hosts = new Map<string, Plugged>();
       n.pods.forEach((p, j) => {
-        if (p.ip4 === null) throw new SimBuildError(`pod ${n.name}/${p.name}: IPv6-only pods are not simulated yet; give it an IPv4 address too`);
-        const len4 = prefixLen(n.podCIDR4) ?? 0;
-        const len6 = prefixLen(n.podCIDR6) ?? 0;
         const host = new SimHost(this.sim, this.pool, {
-          name: `${n.name}/${p.name}`, mac: POD_MAC + (i + 1) * 65536 + j + 1, mtu: p.mtu,
+          name: `${n.name}/${p.name}`, mac: macFromString(cfg.pods[j]!.mac)!, mtu: p.mtu,
           ipv4: `${p.ip4}/${len4}`,
           ...(p.ip6 !== null ? { ipv6: `${p.ip6}/${len6 === 0 ? 64 : len6}` } : {}),
           ...(routed && n.gateway4 !== null ? { gateway4: n.gateway4 } : {}),
           ...(routed && n.gateway6 !== null ? { gateway6: n.gateway6 } : {}),
         });
-        const seg = podSeg.get(p)!;
-        const pod = this.plug(rt, p, host, senders.has(`${n.name}/${p.name}`), capAt.get(`${n.name}/${p.name}`) ?? null, { ...(seg !== 0 ? { vlan: seg } : {}), mtu: p.mtu });
-        rt.pods.set(p.name, pod);
-        // As in Antrea, the node knows its pods' MACs from the CNI: the gateway routes to them without ARP.
-        if (routed) {
-          if (n.gateway4 !== null) bridge.addNeighbor(p.ip4, host.mac);
-          if (n.gateway6 !== null && p.ip6 !== null) bridge.addNeighbor(p.ip6, host.mac);
-        }
+        hosts.set(p.name, this.observe(p, host, senders.has(`${n.name}/${p.name}`), capAt.get(`${n.name}/${p.name}`) ?? null));
+      });
+      const stack = cfg.stack !== null ? this.stackHost(n, cfg.stack, senders.has(`${n.name}/`)) : null;
+      const dp = buildNode(cfg, { pool: this.pool, clock, underlay, pod: (p) => hosts.get(p.name)!.dev, ...(stack !== null ? { stack: stack.dev } : {}) });
+      const pods = new Map<string, PodRt>();
+      for (const [name, h] of hosts) pods.set(name, { spec: h.spec, host: h.host, port: dp.pods.get(name)!, icmp: h.icmp, observer: h.observer });
+      this.nodes.set(n.name, {
+        spec: n, index: i, config: cfg, datapath: dp, bridge: dp.bridge, uplink, tunnelPort: dp.tunnelPort, tunnel: dp.tunnel, pods,
+        stack: stack === null ? null : { spec: stack.spec, host: stack.host, port: dp.stack!, icmp: stack.icmp, observer: stack.observer },
       });
     });
-    // Nodes' own stacks, where traffic starts or ends at a node (or every node's, when asked).
-    const used = new Set(s.traffic.flatMap((t) => [t.from, t.to]).filter((e) => e.pod === null).map((e) => e.node));
-    for (const rt of this.nodes.values()) {
-      // In l2 mode a node has no gateway, hence no stack (the loader refuses a node as an endpoint there).
-      if (!routed || (!this.wantStacks && !used.has(rt.spec.name))) continue;
-      rt.stack = this.buildStack(rt, senders.has(`${rt.spec.name}/`));
-    }
-    // Tunnels between every pair of nodes.
-    const all = [...this.nodes.values()];
-    for (const a of all) {
-      for (const b of all) {
-        if (a === b) continue;
-        const vnis = routed ? undefined : [...new Set(b.spec.pods.map((p) => p.vni!))].filter((v) => a.spec.pods.some((p) => p.vni === v));
-        if (vnis !== undefined && vnis.length === 0) continue;
-        a.bridge.addVtep(a.tunnelPort, { ip: b.spec.underlayIp, mac: b.uplink.mac, ...(vnis !== undefined ? { vnis } : {}), ...(s.encryption !== null ? { esp: { node: b.spec.name } } : {}) });
-        if (routed) {
-          for (const cidr of [b.spec.podCIDR4, b.spec.podCIDR6]) if (cidr !== null) a.bridge.addRoute(cidr, { tunnel: 'tunnel', vtep: b.spec.underlayIp });
-        }
-      }
-    }
     for (const l of s.links) {
       const cfg: LinkConfig = {};
       if (l.mtu !== null) cfg.mtu = l.mtu;
@@ -447,39 +340,34 @@ export class Cluster {
   /**
    * A node's own stack, as Antrea's antrea-gw0 is on the host side: it shares the gateway's addresses
    * (the gateway answers ARP, ND and echo for them and hands it everything else sent to them) and sends
-   * everything through the gateway, whose virtual MAC it has as its only neighbour. A bridge port of its
-   * own, with a static MAC entry (the CNI agent knows it).
+   * everything through the gateway, whose virtual MAC it has as its only neighbour. Its port and static
+   * MAC entry are the node model's.
    */
-  private buildStack(rt: NodeRt, observe: boolean): PodRt {
-    const n = rt.spec;
-    const mac = HOST_MAC + rt.index + 1;
-    const spec: PodSpec = { name: HOST_PORT, node: n.name, ip4: n.gateway4, ip6: n.gateway6, vlan: null, vni: null, mtu: this.scenario.podMtu };
-    if (n.gateway4 === null) throw new SimBuildError(`node ${n.name}: its own stack needs an IPv4 podCIDR`);
+  private stackHost(n: NodeSpec, cfg: NodeStackConfig, observe: boolean): Plugged {
+    const spec: PodSpec = { name: HOST_PORT, node: n.name, ip4: n.gateway4, ip6: n.gateway6, vlan: null, vni: null, mtu: cfg.mtu };
     const host = new SimHost(this.sim, this.pool, {
-      name: `${n.name}/${HOST_PORT}`, mac, mtu: spec.mtu, answerNeighbors: false,
-      ipv4: `${n.gateway4}/32`, gateway4: n.gateway4,
+      name: `${n.name}/${HOST_PORT}`, mac: macFromString(cfg.mac)!, mtu: spec.mtu, answerNeighbors: false,
+      ipv4: `${n.gateway4}/32`, gateway4: n.gateway4!,
       ...(n.gateway6 !== null ? { ipv6: `${n.gateway6}/128`, gateway6: n.gateway6 } : {}),
     });
-    host.addNeighbor(n.gateway4, GLOBAL_VIRTUAL_MAC);
+    host.addNeighbor(n.gateway4!, GLOBAL_VIRTUAL_MAC);
     if (n.gateway6 !== null) host.addNeighbor(n.gateway6, GLOBAL_VIRTUAL_MAC);
-    const stack = this.plug(rt, spec, host, observe, null, { mtu: spec.mtu });
-    rt.bridge.addStaticMac(0, mac, stack.port);
-    rt.bridge.gateway!.hostMac = mac;
-    return stack;
+    return this.observe(spec, host, observe, null);
   }
 
   /**
-   * Plugs a host into a port of its node's bridge, through the taps it needs: an ICMP observer when it
-   * sends traffic, a capture point, and (tracing) a tap whose hooks the tracer sets.
+   * The device a host is plugged in through, with the observers it needs: an ICMP observer when it
+   * sends traffic, a capture point, and (tracing) an observer whose hooks the tracer sets.
    */
-  private plug(rt: NodeRt, spec: PodSpec, host: SimHost, observe: boolean, cap: Capture | null, port: PortOptions): PodRt {
+  private observe(spec: PodSpec, host: SimHost, observe: boolean, cap: PcapngCapture | null): Plugged {
+    const clock = this.sim.clock;
     const icmp = observe ? new IcmpObserver() : null;
     let dev: Device = host;
-    if (icmp !== null) dev = new Tap(dev, this.sim, icmp.hook, null);
-    if (cap !== null) dev = new Tap(dev, this.sim, cap.hook, cap.hook);
-    const tap = this.tracing ? new Tap(dev, this.sim, null, null) : null;
-    if (tap !== null) dev = tap;
-    return { spec, host, port: rt.bridge.addPort(spec.name, dev, port), icmp, tap };
+    if (icmp !== null) dev = new ObservedDevice(dev, clock, icmp.hook, null);
+    if (cap !== null) dev = cap.observe(dev, clock);
+    const observer = this.tracing ? new ObservedDevice(dev, clock) : null;
+    if (observer !== null) dev = observer;
+    return { spec, host, dev, icmp, observer };
   }
 
   private pod(e: Endpoint, what: string): PodRt | null {

@@ -99,7 +99,7 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
   let marked = false;
   let delivered: string | null = null;
   // The first frame from the source towards the destination with the protocol gets the flag.
-  sp.tap!.onRx = (p): void => {
+  sp.observer!.onRx = (p): void => {
     if (marked) return;
     const b = p.data, o = p.start;
     if (p.end - o < 14 + hdr) return;
@@ -116,7 +116,7 @@ export function traceScenario(s: Scenario, req: TraceRequest): TraceResult {
   };
   for (const n of c.nodes.values()) {
     for (const pod of n.stack === null ? n.pods.values() : [...n.pods.values(), n.stack]) {
-      pod.tap!.onTx = (p): void => {
+      pod.observer!.onTx = (p): void => {
         if (!p.traced || delivered !== null) return;
         // The pod may answer in the same buffer: the answer is not part of the trace.
         p.traced = false;

@@ -1,0 +1,194 @@
+/**
+ * The one builder of a node's datapath, for the simulator and a live agent alike: from a `NodeConfig`
+ * and the devices it is handed (the underlay, one per pod, the node's own stack), a bridge wired as the
+ * overlay model says —
+ *
+ * - routed mode: a gateway port holding the first address of each podCIDR, static neighbour entries for
+ *   the pods (the CNI knows their MACs, as in Antrea: no ARP from the gateway towards its pods), and a
+ *   route to every peer's podCIDRs through its VTEP;
+ * - l2 mode: each VNI mapped to its segment, and each peer a VTEP of the VNIs it shares (head-end
+ *   replication of floods to it);
+ * - one tunnel port on the underlay device, with ESP between every pair of nodes when configured;
+ * - pods on access ports of their segment; the node's own stack on a port of its own.
+ *
+ * The builder makes no device: what frames cross, and how (a simulated link, a TAP, a UDP socket), is
+ * the caller's. Peers can be added and removed afterwards (`addPeer`, `removePeer`, `applyPeers`), so
+ * a live agent applies a changed peer list without rebuilding: the other peers' traffic is untouched.
+ */
+import { createHash } from 'node:crypto';
+import { Bridge, type Clock } from '../datapath/bridge.js';
+import type { Device } from '../datapath/device.js';
+import type { Port } from '../datapath/port.js';
+import { ClusterSecret, loadClusterSecret } from '../esp/keys.js';
+import type { Tunnel } from '../overlay/tunnel.js';
+import type { PacketPool } from '../packet/buf.js';
+import { fromHex, macFromString } from '../wire/bytes.js';
+import type { NodeConfig, NodePeerConfig, NodePodConfig, NodeSecretSource } from './config.js';
+
+/** The bridge port names every node has (reports and counters name them). */
+export const GATEWAY_PORT = 'gw';
+export const TUNNEL_PORT = 'tunnel';
+/** The bridge port of the node's own stack. */
+export const HOST_PORT = 'host';
+
+/** What the builder is handed: buffers, time, and the devices to plug in. */
+export interface NodeEnv {
+  pool: PacketPool;
+  clock: Clock;
+  /** Outer frames in and out of the tunnel port. */
+  underlay: Device;
+  /** The device behind each pod's port (asked once per pod, in the config's order). */
+  pod: (pod: NodePodConfig) => Device;
+  /** The node's own stack, when the config has one. */
+  stack?: Device;
+}
+
+/** A built node. Its peers change only through `addPeer`, `removePeer` and `applyPeers`. */
+export interface NodeDatapath {
+  readonly name: string;
+  readonly mode: NodeConfig['mode'];
+  readonly bridge: Bridge;
+  /** The gateway port (routed mode), or null. */
+  readonly gateway: Port | null;
+  readonly tunnelPort: Port;
+  readonly tunnel: Tunnel;
+  /** Pod ports by pod name. */
+  readonly pods: ReadonlyMap<string, Port>;
+  /** The port of the node's own stack, or null. */
+  readonly stack: Port | null;
+  /** The peers in force, by name, as they were given. */
+  readonly peers: ReadonlyMap<string, NodePeerConfig>;
+  /** Whether tunnel traffic is ESP-protected (peers then get SAs). */
+  readonly encrypted: boolean;
+}
+
+/** The cluster secret from its source: a passphrase's SHA-256 (32 bytes, the minimum length), or a file or variable. */
+export function clusterSecretFrom(src: NodeSecretSource): ClusterSecret {
+  if ('passphrase' in src) return new ClusterSecret(createHash('sha256').update(src.passphrase, 'utf8').digest());
+  return loadClusterSecret(src);
+}
+
+function mac(s: string, node: string, what: string): number {
+  const m = macFromString(s);
+  if (m === null) throw new RangeError(`node ${node}: ${what} "${s}" is not a MAC (aa:bb:cc:dd:ee:ff)`);
+  return m;
+}
+
+/** Builds the node's bridge around the devices in `env` (see the module comment). */
+export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
+  const name = cfg.name;
+  if ((cfg.stack !== null) !== (env.stack !== undefined)) {
+    throw new RangeError(`node ${name}: ${cfg.stack !== null ? 'the config has a stack of the node\'s own: give its device (env.stack)' : 'a stack device without a stack in the config'}`);
+  }
+  if ((cfg.gateway !== null) !== (cfg.mode === 'routed')) throw new RangeError(`node ${name}: a gateway belongs to routed mode, and routed mode needs one`);
+  const bridge = new Bridge({ name, pool: env.pool, clock: env.clock });
+  const g = cfg.gateway;
+  const gateway = g === null ? null : bridge.addGateway({
+    name: GATEWAY_PORT, mac: mac(g.mac, name, 'gateway mac'), mtu: g.mtu,
+    ...(g.ipv4 !== null ? { ipv4: g.ipv4 } : {}),
+    ...(g.ipv6 !== null ? { ipv6: g.ipv6 } : {}),
+  });
+  const t = cfg.tunnel;
+  const e = cfg.esp;
+  const tunnelPort = bridge.addTunnel(TUNNEL_PORT, env.underlay, {
+    kind: t.kind, mode: cfg.mode, localIp: cfg.underlayIp, localMac: mac(cfg.underlayMac, name, 'underlayMac'), vni: t.vni,
+    options: t.options.map((o) => ({ class: o.class, type: o.type, data: fromHex(o.data) })),
+    knownOptions: t.knownOptions.map((o) => ({ class: o.class, type: o.type })),
+    fragmentPolicy: t.fragmentPolicy, icmpTooBig: t.icmpTooBig, mssClamp: t.mssClamp,
+    ...(t.udpPort !== null ? { dstPort: t.udpPort } : {}),
+    ...(e !== null ? { esp: { cipher: e.cipher, secret: clusterSecretFrom(e.secret), node: name, udpEncap: e.udpEncap } } : {}),
+  });
+  const tunnel = bridge.tunnel(tunnelPort);
+  for (const m of cfg.vniSegments) tunnel.mapVni(m.vni, m.segment);
+  const pods = new Map<string, Port>();
+  for (const p of cfg.pods) {
+    const port = bridge.addPort(p.name, env.pod(p), { ...(p.segment !== 0 ? { vlan: p.segment } : {}), mtu: p.mtu });
+    pods.set(p.name, port);
+    if (g !== null) {
+      const m = mac(p.mac, name, `pod ${p.name} mac`);
+      if (g.ipv4 !== null && p.ip4 !== null) bridge.addNeighbor(p.ip4, m);
+      if (g.ipv6 !== null && p.ip6 !== null) bridge.addNeighbor(p.ip6, m);
+    }
+  }
+  let stack: Port | null = null;
+  if (cfg.stack !== null) {
+    // As antrea-gw0 on the host side: the stack shares the gateway's addresses (the gateway answers ARP,
+    // ND and echo for them and hands it the rest), so it is found by a static MAC entry, not by learning.
+    if (gateway === null) throw new RangeError(`node ${name}: its own stack sits behind the gateway, which l2 mode has not`);
+    const m = mac(cfg.stack.mac, name, 'stack mac');
+    stack = bridge.addPort(HOST_PORT, env.stack!, { mtu: cfg.stack.mtu });
+    bridge.addStaticMac(gateway.vlan, m, stack);
+    bridge.gateway!.hostMac = m;
+  }
+  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: new Map(), encrypted: e !== null };
+  for (const p of cfg.peers) addPeer(nd, p);
+  return nd;
+}
+
+function peerMap(nd: NodeDatapath): Map<string, NodePeerConfig> {
+  // Made by buildNode as a Map; exposed read-only so that peers change only here.
+  return nd.peers as Map<string, NodePeerConfig>;
+}
+
+/**
+ * Adds a peer: its VTEP (with ESP, SAs derived for the pair; a peer removed before takes up its SAs
+ * again) and, routed, a route to each of its podCIDRs. A refused peer leaves nothing behind.
+ */
+export function addPeer(nd: NodeDatapath, peer: NodePeerConfig): void {
+  if (peer.name === nd.name) throw new RangeError(`node ${nd.name}: a node is not its own peer`);
+  if (nd.peers.has(peer.name)) throw new RangeError(`node ${nd.name}: peer ${peer.name} is already there (remove it first, or use applyPeers)`);
+  const routed = nd.mode === 'routed';
+  nd.bridge.addVtep(nd.tunnelPort, {
+    ip: peer.underlayIp, mac: mac(peer.underlayMac, nd.name, `peer ${peer.name} underlayMac`),
+    ...(routed ? {} : { vnis: peer.vnis }),
+    ...(nd.encrypted ? { esp: { node: peer.name } } : {}),
+  });
+  try {
+    if (routed) for (const cidr of peer.podCIDRs) nd.bridge.addRoute(cidr, { tunnel: TUNNEL_PORT, vtep: peer.underlayIp });
+  } catch (err) {
+    nd.bridge.removeVtep(nd.tunnelPort, peer.underlayIp);
+    throw err;
+  }
+  peerMap(nd).set(peer.name, structuredClone(peer));
+}
+
+/**
+ * Removes a peer: its VTEP, the routes and MAC entries through it, its SAs. What is sent to its pods is
+ * then dropped (`NoRoute` at the gateway, routed), what it still sends is dropped at the tunnel port
+ * (`UnknownVtep`, or `EspUnknownSpi` with ESP).
+ */
+export function removePeer(nd: NodeDatapath, name: string): void {
+  const p = nd.peers.get(name);
+  if (p === undefined) throw new RangeError(`node ${nd.name}: no peer ${name}`);
+  nd.bridge.removeVtep(nd.tunnelPort, p.underlayIp);
+  peerMap(nd).delete(name);
+}
+
+function samePeer(a: NodePeerConfig, b: NodePeerConfig): boolean {
+  const eq = <T>(x: readonly T[], y: readonly T[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.name === b.name && a.underlayIp === b.underlayIp && macFromString(a.underlayMac) === macFromString(b.underlayMac) && eq(a.podCIDRs, b.podCIDRs) && eq(a.vnis, b.vnis);
+}
+
+/**
+ * Makes the peers those of `peers` (a reloaded configuration): peers gone or changed are removed, then
+ * new and changed ones added; unchanged peers are not touched. Returns the names removed and added (a
+ * changed peer is in both).
+ */
+export function applyPeers(nd: NodeDatapath, peers: readonly NodePeerConfig[]): { removed: string[]; added: string[] } {
+  const want = new Map(peers.map((p) => [p.name, p]));
+  if (want.size !== peers.length) throw new RangeError(`node ${nd.name}: a peer is listed twice`);
+  const removed: string[] = [];
+  const added: string[] = [];
+  for (const [name, had] of [...nd.peers]) {
+    const w = want.get(name);
+    if (w !== undefined && samePeer(had, w)) continue;
+    removePeer(nd, name);
+    removed.push(name);
+  }
+  for (const p of peers) {
+    if (nd.peers.has(p.name)) continue;
+    addPeer(nd, p);
+    added.push(p.name);
+  }
+  return { removed, added };
+}
