@@ -6,7 +6,7 @@
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
@@ -48,7 +48,7 @@ after N packets, after the duration, or on Ctrl-C. FILE - writes to stdout.
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
 const AGENT_READY_MS = 15_000;
 
-function parse(args: string[], options: Parameters<typeof parseArgs>[0]['options'], cmd: string): { values: Record<string, unknown>; positionals: string[] } {
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, cmd: string): { values: Record<string, unknown>; positionals: string[] } {
   try {
     const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
     return { values: r.values as Record<string, unknown>, positionals: r.positionals };
@@ -237,7 +237,7 @@ export async function captureCommand(args: string[], io: RunIo): Promise<number>
   const { socket, rest } = await controlStream(controlPath(l, node), { op: 'capture', port }).catch((e: Error) => { throw new CliError(`capture: ${e.message}`); });
   const out = file === '-' ? process.stdout : createWriteStream(file);
   let packets = 0;
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let stopped = false;
   return await new Promise<number>((res) => {
     const stop = (): void => {

@@ -264,7 +264,7 @@ export class Agent {
     }
     const tunnel: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
-    return { ports, devices, peers, tunnel, macEntries: this.nd.bridge.macs.stats.entries ?? 0, poolFree: this.pool.available, poolSize: this.pool.size };
+    return { ports, devices, peers, tunnel, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
   }
 
   /** Streams a pcapng of one port's frames (both directions) to the client until it disconnects. */
@@ -273,14 +273,15 @@ export class Agent {
     const o = this.observed.get(port);
     if (o === undefined) throw new Error(`no port "${port}" to capture (ports: ${[...this.observed.keys()].join(', ')})`);
     if (o.onTx !== null || o.onRx !== null) throw new Error(`port ${port} is already being captured`);
-    // The socket may hold a chunk until it drains: give it a copy, never the writer's buffer.
-    const rec = new PcapngCapture(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(Buffer.from(chunk)); });
-    o.onTx = rec.hook;
-    o.onRx = rec.hook;
+    // The reply line first: the capture writes its section header as soon as it is made.
     conn.stream({ port, linktype: 'ethernet' }, () => {
       o.onTx = null;
       o.onRx = null;
     });
+    // The socket may hold a chunk until it drains: give it a copy, never the writer's buffer.
+    const rec = new PcapngCapture(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(Buffer.from(chunk)); });
+    o.onTx = rec.hook;
+    o.onRx = rec.hook;
     this.log.info('capture started', { port });
     return undefined;
   }

@@ -45,6 +45,8 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   const reg = new Registry();
   reg.setDefaultLabels({ node });
   collectDefaultMetrics({ register: reg, prefix: 'seine_agent_' });
+  // prom-client names three gauges *_total, which promtool (rightly) refuses for a gauge: leave them out.
+  for (const m of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(`seine_agent_${m}`);
   let snap: MetricsSnapshot | null = null;
   let snapAt = 0;
   // One snapshot per scrape: collectors run back to back, so one taken in the last 100 ms is this scrape's.
