@@ -165,6 +165,7 @@ export class Agent {
       await a.stop();
       throw e;
     }
+    if (cfg.node.esp !== null) log.warn('ESP state is not kept across restarts yet: a restarted agent starts its SAs again from the same keys and sequence numbers; use ESP in labs and tests only (see the README)');
     log.info('agent started', { node: cfg.node.name, pods: cfg.node.pods.length, peers: cfg.node.peers.length, control: cfg.control, metrics: a.metricsAddress });
     return a;
   }

@@ -75,6 +75,9 @@ class IoScratch {
   }
 }
 
+/** Where a frame goes that no buffer can take (a TAP frame with its header, or a datagram). */
+const DISCARD = new Uint8Array(65536 + VNET_HDR_LEN);
+
 /** Allocates up to `want` buffers into `s.bufs`; returns how many it got. */
 function allocBuffers(pool: PacketPool, s: IoScratch, want: number): number {
   let k = 0;
@@ -157,12 +160,15 @@ export class TapDevice implements LiveDevice {
   readable(): void {
     const s = this.rs;
     const k = allocBuffers(this.pool, s, s.max);
+    const hdr = this.vnet ? VNET_HDR_LEN : 0;
     if (k === 0) {
       // No buffer: take one frame off the queue and count it, so a full pool cannot spin the loop.
+      s.offsets[0] = 0;
+      s.caps[0] = DISCARD.length;
+      try { this.native.readBatch(this.fd, DISCARD, s.offsets, s.caps, s.lens, 1); } catch { /* counted below */ }
       this.stats.drop(DropReason.PoolExhausted);
       return;
     }
-    const hdr = this.vnet ? VNET_HDR_LEN : 0;
     const capacity = this.pool.frameCapacity + hdr;
     const bsize = this.pool.bufferSize;
     for (let i = 0; i < k; i++) {
@@ -371,7 +377,13 @@ export class TunnelSocketDevice implements LiveDevice {
   private readUdp(sock: UdpSock): void {
     const s = this.rs;
     const k = allocBuffers(this.pool, s, s.max);
-    if (k === 0) { this.stats.drop(DropReason.PoolExhausted); return; }
+    if (k === 0) {
+      s.offsets[0] = 0;
+      s.caps[0] = DISCARD.length;
+      try { this.native.udpRecvBatch(sock.fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, 1); } catch { /* counted below */ }
+      this.stats.drop(DropReason.PoolExhausted);
+      return;
+    }
     const front = ETH_HEADER_LEN + this.ipHeaderLen() + 8;
     const bsize = this.pool.bufferSize;
     for (let i = 0; i < k; i++) {
@@ -446,7 +458,13 @@ export class TunnelSocketDevice implements LiveDevice {
   private readRaw(sock: RawSock): void {
     const s = this.rs;
     const k = allocBuffers(this.pool, s, s.max);
-    if (k === 0) { this.stats.drop(DropReason.PoolExhausted); return; }
+    if (k === 0) {
+      s.offsets[0] = 0;
+      s.caps[0] = DISCARD.length;
+      try { this.native.rawRecvBatch(sock.fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, 1); } catch { /* counted below */ }
+      this.stats.drop(DropReason.PoolExhausted);
+      return;
+    }
     const bsize = this.pool.bufferSize;
     for (let i = 0; i < k; i++) {
       s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM + ETH_HEADER_LEN;
