@@ -63,14 +63,6 @@ function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): v
   for (let i = 0; i < 16; i++) out[i] = src[so + i]! & m[i]!;
 }
 
-/** A prefix as text with its host bits cleared ("10.244.1.0/24"): one key per route, however it was written. */
-function prefixKey(p: Prefix): string {
-  if (p.family === 4) return `${ipv4ToString((p.addr & mask4(p.len)) >>> 0)}/${p.len}`;
-  const k = new Uint8Array(16);
-  mask6Into(p.addr, 0, p.len, k);
-  return `${ipv6ToString(k, 0)}/${p.len}`;
-}
-
 /** Where a route sends packets: a tunnel port and the VTEP behind it. */
 export interface RouteTarget {
   port: number;
@@ -99,6 +91,12 @@ class RouteTable4 {
       this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
     }
     return true;
+  }
+  /** Every route: masked address (uint32), length, target. */
+  list(): Array<{ addr: number; len: number; target: RouteTarget }> {
+    const out: Array<{ addr: number; len: number; target: RouteTarget }> = [];
+    for (const [len, m] of this.byLen) m.forEach((k, t) => out.push({ addr: k >>> 0, len, target: this.targets[t]! }));
+    return out;
   }
   lookup(addr: number): RouteTarget | undefined {
     const lens = this.lens;
@@ -135,6 +133,11 @@ class RouteTable6 {
       this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
     }
     return true;
+  }
+  list(): Array<{ addr: Uint8Array; len: number; target: RouteTarget }> {
+    const out: Array<{ addr: Uint8Array; len: number; target: RouteTarget }> = [];
+    for (const [len, m] of this.byLen) for (const [addr, target] of m.entries()) out.push({ addr, len, target });
+    return out;
   }
   lookup(b: Uint8Array, o: number): RouteTarget | undefined {
     for (const len of this.lens) {
@@ -184,11 +187,6 @@ export class Gateway {
   private readonly neigh6 = new Ipv6Table<number>();
   private readonly routes4 = new RouteTable4();
   private readonly routes6 = new RouteTable6();
-  /**
-   * The routes as configured, by their masked prefix text: what `removeRoutesVia` and `routes` go through
-   * (the tables above are for lookups and cannot be listed cheaply).
-   */
-  private readonly routeList = new Map<string, { prefix: Prefix; target: RouteTarget }>();
   private readonly solicited = new Map<string, number>();
   private readonly ip4 = new Ipv4View();
   private readonly ip6 = new Ipv6View();
@@ -258,34 +256,33 @@ export class Gateway {
     const p = parsePrefix(prefix, 'route');
     if (p.family === 4) this.routes4.add(p.addr, p.len, target);
     else this.routes6.add(p.addr, p.len, target);
-    this.routeList.set(prefixKey(p), { prefix: p, target });
   }
 
   /** Removes the route for `prefix` (compared after masking, as lookups do); false when there is none. */
   removeRoute(prefix: string): boolean {
     const p = parsePrefix(prefix, 'route');
-    if (!this.routeList.delete(prefixKey(p))) return false;
-    if (p.family === 4) this.routes4.remove(p.addr, p.len);
-    else this.routes6.remove(p.addr, p.len);
-    return true;
+    return p.family === 4 ? this.routes4.remove(p.addr, p.len) : this.routes6.remove(p.addr, p.len);
   }
 
-  /** Removes every route through tunnel port `port` to VTEP `vtep` (the VTEP is going away); returns how many. */
+  /**
+   * Removes every route through tunnel port `port` to VTEP `vtep` (the VTEP is going away); returns how
+   * many. Walks every route: a reconfiguration, not a per-packet call.
+   */
   removeRoutesVia(port: number, vtep: number): number {
     let n = 0;
-    for (const [k, r] of [...this.routeList]) {
-      if (r.target.port !== port || r.target.vtep !== vtep) continue;
-      this.routeList.delete(k);
-      if (r.prefix.family === 4) this.routes4.remove(r.prefix.addr, r.prefix.len);
-      else this.routes6.remove(r.prefix.addr, r.prefix.len);
-      n++;
-    }
+    for (const r of this.routes4.list()) if (r.target.port === port && r.target.vtep === vtep && this.routes4.remove(r.addr, r.len)) n++;
+    for (const r of this.routes6.list()) if (r.target.port === port && r.target.vtep === vtep && this.routes6.remove(r.addr, r.len)) n++;
     return n;
   }
 
-  /** The routes, masked prefix and target, in the order they were added (allocates: for display and tests). */
+  /** The routes, IPv4 then IPv6, each by address then prefix length (allocates: for display and tests). */
   routes(): Array<{ prefix: string; port: number; vtep: number }> {
-    return [...this.routeList].map(([k, r]) => ({ prefix: k, port: r.target.port, vtep: r.target.vtep }));
+    const v4 = this.routes4.list().sort((a, b) => a.addr - b.addr || a.len - b.len);
+    const v6 = this.routes6.list().sort((a, b) => Buffer.compare(a.addr, b.addr) || a.len - b.len);
+    return [
+      ...v4.map((r) => ({ prefix: `${ipv4ToString(r.addr)}/${r.len}`, port: r.target.port, vtep: r.target.vtep })),
+      ...v6.map((r) => ({ prefix: `${ipv6ToString(r.addr, 0)}/${r.len}`, port: r.target.port, vtep: r.target.vtep })),
+    ];
   }
 
   /** Neighbour table for display (allocates). */

@@ -20,7 +20,7 @@ import { Bridge, type Clock } from '../datapath/bridge.js';
 import type { Device } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
 import { ClusterSecret, loadClusterSecret } from '../esp/keys.js';
-import type { Tunnel } from '../overlay/tunnel.js';
+import type { Tunnel, VtepConfig } from '../overlay/tunnel.js';
 import type { PacketPool } from '../packet/buf.js';
 import { fromHex, macFromString } from '../wire/bytes.js';
 import type { NodeConfig, NodePeerConfig, NodePodConfig, NodeSecretSource } from './config.js';
@@ -56,8 +56,12 @@ export interface NodeDatapath {
   readonly pods: ReadonlyMap<string, Port>;
   /** The port of the node's own stack, or null. */
   readonly stack: Port | null;
-  /** The peers in force, by name, as they were given. */
-  readonly peers: ReadonlyMap<string, NodePeerConfig>;
+  /**
+   * The peers in force, in the order they were added: the objects given (not copies: don't change them,
+   * give new ones). A list, not a map: a node of a 1,000-node cluster has 999 peers, and a map per node
+   * would cost the simulator tens of megabytes for lookups only a reload makes.
+   */
+  readonly peers: readonly NodePeerConfig[];
   /** Whether tunnel traffic is ESP-protected (peers then get SAs). */
   readonly encrypted: boolean;
 }
@@ -120,14 +124,23 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     bridge.addStaticMac(gateway.vlan, m, stack);
     bridge.gateway!.hostMac = m;
   }
-  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: new Map(), encrypted: e !== null };
-  for (const p of cfg.peers) addPeer(nd, p);
+  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: [], encrypted: e !== null };
+  const names = new Set<string>();
+  for (const p of cfg.peers) {
+    if (names.has(p.name)) throw new RangeError(`node ${name}: peer ${p.name} is listed twice`);
+    names.add(p.name);
+    attach(nd, p);
+  }
   return nd;
 }
 
-function peerMap(nd: NodeDatapath): Map<string, NodePeerConfig> {
-  // Made by buildNode as a Map; exposed read-only so that peers change only here.
-  return nd.peers as Map<string, NodePeerConfig>;
+function peerList(nd: NodeDatapath): NodePeerConfig[] {
+  // Made by buildNode as an array; exposed read-only so that peers change only here.
+  return nd.peers as NodePeerConfig[];
+}
+
+function peerIndex(nd: NodeDatapath, name: string): number {
+  return nd.peers.findIndex((p) => p.name === name);
 }
 
 /**
@@ -135,21 +148,28 @@ function peerMap(nd: NodeDatapath): Map<string, NodePeerConfig> {
  * again) and, routed, a route to each of its podCIDRs. A refused peer leaves nothing behind.
  */
 export function addPeer(nd: NodeDatapath, peer: NodePeerConfig): void {
+  if (peerIndex(nd, peer.name) >= 0) throw new RangeError(`node ${nd.name}: peer ${peer.name} is already there (remove it first, or use applyPeers)`);
+  attach(nd, peer);
+}
+
+function attach(nd: NodeDatapath, peer: NodePeerConfig): void {
   if (peer.name === nd.name) throw new RangeError(`node ${nd.name}: a node is not its own peer`);
-  if (nd.peers.has(peer.name)) throw new RangeError(`node ${nd.name}: peer ${peer.name} is already there (remove it first, or use applyPeers)`);
   const routed = nd.mode === 'routed';
-  nd.bridge.addVtep(nd.tunnelPort, {
-    ip: peer.underlayIp, mac: mac(peer.underlayMac, nd.name, `peer ${peer.name} underlayMac`),
-    ...(routed ? {} : { vnis: peer.vnis }),
-    ...(nd.encrypted ? { esp: { node: peer.name } } : {}),
-  });
+  // Built field by field rather than with spreads: a 1,000-node simulated cluster adds a million VTEPs.
+  const m = macFromString(peer.underlayMac);
+  if (m === null) mac(peer.underlayMac, nd.name, `peer ${peer.name} underlayMac`); // throws, naming it
+  const vtep: VtepConfig = { ip: peer.underlayIp, mac: m! };
+  if (!routed) vtep.vnis = peer.vnis;
+  if (nd.encrypted) vtep.esp = { node: peer.name };
+  nd.bridge.addVtep(nd.tunnelPort, vtep);
   try {
     if (routed) for (const cidr of peer.podCIDRs) nd.bridge.addRoute(cidr, { tunnel: TUNNEL_PORT, vtep: peer.underlayIp });
   } catch (err) {
     nd.bridge.removeVtep(nd.tunnelPort, peer.underlayIp);
     throw err;
   }
-  peerMap(nd).set(peer.name, structuredClone(peer));
+  // Kept as given, not copied: configs share peer objects between nodes (see nodeConfigsFromScenario).
+  peerList(nd).push(peer);
 }
 
 /**
@@ -158,10 +178,10 @@ export function addPeer(nd: NodeDatapath, peer: NodePeerConfig): void {
  * (`UnknownVtep`, or `EspUnknownSpi` with ESP).
  */
 export function removePeer(nd: NodeDatapath, name: string): void {
-  const p = nd.peers.get(name);
-  if (p === undefined) throw new RangeError(`node ${nd.name}: no peer ${name}`);
-  nd.bridge.removeVtep(nd.tunnelPort, p.underlayIp);
-  peerMap(nd).delete(name);
+  const i = peerIndex(nd, name);
+  if (i < 0) throw new RangeError(`node ${nd.name}: no peer ${name}`);
+  nd.bridge.removeVtep(nd.tunnelPort, nd.peers[i]!.underlayIp);
+  peerList(nd).splice(i, 1);
 }
 
 function samePeer(a: NodePeerConfig, b: NodePeerConfig): boolean {
@@ -179,15 +199,16 @@ export function applyPeers(nd: NodeDatapath, peers: readonly NodePeerConfig[]): 
   if (want.size !== peers.length) throw new RangeError(`node ${nd.name}: a peer is listed twice`);
   const removed: string[] = [];
   const added: string[] = [];
-  for (const [name, had] of [...nd.peers]) {
-    const w = want.get(name);
+  for (const had of [...nd.peers]) {
+    const w = want.get(had.name);
     if (w !== undefined && samePeer(had, w)) continue;
-    removePeer(nd, name);
-    removed.push(name);
+    removePeer(nd, had.name);
+    removed.push(had.name);
   }
+  const have = new Set(nd.peers.map((p) => p.name));
   for (const p of peers) {
-    if (nd.peers.has(p.name)) continue;
-    addPeer(nd, p);
+    if (have.has(p.name)) continue;
+    attach(nd, p);
     added.push(p.name);
   }
   return { removed, added };

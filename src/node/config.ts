@@ -206,6 +206,11 @@ export function nodeConfigsFromScenario(t: ClusterTopology, opts: NodeConfigOpti
   const e = t.encryption;
   const esp: NodeEspConfig | null = e === null ? null : { cipher: e.cipher, udpEncap: e.udpEncap, secret: { passphrase: e.secret } };
   const uplinkMac = (i: number): string => macToString(UPLINK_MAC + i + 1);
+  // Routed, every node is the same peer to all the others: one object each, shared by the n − 1 lists
+  // (a 1,000-node cluster would otherwise hold a million alike objects).
+  const asPeer = routed ? t.nodes.map((b, k): NodePeerConfig => ({
+    name: b.name, underlayIp: b.underlayIp, underlayMac: uplinkMac(k), podCIDRs: [b.podCIDR4, b.podCIDR6].filter((c): c is string => c !== null), vnis: [],
+  })) : [];
   return t.nodes.map((n, i): NodeConfig => {
     const l4 = prefixLen(n.podCIDR4), l6 = prefixLen(n.podCIDR6);
     const gateway: NodeGatewayConfig | null = !routed ? null : {
@@ -222,11 +227,10 @@ export function nodeConfigsFromScenario(t: ClusterTopology, opts: NodeConfigOpti
     const peers: NodePeerConfig[] = [];
     t.nodes.forEach((b, k) => {
       if (k === i) return;
+      if (routed) { peers.push(asPeer[k]!); return; }
       // L2: the VNIs both nodes have pods on, in the peer's pod order; a peer sharing none is no peer.
-      const vnis = routed ? [] : [...new Set(b.pods.map((p) => p.vni!))].filter((v) => n.pods.some((p) => p.vni === v));
-      if (!routed && vnis.length === 0) return;
-      const podCIDRs = routed ? [b.podCIDR4, b.podCIDR6].filter((c): c is string => c !== null) : [];
-      peers.push({ name: b.name, underlayIp: b.underlayIp, underlayMac: uplinkMac(k), podCIDRs, vnis });
+      const vnis = [...new Set(b.pods.map((p) => p.vni!))].filter((v) => n.pods.some((p) => p.vni === v));
+      if (vnis.length > 0) peers.push({ name: b.name, underlayIp: b.underlayIp, underlayMac: uplinkMac(k), podCIDRs: [], vnis });
     });
     return {
       name: n.name, mode: t.tunnel.mode, underlayIp: n.underlayIp, underlayMac: uplinkMac(i),

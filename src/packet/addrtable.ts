@@ -143,6 +143,11 @@ export class U32Map {
     }
   }
 
+  /** Calls `fn` with every (key as int32, value), in slot order (not insertion order). Don't change the map meanwhile. */
+  forEach(fn: (key: number, value: number) => void): void {
+    for (let i = 0; i < this.used.length; i++) if (this.used[i] === 1) fn(this.keys[i]!, this.vals[i]!);
+  }
+
   /** Removes `key`; false when it was not there. */
   delete(key: number): boolean {
     const k = key | 0;

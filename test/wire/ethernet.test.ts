@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { macFromString, macToString } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import {
   emitEthernet, ethernetBufferLen, ethPayload, EthernetView, parseEthernet, VlanView,
@@ -79,4 +80,27 @@ test('ethernet: arbitrary bytes never throw or read outside the frame', () => {
     parseEthernet(new EthernetView(g, 0), g.length);
     ethPayload(g, 0, g.length, new Uint16Array(1));
   }));
+});
+
+test('MAC text: macFromString reads what macToString writes, either separator and case, and refuses anything else (as the pattern it replaced)', () => {
+  const pattern = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i;
+  const byPattern = (s: string): number | null => {
+    const m = pattern.exec(s);
+    if (m === null) return null;
+    let v = 0;
+    for (let i = 1; i <= 6; i++) v = v * 256 + parseInt(m[i]!, 16);
+    return v;
+  };
+  fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 48 - 1 }), fc.boolean(), fc.boolean(), (mac, dash, upper) => {
+    let s = macToString(mac);
+    if (dash) s = s.replaceAll(':', '-');
+    if (upper) s = s.toUpperCase();
+    assert.equal(macFromString(s), mac);
+  }));
+  // One character of a MAC's text replaced: about half stay valid (another digit, the other separator).
+  const mutated = fc.tuple(fc.integer({ min: 0, max: 2 ** 48 - 1 }), fc.nat(16), fc.constantFrom(...'09afAFgG:-. /`@')).map(([m, i, c]) => {
+    const t = macToString(m);
+    return t.slice(0, i) + c + t.slice(i + 1);
+  });
+  fc.assert(fc.property(fc.oneof(mutated, fc.stringMatching(/^[0-9a-fA-F:-]{15,19}$/)), (s) => { assert.equal(macFromString(s), byPattern(s), JSON.stringify(s)); }), { numRuns: 2000 });
 });
