@@ -226,11 +226,12 @@ export class Agent {
   /** Rereads the configuration's peers (the peer file, or the config's own list) and applies the difference. */
   async reload(): Promise<{ added: string[]; removed: string[] }> {
     const fresh = loadAgentConfig(this.cfg.file);
-    const before = new Map(this.nd.peers);
+    const before = new Map(this.nd.peers.map((p) => [p.name, p]));
     const r = applyPeers(this.nd, fresh.node.peers);
+    const now = new Map(this.nd.peers.map((p) => [p.name, p]));
     for (const name of r.removed) await this.routePeer(before.get(name)!, false);
-    for (const name of r.added) await this.routePeer(this.nd.peers.get(name)!, true);
-    this.log.info('peers reloaded', { added: r.added, removed: r.removed, peers: this.nd.peers.size });
+    for (const name of r.added) await this.routePeer(now.get(name)!, true);
+    this.log.info('peers reloaded', { added: r.added, removed: r.removed, peers: this.nd.peers.length });
     return r;
   }
 
@@ -241,7 +242,7 @@ export class Agent {
       const d = this.devices.get(p.kind === 'tunnel' ? 'underlay' : p.name);
       ports.push({ name: p.name, kind: p.kind, up: p.up, ifindex: d instanceof TapDevice ? d.ifindex : null, rxPackets: p.counters.rxPackets, txPackets: p.counters.txPackets, drops: p.counters.dropped });
     }
-    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, peers: [...this.nd.peers.values()], metrics: this.metricsAddress, control: this.cfg.control };
+    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, peers: [...this.nd.peers], metrics: this.metricsAddress, control: this.cfg.control };
   }
 
   snapshot(): MetricsSnapshot {
@@ -249,7 +250,12 @@ export class Agent {
     for (const p of this.nd.bridge.ports) {
       if (p === null) continue;
       const c = p.counters;
-      ports.push({ port: p.kind === 'tunnel' ? 'underlay' : p.name, kind: p.kind, rxPackets: c.rxPackets, rxBytes: c.rxBytes, txPackets: c.txPackets, txBytes: c.txBytes, drops: c.dropsByReason() });
+      const drops = c.dropsByReason();
+      // The gateway keeps its routing decisions' drops apart from its port's: a port's drops are both.
+      if (p.kind === 'gateway' && this.nd.bridge.gateway !== null) {
+        for (const [k, v] of Object.entries(this.nd.bridge.gateway.counters.dropsByReason())) drops[k] = (drops[k] ?? 0) + v;
+      }
+      ports.push({ port: p.kind === 'tunnel' ? 'underlay' : p.name, kind: p.kind, rxPackets: c.rxPackets, rxBytes: c.rxBytes, txPackets: c.txPackets, txBytes: c.txBytes, drops });
     }
     const devices: MetricsSnapshot['devices'] = [];
     for (const [name, d] of this.devices) {
@@ -257,7 +263,7 @@ export class Agent {
       devices.push({ device: name, rxPackets: s.rxPackets, txPackets: s.txPackets, rxBatches: s.rxBatches, drops: s.dropsByReason() });
     }
     const peers: MetricsSnapshot['peers'] = [];
-    const byIp = new Map([...this.nd.peers.values()].map((p) => [p.underlayIp, p.name]));
+    const byIp = new Map(this.nd.peers.map((p) => [p.underlayIp, p.name]));
     for (const v of this.nd.tunnel.vteps) {
       const name = byIp.get(v.ip);
       if (name === undefined) continue;
