@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -311,6 +311,57 @@ print(sent)
       assert.ok(r[2] === '8' || r[2] === '0', `inner ICMP echo: ${r[2]}`);
       assert.ok(!r[3]!.split(',').includes('0') && r[4] !== '0', `checksums good: ${r.join(' ')}`);
     }
+  });
+
+  test('SIGHUP reloads the peers without touching established flows; SIGTERM stops the agent cleanly', { timeout: 120_000 }, async () => {
+    const name = `l${TAG}-hup`;
+    const lab = await up(scenarioFile(name, 'vxlan', null), name);
+    assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
+    const file = join(LABS, lab, 'node1.yaml');
+    const original = readFileSync(file, 'utf8');
+    const pid = await agentPid(lab, 'node1');
+    const hup = async (text: string): Promise<void> => {
+      writeFileSync(file, text);
+      process.kill(pid, 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 500));
+    };
+    // A TCP transfer runs while a peer is added: node2, unchanged, is not touched.
+    const transfer = iperfTcp(lab, 'node1/a', 'node2/c', '10.244.2.2', 2);
+    await new Promise((r) => setTimeout(r, 700));
+    const third = '    - name: node3\n      underlayIp: 172.18.0.4\n      underlayMac: 02:02:00:00:00:03\n      podCIDRs: [10.244.3.0/24]\n      vnis: []\n';
+    const withThird = original.replace(/(\n  peers:\n)/, `$1${third}`);
+    assert.notEqual(withThird, original, 'the test found the peers list in the agent config');
+    await hup(withThird);
+    const t = await transfer;
+    assert.equal(t.retransmits >= 0, true);
+    assert.ok(t.received > 1 << 20, `the transfer went on through the reload: ${t.received} bytes`);
+    let st = await controlRequest(join(LABS, lab, 'node1.sock'), { op: 'status' });
+    assert.deepEqual((st['peers'] as Array<{ name: string }>).map((p) => p.name).sort(), ['node2', 'node3']);
+    const route = await inNs(ns(lab, 'node1'), ['ip', 'route', 'show', '10.244.3.0/24']);
+    assert.match(route.stdout, /via 10\.244\.3\.1 dev seine-gw0 onlink/);
+    // node2 removed: its pods are unreachable (NoRoute at the gateway); back again: reachable.
+    await hup(original.replace(/\n    - name: node2\n(      .*\n)+/, '\n'));
+    st = await controlRequest(join(LABS, lab, 'node1.sock'), { op: 'status' });
+    assert.deepEqual((st['peers'] as Array<{ name: string }>).map((p) => p.name), []);
+    assert.notEqual((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
+    const s1 = await stats(lab, 'node1');
+    assert.ok((s1.ports.find((p) => p.port === 'gw')!.drops['NoRoute'] ?? 0) >= 1);
+    await hup(original);
+    assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 2)).code, 0);
+    // A reload that fails keeps the peers in force.
+    await hup('node: [broken');
+    assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
+    writeFileSync(file, original);
+    // SIGTERM: the agent exits, removing its control socket; the pods keep their interfaces.
+    process.kill(pid, 'SIGTERM');
+    const rec = openLab(lab, { dir: LABS }).state().processes.find((p) => p.pid === pid)!;
+    for (let i = 0; i < 100 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(processAlive(pid, rec.startTime), false, 'the agent stopped on SIGTERM');
+    assert.equal(existsSync(join(LABS, lab, 'node1.sock')), false, 'its control socket is gone');
+    const log = readFileSync(rec.log!, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: string });
+    assert.ok(log.some((l) => l.msg === 'peers reloaded'), 'structured log of each reload');
+    assert.ok(log.some((l) => l.msg === 'reload failed; the peers in force are kept' && l.level === 'error'));
+    assert.equal(log.at(-1)!.msg, 'agent stopped');
   });
 
   test('lab down after kill -9 of every agent leaves no namespace, link or process', { timeout: 120_000 }, async () => {
