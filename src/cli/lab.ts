@@ -65,7 +65,7 @@ function requireLive(cmd: string): void {
 }
 
 /** The lab named, or the only one up. */
-async function pickLab(name: string | undefined, cmd: string): Promise<LabStatus> {
+export async function pickLab(name: string | undefined, cmd: string): Promise<LabStatus> {
   if (name !== undefined) {
     const s = await labStatus(name);
     if (s === null) throw new CliError(`${cmd}: no lab "${name}" (seine lab status lists them)`);

@@ -35,6 +35,8 @@ live (Linux, root; see the README's "Live" section):
   lab up <scenario.yaml> | lab down [LAB] | lab status [LAB] [--json] | lab exec NODE[/POD] -- CMD...
       Build a scenario on this machine in network namespaces (one agent per node), inspect it, run
       commands in a node or pod, and remove every namespace, link and process it made.
+  trace --live --from NODE[/POD] --to NODE[/POD] [--lab LAB] [--proto icmp|udp] [--size N] [--json]
+      One real packet through a running lab, every stage on every node (as seine trace simulates).
   capture NODE PORT -w FILE [--lab LAB] [--count N]
       Write a live pcapng of one port of a running agent (a pod's name, host or underlay).
 
@@ -151,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return runCommand(rest, io);
     case 'trace':
+      if (rest.includes('--live')) return (await import('./trace-live.js')).traceLiveCommand(rest, io);
       return traceCommand(rest, io);
     case 'agent':
       return (await import('./agent.js')).agentCommand(rest);

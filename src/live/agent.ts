@@ -22,7 +22,7 @@ import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
 import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
 import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
-import { ipv4FromString, ipv4ToString, macFromString, macToString } from '../wire/bytes.js';
+import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32 } from '../wire/bytes.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
 import { DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
@@ -129,6 +129,7 @@ export class Agent {
       status: () => this.status(),
       reload: () => this.reload(),
       capture: (req, conn) => this.capture(req, conn),
+      trace: (req, conn) => this.trace(req, conn),
       stats: () => ({ snapshot: this.snapshot() }),
     });
   }
@@ -272,6 +273,84 @@ export class Agent {
     const tunnel: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
     return { ports, devices, peers, tunnel, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
+  }
+
+  /**
+   * Arms a live trace (`seine trace --live`): the first frame a pod or the node's stack sends from `src`
+   * to `dst` with IP protocol `proto` gets the trace flag, and so does the first tunnel packet from a
+   * peer that carries it (matched on the inner header; an encrypted tunnel's inner header is not visible
+   * before decryption, so there the first ESP packet after arming is taken, and the record says so).
+   * Every bridge stage then streams its record as a JSON line, with `t` in ns since the epoch, until the
+   * client closes or `timeoutMs` passes.
+   */
+  private trace(req: ControlRequest, conn: ControlConn): undefined {
+    const ip4 = (k: string): number => {
+      const v = typeof req[k] === 'string' ? ipv4FromString(req[k]) : null;
+      if (v === null) throw new Error(`trace: ${k} must be an IPv4 address`);
+      return v;
+    };
+    const src = ip4('src'), dst = ip4('dst');
+    const proto = Number(req['proto']);
+    if (![1, 6, 17].includes(proto)) throw new Error('trace: proto must be 1 (ICMP), 6 (TCP) or 17 (UDP)');
+    const timeoutMs = Math.min(30_000, Math.max(100, Number(req['timeoutMs'] ?? 5000) || 5000));
+    for (const o of this.observed.values()) if (o.onRx !== null || o.onTx !== null) throw new Error('a capture or another trace is running on this node');
+    const node = this.nd.name;
+    const send = (r: Record<string, unknown>): void => { conn.socket.write(`${JSON.stringify({ t: CAPTURE_CLOCK.now(), ...r })}\n`); };
+    const matches = (d: Uint8Array, ip: number, end: number): boolean =>
+      ip + 20 <= end && d[ip]! >> 4 === 4 && d[ip + 9] === proto && rd32(d, ip + 12) === src && rd32(d, ip + 16) === dst;
+    let sent = false;
+    let arrived = false;
+    const tunnelPort = this.cfg.node.tunnel.udpPort ?? (this.cfg.node.tunnel.kind === 'geneve' ? GENEVE_PORT : VXLAN_PORT);
+    const disarm = (): void => {
+      clearTimeout(timer);
+      this.nd.bridge.trace = null;
+      for (const o of this.observed.values()) { o.onRx = null; o.onTx = null; }
+    };
+    const timer = setTimeout(() => { disarm(); conn.socket.end(); }, timeoutMs);
+    conn.stream({ node, timeoutMs }, disarm);
+    this.nd.bridge.trace = (r) => send({ ...r });
+    for (const [port, o] of this.observed) {
+      if (port === 'underlay') {
+        o.onRx = (p): void => {
+          if (arrived) return;
+          const d = p.data, e = p.start;
+          if (p.end - e < 34 || rd16(d, e + 12) !== 0x0800) return;
+          const ip = e + 14;
+          const outerProto = d[ip + 9];
+          const l4 = ip + (d[ip]! & 0x0f) * 4;
+          let encrypted = outerProto === 50;
+          let inner = -1;
+          if (outerProto === 17 && l4 + 8 <= p.end) {
+            const dport = rd16(d, l4 + 2);
+            if (dport === NAT_T_PORT) encrypted = true;
+            else if (dport === tunnelPort) {
+              const hdr = this.cfg.node.tunnel.kind === 'geneve' ? 8 + (d[l4 + 8]! & 0x3f) * 4 : 8;
+              inner = l4 + 8 + hdr + 14;
+            }
+          }
+          // The node that sent the probe takes no ESP packet: what comes back to it is the answer.
+          if (!((encrypted && !sent) || (inner > 0 && matches(d, inner, p.end)))) return;
+          arrived = true;
+          p.traced = true;
+          send({ node, stage: 'underlay', port: 'underlay', action: encrypted ? 'arrived from the underlay: the first ESP packet since the trace was armed (its inner header is only visible after decryption)' : 'arrived from the underlay', detail: { from: ipv4ToString(rd32(d, ip + 12)), ...(encrypted ? { encrypted: true } : {}) } });
+        };
+        continue;
+      }
+      o.onRx = (p): void => {
+        if (sent || p.end - p.start < 34 || rd16(p.data, p.start + 12) !== 0x0800 || !matches(p.data, p.start + 14, p.end)) return;
+        sent = true;
+        p.traced = true;
+        send({ node, stage: 'send', port, action: `${proto === 1 ? 'ICMP' : proto === 6 ? 'TCP' : 'UDP'} ${ipv4ToString(src)} → ${ipv4ToString(dst)}, ${p.end - p.start - 14} bytes of IP`, detail: { src: ipv4ToString(src), dst: ipv4ToString(dst), bytes: p.end - p.start - 14 } });
+      };
+      o.onTx = (p): void => {
+        if (!p.traced) return;
+        p.traced = false;
+        const ok = p.end - p.start >= 34 && rd16(p.data, p.start + 12) === 0x0800 && rd32(p.data, p.start + 30) === dst;
+        send({ node, stage: 'deliver', port, action: ok ? `delivered to ${port === 'host' ? "the node's own stack" : `pod ${port}`} (${p.end - p.start - 14} bytes of IP)` : `a frame built from the traced one reached ${port}`, detail: { pod: `${node}/${port}`, destination: ok } });
+      };
+    }
+    this.log.info('trace armed', { src: ipv4ToString(src), dst: ipv4ToString(dst), proto });
+    return undefined;
   }
 
   /** Streams a pcapng of one port's frames (both directions) to the client until it disconnects. */

@@ -284,10 +284,25 @@ print(sent)
     assert.ok(rss1 - rss0 < 64 * 1024, `RSS grew by ${rss1 - rss0} KiB`);
   });
 
-  test('metrics pass promtool; a live capture opens in tshark with the interface named', { timeout: 120_000 }, async () => {
+  test('trace --live follows one packet across both nodes; metrics pass promtool; a live capture opens in tshark with the interface named', { timeout: 120_000 }, async () => {
     const name = `l${TAG}-obs`;
     const lab = await up(scenarioFile(name, 'vxlan', null), name);
     assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
+    // seine trace --live: every stage on both nodes, delivered; and on one node through the bridge.
+    const tr = await seine(['trace', '--live', '--lab', lab, '--from', 'node1/a', '--to', 'node2/c', '--json']);
+    assert.equal(tr.code, 0, tr.stderr + tr.stdout);
+    const trace = JSON.parse(tr.stdout) as { outcome: string; steps: Array<{ node: string; stage: string; port: string; detail: Record<string, unknown> }> };
+    assert.equal(trace.outcome, 'delivered');
+    const path = trace.steps.map((x) => `${x.node}:${x.stage}`);
+    for (const want of ['node1:send', 'node1:ingress', 'node1:route', 'node1:encapsulate', 'node1:output', 'node2:underlay', 'node2:decapsulate', 'node2:route', 'node2:deliver']) assert.ok(path.includes(want), `${want} in ${path.join(' ')}`);
+    assert.ok(path.indexOf('node1:encapsulate') < path.indexOf('node2:decapsulate'), 'in time order across nodes');
+    assert.equal(trace.steps.filter((x) => x.stage === 'deliver').length, 1, 'only the probe is traced, not its answer');
+    const enc = trace.steps.find((x) => x.stage === 'encapsulate')!;
+    assert.equal(enc.detail['vni'], 1);
+    assert.equal(enc.detail['outerDst'], '172.18.0.3');
+    const same = JSON.parse((await seine(['trace', '--live', '--lab', lab, '--from', 'node1/a', '--to', 'node1/b', '--json'])).stdout) as typeof trace;
+    assert.equal(same.outcome, 'delivered');
+    assert.ok(!same.steps.some((x) => x.stage === 'encapsulate'), 'same-node traffic is switched, not tunnelled');
     const fetchJs = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))";
     const m = await inNs(ns(lab, 'node1'), [process.execPath, '-e', fetchJs]);
     assert.equal(m.code, 0, m.stderr);
