@@ -10,6 +10,22 @@ import { PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
 
 export type Receiver = (batch: PacketBatch) => void;
 
+/**
+ * What a device does for the frames it carries, as the virtio-net header says it (packet/vnet.ts): a
+ * device that offloads checksums may hand over and take frames whose transport checksum is only the
+ * pseudo-header sum; one that offloads segmentation may carry super-frames (GSO) up to 64 KiB.
+ */
+export interface DeviceOffloads {
+  /** Frames may carry a partial checksum (`PacketBuf.csumStart`); the device or its peer completes it. */
+  checksum: boolean;
+  /** TCP super-frames (TSO4/TSO6) and UDP ones (USO) in `PacketBuf.gsoType`/`gsoSize`. */
+  tso: boolean;
+  uso: boolean;
+}
+
+/** A device that offloads nothing: every frame is complete and at most MTU-sized (simulated links, veths). */
+export const NO_OFFLOADS: DeviceOffloads = Object.freeze({ checksum: false, tso: false, uso: false });
+
 export interface Device {
   readonly name: string;
   /** The device's MAC (48-bit number). */
@@ -18,6 +34,8 @@ export interface Device {
   readonly mtu: number;
   /** Carrier: false while the link is down. */
   readonly linkUp: boolean;
+  /** What the device offloads; absent means `NO_OFFLOADS`. */
+  readonly offloads?: DeviceOffloads;
   /** Hands packets over; the device owns them afterwards. */
   transmit(batch: PacketBatch): void;
   /** Installs (or, with null, removes) the handler for received batches. */

@@ -17,7 +17,7 @@
  * Readiness comes from libuv (`pollStart`); each readiness event reads one batch, and libuv calls again
  * while more is queued, so a busy device cannot starve the others.
  */
-import type { Device, Receiver } from '../datapath/device.js';
+import { NO_OFFLOADS, type Device, type DeviceOffloads, type Receiver } from '../datapath/device.js';
 import { HEADROOM, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
 import { completeChecksum, readVnetHeader, VNET_GSO_ECN, VNET_GSO_NONE, VNET_HDR_LEN, writeVnetHeader } from '../packet/vnet.js';
 import { ipv4FromString, ipv6FromString, rd16, wr16, wr32, wrMac } from '../wire/bytes.js';
@@ -111,6 +111,8 @@ export interface TapDeviceOptions {
 
 export class TapDevice implements LiveDevice {
   readonly name: string;
+  /** Checksums: frames with a partial checksum are completed on receipt, so the bridge never sees one. */
+  readonly offloads: DeviceOffloads;
   readonly fd: number;
   readonly ifindex: number;
   readonly mac: number;
@@ -134,6 +136,7 @@ export class TapDevice implements LiveDevice {
     this.mtu = o.mtu;
     this.vnet = o.vnetHdr;
     this.gso = o.gso ?? false;
+    this.offloads = Object.freeze({ checksum: this.vnet, tso: this.gso, uso: false });
     const n = o.batch ?? 64;
     this.rxBatch = new PacketBatch(n);
     this.rs = new IoScratch(n);
@@ -291,6 +294,8 @@ const IPPROTO_RAW = 255;
 
 export class TunnelSocketDevice implements LiveDevice {
   readonly name: string;
+  /** Datagrams are sent one per message (no UDP_SEGMENT yet) and read one per datagram (no UDP_GRO). */
+  readonly offloads = NO_OFFLOADS;
   readonly mac: number;
   readonly mtu: number;
   linkUp = true;

@@ -62,13 +62,13 @@ async function inNs(ns: string, argv: string[], timeoutMs = 30_000): Promise<Ran
 }
 
 /** A two-node routed lab (node1: pods a, b; node2: pod c) with the tunnel and encryption given. */
-function scenarioFile(name: string, tunnel: 'vxlan' | 'geneve', cipher: string | null, extra = ''): string {
+function scenarioFile(name: string, tunnel: 'vxlan' | 'geneve', cipher: string | null, udpEncap = false): string {
   const file = join(DIR, `${name}.yaml`);
   writeFileSync(file, [
     `name: ${name}`,
     'underlay: { mtu: 1500 }',
     `tunnel: { type: ${tunnel}, mode: routed }`,
-    ...(cipher !== null ? [`encryption: { cipher: ${cipher}, secret: live-test }`] : []),
+    ...(cipher !== null ? [`encryption: { cipher: ${cipher}, secret: live-test, udpEncap: ${udpEncap} }`] : []),
     'nodes:',
     '  - name: node1',
     '    podCIDR: 10.244.1.0/24',
@@ -76,7 +76,6 @@ function scenarioFile(name: string, tunnel: 'vxlan' | 'geneve', cipher: string |
     '  - name: node2',
     '    podCIDR: 10.244.2.0/24',
     '    pods: [{ name: c }]',
-    extra,
   ].join('\n'));
   return file;
 }
@@ -126,20 +125,21 @@ async function agentPid(lab: string, node: string): Promise<number> {
   return r['pid'] as number;
 }
 
-const VARIANTS: Array<[string, 'vxlan' | 'geneve', string | null]> = [
-  ['vxlan', 'vxlan', null],
-  ['geneve', 'geneve', null],
-  ['vxlan-aes', 'vxlan', 'aes-gcm-128'],
-  ['vxlan-chacha', 'vxlan', 'chacha20-poly1305'],
-  ['geneve-aes', 'geneve', 'aes-gcm-128'],
-  ['geneve-chacha', 'geneve', 'chacha20-poly1305'],
+const VARIANTS: Array<[string, 'vxlan' | 'geneve', string | null, boolean]> = [
+  ['vxlan', 'vxlan', null, false],
+  ['geneve', 'geneve', null, false],
+  ['vxlan-aes', 'vxlan', 'aes-gcm-128', false],
+  ['vxlan-chacha', 'vxlan', 'chacha20-poly1305', false],
+  ['geneve-aes', 'geneve', 'aes-gcm-128', false],
+  ['geneve-chacha', 'geneve', 'chacha20-poly1305', false],
+  ['geneve-aes-udp', 'geneve', 'aes-gcm-128', true],
 ];
 
 describe('live: two nodes, pods on TAPs, real traffic', { skip: SKIP }, () => {
-  for (const [what, tunnel, cipher] of VARIANTS) {
+  for (const [what, tunnel, cipher, udpEncap] of VARIANTS) {
     test(`${what}: ping and iperf3 TCP pod → remote pod, pod → pod on one node, node → remote pod`, { timeout: 120_000 }, async () => {
       const name = `l${TAG}-${what}`;
-      const lab = await up(scenarioFile(name, tunnel, cipher), name);
+      const lab = await up(scenarioFile(name, tunnel, cipher, udpEncap), name);
       const remote = await ping(lab, 'node1/a', '10.244.2.2');
       assert.equal(remote.code, 0, `node1/a → node2/c: ${remote.stdout}${remote.stderr}`);
       assert.match(remote.stdout, /3 received/);
@@ -155,6 +155,15 @@ describe('live: two nodes, pods on TAPs, real traffic', { skip: SKIP }, () => {
       const s1 = await stats(lab, 'node1');
       const under = s1.ports.find((p) => p.port === 'underlay')!;
       assert.ok(under.txPackets > 1000, `underlay tx ${under.txPackets}`);
+      // What went on the wire: ESP over IP (protocol 50), ESP in UDP port 4500, or the tunnel's own port.
+      const file = join(DIR, `${name}.pcapng`);
+      const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '4']);
+      await new Promise((r) => setTimeout(r, 500));
+      await ping(lab, 'node1/a', '10.244.2.2', 3);
+      assert.equal((await cap).code, 0);
+      const wire = spawnSync('tshark', ['-r', file, '-T', 'fields', '-E', 'occurrence=f', '-e', 'ip.proto', '-e', 'udp.dstport'], { encoding: 'utf8' }).stdout.trim().split('\n');
+      const want = cipher === null ? `17\t${tunnel === 'vxlan' ? 4789 : 6081}` : udpEncap ? '17\t4500' : '50\t';
+      for (const w of wire) assert.equal(w.trimEnd(), want.trimEnd(), `on the wire: ${wire.join(' | ')}`);
       const r = await seine(['lab', 'down', lab]);
       assert.equal(r.code, 0, r.stderr);
       labs.delete(lab);
