@@ -96,6 +96,18 @@ function releaseFrom(s: IoScratch, from: number, to: number): void {
   }
 }
 
+/** Hands a received batch to the receiver (or releases it when nothing is plugged in). */
+function handOver(stats: DeviceStats, rx: Receiver | null, b: PacketBatch): void {
+  if (b.length === 0) return;
+  stats.rxBatches++;
+  if (rx === null) {
+    for (let i = 0; i < b.length; i++) b.get(i).release();
+    b.clear();
+    return;
+  }
+  rx(b);
+}
+
 export interface TapDeviceOptions {
   name: string;
   /** The TAP's file descriptor, opened with IFF_VNET_HDR when `vnetHdr`. */
@@ -215,14 +227,7 @@ export class TapDevice implements LiveDevice {
       b.add(p);
     }
     releaseFrom(s, n, k);
-    if (b.length === 0) return;
-    this.stats.rxBatches++;
-    if (this.rx === null) {
-      for (let i = 0; i < b.length; i++) b.get(i).release();
-      b.clear();
-      return;
-    }
-    this.rx(b);
+    handOver(this.stats, this.rx, b);
   }
 
   transmit(batch: PacketBatch): void {
@@ -324,6 +329,8 @@ export class TunnelSocketDevice implements LiveDevice {
     const v6 = v4 === null ? ipv6FromString(o.localIp) : null;
     if (v4 === null && v6 === null) throw new RangeError(`${o.name}: local address "${o.localIp}" is not IPv4 or IPv6`);
     this.family = v4 !== null ? 4 : 6;
+    // A raw IPv6 socket hands over no IP header (and takes none): outer headers could not be checked.
+    if (this.family === 6 && o.rawProtocols.length > 0) throw new RangeError(`${o.name}: raw IP over an IPv6 underlay is not supported live (for ESP, use ESP in UDP: udpEncap)`);
     this.local4 = v4 ?? 0;
     this.local6 = v6;
     const n = o.batch ?? 64;
@@ -379,25 +386,40 @@ export class TunnelSocketDevice implements LiveDevice {
 
   private ipHeaderLen(): number { return this.family === 4 ? 20 : 40; }
 
-  private readUdp(sock: UdpSock): void {
+  private readUdp(sock: UdpSock): void { this.readSocket(sock.fd, sock.port); }
+  private readRaw(sock: RawSock): void { this.readSocket(sock.fd, -1); }
+
+  /**
+   * Reads one batch from a UDP socket (`udpPort` ≥ 0: payloads, whose outer headers are rebuilt in
+   * front) or a raw one (-1: whole IP packets, which get an Ethernet header in front).
+   */
+  private readSocket(fd: number, udpPort: number): void {
+    const raw = udpPort < 0;
     const s = this.rs;
     const k = allocBuffers(this.pool, s, s.max);
     if (k === 0) {
+      // No buffer: take one datagram off the socket and count it, so a full pool cannot spin the loop.
       s.offsets[0] = 0;
       s.caps[0] = DISCARD.length;
-      try { this.native.udpRecvBatch(sock.fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, 1); } catch { /* counted below */ }
+      try {
+        if (raw) this.native.rawRecvBatch(fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, 1);
+        else this.native.udpRecvBatch(fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, 1);
+      } catch { /* counted below */ }
       this.stats.drop(DropReason.PoolExhausted);
       return;
     }
-    const front = ETH_HEADER_LEN + this.ipHeaderLen() + 8;
+    const front = raw ? ETH_HEADER_LEN : ETH_HEADER_LEN + this.ipHeaderLen() + 8;
+    const cap = this.pool.frameCapacity - front;
     const bsize = this.pool.bufferSize;
     for (let i = 0; i < k; i++) {
       s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM + front;
-      s.caps[i] = this.pool.frameCapacity - front;
+      s.caps[i] = cap;
     }
     let n = 0;
     try {
-      n = this.native.udpRecvBatch(sock.fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, k);
+      n = raw
+        ? this.native.rawRecvBatch(fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, k)
+        : this.native.udpRecvBatch(fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, k);
     } catch { n = 0; }
     const b = this.rxBatch;
     b.clear();
@@ -407,13 +429,23 @@ export class TunnelSocketDevice implements LiveDevice {
       const len = s.lens[i]!;
       this.stats.rxPackets++;
       this.stats.rxBytes += len;
+      // The addon reports a datagram's whole length: one longer than the buffer was cut.
+      if (len > cap) {
+        this.stats.drop(DropReason.FrameTooLong);
+        p.release();
+        continue;
+      }
       p.start = HEADROOM;
       p.end = HEADROOM + front + len;
-      this.rebuildUdp(p, s.addrs, 16 * i, s.ports[i]!, sock.port, len);
+      if (raw) {
+        wrMac(p.data, p.start, this.mac);
+        wrMac(p.data, p.start + 6, 0);
+        wr16(p.data, p.start + 12, ETHERTYPE_IPV4);
+      } else this.rebuildUdp(p, s.addrs, 16 * i, s.ports[i]!, udpPort, len);
       b.add(p);
     }
     releaseFrom(s, n, k);
-    this.deliver(b);
+    handOver(this.stats, this.rx, b);
   }
 
   /** Outer Ethernet + IP + UDP in front of a received datagram's payload, as it was on the wire. */
@@ -458,55 +490,6 @@ export class TunnelSocketDevice implements LiveDevice {
       if (c === 0) c = 0xffff;
       wr16(d, u + 6, c);
     }
-  }
-
-  private readRaw(sock: RawSock): void {
-    const s = this.rs;
-    const k = allocBuffers(this.pool, s, s.max);
-    if (k === 0) {
-      s.offsets[0] = 0;
-      s.caps[0] = DISCARD.length;
-      try { this.native.rawRecvBatch(sock.fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, 1); } catch { /* counted below */ }
-      this.stats.drop(DropReason.PoolExhausted);
-      return;
-    }
-    const bsize = this.pool.bufferSize;
-    for (let i = 0; i < k; i++) {
-      s.offsets[i] = s.bufs[i]!.slot * bsize + HEADROOM + ETH_HEADER_LEN;
-      s.caps[i] = this.pool.frameCapacity - ETH_HEADER_LEN;
-    }
-    let n = 0;
-    try {
-      n = this.native.rawRecvBatch(sock.fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, k);
-    } catch { n = 0; }
-    const b = this.rxBatch;
-    b.clear();
-    for (let i = 0; i < n; i++) {
-      const p = s.bufs[i]!;
-      s.bufs[i] = null;
-      const len = s.lens[i]!;
-      this.stats.rxPackets++;
-      this.stats.rxBytes += len;
-      p.start = HEADROOM;
-      p.end = HEADROOM + ETH_HEADER_LEN + len;
-      wrMac(p.data, p.start, this.mac);
-      wrMac(p.data, p.start + 6, 0);
-      wr16(p.data, p.start + 12, ETHERTYPE_IPV4);
-      b.add(p);
-    }
-    releaseFrom(s, n, k);
-    this.deliver(b);
-  }
-
-  private deliver(b: PacketBatch): void {
-    if (b.length === 0) return;
-    this.stats.rxBatches++;
-    if (this.rx === null) {
-      for (let i = 0; i < b.length; i++) b.get(i).release();
-      b.clear();
-      return;
-    }
-    this.rx(b);
   }
 
   // ---- transmit -------------------------------------------------------------------------------------
