@@ -117,7 +117,9 @@ export class Agent {
         stack = wrap('host', d);
       }
       const underlay = wrap('underlay', under);
-      this.nd = buildNode(n, { pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, ...(stack !== undefined ? { stack } : {}) });
+      // The tunnel's socket is bound to its port, which the kernel puts on the wire as the outer source:
+      // the templates say the same, so a capture shows what the wire carries.
+      this.nd = buildNode(n, { pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, udpSourcePort: udpPorts[0]!, ...(stack !== undefined ? { stack } : {}) });
       under.start();
     } catch (e) {
       for (const d of opened) d.close();

@@ -41,6 +41,12 @@ export interface NodeEnv {
   pod: (pod: NodePodConfig) => Device;
   /** The node's own stack, when the config has one. */
   stack?: Device;
+  /**
+   * The one outer UDP source port the underlay sends from (a live node sends through a socket bound to
+   * the tunnel's port, so the kernel puts that port on the wire whatever the template says). Default: a
+   * port per inner flow (RFC 7348 §5, RFC 8926 §3.3), as the simulator sends.
+   */
+  udpSourcePort?: number;
 }
 
 /** A built node. Its peers change only through `addPeer`, `removePeer` and `applyPeers`. */
@@ -96,6 +102,7 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
   const e = cfg.esp;
   const tunnelPort = bridge.addTunnel(TUNNEL_PORT, env.underlay, {
     kind: t.kind, mode: cfg.mode, localIp: cfg.underlayIp, localMac: mac(cfg.underlayMac, name, 'underlayMac'), vni: t.vni,
+    ...(env.udpSourcePort !== undefined ? { srcPortMin: env.udpSourcePort, srcPortMax: env.udpSourcePort } : {}),
     options: t.options.map((o) => ({ class: o.class, type: o.type, data: fromHex(o.data) })),
     knownOptions: t.knownOptions.map((o) => ({ class: o.class, type: o.type })),
     fragmentPolicy: t.fragmentPolicy, icmpTooBig: t.icmpTooBig, mssClamp: t.mssClamp,

@@ -325,7 +325,7 @@ print(sent)
     await ping(lab, 'node1/a', '10.244.2.2', 4);
     const c = await cap;
     assert.equal(c.code, 0, c.stderr);
-    const t = spawnSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status'], { encoding: 'utf8' });
+    const t = spawnSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.srcport'], { encoding: 'utf8' });
     assert.equal(t.status, 0, t.stderr);
     const rows = t.stdout.trim().split('\n').map((l) => l.split('\t'));
     assert.equal(rows.length, 6);
@@ -334,6 +334,8 @@ print(sent)
       assert.equal(r[1], '1');
       assert.ok(r[2] === '8' || r[2] === '0', `inner ICMP echo: ${r[2]}`);
       assert.ok(!r[3]!.split(',').includes('0') && r[4] !== '0', `checksums good: ${r.join(' ')}`);
+      // The socket is bound to 4789, which the kernel puts on the wire; the capture says the same.
+      assert.equal(r[5], '4789');
     }
   });
 
