@@ -178,7 +178,7 @@ export class Agent {
   private async sysctl(netns: string | null, key: string, value: string): Promise<void> {
     const path = `/proc/sys/${key.replaceAll('.', '/')}`;
     if (netns === null) writeFileSync(path, value);
-    else await run(['ip', 'netns', 'exec', netns, 'sh', '-c', `echo ${value} > ${path}`]);
+    else await run([...(netns.startsWith('/') ? ['nsenter', `--net=${netns}`] : ['ip', 'netns', 'exec', netns]), 'sh', '-c', `echo ${value} > ${path}`]);
   }
 
   private async configureKernel(): Promise<void> {

@@ -21,7 +21,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../src/live/control.js';
 import { labDown, labStatus, openLab, processAlive } from '../../src/live/lab/state.js';
-import { listNetns, runInNetns } from '../../src/live/lab/netns.js';
+import { ipJson, listNetns, runInNetns } from '../../src/live/lab/netns.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -203,6 +203,9 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     const ifindex = async (): Promise<number> => (JSON.parse((await inNs(ns(lab, 'node1/a'), ['ip', '-j', 'link', 'show', 'eth0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
     const before = await ifindex();
     const pid = await agentPid(lab, 'node1');
+    // A namespace given as a path (as a CNI runtime gives it) works as well as a name.
+    const viaPath = await ipJson<{ ifname: string }>(['link', 'show'], `/proc/${pid}/ns/net`);
+    assert.deepEqual(viaPath.map((l) => l.ifname).filter((n) => n !== 'lo').sort(), ['eth0', 'seine-gw0']);
     process.kill(pid, 'SIGKILL');
     const handle = openLab(lab, { dir: LABS });
     const rec = handle.state().processes.find((p) => p.pid === pid)!;

@@ -70,18 +70,25 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   });
 }
 
-function nsArgs(ns: string | null | undefined): string[] {
-  return ns === null || ns === undefined ? [] : ['-n', ns];
+/**
+ * `cmd [-n ns] args…`: a namespace is a name under /run/netns (`-n`), or a path such as
+ * /proc/PID/ns/net or a CNI runtime's netns file, entered with nsenter.
+ */
+function inNs(cmd: 'ip' | 'tc', ns: string | null | undefined, args: readonly string[], json = false): string[] {
+  const j = json ? ['-j'] : [];
+  if (ns === null || ns === undefined) return [cmd, ...j, ...args];
+  if (ns.startsWith('/')) return ['nsenter', `--net=${ns}`, cmd, ...j, ...args];
+  return [cmd, ...j, '-n', ns, ...args];
 }
 
 /** `ip [-n ns] args…`, resolving with stdout. */
 export async function ip(args: readonly string[], ns?: string | null): Promise<string> {
-  return (await run(['ip', ...nsArgs(ns), ...args])).stdout;
+  return (await run(inNs('ip', ns, args))).stdout;
 }
 
 /** `tc [-n ns] args…`, resolving with stdout. */
 export async function tc(args: readonly string[], ns?: string | null): Promise<string> {
-  return (await run(['tc', ...nsArgs(ns), ...args])).stdout;
+  return (await run(inNs('tc', ns, args))).stdout;
 }
 
 function parseJsonList<T>(argv: readonly string[], text: string): T[] {
@@ -96,13 +103,13 @@ function parseJsonList<T>(argv: readonly string[], text: string): T[] {
 
 /** `ip -j [-n ns] args…` parsed (an empty output is an empty list). */
 export async function ipJson<T>(args: readonly string[], ns?: string | null): Promise<T[]> {
-  const argv = ['ip', '-j', ...nsArgs(ns), ...args];
+  const argv = inNs('ip', ns, args, true);
   return parseJsonList<T>(argv, (await run(argv)).stdout);
 }
 
 /** `tc -j [-n ns] args…` parsed. */
 export async function tcJson<T>(args: readonly string[], ns?: string | null): Promise<T[]> {
-  const argv = ['tc', '-j', ...nsArgs(ns), ...args];
+  const argv = inNs('tc', ns, args, true);
   return parseJsonList<T>(argv, (await run(argv)).stdout);
 }
 
