@@ -113,11 +113,15 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
   }
 }
 
-/** Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). */
-export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
-  const refusals = checkLabFeasible(s, { without });
+/**
+ * Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). `name` overrides
+ * the lab's name (default: a slug of the scenario's name).
+ */
+export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string, opts: { name?: string } = {}): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
+  const named = opts.name !== undefined ? { name: opts.name } : {};
+  const refusals = checkLabFeasible(s, { without, ...named });
   if (refusals.length > 0) throw new CliError(`${cmd}: ${s.name} cannot go live here:\n${formatRefusals(refusals)}`);
-  const plan = planLab(s, { without });
+  const plan = planLab(s, { without, ...named });
   const configs = nodeConfigsFromScenario(s, { stacks: s.tunnel.mode === 'routed' ? 'all' : [] });
   const lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
   return { lab, plan, configs };
