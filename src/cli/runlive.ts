@@ -426,6 +426,54 @@ async function applyFault(a: LabFaultAction): Promise<string | null> {
 
 type Stats = Map<string, MetricsSnapshot | string>;
 
+/** Every agent's counters (or why there are none). */
+async function agentStats(lab: LabHandle, plan: LabPlan): Promise<Stats> {
+  const stats: Stats = new Map();
+  await Promise.all(plan.nodes.map(async (n) => {
+    try {
+      const r = await controlRequest(controlPath(lab, n.name), { op: 'stats' }, 5000);
+      stats.set(n.name, r['snapshot'] as MetricsSnapshot);
+    } catch (e) {
+      stats.set(n.name, `the agent of ${n.name} did not answer (${(e as Error).message})`);
+    }
+  }));
+  return stats;
+}
+
+/** What the counters of `now` added to those of `base` (per port, device, peer, tunnel event; drops by reason). */
+function since(now: Stats, base: Stats): Stats {
+  const out: Stats = new Map();
+  const sub = (a: Record<string, number>, b: Record<string, number> | undefined): Record<string, number> => {
+    const r: Record<string, number> = {};
+    for (const [k, v] of Object.entries(a)) { const d = v - (b?.[k] ?? 0); if (d !== 0) r[k] = d; }
+    return r;
+  };
+  for (const [node, n] of now) {
+    const b = base.get(node);
+    if (typeof n === 'string' || typeof b !== 'object') { out.set(node, typeof n === 'string' ? n : `the agent of ${node} did not answer at time 0 (${String(b)})`); continue; }
+    const bp = new Map(b.ports.map((p) => [p.port, p]));
+    const bd = new Map(b.devices.map((d) => [d.device, d]));
+    const bpeer = new Map(b.peers.map((p) => [p.peer, p]));
+    out.set(node, {
+      ports: n.ports.map((p) => {
+        const o = bp.get(p.port);
+        return { port: p.port, kind: p.kind, rxPackets: p.rxPackets - (o?.rxPackets ?? 0), rxBytes: p.rxBytes - (o?.rxBytes ?? 0), txPackets: p.txPackets - (o?.txPackets ?? 0), txBytes: p.txBytes - (o?.txBytes ?? 0), drops: sub(p.drops, o?.drops) };
+      }),
+      devices: n.devices.map((d) => {
+        const o = bd.get(d.device);
+        return { device: d.device, rxPackets: d.rxPackets - (o?.rxPackets ?? 0), txPackets: d.txPackets - (o?.txPackets ?? 0), rxBatches: d.rxBatches - (o?.rxBatches ?? 0), drops: sub(d.drops, o?.drops) };
+      }),
+      peers: n.peers.map((p) => {
+        const o = bpeer.get(p.peer);
+        return { peer: p.peer, txPackets: p.txPackets - (o?.txPackets ?? 0), rxPackets: p.rxPackets - (o?.rxPackets ?? 0), txInnerBytes: p.txInnerBytes - (o?.txInnerBytes ?? 0), espOut: p.espOut - (o?.espOut ?? 0), espIn: p.espIn - (o?.espIn ?? 0) };
+      }),
+      tunnel: Object.fromEntries(Object.entries(n.tunnel).map(([k, v]) => [k, v - (b.tunnel[k] ?? 0)])),
+      macEntries: n.macEntries, poolFree: n.poolFree, poolSize: n.poolSize,
+    });
+  }
+  return out;
+}
+
 function liveCounter(s: Scenario, stats: Stats, name: string): number | string {
   const [node, group, field, ...rest] = name.split('.');
   const snap = stats.get(node ?? '');
@@ -682,7 +730,8 @@ async function runScenario(
   const taps = await openTaps(c, flows, a.pcap);
   if (isInterrupted()) { for (const t of taps.values()) await t.tap?.stop(); return null; }
 
-  // Time 0.
+  // Time 0: the counters so far (the lab's start-up) are left out of the report.
+  const baseline = await agentStats(lab, plan);
   c.t0Ms = performance.now();
   c.t0Ns = epochNs();
   c.deadlineMs = c.t0Ms + s.durationNs / 1e6 + MARGIN_MS;
@@ -700,9 +749,12 @@ async function runScenario(
     taps.get(`${f.srcNode}/${f.srcPort}`)?.observer?.watches.push(...f.watches);
     f.result = await p;
   }));
+  const applied: string[] = [];
   const faults = plan.faults.map((fa) => at(fa.atNs, async () => {
+    const atMs = performance.now() - c.t0Ms;
     const problem = await applyFault(fa);
     if (problem !== null) notes.push(problem);
+    else applied.push(`${fa.what} (applied at ${(atMs / 1000).toFixed(4)}s)`);
   }));
   const all = Promise.all([...runs, ...faults]);
   let deadlineTimer: NodeJS.Timeout | undefined;
@@ -716,17 +768,9 @@ async function runScenario(
   if (ended === 'interrupted' || isInterrupted()) { for (const t of taps.values()) await t.tap?.stop(); return null; }
   const wallMs = performance.now() - c.t0Ms;
 
-  // Counters, after the last frames have arrived.
+  // Counters, after the last frames have arrived: what the run added to them.
   await sleep(SETTLE_MS);
-  const stats: Stats = new Map();
-  await Promise.all(plan.nodes.map(async (n) => {
-    try {
-      const r = await controlRequest(controlPath(lab, n.name), { op: 'stats' }, 5000);
-      stats.set(n.name, r['snapshot'] as MetricsSnapshot);
-    } catch (e) {
-      stats.set(n.name, `the agent of ${n.name} did not answer (${(e as Error).message})`);
-    }
-  }));
+  const stats = since(await agentStats(lab, plan), baseline);
   for (const t of taps.values()) await t.tap?.stop();
 
   // The report.
@@ -748,6 +792,7 @@ async function runScenario(
     for (const p of snap.peers) inner += p.txInnerBytes;
     outer += snap.ports.find((p) => p.port === 'underlay')?.txBytes ?? 0;
   }
+  if (applied.length > 0) notes.push(`faults applied: ${applied.join(', ')}`);
   notes.push(...measurementNotes(s, flows, taps));
   const captures = a.pcap === null ? [] : s.capture.map((cp) => ({ name: `${cp.node}/${cp.port}`, packets: taps.get(`${cp.node}/${cp.port}`)?.tap?.packets ?? 0 }));
   return {
@@ -778,6 +823,6 @@ function measurementNotes(s: Scenario, flows: LiveFlow[], taps: Map<string, Tap>
     out.push(`ICMP seen: from the agents' capture of each sender's port${unobserved.length > 0 ? ` (not ${unobserved.join(', ')})` : ''} and what ping printed`);
   }
   if (s.nodes.length > 1) out.push("underlay: per node pair, frames one agent encapsulated and the other decapsulated; 'lost' is the difference (the wire's reason is not known live)");
-  out.push("drops: the agents' counters (bridge ports and live devices); the gateway's own drops are not in the agents' stats");
+  out.push("drops and counters: the agents' (bridge ports, live devices, tunnel, ESP), counted from time 0 of the run (the lab's start-up is left out); the gateway's own drops are not in the agents' stats");
   return out;
 }
