@@ -190,10 +190,9 @@ function endpointOf(plan: LabPlan, s: Scenario, e: Endpoint, family: 4 | 6): { n
 }
 
 /** Why a flow cannot run live (it is skipped), or null. */
-function cannotRun(s: Scenario, t: TrafficSpec): string | null {
+function cannotRun(t: TrafficSpec): string | null {
   if (t.replay !== null) return `a replayed flow (${t.replay}): its sizes and timing come from a capture, which iperf3 cannot replay`;
   if (t.family === 6 && (t.from.pod === null || t.to.pod === null)) return "IPv6 to or from a node's own stack: the agent gives seine-gw0 IPv4 only";
-  void s;
   return null;
 }
 
@@ -705,7 +704,7 @@ async function runScenario(
   const flows: LiveFlow[] = [];
   const skippedFlows = new Set<string>();
   s.traffic.forEach((t, k) => {
-    const why = cannotRun(s, t);
+    const why = cannotRun(t);
     if (why !== null) { skipped.push({ part: `traffic ${t.name}`, reason: why }); skippedFlows.add(t.name); return; }
     const src = endpointOf(plan, s, t.from, t.family);
     const dst = endpointOf(plan, s, t.to, t.family);
