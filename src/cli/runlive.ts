@@ -11,12 +11,17 @@
  * - ping flows: iputils ping in the source's namespace (live/lab/traffic.ts): sent, answered, RTTs,
  *   duplicates, ICMP errors, sends refused as too big;
  * - udp flows: iperf3, one stream per distinct size; a server per stream in the destination's
- *   namespace (started through the lab, so that `lab down` stops any left over); latency is not
- *   measured (iperf3 gives jitter, not one-way delay);
+ *   namespace (started through the lab, so that `lab down` stops any left over). iperf3's server stops
+ *   reading at the client's end-of-test message, so its count misses what is still queued: delivery
+ *   is counted on the receiver's port instead (the agent's capture: iperf3's sequence numbers), and
+ *   the one-way latency with it (iperf3's send stamp in each datagram to the agent handing it to the
+ *   receiver's TAP); when that port cannot be captured, iperf3's count and no latency;
  * - tcp flows: the TCP probe (live/lab/probe.ts): exact bytes delivered, segments, retransmissions and
  *   MSS from the sender's TCP_INFO;
- * - ICMP seen by a sender: the agents' capture of the sender's port, read by the simulator's ICMP
- *   observer (sim/icmpwatch.ts) with the flow's echo identifier or source port, plus what ping prints;
+ * - ICMP seen by a sender: what ping prints; for UDP flows, the agent's capture of the sender's port
+ *   read by the simulator's ICMP observer (sim/icmpwatch.ts) with the flow's source port; for TCP
+ *   flows, TCP_INFO's path MTU (below the sender's MTU: a too-big ICMP arrived). Ping and TCP senders
+ *   are not captured: a capture slows its agent down (about a third of a TCP transfer's throughput);
  * - drops: the agents' `stats` (per bridge port and live device, by reason); counters: the agents'
  *   counters where they have the simulator's names (`<node>.tunnel.*`, `<node>.esp.*`,
  *   `<node>.<port>.*`), otherwise the expectation fails, "not available live";
@@ -170,6 +175,8 @@ interface LiveFlow {
   dstPort: string;
   srcAddr: string;
   dstAddr: string;
+  /** The sender's interface MTU. */
+  srcMtu: number;
   icmp: Set<IcmpKind>;
   watches: IcmpWatch[];
   servers: Server[];
@@ -179,14 +186,15 @@ interface LiveFlow {
 }
 
 /** The namespace and address of an endpoint (a pod, or a node's own stack: its gateway address). */
-function endpointOf(plan: LabPlan, s: Scenario, e: Endpoint, family: 4 | 6): { ns: string; addr: string | null; port: string } {
+function endpointOf(plan: LabPlan, s: Scenario, e: Endpoint, family: 4 | 6): { ns: string; addr: string | null; port: string; mtu: number } {
   const n = plan.nodes.find((x) => x.name === e.node)!;
   if (e.pod === null) {
     const spec = s.nodes.find((x) => x.name === e.node)!;
-    return { ns: n.ns, addr: family === 4 ? spec.gateway4 : null, port: HOST_PORT };
+    // seine-gw0 has the pods' default MTU (node/config.ts).
+    return { ns: n.ns, addr: family === 4 ? spec.gateway4 : null, port: HOST_PORT, mtu: s.podMtu };
   }
   const p = n.pods.find((x) => x.name === e.pod)!;
-  return { ns: p.ns, addr: family === 4 ? p.ip4 : p.ip6, port: p.name };
+  return { ns: p.ns, addr: family === 4 ? p.ip4 : p.ip6, port: p.name, mtu: p.mtu };
 }
 
 /** Why a flow cannot run live (it is skipped), or null. */
@@ -257,12 +265,10 @@ const remaining = (c: Ctx): number => c.deadlineMs - performance.now();
 async function runPing(c: Ctx, f: LiveFlow): Promise<FlowResult> {
   const t = f.t;
   const ident = (0x5e00 + f.k) & 0xffff;
-  const w = watch(f, t.family === 4 ? 1 : 58, ident);
   const ipLen = t.sizes[0]!;
   const planned = (t.count * t.intervalNs) / 1e6;
   const r = await c.tools.run(f.srcNs, pingArgv({ dst: f.dstAddr, family: t.family, count: t.count, intervalNs: t.intervalNs, ipSize: ipLen, df: t.df, ident, waitS: PING_WAIT_S }),
     { role: `ping-${f.k}`, node: f.srcNode, timeoutMs: Math.min(planned + PING_WAIT_S * 1000 + MARGIN_MS, remaining(c)), soft: 'SIGINT' });
-  w.untilNs = epochNs() + PING_WAIT_S * 1e9;
   const p = parsePing(r.stdout, r.stderr, f.srcAddr);
   if (r.spawnError !== null || r.timedOut || (r.code !== 0 && r.code !== 1)) c.notes.push(`${t.name}: ${toolProblem('ping', r)}`);
   for (const k of p.icmp) f.icmp.add(k);
@@ -332,15 +338,16 @@ async function runUdp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
 async function runTcp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
   const t = f.t;
   const cport = f.servers[0]!.cport;
-  watch(f, 6, cport);
   const limitS = Math.max(1, Math.floor((remaining(c) - 1500) / 1000));
   const r = await c.tools.run(f.srcNs, [process.execPath, PROBE_JS, 'tcp-send', '--to', f.dstAddr, '--port', String(f.servers[0]!.port), '--bytes', String(t.bytes), '--cport', String(cport), '--timeout', String(limitS)],
     { role: `tcp-${f.k}`, node: f.srcNode, timeoutMs: limitS * 1000 + 3000 });
-  for (const w of f.watches) w.untilNs = epochNs() + 2e9;
   const p = lastProbeLine(r.stdout);
   if (p === null || p.event === 'error') c.notes.push(`${t.name}: ${p?.message !== undefined ? `the TCP probe: ${p.message}` : toolProblem('the TCP probe', r)}`);
   else if (p.event === 'timeout') c.notes.push(`${t.name}: not finished within the scenario's duration plus ${MARGIN_MS / 1000} s`);
   const info = parseSsTcpInfo(p?.ss ?? '');
+  // The sender's port is not captured (a capture costs its agent about a third of a TCP transfer's
+  // throughput): a path MTU below the sender's MTU in TCP_INFO says a too-big ICMP arrived.
+  if (info.pmtu !== null && info.pmtu < f.srcMtu) f.icmp.add(t.family === 4 ? 'frag-needed' : 'packet-too-big');
   const done = p?.event === 'done' && p.delivered !== undefined && p.delivered >= 0;
   // TCP_INFO's bytes_acked counts the SYN too.
   const delivered = done ? p.delivered! : info.bytesAcked !== null ? Math.max(0, info.bytesAcked - 1) : 0;
@@ -556,9 +563,10 @@ interface Tap {
 }
 
 /**
- * Opens the captures a run needs: the scenario's capture points (`--pcap`), each sender's port (the
- * ICMP it is sent) and each UDP receiver's port (which of iperf3's datagrams it was given, when they
- * were sent). One capture per port, shared by all three.
+ * Opens the captures a run needs: the scenario's capture points (`--pcap`), and for UDP flows the
+ * sender's port (the ICMP it is sent) and the receiver's (which of iperf3's datagrams it was given,
+ * and when they were sent). One capture per port, shared. Ping and TCP need none: ping prints the ICMP
+ * it gets, TCP_INFO says what TCP learnt, and a capture slows its agent down.
  */
 async function openTaps(c: Ctx, flows: LiveFlow[], pcapDir: string | null): Promise<Map<string, Tap>> {
   const taps = new Map<string, Tap>();
@@ -572,8 +580,9 @@ async function openTaps(c: Ctx, flows: LiveFlow[], pcapDir: string | null): Prom
   };
   if (pcapDir !== null) for (const cp of c.s.capture) need(cp.node, cp.port).file = join(pcapDir, `${cp.node}-${cp.port}.pcapng`);
   for (const f of flows) {
+    if (f.t.type !== 'udp') continue;
     need(f.srcNode, f.srcPort).observe = true;
-    if (f.t.type === 'udp') need(f.t.to.node, f.dstPort).udp = true;
+    need(f.t.to.node, f.dstPort).udp = true;
   }
   for (const [key, w] of want) {
     const observer = w.observe ? new IcmpObserver() : null;
@@ -698,7 +707,7 @@ async function runScenario(
   const notes: string[] = [];
   const skipped: SkippedPart[] = [];
   if (s.live !== null) notes.push(`scenario: ${s.live.note.trim().replace(/\s+/g, ' ')}`);
-  for (const o of plan.omitted) skipped.push({ part: o.part, reason: `${o.what} (--without ${o.feature}${a.without === null ? ", the scenario's live.without" : ''})` });
+  for (const o of plan.omitted) skipped.push({ part: o.part, reason: `${o.what} (${a.without === null ? "the scenario's live.without:" : '--without'} ${o.feature})` });
 
   // The flows that run, and the ones that cannot.
   const flows: LiveFlow[] = [];
@@ -708,7 +717,7 @@ async function runScenario(
     if (why !== null) { skipped.push({ part: `traffic ${t.name}`, reason: why }); skippedFlows.add(t.name); return; }
     const src = endpointOf(plan, s, t.from, t.family);
     const dst = endpointOf(plan, s, t.to, t.family);
-    flows.push({ t, k, srcNode: t.from.node, srcPort: src.port, srcNs: src.ns, dstNs: dst.ns, dstPort: dst.port, srcAddr: src.addr!, dstAddr: dst.addr!, icmp: new Set(), watches: [], servers: [], startedNs: 0, result: null });
+    flows.push({ t, k, srcNode: t.from.node, srcPort: src.port, srcNs: src.ns, dstNs: dst.ns, dstPort: dst.port, srcAddr: src.addr!, dstAddr: dst.addr!, srcMtu: src.mtu, icmp: new Set(), watches: [], servers: [], startedNs: 0, result: null });
   });
   const expect: ExpectSpec[] = [];
   s.expect.forEach((e, i) => {
@@ -805,7 +814,7 @@ async function runScenario(
 }
 
 /** How this run's numbers were measured, where that differs from the simulator (only for what the scenario has). */
-function measurementNotes(s: Scenario, flows: LiveFlow[], taps: Map<string, Tap>): string[] {
+function measurementNotes(s: Scenario, flows: LiveFlow[], taps: ReadonlyMap<string, Tap>): string[] {
   const out: string[] = [];
   const types = new Set(flows.map((f) => f.t.type));
   if (types.has('ping')) out.push('ping: iputils ping; p50/p99 are round trips of the replies; "too big" are sends the kernel refused (local error: message too long)');
@@ -817,10 +826,14 @@ function measurementNotes(s: Scenario, flows: LiveFlow[], taps: Map<string, Tap>
     }
   }
   if (types.has('tcp')) out.push("tcp: the kernel's TCP (the probe); delivered = bytes the receiver read, segments and retransmissions from the sender's TCP_INFO; MSS is TCP_INFO's (less the timestamp option's 12 bytes when in use); fast retransmits, timeouts and PMTU reductions are not counted");
-  if (flows.length > 0) {
-    const unobserved = [...taps.values()].filter((t) => t.observer === null && flows.some((f) => `${f.srcNode}/${f.srcPort}` === t.key)).map((t) => t.key);
-    out.push(`ICMP seen: from the agents' capture of each sender's port${unobserved.length > 0 ? ` (not ${unobserved.join(', ')})` : ''} and what ping printed`);
-  }
+  const icmpFrom = [
+    types.has('ping') ? 'ping: what ping printed' : '',
+    types.has('udp') ? "udp: the agent's capture of the sender's port, read by the simulator's ICMP observer" : '',
+    types.has('tcp') ? "tcp: TCP_INFO's path MTU below the sender's MTU (a frag-needed or packet-too-big arrived); nothing else is seen" : '',
+  ].filter((x) => x !== '');
+  if (icmpFrom.length > 0) out.push(`ICMP seen: ${icmpFrom.join('; ')}`);
+  const captured = [...taps.values()].filter((t) => t.tap !== null).map((t) => t.key);
+  if (captured.length > 0) out.push(`captured ports (${captured.join(', ')}): a capture adds work to its agent, which slows what crosses that port`);
   if (s.nodes.length > 1) out.push("underlay: per node pair, frames one agent encapsulated and the other decapsulated; 'lost' is the difference (the wire's reason is not known live)");
   out.push("drops and counters: the agents' (bridge ports, live devices, tunnel, ESP), counted from time 0 of the run (the lab's start-up is left out); the gateway's own drops are not in the agents' stats");
   return out;
