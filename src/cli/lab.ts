@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
 import {
-  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LAB_FEATURES, planLab, spawnInNetns, summarize,
+  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LabRefusedError, LabUpError, LAB_FEATURES, planLab, spawnInNetns, summarize,
   type LabFeature, type LabHandle, type LabNodePlan, type LabPlan, type LabStatus,
 } from '../live/lab/index.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
@@ -125,7 +125,15 @@ export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: 
   if (refusals.length > 0) throw new CliError(`${cmd}: ${s.name} cannot go live here:\n${formatRefusals(refusals)}`);
   const plan = planLab(s, { without, ...named });
   const configs = nodeConfigsFromScenario(s, { stacks: s.tunnel.mode === 'routed' ? 'all' : [] });
-  const lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
+  let lab: LabHandle;
+  try {
+    lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
+  } catch (e) {
+    // Refused (a lab of that name is up), or failed and taken down again: the user's to act on, not a crash.
+    if (e instanceof LabRefusedError || e instanceof LabUpError) throw new CliError(`${cmd}: ${e.message}`);
+    if (e instanceof Error && /is already up/.test(e.message)) throw new CliError(`${cmd}: ${e.message}`);
+    throw e;
+  }
   return { lab, plan, configs };
 }
 

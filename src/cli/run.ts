@@ -21,10 +21,10 @@ With --live (Linux, root) the scenario runs on this machine instead: its lab is 
 up does: namespaces, one agent per node), its traffic is sent with real tools at the scenario's times
 (ping; iperf3 for UDP, counted on the receiver's port; a kernel TCP transfer measured with TCP_INFO for
 TCP), its faults are applied, and the same report is printed from the tools' output and the agents'
-counters (from time 0 of the run) and checked against the same expectations; the lab is then taken
-down, also on failure or Ctrl-C. What cannot run live (replayed flows, features left out) is listed as
-skipped with the reason; counters the agents do not keep make their expectations fail ("not available
-live"); the report's "live measurements" say how each number was measured.
+counters and checked against the same expectations; the lab is then taken down, also on failure or
+Ctrl-C. What cannot run live (replayed flows, features left out) is listed as skipped with the reason;
+counters the agents do not keep make their expectations fail ("not available live"); the report's
+"live measurements" say how each number was measured.
 
   --json          the report as one JSON object
   --pcap DIR      write one pcapng file per capture point of the scenario into DIR (made if missing)

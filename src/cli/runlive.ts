@@ -431,6 +431,8 @@ async function applyFault(a: LabFaultAction): Promise<string | null> {
 // Counters, drops, paths
 
 type Stats = Map<string, MetricsSnapshot | string>;
+/** Counters an agent's snapshot does not have today but that the simulator reports, taken when there. */
+type MoreStats = MetricsSnapshot & { macs?: Record<string, number>; bridge?: Record<string, number>; gatewayDrops?: Record<string, number> };
 
 /** Every agent's counters (or why there are none). */
 async function agentStats(lab: LabHandle, plan: LabPlan): Promise<Stats> {
@@ -454,6 +456,8 @@ function since(now: Stats, base: Stats): Stats {
     for (const [k, v] of Object.entries(a)) { const d = v - (b?.[k] ?? 0); if (d !== 0) r[k] = d; }
     return r;
   };
+  const all = (a: Record<string, number>, b: Record<string, number> | undefined): Record<string, number> => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b?.[k] ?? 0)]));
+  const x = (m: MetricsSnapshot): MoreStats => m as MoreStats;
   for (const [node, n] of now) {
     const b = base.get(node);
     if (typeof n === 'string' || typeof b !== 'object') { out.set(node, typeof n === 'string' ? n : `the agent of ${node} did not answer at time 0 (${String(b)})`); continue; }
@@ -473,9 +477,13 @@ function since(now: Stats, base: Stats): Stats {
         const o = bpeer.get(p.peer);
         return { peer: p.peer, txPackets: p.txPackets - (o?.txPackets ?? 0), rxPackets: p.rxPackets - (o?.rxPackets ?? 0), txInnerBytes: p.txInnerBytes - (o?.txInnerBytes ?? 0), espOut: p.espOut - (o?.espOut ?? 0), espIn: p.espIn - (o?.espIn ?? 0) };
       }),
-      tunnel: Object.fromEntries(Object.entries(n.tunnel).map(([k, v]) => [k, v - (b.tunnel[k] ?? 0)])),
+      tunnel: all(n.tunnel, b.tunnel),
       macEntries: n.macEntries, poolFree: n.poolFree, poolSize: n.poolSize,
-    });
+      // What agents may add to their snapshot (see liveCounter, liveDrops).
+      ...(x(n).macs !== undefined ? { macs: all(x(n).macs!, x(b).macs) } : {}),
+      ...(x(n).bridge !== undefined ? { bridge: all(x(n).bridge!, x(b).bridge) } : {}),
+      ...(x(n).gatewayDrops !== undefined ? { gatewayDrops: sub(x(n).gatewayDrops!, x(b).gatewayDrops) } : {}),
+    } as MetricsSnapshot);
   }
   return out;
 }
@@ -491,8 +499,12 @@ function liveCounter(s: Scenario, stats: Stats, name: string): number | string {
   };
   switch (group) {
     case 'macs':
-    case 'bridge':
-      return `not available live: the agents' stats have no ${group} counters (${group}.${field} is the simulator's)`;
+    case 'bridge': {
+      // Not in the agents' stats (yet): taken when an agent's snapshot has them under these names.
+      const more = (snap as MoreStats)[group];
+      if (more === undefined) return `not available live: the agents' stats have no ${group} counters (${group}.${field} is the simulator's)`;
+      return pick(more, group);
+    }
     case 'tunnel': return pick(snap.tunnel, 'tunnel');
     case 'esp': {
       if (s.encryption === null) return `no such counter: ${node} does not encrypt`;
@@ -524,6 +536,9 @@ function liveDrops(stats: Stats): Report['drops'] {
     };
     for (const p of snap.ports) add(p.port, p.drops);
     for (const dev of snap.devices) add(dev.device, dev.drops);
+    // The gateway's own drops (routing decisions), as the simulator's `gw`: when an agent's snapshot has them.
+    const gw = (snap as MoreStats).gatewayDrops;
+    if (gw !== undefined) add('gw', gw);
     if (Object.keys(d).length > 0) out[node] = d;
   }
   return out;
@@ -776,9 +791,12 @@ async function runScenario(
   if (ended === 'interrupted' || isInterrupted()) { for (const t of taps.values()) await t.tap?.stop(); return null; }
   const wallMs = performance.now() - c.t0Ms;
 
-  // Counters, after the last frames have arrived: what the run added to them.
+  // Counters, after the last frames have arrived. Drops, paths and the wire overhead are what the run
+  // added (the lab's start-up left out); the counters of expectations count from the agents' start,
+  // as the simulator's from its time 0 (the pods' first frames included).
   await sleep(SETTLE_MS);
-  const stats = since(await agentStats(lab, plan), baseline);
+  const totals = await agentStats(lab, plan);
+  const stats = since(totals, baseline);
   for (const t of taps.values()) await t.tap?.stop();
 
   // The report.
@@ -793,7 +811,7 @@ async function runScenario(
   }
   const byName = new Map(results.map((f) => [f.name, f]));
   const drops = liveDrops(stats);
-  const expectations = checkExpectations(expect, byName, drops, (n) => liveCounter(s, stats, n));
+  const expectations = checkExpectations(expect, byName, drops, (n) => liveCounter(s, totals, n));
   let inner = 0, outer = 0;
   for (const snap of stats.values()) {
     if (typeof snap === 'string') continue;
@@ -835,6 +853,6 @@ function measurementNotes(s: Scenario, flows: LiveFlow[], taps: ReadonlyMap<stri
   const captured = [...taps.values()].filter((t) => t.tap !== null).map((t) => t.key);
   if (captured.length > 0) out.push(`captured ports (${captured.join(', ')}): a capture adds work to its agent, which slows what crosses that port`);
   if (s.nodes.length > 1) out.push("underlay: per node pair, frames one agent encapsulated and the other decapsulated; 'lost' is the difference (the wire's reason is not known live)");
-  out.push("drops and counters: the agents' (bridge ports, live devices, tunnel, ESP), counted from time 0 of the run (the lab's start-up is left out); the gateway's own drops are not in the agents' stats");
+  out.push("drops, underlay and wire overhead: the agents' counters (bridge ports, live devices, tunnel peers) from time 0 of the run (the lab's start-up left out); counters: the agents' since they started; the gateway's own drops are not in the agents' stats");
   return out;
 }
