@@ -42,14 +42,14 @@ import { PcapngParser } from '../capture/index.js';
 import { controlRequest } from '../live/control.js';
 import { labName, run as runCommandLine, runInNetns, type LabFaultAction, type LabHandle, type LabPlan } from '../live/lab/index.js';
 import {
-  iperfDatagramOf, iperfServerArgv, iperfUdpClientArgv, l4Overhead, lastProbeLine, parseIperfUdp, parsePing, parseSsTcpInfo, pingArgv, udpStreams,
+  iperfDatagramOf, iperfServerArgv, iperfUdpClientArgv, l4Overhead, lastProbeLine, parseIperfUdp, parsePing, parseSsTcpInfo, pingArgv, sendable, udpStreams,
   type UdpStream,
 } from '../live/lab/traffic.js';
 import type { MetricsSnapshot } from '../live/metrics.js';
 import { HOST_PORT } from '../node/build.js';
 import { percentile } from '../sim/host.js';
 import { IcmpObserver, type IcmpWatch } from '../sim/icmpwatch.js';
-import { checkExpectations, formatReport, type FlowResult, type PathResult, type Report, type SkippedPart } from '../sim/report.js';
+import { checkExpectations, fmtNs, formatReport, type FlowResult, type PathResult, type Report, type SkippedPart } from '../sim/report.js';
 import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../sim/scenario.js';
 import { bringUp, controlPath, parseWithout, requireLive, tapCapture, type CaptureTap } from './lab.js';
 import { CliError, load, progressBar, type RunArgs, type RunIo } from './run.js';
@@ -180,8 +180,6 @@ interface LiveFlow {
   icmp: Set<IcmpKind>;
   watches: IcmpWatch[];
   servers: Server[];
-  /** Epoch ns when the flow's tools started. */
-  startedNs: number;
   result: FlowResult | null;
 }
 
@@ -266,8 +264,9 @@ async function runPing(c: Ctx, f: LiveFlow): Promise<FlowResult> {
   const t = f.t;
   const ident = (0x5e00 + f.k) & 0xffff;
   const ipLen = t.sizes[0]!;
-  const planned = (t.count * t.intervalNs) / 1e6;
-  const r = await c.tools.run(f.srcNs, pingArgv({ dst: f.dstAddr, family: t.family, count: t.count, intervalNs: t.intervalNs, ipSize: ipLen, df: t.df, ident, waitS: PING_WAIT_S }),
+  const count = sendable(t, c.s.durationNs);
+  const planned = (count * t.intervalNs) / 1e6;
+  const r = await c.tools.run(f.srcNs, pingArgv({ dst: f.dstAddr, family: t.family, count, intervalNs: t.intervalNs, ipSize: ipLen, df: t.df, ident, waitS: PING_WAIT_S }),
     { role: `ping-${f.k}`, node: f.srcNode, timeoutMs: Math.min(planned + PING_WAIT_S * 1000 + MARGIN_MS, remaining(c)), soft: 'SIGINT' });
   const p = parsePing(r.stdout, r.stderr, f.srcAddr);
   if (r.spawnError !== null || r.timedOut || (r.code !== 0 && r.code !== 1)) c.notes.push(`${t.name}: ${toolProblem('ping', r)}`);
@@ -338,6 +337,7 @@ async function runUdp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
 async function runTcp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
   const t = f.t;
   const cport = f.servers[0]!.cport;
+  const startMs = performance.now();
   const limitS = Math.max(1, Math.floor((remaining(c) - 1500) / 1000));
   const r = await c.tools.run(f.srcNs, [process.execPath, PROBE_JS, 'tcp-send', '--to', f.dstAddr, '--port', String(f.servers[0]!.port), '--bytes', String(t.bytes), '--cport', String(cport), '--timeout', String(limitS)],
     { role: `tcp-${f.k}`, node: f.srcNode, timeoutMs: limitS * 1000 + 3000 });
@@ -355,8 +355,10 @@ async function runTcp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
   const mss = info.mss ?? 0;
   const hdr = t.family === 4 ? 40 : 60;
   const opts = info.pmtu !== null && mss > 0 ? Math.max(0, info.pmtu - hdr - mss) : 0;
-  const span = Math.max(1, p?.elapsedNs ?? 1);
+  const span = p?.elapsedNs !== undefined && p.elapsedNs > 0 ? p.elapsedNs : Math.max(1, (performance.now() - startMs) * 1e6);
   const sentIp = (info.bytesSent ?? 0) + segs * (hdr + opts);
+  const completedNs = done && p.doneEpochNs !== undefined ? Math.max(0, Math.round(p.doneEpochNs - c.t0Ns)) : null;
+  if (completedNs !== null && completedNs > c.s.durationNs) c.notes.push(`${t.name}: finished at ${fmtNs(completedNs)}, after the scenario's end (${fmtNs(c.s.durationNs)}): live, TCP flows get ${MARGIN_MS / 1000} s more`);
   return {
     ...base(f), planned: t.bytes, sent: segs, delivered, lost: info.retransmits, deliveredRatio: t.bytes === 0 ? 0 : delivered / t.bytes,
     tooBig: 0, duplicates: 0, latencyP50Ns: null, latencyP99Ns: null, latencyMaxNs: null,
@@ -366,7 +368,7 @@ async function runTcp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     tcp: {
       state: done && delivered >= t.bytes ? 'closed' : p?.event === 'error' || p === null ? 'aborted' : info.state ?? 'unknown',
       mss, retransmits: info.retransmits, timeouts: null, fastRetransmits: null, pmtuReductions: null,
-      completedNs: done && p.doneEpochNs !== undefined ? Math.max(0, Math.round(p.doneEpochNs - c.t0Ns)) : null,
+      completedNs,
     },
   };
 }
@@ -380,7 +382,7 @@ async function startServers(c: Ctx, flows: LiveFlow[]): Promise<void> {
     const t = f.t;
     const dstNode = t.to.node;
     if (t.type === 'udp') {
-      for (const st of udpStreams(t)) {
+      for (const st of udpStreams({ ...t, count: sendable(t, c.s.durationNs) })) {
         const p = port++;
         const started = c.tools.start(f.dstNs, iperfServerArgv(p), { role: `iperf3-server-${f.k}`, node: dstNode, timeoutMs: remaining(c) });
         f.servers.push({ port: p, started, stream: st, cport: ++cport, sink: null });
@@ -637,7 +639,7 @@ async function openTaps(c: Ctx, flows: LiveFlow[], pcapDir: string | null): Prom
       taps.set(key, { key, tap, observer, file: w.file, udp });
     } catch (e) {
       out?.end();
-      const lost = [w.file !== null ? 'no pcapng for it' : '', w.observe ? 'ICMP seen there is what ping printed only' : '', w.udp ? "UDP delivery there is iperf3's own count" : ''].filter((x) => x !== '');
+      const lost = [w.file !== null ? 'no pcapng for it' : '', w.observe ? 'no ICMP seen for the UDP flows sent from it' : '', w.udp ? "UDP delivery there is iperf3's own count" : ''].filter((x) => x !== '');
       c.notes.push(`capture of ${key} could not start (${(e as Error).message}): ${lost.join('; ')}`);
       taps.set(key, { key, tap: null, observer: null, file: null, udp: null });
     }
@@ -691,8 +693,7 @@ export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
     lab = up.lab;
     if (interrupted === null) report = await runScenario(s, up.plan, up.lab, without, a, io, (t) => { tools = t; }, interruption, () => interrupted !== null);
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    // Still listening for signals: a Ctrl-C now must not leave a half-removed lab.
     if (lab !== null) {
       say(`taking lab ${name} down...`);
       try {
@@ -701,6 +702,8 @@ export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
         downError = (e as Error).message;
       }
     }
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   }
   if (downError !== null) io.err(`run --live: the lab was not taken down entirely: ${downError}\n(try: seine lab down ${name})\n`);
   if (interrupted !== null) { io.err(`run --live: interrupted (${interrupted}); lab ${name} taken down\n`); return 130; }
@@ -732,7 +735,8 @@ async function runScenario(
     if (why !== null) { skipped.push({ part: `traffic ${t.name}`, reason: why }); skippedFlows.add(t.name); return; }
     const src = endpointOf(plan, s, t.from, t.family);
     const dst = endpointOf(plan, s, t.to, t.family);
-    flows.push({ t, k, srcNode: t.from.node, srcPort: src.port, srcNs: src.ns, dstNs: dst.ns, dstPort: dst.port, srcAddr: src.addr!, dstAddr: dst.addr!, srcMtu: src.mtu, icmp: new Set(), watches: [], servers: [], startedNs: 0, result: null });
+    if (t.type !== 'tcp' && sendable(t, s.durationNs) < t.count) notes.push(`${t.name}: ${sendable(t, s.durationNs)} of its ${t.count} packets start before the scenario's end (${fmtNs(s.durationNs)}): only those are sent, as in the simulator`);
+    flows.push({ t, k, srcNode: t.from.node, srcPort: src.port, srcNs: src.ns, dstNs: dst.ns, dstPort: dst.port, srcAddr: src.addr!, dstAddr: dst.addr!, srcMtu: src.mtu, icmp: new Set(), watches: [], servers: [], result: null });
   });
   const expect: ExpectSpec[] = [];
   s.expect.forEach((e, i) => {
@@ -765,7 +769,6 @@ async function runScenario(
     timers.push(setTimeout(() => { if (isInterrupted()) res(null); else fn().then(res, rej); }, Math.max(0, c.t0Ms + ns / 1e6 - performance.now())));
   });
   const runs = flows.map((f) => at(f.t.startNs, async () => {
-    f.startedNs = epochNs();
     // The runners add their ICMP watches (echo identifier, source ports) before their first await:
     // the observer of the sender's port learns of them before the tools start.
     const p = f.t.type === 'ping' ? runPing(c, f) : f.t.type === 'udp' ? runUdp(c, f) : runTcp(c, f);
@@ -787,7 +790,12 @@ async function runScenario(
   clearTimeout(deadlineTimer);
   for (const t of timers) clearTimeout(t);
   bar.done();
-  if (ended === 'deadline') { notes.push(`the run was cut at the scenario's duration plus ${(MARGIN_MS + 5000) / 1000} s`); tools.killAll(); }
+  if (ended === 'deadline') {
+    notes.push(`the run was cut at the scenario's duration plus ${(MARGIN_MS + 5000) / 1000} s`);
+    tools.killAll();
+    // What the killed tools had said so far.
+    await Promise.race([all.catch(() => undefined), limit(3000)]);
+  }
   if (ended === 'interrupted' || isInterrupted()) { for (const t of taps.values()) await t.tap?.stop(); return null; }
   const wallMs = performance.now() - c.t0Ms;
 

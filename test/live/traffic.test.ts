@@ -112,7 +112,7 @@ test("tcp: the sender's TCP_INFO as ss prints it, and the probe's last line", ()
 \t bbr wscale:10,10 rto:228 rtt:26.529/2.429 ato:40 mss:1398 pmtu:1450 rcvmss:536 advmss:1398 cwnd:461 bytes_sent:2001398 bytes_retrans:1398 bytes_acked:2000001 bytes_received:18 segs_out:1437 segs_in:436 data_segs_out:1434 data_segs_in:1 send 406059040bps retrans:0/1 dsack_dups:1 minrtt:0.981 snd_wnd:1077248
 `;
   assert.deepEqual(parseSsTcpInfo(ss), {
-    state: 'estab', mss: 1398, pmtu: 1450, retransmits: 1, bytesSent: 2001398, bytesAcked: 2000001, bytesRetrans: 1398,
+    state: 'established', mss: 1398, pmtu: 1450, retransmits: 1, bytesSent: 2001398, bytesAcked: 2000001, bytesRetrans: 1398,
     dataSegsOut: 1434, segsOut: 1437, rttNs: 26_529_000, minRttNs: 981_000,
   });
   assert.equal(parseSsTcpInfo('').mss, null);

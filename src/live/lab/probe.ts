@@ -100,7 +100,7 @@ function send(to: string, port: number, total: number, cport: number): void {
   });
   onTimeout = (seconds) => {
     void tcpInfo(cport).then((ss) => {
-      say({ event: 'timeout', message: `timed out after ${seconds} s`, bytes: total, written, ss });
+      say({ event: 'timeout', message: `timed out after ${seconds} s`, bytes: total, written, connectNs: (connectedNs ?? t0) - t0, elapsedNs: connectedNs === null ? 0 : nowNs() - connectedNs, ss });
       process.exit(2);
     });
   };

@@ -27,6 +27,15 @@ function secs(ns: number): string {
   return String(+(ns / 1e9).toFixed(6));
 }
 
+/**
+ * How many of a ping or UDP flow's packets start before the scenario ends (`durationNs`): the
+ * simulator sends no more, so neither does a live run.
+ */
+export function sendable(t: TrafficSpec, durationNs: number): number {
+  if (t.startNs > durationNs) return 0;
+  return Math.min(t.count, Math.floor((durationNs - t.startNs) / t.intervalNs) + 1);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // ping
 
@@ -228,7 +237,8 @@ export function parseSsTcpInfo(text: string): TcpInfo {
   const rtt = num(/\brtt:([\d.]+)\//);
   const minrtt = num(/\bminrtt:([\d.]+)/);
   return {
-    state: state === null ? null : state.toLowerCase(),
+    // ss's names, lowercase as the simulator's (ESTAB is "established" there).
+    state: state === null ? null : state === 'ESTAB' ? 'established' : state.toLowerCase(),
     mss: num(/\bmss:(\d+)/), pmtu: num(/\bpmtu:(\d+)/),
     retransmits: retrans === null ? 0 : Number(retrans[1]),
     bytesSent: num(/\bbytes_sent:(\d+)/), bytesAcked: num(/\bbytes_acked:(\d+)/), bytesRetrans: num(/\bbytes_retrans:(\d+)/) ?? 0,
