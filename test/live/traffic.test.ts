@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  iperfDatagramOf, iperfUdpClientArgv, lastProbeLine, parseIperfUdp, parsePing, parseSsTcpInfo, pingArgv, udpStreams,
+  iperfDatagramOf, iperfUdpClientArgv, lastProbeLine, parseIperfUdp, parsePing, parseSsTcpInfo, pingArgv, sendable, udpStreams,
 } from '../../src/live/lab/traffic.js';
 import { parseScenario, type TrafficSpec } from '../../src/sim/scenario.js';
 
@@ -118,4 +118,11 @@ test("tcp: the sender's TCP_INFO as ss prints it, and the probe's last line", ()
   assert.equal(parseSsTcpInfo('').mss, null);
   assert.equal(lastProbeLine('{"event":"listening","port":1}\nnoise\n{"event":"done","delivered":5}\n')?.delivered, 5);
   assert.equal(lastProbeLine('garbage'), null);
+});
+
+test('sendable: a ping or UDP flow sends what starts before the scenario ends, as the simulator does', () => {
+  const t = flow('{ type: ping, from: n1/a, to: n1/b, count: 100, interval: 100ms, start: 500ms }');
+  assert.equal(sendable(t, 2e9), 16, '0.5 s, 0.6 s, … 2.0 s');
+  assert.equal(sendable(t, 100e9), 100);
+  assert.equal(sendable(t, 0.4e9), 0);
 });
