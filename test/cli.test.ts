@@ -334,6 +334,28 @@ test('cli: seine run exits 1 when an expectation fails, 2 for a bad scenario or 
   assert.match(g.stderr, /gw\.yaml:4:\d+: capture\[0\]: .*the gateway is inside the bridge/);
 });
 
+test('cli: run --live: its options and mistakes exit 2 with a one-line message (no root needed: nothing is built)', () => {
+  const help = seine('run', '--help');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /seine run --live <scenario\.yaml>/);
+  assert.match(seine('--help').stdout, /run --live <scenario\.yaml>/);
+  const udpToNode = join(dir, 'udp-node.yaml');
+  writeFileSync(udpToNode, 'name: u\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\ntraffic:\n  - { type: udp, from: n1/a, to: n1 }\n');
+  for (const [args, re] of [
+    [['run', 'scenarios/two-nodes-vxlan.yaml', '--without', 'latency'], /--without is for live runs \(add --live\)/],
+    [['run', 'scenarios/two-nodes-vxlan.yaml', '--lab', 'x'], /--lab is for live runs/],
+    [['run', '--live', 'scenarios/two-nodes-vxlan.yaml', '--seed', '3'], /--seed is for simulated runs/],
+    [['run', '--live', 'scenarios/two-nodes-vxlan.yaml', '--without', 'latncy'], /unknown feature "latncy"/],
+    [['run', '--live', 'scenarios/none.yaml'], /none\.yaml:1:1: expected a readable scenario file/],
+    [['run', '--live', udpToNode], /a UDP flow needs a pod to receive it/],
+  ] as Array<[string[], RegExp]>) {
+    const r = seine(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assertOneLineMessage(r);
+    assert.match(r.stderr, re);
+  }
+});
+
 test('cli: seine trace prints each stage and exits 0 when delivered, 1 when dropped; --json; bad endpoints exit 2', () => {
   const ok = seine('trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c');
   assert.equal(ok.status, 0, ok.stderr);

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
 import {
-  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LAB_FEATURES, planLab, spawnInNetns, summarize,
+  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LabRefusedError, LabUpError, LAB_FEATURES, planLab, spawnInNetns, summarize,
   type LabFeature, type LabHandle, type LabNodePlan, type LabPlan, type LabStatus,
 } from '../live/lab/index.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
@@ -25,8 +25,9 @@ export const LAB_USAGE = `usage: seine lab <up|down|status|exec> ...
       node (eth0 on the underlay; a seine agent; seine-gw0, the node's own stack) and one per pod (a TAP
       eth0 owned by its node's agent, with the pod's address, MTU and default route). The underlay's
       latency, jitter, loss and bandwidth become tc qdiscs where the kernel has them; --without leaves
-      features out (${LAB_FEATURES.join(', ')}). A scenario that cannot go live is refused before
-      anything is made, with the reason; a half-built lab is always removed.
+      features out (${LAB_FEATURES.join(', ')}; default: the scenario's live.without,
+      --without none: nothing). A scenario that cannot go live is refused before anything is made,
+      with the reason; a half-built lab is always removed.
   lab down [LAB] [--json]
       Remove every namespace, link and process the lab made (also after a crash or kill -9).
   lab status [LAB] [--json]
@@ -57,7 +58,8 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>,
   }
 }
 
-function requireLive(cmd: string): void {
+/** Refuses (status 2) a machine where no lab can run: not Linux, not root, no native addon. */
+export function requireLive(cmd: string): void {
   if (process.platform !== 'linux') throw new CliError(`${cmd}: live labs need Linux (network namespaces, TAP devices); this is ${process.platform}. The simulator (seine run) works everywhere.`);
   if (process.getuid?.() !== 0) throw new CliError(`${cmd}: live labs need root (namespaces, TAP devices, raw sockets)`);
   const why = nativeUnavailable();
@@ -113,13 +115,25 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
   }
 }
 
-/** Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). */
-export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
-  const refusals = checkLabFeasible(s, { without });
+/**
+ * Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). `name` overrides
+ * the lab's name (default: a slug of the scenario's name).
+ */
+export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string, opts: { name?: string } = {}): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
+  const named = opts.name !== undefined ? { name: opts.name } : {};
+  const refusals = checkLabFeasible(s, { without, ...named });
   if (refusals.length > 0) throw new CliError(`${cmd}: ${s.name} cannot go live here:\n${formatRefusals(refusals)}`);
-  const plan = planLab(s, { without });
+  const plan = planLab(s, { without, ...named });
   const configs = nodeConfigsFromScenario(s, { stacks: s.tunnel.mode === 'routed' ? 'all' : [] });
-  const lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
+  let lab: LabHandle;
+  try {
+    lab = await labUp(plan, { onNode: (node, _ns, handle) => startAgent(plan, node, configs[node.index]!, handle) });
+  } catch (e) {
+    // Refused (a lab of that name is up), or failed and taken down again: the user's to act on, not a crash.
+    if (e instanceof LabRefusedError || e instanceof LabUpError) throw new CliError(`${cmd}: ${e.message}`);
+    if (e instanceof Error && /is already up/.test(e.message)) throw new CliError(`${cmd}: ${e.message}`);
+    throw e;
+  }
   return { lab, plan, configs };
 }
 
@@ -132,8 +146,9 @@ function loadForLab(path: string, cmd: string): Scenario {
   }
 }
 
-function parseWithout(v: unknown, cmd: string): LabFeature[] {
-  if (v === undefined) return [];
+/** A `--without` list (`latency,loss`); `''` or `none` leave nothing out. */
+export function parseWithout(v: unknown, cmd: string): LabFeature[] {
+  if (v === undefined || v === 'none') return [];
   const out: LabFeature[] = [];
   for (const f of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     if (!(LAB_FEATURES as readonly string[]).includes(f)) throw new CliError(`${cmd}: --without: unknown feature "${f}" (known: ${LAB_FEATURES.join(', ')})`);
@@ -155,7 +170,9 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
       if (positionals.length !== 1) throw new CliError('lab up: which scenario? usage: seine lab up <scenario.yaml>');
       requireLive('lab up');
       const s = loadForLab(positionals[0]!, 'lab up');
-      const { lab, plan } = await bringUp(s, parseWithout(v['without'], 'lab up'), 'lab up');
+      // --without defaults to what the scenario says (`live.without`).
+      const without = v['without'] === undefined ? [...(s.live?.without ?? [])] : parseWithout(v['without'], 'lab up');
+      const { lab, plan } = await bringUp(s, without, 'lab up');
       const st = await labStatus(lab.lab);
       if (v['json'] === true) io.out(JSON.stringify(st));
       else {
@@ -234,38 +251,69 @@ export async function captureCommand(args: string[], io: RunIo): Promise<number>
   const l = await pickLab(v['lab'] as string | undefined, 'capture');
   const [node, port] = positionals as [string, string];
   if (!l.nodes.some((n) => n.name === node)) throw new CliError(`capture: lab ${l.lab} has no node "${node}"`);
-  const { socket, rest } = await controlStream(controlPath(l, node), { op: 'capture', port }).catch((e: Error) => { throw new CliError(`capture: ${e.message}`); });
   const out = file === '-' ? process.stdout : createWriteStream(file);
+  const tap = await tapCapture(controlPath(l, node), port, { out, count }).catch((e: Error) => { throw new CliError(`capture: ${e.message}`); });
+  const onInt = (): void => { void tap.stop(); };
+  process.once('SIGINT', onInt);
+  if (duration !== Infinity) setTimeout(onInt, duration * 1000).unref();
+  await tap.done;
+  process.off('SIGINT', onInt);
+  io.err(`capture: ${tap.packets} packets written to ${file === '-' ? 'stdout' : file}\n`);
+  return 0;
+}
+
+/** A live capture of one agent port (`seine capture`, `seine run --live --pcap`). */
+export interface CaptureTap {
+  /** Packets (Enhanced Packet Blocks) seen so far. */
+  readonly packets: number;
+  /** Ends the capture (the agent's stream is closed); resolves once `out` has taken every block. */
+  stop(): Promise<void>;
+  /** Resolves when the capture ended: `stop()`, `count` reached, or the agent closed the stream. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Opens a capture of `port` on the agent at `sock` (the control socket's `capture` op) and passes its
+ * pcapng on whole block by whole block: written to `out` (not ended when it is stdout) and given to
+ * `onBlock`. Stops after `count` packets, on `stop()`, or when the agent closes the stream.
+ */
+export async function tapCapture(sock: string, port: string, opts: { out?: NodeJS.WritableStream; onBlock?: (block: Buffer) => void; count?: number } = {}): Promise<CaptureTap> {
+  const { socket, rest } = await controlStream(sock, { op: 'capture', port });
+  const out = opts.out;
+  const count = opts.count ?? Infinity;
   let packets = 0;
   let pending: Buffer = Buffer.alloc(0);
   let stopped = false;
-  return await new Promise<number>((res) => {
-    const stop = (): void => {
-      if (stopped) return;
+  let finish: () => void = () => {};
+  const done = new Promise<void>((res) => { finish = res; });
+  const stop = (): Promise<void> => {
+    if (!stopped) {
       stopped = true;
       socket.destroy();
-      const done = (): void => { io.err(`capture: ${packets} packets written to ${file === '-' ? 'stdout' : file}\n`); res(0); };
-      if (out === process.stdout) done();
-      else out.end(done);
-    };
-    // Counts Enhanced Packet Blocks (type 6) as whole blocks go by; writes whole blocks only.
-    const feed = (d: Buffer): void => {
-      pending = pending.length === 0 ? d : Buffer.concat([pending, d]);
-      let at = 0;
-      while (pending.length - at >= 8 && !stopped) {
-        const len = pending.readUInt32LE(at + 4);
-        if (len < 12 || pending.length - at < len) break;
-        out.write(pending.subarray(at, at + len));
-        if (pending.readUInt32LE(at) === 6 && ++packets >= count) { at += len; stop(); break; }
-        at += len;
-      }
-      pending = pending.subarray(at);
-    };
-    if (rest.length > 0) feed(rest);
-    socket.on('data', feed);
-    socket.once('close', stop);
-    socket.resume();
-    process.once('SIGINT', stop);
-    if (duration !== Infinity) setTimeout(stop, duration * 1000).unref();
-  });
+      if (out === undefined || out === process.stdout) finish();
+      else out.end(finish);
+    }
+    return done;
+  };
+  // Counts Enhanced Packet Blocks (type 6) as whole blocks go by; passes whole blocks only.
+  const feed = (d: Buffer): void => {
+    pending = pending.length === 0 ? d : Buffer.concat([pending, d]);
+    let at = 0;
+    while (pending.length - at >= 8 && !stopped) {
+      const len = pending.readUInt32LE(at + 4);
+      if (len < 12 || pending.length - at < len) break;
+      const block = pending.subarray(at, at + len);
+      out?.write(block);
+      opts.onBlock?.(block);
+      at += len;
+      if (block.readUInt32LE(0) === 6 && ++packets >= count) { void stop(); break; }
+    }
+    pending = pending.subarray(at);
+  };
+  if (rest.length > 0) feed(rest);
+  socket.on('data', feed);
+  socket.once('close', () => { void stop(); });
+  socket.on('error', () => {});
+  socket.resume();
+  return { get packets() { return packets; }, stop, done };
 }

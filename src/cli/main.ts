@@ -39,6 +39,11 @@ live (Linux, root; see the README's "Live" section):
       One real packet through a running lab, every stage on every node (as seine trace simulates).
   capture NODE PORT -w FILE [--lab LAB] [--count N]
       Write a live pcapng of one port of a running agent (a pod's name, host or underlay).
+  run --live <scenario.yaml> [--json] [--pcap DIR] [--without FEATURE,...] [--lab NAME]
+      Run a scenario live instead of simulated: bring its lab up, send its traffic with real tools
+      (ping, iperf3, kernel TCP) at the scenario's times, apply its faults, print the same report from
+      the tools and the agents' counters, check the same expectations, take the lab down (always).
+      Parts that cannot run live are listed as skipped with the reason; exit status as run.
 
 options:
   -h, --help       this help

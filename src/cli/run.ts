@@ -11,17 +11,32 @@ import { durationOf, ScenarioError, loadScenario, type Scenario } from '../sim/s
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
 export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress]
+       seine run --live <scenario.yaml> [--json] [--pcap DIR] [--without FEATURE,...] [--lab NAME]
 
 Simulates the scenario (no root, no network) and prints, per flow, what was sent and delivered, latency
 p50/p99, throughput and goodput; the wire overhead; drops by reason per node and port; and each
 expectation of the scenario with the value found.
 
+With --live (Linux, root) the scenario runs on this machine instead: its lab is brought up (as seine lab
+up does: namespaces, one agent per node), its traffic is sent with real tools at the scenario's times
+(ping; iperf3 for UDP, counted on the receiver's port; a kernel TCP transfer measured with TCP_INFO for
+TCP), its faults are applied, and the same report is printed from the tools' output and the agents'
+counters and checked against the same expectations; the lab is then taken down, also on failure or
+Ctrl-C. What cannot run live (replayed flows, features left out) is listed as skipped with the reason;
+counters the agents do not keep make their expectations fail ("not available live"); the report's
+"live measurements" say how each number was measured.
+
   --json          the report as one JSON object
   --pcap DIR      write one pcapng file per capture point of the scenario into DIR (made if missing)
-  --seed N        run with this seed instead of the scenario's
+  --seed N        run with this seed instead of the scenario's (simulated runs)
   --no-progress   no progress bar (it is shown on a terminal for runs longer than a second)
+  --live          run in a live lab on this machine (root) instead of the simulator
+  --without F,... live: leave these lab features out (latency, jitter, loss, bandwidth, linkMtu,
+                  linkFaults, nodeFaults); default: the scenario's live.without; none: nothing
+  --lab NAME      live: the lab's name (default run-<scenario>)
 
-exit status: 0 all expectations met, 1 one failed, 2 the scenario or the options are wrong
+exit status: 0 all expectations met, 1 one failed, 2 the scenario or the options are wrong (or, live,
+the scenario cannot go live here: refused before anything is made)
 `;
 
 export class CliError extends Error {
@@ -41,6 +56,10 @@ export interface RunArgs {
   pcap: string | null;
   seed: number | undefined;
   progress: boolean;
+  /** Run in a live lab (`--live`), leaving out `without` (null: the scenario's `live.without`), in lab `lab`. */
+  live: boolean;
+  without: string | null;
+  lab: string | null;
 }
 
 /** A `--seed` value: an integer that fits the simulator's 32-bit seed. */
@@ -57,7 +76,7 @@ function captureFile(dir: string, c: PcapngCapture): string {
 
 export function parseRunArgs(args: string[]): RunArgs | 'help' {
   const cmd = 'run';
-  const r: RunArgs = { path: '', json: false, pcap: null, seed: undefined, progress: true };
+  const r: RunArgs = { path: '', json: false, pcap: null, seed: undefined, progress: true, live: false, without: null, lab: null };
   let path: string | null = null;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -69,12 +88,23 @@ export function parseRunArgs(args: string[]): RunArgs | 'help' {
       r.pcap = d;
     } else if (a === '--seed') {
       r.seed = parseSeed(args[++i], cmd);
+    } else if (a === '--live') r.live = true;
+    else if (a === '--without') {
+      const v = args[++i];
+      if (v === undefined || v.startsWith('--')) throw new CliError(`${cmd}: --without expects features such as latency,loss (or none)`);
+      r.without = v;
+    } else if (a === '--lab') {
+      const v = args[++i];
+      if (v === undefined || v === '' || v.startsWith('--')) throw new CliError(`${cmd}: --lab expects a lab name`);
+      r.lab = v;
     } else if (a === '-h' || a === '--help') return 'help';
     else if (a.startsWith('-')) throw new CliError(`${cmd}: unknown option '${a}' (try seine ${cmd} --help)`);
     else if (path === null) path = a;
     else throw new CliError(`${cmd}: one scenario at a time (got '${path}' and '${a}')`);
   }
   if (path === null) throw new CliError(`${cmd}: which scenario? usage: seine ${cmd} <scenario.yaml> (the labs are in scenarios/)`);
+  if (!r.live && (r.without !== null || r.lab !== null)) throw new CliError(`${cmd}: ${r.without !== null ? '--without' : '--lab'} is for live runs (add --live)`);
+  if (r.live && r.seed !== undefined) throw new CliError(`${cmd}: --seed is for simulated runs (a live run's randomness is the machine's)`);
   r.path = path;
   return r;
 }
@@ -104,9 +134,10 @@ export function progressBar(io: RunIo, label: string, clock: () => number = Date
   };
 }
 
-export function runCommand(args: string[], io: RunIo): number {
+export function runCommand(args: string[], io: RunIo): number | Promise<number> {
   const a = parseRunArgs(args);
   if (a === 'help') { io.out(RUN_USAGE); return 0; }
+  if (a.live) return import('./runlive.js').then((m) => m.runLive(a, io));
   const scenario = load(a.path);
   let cluster: Cluster;
   try {

@@ -22,21 +22,25 @@
 import type { Bridge } from '../datapath/bridge.js';
 import { GLOBAL_VIRTUAL_MAC, parsePrefix } from '../datapath/gateway.js';
 import type { Device } from '../datapath/device.js';
-import { ObservedDevice, PcapngCapture, type FrameHook } from '../datapath/observe.js';
+import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import type { Port } from '../datapath/port.js';
 import { buildNode, HOST_PORT, type NodeDatapath } from '../node/build.js';
 import { NodeBuildError, nodeConfigsFromScenario, type NodeConfig, type NodeStackConfig } from '../node/config.js';
 import type { Tunnel } from '../overlay/tunnel.js';
-import { PacketPool, type PacketBuf } from '../packet/buf.js';
-import { eq16, ipv4FromString, ipv6FromString, macFromString, rd16, rd32 } from '../wire/bytes.js';
-import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
+import { PacketPool } from '../packet/buf.js';
+import { ipv4FromString, ipv6FromString, macFromString } from '../wire/bytes.js';
 import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
+import { IcmpObserver, type IcmpWatch } from './icmpwatch.js';
 import { percentile, SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
 import { loadReplay } from './replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
-import { endpointText, type Comparison, type Endpoint, type ExpectSpec, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from './scenario.js';
+import { checkExpectations, type FlowResult, type PathResult, type Report } from './report.js';
+import { endpointText, type Endpoint, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from './scenario.js';
+
+/** The report's shape, expectations and text (shared with live runs), where they always were. */
+export { formatReport, type ExpectResult, type FlowResult, type PathResult, type Report } from './report.js';
 
 /** The bridge port of a node's own stack (the node model names it; re-exported where it always was). */
 export { HOST_PORT };
@@ -71,81 +75,6 @@ export interface ClusterOptions {
   largestPacket?: number;
   /** Give every node its own stack (`NodeRt.stack`), not only the nodes traffic starts or ends at. Default false. */
   nodeStacks?: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// ICMP seen by a flow's sender
-
-interface IcmpWatch {
-  flow: FlowRt;
-  family: 4 | 6;
-  dst4: number;
-  dst6: Uint8Array | null;
-  /** IP protocol the flow sends (1/58 ping, 17 udp, 6 tcp). */
-  proto: number;
-  /** What tells the flow's packets apart: the echo identifier (ping) or the source port; -1 before the flow starts. */
-  id: number;
-  fromNs: number;
-  untilNs: number;
-}
-
-/** Classifies ICMP reaching a pod and credits it to the flows it concerns (by destination, protocol, echo identifier or source port, and time). */
-class IcmpObserver {
-  readonly watches: IcmpWatch[] = [];
-  readonly hook: FrameHook = (p, now) => this.see(p, now);
-
-  private see(p: PacketBuf, now: number): void {
-    const b = p.data;
-    const s = p.start;
-    if (p.end - s < 14 + 28) return;
-    const et = rd16(b, s + 12);
-    if (et === ETHERTYPE_IPV4) {
-      const ip = s + 14;
-      if (b[ip + 9] !== 1) return;
-      const l4 = ip + (b[ip]! & 0x0f) * 4;
-      if (l4 + 8 > p.end) return;
-      const type = b[l4]!, code = b[l4 + 1]!;
-      let kind: IcmpKind | null = null;
-      let about = 0, proto = 0, id = -1;
-      if (type === 0) { kind = 'echo-reply'; about = rd32(b, ip + 12); proto = 1; id = rd16(b, l4 + 4); }
-      else if (type === 3 || type === 11) {
-        kind = type === 11 ? 'time-exceeded' : code === 4 ? 'frag-needed' : 'dest-unreachable';
-        const q = l4 + 8;
-        if (q + 20 > p.end) return;
-        about = rd32(b, q + 16);
-        proto = b[q + 9]!;
-        // The quoted transport header: the echo identifier, or the source port.
-        const ql4 = q + (b[q]! & 0x0f) * 4;
-        if (ql4 + 8 <= p.end) id = proto === 1 ? rd16(b, ql4 + 4) : rd16(b, ql4);
-      }
-      if (kind === null) return;
-      for (const w of this.watches) {
-        if (w.family === 4 && w.dst4 === about && w.proto === proto && w.id === id && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
-      }
-    } else if (et === ETHERTYPE_IPV6) {
-      const ip = s + 14;
-      if (b[ip + 6] !== 58) return;
-      const l4 = ip + 40;
-      if (l4 + 8 > p.end) return;
-      const type = b[l4]!;
-      let kind: IcmpKind | null = null;
-      let aboutAt = 0, proto = 0, id = -1;
-      if (type === 129) { kind = 'echo-reply'; aboutAt = ip + 8; proto = 58; id = rd16(b, l4 + 4); }
-      else if (type === 1 || type === 2 || type === 3) {
-        kind = type === 2 ? 'packet-too-big' : type === 3 ? 'time-exceeded' : 'dest-unreachable';
-        const q = l4 + 8;
-        if (q + 40 > p.end) return;
-        aboutAt = q + 24;
-        proto = b[q + 6]!;
-        // The quoted transport header (when no extension header comes first): identifier or source port.
-        if (q + 48 <= p.end) id = proto === 58 ? rd16(b, q + 44) : rd16(b, q + 40);
-      }
-      if (kind === null) return;
-      for (const w of this.watches) {
-        if (w.family === 6 && w.dst6 !== null && w.proto === proto && w.id === id && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs) w.flow.icmp.add(kind);
-      }
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -399,7 +328,7 @@ export class Cluster {
       this.flows.push(f);
       const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
       const watch: IcmpWatch = {
-        flow: f, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1,
+        seen: f.icmp, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1,
         fromNs: t.startNs, untilNs: t.startNs + (t.type === 'tcp' ? this.scenario.durationNs : spanNs) + 2e9,
         dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0, dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
       };
@@ -461,92 +390,7 @@ export class Cluster {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The report
-
-export interface FlowResult {
-  name: string;
-  type: 'ping' | 'udp' | 'tcp';
-  from: string;
-  to: string;
-  family: 4 | 6;
-  /** Packets the flow meant to send, sent, and delivered (ping: answered). TCP: payload bytes to send, segments sent, bytes acknowledged, retransmissions. */
-  planned: number;
-  sent: number;
-  delivered: number;
-  lost: number;
-  /** delivered / planned. */
-  deliveredRatio: number;
-  /** Not sent: larger than the path MTU with DF (the host knew from ICMP). */
-  tooBig: number;
-  duplicates: number;
-  /** Ping: round trip; UDP: one way. Nanoseconds; null when nothing arrived. */
-  latencyP50Ns: number | null;
-  latencyP99Ns: number | null;
-  latencyMaxNs: number | null;
-  /** Offered IP bits per second over the flow's sending time, and the payload delivered over the same time. */
-  throughputBps: number;
-  goodputBps: number;
-  icmpSeen: IcmpKind[];
-  /** TCP only: what the sender went through. */
-  tcp?: { state: string; mss: number; retransmits: number; timeouts: number; fastRetransmits: number; pmtuReductions: number; completedNs: number | null };
-}
-
-export interface PathResult {
-  a: string;
-  b: string;
-  /** Each direction: a → b, then b → a. */
-  sent: [number, number];
-  delivered: [number, number];
-  dropped: Record<string, number>;
-}
-
-export interface ExpectResult {
-  what: string;
-  expected: string;
-  actual: string;
-  ok: boolean;
-}
-
-export interface Report {
-  scenario: string;
-  seed: number;
-  durationNs: number;
-  events: number;
-  podMtu: number;
-  flows: FlowResult[];
-  /** node → port → drop reason → count (ports with drops only; `gw` includes routing decisions). */
-  drops: Record<string, Record<string, Record<string, number>>>;
-  /** Bytes on the underlay per inner byte carried, less one, in percent (null without tunnel traffic). */
-  wireOverheadPct: number | null;
-  innerBytes: number;
-  outerBytes: number;
-  underlay: { paths: PathResult[]; unknownDst: number; uplinkDown: number };
-  captures: Array<{ name: string; packets: number }>;
-  expectations: ExpectResult[];
-  ok: boolean;
-}
-
-function cmpOk(c: Comparison, v: number): boolean {
-  switch (c.op) {
-    case '>=': return v >= c.value;
-    case '>': return v > c.value;
-    case '<=': return v <= c.value;
-    case '<': return v < c.value;
-    case '==': return Math.abs(v - c.value) < 1e-9;
-  }
-}
-
-function fmtNs(ns: number): string {
-  if (ns >= 1e9) return `${+(ns / 1e9).toPrecision(4)}s`;
-  if (ns >= 1e6) return `${+(ns / 1e6).toPrecision(4)}ms`;
-  if (ns >= 1e3) return `${+(ns / 1e3).toPrecision(4)}us`;
-  return `${Math.round(ns)}ns`;
-}
-
-function fmtPct(r: number): string {
-  return `${+(r * 100).toFixed(2)}%`;
-}
-
+// The report (its shape, expectations and text are sim/report.ts, shared with live runs)
 
 function flowResult(c: Cluster, f: FlowRt): FlowResult {
   const t = f.spec;
@@ -634,36 +478,6 @@ function nodeDrops(n: NodeRt): Record<string, Record<string, number>> {
   return out;
 }
 
-function checkExpect(c: Cluster, e: ExpectSpec, flows: Map<string, FlowResult>, drops: Record<string, Record<string, Record<string, number>>>, out: ExpectResult[]): void {
-  const fmtCmp = (x: Comparison, unit: 'pct' | 'ns' | 'count'): string => `${x.op} ${unit === 'pct' ? fmtPct(x.value) : unit === 'ns' ? fmtNs(x.value) : x.value}`;
-  if (e.flow !== null) {
-    const f = flows.get(e.flow)!;
-    if (e.delivered !== null) out.push({ what: `${f.name} delivered`, expected: fmtCmp(e.delivered, 'pct'), actual: `${fmtPct(f.deliveredRatio)} (${f.delivered}/${f.planned})`, ok: cmpOk(e.delivered, f.deliveredRatio) });
-    const lat: Array<[string, Comparison | null, number | null]> = [['latencyP50', e.latencyP50Ns, f.latencyP50Ns], ['latencyP99', e.latencyP99Ns, f.latencyP99Ns], ['latencyMax', e.latencyMaxNs, f.latencyMaxNs]];
-    for (const [k, x, v] of lat) {
-      if (x === null) continue;
-      out.push({ what: `${f.name} ${k}`, expected: fmtCmp(x, 'ns'), actual: v === null ? 'nothing arrived' : fmtNs(v), ok: v !== null && cmpOk(x, v) });
-    }
-    for (const k of e.icmpSeen) {
-      const seen = f.icmpSeen;
-      const ok = k === 'none' ? seen.length === 0 : seen.includes(k);
-      out.push({ what: `${f.name} ICMP seen`, expected: k, actual: seen.length === 0 ? 'none' : seen.join(', '), ok });
-    }
-  }
-  for (const [node, reasons] of Object.entries(e.drops)) {
-    const byPort = drops[node] ?? {};
-    for (const [reason, x] of Object.entries(reasons)) {
-      let v = 0;
-      for (const d of Object.values(byPort)) v += d[reason] ?? 0;
-      out.push({ what: `${node} drops ${reason}`, expected: fmtCmp(x, 'count'), actual: String(v), ok: cmpOk(x, v) });
-    }
-  }
-  for (const [name, x] of Object.entries(e.counters)) {
-    const v = counterValue(c, name);
-    out.push({ what: name, expected: fmtCmp(x, 'count'), actual: typeof v === 'number' ? String(v) : `no such counter: ${v}`, ok: typeof v === 'number' && cmpOk(x, v) });
-  }
-}
-
 function buildReport(c: Cluster): Report {
   const flows = c.flows.map((f) => flowResult(c, f));
   const byName = new Map(flows.map((f) => [f.name, f]));
@@ -684,8 +498,10 @@ function buildReport(c: Cluster): Report {
     }
     return { a, b, sent: [s[0].sent, s[1].sent], delivered: [s[0].delivered, s[1].delivered], dropped };
   });
-  const expectations: ExpectResult[] = [];
-  for (const e of c.scenario.expect) checkExpect(c, e, byName, drops, expectations);
+  const expectations = checkExpectations(c.scenario.expect, byName, drops, (name) => {
+    const v = counterValue(c, name);
+    return typeof v === 'number' ? v : `no such counter: ${v}`;
+  });
   return {
     scenario: c.scenario.name, seed: c.seed, durationNs: c.scenario.durationNs, events: c.sim.events,
     podMtu: c.scenario.podMtu, flows, drops,
@@ -694,52 +510,4 @@ function buildReport(c: Cluster): Report {
     captures: c.captures.map((k) => ({ name: k.name, packets: k.packets })),
     expectations, ok: expectations.every((x) => x.ok),
   };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Text
-
-function fmtRate(bps: number): string {
-  if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
-  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
-  if (bps >= 1e3) return `${(bps / 1e3).toFixed(2)} kbit/s`;
-  return `${bps.toFixed(0)} bit/s`;
-}
-
-function table(rows: string[][]): string[] {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ').trimEnd());
-}
-
-/** The report as text for a terminal. */
-export function formatReport(r: Report): string {
-  const out: string[] = [];
-  out.push(`scenario ${r.scenario}  seed ${r.seed}  simulated ${fmtNs(r.durationNs)}  (${r.events} events)`);
-  out.push(`pod MTU ${r.podMtu}  wire overhead ${r.wireOverheadPct === null ? 'n/a (no tunnel traffic)' : `${r.wireOverheadPct.toFixed(1)}% (${r.outerBytes} bytes on the underlay for ${r.innerBytes} inner)`}`);
-  out.push('');
-  if (r.flows.length > 0) {
-    const rows = [['flow', 'type', 'from → to', 'sent', 'delivered', 'lost', 'p50', 'p99', 'throughput', 'goodput', 'ICMP seen']];
-    for (const f of r.flows) {
-      const tcp = f.tcp !== undefined;
-      rows.push([f.name, f.type, `${f.from} → ${f.to}`, tcp ? `${f.sent} segs` : `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered}${tcp ? ' B' : ''} (${fmtPct(f.deliveredRatio)})`, tcp ? `${f.lost} retx` : String(f.lost),
-        f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns), f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns), fmtRate(f.throughputBps), fmtRate(f.goodputBps), f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(',')]);
-    }
-    out.push(...table(rows));
-    for (const f of r.flows) {
-      const t = f.tcp;
-      if (t !== undefined) out.push(`  ${f.name}: TCP ${t.state}, MSS ${t.mss}, ${t.retransmits} retransmissions (${t.fastRetransmits} fast, ${t.timeouts} timeouts), ${t.pmtuReductions} PMTU reductions${t.completedNs !== null ? `, all bytes acknowledged at ${fmtNs(t.completedNs)}` : ', not finished'}`);
-    }
-    out.push('');
-  }
-  const dropLines: string[] = [];
-  for (const [node, ports] of Object.entries(r.drops)) for (const [port, reasons] of Object.entries(ports)) for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);
-  for (const p of r.underlay.paths) for (const [k, n] of Object.entries(p.dropped)) dropLines.push(`  underlay ${p.a}-${p.b}  ${k}  ${n}`);
-  out.push(dropLines.length === 0 ? 'drops: none' : 'drops (where, reason, count):', ...dropLines, '');
-  if (r.captures.length > 0) out.push(`captures: ${r.captures.map((k) => `${k.name} (${k.packets} packets)`).join(', ')}`, '');
-  if (r.expectations.length > 0) {
-    out.push('expectations:');
-    for (const e of r.expectations) out.push(`  ${e.ok ? 'ok  ' : 'FAIL'}  ${e.what} ${e.expected}: ${e.actual}`);
-    out.push(r.ok ? `all ${r.expectations.length} expectations met` : `${r.expectations.filter((e) => !e.ok).length} of ${r.expectations.length} expectations FAILED`);
-  }
-  return out.join('\n');
 }

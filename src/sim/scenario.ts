@@ -62,6 +62,10 @@
  *     icmpSeen: frag-needed        # or a list: frag-needed, packet-too-big, echo-reply, dest-unreachable, time-exceeded, none
  *   - drops: { node1: { MtuExceeded: ">0" } }   # node → DropReason name → count or comparison
  *     counters: { node1.tunnel.icmpSent: ">= 1" }
+ * live:                            # how the lab goes live (`seine run --live`, `seine lab up`), when a part cannot
+ *   without: [latency]             # parts left out by default (the --without default): latency, jitter, loss,
+ *                                  # bandwidth, linkMtu, linkFaults, nodeFaults
+ *   note: "..."                    # * why, and what the live report then shows differently
  * ```
  *
  * Besides the shape, the loader refuses impossible topologies: duplicate node or pod names, duplicate
@@ -215,6 +219,16 @@ export interface ExpectSpec {
   counters: Record<string, Comparison>;
 }
 
+/** The parts of a scenario a live lab can leave out (live/lab/plan.ts `LabFeature`). */
+export const LIVE_FEATURES = ['latency', 'jitter', 'loss', 'bandwidth', 'linkMtu', 'linkFaults', 'nodeFaults'] as const;
+export type LiveFeature = (typeof LIVE_FEATURES)[number];
+
+/** What the scenario says about going live: parts to leave out by default, and why. */
+export interface LiveSpec {
+  without: LiveFeature[];
+  note: string;
+}
+
 export interface Scenario {
   name: string;
   description: string;
@@ -232,6 +246,8 @@ export interface Scenario {
   faults: FaultSpec[];
   capture: CaptureSpec[];
   expect: ExpectSpec[];
+  /** Null when the scenario says nothing about going live. */
+  live: LiveSpec | null;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -521,7 +537,8 @@ const DROP_REASONS: readonly string[] = Object.keys(DropReason).filter((k) => Nu
 const ICMP_KINDS: readonly IcmpKind[] = ['frag-needed', 'packet-too-big', 'echo-reply', 'dest-unreachable', 'time-exceeded', 'none'];
 const IMIX: readonly number[] = HOST_IMIX.flatMap((x) => new Array<number>(x.weight).fill(x.size));
 
-const ROOT_KEYS = ['name', 'description', 'lesson', 'seed', 'duration', 'underlay', 'tunnel', 'encryption', 'nodes', 'links', 'traffic', 'faults', 'capture', 'expect'] as const;
+const ROOT_KEYS = ['name', 'description', 'lesson', 'seed', 'duration', 'underlay', 'tunnel', 'encryption', 'nodes', 'links', 'traffic', 'faults', 'capture', 'expect', 'live'] as const;
+const LIVE_KEYS = ['without', 'note'] as const;
 const UNDERLAY_KEYS = ['mtu', 'latency', 'jitter', 'bandwidth', 'loss', 'family'] as const;
 const TUNNEL_KEYS = ['type', 'mode', 'vni', 'options', 'fragmentPolicy', 'icmpTooBig', 'mssClamp'] as const;
 const OPTION_KEYS = ['class', 'type', 'data'] as const;
@@ -1050,7 +1067,23 @@ export function parseScenario(text: string, file: string): Scenario {
     });
   }
 
-  return { name, description, lesson, seed, durationNs, underlay, tunnel, encryption, podMtu: defaultPodMtu, nodes, links, traffic, faults, capture, expect };
+  // live
+  let live: LiveSpec | null = null;
+  const liveV = o.get('live');
+  if (liveV !== undefined) {
+    const lo = r.map(liveV, LIVE_KEYS);
+    const wV = lo.get('without');
+    const without: LiveFeature[] = [];
+    for (const fv of wV === undefined ? [] : r.oneOrList(wV)) {
+      const f = r.oneOf(fv, LIVE_FEATURES);
+      if (!without.includes(f)) without.push(f);
+    }
+    const note = r.text(lo.req('note', 'a note: why a part cannot go live'));
+    if (note.trim() === '') r.fail(lo.req('note', 'a note'), 'a note saying why a part cannot go live', 'an empty note');
+    live = { without, note };
+  }
+
+  return { name, description, lesson, seed, durationNs, underlay, tunnel, encryption, podMtu: defaultPodMtu, nodes, links, traffic, faults, capture, expect, live };
 }
 
 function parseCidr(r: Reader, v: V): Cidr {
@@ -1173,5 +1206,6 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     if (Object.keys(e.counters).length > 0) o.counters = Object.fromEntries(Object.entries(e.counters).map(([k, c]) => [k, fmtCmp(c, 'count')]));
     return o;
   });
+  if (s.live !== null) out.live = { without: [...s.live.without], note: s.live.note };
   return out;
 }

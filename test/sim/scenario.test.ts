@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -98,7 +99,9 @@ const BAD: Array<[string, string, number, number, string, string]> = [
   ['duplicate key', 'name: t\nname: u\n', 2, 1, '', 'well-formed YAML'],
   ['not a mapping', '- a\n- b\n', 1, 1, '', 'a scenario mapping'],
   ['missing name', 'nodes: []\n', 1, 1, 'name', 'a scenario name (required)'],
-  ['unknown root key', BASE + 'durration: 1s\n', 11, 1, 'durration', 'one of the keys name, description, lesson, seed, duration, underlay, tunnel, encryption, nodes, links, traffic, faults, capture, expect'],
+  ['unknown live feature', BASE + 'live: { without: [latncy], note: x }\n', 11, 19, 'live.without[0]', 'one of latency, jitter, loss, bandwidth, linkMtu, linkFaults, nodeFaults'],
+  ['live without a note', BASE + 'live: { without: [latency] }\n', 11, 7, 'live.note', 'a note: why a part cannot go live (required)'],
+  ['unknown root key', BASE + 'durration: 1s\n', 11, 1, 'durration', 'one of the keys name, description, lesson, seed, duration, underlay, tunnel, encryption, nodes, links, traffic, faults, capture, expect, live'],
   ['unknown node key', 'name: t\nnodes:\n  - name: n1\n    podCidr: 10.0.0.0/24\n', 4, 5, 'nodes[0].podCidr', 'one of the keys name, podCIDR, underlayIp, pods'],
   ['missing podCIDR in routed mode', 'name: t\nnodes:\n  - name: n1\n', 3, 5, 'nodes[0].podCIDR', 'a podCIDR (routed mode) (required)'],
   ['empty nodes', 'name: t\nnodes: []\n', 2, 8, 'nodes', 'at least one node'],
@@ -167,6 +170,18 @@ test('scenario: unknown keys and values get a did-you-mean within distance 2, an
   assert.equal(didYouMean('podCidr', ['name', 'podCIDR', 'pods']), 'podCIDR');
   assert.equal(didYouMean('nodez', ['nodes', 'name']), 'nodes');
   assert.equal(didYouMean('xyzzy', ['nodes', 'name']), null);
+});
+
+test('scenario: live says what a live lab leaves out by default, and why', () => {
+  const s = parseScenario(BASE + 'live:\n  without: [latency, loss, latency]\n  note: >\n    no netem\n    here\n', 'l.yaml');
+  assert.deepEqual(s.live, { without: ['latency', 'loss'], note: 'no netem here\n' });
+  assert.equal(parseScenario(BASE + 'live: { without: linkMtu, note: x }\n', 'l.yaml').live?.without.join(), 'linkMtu');
+  assert.equal(parseScenario(BASE, 'l.yaml').live, null);
+  assert.match(err(BASE + 'live: { without: [latncy], note: x }\n').message, /\(did you mean "latency"\?\)$/);
+  for (const f of readdirSync(join(ROOT, 'scenarios')).filter((x) => x.endsWith('.yaml'))) {
+    const l = loadScenario(join(ROOT, 'scenarios', f)).live;
+    assert.ok(l !== null && l.note.trim() !== '', `${f}: every lab says how it goes live (live: { without, note })`);
+  }
 });
 
 test('scenario: units convert to ns, bit/s and fractions', () => {

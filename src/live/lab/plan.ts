@@ -53,15 +53,15 @@
  */
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../../wire/bytes.js';
 import type { FaultTarget, LinkSpec, NodeSpec, Scenario } from '../../sim/scenario.js';
-import { fmtDuration } from '../../sim/scenario.js';
+import { fmtDuration, LIVE_FEATURES, type LiveFeature } from '../../sim/scenario.js';
 import { KERNEL_PIECES, LAB_TOOLS, TOOL_PACKAGES, probeHost, type HostFacts } from './host.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Types
 
-/** Parts of a scenario a lab can leave out (`LabPlanOptions.without`). */
-export type LabFeature = 'latency' | 'jitter' | 'loss' | 'bandwidth' | 'linkMtu' | 'linkFaults' | 'nodeFaults';
-export const LAB_FEATURES: readonly LabFeature[] = ['latency', 'jitter', 'loss', 'bandwidth', 'linkMtu', 'linkFaults', 'nodeFaults'];
+/** Parts of a scenario a lab can leave out (`LabPlanOptions.without`; a scenario's `live.without` names them too). */
+export type LabFeature = LiveFeature;
+export const LAB_FEATURES: readonly LabFeature[] = LIVE_FEATURES;
 
 /** Kernel pieces a lab may use. */
 export type KernelFeature = 'netns' | 'veth' | 'bridge' | 'ipv6' | 'netem' | 'tbf' | 'htb' | 'u32' | 'clsact' | 'bpf';
