@@ -23,8 +23,7 @@ up does: namespaces, one agent per node), its traffic is sent with real tools at
 TCP), its faults are applied, and the same report is printed from the tools' output and the agents'
 counters and checked against the same expectations; the lab is then taken down, also on failure or
 Ctrl-C. What cannot run live (replayed flows, features left out) is listed as skipped with the reason;
-counters the agents do not keep make their expectations fail ("not available live"); the report's
-"live measurements" say how each number was measured.
+the report's "live measurements" say how each number was measured.
 
   --json          the report as one JSON object
   --pcap DIR      write one pcapng file per capture point of the scenario into DIR (made if missing)

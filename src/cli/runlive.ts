@@ -23,8 +23,8 @@
  *   flows, TCP_INFO's path MTU (below the sender's MTU: a too-big ICMP arrived). Ping and TCP senders
  *   are not captured: a capture slows its agent down (about a third of a TCP transfer's throughput);
  * - drops: the agents' `stats` (per bridge port and live device, by reason); counters: the agents'
- *   counters where they have the simulator's names (`<node>.tunnel.*`, `<node>.esp.*`,
- *   `<node>.<port>.*`), otherwise the expectation fails, "not available live";
+ *   counters, under the simulator's names (`<node>.macs.*`, `<node>.bridge.*`, `<node>.tunnel.*`,
+ *   `<node>.esp.*`, `<node>.<port>.*`);
  * - underlay paths: per pair of nodes, what one agent encapsulated towards the other and what the other
  *   decapsulated from it (the difference is `lost`: the wire's reason is not known live);
  * - `--pcap DIR`: the scenario's capture points, recorded by the agents' capture op, one pcapng each.
@@ -433,8 +433,6 @@ async function applyFault(a: LabFaultAction): Promise<string | null> {
 // Counters, drops, paths
 
 type Stats = Map<string, MetricsSnapshot | string>;
-/** Counters an agent's snapshot does not have today but that the simulator reports, taken when there. */
-type MoreStats = MetricsSnapshot & { macs?: Record<string, number>; bridge?: Record<string, number>; gatewayDrops?: Record<string, number> };
 
 /** Every agent's counters (or why there are none). */
 async function agentStats(lab: LabHandle, plan: LabPlan): Promise<Stats> {
@@ -459,7 +457,6 @@ function since(now: Stats, base: Stats): Stats {
     return r;
   };
   const all = (a: Record<string, number>, b: Record<string, number> | undefined): Record<string, number> => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b?.[k] ?? 0)]));
-  const x = (m: MetricsSnapshot): MoreStats => m as MoreStats;
   for (const [node, n] of now) {
     const b = base.get(node);
     if (typeof n === 'string' || typeof b !== 'object') { out.set(node, typeof n === 'string' ? n : `the agent of ${node} did not answer at time 0 (${String(b)})`); continue; }
@@ -480,12 +477,9 @@ function since(now: Stats, base: Stats): Stats {
         return { peer: p.peer, txPackets: p.txPackets - (o?.txPackets ?? 0), rxPackets: p.rxPackets - (o?.rxPackets ?? 0), txInnerBytes: p.txInnerBytes - (o?.txInnerBytes ?? 0), espOut: p.espOut - (o?.espOut ?? 0), espIn: p.espIn - (o?.espIn ?? 0) };
       }),
       tunnel: all(n.tunnel, b.tunnel),
+      macs: all(n.macs, b.macs), bridge: all(n.bridge, b.bridge),
       macEntries: n.macEntries, poolFree: n.poolFree, poolSize: n.poolSize,
-      // What agents may add to their snapshot (see liveCounter, liveDrops).
-      ...(x(n).macs !== undefined ? { macs: all(x(n).macs!, x(b).macs) } : {}),
-      ...(x(n).bridge !== undefined ? { bridge: all(x(n).bridge!, x(b).bridge) } : {}),
-      ...(x(n).gatewayDrops !== undefined ? { gatewayDrops: sub(x(n).gatewayDrops!, x(b).gatewayDrops) } : {}),
-    } as MetricsSnapshot);
+    });
   }
   return out;
 }
@@ -501,12 +495,7 @@ function liveCounter(s: Scenario, stats: Stats, name: string): number | string {
   };
   switch (group) {
     case 'macs':
-    case 'bridge': {
-      // Not in the agents' stats (yet): taken when an agent's snapshot has them under these names.
-      const more = (snap as MoreStats)[group];
-      if (more === undefined) return `not available live: the agents' stats have no ${group} counters (${group}.${field} is the simulator's)`;
-      return pick(more, group);
-    }
+    case 'bridge': return pick(snap[group], group);
     case 'tunnel': return pick(snap.tunnel, 'tunnel');
     case 'esp': {
       if (s.encryption === null) return `no such counter: ${node} does not encrypt`;
@@ -538,9 +527,6 @@ function liveDrops(stats: Stats): Report['drops'] {
     };
     for (const p of snap.ports) add(p.port, p.drops);
     for (const dev of snap.devices) add(dev.device, dev.drops);
-    // The gateway's own drops (routing decisions), as the simulator's `gw`: when an agent's snapshot has them.
-    const gw = (snap as MoreStats).gatewayDrops;
-    if (gw !== undefined) add('gw', gw);
     if (Object.keys(d).length > 0) out[node] = d;
   }
   return out;
@@ -861,6 +847,6 @@ function measurementNotes(s: Scenario, flows: LiveFlow[], taps: ReadonlyMap<stri
   const captured = [...taps.values()].filter((t) => t.tap !== null).map((t) => t.key);
   if (captured.length > 0) out.push(`captured ports (${captured.join(', ')}): a capture adds work to its agent, which slows what crosses that port`);
   if (s.nodes.length > 1) out.push("underlay: per node pair, frames one agent encapsulated and the other decapsulated; 'lost' is the difference (the wire's reason is not known live)");
-  out.push("drops, underlay and wire overhead: the agents' counters (bridge ports, live devices, tunnel peers) from time 0 of the run (the lab's start-up left out); counters: the agents' since they started; the gateway's own drops are not in the agents' stats");
+  out.push("drops, underlay and wire overhead: the agents' counters (bridge ports, live devices, tunnel peers) from time 0 of the run (the lab's start-up left out); counters: the agents' since they started");
   return out;
 }

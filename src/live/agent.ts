@@ -274,7 +274,10 @@ export class Agent {
     }
     const tunnel: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
-    return { ports, devices, peers, tunnel, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
+    const b = this.nd.bridge;
+    const macs: Record<string, number> = { ...b.macs.stats };
+    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged };
+    return { ports, devices, peers, tunnel, macs, bridge, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
   }
 
   /**

@@ -15,6 +15,9 @@ export interface MetricsSnapshot {
   devices: DeviceSample[];
   peers: PeerSample[];
   tunnel: Record<string, number>;
+  /** The MAC table's events (learned, moved, evicted, aged, flushed) and the bridge's (flood copies, frames it generated, fragments made and merged). */
+  macs: Record<string, number>;
+  bridge: Record<string, number>;
   macEntries: number;
   poolFree: number;
   poolSize: number;
@@ -77,6 +80,12 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   readCounter(reg, 'seine_esp_packets_in_total', 'ESP packets accepted from a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.espIn); });
   readCounter(reg, 'seine_tunnel_events_total', 'What the tunnel did about MTUs (ICMP sent, fragments, MSS clamped…), by event.', ['event'] as const, (set) => {
     for (const [event, v] of Object.entries(s().tunnel)) set({ event }, v);
+  });
+  readCounter(reg, 'seine_mac_table_events_total', 'MAC table events: entries learned, moved, evicted, aged, flushed.', ['event'] as const, (set) => {
+    for (const [event, v] of Object.entries(s().macs)) set({ event }, v);
+  });
+  readCounter(reg, 'seine_bridge_events_total', 'Bridge events: flood copies, frames generated, fragments made and merged.', ['event'] as const, (set) => {
+    for (const [event, v] of Object.entries(s().bridge)) set({ event }, v);
   });
   readGauge(reg, 'seine_mac_table_entries', 'Entries in the bridge MAC table.', [] as const, (set) => set({}, s().macEntries));
   readGauge(reg, 'seine_pool_buffers_free', 'Packet buffers free in the pool.', [] as const, (set) => set({}, s().poolFree));
