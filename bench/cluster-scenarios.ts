@@ -1,6 +1,6 @@
 /**
  * Scenarios generated for the simulator benchmarks (bench/sim.ts), from a seed so one call gives one
- * scenario: YAML text in the format of src/sim/scenario.ts, loaded with `parseScenario` like any scenario
+ * scenario: YAML text in the format of src/scenario/scenario.ts, loaded with `parseScenario` like any scenario
  * file (addresses, MTUs and every check included).
  */
 import { Rng } from '../src/sim/engine.js';

@@ -13,7 +13,7 @@ import { PacketBatch, PacketPool } from '../src/packet/buf.js';
 import { Cluster } from '../src/sim/cluster.js';
 import { Simulator, type SimTask } from '../src/sim/engine.js';
 import { SimLink } from '../src/sim/link.js';
-import { parseScenario } from '../src/sim/scenario.js';
+import { parseScenario } from '../src/scenario/scenario.js';
 import { bigClusterYaml, type BigClusterSpec } from './cluster-scenarios.js';
 import type { Bench, BenchEntry, OnceBench, OnceFigure } from './harness.js';
 

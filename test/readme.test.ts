@@ -52,7 +52,7 @@ test('README: the sample report is what `seine run scenarios/two-nodes-vxlan.yam
   const m = /```\n([\s\S]*?)```/.exec(readme.slice(at));
   assert.ok(m !== null, 'a code block follows "## The simulator"');
   const { Cluster, formatReport } = await import('../src/sim/cluster.js');
-  const { loadScenario } = await import('../src/sim/scenario.js');
+  const { loadScenario } = await import('../src/scenario/scenario.js');
   const c = new Cluster(loadScenario(join(ROOT, 'scenarios', 'two-nodes-vxlan.yaml')), { capture: false });
   c.run();
   assert.equal(m[1]!.trimEnd(), formatReport(c.report()));

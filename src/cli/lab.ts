@@ -15,7 +15,7 @@ import {
   type LabFeature, type LabHandle, type LabNodePlan, type LabPlan, type LabStatus,
 } from '../live/lab/index.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
-import { loadScenario, ScenarioError, type Scenario } from '../sim/scenario.js';
+import { loadScenario, ScenarioError, type Scenario } from '../scenario/scenario.js';
 import { CliError, type RunIo } from './run.js';
 
 export const LAB_USAGE = `usage: seine lab <up|down|status|exec> ...

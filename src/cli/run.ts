@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PcapngCapture } from '../datapath/observe.js';
 import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
-import { durationOf, ScenarioError, loadScenario, type Scenario } from '../sim/scenario.js';
+import { durationOf, ScenarioError, loadScenario, type Scenario } from '../scenario/scenario.js';
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
 export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress]

@@ -50,7 +50,7 @@ import { HOST_PORT } from '../node/build.js';
 import { percentile } from '../sim/host.js';
 import { IcmpObserver, type IcmpWatch } from '../sim/icmpwatch.js';
 import { checkExpectations, fmtNs, formatReport, type FlowResult, type PathResult, type Report, type SkippedPart } from '../sim/report.js';
-import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../sim/scenario.js';
+import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
 import { bringUp, controlPath, parseWithout, requireLive, tapCapture, type CaptureTap } from './lab.js';
 import { CliError, load, progressBar, type RunArgs, type RunIo } from './run.js';
 

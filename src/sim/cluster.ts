@@ -1,5 +1,5 @@
 /**
- * A scenario brought to life: a simulated cluster built from a `Scenario` (sim/scenario.ts), run for its
+ * A scenario brought to life: a simulated cluster built from a `Scenario` (scenario/scenario.ts), run for its
  * duration, and its report — per flow, per node and port, per underlay path — with the scenario's
  * expectations checked.
  *
@@ -33,11 +33,11 @@ import { Simulator, type SimTask } from './engine.js';
 import { Fabric, type Uplink } from './fabric.js';
 import { IcmpObserver, type IcmpWatch } from './icmpwatch.js';
 import { percentile, SimHost, type PingStats, type UdpFlow, type UdpSink } from './host.js';
-import { loadReplay } from './replay.js';
+import { loadReplay } from '../scenario/replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
 import { checkExpectations, type FlowResult, type PathResult, type Report } from './report.js';
-import { endpointText, type Endpoint, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from './scenario.js';
+import { endpointText, type Endpoint, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
 
 /** The report's shape, expectations and text (shared with live runs), where they always were. */
 export { formatReport, type ExpectResult, type FlowResult, type PathResult, type Report } from './report.js';

@@ -13,7 +13,7 @@
  * - UDP: `udpFlow` is a generator (one simulator task, no closure per packet) whose payload carries a flow
  *   id, a sequence number and the send time; `udpSink` on the receiver keeps per-flow loss, duplicates,
  *   reordering, one-way latency and goodput. With `replay` a flow takes its packet sizes and timing from a
- *   pcap/pcapng (`sim/replay.ts`).
+ *   pcap/pcapng (`scenario/replay.ts`).
  * - TCP (`sim/tcp.ts`): `tcpSend` opens a bulk NewReno connection, `tcpListen` sinks what arrives; the host
  *   hands segments (v4 and v6) to their connection, answers segments of no connection with RST, and tells a
  *   connection when a too-big message about it lowered the PMTU.
@@ -41,7 +41,7 @@ import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import type { SimTask, Simulator } from './engine.js';
-import { loadReplay, type ReplaySource } from './replay.js';
+import { loadReplay, type ReplaySource } from '../scenario/replay.js';
 import { sendReset, TcpFlow, TcpListener, type TcpEndpoint, type TcpSendOptions } from './tcp.js';
 
 /** Packets held per unresolved neighbour (Linux's unres_qlen is larger; a few show the behaviour). */
@@ -52,12 +52,10 @@ const NEIGH_TRIES = 3;
 const NEIGH_RETRANS_NS = 1e9;
 /** Flow header in each UDP payload: flow id (4), sequence (4), send time in ns (8, a double). */
 export const FLOW_HEADER_LEN = 16;
-/** Simple IMIX: 7 × 64, 4 × 576, 1 × 1500 bytes of IP. */
-export const IMIX: ReadonlyArray<{ size: number; weight: number }> = [
-  { size: 64, weight: 7 },
-  { size: 576, weight: 4 },
-  { size: 1500, weight: 1 },
-];
+import { IMIX } from '../scenario/scenario.js';
+
+/** Simple IMIX (the scenario format's `sizes: imix`). */
+export { IMIX };
 
 export interface HostConfig {
   name: string;
@@ -244,7 +242,7 @@ export interface UdpFlowOptions {
   /** IP packet lengths: one size, Simple IMIX, sizes picked uniformly, or sizes with weights. Not with `replay`. */
   sizes?: number | 'imix' | readonly number[] | ReadonlyArray<{ size: number; weight: number }>;
   /**
-   * Instead of sizes and a rate: one datagram per IP packet of a pcap/pcapng (see `sim/replay.ts`), of
+   * Instead of sizes and a rate: one datagram per IP packet of a pcap/pcapng (see `scenario/replay.ts`), of
    * that packet's IP length (clamped to [IP + UDP + flow header, 65535]), at its time from the first
    * packet. `count` and `durationNs` still cut it short.
    */

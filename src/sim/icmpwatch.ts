@@ -7,7 +7,7 @@
 import type { FrameHook } from '../datapath/observe.js';
 import { eq16, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
-import type { IcmpKind } from './scenario.js';
+import type { IcmpKind } from '../scenario/scenario.js';
 
 export interface IcmpWatch {
   /** Where the kinds seen go (a flow's set). */

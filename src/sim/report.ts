@@ -4,7 +4,7 @@
  * expectations with `checkExpectations` and print with `formatReport`; what only one world has is
  * optional (`live`, `skipped`) or nullable, and the text of a simulated report is unchanged by them.
  */
-import type { Comparison, ExpectSpec, IcmpKind } from './scenario.js';
+import type { Comparison, ExpectSpec, IcmpKind } from '../scenario/scenario.js';
 
 export interface FlowResult {
   name: string;

@@ -12,7 +12,7 @@ import { ipv4ToString, ipv6ToString, rd16, rd32 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import type { SimTask } from './engine.js';
 import { Cluster, SimBuildError, TCP_PORT, type PodRt } from './cluster.js';
-import type { Scenario } from './scenario.js';
+import type { Scenario } from '../scenario/scenario.js';
 
 export type TraceProto = 'icmp' | 'udp' | 'tcp';
 

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError, loadAgentConfig, loadPeers, parseAgentConfig } from '../../src/live/config.js';
 import { nodeConfigsFromScenario } from '../../src/node/config.js';
-import { parseScenario } from '../../src/sim/scenario.js';
+import { parseScenario } from '../../src/scenario/scenario.js';
 
 const DIR = mkdtempSync(join(tmpdir(), 'seine-agentcfg-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));

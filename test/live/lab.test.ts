@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadScenario, parseScenario, type Scenario } from '../../src/sim/scenario.js';
+import { loadScenario, parseScenario, type Scenario } from '../../src/scenario/scenario.js';
 import { probeHost, type HostFacts } from '../../src/live/lab/host.js';
 import { createNetns, deleteNetns, ipJson, listLinks, listNetns, listQdiscs, netnsInode, runInNetns } from '../../src/live/lab/netns.js';
 import {

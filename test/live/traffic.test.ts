@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import {
   iperfDatagramOf, iperfUdpClientArgv, lastProbeLine, parseIperfUdp, parsePing, parseSsTcpInfo, pingArgv, sendable, udpStreams,
 } from '../../src/live/lab/traffic.js';
-import { parseScenario, type TrafficSpec } from '../../src/sim/scenario.js';
+import { parseScenario, type TrafficSpec } from '../../src/scenario/scenario.js';
 
 const flow = (line: string): TrafficSpec => parseScenario(`name: t
 nodes:

@@ -15,7 +15,7 @@ import { addPeer, applyPeers, buildNode, HOST_PORT, removePeer, TUNNEL_PORT, typ
 import { NodeBuildError, nodeConfigsFromScenario, type NodeConfig } from '../../src/node/config.js';
 import { PacketPool, type PacketBuf } from '../../src/packet/buf.js';
 import { Cluster, SimBuildError } from '../../src/sim/cluster.js';
-import { loadScenario, parseScenario } from '../../src/sim/scenario.js';
+import { loadScenario, parseScenario } from '../../src/scenario/scenario.js';
 import { macFromString, macToString } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { compose, dissect } from '../../src/wire/stack.js';

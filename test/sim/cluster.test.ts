@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { Cluster, counterValue, formatReport, type Report } from '../../src/sim/cluster.js';
-import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js';
+import { loadScenario, parseScenario, ScenarioError } from '../../src/scenario/scenario.js';
 import { formatTrace, traceScenario } from '../../src/sim/tracer.js';
 import { requireTool, run } from '../helpers.js';
 import * as books from '../datapath/topology.js';

@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster, formatReport } from '../../src/sim/cluster.js';
-import { loadScenario, parseScenario, type Scenario } from '../../src/sim/scenario.js';
+import { loadScenario, parseScenario, type Scenario } from '../../src/scenario/scenario.js';
 import { traceScenario, type TraceRequest } from '../../src/sim/tracer.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

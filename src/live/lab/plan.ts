@@ -52,8 +52,8 @@
  * simulator).
  */
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../../wire/bytes.js';
-import type { FaultTarget, LinkSpec, NodeSpec, Scenario } from '../../sim/scenario.js';
-import { fmtDuration, LIVE_FEATURES, type LiveFeature } from '../../sim/scenario.js';
+import type { FaultTarget, LinkSpec, NodeSpec, Scenario } from '../../scenario/scenario.js';
+import { fmtDuration, LIVE_FEATURES, type LiveFeature } from '../../scenario/scenario.js';
 import { KERNEL_PIECES, LAB_TOOLS, TOOL_PACKAGES, probeHost, type HostFacts } from './host.js';
 
 // ---------------------------------------------------------------------------------------------------

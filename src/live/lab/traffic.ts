@@ -15,7 +15,7 @@
  * - tcp flows: the TCP probe (live/lab/probe.ts; why not iperf3 is said there), parsed with the
  *   sender's TCP_INFO as `ss -ti` prints it.
  */
-import type { IcmpKind, TrafficSpec } from '../../sim/scenario.js';
+import type { IcmpKind, TrafficSpec } from '../../scenario/scenario.js';
 
 /** IPv4 + ICMP/UDP header bytes (28), IPv6's (48): what `ping -s` and iperf3's `-l` do not count. */
 export function l4Overhead(family: 4 | 6): number {

@@ -9,7 +9,7 @@ import { PcapngWriter } from '../../src/capture/pcapng.js';
 import { PacketPool } from '../../src/packet/buf.js';
 import { Simulator } from '../../src/sim/engine.js';
 import { SimHost } from '../../src/sim/host.js';
-import { loadReplay } from '../../src/sim/replay.js';
+import { loadReplay } from '../../src/scenario/replay.js';
 import { SimLink } from '../../src/sim/link.js';
 import { rd16 } from '../../src/wire/bytes.js';
 

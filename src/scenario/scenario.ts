@@ -82,7 +82,7 @@ import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';
 import type { TunnelKind } from '../overlay/template.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
 import { DropReason } from '../wire/drop.js';
-import { IMIX as HOST_IMIX } from './host.js';
+
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YamlNode } from './yaml.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -535,7 +535,13 @@ function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 const DROP_REASONS: readonly string[] = Object.keys(DropReason).filter((k) => Number.isNaN(Number(k)));
 const ICMP_KINDS: readonly IcmpKind[] = ['frag-needed', 'packet-too-big', 'echo-reply', 'dest-unreachable', 'time-exceeded', 'none'];
-const IMIX: readonly number[] = HOST_IMIX.flatMap((x) => new Array<number>(x.weight).fill(x.size));
+/** Simple IMIX: 7 × 64, 4 × 576, 1 × 1500 bytes of IP. */
+export const IMIX: ReadonlyArray<{ size: number; weight: number }> = [
+  { size: 64, weight: 7 },
+  { size: 576, weight: 4 },
+  { size: 1500, weight: 1 },
+];
+const IMIX_SIZES: readonly number[] = IMIX.flatMap((x) => new Array<number>(x.weight).fill(x.size));
 
 const ROOT_KEYS = ['name', 'description', 'lesson', 'seed', 'duration', 'underlay', 'tunnel', 'encryption', 'nodes', 'links', 'traffic', 'faults', 'capture', 'expect', 'live'] as const;
 const LIVE_KEYS = ['without', 'note'] as const;
@@ -888,7 +894,7 @@ export function parseScenario(text: string, file: string): Scenario {
     if (sizeV !== undefined && sizesV !== undefined) r.fail(sizesV, 'size or sizes, not both');
     let sizes: number[];
     if (sizesV !== undefined) {
-      if (isScalar(sizesV.node)) { r.oneOf(sizesV, ['imix'] as const); sizes = [...IMIX]; }
+      if (isScalar(sizesV.node)) { r.oneOf(sizesV, ['imix'] as const); sizes = [...IMIX_SIZES]; }
       else sizes = r.list(sizesV, 'imix or a list of sizes').map((sv) => r.int(sv, minSize, 65535, `an IP packet size in ${minSize}-65535`));
       if (sizes.length === 0) r.fail(sizesV, 'at least one size', 'an empty list');
     } else sizes = [sizeV === undefined ? (type === 'ping' ? (fam === 4 ? 84 : 104) : 1000) : r.int(sizeV, minSize, 65535, `an IP packet size in ${minSize}-65535`)];

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { didYouMean, editDistance, fmtDuration, loadScenario, parseScenario, ScenarioError, scenarioToObject, type Scenario } from '../../src/sim/scenario.js';
-import { stringify } from '../../src/sim/yaml.js';
+import { didYouMean, editDistance, fmtDuration, loadScenario, parseScenario, ScenarioError, scenarioToObject, type Scenario } from '../../src/scenario/scenario.js';
+import { stringify } from '../../src/scenario/yaml.js';
 
-/** This file runs as dist/test/sim/scenario.test.js: the project root is three levels up. */
+/** This file runs as dist/test/scenario/scenario.test.js: the project root is three levels up. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 function err(text: string, file = 'bad.yaml'): ScenarioError {
@@ -314,7 +314,7 @@ test('scenario: property: a valid scenario round-trips through YAML to the same 
 
 test('scenario: the CLI convention: a ScenarioError message is one line and carries no stack', () => {
   // What src/cli/main.ts prints for a user's mistake: the message alone, then exit 2.
-  const script = `import('${join(ROOT, 'dist/src/sim/scenario.js').replace(/\\/g, '/')}').then((m) => { try { m.parseScenario('name: t\\nnodes: [', 'x.yaml'); } catch (e) { if (e instanceof m.ScenarioError) { process.stderr.write('seine: ' + e.message + '\\n'); process.exit(2); } throw e; } });`;
+  const script = `import('${join(ROOT, 'dist/src/scenario/scenario.js').replace(/\\/g, '/')}').then((m) => { try { m.parseScenario('name: t\\nnodes: [', 'x.yaml'); } catch (e) { if (e instanceof m.ScenarioError) { process.stderr.write('seine: ' + e.message + '\\n'); process.exit(2); } throw e; } });`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^seine: x\.yaml:\d+:\d+: expected well-formed YAML, got a syntax error: .+\n$/);
