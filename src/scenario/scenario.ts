@@ -502,7 +502,8 @@ interface Cidr {
   text: string;
 }
 
-function ipBig(s: string): { family: 4 | 6; n: bigint } | null {
+/** An IPv4 or IPv6 address as a number (a bigint: 128 bits for IPv6), or null when it is neither. */
+export function ipBig(s: string): { family: 4 | 6; n: bigint } | null {
   const v4 = ipv4FromString(s);
   if (v4 !== null) return { family: 4, n: BigInt(v4 >>> 0) };
   const v6 = ipv6FromString(s);

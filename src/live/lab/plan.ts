@@ -51,9 +51,9 @@
  * A pair's MTU above the underlay's changes nothing (the uplinks' MTU is the underlay's, as in the
  * simulator).
  */
-import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../../wire/bytes.js';
+import { ipv4ToString, ipv6ToString } from '../../wire/bytes.js';
 import type { FaultTarget, LinkSpec, NodeSpec, Scenario } from '../../scenario/scenario.js';
-import { fmtDuration, LIVE_FEATURES, type LiveFeature } from '../../scenario/scenario.js';
+import { fmtDuration, ipBig, LIVE_FEATURES, type LiveFeature } from '../../scenario/scenario.js';
 import { KERNEL_PIECES, LAB_TOOLS, TOOL_PACKAGES, probeHost, type HostFacts } from './host.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,20 +284,8 @@ export function underlayNs(lab: string): string {
 // ---------------------------------------------------------------------------------------------------
 // Addresses
 
-interface Addr {
-  family: 4 | 6;
-  n: bigint;
-}
-
-function parseIp(s: string): Addr | null {
-  const v4 = ipv4FromString(s);
-  if (v4 !== null) return { family: 4, n: BigInt(v4 >>> 0) };
-  const v6 = ipv6FromString(s);
-  if (v6 === null) return null;
-  let n = 0n;
-  for (const b of v6) n = (n << 8n) | BigInt(b);
-  return { family: 6, n };
-}
+type Addr = NonNullable<ReturnType<typeof ipBig>>;
+const parseIp = ipBig;
 
 function ipText(a: Addr): string {
   if (a.family === 4) return ipv4ToString(Number(a.n));
