@@ -49,7 +49,7 @@
  * OpenSSH demands of private keys), or with `allowGroupRead` readable by its group and nothing more —
  * Kubernetes makes Secret volume files 0440 whenever the pod sets fsGroup (kubernetes/kubernetes#57923).
  */
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
@@ -77,7 +77,7 @@ const LABEL_HELLO = 'seine esp hello v1';
 const LABEL_FINGERPRINT = 'seine cluster secret fingerprint v1';
 const NAME_MAX_LEN = 255;
 
-let secretBytes: (s: ClusterSecret) => Uint8Array;
+let secretPrk: (s: ClusterSecret) => KeyObject;
 
 /**
  * The cluster secret. Its bytes are private to this module: nothing prints them, and only key
@@ -86,8 +86,11 @@ let secretBytes: (s: ClusterSecret) => Uint8Array;
 export class ClusterSecret {
   readonly #bytes: Uint8Array;
 
+  /** HKDF-Extract(salt "seine esp v2", secret), made on first use: every derivation expands from it. */
+  #prk: KeyObject | null = null;
+
   static {
-    secretBytes = (s) => s.#bytes;
+    secretPrk = (s) => (s.#prk ??= createSecretKey(createHmac('sha256', HKDF_SALT).update(s.#bytes).digest()));
   }
 
   /**
@@ -301,6 +304,28 @@ function decodeSecretText(text: string): Uint8Array | null {
 
 // ---- HKDF and the info layout ---------------------------------------------------------------------------
 
+/**
+ * HKDF-Expand (RFC 5869 §2.3) with SHA-256 from the cluster secret's pseudorandom key over the parts of
+ * `info` in order: the same bytes as `hkdfSha256(secret, "seine esp v2", concat(info), length)` (the tests check it), without extracting again each
+ * time — a rekey derives several keys, and the extract step is a third of each.
+ */
+function expand(secret: ClusterSecret, info: readonly Uint8Array[], length: number): Uint8Array {
+  const prk = secretPrk(secret);
+  const out = new Uint8Array(length);
+  let t: Uint8Array = new Uint8Array(0);
+  for (let i = 1, o = 0; o < length; i++) {
+    const h = createHmac('sha256', prk).update(t);
+    for (const part of info) h.update(part);
+    t = h.update(COUNTER[i]!).digest();
+    out.set(t.subarray(0, Math.min(t.length, length - o)), o);
+    o += t.length;
+  }
+  return out;
+}
+
+/** HKDF-Expand's block counter bytes (RFC 5869 §2.3: a single octet, 1 to 255). */
+const COUNTER = Array.from({ length: 256 }, (_, i) => new Uint8Array([i]));
+
 /** HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes (at most 8160). */
 export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
@@ -438,19 +463,16 @@ function pairFields(spec: HelloKeySpec, what: string): { cipher: EspCipher; fiel
   return { cipher, fields: [lp(utf8(cipher)), lp(kind), lp(port), lp(src), lp(dst), lp(sa), lp(da)] };
 }
 
-function saFields(spec: SaKeySpec): { cipher: EspCipher; fields: Uint8Array } {
-  const { cipher, fields } = pairFields(spec, '{ cipher, src, dst, tunnel, srcIncarnation, dstIncarnation, epoch }');
-  const si = incarnation(spec.srcIncarnation, 'srcIncarnation');
-  const di = incarnation(spec.dstIncarnation, 'dstIncarnation');
-  if (!Number.isSafeInteger(spec.epoch) || spec.epoch < 0) throw new RangeError(`esp keys: epoch ${String(spec.epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
-  return { cipher, fields: concat([...fields, lp(si), lp(di), lp(u64be(spec.epoch))]) };
+function checkEpoch(epoch: unknown): number {
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`esp keys: epoch ${String(epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
+  return epoch;
 }
 
 /** The HMAC key of the announcements `src` sends to `dst` on this tunnel (module comment), 32 bytes. */
 export function deriveHelloKey(secret: ClusterSecret, spec: HelloKeySpec): Uint8Array {
   checkSecret(secret);
   const { fields } = pairFields(spec, '{ cipher, src, dst, tunnel }');
-  return hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_HELLO)), ...fields]), 32);
+  return expand(secret, [concat([lp(utf8(LABEL_HELLO)), ...fields])], 32);
 }
 
 function checkTweak(t: number | undefined): number {
@@ -459,34 +481,79 @@ function checkTweak(t: number | undefined): number {
   return v;
 }
 
-function spiFromFields(secret: ClusterSecret, fields: Uint8Array, tweak: number): number {
-  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SPI)), fields, lp(u32be(tweak))]), 4);
-  const v = new DataView(okm.buffer, okm.byteOffset, 4).getUint32(0);
-  return SPI_MIN + (v % (0x1_0000_0000 - SPI_MIN));
-}
-
 function checkSecret(secret: unknown): ClusterSecret {
   if (!(secret instanceof ClusterSecret)) throw new TypeError('esp keys: expected a ClusterSecret');
   return secret;
 }
 
+/** The SA fields other than the epoch: what a deriver keeps. */
+export type SaPairSpec = Omit<SaKeySpec, 'epoch' | 'spiTweak'>;
+
+/**
+ * The derivations of one direction between two incarnations on one tunnel — key, salt and SPI per epoch
+ * (layout in the module comment) — with the fixed fields encoded once: a rekey then costs the HMACs of
+ * HKDF-Expand and no more. Checks everything when made; `keys` and `spi` check the epoch and tweak.
+ */
+export class SaDeriver {
+  readonly cipher: EspCipher;
+  readonly #secret: ClusterSecret;
+  /** lp(label) ‖ fields up to the epoch, for the SA key and for the SPI. */
+  readonly #saInfo: Uint8Array;
+  readonly #spiInfo: Uint8Array;
+
+  constructor(secret: ClusterSecret, spec: SaPairSpec) {
+    this.#secret = checkSecret(secret);
+    const { cipher, fields } = pairFields(spec, '{ cipher, src, dst, tunnel, srcIncarnation, dstIncarnation, epoch }');
+    const si = incarnation(spec.srcIncarnation, 'srcIncarnation');
+    const di = incarnation(spec.dstIncarnation, 'dstIncarnation');
+    const f = concat([...fields, lp(si), lp(di)]);
+    this.cipher = cipher;
+    this.#saInfo = concat([lp(utf8(LABEL_SA)), f]);
+    this.#spiInfo = concat([lp(utf8(LABEL_SPI)), f]);
+  }
+
+  /** The key, salt and candidate SPI in `epoch`. */
+  keys(epoch: number, spiTweak?: number): SaKeys {
+    const e = lp(u64be(checkEpoch(epoch)));
+    const c = ESP_CIPHERS[this.cipher];
+    const okm = expand(this.#secret, [this.#saInfo, e], c.keyLen + c.saltLen);
+    return saKeys(this.cipher, okm.slice(0, c.keyLen), okm.slice(c.keyLen), this.#spi(e, checkTweak(spiTweak)));
+  }
+
+  /** The candidate SPI alone in `epoch` (the same as `keys(epoch).spi`). */
+  spi(epoch: number, spiTweak?: number): number {
+    return this.#spi(lp(u64be(checkEpoch(epoch))), checkTweak(spiTweak));
+  }
+
+  #spi(epochField: Uint8Array, tweak: number): number {
+    const okm = expand(this.#secret, [this.#spiInfo, epochField, lp(u32be(tweak))], 4);
+    const v = ((okm[0]! << 24) | (okm[1]! << 16) | (okm[2]! << 8) | okm[3]!) >>> 0;
+    return SPI_MIN + (v % (0x1_0000_0000 - SPI_MIN));
+  }
+
+  toJSON(): string {
+    return `SaDeriver(${this.cipher}, ${REDACTED})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toJSON();
+  }
+}
+
 /**
  * The key, salt and candidate SPI of the SA from `src` to `dst` on `tunnel` between the incarnations
- * given, in `epoch` (layout in the module comment). Any field differing gives an independent key and salt; `spiTweak` changes only the SPI.
+ * given, in `epoch` (layout in the module comment). Any field differing gives an independent key and
+ * salt; `spiTweak` changes only the SPI.
  */
 export function deriveSaKeys(secret: ClusterSecret, spec: SaKeySpec): SaKeys {
-  checkSecret(secret);
-  const { cipher, fields } = saFields(spec);
-  const tweak = checkTweak(spec.spiTweak);
-  const c = ESP_CIPHERS[cipher];
-  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SA)), fields]), c.keyLen + c.saltLen);
-  return saKeys(cipher, okm.slice(0, c.keyLen), okm.slice(c.keyLen), spiFromFields(secret, fields, tweak));
+  checkEpoch(spec?.epoch);
+  return new SaDeriver(secret, spec).keys(spec.epoch, spec.spiTweak);
 }
 
 /** The candidate SPI alone (the same as `deriveSaKeys(...).spi`), to try tweaks without deriving keys. */
 export function spiFor(secret: ClusterSecret, spec: SaKeySpec): number {
-  checkSecret(secret);
-  return spiFromFields(secret, saFields(spec).fields, checkTweak(spec.spiTweak));
+  checkEpoch(spec?.epoch);
+  return new SaDeriver(secret, spec).spi(spec.epoch, spec.spiTweak);
 }
 
 /** An SA configured by hand (labs, interop): hex key and salt, as `ip xfrm` shows them (its AEAD key is key ‖ salt). */

@@ -59,7 +59,7 @@ import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
 import { DropReason } from '../wire/drop.js';
 import { createHash } from 'node:crypto';
 import { InboundSa, OutboundSa, type EspKeying, type EspLifetime } from './sa.js';
-import { deriveHelloKey, deriveSaKeys, ESP_INCARNATION_LEN, explicitSaKeys, keyId, spiFor, type ClusterSecret, type SaKeySpec } from './keys.js';
+import { deriveHelloKey, ESP_INCARNATION_LEN, explicitSaKeys, keyId, SaDeriver, type ClusterSecret, type SaPairSpec } from './keys.js';
 import { saId, type SeqJournal } from './journal.js';
 import { decodeHello, encodeHello, HELLO_ANSWER, HELLO_REKEY, incarnationHex, NO_INCARNATION, sameIncarnation } from './hello.js';
 
@@ -196,6 +196,9 @@ export class EspPeer {
   askedAt = -1;
   helloKeyOut: Uint8Array | null = null;
   helloKeyIn: Uint8Array | null = null;
+  /** Key derivation towards and from the peer, for its current incarnation (made when first needed). */
+  outDeriver: SaDeriver | null = null;
+  inDeriver: SaDeriver | null = null;
   constructor(readonly name: string, readonly addr: string, index: number, readonly explicit: boolean) {
     this.index = index;
   }
@@ -426,21 +429,27 @@ export class EspSadb {
     return new InboundSa({ spi, keying: { cipher: k.cipher, key: k.key, salt: k.salt }, esn: this.esn, window: this.window, createdAt: now, lifetime: this.inLife });
   }
 
-  private spec(peer: EspPeer, outbound: boolean, epoch: number): SaKeySpec {
+  /** The derivation of `peer`'s SAs one way, for its current incarnation. */
+  private deriver(peer: EspPeer, outbound: boolean): SaDeriver {
+    const d = outbound ? peer.outDeriver : peer.inDeriver;
+    if (d !== null) return d;
     const t = this.ident;
-    return outbound
-      ? { cipher: this.cipher, src: this.node, dst: peer.name, tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr }, srcIncarnation: this.incarnation, dstIncarnation: peer.incarnation!, epoch }
-      : { cipher: this.cipher, src: peer.name, dst: this.node, tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr }, srcIncarnation: peer.incarnation!, dstIncarnation: this.incarnation, epoch };
+    const spec: SaPairSpec = outbound
+      ? { cipher: this.cipher, src: this.node, dst: peer.name, tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr }, srcIncarnation: this.incarnation, dstIncarnation: peer.incarnation! }
+      : { cipher: this.cipher, src: peer.name, dst: this.node, tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr }, srcIncarnation: peer.incarnation!, dstIncarnation: this.incarnation };
+    const made = new SaDeriver(this.cfg.secret!, spec);
+    if (outbound) peer.outDeriver = made;
+    else peer.inDeriver = made;
+    return made;
   }
 
   private derivedIn(peer: EspPeer, epoch: number, now: number): InboundSa {
-    const k = deriveSaKeys(this.cfg.secret!, this.spec(peer, false, epoch));
+    const k = this.deriver(peer, false).keys(epoch);
     return this.inSa(k.spi, k, now);
   }
 
-  /** The outbound SA of `peer` in `epoch` (resumed past the journal's reservation, if any). */
-  private setOut(peer: EspPeer, epoch: number, now: number): void {
-    const k = deriveSaKeys(this.cfg.secret!, this.spec(peer, true, epoch));
+  /** The outbound SA of `peer` in `epoch`, keyed with `k` (resumed past the journal's reservation, if any). */
+  private setOut(peer: EspPeer, epoch: number, k: EspKeying & { spi: number }, now: number): void {
     const id = saId(this.node, peer.name, epoch);
     const j = this.cfg.journal;
     if (peer.out !== null) peer.prevOutSpi = peer.out.spi;
@@ -457,14 +466,17 @@ export class EspSadb {
    */
   private rekeyOut(peer: EspPeer, now: number): void {
     const j = this.cfg.journal;
+    const d = this.deriver(peer, true);
     const cur = peer.out?.spi ?? 0;
     let epoch = peer.outEpoch;
     for (;;) {
       epoch = j?.bumpEpoch(peer.name) ?? epoch + 1;
-      const spi = spiFor(this.cfg.secret!, this.spec(peer, true, epoch));
-      if (spi !== cur && spi !== peer.prevOutSpi) break;
+      const k = d.keys(epoch);
+      if (k.spi !== cur && k.spi !== peer.prevOutSpi) {
+        this.setOut(peer, epoch, k, now);
+        break;
+      }
     }
-    this.setOut(peer, epoch, now);
     peer.rekeys++;
   }
 
@@ -547,7 +559,8 @@ export class EspSadb {
     if (peer.aheadFrom !== first) {
       peer.aheadFrom = first;
       peer.aheadSpis = [];
-      for (let e = first; e <= first + this.lookahead && e <= Number.MAX_SAFE_INTEGER; e++) peer.aheadSpis.push(spiFor(this.cfg.secret!, this.spec(peer, false, e)));
+      const d = this.deriver(peer, false);
+      for (let e = first; e <= first + this.lookahead && e <= Number.MAX_SAFE_INTEGER; e++) peer.aheadSpis.push(d.spi(e));
     }
     const k = peer.aheadSpis.indexOf(spi);
     if (k < 0) {
@@ -741,6 +754,7 @@ export class EspSadb {
   private adopt(peer: EspPeer, inc: Uint8Array, epoch: number, now: number): void {
     if (peer.incarnation !== null) pushRetired(peer, peer.incarnation);
     peer.incarnation = inc;
+    peer.outDeriver = peer.inDeriver = null;
     // What the peer's previous life still has in flight is taken for the grace period.
     if (peer.inOld !== null) this.unregister(peer.inOld, peer.index);
     if (peer.inNext !== null) this.unregister(peer.inNext, peer.index);
@@ -752,9 +766,11 @@ export class EspSadb {
     peer.inNext = null;
     this.setNext(peer, epoch + 1, now);
     peer.aheadFrom = -1;
-    if (peer.out === null) this.setOut(peer, peer.outEpoch, now);
+    if (peer.out === null) this.setOut(peer, peer.outEpoch, this.deriver(peer, true).keys(peer.outEpoch), now);
     else this.rekeyOut(peer, now);
     peer.waitingSince = -1;
+    // A new state: what this node does not understand from now on is worth asking about at once.
+    peer.askedAt = -1;
     this.readied.push(peer.index);
   }
 
