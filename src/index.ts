@@ -43,6 +43,7 @@ export * from './esp/esp.js';
 export * from './esp/keys.js';
 export * from './esp/journal.js';
 export * from './esp/sadb.js';
+export * from './esp/hello.js';
 export * from './node/config.js';
 export * from './node/build.js';
 export * from './sim/engine.js';

@@ -86,7 +86,10 @@ export function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig
     const pp = node.pods[j]!;
     pods[p.name] = { netns: pp.ns, ifname: pp.ifname };
   });
-  return { node: cfg, netns: null, hostTap: 'seine-gw0', pods, control: join(dir, `${node.name}.sock`), metrics: '127.0.0.1:9464', underlayMtu: plan.underlay.mtu };
+  return {
+    node: cfg, netns: null, hostTap: 'seine-gw0', pods, control: join(dir, `${node.name}.sock`), metrics: '127.0.0.1:9464', underlayMtu: plan.underlay.mtu,
+    ...(cfg.esp !== null ? { espJournal: join(dir, `${node.name}.journal`) } : {}),
+  };
 }
 
 export function controlPath(lab: LabStatus | LabHandle, node: string): string {

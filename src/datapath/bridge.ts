@@ -15,9 +15,11 @@
  *
  * Accounting, checked by the tests: for the bridge, over all ports,
  *   Σ rx + flood copies + generated + fragments made = Σ tx + Σ drops + fragments merged + fragments held
+ *                                                      + packets waiting for ESP
  * (the gateway port included: frames delivered to the gateway count as its tx, frames it emits as its rx;
- * `generated` are the ICMP too-big messages the bridge builds; fragmenting a packet into k makes k − 1,
- * reassembling k fragments merges k − 1, and fragments of incomplete datagrams are held);
+ * `generated` are the ICMP too-big messages and ESP announcements the bridge builds; fragmenting a packet
+ * into k makes k − 1, reassembling k fragments merges k − 1, fragments of incomplete datagrams are held,
+ * and packets for an ESP peer whose announcement has not come yet wait, `heldForEsp`);
  * inside the gateway, its tx = its rx − generated + its own drops + consumed.
  *
  * When a packet carries the trace flag, each stage reports its decision to `trace`.
@@ -30,6 +32,7 @@ import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
 import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
+import { ESP_WAIT } from '../esp/sadb.js';
 import { fragmentIpv4, fragmentIpv6 } from '../mtu/fragment.js';
 import { buildFragNeeded, buildPacketTooBig, TooBigLimiter } from '../mtu/icmp.js';
 import { clampMss } from '../mtu/mss.js';
@@ -133,7 +136,7 @@ export class Bridge {
   private readonly reasmDropsSeen: Array<Float64Array | null> = [];
   /** Scratch list of the fragments of one packet. */
   private readonly fragOut: PacketBuf[] = [];
-  /** Frames the bridge built itself: ICMP too-big messages back to senders. */
+  /** Frames the bridge built itself: ICMP too-big messages back to senders, ESP announcements to peers. */
   generated = 0;
   /** Extra frames made by fragmentation (a packet split in k makes k − 1). */
   fragmentsMade = 0;
@@ -141,6 +144,10 @@ export class Bridge {
   fragmentsMerged = 0;
   /** Floods that arrived while one was in progress (see `flood`). */
   private readonly deferred: PacketBuf[] = [];
+  /** Tunnel ports with ESP (their SA databases need service after each batch and on `tick`). */
+  private readonly espPorts: Port[] = [];
+  /** Packets waiting for an ESP peer's announcement: the tunnel port, the VTEP, since when. */
+  private readonly espHeld: Array<{ p: PacketBuf; port: number; aux: number; at: number }> = [];
 
   constructor(opts: BridgeOptions) {
     this.name = opts.name;
@@ -218,6 +225,7 @@ export class Bridge {
       this.reasm[port.index] = reasm;
       this.reasmDropsSeen[port.index] = new Float64Array(reasm.drops.length);
     } else this.reasmLater[port.index] = true;
+    if (tunnel.sadb !== null) this.espPorts.push(port);
     this.plug(port, underlay);
     return port;
   }
@@ -231,7 +239,7 @@ export class Bridge {
   }
 
   addVtep(port: Port | string, vtep: VtepConfig): number {
-    return this.tunnel(port).addVtep(vtep);
+    return this.tunnel(port).addVtep(vtep, this.clock.now());
   }
 
   /**
@@ -245,6 +253,7 @@ export class Bridge {
     const v = this.tunnel(tp).removeVtep(ip);
     this.macs.flushAux(tp.index, v);
     this.gw?.removeRoutesVia(tp.index, v);
+    this.dropHeld((h) => h.port === tp.index && h.aux === v);
   }
 
   /** L2 tunnels: carries segment (VLAN) `segment` as VNI `vni`. */
@@ -308,6 +317,9 @@ export class Bridge {
     this.reasm[port.index]?.clear();
     this.reasm[port.index] = null;
     this.reasmLater[port.index] = false;
+    const e = this.espPorts.indexOf(port);
+    if (e >= 0) this.espPorts.splice(e, 1);
+    this.dropHeld((h) => h.port === port.index);
     this.byName.delete(port.name);
     if (port === this.gwPort) { this.gw = null; this.gwPort = null; }
   }
@@ -338,6 +350,18 @@ export class Bridge {
       if (r !== null && r !== undefined && r.expire(now) > 0) this.syncReasmDrops(this.ports[i]!);
       this.tunnels[i]?.sadb?.expire(now);
     }
+    if (this.espPorts.length > 0 && !this.busy) {
+      // Announcements due and packets waited too long: sent and dropped as in a batch.
+      this.busy = true;
+      try {
+        this.now = now;
+        this.serviceEsp();
+        this.flush();
+        this.drain();
+      } finally {
+        this.busy = false;
+      }
+    }
     return this.macs.age(now);
   }
 
@@ -346,6 +370,11 @@ export class Bridge {
     let n = 0;
     for (const r of this.reasm) if (r !== null && r !== undefined) n += r.heldFragments;
     return n;
+  }
+
+  /** Packets waiting for an ESP peer's announcement (for the books). */
+  get heldForEsp(): number {
+    return this.espHeld.length;
   }
 
   // ---- the pipeline -------------------------------------------------------------------------------------
@@ -414,7 +443,76 @@ export class Bridge {
     if (batch.length > 0) this.learnLookup(port, batch);
     for (let i = 0; i < batch.length; i++) this.forward(batch.pkts[i]!);
     batch.clear();
+    if (this.espPorts.length > 0) this.serviceEsp();
     this.flush();
+  }
+
+  // ---- ESP: announcements and packets waiting for them ----------------------------------------------------
+
+  /**
+   * For each ESP tunnel port: sends the announcements its SA database has queued (frames the bridge
+   * generates, out of the tunnel port), lets the packets waiting for a peer that became ready go on
+   * through the output stage, and drops those that waited longer than the database's `waitNs` (EspNoSa).
+   */
+  private serviceEsp(): void {
+    for (const port of this.espPorts) {
+      const tunnel = this.tunnels[port.index]!;
+      const sadb = tunnel.sadb!;
+      if (sadb.outbox.length > 0) {
+        tunnel.emitHellos(() => this.pool.alloc(), (h) => {
+          this.generated++;
+          h.inPort = port.index;
+          this.enqueue1(h, port);
+        });
+      }
+      if (sadb.readied.length > 0) {
+        const ready = sadb.readied.splice(0);
+        const go: Array<{ p: PacketBuf; aux: number }> = [];
+        for (let i = 0; i < this.espHeld.length;) {
+          const h = this.espHeld[i]!;
+          if (h.port === port.index && ready.includes(h.aux)) {
+            go.push(h);
+            this.espHeld.splice(i, 1);
+          } else i++;
+        }
+        for (const h of go) this.outputSlow(h.p, port.index, h.aux);
+      }
+    }
+    if (this.espHeld.length > 0) {
+      const now = this.now;
+      this.dropHeld((h) => now - h.at > this.tunnels[h.port]!.sadb!.waitNs);
+    }
+  }
+
+  /** Packets per VTEP, and in all, that may wait for ESP announcements (more are dropped as EspNoSa). */
+  private static readonly HELD_PER_PEER = 16;
+  private static readonly HELD_MAX = 256;
+
+  /** `p`, for the tunnel port at `idx` and VTEP `aux`, waits for the peer's announcement (see `serviceEsp`). */
+  private holdForEsp(p: PacketBuf, port: Port, aux: number): void {
+    let mine = 0;
+    for (const h of this.espHeld) if (h.port === port.index && h.aux === aux) mine++;
+    if (mine >= Bridge.HELD_PER_PEER || this.espHeld.length >= Bridge.HELD_MAX) {
+      this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
+      return;
+    }
+    if (p.traced) this.record('encapsulate', port, 'held: waiting for the peer\'s ESP announcement', { waiting: mine + 1 });
+    this.espHeld.push({ p, port: port.index, aux, at: this.now });
+  }
+
+  /** Drops the waiting packets `which` selects (EspNoSa), on their tunnel port. */
+  private dropHeld(which: (h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean): void {
+    for (let i = 0; i < this.espHeld.length;) {
+      const h = this.espHeld[i]!;
+      if (!which(h)) {
+        i++;
+        continue;
+      }
+      this.espHeld.splice(i, 1);
+      const port = this.ports[h.port];
+      if (port === null || port === undefined) h.p.release();
+      else this.drop(h.p, port, DropReason.EspNoSa, 'encapsulate');
+    }
   }
 
   /**
@@ -719,7 +817,8 @@ export class Bridge {
       }
       const r = tunnel.encap(p, aux, vni, this.now);
       if (r !== 0) {
-        this.drop(p, port, r, 'encapsulate');
+        if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
+        else this.drop(p, port, r, 'encapsulate');
         return;
       }
       if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
@@ -807,7 +906,8 @@ export class Bridge {
         const f = out[i]!;
         out[i] = null!;
         const r = tunnel.encap(f, aux, vni, this.now);
-        if (r !== 0) this.drop(f, port, r, 'encapsulate');
+        if (r === ESP_WAIT) this.holdForEsp(f, port, aux);
+        else if (r !== 0) this.drop(f, port, r, 'encapsulate');
         else this.enqueue1(f, port);
       }
       out.length = 0;
@@ -816,7 +916,8 @@ export class Bridge {
     // Outer fragmentation, as Linux vxlan does: encapsulate, then split the outer packet for the underlay.
     const r = tunnel.encap(p, aux, vni, this.now);
     if (r !== 0) {
-      this.drop(p, port, r, 'encapsulate');
+      if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
+      else this.drop(p, port, r, 'encapsulate');
       return;
     }
     if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);

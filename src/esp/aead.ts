@@ -25,7 +25,8 @@
  * message range holds no plaintext: AES-GCM leaves it as it was (the output is copied in only after the
  * tag verified); libsodium zero-fills it (it verifies before it decrypts and wipes its output on failure).
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject } from 'node:crypto';
+import { inspect } from 'node:util';
 import sodium from 'sodium-native/binding.js';
 
 /** The AEADs ESP can use. `aes-gcm-192` exists for the published test vectors; seine's SAs use 128 or 256. */
@@ -66,21 +67,35 @@ function rangesOk(data: Uint8Array, off: number, len: number, tagOff: number, no
     (tagOff >= off + len || tagOff + AEAD_TAG_LEN <= off) && nonce.length === AEAD_NONCE_LEN;
 }
 
+/** What printing an AEAD shows: its algorithm, never its key. */
+function redacted(algorithm: AeadAlgorithm): string {
+  return `Aead(${algorithm}, key <redacted>)`;
+}
+
 class ChaChaPoly implements Aead {
   readonly algorithm = 'chacha20-poly1305' as const;
-  private readonly key: Uint8Array;
+  /** A private field: neither `util.inspect` nor `JSON.stringify` can reach it. */
+  readonly #key: Uint8Array;
   /** The tag passes through here: the binding wants a 16-byte array, and this saves a view per packet. */
   private readonly mac = new Uint8Array(AEAD_TAG_LEN);
 
   constructor(key: Uint8Array) {
-    this.key = Uint8Array.from(key);
+    this.#key = Uint8Array.from(key);
+  }
+
+  toJSON(): string {
+    return redacted(this.algorithm);
+  }
+
+  [inspect.custom](): string {
+    return redacted(this.algorithm);
   }
 
   seal(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array): boolean {
     if (!rangesOk(data, off, len, tagOff, nonce)) return false;
     const m = data.subarray(off, off + len);
     const mac = this.mac;
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(m, mac, m, aad, nonce, this.key);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(m, mac, m, aad, nonce, this.#key);
     for (let i = 0; i < AEAD_TAG_LEN; i++) data[tagOff + i] = mac[i]!;
     return true;
   }
@@ -90,24 +105,32 @@ class ChaChaPoly implements Aead {
     const mac = this.mac;
     for (let i = 0; i < AEAD_TAG_LEN; i++) mac[i] = data[tagOff + i]!;
     const c = data.subarray(off, off + len);
-    return sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, c, mac, aad, nonce, this.key) === 0;
+    return sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, c, mac, aad, nonce, this.#key) === 0;
   }
 }
 
 const GCM_NAME = { 16: 'aes-128-gcm', 24: 'aes-192-gcm', 32: 'aes-256-gcm' } as const;
 
 class AesGcm implements Aead {
-  private readonly keyObject: KeyObject;
+  readonly #keyObject: KeyObject;
   private readonly name: 'aes-128-gcm' | 'aes-192-gcm' | 'aes-256-gcm';
 
   constructor(readonly algorithm: 'aes-gcm-128' | 'aes-gcm-192' | 'aes-gcm-256', key: Uint8Array) {
-    this.keyObject = createSecretKey(Uint8Array.from(key));
+    this.#keyObject = createSecretKey(Uint8Array.from(key));
     this.name = GCM_NAME[key.length as 16 | 24 | 32];
+  }
+
+  toJSON(): string {
+    return redacted(this.algorithm);
+  }
+
+  [inspect.custom](): string {
+    return redacted(this.algorithm);
   }
 
   seal(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array): boolean {
     if (!rangesOk(data, off, len, tagOff, nonce)) return false;
-    const c = createCipheriv(this.name, this.keyObject, nonce);
+    const c = createCipheriv(this.name, this.#keyObject, nonce);
     c.setAAD(aad);
     const out = c.update(data.subarray(off, off + len));
     c.final(); // GCM is a stream mode: `update` returned every byte, `final` only computes the tag
@@ -118,7 +141,7 @@ class AesGcm implements Aead {
 
   open(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array): boolean {
     if (!rangesOk(data, off, len, tagOff, nonce)) return false;
-    const d = createDecipheriv(this.name, this.keyObject, nonce);
+    const d = createDecipheriv(this.name, this.#keyObject, nonce);
     d.setAuthTag(data.subarray(tagOff, tagOff + AEAD_TAG_LEN));
     d.setAAD(aad);
     const out = d.update(data.subarray(off, off + len));
@@ -145,10 +168,65 @@ export function createAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
   if (!isAeadAlgorithm(algorithm)) throw new RangeError(`AEAD ${String(algorithm)} is not one of ${Object.keys(AEAD_KEY_LEN).join(', ')}`);
   const want = AEAD_KEY_LEN[algorithm];
   if (!(key instanceof Uint8Array) || key.length !== want) throw new RangeError(`AEAD ${algorithm}: key of ${key?.length} bytes, want ${want}`);
+  let aead: Aead;
   if (algorithm === 'chacha20-poly1305') {
     if (sodium.crypto_aead_chacha20poly1305_ietf_KEYBYTES !== 32 || sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES !== AEAD_NONCE_LEN ||
         sodium.crypto_aead_chacha20poly1305_ietf_ABYTES !== AEAD_TAG_LEN) throw new Error('sodium-native: unexpected ChaCha20-Poly1305 sizes');
-    return new ChaChaPoly(key);
+    aead = new ChaChaPoly(key);
+  } else {
+    aead = new AesGcm(algorithm, key);
   }
-  return new AesGcm(algorithm, key);
+  return observer === null ? aead : new ObservedAead(aead, observer, keyFingerprint(algorithm, key));
+}
+
+// ---- the test hook: every (key, nonce) an AEAD seals under ----------------------------------------------
+
+/**
+ * Told of every seal and open of an AEAD created while it is installed: the operation, a fingerprint of
+ * the key (`keyFingerprint`: a hash, never the key) and the 12-byte nonce (a view: copy it to keep it).
+ * Called before the operation.
+ */
+export type AeadObserver = (op: 'seal' | 'open', key: string, nonce: Uint8Array) => void;
+
+let observer: AeadObserver | null = null;
+
+/**
+ * INTERNAL, for tests: installs (or with null removes) the observer that AEADs created from now on
+ * report to. AEADs created while none is installed are the plain backends: the hook costs the datapath
+ * nothing unless a test asked for it. Returns the observer it replaced.
+ */
+export function setAeadObserver(o: AeadObserver | null): AeadObserver | null {
+  const was = observer;
+  observer = o;
+  return was;
+}
+
+/** SHA-256 over a label, the algorithm and the key, in hex: names a key without revealing it. */
+export function keyFingerprint(algorithm: AeadAlgorithm, key: Uint8Array): string {
+  return createHash('sha256').update('seine aead key fingerprint v1\0').update(algorithm).update('\0').update(key).digest('hex');
+}
+
+class ObservedAead implements Aead {
+  readonly algorithm: AeadAlgorithm;
+  constructor(private readonly inner: Aead, private readonly obs: AeadObserver, private readonly fp: string) {
+    this.algorithm = inner.algorithm;
+  }
+
+  seal(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array): boolean {
+    this.obs('seal', this.fp, nonce);
+    return this.inner.seal(data, off, len, tagOff, nonce, aad);
+  }
+
+  open(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array): boolean {
+    this.obs('open', this.fp, nonce);
+    return this.inner.open(data, off, len, tagOff, nonce, aad);
+  }
+
+  toJSON(): string {
+    return redacted(this.algorithm);
+  }
+
+  [inspect.custom](): string {
+    return redacted(this.algorithm);
+  }
 }

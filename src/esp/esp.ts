@@ -275,11 +275,14 @@ class Found {
 }
 const found = new Found();
 
-/** A fragment: ESP's or ESP-in-UDP's when the protocol (and, for the first fragment, the port) says so. */
-function fragmentVerdict(b: Uint8Array, proto: number, first: boolean, l4: number, ipEnd: number): number {
-  if (proto === IP_PROTO_ESP) return DropReason.TunnelFragment;
-  if (proto === IPPROTO_UDP && first && ipEnd - l4 >= 4 && rd16(b, l4 + 2) === ESP_UDP_PORT) return DropReason.TunnelFragment;
-  return ESP_NOT_ESP;
+/**
+ * A fragment of ESP or of UDP is `TunnelFragment`, to be reassembled and looked at again whole: only the
+ * first fragment of a UDP datagram shows its port, and the others of an ESP-in-UDP packet must not be
+ * taken for cleartext (they would be refused as `EspRequired` and the datagram never completed). A UDP
+ * datagram that turns out not to be ESP is refused after reassembly as any other.
+ */
+function fragmentVerdict(proto: number): number {
+  return proto === IP_PROTO_ESP || proto === IPPROTO_UDP ? DropReason.TunnelFragment : ESP_NOT_ESP;
 }
 
 function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): number {
@@ -297,7 +300,7 @@ function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): 
     l4 = l3 + hl;
     f.ipEnd = l3 + tl;
     const ff = rd16(b, l3 + 6);
-    if ((ff & 0x3fff) !== 0) return fragmentVerdict(b, proto, (ff & 0x1fff) === 0, l4, f.ipEnd);
+    if ((ff & 0x3fff) !== 0) return fragmentVerdict(proto);
     f.nhOff = l3 + 9;
     f.v6 = false;
   } else if (ver === 6) {
@@ -309,7 +312,7 @@ function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): 
     proto = walk.upperProto;
     l4 = walk.upperOff;
     f.ipEnd = ipEnd;
-    if (walk.fragOff >= 0) return fragmentVerdict(b, proto, !walk.nonFirst, l4, ipEnd);
+    if (walk.fragOff >= 0) return fragmentVerdict(proto);
     f.nhOff = ipv6NextHeaderOffset(b, l3, l4);
     f.v6 = true;
   } else {

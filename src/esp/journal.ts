@@ -24,8 +24,17 @@
  *   2k/2^52 (2^-31 for a million rekeys). The same holds for a corrupt journal moved away by hand.
  * It does not cover a journal rolled back to an older but intact copy (a VM snapshot or backup restored):
  * that replays old epochs and reservations. After such a restore, delete the journal (or change the
- * cluster secret) before starting. Nor does it cover two processes sharing one journal: one agent per
- * node owns it.
+ * cluster secret) before starting. (Derived keys also mix in both ends' per-start random incarnations,
+ * esp/keys.ts, so for them a restored journal cannot bring back a key; hand-configured keys rely on the
+ * journal alone.)
+ *
+ * One owner. Two users of one journal would each take the other's sequence numbers, so:
+ * - a journal file is locked while open: `open` creates `<path>.lock` exclusively (O_EXCL) with its
+ *   process id and refuses (`JournalLockedError`) while that process lives; a lock whose process is gone
+ *   (a crash, kill -9) is stale and taken over. `close` removes it. No native code: liveness is
+ *   `kill(pid, 0)`. A recycled pid keeps a stale lock looking held — the error names the file to remove;
+ * - in one process, a journal serves one SA database (`claim`);
+ * - `reserve` never goes backwards: a request below the SA's bound is an error, never a silent success.
  *
  * The price of the random base is that epochs cannot be guessed by the receiver: each node must tell its
  * peers its current epoch per peer (the control plane's job), at least at start and after a loss. Between
@@ -74,6 +83,8 @@ export interface JournalFs {
   rename(from: string, to: string): void;
   /** Removes a file; one that does not exist is fine. */
   unlink(path: string): void;
+  /** Creates `path` with `data` only if it does not exist (O_CREAT|O_EXCL); false if it does. */
+  createExclusive(path: string, data: Uint8Array): boolean;
 }
 
 const isEnoent = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === 'ENOENT';
@@ -103,7 +114,41 @@ export const nodeJournalFs: JournalFs = {
       if (!isEnoent(e)) throw e;
     }
   },
+  createExclusive(path, data) {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', 0o600);
+    } catch (e) {
+      if ((e as { code?: unknown } | null)?.code === 'EEXIST') return false;
+      throw e;
+    }
+    try {
+      for (let o = 0; o < data.length;) o += writeSync(fd, data, o, data.length - o);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  },
 };
+
+/** Whether process `pid` exists: `kill(pid, 0)` succeeds, or fails only for want of permission. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown } | null)?.code === 'EPERM';
+  }
+}
+
+/** Another live process holds the journal (see "One owner" in the module comment). */
+export class JournalLockedError extends Error {
+  override readonly name = 'JournalLockedError';
+  constructor(readonly path: string, readonly pid: number) {
+    super(`esp journal ${path}: locked by process ${pid}, which is running (its lock file is ${lockPath(path)}); ` +
+      'two processes on one journal would reuse each other\'s sequence numbers. Stop that process, or remove the lock file if the pid was recycled');
+  }
+}
 
 /** The journal file cannot be trusted: the node must not start on it (see the module comment). */
 export class JournalCorruptError extends Error {
@@ -122,6 +167,10 @@ export interface SeqJournalOptions {
   block?: bigint;
   /** Random bytes for a new journal's epoch base. Default node:crypto's `randomBytes`. */
   random?: (n: number) => Uint8Array;
+  /** The process id written into the lock file. Default `process.pid`. */
+  pid?: number;
+  /** Whether a lock's process still runs. Default `processAlive` (kill(pid, 0)). */
+  pidAlive?: (pid: number) => boolean;
 }
 
 /** A 64-bit sequence number as two 32-bit halves, as the ESP core may keep it. */
@@ -255,6 +304,8 @@ export class SeqJournal {
   readonly block: bigint;
   readonly #fs: JournalFs;
   #state: State;
+  #closed = false;
+  #owner: object | null = null;
 
   private constructor(path: string, node: string, block: bigint, fs: JournalFs, state: State) {
     this.path = path;
@@ -274,24 +325,57 @@ export class SeqJournal {
     const block = opts.block ?? JOURNAL_BLOCK;
     if (typeof block !== 'bigint' || block < 1n || block > SEQ_END) throw new RangeError(`esp journal: block ${String(block)} is not in 1-2^64`);
     const fs = opts.fs ?? nodeJournalFs;
-    fs.unlink(tmpPath(path)); // the remains of a write a crash interrupted
-    let bytes: Uint8Array | null;
+    const pid = opts.pid ?? process.pid;
+    if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`esp journal: pid ${String(pid)} is not a process id`);
+    lock(fs, path, pid, opts.pidAlive ?? processAlive);
     try {
-      bytes = fs.readFile(path);
+      fs.unlink(tmpPath(path)); // the remains of a write a crash interrupted
+      let bytes: Uint8Array | null;
+      try {
+        bytes = fs.readFile(path);
+      } catch (e) {
+        const code = (e as { code?: unknown } | null)?.code;
+        if (typeof code !== 'string') throw e;
+        throw new RangeError(`esp journal ${path}: cannot read it (${code})`);
+      }
+      if (bytes !== null) return new SeqJournal(path, node, block, fs, parse(path, node, bytes));
+      const rnd = (opts.random ?? randomBytes)(7);
+      if (rnd.length < 7) throw new RangeError('esp journal: random returned too few bytes');
+      let r = 0n;
+      for (let i = 0; i < 7; i++) r = (r << 8n) | BigInt(rnd[i]!);
+      const state: State = { base: Number(r % BigInt(EPOCH_BASE_RANGE)), epochs: new Map(), reserved: new Map() };
+      const j = new SeqJournal(path, node, block, fs, state);
+      j.#commit(state);
+      return j;
     } catch (e) {
-      const code = (e as { code?: unknown } | null)?.code;
-      if (typeof code !== 'string') throw e;
-      throw new RangeError(`esp journal ${path}: cannot read it (${code})`);
+      fs.unlink(lockPath(path));
+      throw e;
     }
-    if (bytes !== null) return new SeqJournal(path, node, block, fs, parse(path, node, bytes));
-    const rnd = (opts.random ?? randomBytes)(7);
-    if (rnd.length < 7) throw new RangeError('esp journal: random returned too few bytes');
-    let r = 0n;
-    for (let i = 0; i < 7; i++) r = (r << 8n) | BigInt(rnd[i]!);
-    const state: State = { base: Number(r % BigInt(EPOCH_BASE_RANGE)), epochs: new Map(), reserved: new Map() };
-    const j = new SeqJournal(path, node, block, fs, state);
-    j.#commit(state);
-    return j;
+  }
+
+  /** False once `close` has run. */
+  get open(): boolean {
+    return !this.#closed;
+  }
+
+  /**
+   * Releases the lock (a clean shutdown). The journal refuses every change afterwards; what it wrote
+   * stays. Closing twice is fine.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#fs.unlink(lockPath(this.path));
+  }
+
+  /**
+   * Makes `owner` (an SA database) the journal's only user in this process; throws if another claimed
+   * it. Claiming again with the same owner is fine.
+   */
+  claim(owner: object): void {
+    if (this.#closed) throw new RangeError(`esp journal ${this.path}: closed`);
+    if (this.#owner !== null && this.#owner !== owner) throw new RangeError(`esp journal ${this.path}: already serves another SA database; give each tunnel a journal file of its own`);
+    this.#owner = owner;
   }
 
   /** The first epoch of every peer in this journal (random per journal file, see the module comment). */
@@ -340,7 +424,9 @@ export class SeqJournal {
     this.#checkId(id);
     const n = toBigint(next);
     const cur = this.#state.reserved.get(id) ?? 0n;
-    if (n < cur) return cur;
+    // Below the bound: those numbers were reserved before (by this SA in an earlier life, or by another
+    // user of the id). Handing them out again is exactly the reuse the journal exists to prevent.
+    if (n < cur) throw new RangeError(`esp journal: SA ${id} asks for sequence number ${n}, below its reservation ${cur}: those may have been used already (two users of one SA, or a sequence number that went back)`);
     if (n >= SEQ_END) throw new RangeError(`esp journal: SA ${id} has used all 2^64 sequence numbers; rekey`);
     const bound = n + this.block < SEQ_END ? n + this.block : SEQ_END;
     this.#commit({ base: this.#state.base, epochs: this.#state.epochs, reserved: new Map(this.#state.reserved).set(id, bound) });
@@ -369,6 +455,7 @@ export class SeqJournal {
 
   /** Writes `next` durably (temp file, fsync, rename, fsync the directory), then adopts it. */
   #commit(next: State): void {
+    if (this.#closed) throw new RangeError(`esp journal ${this.path}: closed`);
     const data = serialize(this.node, next);
     const tmp = tmpPath(this.path);
     const fs = this.#fs;
@@ -392,6 +479,29 @@ export class SeqJournal {
 
 function tmpPath(path: string): string {
   return `${path}.tmp`;
+}
+
+function lockPath(path: string): string {
+  return `${path}.lock`;
+}
+
+/**
+ * Takes the journal's lock file for `pid`: created exclusively; if it exists and its process runs,
+ * `JournalLockedError`; if its process is gone (or it holds no pid: a crash between creating and writing
+ * it), it is stale and taken over — once: if another process takes it over meanwhile, that one wins.
+ */
+function lock(fs: JournalFs, path: string, pid: number, alive: (pid: number) => boolean): void {
+  const file = lockPath(path);
+  const mine = new TextEncoder().encode(`${pid}\n`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (fs.createExclusive(file, mine)) return;
+    const held = fs.readFile(file);
+    const m = held === null ? null : /^([1-9][0-9]*)\n?$/.exec(new TextDecoder().decode(held));
+    const owner = m === null ? 0 : Number(m[1]);
+    if (owner > 0 && alive(owner)) throw new JournalLockedError(path, owner);
+    fs.unlink(file);
+  }
+  throw new RangeError(`esp journal ${path}: could not take the lock ${file} (another process took it over meanwhile)`);
 }
 
 function toBigint(next: bigint | Seq64): bigint {

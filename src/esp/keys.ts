@@ -3,25 +3,38 @@
  *
  * An AEAD nonce is salt ‖ 64-bit sequence number (RFC 4106 §4, RFC 7634 §2), so a (key, nonce) pair is
  * unique when every SA has its own (key, salt) and its sequence numbers never repeat. This module gives
- * each (cipher, src node, dst node, epoch) its own key and salt: HKDF-SHA256 (RFC 5869) over the cluster
- * secret, with every one of those fields in `info`, each length-prefixed so that no two tuples encode
- * alike (("ab","c") and ("a","bc") differ). src→dst and dst→src are two SAs with two keys; an epoch is
- * the sender's rekey counter (see journal.ts: epochs only grow, and a node that lost its journal jumps to
- * a fresh random range). Sequence numbers are the ESP core's and the journal's business.
+ * each SA its own key and salt: HKDF-SHA256 (RFC 5869) over the cluster secret, with every field that
+ * tells SAs apart in `info`, each length-prefixed so that no two tuples encode alike (("ab","c") and
+ * ("a","bc") differ):
+ * - the cipher;
+ * - the tunnel: its kind, its UDP port and both ends' underlay addresses (as 4 or 16 bytes, so that two
+ *   spellings of one address agree) — two tunnel ports of one node towards one peer (VXLAN and Geneve,
+ *   say) get different keys;
+ * - the sending and the receiving node's names;
+ * - the *incarnations* of both ends: 16 random bytes each SA database draws once when it starts (from
+ *   randomness it is given, never its own), exchanged in the epoch announcements (esp/hello.ts). A
+ *   restart of either end therefore means new keys, with or without a journal: the sender cannot reuse
+ *   a nonce of its previous life, and the receiver cannot be fed packets captured before its restart;
+ * - the epoch: the sender's rekey counter within the pair of incarnations (it only grows, see sadb.ts).
+ * src→dst and dst→src are two SAs with two keys.
  *
- * Derivation, version 1 (what the known-answer test recomputes by hand):
+ * Derivation, version 2 (what the known-answer test recomputes by hand):
  * ```
  * lp(x)    = u16be(len(x)) ‖ x
- * fields   = lp(cipher) ‖ lp(utf8(src)) ‖ lp(utf8(dst)) ‖ lp(u64be(epoch))
- * key‖salt = HKDF-SHA256(IKM = secret, salt = "seine esp v1", info = lp("seine esp sa v1") ‖ fields,
+ * fields   = lp(cipher) ‖ lp(utf8(kind)) ‖ lp(u16be(port)) ‖ lp(utf8(src)) ‖ lp(utf8(dst))
+ *            ‖ lp(addr(srcAddr)) ‖ lp(addr(dstAddr)) ‖ lp(srcIncarnation) ‖ lp(dstIncarnation) ‖ lp(u64be(epoch))
+ * key‖salt = HKDF-SHA256(IKM = secret, salt = "seine esp v2", info = lp("seine esp sa v2") ‖ fields,
  *                        L = keyLen + saltLen of the cipher (ESP_CIPHERS))
- * v        = u32be(HKDF-SHA256(IKM = secret, salt = "seine esp v1", info = lp("seine esp spi v1") ‖ fields ‖ lp(u32be(tweak)), L = 4))
+ * v        = u32be(HKDF-SHA256(IKM = secret, salt = "seine esp v2", info = lp("seine esp spi v2") ‖ fields ‖ lp(u32be(tweak)), L = 4))
  * spi      = 256 + v mod (2^32 − 256)          (0–255 are reserved, RFC 4303 §2.1)
+ * hello    = HKDF-SHA256(IKM = secret, salt = "seine esp v2", info = lp("seine esp hello v1") ‖ lp(cipher)
+ *            ‖ lp(utf8(kind)) ‖ lp(u16be(port)) ‖ lp(utf8(src)) ‖ lp(utf8(dst)) ‖ lp(addr(srcAddr)) ‖ lp(addr(dstAddr)), L = 32)
  * ```
- * The SPI is a candidate: with n inbound SAs at one receiver two collide with probability about
- * n²/2^33 (2,000 SAs: 1 in 2,000). The receiver's SA database must check; both ends then move to the same
- * `spiTweak` (it changes the SPI only, never the key), or the receiver demultiplexes on (SPI, source
- * address), which RFC 4301 §4.1 allows.
+ * `hello` keys the HMAC of the announcements src sends to dst (one key per direction and tunnel).
+ *
+ * The SPI is a candidate: two SAs may derive one SPI. The SA database does not rely on SPIs being
+ * unique: it finds an inbound SA by (SPI, peer) — RFC 4301 §4.1 lets a receiver use the source address
+ * as well — and a sender skips an epoch whose SPI equals one its peer may still hold (sadb.ts).
  *
  * The secret never leaves `ClusterSecret` in text form: `String`, `JSON.stringify` and `util.inspect` of
  * it (and of derived `SaKeys`) print a redaction, and no error message quotes the input it rejects.
@@ -36,10 +49,11 @@
  * OpenSSH demands of private keys), or with `allowGroupRead` readable by its group and nothing more —
  * Kubernetes makes Secret volume files 0440 whenever the pod sets fsGroup (kubernetes/kubernetes#57923).
  */
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
+import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
 
 /** The shortest cluster secret accepted, in bytes (HKDF-SHA256's full strength). */
 export const CLUSTER_SECRET_MIN_LEN = 32;
@@ -50,14 +64,20 @@ export const SPI_MIN = 256;
 /** How seine prints anything that holds key material. */
 export const REDACTED = '<redacted>';
 
+/** The length of an SA database's incarnation (its per-start random value), in bytes. */
+export const ESP_INCARNATION_LEN = 16;
+
 const FILE_MAX_LEN = 8192;
-const HKDF_SALT = new TextEncoder().encode('seine esp v1');
-const LABEL_SA = 'seine esp sa v1';
-const LABEL_SPI = 'seine esp spi v1';
+const HKDF_SALT = new TextEncoder().encode('seine esp v2');
+/** The fingerprint keeps the version-1 salt: it names the secret, not a derivation, and operators compare it. */
+const HKDF_SALT_V1 = new TextEncoder().encode('seine esp v1');
+const LABEL_SA = 'seine esp sa v2';
+const LABEL_SPI = 'seine esp spi v2';
+const LABEL_HELLO = 'seine esp hello v1';
 const LABEL_FINGERPRINT = 'seine cluster secret fingerprint v1';
 const NAME_MAX_LEN = 255;
 
-let secretBytes: (s: ClusterSecret) => Uint8Array;
+let secretPrk: (s: ClusterSecret) => KeyObject;
 
 /**
  * The cluster secret. Its bytes are private to this module: nothing prints them, and only key
@@ -66,14 +86,21 @@ let secretBytes: (s: ClusterSecret) => Uint8Array;
 export class ClusterSecret {
   readonly #bytes: Uint8Array;
 
+  /** HKDF-Extract(salt "seine esp v2", secret), made on first use: every derivation expands from it. */
+  #prk: KeyObject | null = null;
+
   static {
-    secretBytes = (s) => s.#bytes;
+    secretPrk = (s) => (s.#prk ??= createSecretKey(createHmac('sha256', HKDF_SALT).update(s.#bytes).digest()));
   }
 
-  /** Copies `bytes` (32–1024 of them); the caller may wipe its own copy afterwards. */
+  /**
+   * Copies `bytes` (32–1024 of them); the caller may wipe its own copy afterwards. Refuses bytes that
+   * are all the same (all zero, say): an unset or wiped buffer, not a secret.
+   */
   constructor(bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('cluster secret: expected a Uint8Array');
     checkSecretLength(bytes.length, 'cluster secret');
+    if (bytes.every((b) => b === bytes[0])) throw new RangeError(`cluster secret: all ${bytes.length} bytes are 0x${bytes[0]!.toString(16).padStart(2, '0')}: an empty or wiped buffer, not a secret`);
     this.#bytes = Uint8Array.from(bytes);
     Object.freeze(this);
   }
@@ -88,7 +115,7 @@ export class ClusterSecret {
    * operators can check two nodes hold the same secret.
    */
   fingerprint(): string {
-    return hexOf(hkdfSha256(this.#bytes, HKDF_SALT, lp(utf8(LABEL_FINGERPRINT)), 8));
+    return hexOf(hkdfSha256(this.#bytes, HKDF_SALT_V1, lp(utf8(LABEL_FINGERPRINT)), 8));
   }
 
   toString(): string {
@@ -189,21 +216,51 @@ function errCode(e: unknown): string {
   return typeof code === 'string' ? code : 'error';
 }
 
-/** Printable ASCII and the usual whitespace: such a file is text, anything else is raw bytes. */
-function isText(b: Uint8Array): boolean {
-  for (const x of b) if (!((x >= 0x20 && x <= 0x7e) || x === 0x09 || x === 0x0a || x === 0x0d)) return false;
-  return true;
+/** Printable characters and the usual whitespace: text that is not one, but control codes, unassigned or private code points, or U+FFFD. */
+const PRINTABLE_RE = /^(?:[\t\n\r]|[^\p{Cc}\p{Cn}\p{Cs}\p{Co}\uFFFD])*$/u;
+
+/**
+ * The file as text, when it is text: UTF-8 (ASCII included) of printable characters and whitespace. A
+ * passphrase with an accented letter is text — refused below as a passphrase, not taken as 32 raw bytes
+ * because one of its bytes is not ASCII. Random bytes are almost never valid UTF-8 of printable
+ * characters (32 of them: well under 10^-12).
+ */
+function asText(b: Uint8Array): string | null {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(b);
+  } catch {
+    return null;
+  }
+  return PRINTABLE_RE.test(text) ? text : null;
 }
 
 function secretFromFileBytes(raw: Uint8Array, what: string): ClusterSecret {
   if (raw.length === 0) throw new RangeError(`cluster secret: ${what} is empty (expected ${EXPECTED_TEXT}, or ${CLUSTER_SECRET_MIN_LEN}+ raw bytes)`);
-  if (!isText(raw)) {
+  const text = asText(raw);
+  if (text === null) {
     checkSecretLength(raw.length, `cluster secret: ${what}`);
     return new ClusterSecret(raw);
   }
-  let text = '';
-  for (const x of raw) text += String.fromCharCode(x);
   return secretFromText(text, what);
+}
+
+/**
+ * The cluster secret of a passphrase (labs, where the text sits in the scenario): SHA-256 of its UTF-8
+ * after Unicode normalisation to NFC, so that "é" typed as one code point or as "e" and a combining
+ * accent is one secret. Refuses an empty passphrase and one with a lone surrogate (which UTF-8 cannot
+ * encode: two such passphrases would share a secret).
+ */
+export function clusterSecretFromPassphrase(passphrase: string): ClusterSecret {
+  if (typeof passphrase !== 'string' || passphrase === '') throw new RangeError('cluster secret: the passphrase is empty');
+  const nfc = passphrase.normalize('NFC');
+  const b = utf8(nfc);
+  if (new TextDecoder().decode(b) !== nfc) throw new RangeError('cluster secret: the passphrase is not well-formed Unicode (a lone surrogate)');
+  try {
+    return new ClusterSecret(createHash('sha256').update(b).digest());
+  } finally {
+    b.fill(0);
+  }
 }
 
 function secretFromText(text: string, what: string): ClusterSecret {
@@ -246,6 +303,28 @@ function decodeSecretText(text: string): Uint8Array | null {
 }
 
 // ---- HKDF and the info layout ---------------------------------------------------------------------------
+
+/**
+ * HKDF-Expand (RFC 5869 §2.3) with SHA-256 from the cluster secret's pseudorandom key over the parts of
+ * `info` in order: the same bytes as `hkdfSha256(secret, "seine esp v2", concat(info), length)` (the tests check it), without extracting again each
+ * time — a rekey derives several keys, and the extract step is a third of each.
+ */
+function expand(secret: ClusterSecret, info: readonly Uint8Array[], length: number): Uint8Array {
+  const prk = secretPrk(secret);
+  const out = new Uint8Array(length);
+  let t: Uint8Array = new Uint8Array(0);
+  for (let i = 1, o = 0; o < length; i++) {
+    const h = createHmac('sha256', prk).update(t);
+    for (const part of info) h.update(part);
+    t = h.update(COUNTER[i]!).digest();
+    out.set(t.subarray(0, Math.min(t.length, length - o)), o);
+    o += t.length;
+  }
+  return out;
+}
+
+/** HKDF-Expand's block counter bytes (RFC 5869 §2.3: a single octet, 1 to 255). */
+const COUNTER = Array.from({ length: 256 }, (_, i) => new Uint8Array([i]));
 
 /** HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes (at most 8160). */
 export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
@@ -319,27 +398,81 @@ export interface SaKeys {
   readonly spi: number;
 }
 
-/** What identifies a derived SA: the sender's rekey epoch counts per (src, dst). */
+/**
+ * The tunnel an SA belongs to, as both ends see it: its kind, its UDP port, and the underlay addresses of
+ * the SA's sender and receiver (IPv4 or IPv6 text; compared as address bytes).
+ */
+export interface SaTunnel {
+  /** `vxlan` or `geneve` (any non-empty name is accepted: it is a label). */
+  kind: string;
+  /** The tunnel's UDP destination port, 0–65535. */
+  port: number;
+  srcAddr: string;
+  dstAddr: string;
+}
+
+/** What identifies a derived SA (module comment): the sender's rekey epoch counts per pair of incarnations. */
 export interface SaKeySpec {
   cipher: EspCipher;
   /** The sending node's name or address, exactly as both ends spell it (compared as UTF-8 bytes). */
   src: string;
   /** The receiving node's. */
   dst: string;
+  tunnel: SaTunnel;
+  /** The sender's and the receiver's incarnation, `ESP_INCARNATION_LEN` bytes each. */
+  srcIncarnation: Uint8Array;
+  dstIncarnation: Uint8Array;
   /** A safe integer ≥ 0. */
   epoch: number;
   /** Moves the SPI (and only the SPI) away from a collision; 0–2^32−1, default 0. */
   spiTweak?: number;
 }
 
-function saFields(spec: SaKeySpec): { cipher: EspCipher; fields: Uint8Array } {
-  if (spec === null || typeof spec !== 'object') throw new RangeError('esp keys: expected { cipher, src, dst, epoch }');
+/** The fields of a hello key (module comment): an SA's without incarnations and epoch. */
+export type HelloKeySpec = Pick<SaKeySpec, 'cipher' | 'src' | 'dst' | 'tunnel'>;
+
+function addrBytes(s: unknown, field: string): Uint8Array {
+  if (typeof s === 'string') {
+    const v4 = ipv4FromString(s);
+    if (v4 !== null) return u32be(v4);
+    const v6 = ipv6FromString(s);
+    if (v6 !== null) return v6;
+  }
+  throw new RangeError(`esp keys: tunnel ${field} ${JSON.stringify(s)} is not an IPv4 or IPv6 address`);
+}
+
+function incarnation(b: unknown, field: string): Uint8Array {
+  if (!(b instanceof Uint8Array) || b.length !== ESP_INCARNATION_LEN) throw new RangeError(`esp keys: ${field} must be ${ESP_INCARNATION_LEN} bytes`);
+  return b;
+}
+
+/** lp(cipher) ‖ lp(kind) ‖ lp(port) ‖ lp(src) ‖ lp(dst) ‖ lp(srcAddr) ‖ lp(dstAddr): what SA and hello keys share. */
+function pairFields(spec: HelloKeySpec, what: string): { cipher: EspCipher; fields: Uint8Array[] } {
+  if (spec === null || typeof spec !== 'object') throw new RangeError(`esp keys: expected ${what}`);
   const cipher = checkCipher(spec.cipher, 'esp keys');
   const src = nameBytes(spec.src, 'src');
   const dst = nameBytes(spec.dst, 'dst');
   if (spec.src === spec.dst) throw new RangeError(`esp keys: src and dst are both ${spec.src}`);
-  if (!Number.isSafeInteger(spec.epoch) || spec.epoch < 0) throw new RangeError(`esp keys: epoch ${String(spec.epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
-  return { cipher, fields: concat([lp(utf8(cipher)), lp(src), lp(dst), lp(u64be(spec.epoch))]) };
+  const t = spec.tunnel;
+  if (t === null || typeof t !== 'object') throw new RangeError('esp keys: tunnel must be { kind, port, srcAddr, dstAddr }');
+  const kind = nameBytes(t.kind, 'tunnel kind');
+  if (!Number.isInteger(t.port) || t.port < 0 || t.port > 0xffff) throw new RangeError(`esp keys: tunnel port ${String(t.port)} is not an integer in 0-65535`);
+  const port = new Uint8Array([t.port >>> 8, t.port & 0xff]);
+  const sa = addrBytes(t.srcAddr, 'srcAddr');
+  const da = addrBytes(t.dstAddr, 'dstAddr');
+  return { cipher, fields: [lp(utf8(cipher)), lp(kind), lp(port), lp(src), lp(dst), lp(sa), lp(da)] };
+}
+
+function checkEpoch(epoch: unknown): number {
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`esp keys: epoch ${String(epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
+  return epoch;
+}
+
+/** The HMAC key of the announcements `src` sends to `dst` on this tunnel (module comment), 32 bytes. */
+export function deriveHelloKey(secret: ClusterSecret, spec: HelloKeySpec): Uint8Array {
+  checkSecret(secret);
+  const { fields } = pairFields(spec, '{ cipher, src, dst, tunnel }');
+  return expand(secret, [concat([lp(utf8(LABEL_HELLO)), ...fields])], 32);
 }
 
 function checkTweak(t: number | undefined): number {
@@ -348,34 +481,79 @@ function checkTweak(t: number | undefined): number {
   return v;
 }
 
-function spiFromFields(secret: ClusterSecret, fields: Uint8Array, tweak: number): number {
-  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SPI)), fields, lp(u32be(tweak))]), 4);
-  const v = new DataView(okm.buffer, okm.byteOffset, 4).getUint32(0);
-  return SPI_MIN + (v % (0x1_0000_0000 - SPI_MIN));
-}
-
 function checkSecret(secret: unknown): ClusterSecret {
   if (!(secret instanceof ClusterSecret)) throw new TypeError('esp keys: expected a ClusterSecret');
   return secret;
 }
 
+/** The SA fields other than the epoch: what a deriver keeps. */
+export type SaPairSpec = Omit<SaKeySpec, 'epoch' | 'spiTweak'>;
+
 /**
- * The key, salt and candidate SPI of the SA from `src` to `dst` in `epoch` (layout in the module
- * comment). Any field differing gives an independent key and salt; `spiTweak` changes only the SPI.
+ * The derivations of one direction between two incarnations on one tunnel — key, salt and SPI per epoch
+ * (layout in the module comment) — with the fixed fields encoded once: a rekey then costs the HMACs of
+ * HKDF-Expand and no more. Checks everything when made; `keys` and `spi` check the epoch and tweak.
+ */
+export class SaDeriver {
+  readonly cipher: EspCipher;
+  readonly #secret: ClusterSecret;
+  /** lp(label) ‖ fields up to the epoch, for the SA key and for the SPI. */
+  readonly #saInfo: Uint8Array;
+  readonly #spiInfo: Uint8Array;
+
+  constructor(secret: ClusterSecret, spec: SaPairSpec) {
+    this.#secret = checkSecret(secret);
+    const { cipher, fields } = pairFields(spec, '{ cipher, src, dst, tunnel, srcIncarnation, dstIncarnation, epoch }');
+    const si = incarnation(spec.srcIncarnation, 'srcIncarnation');
+    const di = incarnation(spec.dstIncarnation, 'dstIncarnation');
+    const f = concat([...fields, lp(si), lp(di)]);
+    this.cipher = cipher;
+    this.#saInfo = concat([lp(utf8(LABEL_SA)), f]);
+    this.#spiInfo = concat([lp(utf8(LABEL_SPI)), f]);
+  }
+
+  /** The key, salt and candidate SPI in `epoch`. */
+  keys(epoch: number, spiTweak?: number): SaKeys {
+    const e = lp(u64be(checkEpoch(epoch)));
+    const c = ESP_CIPHERS[this.cipher];
+    const okm = expand(this.#secret, [this.#saInfo, e], c.keyLen + c.saltLen);
+    return saKeys(this.cipher, okm.slice(0, c.keyLen), okm.slice(c.keyLen), this.#spi(e, checkTweak(spiTweak)));
+  }
+
+  /** The candidate SPI alone in `epoch` (the same as `keys(epoch).spi`). */
+  spi(epoch: number, spiTweak?: number): number {
+    return this.#spi(lp(u64be(checkEpoch(epoch))), checkTweak(spiTweak));
+  }
+
+  #spi(epochField: Uint8Array, tweak: number): number {
+    const okm = expand(this.#secret, [this.#spiInfo, epochField, lp(u32be(tweak))], 4);
+    const v = ((okm[0]! << 24) | (okm[1]! << 16) | (okm[2]! << 8) | okm[3]!) >>> 0;
+    return SPI_MIN + (v % (0x1_0000_0000 - SPI_MIN));
+  }
+
+  toJSON(): string {
+    return `SaDeriver(${this.cipher}, ${REDACTED})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toJSON();
+  }
+}
+
+/**
+ * The key, salt and candidate SPI of the SA from `src` to `dst` on `tunnel` between the incarnations
+ * given, in `epoch` (layout in the module comment). Any field differing gives an independent key and
+ * salt; `spiTweak` changes only the SPI.
  */
 export function deriveSaKeys(secret: ClusterSecret, spec: SaKeySpec): SaKeys {
-  checkSecret(secret);
-  const { cipher, fields } = saFields(spec);
-  const tweak = checkTweak(spec.spiTweak);
-  const c = ESP_CIPHERS[cipher];
-  const okm = hkdfSha256(secretBytes(secret), HKDF_SALT, concat([lp(utf8(LABEL_SA)), fields]), c.keyLen + c.saltLen);
-  return saKeys(cipher, okm.slice(0, c.keyLen), okm.slice(c.keyLen), spiFromFields(secret, fields, tweak));
+  checkEpoch(spec?.epoch);
+  return new SaDeriver(secret, spec).keys(spec.epoch, spec.spiTweak);
 }
 
 /** The candidate SPI alone (the same as `deriveSaKeys(...).spi`), to try tweaks without deriving keys. */
 export function spiFor(secret: ClusterSecret, spec: SaKeySpec): number {
-  checkSecret(secret);
-  return spiFromFields(secret, saFields(spec).fields, checkTweak(spec.spiTweak));
+  checkEpoch(spec?.epoch);
+  return new SaDeriver(secret, spec).spi(spec.epoch, spec.spiTweak);
 }
 
 /** An SA configured by hand (labs, interop): hex key and salt, as `ip xfrm` shows them (its AEAD key is key ‖ salt). */

@@ -6,6 +6,7 @@
  * Sequence numbers are 64-bit with ESN and 32-bit without; they are kept as two uint32 numbers (`hi`,
  * `lo`) so that the per-packet path stays in small-integer arithmetic. Without ESN `hi` is always 0.
  */
+import { inspect } from 'node:util';
 import { DROP_REASON_COUNT, DropReason } from '../wire/drop.js';
 import { AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, createAead, isAeadAlgorithm, type Aead, type AeadAlgorithm } from './aead.js';
 
@@ -21,6 +22,7 @@ export const ESP_REPLAY_WINDOW_DEFAULT = 64;
 export const ESP_REPLAY_WINDOW_MAX = 4096;
 
 const TWO32 = 0x1_0000_0000;
+const REDACTED_TEXT = '<redacted>';
 
 /** An SA's keys: the AEAD, its key, and the 4-byte salt (RFC 4106's keying material is `key ‖ salt`). */
 export interface EspKeying {
@@ -37,6 +39,11 @@ export interface EspLifetime {
   bytes?: number;
   /** Nanoseconds since the SA was created (`createdAt`). */
   ns?: number;
+  /**
+   * Inbound only: packets whose ICV failed to verify on this SA after which it is no longer used (the
+   * AEAD's integrity limit, see esp/sadb.ts `ESP_AEAD_LIMITS`). Checked by the SA database, not per packet.
+   */
+  authFailures?: number;
 }
 
 /**
@@ -52,7 +59,8 @@ export class EspCrypto {
   readonly cipher: AeadAlgorithm;
   readonly esn: boolean;
   private readonly aead: Aead;
-  private readonly nonce = new Uint8Array(AEAD_NONCE_LEN);
+  /** salt ‖ IV: private, as the salt is key material (printing an SA must not show it). */
+  readonly #nonce = new Uint8Array(AEAD_NONCE_LEN);
   private readonly aad: Uint8Array;
 
   /** Throws a RangeError for an unknown cipher or a key or salt of the wrong length. */
@@ -62,8 +70,16 @@ export class EspCrypto {
     this.cipher = keying.cipher;
     this.esn = esn;
     this.aead = createAead(keying.cipher, keying.key);
-    this.nonce.set(keying.salt, 0);
+    this.#nonce.set(keying.salt, 0);
     this.aad = new Uint8Array(esn ? 12 : 8);
+  }
+
+  toJSON(): string {
+    return `EspCrypto(${this.cipher}, key and salt ${REDACTED_TEXT})`;
+  }
+
+  [inspect.custom](): string {
+    return this.toJSON();
   }
 
   /** AAD from the header at `esp` and the high sequence bits. */
@@ -86,7 +102,7 @@ export class EspCrypto {
    */
   seal(data: Uint8Array, esp: number, end: number, seqHi: number, ivHi: number, ivLo: number): boolean {
     const iv = esp + 8;
-    const n = this.nonce;
+    const n = this.#nonce;
     data[iv] = n[4] = ivHi >>> 24;
     data[iv + 1] = n[5] = (ivHi >>> 16) & 0xff;
     data[iv + 2] = n[6] = (ivHi >>> 8) & 0xff;
@@ -110,7 +126,7 @@ export class EspCrypto {
     const off = esp + 16;
     const tag = end - ESP_ICV_LEN;
     if (esp < 0 || tag < off || end > data.length) return false;
-    const n = this.nonce;
+    const n = this.#nonce;
     const iv = esp + 8;
     n[4] = data[iv]!; n[5] = data[iv + 1]!; n[6] = data[iv + 2]!; n[7] = data[iv + 3]!;
     n[8] = data[iv + 4]!; n[9] = data[iv + 5]!; n[10] = data[iv + 6]!; n[11] = data[iv + 7]!;
@@ -146,7 +162,12 @@ export interface EspSaConfig {
   /** Extended (64-bit) sequence numbers, RFC 4303 §2.2.1. Default false. */
   esn?: boolean;
   lifetime?: EspLifetime;
-  /** Creation time in ns (the lifetime in ns counts from here). Default 0. */
+  /**
+   * Soft lifetimes (RFC 4301 §4.4.2.1): once one is reached the SA is `due` for a rekey, before its hard
+   * lifetime. Default: the hard lifetimes.
+   */
+  rekeyAt?: EspLifetime;
+  /** Creation time in ns, on the clock `now` comes from (the lifetime in ns counts from here). Default 0. */
   createdAt?: number;
 }
 
@@ -164,16 +185,28 @@ abstract class EspSa {
   private readonly maxPackets: number;
   private readonly maxBytes: number;
   private readonly maxNs: number;
+  private readonly softPackets: number;
+  private readonly softBytes: number;
+  private readonly softNs: number;
+  /** ICV failures after which the SA database stops using the SA (inbound; Infinity: none). */
+  readonly maxAuthFailures: number;
 
   constructor(cfg: EspSaConfig) {
     checkSpi(cfg.spi);
     this.spi = cfg.spi;
     this.esn = cfg.esn ?? false;
     this.crypto = new EspCrypto(cfg.keying, this.esn);
-    this.createdAt = cfg.createdAt ?? 0;
+    const created = cfg.createdAt ?? 0;
+    if (!Number.isFinite(created)) throw new RangeError(`ESP createdAt ${String(created)} is not a time in ns`);
+    this.createdAt = created;
     this.maxPackets = checkLimit('packets', cfg.lifetime?.packets);
     this.maxBytes = checkLimit('bytes', cfg.lifetime?.bytes);
     this.maxNs = checkLimit('ns', cfg.lifetime?.ns);
+    this.maxAuthFailures = checkLimit('authFailures', cfg.lifetime?.authFailures);
+    const soft = cfg.rekeyAt ?? cfg.lifetime;
+    this.softPackets = Math.min(this.maxPackets, checkLimit('rekeyAt packets', soft?.packets));
+    this.softBytes = Math.min(this.maxBytes, checkLimit('rekeyAt bytes', soft?.bytes));
+    this.softNs = Math.min(this.maxNs, checkLimit('rekeyAt ns', soft?.ns));
   }
 
   get cipher(): AeadAlgorithm {
@@ -183,6 +216,20 @@ abstract class EspSa {
   /** A hard lifetime is used up at `now` (ns). */
   expired(now: number): boolean {
     return this.packets >= this.maxPackets || this.bytes >= this.maxBytes || now - this.createdAt >= this.maxNs;
+  }
+
+  /** A soft lifetime is reached at `now`: time for a new SA (at most `expired`). */
+  due(now: number): boolean {
+    return this.packets >= this.softPackets || this.bytes >= this.softBytes || now - this.createdAt >= this.softNs;
+  }
+
+  /** What printing shows: SPI, cipher and counters; never the key or the salt. */
+  toJSON(): Record<string, unknown> {
+    return { spi: `0x${this.spi.toString(16)}`, cipher: this.cipher, esn: this.esn, packets: this.packets, bytes: this.bytes, createdAt: this.createdAt, keying: REDACTED_TEXT };
+  }
+
+  [inspect.custom](): string {
+    return `${this.constructor.name} ${JSON.stringify(this.toJSON())}`;
   }
 }
 
@@ -227,6 +274,10 @@ export class OutboundSa extends EspSa {
   /** The last sequence number used, as one number (allocates: for control paths and tests). */
   get seq(): bigint {
     return (BigInt(this.seqHi) << 32n) | BigInt(this.seqLo);
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), seq: this.seq.toString() };
   }
 
   /** Advances to the next sequence number; false (and nothing changes) when the SA is exhausted. */
@@ -287,6 +338,10 @@ export class InboundSa extends EspSa {
     this.mask = w - 1;
     this.bits = new Uint32Array(w >>> 5);
     this.resetWindow(checkSeq('resumeAfter', cfg.resumeAfter, this.esn));
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), window: this.window, top: ((BigInt(this.topHi) << 32n) | BigInt(this.topLo)).toString() };
   }
 
   /**

@@ -14,6 +14,7 @@
  * - A control socket (status, peers reload, capture), a Prometheus endpoint, JSON logs, SIGHUP reloads
  *   the peers (unchanged peers are not touched, so their flows go on), SIGTERM stops cleanly.
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Device } from '../datapath/device.js';
 import type { Clock } from '../datapath/bridge.js';
@@ -21,6 +22,7 @@ import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
 import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
+import { SeqJournal } from '../esp/journal.js';
 import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32 } from '../wire/bytes.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
@@ -81,6 +83,7 @@ export class Agent {
   private metricsServer: import('node:http').Server | null = null;
   metricsAddress: string | null = null;
   private readonly startedAt = new Date();
+  private journal: SeqJournal | null = null;
   private stopped = false;
 
   private constructor(readonly cfg: AgentConfig, private readonly native: Native, private readonly log: Logger) {
@@ -119,10 +122,17 @@ export class Agent {
       const underlay = wrap('underlay', under);
       // The tunnel's socket is bound to its port, which the kernel puts on the wire as the outer source:
       // the templates say the same, so a capture shows what the wire carries.
-      this.nd = buildNode(n, { pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, udpSourcePort: udpPorts[0]!, ...(stack !== undefined ? { stack } : {}) });
+      // ESP: every start draws a new incarnation (new keys, announced to the peers), and the journal, when
+      // the config names one, keeps epochs and sequence numbers across restarts too.
+      if (n.esp !== null && cfg.espJournal !== null) this.journal = SeqJournal.open(cfg.espJournal, { node: n.name });
+      this.nd = buildNode(n, {
+        pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, udpSourcePort: udpPorts[0]!,
+        random: (k) => randomBytes(k), ...(this.journal !== null ? { espJournal: this.journal } : {}), ...(stack !== undefined ? { stack } : {}),
+      });
       under.start();
     } catch (e) {
       for (const d of opened) d.close();
+      this.journal?.close();
       throw e;
     }
     for (const d of this.devices.values()) d.start();
@@ -168,7 +178,6 @@ export class Agent {
       await a.stop();
       throw e;
     }
-    if (cfg.node.esp !== null) log.warn('ESP state is not kept across restarts yet: a restarted agent starts its SAs again from the same keys and sequence numbers; use ESP in labs and tests only (see the README)');
     log.info('agent started', { node: cfg.node.name, pods: cfg.node.pods.length, peers: cfg.node.peers.length, control: cfg.control, metrics: a.metricsAddress });
     return a;
   }
@@ -385,6 +394,7 @@ export class Agent {
     this.control.close();
     await new Promise<void>((res) => (this.metricsServer === null ? res() : this.metricsServer.close(() => res())));
     for (const d of this.devices.values()) d.close();
+    this.journal?.close();
     this.log.info('agent stopped', { node: this.cfg.node.name });
   }
 }

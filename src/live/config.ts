@@ -23,6 +23,8 @@
  * peers: peers.yaml                # a file with the peer list (as node.peers), reread on SIGHUP; relative to this file
  * control: /run/seine/node1.sock   # * the control socket
  * metrics: 127.0.0.1:9464          # the Prometheus endpoint (host:port; port 0 picks one); default none
+ * espJournal: /var/lib/seine/node1.journal   # ESP: keeps epochs and sequence numbers across restarts (optional:
+ *                                  # each start has new keys anyway); relative to this file; one owner at a time
  * underlayMtu: 1500               # the underlay's MTU (what the tunnel's packets may be; default 1500)
  * buffers: 4096                    # packet buffers (default 4096)
  * ```
@@ -49,6 +51,8 @@ export interface AgentConfig {
   peersFile: string | null;
   control: string;
   metrics: string | null;
+  /** The ESP sequence journal's file (absolute), or null. */
+  espJournal: string | null;
   underlayMtu: number;
   buffers: number;
 }
@@ -224,7 +228,7 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
 /** Parses an agent configuration (`file` names it in errors and anchors relative paths). */
 export function parseAgentConfig(text: string, file: string): AgentConfig {
   const c = new Checker(file);
-  const o = c.obj(parseDoc(text, file), '', ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'underlayMtu', 'buffers'], ['node', 'control']);
+  const o = c.obj(parseDoc(text, file), '', ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'buffers'], ['node', 'control']);
   const node = checkNode(c, o['node']);
   const podsIn = o['pods'] === undefined ? {} : c.obj(o['pods'], 'pods', node.pods.map((p) => p.name));
   const pods: Record<string, PodPlacement> = {};
@@ -245,6 +249,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     hostTap, pods, peersFile,
     control: resolve(dirname(file), c.str(o['control'], 'control', 'a socket path')),
     metrics: o['metrics'] === undefined || o['metrics'] === null ? null : c.str(o['metrics'], 'metrics', 'host:port'),
+    espJournal: o['espJournal'] === undefined || o['espJournal'] === null ? null : resolve(dirname(file), c.str(o['espJournal'], 'espJournal', 'a file name')),
     underlayMtu: o['underlayMtu'] === undefined ? 1500 : c.int(o['underlayMtu'], 'underlayMtu', 576, 65535),
     buffers: o['buffers'] === undefined ? 4096 : c.int(o['buffers'], 'buffers', 256, 1 << 20),
   };

@@ -15,11 +15,12 @@
  * the caller's. Peers can be added and removed afterwards (`addPeer`, `removePeer`, `applyPeers`), so
  * a live agent applies a changed peer list without rebuilding: the other peers' traffic is untouched.
  */
-import { createHash } from 'node:crypto';
 import { Bridge, type Clock } from '../datapath/bridge.js';
 import type { Device } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
-import { ClusterSecret, loadClusterSecret } from '../esp/keys.js';
+import type { SeqJournal } from '../esp/journal.js';
+import { ClusterSecret, clusterSecretFromPassphrase, loadClusterSecret } from '../esp/keys.js';
+import { EspSadb } from '../esp/sadb.js';
 import type { Tunnel, VtepConfig } from '../overlay/tunnel.js';
 import type { PacketPool } from '../packet/buf.js';
 import { fromHex, macFromString } from '../wire/bytes.js';
@@ -47,6 +48,20 @@ export interface NodeEnv {
    * port per inner flow (RFC 7348 §5, RFC 8926 §3.3), as the simulator sends.
    */
   udpSourcePort?: number;
+  /**
+   * Randomness for ESP (config `esp`): the tunnel's SA database draws its incarnation from it once, so
+   * that every start of the node has new keys (esp/sadb.ts). A live agent passes crypto randomness
+   * (`(n) => crypto.randomBytes(n)`); the simulator its seeded generator. Default: none — the
+   * incarnation is then a fixed function of the node and its tunnel, which only a simulation or a test
+   * may use (a restarted node would send under its old keys again; `NodeDatapath.espRestartSafe` says).
+   */
+  random?: (n: number) => Uint8Array;
+  /**
+   * A sequence journal for the tunnel's SA database (`SeqJournal.open(path, { node: name })`, one file per
+   * node; the caller closes it when the node stops). Optional with derived keys, whose incarnations already
+   * make every start fresh; it keeps epochs and sequence numbers across restarts as well.
+   */
+  espJournal?: SeqJournal;
 }
 
 /** A built node. Its peers change only through `addPeer`, `removePeer` and `applyPeers`. */
@@ -70,11 +85,16 @@ export interface NodeDatapath {
   readonly peers: readonly NodePeerConfig[];
   /** Whether tunnel traffic is ESP-protected (peers then get SAs). */
   readonly encrypted: boolean;
+  /** With ESP: whether its incarnation came from `NodeEnv.random` (else a restart repeats keys). True without ESP. */
+  readonly espRestartSafe: boolean;
 }
 
-/** The cluster secret from its source: a passphrase's SHA-256 (32 bytes, the minimum length), or a file or variable. */
+/**
+ * The cluster secret from its source: a passphrase's SHA-256 (of its NFC-normalised UTF-8; 32 bytes, the
+ * minimum length), or a file or variable.
+ */
 export function clusterSecretFrom(src: NodeSecretSource): ClusterSecret {
-  if ('passphrase' in src) return new ClusterSecret(createHash('sha256').update(src.passphrase, 'utf8').digest());
+  if ('passphrase' in src) return clusterSecretFromPassphrase(src.passphrase);
   return loadClusterSecret(src);
 }
 
@@ -107,7 +127,12 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     knownOptions: t.knownOptions.map((o) => ({ class: o.class, type: o.type })),
     fragmentPolicy: t.fragmentPolicy, icmpTooBig: t.icmpTooBig, mssClamp: t.mssClamp,
     ...(t.udpPort !== null ? { dstPort: t.udpPort } : {}),
-    ...(e !== null ? { esp: { cipher: e.cipher, secret: clusterSecretFrom(e.secret), node: name, udpEncap: e.udpEncap } } : {}),
+    ...(e !== null ? {
+      esp: {
+        cipher: e.cipher, secret: clusterSecretFrom(e.secret), node: name, udpEncap: e.udpEncap,
+        ...(env.random !== undefined ? { random: env.random } : {}), ...(env.espJournal !== undefined ? { journal: env.espJournal } : {}),
+      },
+    } : {}),
   });
   const tunnel = bridge.tunnel(tunnelPort);
   for (const m of cfg.vniSegments) tunnel.mapVni(m.vni, m.segment);
@@ -131,7 +156,7 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     bridge.addStaticMac(gateway.vlan, m, stack);
     bridge.gateway!.hostMac = m;
   }
-  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: [], encrypted: e !== null };
+  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: [], encrypted: e !== null, espRestartSafe: tunnel.sadb?.restartSafe ?? true };
   const names = new Set<string>();
   for (const p of cfg.peers) {
     if (names.has(p.name)) throw new RangeError(`node ${name}: peer ${p.name} is listed twice`);
@@ -182,7 +207,7 @@ function attach(nd: NodeDatapath, peer: NodePeerConfig): void {
 /**
  * Removes a peer: its VTEP, the routes and MAC entries through it, its SAs. What is sent to its pods is
  * then dropped (`NoRoute` at the gateway, routed), what it still sends is dropped at the tunnel port
- * (`UnknownVtep`, or `EspUnknownSpi` with ESP).
+ * (`UnknownVtep`, with ESP too).
  */
 export function removePeer(nd: NodeDatapath, name: string): void {
   const i = peerIndex(nd, name);
@@ -219,4 +244,24 @@ export function applyPeers(nd: NodeDatapath, peers: readonly NodePeerConfig[]): 
     added.push(p.name);
   }
   return { removed, added };
+}
+
+/**
+ * The control plane's introduction of two ESP nodes that are each other's peers: they exchange their
+ * announcements (esp/hello.ts) directly rather than over the underlay, so both can send at once. The
+ * simulator does this for every pair when it builds a cluster (its underlay then carries only what the
+ * scenario sends); a live node without such a channel exchanges them over the tunnel instead. False when
+ * they are not each other's peers or do not encrypt.
+ */
+export function introducePeers(a: NodeDatapath, b: NodeDatapath, now = 0): boolean {
+  const sa = a.tunnel.sadb;
+  const sb = b.tunnel.sadb;
+  const pa = a.peers.find((p) => p.name === b.name);
+  const pb = b.peers.find((p) => p.name === a.name);
+  if (sa === null || sb === null || pa === undefined || pb === undefined) return false;
+  const ai = a.tunnel.findVtep(pa.underlayIp);
+  const bi = b.tunnel.findVtep(pb.underlayIp);
+  if (ai < 0 || bi < 0) return false;
+  EspSadb.introduce(sa, ai, sb, bi, now);
+  return true;
 }

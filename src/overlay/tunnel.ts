@@ -12,7 +12,7 @@
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
+import { ipv4FromString, ipv6FromString, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
@@ -23,7 +23,9 @@ import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
 import { packetFlowHash } from './flowhash.js';
 import { EspSadb, type EspConfig, type EspPeerConfig } from '../esp/sadb.js';
+import type { OutboundSa } from '../esp/sa.js';
 import { ESP_DUMMY, ESP_NOT_ESP, espProtect, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
+import { HELLO_LEN, looksLikeHello } from '../esp/hello.js';
 import { pathMtu, type OverheadSpec } from '../mtu/overhead.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
 
@@ -236,7 +238,7 @@ export class Tunnel {
     this.icmpRate = { perSecond: rate.perSecond, burst: rate.burst };
     // Build one template to validate the options and ranges early.
     this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni);
-    this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp);
+    this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp, { kind: this.kind, port: this.dstPort, localAddr: cfg.localIp });
     this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
     const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
     this.spec = {
@@ -265,8 +267,8 @@ export class Tunnel {
     });
   }
 
-  /** Adds a remote VTEP; returns its index. Adding the same address twice throws. */
-  addVtep(v: VtepConfig): number {
+  /** Adds a remote VTEP (at `now`, for its SAs' lifetimes); returns its index. Adding the same address twice throws. */
+  addVtep(v: VtepConfig, now = 0): number {
     if (this.findVtep(v.ip) >= 0) throw new RangeError(`VTEP ${v.ip} is already in the table`);
     const vnis = new Set<number>();
     for (const n of v.vnis ?? []) vnis.add(checkVni(n, `VTEP ${v.ip}`));
@@ -275,7 +277,7 @@ export class Tunnel {
     const remote = parseUnderlayIp(v.ip, 'VTEP ip');
     // The one check of `makeTemplate` that depends on the VTEP (the rest was made on the tunnel's own template).
     if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
-    this.sadb?.addPeer(index, v.ip, v.esp);
+    this.sadb?.addPeer(index, v.ip, v.esp, now);
     this.vteps.push(new VtepEntry(index, v.ip, v.mac, vnis.size === 0 ? NO_VNIS : vnis, this.makeVtepTemplate));
     if (remote.family === 4) this.byV4.set(remote.v4, index);
     else this.byV6.set(remote.v6, index);
@@ -285,8 +287,8 @@ export class Tunnel {
 
   /**
    * Removes the VTEP with this address (a peer left); returns its index. Packets still heading for it are
-   * dropped as `UnknownVtep`, and so are packets from its address (or, with ESP, as `EspUnknownSpi`: its
-   * inbound SAs go with it). Adding the address again makes a new VTEP at a new index; with ESP its SAs
+   * dropped as `UnknownVtep`, and so are packets from its address (with ESP too, before any decryption;
+   * its inbound SAs go with it). Adding the address again makes a new VTEP at a new index; with ESP its SAs
    * carry on where they were (see `EspSadb.removePeer`).
    */
   removeVtep(ip: string): number {
@@ -360,11 +362,8 @@ export class Tunnel {
     if (this.sadb !== null) {
       // ESP first: authenticated and decrypted in place, the outer packet is then checked as any other.
       // ESP fragments come back as TunnelFragment, for reassembly first.
-      const r = espUnprotect(p, p.start + ETH_HEADER_LEN, this.sadb.lookup, now, this.espRx);
-      if (r === ESP_NOT_ESP) return DropReason.EspRequired;
-      if (r === ESP_DUMMY) return DropReason.EspDummy;
+      const r = this.espIn(p, now);
       if (r !== 0) return r;
-      this.sadb.accepted(this.espRx.sa!, now);
     }
     const b = p.data;
     const o = p.start;
@@ -470,23 +469,163 @@ export class Tunnel {
     return 0;
   }
 
-  /** Prepends the outer headers towards VTEP `vtep` with `vni`; returns 0 or a DropReason. */
+  /**
+   * Prepends the outer headers towards VTEP `vtep` with `vni`; returns 0, a DropReason, or (ESP) `ESP_WAIT`:
+   * the peer's SAs are not there yet (its announcement is awaited) — the packet is as it was, to hold.
+   */
   encap(p: PacketBuf, vtep: number, vni: number, now = 0): number {
     const v = this.vteps[vtep];
     if (v === undefined || v.removed) return DropReason.UnknownVtep;
+    let sa: OutboundSa | null = null;
+    if (this.sadb !== null) {
+      const r = this.sadb.outbound(vtep, now);
+      if (typeof r === 'number') return r;
+      sa = r;
+    }
     const hash = packetFlowHash(p);
     p.flowHash = hash;
     const innerLen = p.end - p.start;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
-    if (this.sadb !== null) {
-      const sa = this.sadb.outbound(vtep, now);
-      if (typeof sa === 'number') return sa;
+    if (sa !== null) {
       const r = espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
       if (r !== 0) return r;
     }
     v.txPackets++;
     v.txInnerBytes += innerLen;
     return 0;
+  }
+
+  /**
+   * ESP's part of `decap`. The cheap outer checks come first — IP header and IPv4 header checksum,
+   * addressed to this VTEP, from a VTEP of the table — so a forged or misdirected packet costs no cipher;
+   * then the SA by (SPI, that VTEP) (`EspPeerMismatch` for another peer's SPI: RFC 4301's selector
+   * check), and authentication and decryption in place. A hello (esp/hello.ts) goes to the SA database.
+   */
+  private espIn(p: PacketBuf, now: number): number {
+    const b = p.data;
+    const ip = p.start + ETH_HEADER_LEN;
+    const end = p.end;
+    const dv = p.view;
+    const type = dv.getUint16(p.start + 12);
+    let vtep: number;
+    if (type === ETHERTYPE_IPV4 && this.family === 4) {
+      const r = this.v4.at(b, ip).check(end - ip);
+      if (r !== null) return r;
+      if (!ipv4HeaderValid(dv, ip, (b[ip]! & 0x0f) << 2)) return DropReason.Ipv4BadChecksum;
+      if (dv.getUint32(ip + 16) !== this.localV4) return DropReason.TunnelNotForUs;
+      vtep = this.byV4.get(dv.getInt32(ip + 12));
+    } else if (type === ETHERTYPE_IPV6 && this.family === 6) {
+      const r = this.v6.at(b, ip).check(end - ip);
+      if (r !== null) return r;
+      const local = this.localV6!;
+      for (let k = 0; k < 16; k++) if (b[ip + 24 + k] !== local[k]) return DropReason.TunnelNotForUs;
+      vtep = this.vtepAtV6(b, ip + 8);
+    } else {
+      return DropReason.TunnelNotForUs;
+    }
+    if (vtep < 0) return DropReason.UnknownVtep;
+    const sadb = this.sadb!;
+    sadb.begin(vtep, now);
+    const rx = this.espRx;
+    const r = espUnprotect(p, ip, sadb.lookup, now, rx);
+    if (r === 0) {
+      sadb.accepted(rx.sa!, now);
+      return 0;
+    }
+    if (r === ESP_NOT_ESP) return this.helloIn(p, vtep, now);
+    if (r === ESP_DUMMY) return DropReason.EspDummy;
+    if (r === DropReason.EspUnknownSpi && rx.sa === null) return sadb.missReason;
+    if (r === DropReason.EspAuthFailed) sadb.authFailed(rx.sa!, now);
+    return r;
+  }
+
+  /** A packet that is not ESP on an ESP tunnel: a hello from VTEP `vtep` (UDP to the tunnel's port), else `EspRequired`. */
+  private helloIn(p: PacketBuf, vtep: number, now: number): number {
+    const b = p.data;
+    const dv = p.view;
+    const ip = p.start + ETH_HEADER_LEN;
+    let udp: number;
+    let l3End: number;
+    if (this.family === 4) {
+      if (b[ip + 9] !== IPPROTO_UDP || (dv.getUint16(ip + 6) & 0x3fff) !== 0) return DropReason.EspRequired;
+      udp = ip + ((b[ip]! & 0x0f) << 2);
+      l3End = ip + dv.getUint16(ip + 2);
+    } else {
+      l3End = ip + IPV6_HEADER_LEN + dv.getUint16(ip + 4);
+      if (l3End > p.end || walkIpv6(b, ip, l3End, this.walk) !== null || this.walk.fragOff >= 0 || this.walk.upperProto !== IPPROTO_UDP) return DropReason.EspRequired;
+      udp = this.walk.upperOff;
+    }
+    if (l3End - udp !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 4) !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 2) !== this.dstPort) return DropReason.EspRequired;
+    const off = udp + UDP_HEADER_LEN;
+    if (!looksLikeHello(b, off, l3End)) return DropReason.EspRequired;
+    return this.sadb!.receiveHello(vtep, b, off, l3End, now);
+  }
+
+  /**
+   * Builds a frame for each hello the SA database wants sent (UDP from and to the tunnel's port, from
+   * this VTEP to the peer's, esp/hello.ts) in a buffer from `alloc`, and hands it to `emit`. Returns how
+   * many; without a buffer the rest wait for the database to ask again.
+   */
+  emitHellos(alloc: () => PacketBuf | null, emit: (p: PacketBuf) => void): number {
+    const sadb = this.sadb;
+    if (sadb === null || sadb.outbox.length === 0) return 0;
+    let n = 0;
+    for (const { index, msg } of sadb.takeOutbox()) {
+      const v = this.vteps[index];
+      if (v === undefined || v.removed) continue;
+      const p = alloc();
+      if (p === null) break;
+      this.writeHello(p, v, msg);
+      emit(p);
+      n++;
+    }
+    return n;
+  }
+
+  private writeHello(p: PacketBuf, v: Vtep, msg: Uint8Array): void {
+    p.clearMeta();
+    const d = p.data;
+    const e = p.start;
+    wrMac(d, e, v.mac);
+    wrMac(d, e + 6, this.cfg.localMac);
+    const ip = e + ETH_HEADER_LEN;
+    const udpLen = UDP_HEADER_LEN + msg.length;
+    const ttl = this.cfg.ttl ?? 64;
+    let udp: number;
+    let pseudo: number;
+    if (this.family === 4) {
+      wr16(d, e + 12, ETHERTYPE_IPV4);
+      d[ip] = 0x45;
+      d[ip + 1] = 0;
+      wr16(d, ip + 2, 20 + udpLen);
+      wr32(d, ip + 4, 0x0000_4000); // id 0, DF: 106 bytes need no fragmenting
+      d[ip + 8] = ttl;
+      d[ip + 9] = IPPROTO_UDP;
+      wr16(d, ip + 10, 0);
+      wr32(d, ip + 12, this.localV4);
+      wr32(d, ip + 16, ipv4FromString(v.ip)!);
+      wr16(d, ip + 10, finish(onesSum(d, ip, 20)));
+      udp = ip + 20;
+      pseudo = pseudoSumV4At(d, ip + 12, ip + 16, IPPROTO_UDP, udpLen);
+    } else {
+      wr16(d, e + 12, ETHERTYPE_IPV6);
+      wr32(d, ip, 0x6000_0000);
+      wr16(d, ip + 4, udpLen);
+      d[ip + 6] = IPPROTO_UDP;
+      d[ip + 7] = ttl;
+      d.set(this.localV6!, ip + 8);
+      d.set(ipv6FromString(v.ip)!, ip + 24);
+      udp = ip + IPV6_HEADER_LEN;
+      pseudo = pseudoSumV6At(d, ip + 8, ip + 24, IPPROTO_UDP, udpLen);
+    }
+    wr16(d, udp, this.dstPort);
+    wr16(d, udp + 2, this.dstPort);
+    wr16(d, udp + 4, udpLen);
+    wr16(d, udp + 6, 0);
+    d.set(msg, udp + UDP_HEADER_LEN);
+    const c = finish(onesSum(d, udp, udpLen, pseudo));
+    wr16(d, udp + 6, c === 0 ? 0xffff : c);
+    p.end = udp + udpLen;
   }
 
   /** True when the outer IPv4 header carries DF (then outer packets are never fragmented). */

@@ -19,12 +19,13 @@
  * Addresses and MACs are assigned from the node and pod positions (deterministic), so one scenario and
  * seed give byte-identical captures and reports.
  */
+import { createHash } from 'node:crypto';
 import type { Bridge } from '../datapath/bridge.js';
 import { GLOBAL_VIRTUAL_MAC, parsePrefix } from '../datapath/gateway.js';
 import type { Device } from '../datapath/device.js';
 import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import type { Port } from '../datapath/port.js';
-import { buildNode, HOST_PORT, type NodeDatapath } from '../node/build.js';
+import { buildNode, HOST_PORT, introducePeers, type NodeDatapath } from '../node/build.js';
 import { NodeBuildError, nodeConfigsFromScenario, type NodeConfig, type NodeStackConfig } from '../node/config.js';
 import type { Tunnel } from '../overlay/tunnel.js';
 import { PacketPool } from '../packet/buf.js';
@@ -247,7 +248,10 @@ export class Cluster {
         hosts.set(p.name, this.observe(p, host, senders.has(`${n.name}/${p.name}`), capAt.get(`${n.name}/${p.name}`) ?? null));
       });
       const stack = cfg.stack !== null ? this.stackHost(n, cfg.stack, senders.has(`${n.name}/`)) : null;
-      const dp = buildNode(cfg, { pool: this.pool, clock, underlay, pod: (p) => hosts.get(p.name)!.dev, ...(stack !== null ? { stack: stack.dev } : {}) });
+      const dp = buildNode(cfg, {
+        pool: this.pool, clock, underlay, pod: (p) => hosts.get(p.name)!.dev, ...(stack !== null ? { stack: stack.dev } : {}),
+        ...(cfg.esp !== null ? { random: seededRandom(this.seed, n.name) } : {}),
+      });
       const pods = new Map<string, PodRt>();
       for (const [name, h] of hosts) pods.set(name, { spec: h.spec, host: h.host, port: dp.pods.get(name)!, icmp: h.icmp, observer: h.observer });
       this.nodes.set(n.name, {
@@ -255,6 +259,11 @@ export class Cluster {
         stack: stack === null ? null : { spec: stack.spec, host: stack.host, port: dp.stack!, icmp: stack.icmp, observer: stack.observer },
       });
     });
+    // The control plane introduces ESP peers to each other (their announcements never cross the underlay).
+    if (s.encryption !== null) {
+      const built = [...this.nodes.values()];
+      for (let i = 0; i < built.length; i++) for (let j = i + 1; j < built.length; j++) introducePeers(built[i]!.datapath, built[j]!.datapath, clock.now());
+    }
     for (const l of s.links) {
       const cfg: LinkConfig = {};
       if (l.mtu !== null) cfg.mtu = l.mtu;
@@ -509,5 +518,22 @@ function buildReport(c: Cluster): Report {
     underlay: { paths, unknownDst: c.fabric.stats.unknownDst, uplinkDown: c.fabric.stats.uplinkDown },
     captures: c.captures.map((k) => ({ name: k.name, packets: k.packets })),
     expectations, ok: expectations.every((x) => x.ok),
+  };
+}
+
+/**
+ * Node `node`'s randomness for ESP incarnations (`NodeEnv.random`): SHA-256 in counter mode over the
+ * seed and the node's name. A stream of its own: the simulator's PRNG is not drawn from, so nothing else
+ * in a run changes, and one seed gives one run.
+ */
+function seededRandom(seed: number, node: string): (n: number) => Uint8Array {
+  let block = 0;
+  return (n) => {
+    const out = new Uint8Array(n);
+    for (let o = 0; o < n; o += 32) {
+      const h = createHash('sha256').update(`seine sim esp random\0${seed}\0${node}\0${block++}`).digest();
+      out.set(h.subarray(0, Math.min(32, n - o)), o);
+    }
+    return out;
   };
 }

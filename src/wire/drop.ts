@@ -140,6 +140,14 @@ export enum DropReason {
   DeviceSendError,
   /** A frame the tunnel device cannot send: not IPv4/IPv6, or neither UDP on a tunnel port nor IP it may send raw. */
   DeviceNotSendable,
+  // ESP: the SA database's lifecycle (esp/sadb.ts)
+  /**
+   * The outer source address is not the peer of the SA the SPI names (RFC 4301 §5.2, the inbound
+   * selector check): a rewritten or spoofed source. Dropped before any decryption.
+   */
+  EspPeerMismatch,
+  /** An ESP control message (a peer's epoch announcement, esp/hello.ts): consumed by the SA database. */
+  EspControl,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */

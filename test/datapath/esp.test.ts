@@ -16,7 +16,7 @@ import { PacketBatch, PacketPool } from '../../src/packet/buf.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { compose, dissect, type Layer } from '../../src/wire/stack.js';
 import { eth, ip4, udp } from '../peers/catalogue.js';
-import { assertBooks, assertPoolFull, drops, hostMac, newBridge, tapPair, VirtualClock, type Net, type TapEnd } from './topology.js';
+import { assertBooks, assertPoolFull, drops, hostMac, introduceEsp, newBridge, tapPair, VirtualClock, type Net, type TapEnd } from './topology.js';
 
 const UNDER_MAC = [0, 0x0e0000000001, 0x0e0000000002];
 const POD = [0, hostMac(0x105), hostMac(0x205)];
@@ -43,6 +43,9 @@ function pair(kind: 'vxlan' | 'geneve', underlay: 4 | 6, esp: Omit<EspConfig, 's
   };
   const n1 = make(1, u1);
   const n2 = make(2, u2);
+  // As the simulator's control plane does: the two learn each other's incarnation without the underlay
+  // (lifecycle.test.ts has the exchange over the wire).
+  introduceEsp(n1.br, n2.br);
   return { net, n1, n2 };
 }
 
@@ -78,7 +81,7 @@ for (const cipher of ['aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'] as cons
         assert.ok(!contains(f, sent[k]!.subarray(0, 12)) && !contains(f, sent[k]!.subarray(42, 58)), 'inner bytes are not in the clear');
       }
       const p1 = n1.br.tunnel('tun0').sadb!.peers[0]!;
-      assert.equal(p1.out.seqLo, 3, 'sequence numbers 1, 2, 3');
+      assert.equal(p1.out!.seqLo, 3, 'sequence numbers 1, 2, 3');
       assertBooks(n1.br);
       assertBooks(n2.br);
       assertPoolFull(net.pool);
@@ -160,7 +163,7 @@ test('esp: trace records show SPI, sequence number and the decision', () => {
   n1.br.trace = log.sink;
   n2.br.trace = log.sink;
   n1.pod.send([pkt(100, 1)], true);
-  const spi = n1.br.tunnel('tun0').sadb!.peers[0]!.out.spi.toString(16);
+  const spi = n1.br.tunnel('tun0').sadb!.peers[0]!.out!.spi.toString(16);
   const lines = log.records.map((r) => `${r.node} ${r.stage} ${r.action}`);
   assert.ok(lines.includes(`node1 encapsulate vxlan VNI 5000 to 192.168.0.2, ESP SPI 0x${spi} seq 1`), lines.join('\n'));
   assert.ok(lines.includes(`node2 decapsulate vxlan VNI 5000 from 192.168.0.1, ESP SPI 0x${spi} seq 1 authenticated`), lines.join('\n'));
@@ -175,7 +178,7 @@ test('esp: explicitly keyed SAs (labs, interop) carry traffic; an SA out of sequ
   const b2a = { spi: 0x2002, key: '22'.repeat(16), salt: 'b1b2b3b4' };
   const make = (i: 1 | 2, under: TapEnd): Node => {
     const br = newBridge(net, `node${i}`);
-    br.addTunnel('tun0', under, { kind: 'vxlan', mode: 'l2', localIp: `192.168.0.${i}`, esp: { cipher: 'aes-gcm-128', esn: false, lifetime: { packets: 2 } } });
+    br.addTunnel('tun0', under, { kind: 'vxlan', mode: 'l2', localIp: `192.168.0.${i}`, esp: { cipher: 'aes-gcm-128', esn: false, lifetime: { packets: 2 }, freshExplicitKeys: true } });
     br.addVtep('tun0', { ip: `192.168.0.${3 - i}`, mac: UNDER_MAC[3 - i]!, vnis: [5000], esp: i === 1 ? { out: a2b, in: b2a } : { out: b2a, in: a2b } });
     br.mapVni('tun0', 5000, 0);
     const pod = new Endpoint(`pod${i}`, net.pool, POD[i]!, 9000);
@@ -207,8 +210,9 @@ test('esp: the path MTU is not capped like a pod MTU, and an underlay too small 
   const make = (mtu: number): { br: Bridge; pod: Endpoint } => {
     const br = newBridge(net, `n${mtu}`);
     const [u] = tapPair(`u${mtu}`, `v${mtu}`, UNDER_MAC[1]!, UNDER_MAC[2]!, mtu);
-    br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128', secret: SECRET } });
-    br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, vnis: [5000] });
+    // Explicit keys: no peer here to announce itself, and the test is about MTUs.
+    br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128', freshExplicitKeys: true } });
+    br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, vnis: [5000], esp: { out: { spi: 0x700, key: '44'.repeat(16), salt: '01020304' }, in: { spi: 0x701, key: '55'.repeat(16), salt: '01020304' } } });
     br.mapVni('tun0', 5000, 0);
     const pod = new Endpoint(`pod${mtu}`, net.pool, POD[1]!);
     br.addPort('pod', pod);
@@ -235,10 +239,11 @@ test('esp: a tunnel refuses a second inbound SA with an SPI it already uses', ()
   const net: Net = { pool: new PacketPool({ count: 4, frameCapacity: 2048 }), clock: new VirtualClock() };
   const br = newBridge(net, 'n');
   const [u] = tapPair('u1', 'u2', UNDER_MAC[1]!, UNDER_MAC[2]!, 1500);
-  br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128' } });
-  const sa = (spi: number) => ({ spi, key: '33'.repeat(16), salt: '01020304' });
+  br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128', freshExplicitKeys: true } });
+  // One key per SA (a key shared between directions or peers is refused, lifecycle.test.ts).
+  const sa = (spi: number) => ({ spi, key: spi.toString(16).padStart(4, '0').repeat(8), salt: '01020304' });
   br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, esp: { out: sa(0x500), in: sa(0x600) } });
-  assert.throws(() => br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: sa(0x600) } }), /inbound SPI 0x600 is already in use/);
+  assert.throws(() => br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: { ...sa(0x600), key: 'ab'.repeat(16) } } }), /inbound SPI 0x600 is already in use/);
   // The refused VTEP left nothing behind: the next one takes its place.
   assert.equal(br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: sa(0x601) } }), 1);
   assert.equal(br.tunnel('tun0').sadb!.peers.length, 2);

@@ -13,7 +13,7 @@ import { PacketPool } from '../../src/packet/buf.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { compose } from '../../src/wire/stack.js';
 import { data, eth, ip4, udp } from '../peers/catalogue.js';
-import { addHost, assertBooks, assertPoolFull, BROADCAST, drops, frame, hostMac, seen, newBridge, newNet, VirtualClock, type Host, type Net } from './topology.js';
+import { addHost, assertBooks, assertPoolFull, BROADCAST, drops, frame, hostMac, introduceEsp, seen, newBridge, newNet, VirtualClock, type Host, type Net } from './topology.js';
 
 const GW = (i: number): number => 0x02aa00000000 + i;
 const UNDER_MAC = (i: number): number => 0x0e0100000000 + i;
@@ -33,7 +33,7 @@ interface Node {
 function cluster(n: number, mode: 'routed' | 'l2', esp = false): { net: Net; nodes: Node[]; underlay: Bridge } {
   const net: Net = { pool: new PacketPool({ count: 512, frameCapacity: 2048 }), clock: new VirtualClock() };
   const underlay = newBridge(net, 'underlay');
-  const secret = new ClusterSecret(new Uint8Array(32).fill(9));
+  const secret = new ClusterSecret(new Uint8Array(32).map((_, i) => 9 + i));
   const nodes = Array.from({ length: n }, (_, k): Node => {
     const i = k + 1;
     const br = newBridge(net, `n${i}`);
@@ -52,6 +52,7 @@ function cluster(n: number, mode: 'routed' | 'l2', esp = false): { net: Net; nod
     return { i, br, pod };
   });
   for (const a of nodes) for (const b of nodes) if (a !== b) addPeer(a, b, mode, esp);
+  if (esp) for (const a of nodes) for (const b of nodes) if (a.i < b.i) introduceEsp(a.br, b.br, 'tun');
   return { net, nodes, underlay };
 }
 
@@ -139,19 +140,19 @@ test('l2: a removed VTEP leaves the flood lists and takes the MACs learned behin
   assertPoolFull(net.pool);
 });
 
-test('esp: a removed peer\'s packets are EspUnknownSpi; added back, its SAs go on where they were (no replay drops, sequence numbers continue)', () => {
+test('esp: a removed peer\'s packets are UnknownVtep (refused before any decryption); added back, its SAs go on where they were (no replay drops, sequence numbers continue)', () => {
   const { net, nodes, underlay } = cluster(3, 'routed', true);
   const [n1, n2, n3] = nodes as [Node, Node, Node];
   n1.pod.ep.send([routedPacket(1, 2), routedPacket(1, 2), routedPacket(1, 3)]);
   n2.pod.ep.send([routedPacket(2, 1)]);
   assert.deepEqual([delivered(n1), delivered(n2), delivered(n3)], [1, 2, 1]);
   const sadb = n1.br.tunnel('tun').sadb!;
-  assert.equal(sadb.peers[0]!.out.seqLo, 2);
+  assert.equal(sadb.peers[0]!.out!.seqLo, 2);
 
   n1.br.removeVtep('tun', UNDER_IP(2));
   n2.pod.ep.send([routedPacket(2, 1)]);
   assert.equal(delivered(n1), 0);
-  assert.equal(drops(n1.br.port('tun'), DropReason.EspUnknownSpi), 1);
+  assert.equal(drops(n1.br.port('tun'), DropReason.UnknownVtep), 1);
   n1.pod.ep.send([routedPacket(1, 3)]);
   n3.pod.ep.send([routedPacket(3, 1)]);
   assert.deepEqual([delivered(n1), delivered(n3)], [1, 1], 'n1 and n3 carry on');
@@ -161,7 +162,7 @@ test('esp: a removed peer\'s packets are EspUnknownSpi; added back, its SAs go o
   assert.equal(back.name, 'n2');
   assert.equal(back.out, sadb.peers[0]!.out, 'the same outbound SA');
   n1.pod.ep.send([routedPacket(1, 2)]);
-  assert.equal(back.out.seqLo, 3, 'sequence number 3, not 1 again');
+  assert.equal(back.out!.seqLo, 3, 'sequence number 3, not 1 again');
   n2.pod.ep.send([routedPacket(2, 1)]);
   assert.deepEqual([delivered(n1), delivered(n2)], [1, 1]);
   for (const n of nodes) {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Bridge, type Clock } from '../../src/datapath/bridge.js';
 import { Endpoint, VethEnd } from '../../src/datapath/device.js';
+import { EspSadb } from '../../src/esp/sadb.js';
 import type { Port, VlanConfig } from '../../src/datapath/port.js';
 import { PacketPool, type PacketBatch } from '../../src/packet/buf.js';
 import { rd32, wr32 } from '../../src/wire/bytes.js';
@@ -111,19 +112,29 @@ export function books(bridge: Bridge, ports: readonly Port[] = bridge.ports.filt
 
 /**
  * The bridge's identity: Σ rx + flood copies + frames it generated + extra fragments it made = Σ tx + Σ drops
- * + fragments merged by reassembly + fragments held (and the gateway's, when it has one).
+ * + fragments merged by reassembly + fragments held + packets waiting for ESP (and the gateway's, when it has one).
  */
 export function assertBooks(bridge: Bridge, ports?: readonly Port[]): void {
   const b = books(bridge, ports);
   const made = bridge.floodCopies + bridge.generated + bridge.fragmentsMade;
-  const gone = bridge.fragmentsMerged + bridge.heldFragments;
-  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments}`);
+  const gone = bridge.fragmentsMerged + bridge.heldFragments + bridge.heldForEsp;
+  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments} + waiting for ESP ${bridge.heldForEsp}`);
   const gw = bridge.gateway;
   if (gw !== null) {
     const port = bridge.ports.find((q) => q?.kind === 'gateway')!;
     const rhs = gw.counters.rxPackets - gw.generated + gw.counters.dropped + gw.consumed;
     assert.equal(port.counters.txPackets, rhs, `bridge ${bridge.name}: gateway tx ${port.counters.txPackets} ≠ rx ${gw.counters.rxPackets} − generated ${gw.generated} + drops ${gw.counters.dropped} + consumed ${gw.consumed}`);
   }
+}
+
+/**
+ * Introduces the ESP tunnels `port` of two bridges to each other, as the simulator's control plane does:
+ * their announcements are exchanged directly, not over the underlay (esp/sadb.ts).
+ */
+export function introduceEsp(a: Bridge, b: Bridge, port = 'tun0'): void {
+  const sa = a.tunnel(port).sadb!;
+  const sb = b.tunnel(port).sadb!;
+  EspSadb.introduce(sa, a.tunnel(port).findVtep(sb.ident.localAddr), sb, b.tunnel(port).findVtep(sa.ident.localAddr), 0);
 }
 
 /** Every buffer is back in the pool. */

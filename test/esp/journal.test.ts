@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
+import { spawn, spawnSync } from 'node:child_process';
 import {
-  JOURNAL_BLOCK, JournalCorruptError, nodeJournalFs, saId, SEQ_END, SeqJournal, type JournalFs, type SeqJournalOptions,
+  JOURNAL_BLOCK, JournalCorruptError, JournalLockedError, nodeJournalFs, processAlive, saId, SEQ_END, SeqJournal, type JournalFs, type SeqJournalOptions,
 } from '../../src/esp/journal.js';
 import { explicitSaKeys, keyId } from '../../src/esp/keys.js';
 
@@ -121,6 +122,12 @@ class FakeDisk implements JournalFs {
     this.#tick();
     this.#live.delete(path);
   }
+  createExclusive(path: string, data: Uint8Array): boolean {
+    this.#tick();
+    if (this.#live.has(path)) return false;
+    this.#live.set(path, { data: data.slice(), synced: new Uint8Array(0) });
+    return true;
+  }
 
   /** The file as the next reader would see it (no operation counted). */
   peek(path: string): Uint8Array | null {
@@ -138,6 +145,11 @@ class FakeDisk implements JournalFs {
 }
 
 const FAKE_PATH = '/var/lib/seine/esp-journal';
+/**
+ * The tests below reopen journals in one process, as a restart after a crash would (the crashed process
+ * is gone): its lock is stale. The lock itself is tested at the end, with real process liveness.
+ */
+const DEAD = { pidAlive: (): boolean => false };
 
 /** Random bytes from a counter, so that each new journal draws another base, reproducibly. */
 function counterRandom(seed = 1): (n: number) => Uint8Array {
@@ -171,7 +183,7 @@ function runAgent(ops: Op[], block: bigint, fs: FakeDisk, wrap: (d: FakeDisk) =>
   const open = (): SeqJournal => {
     for (;;) {
       try {
-        return SeqJournal.open(FAKE_PATH, opts);
+        return SeqJournal.open(FAKE_PATH, { ...DEAD, ...opts });
       } catch (e) {
         if (!(e instanceof Crash)) throw e;
       }
@@ -256,7 +268,7 @@ test('journal: the crash model has teeth — it catches a journal whose writes s
     const dirFds = new Set<number>();
     return {
       readFile: (p) => d.readFile(p), openWrite: (p) => d.openWrite(p), write: (fd, b) => d.write(fd, b), close: (fd) => d.close(fd),
-      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p),
+      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p), createExclusive: (p, b) => d.createExclusive(p, b),
       openDir: (p) => { const fd = d.openDir(p); dirFds.add(fd); return fd; },
       fsync: (fd) => { if (dirFds.has(fd)) d.fsync(fd); },
     };
@@ -265,7 +277,7 @@ test('journal: the crash model has teeth — it catches a journal whose writes s
     const dirFds = new Set<number>();
     return {
       readFile: (p) => d.readFile(p), openWrite: (p) => d.openWrite(p), write: (fd, b) => d.write(fd, b), close: (fd) => d.close(fd),
-      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p),
+      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p), createExclusive: (p, b) => d.createExclusive(p, b),
       openDir: (p) => { const fd = d.openDir(p); dirFds.add(fd); return fd; },
       fsync: (fd) => { if (!dirFds.has(fd)) d.fsync(fd); },
     };
@@ -279,7 +291,7 @@ test('journal: the crash model has teeth — it catches a journal whose writes s
 test('journal: a crash at any step of a write leaves the old journal or the new one, whole; leftovers are removed', () => {
   const disk = new FakeDisk();
   const opts: SeqJournalOptions = { node: 'a', fs: disk, block: 8n, random: counterRandom(5) };
-  const j = SeqJournal.open(FAKE_PATH, opts);
+  const j = SeqJournal.open(FAKE_PATH, { ...DEAD, ...opts });
   j.reserve(saId('a', 'b', j.base), 1n);
   const old = disk.peek(FAKE_PATH)!;
   const before = disk.ops;
@@ -290,7 +302,7 @@ test('journal: a crash at any step of a write leaves the old journal or the new 
   for (let k = 0; k <= steps; k++) {
     const d = new FakeDisk();
     d.put(FAKE_PATH, old);
-    const jj = SeqJournal.open(FAKE_PATH, { ...opts, fs: d });
+    const jj = SeqJournal.open(FAKE_PATH, { ...DEAD, ...opts, fs: d });
     d.crashIn = k;
     let crashed = false;
     try {
@@ -306,15 +318,15 @@ test('journal: a crash at any step of a write leaves the old journal or the new 
     assert.ok(after !== null, `crash before step ${k}: the journal vanished`);
     // Durable once the directory is fsync'd (step 6), the old one before.
     assert.deepEqual(Buffer.from(after).toString(), Buffer.from(k <= 6 ? old : fresh).toString(), `crash before step ${k}`);
-    const re = SeqJournal.open(FAKE_PATH, { ...opts, fs: d });
+    const re = SeqJournal.open(FAKE_PATH, { ...DEAD, ...opts, fs: d });
     assert.equal(re.epoch('b'), k <= 6 ? j.base : j.base + 1);
-    assert.deepEqual(d.paths(), [FAKE_PATH], 'the temporary file is gone');
+    assert.deepEqual(d.paths(), [FAKE_PATH, `${FAKE_PATH}.lock`], 'the temporary file is gone (the lock is the open journal\'s)');
   }
 });
 
 test('journal on a real file system: created 0600, reopened, and a crash between write and rename keeps the old file', () => {
   const p = freshPath();
-  const j = SeqJournal.open(p, { node: 'n1' });
+  const j = SeqJournal.open(p, { ...DEAD, node: 'n1' });
   assert.ok(existsSync(p));
   assert.equal(statSync(p).mode & 0o777, 0o600);
   const id = saId('n1', 'n2', j.epoch('n2'));
@@ -323,11 +335,11 @@ test('journal on a real file system: created 0600, reopened, and a crash between
   const written = readFileSync(p, 'utf8');
   // A write that dies between the temporary file and the rename.
   const dying: JournalFs = { ...nodeJournalFs, rename: () => { throw new Crash('power loss before rename'); } };
-  const j2 = SeqJournal.open(p, { node: 'n1', fs: dying });
+  const j2 = SeqJournal.open(p, { ...DEAD, node: 'n1', fs: dying });
   assert.throws(() => j2.reserve(id, 1n + JOURNAL_BLOCK), Crash);
   assert.ok(existsSync(`${p}.tmp`), 'the new state sits in the temporary file');
   assert.equal(readFileSync(p, 'utf8'), written, 'the journal itself is untouched');
-  const j3 = SeqJournal.open(p, { node: 'n1' });
+  const j3 = SeqJournal.open(p, { ...DEAD, node: 'n1' });
   assert.ok(!existsSync(`${p}.tmp`), 'open removes the leftover');
   assert.equal(j3.restore(id), 1n + JOURNAL_BLOCK);
   assert.equal(j3.base, j.base);
@@ -335,7 +347,7 @@ test('journal on a real file system: created 0600, reopened, and a crash between
 
 test('journal: a failed write (ENOSPC) throws and changes nothing, in memory or on disk', () => {
   const disk = new FakeDisk();
-  const j = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk, block: 10n, random: counterRandom() });
+  const j = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk, block: 10n, random: counterRandom() });
   const id = saId('a', 'b', j.base);
   assert.equal(j.reserve(id, 1n), 11n);
   const onDisk = disk.peek(FAKE_PATH);
@@ -351,23 +363,26 @@ test('journal: a failed write (ENOSPC) throws and changes nothing, in memory or 
 
 // ---- reservations --------------------------------------------------------------------------------------------
 
-test('reserve: writes only when the bound is reached, then next + block; {hi, lo} and the 2^64 end', () => {
+test('reserve: at or past the bound writes next + block; below it is an error, never a silent success; {hi, lo} and the 2^64 end', () => {
   const disk = new FakeDisk();
-  const j = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk, block: 100n, random: counterRandom() });
+  const j = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk, block: 100n, random: counterRandom() });
   const id = saId('a', 'b', j.base);
   assert.equal(j.reserve(id, 1n), 101n);
   const ops = disk.ops;
-  for (const n of [1n, 50n, 100n]) assert.equal(j.reserve(id, n), 101n);
-  assert.equal(disk.ops, ops, 'below the bound nothing is written');
+  // Numbers below the bound were handed out already: a second user of the id (another tunnel, another
+  // process) or a sequence number gone back. Returning the bound would let both use them.
+  for (const n of [1n, 50n, 100n]) assert.throws(() => j.reserve(id, n), new RegExp(`asks for sequence number ${n}, below its reservation 101: those may have been used already`));
+  assert.equal(disk.ops, ops, 'nothing is written');
+  assert.equal(j.restore(id), 101n);
   assert.equal(j.reserve(id, 101n), 201n);
   assert.equal(j.reserve(id, 5000n), 5100n, 'a jump reserves from where the SA is');
   assert.equal(j.reserve(id, { hi: 1, lo: 5 }), (1n << 32n) + 105n);
   assert.equal(j.reserve(id, SEQ_END - 10n), SEQ_END, 'capped at 2^64');
-  assert.equal(j.reserve(id, SEQ_END - 1n), SEQ_END);
+  assert.throws(() => j.reserve(id, SEQ_END - 1n), /below its reservation/, 'within the last reservation: nothing to write, and no going back');
   assert.throws(() => j.reserve(id, SEQ_END), /has used all 2\^64 sequence numbers; rekey/);
   assert.throws(() => j.reserve(id, -1n), RangeError);
   assert.throws(() => j.reserve(id, { hi: 2 ** 32, lo: 0 }), /not two 32-bit halves/);
-  const re = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk });
+  const re = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk });
   assert.equal(re.restore(id), SEQ_END);
   assert.equal(re.block, JOURNAL_BLOCK);
   assert.equal(JOURNAL_BLOCK, 1n << 20n);
@@ -375,13 +390,13 @@ test('reserve: writes only when the bound is reached, then next + block; {hi, lo
 
 test('hand-configured SAs are journalled under keyId, whatever their SPI, and survive rekeys', () => {
   const disk = new FakeDisk();
-  const j = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk, block: 10n, random: counterRandom() });
+  const j = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk, block: 10n, random: counterRandom() });
   const k1 = explicitSaKeys({ cipher: 'aes-gcm-128', key: '00'.repeat(16), salt: '01020304', spi: 0x1000 });
   const k2 = explicitSaKeys({ ...{ cipher: 'aes-gcm-128', key: '00'.repeat(16), salt: '01020304' }, spi: 0x2000 });
   assert.equal(j.reserve(keyId(k1), 1n), 11n);
   j.bumpEpoch('b');
   j.bumpEpoch('b');
-  const re = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk });
+  const re = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk });
   assert.equal(re.restore(keyId(k2)), 11n, 'same key and salt, other SPI: resumes');
 });
 
@@ -389,7 +404,7 @@ test('hand-configured SAs are journalled under keyId, whatever their SPI, and su
 
 test('epochs: start at the random base, grow by one, persist; only the current and previous epoch may be used', () => {
   const disk = new FakeDisk();
-  const j = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk, block: 10n, random: counterRandom(9) });
+  const j = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk, block: 10n, random: counterRandom(9) });
   const b0 = j.base;
   assert.ok(Number.isSafeInteger(b0) && b0 >= 0 && b0 < 2 ** 52);
   assert.equal(j.epoch('b'), b0);
@@ -406,7 +421,7 @@ test('epochs: start at the random base, grow by one, persist; only the current a
   assert.equal(j.restore(saId('a', 'b', b0 + 1)), 11n);
   assert.equal(j.epoch('c'), b0, 'per peer');
   assert.throws(() => j.restore(saId('a', 'c', b0 - 1 < 0 ? b0 + 5 : b0 - 1)), RangeError);
-  const re = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk });
+  const re = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk });
   assert.equal(re.epoch('b'), b0 + 2);
   assert.equal(re.base, b0);
   assert.throws(() => re.epoch('a'), /own node/);
@@ -421,7 +436,7 @@ test('a lost journal starts a new random base: no epoch used before comes back',
   const used = new Set<string>();
   let random = 1;
   for (let life = 0; life < 20; life++) {
-    const j = SeqJournal.open(FAKE_PATH, { node: 'a', fs: disk, block: 4n, random: counterRandom(random++) });
+    const j = SeqJournal.open(FAKE_PATH, { ...DEAD, node: 'a', fs: disk, block: 4n, random: counterRandom(random++) });
     for (let r = 0; r < 5; r++) {
       for (const peer of ['b', 'c']) {
         const id = saId('a', peer, j.epoch(peer));
@@ -434,8 +449,8 @@ test('a lost journal starts a new random base: no epoch used before comes back',
     disk.unlink(FAKE_PATH); // the journal is lost
   }
   // With the default random source two fresh journals draw different bases.
-  const a = SeqJournal.open(freshPath(), { node: 'a' }).base;
-  const b = SeqJournal.open(freshPath(), { node: 'a' }).base;
+  const a = SeqJournal.open(freshPath(), { ...DEAD, node: 'a' }).base;
+  const b = SeqJournal.open(freshPath(), { ...DEAD, node: 'a' }).base;
   assert.notEqual(a, b);
 });
 
@@ -462,14 +477,14 @@ function withSum(body: string): string {
 
 function goodJournal(): { path: string; text: string } {
   const path = freshPath();
-  const j = SeqJournal.open(path, { node: 'n1', random: counterRandom(3) });
+  const j = SeqJournal.open(path, { ...DEAD, node: 'n1', random: counterRandom(3) });
   j.reserve(saId('n1', 'n2', j.base), 1n);
   j.bumpEpoch('n3');
   return { path, text: readFileSync(path, 'utf8') };
 }
 
 function expectCorrupt(path: string, re: RegExp): void {
-  assert.throws(() => SeqJournal.open(path, { node: 'n1' }), (e: unknown) => {
+  assert.throws(() => SeqJournal.open(path, { ...DEAD, node: 'n1' }), (e: unknown) => {
     assert.ok(e instanceof JournalCorruptError, String(e));
     assert.equal(e.path, path);
     assert.ok(e.message.startsWith(`esp journal ${path}: `), e.message);
@@ -481,7 +496,7 @@ function expectCorrupt(path: string, re: RegExp): void {
 
 test('a missing journal is an empty one, written at once', () => {
   const path = freshPath();
-  const j = SeqJournal.open(path, { node: 'n1', random: counterRandom(3) });
+  const j = SeqJournal.open(path, { ...DEAD, node: 'n1', random: counterRandom(3) });
   assert.deepEqual(j.snapshot().reserved, {});
   assert.deepEqual(j.snapshot().epochs, {});
   assert.match(readFileSync(path, 'utf8'), /^\{"format":"seine-esp-journal","version":1,"node":"n1","base":\d+,"epochs":\{\},"reserved":\{\}\}\nsha256:[0-9a-f]{64}\n$/);
@@ -496,7 +511,7 @@ test('a truncated journal is refused, naming the file, at every length', () => {
     expectCorrupt(path, /truncated|checksum|not JSON/);
   }
   writeFileSync(path, text);
-  assert.equal(SeqJournal.open(path, { node: 'n1' }).epoch('n3'), SeqJournal.open(path, { node: 'n1' }).base + 1);
+  assert.equal(SeqJournal.open(path, { ...DEAD, node: 'n1' }).epoch('n3'), SeqJournal.open(path, { ...DEAD, node: 'n1' }).base + 1);
 });
 
 test('a journal with any single bit flipped is refused (the checksum, not luck, catches a changed digit)', () => {
@@ -543,12 +558,70 @@ test('a journal with a good checksum but bad content is refused, saying what is 
   expectCorrupt(path, /not UTF-8/);
   // Another node's journal: not damaged, but not ours either.
   writeFileSync(path, text);
-  assert.throws(() => SeqJournal.open(path, { node: 'n2' }), (e: unknown) => e instanceof RangeError && e.message === `esp journal ${path}: belongs to node n1, not n2`);
+  assert.throws(() => SeqJournal.open(path, { ...DEAD, node: 'n2' }), (e: unknown) => e instanceof RangeError && e.message === `esp journal ${path}: belongs to node n1, not n2`);
 });
 
 test('open: options are checked', () => {
-  assert.throws(() => SeqJournal.open('', { node: 'a' }), /path must be a file path/);
-  assert.throws(() => SeqJournal.open(freshPath(), { node: '' }), /node must be a non-empty/);
-  assert.throws(() => SeqJournal.open(freshPath(), { node: 'a', block: 0n }), /block 0 is not in 1-2\^64/);
-  assert.throws(() => SeqJournal.open(freshPath(), { node: 'a', random: () => new Uint8Array(3) }), /too few bytes/);
+  assert.throws(() => SeqJournal.open('', { ...DEAD, node: 'a' }), /path must be a file path/);
+  assert.throws(() => SeqJournal.open(freshPath(), { ...DEAD, node: '' }), /node must be a non-empty/);
+  assert.throws(() => SeqJournal.open(freshPath(), { ...DEAD, node: 'a', block: 0n }), /block 0 is not in 1-2\^64/);
+  assert.throws(() => SeqJournal.open(freshPath(), { ...DEAD, node: 'a', random: () => new Uint8Array(3) }), /too few bytes/);
+});
+
+// ---- one owner -----------------------------------------------------------------------------------------------
+
+test('lock: a journal whose process lives is refused to a second opener; close releases it; a stale lock (dead pid, or no pid) is taken over', () => {
+  const p = freshPath();
+  const j = SeqJournal.open(p, { node: 'n1' });
+  assert.equal(readFileSync(`${p}.lock`, 'utf8'), `${process.pid}\n`);
+  assert.throws(() => SeqJournal.open(p, { node: 'n1' }), (e: unknown) => e instanceof JournalLockedError && e.pid === process.pid && e.path === p && /locked by process \d+, which is running/.test(e.message));
+  assert.ok(j.open);
+  j.close();
+  j.close();
+  assert.ok(!j.open && !existsSync(`${p}.lock`));
+  assert.throws(() => j.reserve(saId('n1', 'n2', j.base), 1n), /closed/);
+  // A process that died holding it (kill -9, power loss): its pid is gone.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  writeFileSync(`${p}.lock`, `${dead}\n`);
+  const j2 = SeqJournal.open(p, { node: 'n1' });
+  assert.equal(readFileSync(`${p}.lock`, 'utf8'), `${process.pid}\n`, 'taken over');
+  j2.close();
+  // A crash between creating the lock and writing the pid leaves it empty: stale too.
+  writeFileSync(`${p}.lock`, '');
+  SeqJournal.open(p, { node: 'n1' }).close();
+  // init (pid 1) always runs: refused, and the lock is left to its holder.
+  writeFileSync(`${p}.lock`, '1\n');
+  assert.throws(() => SeqJournal.open(p, { node: 'n1' }), JournalLockedError);
+  assert.equal(readFileSync(`${p}.lock`, 'utf8'), '1\n');
+  assert.ok(processAlive(process.pid) && processAlive(1) && !processAlive(dead));
+});
+
+test('lock: two processes on one journal file — the second is refused while the first runs, and takes over once it is killed', async () => {
+  const p = freshPath();
+  const mod = new URL('../../src/esp/journal.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e',
+    `import { SeqJournal } from ${JSON.stringify(mod)}; SeqJournal.open(process.argv[1], { node: 'n1' }); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`, p], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((ok, fail) => {
+      child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) ok(); });
+      child.on('exit', (c) => fail(new Error(`child exited ${c}`)));
+    });
+    assert.throws(() => SeqJournal.open(p, { node: 'n1' }), (e: unknown) => e instanceof JournalLockedError && e.pid === child.pid);
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((ok) => child.on('exit', ok));
+  }
+  const j = SeqJournal.open(p, { node: 'n1' });
+  assert.equal(readFileSync(`${p}.lock`, 'utf8'), `${process.pid}\n`);
+  j.close();
+});
+
+test('claim: in one process a journal serves one SA database', () => {
+  const j = SeqJournal.open(freshPath(), { node: 'n1' });
+  const a = {};
+  j.claim(a);
+  j.claim(a);
+  assert.throws(() => j.claim({}), /already serves another SA database; give each tunnel a journal file of its own/);
+  j.close();
+  assert.throws(() => j.claim(a), /closed/);
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { hkdfSync } from 'node:crypto';
+import { createHash, hkdfSync } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { format, inspect } from 'node:util';
 import fc from 'fast-check';
 import {
-  ClusterSecret, deriveSaKeys, explicitSaKeys, hkdfSha256, keyId, loadClusterSecret, spiFor, SPI_MIN, type SaKeySpec,
+  ClusterSecret, clusterSecretFromPassphrase, deriveHelloKey, deriveSaKeys, explicitSaKeys, hkdfSha256, keyId, loadClusterSecret, spiFor, SPI_MIN, type SaKeySpec,
 } from '../../src/esp/keys.js';
 import { ESP_CIPHERS, type EspCipher } from '../../src/mtu/overhead.js';
 import { fromHex, hex } from '../helpers.js';
@@ -50,57 +50,101 @@ test('hkdfSha256: RFC 5869 A.3 zero-length salt and info', () => {
 // ---- golden derivation ----------------------------------------------------------------------------------
 
 /** Computed once by an independent HMAC-based HKDF (Python's hmac) from the layout in keys.ts, then frozen. */
+/** The golden inputs: secret 00..1f, node-a → node-b on VXLAN 4789 between 192.0.2.1 and 2001:db8::2, incarnations 01..10 and 11..20, epoch 7. */
+const TUNNEL = { kind: 'vxlan', port: 4789, srcAddr: '192.0.2.1', dstAddr: '2001:db8::2' };
+const INC_A = range(1, 17);
+const INC_B = range(17, 33);
+const golden = (cipher: EspCipher): SaKeySpec => ({ cipher, src: 'node-a', dst: 'node-b', tunnel: TUNNEL, srcIncarnation: INC_A, dstIncarnation: INC_B, epoch: 7 });
+/** Computed once from the layout (and checked against the recomputation by hand below): a change of the derivation shows here. */
 const GOLDEN: Record<EspCipher, { key: string; salt: string; spi: number }> = {
-  'aes-gcm-128': { key: '181aaa4a89b69cc6992d157182fcd069', salt: 'd95969ab', spi: 0x22a82fc8 },
-  'aes-gcm-256': { key: '108227aaee2f2cf7fc834505a0d4ffccc95979ddc39c6cc846c0ece8233c0a2e', salt: '558be276', spi: 0x4438dd24 },
-  'chacha20-poly1305': { key: '717056500cf4d43ff88b408ae73823fe10c8b13044ee31702dd6b9915a01a607', salt: '0d6ea46a', spi: 0x67181dd2 },
+  'aes-gcm-128': { key: '8a231cac8875e54922eb6fcbc6235b33', salt: '8fa998e1', spi: 0x227fb21c },
+  'aes-gcm-256': { key: '7837a49ab2313e735fa38bb51ff404673a324c9af97ad4cb2a4bc5a32eb18241', salt: '75393019', spi: 0xdf072fb9 },
+  'chacha20-poly1305': { key: '362fe1868748ab9febd2271ac0968535d52a4de996ec97d9beb29c24873f2502', salt: '269c4db0', spi: 0x71739f9c },
 };
 
 test('deriveSaKeys: golden key, salt and SPI for each cipher (secret 00..1f, node-a → node-b, epoch 7)', () => {
   for (const cipher of CIPHERS) {
-    const k = deriveSaKeys(secret, { cipher, src: 'node-a', dst: 'node-b', epoch: 7 });
+    const k = deriveSaKeys(secret, golden(cipher));
     assert.equal(k.cipher, cipher);
     assert.equal(hex(k.key), GOLDEN[cipher].key, cipher);
     assert.equal(hex(k.salt), GOLDEN[cipher].salt, cipher);
     assert.equal(k.spi, GOLDEN[cipher].spi, cipher);
   }
-  assert.equal(secret.fingerprint(), '701b27304d85e78e');
+  assert.equal(secret.fingerprint(), '701b27304d85e78e', 'the fingerprint names the secret, not a derivation version');
 });
 
 // The documented layout, rebuilt here by hand and fed to node:crypto's hkdfSync directly.
 const lp = (x: Uint8Array): Buffer => Buffer.concat([Buffer.from([x.length >> 8, x.length & 0xff]), x]);
 const u64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
 const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
+/** An address as bytes, by hand: dotted quad, or IPv6 through node's own parser (net.SocketAddress is newer than Node 20.0). */
+function addrByHand(a: string): Buffer {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(a)) return Buffer.from(a.split('.').map(Number));
+  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, ''];
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === '' ? [] : tail.split(':');
+  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return Buffer.concat(groups.map((g) => u16(parseInt(g, 16))));
+}
 function byHand(ikm: Uint8Array, s: SaKeySpec): { key: string; salt: string; spi: number } {
   const c = ESP_CIPHERS[s.cipher];
-  const fields = Buffer.concat([lp(Buffer.from(s.cipher)), lp(Buffer.from(s.src, 'utf8')), lp(Buffer.from(s.dst, 'utf8')), lp(u64(s.epoch))]);
-  const okm = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v1', Buffer.concat([lp(Buffer.from('seine esp sa v1')), fields]), c.keyLen + c.saltLen));
-  const v = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v1', Buffer.concat([lp(Buffer.from('seine esp spi v1')), fields, lp(u32(s.spiTweak ?? 0))]), 4)).readUInt32BE(0);
+  const t = s.tunnel;
+  const fields = Buffer.concat([
+    lp(Buffer.from(s.cipher)), lp(Buffer.from(t.kind, 'utf8')), lp(u16(t.port)), lp(Buffer.from(s.src, 'utf8')), lp(Buffer.from(s.dst, 'utf8')),
+    lp(addrByHand(t.srcAddr)), lp(addrByHand(t.dstAddr)), lp(Buffer.from(s.srcIncarnation)), lp(Buffer.from(s.dstIncarnation)), lp(u64(s.epoch)),
+  ]);
+  const okm = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp sa v2')), fields]), c.keyLen + c.saltLen));
+  const v = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp spi v2')), fields, lp(u32(s.spiTweak ?? 0))]), 4)).readUInt32BE(0);
   return { key: okm.subarray(0, c.keyLen).toString('hex'), salt: okm.subarray(c.keyLen).toString('hex'), spi: 256 + (v % (2 ** 32 - 256)) };
 }
 
 const nameArb = fc.string({ minLength: 1, maxLength: 12, unit: 'grapheme' });
+const v4Arb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((q) => q.join('.'));
+const v6Arb = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }).map((g) => g.map((x) => x.toString(16)).join(':'));
+const incArb = fc.uint8Array({ minLength: 16, maxLength: 16 });
+const tunnelArb = fc.record({ kind: fc.constantFrom('vxlan', 'geneve'), port: fc.nat(65535), srcAddr: fc.oneof(v4Arb, v6Arb), dstAddr: fc.oneof(v4Arb, v6Arb) }, { noNullPrototype: true });
 const specArb: fc.Arbitrary<SaKeySpec> = fc.record({
   cipher: fc.constantFrom(...CIPHERS),
   src: nameArb,
   dst: nameArb,
+  tunnel: tunnelArb,
+  srcIncarnation: incArb,
+  dstIncarnation: incArb,
   epoch: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.maxSafeNat()),
 }, { noNullPrototype: true }).filter((s) => s.src !== s.dst && Buffer.byteLength(s.src) <= 255 && Buffer.byteLength(s.dst) <= 255);
+/** Secrets the constructor takes: 32+ bytes, not all the same. */
+const ikmArb = (max: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength: 32, maxLength: max }).filter((b) => b.some((x) => x !== b[0]));
 
 test('deriveSaKeys: equals the documented layout recomputed with hkdfSync (golden inputs and random ones)', () => {
-  for (const cipher of CIPHERS) assert.deepEqual(byHand(SECRET, { cipher, src: 'node-a', dst: 'node-b', epoch: 7 }), GOLDEN[cipher]);
-  fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 64 }), specArb, fc.nat({ max: 0xffff_ffff }), (ikm, s, tweak) => {
+  for (const cipher of CIPHERS) assert.deepEqual(byHand(SECRET, golden(cipher)), GOLDEN[cipher]);
+  fc.assert(fc.property(ikmArb(64), specArb, fc.nat({ max: 0xffff_ffff }), (ikm, s, tweak) => {
     const k = deriveSaKeys(new ClusterSecret(ikm), { ...s, spiTweak: tweak });
     assert.deepEqual({ key: hex(k.key), salt: hex(k.salt), spi: k.spi }, byHand(ikm, { ...s, spiTweak: tweak }));
   }));
 });
 
+test('deriveHelloKey: the documented layout, one key per direction and tunnel', () => {
+  const t = TUNNEL;
+  const fields = Buffer.concat([lp(Buffer.from('chacha20-poly1305')), lp(Buffer.from('vxlan')), lp(u16(4789)), lp(Buffer.from('node-a')), lp(Buffer.from('node-b')), lp(addrByHand(t.srcAddr)), lp(addrByHand(t.dstAddr))]);
+  const want = Buffer.from(hkdfSync('sha256', SECRET, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp hello v1')), fields]), 32)).toString('hex');
+  const k = (src: string, dst: string, tunnel = t): string => hex(deriveHelloKey(secret, { cipher: 'chacha20-poly1305', src, dst, tunnel }));
+  assert.equal(k('node-a', 'node-b'), want);
+  assert.notEqual(k('node-b', 'node-a', { ...t, srcAddr: t.dstAddr, dstAddr: t.srcAddr }), want, 'the other direction');
+  assert.notEqual(k('node-a', 'node-b', { ...t, kind: 'geneve' }), want, 'another tunnel kind');
+  assert.notEqual(k('node-a', 'node-b', { ...t, port: 4790 }), want, 'another port');
+  // Not an SA key of the same pair either (another label).
+  assert.notEqual(hex(deriveSaKeys(secret, golden('chacha20-poly1305')).key), want);
+});
+
 // ---- distinct inputs, distinct keys --------------------------------------------------------------------
 
-const canon = (s: SaKeySpec): string => JSON.stringify([s.cipher, s.src, s.dst, s.epoch]);
+const canon = (s: SaKeySpec): string => JSON.stringify([s.cipher, s.src, s.dst, s.tunnel, hex(s.srcIncarnation), hex(s.dstIncarnation), s.epoch]);
+/** A spec with the golden tunnel and incarnations. */
+const plain = (cipher: EspCipher, src: string, dst: string, epoch: number): SaKeySpec => ({ cipher, src, dst, epoch, tunnel: TUNNEL, srcIncarnation: INC_A, dstIncarnation: INC_B });
 
 test('deriveSaKeys: splits that concatenate alike still give different keys', () => {
-  const d = (src: string, dst: string, epoch = 1, cipher: EspCipher = 'aes-gcm-256'): string => hex(deriveSaKeys(secret, { cipher, src, dst, epoch }).key);
+  const d = (src: string, dst: string, epoch = 1, cipher: EspCipher = 'aes-gcm-256'): string => hex(deriveSaKeys(secret, plain(cipher, src, dst, epoch)).key);
   assert.notEqual(d('ab', 'c'), d('a', 'bc'));
   assert.notEqual(d('a\u0000', 'b'), d('a', '\u0000b'));
   assert.notEqual(d('a', 'b'), d('b', 'a'), 'the two directions of a pair');
@@ -110,12 +154,20 @@ test('deriveSaKeys: splits that concatenate alike still give different keys', ()
   assert.notEqual(d('a', 'b', 1, 'aes-gcm-256'), d('a', 'b', 1, 'chacha20-poly1305'));
   // The 16-byte aes-gcm-128 key is not a prefix of the aes-gcm-256 key.
   assert.ok(!d('a', 'b', 1, 'aes-gcm-256').startsWith(d('a', 'b', 1, 'aes-gcm-128')));
+  // An address spelled two ways is one address; two incarnations split differently are not.
+  const k = (s: Partial<SaKeySpec>): string => hex(deriveSaKeys(secret, { ...plain('aes-gcm-128', 'a', 'b', 1), ...s }).key);
+  assert.equal(k({ tunnel: { ...TUNNEL, dstAddr: '2001:DB8:0:0::2' } }), k({}));
+  assert.notEqual(k({ srcIncarnation: INC_B, dstIncarnation: INC_A }), k({}));
 });
 
 test('deriveSaKeys: any field differing gives a different key and salt (small alphabets, so splits collide if unprefixed)', () => {
   const small = fc.string({ minLength: 1, maxLength: 3, unit: fc.constantFrom('a', 'b', '\u0000', 'é') });
-  const smallSpec = fc.record({ cipher: fc.constantFrom(...CIPHERS), src: small, dst: small, epoch: fc.oneof(fc.nat({ max: 2 }), fc.constant(256)) }, { noNullPrototype: true })
-    .filter((s) => s.src !== s.dst);
+  const smallInc = fc.constantFrom(INC_A, INC_B);
+  const smallSpec = fc.record({
+    cipher: fc.constantFrom(...CIPHERS), src: small, dst: small, epoch: fc.oneof(fc.nat({ max: 2 }), fc.constant(256)),
+    tunnel: fc.record({ kind: fc.constantFrom('vxlan', 'geneve'), port: fc.constantFrom(4789, 6081), srcAddr: fc.constantFrom('10.0.0.1', '10.0.0.2'), dstAddr: fc.constantFrom('10.0.0.1', '10.0.0.2') }, { noNullPrototype: true }),
+    srcIncarnation: smallInc, dstIncarnation: smallInc,
+  }, { noNullPrototype: true }).filter((s) => s.src !== s.dst);
   fc.assert(fc.property(fc.uniqueArray(smallSpec, { minLength: 2, maxLength: 40, selector: canon }), (specs) => {
     const seen = new Map<string, string>();
     for (const s of specs) {
@@ -134,32 +186,40 @@ test('deriveSaKeys: the same bytes split differently between src and dst, or one
   const unit = fc.constantFrom('a', 'b', '\u0000', 'é', '\u0002');
   const arb = fc.record({
     cipher: fc.constantFrom(...CIPHERS), src: fc.string({ minLength: 1, maxLength: 6, unit }), dst: fc.string({ minLength: 1, maxLength: 6, unit }),
-    epoch: fc.nat({ max: 1000 }), cut: fc.nat(), other: fc.constantFrom(...CIPHERS),
-  }, { noNullPrototype: true }).filter((s) => s.src !== s.dst && s.src.length + s.dst.length >= 3);
-  fc.assert(fc.property(arb, ({ cipher, src, dst, epoch, cut, other }) => {
+    epoch: fc.nat({ max: 1000 }), cut: fc.nat(), other: fc.constantFrom(...CIPHERS), tunnel: tunnelArb, si: incArb, di: incArb,
+  }, { noNullPrototype: true }).filter((s) => s.src !== s.dst && s.src.length + s.dst.length >= 3 && hex(s.si) !== hex(s.di));
+  fc.assert(fc.property(arb, ({ cipher, src, dst, epoch, cut, other, tunnel, si, di }) => {
     const key = (s: SaKeySpec): string => { const k = deriveSaKeys(secret, s); return hex(k.key) + hex(k.salt); };
-    const base = key({ cipher, src, dst, epoch });
+    const spec = (c: EspCipher, a: string, b: string, e: number, t = tunnel, x: Uint8Array = si, y: Uint8Array = di): SaKeySpec => ({ cipher: c, src: a, dst: b, epoch: e, tunnel: t, srcIncarnation: x, dstIncarnation: y });
+    const base = key(spec(cipher, src, dst, epoch));
     const all = src + dst;
     let k = 1 + (cut % (all.length - 1));
     if (k === src.length) k = k === 1 ? 2 : k - 1;
+    const flip = (b: Uint8Array): Uint8Array => { const c = b.slice(); c[0] = c[0]! ^ 1; return c; };
     const variants: SaKeySpec[] = [
-      { cipher, src: all.slice(0, k), dst: all.slice(k), epoch },
-      { cipher, src: dst, dst: src, epoch },
-      { cipher, src, dst, epoch: epoch + 1 },
-      { cipher, src: `${src}a`, dst, epoch },
-      { cipher, src, dst: `a${dst}`, epoch },
+      spec(cipher, all.slice(0, k), all.slice(k), epoch),
+      spec(cipher, dst, src, epoch),
+      spec(cipher, src, dst, epoch + 1),
+      spec(cipher, `${src}a`, dst, epoch),
+      spec(cipher, src, `a${dst}`, epoch),
+      spec(cipher, src, dst, epoch, { ...tunnel, kind: tunnel.kind === 'vxlan' ? 'geneve' : 'vxlan' }),
+      spec(cipher, src, dst, epoch, { ...tunnel, port: tunnel.port ^ 1 }),
+      spec(cipher, src, dst, epoch, { ...tunnel, srcAddr: tunnel.dstAddr, dstAddr: tunnel.srcAddr }),
+      spec(cipher, src, dst, epoch, tunnel, flip(si)),
+      spec(cipher, src, dst, epoch, tunnel, si, flip(di)),
+      spec(cipher, src, dst, epoch, tunnel, di, si),
     ];
-    if (other !== cipher) variants.push({ cipher: other, src, dst, epoch });
+    if (other !== cipher) variants.push(spec(other, src, dst, epoch));
     for (const v of variants) {
-      if (v.src === v.dst) continue;
-      assert.notEqual(key(v), base, `${canon(v)} shares the key of ${canon({ cipher, src, dst, epoch })}`);
+      if (v.src === v.dst || canon(v) === canon(spec(cipher, src, dst, epoch))) continue;
+      assert.notEqual(key(v), base, `${canon(v)} shares the key of ${canon(spec(cipher, src, dst, epoch))}`);
       if (ESP_CIPHERS[v.cipher].keyLen === ESP_CIPHERS[cipher].keyLen) assert.notEqual(key(v).slice(0, 32), base.slice(0, 32));
     }
   }), { numRuns: 300 });
 });
 
 test('deriveSaKeys: different secrets give different keys for the same SA', () => {
-  fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 40 }), fc.uint8Array({ minLength: 32, maxLength: 40 }), specArb, (a, b, s) => {
+  fc.assert(fc.property(ikmArb(40), ikmArb(40), specArb, (a, b, s) => {
     fc.pre(hex(a) !== hex(b));
     assert.notEqual(hex(deriveSaKeys(new ClusterSecret(a), s).key), hex(deriveSaKeys(new ClusterSecret(b), s).key));
   }), { numRuns: 50 });
@@ -179,7 +239,7 @@ test('SPI: in 256..2^32-1, spiFor agrees, and the tweak moves the SPI but not th
 });
 
 test('deriveSaKeys: refuses what it cannot encode unambiguously, naming the field', () => {
-  const ok: SaKeySpec = { cipher: 'aes-gcm-128', src: 'a', dst: 'b', epoch: 0 };
+  const ok: SaKeySpec = plain('aes-gcm-128', 'a', 'b', 0);
   const bad: [Partial<Record<keyof SaKeySpec, unknown>>, RegExp][] = [
     [{ cipher: 'aes-cbc' }, /cipher aes-cbc is not one of aes-gcm-128, aes-gcm-256, chacha20-poly1305/],
     [{ src: '' }, /src must be a non-empty/],
@@ -192,6 +252,12 @@ test('deriveSaKeys: refuses what it cannot encode unambiguously, naming the fiel
     [{ epoch: 1.5 }, /epoch 1.5 is not an integer/],
     [{ epoch: 2 ** 53 }, /epoch 9007199254740992 is not an integer/],
     [{ spiTweak: 2 ** 32 }, /spiTweak 4294967296 is not an integer/],
+    [{ tunnel: { ...TUNNEL, port: 65536 } }, /tunnel port 65536 is not an integer in 0-65535/],
+    [{ tunnel: { ...TUNNEL, kind: '' } }, /tunnel kind must be a non-empty/],
+    [{ tunnel: { ...TUNNEL, srcAddr: 'node-a' } }, /tunnel srcAddr "node-a" is not an IPv4 or IPv6 address/],
+    [{ tunnel: null }, /tunnel must be \{ kind, port, srcAddr, dstAddr \}/],
+    [{ srcIncarnation: new Uint8Array(15) }, /srcIncarnation must be 16 bytes/],
+    [{ dstIncarnation: 'x'.repeat(16) }, /dstIncarnation must be 16 bytes/],
   ];
   for (const [patch, re] of bad) assert.throws(() => deriveSaKeys(secret, { ...ok, ...patch } as SaKeySpec), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(patch));
   assert.throws(() => deriveSaKeys(SECRET as unknown as ClusterSecret, ok), TypeError);
@@ -235,7 +301,7 @@ test('leaks(): the detector finds the bytes where they are printed plainly (so i
 test('ClusterSecret: String, JSON, util.inspect and format print a redaction, nested or not', () => {
   fc.assert(fc.property(secretArb, (b) => {
     const s = new ClusterSecret(b);
-    const k = deriveSaKeys(s, { cipher: 'chacha20-poly1305', src: 'a', dst: 'b', epoch: 1 });
+    const k = deriveSaKeys(s, plain('chacha20-poly1305', 'a', 'b', 1));
     const shown = [
       String(s), `${s}`, s.toString(), JSON.stringify(s), JSON.stringify({ cfg: { secret: s } }),
       inspect(s), inspect({ secret: s }, { depth: 10, showHidden: true }), inspect([s], { showHidden: true, getters: true }),
@@ -289,7 +355,7 @@ test('loadClusterSecret: hex, base64 and base64url text, whitespace and newlines
 });
 
 test('loadClusterSecret: any random secret round-trips through hex, base64 and base64url text', () => {
-  fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 200 }), fc.constantFrom('hex', 'base64', 'base64url' as const), (b, enc) => {
+  fc.assert(fc.property(ikmArb(200), fc.constantFrom('hex', 'base64', 'base64url' as const), (b, enc) => {
     const text = Buffer.from(b).toString(enc);
     assert.equal(loadClusterSecret({ env: 'S' }, { S: text }).fingerprint(), new ClusterSecret(b).fingerprint(), text);
   }), { numRuns: 300 });
@@ -368,6 +434,39 @@ test('loadClusterSecret: no error quotes the input it rejects', () => {
       for (let i = 0; i + 8 <= text.length; i++) assert.ok(!msg.includes(text.slice(i, i + 8)), `error quotes ${text.slice(i, i + 8)}: ${msg}`);
     }
   }), { numRuns: 30 });
+});
+
+test('secrets: an all-zero (or any one-byte-repeated) secret is refused, from bytes, a file or a variable', () => {
+  for (const fill of [0x00, 0xff, 0x41]) {
+    assert.throws(() => new ClusterSecret(new Uint8Array(32).fill(fill)), /all 32 bytes are 0x[0-9a-f]{2}: an empty or wiped buffer, not a secret/);
+  }
+  assert.throws(() => loadClusterSecret({ file: secretFile(new Uint8Array(64)) }), /not a secret/);
+  assert.throws(() => loadClusterSecret({ env: 'S' }, { S: '00'.repeat(32) }), /all 32 bytes are 0x00/);
+  // One byte different is a (bad, but) real secret: the check is for unset buffers, not for entropy.
+  const almost = new Uint8Array(32);
+  almost[31] = 1;
+  assert.equal(new ClusterSecret(almost).length, 32);
+});
+
+test('secrets: a passphrase with non-ASCII letters in a file is text (refused as a passphrase), not 32+ raw bytes', () => {
+  for (const text of ['correct hörse battery stäple, and a few more words\n', 'パスワードはパスワードではありません、鍵を使ってください', 'café café café café café café café\n']) {
+    assert.ok(Buffer.byteLength(text) >= 32);
+    assert.throws(() => loadClusterSecret({ file: secretFile(text) }), /is neither hex nor base64 .*a passphrase is not a key/, text);
+  }
+  // Bytes that are not UTF-8 text stay raw bytes (what `head -c 32 /dev/urandom` writes).
+  const raw = Uint8Array.from({ length: 32 }, (_, i) => (i * 73 + 129) & 0xff);
+  assert.equal(loadClusterSecret({ file: secretFile(raw) }).fingerprint(), new ClusterSecret(raw).fingerprint());
+});
+
+test('secrets: a passphrase is NFC-normalised before hashing (one secret however "é" was typed); empty or lone surrogates refused', () => {
+  const composed = 'lab-secr\u00e9t';
+  const decomposed = 'lab-secre\u0301t';
+  assert.notEqual(composed, decomposed);
+  assert.equal(clusterSecretFromPassphrase(composed).fingerprint(), clusterSecretFromPassphrase(decomposed).fingerprint());
+  assert.equal(clusterSecretFromPassphrase('lab-secret').fingerprint(), new ClusterSecret(Uint8Array.from(createHash('sha256').update('lab-secret').digest())).fingerprint(), 'ASCII: the SHA-256 of its bytes, as before');
+  assert.equal(clusterSecretFromPassphrase(composed).fingerprint(), new ClusterSecret(Uint8Array.from(createHash('sha256').update(Buffer.from(composed, 'utf8')).digest())).fingerprint());
+  assert.throws(() => clusterSecretFromPassphrase(''), /passphrase is empty/);
+  assert.throws(() => clusterSecretFromPassphrase('abc\ud800'), /lone surrogate/);
 });
 
 // ---- SAs by hand ---------------------------------------------------------------------------------------------
