@@ -135,9 +135,17 @@ export const nodeJournalFs: JournalFs = {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as { code?: unknown } | null)?.code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped by its parent) still answers kill(pid, 0) but holds nothing; a
+  // killed agent whose parent is gone may stay one for a while. Where /proc says so, it is dead.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true;
   }
 }
 

@@ -196,9 +196,15 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     assert.ok(drops >= 1, 'the tunnel dropped the too-big DF packets and said so');
   });
 
-  test('restart: an agent killed with SIGKILL comes back on the same pod interfaces; connectivity within 2 s', { timeout: 120_000 }, async () => {
-    const name = `l${TAG}-restart`;
-    const lab = await up(scenarioFile(name, 'vxlan', null), name);
+  for (const cipher of [null, 'aes-gcm-128'] as const) test(`restart${cipher !== null ? ` with ESP (${cipher})` : ''}: an agent killed with SIGKILL comes back on the same pod interfaces; connectivity within 2 s${cipher !== null ? '; new keys' : ''}`, { timeout: 120_000 }, async () => {
+    const name = `l${TAG}-restart${cipher !== null ? '-esp' : ''}`;
+    const lab = await up(scenarioFile(name, 'vxlan', cipher), name);
+    // With ESP, the SPI node1 sends under, from seine trace --live's encapsulation stage.
+    const spi = async (): Promise<unknown> => {
+      const t = JSON.parse((await seine(['trace', '--live', '--lab', lab, '--from', 'node1/a', '--to', 'node2/c', '--json'])).stdout) as { steps: Array<{ stage: string; detail: Record<string, unknown> }> };
+      return t.steps.find((x) => x.stage === 'encapsulate')?.detail['espSpi'];
+    };
+    const spiBefore = cipher !== null ? await spi() : null;
     assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
     const ifindex = async (): Promise<number> => (JSON.parse((await inNs(ns(lab, 'node1/a'), ['ip', '-j', 'link', 'show', 'eth0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
     const before = await ifindex();
@@ -223,6 +229,12 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     process.stderr.write(`  live restart: connectivity back ${back.toFixed(0)} ms after the agent was started again\n`);
     assert.ok(back < 2000, `connectivity back after ${back.toFixed(0)} ms (want < 2 s)`);
     assert.equal(await ifindex(), before, 'not recreated: same ifindex');
+    if (cipher !== null) {
+      const spiAfter = await spi();
+      assert.equal(typeof spiBefore, 'number');
+      assert.equal(typeof spiAfter, 'number');
+      assert.notEqual(spiAfter, spiBefore, 'a restarted agent sends under new keys (a new SPI), never its old ones');
+    }
   });
 
   test('bad input: a million malformed frames and datagrams are counted by reason, forwarding goes on, RSS stays bounded', { timeout: 300_000 }, async () => {
