@@ -36,9 +36,10 @@
  * - in one process, a journal serves one SA database (`claim`);
  * - `reserve` never goes backwards: a request below the SA's bound is an error, never a silent success.
  *
- * The price of the random base is that epochs cannot be guessed by the receiver: each node must tell its
- * peers its current epoch per peer (the control plane's job), at least at start and after a loss. Between
- * those, epochs grow by one, so a receiver can watch for the SPIs of the next few.
+ * The price of the random base is that epochs cannot be guessed by the receiver: each node tells its
+ * peers its current epoch per peer in its announcements (esp/hello.ts, esp/sadb.ts), at start and
+ * whenever a peer asks. Between those, epochs grow by one, so a receiver watches for the SPIs of the next
+ * few.
  *
  * Journal ids: `saId(src, dst, epoch)` for derived SAs (src must be the journal's node; only the current
  * and the previous epoch of a peer may be used, older ones are pruned at each bump) and `keyId(keys)`

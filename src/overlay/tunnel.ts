@@ -354,8 +354,10 @@ export class Tunnel {
    * length, port and checksum (verified when non-zero; zero over IPv6 refused unless configured), the
    * VXLAN/Geneve header, Geneve critical options, the remote VTEP and the VNI. On success the window is the
    * inner frame, `p.tunVni`, `p.tunVtep`, `p.tunOptOff/Len` and `p.segment` (l2) are set, and it returns 0;
-   * otherwise a DropReason. With ESP the packet is first authenticated and decrypted in place (esp/esp.ts),
-   * so after a later check fails it is no longer as received; without ESP a failed `p` is unchanged.
+   * otherwise a DropReason. With ESP the outer IP header is checked first (checksum, for this VTEP, from a
+   * known VTEP: `espIn`), then the packet is authenticated and decrypted in place (esp/esp.ts), so after a
+   * later check fails it is no longer as received; without ESP a failed `p` is unchanged. An ESP tunnel's
+   * announcements (esp/hello.ts) are consumed here (`EspControl`).
    */
   decap(p: PacketBuf, now = 0): number {
     if (p.end - p.start < ETH_HEADER_LEN) return DropReason.EthTruncated;
