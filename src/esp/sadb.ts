@@ -190,8 +190,9 @@ export class EspPeer {
   helloAt = 0;
   /** Packets are waiting for this peer since (ns), or -1. */
   waitingSince = -1;
-  /** A rekey request was honoured for the current outbound SA (one per SA). */
+  /** A rekey request was honoured for the current outbound SA (one per SA), and when (ns, or -1). */
   rekeyAsked = false;
+  rekeyAskedAt = -1;
   /** When this node last asked the peer for a hello unprompted (ns), or -1. */
   askedAt = -1;
   helloKeyOut: Uint8Array | null = null;
@@ -738,9 +739,11 @@ export class EspSadb {
         // The peer is further along than this node knows (epochs lost beyond the lookahead).
         this.resync(peer, h.epoch, now);
       }
-      if ((h.flags & HELLO_REKEY) !== 0 && peer.out !== null && !peer.rekeyAsked) {
+      // Honoured once per outbound SA and at most once a second: a replayed request forces no stream of rekeys.
+      if ((h.flags & HELLO_REKEY) !== 0 && peer.out !== null && !peer.rekeyAsked && (peer.rekeyAskedAt < 0 || now - peer.rekeyAskedAt >= 1e9)) {
         this.rekeyOut(peer, now);
         peer.rekeyAsked = true;
+        peer.rekeyAskedAt = now;
       }
     }
     if (!fresh || (h.flags & HELLO_ANSWER) !== 0) {

@@ -546,6 +546,10 @@ test('defect 7: ICV failures are counted; at the AEAD\'s integrity limit the SA 
   for (let k = 1; k < 4; k++) a.pod.send([frame(1, 2, k)]);
   assert.equal(b.pod.take().length, 3, 'and traffic goes on in the next epoch');
   assert.equal(drops(b.br.port('t'), DropReason.EspAuthFailed), 3);
+  // The request replayed by someone on the path: no second rekey (once per SA, at most once a second).
+  const request = u2.sent.filter((f) => f[23] === 17).at(-1)!;
+  inject(u2, [request, request], net.pool);
+  assert.equal(a.br.tunnel('t').sadb!.peers[0]!.rekeys, 1);
 });
 
 // ---- the smaller ones (8) ---------------------------------------------------------------------------------------
