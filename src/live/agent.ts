@@ -283,9 +283,14 @@ export class Agent {
     }
     const tunnel: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
+    const sa = this.nd.tunnel.sadb;
+    if (sa !== null) {
+      // ESP's lifecycle: failed integrity checks, announcements (hellos) and resynchronisations.
+      Object.assign(tunnel, { icvFailures: sa.icvFailures, hellosSent: sa.hellosSent, hellosReceived: sa.hellosReceived, hellosRefused: sa.hellosRefused, resyncs: sa.resyncs });
+    }
     const b = this.nd.bridge;
     const macs: Record<string, number> = { ...b.macs.stats };
-    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged };
+    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged, heldForEsp: b.heldForEsp };
     return { ports, devices, peers, tunnel, macs, bridge, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
   }
 

@@ -78,7 +78,7 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   readCounter(reg, 'seine_tunnel_tx_inner_bytes_total', 'Inner bytes encapsulated towards a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.txInnerBytes); });
   readCounter(reg, 'seine_esp_packets_out_total', 'ESP packets protected towards a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.espOut); });
   readCounter(reg, 'seine_esp_packets_in_total', 'ESP packets accepted from a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.espIn); });
-  readCounter(reg, 'seine_tunnel_events_total', 'What the tunnel did about MTUs (ICMP sent, fragments, MSS clamped…), by event.', ['event'] as const, (set) => {
+  readCounter(reg, 'seine_tunnel_events_total', 'What the tunnel did (ICMP too-big sent, fragments, MSS clamped; with ESP: ICV failures, announcements, resyncs), by event.', ['event'] as const, (set) => {
     for (const [event, v] of Object.entries(s().tunnel)) set({ event }, v);
   });
   readCounter(reg, 'seine_mac_table_events_total', 'MAC table events: entries learned, moved, evicted, aged, flushed.', ['event'] as const, (set) => {

@@ -231,6 +231,10 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     assert.equal(await ifindex(), before, 'not recreated: same ifindex');
     if (cipher !== null) {
       const spiAfter = await spi();
+      // The peers announced themselves (hellos) and no packet failed its integrity check.
+      const t2 = (await controlRequest(join(LABS, lab, 'node2.sock'), { op: 'stats' }))['snapshot'] as { tunnel: Record<string, number> };
+      assert.ok(t2.tunnel['hellosReceived']! >= 2, `node2 heard node1's announcements again: ${JSON.stringify(t2.tunnel)}`);
+      assert.equal(t2.tunnel['icvFailures'], 0);
       assert.equal(typeof spiBefore, 'number');
       assert.equal(typeof spiAfter, 'number');
       assert.notEqual(spiAfter, spiBefore, 'a restarted agent sends under new keys (a new SPI), never its old ones');
