@@ -23,8 +23,8 @@ import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
 import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
 import { SeqJournal } from '../esp/journal.js';
-import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
-import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32 } from '../wire/bytes.js';
+import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
+import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
 import { DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
@@ -44,20 +44,15 @@ const NAT_T_PORT = 4500;
 const IPPROTO_ESP = 50;
 
 function macBytes(mac: string): Uint8Array {
-  const m = macFromString(mac)!;
   const b = new Uint8Array(6);
-  for (let i = 0; i < 6; i++) b[i] = Math.floor(m / 2 ** (8 * (5 - i))) & 0xff;
+  wrMac(b, 0, macFromString(mac)!);
   return b;
 }
 
-/** The first address of an IPv4 prefix ("10.244.2.0/24" → "10.244.2.1"): a node's gateway. */
+/** The first address of an IPv4 prefix ("10.244.2.0/24" → "10.244.2.1"): a node's gateway; null for IPv6. */
 function firstAddress4(cidr: string): string | null {
-  const [a, l] = cidr.split('/');
-  const v = ipv4FromString(a ?? '');
-  if (v === null) return null;
-  const len = Number(l);
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ipv4ToString(((v & mask) >>> 0) + 1);
+  const p = parsePrefix(cidr, 'podCIDR');
+  return p.family === 4 ? ipv4ToString(((p.addr & mask4(p.len)) >>> 0) + 1) : null;
 }
 
 export interface AgentStatus {

@@ -20,30 +20,28 @@
 import { NO_OFFLOADS, type Device, type DeviceOffloads, type Receiver } from '../datapath/device.js';
 import { HEADROOM, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
 import { completeChecksum, readVnetHeader, VNET_GSO_ECN, VNET_GSO_NONE, VNET_HDR_LEN, writeVnetHeader } from '../packet/vnet.js';
-import { ipv4FromString, ipv6FromString, rd16, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { copy16, ipv4FromString, ipv6FromString, rd16, rd32, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { finish, onesSum, pseudoSumV6At } from '../wire/checksum.js';
-import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../wire/drop.js';
+import { PortCounters } from '../datapath/port.js';
+import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import type { Native } from './native.js';
 
-/** Counters a live device keeps of its own (before a frame reaches a bridge port, or after it left one). */
-export class DeviceStats {
-  rxPackets = 0;
-  rxBytes = 0;
-  txPackets = 0;
-  txBytes = 0;
-  /** Readiness events that found frames, and the frames they brought (frames per batch = rxPackets / rxBatches). */
+/**
+ * Counters a live device keeps of its own (before a frame reaches a bridge port, or after it left one):
+ * a port's counters, and the reads that brought frames.
+ */
+export class DeviceStats extends PortCounters {
+  /** Readiness events that found frames (frames per batch = rxPackets / rxBatches). */
   rxBatches = 0;
-  readonly drops = new Float64Array(DROP_REASON_COUNT);
 
   drop(r: DropReason, n = 1): void {
     this.drops[r] = this.drops[r]! + n;
   }
 
-  dropsByReason(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (let i = 1; i < this.drops.length; i++) if (this.drops[i]! > 0) out[dropReasonName(i as DropReason)] = this.drops[i]!;
-    return out;
+  override reset(): void {
+    super.reset();
+    this.rxBatches = 0;
   }
 }
 
@@ -464,7 +462,7 @@ export class TunnelSocketDevice implements LiveDevice {
       d[ip + 8] = 64;
       d[ip + 9] = IPPROTO_UDP;
       wr16(d, ip + 10, 0);
-      d.set(addrs.subarray(ao, ao + 4), ip + 12);
+      wr32(d, ip + 12, rd32(addrs, ao));
       wr32(d, ip + 16, this.local4);
       wr16(d, ip + 10, finish(onesSum(d, ip, 20)));
       const u = ip + 20;
@@ -478,8 +476,8 @@ export class TunnelSocketDevice implements LiveDevice {
       wr16(d, ip + 4, 8 + payload);
       d[ip + 6] = IPPROTO_UDP;
       d[ip + 7] = 64;
-      d.set(addrs.subarray(ao, ao + 16), ip + 8);
-      d.set(this.local6!, ip + 24);
+      copy16(d, ip + 8, addrs, ao);
+      copy16(d, ip + 24, this.local6!);
       const u = ip + 40;
       wr16(d, u, srcPort);
       wr16(d, u + 2, dstPort);
@@ -518,7 +516,6 @@ export class TunnelSocketDevice implements LiveDevice {
         continue;
       }
       const addrAt = this.family === 4 ? ip + 16 : ip + 24;
-      const alen = this.family === 4 ? 4 : 16;
       let k = -1;
       if (udpAt >= 0) for (let j = 0; j < this.udp.length; j++) if (this.udp[j]!.port === dport) { k = j; break; }
       if (k >= 0) {
@@ -527,7 +524,7 @@ export class TunnelSocketDevice implements LiveDevice {
         s.bufs[w] = p;
         s.offsets[w] = p.slot * bsize + udpAt + 8;
         s.lens[w] = p.end - (udpAt + 8);
-        s.addrs.set(d.subarray(addrAt, addrAt + alen), 16 * w);
+        this.copyAddr(s.addrs, 16 * w, d, addrAt);
         s.ports[w] = dport;
         s.segs[w] = 0;
         this.uw[k] = w + 1;
@@ -539,7 +536,7 @@ export class TunnelSocketDevice implements LiveDevice {
         s.bufs[w] = p;
         s.offsets[w] = p.slot * bsize + ip;
         s.lens[w] = p.end - ip;
-        s.addrs.set(d.subarray(addrAt, addrAt + alen), 16 * w);
+        this.copyAddr(s.addrs, 16 * w, d, addrAt);
         this.rw = w + 1;
         if (w + 1 === s.max) this.flushRaw();
       } else {
@@ -552,39 +549,55 @@ export class TunnelSocketDevice implements LiveDevice {
     batch.clear();
   }
 
+  /** The destination address into the send scratch (4 or 16 bytes; no view object per packet). */
+  private copyAddr(to: Uint8Array, at: number, from: Uint8Array, addrAt: number): void {
+    if (this.family === 4) wr32(to, at, rd32(from, addrAt));
+    else copy16(to, at, from, addrAt);
+  }
+
   private flushUdp(k: number): void {
-    const s = this.us[k]!;
     const count = this.uw[k]!;
     this.uw[k] = 0;
-    this.sendAll(s, count, (from) => this.native.udpSendBatch(this.udp[k]!.fd, this.pool.slab, s.offsets.subarray(from), s.lens.subarray(from), s.addrs.subarray(16 * from), s.ports.subarray(from), s.segs.subarray(from), count - from));
+    this.sendAll(this.us[k]!, count, this.udp[k]!.fd, false);
   }
 
   private flushRaw(): void {
-    const s = this.rws;
     const count = this.rw;
     this.rw = 0;
-    this.sendAll(s, count, (from) => this.native.rawSendBatch(this.rawSend, this.pool.slab, s.offsets.subarray(from), s.lens.subarray(from), s.addrs.subarray(16 * from), count - from));
+    this.sendAll(this.rws, count, this.rawSend, true);
+  }
+
+  /** One sendmmsg of messages [from, count): how many went, or -errno when the first failed. */
+  private sendFrom(s: IoScratch, from: number, count: number, fd: number, raw: boolean): number {
+    const slab = this.pool.slab;
+    // Views past the first message only when a batch was cut short (rare): none per batch otherwise.
+    const off = from === 0 ? s.offsets : s.offsets.subarray(from);
+    const len = from === 0 ? s.lens : s.lens.subarray(from);
+    const addrs = from === 0 ? s.addrs : s.addrs.subarray(16 * from);
+    if (raw) return this.native.rawSendBatch(fd, slab, off, len, addrs, count - from);
+    return this.native.udpSendBatch(fd, slab, off, len, addrs, from === 0 ? s.ports : s.ports.subarray(from), from === 0 ? s.segs : s.segs.subarray(from), count - from);
   }
 
   /**
-   * Sends messages [0, count) with `send(from)` (which returns how many went, or -errno when the first
-   * failed): a failing message is dropped as a send error and the rest retried; would-block drops the rest.
+   * Sends messages [0, count): a failing message is dropped as a send error and the rest retried;
+   * would-block drops the rest. Every buffer is released.
    */
-  private sendAll(s: IoScratch, count: number, send: (from: number) => number): void {
+  private sendAll(s: IoScratch, count: number, fd: number, raw: boolean): void {
     let from = 0;
     while (from < count && !this.closed) {
       let r: number;
-      try { r = send(from); } catch { r = -5; }
+      try { r = this.sendFrom(s, from, count, fd, raw); } catch { r = -5; }
       if (r > 0) {
         for (let i = from; i < from + r; i++) { this.stats.txPackets++; this.stats.txBytes += s.lens[i]!; }
         from += r;
         continue;
       }
-      if (r === 0 || r === -11) { this.stats.drop(DropReason.DeviceBusy, count - from); break; }
+      if (r === 0 || r === -11) { this.stats.drop(DropReason.DeviceBusy, count - from); from = count; break; }
       this.stats.drop(DropReason.DeviceSendError);
       from++;
     }
-    if (this.closed && from < count) this.stats.drop(DropReason.DeviceBusy, count - from);
+    if (from < count) this.stats.drop(DropReason.DeviceBusy, count - from);
     for (let i = 0; i < count; i++) { s.bufs[i]!.release(); s.bufs[i] = null; }
   }
+
 }

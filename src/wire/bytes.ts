@@ -149,6 +149,11 @@ export function eq16(b: Uint8Array, o: number, a: Uint8Array, ao = 0): boolean {
   return true;
 }
 
+/** Copies 16 bytes (an IPv6 address) from `a[ao…]` to `b[o…]` without a view object. */
+export function copy16(b: Uint8Array, o: number, a: Uint8Array, ao = 0): void {
+  for (let i = 0; i < 16; i += 4) wr32(b, o + i, rd32(a, ao + i));
+}
+
 export function fromHex(s: string): Uint8Array {
   const clean = s.replace(/[\s:]/g, '');
   if (clean.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(clean)) throw new TypeError(`not hex: ${s.slice(0, 40)}`);
