@@ -52,6 +52,7 @@ import { IcmpObserver, type IcmpWatch } from '../sim/icmpwatch.js';
 import { checkExpectations, fmtNs, formatReport, type FlowResult, type PathResult, type Report, type SkippedPart } from '../sim/report.js';
 import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
 import { bringUp, controlPath, parseWithout, requireLive, tapCapture, type CaptureTap } from './lab.js';
+import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
 import { CliError, load, progressBar, type RunArgs, type RunIo } from './run.js';
 
 /** How long past its planned end a tool, and the whole run past the scenario's duration, may take. */
@@ -216,26 +217,10 @@ function watch(f: LiveFlow, proto: number, id: number): IcmpWatch {
   const t = f.t;
   const w: IcmpWatch = {
     seen: f.icmp, family: t.family, proto, id, fromNs: epochNs() - 50e6, untilNs: Infinity,
-    dst4: 0, dst6: null,
+    dst4: t.family === 4 ? ipv4FromString(f.dstAddr) ?? 0 : 0, dst6: t.family === 6 ? ipv6FromString(f.dstAddr) : null,
   };
-  if (t.family === 4) {
-    const [a, b, c, d] = f.dstAddr.split('.').map(Number) as [number, number, number, number];
-    w.dst4 = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-  } else {
-    w.dst6 = ipv6Bytes(f.dstAddr);
-  }
   f.watches.push(w);
   return w;
-}
-
-function ipv6Bytes(s: string): Uint8Array {
-  const [head, tail] = s.includes('::') ? s.split('::') as [string, string] : [s, null];
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === null || tail === '' ? [] : tail.split(':');
-  const groups = tail === null ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => { const v = parseInt(g, 16); out[2 * i] = v >> 8; out[2 * i + 1] = v & 0xff; });
-  return out;
 }
 
 function base(f: LiveFlow): Pick<FlowResult, 'name' | 'type' | 'from' | 'to' | 'family' | 'planned'> {
@@ -748,7 +733,7 @@ async function runScenario(
   c.t0Ms = performance.now();
   c.t0Ns = epochNs();
   c.deadlineMs = c.t0Ms + s.durationNs / 1e6 + MARGIN_MS;
-  const bar = progressBar(io, `running ${s.name} live`);
+  const bar = progressBar({ ...io, tty: io.tty && a.progress }, `running ${s.name} live`);
   const ticker = setInterval(() => bar.tick(Math.min(1, (performance.now() - c.t0Ms) / (s.durationNs / 1e6))), 250);
   const timers: NodeJS.Timeout[] = [];
   const at = <T>(ns: number, fn: () => Promise<T>): Promise<T | null> => new Promise((res, rej) => {

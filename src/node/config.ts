@@ -152,7 +152,8 @@ const GW_MAC = 0x02_01_00_00_00_00;
 const UPLINK_MAC = 0x02_02_00_00_00_00;
 const HOST_MAC = 0x02_03_00_00_00_00;
 
-function prefixLen(cidr: string | null): number | null {
+/** A prefix's length ("10.244.1.0/24" → 24), or null for none. */
+export function prefixLen(cidr: string | null): number | null {
   return cidr === null ? null : parsePrefix(cidr, 'podCIDR').len;
 }
 

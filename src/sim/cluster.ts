@@ -21,12 +21,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Bridge } from '../datapath/bridge.js';
-import { GLOBAL_VIRTUAL_MAC, parsePrefix } from '../datapath/gateway.js';
+import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
 import type { Device } from '../datapath/device.js';
 import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import type { Port } from '../datapath/port.js';
 import { buildNode, HOST_PORT, introducePeers, type NodeDatapath } from '../node/build.js';
-import { NodeBuildError, nodeConfigsFromScenario, type NodeConfig, type NodeStackConfig } from '../node/config.js';
+import { NodeBuildError, nodeConfigsFromScenario, prefixLen, type NodeConfig, type NodeStackConfig } from '../node/config.js';
 import type { Tunnel } from '../overlay/tunnel.js';
 import { PacketPool } from '../packet/buf.js';
 import { ipv4FromString, ipv6FromString, macFromString } from '../wire/bytes.js';
@@ -158,10 +158,6 @@ class FaultRunner implements SimTask {
     if (t.kind === 'node') this.fabric.setNodeUp(t.node, a.up);
     else this.fabric.setPathUp(t.a, t.b, a.up);
   }
-}
-
-function prefixLen(cidr: string | null): number | null {
-  return cidr === null ? null : parsePrefix(cidr, 'podCIDR').len;
 }
 
 export class Cluster {

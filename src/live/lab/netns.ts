@@ -13,7 +13,7 @@
  * the caller's own namespace.
  */
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 
 /** Where `ip netns` keeps the names of namespaces (iproute2's NETNS_RUN_DIR). */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -121,11 +121,6 @@ export async function listNetns(): Promise<string[]> {
   return (await ipJson<{ name: string }>(['netns', 'list'])).map((n) => n.name);
 }
 
-/** Whether a named namespace exists (its name file under /run/netns). */
-export function netnsExists(name: string): boolean {
-  return existsSync(`${NETNS_RUN_DIR}/${name}`);
-}
-
 /** The nsfs inode of a named namespace (what `/proc/PID/ns/net` shows as `net:[INODE]`), or null when it has no name. */
 export function netnsInode(name: string): number | null {
   try {
@@ -178,10 +173,6 @@ export async function setMaster(ns: string, dev: string, master: string): Promis
 
 export async function setLinkUp(ns: string, dev: string, up = true): Promise<void> {
   await ip(['link', 'set', dev, up ? 'up' : 'down'], ns);
-}
-
-export async function setMtu(ns: string, dev: string, mtu: number): Promise<void> {
-  await ip(['link', 'set', dev, 'mtu', String(mtu)], ns);
 }
 
 export async function deleteLink(ns: string, dev: string): Promise<void> {
@@ -247,12 +238,6 @@ export interface QdiscInfo {
 /** `tc -j -n ns qdisc show [dev]`. */
 export function listQdiscs(ns: string, dev?: string): Promise<QdiscInfo[]> {
   return tcJson<QdiscInfo>(['qdisc', 'show', ...(dev !== undefined ? ['dev', dev] : [])], ns);
-}
-
-/** `tc -j -n ns filter show dev D (ingress|egress|parent P)`. */
-export function listFilters(ns: string, dev: string, where: 'ingress' | 'egress' | string): Promise<Record<string, unknown>[]> {
-  const at = where === 'ingress' || where === 'egress' ? [where] : ['parent', where];
-  return tcJson<Record<string, unknown>>(['filter', 'show', 'dev', dev, ...at], ns);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -285,7 +285,6 @@ export function underlayNs(lab: string): string {
 // Addresses
 
 type Addr = NonNullable<ReturnType<typeof ipBig>>;
-const parseIp = ipBig;
 
 function ipText(a: Addr): string {
   if (a.family === 4) return ipv4ToString(Number(a.n));
@@ -320,7 +319,7 @@ function underlaySubnet(family: 4 | 6, ips: Addr[]): { net: bigint; prefix: numb
     const host = (1n << BigInt(bits - prefix)) - 1n;
     return ips.every((a) => a.n !== net && a.n !== (net | host));
   };
-  const def = family === 4 ? { net: 0xac12_0000n, prefix: 16 } : { net: parseIp('fd00:18::')!.n, prefix: 64 };
+  const def = family === 4 ? { net: 0xac12_0000n, prefix: 16 } : { net: ipBig('fd00:18::')!.n, prefix: 64 };
   if (inside(def.net, def.prefix) && usable(def.net, def.prefix)) return def;
   const prefix = Math.min(family === 4 ? 24 : 64, commonPrefix(family, ips.map((a) => a.n)));
   if (prefix < (family === 4 ? 16 : 48)) return null;
@@ -444,7 +443,7 @@ function assemble(prog: Insn[]): string {
  * whose L3 length is above `maxL3` when it is given, and leaves every other frame to the next filter.
  */
 export function dropBytecode(dstIp: string, maxL3: number | null): string {
-  const a = parseIp(dstIp);
+  const a = ipBig(dstIp);
   if (a === null) throw new Error(`bpf: not an address: ${dstIp}`);
   const prog: Insn[] = [{ code: BPF_LDH_ABS, k: 12 }, { code: BPF_JEQ_K, k: a.family === 4 ? 0x0800 : 0x86dd, jf: 'pass' }];
   const last = maxL3 === null ? 'drop' : 'len';
@@ -545,7 +544,7 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
 
   // Addresses.
   const ips = s.nodes.map((n) => {
-    const a = parseIp(n.underlayIp);
+    const a = ipBig(n.underlayIp);
     if (a === null || a.family !== family) throw new Error(`node ${n.name}: underlayIp ${n.underlayIp} is not an IPv${family} address`);
     return a;
   });

@@ -15,6 +15,8 @@
  * - tcp flows: the TCP probe (live/lab/probe.ts; why not iperf3 is said there), parsed with the
  *   sender's TCP_INFO as `ss -ti` prints it.
  */
+import { rd16, rd32 } from '../../wire/bytes.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN } from '../../wire/ethernet.js';
 import type { IcmpKind, TrafficSpec } from '../../scenario/scenario.js';
 
 /** IPv4 + ICMP/UDP header bytes (28), IPv6's (48): what `ping -s` and iperf3's `-l` do not count. */
@@ -285,8 +287,6 @@ export interface IperfDatagram {
   sentNs: number;
 }
 
-const rd16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
-const rd32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 
 /**
  * Reads an iperf3 UDP datagram out of an Ethernet frame (IPv4 or IPv6, unfragmented or the first
@@ -297,12 +297,12 @@ export function iperfDatagramOf(b: Uint8Array): IperfDatagram | null {
   if (b.length < 14) return null;
   let et = rd16(b, 12);
   let ip = 14;
-  if (et === 0x8100 && b.length >= 18) { et = rd16(b, 16); ip = 18; }
+  if (et === ETHERTYPE_VLAN && b.length >= 18) { et = rd16(b, 16); ip = 18; }
   let udp: number;
-  if (et === 0x0800) {
+  if (et === ETHERTYPE_IPV4) {
     if (b.length < ip + 20 || b[ip + 9] !== 17 || (rd16(b, ip + 6) & 0x1fff) !== 0) return null;
     udp = ip + (b[ip]! & 0x0f) * 4;
-  } else if (et === 0x86dd) {
+  } else if (et === ETHERTYPE_IPV6) {
     if (b.length < ip + 40) return null;
     let nh = b[ip + 6]!;
     udp = ip + 40;
