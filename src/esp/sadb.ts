@@ -185,6 +185,8 @@ export class EspPeer {
   /** Lookahead: the SPIs of epochs `aheadFrom` … (computed when an unknown SPI first comes from the peer). */
   aheadFrom = -1;
   aheadSpis: number[] = [];
+  /** The SAs of those epochs, derived on first use and installed only once a packet authenticates on one. */
+  aheadSas: Array<InboundSa | null> = [];
   /** Hello rate limit: tokens and when they were counted. */
   helloTokens = HELLO_BURST;
   helloAt = 0;
@@ -562,6 +564,7 @@ export class EspSadb {
       peer.aheadSpis = [];
       const d = this.deriver(peer, false);
       for (let e = first; e <= first + this.lookahead && e <= Number.MAX_SAFE_INTEGER; e++) peer.aheadSpis.push(d.spi(e));
+      peer.aheadSas = new Array<InboundSa | null>(peer.aheadSpis.length).fill(null);
     }
     const k = peer.aheadSpis.indexOf(spi);
     if (k < 0) {
@@ -569,9 +572,10 @@ export class EspSadb {
       this.ask(peer, this.nowIn);
       return null;
     }
-    this.setNext(peer, first + k, this.nowIn);
+    // A candidate, not yet installed: nothing changes until a packet authenticates on it (`accepted`),
+    // and packets that do not cost at most one derivation per epoch of the window, not one each.
     this.missReason = DropReason.EspUnknownSpi;
-    return peer.inNext;
+    return (peer.aheadSas[k] ??= this.derivedIn(peer, first + k, this.nowIn));
   }
 
   /** Makes `epoch` the peer's next inbound SA (replacing the one there). */
@@ -627,7 +631,16 @@ export class EspSadb {
    */
   accepted(sa: InboundSa, now: number): void {
     const peer = this.peers[this.from];
-    if (peer === undefined || sa !== peer.inNext) return;
+    if (peer === undefined) return;
+    if (sa !== peer.inNext) {
+      // A lookahead candidate authenticated: its epoch is the peer's next, and becomes current.
+      const k = peer.aheadSas.indexOf(sa);
+      if (k < 0) return;
+      if (peer.inNext !== null) this.unregister(peer.inNext, peer.index);
+      peer.inNext = sa;
+      peer.nextEpoch = peer.aheadFrom + k;
+      this.register(sa, peer.index);
+    }
     this.rotate(peer, now);
   }
 
@@ -769,6 +782,7 @@ export class EspSadb {
     peer.inNext = null;
     this.setNext(peer, epoch + 1, now);
     peer.aheadFrom = -1;
+    peer.aheadSas = [];
     if (peer.out === null) this.setOut(peer, peer.outEpoch, this.deriver(peer, true).keys(peer.outEpoch), now);
     else this.rekeyOut(peer, now);
     peer.waitingSince = -1;
@@ -782,6 +796,7 @@ export class EspSadb {
     this.setNext(peer, epoch, now);
     this.rotate(peer, now);
     peer.aheadFrom = -1;
+    peer.aheadSas = [];
     this.resyncs++;
   }
 

@@ -488,6 +488,38 @@ test('defect 6: every packet of an epoch lost (or of several) does not blackhole
   assert.equal(drops(b.br.port('t'), DropReason.EspAuthFailed), 0);
 });
 
+test('defect 6: a packet on a lookahead SPI changes nothing before it authenticates, and forgeries cost one derivation per epoch, not one each', () => {
+  const s = new EspSadb({ cipher: 'aes-gcm-128', secret: SECRET, random: randomFrom(1) }, 'n1', { kind: 'vxlan', port: 4789, localAddr: IP(1) });
+  const r = new EspSadb({ cipher: 'aes-gcm-128', secret: SECRET, random: randomFrom(2) }, 'n2', { kind: 'vxlan', port: 4789, localAddr: IP(2) });
+  s.addPeer(0, IP(2), { node: 'n2' });
+  r.addPeer(0, IP(1), { node: 'n1' });
+  EspSadb.introduce(s, 0, r, 0, 0);
+  const peer = r.peers[0]!;
+  const next = peer.inNext;
+  r.begin(0, 0);
+  assert.equal(r.lookup(0x0bad_0bad), null, 'an SPI of no epoch');
+  const spis = peer.aheadSpis;
+  assert.ok(spis.length >= 3);
+  const seen = new Map<number, unknown>();
+  for (let i = 0; i < 200; i++) {
+    const spi = spis[1 + (i % 2)]!;
+    r.begin(0, i);
+    const sa = r.lookup(spi);
+    assert.ok(sa !== null && sa.spi === spi, 'the candidate for that epoch');
+    if (seen.has(spi)) assert.equal(sa, seen.get(spi), 'derived once, not per packet');
+    seen.set(spi, sa);
+  }
+  assert.equal(peer.inNext, next, 'no forged packet installed an SA');
+  assert.equal(r.find(spis[1]!, 0), null, 'nor registered one');
+  // The candidate that authenticates becomes the next epoch, then the current one.
+  const e0 = peer.inEpoch;
+  const cand = r.lookup(spis[2]!)!;
+  r.accepted(cand, 300);
+  assert.equal(peer.inCur, cand);
+  assert.equal(peer.inEpoch, e0 + 3, 'the lookahead starts one past the current epoch');
+  assert.equal(r.find(spis[2]!, 0), cand);
+});
+
 // ---- defect 7: lifetimes and ICV failures ----------------------------------------------------------------------
 
 test('defect 7: default lifetimes are the AEAD limits (AES-GCM 2^34 packets / 2^39 bytes, ChaCha20-Poly1305 2^60 packets); the sender rekeys at 7/8 of them', () => {
