@@ -478,10 +478,13 @@ export class Bridge {
         for (const h of go) this.outputSlow(h.p, port.index, h.aux);
       }
     }
-    if (this.espHeld.length > 0) {
-      const now = this.now;
-      this.dropHeld((h) => now - h.at > this.tunnels[h.port]!.sadb!.waitNs);
-    }
+    if (this.espHeld.length > 0) this.dropHeld(null);
+  }
+
+  /** An encapsulation that failed with `r`: held for the peer's ESP announcement (ESP_WAIT), or dropped. */
+  private encapFailed(p: PacketBuf, port: Port, aux: number, r: number): void {
+    if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
+    else this.drop(p, port, r, 'encapsulate');
   }
 
   /** Packets per VTEP, and in all, that may wait for ESP announcements (more are dropped as EspNoSa). */
@@ -500,11 +503,14 @@ export class Bridge {
     this.espHeld.push({ p, port: port.index, aux, at: this.now });
   }
 
-  /** Drops the waiting packets `which` selects (EspNoSa), on their tunnel port. */
-  private dropHeld(which: (h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean): void {
+  /**
+   * Drops the waiting packets `which` selects (EspNoSa), on their tunnel port; null selects those that
+   * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
+   */
+  private dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void {
     for (let i = 0; i < this.espHeld.length;) {
       const h = this.espHeld[i]!;
-      if (!which(h)) {
+      if (which === null ? this.now - h.at <= this.tunnels[h.port]!.sadb!.waitNs : !which(h)) {
         i++;
         continue;
       }
@@ -817,8 +823,7 @@ export class Bridge {
       }
       const r = tunnel.encap(p, aux, vni, this.now);
       if (r !== 0) {
-        if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
-        else this.drop(p, port, r, 'encapsulate');
+        this.encapFailed(p, port, aux, r);
         return;
       }
       if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
@@ -906,8 +911,7 @@ export class Bridge {
         const f = out[i]!;
         out[i] = null!;
         const r = tunnel.encap(f, aux, vni, this.now);
-        if (r === ESP_WAIT) this.holdForEsp(f, port, aux);
-        else if (r !== 0) this.drop(f, port, r, 'encapsulate');
+        if (r !== 0) this.encapFailed(f, port, aux, r);
         else this.enqueue1(f, port);
       }
       out.length = 0;
@@ -916,8 +920,7 @@ export class Bridge {
     // Outer fragmentation, as Linux vxlan does: encapsulate, then split the outer packet for the underlay.
     const r = tunnel.encap(p, aux, vni, this.now);
     if (r !== 0) {
-      if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
-      else this.drop(p, port, r, 'encapsulate');
+      this.encapFailed(p, port, aux, r);
       return;
     }
     if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
