@@ -8,6 +8,7 @@
  * from node and pod positions (deterministic: one topology, one set of configs), l2 segments for VNIs,
  * and each node's peers (every other node in routed mode; in l2 mode the nodes that share a VNI).
  */
+import type { PodSpec, Scenario } from '../scenario/scenario.js';
 import { parsePrefix } from '../datapath/gateway.js';
 import type { EspCipher } from '../mtu/overhead.js';
 import type { TunnelKind } from '../overlay/template.js';
@@ -114,32 +115,10 @@ export interface NodeConfig {
 }
 
 /**
- * The part of a cluster's description a node is computed from. The simulator's `Scenario` is one (this
- * module names only what it reads, so it depends on nothing of the simulator).
+ * The part of a cluster's description a node is computed from: a scenario's topology (scenario files are
+ * read by both worlds, src/scenario/). Traffic, faults and expectations play no part.
  */
-export interface ClusterTopology {
-  tunnel: {
-    type: TunnelKind;
-    mode: TunnelMode;
-    vni: number;
-    options: ReadonlyArray<{ class: number; type: number; data: string }>;
-    fragmentPolicy: FragmentPolicy;
-    icmpTooBig: boolean;
-    mssClamp: boolean;
-  };
-  encryption: { cipher: EspCipher; udpEncap: boolean; secret: string } | null;
-  /** The MTU a node's own stack gets (the pods' default). */
-  podMtu: number;
-  nodes: ReadonlyArray<{
-    name: string;
-    podCIDR4: string | null;
-    podCIDR6: string | null;
-    gateway4: string | null;
-    gateway6: string | null;
-    underlayIp: string;
-    pods: ReadonlyArray<{ name: string; node: string; ip4: string | null; ip6: string | null; vlan: number | null; vni: number | null; mtu: number }>;
-  }>;
-}
+export type ClusterTopology = Pick<Scenario, 'tunnel' | 'encryption' | 'podMtu' | 'nodes'>;
 
 export interface NodeConfigOptions {
   /** Which nodes get their own stack (routed mode only): all of them, or those named. Default none. */
@@ -157,7 +136,7 @@ export function prefixLen(cidr: string | null): number | null {
   return cidr === null ? null : parsePrefix(cidr, 'podCIDR').len;
 }
 
-type TopoPod = ClusterTopology['nodes'][number]['pods'][number];
+type TopoPod = PodSpec;
 
 /**
  * L2 mode: each pod's segment on its node. A pod's VLAN is its segment; a VNI without a VLAN gets the
