@@ -637,6 +637,14 @@ export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
   for (const t of s.traffic) checkFlow(s, t);
   const name = a.lab ?? `run-${labName(s.name)}`;
   requireLive('run --live');
+  // The capture directory before anything is made: a bad one is refused (exit 2) with no lab built.
+  if (a.pcap !== null) {
+    try {
+      await mkdir(a.pcap, { recursive: true });
+    } catch (e) {
+      throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
   const say = (line: string): void => { if (io.tty) io.err(`${line}\n`); };
 
   // Ctrl-C or SIGTERM: stop the tools, take the lab down, exit 130.
@@ -715,13 +723,6 @@ async function runScenario(
     skipped.push({ part: `expect[${i}]`, reason: `about flow ${e.flow}, which did not run live` });
     if (Object.keys(e.drops).length > 0 || Object.keys(e.counters).length > 0) expect.push({ ...e, flow: null, delivered: null, latencyP50Ns: null, latencyP99Ns: null, latencyMaxNs: null, icmpSeen: [] });
   });
-  if (a.pcap !== null) {
-    try {
-      await mkdir(a.pcap, { recursive: true });
-    } catch (e) {
-      throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  }
 
   const c: Ctx = { s, plan, lab, tools, t0Ms: 0, t0Ns: 0, deadlineMs: performance.now() + s.durationNs / 1e6 + MARGIN_MS + 30_000, notes };
   await startServers(c, flows);

@@ -174,6 +174,14 @@ test('run --live: a scenario that cannot go live is refused (exit 2) before any 
   const bad = await seine(['run', '--live', file, '--without', 'latncy']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown feature "latncy"/);
+  // A capture directory that cannot be made is refused before a lab is built, too.
+  const ok = join(DIR, 'ok.yaml');
+  writeFileSync(ok, 'name: rt pcap\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n');
+  const pname = lab('pcap');
+  const p = await seine(['run', '--live', ok, '--lab', pname, '--pcap', '/proc/nope']);
+  assert.equal(p.code, 2, p.stderr);
+  assert.match(p.stderr, /cannot write captures into '\/proc\/nope'/);
+  assert.equal(existsSync(join(LABS, pname)), false, 'no lab was built');
 });
 
 test('run --live: Ctrl-C stops the tools and takes the lab down (exit 130)', { skip: SKIP }, async () => {
