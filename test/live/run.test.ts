@@ -178,9 +178,11 @@ test('run --live: a scenario that cannot go live is refused (exit 2) before any 
   const ok = join(DIR, 'ok.yaml');
   writeFileSync(ok, 'name: rt pcap\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n');
   const pname = lab('pcap');
-  const p = await seine(['run', '--live', ok, '--lab', pname, '--pcap', '/proc/nope']);
+  // (A file as a parent: ENOTDIR. Not /proc/…, where node's recursive mkdir loops: issue 16's first defect.)
+  const under = join(ok, 'caps');
+  const p = await seine(['run', '--live', ok, '--lab', pname, '--pcap', under]);
   assert.equal(p.code, 2, p.stderr);
-  assert.match(p.stderr, /cannot write captures into '\/proc\/nope'/);
+  assert.match(p.stderr, /cannot write captures into '.*ok\.yaml\/caps': ENOTDIR/);
   assert.equal(existsSync(join(LABS, pname)), false, 'no lab was built');
 });
 
