@@ -828,6 +828,98 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   return send_batch(env, info, "udpSendBatch", 8, true);
 }
 
+/**
+ * udpSendGather(fd, slab, offsets, lens, addrs, ports, segs, count, iovs, messages): sendmmsg of
+ * `messages` messages, message m made of the next iovs[m] windows of (offsets, lens) — windows i < count,
+ * taken in order, sum(iovs) == count — to addrs[16m..]/ports[m], with a UDP_SEGMENT cmsg when segs[m] > 0.
+ * Why: the encapsulated segments of one super-frame sit in separate pool buffers; the kernel's UDP GSO
+ * wants their payloads as one message, and a gather list gives it that without copying them together.
+ * Returns messages sent (short on EAGAIN), or -errno when the first message fails.
+ */
+#define GATHER_IOV 1024 /* UIO_MAXIOV: iovecs per sendmmsg call (a message may have at most as many) */
+static napi_value udp_send_gather(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendGather";
+  napi_value argv[10], r;
+  batch_t b;
+  int32_t *iovs;
+  size_t iovs_len;
+  int64_t msgs_n;
+  if (!get_args(env, info, argv, 10) || !arg_batch(env, argv, fn, false, true, true, true, &b) ||
+      !arg_i32(env, argv[8], fn, "iovs", &iovs, &iovs_len) || !arg_int(env, argv[9], fn, "messages", 0, INT32_MAX, &msgs_n) ||
+      !check_len(env, fn, "iovs", iovs_len, msgs_n))
+    return NULL;
+  /* addrs, ports and segs were checked for `count` entries (one per window): enough for the messages. */
+  uint32_t nm = (uint32_t)msgs_n;
+  uint64_t total = 0;
+  for (uint32_t m = 0; m < nm; m++) {
+    if (iovs[m] < 1 || iovs[m] > GATHER_IOV) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%s: message %u has %d windows (1-%d)", fn, m, iovs[m], GATHER_IOV);
+      throw_range(env, msg);
+      return NULL;
+    }
+    total += (uint64_t)iovs[m];
+  }
+  if (total != b.n) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: the messages take %llu windows, count is %u", fn, (unsigned long long)total, b.n);
+    throw_range(env, msg);
+    return NULL;
+  }
+  int family = sock_family(b.fd);
+  int64_t done = 0;
+  if (family != AF_INET && family != AF_INET6) done = family < 0 ? family : -EAFNOSUPPORT;
+  uint32_t m = 0, w = 0;
+  while (done >= 0 && m < nm) {
+    struct mmsghdr msgs[CHUNK];
+    struct iovec iov[GATHER_IOV];
+    sockaddr_u to[CHUNK];
+    union {
+      char buf[CMSG_SPACE(sizeof(uint16_t))];
+      struct cmsghdr align;
+    } ctl[CHUNK];
+    uint32_t k = 0, used = 0, w0 = w;
+    memset(msgs, 0, sizeof msgs);
+    while (m + k < nm && k < CHUNK && used + (uint32_t)iovs[m + k] <= GATHER_IOV) {
+      uint32_t mi = m + k, cnt = (uint32_t)iovs[mi];
+      for (uint32_t j = 0; j < cnt; j++) {
+        iov[used + j].iov_base = b.slab + b.off[w + j];
+        iov[used + j].iov_len = (size_t)b.len[w + j];
+      }
+      msgs[k].msg_hdr.msg_name = &to[k];
+      msgs[k].msg_hdr.msg_namelen = to_sockaddr(family, b.addrs + (size_t)mi * ADDR_LEN, b.ports[mi], &to[k]);
+      msgs[k].msg_hdr.msg_iov = &iov[used];
+      msgs[k].msg_hdr.msg_iovlen = cnt;
+      if (b.segs[mi] > 0) {
+        uint16_t gso = (uint16_t)b.segs[mi];
+        memset(ctl[k].buf, 0, sizeof ctl[k].buf);
+        msgs[k].msg_hdr.msg_control = ctl[k].buf;
+        msgs[k].msg_hdr.msg_controllen = sizeof ctl[k].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[k].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof gso);
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+      used += cnt;
+      w += cnt;
+      k++;
+    }
+    int sent = sendmmsg(b.fd, msgs, k, MSG_DONTWAIT);
+    if (sent < 0) {
+      w = w0;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && m == 0) done = -errno;
+      break;
+    }
+    m += (uint32_t)sent;
+    done = m;
+    if ((uint32_t)sent < k) break;
+  }
+  NAPI_OK(napi_create_int64(env, done, &r));
+  return r;
+}
+
 static napi_value raw_open(napi_env env, napi_callback_info info) {
   static const char *fn = "rawOpen";
   napi_value argv[3];
@@ -1106,6 +1198,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpRecvBatch", NULL, udp_recv_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSendGather", NULL, udp_send_gather, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawRecvBatch", NULL, raw_recv_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawSendBatch", NULL, raw_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -98,6 +98,18 @@ export interface Native {
     addrs: Uint8Array, ports: Int32Array, segs: Int32Array, count: number,
   ): number;
   /**
+   * sendmmsg of `messages` messages, each gathered from consecutive windows: message m is the next
+   * iovs[m] windows (slab[offsets[i]], lens[i] bytes; windows i < count in order, sum of iovs = count),
+   * sent to addrs[16m..]/ports[m] with a UDP_SEGMENT cmsg of segs[m] when > 0. So the encapsulated
+   * segments of one super-frame, each in its own pool buffer, leave as one UDP GSO send without being
+   * copied together. addrs/ports/segs are indexed by message but must be as long as the windows. Returns
+   * messages sent (short on EAGAIN), or -errno when the first fails (-EIO/-EINVAL: no UDP GSO here).
+   */
+  udpSendGather(
+    fd: number, slab: Uint8Array, offsets: Int32Array, lens: Int32Array,
+    addrs: Uint8Array, ports: Int32Array, segs: Int32Array, count: number, iovs: Int32Array, messages: number,
+  ): number;
+  /**
    * Raw IP socket for `protocol` (50 ESP, 47 GRE) inside netns, O_NONBLOCK. IPv4: IP_HDRINCL — send
    * whole IPv4 packets (the kernel fills the header checksum, total length, and a zero ID/source);
    * receive returns whole IPv4 packets, header included. IPv6: no IP header on send or receive (the
