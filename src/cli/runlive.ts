@@ -455,14 +455,17 @@ function since(now: Stats, base: Stats): Stats {
       }),
       devices: n.devices.map((d) => {
         const o = bd.get(d.device);
-        return { device: d.device, rxPackets: d.rxPackets - (o?.rxPackets ?? 0), txPackets: d.txPackets - (o?.txPackets ?? 0), rxBatches: d.rxBatches - (o?.rxBatches ?? 0), drops: sub(d.drops, o?.drops) };
+        return {
+          device: d.device, rxPackets: d.rxPackets - (o?.rxPackets ?? 0), txPackets: d.txPackets - (o?.txPackets ?? 0), rxBatches: d.rxBatches - (o?.rxBatches ?? 0), drops: sub(d.drops, o?.drops),
+          rxSuper: d.rxSuper - (o?.rxSuper ?? 0), rxSuperSegments: d.rxSuperSegments - (o?.rxSuperSegments ?? 0), txSuper: d.txSuper - (o?.txSuper ?? 0), txSuperSegments: d.txSuperSegments - (o?.txSuperSegments ?? 0),
+        };
       }),
       peers: n.peers.map((p) => {
         const o = bpeer.get(p.peer);
         return { peer: p.peer, txPackets: p.txPackets - (o?.txPackets ?? 0), rxPackets: p.rxPackets - (o?.rxPackets ?? 0), txInnerBytes: p.txInnerBytes - (o?.txInnerBytes ?? 0), espOut: p.espOut - (o?.espOut ?? 0), espIn: p.espIn - (o?.espIn ?? 0) };
       }),
       tunnel: all(n.tunnel, b.tunnel),
-      macs: all(n.macs, b.macs), bridge: all(n.bridge, b.bridge),
+      macs: all(n.macs, b.macs), bridge: all(n.bridge, b.bridge), gso: all(n.gso, b.gso),
       macEntries: n.macEntries, poolFree: n.poolFree, poolSize: n.poolSize,
     });
   }

@@ -6,6 +6,8 @@
  *   classify     VLAN: access or trunk, 802.1Q pop; source MAC sanity
  *   learn        (segment, source MAC) → port (tunnel ports in l2 mode: → remote VTEP)
  *   lookup       (segment, destination MAC) → port, or flood; frames for the gateway are routed
+ *   segment      super-frames (TSO/USO, live TAPs only) for a tunnel or a port without segmentation
+ *                offload: split into segments that fit the path (packet/gso.ts), each then goes on alone
  *   encapsulate  for tunnel egress: outer headers from the VTEP's template
  *   output       VLAN push, MTU, counters; queued per port and handed to devices at the end of the batch
  *
@@ -14,12 +16,13 @@
  * segment's VNI. Copies come from the packet pool; the original goes to the last destination.
  *
  * Accounting, checked by the tests: for the bridge, over all ports,
- *   Σ rx + flood copies + generated + fragments made = Σ tx + Σ drops + fragments merged + fragments held
- *                                                      + packets waiting for ESP
+ *   Σ rx + flood copies + generated + fragments made + segments made
+ *     = Σ tx + Σ drops + fragments merged + fragments held + packets waiting for ESP
  * (the gateway port included: frames delivered to the gateway count as its tx, frames it emits as its rx;
  * `generated` are the ICMP too-big messages and ESP announcements the bridge builds; fragmenting a packet
  * into k makes k − 1, reassembling k fragments merges k − 1, fragments of incomplete datagrams are held,
- * and packets for an ESP peer whose announcement has not come yet wait, `heldForEsp`);
+ * packets for an ESP peer whose announcement has not come yet wait, `heldForEsp`; and segmenting a
+ * super-frame into k makes k − 1, `segmentsMade`);
  * inside the gateway, its tx = its rx − generated + its own drops + consumed.
  *
  * When a packet carries the trace flag, each stage reports its decision to `trace`.
@@ -27,6 +30,8 @@
 import type { MacTableOptions } from './mactable.js';
 import { LearnResult, MacTable } from './mactable.js';
 import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
+import { GsoStats, segment } from '../packet/gso.js';
+import { VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP_L4 } from '../packet/vnet.js';
 import { hex, ipv4ToString, ipv6ToString, macToString, rd32, rdMac } from '../wire/bytes.js';
 import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
@@ -142,6 +147,12 @@ export class Bridge {
   fragmentsMade = 0;
   /** Fragments merged away by reassembly (k fragments become one frame: k − 1). */
   fragmentsMerged = 0;
+  /** Extra frames made by segmenting super-frames (one split in k makes k − 1). */
+  segmentsMade = 0;
+  /** Super-frames segmented and the segments made (packet/gso.ts keeps them). */
+  readonly gso = new GsoStats();
+  /** The segments of one super-frame (up to 64 KiB in segments as small as the path allows). */
+  private readonly segOut = new PacketBatch(4096);
   /** Floods that arrived while one was in progress (see `flood`). */
   private readonly deferred: PacketBuf[] = [];
   /** Tunnel ports with ESP (their SA databases need service after each batch and on `tick`). */
@@ -781,7 +792,7 @@ export class Bridge {
    */
   private output(p: PacketBuf, idx: number, aux: number): void {
     const port = this.ports[idx];
-    if (port === null || port === undefined || !port.up || port.special || p.segment !== port.vlan || p.end - p.start - ETH_HEADER_LEN > port.mtu) {
+    if (port === null || port === undefined || !port.up || port.special || p.segment !== port.vlan || p.end - p.start - ETH_HEADER_LEN > port.mtu || p.gsoType !== VNET_GSO_NONE) {
       this.outputSlow(p, idx, aux);
       return;
     }
@@ -816,6 +827,12 @@ export class Bridge {
         this.drop(p, port, DropReason.UnknownVni, 'encapsulate');
         return;
       }
+      if (p.gsoType !== VNET_GSO_NONE) {
+        // Segments of the path's size rather than ICMP too-big, as the kernel's GSO does: the sender's
+        // stack chose the super-frame, its segments are what must fit.
+        this.segmentOut(p, port, tunnel.innerMtu(port.mtu), aux);
+        return;
+      }
       if (tunnel.mssClamp && maybeTcpSyn(p.view, p.start, p.end)) this.clampTcpMss(p, port, tunnel, 'encapsulate');
       if (p.end - p.start - ETH_HEADER_LEN > tunnel.innerMtu(port.mtu)) {
         this.tooBig(p, port, tunnel, aux, vni);
@@ -831,6 +848,19 @@ export class Bridge {
       if (!port.carries(p.segment)) {
         this.drop(p, port, DropReason.VlanNotAllowed, 'output');
         return;
+      }
+      let whole = false;
+      if (p.gsoType !== VNET_GSO_NONE) {
+        const o = port.device?.offloads;
+        const type = p.gsoType & ~VNET_GSO_ECN;
+        const hdrs = superFrameHeaders(p);
+        // Whole to a device that segments itself (a TAP with TSO: its kernel takes the virtio-net
+        // header), when its segments fit the port; otherwise segmented here.
+        whole = o !== undefined && (type === VNET_GSO_UDP_L4 ? o.uso : o.tso) && hdrs > 0 && hdrs + p.gsoSize <= port.mtu;
+        if (!whole) {
+          this.segmentOut(p, port, port.mtu, aux);
+          return;
+        }
       }
       let l2len = ETH_HEADER_LEN;
       if (port.allowed !== null && p.segment !== port.vlan) {
@@ -848,12 +878,46 @@ export class Bridge {
         b[s + 15] = p.segment & 0xff;
         l2len += VLAN_TAG_LEN;
       }
-      if (p.end - p.start - l2len > port.mtu) {
+      if (!whole && p.end - p.start - l2len > port.mtu) {
         this.drop(p, port, DropReason.MtuExceeded, 'output');
         return;
       }
     }
     this.enqueue1(p, port);
+  }
+
+  /**
+   * Segments super-frame `p` into frames of at most `mtu` bytes of IP (and of no more payload than its
+   * gso size), then sends each through the output stage to `port` (to VTEP `aux` for a tunnel), where it
+   * is encapsulated, tagged and counted as any frame. The segments carry `p`'s datapath metadata (the
+   * trace flag only the first, so a trace shows one of them); `p` itself is released.
+   */
+  private segmentOut(p: PacketBuf, port: Port, mtu: number, aux: number): void {
+    const hdrs = superFrameHeaders(p);
+    const room = mtu - hdrs;
+    if (hdrs < 0 || room <= 0) {
+      this.drop(p, port, hdrs < 0 ? DropReason.GsoUnsupported : DropReason.MtuExceeded, 'segment');
+      return;
+    }
+    const out = this.segOut;
+    out.clear();
+    const k = segment(p, room < p.gsoSize ? room : p.gsoSize, this.pool, out, this.gso);
+    if (k < 0) {
+      for (let i = 0; i < out.length; i++) out.get(i).release();
+      out.clear();
+      this.drop(p, port, -k as DropReason, 'segment');
+      return;
+    }
+    this.segmentsMade += k - 1;
+    if (p.traced) this.record('segment', port, `super-frame of ${p.end - p.start} bytes (gso size ${p.gsoSize}) segmented into ${k} for MTU ${mtu}`, { bytes: p.end - p.start, gsoSize: p.gsoSize, segments: k, mtu });
+    for (let i = 0; i < k; i++) {
+      const f = out.get(i);
+      f.copyMeta(p);
+      f.traced = p.traced && i === 0;
+      this.outputSlow(f, port.index, aux);
+    }
+    out.clear();
+    p.release();
   }
 
   // ---- MTU: too big for the tunnel, MSS clamping, reassembly ----------------------------------------------
@@ -1257,6 +1321,37 @@ function maybeTcpSyn(v: DataView, s: number, end: number): boolean {
   if (nh === 6) return end - s > 67 && (v.getUint8(s + 67) & 0x02) !== 0;
   // Hop-by-hop, routing, fragment, destination options, AH, mobility, HIP, shim6: clampMss walks them.
   return nh === 0 || nh === 43 || nh === 44 || nh === 60 || nh === 51 || nh === 135 || nh === 139 || nh === 140;
+}
+
+/**
+ * Bytes of IP and transport headers in front of a super-frame's payload (IPv4 or IPv6, extension headers
+ * included, then TCP with its options or UDP): what every segment repeats. -1 when the frame does not
+ * look like the super-frame its gso type says. `csumStart`, set for every super-frame (NEEDS_CSUM),
+ * gives where the transport header starts; it is rechecked against the IP header's own length.
+ */
+function superFrameHeaders(p: PacketBuf): number {
+  const v = p.view;
+  const s = p.start;
+  const l3 = s + ETH_HEADER_LEN;
+  if (p.end - l3 < 20) return -1;
+  const type = v.getUint16(s + 12);
+  const gso = p.gsoType & ~VNET_GSO_ECN;
+  let l4 = p.csumStart;
+  if (type === ETHERTYPE_IPV4) {
+    if (gso === VNET_GSO_TCPV6) return -1;
+    const ihl = (v.getUint8(l3) & 0x0f) << 2;
+    if (l4 < 0) l4 = l3 + ihl;
+    if (l4 !== l3 + ihl) return -1;
+  } else if (type === ETHERTYPE_IPV6) {
+    if (gso === VNET_GSO_TCPV4) return -1;
+    if (l4 < 0) l4 = l3 + 40;
+    if (l4 < l3 + 40) return -1;
+  } else return -1;
+  if (gso === VNET_GSO_UDP_L4) return l4 + 8 <= p.end ? l4 + 8 - l3 : -1;
+  if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6) return -1;
+  if (l4 + 20 > p.end) return -1;
+  const th = (v.getUint8(l4 + 12) >>> 4) << 2;
+  return th >= 20 && l4 + th <= p.end ? l4 + th - l3 : -1;
 }
 
 function bump(a: Float64Array, i: number): void {

@@ -11,6 +11,11 @@
  *   and no pod learns the wrong MAC for its gateway.
  * - The tunnel port's underlay is a `TunnelSocketDevice`: UDP sockets on the tunnel's port (and 4500 for
  *   ESP-in-UDP), a raw socket for ESP over IP.
+ * - Super-frames (config `offloads`, on by default): the TAPs take TSO (and USO where the kernel has it,
+ *   Linux 6.2+), so a pod's TCP hands over up to 64 KiB per frame; the bridge forwards them whole to
+ *   TAPs and segments them for the tunnel; the tunnel's sockets send a super-frame's segments with one
+ *   UDP_SEGMENT send and take UDP_GRO; TCP segments decapsulated for a pod are coalesced again. Every
+ *   buffer then holds 64 KiB, so there are fewer (1024 by default): the status says the pool's memory.
  * - A control socket (status, peers reload, capture), a Prometheus endpoint, JSON logs, SIGHUP reloads
  *   the peers (unchanged peers are not touched, so their flows go on), SIGTERM stops cleanly.
  */
@@ -22,6 +27,7 @@ import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
 import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
 import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
+import { GsoStats } from '../packet/gso.js';
 import { SeqJournal } from '../esp/journal.js';
 import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
@@ -61,6 +67,10 @@ export interface AgentStatus {
   pid: number;
   startedAt: string;
   ports: Array<{ name: string; kind: string; up: boolean; ifindex: number | null; rxPackets: number; txPackets: number; drops: number }>;
+  /** What is offloaded: per TAP the TUNSETOFFLOAD flags the kernel took, the tunnel sockets' GSO and GRO. */
+  offloads: { enabled: boolean; taps: Record<string, { tso: boolean; uso: boolean }>; udpGso: boolean; udpGro: boolean };
+  /** The packet pool: buffers, bytes per buffer, and their product — the memory the datapath holds. */
+  pool: { buffers: number; bufferBytes: number; memoryBytes: number };
   peers: NodePeerConfig[];
   metrics: string | null;
   control: string;
@@ -80,10 +90,17 @@ export class Agent {
   private readonly startedAt = new Date();
   private journal: SeqJournal | null = null;
   private stopped = false;
+  /** Coalescing on the TAPs (the bridge's `gso` counts segmentation). */
+  readonly tapGso = new GsoStats();
+  private readonly tapOffloads: Record<string, { tso: boolean; uso: boolean }> = {};
+  private readonly under: TunnelSocketDevice;
 
   private constructor(readonly cfg: AgentConfig, private readonly native: Native, private readonly log: Logger) {
     const n = cfg.node;
-    this.pool = new PacketPool({ count: cfg.buffers, frameCapacity: Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128)) });
+    // Offloads: a TAP's super-frame is up to 64 KiB of IP behind its Ethernet header, and a GRO'd
+    // datagram up to 65,535 bytes behind the outer headers the device rebuilds: 64 KiB + 128 hold both.
+    const small = Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128));
+    this.pool = new PacketPool({ count: cfg.buffers, frameCapacity: cfg.offloads ? Math.max(small, 65536 + 128) : small });
     const wrap = (port: string, d: LiveDevice): Device => {
       this.devices.set(port, d);
       const o = new ObservedDevice(d, CAPTURE_CLOCK, null, null);
@@ -98,8 +115,9 @@ export class Agent {
       const under = new TunnelSocketDevice(native, this.pool, {
         name: 'underlay', netns: cfg.netns, localIp: n.underlayIp, udpPorts,
         rawProtocols: n.esp !== null && !n.esp.udpEncap ? [IPPROTO_ESP] : [],
-        mac: macFromString(n.underlayMac)!, mtu: cfg.underlayMtu,
+        mac: macFromString(n.underlayMac)!, mtu: cfg.underlayMtu, gro: cfg.offloads, gso: cfg.offloads,
       });
+      this.under = under;
       opened.push(under);
       const pods = new Map<string, Device>();
       for (const p of n.pods) {
@@ -143,17 +161,31 @@ export class Agent {
 
   private openTap(ifname: string, netns: string | null, mac: string, mtu: number): TapDevice {
     const info = this.native.tapOpen(ifname, netns, true, true);
+    let tso = false;
+    let uso = false;
     try {
-      // Checksum offload only: frames may come with a partial checksum (completed by the device); no
-      // super-frames until the performance work enables TSO and segments them.
-      const r = this.native.tapSetOffload(info.fd, TUN_F.CSUM);
-      if (r < 0) this.log.warn('TUNSETOFFLOAD refused', { ifname, netns, errno: -r });
+      // Checksum offload always (frames may come with a partial checksum, completed by the device);
+      // with offloads TSO too, and USO where the kernel takes it (6.2+: an older one refuses the flags
+      // with EINVAL, and then TSO alone is asked). A TAP that keeps its old flags after a refusal would
+      // hand over super-frames the device then refuses: the last ask, CSUM alone, resets them.
+      const TSO = TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6 | TUN_F.TSO_ECN;
+      const asks = this.cfg.offloads ? [TSO | TUN_F.USO4 | TUN_F.USO6, TSO, TUN_F.CSUM] : [TUN_F.CSUM];
+      for (const flags of asks) {
+        const r = this.native.tapSetOffload(info.fd, flags);
+        if (r === 0) {
+          tso = (flags & TUN_F.TSO4) !== 0;
+          uso = (flags & TUN_F.USO4) !== 0;
+          break;
+        }
+        this.log.warn('TUNSETOFFLOAD refused', { ifname, netns, flags, errno: -r });
+      }
       this.native.linkSet(netns, ifname, mtu, macBytes(mac), true);
     } catch (e) {
       this.native.close(info.fd);
       throw e;
     }
-    return new TapDevice(this.native, this.pool, { name: ifname, fd: info.fd, ifindex: info.ifindex, mac: macFromString(mac)!, mtu, vnetHdr: true });
+    this.tapOffloads[ifname] = { tso, uso };
+    return new TapDevice(this.native, this.pool, { name: ifname, fd: info.fd, ifindex: info.ifindex, mac: macFromString(mac)!, mtu, vnetHdr: true, gso: tso, uso, gsoStats: this.tapGso });
   }
 
   /** Builds the node's datapath and configures the kernel side; resolves once the control socket listens. */
@@ -249,7 +281,9 @@ export class Agent {
       const d = this.devices.get(p.kind === 'tunnel' ? 'underlay' : p.name);
       ports.push({ name: p.name, kind: p.kind, up: p.up, ifindex: d instanceof TapDevice ? d.ifindex : null, rxPackets: p.counters.rxPackets, txPackets: p.counters.txPackets, drops: p.counters.dropped });
     }
-    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, peers: [...this.nd.peers], metrics: this.metricsAddress, control: this.cfg.control };
+    const offloads = { enabled: this.cfg.offloads, taps: { ...this.tapOffloads }, udpGso: this.under.gso, udpGro: this.under.gro };
+    const pool = { buffers: this.pool.size, bufferBytes: this.pool.bufferSize, memoryBytes: this.pool.size * this.pool.bufferSize };
+    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, offloads, pool, peers: [...this.nd.peers], metrics: this.metricsAddress, control: this.cfg.control };
   }
 
   snapshot(): MetricsSnapshot {
@@ -267,7 +301,10 @@ export class Agent {
     const devices: MetricsSnapshot['devices'] = [];
     for (const [name, d] of this.devices) {
       const s: DeviceStats = d.stats;
-      devices.push({ device: name, rxPackets: s.rxPackets, txPackets: s.txPackets, rxBatches: s.rxBatches, drops: s.dropsByReason() });
+      devices.push({
+        device: name, rxPackets: s.rxPackets, txPackets: s.txPackets, rxBatches: s.rxBatches, drops: s.dropsByReason(),
+        rxSuper: s.rxSuper, rxSuperSegments: s.rxSuperSegments, txSuper: s.txSuper, txSuperSegments: s.txSuperSegments,
+      });
     }
     const peers: MetricsSnapshot['peers'] = [];
     const byIp = new Map(this.nd.peers.map((p) => [p.underlayIp, p.name]));
@@ -285,8 +322,11 @@ export class Agent {
     }
     const b = this.nd.bridge;
     const macs: Record<string, number> = { ...b.macs.stats };
-    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged, heldForEsp: b.heldForEsp };
-    return { ports, devices, peers, tunnel, macs, bridge, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
+    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged, segmentsMade: b.segmentsMade, heldForEsp: b.heldForEsp };
+    // Super-frames: segmented by the bridge (for tunnels and ports without TSO), coalesced by the TAPs.
+    const t = this.tapGso;
+    const gso = { superFrames: b.gso.superFrames, segments: b.gso.segments, coalesced: t.coalesced, coalescedSegments: t.coalescedSegments, flushes: t.flushes };
+    return { ports, devices, peers, tunnel, macs, bridge, gso, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
   }
 
   /**

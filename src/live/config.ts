@@ -26,7 +26,8 @@
  * espJournal: /var/lib/seine/node1.journal   # ESP: keeps epochs and sequence numbers across restarts (optional:
  *                                  # each start has new keys anyway); relative to this file; one owner at a time
  * underlayMtu: 1500               # the underlay's MTU (what the tunnel's packets may be; default 1500)
- * buffers: 4096                    # packet buffers (default 4096)
+ * offloads: true                  # super-frames: TSO/USO on the TAPs, UDP GSO/GRO on the tunnel sockets (default true)
+ * buffers: 1024                    # packet buffers (default 1024 with offloads, of 64 KiB each; 4096 without)
  * ```
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -54,6 +55,8 @@ export interface AgentConfig {
   /** The ESP sequence journal's file (absolute), or null. */
   espJournal: string | null;
   underlayMtu: number;
+  /** Super-frames end to end: TSO/USO on the TAPs (64 KiB buffers), UDP_SEGMENT/UDP_GRO on the tunnel's sockets. */
+  offloads: boolean;
   buffers: number;
 }
 
@@ -228,7 +231,8 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
 /** Parses an agent configuration (`file` names it in errors and anchors relative paths). */
 export function parseAgentConfig(text: string, file: string): AgentConfig {
   const c = new Checker(file);
-  const o = c.obj(parseDoc(text, file), '', ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'buffers'], ['node', 'control']);
+  const o = c.obj(parseDoc(text, file), '', ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers'], ['node', 'control']);
+  const offloads = o['offloads'] === undefined ? true : c.bool(o['offloads'], 'offloads');
   const node = checkNode(c, o['node']);
   const podsIn = o['pods'] === undefined ? {} : c.obj(o['pods'], 'pods', node.pods.map((p) => p.name));
   const pods: Record<string, PodPlacement> = {};
@@ -251,7 +255,9 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     metrics: o['metrics'] === undefined || o['metrics'] === null ? null : c.str(o['metrics'], 'metrics', 'host:port'),
     espJournal: o['espJournal'] === undefined || o['espJournal'] === null ? null : resolve(dirname(file), c.str(o['espJournal'], 'espJournal', 'a file name')),
     underlayMtu: o['underlayMtu'] === undefined ? 1500 : c.int(o['underlayMtu'], 'underlayMtu', 576, 65535),
-    buffers: o['buffers'] === undefined ? 4096 : c.int(o['buffers'], 'buffers', 256, 1 << 20),
+    offloads,
+    // With offloads a buffer holds a 64 KiB super-frame: fewer of them (1024 × 64 KiB is 66 MiB).
+    buffers: o['buffers'] === undefined ? (offloads ? 1024 : 4096) : c.int(o['buffers'], 'buffers', 256, 1 << 20),
   };
   if (peersFile !== null) cfg.node = { ...node, peers: loadPeers(peersFile, node.name) };
   return cfg;

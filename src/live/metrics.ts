@@ -8,7 +8,11 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 export interface PortSample { port: string; kind: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Record<string, number>; }
-export interface DeviceSample { device: string; rxPackets: number; txPackets: number; rxBatches: number; drops: Record<string, number>; }
+export interface DeviceSample {
+  device: string; rxPackets: number; txPackets: number; rxBatches: number; drops: Record<string, number>;
+  /** Super-frames read from a TAP or GRO'd datagrams received, and the datagrams those held; super-frames written, UDP_SEGMENT sends and their datagrams. */
+  rxSuper: number; rxSuperSegments: number; txSuper: number; txSuperSegments: number;
+}
 export interface PeerSample { peer: string; txPackets: number; rxPackets: number; txInnerBytes: number; espOut: number; espIn: number; }
 export interface MetricsSnapshot {
   ports: PortSample[];
@@ -18,6 +22,8 @@ export interface MetricsSnapshot {
   /** The MAC table's events (learned, moved, evicted, aged, flushed) and the bridge's (flood copies, frames it generated, fragments made and merged). */
   macs: Record<string, number>;
   bridge: Record<string, number>;
+  /** Super-frames segmented and the segments made (bridge); frames coalesced into super-frames (TAPs). */
+  gso: Record<string, number>;
   macEntries: number;
   poolFree: number;
   poolSize: number;
@@ -70,6 +76,15 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   readCounter(reg, 'seine_device_rx_packets_total', 'Frames or datagrams read from a live device (TAP or tunnel socket).', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.rxPackets); });
   readCounter(reg, 'seine_device_tx_packets_total', 'Frames or datagrams written to a live device.', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.txPackets); });
   readCounter(reg, 'seine_device_rx_batches_total', 'Reads that returned frames (frames per batch = rx packets / rx batches).', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.rxBatches); });
+  readCounter(reg, 'seine_device_super_frames_total', 'Super-frames through a live device, by direction: TAP reads with TSO/USO or GRO\'d datagrams received (rx), TAP super-frame writes or UDP_SEGMENT sends (tx).', ['device', 'direction'] as const, (set) => {
+    for (const d of s().devices) { set({ device: d.device, direction: 'rx' }, d.rxSuper); set({ device: d.device, direction: 'tx' }, d.txSuper); }
+  });
+  readCounter(reg, 'seine_device_super_frame_segments_total', 'Datagrams carried in GRO\'d receives (rx) and UDP_SEGMENT sends (tx) of a tunnel socket.', ['device', 'direction'] as const, (set) => {
+    for (const d of s().devices) { set({ device: d.device, direction: 'rx' }, d.rxSuperSegments); set({ device: d.device, direction: 'tx' }, d.txSuperSegments); }
+  });
+  readCounter(reg, 'seine_gso_events_total', 'Super-frames segmented and the segments made (the bridge), frames coalesced into super-frames for the pods (the TAPs), by event.', ['event'] as const, (set) => {
+    for (const [event, v] of Object.entries(s().gso)) set({ event }, v);
+  });
   readCounter(reg, 'seine_device_drops_total', 'Frames a live device dropped before or after the bridge, by reason.', ['device', 'reason'] as const, (set) => {
     for (const d of s().devices) for (const [reason, v] of Object.entries(d.drops)) set({ device: d.device, reason }, v);
   });

@@ -116,9 +116,9 @@ export function books(bridge: Bridge, ports: readonly Port[] = bridge.ports.filt
  */
 export function assertBooks(bridge: Bridge, ports?: readonly Port[]): void {
   const b = books(bridge, ports);
-  const made = bridge.floodCopies + bridge.generated + bridge.fragmentsMade;
+  const made = bridge.floodCopies + bridge.generated + bridge.fragmentsMade + bridge.segmentsMade;
   const gone = bridge.fragmentsMerged + bridge.heldFragments + bridge.heldForEsp;
-  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments} + waiting for ESP ${bridge.heldForEsp}`);
+  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} + segments made ${bridge.segmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments} + waiting for ESP ${bridge.heldForEsp}`);
   const gw = bridge.gateway;
   if (gw !== null) {
     const port = bridge.ports.find((q) => q?.kind === 'gateway')!;

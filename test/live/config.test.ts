@@ -43,7 +43,12 @@ test('agent config: what seine lab up writes parses back to the same node; defau
   assert.equal(c.control, join(DIR, 'node1.sock'));
   assert.equal(c.pods['b']!.ifname, 'eth0');
   assert.equal(c.hostTap, 'seine-gw0');
-  assert.equal(c.buffers, 4096);
+  // Offloads on by default, with fewer (64 KiB) buffers; off, the 4096 small ones.
+  assert.equal(c.offloads, true);
+  assert.equal(c.buffers, 1024);
+  const off = parseAgentConfig(stringify({ ...base, offloads: false }), FILE);
+  assert.equal(off.offloads, false);
+  assert.equal(off.buffers, 4096);
   assert.equal(c.peersFile, null);
 });
 
@@ -73,6 +78,7 @@ test('agent config: each mistake names the file, the key and what was expected',
   refused({ ...base, pods: { ...base.pods, a: { netns: 'x', ifname: 'a-very-long-interface' } } }, 'pods.a.ifname', /15 characters/);
   refused({ ...base, hostTap: 'seine-gateway-zero' }, 'hostTap');
   refused({ ...base, buffers: 10 }, 'buffers', /256-/);
+  refused({ ...base, offloads: 'yes' }, 'offloads', /true or false/);
   refused('node: [unclosed', 'not valid YAML');
   refused('- a list', /expected a mapping/);
 });
