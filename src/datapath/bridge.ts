@@ -902,10 +902,9 @@ export class Bridge {
     const out = this.segOut;
     out.clear();
     const k = segment(p, room < p.gsoSize ? room : p.gsoSize, this.pool, out, this.gso);
-    if (k < 0) {
-      for (let i = 0; i < out.length; i++) out.get(i).release();
-      out.clear();
-      this.drop(p, port, -k as DropReason, 'segment');
+    if (k <= 0) {
+      // Nothing was appended (segment() gives every buffer back when it refuses).
+      this.drop(p, port, k < 0 ? -k as DropReason : DropReason.GsoBadType, 'segment');
       return;
     }
     this.segmentsMade += k - 1;
