@@ -147,6 +147,7 @@ async function seineAgent(rig: Rig, kind: 'vxlan' | 'geneve', a: string, aPod: s
 
 interface StatsSnapshot {
   macEntries: number;
+  gso: Record<string, number>;
   peers: Array<{ peer: string; txPackets: number; rxPackets: number }>;
   devices: Array<{ device: string; drops: Record<string, number> }>;
   ports: Array<{ port: string; drops: Record<string, number> }>;
@@ -214,6 +215,9 @@ test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pi
     assert.ok(st.macEntries >= 2, `seine learned both pods' MACs (${st.macEntries} entries)`);
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0, `seine's tunnel counters for the kernel VTEP: ${JSON.stringify(peer)}`);
+    // With TSO on seine's pod TAP (the agent's default), its iperf3 sent super-frames, segmented for the tunnel.
+    assert.ok(st.gso['superFrames']! > 0, `seine segmented super-frames for the kernel peer: ${JSON.stringify(st.gso)}`);
+    t.diagnostic(`seine: ${st.gso['superFrames']} super-frames segmented into ${st.gso['segments']}; ${st.gso['coalesced']} super-frames coalesced for its pod`);
 
     // The wire, as the kernel's side received and sent it.
     const icmp = await tunnelledIcmp(cap.file, 'vxlan');
