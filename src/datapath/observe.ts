@@ -9,7 +9,7 @@ import { PcapngWriter } from '../capture/pcapng.js';
 import type { CaptureSink } from '../capture/common.js';
 import type { PacketBatch, PacketBuf } from '../packet/buf.js';
 import type { Clock } from './bridge.js';
-import type { Device, Receiver } from './device.js';
+import { NO_OFFLOADS, type Device, type DeviceOffloads, type Receiver } from './device.js';
 
 /** Sees one frame at `now` (ns). It must not keep or change the packet. */
 export type FrameHook = (p: PacketBuf, now: number) => void;
@@ -30,6 +30,8 @@ export class ObservedDevice implements Device {
   get mac(): number { return this.inner.mac; }
   get mtu(): number { return this.inner.mtu; }
   get linkUp(): boolean { return this.inner.linkUp; }
+  /** The wrapped device's: a TAP behind a capture still takes super-frames whole. */
+  get offloads(): DeviceOffloads { return this.inner.offloads ?? NO_OFFLOADS; }
 
   transmit(batch: PacketBatch): void {
     const h = this.onTx;

@@ -6,8 +6,8 @@
 
 /** The pipeline's stages, in the order a packet meets them. */
 /** `send`, `underlay` and `deliver` are the simulator's: a pod sending, a frame crossing the underlay, a pod receiving. */
-/** `segment` and `coalesce` are the live datapath's super-frames (TSO/USO): split before encapsulation or a port without segmentation offload, merged again before a TAP that has it. */
-export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'coalesce' | 'underlay' | 'deliver' | 'drop';
+/** `segment`: a live super-frame (TSO/USO) split for a tunnel or a port without segmentation offload. */
+export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'underlay' | 'deliver' | 'drop';
 
 export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
 

@@ -157,9 +157,11 @@ describe('live: two nodes, pods on TAPs, real traffic', { skip: SKIP }, () => {
       assert.ok(under.txPackets > 1000, `underlay tx ${under.txPackets}`);
       // What went on the wire: ESP over IP (protocol 50), ESP in UDP port 4500, or the tunnel's own port.
       const file = join(DIR, `${name}.pcapng`);
-      const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '4']);
-      await new Promise((r) => setTimeout(r, 500));
-      await ping(lab, 'node1/a', '10.244.2.2', 3);
+      let captured = false;
+      const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '4']).finally(() => { captured = true; });
+      // The capture is armed once the command has started and asked the agent, half a second or more on
+      // a busy machine: ping until it has its frames (a fixed wait raced it).
+      for (let i = 0; i < 40 && !captured; i++) await ping(lab, 'node1/a', '10.244.2.2', 1);
       assert.equal((await cap).code, 0);
       const wire = spawnSync('tshark', ['-r', file, '-T', 'fields', '-E', 'occurrence=f', '-e', 'ip.proto', '-e', 'udp.dstport'], { encoding: 'utf8' }).stdout.trim().split('\n');
       const want = cipher === null ? `17\t${tunnel === 'vxlan' ? 4789 : 6081}` : udpEncap ? '17\t4500' : '50\t';
@@ -339,9 +341,10 @@ print(sent)
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: m.stdout, encoding: 'utf8' });
     assert.equal(promtool.status, 0, `promtool check metrics: ${promtool.stdout}${promtool.stderr}`);
     const file = join(DIR, `${name}.pcapng`);
-    const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '6']);
-    await new Promise((r) => setTimeout(r, 700));
-    await ping(lab, 'node1/a', '10.244.2.2', 4);
+    let captured = false;
+    const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '6']).finally(() => { captured = true; });
+    // Armed once the command has asked the agent (see above): ping until the capture has its frames.
+    for (let i = 0; i < 40 && !captured; i++) await ping(lab, 'node1/a', '10.244.2.2', 1);
     const c = await cap;
     assert.equal(c.code, 0, c.stderr);
     const t = spawnSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.srcport'], { encoding: 'utf8' });

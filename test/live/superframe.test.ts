@@ -16,6 +16,8 @@
  * bad checksum and no malformed frame among node A's datagrams, and none is larger than the underlay
  * MTU. (Node B's end coalesces with GRO; its received frames are not the wire's and are filtered out.)
  *
+ * On one node, the same transfer between two pods goes through the bridge as super-frames, whole.
+ *
  * Root only (skipped, loudly, otherwise); everything is removed in `after`, pass or fail.
  */
 import assert from 'node:assert/strict';
@@ -84,6 +86,12 @@ function nodes(kind: 'vxlan' | 'geneve', esp: Esp, mtu: number): [NodeConfig, No
   return [a!, b!];
 }
 
+/** The receiver's report (the line with its hash), once it has printed one. */
+async function received(srv: { output(): string }): Promise<{ bytes: number; sha256: string }> {
+  await waitFor('the receiver to report', async () => (/"sha256"/.test(srv.output()) ? true : undefined), 20_000, 100);
+  return JSON.parse(srv.output().split('\n').find((l) => l.includes('sha256'))!) as { bytes: number; sha256: string };
+}
+
 interface Snapshot {
   gso: Record<string, number>;
   bridge: Record<string, number>;
@@ -95,6 +103,37 @@ const stats = async (a: RigAgent): Promise<Snapshot> => (await a.request('stats'
 const device = (s: Snapshot, name: string): Snapshot['devices'][number] => s.devices.find((d) => d.device === name)!;
 
 describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { skip: SKIP }, () => {
+  test('one node: 32 MiB pod → pod through the bridge, super-frames whole (never segmented), same SHA-256 at both ends', { timeout: 60_000 }, async (t) => {
+    const rig = new Rig('sf1');
+    rigs.push(rig);
+    try {
+      const pod = (name: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({ name, node: 'a', ip4, ip6: null, vlan: null, vni: VNI, mtu: 1450 });
+      const topo: ClusterTopology = {
+        tunnel: { type: 'vxlan', mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
+        encryption: null, podMtu: 1450,
+        nodes: [{ name: 'a', podCIDR4: null, podCIDR6: null, gateway4: null, gateway6: null, underlayIp: UNDER_A, pods: [pod('pa', POD_A), pod('pb', POD_B)] }],
+      };
+      const node = nodeConfigsFromScenario(topo)[0]!;
+      const a = await rig.addNetns('a');
+      const pa = await rig.addNetns('pa');
+      const pb = await rig.addNetns('pb');
+      const agent = await startAgent(rig, { ns: a, node, pods: { pa: { netns: pa, ifname: 'eth0' }, pb: { netns: pb, ifname: 'eth0' } } });
+      await waitFor('a first ping', async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined), 15_000, 200);
+      const srv = rig.spawn(pb, 'receiver', [process.execPath, '-e', SERVER, POD_B]);
+      await srv.waitForOutput(/listening/, 10_000);
+      const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as { bytes: number; sha256: string };
+      assert.deepEqual(await received(srv), sent, 'the receiver read exactly the bytes the sender wrote');
+      const s = await stats(agent);
+      const from = device(s, 'pa');
+      const to = device(s, 'pb');
+      t.diagnostic(`pod A handed over ${from.rxSuper} super-frames; pod B was written ${to.txSuper}; the bridge segmented ${s.gso['superFrames']}`);
+      assert.ok(from.rxSuper > 0 && to.txSuper > 0, 'super-frames in from one TAP and out to the other');
+      assert.equal(s.gso['superFrames'], 0, 'none segmented: a TAP with TSO takes them whole');
+    } finally {
+      await rig.cleanup();
+    }
+  });
+
   const variants: Array<['vxlan' | 'geneve', Esp]> = [['vxlan', null], ['vxlan', 'ip'], ['geneve', null], ['geneve', 'ip'], ['geneve', 'udp']];
   for (const [kind, esp] of variants) {
     test(`${kind}${esp === 'ip' ? ' + ESP (aes-gcm-128)' : esp === 'udp' ? ' + ESP in UDP (aes-gcm-128)' : ''}: 32 MiB pod → pod, same SHA-256 at both ends, segmented and coalesced, a clean underlay`, { timeout: 120_000 }, async (t) => {
@@ -130,8 +169,7 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         const srv = rig.spawn(pb, 'receiver', [process.execPath, '-e', SERVER, POD_B]);
         await srv.waitForOutput(/listening/, 10_000);
         const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as { bytes: number; sha256: string };
-        await waitFor('the receiver to report', async () => (/"sha256"/.test(srv.output()) ? true : undefined), 20_000, 100);
-        const got = JSON.parse(srv.output().split('\n').find((l) => l.includes('sha256'))!) as { bytes: number; sha256: string };
+        const got = await received(srv);
         assert.equal(sent.bytes, BYTES);
         assert.deepEqual(got, sent, 'the receiver read exactly the bytes the sender wrote');
         await cap.proc.stop();
