@@ -438,6 +438,34 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       assert.equal(n.udpSendBatch(a.fd, tx.slab, tx.offsets, tx.lens, tx.addrs, tx.ports, tx.segs, 2), -EINVAL);
     });
 
+    test('udpSendGather: a message gathered from windows across the slab, with UDP_SEGMENT, arrives as its datagrams; one without as one datagram', async () => {
+      const a = keep(n.udpOpen(ns, 4, '127.0.0.1', 0, false));
+      const b = keep(n.udpOpen(ns, 4, '127.0.0.1', 0, false));
+      // Five windows, far apart and out of order in the slab: message 0 = windows 0-2 (1000, 1000, 400
+      // bytes, segment size 1000), message 1 = windows 3-4 (300 + 200 bytes, no segmentation).
+      const tx = new Ring(5, 2048);
+      const sizes = [1000, 1000, 400, 300, 200];
+      const order = [4, 1, 3, 0, 2];
+      sizes.forEach((len, i) => tx.put(order[i]!, bytes(len, 20 + i), LOOPBACK4, b.port));
+      const off = Int32Array.from(sizes.map((_, i) => tx.offsets[order[i]!]!));
+      const lens = Int32Array.from(sizes);
+      const ports = Int32Array.of(b.port, b.port, 0, 0, 0);
+      const segs = Int32Array.of(1000, 0, 0, 0, 0);
+      const addrs = new Uint8Array(16 * 5);
+      addrs.set(LOOPBACK4, 0);
+      addrs.set(LOOPBACK4, 16);
+      assert.equal(n.udpSendGather(a.fd, tx.slab, off, lens, addrs, ports, segs, 5, Int32Array.of(3, 2, 0, 0, 0), 2), 2);
+      const got = await recvAll(b.fd, new Ring(8, 2048), 2900);
+      assert.deepEqual(got.map((d) => d.len), [1000, 1000, 400, 500]);
+      assert.deepEqual(Array.from(got[0]!.data), bytes(1000, 20));
+      assert.deepEqual(Array.from(got[1]!.data), bytes(1000, 21));
+      assert.deepEqual(Array.from(got[2]!.data), bytes(400, 22));
+      assert.deepEqual(Array.from(got[3]!.data), [...bytes(300, 23), ...bytes(200, 24)]);
+      // The windows must add up to the count; a message needs at least one.
+      assert.throws(() => n.udpSendGather(a.fd, tx.slab, off, lens, addrs, ports, segs, 5, Int32Array.of(3, 1, 0, 0, 0), 2), RangeError);
+      assert.throws(() => n.udpSendGather(a.fd, tx.slab, off, lens, addrs, ports, segs, 5, Int32Array.of(5, 0, 0, 0, 0), 2), RangeError);
+    });
+
     test('IPv6: a datagram to [::1] and its peer address', async () => {
       const a = keep(n.udpOpen(ns, 6, '::1', 0, false));
       const b = keep(n.udpOpen(ns, 6, '::1', 0, false));
