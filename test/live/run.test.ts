@@ -122,7 +122,7 @@ expect:
   - { flow: from-node, delivered: ">= 100%", icmpSeen: echo-reply }
   - { flow: during, delivered: "== 0%" }
   - { flow: replayed, delivered: ">= 100%" }
-  - counters: { node1.macs.learned: ">= 1", node1.a.rxPackets: "> 100", node1.tunnel.nosuch: ">= 1" }
+  - counters: { node1.macs.learned: ">= 1", node1.a.rxPackets: "> 10", node1.tunnel.nosuch: ">= 1" }
 `);
   const r = await seine(['run', '--live', file, '--json', '--pcap', pcap, '--lab', lab('mixed')]);
   assert.equal(r.code, 1, `one expectation fails: exit status 1 (stderr: ${r.stderr})`);
@@ -140,7 +140,8 @@ expect:
   const failed = rep.expectations.filter((e) => !e.ok);
   assert.deepEqual(failed.map((e) => e.what), ['node1.tunnel.nosuch']);
   assert.match(failed[0]!.actual, /^no such counter: tunnel has no counter "nosuch"/);
-  assert.ok(rep.expectations.some((e) => e.what === 'node1.a.rxPackets' && e.ok), 'a counter the agents keep');
+  // Frames as the port received them: with TSO on the pod's TAP, 300 kB of TCP are a few super-frames.
+  assert.ok(rep.expectations.some((e) => e.what === 'node1.a.rxPackets' && e.ok), `a counter the agents keep: ${JSON.stringify(rep.expectations.find((e) => e.what === 'node1.a.rxPackets'))}`);
   assert.ok(rep.expectations.some((e) => e.what === 'node1.macs.learned' && e.ok), 'the MAC table\'s counters, as the simulator names them');
   // The capture point, recorded live.
   assert.deepEqual(rep.captures.map((c) => c.name), ['node1/a']);
