@@ -705,8 +705,9 @@ export class TunnelSocketDevice implements LiveDevice {
    * Sends a UDP socket's windows as their messages (one sendmmsg, a UDP_SEGMENT cmsg on each message of
    * several datagrams). A message the kernel cannot segment (-EIO: no checksum offload on the route's
    * device in older kernels; -EINVAL) turns UDP_SEGMENT off for good and goes again datagram by
-   * datagram; another failing message is dropped as a send error and the rest retried; would-block
-   * drops the rest. Every buffer is released.
+   * datagram, as does one larger than the socket's path MTU (-EMSGSIZE, without turning it off);
+   * another failing message is dropped as a send error and the rest retried; would-block drops the
+   * rest. Every buffer is released.
    */
   private flushUdp(k: number): void {
     const s = this.us[k]!;
@@ -729,9 +730,11 @@ export class TunnelSocketDevice implements LiveDevice {
       }
       if (r === 0 || r === -11) break;
       const iovs = s.iovs[m]!;
-      if (iovs > 1 && (r === -5 || r === -22)) {
-        // No UDP GSO here: this message's datagrams one by one, and every later send too.
-        this.gsoOn = false;
+      if (iovs > 1 && (r === -5 || r === -22 || r === -90)) {
+        // No UDP GSO here (EIO, EINVAL): this message's datagrams one by one, and every later send too.
+        // EMSGSIZE: the socket's path MTU is below the datagram size (an ICMP frag-needed came): these
+        // go one by one (the kernel fragments them, as it would any datagram), later sends try again.
+        if (r !== -90) this.gsoOn = false;
         for (let j = 0; j < iovs; j++) {
           s.iovs[m] = 1;
           s.segs[m] = 0;
