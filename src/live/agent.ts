@@ -67,7 +67,7 @@ export interface AgentStatus {
   pid: number;
   startedAt: string;
   ports: Array<{ name: string; kind: string; up: boolean; ifindex: number | null; rxPackets: number; txPackets: number; drops: number }>;
-  /** What is offloaded: per TAP the TUNSETOFFLOAD flags the kernel took, the tunnel sockets' GSO and GRO. */
+  /** What is offloaded: per TAP (by port: a pod's name, `host`) what TUNSETOFFLOAD took, the tunnel sockets' GSO and GRO. */
   offloads: { enabled: boolean; taps: Record<string, { tso: boolean; uso: boolean }>; udpGso: boolean; udpGro: boolean };
   /** The packet pool: buffers, bytes per buffer, and their product — the memory the datapath holds. */
   pool: { buffers: number; bufferBytes: number; memoryBytes: number };
@@ -122,13 +122,13 @@ export class Agent {
       const pods = new Map<string, Device>();
       for (const p of n.pods) {
         const at = cfg.pods[p.name]!;
-        const d = this.openTap(at.ifname, at.netns, p.mac, p.mtu);
+        const d = this.openTap(p.name, at.ifname, at.netns, p.mac, p.mtu);
         opened.push(d);
         pods.set(p.name, wrap(p.name, d));
       }
       let stack: Device | undefined;
       if (n.stack !== null) {
-        const d = this.openTap(cfg.hostTap, cfg.netns, n.stack.mac, n.stack.mtu);
+        const d = this.openTap('host', cfg.hostTap, cfg.netns, n.stack.mac, n.stack.mtu);
         opened.push(d);
         stack = wrap('host', d);
       }
@@ -159,7 +159,7 @@ export class Agent {
     });
   }
 
-  private openTap(ifname: string, netns: string | null, mac: string, mtu: number): TapDevice {
+  private openTap(port: string, ifname: string, netns: string | null, mac: string, mtu: number): TapDevice {
     const info = this.native.tapOpen(ifname, netns, true, true);
     let tso = false;
     let uso = false;
@@ -184,7 +184,7 @@ export class Agent {
       this.native.close(info.fd);
       throw e;
     }
-    this.tapOffloads[ifname] = { tso, uso };
+    this.tapOffloads[port] = { tso, uso };
     return new TapDevice(this.native, this.pool, { name: ifname, fd: info.fd, ifindex: info.ifindex, mac: macFromString(mac)!, mtu, vnetHdr: true, gso: tso, uso, gsoStats: this.tapGso });
   }
 

@@ -16,6 +16,9 @@
  * bad checksum and no malformed frame among node A's datagrams, and none is larger than the underlay
  * MTU. (Node B's end coalesces with GRO; its received frames are not the wire's and are filtered out.)
  *
+ * Over plain VXLAN, USO too (where the kernel takes it): a pod's UDP_SEGMENT sends reach the TAP as UDP
+ * super-frames, and the bridge cuts them into their datagrams, which arrive whole.
+ *
  * On one node, the same transfer between two pods goes through the bridge as super-frames, whole.
  *
  * Root only (skipped, loudly, otherwise); everything is removed in `after`, pass or fail.
@@ -24,6 +27,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { podMtu } from '../../src/mtu/overhead.js';
 import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
+import { SYSTEM_PYTHON } from '../helpers.js';
 import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/superframe.test.ts');
@@ -85,6 +89,34 @@ function nodes(kind: 'vxlan' | 'geneve', esp: Esp, mtu: number): [NodeConfig, No
   const [a, b] = nodeConfigsFromScenario(topo);
   return [a!, b!];
 }
+
+/** UDP with USO: 50 sends of 20 datagrams of 1000 bytes each (UDP_SEGMENT), datagram k numbered in its first 4 bytes. */
+const USO_SENDER = `
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(17, 103, 1000)  # SOL_UDP, UDP_SEGMENT
+for m in range(50):
+    s.sendto(b"".join(struct.pack("!I", k) + bytes(((k * 7 + i) & 0xff) for i in range(996)) for k in range(m * 20, m * 20 + 20)), (sys.argv[1], 9999))
+    time.sleep(0.005)
+`;
+
+/** Counts the datagrams that arrive whole and as sent (and those that do not), until 2 s pass without one. */
+const USO_RECEIVER = `
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind((sys.argv[1], 9999)); s.settimeout(2)
+print("listening", flush=True)
+good = bad = 0
+try:
+    while True:
+        b = s.recv(65535)
+        k = struct.unpack("!I", b[:4])[0] if len(b) >= 4 else -1
+        if len(b) == 1000 and b[4:] == bytes(((k * 7 + i) & 0xff) for i in range(996)): good += 1
+        else: bad += 1
+except socket.timeout: pass
+print("good", good, "bad", bad, flush=True)
+`;
 
 /** The receiver's report (the line with its hash), once it has printed one. */
 async function received(srv: { output(): string }): Promise<{ bytes: number; sha256: string }> {
@@ -158,7 +190,7 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         const st = await agentA.request('status');
         const off = st['offloads'] as { enabled: boolean; taps: Record<string, { tso: boolean }>; udpGso: boolean; udpGro: boolean };
         assert.equal(off.enabled, true);
-        assert.equal(off.taps['eth0']?.tso, true, `TSO on the pod's TAP: ${JSON.stringify(off)}`);
+        assert.equal(off.taps['pa']?.tso, true, `TSO on the pod's TAP: ${JSON.stringify(off)}`);
         const pool = st['pool'] as { buffers: number; bufferBytes: number; memoryBytes: number };
         assert.ok(pool.bufferBytes > 65536 && pool.memoryBytes === pool.buffers * pool.bufferBytes, `pool: ${JSON.stringify(pool)}`);
         const tso = (await rig.run(pa, ['ethtool', '-k', 'eth0'])).stdout;
@@ -207,6 +239,25 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
           assert.ok(inner.length > 1000 && inner.every(([l]) => Number(l) <= mtu - 40), `inner TCP segments within MSS ${mtu - 40}`);
         }
         t.diagnostic(`${frames.length} ${proto} frames from A, largest ${largest} bytes, tshark finds no fault`);
+        if (kind === 'vxlan' && esp === null) {
+          // USO, where the kernel takes it (Linux 6.2+): a UDP super-frame is cut into its datagrams.
+          const off2 = (await agentA.request('status'))['offloads'] as { taps: Record<string, { uso: boolean }> };
+          if (off2.taps['pa']?.uso !== true) t.diagnostic('USO not taken by this kernel: the UDP part is skipped');
+          else {
+            const before = (await stats(agentA)).gso['superFrames']!;
+            const rx = rig.spawn(pb, 'uso-receiver', [SYSTEM_PYTHON, '-c', USO_RECEIVER, POD_B]);
+            await rx.waitForOutput(/listening/, 10_000);
+            await rig.run(pa, [SYSTEM_PYTHON, '-c', USO_SENDER, POD_B], 30_000);
+            await rx.waitForOutput(/good \d+ bad \d+/, 15_000);
+            const [, good, bad] = /good (\d+) bad (\d+)/.exec(rx.output())!.map(Number);
+            const u = (await stats(agentA)).gso;
+            t.diagnostic(`USO: ${u['superFrames']! - before} UDP super-frames segmented; ${good} of 1000 datagrams arrived as sent, ${bad} otherwise`);
+            assert.ok(u['superFrames']! - before >= 25, `UDP super-frames segmented: ${u['superFrames']! - before}`);
+            assert.equal(bad, 0, 'every datagram that arrived is one that was sent, whole');
+            // UDP may lose some on a busy machine; what arrives must be most of it.
+            assert.ok(good! >= 900, `${good} of 1000 datagrams arrived`);
+          }
+        }
       } finally {
         await rig.cleanup();
       }
