@@ -487,8 +487,9 @@ export class Coalescer {
     h.nextSeq = (h.nextSeq + payloadLen) >>> 0;
     h.fixedId = fixedId;
     p.release();
-    // A short segment, PSH or FIN end the super-frame (tcp_gro_receive's flush); so does a full one.
-    if ((flags & (TCP_PSH | TCP_FIN)) !== 0 || payloadLen < h.mss || h.count === GSO_MAX_SEGMENTS || q.end - q.start + h.mss > this.maxBytes) {
+    // A short segment, PSH or FIN end the super-frame (tcp_gro_receive's flush); so does the 64th. One
+    // that is only near its size limit is held: a short last segment may still fit.
+    if ((flags & (TCP_PSH | TCP_FIN)) !== 0 || payloadLen < h.mss || h.count === GSO_MAX_SEGMENTS) {
       this.flushSlot(h, out);
     }
     return true;
