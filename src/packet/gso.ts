@@ -203,8 +203,9 @@ function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBa
   }
   const payloadAt = l4 + l4Len;
   const hdrs = payloadAt - start;
-  // hdr_len is a hint (the kernel writes the length of the skb's linear part), but never less than the headers.
-  if (p.hdrLen !== 0 && (p.hdrLen < hdrs || p.hdrLen > l3End - start)) return -DropReason.GsoBadHeaderLen;
+  // hdr_len is a hint: the kernel writes the length of the skb's linear part, which may hold some payload
+  // or (a tag inserted on the way out) less than the headers, and refuses only one past the frame's end.
+  if (p.hdrLen > end - start) return -DropReason.GsoBadHeaderLen;
   if (p.csumStart >= 0 && (p.csumStart !== l4 || p.csumOffset !== (tcp ? TCP_CHECKSUM : UDP_CHECKSUM))) return -DropReason.GsoBadHeaderLen;
   if (p.gsoSize === 0 || maxPayload < 1) return -DropReason.GsoBadSize;
   const size = tcp ? Math.min(maxPayload, p.gsoSize) : p.gsoSize;
@@ -311,8 +312,8 @@ const SLOTS = 8;
  *
  * The payload of each merged segment is appended to the first segment's buffer, and the merged buffer
  * released. When that buffer is not from `pool` (the pool whose buffers can hold a super-frame, e.g.
- * the TAP's), the first segment is copied into one of `pool`'s when the second arrives; the room in the
- * buffer bounds the super-frame too. Frames that are not TCP, or do not qualify, leave unchanged;
+ * the TAP's), the first segment is copied into one of `pool`'s when the second arrives; the pool's
+ * `frameCapacity` (and the room behind the frame) bounds the super-frame too. Frames that are not TCP, or do not qualify, leave unchanged;
  * a frame of a held flow that cannot be merged first makes the held one leave, so a flow's order is
  * kept (frames of different flows may pass one another, as with GRO).
  *
@@ -479,7 +480,7 @@ export class Coalescer {
       q = h.p!;
       qd = q.data;
     }
-    if (q.end + payloadLen > qd.length - TAILROOM) return false;
+    if (q.end + payloadLen > qd.length - TAILROOM || q.end - q.start + payloadLen > (q.pool?.frameCapacity ?? qd.length)) return false;
     copy(d, l4 + thl, p.end, qd, q.end);
     q.end += payloadLen;
     qd[h.l4 + TCP_FLAGS] = qd[h.l4 + TCP_FLAGS]! | (flags & (TCP_PSH | TCP_FIN));

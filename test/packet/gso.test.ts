@@ -343,7 +343,7 @@ test('gso: malformed super-frames are dropped with a reason, never throw, and le
     switch (kind) {
       case 'truncate': p.end = p.start + (k % hdrs); break;
       case 'gsoSize0': p.gsoSize = 0; want = DropReason.GsoBadSize; break;
-      case 'hdrLenShort': p.hdrLen = 1 + (k % (hdrs - 1)); want = DropReason.GsoBadHeaderLen; break;
+      case 'hdrLenShort': p.hdrLen = 1 + (k % (hdrs - 1)); break; // a hint, as the kernel takes it: accepted
       case 'hdrLenLong': p.hdrLen = p.end - p.start + 1 + (k % 100); want = DropReason.GsoBadHeaderLen; break;
       case 'csumStart': p.csumStart += 1 + (k % 8); want = DropReason.GsoBadHeaderLen; break;
       case 'ipv6ExtHeader': want = DropReason.GsoUnsupportedHeaders; break;
@@ -370,6 +370,7 @@ test('gso: malformed super-frames are dropped with a reason, never throw, and le
     const r = segment(p, maxPayload, small, out, stats);
     if (want !== null) assert.equal(r, -want, `${kind}: ${r} (${DropReason[-r]}) want ${DropReason[want]}`);
     else if (kind === 'truncate') assert.ok(r < 0, `truncated to ${p.end - p.start} of ${hdrs} header bytes: ${r}`);
+    else if (kind === 'hdrLenShort') assert.ok(r > 0, `hdrLen ${p.hdrLen} of ${hdrs}: ${r}`);
     if (r < 0) assert.equal(out.length, 0, 'nothing appended');
     releaseAll(out);
     p.release();
@@ -550,6 +551,20 @@ test('gso coalescer: more flows than slots all come out, each in order; a full o
   assert.equal(stats.drops[DropReason.QueueFull], 2);
   releaseAll(tiny);
   assert.equal(big.available, big.size);
+});
+
+test('gso coalescer: a pool of smaller buffers bounds the super-frames (frameCapacity), and segments from another pool are moved into it', () => {
+  const stats = new GsoStats();
+  const co = new Coalescer(small, stats);
+  const segs = list(segmentsOf({ ...base, len: 45 * 1448 }));
+  const out = new PacketBatch(64);
+  pushAll(co, segs, out);
+  const { hdrs } = layout(base);
+  // 9216 bytes hold the headers and six segments.
+  assert.deepEqual(list(out).map((q) => (q.end - q.start - hdrs) / 1448), [6, 6, 6, 6, 6, 6, 6, 3]);
+  for (const q of list(out)) assert.equal(q.pool, small);
+  releaseAll(out);
+  assert.deepEqual([big.available, small.available], [big.size, small.size]);
 });
 
 // --- a real peer -----------------------------------------------------------------------------
