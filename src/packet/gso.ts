@@ -13,7 +13,8 @@
  * the whole, garbage) does not matter.
  *
  * `Coalescer` merges what the kernel's GRO merges (`inet_gro_receive`, `ipv6_gro_receive`,
- * `tcp_gro_receive`): same Ethernet header, addresses and ports; IPv4 without options or fragmentation,
+ * `tcp_gro_receive`): same Ethernet header, addresses and ports (and port, segment, VNI and VTEP of
+ * arrival); IPv4 without options or fragmentation,
  * TOS, TTL and DF equal, identification +1 per segment or (with DF) the same on all; IPv6 traffic
  * class, flow label and hop limit equal, no extension headers; TCP acknowledgment, window, urgent
  * pointer, data offset and options identical, flags identical except that the last segment may add PSH
@@ -372,7 +373,7 @@ export class Coalescer {
     const payloadLen = end - l4 - thl;
     ok = ok && thl >= TCP_HEADER_LEN && payloadLen > 0 && (flags & (TCP_SYN | TCP_RST | TCP_URG)) === 0 &&
       p.gsoType === VNET_GSO_NONE && p.csumStart < 0;
-    const h = this.find(d, start, l3, l4, v4);
+    const h = this.find(p, l3, l4, v4);
     if (h === null) {
       // A segment with PSH or FIN ends a super-frame; alone it has nothing to wait for.
       if (!ok || (flags & (TCP_PSH | TCP_FIN)) !== 0) { this.emit(p, out); return; }
@@ -401,13 +402,20 @@ export class Coalescer {
     }
   }
 
-  /** The held flow `p` belongs to: the same Ethernet header, addresses and ports. */
-  private find(d: Uint8Array, start: number, l3: number, l4: number, v4: boolean): Held | null {
+  /**
+   * The held flow `p` belongs to: the same Ethernet header, addresses and ports, and the same way in
+   * (port, segment, and the VNI and VTEP it was decapsulated from: overlays may reuse addresses, and
+   * GRO compares the outer headers too).
+   */
+  private find(p: PacketBuf, l3: number, l4: number, v4: boolean): Held | null {
+    const d = p.data;
+    const start = p.start;
     const l2Len = l3 - start;
     const ports = rd32(d, l4);
     for (const h of this.slots) {
       const q = h.p;
       if (q === null || h.v4 !== v4) continue;
+      if (q.inPort !== p.inPort || q.segment !== p.segment || q.tunVni !== p.tunVni || q.tunVtep !== p.tunVtep) continue;
       const qd = q.data;
       if (rd32(qd, h.l4) !== ports || h.l3 - q.start !== l2Len) continue;
       const same = v4 ? sameBytes(qd, h.l3 + IP4_SRC, d, l3 + IP4_SRC, 8) : sameBytes(qd, h.l3 + IP6_SRC, d, l3 + IP6_SRC, 32);
@@ -487,6 +495,8 @@ export class Coalescer {
     h.count++;
     h.nextSeq = (h.nextSeq + payloadLen) >>> 0;
     h.fixedId = fixedId;
+    // A traced segment keeps the trace going in the super-frame it joined.
+    if (p.traced) q.traced = true;
     p.release();
     // A short segment, PSH or FIN end the super-frame (tcp_gro_receive's flush); so does the 64th. One
     // that is only near its size limit is held: a short last segment may still fit.

@@ -499,6 +499,25 @@ test('gso coalescer: segments that break a GRO rule are not merged, and a held f
   }
 });
 
+test('gso coalescer: the same inner flow from another VNI or VTEP is another flow; a traced segment makes the super-frame traced', () => {
+  const co = new Coalescer(big, new GsoStats());
+  // The same four segments arriving in VNI 100 and in VNI 200, interleaved.
+  const a = list(segmentsOf(base));
+  const b = list(segmentsOf(base));
+  a.forEach((q) => { q.tunVni = 100; q.tunVtep = 1; q.traced = false; });
+  b.forEach((q, i) => { q.tunVni = 200; q.tunVtep = 1; q.traced = i === 2; });
+  const out = new PacketBatch(8);
+  pushAll(co, a.flatMap((q, i) => [q, b[i]!]), out);
+  assert.deepEqual(list(out).map((q) => [q.tunVni, (q.end - q.start - layout(base).hdrs) / 1448, q.traced]), [[100, 4, false], [200, 4, true]]);
+  releaseAll(out);
+  const again = list(segmentsOf({ ...base, len: 2 * 1448, flags: 0 }));
+  again[0]!.tunVtep = 1;
+  again[1]!.tunVtep = 2;
+  pushAll(co, again, out);
+  assert.equal(out.length, 2);
+  releaseAll(out);
+});
+
 test('gso coalescer: IPv4 ids may stay the same with DF (as GRO allows), not without it', () => {
   for (const df of [true, false]) {
     const co = new Coalescer(big, new GsoStats());
