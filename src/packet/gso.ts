@@ -133,8 +133,10 @@ const udpView = new UdpView();
  * Splits the super-frame `p` — Ethernet (with up to four VLAN tags) at `p.start`, IPv4 or IPv6 without
  * extension headers, TCP (gsoType TCPV4/TCPV6, with or without the ECN bit) or UDP (UDP_L4, USO) — into
  * segments taken from `pool` and appended to `out`. TCP segments carry at most min(`maxPayload`,
- * `p.gsoSize`) payload bytes (the sender's MSS bounds them too); UDP segments are the sender's
- * datagrams, `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` says, since cutting
+ * `p.gsoSize`) payload bytes (the sender's MSS bounds them too) and, when `mtu` > 0, no more than fits
+ * in an IP datagram of `mtu` bytes with this frame's IP and TCP headers (options included: the caller
+ * need not parse them to pass the path's inner MTU); UDP segments are the sender's
+ * datagrams, `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` and `mtu` say, since cutting
  * a datagram would change what the receiver reads: one larger than the path allows meets the MTU
  * stage like any other datagram. Each segment is a complete frame (see the module comment), with its
  * offload fields cleared, layer offsets `l2`/`l3`/`l4` set, and the metadata of `p` (`copyMeta`). The
@@ -146,9 +148,9 @@ const udpView = new UdpView();
  * (counted in `stats.drops`), and then nothing is appended and every buffer taken is back in the pool.
  * A super-frame whose payload fits in one segment gives one segment (a copy with its checksum complete).
  */
-export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch, stats: GsoStats): number {
+export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch, stats: GsoStats, mtu = 0): number {
   if ((p.gsoType & ~VNET_GSO_ECN) === VNET_GSO_NONE) return 0;
-  const r = split(p, maxPayload, pool, out);
+  const r = split(p, maxPayload, mtu, pool, out);
   if (r < 0) {
     stats.drops[-r]!++;
   } else {
@@ -158,7 +160,7 @@ export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out:
   return r;
 }
 
-function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch): number {
+function split(p: PacketBuf, maxPayload: number, mtu: number, pool: PacketPool, out: PacketBatch): number {
   const d = p.data;
   const start = p.start;
   const end = p.end;
@@ -208,8 +210,8 @@ function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBa
   // or (a tag inserted on the way out) less than the headers, and refuses only one past the frame's end.
   if (p.hdrLen > end - start) return -DropReason.GsoBadHeaderLen;
   if (p.csumStart >= 0 && (p.csumStart !== l4 || p.csumOffset !== (tcp ? TCP_CHECKSUM : UDP_CHECKSUM))) return -DropReason.GsoBadHeaderLen;
-  if (p.gsoSize === 0 || maxPayload < 1) return -DropReason.GsoBadSize;
-  const size = tcp ? Math.min(maxPayload, p.gsoSize) : p.gsoSize;
+  const size = tcp ? Math.min(maxPayload, p.gsoSize, mtu > 0 ? mtu - (payloadAt - l3) : maxPayload) : p.gsoSize;
+  if (p.gsoSize === 0 || maxPayload < 1 || size < 1) return -DropReason.GsoBadSize;
   if (hdrs + size > pool.frameCapacity) return -DropReason.GsoBadSize;
   const payload = l3End - payloadAt;
   const n = payload <= size ? 1 : Math.ceil(payload / size);

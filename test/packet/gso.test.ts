@@ -141,6 +141,11 @@ const specArb = (o: { udp?: boolean; maxSegments?: number } = {}): fc.Arbitrary<
 const big = new PacketPool({ count: 80, frameCapacity: 65536 });
 const small = new PacketPool({ count: 80, frameCapacity: 9216 });
 
+/** A 4-segment IPv4 TCP super-frame with timestamps, PSH on its end. */
+const base: Spec = { v4: true, vlan: false, udp: false, len: 4 * 1448, seed: 5, mss: 1448, path: 1448, flags: TCP_PSH, ts: true, ident: 100, dontFrag: true, tos: 0, ttl: 64, seq: 1000, ack: 77, window: 501 };
+const list = (b: PacketBatch): PacketBuf[] => b.pkts.slice(0, b.length);
+const bytesOf = (p: PacketBuf): Buffer => Buffer.from(p.data.subarray(p.start, p.end));
+
 function releaseAll(b: PacketBatch): void {
   for (let i = 0; i < b.length; i++) b.get(i).release();
   b.clear();
@@ -215,6 +220,30 @@ test('gso: every segment is a complete frame — lengths, ids, sequence numbers,
     assert.deepEqual([big.available, small.available], before);
   }), { numRuns: 150 });
   assert.ok(stats.superFrames === 150 && stats.segments >= 150);
+});
+
+test('gso: with an MTU, every TCP segment\'s IP datagram fits it, whatever the headers; UDP datagrams keep the sender\'s size', () => {
+  const stats = new GsoStats();
+  const out = new PacketBatch(128);
+  fc.assert(fc.property(specArb(), fc.integer({ min: 200, max: 9000 }), (s, mtu) => {
+    const { l3, hdrs } = layout(s);
+    // The MTU bound is the tighter one; the segment count stays within the pools.
+    const size = Math.min(s.mss, s.path, mtu - (hdrs - l3));
+    if (!s.udp && Math.ceil(s.len / size) > 60) return;
+    const p = superFrame(s, big);
+    const orig = p.data.slice(p.start, p.end);
+    assert.ok(segment(p, s.path, big, out, stats, mtu) > 0);
+    checkSegments({ ...s, path: s.udp ? s.path : size }, orig, out, 0);
+    if (!s.udp) for (const q of list(out)) assert.ok(q.end - q.start - l3 <= mtu);
+    p.release();
+    releaseAll(out);
+  }), { numRuns: 100 });
+  const p = superFrame({ ...base, len: 6 }, big);
+  assert.equal(segment(p, 1448, big, out, stats, 52), -DropReason.GsoBadSize, 'no room for payload under a 52-byte MTU with 52 bytes of headers');
+  assert.equal(segment(p, 1448, big, out, stats, 53), 6);
+  releaseAll(out);
+  p.release();
+  assert.deepEqual([big.available, small.available], [big.size, small.size]);
 });
 
 test('gso: a frame that is not a super-frame is left alone (0 segments); a super-frame of one segment gives one with its checksum complete', () => {
@@ -420,14 +449,11 @@ function segmentsOf(s: Spec, stats = new GsoStats()): PacketBatch {
   p.release();
   return b;
 }
-const base: Spec = { v4: true, vlan: false, udp: false, len: 4 * 1448, seed: 5, mss: 1448, path: 1448, flags: TCP_PSH, ts: true, ident: 100, dontFrag: true, tos: 0, ttl: 64, seq: 1000, ack: 77, window: 501 };
 
 function pushAll(co: Coalescer, frames: PacketBuf[], out: PacketBatch): void {
   for (const f of frames) co.push(f, out);
   co.flush(out);
 }
-const list = (b: PacketBatch): PacketBuf[] => b.pkts.slice(0, b.length);
-const bytesOf = (p: PacketBuf): Buffer => Buffer.from(p.data.subarray(p.start, p.end));
 
 test('gso coalescer: non-TCP frames pass through unchanged, interleaved flows coalesce separately and keep their order', () => {
   const stats = new GsoStats();
