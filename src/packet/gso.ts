@@ -135,10 +135,10 @@ const udpView = new UdpView();
  * segments taken from `pool` and appended to `out`. TCP segments carry at most min(`maxPayload`,
  * `p.gsoSize`) payload bytes (the sender's MSS bounds them too) and, when `mtu` > 0, no more than fits
  * in an IP datagram of `mtu` bytes with this frame's IP and TCP headers (options included: the caller
- * need not parse them to pass the path's inner MTU); UDP segments are the sender's
- * datagrams, `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` and `mtu` say, since cutting
- * a datagram would change what the receiver reads: one larger than the path allows meets the MTU
- * stage like any other datagram. Each segment is a complete frame (see the module comment), with its
+ * need not parse them to pass the path's inner MTU); UDP segments are the sender's datagrams,
+ * `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` and `mtu` say, since cutting a
+ * datagram would change what the receiver reads: one larger than the path allows meets the MTU stage
+ * like any other datagram. Each segment is a complete frame (see the module comment), with its
  * offload fields cleared, layer offsets `l2`/`l3`/`l4` set, and the metadata of `p` (`copyMeta`). The
  * last segment ends where the IP datagram ends (link-layer padding is not copied). `p` is left as it
  * was; the caller releases it.
