@@ -1,0 +1,163 @@
+/**
+ * The kernel as the peer of packet/gso.ts: a TAP with a virtio-net header in a namespace this test
+ * makes, a TCP listener behind it (Python's socket module), and this side playing the remote end of the
+ * connection by hand. After a handshake, the data goes in as a super-frame built by the Coalescer
+ * (NEEDS_CSUM, gso TCPV4) and then as plain segments from `segment`; the listener must receive every
+ * byte, and the kernel must acknowledge all of them. Root only (skipped loudly otherwise).
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, test } from 'node:test';
+import { loadNative, type Native } from '../../src/live/native.js';
+import { PacketBatch, PacketPool, type PacketBuf } from '../../src/packet/buf.js';
+import { Coalescer, GsoStats, segment } from '../../src/packet/gso.js';
+import { VNET_GSO_TCPV4, VNET_HDR_LEN, writeVnetHeader } from '../../src/packet/vnet.js';
+import { fold, pseudoSumV4At } from '../../src/wire/checksum.js';
+import { rd16, rd32 } from '../../src/wire/bytes.js';
+import { compose } from '../../src/wire/stack.js';
+import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
+import { SYSTEM_PYTHON } from '../helpers.js';
+import { eth, ip4 } from '../peers/catalogue.js';
+import { liveSkip, requireNative, Rig, sleep } from './rig.js';
+
+const skip = liveSkip('test/live/gso.test.ts');
+
+const KERNEL_MAC = 0x020000990001;
+const PEER_MAC = 0x020000990002;
+const PORT = 5201;
+const PEER_PORT = 40000;
+
+/** Reads the listener's byte count and digest of everything it received before EOF or `n` bytes. */
+const LISTENER = `
+import hashlib, socket, sys
+n = int(sys.argv[1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('10.99.0.1', ${PORT}))
+s.listen(1)
+print('listening', flush=True)
+c, _ = s.accept()
+c.settimeout(10)
+b = b''
+while len(b) < n:
+    d = c.recv(1 << 20)
+    if not d:
+        break
+    b += d
+print('got', len(b), hashlib.sha256(b).hexdigest(), flush=True)
+`;
+
+let rig: Rig | null = null;
+after(async () => { await rig?.cleanup(); });
+
+test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plain segments through a TAP, and its socket gets every byte', { skip }, async () => {
+  requireNative();
+  rig = new Rig('gso');
+  const ns = await rig.addNetns('k');
+  const n: Native = loadNative();
+  const tap = n.tapOpen('tap0', ns, true, false);
+  const macBytes = Uint8Array.of(2, 0, 0, 0x99, 0, 1);
+  n.linkSet(ns, 'tap0', 1500, macBytes, true);
+  await rig.run(ns, ['ip', 'addr', 'add', '10.99.0.1/24', 'dev', 'tap0']);
+  await rig.run(ns, ['ip', 'neigh', 'replace', '10.99.0.2', 'lladdr', '02:00:00:99:00:02', 'dev', 'tap0', 'nud', 'permanent']);
+
+  const data = randomBytes(40000);
+  const listener = rig.spawn(ns, 'listener', [SYSTEM_PYTHON, '-c', LISTENER, String(data.length)]);
+  await listener.waitForOutput(/listening/, 10_000);
+
+  const pool = new PacketPool({ count: 96, frameCapacity: 65536 });
+  const offsets = new Int32Array(64);
+  const caps = new Int32Array(64).fill(65536 + VNET_HDR_LEN);
+  const lens = new Int32Array(64);
+  const at = (p: PacketBuf): number => p.slot * pool.bufferSize + p.start;
+  /** Writes frames to the TAP, each behind the virtio-net header its offload fields describe. */
+  const write = (frames: PacketBuf[]): void => {
+    frames.forEach((p, i) => {
+      writeVnetHeader(p, p.start - VNET_HDR_LEN);
+      offsets[i] = at(p) - VNET_HDR_LEN;
+      lens[i] = p.end - p.start + VNET_HDR_LEN;
+    });
+    assert.equal(n.writeBatch(tap.fd, pool.slab, offsets, lens, frames.length), frames.length);
+  };
+  /** Reads frames until one from the listener's port passes `want` (bounded: 5 s). */
+  const rx = pool.alloc()!;
+  const expectTcp = async (what: string, want: (b: Uint8Array, l4: number) => boolean): Promise<Uint8Array> => {
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      offsets[0] = at(rx);
+      const k = n.readBatch(tap.fd, pool.slab, offsets, caps, lens, 1);
+      if (k === 0) { await sleep(10); continue; }
+      const b = pool.slab.slice(offsets[0]! + VNET_HDR_LEN, offsets[0]! + lens[0]!);
+      if (b.length < 54 || rd16(b, 12) !== 0x0800 || b[23] !== 6) continue;
+      const l4 = 14 + ((b[14]! & 15) << 2);
+      if (rd16(b, l4) === PORT && rd16(b, l4 + 2) === PEER_PORT && want(b, l4)) return b;
+    }
+    throw new Error(`no ${what} from the kernel within 5 s`);
+  };
+  const frame = (seq: number, ack: number, flags: number, payload: Uint8Array, options: { kind: 'mss'; value: number }[] = []): PacketBuf => {
+    const p = pool.alloc()!;
+    p.load(compose([
+      eth(0x0800, [], PEER_MAC, KERNEL_MAC),
+      ip4('10.99.0.2', '10.99.0.1', 6, { ident: seq & 0xffff }),
+      { kind: 'tcp', repr: { srcPort: PEER_PORT, dstPort: PORT, seq, ack, flags, window: 65535, urgent: 0, options } },
+      { kind: 'data', bytes: payload },
+    ]));
+    return p;
+  };
+
+  // Handshake, by hand.
+  const isn = 0x10000000;
+  const syn = frame(isn, 0, TCP_SYN, new Uint8Array(0), [{ kind: 'mss', value: 1460 }]);
+  write([syn]);
+  syn.release();
+  const synAck = await expectTcp('SYN-ACK', (b, l4) => (b[l4 + 13]! & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK));
+  const l4 = 34;
+  assert.equal(rd32(synAck, l4 + 8), isn + 1);
+  const serverNext = (rd32(synAck, l4 + 4) + 1) >>> 0;
+  const ackFrame = frame(isn + 1, serverNext, TCP_ACK, new Uint8Array(0));
+  write([ackFrame]);
+  ackFrame.release();
+
+  // The first 14 × 1448 bytes: a super-frame cut into segments (as the other node's segmentation does)
+  // and coalesced again (as this node's decapsulation path does), then written whole.
+  const stats = new GsoStats();
+  const first = 14 * 1448;
+  const sf = frame(isn + 1, serverNext, TCP_ACK, data.subarray(0, first));
+  sf.gsoType = VNET_GSO_TCPV4;
+  sf.gsoSize = 1448;
+  const segs = new PacketBatch(64);
+  assert.equal(segment(sf, 1448, pool, segs, stats), 14);
+  sf.release();
+  const co = new Coalescer(pool, stats);
+  const out = new PacketBatch(64);
+  for (let i = 0; i < segs.length; i++) co.push(segs.get(i), out);
+  co.flush(out);
+  assert.equal(out.length, 1);
+  const sup = out.get(0);
+  assert.deepEqual([sup.gsoType, sup.gsoSize, sup.csumStart - sup.start, sup.csumOffset], [VNET_GSO_TCPV4, 1448, 34, 16]);
+  // The checksum field holds the pseudo-header sum, as NEEDS_CSUM wants.
+  const d = sup.data;
+  assert.equal(rd16(d, sup.l4 + 16), fold(pseudoSumV4At(d, sup.l3 + 12, sup.l3 + 16, 6, sup.end - sup.l4)));
+  write([sup]);
+  sup.release();
+
+  // The rest as plain segments, PSH on the last.
+  const rest = frame((isn + 1 + first) >>> 0, serverNext, TCP_ACK | TCP_PSH, data.subarray(first));
+  rest.gsoType = VNET_GSO_TCPV4;
+  rest.gsoSize = 1448;
+  segs.clear();
+  assert.equal(segment(rest, 1448, pool, segs, stats), Math.ceil((data.length - first) / 1448));
+  rest.release();
+  write(segs.pkts.slice(0, segs.length));
+  for (let i = 0; i < segs.length; i++) segs.get(i).release();
+
+  // The kernel acknowledges every byte, and the listener read them all.
+  await expectTcp('ACK of all the data', (b, o) => rd32(b, o + 8) === ((isn + 1 + data.length) >>> 0));
+  await listener.waitForOutput(/got \d+/, 10_000);
+  const m = /got (\d+) ([0-9a-f]+)/.exec(listener.output())!;
+  assert.equal(Number(m[1]), data.length);
+  assert.equal(m[2], createHash('sha256').update(data).digest('hex'));
+  rx.release();
+  n.close(tap.fd);
+  assert.equal(pool.available, pool.size);
+});
