@@ -5,7 +5,8 @@
  * (NEEDS_CSUM, gso TCPV4) and then as plain segments from `segment`; the listener must receive every
  * byte, and the kernel must acknowledge all of them. The other way, the kernel (TSO enabled on the
  * TAP) sends super-frames of its own, which `segment` cuts: every segment's checksums verify and the
- * stream is the bytes the sender sent. Root only (skipped loudly otherwise).
+ * stream is the bytes the sender sent; and a UDP_SEGMENT send reaches the TAP (USO enabled) as one
+ * super-frame that `segment` cuts into the sender's datagrams. Root only (skipped loudly otherwise).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { after, test } from 'node:test';
 import { loadNative, TUN_F, type Native } from '../../src/live/native.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../../src/packet/buf.js';
 import { Coalescer, GsoStats, segment } from '../../src/packet/gso.js';
-import { readVnetHeader, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN, writeVnetHeader } from '../../src/packet/vnet.js';
+import { readVnetHeader, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_UDP_L4, VNET_HDR_LEN, writeVnetHeader } from '../../src/packet/vnet.js';
 import { fold, ipv4HeaderValid, onesSum, pseudoSumV4At } from '../../src/wire/checksum.js';
 import { rd16, rd32 } from '../../src/wire/bytes.js';
 import { compose } from '../../src/wire/stack.js';
@@ -289,6 +290,65 @@ test('gso: super-frames the kernel sends through a TAP with TSO are cut by segme
   t.diagnostic(`${superFrames} super-frames from the kernel (largest ${largest} bytes) cut into ${stats.segments} segments`);
   assert.ok(superFrames > 0, 'the kernel sent super-frames (TSO on the TAP)');
   assert.ok(largest > 1514, `a super-frame longer than a 1500-byte MTU frame: ${largest}`);
+  n.close(fd);
+  assert.equal(pool.available, pool.size);
+});
+
+/** One UDP_SEGMENT send of `n` random bytes in datagrams of 1000 to the peer, then their digest. */
+const USO_SENDER = `
+import hashlib, os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, 1000)
+b = os.urandom(int(sys.argv[1]))
+s.sendto(b, ('10.99.0.2', ${PEER_PORT}))
+print('sent', len(b), hashlib.sha256(b).hexdigest(), flush=True)
+`;
+
+test('gso: a UDP_SEGMENT send reaches a TAP with USO as one super-frame, and segment() gives the sender\'s datagrams back', { skip }, async () => {
+  requireNative();
+  rig ??= new Rig('gso');
+  const n: Native = loadNative();
+  const { ns, fd } = await tapInNs(rig, n);
+  assert.equal(n.tapSetOffload(fd, TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6 | TUN_F.USO4 | TUN_F.USO6), 0);
+  const pool = new PacketPool({ count: 32, frameCapacity: 65536 });
+  const offsets = new Int32Array(1);
+  const caps = new Int32Array(1).fill(65536 + VNET_HDR_LEN);
+  const lens = new Int32Array(1);
+  const size = 9500;
+  const sender = rig.spawn(ns, 'uso-sender', [SYSTEM_PYTHON, '-c', USO_SENDER, String(size)]);
+  await sender.waitForOutput(/sent \d+/, 10_000);
+  let p: PacketBuf | null = null;
+  for (const until = Date.now() + 5000; p === null && Date.now() < until;) {
+    const q = pool.alloc()!;
+    offsets[0] = q.slot * pool.bufferSize + q.start - VNET_HDR_LEN;
+    if (n.readBatch(fd, pool.slab, offsets, caps, lens, 1) === 0) { q.release(); await sleep(10); continue; }
+    q.end = q.start + lens[0]! - VNET_HDR_LEN;
+    assert.equal(readVnetHeader(q, q.start - VNET_HDR_LEN), null);
+    const o = q.start;
+    if (q.end - o >= 42 && rd16(q.data, o + 12) === 0x0800 && q.data[o + 23] === 17 && rd16(q.data, o + 36) === PEER_PORT) p = q;
+    else q.release();
+  }
+  assert.ok(p !== null, 'the UDP send reached the TAP');
+  assert.deepEqual([p.gsoType, p.gsoSize, p.end - p.start], [VNET_GSO_UDP_L4, 1000, 14 + 20 + 8 + size], 'one USO super-frame');
+  const stats = new GsoStats();
+  const segs = new PacketBatch(16);
+  assert.equal(segment(p, 1000, pool, segs, stats), 10);
+  const parts: Buffer[] = [];
+  for (const q of segs.pkts.slice(0, segs.length)) {
+    const b = q.data;
+    const l3 = q.start + 14;
+    const l4 = l3 + 20;
+    const len = q.end - l4;
+    assert.ok(ipv4HeaderValid(q.view, l3, 20));
+    assert.equal(rd16(b, l4 + 4), len, 'UDP length');
+    assert.equal(fold(onesSum(b, l4, len, pseudoSumV4At(b, l3 + 12, l3 + 16, 17, len))), 0xffff, 'UDP checksum');
+    parts.push(Buffer.from(b.subarray(l4 + 8, q.end)));
+    q.release();
+  }
+  assert.deepEqual(parts.map((x) => x.length), [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500]);
+  const m = /sent (\d+) ([0-9a-f]+)/.exec(sender.output())!;
+  assert.equal(createHash('sha256').update(Buffer.concat(parts)).digest('hex'), m[2]);
+  p.release();
   n.close(fd);
   assert.equal(pool.available, pool.size);
 });
