@@ -96,8 +96,22 @@ let wholeA: Uint8Array = new Uint8Array(0);
 let slabB: ArrayBufferLike | null = null;
 let wholeB: Uint8Array = new Uint8Array(0);
 
-/** Copies `src[from, to)` to `dst[at…]` (non-overlapping ranges). */
-function copy(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): void {
+/**
+ * Copies `src.data[from, to)` to `dst.data[at…]` (two buffers). Within one pool it is a `copyWithin` on
+ * the pool's slab, where buffer `slot` starts at `slot × bufferSize` (buf.ts).
+ */
+function copy(src: PacketBuf, from: number, to: number, dst: PacketBuf, at: number): void {
+  const pool = src.pool;
+  if (pool !== null && pool === dst.pool) {
+    const bs = pool.bufferSize;
+    pool.slab.copyWithin(dst.slot * bs + at, src.slot * bs + from, src.slot * bs + to);
+    return;
+  }
+  copyBytes(src.data, from, to, dst.data, at);
+}
+
+/** Copies `src[from, to)` to `dst[at…]` (non-overlapping ranges): buffers of two pools, or of none. */
+function copyBytes(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): void {
   const buf = src.buffer;
   if (buf !== dst.buffer) {
     dst.set(src.subarray(from, to), at);
@@ -239,8 +253,8 @@ function split(p: PacketBuf, maxPayload: number, mtu: number, pool: PacketPool, 
     const s = q.start;
     const from = payloadAt + i * size;
     const len = i === n - 1 ? payload - i * size : size;
-    copy(d, start, payloadAt, qd, s);
-    copy(d, from, from + len, qd, s + hdrs);
+    copy(p, start, payloadAt, q, s);
+    copy(p, from, from + len, q, s + hdrs);
     q.end = s + hdrs + len;
     const ql3 = s + (l3 - start);
     const ql4 = s + (l4 - start);
@@ -491,7 +505,7 @@ export class Coalescer {
       qd = q.data;
     }
     if (q.end + payloadLen > qd.length - TAILROOM || q.end - q.start + payloadLen > (q.pool?.frameCapacity ?? qd.length)) return false;
-    copy(d, l4 + thl, p.end, qd, q.end);
+    copy(p, l4 + thl, p.end, q, q.end);
     q.end += payloadLen;
     qd[h.l4 + TCP_FLAGS] = qd[h.l4 + TCP_FLAGS]! | (flags & (TCP_PSH | TCP_FIN));
     h.count++;
@@ -514,7 +528,7 @@ export class Coalescer {
     const b = this.pool.alloc();
     if (b === null) return false;
     const s = b.start;
-    copy(q.data, q.start, q.end, b.data, s);
+    copy(q, q.start, q.end, b, s);
     b.end = s + (q.end - q.start);
     b.copyMeta(q);
     h.l3 += s - q.start;
