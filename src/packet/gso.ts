@@ -14,17 +14,17 @@
  *
  * `Coalescer` merges what the kernel's GRO merges (`inet_gro_receive`, `ipv6_gro_receive`,
  * `tcp_gro_receive`): same Ethernet header, addresses and ports (and port, segment, VNI and VTEP of
- * arrival); IPv4 without options or fragmentation,
- * TOS, TTL and DF equal, identification +1 per segment or (with DF) the same on all; IPv6 traffic
- * class, flow label and hop limit equal, no extension headers; TCP acknowledgment, window, urgent
+ * arrival); IPv4 without options or fragmentation, TOS, TTL and DF equal, identification +1 per segment
+ * or (with DF) the same on all; IPv6 traffic class, flow label and hop limit equal, no extension
+ * headers; TCP acknowledgment, window, urgent
  * pointer, data offset and options identical, flags identical except that the last segment may add PSH
  * or FIN, no SYN, RST or URG, CWR only on the first; sequence numbers contiguous; no segment larger than
  * the first, and a smaller one ends the super-frame. Only segments whose IPv4 header checksum and TCP
  * checksum verify are merged: the super-frame leaves with a partial checksum that the kernel trusts.
  *
- * Copies between buffers of one pool slab are a `copyWithin` on a view of the whole slab (made once per
- * slab), so neither direction allocates per packet when the segments and super-frames share a pool.
- * Across two slabs the copy goes through a `subarray` view: one small allocation per copy.
+ * Copies between buffers of one pool are a `copyWithin` on the pool's slab, so neither direction
+ * allocates per packet when segments and super-frames share a pool. Across two pools (two slabs) the
+ * copy goes through a `subarray` view: one small allocation per copy.
  */
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.js';
 import { checksum, finish, fold, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
@@ -330,9 +330,9 @@ const SLOTS = 8;
  * The payload of each merged segment is appended to the first segment's buffer, and the merged buffer
  * released. When that buffer is not from `pool` (the pool whose buffers can hold a super-frame, e.g.
  * the TAP's), the first segment is copied into one of `pool`'s when the second arrives; the pool's
- * `frameCapacity` (and the room behind the frame) bounds the super-frame too. Frames that are not TCP, or do not qualify, leave unchanged;
- * a frame of a held flow that cannot be merged first makes the held one leave, so a flow's order is
- * kept (frames of different flows may pass one another, as with GRO).
+ * `frameCapacity` (and the room behind the frame) bounds the super-frame too. Frames that are not TCP,
+ * or do not qualify, leave unchanged; a frame of a held flow that cannot be merged first makes the held
+ * one leave, so a flow's order is kept (frames of different flows may pass one another, as with GRO).
  *
  * `out` needs room for as many frames as were pushed since the last `flush` (each frame leaves once,
  * merged or not); a frame that finds it full is released and counted (`QueueFull`).
