@@ -544,6 +544,19 @@ test('gso coalescer: the same inner flow from another VNI or VTEP is another flo
   releaseAll(out);
 });
 
+test('gso coalescer: without verification (an authenticated tunnel) a segment with a bad TCP checksum is merged; with it, not', () => {
+  for (const verify of [true, false]) {
+    const co = new Coalescer(big, new GsoStats(), undefined, verify);
+    const segs = list(segmentsOf(base));
+    const s = segs[1]!;
+    s.data[s.start + 34 + 17]! ^= 1;
+    const out = new PacketBatch(8);
+    pushAll(co, segs, out);
+    assert.equal(out.length, verify ? 3 : 1, `verify ${verify}`);
+    releaseAll(out);
+  }
+});
+
 test('gso coalescer: IPv4 ids may stay the same with DF (as GRO allows), not without it', () => {
   for (const df of [true, false]) {
     const co = new Coalescer(big, new GsoStats());
