@@ -21,9 +21,10 @@ import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
 import { espBenches } from './esp.js';
 import { simBenches } from './sim.js';
+import { gsoBenches } from './gso.js';
 import { superframeBenches } from './superframe.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...simBenches(), ...superframeBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...gsoBenches(), ...simBenches(), ...superframeBenches()];
 
 interface ChildResult {
   name: string;

@@ -13,17 +13,18 @@
  * the whole, garbage) does not matter.
  *
  * `Coalescer` merges what the kernel's GRO merges (`inet_gro_receive`, `ipv6_gro_receive`,
- * `tcp_gro_receive`): same Ethernet header, addresses and ports; IPv4 without options or fragmentation,
- * TOS, TTL and DF equal, identification +1 per segment or (with DF) the same on all; IPv6 traffic
- * class, flow label and hop limit equal, no extension headers; TCP acknowledgment, window, urgent
+ * `tcp_gro_receive`): same Ethernet header, addresses and ports (and port, segment, VNI and VTEP of
+ * arrival); IPv4 without options or fragmentation, TOS, TTL and DF equal, identification +1 per segment
+ * or (with DF) the same on all; IPv6 traffic class, flow label and hop limit equal, no extension
+ * headers; TCP acknowledgment, window, urgent
  * pointer, data offset and options identical, flags identical except that the last segment may add PSH
  * or FIN, no SYN, RST or URG, CWR only on the first; sequence numbers contiguous; no segment larger than
  * the first, and a smaller one ends the super-frame. Only segments whose IPv4 header checksum and TCP
  * checksum verify are merged: the super-frame leaves with a partial checksum that the kernel trusts.
  *
- * Copies between buffers of one pool slab are a `copyWithin` on a view of the whole slab (made once per
- * slab), so neither direction allocates per packet when the segments and super-frames share a pool.
- * Across two slabs the copy goes through a `subarray` view: one small allocation per copy.
+ * Copies between buffers of one pool are a `copyWithin` on the pool's slab, so neither direction
+ * allocates per packet when segments and super-frames share a pool. Across two pools (two slabs) the
+ * copy goes through a `subarray` view: one small allocation per copy.
  */
 import { rd16, rd32, wr16, wr32 } from '../wire/bytes.js';
 import { checksum, finish, fold, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
@@ -95,8 +96,22 @@ let wholeA: Uint8Array = new Uint8Array(0);
 let slabB: ArrayBufferLike | null = null;
 let wholeB: Uint8Array = new Uint8Array(0);
 
-/** Copies `src[from, to)` to `dst[at…]` (non-overlapping ranges). */
-function copy(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): void {
+/**
+ * Copies `src.data[from, to)` to `dst.data[at…]` (two buffers). Within one pool it is a `copyWithin` on
+ * the pool's slab, where buffer `slot` starts at `slot × bufferSize` (buf.ts).
+ */
+function copy(src: PacketBuf, from: number, to: number, dst: PacketBuf, at: number): void {
+  const pool = src.pool;
+  if (pool !== null && pool === dst.pool) {
+    const bs = pool.bufferSize;
+    pool.slab.copyWithin(dst.slot * bs + at, src.slot * bs + from, src.slot * bs + to);
+    return;
+  }
+  copyBytes(src.data, from, to, dst.data, at);
+}
+
+/** Copies `src[from, to)` to `dst[at…]` (non-overlapping ranges): buffers of two pools, or of none. */
+function copyBytes(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): void {
   const buf = src.buffer;
   if (buf !== dst.buffer) {
     dst.set(src.subarray(from, to), at);
@@ -132,10 +147,12 @@ const udpView = new UdpView();
  * Splits the super-frame `p` — Ethernet (with up to four VLAN tags) at `p.start`, IPv4 or IPv6 without
  * extension headers, TCP (gsoType TCPV4/TCPV6, with or without the ECN bit) or UDP (UDP_L4, USO) — into
  * segments taken from `pool` and appended to `out`. TCP segments carry at most min(`maxPayload`,
- * `p.gsoSize`) payload bytes (the sender's MSS bounds them too); UDP segments are the sender's
- * datagrams, `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` says, since cutting
- * a datagram would change what the receiver reads: one larger than the path allows meets the MTU
- * stage like any other datagram. Each segment is a complete frame (see the module comment), with its
+ * `p.gsoSize`) payload bytes (the sender's MSS bounds them too) and, when `mtu` > 0, no more than fits
+ * in an IP datagram of `mtu` bytes with this frame's IP and TCP headers (options included: the caller
+ * need not parse them to pass the path's inner MTU); UDP segments are the sender's datagrams,
+ * `p.gsoSize` bytes each (the last one shorter) whatever `maxPayload` and `mtu` say, since cutting a
+ * datagram would change what the receiver reads: one larger than the path allows meets the MTU stage
+ * like any other datagram. Each segment is a complete frame (see the module comment), with its
  * offload fields cleared, layer offsets `l2`/`l3`/`l4` set, and the metadata of `p` (`copyMeta`). The
  * last segment ends where the IP datagram ends (link-layer padding is not copied). `p` is left as it
  * was; the caller releases it.
@@ -145,9 +162,9 @@ const udpView = new UdpView();
  * (counted in `stats.drops`), and then nothing is appended and every buffer taken is back in the pool.
  * A super-frame whose payload fits in one segment gives one segment (a copy with its checksum complete).
  */
-export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch, stats: GsoStats): number {
+export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch, stats: GsoStats, mtu = 0): number {
   if ((p.gsoType & ~VNET_GSO_ECN) === VNET_GSO_NONE) return 0;
-  const r = split(p, maxPayload, pool, out);
+  const r = split(p, maxPayload, mtu, pool, out);
   if (r < 0) {
     stats.drops[-r]!++;
   } else {
@@ -157,7 +174,7 @@ export function segment(p: PacketBuf, maxPayload: number, pool: PacketPool, out:
   return r;
 }
 
-function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBatch): number {
+function split(p: PacketBuf, maxPayload: number, mtu: number, pool: PacketPool, out: PacketBatch): number {
   const d = p.data;
   const start = p.start;
   const end = p.end;
@@ -203,11 +220,12 @@ function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBa
   }
   const payloadAt = l4 + l4Len;
   const hdrs = payloadAt - start;
-  // hdr_len is a hint (the kernel writes the length of the skb's linear part), but never less than the headers.
-  if (p.hdrLen !== 0 && (p.hdrLen < hdrs || p.hdrLen > l3End - start)) return -DropReason.GsoBadHeaderLen;
+  // hdr_len is a hint: the kernel writes the length of the skb's linear part, which may hold some payload
+  // or (a tag inserted on the way out) less than the headers, and refuses only one past the frame's end.
+  if (p.hdrLen > end - start) return -DropReason.GsoBadHeaderLen;
   if (p.csumStart >= 0 && (p.csumStart !== l4 || p.csumOffset !== (tcp ? TCP_CHECKSUM : UDP_CHECKSUM))) return -DropReason.GsoBadHeaderLen;
-  if (p.gsoSize === 0 || maxPayload < 1) return -DropReason.GsoBadSize;
-  const size = tcp ? Math.min(maxPayload, p.gsoSize) : p.gsoSize;
+  const size = tcp ? Math.min(maxPayload, p.gsoSize, mtu > 0 ? mtu - (payloadAt - l3) : maxPayload) : p.gsoSize;
+  if (p.gsoSize === 0 || maxPayload < 1 || size < 1) return -DropReason.GsoBadSize;
   if (hdrs + size > pool.frameCapacity) return -DropReason.GsoBadSize;
   const payload = l3End - payloadAt;
   const n = payload <= size ? 1 : Math.ceil(payload / size);
@@ -235,8 +253,8 @@ function split(p: PacketBuf, maxPayload: number, pool: PacketPool, out: PacketBa
     const s = q.start;
     const from = payloadAt + i * size;
     const len = i === n - 1 ? payload - i * size : size;
-    copy(d, start, payloadAt, qd, s);
-    copy(d, from, from + len, qd, s + hdrs);
+    copy(p, start, payloadAt, q, s);
+    copy(p, from, from + len, q, s + hdrs);
     q.end = s + hdrs + len;
     const ql3 = s + (l3 - start);
     const ql4 = s + (l4 - start);
@@ -311,13 +329,18 @@ const SLOTS = 8;
  *
  * The payload of each merged segment is appended to the first segment's buffer, and the merged buffer
  * released. When that buffer is not from `pool` (the pool whose buffers can hold a super-frame, e.g.
- * the TAP's), the first segment is copied into one of `pool`'s when the second arrives; the room in the
- * buffer bounds the super-frame too. Frames that are not TCP, or do not qualify, leave unchanged;
- * a frame of a held flow that cannot be merged first makes the held one leave, so a flow's order is
- * kept (frames of different flows may pass one another, as with GRO).
+ * the TAP's), the first segment is copied into one of `pool`'s when the second arrives; the pool's
+ * `frameCapacity` (and the room behind the frame) bounds the super-frame too. Frames that are not TCP,
+ * or do not qualify, leave unchanged; a frame of a held flow that cannot be merged first makes the held
+ * one leave, so a flow's order is kept (frames of different flows may pass one another, as with GRO).
  *
  * `out` needs room for as many frames as were pushed since the last `flush` (each frame leaves once,
  * merged or not); a frame that finds it full is released and counted (`QueueFull`).
+ *
+ * `verify` false skips the TCP checksum check (a pass over every payload byte) for segments whose
+ * integrity something else vouches for — ESP's ICV between nodes, as wireguard-go relies on its AEAD —
+ * at the price that a segment the sender got wrong is delivered as right. Without ESP (VXLAN over IPv4
+ * often carries no outer UDP checksum) keep it on.
  */
 export class Coalescer {
   private readonly slots: Held[] = [];
@@ -327,6 +350,7 @@ export class Coalescer {
     private readonly pool: PacketPool,
     private readonly stats: GsoStats,
     private readonly maxBytes = GSO_MAX_BYTES,
+    private readonly verify = true,
   ) {
     for (let i = 0; i < SLOTS; i++) this.slots.push(new Held());
   }
@@ -371,14 +395,14 @@ export class Coalescer {
     const payloadLen = end - l4 - thl;
     ok = ok && thl >= TCP_HEADER_LEN && payloadLen > 0 && (flags & (TCP_SYN | TCP_RST | TCP_URG)) === 0 &&
       p.gsoType === VNET_GSO_NONE && p.csumStart < 0;
-    const h = this.find(d, start, l3, l4, v4);
+    const h = this.find(p, l3, l4, v4);
     if (h === null) {
       // A segment with PSH or FIN ends a super-frame; alone it has nothing to wait for.
       if (!ok || (flags & (TCP_PSH | TCP_FIN)) !== 0) { this.emit(p, out); return; }
       this.start(this.freeSlot(out), p, l3, l4, thl, v4);
       return;
     }
-    if (!ok || !tcpChecksumValid(d, l3, l4, end, v4)) {
+    if (!ok || (this.verify && !tcpChecksumValid(d, l3, l4, end, v4))) {
       this.flushSlot(h, out);
       this.emit(p, out);
       return;
@@ -400,13 +424,20 @@ export class Coalescer {
     }
   }
 
-  /** The held flow `p` belongs to: the same Ethernet header, addresses and ports. */
-  private find(d: Uint8Array, start: number, l3: number, l4: number, v4: boolean): Held | null {
+  /**
+   * The held flow `p` belongs to: the same Ethernet header, addresses and ports, and the same way in
+   * (port, segment, and the VNI and VTEP it was decapsulated from: overlays may reuse addresses, and
+   * GRO compares the outer headers too).
+   */
+  private find(p: PacketBuf, l3: number, l4: number, v4: boolean): Held | null {
+    const d = p.data;
+    const start = p.start;
     const l2Len = l3 - start;
     const ports = rd32(d, l4);
     for (const h of this.slots) {
       const q = h.p;
       if (q === null || h.v4 !== v4) continue;
+      if (q.inPort !== p.inPort || q.segment !== p.segment || q.tunVni !== p.tunVni || q.tunVtep !== p.tunVtep) continue;
       const qd = q.data;
       if (rd32(qd, h.l4) !== ports || h.l3 - q.start !== l2Len) continue;
       const same = v4 ? sameBytes(qd, h.l3 + IP4_SRC, d, l3 + IP4_SRC, 8) : sameBytes(qd, h.l3 + IP6_SRC, d, l3 + IP6_SRC, 32);
@@ -470,7 +501,7 @@ export class Coalescer {
     }
     const ipLen = q.end - (h.v4 ? hl3 : hl4) + payloadLen;
     if (q.end - q.start + payloadLen > this.maxBytes || ipLen > IP_MAX_LEN) return false;
-    if (!h.verified) {
+    if (!h.verified && this.verify) {
       if (!tcpChecksumValid(qd, hl3, hl4, q.end, h.v4)) return false;
       h.verified = true;
     }
@@ -479,16 +510,19 @@ export class Coalescer {
       q = h.p!;
       qd = q.data;
     }
-    if (q.end + payloadLen > qd.length - TAILROOM) return false;
-    copy(d, l4 + thl, p.end, qd, q.end);
+    if (q.end + payloadLen > qd.length - TAILROOM || q.end - q.start + payloadLen > (q.pool?.frameCapacity ?? qd.length)) return false;
+    copy(p, l4 + thl, p.end, q, q.end);
     q.end += payloadLen;
     qd[h.l4 + TCP_FLAGS] = qd[h.l4 + TCP_FLAGS]! | (flags & (TCP_PSH | TCP_FIN));
     h.count++;
     h.nextSeq = (h.nextSeq + payloadLen) >>> 0;
     h.fixedId = fixedId;
+    // A traced segment keeps the trace going in the super-frame it joined.
+    if (p.traced) q.traced = true;
     p.release();
-    // A short segment, PSH or FIN end the super-frame (tcp_gro_receive's flush); so does a full one.
-    if ((flags & (TCP_PSH | TCP_FIN)) !== 0 || payloadLen < h.mss || h.count === GSO_MAX_SEGMENTS || q.end - q.start + h.mss > this.maxBytes) {
+    // A short segment, PSH or FIN end the super-frame (tcp_gro_receive's flush); so does the 64th. One
+    // that is only near its size limit is held: a short last segment may still fit.
+    if ((flags & (TCP_PSH | TCP_FIN)) !== 0 || payloadLen < h.mss || h.count === GSO_MAX_SEGMENTS) {
       this.flushSlot(h, out);
     }
     return true;
@@ -500,7 +534,7 @@ export class Coalescer {
     const b = this.pool.alloc();
     if (b === null) return false;
     const s = b.start;
-    copy(q.data, q.start, q.end, b.data, s);
+    copy(q, q.start, q.end, b, s);
     b.end = s + (q.end - q.start);
     b.copyMeta(q);
     h.l3 += s - q.start;

@@ -153,7 +153,7 @@ export enum DropReason {
   GsoBadType,
   /** The super-frame's gsoSize is 0, the segment size asked for is below 1, or one segment would not fit in a pool buffer. */
   GsoBadSize,
-  /** The super-frame's hdrLen or checksum request (csumStart, csumOffset) disagrees with the headers found. */
+  /** The super-frame's hdrLen runs past its end, or its checksum request (csumStart, csumOffset) is not the transport header's checksum. */
   GsoBadHeaderLen,
   /** Headers that segmentation does not rewrite: IPv6 extension headers, an IPv4 fragment. */
   GsoUnsupportedHeaders,
