@@ -893,15 +893,10 @@ export class Bridge {
    * trace flag only the first, so a trace shows one of them); `p` itself is released.
    */
   private segmentOut(p: PacketBuf, port: Port, mtu: number, aux: number): void {
-    const hdrs = superFrameHeaders(p);
-    const room = mtu - hdrs;
-    if (hdrs < 0 || room <= 0) {
-      this.drop(p, port, hdrs < 0 ? DropReason.GsoUnsupported : DropReason.MtuExceeded, 'segment');
-      return;
-    }
     const out = this.segOut;
     out.clear();
-    const k = segment(p, room < p.gsoSize ? room : p.gsoSize, this.pool, out, this.gso);
+    // segment() sizes TCP segments to the gso size and to what fits `mtu` with their own headers.
+    const k = segment(p, p.gsoSize, this.pool, out, this.gso, mtu);
     if (k <= 0) {
       // Nothing was appended (segment() gives every buffer back when it refuses).
       this.drop(p, port, k < 0 ? -k as DropReason : DropReason.GsoBadType, 'segment');
