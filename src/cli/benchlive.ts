@@ -50,6 +50,8 @@ export const BENCH_USAGE = `usage: seine bench live [--json] [--out DIR] [--dura
   --pings N      echoes for the RTT (default 20)
   --only LIST    datapaths to measure (default seine,kernel,ovs)
   --esp LIST     seine's ESP setups besides plaintext (default aes-gcm-128,chacha20-poly1305; none: none)
+  --tag TAG      name the labs b<TAG>-seine, b<TAG>-kernel, ... (1-8 lowercase letters or digits;
+                 default random)
 
 Exit status: 0 every lab measured, 1 a lab failed (the others are still measured and reported),
 2 a usage error or not root, 130 interrupted.
@@ -144,7 +146,7 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
       args: rest, strict: true, allowPositionals: false,
       options: {
         json: { type: 'boolean' }, out: { type: 'string' }, duration: { type: 'string' }, runs: { type: 'string' }, pings: { type: 'string' },
-        only: { type: 'string' }, esp: { type: 'string' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        only: { type: 'string' }, tag: { type: 'string' }, esp: { type: 'string' }, 'no-progress': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values as Record<string, unknown>;
   } catch (e) {
@@ -159,6 +161,8 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
     : parseList(String(v['esp']), ESP_SETUPS.filter((e) => e !== 'none'), { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
   const outDir = resolve(typeof v['out'] === 'string' ? v['out'] : 'bench-live');
   const progress = v['no-progress'] !== true;
+  const tag = typeof v['tag'] === 'string' ? v['tag'] : randomBytes(3).toString('hex');
+  if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new CliError(`bench live: --tag expects 1-8 lowercase letters or digits, got '${tag}'`);
   const say = (line: string): void => { if (progress) io.err(`${line}\n`); };
 
   if (process.platform !== 'linux') throw new CliError(`bench live: needs Linux (network namespaces); this is ${process.platform}`);
@@ -185,7 +189,6 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
     if (d === 'seine') for (const e of esps) setups.push({ datapath: d, esp: e });
   }
 
-  const tag = randomBytes(3).toString('hex');
   const tck = clkTck();
   say(`seine bench live: ${setups.length} lab(s) one after the other (tag ${tag}), ${durationS} s per measurement, ${runs} run(s); output in ${outDir}`);
 

@@ -222,6 +222,7 @@ export interface BenchReport {
 /** A number with about three significant digits, no exponent. */
 export function fmt(x: number): string {
   if (!Number.isFinite(x)) return '-';
+  if (x === 0) return '0';
   const a = Math.abs(x);
   const d = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a >= 0.1 ? 3 : 4;
   return x.toFixed(d);
@@ -278,7 +279,7 @@ const COLOURS: Record<Datapath, string> = { seine: '#2b6cb0', kernel: '#718096',
  */
 export function svgChart(metric: Metric, results: readonly BenchResult[]): string {
   const info = METRIC_INFO[metric];
-  const W = 120 + 110 * Math.max(1, results.length), H = 340;
+  const W = Math.max(420, 120 + 110 * results.length), H = 340;
   const left = 70, right = 20, top = 50, bottom = 70;
   const plotH = H - top - bottom, plotW = W - left - right;
   const vals = results.map((r) => r.spread[metric]);
