@@ -224,6 +224,7 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
       try {
         const built = await buildLab(s, name, notes);
         lab = current = built.lab;
+        if (interrupted !== null) break; // signalled while the lab was being built
         await startIperfServer(built.target);
         await verifyPing(built.target, `${name} (${setupName(s)})`);
         results.push(await measure(built.target, { durationS, runs, pings, say, clkTck: tck }));
