@@ -157,8 +157,9 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
   const runs = positive(v['runs'], '--runs', true) ?? (durationS < 5 ? 2 : 3);
   const pings = positive(v['pings'], '--pings', true) ?? 20;
   const only = v['only'] === undefined ? [...DATAPATHS] : parseList(String(v['only']), DATAPATHS, { ovs: 'ovs-netdev' }, '--only');
-  const esps = v['esp'] === undefined || v['esp'] === 'none' ? (v['esp'] === 'none' ? [] : ESP_SETUPS.filter((e) => e !== 'none'))
-    : parseList(String(v['esp']), ESP_SETUPS.filter((e) => e !== 'none'), { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
+  const ciphers = ESP_SETUPS.filter((e) => e !== 'none');
+  const esps = v['esp'] === undefined ? ciphers
+    : v['esp'] === 'none' ? [] : parseList(String(v['esp']), ciphers, { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
   const outDir = resolve(typeof v['out'] === 'string' ? v['out'] : 'bench-live');
   const progress = v['no-progress'] !== true;
   const tag = typeof v['tag'] === 'string' ? v['tag'] : randomBytes(3).toString('hex');

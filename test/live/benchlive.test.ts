@@ -81,6 +81,7 @@ test('bench live --json, short: one result per datapath and setup, every figure 
       assert.ok(s.min <= s.median && s.median <= s.max && s.runs >= 1, `${x.datapath}/${x.esp} ${m} spread`);
       assert.equal(s.median, x[m]);
     }
+    assert.ok(x.udp64_offered_kpps >= x.udp64_kpps && x.udp1400_offered_kpps >= x.udp1400_kpps, 'no more delivered than offered');
     assert.equal(x.spread.rtt_ms.runs, 10, 'the RTT is the median of the 10 echoes');
     assert.ok(x.tcp_gbps < 200 && x.rtt_ms < 1000, 'figures in a plausible range');
   }

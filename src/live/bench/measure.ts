@@ -116,6 +116,7 @@ async function twice<T>(what: string, f: () => Promise<T>, say: (l: string) => v
 /** Every measurement of one lab, `runs` times each (interleaved, so a slow moment of the machine spreads over all figures). */
 export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchResult> {
   const xs: Record<Metric | 'machine_cpu_s_per_gb', number[]> = { tcp_gbps: [], tcp4_gbps: [], udp64_kpps: [], udp1400_kpps: [], rtt_ms: [], cpu_s_per_gb: [], machine_cpu_s_per_gb: [] };
+  const offered: Record<'udp64_kpps' | 'udp1400_kpps', number[]> = { udp64_kpps: [], udp1400_kpps: [] };
   const large = Math.min(UDP_LARGE, t.podMtu - 28);
   for (let k = 0; k < o.runs; k++) {
     const tag = `run ${k + 1}/${o.runs}`;
@@ -136,6 +137,7 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
     for (const [len, key] of [[UDP_SMALL, 'udp64_kpps'], [large, 'udp1400_kpps']] as const) {
       const u = await twice(`UDP ${len} B`, async () => parseIperfUdpRate(await iperf(t, ['-u', '-b', '0', '-l', String(len)], o)), o.say);
       xs[key].push(u.kpps);
+      offered[key].push(u.sent / u.seconds / 1e3);
       o.say(`  ${tag}: UDP ${len}-byte payload ${u.kpps.toFixed(1)} kpps delivered (${u.delivered} of ${u.sent})`);
       await sleep(500); // let the flood's backlog drain before the next measurement
     }
@@ -158,6 +160,8 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
     cpu_source: t.cpu === 'kernel'
       ? 'the whole machine\'s system+irq+softirq time (/proc/stat; includes the iperf3s\' own system calls)'
       : `utime+stime of the ${t.cpu.roles.join(' and ')} processes`,
+    udp64_offered_kpps: spreadOf(offered.udp64_kpps).median,
+    udp1400_offered_kpps: spreadOf(offered.udp1400_kpps).median,
     udp_large_payload: large,
     spread,
   };

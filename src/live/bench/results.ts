@@ -55,6 +55,9 @@ export interface BenchResult {
   machine_cpu_s_per_gb: number;
   /** What `cpu_s_per_gb` counts for this datapath. */
   cpu_source: string;
+  /** What iperf3 offered in the UDP runs (median kpps sent): a delivered figure near it says the sender, not the datapath, was the limit. */
+  udp64_offered_kpps: number;
+  udp1400_offered_kpps: number;
   /** The payload of the "1400-byte" UDP runs: 1400, or less when ESP leaves a smaller pod MTU (no fragments). */
   udp_large_payload: number;
   /** Every figure's median, min, max and number of runs (rtt_ms: over the single pings). */
@@ -245,6 +248,8 @@ export function formatBenchTable(r: BenchReport): string {
   lines.push(...pad(rows, new Set(METRICS.map((_, i) => i + 1))));
   lines.push('', 'median [min-max] over the runs; rtt over the single pings. cpu_s_per_gb counts:');
   for (const x of r.results) lines.push(`  ${setupName(x)}: ${x.cpu_source}; whole machine ${fmt(x.machine_cpu_s_per_gb)} CPU s/GB`);
+  lines.push('UDP offered by iperf3 (kpps sent; delivered near it: the sender was the limit):');
+  for (const x of r.results) lines.push(`  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes, ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes`);
   for (const ref of ['vs_ovs_netdev', 'vs_kernel'] as const) {
     const have = r.results.filter((x) => r.ratios[setupName(x)]?.[ref] != null);
     if (have.length === 0) continue;

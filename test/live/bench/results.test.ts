@@ -110,7 +110,7 @@ function fake(datapath: Datapath, esp: EspSetup, v: Partial<Record<Metric, numbe
   const r = { datapath, esp, tcp_gbps: 1, tcp4_gbps: 1, udp64_kpps: 100, udp1400_kpps: 50, rtt_ms: 0.5, cpu_s_per_gb: 10, ...v };
   for (const m of METRICS) spread[m] = { median: r[m], min: r[m] * 0.9, max: r[m] * 1.1, runs: 3 };
   spread.machine_cpu_s_per_gb = { median: 20, min: 19, max: 21, runs: 3 };
-  return { ...r, machine_cpu_s_per_gb: 20, cpu_source: 'test', udp_large_payload: 1400, spread };
+  return { ...r, machine_cpu_s_per_gb: 20, cpu_source: 'test', udp64_offered_kpps: 300, udp1400_offered_kpps: 200, udp_large_payload: 1400, spread };
 }
 
 const RESULTS = [
@@ -156,6 +156,7 @@ test('the table: a row per setup with median [min-max], the ratios, the targets,
   assert.match(text, /missed +TCP 1 stream: seine \/ kernel ≥ 0\.3 \(stretch\): 0\.250x/);
   assert.match(text, /skipped: ovs-netdev: openvswitch-switch is not installed/);
   assert.match(text, /commit abc123/);
+  assert.match(text, /seine: 300 at 64 bytes, 200 at 1400 bytes/);
 });
 
 test('the SVG charts are well-formed XML (Python\'s parser) with a bar, a value and a label per setup', () => {
