@@ -121,6 +121,14 @@ test('bench: usage errors exit 2 before anything is made; bench --help', async (
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^seine: bench/);
   }
+  // Not root: refused with status 2 and the reason (checked as root by dropping to nobody, where setpriv exists).
+  if (LIVE && spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0) {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, MAIN, 'bench', 'live', '--only', 'kernel'], { encoding: 'utf8', env: { ...process.env, SEINE_LABS_DIR: LABS } });
+    if (!/EACCES|Cannot find module/.test(r.stderr)) { // nobody may not be able to read the build
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^seine: bench live: needs root/);
+    }
+  }
   const h = spawnSync(process.execPath, [MAIN, 'bench', '--help'], { encoding: 'utf8' });
   assert.equal(h.status, 0);
   assert.match(h.stdout, /usage: seine bench live/);
