@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
@@ -113,6 +113,22 @@ test('bench live: Ctrl-C while measuring takes the lab down and exits 130', { sk
   assert.ok(sent, `the run got to measuring: ${r.stderr}`);
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stderr, /interrupted \(SIGINT\); every lab taken down/);
+});
+
+test('bench live: a lab that fails to build is reported by name, exit 1, and taken down', { skip: SKIP, timeout: 120_000 }, async () => {
+  // A `bridge` that fails, first on PATH: the kernel lab's static fdb entry cannot be made.
+  const bin = join(DIR, 'failing-bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'bridge'), '#!/bin/sh\necho "bridge: refused by the test" >&2\nexit 1\n', { mode: 0o755 });
+  const r = spawnSync(process.execPath, [MAIN, 'bench', 'live', '--json', '--only', 'kernel', '--duration', '1', '--runs', '1', '--tag', TAG, '--out', join(DIR, 'fail')],
+    { encoding: 'utf8', env: { ...process.env, SEINE_LABS_DIR: LABS, PATH: `${bin}:${process.env.PATH ?? ''}` }, timeout: 100_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`lab b${TAG}-kernel \\(kernel\\) failed: .*bridge: refused by the test`));
+  const rep = JSON.parse(r.stdout) as BenchReport & { failed: { datapath: string; why: string }[] };
+  assert.deepEqual(rep.results, []);
+  assert.equal(rep.failed.length, 1);
+  assert.equal(rep.failed[0]!.datapath, 'kernel');
+  assert.match(rep.failed[0]!.why, /the lab was taken down/);
 });
 
 test('bench: usage errors exit 2 before anything is made; bench --help', async () => {
