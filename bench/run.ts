@@ -21,8 +21,9 @@ import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
 import { espBenches } from './esp.js';
 import { simBenches } from './sim.js';
+import { gsoBenches } from './gso.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...simBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...gsoBenches(), ...simBenches()];
 
 interface ChildResult {
   name: string;

@@ -148,6 +148,15 @@ export enum DropReason {
   EspPeerMismatch,
   /** An ESP control message (a peer's epoch announcement, esp/hello.ts): consumed by the SA database. */
   EspControl,
+  // Super-frames (packet/gso.ts): software segmentation of TSO/USO frames
+  /** The GSO type does not match the frame: not IPv4/IPv6, a TCP type on UDP (or the reverse), TCPV4 on IPv6, UFO or an unknown type. */
+  GsoBadType,
+  /** The super-frame's gsoSize is 0, the segment size asked for is below 1, or one segment would not fit in a pool buffer. */
+  GsoBadSize,
+  /** The super-frame's hdrLen runs past its end, or its checksum request (csumStart, csumOffset) is not the transport header's checksum. */
+  GsoBadHeaderLen,
+  /** Headers that segmentation does not rewrite: IPv6 extension headers, an IPv4 fragment. */
+  GsoUnsupportedHeaders,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */
