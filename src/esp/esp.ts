@@ -300,6 +300,15 @@ export class EspRxInfo {
     this.udpEncap = false;
     this.nextHeader = -1;
   }
+
+  copy(o: EspRxInfo): void {
+    this.spi = o.spi;
+    this.seqHi = o.seqHi;
+    this.seqLo = o.seqLo;
+    this.sa = o.sa;
+    this.udpEncap = o.udpEncap;
+    this.nextHeader = o.nextHeader;
+  }
 }
 
 /** Where the ESP packet of an incoming datagram is. Filled by `find`. */
