@@ -593,8 +593,9 @@ export class EspSealBatch {
  * the window's pre-check — nothing changes in the packet) and queue those to open; `open` them all in one
  * AEAD call; then `finish` each queued packet in order (window update only for an authenticated packet,
  * trailer, headers restored), with the SA as it is by then: one whose hard lifetime ran out during the
- * batch drops the packet (`EspUnknownSpi`), and `InboundSa.accept` repeats the replay check, so a
- * sequence number twice in one batch is taken once. Without `check`'s 0 a packet is not queued and
+ * batch drops the packet (`EspUnknownSpi`); `InboundSa.accept` repeats the replay check, so a sequence
+ * number twice in one batch is taken once; and a packet that fails authentication after an earlier one
+ * of the batch took its number is a replay (`EspReplay`, as one at a time), not an ICV failure. Without `check`'s 0 a packet is not queued and
  * `check`'s answer is `espUnprotect`'s.
  *
  * With ESN the high sequence bits are inferred at `check`, from the window before the batch: a batch that
@@ -649,8 +650,15 @@ export class EspOpenBatch {
   finish(k: number, p: PacketBuf, now: number, info?: EspRxInfo): number {
     const f = this.jobs[k]!;
     const ok = this.aead.ok(this.idx[k]!);
-    // The SA may have reached its hard lifetime since `check`, by packets before this one in the batch.
-    if (ok && f.sa!.expired(now)) return count(f.sa!, DropReason.EspUnknownSpi);
+    const sa = f.sa!;
+    // Packets before this one in the batch may have used up the SA's hard lifetime, or taken this
+    // sequence number (a duplicate) or moved the window past it: one at a time, this packet would have
+    // been refused so before decryption, and an ICV failure is not what it counts as.
+    if (sa.expired(now)) return count(sa, DropReason.EspUnknownSpi);
+    if (!ok) {
+      const rc = sa.check(f.seqLo);
+      if (rc !== 0) return count(sa, rc);
+    }
     return unprotectFinish(p, this.l3s[k]!, f, ok, info);
   }
 
