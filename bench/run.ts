@@ -19,10 +19,10 @@ import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
-import { espBenches } from './esp.js';
+import { espBenches, espNativeBenches } from './esp.js';
 import { simBenches } from './sim.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...simBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...espNativeBenches(), ...simBenches()];
 
 interface ChildResult {
   name: string;
