@@ -654,6 +654,12 @@ export class EspSadb {
       peer.inNext = sa;
       peer.nextEpoch = peer.aheadFrom + k;
       this.register(sa, peer.index);
+      // The window is used up: it is computed again from the new epoch at the next unknown SPI. Left in
+      // place, every later packet on this SA (now current, not next) would be found in it and installed
+      // and rotated again — the old epoch's grace cut short and the next SA derived per packet.
+      peer.aheadFrom = -1;
+      peer.aheadSpis = [];
+      peer.aheadSas = [];
     }
     this.rotate(peer, now);
   }
