@@ -25,6 +25,11 @@
  *
  * Neither function throws on any bytes, and neither allocates beyond what the AEAD backend forces
  * (esp/aead.ts).
+ *
+ * The live datapath does the same work over a batch (`EspSealBatch`, `EspOpenBatch` at the end of this
+ * file): the checks and header work per packet as here, the AEAD of the whole batch in one call
+ * (esp/aead-batch.ts: the native addon), the same bytes. A packet that fails authentication in a native
+ * batch is left as it arrived.
  */
 import type { PacketBuf } from '../packet/buf.js';
 import { rd16, rd32, wr16 } from '../wire/bytes.js';
