@@ -9,12 +9,15 @@
  * - bad arguments throw TypeError / RangeError naming the argument and touch nothing;
  * - properties: a batch seal opens per packet and a per-packet seal opens in a batch (random sizes,
  *   ciphers, buffers); `EspSealBatch` gives `espProtect`'s bytes and `EspOpenBatch` `espUnprotect`'s
- *   results (IPv4/IPv6, UDP encapsulation, ESN).
+ *   results (IPv4/IPv6, UDP encapsulation, ESN);
+ * - the addon links no libcrypto: its EVP symbols are undefined and node defines them.
  *
  * The native tests skip, saying why, only where the addon is not built; the fallback's run everywhere.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { AEAD_KEY_LEN, createAead, type AeadAlgorithm } from '../../src/esp/aead.js';
 import { AEAD_CIPHER_ID, AeadBatch, AeadKey, type NativeAead } from '../../src/esp/aead-batch.js';
@@ -284,3 +287,20 @@ for (const [name, nat] of [['native', native], ['per-packet fallback', null]] as
       }), { numRuns: 40 });
   });
 }
+
+test('native: the addon links no OpenSSL of its own — its EVP symbols are undefined, resolved from the node binary', nativeOpts, (t) => {
+  const addon = fileURLToPath(new URL('../../../native/build/Release/seine.node', import.meta.url));
+  const nm = spawnSync('nm', ['-D', addon], { encoding: 'utf8' });
+  const ldd = spawnSync('ldd', [addon], { encoding: 'utf8' });
+  if (nm.error !== undefined || ldd.error !== undefined) {
+    t.skip(`nm or ldd is missing (binutils, libc-bin): ${String(nm.error ?? ldd.error)}`);
+    return;
+  }
+  const evp = nm.stdout.split('\n').filter((l) => /\bEVP_/.test(l));
+  assert.ok(evp.length >= 6, `EVP symbols: ${evp.join('; ')}`);
+  for (const l of evp) assert.match(l, /^\s+U EVP_/, `undefined, not defined here: ${l}`);
+  assert.doesNotMatch(ldd.stdout, /libcrypto|libssl/, ldd.stdout);
+  // And node itself defines them (what the loader resolves them to).
+  const node = spawnSync('nm', ['-D', process.execPath], { encoding: 'utf8' }).stdout;
+  for (const l of evp) assert.match(node, new RegExp(`\\sT ${l.trim().split(/\s+/).at(-1)}$`, 'm'));
+});
