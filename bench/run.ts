@@ -19,11 +19,11 @@ import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
-import { espBenches } from './esp.js';
+import { espBenches, espNativeBenches } from './esp.js';
 import { simBenches } from './sim.js';
 import { gsoBenches } from './gso.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...gsoBenches(), ...simBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...espNativeBenches(), ...gsoBenches(), ...simBenches()];
 
 interface ChildResult {
   name: string;
