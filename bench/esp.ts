@@ -14,8 +14,11 @@
  * - `esp.<c>.decrypt`: copy of a protected frame (1498 bytes) into place, then `espUnprotect` — 64
  *   frames with sequence numbers 1-64, the SA's window reset after each pass over them.
  */
+import { spawnSync } from 'node:child_process';
 import { createAead } from '../src/esp/aead.js';
-import { espProtect, espUnprotect } from '../src/esp/esp.js';
+import type { NativeAead } from '../src/esp/aead-batch.js';
+import { EspOpenBatch, espProtect, EspSealBatch, espUnprotect } from '../src/esp/esp.js';
+import { loadNative, nativeUnavailable } from '../src/live/native.js';
 import { InboundSa, OutboundSa, type EspKeying } from '../src/esp/sa.js';
 import { PacketPool } from '../src/packet/buf.js';
 import { compose, type Layer } from '../src/wire/stack.js';
@@ -187,6 +190,163 @@ export function espBenches(): BenchEntry[] {
       { name: `esp.${c}.encrypt`, group, make: () => encryptBench(c) },
       { name: `esp.${c}.aead.open`, group, make: () => openBench(c) },
       { name: `esp.${c}.decrypt`, group, make: () => decryptBench(c) },
+    );
+  }
+  return out;
+}
+
+// ---- the live path: ESP over the native batch AEAD, against `openssl speed` --------------------------------
+
+/*
+ * `esp.native.<c>.encrypt` / `.decrypt`: the whole batched ESP path of the live datapath (EspSealBatch /
+ * EspOpenBatch over the addon's AEAD, Node's own OpenSSL) on 64 pooled frames per batch, each a VXLAN
+ * packet carrying a 1400-byte inner packet as above; Gbit/s of inner bytes. Per batch, encrypt puts the
+ * 64 frames' headers back (the payload, already encrypted, costs the same again), protects them and
+ * seals the batch in one call; decrypt copies 64 protected frames (sequence numbers 1-64) into place,
+ * checks them, opens the batch in one call and finishes each, the window reset after each batch.
+ *
+ * `esp.native.<c>.openssl` is the reference the targets are relative to: `openssl speed -evp <cipher>
+ * -bytes 1024 -seconds 1 -elapsed -mr` (1024 bytes: the largest size the issue's figures use; wall-clock
+ * time, as every figure here) in the same process group, its rounds interleaved with the ESP figures'.
+ * Its rate is openssl's own (bytes per second of its loop, from the `+F` line of the machine-readable
+ * output), not the process's start-up and exit: the harness divides by the wall time of `run`, so `run`
+ * reports the operations openssl's rate gives for that time.
+ */
+
+type NativeKey = 'aes128gcm' | 'aes256gcm' | 'chacha';
+const NATIVE_CIPHER: Record<NativeKey, { cipher: EspKeying['cipher']; openssl: string; target?: number }> = {
+  aes128gcm: { cipher: 'aes-gcm-128', openssl: 'aes-128-gcm', target: 8 },
+  aes256gcm: { cipher: 'aes-gcm-256', openssl: 'aes-256-gcm' },
+  chacha: { cipher: 'chacha20-poly1305', openssl: 'chacha20-poly1305', target: 6 },
+};
+const BATCH = 64;
+/** Each ESP figure must reach this fraction of `openssl speed` for its cipher. */
+const OPENSSL_RATIO = 0.4;
+
+function nativeKeying(c: NativeKey): EspKeying {
+  const cipher = NATIVE_CIPHER[c].cipher;
+  return { cipher, key: new Uint8Array(cipher === 'aes-gcm-128' ? 16 : 32).map((_, i) => i * 7 + 1), salt: new Uint8Array([1, 2, 3, 4]) };
+}
+
+function native(): NativeAead {
+  const why = nativeUnavailable();
+  if (why !== null) throw new Error(`esp bench: ${why}`);
+  return loadNative();
+}
+
+/** One `openssl speed` run: bytes per second at 1024-byte buffers. */
+function opensslRate(alg: string): number {
+  const r = spawnSync('openssl', ['speed', '-evp', alg, '-bytes', '1024', '-seconds', '1', '-elapsed', '-mr'], { encoding: 'utf8' });
+  if (r.error !== undefined) throw new Error(`esp bench: openssl speed did not run (${r.error.message}); the openssl CLI is in the Debian package openssl`);
+  // `+F:<n>:<cipher>:<bytes/s for each size>`: one size asked, so the last field.
+  const line = r.stdout.split('\n').find((l) => l.startsWith('+F:'));
+  const rate = line === undefined ? NaN : Number(line.split(':').at(-1));
+  if (!(rate > 0)) throw new Error(`esp bench: no rate in openssl speed's output for ${alg}:\n${r.stdout}${r.stderr}`);
+  return rate;
+}
+
+function opensslBench(c: NativeKey): Bench {
+  const alg = NATIVE_CIPHER[c].openssl;
+  return {
+    name: `esp.native.${c}.openssl`,
+    what: `openssl speed -evp ${alg} -bytes 1024 -seconds 1 -elapsed (its own loop, the machine's limit for this cipher)`,
+    unit: 'Gbit/s',
+    bytesPerOp: 1024,
+    run(n) {
+      const t0 = process.hrtime.bigint();
+      let rate = 0;
+      for (let i = 0; i < n; i++) rate += opensslRate(alg);
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      return { ops: ((rate / n) * s) / 1024, sink: rate };
+    },
+  };
+}
+
+function nativeSealBench(c: NativeKey): Bench {
+  const pool = new PacketPool({ count: BATCH, frameCapacity: 2048 });
+  const ps = Array.from({ length: BATCH }, (_, i) => { const p = pool.alloc()!; p.load(frame(i + 1)); return p; });
+  const f = frame(1);
+  const start = ps[0]!.start;
+  const heads = ps.map((p) => p.data.slice(start, start + ETH + 20));
+  const k = nativeKeying(c);
+  const sa = new OutboundSa({ spi: SPI, keying: k });
+  const sb = new EspSealBatch(native(), BATCH);
+  return {
+    name: `esp.native.${c}.encrypt`,
+    what: `EspSealBatch: ${BATCH} frames as esp.<c>.encrypt's protected and sealed in one native call, ${k.cipher}`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    ...(NATIVE_CIPHER[c].target !== undefined ? { target: NATIVE_CIPHER[c].target } : {}),
+    reference: `esp.native.${c}.openssl`,
+    minRatio: OPENSSL_RATIO,
+    run(n) {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < BATCH; j++) {
+          const p = ps[j]!;
+          p.data.set(heads[j]!, start);
+          p.start = start;
+          p.end = start + f.length;
+          s += sb.protect(p, start + ETH, sa, 0);
+        }
+        sb.seal();
+      }
+      if (s !== 0) throw new Error(`esp bench: protect failed (${s})`);
+      return { ops: n * BATCH, sink: ps[0]!.end + sa.seqLo };
+    },
+  };
+}
+
+function nativeOpenBench(c: NativeKey): Bench {
+  const pool = new PacketPool({ count: BATCH, frameCapacity: 2048 });
+  const k = nativeKeying(c);
+  const out = new OutboundSa({ spi: SPI, keying: k });
+  const ps = Array.from({ length: BATCH }, (_, i) => { const p = pool.alloc()!; p.load(frame(i + 1)); return p; });
+  const wires = ps.map((p) => {
+    if (espProtect(p, p.start + ETH, out, 0) !== 0) throw new Error('esp bench: protect failed');
+    return p.bytes().slice();
+  });
+  const sa = new InboundSa({ spi: SPI, keying: k });
+  const lookup = (spi: number): InboundSa | null => (spi === SPI ? sa : null);
+  const ob = new EspOpenBatch(native(), BATCH);
+  return {
+    name: `esp.native.${c}.decrypt`,
+    what: `EspOpenBatch: ${BATCH} protected frames copied into pooled buffers, checked, opened in one native call, finished, ${k.cipher}`,
+    unit: 'Gbit/s',
+    bytesPerOp: INNER,
+    ...(NATIVE_CIPHER[c].target !== undefined ? { target: NATIVE_CIPHER[c].target } : {}),
+    reference: `esp.native.${c}.openssl`,
+    minRatio: OPENSSL_RATIO,
+    run(n) {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < BATCH; j++) {
+          const p = ps[j]!;
+          const w = wires[j]!;
+          p.data.set(w, 0);
+          p.start = 0;
+          p.end = w.length;
+          s += ob.check(p, ETH, lookup, 0);
+        }
+        ob.open();
+        for (let j = 0; j < BATCH; j++) s += ob.finish(j, ps[j]!, 0);
+        ob.clear();
+        sa.resetWindow();
+      }
+      if (s !== 0) throw new Error(`esp bench: unprotect failed (${s})`);
+      return { ops: n * BATCH, sink: ps[0]!.end + sa.topLo };
+    },
+  };
+}
+
+export function espNativeBenches(): BenchEntry[] {
+  const out: BenchEntry[] = [];
+  for (const c of ['aes128gcm', 'aes256gcm', 'chacha'] as const) {
+    const group = `esp.native.${c}`;
+    out.push(
+      { name: `esp.native.${c}.openssl`, group, make: () => opensslBench(c) },
+      { name: `esp.native.${c}.encrypt`, group, make: () => nativeSealBench(c) },
+      { name: `esp.native.${c}.decrypt`, group, make: () => nativeOpenBench(c) },
     );
   }
   return out;

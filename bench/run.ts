@@ -19,12 +19,12 @@ import { wireBenches } from './wire.js';
 import { datapathBenches } from './datapath.js';
 import { mssBenches } from './mss.js';
 import { mtuBenches } from './mtu.js';
-import { espBenches } from './esp.js';
+import { espBenches, espNativeBenches } from './esp.js';
 import { simBenches } from './sim.js';
 import { gsoBenches } from './gso.js';
 import { superframeBenches } from './superframe.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...gsoBenches(), ...simBenches(), ...superframeBenches()];
+const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...espNativeBenches(), ...gsoBenches(), ...simBenches(), ...superframeBenches()];
 
 interface ChildResult {
   name: string;

@@ -48,6 +48,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* Node's own OpenSSL (include/node/openssl): see the AEAD section. */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 /* /usr/include from an older kernel may lack these (Linux 6.2 added USO to TUN). */
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20
@@ -1179,6 +1183,238 @@ static void cleanup(void *arg) {
   free(inst);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Batched AEAD for ESP, over Node's own OpenSSL                                                    */
+/*
+ * Node exports its OpenSSL's symbols and installs its headers (include/node/openssl), so the EVP calls
+ * below resolve against the node binary at load time; the addon links no libcrypto of its own (two
+ * OpenSSLs in one process would each keep their own state and could differ in version).
+ *
+ * One context per SA and direction: an EVP_CIPHER_CTX keyed once when created; a packet only sets its
+ * 12-byte nonce (salt ‖ IV) on it. The key schedule, the GHASH tables and the provider lookup are paid
+ * once per SA instead of once per packet, which is what node:crypto's cipher objects cost (~5 µs each).
+ *
+ * A batch call takes the slab and, per packet i, six int32 at desc[6i..6i+6): the index of its context in
+ * the `ctxs` array (so one batch mixes SAs and ciphers), the message offset and length in the slab, the
+ * offset and length of its additional data in `aad`, and the offset of its 16-byte tag in the slab. Its
+ * nonce is nonces[12i..12i+12). It writes status[i] = 1 (sealed / authenticated and decrypted) or 0, and
+ * returns how many were 1. Every argument is checked before any packet is touched: wrong types throw
+ * TypeError, a window outside its array or a tag overlapping its message RangeError, both naming the
+ * argument and the packet.
+ *
+ * Opening decrypts in place (OpenSSL's GCM and ChaCha20-Poly1305 verify the tag only at the end), and a
+ * tag that does not verify is answered by running the same keystream over the message again: both are
+ * counter-mode stream ciphers, so the bytes become exactly the ciphertext that arrived. A failed open
+ * therefore leaves no plaintext behind and the packet as it was received (what esp/esp.ts promises for a
+ * dropped packet), at the price of a second pass for forged packets only.
+ */
+
+#define AEAD_TAG_LEN 16
+#define AEAD_NONCE_LEN 12
+#define AEAD_DESC 6
+#define AEAD_MAX_AAD 64
+#define AEAD_MAX_CTXS 1024
+
+/* Matches AeadCipherId in src/esp/aead-batch.ts. */
+enum { AEAD_AES_128_GCM, AEAD_AES_192_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, AEAD_CIPHERS };
+
+typedef struct {
+  EVP_CIPHER_CTX *ctx; /* NULL once freed (aeadFree, or the object's finalizer) */
+  int cipher;
+  bool encrypt;
+} aead_t;
+
+/* Marks the objects aeadCreate returns, so that a batch refuses any other object (a foreign wrap). */
+static const napi_type_tag AEAD_TAG = {0x7365696e65616561ULL, 0x6164637478763031ULL};
+
+static void aead_release(aead_t *a) {
+  if (a->ctx != NULL) {
+    EVP_CIPHER_CTX_free(a->ctx); /* cleanses the key schedule */
+    a->ctx = NULL;
+  }
+}
+
+static void aead_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  aead_release(data);
+  free(data);
+}
+
+/** aeadCreate(cipher, key, encrypt): an object holding a keyed context. */
+static napi_value aead_create(napi_env env, napi_callback_info info) {
+  static const int key_len[AEAD_CIPHERS] = {16, 24, 32, 32};
+  napi_value argv[3], obj;
+  int64_t cipher;
+  uint8_t *key;
+  size_t key_n;
+  bool enc;
+  if (!get_args(env, info, argv, 3) || !arg_int(env, argv[0], "aeadCreate", "cipher", 0, AEAD_CIPHERS - 1, &cipher) ||
+      !arg_u8(env, argv[1], "aeadCreate", "key", &key, &key_n) ||
+      !arg_bool(env, argv[2], "aeadCreate", "encrypt", &enc))
+    return NULL;
+  if (key_n != (size_t)key_len[cipher]) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "aeadCreate: key is %zu bytes, cipher %d needs %d", key_n, (int)cipher, key_len[cipher]);
+    throw_range(env, msg);
+    return NULL;
+  }
+  const EVP_CIPHER *c = cipher == AEAD_AES_128_GCM   ? EVP_aes_128_gcm()
+                        : cipher == AEAD_AES_192_GCM ? EVP_aes_192_gcm()
+                        : cipher == AEAD_AES_256_GCM ? EVP_aes_256_gcm()
+                                                     : EVP_chacha20_poly1305();
+  aead_t *a = calloc(1, sizeof *a);
+  if (a == NULL || (a->ctx = EVP_CIPHER_CTX_new()) == NULL) {
+    free(a);
+    napi_throw_error(env, NULL, "aeadCreate: out of memory");
+    return NULL;
+  }
+  a->cipher = (int)cipher;
+  a->encrypt = enc;
+  if (EVP_CipherInit_ex(a->ctx, c, NULL, NULL, NULL, enc) != 1 ||
+      EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, AEAD_NONCE_LEN, NULL) != 1 ||
+      EVP_CipherInit_ex(a->ctx, NULL, NULL, key, NULL, enc) != 1) {
+    aead_release(a);
+    free(a);
+    napi_throw_error(env, NULL, "aeadCreate: OpenSSL refused the cipher or key");
+    return NULL;
+  }
+  if (napi_create_object(env, &obj) != napi_ok || napi_wrap(env, obj, a, aead_finalize, NULL, NULL) != napi_ok) {
+    aead_release(a);
+    free(a);
+    napi_throw_error(env, NULL, "aeadCreate: could not wrap the context");
+    return NULL;
+  }
+  NAPI_OK(napi_type_tag_object(env, obj, &AEAD_TAG));
+  return obj;
+}
+
+/** The context behind an aeadCreate object, or NULL with a TypeError thrown. */
+static aead_t *arg_aead(napi_env env, napi_value v, const char *fn, const char *what) {
+  napi_valuetype t;
+  bool tagged = false;
+  void *a = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object || napi_check_object_type_tag(env, v, &AEAD_TAG, &tagged) != napi_ok ||
+      !tagged || napi_unwrap(env, v, &a) != napi_ok || a == NULL) {
+    throw_type(env, fn, what, "a context from aeadCreate");
+    return NULL;
+  }
+  return a;
+}
+
+/** aeadFree(ctx): frees the context now (the object's finalizer would otherwise); using it later throws. */
+static napi_value aead_free(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  aead_t *a;
+  if (!get_args(env, info, argv, 1) || (a = arg_aead(env, argv[0], "aeadFree", "ctx")) == NULL) return NULL;
+  aead_release(a);
+  return NULL;
+}
+
+static bool aead_range(napi_env env, const char *fn, uint32_t i, const char *what, int32_t off, int32_t len,
+                       size_t cap, const char *in) {
+  if (off >= 0 && len >= 0 && (uint64_t)off + (uint64_t)len <= cap) return true;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: packet %u: %s (offset %d, length %d) is outside %s of %zu bytes", fn, i, what, off,
+           len, in, cap);
+  throw_range(env, msg);
+  return false;
+}
+
+static napi_value aead_batch(napi_env env, napi_callback_info info, bool seal) {
+  const char *fn = seal ? "aeadSealBatch" : "aeadOpenBatch";
+  napi_value argv[7], r;
+  aead_t *ctxs[AEAD_MAX_CTXS];
+  uint8_t *slab, *nonces, *aad, *status;
+  int32_t *desc;
+  size_t slab_n, nonce_n, aad_n, status_n, desc_n;
+  uint32_t nctx;
+  bool is_array;
+  int64_t count;
+  if (!get_args(env, info, argv, 7)) return NULL;
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array) {
+    throw_type(env, fn, "ctxs", "an Array of contexts from aeadCreate");
+    return NULL;
+  }
+  NAPI_OK(napi_get_array_length(env, argv[0], &nctx));
+  if (nctx > AEAD_MAX_CTXS) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: ctxs has %u contexts, at most %d allowed", fn, nctx, AEAD_MAX_CTXS);
+    throw_range(env, msg);
+    return NULL;
+  }
+  for (uint32_t k = 0; k < nctx; k++) {
+    napi_value e;
+    char what[32];
+    NAPI_OK(napi_get_element(env, argv[0], k, &e));
+    snprintf(what, sizeof what, "ctxs[%u]", k);
+    if ((ctxs[k] = arg_aead(env, e, fn, what)) == NULL) return NULL;
+    if (ctxs[k]->ctx == NULL || ctxs[k]->encrypt != seal) {
+      throw_type(env, fn, what, ctxs[k]->ctx == NULL ? "a context not yet freed" : seal ? "a sealing context" : "an opening context");
+      return NULL;
+    }
+  }
+  if (!arg_u8(env, argv[1], fn, "slab", &slab, &slab_n) || !arg_i32(env, argv[2], fn, "desc", &desc, &desc_n) ||
+      !arg_u8(env, argv[3], fn, "nonces", &nonces, &nonce_n) || !arg_u8(env, argv[4], fn, "aad", &aad, &aad_n) ||
+      !arg_u8(env, argv[5], fn, "status", &status, &status_n) ||
+      !arg_int(env, argv[6], fn, "count", 0, INT32_MAX / AEAD_DESC, &count))
+    return NULL;
+  uint32_t n = (uint32_t)count;
+  if (!check_len(env, fn, "desc", desc_n, (uint64_t)n * AEAD_DESC) ||
+      !check_len(env, fn, "nonces", nonce_n, (uint64_t)n * AEAD_NONCE_LEN) || !check_len(env, fn, "status", status_n, n))
+    return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    const int32_t *d = desc + (size_t)i * AEAD_DESC;
+    if (d[0] < 0 || (uint32_t)d[0] >= nctx) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "%s: packet %u: context index %d is outside ctxs (%u)", fn, i, d[0], nctx);
+      throw_range(env, msg);
+      return NULL;
+    }
+    if (!aead_range(env, fn, i, "message", d[1], d[2], slab_n, "the slab") ||
+        !aead_range(env, fn, i, "aad", d[3], d[4], aad_n, "aad") ||
+        !aead_range(env, fn, i, "tag", d[5], AEAD_TAG_LEN, slab_n, "the slab"))
+      return NULL;
+    if (d[4] > AEAD_MAX_AAD || (d[5] < d[1] + d[2] && d[5] + AEAD_TAG_LEN > d[1])) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%s: packet %u: %s", fn, i,
+               d[4] > AEAD_MAX_AAD ? "aad longer than 64 bytes" : "the tag overlaps the message");
+      throw_range(env, msg);
+      return NULL;
+    }
+  }
+  uint32_t ok = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const int32_t *d = desc + (size_t)i * AEAD_DESC;
+    EVP_CIPHER_CTX *c = ctxs[d[0]]->ctx;
+    uint8_t *msg = slab + d[1], *tag = slab + d[5];
+    const uint8_t *nonce = nonces + (size_t)i * AEAD_NONCE_LEN;
+    int outl, good;
+    uint8_t fin[AEAD_TAG_LEN];
+    good = EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, seal) == 1 &&
+           (seal || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) == 1) &&
+           (d[4] == 0 || EVP_CipherUpdate(c, NULL, &outl, aad + d[3], d[4]) == 1) &&
+           (d[2] == 0 || EVP_CipherUpdate(c, msg, &outl, msg, d[2]) == 1) && EVP_CipherFinal_ex(c, fin, &outl) == 1 &&
+           (!seal || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, tag) == 1);
+    if (!good && !seal && d[2] > 0) {
+      /* The same keystream again turns the plaintext back into the ciphertext (see above). Should even this
+       * fail, the message is wiped rather than left readable. */
+      if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, 0) != 1 || EVP_CipherUpdate(c, msg, &outl, msg, d[2]) != 1)
+        OPENSSL_cleanse(msg, (size_t)d[2]);
+    }
+    status[i] = good ? 1 : 0;
+    ok += good ? 1 : 0;
+  }
+  NAPI_OK(napi_create_uint32(env, ok, &r));
+  return r;
+}
+
+/** aeadSealBatch(ctxs, slab, desc, nonces, aad, status, count) */
+static napi_value aead_seal_batch(napi_env env, napi_callback_info info) { return aead_batch(env, info, true); }
+
+/** aeadOpenBatch(ctxs, slab, desc, nonces, aad, status, count) */
+static napi_value aead_open_batch(napi_env env, napi_callback_info info) { return aead_batch(env, info, false); }
+
 static napi_value init(napi_env env, napi_value exports) {
   instance_t *inst = calloc(1, sizeof *inst);
   if (inst == NULL || napi_set_instance_data(env, inst, NULL, NULL) != napi_ok ||
@@ -1206,6 +1442,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollUpdate", NULL, poll_update, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadCreate", NULL, aead_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadFree", NULL, aead_free, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadSealBatch", NULL, aead_seal_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadOpenBatch", NULL, aead_open_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -44,6 +44,9 @@ live (Linux, root; see the README's "Live" section):
       (ping, iperf3, kernel TCP) at the scenario's times, apply its faults, print the same report from
       the tools and the agents' counters, check the same expectations, take the lab down (always).
       Parts that cannot run live are listed as skipped with the reason; exit status as run.
+  bench live [--json] [--out DIR] [--duration S] [--only seine,kernel,ovs] [--esp LIST|none]
+      seine, the kernel (bridge + vxlan) and Open vSwitch userspace (netdev) in the same two-node lab,
+      one after the other: iperf3 TCP and UDP, ping RTT, CPU per GB; a table with ratios, JSON, SVG.
 
 options:
   -h, --help       this help
@@ -166,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./lab.js')).labCommand(rest, io);
     case 'capture':
       return (await import('./lab.js')).captureCommand(rest, io);
+    case 'bench':
+      return (await import('./benchlive.js')).benchCommand(rest, io);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
   }

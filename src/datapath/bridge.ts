@@ -545,6 +545,8 @@ export class Bridge {
     const n = batch.length;
     let bytes = 0;
     let w = 0;
+    // Batched AEAD: the batch's ESP packets are opened in one call first; decap then finishes each in order.
+    if (tunnel !== null && up) tunnel.espOpenBatch(pk, n, this.now);
     for (let i = 0; i < n; i++) {
       let p = pk[i]!;
       const len = p.end - p.start;
@@ -579,6 +581,7 @@ export class Bridge {
       }
       pk[w++] = p;
     }
+    if (tunnel !== null && up) tunnel.espBatchEnd();
     c.rxPackets += n;
     c.rxBytes += bytes;
     batch.length = w;
@@ -981,6 +984,7 @@ export class Bridge {
       this.encapFailed(p, port, aux, r);
       return;
     }
+    tunnel.sealPending(); // the fragments copy the sealed packet
     if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
     const outerL3 = p.start + ETH_HEADER_LEN;
     const k = tunnel.family === 4 ? fragmentIpv4(p, outerL3, port.mtu, this.pool, out) : fragmentIpv6(p, outerL3, port.mtu, this.pool, out, (tunnel.fragIdent = (tunnel.fragIdent + 1) >>> 0));
@@ -1214,6 +1218,8 @@ export class Bridge {
   private flushPort(port: Port): void {
     const out = port.out;
     if (out.length === 0) return;
+    // Batched AEAD: what the tunnel encapsulated is sealed now, in one call, before it goes out.
+    this.tunnels[port.index]?.sealPending();
     if (this.ports[port.index] !== port || port.device === null) {
       for (let i = 0; i < out.length; i++) out.get(i).release();
     } else {

@@ -1,15 +1,18 @@
 /**
  * The AEAD primitives ESP uses, behind one small interface: seal and open a range of a buffer in place,
  * with a detached 16-byte tag, a 12-byte nonce and additional data the caller keeps in reused arrays.
+ * These are the per-packet backends: the simulator's, and the fallback where the native addon is not
+ * built. The live datapath seals and opens whole batches natively (esp/aead-batch.ts).
  *
  * Backends, measured on this project's machine (Node 20, 1400-byte messages, one core):
  *
- * - ChaCha20-Poly1305 (RFC 8439, used by RFC 7634): libsodium through sodium-native's raw binding, in
+ * - ChaCha20-Poly1305 (RFC 8439, used by RFC 7634): libsodium through sodium-native's public API, in
  *   place — ~2.0–2.2 µs per seal (~5.3 Gbit/s). One call does the whole AEAD; of that, ~0.85 µs is fixed
  *   per call (the N-API crossing of six typed arrays and Poly1305's key block), the rest ~0.75 ns/byte.
- *   The raw binding returns a status where sodium-native's wrapper throws: a failed open costs ~1.2 µs
- *   instead of ~7.7 µs with the exception, which matters when someone floods forged packets. Node's own
- *   `chacha20-poly1305` cipher object costs ~6 µs and is not used.
+ *   The public `decrypt_detached` throws on a tag that does not verify; `open` catches it and returns
+ *   false. That exception costs ~6 µs more per forged packet (~7.7 µs instead of ~1.2 µs), which only a
+ *   flood of forgeries on a node without the addon pays; the live path opens natively without it. Node's
+ *   own `chacha20-poly1305` cipher object costs ~6 µs per packet and is not used.
  *   Per-packet allocation: one `subarray` view of the message (the binding takes typed arrays, not
  *   offsets); the tag goes through a fixed 16-byte scratch array.
  * - AES-GCM (RFC 4106 with 128-, 192- or 256-bit keys): node:crypto, the only AES-GCM at hand
@@ -20,14 +23,14 @@
  *   Per-packet allocation, all forced by node:crypto: the cipher object, the output Buffer of `update`
  *   and `final`, the tag Buffer, and two `subarray` views. The output is copied back in place.
  *
- * Neither backend throws on any input bytes: `open` returns false for a tag that does not verify
- * (node:crypto's `final` throws there; the exception is caught inside `open`). After a failed open the
- * message range holds no plaintext: AES-GCM leaves it as it was (the output is copied in only after the
- * tag verified); libsodium zero-fills it (it verifies before it decrypts and wipes its output on failure).
+ * Neither backend throws on any input bytes: `open` returns false for a tag that does not verify (both
+ * libraries throw there; the exception is caught inside `open`). After a failed open the message range
+ * holds no plaintext: AES-GCM leaves it as it was (the output is copied in only after the tag verified);
+ * libsodium zero-fills it (it verifies before it decrypts and wipes its output on failure).
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
-import sodium from 'sodium-native/binding.js';
+import sodium from 'sodium-native';
 
 /** The AEADs ESP can use. `aes-gcm-192` exists for the published test vectors; seine's SAs use 128 or 256. */
 export type AeadAlgorithm = 'aes-gcm-128' | 'aes-gcm-192' | 'aes-gcm-256' | 'chacha20-poly1305';
@@ -76,7 +79,7 @@ class ChaChaPoly implements Aead {
   readonly algorithm = 'chacha20-poly1305' as const;
   /** A private field: neither `util.inspect` nor `JSON.stringify` can reach it. */
   readonly #key: Uint8Array;
-  /** The tag passes through here: the binding wants a 16-byte array, and this saves a view per packet. */
+  /** The tag passes through here: libsodium wants a 16-byte array, and this saves a view per packet. */
   private readonly mac = new Uint8Array(AEAD_TAG_LEN);
 
   constructor(key: Uint8Array) {
@@ -95,7 +98,7 @@ class ChaChaPoly implements Aead {
     if (!rangesOk(data, off, len, tagOff, nonce)) return false;
     const m = data.subarray(off, off + len);
     const mac = this.mac;
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(m, mac, m, aad, nonce, this.#key);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(m, mac, m, aad, null, nonce, this.#key);
     for (let i = 0; i < AEAD_TAG_LEN; i++) data[tagOff + i] = mac[i]!;
     return true;
   }
@@ -105,7 +108,12 @@ class ChaChaPoly implements Aead {
     const mac = this.mac;
     for (let i = 0; i < AEAD_TAG_LEN; i++) mac[i] = data[tagOff + i]!;
     const c = data.subarray(off, off + len);
-    return sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, c, mac, aad, nonce, this.#key) === 0;
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, null, c, mac, aad, nonce, this.#key);
+    } catch {
+      return false; // the tag did not verify: libsodium zero-filled the message and decrypted nothing
+    }
+    return true;
   }
 }
 
@@ -199,6 +207,11 @@ export function setAeadObserver(o: AeadObserver | null): AeadObserver | null {
   const was = observer;
   observer = o;
   return was;
+}
+
+/** INTERNAL: the observer installed now (esp/aead-batch.ts reports its jobs to it as `createAead`'s AEADs do). */
+export function currentAeadObserver(): AeadObserver | null {
+  return observer;
 }
 
 /** SHA-256 over a label, the algorithm and the key, in hex: names a key without revealing it. */

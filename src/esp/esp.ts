@@ -25,6 +25,11 @@
  *
  * Neither function throws on any bytes, and neither allocates beyond what the AEAD backend forces
  * (esp/aead.ts).
+ *
+ * The live datapath does the same work over a batch (`EspSealBatch`, `EspOpenBatch` at the end of this
+ * file): the checks and header work per packet as here, the AEAD of the whole batch in one call
+ * (esp/aead-batch.ts: the native addon), the same bytes. A packet that fails authentication in a native
+ * batch is left as it arrived.
  */
 import type { PacketBuf } from '../packet/buf.js';
 import { rd16, rd32, wr16 } from '../wire/bytes.js';
@@ -36,6 +41,7 @@ import {
   IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_AH, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING, Ipv6Walk, walkIpv6,
 } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
+import { AeadBatch, type NativeAead } from './aead-batch.js';
 import { ESP_ICV_LEN, ESP_IV_LEN, type InboundSa, type OutboundSa } from './sa.js';
 
 /** What `espUnprotect` returns for a packet that is not ESP; the packet is untouched (see there). */
@@ -78,6 +84,13 @@ class Site {
   /** IPv6: where the upper-layer pseudo-header's destination address is. */
   pseudoDst = 0;
   v6 = false;
+  // Set by `protectFrame`: the ESP packet to seal, and for ESP-in-UDP over IPv6 the checksum's inputs.
+  esp = 0;
+  espEnd = 0;
+  udpV6 = false;
+  udp = 0;
+  udpLen = 0;
+  src = 0;
 }
 const site = new Site();
 const walk = new Ipv6Walk();
@@ -169,8 +182,23 @@ function moveUp(b: Uint8Array, dv: DataView, from: number, to: number, len: numb
  * bytes (`MtuExceeded`); the SA is expired or its sequence numbers are used up (`EspSaExhausted`).
  */
 export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number, opts?: EspProtectOptions): number {
-  const b = p.data;
   const s = site;
+  const r = protectFrame(p, l3, sa, now, opts, s);
+  if (r !== 0) return r;
+  // The IV is the sequence number. (seal fails only for ranges outside `b`, excluded by protectFrame.)
+  sa.crypto.seal(p.data, s.esp, s.espEnd, sa.seqHi, sa.seqHi, sa.seqLo);
+  if (s.udpV6) udpChecksumV6(p.data, s);
+  return 0;
+}
+
+/**
+ * Everything of `espProtect` but the AEAD and, for ESP-in-UDP over IPv6, the UDP checksum (it covers the
+ * ciphertext): the SA's next sequence number, the headers moved and rewritten, the trailer, the ESP header
+ * and the packet's offsets. `s.esp`/`s.espEnd` frame the ESP packet to seal; `s.udpV6` says the checksum
+ * is owed (`udpChecksumV6`, after sealing).
+ */
+function protectFrame(p: PacketBuf, l3: number, sa: OutboundSa, now: number, opts: EspProtectOptions | undefined, s: Site): number {
+  const b = p.data;
   const r = locate(b, p.start, p.end, l3, s);
   if (r !== 0) return r;
   const udp = opts?.udpEncap;
@@ -201,8 +229,9 @@ export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number
   for (let i = 0; i < pad; i++) b[ipEnd + i] = i + 1;
   b[ipEnd + pad] = pad;
   b[ipEnd + pad + 1] = nextHeader;
-  // The IV is the sequence number. (seal fails only for ranges outside `b`, excluded above.)
-  sa.crypto.seal(b, esp, ptEnd + ESP_ICV_LEN, sa.seqHi, sa.seqHi, sa.seqLo);
+  s.esp = esp;
+  s.espEnd = ptEnd + ESP_ICV_LEN;
+  s.udpV6 = false;
   const nl3 = l3 - front;
   const proto = udp === undefined ? IP_PROTO_ESP : IPPROTO_UDP;
   b[s.nhOff - front] = proto;
@@ -220,8 +249,11 @@ export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number
     dv.setUint32(u, ((udp.srcPort & 0xffff) << 16) | (udp.dstPort & 0xffff));
     dv.setUint32(u + 4, udpLen << 16);
     if (s.v6) {
-      const c = ~fold(onesSum(b, u, udpLen, pseudoSumV6At(b, nl3 + 8, s.pseudoDst - front, IPPROTO_UDP, udpLen))) & 0xffff;
-      wr16(b, u + 6, c === 0 ? 0xffff : c);
+      s.udpV6 = true;
+      s.udp = u;
+      s.udpLen = udpLen;
+      s.src = nl3 + 8;
+      s.pseudoDst -= front;
     }
     p.l4 = u;
   } else {
@@ -235,6 +267,21 @@ export function espProtect(p: PacketBuf, l3: number, sa: OutboundSa, now: number
   sa.packets++;
   sa.bytes += payLen;
   return 0;
+}
+
+/** The UDP checksum of ESP-in-UDP over IPv6 (RFC 8200 §8.1: mandatory), over the sealed packet. */
+function udpChecksumV6(b: Uint8Array, s: Site | UdpV6Pending): void {
+  const u = s.udp;
+  const c = ~fold(onesSum(b, u, s.udpLen, pseudoSumV6At(b, s.src, s.pseudoDst, IPPROTO_UDP, s.udpLen))) & 0xffff;
+  wr16(b, u + 6, c === 0 ? 0xffff : c);
+}
+
+/** What `udpChecksumV6` needs once a batch is sealed. */
+interface UdpV6Pending {
+  udp: number;
+  udpLen: number;
+  src: number;
+  pseudoDst: number;
 }
 
 /**
@@ -258,6 +305,15 @@ export class EspRxInfo {
     this.udpEncap = false;
     this.nextHeader = -1;
   }
+
+  copy(o: EspRxInfo): void {
+    this.spi = o.spi;
+    this.seqHi = o.seqHi;
+    this.seqLo = o.seqLo;
+    this.sa = o.sa;
+    this.udpEncap = o.udpEncap;
+    this.nextHeader = o.nextHeader;
+  }
 }
 
 /** Where the ESP packet of an incoming datagram is. Filled by `find`. */
@@ -272,6 +328,10 @@ class Found {
   ipEnd = 0;
   v6 = false;
   udp = false;
+  // Set by `unprotectCheck` for a packet to open: its SA and sequence number.
+  sa: InboundSa | null = null;
+  seqHi = 0;
+  seqLo = 0;
 }
 const found = new Found();
 
@@ -372,9 +432,21 @@ function ipv6NextHeaderOffset(b: Uint8Array, l3: number, upper: number): number 
  * `info`, when given, receives the SPI, sequence number and SA for a trace record.
  */
 export function espUnprotect(p: PacketBuf, l3: number, lookup: (spi: number) => InboundSa | null, now: number, info?: EspRxInfo): number {
-  const b = p.data;
   const f = found;
   info?.clear();
+  const r = unprotectCheck(p, l3, lookup, now, info, f);
+  if (r !== 0) return r;
+  return unprotectFinish(p, l3, f, f.sa!.crypto.open(p.data, f.esp, f.espEnd, f.seqHi), info);
+}
+
+/**
+ * `espUnprotect` up to the decryption: outer headers, SPI lookup, lifetime, the window's pre-check. 0 when
+ * the packet is to be opened (`f` says where, with which SA and high sequence bits), else what
+ * `espUnprotect` returns. Nothing in the packet is changed.
+ */
+function unprotectCheck(p: PacketBuf, l3: number, lookup: (spi: number) => InboundSa | null, now: number, info: EspRxInfo | undefined, f: Found): number {
+  const b = p.data;
+  f.sa = null;
   const r0 = find(b, p.start, p.end, l3, f);
   if (r0 !== 0) return r0;
   const esp = f.esp;
@@ -396,8 +468,23 @@ export function espUnprotect(p: PacketBuf, l3: number, lookup: (spi: number) => 
   if (rc !== 0) return count(sa, rc);
   const seqHi = sa.checkedHi;
   if (info !== undefined) info.seqHi = seqHi;
-  if (!sa.crypto.open(b, esp, espEnd, seqHi)) return count(sa, DropReason.EspAuthFailed);
-  const ra = sa.accept(seqHi, seqLo);
+  f.sa = sa;
+  f.seqHi = seqHi;
+  f.seqLo = seqLo;
+  return 0;
+}
+
+/**
+ * `espUnprotect` after the decryption (`ok`: the ICV verified): the window update, the trailer, and the
+ * original packet restored in place.
+ */
+function unprotectFinish(p: PacketBuf, l3: number, f: Found, ok: boolean, info: EspRxInfo | undefined): number {
+  const b = p.data;
+  const sa = f.sa!;
+  const esp = f.esp;
+  const espEnd = f.espEnd;
+  if (!ok) return count(sa, DropReason.EspAuthFailed);
+  const ra = sa.accept(f.seqHi, f.seqLo);
   if (ra !== 0) return count(sa, ra);
   const t = espEnd - ESP_ICV_LEN - ESP_TRAILER_LEN;
   const padLen = b[t]!;
@@ -441,4 +528,165 @@ export function espUnprotect(p: PacketBuf, l3: number, lookup: (spi: number) => 
 function count(sa: InboundSa, r: number): number {
   sa.drops[r]!++;
   return r;
+}
+
+// ---- batches: the AEAD of many packets in one call ------------------------------------------------------
+
+/**
+ * `espProtect` for a batch: `protect` does everything but the AEAD (and, for ESP-in-UDP over IPv6, the
+ * UDP checksum that covers the ciphertext) and queues the packet; `seal` encrypts every queued packet in
+ * one call (esp/aead-batch.ts: natively when `native` is given, else per packet) and finishes them. A
+ * queued packet is not ready to leave before `seal`: its payload is still plaintext. A full batch seals
+ * itself before it takes the next packet.
+ *
+ * The bytes are `espProtect`'s (the same sequence numbers, headers and ciphertext); only the cipher's
+ * calls are batched.
+ */
+export class EspSealBatch {
+  readonly aead: AeadBatch;
+  /** ESP-in-UDP over IPv6 queued: the buffer and the checksum's inputs, done after sealing. */
+  private readonly v6Bufs: Array<Uint8Array | null>;
+  private readonly v6: UdpV6Pending[];
+  private v6Len = 0;
+
+  constructor(native: NativeAead | null, capacity = 256) {
+    this.aead = new AeadBatch(true, native, capacity);
+    this.v6Bufs = new Array<Uint8Array | null>(capacity).fill(null);
+    this.v6 = Array.from({ length: capacity }, () => ({ udp: 0, udpLen: 0, src: 0, pseudoDst: 0 }));
+  }
+
+  /** Packets queued and not yet sealed. */
+  get pending(): number {
+    return this.aead.length;
+  }
+
+  /** As `espProtect`, with the AEAD queued (see the class comment). Returns 0 or `espProtect`'s reasons. */
+  protect(p: PacketBuf, l3: number, sa: OutboundSa, now: number, opts?: EspProtectOptions): number {
+    if (this.aead.length === this.aead.capacity) this.seal();
+    const s = site;
+    const r = protectFrame(p, l3, sa, now, opts, s);
+    if (r !== 0) return r;
+    // Cannot fail: the batch has room and protectFrame checked the ranges.
+    sa.crypto.queueSeal(this.aead, p.data, s.esp, s.espEnd, sa.seqHi, sa.seqHi, sa.seqLo);
+    if (s.udpV6) {
+      const k = this.v6Len++;
+      this.v6Bufs[k] = p.data;
+      const u = this.v6[k]!;
+      u.udp = s.udp;
+      u.udpLen = s.udpLen;
+      u.src = s.src;
+      u.pseudoDst = s.pseudoDst;
+    }
+    return 0;
+  }
+
+  /** Seals every queued packet (one AEAD call) and finishes them. */
+  seal(): void {
+    if (this.aead.length === 0) return;
+    this.aead.run();
+    this.aead.clear();
+    for (let k = 0; k < this.v6Len; k++) {
+      udpChecksumV6(this.v6Bufs[k]!, this.v6[k]!);
+      this.v6Bufs[k] = null;
+    }
+    this.v6Len = 0;
+  }
+}
+
+/**
+ * `espUnprotect` for a batch, in three steps: `check` each packet (outer headers, SPI lookup, lifetime,
+ * the window's pre-check — nothing changes in the packet) and queue those to open; `open` them all in one
+ * AEAD call; then `finish` each queued packet in order (window update only for an authenticated packet,
+ * trailer, headers restored), with the SA as it is by then: one whose hard lifetime ran out during the
+ * batch drops the packet (`EspUnknownSpi`); `InboundSa.accept` repeats the replay check, so a sequence
+ * number twice in one batch is taken once; and a packet that fails authentication after an earlier one
+ * of the batch took its number is a replay (`EspReplay`, as one at a time), not an ICV failure. Without `check`'s 0 a packet is not queued and
+ * `check`'s answer is `espUnprotect`'s.
+ *
+ * With ESN the high sequence bits are inferred at `check`, from the window before the batch: a batch that
+ * carries the window across a 2^32 boundary and also packets from just before it may infer them
+ * differently than one packet at a time would, and such a packet then fails authentication.
+ */
+export class EspOpenBatch {
+  readonly aead: AeadBatch;
+  /** Per queued packet: where its ESP packet is, its SA and sequence number, its outer l3. */
+  private readonly jobs: Found[];
+  private readonly l3s: Int32Array;
+  private readonly idx: Int32Array;
+  /** Packets queued. */
+  length = 0;
+
+  constructor(native: NativeAead | null, readonly capacity = 256) {
+    this.aead = new AeadBatch(false, native, capacity);
+    this.jobs = Array.from({ length: capacity }, () => new Found());
+    this.l3s = new Int32Array(capacity);
+    this.idx = new Int32Array(capacity);
+  }
+
+  /**
+   * The checks before decryption. 0: queued as packet `length - 1` (to `open`, then `finish`); else what
+   * `espUnprotect` returns, the packet untouched. Call only while `length < capacity`. `info` is filled
+   * as `espUnprotect` fills it.
+   */
+  check(p: PacketBuf, l3: number, lookup: (spi: number) => InboundSa | null, now: number, info?: EspRxInfo): number {
+    info?.clear();
+    const k = this.length;
+    if (k === this.capacity) throw new RangeError(`EspOpenBatch: full (${this.capacity} packets)`);
+    const f = this.jobs[k]!;
+    const r = unprotectCheck(p, l3, lookup, now, info, f);
+    if (r !== 0) return r;
+    const j = f.sa!.crypto.queueOpen(this.aead, p.data, f.esp, f.espEnd, f.seqHi);
+    if (j < 0) throw new Error('EspOpenBatch: a checked packet did not fit its AEAD batch'); // unreachable: sizes checked above
+    this.l3s[k] = l3;
+    this.idx[k] = j;
+    this.length = k + 1;
+    return 0;
+  }
+
+  /** Authenticates and decrypts every queued packet (one AEAD call). */
+  open(): void {
+    this.aead.run();
+  }
+
+  /**
+   * Finishes queued packet `k` (after `open`), which is `p`: 0, a `DropReason` or `ESP_DUMMY`, as
+   * `espUnprotect`. `info` is filled as there.
+   */
+  finish(k: number, p: PacketBuf, now: number, info?: EspRxInfo): number {
+    const f = this.jobs[k]!;
+    const ok = this.aead.ok(this.idx[k]!);
+    const sa = f.sa!;
+    // Packets before this one in the batch may have used up the SA's hard lifetime, or taken this
+    // sequence number (a duplicate) or moved the window past it: one at a time, this packet would have
+    // been refused so before decryption, and an ICV failure is not what it counts as.
+    if (sa.expired(now)) return count(sa, DropReason.EspUnknownSpi);
+    if (!ok) {
+      const rc = sa.check(f.seqLo);
+      if (rc !== 0) return count(sa, rc);
+    }
+    return unprotectFinish(p, this.l3s[k]!, f, ok, info);
+  }
+
+  /** Fills `info` with what `check` learned about queued packet `k` (for a trace record). */
+  describe(k: number, p: PacketBuf, info: EspRxInfo): void {
+    const f = this.jobs[k]!;
+    info.clear();
+    info.spi = rd32(p.data, f.esp);
+    info.seqLo = f.seqLo;
+    info.seqHi = f.seqHi;
+    info.sa = f.sa;
+    info.udpEncap = f.udp;
+  }
+
+  /** The SA queued packet `k` was checked against. */
+  saOf(k: number): InboundSa {
+    return this.jobs[k]!.sa!;
+  }
+
+  /** Forgets the batch (its SAs are let go). */
+  clear(): void {
+    for (let k = 0; k < this.length; k++) this.jobs[k]!.sa = null;
+    this.length = 0;
+    this.aead.clear();
+  }
 }

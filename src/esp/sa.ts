@@ -8,7 +8,8 @@
  */
 import { inspect } from 'node:util';
 import { DROP_REASON_COUNT, DropReason } from '../wire/drop.js';
-import { AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, createAead, isAeadAlgorithm, type Aead, type AeadAlgorithm } from './aead.js';
+import { AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, isAeadAlgorithm, type Aead, type AeadAlgorithm } from './aead.js';
+import { AeadKey, type AeadBatch } from './aead-batch.js';
 
 /** The IV each ESP packet carries (RFC 4106 §3.1, RFC 7634 §2): 8 bytes. seine sends the sequence number there. */
 export const ESP_IV_LEN = 8;
@@ -58,6 +59,8 @@ export interface EspLifetime {
 export class EspCrypto {
   readonly cipher: AeadAlgorithm;
   readonly esn: boolean;
+  /** The key, per packet (`aead`) and for batches (esp/aead-batch.ts). */
+  readonly key: AeadKey;
   private readonly aead: Aead;
   /** salt ‖ IV: private, as the salt is key material (printing an SA must not show it). */
   readonly #nonce = new Uint8Array(AEAD_NONCE_LEN);
@@ -69,7 +72,8 @@ export class EspCrypto {
     if (!(keying.salt instanceof Uint8Array) || keying.salt.length !== ESP_SALT_LEN) throw new RangeError(`ESP ${keying.cipher}: salt of ${keying.salt?.length} bytes, want ${ESP_SALT_LEN}`);
     this.cipher = keying.cipher;
     this.esn = esn;
-    this.aead = createAead(keying.cipher, keying.key);
+    this.key = new AeadKey(keying.cipher, keying.key);
+    this.aead = this.key.aead;
     this.#nonce.set(keying.salt, 0);
     this.aad = new Uint8Array(esn ? 12 : 8);
   }
@@ -115,6 +119,46 @@ export class EspCrypto {
     const off = esp + 16;
     const tag = end - ESP_ICV_LEN;
     return this.aead.seal(data, off, tag - off, tag, n, this.aad);
+  }
+
+  /**
+   * `seal`'s batch form: writes the IV, then queues the encryption and ICV in `batch` (a sealing batch)
+   * instead of doing them. Returns the job's index, or -1 when the batch is full or a range is outside
+   * `data` (nothing written then).
+   */
+  queueSeal(batch: AeadBatch, data: Uint8Array, esp: number, end: number, seqHi: number, ivHi: number, ivLo: number): number {
+    const off = esp + 16;
+    const tag = end - ESP_ICV_LEN;
+    if (batch.length === batch.capacity || esp < 0 || tag < off || end > data.length) return -1;
+    const iv = esp + 8;
+    const n = this.#nonce;
+    data[iv] = n[4] = ivHi >>> 24;
+    data[iv + 1] = n[5] = (ivHi >>> 16) & 0xff;
+    data[iv + 2] = n[6] = (ivHi >>> 8) & 0xff;
+    data[iv + 3] = n[7] = ivHi & 0xff;
+    data[iv + 4] = n[8] = ivLo >>> 24;
+    data[iv + 5] = n[9] = (ivLo >>> 16) & 0xff;
+    data[iv + 6] = n[10] = (ivLo >>> 8) & 0xff;
+    data[iv + 7] = n[11] = ivLo & 0xff;
+    this.setAad(data, esp, seqHi);
+    return batch.add(this.key, data, off, tag - off, tag, n, this.aad, this.aad.length);
+  }
+
+  /**
+   * `open`'s batch form: queues the verification and decryption of `data[esp, end)` with `seqHi` in `batch`
+   * (an opening batch). Returns the job's index, or -1 when the batch is full or the packet is shorter
+   * than header, IV and ICV.
+   */
+  queueOpen(batch: AeadBatch, data: Uint8Array, esp: number, end: number, seqHi: number): number {
+    const off = esp + 16;
+    const tag = end - ESP_ICV_LEN;
+    if (esp < 0 || tag < off || end > data.length) return -1;
+    const n = this.#nonce;
+    const iv = esp + 8;
+    n[4] = data[iv]!; n[5] = data[iv + 1]!; n[6] = data[iv + 2]!; n[7] = data[iv + 3]!;
+    n[8] = data[iv + 4]!; n[9] = data[iv + 5]!; n[10] = data[iv + 6]!; n[11] = data[iv + 7]!;
+    this.setAad(data, esp, seqHi);
+    return batch.add(this.key, data, off, tag - off, tag, n, this.aad, this.aad.length);
   }
 
   /**

@@ -58,6 +58,7 @@ import { U32Map } from '../packet/addrtable.js';
 import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
 import { DropReason } from '../wire/drop.js';
 import { createHash } from 'node:crypto';
+import type { NativeAead } from './aead-batch.js';
 import { InboundSa, OutboundSa, type EspKeying, type EspLifetime } from './sa.js';
 import { deriveHelloKey, ESP_INCARNATION_LEN, explicitSaKeys, keyId, SaDeriver, type ClusterSecret, type SaPairSpec } from './keys.js';
 import { saId, type SeqJournal } from './journal.js';
@@ -132,6 +133,12 @@ export interface EspConfig {
   lookahead?: number;
   /** How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 2 s. */
   waitNs?: number;
+  /**
+   * Seal and open a whole batch of packets per AEAD call (esp/esp.ts `EspSealBatch`, `EspOpenBatch`):
+   * through the native addon (`native`, live/native.ts `loadNative()`), or with `native` null through the
+   * per-packet backends. Absent: one packet at a time (the simulator's default; the bytes are the same).
+   */
+  batchAead?: { native: NativeAead | null };
 }
 
 /** The tunnel a database serves: what the key derivation needs of it besides the peer's address. */
@@ -256,6 +263,11 @@ export class EspSadb {
    * `accepted` are about this peer.
    */
   from = -1;
+  /**
+   * Counts changes to the SPI table (an SA registered or unregistered): a batch that looked SAs up before
+   * it decrypted knows whether its lookups still hold (tunnel.ts).
+   */
+  generation = 0;
   /** Why the last `lookup` found nothing: `EspUnknownSpi` or `EspPeerMismatch`. */
   missReason: DropReason = DropReason.EspUnknownSpi;
   /** The time of the packet being looked up (for the lookahead's hello request). */
@@ -486,6 +498,7 @@ export class EspSadb {
   // ---- the SPI table --------------------------------------------------------------------------------------
 
   private register(sa: InboundSa, peer: number): void {
+    this.generation++;
     const e = this.entFree.pop() ?? this.entSa.length;
     this.entSa[e] = sa;
     this.entPeer[e] = peer;
@@ -503,6 +516,7 @@ export class EspSadb {
   }
 
   private unregister(sa: InboundSa, peer: number): void {
+    this.generation++;
     let prev = -1;
     let i = this.bySpi.get(sa.spi);
     while (i >= 0 && !(this.entSa[i] === sa && this.entPeer[i] === peer)) {
@@ -640,6 +654,12 @@ export class EspSadb {
       peer.inNext = sa;
       peer.nextEpoch = peer.aheadFrom + k;
       this.register(sa, peer.index);
+      // The window is used up: it is computed again from the new epoch at the next unknown SPI. Left in
+      // place, every later packet on this SA (now current, not next) would be found in it and installed
+      // and rotated again — the old epoch's grace cut short and the next SA derived per packet.
+      peer.aheadFrom = -1;
+      peer.aheadSpis = [];
+      peer.aheadSas = [];
     }
     this.rotate(peer, now);
   }

@@ -141,6 +141,8 @@ export class Agent {
       this.nd = buildNode(n, {
         pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, udpSourcePort: udpPorts[0]!,
         random: (k) => randomBytes(k), ...(this.journal !== null ? { espJournal: this.journal } : {}), ...(stack !== undefined ? { stack } : {}),
+        // ESP's AEAD a bridge batch per native call (Node's own OpenSSL, one context per SA).
+        batchAead: { native: this.native },
       });
       under.start();
     } catch (e) {

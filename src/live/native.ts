@@ -23,6 +23,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { NativeAead } from '../esp/aead-batch.js';
 
 export interface TapInfo {
   fd: number;
@@ -42,7 +43,8 @@ export interface UdpInfo {
 /** Readiness bits for `pollStart`/`pollUpdate` and its callback (libuv's UV_READABLE / UV_WRITABLE). */
 export const POLL = { READABLE: 1, WRITABLE: 2 } as const;
 
-export interface Native {
+/** The addon's calls; its batched AEAD (`NativeAead`) is typed and documented in esp/aead-batch.ts. */
+export interface Native extends NativeAead {
   /**
    * Opens (or attaches to an existing persistent) TAP `name` inside netns (a name under /var/run/netns or
    * a /proc/PID/ns/net path; null = current), IFF_TAP|IFF_NO_PI (|IFF_VNET_HDR when vnetHdr, with

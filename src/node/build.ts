@@ -15,6 +15,7 @@
  * the caller's. Peers can be added and removed afterwards (`addPeer`, `removePeer`, `applyPeers`), so
  * a live agent applies a changed peer list without rebuilding: the other peers' traffic is untouched.
  */
+import type { NativeAead } from '../esp/aead-batch.js';
 import { Bridge, type Clock } from '../datapath/bridge.js';
 import type { Device } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
@@ -62,6 +63,11 @@ export interface NodeEnv {
    * make every start fresh; it keeps epochs and sequence numbers across restarts as well.
    */
   espJournal?: SeqJournal;
+  /**
+   * ESP seals and opens a whole bridge batch per AEAD call (esp/sadb.ts `EspConfig.batchAead`): the live
+   * agent passes the native addon. Default: one packet at a time, as the simulator runs.
+   */
+  batchAead?: { native: NativeAead | null };
 }
 
 /** A built node. Its peers change only through `addPeer`, `removePeer` and `applyPeers`. */
@@ -131,6 +137,7 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
       esp: {
         cipher: e.cipher, secret: clusterSecretFrom(e.secret), node: name, udpEncap: e.udpEncap,
         ...(env.random !== undefined ? { random: env.random } : {}), ...(env.espJournal !== undefined ? { journal: env.espJournal } : {}),
+        ...(env.batchAead !== undefined ? { batchAead: env.batchAead } : {}),
       },
     } : {}),
   });

@@ -24,7 +24,7 @@ import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
 import { packetFlowHash } from './flowhash.js';
 import { EspSadb, type EspConfig, type EspPeerConfig } from '../esp/sadb.js';
 import type { OutboundSa } from '../esp/sa.js';
-import { ESP_DUMMY, ESP_NOT_ESP, espProtect, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
+import { ESP_DUMMY, ESP_NOT_ESP, EspOpenBatch, espProtect, EspSealBatch, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
 import { HELLO_LEN, looksLikeHello } from '../esp/hello.js';
 import { pathMtu, type OverheadSpec } from '../mtu/overhead.js';
 import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
@@ -192,6 +192,24 @@ export class Tunnel {
   /** What the last `decap` of an ESP packet found (SPI, sequence number): for trace records. */
   readonly espRx = new EspRxInfo();
   private readonly espOpts: EspProtectOptions;
+  /**
+   * Batched AEAD (`EspConfig.batchAead`), else null: packets encapsulated are sealed when the tunnel port's
+   * queue goes out (`sealPending`), and a received batch is checked and opened in one call before it is
+   * decapsulated packet by packet (`espOpenBatch`; then `espIn` finishes each in the same order).
+   */
+  private readonly espSeal: EspSealBatch | null;
+  private readonly espOpen: EspOpenBatch | null;
+  /** The received batch `espOpenBatch` works through: its packets, count, and the next one `espIn` expects. */
+  private espPk: PacketBuf[] | null = null;
+  private espN = 0;
+  private espNext = 0;
+  /** The chunk of it checked and opened so far: [espFrom, espTo); per packet its job (≥ 0) or what to do. */
+  private espFrom = 0;
+  private espTo = 0;
+  private espJob: Int32Array = new Int32Array(0);
+  private espVtep: Int32Array = new Int32Array(0);
+  private espInfos: EspRxInfo[] = [];
+  private espGen = 0;
   /** What the tunnel adds, for `pathMtu`; and the path MTU of the last underlay MTU asked. */
   private readonly spec: OverheadSpec;
   private mtuFor = -1;
@@ -240,6 +258,15 @@ export class Tunnel {
     this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni);
     this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp, { kind: this.kind, port: this.dstPort, localAddr: cfg.localIp });
     this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
+    const batch = cfg.esp?.batchAead;
+    this.espSeal = batch === undefined ? null : new EspSealBatch(batch.native);
+    this.espOpen = batch === undefined ? null : new EspOpenBatch(batch.native);
+    if (this.espOpen !== null) {
+      const c = this.espOpen.capacity;
+      this.espJob = new Int32Array(c);
+      this.espVtep = new Int32Array(c);
+      this.espInfos = Array.from({ length: c }, () => new EspRxInfo());
+    }
     const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
     this.spec = {
       tunnel: this.kind, underlay: this.family, ...(opts > 0 ? { geneveOptionBytes: opts } : {}),
@@ -489,7 +516,8 @@ export class Tunnel {
     const innerLen = p.end - p.start;
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     if (sa !== null) {
-      const r = espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
+      const seal = this.espSeal;
+      const r = seal === null ? espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts) : seal.protect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
       if (r !== 0) return r;
     }
     v.txPackets++;
@@ -498,12 +526,123 @@ export class Tunnel {
   }
 
   /**
+   * Batched AEAD: seals the packets `encap` queued (their payload is plaintext until then). The bridge
+   * calls it before the tunnel port's queue goes out, and before it fragments an encapsulated packet.
+   */
+  sealPending(): void {
+    this.espSeal?.seal();
+  }
+
+  /**
+   * Batched AEAD: the received batch `pk[0, n)` is about to be decapsulated in this order. Its ESP packets
+   * are checked and opened here, a chunk (the batch's capacity) at a time, and `decap` finishes each as it
+   * comes to it — so what follows the AEAD (window update, SA rotation, hellos, counters) happens in the
+   * packets' order as without batching. Call `espBatchEnd` after the last `decap` of the batch.
+   */
+  espOpenBatch(pk: PacketBuf[], n: number, now: number): void {
+    if (this.espOpen === null) return;
+    this.espPk = pk;
+    this.espN = n;
+    this.espNext = this.espFrom = this.espTo = 0;
+    this.espChunk(now);
+  }
+
+  /** Forgets the batch `espOpenBatch` was given. */
+  espBatchEnd(): void {
+    this.espPk = null;
+    this.espN = this.espNext = this.espFrom = this.espTo = 0;
+    this.espOpen?.clear();
+  }
+
+  /** Job codes of `espJob` other than a job index: decapsulate one at a time, or drop with -code. */
+  private static readonly ESP_ALONE = -1_000_000;
+
+  /** Checks and opens the next chunk of the batch, from `espTo`. */
+  private espChunk(now: number): void {
+    const ob = this.espOpen!;
+    ob.clear();
+    const pk = this.espPk!;
+    const from = this.espTo;
+    const to = Math.min(this.espN, from + ob.capacity);
+    const sadb = this.sadb!;
+    this.espGen = sadb.generation;
+    for (let i = from; i < to; i++) {
+      const p = pk[i]!;
+      const j = i - from;
+      if (p.end - p.start < ETH_HEADER_LEN) {
+        this.espJob[j] = Tunnel.ESP_ALONE;
+        continue;
+      }
+      const vtep = this.espSource(p);
+      if (vtep < 0) {
+        this.espJob[j] = vtep; // -reason
+        continue;
+      }
+      this.espVtep[j] = vtep;
+      sadb.begin(vtep, now);
+      const k = ob.length;
+      const r = ob.check(p, p.start + ETH_HEADER_LEN, sadb.lookup, now, this.espInfos[j]);
+      // Not ESP (a hello) and SPIs not found go one at a time, in order (the lookup then sees the table as
+      // the packets before left it); other refusals stand, counted where espUnprotect counts them.
+      this.espJob[j] = r === 0 ? k : r === ESP_NOT_ESP || (r === DropReason.EspUnknownSpi && this.espInfos[j]!.sa === null) ? Tunnel.ESP_ALONE : -r;
+    }
+    ob.open();
+    this.espFrom = from;
+    this.espTo = to;
+  }
+
+  /**
    * ESP's part of `decap`. The cheap outer checks come first — IP header and IPv4 header checksum,
    * addressed to this VTEP, from a VTEP of the table — so a forged or misdirected packet costs no cipher;
    * then the SA by (SPI, that VTEP) (`EspPeerMismatch` for another peer's SPI: RFC 4301's selector
    * check), and authentication and decryption in place. A hello (esp/hello.ts) goes to the SA database.
+   * A packet of the batch `espOpenBatch` was given is finished from what it did.
    */
   private espIn(p: PacketBuf, now: number): number {
+    const pk = this.espPk;
+    if (pk !== null) {
+      // The packets come in the batch's order, minus those decap refused before ESP (too short).
+      let i = this.espNext;
+      while (i < this.espN && pk[i] !== p) i++;
+      if (i < this.espN) {
+        this.espNext = i + 1;
+        if (i >= this.espTo) {
+          this.espTo = i;
+          this.espChunk(now);
+        }
+        return this.espFinish(p, i - this.espFrom, now);
+      }
+    }
+    const vtep = this.espSource(p);
+    return vtep < 0 ? -vtep : this.espUnprotect(p, vtep, now);
+  }
+
+  /** Packet `j` of the current chunk, checked and opened: finished as `espUnprotect` would. */
+  private espFinish(p: PacketBuf, j: number, now: number): number {
+    const job = this.espJob[j]!;
+    if (job === Tunnel.ESP_ALONE) {
+      const vtep = this.espSource(p);
+      return vtep < 0 ? -vtep : this.espUnprotect(p, vtep, now);
+    }
+    const rx = this.espRx;
+    rx.copy(this.espInfos[j]!);
+    if (job < 0) return -job;
+    const sadb = this.sadb!;
+    const vtep = this.espVtep[j]!;
+    sadb.begin(vtep, now);
+    const ob = this.espOpen!;
+    const sa = ob.saOf(job);
+    // A packet before this one changed the SPI table: the SA must still be the one this packet names now.
+    if (sadb.generation !== this.espGen) {
+      const current = sadb.lookup(rx.spi);
+      if (current !== sa) return current === null ? sadb.missReason : DropReason.EspUnknownSpi;
+    }
+    const r = ob.finish(job, p, now, rx);
+    return this.espVerdict(r, p, vtep, now);
+  }
+
+  /** The outer checks of `espIn`: the VTEP index of the packet's source, or -reason. */
+  private espSource(p: PacketBuf): number {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
     const end = p.end;
@@ -512,24 +651,33 @@ export class Tunnel {
     let vtep: number;
     if (type === ETHERTYPE_IPV4 && this.family === 4) {
       const r = this.v4.at(b, ip).check(end - ip);
-      if (r !== null) return r;
-      if (!ipv4HeaderValid(dv, ip, (b[ip]! & 0x0f) << 2)) return DropReason.Ipv4BadChecksum;
-      if (dv.getUint32(ip + 16) !== this.localV4) return DropReason.TunnelNotForUs;
+      if (r !== null) return -r;
+      if (!ipv4HeaderValid(dv, ip, (b[ip]! & 0x0f) << 2)) return -DropReason.Ipv4BadChecksum;
+      if (dv.getUint32(ip + 16) !== this.localV4) return -DropReason.TunnelNotForUs;
       vtep = this.byV4.get(dv.getInt32(ip + 12));
     } else if (type === ETHERTYPE_IPV6 && this.family === 6) {
       const r = this.v6.at(b, ip).check(end - ip);
-      if (r !== null) return r;
+      if (r !== null) return -r;
       const local = this.localV6!;
-      for (let k = 0; k < 16; k++) if (b[ip + 24 + k] !== local[k]) return DropReason.TunnelNotForUs;
+      for (let k = 0; k < 16; k++) if (b[ip + 24 + k] !== local[k]) return -DropReason.TunnelNotForUs;
       vtep = this.vtepAtV6(b, ip + 8);
     } else {
-      return DropReason.TunnelNotForUs;
+      return -DropReason.TunnelNotForUs;
     }
-    if (vtep < 0) return DropReason.UnknownVtep;
+    return vtep < 0 ? -DropReason.UnknownVtep : vtep;
+  }
+
+  /** `espUnprotect` of one packet from VTEP `vtep`, and what it means for the SA database. */
+  private espUnprotect(p: PacketBuf, vtep: number, now: number): number {
     const sadb = this.sadb!;
     sadb.begin(vtep, now);
+    const r = espUnprotect(p, p.start + ETH_HEADER_LEN, sadb.lookup, now, this.espRx);
+    return this.espVerdict(r, p, vtep, now);
+  }
+
+  private espVerdict(r: number, p: PacketBuf, vtep: number, now: number): number {
+    const sadb = this.sadb!;
     const rx = this.espRx;
-    const r = espUnprotect(p, ip, sadb.lookup, now, rx);
     if (r === 0) {
       sadb.accepted(rx.sa!, now);
       return 0;

@@ -19,6 +19,7 @@
  * Addresses and MACs are assigned from the node and pod positions (deterministic), so one scenario and
  * seed give byte-identical captures and reports.
  */
+import type { NativeAead } from '../esp/aead-batch.js';
 import { createHash } from 'node:crypto';
 import type { Bridge } from '../datapath/bridge.js';
 import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
@@ -76,6 +77,11 @@ export interface ClusterOptions {
   largestPacket?: number;
   /** Give every node its own stack (`NodeRt.stack`), not only the nodes traffic starts or ends at. Default false. */
   nodeStacks?: boolean;
+  /**
+   * ESP's AEAD a batch per call as the live agent runs it (node/build.ts `NodeEnv.batchAead`), for tests
+   * that hold it to the same bytes as the default, one packet at a time.
+   */
+  batchAead?: { native: NativeAead | null };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -175,6 +181,7 @@ export class Cluster {
   private readonly tracing: boolean;
   private readonly wantStacks: boolean;
   wallMs = 0;
+  private readonly batchAead: { native: NativeAead | null } | undefined;
 
   constructor(readonly scenario: Scenario, opts: ClusterOptions = {}) {
     const s = scenario;
@@ -204,6 +211,7 @@ export class Cluster {
     }
     this.tracing = opts.tracing ?? false;
     this.wantStacks = opts.nodeStacks ?? false;
+    this.batchAead = opts.batchAead;
     this.buildNodes(capAt);
     this.sim.schedule(0, new Announce([...this.nodes.values()].flatMap((n) => [...n.pods.values()].map((p) => p.host))), 0);
     if (opts.traffic ?? true) this.buildTraffic();
@@ -247,6 +255,7 @@ export class Cluster {
       const dp = buildNode(cfg, {
         pool: this.pool, clock, underlay, pod: (p) => hosts.get(p.name)!.dev, ...(stack !== null ? { stack: stack.dev } : {}),
         ...(cfg.esp !== null ? { random: seededRandom(this.seed, n.name) } : {}),
+        ...(this.batchAead !== undefined ? { batchAead: this.batchAead } : {}),
       });
       const pods = new Map<string, PodRt>();
       for (const [name, h] of hosts) pods.set(name, { spec: h.spec, host: h.host, port: dp.pods.get(name)!, icmp: h.icmp, observer: h.observer });

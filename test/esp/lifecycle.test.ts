@@ -518,6 +518,14 @@ test('defect 6: a packet on a lookahead SPI changes nothing before it authentica
   assert.equal(peer.inCur, cand);
   assert.equal(peer.inEpoch, e0 + 3, 'the lookahead starts one past the current epoch');
   assert.equal(r.find(spis[2]!, 0), cand);
+  // More packets on it change nothing: it is current, the old epoch keeps its grace, the next is not derived again.
+  const [old, nx, gen] = [peer.inOld, peer.inNext, r.generation];
+  for (let i = 0; i < 3; i++) {
+    r.begin(0, 400 + i);
+    assert.equal(r.lookup(cand.spi), cand);
+    r.accepted(cand, 400 + i);
+  }
+  assert.deepEqual([peer.inCur === cand, peer.inOld === old, peer.inNext === nx, peer.inEpoch, r.generation], [true, true, true, e0 + 3, gen]);
 });
 
 // ---- defect 7: lifetimes and ICV failures ----------------------------------------------------------------------

@@ -24,10 +24,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { PcapWriter } from '../../src/capture/index.js';
-import { espProtect, espUnprotect } from '../../src/esp/esp.js';
+import { espProtect, EspSealBatch, espUnprotect } from '../../src/esp/esp.js';
+import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { InboundSa, OutboundSa, type EspKeying } from '../../src/esp/sa.js';
 import type { EspCipher } from '../../src/mtu/overhead.js';
-import { HEADROOM, PacketBuf, TAILROOM } from '../../src/packet/buf.js';
+import { HEADROOM, PacketBuf, PacketPool, TAILROOM } from '../../src/packet/buf.js';
 import { fromHex, hex } from '../../src/wire/bytes.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireScapy, requireTool, rng, run, SYSTEM_PYTHON } from '../helpers.js';
@@ -119,6 +120,28 @@ function protect(c: Case): PacketBuf {
   return p;
 }
 
+/**
+ * seine's protected frames for `cases` through the live path: one pool, one EspSealBatch, every case
+ * sealed in one native AEAD call (the addon's; null when it is not built).
+ */
+function protectBatch(cases: Case[]): PacketBuf[] {
+  const pool = new PacketPool({ count: cases.length });
+  const sb = new EspSealBatch(native, 256);
+  const ps = cases.map((c) => {
+    const p = pool.alloc()!;
+    assert.equal(p.load(c.frame), true);
+    const sa = new OutboundSa({ spi: c.spi, keying: c.keying, esn: c.esn, resumeAfter: c.seq - 1n });
+    assert.equal(sb.protect(p, p.start + 14, sa, 0, c.encap ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {}), 0, c.name);
+    return p;
+  });
+  assert.equal(sb.pending, cases.length);
+  sb.seal();
+  return ps;
+}
+
+const whyNot = nativeUnavailable();
+const native = whyNot === null ? loadNative() : null;
+
 const keyHex = (k: EspKeying): string => hex(k.key) + hex(k.salt);
 const seqHi = (c: Case): number => Number(c.seq >> 32n);
 const seqLo = (c: Case): number => Number(c.seq & 0xffff_ffffn);
@@ -172,12 +195,13 @@ after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
 
 type Layers = Record<string, unknown>;
 
-function tshark(cases: Case[], alg: string): { layers: Layers[]; error: string | null } {
+function tshark(cases: Case[], alg: string, batched = false): { layers: Layers[]; error: string | null } {
   const chunks: Uint8Array[] = [];
   const w = new PcapWriter((b) => chunks.push(b.slice()));
   let t = 0n;
-  for (const c of cases) w.writePacket(0, (t += 1000n), protect(c).bytes());
-  const path = join(dir, `esp-${cases[0]!.cipher}.pcap`);
+  const ps = batched ? protectBatch(cases) : cases.map(protect);
+  for (const p of ps) w.writePacket(0, (t += 1000n), p.bytes());
+  const path = join(dir, `esp-${cases[0]!.cipher}${batched ? '-batch' : ''}.pcap`);
   writeFileSync(path, Buffer.concat(chunks));
   const sas = cases.flatMap((c) => ['IPv4', 'IPv6'].map((fam) => ['-o', `uat:esp_sa:"${fam}","*","*","0x${c.spi.toString(16).padStart(8, '0')}","${alg}","0x${keyHex(c.keying)}","NULL",""`]));
   try {
@@ -227,6 +251,30 @@ test('(c) tshark decrypts seine\'s AES-GCM packets with the SA in its esp_sa tab
     const { layers, error } = tshark(cases, 'AES-GCM with 16 octet ICV [RFC4106]');
     assert.equal(error, null);
     checkTshark(cases, layers);
+  }
+});
+
+test('(c) tshark decrypts AES-GCM packets the live path sealed (EspSealBatch, one native AEAD call for all)', { skip: whyNot ?? false }, () => {
+  requireTool('tshark', 'tshark');
+  for (const cipher of ['aes-gcm-128', 'aes-gcm-256'] as const) {
+    const cases = CASES.filter((c) => c.cipher === cipher && !c.esn);
+    const { layers, error } = tshark(cases, 'AES-GCM with 16 octet ICV [RFC4106]', true);
+    assert.equal(error, null);
+    checkTshark(cases, layers);
+  }
+});
+
+test('(a) scapy decrypts what the live path seals (EspSealBatch, one native AEAD call), every cipher', { skip: whyNot ?? false }, () => {
+  requireScapy();
+  const ps = protectBatch(CASES);
+  const input = CASES.map((c, i) => ({
+    name: c.name, packet: hex(ps[i]!.data, ps[i]!.l3, ps[i]!.end - ps[i]!.l3), cipher: SCAPY_NAME[c.cipher], key: keyHex(c.keying),
+    spi: c.spi, esn: c.esn, seqHi: seqHi(c),
+  }));
+  const out = JSON.parse(run(SYSTEM_PYTHON, [SCRIPT, 'decrypt'], JSON.stringify(input))) as { name: string; payload?: string; error?: string }[];
+  for (const [i, c] of CASES.entries()) {
+    assert.equal(out[i]!.error, undefined, `${c.name}: scapy: ${out[i]!.error}`);
+    assert.equal(out[i]!.payload, hex(c.frame.subarray(c.ins)), `${c.name}: payload`);
   }
 });
 
