@@ -947,6 +947,13 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
     throw_errno(env, err, fn, obj, ns, "IP_HDRINCL");
     return NULL;
   }
+  /* As the UDP sockets' buffers: ESP over IP comes in bursts (a super-frame's segments), which the
+     default ~200 KiB receive buffer (some 90 packets) drops. */
+  int size = SOCK_BUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   napi_value o, v;
   NAPI_OK(napi_create_object(env, &o));
   NAPI_OK(napi_create_int32(env, fd, &v));

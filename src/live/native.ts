@@ -112,7 +112,8 @@ export interface Native extends NativeAead {
     addrs: Uint8Array, ports: Int32Array, segs: Int32Array, count: number, iovs: Int32Array, messages: number,
   ): number;
   /**
-   * Raw IP socket for `protocol` (50 ESP, 47 GRE) inside netns, O_NONBLOCK. IPv4: IP_HDRINCL — send
+   * Raw IP socket for `protocol` (50 ESP, 47 GRE) inside netns, O_NONBLOCK, 4 MiB SO_RCVBUF/SO_SNDBUF
+   * where allowed (as `udpOpen`: ESP over IP arrives in bursts). IPv4: IP_HDRINCL — send
    * whole IPv4 packets (the kernel fills the header checksum, total length, and a zero ID/source);
    * receive returns whole IPv4 packets, header included. IPv6: no IP header on send or receive (the
    * payload only; the kernel builds the header, as RFC 3542 raw sockets do).
