@@ -465,7 +465,8 @@ function since(now: Stats, base: Stats): Stats {
         return { peer: p.peer, txPackets: p.txPackets - (o?.txPackets ?? 0), rxPackets: p.rxPackets - (o?.rxPackets ?? 0), txInnerBytes: p.txInnerBytes - (o?.txInnerBytes ?? 0), espOut: p.espOut - (o?.espOut ?? 0), espIn: p.espIn - (o?.espIn ?? 0) };
       }),
       tunnel: all(n.tunnel, b.tunnel),
-      macs: all(n.macs, b.macs), bridge: all(n.bridge, b.bridge), gso: all(n.gso, b.gso),
+      macs: all(n.macs, b.macs), bridge: all(n.bridge, b.bridge), gso: all(n.gso, b.gso), gsoDrops: sub(n.gsoDrops, b.gsoDrops),
+      heap: { allocatedBytes: n.heap.allocatedBytes - b.heap.allocatedBytes, gcs: n.heap.gcs - b.heap.gcs, usedBytes: n.heap.usedBytes },
       macEntries: n.macEntries, poolFree: n.poolFree, poolSize: n.poolSize,
     });
   }

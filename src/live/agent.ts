@@ -37,6 +37,8 @@ import { DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './d
 import { ip, run } from './lab/netns.js';
 import type { Logger } from './log.js';
 import { agentRegistry, serveMetrics, type MetricsSnapshot } from './metrics.js';
+import { dropReasonName } from '../wire/drop.js';
+import { HeapMeter } from './heap.js';
 import { loadNative, TUN_F, type Native } from './native.js';
 
 /** Monotonic nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
@@ -92,6 +94,8 @@ export class Agent {
   private stopped = false;
   /** Coalescing on the TAPs (the bridge's `gso` counts segmentation). */
   readonly tapGso = new GsoStats();
+  /** Bytes the JavaScript heap took since the start (live/heap.ts): `stats` reports it per request. */
+  private readonly heap = new HeapMeter();
   private readonly tapOffloads: Record<string, { tso: boolean; uso: boolean }> = {};
   private readonly under: TunnelSocketDevice;
 
@@ -328,7 +332,12 @@ export class Agent {
     // Super-frames: segmented by the bridge (for tunnels and ports without TSO), coalesced by the TAPs.
     const t = this.tapGso;
     const gso = { superFrames: b.gso.superFrames, segments: b.gso.segments, coalesced: t.coalesced, coalescedSegments: t.coalescedSegments, flushes: t.flushes };
-    return { ports, devices, peers, tunnel, macs, bridge, gso, macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
+    // Super-frames `segment` refused (the bridge) and frames a TAP's coalescer could not give out, by reason.
+    const gsoDrops: Record<string, number> = {};
+    for (const st of [b.gso, t]) {
+      for (let r = 0; r < st.drops.length; r++) if (st.drops[r]! > 0) gsoDrops[dropReasonName(r)] = (gsoDrops[dropReasonName(r)] ?? 0) + st.drops[r]!;
+    }
+    return { ports, devices, peers, tunnel, macs, bridge, gso, gsoDrops, heap: this.heap.read(), macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
   }
 
   /**
@@ -433,6 +442,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.ticker);
+    this.heap.stop();
     this.control.close();
     await new Promise<void>((res) => (this.metricsServer === null ? res() : this.metricsServer.close(() => res())));
     for (const d of this.devices.values()) d.close();

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { HeapReading } from './heap.js';
 
 export interface PortSample { port: string; kind: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Record<string, number>; }
 export interface DeviceSample {
@@ -24,6 +25,10 @@ export interface MetricsSnapshot {
   bridge: Record<string, number>;
   /** Super-frames segmented and the segments made (bridge); frames coalesced into super-frames (TAPs). */
   gso: Record<string, number>;
+  /** Super-frames the bridge could not segment and frames the TAPs' coalescers could not give out, by reason. */
+  gsoDrops: Record<string, number>;
+  /** The agent's JavaScript heap: bytes allocated since the start (live/heap.ts), collections, in use. */
+  heap: HeapReading;
   macEntries: number;
   poolFree: number;
   poolSize: number;
@@ -84,6 +89,12 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   });
   readCounter(reg, 'seine_gso_events_total', 'Super-frames segmented and the segments made (the bridge), frames coalesced into super-frames for the pods (the TAPs), by event.', ['event'] as const, (set) => {
     for (const [event, v] of Object.entries(s().gso)) set({ event }, v);
+  });
+  readCounter(reg, 'seine_gso_drops_total', 'Super-frames the bridge could not segment and frames a TAP\'s coalescer could not give out, by reason.', ['reason'] as const, (set) => {
+    for (const [reason, v] of Object.entries(s().gsoDrops)) set({ reason }, v);
+  });
+  readCounter(reg, 'seine_agent_heap_allocated_bytes_total', 'Bytes the agent\'s JavaScript heap allocated since it started (every collection\'s growth added up): the live path allocates nothing per packet.', [] as const, (set) => {
+    set({}, s().heap.allocatedBytes);
   });
   readCounter(reg, 'seine_device_drops_total', 'Frames a live device dropped before or after the bridge, by reason.', ['device', 'reason'] as const, (set) => {
     for (const d of s().devices) for (const [reason, v] of Object.entries(d.drops)) set({ device: d.device, reason }, v);
