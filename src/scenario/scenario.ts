@@ -302,7 +302,8 @@ export class ScenarioError extends Error {
     readonly got: string,
     readonly hint: string | null = null,
   ) {
-    super(`${excerpt(file)}:${line}:${column}: ${key === '' ? '' : excerpt(key) + ': '}expected ${excerpt(expected, 400)}, got ${excerpt(got)}${hint === null ? '' : ` (${excerpt(hint)})`}`);
+    // A last guard: `describe` quotes values as excerpts already; names and paths may be long too.
+    super(`${excerpt(file, 400)}:${line}:${column}: ${key === '' ? '' : excerpt(key, 400) + ': '}expected ${excerpt(expected, 400)}, got ${excerpt(got, 400)}${hint === null ? '' : ` (${excerpt(hint, 400)})`}`);
     this.name = 'ScenarioError';
   }
 }
@@ -415,7 +416,8 @@ class Reader {
       const path = v.path === '' ? name : `${v.path}.${name}`;
       if (!('has' in allowed ? allowed.has(name) : allowed.includes(name))) {
         const s = didYouMean(name, [...allowed]);
-        this.fail({ node: k, path, at: kv.at }, typeof keysWhat === 'string' ? keysWhat : keysWhat(), JSON.stringify(name), s === null ? null : `did you mean "${s}"?`);
+        const shown = excerpt(name);
+        this.fail({ node: k, path: v.path === '' ? shown : `${v.path}.${shown}`, at: kv.at }, typeof keysWhat === 'string' ? keysWhat : keysWhat(), JSON.stringify(shown), s === null ? null : `did you mean "${s}"?`);
       }
       entries.set(name, { node: this.resolve(pair.value), path, at: k.range?.[0] ?? v.at });
     }
