@@ -73,6 +73,8 @@
  * node's podCIDR, references to missing nodes, pods or flows, MTUs below 576 (IPv4) or 1280 (IPv6),
  * an underlay that leaves pods less than that after the overlay's overhead, fault times past the end.
  * (One VNI on two different VLANs across nodes in l2 mode is refused when the cluster is built.)
+ * And it refuses what no run could finish: `SCENARIO_LIMITS` below bounds the file, what its aliases
+ * expand to, the nodes, pods and flows, and the packets and events the run is estimated to take.
  */
 import { dirname, resolve as resolvePath } from 'node:path';
 import { FileRefused, readRegularFile } from './file.js';
