@@ -357,22 +357,29 @@ interface V {
 }
 
 class Reader {
-  /** Each alias's anchored node, found in one walk (yaml's `Alias.resolve(doc)` walks the whole document per call). */
-  private readonly targets = new Map<unknown, YamlNode>();
+  /**
+   * Each alias's anchored node, found in one walk of the document when the first alias is met (yaml's
+   * `Alias.resolve(doc)` walks the whole document per call: quadratic in aliases); null until then, so a
+   * file without aliases is not walked at all.
+   */
+  private targets: Map<unknown, YamlNode> | null = null;
   /** YAML nodes read so far (`SCENARIO_LIMITS.yamlNodes`). */
   private read = 0;
 
-  constructor(readonly file: string, readonly lc: LineCounter, readonly doc: Document) {
+  constructor(readonly file: string, readonly lc: LineCounter, readonly doc: Document) {}
+
+  private findTargets(): Map<unknown, YamlNode> {
     // Document order, a collection before its contents, as YAML resolves an alias: to the last node
     // before it with that anchor. An explicit stack: a deeply nested file must not overflow ours.
+    const targets = new Map<unknown, YamlNode>();
     const anchors = new Map<string, YamlNode>();
-    const stack: unknown[] = [doc.contents];
+    const stack: unknown[] = [this.doc.contents];
     while (stack.length > 0) {
       const n = stack.pop();
       if (n === null || n === undefined) continue;
       if (isAlias(n)) {
         const t = anchors.get(n.source);
-        if (t !== undefined) this.targets.set(n, t);
+        if (t !== undefined) targets.set(n, t);
         continue;
       }
       if (isPair(n)) { stack.push(n.value, n.key); continue; }
@@ -380,6 +387,7 @@ class Reader {
       if (node.anchor !== undefined) anchors.set(node.anchor, node);
       if (isMap(node) || isSeq(node)) for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]);
     }
+    return targets;
   }
 
   /** Counts `n` more nodes read at `v`; past the limit, the file expands to too much (aliases, usually). */
@@ -400,7 +408,7 @@ class Reader {
 
   resolve(n: unknown): N {
     if (n === null || n === undefined) return null;
-    if (isAlias(n)) return this.targets.get(n) ?? null;
+    if (isAlias(n)) return (this.targets ??= this.findTargets()).get(n) ?? null;
     return n as YamlNode;
   }
 
