@@ -95,7 +95,7 @@ function packetEvents(c: Cluster): number {
  */
 function clusterBench(name: string, measure: 'heap' | 'packet'): Bench {
   const nodes = 4, pods = 4;
-  const y: string[] = ['name: bench-small-cluster', 'seed: 3', 'duration: 100000s', 'underlay: { mtu: 1500, latency: 50us, bandwidth: 10Gbit }', 'tunnel: { type: vxlan, mode: routed }', 'nodes:'];
+  const y: string[] = ['name: bench-small-cluster', 'seed: 3', 'duration: 10s', 'underlay: { mtu: 1500, latency: 50us, bandwidth: 10Gbit }', 'tunnel: { type: vxlan, mode: routed }', 'nodes:'];
   for (let i = 0; i < nodes; i++) {
     y.push(`  - name: n${i}`, `    podCIDR: 10.244.${i}.0/24`, '    pods:');
     for (let j = 0; j < pods; j++) y.push(`      - name: p${j}`);

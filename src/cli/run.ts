@@ -108,6 +108,14 @@ export function parseRunArgs(args: string[]): RunArgs | 'help' {
   return r;
 }
 
+/**
+ * A RangeError the simulator throws for a value it cannot take — not a stack overflow, which is seine's
+ * bug (an internal error, status 70), whatever the input.
+ */
+function userRangeError(e: unknown): e is RangeError {
+  return e instanceof RangeError && !e.message.startsWith('Maximum call stack size exceeded');
+}
+
 /** Loads a scenario; a mistake in it becomes a CliError (status 2) with the loader's message. */
 export function load(path: string): Scenario {
   try {
@@ -142,7 +150,7 @@ export function runCommand(args: string[], io: RunIo): number | Promise<number> 
   try {
     cluster = new Cluster(scenario, { ...(a.seed !== undefined ? { seed: a.seed } : {}), capture: a.pcap !== null });
   } catch (e: unknown) {
-    if (e instanceof SimBuildError || e instanceof RangeError) throw new CliError(`${a.path}: ${e.message}`);
+    if (e instanceof SimBuildError || userRangeError(e)) throw new CliError(`${a.path}: ${e.message}`);
     throw e;
   }
   const bar = progressBar({ ...io, tty: io.tty && a.progress }, `simulating ${scenario.name}`);
@@ -232,7 +240,7 @@ export function traceCommand(args: string[], io: RunIo): number {
   try {
     r = traceScenario(scenario, req as TraceRequest);
   } catch (e: unknown) {
-    if (e instanceof SimBuildError || e instanceof RangeError) throw new CliError(`trace: ${path}: ${e.message}`);
+    if (e instanceof SimBuildError || userRangeError(e)) throw new CliError(`trace: ${path}: ${e.message}`);
     throw e;
   }
   io.out(json ? JSON.stringify(r) : formatTrace(r));

@@ -300,7 +300,7 @@ async function runUdp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     got += recv;
     iperfGot += o.received;
     dups += sv.sink?.duplicates ?? 0;
-    if (sv.sink !== null) lat.push(...sv.sink.latNs);
+    if (sv.sink !== null) for (const x of sv.sink.latNs) lat.push(x);
     sentIp += o.sent * st.ipSize;
     goodBytes += recv * st.payload;
     seconds = Math.max(seconds, o.seconds);

@@ -1093,7 +1093,6 @@ export class Bridge {
       this.reasmLater[port.index] = false;
     }
     const r = this.reasm[port.index]!;
-    const heldBefore = r.heldFragments;
     const traced = p.traced;
     const v = r.add(p, p.start + ETH_HEADER_LEN, this.now);
     this.syncReasmDrops(port);
@@ -1107,13 +1106,15 @@ export class Bridge {
       return null;
     }
     const q = r.take()!;
-    this.fragmentsMerged += heldBefore - r.heldFragments;
+    // The held fragments it was made of (not held before minus after: the same add may have timed out others).
+    const merged = r.lastFragments;
+    this.fragmentsMerged += merged - 1;
     tunnel.mtuStats.reassembled++;
     q.clearMeta();
     q.traced = traced;
     q.inPort = port.index;
     q.segment = port.vlan;
-    if (traced) this.record('decapsulate', port, `reassembled a ${q.end - q.start}-byte outer packet from ${heldBefore - r.heldFragments + 1} fragments`, { bytes: q.end - q.start, fragments: heldBefore - r.heldFragments + 1 });
+    if (traced) this.record('decapsulate', port, `reassembled a ${q.end - q.start}-byte outer packet from ${merged} fragments`, { bytes: q.end - q.start, fragments: merged });
     return q;
   }
 

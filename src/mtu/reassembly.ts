@@ -111,6 +111,12 @@ export class Reassembler {
   heldBytes = 0;
   /** Incomplete datagrams held now. */
   datagrams = 0;
+  /**
+   * Fragments the datagram completed by the last `DONE` was made of, the completing one included. Not
+   * `heldFragments` before minus after: the same `add` may also time out or evict other datagrams, whose
+   * fragments are counted in `drops` (a caller taking the difference would count them twice).
+   */
+  lastFragments = 0;
 
   private readonly pool: PacketPool;
   private result: PacketBuf | null = null;
@@ -587,10 +593,12 @@ export class Reassembler {
     const at = qs + linkLen + ipHead;
     copyBytes(fb, fb.start, q, qs, linkLen + ipHead);
     copyBytes(p, this.cData, q, at + this.cStart, this.cEnd - this.cStart);
+    let fragments = 1;
     if (d !== NONE) {
       for (let f = this.dFirst[d]!; f !== NONE; f = this.fNext[f]!) {
         const start = this.fStart[f]!;
         copyBytes(this.fBuf[f]!, this.fData[f]!, q, at + start, this.fEnd[f]! - start);
+        fragments++;
       }
     }
     q.end = qs + frameLen;
@@ -619,6 +627,7 @@ export class Reassembler {
     p.release();
     if (d !== NONE) this.releaseAll(d);
     this.reassembled++;
+    this.lastFragments = fragments;
     this.result = q;
     return DONE;
   }

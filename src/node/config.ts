@@ -196,7 +196,7 @@ export function nodeConfigsFromScenario(t: ClusterTopology, opts: NodeConfigOpti
     const gateway: NodeGatewayConfig | null = !routed ? null : {
       mac: macToString(GW_MAC + i + 1),
       // The gateway carries what the largest pod sends (a pod may be told a larger MTU than the overlay's).
-      mtu: Math.max(1500, ...n.pods.map((p) => p.mtu)),
+      mtu: n.pods.reduce((m, p) => Math.max(m, p.mtu), 1500),
       ipv4: n.gateway4 !== null ? `${n.gateway4}/${l4}` : null,
       ipv6: n.gateway6 !== null ? `${n.gateway6}/${l6}` : null,
     };

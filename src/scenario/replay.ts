@@ -9,11 +9,14 @@
  * show an IP header are skipped and counted. Link types: Ethernet (VLAN and QinQ tags are stepped over)
  * and raw IP (LINKTYPE_RAW 101, and 228/229 for IPv4/IPv6 only).
  */
-import { readFileSync } from 'node:fs';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../capture/common.js';
 import { createParser } from '../capture/reader.js';
 import { rd16 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from '../wire/ethernet.js';
+import { readRegularFile } from './file.js';
+
+/** The largest capture a replay reads (scenario.ts `SCENARIO_LIMITS.replayBytes`). */
+export const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
 
 /** LINKTYPE_IPV4 and LINKTYPE_IPV6: raw IP of one version. */
 const LINKTYPE_IPV4 = 228;
@@ -57,9 +60,12 @@ function ipLength(d: Uint8Array, linkType: number): number {
   return -1;
 }
 
-/** Reads a capture (synchronously) into a `ReplayTrace`; throws `CaptureError` on a damaged file. */
+/**
+ * Reads a capture (synchronously) into a `ReplayTrace`; throws `CaptureError` on a damaged file, and
+ * `FileRefused` (file.ts) for what is not a regular file of at most `REPLAY_MAX_BYTES`.
+ */
 export function loadReplay(src: ReplaySource): ReplayTrace {
-  const bytes = 'path' in src ? readFileSync(src.path) : src.bytes;
+  const bytes = 'path' in src ? readRegularFile(src.path, REPLAY_MAX_BYTES) : src.bytes;
   const parser = createParser();
   parser.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   parser.end();

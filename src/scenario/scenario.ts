@@ -73,17 +73,56 @@
  * node's podCIDR, references to missing nodes, pods or flows, MTUs below 576 (IPv4) or 1280 (IPv6),
  * an underlay that leaves pods less than that after the overlay's overhead, fault times past the end.
  * (One VNI on two different VLANs across nodes in l2 mode is refused when the cluster is built.)
+ * And it refuses what no run could finish: `SCENARIO_LIMITS` below bounds the file, what its aliases
+ * expand to, the nodes, pods and flows, and the packets and events the run is estimated to take.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { loadReplay } from './replay.js';
+import { FileRefused, readRegularFile } from './file.js';
+import { loadReplay, REPLAY_MAX_BYTES } from './replay.js';
 import { ESP_CIPHERS, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';
 import type { TunnelKind } from '../overlay/template.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
 import { DropReason } from '../wire/drop.js';
 
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YamlNode } from './yaml.js';
+import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type YamlNode } from './yaml.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Limits
+
+/**
+ * What one scenario may ask for (issue 18): a teaching lab or a research sweep is refused early and with
+ * the numbers, never left to hang a laptop or die of out-of-memory. The README's scenario reference states
+ * these; a scenario over one is refused (`ScenarioError`: the file, the key, what it asked for, the limit).
+ */
+export const SCENARIO_LIMITS = {
+  /** Bytes of a scenario file (the 1,000-node, 100,000-flow bench file is about 13 MB). */
+  fileBytes: 64 * 1024 * 1024,
+  /**
+   * YAML nodes the loader reads, an alias counting its anchor's nodes again each time it is used: what a
+   * file may expand to (the bench file reads about 2.5 million).
+   */
+  yamlNodes: 4_000_000,
+  /** Nodes. Every node has a VTEP for every other (a full mesh): building grows with the square of this. */
+  nodes: 1000,
+  /** Pods in all (each is a simulated host and a bridge port). */
+  pods: 20_000,
+  /** Traffic flows. */
+  flows: 100_000,
+  /** Packets the traffic sends, estimated before the run (`estimateCost`). */
+  packets: 20_000_000,
+  /** Simulator events, estimated before the run (`estimateCost`). */
+  events: 50_000_000,
+  /** Bytes of a capture given as `replay:`. */
+  replayBytes: REPLAY_MAX_BYTES,
+  /** Bytes of one TCP flow: the simulated sender's sequence arithmetic stays below 2^31 (sim/tcp.ts). */
+  tcpBytes: 0x7fff_ffff,
+} as const;
+
+/** `n` with thousands separators, as limits are quoted in errors. */
+function num(n: number): string {
+  return n.toLocaleString('en-US');
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The normalised form
@@ -265,9 +304,19 @@ export class ScenarioError extends Error {
     readonly got: string,
     readonly hint: string | null = null,
   ) {
-    super(`${file}:${line}:${column}: ${key === '' ? '' : key + ': '}expected ${expected}, got ${got}${hint === null ? '' : ` (${hint})`}`);
+    // A last guard: `describe` quotes values as excerpts already; names and paths may be long too.
+    super(`${excerpt(file, 400)}:${line}:${column}: ${key === '' ? '' : excerpt(key, 400) + ': '}expected ${excerpt(expected, 400)}, got ${excerpt(got, 400)}${hint === null ? '' : ` (${excerpt(hint, 400)})`}`);
     this.name = 'ScenarioError';
   }
+}
+
+/** The longest text an error quotes from the file (a key, a value): longer ones are cut, with their length said. */
+export const EXCERPT_CHARS = 120;
+
+/** `s`, or its first `EXCERPT_CHARS` characters and how long it was: an error line stays one line. */
+export function excerpt(s: string, max = EXCERPT_CHARS): string {
+  if (s.length <= max) return s;
+  return `${s.slice(0, max)}… (${num(s.length)} characters)`;
 }
 
 /** Levenshtein distance (small strings only). */
@@ -308,7 +357,44 @@ interface V {
 }
 
 class Reader {
+  /**
+   * Each alias's anchored node, found in one walk of the document when the first alias is met (yaml's
+   * `Alias.resolve(doc)` walks the whole document per call: quadratic in aliases); null until then, so a
+   * file without aliases is not walked at all.
+   */
+  private targets: Map<unknown, YamlNode> | null = null;
+  /** YAML nodes read so far (`SCENARIO_LIMITS.yamlNodes`). */
+  private read = 0;
+
   constructor(readonly file: string, readonly lc: LineCounter, readonly doc: Document) {}
+
+  private findTargets(): Map<unknown, YamlNode> {
+    // Document order, a collection before its contents, as YAML resolves an alias: to the last node
+    // before it with that anchor. An explicit stack: a deeply nested file must not overflow ours.
+    const targets = new Map<unknown, YamlNode>();
+    const anchors = new Map<string, YamlNode>();
+    const stack: unknown[] = [this.doc.contents];
+    while (stack.length > 0) {
+      const n = stack.pop();
+      if (n === null || n === undefined) continue;
+      if (isAlias(n)) {
+        const t = anchors.get(n.source);
+        if (t !== undefined) targets.set(n, t);
+        continue;
+      }
+      if (isPair(n)) { stack.push(n.value, n.key); continue; }
+      const node = n as YamlNode;
+      if (node.anchor !== undefined) anchors.set(node.anchor, node);
+      if (isMap(node) || isSeq(node)) for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]);
+    }
+    return targets;
+  }
+
+  /** Counts `n` more nodes read at `v`; past the limit, the file expands to too much (aliases, usually). */
+  spend(v: V, n: number): void {
+    this.read += n;
+    if (this.read > SCENARIO_LIMITS.yamlNodes) this.fail(v, `a file that expands to at most ${num(SCENARIO_LIMITS.yamlNodes)} YAML nodes (an alias counts its anchor's nodes each time it is used)`, `more, by here`);
+  }
 
   pos(v: V): { line: number; col: number } {
     const off = v.node?.range?.[0] ?? v.at;
@@ -322,13 +408,15 @@ class Reader {
 
   resolve(n: unknown): N {
     if (n === null || n === undefined) return null;
-    if (isAlias(n)) return (n.resolve(this.doc) as YamlNode | undefined) ?? null;
+    if (isAlias(n)) return (this.targets ??= this.findTargets()).get(n) ?? null;
     return n as YamlNode;
   }
 
   /** A mapping's entries by key, refusing keys not in `allowed`. */
-  map(v: V, allowed: readonly string[], what = 'a mapping', keysWhat = `one of the keys ${allowed.join(', ')}`): Obj {
+  /** (`allowed` may be a set: a node's name among a thousand is looked up, not searched for.) */
+  map(v: V, allowed: readonly string[] | ReadonlySet<string>, what = 'a mapping', keysWhat: string | (() => string) = () => `one of the keys ${[...allowed].join(', ')}`): Obj {
     if (!isMap(v.node)) this.fail(v, what);
+    this.spend(v, 1 + 2 * v.node.items.length);
     const entries = new Map<string, V>();
     for (const pair of v.node.items) {
       const k = this.resolve(pair.key);
@@ -336,9 +424,10 @@ class Reader {
       if (!isScalar(k) || typeof k.value !== 'string') this.fail(kv, 'a string key', describe(k));
       const name = k.value;
       const path = v.path === '' ? name : `${v.path}.${name}`;
-      if (!allowed.includes(name)) {
-        const s = didYouMean(name, allowed);
-        this.fail({ node: k, path, at: kv.at }, keysWhat, JSON.stringify(name), s === null ? null : `did you mean "${s}"?`);
+      if (!('has' in allowed ? allowed.has(name) : allowed.includes(name))) {
+        const s = didYouMean(name, [...allowed]);
+        const shown = excerpt(name);
+        this.fail({ node: k, path: v.path === '' ? shown : `${v.path}.${shown}`, at: kv.at }, typeof keysWhat === 'string' ? keysWhat : keysWhat(), JSON.stringify(shown), s === null ? null : `did you mean "${s}"?`);
       }
       entries.set(name, { node: this.resolve(pair.value), path, at: k.range?.[0] ?? v.at });
     }
@@ -348,6 +437,7 @@ class Reader {
   list(v: V, what = 'a list'): V[] {
     if (v.node === null) return [];
     if (!isSeq(v.node)) this.fail(v, what);
+    this.spend(v, 1 + v.node.items.length);
     return v.node.items.map((n, i) => ({ node: this.resolve(n), path: `${v.path}[${i}]`, at: v.node?.range?.[0] ?? v.at }));
   }
 
@@ -462,6 +552,8 @@ const BANDWIDTH_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9,
 class Obj {
   constructor(private readonly r: Reader, readonly self: V, private readonly entries: Map<string, V>) {}
   has(k: string): boolean { return this.entries.has(k); }
+  /** The keys given, in file order. */
+  keys(): IterableIterator<string> { return this.entries.keys(); }
   get(k: string): V | undefined {
     const v = this.entries.get(k);
     return v === undefined || v.node === null ? undefined : v;
@@ -485,7 +577,7 @@ function describe(n: N): string {
   if (isScalar(n)) {
     const x = n.value;
     if (x === null) return 'nothing';
-    if (typeof x === 'string') return JSON.stringify(x);
+    if (typeof x === 'string') return JSON.stringify(excerpt(x));
     return String(x);
   }
   return 'something else';
@@ -562,22 +654,33 @@ const EXPECT_KEYS = ['flow', 'delivered', 'latencyP50', 'latencyP99', 'latencyMa
 // ---------------------------------------------------------------------------------------------------
 // Parsing
 
-/** Reads and parses a scenario file; I/O errors become a ScenarioError at 1:1 too. */
+/**
+ * Reads and parses a scenario file; a file that cannot be read, is not a regular file (a FIFO, a device) or
+ * is over `SCENARIO_LIMITS.fileBytes` becomes a ScenarioError at 1:1 too, before anything is read from it.
+ */
 export function loadScenario(path: string): Scenario {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFile(path, SCENARIO_LIMITS.fileBytes).toString('utf8');
   } catch (e: unknown) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new ScenarioError(path, 1, 1, '', 'a readable scenario file', code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code);
+    if (e instanceof FileRefused) throw new ScenarioError(path, 1, 1, '', 'a readable scenario file', e.what);
+    throw e;
   }
   return parseScenario(text, path);
 }
 
 /** Parses a scenario's text; `file` names it in errors. */
 export function parseScenario(text: string, file: string): Scenario {
+  if (text.length > SCENARIO_LIMITS.fileBytes) throw new ScenarioError(file, 1, 1, '', `a scenario of at most ${num(SCENARIO_LIMITS.fileBytes)} bytes`, `${num(text.length)} characters`);
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  } catch (e: unknown) {
+    // The parser recurses into nested collections: thousands of levels exhaust its stack.
+    if (e instanceof RangeError) throw new ScenarioError(file, 1, 1, '', 'YAML nested to a sensible depth', `nesting too deep for the parser (${e.message})`);
+    throw e;
+  }
   const bad = doc.errors[0];
   if (bad !== undefined) {
     const p = lc.linePos(bad.pos[0]);
@@ -688,6 +791,8 @@ export function parseScenario(text: string, file: string): Scenario {
   const nodesV = o.req('nodes', 'a list of nodes');
   const nodeVs = r.list(nodesV, 'a list of nodes');
   if (nodeVs.length === 0) r.fail(nodesV, 'at least one node', 'an empty list');
+  if (nodeVs.length > SCENARIO_LIMITS.nodes) r.fail(nodesV, `at most ${num(SCENARIO_LIMITS.nodes)} nodes (each has a VTEP for every other: the mesh grows with the square of the nodes)`, `${num(nodeVs.length)} nodes`);
+  let podCount = 0;
   const nodes: NodeSpec[] = [];
   const nodeIndex = new Map<string, NodeSpec>();
   const podIndex = new Map<string, PodSpec>();
@@ -742,12 +847,17 @@ export function parseScenario(text: string, file: string): Scenario {
     nodes.push(node);
     nodeIndex.set(nname, node);
     const podsV = no.get('pods');
-    for (const pv of podsV === undefined ? [] : r.list(podsV, 'a list of pods')) {
+    const podVs = podsV === undefined ? [] : r.list(podsV, 'a list of pods');
+    podCount += podVs.length;
+    if (podCount > SCENARIO_LIMITS.pods) r.fail(podsV!, `at most ${num(SCENARIO_LIMITS.pods)} pods in all`, `${num(podCount)} by node ${nname}`);
+    const podNames = new Set<string>();
+    for (const pv of podVs) {
       const po = r.map(pv, POD_KEYS);
       const pnV = po.req('name', 'a pod name');
       const pname = r.str(pnV, 'a pod name');
       if (!/^[A-Za-z0-9_.-]+$/.test(pname) || RESERVED_PORTS.includes(pname)) r.fail(pnV, `a pod name of letters, digits, ".", "_" and "-" (not ${RESERVED_PORTS.map((x) => `"${x}"`).join(', ')})`);
-      if (node.pods.some((p) => p.name === pname)) r.fail(pnV, `a pod name unique on node ${nname}`, `${JSON.stringify(pname)} (a second time)`);
+      if (podNames.has(pname)) r.fail(pnV, `a pod name unique on node ${nname}`, `${JSON.stringify(pname)} (a second time)`);
+      podNames.add(pname);
       const vlanV = po.get('vlan');
       const pvniV = po.get('vni');
       if (pvniV !== undefined && mode !== 'l2') r.fail(pvniV, 'no vni (pods choose a segment in l2 mode only)');
@@ -809,6 +919,8 @@ export function parseScenario(text: string, file: string): Scenario {
     podIndex.set(`${pp.pod.node}/${pp.pod.name}`, pp.pod);
   }
 
+  const nodeNames: ReadonlySet<string> = new Set(nodeIndex.keys());
+  const nodePos = new Map(nodes.map((n, i) => [n.name, i]));
   const nodeRef = (v: V, s: string = r.str(v, 'a node name')): NodeSpec => {
     const n = nodeIndex.get(s);
     if (n === undefined) {
@@ -837,6 +949,7 @@ export function parseScenario(text: string, file: string): Scenario {
 
   // links
   const links: LinkSpec[] = [];
+  const linkPairs = new Set<string>();
   const linksV = o.get('links');
   for (const lv of linksV === undefined ? [] : r.list(linksV)) {
     const lo = r.map(lv, LINK_KEYS);
@@ -846,7 +959,9 @@ export function parseScenario(text: string, file: string): Scenario {
     const a = nodeRef(ends[0]!).name;
     const b = nodeRef(ends[1]!).name;
     if (a === b) r.fail(ends[1]!, 'a node other than the first', JSON.stringify(b));
-    if (links.some((l) => (l.a === a && l.b === b) || (l.a === b && l.b === a))) r.fail(bV, 'one override per node pair', `${a}-${b} a second time`);
+    const pair = a < b ? `${a}\0${b}` : `${b}\0${a}`;
+    if (linkPairs.has(pair)) r.fail(bV, 'one override per node pair', `${a}-${b} a second time`);
+    linkPairs.add(pair);
     const mV = lo.get('mtu');
     links.push({
       a, b,
@@ -862,7 +977,11 @@ export function parseScenario(text: string, file: string): Scenario {
   const traffic: TrafficSpec[] = [];
   const trafficNames = new Set<string>();
   const trafficV = o.get('traffic');
-  for (const [i, tv] of (trafficV === undefined ? [] : r.list(trafficV)).entries()) {
+  const trafficVs = trafficV === undefined ? [] : r.list(trafficV);
+  if (trafficVs.length > SCENARIO_LIMITS.flows) r.fail(trafficV!, `at most ${num(SCENARIO_LIMITS.flows)} flows`, `${num(trafficVs.length)} flows`);
+  const trafficAt: V[] = [];
+  for (const [i, tv] of trafficVs.entries()) {
+    trafficAt.push(tv);
     const to = r.map(tv, TRAFFIC_KEYS);
     const nV = to.get('name');
     const tname = nV === undefined ? `flow-${i + 1}` : r.str(nV, 'a flow name');
@@ -941,9 +1060,18 @@ export function parseScenario(text: string, file: string): Scenario {
     }
     traffic.push({
       name: tname, type, from, to: dst, family: fam, startNs, count: replay !== null ? Math.min(countV === undefined ? Infinity : count, replayCount) : count, intervalNs, sizes, replay,
-      bytes: type === 'tcp' ? (bytesV === undefined ? 1_000_000 : r.int(bytesV, 1, 1e12, 'a byte count in 1-1000000000000')) : 0,
+      bytes: type === 'tcp' ? (bytesV === undefined ? 1_000_000 : r.int(bytesV, 1, SCENARIO_LIMITS.tcpBytes, `a byte count in 1-${SCENARIO_LIMITS.tcpBytes} (the simulated sender's limit)`)) : 0,
       df: dfV === undefined ? type !== 'udp' : r.bool(dfV),
     });
+  }
+
+  // What the traffic costs, refused before anything is built when it is more than a run may take.
+  const cost = estimateCost({ durationNs, podMtu: defaultPodMtu, traffic });
+  for (const k of ['packets', 'events'] as const) {
+    if (cost[k] <= SCENARIO_LIMITS[k]) continue;
+    const big = cost.largest;
+    const t = traffic[big]!;
+    r.fail(trafficAt[big]!, `traffic of at most ${num(SCENARIO_LIMITS[k])} ${k} in all (the run's estimate, before it starts)`, `${num(cost[k])} ${k}, the most from this flow, "${excerpt(t.name)}" (${num(cost.perFlow[big]!)} packets)`);
   }
 
   // faults
@@ -992,6 +1120,7 @@ export function parseScenario(text: string, file: string): Scenario {
 
   // capture
   const capture: CaptureSpec[] = [];
+  const captured = new Set<string>();
   const capV = o.get('capture');
   for (const cv of capV === undefined ? [] : r.list(capV)) {
     const s = r.str(cv, 'node/pod or node/underlay');
@@ -1001,7 +1130,8 @@ export function parseScenario(text: string, file: string): Scenario {
     const port = s.slice(slash + 1);
     if (port === 'gw') r.fail(cv, 'node/pod or node/underlay (the gateway is inside the bridge and has no wire to capture)', JSON.stringify(s));
     if (port !== 'underlay') endpoint(cv);
-    if (capture.some((c) => c.node === node && c.port === port)) r.fail(cv, 'each capture point once', JSON.stringify(s));
+    if (captured.has(`${node}/${port}`)) r.fail(cv, 'each capture point once', JSON.stringify(s));
+    captured.add(`${node}/${port}`);
     capture.push({ node, port });
   }
 
@@ -1033,8 +1163,9 @@ export function parseScenario(text: string, file: string): Scenario {
     const drops: Record<string, Record<string, Comparison>> = {};
     const dropsV = eo.get('drops');
     if (dropsV !== undefined) {
-      const dm = r.map(dropsV, [...nodeIndex.keys()], 'a mapping node → { DropReason: count }', `a node name (${[...nodeIndex.keys()].join(', ')})`);
-      for (const nn of nodeIndex.keys()) {
+      const dm = r.map(dropsV, nodeNames, 'a mapping node → { DropReason: count }', () => `a node name (${[...nodeNames].join(', ')})`);
+      // In node order, as the nodes are listed (not as the expectation happens to list them).
+      for (const nn of [...dm.keys()].sort((x, y) => nodePos.get(x)! - nodePos.get(y)!)) {
         const rv = dm.get(nn);
         if (rv === undefined) continue;
         const rm = r.map(rv, DROP_REASONS, 'a mapping DropReason → count', 'a drop reason (a DropReason name, see wire/drop.ts)');
@@ -1091,6 +1222,48 @@ export function parseScenario(text: string, file: string): Scenario {
   }
 
   return { name, description, lesson, seed, durationNs, underlay, tunnel, encryption, podMtu: defaultPodMtu, nodes, links, traffic, faults, capture, expect, live };
+}
+
+/** A run's cost as `estimateCost` sees it. */
+export interface CostEstimate {
+  /** Packets the traffic puts on the wire: ping requests and replies, UDP datagrams, TCP segments and ACKs. */
+  packets: number;
+  /** Simulator events: a departure and an arrival per packet, a ping's reply leaving within its request's arrival, TCP's segments within the arrivals that clock them. */
+  events: number;
+  /** Packets per flow, and the flow with the most. */
+  perFlow: number[];
+  largest: number;
+}
+
+/**
+ * What running the traffic costs, from the normalised flows alone (before anything is built): a ping or UDP
+ * flow sends its count, or what fits before the end of the scenario at its interval; TCP sends its bytes in
+ * segments of the pod MTU's MSS (at least 536) and an ACK for each.
+ */
+export function estimateCost(s: Pick<Scenario, 'durationNs' | 'podMtu' | 'traffic'>): CostEstimate {
+  let packets = 0, events = 0, largest = 0;
+  const perFlow: number[] = [];
+  for (let i = 0; i < s.traffic.length; i++) {
+    const t = s.traffic[i]!;
+    let n: number;
+    let ev: number;
+    if (t.type === 'tcp') {
+      const mss = Math.max(536, s.podMtu - (t.family === 4 ? 40 : 60));
+      n = 2 * Math.ceil(t.bytes / mss);
+      ev = n;
+    } else {
+      // A replay's packets keep the capture's timing; others leave every interval until the end.
+      const fit = t.replay !== null || t.intervalNs <= 0 ? t.count : Math.floor((s.durationNs - t.startNs) / t.intervalNs) + 1;
+      const c = Math.min(t.count, fit);
+      n = t.type === 'ping' ? 2 * c : c;
+      ev = t.type === 'ping' ? 3 * c : 2 * c;
+    }
+    perFlow.push(n);
+    packets += n;
+    events += ev;
+    if (n > perFlow[largest]!) largest = i;
+  }
+  return { packets, events, perFlow, largest };
 }
 
 function parseCidr(r: Reader, v: V): Cidr {

@@ -3,5 +3,5 @@
  * the scenario loader depends on a narrow surface: parse a document with a line counter, tell node kinds
  * apart, stringify plain data.
  */
-export { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, stringify } from 'yaml';
+export { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, stringify } from 'yaml';
 export type { Document, Node as YamlNode } from 'yaml';

@@ -189,8 +189,14 @@ export class Cluster {
     this.sim = new Simulator(this.seed);
     // Buffers hold the largest frame anything builds: an MTU-sized frame, or a datagram a pod builds
     // whole before fragmenting it (replayed captures may hold any IP length). Slabs are committed as used.
-    const biggest = Math.max(s.underlay.mtu, ...s.nodes.flatMap((n) => n.pods.map((p) => p.mtu)), 1500,
-      ...s.traffic.map((t) => (t.replay !== null ? 65535 : Math.max(...t.sizes))), opts.largestPacket ?? 0);
+    // Loops, not spreads: a scenario may have 100,000 flows, and a flow 200,000 sizes (a spread that
+    // long overflows the stack).
+    let biggest = Math.max(s.underlay.mtu, 1500, opts.largestPacket ?? 0);
+    for (const n of s.nodes) for (const p of n.pods) biggest = Math.max(biggest, p.mtu);
+    for (const t of s.traffic) {
+      if (t.replay !== null) biggest = Math.max(biggest, 65535);
+      else for (const x of t.sizes) biggest = Math.max(biggest, x);
+    }
     const frameCapacity = Math.max(2048, biggest + 128);
     this.pool = new PacketPool({ count: opts.buffers ?? Math.max(1024, Math.min(8192, Math.floor((256 << 20) / frameCapacity))), frameCapacity });
     const u = s.underlay;
@@ -412,13 +418,13 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
   if (t.type === 'ping') {
     const st = f.ping;
     const sent = st?.sent ?? 0, got = st?.received ?? 0;
-    const rtts = st === null ? [] : [...st.rtts].sort((a, b) => a - b);
+    const rtts = st === null ? [] : st.latency.sorted();
     const span = Math.max(1, f.spanNs);
     const ipLen = t.sizes[0]!;
     return {
       ...base, sent, delivered: got, lost: t.count - got, deliveredRatio: t.count === 0 ? 0 : got / t.count,
       tooBig: st?.tooBig ?? 0, duplicates: st?.duplicates ?? 0,
-      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? st!.max : null,
       throughputBps: (sent * ipLen * 8 * 1e9) / span, goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
     };
   }

@@ -110,7 +110,7 @@ export class Simulator {
   /** A clock over this simulator's time, for the datapath (`Bridge({ clock })`). */
   readonly clock = { now: (): number => this.now };
 
-  constructor(seed = 1) {
+  constructor(readonly seed = 1) {
     this.rng = new Rng(seed);
   }
 

@@ -40,7 +40,7 @@ import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
-import type { SimTask, Simulator } from './engine.js';
+import { Rng, type SimTask, type Simulator } from './engine.js';
 import { loadReplay, type ReplaySource } from '../scenario/replay.js';
 import { sendReset, TcpFlow, TcpListener, type TcpEndpoint, type TcpSendOptions } from './tcp.js';
 
@@ -121,6 +121,52 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[k]!;
 }
 
+/**
+ * How many latencies a flow keeps: p50 and p99 are exact for flows of up to this many packets (512 KiB of
+ * samples at most per flow, where keeping every one of a billion packets' would take 8 GB).
+ */
+export const LATENCY_SAMPLES = 1 << 16;
+
+/**
+ * Latencies in bounded memory (issue 18): every value while there are at most `capacity`, so percentiles
+ * are exact up to that many; beyond, a uniform sample of them all of that size (a reservoir, Vitter's
+ * algorithm R), while the count, sum, minimum and maximum stay exact. The reservoir draws from a PRNG of
+ * its own, seeded from the run's seed and the flow: one seed still gives one run, and the simulator's own
+ * stream (jitter, loss, IMIX) is drawn exactly as before, so no other figure of a run changes.
+ */
+export class LatencySample {
+  /** The samples: in arrival order while `count <= capacity`. */
+  readonly values: number[] = [];
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+  private rng: Rng | null = null;
+
+  constructor(private readonly seed: number, readonly capacity = LATENCY_SAMPLES) {}
+
+  add(x: number): void {
+    this.count++;
+    this.sum += x;
+    if (x < this.min) this.min = x;
+    if (x > this.max) this.max = x;
+    if (this.values.length < this.capacity) { this.values.push(x); return; }
+    const k = (this.rng ??= new Rng(this.seed)).int(this.count);
+    if (k < this.capacity) this.values[k] = x;
+  }
+
+  /** Whether the percentiles are exact (every value is kept). */
+  get exact(): boolean { return this.count <= this.capacity; }
+
+  /** The samples in ascending order (a copy). */
+  sorted(): number[] { return this.values.slice().sort((a, b) => a - b); }
+}
+
+/** A per-flow seed for a `LatencySample`: the run's seed mixed with the flow's number. */
+export function sampleSeed(seed: number, flow: number): number {
+  return (seed ^ Math.imul(flow + 1, 0x9e3779b1)) >>> 0;
+}
+
 /** Results of one `ping`, updated as replies come. */
 export class PingStats {
   /** The ICMP echo identifier of this ping's requests (0 until it starts). */
@@ -137,17 +183,23 @@ export class PingStats {
   tooBig = 0;
   /** ICMP errors received about the requests (frag-needed, Packet Too Big, unreachable). */
   errors = 0;
-  /** Round-trip times in ns, in arrival order. */
-  readonly rtts: number[] = [];
+  /** Round-trip times in ns (bounded: `LatencySample`). */
+  readonly latency: LatencySample;
   /** RTT by sequence number (NaN while unanswered). */
   readonly rttBySeq: number[] = [];
 
+  constructor(seed = 0) {
+    this.latency = new LatencySample(seed);
+  }
+
+  /** Round-trip times in ns, in arrival order (the first `LATENCY_SAMPLES`; then a uniform sample of them all). */
+  get rtts(): readonly number[] { return this.latency.values; }
   get lost(): number { return this.sent - this.received; }
-  get min(): number { return this.rtts.length === 0 ? 0 : this.rtts.reduce((a, b) => Math.min(a, b)); }
-  get max(): number { return this.rtts.length === 0 ? 0 : this.rtts.reduce((a, b) => Math.max(a, b)); }
-  get avg(): number { return this.rtts.length === 0 ? 0 : this.rtts.reduce((a, b) => a + b, 0) / this.rtts.length; }
-  /** Nearest-rank percentile of the RTTs. */
-  percentile(p: number): number { return percentile([...this.rtts].sort((a, b) => a - b), p); }
+  get min(): number { return this.latency.count === 0 ? 0 : this.latency.min; }
+  get max(): number { return this.latency.count === 0 ? 0 : this.latency.max; }
+  get avg(): number { return this.latency.count === 0 ? 0 : this.latency.sum / this.latency.count; }
+  /** Nearest-rank percentile of the RTTs (exact up to `LATENCY_SAMPLES` replies). */
+  percentile(p: number): number { return percentile(this.latency.sorted(), p); }
   get p50(): number { return this.percentile(50); }
   get p99(): number { return this.percentile(99); }
 
@@ -198,13 +250,14 @@ interface Neigh {
 
 /** A sender of echo requests: one task, `run(0)` sends the next request. */
 class Pinger implements SimTask {
-  readonly stats = new PingStats();
+  readonly stats: PingStats;
   private seq = 0;
   readonly sendTimes: number[] = [];
   readonly ipLen: number;
 
   constructor(private readonly host: SimHost, readonly dst: Addr, readonly ident: number, readonly count: number, readonly intervalNs: number, readonly size: number, readonly df: boolean, readonly timeoutNs: number) {
     this.ipLen = size + 8 + (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN);
+    this.stats = new PingStats(sampleSeed(host.sim.seed, ident));
   }
 
   run(_arg: number): void {
@@ -224,7 +277,7 @@ class Pinger implements SimTask {
     const rtt = now - t;
     if (rtt > this.timeoutNs) { s.late++; return; }
     s.rttBySeq[seq] = rtt;
-    s.rtts.push(rtt);
+    s.latency.add(rtt);
     s.received++;
   }
 }
@@ -383,7 +436,8 @@ class FlowRecord {
   goodput = 0;
   maxSeq = -1;
   seen = new Uint8Array(64);
-  readonly latencies: number[] = [];
+  readonly latency: LatencySample;
+  constructor(seed: number) { this.latency = new LatencySample(seed); }
 }
 
 /** Receives UDP on one port and keeps per-flow books. */
@@ -392,7 +446,8 @@ export class UdpSink {
   /** Datagrams too short to carry the flow header. */
   malformed = 0;
 
-  constructor(readonly port: number) {}
+  /** `seed`: the run's, for the latency samples' reservoirs. */
+  constructor(readonly port: number, private readonly seed = 0) {}
 
   /** @internal one datagram's payload at `b[off, off+len)`, arriving at `now`. */
   take(b: Uint8Array, off: number, len: number, now: number, view: DataView): void {
@@ -401,7 +456,7 @@ export class UdpSink {
     const seq = rd32(b, off + 4);
     const sentAt = view.getFloat64(off + 8);
     let f = this.flows.get(id);
-    if (f === undefined) this.flows.set(id, (f = new FlowRecord()));
+    if (f === undefined) this.flows.set(id, (f = new FlowRecord(sampleSeed(this.seed, id))));
     if (seq >= f.seen.length * 8) {
       let n = f.seen.length;
       while (seq >= n * 8) n *= 2;
@@ -416,14 +471,14 @@ export class UdpSink {
     f.goodput += len;
     if (seq < f.maxSeq) f.reordered++;
     else f.maxSeq = seq;
-    f.latencies.push(now - sentAt);
+    f.latency.add(now - sentAt);
   }
 
   /** The books of flow `flowId`; `sent` (the sender's count) makes trailing losses count too. */
   report(flowId: number, sent?: number): FlowReport {
-    const f = this.flows.get(flowId) ?? new FlowRecord();
+    const f = this.flows.get(flowId) ?? new FlowRecord(0);
     const expected = sent ?? f.maxSeq + 1;
-    const lat = [...f.latencies].sort((a, b) => a - b);
+    const lat = f.latency.sorted();
     const lost = Math.max(0, expected - f.received);
     return {
       flowId,
@@ -433,10 +488,10 @@ export class UdpSink {
       duplicates: f.duplicates,
       reordered: f.reordered,
       goodputBytes: f.goodput,
-      latencyMin: lat[0] ?? 0,
+      latencyMin: f.latency.count === 0 ? 0 : f.latency.min,
       latencyP50: percentile(lat, 50),
       latencyP99: percentile(lat, 99),
-      latencyMax: lat[lat.length - 1] ?? 0,
+      latencyMax: f.latency.count === 0 ? 0 : f.latency.max,
     };
   }
 }
@@ -596,7 +651,7 @@ export class SimHost implements Device, SimTask {
   /** A UDP sink on `port` (the same one when asked twice). */
   udpSink(port: number): UdpSink {
     let s = this.sinks.get(port);
-    if (s === undefined) this.sinks.set(port, (s = new UdpSink(port)));
+    if (s === undefined) this.sinks.set(port, (s = new UdpSink(port, this.sim.seed)));
     return s;
   }
 

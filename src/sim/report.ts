@@ -186,8 +186,10 @@ export function fmtRate(bps: number): string {
   return `${bps.toFixed(0)} bit/s`;
 }
 
+/** Columns padded to their widest cell (loops, not spreads: a report may have 100,000 rows). */
 function table(rows: string[][]): string[] {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const w = rows[0]!.map(() => 0);
+  for (const r of rows) for (let i = 0; i < w.length; i++) if (r[i]!.length > w[i]!) w[i] = r[i]!.length;
   return rows.map((r) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ').trimEnd());
 }
 
@@ -208,7 +210,7 @@ export function formatReport(r: Report): string {
       rows.push([f.name, f.type, `${f.from} → ${f.to}`, tcp ? `${f.sent} segs` : `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered}${tcp ? ' B' : ''} (${fmtPct(f.deliveredRatio)})`, tcp ? `${f.lost} retx` : String(f.lost),
         f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns), f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns), fmtRate(f.throughputBps), fmtRate(f.goodputBps), f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(',')]);
     }
-    out.push(...table(rows));
+    for (const line of table(rows)) out.push(line);
     for (const f of r.flows) {
       const t = f.tcp;
       if (t !== undefined) {
@@ -223,7 +225,9 @@ export function formatReport(r: Report): string {
   const dropLines: string[] = [];
   for (const [node, ports] of Object.entries(r.drops)) for (const [port, reasons] of Object.entries(ports)) for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);
   for (const p of r.underlay.paths) for (const [k, n] of Object.entries(p.dropped)) dropLines.push(`  underlay ${p.a}-${p.b}  ${k}  ${n}`);
-  out.push(dropLines.length === 0 ? 'drops: none' : 'drops (where, reason, count):', ...dropLines, '');
+  out.push(dropLines.length === 0 ? 'drops: none' : 'drops (where, reason, count):');
+  for (const line of dropLines) out.push(line);
+  out.push('');
   if (r.captures.length > 0) out.push(`captures: ${r.captures.map((k) => `${k.name} (${k.packets} packets)`).join(', ')}`, '');
   if (r.skipped !== undefined && r.skipped.length > 0) {
     out.push('skipped (not run):');

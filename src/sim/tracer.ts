@@ -172,7 +172,8 @@ function fmtT(ns: number): string {
 export function formatTrace(r: TraceResult): string {
   const out = [`trace ${r.proto.toUpperCase()} ${r.from} (${r.src}) → ${r.to} (${r.dst}), ${r.size} bytes of IP, scenario ${r.scenario}`, ''];
   const rows = r.steps.map((s) => [fmtT(s.t), s.node, s.stage, s.port, s.action, formatTraceDetail(s.detail)]);
-  const w = [0, 1, 2, 3].map((i) => Math.max(0, ...rows.map((x) => x[i]!.length)));
+  const w = [0, 0, 0, 0];
+  for (const x of rows) for (let i = 0; i < 4; i++) if (x[i]!.length > w[i]!) w[i] = x[i]!.length;
   for (const x of rows) out.push(`${x[0]!.padStart(w[0]!)}  ${x[1]!.padEnd(w[1]!)}  ${x[2]!.padEnd(w[2]!)}  ${x[3]!.padEnd(w[3]!)}  ${x[4]}${x[5] === '' ? '' : `\n${' '.repeat(w[0]! + w[1]! + w[2]! + w[3]! + 8)}${x[5]}`}`);
   out.push('', `outcome: ${r.outcome}${r.reason !== null ? ` — ${r.reason}` : ''}`);
   return out.join('\n');
