@@ -105,6 +105,14 @@ export class EspCrypto {
    * high half of the sequence number (ignored without ESN). False only for ranges outside `data`.
    */
   seal(data: Uint8Array, esp: number, end: number, seqHi: number, ivHi: number, ivLo: number): boolean {
+    const n = this.writeIv(data, esp, seqHi, ivHi, ivLo);
+    const off = esp + 16;
+    const tag = end - ESP_ICV_LEN;
+    return this.aead.seal(data, off, tag - off, tag, n, this.aad);
+  }
+
+  /** Writes the 8-byte IV behind the ESP header and into the nonce, and the AAD; returns the nonce. */
+  private writeIv(data: Uint8Array, esp: number, seqHi: number, ivHi: number, ivLo: number): Uint8Array {
     const iv = esp + 8;
     const n = this.#nonce;
     data[iv] = n[4] = ivHi >>> 24;
@@ -116,9 +124,7 @@ export class EspCrypto {
     data[iv + 6] = n[10] = (ivLo >>> 8) & 0xff;
     data[iv + 7] = n[11] = ivLo & 0xff;
     this.setAad(data, esp, seqHi);
-    const off = esp + 16;
-    const tag = end - ESP_ICV_LEN;
-    return this.aead.seal(data, off, tag - off, tag, n, this.aad);
+    return n;
   }
 
   /**
@@ -130,17 +136,7 @@ export class EspCrypto {
     const off = esp + 16;
     const tag = end - ESP_ICV_LEN;
     if (batch.length === batch.capacity || esp < 0 || tag < off || end > data.length) return -1;
-    const iv = esp + 8;
-    const n = this.#nonce;
-    data[iv] = n[4] = ivHi >>> 24;
-    data[iv + 1] = n[5] = (ivHi >>> 16) & 0xff;
-    data[iv + 2] = n[6] = (ivHi >>> 8) & 0xff;
-    data[iv + 3] = n[7] = ivHi & 0xff;
-    data[iv + 4] = n[8] = ivLo >>> 24;
-    data[iv + 5] = n[9] = (ivLo >>> 16) & 0xff;
-    data[iv + 6] = n[10] = (ivLo >>> 8) & 0xff;
-    data[iv + 7] = n[11] = ivLo & 0xff;
-    this.setAad(data, esp, seqHi);
+    const n = this.writeIv(data, esp, seqHi, ivHi, ivLo);
     return batch.add(this.key, data, off, tag - off, tag, n, this.aad, this.aad.length);
   }
 
