@@ -7,7 +7,8 @@
 /** The pipeline's stages, in the order a packet meets them. */
 /** `send`, `underlay` and `deliver` are the simulator's: a pod sending, a frame crossing the underlay, a pod receiving. */
 /** `segment`: a live super-frame (TSO/USO) split for a tunnel or a port without segmentation offload. */
-export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'underlay' | 'deliver' | 'drop';
+/** `coalesce`: live, a pod's TAP with TSO merging consecutive TCP segments into a super-frame (or not). */
+export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'underlay' | 'deliver' | 'coalesce' | 'drop';
 
 export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
 

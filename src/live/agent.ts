@@ -370,10 +370,13 @@ export class Agent {
       clearTimeout(timer);
       this.nd.bridge.trace = null;
       for (const o of this.observed.values()) { o.onRx = null; o.onTx = null; }
+      for (const d of this.devices.values()) if (d instanceof TapDevice) d.onTraced = null;
     };
     const timer = setTimeout(() => { disarm(); conn.socket.end(); }, timeoutMs);
     conn.stream({ node, timeoutMs }, disarm);
     this.nd.bridge.trace = (r) => send({ ...r });
+    // A pod's TAP with TSO says what its coalescing did with the traced frame (it clears the flag).
+    for (const [port, d] of this.devices) if (d instanceof TapDevice) d.onTraced = (r) => send({ node, ...r, port });
     for (const [port, o] of this.observed) {
       if (port === 'underlay') {
         o.onRx = (p): void => {
@@ -409,7 +412,6 @@ export class Agent {
       };
       o.onTx = (p): void => {
         if (!p.traced) return;
-        p.traced = false;
         const ok = p.end - p.start >= 34 && rd16(p.data, p.start + 12) === 0x0800 && rd32(p.data, p.start + 30) === dst;
         send({ node, stage: 'deliver', port, action: ok ? `delivered to ${port === 'host' ? "the node's own stack" : `pod ${port}`} (${p.end - p.start - 14} bytes of IP)` : `a frame built from the traced one reached ${port}`, detail: { pod: `${node}/${port}`, destination: ok } });
       };

@@ -163,6 +163,12 @@ export class TapDevice implements LiveDevice {
   /** TSO only: what coalesces frames written to the pod, and the batch its super-frames go out in. */
   private readonly coalescer: Coalescer | null;
   private readonly coalesced: PacketBatch;
+  /**
+   * Told of each traced frame this TAP writes (the live trace, `seine trace --live`): the coalescing
+   * stage's decision — a super-frame of how many segments, or the frame as it came. Null when no trace is
+   * armed: untraced frames never reach it.
+   */
+  onTraced: ((r: { stage: 'coalesce'; port: string; action: string; detail: Record<string, number | boolean> }) => void) | null = null;
 
   constructor(private readonly native: Native, private readonly pool: PacketPool, o: TapDeviceOptions) {
     this.name = o.name;
@@ -291,6 +297,7 @@ export class TapDevice implements LiveDevice {
         continue;
       }
       if (hdr > 0) writeVnetHeader(p, p.start - hdr);
+      if (p.traced) this.traceWrite(p);
       s.bufs[w] = p;
       s.offsets[w] = p.slot * bsize + p.start - hdr;
       s.lens[w] = p.end - p.start + hdr;
@@ -299,6 +306,21 @@ export class TapDevice implements LiveDevice {
     }
     if (w > 0) this.flush(w, hdr);
     batch.clear();
+  }
+
+  /** The coalescing stage's record for a traced frame about to be written (only traced frames come here). */
+  private traceWrite(p: PacketBuf): void {
+    p.traced = false;
+    const t = this.onTraced;
+    if (t === null || this.coalescer === null) return;
+    const gso = p.gsoType & ~VNET_GSO_ECN;
+    if (gso === VNET_GSO_NONE) {
+      t({ stage: 'coalesce', port: this.name, action: 'written to the TAP as it came (no segment of its flow to merge with)', detail: { superFrame: false } });
+      return;
+    }
+    const payload = p.end - p.start - p.hdrLen;
+    const segments = Math.ceil(payload / p.gsoSize);
+    t({ stage: 'coalesce', port: this.name, action: `merged with its flow's neighbours: written to the TAP as one super-frame of ${segments} segments (gso_size ${p.gsoSize}, virtio-net header)`, detail: { superFrame: true, segments, gsoSize: p.gsoSize, bytes: p.end - p.start } });
   }
 
   private flush(count: number, hdr: number): number {

@@ -327,6 +327,9 @@ print(sent)
     for (const want of ['node1:send', 'node1:ingress', 'node1:route', 'node1:encapsulate', 'node1:output', 'node2:underlay', 'node2:decapsulate', 'node2:route', 'node2:deliver']) assert.ok(path.includes(want), `${want} in ${path.join(' ')}`);
     assert.ok(path.indexOf('node1:encapsulate') < path.indexOf('node2:decapsulate'), 'in time order across nodes');
     assert.equal(trace.steps.filter((x) => x.stage === 'deliver').length, 1, 'only the probe is traced, not its answer');
+    // The pod's TAP has TSO (offloads on by default): its coalescing stage says the ping went as it came.
+    const co = trace.steps.find((x) => x.stage === 'coalesce');
+    assert.ok(co !== undefined && co.node === 'node2' && co.port === 'c' && co.detail['superFrame'] === false, `a coalesce record from node2's TAP: ${JSON.stringify(co)}`);
     const enc = trace.steps.find((x) => x.stage === 'encapsulate')!;
     assert.equal(enc.detail['vni'], 1);
     assert.equal(enc.detail['outerDst'], '172.18.0.3');

@@ -143,3 +143,62 @@ test('tunnel socket: a GRO\'d datagram is split into its datagrams, each with ou
   assert.deepEqual([d.stats.rxPackets, d.stats.rxSuper, d.stats.rxSuperSegments, d.stats.dropped], [4, 1, 4, 0]);
   assert.equal(pool.available, pool.size);
 });
+
+// ---- the TAP's coalescing stage in a live trace ----------------------------------------------------------
+
+test('tap with TSO: a traced TCP segment merged into a super-frame is reported as the coalesce stage, a lone frame as written as it came', async () => {
+  const { TapDevice } = await import('../../src/live/devices.js');
+  const { GsoStats, segment } = await import('../../src/packet/gso.js');
+  const { VNET_GSO_TCPV4, VNET_HDR_LEN } = await import('../../src/packet/vnet.js');
+  const pool = new PacketPool({ count: 64, frameCapacity: 65536 });
+  const written: Array<{ len: number; gso: number; segs: number }> = [];
+  const native = {
+    pollStart: () => 1, pollStop: () => {}, close: () => {},
+    writeBatch(_fd: number, slab: Uint8Array, off: Int32Array, lens: Int32Array, count: number): number {
+      for (let i = 0; i < count; i++) {
+        const gso = slab[off[i]! + 1]!;
+        const size = slab[off[i]! + 4]! | (slab[off[i]! + 5]! << 8);
+        written.push({ len: lens[i]! - VNET_HDR_LEN, gso, segs: gso === 0 ? 1 : Math.ceil((lens[i]! - VNET_HDR_LEN - 54) / size) });
+      }
+      return count;
+    },
+  } as unknown as Native;
+  const tap = new TapDevice(native, pool, { name: 'a', fd: 3, ifindex: 7, mac: 0x020000000001, mtu: 1450, vnetHdr: true, gso: true, gsoStats: new GsoStats() });
+  const records: Array<{ stage: string; port: string; action: string; detail: Record<string, unknown> }> = [];
+  tap.onTraced = (r) => records.push(r);
+  // Four 1000-byte TCP segments of one flow (a 4000-byte super-frame cut by the segmenter), the second traced.
+  const payload = new Uint8Array(4000).map((_, i) => (i * 7) & 0xff);
+  const whole = pool.alloc()!;
+  assert.ok(whole.load(compose([eth(0x0800), ip4('10.244.1.10', '10.244.2.20', 6, { ident: 9, dontFrag: true }),
+    { kind: 'tcp', repr: { srcPort: 40000, dstPort: 5201, seq: 1, ack: 1, flags: 0x10, window: 500, urgent: 0, options: [] } }, { kind: 'data', bytes: payload }])));
+  whole.gsoType = VNET_GSO_TCPV4;
+  whole.gsoSize = 1000;
+  whole.hdrLen = 54;
+  const segs = new Batch(8);
+  assert.equal(segment(whole, 1000, pool, segs, new GsoStats()), 4);
+  whole.release();
+  segs.get(1).traced = true;
+  tap.transmit(segs);
+  assert.deepEqual(written.map((w) => [w.gso, w.segs]), [[VNET_GSO_TCPV4, 4]], 'one super-frame of the four segments');
+  assert.equal(records.length, 1);
+  assert.equal(records[0]!.stage, 'coalesce');
+  assert.equal(records[0]!.port, 'a');
+  assert.deepEqual(records[0]!.detail, { superFrame: true, segments: 4, gsoSize: 1000, bytes: 4054 });
+  // A traced frame that is not TCP (a ping) goes as it came, and the stage says so.
+  const icmp = pool.alloc()!;
+  assert.ok(icmp.load(compose([eth(0x0800), ip4('10.244.1.10', '10.244.2.20', 1), { kind: 'data', bytes: new Uint8Array(64) }])));
+  icmp.traced = true;
+  const one = new Batch(1);
+  one.add(icmp);
+  tap.transmit(one);
+  assert.equal(records.length, 2);
+  assert.equal(records[1]!.detail['superFrame'], false);
+  assert.match(records[1]!.action, /as it came/);
+  // Untraced frames report nothing; the trace flag does not outlive the write.
+  const plain = pool.alloc()!;
+  assert.ok(plain.load(compose([eth(0x0800), ip4('10.244.1.10', '10.244.2.20', 1), { kind: 'data', bytes: new Uint8Array(64) }])));
+  one.add(plain);
+  tap.transmit(one);
+  assert.equal(records.length, 2);
+  assert.equal(pool.available, pool.size, 'every buffer back in the pool');
+});
