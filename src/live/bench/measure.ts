@@ -119,7 +119,7 @@ async function twice<T>(what: string, f: () => Promise<T>, say: (l: string) => v
 }
 
 /** What one UDP run gives: delivered and offered kpps, and the generator's and sink's CPU (cores busy). */
-interface UdpFigures { kpps: number; offeredKpps: number; sent: number; received: number; senderCores: number; sinkCores: number }
+interface UdpFigures { kpps: number; offeredKpps: number; sent: number; received: number; waits: number; senderCores: number; sinkCores: number }
 
 /**
  * One UDP run: the sink starts in the server pod and says it is bound, the sender blasts `len`-byte
@@ -154,7 +154,7 @@ async function udpRun(t: BenchTarget, len: number, o: MeasureOptions): Promise<U
     child.stdin!.end();
     const r = JSON.parse(await line(1, 10_000)) as UdpSinkReport;
     if (r.received <= 0) throw new Error(`no datagram delivered (${s.sent} sent)`);
-    return { kpps: r.received / s.seconds / 1e3, offeredKpps: s.sent / s.seconds / 1e3, sent: s.sent, received: r.received, senderCores: s.cpu_s / s.seconds, sinkCores: r.cpu_s / s.seconds };
+    return { kpps: r.received / s.seconds / 1e3, offeredKpps: s.sent / s.seconds / 1e3, sent: s.sent, received: r.received, waits: s.waits, senderCores: s.cpu_s / s.seconds, sinkCores: r.cpu_s / s.seconds };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
@@ -189,7 +189,7 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
       offered[key].push(u.offeredKpps);
       toolCores[key].sender.push(u.senderCores);
       toolCores[key].sink.push(u.sinkCores);
-      o.say(`  ${tag}: UDP ${len}-byte payload ${u.kpps.toFixed(1)} kpps delivered of ${u.offeredKpps.toFixed(1)} offered (${u.received} of ${u.sent}; sender ${u.senderCores.toFixed(2)}, sink ${u.sinkCores.toFixed(2)} cores)`);
+      o.say(`  ${tag}: UDP ${len}-byte payload ${u.kpps.toFixed(1)} kpps delivered of ${u.offeredKpps.toFixed(1)} offered (${u.received} of ${u.sent}; sender ${u.senderCores.toFixed(2)} cores, ${u.waits} waits on a full socket buffer; sink ${u.sinkCores.toFixed(2)} cores)`);
       await sleep(500); // let the flood's backlog drain before the next measurement
     }
   }
