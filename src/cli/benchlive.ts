@@ -37,8 +37,8 @@ export const BENCH_USAGE = `usage: seine bench live [--json] [--out DIR] [--dura
       node, routed podCIDRs over VXLAN (pod MTU 1450); seine also with ESP (AES-GCM-128 and
       ChaCha20-Poly1305). The labs are built one after the other, each checked with a ping first, and
       always taken down. Measured per lab, each --runs times: iperf3 TCP pod to pod with 1 and 4 streams
-      (Gbit/s), iperf3 UDP with 64- and 1400-byte payloads at an unlimited offered rate (packets per
-      second delivered, counted by the receiver), ping RTT (--pings echoes 50 ms apart), and CPU seconds
+      (Gbit/s), UDP with 64- and 1400-byte payloads at full offered rate from seine's sendmmsg generator
+      (packets per second delivered, counted by its recvmmsg sink), ping RTT (--pings echoes 50 ms apart), and CPU seconds
       per GB moved during the 1-stream TCP runs (seine: the agents' utime+stime; OVS: ovs-vswitchd's;
       kernel: the machine's system+irq+softirq time; plus the whole machine's busy time for all three).
       Prints a table of medians with min-max and the ratios to OVS-netdev and to the kernel (--json:
@@ -46,7 +46,7 @@ export const BENCH_USAGE = `usage: seine bench live [--json] [--out DIR] [--dura
       (default ./bench-live). OVS runs only where openvswitch-switch is installed; otherwise it is
       listed as skipped. Progress goes to stderr.
 
-  --duration S   seconds per iperf3 measurement (default 10)
+  --duration S   seconds per TCP or UDP measurement (default 10)
   --runs N       runs of each measurement (default 3; 2 when --duration is under 5)
   --pings N      echoes for the RTT (default 20)
   --only LIST    datapaths to measure (default seine,kernel,ovs)

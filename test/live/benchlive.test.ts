@@ -82,6 +82,8 @@ test('bench live --json, short: one result per datapath and setup, every figure 
       assert.equal(s.median, x[m]);
     }
     assert.ok(x.udp64_offered_kpps >= x.udp64_kpps && x.udp1400_offered_kpps >= x.udp1400_kpps, 'no more delivered than offered');
+    assert.match(x.udp_method, /sendmmsg\/recvmmsg/, 'the UDP method is recorded');
+    for (const c of [x.udp_tool_cores.udp64, x.udp_tool_cores.udp1400]) assert.ok(c.sender > 0 && c.sender <= 2.5 && c.sink > 0 && c.sink <= 2.5, `the generator's and sink's cores: ${JSON.stringify(c)}`);
     assert.equal(x.spread.rtt_ms.runs, 10, 'the RTT is the median of the 10 echoes');
     assert.ok(x.tcp_gbps < 200 && x.rtt_ms < 1000, 'figures in a plausible range');
   }

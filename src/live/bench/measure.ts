@@ -1,20 +1,25 @@
 /**
  * `seine bench live`, the measurements in one lab that is up: iperf3 TCP pod to pod (1 and 4 streams),
- * iperf3 UDP at an unlimited offered rate (`-b 0`) with 64- and 1400-byte payloads counted at the
- * receiver, ping RTT, and the CPU time the datapath spent per GB during the 1-stream TCP runs.
+ * UDP at full offered rate with 64- and 1400-byte payloads from our sendmmsg generator, counted by our
+ * recvmmsg sink (udpgen.ts), ping RTT, and the CPU time the datapath spent per GB during the 1-stream
+ * TCP runs.
  *
- * The tools run in the pods' namespaces; the iperf3 server is a lab process (`lab.spawn`), so taking
- * the lab down stops it. Every client has a timeout of its duration plus a margin.
+ * The tools run in the pods' namespaces; the iperf3 server and the UDP sink are lab processes
+ * (`lab.spawn`), so taking the lab down stops them. Every client has a timeout of its duration plus a
+ * margin.
  */
 import { readFileSync } from 'node:fs';
 import { CommandError, runInNetns, type RunResult } from '../lab/netns.js';
 import { processAlive, type LabHandle } from '../lab/state.js';
+import { UDP_METHOD, UDPGEN_SCRIPT, type UdpSendReport, type UdpSinkReport } from './udpgen.js';
 import {
-  parseIperfTcp, parseIperfUdpRate, parsePingRtts, parseProcStat, procCpuTicks, spreadOf,
+  parseIperfTcp, parsePingRtts, parseProcStat, procCpuTicks, spreadOf,
   type BenchResult, type Datapath, type EspSetup, type MachineCpu, type Metric, type Spread,
 } from './results.js';
 
 export const IPERF_PORT = 5201;
+/** The UDP sink's port (apart from iperf3's, whose server also takes UDP on its own). */
+export const UDPGEN_PORT = 5202;
 /** UDP payloads measured; the large one is cut to the pod MTU less IPv4 and UDP headers when ESP leaves less. */
 export const UDP_SMALL = 64;
 export const UDP_LARGE = 1400;
@@ -113,10 +118,54 @@ async function twice<T>(what: string, f: () => Promise<T>, say: (l: string) => v
   }
 }
 
+/** What one UDP run gives: delivered and offered kpps, and the generator's and sink's CPU (cores busy). */
+interface UdpFigures { kpps: number; offeredKpps: number; sent: number; received: number; waits: number; senderCores: number; sinkCores: number }
+
+/**
+ * One UDP run: the sink starts in the server pod and says it is bound, the sender blasts `len`-byte
+ * datagrams for the duration from the client pod, then after a pause for what is still in flight the
+ * sink is told to stop (its stdin closes) and reports its count. Delivered pps = received / the send
+ * window.
+ */
+async function udpRun(t: BenchTarget, len: number, o: MeasureOptions): Promise<UdpFigures> {
+  const { child } = t.lab.spawn(t.server.ns, [process.execPath, UDPGEN_SCRIPT, 'sink', '--port', String(UDPGEN_PORT), '--len', String(len), '--max-seconds', String(o.durationS + 60)],
+    { role: 'udp-sink', node: t.server.node, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '', waiter: (() => void) | null = null;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+    waiter?.();
+  });
+  const exited = new Promise<void>((res) => child.once('close', () => { waiter?.(); res(); }));
+  const line = async (k: number, ms: number): Promise<string> => {
+    const until = Date.now() + ms;
+    while (lines.length <= k) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > until) throw new Error(`the UDP sink in ${t.server.ns} ${child.exitCode !== null ? `exited (${child.exitCode})` : 'did not answer'}`);
+      await new Promise<void>((res) => { waiter = res; setTimeout(res, 100); });
+    }
+    return lines[k]!;
+  };
+  try {
+    await line(0, 10_000);
+    const sendOut = await runInNetns(t.client.ns, [process.execPath, UDPGEN_SCRIPT, 'send', '--to', t.server.ip, '--port', String(UDPGEN_PORT), '--len', String(len), '--seconds', String(o.durationS)], { timeoutMs: (o.durationS + 20) * 1000 });
+    const s = JSON.parse(sendOut.stdout) as UdpSendReport;
+    await sleep(300); // what the datapath still holds arrives, or is lost
+    child.stdin!.end();
+    const r = JSON.parse(await line(1, 10_000)) as UdpSinkReport;
+    if (r.received <= 0) throw new Error(`no datagram delivered (${s.sent} sent)`);
+    return { kpps: r.received / s.seconds / 1e3, offeredKpps: s.sent / s.seconds / 1e3, sent: s.sent, received: r.received, waits: s.waits, senderCores: s.cpu_s / s.seconds, sinkCores: r.cpu_s / s.seconds };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  }
+}
+
 /** Every measurement of one lab, `runs` times each (interleaved, so a slow moment of the machine spreads over all figures). */
 export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchResult> {
   const xs: Record<Metric | 'machine_cpu_s_per_gb', number[]> = { tcp_gbps: [], tcp4_gbps: [], udp64_kpps: [], udp1400_kpps: [], rtt_ms: [], cpu_s_per_gb: [], machine_cpu_s_per_gb: [] };
   const offered: Record<'udp64_kpps' | 'udp1400_kpps', number[]> = { udp64_kpps: [], udp1400_kpps: [] };
+  const toolCores: Record<'udp64_kpps' | 'udp1400_kpps', { sender: number[]; sink: number[] }> = { udp64_kpps: { sender: [], sink: [] }, udp1400_kpps: { sender: [], sink: [] } };
   const large = Math.min(UDP_LARGE, t.podMtu - 28);
   for (let k = 0; k < o.runs; k++) {
     const tag = `run ${k + 1}/${o.runs}`;
@@ -135,10 +184,12 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
     xs.tcp4_gbps.push(tcp4.gbps);
     o.say(`  ${tag}: TCP 4 streams ${tcp4.gbps.toFixed(3)} Gbit/s`);
     for (const [len, key] of [[UDP_SMALL, 'udp64_kpps'], [large, 'udp1400_kpps']] as const) {
-      const u = await twice(`UDP ${len} B`, async () => parseIperfUdpRate(await iperf(t, ['-u', '-b', '0', '-l', String(len)], o)), o.say);
+      const u = await twice(`UDP ${len} B`, () => udpRun(t, len, o), o.say);
       xs[key].push(u.kpps);
-      offered[key].push(u.sent / u.seconds / 1e3);
-      o.say(`  ${tag}: UDP ${len}-byte payload ${u.kpps.toFixed(1)} kpps delivered (${u.delivered} of ${u.sent})`);
+      offered[key].push(u.offeredKpps);
+      toolCores[key].sender.push(u.senderCores);
+      toolCores[key].sink.push(u.sinkCores);
+      o.say(`  ${tag}: UDP ${len}-byte payload ${u.kpps.toFixed(1)} kpps delivered of ${u.offeredKpps.toFixed(1)} offered (${u.received} of ${u.sent}; sender ${u.senderCores.toFixed(2)} cores, ${u.waits} waits on a full socket buffer; sink ${u.sinkCores.toFixed(2)} cores)`);
       await sleep(500); // let the flood's backlog drain before the next measurement
     }
   }
@@ -162,6 +213,11 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
       : `utime+stime of the ${t.cpu.roles.join(' and ')} processes`,
     udp64_offered_kpps: spreadOf(offered.udp64_kpps).median,
     udp1400_offered_kpps: spreadOf(offered.udp1400_kpps).median,
+    udp_method: UDP_METHOD,
+    udp_tool_cores: {
+      udp64: { sender: spreadOf(toolCores.udp64_kpps.sender).median, sink: spreadOf(toolCores.udp64_kpps.sink).median },
+      udp1400: { sender: spreadOf(toolCores.udp1400_kpps.sender).median, sink: spreadOf(toolCores.udp1400_kpps.sink).median },
+    },
     udp_large_payload: large,
     spread,
   };

@@ -5,7 +5,7 @@
  * run, the issue's targets checked against them, and the outputs: a text table, the JSON object and one
  * SVG bar chart per metric. Pure: no processes or files here (cli/benchlive.ts runs the labs).
  */
-import { parseIperfUdp, parsePing } from '../lab/traffic.js';
+import { parsePing } from '../lab/traffic.js';
 
 export type Datapath = 'seine' | 'kernel' | 'ovs-netdev';
 export type EspSetup = 'none' | 'aes-gcm-128' | 'chacha20-poly1305';
@@ -55,9 +55,16 @@ export interface BenchResult {
   machine_cpu_s_per_gb: number;
   /** What `cpu_s_per_gb` counts for this datapath. */
   cpu_source: string;
-  /** What iperf3 offered in the UDP runs (median kpps sent): a delivered figure near it says the sender, not the datapath, was the limit. */
+  /** What the generator offered in the UDP runs (median kpps sent): a delivered figure near it says the sender, not the datapath, was the limit. */
   udp64_offered_kpps: number;
   udp1400_offered_kpps: number;
+  /** How the UDP figures were taken (udpgen.ts `UDP_METHOD`). */
+  udp_method: string;
+  /**
+   * CPU of the UDP generator and sink (median CPU seconds per second of the send window: cores busy);
+   * they share the machine's cores with the datapath, alike for every datapath.
+   */
+  udp_tool_cores: { udp64: { sender: number; sink: number }; udp1400: { sender: number; sink: number } };
   /** The payload of the "1400-byte" UDP runs: 1400, or less when ESP leaves a smaller pod MTU (no fragments). */
   udp_large_payload: number;
   /** Every figure's median, min, max and number of runs (rtt_ms: over the single pings). */
@@ -99,30 +106,6 @@ export function parseIperfTcp(json: string): TcpRun {
     throw new Error('iperf3: the receiver got nothing (no end.sum_received bytes)');
   }
   return { bytes: r.bytes, seconds: r.seconds, gbps: (r.bytes * 8) / r.seconds / 1e9 };
-}
-
-export interface UdpRun {
-  sent: number;
-  /** Datagrams the receiving iperf3 got. */
-  delivered: number;
-  seconds: number;
-  kpps: number;
-}
-
-/** Reads `iperf3 -c … -u -J`: datagrams delivered per second, as the receiver counted them. */
-export function parseIperfUdpRate(json: string): UdpRun {
-  let o: ReturnType<typeof parseIperfUdp>;
-  try {
-    o = parseIperfUdp(json);
-  } catch (e) {
-    throw new Error(`iperf3 printed no JSON (${(e as Error).message}): ${json.slice(0, 200)}`);
-  }
-  if (o.error !== null) throw new Error(`iperf3: ${o.error}`);
-  const d = JSON.parse(json) as { end?: { sum_received?: { seconds?: number } } };
-  // The receiver's own interval when it reports one (iperf3 ≥ 3.11), else the sender's.
-  const seconds = d.end?.sum_received?.seconds ?? o.seconds;
-  if (!(seconds > 0) || o.received <= 0) throw new Error(`iperf3: no datagram delivered (${o.sent} sent)`);
-  return { sent: o.sent, delivered: o.received, seconds, kpps: o.received / seconds / 1e3 };
 }
 
 /** Round-trip times (ms) out of ping's output; throws when fewer than half the echoes came back. */
@@ -250,8 +233,11 @@ export function formatBenchTable(r: BenchReport): string {
   lines.push(...pad(rows, new Set(METRICS.map((_, i) => i + 1))));
   lines.push('', 'median [min-max] over the runs; rtt over the single pings. cpu_s_per_gb counts:');
   for (const x of r.results) lines.push(`  ${setupName(x)}: ${x.cpu_source}; whole machine ${fmt(x.machine_cpu_s_per_gb)} CPU s/GB`);
-  lines.push('UDP offered by iperf3 (kpps sent; delivered near it: the sender was the limit):');
-  for (const x of r.results) lines.push(`  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes, ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes`);
+  lines.push('UDP offered by the generator (kpps sent; delivered near it: the sender was the limit) and the cores its sender and sink used:');
+  for (const x of r.results) {
+    const c = x.udp_tool_cores;
+    lines.push(`  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes (sender ${fmt(c.udp64.sender)}, sink ${fmt(c.udp64.sink)}), ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes (sender ${fmt(c.udp1400.sender)}, sink ${fmt(c.udp1400.sink)})`);
+  }
   for (const ref of ['vs_ovs_netdev', 'vs_kernel'] as const) {
     const have = r.results.filter((x) => r.ratios[setupName(x)]?.[ref] != null);
     if (have.length === 0) continue;
