@@ -23,7 +23,7 @@ import {
 import { labUp, LabUpError, netnsInode, planLab, processesInNetns, type LabHandle, type LabPlan } from '../live/lab/index.js';
 import { nativeUnavailable } from '../live/native.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
-import { bringUp } from './lab.js';
+import { bringUp, controlPath } from './lab.js';
 import { CliError, type RunIo } from './run.js';
 
 export const BENCH_USAGE = `usage: seine bench live [--json] [--out DIR] [--duration S] [--runs N] [--pings N]
@@ -134,6 +134,7 @@ async function buildLab(s: Setup, name: string, notes: string[]): Promise<{ lab:
       lab, datapath: s.datapath, esp: s.esp,
       client: { ns: client.ns }, server: { ns: server.ns, ip: server.ip4!, node: server.node }, podMtu: client.mtu,
       cpu: s.datapath === 'seine' ? { roles: ['agent'] } : s.datapath === 'ovs-netdev' ? { roles: ['ovs-vswitchd'] } : 'kernel',
+      ...(s.datapath === 'seine' ? { controls: plan.nodes.map((n) => controlPath(lab, n.name)) } : {}),
     },
   };
 }

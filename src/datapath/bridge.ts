@@ -367,7 +367,7 @@ export class Bridge {
       // Announcements due and packets waited too long: sent and dropped as in a batch.
       this.busy = true;
       try {
-        this.now = now;
+        this.setNow(now);
         this.serviceEsp();
         this.flush();
         this.drain();
@@ -450,8 +450,22 @@ export class Bridge {
     b.clear();
   }
 
+  /**
+   * The batch's time, for the bridge and what it hands packets to per packet (the gateway, the tunnels):
+   * they read it from a field, as a double passed per packet to a call V8 did not inline is boxed.
+   */
+  private setNow(now: number): void {
+    this.now = now;
+    if (this.gw !== null) this.gw.now = now;
+    this.macs.queryTime = now;
+    for (let i = 0; i < this.tunnels.length; i++) {
+      const t = this.tunnels[i];
+      if (t !== null && t !== undefined) t.now = now;
+    }
+  }
+
   private process(port: Port, batch: PacketBatch): void {
-    this.now = this.clock.now();
+    this.setNow(this.clock.now());
     this.ingress(port, batch);
     if (batch.length > 0) this.learnLookup(port, batch);
     for (let i = 0; i < batch.length; i++) this.forward(batch.pkts[i]!);
@@ -561,13 +575,13 @@ export class Bridge {
       let r = 0;
       if (!up) r = DropReason.PortDown;
       else if (tunnel !== null) {
-        r = tunnel.decap(p, this.now);
+        r = tunnel.decap(p);
         if (r === DropReason.TunnelFragment) {
           // An outer fragment: held until its datagram is whole, which then goes on in its place.
           const q = this.reassemble(p, port, tunnel);
           if (q === null) continue;
           p = q;
-          r = tunnel.decap(p, this.now);
+          r = tunnel.decap(p);
         }
         if (r === 0 && tunnel.mssClamp && maybeTcpSyn(p.view, p.start, p.end)) this.clampTcpMss(p, port, tunnel, 'decapsulate');
       } else if (p.end - p.start < ETH_HEADER_LEN) r = DropReason.EthTruncated;
@@ -1155,7 +1169,7 @@ export class Bridge {
   private toGateway(p: PacketBuf, port: Port): void {
     const gw = this.gw!;
     const gc = gw.counters;
-    const r = gw.handle(p, this.now);
+    const r = gw.handle(p);
     if (r < 0) {
       bump(gc.drops, -r);
       if (p.traced) this.record('route', port, `dropped: ${dropReasonName(-r as DropReason)}`, { reason: dropReasonName(-r as DropReason), ...gw.lastDetail });
@@ -1176,7 +1190,7 @@ export class Bridge {
       const k = this.gwKey;
       k.segs[0] = p.segment;
       k.macs[0] = p.view.getUint16(p.start) * 0x1_0000_0000 + p.view.getUint32(p.start + 2);
-      this.macs.lookupBatch(k.segs, k.macs, 1, this.now, k.ports, k.auxs);
+      this.macs.lookupAtQueryTime(k.segs, k.macs, 1, k.ports, k.auxs);
       if (k.ports[0]! < 0) p.outPort = FLOOD;
       else { p.outPort = k.ports[0]!; p.outAux = k.auxs[0]!; }
     }

@@ -419,6 +419,22 @@ export class MacTable {
    * `learnBatch`.
    */
   lookupBatch(segs: Int32Array, macs: Float64Array, n: number, now: number, ports: Int32Array, auxOut: Int32Array): void {
+    this.queryTime = now;
+    this.lookupAtQueryTime(segs, macs, n, ports, auxOut);
+  }
+
+  /**
+   * The time `lookupAtQueryTime` judges expiry at: the last `lookupBatch`'s, or what its owner set (the
+   * bridge, per batch).
+   */
+  queryTime = 0;
+
+  /**
+   * `lookupBatch` at `queryTime`: for a caller per packet, which would otherwise pass the time — a double
+   * (ns) — to a call V8 may not inline, and box it each time.
+   */
+  lookupAtQueryTime(segs: Int32Array, macs: Float64Array, n: number, ports: Int32Array, auxOut: Int32Array): void {
+    const now = this.queryTime;
     const f = this.f;
     const w = this.w;
     const mask = this.mask;

@@ -188,6 +188,11 @@ export class Tunnel {
   /** Identification for IPv6 fragments of outer packets (IPv4 uses the template's IP id). */
   fragIdent = 0;
   /** The security associations when the tunnel runs ESP, else null. */
+  /**
+   * The time (ns) of the batch the bridge is processing, for `decap` called without one: the bridge sets
+   * it per batch rather than passing a double per packet (boxed where V8 does not inline the call).
+   */
+  now = 0;
   readonly sadb: EspSadb | null;
   /** What the last `decap` of an ESP packet found (SPI, sequence number): for trace records. */
   readonly espRx = new EspRxInfo();
@@ -386,12 +391,12 @@ export class Tunnel {
    * later check fails it is no longer as received; without ESP a failed `p` is unchanged. An ESP tunnel's
    * announcements (esp/hello.ts) are consumed here (`EspControl`).
    */
-  decap(p: PacketBuf, now = 0): number {
+  decap(p: PacketBuf): number {
     if (p.end - p.start < ETH_HEADER_LEN) return DropReason.EthTruncated;
     if (this.sadb !== null) {
       // ESP first: authenticated and decrypted in place, the outer packet is then checked as any other.
       // ESP fragments come back as TunnelFragment, for reassembly first.
-      const r = this.espIn(p, now);
+      const r = this.espIn(p, this.now);
       if (r !== 0) return r;
     }
     const b = p.data;

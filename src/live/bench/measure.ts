@@ -9,6 +9,8 @@
  * margin.
  */
 import { readFileSync } from 'node:fs';
+import { controlRequest } from '../control.js';
+import type { MetricsSnapshot } from '../metrics.js';
 import { CommandError, runInNetns, type RunResult } from '../lab/netns.js';
 import { processAlive, type LabHandle } from '../lab/state.js';
 import { UDP_METHOD, UDPGEN_SCRIPT, type UdpSendReport, type UdpSinkReport } from './udpgen.js';
@@ -36,6 +38,11 @@ export interface BenchTarget {
    * ovs-vswitchd), or the machine's kernel time from /proc/stat (the kernel datapath has no process).
    */
   cpu: { roles: string[] } | 'kernel';
+  /**
+   * seine only: the agents' control sockets. Their `stats` carry the heap meter (live/heap.ts), read
+   * around the 1-stream TCP runs for the bytes of JavaScript heap allocated per frame the agents moved.
+   */
+  controls?: readonly string[];
 }
 
 export interface MeasureOptions {
@@ -161,25 +168,42 @@ async function udpRun(t: BenchTarget, len: number, o: MeasureOptions): Promise<U
   }
 }
 
+/** The agents' heap allocated (bytes) and frames moved (every live device's reads and writes), summed. */
+async function agentHeap(controls: readonly string[]): Promise<{ bytes: number; frames: number }> {
+  let bytes = 0;
+  let frames = 0;
+  for (const c of controls) {
+    const s = (await controlRequest(c, { op: 'stats' }, 5000))['snapshot'] as MetricsSnapshot;
+    bytes += s.heap.allocatedBytes;
+    for (const d of s.devices) frames += d.rxPackets + d.txPackets;
+  }
+  return { bytes, frames };
+}
+
 /** Every measurement of one lab, `runs` times each (interleaved, so a slow moment of the machine spreads over all figures). */
 export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchResult> {
   const xs: Record<Metric | 'machine_cpu_s_per_gb', number[]> = { tcp_gbps: [], tcp4_gbps: [], udp64_kpps: [], udp1400_kpps: [], rtt_ms: [], cpu_s_per_gb: [], machine_cpu_s_per_gb: [] };
+  const heapPerFrame: number[] = [];
   const offered: Record<'udp64_kpps' | 'udp1400_kpps', number[]> = { udp64_kpps: [], udp1400_kpps: [] };
   const toolCores: Record<'udp64_kpps' | 'udp1400_kpps', { sender: number[]; sink: number[] }> = { udp64_kpps: { sender: [], sink: [] }, udp1400_kpps: { sender: [], sink: [] } };
   const large = Math.min(UDP_LARGE, t.podMtu - 28);
   for (let k = 0; k < o.runs; k++) {
     const tag = `run ${k + 1}/${o.runs}`;
     const tcp1 = await twice('TCP 1 stream', async () => {
+      const h0 = t.controls !== undefined ? await agentHeap(t.controls) : null;
       const c0 = cpuTicksOf(t), m0 = machineBusy();
       const r = parseIperfTcp(await iperf(t, [], o));
       const c1 = cpuTicksOf(t), m1 = machineBusy();
+      const h1 = t.controls !== undefined ? await agentHeap(t.controls) : null;
       const dp = typeof c0 === 'number' ? (c1 as number) - c0 : (c1 as MachineCpu).kernel - c0.kernel;
-      return { r, cpuS: dp / o.clkTck, machineS: (m1 - m0) / o.clkTck };
+      const heap = h0 !== null && h1 !== null && h1.frames > h0.frames ? (h1.bytes - h0.bytes) / (h1.frames - h0.frames) : null;
+      return { r, cpuS: dp / o.clkTck, machineS: (m1 - m0) / o.clkTck, heap };
     }, o.say);
+    if (tcp1.heap !== null) heapPerFrame.push(tcp1.heap);
     xs.tcp_gbps.push(tcp1.r.gbps);
     xs.cpu_s_per_gb.push(tcp1.cpuS / (tcp1.r.bytes / 1e9));
     xs.machine_cpu_s_per_gb.push(tcp1.machineS / (tcp1.r.bytes / 1e9));
-    o.say(`  ${tag}: TCP 1 stream ${tcp1.r.gbps.toFixed(3)} Gbit/s, datapath CPU ${tcp1.cpuS.toFixed(2)} s`);
+    o.say(`  ${tag}: TCP 1 stream ${tcp1.r.gbps.toFixed(3)} Gbit/s, datapath CPU ${tcp1.cpuS.toFixed(2)} s${tcp1.heap !== null ? `, agents' heap ${tcp1.heap.toFixed(2)} B allocated per frame` : ''}`);
     const tcp4 = await twice('TCP 4 streams', async () => parseIperfTcp(await iperf(t, ['-P', '4'], o)), o.say);
     xs.tcp4_gbps.push(tcp4.gbps);
     o.say(`  ${tag}: TCP 4 streams ${tcp4.gbps.toFixed(3)} Gbit/s`);
@@ -219,6 +243,7 @@ export async function measure(t: BenchTarget, o: MeasureOptions): Promise<BenchR
       udp1400: { sender: spreadOf(toolCores.udp1400_kpps.sender).median, sink: spreadOf(toolCores.udp1400_kpps.sink).median },
     },
     udp_large_payload: large,
+    heap_bytes_per_frame: heapPerFrame.length > 0 ? spreadOf(heapPerFrame).median : null,
     spread,
   };
 }

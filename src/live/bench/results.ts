@@ -67,6 +67,12 @@ export interface BenchResult {
   udp_tool_cores: { udp64: { sender: number; sink: number }; udp1400: { sender: number; sink: number } };
   /** The payload of the "1400-byte" UDP runs: 1400, or less when ESP leaves a smaller pod MTU (no fragments). */
   udp_large_payload: number;
+  /**
+   * seine only (null for the others): bytes of JavaScript heap the agents allocated per frame they read
+   * or wrote during the 1-stream TCP runs (median), from their heap meters (live/heap.ts) — the live
+   * check of "nothing allocated per packet"; timers, the control socket and the meter's own reads are in it.
+   */
+  heap_bytes_per_frame: number | null;
   /** Every figure's median, min, max and number of runs (rtt_ms: over the single pings). */
   spread: Record<Metric | 'machine_cpu_s_per_gb', Spread>;
 }
@@ -237,6 +243,11 @@ export function formatBenchTable(r: BenchReport): string {
   for (const x of r.results) {
     const c = x.udp_tool_cores;
     lines.push(`  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes (sender ${fmt(c.udp64.sender)}, sink ${fmt(c.udp64.sink)}), ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes (sender ${fmt(c.udp1400.sender)}, sink ${fmt(c.udp1400.sink)})`);
+  }
+  const heap = r.results.filter((x) => x.heap_bytes_per_frame !== null);
+  if (heap.length > 0) {
+    lines.push('JavaScript heap the agents allocated per frame they moved (1-stream TCP runs; timers and control reads included):');
+    for (const x of heap) lines.push(`  ${setupName(x)}: ${fmt(x.heap_bytes_per_frame!)} bytes`);
   }
   for (const ref of ['vs_ovs_netdev', 'vs_kernel'] as const) {
     const have = r.results.filter((x) => r.ratios[setupName(x)]?.[ref] != null);

@@ -98,7 +98,7 @@ function fake(datapath: Datapath, esp: EspSetup, v: Partial<Record<Metric, numbe
   const r = { datapath, esp, tcp_gbps: 1, tcp4_gbps: 1, udp64_kpps: 100, udp1400_kpps: 50, rtt_ms: 0.5, cpu_s_per_gb: 10, ...v };
   for (const m of METRICS) spread[m] = { median: r[m], min: r[m] * 0.9, max: r[m] * 1.1, runs: 3 };
   spread.machine_cpu_s_per_gb = { median: 20, min: 19, max: 21, runs: 3 };
-  return { ...r, machine_cpu_s_per_gb: 20, cpu_source: 'test', udp64_offered_kpps: 300, udp1400_offered_kpps: 200, udp_method: 'test', udp_tool_cores: { udp64: { sender: 0.5, sink: 0.25 }, udp1400: { sender: 0.75, sink: 0.125 } }, udp_large_payload: 1400, spread };
+  return { ...r, machine_cpu_s_per_gb: 20, cpu_source: 'test', udp64_offered_kpps: 300, udp1400_offered_kpps: 200, udp_method: 'test', udp_tool_cores: { udp64: { sender: 0.5, sink: 0.25 }, udp1400: { sender: 0.75, sink: 0.125 } }, udp_large_payload: 1400, heap_bytes_per_frame: datapath === 'seine' ? 0.5 : null, spread };
 }
 
 const RESULTS = [
