@@ -197,7 +197,9 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         assert.match(tso, /tcp-segmentation-offload: on/, 'the pod sees TSO on its interface');
 
         await waitFor('a first ping across', async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined), 15_000, 200);
-        const cap = await rig.capture(a, 'eth0', 'underlay-a', ['src', 'host', UNDER_A]);
+        // The first 6,000 frames from A (about 8 MiB of the transfer, hundreds of segmented super-frames):
+        // the whole 32 MiB (~24,000 frames) made tshark's passes run past their minute on 2 busy cores.
+        const cap = await rig.capture(a, 'eth0', 'underlay-a', ['src', 'host', UNDER_A], 6000);
         const srv = rig.spawn(pb, 'receiver', [process.execPath, '-e', SERVER, POD_B]);
         await srv.waitForOutput(/listening/, 10_000);
         const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as { bytes: number; sha256: string };
