@@ -27,7 +27,11 @@ function nodeAddrs(i: number): { cidr: string; underlay: string } {
 
 const SIZES = [64, 576, 1400];
 
-interface FlowPlan { from: [number, number]; to: [number, number]; startUs: number }
+interface FlowPlan {
+  from: [number, number];
+  to: [number, number];
+  startUs: number;
+}
 
 /** The flows: random pod pairs on different nodes, random start times (all from `s.seed`). */
 function planFlows(s: BigClusterSpec): FlowPlan[] {
@@ -64,7 +68,9 @@ export function bigClusterYaml(s: BigClusterSpec): string {
   const out = topologyYaml(s);
   out.push('traffic:');
   planFlows(s).forEach((f, k) => {
-    out.push(`  - { name: f${k}, type: udp, from: n${f.from[0]}/p${f.from[1]}, to: n${f.to[0]}/p${f.to[1]}, count: ${s.packets}, interval: ${s.intervalUs}us, sizes: [${SIZES.join(', ')}], start: ${f.startUs}us }`);
+    out.push(
+      `  - { name: f${k}, type: udp, from: n${f.from[0]}/p${f.from[1]}, to: n${f.to[0]}/p${f.to[1]}, count: ${s.packets}, interval: ${s.intervalUs}us, sizes: [${SIZES.join(', ')}], start: ${f.startUs}us }`,
+    );
   });
   return out.join('\n') + '\n';
 }

@@ -24,7 +24,11 @@ const PORTS = 4;
 class BenchSink implements Device {
   readonly linkUp = true;
   count = 0;
-  constructor(readonly name: string, readonly mac = 0, readonly mtu = 1500) {}
+  constructor(
+    readonly name: string,
+    readonly mac = 0,
+    readonly mtu = 1500,
+  ) {}
   transmit(batch: PacketBatch): void {
     this.count += batch.length;
     batch.clear();
@@ -79,12 +83,17 @@ function l2Bench(name: string): Bench {
   // Warm the table: MAC i lives behind port i % PORTS.
   for (let i = 0; i < MACS; i++) br.macs.learn(0, macOf(i), ports[i % PORTS]!.index, 0, 0);
   const feeds: Feed[] = ports.map((_, k) => ({
-    sets: buildSets(pool, 16, (r, n) => {
-      const src = (r() % (MACS / PORTS)) * PORTS + k;
-      let dst = r() % MACS;
-      if (dst % PORTS === k) dst = (dst + 1) % MACS;
-      return frame64(macOf(src), macOf(dst), n);
-    }, 7 + k),
+    sets: buildSets(
+      pool,
+      16,
+      (r, n) => {
+        const src = (r() % (MACS / PORTS)) * PORTS + k;
+        let dst = r() % MACS;
+        if (dst % PORTS === k) dst = (dst + 1) % MACS;
+        return frame64(macOf(src), macOf(dst), n);
+      },
+      7 + k,
+    ),
   }));
   const batch = new PacketBatch(BATCH);
   return {
@@ -123,14 +132,29 @@ const UNDER_B = { ip: '192.168.1.2', mac: 0x0a0000000002 };
  * A node of the tunnel benches: a pod port and an l2 tunnel (VNI 5000 = segment 0) to the other node, with
  * a warm table — MACs below HALF live behind node A's pod, the rest behind node B's.
  */
-function tunnelNode(nm: 'a' | 'b', pool: PacketPool, clock: { now(): number }, under: Device, pod: Device, kind: 'vxlan' | 'geneve', options: readonly GeneveOption[], mssClamp = true): Bridge {
+function tunnelNode(
+  nm: 'a' | 'b',
+  pool: PacketPool,
+  clock: { now(): number },
+  under: Device,
+  pod: Device,
+  kind: 'vxlan' | 'geneve',
+  options: readonly GeneveOption[],
+  mssClamp = true,
+): Bridge {
   const [self, peer] = nm === 'a' ? [UNDER_A, UNDER_B] : [UNDER_B, UNDER_A];
   const br = new Bridge({ name: nm, pool, clock, macTable: { capacity: 16384 } });
   const podPort = br.addPort('pod', pod);
-  const tun = br.addTunnel('tun0', under, { kind, mode: 'l2', localIp: self.ip, mssClamp, ...(options.length > 0 ? { options, knownOptions: options.map((o) => ({ class: o.class, type: o.type })) } : {}) });
+  const tun = br.addTunnel('tun0', under, {
+    kind,
+    mode: 'l2',
+    localIp: self.ip,
+    mssClamp,
+    ...(options.length > 0 ? { options, knownOptions: options.map((o) => ({ class: o.class, type: o.type })) } : {}),
+  });
   br.addVtep('tun0', { ip: peer.ip, mac: peer.mac, vnis: [5000] });
   br.mapVni('tun0', 5000, 0);
-  for (let i = 0; i < MACS; i++) br.macs.learn(0, macOf(i), (i < HALF) === (nm === 'a') ? podPort.index : tun.index, 0, 0);
+  for (let i = 0; i < MACS; i++) br.macs.learn(0, macOf(i), i < HALF === (nm === 'a') ? podPort.index : tun.index, 0, 0);
   return br;
 }
 
@@ -147,7 +171,11 @@ function tunnelBench(kind: 'vxlan' | 'geneve', options: readonly GeneveOption[],
   const batch = new PacketBatch(BATCH);
   const pod = a.port('pod');
   return {
-    name, what, unit: 'Mpps', target, bytesPerOp: 64,
+    name,
+    what,
+    unit: 'Mpps',
+    target,
+    bytesPerOp: 64,
     run(n) {
       let ops = 0;
       for (let i = 0; i < n; i++) {
@@ -194,7 +222,11 @@ function nodeBench(name: string): Bench {
   const inward: PacketBuf[][] = [];
   for (let s = 0; s < 16; s++) {
     const set: PacketBuf[] = [];
-    for (let j = 0; j < BATCH; j++) { const p = pool.alloc()!; p.load(outer[s * BATCH + j]!); set.push(p); }
+    for (let j = 0; j < BATCH; j++) {
+      const p = pool.alloc()!;
+      p.load(outer[s * BATCH + j]!);
+      set.push(p);
+    }
     inward.push(set);
   }
   const outStart = outward[0]![0]!.start;
@@ -204,18 +236,29 @@ function nodeBench(name: string): Bench {
   return {
     name,
     what: 'reference, VPP/CSIT style: one node, alternating batches of encapsulation (pod → tunnel) and decapsulation (tunnel → pod)',
-    unit: 'Mpps', bytesPerOp: 64, reference: 'datapath.vxlan.roundtrip',
+    unit: 'Mpps',
+    bytesPerOp: 64,
+    reference: 'datapath.vxlan.roundtrip',
     run(n) {
       let ops = 0;
       for (let i = 0; i < n; i++) {
         const k = (i >>> 1) & 15;
         batch.clear();
         if ((i & 1) === 0) {
-          for (let j = 0; j < BATCH; j++) { const p = outward[k]![j]!; p.start = outStart; batch.add(p); }
+          for (let j = 0; j < BATCH; j++) {
+            const p = outward[k]![j]!;
+            p.start = outStart;
+            batch.add(p);
+          }
           a.receive(pod, batch);
         } else {
           const set = inward[k]!;
-          for (let j = 0; j < BATCH; j++) { const p = set[j]!; p.start = inStart; p.end = inEnd[k]![j]!; batch.add(p); }
+          for (let j = 0; j < BATCH; j++) {
+            const p = set[j]!;
+            p.start = inStart;
+            p.end = inEnd[k]![j]!;
+            batch.add(p);
+          }
           a.receive(tun, batch);
         }
         ops += BATCH;
@@ -247,7 +290,8 @@ function encapBench(name: string, mssClamp: boolean): Bench {
   return {
     name,
     what: mssClamp ? 'VXLAN encapsulation path (switch + encapsulate, one node), TCP ACK frames, MSS clamping on (default)' : 'the same with MSS clamping off',
-    unit: 'Mpps', bytesPerOp: 64,
+    unit: 'Mpps',
+    bytesPerOp: 64,
     ...(mssClamp ? { reference: 'datapath.vxlan.encap-nomss', minRatio: 1 / 1.1 } : {}),
     run(n) {
       let ops = 0;
@@ -303,8 +347,28 @@ export function datapathBenches(): BenchEntry[] {
   const geneveOption = { class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) };
   return [
     { name: 'datapath.l2.forward', make: () => l2Bench('datapath.l2.forward') },
-    { name: 'datapath.vxlan.roundtrip', make: () => tunnelBench('vxlan', [], 5, 'datapath.vxlan.roundtrip', 'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames') },
-    { name: 'datapath.geneve.roundtrip', make: () => tunnelBench('geneve', [geneveOption], 4, 'datapath.geneve.roundtrip', 'the same over Geneve with one 8-byte critical option (checked against the known-options list)') },
+    {
+      name: 'datapath.vxlan.roundtrip',
+      make: () =>
+        tunnelBench(
+          'vxlan',
+          [],
+          5,
+          'datapath.vxlan.roundtrip',
+          'VXLAN/IPv4 round trip: switch + encapsulate on node A, decapsulate + switch on node B, 64-byte inner frames',
+        ),
+    },
+    {
+      name: 'datapath.geneve.roundtrip',
+      make: () =>
+        tunnelBench(
+          'geneve',
+          [geneveOption],
+          4,
+          'datapath.geneve.roundtrip',
+          'the same over Geneve with one 8-byte critical option (checked against the known-options list)',
+        ),
+    },
     { name: 'datapath.vxlan.node-bidir', make: () => nodeBench('datapath.vxlan.node-bidir') },
     { name: 'datapath.mactable.pair', make: () => macTableBench('datapath.mactable.pair') },
     { name: 'datapath.vxlan.encap-nomss', group: 'mss', make: () => encapBench('datapath.vxlan.encap-nomss', false) },

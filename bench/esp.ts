@@ -42,8 +42,14 @@ function keying(c: CipherKey): EspKeying {
 function frame(seed: number): Uint8Array {
   const payload = new Uint8Array(INNER - 28).map((_, i) => (i * 31 + seed) & 0xff);
   const layers: Layer[] = [
-    eth(0x0800), ip4('192.168.1.1', '192.168.1.2', 17, { ident: seed }), udp(49152 + seed, 4789, true), { kind: 'vxlan', repr: { vni: 5001 } },
-    eth(0x0800), ip4('10.244.1.5', '10.244.2.7', 17), udp(40000, 5201), { kind: 'data', bytes: payload },
+    eth(0x0800),
+    ip4('192.168.1.1', '192.168.1.2', 17, { ident: seed }),
+    udp(49152 + seed, 4789, true),
+    { kind: 'vxlan', repr: { vni: 5001 } },
+    eth(0x0800),
+    ip4('10.244.1.5', '10.244.2.7', 17),
+    udp(40000, 5201),
+    { kind: 'data', bytes: payload },
   ];
   const f = compose(layers);
   if (f.length !== ETH + 20 + 8 + 8 + 14 + INNER) throw new Error(`esp bench: frame of ${f.length} bytes`);
@@ -280,7 +286,11 @@ function opensslBench(c: NativeKey): Bench {
 
 function nativeSealBench(c: NativeKey): Bench {
   const pool = new PacketPool({ count: BATCH, frameCapacity: 2048 });
-  const ps = Array.from({ length: BATCH }, (_, i) => { const p = pool.alloc()!; p.load(frame(i + 1)); return p; });
+  const ps = Array.from({ length: BATCH }, (_, i) => {
+    const p = pool.alloc()!;
+    p.load(frame(i + 1));
+    return p;
+  });
   const f = frame(1);
   const start = ps[0]!.start;
   const heads = ps.map((p) => p.data.slice(start, start + ETH + 20));
@@ -317,7 +327,11 @@ function nativeOpenBench(c: NativeKey): Bench {
   const pool = new PacketPool({ count: BATCH, frameCapacity: 2048 });
   const k = nativeKeying(c);
   const out = new OutboundSa({ spi: SPI, keying: k });
-  const ps = Array.from({ length: BATCH }, (_, i) => { const p = pool.alloc()!; p.load(frame(i + 1)); return p; });
+  const ps = Array.from({ length: BATCH }, (_, i) => {
+    const p = pool.alloc()!;
+    p.load(frame(i + 1));
+    return p;
+  });
   const wires = ps.map((p) => {
     if (espProtect(p, p.start + ETH, out, 0) !== 0) throw new Error('esp bench: protect failed');
     return p.bytes().slice();

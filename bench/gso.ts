@@ -33,7 +33,19 @@ function superFrameBytes(): Uint8Array {
   return compose([
     eth(0x0800),
     ip4('10.244.1.10', '10.244.2.20', 6),
-    { kind: 'tcp', repr: { srcPort: 40000, dstPort: 5201, seq: 1, ack: 1, flags: TCP_ACK | TCP_PSH, window: 502, urgent: 0, options: [{ kind: 'nop' }, { kind: 'nop' }, { kind: 'timestamps', tsval: 1, tsecr: 2 }] } },
+    {
+      kind: 'tcp',
+      repr: {
+        srcPort: 40000,
+        dstPort: 5201,
+        seq: 1,
+        ack: 1,
+        flags: TCP_ACK | TCP_PSH,
+        window: 502,
+        urgent: 0,
+        options: [{ kind: 'nop' }, { kind: 'nop' }, { kind: 'timestamps', tsval: 1, tsecr: 2 }],
+      },
+    },
     { kind: 'data', bytes: payload },
   ]);
 }

@@ -116,7 +116,9 @@ function calibrate(b: Bench, roundMs: number): number {
  */
 export function measureInterleaved(bs: readonly Bench[], rounds = 7, roundMs = 250): Figure[] {
   const ns = bs.map((b) => calibrate(b, roundMs));
-  bs.forEach((b, i) => { keepAlive += b.run(ns[i]!).sink; }); // warm-up round at full size
+  bs.forEach((b, i) => {
+    keepAlive += b.run(ns[i]!).sink;
+  }); // warm-up round at full size
   const rates: number[][] = bs.map(() => []);
   const nsPerOpSum = bs.map(() => 0);
   for (let r = 0; r < rounds; r++) {
@@ -126,7 +128,13 @@ export function measureInterleaved(bs: readonly Bench[], rounds = 7, roundMs = 2
       const t = Number(process.hrtime.bigint() - t0);
       keepAlive += sink;
       const perSec = (ops / t) * 1e9;
-      rates[i]!.push(b.unit === 'Gbit/s' ? perSec * (b.bytesPerOp ?? 0) * 8 * scale['Gbit/s'] : b.unit === 'MB/s' ? perSec * (b.bytesPerOp ?? 0) * 1e-6 : perSec * scale[b.unit]);
+      rates[i]!.push(
+        b.unit === 'Gbit/s'
+          ? perSec * (b.bytesPerOp ?? 0) * 8 * scale['Gbit/s']
+          : b.unit === 'MB/s'
+            ? perSec * (b.bytesPerOp ?? 0) * 1e-6
+            : perSec * scale[b.unit],
+      );
       nsPerOpSum[i] = nsPerOpSum[i]! + t / ops;
     });
   }
@@ -143,7 +151,10 @@ export function measureInterleaved(bs: readonly Bench[], rounds = 7, roundMs = 2
       rounds,
       nsPerOp: nsPerOpSum[i]! / rounds,
     };
-    if (b.target !== undefined) { fig.target = b.target; fig.meetsTarget = fig.value >= b.target; }
+    if (b.target !== undefined) {
+      fig.target = b.target;
+      fig.meetsTarget = fig.value >= b.target;
+    }
     return fig;
   });
 }

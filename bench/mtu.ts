@@ -18,9 +18,18 @@ import type { Bench, BenchEntry } from './harness.js';
 const ETH = 14;
 
 function fragReasm(): Bench {
-  const inner = [eth(ETHERTYPE_IPV4, [], 0x0a0000000001, 0x0a0000000002), ip4('10.244.1.5', '10.244.2.7', IPPROTO_UDP, { dontFrag: false }), udp(40000, 5201), zeros(9000 - 28)];
+  const inner = [
+    eth(ETHERTYPE_IPV4, [], 0x0a0000000001, 0x0a0000000002),
+    ip4('10.244.1.5', '10.244.2.7', IPPROTO_UDP, { dontFrag: false }),
+    udp(40000, 5201),
+    zeros(9000 - 28),
+  ];
   const frame = compose([
-    eth(ETHERTYPE_IPV4), ip4('192.168.1.1', '192.168.1.2', IPPROTO_UDP, { dontFrag: false }), udp(51000, 4789, true), { kind: 'vxlan', repr: { vni: 5000 } }, ...inner,
+    eth(ETHERTYPE_IPV4),
+    ip4('192.168.1.1', '192.168.1.2', IPPROTO_UDP, { dontFrag: false }),
+    udp(51000, 4789, true),
+    { kind: 'vxlan', repr: { vni: 5000 } },
+    ...inner,
   ]);
   const pool = new PacketPool({ count: 64, frameCapacity: 9216 });
   const big = new PacketPool({ count: 4, frameCapacity: 65535 + ETH });

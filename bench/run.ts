@@ -24,7 +24,17 @@ import { simBenches } from './sim.js';
 import { gsoBenches } from './gso.js';
 import { superframeBenches } from './superframe.js';
 
-const all: BenchEntry[] = [...wireBenches(), ...datapathBenches(), ...mssBenches(), ...mtuBenches(), ...espBenches(), ...espNativeBenches(), ...gsoBenches(), ...simBenches(), ...superframeBenches()];
+const all: BenchEntry[] = [
+  ...wireBenches(),
+  ...datapathBenches(),
+  ...mssBenches(),
+  ...mtuBenches(),
+  ...espBenches(),
+  ...espNativeBenches(),
+  ...gsoBenches(),
+  ...simBenches(),
+  ...superframeBenches(),
+];
 
 interface ChildResult {
   name: string;
@@ -57,7 +67,13 @@ function child(names: string[]): void {
   // A group's rounds interleave, so a ratio between its figures does not carry the machine's drift.
   const figures = measureInterleaved(bs);
   bs.forEach((b, i) => {
-    const out: ChildResult = { name: b.name, figure: figures[i]!, what: b.what, ...(b.reference !== undefined ? { reference: b.reference } : {}), ...(b.minRatio !== undefined ? { minRatio: b.minRatio } : {}) };
+    const out: ChildResult = {
+      name: b.name,
+      figure: figures[i]!,
+      what: b.what,
+      ...(b.reference !== undefined ? { reference: b.reference } : {}),
+      ...(b.minRatio !== undefined ? { minRatio: b.minRatio } : {}),
+    };
     process.stdout.write(JSON.stringify({ ...out, sink: sinkValue() % 1 }) + '\n');
   });
 }
@@ -79,7 +95,9 @@ function parent(args: string[]): void {
   }
   const results: Record<string, Figure> = {};
   const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  const say = (s: string): void => { if (!json) process.stdout.write(s); };
+  const say = (s: string): void => {
+    if (!json) process.stdout.write(s);
+  };
   say(`seine benchmarks — node ${process.version}, ${cpus()[0]?.model ?? 'unknown cpu'}, one core, one process per figure\n\n`);
   say(`${'figure'.padEnd(32)} ${'median'.padStart(9)} ${'unit'.padEnd(7)} ${'ns/op'.padStart(8)} ${'min–max'.padStart(17)} ${'rsd'.padStart(6)}  target\n`);
   const self = fileURLToPath(import.meta.url);
@@ -112,12 +130,21 @@ function parent(args: string[]): void {
       }
       results[name] = f;
       const ratio = f.ratioToReference;
-      const vs = ratio === undefined ? '' : ratio.ratio >= 1 ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})` : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
-      const goal = [f.target !== undefined ? `${f.atMost === true ? '≤' : '≥'} ${f.target}` : '', f.minRatio !== undefined ? `${vs} ≥ ${fmt(f.minRatio)}×` : ''].filter((x) => x !== '').join(', ');
+      const vs =
+        ratio === undefined
+          ? ''
+          : ratio.ratio >= 1
+            ? `(${fmt(ratio.ratio)}× the rate of ${ratio.reference})`
+            : `(${fmt(1 / ratio.ratio)}× slower than ${ratio.reference})`;
+      const goal = [f.target !== undefined ? `${f.atMost === true ? '≤' : '≥'} ${f.target}` : '', f.minRatio !== undefined ? `${vs} ≥ ${fmt(f.minRatio)}×` : '']
+        .filter((x) => x !== '')
+        .join(', ');
       const target = goal === '' ? vs : `${goal} ${f.meetsTarget === true ? 'ok' : 'MISSED'}`;
       // One-shot figures (rounds 1) have no ns/op and no spread.
       const single = f.rounds === 1;
-      say(`${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${(single ? '-' : f.nsPerOp.toFixed(1)).padStart(8)} ${(single ? 'one run' : `${fmt(f.min)}–${fmt(f.max)}`).padStart(17)} ${(single ? '-' : `${f.rsdPercent.toFixed(1)}%`).padStart(6)}  ${target}\n`);
+      say(
+        `${name.padEnd(32)} ${fmt(f.value).padStart(9)} ${f.unit.padEnd(7)} ${(single ? '-' : f.nsPerOp.toFixed(1)).padStart(8)} ${(single ? 'one run' : `${fmt(f.min)}–${fmt(f.max)}`).padStart(17)} ${(single ? '-' : `${f.rsdPercent.toFixed(1)}%`).padStart(6)}  ${target}\n`,
+      );
       say(`${''.padEnd(4)}${what}\n`);
     }
     done += run.length;

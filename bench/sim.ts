@@ -21,7 +21,11 @@ import type { Bench, BenchEntry, OnceBench, OnceFigure } from './harness.js';
 function engineBench(name: string): Bench {
   const sim = new Simulator(3);
   const rng = sim.rng;
-  const task: SimTask = { run(a: number): void { sim.after(1 + rng.int(1000), task, a); } };
+  const task: SimTask = {
+    run(a: number): void {
+      sim.after(1 + rng.int(1000), task, a);
+    },
+  };
   for (let i = 0; i < 1000; i++) sim.schedule(rng.int(1000), task, i);
   return {
     name,
@@ -42,7 +46,10 @@ function linkBench(name: string): Bench {
   const link = new SimLink(sim, pool, { latencyNs: 10_000, bandwidthBps: 1e10 });
   const batch = new PacketBatch(1);
   // Each end sends straight back what it receives: 256 frames keep bouncing.
-  for (const [rx, tx] of [[link.a, link.b], [link.b, link.a]] as const) {
+  for (const [rx, tx] of [
+    [link.a, link.b],
+    [link.b, link.a],
+  ] as const) {
     rx.setReceiver((b) => {
       const p = b.get(0);
       b.clear();
@@ -94,15 +101,24 @@ function packetEvents(c: Cluster): number {
  * fit rounds of a chosen size.
  */
 function clusterBench(name: string, measure: 'heap' | 'packet'): Bench {
-  const nodes = 4, pods = 4;
-  const y: string[] = ['name: bench-small-cluster', 'seed: 3', 'duration: 10s', 'underlay: { mtu: 1500, latency: 50us, bandwidth: 10Gbit }', 'tunnel: { type: vxlan, mode: routed }', 'nodes:'];
+  const nodes = 4,
+    pods = 4;
+  const y: string[] = [
+    'name: bench-small-cluster',
+    'seed: 3',
+    'duration: 10s',
+    'underlay: { mtu: 1500, latency: 50us, bandwidth: 10Gbit }',
+    'tunnel: { type: vxlan, mode: routed }',
+    'nodes:',
+  ];
   for (let i = 0; i < nodes; i++) {
     y.push(`  - name: n${i}`, `    podCIDR: 10.244.${i}.0/24`, '    pods:');
     for (let j = 0; j < pods; j++) y.push(`      - name: p${j}`);
   }
   y.push('traffic:');
   for (let i = 0; i < nodes; i++) {
-    for (let j = 0; j < pods; j++) y.push(`  - { type: udp, from: n${i}/p${j}, to: n${(i + 1) % nodes}/p${(j + 1) % pods}, count: 1000000000, interval: 10us, sizes: [64, 576, 1400] }`);
+    for (let j = 0; j < pods; j++)
+      y.push(`  - { type: udp, from: n${i}/p${j}, to: n${(i + 1) % nodes}/p${(j + 1) % pods}, count: 1000000000, interval: 10us, sizes: [64, 576, 1400] }`);
   }
   const c = new Cluster(parseScenario(y.join('\n') + '\n', 'bench-small-cluster.yaml'), { capture: false });
   const sim = c.sim;
@@ -111,9 +127,10 @@ function clusterBench(name: string, measure: 'heap' | 'packet'): Bench {
   const step = 10_000;
   return {
     name,
-    what: measure === 'heap'
-      ? `${nodes} nodes × ${pods} pods, 16 UDP flows pod → pod on the next node over VXLAN, full datapath; event = one the simulator's heap runs: a datagram's departure (pod → bridge → route → encap → path) or its arrival (path → decap → route → pod)`
-      : 'the same run counted in packet events: frames handed from one device to the next (pod → bridge, bridge → underlay path, path → bridge, bridge → pod: four per datagram)',
+    what:
+      measure === 'heap'
+        ? `${nodes} nodes × ${pods} pods, 16 UDP flows pod → pod on the next node over VXLAN, full datapath; event = one the simulator's heap runs: a datagram's departure (pod → bridge → route → encap → path) or its arrival (path → decap → route → pod)`
+        : 'the same run counted in packet events: frames handed from one device to the next (pod → bridge, bridge → underlay path, path → bridge, bridge → pod: four per datagram)',
     unit: 'events/s',
     ...(measure === 'packet' ? { target: 2_000_000 } : {}),
     run(n) {
@@ -139,32 +156,68 @@ function bigClusterBench(name: string, spec: BigClusterSpec): OnceBench {
     once: true,
     run(): OnceFigure[] {
       let peak = process.memoryUsage().rss;
-      const say = (s: string): void => { process.stderr.write(`  ${name}: ${s}\n`); };
+      const say = (s: string): void => {
+        process.stderr.write(`  ${name}: ${s}\n`);
+      };
       const t0 = performance.now();
       const scenario = parseScenario(bigClusterYaml(spec), `bench-${spec.nodes}x${spec.podsPerNode}.yaml`);
       const c = new Cluster(scenario, { capture: false });
       const t1 = performance.now();
       peak = Math.max(peak, process.memoryUsage().rss);
       say(`built in ${((t1 - t0) / 1000).toFixed(1)} s, RSS ${(peak / MiB).toFixed(0)} MiB`);
-      c.run(() => { peak = Math.max(peak, process.memoryUsage().rss); });
+      c.run(() => {
+        peak = Math.max(peak, process.memoryUsage().rss);
+      });
       const t2 = performance.now();
       const events = c.sim.events;
       say(`ran ${events} events in ${((t2 - t1) / 1000).toFixed(1)} s`);
       const r = c.report();
       const t3 = performance.now();
       peak = Math.max(peak, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
-      let planned = 0, delivered = 0;
-      for (const f of r.flows) { planned += f.planned; delivered += f.delivered; }
+      let planned = 0,
+        delivered = 0;
+      for (const f of r.flows) {
+        planned += f.planned;
+        delivered += f.delivered;
+      }
       const what = `${spec.nodes} nodes × ${spec.podsPerNode} pods, ${spec.flows} UDP flows × ${spec.packets} datagrams, ${spec.durationMs} ms simulated`;
       return [
-        { name: `${name}.build`, what: `build: scenario written as YAML (${spec.flows} flows) and loaded by parseScenario, cluster built (bridges, ${spec.nodes - 1} VTEPs and routes per node, pods, flows)`, value: (t1 - t0) / 1000, unit: 's' },
+        {
+          name: `${name}.build`,
+          what: `build: scenario written as YAML (${spec.flows} flows) and loaded by parseScenario, cluster built (bridges, ${spec.nodes - 1} VTEPs and routes per node, pods, flows)`,
+          value: (t1 - t0) / 1000,
+          unit: 's',
+        },
         { name: `${name}.run`, what: `run: ${what}`, value: (t2 - t1) / 1000, unit: 's' },
         { name: `${name}.report`, what: 'report: per-flow, per-node and per-path results', value: (t3 - t2) / 1000, unit: 's' },
         { name: `${name}.wall`, what: 'wall time end to end: build + run + report', value: (t3 - t0) / 1000, unit: 's', target: 60, atMost: true },
-        { name: `${name}.events`, what: 'simulator events in the run: a departure and an arrival per datagram, each pod\'s ARP retry timer (one per pod) and the start-up announcement', value: events, unit: 'events' },
-        { name: `${name}.events-per-s`, what: 'events / run wall time (a cold, scattered working set: each path carries few packets)', value: events / ((t2 - t1) / 1000), unit: 'events/s' },
-        { name: `${name}.peak-rss`, what: 'peak resident memory: max of RSS sampled during build and run and the process maxRSS', value: peak / MiB, unit: 'MiB', target: 2048, atMost: true },
-        { name: `${name}.delivered`, what: `datagrams delivered of ${planned} planned (no loss configured: a check that the run did what it should)`, value: (100 * delivered) / Math.max(1, planned), unit: '%', target: 99 },
+        {
+          name: `${name}.events`,
+          what: "simulator events in the run: a departure and an arrival per datagram, each pod's ARP retry timer (one per pod) and the start-up announcement",
+          value: events,
+          unit: 'events',
+        },
+        {
+          name: `${name}.events-per-s`,
+          what: 'events / run wall time (a cold, scattered working set: each path carries few packets)',
+          value: events / ((t2 - t1) / 1000),
+          unit: 'events/s',
+        },
+        {
+          name: `${name}.peak-rss`,
+          what: 'peak resident memory: max of RSS sampled during build and run and the process maxRSS',
+          value: peak / MiB,
+          unit: 'MiB',
+          target: 2048,
+          atMost: true,
+        },
+        {
+          name: `${name}.delivered`,
+          what: `datagrams delivered of ${planned} planned (no loss configured: a check that the run did what it should)`,
+          value: (100 * delivered) / Math.max(1, planned),
+          unit: '%',
+          target: 99,
+        },
       ];
     },
   };

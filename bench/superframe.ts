@@ -33,7 +33,11 @@ const TSO: DeviceOffloads = Object.freeze({ checksum: true, tso: true, uso: fals
 class Quiet implements Device {
   readonly linkUp = true;
   readonly offloads = TSO;
-  constructor(readonly name: string, readonly mac: number, readonly mtu = 1450) {}
+  constructor(
+    readonly name: string,
+    readonly mac: number,
+    readonly mtu = 1450,
+  ) {}
   transmit(batch: PacketBatch): void {
     for (let i = 0; i < batch.length; i++) batch.get(i).release();
     batch.clear();
@@ -52,7 +56,12 @@ class CoalescingPod implements Device {
   payload = 0;
   private readonly c: Coalescer;
   private readonly out = new PacketBatch(64 + 8);
-  constructor(pool: PacketPool, readonly name = 'podB', readonly mac = POD_B, readonly mtu = 1450) {
+  constructor(
+    pool: PacketPool,
+    readonly name = 'podB',
+    readonly mac = POD_B,
+    readonly mtu = 1450,
+  ) {
     this.c = new Coalescer(pool, this.stats);
   }
   transmit(batch: PacketBatch): void {
@@ -77,7 +86,11 @@ class CoalescingPod implements Device {
   setLinkListener(): void {}
 }
 
-interface Rig { a: Bridge; podB: CoalescingPod; feed(): number }
+interface Rig {
+  a: Bridge;
+  podB: CoalescingPod;
+  feed(): number;
+}
 
 function rig(): Rig {
   let t = 0;
@@ -105,7 +118,8 @@ function rig(): Rig {
   const port = a.port('pod');
   const bsize = pool.bufferSize;
   return {
-    a, podB,
+    a,
+    podB,
     /** One TAP read's worth: PER_READ super-frames copied in (as the read would) and handed to the bridge. */
     feed(): number {
       batch.clear();
@@ -129,7 +143,9 @@ function rig(): Rig {
 function throughput(name: string): Bench {
   const r = rig();
   return {
-    name, unit: 'Gbit/s', bytesPerOp: PAYLOAD,
+    name,
+    unit: 'Gbit/s',
+    bytesPerOp: PAYLOAD,
     what: `64 KiB TCP super-frames (${PAYLOAD} payload bytes, ${PER_READ} per read): segmented + VXLAN-encapsulated on node A, decapsulated + coalesced for the pod on node B`,
     run(n) {
       let ops = 0;
@@ -144,7 +160,8 @@ function throughput(name: string): Bench {
 
 function allocation(name: string): OnceBench {
   return {
-    name, once: true,
+    name,
+    once: true,
     run(): OnceFigure[] {
       const r = rig();
       for (let i = 0; i < 2000; i++) r.feed();
@@ -169,7 +186,14 @@ function allocation(name: string): OnceBench {
       grown += Math.max(0, end - last);
       const segments = r.podB.segments - segBefore;
       return [
-        { name: `${name}.bytes-per-segment`, what: `heap growth per segment over ${segments} segments (${gcs} GCs): the live path allocates nothing per packet`, value: Math.round((grown / segments) * 100) / 100, unit: 'B', target: 1, atMost: true },
+        {
+          name: `${name}.bytes-per-segment`,
+          what: `heap growth per segment over ${segments} segments (${gcs} GCs): the live path allocates nothing per packet`,
+          value: Math.round((grown / segments) * 100) / 100,
+          unit: 'B',
+          target: 1,
+          atMost: true,
+        },
       ];
     },
   };

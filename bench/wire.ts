@@ -13,8 +13,14 @@ const BATCH = 64;
 /** A 64-byte inner TCP frame inside VXLAN over IPv4: the frame every overlay packet looks like. */
 function vxlanTcpFrame(): Uint8Array {
   return compose([
-    eth(0x0800), ip4('192.168.1.1', '192.168.1.2', 17), udp(51000, 4789, true), { kind: 'vxlan', repr: { vni: 100 } },
-    eth(0x0800), ip4('10.0.1.5', '10.0.2.7', 6), tcp(40000, 80, 0x010), zeros(10),
+    eth(0x0800),
+    ip4('192.168.1.1', '192.168.1.2', 17),
+    udp(51000, 4789, true),
+    { kind: 'vxlan', repr: { vni: 100 } },
+    eth(0x0800),
+    ip4('10.0.1.5', '10.0.2.7', 6),
+    tcp(40000, 80, 0x010),
+    zeros(10),
   ]);
 }
 
@@ -41,22 +47,30 @@ function buildWireBenches(): Bench[] {
   const vxlan = new TunnelTemplate({ kind: 'vxlan', ...macs, underlay, vni: 100 });
   const geneveBatch = loadedBatch(pool, inner);
   // One critical 8-byte option, so the C bit is set too.
-  const geneve = new TunnelTemplate({ kind: 'geneve', ...macs, underlay, vni: 100, options: [{ class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) }] });
+  const geneve = new TunnelTemplate({
+    kind: 'geneve',
+    ...macs,
+    underlay,
+    vni: 100,
+    options: [{ class: 0x0102, type: 0x80, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 2]) }],
+  });
   const innerStart = vxlanBatch.get(0).start;
 
   /** Encapsulates the batch `n` times, varying the flow hash and VNI per packet as a real stream does. */
-  const encapLoop = (t: TunnelTemplate, batch: PacketBatch) => (n: number): { ops: number; sink: number } => {
-    let s = 0;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < BATCH; j++) {
-        const p = batch.pkts[j]!;
-        p.start = innerStart;
-        t.encap(p, (i * 2654435761 + j) >>> 0, (i + j) & 0xffffff);
-        s += p.start;
+  const encapLoop =
+    (t: TunnelTemplate, batch: PacketBatch) =>
+    (n: number): { ops: number; sink: number } => {
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < BATCH; j++) {
+          const p = batch.pkts[j]!;
+          p.start = innerStart;
+          t.encap(p, (i * 2654435761 + j) >>> 0, (i + j) & 0xffffff);
+          s += p.start;
+        }
       }
-    }
-    return { ops: n * BATCH, sink: s };
-  };
+      return { ops: n * BATCH, sink: s };
+    };
 
   return [
     {

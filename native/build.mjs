@@ -56,7 +56,10 @@ const log = `${r.stdout ?? ''}${r.stderr ?? ''}`;
 if (r.status === 0) finish('native addon built (native/build/Release/seine.node)');
 
 /** The most telling line: a compiler error, else node-gyp's own error, else the last line. */
-const lines = log.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+const lines = log
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '');
 const reason =
   lines.find((l) => /\berror\b:/i.test(l) && !l.startsWith('gyp')) ??
   lines.find((l) => l.startsWith('gyp ERR! stack Error:'))?.replace('gyp ERR! stack ', '') ??

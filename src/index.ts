@@ -50,11 +50,32 @@ export * from './sim/engine.js';
 export * from './sim/link.js';
 export * from './sim/host.js';
 export {
-  TcpConnection, TcpFlow, TcpFlowStats, TcpListener, tcpHeaderBytes, tcpPayloadByte, TCP_INITIAL_RTO_NS, TCP_MAX_RTO_NS, TCP_MIN_RTO_NS, TCP_WINDOW,
-  type TcpListenerStats, type TcpSendOptions, type TcpState,
+  TcpConnection,
+  TcpFlow,
+  TcpFlowStats,
+  TcpListener,
+  tcpHeaderBytes,
+  tcpPayloadByte,
+  TCP_INITIAL_RTO_NS,
+  TCP_MAX_RTO_NS,
+  TCP_MIN_RTO_NS,
+  TCP_WINDOW,
+  type TcpListenerStats,
+  type TcpSendOptions,
+  type TcpState,
 } from './sim/tcp.js';
 export { loadReplay, type ReplaySource, type ReplayTrace } from './scenario/replay.js';
 export { loadScenario, parseScenario, ScenarioError, type Scenario } from './scenario/scenario.js';
 export { Fabric, Uplink, type FabricStats } from './sim/fabric.js';
-export { Cluster, SimBuildError, formatReport, counterValue, type ClusterOptions, type Report, type FlowResult, type PathResult, type ExpectResult } from './sim/cluster.js';
+export {
+  Cluster,
+  SimBuildError,
+  formatReport,
+  counterValue,
+  type ClusterOptions,
+  type Report,
+  type FlowResult,
+  type PathResult,
+  type ExpectResult,
+} from './sim/cluster.js';
 export { traceScenario, formatTrace, type TraceRequest, type TraceResult, type TraceStep, type TraceProto } from './sim/tracer.js';

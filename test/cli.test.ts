@@ -171,7 +171,10 @@ test('cli: decode prints one summary line per frame', () => {
   assert.ok(out[0]!.includes('1700000000.123456789'), out[0]);
   assert.match(out[0]!, /IPv4 10\.0\.0\.1 > 10\.0\.0\.2 .*UDP 33333 > 9999 len 12/);
   assert.match(out[1]!, /VXLAN vni 5001/);
-  assert.match(out[1]!, /IPv4 192\.168\.10\.1 > 192\.168\.10\.2.* \/ UDP 51234 > 4789 .* \/ VXLAN vni 5001 \/ .* \/ IPv4 10\.244\.1\.5 > 10\.244\.2\.7 .* \/ TCP 45678 > 443/);
+  assert.match(
+    out[1]!,
+    /IPv4 192\.168\.10\.1 > 192\.168\.10\.2.* \/ UDP 51234 > 4789 .* \/ VXLAN vni 5001 \/ .* \/ IPv4 10\.244\.1\.5 > 10\.244\.2\.7 .* \/ TCP 45678 > 443/,
+  );
   assert.match(out[2]!, /Geneve vni 7 2 options C/);
   assert.match(out[3]!, /GRE proto 0x6558 key 4660/);
   assert.match(out[4]!, /BAD-CHECKSUM/);
@@ -223,7 +226,10 @@ test('cli: a truncated frame in a valid capture shows its drop reason and offset
   assert.equal(r.status, 0);
   const f = JSON.parse(lines(r.stdout)[5]!) as DecodedFrame;
   assert.deepStrictEqual(f.drop, { reason: 'Ipv4Truncated', offset: 14 });
-  assert.deepStrictEqual(f.layers.map((l) => l.name), ['eth']);
+  assert.deepStrictEqual(
+    f.layers.map((l) => l.name),
+    ['eth'],
+  );
   assert.equal(f.len, 30);
   assert.equal(f.origLen, VXLAN.length);
 });
@@ -297,7 +303,12 @@ test('cli: seine run --json is one JSON report; --seed changes the seed; --pcap 
   const pc = join(dir, 'pcap');
   const r = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--json', '--seed', '9', '--pcap', pc);
   assert.equal(r.status, 0, r.stderr);
-  const rep = JSON.parse(r.stdout) as { seed: number; ok: boolean; flows: Array<{ name: string; delivered: number }>; captures: Array<{ name: string; packets: number }> };
+  const rep = JSON.parse(r.stdout) as {
+    seed: number;
+    ok: boolean;
+    flows: Array<{ name: string; delivered: number }>;
+    captures: Array<{ name: string; packets: number }>;
+  };
   assert.equal(rep.seed, 9);
   assert.equal(rep.ok, true);
   assert.equal(rep.flows.find((f) => f.name === 'ping-ac')!.delivered, 10);
@@ -306,12 +317,18 @@ test('cli: seine run --json is one JSON report; --seed changes the seed; --pcap 
     assert.ok(statSync(f).size > 100, f);
     assert.equal(readFileSync(f).readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header block');
   }
-  assert.deepEqual(rep.captures.map((c) => c.name), ['node1/a', 'node1/underlay', 'node2/c']);
+  assert.deepEqual(
+    rep.captures.map((c) => c.name),
+    ['node1/a', 'node1/underlay', 'node2/c'],
+  );
 });
 
 test('cli: seine run exits 1 when an expectation fails, 2 for a bad scenario or option, never with a stack trace', () => {
   const bad = join(dir, 'failing.yaml');
-  writeFileSync(bad, 'name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { name: p, type: ping, from: n1/a, to: n1/b, count: 2 }\nexpect:\n  - { flow: p, latencyP50: "> 1s" }\n');
+  writeFileSync(
+    bad,
+    'name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { name: p, type: ping, from: n1/a, to: n1/b, count: 2 }\nexpect:\n  - { flow: p, latencyP50: "> 1s" }\n',
+  );
   const f = seine('run', bad);
   assert.equal(f.status, 1);
   assert.match(f.stdout, /FAIL {2}p latencyP50 > 1s: 0ns/);
@@ -321,7 +338,12 @@ test('cli: seine run exits 1 when an expectation fails, 2 for a bad scenario or 
   assert.equal(t.status, 2);
   assertOneLineMessage(t);
   assert.match(t.stderr, /typo\.yaml:4:5: nodes\[0\]\.podCidr: .*did you mean "podCIDR"/);
-  for (const args of [['run'], ['run', 'scenarios/none.yaml'], ['run', 'scenarios/two-nodes-vxlan.yaml', '--seed', 'x'], ['run', 'scenarios/two-nodes-vxlan.yaml', '--frobnicate']]) {
+  for (const args of [
+    ['run'],
+    ['run', 'scenarios/none.yaml'],
+    ['run', 'scenarios/two-nodes-vxlan.yaml', '--seed', 'x'],
+    ['run', 'scenarios/two-nodes-vxlan.yaml', '--frobnicate'],
+  ]) {
     const r = seine(...args);
     assert.equal(r.status, 2, args.join(' '));
     assertOneLineMessage(r);
@@ -367,7 +389,12 @@ test('cli: seine trace prints each stage and exits 0 when delivered, 1 when drop
   assert.equal(j.outcome, 'dropped');
   assert.match(j.reason, /path MTU 1400/);
   assert.equal(j.steps.at(-1)!.stage, 'drop');
-  for (const args of [['trace', 'scenarios/two-nodes-vxlan.yaml'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/zz', '--to', 'node2/c'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--proto', 'sctp'], ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--at', 'soon']]) {
+  for (const args of [
+    ['trace', 'scenarios/two-nodes-vxlan.yaml'],
+    ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/zz', '--to', 'node2/c'],
+    ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--proto', 'sctp'],
+    ['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/a', '--to', 'node2/c', '--at', 'soon'],
+  ]) {
     const r = seine(...args);
     assert.equal(r.status, 2, args.join(' '));
     assertOneLineMessage(r);
@@ -380,7 +407,17 @@ test('cli: the progress bar appears on a terminal only once a run has taken a se
   let t = 0;
   const draw = (tty: boolean): string => {
     let err = '';
-    const bar = progressBar({ out: () => {}, err: (x) => { err += x; }, tty }, 'simulating x', () => t);
+    const bar = progressBar(
+      {
+        out: () => {},
+        err: (x) => {
+          err += x;
+        },
+        tty,
+      },
+      'simulating x',
+      () => t,
+    );
     t = 0;
     bar.tick(0.1);
     t = 999;

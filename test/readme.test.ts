@@ -32,7 +32,10 @@ test('README: the "Building a node" example runs and builds the node it describe
   writeFileSync(file, `${code.replace("from 'seine'", `from '${entry}'`)}\nexport { node, pool };\n`);
   const mod = (await import(pathToFileURL(file).href)) as { node: Bridge };
   const node = mod.node;
-  assert.deepEqual(node.ports.map((p) => p?.name), ['gw0', 'pod-a', 'tun0']);
+  assert.deepEqual(
+    node.ports.map((p) => p?.name),
+    ['gw0', 'pod-a', 'tun0'],
+  );
   assert.equal(node.tunnel('tun0').kind, 'geneve');
   assert.equal(node.tunnel('tun0').vteps.length, 1);
   assert.notEqual(node.gateway, null);

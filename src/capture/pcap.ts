@@ -173,10 +173,18 @@ export class PcapParser extends ParserBase {
     const h = this.q.peek(PCAP_HEADER_LEN);
     const magic = ld32(h, H_MAGIC, false);
     switch (magic) {
-      case PCAP_MAGIC_US: [this.le, this.nanos] = [false, false]; break;
-      case PCAP_MAGIC_NS: [this.le, this.nanos] = [false, true]; break;
-      case swap32(PCAP_MAGIC_US): [this.le, this.nanos] = [true, false]; break;
-      case swap32(PCAP_MAGIC_NS): [this.le, this.nanos] = [true, true]; break;
+      case PCAP_MAGIC_US:
+        [this.le, this.nanos] = [false, false];
+        break;
+      case PCAP_MAGIC_NS:
+        [this.le, this.nanos] = [false, true];
+        break;
+      case swap32(PCAP_MAGIC_US):
+        [this.le, this.nanos] = [true, false];
+        break;
+      case swap32(PCAP_MAGIC_NS):
+        [this.le, this.nanos] = [true, true];
+        break;
       default:
         throw new CaptureError('BadMagic', this.q.offset + H_MAGIC, `0x${magic.toString(16).padStart(8, '0')} is not a pcap magic number`);
     }

@@ -227,11 +227,20 @@ export class PcapngParser extends ParserBase {
     }
     let r: CaptureRecord | typeof CONTINUE = CONTINUE;
     switch (type) {
-      case BLOCK_IDB: this.readIdb(b, len, start); break;
-      case BLOCK_EPB: r = this.readEpb(b, len, start, false); break;
-      case BLOCK_PB: r = this.readEpb(b, len, start, true); break;
-      case BLOCK_SPB: r = this.readSpb(b, len, start); break;
-      default: break; // unknown or uninteresting (NRB, ISB, DSB, custom): skipped whole
+      case BLOCK_IDB:
+        this.readIdb(b, len, start);
+        break;
+      case BLOCK_EPB:
+        r = this.readEpb(b, len, start, false);
+        break;
+      case BLOCK_PB:
+        r = this.readEpb(b, len, start, true);
+        break;
+      case BLOCK_SPB:
+        r = this.readSpb(b, len, start);
+        break;
+      default:
+        break; // unknown or uninteresting (NRB, ISB, DSB, custom): skipped whole
     }
     this.q.skip(len);
     return r;

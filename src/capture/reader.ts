@@ -2,14 +2,7 @@
  * Format detection: a parser that looks at the first four bytes and hands the stream to the pcap or the
  * pcapng parser. No I/O here; `file.ts` feeds it from a file.
  */
-import {
-  ByteQueue,
-  CaptureError,
-  type CaptureFormat,
-  type CaptureParser,
-  type CaptureRecord,
-  type InterfaceInfo,
-} from './common.js';
+import { ByteQueue, CaptureError, type CaptureFormat, type CaptureParser, type CaptureRecord, type InterfaceInfo } from './common.js';
 import { PCAP_MAGIC_NS, PCAP_MAGIC_US, PcapParser } from './pcap.js';
 import { BLOCK_SHB, PcapngParser, type SectionInfo } from './pcapng.js';
 
@@ -91,9 +84,8 @@ class AutoParser implements CaptureParser {
       throw new CaptureError('BadMagic', 0, `0x${Array.from(head, (x) => x.toString(16).padStart(2, '0')).join('')} is neither pcap nor pcapng`);
     }
     const max = this.opts.maxBlockLen;
-    this.inner = format === 'pcap'
-      ? new PcapParser(max === undefined ? {} : { maxRecordLen: max })
-      : new PcapngParser(max === undefined ? {} : { maxBlockLen: max });
+    this.inner =
+      format === 'pcap' ? new PcapParser(max === undefined ? {} : { maxRecordLen: max }) : new PcapngParser(max === undefined ? {} : { maxBlockLen: max });
     const all = this.pending.peek(this.pending.length);
     this.pending.skip(all.length);
     this.inner.push(all);

@@ -23,9 +23,14 @@ options:
 `;
 
 export async function agentCommand(args: string[]): Promise<number> {
-  let v;
+  let v: { config?: string | undefined; 'log-level'?: string | undefined; help?: boolean | undefined };
   try {
-    v = parseArgs({ args, options: { config: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
+    v = parseArgs({
+      args,
+      options: { config: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (e) {
     throw new CliError(`agent: ${(e as Error).message} (see seine agent --help)`);
   }
@@ -38,7 +43,7 @@ export async function agentCommand(args: string[]): Promise<number> {
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new CliError(`agent: --log-level: expected debug, info, warn or error, got "${level}"`);
   const why = nativeUnavailable();
   if (why !== null) throw new CliError(`agent: ${why}`);
-  let cfg;
+  let cfg: ReturnType<typeof loadAgentConfig>;
   try {
     cfg = loadAgentConfig(v.config);
   } catch (e) {

@@ -17,8 +17,19 @@ import { parseArgs } from 'node:util';
 import { benchScenario, CLIENT_POD, kernelNode, ovsMissing, ovsNode, SERVER_POD, warmUnderlay, which } from '../live/bench/labs.js';
 import { measure, startIperfServer, verifyPing, type BenchTarget } from '../live/bench/measure.js';
 import {
-  checkTargets, DATAPATHS, ESP_SETUPS, formatBenchTable, METRICS, ratiosOf, setupName, svgChart,
-  type BenchReport, type BenchResult, type Datapath, type EspSetup, type Skipped,
+  checkTargets,
+  DATAPATHS,
+  ESP_SETUPS,
+  formatBenchTable,
+  METRICS,
+  ratiosOf,
+  setupName,
+  svgChart,
+  type BenchReport,
+  type BenchResult,
+  type Datapath,
+  type EspSetup,
+  type Skipped,
 } from '../live/bench/results.js';
 import { labUp, LabUpError, netnsInode, planLab, processesInNetns, type LabHandle, type LabPlan } from '../live/lab/index.js';
 import { nativeUnavailable } from '../live/native.js';
@@ -78,9 +89,13 @@ function labNameOf(tag: string, s: Setup): string {
 
 function parseList<T extends string>(v: string, known: readonly T[], alias: Record<string, T>, opt: string): T[] {
   const out: T[] = [];
-  for (const x of v.split(',').map((y) => y.trim()).filter((y) => y !== '')) {
+  for (const x of v
+    .split(',')
+    .map((y) => y.trim())
+    .filter((y) => y !== '')) {
     const k = (alias[x] ?? x) as T;
-    if (!known.includes(k)) throw new CliError(`bench live: ${opt}: unknown "${x}" (known: ${[...Object.keys(alias), ...known].filter((y, i, a) => a.indexOf(y) === i).join(', ')})`);
+    if (!known.includes(k))
+      throw new CliError(`bench live: ${opt}: unknown "${x}" (known: ${[...Object.keys(alias), ...known].filter((y, i, a) => a.indexOf(y) === i).join(', ')})`);
     if (!out.includes(k)) out.push(k);
   }
   return out;
@@ -89,7 +104,8 @@ function parseList<T extends string>(v: string, known: readonly T[], alias: Reco
 function positive(v: unknown, opt: string, integer: boolean): number | null {
   if (v === undefined) return null;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new CliError(`bench live: ${opt} expects a positive ${integer ? 'integer' : 'number'}, got '${String(v)}'`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new CliError(`bench live: ${opt} expects a positive ${integer ? 'integer' : 'number'}, got '${String(v)}'`);
   return n;
 }
 
@@ -114,9 +130,10 @@ async function buildLab(s: Setup, name: string, notes: string[]): Promise<{ lab:
     plan = planLab(scenario, { name });
     // The same node model seine's agents get: MACs and gateway addresses are the same in every lab.
     const configs: NodeConfig[] = nodeConfigsFromScenario(scenario, { stacks: 'all' });
-    lab = s.datapath === 'kernel'
-      ? await labUp(plan, { onNode: (n) => kernelNode(plan, configs, n) })
-      : await labUp(plan, { onNode: (n, _ns, h) => ovsNode(plan, configs, n, h, notes) });
+    lab =
+      s.datapath === 'kernel'
+        ? await labUp(plan, { onNode: (n) => kernelNode(plan, configs, n) })
+        : await labUp(plan, { onNode: (n, _ns, h) => ovsNode(plan, configs, n, h, notes) });
     if (s.datapath === 'ovs-netdev') {
       try {
         await warmUnderlay(plan);
@@ -131,8 +148,12 @@ async function buildLab(s: Setup, name: string, notes: string[]): Promise<{ lab:
   return {
     lab,
     target: {
-      lab, datapath: s.datapath, esp: s.esp,
-      client: { ns: client.ns }, server: { ns: server.ns, ip: server.ip4!, node: server.node }, podMtu: client.mtu,
+      lab,
+      datapath: s.datapath,
+      esp: s.esp,
+      client: { ns: client.ns },
+      server: { ns: server.ns, ip: server.ip4!, node: server.node },
+      podMtu: client.mtu,
       cpu: s.datapath === 'seine' ? { roles: ['agent'] } : s.datapath === 'ovs-netdev' ? { roles: ['ovs-vswitchd'] } : 'kernel',
       ...(s.datapath === 'seine' ? { controls: plan.nodes.map((n) => controlPath(lab, n.name)) } : {}),
     },
@@ -149,32 +170,57 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
   let v: Record<string, unknown>;
   try {
     v = parseArgs({
-      args: rest, strict: true, allowPositionals: false,
+      args: rest,
+      strict: true,
+      allowPositionals: false,
       options: {
-        json: { type: 'boolean' }, out: { type: 'string' }, duration: { type: 'string' }, runs: { type: 'string' }, pings: { type: 'string' },
-        only: { type: 'string' }, tag: { type: 'string' }, esp: { type: 'string' }, 'no-progress': { type: 'boolean' }, 'check-targets': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        out: { type: 'string' },
+        duration: { type: 'string' },
+        runs: { type: 'string' },
+        pings: { type: 'string' },
+        only: { type: 'string' },
+        tag: { type: 'string' },
+        esp: { type: 'string' },
+        'no-progress': { type: 'boolean' },
+        'check-targets': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     }).values as Record<string, unknown>;
   } catch (e) {
     throw new CliError(`bench live: ${(e as Error).message} (see seine bench --help)`);
   }
-  if (v['help'] === true) { io.out(BENCH_USAGE); return 0; }
+  if (v['help'] === true) {
+    io.out(BENCH_USAGE);
+    return 0;
+  }
   const durationS = positive(v['duration'], '--duration', false) ?? 10;
   const runs = positive(v['runs'], '--runs', true) ?? (durationS < 5 ? 2 : 3);
   const pings = positive(v['pings'], '--pings', true) ?? 20;
   const only = v['only'] === undefined ? [...DATAPATHS] : parseList(String(v['only']), DATAPATHS, { ovs: 'ovs-netdev' }, '--only');
   const ciphers = ESP_SETUPS.filter((e) => e !== 'none');
-  const esps = v['esp'] === undefined ? ciphers
-    : v['esp'] === 'none' ? [] : parseList(String(v['esp']), ciphers, { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
+  const esps =
+    v['esp'] === undefined
+      ? ciphers
+      : v['esp'] === 'none'
+        ? []
+        : parseList(String(v['esp']), ciphers, { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
   const outDir = resolve(typeof v['out'] === 'string' ? v['out'] : 'bench-live');
   const progress = v['no-progress'] !== true;
   const tag = typeof v['tag'] === 'string' ? v['tag'] : randomBytes(3).toString('hex');
   if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new CliError(`bench live: --tag expects 1-8 lowercase letters or digits, got '${tag}'`);
-  const say = (line: string): void => { if (progress) io.err(`${line}\n`); };
+  const say = (line: string): void => {
+    if (progress) io.err(`${line}\n`);
+  };
 
   if (process.platform !== 'linux') throw new CliError(`bench live: needs Linux (network namespaces); this is ${process.platform}`);
-  if (process.getuid?.() !== 0) throw new CliError('bench live: needs root (it builds network namespaces, TAPs and veths, and starts agents and Open vSwitch in them)');
-  for (const tool of ['ip', 'iperf3', 'ping', 'ss']) if (which(tool) === null) throw new CliError(`bench live: ${tool} is not installed (apt-get install ${tool === 'ping' ? 'iputils-ping' : tool === 'iperf3' ? 'iperf3' : 'iproute2'})`);
+  if (process.getuid?.() !== 0)
+    throw new CliError('bench live: needs root (it builds network namespaces, TAPs and veths, and starts agents and Open vSwitch in them)');
+  for (const tool of ['ip', 'iperf3', 'ping', 'ss'])
+    if (which(tool) === null)
+      throw new CliError(
+        `bench live: ${tool} is not installed (apt-get install ${tool === 'ping' ? 'iputils-ping' : tool === 'iperf3' ? 'iperf3' : 'iproute2'})`,
+      );
   if (only.includes('seine')) {
     const why = nativeUnavailable();
     if (why !== null) throw new CliError(`bench live: seine's agents need the native addon: ${why}`);
@@ -190,7 +236,11 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
   for (const d of only) {
     if (d === 'ovs-netdev') {
       const why = ovsMissing();
-      if (why !== null) { skipped.push({ datapath: d, why }); say(`ovs-netdev skipped: ${why}`); continue; }
+      if (why !== null) {
+        skipped.push({ datapath: d, why });
+        say(`ovs-netdev skipped: ${why}`);
+        continue;
+      }
     }
     setups.push({ datapath: d, esp: 'none' });
     if (d === 'seine') for (const e of esps) setups.push({ datapath: d, esp: e });
@@ -208,10 +258,18 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
     const lab = current;
     if (lab === null) return;
     let names: string[] = [];
-    try { names = lab.state().namespaces.map((n) => n.name); } catch { /* gone */ }
+    try {
+      names = lab.state().namespaces.map((n) => n.name);
+    } catch {
+      /* gone */
+    }
     const inodes = new Set(names.map(netnsInode).filter((x): x is number => x !== null));
     for (const p of processesInNetns(inodes)) {
-      try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ }
+      try {
+        process.kill(p.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
     }
   };
   const onInt = (): void => onSignal('SIGINT');
@@ -257,7 +315,10 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
-  if (interrupted !== null) { io.err(`bench live: interrupted (${interrupted}); every lab taken down\n`); return 130; }
+  if (interrupted !== null) {
+    io.err(`bench live: interrupted (${interrupted}); every lab taken down\n`);
+    return 130;
+  }
 
   const report: BenchReport & { failed: Skipped[]; notes: string[]; lab_tag: string } = {
     results,

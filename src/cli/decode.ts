@@ -49,10 +49,21 @@ function checksumStatus(ok: boolean | null): string {
 function ipv4Fields(b: Uint8Array, off: number): Record<string, FieldValue> {
   const v = new Ipv4View(b, off);
   return {
-    'ip.version': v.version, 'ip.hdr_len': v.headerLen, 'ip.dsfield.dscp': v.dscp, 'ip.dsfield.ecn': v.ecn,
-    'ip.len': v.totalLen, 'ip.id': v.ident, 'ip.flags.rb': v.reservedFlag, 'ip.flags.df': v.dontFrag, 'ip.flags.mf': v.moreFrags,
+    'ip.version': v.version,
+    'ip.hdr_len': v.headerLen,
+    'ip.dsfield.dscp': v.dscp,
+    'ip.dsfield.ecn': v.ecn,
+    'ip.len': v.totalLen,
+    'ip.id': v.ident,
+    'ip.flags.rb': v.reservedFlag,
+    'ip.flags.df': v.dontFrag,
+    'ip.flags.mf': v.moreFrags,
     // Wireshark 4.0 shows the offset as on the wire, in 8-byte units.
-    'ip.frag_offset': v.fragOffset >>> 3, 'ip.ttl': v.ttl, 'ip.proto': v.protocol, 'ip.checksum': v.checksum, 'ip.src': ipv4ToString(v.src),
+    'ip.frag_offset': v.fragOffset >>> 3,
+    'ip.ttl': v.ttl,
+    'ip.proto': v.protocol,
+    'ip.checksum': v.checksum,
+    'ip.src': ipv4ToString(v.src),
     'ip.dst': ipv4ToString(v.dst),
   };
 }
@@ -70,7 +81,10 @@ function quoted(b: Uint8Array, off: number, end: number): DecodedLayer[] {
     p = off + ((b[off]! & 0x0f) << 2);
   } else if (version === 6 && end - off >= 40) {
     const v = new Ipv6View(b, off);
-    out.push({ name: 'ipv6', fields: { 'ipv6.nxt': v.nextHeader, 'ipv6.plen': v.payloadLen, 'ipv6.src': ipv6ToString(b, v.srcOffset), 'ipv6.dst': ipv6ToString(b, v.dstOffset) } });
+    out.push({
+      name: 'ipv6',
+      fields: { 'ipv6.nxt': v.nextHeader, 'ipv6.plen': v.payloadLen, 'ipv6.src': ipv6ToString(b, v.srcOffset), 'ipv6.dst': ipv6ToString(b, v.dstOffset) },
+    });
     proto = v.nextHeader;
     p = off + 40;
   }
@@ -92,7 +106,10 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         const tag = new VlanView(b, o + 14 + 4 * i);
         if (t.tpid === ETHERTYPE_QINQ) {
           // Wireshark keys the EtherType after an 802.1ad tag as ieee8021ah.etype.
-          out.push({ name: 'ieee8021ad', fields: { 'ieee8021ad.priority': tag.pcp, 'ieee8021ad.dei': tag.dei, 'ieee8021ad.id': tag.vid, 'ieee8021ah.etype': tag.etherType } });
+          out.push({
+            name: 'ieee8021ad',
+            fields: { 'ieee8021ad.priority': tag.pcp, 'ieee8021ad.dei': tag.dei, 'ieee8021ad.id': tag.vid, 'ieee8021ah.etype': tag.etherType },
+          });
         } else {
           out.push({ name: 'vlan', fields: { 'vlan.priority': tag.pcp, 'vlan.dei': tag.dei, 'vlan.id': tag.vid, 'vlan.etype': tag.etherType } });
         }
@@ -101,11 +118,20 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
     }
     case 'arp': {
       const v = new ArpView(b, o);
-      out.push({ name: 'arp', fields: {
-        'arp.hw.type': v.htype, 'arp.proto.type': v.ptype, 'arp.hw.size': v.hlen, 'arp.proto.size': v.plen, 'arp.opcode': v.operation,
-        'arp.src.hw_mac': macToString(v.senderMac), 'arp.src.proto_ipv4': ipv4ToString(v.senderIp),
-        'arp.dst.hw_mac': macToString(v.targetMac), 'arp.dst.proto_ipv4': ipv4ToString(v.targetIp),
-      } });
+      out.push({
+        name: 'arp',
+        fields: {
+          'arp.hw.type': v.htype,
+          'arp.proto.type': v.ptype,
+          'arp.hw.size': v.hlen,
+          'arp.proto.size': v.plen,
+          'arp.opcode': v.operation,
+          'arp.src.hw_mac': macToString(v.senderMac),
+          'arp.src.proto_ipv4': ipv4ToString(v.senderIp),
+          'arp.dst.hw_mac': macToString(v.targetMac),
+          'arp.dst.proto_ipv4': ipv4ToString(v.targetIp),
+        },
+      });
       return;
     }
     case 'ipv4':
@@ -113,10 +139,19 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       return;
     case 'ipv6': {
       const v = new Ipv6View(b, o);
-      out.push({ name: 'ipv6', fields: {
-        'ipv6.version': v.version, 'ipv6.tclass': v.trafficClass, 'ipv6.flow': v.flowLabel, 'ipv6.plen': v.payloadLen,
-        'ipv6.nxt': v.nextHeader, 'ipv6.hlim': v.hopLimit, 'ipv6.src': ipv6ToString(b, v.srcOffset), 'ipv6.dst': ipv6ToString(b, v.dstOffset),
-      } });
+      out.push({
+        name: 'ipv6',
+        fields: {
+          'ipv6.version': v.version,
+          'ipv6.tclass': v.trafficClass,
+          'ipv6.flow': v.flowLabel,
+          'ipv6.plen': v.payloadLen,
+          'ipv6.nxt': v.nextHeader,
+          'ipv6.hlim': v.hopLimit,
+          'ipv6.src': ipv6ToString(b, v.srcOffset),
+          'ipv6.dst': ipv6ToString(b, v.dstOffset),
+        },
+      });
       return;
     }
     case 'ipv6ext': {
@@ -124,7 +159,10 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       const t = d.repr.headerType;
       const name = t === IPV6_NH_HOP_BY_HOP ? 'hopopts' : t === IPV6_NH_ROUTING ? 'routing' : t === IPV6_NH_DEST_OPTS ? 'dstopts' : `ext${t}`;
       const f: Record<string, FieldValue> = { [`ipv6.${name}.nxt`]: d.repr.nextHeader, [`ipv6.${name}.len`]: b[o + 1]! };
-      if (t === IPV6_NH_ROUTING) { f['ipv6.routing.type'] = b[o + 2]!; f['ipv6.routing.segleft'] = b[o + 3]!; }
+      if (t === IPV6_NH_ROUTING) {
+        f['ipv6.routing.type'] = b[o + 2]!;
+        f['ipv6.routing.segleft'] = b[o + 3]!;
+      }
       if (last !== undefined) Object.assign(last.fields, f);
       return;
     }
@@ -133,16 +171,27 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       const last = out[out.length - 1];
       if (last !== undefined) {
         Object.assign(last.fields, {
-          'ipv6.fraghdr.nxt': v.nextHeader, 'ipv6.fraghdr.offset': v.fragOffset >>> 3, 'ipv6.fraghdr.more': v.moreFrags, 'ipv6.fraghdr.ident': v.ident,
+          'ipv6.fraghdr.nxt': v.nextHeader,
+          'ipv6.fraghdr.offset': v.fragOffset >>> 3,
+          'ipv6.fraghdr.more': v.moreFrags,
+          'ipv6.fraghdr.ident': v.ident,
         });
       }
       return;
     }
     case 'icmpv4': {
       const v = new Icmpv4View(b, o);
-      const f: Record<string, FieldValue> = { 'icmp.type': v.type, 'icmp.code': v.code, 'icmp.checksum': v.checksum, 'icmp.checksum.status': checksumStatus(d.checksumOk) };
+      const f: Record<string, FieldValue> = {
+        'icmp.type': v.type,
+        'icmp.code': v.code,
+        'icmp.checksum': v.checksum,
+        'icmp.checksum.status': checksumStatus(d.checksumOk),
+      };
       const layer: DecodedLayer = { name: 'icmp', fields: f };
-      if (v.type === ICMPV4_ECHO_REQUEST || v.type === ICMPV4_ECHO_REPLY) { f['icmp.ident'] = v.ident; f['icmp.seq'] = v.seq; }
+      if (v.type === ICMPV4_ECHO_REQUEST || v.type === ICMPV4_ECHO_REPLY) {
+        f['icmp.ident'] = v.ident;
+        f['icmp.seq'] = v.seq;
+      }
       if (v.type === ICMPV4_DEST_UNREACHABLE || v.type === ICMPV4_TIME_EXCEEDED) {
         if (v.type === ICMPV4_DEST_UNREACHABLE && v.code === ICMPV4_CODE_FRAG_NEEDED) f['icmp.mtu'] = v.nextHopMtu;
         layer.quoted = quoted(b, o + 8, o + d.len);
@@ -152,10 +201,18 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
     }
     case 'icmpv6': {
       const v = new Icmpv6View(b, o);
-      const f: Record<string, FieldValue> = { 'icmpv6.type': v.type, 'icmpv6.code': v.code, 'icmpv6.checksum': v.checksum, 'icmpv6.checksum.status': checksumStatus(d.checksumOk) };
+      const f: Record<string, FieldValue> = {
+        'icmpv6.type': v.type,
+        'icmpv6.code': v.code,
+        'icmpv6.checksum': v.checksum,
+        'icmpv6.checksum.status': checksumStatus(d.checksumOk),
+      };
       const layer: DecodedLayer = { name: 'icmpv6', fields: f };
       const r = d.repr;
-      if (v.type === ICMPV6_ECHO_REQUEST || v.type === ICMPV6_ECHO_REPLY) { f['icmpv6.echo.identifier'] = v.ident; f['icmpv6.echo.sequence_number'] = v.seq; }
+      if (v.type === ICMPV6_ECHO_REQUEST || v.type === ICMPV6_ECHO_REPLY) {
+        f['icmpv6.echo.identifier'] = v.ident;
+        f['icmpv6.echo.sequence_number'] = v.seq;
+      }
       if (v.type === ICMPV6_PACKET_TOO_BIG) f['icmpv6.mtu'] = v.mtu;
       if (v.type < 128) layer.quoted = quoted(b, o + 8, o + d.len);
       if (v.type === ICMPV6_NEIGHBOR_SOLICIT && r.kind === 'neighborSolicit') {
@@ -163,7 +220,12 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         if (r.sourceLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.sourceLinkAddr);
       }
       if (v.type === ICMPV6_NEIGHBOR_ADVERT && r.kind === 'neighborAdvert') {
-        Object.assign(f, { 'icmpv6.nd.na.flag.r': r.router, 'icmpv6.nd.na.flag.s': r.solicited, 'icmpv6.nd.na.flag.o': r.override, 'icmpv6.nd.na.target_address': ipv6ToString(r.target) });
+        Object.assign(f, {
+          'icmpv6.nd.na.flag.r': r.router,
+          'icmpv6.nd.na.flag.s': r.solicited,
+          'icmpv6.nd.na.flag.o': r.override,
+          'icmpv6.nd.na.target_address': ipv6ToString(r.target),
+        });
         if (r.targetLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.targetLinkAddr);
       }
       out.push(layer);
@@ -171,17 +233,30 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
     }
     case 'udp': {
       const v = new UdpView(b, o);
-      out.push({ name: 'udp', fields: {
-        'udp.srcport': v.srcPort, 'udp.dstport': v.dstPort, 'udp.length': v.length, 'udp.checksum': v.checksum,
-        'udp.checksum.status': d.zeroChecksum && d.checksumOk === null ? 'not present' : checksumStatus(d.checksumOk),
-      } });
+      out.push({
+        name: 'udp',
+        fields: {
+          'udp.srcport': v.srcPort,
+          'udp.dstport': v.dstPort,
+          'udp.length': v.length,
+          'udp.checksum': v.checksum,
+          'udp.checksum.status': d.zeroChecksum && d.checksumOk === null ? 'not present' : checksumStatus(d.checksumOk),
+        },
+      });
       return;
     }
     case 'tcp': {
       const v = new TcpView(b, o);
       const f: Record<string, FieldValue> = {
-        'tcp.srcport': v.srcPort, 'tcp.dstport': v.dstPort, 'tcp.seq_raw': v.seqNumber, 'tcp.ack_raw': v.ackNumber, 'tcp.hdr_len': v.headerLen,
-        'tcp.flags': v.flags, 'tcp.window_size_value': v.window, 'tcp.checksum': v.checksum, 'tcp.checksum.status': checksumStatus(d.checksumOk),
+        'tcp.srcport': v.srcPort,
+        'tcp.dstport': v.dstPort,
+        'tcp.seq_raw': v.seqNumber,
+        'tcp.ack_raw': v.ackNumber,
+        'tcp.hdr_len': v.headerLen,
+        'tcp.flags': v.flags,
+        'tcp.window_size_value': v.window,
+        'tcp.checksum': v.checksum,
+        'tcp.checksum.status': checksumStatus(d.checksumOk),
         'tcp.urgent_pointer': v.urgent,
       };
       const mss = v.findOption(TCP_OPT_MSS);
@@ -189,7 +264,7 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       const ws = v.findOption(TCP_OPT_WSCALE);
       if (ws >= 0) f['tcp.options.wscale.shift'] = b[ws + 2]!;
       const kinds: number[] = [];
-      for (let p = v.optionsOffset, e = v.optionsOffset + v.optionsLen; p < e;) {
+      for (let p = v.optionsOffset, e = v.optionsOffset + v.optionsLen; p < e; ) {
         const k = b[p]!;
         if (k === 0) break;
         kinds.push(k);
@@ -207,7 +282,10 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
     }
     case 'geneve': {
       const v = new GeneveView(b, o);
-      const cls: number[] = [], type: number[] = [], crit: boolean[] = [], len: number[] = [];
+      const cls: number[] = [],
+        type: number[] = [],
+        crit: boolean[] = [],
+        len: number[] = [];
       for (let p = v.firstOptionOffset; p < v.optionsEnd; p = v.nextOptionOffset(p)) {
         cls.push(v.optionClass(p));
         type.push(v.optionType(p));
@@ -215,19 +293,31 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         len.push(4 + v.optionDataLen(p)); // Wireshark counts the option header in its length
       }
       const f: Record<string, FieldValue> = {
-        'geneve.version': v.version, 'geneve.flags.oam': v.oam, 'geneve.flags.critical': v.critical, 'geneve.proto_type': v.protocolType, 'geneve.vni': v.vni,
+        'geneve.version': v.version,
+        'geneve.flags.oam': v.oam,
+        'geneve.flags.critical': v.critical,
+        'geneve.proto_type': v.protocolType,
+        'geneve.vni': v.vni,
       };
-      if (cls.length > 0) Object.assign(f, { 'geneve.option.class': cls, 'geneve.option.type': type, 'geneve.option.type.critical': crit, 'geneve.option.length': len });
+      if (cls.length > 0)
+        Object.assign(f, { 'geneve.option.class': cls, 'geneve.option.type': type, 'geneve.option.type.critical': crit, 'geneve.option.length': len });
       out.push({ name: 'geneve', fields: f });
       return;
     }
     case 'gre': {
       const v = new GreView(b, o);
       const f: Record<string, FieldValue> = {
-        'gre.flags_and_version': v.flagsVersion, 'gre.flags.checksum': v.checksumPresent, 'gre.flags.key': v.keyPresent,
-        'gre.flags.sequence_number': v.sequencePresent, 'gre.flags.version': v.version, 'gre.proto': v.protocolType,
+        'gre.flags_and_version': v.flagsVersion,
+        'gre.flags.checksum': v.checksumPresent,
+        'gre.flags.key': v.keyPresent,
+        'gre.flags.sequence_number': v.sequencePresent,
+        'gre.flags.version': v.version,
+        'gre.proto': v.protocolType,
       };
-      if (v.checksum !== null) { f['gre.checksum'] = v.checksum; f['gre.checksum.status'] = checksumStatus(d.checksumOk); }
+      if (v.checksum !== null) {
+        f['gre.checksum'] = v.checksum;
+        f['gre.checksum.status'] = checksumStatus(d.checksumOk);
+      }
       if (v.key !== null) f['gre.key'] = v.key;
       if (v.sequence !== null) f['gre.sequence_number'] = v.sequence;
       out.push({ name: 'gre', fields: f });
@@ -250,7 +340,14 @@ export function decodeLayers(bytes: Uint8Array, d: Dissection = dissect(bytes)):
 }
 
 /** `link`: 'eth' for Ethernet frames, 'raw' for bare IPv4/IPv6 packets (LINKTYPE_RAW). */
-export function decodeFrame(frame: number, timestampNs: bigint, iface: string | null, bytes: Uint8Array, origLen: number, link: 'eth' | 'raw' = 'eth'): DecodedFrame {
+export function decodeFrame(
+  frame: number,
+  timestampNs: bigint,
+  iface: string | null,
+  bytes: Uint8Array,
+  origLen: number,
+  link: 'eth' | 'raw' = 'eth',
+): DecodedFrame {
   const first = link === 'eth' ? 'eth' : bytes.length > 0 && bytes[0]! >>> 4 === 6 ? 'ipv6' : 'ipv4';
   const d = dissect(bytes, 0, bytes.length, first);
   const out: DecodedFrame = { frame, timestampNs: timestampNs.toString(), interface: iface, len: bytes.length, origLen, layers: decodeLayers(bytes, d) };
@@ -258,7 +355,16 @@ export function decodeFrame(frame: number, timestampNs: bigint, iface: string | 
   return out;
 }
 
-const TCP_FLAG_NAMES: [number, string][] = [[0x002, 'SYN'], [0x010, 'ACK'], [0x001, 'FIN'], [0x004, 'RST'], [0x008, 'PSH'], [0x020, 'URG'], [0x040, 'ECE'], [0x080, 'CWR']];
+const TCP_FLAG_NAMES: [number, string][] = [
+  [0x002, 'SYN'],
+  [0x010, 'ACK'],
+  [0x001, 'FIN'],
+  [0x004, 'RST'],
+  [0x008, 'PSH'],
+  [0x020, 'URG'],
+  [0x040, 'ECE'],
+  [0x080, 'CWR'],
+];
 
 /** One readable line per layer, joined: what a student reads first. */
 export function summarize(f: DecodedFrame): string {
@@ -266,52 +372,102 @@ export function summarize(f: DecodedFrame): string {
   for (const l of f.layers) {
     const x = l.fields;
     switch (l.name) {
-      case 'eth': parts.push(`${x['eth.src']} > ${x['eth.dst']}`); break;
-      case 'vlan': parts.push(`vlan ${x['vlan.id']}`); break;
-      case 'ieee8021ad': parts.push(`s-vlan ${x['ieee8021ad.id']}`); break;
-      case 'arp': parts.push(x['arp.opcode'] === 1 ? `ARP who-has ${x['arp.dst.proto_ipv4']} tell ${x['arp.src.proto_ipv4']}` : `ARP ${x['arp.src.proto_ipv4']} is-at ${x['arp.src.hw_mac']}`); break;
+      case 'eth':
+        parts.push(`${x['eth.src']} > ${x['eth.dst']}`);
+        break;
+      case 'vlan':
+        parts.push(`vlan ${x['vlan.id']}`);
+        break;
+      case 'ieee8021ad':
+        parts.push(`s-vlan ${x['ieee8021ad.id']}`);
+        break;
+      case 'arp':
+        parts.push(
+          x['arp.opcode'] === 1
+            ? `ARP who-has ${x['arp.dst.proto_ipv4']} tell ${x['arp.src.proto_ipv4']}`
+            : `ARP ${x['arp.src.proto_ipv4']} is-at ${x['arp.src.hw_mac']}`,
+        );
+        break;
       case 'ip': {
-        const frag = x['ip.flags.mf'] === true || x['ip.frag_offset'] !== 0 ? ` frag off=${Number(x['ip.frag_offset']) * 8}${x['ip.flags.mf'] === true ? ' MF' : ''}` : '';
-        parts.push(`IPv4 ${x['ip.src']} > ${x['ip.dst']} ttl ${x['ip.ttl']}${x['ip.flags.df'] === true ? ' DF' : ''}${frag}${x['ip.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`);
+        const frag =
+          x['ip.flags.mf'] === true || x['ip.frag_offset'] !== 0 ? ` frag off=${Number(x['ip.frag_offset']) * 8}${x['ip.flags.mf'] === true ? ' MF' : ''}` : '';
+        parts.push(
+          `IPv4 ${x['ip.src']} > ${x['ip.dst']} ttl ${x['ip.ttl']}${x['ip.flags.df'] === true ? ' DF' : ''}${frag}${x['ip.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`,
+        );
         break;
       }
       case 'ipv6': {
-        const frag = x['ipv6.fraghdr.offset'] !== undefined ? ` frag off=${Number(x['ipv6.fraghdr.offset']) * 8}${x['ipv6.fraghdr.more'] === true ? ' M' : ''} id ${x['ipv6.fraghdr.ident']}` : '';
+        const frag =
+          x['ipv6.fraghdr.offset'] !== undefined
+            ? ` frag off=${Number(x['ipv6.fraghdr.offset']) * 8}${x['ipv6.fraghdr.more'] === true ? ' M' : ''} id ${x['ipv6.fraghdr.ident']}`
+            : '';
         parts.push(`IPv6 ${x['ipv6.src']} > ${x['ipv6.dst']} hlim ${x['ipv6.hlim']}${frag}`);
         break;
       }
-      case 'udp': parts.push(`UDP ${x['udp.srcport']} > ${x['udp.dstport']} len ${Number(x['udp.length']) - 8}${x['udp.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`); break;
+      case 'udp':
+        parts.push(
+          `UDP ${x['udp.srcport']} > ${x['udp.dstport']} len ${Number(x['udp.length']) - 8}${x['udp.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`,
+        );
+        break;
       case 'tcp': {
         const flags = Number(x['tcp.flags']);
-        const names = TCP_FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, n]) => n).join(',');
+        const names = TCP_FLAG_NAMES.filter(([bit]) => (flags & bit) !== 0)
+          .map(([, n]) => n)
+          .join(',');
         const mss = x['tcp.options.mss_val'] !== undefined ? ` mss ${x['tcp.options.mss_val']}` : '';
-        parts.push(`TCP ${x['tcp.srcport']} > ${x['tcp.dstport']} [${names}] seq ${x['tcp.seq_raw']}${mss}${x['tcp.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`);
+        parts.push(
+          `TCP ${x['tcp.srcport']} > ${x['tcp.dstport']} [${names}] seq ${x['tcp.seq_raw']}${mss}${x['tcp.checksum.status'] === 'bad' ? ' BAD-CHECKSUM' : ''}`,
+        );
         break;
       }
       case 'icmp': {
         const t = x['icmp.type'];
-        const what = t === 8 ? `echo request id ${x['icmp.ident']} seq ${x['icmp.seq']}` : t === 0 ? `echo reply id ${x['icmp.ident']} seq ${x['icmp.seq']}`
-          : x['icmp.mtu'] !== undefined ? `fragmentation needed, next-hop MTU ${x['icmp.mtu']}` : `type ${t} code ${x['icmp.code']}`;
+        const what =
+          t === 8
+            ? `echo request id ${x['icmp.ident']} seq ${x['icmp.seq']}`
+            : t === 0
+              ? `echo reply id ${x['icmp.ident']} seq ${x['icmp.seq']}`
+              : x['icmp.mtu'] !== undefined
+                ? `fragmentation needed, next-hop MTU ${x['icmp.mtu']}`
+                : `type ${t} code ${x['icmp.code']}`;
         const q = l.quoted?.[0]?.fields;
         parts.push(`ICMP ${what}${q !== undefined && q['ip.src'] !== undefined ? ` (for ${q['ip.src']} > ${q['ip.dst']})` : ''}`);
         break;
       }
       case 'icmpv6': {
         const t = x['icmpv6.type'];
-        const what = t === 128 ? 'echo request' : t === 129 ? 'echo reply' : t === 2 ? `packet too big, MTU ${x['icmpv6.mtu']}`
-          : t === 135 ? `neighbor solicitation for ${x['icmpv6.nd.ns.target_address']}` : t === 136 ? `neighbor advertisement ${x['icmpv6.nd.na.target_address']}` : `type ${t} code ${x['icmpv6.code']}`;
+        const what =
+          t === 128
+            ? 'echo request'
+            : t === 129
+              ? 'echo reply'
+              : t === 2
+                ? `packet too big, MTU ${x['icmpv6.mtu']}`
+                : t === 135
+                  ? `neighbor solicitation for ${x['icmpv6.nd.ns.target_address']}`
+                  : t === 136
+                    ? `neighbor advertisement ${x['icmpv6.nd.na.target_address']}`
+                    : `type ${t} code ${x['icmpv6.code']}`;
         parts.push(`ICMPv6 ${what}`);
         break;
       }
-      case 'vxlan': parts.push(`VXLAN vni ${x['vxlan.vni']}`); break;
+      case 'vxlan':
+        parts.push(`VXLAN vni ${x['vxlan.vni']}`);
+        break;
       case 'geneve': {
         const n = Array.isArray(x['geneve.option.class']) ? x['geneve.option.class'].length : 0;
         parts.push(`Geneve vni ${x['geneve.vni']}${n > 0 ? ` ${n} option${n > 1 ? 's' : ''}` : ''}${x['geneve.flags.critical'] === true ? ' C' : ''}`);
         break;
       }
-      case 'gre': parts.push(`GRE proto 0x${Number(x['gre.proto']).toString(16).padStart(4, '0')}${x['gre.key'] !== undefined ? ` key ${x['gre.key']}` : ''}`); break;
-      case 'esp': parts.push(`ESP spi 0x${Number(x['esp.spi']).toString(16).padStart(8, '0')} seq ${x['esp.sequence']}`); break;
-      case 'data': parts.push(`data ${x['data.len']} bytes`); break;
+      case 'gre':
+        parts.push(`GRE proto 0x${Number(x['gre.proto']).toString(16).padStart(4, '0')}${x['gre.key'] !== undefined ? ` key ${x['gre.key']}` : ''}`);
+        break;
+      case 'esp':
+        parts.push(`ESP spi 0x${Number(x['esp.spi']).toString(16).padStart(8, '0')} seq ${x['esp.sequence']}`);
+        break;
+      case 'data':
+        parts.push(`data ${x['data.len']} bytes`);
+        break;
     }
   }
   const ts = BigInt(f.timestampNs);

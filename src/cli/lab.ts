@@ -11,8 +11,22 @@ import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
 import {
-  checkLabFeasible, formatRefusals, labDown, labStatus, labUp, LabRefusedError, LabUpError, LAB_FEATURES, planLab, spawnInNetns, summarize,
-  type LabFeature, type LabHandle, type LabNodePlan, type LabPlan, type LabStatus,
+  checkLabFeasible,
+  formatRefusals,
+  labDown,
+  labStatus,
+  labUp,
+  LabRefusedError,
+  LabUpError,
+  LAB_FEATURES,
+  planLab,
+  spawnInNetns,
+  summarize,
+  type LabFeature,
+  type LabHandle,
+  type LabNodePlan,
+  type LabPlan,
+  type LabStatus,
 } from '../live/lab/index.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
 import { loadScenario, ScenarioError, type Scenario } from '../scenario/scenario.js';
@@ -60,7 +74,10 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>,
 
 /** Refuses (status 2) a machine where no lab can run: not Linux, not root, no native addon. */
 export function requireLive(cmd: string): void {
-  if (process.platform !== 'linux') throw new CliError(`${cmd}: live labs need Linux (network namespaces, TAP devices); this is ${process.platform}. The simulator (seine run) works everywhere.`);
+  if (process.platform !== 'linux')
+    throw new CliError(
+      `${cmd}: live labs need Linux (network namespaces, TAP devices); this is ${process.platform}. The simulator (seine run) works everywhere.`,
+    );
   if (process.getuid?.() !== 0) throw new CliError(`${cmd}: live labs need root (namespaces, TAP devices, raw sockets)`);
   const why = nativeUnavailable();
   if (why !== null) throw new CliError(`${cmd}: ${why}`);
@@ -87,7 +104,13 @@ export function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig
     pods[p.name] = { netns: pp.ns, ifname: pp.ifname };
   });
   return {
-    node: cfg, netns: null, hostTap: 'seine-gw0', pods, control: join(dir, `${node.name}.sock`), metrics: '127.0.0.1:9464', underlayMtu: plan.underlay.mtu,
+    node: cfg,
+    netns: null,
+    hostTap: 'seine-gw0',
+    pods,
+    control: join(dir, `${node.name}.sock`),
+    metrics: '127.0.0.1:9464',
+    underlayMtu: plan.underlay.mtu,
     ...(cfg.esp !== null ? { espJournal: join(dir, `${node.name}.journal`) } : {}),
   };
 }
@@ -103,7 +126,9 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
   const { child, record } = lab.spawn(node.ns, [process.execPath, MAIN_JS, 'agent', '--config', file], { role: 'agent', node: node.name });
   child.unref();
   let exited: number | null = null;
-  child.once('exit', (code) => { exited = code ?? -1; });
+  child.once('exit', (code) => {
+    exited = code ?? -1;
+  });
   const sock = join(lab.dir, `${node.name}.sock`);
   const until = Date.now() + AGENT_READY_MS;
   for (;;) {
@@ -112,7 +137,8 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
       await controlRequest(sock, { op: 'status' }, 1000);
       return;
     } catch {
-      if (Date.now() > until) throw new Error(`the agent of ${node.name} did not answer on ${sock} within ${AGENT_READY_MS / 1000} s (log: ${record.log ?? 'none'})`);
+      if (Date.now() > until)
+        throw new Error(`the agent of ${node.name} did not answer on ${sock} within ${AGENT_READY_MS / 1000} s (log: ${record.log ?? 'none'})`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -122,7 +148,12 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
  * Brings a scenario up; returns the lab's handle and plan (used by `run --live` too). `name` overrides
  * the lab's name (default: a slug of the scenario's name).
  */
-export async function bringUp(s: Scenario, without: readonly LabFeature[], cmd: string, opts: { name?: string } = {}): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
+export async function bringUp(
+  s: Scenario,
+  without: readonly LabFeature[],
+  cmd: string,
+  opts: { name?: string } = {},
+): Promise<{ lab: LabHandle; plan: LabPlan; configs: NodeConfig[] }> {
   const named = opts.name !== undefined ? { name: opts.name } : {};
   const refusals = checkLabFeasible(s, { without, ...named });
   if (refusals.length > 0) throw new CliError(`${cmd}: ${s.name} cannot go live here:\n${formatRefusals(refusals)}`);
@@ -153,7 +184,10 @@ function loadForLab(path: string, cmd: string): Scenario {
 export function parseWithout(v: unknown, cmd: string): LabFeature[] {
   if (v === undefined || v === 'none') return [];
   const out: LabFeature[] = [];
-  for (const f of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+  for (const f of String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')) {
     if (!(LAB_FEATURES as readonly string[]).includes(f)) throw new CliError(`${cmd}: --without: unknown feature "${f}" (known: ${LAB_FEATURES.join(', ')})`);
     out.push(f as LabFeature);
   }
@@ -169,7 +203,10 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
   switch (sub) {
     case 'up': {
       const { values: v, positionals } = parse(rest, { without: { type: 'string' }, json: { type: 'boolean' } }, 'lab up');
-      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (v['help'] === true) {
+        io.out(LAB_USAGE);
+        return 0;
+      }
       if (positionals.length !== 1) throw new CliError('lab up: which scenario? usage: seine lab up <scenario.yaml>');
       requireLive('lab up');
       const s = loadForLab(positionals[0]!, 'lab up');
@@ -185,14 +222,19 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
           for (const p of n.pods) io.out(`    ${n.name}/${p.name}  netns ${p.ns}  ${[p.ip4, p.ip6].filter((x) => x !== null).join(' ')}  mtu ${p.mtu}`);
         }
         for (const o of plan.omitted) io.out(`  left out: ${o.part} (${o.what})`);
-        io.out(`try: seine lab exec ${plan.nodes[0]!.name}/${plan.nodes[0]!.pods[0]?.name ?? ''} -- ping -c 3 ${plan.nodes.at(-1)!.pods.at(-1)?.ip4 ?? plan.nodes.at(-1)!.underlayIp}`);
+        io.out(
+          `try: seine lab exec ${plan.nodes[0]!.name}/${plan.nodes[0]!.pods[0]?.name ?? ''} -- ping -c 3 ${plan.nodes.at(-1)!.pods.at(-1)?.ip4 ?? plan.nodes.at(-1)!.underlayIp}`,
+        );
         io.out(`then: seine lab down ${plan.lab}`);
       }
       return 0;
     }
     case 'down': {
       const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab down');
-      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (v['help'] === true) {
+        io.out(LAB_USAGE);
+        return 0;
+      }
       const name = positionals[0] ?? (await pickLab(undefined, 'lab down')).lab;
       const r = await labDown(name);
       io.out(v['json'] === true ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
@@ -200,13 +242,21 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
     }
     case 'status': {
       const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab status');
-      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (v['help'] === true) {
+        io.out(LAB_USAGE);
+        return 0;
+      }
       const all = positionals[0] !== undefined ? [await pickLab(positionals[0], 'lab status')] : await labStatus();
-      if (v['json'] === true) { io.out(JSON.stringify(positionals[0] !== undefined ? all[0] : all)); return 0; }
+      if (v['json'] === true) {
+        io.out(JSON.stringify(positionals[0] !== undefined ? all[0] : all));
+        return 0;
+      }
       if (all.length === 0) io.out('no lab is up');
       for (const l of all) {
         const alive = l.processes.filter((p) => p.alive).length;
-        io.out(`lab ${l.lab} (${l.scenario})  ${l.phase}  since ${l.createdAt}  ${l.namespaces.filter((n) => n.present).length}/${l.namespaces.length} namespaces, ${alive}/${l.processes.length} processes alive`);
+        io.out(
+          `lab ${l.lab} (${l.scenario})  ${l.phase}  since ${l.createdAt}  ${l.namespaces.filter((n) => n.present).length}/${l.namespaces.length} namespaces, ${alive}/${l.processes.length} processes alive`,
+        );
         for (const n of l.nodes) io.out(`  ${n.name}  ${n.ns}  ${n.addresses.join(' ')}`);
       }
       return 0;
@@ -216,7 +266,10 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
       const head = dash < 0 ? rest : rest.slice(0, dash);
       const argv = dash < 0 ? [] : rest.slice(dash + 1);
       const { values: v, positionals } = parse(head, { lab: { type: 'string' } }, 'lab exec');
-      if (v['help'] === true) { io.out(LAB_USAGE); return 0; }
+      if (v['help'] === true) {
+        io.out(LAB_USAGE);
+        return 0;
+      }
       if (positionals.length !== 1 || argv.length === 0) throw new CliError('lab exec: usage: seine lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]');
       const l = await pickLab(v['lab'] as string | undefined, 'lab exec');
       const ns = namespaceOf(l, positionals[0]!);
@@ -235,7 +288,8 @@ export async function labCommand(args: string[], io: RunIo): Promise<number> {
 export function namespaceOf(l: LabStatus, where: string): string {
   const [node, pod, ...more] = where.split('/');
   const n = l.nodes.find((x) => x.name === node);
-  if (n === undefined || more.length > 0 || pod === '') throw new CliError(`lab ${l.lab}: no node "${where}" (nodes: ${l.nodes.map((x) => x.name).join(', ')}; a pod is NODE/POD)`);
+  if (n === undefined || more.length > 0 || pod === '')
+    throw new CliError(`lab ${l.lab}: no node "${where}" (nodes: ${l.nodes.map((x) => x.name).join(', ')}; a pod is NODE/POD)`);
   if (pod === undefined) return n.ns;
   const ns = `${n.ns}-${pod}`;
   if (!l.namespaces.some((x) => x.name === ns)) throw new CliError(`lab ${l.lab}: no pod "${where}"`);
@@ -243,20 +297,33 @@ export function namespaceOf(l: LabStatus, where: string): string {
 }
 
 export async function captureCommand(args: string[], io: RunIo): Promise<number> {
-  const { values: v, positionals } = parse(args, { w: { type: 'string', short: 'w' }, write: { type: 'string' }, lab: { type: 'string' }, count: { type: 'string' }, duration: { type: 'string' } }, 'capture');
-  if (v['help'] === true) { io.out(CAPTURE_USAGE); return 0; }
+  const { values: v, positionals } = parse(
+    args,
+    { w: { type: 'string', short: 'w' }, write: { type: 'string' }, lab: { type: 'string' }, count: { type: 'string' }, duration: { type: 'string' } },
+    'capture',
+  );
+  if (v['help'] === true) {
+    io.out(CAPTURE_USAGE);
+    return 0;
+  }
   const file = (v['w'] ?? v['write']) as string | undefined;
-  if (positionals.length !== 2 || file === undefined) throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
+  if (positionals.length !== 2 || file === undefined)
+    throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
   const count = v['count'] === undefined ? Infinity : Number(v['count']);
-  if (!(count > 0) || (count !== Infinity && !Number.isInteger(count))) throw new CliError(`capture: --count expects a positive integer, got "${String(v['count'])}"`);
+  if (!(count > 0) || (count !== Infinity && !Number.isInteger(count)))
+    throw new CliError(`capture: --count expects a positive integer, got "${String(v['count'])}"`);
   const duration = v['duration'] === undefined ? Infinity : Number(v['duration']);
   if (!(duration > 0)) throw new CliError(`capture: --duration expects seconds > 0, got "${String(v['duration'])}"`);
   const l = await pickLab(v['lab'] as string | undefined, 'capture');
   const [node, port] = positionals as [string, string];
   if (!l.nodes.some((n) => n.name === node)) throw new CliError(`capture: lab ${l.lab} has no node "${node}"`);
   const out = file === '-' ? process.stdout : createWriteStream(file);
-  const tap = await tapCapture(controlPath(l, node), port, { out, count }).catch((e: Error) => { throw new CliError(`capture: ${e.message}`); });
-  const onInt = (): void => { void tap.stop(); };
+  const tap = await tapCapture(controlPath(l, node), port, { out, count }).catch((e: Error) => {
+    throw new CliError(`capture: ${e.message}`);
+  });
+  const onInt = (): void => {
+    void tap.stop();
+  };
   process.once('SIGINT', onInt);
   if (duration !== Infinity) setTimeout(onInt, duration * 1000).unref();
   await tap.done;
@@ -280,7 +347,11 @@ export interface CaptureTap {
  * pcapng on whole block by whole block: written to `out` (not ended when it is stdout) and given to
  * `onBlock`. Stops after `count` packets, on `stop()`, or when the agent closes the stream.
  */
-export async function tapCapture(sock: string, port: string, opts: { out?: NodeJS.WritableStream; onBlock?: (block: Buffer) => void; count?: number } = {}): Promise<CaptureTap> {
+export async function tapCapture(
+  sock: string,
+  port: string,
+  opts: { out?: NodeJS.WritableStream; onBlock?: (block: Buffer) => void; count?: number } = {},
+): Promise<CaptureTap> {
   const { socket, rest } = await controlStream(sock, { op: 'capture', port });
   const out = opts.out;
   const count = opts.count ?? Infinity;
@@ -288,7 +359,9 @@ export async function tapCapture(sock: string, port: string, opts: { out?: NodeJ
   let pending: Buffer = Buffer.alloc(0);
   let stopped = false;
   let finish: () => void = () => {};
-  const done = new Promise<void>((res) => { finish = res; });
+  const done = new Promise<void>((res) => {
+    finish = res;
+  });
   const stop = (): Promise<void> => {
     if (!stopped) {
       stopped = true;
@@ -309,14 +382,25 @@ export async function tapCapture(sock: string, port: string, opts: { out?: NodeJ
       out?.write(block);
       opts.onBlock?.(block);
       at += len;
-      if (block.readUInt32LE(0) === 6 && ++packets >= count) { void stop(); break; }
+      if (block.readUInt32LE(0) === 6 && ++packets >= count) {
+        void stop();
+        break;
+      }
     }
     pending = pending.subarray(at);
   };
   if (rest.length > 0) feed(rest);
   socket.on('data', feed);
-  socket.once('close', () => { void stop(); });
+  socket.once('close', () => {
+    void stop();
+  });
   socket.on('error', () => {});
   socket.resume();
-  return { get packets() { return packets; }, stop, done };
+  return {
+    get packets() {
+      return packets;
+    },
+    stop,
+    done,
+  };
 }

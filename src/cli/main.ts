@@ -80,8 +80,10 @@ async function decode(args: string[]): Promise<number> {
       const n = Number(args[++i]);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--limit expects a positive integer, got '${args[i] ?? ''}'`);
       limit = n;
-    } else if (a === '-h' || a === '--help') { out(USAGE); return 0; }
-    else if (a.startsWith('-')) throw new UsageError(`decode: unknown option '${a}'`);
+    } else if (a === '-h' || a === '--help') {
+      out(USAGE);
+      return 0;
+    } else if (a.startsWith('-')) throw new UsageError(`decode: unknown option '${a}'`);
     else if (path === null) path = a;
     else throw new UsageError(`decode: one capture file at a time (got '${path}' and '${a}')`);
   }
@@ -96,7 +98,15 @@ async function decode(args: string[]): Promise<number> {
       if (rec.linkType === LINKTYPE_ETHERNET || rec.linkType === LINKTYPE_RAW) {
         f = decodeFrame(n, rec.timestampNs, iface === '' ? null : iface, rec.data, rec.origLen, rec.linkType === LINKTYPE_RAW ? 'raw' : 'eth');
       } else {
-        f = { frame: n, timestampNs: rec.timestampNs.toString(), interface: iface, len: rec.data.length, origLen: rec.origLen, layers: [], drop: { reason: `UnsupportedLinkType(${rec.linkType})`, offset: 0 } };
+        f = {
+          frame: n,
+          timestampNs: rec.timestampNs.toString(),
+          interface: iface,
+          len: rec.data.length,
+          origLen: rec.origLen,
+          layers: [],
+          drop: { reason: `UnsupportedLinkType(${rec.linkType})`, offset: 0 },
+        };
       }
       out(json ? JSON.stringify(f) : summarize(f));
       if (n >= limit) break;
@@ -108,7 +118,9 @@ async function decode(args: string[]): Promise<number> {
     }
     const err = e as NodeJS.ErrnoException;
     if (typeof err.code === 'string' && typeof err.syscall === 'string') {
-      process.stderr.write(`seine decode: cannot read '${path}': ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`);
+      process.stderr.write(
+        `seine decode: cannot read '${path}': ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`,
+      );
       return 2;
     }
     throw e;
@@ -126,8 +138,10 @@ function mtu(args: string[]): number {
       const n = Number(args[++i]);
       if (!Number.isInteger(n) || n < 576 || n > 65535) throw new UsageError(`mtu: --underlay expects an MTU in 576-65535, got '${args[i] ?? ''}'`);
       underlays.push(n);
-    } else if (a === '-h' || a === '--help') { out(USAGE); return 0; }
-    else throw new UsageError(`mtu: unknown argument '${a}'`);
+    } else if (a === '-h' || a === '--help') {
+      out(USAGE);
+      return 0;
+    } else throw new UsageError(`mtu: unknown argument '${a}'`);
   }
   if (underlays.length === 0) underlays.push(1500, 9000);
   if (json) out(JSON.stringify({ underlays, rows: mtuTable(underlays) }));
@@ -137,7 +151,9 @@ function mtu(args: string[]): number {
 
 const io = {
   out,
-  err: (text: string): void => { process.stderr.write(text); },
+  err: (text: string): void => {
+    process.stderr.write(text);
+  },
   tty: process.stderr.isTTY === true,
 };
 
@@ -177,13 +193,15 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (e: unknown) => {
     if (e instanceof UsageError || e instanceof CliError) {
       process.stderr.write(`seine: ${e.message}\n`);
       process.exitCode = 2;
     } else {
-      process.stderr.write(`seine: internal error (please report): ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.stderr.write(`seine: internal error (please report): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 70;
     }
   },

@@ -8,7 +8,12 @@ import { describeOverhead, ESP_CIPHERS, overheadFor, podMtu, type EspCipher, typ
 export function mtuSpecs(): OverheadSpec[] {
   const specs: OverheadSpec[] = [];
   for (const underlay of [4, 6] as const) {
-    specs.push({ tunnel: 'vxlan', underlay }, { tunnel: 'geneve', underlay }, { tunnel: 'geneve', underlay, geneveOptionBytes: 8 }, { tunnel: 'gre', underlay });
+    specs.push(
+      { tunnel: 'vxlan', underlay },
+      { tunnel: 'geneve', underlay },
+      { tunnel: 'geneve', underlay, geneveOptionBytes: 8 },
+      { tunnel: 'gre', underlay },
+    );
     for (const cipher of Object.keys(ESP_CIPHERS) as EspCipher[]) specs.push({ tunnel: 'geneve', underlay, esp: { cipher } });
     specs.push({ tunnel: 'geneve', underlay, esp: { cipher: 'aes-gcm-128', udpEncap: true } });
     specs.push({ tunnel: 'geneve', underlay, espAllowance: 38 });
@@ -37,4 +42,3 @@ export function formatMtuTable(underlays: readonly number[]): string {
   const rule = `|---|${underlays.map(() => '---:|---:').join('|')}|`;
   return [head, rule, ...rows.map((r) => `| ${r.tunnel} | ${underlays.map((_, i) => `${r.overhead[i]} | ${r.podMtu[i]}`).join(' | ')} |`)].join('\n');
 }
-

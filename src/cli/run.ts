@@ -39,7 +39,12 @@ the scenario cannot go live here: refused before anything is made)
 `;
 
 export class CliError extends Error {
-  constructor(message: string, readonly code = 2) { super(message); }
+  constructor(
+    message: string,
+    readonly code = 2,
+  ) {
+    super(message);
+  }
 }
 
 export interface RunIo {
@@ -102,7 +107,8 @@ export function parseRunArgs(args: string[]): RunArgs | 'help' {
     else throw new CliError(`${cmd}: one scenario at a time (got '${path}' and '${a}')`);
   }
   if (path === null) throw new CliError(`${cmd}: which scenario? usage: seine ${cmd} <scenario.yaml> (the labs are in scenarios/)`);
-  if (!r.live && (r.without !== null || r.lab !== null)) throw new CliError(`${cmd}: ${r.without !== null ? '--without' : '--lab'} is for live runs (add --live)`);
+  if (!r.live && (r.without !== null || r.lab !== null))
+    throw new CliError(`${cmd}: ${r.without !== null ? '--without' : '--lab'} is for live runs (add --live)`);
   if (r.live && r.seed !== undefined) throw new CliError(`${cmd}: --seed is for simulated runs (a live run's randomness is the machine's)`);
   r.path = path;
   return r;
@@ -134,16 +140,22 @@ export function progressBar(io: RunIo, label: string, clock: () => number = Date
     tick(f: number): void {
       if (!io.tty || clock() - t0 < 1000) return;
       drawn = true;
-      const w = 30, k = Math.round(f * w);
+      const w = 30,
+        k = Math.round(f * w);
       io.err(`\r${label} [${'#'.repeat(k)}${'.'.repeat(w - k)}] ${Math.round(f * 100)}%`);
     },
-    done(): void { if (drawn) io.err('\r\x1b[K'); },
+    done(): void {
+      if (drawn) io.err('\r\x1b[K');
+    },
   };
 }
 
 export function runCommand(args: string[], io: RunIo): number | Promise<number> {
   const a = parseRunArgs(args);
-  if (a === 'help') { io.out(RUN_USAGE); return 0; }
+  if (a === 'help') {
+    io.out(RUN_USAGE);
+    return 0;
+  }
   if (a.live) return import('./runlive.js').then((m) => m.runLive(a, io));
   const scenario = load(a.path);
   let cluster: Cluster;
@@ -227,15 +239,18 @@ export function traceCommand(args: string[], io: RunIo): number {
       req.atNs = t;
     } else if (a === '--seed') {
       req.seed = parseSeed(val(), 'trace');
-    } else if (a === '-h' || a === '--help') { io.out(TRACE_USAGE); return 0; }
-    else if (a.startsWith('-')) throw new CliError(`trace: unknown option '${a}' (try seine trace --help)`);
+    } else if (a === '-h' || a === '--help') {
+      io.out(TRACE_USAGE);
+      return 0;
+    } else if (a.startsWith('-')) throw new CliError(`trace: unknown option '${a}' (try seine trace --help)`);
     else if (path === null) path = a;
     else throw new CliError(`trace: one scenario at a time (got '${path}' and '${a}')`);
   }
   if (path === null) throw new CliError('trace: which scenario? usage: seine trace <scenario.yaml> --from node1/a --to node2/b');
   if (req.from === undefined || req.to === undefined) throw new CliError('trace: give --from NODE[/POD] and --to NODE[/POD]');
   const scenario = load(path);
-  if (req.atNs !== undefined && req.atNs >= scenario.durationNs) throw new CliError(`trace: --at is past the scenario's duration (${scenario.durationNs / 1e9} s)`);
+  if (req.atNs !== undefined && req.atNs >= scenario.durationNs)
+    throw new CliError(`trace: --at is past the scenario's duration (${scenario.durationNs / 1e9} s)`);
   let r: TraceResult;
   try {
     r = traceScenario(scenario, req as TraceRequest);

@@ -25,31 +25,51 @@ const PROTO = { icmp: 1, udp: 17 } as const;
 export async function traceLiveCommand(args: string[], io: RunIo): Promise<number> {
   let v: Record<string, unknown>;
   try {
-    v = parseArgs({ args, strict: true, allowPositionals: false, options: {
-      live: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, lab: { type: 'string' }, proto: { type: 'string' },
-      size: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    } }).values as Record<string, unknown>;
+    v = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        live: { type: 'boolean' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        lab: { type: 'string' },
+        proto: { type: 'string' },
+        size: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values as Record<string, unknown>;
   } catch (e) {
     throw new CliError(`trace --live: ${(e as Error).message} (see seine trace --live --help)`);
   }
-  if (v['help'] === true) { io.out(TRACE_LIVE_USAGE); return 0; }
-  const from = v['from'] as string | undefined, to = v['to'] as string | undefined;
+  if (v['help'] === true) {
+    io.out(TRACE_LIVE_USAGE);
+    return 0;
+  }
+  const from = v['from'] as string | undefined,
+    to = v['to'] as string | undefined;
   if (from === undefined || to === undefined) throw new CliError('trace --live: give --from NODE[/POD] and --to NODE[/POD]');
   const proto = (v['proto'] ?? 'icmp') as string;
   if (proto !== 'icmp' && proto !== 'udp') throw new CliError(`trace --live: --proto expects icmp or udp, got '${proto}'`);
   const size = v['size'] === undefined ? (proto === 'icmp' ? 84 : 100) : Number(v['size']);
-  if (!Number.isInteger(size) || size < 28 + (proto === 'udp' ? 1 : 0) || size > 65507) throw new CliError(`trace --live: --size expects an IP packet size in 29-65507, got '${String(v['size'])}'`);
+  if (!Number.isInteger(size) || size < 28 + (proto === 'udp' ? 1 : 0) || size > 65507)
+    throw new CliError(`trace --live: --size expects an IP packet size in 29-65507, got '${String(v['size'])}'`);
   const l = await pickLab(v['lab'] as string | undefined, 'trace --live');
   const plan = openLab(l.lab).plan;
   const addr = (where: string, what: string): { ns: string; ip: string } => {
     const ns = namespaceOf(l, where);
     const [node, pod] = where.split('/');
     const n = plan.nodes.find((x) => x.name === node)!;
-    const ip = pod === undefined ? n.gateway4 : n.pods.find((p) => p.name === pod)?.ip4 ?? null;
-    if (ip === null) throw new CliError(`trace --live: ${what} ${where} has no IPv4 address${pod === undefined ? ' (a node stands for its own stack, which routed mode has)' : ''}`);
+    const ip = pod === undefined ? n.gateway4 : (n.pods.find((p) => p.name === pod)?.ip4 ?? null);
+    if (ip === null)
+      throw new CliError(
+        `trace --live: ${what} ${where} has no IPv4 address${pod === undefined ? ' (a node stands for its own stack, which routed mode has)' : ''}`,
+      );
     return { ns, ip };
   };
-  const src = addr(from, '--from'), dst = addr(to, '--to');
+  const src = addr(from, '--from'),
+    dst = addr(to, '--to');
   if (from === to) throw new CliError('trace --live: --from and --to are the same endpoint');
 
   const steps: TraceStep[] = [];
@@ -58,8 +78,15 @@ export async function traceLiveCommand(args: string[], io: RunIo): Promise<numbe
   const t0 = Date.now() * 1e6;
   try {
     for (const n of plan.nodes) {
-      const { socket, rest } = await controlStream(controlPath(l, n.name), { op: 'trace', src: src.ip, dst: dst.ip, proto: PROTO[proto], timeoutMs: 5000 })
-        .catch((e: Error) => { throw new CliError(`trace --live: ${n.name}: ${e.message}`); });
+      const { socket, rest } = await controlStream(controlPath(l, n.name), {
+        op: 'trace',
+        src: src.ip,
+        dst: dst.ip,
+        proto: PROTO[proto],
+        timeoutMs: 5000,
+      }).catch((e: Error) => {
+        throw new CliError(`trace --live: ${n.name}: ${e.message}`);
+      });
       sockets.push(socket);
       let buf = rest.toString('utf8');
       const take = (): void => {
@@ -67,19 +94,31 @@ export async function traceLiveCommand(args: string[], io: RunIo): Promise<numbe
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
-          try { steps.push(JSON.parse(line) as TraceStep); } catch { /* a line cut by the agent's exit */ }
+          try {
+            steps.push(JSON.parse(line) as TraceStep);
+          } catch {
+            /* a line cut by the agent's exit */
+          }
         }
       };
       take();
       socket.setEncoding('utf8');
-      socket.on('data', (d: string) => { buf += d; take(); });
+      socket.on('data', (d: string) => {
+        buf += d;
+        take();
+      });
       socket.resume();
     }
-    const probe = proto === 'icmp'
-      ? ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size - 28), dst.ip]
-      : [process.execPath, '-e', `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.alloc(${size - 28}),33434,'${dst.ip}',()=>s.close())`];
+    const probe =
+      proto === 'icmp'
+        ? ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size - 28), dst.ip]
+        : [process.execPath, '-e', `const s=require('node:dgram').createSocket('udp4');s.send(Buffer.alloc(${size - 28}),33434,'${dst.ip}',()=>s.close())`];
     await runInNetns(src.ns, probe, { timeoutMs: 5000 }).catch((e: { stderr?: string; stdout?: string }) => {
-      probeSaid = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').filter((x) => /error|too long|unreachable|refused/i.test(x))[0] ?? '';
+      probeSaid =
+        `${e.stdout ?? ''}${e.stderr ?? ''}`
+          .trim()
+          .split('\n')
+          .filter((x) => /error|too long|unreachable|refused/i.test(x))[0] ?? '';
     });
     // The reply or the ICMP error may follow; leave the records a moment to arrive.
     const until = Date.now() + 2500;
@@ -93,9 +132,23 @@ export async function traceLiveCommand(args: string[], io: RunIo): Promise<numbe
   const delivered = steps.some((s) => s.stage === 'deliver' && s.detail['destination'] === true);
   const drop = steps.find((s) => s.stage === 'drop');
   const r: TraceResult = {
-    scenario: `${l.scenario} (live lab ${l.lab})`, from, to, proto, family: 4, src: src.ip, dst: dst.ip, size, steps,
+    scenario: `${l.scenario} (live lab ${l.lab})`,
+    from,
+    to,
+    proto,
+    family: 4,
+    src: src.ip,
+    dst: dst.ip,
+    size,
+    steps,
     outcome: delivered ? 'delivered' : drop !== undefined ? 'dropped' : steps.length === 0 ? 'not-sent' : 'lost',
-    reason: delivered ? null : drop !== undefined ? drop.action : steps.length === 0 ? `no agent saw the packet leave its source${probeSaid !== '' ? ` (the source said: ${probeSaid})` : ''}` : 'the packet left and did not arrive',
+    reason: delivered
+      ? null
+      : drop !== undefined
+        ? drop.action
+        : steps.length === 0
+          ? `no agent saw the packet leave its source${probeSaid !== '' ? ` (the source said: ${probeSaid})` : ''}`
+          : 'the packet left and did not arrive',
   };
   io.out(v['json'] === true ? JSON.stringify(r) : formatTrace(r));
   return delivered ? 0 : 1;

@@ -213,7 +213,13 @@ export class Bridge {
     const port = this.newPort(opts.name, 'gateway', opts.mac, opts.mtu ?? 1500, null);
     try {
       port.setVlans(opts.vlan === undefined ? {} : { vlan: opts.vlan }, `bridge ${this.name}: gateway ${opts.name}`);
-      this.gw = new Gateway(opts.mac, port.vlan, opts, () => this.pool.alloc(), (p) => this.emitFromGateway(p));
+      this.gw = new Gateway(
+        opts.mac,
+        port.vlan,
+        opts,
+        () => this.pool.alloc(),
+        (p) => this.emitFromGateway(p),
+      );
     } catch (e) {
       this.removePort(port);
       throw e;
@@ -224,7 +230,9 @@ export class Bridge {
     return port;
   }
 
-  get gateway(): Gateway | null { return this.gw; }
+  get gateway(): Gateway | null {
+    return this.gw;
+  }
 
   /** A tunnel port whose underlay (outer frames in and out) is `underlay`. */
   addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number; reassembly?: Omit<ReassemblerOptions, 'pool'> }): Port {
@@ -302,8 +310,10 @@ export class Bridge {
     const t = this.tunnels[p.index];
     let aux = 0;
     if (t !== null && t !== undefined) {
-      if (t.vniFor(segment) < 0 || t.mode !== 'l2') throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: segment ${segment} has no VNI on this tunnel`);
-      if (vtep === undefined || (aux = t.findVtep(vtep)) < 0) throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: give the remote VTEP it lives behind (addVtep first)`);
+      if (t.vniFor(segment) < 0 || t.mode !== 'l2')
+        throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: segment ${segment} has no VNI on this tunnel`);
+      if (vtep === undefined || (aux = t.findVtep(vtep)) < 0)
+        throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: give the remote VTEP it lives behind (addVtep first)`);
     } else if (!p.carries(segment)) {
       throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: the port does not carry segment ${segment}`);
     }
@@ -334,7 +344,10 @@ export class Bridge {
     if (e >= 0) this.espPorts.splice(e, 1);
     this.dropHeld((h) => h.port === port.index);
     this.byName.delete(port.name);
-    if (port === this.gwPort) { this.gw = null; this.gwPort = null; }
+    if (port === this.gwPort) {
+      this.gw = null;
+      this.gwPort = null;
+    }
   }
 
   /** Administrative state (`ip link set … up/down`); down flushes the port's learned MACs. */
@@ -486,16 +499,19 @@ export class Bridge {
       const tunnel = this.tunnels[port.index]!;
       const sadb = tunnel.sadb!;
       if (sadb.outbox.length > 0) {
-        tunnel.emitHellos(() => this.pool.alloc(), (h) => {
-          this.generated++;
-          h.inPort = port.index;
-          this.enqueue1(h, port);
-        });
+        tunnel.emitHellos(
+          () => this.pool.alloc(),
+          (h) => {
+            this.generated++;
+            h.inPort = port.index;
+            this.enqueue1(h, port);
+          },
+        );
       }
       if (sadb.readied.length > 0) {
         const ready = sadb.readied.splice(0);
         const go: Array<{ p: PacketBuf; aux: number }> = [];
-        for (let i = 0; i < this.espHeld.length;) {
+        for (let i = 0; i < this.espHeld.length; ) {
           const h = this.espHeld[i]!;
           if (h.port === port.index && ready.includes(h.aux)) {
             go.push(h);
@@ -526,7 +542,7 @@ export class Bridge {
       this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
       return;
     }
-    if (p.traced) this.record('encapsulate', port, 'held: waiting for the peer\'s ESP announcement', { waiting: mine + 1 });
+    if (p.traced) this.record('encapsulate', port, "held: waiting for the peer's ESP announcement", { waiting: mine + 1 });
     this.espHeld.push({ p, port: port.index, aux, at: this.now });
   }
 
@@ -535,7 +551,7 @@ export class Bridge {
    * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
    */
   private dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void {
-    for (let i = 0; i < this.espHeld.length;) {
+    for (let i = 0; i < this.espHeld.length; ) {
       const h = this.espHeld[i]!;
       if (which === null ? this.now - h.at <= this.tunnels[h.port]!.sadb!.waitNs : !which(h)) {
         i++;
@@ -662,7 +678,7 @@ export class Bridge {
       seg[i] = p.segment;
       dst[i] = v.getUint16(s) * 4294967296 + v.getUint32(s + 2);
       src[i] = v.getUint16(s + 6) * 4294967296 + v.getUint32(s + 8);
-      aux[i] = p.tunVtep < 0 ? 0 : p.tunVtep;
+      aux[i] = Math.max(p.tunVtep, 0);
       if (p.traced) traced = true;
     }
     if (tunnel === null || tunnel.mode !== 'routed') {
@@ -795,7 +811,11 @@ export class Bridge {
 
   private addFloodTarget(n: number, port: number, aux: number): number {
     if (n === this.floodPorts.length) {
-      const grow = (a: Int32Array): Int32Array => { const b = new Int32Array(a.length * 2); b.set(a); return b; };
+      const grow = (a: Int32Array): Int32Array => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
       this.floodPorts = grow(this.floodPorts);
       this.floodAux = grow(this.floodAux);
       this.floodCopiesBuf = this.floodCopiesBuf.concat(new Array<PacketBuf | null>(this.floodCopiesBuf.length).fill(null));
@@ -811,7 +831,15 @@ export class Bridge {
    */
   private output(p: PacketBuf, idx: number, aux: number): void {
     const port = this.ports[idx];
-    if (port === null || port === undefined || !port.up || port.special || p.segment !== port.vlan || p.end - p.start - ETH_HEADER_LEN > port.mtu || p.gsoType !== VNET_GSO_NONE) {
+    if (
+      port === null ||
+      port === undefined ||
+      !port.up ||
+      port.special ||
+      p.segment !== port.vlan ||
+      p.end - p.start - ETH_HEADER_LEN > port.mtu ||
+      p.gsoType !== VNET_GSO_NONE
+    ) {
       this.outputSlow(p, idx, aux);
       return;
     }
@@ -918,11 +946,17 @@ export class Bridge {
     const k = segment(p, p.gsoSize, this.pool, out, this.gso, mtu);
     if (k <= 0) {
       // Nothing was appended (segment() gives every buffer back when it refuses).
-      this.drop(p, port, k < 0 ? -k as DropReason : DropReason.GsoBadType, 'segment');
+      this.drop(p, port, k < 0 ? (-k as DropReason) : DropReason.GsoBadType, 'segment');
       return;
     }
     this.segmentsMade += k - 1;
-    if (p.traced) this.record('segment', port, `super-frame of ${p.end - p.start} bytes (gso size ${p.gsoSize}) segmented into ${k} for MTU ${mtu}`, { bytes: p.end - p.start, gsoSize: p.gsoSize, segments: k, mtu });
+    if (p.traced)
+      this.record('segment', port, `super-frame of ${p.end - p.start} bytes (gso size ${p.gsoSize}) segmented into ${k} for MTU ${mtu}`, {
+        bytes: p.end - p.start,
+        gsoSize: p.gsoSize,
+        segments: k,
+        mtu,
+      });
     for (let i = 0; i < k; i++) {
       const f = out.get(i);
       f.copyMeta(p);
@@ -1003,7 +1037,10 @@ export class Bridge {
     tunnel.sealPending(); // the fragments copy the sealed packet
     if (p.traced) this.traceEncap(p, port, tunnel, aux, vni);
     const outerL3 = p.start + ETH_HEADER_LEN;
-    const k = tunnel.family === 4 ? fragmentIpv4(p, outerL3, port.mtu, this.pool, out) : fragmentIpv6(p, outerL3, port.mtu, this.pool, out, (tunnel.fragIdent = (tunnel.fragIdent + 1) >>> 0));
+    const k =
+      tunnel.family === 4
+        ? fragmentIpv4(p, outerL3, port.mtu, this.pool, out)
+        : fragmentIpv6(p, outerL3, port.mtu, this.pool, out, (tunnel.fragIdent = (tunnel.fragIdent + 1) >>> 0));
     if (k < 0) {
       this.drop(p, port, -k, 'encapsulate');
       return;
@@ -1047,9 +1084,7 @@ export class Bridge {
     const origSrc = p.view.getUint16(p.start + 6) * 4294967296 + p.view.getUint32(p.start + 8);
     const mac = gw !== null ? gw.mac : p.view.getUint16(p.start) * 4294967296 + p.view.getUint32(p.start + 2);
     const l3 = p.start + ETH_HEADER_LEN;
-    const n = family === 4
-      ? buildFragNeeded(p, l3, mtu, { mac, ipv4: gw?.v4 ?? 0 }, out)
-      : buildPacketTooBig(p, l3, mtu, { mac, ipv6: gw?.v6 ?? null }, out);
+    const n = family === 4 ? buildFragNeeded(p, l3, mtu, { mac, ipv4: gw?.v4 ?? 0 }, out) : buildPacketTooBig(p, l3, mtu, { mac, ipv6: gw?.v6 ?? null }, out);
     if (n < 0) {
       out.release();
       return -n;
@@ -1076,10 +1111,14 @@ export class Bridge {
 
   private traceTooBig(port: Port, family: 4 | 6, mtu: number, announced: number, told: number): void {
     const what = family === 4 ? 'ICMP frag-needed' : 'ICMPv6 Packet Too Big';
-    const icmp = told === TOO_BIG_SENT ? `${what} sent (MTU ${announced})`
-      : told === TOO_BIG_SUPPRESSED ? `${what} suppressed (icmpTooBig off)`
-        : told === TOO_BIG_LIMITED ? `${what} rate-limited`
-          : `${what} not sent: ${dropReasonName(told as DropReason)}`;
+    const icmp =
+      told === TOO_BIG_SENT
+        ? `${what} sent (MTU ${announced})`
+        : told === TOO_BIG_SUPPRESSED
+          ? `${what} suppressed (icmpTooBig off)`
+          : told === TOO_BIG_LIMITED
+            ? `${what} rate-limited`
+            : `${what} not sent: ${dropReasonName(told as DropReason)}`;
     this.record('encapsulate', port, `dropped: exceeds MTU ${mtu}, ${icmp}`, { mtu, icmp });
   }
 
@@ -1130,7 +1169,11 @@ export class Bridge {
     q.traced = traced;
     q.inPort = port.index;
     q.segment = port.vlan;
-    if (traced) this.record('decapsulate', port, `reassembled a ${q.end - q.start}-byte outer packet from ${merged} fragments`, { bytes: q.end - q.start, fragments: merged });
+    if (traced)
+      this.record('decapsulate', port, `reassembled a ${q.end - q.start}-byte outer packet from ${merged} fragments`, {
+        bytes: q.end - q.start,
+        fragments: merged,
+      });
     return q;
   }
 
@@ -1192,9 +1235,15 @@ export class Bridge {
       k.macs[0] = p.view.getUint16(p.start) * 0x1_0000_0000 + p.view.getUint32(p.start + 2);
       this.macs.lookupAtQueryTime(k.segs, k.macs, 1, k.ports, k.auxs);
       if (k.ports[0]! < 0) p.outPort = FLOOD;
-      else { p.outPort = k.ports[0]!; p.outAux = k.auxs[0]!; }
+      else {
+        p.outPort = k.ports[0]!;
+        p.outAux = k.auxs[0]!;
+      }
     }
-    if (p.traced) this.record('route', port, p.outPort === FLOOD ? 'routed, destination MAC unknown: flood' : `routed → ${this.destName(p.outPort, p.outAux)}`, { ...gw.lastDetail });
+    if (p.traced)
+      this.record('route', port, p.outPort === FLOOD ? 'routed, destination MAC unknown: flood' : `routed → ${this.destName(p.outPort, p.outAux)}`, {
+        ...gw.lastDetail,
+      });
     if (p.outPort === port.index) {
       this.drop(p, port, DropReason.SameAsIngress, 'route');
       return;
@@ -1276,7 +1325,10 @@ export class Bridge {
 
   private traceIngress(p: PacketBuf, port: Port, tunnel: Tunnel | null, len: number): void {
     const b = p.data;
-    this.record('ingress', port, `in ${port.name}`, { bytes: len, ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}) });
+    this.record('ingress', port, `in ${port.name}`, {
+      bytes: len,
+      ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}),
+    });
     if (tunnel !== null) {
       const v = tunnel.vteps[p.tunVtep]!;
       const opts: TraceValue[] = [];
@@ -1288,11 +1340,21 @@ export class Bridge {
         }
       }
       const esp = tunnel.sadb === null ? null : tunnel.espRx;
-      this.record('decapsulate', port, `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}${esp === null ? '' : `, ESP SPI 0x${esp.spi.toString(16)} seq ${esp.seqHi * 0x1_0000_0000 + esp.seqLo} authenticated`}`, {
-        kind: tunnel.kind, vni: p.tunVni, remote: v.ip, ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
-        ...(esp === null ? {} : { espSpi: esp.spi, espSeq: esp.seqHi * 0x1_0000_0000 + esp.seqLo }),
-        innerSrc: macToString(rdMac(b, p.start + 6)), innerDst: macToString(rdMac(b, p.start)), bytes: p.end - p.start,
-      });
+      this.record(
+        'decapsulate',
+        port,
+        `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}${esp === null ? '' : `, ESP SPI 0x${esp.spi.toString(16)} seq ${esp.seqHi * 0x1_0000_0000 + esp.seqLo} authenticated`}`,
+        {
+          kind: tunnel.kind,
+          vni: p.tunVni,
+          remote: v.ip,
+          ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
+          ...(esp === null ? {} : { espSpi: esp.spi, espSeq: esp.seqHi * 0x1_0000_0000 + esp.seqLo }),
+          innerSrc: macToString(rdMac(b, p.start + 6)),
+          innerDst: macToString(rdMac(b, p.start)),
+          bytes: p.end - p.start,
+        },
+      );
     }
   }
 
@@ -1301,7 +1363,11 @@ export class Bridge {
   }
 
   private traceLearn(p: PacketBuf, port: Port, tunnel: Tunnel | null, src: number, r: LearnResult): void {
-    this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, { mac: macToString(src), segment: p.segment, result: LearnResult[r] });
+    this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, {
+      mac: macToString(src),
+      segment: p.segment,
+      result: LearnResult[r],
+    });
   }
 
   private traceLookup(p: PacketBuf, port: Port): void {
@@ -1318,11 +1384,21 @@ export class Bridge {
     const ip = p.start + ETH_HEADER_LEN;
     const v4 = tunnel.family === 4;
     const sa = tunnel.sadb?.peers[aux]?.out ?? null;
-    this.record('encapsulate', port, `${tunnel.kind} VNI ${vni} to ${v.ip}${sa === null ? '' : `, ESP SPI 0x${sa.spi.toString(16)} seq ${sa.seqHi * 0x1_0000_0000 + sa.seqLo}`}`, {
-      ...(sa === null ? {} : { espSpi: sa.spi, espSeq: sa.seqHi * 0x1_0000_0000 + sa.seqLo }),
-      kind: tunnel.kind, vni, outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
-      outerDst: v.ip, udpSrcPort: sport, udpDstPort: tunnel.dstPort, bytes: p.end - p.start,
-    });
+    this.record(
+      'encapsulate',
+      port,
+      `${tunnel.kind} VNI ${vni} to ${v.ip}${sa === null ? '' : `, ESP SPI 0x${sa.spi.toString(16)} seq ${sa.seqHi * 0x1_0000_0000 + sa.seqLo}`}`,
+      {
+        ...(sa === null ? {} : { espSpi: sa.spi, espSeq: sa.seqHi * 0x1_0000_0000 + sa.seqLo }),
+        kind: tunnel.kind,
+        vni,
+        outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
+        outerDst: v.ip,
+        udpSrcPort: sport,
+        udpDstPort: tunnel.dstPort,
+        bytes: p.end - p.start,
+      },
+    );
   }
 }
 

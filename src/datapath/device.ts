@@ -63,7 +63,11 @@ export class VethEnd implements Device {
   private rx: Receiver | null = null;
   private link: ((up: boolean) => void) | null = null;
 
-  constructor(readonly name: string, readonly mac: number, readonly mtu: number) {}
+  constructor(
+    readonly name: string,
+    readonly mac: number,
+    readonly mtu: number,
+  ) {}
 
   transmit(batch: PacketBatch): void {
     const to = this.peer;
@@ -76,8 +80,12 @@ export class VethEnd implements Device {
     to.rx(batch);
   }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.link = fn; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.link = fn;
+  }
 
   /** Takes the pair's carrier down or up (both ends see it, as with `ip link set ... down`). */
   setLink(up: boolean): void {
@@ -114,7 +122,13 @@ export class Endpoint implements Device {
   private link: ((up: boolean) => void) | null = null;
   private readonly batch = new PacketBatch();
 
-  constructor(readonly name: string, readonly pool: PacketPool, readonly mac = 0, readonly mtu = 1500, public keep = true) {}
+  constructor(
+    readonly name: string,
+    readonly pool: PacketPool,
+    readonly mac = 0,
+    readonly mtu = 1500,
+    public keep = true,
+  ) {}
 
   transmit(batch: PacketBatch): void {
     for (let i = 0; i < batch.length; i++) {
@@ -127,8 +141,12 @@ export class Endpoint implements Device {
     batch.clear();
   }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.link = fn; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.link = fn;
+  }
 
   setLink(up: boolean): void {
     if (this.linkUp === up) return;

@@ -34,8 +34,16 @@ const IPPROTO_ICMPV6 = 58;
 /** One solicitation per unresolved address per second at most. */
 const SOLICIT_INTERVAL_NS = 1e9;
 
-export interface Prefix4 { family: 4; addr: number; len: number }
-export interface Prefix6 { family: 6; addr: Uint8Array; len: number }
+export interface Prefix4 {
+  family: 4;
+  addr: number;
+  len: number;
+}
+export interface Prefix6 {
+  family: 6;
+  addr: Uint8Array;
+  len: number;
+}
 export type Prefix = Prefix4 | Prefix6;
 
 /** Parses "10.244.1.0/24" or "fd00::/64" (the address part kept as written: `addr` is not masked). */
@@ -58,7 +66,8 @@ export function mask4(len: number): number {
 
 /** The 16-byte netmask of each IPv6 prefix length 0–128, built once. */
 const MASK6: readonly Uint8Array[] = Array.from({ length: 129 }, (_, len) =>
-  Uint8Array.from({ length: 16 }, (_, i) => (0xff00 >>> Math.max(0, Math.min(8, len - 8 * i))) & 0xff));
+  Uint8Array.from({ length: 16 }, (_, i) => (0xff00 >>> Math.max(0, Math.min(8, len - 8 * i))) & 0xff),
+);
 
 function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): void {
   const m = MASK6[len]!;
@@ -243,7 +252,7 @@ export class Gateway {
 
   /** Whether `a` is in the local IPv4 podCIDR. */
   isLocal4(a: number): boolean {
-    return this.v4 !== null && ((a & mask4(this.v4Len)) >>> 0) === this.v4Net;
+    return this.v4 !== null && (a & mask4(this.v4Len)) >>> 0 === this.v4Net;
   }
 
   isLocal6(b: Uint8Array, o: number): boolean {
@@ -257,7 +266,10 @@ export class Gateway {
   /** A static neighbour (what a CNI agent knows of its pods). */
   addNeighbor(ip: string, mac: number): void {
     const v4 = ipv4FromString(ip);
-    if (v4 !== null) { this.setNeighbor4(v4, mac); return; }
+    if (v4 !== null) {
+      this.setNeighbor4(v4, mac);
+      return;
+    }
     const v6 = ipv6FromString(ip);
     if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
     this.neigh6.set(v6, mac);
@@ -272,7 +284,10 @@ export class Gateway {
       this.neighMacBytes = grown;
     }
     wrMac(this.neighMacBytes, 6 * at, mac);
-    if (i >= 0) { this.neighMacs[i] = mac; return; }
+    if (i >= 0) {
+      this.neighMacs[i] = mac;
+      return;
+    }
     this.neigh4.set(ip, this.neighMacs.push(mac) - 1);
     this.neigh4Ips.push(ip);
   }
@@ -581,10 +596,12 @@ export class Gateway {
     if (this.v4 === null || !this.due(`4/${dst}`, now)) return;
     const p = this.alloc();
     if (p === null) return;
-    p.load(compose([
-      { kind: 'eth', repr: { dst: 0xffffffffffff, src: this.mac, vlans: [], etherType: ETHERTYPE_ARP } },
-      { kind: 'arp', repr: { operation: 1, senderMac: this.mac, senderIp: this.v4, targetMac: 0, targetIp: dst } },
-    ]));
+    p.load(
+      compose([
+        { kind: 'eth', repr: { dst: 0xffffffffffff, src: this.mac, vlans: [], etherType: ETHERTYPE_ARP } },
+        { kind: 'arp', repr: { operation: 1, senderMac: this.mac, senderIp: this.v4, targetMac: 0, targetIp: dst } },
+      ]),
+    );
     this.generated++;
     this.emit(p);
   }
@@ -599,7 +616,10 @@ export class Gateway {
     snm.set([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, b[o + 13]!, b[o + 14]!, b[o + 15]!]);
     const target = b.slice(o, o + 16);
     const frame = compose([
-      { kind: 'eth', repr: { dst: 0x3333ff000000 + ((b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!), src: this.mac, vlans: [], etherType: ETHERTYPE_IPV6 } },
+      {
+        kind: 'eth',
+        repr: { dst: 0x3333ff000000 + ((b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!), src: this.mac, vlans: [], etherType: ETHERTYPE_IPV6 },
+      },
       { kind: 'ipv6', repr: { src: g, dst: snm, nextHeader: IPPROTO_ICMPV6, hopLimit: 255, trafficClass: 0, flowLabel: 0, payloadLen: 32 } },
       { kind: 'icmpv6', repr: { kind: 'neighborSolicit', target, sourceLinkAddr: this.mac } },
     ]);

@@ -169,7 +169,8 @@ function macHash(segment: number, mac: number): number {
 }
 
 function checkKey(segment: number, mac: number): void {
-  if (!Number.isInteger(segment) || segment < 0 || segment >= SEGMENT_LIMIT) throw new RangeError(`MAC table: segment ${segment} is not an integer in [0, 2^24)`);
+  if (!Number.isInteger(segment) || segment < 0 || segment >= SEGMENT_LIMIT)
+    throw new RangeError(`MAC table: segment ${segment} is not an integer in [0, 2^24)`);
   if (!Number.isInteger(mac) || mac < 0 || mac >= MAC_LIMIT) throw new RangeError(`MAC table: MAC ${mac} is not an integer in [0, 2^48)`);
 }
 function checkAux(aux: number): void {
@@ -265,7 +266,10 @@ export class MacTable {
     const oldSlots = this.mask + 1;
     const nslots = oldSlots * 2;
     const mask = nslots - 1;
-    const ow = this.w, onw = this.nw, okw = this.kw, of = this.f;
+    const ow = this.w,
+      onw = this.nw,
+      okw = this.kw,
+      of = this.f;
     const records = new ArrayBuffer(nslots * 32);
     const f = new Float64Array(records);
     const w = new Int32Array(records);
@@ -307,14 +311,18 @@ export class MacTable {
   }
 
   /** Dynamic entries expire this long (ns) after they were last learned; must be > 0. */
-  get agingNs(): number { return this.aging; }
+  get agingNs(): number {
+    return this.aging;
+  }
   set agingNs(v: number) {
     checkAging(v);
     this.aging = v;
   }
 
   /** Number of entries held (dynamic + static, expired ones not yet aged included). */
-  get size(): number { return this.count; }
+  get size(): number {
+    return this.count;
+  }
 
   /**
    * Learns that `mac` in `segment` was seen on `port` (with `aux`, 0 when unused) at `now`. O(1)
@@ -470,11 +478,17 @@ export class MacTable {
   }
 
   /** The port of the entry `h` (a handle from `lookup`). */
-  portOf(h: number): number { return this.w[(h << 3) | W_PORT]!; }
+  portOf(h: number): number {
+    return this.w[(h << 3) | W_PORT]!;
+  }
   /** The aux value of the entry `h`. */
-  auxOf(h: number): number { return this.w[(h << 3) | W_AUX]!; }
+  auxOf(h: number): number {
+    return this.w[(h << 3) | W_AUX]!;
+  }
   /** True when the entry `h` is static. */
-  isStatic(h: number): boolean { return this.w[(h << 3) | W_TAG]! >= STATIC; }
+  isStatic(h: number): boolean {
+    return this.w[(h << 3) | W_TAG]! >= STATIC;
+  }
 
   /**
    * Adds or updates a static entry: never aged, never evicted, never moved by learning. It replaces a
@@ -516,12 +530,21 @@ export class MacTable {
    * `includeStatic` (the port is being removed). Returns how many were removed.
    */
   flushPort(port: number, includeStatic: boolean): number {
-    if ((port >>> 0) !== port || port >= this.portCap) return 0;
+    if (port >>> 0 !== port || port >= this.portCap) return 0;
     let n = 0;
-    for (let s = this.fifoHead[port]!; s !== NIL; s = this.fifoHead[port]!) { this.removeAt(s); n++; }
-    for (let s = this.heapRoot[port]!; s !== NIL; s = this.heapRoot[port]!) { this.removeAt(s); n++; }
+    for (let s = this.fifoHead[port]!; s !== NIL; s = this.fifoHead[port]!) {
+      this.removeAt(s);
+      n++;
+    }
+    for (let s = this.heapRoot[port]!; s !== NIL; s = this.heapRoot[port]!) {
+      this.removeAt(s);
+      n++;
+    }
     if (includeStatic) {
-      for (let s = this.statHead[port]!; s !== NIL; s = this.statHead[port]!) { this.removeAt(s); n++; }
+      for (let s = this.statHead[port]!; s !== NIL; s = this.statHead[port]!) {
+        this.removeAt(s);
+        n++;
+      }
     }
     this.stats.flushed += n;
     return n;
@@ -557,12 +580,24 @@ export class MacTable {
         // entry of the port has.
         const head = this.fifoHead[p]!;
         if (head !== NIL) {
-          if (!this.isPlaced(head)) { this.fifoToHeap(head, p); continue; }
-          if (f[(head << 2) | F_SEEN]! + this.aging <= now) { this.removeAt(head); n++; continue; }
+          if (!this.isPlaced(head)) {
+            this.fifoToHeap(head, p);
+            continue;
+          }
+          if (f[(head << 2) | F_SEEN]! + this.aging <= now) {
+            this.removeAt(head);
+            n++;
+            continue;
+          }
         }
         const root = this.heapRoot[p]!;
         if (root !== NIL && kf[(root << 1) | K_SEEN]! + this.aging <= now) {
-          if (this.isPlaced(root)) { this.removeAt(root); n++; } else { this.heapRepush(root, p); }
+          if (this.isPlaced(root)) {
+            this.removeAt(root);
+            n++;
+          } else {
+            this.heapRepush(root, p);
+          }
           continue;
         }
         break;
@@ -574,7 +609,7 @@ export class MacTable {
 
   /** How many dynamic entries `port` holds (expired ones not yet aged included). */
   countOf(port: number): number {
-    if ((port >>> 0) !== port || port >= this.portCap) return 0;
+    if (port >>> 0 !== port || port >= this.portCap) return 0;
     return this.dynCount[port]!;
   }
 
@@ -587,8 +622,12 @@ export class MacTable {
       const t = w[(s << 3) | W_TAG]!;
       if (t === 0) continue;
       out.push({
-        segment: t & SEGMENT_MASK, mac: f[(s << 2) | F_MAC]!, port: w[(s << 3) | W_PORT]!, aux: w[(s << 3) | W_AUX]!,
-        isStatic: t >= STATIC, lastSeen: f[(s << 2) | F_SEEN]!,
+        segment: t & SEGMENT_MASK,
+        mac: f[(s << 2) | F_MAC]!,
+        port: w[(s << 3) | W_PORT]!,
+        aux: w[(s << 3) | W_AUX]!,
+        isStatic: t >= STATIC,
+        lastSeen: f[(s << 2) | F_SEEN]!,
       });
     }
     out.sort((a, b) => a.segment - b.segment || a.mac - b.mac);
@@ -733,7 +772,7 @@ export class MacTable {
 
   /** Learns a key that is not in the table, whose probe sequence ends at the empty slot `empty`. */
   private learnNew(segment: number, mac: number, port: number, aux: number, now: number, h: number, empty: number): LearnResult {
-    if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
+    if (port >>> 0 !== port || port >= this.portCap) this.ensurePort(port);
     let s = empty;
     if (this.count === this.capacity) {
       if (!this.evictOne()) return LearnResult.Full;
@@ -756,7 +795,7 @@ export class MacTable {
 
   /** The entry in slot `s` seen again by learning, other than a refresh of a live entry (the fast path). */
   private relearn(s: number, port: number, aux: number, now: number): LearnResult {
-    if ((port >>> 0) !== port || port >= this.portCap) this.ensurePort(port);
+    if (port >>> 0 !== port || port >= this.portCap) this.ensurePort(port);
     const w = this.w;
     if (w[(s << 3) | W_TAG]! >= STATIC) return LearnResult.Static;
     const oldPort = w[(s << 3) | W_PORT]!;
@@ -812,9 +851,15 @@ export class MacTable {
   private oldest(port: number): number {
     for (;;) {
       const head = this.fifoHead[port]!;
-      if (head !== NIL && !this.isPlaced(head)) { this.fifoToHeap(head, port); continue; }
+      if (head !== NIL && !this.isPlaced(head)) {
+        this.fifoToHeap(head, port);
+        continue;
+      }
       const root = this.heapRoot[port]!;
-      if (root !== NIL && !this.isPlaced(root)) { this.heapRepush(root, port); continue; }
+      if (root !== NIL && !this.isPlaced(root)) {
+        this.heapRepush(root, port);
+        continue;
+      }
       if (head === NIL) return root;
       if (root === NIL) return head;
       // Both were placed with their current keys.
@@ -950,7 +995,7 @@ export class MacTable {
     const nw = this.nw;
     // Left to right, meld pairs, stacking each result through its `next`.
     let stack = NIL;
-    for (let a = first; a !== NIL;) {
+    for (let a = first; a !== NIL; ) {
       const b = nw[(a << 2) | N_NEXT]!;
       nw[(a << 2) | N_PREV] = NIL;
       nw[(a << 2) | N_NEXT] = NIL;

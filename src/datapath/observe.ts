@@ -26,12 +26,22 @@ export class ObservedDevice implements Device {
     public onRx: FrameHook | null = null,
   ) {}
 
-  get name(): string { return this.inner.name; }
-  get mac(): number { return this.inner.mac; }
-  get mtu(): number { return this.inner.mtu; }
-  get linkUp(): boolean { return this.inner.linkUp; }
+  get name(): string {
+    return this.inner.name;
+  }
+  get mac(): number {
+    return this.inner.mac;
+  }
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get linkUp(): boolean {
+    return this.inner.linkUp;
+  }
   /** The wrapped device's: a TAP behind a capture still takes super-frames whole. */
-  get offloads(): DeviceOffloads { return this.inner.offloads ?? NO_OFFLOADS; }
+  get offloads(): DeviceOffloads {
+    return this.inner.offloads ?? NO_OFFLOADS;
+  }
 
   transmit(batch: PacketBatch): void {
     const h = this.onTx;
@@ -43,7 +53,10 @@ export class ObservedDevice implements Device {
   }
 
   setReceiver(rx: Receiver | null): void {
-    if (rx === null) { this.inner.setReceiver(null); return; }
+    if (rx === null) {
+      this.inner.setReceiver(null);
+      return;
+    }
     this.inner.setReceiver((batch) => {
       const h = this.onRx;
       if (h !== null) {
@@ -54,7 +67,9 @@ export class ObservedDevice implements Device {
     });
   }
 
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.inner.setLinkListener(fn); }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.inner.setLinkListener(fn);
+  }
 }
 
 /**
@@ -69,7 +84,10 @@ export class PcapngCapture {
   private readonly writer: PcapngWriter;
   private readonly iface: number;
 
-  constructor(readonly name: string, sink?: CaptureSink) {
+  constructor(
+    readonly name: string,
+    sink?: CaptureSink,
+  ) {
     const kept: Uint8Array[] | null = sink === undefined ? [] : null;
     this.chunks = kept;
     this.writer = new PcapngWriter(kept !== null ? (c) => kept.push(c) : sink!);

@@ -3,7 +3,7 @@
  * handler) behind it. Ports are numbered by the bridge; MAC table entries store that number.
  */
 import { PacketBatch } from '../packet/buf.js';
-import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../wire/drop.js';
+import { DROP_REASON_COUNT, type DropReason, dropReasonName } from '../wire/drop.js';
 import type { Device } from './device.js';
 
 /**
@@ -82,12 +82,24 @@ export class Port {
   }
 
   /** Administrative state (`ip link set … up/down`). */
-  get adminUp(): boolean { return this.admin; }
-  set adminUp(v: boolean) { this.admin = v; this.up = v && this.link; }
+  get adminUp(): boolean {
+    return this.admin;
+  }
+  set adminUp(v: boolean) {
+    this.admin = v;
+    this.up = v && this.link;
+  }
   /** Carrier. */
-  get linkUp(): boolean { return this.link; }
-  set linkUp(v: boolean) { this.link = v; this.up = this.admin && v; }
-  get isTrunk(): boolean { return this.allowed !== null; }
+  get linkUp(): boolean {
+    return this.link;
+  }
+  set linkUp(v: boolean) {
+    this.link = v;
+    this.up = this.admin && v;
+  }
+  get isTrunk(): boolean {
+    return this.allowed !== null;
+  }
 
   /** Whether frames of `segment` may use this port (its access VLAN, or a trunk's native or allowed VLAN). */
   carries(segment: number): boolean {

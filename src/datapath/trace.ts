@@ -8,7 +8,21 @@
 /** `send`, `underlay` and `deliver` are the simulator's: a pod sending, a frame crossing the underlay, a pod receiving. */
 /** `segment`: a live super-frame (TSO/USO) split for a tunnel or a port without segmentation offload. */
 /** `coalesce`: live, a pod's TAP with TSO merging consecutive TCP segments into a super-frame (or not). */
-export type Stage = 'send' | 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'underlay' | 'deliver' | 'coalesce' | 'drop';
+export type Stage =
+  | 'send'
+  | 'ingress'
+  | 'decapsulate'
+  | 'classify'
+  | 'learn'
+  | 'lookup'
+  | 'route'
+  | 'segment'
+  | 'encapsulate'
+  | 'output'
+  | 'underlay'
+  | 'deliver'
+  | 'coalesce'
+  | 'drop';
 
 export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
 
@@ -29,9 +43,13 @@ export type TraceSink = (r: TraceRecord) => void;
 /** A sink that keeps every record, with a text rendering like ofproto/trace's. */
 export class TraceLog {
   readonly records: TraceRecord[] = [];
-  readonly sink: TraceSink = (r) => { this.records.push(r); };
+  readonly sink: TraceSink = (r) => {
+    this.records.push(r);
+  };
 
-  clear(): void { this.records.length = 0; }
+  clear(): void {
+    this.records.length = 0;
+  }
 
   /** One line per record: `node  stage  port  action  key=value …`. */
   text(): string {
@@ -41,7 +59,9 @@ export class TraceLog {
 
 /** A record's facts as `key=value …` (objects and lists as JSON). */
 export function formatTraceDetail(d: { readonly [k: string]: TraceValue }): string {
-  return Object.entries(d).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+  return Object.entries(d)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
 }
 
 export function formatTraceRecord(r: TraceRecord): string {

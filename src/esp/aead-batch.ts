@@ -23,7 +23,18 @@
  * zero-fills it.
  */
 import { inspect } from 'node:util';
-import { AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, createAead, currentAeadObserver, isAeadAlgorithm, keyFingerprint, type Aead, type AeadAlgorithm, type AeadObserver } from './aead.js';
+import {
+  AEAD_KEY_LEN,
+  AEAD_NONCE_LEN,
+  AEAD_TAG_LEN,
+  createAead,
+  currentAeadObserver,
+  isAeadAlgorithm,
+  keyFingerprint,
+  type Aead,
+  type AeadAlgorithm,
+  type AeadObserver,
+} from './aead.js';
 
 /** The addon's AEAD calls (native/seine.c); live/native.ts's `Native` has them. */
 export interface NativeAead {
@@ -142,8 +153,13 @@ export class AeadBatch {
    * `seal`: the direction of every job. `native`: the addon, or null for the per-packet backends.
    * `capacity`: jobs per call (a bridge batch: 32–256).
    */
-  constructor(readonly seal: boolean, readonly native: NativeAead | null, readonly capacity = 256) {
-    if (!(Number.isInteger(capacity) && capacity >= 1 && capacity <= 65536)) throw new RangeError(`AeadBatch capacity ${capacity} is not an integer in 1-65536`);
+  constructor(
+    readonly seal: boolean,
+    readonly native: NativeAead | null,
+    readonly capacity = 256,
+  ) {
+    if (!(Number.isInteger(capacity) && capacity >= 1 && capacity <= 65536))
+      throw new RangeError(`AeadBatch capacity ${capacity} is not an integer in 1-65536`);
     this.desc = new Int32Array(capacity * AEAD_DESC_LEN);
     this.nonces = new Uint8Array(capacity * AEAD_NONCE_LEN);
     this.aad = new Uint8Array(capacity * AAD_SLOT);
@@ -159,8 +175,21 @@ export class AeadBatch {
    */
   add(key: AeadKey, data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array, aad: Uint8Array, aadLen: number): number {
     const n = data.length;
-    if (!(off >= 0 && len >= 0 && off + len <= n && tagOff >= 0 && tagOff + AEAD_TAG_LEN <= n &&
-      (tagOff >= off + len || tagOff + AEAD_TAG_LEN <= off) && nonce.length >= AEAD_NONCE_LEN && aadLen >= 0 && aadLen <= AAD_SLOT && aadLen <= aad.length)) return -1;
+    if (
+      !(
+        off >= 0 &&
+        len >= 0 &&
+        off + len <= n &&
+        tagOff >= 0 &&
+        tagOff + AEAD_TAG_LEN <= n &&
+        (tagOff >= off + len || tagOff + AEAD_TAG_LEN <= off) &&
+        nonce.length >= AEAD_NONCE_LEN &&
+        aadLen >= 0 &&
+        aadLen <= AAD_SLOT &&
+        aadLen <= aad.length
+      )
+    )
+      return -1;
     if (this.length === this.capacity) return -1;
     if (data.buffer !== this.buffer) {
       // The call takes one slab: what is held runs now (its statuses stay), the rest goes in the next call.

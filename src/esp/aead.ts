@@ -66,8 +66,15 @@ export interface Aead {
 
 function rangesOk(data: Uint8Array, off: number, len: number, tagOff: number, nonce: Uint8Array): boolean {
   const n = data.length;
-  return off >= 0 && len >= 0 && off + len <= n && tagOff >= 0 && tagOff + AEAD_TAG_LEN <= n &&
-    (tagOff >= off + len || tagOff + AEAD_TAG_LEN <= off) && nonce.length === AEAD_NONCE_LEN;
+  return (
+    off >= 0 &&
+    len >= 0 &&
+    off + len <= n &&
+    tagOff >= 0 &&
+    tagOff + AEAD_TAG_LEN <= n &&
+    (tagOff >= off + len || tagOff + AEAD_TAG_LEN <= off) &&
+    nonce.length === AEAD_NONCE_LEN
+  );
 }
 
 /** What printing an AEAD shows: its algorithm, never its key. */
@@ -123,7 +130,10 @@ class AesGcm implements Aead {
   readonly #keyObject: KeyObject;
   private readonly name: 'aes-128-gcm' | 'aes-192-gcm' | 'aes-256-gcm';
 
-  constructor(readonly algorithm: 'aes-gcm-128' | 'aes-gcm-192' | 'aes-gcm-256', key: Uint8Array) {
+  constructor(
+    readonly algorithm: 'aes-gcm-128' | 'aes-gcm-192' | 'aes-gcm-256',
+    key: Uint8Array,
+  ) {
     this.#keyObject = createSecretKey(Uint8Array.from(key));
     this.name = GCM_NAME[key.length as 16 | 24 | 32];
   }
@@ -165,7 +175,7 @@ class AesGcm implements Aead {
 
 /** True for the names `createAead` accepts. */
 export function isAeadAlgorithm(a: unknown): a is AeadAlgorithm {
-  return typeof a === 'string' && Object.prototype.hasOwnProperty.call(AEAD_KEY_LEN, a);
+  return typeof a === 'string' && Object.hasOwn(AEAD_KEY_LEN, a);
 }
 
 /**
@@ -178,8 +188,12 @@ export function createAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
   if (!(key instanceof Uint8Array) || key.length !== want) throw new RangeError(`AEAD ${algorithm}: key of ${key?.length} bytes, want ${want}`);
   let aead: Aead;
   if (algorithm === 'chacha20-poly1305') {
-    if (sodium.crypto_aead_chacha20poly1305_ietf_KEYBYTES !== 32 || sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES !== AEAD_NONCE_LEN ||
-        sodium.crypto_aead_chacha20poly1305_ietf_ABYTES !== AEAD_TAG_LEN) throw new Error('sodium-native: unexpected ChaCha20-Poly1305 sizes');
+    if (
+      sodium.crypto_aead_chacha20poly1305_ietf_KEYBYTES !== 32 ||
+      sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES !== AEAD_NONCE_LEN ||
+      sodium.crypto_aead_chacha20poly1305_ietf_ABYTES !== AEAD_TAG_LEN
+    )
+      throw new Error('sodium-native: unexpected ChaCha20-Poly1305 sizes');
     aead = new ChaChaPoly(key);
   } else {
     aead = new AesGcm(algorithm, key);
@@ -221,7 +235,11 @@ export function keyFingerprint(algorithm: AeadAlgorithm, key: Uint8Array): strin
 
 class ObservedAead implements Aead {
   readonly algorithm: AeadAlgorithm;
-  constructor(private readonly inner: Aead, private readonly obs: AeadObserver, private readonly fp: string) {
+  constructor(
+    private readonly inner: Aead,
+    private readonly obs: AeadObserver,
+    private readonly fp: string,
+  ) {
     this.algorithm = inner.algorithm;
   }
 

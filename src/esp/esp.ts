@@ -38,7 +38,15 @@ import { DropReason } from '../wire/drop.js';
 import { ESP_HEADER_LEN, ESP_NEXT_HEADER_DUMMY, ESP_TRAILER_LEN, ESP_UDP_PORT, IP_PROTO_ESP, espPadLen } from '../wire/esp.js';
 import { IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import {
-  IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_AH, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING, Ipv6Walk, walkIpv6,
+  IPV6_FRAG_HEADER_LEN,
+  IPV6_HEADER_LEN,
+  IPV6_NH_AH,
+  IPV6_NH_DEST_OPTS,
+  IPV6_NH_FRAGMENT,
+  IPV6_NH_HOP_BY_HOP,
+  IPV6_NH_ROUTING,
+  Ipv6Walk,
+  walkIpv6,
 } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { AeadBatch, type NativeAead } from './aead-batch.js';
@@ -616,7 +624,10 @@ export class EspOpenBatch {
   /** Packets queued. */
   length = 0;
 
-  constructor(native: NativeAead | null, readonly capacity = 256) {
+  constructor(
+    native: NativeAead | null,
+    readonly capacity = 256,
+  ) {
     this.aead = new AeadBatch(false, native, capacity);
     this.jobs = Array.from({ length: capacity }, () => new Found());
     this.l3s = new Int32Array(capacity);

@@ -54,7 +54,9 @@ export function looksLikeHello(b: Uint8Array, off: number, end: number): boolean
 }
 
 function mac(key: Uint8Array, b: Uint8Array, off: number): Buffer {
-  return createHmac('sha256', key).update(b.subarray(off, off + TAG_AT)).digest();
+  return createHmac('sha256', key)
+    .update(b.subarray(off, off + TAG_AT))
+    .digest();
 }
 
 /** The hello's 64 bytes, tagged with `key` (the hello key of its sender → receiver). */

@@ -103,7 +103,7 @@ export const nodeJournalFs: JournalFs = {
   openWrite: (path) => openSync(path, 'w', 0o600),
   openDir: (path) => openSync(path, 'r'),
   write(fd, data) {
-    for (let o = 0; o < data.length;) o += writeSync(fd, data, o, data.length - o);
+    for (let o = 0; o < data.length; ) o += writeSync(fd, data, o, data.length - o);
   },
   fsync: (fd) => fsyncSync(fd),
   close: (fd) => closeSync(fd),
@@ -124,7 +124,7 @@ export const nodeJournalFs: JournalFs = {
       throw e;
     }
     try {
-      for (let o = 0; o < data.length;) o += writeSync(fd, data, o, data.length - o);
+      for (let o = 0; o < data.length; ) o += writeSync(fd, data, o, data.length - o);
     } finally {
       closeSync(fd);
     }
@@ -153,18 +153,28 @@ export function processAlive(pid: number): boolean {
 /** Another live process holds the journal (see "One owner" in the module comment). */
 export class JournalLockedError extends Error {
   override readonly name = 'JournalLockedError';
-  constructor(readonly path: string, readonly pid: number) {
-    super(`esp journal ${path}: locked by process ${pid}, which is running (its lock file is ${lockPath(path)}); ` +
-      'two processes on one journal would reuse each other\'s sequence numbers. Stop that process, or remove the lock file if the pid was recycled');
+  constructor(
+    readonly path: string,
+    readonly pid: number,
+  ) {
+    super(
+      `esp journal ${path}: locked by process ${pid}, which is running (its lock file is ${lockPath(path)}); ` +
+        "two processes on one journal would reuse each other's sequence numbers. Stop that process, or remove the lock file if the pid was recycled",
+    );
   }
 }
 
 /** The journal file cannot be trusted: the node must not start on it (see the module comment). */
 export class JournalCorruptError extends Error {
   override readonly name = 'JournalCorruptError';
-  constructor(readonly path: string, reason: string) {
-    super(`esp journal ${path}: ${reason}; refusing to start, since starting afresh could reuse nonces. ` +
-      'If the file cannot be repaired, move it away: the node then starts a new random epoch base, which its peers must learn');
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(
+      `esp journal ${path}: ${reason}; refusing to start, since starting afresh could reuse nonces. ` +
+        'If the file cannot be repaired, move it away: the node then starts a new random epoch base, which its peers must learn',
+    );
   }
 }
 
@@ -199,7 +209,8 @@ function checkName(s: unknown, what: string): string {
 }
 
 function checkEpoch(e: unknown, what: string): number {
-  if (typeof e !== 'number' || !Number.isSafeInteger(e) || e < 0) throw new RangeError(`${what}: epoch ${String(e)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
+  if (typeof e !== 'number' || !Number.isSafeInteger(e) || e < 0)
+    throw new RangeError(`${what}: epoch ${String(e)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
   return e;
 }
 
@@ -247,7 +258,10 @@ function serialize(node: string, s: State): Uint8Array {
   const sorted = <V>(m: Map<string, V>, f: (v: V) => unknown): Record<string, unknown> =>
     Object.fromEntries([...m.keys()].sort().map((k) => [k, f(m.get(k)!)]));
   const body = JSON.stringify({
-    format: FORMAT, version: VERSION, node, base: s.base,
+    format: FORMAT,
+    version: VERSION,
+    node,
+    base: s.base,
     epochs: sorted(s.epochs, (v) => v),
     reserved: sorted(s.reserved, (v) => v.toString()),
   });
@@ -290,7 +304,8 @@ function parse(path: string, node: string, bytes: Uint8Array): State {
   if (!isRecord(o.epochs) || !isRecord(o.reserved)) bad('epochs or reserved is missing');
   const epochs = new Map<string, number>();
   for (const [peer, e] of Object.entries(o.epochs as Record<string, unknown>)) {
-    if (peer === '' || peer === node || typeof e !== 'number' || !Number.isSafeInteger(e) || e < (base as number)) bad(`epoch of peer ${JSON.stringify(peer)} is invalid`);
+    if (peer === '' || peer === node || typeof e !== 'number' || !Number.isSafeInteger(e) || e < (base as number))
+      bad(`epoch of peer ${JSON.stringify(peer)} is invalid`);
     epochs.set(peer, e as number);
   }
   const reserved = new Map<string, bigint>();
@@ -383,7 +398,8 @@ export class SeqJournal {
    */
   claim(owner: object): void {
     if (this.#closed) throw new RangeError(`esp journal ${this.path}: closed`);
-    if (this.#owner !== null && this.#owner !== owner) throw new RangeError(`esp journal ${this.path}: already serves another SA database; give each tunnel a journal file of its own`);
+    if (this.#owner !== null && this.#owner !== owner)
+      throw new RangeError(`esp journal ${this.path}: already serves another SA database; give each tunnel a journal file of its own`);
     this.#owner = owner;
   }
 
@@ -435,7 +451,10 @@ export class SeqJournal {
     const cur = this.#state.reserved.get(id) ?? 0n;
     // Below the bound: those numbers were reserved before (by this SA in an earlier life, or by another
     // user of the id). Handing them out again is exactly the reuse the journal exists to prevent.
-    if (n < cur) throw new RangeError(`esp journal: SA ${id} asks for sequence number ${n}, below its reservation ${cur}: those may have been used already (two users of one SA, or a sequence number that went back)`);
+    if (n < cur)
+      throw new RangeError(
+        `esp journal: SA ${id} asks for sequence number ${n}, below its reservation ${cur}: those may have been used already (two users of one SA, or a sequence number that went back)`,
+      );
     if (n >= SEQ_END) throw new RangeError(`esp journal: SA ${id} has used all 2^64 sequence numbers; rekey`);
     const bound = n + this.block < SEQ_END ? n + this.block : SEQ_END;
     this.#commit({ base: this.#state.base, epochs: this.#state.epochs, reserved: new Map(this.#state.reserved).set(id, bound) });
@@ -459,7 +478,8 @@ export class SeqJournal {
     if (p.src !== this.node) throw new RangeError(`esp journal: SA ${id} is not sent by this journal's node ${this.node}`);
     const cur = this.epoch(p.dst);
     if (p.epoch > cur) throw new RangeError(`esp journal: SA ${id} is past the current epoch ${cur} towards ${p.dst}; bumpEpoch first`);
-    if (p.epoch < Math.max(cur - 1, this.#state.base)) throw new RangeError(`esp journal: SA ${id} belongs to a retired epoch (current ${cur} towards ${p.dst}); its keys must not be used again`);
+    if (p.epoch < Math.max(cur - 1, this.#state.base))
+      throw new RangeError(`esp journal: SA ${id} belongs to a retired epoch (current ${cur} towards ${p.dst}); its keys must not be used again`);
   }
 
   /** Writes `next` durably (temp file, fsync, rename, fsync the directory), then adopts it. */

@@ -100,7 +100,10 @@ export class ClusterSecret {
   constructor(bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('cluster secret: expected a Uint8Array');
     checkSecretLength(bytes.length, 'cluster secret');
-    if (bytes.every((b) => b === bytes[0])) throw new RangeError(`cluster secret: all ${bytes.length} bytes are 0x${bytes[0]!.toString(16).padStart(2, '0')}: an empty or wiped buffer, not a secret`);
+    if (bytes.every((b) => b === bytes[0]))
+      throw new RangeError(
+        `cluster secret: all ${bytes.length} bytes are 0x${bytes[0]!.toString(16).padStart(2, '0')}: an empty or wiped buffer, not a secret`,
+      );
     this.#bytes = Uint8Array.from(bytes);
     Object.freeze(this);
   }
@@ -187,7 +190,9 @@ function readSecretFile(file: string, allowGroupRead: boolean): Uint8Array {
     const mode = st.mode & 0o777;
     const forbidden = allowGroupRead ? 0o037 : 0o077;
     if (process.platform !== 'win32' && (mode & forbidden) !== 0) {
-      const fix = allowGroupRead ? 'chmod 0440 or stricter' : 'chmod 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400, or allowGroupRead with fsGroup)';
+      const fix = allowGroupRead
+        ? 'chmod 0440 or stricter'
+        : 'chmod 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400, or allowGroupRead with fsGroup)';
       const who = allowGroupRead ? 'others may access it or its group may do more than read it' : 'group or others may access it';
       throw new RangeError(`cluster secret: file ${file} has mode 0${mode.toString(8)}: ${who}; ${fix}`);
     }
@@ -381,7 +386,8 @@ function nameBytes(s: unknown, field: string): Uint8Array {
 }
 
 function checkCipher(cipher: unknown, what: string): EspCipher {
-  if (typeof cipher !== 'string' || !Object.hasOwn(ESP_CIPHERS, cipher)) throw new RangeError(`${what}: cipher ${String(cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
+  if (typeof cipher !== 'string' || !Object.hasOwn(ESP_CIPHERS, cipher))
+    throw new RangeError(`${what}: cipher ${String(cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
   return cipher as EspCipher;
 }
 
@@ -464,7 +470,8 @@ function pairFields(spec: HelloKeySpec, what: string): { cipher: EspCipher; fiel
 }
 
 function checkEpoch(epoch: unknown): number {
-  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`esp keys: epoch ${String(epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0)
+    throw new RangeError(`esp keys: epoch ${String(epoch)} is not an integer in 0-${Number.MAX_SAFE_INTEGER}`);
   return epoch;
 }
 
@@ -583,7 +590,8 @@ export function explicitSaKeys(spec: ExplicitSaSpec): SaKeys {
   const key = hexField(spec.key, 'key', c.keyLen, cipher);
   const salt = hexField(spec.salt, 'salt', c.saltLen, cipher);
   const spi = spec.spi;
-  if (!Number.isInteger(spi) || spi < SPI_MIN || spi > 0xffff_ffff) throw new RangeError(`esp sa: spi ${String(spi)} is not an integer in ${SPI_MIN}-4294967295 (0-255 are reserved, RFC 4303 §2.1)`);
+  if (!Number.isInteger(spi) || spi < SPI_MIN || spi > 0xffff_ffff)
+    throw new RangeError(`esp sa: spi ${String(spi)} is not an integer in ${SPI_MIN}-4294967295 (0-255 are reserved, RFC 4303 §2.1)`);
   return saKeys(cipher, key, salt, spi);
 }
 
@@ -593,7 +601,11 @@ export function explicitSaKeys(spec: ExplicitSaSpec): SaKeys {
  * whatever SPI it is given. (It reveals nothing of a random key; a guessable lab key was never secret.)
  */
 export function keyId(keys: Pick<SaKeys, 'key' | 'salt'>): string {
-  const h = createHash('sha256').update(lp(utf8('seine esp key id v1'))).update(lp(keys.key)).update(lp(keys.salt)).digest();
+  const h = createHash('sha256')
+    .update(lp(utf8('seine esp key id v1')))
+    .update(lp(keys.key))
+    .update(lp(keys.salt))
+    .digest();
   return `key:${h.subarray(0, 16).toString('hex')}`;
 }
 

@@ -69,7 +69,8 @@ export class EspCrypto {
   /** Throws a RangeError for an unknown cipher or a key or salt of the wrong length. */
   constructor(keying: EspKeying, esn: boolean) {
     if (!isAeadAlgorithm(keying.cipher)) throw new RangeError(`ESP cipher ${String(keying.cipher)} is not one of ${Object.keys(AEAD_KEY_LEN).join(', ')}`);
-    if (!(keying.salt instanceof Uint8Array) || keying.salt.length !== ESP_SALT_LEN) throw new RangeError(`ESP ${keying.cipher}: salt of ${keying.salt?.length} bytes, want ${ESP_SALT_LEN}`);
+    if (!(keying.salt instanceof Uint8Array) || keying.salt.length !== ESP_SALT_LEN)
+      throw new RangeError(`ESP ${keying.cipher}: salt of ${keying.salt?.length} bytes, want ${ESP_SALT_LEN}`);
     this.cipher = keying.cipher;
     this.esn = esn;
     this.key = new AeadKey(keying.cipher, keying.key);
@@ -89,13 +90,22 @@ export class EspCrypto {
   /** AAD from the header at `esp` and the high sequence bits. */
   private setAad(d: Uint8Array, esp: number, seqHi: number): void {
     const a = this.aad;
-    a[0] = d[esp]!; a[1] = d[esp + 1]!; a[2] = d[esp + 2]!; a[3] = d[esp + 3]!;
+    a[0] = d[esp]!;
+    a[1] = d[esp + 1]!;
+    a[2] = d[esp + 2]!;
+    a[3] = d[esp + 3]!;
     let o = 4;
     if (this.esn) {
-      a[4] = seqHi >>> 24; a[5] = (seqHi >>> 16) & 0xff; a[6] = (seqHi >>> 8) & 0xff; a[7] = seqHi & 0xff;
+      a[4] = seqHi >>> 24;
+      a[5] = (seqHi >>> 16) & 0xff;
+      a[6] = (seqHi >>> 8) & 0xff;
+      a[7] = seqHi & 0xff;
       o = 8;
     }
-    a[o] = d[esp + 4]!; a[o + 1] = d[esp + 5]!; a[o + 2] = d[esp + 6]!; a[o + 3] = d[esp + 7]!;
+    a[o] = d[esp + 4]!;
+    a[o + 1] = d[esp + 5]!;
+    a[o + 2] = d[esp + 6]!;
+    a[o + 3] = d[esp + 7]!;
   }
 
   /**
@@ -151,8 +161,14 @@ export class EspCrypto {
     if (esp < 0 || tag < off || end > data.length) return -1;
     const n = this.#nonce;
     const iv = esp + 8;
-    n[4] = data[iv]!; n[5] = data[iv + 1]!; n[6] = data[iv + 2]!; n[7] = data[iv + 3]!;
-    n[8] = data[iv + 4]!; n[9] = data[iv + 5]!; n[10] = data[iv + 6]!; n[11] = data[iv + 7]!;
+    n[4] = data[iv]!;
+    n[5] = data[iv + 1]!;
+    n[6] = data[iv + 2]!;
+    n[7] = data[iv + 3]!;
+    n[8] = data[iv + 4]!;
+    n[9] = data[iv + 5]!;
+    n[10] = data[iv + 6]!;
+    n[11] = data[iv + 7]!;
     this.setAad(data, esp, seqHi);
     return batch.add(this.key, data, off, tag - off, tag, n, this.aad, this.aad.length);
   }
@@ -168,8 +184,14 @@ export class EspCrypto {
     if (esp < 0 || tag < off || end > data.length) return false;
     const n = this.#nonce;
     const iv = esp + 8;
-    n[4] = data[iv]!; n[5] = data[iv + 1]!; n[6] = data[iv + 2]!; n[7] = data[iv + 3]!;
-    n[8] = data[iv + 4]!; n[9] = data[iv + 5]!; n[10] = data[iv + 6]!; n[11] = data[iv + 7]!;
+    n[4] = data[iv]!;
+    n[5] = data[iv + 1]!;
+    n[6] = data[iv + 2]!;
+    n[7] = data[iv + 3]!;
+    n[8] = data[iv + 4]!;
+    n[9] = data[iv + 5]!;
+    n[10] = data[iv + 6]!;
+    n[11] = data[iv + 7]!;
     this.setAad(data, esp, seqHi);
     return this.aead.open(data, off, tag - off, tag, n, this.aad);
   }
@@ -265,7 +287,15 @@ abstract class EspSa {
 
   /** What printing shows: SPI, cipher and counters; never the key or the salt. */
   toJSON(): Record<string, unknown> {
-    return { spi: `0x${this.spi.toString(16)}`, cipher: this.cipher, esn: this.esn, packets: this.packets, bytes: this.bytes, createdAt: this.createdAt, keying: REDACTED_TEXT };
+    return {
+      spi: `0x${this.spi.toString(16)}`,
+      cipher: this.cipher,
+      esn: this.esn,
+      packets: this.packets,
+      bytes: this.bytes,
+      createdAt: this.createdAt,
+      keying: REDACTED_TEXT,
+    };
   }
 
   [inspect.custom](): string {
@@ -413,7 +443,8 @@ export class InboundSa extends EspSa {
       if (tl >= w - 1) {
         // Case A: the window lies within one block.
         if (seqLo >= tl - w + 1) hi = th;
-        else if (th === 0xffff_ffff) return DropReason.EspOutsideWindow; // past 2^64: nothing can be there
+        else if (th === 0xffff_ffff)
+          return DropReason.EspOutsideWindow; // past 2^64: nothing can be there
         else hi = th + 1;
       } else if (seqLo >= tl - w + 1 + TWO32) {
         // Case B: the window straddles a block boundary and seqLo is in its lower part.

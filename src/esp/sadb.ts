@@ -209,7 +209,12 @@ export class EspPeer {
   /** Key derivation towards and from the peer, for its current incarnation (made when first needed). */
   outDeriver: SaDeriver | null = null;
   inDeriver: SaDeriver | null = null;
-  constructor(readonly name: string, readonly addr: string, index: number, readonly explicit: boolean) {
+  constructor(
+    readonly name: string,
+    readonly addr: string,
+    index: number,
+    readonly explicit: boolean,
+  ) {
     this.index = index;
   }
 
@@ -228,7 +233,8 @@ const ASK_NS = 100e6;
 /** Makes `random` draw a 16-byte incarnation, checked. */
 function drawIncarnation(random: (n: number) => Uint8Array): Uint8Array {
   const r = random(ESP_INCARNATION_LEN);
-  if (!(r instanceof Uint8Array) || r.length < ESP_INCARNATION_LEN) throw new RangeError(`esp: random returned ${r?.length} bytes, want ${ESP_INCARNATION_LEN}`);
+  if (!(r instanceof Uint8Array) || r.length < ESP_INCARNATION_LEN)
+    throw new RangeError(`esp: random returned ${r?.length} bytes, want ${ESP_INCARNATION_LEN}`);
   return Uint8Array.from(r.subarray(0, ESP_INCARNATION_LEN));
 }
 
@@ -296,7 +302,11 @@ export class EspSadb {
   /** Explicit keys in use (by `keyId`), and by whom: no key serves two directions or peers. */
   private readonly explicitKeys = new Map<string, string>();
 
-  constructor(readonly cfg: EspConfig, readonly node: string, readonly ident: EspTunnelIdentity) {
+  constructor(
+    readonly cfg: EspConfig,
+    readonly node: string,
+    readonly ident: EspTunnelIdentity,
+  ) {
     this.cipher = cfg.cipher;
     this.udpEncap = cfg.udpEncap ?? false;
     this.esn = cfg.esn ?? true;
@@ -304,7 +314,8 @@ export class EspSadb {
     this.graceNs = cfg.graceNs ?? 30e9;
     if (!(this.graceNs >= 0)) throw new RangeError(`esp graceNs ${this.graceNs} must be ≥ 0`);
     this.lookahead = cfg.lookahead ?? 4;
-    if (!(Number.isInteger(this.lookahead) && this.lookahead >= 0 && this.lookahead <= 64)) throw new RangeError(`esp lookahead ${this.lookahead} is not an integer in 0-64`);
+    if (!(Number.isInteger(this.lookahead) && this.lookahead >= 0 && this.lookahead <= 64))
+      throw new RangeError(`esp lookahead ${this.lookahead} is not an integer in 0-64`);
     this.waitNs = cfg.waitNs ?? 2e9;
     if (!(this.waitNs >= 0)) throw new RangeError(`esp waitNs ${this.waitNs} must be ≥ 0`);
     if (ESP_CIPHERS[cfg.cipher] === undefined) throw new RangeError(`esp: cipher ${String(cfg.cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
@@ -312,7 +323,8 @@ export class EspSadb {
     const user = cfg.lifetime ?? {};
     const min = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
     const frac = (x: number | undefined): number | undefined => (x === undefined ? undefined : Math.floor(x * ESP_REKEY_FRACTION));
-    const def = (o: Record<keyof EspLifetime, number | undefined>): EspLifetime => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as EspLifetime;
+    const def = (o: Record<keyof EspLifetime, number | undefined>): EspLifetime =>
+      Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as EspLifetime;
     this.outLife = def({ packets: min(user.packets, lim.packets), bytes: min(user.bytes, lim.bytes), ns: user.ns, authFailures: undefined });
     this.outSoft = def({ packets: min(user.packets, frac(lim.packets)), bytes: min(user.bytes, frac(lim.bytes)), ns: user.ns, authFailures: undefined });
     this.inLife = def({ packets: lim.packets, bytes: lim.bytes, ns: undefined, authFailures: min(user.authFailures, lim.authFailures) });
@@ -381,8 +393,10 @@ export class EspSadb {
     if (pc.out === undefined || pc.in === undefined) throw new RangeError(`esp: VTEP ${addr}: explicit keys need both out and in`);
     const journal = this.cfg.journal;
     if (journal === undefined && this.cfg.freshExplicitKeys !== true) {
-      throw new RangeError(`esp: VTEP ${addr}: hand-configured keys need a journal (esp.journal), or a restart would send their sequence numbers again under the same key; ` +
-        'set esp.freshExplicitKeys only if the keys were made for this run');
+      throw new RangeError(
+        `esp: VTEP ${addr}: hand-configured keys need a journal (esp.journal), or a restart would send their sequence numbers again under the same key; ` +
+          'set esp.freshExplicitKeys only if the keys were made for this run',
+      );
     }
     const o = explicitSaKeys({ cipher: this.cipher, ...pc.out });
     const i = explicitSaKeys({ cipher: this.cipher, ...pc.in });
@@ -393,14 +407,16 @@ export class EspSadb {
     const mine = (id: string): boolean => back !== undefined && (id === back.outId || id === back.inId);
     for (const id of [oid, iid]) {
       const owner = this.explicitKeys.get(id);
-      if (owner !== undefined && !mine(id)) throw new RangeError(`esp: VTEP ${addr}: a key already used by ${owner} (keys must not be shared between peers or directions)`);
+      if (owner !== undefined && !mine(id))
+        throw new RangeError(`esp: VTEP ${addr}: a key already used by ${owner} (keys must not be shared between peers or directions)`);
     }
     const same = back !== undefined && back.inCur !== null && back.inCur.spi === i.spi && iid === back.inId;
     const inCur = same ? back.inCur! : this.inSa(i.spi, i, now);
     // The SPI must be free among this database's explicit SAs: RFC 4301 lets the receiver choose SPIs, and
     // hand-configured ones are the operator's to keep apart.
     for (const p of this.peers) {
-      if (p.explicit && !p.removed && (p.inCur?.spi === i.spi)) throw new RangeError(`esp: inbound SPI 0x${i.spi.toString(16)} is already in use on this tunnel (choose another explicit SPI)`);
+      if (p.explicit && !p.removed && p.inCur?.spi === i.spi)
+        throw new RangeError(`esp: inbound SPI 0x${i.spi.toString(16)} is already in use on this tunnel (choose another explicit SPI)`);
     }
     const out = back?.out ?? this.outSa(o.spi, o, journal === undefined ? 0n : journal.restore(oid), now);
     if (back !== undefined) this.retired.delete(retiredKey(true, oid));
@@ -437,11 +453,26 @@ export class EspSadb {
   // ---- SAs and their keys ---------------------------------------------------------------------------------
 
   private outSa(spi: number, k: EspKeying, resumeAfter: bigint, now: number): OutboundSa {
-    return new OutboundSa({ spi, keying: { cipher: k.cipher, key: k.key, salt: k.salt }, esn: this.esn, createdAt: now, resumeAfter, lifetime: this.outLife, rekeyAt: this.outSoft });
+    return new OutboundSa({
+      spi,
+      keying: { cipher: k.cipher, key: k.key, salt: k.salt },
+      esn: this.esn,
+      createdAt: now,
+      resumeAfter,
+      lifetime: this.outLife,
+      rekeyAt: this.outSoft,
+    });
   }
 
   private inSa(spi: number, k: EspKeying, now: number): InboundSa {
-    return new InboundSa({ spi, keying: { cipher: k.cipher, key: k.key, salt: k.salt }, esn: this.esn, window: this.window, createdAt: now, lifetime: this.inLife });
+    return new InboundSa({
+      spi,
+      keying: { cipher: k.cipher, key: k.key, salt: k.salt },
+      esn: this.esn,
+      window: this.window,
+      createdAt: now,
+      lifetime: this.inLife,
+    });
   }
 
   /** The derivation of `peer`'s SAs one way, for its current incarnation. */
@@ -450,8 +481,22 @@ export class EspSadb {
     if (d !== null) return d;
     const t = this.ident;
     const spec: SaPairSpec = outbound
-      ? { cipher: this.cipher, src: this.node, dst: peer.name, tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr }, srcIncarnation: this.incarnation, dstIncarnation: peer.incarnation! }
-      : { cipher: this.cipher, src: peer.name, dst: this.node, tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr }, srcIncarnation: peer.incarnation!, dstIncarnation: this.incarnation };
+      ? {
+          cipher: this.cipher,
+          src: this.node,
+          dst: peer.name,
+          tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr },
+          srcIncarnation: this.incarnation,
+          dstIncarnation: peer.incarnation!,
+        }
+      : {
+          cipher: this.cipher,
+          src: peer.name,
+          dst: this.node,
+          tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr },
+          srcIncarnation: peer.incarnation!,
+          dstIncarnation: this.incarnation,
+        };
     const made = new SaDeriver(this.cfg.secret!, spec);
     if (outbound) peer.outDeriver = made;
     else peer.inDeriver = made;
@@ -701,8 +746,18 @@ export class EspSadb {
 
   private helloKeys(peer: EspPeer): { out: Uint8Array; in: Uint8Array } {
     const t = this.ident;
-    peer.helloKeyOut ??= deriveHelloKey(this.cfg.secret!, { cipher: this.cipher, src: this.node, dst: peer.name, tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr } });
-    peer.helloKeyIn ??= deriveHelloKey(this.cfg.secret!, { cipher: this.cipher, src: peer.name, dst: this.node, tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr } });
+    peer.helloKeyOut ??= deriveHelloKey(this.cfg.secret!, {
+      cipher: this.cipher,
+      src: this.node,
+      dst: peer.name,
+      tunnel: { kind: t.kind, port: t.port, srcAddr: t.localAddr, dstAddr: peer.addr },
+    });
+    peer.helloKeyIn ??= deriveHelloKey(this.cfg.secret!, {
+      cipher: this.cipher,
+      src: peer.name,
+      dst: this.node,
+      tunnel: { kind: t.kind, port: t.port, srcAddr: peer.addr, dstAddr: t.localAddr },
+    });
     return { out: peer.helloKeyOut, in: peer.helloKeyIn };
   }
 
@@ -831,7 +886,7 @@ export class EspSadb {
     if (pa === undefined || pb === undefined || pa.explicit || pb.explicit) throw new RangeError('esp introduce: both ends need a derived peer');
     const take = (s: EspSadb, idx: number): Uint8Array[] => {
       const out: Uint8Array[] = [];
-      for (let i = 0; i < s.outbox.length;) {
+      for (let i = 0; i < s.outbox.length; ) {
         if (s.outbox[i]!.index === idx) out.push(s.outbox.splice(i, 1)[0]!.msg);
         else i++;
       }

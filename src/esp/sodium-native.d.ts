@@ -14,14 +14,26 @@ declare module 'sodium-native' {
      * Returns the tag length.
      */
     crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-      c: Uint8Array, mac: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
+      c: Uint8Array,
+      mac: Uint8Array,
+      m: Uint8Array,
+      ad: Uint8Array | null,
+      nsec: null,
+      npub: Uint8Array,
+      k: Uint8Array,
     ): number;
     /**
      * Verifies `mac` over `ad` and `c`, then decrypts `c` into `m` (same length; may be the same bytes).
      * Throws when the tag does not verify: `m` is then zero-filled and nothing was decrypted.
      */
     crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-      m: Uint8Array, nsec: null, c: Uint8Array, mac: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array,
+      m: Uint8Array,
+      nsec: null,
+      c: Uint8Array,
+      mac: Uint8Array,
+      ad: Uint8Array | null,
+      npub: Uint8Array,
+      k: Uint8Array,
     ): void;
   }
   const sodium: Sodium;

@@ -33,7 +33,7 @@ import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
-import { DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
+import { type DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
 import { ip, run } from './lab/netns.js';
 import type { Logger } from './log.js';
 import { agentRegistry, serveMetrics, type MetricsSnapshot } from './metrics.js';
@@ -99,7 +99,11 @@ export class Agent {
   private readonly tapOffloads: Record<string, { tso: boolean; uso: boolean }> = {};
   private readonly under: TunnelSocketDevice;
 
-  private constructor(readonly cfg: AgentConfig, private readonly native: Native, private readonly log: Logger) {
+  private constructor(
+    readonly cfg: AgentConfig,
+    private readonly native: Native,
+    private readonly log: Logger,
+  ) {
     const n = cfg.node;
     // Offloads: a TAP's super-frame is up to 64 KiB of IP behind its Ethernet header, and a GRO'd
     // datagram up to 65,535 bytes behind the outer headers the device rebuilds: 64 KiB + 128 hold both.
@@ -117,9 +121,15 @@ export class Agent {
       const udpPorts = [n.tunnel.udpPort ?? (n.tunnel.kind === 'geneve' ? GENEVE_PORT : VXLAN_PORT)];
       if (n.esp?.udpEncap === true) udpPorts.push(NAT_T_PORT);
       const under = new TunnelSocketDevice(native, this.pool, {
-        name: 'underlay', netns: cfg.netns, localIp: n.underlayIp, udpPorts,
+        name: 'underlay',
+        netns: cfg.netns,
+        localIp: n.underlayIp,
+        udpPorts,
         rawProtocols: n.esp !== null && !n.esp.udpEncap ? [IPPROTO_ESP] : [],
-        mac: macFromString(n.underlayMac)!, mtu: cfg.underlayMtu, gro: cfg.offloads, gso: cfg.offloads,
+        mac: macFromString(n.underlayMac)!,
+        mtu: cfg.underlayMtu,
+        gro: cfg.offloads,
+        gso: cfg.offloads,
       });
       this.under = under;
       opened.push(under);
@@ -143,8 +153,14 @@ export class Agent {
       // the config names one, keeps epochs and sequence numbers across restarts too.
       if (n.esp !== null && cfg.espJournal !== null) this.journal = SeqJournal.open(cfg.espJournal, { node: n.name });
       this.nd = buildNode(n, {
-        pool: this.pool, clock: LIVE_CLOCK, underlay, pod: (p) => pods.get(p.name)!, udpSourcePort: udpPorts[0]!,
-        random: (k) => randomBytes(k), ...(this.journal !== null ? { espJournal: this.journal } : {}), ...(stack !== undefined ? { stack } : {}),
+        pool: this.pool,
+        clock: LIVE_CLOCK,
+        underlay,
+        pod: (p) => pods.get(p.name)!,
+        udpSourcePort: udpPorts[0]!,
+        random: (k) => randomBytes(k),
+        ...(this.journal !== null ? { espJournal: this.journal } : {}),
+        ...(stack !== undefined ? { stack } : {}),
         // ESP's AEAD a bridge batch per native call (Node's own OpenSSL, one context per SA).
         batchAead: { native: this.native },
       });
@@ -191,7 +207,17 @@ export class Agent {
       throw e;
     }
     this.tapOffloads[port] = { tso, uso };
-    return new TapDevice(this.native, this.pool, { name: ifname, fd: info.fd, ifindex: info.ifindex, mac: macFromString(mac)!, mtu, vnetHdr: true, gso: tso, uso, gsoStats: this.tapGso });
+    return new TapDevice(this.native, this.pool, {
+      name: ifname,
+      fd: info.fd,
+      ifindex: info.ifindex,
+      mac: macFromString(mac)!,
+      mtu,
+      vnetHdr: true,
+      gso: tso,
+      uso,
+      gsoStats: this.tapGso,
+    });
   }
 
   /** Builds the node's datapath and configures the kernel side; resolves once the control socket listens. */
@@ -211,7 +237,13 @@ export class Agent {
       await a.stop();
       throw e;
     }
-    log.info('agent started', { node: cfg.node.name, pods: cfg.node.pods.length, peers: cfg.node.peers.length, control: cfg.control, metrics: a.metricsAddress });
+    log.info('agent started', {
+      node: cfg.node.name,
+      pods: cfg.node.pods.length,
+      peers: cfg.node.peers.length,
+      control: cfg.control,
+      metrics: a.metricsAddress,
+    });
     return a;
   }
 
@@ -236,7 +268,8 @@ export class Agent {
         await ip(['addr', 'replace', `${p.ip6}/${len6}`, 'dev', at.ifname, 'nodad'], at.netns);
       }
       if (g !== null && g.ipv4 !== null) await ip(['route', 'replace', 'default', 'via', g.ipv4.split('/')[0]!, 'dev', at.ifname], at.netns);
-      if (g !== null && g.ipv6 !== null && p.ip6 !== null) await ip(['-6', 'route', 'replace', 'default', 'via', g.ipv6.split('/')[0]!, 'dev', at.ifname], at.netns);
+      if (g !== null && g.ipv6 !== null && p.ip6 !== null)
+        await ip(['-6', 'route', 'replace', 'default', 'via', g.ipv6.split('/')[0]!, 'dev', at.ifname], at.netns);
     }
     if (n.stack === null || g === null) return;
     const ns = this.cfg.netns;
@@ -285,11 +318,30 @@ export class Agent {
     for (const p of this.nd.bridge.ports) {
       if (p === null) continue;
       const d = this.devices.get(p.kind === 'tunnel' ? 'underlay' : p.name);
-      ports.push({ name: p.name, kind: p.kind, up: p.up, ifindex: d instanceof TapDevice ? d.ifindex : null, rxPackets: p.counters.rxPackets, txPackets: p.counters.txPackets, drops: p.counters.dropped });
+      ports.push({
+        name: p.name,
+        kind: p.kind,
+        up: p.up,
+        ifindex: d instanceof TapDevice ? d.ifindex : null,
+        rxPackets: p.counters.rxPackets,
+        txPackets: p.counters.txPackets,
+        drops: p.counters.dropped,
+      });
     }
     const offloads = { enabled: this.cfg.offloads, taps: { ...this.tapOffloads }, udpGso: this.under.gso, udpGro: this.under.gro };
     const pool = { buffers: this.pool.size, bufferBytes: this.pool.bufferSize, memoryBytes: this.pool.size * this.pool.bufferSize };
-    return { node: this.nd.name, mode: this.nd.mode, pid: process.pid, startedAt: this.startedAt.toISOString(), ports, offloads, pool, peers: [...this.nd.peers], metrics: this.metricsAddress, control: this.cfg.control };
+    return {
+      node: this.nd.name,
+      mode: this.nd.mode,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      ports,
+      offloads,
+      pool,
+      peers: [...this.nd.peers],
+      metrics: this.metricsAddress,
+      control: this.cfg.control,
+    };
   }
 
   snapshot(): MetricsSnapshot {
@@ -302,14 +354,29 @@ export class Agent {
       if (p.kind === 'gateway' && this.nd.bridge.gateway !== null) {
         for (const [k, v] of Object.entries(this.nd.bridge.gateway.counters.dropsByReason())) drops[k] = (drops[k] ?? 0) + v;
       }
-      ports.push({ port: p.kind === 'tunnel' ? 'underlay' : p.name, kind: p.kind, rxPackets: c.rxPackets, rxBytes: c.rxBytes, txPackets: c.txPackets, txBytes: c.txBytes, drops });
+      ports.push({
+        port: p.kind === 'tunnel' ? 'underlay' : p.name,
+        kind: p.kind,
+        rxPackets: c.rxPackets,
+        rxBytes: c.rxBytes,
+        txPackets: c.txPackets,
+        txBytes: c.txBytes,
+        drops,
+      });
     }
     const devices: MetricsSnapshot['devices'] = [];
     for (const [name, d] of this.devices) {
       const s: DeviceStats = d.stats;
       devices.push({
-        device: name, rxPackets: s.rxPackets, txPackets: s.txPackets, rxBatches: s.rxBatches, drops: s.dropsByReason(),
-        rxSuper: s.rxSuper, rxSuperSegments: s.rxSuperSegments, txSuper: s.txSuper, txSuperSegments: s.txSuperSegments,
+        device: name,
+        rxPackets: s.rxPackets,
+        txPackets: s.txPackets,
+        rxBatches: s.rxBatches,
+        drops: s.dropsByReason(),
+        rxSuper: s.rxSuper,
+        rxSuperSegments: s.rxSuperSegments,
+        txSuper: s.txSuper,
+        txSuperSegments: s.txSuperSegments,
       });
     }
     const peers: MetricsSnapshot['peers'] = [];
@@ -317,27 +384,66 @@ export class Agent {
     for (const v of this.nd.tunnel.vteps) {
       const name = byIp.get(v.ip);
       if (name === undefined) continue;
-      peers.push({ peer: name, txPackets: v.txPackets, rxPackets: v.rxPackets, txInnerBytes: v.txInnerBytes, espOut: this.nd.encrypted ? v.txPackets : 0, espIn: this.nd.encrypted ? v.rxPackets : 0 });
+      peers.push({
+        peer: name,
+        txPackets: v.txPackets,
+        rxPackets: v.rxPackets,
+        txInnerBytes: v.txInnerBytes,
+        espOut: this.nd.encrypted ? v.txPackets : 0,
+        espIn: this.nd.encrypted ? v.rxPackets : 0,
+      });
     }
     const tunnel: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.nd.tunnel.mtuStats)) if (typeof v === 'number') tunnel[k] = v;
     const sa = this.nd.tunnel.sadb;
     if (sa !== null) {
       // ESP's lifecycle: failed integrity checks, announcements (hellos) and resynchronisations.
-      Object.assign(tunnel, { icvFailures: sa.icvFailures, hellosSent: sa.hellosSent, hellosReceived: sa.hellosReceived, hellosRefused: sa.hellosRefused, resyncs: sa.resyncs });
+      Object.assign(tunnel, {
+        icvFailures: sa.icvFailures,
+        hellosSent: sa.hellosSent,
+        hellosReceived: sa.hellosReceived,
+        hellosRefused: sa.hellosRefused,
+        resyncs: sa.resyncs,
+      });
     }
     const b = this.nd.bridge;
     const macs: Record<string, number> = { ...b.macs.stats };
-    const bridge = { floodCopies: b.floodCopies, generated: b.generated, fragmentsMade: b.fragmentsMade, fragmentsMerged: b.fragmentsMerged, segmentsMade: b.segmentsMade, heldForEsp: b.heldForEsp };
+    const bridge = {
+      floodCopies: b.floodCopies,
+      generated: b.generated,
+      fragmentsMade: b.fragmentsMade,
+      fragmentsMerged: b.fragmentsMerged,
+      segmentsMade: b.segmentsMade,
+      heldForEsp: b.heldForEsp,
+    };
     // Super-frames: segmented by the bridge (for tunnels and ports without TSO), coalesced by the TAPs.
     const t = this.tapGso;
-    const gso = { superFrames: b.gso.superFrames, segments: b.gso.segments, coalesced: t.coalesced, coalescedSegments: t.coalescedSegments, flushes: t.flushes };
+    const gso = {
+      superFrames: b.gso.superFrames,
+      segments: b.gso.segments,
+      coalesced: t.coalesced,
+      coalescedSegments: t.coalescedSegments,
+      flushes: t.flushes,
+    };
     // Super-frames `segment` refused (the bridge) and frames a TAP's coalescer could not give out, by reason.
     const gsoDrops: Record<string, number> = {};
     for (const st of [b.gso, t]) {
       for (let r = 0; r < st.drops.length; r++) if (st.drops[r]! > 0) gsoDrops[dropReasonName(r)] = (gsoDrops[dropReasonName(r)] ?? 0) + st.drops[r]!;
     }
-    return { ports, devices, peers, tunnel, macs, bridge, gso, gsoDrops, heap: this.heap.read(), macEntries: this.nd.bridge.macs.size, poolFree: this.pool.available, poolSize: this.pool.size };
+    return {
+      ports,
+      devices,
+      peers,
+      tunnel,
+      macs,
+      bridge,
+      gso,
+      gsoDrops,
+      heap: this.heap.read(),
+      macEntries: this.nd.bridge.macs.size,
+      poolFree: this.pool.available,
+      poolSize: this.pool.size,
+    };
   }
 
   /**
@@ -354,13 +460,16 @@ export class Agent {
       if (v === null) throw new Error(`trace: ${k} must be an IPv4 address`);
       return v;
     };
-    const src = ip4('src'), dst = ip4('dst');
+    const src = ip4('src'),
+      dst = ip4('dst');
     const proto = Number(req['proto']);
     if (![1, 6, 17].includes(proto)) throw new Error('trace: proto must be 1 (ICMP), 6 (TCP) or 17 (UDP)');
     const timeoutMs = Math.min(30_000, Math.max(100, Number(req['timeoutMs'] ?? 5000) || 5000));
     for (const o of this.observed.values()) if (o.onRx !== null || o.onTx !== null) throw new Error('a capture or another trace is running on this node');
     const node = this.nd.name;
-    const send = (r: Record<string, unknown>): void => { conn.socket.write(`${JSON.stringify({ t: CAPTURE_CLOCK.now(), ...r })}\n`); };
+    const send = (r: Record<string, unknown>): void => {
+      conn.socket.write(`${JSON.stringify({ t: CAPTURE_CLOCK.now(), ...r })}\n`);
+    };
     const matches = (d: Uint8Array, ip: number, end: number): boolean =>
       ip + 20 <= end && d[ip]! >> 4 === 4 && d[ip + 9] === proto && rd32(d, ip + 12) === src && rd32(d, ip + 16) === dst;
     let sent = false;
@@ -369,10 +478,16 @@ export class Agent {
     const disarm = (): void => {
       clearTimeout(timer);
       this.nd.bridge.trace = null;
-      for (const o of this.observed.values()) { o.onRx = null; o.onTx = null; }
+      for (const o of this.observed.values()) {
+        o.onRx = null;
+        o.onTx = null;
+      }
       for (const d of this.devices.values()) if (d instanceof TapDevice) d.onTraced = null;
     };
-    const timer = setTimeout(() => { disarm(); conn.socket.end(); }, timeoutMs);
+    const timer = setTimeout(() => {
+      disarm();
+      conn.socket.end();
+    }, timeoutMs);
     conn.stream({ node, timeoutMs }, disarm);
     this.nd.bridge.trace = (r) => send({ ...r });
     // A pod's TAP with TSO says what its coalescing did with the traced frame (it clears the flag).
@@ -381,7 +496,8 @@ export class Agent {
       if (port === 'underlay') {
         o.onRx = (p): void => {
           if (arrived) return;
-          const d = p.data, e = p.start;
+          const d = p.data,
+            e = p.start;
           if (p.end - e < 34 || rd16(d, e + 12) !== 0x0800) return;
           const ip = e + 14;
           const outerProto = d[ip + 9];
@@ -400,7 +516,15 @@ export class Agent {
           if (!((encrypted && !sent) || (inner > 0 && matches(d, inner, p.end)))) return;
           arrived = true;
           p.traced = true;
-          send({ node, stage: 'underlay', port: 'underlay', action: encrypted ? 'arrived from the underlay: the first ESP packet since the trace was armed (its inner header is only visible after decryption)' : 'arrived from the underlay', detail: { from: ipv4ToString(rd32(d, ip + 12)), ...(encrypted ? { encrypted: true } : {}) } });
+          send({
+            node,
+            stage: 'underlay',
+            port: 'underlay',
+            action: encrypted
+              ? 'arrived from the underlay: the first ESP packet since the trace was armed (its inner header is only visible after decryption)'
+              : 'arrived from the underlay',
+            detail: { from: ipv4ToString(rd32(d, ip + 12)), ...(encrypted ? { encrypted: true } : {}) },
+          });
         };
         continue;
       }
@@ -408,12 +532,26 @@ export class Agent {
         if (sent || p.end - p.start < 34 || rd16(p.data, p.start + 12) !== 0x0800 || !matches(p.data, p.start + 14, p.end)) return;
         sent = true;
         p.traced = true;
-        send({ node, stage: 'send', port, action: `${proto === 1 ? 'ICMP' : proto === 6 ? 'TCP' : 'UDP'} ${ipv4ToString(src)} → ${ipv4ToString(dst)}, ${p.end - p.start - 14} bytes of IP`, detail: { src: ipv4ToString(src), dst: ipv4ToString(dst), bytes: p.end - p.start - 14 } });
+        send({
+          node,
+          stage: 'send',
+          port,
+          action: `${proto === 1 ? 'ICMP' : proto === 6 ? 'TCP' : 'UDP'} ${ipv4ToString(src)} → ${ipv4ToString(dst)}, ${p.end - p.start - 14} bytes of IP`,
+          detail: { src: ipv4ToString(src), dst: ipv4ToString(dst), bytes: p.end - p.start - 14 },
+        });
       };
       o.onTx = (p): void => {
         if (!p.traced) return;
         const ok = p.end - p.start >= 34 && rd16(p.data, p.start + 12) === 0x0800 && rd32(p.data, p.start + 30) === dst;
-        send({ node, stage: 'deliver', port, action: ok ? `delivered to ${port === 'host' ? "the node's own stack" : `pod ${port}`} (${p.end - p.start - 14} bytes of IP)` : `a frame built from the traced one reached ${port}`, detail: { pod: `${node}/${port}`, destination: ok } });
+        send({
+          node,
+          stage: 'deliver',
+          port,
+          action: ok
+            ? `delivered to ${port === 'host' ? "the node's own stack" : `pod ${port}`} (${p.end - p.start - 14} bytes of IP)`
+            : `a frame built from the traced one reached ${port}`,
+          detail: { pod: `${node}/${port}`, destination: ok },
+        });
       };
     }
     this.log.info('trace armed', { src: ipv4ToString(src), dst: ipv4ToString(dst), proto });
@@ -432,7 +570,9 @@ export class Agent {
       o.onRx = null;
     });
     // The socket may hold a chunk until it drains: give it a copy, never the writer's buffer.
-    const rec = new PcapngCapture(`${this.nd.name}/${port}`, (chunk) => { conn.socket.write(Buffer.from(chunk)); });
+    const rec = new PcapngCapture(`${this.nd.name}/${port}`, (chunk) => {
+      conn.socket.write(Buffer.from(chunk));
+    });
     o.onTx = rec.hook;
     o.onRx = rec.hook;
     this.log.info('capture started', { port });

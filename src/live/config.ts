@@ -72,12 +72,13 @@ type Obj = Record<string, unknown>;
 class Checker {
   constructor(readonly file: string) {}
   fail(key: string, expected: string, got: unknown): never {
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 60) ?? String(got);
+    const shown = got === undefined ? 'nothing' : (JSON.stringify(got)?.slice(0, 60) ?? String(got));
     throw new ConfigError(`${this.file}: ${key}: expected ${expected}, got ${shown}`);
   }
   obj(v: unknown, key: string, keys: readonly string[], required: readonly string[] = []): Obj {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'a mapping', v);
-    for (const k of Object.keys(v)) if (!keys.includes(k)) throw new ConfigError(`${this.file}: ${key ? `${key}.` : ''}${k}: unknown key (known: ${keys.join(', ')})`);
+    for (const k of Object.keys(v))
+      if (!keys.includes(k)) throw new ConfigError(`${this.file}: ${key ? `${key}.` : ''}${k}: unknown key (known: ${keys.join(', ')})`);
     for (const k of required) if (!(k in v)) throw new ConfigError(`${this.file}: ${key ? `${key}.` : ''}${k}: missing (required)`);
     return v as Obj;
   }
@@ -107,21 +108,29 @@ class Checker {
   }
   ip(v: unknown, key: string, nullable = false): string | null {
     if (v === null && nullable) return null;
-    if (typeof v !== 'string' || (ipv4FromString(v) === null && ipv6FromString(v) === null)) this.fail(key, `an IPv4 or IPv6 address${nullable ? ' or null' : ''}`, v);
+    if (typeof v !== 'string' || (ipv4FromString(v) === null && ipv6FromString(v) === null))
+      this.fail(key, `an IPv4 or IPv6 address${nullable ? ' or null' : ''}`, v);
     return v;
   }
   prefix(v: unknown, key: string, nullable = false): string | null {
     if (v === null && nullable) return null;
     const s = typeof v === 'string' ? v.split('/') : [];
-    if (s.length !== 2 || this.okIp(s[0]!) === false || !/^\d{1,3}$/.test(s[1]!)) this.fail(key, `an address with a prefix length like 10.244.1.0/24${nullable ? ' or null' : ''}`, v);
+    if (s.length !== 2 || this.okIp(s[0]!) === false || !/^\d{1,3}$/.test(s[1]!))
+      this.fail(key, `an address with a prefix length like 10.244.1.0/24${nullable ? ' or null' : ''}`, v);
     return v as string;
   }
-  private okIp(s: string): boolean { return ipv4FromString(s) !== null || ipv6FromString(s) !== null; }
+  private okIp(s: string): boolean {
+    return ipv4FromString(s) !== null || ipv6FromString(s) !== null;
+  }
 }
 
 function readText(path: string, what: string): string {
-  let st;
-  try { st = statSync(path); } catch (e) { throw new ConfigError(`${path}: cannot read the ${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`); }
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new ConfigError(`${path}: cannot read the ${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
   if (!st.isFile()) throw new ConfigError(`${path}: the ${what} is not a regular file`);
   if (st.size > MAX_CONFIG_BYTES) throw new ConfigError(`${path}: the ${what} is ${st.size} bytes; a configuration file is at most ${MAX_CONFIG_BYTES}`);
   return readFileSync(path, 'utf8');
@@ -157,7 +166,12 @@ function checkPeers(c: Checker, v: unknown, key: string): NodePeerConfig[] {
 }
 
 function checkNode(c: Checker, v: unknown): NodeConfig {
-  const o = c.obj(v, 'node', ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'esp', 'gateway', 'pods', 'stack', 'peers', 'vniSegments'], ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'pods']);
+  const o = c.obj(
+    v,
+    'node',
+    ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'esp', 'gateway', 'pods', 'stack', 'peers', 'vniSegments'],
+    ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'pods'],
+  );
   const t = c.obj(o['tunnel'], 'node.tunnel', ['kind', 'vni', 'options', 'knownOptions', 'fragmentPolicy', 'icmpTooBig', 'mssClamp', 'udpPort'], ['kind']);
   const mode = c.oneOf(o['mode'], 'node.mode', ['routed', 'l2'] as const);
   let esp: NodeConfig['esp'] = null;
@@ -166,23 +180,37 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
     const s = c.obj(e['secret'], 'node.esp.secret', ['passphrase', 'file', 'allowGroupRead', 'env']);
     let secret: NonNullable<NodeConfig['esp']>['secret'];
     if (typeof s['passphrase'] === 'string') secret = { passphrase: s['passphrase'] };
-    else if (typeof s['file'] === 'string') secret = { file: resolve(dirname(c.file), s['file']), ...(s['allowGroupRead'] === true ? { allowGroupRead: true } : {}) };
+    else if (typeof s['file'] === 'string')
+      secret = { file: resolve(dirname(c.file), s['file']), ...(s['allowGroupRead'] === true ? { allowGroupRead: true } : {}) };
     else if (typeof s['env'] === 'string') secret = { env: s['env'] };
     else c.fail('node.esp.secret', 'one of { passphrase: TEXT }, { file: PATH }, { env: NAME }', s);
-    esp = { cipher: c.oneOf(e['cipher'], 'node.esp.cipher', ['aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'] as const), udpEncap: e['udpEncap'] === undefined ? false : c.bool(e['udpEncap'], 'node.esp.udpEncap'), secret };
+    esp = {
+      cipher: c.oneOf(e['cipher'], 'node.esp.cipher', ['aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'] as const),
+      udpEncap: e['udpEncap'] === undefined ? false : c.bool(e['udpEncap'], 'node.esp.udpEncap'),
+      secret,
+    };
   }
   let gateway: NodeConfig['gateway'] = null;
   if (o['gateway'] !== undefined && o['gateway'] !== null) {
     const g = c.obj(o['gateway'], 'node.gateway', ['mac', 'mtu', 'ipv4', 'ipv6'], ['mac']);
-    gateway = { mac: c.mac(g['mac'], 'node.gateway.mac'), mtu: g['mtu'] === undefined ? 1500 : c.int(g['mtu'], 'node.gateway.mtu', 576, 65535), ipv4: c.prefix(g['ipv4'] ?? null, 'node.gateway.ipv4', true), ipv6: c.prefix(g['ipv6'] ?? null, 'node.gateway.ipv6', true) };
+    gateway = {
+      mac: c.mac(g['mac'], 'node.gateway.mac'),
+      mtu: g['mtu'] === undefined ? 1500 : c.int(g['mtu'], 'node.gateway.mtu', 576, 65535),
+      ipv4: c.prefix(g['ipv4'] ?? null, 'node.gateway.ipv4', true),
+      ipv6: c.prefix(g['ipv6'] ?? null, 'node.gateway.ipv6', true),
+    };
   }
-  if ((gateway !== null) !== (mode === 'routed')) throw new ConfigError(`${c.file}: node.gateway: ${mode === 'routed' ? 'routed mode needs a gateway' : 'l2 mode has no gateway'}`);
+  if ((gateway !== null) !== (mode === 'routed'))
+    throw new ConfigError(`${c.file}: node.gateway: ${mode === 'routed' ? 'routed mode needs a gateway' : 'l2 mode has no gateway'}`);
   const pods = c.arr(o['pods'], 'node.pods').map((pv, i) => {
     const k = `node.pods[${i}]`;
     const p = c.obj(pv, k, ['name', 'mac', 'mtu', 'ip4', 'ip6', 'segment', 'vni'], ['name', 'mac', 'mtu']);
     return {
-      name: c.str(p['name'], `${k}.name`), mac: c.mac(p['mac'], `${k}.mac`), mtu: c.int(p['mtu'], `${k}.mtu`, 576, 65535),
-      ip4: c.ip(p['ip4'] ?? null, `${k}.ip4`, true), ip6: c.ip(p['ip6'] ?? null, `${k}.ip6`, true),
+      name: c.str(p['name'], `${k}.name`),
+      mac: c.mac(p['mac'], `${k}.mac`),
+      mtu: c.int(p['mtu'], `${k}.mtu`, 576, 65535),
+      ip4: c.ip(p['ip4'] ?? null, `${k}.ip4`, true),
+      ip6: c.ip(p['ip6'] ?? null, `${k}.ip6`, true),
       segment: p['segment'] === undefined ? 0 : c.int(p['segment'], `${k}.segment`, 0, 4094),
       vni: p['vni'] === undefined || p['vni'] === null ? null : c.int(p['vni'], `${k}.vni`, 0, 0xff_ffff),
     };
@@ -209,9 +237,13 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
       options: opts,
       knownOptions: c.arr(t['knownOptions'] ?? opts.map((x) => ({ class: x.class, type: x.type })), 'node.tunnel.knownOptions').map((x, i) => {
         const q = c.obj(x, `node.tunnel.knownOptions[${i}]`, ['class', 'type'], ['class', 'type']);
-        return { class: c.int(q['class'], `node.tunnel.knownOptions[${i}].class`, 0, 0xffff), type: c.int(q['type'], `node.tunnel.knownOptions[${i}].type`, 0, 0xff) };
+        return {
+          class: c.int(q['class'], `node.tunnel.knownOptions[${i}].class`, 0, 0xffff),
+          type: c.int(q['type'], `node.tunnel.knownOptions[${i}].type`, 0, 0xff),
+        };
       }),
-      fragmentPolicy: t['fragmentPolicy'] === undefined ? 'outer' : c.oneOf(t['fragmentPolicy'], 'node.tunnel.fragmentPolicy', ['outer', 'inner', 'drop'] as const),
+      fragmentPolicy:
+        t['fragmentPolicy'] === undefined ? 'outer' : c.oneOf(t['fragmentPolicy'], 'node.tunnel.fragmentPolicy', ['outer', 'inner', 'drop'] as const),
       icmpTooBig: t['icmpTooBig'] === undefined ? true : c.bool(t['icmpTooBig'], 'node.tunnel.icmpTooBig'),
       mssClamp: t['mssClamp'] === undefined ? true : c.bool(t['mssClamp'], 'node.tunnel.mssClamp'),
       udpPort: t['udpPort'] === undefined || t['udpPort'] === null ? null : c.int(t['udpPort'], 'node.tunnel.udpPort', 1, 65535),
@@ -231,10 +263,22 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
 /** Parses an agent configuration (`file` names it in errors and anchors relative paths). */
 export function parseAgentConfig(text: string, file: string): AgentConfig {
   const c = new Checker(file);
-  const o = c.obj(parseDoc(text, file), '', ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers'], ['node', 'control']);
+  const o = c.obj(
+    parseDoc(text, file),
+    '',
+    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers'],
+    ['node', 'control'],
+  );
   const offloads = o['offloads'] === undefined ? true : c.bool(o['offloads'], 'offloads');
   const node = checkNode(c, o['node']);
-  const podsIn = o['pods'] === undefined ? {} : c.obj(o['pods'], 'pods', node.pods.map((p) => p.name));
+  const podsIn =
+    o['pods'] === undefined
+      ? {}
+      : c.obj(
+          o['pods'],
+          'pods',
+          node.pods.map((p) => p.name),
+        );
   const pods: Record<string, PodPlacement> = {};
   for (const p of node.pods) {
     const v = podsIn[p.name];
@@ -248,9 +292,12 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   if (hostTap.length > 15) c.fail('hostTap', 'an interface name of at most 15 characters', hostTap);
   const peersFile = o['peers'] === undefined ? null : resolve(dirname(file), c.str(o['peers'], 'peers', 'a file name'));
   const cfg: AgentConfig = {
-    file, node,
+    file,
+    node,
     netns: o['netns'] === undefined || o['netns'] === null ? null : c.str(o['netns'], 'netns'),
-    hostTap, pods, peersFile,
+    hostTap,
+    pods,
+    peersFile,
     control: resolve(dirname(file), c.str(o['control'], 'control', 'a socket path')),
     metrics: o['metrics'] === undefined || o['metrics'] === null ? null : c.str(o['metrics'], 'metrics', 'host:port'),
     espJournal: o['espJournal'] === undefined || o['espJournal'] === null ? null : resolve(dirname(file), c.str(o['espJournal'], 'espJournal', 'a file name')),

@@ -34,7 +34,10 @@ const MAX_REQUEST = 1 << 20;
 export class ControlServer {
   private server: Server | null = null;
 
-  constructor(readonly path: string, private readonly handlers: Record<string, ControlHandler>) {}
+  constructor(
+    readonly path: string,
+    private readonly handlers: Record<string, ControlHandler>,
+  ) {}
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
@@ -46,7 +49,10 @@ export class ControlServer {
     this.server = server;
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
-      server.listen(this.path, () => { server.off('error', rej); res(); });
+      server.listen(this.path, () => {
+        server.off('error', rej);
+        res();
+      });
     });
     chmodSync(this.path, 0o600);
   }
@@ -54,7 +60,11 @@ export class ControlServer {
   close(): void {
     this.server?.close();
     this.server = null;
-    try { unlinkSync(this.path); } catch { /* already gone */ }
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
   }
 
   private accept(s: Socket): void {
@@ -63,7 +73,10 @@ export class ControlServer {
     s.on('error', () => {});
     const onData = (chunk: string): void => {
       buf += chunk;
-      if (buf.length > MAX_REQUEST) { s.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`); return; }
+      if (buf.length > MAX_REQUEST) {
+        s.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`);
+        return;
+      }
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       s.off('data', onData);
@@ -78,7 +91,8 @@ export class ControlServer {
     let reply: Record<string, unknown>;
     try {
       const req: unknown = JSON.parse(line);
-      if (typeof req !== 'object' || req === null || typeof (req as { op?: unknown }).op !== 'string') throw new Error('a request is a JSON object with an "op" string');
+      if (typeof req !== 'object' || req === null || typeof (req as { op?: unknown }).op !== 'string')
+        throw new Error('a request is a JSON object with an "op" string');
       const op = (req as ControlRequest).op;
       const h = this.handlers[op];
       if (h === undefined) throw new Error(`unknown op "${op}" (known: ${Object.keys(this.handlers).sort().join(', ')})`);
@@ -96,7 +110,10 @@ export class ControlServer {
 function isLive(path: string): Promise<boolean> {
   return new Promise((res) => {
     const c = createConnection(path);
-    c.once('connect', () => { c.destroy(); res(true); });
+    c.once('connect', () => {
+      c.destroy();
+      res(true);
+    });
     c.once('error', () => res(false));
   });
 }
@@ -110,13 +127,22 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
   return new Promise((res, rej) => {
     const c = createConnection(path);
     let buf = '';
-    const timer = setTimeout(() => { c.destroy(); rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      c.destroy();
+      rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
     c.setEncoding('utf8');
     c.once('connect', () => c.write(`${JSON.stringify(req)}\n`));
-    c.on('data', (d: string) => { buf += d; });
+    c.on('data', (d: string) => {
+      buf += d;
+    });
     c.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      rej(new ControlError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`));
+      rej(
+        new ControlError(
+          e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`,
+        ),
+      );
     });
     c.once('end', () => {
       clearTimeout(timer);
@@ -139,7 +165,10 @@ export function controlStream(path: string, req: ControlRequest, timeoutMs = 500
   return new Promise((res, rej) => {
     const c = createConnection(path);
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => { c.destroy(); rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      c.destroy();
+      rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
     c.once('connect', () => c.write(`${JSON.stringify(req)}\n`));
     const onData = (d: Buffer): void => {
       buf = Buffer.concat([buf, d]);
@@ -148,15 +177,29 @@ export function controlStream(path: string, req: ControlRequest, timeoutMs = 500
       c.off('data', onData);
       clearTimeout(timer);
       let r: Record<string, unknown>;
-      try { r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as Record<string, unknown>; } catch { c.destroy(); rej(new ControlError(`agent at ${path} sent an unreadable reply`)); return; }
-      if (r['ok'] !== true) { c.destroy(); rej(new ControlError(String(r['error'] ?? 'the agent refused the request'))); return; }
+      try {
+        r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        c.destroy();
+        rej(new ControlError(`agent at ${path} sent an unreadable reply`));
+        return;
+      }
+      if (r['ok'] !== true) {
+        c.destroy();
+        rej(new ControlError(String(r['error'] ?? 'the agent refused the request')));
+        return;
+      }
       c.pause();
       res({ reply: r, socket: c, rest: buf.subarray(nl + 1) });
     };
     c.on('data', onData);
     c.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      rej(new ControlError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`));
+      rej(
+        new ControlError(
+          e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`,
+        ),
+      );
     });
   });
 }

@@ -170,7 +170,11 @@ export class TapDevice implements LiveDevice {
    */
   onTraced: ((r: { stage: 'coalesce'; port: string; action: string; detail: Record<string, number | boolean> }) => void) | null = null;
 
-  constructor(private readonly native: Native, private readonly pool: PacketPool, o: TapDeviceOptions) {
+  constructor(
+    private readonly native: Native,
+    private readonly pool: PacketPool,
+    o: TapDeviceOptions,
+  ) {
     this.name = o.name;
     this.fd = o.fd;
     this.ifindex = o.ifindex;
@@ -189,7 +193,9 @@ export class TapDevice implements LiveDevice {
     this.coalesced = new PacketBatch(n + 8);
   }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
   setLinkListener(): void {}
 
   start(): void {
@@ -214,7 +220,11 @@ export class TapDevice implements LiveDevice {
       // No buffer: take one frame off the queue and count it, so a full pool cannot spin the loop.
       s.offsets[0] = 0;
       s.caps[0] = DISCARD.length;
-      try { this.native.readBatch(this.fd, DISCARD, s.offsets, s.caps, s.lens, 1); } catch { /* counted below */ }
+      try {
+        this.native.readBatch(this.fd, DISCARD, s.offsets, s.caps, s.lens, 1);
+      } catch {
+        /* counted below */
+      }
       this.stats.drop(DropReason.PoolExhausted);
       return;
     }
@@ -320,7 +330,12 @@ export class TapDevice implements LiveDevice {
     }
     const payload = p.end - p.start - p.hdrLen;
     const segments = Math.ceil(payload / p.gsoSize);
-    t({ stage: 'coalesce', port: this.name, action: `merged with its flow's neighbours: written to the TAP as one super-frame of ${segments} segments (gso_size ${p.gsoSize}, virtio-net header)`, detail: { superFrame: true, segments, gsoSize: p.gsoSize, bytes: p.end - p.start } });
+    t({
+      stage: 'coalesce',
+      port: this.name,
+      action: `merged with its flow's neighbours: written to the TAP as one super-frame of ${segments} segments (gso_size ${p.gsoSize}, virtio-net header)`,
+      detail: { superFrame: true, segments, gsoSize: p.gsoSize, bytes: p.end - p.start },
+    });
   }
 
   private flush(count: number, hdr: number): number {
@@ -366,7 +381,12 @@ export interface TunnelSocketOptions {
   batch?: number;
 }
 
-interface UdpSock { fd: number; port: number; poll: number; gro: boolean; }
+interface UdpSock {
+  fd: number;
+  port: number;
+  poll: number;
+  gro: boolean;
+}
 
 /**
  * A UDP GSO send: at most 64 datagrams (the kernel's UDP_MAX_SEGMENTS is 64 before Linux 6.9, 128
@@ -383,7 +403,11 @@ class GatherState {
   bytes = 0;
   closed = true;
 }
-interface RawSock { fd: number; protocol: number; poll: number; }
+interface RawSock {
+  fd: number;
+  protocol: number;
+  poll: number;
+}
 
 const IPPROTO_UDP = 17;
 const IPPROTO_RAW = 255;
@@ -414,7 +438,11 @@ export class TunnelSocketDevice implements LiveDevice {
   /** UDP_SEGMENT sends: asked for, and not refused by the kernel yet. */
   private gsoOn: boolean;
 
-  constructor(private readonly native: Native, private readonly pool: PacketPool, private readonly o: TunnelSocketOptions) {
+  constructor(
+    private readonly native: Native,
+    private readonly pool: PacketPool,
+    private readonly o: TunnelSocketOptions,
+  ) {
     this.name = o.name;
     this.mac = o.mac;
     this.mtu = o.mtu;
@@ -423,7 +451,8 @@ export class TunnelSocketDevice implements LiveDevice {
     if (v4 === null && v6 === null) throw new RangeError(`${o.name}: local address "${o.localIp}" is not IPv4 or IPv6`);
     this.family = v4 !== null ? 4 : 6;
     // A raw IPv6 socket hands over no IP header (and takes none): outer headers could not be checked.
-    if (this.family === 6 && o.rawProtocols.length > 0) throw new RangeError(`${o.name}: raw IP over an IPv6 underlay is not supported live (for ESP, use ESP in UDP: udpEncap)`);
+    if (this.family === 6 && o.rawProtocols.length > 0)
+      throw new RangeError(`${o.name}: raw IP over an IPv6 underlay is not supported live (for ESP, use ESP in UDP: udpEncap)`);
     this.local4 = v4 ?? 0;
     this.local6 = v6;
     const n = o.batch ?? 64;
@@ -435,9 +464,13 @@ export class TunnelSocketDevice implements LiveDevice {
   }
 
   /** Whether UDP_SEGMENT sends are in use (asked for and not refused by the kernel). */
-  get gso(): boolean { return this.gsoOn; }
+  get gso(): boolean {
+    return this.gsoOn;
+  }
   /** Whether every UDP socket took UDP_GRO. */
-  get gro(): boolean { return this.udp.length > 0 && this.udp.every((u) => u.gro); }
+  get gro(): boolean {
+    return this.udp.length > 0 && this.udp.every((u) => u.gro);
+  }
 
   /** Opens the sockets (inside the namespace) and starts reading. Throws, naming the socket, when one cannot be opened; what was opened is closed again. */
   start(): void {
@@ -478,17 +511,27 @@ export class TunnelSocketDevice implements LiveDevice {
   }
 
   /** The UDP ports actually bound (a port 0 in the options gets an ephemeral one). */
-  get boundPorts(): number[] { return this.udp.map((u) => u.port); }
+  get boundPorts(): number[] {
+    return this.udp.map((u) => u.port);
+  }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
   setLinkListener(): void {}
 
   // ---- receive --------------------------------------------------------------------------------------
 
-  private ipHeaderLen(): number { return this.family === 4 ? 20 : 40; }
+  private ipHeaderLen(): number {
+    return this.family === 4 ? 20 : 40;
+  }
 
-  private readUdp(sock: UdpSock): void { this.readSocket(sock.fd, sock.port); }
-  private readRaw(sock: RawSock): void { this.readSocket(sock.fd, -1); }
+  private readUdp(sock: UdpSock): void {
+    this.readSocket(sock.fd, sock.port);
+  }
+  private readRaw(sock: RawSock): void {
+    this.readSocket(sock.fd, -1);
+  }
 
   /**
    * Reads one batch from a UDP socket (`udpPort` ≥ 0: payloads, whose outer headers are rebuilt in
@@ -505,7 +548,9 @@ export class TunnelSocketDevice implements LiveDevice {
       try {
         if (raw) this.native.rawRecvBatch(fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, 1);
         else this.native.udpRecvBatch(fd, DISCARD, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, 1);
-      } catch { /* counted below */ }
+      } catch {
+        /* counted below */
+      }
       this.stats.drop(DropReason.PoolExhausted);
       return;
     }
@@ -521,7 +566,9 @@ export class TunnelSocketDevice implements LiveDevice {
       n = raw
         ? this.native.rawRecvBatch(fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, k)
         : this.native.udpRecvBatch(fd, this.pool.slab, s.offsets, s.caps, s.lens, s.addrs, s.ports, s.segs, k);
-    } catch { n = 0; }
+    } catch {
+      n = 0;
+    }
     const b = this.rxBatch;
     b.clear();
     for (let i = 0; i < n; i++) {
@@ -550,7 +597,10 @@ export class TunnelSocketDevice implements LiveDevice {
         wrMac(p.data, p.start + 6, 0);
         wr16(p.data, p.start + 12, ETHERTYPE_IPV4);
       } else this.rebuildUdp(p, s.addrs, 16 * i, s.ports[i]!, udpPort, len);
-      if (b.length === b.capacity) { handOver(this.stats, this.rx, b); b.clear(); }
+      if (b.length === b.capacity) {
+        handOver(this.stats, this.rx, b);
+        b.clear();
+      }
       b.add(p);
     }
     releaseFrom(s, n, k);
@@ -563,7 +613,17 @@ export class TunnelSocketDevice implements LiveDevice {
    * batch is handed over first: `p` is not in it yet, so its bytes stay put). Returns the offset of the
    * last datagram, which the caller leaves in `p`.
    */
-  private splitGro(p: PacketBuf, whole: number, seg: number, front: number, addrs: Uint8Array, ao: number, srcPort: number, dstPort: number, b: PacketBatch): number {
+  private splitGro(
+    p: PacketBuf,
+    whole: number,
+    seg: number,
+    front: number,
+    addrs: Uint8Array,
+    ao: number,
+    srcPort: number,
+    dstPort: number,
+    b: PacketBatch,
+  ): number {
     const slab = this.pool.slab;
     const bsize = this.pool.bufferSize;
     const from = p.slot * bsize + HEADROOM + front;
@@ -583,7 +643,10 @@ export class TunnelSocketDevice implements LiveDevice {
       q.start = HEADROOM;
       q.end = HEADROOM + front + len;
       this.rebuildUdp(q, addrs, ao, srcPort, dstPort, len);
-      if (b.length === b.capacity) { handOver(this.stats, this.rx, b); b.clear(); }
+      if (b.length === b.capacity) {
+        handOver(this.stats, this.rx, b);
+        b.clear();
+      }
       b.add(q);
     }
     return last;
@@ -641,18 +704,31 @@ export class TunnelSocketDevice implements LiveDevice {
       const p = batch.get(i);
       const d = p.data;
       let e = p.start + 12;
-      if (p.end - p.start < ETH_HEADER_LEN || p.pool !== this.pool) { this.stats.drop(DropReason.DeviceNotSendable); p.release(); continue; }
+      if (p.end - p.start < ETH_HEADER_LEN || p.pool !== this.pool) {
+        this.stats.drop(DropReason.DeviceNotSendable);
+        p.release();
+        continue;
+      }
       let et = rd16(d, e);
-      if (et === 0x8100 && e + 6 <= p.end) { e += 4; et = rd16(d, e); }
+      if (et === 0x8100 && e + 6 <= p.end) {
+        e += 4;
+        et = rd16(d, e);
+      }
       const ip = e + 2;
       let udpAt = -1;
       let dport = 0;
       if (et === ETHERTYPE_IPV4 && this.family === 4 && ip + 20 <= p.end) {
         const ihl = (d[ip]! & 0x0f) * 4;
         const fragment = (rd16(d, ip + 6) & 0x3fff) !== 0;
-        if (d[ip + 9] === IPPROTO_UDP && !fragment && ip + ihl + 8 <= p.end) { udpAt = ip + ihl; dport = rd16(d, udpAt + 2); }
+        if (d[ip + 9] === IPPROTO_UDP && !fragment && ip + ihl + 8 <= p.end) {
+          udpAt = ip + ihl;
+          dport = rd16(d, udpAt + 2);
+        }
       } else if (et === ETHERTYPE_IPV6 && this.family === 6 && ip + 40 <= p.end) {
-        if (d[ip + 6] === IPPROTO_UDP && ip + 48 <= p.end) { udpAt = ip + 40; dport = rd16(d, udpAt + 2); }
+        if (d[ip + 6] === IPPROTO_UDP && ip + 48 <= p.end) {
+          udpAt = ip + 40;
+          dport = rd16(d, udpAt + 2);
+        }
       } else {
         this.stats.drop(DropReason.DeviceNotSendable);
         p.release();
@@ -660,7 +736,12 @@ export class TunnelSocketDevice implements LiveDevice {
       }
       const addrAt = this.family === 4 ? ip + 16 : ip + 24;
       let k = -1;
-      if (udpAt >= 0) for (let j = 0; j < this.udp.length; j++) if (this.udp[j]!.port === dport) { k = j; break; }
+      if (udpAt >= 0)
+        for (let j = 0; j < this.udp.length; j++)
+          if (this.udp[j]!.port === dport) {
+            k = j;
+            break;
+          }
       if (k >= 0) {
         const s = this.us[k]!;
         const g = this.ug[k]!;
@@ -674,8 +755,15 @@ export class TunnelSocketDevice implements LiveDevice {
         // shorter one is the last: the kernel cuts every datagram but the last at exactly the size), and
         // the message stays within what one UDP_SEGMENT send may carry.
         const m = g.messages - 1;
-        if (this.gsoOn && !g.closed && len <= g.size && s.iovs[m]! < GSO_MAX_SEGMENTS && g.bytes + len <= GSO_MAX_BYTES
-          && s.ports[m] === dport && this.sameAddr(s.addrs, 16 * m, d, addrAt)) {
+        if (
+          this.gsoOn &&
+          !g.closed &&
+          len <= g.size &&
+          s.iovs[m]! < GSO_MAX_SEGMENTS &&
+          g.bytes + len <= GSO_MAX_BYTES &&
+          s.ports[m] === dport &&
+          this.sameAddr(s.addrs, 16 * m, d, addrAt)
+        ) {
           s.iovs[m] = s.iovs[m]! + 1;
           g.bytes += len;
           if (len < g.size) g.closed = true;
@@ -744,7 +832,11 @@ export class TunnelSocketDevice implements LiveDevice {
     let w = 0;
     while (m < messages && !this.closed) {
       let r: number;
-      try { r = this.sendGather(s, fd, w, windows, m, messages); } catch { r = -5; }
+      try {
+        r = this.sendGather(s, fd, w, windows, m, messages);
+      } catch {
+        r = -5;
+      }
       if (r > 0) {
         for (let j = m; j < m + r; j++) w = this.sent(s, j, w);
         m += r;
@@ -761,8 +853,15 @@ export class TunnelSocketDevice implements LiveDevice {
           s.iovs[m] = 1;
           s.segs[m] = 0;
           let r1: number;
-          try { r1 = this.sendGather(s, fd, w + j, w + j + 1, m, m + 1); } catch { r1 = -5; }
-          if (r1 === 1) { this.stats.txPackets++; this.stats.txBytes += s.lens[w + j]!; } else this.stats.drop(r1 === 0 || r1 === -11 ? DropReason.DeviceBusy : DropReason.DeviceSendError);
+          try {
+            r1 = this.sendGather(s, fd, w + j, w + j + 1, m, m + 1);
+          } catch {
+            r1 = -5;
+          }
+          if (r1 === 1) {
+            this.stats.txPackets++;
+            this.stats.txBytes += s.lens[w + j]!;
+          } else this.stats.drop(r1 === 0 || r1 === -11 ? DropReason.DeviceBusy : DropReason.DeviceSendError);
         }
         s.iovs[m] = iovs;
         w += iovs;
@@ -774,14 +873,23 @@ export class TunnelSocketDevice implements LiveDevice {
       m++;
     }
     if (w < windows) this.stats.drop(DropReason.DeviceBusy, windows - w);
-    for (let i = 0; i < windows; i++) { s.bufs[i]!.release(); s.bufs[i] = null; }
+    for (let i = 0; i < windows; i++) {
+      s.bufs[i]!.release();
+      s.bufs[i] = null;
+    }
   }
 
   /** Counts message `m` (its windows from `w`) as sent; returns the window after it. */
   private sent(s: IoScratch, m: number, w: number): number {
     const iovs = s.iovs[m]!;
-    for (let i = w; i < w + iovs; i++) { this.stats.txPackets++; this.stats.txBytes += s.lens[i]!; }
-    if (iovs > 1) { this.stats.txSuper++; this.stats.txSuperSegments += iovs; }
+    for (let i = w; i < w + iovs; i++) {
+      this.stats.txPackets++;
+      this.stats.txBytes += s.lens[i]!;
+    }
+    if (iovs > 1) {
+      this.stats.txSuper++;
+      this.stats.txSuperSegments += iovs;
+    }
     return w + iovs;
   }
 
@@ -791,8 +899,18 @@ export class TunnelSocketDevice implements LiveDevice {
     const off = w === 0 ? s.offsets : s.offsets.subarray(w);
     const len = w === 0 ? s.lens : s.lens.subarray(w);
     const sub = m !== 0;
-    return this.native.udpSendGather(fd, this.pool.slab, off, len, sub ? s.addrs.subarray(16 * m) : s.addrs, sub ? s.ports.subarray(m) : s.ports,
-      sub ? s.segs.subarray(m) : s.segs, windows - w, sub ? s.iovs.subarray(m) : s.iovs, messages - m);
+    return this.native.udpSendGather(
+      fd,
+      this.pool.slab,
+      off,
+      len,
+      sub ? s.addrs.subarray(16 * m) : s.addrs,
+      sub ? s.ports.subarray(m) : s.ports,
+      sub ? s.segs.subarray(m) : s.segs,
+      windows - w,
+      sub ? s.iovs.subarray(m) : s.iovs,
+      messages - m,
+    );
   }
 
   private flushRaw(): void {
@@ -818,18 +936,31 @@ export class TunnelSocketDevice implements LiveDevice {
     let from = 0;
     while (from < count && !this.closed) {
       let r: number;
-      try { r = this.sendFrom(s, from, count, fd); } catch { r = -5; }
+      try {
+        r = this.sendFrom(s, from, count, fd);
+      } catch {
+        r = -5;
+      }
       if (r > 0) {
-        for (let i = from; i < from + r; i++) { this.stats.txPackets++; this.stats.txBytes += s.lens[i]!; }
+        for (let i = from; i < from + r; i++) {
+          this.stats.txPackets++;
+          this.stats.txBytes += s.lens[i]!;
+        }
         from += r;
         continue;
       }
-      if (r === 0 || r === -11) { this.stats.drop(DropReason.DeviceBusy, count - from); from = count; break; }
+      if (r === 0 || r === -11) {
+        this.stats.drop(DropReason.DeviceBusy, count - from);
+        from = count;
+        break;
+      }
       this.stats.drop(DropReason.DeviceSendError);
       from++;
     }
     if (from < count) this.stats.drop(DropReason.DeviceBusy, count - from);
-    for (let i = 0; i < count; i++) { s.bufs[i]!.release(); s.bufs[i] = null; }
+    for (let i = 0; i < count; i++) {
+      s.bufs[i]!.release();
+      s.bufs[i] = null;
+    }
   }
-
 }

@@ -18,11 +18,21 @@ export class Logger {
 
   log(level: LogLevel, msg: string, extra: Record<string, unknown> = {}): void {
     if (RANK[level] < RANK[this.min]) return;
-    this.out(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.fields, ...extra }, (_k, v: unknown) => (v instanceof Error ? v.message : v))}\n`);
+    this.out(
+      `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.fields, ...extra }, (_k, v: unknown) => (v instanceof Error ? v.message : v))}\n`,
+    );
   }
 
-  debug(msg: string, extra?: Record<string, unknown>): void { this.log('debug', msg, extra); }
-  info(msg: string, extra?: Record<string, unknown>): void { this.log('info', msg, extra); }
-  warn(msg: string, extra?: Record<string, unknown>): void { this.log('warn', msg, extra); }
-  error(msg: string, extra?: Record<string, unknown>): void { this.log('error', msg, extra); }
+  debug(msg: string, extra?: Record<string, unknown>): void {
+    this.log('debug', msg, extra);
+  }
+  info(msg: string, extra?: Record<string, unknown>): void {
+    this.log('info', msg, extra);
+  }
+  warn(msg: string, extra?: Record<string, unknown>): void {
+    this.log('warn', msg, extra);
+  }
+  error(msg: string, extra?: Record<string, unknown>): void {
+    this.log('error', msg, extra);
+  }
 }

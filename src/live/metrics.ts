@@ -8,13 +8,35 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { HeapReading } from './heap.js';
 
-export interface PortSample { port: string; kind: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Record<string, number>; }
-export interface DeviceSample {
-  device: string; rxPackets: number; txPackets: number; rxBatches: number; drops: Record<string, number>;
-  /** Super-frames read from a TAP or GRO'd datagrams received, and the datagrams those held; super-frames written, UDP_SEGMENT sends and their datagrams. */
-  rxSuper: number; rxSuperSegments: number; txSuper: number; txSuperSegments: number;
+export interface PortSample {
+  port: string;
+  kind: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: Record<string, number>;
 }
-export interface PeerSample { peer: string; txPackets: number; rxPackets: number; txInnerBytes: number; espOut: number; espIn: number; }
+export interface DeviceSample {
+  device: string;
+  rxPackets: number;
+  txPackets: number;
+  rxBatches: number;
+  drops: Record<string, number>;
+  /** Super-frames read from a TAP or GRO'd datagrams received, and the datagrams those held; super-frames written, UDP_SEGMENT sends and their datagrams. */
+  rxSuper: number;
+  rxSuperSegments: number;
+  txSuper: number;
+  txSuperSegments: number;
+}
+export interface PeerSample {
+  peer: string;
+  txPackets: number;
+  rxPackets: number;
+  txInnerBytes: number;
+  espOut: number;
+  espIn: number;
+}
 export interface MetricsSnapshot {
   ports: PortSample[];
   devices: DeviceSample[];
@@ -35,19 +57,39 @@ export interface MetricsSnapshot {
 }
 
 /** A counter whose value is read from the datapath at scrape time. */
-function readCounter<L extends string>(reg: Registry, name: string, help: string, labels: readonly L[], read: (set: (l: Record<L, string>, v: number) => void) => void): void {
+function readCounter<L extends string>(
+  reg: Registry,
+  name: string,
+  help: string,
+  labels: readonly L[],
+  read: (set: (l: Record<L, string>, v: number) => void) => void,
+): void {
   new Counter<L>({
-    name, help, labelNames: labels, registers: [reg],
+    name,
+    help,
+    labelNames: labels,
+    registers: [reg],
     collect(this: Counter<L>) {
       this.reset();
-      read((l, v) => { if (v > 0) this.inc(l as never, v); });
+      read((l, v) => {
+        if (v > 0) this.inc(l as never, v);
+      });
     },
   });
 }
 
-function readGauge<L extends string>(reg: Registry, name: string, help: string, labels: readonly L[], read: (set: (l: Record<L, string>, v: number) => void) => void): void {
+function readGauge<L extends string>(
+  reg: Registry,
+  name: string,
+  help: string,
+  labels: readonly L[],
+  read: (set: (l: Record<L, string>, v: number) => void) => void,
+): void {
   new Gauge<L>({
-    name, help, labelNames: labels, registers: [reg],
+    name,
+    help,
+    labelNames: labels,
+    registers: [reg],
     collect(this: Gauge<L>) {
       this.reset();
       read((l, v) => this.set(l as never, v));
@@ -66,11 +108,16 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   // One snapshot per scrape: collectors run back to back, so one taken in the last 100 ms is this scrape's.
   const s = (): MetricsSnapshot => {
     const t = Date.now();
-    if (snap === null || t - snapAt > 100) { snap = snapshot(); snapAt = t; }
+    if (snap === null || t - snapAt > 100) {
+      snap = snapshot();
+      snapAt = t;
+    }
     return snap;
   };
   const portCounter = (name: string, help: string, pick: (p: PortSample) => number): void =>
-    readCounter(reg, name, help, ['port', 'kind'] as const, (set) => { for (const p of s().ports) set({ port: p.port, kind: p.kind }, pick(p)); });
+    readCounter(reg, name, help, ['port', 'kind'] as const, (set) => {
+      for (const p of s().ports) set({ port: p.port, kind: p.kind }, pick(p));
+    });
   portCounter('seine_port_rx_packets_total', 'Frames received on a bridge port.', (p) => p.rxPackets);
   portCounter('seine_port_rx_bytes_total', 'Bytes received on a bridge port.', (p) => p.rxBytes);
   portCounter('seine_port_tx_packets_total', 'Frames sent from a bridge port.', (p) => p.txPackets);
@@ -78,35 +125,93 @@ export function agentRegistry(node: string, snapshot: () => MetricsSnapshot): Re
   readCounter(reg, 'seine_port_drops_total', 'Frames dropped at a bridge port, by reason.', ['port', 'reason'] as const, (set) => {
     for (const p of s().ports) for (const [reason, v] of Object.entries(p.drops)) set({ port: p.port, reason }, v);
   });
-  readCounter(reg, 'seine_device_rx_packets_total', 'Frames or datagrams read from a live device (TAP or tunnel socket).', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.rxPackets); });
-  readCounter(reg, 'seine_device_tx_packets_total', 'Frames or datagrams written to a live device.', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.txPackets); });
-  readCounter(reg, 'seine_device_rx_batches_total', 'Reads that returned frames (frames per batch = rx packets / rx batches).', ['device'] as const, (set) => { for (const d of s().devices) set({ device: d.device }, d.rxBatches); });
-  readCounter(reg, 'seine_device_super_frames_total', 'Super-frames through a live device, by direction: TAP reads with TSO/USO or GRO\'d datagrams received (rx), TAP super-frame writes or UDP_SEGMENT sends (tx).', ['device', 'direction'] as const, (set) => {
-    for (const d of s().devices) { set({ device: d.device, direction: 'rx' }, d.rxSuper); set({ device: d.device, direction: 'tx' }, d.txSuper); }
+  readCounter(reg, 'seine_device_rx_packets_total', 'Frames or datagrams read from a live device (TAP or tunnel socket).', ['device'] as const, (set) => {
+    for (const d of s().devices) set({ device: d.device }, d.rxPackets);
   });
-  readCounter(reg, 'seine_device_super_frame_segments_total', 'Datagrams carried in GRO\'d receives (rx) and UDP_SEGMENT sends (tx) of a tunnel socket.', ['device', 'direction'] as const, (set) => {
-    for (const d of s().devices) { set({ device: d.device, direction: 'rx' }, d.rxSuperSegments); set({ device: d.device, direction: 'tx' }, d.txSuperSegments); }
+  readCounter(reg, 'seine_device_tx_packets_total', 'Frames or datagrams written to a live device.', ['device'] as const, (set) => {
+    for (const d of s().devices) set({ device: d.device }, d.txPackets);
   });
-  readCounter(reg, 'seine_gso_events_total', 'Super-frames segmented and the segments made (the bridge), frames coalesced into super-frames for the pods (the TAPs), by event.', ['event'] as const, (set) => {
-    for (const [event, v] of Object.entries(s().gso)) set({ event }, v);
+  readCounter(reg, 'seine_device_rx_batches_total', 'Reads that returned frames (frames per batch = rx packets / rx batches).', ['device'] as const, (set) => {
+    for (const d of s().devices) set({ device: d.device }, d.rxBatches);
   });
-  readCounter(reg, 'seine_gso_drops_total', 'Super-frames the bridge could not segment and frames a TAP\'s coalescer could not give out, by reason.', ['reason'] as const, (set) => {
-    for (const [reason, v] of Object.entries(s().gsoDrops)) set({ reason }, v);
-  });
-  readCounter(reg, 'seine_agent_heap_allocated_bytes_total', 'Bytes the agent\'s JavaScript heap allocated since it started (every collection\'s growth added up): the live path allocates nothing per packet.', [] as const, (set) => {
-    set({}, s().heap.allocatedBytes);
-  });
+  readCounter(
+    reg,
+    'seine_device_super_frames_total',
+    "Super-frames through a live device, by direction: TAP reads with TSO/USO or GRO'd datagrams received (rx), TAP super-frame writes or UDP_SEGMENT sends (tx).",
+    ['device', 'direction'] as const,
+    (set) => {
+      for (const d of s().devices) {
+        set({ device: d.device, direction: 'rx' }, d.rxSuper);
+        set({ device: d.device, direction: 'tx' }, d.txSuper);
+      }
+    },
+  );
+  readCounter(
+    reg,
+    'seine_device_super_frame_segments_total',
+    "Datagrams carried in GRO'd receives (rx) and UDP_SEGMENT sends (tx) of a tunnel socket.",
+    ['device', 'direction'] as const,
+    (set) => {
+      for (const d of s().devices) {
+        set({ device: d.device, direction: 'rx' }, d.rxSuperSegments);
+        set({ device: d.device, direction: 'tx' }, d.txSuperSegments);
+      }
+    },
+  );
+  readCounter(
+    reg,
+    'seine_gso_events_total',
+    'Super-frames segmented and the segments made (the bridge), frames coalesced into super-frames for the pods (the TAPs), by event.',
+    ['event'] as const,
+    (set) => {
+      for (const [event, v] of Object.entries(s().gso)) set({ event }, v);
+    },
+  );
+  readCounter(
+    reg,
+    'seine_gso_drops_total',
+    "Super-frames the bridge could not segment and frames a TAP's coalescer could not give out, by reason.",
+    ['reason'] as const,
+    (set) => {
+      for (const [reason, v] of Object.entries(s().gsoDrops)) set({ reason }, v);
+    },
+  );
+  readCounter(
+    reg,
+    'seine_agent_heap_allocated_bytes_total',
+    "Bytes the agent's JavaScript heap allocated since it started (every collection's growth added up): the live path allocates nothing per packet.",
+    [] as const,
+    (set) => {
+      set({}, s().heap.allocatedBytes);
+    },
+  );
   readCounter(reg, 'seine_device_drops_total', 'Frames a live device dropped before or after the bridge, by reason.', ['device', 'reason'] as const, (set) => {
     for (const d of s().devices) for (const [reason, v] of Object.entries(d.drops)) set({ device: d.device, reason }, v);
   });
-  readCounter(reg, 'seine_tunnel_tx_packets_total', 'Frames encapsulated towards a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.txPackets); });
-  readCounter(reg, 'seine_tunnel_rx_packets_total', 'Frames decapsulated from a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.rxPackets); });
-  readCounter(reg, 'seine_tunnel_tx_inner_bytes_total', 'Inner bytes encapsulated towards a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.txInnerBytes); });
-  readCounter(reg, 'seine_esp_packets_out_total', 'ESP packets protected towards a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.espOut); });
-  readCounter(reg, 'seine_esp_packets_in_total', 'ESP packets accepted from a peer.', ['peer'] as const, (set) => { for (const p of s().peers) set({ peer: p.peer }, p.espIn); });
-  readCounter(reg, 'seine_tunnel_events_total', 'What the tunnel did (ICMP too-big sent, fragments, MSS clamped; with ESP: ICV failures, announcements, resyncs), by event.', ['event'] as const, (set) => {
-    for (const [event, v] of Object.entries(s().tunnel)) set({ event }, v);
+  readCounter(reg, 'seine_tunnel_tx_packets_total', 'Frames encapsulated towards a peer.', ['peer'] as const, (set) => {
+    for (const p of s().peers) set({ peer: p.peer }, p.txPackets);
   });
+  readCounter(reg, 'seine_tunnel_rx_packets_total', 'Frames decapsulated from a peer.', ['peer'] as const, (set) => {
+    for (const p of s().peers) set({ peer: p.peer }, p.rxPackets);
+  });
+  readCounter(reg, 'seine_tunnel_tx_inner_bytes_total', 'Inner bytes encapsulated towards a peer.', ['peer'] as const, (set) => {
+    for (const p of s().peers) set({ peer: p.peer }, p.txInnerBytes);
+  });
+  readCounter(reg, 'seine_esp_packets_out_total', 'ESP packets protected towards a peer.', ['peer'] as const, (set) => {
+    for (const p of s().peers) set({ peer: p.peer }, p.espOut);
+  });
+  readCounter(reg, 'seine_esp_packets_in_total', 'ESP packets accepted from a peer.', ['peer'] as const, (set) => {
+    for (const p of s().peers) set({ peer: p.peer }, p.espIn);
+  });
+  readCounter(
+    reg,
+    'seine_tunnel_events_total',
+    'What the tunnel did (ICMP too-big sent, fragments, MSS clamped; with ESP: ICV failures, announcements, resyncs), by event.',
+    ['event'] as const,
+    (set) => {
+      for (const [event, v] of Object.entries(s().tunnel)) set({ event }, v);
+    },
+  );
   readCounter(reg, 'seine_mac_table_events_total', 'MAC table events: entries learned, moved, evicted, aged, flushed.', ['event'] as const, (set) => {
     for (const [event, v] of Object.entries(s().macs)) set({ event }, v);
   });
@@ -137,7 +242,10 @@ export async function serveMetrics(reg: Registry, listen: string): Promise<{ ser
   });
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
-    server.listen(port, host, () => { server.off('error', rej); res(); });
+    server.listen(port, host, () => {
+      server.off('error', rej);
+      res();
+    });
   });
   const a = server.address();
   const address = typeof a === 'object' && a !== null ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : listen;

@@ -87,8 +87,15 @@ export interface Native extends NativeAead {
    * cap loses the segments past it.
    */
   udpRecvBatch(
-    fd: number, slab: Uint8Array, offsets: Int32Array, caps: Int32Array, lens: Int32Array,
-    addrs: Uint8Array, ports: Int32Array, segs: Int32Array, max: number,
+    fd: number,
+    slab: Uint8Array,
+    offsets: Int32Array,
+    caps: Int32Array,
+    lens: Int32Array,
+    addrs: Uint8Array,
+    ports: Int32Array,
+    segs: Int32Array,
+    max: number,
   ): number;
   /**
    * sendmmsg of messages i < count to addrs[16i..]/ports[i]; segs[i] > 0 adds a UDP_SEGMENT cmsg with
@@ -96,8 +103,14 @@ export interface Native extends NativeAead {
    * fails (e.g. -EIO: the kernel/NIC can't segment; -EINVAL: more segments than the kernel allows).
    */
   udpSendBatch(
-    fd: number, slab: Uint8Array, offsets: Int32Array, lens: Int32Array,
-    addrs: Uint8Array, ports: Int32Array, segs: Int32Array, count: number,
+    fd: number,
+    slab: Uint8Array,
+    offsets: Int32Array,
+    lens: Int32Array,
+    addrs: Uint8Array,
+    ports: Int32Array,
+    segs: Int32Array,
+    count: number,
   ): number;
   /**
    * sendmmsg of `messages` messages, each gathered from consecutive windows: message m is the next
@@ -108,8 +121,16 @@ export interface Native extends NativeAead {
    * messages sent (short on EAGAIN), or -errno when the first fails (-EIO/-EINVAL: no UDP GSO here).
    */
   udpSendGather(
-    fd: number, slab: Uint8Array, offsets: Int32Array, lens: Int32Array,
-    addrs: Uint8Array, ports: Int32Array, segs: Int32Array, count: number, iovs: Int32Array, messages: number,
+    fd: number,
+    slab: Uint8Array,
+    offsets: Int32Array,
+    lens: Int32Array,
+    addrs: Uint8Array,
+    ports: Int32Array,
+    segs: Int32Array,
+    count: number,
+    iovs: Int32Array,
+    messages: number,
   ): number;
   /**
    * Raw IP socket for `protocol` (50 ESP, 47 GRE) inside netns, O_NONBLOCK, 4 MiB SO_RCVBUF/SO_SNDBUF

@@ -25,7 +25,17 @@ import type { PacketBuf, PacketPool } from '../packet/buf.js';
 import { checksum } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { IPV4_HEADER_LEN } from '../wire/ipv4.js';
-import { Ipv6Walk, walkIpv6, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_NH_DEST_OPTS, IPV6_NH_FRAGMENT, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING, ipv6ExtLen } from '../wire/ipv6.js';
+import {
+  Ipv6Walk,
+  walkIpv6,
+  IPV6_FRAG_HEADER_LEN,
+  IPV6_HEADER_LEN,
+  IPV6_NH_DEST_OPTS,
+  IPV6_NH_FRAGMENT,
+  IPV6_NH_HOP_BY_HOP,
+  IPV6_NH_ROUTING,
+  ipv6ExtLen,
+} from '../wire/ipv6.js';
 import { copyBytes } from './common.js';
 
 /** RFC 791: every IPv4 module forwards a 68-byte datagram unfragmented (60-byte header + 8 bytes of data). */
@@ -59,7 +69,10 @@ function unwind(out: PacketBuf[], first: number): void {
 function allocInto(pool: PacketPool, n: number, out: PacketBuf[], first: number): boolean {
   for (let k = 0; k < n; k++) {
     const q = pool.alloc();
-    if (q === null) { unwind(out, first); return false; }
+    if (q === null) {
+      unwind(out, first);
+      return false;
+    }
     out.push(q);
   }
   return true;
@@ -82,10 +95,13 @@ function laterHeader(src: Uint8Array, l3: number, hl: number, dst: Uint8Array | 
   if (dst !== null) for (let k = 0; k < IPV4_HEADER_LEN; k++) dst[at + k] = src[l3 + k]!;
   let w = IPV4_HEADER_LEN;
   const end = l3 + hl;
-  for (let i = l3 + IPV4_HEADER_LEN; i < end;) {
+  for (let i = l3 + IPV4_HEADER_LEN; i < end; ) {
     const type = src[i]!;
     if (type === IPOPT_END) break;
-    if (type === IPOPT_NOP) { i++; continue; }
+    if (type === IPOPT_NOP) {
+      i++;
+      continue;
+    }
     if (i + 1 >= end) break;
     const len = src[i + 1]!;
     if (len < 2 || i + len > end) break;
@@ -120,7 +136,10 @@ export function fragmentIpv4(p: PacketBuf, l3: number, mtu: number, pool: Packet
   if (hl < IPV4_HEADER_LEN || hl > avail) return -DropReason.Ipv4BadHeaderLen;
   const tl = dv.getUint16(l3 + 2);
   if (tl < hl || tl > avail) return -DropReason.Ipv4BadTotalLen;
-  if (tl <= mtu) { out.push(p); return 1; }
+  if (tl <= mtu) {
+    out.push(p);
+    return 1;
+  }
   const ff = dv.getUint16(l3 + 6);
   if ((ff & FLAG_DF) !== 0) return -DropReason.FragNeededDf;
   const base = (ff & OFFSET_MASK) << 3;
@@ -196,7 +215,10 @@ export function fragmentIpv6(p: PacketBuf, l3: number, mtu: number, pool: Packet
   if (b[l3]! >>> 4 !== 6) return -DropReason.Ipv6BadVersion;
   const payloadLen = dv.getUint16(l3 + 4);
   if (IPV6_HEADER_LEN + payloadLen > avail) return -DropReason.Ipv6BadPayloadLen;
-  if (IPV6_HEADER_LEN + payloadLen <= mtu) { out.push(p); return 1; }
+  if (IPV6_HEADER_LEN + payloadLen <= mtu) {
+    out.push(p);
+    return 1;
+  }
   const ipEnd = l3 + IPV6_HEADER_LEN + payloadLen;
   const r = walkIpv6(b, l3, ipEnd, walk);
   if (r !== null) return -r;
@@ -207,7 +229,11 @@ export function fragmentIpv6(p: PacketBuf, l3: number, mtu: number, pool: Packet
   let unfragEnd = pos;
   let unfragNhOff = nhOff;
   if (fragOff >= 0) {
-    while (pos < fragOff) { const len = ipv6ExtLen(b, pos, b[nhOff]!); nhOff = pos; pos += len; }
+    while (pos < fragOff) {
+      const len = ipv6ExtLen(b, pos, b[nhOff]!);
+      nhOff = pos;
+      pos += len;
+    }
     unfragEnd = fragOff;
     unfragNhOff = nhOff;
   } else {
@@ -216,7 +242,10 @@ export function fragmentIpv6(p: PacketBuf, l3: number, mtu: number, pool: Packet
       if (nh !== IPV6_NH_HOP_BY_HOP && nh !== IPV6_NH_ROUTING && nh !== IPV6_NH_DEST_OPTS) break;
       nhOff = pos;
       pos += (b[pos + 1]! + 1) << 3;
-      if (nh !== IPV6_NH_DEST_OPTS) { unfragEnd = pos; unfragNhOff = nhOff; }
+      if (nh !== IPV6_NH_DEST_OPTS) {
+        unfragEnd = pos;
+        unfragNhOff = nhOff;
+      }
     }
   }
   const refrag = fragOff >= 0;

@@ -24,7 +24,12 @@ import { checksum, finish, onesSum, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import {
-  ICMPV4_CODE_FRAG_NEEDED, ICMPV4_DEST_UNREACHABLE, ICMPV4_HEADER_LEN, ICMPV4_PARAM_PROBLEM, ICMPV4_REDIRECT, ICMPV4_TIME_EXCEEDED,
+  ICMPV4_CODE_FRAG_NEEDED,
+  ICMPV4_DEST_UNREACHABLE,
+  ICMPV4_HEADER_LEN,
+  ICMPV4_PARAM_PROBLEM,
+  ICMPV4_REDIRECT,
+  ICMPV4_TIME_EXCEEDED,
 } from '../wire/icmpv4.js';
 import { ICMPV6_HEADER_LEN, ICMPV6_PACKET_TOO_BIG, ICMPV6_REDIRECT } from '../wire/icmpv6.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_HEADER_LEN, Ipv4View } from '../wire/ipv4.js';
@@ -101,13 +106,18 @@ function badSource4(a: number): boolean {
 
 /** Multicast 224/4 or the limited broadcast: a datagram to one of these is never answered with an error. */
 function groupDest4(a: number): boolean {
-  return (a >>> 28) === 0xe || a === 0xffffffff;
+  return a >>> 28 === 0xe || a === 0xffffffff;
 }
 
 /** ICMP error types (RFC 792, RFC 1812 §4.3.2.7); everything else is informational, as in Linux's `icmp_is_err`. */
 function isIcmpv4Error(type: number): boolean {
-  return type === ICMPV4_DEST_UNREACHABLE || type === ICMPV4_SOURCE_QUENCH || type === ICMPV4_REDIRECT ||
-    type === ICMPV4_TIME_EXCEEDED || type === ICMPV4_PARAM_PROBLEM;
+  return (
+    type === ICMPV4_DEST_UNREACHABLE ||
+    type === ICMPV4_SOURCE_QUENCH ||
+    type === ICMPV4_REDIRECT ||
+    type === ICMPV4_TIME_EXCEEDED ||
+    type === ICMPV4_PARAM_PROBLEM
+  );
 }
 
 /**

@@ -83,7 +83,10 @@ function clampOptions(b: Uint8Array, l4: number, segEnd: number, maxMss: number)
   for (let i = l4 + TCP_HEADER_LEN; i < end; ) {
     const kind = b[i]!;
     if (kind === TCP_OPT_EOL) break;
-    if (kind === TCP_OPT_NOP) { i++; continue; }
+    if (kind === TCP_OPT_NOP) {
+      i++;
+      continue;
+    }
     if (i + 2 > end) break;
     const len = b[i + 1]!;
     if (len < 2 || i + len > end) break;
@@ -118,6 +121,7 @@ function swap16(v: number): number {
  */
 export function mssFor(podMtu: number, family: 4 | 6): number {
   const min = family === 4 ? 68 : 1280;
-  if (!Number.isInteger(podMtu) || podMtu < min || podMtu > 0xffff) throw new RangeError(`mssFor: an IPv${family} MTU must be an integer ${min}-65535, not ${podMtu}`);
+  if (!Number.isInteger(podMtu) || podMtu < min || podMtu > 0xffff)
+    throw new RangeError(`mssFor: an IPv${family} MTU must be an integer ${min}-65535, not ${podMtu}`);
   return podMtu - (family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN) - TCP_HEADER_LEN;
 }

@@ -73,12 +73,15 @@ export interface OverheadSpec {
 export const POD_MTU_CAP = 65000;
 
 function check(spec: OverheadSpec): void {
-  if (spec.tunnel !== 'vxlan' && spec.tunnel !== 'geneve' && spec.tunnel !== 'gre') throw new RangeError(`overhead: tunnel ${String(spec.tunnel)} is not vxlan, geneve or gre`);
+  if (spec.tunnel !== 'vxlan' && spec.tunnel !== 'geneve' && spec.tunnel !== 'gre')
+    throw new RangeError(`overhead: tunnel ${String(spec.tunnel)} is not vxlan, geneve or gre`);
   if (spec.underlay !== 4 && spec.underlay !== 6) throw new RangeError(`overhead: underlay ${String(spec.underlay)} is not 4 or 6`);
   const g = spec.geneveOptionBytes ?? 0;
-  if (!Number.isInteger(g) || g < 0 || g % 4 !== 0 || g > GENEVE_MAX_OPTIONS_LEN) throw new RangeError(`overhead: geneveOptionBytes ${g} is not a multiple of 4 in 0-${GENEVE_MAX_OPTIONS_LEN}`);
+  if (!Number.isInteger(g) || g < 0 || g % 4 !== 0 || g > GENEVE_MAX_OPTIONS_LEN)
+    throw new RangeError(`overhead: geneveOptionBytes ${g} is not a multiple of 4 in 0-${GENEVE_MAX_OPTIONS_LEN}`);
   if (g > 0 && spec.tunnel !== 'geneve') throw new RangeError('overhead: geneveOptionBytes apply to geneve only');
-  if (spec.esp != null && ESP_CIPHERS[spec.esp.cipher] === undefined) throw new RangeError(`overhead: ESP cipher ${String(spec.esp.cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
+  if (spec.esp != null && ESP_CIPHERS[spec.esp.cipher] === undefined)
+    throw new RangeError(`overhead: ESP cipher ${String(spec.esp.cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
   const a = spec.espAllowance;
   if (a !== undefined && !(Number.isInteger(a) && a >= 0 && a <= 1024)) throw new RangeError(`overhead: espAllowance ${a} is not an integer in 0-1024`);
 }
@@ -130,7 +133,7 @@ export function overheadFor(spec: OverheadSpec, innerLen: number): number {
  * (at most 3 steps) finds the largest that fits.
  */
 export function pathMtu(underlayMtu: number, spec: OverheadSpec): number {
-  let x = underlayMtu - tunnelOverhead(spec) - (spec.esp == null ? spec.espAllowance ?? 0 : 0);
+  let x = underlayMtu - tunnelOverhead(spec) - (spec.esp == null ? (spec.espAllowance ?? 0) : 0);
   while (x > 0 && x + overheadFor(spec, x) > underlayMtu) x--;
   return Math.max(x, 0);
 }
@@ -141,7 +144,8 @@ export function pathMtu(underlayMtu: number, spec: OverheadSpec): number {
  * traffic is the caller's to refuse; this returns it).
  */
 export function podMtu(underlayMtu: number, spec: OverheadSpec): number {
-  if (!Number.isInteger(underlayMtu) || underlayMtu < 68 || underlayMtu > 65535) throw new RangeError(`overhead: underlay MTU ${underlayMtu} is not an integer in 68-65535`);
+  if (!Number.isInteger(underlayMtu) || underlayMtu < 68 || underlayMtu > 65535)
+    throw new RangeError(`overhead: underlay MTU ${underlayMtu} is not an integer in 68-65535`);
   const x = pathMtu(underlayMtu, spec);
   if (x <= 0) throw new RangeError(`overhead: an underlay MTU of ${underlayMtu} leaves no room for a ${spec.tunnel} packet`);
   return Math.min(POD_MTU_CAP, x);
@@ -150,6 +154,11 @@ export function podMtu(underlayMtu: number, spec: OverheadSpec): number {
 /** A short name for a spec, e.g. `geneve+8B/ipv6 + esp aes-gcm-128 (udp)`, for tables and errors. */
 export function describeOverhead(spec: OverheadSpec): string {
   const opts = spec.geneveOptionBytes ? `+${spec.geneveOptionBytes}B` : '';
-  const esp = spec.esp != null ? ` + esp ${spec.esp.cipher}${spec.esp.udpEncap === true ? ` (udp ${ESP_UDP_PORT})` : ''}` : spec.espAllowance !== undefined ? ` + ${spec.espAllowance}B IPsec allowance` : '';
+  const esp =
+    spec.esp != null
+      ? ` + esp ${spec.esp.cipher}${spec.esp.udpEncap === true ? ` (udp ${ESP_UDP_PORT})` : ''}`
+      : spec.espAllowance !== undefined
+        ? ` + ${spec.espAllowance}B IPsec allowance`
+        : '';
   return `${spec.tunnel}${opts}${spec.tunnel === 'gre' && spec.greKey === false ? ' (no key)' : ''}/ipv${spec.underlay}${esp}`;
 }

@@ -212,14 +212,20 @@ export class Reassembler {
     this.dMaxMoreEnd = new Int32Array(D);
     this.dSource = new Int32Array(D);
     this.dHeads = new Int32Array(pow2AtLeast(2 * D)).fill(NONE);
-    for (let i = D - 1; i >= 0; i--) { this.dChain[i] = this.dFree; this.dFree = i; }
+    for (let i = D - 1; i >= 0; i--) {
+      this.dChain[i] = this.dFree;
+      this.dFree = i;
+    }
     this.fBuf = new Array<PacketBuf | null>(F).fill(null);
     this.fStart = new Int32Array(F);
     this.fEnd = new Int32Array(F);
     this.fData = new Int32Array(F);
     this.fL3 = new Int32Array(F);
     this.fNext = new Int32Array(F);
-    for (let i = F - 1; i >= 0; i--) { this.fNext[i] = this.fFree; this.fFree = i; }
+    for (let i = F - 1; i >= 0; i--) {
+      this.fNext[i] = this.fFree;
+      this.fFree = i;
+    }
     this.sFamily = new Uint8Array(D);
     this.sAddr = new Uint8Array(D * 16);
     this.sHash = new Int32Array(D);
@@ -227,7 +233,10 @@ export class Reassembler {
     this.sBytes = new Float64Array(D);
     this.sRefs = new Int32Array(D);
     this.sHeads = new Int32Array(pow2AtLeast(2 * D)).fill(NONE);
-    for (let i = D - 1; i >= 0; i--) { this.sChain[i] = this.sFree; this.sFree = i; }
+    for (let i = D - 1; i >= 0; i--) {
+      this.sChain[i] = this.sFree;
+      this.sFree = i;
+    }
   }
 
   /**
@@ -266,7 +275,10 @@ export class Reassembler {
   /** Releases everything held (and an untaken datagram) without counting drops: for shutdown. */
   clear(): void {
     while (this.oldest !== NONE) this.releaseAll(this.oldest);
-    if (this.result !== null) { this.result.release(); this.result = null; }
+    if (this.result !== null) {
+      this.result.release();
+      this.result = null;
+    }
   }
 
   // ---- parsing: fills the c* fields; HELD means "a fragment, carry on" --------------------------------
@@ -395,10 +407,14 @@ export class Reassembler {
         return this.reject(d, DropReason.FragInconsistent);
       }
       const tail = this.dTail[d]!;
-      if (tail !== NONE && start >= this.fEnd[tail]!) prev = tail; // in order: the common case
+      if (tail !== NONE && start >= this.fEnd[tail]!)
+        prev = tail; // in order: the common case
       else {
         next = this.dFirst[d]!;
-        while (next !== NONE && this.fStart[next]! < start) { prev = next; next = this.fNext[next]!; }
+        while (next !== NONE && this.fStart[next]! < start) {
+          prev = next;
+          next = this.fNext[next]!;
+        }
         if (next !== NONE && this.fStart[next] === start && this.fEnd[next] === end) return DropReason.FragDuplicate;
         if ((prev !== NONE && this.fEnd[prev]! > start) || (next !== NONE && this.fStart[next]! < end)) return this.reject(d, DropReason.FragOverlap);
       }
@@ -432,7 +448,10 @@ export class Reassembler {
     this.dHash[d] = this.cHash;
     const alen = fam === 4 ? 4 : 16;
     const a = d * ADDR_STRIDE;
-    for (let i = 0; i < alen; i++) { this.dAddr[a + i] = b[this.cSrc + i]!; this.dAddr[a + 16 + i] = b[this.cDst + i]!; }
+    for (let i = 0; i < alen; i++) {
+      this.dAddr[a + i] = b[this.cSrc + i]!;
+      this.dAddr[a + 16 + i] = b[this.cDst + i]!;
+    }
     const hb = this.cHash & (this.dHeads.length - 1);
     this.dChain[d] = this.dHeads[hb]!;
     this.dHeads[hb] = d;
@@ -607,7 +626,7 @@ export class Reassembler {
     if (v6) {
       // The next-header octet that named the Fragment header now names what the Fragment header named.
       let nhOff = ip + 6;
-      for (let pos = ip + IPV6_HEADER_LEN; pos < at;) {
+      for (let pos = ip + IPV6_HEADER_LEN; pos < at; ) {
         const len = ipv6ExtLen(qb, pos, qb[nhOff]!);
         if (len <= 0) break; // cannot happen: walkIpv6 reached the Fragment header through these
         nhOff = pos;

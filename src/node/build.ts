@@ -20,7 +20,7 @@ import { Bridge, type Clock } from '../datapath/bridge.js';
 import type { Device } from '../datapath/device.js';
 import type { Port } from '../datapath/port.js';
 import type { SeqJournal } from '../esp/journal.js';
-import { ClusterSecret, clusterSecretFromPassphrase, loadClusterSecret } from '../esp/keys.js';
+import { type ClusterSecret, clusterSecretFromPassphrase, loadClusterSecret } from '../esp/keys.js';
 import { EspSadb } from '../esp/sadb.js';
 import type { Tunnel, VtepConfig } from '../overlay/tunnel.js';
 import type { PacketPool } from '../packet/buf.js';
@@ -114,32 +114,51 @@ function mac(s: string, node: string, what: string): number {
 export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
   const name = cfg.name;
   if ((cfg.stack !== null) !== (env.stack !== undefined)) {
-    throw new RangeError(`node ${name}: ${cfg.stack !== null ? 'the config has a stack of the node\'s own: give its device (env.stack)' : 'a stack device without a stack in the config'}`);
+    throw new RangeError(
+      `node ${name}: ${cfg.stack !== null ? "the config has a stack of the node's own: give its device (env.stack)" : 'a stack device without a stack in the config'}`,
+    );
   }
   if ((cfg.gateway !== null) !== (cfg.mode === 'routed')) throw new RangeError(`node ${name}: a gateway belongs to routed mode, and routed mode needs one`);
   const bridge = new Bridge({ name, pool: env.pool, clock: env.clock });
   const g = cfg.gateway;
-  const gateway = g === null ? null : bridge.addGateway({
-    name: GATEWAY_PORT, mac: mac(g.mac, name, 'gateway mac'), mtu: g.mtu,
-    ...(g.ipv4 !== null ? { ipv4: g.ipv4 } : {}),
-    ...(g.ipv6 !== null ? { ipv6: g.ipv6 } : {}),
-  });
+  const gateway =
+    g === null
+      ? null
+      : bridge.addGateway({
+          name: GATEWAY_PORT,
+          mac: mac(g.mac, name, 'gateway mac'),
+          mtu: g.mtu,
+          ...(g.ipv4 !== null ? { ipv4: g.ipv4 } : {}),
+          ...(g.ipv6 !== null ? { ipv6: g.ipv6 } : {}),
+        });
   const t = cfg.tunnel;
   const e = cfg.esp;
   const tunnelPort = bridge.addTunnel(TUNNEL_PORT, env.underlay, {
-    kind: t.kind, mode: cfg.mode, localIp: cfg.underlayIp, localMac: mac(cfg.underlayMac, name, 'underlayMac'), vni: t.vni,
+    kind: t.kind,
+    mode: cfg.mode,
+    localIp: cfg.underlayIp,
+    localMac: mac(cfg.underlayMac, name, 'underlayMac'),
+    vni: t.vni,
     ...(env.udpSourcePort !== undefined ? { srcPortMin: env.udpSourcePort, srcPortMax: env.udpSourcePort } : {}),
     options: t.options.map((o) => ({ class: o.class, type: o.type, data: fromHex(o.data) })),
     knownOptions: t.knownOptions.map((o) => ({ class: o.class, type: o.type })),
-    fragmentPolicy: t.fragmentPolicy, icmpTooBig: t.icmpTooBig, mssClamp: t.mssClamp,
+    fragmentPolicy: t.fragmentPolicy,
+    icmpTooBig: t.icmpTooBig,
+    mssClamp: t.mssClamp,
     ...(t.udpPort !== null ? { dstPort: t.udpPort } : {}),
-    ...(e !== null ? {
-      esp: {
-        cipher: e.cipher, secret: clusterSecretFrom(e.secret), node: name, udpEncap: e.udpEncap,
-        ...(env.random !== undefined ? { random: env.random } : {}), ...(env.espJournal !== undefined ? { journal: env.espJournal } : {}),
-        ...(env.batchAead !== undefined ? { batchAead: env.batchAead } : {}),
-      },
-    } : {}),
+    ...(e !== null
+      ? {
+          esp: {
+            cipher: e.cipher,
+            secret: clusterSecretFrom(e.secret),
+            node: name,
+            udpEncap: e.udpEncap,
+            ...(env.random !== undefined ? { random: env.random } : {}),
+            ...(env.espJournal !== undefined ? { journal: env.espJournal } : {}),
+            ...(env.batchAead !== undefined ? { batchAead: env.batchAead } : {}),
+          },
+        }
+      : {}),
   });
   const tunnel = bridge.tunnel(tunnelPort);
   for (const m of cfg.vniSegments) tunnel.mapVni(m.vni, m.segment);
@@ -163,7 +182,19 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     bridge.addStaticMac(gateway.vlan, m, stack);
     bridge.gateway!.hostMac = m;
   }
-  const nd: NodeDatapath = { name, mode: cfg.mode, bridge, gateway, tunnelPort, tunnel, pods, stack, peers: [], encrypted: e !== null, espRestartSafe: tunnel.sadb?.restartSafe ?? true };
+  const nd: NodeDatapath = {
+    name,
+    mode: cfg.mode,
+    bridge,
+    gateway,
+    tunnelPort,
+    tunnel,
+    pods,
+    stack,
+    peers: [],
+    encrypted: e !== null,
+    espRestartSafe: tunnel.sadb?.restartSafe ?? true,
+  };
   const names = new Set<string>();
   for (const p of cfg.peers) {
     if (names.has(p.name)) throw new RangeError(`node ${name}: peer ${p.name} is listed twice`);
@@ -225,7 +256,13 @@ export function removePeer(nd: NodeDatapath, name: string): void {
 
 function samePeer(a: NodePeerConfig, b: NodePeerConfig): boolean {
   const eq = <T>(x: readonly T[], y: readonly T[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
-  return a.name === b.name && a.underlayIp === b.underlayIp && macFromString(a.underlayMac) === macFromString(b.underlayMac) && eq(a.podCIDRs, b.podCIDRs) && eq(a.vnis, b.vnis);
+  return (
+    a.name === b.name &&
+    a.underlayIp === b.underlayIp &&
+    macFromString(a.underlayMac) === macFromString(b.underlayMac) &&
+    eq(a.podCIDRs, b.podCIDRs) &&
+    eq(a.vnis, b.vnis)
+  );
 }
 
 /**

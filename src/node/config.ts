@@ -155,7 +155,10 @@ function segments(t: ClusterTopology): { podSeg: Map<TopoPod, number>; vniSeg: M
     if (p.vlan !== null) {
       const had = vniSeg.get(vni);
       if (had === undefined) vniSeg.set(vni, p.vlan);
-      else if (had !== p.vlan && t.nodes.length > 1) throw new NodeBuildError(`pod ${p.node}/${p.name}: VNI ${vni} is already carried by VLAN ${had}; between nodes one VNI carries one segment (give the pods on VLAN ${p.vlan} another vni)`);
+      else if (had !== p.vlan && t.nodes.length > 1)
+        throw new NodeBuildError(
+          `pod ${p.node}/${p.name}: VNI ${vni} is already carried by VLAN ${had}; between nodes one VNI carries one segment (give the pods on VLAN ${p.vlan} another vni)`,
+        );
       return p.vlan;
     }
     let seg = vniSeg.get(vni);
@@ -178,43 +181,75 @@ export function nodeConfigsFromScenario(t: ClusterTopology, opts: NodeConfigOpti
   const { podSeg, vniSeg } = segments(t);
   const stacks = opts.stacks ?? [];
   const tunnel: NodeTunnelConfig = {
-    kind: t.tunnel.type, vni: t.tunnel.vni,
+    kind: t.tunnel.type,
+    vni: t.tunnel.vni,
     options: t.tunnel.options.map((o) => ({ class: o.class, type: o.type, data: o.data })),
     knownOptions: t.tunnel.options.map((o) => ({ class: o.class, type: o.type })),
-    fragmentPolicy: t.tunnel.fragmentPolicy, icmpTooBig: t.tunnel.icmpTooBig, mssClamp: t.tunnel.mssClamp, udpPort: null,
+    fragmentPolicy: t.tunnel.fragmentPolicy,
+    icmpTooBig: t.tunnel.icmpTooBig,
+    mssClamp: t.tunnel.mssClamp,
+    udpPort: null,
   };
   const e = t.encryption;
   const esp: NodeEspConfig | null = e === null ? null : { cipher: e.cipher, udpEncap: e.udpEncap, secret: { passphrase: e.secret } };
   const uplinkMac = (i: number): string => macToString(UPLINK_MAC + i + 1);
   // Routed, every node is the same peer to all the others: one object each, shared by the n − 1 lists
   // (a 1,000-node cluster would otherwise hold a million alike objects).
-  const asPeer = routed ? t.nodes.map((b, k): NodePeerConfig => ({
-    name: b.name, underlayIp: b.underlayIp, underlayMac: uplinkMac(k), podCIDRs: [b.podCIDR4, b.podCIDR6].filter((c): c is string => c !== null), vnis: [],
-  })) : [];
+  const asPeer = routed
+    ? t.nodes.map(
+        (b, k): NodePeerConfig => ({
+          name: b.name,
+          underlayIp: b.underlayIp,
+          underlayMac: uplinkMac(k),
+          podCIDRs: [b.podCIDR4, b.podCIDR6].filter((c): c is string => c !== null),
+          vnis: [],
+        }),
+      )
+    : [];
   return t.nodes.map((n, i): NodeConfig => {
-    const l4 = prefixLen(n.podCIDR4), l6 = prefixLen(n.podCIDR6);
-    const gateway: NodeGatewayConfig | null = !routed ? null : {
-      mac: macToString(GW_MAC + i + 1),
-      // The gateway carries what the largest pod sends (a pod may be told a larger MTU than the overlay's).
-      mtu: n.pods.reduce((m, p) => Math.max(m, p.mtu), 1500),
-      ipv4: n.gateway4 !== null ? `${n.gateway4}/${l4}` : null,
-      ipv6: n.gateway6 !== null ? `${n.gateway6}/${l6}` : null,
-    };
-    const pods = n.pods.map((p, j): NodePodConfig => ({
-      name: p.name, mac: macToString(POD_MAC + (i + 1) * 65536 + j + 1), mtu: p.mtu, ip4: p.ip4, ip6: p.ip6, segment: podSeg.get(p)!, vni: routed ? null : p.vni,
-    }));
+    const l4 = prefixLen(n.podCIDR4),
+      l6 = prefixLen(n.podCIDR6);
+    const gateway: NodeGatewayConfig | null = !routed
+      ? null
+      : {
+          mac: macToString(GW_MAC + i + 1),
+          // The gateway carries what the largest pod sends (a pod may be told a larger MTU than the overlay's).
+          mtu: n.pods.reduce((m, p) => Math.max(m, p.mtu), 1500),
+          ipv4: n.gateway4 !== null ? `${n.gateway4}/${l4}` : null,
+          ipv6: n.gateway6 !== null ? `${n.gateway6}/${l6}` : null,
+        };
+    const pods = n.pods.map(
+      (p, j): NodePodConfig => ({
+        name: p.name,
+        mac: macToString(POD_MAC + (i + 1) * 65536 + j + 1),
+        mtu: p.mtu,
+        ip4: p.ip4,
+        ip6: p.ip6,
+        segment: podSeg.get(p)!,
+        vni: routed ? null : p.vni,
+      }),
+    );
     const wantStack = routed && (stacks === 'all' || stacks.includes(n.name));
     const peers: NodePeerConfig[] = [];
     t.nodes.forEach((b, k) => {
       if (k === i) return;
-      if (routed) { peers.push(asPeer[k]!); return; }
+      if (routed) {
+        peers.push(asPeer[k]!);
+        return;
+      }
       // L2: the VNIs both nodes have pods on, in the peer's pod order; a peer sharing none is no peer.
       const vnis = [...new Set(b.pods.map((p) => p.vni!))].filter((v) => n.pods.some((p) => p.vni === v));
       if (vnis.length > 0) peers.push({ name: b.name, underlayIp: b.underlayIp, underlayMac: uplinkMac(k), podCIDRs: [], vnis });
     });
     return {
-      name: n.name, mode: t.tunnel.mode, underlayIp: n.underlayIp, underlayMac: uplinkMac(i),
-      tunnel: structuredClone(tunnel), esp: esp === null ? null : structuredClone(esp), gateway, pods,
+      name: n.name,
+      mode: t.tunnel.mode,
+      underlayIp: n.underlayIp,
+      underlayMac: uplinkMac(i),
+      tunnel: structuredClone(tunnel),
+      esp: esp === null ? null : structuredClone(esp),
+      gateway,
+      pods,
       stack: wantStack ? { mac: macToString(HOST_MAC + i + 1), mtu: t.podMtu } : null,
       peers,
       vniSegments: routed ? [] : [...new Set(n.pods.map((p) => p.vni!))].map((vni) => ({ vni, segment: vniSeg.get(vni)! })),

@@ -85,7 +85,7 @@ function fmix32(h: number): number {
  * allocates nothing.
  */
 export function innerFlowHash(b: DataView, off: number, end: number): number {
-  return hashWithin(b, off, end > b.byteLength ? b.byteLength : end);
+  return hashWithin(b, off, Math.min(end, b.byteLength));
 }
 
 /**

@@ -20,7 +20,11 @@ import { wr16 } from '../wire/bytes.js';
 import { fold, onesSum, pseudoSumV6At } from '../wire/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import {
-  geneveCriticalFlag, GENEVE_MAX_OPTION_DATA_LEN, GENEVE_MAX_OPTIONS_LEN, GENEVE_OPTION_HEADER_LEN, GENEVE_UDP_PORT,
+  geneveCriticalFlag,
+  GENEVE_MAX_OPTION_DATA_LEN,
+  GENEVE_MAX_OPTIONS_LEN,
+  GENEVE_OPTION_HEADER_LEN,
+  GENEVE_UDP_PORT,
   type GeneveOption,
 } from '../wire/geneve.js';
 import { IPV4_HEADER_LEN, IPPROTO_UDP } from '../wire/ipv4.js';
@@ -32,9 +36,7 @@ import { VXLAN_UDP_PORT } from '../wire/vxlan.js';
 /** The tunnel header a template emits after the outer UDP header. */
 export type TunnelKind = 'vxlan' | 'geneve';
 
-export type Underlay =
-  | { family: 4; src: number; dst: number }
-  | { family: 6; src: Uint8Array; dst: Uint8Array };
+export type Underlay = { family: 4; src: number; dst: number } | { family: 6; src: Uint8Array; dst: Uint8Array };
 
 export interface TunnelTemplateConfig {
   kind: TunnelKind;
@@ -71,8 +73,10 @@ function validate(cfg: TunnelTemplateConfig): void {
   if (!isUint(cfg.vni, 0xffffff)) throw new RangeError(`VNI ${cfg.vni} is not a 24-bit number`);
   const min = cfg.srcPortMin ?? 49152;
   const max = cfg.srcPortMax ?? 65535;
-  if (!(isUint(min, 65535) && isUint(max, 65535) && min >= 1 && min <= max)) throw new RangeError(`${cfg.kind} source port range ${min}-${max} is not within 1-65535`);
-  if (cfg.dstPort !== undefined && !(isUint(cfg.dstPort, 65535) && cfg.dstPort >= 1)) throw new RangeError(`${cfg.kind} destination port ${cfg.dstPort} is not within 1-65535`);
+  if (!(isUint(min, 65535) && isUint(max, 65535) && min >= 1 && min <= max))
+    throw new RangeError(`${cfg.kind} source port range ${min}-${max} is not within 1-65535`);
+  if (cfg.dstPort !== undefined && !(isUint(cfg.dstPort, 65535) && cfg.dstPort >= 1))
+    throw new RangeError(`${cfg.kind} destination port ${cfg.dstPort} is not within 1-65535`);
   if (cfg.ttl !== undefined && !(isUint(cfg.ttl, 255) && cfg.ttl >= 1)) throw new RangeError(`TTL ${cfg.ttl} is not within 1-255`);
   const opts = cfg.options ?? [];
   if (cfg.kind !== 'geneve' && opts.length > 0) throw new RangeError(`${cfg.kind} carries no options: options are for geneve only`);
@@ -82,7 +86,8 @@ function validate(cfg: TunnelTemplateConfig): void {
     if (!isUint(o.class, 0xffff)) throw new RangeError(`geneve option ${i}: class ${o.class} is not a 16-bit number`);
     if (!isUint(o.type, 0xff)) throw new RangeError(`geneve option ${i}: type ${o.type} is not an 8-bit number`);
     const n = o.data.length;
-    if (n % 4 !== 0 || n > GENEVE_MAX_OPTION_DATA_LEN) throw new RangeError(`geneve option ${i}: data of ${n} bytes must be a multiple of 4, at most ${GENEVE_MAX_OPTION_DATA_LEN}`);
+    if (n % 4 !== 0 || n > GENEVE_MAX_OPTION_DATA_LEN)
+      throw new RangeError(`geneve option ${i}: data of ${n} bytes must be a multiple of 4, at most ${GENEVE_MAX_OPTION_DATA_LEN}`);
     total += GENEVE_OPTION_HEADER_LEN + n;
   }
   if (total > GENEVE_MAX_OPTIONS_LEN) throw new RangeError(`geneve options take ${total} bytes: at most ${GENEVE_MAX_OPTIONS_LEN}`);
@@ -151,9 +156,26 @@ export class TunnelTemplate {
     const geneve = cfg.kind === 'geneve';
     const options = [...(cfg.options ?? [])];
     const eth: Layer = { kind: 'eth', repr: { dst: cfg.dstMac, src: cfg.srcMac, vlans: [], etherType: this.v6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4 } };
-    const ip: Layer = u.family === 4
-      ? { kind: 'ipv4', repr: { src: u.src, dst: u.dst, protocol: IPPROTO_UDP, ttl, dscp: 0, ecn: 0, ident: 0, dontFrag: cfg.dontFrag ?? false, moreFrags: false, fragOffset: 0, options: new Uint8Array(0), payloadLen: 0 } }
-      : { kind: 'ipv6', repr: { src: u.src, dst: u.dst, nextHeader: IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 } };
+    const ip: Layer =
+      u.family === 4
+        ? {
+            kind: 'ipv4',
+            repr: {
+              src: u.src,
+              dst: u.dst,
+              protocol: IPPROTO_UDP,
+              ttl,
+              dscp: 0,
+              ecn: 0,
+              ident: 0,
+              dontFrag: cfg.dontFrag ?? false,
+              moreFrags: false,
+              fragOffset: 0,
+              options: new Uint8Array(0),
+              payloadLen: 0,
+            },
+          }
+        : { kind: 'ipv6', repr: { src: u.src, dst: u.dst, nextHeader: IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 } };
     const udp: Layer = { kind: 'udp', repr: { srcPort: 0, dstPort: cfg.dstPort ?? (geneve ? GENEVE_UDP_PORT : VXLAN_UDP_PORT) }, zeroChecksum: true };
     const tunnel: Layer = geneve
       ? { kind: 'geneve', repr: { vni: cfg.vni, protocolType: ETHERTYPE_TEB, oam: false, critical: geneveCriticalFlag(options), options } }
@@ -166,8 +188,10 @@ export class TunnelTemplate {
     this.tunnelHeaderLen = this.headerLen - this.l4 - UDP_HEADER_LEN;
     const h = this.header;
     // Zero what is patched per packet, then take the partial sums.
-    if (!this.v6) { wr16(h, this.l3 + 2, 0); wr16(h, this.l3 + 10, 0); }
-    else wr16(h, this.l3 + 4, 0);
+    if (!this.v6) {
+      wr16(h, this.l3 + 2, 0);
+      wr16(h, this.l3 + 10, 0);
+    } else wr16(h, this.l3 + 4, 0);
     wr16(h, this.l4 + 4, 0);
     wr16(h, this.l4 + 6, 0);
     this.ipSum = this.v6 ? 0 : onesSum(h, this.l3, IPV4_HEADER_LEN);
@@ -182,9 +206,7 @@ export class TunnelTemplate {
     this.ipTtlProto = this.v6 ? 0 : hv.getUint16(this.l3 + 8);
     this.ip6NextHop = this.v6 ? hv.getUint16(this.l3 + 6) : 0;
     this.tunWord0 = hv.getInt32(this.l4 + UDP_HEADER_LEN);
-    this.pseudo = this.v6
-      ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0)
-      : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
+    this.pseudo = this.v6 ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0) : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
   }
 
   /**

@@ -261,7 +261,8 @@ export class Tunnel {
     this.icmpRate = { perSecond: rate.perSecond, burst: rate.burst };
     // Build one template to validate the options and ranges early.
     this.makeTemplate({ ip: cfg.localIp, mac: 0 }, this.vni);
-    this.sadb = cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp, { kind: this.kind, port: this.dstPort, localAddr: cfg.localIp });
+    this.sadb =
+      cfg.esp === undefined ? null : new EspSadb(cfg.esp, cfg.esp.node ?? cfg.localIp, { kind: this.kind, port: this.dstPort, localAddr: cfg.localIp });
     this.espOpts = cfg.esp?.udpEncap === true ? { udpEncap: { srcPort: 4500, dstPort: 4500 } } : {};
     const batch = cfg.esp?.batchAead;
     this.espSeal = batch === undefined ? null : new EspSealBatch(batch.native);
@@ -274,7 +275,9 @@ export class Tunnel {
     }
     const opts = this.options.reduce((n, o) => n + GENEVE_OPTION_HEADER_LEN + o.data.length, 0);
     this.spec = {
-      tunnel: this.kind, underlay: this.family, ...(opts > 0 ? { geneveOptionBytes: opts } : {}),
+      tunnel: this.kind,
+      underlay: this.family,
+      ...(opts > 0 ? { geneveOptionBytes: opts } : {}),
       ...(this.sadb !== null ? { esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } } : {}),
     };
   }
@@ -288,7 +291,11 @@ export class Tunnel {
     const underlay: Underlay = remote.family === 4 ? { family: 4, src: this.localV4, dst: remote.v4 } : { family: 6, src: this.localV6!, dst: remote.v6 };
     const c = this.cfg;
     return new TunnelTemplate({
-      kind: c.kind, srcMac: c.localMac, dstMac: v.mac, underlay, vni,
+      kind: c.kind,
+      srcMac: c.localMac,
+      dstMac: v.mac,
+      underlay,
+      vni,
       ...(c.ttl !== undefined ? { ttl: c.ttl } : {}),
       ...(c.dontFrag !== undefined ? { dontFrag: c.dontFrag } : {}),
       ...(c.srcPortMin !== undefined ? { srcPortMin: c.srcPortMin } : {}),
@@ -347,7 +354,6 @@ export class Tunnel {
   private vtepAtV6(b: Uint8Array, o: number): number {
     return this.byV6.get(b, o) ?? -1;
   }
-
 
   /** L2 mode: binds a VNI to a bridge segment (VLAN id 0–4094). */
   mapVni(vni: number, segment: number): void {
@@ -443,7 +449,8 @@ export class Tunnel {
     if (dv.getUint16(udp + 6) === 0) {
       if (this.family === 6 && this.cfg.acceptZeroChecksumV6 !== true) return DropReason.UdpZeroChecksumV6;
     } else {
-      const pseudo = this.family === 4 ? pseudoSumV4At(b, ip + 12, ip + 16, IPPROTO_UDP, udpLen) : pseudoSumV6At(b, ip + 8, this.walk.pseudoDstOff, IPPROTO_UDP, udpLen);
+      const pseudo =
+        this.family === 4 ? pseudoSumV4At(b, ip + 12, ip + 16, IPPROTO_UDP, udpLen) : pseudoSumV6At(b, ip + 8, this.walk.pseudoDstOff, IPPROTO_UDP, udpLen);
       if (finish(onesSum(b, udp, udpLen, pseudo)) !== 0) return DropReason.UdpBadChecksum;
     }
     const th = udp + UDP_HEADER_LEN;
@@ -522,7 +529,8 @@ export class Tunnel {
     if (!v.template.encap(p, hash, vni)) return DropReason.HeadroomShort;
     if (sa !== null) {
       const seal = this.espSeal;
-      const r = seal === null ? espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts) : seal.protect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
+      const r =
+        seal === null ? espProtect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts) : seal.protect(p, p.start + ETH_HEADER_LEN, sa, now, this.espOpts);
       if (r !== 0) return r;
     }
     v.txPackets++;
@@ -707,10 +715,12 @@ export class Tunnel {
       l3End = ip + dv.getUint16(ip + 2);
     } else {
       l3End = ip + IPV6_HEADER_LEN + dv.getUint16(ip + 4);
-      if (l3End > p.end || walkIpv6(b, ip, l3End, this.walk) !== null || this.walk.fragOff >= 0 || this.walk.upperProto !== IPPROTO_UDP) return DropReason.EspRequired;
+      if (l3End > p.end || walkIpv6(b, ip, l3End, this.walk) !== null || this.walk.fragOff >= 0 || this.walk.upperProto !== IPPROTO_UDP)
+        return DropReason.EspRequired;
       udp = this.walk.upperOff;
     }
-    if (l3End - udp !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 4) !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 2) !== this.dstPort) return DropReason.EspRequired;
+    if (l3End - udp !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 4) !== UDP_HEADER_LEN + HELLO_LEN || dv.getUint16(udp + 2) !== this.dstPort)
+      return DropReason.EspRequired;
     const off = udp + UDP_HEADER_LEN;
     if (!looksLikeHello(b, off, l3End)) return DropReason.EspRequired;
     return this.sadb!.receiveHello(vtep, b, off, l3End, now);
@@ -784,7 +794,9 @@ export class Tunnel {
   }
 
   /** True when the outer IPv4 header carries DF (then outer packets are never fragmented). */
-  get dontFrag(): boolean { return this.cfg.dontFrag ?? false; }
+  get dontFrag(): boolean {
+    return this.cfg.dontFrag ?? false;
+  }
 
   /**
    * The largest inner IP packet an underlay of `underlayMtu` bytes carries through this tunnel (0 when
@@ -800,6 +812,7 @@ export class Tunnel {
   }
 
   /** The configured options (Geneve), for display. */
-  get options(): readonly GeneveOption[] { return this.cfg.options ?? []; }
+  get options(): readonly GeneveOption[] {
+    return this.cfg.options ?? [];
+  }
 }
-

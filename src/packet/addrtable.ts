@@ -25,14 +25,20 @@ export class Ipv6Table<T> {
   private readonly next: number[] = [];
   private count = 0;
 
-  get size(): number { return this.count; }
+  get size(): number {
+    return this.count;
+  }
 
   private find(b: Uint8Array, o: number, h: number): number {
     let i = this.heads.get(h) ?? -1;
     while (i >= 0) {
       const k = this.keys[i]!;
       let same = true;
-      for (let j = 0; j < 16; j++) if (k[j] !== b[o + j]) { same = false; break; }
+      for (let j = 0; j < 16; j++)
+        if (k[j] !== b[o + j]) {
+          same = false;
+          break;
+        }
       if (same) return i;
       i = this.next[i]!;
     }
@@ -48,7 +54,10 @@ export class Ipv6Table<T> {
   set(addr: Uint8Array, value: T): void {
     const h = hashIpv6(addr, 0);
     const i = this.find(addr, 0, h);
-    if (i >= 0) { this.values[i] = value; return; }
+    if (i >= 0) {
+      this.values[i] = value;
+      return;
+    }
     const slot = this.keys.length;
     this.keys[slot] = addr.slice(0, 16);
     this.values[slot] = value;
@@ -114,7 +123,9 @@ export class U32Map {
     this.mask = n - 1;
   }
 
-  get size(): number { return this.count; }
+  get size(): number {
+    return this.count;
+  }
 
   /** The value for `key` (any uint32 or int32), or -1. */
   get(key: number): number {
@@ -139,7 +150,10 @@ export class U32Map {
         this.count++;
         return;
       }
-      if (this.keys[i] === k) { this.vals[i] = value; return; }
+      if (this.keys[i] === k) {
+        this.vals[i] = value;
+        return;
+      }
     }
   }
 
@@ -152,7 +166,9 @@ export class U32Map {
   delete(key: number): boolean {
     const k = key | 0;
     const m = this.mask;
-    const keys = this.keys, vals = this.vals, used = this.used;
+    const keys = this.keys,
+      vals = this.vals,
+      used = this.used;
     let i = slotOf(k) & m;
     for (; ; i = (i + 1) & m) {
       if (used[i] === 0) return false;

@@ -81,9 +81,15 @@ export class PacketBuf {
     this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   }
 
-  get length(): number { return this.end - this.start; }
-  get headroom(): number { return this.start; }
-  get tailroom(): number { return this.data.length - this.end; }
+  get length(): number {
+    return this.end - this.start;
+  }
+  get headroom(): number {
+    return this.start;
+  }
+  get tailroom(): number {
+    return this.data.length - this.end;
+  }
 
   /** Forgets contents and metadata; the window becomes empty at `HEADROOM`. */
   reset(): void {
@@ -209,8 +215,12 @@ export class PacketPool {
     for (let i = opts.count - 1; i >= 0; i--) this.freeList.push(this.all[i]!);
   }
 
-  get size(): number { return this.all.length; }
-  get available(): number { return this.freeList.length; }
+  get size(): number {
+    return this.all.length;
+  }
+  get available(): number {
+    return this.freeList.length;
+  }
 
   /** A reset buffer, or null when none is free. */
   alloc(): PacketBuf | null {

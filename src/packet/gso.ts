@@ -368,20 +368,32 @@ export class Coalescer {
     const start = p.start;
     const end = p.end;
     const l3 = ethPayload(d, start, end, ethType);
-    if (l3 < 0) { this.emit(p, out); return; }
+    if (l3 < 0) {
+      this.emit(p, out);
+      return;
+    }
     const type = ethType[0]!;
     let l4: number;
     let ok: boolean;
     let v4: boolean;
     if (type === ETHERTYPE_IPV4) {
-      if (end - l3 < IPV4_HEADER_LEN || d[l3]! >>> 4 !== 4 || d[l3 + IP4_PROTO] !== IPPROTO_TCP) { this.emit(p, out); return; }
+      if (end - l3 < IPV4_HEADER_LEN || d[l3]! >>> 4 !== 4 || d[l3 + IP4_PROTO] !== IPPROTO_TCP) {
+        this.emit(p, out);
+        return;
+      }
       const ihl = (d[l3]! & 0x0f) << 2;
       l4 = l3 + ihl;
       v4 = true;
-      ok = ihl === IPV4_HEADER_LEN && (rd16(d, l3 + IP4_FLAGS_FRAG) & 0x3fff) === 0 && rd16(d, l3 + IP4_TOTAL_LEN) === end - l3 &&
+      ok =
+        ihl === IPV4_HEADER_LEN &&
+        (rd16(d, l3 + IP4_FLAGS_FRAG) & 0x3fff) === 0 &&
+        rd16(d, l3 + IP4_TOTAL_LEN) === end - l3 &&
         ipv4HeaderValid(p.view, l3, IPV4_HEADER_LEN);
     } else if (type === ETHERTYPE_IPV6) {
-      if (end - l3 < IPV6_HEADER_LEN || d[l3]! >>> 4 !== 6 || d[l3 + IP6_NEXT_HEADER] !== IPPROTO_TCP) { this.emit(p, out); return; }
+      if (end - l3 < IPV6_HEADER_LEN || d[l3]! >>> 4 !== 6 || d[l3 + IP6_NEXT_HEADER] !== IPPROTO_TCP) {
+        this.emit(p, out);
+        return;
+      }
       l4 = l3 + IPV6_HEADER_LEN;
       v4 = false;
       ok = rd16(d, l3 + IP6_PAYLOAD_LEN) === end - l4;
@@ -389,16 +401,21 @@ export class Coalescer {
       this.emit(p, out);
       return;
     }
-    if (end - l4 < TCP_HEADER_LEN) { this.emit(p, out); return; }
+    if (end - l4 < TCP_HEADER_LEN) {
+      this.emit(p, out);
+      return;
+    }
     const thl = (d[l4 + TCP_DOFF]! >>> 4) << 2;
     const flags = d[l4 + TCP_FLAGS]!;
     const payloadLen = end - l4 - thl;
-    ok = ok && thl >= TCP_HEADER_LEN && payloadLen > 0 && (flags & (TCP_SYN | TCP_RST | TCP_URG)) === 0 &&
-      p.gsoType === VNET_GSO_NONE && p.csumStart < 0;
+    ok = ok && thl >= TCP_HEADER_LEN && payloadLen > 0 && (flags & (TCP_SYN | TCP_RST | TCP_URG)) === 0 && p.gsoType === VNET_GSO_NONE && p.csumStart < 0;
     const h = this.find(p, l3, l4, v4);
     if (h === null) {
       // A segment with PSH or FIN ends a super-frame; alone it has nothing to wait for.
-      if (!ok || (flags & (TCP_PSH | TCP_FIN)) !== 0) { this.emit(p, out); return; }
+      if (!ok || (flags & (TCP_PSH | TCP_FIN)) !== 0) {
+        this.emit(p, out);
+        return;
+      }
       this.start(this.freeSlot(out), p, l3, l4, thl, v4);
       return;
     }
@@ -409,7 +426,10 @@ export class Coalescer {
     }
     if (this.merge(h, p, l3, l4, thl, payloadLen, flags, out)) return;
     this.flushSlot(h, out);
-    if ((flags & (TCP_PSH | TCP_FIN)) !== 0) { this.emit(p, out); return; }
+    if ((flags & (TCP_PSH | TCP_FIN)) !== 0) {
+      this.emit(p, out);
+      return;
+    }
     this.start(h, p, l3, l4, thl, v4);
     h.verified = true;
   }
@@ -483,10 +503,16 @@ export class Coalescer {
     if (thl !== h.thl || payloadLen > h.mss || h.count === GSO_MAX_SEGMENTS || rd32(d, l4 + TCP_SEQ) !== h.nextSeq) return false;
     // TCP: acknowledgment, data offset and reserved bits, window, urgent pointer, options; flags but PSH/FIN
     // (the last may add them) and CWR (the first's only: a later one starts a super-frame of its own).
-    if (rd32(d, l4 + TCP_ACK_NO) !== rd32(qd, hl4 + TCP_ACK_NO) || d[l4 + TCP_DOFF] !== qd[hl4 + TCP_DOFF] ||
-      rd16(d, l4 + TCP_WINDOW) !== rd16(qd, hl4 + TCP_WINDOW) || rd16(d, l4 + TCP_URGENT) !== rd16(qd, hl4 + TCP_URGENT) ||
-      ((flags ^ qd[hl4 + TCP_FLAGS]!) & ~(TCP_PSH | TCP_FIN | TCP_CWR)) !== 0 || (flags & TCP_CWR) !== 0 ||
-      !sameBytes(d, l4 + TCP_HEADER_LEN, qd, hl4 + TCP_HEADER_LEN, thl - TCP_HEADER_LEN)) return false;
+    if (
+      rd32(d, l4 + TCP_ACK_NO) !== rd32(qd, hl4 + TCP_ACK_NO) ||
+      d[l4 + TCP_DOFF] !== qd[hl4 + TCP_DOFF] ||
+      rd16(d, l4 + TCP_WINDOW) !== rd16(qd, hl4 + TCP_WINDOW) ||
+      rd16(d, l4 + TCP_URGENT) !== rd16(qd, hl4 + TCP_URGENT) ||
+      ((flags ^ qd[hl4 + TCP_FLAGS]!) & ~(TCP_PSH | TCP_FIN | TCP_CWR)) !== 0 ||
+      (flags & TCP_CWR) !== 0 ||
+      !sameBytes(d, l4 + TCP_HEADER_LEN, qd, hl4 + TCP_HEADER_LEN, thl - TCP_HEADER_LEN)
+    )
+      return false;
     let fixedId = h.fixedId;
     if (h.v4) {
       // TOS, flags (DF), TTL equal; identification +1 per segment, or the same on all with DF (decided by the second).

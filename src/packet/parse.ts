@@ -76,8 +76,14 @@ export class HeaderParser {
     if (o < 0) return -o;
     p.l3 = o;
     o = this.l3(b, o, end, this.type[0]!);
-    if (o < -1) { p.l3 = -1; return -o; }
-    if (o < 0) { p.l3 = -1; return 0; }
+    if (o < -1) {
+      p.l3 = -1;
+      return -o;
+    }
+    if (o < 0) {
+      p.l3 = -1;
+      return 0;
+    }
     p.l4 = o;
     let r = this.l4(b, o);
     if (r !== 0) return r;
@@ -104,8 +110,14 @@ export class HeaderParser {
     if (o < 0) return -o;
     p.innerL3 = o;
     o = this.l3(b, o, tunEnd, this.type[0]!);
-    if (o < -1) { p.innerL3 = -1; return -o; }
-    if (o < 0) { p.innerL3 = -1; return 0; }
+    if (o < -1) {
+      p.innerL3 = -1;
+      return -o;
+    }
+    if (o < 0) {
+      p.innerL3 = -1;
+      return 0;
+    }
     p.innerL4 = o;
     return this.l4(b, o);
   }

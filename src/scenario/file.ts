@@ -31,7 +31,9 @@ export function readRegularFile(path: string, maxBytes: number): Buffer {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e: unknown) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new FileRefused(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code === 'EACCES' ? 'a file it may not read (EACCES)' : code);
+    throw new FileRefused(
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code === 'EACCES' ? 'a file it may not read (EACCES)' : code,
+    );
   }
   try {
     const st = fstatSync(fd);

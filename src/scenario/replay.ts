@@ -76,7 +76,10 @@ export function loadReplay(src: ReplaySource): ReplayTrace {
   let last = 0;
   for (const r of parser.records()) {
     const len = ipLength(r.data, r.linkType);
-    if (len < 0) { skipped++; continue; }
+    if (len < 0) {
+      skipped++;
+      continue;
+    }
     if (offs.length === 0) t0 = r.timestampNs;
     last = Math.max(last, Number(r.timestampNs - t0));
     offs.push(last);

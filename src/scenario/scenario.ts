@@ -305,7 +305,9 @@ export class ScenarioError extends Error {
     readonly hint: string | null = null,
   ) {
     // A last guard: `describe` quotes values as excerpts already; names and paths may be long too.
-    super(`${excerpt(file, 400)}:${line}:${column}: ${key === '' ? '' : excerpt(key, 400) + ': '}expected ${excerpt(expected, 400)}, got ${excerpt(got, 400)}${hint === null ? '' : ` (${excerpt(hint, 400)})`}`);
+    super(
+      `${excerpt(file, 400)}:${line}:${column}: ${key === '' ? '' : excerpt(key, 400) + ': '}expected ${excerpt(expected, 400)}, got ${excerpt(got, 400)}${hint === null ? '' : ` (${excerpt(hint, 400)})`}`,
+    );
     this.name = 'ScenarioError';
   }
 }
@@ -338,7 +340,10 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   let bestD = Infinity;
   for (const c of candidates) {
     const d = Math.min(editDistance(word, c), editDistance(word.toLowerCase(), c.toLowerCase()) + 0.5);
-    if (d <= 2 && d < bestD) { best = c; bestD = d; }
+    if (d <= 2 && d < bestD) {
+      best = c;
+      bestD = d;
+    }
   }
   return best;
 }
@@ -366,7 +371,11 @@ class Reader {
   /** YAML nodes read so far (`SCENARIO_LIMITS.yamlNodes`). */
   private read = 0;
 
-  constructor(readonly file: string, readonly lc: LineCounter, readonly doc: Document) {}
+  constructor(
+    readonly file: string,
+    readonly lc: LineCounter,
+    readonly doc: Document,
+  ) {}
 
   private findTargets(): Map<unknown, YamlNode> {
     // Document order, a collection before its contents, as YAML resolves an alias: to the last node
@@ -382,7 +391,10 @@ class Reader {
         if (t !== undefined) targets.set(n, t);
         continue;
       }
-      if (isPair(n)) { stack.push(n.value, n.key); continue; }
+      if (isPair(n)) {
+        stack.push(n.value, n.key);
+        continue;
+      }
       const node = n as YamlNode;
       if (node.anchor !== undefined) anchors.set(node.anchor, node);
       if (isMap(node) || isSeq(node)) for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]);
@@ -393,7 +405,12 @@ class Reader {
   /** Counts `n` more nodes read at `v`; past the limit, the file expands to too much (aliases, usually). */
   spend(v: V, n: number): void {
     this.read += n;
-    if (this.read > SCENARIO_LIMITS.yamlNodes) this.fail(v, `a file that expands to at most ${num(SCENARIO_LIMITS.yamlNodes)} YAML nodes (an alias counts its anchor's nodes each time it is used)`, `more, by here`);
+    if (this.read > SCENARIO_LIMITS.yamlNodes)
+      this.fail(
+        v,
+        `a file that expands to at most ${num(SCENARIO_LIMITS.yamlNodes)} YAML nodes (an alias counts its anchor's nodes each time it is used)`,
+        `more, by here`,
+      );
   }
 
   pos(v: V): { line: number; col: number } {
@@ -414,7 +431,12 @@ class Reader {
 
   /** A mapping's entries by key, refusing keys not in `allowed`. */
   /** (`allowed` may be a set: a node's name among a thousand is looked up, not searched for.) */
-  map(v: V, allowed: readonly string[] | ReadonlySet<string>, what = 'a mapping', keysWhat: string | (() => string) = () => `one of the keys ${[...allowed].join(', ')}`): Obj {
+  map(
+    v: V,
+    allowed: readonly string[] | ReadonlySet<string>,
+    what = 'a mapping',
+    keysWhat: string | (() => string) = () => `one of the keys ${[...allowed].join(', ')}`,
+  ): Obj {
     if (!isMap(v.node)) this.fail(v, what);
     this.spend(v, 1 + 2 * v.node.items.length);
     const entries = new Map<string, V>();
@@ -427,7 +449,12 @@ class Reader {
       if (!('has' in allowed ? allowed.has(name) : allowed.includes(name))) {
         const s = didYouMean(name, [...allowed]);
         const shown = excerpt(name);
-        this.fail({ node: k, path: v.path === '' ? shown : `${v.path}.${shown}`, at: kv.at }, typeof keysWhat === 'string' ? keysWhat : keysWhat(), JSON.stringify(shown), s === null ? null : `did you mean "${s}"?`);
+        this.fail(
+          { node: k, path: v.path === '' ? shown : `${v.path}.${shown}`, at: kv.at },
+          typeof keysWhat === 'string' ? keysWhat : keysWhat(),
+          JSON.stringify(shown),
+          s === null ? null : `did you mean "${s}"?`,
+        );
       }
       entries.set(name, { node: this.resolve(pair.value), path, at: k.range?.[0] ?? v.at });
     }
@@ -506,7 +533,8 @@ class Reader {
 
   /** A comparison `>= 99%`, `< 2ms`, `>0` or a bare value (==). */
   cmp(v: V, kind: 'ratio' | 'duration' | 'count'): Comparison {
-    const what = kind === 'ratio' ? 'a comparison such as ">= 99%"' : kind === 'duration' ? 'a comparison such as "< 2ms"' : 'a count or a comparison such as ">0"';
+    const what =
+      kind === 'ratio' ? 'a comparison such as ">= 99%"' : kind === 'duration' ? 'a comparison such as "< 2ms"' : 'a count or a comparison such as ">0"';
     const x = this.scalar(v);
     if (kind === 'ratio' && typeof x === 'number') {
       const f = fractionOf(x);
@@ -550,10 +578,18 @@ const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1
 const BANDWIDTH_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
 
 class Obj {
-  constructor(private readonly r: Reader, readonly self: V, private readonly entries: Map<string, V>) {}
-  has(k: string): boolean { return this.entries.has(k); }
+  constructor(
+    private readonly r: Reader,
+    readonly self: V,
+    private readonly entries: Map<string, V>,
+  ) {}
+  has(k: string): boolean {
+    return this.entries.has(k);
+  }
   /** The keys given, in file order. */
-  keys(): IterableIterator<string> { return this.entries.keys(); }
+  keys(): IterableIterator<string> {
+    return this.entries.keys();
+  }
   get(k: string): V | undefined {
     const v = this.entries.get(k);
     return v === undefined || v.node === null ? undefined : v;
@@ -608,7 +644,10 @@ export function ipBig(s: string): { family: 4 | 6; n: bigint } | null {
 function ipText(family: 4 | 6, n: bigint): string {
   if (family === 4) return ipv4ToString(Number(n));
   const b = new Uint8Array(16);
-  for (let i = 15; i >= 0; i--) { b[i] = Number(n & 0xffn); n >>= 8n; }
+  for (let i = 15; i >= 0; i--) {
+    b[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
   return ipv6ToString(b);
 }
 
@@ -636,7 +675,23 @@ export const IMIX: ReadonlyArray<{ size: number; weight: number }> = [
 ];
 const IMIX_SIZES: readonly number[] = IMIX.flatMap((x) => new Array<number>(x.weight).fill(x.size));
 
-const ROOT_KEYS = ['name', 'description', 'lesson', 'seed', 'duration', 'underlay', 'tunnel', 'encryption', 'nodes', 'links', 'traffic', 'faults', 'capture', 'expect', 'live'] as const;
+const ROOT_KEYS = [
+  'name',
+  'description',
+  'lesson',
+  'seed',
+  'duration',
+  'underlay',
+  'tunnel',
+  'encryption',
+  'nodes',
+  'links',
+  'traffic',
+  'faults',
+  'capture',
+  'expect',
+  'live',
+] as const;
 const LIVE_KEYS = ['without', 'note'] as const;
 const UNDERLAY_KEYS = ['mtu', 'latency', 'jitter', 'bandwidth', 'loss', 'family'] as const;
 const TUNNEL_KEYS = ['type', 'mode', 'vni', 'options', 'fragmentPolicy', 'icmpTooBig', 'mssClamp'] as const;
@@ -671,7 +726,8 @@ export function loadScenario(path: string): Scenario {
 
 /** Parses a scenario's text; `file` names it in errors. */
 export function parseScenario(text: string, file: string): Scenario {
-  if (text.length > SCENARIO_LIMITS.fileBytes) throw new ScenarioError(file, 1, 1, '', `a scenario of at most ${num(SCENARIO_LIMITS.fileBytes)} bytes`, `${num(text.length)} characters`);
+  if (text.length > SCENARIO_LIMITS.fileBytes)
+    throw new ScenarioError(file, 1, 1, '', `a scenario of at most ${num(SCENARIO_LIMITS.fileBytes)} bytes`, `${num(text.length)} characters`);
   const lc = new LineCounter();
   let doc: Document;
   try {
@@ -693,7 +749,10 @@ export function parseScenario(text: string, file: string): Scenario {
   const o = r.map(root, ROOT_KEYS, 'a scenario mapping');
 
   const name = r.str(o.req('name', 'a scenario name'));
-  const optText = (k: string): string => { const v = o.get(k); return v === undefined ? '' : r.text(v); };
+  const optText = (k: string): string => {
+    const v = o.get(k);
+    return v === undefined ? '' : r.text(v);
+  };
   const description = optText('description');
   const lesson = optText('lesson');
   const seedV = o.get('seed');
@@ -710,9 +769,18 @@ export function parseScenario(text: string, file: string): Scenario {
   const umtuV = u?.get('mtu');
   const minMtu = family === 4 ? 576 : 1280;
   const underlayMtu = umtuV === undefined ? 1500 : r.int(umtuV, minMtu, 65535, `an MTU in ${minMtu}-65535 (IPv${family} underlay)`);
-  const getDur = (ob: Obj | null, k: string): number | null => { const v = ob?.get(k); return v === undefined ? null : r.duration(v); };
-  const getBw = (ob: Obj | null, k: string): number | null => { const v = ob?.get(k); return v === undefined ? null : r.bandwidth(v); };
-  const getLoss = (ob: Obj | null, k: string): number | null => { const v = ob?.get(k); return v === undefined ? null : r.fraction(v); };
+  const getDur = (ob: Obj | null, k: string): number | null => {
+    const v = ob?.get(k);
+    return v === undefined ? null : r.duration(v);
+  };
+  const getBw = (ob: Obj | null, k: string): number | null => {
+    const v = ob?.get(k);
+    return v === undefined ? null : r.bandwidth(v);
+  };
+  const getLoss = (ob: Obj | null, k: string): number | null => {
+    const v = ob?.get(k);
+    return v === undefined ? null : r.fraction(v);
+  };
   const underlay: UnderlaySpec = {
     mtu: underlayMtu,
     latencyNs: getDur(u, 'latency') ?? 0,
@@ -734,7 +802,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const options: GeneveOptionSpec[] = [];
   const optsV = t?.get('options');
   if (optsV !== undefined) {
-    if (tunnelType !== 'geneve') r.fail(optsV, 'no options (they are Geneve\'s; tunnel.type is vxlan)', describe(optsV.node));
+    if (tunnelType !== 'geneve') r.fail(optsV, "no options (they are Geneve's; tunnel.type is vxlan)", describe(optsV.node));
     for (const ov of r.list(optsV)) {
       const oo = r.map(ov, OPTION_KEYS);
       const cls = r.int(oo.req('class', 'an option class'), 0, 0xffff, 'a 16-bit option class');
@@ -743,7 +811,8 @@ export function parseScenario(text: string, file: string): Scenario {
       const raw = dV === undefined ? '' : r.scalar(dV);
       if (typeof raw !== 'string') r.fail(dV!, 'hex data in quotes, a multiple of 4 bytes, at most 124');
       const data = raw.toLowerCase();
-      if (dV !== undefined && (!/^[0-9a-f]*$/.test(data) || data.length % 8 !== 0 || data.length > 248)) r.fail(dV, 'hex data in quotes, a multiple of 4 bytes, at most 124');
+      if (dV !== undefined && (!/^[0-9a-f]*$/.test(data) || data.length % 8 !== 0 || data.length > 248))
+        r.fail(dV, 'hex data in quotes, a multiple of 4 bytes, at most 124');
       options.push({ class: cls, type, data });
     }
   }
@@ -777,7 +846,12 @@ export function parseScenario(text: string, file: string): Scenario {
   }
 
   // the pod MTU the overlay leaves
-  const spec: OverheadSpec = { tunnel: tunnelType, underlay: family, geneveOptionBytes: optBytes, esp: encryption === null ? null : { cipher: encryption.cipher, udpEncap: encryption.udpEncap } };
+  const spec: OverheadSpec = {
+    tunnel: tunnelType,
+    underlay: family,
+    geneveOptionBytes: optBytes,
+    esp: encryption === null ? null : { cipher: encryption.cipher, udpEncap: encryption.udpEncap },
+  };
   const mtuAt: V = umtuV ?? uV ?? { node: null, path: 'underlay.mtu', at: 0 };
   let defaultPodMtu: number;
   try {
@@ -785,13 +859,23 @@ export function parseScenario(text: string, file: string): Scenario {
   } catch {
     r.fail({ ...mtuAt, path: 'underlay.mtu' }, 'an underlay MTU that leaves pods at least 576 bytes after the overlay', String(underlayMtu));
   }
-  if (defaultPodMtu < 576) r.fail({ ...mtuAt, path: 'underlay.mtu' }, 'an underlay MTU that leaves pods at least 576 bytes after the overlay', `${underlayMtu} (pod MTU ${defaultPodMtu})`);
+  if (defaultPodMtu < 576)
+    r.fail(
+      { ...mtuAt, path: 'underlay.mtu' },
+      'an underlay MTU that leaves pods at least 576 bytes after the overlay',
+      `${underlayMtu} (pod MTU ${defaultPodMtu})`,
+    );
 
   // nodes and pods
   const nodesV = o.req('nodes', 'a list of nodes');
   const nodeVs = r.list(nodesV, 'a list of nodes');
   if (nodeVs.length === 0) r.fail(nodesV, 'at least one node', 'an empty list');
-  if (nodeVs.length > SCENARIO_LIMITS.nodes) r.fail(nodesV, `at most ${num(SCENARIO_LIMITS.nodes)} nodes (each has a VTEP for every other: the mesh grows with the square of the nodes)`, `${num(nodeVs.length)} nodes`);
+  if (nodeVs.length > SCENARIO_LIMITS.nodes)
+    r.fail(
+      nodesV,
+      `at most ${num(SCENARIO_LIMITS.nodes)} nodes (each has a VTEP for every other: the mesh grows with the square of the nodes)`,
+      `${num(nodeVs.length)} nodes`,
+    );
   let podCount = 0;
   const nodes: NodeSpec[] = [];
   const nodeIndex = new Map<string, NodeSpec>();
@@ -804,7 +888,8 @@ export function parseScenario(text: string, file: string): Scenario {
     const no = r.map(nv, NODE_KEYS);
     const nameV = no.req('name', 'a node name');
     const nname = r.str(nameV, 'a node name');
-    if (!/^[A-Za-z0-9_.-]+$/.test(nname) || nname === 'underlay' || nname === 'gw') r.fail(nameV, 'a node name of letters, digits, ".", "_" and "-" (not "underlay" or "gw")');
+    if (!/^[A-Za-z0-9_.-]+$/.test(nname) || nname === 'underlay' || nname === 'gw')
+      r.fail(nameV, 'a node name of letters, digits, ".", "_" and "-" (not "underlay" or "gw")');
     if (nodeIndex.has(nname)) r.fail(nameV, 'a unique node name', `${JSON.stringify(nname)} (a second time)`);
     let c4: Cidr | null = null;
     let c6: Cidr | null = null;
@@ -813,12 +898,15 @@ export function parseScenario(text: string, file: string): Scenario {
       for (const cv of r.oneOrList(pcV)) {
         const c = parseCidr(r, cv);
         if ((c.family === 4 ? c4 : c6) !== null) r.fail(cv, 'at most one IPv4 and one IPv6 podCIDR');
-        if (c.prefix > bits(c.family) - 2) r.fail(cv, `a podCIDR with room for a gateway and pods (prefix at most /${bits(c.family) - 2})`, JSON.stringify(c.text));
+        if (c.prefix > bits(c.family) - 2)
+          r.fail(cv, `a podCIDR with room for a gateway and pods (prefix at most /${bits(c.family) - 2})`, JSON.stringify(c.text));
         if (mode === 'routed') {
-          for (const o2 of cidrs) if (cidrsOverlap(o2.c, c)) r.fail(cv, `a podCIDR that overlaps no other (${o2.path} is ${o2.c.text})`, JSON.stringify(c.text));
+          for (const o2 of cidrs)
+            if (cidrsOverlap(o2.c, c)) r.fail(cv, `a podCIDR that overlaps no other (${o2.path} is ${o2.c.text})`, JSON.stringify(c.text));
           cidrs.push({ c, path: cv.path });
         }
-        if (c.family === 4) c4 = c; else c6 = c;
+        if (c.family === 4) c4 = c;
+        else c6 = c;
       }
     }
     const uipV = no.get('underlayIp');
@@ -855,7 +943,8 @@ export function parseScenario(text: string, file: string): Scenario {
       const po = r.map(pv, POD_KEYS);
       const pnV = po.req('name', 'a pod name');
       const pname = r.str(pnV, 'a pod name');
-      if (!/^[A-Za-z0-9_.-]+$/.test(pname) || RESERVED_PORTS.includes(pname)) r.fail(pnV, `a pod name of letters, digits, ".", "_" and "-" (not ${RESERVED_PORTS.map((x) => `"${x}"`).join(', ')})`);
+      if (!/^[A-Za-z0-9_.-]+$/.test(pname) || RESERVED_PORTS.includes(pname))
+        r.fail(pnV, `a pod name of letters, digits, ".", "_" and "-" (not ${RESERVED_PORTS.map((x) => `"${x}"`).join(', ')})`);
       if (podNames.has(pname)) r.fail(pnV, `a pod name unique on node ${nname}`, `${JSON.stringify(pname)} (a second time)`);
       podNames.add(pname);
       const vlanV = po.get('vlan');
@@ -879,10 +968,13 @@ export function parseScenario(text: string, file: string): Scenario {
           const c = a.family === 4 ? c4 : c6;
           if (c !== null && !inCidr(c, a.family, a.n)) r.fail(av, `an address inside ${nname}'s podCIDR ${c.text}`, ipText(a.family, a.n));
           if (c === null && mode === 'routed') r.fail(av, `an address in a podCIDR of ${nname} (it has no IPv${a.family} podCIDR)`, ipText(a.family, a.n));
-          if (c !== null && (a.n === c.net || a.n === c.net + 1n)) r.fail(av, `a pod address (${ipText(a.family, c.net)} is the network, ${ipText(a.family, c.net + 1n)} the gateway)`, ipText(a.family, a.n));
-          if (a.family === 4 && c !== null && a.n === c.net + (1n << BigInt(32 - c.prefix)) - 1n) r.fail(av, 'a pod address, not the broadcast address', ipText(4, a.n));
+          if (c !== null && (a.n === c.net || a.n === c.net + 1n))
+            r.fail(av, `a pod address (${ipText(a.family, c.net)} is the network, ${ipText(a.family, c.net + 1n)} the gateway)`, ipText(a.family, a.n));
+          if (a.family === 4 && c !== null && a.n === c.net + (1n << BigInt(32 - c.prefix)) - 1n)
+            r.fail(av, 'a pod address, not the broadcast address', ipText(4, a.n));
           const txt = ipText(a.family, a.n);
-          if (a.family === 4) pod.ip4 = txt; else pod.ip6 = txt;
+          if (a.family === 4) pod.ip4 = txt;
+          else pod.ip6 = txt;
           claim(r, addrs, mode, pod, txt, av);
         }
       }
@@ -895,7 +987,8 @@ export function parseScenario(text: string, file: string): Scenario {
   for (const pp of pendingPods) {
     if (pp.ipV !== undefined) continue;
     const node = nodeIndex.get(pp.pod.node)!;
-    if (pp.c4 === null && pp.c6 === null) r.fail({ node: pp.pv.node, path: `${pp.pv.path}.ip`, at: pp.pv.at }, `an ip (node ${node.name} has no podCIDR to assign one from)`, 'nothing');
+    if (pp.c4 === null && pp.c6 === null)
+      r.fail({ node: pp.pv.node, path: `${pp.pv.path}.ip`, at: pp.pv.at }, `an ip (node ${node.name} has no podCIDR to assign one from)`, 'nothing');
     for (const c of [pp.c4, pp.c6]) {
       if (c === null) continue;
       const key = `${node.name}/${c.family}`;
@@ -905,7 +998,8 @@ export function parseScenario(text: string, file: string): Scenario {
       if (n > last) r.fail({ node: pp.pv.node, path: `${pp.pv.path}.ip`, at: pp.pv.at }, `a free address in ${c.text}`, 'a full podCIDR');
       next.set(key, n + 1n);
       const txt = ipText(c.family, n);
-      if (c.family === 4) pp.pod.ip4 = txt; else pp.pod.ip6 = txt;
+      if (c.family === 4) pp.pod.ip4 = txt;
+      else pp.pod.ip6 = txt;
       addrs.set(addrKey(mode, pp.pod, txt), `${pp.pv.path}.ip`);
     }
   }
@@ -913,7 +1007,12 @@ export function parseScenario(text: string, file: string): Scenario {
     const min = pp.pod.ip6 !== null ? 1280 : 576;
     if (pp.mtuV !== undefined) pp.pod.mtu = r.int(pp.mtuV, min, 65535, `an MTU in ${min}-65535${min === 1280 ? ' (the pod has an IPv6 address)' : ''}`);
     else {
-      if (defaultPodMtu < min) r.fail({ ...mtuAt, path: 'underlay.mtu' }, `an underlay MTU that leaves IPv6 pods at least 1280 bytes after the overlay (${pp.pv.path} has an IPv6 address)`, `${underlayMtu} (pod MTU ${defaultPodMtu})`);
+      if (defaultPodMtu < min)
+        r.fail(
+          { ...mtuAt, path: 'underlay.mtu' },
+          `an underlay MTU that leaves IPv6 pods at least 1280 bytes after the overlay (${pp.pv.path} has an IPv6 address)`,
+          `${underlayMtu} (pod MTU ${defaultPodMtu})`,
+        );
       pp.pod.mtu = defaultPodMtu;
     }
     podIndex.set(`${pp.pod.node}/${pp.pod.name}`, pp.pod);
@@ -935,14 +1034,24 @@ export function parseScenario(text: string, file: string): Scenario {
     const nn = slash < 0 ? s : s.slice(0, slash);
     if (!nodeIndex.has(nn)) {
       const h = didYouMean(nn, [...nodeIndex.keys()]);
-      r.fail(v, `node/pod or node naming an existing node (${[...nodeIndex.keys()].join(', ')})`, JSON.stringify(s), h === null ? null : `did you mean "${h}"?`);
+      r.fail(
+        v,
+        `node/pod or node naming an existing node (${[...nodeIndex.keys()].join(', ')})`,
+        JSON.stringify(s),
+        h === null ? null : `did you mean "${h}"?`,
+      );
     }
     if (slash < 0) return { node: nn, pod: null };
     const pn = s.slice(slash + 1);
     if (!podIndex.has(`${nn}/${pn}`)) {
       const names = nodeIndex.get(nn)!.pods.map((p) => p.name);
       const h = didYouMean(pn, names);
-      r.fail(v, `a pod of node ${nn} (${names.length === 0 ? 'it has none' : names.join(', ')})`, JSON.stringify(s), h === null ? null : `did you mean "${nn}/${h}"?`);
+      r.fail(
+        v,
+        `a pod of node ${nn} (${names.length === 0 ? 'it has none' : names.join(', ')})`,
+        JSON.stringify(s),
+        h === null ? null : `did you mean "${nn}/${h}"?`,
+      );
     }
     return { node: nn, pod: pn };
   };
@@ -964,7 +1073,8 @@ export function parseScenario(text: string, file: string): Scenario {
     linkPairs.add(pair);
     const mV = lo.get('mtu');
     links.push({
-      a, b,
+      a,
+      b,
       mtu: mV === undefined ? null : r.int(mV, minMtu, 65535, `an MTU in ${minMtu}-65535 (IPv${family} underlay)`),
       latencyNs: getDur(lo, 'latency'),
       jitterNs: getDur(lo, 'jitter'),
@@ -993,11 +1103,18 @@ export function parseScenario(text: string, file: string): Scenario {
     const from = endpoint(fromV);
     const dst = endpoint(toV);
     if (from.node === dst.node && from.pod === dst.pod) r.fail(toV, 'a receiver other than the sender', JSON.stringify(r.scalar(toV)));
-    for (const [e, v] of [[from, fromV], [dst, toV]] as const) {
-      if (e.pod === null && mode !== 'routed') r.fail(v, "a pod (node/pod): a node's own stack sits behind its gateway, which l2 mode has not", JSON.stringify(r.scalar(v)));
+    for (const [e, v] of [
+      [from, fromV],
+      [dst, toV],
+    ] as const) {
+      if (e.pod === null && mode !== 'routed')
+        r.fail(v, "a pod (node/pod): a node's own stack sits behind its gateway, which l2 mode has not", JSON.stringify(r.scalar(v)));
     }
     const has = (e: Endpoint, f: 4 | 6): boolean => {
-      if (e.pod === null) { const n = nodeIndex.get(e.node)!; return (f === 4 ? n.gateway4 : n.gateway6) !== null; }
+      if (e.pod === null) {
+        const n = nodeIndex.get(e.node)!;
+        return (f === 4 ? n.gateway4 : n.gateway6) !== null;
+      }
       const p = podIndex.get(`${e.node}/${e.pod}`)!;
       return (f === 4 ? p.ip4 : p.ip6) !== null;
     };
@@ -1014,16 +1131,23 @@ export function parseScenario(text: string, file: string): Scenario {
     if (sizeV !== undefined && sizesV !== undefined) r.fail(sizesV, 'size or sizes, not both');
     let sizes: number[];
     if (sizesV !== undefined) {
-      if (isScalar(sizesV.node)) { r.oneOf(sizesV, ['imix'] as const); sizes = [...IMIX_SIZES]; }
-      else sizes = r.list(sizesV, 'imix or a list of sizes').map((sv) => r.int(sv, minSize, 65535, `an IP packet size in ${minSize}-65535`));
+      if (isScalar(sizesV.node)) {
+        r.oneOf(sizesV, ['imix'] as const);
+        sizes = [...IMIX_SIZES];
+      } else sizes = r.list(sizesV, 'imix or a list of sizes').map((sv) => r.int(sv, minSize, 65535, `an IP packet size in ${minSize}-65535`));
       if (sizes.length === 0) r.fail(sizesV, 'at least one size', 'an empty list');
-    } else sizes = [sizeV === undefined ? (type === 'ping' ? (fam === 4 ? 84 : 104) : 1000) : r.int(sizeV, minSize, 65535, `an IP packet size in ${minSize}-65535`)];
+    } else
+      sizes = [sizeV === undefined ? (type === 'ping' ? (fam === 4 ? 84 : 104) : 1000) : r.int(sizeV, minSize, 65535, `an IP packet size in ${minSize}-65535`)];
     const countV = to.get('count');
     const bytesV = to.get('bytes');
     const intervalV = to.get('interval');
     const rateV = to.get('rate');
     if (type === 'tcp' && countV !== undefined) r.fail(countV, 'no count for tcp (give bytes)');
-    for (const [k, v] of [['interval', intervalV], ['size', sizeV], ['sizes', sizesV]] as const) {
+    for (const [k, v] of [
+      ['interval', intervalV],
+      ['size', sizeV],
+      ['sizes', sizesV],
+    ] as const) {
       if (type === 'tcp' && v !== undefined) r.fail(v, `no ${k} for tcp (segments follow the MSS and the window; give bytes)`);
     }
     if (type !== 'tcp' && bytesV !== undefined) r.fail(bytesV, 'no bytes for ping or udp (give count)');
@@ -1059,8 +1183,22 @@ export function parseScenario(text: string, file: string): Scenario {
       if (replayCount === 0) r.fail(replayV, 'a capture with at least one IP packet', JSON.stringify(r.scalar(replayV)));
     }
     traffic.push({
-      name: tname, type, from, to: dst, family: fam, startNs, count: replay !== null ? Math.min(countV === undefined ? Infinity : count, replayCount) : count, intervalNs, sizes, replay,
-      bytes: type === 'tcp' ? (bytesV === undefined ? 1_000_000 : r.int(bytesV, 1, SCENARIO_LIMITS.tcpBytes, `a byte count in 1-${SCENARIO_LIMITS.tcpBytes} (the simulated sender's limit)`)) : 0,
+      name: tname,
+      type,
+      from,
+      to: dst,
+      family: fam,
+      startNs,
+      count: replay !== null ? Math.min(countV === undefined ? Infinity : count, replayCount) : count,
+      intervalNs,
+      sizes,
+      replay,
+      bytes:
+        type === 'tcp'
+          ? bytesV === undefined
+            ? 1_000_000
+            : r.int(bytesV, 1, SCENARIO_LIMITS.tcpBytes, `a byte count in 1-${SCENARIO_LIMITS.tcpBytes} (the simulated sender's limit)`)
+          : 0,
       df: dfV === undefined ? type !== 'udp' : r.bool(dfV),
     });
   }
@@ -1071,7 +1209,11 @@ export function parseScenario(text: string, file: string): Scenario {
     if (cost[k] <= SCENARIO_LIMITS[k]) continue;
     const big = cost.largest;
     const t = traffic[big]!;
-    r.fail(trafficAt[big]!, `traffic of at most ${num(SCENARIO_LIMITS[k])} ${k} in all (the run's estimate, before it starts)`, `${num(cost[k])} ${k}, the most from this flow, "${excerpt(t.name)}" (${num(cost.perFlow[big]!)} packets)`);
+    r.fail(
+      trafficAt[big]!,
+      `traffic of at most ${num(SCENARIO_LIMITS[k])} ${k} in all (the run's estimate, before it starts)`,
+      `${num(cost[k])} ${k}, the most from this flow, "${excerpt(t.name)}" (${num(cost.perFlow[big]!)} packets)`,
+    );
   }
 
   // faults
@@ -1096,11 +1238,19 @@ export function parseScenario(text: string, file: string): Scenario {
         for (let k = s.indexOf('-'); k >= 0; k = s.indexOf('-', k + 1)) {
           const a = s.slice(0, k);
           const b = s.slice(k + 1);
-          if (nodeIndex.has(a) && nodeIndex.has(b)) { found = { kind: 'link', a, b }; break; }
+          if (nodeIndex.has(a) && nodeIndex.has(b)) {
+            found = { kind: 'link', a, b };
+            break;
+          }
         }
         if (found === null) {
           const h = didYouMean(s, [...nodeIndex.keys()]);
-          r.fail(lV, `a node or a link a-b between existing nodes (${[...nodeIndex.keys()].join(', ')})`, JSON.stringify(s), h === null ? null : `did you mean "${h}"?`);
+          r.fail(
+            lV,
+            `a node or a link a-b between existing nodes (${[...nodeIndex.keys()].join(', ')})`,
+            JSON.stringify(s),
+            h === null ? null : `did you mean "${h}"?`,
+          );
         }
         target = found;
       }
@@ -1113,7 +1263,8 @@ export function parseScenario(text: string, file: string): Scenario {
       if (action !== 'down') r.fail(forV, 'no "for" on an up action');
       forNs = r.duration(forV);
       if (forNs <= 0) r.fail(forV, 'a duration above 0');
-      if (atNs + forNs > durationNs) r.fail(forV, `a fault that ends within the scenario's duration (${fmtDuration(durationNs)})`, `${fmtDuration(forNs)} from ${fmtDuration(atNs)}`);
+      if (atNs + forNs > durationNs)
+        r.fail(forV, `a fault that ends within the scenario's duration (${fmtDuration(durationNs)})`, `${fmtDuration(forNs)} from ${fmtDuration(atNs)}`);
     }
     faults.push({ atNs, target, action, forNs });
   }
@@ -1147,7 +1298,12 @@ export function parseScenario(text: string, file: string): Scenario {
       if (!trafficNames.has(flow)) {
         const names = traffic.map((x) => x.name);
         const h = didYouMean(flow, names);
-        r.fail(flowV, `a flow named in traffic (${names.length === 0 ? 'there is none' : names.join(', ')})`, JSON.stringify(flow), h === null ? null : `did you mean "${h}"?`);
+        r.fail(
+          flowV,
+          `a flow named in traffic (${names.length === 0 ? 'there is none' : names.join(', ')})`,
+          JSON.stringify(flow),
+          h === null ? null : `did you mean "${h}"?`,
+        );
       }
     }
     const flowOnly = (k: string): V | undefined => {
@@ -1188,11 +1344,13 @@ export function parseScenario(text: string, file: string): Scenario {
         const cname = k.value;
         const nn = cname.split('.')[0]!;
         const path = `${ctV.path}.${cname}`;
-        if (!nodeIndex.has(nn)) r.fail({ node: k, path, at: kv.at }, `a counter name that starts with a node (${[...nodeIndex.keys()].join(', ')})`, JSON.stringify(cname));
+        if (!nodeIndex.has(nn))
+          r.fail({ node: k, path, at: kv.at }, `a counter name that starts with a node (${[...nodeIndex.keys()].join(', ')})`, JSON.stringify(cname));
         counters[cname] = r.cmp({ node: r.resolve(pair.value), path, at: k.range?.[0] ?? ctV.at }, 'count');
       }
     }
-    if (flow === null && dropsV === undefined && ctV === undefined) r.fail(ev, 'an expectation: flow with delivered/latency/icmpSeen, drops or counters', 'none');
+    if (flow === null && dropsV === undefined && ctV === undefined)
+      r.fail(ev, 'an expectation: flow with delivered/latency/icmpSeen, drops or counters', 'none');
     expect.push({
       flow,
       delivered: dV === undefined ? null : r.cmp(dV, 'ratio'),
@@ -1221,7 +1379,24 @@ export function parseScenario(text: string, file: string): Scenario {
     live = { without, note };
   }
 
-  return { name, description, lesson, seed, durationNs, underlay, tunnel, encryption, podMtu: defaultPodMtu, nodes, links, traffic, faults, capture, expect, live };
+  return {
+    name,
+    description,
+    lesson,
+    seed,
+    durationNs,
+    underlay,
+    tunnel,
+    encryption,
+    podMtu: defaultPodMtu,
+    nodes,
+    links,
+    traffic,
+    faults,
+    capture,
+    expect,
+    live,
+  };
 }
 
 /** A run's cost as `estimateCost` sees it. */
@@ -1241,7 +1416,9 @@ export interface CostEstimate {
  * segments of the pod MTU's MSS (at least 536) and an ACK for each.
  */
 export function estimateCost(s: Pick<Scenario, 'durationNs' | 'podMtu' | 'traffic'>): CostEstimate {
-  let packets = 0, events = 0, largest = 0;
+  let packets = 0,
+    events = 0,
+    largest = 0;
   const perFlow: number[] = [];
   for (let i = 0; i < s.traffic.length; i++) {
     const t = s.traffic[i]!;
@@ -1332,13 +1509,31 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     if (l.loss !== null) o.loss = l.loss;
     return o;
   };
-  const under: Record<string, unknown> = { mtu: s.underlay.mtu, latency: fmtDuration(s.underlay.latencyNs), jitter: fmtDuration(s.underlay.jitterNs), loss: s.underlay.loss, family: s.underlay.family };
+  const under: Record<string, unknown> = {
+    mtu: s.underlay.mtu,
+    latency: fmtDuration(s.underlay.latencyNs),
+    jitter: fmtDuration(s.underlay.jitterNs),
+    loss: s.underlay.loss,
+    family: s.underlay.family,
+  };
   if (s.underlay.bandwidthBps !== null) under.bandwidth = fmtBandwidth(s.underlay.bandwidthBps);
-  const tunnel: Record<string, unknown> = { type: s.tunnel.type, mode: s.tunnel.mode, vni: s.tunnel.vni, fragmentPolicy: s.tunnel.fragmentPolicy, icmpTooBig: s.tunnel.icmpTooBig, mssClamp: s.tunnel.mssClamp };
+  const tunnel: Record<string, unknown> = {
+    type: s.tunnel.type,
+    mode: s.tunnel.mode,
+    vni: s.tunnel.vni,
+    fragmentPolicy: s.tunnel.fragmentPolicy,
+    icmpTooBig: s.tunnel.icmpTooBig,
+    mssClamp: s.tunnel.mssClamp,
+  };
   if (s.tunnel.options.length > 0) tunnel.options = s.tunnel.options.map((o) => (o.data === '' ? { class: o.class, type: o.type } : { ...o }));
   const out: Record<string, unknown> = {
-    name: s.name, description: s.description, lesson: s.lesson, seed: s.seed, duration: fmtDuration(s.durationNs),
-    underlay: under, tunnel,
+    name: s.name,
+    description: s.description,
+    lesson: s.lesson,
+    seed: s.seed,
+    duration: fmtDuration(s.durationNs),
+    underlay: under,
+    tunnel,
   };
   if (s.encryption !== null) out.encryption = { ...s.encryption };
   out.nodes = s.nodes.map((n) => {
@@ -1358,8 +1553,10 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
   out.links = s.links.map(link);
   out.traffic = s.traffic.map((t) => {
     const o: Record<string, unknown> = { name: t.name, type: t.type, from: ep(t.from), to: ep(t.to), family: t.family, start: fmtDuration(t.startNs) };
-    if (t.replay !== null) { o.count = t.count; o.replay = t.replay; }
-    else if (t.type === 'tcp') o.bytes = t.bytes;
+    if (t.replay !== null) {
+      o.count = t.count;
+      o.replay = t.replay;
+    } else if (t.type === 'tcp') o.bytes = t.bytes;
     else {
       o.count = t.count;
       o.interval = fmtDuration(t.intervalNs);
@@ -1382,7 +1579,10 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     if (e.latencyP99Ns !== null) o.latencyP99 = fmtCmp(e.latencyP99Ns, 'duration');
     if (e.latencyMaxNs !== null) o.latencyMax = fmtCmp(e.latencyMaxNs, 'duration');
     if (e.icmpSeen.length > 0) o.icmpSeen = [...e.icmpSeen];
-    if (Object.keys(e.drops).length > 0) o.drops = Object.fromEntries(Object.entries(e.drops).map(([n, m]) => [n, Object.fromEntries(Object.entries(m).map(([k, c]) => [k, fmtCmp(c, 'count')]))]));
+    if (Object.keys(e.drops).length > 0)
+      o.drops = Object.fromEntries(
+        Object.entries(e.drops).map(([n, m]) => [n, Object.fromEntries(Object.entries(m).map(([k, c]) => [k, fmtCmp(c, 'count')]))]),
+      );
     if (Object.keys(e.counters).length > 0) o.counters = Object.fromEntries(Object.entries(e.counters).map(([k, c]) => [k, fmtCmp(c, 'count')]));
     return o;
   });

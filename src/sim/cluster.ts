@@ -39,7 +39,16 @@ import { loadReplay } from '../scenario/replay.js';
 import type { TcpFlow } from './tcp.js';
 import type { LinkConfig } from './link.js';
 import { checkExpectations, type FlowResult, type PathResult, type Report } from './report.js';
-import { endpointText, type Endpoint, type FaultSpec, type IcmpKind, type NodeSpec, type PodSpec, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
+import {
+  endpointText,
+  type Endpoint,
+  type FaultSpec,
+  type IcmpKind,
+  type NodeSpec,
+  type PodSpec,
+  type Scenario,
+  type TrafficSpec,
+} from '../scenario/scenario.js';
 
 /** The report's shape, expectations and text (shared with live runs), where they always were. */
 export { formatReport, type ExpectResult, type FlowResult, type PathResult, type Report } from './report.js';
@@ -137,11 +146,21 @@ interface FlowRt {
 
 /** A task that starts a ping flow at its start time. */
 class PingStart implements SimTask {
-  constructor(private readonly f: FlowRt, private readonly watch: IcmpWatch) {}
+  constructor(
+    private readonly f: FlowRt,
+    private readonly watch: IcmpWatch,
+  ) {}
   run(): void {
     const t = this.f.spec;
     const hdr = t.family === 4 ? 28 : 48;
-    this.f.ping = this.f.src.host.ping({ dst: this.f.dstAddr, count: t.count, intervalNs: t.intervalNs, size: Math.max(0, t.sizes[0]! - hdr), df: t.df, timeoutNs: 2e9 });
+    this.f.ping = this.f.src.host.ping({
+      dst: this.f.dstAddr,
+      count: t.count,
+      intervalNs: t.intervalNs,
+      size: Math.max(0, t.sizes[0]! - hdr),
+      df: t.df,
+      timeoutNs: 2e9,
+    });
     this.watch.id = this.f.ping.ident;
   }
 }
@@ -183,7 +202,10 @@ export class Cluster {
   wallMs = 0;
   private readonly batchAead: { native: NativeAead | null } | undefined;
 
-  constructor(readonly scenario: Scenario, opts: ClusterOptions = {}) {
+  constructor(
+    readonly scenario: Scenario,
+    opts: ClusterOptions = {},
+  ) {
     const s = scenario;
     this.seed = opts.seed ?? s.seed;
     this.sim = new Simulator(this.seed);
@@ -200,7 +222,13 @@ export class Cluster {
     const frameCapacity = Math.max(2048, biggest + 128);
     this.pool = new PacketPool({ count: opts.buffers ?? Math.max(1024, Math.min(8192, Math.floor((256 << 20) / frameCapacity))), frameCapacity });
     const u = s.underlay;
-    const defaults: LinkConfig = { latencyNs: u.latencyNs, jitterNs: u.jitterNs, loss: u.loss, mtu: u.mtu, ...(u.bandwidthBps !== null ? { bandwidthBps: u.bandwidthBps } : {}) };
+    const defaults: LinkConfig = {
+      latencyNs: u.latencyNs,
+      jitterNs: u.jitterNs,
+      loss: u.loss,
+      mtu: u.mtu,
+      ...(u.bandwidthBps !== null ? { bandwidthBps: u.bandwidthBps } : {}),
+    };
     this.fabric = new Fabric(this.sim, this.pool, defaults, u.mtu);
     this.faults = new FaultRunner(this.fabric);
     const wantCapture = opts.capture ?? true;
@@ -229,11 +257,17 @@ export class Cluster {
     const routed = s.tunnel.mode === 'routed';
     const senders = new Set(s.traffic.map((t) => `${t.from.node}/${t.from.pod ?? ''}`));
     // Nodes' own stacks where traffic starts or ends at a node (or every node's, when asked).
-    const used = new Set(s.traffic.flatMap((t) => [t.from, t.to]).filter((e) => e.pod === null).map((e) => e.node));
+    const used = new Set(
+      s.traffic
+        .flatMap((t) => [t.from, t.to])
+        .filter((e) => e.pod === null)
+        .map((e) => e.node),
+    );
     const configs = nodeConfigsFromScenario(s, { stacks: this.wantStacks ? 'all' : s.nodes.map((n) => n.name).filter((n) => used.has(n)) });
     // What the simulated hosts cannot be yet (the node model has no such limits).
     for (const n of s.nodes) {
-      for (const p of n.pods) if (p.ip4 === null) throw new SimBuildError(`pod ${n.name}/${p.name}: IPv6-only pods are not simulated yet; give it an IPv4 address too`);
+      for (const p of n.pods)
+        if (p.ip4 === null) throw new SimBuildError(`pod ${n.name}/${p.name}: IPv6-only pods are not simulated yet; give it an IPv4 address too`);
     }
     s.nodes.forEach((n, i) => {
       if (configs[i]!.stack !== null && n.gateway4 === null) throw new SimBuildError(`node ${n.name}: its own stack needs an IPv4 podCIDR`);
@@ -249,7 +283,9 @@ export class Cluster {
       const hosts = new Map<string, Plugged>();
       n.pods.forEach((p, j) => {
         const host = new SimHost(this.sim, this.pool, {
-          name: `${n.name}/${p.name}`, mac: macFromString(cfg.pods[j]!.mac)!, mtu: p.mtu,
+          name: `${n.name}/${p.name}`,
+          mac: macFromString(cfg.pods[j]!.mac)!,
+          mtu: p.mtu,
           ipv4: `${p.ip4}/${len4}`,
           ...(p.ip6 !== null ? { ipv6: `${p.ip6}/${len6 === 0 ? 64 : len6}` } : {}),
           ...(routed && n.gateway4 !== null ? { gateway4: n.gateway4 } : {}),
@@ -259,14 +295,26 @@ export class Cluster {
       });
       const stack = cfg.stack !== null ? this.stackHost(n, cfg.stack, senders.has(`${n.name}/`)) : null;
       const dp = buildNode(cfg, {
-        pool: this.pool, clock, underlay, pod: (p) => hosts.get(p.name)!.dev, ...(stack !== null ? { stack: stack.dev } : {}),
+        pool: this.pool,
+        clock,
+        underlay,
+        pod: (p) => hosts.get(p.name)!.dev,
+        ...(stack !== null ? { stack: stack.dev } : {}),
         ...(cfg.esp !== null ? { random: seededRandom(this.seed, n.name) } : {}),
         ...(this.batchAead !== undefined ? { batchAead: this.batchAead } : {}),
       });
       const pods = new Map<string, PodRt>();
       for (const [name, h] of hosts) pods.set(name, { spec: h.spec, host: h.host, port: dp.pods.get(name)!, icmp: h.icmp, observer: h.observer });
       this.nodes.set(n.name, {
-        spec: n, index: i, config: cfg, datapath: dp, bridge: dp.bridge, uplink, tunnelPort: dp.tunnelPort, tunnel: dp.tunnel, pods,
+        spec: n,
+        index: i,
+        config: cfg,
+        datapath: dp,
+        bridge: dp.bridge,
+        uplink,
+        tunnelPort: dp.tunnelPort,
+        tunnel: dp.tunnel,
+        pods,
         stack: stack === null ? null : { spec: stack.spec, host: stack.host, port: dp.stack!, icmp: stack.icmp, observer: stack.observer },
       });
     });
@@ -295,8 +343,12 @@ export class Cluster {
   private stackHost(n: NodeSpec, cfg: NodeStackConfig, observe: boolean): Plugged {
     const spec: PodSpec = { name: HOST_PORT, node: n.name, ip4: n.gateway4, ip6: n.gateway6, vlan: null, vni: null, mtu: cfg.mtu };
     const host = new SimHost(this.sim, this.pool, {
-      name: `${n.name}/${HOST_PORT}`, mac: macFromString(cfg.mac)!, mtu: spec.mtu, answerNeighbors: false,
-      ipv4: `${n.gateway4}/32`, gateway4: n.gateway4!,
+      name: `${n.name}/${HOST_PORT}`,
+      mac: macFromString(cfg.mac)!,
+      mtu: spec.mtu,
+      answerNeighbors: false,
+      ipv4: `${n.gateway4}/32`,
+      gateway4: n.gateway4!,
       ...(n.gateway6 !== null ? { ipv6: `${n.gateway6}/128`, gateway6: n.gateway6 } : {}),
     });
     host.addNeighbor(n.gateway4!, GLOBAL_VIRTUAL_MAC);
@@ -348,9 +400,14 @@ export class Cluster {
       this.flows.push(f);
       const proto = t.type === 'ping' ? (t.family === 4 ? 1 : 58) : t.type === 'udp' ? 17 : 6;
       const watch: IcmpWatch = {
-        seen: f.icmp, family: t.family, proto, id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1,
-        fromNs: t.startNs, untilNs: t.startNs + (t.type === 'tcp' ? this.scenario.durationNs : spanNs) + 2e9,
-        dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0, dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
+        seen: f.icmp,
+        family: t.family,
+        proto,
+        id: t.type === 'udp' ? 10000 + f.id : t.type === 'tcp' ? tcpSrcPort(f.id) : -1,
+        fromNs: t.startNs,
+        untilNs: t.startNs + (t.type === 'tcp' ? this.scenario.durationNs : spanNs) + 2e9,
+        dst4: t.family === 4 ? ipv4FromString(dstAddr)! : 0,
+        dst6: t.family === 6 ? ipv6FromString(dstAddr) : null,
       };
       src.icmp?.watches.push(watch);
       if (t.type === 'ping') this.sim.schedule(t.startNs, new PingStart(f, watch), 0);
@@ -414,18 +471,35 @@ export class Cluster {
 
 function flowResult(c: Cluster, f: FlowRt): FlowResult {
   const t = f.spec;
-  const base = { name: t.name, type: t.type, from: endpointText(t.from), to: endpointText(t.to), family: t.family, planned: t.count, icmpSeen: [...f.icmp].sort() };
+  const base = {
+    name: t.name,
+    type: t.type,
+    from: endpointText(t.from),
+    to: endpointText(t.to),
+    family: t.family,
+    planned: t.count,
+    icmpSeen: [...f.icmp].sort(),
+  };
   if (t.type === 'ping') {
     const st = f.ping;
-    const sent = st?.sent ?? 0, got = st?.received ?? 0;
+    const sent = st?.sent ?? 0,
+      got = st?.received ?? 0;
     const rtts = st === null ? [] : st.latency.sorted();
     const span = Math.max(1, f.spanNs);
     const ipLen = t.sizes[0]!;
     return {
-      ...base, sent, delivered: got, lost: t.count - got, deliveredRatio: t.count === 0 ? 0 : got / t.count,
-      tooBig: st?.tooBig ?? 0, duplicates: st?.duplicates ?? 0,
-      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? st!.max : null,
-      throughputBps: (sent * ipLen * 8 * 1e9) / span, goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
+      ...base,
+      sent,
+      delivered: got,
+      lost: t.count - got,
+      deliveredRatio: t.count === 0 ? 0 : got / t.count,
+      tooBig: st?.tooBig ?? 0,
+      duplicates: st?.duplicates ?? 0,
+      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null,
+      latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null,
+      latencyMaxNs: rtts.length > 0 ? st!.max : null,
+      throughputBps: (sent * ipLen * 8 * 1e9) / span,
+      goodputBps: (got * (ipLen - (t.family === 4 ? 28 : 48)) * 8 * 1e9) / span,
     };
   }
   if (t.type === 'tcp') {
@@ -434,21 +508,46 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
     const end = st.completed ? st.doneNs : c.sim.now;
     const span = Math.max(1, end - t.startNs);
     return {
-      ...base, planned: t.bytes, sent: st.segmentsSent, delivered: st.bytesAcked, lost: st.retransmits, deliveredRatio: t.bytes === 0 ? 0 : st.bytesAcked / t.bytes,
-      tooBig: 0, duplicates: 0,
-      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null, latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null, latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
-      throughputBps: (st.segmentsSent * (st.mss + (t.family === 4 ? 40 : 60)) * 8 * 1e9) / span, goodputBps: (st.bytesAcked * 8 * 1e9) / span,
-      tcp: { state: st.state, mss: st.mss, retransmits: st.retransmits, timeouts: st.timeouts, fastRetransmits: st.fastRetransmits, pmtuReductions: st.pmtuReductions, completedNs: st.completed ? st.doneNs : null },
+      ...base,
+      planned: t.bytes,
+      sent: st.segmentsSent,
+      delivered: st.bytesAcked,
+      lost: st.retransmits,
+      deliveredRatio: t.bytes === 0 ? 0 : st.bytesAcked / t.bytes,
+      tooBig: 0,
+      duplicates: 0,
+      latencyP50Ns: rtts.length > 0 ? percentile(rtts, 50) : null,
+      latencyP99Ns: rtts.length > 0 ? percentile(rtts, 99) : null,
+      latencyMaxNs: rtts.length > 0 ? rtts[rtts.length - 1]! : null,
+      throughputBps: (st.segmentsSent * (st.mss + (t.family === 4 ? 40 : 60)) * 8 * 1e9) / span,
+      goodputBps: (st.bytesAcked * 8 * 1e9) / span,
+      tcp: {
+        state: st.state,
+        mss: st.mss,
+        retransmits: st.retransmits,
+        timeouts: st.timeouts,
+        fastRetransmits: st.fastRetransmits,
+        pmtuReductions: st.pmtuReductions,
+        completedNs: st.completed ? st.doneNs : null,
+      },
     };
   }
   const st = f.udp!.stats;
   const r = f.sink!.report(f.udp!.flowId, st.sent);
   const span = Math.max(1, f.spanNs);
   return {
-    ...base, sent: st.sent, delivered: r.received, lost: t.count - r.received, deliveredRatio: t.count === 0 ? 0 : r.received / t.count,
-    tooBig: st.tooBig, duplicates: r.duplicates,
-    latencyP50Ns: r.received > 0 ? r.latencyP50 : null, latencyP99Ns: r.received > 0 ? r.latencyP99 : null, latencyMaxNs: r.received > 0 ? r.latencyMax : null,
-    throughputBps: (st.sentBytes * 8 * 1e9) / span, goodputBps: (r.goodputBytes * 8 * 1e9) / span,
+    ...base,
+    sent: st.sent,
+    delivered: r.received,
+    lost: t.count - r.received,
+    deliveredRatio: t.count === 0 ? 0 : r.received / t.count,
+    tooBig: st.tooBig,
+    duplicates: r.duplicates,
+    latencyP50Ns: r.received > 0 ? r.latencyP50 : null,
+    latencyP99Ns: r.received > 0 ? r.latencyP99 : null,
+    latencyMaxNs: r.received > 0 ? r.latencyMax : null,
+    throughputBps: (st.sentBytes * 8 * 1e9) / span,
+    goodputBps: (r.goodputBytes * 8 * 1e9) / span,
   };
 }
 
@@ -459,22 +558,46 @@ export function counterValue(c: Cluster, name: string): number | string {
   if (n === undefined || group === undefined || field === undefined || rest.length > 0) return `expected <node>.<group>.<field>, e.g. node1.tunnel.icmpSent`;
   const pick = (o: object, what: string): number | string => {
     const v = (o as Record<string, unknown>)[field];
-    return typeof v === 'number' ? v : `${what} has no counter "${field}" (it has ${Object.keys(o).filter((k) => typeof (o as Record<string, unknown>)[k] === 'number').join(', ')})`;
+    return typeof v === 'number'
+      ? v
+      : `${what} has no counter "${field}" (it has ${Object.keys(o)
+          .filter((k) => typeof (o as Record<string, unknown>)[k] === 'number')
+          .join(', ')})`;
   };
   switch (group) {
-    case 'macs': return pick(n.bridge.macs.stats, 'macs');
-    case 'bridge': return pick({ floodCopies: n.bridge.floodCopies, generated: n.bridge.generated, fragmentsMade: n.bridge.fragmentsMade, fragmentsMerged: n.bridge.fragmentsMerged }, 'bridge');
-    case 'tunnel': return pick(n.tunnel.mtuStats, 'tunnel');
+    case 'macs':
+      return pick(n.bridge.macs.stats, 'macs');
+    case 'bridge':
+      return pick(
+        { floodCopies: n.bridge.floodCopies, generated: n.bridge.generated, fragmentsMade: n.bridge.fragmentsMade, fragmentsMerged: n.bridge.fragmentsMerged },
+        'bridge',
+      );
+    case 'tunnel':
+      return pick(n.tunnel.mtuStats, 'tunnel');
     case 'esp': {
       if (n.tunnel.sadb === null) return `${node} does not encrypt`;
-      let out = 0, inn = 0;
-      for (const v of n.tunnel.vteps) { out += v.txPackets; inn += v.rxPackets; }
+      let out = 0,
+        inn = 0;
+      for (const v of n.tunnel.vteps) {
+        out += v.txPackets;
+        inn += v.rxPackets;
+      }
       return pick({ packetsOut: out, packetsIn: inn }, 'esp');
     }
     default: {
       const port = group === 'underlay' ? n.tunnelPort : n.bridge.ports.find((p) => p !== null && p.name === group);
-      if (port === undefined || port === null) return `${node} has no counter group or port "${group}" (groups: macs, bridge, tunnel, esp, underlay, gw, or a pod name)`;
-      return pick({ rxPackets: port.counters.rxPackets, txPackets: port.counters.txPackets, rxBytes: port.counters.rxBytes, txBytes: port.counters.txBytes, dropped: port.counters.dropped }, `${node}.${group}`);
+      if (port === undefined || port === null)
+        return `${node} has no counter group or port "${group}" (groups: macs, bridge, tunnel, esp, underlay, gw, or a pod name)`;
+      return pick(
+        {
+          rxPackets: port.counters.rxPackets,
+          txPackets: port.counters.txPackets,
+          rxBytes: port.counters.rxBytes,
+          txBytes: port.counters.txBytes,
+          dropped: port.counters.dropped,
+        },
+        `${node}.${group}`,
+      );
     }
   }
 }
@@ -502,7 +625,8 @@ function buildReport(c: Cluster): Report {
   const flows = c.flows.map((f) => flowResult(c, f));
   const byName = new Map(flows.map((f) => [f.name, f]));
   const drops: Report['drops'] = {};
-  let inner = 0, outer = 0;
+  let inner = 0,
+    outer = 0;
   for (const n of c.nodes.values()) {
     const d = nodeDrops(n);
     if (Object.keys(d).length > 0) drops[n.spec.name] = d;
@@ -523,12 +647,20 @@ function buildReport(c: Cluster): Report {
     return typeof v === 'number' ? v : `no such counter: ${v}`;
   });
   return {
-    scenario: c.scenario.name, seed: c.seed, durationNs: c.scenario.durationNs, events: c.sim.events,
-    podMtu: c.scenario.podMtu, flows, drops,
-    wireOverheadPct: inner > 0 ? ((outer - inner) / inner) * 100 : null, innerBytes: inner, outerBytes: outer,
+    scenario: c.scenario.name,
+    seed: c.seed,
+    durationNs: c.scenario.durationNs,
+    events: c.sim.events,
+    podMtu: c.scenario.podMtu,
+    flows,
+    drops,
+    wireOverheadPct: inner > 0 ? ((outer - inner) / inner) * 100 : null,
+    innerBytes: inner,
+    outerBytes: outer,
     underlay: { paths, unknownDst: c.fabric.stats.unknownDst, uplinkDown: c.fabric.stats.uplinkDown },
     captures: c.captures.map((k) => ({ name: k.name, packets: k.packets })),
-    expectations, ok: expectations.every((x) => x.ok),
+    expectations,
+    ok: expectations.every((x) => x.ok),
   };
 }
 

@@ -115,7 +115,9 @@ export class Simulator {
   }
 
   /** Events waiting. */
-  get pending(): number { return this.size; }
+  get pending(): number {
+    return this.size;
+  }
 
   /** Runs `task.run(arg)` at time `at` (not before now). */
   schedule(at: number, task: SimTask, arg = 0): void {
@@ -190,7 +192,11 @@ export class Simulator {
 
   private grow(): void {
     const n = this.times.length * 2;
-    const g = (a: Float64Array): Float64Array => { const b = new Float64Array(n); b.set(a); return b; };
+    const g = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
     this.times = g(this.times);
     this.seqs = g(this.seqs);
     this.args = g(this.args);

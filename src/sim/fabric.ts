@@ -38,7 +38,13 @@ export class Uplink implements Device {
   private listener: ((up: boolean) => void) | null = null;
   readonly name: string;
 
-  constructor(readonly fabric: Fabric, readonly index: number, readonly node: string, readonly mac: number, readonly mtu: number) {
+  constructor(
+    readonly fabric: Fabric,
+    readonly index: number,
+    readonly node: string,
+    readonly mac: number,
+    readonly mtu: number,
+  ) {
     this.name = `${node}/underlay`;
   }
 
@@ -46,8 +52,12 @@ export class Uplink implements Device {
     this.fabric.send(this, batch);
   }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.listener = fn; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.listener = fn;
+  }
 
   /** @internal frames from a path. */
   deliver(batch: PacketBatch): void {
@@ -61,7 +71,8 @@ export class Uplink implements Device {
     if (trace !== null) {
       for (let i = 0; i < batch.length; i++) {
         const p = batch.get(i);
-        if (p.traced) trace({ node: this.node, stage: 'underlay', port: 'underlay', action: `arrived on the uplink (${p.length} bytes)`, detail: { bytes: p.length } });
+        if (p.traced)
+          trace({ node: this.node, stage: 'underlay', port: 'underlay', action: `arrived on the uplink (${p.length} bytes)`, detail: { bytes: p.length } });
       }
     }
     this.rx(batch);
@@ -96,7 +107,12 @@ export class Fabric {
   trace: TraceSink | null = null;
 
   /** `defaults`: every path's configuration unless overridden; `mtu` is what each uplink reports. */
-  constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly defaults: LinkConfig, readonly mtu: number) {}
+  constructor(
+    readonly sim: Simulator,
+    readonly pool: PacketPool,
+    readonly defaults: LinkConfig,
+    readonly mtu: number,
+  ) {}
 
   addNode(name: string, mac: number): Uplink {
     if (this.byName.has(name)) throw new RangeError(`fabric: node ${name} already has an uplink`);
@@ -127,7 +143,8 @@ export class Fabric {
 
   /** Stats of what each direction of a path carried, if it exists: [a → b, b → a]. */
   pathStats(a: string, b: string): [LinkStats, LinkStats] | null {
-    const i = this.node(a), j = this.node(b);
+    const i = this.node(a),
+      j = this.node(b);
     const p = this.paths.get(this.key(i, j));
     if (p === undefined) return null;
     return i === p.lo ? [p.link.a.stats, p.link.b.stats] : [p.link.b.stats, p.link.a.stats];
@@ -143,7 +160,8 @@ export class Fabric {
   }
 
   setPathUp(a: string, b: string, up: boolean): void {
-    const i = this.node(a), j = this.node(b);
+    const i = this.node(a),
+      j = this.node(b);
     const k = this.key(i, j);
     const p = this.paths.get(k);
     if (p !== undefined) p.link.setUp(up);
@@ -159,10 +177,15 @@ export class Fabric {
     const k = this.key(i, j);
     let p = this.paths.get(k);
     if (p !== undefined) return p;
-    const lo = Math.min(i, j), hi = Math.max(i, j);
+    const lo = Math.min(i, j),
+      hi = Math.max(i, j);
     const cfg = this.overrides.get(k) ?? this.defaults;
-    const link = new SimLink(this.sim, this.pool, { ...cfg, macA: this.uplinks[lo]!.mac, macB: this.uplinks[hi]!.mac }, [`${this.nodeName(lo)}->${this.nodeName(hi)}`, `${this.nodeName(hi)}->${this.nodeName(lo)}`]);
-    const ulo = this.uplinks[lo]!, uhi = this.uplinks[hi]!;
+    const link = new SimLink(this.sim, this.pool, { ...cfg, macA: this.uplinks[lo]!.mac, macB: this.uplinks[hi]!.mac }, [
+      `${this.nodeName(lo)}->${this.nodeName(hi)}`,
+      `${this.nodeName(hi)}->${this.nodeName(lo)}`,
+    ]);
+    const ulo = this.uplinks[lo]!,
+      uhi = this.uplinks[hi]!;
     // What end a sends arrives at end b, which belongs to the higher node.
     link.b.setReceiver((b) => uhi.deliver(b));
     link.a.setReceiver((b) => ulo.deliver(b));
@@ -176,11 +199,30 @@ export class Fabric {
   private traceSend(end: SimLinkEnd, len: number, from: number, to: number, cfg: LinkConfig): void {
     const before = { ...end.stats };
     end.transmit(this.one);
-    const a = this.nodeName(from), b = this.nodeName(to);
+    const a = this.nodeName(from),
+      b = this.nodeName(to);
     const s = end.stats;
-    const why = s.droppedDown > before.droppedDown ? 'the path is down' : s.droppedMtu > before.droppedMtu ? `${len - 14} bytes exceed the path MTU ${end.mtu}, no ICMP (a black hole)` : s.droppedQueue > before.droppedQueue ? 'the queue is full' : s.droppedLoss > before.droppedLoss ? 'lost (random loss)' : null;
+    const why =
+      s.droppedDown > before.droppedDown
+        ? 'the path is down'
+        : s.droppedMtu > before.droppedMtu
+          ? `${len - 14} bytes exceed the path MTU ${end.mtu}, no ICMP (a black hole)`
+          : s.droppedQueue > before.droppedQueue
+            ? 'the queue is full'
+            : s.droppedLoss > before.droppedLoss
+              ? 'lost (random loss)'
+              : null;
     const detail = { path: `${a}-${b}`, mtu: end.mtu, latencyNs: cfg.latencyNs ?? 0, bytes: len };
-    this.trace!({ node: a, stage: why === null ? 'underlay' : 'drop', port: 'underlay', action: why === null ? `underlay path ${a} → ${b} (${len} bytes, latency ${cfg.latencyNs ?? 0} ns, MTU ${end.mtu})` : `dropped on the underlay path ${a} → ${b}: ${why}`, detail });
+    this.trace!({
+      node: a,
+      stage: why === null ? 'underlay' : 'drop',
+      port: 'underlay',
+      action:
+        why === null
+          ? `underlay path ${a} → ${b} (${len} bytes, latency ${cfg.latencyNs ?? 0} ns, MTU ${end.mtu})`
+          : `dropped on the underlay path ${a} → ${b}: ${why}`,
+      detail,
+    });
   }
 
   /** @internal frames from node `from`'s uplink. */

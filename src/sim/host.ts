@@ -143,23 +143,33 @@ export class LatencySample {
   max = -Infinity;
   private rng: Rng | null = null;
 
-  constructor(private readonly seed: number, readonly capacity = LATENCY_SAMPLES) {}
+  constructor(
+    private readonly seed: number,
+    readonly capacity = LATENCY_SAMPLES,
+  ) {}
 
   add(x: number): void {
     this.count++;
     this.sum += x;
     if (x < this.min) this.min = x;
     if (x > this.max) this.max = x;
-    if (this.values.length < this.capacity) { this.values.push(x); return; }
+    if (this.values.length < this.capacity) {
+      this.values.push(x);
+      return;
+    }
     const k = (this.rng ??= new Rng(this.seed)).int(this.count);
     if (k < this.capacity) this.values[k] = x;
   }
 
   /** Whether the percentiles are exact (every value is kept). */
-  get exact(): boolean { return this.count <= this.capacity; }
+  get exact(): boolean {
+    return this.count <= this.capacity;
+  }
 
   /** The samples in ascending order (a copy). */
-  sorted(): number[] { return this.values.slice().sort((a, b) => a - b); }
+  sorted(): number[] {
+    return this.values.slice().sort((a, b) => a - b);
+  }
 }
 
 /** A per-flow seed for a `LatencySample`: the run's seed mixed with the flow's number. */
@@ -193,18 +203,47 @@ export class PingStats {
   }
 
   /** Round-trip times in ns, in arrival order (the first `LATENCY_SAMPLES`; then a uniform sample of them all). */
-  get rtts(): readonly number[] { return this.latency.values; }
-  get lost(): number { return this.sent - this.received; }
-  get min(): number { return this.latency.count === 0 ? 0 : this.latency.min; }
-  get max(): number { return this.latency.count === 0 ? 0 : this.latency.max; }
-  get avg(): number { return this.latency.count === 0 ? 0 : this.latency.sum / this.latency.count; }
+  get rtts(): readonly number[] {
+    return this.latency.values;
+  }
+  get lost(): number {
+    return this.sent - this.received;
+  }
+  get min(): number {
+    return this.latency.count === 0 ? 0 : this.latency.min;
+  }
+  get max(): number {
+    return this.latency.count === 0 ? 0 : this.latency.max;
+  }
+  get avg(): number {
+    return this.latency.count === 0 ? 0 : this.latency.sum / this.latency.count;
+  }
   /** Nearest-rank percentile of the RTTs (exact up to `LATENCY_SAMPLES` replies). */
-  percentile(p: number): number { return percentile(this.latency.sorted(), p); }
-  get p50(): number { return this.percentile(50); }
-  get p99(): number { return this.percentile(99); }
+  percentile(p: number): number {
+    return percentile(this.latency.sorted(), p);
+  }
+  get p50(): number {
+    return this.percentile(50);
+  }
+  get p99(): number {
+    return this.percentile(99);
+  }
 
   toJSON(): object {
-    return { sent: this.sent, received: this.received, duplicates: this.duplicates, late: this.late, tooBig: this.tooBig, errors: this.errors, min: this.min, avg: this.avg, max: this.max, p50: this.p50, p99: this.p99, rtts: this.rtts };
+    return {
+      sent: this.sent,
+      received: this.received,
+      duplicates: this.duplicates,
+      late: this.late,
+      tooBig: this.tooBig,
+      errors: this.errors,
+      min: this.min,
+      avg: this.avg,
+      max: this.max,
+      p50: this.p50,
+      p99: this.p99,
+      rtts: this.rtts,
+    };
   }
 }
 
@@ -234,7 +273,6 @@ function parseAddr(s: string, what: string): Addr {
   throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
 }
 
-
 /** A neighbour entry; `queue` holds packets (IP at `start + 14`) waiting for the MAC. */
 interface Neigh {
   /** Its index in the host's table (the argument of its retransmission timer). */
@@ -255,7 +293,16 @@ class Pinger implements SimTask {
   readonly sendTimes: number[] = [];
   readonly ipLen: number;
 
-  constructor(private readonly host: SimHost, readonly dst: Addr, readonly ident: number, readonly count: number, readonly intervalNs: number, readonly size: number, readonly df: boolean, readonly timeoutNs: number) {
+  constructor(
+    private readonly host: SimHost,
+    readonly dst: Addr,
+    readonly ident: number,
+    readonly count: number,
+    readonly intervalNs: number,
+    readonly size: number,
+    readonly df: boolean,
+    readonly timeoutNs: number,
+  ) {
     this.ipLen = size + 8 + (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN);
     this.stats = new PingStats(sampleSeed(host.sim.seed, ident));
   }
@@ -273,9 +320,15 @@ class Pinger implements SimTask {
     const t = this.sendTimes[seq];
     if (t === undefined) return;
     const s = this.stats;
-    if (!Number.isNaN(s.rttBySeq[seq]!)) { s.duplicates++; return; }
+    if (!Number.isNaN(s.rttBySeq[seq]!)) {
+      s.duplicates++;
+      return;
+    }
     const rtt = now - t;
-    if (rtt > this.timeoutNs) { s.late++; return; }
+    if (rtt > this.timeoutNs) {
+      s.late++;
+      return;
+    }
     s.rttBySeq[seq] = rtt;
     s.latency.add(rtt);
     s.received++;
@@ -341,21 +394,30 @@ export class UdpFlow implements SimTask {
   private seq = 0;
   readonly srcPort: number;
 
-  constructor(private readonly host: SimHost, readonly flowId: number, readonly dst: Addr, readonly opts: UdpFlowOptions) {
+  constructor(
+    private readonly host: SimHost,
+    readonly flowId: number,
+    readonly dst: Addr,
+    readonly opts: UdpFlowOptions,
+  ) {
     const min = (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN) + UDP_HEADER_LEN + FLOW_HEADER_LEN;
     this.srcPort = opts.srcPort ?? (10000 + flowId) & 0xffff;
     const start = (this.startNs = opts.startNs ?? host.sim.now);
     this.endNs = opts.durationNs === undefined ? Infinity : start + opts.durationNs;
     this.stats = { flowId, sent: 0, sentBytes: 0, tooBig: 0, noBuffer: 0, sizes: {}, clamped: 0, skipped: 0 };
     if (opts.replay !== undefined) {
-      if (opts.sizes !== undefined || opts.ratePps !== undefined || opts.rateBps !== undefined) throw new RangeError('udpFlow: replay takes neither sizes nor a rate');
+      if (opts.sizes !== undefined || opts.ratePps !== undefined || opts.rateBps !== undefined)
+        throw new RangeError('udpFlow: replay takes neither sizes nor a rate');
       const t = loadReplay(opts.replay);
       this.replayAt = t.offsetsNs;
       this.replayLen = t.ipLengths;
       this.stats.skipped = t.skipped;
       for (let i = 0; i < t.ipLengths.length; i++) {
         const n = t.ipLengths[i]!;
-        if (n < min) { this.replayLen[i] = min; this.stats.clamped++; } else if (n > 65535) this.replayLen[i] = 65535;
+        if (n < min) {
+          this.replayLen[i] = min;
+          this.stats.clamped++;
+        } else if (n > 65535) this.replayLen[i] = 65535;
       }
       this.dist = [];
       this.totalWeight = 0;
@@ -364,7 +426,12 @@ export class UdpFlow implements SimTask {
     }
     const s = opts.sizes;
     if (s === undefined) throw new RangeError('udpFlow: give sizes (or replay)');
-    this.dist = s === 'imix' ? IMIX.map((x) => ({ ...x })) : typeof s === 'number' ? [{ size: s, weight: 1 }] : s.map((x) => (typeof x === 'number' ? { size: x, weight: 1 } : { ...x }));
+    this.dist =
+      s === 'imix'
+        ? IMIX.map((x) => ({ ...x }))
+        : typeof s === 'number'
+          ? [{ size: s, weight: 1 }]
+          : s.map((x) => (typeof x === 'number' ? { size: x, weight: 1 } : { ...x }));
     if (this.dist.length === 0) throw new RangeError('udpFlow: sizes is empty');
     for (const d of this.dist) {
       if (!Number.isInteger(d.size) || d.size < min || d.size > 65535) throw new RangeError(`udpFlow: size ${d.size} is not an IP length in [${min}, 65535]`);
@@ -437,7 +504,9 @@ class FlowRecord {
   maxSeq = -1;
   seen = new Uint8Array(64);
   readonly latency: LatencySample;
-  constructor(seed: number) { this.latency = new LatencySample(seed); }
+  constructor(seed: number) {
+    this.latency = new LatencySample(seed);
+  }
 }
 
 /** Receives UDP on one port and keeps per-flow books. */
@@ -447,11 +516,17 @@ export class UdpSink {
   malformed = 0;
 
   /** `seed`: the run's, for the latency samples' reservoirs. */
-  constructor(readonly port: number, private readonly seed = 0) {}
+  constructor(
+    readonly port: number,
+    private readonly seed = 0,
+  ) {}
 
   /** @internal one datagram's payload at `b[off, off+len)`, arriving at `now`. */
   take(b: Uint8Array, off: number, len: number, now: number, view: DataView): void {
-    if (len < FLOW_HEADER_LEN) { this.malformed++; return; }
+    if (len < FLOW_HEADER_LEN) {
+      this.malformed++;
+      return;
+    }
     const id = rd32(b, off);
     const seq = rd32(b, off + 4);
     const sentAt = view.getFloat64(off + 8);
@@ -465,7 +540,10 @@ export class UdpSink {
       f.seen = g;
     }
     const bit = 1 << (seq & 7);
-    if ((f.seen[seq >> 3]! & bit) !== 0) { f.duplicates++; return; }
+    if ((f.seen[seq >> 3]! & bit) !== 0) {
+      f.duplicates++;
+      return;
+    }
     f.seen[seq >> 3]! |= bit;
     f.received++;
     f.goodput += len;
@@ -509,9 +587,27 @@ export class SimHost implements Device, SimTask {
   readonly gw4: number | null = null;
   readonly gw6: Uint8Array | null = null;
   readonly counters: HostCounters = {
-    rxFrames: 0, txFrames: 0, rxIgnored: 0, rxBad: 0, arpRequestsSent: 0, arpRepliesSent: 0, nsSent: 0, naSent: 0,
-    echoRepliesSent: 0, neighDrops: 0, noRoute: 0, poolEmpty: 0, pmtuUpdates: 0, udpNoPort: 0, tcpNoConn: 0, tcpRstSent: 0,
-    unsendable: 0, fragmented: 0, fragmentsSent: 0, reassembled: 0, fragmentDrops: 0,
+    rxFrames: 0,
+    txFrames: 0,
+    rxIgnored: 0,
+    rxBad: 0,
+    arpRequestsSent: 0,
+    arpRepliesSent: 0,
+    nsSent: 0,
+    naSent: 0,
+    echoRepliesSent: 0,
+    neighDrops: 0,
+    noRoute: 0,
+    poolEmpty: 0,
+    pmtuUpdates: 0,
+    udpNoPort: 0,
+    tcpNoConn: 0,
+    tcpRstSent: 0,
+    unsendable: 0,
+    fragmented: 0,
+    fragmentsSent: 0,
+    reassembled: 0,
+    fragmentDrops: 0,
   };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
@@ -542,7 +638,11 @@ export class SimHost implements Device, SimTask {
   /** Solicited-node multicast address of the IPv6 address. */
   private readonly snm: Uint8Array = SNM_PREFIX;
 
-  constructor(readonly sim: Simulator, readonly pool: PacketPool, cfg: HostConfig) {
+  constructor(
+    readonly sim: Simulator,
+    readonly pool: PacketPool,
+    cfg: HostConfig,
+  ) {
     this.name = cfg.name;
     this.answerNeighbors = cfg.answerNeighbors ?? true;
     this.mac = cfg.mac;
@@ -574,8 +674,12 @@ export class SimHost implements Device, SimTask {
 
   // ---- Device ----
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.listener = fn; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.listener = fn;
+  }
 
   /** Carrier up or down (what is plugged in hears it). */
   setLink(up: boolean): void {
@@ -621,7 +725,7 @@ export class SimHost implements Device, SimTask {
   /** The path MTU to `dst` (the interface MTU until a too-big message says less). */
   pathMtu(dst: string): number {
     const a = parseAddr(dst, `host ${this.name} pathMtu`);
-    return a.family === 4 ? this.pmtu4.get(a.v4) ?? this.mtu : this.pmtu6.get(a.v6) ?? this.mtu;
+    return a.family === 4 ? (this.pmtu4.get(a.v4) ?? this.mtu) : (this.pmtu6.get(a.v6) ?? this.mtu);
   }
 
   // ---- Applications ----
@@ -725,11 +829,13 @@ export class SimHost implements Device, SimTask {
     return undefined;
   }
 
-
   /** @internal builds and sends (or queues) echo request `seq` of `pg`; false when it was too big to send or no buffer was free. */
   sendEcho(pg: Pinger, seq: number): boolean {
     const dst = pg.dst;
-    if (!this.fits(dst, pg.ipLen, pg.df || dst.family === 6)) { pg.stats.tooBig++; return false; }
+    if (!this.fits(dst, pg.ipLen, pg.df || dst.family === 6)) {
+      pg.stats.tooBig++;
+      return false;
+    }
     const p = this.allocIp(pg.ipLen);
     if (p === null) return false;
     const l4 = this.ipHeader(p, dst, dst.family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, pg.ipLen, pg.df);
@@ -749,9 +855,15 @@ export class SimHost implements Device, SimTask {
   /** @internal builds and sends (or queues) datagram `seq` of flow `f`, `size` bytes of IP; false when it was not sent (counted in the flow's stats). */
   sendUdp(f: UdpFlow, seq: number, size: number): boolean {
     const dst = f.dst;
-    if (!this.fits(dst, size, (f.opts.df ?? false) || dst.family === 6)) { f.stats.tooBig++; return false; }
+    if (!this.fits(dst, size, (f.opts.df ?? false) || dst.family === 6)) {
+      f.stats.tooBig++;
+      return false;
+    }
     const p = this.allocIp(size);
-    if (p === null) { f.stats.noBuffer++; return false; }
+    if (p === null) {
+      f.stats.noBuffer++;
+      return false;
+    }
     const l4 = this.ipHeader(p, dst, IPPROTO_UDP, size, f.opts.df ?? false);
     const b = p.data;
     const len = size - (l4 - p.start - ETH_HEADER_LEN);
@@ -781,8 +893,15 @@ export class SimHost implements Device, SimTask {
 
   private allocIp(ipLen: number): PacketBuf | null {
     const p = this.pool.alloc();
-    if (p === null) { this.counters.poolEmpty++; return null; }
-    if (p.put(ETH_HEADER_LEN + ipLen) < 0) { p.release(); this.counters.poolEmpty++; return null; }
+    if (p === null) {
+      this.counters.poolEmpty++;
+      return null;
+    }
+    if (p.put(ETH_HEADER_LEN + ipLen) < 0) {
+      p.release();
+      this.counters.poolEmpty++;
+      return null;
+    }
     return p;
   }
 
@@ -836,11 +955,19 @@ export class SimHost implements Device, SimTask {
     let n: Neigh;
     if (family === 4) {
       const hop = this.onLink4(v4) ? v4 : this.gw4;
-      if (hop === null) { this.counters.noRoute++; p.release(); return; }
+      if (hop === null) {
+        this.counters.noRoute++;
+        p.release();
+        return;
+      }
       n = this.neighFor(4, hop, null, 0, true);
     } else {
       const onLink = this.onLink6(b6!, o6);
-      if (!onLink && this.gw6 === null) { this.counters.noRoute++; p.release(); return; }
+      if (!onLink && this.gw6 === null) {
+        this.counters.noRoute++;
+        p.release();
+        return;
+      }
       n = onLink ? this.neighFor(6, 0, b6, o6, true) : this.neighFor(6, 0, this.gw6, 0, true);
     }
     if (n.state === 'reachable' || n.state === 'static') {
@@ -885,7 +1012,10 @@ export class SimHost implements Device, SimTask {
   /** Broadcasts an ARP request for `target` from this host's MAC and address. */
   private arpRequest(target: number): void {
     const p = this.pool.alloc();
-    if (p === null) { this.counters.poolEmpty++; return; }
+    if (p === null) {
+      this.counters.poolEmpty++;
+      return;
+    }
     const b = p.data;
     p.put(ETH_HEADER_LEN + 28);
     const a = p.start + ETH_HEADER_LEN;
@@ -910,7 +1040,10 @@ export class SimHost implements Device, SimTask {
       return;
     }
     const p = this.pool.alloc();
-    if (p === null) { this.counters.poolEmpty++; return; }
+    if (p === null) {
+      this.counters.poolEmpty++;
+      return;
+    }
     const b = p.data;
     // NS to the solicited-node multicast address ff02::1:ffXX:XXXX (RFC 4291 §2.7.1) with our link-layer address.
     const t = n.v6!;
@@ -966,7 +1099,10 @@ export class SimHost implements Device, SimTask {
   }
 
   private emit(p: PacketBuf): void {
-    if (this.rx === null || !this.linkUp) { p.release(); return; }
+    if (this.rx === null || !this.linkUp) {
+      p.release();
+      return;
+    }
     this.counters.txFrames++;
     const d = this.depth++;
     let batch = this.batches[d];
@@ -1011,7 +1147,7 @@ export class SimHost implements Device, SimTask {
 
   private onLink4(a: number): boolean {
     const m = mask4(this.v4Len);
-    return ((a & m) >>> 0) === ((this.v4 & m) >>> 0);
+    return (a & m) >>> 0 === (this.v4 & m) >>> 0;
   }
 
   private onLink6(b: Uint8Array, o: number): boolean {
@@ -1031,9 +1167,15 @@ export class SimHost implements Device, SimTask {
   private receive(p: PacketBuf): boolean {
     const b = p.data;
     const s = p.start;
-    if (p.end - s < ETH_HEADER_LEN) { this.counters.rxBad++; return false; }
+    if (p.end - s < ETH_HEADER_LEN) {
+      this.counters.rxBad++;
+      return false;
+    }
     const dmac = rdMac(b, s);
-    if (dmac !== this.mac && dmac !== MAC_BROADCAST && dmac !== this.snmMac && dmac !== 0x333300000001) { this.counters.rxIgnored++; return false; }
+    if (dmac !== this.mac && dmac !== MAC_BROADCAST && dmac !== this.snmMac && dmac !== 0x333300000001) {
+      this.counters.rxIgnored++;
+      return false;
+    }
     const type = rd16(b, s + 12);
     if (type === ETHERTYPE_ARP) return this.arp(p);
     if (type === ETHERTYPE_IPV4) return this.ipv4(p);
@@ -1045,7 +1187,10 @@ export class SimHost implements Device, SimTask {
   private arp(p: PacketBuf): boolean {
     const b = p.data;
     const a = p.start + ETH_HEADER_LEN;
-    if (p.end - a < 28 || rd16(b, a) !== 1 || rd16(b, a + 2) !== ETHERTYPE_IPV4 || b[a + 4] !== 6 || b[a + 5] !== 4) { this.counters.rxBad++; return false; }
+    if (p.end - a < 28 || rd16(b, a) !== 1 || rd16(b, a + 2) !== ETHERTYPE_IPV4 || b[a + 4] !== 6 || b[a + 5] !== 4) {
+      this.counters.rxBad++;
+      return false;
+    }
     const op = rd16(b, a + 6);
     const senderMac = rdMac(b, a + 8);
     const senderIp = rd32(b, a + 14);
@@ -1090,18 +1235,30 @@ export class SimHost implements Device, SimTask {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
     const avail = p.end - ip;
-    if (avail < IPV4_HEADER_LEN || b[ip]! >> 4 !== 4) { this.counters.rxBad++; return false; }
+    if (avail < IPV4_HEADER_LEN || b[ip]! >> 4 !== 4) {
+      this.counters.rxBad++;
+      return false;
+    }
     const hl = (b[ip]! & 0x0f) << 2;
     const total = rd16(b, ip + 2);
-    if (hl < IPV4_HEADER_LEN || total < hl || total > avail || checksum(b, ip, hl) !== 0) { this.counters.rxBad++; return false; }
-    if (rd32(b, ip + 16) !== this.v4) { this.counters.rxIgnored++; return false; }
+    if (hl < IPV4_HEADER_LEN || total < hl || total > avail || checksum(b, ip, hl) !== 0) {
+      this.counters.rxBad++;
+      return false;
+    }
+    if (rd32(b, ip + 16) !== this.v4) {
+      this.counters.rxIgnored++;
+      return false;
+    }
     if ((rd16(b, ip + 6) & 0x3fff) !== 0) return this.reassemble(p, ip);
     p.end = ip + total;
     const l4 = ip + hl;
     const len = total - hl;
     const proto = b[ip + 9]!;
     if (proto === IPPROTO_ICMP) {
-      if (len < 8 || checksum(b, l4, len) !== 0) { this.counters.rxBad++; return false; }
+      if (len < 8 || checksum(b, l4, len) !== 0) {
+        this.counters.rxBad++;
+        return false;
+      }
       const t = b[l4]!;
       if (t === ICMPV4_ECHO_REQUEST && b[l4 + 1] === 0) {
         // The request was to our address: swapping the addresses leaves both sums as they were; the TTL
@@ -1109,10 +1266,12 @@ export class SimHost implements Device, SimTask {
         const src = rd32(b, ip + 12);
         wr32(b, ip + 12, this.v4);
         wr32(b, ip + 16, src);
-        const oldTtl = rd16(b, ip + 8), newTtl = (64 << 8) | (oldTtl & 0xff);
+        const oldTtl = rd16(b, ip + 8),
+          newTtl = (64 << 8) | (oldTtl & 0xff);
         wr16(b, ip + 8, newTtl);
         wr16(b, ip + 10, updateChecksum16(rd16(b, ip + 10), oldTtl, newTtl));
-        const oldType = rd16(b, l4), newType = (ICMPV4_ECHO_REPLY << 8) | (oldType & 0xff);
+        const oldType = rd16(b, l4),
+          newType = (ICMPV4_ECHO_REPLY << 8) | (oldType & 0xff);
         wr16(b, l4, newType);
         wr16(b, l4 + 2, updateChecksum16(rd16(b, l4 + 2), oldType, newType));
         this.counters.echoRepliesSent++;
@@ -1120,7 +1279,10 @@ export class SimHost implements Device, SimTask {
         this.route(p, 4, src, null, 0);
         return true;
       }
-      if (t === ICMPV4_ECHO_REPLY) { this.pingers.get(rd16(b, l4 + 4))?.reply(rd16(b, l4 + 6), this.sim.now); return false; }
+      if (t === ICMPV4_ECHO_REPLY) {
+        this.pingers.get(rd16(b, l4 + 4))?.reply(rd16(b, l4 + 6), this.sim.now);
+        return false;
+      }
       if (t === ICMPV4_DEST_UNREACHABLE && len >= 8 + IPV4_HEADER_LEN + 8) {
         const q = l4 + 8;
         if (rd32(b, q + 12) !== this.v4) return false;
@@ -1128,7 +1290,10 @@ export class SimHost implements Device, SimTask {
         if (b[l4 + 1] === ICMPV4_CODE_FRAG_NEEDED) {
           const mtu = rd16(b, l4 + 6);
           // RFC 1191 §3: never below 68; a zero from a pre-1191 router is not guessed at here.
-          if (mtu >= 68 && mtu < (this.pmtu4.get(qdst) ?? this.mtu)) { this.pmtu4.set(qdst, mtu); this.counters.pmtuUpdates++; }
+          if (mtu >= 68 && mtu < (this.pmtu4.get(qdst) ?? this.mtu)) {
+            this.pmtu4.set(qdst, mtu);
+            this.counters.pmtuUpdates++;
+          }
         }
         const qhl = (b[q]! & 0x0f) << 2;
         if (b[q + 9] === IPPROTO_TCP && len >= 8 + qhl + 4) this.tcpFind(4, qdst, null, 0, rd16(b, q + qhl), rd16(b, q + qhl + 2))?.pmtuChanged();
@@ -1150,11 +1315,20 @@ export class SimHost implements Device, SimTask {
   private udp(p: PacketBuf, l4: number, len: number, pseudo: number, zeroOk: boolean): boolean {
     const b = p.data;
     const ulen = len >= UDP_HEADER_LEN ? rd16(b, l4 + 4) : 0;
-    if (ulen < UDP_HEADER_LEN || ulen > len) { this.counters.rxBad++; return false; }
+    if (ulen < UDP_HEADER_LEN || ulen > len) {
+      this.counters.rxBad++;
+      return false;
+    }
     const ck = rd16(b, l4 + 6);
-    if (ck === 0 ? !zeroOk : finish(onesSum(b, l4, ulen, pseudo)) !== 0) { this.counters.rxBad++; return false; }
+    if (ck === 0 ? !zeroOk : finish(onesSum(b, l4, ulen, pseudo)) !== 0) {
+      this.counters.rxBad++;
+      return false;
+    }
     const sink = this.sinks.get(rd16(b, l4 + 2));
-    if (sink === undefined) { this.counters.udpNoPort++; return false; }
+    if (sink === undefined) {
+      this.counters.udpNoPort++;
+      return false;
+    }
     sink.take(b, l4 + UDP_HEADER_LEN, ulen - UDP_HEADER_LEN, this.sim.now, p.view);
     return false;
   }
@@ -1166,7 +1340,10 @@ export class SimHost implements Device, SimTask {
   private tcp(p: PacketBuf, family: 4 | 6, ip: number, l4: number, len: number, pseudo: number): boolean {
     const b = p.data;
     const hl = len >= TCP_HEADER_LEN ? (b[l4 + 12]! >> 4) << 2 : 0;
-    if (hl < TCP_HEADER_LEN || hl > len || finish(onesSum(b, l4, len, pseudo)) !== 0) { this.counters.rxBad++; return false; }
+    if (hl < TCP_HEADER_LEN || hl > len || finish(onesSum(b, l4, len, pseudo)) !== 0) {
+      this.counters.rxBad++;
+      return false;
+    }
     const remotePort = rd16(b, l4);
     const localPort = rd16(b, l4 + 2);
     const flags = rd16(b, l4 + 12) & 0x3f;
@@ -1179,7 +1356,10 @@ export class SimHost implements Device, SimTask {
       for (let o = l4 + TCP_HEADER_LEN; o < l4 + hl; ) {
         const kind = b[o]!;
         if (kind === 0) break;
-        if (kind === 1) { o++; continue; }
+        if (kind === 1) {
+          o++;
+          continue;
+        }
         const ol = o + 1 < l4 + hl ? b[o + 1]! : 0;
         if (ol < 2 || o + ol > l4 + hl) break;
         if (kind === TCP_OPT_MSS && ol === 4) mss = rd16(b, o + 2);
@@ -1211,13 +1391,22 @@ export class SimHost implements Device, SimTask {
     const b = p.data;
     const ip = p.start + ETH_HEADER_LEN;
     const avail = p.end - ip;
-    if (avail < IPV6_HEADER_LEN || b[ip]! >> 4 !== 6) { this.counters.rxBad++; return false; }
+    if (avail < IPV6_HEADER_LEN || b[ip]! >> 4 !== 6) {
+      this.counters.rxBad++;
+      return false;
+    }
     const len = rd16(b, ip + 4);
-    if (IPV6_HEADER_LEN + len > avail) { this.counters.rxBad++; return false; }
+    if (IPV6_HEADER_LEN + len > avail) {
+      this.counters.rxBad++;
+      return false;
+    }
     const me = this.v6!;
     const toMe = eq16(b, ip + 24, me);
     const toSnm = !toMe && b[ip + 24] === 0xff && eq16(b, ip + 24, this.snm);
-    if (!toMe && !toSnm) { this.counters.rxIgnored++; return false; }
+    if (!toMe && !toSnm) {
+      this.counters.rxIgnored++;
+      return false;
+    }
     p.end = ip + IPV6_HEADER_LEN + len;
     const nh = b[ip + 6]!;
     const l4 = ip + IPV6_HEADER_LEN;
@@ -1225,11 +1414,20 @@ export class SimHost implements Device, SimTask {
     // Extension headers are not walked: what this host sends and answers has none.
     if (nh === IPPROTO_UDP && toMe) return this.udp(p, l4, len, pseudo, false);
     if (nh === IPPROTO_TCP && toMe) return this.tcp(p, 6, ip, l4, len, pseudo);
-    if (nh !== IPPROTO_ICMPV6 || len < 8) { this.counters.rxIgnored++; return false; }
-    if (finish(onesSum(b, l4, len, pseudo)) !== 0) { this.counters.rxBad++; return false; }
+    if (nh !== IPPROTO_ICMPV6 || len < 8) {
+      this.counters.rxIgnored++;
+      return false;
+    }
+    if (finish(onesSum(b, l4, len, pseudo)) !== 0) {
+      this.counters.rxBad++;
+      return false;
+    }
     const t = b[l4]!;
     if (t === ICMPV6_NEIGHBOR_SOLICIT || t === ICMPV6_NEIGHBOR_ADVERT) return this.nd(p, ip, l4, len);
-    if (!toMe) { this.counters.rxIgnored++; return false; }
+    if (!toMe) {
+      this.counters.rxIgnored++;
+      return false;
+    }
     if (t === ICMPV6_ECHO_REQUEST && b[l4 + 1] === 0) {
       b.copyWithin(ip + 24, ip + 8, ip + 24);
       b.set(me, ip + 8);
@@ -1240,14 +1438,21 @@ export class SimHost implements Device, SimTask {
       this.route(p, 6, 0, b, ip + 24);
       return true;
     }
-    if (t === ICMPV6_ECHO_REPLY) { this.pingers.get(rd16(b, l4 + 4))?.reply(rd16(b, l4 + 6), this.sim.now); return false; }
+    if (t === ICMPV6_ECHO_REPLY) {
+      this.pingers.get(rd16(b, l4 + 4))?.reply(rd16(b, l4 + 6), this.sim.now);
+      return false;
+    }
     if (t === ICMPV6_PACKET_TOO_BIG && len >= 8 + IPV6_HEADER_LEN) {
       const q = l4 + 8;
       if (!eq16(b, q + 8, me)) return false;
       const mtu = rd32(b, l4 + 4);
       // RFC 8201 §4: a PTB below the IPv6 minimum MTU is not believed.
-      if (mtu >= 1280 && mtu < (this.pmtu6.get(b, q + 24) ?? this.mtu)) { this.pmtu6.set(b.subarray(q + 24, q + 40), mtu); this.counters.pmtuUpdates++; }
-      if (b[q + 6] === IPPROTO_TCP && len >= 8 + IPV6_HEADER_LEN + 4) this.tcpFind(6, 0, b, q + 24, rd16(b, q + IPV6_HEADER_LEN), rd16(b, q + IPV6_HEADER_LEN + 2))?.pmtuChanged();
+      if (mtu >= 1280 && mtu < (this.pmtu6.get(b, q + 24) ?? this.mtu)) {
+        this.pmtu6.set(b.subarray(q + 24, q + 40), mtu);
+        this.counters.pmtuUpdates++;
+      }
+      if (b[q + 6] === IPPROTO_TCP && len >= 8 + IPV6_HEADER_LEN + 4)
+        this.tcpFind(6, 0, b, q + 24, rd16(b, q + IPV6_HEADER_LEN), rd16(b, q + IPV6_HEADER_LEN + 2))?.pmtuChanged();
       if (b[q + 6] === IPPROTO_ICMPV6 && len >= 8 + IPV6_HEADER_LEN + 8 && b[q + IPV6_HEADER_LEN] === ICMPV6_ECHO_REQUEST) {
         const pg = this.pingers.get(rd16(b, q + IPV6_HEADER_LEN + 4));
         if (pg !== undefined) pg.stats.errors++;
@@ -1261,12 +1466,18 @@ export class SimHost implements Device, SimTask {
   /** NS for our address → NA in place (RFC 4861 §7.2.4); NS/NA teach us the sender's or target's MAC. */
   private nd(p: PacketBuf, ip: number, l4: number, len: number): boolean {
     const b = p.data;
-    if (len < 24 || b[ip + 7] !== 255 || b[l4 + 1] !== 0) { this.counters.rxBad++; return false; }
+    if (len < 24 || b[ip + 7] !== 255 || b[l4 + 1] !== 0) {
+      this.counters.rxBad++;
+      return false;
+    }
     const t = b[l4]!;
     let lla = -1;
     for (let o = l4 + 24; o + 8 <= l4 + len; ) {
       const ol = b[o + 1]! * 8;
-      if (ol === 0 || o + ol > l4 + len) { this.counters.rxBad++; return false; }
+      if (ol === 0 || o + ol > l4 + len) {
+        this.counters.rxBad++;
+        return false;
+      }
       if (b[o] === (t === ICMPV6_NEIGHBOR_SOLICIT ? 1 : 2)) lla = rdMac(b, o + 2);
       o += ol;
     }

@@ -37,11 +37,18 @@ export class IcmpObserver {
       if (b[ip + 9] !== 1) return;
       const l4 = ip + (b[ip]! & 0x0f) * 4;
       if (l4 + 8 > end) return;
-      const type = b[l4]!, code = b[l4 + 1]!;
+      const type = b[l4]!,
+        code = b[l4 + 1]!;
       let kind: IcmpKind | null = null;
-      let about = 0, proto = 0, id = -1;
-      if (type === 0) { kind = 'echo-reply'; about = rd32(b, ip + 12); proto = 1; id = rd16(b, l4 + 4); }
-      else if (type === 3 || type === 11) {
+      let about = 0,
+        proto = 0,
+        id = -1;
+      if (type === 0) {
+        kind = 'echo-reply';
+        about = rd32(b, ip + 12);
+        proto = 1;
+        id = rd16(b, l4 + 4);
+      } else if (type === 3 || type === 11) {
         kind = type === 11 ? 'time-exceeded' : code === 4 ? 'frag-needed' : 'dest-unreachable';
         const q = l4 + 8;
         if (q + 20 > end) return;
@@ -62,9 +69,15 @@ export class IcmpObserver {
       if (l4 + 8 > end) return;
       const type = b[l4]!;
       let kind: IcmpKind | null = null;
-      let aboutAt = 0, proto = 0, id = -1;
-      if (type === 129) { kind = 'echo-reply'; aboutAt = ip + 8; proto = 58; id = rd16(b, l4 + 4); }
-      else if (type === 1 || type === 2 || type === 3) {
+      let aboutAt = 0,
+        proto = 0,
+        id = -1;
+      if (type === 129) {
+        kind = 'echo-reply';
+        aboutAt = ip + 8;
+        proto = 58;
+        id = rd16(b, l4 + 4);
+      } else if (type === 1 || type === 2 || type === 3) {
         kind = type === 2 ? 'packet-too-big' : type === 3 ? 'time-exceeded' : 'dest-unreachable';
         const q = l4 + 8;
         if (q + 40 > end) return;
@@ -75,9 +88,9 @@ export class IcmpObserver {
       }
       if (kind === null) return;
       for (const w of this.watches) {
-        if (w.family === 6 && w.dst6 !== null && w.proto === proto && w.id === id && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs) w.seen.add(kind);
+        if (w.family === 6 && w.dst6 !== null && w.proto === proto && w.id === id && eq16(b, aboutAt, w.dst6) && now >= w.fromNs && now <= w.untilNs)
+          w.seen.add(kind);
       }
     }
   }
 }
-

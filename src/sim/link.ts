@@ -53,13 +53,24 @@ export interface LinkStats {
 }
 
 function check(name: string, v: number | undefined, min: number, max = Infinity): void {
-  if (v !== undefined && !(typeof v === 'number' && v >= min && v <= max)) throw new RangeError(`link ${name} ${String(v)} is not a number in [${min}, ${max}]`);
+  if (v !== undefined && !(typeof v === 'number' && v >= min && v <= max))
+    throw new RangeError(`link ${name} ${String(v)} is not a number in [${min}, ${max}]`);
 }
 
 /** One end of a simulated link. */
 export class SimLinkEnd implements Device, SimTask {
   peer!: SimLinkEnd;
-  readonly stats: LinkStats = { sent: 0, delivered: 0, duplicated: 0, reordered: 0, droppedQueue: 0, droppedLoss: 0, droppedMtu: 0, droppedDown: 0, droppedNoRx: 0 };
+  readonly stats: LinkStats = {
+    sent: 0,
+    delivered: 0,
+    duplicated: 0,
+    reordered: 0,
+    droppedQueue: 0,
+    droppedLoss: 0,
+    droppedMtu: 0,
+    droppedDown: 0,
+    droppedNoRx: 0,
+  };
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
   /**
@@ -82,7 +93,11 @@ export class SimLinkEnd implements Device, SimTask {
   private bad = false;
   private readonly batch = new PacketBatch(1);
 
-  constructor(readonly name: string, readonly mac: number, private readonly link: SimLink) {
+  constructor(
+    readonly name: string,
+    readonly mac: number,
+    private readonly link: SimLink,
+  ) {
     this.qCap = link.cfg.queuePackets ?? 1000;
     this.queue = new Float64Array(Math.min(this.qCap, 8));
   }
@@ -96,14 +111,24 @@ export class SimLinkEnd implements Device, SimTask {
     this.qHead = 0;
   }
 
-  get mtu(): number { return this.link.cfg.mtu ?? 1500; }
-  get linkUp(): boolean { return this.link.up; }
+  get mtu(): number {
+    return this.link.cfg.mtu ?? 1500;
+  }
+  get linkUp(): boolean {
+    return this.link.up;
+  }
 
-  setReceiver(rx: Receiver | null): void { this.rx = rx; }
-  setLinkListener(fn: ((up: boolean) => void) | null): void { this.listener = fn; }
+  setReceiver(rx: Receiver | null): void {
+    this.rx = rx;
+  }
+  setLinkListener(fn: ((up: boolean) => void) | null): void {
+    this.listener = fn;
+  }
 
   /** @internal carrier change, told to what is plugged in. */
-  notify(up: boolean): void { this.listener?.(up); }
+  notify(up: boolean): void {
+    this.listener?.(up);
+  }
 
   transmit(batch: PacketBatch): void {
     const sim = this.link.sim;
@@ -114,19 +139,38 @@ export class SimLinkEnd implements Device, SimTask {
       const p = batch.pkts[i]!;
       const len = p.end - p.start;
       this.stats.sent++;
-      if (!this.link.up) { this.stats.droppedDown++; p.release(); continue; }
-      if (len - 14 > this.mtu) { this.stats.droppedMtu++; p.release(); continue; }
+      if (!this.link.up) {
+        this.stats.droppedDown++;
+        p.release();
+        continue;
+      }
+      if (len - 14 > this.mtu) {
+        this.stats.droppedMtu++;
+        p.release();
+        continue;
+      }
       // The drop-tail queue: frames whose serialisation has not ended yet.
-      while (this.qLen > 0 && this.queue[this.qHead]! <= now) { this.qHead = (this.qHead + 1) % this.queue.length; this.qLen--; }
+      while (this.qLen > 0 && this.queue[this.qHead]! <= now) {
+        this.qHead = (this.qHead + 1) % this.queue.length;
+        this.qLen--;
+      }
       if (this.qLen === this.queue.length) {
-        if (this.qLen === this.qCap) { this.stats.droppedQueue++; p.release(); continue; }
+        if (this.qLen === this.qCap) {
+          this.stats.droppedQueue++;
+          p.release();
+          continue;
+        }
         this.growQueue();
       }
       const start = Math.max(now, this.busyUntil);
       const done = cfg.bandwidthBps === undefined ? start : start + (len * 8 * 1e9) / cfg.bandwidthBps;
       this.busyUntil = done;
       this.queue[(this.qHead + this.qLen++) % this.queue.length] = done;
-      if (this.lost(rng)) { this.stats.droppedLoss++; p.release(); continue; }
+      if (this.lost(rng)) {
+        this.stats.droppedLoss++;
+        p.release();
+        continue;
+      }
       let at = done + (cfg.latencyNs ?? 0);
       if (cfg.jitterNs !== undefined && cfg.jitterNs > 0) at += Math.max(0, rng.normal() * cfg.jitterNs);
       if (cfg.reorder !== undefined && rng.chance(cfg.reorder.probability)) {
@@ -157,7 +201,7 @@ export class SimLinkEnd implements Device, SimTask {
     if (cfg.burst !== undefined) {
       const b = cfg.burst;
       this.bad = this.bad ? !rng.chance(b.leaveBad) : rng.chance(b.enterBad);
-      if (rng.chance(this.bad ? b.lossBad : b.lossGood ?? 0)) return true;
+      if (rng.chance(this.bad ? b.lossBad : (b.lossGood ?? 0))) return true;
     }
     return cfg.loss !== undefined && rng.chance(cfg.loss);
   }
@@ -203,7 +247,12 @@ export class SimLink implements SimTask {
   /** Times the carrier went down: a frame launched before an outage is lost, even if the link is up again when it arrives. */
   outages = 0;
 
-  constructor(readonly sim: Simulator, readonly pool: PacketPool, readonly cfg: LinkConfig = {}, names: [string, string] = ['a', 'b']) {
+  constructor(
+    readonly sim: Simulator,
+    readonly pool: PacketPool,
+    readonly cfg: LinkConfig = {},
+    names: [string, string] = ['a', 'b'],
+  ) {
     check('latencyNs', cfg.latencyNs, 0);
     check('jitterNs', cfg.jitterNs, 0);
     check('bandwidthBps', cfg.bandwidthBps, 1);
@@ -211,7 +260,10 @@ export class SimLink implements SimTask {
     check('loss', cfg.loss, 0, 1);
     check('duplicate', cfg.duplicate, 0, 1);
     check('mtu', cfg.mtu, 68, 65535);
-    if (cfg.reorder !== undefined) { check('reorder.probability', cfg.reorder.probability, 0, 1); check('reorder.delayNs', cfg.reorder.delayNs, 0); }
+    if (cfg.reorder !== undefined) {
+      check('reorder.probability', cfg.reorder.probability, 0, 1);
+      check('reorder.delayNs', cfg.reorder.delayNs, 0);
+    }
     if (cfg.burst !== undefined) {
       check('burst.enterBad', cfg.burst.enterBad, 0, 1);
       check('burst.leaveBad', cfg.burst.leaveBad, 0, 1);

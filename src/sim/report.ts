@@ -38,7 +38,15 @@ export interface FlowResult {
    * TCP only: what the sender went through. Live, the kernel's TCP_INFO says less than the simulator's
    * sender: what it does not count is null.
    */
-  tcp?: { state: string; mss: number; retransmits: number; timeouts: number | null; fastRetransmits: number | null; pmtuReductions: number | null; completedNs: number | null };
+  tcp?: {
+    state: string;
+    mss: number;
+    retransmits: number;
+    timeouts: number | null;
+    fastRetransmits: number | null;
+    pmtuReductions: number | null;
+    completedNs: number | null;
+  };
 }
 
 export interface PathResult {
@@ -103,11 +111,16 @@ export interface Report {
 
 export function cmpOk(c: Comparison, v: number): boolean {
   switch (c.op) {
-    case '>=': return v >= c.value;
-    case '>': return v > c.value;
-    case '<=': return v <= c.value;
-    case '<': return v < c.value;
-    case '==': return Math.abs(v - c.value) < 1e-9;
+    case '>=':
+      return v >= c.value;
+    case '>':
+      return v > c.value;
+    case '<=':
+      return v <= c.value;
+    case '<':
+      return v < c.value;
+    case '==':
+      return Math.abs(v - c.value) < 1e-9;
   }
 }
 
@@ -133,25 +146,50 @@ export type CounterLookup = (name: string) => number | string;
  * An expectation about a flow that is not in `flows` fails ("not run"); a live run leaves out the
  * expectations of flows it skipped and says so in the report's `skipped`.
  */
-export function checkExpectations(expect: readonly ExpectSpec[], flows: ReadonlyMap<string, FlowResult>, drops: Report['drops'], counter: CounterLookup): ExpectResult[] {
+export function checkExpectations(
+  expect: readonly ExpectSpec[],
+  flows: ReadonlyMap<string, FlowResult>,
+  drops: Report['drops'],
+  counter: CounterLookup,
+): ExpectResult[] {
   const out: ExpectResult[] = [];
-  const fmtCmp = (x: Comparison, unit: 'pct' | 'ns' | 'count'): string => `${x.op} ${unit === 'pct' ? fmtPct(x.value) : unit === 'ns' ? fmtNs(x.value) : x.value}`;
+  const fmtCmp = (x: Comparison, unit: 'pct' | 'ns' | 'count'): string =>
+    `${x.op} ${unit === 'pct' ? fmtPct(x.value) : unit === 'ns' ? fmtNs(x.value) : x.value}`;
   for (const e of expect) {
     if (e.flow !== null) {
       const f = flows.get(e.flow);
       if (f === undefined) {
         const why = 'not run';
         if (e.delivered !== null) out.push({ what: `${e.flow} delivered`, expected: fmtCmp(e.delivered, 'pct'), actual: why, ok: false });
-        for (const [k, x] of [['latencyP50', e.latencyP50Ns], ['latencyP99', e.latencyP99Ns], ['latencyMax', e.latencyMaxNs]] as const) {
+        for (const [k, x] of [
+          ['latencyP50', e.latencyP50Ns],
+          ['latencyP99', e.latencyP99Ns],
+          ['latencyMax', e.latencyMaxNs],
+        ] as const) {
           if (x !== null) out.push({ what: `${e.flow} ${k}`, expected: fmtCmp(x, 'ns'), actual: why, ok: false });
         }
         for (const k of e.icmpSeen) out.push({ what: `${e.flow} ICMP seen`, expected: k, actual: why, ok: false });
       } else {
-        if (e.delivered !== null) out.push({ what: `${f.name} delivered`, expected: fmtCmp(e.delivered, 'pct'), actual: `${fmtPct(f.deliveredRatio)} (${f.delivered}/${f.planned})`, ok: cmpOk(e.delivered, f.deliveredRatio) });
-        const lat: Array<[string, Comparison | null, number | null]> = [['latencyP50', e.latencyP50Ns, f.latencyP50Ns], ['latencyP99', e.latencyP99Ns, f.latencyP99Ns], ['latencyMax', e.latencyMaxNs, f.latencyMaxNs]];
+        if (e.delivered !== null)
+          out.push({
+            what: `${f.name} delivered`,
+            expected: fmtCmp(e.delivered, 'pct'),
+            actual: `${fmtPct(f.deliveredRatio)} (${f.delivered}/${f.planned})`,
+            ok: cmpOk(e.delivered, f.deliveredRatio),
+          });
+        const lat: Array<[string, Comparison | null, number | null]> = [
+          ['latencyP50', e.latencyP50Ns, f.latencyP50Ns],
+          ['latencyP99', e.latencyP99Ns, f.latencyP99Ns],
+          ['latencyMax', e.latencyMaxNs, f.latencyMaxNs],
+        ];
         for (const [k, x, v] of lat) {
           if (x === null) continue;
-          out.push({ what: `${f.name} ${k}`, expected: fmtCmp(x, 'ns'), actual: v === null ? (f.delivered > 0 && f.latencyNote !== undefined ? f.latencyNote : 'nothing arrived') : fmtNs(v), ok: v !== null && cmpOk(x, v) });
+          out.push({
+            what: `${f.name} ${k}`,
+            expected: fmtCmp(x, 'ns'),
+            actual: v === null ? (f.delivered > 0 && f.latencyNote !== undefined ? f.latencyNote : 'nothing arrived') : fmtNs(v),
+            ok: v !== null && cmpOk(x, v),
+          });
         }
         for (const k of e.icmpSeen) {
           const seen = f.icmpSeen;
@@ -190,7 +228,12 @@ export function fmtRate(bps: number): string {
 function table(rows: string[][]): string[] {
   const w = rows[0]!.map(() => 0);
   for (const r of rows) for (let i = 0; i < w.length; i++) if (r[i]!.length > w[i]!) w[i] = r[i]!.length;
-  return rows.map((r) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const orNa = (v: number | null): string => (v === null ? 'n/a' : String(v));
@@ -200,15 +243,31 @@ export function formatReport(r: Report): string {
   const out: string[] = [];
   const live = r.live;
   if (live === undefined) out.push(`scenario ${r.scenario}  seed ${r.seed}  simulated ${fmtNs(r.durationNs)}  (${r.events} events)`);
-  else out.push(`scenario ${r.scenario}  live in lab ${live.lab}  ran ${fmtNs(live.wallMs * 1e6)} of wall-clock time (scenario duration ${fmtNs(r.durationNs)})${live.without.length > 0 ? `  without ${live.without.join(', ')}` : ''}`);
-  out.push(`pod MTU ${r.podMtu}  wire overhead ${r.wireOverheadPct === null ? 'n/a (no tunnel traffic)' : `${r.wireOverheadPct.toFixed(1)}% (${r.outerBytes} bytes on the underlay for ${r.innerBytes} inner)`}`);
+  else
+    out.push(
+      `scenario ${r.scenario}  live in lab ${live.lab}  ran ${fmtNs(live.wallMs * 1e6)} of wall-clock time (scenario duration ${fmtNs(r.durationNs)})${live.without.length > 0 ? `  without ${live.without.join(', ')}` : ''}`,
+    );
+  out.push(
+    `pod MTU ${r.podMtu}  wire overhead ${r.wireOverheadPct === null ? 'n/a (no tunnel traffic)' : `${r.wireOverheadPct.toFixed(1)}% (${r.outerBytes} bytes on the underlay for ${r.innerBytes} inner)`}`,
+  );
   out.push('');
   if (r.flows.length > 0) {
     const rows = [['flow', 'type', 'from → to', 'sent', 'delivered', 'lost', 'p50', 'p99', 'throughput', 'goodput', 'ICMP seen']];
     for (const f of r.flows) {
       const tcp = f.tcp !== undefined;
-      rows.push([f.name, f.type, `${f.from} → ${f.to}`, tcp ? `${f.sent} segs` : `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`, `${f.delivered}${tcp ? ' B' : ''} (${fmtPct(f.deliveredRatio)})`, tcp ? `${f.lost} retx` : String(f.lost),
-        f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns), f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns), fmtRate(f.throughputBps), fmtRate(f.goodputBps), f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(',')]);
+      rows.push([
+        f.name,
+        f.type,
+        `${f.from} → ${f.to}`,
+        tcp ? `${f.sent} segs` : `${f.sent}${f.tooBig > 0 ? ` (+${f.tooBig} too big)` : ''}`,
+        `${f.delivered}${tcp ? ' B' : ''} (${fmtPct(f.deliveredRatio)})`,
+        tcp ? `${f.lost} retx` : String(f.lost),
+        f.latencyP50Ns === null ? '-' : fmtNs(f.latencyP50Ns),
+        f.latencyP99Ns === null ? '-' : fmtNs(f.latencyP99Ns),
+        fmtRate(f.throughputBps),
+        fmtRate(f.goodputBps),
+        f.icmpSeen.length === 0 ? '-' : f.icmpSeen.join(','),
+      ]);
     }
     for (const line of table(rows)) out.push(line);
     for (const f of r.flows) {
@@ -216,14 +275,19 @@ export function formatReport(r: Report): string {
       if (t !== undefined) {
         const counts = t.timeouts === null && t.fastRetransmits === null ? '' : ` (${orNa(t.fastRetransmits)} fast, ${orNa(t.timeouts)} timeouts)`;
         const pmtu = t.pmtuReductions === null ? '' : `, ${t.pmtuReductions} PMTU reductions`;
-        out.push(`  ${f.name}: TCP ${t.state}, MSS ${t.mss}, ${t.retransmits} retransmissions${counts}${pmtu}${t.completedNs !== null ? `, all bytes acknowledged at ${fmtNs(t.completedNs)}` : ', not finished'}`);
+        out.push(
+          `  ${f.name}: TCP ${t.state}, MSS ${t.mss}, ${t.retransmits} retransmissions${counts}${pmtu}${t.completedNs !== null ? `, all bytes acknowledged at ${fmtNs(t.completedNs)}` : ', not finished'}`,
+        );
       }
-      if (f.latencyNote !== undefined && f.latencyP50Ns === null) out.push(`  ${f.name}: latency '-': ${f.latencyNote}${f.jitterNs !== undefined && f.jitterNs !== null ? `; jitter ${fmtNs(f.jitterNs)}` : ''}`);
+      if (f.latencyNote !== undefined && f.latencyP50Ns === null)
+        out.push(`  ${f.name}: latency '-': ${f.latencyNote}${f.jitterNs !== undefined && f.jitterNs !== null ? `; jitter ${fmtNs(f.jitterNs)}` : ''}`);
     }
     out.push('');
   }
   const dropLines: string[] = [];
-  for (const [node, ports] of Object.entries(r.drops)) for (const [port, reasons] of Object.entries(ports)) for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);
+  for (const [node, ports] of Object.entries(r.drops))
+    for (const [port, reasons] of Object.entries(ports))
+      for (const [reason, n] of Object.entries(reasons)) dropLines.push(`  ${node}/${port}  ${reason}  ${n}`);
   for (const p of r.underlay.paths) for (const [k, n] of Object.entries(p.dropped)) dropLines.push(`  underlay ${p.a}-${p.b}  ${k}  ${n}`);
   out.push(dropLines.length === 0 ? 'drops: none' : 'drops (where, reason, count):');
   for (const line of dropLines) out.push(line);
@@ -242,7 +306,9 @@ export function formatReport(r: Report): string {
   if (r.expectations.length > 0) {
     out.push('expectations:');
     for (const e of r.expectations) out.push(`  ${e.ok ? 'ok  ' : 'FAIL'}  ${e.what} ${e.expected}: ${e.actual}`);
-    out.push(r.ok ? `all ${r.expectations.length} expectations met` : `${r.expectations.filter((e) => !e.ok).length} of ${r.expectations.length} expectations FAILED`);
+    out.push(
+      r.ok ? `all ${r.expectations.length} expectations met` : `${r.expectations.filter((e) => !e.ok).length} of ${r.expectations.length} expectations FAILED`,
+    );
   }
   return out.join('\n');
 }

@@ -184,7 +184,9 @@ export class TcpFlowStats {
   closedNs = NaN;
 
   /** All payload acknowledged. */
-  get completed(): boolean { return !Number.isNaN(this.doneNs); }
+  get completed(): boolean {
+    return !Number.isNaN(this.doneNs);
+  }
   /** Payload bits per second from SYN to the last byte's ACK (0 until then). */
   get goodputBps(): number {
     return this.completed && this.doneNs > this.startNs ? (this.bytes * 8 * 1e9) / (this.doneNs - this.startNs) : 0;
@@ -242,7 +244,12 @@ export class TcpFlow implements SimTask, TcpEndpoint {
   /** Set while `pump` runs (see there). */
   private pumping = false;
 
-  constructor(private readonly host: SimHost, readonly remote: Addr, localPort: number, opts: TcpSendOptions) {
+  constructor(
+    private readonly host: SimHost,
+    readonly remote: Addr,
+    localPort: number,
+    opts: TcpSendOptions,
+  ) {
     const bytes = opts.bytes;
     if (!Number.isInteger(bytes) || bytes < 0 || bytes > 0x7fffffff) throw new RangeError(`tcpSend: bytes ${bytes} is not an integer in [0, 2^31)`);
     if (!Number.isInteger(opts.dstPort) || opts.dstPort < 1 || opts.dstPort > 65535) throw new RangeError(`tcpSend: dstPort ${opts.dstPort} is not 1-65535`);
@@ -261,16 +268,24 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     host.sim.schedule(opts.startNs ?? host.sim.now, this, ARG_START);
   }
 
-  get state(): TcpState { return this.stats.state; }
+  get state(): TcpState {
+    return this.stats.state;
+  }
 
   /** The simulator calls this: the start, or the retransmission timer. */
   run(arg: number): void {
-    if (arg === ARG_START) { this.open(); return; }
+    if (arg === ARG_START) {
+      this.open();
+      return;
+    }
     if (arg !== this.gen) return;
     this.timerPending = false;
     if (this.deadline === Infinity) return;
     const now = this.host.sim.now;
-    if (now < this.deadline) { this.scheduleTimer(this.deadline); return; }
+    if (now < this.deadline) {
+      this.scheduleTimer(this.deadline);
+      return;
+    }
     this.deadline = Infinity;
     this.expire();
   }
@@ -288,7 +303,14 @@ export class TcpFlow implements SimTask, TcpEndpoint {
   private sendSyn(): void {
     const s = this.stats;
     s.segmentsSent++;
-    if (this.synSent) { s.retransmits++; this.rttOff = -1; } else { this.synSent = true; this.rttOff = 1; this.rttStart = this.host.sim.now; }
+    if (this.synSent) {
+      s.retransmits++;
+      this.rttOff = -1;
+    } else {
+      this.synSent = true;
+      this.rttOff = 1;
+      this.rttStart = this.host.sim.now;
+    }
     sendControl(this.host, this.remote, this.localPort, this.remotePort, this.iss, 0, TCP_SYN, this.host.mtu - this.hdr, this.df);
   }
 
@@ -304,7 +326,7 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     if (s.state === 'aborted' || s.state === 'idle') return;
     if ((flags & TCP_RST) !== 0) {
       // RFC 9293 §3.10.7.3: a RST in SYN-SENT counts only if it acknowledges the SYN.
-      if (s.state === 'syn-sent' && ((flags & TCP_ACK) === 0 || ((ack - this.iss) >>> 0) !== 1)) return;
+      if (s.state === 'syn-sent' && ((flags & TCP_ACK) === 0 || (ack - this.iss) >>> 0 !== 1)) return;
       if (s.state !== 'closed') this.abort('reset');
       return;
     }
@@ -325,12 +347,15 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     }
     if ((flags & TCP_ACK) === 0) return;
     // A SYN-ACK again (our ACK of it was lost), or an ACK of what was never sent: answer with an ACK.
-    if ((flags & TCP_SYN) !== 0 || ackOff > this.max) { this.sendAck(); return; }
+    if ((flags & TCP_SYN) !== 0 || ackOff > this.max) {
+      this.sendAck();
+      return;
+    }
     if (ackOff > this.una) this.newAck(ackOff);
     else if (ackOff === this.una && dataLen === 0 && (flags & TCP_FIN) === 0 && this.max > this.una && wnd === this.rwnd) this.dupAck();
     this.rwnd = wnd;
     if ((flags & TCP_FIN) !== 0) {
-      if (!this.peerFin && ((seq + dataLen) >>> 0) === this.rcvAck) {
+      if (!this.peerFin && (seq + dataLen) >>> 0 === this.rcvAck) {
         this.peerFin = true;
         this.rcvAck = (this.rcvAck + 1) >>> 0;
       }
@@ -389,8 +414,9 @@ export class TcpFlow implements SimTask, TcpEndpoint {
         }
       } else {
         this.dupAcks = 0;
-        if (!cwndLimited) { /* keep the window */ }
-        else if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.mss);
+        if (!cwndLimited) {
+          /* keep the window */
+        } else if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.mss);
         else this.cwnd += Math.max(1, Math.floor((this.mss * this.mss) / this.cwnd));
       }
       this.traceCwnd();
@@ -459,8 +485,13 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     const fin = off + len === this.finOff;
     const end = off + len + (fin ? 1 : 0);
     s.segmentsSent++;
-    if (off < this.max) { s.retransmits++; this.rttOff = -1; }
-    else if (this.rttOff < 0) { this.rttOff = end; this.rttStart = host.sim.now; }
+    if (off < this.max) {
+      s.retransmits++;
+      this.rttOff = -1;
+    } else if (this.rttOff < 0) {
+      this.rttOff = end;
+      this.rttStart = host.sim.now;
+    }
     if (end > this.max) this.max = end;
     const tcpLen = TCP_HEADER_LEN + len;
     const p = host.tcpPacket(this.remote, tcpLen, this.df);
@@ -489,12 +520,18 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     this.rto = Math.min(this.rto * 2, TCP_MAX_RTO_NS);
     s.rtoMs = this.rto / 1e6;
     if (s.state === 'syn-sent') {
-      if (this.retries > this.synRetries) { this.abort('timeout'); return; }
+      if (this.retries > this.synRetries) {
+        this.abort('timeout');
+        return;
+      }
       this.sendSyn();
       this.armTimer();
       return;
     }
-    if (this.retries > this.maxRetries) { this.abort('timeout'); return; }
+    if (this.retries > this.maxRetries) {
+      this.abort('timeout');
+      return;
+    }
     this.ssthresh = Math.max(Math.floor((this.max - this.una) / 2), 2 * this.mss);
     s.ssthresh = this.ssthresh;
     this.cwnd = this.mss;
@@ -590,7 +627,14 @@ export class TcpConnection implements TcpEndpoint {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
 
-  constructor(private readonly host: SimHost, private readonly listener: TcpListener, readonly remote: Addr, readonly localPort: number, readonly remotePort: number, private readonly irs: number) {
+  constructor(
+    private readonly host: SimHost,
+    private readonly listener: TcpListener,
+    readonly remote: Addr,
+    readonly localPort: number,
+    readonly remotePort: number,
+    private readonly irs: number,
+  ) {
     this.iss = host.sim.rng.u32();
     this.mssOpt = host.mtu - tcpHeaderBytes(remote.family);
   }
@@ -598,7 +642,10 @@ export class TcpConnection implements TcpEndpoint {
   segment(flags: number, seq: number, ack: number, _wnd: number, _mss: number, b: Uint8Array, data: number, dataLen: number): void {
     const st = this.listener.stats;
     if ((flags & TCP_RST) !== 0) {
-      if (this.state !== 'closed' && this.state !== 'reset') { this.state = 'reset'; st.resets++; }
+      if (this.state !== 'closed' && this.state !== 'reset') {
+        this.state = 'reset';
+        st.resets++;
+      }
       return;
     }
     if (this.state === 'closed' || this.state === 'reset') return;
@@ -651,7 +698,10 @@ export class TcpConnection implements TcpEndpoint {
       if (b[data + k] !== tcpPayloadByte(i)) st.corrupt++;
     }
     const end = o + len;
-    if (end <= this.rcvNxt) { st.duplicates++; return; }
+    if (end <= this.rcvNxt) {
+      st.duplicates++;
+      return;
+    }
     if (o > this.rcvNxt) {
       if (end - this.rcvNxt > TCP_WINDOW) return;
       st.outOfOrder++;
@@ -698,17 +748,39 @@ export class TcpConnection implements TcpEndpoint {
   }
 
   private control(flags: number, seqOff: number): void {
-    sendControl(this.host, this.remote, this.localPort, this.remotePort, this.iss + seqOff, this.irs + this.rcvNxt, flags, (flags & TCP_SYN) !== 0 ? this.mssOpt : -1, false);
+    sendControl(
+      this.host,
+      this.remote,
+      this.localPort,
+      this.remotePort,
+      this.iss + seqOff,
+      this.irs + this.rcvNxt,
+      flags,
+      (flags & TCP_SYN) !== 0 ? this.mssOpt : -1,
+      false,
+    );
   }
 }
 
 /** A listening port: accepts every connection and sinks what it receives. */
 export class TcpListener {
-  readonly stats: TcpListenerStats = { connections: 0, finished: 0, resets: 0, bytesReceived: 0, segmentsReceived: 0, outOfOrder: 0, duplicates: 0, corrupt: 0 };
+  readonly stats: TcpListenerStats = {
+    connections: 0,
+    finished: 0,
+    resets: 0,
+    bytesReceived: 0,
+    segmentsReceived: 0,
+    outOfOrder: 0,
+    duplicates: 0,
+    corrupt: 0,
+  };
   /** Accepted connections, in order. */
   readonly connections: TcpConnection[] = [];
 
-  constructor(private readonly host: SimHost, readonly port: number) {}
+  constructor(
+    private readonly host: SimHost,
+    readonly port: number,
+  ) {}
 
   /** @internal a SYN for a new connection: the connection that will take it. */
   accept(remote: Addr, remotePort: number, irs: number): TcpConnection {

@@ -46,26 +46,62 @@ export class ArpView extends WireView {
     return null;
   }
 
-  get htype(): number { return rd16(this.bytes, this.off + HTYPE); }
-  set htype(v: number) { wr16(this.bytes, this.off + HTYPE, v); }
-  get ptype(): number { return rd16(this.bytes, this.off + PTYPE); }
-  set ptype(v: number) { wr16(this.bytes, this.off + PTYPE, v); }
+  get htype(): number {
+    return rd16(this.bytes, this.off + HTYPE);
+  }
+  set htype(v: number) {
+    wr16(this.bytes, this.off + HTYPE, v);
+  }
+  get ptype(): number {
+    return rd16(this.bytes, this.off + PTYPE);
+  }
+  set ptype(v: number) {
+    wr16(this.bytes, this.off + PTYPE, v);
+  }
   /** Hardware address length in bytes. */
-  get hlen(): number { return this.bytes[this.off + HLEN]!; }
-  set hlen(v: number) { this.bytes[this.off + HLEN] = v; }
+  get hlen(): number {
+    return this.bytes[this.off + HLEN]!;
+  }
+  set hlen(v: number) {
+    this.bytes[this.off + HLEN] = v;
+  }
   /** Protocol address length in bytes. */
-  get plen(): number { return this.bytes[this.off + PLEN]!; }
-  set plen(v: number) { this.bytes[this.off + PLEN] = v; }
-  get operation(): number { return rd16(this.bytes, this.off + OPER); }
-  set operation(v: number) { wr16(this.bytes, this.off + OPER, v); }
-  get senderMac(): number { return rdMac(this.bytes, this.off + SHA); }
-  set senderMac(v: number) { wrMac(this.bytes, this.off + SHA, v); }
-  get senderIp(): number { return rd32(this.bytes, this.off + SPA); }
-  set senderIp(v: number) { wr32(this.bytes, this.off + SPA, v); }
-  get targetMac(): number { return rdMac(this.bytes, this.off + THA); }
-  set targetMac(v: number) { wrMac(this.bytes, this.off + THA, v); }
-  get targetIp(): number { return rd32(this.bytes, this.off + TPA); }
-  set targetIp(v: number) { wr32(this.bytes, this.off + TPA, v); }
+  get plen(): number {
+    return this.bytes[this.off + PLEN]!;
+  }
+  set plen(v: number) {
+    this.bytes[this.off + PLEN] = v;
+  }
+  get operation(): number {
+    return rd16(this.bytes, this.off + OPER);
+  }
+  set operation(v: number) {
+    wr16(this.bytes, this.off + OPER, v);
+  }
+  get senderMac(): number {
+    return rdMac(this.bytes, this.off + SHA);
+  }
+  set senderMac(v: number) {
+    wrMac(this.bytes, this.off + SHA, v);
+  }
+  get senderIp(): number {
+    return rd32(this.bytes, this.off + SPA);
+  }
+  set senderIp(v: number) {
+    wr32(this.bytes, this.off + SPA, v);
+  }
+  get targetMac(): number {
+    return rdMac(this.bytes, this.off + THA);
+  }
+  set targetMac(v: number) {
+    wrMac(this.bytes, this.off + THA, v);
+  }
+  get targetIp(): number {
+    return rd32(this.bytes, this.off + TPA);
+  }
+  set targetIp(v: number) {
+    wr32(this.bytes, this.off + TPA, v);
+  }
 }
 
 /** An Ethernet/IPv4 ARP packet; `operation` is any 16-bit number (see `ARP_OP_*`). */

@@ -33,7 +33,10 @@ function wordSum(b: Uint8Array, off: number, len: number, sum: number): number {
   let i = off;
   const end = off + len;
   // Up to 4-byte alignment in big-endian words (the start is even, so at most one).
-  if (((b.byteOffset + i) & 3) !== 0) { sum += (b[i]! << 8) | b[i + 1]!; i += 2; }
+  if (((b.byteOffset + i) & 3) !== 0) {
+    sum += (b[i]! << 8) | b[i + 1]!;
+    i += 2;
+  }
   const buf = b.buffer;
   if (buf !== wordBuf) {
     wordBuf = buf;
@@ -60,7 +63,10 @@ function byteSum(b: Uint8Array, off: number, len: number, sum: number): number {
   let i = off;
   // Two words per step; the sum cannot overflow 2^53 for any buffer that fits in memory.
   for (; i + 3 < end; i += 4) sum += ((b[i]! << 8) | b[i + 1]!) + ((b[i + 2]! << 8) | b[i + 3]!);
-  if (i + 1 < end) { sum += (b[i]! << 8) | b[i + 1]!; i += 2; }
+  if (i + 1 < end) {
+    sum += (b[i]! << 8) | b[i + 1]!;
+    i += 2;
+  }
   if (i < end) sum += b[i]! << 8;
   return sum;
 }

@@ -43,14 +43,24 @@ export class EspView extends WireView {
   }
 
   /** Security Parameters Index. */
-  get spi(): number { return rd32(this.bytes, this.off + SPI); }
-  set spi(v: number) { wr32(this.bytes, this.off + SPI, v); }
+  get spi(): number {
+    return rd32(this.bytes, this.off + SPI);
+  }
+  set spi(v: number) {
+    wr32(this.bytes, this.off + SPI, v);
+  }
   /** Sequence number (the low 32 bits when extended sequence numbers are in use, RFC 4303 §2.2.1). */
-  get seq(): number { return rd32(this.bytes, this.off + SEQ); }
-  set seq(v: number) { wr32(this.bytes, this.off + SEQ, v); }
+  get seq(): number {
+    return rd32(this.bytes, this.off + SEQ);
+  }
+  set seq(v: number) {
+    wr32(this.bytes, this.off + SEQ, v);
+  }
 
   /** Offset of the payload data (an IV first, for algorithms that carry one). */
-  get payloadOffset(): number { return this.off + ESP_HEADER_LEN; }
+  get payloadOffset(): number {
+    return this.off + ESP_HEADER_LEN;
+  }
 
   /** Offset of the pad length byte of a packet ending at `end` (absolute, exclusive) with an ICV of `icvLen`. */
   trailerOffset(end: number, icvLen: number): number {

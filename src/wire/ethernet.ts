@@ -35,14 +35,28 @@ export class EthernetView extends WireView {
   check(avail: number): DropReason | null {
     return avail < ETH_HEADER_LEN ? DropReason.EthTruncated : null;
   }
-  get dst(): number { return rdMac(this.bytes, this.off + DST); }
-  set dst(v: number) { wrMac(this.bytes, this.off + DST, v); }
-  get src(): number { return rdMac(this.bytes, this.off + SRC); }
-  set src(v: number) { wrMac(this.bytes, this.off + SRC, v); }
+  get dst(): number {
+    return rdMac(this.bytes, this.off + DST);
+  }
+  set dst(v: number) {
+    wrMac(this.bytes, this.off + DST, v);
+  }
+  get src(): number {
+    return rdMac(this.bytes, this.off + SRC);
+  }
+  set src(v: number) {
+    wrMac(this.bytes, this.off + SRC, v);
+  }
   /** The EtherType field at offset 12: a TPID when the frame is tagged. */
-  get etherType(): number { return rd16(this.bytes, this.off + TYPE); }
-  set etherType(v: number) { wr16(this.bytes, this.off + TYPE, v); }
-  get payloadOffset(): number { return this.off + ETH_HEADER_LEN; }
+  get etherType(): number {
+    return rd16(this.bytes, this.off + TYPE);
+  }
+  set etherType(v: number) {
+    wr16(this.bytes, this.off + TYPE, v);
+  }
+  get payloadOffset(): number {
+    return this.off + ETH_HEADER_LEN;
+  }
 }
 
 /** A tag's TCI and the EtherType after it; `off` is the offset of the TCI. */
@@ -50,14 +64,30 @@ export class VlanView extends WireView {
   check(avail: number): DropReason | null {
     return avail < VLAN_TAG_LEN ? DropReason.VlanTruncated : null;
   }
-  get tci(): number { return rd16(this.bytes, this.off); }
-  set tci(v: number) { wr16(this.bytes, this.off, v); }
-  get pcp(): number { return this.bytes[this.off]! >>> 5; }
-  get dei(): boolean { return (this.bytes[this.off]! & 0x10) !== 0; }
-  get vid(): number { return this.tci & 0x0fff; }
-  set vid(v: number) { this.tci = (this.tci & 0xf000) | (v & 0x0fff); }
-  get etherType(): number { return rd16(this.bytes, this.off + 2); }
-  set etherType(v: number) { wr16(this.bytes, this.off + 2, v); }
+  get tci(): number {
+    return rd16(this.bytes, this.off);
+  }
+  set tci(v: number) {
+    wr16(this.bytes, this.off, v);
+  }
+  get pcp(): number {
+    return this.bytes[this.off]! >>> 5;
+  }
+  get dei(): boolean {
+    return (this.bytes[this.off]! & 0x10) !== 0;
+  }
+  get vid(): number {
+    return this.tci & 0x0fff;
+  }
+  set vid(v: number) {
+    this.tci = (this.tci & 0xf000) | (v & 0x0fff);
+  }
+  get etherType(): number {
+    return rd16(this.bytes, this.off + 2);
+  }
+  set etherType(v: number) {
+    wr16(this.bytes, this.off + 2, v);
+  }
 }
 
 export interface VlanTag {

@@ -103,59 +103,105 @@ export class GeneveView extends WireView {
   }
 
   /** 2 bits; only 0 is defined. */
-  get version(): number { return this.bytes[this.off + VER_OPTLEN]! >>> 6; }
+  get version(): number {
+    return this.bytes[this.off + VER_OPTLEN]! >>> 6;
+  }
   set version(v: number) {
     const b = this.bytes[this.off + VER_OPTLEN]!;
     this.bytes[this.off + VER_OPTLEN] = ((v & 3) << 6) | (b & 0x3f);
   }
   /** Opt Len: the length of the options in 4-byte words (6 bits). */
-  get optLen(): number { return this.bytes[this.off + VER_OPTLEN]! & 0x3f; }
+  get optLen(): number {
+    return this.bytes[this.off + VER_OPTLEN]! & 0x3f;
+  }
   set optLen(v: number) {
     const b = this.bytes[this.off + VER_OPTLEN]!;
     this.bytes[this.off + VER_OPTLEN] = (b & 0xc0) | (v & 0x3f);
   }
   /** O: an OAM (control) packet, not data (RFC 8926 §3.4). */
-  get oam(): boolean { return (this.bytes[this.off + FLAGS]! & FLAG_O) !== 0; }
-  set oam(v: boolean) { this.setFlag(FLAG_O, v); }
+  get oam(): boolean {
+    return (this.bytes[this.off + FLAGS]! & FLAG_O) !== 0;
+  }
+  set oam(v: boolean) {
+    this.setFlag(FLAG_O, v);
+  }
   /** C: the sender says some option has its critical bit set (RFC 8926 §3.4). */
-  get critical(): boolean { return (this.bytes[this.off + FLAGS]! & FLAG_C) !== 0; }
-  set critical(v: boolean) { this.setFlag(FLAG_C, v); }
+  get critical(): boolean {
+    return (this.bytes[this.off + FLAGS]! & FLAG_C) !== 0;
+  }
+  set critical(v: boolean) {
+    this.setFlag(FLAG_C, v);
+  }
   /** The 6 reserved bits after O and C: sent as zero, ignored on receipt. */
-  get reserved(): number { return this.bytes[this.off + FLAGS]! & RESERVED_MASK; }
+  get reserved(): number {
+    return this.bytes[this.off + FLAGS]! & RESERVED_MASK;
+  }
   set reserved(v: number) {
     const b = this.bytes[this.off + FLAGS]!;
     this.bytes[this.off + FLAGS] = (b & ~RESERVED_MASK) | (v & RESERVED_MASK);
   }
   /** EtherType of the payload; 0x6558 for an Ethernet frame. */
-  get protocolType(): number { return rd16(this.bytes, this.off + PROTOCOL_TYPE); }
-  set protocolType(v: number) { wr16(this.bytes, this.off + PROTOCOL_TYPE, v); }
+  get protocolType(): number {
+    return rd16(this.bytes, this.off + PROTOCOL_TYPE);
+  }
+  set protocolType(v: number) {
+    wr16(this.bytes, this.off + PROTOCOL_TYPE, v);
+  }
   /** The 24-bit Virtual Network Identifier. */
-  get vni(): number { return rd24(this.bytes, this.off + VNI); }
-  set vni(v: number) { wr24(this.bytes, this.off + VNI, v); }
+  get vni(): number {
+    return rd24(this.bytes, this.off + VNI);
+  }
+  set vni(v: number) {
+    wr24(this.bytes, this.off + VNI, v);
+  }
   /** The reserved byte after the VNI. */
-  get reserved2(): number { return this.bytes[this.off + RESERVED2]!; }
-  set reserved2(v: number) { this.bytes[this.off + RESERVED2] = v & 0xff; }
+  get reserved2(): number {
+    return this.bytes[this.off + RESERVED2]!;
+  }
+  set reserved2(v: number) {
+    this.bytes[this.off + RESERVED2] = v & 0xff;
+  }
 
   /** Base header plus options, in bytes. */
-  get headerLen(): number { return GENEVE_HEADER_LEN + 4 * this.optLen; }
+  get headerLen(): number {
+    return GENEVE_HEADER_LEN + 4 * this.optLen;
+  }
   /** Offset of the first option (equal to `optionsEnd` when there are none). */
-  get firstOptionOffset(): number { return this.off + GENEVE_HEADER_LEN; }
+  get firstOptionOffset(): number {
+    return this.off + GENEVE_HEADER_LEN;
+  }
   /** Offset just past the options area. */
-  get optionsEnd(): number { return this.off + this.headerLen; }
+  get optionsEnd(): number {
+    return this.off + this.headerLen;
+  }
   /** Offset of the option after the one at `o`; `optionsEnd` after the last one once checked. */
-  nextOptionOffset(o: number): number { return o + GENEVE_OPTION_HEADER_LEN + this.optionDataLen(o); }
+  nextOptionOffset(o: number): number {
+    return o + GENEVE_OPTION_HEADER_LEN + this.optionDataLen(o);
+  }
   /** The option's 16-bit class (namespace). */
-  optionClass(o: number): number { return rd16(this.bytes, o + OPT_CLASS); }
+  optionClass(o: number): number {
+    return rd16(this.bytes, o + OPT_CLASS);
+  }
   /** The option's whole type byte, critical bit included. */
-  optionType(o: number): number { return this.bytes[o + OPT_TYPE]!; }
+  optionType(o: number): number {
+    return this.bytes[o + OPT_TYPE]!;
+  }
   /** The option's critical bit (the high bit of its type). */
-  optionCritical(o: number): boolean { return (this.bytes[o + OPT_TYPE]! & GENEVE_OPTION_CRITICAL) !== 0; }
+  optionCritical(o: number): boolean {
+    return (this.bytes[o + OPT_TYPE]! & GENEVE_OPTION_CRITICAL) !== 0;
+  }
   /** The 3 reserved bits before the option's length, for a decoder. */
-  optionReserved(o: number): number { return this.bytes[o + OPT_LEN]! >>> 5; }
+  optionReserved(o: number): number {
+    return this.bytes[o + OPT_LEN]! >>> 5;
+  }
   /** The option's data length in bytes (its Length field × 4, excluding the option header). */
-  optionDataLen(o: number): number { return 4 * (this.bytes[o + OPT_LEN]! & OPT_LEN_MASK); }
+  optionDataLen(o: number): number {
+    return 4 * (this.bytes[o + OPT_LEN]! & OPT_LEN_MASK);
+  }
   /** Offset of the option's data. */
-  optionDataOffset(o: number): number { return o + GENEVE_OPTION_HEADER_LEN; }
+  optionDataOffset(o: number): number {
+    return o + GENEVE_OPTION_HEADER_LEN;
+  }
   /**
    * Writes the 4-byte header of an option at `o` (reserved bits zero); the caller puts the data after it.
    * `dataLen` is in bytes and must be a multiple of 4, at most 124.
@@ -186,7 +232,9 @@ export class GeneveView extends WireView {
   }
 
   /** Offset of the payload (after the options). */
-  get payloadOffset(): number { return this.optionsEnd; }
+  get payloadOffset(): number {
+    return this.optionsEnd;
+  }
 
   private setFlag(mask: number, v: boolean): void {
     const b = this.bytes[this.off + FLAGS]!;
@@ -242,7 +290,8 @@ export function geneveBufferLen(repr: GeneveRepr): number {
   let len = 0;
   for (const opt of repr.options) {
     const n = opt.data.length;
-    if (n % 4 !== 0 || n > GENEVE_MAX_OPTION_DATA_LEN) throw new RangeError(`geneve option data of ${n} bytes: must be a multiple of 4, at most ${GENEVE_MAX_OPTION_DATA_LEN}`);
+    if (n % 4 !== 0 || n > GENEVE_MAX_OPTION_DATA_LEN)
+      throw new RangeError(`geneve option data of ${n} bytes: must be a multiple of 4, at most ${GENEVE_MAX_OPTION_DATA_LEN}`);
     len += GENEVE_OPTION_HEADER_LEN + n;
   }
   if (len > GENEVE_MAX_OPTIONS_LEN) throw new RangeError(`geneve options of ${len} bytes: at most ${GENEVE_MAX_OPTIONS_LEN}`);

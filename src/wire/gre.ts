@@ -57,49 +57,97 @@ export class GreView extends WireView {
   }
 
   /** The whole first 16 bits: flags, reserved0 and version. */
-  get flagsVersion(): number { return rd16(this.bytes, this.off + FLAGS_VERSION); }
-  set flagsVersion(v: number) { wr16(this.bytes, this.off + FLAGS_VERSION, v); }
+  get flagsVersion(): number {
+    return rd16(this.bytes, this.off + FLAGS_VERSION);
+  }
+  set flagsVersion(v: number) {
+    wr16(this.bytes, this.off + FLAGS_VERSION, v);
+  }
   /** C: the checksum and reserved1 fields are present. */
-  get checksumPresent(): boolean { return (this.flagsVersion & FLAG_C) !== 0; }
-  set checksumPresent(v: boolean) { this.setFlag(FLAG_C, v); }
+  get checksumPresent(): boolean {
+    return (this.flagsVersion & FLAG_C) !== 0;
+  }
+  set checksumPresent(v: boolean) {
+    this.setFlag(FLAG_C, v);
+  }
   /** K: the key field is present (RFC 2890 §2). */
-  get keyPresent(): boolean { return (this.flagsVersion & FLAG_K) !== 0; }
-  set keyPresent(v: boolean) { this.setFlag(FLAG_K, v); }
+  get keyPresent(): boolean {
+    return (this.flagsVersion & FLAG_K) !== 0;
+  }
+  set keyPresent(v: boolean) {
+    this.setFlag(FLAG_K, v);
+  }
   /** S: the sequence number field is present (RFC 2890 §2). */
-  get sequencePresent(): boolean { return (this.flagsVersion & FLAG_S) !== 0; }
-  set sequencePresent(v: boolean) { this.setFlag(FLAG_S, v); }
+  get sequencePresent(): boolean {
+    return (this.flagsVersion & FLAG_S) !== 0;
+  }
+  set sequencePresent(v: boolean) {
+    this.setFlag(FLAG_S, v);
+  }
   /** Reserved0 bits (1 and 4-12) in place within the first 16 bits. */
-  get reserved0(): number { return this.flagsVersion & RESERVED0_MASK; }
-  set reserved0(v: number) { this.flagsVersion = (this.flagsVersion & ~RESERVED0_MASK) | (v & RESERVED0_MASK); }
+  get reserved0(): number {
+    return this.flagsVersion & RESERVED0_MASK;
+  }
+  set reserved0(v: number) {
+    this.flagsVersion = (this.flagsVersion & ~RESERVED0_MASK) | (v & RESERVED0_MASK);
+  }
   /** 3 bits; only 0 is GRE. */
-  get version(): number { return this.flagsVersion & VERSION_MASK; }
-  set version(v: number) { this.flagsVersion = (this.flagsVersion & ~VERSION_MASK) | (v & VERSION_MASK); }
+  get version(): number {
+    return this.flagsVersion & VERSION_MASK;
+  }
+  set version(v: number) {
+    this.flagsVersion = (this.flagsVersion & ~VERSION_MASK) | (v & VERSION_MASK);
+  }
   /** EtherType of the payload; `GRE_PROTO_TEB` for an Ethernet frame. */
-  get protocolType(): number { return rd16(this.bytes, this.off + PROTOCOL_TYPE); }
-  set protocolType(v: number) { wr16(this.bytes, this.off + PROTOCOL_TYPE, v); }
+  get protocolType(): number {
+    return rd16(this.bytes, this.off + PROTOCOL_TYPE);
+  }
+  set protocolType(v: number) {
+    wr16(this.bytes, this.off + PROTOCOL_TYPE, v);
+  }
 
   /** Header length as the flags say: 4 plus 4 per optional field present. */
-  get headerLen(): number { return greHeaderLen(this.flagsVersion); }
+  get headerLen(): number {
+    return greHeaderLen(this.flagsVersion);
+  }
 
   /** The checksum, or null when absent. */
-  get checksum(): number | null { return this.checksumPresent ? rd16(this.bytes, this.off + OPTIONAL) : null; }
+  get checksum(): number | null {
+    return this.checksumPresent ? rd16(this.bytes, this.off + OPTIONAL) : null;
+  }
   /** Set the C flag first: the field only exists with it. */
-  set checksum(v: number) { wr16(this.bytes, this.present(FLAG_C, 'checksum'), v); }
+  set checksum(v: number) {
+    wr16(this.bytes, this.present(FLAG_C, 'checksum'), v);
+  }
   /** Reserved1 (sent as zero), or null when absent. */
-  get reserved1(): number | null { return this.checksumPresent ? rd16(this.bytes, this.off + OPTIONAL + 2) : null; }
+  get reserved1(): number | null {
+    return this.checksumPresent ? rd16(this.bytes, this.off + OPTIONAL + 2) : null;
+  }
   /** Set the C flag first: the field only exists with it. */
-  set reserved1(v: number) { wr16(this.bytes, this.present(FLAG_C, 'reserved1') + 2, v); }
+  set reserved1(v: number) {
+    wr16(this.bytes, this.present(FLAG_C, 'reserved1') + 2, v);
+  }
   /** The 32-bit key, or null when absent. */
-  get key(): number | null { return this.keyPresent ? rd32(this.bytes, this.keyOffset) : null; }
+  get key(): number | null {
+    return this.keyPresent ? rd32(this.bytes, this.keyOffset) : null;
+  }
   /** Set the K flag (and C, if wanted) first: the field's place depends on them. */
-  set key(v: number) { wr32(this.bytes, this.present(FLAG_K, 'key'), v); }
+  set key(v: number) {
+    wr32(this.bytes, this.present(FLAG_K, 'key'), v);
+  }
   /** The 32-bit sequence number, or null when absent. */
-  get sequence(): number | null { return this.sequencePresent ? rd32(this.bytes, this.sequenceOffset) : null; }
+  get sequence(): number | null {
+    return this.sequencePresent ? rd32(this.bytes, this.sequenceOffset) : null;
+  }
   /** Set the S flag (and C, K, if wanted) first: the field's place depends on them. */
-  set sequence(v: number) { wr32(this.bytes, this.present(FLAG_S, 'sequence'), v); }
+  set sequence(v: number) {
+    wr32(this.bytes, this.present(FLAG_S, 'sequence'), v);
+  }
 
   /** Offset of the payload. */
-  get payloadOffset(): number { return this.off + this.headerLen; }
+  get payloadOffset(): number {
+    return this.off + this.headerLen;
+  }
 
   /**
    * True when no checksum is present or it is right over the `len` bytes of header and payload from `off`

@@ -64,28 +64,60 @@ export class Icmpv4View extends WireView {
     return avail < ICMPV4_HEADER_LEN ? DropReason.Icmpv4Truncated : null;
   }
 
-  get type(): number { return this.bytes[this.off + TYPE]!; }
-  set type(v: number) { this.bytes[this.off + TYPE] = v; }
-  get code(): number { return this.bytes[this.off + CODE]!; }
-  set code(v: number) { this.bytes[this.off + CODE] = v; }
-  get checksum(): number { return rd16(this.bytes, this.off + CHECKSUM); }
-  set checksum(v: number) { wr16(this.bytes, this.off + CHECKSUM, v); }
+  get type(): number {
+    return this.bytes[this.off + TYPE]!;
+  }
+  set type(v: number) {
+    this.bytes[this.off + TYPE] = v;
+  }
+  get code(): number {
+    return this.bytes[this.off + CODE]!;
+  }
+  set code(v: number) {
+    this.bytes[this.off + CODE] = v;
+  }
+  get checksum(): number {
+    return rd16(this.bytes, this.off + CHECKSUM);
+  }
+  set checksum(v: number) {
+    wr16(this.bytes, this.off + CHECKSUM, v);
+  }
   /** Bytes 4-7 as one unsigned 32-bit number, whatever the type makes of them. */
-  get rest(): number { return rd32(this.bytes, this.off + REST); }
-  set rest(v: number) { wr32(this.bytes, this.off + REST, v); }
+  get rest(): number {
+    return rd32(this.bytes, this.off + REST);
+  }
+  set rest(v: number) {
+    wr32(this.bytes, this.off + REST, v);
+  }
   /** Echo identifier (bytes 4-5). */
-  get ident(): number { return rd16(this.bytes, this.off + IDENT); }
-  set ident(v: number) { wr16(this.bytes, this.off + IDENT, v); }
+  get ident(): number {
+    return rd16(this.bytes, this.off + IDENT);
+  }
+  set ident(v: number) {
+    wr16(this.bytes, this.off + IDENT, v);
+  }
   /** Echo sequence number (bytes 6-7). */
-  get seq(): number { return rd16(this.bytes, this.off + SEQ); }
-  set seq(v: number) { wr16(this.bytes, this.off + SEQ, v); }
+  get seq(): number {
+    return rd16(this.bytes, this.off + SEQ);
+  }
+  set seq(v: number) {
+    wr16(this.bytes, this.off + SEQ, v);
+  }
   /** Next-hop MTU of "fragmentation needed" (bytes 6-7, RFC 1191 §4); zero from pre-1191 routers. */
-  get nextHopMtu(): number { return rd16(this.bytes, this.off + NEXT_HOP_MTU); }
-  set nextHopMtu(v: number) { wr16(this.bytes, this.off + NEXT_HOP_MTU, v); }
+  get nextHopMtu(): number {
+    return rd16(this.bytes, this.off + NEXT_HOP_MTU);
+  }
+  set nextHopMtu(v: number) {
+    wr16(this.bytes, this.off + NEXT_HOP_MTU, v);
+  }
 
   /** Echo data, or the quoted datagram of an error message. */
-  get payloadOffset(): number { return this.off + ICMPV4_HEADER_LEN; }
-  payloadLen(len: number): number { return len - ICMPV4_HEADER_LEN; }
+  get payloadOffset(): number {
+    return this.off + ICMPV4_HEADER_LEN;
+  }
+  payloadLen(len: number): number {
+    return len - ICMPV4_HEADER_LEN;
+  }
 
   /** True when the checksum over the `len`-byte message is right (RFC 792: the sum folds to zero). */
   verifyChecksum(len: number): boolean {
@@ -178,7 +210,7 @@ export function emitIcmpv4(repr: Icmpv4Repr, bytes: Uint8Array, off: number): vo
     case 'echoReply':
       type = repr.kind === 'echoRequest' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY;
       code = 0;
-      rest = ((repr.ident & 0xffff) * 0x10000) + (repr.seq & 0xffff);
+      rest = (repr.ident & 0xffff) * 0x10000 + (repr.seq & 0xffff);
       break;
     case 'destUnreachable':
       type = ICMPV4_DEST_UNREACHABLE;

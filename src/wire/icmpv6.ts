@@ -134,40 +134,90 @@ export class Icmpv6View extends WireView {
     return null;
   }
 
-  get type(): number { return this.bytes[this.off + TYPE]!; }
-  set type(v: number) { this.bytes[this.off + TYPE] = v; }
-  get code(): number { return this.bytes[this.off + CODE]!; }
-  set code(v: number) { this.bytes[this.off + CODE] = v; }
-  get checksum(): number { return rd16(this.bytes, this.off + CHECKSUM); }
-  set checksum(v: number) { wr16(this.bytes, this.off + CHECKSUM, v); }
+  get type(): number {
+    return this.bytes[this.off + TYPE]!;
+  }
+  set type(v: number) {
+    this.bytes[this.off + TYPE] = v;
+  }
+  get code(): number {
+    return this.bytes[this.off + CODE]!;
+  }
+  set code(v: number) {
+    this.bytes[this.off + CODE] = v;
+  }
+  get checksum(): number {
+    return rd16(this.bytes, this.off + CHECKSUM);
+  }
+  set checksum(v: number) {
+    wr16(this.bytes, this.off + CHECKSUM, v);
+  }
   /** Bytes 4-7 as one unsigned 32-bit number, whatever the type makes of them. */
-  get rest(): number { return rd32(this.bytes, this.off + REST); }
-  set rest(v: number) { wr32(this.bytes, this.off + REST, v); }
+  get rest(): number {
+    return rd32(this.bytes, this.off + REST);
+  }
+  set rest(v: number) {
+    wr32(this.bytes, this.off + REST, v);
+  }
   /** Echo identifier (bytes 4-5). */
-  get ident(): number { return rd16(this.bytes, this.off + IDENT); }
-  set ident(v: number) { wr16(this.bytes, this.off + IDENT, v); }
+  get ident(): number {
+    return rd16(this.bytes, this.off + IDENT);
+  }
+  set ident(v: number) {
+    wr16(this.bytes, this.off + IDENT, v);
+  }
   /** Echo sequence number (bytes 6-7). */
-  get seq(): number { return rd16(this.bytes, this.off + SEQ); }
-  set seq(v: number) { wr16(this.bytes, this.off + SEQ, v); }
+  get seq(): number {
+    return rd16(this.bytes, this.off + SEQ);
+  }
+  set seq(v: number) {
+    wr16(this.bytes, this.off + SEQ, v);
+  }
   /** Packet Too Big MTU (bytes 4-7, RFC 4443 §3.2). */
-  get mtu(): number { return rd32(this.bytes, this.off + MTU); }
-  set mtu(v: number) { wr32(this.bytes, this.off + MTU, v); }
+  get mtu(): number {
+    return rd32(this.bytes, this.off + MTU);
+  }
+  set mtu(v: number) {
+    wr32(this.bytes, this.off + MTU, v);
+  }
 
   /** NA byte 4; the low five bits are reserved (RFC 4861 §4.4). */
-  get naFlags(): number { return this.bytes[this.off + NA_FLAGS]!; }
-  set naFlags(v: number) { this.bytes[this.off + NA_FLAGS] = v; }
-  get router(): boolean { return (this.naFlags & NA_ROUTER) !== 0; }
-  set router(v: boolean) { this.naFlags = v ? this.naFlags | NA_ROUTER : this.naFlags & ~NA_ROUTER; }
-  get solicited(): boolean { return (this.naFlags & NA_SOLICITED) !== 0; }
-  set solicited(v: boolean) { this.naFlags = v ? this.naFlags | NA_SOLICITED : this.naFlags & ~NA_SOLICITED; }
-  get override(): boolean { return (this.naFlags & NA_OVERRIDE) !== 0; }
-  set override(v: boolean) { this.naFlags = v ? this.naFlags | NA_OVERRIDE : this.naFlags & ~NA_OVERRIDE; }
+  get naFlags(): number {
+    return this.bytes[this.off + NA_FLAGS]!;
+  }
+  set naFlags(v: number) {
+    this.bytes[this.off + NA_FLAGS] = v;
+  }
+  get router(): boolean {
+    return (this.naFlags & NA_ROUTER) !== 0;
+  }
+  set router(v: boolean) {
+    this.naFlags = v ? this.naFlags | NA_ROUTER : this.naFlags & ~NA_ROUTER;
+  }
+  get solicited(): boolean {
+    return (this.naFlags & NA_SOLICITED) !== 0;
+  }
+  set solicited(v: boolean) {
+    this.naFlags = v ? this.naFlags | NA_SOLICITED : this.naFlags & ~NA_SOLICITED;
+  }
+  get override(): boolean {
+    return (this.naFlags & NA_OVERRIDE) !== 0;
+  }
+  set override(v: boolean) {
+    this.naFlags = v ? this.naFlags | NA_OVERRIDE : this.naFlags & ~NA_OVERRIDE;
+  }
 
   /** Offset of the 16-byte NS/NA target address. */
-  get targetOffset(): number { return this.off + TARGET; }
+  get targetOffset(): number {
+    return this.off + TARGET;
+  }
   /** The NS/NA target address; allocates a subarray (use `targetOffset` on hot paths). */
-  get target(): Uint8Array { return this.bytes.subarray(this.off + TARGET, this.off + TARGET + 16); }
-  set target(a: Uint8Array) { this.bytes.set(a.subarray(0, 16), this.off + TARGET); }
+  get target(): Uint8Array {
+    return this.bytes.subarray(this.off + TARGET, this.off + TARGET + 16);
+  }
+  set target(a: Uint8Array) {
+    this.bytes.set(a.subarray(0, 16), this.off + TARGET);
+  }
 
   /**
    * Offset of the MAC in the NS source (or NA target) link-layer address option of a checked `len`-byte
@@ -180,8 +230,12 @@ export class Icmpv6View extends WireView {
   }
 
   /** Echo data, or the quoted packet of an error message. */
-  get payloadOffset(): number { return this.off + ICMPV6_HEADER_LEN; }
-  payloadLen(len: number): number { return len - ICMPV6_HEADER_LEN; }
+  get payloadOffset(): number {
+    return this.off + ICMPV6_HEADER_LEN;
+  }
+  payloadLen(len: number): number {
+    return len - ICMPV6_HEADER_LEN;
+  }
 
   /** True when the checksum over the pseudo-header and the `len`-byte message is right. */
   verifyChecksum(pseudoSum: number, len: number): boolean {
@@ -345,7 +399,7 @@ export function emitIcmpv6(repr: Icmpv6Repr, bytes: Uint8Array, off: number, pse
     case 'echoRequest':
     case 'echoReply':
       type = repr.kind === 'echoRequest' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
-      rest = ((repr.ident & 0xffff) * 0x10000) + (repr.seq & 0xffff);
+      rest = (repr.ident & 0xffff) * 0x10000 + (repr.seq & 0xffff);
       break;
     case 'packetTooBig':
       type = ICMPV6_PACKET_TOO_BIG;

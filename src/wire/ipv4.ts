@@ -47,46 +47,118 @@ export class Ipv4View extends WireView {
     if (tl < hl || tl > avail) return DropReason.Ipv4BadTotalLen;
     return null;
   }
-  get version(): number { return this.bytes[this.off + VER_IHL]! >>> 4; }
+  get version(): number {
+    return this.bytes[this.off + VER_IHL]! >>> 4;
+  }
   /** Header length in bytes (IHL × 4). */
-  get headerLen(): number { return (this.bytes[this.off + VER_IHL]! & 0x0f) << 2; }
-  set headerLen(v: number) { this.bytes[this.off + VER_IHL] = 0x40 | ((v >>> 2) & 0x0f); }
-  get dscp(): number { return this.bytes[this.off + TOS]! >>> 2; }
-  get ecn(): number { return this.bytes[this.off + TOS]! & 3; }
-  get tos(): number { return this.bytes[this.off + TOS]!; }
-  set tos(v: number) { this.bytes[this.off + TOS] = v; }
-  get totalLen(): number { return rd16(this.bytes, this.off + TOTAL_LEN); }
-  set totalLen(v: number) { wr16(this.bytes, this.off + TOTAL_LEN, v); }
-  get ident(): number { return rd16(this.bytes, this.off + IDENT); }
-  set ident(v: number) { wr16(this.bytes, this.off + IDENT, v); }
+  get headerLen(): number {
+    return (this.bytes[this.off + VER_IHL]! & 0x0f) << 2;
+  }
+  set headerLen(v: number) {
+    this.bytes[this.off + VER_IHL] = 0x40 | ((v >>> 2) & 0x0f);
+  }
+  get dscp(): number {
+    return this.bytes[this.off + TOS]! >>> 2;
+  }
+  get ecn(): number {
+    return this.bytes[this.off + TOS]! & 3;
+  }
+  get tos(): number {
+    return this.bytes[this.off + TOS]!;
+  }
+  set tos(v: number) {
+    this.bytes[this.off + TOS] = v;
+  }
+  get totalLen(): number {
+    return rd16(this.bytes, this.off + TOTAL_LEN);
+  }
+  set totalLen(v: number) {
+    wr16(this.bytes, this.off + TOTAL_LEN, v);
+  }
+  get ident(): number {
+    return rd16(this.bytes, this.off + IDENT);
+  }
+  set ident(v: number) {
+    wr16(this.bytes, this.off + IDENT, v);
+  }
   /** The 16-bit flags + fragment offset word as on the wire. */
-  get flagsFrag(): number { return rd16(this.bytes, this.off + FLAGS_FRAG); }
-  set flagsFrag(v: number) { wr16(this.bytes, this.off + FLAGS_FRAG, v); }
-  get reservedFlag(): boolean { return (this.flagsFrag & FLAG_RB) !== 0; }
-  get dontFrag(): boolean { return (this.flagsFrag & FLAG_DF) !== 0; }
-  set dontFrag(v: boolean) { this.flagsFrag = v ? this.flagsFrag | FLAG_DF : this.flagsFrag & ~FLAG_DF; }
-  get moreFrags(): boolean { return (this.flagsFrag & FLAG_MF) !== 0; }
-  set moreFrags(v: boolean) { this.flagsFrag = v ? this.flagsFrag | FLAG_MF : this.flagsFrag & ~FLAG_MF; }
+  get flagsFrag(): number {
+    return rd16(this.bytes, this.off + FLAGS_FRAG);
+  }
+  set flagsFrag(v: number) {
+    wr16(this.bytes, this.off + FLAGS_FRAG, v);
+  }
+  get reservedFlag(): boolean {
+    return (this.flagsFrag & FLAG_RB) !== 0;
+  }
+  get dontFrag(): boolean {
+    return (this.flagsFrag & FLAG_DF) !== 0;
+  }
+  set dontFrag(v: boolean) {
+    this.flagsFrag = v ? this.flagsFrag | FLAG_DF : this.flagsFrag & ~FLAG_DF;
+  }
+  get moreFrags(): boolean {
+    return (this.flagsFrag & FLAG_MF) !== 0;
+  }
+  set moreFrags(v: boolean) {
+    this.flagsFrag = v ? this.flagsFrag | FLAG_MF : this.flagsFrag & ~FLAG_MF;
+  }
   /** Fragment offset in bytes (a multiple of 8). */
-  get fragOffset(): number { return (this.flagsFrag & 0x1fff) << 3; }
-  set fragOffset(v: number) { this.flagsFrag = (this.flagsFrag & 0xe000) | ((v >>> 3) & 0x1fff); }
+  get fragOffset(): number {
+    return (this.flagsFrag & 0x1fff) << 3;
+  }
+  set fragOffset(v: number) {
+    this.flagsFrag = (this.flagsFrag & 0xe000) | ((v >>> 3) & 0x1fff);
+  }
   /** True for any fragment: MF set or a non-zero offset. */
-  get isFragment(): boolean { return (this.flagsFrag & 0x3fff) !== 0; }
-  get ttl(): number { return this.bytes[this.off + TTL]!; }
-  set ttl(v: number) { this.bytes[this.off + TTL] = v; }
-  get protocol(): number { return this.bytes[this.off + PROTO]!; }
-  set protocol(v: number) { this.bytes[this.off + PROTO] = v; }
-  get checksum(): number { return rd16(this.bytes, this.off + CHECKSUM); }
-  set checksum(v: number) { wr16(this.bytes, this.off + CHECKSUM, v); }
-  get src(): number { return rd32(this.bytes, this.off + SRC); }
-  set src(v: number) { wr32(this.bytes, this.off + SRC, v); }
-  get dst(): number { return rd32(this.bytes, this.off + DST); }
-  set dst(v: number) { wr32(this.bytes, this.off + DST, v); }
-  get srcOffset(): number { return this.off + SRC; }
-  get dstOffset(): number { return this.off + DST; }
-  get optionsLen(): number { return this.headerLen - IPV4_HEADER_LEN; }
-  get payloadOffset(): number { return this.off + this.headerLen; }
-  get payloadLen(): number { return this.totalLen - this.headerLen; }
+  get isFragment(): boolean {
+    return (this.flagsFrag & 0x3fff) !== 0;
+  }
+  get ttl(): number {
+    return this.bytes[this.off + TTL]!;
+  }
+  set ttl(v: number) {
+    this.bytes[this.off + TTL] = v;
+  }
+  get protocol(): number {
+    return this.bytes[this.off + PROTO]!;
+  }
+  set protocol(v: number) {
+    this.bytes[this.off + PROTO] = v;
+  }
+  get checksum(): number {
+    return rd16(this.bytes, this.off + CHECKSUM);
+  }
+  set checksum(v: number) {
+    wr16(this.bytes, this.off + CHECKSUM, v);
+  }
+  get src(): number {
+    return rd32(this.bytes, this.off + SRC);
+  }
+  set src(v: number) {
+    wr32(this.bytes, this.off + SRC, v);
+  }
+  get dst(): number {
+    return rd32(this.bytes, this.off + DST);
+  }
+  set dst(v: number) {
+    wr32(this.bytes, this.off + DST, v);
+  }
+  get srcOffset(): number {
+    return this.off + SRC;
+  }
+  get dstOffset(): number {
+    return this.off + DST;
+  }
+  get optionsLen(): number {
+    return this.headerLen - IPV4_HEADER_LEN;
+  }
+  get payloadOffset(): number {
+    return this.off + this.headerLen;
+  }
+  get payloadLen(): number {
+    return this.totalLen - this.headerLen;
+  }
 
   verifyChecksum(): boolean {
     return finish(onesSum(this.bytes, this.off, this.headerLen)) === 0;

@@ -37,27 +37,59 @@ export class Ipv6View extends WireView {
     if (IPV6_HEADER_LEN + this.payloadLen > avail) return DropReason.Ipv6BadPayloadLen;
     return null;
   }
-  get version(): number { return this.bytes[this.off]! >>> 4; }
-  get trafficClass(): number { return (rd16(this.bytes, this.off + VTF) >>> 4) & 0xff; }
-  get flowLabel(): number { return rd32(this.bytes, this.off + VTF) & 0xfffff; }
+  get version(): number {
+    return this.bytes[this.off]! >>> 4;
+  }
+  get trafficClass(): number {
+    return (rd16(this.bytes, this.off + VTF) >>> 4) & 0xff;
+  }
+  get flowLabel(): number {
+    return rd32(this.bytes, this.off + VTF) & 0xfffff;
+  }
   /** Writes version 6, traffic class and flow label together. */
   setVtf(trafficClass: number, flowLabel: number): void {
     wr32(this.bytes, this.off + VTF, ((6 << 28) | ((trafficClass & 0xff) << 20) | (flowLabel & 0xfffff)) >>> 0);
   }
-  get payloadLen(): number { return rd16(this.bytes, this.off + PAYLOAD_LEN); }
-  set payloadLen(v: number) { wr16(this.bytes, this.off + PAYLOAD_LEN, v); }
-  get nextHeader(): number { return this.bytes[this.off + NEXT_HEADER]!; }
-  set nextHeader(v: number) { this.bytes[this.off + NEXT_HEADER] = v; }
-  get hopLimit(): number { return this.bytes[this.off + HOP_LIMIT]!; }
-  set hopLimit(v: number) { this.bytes[this.off + HOP_LIMIT] = v; }
-  get srcOffset(): number { return this.off + SRC; }
-  get dstOffset(): number { return this.off + DST; }
+  get payloadLen(): number {
+    return rd16(this.bytes, this.off + PAYLOAD_LEN);
+  }
+  set payloadLen(v: number) {
+    wr16(this.bytes, this.off + PAYLOAD_LEN, v);
+  }
+  get nextHeader(): number {
+    return this.bytes[this.off + NEXT_HEADER]!;
+  }
+  set nextHeader(v: number) {
+    this.bytes[this.off + NEXT_HEADER] = v;
+  }
+  get hopLimit(): number {
+    return this.bytes[this.off + HOP_LIMIT]!;
+  }
+  set hopLimit(v: number) {
+    this.bytes[this.off + HOP_LIMIT] = v;
+  }
+  get srcOffset(): number {
+    return this.off + SRC;
+  }
+  get dstOffset(): number {
+    return this.off + DST;
+  }
   /** A window onto the source address (allocates a view object: not for the hot path). */
-  get src(): Uint8Array { return this.bytes.subarray(this.off + SRC, this.off + SRC + 16); }
-  set src(a: Uint8Array) { this.bytes.set(a.subarray(0, 16), this.off + SRC); }
-  get dst(): Uint8Array { return this.bytes.subarray(this.off + DST, this.off + DST + 16); }
-  set dst(a: Uint8Array) { this.bytes.set(a.subarray(0, 16), this.off + DST); }
-  get payloadOffset(): number { return this.off + IPV6_HEADER_LEN; }
+  get src(): Uint8Array {
+    return this.bytes.subarray(this.off + SRC, this.off + SRC + 16);
+  }
+  set src(a: Uint8Array) {
+    this.bytes.set(a.subarray(0, 16), this.off + SRC);
+  }
+  get dst(): Uint8Array {
+    return this.bytes.subarray(this.off + DST, this.off + DST + 16);
+  }
+  set dst(a: Uint8Array) {
+    this.bytes.set(a.subarray(0, 16), this.off + DST);
+  }
+  get payloadOffset(): number {
+    return this.off + IPV6_HEADER_LEN;
+  }
 }
 
 /** The Fragment header (RFC 8200 §4.5). */
@@ -65,23 +97,36 @@ export class Ipv6FragView extends WireView {
   check(avail: number): DropReason | null {
     return avail < IPV6_FRAG_HEADER_LEN ? DropReason.Ipv6FragTruncated : null;
   }
-  get nextHeader(): number { return this.bytes[this.off]!; }
-  set nextHeader(v: number) { this.bytes[this.off] = v; }
+  get nextHeader(): number {
+    return this.bytes[this.off]!;
+  }
+  set nextHeader(v: number) {
+    this.bytes[this.off] = v;
+  }
   /** Offset in bytes (a multiple of 8). */
-  get fragOffset(): number { return rd16(this.bytes, this.off + 2) & 0xfff8; }
-  get moreFrags(): boolean { return (this.bytes[this.off + 3]! & 1) !== 0; }
+  get fragOffset(): number {
+    return rd16(this.bytes, this.off + 2) & 0xfff8;
+  }
+  get moreFrags(): boolean {
+    return (this.bytes[this.off + 3]! & 1) !== 0;
+  }
   /** Writes offset, the two reserved bits (zero) and M together. */
   setOffsetMore(offsetBytes: number, more: boolean): void {
     wr16(this.bytes, this.off + 2, (offsetBytes & 0xfff8) | (more ? 1 : 0));
   }
-  get ident(): number { return rd32(this.bytes, this.off + 4); }
-  set ident(v: number) { wr32(this.bytes, this.off + 4, v); }
+  get ident(): number {
+    return rd32(this.bytes, this.off + 4);
+  }
+  set ident(v: number) {
+    wr32(this.bytes, this.off + 4, v);
+  }
 }
 
 /** Extension headers with the generic (next header, length in 8-octet units beyond the first) layout. */
 export function isGenericExtHeader(nh: number): boolean {
-  return nh === IPV6_NH_HOP_BY_HOP || nh === IPV6_NH_ROUTING || nh === IPV6_NH_DEST_OPTS ||
-    nh === IPV6_NH_MOBILITY || nh === IPV6_NH_HIP || nh === IPV6_NH_SHIM6;
+  return (
+    nh === IPV6_NH_HOP_BY_HOP || nh === IPV6_NH_ROUTING || nh === IPV6_NH_DEST_OPTS || nh === IPV6_NH_MOBILITY || nh === IPV6_NH_HIP || nh === IPV6_NH_SHIM6
+  );
 }
 
 /** Length in bytes of the extension header of type `nh` at `o` (its length byte must be inside the packet: `walkIpv6` checks), or -1 when `nh` is not one. */

@@ -12,7 +12,14 @@ import { onesSum, pseudoSumV4, pseudoSumV6At } from './checksum.js';
 import { DropReason } from './drop.js';
 import { ESP_HEADER_LEN, ESP_UDP_PORT, EspView, emitEsp, parseEsp, type EspRepr } from './esp.js';
 import {
-  emitEthernet, ethernetBufferLen, EthernetView, parseEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB,
+  emitEthernet,
+  ethernetBufferLen,
+  EthernetView,
+  parseEthernet,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  ETHERTYPE_TEB,
   type EthernetRepr,
 } from './ethernet.js';
 import { emitGeneve, geneveBufferLen, GeneveView, parseGeneve, GENEVE_UDP_PORT, type GeneveRepr } from './geneve.js';
@@ -20,13 +27,38 @@ import { emitGre, greBufferLen, GreView, parseGre, type GreRepr } from './gre.js
 import { emitIcmpv4, icmpv4BufferLen, Icmpv4View, parseIcmpv4, type Icmpv4Repr } from './icmpv4.js';
 import { emitIcmpv6, icmpv6BufferLen, Icmpv6View, parseIcmpv6, type Icmpv6Repr } from './icmpv6.js';
 import {
-  emitIpv4, ipv4BufferLen, Ipv4View, parseIpv4, IPPROTO_ESP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+  emitIpv4,
+  ipv4BufferLen,
+  Ipv4View,
+  parseIpv4,
+  IPPROTO_ESP,
+  IPPROTO_GRE,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
   type Ipv4Repr,
 } from './ipv4.js';
 import {
-  emitIpv6, emitIpv6Ext, emitIpv6Frag, isGenericExtHeader, ipv6ExtBufferLen, Ipv6FragView, Ipv6View, parseIpv6, parseIpv6Ext,
-  parseIpv6Frag, routingFinalDst, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_MAX_EXT_HEADERS, IPV6_NH_FRAGMENT, IPV6_NH_ROUTING,
-  type Ipv6ExtRepr, type Ipv6FragRepr, type Ipv6Repr,
+  emitIpv6,
+  emitIpv6Ext,
+  emitIpv6Frag,
+  isGenericExtHeader,
+  ipv6ExtBufferLen,
+  Ipv6FragView,
+  Ipv6View,
+  parseIpv6,
+  parseIpv6Ext,
+  parseIpv6Frag,
+  routingFinalDst,
+  IPV6_FRAG_HEADER_LEN,
+  IPV6_HEADER_LEN,
+  IPV6_MAX_EXT_HEADERS,
+  IPV6_NH_FRAGMENT,
+  IPV6_NH_ROUTING,
+  type Ipv6ExtRepr,
+  type Ipv6FragRepr,
+  type Ipv6Repr,
 } from './ipv6.js';
 import { emitTcp, parseTcp, tcpBufferLen, TcpView, type TcpRepr } from './tcp.js';
 import { emitUdp, parseUdp, UDP_HEADER_LEN, UdpView, type UdpRepr } from './udp.js';
@@ -106,13 +138,32 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
     return out;
   };
   // Upper-layer protocol dispatch shared by IPv4 and IPv6; returns the next step or -1 for "data".
-  const NEXT_UDP = 10, NEXT_TCP = 11, NEXT_ICMPV4 = 12, NEXT_ICMPV6 = 13, NEXT_GRE = 14, NEXT_ESP = 15;
+  const NEXT_UDP = 10,
+    NEXT_TCP = 11,
+    NEXT_ICMPV4 = 12,
+    NEXT_ICMPV6 = 13,
+    NEXT_GRE = 14,
+    NEXT_ESP = 15;
   const forProto = (proto: number): number =>
-    proto === IPPROTO_UDP ? NEXT_UDP : proto === IPPROTO_TCP ? NEXT_TCP : proto === IPPROTO_ICMP ? NEXT_ICMPV4
-      : proto === IPPROTO_ICMPV6 ? NEXT_ICMPV6 : proto === IPPROTO_GRE ? NEXT_GRE : proto === IPPROTO_ESP ? NEXT_ESP : -1;
+    proto === IPPROTO_UDP
+      ? NEXT_UDP
+      : proto === IPPROTO_TCP
+        ? NEXT_TCP
+        : proto === IPPROTO_ICMP
+          ? NEXT_ICMPV4
+          : proto === IPPROTO_ICMPV6
+            ? NEXT_ICMPV6
+            : proto === IPPROTO_GRE
+              ? NEXT_GRE
+              : proto === IPPROTO_ESP
+                ? NEXT_ESP
+                : -1;
   const pseudo = (proto: number, len: number): number =>
-    ip === null ? 0 : ip.v6 ? pseudoSumV6At(ip.bytes, ip.srcOff, ip.dstOff, proto, len)
-      : onesSum(ip.bytes, ip.srcOff, 4, onesSum(ip.bytes, ip.dstOff, 4, proto + len));
+    ip === null
+      ? 0
+      : ip.v6
+        ? pseudoSumV6At(ip.bytes, ip.srcOff, ip.dstOff, proto, len)
+        : onesSum(ip.bytes, ip.srcOff, 4, onesSum(ip.bytes, ip.dstOff, 4, proto + len));
 
   // Every step but "data" parses a header, so an expected header with no bytes left is a drop.
   for (;;) {
@@ -266,7 +317,6 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         return data();
     }
   }
-  return out;
 }
 
 /** The pseudo-header sum for an upper layer under `ipLayer`, from its repr (the header is written later). */
@@ -292,21 +342,36 @@ function pseudoFor(layers: readonly Layer[], ipIndex: number, proto: number, len
 
 function layerLen(l: Layer): number {
   switch (l.kind) {
-    case 'eth': return ethernetBufferLen(l.repr);
-    case 'arp': return arpBufferLen(l.repr);
-    case 'ipv4': return ipv4BufferLen(l.repr);
-    case 'ipv6': return IPV6_HEADER_LEN;
-    case 'ipv6ext': return ipv6ExtBufferLen(l.repr);
-    case 'ipv6frag': return IPV6_FRAG_HEADER_LEN;
-    case 'icmpv4': return icmpv4BufferLen(l.repr);
-    case 'icmpv6': return icmpv6BufferLen(l.repr);
-    case 'udp': return UDP_HEADER_LEN;
-    case 'tcp': return tcpBufferLen(l.repr);
-    case 'vxlan': return vxlanBufferLen(l.repr);
-    case 'geneve': return geneveBufferLen(l.repr);
-    case 'gre': return greBufferLen(l.repr);
-    case 'esp': return ESP_HEADER_LEN;
-    case 'data': return l.bytes.length;
+    case 'eth':
+      return ethernetBufferLen(l.repr);
+    case 'arp':
+      return arpBufferLen(l.repr);
+    case 'ipv4':
+      return ipv4BufferLen(l.repr);
+    case 'ipv6':
+      return IPV6_HEADER_LEN;
+    case 'ipv6ext':
+      return ipv6ExtBufferLen(l.repr);
+    case 'ipv6frag':
+      return IPV6_FRAG_HEADER_LEN;
+    case 'icmpv4':
+      return icmpv4BufferLen(l.repr);
+    case 'icmpv6':
+      return icmpv6BufferLen(l.repr);
+    case 'udp':
+      return UDP_HEADER_LEN;
+    case 'tcp':
+      return tcpBufferLen(l.repr);
+    case 'vxlan':
+      return vxlanBufferLen(l.repr);
+    case 'geneve':
+      return geneveBufferLen(l.repr);
+    case 'gre':
+      return greBufferLen(l.repr);
+    case 'esp':
+      return ESP_HEADER_LEN;
+    case 'data':
+      return l.bytes.length;
   }
 }
 
@@ -344,30 +409,56 @@ export function compose(layers: readonly Layer[], out?: Uint8Array, off = 0): Ui
     const payloadLen = off + total - end;
     const ipIdx = enclosingIp[i]!;
     switch (l.kind) {
-      case 'eth': emitEthernet(l.repr, buf, at); break;
-      case 'arp': emitArp(l.repr, buf, at); break;
-      case 'ipv4': emitIpv4({ ...l.repr, payloadLen }, buf, at); break;
+      case 'eth':
+        emitEthernet(l.repr, buf, at);
+        break;
+      case 'arp':
+        emitArp(l.repr, buf, at);
+        break;
+      case 'ipv4':
+        emitIpv4({ ...l.repr, payloadLen }, buf, at);
+        break;
       case 'ipv6': {
         // Extension headers between this header and `at + 40` are part of the payload length.
         emitIpv6({ ...l.repr, payloadLen }, buf, at);
         break;
       }
-      case 'ipv6ext': emitIpv6Ext(l.repr, buf, at); break;
-      case 'ipv6frag': emitIpv6Frag(l.repr, buf, at); break;
-      case 'icmpv4': emitIcmpv4(l.repr, buf, at); break;
-      case 'icmpv6': emitIcmpv6(l.repr, buf, at, ipIdx < 0 ? 0 : pseudoFor(layers, ipIdx, IPPROTO_ICMPV6, len + payloadLen)); break;
+      case 'ipv6ext':
+        emitIpv6Ext(l.repr, buf, at);
+        break;
+      case 'ipv6frag':
+        emitIpv6Frag(l.repr, buf, at);
+        break;
+      case 'icmpv4':
+        emitIcmpv4(l.repr, buf, at);
+        break;
+      case 'icmpv6':
+        emitIcmpv6(l.repr, buf, at, ipIdx < 0 ? 0 : pseudoFor(layers, ipIdx, IPPROTO_ICMPV6, len + payloadLen));
+        break;
       case 'udp': {
         const ipl = ipIdx < 0 ? null : layers[ipIdx]!;
         const sum = l.zeroChecksum && ipl?.kind !== 'ipv6' ? null : ipIdx < 0 ? 0 : pseudoFor(layers, ipIdx, IPPROTO_UDP, len + payloadLen);
         emitUdp(l.repr, buf, at, payloadLen, sum);
         break;
       }
-      case 'tcp': emitTcp(l.repr, buf, at, payloadLen, ipIdx < 0 ? 0 : pseudoFor(layers, ipIdx, IPPROTO_TCP, len + payloadLen)); break;
-      case 'vxlan': emitVxlan(l.repr, buf, at); break;
-      case 'geneve': emitGeneve(l.repr, buf, at); break;
-      case 'gre': emitGre(l.repr, buf, at, payloadLen); break;
-      case 'esp': emitEsp(l.repr, buf, at); break;
-      case 'data': buf.set(l.bytes, at); break;
+      case 'tcp':
+        emitTcp(l.repr, buf, at, payloadLen, ipIdx < 0 ? 0 : pseudoFor(layers, ipIdx, IPPROTO_TCP, len + payloadLen));
+        break;
+      case 'vxlan':
+        emitVxlan(l.repr, buf, at);
+        break;
+      case 'geneve':
+        emitGeneve(l.repr, buf, at);
+        break;
+      case 'gre':
+        emitGre(l.repr, buf, at, payloadLen);
+        break;
+      case 'esp':
+        emitEsp(l.repr, buf, at);
+        break;
+      case 'data':
+        buf.set(l.bytes, at);
+        break;
     }
     end = at;
   }

@@ -97,39 +97,79 @@ export class TcpView extends WireView {
     return null;
   }
 
-  get srcPort(): number { return rd16(this.bytes, this.off + SRC_PORT); }
-  set srcPort(v: number) { wr16(this.bytes, this.off + SRC_PORT, v); }
-  get dstPort(): number { return rd16(this.bytes, this.off + DST_PORT); }
-  set dstPort(v: number) { wr16(this.bytes, this.off + DST_PORT, v); }
+  get srcPort(): number {
+    return rd16(this.bytes, this.off + SRC_PORT);
+  }
+  set srcPort(v: number) {
+    wr16(this.bytes, this.off + SRC_PORT, v);
+  }
+  get dstPort(): number {
+    return rd16(this.bytes, this.off + DST_PORT);
+  }
+  set dstPort(v: number) {
+    wr16(this.bytes, this.off + DST_PORT, v);
+  }
   /** Sequence number, unsigned. */
-  get seqNumber(): number { return rd32(this.bytes, this.off + SEQ); }
-  set seqNumber(v: number) { wr32(this.bytes, this.off + SEQ, v); }
+  get seqNumber(): number {
+    return rd32(this.bytes, this.off + SEQ);
+  }
+  set seqNumber(v: number) {
+    wr32(this.bytes, this.off + SEQ, v);
+  }
   /** Acknowledgment number, unsigned (meaningful when `TCP_ACK` is set). */
-  get ackNumber(): number { return rd32(this.bytes, this.off + ACK); }
-  set ackNumber(v: number) { wr32(this.bytes, this.off + ACK, v); }
+  get ackNumber(): number {
+    return rd32(this.bytes, this.off + ACK);
+  }
+  set ackNumber(v: number) {
+    wr32(this.bytes, this.off + ACK, v);
+  }
   /** Data offset in 32-bit words (the top 4 bits of byte 12). */
-  get dataOffset(): number { return this.bytes[this.off + DOFF_FLAGS]! >>> 4; }
+  get dataOffset(): number {
+    return this.bytes[this.off + DOFF_FLAGS]! >>> 4;
+  }
   set dataOffset(v: number) {
     this.bytes[this.off + DOFF_FLAGS] = ((v & 0x0f) << 4) | (this.bytes[this.off + DOFF_FLAGS]! & 0x0f);
   }
   /** Header length in bytes (data offset × 4). */
-  get headerLen(): number { return this.dataOffset << 2; }
-  set headerLen(v: number) { this.dataOffset = v >>> 2; }
+  get headerLen(): number {
+    return this.dataOffset << 2;
+  }
+  set headerLen(v: number) {
+    this.dataOffset = v >>> 2;
+  }
   /** The low 12 bits of bytes 12-13: control bits (`TCP_FIN` …) and the reserved bits. */
-  get flags(): number { return rd16(this.bytes, this.off + DOFF_FLAGS) & TCP_FLAGS_MASK; }
+  get flags(): number {
+    return rd16(this.bytes, this.off + DOFF_FLAGS) & TCP_FLAGS_MASK;
+  }
   set flags(v: number) {
     wr16(this.bytes, this.off + DOFF_FLAGS, (this.dataOffset << 12) | (v & TCP_FLAGS_MASK));
   }
   /** Receive window as on the wire (not scaled). */
-  get window(): number { return rd16(this.bytes, this.off + WINDOW); }
-  set window(v: number) { wr16(this.bytes, this.off + WINDOW, v); }
-  get checksum(): number { return rd16(this.bytes, this.off + CHECKSUM); }
-  set checksum(v: number) { wr16(this.bytes, this.off + CHECKSUM, v); }
-  get urgent(): number { return rd16(this.bytes, this.off + URGENT); }
-  set urgent(v: number) { wr16(this.bytes, this.off + URGENT, v); }
+  get window(): number {
+    return rd16(this.bytes, this.off + WINDOW);
+  }
+  set window(v: number) {
+    wr16(this.bytes, this.off + WINDOW, v);
+  }
+  get checksum(): number {
+    return rd16(this.bytes, this.off + CHECKSUM);
+  }
+  set checksum(v: number) {
+    wr16(this.bytes, this.off + CHECKSUM, v);
+  }
+  get urgent(): number {
+    return rd16(this.bytes, this.off + URGENT);
+  }
+  set urgent(v: number) {
+    wr16(this.bytes, this.off + URGENT, v);
+  }
 
-  get optionsOffset(): number { return this.off + TCP_HEADER_LEN; }
-  get optionsLen(): number { return this.headerLen - TCP_HEADER_LEN; }
+  get optionsOffset(): number {
+    return this.off + TCP_HEADER_LEN;
+  }
+  get optionsLen(): number {
+    return this.headerLen - TCP_HEADER_LEN;
+  }
 
   /** Offset of the kind byte of the first option of `kind` before End of Option List, or -1. */
   findOption(kind: number): number {
@@ -147,8 +187,12 @@ export class TcpView extends WireView {
     return o >= 0 && this.bytes[o + 1] === 4 ? o + 2 : -1;
   }
 
-  get payloadOffset(): number { return this.off + this.headerLen; }
-  payloadLen(len: number): number { return len - this.headerLen; }
+  get payloadOffset(): number {
+    return this.off + this.headerLen;
+  }
+  payloadLen(len: number): number {
+    return len - this.headerLen;
+  }
 
   /** True when the checksum over the pseudo-header and the `len`-byte segment is right. */
   verifyChecksum(pseudoSum: number, len: number): boolean {
@@ -252,13 +296,20 @@ export function parseTcp(v: TcpView, avail: number): TcpRepr | DropReason {
 
 function optionLen(o: TcpOption): number {
   switch (o.kind) {
-    case 'mss': return 4;
-    case 'wscale': return 3;
-    case 'sackPermitted': return 2;
-    case 'sack': return 2 + 8 * o.blocks.length;
-    case 'timestamps': return 10;
-    case 'nop': return 1;
-    case 'unknown': return 2 + o.data.length;
+    case 'mss':
+      return 4;
+    case 'wscale':
+      return 3;
+    case 'sackPermitted':
+      return 2;
+    case 'sack':
+      return 2 + 8 * o.blocks.length;
+    case 'timestamps':
+      return 10;
+    case 'nop':
+      return 1;
+    case 'unknown':
+      return 2 + o.data.length;
   }
 }
 

@@ -23,17 +23,37 @@ export class UdpView extends WireView {
     return null;
   }
 
-  get srcPort(): number { return rd16(this.bytes, this.off + SRC_PORT); }
-  set srcPort(v: number) { wr16(this.bytes, this.off + SRC_PORT, v); }
-  get dstPort(): number { return rd16(this.bytes, this.off + DST_PORT); }
-  set dstPort(v: number) { wr16(this.bytes, this.off + DST_PORT, v); }
-  get length(): number { return rd16(this.bytes, this.off + LENGTH); }
-  set length(v: number) { wr16(this.bytes, this.off + LENGTH, v); }
-  get checksum(): number { return rd16(this.bytes, this.off + CHECKSUM); }
-  set checksum(v: number) { wr16(this.bytes, this.off + CHECKSUM, v); }
+  get srcPort(): number {
+    return rd16(this.bytes, this.off + SRC_PORT);
+  }
+  set srcPort(v: number) {
+    wr16(this.bytes, this.off + SRC_PORT, v);
+  }
+  get dstPort(): number {
+    return rd16(this.bytes, this.off + DST_PORT);
+  }
+  set dstPort(v: number) {
+    wr16(this.bytes, this.off + DST_PORT, v);
+  }
+  get length(): number {
+    return rd16(this.bytes, this.off + LENGTH);
+  }
+  set length(v: number) {
+    wr16(this.bytes, this.off + LENGTH, v);
+  }
+  get checksum(): number {
+    return rd16(this.bytes, this.off + CHECKSUM);
+  }
+  set checksum(v: number) {
+    wr16(this.bytes, this.off + CHECKSUM, v);
+  }
 
-  get payloadOffset(): number { return this.off + UDP_HEADER_LEN; }
-  get payloadLen(): number { return this.length - UDP_HEADER_LEN; }
+  get payloadOffset(): number {
+    return this.off + UDP_HEADER_LEN;
+  }
+  get payloadLen(): number {
+    return this.length - UDP_HEADER_LEN;
+  }
 
   /**
    * True when the checksum is right for the given pseudo-header sum; over IPv4 a zero checksum means

@@ -5,7 +5,10 @@
 import { EMPTY } from './bytes.js';
 
 export class WireView {
-  constructor(public bytes: Uint8Array = EMPTY, public off = 0) {}
+  constructor(
+    public bytes: Uint8Array = EMPTY,
+    public off = 0,
+  ) {}
 
   /** Re-points the view without allocating. */
   at(bytes: Uint8Array, off: number): this {

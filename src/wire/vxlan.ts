@@ -35,23 +35,45 @@ export class VxlanView extends WireView {
   }
 
   /** The whole flags byte, reserved bits included. */
-  get flags(): number { return this.bytes[this.off + FLAGS]!; }
-  set flags(v: number) { this.bytes[this.off + FLAGS] = v & 0xff; }
+  get flags(): number {
+    return this.bytes[this.off + FLAGS]!;
+  }
+  set flags(v: number) {
+    this.bytes[this.off + FLAGS] = v & 0xff;
+  }
   /** The I bit. */
-  get instanceFlag(): boolean { return (this.flags & VXLAN_FLAG_I) !== 0; }
-  set instanceFlag(v: boolean) { this.flags = v ? this.flags | VXLAN_FLAG_I : this.flags & ~VXLAN_FLAG_I; }
+  get instanceFlag(): boolean {
+    return (this.flags & VXLAN_FLAG_I) !== 0;
+  }
+  set instanceFlag(v: boolean) {
+    this.flags = v ? this.flags | VXLAN_FLAG_I : this.flags & ~VXLAN_FLAG_I;
+  }
   /** The 24 reserved bits after the flags byte. */
-  get reserved1(): number { return rd24(this.bytes, this.off + RESERVED1); }
-  set reserved1(v: number) { wr24(this.bytes, this.off + RESERVED1, v); }
+  get reserved1(): number {
+    return rd24(this.bytes, this.off + RESERVED1);
+  }
+  set reserved1(v: number) {
+    wr24(this.bytes, this.off + RESERVED1, v);
+  }
   /** The 24-bit VXLAN Network Identifier. */
-  get vni(): number { return rd24(this.bytes, this.off + VNI); }
-  set vni(v: number) { wr24(this.bytes, this.off + VNI, v); }
+  get vni(): number {
+    return rd24(this.bytes, this.off + VNI);
+  }
+  set vni(v: number) {
+    wr24(this.bytes, this.off + VNI, v);
+  }
   /** The reserved byte after the VNI. */
-  get reserved2(): number { return this.bytes[this.off + RESERVED2]!; }
-  set reserved2(v: number) { this.bytes[this.off + RESERVED2] = v & 0xff; }
+  get reserved2(): number {
+    return this.bytes[this.off + RESERVED2]!;
+  }
+  set reserved2(v: number) {
+    this.bytes[this.off + RESERVED2] = v & 0xff;
+  }
 
   /** Offset of the inner Ethernet frame. */
-  get payloadOffset(): number { return this.off + VXLAN_HEADER_LEN; }
+  get payloadOffset(): number {
+    return this.off + VXLAN_HEADER_LEN;
+  }
 }
 
 export interface VxlanRepr {

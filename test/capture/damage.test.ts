@@ -100,16 +100,24 @@ test('random garbage, bare or behind a valid header, gives only CaptureError', (
   const pcapHeader = build('pcap', []).bytes;
   const ngHeader = build('pcapng', [], true, 2).bytes;
   fc.assert(
-    fc.property(fc.constantFrom(new Uint8Array(0), pcapHeader, ngHeader, ngHeader.subarray(0, 12)), fc.uint8Array({ maxLength: 200 }), fc.array(fc.nat(300), { maxLength: 5 }), (prefix, garbage, splits) => {
-      feed(splitAt(concat([prefix, garbage]), splits)); // feed() rethrows anything but a CaptureError
-    }),
+    fc.property(
+      fc.constantFrom(new Uint8Array(0), pcapHeader, ngHeader, ngHeader.subarray(0, 12)),
+      fc.uint8Array({ maxLength: 200 }),
+      fc.array(fc.nat(300), { maxLength: 5 }),
+      (prefix, garbage, splits) => {
+        feed(splitAt(concat([prefix, garbage]), splits)); // feed() rethrows anything but a CaptureError
+      },
+    ),
     { numRuns: 2000 },
   );
   // Structured garbage: well-framed pcapng blocks of any type with random bodies.
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.constantFrom(1, 2, 3, 4, 5, 6, 0x0a0d0d0a, 0xbad), fc.uint8Array({ maxLength: 64 }), fc.boolean()), { maxLength: 6 }), (blocks) => {
-      feed([concat([ngHeader, ...blocks.map(([t, body, le]) => block(t, body, le))])]);
-    }),
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom(1, 2, 3, 4, 5, 6, 0x0a0d0d0a, 0xbad), fc.uint8Array({ maxLength: 64 }), fc.boolean()), { maxLength: 6 }),
+      (blocks) => {
+        feed([concat([ngHeader, ...blocks.map(([t, body, le]) => block(t, body, le))])]);
+      },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -123,7 +131,10 @@ function errorOf(bytes: Uint8Array, ended = false): CaptureError {
     while (p.next() !== null);
   } catch (e) {
     assert.ok(e instanceof CaptureError, `not a CaptureError: ${String(e)}`);
-    assert.throws(() => p.next(), (again) => again === e); // the parser stays failed
+    assert.throws(
+      () => p.next(),
+      (again) => again === e,
+    ); // the parser stays failed
     return e;
   }
   assert.fail('no error');
@@ -151,7 +162,10 @@ test('pcapng: absurd or malformed block lengths are rejected at once, nothing al
   expectError(concat([SHB, fromHex('01000000 14000000 0100 0000 00000000 18000000')]), 'BadBlockLength', 44); // trailing copy differs
   const p = new PcapngParser({ maxBlockLen: 64 });
   p.push(concat([SHB, fromHex('06000000 44000000')]));
-  assert.throws(() => p.next(), (e) => e instanceof CaptureError && e.code === 'BadBlockLength');
+  assert.throws(
+    () => p.next(),
+    (e) => e instanceof CaptureError && e.code === 'BadBlockLength',
+  );
 });
 
 test('pcapng: bad magic, version, options, lengths and interfaces each have their code and offset', () => {
@@ -187,15 +201,24 @@ test('pcap: bad magic, version and absurd record lengths', () => {
   p.push(fromHex('0a0d0d0a'));
   assert.equal(p.next(), null); // waits for the 24-byte header…
   p.end();
-  assert.throws(() => p.next(), (e) => e instanceof CaptureError && e.code === 'Truncated' && e.offset === 0);
+  assert.throws(
+    () => p.next(),
+    (e) => e instanceof CaptureError && e.code === 'Truncated' && e.offset === 0,
+  );
   const q = new PcapParser();
   q.push(fromHex('0a0d0d0a 1c000000 4d3c2b1a 0100 0000 ffffffff ffffffff'));
-  assert.throws(() => q.next(), (e) => e instanceof CaptureError && e.code === 'BadMagic' && e.offset === 0); // …then names the magic
+  assert.throws(
+    () => q.next(),
+    (e) => e instanceof CaptureError && e.code === 'BadMagic' && e.offset === 0,
+  ); // …then names the magic
   expectError(fromHex('d4c3b2a1 0100 0400 00000000 00000000 00000400 01000000'), 'BadVersion', 4);
   expectError(concat([PCAP_HDR, fromHex('00000000 00000000 00000020 00000020')]), 'BadRecordLength', 32); // 512 MiB
   const small = new PcapParser({ maxRecordLen: 10 });
   small.push(concat([PCAP_HDR, fromHex('00000000 00000000 0b000000 0b000000')]));
-  assert.throws(() => small.next(), (e) => e instanceof CaptureError && e.code === 'BadRecordLength');
+  assert.throws(
+    () => small.next(),
+    (e) => e instanceof CaptureError && e.code === 'BadRecordLength',
+  );
 });
 
 test('readCapture: a damaged file yields its good records, then throws the CaptureError', async () => {
@@ -210,7 +233,10 @@ test('readCapture: a damaged file yields its good records, then throws the Captu
       })(),
       (e) => e instanceof CaptureError && e.code === 'Truncated' && e.offset === s.packets[2]!.end,
     );
-    assert.deepEqual(got, s.packets.slice(0, 3).map((p) => p.record));
+    assert.deepEqual(
+      got,
+      s.packets.slice(0, 3).map((p) => p.record),
+    );
     const garbage = join(dir, 'garbage');
     writeFileSync(garbage, 'not a capture at all');
     await assert.rejects(

@@ -138,7 +138,10 @@ test('tcpdump (libpcap) rewrites our pcap and pcapng; we read its output', async
     // LINKTYPE_RAW interface fails ("type 101 different from the type of the first interface": the first
     // IDB's link type is mapped to DLT_RAW, the next ones are not), so: two Ethernet interfaces, or one raw.
     for (const littleEndian of [true, false]) {
-      for (const [linkType, pkts, ifaces] of [[1, ETH, 2], [101, RAW, 1]] as const) {
+      for (const [linkType, pkts, ifaces] of [
+        [1, ETH, 2],
+        [101, RAW, 1],
+      ] as const) {
         const ng = join(dir, `ours-${littleEndian}-${linkType}.pcapng`);
         const f = new FileSink(ng);
         const w = new PcapngWriter(f.write, { littleEndian });
@@ -155,10 +158,13 @@ test('tcpdump (libpcap) rewrites our pcap and pcapng; we read its output', async
   });
 });
 
-test('editcap -F pcapng (Wireshark\'s pcapng writer, with its own SHB options) is read correctly', async () => {
+test("editcap -F pcapng (Wireshark's pcapng writer, with its own SHB options) is read correctly", async () => {
   requireTool('editcap', 'wireshark-common');
   await withTempDir(async (dir) => {
-    for (const [fmt, res] of [['pcap', 'us'], ['nsecpcap', 'ns']] as const) {
+    for (const [fmt, res] of [
+      ['pcap', 'us'],
+      ['nsecpcap', 'ns'],
+    ] as const) {
       const src = text2pcap(dir, ETH, `${fmt}.src`, ['-F', fmt]);
       const out = join(dir, `${fmt}.pcapng`);
       run('editcap', ['-F', 'pcapng', src, out]);
@@ -179,8 +185,14 @@ test('editcap -F pcapng (Wireshark\'s pcapng writer, with its own SHB options) i
     const re = join(dir, 're.pcapng');
     run('editcap', ['-F', 'pcapng', ours, re]);
     const { file, records } = await readAll(re);
-    assert.deepEqual(records, ETH.map((p, i) => ({ ...expected([p], 1, 'ns')[0]!, ifIndex: i % 2 })));
-    assert.deepEqual(file.interfaces.map((i) => i.name), ['eth0', 'eth1']);
+    assert.deepEqual(
+      records,
+      ETH.map((p, i) => ({ ...expected([p], 1, 'ns')[0]!, ifIndex: i % 2 })),
+    );
+    assert.deepEqual(
+      file.interfaces.map((i) => i.name),
+      ['eth0', 'eth1'],
+    );
   });
 });
 
@@ -192,7 +204,10 @@ function epoch(ts: bigint): string {
 function tsharkFields(path: string, fields: string[]): string[][] {
   requireTool('tshark', 'tshark');
   const out = run('tshark', ['-r', path, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])]);
-  return out.replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
+  return out
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l) => l.split('\t'));
 }
 
 test('tshark reads our pcapng: interface names, link types, ns timestamps, lengths, both byte orders', async () => {
@@ -221,7 +236,9 @@ test('tshark reads our pcapng: interface names, link types, ns timestamps, lengt
       const got = tsharkFields(path, ['frame.interface_name', 'frame.time_epoch', 'frame.len', 'frame.cap_len', 'arp.dst.proto_ipv4']);
       assert.deepEqual(got, rows);
       // tshark sees the raw IP packets as IP.
-      const ipDst = tsharkFields(path, ['ip.dst']).slice(3, 5).map((r) => r[0]);
+      const ipDst = tsharkFields(path, ['ip.dst'])
+        .slice(3, 5)
+        .map((r) => r[0]);
       assert.deepEqual(ipDst, ['10.0.0.2', '10.0.0.1']);
     }
   });

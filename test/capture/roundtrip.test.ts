@@ -109,33 +109,45 @@ const arbSplits = fc.array(fc.nat(4000), { maxLength: 12 });
 
 test('pcapng: writer then reader is the identity, however the stream is chunked', () => {
   fc.assert(
-    fc.property(fc.array(arbIface, { minLength: 1, maxLength: 4 }), fc.array(arbPacket, { maxLength: 12 }), fc.boolean(), arbSplits, (ifaces, packets, le, splits) => {
-      const m = memorySink();
-      const w = new PcapngWriter(m.sink, { littleEndian: le });
-      for (const i of ifaces) w.addInterface(i.name, i.linkType, i.snaplen);
-      const expected: CaptureRecord[] = [];
-      for (const p of packets) {
-        const ifIndex = p.ifPick % ifaces.length;
-        const { linkType, snaplen } = ifaces[ifIndex]!;
-        const origLen = p.data.length + p.extra;
-        w.writePacket(ifIndex, p.timestampNs, p.data, origLen);
-        const data = snaplen === 0 ? p.data : p.data.subarray(0, snaplen);
-        expected.push({ ifIndex, linkType, timestampNs: p.timestampNs, data, origLen });
-      }
-      const parser = createParser();
-      const { records, error } = feed(splitAt(m.bytes(), splits), parser);
-      assert.equal(error, null);
-      assert.deepEqual(records, expected);
-      assert.deepEqual(parser.interfaces, ifaces.map((i) => ({ name: i.name, linkType: i.linkType, snaplen: i.snaplen })));
-      assert.equal(parser.section?.littleEndian, le);
-    }),
+    fc.property(
+      fc.array(arbIface, { minLength: 1, maxLength: 4 }),
+      fc.array(arbPacket, { maxLength: 12 }),
+      fc.boolean(),
+      arbSplits,
+      (ifaces, packets, le, splits) => {
+        const m = memorySink();
+        const w = new PcapngWriter(m.sink, { littleEndian: le });
+        for (const i of ifaces) w.addInterface(i.name, i.linkType, i.snaplen);
+        const expected: CaptureRecord[] = [];
+        for (const p of packets) {
+          const ifIndex = p.ifPick % ifaces.length;
+          const { linkType, snaplen } = ifaces[ifIndex]!;
+          const origLen = p.data.length + p.extra;
+          w.writePacket(ifIndex, p.timestampNs, p.data, origLen);
+          const data = snaplen === 0 ? p.data : p.data.subarray(0, snaplen);
+          expected.push({ ifIndex, linkType, timestampNs: p.timestampNs, data, origLen });
+        }
+        const parser = createParser();
+        const { records, error } = feed(splitAt(m.bytes(), splits), parser);
+        assert.equal(error, null);
+        assert.deepEqual(records, expected);
+        assert.deepEqual(
+          parser.interfaces,
+          ifaces.map((i) => ({ name: i.name, linkType: i.linkType, snaplen: i.snaplen })),
+        );
+        assert.equal(parser.section?.littleEndian, le);
+      },
+    ),
   );
 });
 
 test('pcap: writer then reader is the identity (µs timestamps truncated), however the stream is chunked', () => {
   fc.assert(
     fc.property(
-      fc.array(arbPacket.map((p) => ({ ...p, timestampNs: p.timestampNs % (2n ** 32n * 1_000_000_000n) })), { maxLength: 12 }),
+      fc.array(
+        arbPacket.map((p) => ({ ...p, timestampNs: p.timestampNs % (2n ** 32n * 1_000_000_000n) })),
+        { maxLength: 12 },
+      ),
       fc.constantFrom('ns' as const, 'us' as const),
       fc.boolean(),
       arbIface,
@@ -223,7 +235,20 @@ function idb(le: boolean, linkType: number, snaplen: number, options: Uint8Array
   return block(1, new Body(le).u16(linkType).u16(0).u32(snaplen).bytes(options).done(), le);
 }
 function epb(le: boolean, ifId: number, ts: bigint, data: Uint8Array, origLen = data.length, options: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return block(6, new Body(le).u32(ifId).u32(Number(ts >> 32n)).u32(Number(ts & 0xffffffffn)).u32(data.length).u32(origLen).bytes(data).pad().bytes(options).done(), le);
+  return block(
+    6,
+    new Body(le)
+      .u32(ifId)
+      .u32(Number(ts >> 32n))
+      .u32(Number(ts & 0xffffffffn))
+      .u32(data.length)
+      .u32(origLen)
+      .bytes(data)
+      .pad()
+      .bytes(options)
+      .done(),
+    le,
+  );
 }
 
 test('pcapng: several sections in both byte orders, each with its own interfaces', () => {
@@ -234,12 +259,25 @@ test('pcapng: several sections in both byte orders, each with its own interfaces
     epb(true, 1, 5n, ABC),
     shb(false),
     idb(false, 113, 1500, new Body(false).opt(2, text('c')).opt(9, Uint8Array.of(9)).done()), // no opt_endofopt: allowed
-    epb(false, 0, 7n, ABC, 3, new Body(false).opt(2, Uint8Array.of(0, 0, 0, 1)).u32(0).done()), // epb_flags
+    epb(
+      false,
+      0,
+      7n,
+      ABC,
+      3,
+      new Body(false)
+        .opt(2, Uint8Array.of(0, 0, 0, 1))
+        .u32(0)
+        .done(),
+    ), // epb_flags
   ]);
   const p = new PcapngParser();
   p.push(input);
   assert.deepEqual(p.next(), { ifIndex: 1, linkType: 101, timestampNs: 5n, data: ABC, origLen: 3 });
-  assert.deepEqual(p.interfaces.map((i) => i.name), ['a', 'b']);
+  assert.deepEqual(
+    p.interfaces.map((i) => i.name),
+    ['a', 'b'],
+  );
   assert.deepEqual(p.section, { index: 0, littleEndian: true, major: 1, minor: 0, hardware: 'box', os: 'os', userAppl: 'app' });
   assert.deepEqual(p.next(), { ifIndex: 0, linkType: 113, timestampNs: 7n, data: ABC, origLen: 3 });
   assert.deepEqual(p.interfaces, [{ name: 'c', linkType: 113, snaplen: 1500 }]);
@@ -254,9 +292,26 @@ test('pcapng: if_tsresol (powers of 10 and 2), its default, and if_tsoffset are 
     shb(le),
     idb(le, 1, 0), // no if_tsresol: microseconds
     idb(le, 1, 0, new Body(le).opt(9, Uint8Array.of(3)).u32(0).done()), // milliseconds
-    idb(le, 1, 0, new Body(le).opt(9, Uint8Array.of(0x80 | 10)).u32(0).done()), // 2^-10 s
+    idb(
+      le,
+      1,
+      0,
+      new Body(le)
+        .opt(9, Uint8Array.of(0x80 | 10))
+        .u32(0)
+        .done(),
+    ), // 2^-10 s
     idb(le, 1, 0, new Body(le).opt(9, Uint8Array.of(12)).u32(0).done()), // picoseconds
-    idb(le, 1, 0, new Body(le).opt(9, Uint8Array.of(0x80 | 0)).opt(14, new Body(le).u64(-5n).done()).u32(0).done()), // s, offset -5 s
+    idb(
+      le,
+      1,
+      0,
+      new Body(le)
+        .opt(9, Uint8Array.of(0x80 | 0))
+        .opt(14, new Body(le).u64(-5n).done())
+        .u32(0)
+        .done(),
+    ), // s, offset -5 s
     epb(le, 0, 1_500_000n, ABC),
     epb(le, 1, 1_500n, ABC),
     epb(le, 2, 1024n * 3n + 512n, ABC),

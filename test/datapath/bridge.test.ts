@@ -11,8 +11,23 @@ import type { Port, VlanConfig } from '../../src/datapath/port.js';
 import { rdMac, wrMac } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import {
-  addHost, assertBooks, assertPoolFull, BROADCAST, carries, counts, drops, frame, hostMac, ingressSegment, newBridge, newNet,
-  rng, seen, untaggedVlan, vlanConfigArb, type Host,
+  addHost,
+  assertBooks,
+  assertPoolFull,
+  BROADCAST,
+  carries,
+  counts,
+  drops,
+  frame,
+  hostMac,
+  ingressSegment,
+  newBridge,
+  newNet,
+  rng,
+  seen,
+  untaggedVlan,
+  vlanConfigArb,
+  type Host,
 } from './topology.js';
 
 const S = 1e9;
@@ -40,7 +55,9 @@ test('learning converges: once every host has sent a frame, unicast reaches exac
             const f = frame({ src: a.mac, dst: b.mac, id: ++id });
             assert.equal(a.ep.send([f]), 1);
             const after = counts(hosts);
-            hosts.forEach((h, k) => assert.equal(after[k]! - before[k]!, h === b ? 1 : 0, `${a.name} → ${b.name}: ${h.name} received ${after[k]! - before[k]!}`));
+            hosts.forEach((h, k) =>
+              assert.equal(after[k]! - before[k]!, h === b ? 1 : 0, `${a.name} → ${b.name}: ${h.name} received ${after[k]! - before[k]!}`),
+            );
             assert.deepEqual(b.ep.take(), [f], 'delivered byte for byte');
           }
         }
@@ -58,9 +75,18 @@ test('a flood reaches every other port of its segment exactly once and never its
   fc.assert(
     fc.property(
       fc.array(vlanConfigArb, { minLength: 2, maxLength: 7 }),
-      fc.array(fc.record({
-        from: fc.nat(), dst: fc.constantFrom(...FLOOD_DSTS), tag: fc.option(fc.constantFrom(0, 1, 2, 3, 10, 99), { nil: null }), down: fc.option(fc.nat(), { nil: null }),
-      }, { noNullPrototype: true }), { minLength: 1, maxLength: 25 }),
+      fc.array(
+        fc.record(
+          {
+            from: fc.nat(),
+            dst: fc.constantFrom(...FLOOD_DSTS),
+            tag: fc.option(fc.constantFrom(0, 1, 2, 3, 10, 99), { nil: null }),
+            down: fc.option(fc.nat(), { nil: null }),
+          },
+          { noNullPrototype: true },
+        ),
+        { minLength: 1, maxLength: 25 },
+      ),
       (cfgs, sends) => {
         const net = newNet();
         const br = newBridge(net, 'br');
@@ -106,10 +132,13 @@ interface TreeSpec {
 }
 
 const treeArb: fc.Arbitrary<TreeSpec> = fc.integer({ min: 2, max: 6 }).chain((n) =>
-  fc.record({
-    parents: fc.tuple(...Array.from({ length: n - 1 }, (_, i) => fc.nat({ max: i }))),
-    hosts: fc.array(fc.array(fc.constantFrom(0, 10, 20), { minLength: 1, maxLength: 3 }), { minLength: n, maxLength: n }),
-  }, { noNullPrototype: true }),
+  fc.record(
+    {
+      parents: fc.tuple(...Array.from({ length: n - 1 }, (_, i) => fc.nat({ max: i }))),
+      hosts: fc.array(fc.array(fc.constantFrom(0, 10, 20), { minLength: 1, maxLength: 3 }), { minLength: n, maxLength: n }),
+    },
+    { noNullPrototype: true },
+  ),
 );
 
 test('random trees of bridges: after one broadcast per host, every unicast is delivered exactly once and to nobody else', () => {
@@ -127,7 +156,9 @@ test('random trees of bridges: after one broadcast per host, every unicast is de
         bridges[child]!.addPort('up', b, linkCfg, 'veth');
       });
       const hosts: Host[] = [];
-      spec.hosts.forEach((vlans, bi) => vlans.forEach((vlan, j) => hosts.push(addHost(bridges[bi]!, net, `h${bi}.${j}`, hostMac(0x100 * (bi + 1) + j), { vlan }))));
+      spec.hosts.forEach((vlans, bi) =>
+        vlans.forEach((vlan, j) => hosts.push(addHost(bridges[bi]!, net, `h${bi}.${j}`, hostMac(0x100 * (bi + 1) + j), { vlan }))),
+      );
       const vlanOf = (h: Host): number => h.cfg.vlan ?? 0;
       // Broadcasts: each reaches every other host of its VLAN once, never its sender.
       let id = 0;
@@ -150,7 +181,11 @@ test('random trees of bridges: after one broadcast per host, every unicast is de
           assert.deepEqual(b.ep.take(), [f]);
         }
       }
-      assert.deepEqual(bridges.map((b) => b.floodCopies), floods, 'no bridge flooded a learned unicast');
+      assert.deepEqual(
+        bridges.map((b) => b.floodCopies),
+        floods,
+        'no bridge flooded a learned unicast',
+      );
       for (const b of bridges) assertBooks(b);
       assertPoolFull(net.pool);
     }),
@@ -171,17 +206,29 @@ test('aging: an address learned at t is used until t + A − 1, floods at t + A,
       let before = counts([a, b, c]);
       const copies = br.floodCopies;
       b.ep.send([frame({ src: b.mac, dst: a.mac, id: 1 })]);
-      assert.deepEqual(counts([a, b, c]).map((n, i) => n - before[i]!), [1, 0, 0], 'at t + A − 1 the entry is used');
+      assert.deepEqual(
+        counts([a, b, c]).map((n, i) => n - before[i]!),
+        [1, 0, 0],
+        'at t + A − 1 the entry is used',
+      );
       assert.equal(br.floodCopies, copies);
       net.clock.t = t0 + A;
       before = counts([a, b, c]);
       b.ep.send([frame({ src: b.mac, dst: a.mac, id: 2 })]);
-      assert.deepEqual(counts([a, b, c]).map((n, i) => n - before[i]!), [1, 0, 1], 'at t + A the frame floods');
+      assert.deepEqual(
+        counts([a, b, c]).map((n, i) => n - before[i]!),
+        [1, 0, 1],
+        'at t + A the frame floods',
+      );
       assert.equal(br.floodCopies, copies + 1);
       const size = br.macs.size;
       assert.equal(br.tick(), 1, 'tick() at t + A ages out exactly the entry learned at t');
       assert.equal(br.macs.size, size - 1);
-      assert.deepEqual(br.macs.entries().map((e) => e.mac), [b.mac], 'b (learned at t + A − 1, refreshed at t + A) stays');
+      assert.deepEqual(
+        br.macs.entries().map((e) => e.mac),
+        [b.mac],
+        'b (learned at t + A − 1, refreshed at t + A) stays',
+      );
       assertBooks(br);
     }),
     { numRuns: 200 },
@@ -205,7 +252,7 @@ test('the table cap holds under a random-MAC flood and eviction spares the ports
   const spray: Uint8Array[] = [];
   for (let i = 0; i < 20000; i++) {
     const f = tmpl.slice();
-    wrMac(f, 6, (((next() & 0xfeff) | 0x0200) * 0x1_0000_0000) + next()); // unicast, locally administered
+    wrMac(f, 6, ((next() & 0xfeff) | 0x0200) * 0x1_0000_0000 + next()); // unicast, locally administered
     spray.push(f);
   }
   const delivered = hosts[0]!.ep.count;
@@ -235,7 +282,11 @@ test('station move: an address seen on another port is forwarded there', () => {
   const roaming = hostMac(0x99);
   a.ep.send([frame({ src: roaming, dst: BROADCAST })]);
   c.ep.send([frame({ src: c.mac, dst: roaming, id: 1 })]);
-  assert.deepEqual([a, b, c].map((h) => h.ep.take().map((f) => seen(f).id)), [[1], [0], [0]], 'learned at a: the unicast went there only');
+  assert.deepEqual(
+    [a, b, c].map((h) => h.ep.take().map((f) => seen(f).id)),
+    [[1], [0], [0]],
+    'learned at a: the unicast went there only',
+  );
   b.ep.send([frame({ src: roaming, dst: c.mac })]);
   assert.equal(br.macs.stats.moved, 1);
   c.ep.send([frame({ src: c.mac, dst: roaming, id: 2 })]);
@@ -255,10 +306,21 @@ test('removing a port flushes its addresses (static ones too): frames to them fl
   a.ep.send([frame({ src: a.mac, dst: c.mac })]);
   assert.equal(b.ep.count, 1, 'learned: only the broadcast reached b');
   br.removePort(c.port);
-  assert.equal(br.macs.entries().some((e) => e.port === c.port.index), false, 'no entry points at the removed port');
+  assert.equal(
+    br.macs.entries().some((e) => e.port === c.port.index),
+    false,
+    'no entry points at the removed port',
+  );
   const copies = br.floodCopies;
   a.ep.send([frame({ src: a.mac, dst: c.mac, id: 5 }), frame({ src: a.mac, dst: pinned, id: 6 })]);
-  assert.deepEqual(b.ep.take().map((f) => seen(f).id).slice(-2), [5, 6], 'both flood to b');
+  assert.deepEqual(
+    b.ep
+      .take()
+      .map((f) => seen(f).id)
+      .slice(-2),
+    [5, 6],
+    'both flood to b',
+  );
   assert.equal(c.ep.count, 1, 'the removed port gets nothing more');
   assert.equal(br.floodCopies, copies, 'one destination left: no copies');
   assert.throws(() => br.port('h3'), RangeError);
@@ -269,7 +331,7 @@ test('removing a port flushes its addresses (static ones too): frames to them fl
   assertPoolFull(net.pool);
 });
 
-test('link down flushes the port\'s learned addresses; frames to them flood once it is back up', () => {
+test("link down flushes the port's learned addresses; frames to them flood once it is back up", () => {
   const net = newNet();
   const br = newBridge(net, 'br');
   const [a, b, c] = [1, 2, 3].map((n) => addHost(br, net, `h${n}`, hostMac(n))) as [Host, Host, Host];
@@ -280,11 +342,22 @@ test('link down flushes the port\'s learned addresses; frames to them flood once
   assert.equal(br.macs.countOf(c.port.index), 0, 'flushed on carrier loss');
   a.ep.send([frame({ src: a.mac, dst: c.mac, id: 1 })]);
   assert.equal(c.ep.count, 0, 'nothing goes out of a port without carrier');
-  assert.deepEqual(b.ep.take().map((f) => seen(f).id), [0, 1], 'the unknown destination floods to b');
+  assert.deepEqual(
+    b.ep.take().map((f) => seen(f).id),
+    [0, 1],
+    'the unknown destination floods to b',
+  );
   c.ep.setLink(true);
   a.ep.send([frame({ src: a.mac, dst: c.mac, id: 2 })]);
-  assert.deepEqual(b.ep.take().map((f) => seen(f).id), [2], 'still flooding after carrier returns');
-  assert.deepEqual(c.ep.take().map((f) => seen(f).id), [2]);
+  assert.deepEqual(
+    b.ep.take().map((f) => seen(f).id),
+    [2],
+    'still flooding after carrier returns',
+  );
+  assert.deepEqual(
+    c.ep.take().map((f) => seen(f).id),
+    [2],
+  );
   assertBooks(br);
 });
 
@@ -334,7 +407,7 @@ test('a frame to an address learned on its own ingress port is dropped with Same
   assertBooks(br);
 });
 
-test('MTU: a frame larger than the egress port\'s MTU is dropped there with MtuExceeded (the tag does not count)', () => {
+test("MTU: a frame larger than the egress port's MTU is dropped there with MtuExceeded (the tag does not count)", () => {
   const net = newNet();
   const br = newBridge(net, 'br');
   const a = addHost(br, net, 'a', hostMac(1), { trunk: [5] });
@@ -375,7 +448,9 @@ test('frames arriving while the bridge is busy wait in the queue; beyond its cap
     b.ep.send([frame({ src: b.mac, dst: BROADCAST })]);
     for (const h of [a, b, c]) h.ep.take();
     // b answers each frame it gets with five frames to c, sent from inside the bridge's batch.
-    b.ep.onFrame = () => { b.ep.send([1, 2, 3, 4, 5].map((id) => frame({ src: b.mac, dst: c.mac, id }))); };
+    b.ep.onFrame = () => {
+      b.ep.send([1, 2, 3, 4, 5].map((id) => frame({ src: b.mac, dst: c.mac, id })));
+    };
     a.ep.send([frame({ src: a.mac, dst: b.mac })]);
     b.ep.onFrame = null;
     const got = c.ep.take().map((f) => seen(f).id);
@@ -398,9 +473,36 @@ const GROUP_SRC = 0x010000000001;
 function anyFrameArb(macs: number[]): fc.Arbitrary<Uint8Array> {
   const mac = fc.constantFrom(...macs);
   return fc.oneof(
-    { weight: 4, arbitrary: fc.record({ src: fc.oneof({ weight: 9, arbitrary: mac }, { weight: 1, arbitrary: fc.constant(GROUP_SRC) }), dst: fc.oneof(mac, fc.constant(BROADCAST), fc.constant(0x060000000009)), tags: fc.array(fc.record({ vid: fc.constantFrom(0, 1, 2, 3, 10, 4095), tpid: fc.constantFrom(0x8100, 0x8100, 0x88a8) }, { noNullPrototype: true }), { maxLength: 2 }), id: fc.nat() }, { noNullPrototype: true }).map((s) => frame(s)) },
+    {
+      weight: 4,
+      arbitrary: fc
+        .record(
+          {
+            src: fc.oneof({ weight: 9, arbitrary: mac }, { weight: 1, arbitrary: fc.constant(GROUP_SRC) }),
+            dst: fc.oneof(mac, fc.constant(BROADCAST), fc.constant(0x060000000009)),
+            tags: fc.array(
+              fc.record({ vid: fc.constantFrom(0, 1, 2, 3, 10, 4095), tpid: fc.constantFrom(0x8100, 0x8100, 0x88a8) }, { noNullPrototype: true }),
+              { maxLength: 2 },
+            ),
+            id: fc.nat(),
+          },
+          { noNullPrototype: true },
+        )
+        .map((s) => frame(s)),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 17 }) },
-    { weight: 1, arbitrary: fc.tuple(mac, fc.constantFrom(0x8100, 0x88a8), fc.uint8Array({ maxLength: 3 })).map(([src, tpid, rest]) => { const f = new Uint8Array(14 + rest.length); wrMac(f, 0, BROADCAST); wrMac(f, 6, src); f[12] = tpid >> 8; f[13] = tpid & 0xff; f.set(rest, 14); return f; }) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(mac, fc.constantFrom(0x8100, 0x88a8), fc.uint8Array({ maxLength: 3 })).map(([src, tpid, rest]) => {
+        const f = new Uint8Array(14 + rest.length);
+        wrMac(f, 0, BROADCAST);
+        wrMac(f, 6, src);
+        f[12] = tpid >> 8;
+        f[13] = tpid & 0xff;
+        f.set(rest, 14);
+        return f;
+      }),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ minLength: 14, maxLength: 100 }) },
   );
 }
@@ -409,12 +511,25 @@ test('counters add up for every port and batch, and every buffer returns to the 
   fc.assert(
     fc.property(
       fc.array(vlanConfigArb, { minLength: 2, maxLength: 6 }),
-      fc.array(fc.oneof(
-        { weight: 6, arbitrary: fc.record({ kind: fc.constant('send' as const), port: fc.nat(), frames: fc.array(anyFrameArb([hostMac(1), hostMac(2), hostMac(3), hostMac(4), hostMac(5)]), { minLength: 1, maxLength: 20 }) }, { noNullPrototype: true }) },
-        { weight: 1, arbitrary: fc.record({ kind: fc.constant('admin' as const), port: fc.nat(), up: fc.boolean() }, { noNullPrototype: true }) },
-        { weight: 1, arbitrary: fc.record({ kind: fc.constant('link' as const), port: fc.nat(), up: fc.boolean() }, { noNullPrototype: true }) },
-        { weight: 1, arbitrary: fc.record({ kind: fc.constant('time' as const), ns: fc.integer({ min: 0, max: 400 * S }) }, { noNullPrototype: true }) },
-      ), { minLength: 1, maxLength: 15 }),
+      fc.array(
+        fc.oneof(
+          {
+            weight: 6,
+            arbitrary: fc.record(
+              {
+                kind: fc.constant('send' as const),
+                port: fc.nat(),
+                frames: fc.array(anyFrameArb([hostMac(1), hostMac(2), hostMac(3), hostMac(4), hostMac(5)]), { minLength: 1, maxLength: 20 }),
+              },
+              { noNullPrototype: true },
+            ),
+          },
+          { weight: 1, arbitrary: fc.record({ kind: fc.constant('admin' as const), port: fc.nat(), up: fc.boolean() }, { noNullPrototype: true }) },
+          { weight: 1, arbitrary: fc.record({ kind: fc.constant('link' as const), port: fc.nat(), up: fc.boolean() }, { noNullPrototype: true }) },
+          { weight: 1, arbitrary: fc.record({ kind: fc.constant('time' as const), ns: fc.integer({ min: 0, max: 400 * S }) }, { noNullPrototype: true }) },
+        ),
+        { minLength: 1, maxLength: 15 },
+      ),
       (cfgs, actions) => {
         const net = newNet(512);
         const br = newBridge(net, 'br');
@@ -427,9 +542,16 @@ test('counters add up for every port and batch, and every buffer returns to the 
               assert.equal(h.ep.send(a.frames), a.frames.length);
               assert.equal(h.port.counters.rxPackets - rx0, a.frames.length, 'every frame sent is counted received');
               break;
-            case 'admin': br.setAdmin(h.port, a.up); break;
-            case 'link': h.ep.setLink(a.up); break;
-            case 'time': net.clock.t += a.ns; br.tick(); break;
+            case 'admin':
+              br.setAdmin(h.port, a.up);
+              break;
+            case 'link':
+              h.ep.setLink(a.up);
+              break;
+            case 'time':
+              net.clock.t += a.ns;
+              br.tick();
+              break;
           }
           assertBooks(br);
         }
@@ -476,7 +598,10 @@ test('ingress segment model agrees with the bridge on single tagged frames', () 
   const net = newNet();
   const br: Bridge = newBridge(net, 'br');
   const t = addHost(br, net, 't', hostMac(1), { trunk: [1, 2], native: 3 });
-  assert.deepEqual([0, 1, 2, 3, 4].map((s) => t.port.carries(s)), [0, 1, 2, 3, 4].map((s) => carries(t.cfg, s)));
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].map((s) => t.port.carries(s)),
+    [0, 1, 2, 3, 4].map((s) => carries(t.cfg, s)),
+  );
 });
 
 test('a received frame with a bad length never corrupts the next one in the same batch', () => {

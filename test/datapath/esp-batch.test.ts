@@ -29,7 +29,11 @@ const UNDER_MAC = [0, 0x0e0000000001, 0x0e0000000002];
 const POD = [0, hostMac(0x105), hostMac(0x205)];
 const SECRET = new ClusterSecret(new Uint8Array(32).map((_, i) => i * 7 + 1));
 
-interface Node { br: Bridge; pod: Endpoint; under: TapEnd }
+interface Node {
+  br: Bridge;
+  pod: Endpoint;
+  under: TapEnd;
+}
 
 function pair(net: Net, kind: 'vxlan' | 'geneve', underlay: 4 | 6, esp: Omit<EspConfig, 'secret'>): { n1: Node; n2: Node } {
   const ip: [string, string] = underlay === 4 ? ['192.168.0.1', '192.168.0.2'] : ['fd00:ff::1', 'fd00:ff::2'];
@@ -66,8 +70,17 @@ function mutate(frames: Uint8Array[], muts: Mut[]): Uint8Array[] {
     if (m.op === 'dup') out.splice(i, 0, f.slice());
     else if (m.op === 'flip') f[m.at % f.length]! ^= 1 << (m.at % 8);
     else if (m.op === 'cut') out[i] = f.slice(0, m.at % f.length);
-    else if (m.op === 'junk') out.splice(i, 0, new Uint8Array(20 + (m.at % 200)).map((_, k) => (k * 13 + m.at) & 0xff));
-    else if (m.op === 'swap') { const j = (m.at >>> 3) % out.length; out[i] = out[j]!; out[j] = f; }
+    else if (m.op === 'junk')
+      out.splice(
+        i,
+        0,
+        new Uint8Array(20 + (m.at % 200)).map((_, k) => (k * 13 + m.at) & 0xff),
+      );
+    else if (m.op === 'swap') {
+      const j = (m.at >>> 3) % out.length;
+      out[i] = out[j]!;
+      out[j] = f;
+    }
   }
   return out;
 }
@@ -77,60 +90,86 @@ function arrive(net: Net, from: TapEnd, frames: Uint8Array[]): void {
   const b = new PacketBatch(256);
   for (const f of frames) {
     const p = net.pool.alloc()!;
-    if (!p.load(f)) { p.release(); continue; }
+    if (!p.load(f)) {
+      p.release();
+      continue;
+    }
     b.add(p);
   }
   from.transmit(b);
 }
 
-function world(batchAead: { native: NativeAead | null } | undefined, cipher: EspConfig['cipher'], kind: 'vxlan' | 'geneve', underlay: 4 | 6, udpEncap: boolean) {
+function world(
+  batchAead: { native: NativeAead | null } | undefined,
+  cipher: EspConfig['cipher'],
+  kind: 'vxlan' | 'geneve',
+  underlay: 4 | 6,
+  udpEncap: boolean,
+) {
   const net: Net = { pool: new PacketPool({ count: 1024, frameCapacity: 2048 }), clock: new VirtualClock() };
   const { n1, n2 } = pair(net, kind, underlay, { cipher, udpEncap, ...(batchAead !== undefined ? { batchAead } : {}) });
   return { net, n1, n2 };
 }
 
-for (const [name, nat] of [['native', native], ['fallback', null]] as const) {
-  test(`${name}: the bridge with batched ESP sends the same bytes and takes the same verdicts as one packet at a time`, name === 'native' && why !== null ? { skip: why } : {}, () => {
-    fc.assert(fc.property(
-      fc.constantFrom<EspConfig['cipher']>('aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'), fc.constantFrom<'vxlan' | 'geneve'>('vxlan', 'geneve'),
-      fc.constantFrom<4 | 6>(4, 6), fc.boolean(),
-      fc.array(fc.array(fc.integer({ min: 28, max: 1300 }), { minLength: 1, maxLength: 80 }), { minLength: 2, maxLength: 3 }),
-      fc.array(fc.record({ op: fc.constantFrom<Mut['op']>('keep', 'dup', 'flip', 'cut', 'junk', 'swap'), at: fc.nat() }), { maxLength: 12 }),
-      (cipher, kind, underlay, udpEncap, bursts, muts) => {
-        const a = world(undefined, cipher, kind, underlay, udpEncap);
-        const b = world({ native: nat }, cipher, kind, underlay, udpEncap);
-        // The first burst crosses to node2 as it is sent; the others are held back (node2's underlay
-        // receives nothing meanwhile) and arrive later in one mutated batch, first sight of them.
-        let k = 0;
-        const rx = (u: TapEnd): { rx: unknown } => u as unknown as { rx: unknown };
-        const hold = [rx(a.n2.under).rx, rx(b.n2.under).rx];
-        bursts.forEach((burst, j) => {
-          if (j === 1) rx(a.n2.under).rx = rx(b.n2.under).rx = null;
-          const frames = burst.map((len) => pkt(len, k++));
-          a.n1.pod.send(frames);
-          b.n1.pod.send(frames);
-        });
-        rx(a.n2.under).rx = hold[0];
-        rx(b.n2.under).rx = hold[1];
-        assert.equal(b.n1.under.sent.length, a.n1.under.sent.length);
-        a.n1.under.sent.forEach((f, i) => assert.equal(hex(b.n1.under.sent[i]!), hex(f), `outer frame ${i}`));
-        // What arrived at node2 in order; then a mutated batch of the same frames again.
-        const wire = a.n1.under.sent.splice(0);
-        b.n1.under.sent.length = 0;
-        const again = mutate(wire, muts);
-        arrive(a.net, a.n1.under, again);
-        arrive(b.net, b.n1.under, again);
-        const got = a.n2.pod.take().map((f) => hex(f));
-        assert.ok(got.length >= bursts[0]!.length, `the first burst arrived (${got.length} of ${bursts[0]!.length})`);
-        assert.deepEqual(b.n2.pod.take().map((f) => hex(f)), got, 'delivered');
-        const pa = a.n2.br.port('tun0');
-        const pb = b.n2.br.port('tun0');
-        assert.deepEqual([...pb.counters.drops], [...pa.counters.drops], 'drops by reason');
-        const sa = a.n2.br.tunnel('tun0').sadb!.peers[0]!.inCur!;
-        const sb = b.n2.br.tunnel('tun0').sadb!.peers[0]!.inCur!;
-        assert.deepEqual([sb.topHi, sb.topLo, sb.packets, sb.bytes, [...sb.drops]], [sa.topHi, sa.topLo, sa.packets, sa.bytes, [...sa.drops]], 'SA state');
-        assertPoolFull(a.net.pool);
-        assertPoolFull(b.net.pool);
-      }), { numRuns: 40 });
-  });
+for (const [name, nat] of [
+  ['native', native],
+  ['fallback', null],
+] as const) {
+  test(
+    `${name}: the bridge with batched ESP sends the same bytes and takes the same verdicts as one packet at a time`,
+    name === 'native' && why !== null ? { skip: why } : {},
+    () => {
+      fc.assert(
+        fc.property(
+          fc.constantFrom<EspConfig['cipher']>('aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'),
+          fc.constantFrom<'vxlan' | 'geneve'>('vxlan', 'geneve'),
+          fc.constantFrom<4 | 6>(4, 6),
+          fc.boolean(),
+          fc.array(fc.array(fc.integer({ min: 28, max: 1300 }), { minLength: 1, maxLength: 80 }), { minLength: 2, maxLength: 3 }),
+          fc.array(fc.record({ op: fc.constantFrom<Mut['op']>('keep', 'dup', 'flip', 'cut', 'junk', 'swap'), at: fc.nat() }), { maxLength: 12 }),
+          (cipher, kind, underlay, udpEncap, bursts, muts) => {
+            const a = world(undefined, cipher, kind, underlay, udpEncap);
+            const b = world({ native: nat }, cipher, kind, underlay, udpEncap);
+            // The first burst crosses to node2 as it is sent; the others are held back (node2's underlay
+            // receives nothing meanwhile) and arrive later in one mutated batch, first sight of them.
+            let k = 0;
+            const rx = (u: TapEnd): { rx: unknown } => u as unknown as { rx: unknown };
+            const hold = [rx(a.n2.under).rx, rx(b.n2.under).rx];
+            bursts.forEach((burst, j) => {
+              if (j === 1) rx(a.n2.under).rx = rx(b.n2.under).rx = null;
+              const frames = burst.map((len) => pkt(len, k++));
+              a.n1.pod.send(frames);
+              b.n1.pod.send(frames);
+            });
+            rx(a.n2.under).rx = hold[0];
+            rx(b.n2.under).rx = hold[1];
+            assert.equal(b.n1.under.sent.length, a.n1.under.sent.length);
+            a.n1.under.sent.forEach((f, i) => assert.equal(hex(b.n1.under.sent[i]!), hex(f), `outer frame ${i}`));
+            // What arrived at node2 in order; then a mutated batch of the same frames again.
+            const wire = a.n1.under.sent.splice(0);
+            b.n1.under.sent.length = 0;
+            const again = mutate(wire, muts);
+            arrive(a.net, a.n1.under, again);
+            arrive(b.net, b.n1.under, again);
+            const got = a.n2.pod.take().map((f) => hex(f));
+            assert.ok(got.length >= bursts[0]!.length, `the first burst arrived (${got.length} of ${bursts[0]!.length})`);
+            assert.deepEqual(
+              b.n2.pod.take().map((f) => hex(f)),
+              got,
+              'delivered',
+            );
+            const pa = a.n2.br.port('tun0');
+            const pb = b.n2.br.port('tun0');
+            assert.deepEqual([...pb.counters.drops], [...pa.counters.drops], 'drops by reason');
+            const sa = a.n2.br.tunnel('tun0').sadb!.peers[0]!.inCur!;
+            const sb = b.n2.br.tunnel('tun0').sadb!.peers[0]!.inCur!;
+            assert.deepEqual([sb.topHi, sb.topLo, sb.packets, sb.bytes, [...sb.drops]], [sa.topHi, sa.topLo, sa.packets, sa.bytes, [...sa.drops]], 'SA state');
+            assertPoolFull(a.net.pool);
+            assertPoolFull(b.net.pool);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    },
+  );
 }

@@ -51,7 +51,12 @@ function pair(kind: 'vxlan' | 'geneve', underlay: 4 | 6, esp: Omit<EspConfig, 's
 
 const bytes = (b: Uint8Array): Layer => ({ kind: 'data', bytes: b });
 function pkt(len: number, k: number, df = true): Uint8Array {
-  return compose([eth(0x0800, [], POD[1]!, POD[2]!), ip4('10.0.0.1', '10.0.0.2', 17, { dontFrag: df }), udp(5000, 6000), bytes(new Uint8Array(len - 28).fill(k & 0xff))]);
+  return compose([
+    eth(0x0800, [], POD[1]!, POD[2]!),
+    ip4('10.0.0.1', '10.0.0.2', 17, { dontFrag: df }),
+    udp(5000, 6000),
+    bytes(new Uint8Array(len - 28).fill(k & 0xff)),
+  ]);
 }
 
 function contains(hay: Uint8Array, needle: Uint8Array): boolean {
@@ -63,7 +68,11 @@ function contains(hay: Uint8Array, needle: Uint8Array): boolean {
 }
 
 for (const cipher of ['aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'] as const) {
-  for (const [kind, underlay, udpEncap] of [['vxlan', 4, false], ['geneve', 6, false], ['vxlan', 4, true]] as const) {
+  for (const [kind, underlay, udpEncap] of [
+    ['vxlan', 4, false],
+    ['geneve', 6, false],
+    ['vxlan', 4, true],
+  ] as const) {
     test(`esp ${cipher} ${kind}/IPv${underlay}${udpEncap ? ' in UDP 4500' : ''}: delivered whole, encrypted on the wire`, () => {
       const { net, n1, n2 } = pair(kind, underlay, { cipher, udpEncap });
       const sent = [pkt(100, 1), pkt(1000, 2), pkt(60, 3)];
@@ -98,7 +107,13 @@ test('esp: a forged, a replayed and a cleartext tunnel packet are dropped with t
   const forged = good.slice();
   forged[34 + 7] = 5;
   forged[forged.length - 30] = forged[forged.length - 30]! ^ 0x40;
-  const cleartext = compose([eth(0x0800, [], UNDER_MAC[1]!, UNDER_MAC[2]!), ip4('192.168.0.1', '192.168.0.2', 17), udp(50000, 4789, true), { kind: 'vxlan', repr: { vni: 5000 } }, bytes(pkt(100, 9))]);
+  const cleartext = compose([
+    eth(0x0800, [], UNDER_MAC[1]!, UNDER_MAC[2]!),
+    ip4('192.168.0.1', '192.168.0.2', 17),
+    udp(50000, 4789, true),
+    { kind: 'vxlan', repr: { vni: 5000 } },
+    bytes(pkt(100, 9)),
+  ]);
   const b = new PacketBatch();
   for (const f of [forged, good, cleartext]) {
     const p = net.pool.alloc()!;
@@ -124,7 +139,7 @@ test('esp: lifetimes rekey to the next epoch without losing a packet; the old in
   const inb = n2.br.tunnel('tun0').sadb!.peers[0]!;
   assert.equal(out.rekeys, 3);
   assert.equal(inb.inEpoch, 3, 'the receiver followed');
-  const spis = new Set(n1.under.sent.map((f) => (f[34]! << 24 | f[35]! << 16 | f[36]! << 8 | f[37]!) >>> 0));
+  const spis = new Set(n1.under.sent.map((f) => ((f[34]! << 24) | (f[35]! << 16) | (f[36]! << 8) | f[37]!) >>> 0));
   assert.equal(spis.size, 4, 'one SPI per epoch');
   assert.notEqual(inb.inOld, null);
   net.clock.t += 2e9;
@@ -133,7 +148,7 @@ test('esp: lifetimes rekey to the next epoch without losing a packet; the old in
   assertPoolFull(net.pool);
 });
 
-test('esp: the path MTU takes ESP\'s exact overhead; a packet one byte larger with DF gets ICMP with it', () => {
+test("esp: the path MTU takes ESP's exact overhead; a packet one byte larger with DF gets ICMP with it", () => {
   const { net, n1, n2 } = pair('vxlan', 4, { cipher: 'aes-gcm-128' });
   const mtu = podMtu(1500, { tunnel: 'vxlan', underlay: 4, esp: { cipher: 'aes-gcm-128' } });
   assert.equal(mtu, 1416);
@@ -178,7 +193,12 @@ test('esp: explicitly keyed SAs (labs, interop) carry traffic; an SA out of sequ
   const b2a = { spi: 0x2002, key: '22'.repeat(16), salt: 'b1b2b3b4' };
   const make = (i: 1 | 2, under: TapEnd): Node => {
     const br = newBridge(net, `node${i}`);
-    br.addTunnel('tun0', under, { kind: 'vxlan', mode: 'l2', localIp: `192.168.0.${i}`, esp: { cipher: 'aes-gcm-128', esn: false, lifetime: { packets: 2 }, freshExplicitKeys: true } });
+    br.addTunnel('tun0', under, {
+      kind: 'vxlan',
+      mode: 'l2',
+      localIp: `192.168.0.${i}`,
+      esp: { cipher: 'aes-gcm-128', esn: false, lifetime: { packets: 2 }, freshExplicitKeys: true },
+    });
     br.addVtep('tun0', { ip: `192.168.0.${3 - i}`, mac: UNDER_MAC[3 - i]!, vnis: [5000], esp: i === 1 ? { out: a2b, in: b2a } : { out: b2a, in: a2b } });
     br.mapVni('tun0', 5000, 0);
     const pod = new Endpoint(`pod${i}`, net.pool, POD[i]!, 9000);
@@ -190,7 +210,7 @@ test('esp: explicitly keyed SAs (labs, interop) carry traffic; an SA out of sequ
   n1.pod.send([pkt(100, 1), pkt(100, 2), pkt(100, 3)]);
   assert.equal(n2.pod.take().length, 2, 'two packets, then the explicit SA is used up (no rekeying for explicit keys)');
   assert.equal(drops(n1.br.port('tun0'), DropReason.EspSaExhausted), 1);
-  assert.equal((u1.sent[0]![34]! << 24 | u1.sent[0]![35]! << 16 | u1.sent[0]![36]! << 8 | u1.sent[0]![37]!) >>> 0, 0x1001);
+  assert.equal(((u1.sent[0]![34]! << 24) | (u1.sent[0]![35]! << 16) | (u1.sent[0]![36]! << 8) | u1.sent[0]![37]!) >>> 0, 0x1001);
   assertPoolFull(net.pool);
 });
 
@@ -198,10 +218,20 @@ test('esp: the path MTU counts Geneve options and ESP together, for each underla
   const net: Net = { pool: new PacketPool({ count: 8, frameCapacity: 2048 }), clock: new VirtualClock() };
   const br = newBridge(net, 'n');
   const [u] = tapPair('u1', 'u2', UNDER_MAC[1]!, UNDER_MAC[2]!, 1500);
-  br.addTunnel('tun0', u, { kind: 'geneve', mode: 'l2', localIp: 'fd00::1', options: [{ class: 1, type: 2, data: new Uint8Array(8) }], esp: { cipher: 'chacha20-poly1305', secret: SECRET, udpEncap: true } });
+  br.addTunnel('tun0', u, {
+    kind: 'geneve',
+    mode: 'l2',
+    localIp: 'fd00::1',
+    options: [{ class: 1, type: 2, data: new Uint8Array(8) }],
+    esp: { cipher: 'chacha20-poly1305', secret: SECRET, udpEncap: true },
+  });
   const t = br.tunnel('tun0');
   for (const mtu of [1500, 9000, 1500, 1280]) {
-    assert.equal(t.innerMtu(mtu), podMtu(mtu, { tunnel: 'geneve', underlay: 6, geneveOptionBytes: 12, esp: { cipher: 'chacha20-poly1305', udpEncap: true } }), `underlay ${mtu}`);
+    assert.equal(
+      t.innerMtu(mtu),
+      podMtu(mtu, { tunnel: 'geneve', underlay: 6, geneveOptionBytes: 12, esp: { cipher: 'chacha20-poly1305', udpEncap: true } }),
+      `underlay ${mtu}`,
+    );
   }
 });
 
@@ -212,7 +242,12 @@ test('esp: the path MTU is not capped like a pod MTU, and an underlay too small 
     const [u] = tapPair(`u${mtu}`, `v${mtu}`, UNDER_MAC[1]!, UNDER_MAC[2]!, mtu);
     // Explicit keys: no peer here to announce itself, and the test is about MTUs.
     br.addTunnel('tun0', u, { kind: 'vxlan', mode: 'l2', localIp: '192.168.0.1', esp: { cipher: 'aes-gcm-128', freshExplicitKeys: true } });
-    br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, vnis: [5000], esp: { out: { spi: 0x700, key: '44'.repeat(16), salt: '01020304' }, in: { spi: 0x701, key: '55'.repeat(16), salt: '01020304' } } });
+    br.addVtep('tun0', {
+      ip: '192.168.0.2',
+      mac: UNDER_MAC[2]!,
+      vnis: [5000],
+      esp: { out: { spi: 0x700, key: '44'.repeat(16), salt: '01020304' }, in: { spi: 0x701, key: '55'.repeat(16), salt: '01020304' } },
+    });
     br.mapVni('tun0', 5000, 0);
     const pod = new Endpoint(`pod${mtu}`, net.pool, POD[1]!);
     br.addPort('pod', pod);
@@ -243,7 +278,10 @@ test('esp: a tunnel refuses a second inbound SA with an SPI it already uses', ()
   // One key per SA (a key shared between directions or peers is refused, lifecycle.test.ts).
   const sa = (spi: number) => ({ spi, key: spi.toString(16).padStart(4, '0').repeat(8), salt: '01020304' });
   br.addVtep('tun0', { ip: '192.168.0.2', mac: UNDER_MAC[2]!, esp: { out: sa(0x500), in: sa(0x600) } });
-  assert.throws(() => br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: { ...sa(0x600), key: 'ab'.repeat(16) } } }), /inbound SPI 0x600 is already in use/);
+  assert.throws(
+    () => br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: { ...sa(0x600), key: 'ab'.repeat(16) } } }),
+    /inbound SPI 0x600 is already in use/,
+  );
   // The refused VTEP left nothing behind: the next one takes its place.
   assert.equal(br.addVtep('tun0', { ip: '192.168.0.3', mac: UNDER_MAC[2]!, esp: { out: sa(0x501), in: sa(0x601) } }), 1);
   assert.equal(br.tunnel('tun0').sadb!.peers.length, 2);

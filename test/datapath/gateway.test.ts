@@ -32,7 +32,9 @@ interface GwNode {
 function node(opts: { vlan?: number; podCfg?: { trunk: number[] }; gatewayLast?: boolean } = {}): GwNode {
   const net = newNet();
   const br = newBridge(net, 'node1');
-  const addGw = (): void => { br.addGateway({ name: 'gw0', mac: GW_MAC, ipv4: '10.244.1.1/24', ipv6: 'fd00:1::1/64', ...(opts.vlan !== undefined ? { vlan: opts.vlan } : {}) }); };
+  const addGw = (): void => {
+    br.addGateway({ name: 'gw0', mac: GW_MAC, ipv4: '10.244.1.1/24', ipv6: 'fd00:1::1/64', ...(opts.vlan !== undefined ? { vlan: opts.vlan } : {}) });
+  };
   if (opts.gatewayLast !== true) addGw();
   const cfg = opts.podCfg ?? (opts.vlan !== undefined ? { vlan: opts.vlan } : {});
   const pods = [POD1, POD2, POD3].map((m, i) => addHost(br, net, `pod${i + 1}`, m, cfg)) as [Host, Host, Host];
@@ -52,11 +54,18 @@ function only<K extends Dissected['kind']>(l: Dissected | undefined, kind: K): E
 }
 
 function arpRequest(srcMac: number, senderIp: string, targetIp: string, senderMac = srcMac): Uint8Array {
-  return compose([eth(0x0806, [], srcMac, BROADCAST), { kind: 'arp', repr: { operation: 1, senderMac, senderIp: v4(senderIp), targetMac: 0, targetIp: v4(targetIp) } }]);
+  return compose([
+    eth(0x0806, [], srcMac, BROADCAST),
+    { kind: 'arp', repr: { operation: 1, senderMac, senderIp: v4(senderIp), targetMac: 0, targetIp: v4(targetIp) } },
+  ]);
 }
 
 function echo4(srcMac: number, src: string, dst: string, opts: { dstMac?: number; ttl?: number } = {}): Uint8Array {
-  return compose([eth(0x0800, [], srcMac, opts.dstMac ?? GW_MAC), ip4(src, dst, 1, { ttl: opts.ttl ?? 64 }), { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 0x4242, seq: 7, data: new Uint8Array(24).map((_, i) => i) } }]);
+  return compose([
+    eth(0x0800, [], srcMac, opts.dstMac ?? GW_MAC),
+    ip4(src, dst, 1, { ttl: opts.ttl ?? 64 }),
+    { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 0x4242, seq: 7, data: new Uint8Array(24).map((_, i) => i) } },
+  ]);
 }
 
 function udp4(srcMac: number, src: string, dst: string, opts: { dstMac?: number; ttl?: number } = {}): Uint8Array {
@@ -64,11 +73,20 @@ function udp4(srcMac: number, src: string, dst: string, opts: { dstMac?: number;
 }
 
 function udp6(srcMac: number, src: string, dst: string, opts: { dstMac?: number; hop?: number } = {}): Uint8Array {
-  return compose([eth(0x86dd, [], srcMac, opts.dstMac ?? GW_MAC), ip6(src, dst, 17, { hopLimit: opts.hop ?? 64 }), udp(40000, 53), data('seine gateway test v6')]);
+  return compose([
+    eth(0x86dd, [], srcMac, opts.dstMac ?? GW_MAC),
+    ip6(src, dst, 17, { hopLimit: opts.hop ?? 64 }),
+    udp(40000, 53),
+    data('seine gateway test v6'),
+  ]);
 }
 
 function echo6(srcMac: number, src: string, dst: string): Uint8Array {
-  return compose([eth(0x86dd, [], srcMac, GW_MAC), ip6(src, dst, 58), { kind: 'icmpv6', repr: { kind: 'echoRequest', ident: 0x99, seq: 3, data: new Uint8Array(13).fill(0x5a) } }]);
+  return compose([
+    eth(0x86dd, [], srcMac, GW_MAC),
+    ip6(src, dst, 58),
+    { kind: 'icmpv6', repr: { kind: 'echoRequest', ident: 0x99, seq: 3, data: new Uint8Array(13).fill(0x5a) } },
+  ]);
 }
 
 /** A Neighbor Solicitation; `src` '::' makes it a DAD probe (no source link-layer address option). */
@@ -76,15 +94,27 @@ function ns(srcMac: number, src: string, target: string): Uint8Array {
   const t = v6(target);
   const snm = `ff02::1:ff${t[13]!.toString(16).padStart(2, '0')}:${((t[14]! << 8) | t[15]!).toString(16)}`;
   const dstMac = 0x3333ff000000 + (t[13]! << 16) + (t[14]! << 8) + t[15]!;
-  return compose([eth(0x86dd, [], srcMac, dstMac), ip6(src, snm, 58, { hopLimit: 255 }), { kind: 'icmpv6', repr: { kind: 'neighborSolicit', target: t, sourceLinkAddr: src === '::' ? null : srcMac } }]);
+  return compose([
+    eth(0x86dd, [], srcMac, dstMac),
+    ip6(src, snm, 58, { hopLimit: 255 }),
+    { kind: 'icmpv6', repr: { kind: 'neighborSolicit', target: t, sourceLinkAddr: src === '::' ? null : srcMac } },
+  ]);
 }
 
 function na(srcMac: number, src: string, dstMac: number, dst: string): Uint8Array {
-  return compose([eth(0x86dd, [], srcMac, dstMac), ip6(src, dst, 58, { hopLimit: 255 }), { kind: 'icmpv6', repr: { kind: 'neighborAdvert', router: false, solicited: true, override: true, target: v6(src), targetLinkAddr: srcMac } }]);
+  return compose([
+    eth(0x86dd, [], srcMac, dstMac),
+    ip6(src, dst, 58, { hopLimit: 255 }),
+    { kind: 'icmpv6', repr: { kind: 'neighborAdvert', router: false, solicited: true, override: true, target: v6(src), targetLinkAddr: srcMac } },
+  ]);
 }
 
 test('ARP request for the gateway address gets a correct reply, every field checked', () => {
-  const { net, br, pods: [p1, p2] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2],
+  } = node();
   p1.ep.send([arpRequest(POD1, '10.244.1.5', '10.244.1.1')]);
   const got = p1.ep.take();
   assert.equal(got.length, 1);
@@ -101,8 +131,15 @@ test('ARP request for the gateway address gets a correct reply, every field chec
 });
 
 test('ARP on a gateway VLAN reached through a trunk: the reply goes back tagged', () => {
-  const { net, br, pods: [p1] } = node({ vlan: 7, podCfg: { trunk: [7] } });
-  const req = compose([eth(0x0806, [{ tpid: 0x8100, pcp: 0, dei: false, vid: 7 }], POD1, BROADCAST), { kind: 'arp', repr: { operation: 1, senderMac: POD1, senderIp: v4('10.244.1.5'), targetMac: 0, targetIp: v4('10.244.1.1') } }]);
+  const {
+    net,
+    br,
+    pods: [p1],
+  } = node({ vlan: 7, podCfg: { trunk: [7] } });
+  const req = compose([
+    eth(0x0806, [{ tpid: 0x8100, pcp: 0, dei: false, vid: 7 }], POD1, BROADCAST),
+    { kind: 'arp', repr: { operation: 1, senderMac: POD1, senderIp: v4('10.244.1.5'), targetMac: 0, targetIp: v4('10.244.1.1') } },
+  ]);
   p1.ep.send([req]);
   const got = p1.ep.take();
   assert.equal(got.length, 1);
@@ -114,7 +151,11 @@ test('ARP on a gateway VLAN reached through a trunk: the reply goes back tagged'
 });
 
 test('Neighbor Solicitation for the gateway IPv6 address gets a valid advertisement (S, O, target link-layer address)', () => {
-  const { net, br, pods: [p1, p2] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2],
+  } = node();
   p1.ep.send([ns(POD1, 'fd00:1::5', 'fd00:1::1')]);
   const got = p1.ep.take();
   assert.equal(got.length, 1);
@@ -136,7 +177,11 @@ test('Neighbor Solicitation for the gateway IPv6 address gets a valid advertisem
 });
 
 test('ICMP echo to the gateway is answered, IPv4 and IPv6, with valid checksums', () => {
-  const { net, br, pods: [p1] } = node();
+  const {
+    net,
+    br,
+    pods: [p1],
+  } = node();
   br.addNeighbor('10.244.1.5', POD1);
   br.addNeighbor('fd00:1::5', POD1);
   p1.ep.send([echo4(POD1, '10.244.1.5', '10.244.1.1'), echo6(POD1, 'fd00:1::5', 'fd00:1::1')]);
@@ -166,7 +211,11 @@ test('ICMP echo to the gateway is answered, IPv4 and IPv6, with valid checksums'
 });
 
 test('routing between pods through the gateway MAC: TTL − 1, MACs rewritten, checksums valid', () => {
-  const { net, br, pods: [p1, p2, p3] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2, p3],
+  } = node();
   br.addNeighbor('10.244.1.7', POD2);
   br.addNeighbor('fd00:1::7', POD2);
   for (const p of [p2, p3]) p.ep.send([compose([eth(0x88b5, [], p.mac, BROADCAST), data('hello, I am here: learn my address')])]);
@@ -190,13 +239,21 @@ test('routing between pods through the gateway MAC: TTL − 1, MACs rewritten, c
 });
 
 test('gateway drops: unknown destination → NoRoute, TTL 1 → TtlExceeded, other traffic to its address → GatewayNotHandled', () => {
-  const { net, br, pods: [p1, p2] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2],
+  } = node();
   br.addNeighbor('10.244.1.7', POD2);
   const gw = br.gateway!;
   const d = (r: DropReason): number => gw.counters.drops[r]!;
   p1.ep.send([udp4(POD1, '10.244.1.5', '10.99.0.1'), udp6(POD1, 'fd00:1::5', 'fd00:99::1')]);
   assert.equal(d(DropReason.NoRoute), 2);
-  p1.ep.send([udp4(POD1, '10.244.1.5', '10.244.1.7', { ttl: 1 }), udp4(POD1, '10.244.1.5', '10.244.1.7', { ttl: 0 }), udp6(POD1, 'fd00:1::5', 'fd00:1::7', { hop: 1 })]);
+  p1.ep.send([
+    udp4(POD1, '10.244.1.5', '10.244.1.7', { ttl: 1 }),
+    udp4(POD1, '10.244.1.5', '10.244.1.7', { ttl: 0 }),
+    udp6(POD1, 'fd00:1::5', 'fd00:1::7', { hop: 1 }),
+  ]);
   assert.equal(d(DropReason.TtlExceeded), 3);
   p1.ep.send([udp4(POD1, '10.244.1.5', '10.244.1.1'), compose([eth(0x88b5, [], POD1, GW_MAC), data('not ip at all, padded to the minimum frame')])]);
   assert.equal(d(DropReason.GatewayNotHandled), 2);
@@ -210,8 +267,12 @@ test('gateway drops: unknown destination → NoRoute, TTL 1 → TtlExceeded, oth
   assertPoolFull(net.pool);
 });
 
-test('gateway with the node\'s own stack behind it: traffic to its address other than echo is switched there, TTL kept; echo is still answered', () => {
-  const { net, br, pods: [p1, p2, host] } = node();
+test("gateway with the node's own stack behind it: traffic to its address other than echo is switched there, TTL kept; echo is still answered", () => {
+  const {
+    net,
+    br,
+    pods: [p1, p2, host],
+  } = node();
   const gw = br.gateway!;
   gw.hostMac = POD3;
   br.addStaticMac(0, POD3, host.port); // the CNI agent knows where the stack is
@@ -219,7 +280,8 @@ test('gateway with the node\'s own stack behind it: traffic to its address other
   p1.ep.send([udp4(POD1, '10.244.1.5', '10.244.1.1'), udp6(POD1, 'fd00:1::5', 'fd00:1::1')]);
   const got = host.ep.take();
   assert.equal(got.length, 2, 'both reached the stack');
-  const l4 = layers(got[0]!), l6 = layers(got[1]!);
+  const l4 = layers(got[0]!),
+    l6 = layers(got[1]!);
   assert.equal(only(l4[0], 'eth').repr.dst, POD3);
   assert.equal(only(l4[0], 'eth').repr.src, GW_MAC);
   assert.equal(only(l4[1], 'ipv4').repr.ttl, 64, 'delivered to the node, not routed');
@@ -227,7 +289,7 @@ test('gateway with the node\'s own stack behind it: traffic to its address other
   assert.equal(gw.counters.drops[DropReason.GatewayNotHandled], 0);
   const [hostBefore, p1Before] = [host.ep.count, p1.ep.count];
   p1.ep.send([echo4(POD1, '10.244.1.5', '10.244.1.1')]);
-  assert.equal(host.ep.count, hostBefore, 'echo requests are the gateway\'s');
+  assert.equal(host.ep.count, hostBefore, "echo requests are the gateway's");
   assert.equal(p1.ep.count, p1Before + 1, 'and answered');
   assert.equal(p2.ep.count, 0);
   assertBooks(br);
@@ -235,7 +297,11 @@ test('gateway with the node\'s own stack behind it: traffic to its address other
 });
 
 test('unresolved neighbour: NeighborUnresolved, one ARP request flooded per second at most, then routing once the pod answers', () => {
-  const { net, br, pods: [p1, p2, p3] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2, p3],
+  } = node();
   const gw = br.gateway!;
   const pkt = udp4(POD1, '10.244.1.5', '10.244.1.7');
   net.clock.t = 5e9;
@@ -261,7 +327,12 @@ test('unresolved neighbour: NeighborUnresolved, one ARP request flooded per seco
   assert.equal(p2.ep.take().length, 1, 'solicited again after a second');
   assert.equal(gw.generated, 2);
   // pod2 answers; the next packet is routed to it.
-  p2.ep.send([compose([eth(0x0806, [], POD2, GW_MAC), { kind: 'arp', repr: { operation: 2, senderMac: POD2, senderIp: v4('10.244.1.7'), targetMac: GW_MAC, targetIp: v4('10.244.1.1') } }])]);
+  p2.ep.send([
+    compose([
+      eth(0x0806, [], POD2, GW_MAC),
+      { kind: 'arp', repr: { operation: 2, senderMac: POD2, senderIp: v4('10.244.1.7'), targetMac: GW_MAC, targetIp: v4('10.244.1.1') } },
+    ]),
+  ]);
   p1.ep.send([pkt]);
   const routed = p2.ep.take();
   assert.equal(routed.length, 1);
@@ -272,7 +343,11 @@ test('unresolved neighbour: NeighborUnresolved, one ARP request flooded per seco
 });
 
 test('unresolved IPv6 neighbour: a Neighbor Solicitation to the solicited-node address, rate-limited, then routing', () => {
-  const { net, br, pods: [p1, p2] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2],
+  } = node();
   const gw = br.gateway!;
   const pkt = udp6(POD1, 'fd00:1::5', 'fd00:1::7');
   p1.ep.send([pkt, pkt]);
@@ -297,12 +372,17 @@ test('unresolved IPv6 neighbour: a Neighbor Solicitation to the solicited-node a
 });
 
 test('duplicate address detection for the gateway address: NA to all-nodes, O set, S clear; the flood that carried the probe is intact', () => {
-  const { net, br, pods: [p1, p2, p3] } = node();
+  const {
+    net,
+    br,
+    pods: [p1, p2, p3],
+  } = node();
   p1.ep.send([ns(POD1, '::', 'fd00:1::1')]);
-  const kinds = (p: Host): string[] => p.ep.take().map((f) => {
-    const m = layers(f)[2];
-    return m?.kind === 'icmpv6' ? m.repr.kind : '?';
-  });
+  const kinds = (p: Host): string[] =>
+    p.ep.take().map((f) => {
+      const m = layers(f)[2];
+      return m?.kind === 'icmpv6' ? m.repr.kind : '?';
+    });
   // p1 gets the NA; p2 and p3 get the probe and the NA, once each.
   assert.deepEqual(kinds(p1), ['neighborAdvert']);
   assert.deepEqual(kinds(p2).sort(), ['neighborAdvert', 'neighborSolicit']);
@@ -330,8 +410,12 @@ test('DAD advertisement contents (single other pod, where the flood is not distu
   assertPoolFull(net.pool);
 });
 
-test('an ARP request whose sender address differs from the Ethernet source: the reply floods without disturbing the request\'s flood', () => {
-  const { net, br, pods: [p1, p2, p3] } = node();
+test("an ARP request whose sender address differs from the Ethernet source: the reply floods without disturbing the request's flood", () => {
+  const {
+    net,
+    br,
+    pods: [p1, p2, p3],
+  } = node();
   const proxied = hostMac(0x55);
   p1.ep.send([arpRequest(POD1, '10.244.1.5', '10.244.1.1', proxied)]);
   const arps = (p: Host): number[] => p.ep.take().map((f) => only(layers(f)[1], 'arp').repr.operation);
@@ -362,21 +446,34 @@ function gatewayTrafficArb(): fc.Arbitrary<Uint8Array> {
     fc.tuple(pod, dst6).map(([p, d]) => echo6(p.mac, p.ip6, d)),
     fc.tuple(pod, dst6).map(([p, d]) => ns(p.mac, p.ip6, d)),
     pod.map((p) => na(p.mac, p.ip6, GW_MAC, 'fd00:1::1')),
-    pod.map((p) => compose([eth(0x0806, [], p.mac, GW_MAC), { kind: 'arp', repr: { operation: 2, senderMac: p.mac, senderIp: v4(p.ip), targetMac: GW_MAC, targetIp: v4('10.244.1.1') } }])),
+    pod.map((p) =>
+      compose([
+        eth(0x0806, [], p.mac, GW_MAC),
+        { kind: 'arp', repr: { operation: 2, senderMac: p.mac, senderIp: v4(p.ip), targetMac: GW_MAC, targetIp: v4('10.244.1.1') } },
+      ]),
+    ),
   );
   // Damaged copies: truncated at a random length, or with random bytes overwritten.
-  const damaged = fc.tuple(valid, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.boolean()).map(([f, cut, flips, truncate]) => {
-    const g = truncate ? f.slice(0, 14 + (cut % Math.max(1, f.length - 14))) : f.slice();
-    if (!truncate) for (const [at, v] of flips) g[14 + (at % Math.max(1, g.length - 14))] = v;
-    return g;
-  });
+  const damaged = fc
+    .tuple(valid, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.boolean())
+    .map(([f, cut, flips, truncate]) => {
+      const g = truncate ? f.slice(0, 14 + (cut % Math.max(1, f.length - 14))) : f.slice();
+      if (!truncate) for (const [at, v] of flips) g[14 + (at % Math.max(1, g.length - 14))] = v;
+      return g;
+    });
   return fc.oneof({ weight: 3, arbitrary: valid }, { weight: 2, arbitrary: damaged });
 }
 
 function gatewayBooksProperty(gatewayLast: boolean): void {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ from: fc.nat({ max: 2 }), frames: fc.array(gatewayTrafficArb(), { minLength: 1, maxLength: 12 }), dt: fc.constantFrom(0, 1e8, 1e9) }, { noNullPrototype: true }), { minLength: 1, maxLength: 10 }),
+      fc.array(
+        fc.record(
+          { from: fc.nat({ max: 2 }), frames: fc.array(gatewayTrafficArb(), { minLength: 1, maxLength: 12 }), dt: fc.constantFrom(0, 1e8, 1e9) },
+          { noNullPrototype: true },
+        ),
+        { minLength: 1, maxLength: 10 },
+      ),
       fc.boolean(),
       (batches, neighbors) => {
         const { net, br, pods } = node({ gatewayLast });
@@ -400,7 +497,7 @@ function gatewayBooksProperty(gatewayLast: boolean): void {
   );
 }
 
-test('the gateway\'s books balance under random and damaged traffic: its tx = rx − generated + drops + consumed', () => {
+test("the gateway's books balance under random and damaged traffic: its tx = rx − generated + drops + consumed", () => {
   // The gateway is the last port here, so a reply it floods never starts inside another flood (see the next test).
   gatewayBooksProperty(true);
 });
@@ -422,7 +519,11 @@ test('gateway configuration is validated', () => {
 });
 
 test('the gateway belongs to its VLAN only: pods of another VLAN neither reach it nor get its replies', () => {
-  const { net, br, pods: [p1] } = node({ vlan: 7 });
+  const {
+    net,
+    br,
+    pods: [p1],
+  } = node({ vlan: 7 });
   const stranger = addHost(br, net, 'stranger', hostMac(0x99), { vlan: 0 });
   const bystander = addHost(br, net, 'bystander', hostMac(0x98), { vlan: 0 });
   const gwPort = br.port('gw0');
@@ -437,13 +538,23 @@ test('the gateway belongs to its VLAN only: pods of another VLAN neither reach i
   assertPoolFull(net.pool);
 });
 
-test('the gateway\'s MAC entries are static: aging never removes them', () => {
-  const { net, br, pods: [p1, p2] } = node();
+test("the gateway's MAC entries are static: aging never removes them", () => {
+  const {
+    net,
+    br,
+    pods: [p1, p2],
+  } = node();
   br.addNeighbor('10.244.1.7', POD2);
   p2.ep.send([compose([eth(0x88b5, [], POD2, BROADCAST), data('learn me, then forget me after five minutes')])]);
   net.clock.t = 3600e9;
-  assert.equal(br.tick(), 1, 'only pod2\'s learned entry ages out');
-  assert.deepEqual(br.macs.entries().filter((e) => e.isStatic).map((e) => e.port), [0, 0]);
+  assert.equal(br.tick(), 1, "only pod2's learned entry ages out");
+  assert.deepEqual(
+    br.macs
+      .entries()
+      .filter((e) => e.isStatic)
+      .map((e) => e.port),
+    [0, 0],
+  );
   p1.ep.send([udp4(POD1, '10.244.1.5', '10.244.1.7')]);
   assert.equal(p2.ep.take().filter((f) => f[12] === 0x08).length, 1, 'still routed an hour later');
   assertBooks(br);

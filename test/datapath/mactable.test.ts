@@ -18,15 +18,22 @@ function where(t: MacTable, segment: number, mac: number, now: number): { port: 
 
 // ---- the reference model: the same policy, written naively ----
 
-interface ModelEntry extends MacEntry { order: number }
+interface ModelEntry extends MacEntry {
+  order: number;
+}
 
 class Model {
   readonly m = new Map<string, ModelEntry>();
   readonly stats = { learned: 0, moved: 0, evicted: 0, aged: 0, flushed: 0 };
   private seq = 0;
-  constructor(readonly capacity: number, public agingNs: number) {}
+  constructor(
+    readonly capacity: number,
+    public agingNs: number,
+  ) {}
 
-  private expired(x: ModelEntry, now: number): boolean { return !x.isStatic && x.lastSeen + this.agingNs <= now; }
+  private expired(x: ModelEntry, now: number): boolean {
+    return !x.isStatic && x.lastSeen + this.agingNs <= now;
+  }
 
   /** Least recently learned dynamic entry of the port with the most dynamic entries (lowest port on a tie). */
   private evict(): boolean {
@@ -48,9 +55,14 @@ class Model {
     if (x !== undefined) {
       if (x.isStatic) return LearnResult.Static;
       let r: LearnResult;
-      if (this.expired(x, now)) { r = LearnResult.Learned; this.stats.learned++; }
-      else if (x.port === port && x.aux === aux) r = LearnResult.Refreshed;
-      else { r = LearnResult.Moved; this.stats.moved++; }
+      if (this.expired(x, now)) {
+        r = LearnResult.Learned;
+        this.stats.learned++;
+      } else if (x.port === port && x.aux === aux) r = LearnResult.Refreshed;
+      else {
+        r = LearnResult.Moved;
+        this.stats.moved++;
+      }
       Object.assign(x, { port, aux, lastSeen: now, order: this.seq++ });
       return r;
     }
@@ -70,16 +82,26 @@ class Model {
     this.m.set(k, { segment, mac, port, aux, isStatic: true, lastSeen: 0, order: this.seq++ });
     return true;
   }
-  remove(segment: number, mac: number): boolean { return this.m.delete(`${segment}/${mac}`); }
+  remove(segment: number, mac: number): boolean {
+    return this.m.delete(`${segment}/${mac}`);
+  }
   flushPort(port: number, includeStatic: boolean): number {
     let n = 0;
-    for (const [k, x] of this.m) if (x.port === port && (includeStatic || !x.isStatic)) { this.m.delete(k); n++; }
+    for (const [k, x] of this.m)
+      if (x.port === port && (includeStatic || !x.isStatic)) {
+        this.m.delete(k);
+        n++;
+      }
     this.stats.flushed += n;
     return n;
   }
   age(now: number): number {
     let n = 0;
-    for (const [k, x] of this.m) if (this.expired(x, now)) { this.m.delete(k); n++; }
+    for (const [k, x] of this.m)
+      if (this.expired(x, now)) {
+        this.m.delete(k);
+        n++;
+      }
     this.stats.aged += n;
     return n;
   }
@@ -103,7 +125,9 @@ test('mactable: options are validated', () => {
   const t = new MacTable();
   assert.equal(t.capacity, 8192);
   assert.equal(t.agingNs, 300 * S);
-  assert.throws(() => { t.agingNs = 0; }, RangeError);
+  assert.throws(() => {
+    t.agingNs = 0;
+  }, RangeError);
   assert.equal(t.agingNs, 300 * S);
   t.agingNs = 5;
   assert.equal(t.agingNs, 5);
@@ -126,7 +150,14 @@ test('mactable: learn then lookup; unknown keys miss', () => {
   // The largest MAC and segment are keys like any other.
   assert.equal(t.learn(0xff_ffff, 0xffff_ffff_ffff, 1, 0, 5), LearnResult.Learned);
   assert.equal(where(t, 0xff_ffff, 0xffff_ffff_ffff, 5)?.port, 1);
-  assert.deepEqual(t.entries().map((e) => [e.segment, e.mac, e.lastSeen]), [[10, 0x0200_0000_0001, 5], [10, 0x0200_0000_0002, 0], [0xff_ffff, 0xffff_ffff_ffff, 5]]);
+  assert.deepEqual(
+    t.entries().map((e) => [e.segment, e.mac, e.lastSeen]),
+    [
+      [10, 0x0200_0000_0001, 5],
+      [10, 0x0200_0000_0002, 0],
+      [0xff_ffff, 0xffff_ffff_ffff, 5],
+    ],
+  );
 });
 
 test('mactable: ports are validated and a high port grows the table', () => {
@@ -253,25 +284,33 @@ test('mactable: an entry expires exactly agingNs after it was last learned', () 
 });
 
 test('mactable: age(now) removes exactly the expired entries (reference model)', () => {
-  fc.assert(fc.property(
-    fc.array(fc.record({ mac: fc.integer({ min: 0, max: 40 }), port: fc.integer({ min: 0, max: 5 }), dt: fc.integer({ min: 0, max: 300 }) }, { noNullPrototype: true }), { maxLength: 80 }),
-    fc.integer({ min: 0, max: 2000 }),
-    (learns, ageAfter) => {
-      const A = 1000;
-      const t = new MacTable({ capacity: 64, agingNs: A });
-      const m = new Model(64, A);
-      let now = 0;
-      for (const l of learns) {
-        now += l.dt;
-        assert.equal(t.learn(0, l.mac, l.port, 0, now), m.learn(0, l.mac, l.port, 0, now));
-      }
-      now += ageAfter;
-      assert.equal(t.age(now), m.age(now));
-      assert.deepEqual(t.entries(), m.entries());
-      for (const e of t.entries()) assert.ok(e.lastSeen + A > now, 'every survivor is live');
-      for (let p = 0; p <= 5; p++) assert.equal(t.countOf(p), m.countOf(p));
-    },
-  ));
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record(
+          { mac: fc.integer({ min: 0, max: 40 }), port: fc.integer({ min: 0, max: 5 }), dt: fc.integer({ min: 0, max: 300 }) },
+          { noNullPrototype: true },
+        ),
+        { maxLength: 80 },
+      ),
+      fc.integer({ min: 0, max: 2000 }),
+      (learns, ageAfter) => {
+        const A = 1000;
+        const t = new MacTable({ capacity: 64, agingNs: A });
+        const m = new Model(64, A);
+        let now = 0;
+        for (const l of learns) {
+          now += l.dt;
+          assert.equal(t.learn(0, l.mac, l.port, 0, now), m.learn(0, l.mac, l.port, 0, now));
+        }
+        now += ageAfter;
+        assert.equal(t.age(now), m.age(now));
+        assert.deepEqual(t.entries(), m.entries());
+        for (const e of t.entries()) assert.ok(e.lastSeen + A > now, 'every survivor is live');
+        for (let p = 0; p <= 5; p++) assert.equal(t.countOf(p), m.countOf(p));
+      },
+    ),
+  );
 });
 
 // ---- flushPort ----
@@ -325,7 +364,10 @@ test('mactable: full table evicts the oldest entry of the port holding the most,
   assert.equal(t.lookup(0, 0x31, 9), -1);
   t.learn(0, 0x44, 4, 0, 10);
   assert.equal(t.lookup(0, 0x41, 10), -1);
-  assert.deepEqual([1, 2, 3, 4].map((p) => t.countOf(p)), [1, 1, 1, 3]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map((p) => t.countOf(p)),
+    [1, 1, 1, 3],
+  );
   assert.equal(t.stats.evicted, 4);
   assert.equal(t.size, 6);
 });
@@ -348,7 +390,10 @@ test('mactable: a random-MAC flood from one port never evicts the other ports', 
   }
   for (const [i, mac] of victims.entries()) assert.equal(where(t, 7, mac, 100_000)?.port, 1 + Math.floor(i / 200), `victim ${i}`);
   assert.equal(t.size, 1000);
-  assert.deepEqual([1, 2, 3, 9].map((p) => t.countOf(p)), [200, 200, 200, 400]);
+  assert.deepEqual(
+    [1, 2, 3, 9].map((p) => t.countOf(p)),
+    [200, 200, 200, 400],
+  );
   assert.ok(learned > 99_000);
   assert.equal(t.stats.evicted, 600 + learned - 1000, 'every learn past the first 400 evicted one of port 9');
 });
@@ -388,24 +433,32 @@ test('mactable: keys differing only in segment or only in high MAC bits stay fin
 });
 
 test('mactable: backward-shift removal in a small, dense table never loses a key (property)', () => {
-  fc.assert(fc.property(
-    fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffff }).map((hi) => hi * 0x1_0000_0000)), { minLength: 1, maxLength: 16, selector: ([s, m]) => `${s}/${m}` }),
-    fc.func(fc.integer()),
-    (keys, rank) => {
-      const t = new MacTable({ capacity: 16 });
-      for (const [i, [s, m]] of keys.entries()) t.learn(s, m, 0, i, 0);
-      const order = keys.map((_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
-      const gone = new Set<number>();
-      for (const r of order) {
-        assert.equal(t.remove(keys[r]![0], keys[r]![1]), true);
-        gone.add(r);
-        for (const [i, [s, m]] of keys.entries()) {
-          const h = t.lookup(s, m, 0);
-          assert.equal(h >= 0 ? t.auxOf(h) : -1, gone.has(i) ? -1 : i);
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(
+        fc.tuple(
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 0, max: 0xffff }).map((hi) => hi * 0x1_0000_0000),
+        ),
+        { minLength: 1, maxLength: 16, selector: ([s, m]) => `${s}/${m}` },
+      ),
+      fc.func(fc.integer()),
+      (keys, rank) => {
+        const t = new MacTable({ capacity: 16 });
+        for (const [i, [s, m]] of keys.entries()) t.learn(s, m, 0, i, 0);
+        const order = keys.map((_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
+        const gone = new Set<number>();
+        for (const r of order) {
+          assert.equal(t.remove(keys[r]![0], keys[r]![1]), true);
+          gone.add(r);
+          for (const [i, [s, m]] of keys.entries()) {
+            const h = t.lookup(s, m, 0);
+            assert.equal(h >= 0 ? t.auxOf(h) : -1, gone.has(i) ? -1 : i);
+          }
         }
-      }
-    },
-  ));
+      },
+    ),
+  );
 });
 
 // ---- the whole policy against the model ----
@@ -439,49 +492,52 @@ test('mactable: every operation answers like the reference model', () => {
     { weight: 2, arbitrary: fc.record({ op: fc.constant('age' as const), dt }, NNP) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('aging' as const), agingNs: fc.integer({ min: 1, max: 150 }) }, NNP) },
   );
-  fc.assert(fc.property(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 150 }), fc.array(opArb, { maxLength: 120 }), (capacity, agingNs, ops) => {
-    const t = new MacTable({ capacity, agingNs });
-    const m = new Model(capacity, agingNs);
-    let now = 0;
-    for (const o of ops) {
-      switch (o.op) {
-        case 'learn':
-          now += o.dt;
-          assert.equal(t.learn(o.seg, o.mac, o.port, o.aux, now), m.learn(o.seg, o.mac, o.port, o.aux, now), 'learn result');
-          break;
-        case 'lookup':
-          now += o.dt;
-          assert.deepEqual(where(t, o.seg, o.mac, now), m.lookup(o.seg, o.mac, now));
-          break;
-        case 'static': {
-          const ok = m.addStatic(o.seg, o.mac, o.port, o.aux);
-          if (ok) t.addStatic(o.seg, o.mac, o.port, o.aux);
-          else assert.throws(() => t.addStatic(o.seg, o.mac, o.port, o.aux), RangeError);
-          break;
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 150 }), fc.array(opArb, { maxLength: 120 }), (capacity, agingNs, ops) => {
+      const t = new MacTable({ capacity, agingNs });
+      const m = new Model(capacity, agingNs);
+      let now = 0;
+      for (const o of ops) {
+        switch (o.op) {
+          case 'learn':
+            now += o.dt;
+            assert.equal(t.learn(o.seg, o.mac, o.port, o.aux, now), m.learn(o.seg, o.mac, o.port, o.aux, now), 'learn result');
+            break;
+          case 'lookup':
+            now += o.dt;
+            assert.deepEqual(where(t, o.seg, o.mac, now), m.lookup(o.seg, o.mac, now));
+            break;
+          case 'static': {
+            const ok = m.addStatic(o.seg, o.mac, o.port, o.aux);
+            if (ok) t.addStatic(o.seg, o.mac, o.port, o.aux);
+            else assert.throws(() => t.addStatic(o.seg, o.mac, o.port, o.aux), RangeError);
+            break;
+          }
+          case 'remove':
+            assert.equal(t.remove(o.seg, o.mac), m.remove(o.seg, o.mac));
+            break;
+          case 'flush':
+            assert.equal(t.flushPort(o.port, o.includeStatic), m.flushPort(o.port, o.includeStatic));
+            break;
+          case 'age':
+            now += o.dt;
+            assert.equal(t.age(now), m.age(now), 'aged');
+            break;
+          case 'aging': {
+            t.agingNs = o.agingNs;
+            m.agingNs = o.agingNs;
+            break;
+          }
         }
-        case 'remove':
-          assert.equal(t.remove(o.seg, o.mac), m.remove(o.seg, o.mac));
-          break;
-        case 'flush':
-          assert.equal(t.flushPort(o.port, o.includeStatic), m.flushPort(o.port, o.includeStatic));
-          break;
-        case 'age':
-          now += o.dt;
-          assert.equal(t.age(now), m.age(now), 'aged');
-          break;
-        case 'aging': {
-          t.agingNs = o.agingNs;
-          m.agingNs = o.agingNs;
-          break;
-        }
+        assert.equal(t.size, m.m.size, 'size');
+        for (const p of PORTS) assert.equal(t.countOf(p), m.countOf(p), `countOf(${p})`);
+        for (const s of SEGS) for (const a of MACS) assert.deepEqual(where(t, s, a, now), m.lookup(s, a, now));
+        assert.deepEqual(t.entries(), m.entries());
+        assert.deepEqual({ ...t.stats }, m.stats);
       }
-      assert.equal(t.size, m.m.size, 'size');
-      for (const p of PORTS) assert.equal(t.countOf(p), m.countOf(p), `countOf(${p})`);
-      for (const s of SEGS) for (const a of MACS) assert.deepEqual(where(t, s, a, now), m.lookup(s, a, now));
-      assert.deepEqual(t.entries(), m.entries());
-      assert.deepEqual({ ...t.stats }, m.stats);
-    }
-  }), { numRuns: 300 });
+    }),
+    { numRuns: 300 },
+  );
 });
 
 // ---- learning order under refreshes, at scale ----
@@ -551,26 +607,32 @@ test('mactable: refreshes at one or many nows order eviction and aging exactly (
     const mac = fc.integer({ min: 0, max: pool - 1 }).map((i) => i * 0x1_0001 + (i & 1) * 0x8000_0000_0000);
     const port = fc.integer({ min: 0, max: 3 });
     const dt = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 30 }));
-    return fc.array(fc.oneof(
-      { weight: 20, arbitrary: fc.record({ op: fc.constant('learn' as const), mac, port, aux: fc.constantFrom(0, 0, 0, 1), dt }, NNP) },
-      { weight: 3, arbitrary: fc.record({ op: fc.constant('lookup' as const), mac }, NNP) },
-      { weight: 1, arbitrary: fc.record({ op: fc.constant('static' as const), mac, port }, NNP) },
-      { weight: 2, arbitrary: fc.record({ op: fc.constant('remove' as const), mac }, NNP) },
-      { weight: 1, arbitrary: fc.record({ op: fc.constant('flush' as const), port, includeStatic: fc.boolean() }, NNP) },
-      { weight: 2, arbitrary: fc.record({ op: fc.constant('age' as const), dt }, NNP) },
-      { weight: 1, arbitrary: fc.record({ op: fc.constant('mode' as const), eager: fc.boolean() }, NNP) },
-    ), { minLength: 50, maxLength: 300 });
+    return fc.array(
+      fc.oneof(
+        { weight: 20, arbitrary: fc.record({ op: fc.constant('learn' as const), mac, port, aux: fc.constantFrom(0, 0, 0, 1), dt }, NNP) },
+        { weight: 3, arbitrary: fc.record({ op: fc.constant('lookup' as const), mac }, NNP) },
+        { weight: 1, arbitrary: fc.record({ op: fc.constant('static' as const), mac, port }, NNP) },
+        { weight: 2, arbitrary: fc.record({ op: fc.constant('remove' as const), mac }, NNP) },
+        { weight: 1, arbitrary: fc.record({ op: fc.constant('flush' as const), port, includeStatic: fc.boolean() }, NNP) },
+        { weight: 2, arbitrary: fc.record({ op: fc.constant('age' as const), dt }, NNP) },
+        { weight: 1, arbitrary: fc.record({ op: fc.constant('mode' as const), eager: fc.boolean() }, NNP) },
+      ),
+      { minLength: 50, maxLength: 300 },
+    );
   };
   const caseArb = fc.integer({ min: 4, max: 48 }).chain((capacity) => fc.tuple(fc.constant(capacity), fc.integer({ min: 50, max: 400 }), opsFor(capacity)));
-  fc.assert(fc.property(caseArb, ([capacity, agingNs, ops]) => {
-    const t = new MacTable({ capacity, agingNs });
-    const m = new Model(capacity, agingNs);
-    let now = 0;
-    for (const o of ops) {
-      now = applyBoth(t, m, o, now);
-      assertSame(t, m, 4);
-    }
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(caseArb, ([capacity, agingNs, ops]) => {
+      const t = new MacTable({ capacity, agingNs });
+      const m = new Model(capacity, agingNs);
+      let now = 0;
+      for (const o of ops) {
+        now = applyBoth(t, m, o, now);
+        assertSame(t, m, 4);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('mactable: a long run of random refreshes, moves, floods and aging matches the model', () => {
@@ -586,8 +648,10 @@ test('mactable: a long run of random refreshes, moves, floods and aging matches 
     if (r < 700) {
       const mac = next() % 280; // hosts on their home port, mostly refreshed
       o = { op: 'learn', mac, port: mac & 3, aux: 0, dt: next() % 3 === 0 ? 0 : next() % 20 };
-    } else if (r < 800) o = { op: 'learn', mac: 0x1_0000 + (next() % 5000), port: 3, aux: 0, dt: next() % 5 }; // a flood on port 3
-    else if (r < 830) o = { op: 'learn', mac: next() % 280, port: next() % 4, aux: next() % 2, dt: 0 }; // moves, at the same now
+    } else if (r < 800)
+      o = { op: 'learn', mac: 0x1_0000 + (next() % 5000), port: 3, aux: 0, dt: next() % 5 }; // a flood on port 3
+    else if (r < 830)
+      o = { op: 'learn', mac: next() % 280, port: next() % 4, aux: next() % 2, dt: 0 }; // moves, at the same now
     else if (r < 990) o = { op: 'lookup', mac: next() % 280 };
     else if (r < 996) o = { op: 'age', dt: next() % 8 === 0 ? next() % 10_000 : next() % 100 };
     else if (r < 999) o = { op: 'remove', mac: next() % 280 };
@@ -607,31 +671,34 @@ test('mactable: learns at one now are ordered by call, through tick renumbering'
   // Learns at one `now` are told apart by a 31-bit tick. Start it near its limit (white box) so that the
   // ticks are renumbered part-way through a run of same-now refreshes (which send entries to the order
   // heaps), moves and evictions, while entries learned before and after the renumbering are compared.
-  fc.assert(fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 0xffff_fffe }), fc.boolean(), (early, seed, lazy) => {
-    const capacity = 8;
-    const t = new MacTable({ capacity, agingNs: 1000 });
-    const m = new Model(capacity, 1000);
-    const next = rng(seed);
-    const step = (dt: number): ScaleOp => {
-      const mac = next() % 11;
-      return { op: 'learn', mac, port: next() % 5 === 0 ? next() % 3 : mac % 3, aux: 0, dt };
-    };
-    let now = 0;
-    for (let i = 0; i < 20; i++) now = applyBoth(t, m, step(1), now);
-    const peek = t as unknown as { tick: number };
-    peek.tick = 0x7fff_ffff - early;
-    for (let i = 0; i < 120; i++) {
-      if (lazy) forceMode(t, false); // keep entries flagged and going through the order heaps
-      now = applyBoth(t, m, step(0), now);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 0xffff_fffe }), fc.boolean(), (early, seed, lazy) => {
+      const capacity = 8;
+      const t = new MacTable({ capacity, agingNs: 1000 });
+      const m = new Model(capacity, 1000);
+      const next = rng(seed);
+      const step = (dt: number): ScaleOp => {
+        const mac = next() % 11;
+        return { op: 'learn', mac, port: next() % 5 === 0 ? next() % 3 : mac % 3, aux: 0, dt };
+      };
+      let now = 0;
+      for (let i = 0; i < 20; i++) now = applyBoth(t, m, step(1), now);
+      const peek = t as unknown as { tick: number };
+      peek.tick = 0x7fff_ffff - early;
+      for (let i = 0; i < 120; i++) {
+        if (lazy) forceMode(t, false); // keep entries flagged and going through the order heaps
+        now = applyBoth(t, m, step(0), now);
+        assertSame(t, m, 3);
+      }
+      assert.ok(peek.tick < 1000, `renumbered (tick ${peek.tick})`);
+      now += 999;
+      assert.equal(t.age(now), m.age(now));
+      now += 1;
+      assert.equal(t.age(now), m.age(now));
       assertSame(t, m, 3);
-    }
-    assert.ok(peek.tick < 1000, `renumbered (tick ${peek.tick})`);
-    now += 999;
-    assert.equal(t.age(now), m.age(now));
-    now += 1;
-    assert.equal(t.age(now), m.age(now));
-    assertSame(t, m, 3);
-  }), { numRuns: 200 });
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test('mactable: entries waiting in the order heaps survive removals, moves and backward shifts (reference model)', () => {
@@ -640,76 +707,98 @@ test('mactable: entries waiting in the order heaps survive removals, moves and b
   // moves, refreshes and evictions take nodes out of the middle of the heaps, and static entries take
   // the slots they leave.
   const NNP = { noNullPrototype: true } as const;
-  const step = fc.record({ op: fc.constantFrom('remove', 'remove', 'move', 'refresh', 'new', 'age', 'static', 'flush'), i: fc.nat(), dt: fc.integer({ min: 0, max: 3 }) }, NNP);
-  fc.assert(fc.property(fc.constantFrom(16, 32, 64), fc.func(fc.integer()), fc.array(step, { minLength: 20, maxLength: 150 }), (capacity, rank, steps) => {
-    const A = 10_000;
-    const t = new MacTable({ capacity, agingNs: A });
-    const m = new Model(capacity, A);
-    const mac = (i: number): number => 0x0200_0000_0000 + i * 0x1_0000_0101;
-    const learnBoth = (i: number, port: number, now: number): void => {
-      assert.equal(t.learn(3, mac(i), port, 0, now), m.learn(3, mac(i), port, 0, now), 'learn result');
-    };
-    let now = 1;
-    for (let i = 0; i < capacity; i++) learnBoth(i, i & 1, now++);
-    const order = Array.from({ length: capacity }, (_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
-    for (const i of order) learnBoth(i, i & 1, now);
-    let fresh = capacity;
-    for (const s of steps) {
-      now += s.dt;
-      const keys = [...m.m.values()].map((x) => (x.mac - 0x0200_0000_0000) / 0x1_0000_0101);
-      const i = keys.length > 0 ? keys[s.i % keys.length]! : fresh;
-      switch (s.op) {
-        case 'remove': assert.equal(t.remove(3, mac(i)), m.remove(3, mac(i))); break;
-        case 'move': learnBoth(i, (m.m.get(`3/${mac(i)}`)?.port ?? 0) ^ 1, now); break;
-        case 'refresh': learnBoth(i, m.m.get(`3/${mac(i)}`)?.port ?? 0, now); break;
-        case 'new': learnBoth(fresh++, s.i & 1, now); break;
-        case 'age': now += A >> 1; assert.equal(t.age(now), m.age(now)); break;
-        case 'static': {
-          const k = s.i % 3 === 0 ? i : fresh++;
-          if (m.addStatic(3, mac(k), s.i & 1, 0)) t.addStatic(3, mac(k), s.i & 1);
-          else assert.throws(() => t.addStatic(3, mac(k), s.i & 1), RangeError);
-          break;
+  const step = fc.record(
+    { op: fc.constantFrom('remove', 'remove', 'move', 'refresh', 'new', 'age', 'static', 'flush'), i: fc.nat(), dt: fc.integer({ min: 0, max: 3 }) },
+    NNP,
+  );
+  fc.assert(
+    fc.property(fc.constantFrom(16, 32, 64), fc.func(fc.integer()), fc.array(step, { minLength: 20, maxLength: 150 }), (capacity, rank, steps) => {
+      const A = 10_000;
+      const t = new MacTable({ capacity, agingNs: A });
+      const m = new Model(capacity, A);
+      const mac = (i: number): number => 0x0200_0000_0000 + i * 0x1_0000_0101;
+      const learnBoth = (i: number, port: number, now: number): void => {
+        assert.equal(t.learn(3, mac(i), port, 0, now), m.learn(3, mac(i), port, 0, now), 'learn result');
+      };
+      let now = 1;
+      for (let i = 0; i < capacity; i++) learnBoth(i, i & 1, now++);
+      const order = Array.from({ length: capacity }, (_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
+      for (const i of order) learnBoth(i, i & 1, now);
+      let fresh = capacity;
+      for (const s of steps) {
+        now += s.dt;
+        const keys = [...m.m.values()].map((x) => (x.mac - 0x0200_0000_0000) / 0x1_0000_0101);
+        const i = keys.length > 0 ? keys[s.i % keys.length]! : fresh;
+        switch (s.op) {
+          case 'remove':
+            assert.equal(t.remove(3, mac(i)), m.remove(3, mac(i)));
+            break;
+          case 'move':
+            learnBoth(i, (m.m.get(`3/${mac(i)}`)?.port ?? 0) ^ 1, now);
+            break;
+          case 'refresh':
+            learnBoth(i, m.m.get(`3/${mac(i)}`)?.port ?? 0, now);
+            break;
+          case 'new':
+            learnBoth(fresh++, s.i & 1, now);
+            break;
+          case 'age':
+            now += A >> 1;
+            assert.equal(t.age(now), m.age(now));
+            break;
+          case 'static': {
+            const k = s.i % 3 === 0 ? i : fresh++;
+            if (m.addStatic(3, mac(k), s.i & 1, 0)) t.addStatic(3, mac(k), s.i & 1);
+            else assert.throws(() => t.addStatic(3, mac(k), s.i & 1), RangeError);
+            break;
+          }
+          case 'flush':
+            assert.equal(t.flushPort(s.i & 1, s.i % 4 === 1), m.flushPort(s.i & 1, s.i % 4 === 1));
+            break;
         }
-        case 'flush': assert.equal(t.flushPort(s.i & 1, s.i % 4 === 1), m.flushPort(s.i & 1, s.i % 4 === 1)); break;
+        assertSame(t, m, 2);
       }
-      assertSame(t, m, 2);
-    }
-  }), { numRuns: 300 });
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('mactable: switching between lazy and eager reordering keeps the learning order exact (reference model)', () => {
   // Refreshes only flag an entry until an eviction happens; from then on they reorder eagerly, until
   // 32 × capacity refreshes pass without one. Alternate long refresh-only stretches (which end eager
   // mode and leave every entry flagged) with bursts of new addresses (which evict), at one or many nows.
-  fc.assert(fc.property(fc.integer({ min: 1, max: 0xffff_fffe }), fc.constantFrom(4, 8, 16), (seed, capacity) => {
-    const t = new MacTable({ capacity, agingNs: 1e6 });
-    const m = new Model(capacity, 1e6);
-    const peek = t as unknown as { eager: boolean };
-    const next = rng(seed);
-    const hosts = capacity - 1;
-    let now = 0;
-    let fresh = 1000;
-    let lazyRuns = 0;
-    let eagerRuns = 0;
-    for (let round = 0; round < 6; round++) {
-      const stretch = 64 * capacity + next() % (16 * capacity);
-      for (let i = 0; i < stretch; i++) {
-        const mac = next() % hosts;
-        now = applyBoth(t, m, { op: 'learn', mac, port: next() % 16 === 0 ? next() % 3 : mac % 3, aux: 0, dt: next() % 2 }, now);
-        if (i % 16 === 0) assertSame(t, m, 3);
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 0xffff_fffe }), fc.constantFrom(4, 8, 16), (seed, capacity) => {
+      const t = new MacTable({ capacity, agingNs: 1e6 });
+      const m = new Model(capacity, 1e6);
+      const peek = t as unknown as { eager: boolean };
+      const next = rng(seed);
+      const hosts = capacity - 1;
+      let now = 0;
+      let fresh = 1000;
+      let lazyRuns = 0;
+      let eagerRuns = 0;
+      for (let round = 0; round < 6; round++) {
+        const stretch = 64 * capacity + (next() % (16 * capacity));
+        for (let i = 0; i < stretch; i++) {
+          const mac = next() % hosts;
+          now = applyBoth(t, m, { op: 'learn', mac, port: next() % 16 === 0 ? next() % 3 : mac % 3, aux: 0, dt: next() % 2 }, now);
+          if (i % 16 === 0) assertSame(t, m, 3);
+        }
+        if (!peek.eager) lazyRuns++;
+        const burst = 1 + (next() % 4);
+        for (let i = 0; i < burst; i++) {
+          now = applyBoth(t, m, { op: 'learn', mac: fresh++, port: next() % 3, aux: 0, dt: next() % 2 }, now);
+          assertSame(t, m, 3);
+        }
+        if (peek.eager) eagerRuns++;
       }
-      if (!peek.eager) lazyRuns++;
-      const burst = 1 + next() % 4;
-      for (let i = 0; i < burst; i++) {
-        now = applyBoth(t, m, { op: 'learn', mac: fresh++, port: next() % 3, aux: 0, dt: next() % 2 }, now);
-        assertSame(t, m, 3);
-      }
-      if (peek.eager) eagerRuns++;
-    }
-    // Both modes were seen (a stretch still evicts while evicted hosts come back, and a first burst of
-    // one fills the table without evicting).
-    assert.ok(lazyRuns >= 3 && eagerRuns >= 4, `lazy ${lazyRuns}, eager ${eagerRuns}`);
-  }), { numRuns: 40 });
+      // Both modes were seen (a stretch still evicts while evicted hosts come back, and a first burst of
+      // one fills the table without evicting).
+      assert.ok(lazyRuns >= 3 && eagerRuns >= 4, `lazy ${lazyRuns}, eager ${eagerRuns}`);
+    }),
+    { numRuns: 40 },
+  );
 });
 
 test('mactable: learnBatch and lookupBatch answer like learn and lookup one key at a time (reference model)', () => {
@@ -718,44 +807,60 @@ test('mactable: learnBatch and lookupBatch answer like learn and lookup one key 
   // forced eager mode, so the batch loop's own refresh path and its hand-over to learn both run.
   const key = fc.record({ seg: fc.constantFrom(0, 1, 0xff_ffff), mac: fc.constantFrom(...MACS), aux: fc.constantFrom(0, 0, 1) }, NNP);
   const stepArb = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ op: fc.constant('learn' as const), port: fc.constantFrom(0, 1, 2), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) }, NNP) },
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('lookup' as const), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) }, NNP) },
+    {
+      weight: 6,
+      arbitrary: fc.record(
+        { op: fc.constant('learn' as const), port: fc.constantFrom(0, 1, 2), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) },
+        NNP,
+      ),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({ op: fc.constant('lookup' as const), keys: fc.array(key, { maxLength: 20 }), dt: fc.integer({ min: 0, max: 30 }) }, NNP),
+    },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('static' as const), k: key, port: fc.constantFrom(0, 1, 2) }, NNP) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('mode' as const), eager: fc.boolean() }, NNP) },
   );
-  fc.assert(fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 20, max: 100 }), fc.array(stepArb, { maxLength: 40 }), (capacity, agingNs, steps) => {
-    const t = new MacTable({ capacity, agingNs });
-    const m = new Model(capacity, agingNs);
-    const segs = new Int32Array(20);
-    const macs = new Float64Array(20);
-    const auxs = new Int32Array(20);
-    const results = new Uint8Array(20);
-    const ports = new Int32Array(20);
-    const auxOut = new Int32Array(20);
-    let now = 0;
-    for (const st of steps) {
-      if (st.op === 'static') {
-        if (m.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux)) t.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux);
-        continue;
-      }
-      if (st.op === 'mode') {
-        forceMode(t, st.eager);
-        continue;
-      }
-      now += st.dt;
-      st.keys.forEach((k, i) => { segs[i] = k.seg; macs[i] = k.mac; auxs[i] = k.aux; });
-      if (st.op === 'learn') {
-        t.learnBatch(segs, macs, auxs, st.keys.length, st.port, now, results);
-        st.keys.forEach((k, i) => assert.equal(results[i], m.learn(k.seg, k.mac, st.port, k.aux, now), `learn result ${i}`));
-      } else {
-        t.lookupBatch(segs, macs, st.keys.length, now, ports, auxOut);
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 20, max: 100 }), fc.array(stepArb, { maxLength: 40 }), (capacity, agingNs, steps) => {
+      const t = new MacTable({ capacity, agingNs });
+      const m = new Model(capacity, agingNs);
+      const segs = new Int32Array(20);
+      const macs = new Float64Array(20);
+      const auxs = new Int32Array(20);
+      const results = new Uint8Array(20);
+      const ports = new Int32Array(20);
+      const auxOut = new Int32Array(20);
+      let now = 0;
+      for (const st of steps) {
+        if (st.op === 'static') {
+          if (m.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux)) t.addStatic(st.k.seg, st.k.mac, st.port, st.k.aux);
+          continue;
+        }
+        if (st.op === 'mode') {
+          forceMode(t, st.eager);
+          continue;
+        }
+        now += st.dt;
         st.keys.forEach((k, i) => {
-          const want = m.lookup(k.seg, k.mac, now);
-          assert.deepEqual([ports[i], auxOut[i]], want === null ? [-1, 0] : [want.port, want.aux], `lookup ${i}`);
+          segs[i] = k.seg;
+          macs[i] = k.mac;
+          auxs[i] = k.aux;
         });
+        if (st.op === 'learn') {
+          t.learnBatch(segs, macs, auxs, st.keys.length, st.port, now, results);
+          st.keys.forEach((k, i) => assert.equal(results[i], m.learn(k.seg, k.mac, st.port, k.aux, now), `learn result ${i}`));
+        } else {
+          t.lookupBatch(segs, macs, st.keys.length, now, ports, auxOut);
+          st.keys.forEach((k, i) => {
+            const want = m.lookup(k.seg, k.mac, now);
+            assert.deepEqual([ports[i], auxOut[i]], want === null ? [-1, 0] : [want.port, want.aux], `lookup ${i}`);
+          });
+        }
+        assert.deepEqual(t.entries(), m.entries());
+        assert.deepEqual({ ...t.stats }, m.stats);
       }
-      assert.deepEqual(t.entries(), m.entries());
-      assert.deepEqual({ ...t.stats }, m.stats);
-    }
-  }), { numRuns: 300 });
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -67,7 +67,12 @@ function l2Pair(kind: 'vxlan' | 'geneve', underlay: 4 | 6, mtu: number, extra: T
 const bytes = (b: Uint8Array): Layer => ({ kind: 'data', bytes: b });
 
 function udp4(ipLen: number, df: boolean, ident = 7): Uint8Array {
-  return compose([eth(0x0800, [], POD[1]!, POD[2]!), ip4('10.0.0.1', '10.0.0.2', 17, { dontFrag: df, ident }), udp(5000, 6000), bytes(new Uint8Array(ipLen - 28).fill(0x5a))]);
+  return compose([
+    eth(0x0800, [], POD[1]!, POD[2]!),
+    ip4('10.0.0.1', '10.0.0.2', 17, { dontFrag: df, ident }),
+    udp(5000, 6000),
+    bytes(new Uint8Array(ipLen - 28).fill(0x5a)),
+  ]);
 }
 
 function udp6(ipLen: number): Uint8Array {
@@ -126,7 +131,10 @@ for (const kind of ['vxlan', 'geneve'] as const) {
       assert.deepEqual([...r.data.subarray(0, 28)], [...big.subarray(14, 42)]);
       assert.equal(drops(p.n1.br.port('tun0'), DropReason.FragNeededDf), 1);
       assert.equal(p.n1.br.tunnel('tun0').mtuStats.icmpSent, 1);
-      assert.ok(log.records.some((r) => r.stage === 'encapsulate' && r.action === `dropped: exceeds MTU ${pmtu}, ICMP frag-needed sent (MTU ${pmtu})`), log.records.map((r) => r.action).join('\n'));
+      assert.ok(
+        log.records.some((r) => r.stage === 'encapsulate' && r.action === `dropped: exceeds MTU ${pmtu}, ICMP frag-needed sent (MTU ${pmtu})`),
+        log.records.map((r) => r.action).join('\n'),
+      );
       finish(p);
     });
 
@@ -273,14 +281,26 @@ function mssOf(f: Uint8Array): { mss: number; ok: boolean | null } {
 }
 
 test('mtu: TCP MSS is clamped on SYN and SYN-ACK leaving and entering a tunnel, checksums valid; off when configured', () => {
-  for (const [kind, underlay] of [['vxlan', 4], ['geneve', 6]] as const) {
+  for (const [kind, underlay] of [
+    ['vxlan', 4],
+    ['geneve', 6],
+  ] as const) {
     const pmtu = 1500 - tunnelOverhead({ tunnel: kind, underlay });
     for (const family of [4, 6] as const) {
       const p = l2Pair(kind, underlay, 1500);
       p.n1.pod.ep.send([syn(1460, family), syn(1460, family, 0x12), syn(500, family), syn(1460, family, 0x10)]);
       const got = p.n2.pod.ep.take().map(mssOf);
       const clamp = pmtu - (family === 4 ? 40 : 60);
-      assert.deepEqual(got, [{ mss: clamp, ok: true }, { mss: clamp, ok: true }, { mss: 500, ok: true }, { mss: 1460, ok: true }], `${kind}/${underlay} inner IPv${family}`);
+      assert.deepEqual(
+        got,
+        [
+          { mss: clamp, ok: true },
+          { mss: clamp, ok: true },
+          { mss: 500, ok: true },
+          { mss: 1460, ok: true },
+        ],
+        `${kind}/${underlay} inner IPv${family}`,
+      );
       assert.equal(p.n1.br.tunnel('tun0').mtuStats.mssClamped, 2);
       finish(p);
     }
@@ -292,20 +312,27 @@ test('mtu: TCP MSS is clamped on SYN and SYN-ACK leaving and entering a tunnel, 
 });
 
 test('mtu: random sizes, DF bits, families and policies keep the books and the pool (property)', () => {
-  fc.assert(fc.property(
-    fc.constantFrom('vxlan', 'geneve'), fc.constantFrom<4 | 6>(4, 6), fc.constantFrom('outer', 'inner', 'drop'), fc.integer({ min: 1280, max: 3000 }),
-    fc.array(fc.tuple(fc.constantFrom<4 | 6>(4, 6), fc.integer({ min: 60, max: 8000 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
-    (kind, underlay, policy, mtu, pkts) => {
-      const p = l2Pair(kind, underlay, mtu, { fragmentPolicy: policy });
-      const pmtu = p.n1.br.tunnel('tun0').innerMtu(mtu);
-      const frames = pkts.map(([f, len, df]) => (f === 4 ? udp4(len, df) : udp6(Math.max(len, 60))));
-      p.n1.pod.ep.send(frames);
-      const got = p.n2.pod.ep.take();
-      // Everything that fits arrives whole, in order; IPv4 without DF arrives too unless dropped by policy.
-      const expectWhole = frames.filter((f, k) => f.length - 14 <= pmtu || (pkts[k]![0] === 4 && !pkts[k]![2] && policy === 'outer'));
-      if (policy !== 'inner') assert.deepEqual(got, expectWhole);
-      finish(p);
-    }), { numRuns: 60 });
+  fc.assert(
+    fc.property(
+      fc.constantFrom('vxlan', 'geneve'),
+      fc.constantFrom<4 | 6>(4, 6),
+      fc.constantFrom('outer', 'inner', 'drop'),
+      fc.integer({ min: 1280, max: 3000 }),
+      fc.array(fc.tuple(fc.constantFrom<4 | 6>(4, 6), fc.integer({ min: 60, max: 8000 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
+      (kind, underlay, policy, mtu, pkts) => {
+        const p = l2Pair(kind, underlay, mtu, { fragmentPolicy: policy });
+        const pmtu = p.n1.br.tunnel('tun0').innerMtu(mtu);
+        const frames = pkts.map(([f, len, df]) => (f === 4 ? udp4(len, df) : udp6(Math.max(len, 60))));
+        p.n1.pod.ep.send(frames);
+        const got = p.n2.pod.ep.take();
+        // Everything that fits arrives whole, in order; IPv4 without DF arrives too unless dropped by policy.
+        const expectWhole = frames.filter((f, k) => f.length - 14 <= pmtu || (pkts[k]![0] === 4 && !pkts[k]![2] && policy === 'outer'));
+        if (policy !== 'inner') assert.deepEqual(got, expectWhole);
+        finish(p);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });
 
 test('mtu: Geneve options count in the path MTU', () => {
@@ -319,7 +346,6 @@ test('mtu: Geneve options count in the path MTU', () => {
   finish(p);
 });
 
-
 test('mtu: every decision shows in the trace — fragmenting, holding, reassembling, clamping, suppressing, rate-limiting', () => {
   const actions = (p: Pair, send: () => void): string[] => {
     const log = new TraceLog();
@@ -332,7 +358,10 @@ test('mtu: every decision shows in the trace — fragmenting, holding, reassembl
   const a = actions(outer, () => outer.n1.pod.ep.send([udp4(2000, false)], true));
   assert.ok(a.includes('node1 encapsulate outer packet fragmented into 2 for underlay MTU 1500'), a.join('\n'));
   assert.ok(a.includes('node2 decapsulate outer fragment held for reassembly (1 held)'), a.join('\n'));
-  assert.ok(a.some((x) => /^node2 decapsulate reassembled a 2064-byte outer packet from 2 fragments$/.test(x)), a.join('\n'));
+  assert.ok(
+    a.some((x) => /^node2 decapsulate reassembled a 2064-byte outer packet from 2 fragments$/.test(x)),
+    a.join('\n'),
+  );
   finish(outer);
   const inner = l2Pair('vxlan', 4, 1500, { fragmentPolicy: 'inner' });
   const b = actions(inner, () => inner.n1.pod.ep.send([udp4(2000, false)], true));

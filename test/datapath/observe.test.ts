@@ -10,16 +10,27 @@ import { PacketBatch } from '../../src/packet/buf.js';
 import { ObservedDevice, PcapngCapture } from '../../src/datapath/observe.js';
 import { frame, hostMac, newBridge, newNet, addHost, assertPoolFull } from './topology.js';
 
-test('ObservedDevice: onTx and onRx see each frame at the clock\'s time; the wrapped device works as before', () => {
+test("ObservedDevice: onTx and onRx see each frame at the clock's time; the wrapped device works as before", () => {
   const net = newNet();
   const br = newBridge(net, 'b');
   const a = addHost(br, net, 'a', hostMac(1));
   const [inner, far] = vethPair('v', 'w', { macA: hostMac(2) });
   const seen: string[] = [];
-  const dev = new ObservedDevice(inner, net.clock, (p, now) => seen.push(`tx ${p.length} @${now}`), (p, now) => seen.push(`rx ${p.length} @${now}`));
+  const dev = new ObservedDevice(
+    inner,
+    net.clock,
+    (p, now) => seen.push(`tx ${p.length} @${now}`),
+    (p, now) => seen.push(`rx ${p.length} @${now}`),
+  );
   br.addPort('v', dev);
   const got: number[] = [];
-  far.setReceiver((b) => { for (let i = 0; i < b.length; i++) { got.push(b.get(i).length); b.get(i).release(); } b.clear(); });
+  far.setReceiver((b) => {
+    for (let i = 0; i < b.length; i++) {
+      got.push(b.get(i).length);
+      b.get(i).release();
+    }
+    b.clear();
+  });
   net.clock.t = 1000;
   a.ep.send([frame({ src: a.mac, dst: hostMac(2), pad: 60 })]);
   net.clock.t = 2500;
@@ -59,7 +70,10 @@ test('PcapngCapture: in memory and streamed to a sink, the same file; one interf
   parser.end();
   const recs = [...parser.records()];
   assert.equal(recs.length, 1);
-  assert.deepEqual(parser.interfaces.map((i) => i.name), ['node1/pod']);
+  assert.deepEqual(
+    parser.interfaces.map((i) => i.name),
+    ['node1/pod'],
+  );
   assert.equal(recs[0]!.timestampNs, 1_234_567_891n);
   assert.deepEqual(Uint8Array.from(recs[0]!.data), frame({ src: a.mac, dst: hostMac(9), id: 7 }));
   assertPoolFull(net.pool);

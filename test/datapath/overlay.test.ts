@@ -16,8 +16,25 @@ import type { GeneveOption } from '../../src/wire/geneve.js';
 import { compose, dissect, type Dissected } from '../../src/wire/stack.js';
 import { data, eth, ip4, ip6, udp } from '../peers/catalogue.js';
 import {
-  addHost, assertBooks, assertPoolFull, BROADCAST, carries, counts, drops, frame, hostMac, ingressSegment, newBridge, newNet, seen,
-  tapPair, untaggedVlan, vlanConfigArb, type Host, type Net, type TapEnd,
+  addHost,
+  assertBooks,
+  assertPoolFull,
+  BROADCAST,
+  carries,
+  counts,
+  drops,
+  frame,
+  hostMac,
+  ingressSegment,
+  newBridge,
+  newNet,
+  seen,
+  tapPair,
+  untaggedVlan,
+  vlanConfigArb,
+  type Host,
+  type Net,
+  type TapEnd,
 } from './topology.js';
 
 const v4 = (s: string): number => ipv4FromString(s)!;
@@ -132,7 +149,8 @@ for (const kind of ['vxlan', 'geneve'] as const) {
         if (underlay === 6) assert.equal(ou.checksumOk, true, 'outer UDP checksum over IPv6');
         else assert.equal(ou.zeroChecksum, true, 'zero outer UDP checksum over IPv4 by default');
         if (kind === 'vxlan') assert.equal(only(outer[3], 'vxlan').repr.vni, 1);
-        else assert.deepEqual(only(outer[3], 'geneve').repr, { vni: 1, protocolType: 0x6558, oam: false, critical: false, options: OPTS.map((o) => ({ ...o })) });
+        else
+          assert.deepEqual(only(outer[3], 'geneve').repr, { vni: 1, protocolType: 0x6558, oam: false, critical: false, options: OPTS.map((o) => ({ ...o })) });
         assert.deepEqual(only(outer[4], 'eth').repr, { dst: GLOBAL_VIRTUAL_MAC, src: GW[1], vlans: [], etherType: inner === 4 ? 0x0800 : 0x86dd });
         if (inner === 4) assert.equal(only(outer[5], 'ipv4').repr.ttl, 63);
         else assert.equal(only(outer[5], 'ipv6').repr.hopLimit, 63);
@@ -145,9 +163,15 @@ for (const kind of ['vxlan', 'geneve'] as const) {
   }
 }
 
-test('routed: ping to the other node\'s gateway comes back through the tunnel', () => {
+test("routed: ping to the other node's gateway comes back through the tunnel", () => {
   const { net, n1, n2 } = routed('vxlan', 4, { udpChecksum: true });
-  n1.pod.ep.send([compose([eth(0x0800, [], POD[1]!, GW[1]!), ip4('10.244.1.5', '10.244.2.1', 1), { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 1, seq: 1, data: new Uint8Array(8) } }])]);
+  n1.pod.ep.send([
+    compose([
+      eth(0x0800, [], POD[1]!, GW[1]!),
+      ip4('10.244.1.5', '10.244.2.1', 1),
+      { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 1, seq: 1, data: new Uint8Array(8) } },
+    ]),
+  ]);
   const got = n1.pod.ep.take();
   assert.equal(got.length, 1);
   const [e, ip, icmp] = layers(got[0]!);
@@ -187,7 +211,13 @@ test('routed: a destination on node2 without a neighbour entry is NeighborUnreso
   assert.equal(n2.br.gateway!.counters.drops[DropReason.NeighborUnresolved], 1);
   const got = n2.pod.ep.take();
   assert.equal(got.length, 1);
-  assert.deepEqual(only(layers(got[0]!)[1], 'arp').repr, { operation: 1, senderMac: GW[2], senderIp: v4('10.244.2.1'), targetMac: 0, targetIp: v4('10.244.2.77') });
+  assert.deepEqual(only(layers(got[0]!)[1], 'arp').repr, {
+    operation: 1,
+    senderMac: GW[2],
+    senderIp: v4('10.244.2.1'),
+    targetMac: 0,
+    targetIp: v4('10.244.2.77'),
+  });
   assert.equal(n1.under.sent.length, 1, 'the solicitation stays on node2: routed tunnels carry no floods');
   assert.equal(n2.under.sent.length, 0);
   assertBooks(n1.br);
@@ -209,12 +239,21 @@ test('routed: frames from a tunnel are not routed back into a tunnel (no transit
   assertPoolFull(net.pool);
 });
 
-test('routed: decapsulated frames go to the gateway only: an inner broadcast is not switched onto the pods\' segment', () => {
+test("routed: decapsulated frames go to the gateway only: an inner broadcast is not switched onto the pods' segment", () => {
   const { net, n1, n2 } = routed('vxlan', 4);
   const extra = addHost(n2.br, net, 'pod2b', hostMac(0x206));
   // node1 sends, through its tunnel port, a frame node1's gateway would never build: an inner broadcast.
-  const inner = compose([eth(0x0806, [], GW[1]!, BROADCAST), { kind: 'arp', repr: { operation: 1, senderMac: GW[1]!, senderIp: v4('10.244.1.1'), targetMac: 0, targetIp: v4('10.244.2.5') } }]);
-  const outer = compose([eth(0x0800, [], UNDER_MAC[1]!, UNDER_MAC[2]!), ip4('192.168.0.1', '192.168.0.2', 17, { dontFrag: false }), udp(50000, 4789, true), { kind: 'vxlan', repr: { vni: 1 } }, { kind: 'data', bytes: inner }]);
+  const inner = compose([
+    eth(0x0806, [], GW[1]!, BROADCAST),
+    { kind: 'arp', repr: { operation: 1, senderMac: GW[1]!, senderIp: v4('10.244.1.1'), targetMac: 0, targetIp: v4('10.244.2.5') } },
+  ]);
+  const outer = compose([
+    eth(0x0800, [], UNDER_MAC[1]!, UNDER_MAC[2]!),
+    ip4('192.168.0.1', '192.168.0.2', 17, { dontFrag: false }),
+    udp(50000, 4789, true),
+    { kind: 'vxlan', repr: { vni: 1 } },
+    { kind: 'data', bytes: inner },
+  ]);
   const rx = n2.br.port('tun0').counters.rxPackets;
   n1.under.transmit(batchOf(net, outer));
   assert.equal(n2.br.port('tun0').counters.rxPackets, rx + 1);
@@ -263,8 +302,14 @@ test('flood and learn: a broadcast reaches each remote host once (head-end repli
     A.host.ep.send([frame({ src: A.host.mac, dst: BROADCAST, id: 1 })]);
     assert.deepEqual(counts(hosts), [0, 1, 1], `${kind}: B and C once each, A never`);
     assert.equal(A.under.sent.length, 2, 'one copy per VTEP of the VNI');
-    const outerDst = A.under.sent.map((f) => { const l = layers(f); return [only(l[0], 'eth').repr.dst, only(l[1], 'ipv4').repr.dst]; });
-    assert.deepEqual(outerDst.sort(), [[0x0e0100000001, v4('192.168.1.2')], [0x0e0100000002, v4('192.168.1.3')]]);
+    const outerDst = A.under.sent.map((f) => {
+      const l = layers(f);
+      return [only(l[0], 'eth').repr.dst, only(l[1], 'ipv4').repr.dst];
+    });
+    assert.deepEqual(outerDst.sort(), [
+      [0x0e0100000001, v4('192.168.1.2')],
+      [0x0e0100000002, v4('192.168.1.3')],
+    ]);
     for (const f of A.under.sent) {
       const l = layers(f);
       const vni = kind === 'vxlan' ? only(l[3], 'vxlan').repr.vni : only(l[3], 'geneve').repr.vni;
@@ -283,14 +328,17 @@ test('flood and learn: a broadcast reaches each remote host once (head-end repli
     assert.deepEqual(counts(hosts), [1, 1, 1]);
     assert.equal(B.under.sent.length, 1);
     assert.equal(only(layers(B.under.sent[0]!)[1], 'ipv4').repr.dst, v4(A.ip));
-    assert.equal(C.br.port('vx').counters.rxPackets, cRx, 'the underlay knew A: C\'s tunnel got nothing');
+    assert.equal(C.br.port('vx').counters.rxPackets, cRx, "the underlay knew A: C's tunnel got nothing");
     const e = A.br.macs.entries().find((x) => x.mac === B.host.mac);
-    assert.equal(e?.aux, A.br.tunnel('vx').findVtep(B.ip), 'A learned B against B\'s VTEP');
+    assert.equal(e?.aux, A.br.tunnel('vx').findVtep(B.ip), "A learned B against B's VTEP");
     // And A → B is unicast too.
     const floods = nodes.map((n) => n.br.floodCopies);
     A.host.ep.send([frame({ src: A.host.mac, dst: B.host.mac, id: 3 })]);
     assert.deepEqual(counts(hosts), [1, 2, 1]);
-    assert.deepEqual(nodes.map((n) => n.br.floodCopies), floods);
+    assert.deepEqual(
+      nodes.map((n) => n.br.floodCopies),
+      floods,
+    );
     assert.deepEqual(seen(B.host.ep.take().at(-1)!).id, 3);
     for (const n of nodes) assertBooks(n.br);
     assertBooks(underlay);
@@ -315,9 +363,9 @@ test('split horizon: with two tunnel ports on one bridge, a flood from one never
     const host = addHost(br, net, `s${i}`, hostMac(0x100 + i));
     return { br, host, hubEnd: a, end: b };
   });
-  const [s1, s2] = spokes as [typeof spokes[0], typeof spokes[0]];
+  const [s1, s2] = spokes as [(typeof spokes)[0], (typeof spokes)[0]];
   s1.host.ep.send([frame({ src: s1.host.mac, dst: BROADCAST }), frame({ src: s1.host.mac, dst: hostMac(0x999) })]);
-  assert.equal(local.ep.count, 2, 'the hub\'s local host gets both floods');
+  assert.equal(local.ep.count, 2, "the hub's local host gets both floods");
   assert.equal(s2.host.ep.count, 0, 'the other spoke gets neither');
   assert.equal(hub.port('vx2').counters.txPackets, 0);
   assert.equal(s1.hubEnd.sent.length, 0);
@@ -339,8 +387,17 @@ test('l2 tunnel drops: unknown VNI, unknown VTEP, not for us, and a segment with
   assert.equal(A.under.sent.length, 0);
   // Craft outer frames towards B by hand.
   const inner = frame({ src: hostMac(0x31), dst: BROADCAST });
-  const outer = (src: string, dst: string, vni: number): Uint8Array => compose([eth(0x0800, [], 0x0e0100000000, 0x0e0100000001), ip4(src, dst, 17, { dontFrag: false }), udp(50000, 4789, true), { kind: 'vxlan', repr: { vni } }, { kind: 'data', bytes: inner }]);
-  const inject = (f: Uint8Array): void => { A.under.transmit(batchOf(net, f)); };
+  const outer = (src: string, dst: string, vni: number): Uint8Array =>
+    compose([
+      eth(0x0800, [], 0x0e0100000000, 0x0e0100000001),
+      ip4(src, dst, 17, { dontFrag: false }),
+      udp(50000, 4789, true),
+      { kind: 'vxlan', repr: { vni } },
+      { kind: 'data', bytes: inner },
+    ]);
+  const inject = (f: Uint8Array): void => {
+    A.under.transmit(batchOf(net, f));
+  };
   inject(outer(A.ip, B.ip, 4242));
   inject(outer('192.168.1.99', B.ip, L2_VNI));
   inject(outer(A.ip, '192.168.1.200', L2_VNI));
@@ -382,7 +439,10 @@ test('random bytes into a tunnel port are dropped with a reason and never throw'
 
 test('no frame is ever delivered to a port of another VNI: random VLAN configs on two bridges joined by an l2 tunnel', () => {
   // node1 maps VNI 100 → segment 1, 200 → 2, 300 → 3; node2 maps them to 2, 3, 1. Segments 0 and 10 stay local.
-  const MAP: Array<Record<number, number>> = [{ 1: 100, 2: 200, 3: 300 }, { 2: 100, 3: 200, 1: 300 }];
+  const MAP: Array<Record<number, number>> = [
+    { 1: 100, 2: 200, 3: 300 },
+    { 2: 100, 3: 200, 1: 300 },
+  ];
   const label = (node: number, segment: number): string => {
     const vni = MAP[node]![segment];
     return vni !== undefined ? `vni ${vni}` : `node${node + 1} segment ${segment}`;
@@ -391,7 +451,13 @@ test('no frame is ever delivered to a port of another VNI: random VLAN configs o
     fc.property(
       fc.array(vlanConfigArb, { minLength: 1, maxLength: 4 }),
       fc.array(vlanConfigArb, { minLength: 1, maxLength: 4 }),
-      fc.array(fc.record({ from: fc.nat(), src: fc.nat({ max: 7 }), dst: fc.nat({ max: 9 }), tag: fc.option(fc.constantFrom(0, 1, 2, 3, 10), { nil: null }) }, { noNullPrototype: true }), { minLength: 1, maxLength: 40 }),
+      fc.array(
+        fc.record(
+          { from: fc.nat(), src: fc.nat({ max: 7 }), dst: fc.nat({ max: 9 }), tag: fc.option(fc.constantFrom(0, 1, 2, 3, 10), { nil: null }) },
+          { noNullPrototype: true },
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
       (cfg1, cfg2, sends) => {
         const net = newNet();
         const [t1, t2] = tapPair('t1', 't2', 0x0e0000000001, 0x0e0000000002);
@@ -403,7 +469,11 @@ test('no frame is ever delivered to a port of another VNI: random VLAN configs o
           for (const [seg, vni] of Object.entries(MAP[i]!)) br.mapVni('vx', vni, Number(seg));
         });
         const hosts: Array<Host & { node: number }> = [];
-        [cfg1, cfg2].forEach((cfgs, node) => cfgs.forEach((cfg: VlanConfig, k) => hosts.push({ ...addHost(bridges[node]!, net, `n${node + 1}h${k}`, hostMac(0x100 * (node + 1) + k), cfg), node })));
+        [cfg1, cfg2].forEach((cfgs, node) =>
+          cfgs.forEach((cfg: VlanConfig, k) =>
+            hosts.push({ ...addHost(bridges[node]!, net, `n${node + 1}h${k}`, hostMac(0x100 * (node + 1) + k), cfg), node }),
+          ),
+        );
         const srcs = Array.from({ length: 8 }, (_, i) => hostMac(0x5000 + i));
         const dsts = [...srcs, BROADCAST, 0x01005e000001];
         const labelOf = new Map<number, string | null>();
@@ -441,7 +511,9 @@ test('Geneve: a critical option the receiver does not know is dropped; listed in
     const [b1, b2] = [1, 2].map((i) => {
       const br = newBridge(net, `n${i}`);
       br.addTunnel('gv', i === 1 ? u1 : u2, {
-        kind: 'geneve', mode: 'l2', localIp: `192.168.0.${i}`,
+        kind: 'geneve',
+        mode: 'l2',
+        localIp: `192.168.0.${i}`,
         ...(i === 1 ? { options: critical } : known ? { knownOptions: [{ class: 0x0104, type: 0x81 }] } : {}),
       });
       br.addVtep('gv', { ip: `192.168.0.${3 - i}`, mac: UNDER_MAC[3 - i]!, vnis: [9] });
@@ -497,7 +569,13 @@ test('outer checks on decapsulation: bad UDP checksum, zero UDP checksum over IP
   const [A, B] = nodes as [L2Node, L2Node];
   // 8 + 8 + 64 bytes of IP payload: a first fragment carries a multiple of 8.
   const inner = frame({ src: hostMac(0x31), dst: BROADCAST, pad: 46 });
-  const frag = compose([eth(0x0800, [], 0x0e0100000000, 0x0e0100000001), ip4(A.ip, B.ip, 17, { dontFrag: false, moreFrags: true }), udp(50000, 4789, true), { kind: 'vxlan', repr: { vni: L2_VNI } }, { kind: 'data', bytes: inner }]);
+  const frag = compose([
+    eth(0x0800, [], 0x0e0100000000, 0x0e0100000001),
+    ip4(A.ip, B.ip, 17, { dontFrag: false, moreFrags: true }),
+    udp(50000, 4789, true),
+    { kind: 'vxlan', repr: { vni: L2_VNI } },
+    { kind: 'data', bytes: inner },
+  ]);
   A.under.transmit(batchOf(net, frag));
   assert.equal(B.br.heldFragments, 1);
   assert.equal(B.host.ep.count, 0);
@@ -512,7 +590,13 @@ test('outer checks on decapsulation: bad UDP checksum, zero UDP checksum over IP
 
 test('tunnel MTU: 1450-byte inner packets fit a 1500 underlay whole; one byte more is fragmented outside (no DF) and reassembled', () => {
   const { net, n1, n2 } = routed('vxlan', 4);
-  const big = (n: number): Uint8Array => compose([eth(0x0800, [], POD[1]!, GW[1]!), ip4('10.244.1.5', '10.244.2.5', 17, { dontFrag: false }), udp(1, 2), { kind: 'data', bytes: new Uint8Array(n) }]);
+  const big = (n: number): Uint8Array =>
+    compose([
+      eth(0x0800, [], POD[1]!, GW[1]!),
+      ip4('10.244.1.5', '10.244.2.5', 17, { dontFrag: false }),
+      udp(1, 2),
+      { kind: 'data', bytes: new Uint8Array(n) },
+    ]);
   // VXLAN over IPv4 adds 50 bytes with the inner Ethernet header: 1450-byte inner IP packets fit in 1500.
   n1.pod.ep.send([big(1450 - 28), big(1451 - 28)]);
   assert.equal(n2.pod.ep.count, 2);
@@ -537,7 +621,7 @@ test('routed, with the gateway on VLAN 7 and the destination pod behind a trunk:
     br.addNeighbor(`10.244.${i}.5`, POD[i]!);
     return { br, pod: addHost(br, net, `pod${i}`, POD[i]!, i === 1 ? { vlan: 7 } : { trunk: [7] }) };
   });
-  const [n1, n2] = nodes as [typeof nodes[0], typeof nodes[0]];
+  const [n1, n2] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
   n1.pod.ep.send([podPacket(4)]);
   const got = n2.pod.ep.take();
   assert.equal(got.length, 1);

@@ -13,7 +13,22 @@ import { PacketPool } from '../../src/packet/buf.js';
 import { DropReason } from '../../src/wire/drop.js';
 import { compose } from '../../src/wire/stack.js';
 import { data, eth, ip4, udp } from '../peers/catalogue.js';
-import { addHost, assertBooks, assertPoolFull, BROADCAST, drops, frame, hostMac, introduceEsp, seen, newBridge, newNet, VirtualClock, type Host, type Net } from './topology.js';
+import {
+  addHost,
+  assertBooks,
+  assertPoolFull,
+  BROADCAST,
+  drops,
+  frame,
+  hostMac,
+  introduceEsp,
+  seen,
+  newBridge,
+  newNet,
+  VirtualClock,
+  type Host,
+  type Net,
+} from './topology.js';
 
 const GW = (i: number): number => 0x02aa00000000 + i;
 const UNDER_MAC = (i: number): number => 0x0e0100000000 + i;
@@ -40,8 +55,12 @@ function cluster(n: number, mode: 'routed' | 'l2', esp = false): { net: Net; nod
     const up = new Endpoint(`up${i}`, net.pool, UNDER_MAC(i));
     const u = new Endpoint(`u${i}`, net.pool, 0);
     // Two endpoints wired back to back: what one is sent, the other delivers.
-    up.onFrame = (p): void => { u.send([p.bytes().slice()]); };
-    u.onFrame = (p): void => { up.send([p.bytes().slice()]); };
+    up.onFrame = (p): void => {
+      u.send([p.bytes().slice()]);
+    };
+    u.onFrame = (p): void => {
+      up.send([p.bytes().slice()]);
+    };
     up.keep = u.keep = false;
     underlay.addPort(`u${i}`, u);
     if (mode === 'routed') br.addGateway({ name: 'gw', mac: GW(i), ipv4: `10.244.${i}.1/24` });
@@ -78,7 +97,11 @@ test('routed: a removed VTEP takes its routes along — its pods are NoRoute, wh
   assert.deepEqual([delivered(n2), delivered(n3)], [1, 1]);
 
   n1.br.removeVtep('tun', UNDER_IP(2));
-  assert.deepEqual(n1.br.gateway!.routes().map((r) => r.prefix), ['10.244.3.0/24'], 'the route through the removed VTEP went with it');
+  assert.deepEqual(
+    n1.br.gateway!.routes().map((r) => r.prefix),
+    ['10.244.3.0/24'],
+    'the route through the removed VTEP went with it',
+  );
   assert.equal(n1.br.tunnel('tun').findVtep(UNDER_IP(2)), -1);
   n1.pod.ep.send([routedPacket(1, 2), routedPacket(1, 3)]);
   assert.deepEqual([delivered(n2), delivered(n3)], [0, 1], 'to n3 as before; to n2 nothing');
@@ -118,20 +141,30 @@ test('l2: a removed VTEP leaves the flood lists and takes the MACs learned behin
   assert.equal(behind(n2.pod.mac), v2);
 
   n1.br.removeVtep('tun', UNDER_IP(2));
-  assert.equal(behind(n2.pod.mac), undefined, 'n2\'s pod is forgotten');
-  assert.equal(behind(n3.pod.mac), n1.br.tunnel('tun').findVtep(UNDER_IP(3)), 'n3\'s is not');
+  assert.equal(behind(n2.pod.mac), undefined, "n2's pod is forgotten");
+  assert.equal(behind(n3.pod.mac), n1.br.tunnel('tun').findVtep(UNDER_IP(3)), "n3's is not");
   const rx3 = n3.br.port('tun').counters.rxPackets;
-  n1.pod.ep.send([frame({ src: n1.pod.mac, dst: BROADCAST, id: 3 }), frame({ src: n1.pod.mac, dst: n2.pod.mac, id: 4 }), frame({ src: n1.pod.mac, dst: n3.pod.mac, id: 5 })]);
+  n1.pod.ep.send([
+    frame({ src: n1.pod.mac, dst: BROADCAST, id: 3 }),
+    frame({ src: n1.pod.mac, dst: n2.pod.mac, id: 4 }),
+    frame({ src: n1.pod.mac, dst: n3.pod.mac, id: 5 }),
+  ]);
   assert.equal(n3.br.port('tun').counters.rxPackets - rx3, 3, 'the broadcast and the now unknown unicast flood to n3 only, and n3 gets its own frame');
   // n3 knows n2's pod behind a tunnel and sends nothing from a tunnel back into one (split horizon).
-  assert.deepEqual(hosts.map((h) => h.ep.take().map((f) => seen(f).id)), [[], [], [3, 5]]);
+  assert.deepEqual(
+    hosts.map((h) => h.ep.take().map((f) => seen(f).id)),
+    [[], [], [3, 5]],
+  );
   n2.pod.ep.send([frame({ src: n2.pod.mac, dst: n1.pod.mac, id: 6 })]);
   assert.equal(n1.pod.ep.take().length, 0);
   assert.equal(drops(n1.br.port('tun'), DropReason.UnknownVtep), 1);
 
   addPeer(n1, n2, 'l2', false);
   n1.pod.ep.send([frame({ src: n1.pod.mac, dst: BROADCAST, id: 7 })]);
-  assert.deepEqual(hosts.map((h) => h.ep.take().length), [0, 1, 1]);
+  assert.deepEqual(
+    hosts.map((h) => h.ep.take().length),
+    [0, 1, 1],
+  );
   n2.pod.ep.send([frame({ src: n2.pod.mac, dst: n1.pod.mac, id: 8 })]);
   assert.equal(n1.pod.ep.take().length, 1);
   assert.equal(behind(n2.pod.mac), n1.br.tunnel('tun').findVtep(UNDER_IP(2)));
@@ -140,7 +173,7 @@ test('l2: a removed VTEP leaves the flood lists and takes the MACs learned behin
   assertPoolFull(net.pool);
 });
 
-test('esp: a removed peer\'s packets are UnknownVtep (refused before any decryption); added back, its SAs go on where they were (no replay drops, sequence numbers continue)', () => {
+test("esp: a removed peer's packets are UnknownVtep (refused before any decryption); added back, its SAs go on where they were (no replay drops, sequence numbers continue)", () => {
   const { net, nodes, underlay } = cluster(3, 'routed', true);
   const [n1, n2, n3] = nodes as [Node, Node, Node];
   n1.pod.ep.send([routedPacket(1, 2), routedPacket(1, 2), routedPacket(1, 3)]);
@@ -196,11 +229,17 @@ test('gateway: removing a route uncovers a shorter one; IPv6 routes too', () => 
   br.addRoute('10.245.0.0/16', { tunnel: 'tun', vtep: '192.168.0.3' });
   br.addRoute('fd00:2::/64', { tunnel: 'tun', vtep: '192.168.0.3' });
   const gw = br.gateway!;
-  assert.deepEqual(gw.routes().map((r) => `${r.prefix}>${r.vtep}`), ['10.0.0.0/8>0', '10.245.0.0/16>1', 'fd00:2::/64>1']);
+  assert.deepEqual(
+    gw.routes().map((r) => `${r.prefix}>${r.vtep}`),
+    ['10.0.0.0/8>0', '10.245.0.0/16>1', 'fd00:2::/64>1'],
+  );
   assert.equal(br.removeRoute('10.245.0.0/16'), true);
   assert.equal(br.removeRoute('fd00:2::1/64'), true);
   assert.equal(br.removeRoute('fd00:2::/64'), false);
-  assert.deepEqual(gw.routes().map((r) => r.prefix), ['10.0.0.0/8']);
+  assert.deepEqual(
+    gw.routes().map((r) => r.prefix),
+    ['10.0.0.0/8'],
+  );
   // What is left still routes: a packet to 10.245.0.9 now takes the /8, to VTEP 0.
   const pod = addHost(br, net, 'pod', POD_MAC(1));
   br.addNeighbor('10.244.1.5', POD_MAC(1));

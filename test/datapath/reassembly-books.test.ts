@@ -100,7 +100,10 @@ test('defect 1: a timeout inside the add that completes another datagram is coun
   assertBooks(r.br2);
   assertBooks(r.br1);
   const said = log.records.map((x) => x.action);
-  assert.ok(said.some((x) => /^reassembled a \d+-byte outer packet from 2 fragments$/.test(x)), said.join('\n'));
+  assert.ok(
+    said.some((x) => /^reassembled a \d+-byte outer packet from 2 fragments$/.test(x)),
+    said.join('\n'),
+  );
   assertPoolFull(r.net.pool);
 });
 
@@ -112,24 +115,28 @@ test('assertBooks holds on the bridge over random outer fragment streams with ti
     tick: fc.boolean(),
   });
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 1500, max: 5000 }), { minLength: 1, maxLength: 5 }), fc.array(step, { minLength: 1, maxLength: 30 }), (sizes, steps) => {
-      const r = rig();
-      const frags = sizes.flatMap((n, i) => outerFragments(r, n, 0x100 + i));
-      let t = 0;
-      for (const s of steps) {
-        t += s.gapNs;
-        r.net.clock.t = t;
-        if (s.tick) r.br2.tick();
-        deliver(r, frags[s.frag % frags.length]!);
-        r.pod2.take();
+    fc.property(
+      fc.array(fc.integer({ min: 1500, max: 5000 }), { minLength: 1, maxLength: 5 }),
+      fc.array(step, { minLength: 1, maxLength: 30 }),
+      (sizes, steps) => {
+        const r = rig();
+        const frags = sizes.flatMap((n, i) => outerFragments(r, n, 0x100 + i));
+        let t = 0;
+        for (const s of steps) {
+          t += s.gapNs;
+          r.net.clock.t = t;
+          if (s.tick) r.br2.tick();
+          deliver(r, frags[s.frag % frags.length]!);
+          r.pod2.take();
+          assertBooks(r.br2);
+        }
+        r.net.clock.t = t + REASSEMBLY_DEFAULT_TIMEOUT_NS;
+        r.br2.tick();
         assertBooks(r.br2);
-      }
-      r.net.clock.t = t + REASSEMBLY_DEFAULT_TIMEOUT_NS;
-      r.br2.tick();
-      assertBooks(r.br2);
-      assert.equal(r.br2.heldFragments, 0, 'everything held has timed out');
-      assertPoolFull(r.net.pool);
-    }),
+        assert.equal(r.br2.heldFragments, 0, 'everything held has timed out');
+        assertPoolFull(r.net.pool);
+      },
+    ),
     { numRuns: 150 },
   );
 });

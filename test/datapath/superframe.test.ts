@@ -31,7 +31,9 @@ class TsoEndpoint extends Endpoint {
   constructor(name: string, pool: PacketPool, mac: number, mtu: number, offloads: DeviceOffloads) {
     super(name, pool, mac, mtu);
     this.offloads = offloads;
-    this.onFrame = (p): void => { this.gso.push([p.gsoType, p.gsoSize]); };
+    this.onFrame = (p): void => {
+      this.gso.push([p.gsoType, p.gsoSize]);
+    };
   }
   override setReceiver(rx: Receiver | null): void {
     super.setReceiver(rx);
@@ -66,7 +68,12 @@ function superFrame(v6: boolean, payload: number, dst = POD[2]!): Uint8Array {
   return compose([eth(v6 ? 0x86dd : 0x0800, [], POD[1]!, dst), l3, tcp(40000, 5201, 0x18), { kind: 'data', bytes: body }]);
 }
 
-interface Seg { seq: number; flags: number; payload: Uint8Array; ipLen: number }
+interface Seg {
+  seq: number;
+  flags: number;
+  payload: Uint8Array;
+  ipLen: number;
+}
 
 /** The TCP segments a pod received: every checksum good, IP lengths as the frame says. */
 function segments(frames: readonly Uint8Array[]): Seg[] {
@@ -101,7 +108,13 @@ function assertSame(segs: readonly Seg[], v6: boolean, payload: number, maxPaylo
   assert.deepEqual(got, want);
 }
 
-interface TunnelPair { net: Net; br1: Bridge; br2: Bridge; pod1: TsoEndpoint; pod2: Endpoint }
+interface TunnelPair {
+  net: Net;
+  br1: Bridge;
+  br2: Bridge;
+  pod1: TsoEndpoint;
+  pod2: Endpoint;
+}
 
 /** Two nodes over an l2 tunnel (VNI 5000) on an underlay of `mtu`; pod 1 sends super-frames, pod 2 has no offloads. */
 function tunnelPair(kind: 'vxlan' | 'geneve', mtu: number): TunnelPair {
@@ -124,23 +137,29 @@ function tunnelPair(kind: 'vxlan' | 'geneve', mtu: number): TunnelPair {
 }
 
 test('super-frame into a tunnel: segmented to the path (or the gso size), every byte delivered in order, checksums good, books balanced', () => {
-  fc.assert(fc.property(
-    fc.constantFrom('vxlan' as const, 'geneve' as const), fc.boolean(), fc.integer({ min: 1, max: 60_000 }),
-    fc.integer({ min: 256, max: 9000 }), fc.integer({ min: 1280, max: 9000 }),
-    (kind, v6, payload, gsoSize, mtu) => {
-      const t = tunnelPair(kind, mtu);
-      const inner = t.br1.tunnel('tun0').innerMtu(mtu);
-      const hdrs = (v6 ? 40 : 20) + 20;
-      const maxPayload = Math.min(gsoSize, inner - hdrs);
-      t.pod1.sendSuper(superFrame(v6, payload), gsoSize);
-      const segs = segments(t.pod2.take());
-      assert.equal(segs.length, Math.ceil(payload / maxPayload));
-      assertSame(segs, v6, payload, maxPayload, inner);
-      assert.deepEqual([t.br1.gso.superFrames, t.br1.gso.segments, t.br1.segmentsMade], [1, segs.length, segs.length - 1]);
-      for (const br of [t.br1, t.br2]) assertBooks(br);
-      assertPoolFull(t.net.pool);
-    },
-  ), { numRuns: 60 });
+  fc.assert(
+    fc.property(
+      fc.constantFrom('vxlan' as const, 'geneve' as const),
+      fc.boolean(),
+      fc.integer({ min: 1, max: 60_000 }),
+      fc.integer({ min: 256, max: 9000 }),
+      fc.integer({ min: 1280, max: 9000 }),
+      (kind, v6, payload, gsoSize, mtu) => {
+        const t = tunnelPair(kind, mtu);
+        const inner = t.br1.tunnel('tun0').innerMtu(mtu);
+        const hdrs = (v6 ? 40 : 20) + 20;
+        const maxPayload = Math.min(gsoSize, inner - hdrs);
+        t.pod1.sendSuper(superFrame(v6, payload), gsoSize);
+        const segs = segments(t.pod2.take());
+        assert.equal(segs.length, Math.ceil(payload / maxPayload));
+        assertSame(segs, v6, payload, maxPayload, inner);
+        assert.deepEqual([t.br1.gso.superFrames, t.br1.gso.segments, t.br1.segmentsMade], [1, segs.length, segs.length - 1]);
+        for (const br of [t.br1, t.br2]) assertBooks(br);
+        assertPoolFull(t.net.pool);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });
 
 test('super-frame on one node: whole to a port that takes super-frames, segmented to the MTU of one that does not', () => {
@@ -177,7 +196,11 @@ test('super-frame on one node: whole to a port that takes super-frames, segmente
     // A super-frame whose segments would not fit the TSO port is segmented for it too.
     pod1.sendSuper(frame, mss + 1);
     assert.equal(tso.take().length, Math.ceil(30_000 / mss));
-    assert.equal(tso.gso.slice(1).every(([t]) => t === VNET_GSO_NONE), true, 'plain segments');
+    assert.equal(
+      tso.gso.slice(1).every(([t]) => t === VNET_GSO_NONE),
+      true,
+      'plain segments',
+    );
     assertBooks(br);
     assertPoolFull(n.pool);
   }

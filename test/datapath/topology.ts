@@ -11,7 +11,7 @@ import { EspSadb } from '../../src/esp/sadb.js';
 import type { Port, VlanConfig } from '../../src/datapath/port.js';
 import { PacketPool, type PacketBatch } from '../../src/packet/buf.js';
 import { rd32, wr32 } from '../../src/wire/bytes.js';
-import { DropReason } from '../../src/wire/drop.js';
+import type { DropReason } from '../../src/wire/drop.js';
 import { compose, dissect, type Layer } from '../../src/wire/stack.js';
 import type { VlanTag } from '../../src/wire/ethernet.js';
 export { rng } from '../helpers.js';
@@ -23,7 +23,9 @@ export const BROADCAST = 0xffffffffffff;
 /** A clock the test moves by hand (nanoseconds). */
 export class VirtualClock implements Clock {
   t = 0;
-  now(): number { return this.t; }
+  now(): number {
+    return this.t;
+  }
 }
 
 /** A locally administered unicast MAC from a small number (distinct numbers, distinct MACs). */
@@ -77,7 +79,10 @@ export function frame(s: FrameSpec): Uint8Array {
   wr32(body, 0, s.id ?? 0);
   for (let i = 4; i < body.length; i++) body[i] = (i * 7 + (s.id ?? 0)) & 0xff;
   const vlans = (s.tags ?? []).map((t) => ({ tpid: t.tpid ?? 0x8100, pcp: t.pcp ?? 0, dei: t.dei ?? false, vid: t.vid }));
-  const layers: Layer[] = [{ kind: 'eth', repr: { dst: s.dst, src: s.src, vlans, etherType: s.etherType ?? ETHERTYPE_TEST } }, { kind: 'data', bytes: body }];
+  const layers: Layer[] = [
+    { kind: 'eth', repr: { dst: s.dst, src: s.src, vlans, etherType: s.etherType ?? ETHERTYPE_TEST } },
+    { kind: 'data', bytes: body },
+  ];
   return compose(layers);
 }
 
@@ -101,7 +106,9 @@ export function seen(bytes: Uint8Array): Seen {
 
 /** Sum of port counters over the given ports (default: the bridge's current ports). */
 export function books(bridge: Bridge, ports: readonly Port[] = bridge.ports.filter((p): p is Port => p !== null)): { rx: number; tx: number; drops: number } {
-  let rx = 0, tx = 0, drops = 0;
+  let rx = 0,
+    tx = 0,
+    drops = 0;
   for (const p of ports) {
     rx += p.counters.rxPackets;
     tx += p.counters.txPackets;
@@ -118,12 +125,20 @@ export function assertBooks(bridge: Bridge, ports?: readonly Port[]): void {
   const b = books(bridge, ports);
   const made = bridge.floodCopies + bridge.generated + bridge.fragmentsMade + bridge.segmentsMade;
   const gone = bridge.fragmentsMerged + bridge.heldFragments + bridge.heldForEsp;
-  assert.equal(b.rx + made, b.tx + b.drops + gone, `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} + segments made ${bridge.segmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments} + waiting for ESP ${bridge.heldForEsp}`);
+  assert.equal(
+    b.rx + made,
+    b.tx + b.drops + gone,
+    `bridge ${bridge.name}: rx ${b.rx} + flood copies ${bridge.floodCopies} + generated ${bridge.generated} + fragments made ${bridge.fragmentsMade} + segments made ${bridge.segmentsMade} ≠ tx ${b.tx} + drops ${b.drops} + fragments merged ${bridge.fragmentsMerged} + held ${bridge.heldFragments} + waiting for ESP ${bridge.heldForEsp}`,
+  );
   const gw = bridge.gateway;
   if (gw !== null) {
     const port = bridge.ports.find((q) => q?.kind === 'gateway')!;
     const rhs = gw.counters.rxPackets - gw.generated + gw.counters.dropped + gw.consumed;
-    assert.equal(port.counters.txPackets, rhs, `bridge ${bridge.name}: gateway tx ${port.counters.txPackets} ≠ rx ${gw.counters.rxPackets} − generated ${gw.generated} + drops ${gw.counters.dropped} + consumed ${gw.consumed}`);
+    assert.equal(
+      port.counters.txPackets,
+      rhs,
+      `bridge ${bridge.name}: gateway tx ${port.counters.txPackets} ≠ rx ${gw.counters.rxPackets} − generated ${gw.generated} + drops ${gw.counters.dropped} + consumed ${gw.consumed}`,
+    );
   }
 }
 
@@ -182,11 +197,11 @@ export const vlanConfigArb: fc.Arbitrary<VlanConfig> = fc.oneof(
 
 /** The untagged VLAN of a port: its access VLAN or its trunk's native VLAN. */
 export function untaggedVlan(cfg: VlanConfig): number {
-  return cfg.trunk !== undefined ? cfg.native ?? 0 : cfg.vlan ?? 0;
+  return cfg.trunk !== undefined ? (cfg.native ?? 0) : (cfg.vlan ?? 0);
 }
 
 export function carries(cfg: VlanConfig, segment: number): boolean {
-  return segment === untaggedVlan(cfg) || (cfg.trunk !== undefined && cfg.trunk.includes(segment));
+  return segment === untaggedVlan(cfg) || cfg.trunk?.includes(segment) === true;
 }
 
 /** The segment a frame with these tags belongs to when it enters a port with `cfg`, or null when refused. */

@@ -23,7 +23,10 @@ function switchWithThreeHosts(): { log: TraceLog; hosts: [Host, Host, Host]; br:
 }
 
 test('a traced unicast: ingress, classify, learn, lookup, output, with their facts', () => {
-  const { log, hosts: [a, b] } = switchWithThreeHosts();
+  const {
+    log,
+    hosts: [a, b],
+  } = switchWithThreeHosts();
   b.ep.send([frame({ src: b.mac, dst: BROADCAST })]);
   assert.equal(log.records.length, 0, 'untraced packets leave no records');
   const f = frame({ src: a.mac, dst: b.mac, pad: 50 });
@@ -45,7 +48,11 @@ test('a traced unicast: ingress, classify, learn, lookup, output, with their fac
 });
 
 test('a traced flood names its destinations; a traced drop names its stage and reason', () => {
-  const { log, hosts: [a, , c], br } = switchWithThreeHosts();
+  const {
+    log,
+    hosts: [a, , c],
+    br,
+  } = switchWithThreeHosts();
   a.ep.send([frame({ src: a.mac, dst: BROADCAST, tags: [{ vid: 0 }] })], true);
   assert.deepEqual(stages(log.records), ['br:ingress:h1', 'br:classify:h1', 'br:learn:h1', 'br:lookup:h1', 'br:output:h2', 'br:output:h3']);
   assert.deepEqual(log.records[1]!.detail, { segment: 0, vlan: 'popped' });
@@ -58,7 +65,10 @@ test('a traced flood names its destinations; a traced drop names its stage and r
   log.clear();
   br.setAdmin('h1', false);
   a.ep.send([frame({ src: a.mac, dst: c.mac })], true);
-  assert.deepEqual(log.records.map((r) => [r.stage, r.detail]), [['drop', { stage: 'ingress', reason: 'PortDown' }]]);
+  assert.deepEqual(
+    log.records.map((r) => [r.stage, r.detail]),
+    [['drop', { stage: 'ingress', reason: 'PortDown' }]],
+  );
 });
 
 test('a traced packet routed across a tunnel: route and encapsulate on node1, decapsulate and route on node2', () => {
@@ -71,7 +81,12 @@ test('a traced packet routed across a tunnel: route and encapsulate on node1, de
     const br = newBridge(net, `node${i}`);
     br.trace = log.sink;
     br.addGateway({ name: 'gw0', mac: GW[i - 1]!, ipv4: `10.244.${i}.1/24` });
-    br.addTunnel('tun0', i === 1 ? u1 : u2, { kind: 'geneve', mode: 'routed', localIp: `192.168.0.${i}`, options: [{ class: 0x0104, type: 0x01, data: new Uint8Array(4) }] });
+    br.addTunnel('tun0', i === 1 ? u1 : u2, {
+      kind: 'geneve',
+      mode: 'routed',
+      localIp: `192.168.0.${i}`,
+      options: [{ class: 0x0104, type: 0x01, data: new Uint8Array(4) }],
+    });
     br.addVtep('tun0', { ip: `192.168.0.${3 - i}`, mac: i === 1 ? u2.mac : u1.mac });
     br.addRoute(`10.244.${3 - i}.0/24`, { tunnel: 'tun0', vtep: `192.168.0.${3 - i}` });
     pods.push(addHost(br, net, `pod${i}`, hostMac(0x100 * i + 5)));
@@ -85,19 +100,38 @@ test('a traced packet routed across a tunnel: route and encapsulate on node1, de
   pods[0]!.ep.send([pkt], true);
   assert.equal(pods[1]!.ep.take().length, 1);
   assert.deepEqual(stages(log.records), [
-    'node1:ingress:pod1', 'node1:classify:pod1', 'node1:learn:pod1', 'node1:lookup:pod1', 'node1:route:gw0', 'node1:encapsulate:tun0', 'node1:output:tun0',
-    'node2:ingress:tun0', 'node2:decapsulate:tun0', 'node2:classify:tun0', 'node2:lookup:tun0', 'node2:route:gw0', 'node2:output:pod2',
+    'node1:ingress:pod1',
+    'node1:classify:pod1',
+    'node1:learn:pod1',
+    'node1:lookup:pod1',
+    'node1:route:gw0',
+    'node1:encapsulate:tun0',
+    'node1:output:tun0',
+    'node2:ingress:tun0',
+    'node2:decapsulate:tun0',
+    'node2:classify:tun0',
+    'node2:lookup:tun0',
+    'node2:route:gw0',
+    'node2:output:pod2',
   ]);
   const r = (node: string, stage: string): TraceRecord => log.records.find((x) => x.node === node && x.stage === stage)!;
   assert.deepEqual(r('node1', 'lookup').detail, { mac: macToString(GW[0]!), segment: 0, port: 'gw0' });
   assert.deepEqual(r('node1', 'route').detail, { route: 'tunnel', dst: '10.244.2.5', ttl: 63 });
   const enc = r('node1', 'encapsulate').detail;
-  assert.deepEqual({ ...enc, udpSrcPort: 0 }, { kind: 'geneve', vni: 1, outerSrc: '192.168.0.1', outerDst: '192.168.0.2', udpSrcPort: 0, udpDstPort: 6081, bytes: u1.sent[0]!.length });
+  assert.deepEqual(
+    { ...enc, udpSrcPort: 0 },
+    { kind: 'geneve', vni: 1, outerSrc: '192.168.0.1', outerDst: '192.168.0.2', udpSrcPort: 0, udpDstPort: 6081, bytes: u1.sent[0]!.length },
+  );
   assert.ok(typeof enc['udpSrcPort'] === 'number' && enc['udpSrcPort'] >= 49152);
   const dec = r('node2', 'decapsulate').detail;
   assert.deepEqual(dec, {
-    kind: 'geneve', vni: 1, remote: '192.168.0.1', options: [{ class: 0x0104, type: 1, data: '00000000' }],
-    innerSrc: macToString(GW[0]!), innerDst: macToString(GLOBAL_VIRTUAL_MAC), bytes: pkt.length,
+    kind: 'geneve',
+    vni: 1,
+    remote: '192.168.0.1',
+    options: [{ class: 0x0104, type: 1, data: '00000000' }],
+    innerSrc: macToString(GW[0]!),
+    innerDst: macToString(GLOBAL_VIRTUAL_MAC),
+    bytes: pkt.length,
   });
   assert.deepEqual(r('node2', 'lookup').detail, { mac: macToString(GLOBAL_VIRTUAL_MAC), segment: 0, port: 'gw0' });
   assert.deepEqual(r('node2', 'route').detail, { route: 'local', dst: '10.244.2.5', neighbor: macToString(pods[1]!.mac), ttl: 62 });
@@ -123,8 +157,18 @@ test('a traced frame through an l2 tunnel: learn records the remote VTEP', () =>
   });
   hosts[0]!.ep.send([frame({ src: hosts[0]!.mac, dst: BROADCAST })], true);
   assert.deepEqual(stages(log.records), [
-    'n1:ingress:h1', 'n1:classify:h1', 'n1:learn:h1', 'n1:lookup:h1', 'n1:encapsulate:vx', 'n1:output:vx',
-    'n2:ingress:vx', 'n2:decapsulate:vx', 'n2:classify:vx', 'n2:learn:vx', 'n2:lookup:vx', 'n2:output:h2',
+    'n1:ingress:h1',
+    'n1:classify:h1',
+    'n1:learn:h1',
+    'n1:lookup:h1',
+    'n1:encapsulate:vx',
+    'n1:output:vx',
+    'n2:ingress:vx',
+    'n2:decapsulate:vx',
+    'n2:classify:vx',
+    'n2:learn:vx',
+    'n2:lookup:vx',
+    'n2:output:h2',
   ]);
   const learn = log.records.find((r) => r.node === 'n2' && r.stage === 'learn')!;
   assert.equal(learn.action, `${macToString(hosts[0]!.mac)} on vx via VTEP 192.168.0.1`);

@@ -9,8 +9,21 @@ import { Endpoint } from '../../src/datapath/device.js';
 import { wr16, wrMac } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import {
-  addHost, assertBooks, assertPoolFull, BROADCAST, carries, drops, hostMac, frame, ingressSegment, newBridge, newNet, seen,
-  untaggedVlan, vlanConfigArb, type Host,
+  addHost,
+  assertBooks,
+  assertPoolFull,
+  BROADCAST,
+  carries,
+  drops,
+  hostMac,
+  frame,
+  ingressSegment,
+  newBridge,
+  newNet,
+  seen,
+  untaggedVlan,
+  vlanConfigArb,
+  type Host,
 } from './topology.js';
 
 /** Checks a frame host `h` received against the segment the frame was switched on. */
@@ -28,14 +41,22 @@ export function assertRightVlan(h: Host, segment: number, f: Uint8Array, what: s
 
 const TAGS: fc.Arbitrary<Array<{ vid: number; tpid: number }>> = fc.oneof(
   { weight: 2, arbitrary: fc.constant<Array<{ vid: number; tpid: number }>>([]) },
-  { weight: 3, arbitrary: fc.record({ vid: fc.constantFrom(0, 1, 2, 3, 10, 20, 4095), tpid: fc.constantFrom(0x8100, 0x8100, 0x8100, 0x88a8) }, { noNullPrototype: true }).map((t) => [t]) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({ vid: fc.constantFrom(0, 1, 2, 3, 10, 20, 4095), tpid: fc.constantFrom(0x8100, 0x8100, 0x8100, 0x88a8) }, { noNullPrototype: true })
+      .map((t) => [t]),
+  },
 );
 
 test('no frame is ever delivered to a port of another VLAN, and tagging on egress is right', () => {
   fc.assert(
     fc.property(
       fc.array(vlanConfigArb, { minLength: 2, maxLength: 7 }),
-      fc.array(fc.record({ from: fc.nat(), src: fc.nat({ max: 9 }), dst: fc.nat({ max: 11 }), tags: TAGS }, { noNullPrototype: true }), { minLength: 1, maxLength: 60 }),
+      fc.array(fc.record({ from: fc.nat(), src: fc.nat({ max: 9 }), dst: fc.nat({ max: 11 }), tags: TAGS }, { noNullPrototype: true }), {
+        minLength: 1,
+        maxLength: 60,
+      }),
       (cfgs, sends) => {
         const net = newNet();
         const br = newBridge(net, 'br');
@@ -86,7 +107,8 @@ function raw(dst: number, src: number, vid: number | null, etherType: number, pa
 test('802.1Q pop and push: only the tag changes, byte for byte', () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 1, max: 0xffffff }), fc.integer({ min: 1, max: 0xffffff }),
+      fc.integer({ min: 1, max: 0xffffff }),
+      fc.integer({ min: 1, max: 0xffffff }),
       fc.integer({ min: 0x0600, max: 0xffff }).filter((t) => t !== 0x8100 && t !== 0x88a8 && t !== 0x9100),
       fc.uint8Array({ maxLength: 300 }),
       fc.constantFrom(BROADCAST, 0),

@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { processAlive } from '../../src/esp/journal.js';
 
-test('journal lock: a zombie (killed, not yet reaped) does not hold the journal; a running process does', { skip: process.platform !== 'linux' ? 'zombies are read from /proc (Linux)' : false }, async () => {
+test('journal lock: a zombie (killed, not yet reaped) does not hold the journal; a running process does', {
+  skip: process.platform !== 'linux' ? 'zombies are read from /proc (Linux)' : false,
+}, async () => {
   // `sh` starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie for 2 s.
   const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 2'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
@@ -14,7 +16,9 @@ test('journal lock: a zombie (killed, not yet reaped) does not hold the journal;
       try {
         process.kill(pid, 0);
         zombie = true; // still answers kill(pid, 0): exited (sleep 0) but not reaped
-      } catch { break; }
+      } catch {
+        break;
+      }
     }
     assert.ok(zombie, 'the child is a zombie that answers kill(pid, 0)');
     assert.equal(processAlive(pid), false);

@@ -7,7 +7,16 @@ import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  JOURNAL_BLOCK, JournalCorruptError, JournalLockedError, nodeJournalFs, processAlive, saId, SEQ_END, SeqJournal, type JournalFs, type SeqJournalOptions,
+  JOURNAL_BLOCK,
+  JournalCorruptError,
+  JournalLockedError,
+  nodeJournalFs,
+  processAlive,
+  saId,
+  SEQ_END,
+  SeqJournal,
+  type JournalFs,
+  type SeqJournalOptions,
 } from '../../src/esp/journal.js';
 import { explicitSaKeys, keyId } from '../../src/esp/keys.js';
 
@@ -159,14 +168,13 @@ function counterRandom(seed = 1): (n: number) => Uint8Array {
 
 // ---- crash property: sequence numbers on one (key, salt) only ever grow ----------------------------------
 
-type Op =
-  | { t: 'send'; peer: number; n: number }
-  | { t: 'bump'; peer: number }
-  | { t: 'crash' }
-  | { t: 'crashIn'; k: number };
+type Op = { t: 'send'; peer: number; n: number } | { t: 'bump'; peer: number } | { t: 'crash' } | { t: 'crashIn'; k: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('send' as const), peer: fc.nat({ max: 1 }), n: fc.integer({ min: 1, max: 12 }) }, { noNullPrototype: true }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ t: fc.constant('send' as const), peer: fc.nat({ max: 1 }), n: fc.integer({ min: 1, max: 12 }) }, { noNullPrototype: true }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('bump' as const), peer: fc.nat({ max: 1 }) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('crash' as const) }, { noNullPrototype: true }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('crashIn' as const), k: fc.nat({ max: 12 }) }, { noNullPrototype: true }) },
@@ -244,42 +252,73 @@ function runAgent(ops: Op[], block: bigint, fs: FakeDisk, wrap: (d: FakeDisk) =>
 
 test('journal: across crashes at any point, no (key, salt) ever sends a sequence number at or below one it sent', () => {
   const total = { sent: 0, crashes: 0, resumed: 0 };
-  fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.constantFrom(1n, 2n, 4n, 7n), (ops, block) => {
-    const r = runAgent(ops, block, new FakeDisk());
-    total.sent += r.sent;
-    total.crashes += r.crashes;
-    total.resumed += r.resumed;
-  }), { numRuns: 400 });
+  fc.assert(
+    fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.constantFrom(1n, 2n, 4n, 7n), (ops, block) => {
+      const r = runAgent(ops, block, new FakeDisk());
+      total.sent += r.sent;
+      total.crashes += r.crashes;
+      total.resumed += r.resumed;
+    }),
+    { numRuns: 400 },
+  );
   // The property ran through real crashes, traffic and resumptions, not a vacuous path.
   assert.ok(total.sent > 3000 && total.crashes > 200 && total.resumed > 80, JSON.stringify(total));
 });
 
 /** Finds a counterexample to the crash property for a journal on `wrap(disk)`; null if none. */
 function crashCounterexample(wrap: (d: FakeDisk) => JournalFs): string | null {
-  const r = fc.check(fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
-    runAgent(ops, 4n, new FakeDisk(), wrap);
-  }), { numRuns: 400, seed: 42 });
+  const r = fc.check(
+    fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
+      runAgent(ops, 4n, new FakeDisk(), wrap);
+    }),
+    { numRuns: 400, seed: 42 },
+  );
   return r.failed ? String(r.errorInstance) : null;
 }
 
 test('journal: the crash model has teeth — it catches a journal whose writes skip fsync or the directory fsync', () => {
-  assert.equal(crashCounterexample((d) => d), null);
+  assert.equal(
+    crashCounterexample((d) => d),
+    null,
+  );
   const noFileFsync = (d: FakeDisk): JournalFs => {
     const dirFds = new Set<number>();
     return {
-      readFile: (p) => d.readFile(p), openWrite: (p) => d.openWrite(p), write: (fd, b) => d.write(fd, b), close: (fd) => d.close(fd),
-      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p), createExclusive: (p, b) => d.createExclusive(p, b),
-      openDir: (p) => { const fd = d.openDir(p); dirFds.add(fd); return fd; },
-      fsync: (fd) => { if (dirFds.has(fd)) d.fsync(fd); },
+      readFile: (p) => d.readFile(p),
+      openWrite: (p) => d.openWrite(p),
+      write: (fd, b) => d.write(fd, b),
+      close: (fd) => d.close(fd),
+      rename: (a, b) => d.rename(a, b),
+      unlink: (p) => d.unlink(p),
+      createExclusive: (p, b) => d.createExclusive(p, b),
+      openDir: (p) => {
+        const fd = d.openDir(p);
+        dirFds.add(fd);
+        return fd;
+      },
+      fsync: (fd) => {
+        if (dirFds.has(fd)) d.fsync(fd);
+      },
     };
   };
   const noDirFsync = (d: FakeDisk): JournalFs => {
     const dirFds = new Set<number>();
     return {
-      readFile: (p) => d.readFile(p), openWrite: (p) => d.openWrite(p), write: (fd, b) => d.write(fd, b), close: (fd) => d.close(fd),
-      rename: (a, b) => d.rename(a, b), unlink: (p) => d.unlink(p), createExclusive: (p, b) => d.createExclusive(p, b),
-      openDir: (p) => { const fd = d.openDir(p); dirFds.add(fd); return fd; },
-      fsync: (fd) => { if (!dirFds.has(fd)) d.fsync(fd); },
+      readFile: (p) => d.readFile(p),
+      openWrite: (p) => d.openWrite(p),
+      write: (fd, b) => d.write(fd, b),
+      close: (fd) => d.close(fd),
+      rename: (a, b) => d.rename(a, b),
+      unlink: (p) => d.unlink(p),
+      createExclusive: (p, b) => d.createExclusive(p, b),
+      openDir: (p) => {
+        const fd = d.openDir(p);
+        dirFds.add(fd);
+        return fd;
+      },
+      fsync: (fd) => {
+        if (!dirFds.has(fd)) d.fsync(fd);
+      },
     };
   };
   assert.match(crashCounterexample(noFileFsync) ?? 'no counterexample', /already used|JournalCorruptError/);
@@ -320,7 +359,7 @@ test('journal: a crash at any step of a write leaves the old journal or the new 
     assert.deepEqual(Buffer.from(after).toString(), Buffer.from(k <= 6 ? old : fresh).toString(), `crash before step ${k}`);
     const re = SeqJournal.open(FAKE_PATH, { ...DEAD, ...opts, fs: d });
     assert.equal(re.epoch('b'), k <= 6 ? j.base : j.base + 1);
-    assert.deepEqual(d.paths(), [FAKE_PATH, `${FAKE_PATH}.lock`], 'the temporary file is gone (the lock is the open journal\'s)');
+    assert.deepEqual(d.paths(), [FAKE_PATH, `${FAKE_PATH}.lock`], "the temporary file is gone (the lock is the open journal's)");
   }
 });
 
@@ -334,7 +373,12 @@ test('journal on a real file system: created 0600, reopened, and a crash between
   assert.equal(j.reserve(id, 1n), 1n + JOURNAL_BLOCK);
   const written = readFileSync(p, 'utf8');
   // A write that dies between the temporary file and the rename.
-  const dying: JournalFs = { ...nodeJournalFs, rename: () => { throw new Crash('power loss before rename'); } };
+  const dying: JournalFs = {
+    ...nodeJournalFs,
+    rename: () => {
+      throw new Crash('power loss before rename');
+    },
+  };
   const j2 = SeqJournal.open(p, { ...DEAD, node: 'n1', fs: dying });
   assert.throws(() => j2.reserve(id, 1n + JOURNAL_BLOCK), Crash);
   assert.ok(existsSync(`${p}.tmp`), 'the new state sits in the temporary file');
@@ -371,7 +415,8 @@ test('reserve: at or past the bound writes next + block; below it is an error, n
   const ops = disk.ops;
   // Numbers below the bound were handed out already: a second user of the id (another tunnel, another
   // process) or a sequence number gone back. Returning the bound would let both use them.
-  for (const n of [1n, 50n, 100n]) assert.throws(() => j.reserve(id, n), new RegExp(`asks for sequence number ${n}, below its reservation 101: those may have been used already`));
+  for (const n of [1n, 50n, 100n])
+    assert.throws(() => j.reserve(id, n), new RegExp(`asks for sequence number ${n}, below its reservation 101: those may have been used already`));
   assert.equal(disk.ops, ops, 'nothing is written');
   assert.equal(j.restore(id), 101n);
   assert.equal(j.reserve(id, 101n), 201n);
@@ -459,10 +504,12 @@ test('saId: percent-encoded, so no two (src, dst, epoch) share an id', () => {
   assert.equal(saId('fd00::1', '10.0.0.2', 0), 'fd00%3A%3A1>10.0.0.2#0');
   assert.notEqual(saId('a>b', 'c', 1), saId('a', 'b>c', 1));
   const part = fc.string({ minLength: 1, maxLength: 4, unit: fc.constantFrom('a', '>', '#', '%', '3', 'E') });
-  fc.assert(fc.property(fc.uniqueArray(fc.tuple(part, part, fc.nat({ max: 3 })), { selector: (t) => JSON.stringify(t), maxLength: 30 }), (ts) => {
-    const ids = ts.map(([s, d, e]) => saId(s, d, e));
-    assert.equal(new Set(ids).size, ids.length);
-  }));
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.tuple(part, part, fc.nat({ max: 3 })), { selector: (t) => JSON.stringify(t), maxLength: 30 }), (ts) => {
+      const ids = ts.map(([s, d, e]) => saId(s, d, e));
+      assert.equal(new Set(ids).size, ids.length);
+    }),
+  );
   assert.throws(() => saId('', 'b', 1), /src must be a non-empty/);
   assert.throws(() => saId('a', '\ud800', 1), /dst is not well-formed Unicode/);
   assert.throws(() => saId('a', 'b', -1), /epoch -1 is not an integer/);
@@ -484,14 +531,17 @@ function goodJournal(): { path: string; text: string } {
 }
 
 function expectCorrupt(path: string, re: RegExp): void {
-  assert.throws(() => SeqJournal.open(path, { ...DEAD, node: 'n1' }), (e: unknown) => {
-    assert.ok(e instanceof JournalCorruptError, String(e));
-    assert.equal(e.path, path);
-    assert.ok(e.message.startsWith(`esp journal ${path}: `), e.message);
-    assert.match(e.message, re);
-    assert.match(e.message, /refusing to start/);
-    return true;
-  });
+  assert.throws(
+    () => SeqJournal.open(path, { ...DEAD, node: 'n1' }),
+    (e: unknown) => {
+      assert.ok(e instanceof JournalCorruptError, String(e));
+      assert.equal(e.path, path);
+      assert.ok(e.message.startsWith(`esp journal ${path}: `), e.message);
+      assert.match(e.message, re);
+      assert.match(e.message, /refusing to start/);
+      return true;
+    },
+  );
 }
 
 test('a missing journal is an empty one, written at once', () => {
@@ -499,13 +549,17 @@ test('a missing journal is an empty one, written at once', () => {
   const j = SeqJournal.open(path, { ...DEAD, node: 'n1', random: counterRandom(3) });
   assert.deepEqual(j.snapshot().reserved, {});
   assert.deepEqual(j.snapshot().epochs, {});
-  assert.match(readFileSync(path, 'utf8'), /^\{"format":"seine-esp-journal","version":1,"node":"n1","base":\d+,"epochs":\{\},"reserved":\{\}\}\nsha256:[0-9a-f]{64}\n$/);
+  assert.match(
+    readFileSync(path, 'utf8'),
+    /^\{"format":"seine-esp-journal","version":1,"node":"n1","base":\d+,"epochs":\{\},"reserved":\{\}\}\nsha256:[0-9a-f]{64}\n$/,
+  );
   assert.throws(() => SeqJournal.open(join(dir, 'no-such-dir', 'j'), { node: 'n1' }), /ENOENT/);
 });
 
 test('a truncated journal is refused, naming the file, at every length', () => {
   const { path, text } = goodJournal();
-  expectCorrupt((writeFileSync(path, ''), path), /the file is empty/);
+  writeFileSync(path, '');
+  expectCorrupt(path, /the file is empty/);
   for (let n = 1; n < text.length; n++) {
     writeFileSync(path, text.slice(0, n));
     expectCorrupt(path, /truncated|checksum|not JSON/);
@@ -546,7 +600,7 @@ test('a journal with a good checksum but bad content is refused, saying what is 
     [{ reserved: { 'n1>n2#5': 7 } }, /is not a sequence number/],
     [{ reserved: { 'n1>n2#5': (SEQ_END + 1n).toString() } }, /is not a sequence number/],
     [{ reserved: { 'n9>n2#5': '1' } }, /reservation "n9>n2#5" has an invalid id/],
-    [{ reserved: { 'whatever': '1' } }, /has an invalid id/],
+    [{ reserved: { whatever: '1' } }, /has an invalid id/],
   ];
   for (const [patch, re] of cases) {
     writeFileSync(path, withSum(JSON.stringify({ ...body, ...patch })));
@@ -558,7 +612,10 @@ test('a journal with a good checksum but bad content is refused, saying what is 
   expectCorrupt(path, /not UTF-8/);
   // Another node's journal: not damaged, but not ours either.
   writeFileSync(path, text);
-  assert.throws(() => SeqJournal.open(path, { ...DEAD, node: 'n2' }), (e: unknown) => e instanceof RangeError && e.message === `esp journal ${path}: belongs to node n1, not n2`);
+  assert.throws(
+    () => SeqJournal.open(path, { ...DEAD, node: 'n2' }),
+    (e: unknown) => e instanceof RangeError && e.message === `esp journal ${path}: belongs to node n1, not n2`,
+  );
 });
 
 test('open: options are checked', () => {
@@ -574,7 +631,10 @@ test('lock: a journal whose process lives is refused to a second opener; close r
   const p = freshPath();
   const j = SeqJournal.open(p, { node: 'n1' });
   assert.equal(readFileSync(`${p}.lock`, 'utf8'), `${process.pid}\n`);
-  assert.throws(() => SeqJournal.open(p, { node: 'n1' }), (e: unknown) => e instanceof JournalLockedError && e.pid === process.pid && e.path === p && /locked by process \d+, which is running/.test(e.message));
+  assert.throws(
+    () => SeqJournal.open(p, { node: 'n1' }),
+    (e: unknown) => e instanceof JournalLockedError && e.pid === process.pid && e.path === p && /locked by process \d+, which is running/.test(e.message),
+  );
   assert.ok(j.open);
   j.close();
   j.close();
@@ -599,14 +659,27 @@ test('lock: a journal whose process lives is refused to a second opener; close r
 test('lock: two processes on one journal file — the second is refused while the first runs, and takes over once it is killed', async () => {
   const p = freshPath();
   const mod = new URL('../../src/esp/journal.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--input-type=module', '-e',
-    `import { SeqJournal } from ${JSON.stringify(mod)}; SeqJournal.open(process.argv[1], { node: 'n1' }); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`, p], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { SeqJournal } from ${JSON.stringify(mod)}; SeqJournal.open(process.argv[1], { node: 'n1' }); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`,
+      p,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     await new Promise<void>((ok, fail) => {
-      child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) ok(); });
+      child.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) ok();
+      });
       child.on('exit', (c) => fail(new Error(`child exited ${c}`)));
     });
-    assert.throws(() => SeqJournal.open(p, { node: 'n1' }), (e: unknown) => e instanceof JournalLockedError && e.pid === child.pid);
+    assert.throws(
+      () => SeqJournal.open(p, { node: 'n1' }),
+      (e: unknown) => e instanceof JournalLockedError && e.pid === child.pid,
+    );
   } finally {
     child.kill('SIGKILL');
     await new Promise((ok) => child.on('exit', ok));

@@ -7,7 +7,17 @@ import { after, test } from 'node:test';
 import { format, inspect } from 'node:util';
 import fc from 'fast-check';
 import {
-  ClusterSecret, clusterSecretFromPassphrase, deriveHelloKey, deriveSaKeys, explicitSaKeys, hkdfSha256, keyId, loadClusterSecret, spiFor, SPI_MIN, type SaKeySpec,
+  ClusterSecret,
+  clusterSecretFromPassphrase,
+  deriveHelloKey,
+  deriveSaKeys,
+  explicitSaKeys,
+  hkdfSha256,
+  keyId,
+  loadClusterSecret,
+  spiFor,
+  SPI_MIN,
+  type SaKeySpec,
 } from '../../src/esp/keys.js';
 import { ESP_CIPHERS, type EspCipher } from '../../src/mtu/overhead.js';
 import { fromHex, hex } from '../helpers.js';
@@ -39,7 +49,10 @@ test('hkdfSha256: RFC 5869 A.1 basic test case', () => {
 
 test('hkdfSha256: RFC 5869 A.2 longer inputs and outputs', () => {
   const okm = hkdfSha256(range(0x00, 0x50), range(0x60, 0xb0), range(0xb0, 0x100), 82);
-  assert.equal(hex(okm), 'b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87');
+  assert.equal(
+    hex(okm),
+    'b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87',
+  );
 });
 
 test('hkdfSha256: RFC 5869 A.3 zero-length salt and info', () => {
@@ -54,7 +67,15 @@ test('hkdfSha256: RFC 5869 A.3 zero-length salt and info', () => {
 const TUNNEL = { kind: 'vxlan', port: 4789, srcAddr: '192.0.2.1', dstAddr: '2001:db8::2' };
 const INC_A = range(1, 17);
 const INC_B = range(17, 33);
-const golden = (cipher: EspCipher): SaKeySpec => ({ cipher, src: 'node-a', dst: 'node-b', tunnel: TUNNEL, srcIncarnation: INC_A, dstIncarnation: INC_B, epoch: 7 });
+const golden = (cipher: EspCipher): SaKeySpec => ({
+  cipher,
+  src: 'node-a',
+  dst: 'node-b',
+  tunnel: TUNNEL,
+  srcIncarnation: INC_A,
+  dstIncarnation: INC_B,
+  epoch: 7,
+});
 /** Computed once from the layout (and checked against the recomputation by hand below): a change of the derivation shows here. */
 const GOLDEN: Record<EspCipher, { key: string; salt: string; spi: number }> = {
   'aes-gcm-128': { key: '8a231cac8875e54922eb6fcbc6235b33', salt: '8fa998e1', spi: 0x227fb21c },
@@ -75,13 +96,21 @@ test('deriveSaKeys: golden key, salt and SPI for each cipher (secret 00..1f, nod
 
 // The documented layout, rebuilt here by hand and fed to node:crypto's hkdfSync directly.
 const lp = (x: Uint8Array): Buffer => Buffer.concat([Buffer.from([x.length >> 8, x.length & 0xff]), x]);
-const u64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
-const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+const u64 = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+};
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
 const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
 /** An address as bytes, by hand: dotted quad, or IPv6 through node's own parser (net.SocketAddress is newer than Node 20.0). */
 function addrByHand(a: string): Buffer {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(a)) return Buffer.from(a.split('.').map(Number));
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, ''];
+  const [head, tail] = a.includes('::') ? (a.split('::') as [string, string]) : [a, ''];
   const h = head === '' ? [] : head.split(':');
   const t = tail === '' ? [] : tail.split(':');
   const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
@@ -91,11 +120,21 @@ function byHand(ikm: Uint8Array, s: SaKeySpec): { key: string; salt: string; spi
   const c = ESP_CIPHERS[s.cipher];
   const t = s.tunnel;
   const fields = Buffer.concat([
-    lp(Buffer.from(s.cipher)), lp(Buffer.from(t.kind, 'utf8')), lp(u16(t.port)), lp(Buffer.from(s.src, 'utf8')), lp(Buffer.from(s.dst, 'utf8')),
-    lp(addrByHand(t.srcAddr)), lp(addrByHand(t.dstAddr)), lp(Buffer.from(s.srcIncarnation)), lp(Buffer.from(s.dstIncarnation)), lp(u64(s.epoch)),
+    lp(Buffer.from(s.cipher)),
+    lp(Buffer.from(t.kind, 'utf8')),
+    lp(u16(t.port)),
+    lp(Buffer.from(s.src, 'utf8')),
+    lp(Buffer.from(s.dst, 'utf8')),
+    lp(addrByHand(t.srcAddr)),
+    lp(addrByHand(t.dstAddr)),
+    lp(Buffer.from(s.srcIncarnation)),
+    lp(Buffer.from(s.dstIncarnation)),
+    lp(u64(s.epoch)),
   ]);
   const okm = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp sa v2')), fields]), c.keyLen + c.saltLen));
-  const v = Buffer.from(hkdfSync('sha256', ikm, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp spi v2')), fields, lp(u32(s.spiTweak ?? 0))]), 4)).readUInt32BE(0);
+  const v = Buffer.from(
+    hkdfSync('sha256', ikm, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp spi v2')), fields, lp(u32(s.spiTweak ?? 0))]), 4),
+  ).readUInt32BE(0);
   return { key: okm.subarray(0, c.keyLen).toString('hex'), salt: okm.subarray(c.keyLen).toString('hex'), spi: 256 + (v % (2 ** 32 - 256)) };
 }
 
@@ -103,30 +142,48 @@ const nameArb = fc.string({ minLength: 1, maxLength: 12, unit: 'grapheme' });
 const v4Arb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((q) => q.join('.'));
 const v6Arb = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }).map((g) => g.map((x) => x.toString(16)).join(':'));
 const incArb = fc.uint8Array({ minLength: 16, maxLength: 16 });
-const tunnelArb = fc.record({ kind: fc.constantFrom('vxlan', 'geneve'), port: fc.nat(65535), srcAddr: fc.oneof(v4Arb, v6Arb), dstAddr: fc.oneof(v4Arb, v6Arb) }, { noNullPrototype: true });
-const specArb: fc.Arbitrary<SaKeySpec> = fc.record({
-  cipher: fc.constantFrom(...CIPHERS),
-  src: nameArb,
-  dst: nameArb,
-  tunnel: tunnelArb,
-  srcIncarnation: incArb,
-  dstIncarnation: incArb,
-  epoch: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.maxSafeNat()),
-}, { noNullPrototype: true }).filter((s) => s.src !== s.dst && Buffer.byteLength(s.src) <= 255 && Buffer.byteLength(s.dst) <= 255);
+const tunnelArb = fc.record(
+  { kind: fc.constantFrom('vxlan', 'geneve'), port: fc.nat(65535), srcAddr: fc.oneof(v4Arb, v6Arb), dstAddr: fc.oneof(v4Arb, v6Arb) },
+  { noNullPrototype: true },
+);
+const specArb: fc.Arbitrary<SaKeySpec> = fc
+  .record(
+    {
+      cipher: fc.constantFrom(...CIPHERS),
+      src: nameArb,
+      dst: nameArb,
+      tunnel: tunnelArb,
+      srcIncarnation: incArb,
+      dstIncarnation: incArb,
+      epoch: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.maxSafeNat()),
+    },
+    { noNullPrototype: true },
+  )
+  .filter((s) => s.src !== s.dst && Buffer.byteLength(s.src) <= 255 && Buffer.byteLength(s.dst) <= 255);
 /** Secrets the constructor takes: 32+ bytes, not all the same. */
 const ikmArb = (max: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength: 32, maxLength: max }).filter((b) => b.some((x) => x !== b[0]));
 
 test('deriveSaKeys: equals the documented layout recomputed with hkdfSync (golden inputs and random ones)', () => {
   for (const cipher of CIPHERS) assert.deepEqual(byHand(SECRET, golden(cipher)), GOLDEN[cipher]);
-  fc.assert(fc.property(ikmArb(64), specArb, fc.nat({ max: 0xffff_ffff }), (ikm, s, tweak) => {
-    const k = deriveSaKeys(new ClusterSecret(ikm), { ...s, spiTweak: tweak });
-    assert.deepEqual({ key: hex(k.key), salt: hex(k.salt), spi: k.spi }, byHand(ikm, { ...s, spiTweak: tweak }));
-  }));
+  fc.assert(
+    fc.property(ikmArb(64), specArb, fc.nat({ max: 0xffff_ffff }), (ikm, s, tweak) => {
+      const k = deriveSaKeys(new ClusterSecret(ikm), { ...s, spiTweak: tweak });
+      assert.deepEqual({ key: hex(k.key), salt: hex(k.salt), spi: k.spi }, byHand(ikm, { ...s, spiTweak: tweak }));
+    }),
+  );
 });
 
 test('deriveHelloKey: the documented layout, one key per direction and tunnel', () => {
   const t = TUNNEL;
-  const fields = Buffer.concat([lp(Buffer.from('chacha20-poly1305')), lp(Buffer.from('vxlan')), lp(u16(4789)), lp(Buffer.from('node-a')), lp(Buffer.from('node-b')), lp(addrByHand(t.srcAddr)), lp(addrByHand(t.dstAddr))]);
+  const fields = Buffer.concat([
+    lp(Buffer.from('chacha20-poly1305')),
+    lp(Buffer.from('vxlan')),
+    lp(u16(4789)),
+    lp(Buffer.from('node-a')),
+    lp(Buffer.from('node-b')),
+    lp(addrByHand(t.srcAddr)),
+    lp(addrByHand(t.dstAddr)),
+  ]);
   const want = Buffer.from(hkdfSync('sha256', SECRET, 'seine esp v2', Buffer.concat([lp(Buffer.from('seine esp hello v1')), fields]), 32)).toString('hex');
   const k = (src: string, dst: string, tunnel = t): string => hex(deriveHelloKey(secret, { cipher: 'chacha20-poly1305', src, dst, tunnel }));
   assert.equal(k('node-a', 'node-b'), want);
@@ -141,7 +198,15 @@ test('deriveHelloKey: the documented layout, one key per direction and tunnel', 
 
 const canon = (s: SaKeySpec): string => JSON.stringify([s.cipher, s.src, s.dst, s.tunnel, hex(s.srcIncarnation), hex(s.dstIncarnation), s.epoch]);
 /** A spec with the golden tunnel and incarnations. */
-const plain = (cipher: EspCipher, src: string, dst: string, epoch: number): SaKeySpec => ({ cipher, src, dst, epoch, tunnel: TUNNEL, srcIncarnation: INC_A, dstIncarnation: INC_B });
+const plain = (cipher: EspCipher, src: string, dst: string, epoch: number): SaKeySpec => ({
+  cipher,
+  src,
+  dst,
+  epoch,
+  tunnel: TUNNEL,
+  srcIncarnation: INC_A,
+  dstIncarnation: INC_B,
+});
 
 test('deriveSaKeys: splits that concatenate alike still give different keys', () => {
   const d = (src: string, dst: string, epoch = 1, cipher: EspCipher = 'aes-gcm-256'): string => hex(deriveSaKeys(secret, plain(cipher, src, dst, epoch)).key);
@@ -163,79 +228,135 @@ test('deriveSaKeys: splits that concatenate alike still give different keys', ()
 test('deriveSaKeys: any field differing gives a different key and salt (small alphabets, so splits collide if unprefixed)', () => {
   const small = fc.string({ minLength: 1, maxLength: 3, unit: fc.constantFrom('a', 'b', '\u0000', 'é') });
   const smallInc = fc.constantFrom(INC_A, INC_B);
-  const smallSpec = fc.record({
-    cipher: fc.constantFrom(...CIPHERS), src: small, dst: small, epoch: fc.oneof(fc.nat({ max: 2 }), fc.constant(256)),
-    tunnel: fc.record({ kind: fc.constantFrom('vxlan', 'geneve'), port: fc.constantFrom(4789, 6081), srcAddr: fc.constantFrom('10.0.0.1', '10.0.0.2'), dstAddr: fc.constantFrom('10.0.0.1', '10.0.0.2') }, { noNullPrototype: true }),
-    srcIncarnation: smallInc, dstIncarnation: smallInc,
-  }, { noNullPrototype: true }).filter((s) => s.src !== s.dst);
-  fc.assert(fc.property(fc.uniqueArray(smallSpec, { minLength: 2, maxLength: 40, selector: canon }), (specs) => {
-    const seen = new Map<string, string>();
-    for (const s of specs) {
-      const k = deriveSaKeys(secret, s);
-      const km = hex(k.key) + hex(k.salt);
-      assert.equal(seen.get(km), undefined, `${canon(s)} and ${seen.get(km)} share key and salt`);
-      seen.set(km, canon(s));
-      // Keys of different lengths cannot collide, so compare equal-length prefixes too.
-      seen.set(`prefix:${hex(k.key.subarray(0, 16))}`, canon(s));
-    }
-    assert.equal(seen.size, 2 * specs.length);
-  }), { numRuns: 300 });
+  const smallSpec = fc
+    .record(
+      {
+        cipher: fc.constantFrom(...CIPHERS),
+        src: small,
+        dst: small,
+        epoch: fc.oneof(fc.nat({ max: 2 }), fc.constant(256)),
+        tunnel: fc.record(
+          {
+            kind: fc.constantFrom('vxlan', 'geneve'),
+            port: fc.constantFrom(4789, 6081),
+            srcAddr: fc.constantFrom('10.0.0.1', '10.0.0.2'),
+            dstAddr: fc.constantFrom('10.0.0.1', '10.0.0.2'),
+          },
+          { noNullPrototype: true },
+        ),
+        srcIncarnation: smallInc,
+        dstIncarnation: smallInc,
+      },
+      { noNullPrototype: true },
+    )
+    .filter((s) => s.src !== s.dst);
+  fc.assert(
+    fc.property(fc.uniqueArray(smallSpec, { minLength: 2, maxLength: 40, selector: canon }), (specs) => {
+      const seen = new Map<string, string>();
+      for (const s of specs) {
+        const k = deriveSaKeys(secret, s);
+        const km = hex(k.key) + hex(k.salt);
+        assert.equal(seen.get(km), undefined, `${canon(s)} and ${seen.get(km)} share key and salt`);
+        seen.set(km, canon(s));
+        // Keys of different lengths cannot collide, so compare equal-length prefixes too.
+        seen.set(`prefix:${hex(k.key.subarray(0, 16))}`, canon(s));
+      }
+      assert.equal(seen.size, 2 * specs.length);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('deriveSaKeys: the same bytes split differently between src and dst, or one field changed, give another key', () => {
   const unit = fc.constantFrom('a', 'b', '\u0000', 'é', '\u0002');
-  const arb = fc.record({
-    cipher: fc.constantFrom(...CIPHERS), src: fc.string({ minLength: 1, maxLength: 6, unit }), dst: fc.string({ minLength: 1, maxLength: 6, unit }),
-    epoch: fc.nat({ max: 1000 }), cut: fc.nat(), other: fc.constantFrom(...CIPHERS), tunnel: tunnelArb, si: incArb, di: incArb,
-  }, { noNullPrototype: true }).filter((s) => s.src !== s.dst && s.src.length + s.dst.length >= 3 && hex(s.si) !== hex(s.di));
-  fc.assert(fc.property(arb, ({ cipher, src, dst, epoch, cut, other, tunnel, si, di }) => {
-    const key = (s: SaKeySpec): string => { const k = deriveSaKeys(secret, s); return hex(k.key) + hex(k.salt); };
-    const spec = (c: EspCipher, a: string, b: string, e: number, t = tunnel, x: Uint8Array = si, y: Uint8Array = di): SaKeySpec => ({ cipher: c, src: a, dst: b, epoch: e, tunnel: t, srcIncarnation: x, dstIncarnation: y });
-    const base = key(spec(cipher, src, dst, epoch));
-    const all = src + dst;
-    let k = 1 + (cut % (all.length - 1));
-    if (k === src.length) k = k === 1 ? 2 : k - 1;
-    const flip = (b: Uint8Array): Uint8Array => { const c = b.slice(); c[0] = c[0]! ^ 1; return c; };
-    const variants: SaKeySpec[] = [
-      spec(cipher, all.slice(0, k), all.slice(k), epoch),
-      spec(cipher, dst, src, epoch),
-      spec(cipher, src, dst, epoch + 1),
-      spec(cipher, `${src}a`, dst, epoch),
-      spec(cipher, src, `a${dst}`, epoch),
-      spec(cipher, src, dst, epoch, { ...tunnel, kind: tunnel.kind === 'vxlan' ? 'geneve' : 'vxlan' }),
-      spec(cipher, src, dst, epoch, { ...tunnel, port: tunnel.port ^ 1 }),
-      spec(cipher, src, dst, epoch, { ...tunnel, srcAddr: tunnel.dstAddr, dstAddr: tunnel.srcAddr }),
-      spec(cipher, src, dst, epoch, tunnel, flip(si)),
-      spec(cipher, src, dst, epoch, tunnel, si, flip(di)),
-      spec(cipher, src, dst, epoch, tunnel, di, si),
-    ];
-    if (other !== cipher) variants.push(spec(other, src, dst, epoch));
-    for (const v of variants) {
-      if (v.src === v.dst || canon(v) === canon(spec(cipher, src, dst, epoch))) continue;
-      assert.notEqual(key(v), base, `${canon(v)} shares the key of ${canon(spec(cipher, src, dst, epoch))}`);
-      if (ESP_CIPHERS[v.cipher].keyLen === ESP_CIPHERS[cipher].keyLen) assert.notEqual(key(v).slice(0, 32), base.slice(0, 32));
-    }
-  }), { numRuns: 300 });
+  const arb = fc
+    .record(
+      {
+        cipher: fc.constantFrom(...CIPHERS),
+        src: fc.string({ minLength: 1, maxLength: 6, unit }),
+        dst: fc.string({ minLength: 1, maxLength: 6, unit }),
+        epoch: fc.nat({ max: 1000 }),
+        cut: fc.nat(),
+        other: fc.constantFrom(...CIPHERS),
+        tunnel: tunnelArb,
+        si: incArb,
+        di: incArb,
+      },
+      { noNullPrototype: true },
+    )
+    .filter((s) => s.src !== s.dst && s.src.length + s.dst.length >= 3 && hex(s.si) !== hex(s.di));
+  fc.assert(
+    fc.property(arb, ({ cipher, src, dst, epoch, cut, other, tunnel, si, di }) => {
+      const key = (s: SaKeySpec): string => {
+        const k = deriveSaKeys(secret, s);
+        return hex(k.key) + hex(k.salt);
+      };
+      const spec = (c: EspCipher, a: string, b: string, e: number, t = tunnel, x: Uint8Array = si, y: Uint8Array = di): SaKeySpec => ({
+        cipher: c,
+        src: a,
+        dst: b,
+        epoch: e,
+        tunnel: t,
+        srcIncarnation: x,
+        dstIncarnation: y,
+      });
+      const base = key(spec(cipher, src, dst, epoch));
+      const all = src + dst;
+      let k = 1 + (cut % (all.length - 1));
+      if (k === src.length) k = k === 1 ? 2 : k - 1;
+      const flip = (b: Uint8Array): Uint8Array => {
+        const c = b.slice();
+        c[0] = c[0]! ^ 1;
+        return c;
+      };
+      const variants: SaKeySpec[] = [
+        spec(cipher, all.slice(0, k), all.slice(k), epoch),
+        spec(cipher, dst, src, epoch),
+        spec(cipher, src, dst, epoch + 1),
+        spec(cipher, `${src}a`, dst, epoch),
+        spec(cipher, src, `a${dst}`, epoch),
+        spec(cipher, src, dst, epoch, { ...tunnel, kind: tunnel.kind === 'vxlan' ? 'geneve' : 'vxlan' }),
+        spec(cipher, src, dst, epoch, { ...tunnel, port: tunnel.port ^ 1 }),
+        spec(cipher, src, dst, epoch, { ...tunnel, srcAddr: tunnel.dstAddr, dstAddr: tunnel.srcAddr }),
+        spec(cipher, src, dst, epoch, tunnel, flip(si)),
+        spec(cipher, src, dst, epoch, tunnel, si, flip(di)),
+        spec(cipher, src, dst, epoch, tunnel, di, si),
+      ];
+      if (other !== cipher) variants.push(spec(other, src, dst, epoch));
+      for (const v of variants) {
+        if (v.src === v.dst || canon(v) === canon(spec(cipher, src, dst, epoch))) continue;
+        assert.notEqual(key(v), base, `${canon(v)} shares the key of ${canon(spec(cipher, src, dst, epoch))}`);
+        if (ESP_CIPHERS[v.cipher].keyLen === ESP_CIPHERS[cipher].keyLen) assert.notEqual(key(v).slice(0, 32), base.slice(0, 32));
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('deriveSaKeys: different secrets give different keys for the same SA', () => {
-  fc.assert(fc.property(ikmArb(40), ikmArb(40), specArb, (a, b, s) => {
-    fc.pre(hex(a) !== hex(b));
-    assert.notEqual(hex(deriveSaKeys(new ClusterSecret(a), s).key), hex(deriveSaKeys(new ClusterSecret(b), s).key));
-  }), { numRuns: 50 });
+  fc.assert(
+    fc.property(ikmArb(40), ikmArb(40), specArb, (a, b, s) => {
+      fc.pre(hex(a) !== hex(b));
+      assert.notEqual(hex(deriveSaKeys(new ClusterSecret(a), s).key), hex(deriveSaKeys(new ClusterSecret(b), s).key));
+    }),
+    { numRuns: 50 },
+  );
 });
 
 test('SPI: in 256..2^32-1, spiFor agrees, and the tweak moves the SPI but not the key', () => {
-  fc.assert(fc.property(specArb, fc.nat({ max: 0xffff_fffe }), (s, t) => {
-    const a = deriveSaKeys(secret, s);
-    const b = deriveSaKeys(secret, { ...s, spiTweak: t + 1 });
-    for (const k of [a, b]) assert.ok(Number.isInteger(k.spi) && k.spi >= SPI_MIN && k.spi <= 0xffff_ffff, `spi ${k.spi}`);
-    assert.equal(spiFor(secret, s), a.spi);
-    assert.equal(spiFor(secret, { ...s, spiTweak: t + 1 }), b.spi);
-    assert.equal(hex(a.key), hex(b.key));
-    assert.equal(hex(a.salt), hex(b.salt));
-    assert.notEqual(a.spi, b.spi); // 2^-32 to fail by chance
-  }), { numRuns: 200 });
+  fc.assert(
+    fc.property(specArb, fc.nat({ max: 0xffff_fffe }), (s, t) => {
+      const a = deriveSaKeys(secret, s);
+      const b = deriveSaKeys(secret, { ...s, spiTweak: t + 1 });
+      for (const k of [a, b]) assert.ok(Number.isInteger(k.spi) && k.spi >= SPI_MIN && k.spi <= 0xffff_ffff, `spi ${k.spi}`);
+      assert.equal(spiFor(secret, s), a.spi);
+      assert.equal(spiFor(secret, { ...s, spiTweak: t + 1 }), b.spi);
+      assert.equal(hex(a.key), hex(b.key));
+      assert.equal(hex(a.salt), hex(b.salt));
+      assert.notEqual(a.spi, b.spi); // 2^-32 to fail by chance
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test('deriveSaKeys: refuses what it cannot encode unambiguously, naming the field', () => {
@@ -259,7 +380,12 @@ test('deriveSaKeys: refuses what it cannot encode unambiguously, naming the fiel
     [{ srcIncarnation: new Uint8Array(15) }, /srcIncarnation must be 16 bytes/],
     [{ dstIncarnation: 'x'.repeat(16) }, /dstIncarnation must be 16 bytes/],
   ];
-  for (const [patch, re] of bad) assert.throws(() => deriveSaKeys(secret, { ...ok, ...patch } as SaKeySpec), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(patch));
+  for (const [patch, re] of bad)
+    assert.throws(
+      () => deriveSaKeys(secret, { ...ok, ...patch } as SaKeySpec),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      JSON.stringify(patch),
+    );
   assert.throws(() => deriveSaKeys(SECRET as unknown as ClusterSecret, ok), TypeError);
   // Two lone surrogates would both encode as U+FFFD: refused rather than sharing a key.
   assert.throws(() => deriveSaKeys(secret, { ...ok, src: '\ud800' }), RangeError);
@@ -291,35 +417,55 @@ function leaks(text: string, bytes: Uint8Array): string | null {
 const secretArb = fc.uint8Array({ minLength: 32, maxLength: 64 }).filter((b) => new Set(b.subarray(0, 8)).size >= 6 && b.subarray(0, 8).some((x) => x >= 100));
 
 test('leaks(): the detector finds the bytes where they are printed plainly (so its silence means something)', () => {
-  fc.assert(fc.property(secretArb, (b) => {
-    for (const shown of [inspect(b), inspect(Buffer.from(b)), JSON.stringify(Array.from(b)), Buffer.from(b).toString('hex'), Buffer.from(b).toString('base64'), Buffer.from(b).toString('latin1')]) {
-      assert.notEqual(leaks(shown, b), null, shown);
-    }
-  }), { numRuns: 50 });
+  fc.assert(
+    fc.property(secretArb, (b) => {
+      for (const shown of [
+        inspect(b),
+        inspect(Buffer.from(b)),
+        JSON.stringify(Array.from(b)),
+        Buffer.from(b).toString('hex'),
+        Buffer.from(b).toString('base64'),
+        Buffer.from(b).toString('latin1'),
+      ]) {
+        assert.notEqual(leaks(shown, b), null, shown);
+      }
+    }),
+    { numRuns: 50 },
+  );
 });
 
 test('ClusterSecret: String, JSON, util.inspect and format print a redaction, nested or not', () => {
-  fc.assert(fc.property(secretArb, (b) => {
-    const s = new ClusterSecret(b);
-    const k = deriveSaKeys(s, plain('chacha20-poly1305', 'a', 'b', 1));
-    const shown = [
-      String(s), `${s}`, s.toString(), JSON.stringify(s), JSON.stringify({ cfg: { secret: s } }),
-      inspect(s), inspect({ secret: s }, { depth: 10, showHidden: true }), inspect([s], { showHidden: true, getters: true }),
-      format('%s %o %O %j', s, s, s, s), s.fingerprint(),
-    ];
-    for (const t of shown) assert.equal(leaks(t, b), null, `secret shown in ${t}`);
-    assert.equal(String(s), 'ClusterSecret(<redacted>)');
-    assert.equal(inspect(s), 'ClusterSecret(<redacted>)');
-    assert.equal(JSON.stringify({ s }), '{"s":"ClusterSecret(<redacted>)"}');
-    // Derived keys are as secret: printing the SA object redacts them too, while the fields stay readable.
-    for (const t of [String(k), JSON.stringify({ k }), inspect({ k }, { depth: 5, showHidden: true })]) {
-      assert.equal(leaks(t, k.key), null, `key shown in ${t}`);
-      assert.match(t, /SaKeys\(<redacted>\)/);
-    }
-    assert.equal(k.key.length, 32);
-    assert.deepEqual(Object.keys(k), ['cipher', 'key', 'salt', 'spi']);
-    assert.deepEqual(Object.keys(s), []);
-  }), { numRuns: 50 });
+  fc.assert(
+    fc.property(secretArb, (b) => {
+      const s = new ClusterSecret(b);
+      const k = deriveSaKeys(s, plain('chacha20-poly1305', 'a', 'b', 1));
+      const shown = [
+        String(s),
+        `${s}`,
+        s.toString(),
+        JSON.stringify(s),
+        JSON.stringify({ cfg: { secret: s } }),
+        inspect(s),
+        inspect({ secret: s }, { depth: 10, showHidden: true }),
+        inspect([s], { showHidden: true, getters: true }),
+        format('%s %o %O %j', s, s, s, s),
+        s.fingerprint(),
+      ];
+      for (const t of shown) assert.equal(leaks(t, b), null, `secret shown in ${t}`);
+      assert.equal(String(s), 'ClusterSecret(<redacted>)');
+      assert.equal(inspect(s), 'ClusterSecret(<redacted>)');
+      assert.equal(JSON.stringify({ s }), '{"s":"ClusterSecret(<redacted>)"}');
+      // Derived keys are as secret: printing the SA object redacts them too, while the fields stay readable.
+      for (const t of [String(k), JSON.stringify({ k }), inspect({ k }, { depth: 5, showHidden: true })]) {
+        assert.equal(leaks(t, k.key), null, `key shown in ${t}`);
+        assert.match(t, /SaKeys\(<redacted>\)/);
+      }
+      assert.equal(k.key.length, 32);
+      assert.deepEqual(Object.keys(k), ['cipher', 'key', 'salt', 'spi']);
+      assert.deepEqual(Object.keys(s), []);
+    }),
+    { numRuns: 50 },
+  );
 });
 
 test('ClusterSecret: copies its input, refuses a short or long one, names its length only', () => {
@@ -355,10 +501,13 @@ test('loadClusterSecret: hex, base64 and base64url text, whitespace and newlines
 });
 
 test('loadClusterSecret: any random secret round-trips through hex, base64 and base64url text', () => {
-  fc.assert(fc.property(ikmArb(200), fc.constantFrom('hex', 'base64', 'base64url' as const), (b, enc) => {
-    const text = Buffer.from(b).toString(enc);
-    assert.equal(loadClusterSecret({ env: 'S' }, { S: text }).fingerprint(), new ClusterSecret(b).fingerprint(), text);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(ikmArb(200), fc.constantFrom('hex', 'base64', 'base64url' as const), (b, enc) => {
+      const text = Buffer.from(b).toString(enc);
+      assert.equal(loadClusterSecret({ env: 'S' }, { S: text }).fingerprint(), new ClusterSecret(b).fingerprint(), text);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('loadClusterSecret: raw bytes are used verbatim, a trailing 0x0a included', () => {
@@ -373,7 +522,10 @@ test('loadClusterSecret: raw bytes are used verbatim, a trailing 0x0a included',
 test('loadClusterSecret: refuses text that is not a key, too short, or too large, naming the file or variable', () => {
   const h = Buffer.from(SECRET).toString('hex');
   const cases: [() => unknown, RegExp][] = [
-    [() => loadClusterSecret({ file: secretFile('correct horse battery staple, but longer than 32 chars\n') }), /file .*secret-\d+ is neither hex nor base64 .*a passphrase is not a key/],
+    [
+      () => loadClusterSecret({ file: secretFile('correct horse battery staple, but longer than 32 chars\n') }),
+      /file .*secret-\d+ is neither hex nor base64 .*a passphrase is not a key/,
+    ],
     [() => loadClusterSecret({ file: secretFile(`${h}a\n`) }), /is neither hex nor base64/], // odd hex: damaged, not base64
     // A typo in hex ('g') leaves 64 characters of valid base64: refused, not read as another 48-byte secret.
     [() => loadClusterSecret({ file: secretFile(`${h.slice(0, 10)}g${h.slice(11)}\n`) }), /is neither hex nor base64/],
@@ -402,12 +554,20 @@ test('loadClusterSecret: refuses a file group or others may access; allowGroupRe
   const text = `${Buffer.from(SECRET).toString('hex')}\n`;
   for (const mode of [0o400, 0o600, 0o700]) assert.equal(loadClusterSecret({ file: secretFile(text, mode) }).length, 32, mode.toString(8));
   for (const mode of [0o644, 0o640, 0o604, 0o620, 0o610, 0o601, 0o666]) {
-    assert.throws(() => loadClusterSecret({ file: secretFile(text, mode) }), (e: unknown) => e instanceof RangeError && e.message.includes(`has mode 0${mode.toString(8)}: group or others may access it; chmod 0400 or 0600`), mode.toString(8));
+    assert.throws(
+      () => loadClusterSecret({ file: secretFile(text, mode) }),
+      (e: unknown) => e instanceof RangeError && e.message.includes(`has mode 0${mode.toString(8)}: group or others may access it; chmod 0400 or 0600`),
+      mode.toString(8),
+    );
   }
   assert.equal(loadClusterSecret({ file: secretFile(text, 0o440), allowGroupRead: true }).length, 32);
   assert.equal(loadClusterSecret({ file: secretFile(text, 0o640), allowGroupRead: true }).length, 32);
   for (const mode of [0o444, 0o644, 0o660, 0o604, 0o650]) {
-    assert.throws(() => loadClusterSecret({ file: secretFile(text, mode), allowGroupRead: true }), /: others may access it or its group may do more than read it; chmod 0440 or stricter/, mode.toString(8));
+    assert.throws(
+      () => loadClusterSecret({ file: secretFile(text, mode), allowGroupRead: true }),
+      /: others may access it or its group may do more than read it; chmod 0440 or stricter/,
+      mode.toString(8),
+    );
   }
 });
 
@@ -416,24 +576,34 @@ test('loadClusterSecret: no error quotes the input it rejects', () => {
   const variants = (b: Uint8Array): string[] => {
     const h = Buffer.from(b).toString('hex');
     const b64 = Buffer.from(b).toString('base64');
-    return [h.slice(0, 60), `${h.slice(0, 20)}g${h.slice(21)}`, `${h}a`, `${b64.slice(0, 30)}!${b64.slice(30)}`, Buffer.from(b).subarray(0, 20).toString('base64'), `${h}:${b64}`];
+    return [
+      h.slice(0, 60),
+      `${h.slice(0, 20)}g${h.slice(21)}`,
+      `${h}a`,
+      `${b64.slice(0, 30)}!${b64.slice(30)}`,
+      Buffer.from(b).subarray(0, 20).toString('base64'),
+      `${h}:${b64}`,
+    ];
   };
-  fc.assert(fc.property(secretArb, fc.boolean(), (b, viaFile) => {
-    for (const text of variants(b)) {
-      let msg = '';
-      try {
-        if (viaFile) loadClusterSecret({ file: secretFile(text) });
-        else loadClusterSecret({ env: 'SEINE_SECRET' }, { SEINE_SECRET: text });
-        assert.fail(`accepted ${text}`);
-      } catch (e) {
-        assert.ok(e instanceof RangeError, String(e));
-        msg = e.message;
+  fc.assert(
+    fc.property(secretArb, fc.boolean(), (b, viaFile) => {
+      for (const text of variants(b)) {
+        let msg = '';
+        try {
+          if (viaFile) loadClusterSecret({ file: secretFile(text) });
+          else loadClusterSecret({ env: 'SEINE_SECRET' }, { SEINE_SECRET: text });
+          assert.fail(`accepted ${text}`);
+        } catch (e) {
+          assert.ok(e instanceof RangeError, String(e));
+          msg = e.message;
+        }
+        assert.match(msg, viaFile ? /file .*secret-\d+/ : /environment variable SEINE_SECRET/);
+        assert.equal(leaks(msg, b), null, msg);
+        for (let i = 0; i + 8 <= text.length; i++) assert.ok(!msg.includes(text.slice(i, i + 8)), `error quotes ${text.slice(i, i + 8)}: ${msg}`);
       }
-      assert.match(msg, viaFile ? /file .*secret-\d+/ : /environment variable SEINE_SECRET/);
-      assert.equal(leaks(msg, b), null, msg);
-      for (let i = 0; i + 8 <= text.length; i++) assert.ok(!msg.includes(text.slice(i, i + 8)), `error quotes ${text.slice(i, i + 8)}: ${msg}`);
-    }
-  }), { numRuns: 30 });
+    }),
+    { numRuns: 30 },
+  );
 });
 
 test('secrets: an all-zero (or any one-byte-repeated) secret is refused, from bytes, a file or a variable', () => {
@@ -449,7 +619,11 @@ test('secrets: an all-zero (or any one-byte-repeated) secret is refused, from by
 });
 
 test('secrets: a passphrase with non-ASCII letters in a file is text (refused as a passphrase), not 32+ raw bytes', () => {
-  for (const text of ['correct hörse battery stäple, and a few more words\n', 'パスワードはパスワードではありません、鍵を使ってください', 'café café café café café café café\n']) {
+  for (const text of [
+    'correct hörse battery stäple, and a few more words\n',
+    'パスワードはパスワードではありません、鍵を使ってください',
+    'café café café café café café café\n',
+  ]) {
     assert.ok(Buffer.byteLength(text) >= 32);
     assert.throws(() => loadClusterSecret({ file: secretFile(text) }), /is neither hex nor base64 .*a passphrase is not a key/, text);
   }
@@ -463,8 +637,15 @@ test('secrets: a passphrase is NFC-normalised before hashing (one secret however
   const decomposed = 'lab-secre\u0301t';
   assert.notEqual(composed, decomposed);
   assert.equal(clusterSecretFromPassphrase(composed).fingerprint(), clusterSecretFromPassphrase(decomposed).fingerprint());
-  assert.equal(clusterSecretFromPassphrase('lab-secret').fingerprint(), new ClusterSecret(Uint8Array.from(createHash('sha256').update('lab-secret').digest())).fingerprint(), 'ASCII: the SHA-256 of its bytes, as before');
-  assert.equal(clusterSecretFromPassphrase(composed).fingerprint(), new ClusterSecret(Uint8Array.from(createHash('sha256').update(Buffer.from(composed, 'utf8')).digest())).fingerprint());
+  assert.equal(
+    clusterSecretFromPassphrase('lab-secret').fingerprint(),
+    new ClusterSecret(Uint8Array.from(createHash('sha256').update('lab-secret').digest())).fingerprint(),
+    'ASCII: the SHA-256 of its bytes, as before',
+  );
+  assert.equal(
+    clusterSecretFromPassphrase(composed).fingerprint(),
+    new ClusterSecret(Uint8Array.from(createHash('sha256').update(Buffer.from(composed, 'utf8')).digest())).fingerprint(),
+  );
   assert.throws(() => clusterSecretFromPassphrase(''), /passphrase is empty/);
   assert.throws(() => clusterSecretFromPassphrase('abc\ud800'), /lone surrogate/);
 });
@@ -494,7 +675,11 @@ test('explicitSaKeys: lengths from ESP_CIPHERS; errors name the field and never 
     [{ cipher: 'des' }, /esp sa: cipher des is not one of/],
   ];
   for (const [patch, re] of cases) {
-    assert.throws(() => explicitSaKeys({ ...ok, ...patch } as typeof ok), (e: unknown) => e instanceof RangeError && re.test(e.message), String(re));
+    assert.throws(
+      () => explicitSaKeys({ ...ok, ...patch } as typeof ok),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      String(re),
+    );
     try {
       explicitSaKeys({ ...ok, ...patch } as typeof ok);
     } catch (e) {

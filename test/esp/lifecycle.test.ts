@@ -91,11 +91,21 @@ interface Side {
  * Node `i` (underlay 10.9.0.i, pod MAC 02:..:i) with one l2 tunnel port per entry of `links` — the wire
  * end and the peers (node numbers) behind it — on VNI 7, and a pod.
  */
-function node(i: number, net: { pool: PacketPool; clock: VirtualClock }, links: Array<{ port: string; under: Wire; peers: number[]; opts?: NodeOpts }>, pod?: Endpoint): Side {
+function node(
+  i: number,
+  net: { pool: PacketPool; clock: VirtualClock },
+  links: Array<{ port: string; under: Wire; peers: number[]; opts?: NodeOpts }>,
+  pod?: Endpoint,
+): Side {
   const br = new Bridge({ name: `n${i}`, pool: net.pool, clock: net.clock });
   for (const l of links) {
     const o = l.opts ?? {};
-    br.addTunnel(l.port, l.under, { kind: o.kind ?? 'vxlan', mode: 'l2', localIp: IP(i), esp: { cipher: 'chacha20-poly1305', secret: SECRET, node: `n${i}`, ...o.esp } });
+    br.addTunnel(l.port, l.under, {
+      kind: o.kind ?? 'vxlan',
+      mode: 'l2',
+      localIp: IP(i),
+      esp: { cipher: 'chacha20-poly1305', secret: SECRET, node: `n${i}`, ...o.esp },
+    });
     for (const p of l.peers) {
       const x = o.explicit?.[p];
       br.addVtep(l.port, { ip: IP(p), mac: UMAC(p), vnis: [7], esp: x !== undefined ? { out: x.out, in: x.in } : { node: `n${p}` } });
@@ -113,8 +123,10 @@ function stop(s: Side): void {
   s.br.removePort('pod');
 }
 
-const frame = (from: number, to: number, k: number): Uint8Array => compose([eth(0x0800, [], PMAC(from), PMAC(to)), ip4(`10.0.0.${from}`, `10.0.0.${to}`, 17), udp(1000 + k, 2), zeros(20 + (k % 5))]);
-const bigFrame = (from: number, to: number, len: number): Uint8Array => compose([eth(0x0800, [], PMAC(from), PMAC(to)), ip4(`10.0.0.${from}`, `10.0.0.${to}`, 17, { dontFrag: false }), udp(7, 8), zeros(len - 28)]);
+const frame = (from: number, to: number, k: number): Uint8Array =>
+  compose([eth(0x0800, [], PMAC(from), PMAC(to)), ip4(`10.0.0.${from}`, `10.0.0.${to}`, 17), udp(1000 + k, 2), zeros(20 + (k % 5))]);
+const bigFrame = (from: number, to: number, len: number): Uint8Array =>
+  compose([eth(0x0800, [], PMAC(from), PMAC(to)), ip4(`10.0.0.${from}`, `10.0.0.${to}`, 17, { dontFrag: false }), udp(7, 8), zeros(len - 28)]);
 
 /** ESP packets (IP protocol 50, or UDP 4500) among outer frames; the offset of their ESP header. */
 function espFrames(sent: readonly Uint8Array[]): Array<{ f: Uint8Array; esp: number }> {
@@ -126,7 +138,8 @@ function espFrames(sent: readonly Uint8Array[]): Array<{ f: Uint8Array; esp: num
   return out;
 }
 const spiOf = (e: { f: Uint8Array; esp: number }): number => ((e.f[e.esp]! << 24) | (e.f[e.esp + 1]! << 16) | (e.f[e.esp + 2]! << 8) | e.f[e.esp + 3]!) >>> 0;
-const seqOf = (e: { f: Uint8Array; esp: number }): number => ((e.f[e.esp + 4]! << 24) | (e.f[e.esp + 5]! << 16) | (e.f[e.esp + 6]! << 8) | e.f[e.esp + 7]!) >>> 0;
+const seqOf = (e: { f: Uint8Array; esp: number }): number =>
+  ((e.f[e.esp + 4]! << 24) | (e.f[e.esp + 5]! << 16) | (e.f[e.esp + 6]! << 8) | e.f[e.esp + 7]!) >>> 0;
 
 /** Every (key, nonce) sealed and the opens, while the hook is installed. */
 class NonceLog {
@@ -214,7 +227,10 @@ test('defect 1: hand-configured keys cannot change on a restart — without a jo
   const x = { out: { spi: 0x1001, key: '11'.repeat(32), salt: 'a1a2a3a4' }, in: { spi: 0x2002, key: '22'.repeat(32), salt: 'b1b2b3b4' } };
   const net = { pool: new PacketPool({ count: 64, frameCapacity: 2048 }), clock: new VirtualClock() };
   const [u1] = wire(1, 2);
-  assert.throws(() => node(1, net, [{ port: 't', under: u1, peers: [2], opts: { explicit: { 2: x } } }]), /hand-configured keys need a journal \(esp\.journal\)/);
+  assert.throws(
+    () => node(1, net, [{ port: 't', under: u1, peers: [2], opts: { explicit: { 2: x } } }]),
+    /hand-configured keys need a journal \(esp\.journal\)/,
+  );
   withLog((log) => {
     const path = freshPath();
     const [w1, w2] = wire(1, 2);
@@ -241,9 +257,15 @@ test('defect 2: two tunnel ports of one node towards one peer (VXLAN and Geneve)
     const [v1, v2] = wire(1, 2);
     const [g1, g2] = wire(1, 2);
     // The same "random" bytes for both tunnels of a node: only the tunnel's identity tells them apart.
-    const same = (): (n: number) => Uint8Array => randomFrom(5);
-    const a = node(1, net, [{ port: 'vx', under: v1, peers: [2], opts: { esp: { random: same() } } }, { port: 'gn', under: g1, peers: [2], opts: { kind: 'geneve', esp: { random: same() } } }]);
-    const b = node(2, net, [{ port: 'vx', under: v2, peers: [1], opts: { esp: { random: same() } } }, { port: 'gn', under: g2, peers: [1], opts: { kind: 'geneve', esp: { random: same() } } }]);
+    const same = (): ((n: number) => Uint8Array) => randomFrom(5);
+    const a = node(1, net, [
+      { port: 'vx', under: v1, peers: [2], opts: { esp: { random: same() } } },
+      { port: 'gn', under: g1, peers: [2], opts: { kind: 'geneve', esp: { random: same() } } },
+    ]);
+    const b = node(2, net, [
+      { port: 'vx', under: v2, peers: [1], opts: { esp: { random: same() } } },
+      { port: 'gn', under: g2, peers: [1], opts: { kind: 'geneve', esp: { random: same() } } },
+    ]);
     introduceEsp(a.br, b.br, 'vx');
     introduceEsp(a.br, b.br, 'gn');
     assert.deepEqual([...a.br.tunnel('vx').sadb!.incarnation], [...a.br.tunnel('gn').sadb!.incarnation], 'one incarnation for both');
@@ -266,7 +288,10 @@ test('defect 2: a journal serves one SA database: a second tunnel on it is refus
   const [v1] = wire(1, 2);
   const [g1] = wire(1, 2);
   node(1, net, [{ port: 'vx', under: v1, peers: [2], opts: { esp: { journal: j } } }]);
-  assert.throws(() => node(1, net, [{ port: 'gn', under: g1, peers: [2], opts: { kind: 'geneve', esp: { journal: j } } }]), /already serves another SA database/);
+  assert.throws(
+    () => node(1, net, [{ port: 'gn', under: g1, peers: [2], opts: { kind: 'geneve', esp: { journal: j } } }]),
+    /already serves another SA database/,
+  );
   assert.throws(() => SeqJournal.open(path, { node: 'n1' }), /locked by process/);
   j.close();
 });
@@ -323,7 +348,7 @@ test('defect 3: an ESN sender past 2^32 and a restarted receiver resynchronise (
 
 // ---- defect 4: the outer source is bound to the SA -------------------------------------------------------
 
-test('defect 4: a packet whose outer source is another peer than its SA\'s is dropped (EspPeerMismatch) before decryption, and learns nothing; the real peer is unaffected', () => {
+test("defect 4: a packet whose outer source is another peer than its SA's is dropped (EspPeerMismatch) before decryption, and learns nothing; the real peer is unaffected", () => {
   withLog((log) => {
     const net = { pool: new PacketPool({ count: 128, frameCapacity: 2048 }), clock: new VirtualClock() };
     // Node 3 has two peers, 1 and 2; only 2 is on this wire (1 is elsewhere: its VTEP is known).
@@ -413,7 +438,16 @@ test('defect 5: two peers whose SAs derive one SPI both carry traffic — the ta
   // (2^17 candidates for one, then tries for the other until one matches: about 2^15 expected).
   const inc3 = randomFrom(3)(16);
   const incOf = (seed: number): Uint8Array => randomFrom(1000 + seed)(16);
-  const spi = (p: number, seed: number): number => spiFor(SECRET, { cipher: 'chacha20-poly1305', src: `n${p}`, dst: 'n3', tunnel: { kind: 'vxlan', port: 4789, srcAddr: IP(p), dstAddr: IP(3) }, srcIncarnation: incOf(seed), dstIncarnation: inc3, epoch: 0 });
+  const spi = (p: number, seed: number): number =>
+    spiFor(SECRET, {
+      cipher: 'chacha20-poly1305',
+      src: `n${p}`,
+      dst: 'n3',
+      tunnel: { kind: 'vxlan', port: 4789, srcAddr: IP(p), dstAddr: IP(3) },
+      srcIncarnation: incOf(seed),
+      dstIncarnation: inc3,
+      epoch: 0,
+    });
   const table = new Map<number, number>();
   for (let s = 0; s < 1 << 17; s++) table.set(spi(1, s), s);
   let hit: [number, number] | null = null;
@@ -422,8 +456,12 @@ test('defect 5: two peers whose SAs derive one SPI both carry traffic — the ta
     if (t !== undefined) hit = [t, s];
   }
   assert.ok(hit !== null, 'a collision');
-  const fixed = (b: Uint8Array) => (n: number): Uint8Array => b.slice(0, n);
-  const db = (name: string, local: string, inc: Uint8Array): EspSadb => new EspSadb({ cipher: 'chacha20-poly1305', secret: SECRET, random: fixed(inc) }, name, { kind: 'vxlan', port: 4789, localAddr: local });
+  const fixed =
+    (b: Uint8Array) =>
+    (n: number): Uint8Array =>
+      b.slice(0, n);
+  const db = (name: string, local: string, inc: Uint8Array): EspSadb =>
+    new EspSadb({ cipher: 'chacha20-poly1305', secret: SECRET, random: fixed(inc) }, name, { kind: 'vxlan', port: 4789, localAddr: local });
   const s1 = db('n1', IP(1), incOf(hit[0]));
   const s2 = db('n2', IP(2), incOf(hit[1]));
   const hub = db('n3', IP(3), inc3);
@@ -436,7 +474,10 @@ test('defect 5: two peers whose SAs derive one SPI both carry traffic — the ta
   assert.equal(hub.peers[0]!.inCur!.spi, hub.peers[1]!.inCur!.spi, 'one SPI, two peers');
   assert.equal(hub.spiTableSize, 4, 'current and next of each');
   const pool = new PacketPool({ count: 2, frameCapacity: 2048 });
-  for (const [from, sender] of [[0, s1], [1, s2]] as const) {
+  for (const [from, sender] of [
+    [0, s1],
+    [1, s2],
+  ] as const) {
     for (let k = 0; k < 3; k++) {
       const sa = sender.outbound(0, 0) as OutboundSa;
       const p = pool.alloc()!;
@@ -451,12 +492,15 @@ test('defect 5: two peers whose SAs derive one SPI both carry traffic — the ta
   const x = new EspSadb({ cipher: 'aes-gcm-128', freshExplicitKeys: true }, 'n', { kind: 'vxlan', port: 4789, localAddr: IP(3) });
   const k = (n: number, spi: number): EspExplicitSa => ({ spi, key: n.toString(16).padStart(2, '0').repeat(16), salt: '01020304' });
   x.addPeer(0, IP(1), { out: k(1, 0x500), in: k(2, 0x600) });
-  assert.throws(() => x.addPeer(1, IP(2), { out: k(3, 0x501), in: k(4, 0x600) }), (e: unknown) => e instanceof RangeError && /choose another explicit SPI/.test(e.message) && !/spiTweak/.test(e.message));
+  assert.throws(
+    () => x.addPeer(1, IP(2), { out: k(3, 0x501), in: k(4, 0x600) }),
+    (e: unknown) => e instanceof RangeError && /choose another explicit SPI/.test(e.message) && !/spiTweak/.test(e.message),
+  );
 });
 
 // ---- defect 6: lost epochs --------------------------------------------------------------------------------------
 
-test('defect 6: every packet of an epoch lost (or of several) does not blackhole the peer: a few epochs ahead are found, and past them the peer\'s announcement resynchronises', () => {
+test("defect 6: every packet of an epoch lost (or of several) does not blackhole the peer: a few epochs ahead are found, and past them the peer's announcement resynchronises", () => {
   const net = { pool: new PacketPool({ count: 256, frameCapacity: 2048 }), clock: new VirtualClock() };
   const [u1, u2] = wire(1, 2);
   const lifetime: EspLifetime = { packets: 2 };
@@ -464,7 +508,9 @@ test('defect 6: every packet of an epoch lost (or of several) does not blackhole
   const b = node(2, net, [{ port: 't', under: u2, peers: [1], opts: { esp: { lifetime } } }]);
   introduceEsp(a.br, b.br, 't');
   let sent = 0;
-  const send = (n: number): void => { for (let k = 0; k < n; k++) a.pod.send([frame(1, 2, sent++)]); };
+  const send = (n: number): void => {
+    for (let k = 0; k < n; k++) a.pod.send([frame(1, 2, sent++)]);
+  };
   send(2); // epoch 0
   assert.equal(b.pod.take().length, 2);
   // Epoch 1 (two packets) lost entirely.
@@ -563,7 +609,7 @@ test('defect 7: default lifetimes are the AEAD limits (AES-GCM 2^34 packets / 2^
   }
 });
 
-test('defect 7: ICV failures are counted; at the AEAD\'s integrity limit the SA is retired and the sender asked to rekey — traffic goes on under the next epoch', () => {
+test("defect 7: ICV failures are counted; at the AEAD's integrity limit the SA is retired and the sender asked to rekey — traffic goes on under the next epoch", () => {
   const net = { pool: new PacketPool({ count: 128, frameCapacity: 2048 }), clock: new VirtualClock() };
   const [u1, u2] = wire(1, 2);
   const a = node(1, net, [{ port: 't', under: u1, peers: [2] }]);
@@ -573,7 +619,12 @@ test('defect 7: ICV failures are counted; at the AEAD\'s integrity limit the SA 
   a.pod.send([frame(1, 2, 0)]);
   assert.equal(b.pod.take().length, 1);
   const good = espFrames(u1.sent)[0]!.f;
-  const forged = (k: number): Uint8Array => { const f = good.slice(); f[41] = 10 + k; f[f.length - 1] = f[f.length - 1]! ^ 1; return f; };
+  const forged = (k: number): Uint8Array => {
+    const f = good.slice();
+    f[41] = 10 + k;
+    f[f.length - 1] = f[f.length - 1]! ^ 1;
+    return f;
+  };
   const inb = b.br.tunnel('t').sadb!;
   const before = inb.peers[0]!.inCur;
   inject(u1, [forged(0), forged(1)], net.pool);
@@ -651,7 +702,7 @@ test('announcements over the wire: the first packets wait for them and then go; 
   assert.equal(b.pod.take().length, 2, 'they waited for the announcements, then went');
   assert.equal(a.br.heldForEsp, 0);
   const hellos = u1.sent.filter((f) => f[23] === 17);
-  assert.equal(hellos.length, 2, 'a → b: hello, then the answer to b\'s answer');
+  assert.equal(hellos.length, 2, "a → b: hello, then the answer to b's answer");
   const sa = b.br.tunnel('t').sadb!;
   assert.equal(sa.hellosReceived, 2);
   // A forged hello (one bit) is refused; a replayed one changes nothing.
@@ -682,14 +733,20 @@ test('announcements over the wire: the first packets wait for them and then go; 
 
 // ---- the property ------------------------------------------------------------------------------------------------
 
-type Op =
-  | { t: 'send'; from: 1 | 2; tunnel: number; n: number }
-  | { t: 'restart'; who: 1 | 2; crash: boolean }
-  | { t: 'tick' };
+type Op = { t: 'send'; from: 1 | 2; tunnel: number; n: number } | { t: 'restart'; who: 1 | 2; crash: boolean } | { t: 'tick' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('send' as const), from: fc.constantFrom(1 as const, 2 as const), tunnel: fc.nat({ max: 2 }), n: fc.integer({ min: 1, max: 6 }) }, { noNullPrototype: true }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('restart' as const), who: fc.constantFrom(1 as const, 2 as const), crash: fc.boolean() }, { noNullPrototype: true }) },
+  {
+    weight: 6,
+    arbitrary: fc.record(
+      { t: fc.constant('send' as const), from: fc.constantFrom(1 as const, 2 as const), tunnel: fc.nat({ max: 2 }), n: fc.integer({ min: 1, max: 6 }) },
+      { noNullPrototype: true },
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('restart' as const), who: fc.constantFrom(1 as const, 2 as const), crash: fc.boolean() }, { noNullPrototype: true }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('tick' as const) }, { noNullPrototype: true }) },
 );
 
@@ -700,14 +757,32 @@ function memFs(): JournalFs {
   let fd = 3;
   return {
     readFile: (p) => files.get(p)?.slice() ?? null,
-    openWrite: (p) => { open.set(++fd, { path: p, data: [] }); return fd; },
+    openWrite: (p) => {
+      open.set(++fd, { path: p, data: [] });
+      return fd;
+    },
     openDir: () => ++fd,
-    write: (f, d) => { open.get(f)?.data.push(d.slice()); },
+    write: (f, d) => {
+      open.get(f)?.data.push(d.slice());
+    },
     fsync: () => {},
-    close: (f) => { const o = open.get(f); if (o !== undefined) files.set(o.path, Buffer.concat(o.data)); open.delete(f); },
-    rename: (a, b) => { files.set(b, files.get(a)!); files.delete(a); },
-    unlink: (p) => { files.delete(p); },
-    createExclusive: (p, d) => { if (files.has(p)) return false; files.set(p, d.slice()); return true; },
+    close: (f) => {
+      const o = open.get(f);
+      if (o !== undefined) files.set(o.path, Buffer.concat(o.data));
+      open.delete(f);
+    },
+    rename: (a, b) => {
+      files.set(b, files.get(a)!);
+      files.delete(a);
+    },
+    unlink: (p) => {
+      files.delete(p);
+    },
+    createExclusive: (p, d) => {
+      if (files.has(p)) return false;
+      files.set(p, d.slice());
+      return true;
+    },
   };
 }
 
@@ -719,69 +794,101 @@ test('property: across restarts (with and without journal, derived and explicit 
   const explicitB2A = { spi: 0x7002, key: '72'.repeat(32), salt: '07020702' };
   let total = 0;
   let restarts = 0;
-  fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 6 }), fc.constantFrom<Keeping>('none', 'journal', 'journal-fixed'), fc.nat(), (ops, perSa, keeping, seed) => {
-    withLog((log) => {
-      const net = { pool: new PacketPool({ count: 256, frameCapacity: 2048 }), clock: new VirtualClock() };
-      // Three tunnels between nodes 1 and 2: VXLAN and Geneve with derived keys, and a hand-keyed one.
-      const wires = [wire(1, 2), wire(1, 2), wire(1, 2)];
-      const paths = [1, 2].map((n) => [0, 1, 2].map((t) => `/journal/n${n}-${t}`));
-      const fs = memFs();
-      let draws = seed;
-      const journals: SeqJournal[][] = [[], []];
-      const make = (who: 1 | 2, pod?: Endpoint): Side => {
-        const w = who - 1;
-        const other = 3 - who;
-        const mine = journals[w]!;
-        mine.length = 0;
-        const journal = (t: number): SeqJournal => {
-          const j = SeqJournal.open(paths[w]![t]!, { node: `n${who}`, block: 4n, fs, pidAlive: () => false });
-          mine.push(j);
-          return j;
-        };
-        const random = keeping === 'journal-fixed' ? undefined : randomFrom(++draws);
-        const derived = (t: number): Partial<EspConfig> => ({
-          lifetime: { packets: perSa },
-          ...(random !== undefined ? { random } : {}),
-          ...(keeping !== 'none' ? { journal: journal(t) } : {}),
-        });
-        return node(who, net, [
-          { port: 'vx', under: wires[0]![w]!, peers: [other], opts: { esp: derived(0) } },
-          { port: 'gn', under: wires[1]![w]!, peers: [other], opts: { kind: 'geneve', esp: derived(1) } },
-          {
-            port: 'hx', under: wires[2]![w]!, peers: [other],
-            opts: { kind: 'vxlan', explicit: { [other]: who === 1 ? { out: explicitA2B, in: explicitB2A } : { out: explicitB2A, in: explicitA2B } }, esp: { journal: journal(2), lifetime: {} } },
-          },
-        ], pod);
-      };
-      const sides: [Side, Side] = [make(1), make(2)];
-      for (const op of ops) {
-        if (op.t === 'send') {
-          const s = sides[op.from - 1]!;
-          const port = s.ports[op.tunnel]!;
-          // Only the chosen tunnel carries it: the others forget the peer for the moment.
-          for (const other of s.ports) if (other !== port && s.br.tunnel(other).findVtep(IP(3 - op.from)) >= 0) s.br.removeVtep(other, IP(3 - op.from));
-          if (s.br.tunnel(port).findVtep(IP(3 - op.from)) < 0) {
-            s.br.addVtep(port, { ip: IP(3 - op.from), mac: UMAC(3 - op.from), vnis: [7], esp: port === 'hx' ? (op.from === 1 ? { out: explicitA2B, in: explicitB2A } : { out: explicitB2A, in: explicitA2B }) : { node: `n${3 - op.from}` } });
+  fc.assert(
+    fc.property(
+      fc.array(opArb, { minLength: 1, maxLength: 25 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.constantFrom<Keeping>('none', 'journal', 'journal-fixed'),
+      fc.nat(),
+      (ops, perSa, keeping, seed) => {
+        withLog((log) => {
+          const net = { pool: new PacketPool({ count: 256, frameCapacity: 2048 }), clock: new VirtualClock() };
+          // Three tunnels between nodes 1 and 2: VXLAN and Geneve with derived keys, and a hand-keyed one.
+          const wires = [wire(1, 2), wire(1, 2), wire(1, 2)];
+          const paths = [1, 2].map((n) => [0, 1, 2].map((t) => `/journal/n${n}-${t}`));
+          const fs = memFs();
+          let draws = seed;
+          const journals: SeqJournal[][] = [[], []];
+          const make = (who: 1 | 2, pod?: Endpoint): Side => {
+            const w = who - 1;
+            const other = 3 - who;
+            const mine = journals[w]!;
+            mine.length = 0;
+            const journal = (t: number): SeqJournal => {
+              const j = SeqJournal.open(paths[w]![t]!, { node: `n${who}`, block: 4n, fs, pidAlive: () => false });
+              mine.push(j);
+              return j;
+            };
+            const random = keeping === 'journal-fixed' ? undefined : randomFrom(++draws);
+            const derived = (t: number): Partial<EspConfig> => ({
+              lifetime: { packets: perSa },
+              ...(random !== undefined ? { random } : {}),
+              ...(keeping !== 'none' ? { journal: journal(t) } : {}),
+            });
+            return node(
+              who,
+              net,
+              [
+                { port: 'vx', under: wires[0]![w]!, peers: [other], opts: { esp: derived(0) } },
+                { port: 'gn', under: wires[1]![w]!, peers: [other], opts: { kind: 'geneve', esp: derived(1) } },
+                {
+                  port: 'hx',
+                  under: wires[2]![w]!,
+                  peers: [other],
+                  opts: {
+                    kind: 'vxlan',
+                    explicit: { [other]: who === 1 ? { out: explicitA2B, in: explicitB2A } : { out: explicitB2A, in: explicitA2B } },
+                    esp: { journal: journal(2), lifetime: {} },
+                  },
+                },
+              ],
+              pod,
+            );
+          };
+          const sides: [Side, Side] = [make(1), make(2)];
+          for (const op of ops) {
+            if (op.t === 'send') {
+              const s = sides[op.from - 1]!;
+              const port = s.ports[op.tunnel]!;
+              // Only the chosen tunnel carries it: the others forget the peer for the moment.
+              for (const other of s.ports) if (other !== port && s.br.tunnel(other).findVtep(IP(3 - op.from)) >= 0) s.br.removeVtep(other, IP(3 - op.from));
+              if (s.br.tunnel(port).findVtep(IP(3 - op.from)) < 0) {
+                s.br.addVtep(port, {
+                  ip: IP(3 - op.from),
+                  mac: UMAC(3 - op.from),
+                  vnis: [7],
+                  esp:
+                    port === 'hx'
+                      ? op.from === 1
+                        ? { out: explicitA2B, in: explicitB2A }
+                        : { out: explicitB2A, in: explicitA2B }
+                      : { node: `n${3 - op.from}` },
+                });
+              }
+              for (let k = 0; k < op.n; k++) s.pod.send([frame(op.from, 3 - op.from, k)]);
+            } else if (op.t === 'restart') {
+              const w = op.who - 1;
+              const s = sides[w]!;
+              stop(s);
+              // A clean stop closes the journals; a crash leaves their locks (whose process is then gone).
+              if (!op.crash) for (const j of journals[w]!) j.close();
+              sides[w] = make(op.who, s.pod);
+              restarts++;
+            } else {
+              net.clock.t += 1e9;
+              for (const s of sides) s.br.tick();
+            }
           }
-          for (let k = 0; k < op.n; k++) s.pod.send([frame(op.from, 3 - op.from, k)]);
-        } else if (op.t === 'restart') {
-          const w = op.who - 1;
-          const s = sides[w]!;
-          stop(s);
-          // A clean stop closes the journals; a crash leaves their locks (whose process is then gone).
-          if (!op.crash) for (const j of journals[w]!) j.close();
-          sides[w] = make(op.who, s.pod);
-          restarts++;
-        } else {
-          net.clock.t += 1e9;
-          for (const s of sides) s.br.tick();
-        }
-      }
-      for (const s of sides) { s.pod.take(); }
-      for (const j of journals.flat()) j.close();
-      total += log.seals.length;
-      assert.deepEqual(log.repeats(), [], `a (key, nonce) sealed twice (keeping: ${keeping})`);
-    });
-  }), { numRuns: 200 });
+          for (const s of sides) {
+            s.pod.take();
+          }
+          for (const j of journals.flat()) j.close();
+          total += log.seals.length;
+          assert.deepEqual(log.repeats(), [], `a (key, nonce) sealed twice (keeping: ${keeping})`);
+        });
+      },
+    ),
+    { numRuns: 200 },
+  );
   assert.ok(total > 1500 && restarts > 100, `the property saw ${total} seals across ${restarts} restarts`);
 });

@@ -19,11 +19,17 @@ const seqOf = (sa: OutboundSa): bigint => (BigInt(sa.seqHi) << 32n) | BigInt(sa.
 test('OutboundSa: sequence numbers start at 1 and increase by one, across the 32-bit boundary with ESN', () => {
   const sa = new OutboundSa({ spi: 1, keying: KEYING });
   const got: bigint[] = [];
-  for (let i = 0; i < 5; i++) { assert.equal(sa.next(), true); got.push(seqOf(sa)); }
+  for (let i = 0; i < 5; i++) {
+    assert.equal(sa.next(), true);
+    got.push(seqOf(sa));
+  }
   assert.deepEqual(got, [1n, 2n, 3n, 4n, 5n]);
   const e = new OutboundSa({ spi: 1, keying: KEYING, esn: true, resumeAfter: TWO32 - 2n });
   const seen: bigint[] = [];
-  for (let i = 0; i < 4; i++) { assert.equal(e.next(), true); seen.push(e.seq); }
+  for (let i = 0; i < 4; i++) {
+    assert.equal(e.next(), true);
+    seen.push(e.seq);
+  }
   assert.deepEqual(seen, [TWO32 - 1n, TWO32, TWO32 + 1n, TWO32 + 2n]);
   assert.deepEqual([e.seqHi, e.seqLo], [1, 2]);
 });
@@ -51,19 +57,26 @@ test('OutboundSa: exhausted after 2^32−1 without ESN and 2^64−1 with it, nev
 });
 
 test('OutboundSa: sequence numbers never repeat for any resume point and run length', () => {
-  fc.assert(fc.property(fc.boolean(), fc.bigInt({ min: 0n, max: MAX64 }), fc.integer({ min: 1, max: 300 }), (esn, start0, n) => {
-    const start = esn ? start0 : start0 & (TWO32 - 1n);
-    const sa = new OutboundSa({ spi: 7, keying: KEYING, esn, resumeAfter: start });
-    let prev = start;
-    const limit = esn ? MAX64 : TWO32 - 1n;
-    for (let i = 0; i < n; i++) {
-      const ok = sa.next();
-      assert.equal(ok, prev < limit);
-      if (!ok) { assert.equal(sa.exhausted, true); assert.equal(sa.seq, prev); break; }
-      assert.equal(sa.seq, prev + 1n);
-      prev = sa.seq;
-    }
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.boolean(), fc.bigInt({ min: 0n, max: MAX64 }), fc.integer({ min: 1, max: 300 }), (esn, start0, n) => {
+      const start = esn ? start0 : start0 & (TWO32 - 1n);
+      const sa = new OutboundSa({ spi: 7, keying: KEYING, esn, resumeAfter: start });
+      let prev = start;
+      const limit = esn ? MAX64 : TWO32 - 1n;
+      for (let i = 0; i < n; i++) {
+        const ok = sa.next();
+        assert.equal(ok, prev < limit);
+        if (!ok) {
+          assert.equal(sa.exhausted, true);
+          assert.equal(sa.seq, prev);
+          break;
+        }
+        assert.equal(sa.seq, prev + 1n);
+        prev = sa.seq;
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('OutboundSa and InboundSa: lifetimes in packets, bytes and ns', () => {
@@ -103,7 +116,11 @@ class Model {
   top: bigint;
   readonly seen = new Set<bigint>();
   /** Everything up to here counts as received (a resumed SA). */
-  constructor(readonly w: number, readonly esn: boolean, readonly floor: bigint) {
+  constructor(
+    readonly w: number,
+    readonly esn: boolean,
+    readonly floor: bigint,
+  ) {
     this.top = floor;
   }
 
@@ -165,17 +182,24 @@ function drive(w: number, esn: boolean, start: bigint, steps: { delta: number; f
   }
 }
 
-const stepArb = (w: number) => fc.record({
-  delta: fc.oneof(fc.integer({ min: -2 * w, max: 3 * w }), fc.integer({ min: -1, max: 2 }), fc.integer({ min: -(2 ** 33), max: 2 ** 33 })),
-  forged: fc.boolean(),
-  again: fc.oneof(fc.constant(-1), fc.constant(-1), fc.nat()),
-}, { noNullPrototype: true });
+const stepArb = (w: number) =>
+  fc.record(
+    {
+      delta: fc.oneof(fc.integer({ min: -2 * w, max: 3 * w }), fc.integer({ min: -1, max: 2 }), fc.integer({ min: -(2 ** 33), max: 2 ** 33 })),
+      forged: fc.boolean(),
+      again: fc.oneof(fc.constant(-1), fc.constant(-1), fc.nat()),
+    },
+    { noNullPrototype: true },
+  );
 
 for (const w of [32, 64, 1024, 4096]) {
   test(`InboundSa window ${w}: replayed and reordered packets accepted exactly once, older ones dropped (32-bit)`, () => {
-    fc.assert(fc.property(fc.bigInt({ min: 0n, max: TWO32 - 1n }), fc.array(stepArb(w), { minLength: 1, maxLength: 200 }), (start, steps) => {
-      drive(w, false, start, steps);
-    }), { numRuns: w >= 1024 ? 40 : 150 });
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: TWO32 - 1n }), fc.array(stepArb(w), { minLength: 1, maxLength: 200 }), (start, steps) => {
+        drive(w, false, start, steps);
+      }),
+      { numRuns: w >= 1024 ? 40 : 150 },
+    );
   });
 
   test(`InboundSa window ${w}: the same with ESN, around 2^32 boundaries`, () => {
@@ -185,9 +209,12 @@ for (const w of [32, 64, 1024, 4096]) {
       fc.bigInt({ min: 0n, max: 4n * BigInt(w) }),
       fc.bigInt({ min: MAX64 - 4n * BigInt(w), max: MAX64 }),
     );
-    fc.assert(fc.property(near, fc.array(stepArb(w), { minLength: 1, maxLength: 200 }), (start, steps) => {
-      drive(w, true, start, steps);
-    }), { numRuns: w >= 1024 ? 40 : 150 });
+    fc.assert(
+      fc.property(near, fc.array(stepArb(w), { minLength: 1, maxLength: 200 }), (start, steps) => {
+        drive(w, true, start, steps);
+      }),
+      { numRuns: w >= 1024 ? 40 : 150 },
+    );
   });
 }
 

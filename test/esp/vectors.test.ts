@@ -81,7 +81,10 @@ for (const v of [...MCGREW, RFC7634].filter((x) => x.spi !== 0)) {
     const pred = ((BigInt(v.seqHi) << 32n) | BigInt(v.seqLo)) - 1n;
     const sa = new InboundSa({ spi: v.spi, keying: v.keying, esn: v.esn, resumeAfter: pred });
     const info = new EspRxInfo();
-    assert.equal(espUnprotect(p, p.start + 14, (spi) => (spi === v.spi ? sa : null), 0, info), 0);
+    assert.equal(
+      espUnprotect(p, p.start + 14, (spi) => (spi === v.spi ? sa : null), 0, info),
+      0,
+    );
     const padLen = v.plaintext[v.plaintext.length - 2]!;
     const payload = v.plaintext.subarray(0, v.plaintext.length - 2 - padLen);
     const want = compose([eth(0x0800), ip4('192.0.2.1', '192.0.2.2', v.plaintext[v.plaintext.length - 1]!, { ident: 7 }), { kind: 'data', bytes: payload }]);
@@ -90,7 +93,10 @@ for (const v of [...MCGREW, RFC7634].filter((x) => x.spi !== 0)) {
     assert.deepEqual([sa.topHi, sa.topLo, sa.packets, sa.bytes], [v.seqHi, v.seqLo, 1, payload.length]);
     // The same packet again is a replay.
     p.load(frame);
-    assert.equal(espUnprotect(p, p.start + 14, () => sa, 0), DropReason.EspReplay);
+    assert.equal(
+      espUnprotect(p, p.start + 14, () => sa, 0),
+      DropReason.EspReplay,
+    );
     assert.equal(sa.drops[DropReason.EspReplay], 1);
   });
 }

@@ -27,10 +27,13 @@ import { SYSTEM_PYTHON } from '../helpers.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
-const SKIP: string | false = IS_ROOT && process.platform === 'linux' ? false : 'SKIPPED — NOT ROOT: the live datapath tests create namespaces, TAPs and raw sockets; run them as root';
+const SKIP: string | false =
+  IS_ROOT && process.platform === 'linux' ? false : 'SKIPPED — NOT ROOT: the live datapath tests create namespaces, TAPs and raw sockets; run them as root';
 if (SKIP !== false) process.stderr.write(`\n*** test/live/agent.test.ts: ${SKIP} ***\n\n`);
 
-const TAG = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0');
+const TAG = Math.floor(Math.random() * 0x10000)
+  .toString(16)
+  .padStart(4, '0');
 const DIR = mkdtempSync(join(tmpdir(), 'seine-live-'));
 const LABS = join(DIR, 'labs');
 const ENV = { ...process.env, SEINE_LABS_DIR: LABS };
@@ -41,7 +44,11 @@ after(async () => {
   rmSync(DIR, { recursive: true, force: true });
 });
 
-interface Ran { code: number; stdout: string; stderr: string }
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 function seine(args: string[], timeoutMs = 60_000): Promise<Ran> {
   return new Promise((res) => {
     execFile(process.execPath, [MAIN, ...args], { env: ENV, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
@@ -64,19 +71,22 @@ async function inNs(ns: string, argv: string[], timeoutMs = 30_000): Promise<Ran
 /** A two-node routed lab (node1: pods a, b; node2: pod c) with the tunnel and encryption given. */
 function scenarioFile(name: string, tunnel: 'vxlan' | 'geneve', cipher: string | null, udpEncap = false): string {
   const file = join(DIR, `${name}.yaml`);
-  writeFileSync(file, [
-    `name: ${name}`,
-    'underlay: { mtu: 1500 }',
-    `tunnel: { type: ${tunnel}, mode: routed }`,
-    ...(cipher !== null ? [`encryption: { cipher: ${cipher}, secret: live-test, udpEncap: ${udpEncap} }`] : []),
-    'nodes:',
-    '  - name: node1',
-    '    podCIDR: 10.244.1.0/24',
-    '    pods: [{ name: a }, { name: b }]',
-    '  - name: node2',
-    '    podCIDR: 10.244.2.0/24',
-    '    pods: [{ name: c }]',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `name: ${name}`,
+      'underlay: { mtu: 1500 }',
+      `tunnel: { type: ${tunnel}, mode: routed }`,
+      ...(cipher !== null ? [`encryption: { cipher: ${cipher}, secret: live-test, udpEncap: ${udpEncap} }`] : []),
+      'nodes:',
+      '  - name: node1',
+      '    podCIDR: 10.244.1.0/24',
+      '    pods: [{ name: a }, { name: b }]',
+      '  - name: node2',
+      '    podCIDR: 10.244.2.0/24',
+      '    pods: [{ name: c }]',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -96,7 +106,13 @@ async function ping(lab: string, from: string, to: string, count = 3, extra: str
 }
 
 /** An iperf3 TCP transfer for `seconds` from one pod to another: what the receiver got, its rate, the sender's retransmissions. */
-async function iperfTcp(lab: string, from: string, to: string, toIp: string, seconds: number): Promise<{ sent: number; received: number; bps: number; retransmits: number }> {
+async function iperfTcp(
+  lab: string,
+  from: string,
+  to: string,
+  toIp: string,
+  seconds: number,
+): Promise<{ sent: number; received: number; bps: number; retransmits: number }> {
   const server = await inNs(ns(lab, to), ['iperf3', '-s', '-1', '-D', '--pidfile', join(DIR, `${lab}-iperf.pid`)], 10_000);
   assert.equal(server.code, 0, `iperf3 server: ${server.stderr}`);
   let r: Ran | null = null;
@@ -105,12 +121,21 @@ async function iperfTcp(lab: string, from: string, to: string, toIp: string, sec
     if (!r.stdout.includes('Connection refused')) break;
     await new Promise((ok) => setTimeout(ok, 100));
   }
-  const j = JSON.parse(r!.stdout) as { error?: string; end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { bytes: number; retransmits: number } } };
+  const j = JSON.parse(r!.stdout) as {
+    error?: string;
+    end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { bytes: number; retransmits: number } };
+  };
   assert.equal(j.error, undefined, `iperf3: ${j.error}`);
   return { sent: j.end.sum_sent.bytes, received: j.end.sum_received.bytes, bps: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits };
 }
 
-async function stats(lab: string, node: string): Promise<{ ports: Array<{ port: string; rxPackets: number; txPackets: number; drops: Record<string, number> }>; devices: Array<{ device: string; rxPackets: number; drops: Record<string, number> }> }> {
+async function stats(
+  lab: string,
+  node: string,
+): Promise<{
+  ports: Array<{ port: string; rxPackets: number; txPackets: number; drops: Record<string, number> }>;
+  devices: Array<{ device: string; rxPackets: number; drops: Record<string, number> }>;
+}> {
   const r = await controlRequest(join(LABS, lab, `${node}.sock`), { op: 'stats' });
   return r['snapshot'] as never;
 }
@@ -158,18 +183,25 @@ describe('live: two nodes, pods on TAPs, real traffic', { skip: SKIP }, () => {
       // What went on the wire: ESP over IP (protocol 50), ESP in UDP port 4500, or the tunnel's own port.
       const file = join(DIR, `${name}.pcapng`);
       let captured = false;
-      const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '4']).finally(() => { captured = true; });
+      const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '4']).finally(() => {
+        captured = true;
+      });
       // The capture is armed once the command has started and asked the agent, half a second or more on
       // a busy machine: ping until it has its frames (a fixed wait raced it).
       for (let i = 0; i < 40 && !captured; i++) await ping(lab, 'node1/a', '10.244.2.2', 1);
       assert.equal((await cap).code, 0);
-      const wire = spawnSync('tshark', ['-r', file, '-T', 'fields', '-E', 'occurrence=f', '-e', 'ip.proto', '-e', 'udp.dstport'], { encoding: 'utf8' }).stdout.trim().split('\n');
+      const wire = spawnSync('tshark', ['-r', file, '-T', 'fields', '-E', 'occurrence=f', '-e', 'ip.proto', '-e', 'udp.dstport'], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n');
       const want = cipher === null ? `17\t${tunnel === 'vxlan' ? 4789 : 6081}` : udpEncap ? '17\t4500' : '50\t';
       for (const w of wire) assert.equal(w.trimEnd(), want.trimEnd(), `on the wire: ${wire.join(' | ')}`);
       const r = await seine(['lab', 'down', lab]);
       assert.equal(r.code, 0, r.stderr);
       labs.delete(lab);
-      assert.deepEqual((await listNetns()).filter((n) => n.startsWith(`seine-${lab}`)), []);
+      assert.deepEqual(
+        (await listNetns()).filter((n) => n.startsWith(`seine-${lab}`)),
+        [],
+      );
     });
   }
 });
@@ -179,11 +211,17 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     const name = `l${TAG}-pmtu`;
     // Pods keep a 1500-byte MTU over a 1500-byte underlay: the tunnel leaves 1450.
     const file = join(DIR, `${name}.yaml`);
-    writeFileSync(file, [
-      `name: ${name}`, 'underlay: { mtu: 1500 }', 'tunnel: { type: vxlan, icmpTooBig: true, fragmentPolicy: drop }', 'nodes:',
-      '  - { name: node1, podCIDR: 10.244.1.0/24, pods: [{ name: client, mtu: 1500 }] }',
-      '  - { name: node2, podCIDR: 10.244.2.0/24, pods: [{ name: server, mtu: 1500 }] }',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        `name: ${name}`,
+        'underlay: { mtu: 1500 }',
+        'tunnel: { type: vxlan, icmpTooBig: true, fragmentPolicy: drop }',
+        'nodes:',
+        '  - { name: node1, podCIDR: 10.244.1.0/24, pods: [{ name: client, mtu: 1500 }] }',
+        '  - { name: node2, podCIDR: 10.244.2.0/24, pods: [{ name: server, mtu: 1500 }] }',
+      ].join('\n'),
+    );
     const lab = await up(file, name);
     const big = await ping(lab, 'node1/client', '10.244.2.2', 2, ['-M', 'do', '-s', '1472']);
     assert.match(big.stdout + big.stderr, /[Ff]rag needed and DF set \(mtu = 1450\)|message too long, mtu=1450/, big.stdout + big.stderr);
@@ -198,50 +236,65 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
     assert.ok(drops >= 1, 'the tunnel dropped the too-big DF packets and said so');
   });
 
-  for (const cipher of [null, 'aes-gcm-128'] as const) test(`restart${cipher !== null ? ` with ESP (${cipher})` : ''}: an agent killed with SIGKILL comes back on the same pod interfaces; connectivity within 2 s${cipher !== null ? '; new keys' : ''}`, { timeout: 120_000 }, async () => {
-    const name = `l${TAG}-restart${cipher !== null ? '-esp' : ''}`;
-    const lab = await up(scenarioFile(name, 'vxlan', cipher), name);
-    // With ESP, the SPI node1 sends under, from seine trace --live's encapsulation stage.
-    const spi = async (): Promise<unknown> => {
-      const t = JSON.parse((await seine(['trace', '--live', '--lab', lab, '--from', 'node1/a', '--to', 'node2/c', '--json'])).stdout) as { steps: Array<{ stage: string; detail: Record<string, unknown> }> };
-      return t.steps.find((x) => x.stage === 'encapsulate')?.detail['espSpi'];
-    };
-    const spiBefore = cipher !== null ? await spi() : null;
-    assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
-    const ifindex = async (): Promise<number> => (JSON.parse((await inNs(ns(lab, 'node1/a'), ['ip', '-j', 'link', 'show', 'eth0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
-    const before = await ifindex();
-    const pid = await agentPid(lab, 'node1');
-    // A namespace given as a path (as a CNI runtime gives it) works as well as a name.
-    const viaPath = await ipJson<{ ifname: string }>(['link', 'show'], `/proc/${pid}/ns/net`);
-    assert.deepEqual(viaPath.map((l) => l.ifname).filter((n) => n !== 'lo').sort(), ['eth0', 'seine-gw0']);
-    process.kill(pid, 'SIGKILL');
-    const handle = openLab(lab, { dir: LABS });
-    const rec = handle.state().processes.find((p) => p.pid === pid)!;
-    for (let i = 0; i < 50 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(await ifindex(), before, 'the pod interface outlives its agent (persistent TAP)');
-    const t0 = performance.now();
-    const { child } = handle.spawn(ns(lab, 'node1'), rec.argv, { role: 'agent', node: 'node1' });
-    child.unref();
-    let back = -1;
-    while (performance.now() - t0 < 10_000) {
-      const r = await inNs(ns(lab, 'node1/a'), ['ping', '-c', '1', '-W', '0.2', '10.244.2.2'], 5000);
-      if (r.code === 0) { back = performance.now() - t0; break; }
-    }
-    assert.ok(back >= 0, 'connectivity came back');
-    process.stderr.write(`  live restart: connectivity back ${back.toFixed(0)} ms after the agent was started again\n`);
-    assert.ok(back < 2000, `connectivity back after ${back.toFixed(0)} ms (want < 2 s)`);
-    assert.equal(await ifindex(), before, 'not recreated: same ifindex');
-    if (cipher !== null) {
-      const spiAfter = await spi();
-      // The peers announced themselves (hellos) and no packet failed its integrity check.
-      const t2 = (await controlRequest(join(LABS, lab, 'node2.sock'), { op: 'stats' }))['snapshot'] as { tunnel: Record<string, number> };
-      assert.ok(t2.tunnel['hellosReceived']! >= 2, `node2 heard node1's announcements again: ${JSON.stringify(t2.tunnel)}`);
-      assert.equal(t2.tunnel['icvFailures'], 0);
-      assert.equal(typeof spiBefore, 'number');
-      assert.equal(typeof spiAfter, 'number');
-      assert.notEqual(spiAfter, spiBefore, 'a restarted agent sends under new keys (a new SPI), never its old ones');
-    }
-  });
+  for (const cipher of [null, 'aes-gcm-128'] as const)
+    test(`restart${cipher !== null ? ` with ESP (${cipher})` : ''}: an agent killed with SIGKILL comes back on the same pod interfaces; connectivity within 2 s${cipher !== null ? '; new keys' : ''}`, {
+      timeout: 120_000,
+    }, async () => {
+      const name = `l${TAG}-restart${cipher !== null ? '-esp' : ''}`;
+      const lab = await up(scenarioFile(name, 'vxlan', cipher), name);
+      // With ESP, the SPI node1 sends under, from seine trace --live's encapsulation stage.
+      const spi = async (): Promise<unknown> => {
+        const t = JSON.parse((await seine(['trace', '--live', '--lab', lab, '--from', 'node1/a', '--to', 'node2/c', '--json'])).stdout) as {
+          steps: Array<{ stage: string; detail: Record<string, unknown> }>;
+        };
+        return t.steps.find((x) => x.stage === 'encapsulate')?.detail['espSpi'];
+      };
+      const spiBefore = cipher !== null ? await spi() : null;
+      assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
+      const ifindex = async (): Promise<number> =>
+        (JSON.parse((await inNs(ns(lab, 'node1/a'), ['ip', '-j', 'link', 'show', 'eth0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
+      const before = await ifindex();
+      const pid = await agentPid(lab, 'node1');
+      // A namespace given as a path (as a CNI runtime gives it) works as well as a name.
+      const viaPath = await ipJson<{ ifname: string }>(['link', 'show'], `/proc/${pid}/ns/net`);
+      assert.deepEqual(
+        viaPath
+          .map((l) => l.ifname)
+          .filter((n) => n !== 'lo')
+          .sort(),
+        ['eth0', 'seine-gw0'],
+      );
+      process.kill(pid, 'SIGKILL');
+      const handle = openLab(lab, { dir: LABS });
+      const rec = handle.state().processes.find((p) => p.pid === pid)!;
+      for (let i = 0; i < 50 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await ifindex(), before, 'the pod interface outlives its agent (persistent TAP)');
+      const t0 = performance.now();
+      const { child } = handle.spawn(ns(lab, 'node1'), rec.argv, { role: 'agent', node: 'node1' });
+      child.unref();
+      let back = -1;
+      while (performance.now() - t0 < 10_000) {
+        const r = await inNs(ns(lab, 'node1/a'), ['ping', '-c', '1', '-W', '0.2', '10.244.2.2'], 5000);
+        if (r.code === 0) {
+          back = performance.now() - t0;
+          break;
+        }
+      }
+      assert.ok(back >= 0, 'connectivity came back');
+      process.stderr.write(`  live restart: connectivity back ${back.toFixed(0)} ms after the agent was started again\n`);
+      assert.ok(back < 2000, `connectivity back after ${back.toFixed(0)} ms (want < 2 s)`);
+      assert.equal(await ifindex(), before, 'not recreated: same ifindex');
+      if (cipher !== null) {
+        const spiAfter = await spi();
+        // The peers announced themselves (hellos) and no packet failed its integrity check.
+        const t2 = (await controlRequest(join(LABS, lab, 'node2.sock'), { op: 'stats' }))['snapshot'] as { tunnel: Record<string, number> };
+        assert.ok(t2.tunnel['hellosReceived']! >= 2, `node2 heard node1's announcements again: ${JSON.stringify(t2.tunnel)}`);
+        assert.equal(t2.tunnel['icvFailures'], 0);
+        assert.equal(typeof spiBefore, 'number');
+        assert.equal(typeof spiAfter, 'number');
+        assert.notEqual(spiAfter, spiBefore, 'a restarted agent sends under new keys (a new SPI), never its old ones');
+      }
+    });
 
   test('bad input: a million malformed frames and datagrams are counted by reason, forwarding goes on, RSS stays bounded', { timeout: 300_000 }, async () => {
     const name = `l${TAG}-bad`;
@@ -320,10 +373,14 @@ print(sent)
     const gw = s1.ports.find((p) => p.port === 'gw')!;
     const under = s1.ports.find((p) => p.port === 'underlay')!;
     const sum = (d: Record<string, number>): number => Object.values(d).reduce((k, v) => k + v, 0);
-    process.stderr.write(`  live bad input: pod a drops ${JSON.stringify(podA.drops)}; gw ${JSON.stringify(gw.drops)}; underlay ${JSON.stringify(under.drops)}\n`);
+    process.stderr.write(
+      `  live bad input: pod a drops ${JSON.stringify(podA.drops)}; gw ${JSON.stringify(gw.drops)}; underlay ${JSON.stringify(under.drops)}\n`,
+    );
     const read = tap1.tx - tap0.tx;
     const delivered = udp1.inDatagrams - udp0.inDatagrams;
-    process.stderr.write(`  live bad input: the agent read ${read} frames from pod a's TAP (kernel dropped ${tap1.dropped - tap0.dropped} on a full queue); ${delivered} datagrams reached node1's UDP sockets (${udp1.rcvbufErrors - udp0.rcvbufErrors} overflowed)\n`);
+    process.stderr.write(
+      `  live bad input: the agent read ${read} frames from pod a's TAP (kernel dropped ${tap1.dropped - tap0.dropped} on a full queue); ${delivered} datagrams reached node1's UDP sockets (${udp1.rcvbufErrors - udp0.rcvbufErrors} overflowed)\n`,
+    );
     // The flood was a flood: a tenth of each reached the agent even on two busy cores.
     assert.ok(read >= N * 0.1, `only ${read} of ${N} frames were read from the TAP`);
     assert.ok(delivered >= N * 0.1, `only ${delivered} of ${N} datagrams reached node1's sockets`);
@@ -331,7 +388,10 @@ print(sent)
     // frames of the pings (and their ARP/ND), hence the small allowance; the kernel's own drops on a full
     // queue never reached us. Reasons from each family are there.
     assert.ok(podA.drops['SrcMacGroup']! > 0, 'group source MACs dropped');
-    assert.ok((gw.drops['Ipv4Truncated'] ?? 0) + (gw.drops['Ipv4BadHeaderLen'] ?? 0) + (gw.drops['Ipv4BadVersion'] ?? 0) + (gw.drops['Ipv4BadChecksum'] ?? 0) > 0, 'broken IPv4 dropped at the gateway');
+    assert.ok(
+      (gw.drops['Ipv4Truncated'] ?? 0) + (gw.drops['Ipv4BadHeaderLen'] ?? 0) + (gw.drops['Ipv4BadVersion'] ?? 0) + (gw.drops['Ipv4BadChecksum'] ?? 0) > 0,
+      'broken IPv4 dropped at the gateway',
+    );
     assert.ok(sum(podA.drops) + sum(gw.drops) >= read - 100, `${sum(podA.drops) + sum(gw.drops)} drops with a reason for ${read} frames read from the TAP`);
     assert.ok(sum(under.drops) >= delivered - 100, `${sum(under.drops)} drops with a reason for ${delivered} datagrams delivered to the tunnel socket`);
     const rss1 = rssKiB(pid1);
@@ -339,7 +399,9 @@ print(sent)
     assert.ok(rss1 - rss0 < 64 * 1024, `RSS grew by ${rss1 - rss0} KiB`);
   });
 
-  test('trace --live follows one packet across both nodes; metrics pass promtool; a live capture opens in tshark with the interface named', { timeout: 120_000 }, async () => {
+  test('trace --live follows one packet across both nodes; metrics pass promtool; a live capture opens in tshark with the interface named', {
+    timeout: 120_000,
+  }, async () => {
     const name = `l${TAG}-obs`;
     const lab = await up(scenarioFile(name, 'vxlan', null), name);
     assert.equal((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
@@ -349,12 +411,26 @@ print(sent)
     const trace = JSON.parse(tr.stdout) as { outcome: string; steps: Array<{ node: string; stage: string; port: string; detail: Record<string, unknown> }> };
     assert.equal(trace.outcome, 'delivered');
     const path = trace.steps.map((x) => `${x.node}:${x.stage}`);
-    for (const want of ['node1:send', 'node1:ingress', 'node1:route', 'node1:encapsulate', 'node1:output', 'node2:underlay', 'node2:decapsulate', 'node2:route', 'node2:deliver']) assert.ok(path.includes(want), `${want} in ${path.join(' ')}`);
+    for (const want of [
+      'node1:send',
+      'node1:ingress',
+      'node1:route',
+      'node1:encapsulate',
+      'node1:output',
+      'node2:underlay',
+      'node2:decapsulate',
+      'node2:route',
+      'node2:deliver',
+    ])
+      assert.ok(path.includes(want), `${want} in ${path.join(' ')}`);
     assert.ok(path.indexOf('node1:encapsulate') < path.indexOf('node2:decapsulate'), 'in time order across nodes');
     assert.equal(trace.steps.filter((x) => x.stage === 'deliver').length, 1, 'only the probe is traced, not its answer');
     // The pod's TAP has TSO (offloads on by default): its coalescing stage says the ping went as it came.
     const co = trace.steps.find((x) => x.stage === 'coalesce');
-    assert.ok(co !== undefined && co.node === 'node2' && co.port === 'c' && co.detail['superFrame'] === false, `a coalesce record from node2's TAP: ${JSON.stringify(co)}`);
+    assert.ok(
+      co !== undefined && co.node === 'node2' && co.port === 'c' && co.detail['superFrame'] === false,
+      `a coalesce record from node2's TAP: ${JSON.stringify(co)}`,
+    );
     const enc = trace.steps.find((x) => x.stage === 'encapsulate')!;
     assert.equal(enc.detail['vni'], 1);
     assert.equal(enc.detail['outerDst'], '172.18.0.3');
@@ -370,14 +446,44 @@ print(sent)
     assert.equal(promtool.status, 0, `promtool check metrics: ${promtool.stdout}${promtool.stderr}`);
     const file = join(DIR, `${name}.pcapng`);
     let captured = false;
-    const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '6']).finally(() => { captured = true; });
+    const cap = seine(['capture', 'node1', 'underlay', '-w', file, '--lab', lab, '--count', '6']).finally(() => {
+      captured = true;
+    });
     // Armed once the command has asked the agent (see above): ping until the capture has its frames.
     for (let i = 0; i < 40 && !captured; i++) await ping(lab, 'node1/a', '10.244.2.2', 1);
     const c = await cap;
     assert.equal(c.code, 0, c.stderr);
-    const t = spawnSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.srcport'], { encoding: 'utf8' });
+    const t = spawnSync(
+      'tshark',
+      [
+        '-r',
+        file,
+        '-o',
+        'ip.check_checksum:TRUE',
+        '-o',
+        'udp.check_checksum:TRUE',
+        '-T',
+        'fields',
+        '-e',
+        'frame.interface_name',
+        '-e',
+        'vxlan.vni',
+        '-e',
+        'icmp.type',
+        '-e',
+        'ip.checksum.status',
+        '-e',
+        'icmp.checksum.status',
+        '-e',
+        'udp.srcport',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(t.status, 0, t.stderr);
-    const rows = t.stdout.trim().split('\n').map((l) => l.split('\t'));
+    const rows = t.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
     assert.equal(rows.length, 6);
     for (const r of rows) {
       assert.equal(r[0], 'node1/underlay');
@@ -405,7 +511,7 @@ print(sent)
     const transfer = iperfTcp(lab, 'node1/a', 'node2/c', '10.244.2.2', 2);
     await new Promise((r) => setTimeout(r, 700));
     const third = '    - name: node3\n      underlayIp: 172.18.0.4\n      underlayMac: 02:02:00:00:00:03\n      podCIDRs: [10.244.3.0/24]\n      vnis: []\n';
-    const withThird = original.replace(/(\n  peers:\n)/, `$1${third}`);
+    const withThird = original.replace(/(\n {2}peers:\n)/, `$1${third}`);
     assert.notEqual(withThird, original, 'the test found the peers list in the agent config');
     await hup(withThird);
     const t = await transfer;
@@ -416,9 +522,12 @@ print(sent)
     const route = await inNs(ns(lab, 'node1'), ['ip', 'route', 'show', '10.244.3.0/24']);
     assert.match(route.stdout, /via 10\.244\.3\.1 dev seine-gw0 onlink/);
     // node2 removed: its pods are unreachable (NoRoute at the gateway); back again: reachable.
-    await hup(original.replace(/\n    - name: node2\n(      .*\n)+/, '\n'));
+    await hup(original.replace(/\n {4}- name: node2\n( {6}.*\n)+/, '\n'));
     st = await controlRequest(join(LABS, lab, 'node1.sock'), { op: 'status' });
-    assert.deepEqual((st['peers'] as Array<{ name: string }>).map((p) => p.name), []);
+    assert.deepEqual(
+      (st['peers'] as Array<{ name: string }>).map((p) => p.name),
+      [],
+    );
     assert.notEqual((await ping(lab, 'node1/a', '10.244.2.2', 1)).code, 0);
     const s1 = await stats(lab, 'node1');
     assert.ok((s1.ports.find((p) => p.port === 'gw')!.drops['NoRoute'] ?? 0) >= 1);
@@ -430,12 +539,20 @@ print(sent)
     writeFileSync(file, original);
     // SIGTERM: the agent exits, removing its control socket; the pods keep their interfaces.
     process.kill(pid, 'SIGTERM');
-    const rec = openLab(lab, { dir: LABS }).state().processes.find((p) => p.pid === pid)!;
+    const rec = openLab(lab, { dir: LABS })
+      .state()
+      .processes.find((p) => p.pid === pid)!;
     for (let i = 0; i < 100 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(processAlive(pid, rec.startTime), false, 'the agent stopped on SIGTERM');
     assert.equal(existsSync(join(LABS, lab, 'node1.sock')), false, 'its control socket is gone');
-    const log = readFileSync(rec.log!, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: string });
-    assert.ok(log.some((l) => l.msg === 'peers reloaded'), 'structured log of each reload');
+    const log = readFileSync(rec.log!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: string });
+    assert.ok(
+      log.some((l) => l.msg === 'peers reloaded'),
+      'structured log of each reload',
+    );
     assert.ok(log.some((l) => l.msg === 'reload failed; the peers in force are kept' && l.level === 'error'));
     assert.equal(log.at(-1)!.msg, 'agent stopped');
   });
@@ -449,7 +566,10 @@ print(sent)
     const r = await seine(['lab', 'down', lab, '--json']);
     assert.equal(r.code, 0, r.stderr);
     labs.delete(lab);
-    assert.deepEqual((await listNetns()).filter((n) => n.startsWith(`seine-${lab}`)), []);
+    assert.deepEqual(
+      (await listNetns()).filter((n) => n.startsWith(`seine-${lab}`)),
+      [],
+    );
     for (const p of procs) assert.equal(processAlive(p.pid, p.startTime), false);
     const links = spawnSync('ip', ['-j', 'link'], { encoding: 'utf8' }).stdout;
     assert.ok(!links.includes(lab), 'no link of the lab in the root namespace');

@@ -15,26 +15,41 @@ import { parseScenario } from '../../src/scenario/scenario.js';
 const DIR = mkdtempSync(join(tmpdir(), 'seine-agentcfg-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));
 
-const scenario = parseScenario([
-  'name: cfg', 'tunnel: { type: geneve, options: [{ class: 0x0102, type: 0x80, data: "0000000a" }] }',
-  'encryption: { cipher: chacha20-poly1305, secret: s3cret }', 'nodes:',
-  '  - { name: node1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b, vlan: 10 }] }',
-  '  - { name: node2, podCIDR: [10.244.2.0/24, "fd00:2::/64"], pods: [{ name: c }] }',
-].join('\n'), 'cfg.yaml');
+const scenario = parseScenario(
+  [
+    'name: cfg',
+    'tunnel: { type: geneve, options: [{ class: 0x0102, type: 0x80, data: "0000000a" }] }',
+    'encryption: { cipher: chacha20-poly1305, secret: s3cret }',
+    'nodes:',
+    '  - { name: node1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b, vlan: 10 }] }',
+    '  - { name: node2, podCIDR: [10.244.2.0/24, "fd00:2::/64"], pods: [{ name: c }] }',
+  ].join('\n'),
+  'cfg.yaml',
+);
 const node1 = nodeConfigsFromScenario(scenario, { stacks: 'all' })[0]!;
 const FILE = join(DIR, 'node1.yaml');
-const base = { node: node1, netns: 'seine-cfg-node1', pods: { a: { netns: 'seine-cfg-node1-a', ifname: 'eth0' }, b: { netns: 'seine-cfg-node1-b' } }, control: 'node1.sock', metrics: '127.0.0.1:0', underlayMtu: 1500 };
+const base = {
+  node: node1,
+  netns: 'seine-cfg-node1',
+  pods: { a: { netns: 'seine-cfg-node1-a', ifname: 'eth0' }, b: { netns: 'seine-cfg-node1-b' } },
+  control: 'node1.sock',
+  metrics: '127.0.0.1:0',
+  underlayMtu: 1500,
+};
 
 function refused(doc: unknown, key: RegExp | string, expected?: RegExp): void {
   const text = typeof doc === 'string' ? doc : stringify(doc);
-  assert.throws(() => parseAgentConfig(text, FILE), (e: unknown) => {
-    assert.ok(e instanceof ConfigError, String(e));
-    assert.ok(e.message.startsWith(`${FILE}: `), e.message);
-    if (typeof key === 'string') assert.ok(e.message.includes(key), `${e.message} names ${key}`);
-    else assert.match(e.message, key);
-    if (expected !== undefined) assert.match(e.message, expected);
-    return true;
-  });
+  assert.throws(
+    () => parseAgentConfig(text, FILE),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.ok(e.message.startsWith(`${FILE}: `), e.message);
+      if (typeof key === 'string') assert.ok(e.message.includes(key), `${e.message} names ${key}`);
+      else assert.match(e.message, key);
+      if (expected !== undefined) assert.match(e.message, expected);
+      return true;
+    },
+  );
 }
 
 test('agent config: what seine lab up writes parses back to the same node; defaults and relative paths', () => {
@@ -52,13 +67,27 @@ test('agent config: what seine lab up writes parses back to the same node; defau
   assert.equal(c.peersFile, null);
 });
 
-test('agent config: a peer file replaces node.peers and skips this node\'s own entry', () => {
+test("agent config: a peer file replaces node.peers and skips this node's own entry", () => {
   const peers = join(DIR, 'peers.yaml');
-  writeFileSync(peers, stringify({ peers: [{ name: 'node1', underlayIp: '172.18.0.2', underlayMac: '02:02:00:00:00:01' }, { name: 'node9', underlayIp: '172.18.0.9', underlayMac: '02:02:00:00:00:09', podCIDRs: ['10.244.9.0/24'] }] }));
+  writeFileSync(
+    peers,
+    stringify({
+      peers: [
+        { name: 'node1', underlayIp: '172.18.0.2', underlayMac: '02:02:00:00:00:01' },
+        { name: 'node9', underlayIp: '172.18.0.9', underlayMac: '02:02:00:00:00:09', podCIDRs: ['10.244.9.0/24'] },
+      ],
+    }),
+  );
   const c = parseAgentConfig(stringify({ ...base, peers: 'peers.yaml' }), FILE);
-  assert.deepEqual(c.node.peers.map((p) => p.name), ['node9']);
+  assert.deepEqual(
+    c.node.peers.map((p) => p.name),
+    ['node9'],
+  );
   assert.deepEqual(c.node.peers[0]!.vnis, []);
-  assert.deepEqual(loadPeers(peers, 'node9').map((p) => p.name), ['node1']);
+  assert.deepEqual(
+    loadPeers(peers, 'node9').map((p) => p.name),
+    ['node1'],
+  );
 });
 
 test('agent config: each mistake names the file, the key and what was expected', () => {
@@ -69,7 +98,11 @@ test('agent config: each mistake names the file, the key and what was expected',
   refused({ ...base, node: { ...node1, gateway: null } }, 'node.gateway', /routed mode needs a gateway/);
   refused({ ...base, node: { ...node1, pods: [{ ...node1.pods[0]!, mtu: 70000 }] } }, 'node.pods[0].mtu', /576-65535/);
   refused({ ...base, node: { ...node1, pods: [{ ...node1.pods[0]!, ip4: '10.244.1' }] } }, 'node.pods[0].ip4', /address/);
-  refused({ ...base, node: { ...node1, tunnel: { ...node1.tunnel, options: [{ class: 1, type: 2, data: 'abc' }] } } }, 'node.tunnel.options[0].data', /multiple of 4 bytes/);
+  refused(
+    { ...base, node: { ...node1, tunnel: { ...node1.tunnel, options: [{ class: 1, type: 2, data: 'abc' }] } } },
+    'node.tunnel.options[0].data',
+    /multiple of 4 bytes/,
+  );
   refused({ ...base, node: { ...node1, esp: { cipher: 'rot13', secret: { passphrase: 'x' } } } }, 'node.esp.cipher');
   refused({ ...base, node: { ...node1, esp: { cipher: 'aes-gcm-128', secret: {} } } }, 'node.esp.secret', /passphrase/);
   refused({ ...base, node: { ...node1, peers: [node1.peers[0], node1.peers[0]] } }, 'listed twice');

@@ -18,7 +18,12 @@ const LOCAL = '192.168.9.1';
 const PEER_X = '192.168.9.2';
 const PEER_Y = '192.168.9.3';
 
-interface Sent { windows: number[][]; iovs: number[]; segs: number[]; peers: string[] }
+interface Sent {
+  windows: number[][];
+  iovs: number[];
+  segs: number[];
+  peers: string[];
+}
 
 /** An addon whose UDP calls are scripted: sends are recorded (and may fail), receives hand out `rx`. */
 function scripted(o: { failFirst?: number; rx?: { payload: Uint8Array; seg: number; from: string; port: number } }) {
@@ -29,11 +34,29 @@ function scripted(o: { failFirst?: number; rx?: { payload: Uint8Array; seg: numb
   const native = {
     udpOpen: () => ({ fd: 10, port: 4789, gro: true }),
     rawOpen: () => ({ fd: 11 }),
-    pollStart: (_fd: number, _ev: number, cb: () => void) => { readable = cb; return 1; },
+    pollStart: (_fd: number, _ev: number, cb: () => void) => {
+      readable = cb;
+      return 1;
+    },
     pollStop: () => {},
     close: () => {},
-    udpSendGather(_fd: number, slab: Uint8Array, off: Int32Array, lens: Int32Array, addrs: Uint8Array, _ports: Int32Array, segs: Int32Array, count: number, iovs: Int32Array, messages: number): number {
-      if (fail !== undefined) { const f = fail; fail = undefined; return f; }
+    udpSendGather(
+      _fd: number,
+      slab: Uint8Array,
+      off: Int32Array,
+      lens: Int32Array,
+      addrs: Uint8Array,
+      _ports: Int32Array,
+      segs: Int32Array,
+      count: number,
+      iovs: Int32Array,
+      messages: number,
+    ): number {
+      if (fail !== undefined) {
+        const f = fail;
+        fail = undefined;
+        return f;
+      }
       const rec: Sent = { windows: [], iovs: [], segs: [], peers: [] };
       let w = 0;
       for (let m = 0; m < messages; m++) {
@@ -46,7 +69,16 @@ function scripted(o: { failFirst?: number; rx?: { payload: Uint8Array; seg: numb
       sent.push(rec);
       return messages;
     },
-    udpRecvBatch(_fd: number, slab: Uint8Array, off: Int32Array, caps: Int32Array, lens: Int32Array, addrs: Uint8Array, ports: Int32Array, segs: Int32Array): number {
+    udpRecvBatch(
+      _fd: number,
+      slab: Uint8Array,
+      off: Int32Array,
+      caps: Int32Array,
+      lens: Int32Array,
+      addrs: Uint8Array,
+      ports: Int32Array,
+      segs: Int32Array,
+    ): number {
       if (rx === undefined) return 0;
       assert.ok(caps[0]! >= rx.payload.length, `the buffer holds a 64 KiB datagram: cap ${caps[0]}`);
       slab.set(rx.payload, off[0]!);
@@ -63,7 +95,17 @@ function scripted(o: { failFirst?: number; rx?: { payload: Uint8Array; seg: numb
 }
 
 function device(pool: PacketPool, native: Native): TunnelSocketDevice {
-  const d = new TunnelSocketDevice(native, pool, { name: 'underlay', netns: null, localIp: LOCAL, udpPorts: [4789], rawProtocols: [], mac: 0x0a0000000001, mtu: 1500, gro: true, gso: true });
+  const d = new TunnelSocketDevice(native, pool, {
+    name: 'underlay',
+    netns: null,
+    localIp: LOCAL,
+    udpPorts: [4789],
+    rawProtocols: [],
+    mac: 0x0a0000000001,
+    mtu: 1500,
+    gro: true,
+    gso: true,
+  });
   d.start();
   return d;
 }
@@ -76,7 +118,11 @@ function datagram(peer: string, len: number, tag: number): Uint8Array {
 
 function send(pool: PacketPool, d: TunnelSocketDevice, frames: Uint8Array[]): void {
   const b = new Batch(64);
-  for (const f of frames) { const p = pool.alloc()!; p.load(f); b.add(p); }
+  for (const f of frames) {
+    const p = pool.alloc()!;
+    p.load(f);
+    b.add(p);
+  }
   d.transmit(b);
 }
 
@@ -87,8 +133,14 @@ test('tunnel socket: equal-sized datagrams to one peer go as one UDP_SEGMENT mes
   const s = scripted({});
   const d = device(pool, s.native);
   const frames = [
-    datagram(PEER_X, 1000, 1), datagram(PEER_X, 1000, 2), datagram(PEER_X, 1000, 3), datagram(PEER_X, 400, 4),
-    datagram(PEER_X, 1000, 5), datagram(PEER_Y, 1000, 6), datagram(PEER_Y, 1200, 7), datagram(PEER_Y, 1200, 8),
+    datagram(PEER_X, 1000, 1),
+    datagram(PEER_X, 1000, 2),
+    datagram(PEER_X, 1000, 3),
+    datagram(PEER_X, 400, 4),
+    datagram(PEER_X, 1000, 5),
+    datagram(PEER_Y, 1000, 6),
+    datagram(PEER_Y, 1200, 7),
+    datagram(PEER_Y, 1200, 8),
   ];
   send(pool, d, frames);
   assert.equal(s.sent.length, 1, 'one sendmmsg');
@@ -96,7 +148,7 @@ test('tunnel socket: equal-sized datagrams to one peer go as one UDP_SEGMENT mes
   assert.deepEqual(m.iovs, [4, 1, 1, 2]);
   assert.deepEqual(m.segs, [1000, 0, 0, 1200], 'UDP_SEGMENT only on messages of several datagrams');
   assert.deepEqual(m.peers, [PEER_X, PEER_X, PEER_Y, PEER_Y]);
-  assert.deepEqual(m.windows, frames.map(payloadOf), 'each window is a datagram\'s UDP payload, in order');
+  assert.deepEqual(m.windows, frames.map(payloadOf), "each window is a datagram's UDP payload, in order");
   assert.deepEqual([d.stats.txPackets, d.stats.txSuper, d.stats.txSuperSegments], [8, 2, 6]);
   assert.equal(pool.available, pool.size, 'every buffer released');
 });
@@ -108,15 +160,25 @@ test('tunnel socket: a UDP_SEGMENT send the kernel refuses (EIO) goes again data
   const frames = [datagram(PEER_X, 1000, 1), datagram(PEER_X, 1000, 2), datagram(PEER_X, 500, 3)];
   send(pool, d, frames);
   assert.equal(d.gso, false);
-  assert.deepEqual(s.sent.map((x) => [x.iovs, x.segs]), [[[1], [0]], [[1], [0]], [[1], [0]]]);
-  assert.deepEqual(s.sent.map((x) => x.windows[0]), frames.map(payloadOf));
+  assert.deepEqual(
+    s.sent.map((x) => [x.iovs, x.segs]),
+    [
+      [[1], [0]],
+      [[1], [0]],
+      [[1], [0]],
+    ],
+  );
+  assert.deepEqual(
+    s.sent.map((x) => x.windows[0]),
+    frames.map(payloadOf),
+  );
   send(pool, d, [datagram(PEER_X, 1000, 4), datagram(PEER_X, 1000, 5)]);
   assert.deepEqual(s.sent.at(-1)!.iovs, [1, 1], 'later sends are single datagrams');
   assert.deepEqual([d.stats.txPackets, d.stats.dropped], [5, 0]);
   assert.equal(pool.available, pool.size);
 });
 
-test('tunnel socket: a GRO\'d datagram is split into its datagrams, each with outer headers as on the wire, in order', () => {
+test("tunnel socket: a GRO'd datagram is split into its datagrams, each with outer headers as on the wire, in order", () => {
   // The read takes a buffer for each of the 64 datagrams it may get: the pieces need more.
   const pool = new PacketPool({ count: 128, frameCapacity: 65536 + 128 });
   const whole = new Uint8Array(3 * 1000 + 250).map((_, i) => (i * 7) & 0xff);
@@ -125,11 +187,19 @@ test('tunnel socket: a GRO\'d datagram is split into its datagrams, each with ou
   const got: Uint8Array[] = [];
   const starts: number[] = [];
   d.setReceiver((b: PacketBatch) => {
-    for (let i = 0; i < b.length; i++) { const p = b.get(i); got.push(p.bytes().slice()); starts.push(p.start); p.release(); }
+    for (let i = 0; i < b.length; i++) {
+      const p = b.get(i);
+      got.push(p.bytes().slice());
+      starts.push(p.start);
+      p.release();
+    }
     b.clear();
   });
   s.read();
-  assert.deepEqual(got.map((f) => f.length - 42), [1000, 1000, 1000, 250]);
+  assert.deepEqual(
+    got.map((f) => f.length - 42),
+    [1000, 1000, 1000, 250],
+  );
   got.forEach((f, i) => {
     const l = dissect(f).layers;
     assert.ok(l[1]?.kind === 'ipv4' && l[2]?.kind === 'udp', `datagram ${i}: IPv4/UDP`);
@@ -153,7 +223,9 @@ test('tap with TSO: a traced TCP segment merged into a super-frame is reported a
   const pool = new PacketPool({ count: 64, frameCapacity: 65536 });
   const written: Array<{ len: number; gso: number; segs: number }> = [];
   const native = {
-    pollStart: () => 1, pollStop: () => {}, close: () => {},
+    pollStart: () => 1,
+    pollStop: () => {},
+    close: () => {},
     writeBatch(_fd: number, slab: Uint8Array, off: Int32Array, lens: Int32Array, count: number): number {
       for (let i = 0; i < count; i++) {
         const gso = slab[off[i]! + 1]!;
@@ -169,8 +241,16 @@ test('tap with TSO: a traced TCP segment merged into a super-frame is reported a
   // Four 1000-byte TCP segments of one flow (a 4000-byte super-frame cut by the segmenter), the second traced.
   const payload = new Uint8Array(4000).map((_, i) => (i * 7) & 0xff);
   const whole = pool.alloc()!;
-  assert.ok(whole.load(compose([eth(0x0800), ip4('10.244.1.10', '10.244.2.20', 6, { ident: 9, dontFrag: true }),
-    { kind: 'tcp', repr: { srcPort: 40000, dstPort: 5201, seq: 1, ack: 1, flags: 0x10, window: 500, urgent: 0, options: [] } }, { kind: 'data', bytes: payload }])));
+  assert.ok(
+    whole.load(
+      compose([
+        eth(0x0800),
+        ip4('10.244.1.10', '10.244.2.20', 6, { ident: 9, dontFrag: true }),
+        { kind: 'tcp', repr: { srcPort: 40000, dstPort: 5201, seq: 1, ack: 1, flags: 0x10, window: 500, urgent: 0, options: [] } },
+        { kind: 'data', bytes: payload },
+      ]),
+    ),
+  );
   whole.gsoType = VNET_GSO_TCPV4;
   whole.gsoSize = 1000;
   whole.hdrLen = 54;
@@ -179,7 +259,11 @@ test('tap with TSO: a traced TCP segment merged into a super-frame is reported a
   whole.release();
   segs.get(1).traced = true;
   tap.transmit(segs);
-  assert.deepEqual(written.map((w) => [w.gso, w.segs]), [[VNET_GSO_TCPV4, 4]], 'one super-frame of the four segments');
+  assert.deepEqual(
+    written.map((w) => [w.gso, w.segs]),
+    [[VNET_GSO_TCPV4, 4]],
+    'one super-frame of the four segments',
+  );
   assert.equal(records.length, 1);
   assert.equal(records[0]!.stage, 'coalesce');
   assert.equal(records[0]!.port, 'a');

@@ -68,7 +68,9 @@ c.close()
 
 let rig: Rig | null = null;
 let taps = 0;
-after(async () => { await rig?.cleanup(); });
+after(async () => {
+  await rig?.cleanup();
+});
 
 /** A TAP (virtio-net header) named tap0 in a new namespace, 10.99.0.1/24, the peer 10.99.0.2 a permanent neighbour. */
 async function tapInNs(r: Rig, n: Native): Promise<{ ns: string; fd: number }> {
@@ -80,7 +82,9 @@ async function tapInNs(r: Rig, n: Native): Promise<{ ns: string; fd: number }> {
   return { ns, fd: tap.fd };
 }
 
-test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plain segments through a TAP, and its socket gets every byte', { skip }, async () => {
+test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plain segments through a TAP, and its socket gets every byte', {
+  skip,
+}, async () => {
   requireNative();
   rig ??= new Rig('gso');
   const n: Native = loadNative();
@@ -112,7 +116,10 @@ test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plai
     while (Date.now() < until) {
       offsets[0] = at(rx);
       const k = n.readBatch(tap.fd, pool.slab, offsets, caps, lens, 1);
-      if (k === 0) { await sleep(10); continue; }
+      if (k === 0) {
+        await sleep(10);
+        continue;
+      }
       const b = pool.slab.slice(offsets[0]! + VNET_HDR_LEN, offsets[0]! + lens[0]!);
       if (b.length < 54 || rd16(b, 12) !== 0x0800 || b[23] !== 6) continue;
       const l4 = 14 + ((b[14]! & 15) << 2);
@@ -122,12 +129,14 @@ test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plai
   };
   const frame = (seq: number, ack: number, flags: number, payload: Uint8Array, options: { kind: 'mss'; value: number }[] = []): PacketBuf => {
     const p = pool.alloc()!;
-    p.load(compose([
-      eth(0x0800, [], PEER_MAC, KERNEL_MAC),
-      ip4('10.99.0.2', '10.99.0.1', 6, { ident: seq & 0xffff }),
-      { kind: 'tcp', repr: { srcPort: PEER_PORT, dstPort: PORT, seq, ack, flags, window: 65535, urgent: 0, options } },
-      { kind: 'data', bytes: payload },
-    ]));
+    p.load(
+      compose([
+        eth(0x0800, [], PEER_MAC, KERNEL_MAC),
+        ip4('10.99.0.2', '10.99.0.1', 6, { ident: seq & 0xffff }),
+        { kind: 'tcp', repr: { srcPort: PEER_PORT, dstPort: PORT, seq, ack, flags, window: 65535, urgent: 0, options } },
+        { kind: 'data', bytes: payload },
+      ]),
+    );
     return p;
   };
 
@@ -178,7 +187,7 @@ test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plai
   for (let i = 0; i < segs.length; i++) segs.get(i).release();
 
   // The kernel acknowledges every byte, and the listener read them all.
-  await expectTcp('ACK of all the data', (b, o) => rd32(b, o + 8) === ((isn + 1 + data.length) >>> 0));
+  await expectTcp('ACK of all the data', (b, o) => rd32(b, o + 8) === (isn + 1 + data.length) >>> 0);
   await listener.waitForOutput(/got \d+/, 10_000);
   const m = /got (\d+) ([0-9a-f]+)/.exec(listener.output())!;
   assert.equal(Number(m[1]), data.length);
@@ -188,7 +197,9 @@ test('gso: the kernel takes a coalesced super-frame (NEEDS_CSUM, TCPV4) and plai
   assert.equal(pool.available, pool.size);
 });
 
-test('gso: super-frames the kernel sends through a TAP with TSO are cut by segment() into segments whose checksums verify, carrying the sender\'s bytes', { skip }, async (t) => {
+test("gso: super-frames the kernel sends through a TAP with TSO are cut by segment() into segments whose checksums verify, carrying the sender's bytes", {
+  skip,
+}, async (t) => {
   requireNative();
   rig ??= new Rig('gso');
   const n: Native = loadNative();
@@ -205,11 +216,13 @@ test('gso: super-frames the kernel sends through a TAP with TSO are cut by segme
   const at = (p: PacketBuf): number => p.slot * pool.bufferSize + p.start;
   const send = (seq: number, ack: number, flags: number, options: { kind: 'mss'; value: number }[] = []): void => {
     const p = pool.alloc()!;
-    p.load(compose([
-      eth(0x0800, [], PEER_MAC, KERNEL_MAC),
-      ip4('10.99.0.2', '10.99.0.1', 6, { ident: seq & 0xffff }),
-      { kind: 'tcp', repr: { srcPort: PEER_PORT, dstPort: PORT, seq, ack, flags, window: 65535, urgent: 0, options } },
-    ]));
+    p.load(
+      compose([
+        eth(0x0800, [], PEER_MAC, KERNEL_MAC),
+        ip4('10.99.0.2', '10.99.0.1', 6, { ident: seq & 0xffff }),
+        { kind: 'tcp', repr: { srcPort: PEER_PORT, dstPort: PORT, seq, ack, flags, window: 65535, urgent: 0, options } },
+      ]),
+    );
     writeVnetHeader(p, p.start - VNET_HDR_LEN);
     offsets[0] = at(p) - VNET_HDR_LEN;
     lens[0] = p.end - p.start + VNET_HDR_LEN;
@@ -223,7 +236,11 @@ test('gso: super-frames the kernel sends through a TAP with TSO are cut by segme
       const p = pool.alloc()!;
       offsets[0] = at(p) - VNET_HDR_LEN;
       const k = n.readBatch(fd, pool.slab, offsets, caps, lens, 1);
-      if (k === 0) { p.release(); await sleep(5); continue; }
+      if (k === 0) {
+        p.release();
+        await sleep(5);
+        continue;
+      }
       p.end = p.start + lens[0]! - VNET_HDR_LEN;
       assert.equal(readVnetHeader(p, p.start - VNET_HDR_LEN), null);
       const b = p.data;
@@ -258,7 +275,10 @@ test('gso: super-frames the kernel sends through a TAP with TSO are cut by segme
     assert.ok(p !== null, `the kernel stopped sending after ${received} of ${size} bytes`);
     const k = p.gsoType === VNET_GSO_NONE ? 0 : segment(p, p.gsoSize, pool, segs, stats);
     assert.ok(k >= 0, `segment: ${k}`);
-    if (k > 0) { superFrames++; largest = Math.max(largest, p.end - p.start); }
+    if (k > 0) {
+      superFrames++;
+      largest = Math.max(largest, p.end - p.start);
+    }
     const frames = k > 0 ? segs.pkts.slice(0, k) : [p];
     for (const q of frames) {
       const b = q.data;
@@ -304,7 +324,7 @@ s.sendto(b, ('10.99.0.2', ${PEER_PORT}))
 print('sent', len(b), hashlib.sha256(b).hexdigest(), flush=True)
 `;
 
-test('gso: a UDP_SEGMENT send reaches a TAP with USO as one super-frame, and segment() gives the sender\'s datagrams back', { skip }, async () => {
+test("gso: a UDP_SEGMENT send reaches a TAP with USO as one super-frame, and segment() gives the sender's datagrams back", { skip }, async () => {
   requireNative();
   rig ??= new Rig('gso');
   const n: Native = loadNative();
@@ -318,10 +338,14 @@ test('gso: a UDP_SEGMENT send reaches a TAP with USO as one super-frame, and seg
   const sender = rig.spawn(ns, 'uso-sender', [SYSTEM_PYTHON, '-c', USO_SENDER, String(size)]);
   await sender.waitForOutput(/sent \d+/, 10_000);
   let p: PacketBuf | null = null;
-  for (const until = Date.now() + 5000; p === null && Date.now() < until;) {
+  for (const until = Date.now() + 5000; p === null && Date.now() < until; ) {
     const q = pool.alloc()!;
     offsets[0] = q.slot * pool.bufferSize + q.start - VNET_HDR_LEN;
-    if (n.readBatch(fd, pool.slab, offsets, caps, lens, 1) === 0) { q.release(); await sleep(10); continue; }
+    if (n.readBatch(fd, pool.slab, offsets, caps, lens, 1) === 0) {
+      q.release();
+      await sleep(10);
+      continue;
+    }
     q.end = q.start + lens[0]! - VNET_HDR_LEN;
     assert.equal(readVnetHeader(q, q.start - VNET_HDR_LEN), null);
     const o = q.start;
@@ -345,7 +369,10 @@ test('gso: a UDP_SEGMENT send reaches a TAP with USO as one super-frame, and seg
     parts.push(Buffer.from(b.subarray(l4 + 8, q.end)));
     q.release();
   }
-  assert.deepEqual(parts.map((x) => x.length), [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500]);
+  assert.deepEqual(
+    parts.map((x) => x.length),
+    [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500],
+  );
   const m = /sent (\d+) ([0-9a-f]+)/.exec(sender.output())!;
   assert.equal(createHash('sha256').update(Buffer.concat(parts)).digest('hex'), m[2]);
   p.release();

@@ -31,9 +31,7 @@ import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
 import { ipJson } from '../../src/live/lab/netns.js';
 import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
-import {
-  liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent,
-} from './rig.js';
+import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/interop.test.ts');
 const rigs: Rig[] = [];
@@ -52,9 +50,23 @@ const IPERF_PORT = 5201;
 
 /** Node A's config, from an in-memory two-node l2 topology: pod a on VNI 42, node B its peer for VNI 42. */
 function seineNode(kind: 'vxlan' | 'geneve', peerMac: string): NodeConfig {
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({ name, node, ip4, ip6: null, vlan: null, vni: VNI, mtu: POD_MTU });
+  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
+    name,
+    node,
+    ip4,
+    ip6: null,
+    vlan: null,
+    vni: VNI,
+    mtu: POD_MTU,
+  });
   const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name, podCIDR4: null, podCIDR6: null, gateway4: null, gateway6: null, underlayIp, pods,
+    name,
+    podCIDR4: null,
+    podCIDR6: null,
+    gateway4: null,
+    gateway6: null,
+    underlayIp,
+    pods,
   });
   const topo: ClusterTopology = {
     tunnel: { type: kind, mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
@@ -63,7 +75,10 @@ function seineNode(kind: 'vxlan' | 'geneve', peerMac: string): NodeConfig {
     nodes: [node('seine', UNDER_A, [pod('a', 'seine', POD_A)]), node('other', UNDER_B, [pod('b', 'other', POD_B)])],
   };
   const cfg = nodeConfigsFromScenario(topo)[0]!;
-  assert.deepEqual(cfg.peers.map((p) => [p.name, p.underlayIp, p.vnis]), [['other', UNDER_B, [VNI]]]);
+  assert.deepEqual(
+    cfg.peers.map((p) => [p.name, p.underlayIp, p.vnis]),
+    [['other', UNDER_B, [VNI]]],
+  );
   assert.equal(cfg.pods[0]!.vni, VNI);
   // The next hop's real MAC (the agent's sockets do not need it; the config then says what is true).
   cfg.peers[0]!.underlayMac = peerMac;
@@ -85,7 +100,19 @@ interface Ping {
 
 async function ping(rig: Rig, ns: string, dst: string, o: { count?: number; size?: number; df?: boolean } = {}): Promise<Ping> {
   const count = o.count ?? 3;
-  const argv = ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '2', ...(o.size !== undefined ? ['-s', String(o.size)] : []), ...(o.df === true ? ['-M', 'do'] : []), dst];
+  const argv = [
+    'ping',
+    '-n',
+    '-c',
+    String(count),
+    '-i',
+    '0.2',
+    '-W',
+    '2',
+    ...(o.size !== undefined ? ['-s', String(o.size)] : []),
+    ...(o.df === true ? ['-M', 'do'] : []),
+    dst,
+  ];
   const r = await rig.run(ns, argv, 5000 + count * 2500).catch((e: unknown) => ({ stdout: (e as { stdout?: string }).stdout ?? String(e), stderr: '' }));
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   return { transmitted: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out: r.stdout };
@@ -108,9 +135,19 @@ interface Iperf {
 
 /** An iperf3 TCP transfer of `bytes` from the client's namespace to the server (started here, one test). */
 async function iperf(rig: Rig, serverNs: string, serverIp: string, clientNs: string, bytes: string, name: string): Promise<Iperf> {
-  const srv = rig.spawn(serverNs, `iperf3-server-${name.replace(/\W+/g, '-')}`, ['iperf3', '-s', '-1', '--forceflush', '-B', serverIp, '-p', String(IPERF_PORT)]);
+  const srv = rig.spawn(serverNs, `iperf3-server-${name.replace(/\W+/g, '-')}`, [
+    'iperf3',
+    '-s',
+    '-1',
+    '--forceflush',
+    '-B',
+    serverIp,
+    '-p',
+    String(IPERF_PORT),
+  ]);
   await srv.waitForOutput(/Server listening/, 10_000);
-  const r = await rig.run(clientNs, ['iperf3', '-c', serverIp, '-p', String(IPERF_PORT), '-n', bytes, '-J', '--connect-timeout', '5000'], 60_000)
+  const r = await rig
+    .run(clientNs, ['iperf3', '-c', serverIp, '-p', String(IPERF_PORT), '-n', bytes, '-J', '--connect-timeout', '5000'], 60_000)
     .catch((e: unknown) => ({ stdout: (e as { stdout?: string }).stdout ?? '', stderr: String(e) }));
   let j: { error?: string; end?: { sum_sent?: { bytes: number; seconds: number; retransmits?: number }; sum_received?: { bytes: number } } };
   try {
@@ -176,8 +213,18 @@ async function assertClean(file: string, what: string, tcp: boolean): Promise<vo
   assert.deepEqual(faults.slice(0, 10), [], `${what}: ${faults.length} frames with a bad checksum or malformed`);
 }
 
-test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pings, iperf3 both ways, a clean capture', { skip: SKIP, timeout: 180_000 }, async (t) => {
-  for (const [c, p] of [['ethtool', 'ethtool'], ['tcpdump', 'tcpdump'], ['tshark', 'tshark'], ['iperf3', 'iperf3'], ['bridge', 'iproute2']] as const) requireCommand(c, p);
+test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pings, iperf3 both ways, a clean capture', {
+  skip: SKIP,
+  timeout: 180_000,
+}, async (t) => {
+  for (const [c, p] of [
+    ['ethtool', 'ethtool'],
+    ['tcpdump', 'tcpdump'],
+    ['tshark', 'tshark'],
+    ['iperf3', 'iperf3'],
+    ['bridge', 'iproute2'],
+  ] as const)
+    requireCommand(c, p);
   const rig = new Rig('ix');
   rigs.push(rig);
   try {
@@ -185,7 +232,25 @@ test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pi
     // Node B, the kernel: its underlay address, a vxlan device whose default destination is node A
     // (the all-zeros fdb entry: floods go there; learned MACs get their own entries), a bridge.
     await rig.run(b, ['ip', 'addr', 'add', `${UNDER_B}/24`, 'dev', 'eth0']);
-    await rig.run(b, ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'dstport', '4789', 'local', UNDER_B, 'remote', UNDER_A, 'dev', 'eth0', 'learning']);
+    await rig.run(b, [
+      'ip',
+      'link',
+      'add',
+      'vx0',
+      'type',
+      'vxlan',
+      'id',
+      String(VNI),
+      'dstport',
+      '4789',
+      'local',
+      UNDER_B,
+      'remote',
+      UNDER_A,
+      'dev',
+      'eth0',
+      'learning',
+    ]);
     await rig.run(b, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
     for (const dev of ['vx0', 'vb0']) await rig.run(b, ['ip', 'link', 'set', dev, 'master', 'br0']);
     for (const dev of ['vx0', 'br0']) await rig.run(b, ['ip', 'link', 'set', dev, 'up']);
@@ -201,44 +266,76 @@ test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pi
     await pingAll(t, rig, aPod, POD_B, 'seine pod → kernel pod, 1422 bytes DF', { size: POD_MTU - 28, df: true });
     await pingAll(t, rig, bPod, POD_A, 'kernel pod → seine pod, 1422 bytes DF', { size: POD_MTU - 28, df: true });
 
-    for (const [from, srvNs, srvIp, cliNs] of [['seine→kernel', bPod, POD_B, aPod], ['kernel→seine', aPod, POD_A, bPod]] as const) {
+    for (const [from, srvNs, srvIp, cliNs] of [
+      ['seine→kernel', bPod, POD_B, aPod],
+      ['kernel→seine', aPod, POD_A, bPod],
+    ] as const) {
       const r = await iperf(rig, srvNs, srvIp, cliNs, '8M', from);
       assert.ok(r.sent >= 8 << 20 && r.received > 0, `iperf3 ${from}: sent ${r.sent}, received ${r.received}`);
-      t.diagnostic(`iperf3 ${from}: ${r.sent} bytes in ${r.seconds.toFixed(2)} s (${(r.sent * 8 / r.seconds / 1e6).toFixed(0)} Mbit/s), ${r.retransmits} retransmits`);
+      t.diagnostic(
+        `iperf3 ${from}: ${r.sent} bytes in ${r.seconds.toFixed(2)} s (${((r.sent * 8) / r.seconds / 1e6).toFixed(0)} Mbit/s), ${r.retransmits} retransmits`,
+      );
     }
     await cap.proc.stop();
 
     // Both bridges learned the other's pod: the kernel's against seine's VTEP, seine's on its tunnel port.
     const learned = JSON.parse((await rig.run(b, ['bridge', '-j', 'fdb', 'show', 'dev', 'vx0'])).stdout) as Array<{ mac: string; dst?: string }>;
-    assert.ok(learned.some((e) => e.mac === '02:00:00:01:00:01' && e.dst === UNDER_A), `the kernel learned seine's pod MAC behind ${UNDER_A}: ${JSON.stringify(learned)}`);
+    assert.ok(
+      learned.some((e) => e.mac === '02:00:00:01:00:01' && e.dst === UNDER_A),
+      `the kernel learned seine's pod MAC behind ${UNDER_A}: ${JSON.stringify(learned)}`,
+    );
     const st = await seineStats(agent);
     assert.ok(st.macEntries >= 2, `seine learned both pods' MACs (${st.macEntries} entries)`);
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0, `seine's tunnel counters for the kernel VTEP: ${JSON.stringify(peer)}`);
     // With TSO on seine's pod TAP (the agent's default), its iperf3 sent super-frames, segmented for the tunnel.
     assert.ok(st.gso['superFrames']! > 0, `seine segmented super-frames for the kernel peer: ${JSON.stringify(st.gso)}`);
-    t.diagnostic(`seine: ${st.gso['superFrames']} super-frames segmented into ${st.gso['segments']}; ${st.gso['coalesced']} super-frames coalesced for its pod`);
+    t.diagnostic(
+      `seine: ${st.gso['superFrames']} super-frames segmented into ${st.gso['segments']}; ${st.gso['coalesced']} super-frames coalesced for its pod`,
+    );
 
     // The wire, as the kernel's side received and sent it.
     const icmp = await tunnelledIcmp(cap.file, 'vxlan');
     for (const want of [
-      `${UNDER_A} ${POD_A}>${POD_B} request`, `${UNDER_B} ${POD_B}>${POD_A} reply`,
-      `${UNDER_B} ${POD_B}>${POD_A} request`, `${UNDER_A} ${POD_A}>${POD_B} reply`,
-    ]) assert.ok(icmp.has(want), `the capture has ${want} (has: ${[...icmp].join('; ')})`);
+      `${UNDER_A} ${POD_A}>${POD_B} request`,
+      `${UNDER_B} ${POD_B}>${POD_A} reply`,
+      `${UNDER_B} ${POD_B}>${POD_A} request`,
+      `${UNDER_A} ${POD_A}>${POD_B} reply`,
+    ])
+      assert.ok(icmp.has(want), `the capture has ${want} (has: ${[...icmp].join('; ')})`);
     const otherVni = await tsharkFields(cap.file, `vxlan.vni != ${VNI} || (udp && !vxlan)`, ['frame.number']);
     assert.deepEqual(otherVni, [], 'every datagram on port 4789 is VXLAN with VNI 42');
     const tcpBoth = await tsharkFields(cap.file, `vxlan && tcp.port == ${IPERF_PORT}`, ['ip.src']);
-    for (const src of [UNDER_A, UNDER_B]) assert.ok(tcpBoth.some(([s]) => s?.startsWith(`${src},`)), `tunnelled TCP from ${src}`);
+    for (const src of [UNDER_A, UNDER_B])
+      assert.ok(
+        tcpBoth.some(([s]) => s?.startsWith(`${src},`)),
+        `tunnelled TCP from ${src}`,
+      );
     await assertClean(cap.file, 'the VXLAN underlay', true);
     const ports = new Set((await tsharkFields(cap.file, `vxlan && ip.src == ${UNDER_A}`, ['udp.srcport'])).map(([p]) => p));
-    t.diagnostic(`${tcpBoth.length} tunnelled TCP frames, checksums (IP, UDP, ICMP, TCP; outer and inner) all good; seine's outer UDP source ports: ${[...ports].join(', ')}`);
+    t.diagnostic(
+      `${tcpBoth.length} tunnelled TCP frames, checksums (IP, UDP, ICMP, TCP; outer and inner) all good; seine's outer UDP source ports: ${[...ports].join(', ')}`,
+    );
   } finally {
     await rig.cleanup();
   }
 });
 
-test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI 42): pings both ways, a clean capture', { skip: SKIP, timeout: 180_000 }, async (t) => {
-  for (const [c, p] of [['ethtool', 'ethtool'], ['tcpdump', 'tcpdump'], ['tshark', 'tshark'], ['ovs-vswitchd', 'openvswitch-switch'], ['ovsdb-server', 'openvswitch-switch'], ['ovsdb-tool', 'openvswitch-switch'], ['ovs-vsctl', 'openvswitch-switch'], ['ovs-appctl', 'openvswitch-switch']] as const) requireCommand(c, p);
+test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI 42): pings both ways, a clean capture', {
+  skip: SKIP,
+  timeout: 180_000,
+}, async (t) => {
+  for (const [c, p] of [
+    ['ethtool', 'ethtool'],
+    ['tcpdump', 'tcpdump'],
+    ['tshark', 'tshark'],
+    ['ovs-vswitchd', 'openvswitch-switch'],
+    ['ovsdb-server', 'openvswitch-switch'],
+    ['ovsdb-tool', 'openvswitch-switch'],
+    ['ovs-vsctl', 'openvswitch-switch'],
+    ['ovs-appctl', 'openvswitch-switch'],
+  ] as const)
+    requireCommand(c, p);
   const rig = new Rig('io');
   rigs.push(rig);
   try {
@@ -251,20 +348,40 @@ test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI
     const dbSock = `${dir}/db.sock`;
     const ctl = `${dir}/vswitchd.ctl`;
     await rig.run(null, ['ovsdb-tool', 'create', db, '/usr/share/openvswitch/vswitch.ovsschema']);
-    const ovsdb = rig.spawn(b, 'ovsdb-server', ['ovsdb-server', db, `--remote=punix:${dbSock}`, `--unixctl=${dir}/ovsdb.ctl`, `--log-file=${dir}/ovsdb-server.file.log`, '--no-chdir'], { env });
-    const vsctl = (args: readonly string[], timeoutMs = 15_000): Promise<string> => rig.run(b, ['ovs-vsctl', `--db=unix:${dbSock}`, '--timeout=10', ...args], timeoutMs, { OVS_RUNDIR: dir }).then((r) => r.stdout);
-    const appctl = (args: readonly string[]): Promise<string> => rig.run(b, ['ovs-appctl', '-t', ctl, ...args], 10_000, { OVS_RUNDIR: dir }).then((r) => r.stdout);
-    await waitFor('ovsdb-server to take a connection', async () => {
-      if (!ovsdb.alive) throw new Error(`ovsdb-server exited: ${ovsdb.output()}`);
-      await rig.run(b, ['ovs-vsctl', `--db=unix:${dbSock}`, '--no-wait', 'init'], 5000, { OVS_RUNDIR: dir });
-      return true;
-    }, 10_000);
-    const vswitchd = rig.spawn(b, 'ovs-vswitchd', ['ovs-vswitchd', `unix:${dbSock}`, `--unixctl=${ctl}`, `--log-file=${dir}/ovs-vswitchd.file.log`, '--no-chdir'], { env });
-    await waitFor('ovs-vswitchd to answer', async () => {
-      if (!vswitchd.alive) throw new Error(`ovs-vswitchd exited: ${vswitchd.output()}`);
-      await appctl(['version']);
-      return true;
-    }, 15_000);
+    const ovsdb = rig.spawn(
+      b,
+      'ovsdb-server',
+      ['ovsdb-server', db, `--remote=punix:${dbSock}`, `--unixctl=${dir}/ovsdb.ctl`, `--log-file=${dir}/ovsdb-server.file.log`, '--no-chdir'],
+      { env },
+    );
+    const vsctl = (args: readonly string[], timeoutMs = 15_000): Promise<string> =>
+      rig.run(b, ['ovs-vsctl', `--db=unix:${dbSock}`, '--timeout=10', ...args], timeoutMs, { OVS_RUNDIR: dir }).then((r) => r.stdout);
+    const appctl = (args: readonly string[]): Promise<string> =>
+      rig.run(b, ['ovs-appctl', '-t', ctl, ...args], 10_000, { OVS_RUNDIR: dir }).then((r) => r.stdout);
+    await waitFor(
+      'ovsdb-server to take a connection',
+      async () => {
+        if (!ovsdb.alive) throw new Error(`ovsdb-server exited: ${ovsdb.output()}`);
+        await rig.run(b, ['ovs-vsctl', `--db=unix:${dbSock}`, '--no-wait', 'init'], 5000, { OVS_RUNDIR: dir });
+        return true;
+      },
+      10_000,
+    );
+    const vswitchd = rig.spawn(
+      b,
+      'ovs-vswitchd',
+      ['ovs-vswitchd', `unix:${dbSock}`, `--unixctl=${ctl}`, `--log-file=${dir}/ovs-vswitchd.file.log`, '--no-chdir'],
+      { env },
+    );
+    await waitFor(
+      'ovs-vswitchd to answer',
+      async () => {
+        if (!vswitchd.alive) throw new Error(`ovs-vswitchd exited: ${vswitchd.output()}`);
+        await appctl(['version']);
+        return true;
+      },
+      15_000,
+    );
 
     // Native (userspace) tunnelling as OVS documents it: br-phy owns the underlay port and holds the
     // underlay address (its internal port is a TAP in this namespace), so OVS's route table, cached
@@ -277,10 +394,14 @@ test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI
     await rig.run(b, ['ip', 'addr', 'add', `${UNDER_B}/24`, 'dev', 'br-phy']);
     await rig.run(b, ['ip', 'link', 'set', 'br-phy', 'up']);
     await rig.run(b, ['ip', 'link', 'set', 'br0', 'up']);
-    const route = await waitFor('OVS to cache the route to the underlay through br-phy', async () => {
-      const r = await appctl(['ovs/route/show']);
-      return /172\.31\.42\.0\/24 dev br-phy/.test(r) ? r : undefined;
-    }, 10_000).catch(async () => {
+    const route = await waitFor(
+      'OVS to cache the route to the underlay through br-phy',
+      async () => {
+        const r = await appctl(['ovs/route/show']);
+        return /172\.31\.42\.0\/24 dev br-phy/.test(r) ? r : undefined;
+      },
+      10_000,
+    ).catch(async () => {
       // Older OVS may miss the kernel's route: the documented fallback is to add it by hand.
       await appctl(['ovs/route/add', `${UNDER_A}/32`, 'br-phy']);
       return appctl(['ovs/route/show']);
@@ -302,19 +423,31 @@ test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI
     // OVS learned seine's pod behind its Geneve port; seine learned OVS's pod behind the tunnel.
     const ofport = (await vsctl(['get', 'interface', 'gnv0', 'ofport'])).trim();
     const fdb = await appctl(['fdb/show', 'br0']);
-    assert.ok(fdb.split('\n').some((l) => { const f = l.trim().split(/\s+/); return f[0] === ofport && f[2] === '02:00:00:01:00:01'; }), `OVS learned seine's pod MAC on gnv0 (ofport ${ofport}):\n${fdb}`);
+    assert.ok(
+      fdb.split('\n').some((l) => {
+        const f = l.trim().split(/\s+/);
+        return f[0] === ofport && f[2] === '02:00:00:01:00:01';
+      }),
+      `OVS learned seine's pod MAC on gnv0 (ofport ${ofport}):\n${fdb}`,
+    );
     const flows = await appctl(['dpctl/dump-flows']);
     assert.match(flows, /tnl_pop\(/, 'OVS decapsulated in its userspace datapath');
     assert.match(flows, /tnl_push\(tnl_port\(\d+\),header\(size=50,type=5,/, 'OVS encapsulated Geneve (type 5), 50 bytes of outer headers');
     const st = await seineStats(agent);
     const peer = st.peers.find((p) => p.peer === 'other');
-    assert.ok(st.macEntries >= 2 && peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0, `seine: ${st.macEntries} MACs, peer ${JSON.stringify(peer)}`);
+    assert.ok(
+      st.macEntries >= 2 && peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0,
+      `seine: ${st.macEntries} MACs, peer ${JSON.stringify(peer)}`,
+    );
 
     const icmp = await tunnelledIcmp(cap.file, 'geneve');
     for (const want of [
-      `${UNDER_A} ${POD_A}>${POD_B} request`, `${UNDER_B} ${POD_B}>${POD_A} reply`,
-      `${UNDER_B} ${POD_B}>${POD_A} request`, `${UNDER_A} ${POD_A}>${POD_B} reply`,
-    ]) assert.ok(icmp.has(want), `the capture has ${want} (has: ${[...icmp].join('; ')})`);
+      `${UNDER_A} ${POD_A}>${POD_B} request`,
+      `${UNDER_B} ${POD_B}>${POD_A} reply`,
+      `${UNDER_B} ${POD_B}>${POD_A} request`,
+      `${UNDER_A} ${POD_A}>${POD_B} reply`,
+    ])
+      assert.ok(icmp.has(want), `the capture has ${want} (has: ${[...icmp].join('; ')})`);
     const other = await tsharkFields(cap.file, `geneve.vni != ${VNI} || (udp && !geneve) || geneve.proto_type != 0x6558`, ['frame.number']);
     assert.deepEqual(other, [], 'every datagram on port 6081 is Geneve, VNI 42, carrying Ethernet');
     await assertClean(cap.file, 'the Geneve underlay', false);

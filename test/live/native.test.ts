@@ -46,7 +46,10 @@ class Ring {
   readonly ports: Int32Array;
   readonly segs: Int32Array;
 
-  constructor(readonly count: number, cap: number) {
+  constructor(
+    readonly count: number,
+    cap: number,
+  ) {
     const pool = new PacketPool({ count, frameCapacity: cap });
     this.slab = pool.slab;
     this.offsets = Int32Array.from({ length: count }, (_, i) => i * pool.bufferSize + HEADROOM);
@@ -183,10 +186,13 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
   function ready(fd: number, events: number, ms: number): Promise<number> {
     return new Promise((resolve, reject) => {
       let id = 0;
-      const timer = setTimeout(() => {
-        n.pollStop(id);
-        reject(new Error(`fd ${fd} not ready (${events}) within ${ms} ms`));
-      }, Math.max(ms, 0));
+      const timer = setTimeout(
+        () => {
+          n.pollStop(id);
+          reject(new Error(`fd ${fd} not ready (${events}) within ${ms} ms`));
+        },
+        Math.max(ms, 0),
+      );
       id = n.pollStart(fd, events, (ev) => {
         n.pollStop(id);
         clearTimeout(timer);
@@ -338,13 +344,16 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       assert.equal(again.ifindex, first.ifindex);
       // The kernel refuses frames for a TAP that is down: writeBatch throws, naming the errno.
       r.put(0, arpRequest());
-      assert.throws(() => n.writeBatch(again.fd, r.slab, r.offsets, r.lens, 1), (e: unknown) => {
-        assert.ok(e instanceof Error);
-        assert.match(e.message, /^writeBatch fd \d+: write: EIO$/);
-        assert.equal((e as NodeJS.ErrnoException).code, 'EIO');
-        assert.equal((e as NodeJS.ErrnoException).errno, -EIO);
-        return true;
-      });
+      assert.throws(
+        () => n.writeBatch(again.fd, r.slab, r.offsets, r.lens, 1),
+        (e: unknown) => {
+          assert.ok(e instanceof Error);
+          assert.match(e.message, /^writeBatch fd \d+: write: EIO$/);
+          assert.equal((e as NodeJS.ErrnoException).code, 'EIO');
+          assert.equal((e as NodeJS.ErrnoException).errno, -EIO);
+          return true;
+        },
+      );
       n.tapSetPersist(again.fd, false);
       close(again.fd);
       assert.equal(n.linkIndex(ns, 'ptap0'), 0, 'gone with its last fd');
@@ -359,7 +368,10 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       });
       // lo exists and is no TAP: the switch into the namespace succeeded, TUNSETIFF failed.
       assert.throws(() => n.tapOpen('lo', ns, false, false), { code: 'EINVAL', message: `tapOpen lo in netns ${ns}: TUNSETIFF: EINVAL` });
-      assert.throws(() => n.linkSet(ns, 'nosuch0', 1400, undefined, undefined), { code: 'ENODEV', message: `linkSet nosuch0 in netns ${ns}: SIOCSIFMTU: ENODEV` });
+      assert.throws(() => n.linkSet(ns, 'nosuch0', 1400, undefined, undefined), {
+        code: 'ENODEV',
+        message: `linkSet nosuch0 in netns ${ns}: SIOCSIFMTU: ENODEV`,
+      });
       assert.equal(threadNetns(), self);
       assert.equal(n.linkIndex(null, 'lo'), 1, 'null: the current namespace');
     });
@@ -382,7 +394,7 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       const tx = new Ring(64, 2048);
       for (let i = 0; i < 64; i++) tx.put(i, bytes(100 + i * 13, i), LOOPBACK4, b.port);
       assert.equal(n.udpSendBatch(a.fd, tx.slab, tx.offsets, tx.lens, tx.addrs, tx.ports, tx.segs, 64), 64);
-      const got = await recvAll(b.fd, new Ring(64, 2048), 64 * 100 + 13 * (63 * 64) / 2);
+      const got = await recvAll(b.fd, new Ring(64, 2048), 64 * 100 + (13 * (63 * 64)) / 2);
       assert.equal(got.length, 64);
       got.forEach((d, i) => {
         assert.equal(d.len, 100 + i * 13);
@@ -400,8 +412,14 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       tx.put(0, bytes(10000, 3), LOOPBACK4, b.port, 1000);
       assert.equal(n.udpSendBatch(a.fd, tx.slab, tx.offsets, tx.lens, tx.addrs, tx.ports, tx.segs, 1), 1);
       const got = await recvAll(b.fd, new Ring(16, 2048), 10000);
-      assert.deepEqual(got.map((d) => d.len), new Array<number>(10).fill(1000));
-      assert.deepEqual(got.map((d) => d.seg), new Array<number>(10).fill(0));
+      assert.deepEqual(
+        got.map((d) => d.len),
+        new Array<number>(10).fill(1000),
+      );
+      assert.deepEqual(
+        got.map((d) => d.seg),
+        new Array<number>(10).fill(0),
+      );
       assert.deepEqual(Array.from(Buffer.concat(got.map((d) => d.data))), bytes(10000, 3));
     });
 
@@ -425,7 +443,10 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       for (let i = 0; i < 10; i++) tx.put(i, bytes(1000, 10 + i), LOOPBACK4, c.port);
       assert.equal(n.udpSendBatch(a.fd, tx.slab, tx.offsets, tx.lens, tx.addrs, tx.ports, tx.segs, 10), 10);
       const plain = await recvAll(c.fd, rx, 10000);
-      assert.equal(plain.reduce((s, d) => s + d.len, 0), 10000);
+      assert.equal(
+        plain.reduce((s, d) => s + d.len, 0),
+        10000,
+      );
       for (const d of plain) assert.ok(d.seg === 0 || d.len % d.seg === 0);
       t.diagnostic(`ten plain 1000-byte datagrams reached the GRO socket as ${plain.length} (${plain.some((d) => d.seg) ? 'coalesced' : 'not coalesced'})`);
     });
@@ -456,7 +477,10 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       addrs.set(LOOPBACK4, 16);
       assert.equal(n.udpSendGather(a.fd, tx.slab, off, lens, addrs, ports, segs, 5, Int32Array.of(3, 2, 0, 0, 0), 2), 2);
       const got = await recvAll(b.fd, new Ring(8, 2048), 2900);
-      assert.deepEqual(got.map((d) => d.len), [1000, 1000, 400, 500]);
+      assert.deepEqual(
+        got.map((d) => d.len),
+        [1000, 1000, 400, 500],
+      );
       assert.deepEqual(Array.from(got[0]!.data), bytes(1000, 20));
       assert.deepEqual(Array.from(got[1]!.data), bytes(1000, 21));
       assert.deepEqual(Array.from(got[2]!.data), bytes(400, 22));
@@ -555,7 +579,10 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       const addrs = new Uint8Array(16);
       const ports = new Int32Array(1);
       const segs = new Int32Array(1);
-      const call = (f: (...a: never[]) => unknown, ...args: unknown[]) => () => (f as (...a: unknown[]) => unknown)(...args);
+      const call =
+        (f: (...a: never[]) => unknown, ...args: unknown[]) =>
+        () =>
+          (f as (...a: unknown[]) => unknown)(...args);
       const type: [string, () => unknown][] = [
         ['fd as a string', call(n.readBatch, String(u.fd), slab, off, cap, lens, 1)],
         ['slab as Int8Array', call(n.readBatch, u.fd, new Int8Array(64), off, cap, lens, 1)],
@@ -595,7 +622,10 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
         ['events 4', call(n.pollStart, u.fd, 4, () => {})],
       ];
       for (const [what, f] of range) assert.throws(f, RangeError, what);
-      assert.ok(slab.every((b) => b === 0xa5), 'nothing was written into the slab');
+      assert.ok(
+        slab.every((b) => b === 0xa5),
+        'nothing was written into the slab',
+      );
     });
 
     test('a receive into a subarray of the slab lands relative to the view', async () => {

@@ -74,7 +74,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (e) {
       last = e;
     }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== null ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ''}`);
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last !== null ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ''}`,
+      );
     await sleep(everyMs);
   }
 }
@@ -82,7 +85,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 /** The last `lines` lines of a file (for error messages), or a note that it is missing. */
 export function tail(file: string, lines = 20): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return `(no ${file})`;
   }
@@ -93,35 +99,63 @@ export class RigProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private done = false;
 
-  constructor(readonly name: string, readonly child: ChildProcess, readonly log: string, readonly argv: readonly string[]) {
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly log: string,
+    readonly argv: readonly string[],
+  ) {
     this.exited = new Promise((res) => {
-      child.once('exit', (code, signal) => { this.done = true; res({ code, signal }); });
-      child.once('error', () => { this.done = true; res({ code: null, signal: null }); });
+      child.once('exit', (code, signal) => {
+        this.done = true;
+        res({ code, signal });
+      });
+      child.once('error', () => {
+        this.done = true;
+        res({ code: null, signal: null });
+      });
     });
   }
 
-  get pid(): number | undefined { return this.child.pid; }
-  get alive(): boolean { return !this.done && this.child.exitCode === null && this.child.signalCode === null; }
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+  get alive(): boolean {
+    return !this.done && this.child.exitCode === null && this.child.signalCode === null;
+  }
 
   /** What it wrote so far (stdout and stderr, interleaved). */
   output(): string {
-    try { return readFileSync(this.log, 'utf8'); } catch { return ''; }
+    try {
+      return readFileSync(this.log, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   /** Waits until its output matches `re` (throws, with the output, if it exits first or `timeoutMs` passes). */
   async waitForOutput(re: RegExp, timeoutMs: number): Promise<void> {
-    await waitFor(`${this.name} to print ${String(re)}`, async () => {
-      if (re.test(this.output())) return true;
-      if (!this.alive) throw new Error(`${this.name} exited: ${tail(this.log, 10)}`);
-      return undefined;
-    }, timeoutMs, 50).catch((e: unknown) => { throw new Error(`${(e as Error).message}\n--- ${this.log} ---\n${tail(this.log)}`); });
+    await waitFor(
+      `${this.name} to print ${String(re)}`,
+      async () => {
+        if (re.test(this.output())) return true;
+        if (!this.alive) throw new Error(`${this.name} exited: ${tail(this.log, 10)}`);
+        return undefined;
+      },
+      timeoutMs,
+      50,
+    ).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}\n--- ${this.log} ---\n${tail(this.log)}`);
+    });
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
   async stop(graceMs = 2000): Promise<void> {
     if (!this.alive) return;
     this.child.kill('SIGTERM');
-    const t = setTimeout(() => { if (this.alive) this.child.kill('SIGKILL'); }, graceMs);
+    const t = setTimeout(() => {
+      if (this.alive) this.child.kill('SIGKILL');
+    }, graceMs);
     await this.exited;
     clearTimeout(t);
   }
@@ -138,7 +172,9 @@ export interface RigSpawnOptions {
 
 export class Rig {
   /** Four hex digits, in every name the rig makes. */
-  readonly tag = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0');
+  readonly tag = Math.floor(Math.random() * 0x10000)
+    .toString(16)
+    .padStart(4, '0');
   /** A private directory for configs, sockets, logs and captures (removed by `cleanup`). */
   readonly dir: string;
   private readonly namespaces: string[] = [];
@@ -177,7 +213,16 @@ export class Rig {
     const full = ns === null ? argv : ['ip', 'netns', 'exec', ns, ...argv];
     if (env === undefined) return run(full, { timeoutMs });
     // run() has no env option: `env` as a program keeps it to one exec, and the argv to no shell.
-    return run(['env', ...Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`), ...full], { timeoutMs });
+    return run(
+      [
+        'env',
+        ...Object.entries(env)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => `${k}=${v}`),
+        ...full,
+      ],
+      { timeoutMs },
+    );
   }
 
   /**
@@ -215,14 +260,24 @@ export class Rig {
     if (this.cleaned) return;
     this.cleaned = true;
     process.off('exit', this.onExit);
-    const warn = (what: string, e: unknown): void => { process.stderr.write(`rig ${this.prefix}${this.tag}: cleanup: ${what}: ${e instanceof Error ? e.message : String(e)}\n`); };
+    const warn = (what: string, e: unknown): void => {
+      process.stderr.write(`rig ${this.prefix}${this.tag}: cleanup: ${what}: ${e instanceof Error ? e.message : String(e)}\n`);
+    };
     await Promise.all(this.procs.map((p) => p.stop(2000).catch((e: unknown) => warn(`stop ${p.name}`, e))));
     for (const ns of [...this.namespaces].reverse()) {
       // Whatever still runs in the namespace was started there by this rig (an iperf3 a timeout left behind).
       try {
         const pids = (await run(['ip', 'netns', 'pids', ns], { timeoutMs: 5000 })).stdout.split(/\s+/).filter((x) => /^\d+$/.test(x));
-        for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
-      } catch { /* the namespace may be gone already */ }
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      } catch {
+        /* the namespace may be gone already */
+      }
       try {
         await deleteNetns(ns);
       } catch (e) {
@@ -237,7 +292,14 @@ export class Rig {
   private emergencyCleanup(): void {
     if (this.cleaned) return;
     this.cleaned = true;
-    for (const p of this.procs) if (p.alive) { try { p.child.kill('SIGKILL'); } catch { /* gone */ } }
+    for (const p of this.procs)
+      if (p.alive) {
+        try {
+          p.child.kill('SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     for (const ns of this.namespaces) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5000 });
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -273,7 +335,10 @@ export interface RigAgent {
 /** The agent configuration (as `parseAgentConfig` reads it) for a node run inside its own namespace. */
 export function agentConfigDoc(o: AgentOptions, control: string): Record<string, unknown> {
   return {
-    node: o.node, netns: null, pods: o.pods, control,
+    node: o.node,
+    netns: null,
+    pods: o.pods,
+    control,
     ...(o.metrics !== undefined && o.metrics !== null ? { metrics: o.metrics } : {}),
     underlayMtu: o.underlayMtu ?? 1500,
   };
@@ -294,20 +359,26 @@ export async function startAgent(rig: Rig, o: AgentOptions): Promise<RigAgent> {
   const proc = rig.spawn(o.ns, name, [process.execPath, MAIN_JS, 'agent', '--config', config, '--log-level', o.logLevel ?? 'info']);
   const readyMs = o.readyMs ?? 15_000;
   try {
-    await waitFor(`the agent of ${o.node.name} to answer on ${control}`, async () => {
-      if (!proc.alive) {
-        const { code, signal } = await proc.exited;
-        throw new Error(`the agent of ${o.node.name} exited (${signal ?? `status ${code}`})`);
-      }
-      if (!existsSync(control)) return undefined;
-      const r = await controlRequest(control, { op: 'status' }, 1000);
-      return r;
-    }, readyMs);
+    await waitFor(
+      `the agent of ${o.node.name} to answer on ${control}`,
+      async () => {
+        if (!proc.alive) {
+          const { code, signal } = await proc.exited;
+          throw new Error(`the agent of ${o.node.name} exited (${signal ?? `status ${code}`})`);
+        }
+        if (!existsSync(control)) return undefined;
+        const r = await controlRequest(control, { op: 'status' }, 1000);
+        return r;
+      },
+      readyMs,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- ${proc.log} ---\n${tail(proc.log)}`);
   }
   return {
-    proc, config, control,
+    proc,
+    config,
+    control,
     request: (op, fields = {}) => controlRequest(control, { ...fields, op }, 5000),
     stop: () => proc.stop(3000),
   };
@@ -326,8 +397,14 @@ export interface TsharkOptions {
 
 function tsharkArgs(file: string, o: TsharkOptions): string[] {
   return [
-    'tshark', '-n', '-r', file,
-    '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE',
+    'tshark',
+    '-n',
+    '-r',
+    file,
+    '-o',
+    'ip.check_checksum:TRUE',
+    '-o',
+    'udp.check_checksum:TRUE',
     ...(o.tcpChecksums === true ? ['-o', 'tcp.check_checksum:TRUE'] : []),
     ...(o.decodeAs ?? []).flatMap((d) => ['-d', d]),
   ];
@@ -337,7 +414,10 @@ function tsharkArgs(file: string, o: TsharkOptions): string[] {
 export async function tsharkFields(file: string, filter: string, fields: readonly string[], o: TsharkOptions = {}): Promise<string[][]> {
   const argv = [...tsharkArgs(file, o), '-Y', filter, '-T', 'fields', '-E', 'separator=/t', ...fields.flatMap((f) => ['-e', f])];
   const { stdout } = await run(argv, { timeoutMs: o.timeoutMs ?? 60_000 });
-  return stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split('\t'));
 }
 
 /**
@@ -359,4 +439,3 @@ export async function frameCount(file: string): Promise<number> {
   const { stdout } = await run(['tshark', '-n', '-r', file, '-T', 'fields', '-e', 'frame.number'], { timeoutMs: 60_000 });
   return stdout.split('\n').filter((l) => l !== '').length;
 }
-

@@ -25,7 +25,9 @@ const LIVE = process.platform === 'linux' && typeof process.getuid === 'function
 const SKIP: string | false = LIVE ? false : 'NOT ROOT (or not Linux): seine run --live needs root to build labs — SKIPPED';
 if (!LIVE) process.stderr.write(`\n*** test/live/run.test.ts: ${SKIP} ***\n\n`);
 
-const TAG = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, '0');
+const TAG = Math.floor(Math.random() * 0x10000)
+  .toString(16)
+  .padStart(4, '0');
 const DIR = mkdtempSync(join(tmpdir(), 'seine-run-live-'));
 const LABS = join(DIR, 'labs');
 const labs: string[] = [];
@@ -38,7 +40,10 @@ const lab = (what: string): string => {
 /** The namespaces of this file's labs that exist now. */
 function ourNamespaces(): string[] {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return r.stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`seine-rt${TAG}-`));
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`seine-rt${TAG}-`));
 }
 
 afterEach(() => {
@@ -51,17 +56,30 @@ after(async () => {
   rmSync(DIR, { recursive: true, force: true });
 });
 
-interface Ran { code: number | null; signal: string | null; stdout: string; stderr: string }
+interface Ran {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs `seine args…` with the test's labs directory; `onStart` may signal the child. */
 function seine(args: string[], onStart?: (pid: number) => void, timeoutMs = 120_000): Promise<Ran> {
   return new Promise((res) => {
     const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, SEINE_LABS_DIR: LABS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    let stdout = '',
+      stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code, signal) => { clearTimeout(timer); res({ code, signal, stdout, stderr }); });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr });
+    });
     if (onStart !== undefined && child.pid !== undefined) onStart(child.pid);
   });
 }
@@ -72,7 +90,7 @@ const flowOf = (r: Report, name: string): Report['flows'][number] => {
   return f;
 };
 
-test('run --live two-nodes-vxlan --json: the simulator\'s report shape; ping delivered 100 %, UDP at least 90 %', { skip: SKIP }, async () => {
+test("run --live two-nodes-vxlan --json: the simulator's report shape; ping delivered 100 %, UDP at least 90 %", { skip: SKIP }, async () => {
   const t0 = Date.now();
   const r = await seine(['run', '--live', join(ROOT, 'scenarios', 'two-nodes-vxlan.yaml'), '--json', '--lab', lab('two')]);
   assert.ok(r.code === 0 || r.code === 1, `exit status 0 or 1 (expectations), got ${r.code}: ${r.stderr}`);
@@ -80,7 +98,10 @@ test('run --live two-nodes-vxlan --json: the simulator\'s report shape; ping del
   assert.equal(rep.scenario, 'two-nodes-vxlan');
   assert.equal(rep.live?.lab, `rt${TAG}-two`);
   assert.deepEqual(rep.live?.without, ['latency'], "--without defaults to the scenario's live.without");
-  assert.ok(rep.skipped?.some((s) => s.part === 'underlay.latency'), 'the latency left out is listed as skipped');
+  assert.ok(
+    rep.skipped?.some((s) => s.part === 'underlay.latency'),
+    'the latency left out is listed as skipped',
+  );
   const ping = flowOf(rep, 'ping-ac');
   assert.equal(ping.planned, 10);
   assert.equal(ping.delivered, 10, 'every ping answered');
@@ -92,18 +113,28 @@ test('run --live two-nodes-vxlan --json: the simulator\'s report shape; ping del
   assert.ok(udp.deliveredRatio >= 0.9, `UDP delivered ${udp.deliveredRatio}`);
   assert.equal(udp.lost, 1000 - udp.delivered);
   // The same expectations as the simulator, checked the same way.
-  assert.deepEqual(rep.expectations.map((e) => e.what), ['ping-ac delivered', 'ping-ac latencyP99', 'ping-ac ICMP seen', 'udp-bc delivered', 'node1 drops MtuExceeded']);
-  assert.equal(rep.ok, rep.expectations.every((e) => e.ok));
+  assert.deepEqual(
+    rep.expectations.map((e) => e.what),
+    ['ping-ac delivered', 'ping-ac latencyP99', 'ping-ac ICMP seen', 'udp-bc delivered', 'node1 drops MtuExceeded'],
+  );
+  assert.equal(
+    rep.ok,
+    rep.expectations.every((e) => e.ok),
+  );
   assert.equal(r.code, rep.ok ? 0 : 1);
   assert.ok(rep.wireOverheadPct !== null && rep.wireOverheadPct > 0, 'the tunnel carried the traffic');
   assert.ok(rep.underlay.paths.some((p) => p.a === 'node1' && p.b === 'node2' && p.sent[0] > 1000));
-  process.stderr.write(`  (two-nodes-vxlan live: ${((Date.now() - t0) / 1000).toFixed(1)} s, ping p99 ${(ping.latencyP99Ns! / 1e6).toFixed(2)} ms, UDP ${udp.delivered}/1000)\n`);
+  process.stderr.write(
+    `  (two-nodes-vxlan live: ${((Date.now() - t0) / 1000).toFixed(1)} s, ping p99 ${(ping.latencyP99Ns! / 1e6).toFixed(2)} ms, UDP ${udp.delivered}/1000)\n`,
+  );
 });
 
-test('run --live: a failed expectation exits 1; TCP, a node\'s own stack, a link fault, captures and a skipped replay on the way', { skip: SKIP }, async () => {
+test("run --live: a failed expectation exits 1; TCP, a node's own stack, a link fault, captures and a skipped replay on the way", { skip: SKIP }, async () => {
   const pcap = join(DIR, 'pcap');
   const file = join(DIR, 'mixed.yaml');
-  writeFileSync(file, `name: rt mixed
+  writeFileSync(
+    file,
+    `name: rt mixed
 duration: 2s
 tunnel: { type: vxlan, mode: routed }
 nodes:
@@ -123,7 +154,8 @@ expect:
   - { flow: during, delivered: "== 0%" }
   - { flow: replayed, delivered: ">= 100%" }
   - counters: { node1.macs.learned: ">= 1", node1.a.rxPackets: "> 10", node1.tunnel.nosuch: ">= 1" }
-`);
+`,
+  );
   const r = await seine(['run', '--live', file, '--json', '--pcap', pcap, '--lab', lab('mixed')]);
   assert.equal(r.code, 1, `one expectation fails: exit status 1 (stderr: ${r.stderr})`);
   const rep = JSON.parse(r.stdout) as Report;
@@ -133,22 +165,46 @@ expect:
   assert.ok(tcp.sent >= 300000 / 1410, 'segments from TCP_INFO');
   assert.equal(flowOf(rep, 'from-node').delivered, 3, "the node's own stack (seine-gw0) reaches a pod");
   assert.equal(flowOf(rep, 'during').delivered, 0, 'the fault took the path down');
-  assert.ok(rep.live!.notes.some((n) => n.startsWith('faults applied: path node1-node2 down')), rep.live!.notes.join('\n'));
-  assert.equal(rep.flows.some((f) => f.name === 'replayed'), false);
+  assert.ok(
+    rep.live!.notes.some((n) => n.startsWith('faults applied: path node1-node2 down')),
+    rep.live!.notes.join('\n'),
+  );
+  assert.equal(
+    rep.flows.some((f) => f.name === 'replayed'),
+    false,
+  );
   assert.ok(rep.skipped?.some((s) => s.part === 'traffic replayed' && /replay/.test(s.reason)));
-  assert.ok(rep.skipped?.some((s) => s.part === 'expect[3]'), 'the expectation about the skipped flow is skipped too');
+  assert.ok(
+    rep.skipped?.some((s) => s.part === 'expect[3]'),
+    'the expectation about the skipped flow is skipped too',
+  );
   const failed = rep.expectations.filter((e) => !e.ok);
-  assert.deepEqual(failed.map((e) => e.what), ['node1.tunnel.nosuch']);
+  assert.deepEqual(
+    failed.map((e) => e.what),
+    ['node1.tunnel.nosuch'],
+  );
   assert.match(failed[0]!.actual, /^no such counter: tunnel has no counter "nosuch"/);
   // Frames as the port received them: with TSO on the pod's TAP, 300 kB of TCP are a few super-frames.
-  assert.ok(rep.expectations.some((e) => e.what === 'node1.a.rxPackets' && e.ok), `a counter the agents keep: ${JSON.stringify(rep.expectations.find((e) => e.what === 'node1.a.rxPackets'))}`);
-  assert.ok(rep.expectations.some((e) => e.what === 'node1.macs.learned' && e.ok), 'the MAC table\'s counters, as the simulator names them');
+  assert.ok(
+    rep.expectations.some((e) => e.what === 'node1.a.rxPackets' && e.ok),
+    `a counter the agents keep: ${JSON.stringify(rep.expectations.find((e) => e.what === 'node1.a.rxPackets'))}`,
+  );
+  assert.ok(
+    rep.expectations.some((e) => e.what === 'node1.macs.learned' && e.ok),
+    "the MAC table's counters, as the simulator names them",
+  );
   // The capture point, recorded live.
-  assert.deepEqual(rep.captures.map((c) => c.name), ['node1/a']);
+  assert.deepEqual(
+    rep.captures.map((c) => c.name),
+    ['node1/a'],
+  );
   assert.ok(rep.captures[0]!.packets > 10);
   assert.ok(existsSync(join(pcap, 'node1-a.pcapng')));
   let frames = 0;
-  for await (const rec of readCapture(join(pcap, 'node1-a.pcapng'))) { void rec; frames++; }
+  for await (const rec of readCapture(join(pcap, 'node1-a.pcapng'))) {
+    void rec;
+    frames++;
+  }
   assert.equal(frames, rep.captures[0]!.packets);
   // The text report says the same.
   const text = await seine(['run', '--live', file, '--lab', lab('mixed-text')]);
@@ -160,14 +216,22 @@ expect:
 
 test('run --live: a scenario that cannot go live is refused (exit 2) before any namespace is made', { skip: SKIP }, async () => {
   const file = join(DIR, 'refused.yaml');
-  writeFileSync(file, 'name: rt refused\nunderlay: { bandwidth: 4bit }\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n');
+  writeFileSync(
+    file,
+    'name: rt refused\nunderlay: { bandwidth: 4bit }\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n',
+  );
   const name = lab('refused');
   const before = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
   const r = await seine(['run', '--live', file, '--lab', name]);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /cannot go live here:\n {2}underlay\.bandwidth: 4 bit\/s/);
   assert.equal(r.stdout, '');
-  assert.equal(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(name)).length, 0);
+  assert.equal(
+    spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes(name)).length,
+    0,
+  );
   assert.ok(!before.includes(name));
   assert.equal(existsSync(join(LABS, name)), false, 'no lab state either');
   // Bad input is status 2 as well, and --without is checked.
@@ -177,7 +241,10 @@ test('run --live: a scenario that cannot go live is refused (exit 2) before any 
   assert.match(bad.stderr, /unknown feature "latncy"/);
   // A capture directory that cannot be made is refused before a lab is built, too.
   const ok = join(DIR, 'ok.yaml');
-  writeFileSync(ok, 'name: rt pcap\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n');
+  writeFileSync(
+    ok,
+    'name: rt pcap\nnodes:\n  - { name: n1, podCIDR: 10.0.1.0/24, pods: [{ name: a }, { name: b }] }\ntraffic:\n  - { type: ping, from: n1/a, to: n1/b }\n',
+  );
   const pname = lab('pcap');
   // (A file as a parent: ENOTDIR. Not /proc/…, where node's recursive mkdir loops: issue 16's first defect.)
   const under = join(ok, 'caps');
@@ -189,7 +256,10 @@ test('run --live: a scenario that cannot go live is refused (exit 2) before any 
 
 test('run --live: Ctrl-C stops the tools and takes the lab down (exit 130)', { skip: SKIP }, async () => {
   const file = join(DIR, 'long.yaml');
-  writeFileSync(file, 'name: rt long\nduration: 20s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }\ntraffic:\n  - { name: p, type: ping, from: n1/a, to: n2/b, count: 150, interval: 100ms }\n');
+  writeFileSync(
+    file,
+    'name: rt long\nduration: 20s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }\ntraffic:\n  - { name: p, type: ping, from: n1/a, to: n2/b, count: 150, interval: 100ms }\n',
+  );
   const name = lab('int');
   const r = await seine(['run', '--live', file, '--lab', name], (pid) => {
     // Once the lab is up and the ping runs: SIGINT, as a terminal's Ctrl-C would send.
@@ -206,5 +276,9 @@ test('run --live: Ctrl-C stops the tools and takes the lab down (exit 130)', { s
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stderr, /interrupted \(SIGINT\); lab rt\w+-int taken down/);
   assert.equal(r.stdout, '', 'no report for an interrupted run');
-  assert.deepEqual(readdirSync(LABS).filter((l) => l === name), [], 'its state is gone');
+  assert.deepEqual(
+    readdirSync(LABS).filter((l) => l === name),
+    [],
+    'its state is gone',
+  );
 });

@@ -76,9 +76,23 @@ s.on('error', (e) => { console.error(String(e)); process.exit(1); });
 type Esp = null | 'ip' | 'udp';
 
 function nodes(kind: 'vxlan' | 'geneve', esp: Esp, mtu: number): [NodeConfig, NodeConfig] {
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({ name, node, ip4, ip6: null, vlan: null, vni: VNI, mtu });
+  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
+    name,
+    node,
+    ip4,
+    ip6: null,
+    vlan: null,
+    vni: VNI,
+    mtu,
+  });
   const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name, podCIDR4: null, podCIDR6: null, gateway4: null, gateway6: null, underlayIp, pods,
+    name,
+    podCIDR4: null,
+    podCIDR6: null,
+    gateway4: null,
+    gateway6: null,
+    underlayIp,
+    pods,
   });
   const topo: ClusterTopology = {
     tunnel: { type: kind, mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
@@ -121,7 +135,12 @@ print("good", good, "bad", bad, flush=True)
 /** The receiver's report (the line with its hash), once it has printed one. */
 async function received(srv: { output(): string }): Promise<{ bytes: number; sha256: string }> {
   await waitFor('the receiver to report', async () => (/"sha256"/.test(srv.output()) ? true : undefined), 20_000, 100);
-  return JSON.parse(srv.output().split('\n').find((l) => l.includes('sha256'))!) as { bytes: number; sha256: string };
+  return JSON.parse(
+    srv
+      .output()
+      .split('\n')
+      .find((l) => l.includes('sha256'))!,
+  ) as { bytes: number; sha256: string };
 }
 
 interface Snapshot {
@@ -139,10 +158,19 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
     const rig = new Rig('sf1');
     rigs.push(rig);
     try {
-      const pod = (name: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({ name, node: 'a', ip4, ip6: null, vlan: null, vni: VNI, mtu: 1450 });
+      const pod = (name: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
+        name,
+        node: 'a',
+        ip4,
+        ip6: null,
+        vlan: null,
+        vni: VNI,
+        mtu: 1450,
+      });
       const topo: ClusterTopology = {
         tunnel: { type: 'vxlan', mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
-        encryption: null, podMtu: 1450,
+        encryption: null,
+        podMtu: 1450,
         nodes: [{ name: 'a', podCIDR4: null, podCIDR6: null, gateway4: null, gateway6: null, underlayIp: UNDER_A, pods: [pod('pa', POD_A), pod('pb', POD_B)] }],
       };
       const node = nodeConfigsFromScenario(topo)[0]!;
@@ -150,10 +178,18 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
       const pa = await rig.addNetns('pa');
       const pb = await rig.addNetns('pb');
       const agent = await startAgent(rig, { ns: a, node, pods: { pa: { netns: pa, ifname: 'eth0' }, pb: { netns: pb, ifname: 'eth0' } } });
-      await waitFor('a first ping', async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined), 15_000, 200);
+      await waitFor(
+        'a first ping',
+        async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined),
+        15_000,
+        200,
+      );
       const srv = rig.spawn(pb, 'receiver', [process.execPath, '-e', SERVER, POD_B]);
       await srv.waitForOutput(/listening/, 10_000);
-      const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as { bytes: number; sha256: string };
+      const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as {
+        bytes: number;
+        sha256: string;
+      };
       assert.deepEqual(await received(srv), sent, 'the receiver read exactly the bytes the sender wrote');
       const s = await stats(agent);
       const from = device(s, 'pa');
@@ -166,10 +202,23 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
     }
   });
 
-  const variants: Array<['vxlan' | 'geneve', Esp]> = [['vxlan', null], ['vxlan', 'ip'], ['geneve', null], ['geneve', 'ip'], ['geneve', 'udp']];
+  const variants: Array<['vxlan' | 'geneve', Esp]> = [
+    ['vxlan', null],
+    ['vxlan', 'ip'],
+    ['geneve', null],
+    ['geneve', 'ip'],
+    ['geneve', 'udp'],
+  ];
   for (const [kind, esp] of variants) {
-    test(`${kind}${esp === 'ip' ? ' + ESP (aes-gcm-128)' : esp === 'udp' ? ' + ESP in UDP (aes-gcm-128)' : ''}: 32 MiB pod → pod, same SHA-256 at both ends, segmented and coalesced, a clean underlay`, { timeout: 120_000 }, async (t) => {
-      for (const [c, p] of [['ethtool', 'ethtool'], ['tcpdump', 'tcpdump'], ['tshark', 'tshark']] as const) requireCommand(c, p);
+    test(`${kind}${esp === 'ip' ? ' + ESP (aes-gcm-128)' : esp === 'udp' ? ' + ESP in UDP (aes-gcm-128)' : ''}: 32 MiB pod → pod, same SHA-256 at both ends, segmented and coalesced, a clean underlay`, {
+      timeout: 120_000,
+    }, async (t) => {
+      for (const [c, p] of [
+        ['ethtool', 'ethtool'],
+        ['tcpdump', 'tcpdump'],
+        ['tshark', 'tshark'],
+      ] as const)
+        requireCommand(c, p);
       const rig = new Rig('sf');
       rigs.push(rig);
       try {
@@ -196,13 +245,21 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         const tso = (await rig.run(pa, ['ethtool', '-k', 'eth0'])).stdout;
         assert.match(tso, /tcp-segmentation-offload: on/, 'the pod sees TSO on its interface');
 
-        await waitFor('a first ping across', async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined), 15_000, 200);
+        await waitFor(
+          'a first ping across',
+          async () => ((await rig.run(pa, ['ping', '-c', '1', '-W', '1', POD_B]).catch(() => null)) !== null ? true : undefined),
+          15_000,
+          200,
+        );
         // The first 6,000 frames from A (about 8 MiB of the transfer, hundreds of segmented super-frames):
         // the whole 32 MiB (~24,000 frames) made tshark's passes run past their minute on 2 busy cores.
         const cap = await rig.capture(a, 'eth0', 'underlay-a', ['src', 'host', UNDER_A], 6000);
         const srv = rig.spawn(pb, 'receiver', [process.execPath, '-e', SERVER, POD_B]);
         await srv.waitForOutput(/listening/, 10_000);
-        const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as { bytes: number; sha256: string };
+        const sent = JSON.parse((await rig.run(pa, [process.execPath, '-e', CLIENT, POD_B, String(BYTES)], 60_000)).stdout.trim()) as {
+          bytes: number;
+          sha256: string;
+        };
         const got = await received(srv);
         assert.equal(sent.bytes, BYTES);
         assert.deepEqual(got, sent, 'the receiver read exactly the bytes the sender wrote');
@@ -212,7 +269,9 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         const sb = await stats(agentB);
         const ua = device(sa, 'underlay');
         const ub = device(sb, 'underlay');
-        t.diagnostic(`A: bridge segmented ${sa.gso['superFrames']} super-frames into ${sa.gso['segments']}; socket sent ${ua.txSuper} UDP_SEGMENT sends of ${ua.txSuperSegments} datagrams. B: socket took ${ub.rxSuper} GRO'd datagrams holding ${ub.rxSuperSegments}; TAP coalesced ${sb.gso['coalesced']} super-frames from ${sb.gso['coalescedSegments']} segments`);
+        t.diagnostic(
+          `A: bridge segmented ${sa.gso['superFrames']} super-frames into ${sa.gso['segments']}; socket sent ${ua.txSuper} UDP_SEGMENT sends of ${ua.txSuperSegments} datagrams. B: socket took ${ub.rxSuper} GRO'd datagrams holding ${ub.rxSuperSegments}; TAP coalesced ${sb.gso['coalesced']} super-frames from ${sb.gso['coalescedSegments']} segments`,
+        );
         assert.ok(device(sa, 'pa').rxSuper > 0, 'pod A handed over super-frames');
         assert.ok(sa.gso['superFrames']! > 0 && sa.gso['segments']! > sa.gso['superFrames']!, `A segmented super-frames: ${JSON.stringify(sa.gso)}`);
         assert.ok(sb.gso['coalesced']! > 0 && sb.gso['coalescedSegments']! > sb.gso['coalesced']!, `B coalesced segments: ${JSON.stringify(sb.gso)}`);
@@ -225,7 +284,12 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         }
         for (const s of [sa, sb]) {
           // ESP's announcements are consumed by the SA database, counted as EspControl: nothing else.
-          for (const p of s.ports) assert.deepEqual(Object.keys(p.drops).filter((r) => r !== 'EspControl'), [], `no drops on port ${p.port}: ${JSON.stringify(p.drops)}`);
+          for (const p of s.ports)
+            assert.deepEqual(
+              Object.keys(p.drops).filter((r) => r !== 'EspControl'),
+              [],
+              `no drops on port ${p.port}: ${JSON.stringify(p.drops)}`,
+            );
         }
 
         // The wire: node A's datagrams (or ESP packets), each within the MTU, every checksum good.

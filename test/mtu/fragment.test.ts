@@ -16,9 +16,18 @@ const rd16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
 /** The frames in `out`, copied out (so buffers can be released and the pool checked). */
 const framesOf = (out: PacketBuf[]): Uint8Array[] => out.map((q) => q.bytes().slice());
 
-const releaseAll = (out: PacketBuf[]): void => { for (const q of out) q.release(); out.length = 0; };
+const releaseAll = (out: PacketBuf[]): void => {
+  for (const q of out) q.release();
+  out.length = 0;
+};
 
-interface V4Piece { offset: number; more: boolean; hl: number; data: Uint8Array; header: Uint8Array }
+interface V4Piece {
+  offset: number;
+  more: boolean;
+  hl: number;
+  data: Uint8Array;
+  header: Uint8Array;
+}
 
 /** Reads an IPv4 fragment with its own offsets (not the module's), checking what every fragment must satisfy. */
 function v4Piece(f: Uint8Array, linkLen: number, mtu: number): V4Piece {
@@ -51,10 +60,12 @@ function joinV4(frames: Uint8Array[], linkLen: number, mtu: number): { data: Uin
     }
     data.set(p.data, p.offset);
   });
-  assert.ok(seen.every((x) => x === 1), 'every byte covered');
+  assert.ok(
+    seen.every((x) => x === 1),
+    'every byte covered',
+  );
   return { data, pieces };
 }
-
 
 // ---- IPv4 ------------------------------------------------------------------------------------------------
 
@@ -68,10 +79,19 @@ test('fragmentIpv4: 4000 bytes at MTU 1500 make three fragments laid out as RFC 
   assert.equal(out[0], p, 'the first fragment is p');
   assert.equal(p.start, start);
   const frames = framesOf(out);
-  assert.deepEqual(frames.map((f) => f.length), [ETH + 1500, ETH + 1500, ETH + 1040]);
+  assert.deepEqual(
+    frames.map((f) => f.length),
+    [ETH + 1500, ETH + 1500, ETH + 1040],
+  );
   const { data, pieces } = joinV4(frames, ETH, 1500);
-  assert.deepEqual(pieces.map((x) => x.offset), [0, 1480, 2960]);
-  assert.deepEqual(pieces.map((x) => x.more), [true, true, false]);
+  assert.deepEqual(
+    pieces.map((x) => x.offset),
+    [0, 1480, 2960],
+  );
+  assert.deepEqual(
+    pieces.map((x) => x.more),
+    [true, true, false],
+  );
   assert.equal(hex(data), hex(frame.subarray(ETH + 20)));
   for (const f of frames) {
     assert.equal(hex(f.subarray(0, ETH)), hex(frame.subarray(0, ETH)), 'link header copied');
@@ -190,10 +210,35 @@ test('fragmentIpv4: malformed headers return a negative reason and never throw',
   const pl = pool(8, 2048);
   const frame = v4Frame({ payload: 1800 });
   const cases: Array<[string, (b: Uint8Array) => void, DropReason]> = [
-    ['version', (b) => { b[ETH] = 0x55; }, DropReason.Ipv4BadVersion],
-    ['header length', (b) => { b[ETH] = 0x44; }, DropReason.Ipv4BadHeaderLen],
-    ['total length', (b) => { b[ETH + 2] = 0xff; }, DropReason.Ipv4BadTotalLen],
-    ['offset past 65,535', (b) => { b[ETH + 6] = 0x1f; b[ETH + 7] = 0xf0; }, DropReason.FragBadLength],
+    [
+      'version',
+      (b) => {
+        b[ETH] = 0x55;
+      },
+      DropReason.Ipv4BadVersion,
+    ],
+    [
+      'header length',
+      (b) => {
+        b[ETH] = 0x44;
+      },
+      DropReason.Ipv4BadHeaderLen,
+    ],
+    [
+      'total length',
+      (b) => {
+        b[ETH + 2] = 0xff;
+      },
+      DropReason.Ipv4BadTotalLen,
+    ],
+    [
+      'offset past 65,535',
+      (b) => {
+        b[ETH + 6] = 0x1f;
+        b[ETH + 7] = 0xf0;
+      },
+      DropReason.FragBadLength,
+    ],
   ];
   for (const [what, poke, want] of cases) {
     const f = frame.slice();
@@ -207,50 +252,60 @@ test('fragmentIpv4: malformed headers return a negative reason and never throw',
   const p = bufOf(pl, frame.subarray(0, ETH + 10));
   assert.equal(fragmentIpv4(p, p.start + ETH, 1500, pl, []), -DropReason.Ipv4Truncated);
   p.release();
-  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 2000 }), (junk) => {
-    const q = pl.alloc()!;
-    q.load(junk);
-    const out: PacketBuf[] = [];
-    const n = fragmentIpv4(q, q.start, 576, pl, out);
-    assert.ok(n !== 0);
-    if (n > 0) for (const x of out) if (x !== q) x.release();
-    q.release();
-    assert.equal(pl.available, 8);
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 2000 }), (junk) => {
+      const q = pl.alloc()!;
+      q.load(junk);
+      const out: PacketBuf[] = [];
+      const n = fragmentIpv4(q, q.start, 576, pl, out);
+      assert.ok(n !== 0);
+      if (n > 0) for (const x of out) if (x !== q) x.release();
+      q.release();
+      assert.equal(pl.available, 8);
+    }),
+  );
 });
 
 /** Fragments a random datagram and checks it with `joinV4`; the pool must get every buffer back. */
 function v4Property(maxPayload: number, runs: number): void {
-  fc.assert(fc.property(
-    fc.integer({ min: 0, max: maxPayload }), fc.integer({ min: IPV4_MIN_MTU, max: Math.min(9000, maxPayload) }), fc.boolean(), fc.boolean(),
-    fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 1 << 30 }),
-    (payload, mtu, vlan, withTcp, optWords, seed) => {
-      // NOPs (not copied), led by a Loose Source Route (copied) when there is room.
-      const options = new Uint8Array(optWords * 4).fill(1);
-      if (optWords >= 2) options.set([0x83, 7, 4, 10, 0, 0, 1]);
-      const frame = v4Frame({ payload, seed, vlan, tcp: withTcp, options });
-      const linkLen = vlan ? 18 : 14;
-      const hl = 20 + options.length;
-      const fragCount = Math.ceil((frame.length - linkLen) / 8) + 1;
-      const big = pool(1, 65535 + 18);
-      const pl = pool(fragCount, mtu + 18);
-      const p = bufOf(big, frame, linkLen);
-      const out: PacketBuf[] = [];
-      const n = fragmentIpv4(p, p.start + linkLen, mtu, pl, out);
-      assert.equal(n, out.length);
-      const frames = framesOf(out);
-      if (frame.length - linkLen <= mtu) {
-        assert.equal(n, 1);
-        assert.equal(hex(frames[0]!), hex(frame));
-      } else {
-        const { data } = joinV4(frames, linkLen, mtu);
-        assert.equal(hex(data), hex(frame.subarray(linkLen + hl)));
-        for (const f of frames) assert.equal(hex(f.subarray(0, linkLen)), hex(frame.subarray(0, linkLen)));
-      }
-      releaseAll(out);
-      assert.equal(pl.available, pl.size);
-      assert.equal(big.available, 1);
-    }), { numRuns: runs });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: maxPayload }),
+      fc.integer({ min: IPV4_MIN_MTU, max: Math.min(9000, maxPayload) }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.integer({ min: 0, max: 9 }),
+      fc.integer({ min: 1, max: 1 << 30 }),
+      (payload, mtu, vlan, withTcp, optWords, seed) => {
+        // NOPs (not copied), led by a Loose Source Route (copied) when there is room.
+        const options = new Uint8Array(optWords * 4).fill(1);
+        if (optWords >= 2) options.set([0x83, 7, 4, 10, 0, 0, 1]);
+        const frame = v4Frame({ payload, seed, vlan, tcp: withTcp, options });
+        const linkLen = vlan ? 18 : 14;
+        const hl = 20 + options.length;
+        const fragCount = Math.ceil((frame.length - linkLen) / 8) + 1;
+        const big = pool(1, 65535 + 18);
+        const pl = pool(fragCount, mtu + 18);
+        const p = bufOf(big, frame, linkLen);
+        const out: PacketBuf[] = [];
+        const n = fragmentIpv4(p, p.start + linkLen, mtu, pl, out);
+        assert.equal(n, out.length);
+        const frames = framesOf(out);
+        if (frame.length - linkLen <= mtu) {
+          assert.equal(n, 1);
+          assert.equal(hex(frames[0]!), hex(frame));
+        } else {
+          const { data } = joinV4(frames, linkLen, mtu);
+          assert.equal(hex(data), hex(frame.subarray(linkLen + hl)));
+          for (const f of frames) assert.equal(hex(f.subarray(0, linkLen)), hex(frame.subarray(0, linkLen)));
+        }
+        releaseAll(out);
+        assert.equal(pl.available, pl.size);
+        assert.equal(big.available, 1);
+      },
+    ),
+    { numRuns: runs },
+  );
 }
 
 test('fragmentIpv4: random datagrams up to 9000 bytes at random MTUs reassemble to the original', () => v4Property(9000, 150));
@@ -258,7 +313,14 @@ test('fragmentIpv4: random datagrams up to 65,000 bytes reassemble to the origin
 
 // ---- IPv6 ------------------------------------------------------------------------------------------------
 
-interface V6Piece { offset: number; more: boolean; ident: number; nextHeader: number; unfrag: Uint8Array; data: Uint8Array }
+interface V6Piece {
+  offset: number;
+  more: boolean;
+  ident: number;
+  nextHeader: number;
+  unfrag: Uint8Array;
+  data: Uint8Array;
+}
 
 const walk = new Ipv6Walk();
 
@@ -300,7 +362,10 @@ function joinV6(frames: Uint8Array[], mtu: number): { data: Uint8Array; pieces: 
     }
     data.set(p.data, p.offset);
   });
-  assert.ok(seen.every((x) => x === 1), 'every byte covered');
+  assert.ok(
+    seen.every((x) => x === 1),
+    'every byte covered',
+  );
   return { data, pieces };
 }
 
@@ -316,9 +381,15 @@ test('fragmentIpv6: 3000 bytes at MTU 1280: Fragment header after the IPv6 heade
   assert.equal(p.l2, start - 8);
   assert.equal(p.l3, start - 8 + ETH);
   const frames = framesOf(out);
-  assert.deepEqual(frames.map((f) => f.length), [ETH + 1280, ETH + 1280, ETH + 3000 - 2 * 1232 + 48 - 40]);
+  assert.deepEqual(
+    frames.map((f) => f.length),
+    [ETH + 1280, ETH + 1280, ETH + 3000 - 2 * 1232 + 48 - 40],
+  );
   const { data, pieces } = joinV6(frames, 1280);
-  assert.deepEqual(pieces.map((x) => x.offset), [0, 1232, 2464]);
+  assert.deepEqual(
+    pieces.map((x) => x.offset),
+    [0, 1232, 2464],
+  );
   assert.ok(pieces.every((x) => x.ident === 0xdeadbeef && x.nextHeader === 17));
   for (const f of frames) {
     assert.equal(f[ETH + 6], IPV6_NH_FRAGMENT);
@@ -423,33 +494,54 @@ test('fragmentIpv6: refragmenting a fragment keeps its identification, offset an
     releaseAll(out);
   }
   assert.equal(all.length, 4 + 4 + 1, 'two 3952-byte pieces in four each (1232 per piece), the 1144-byte last one fits');
-  const byOffset = all.map((f) => ({ f, off: v6Piece(f, 1280).offset })).sort((a, b) => a.off - b.off).map((x) => x.f);
+  const byOffset = all
+    .map((f) => ({ f, off: v6Piece(f, 1280).offset }))
+    .sort((a, b) => a.off - b.off)
+    .map((x) => x.f);
   const { data, pieces } = joinV6(byOffset, 1280);
-  assert.ok(pieces.every((x) => x.ident === 0x01020304), 'identification kept, not replaced');
+  assert.ok(
+    pieces.every((x) => x.ident === 0x01020304),
+    'identification kept, not replaced',
+  );
   assert.equal(hex(data), hex(frame.subarray(ETH + 40)));
   assert.equal(pl.available, 40);
 });
 
 test('fragmentIpv6: random datagrams (extension headers, sizes up to 65,000, MTUs) reassemble to the original', () => {
-  const extArb = fc.constantFrom<number[]>([], [IPV6_NH_HOP_BY_HOP], [IPV6_NH_ROUTING], [IPV6_NH_DEST_OPTS], [IPV6_NH_HOP_BY_HOP, IPV6_NH_DEST_OPTS, IPV6_NH_ROUTING, IPV6_NH_DEST_OPTS]);
-  fc.assert(fc.property(fc.integer({ min: 0, max: 65000 - 200 }), fc.integer({ min: IPV6_MIN_MTU, max: 9000 }), extArb, fc.integer({ min: 1, max: 1 << 30 }), fc.nat(),
-    (payload, mtu, ext, seed, ident) => {
-      const frame = v6Frame({ payload, ext, seed });
-      const big = pool(1, 65535 + 14);
-      const pl = pool(Math.ceil(frame.length / 1000) + 1, mtu + 14);
-      const p = bufOf(big, frame);
-      const out: PacketBuf[] = [];
-      const n = fragmentIpv6(p, p.start + ETH, mtu, pl, out, ident);
-      assert.equal(n, out.length);
-      const frames = framesOf(out);
-      if (frame.length - ETH <= mtu) assert.equal(hex(frames[0]!), hex(frame));
-      else {
-        const { data, pieces } = joinV6(frames, mtu);
-        const unfrag = pieces[0]!.unfrag.length;
-        assert.equal(hex(data), hex(frame.subarray(ETH + unfrag)));
-        assert.ok(pieces.every((x) => x.ident === ident >>> 0));
-      }
-      releaseAll(out);
-      assert.equal(pl.available, pl.size);
-    }), { numRuns: 60 });
+  const extArb = fc.constantFrom<number[]>(
+    [],
+    [IPV6_NH_HOP_BY_HOP],
+    [IPV6_NH_ROUTING],
+    [IPV6_NH_DEST_OPTS],
+    [IPV6_NH_HOP_BY_HOP, IPV6_NH_DEST_OPTS, IPV6_NH_ROUTING, IPV6_NH_DEST_OPTS],
+  );
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 65000 - 200 }),
+      fc.integer({ min: IPV6_MIN_MTU, max: 9000 }),
+      extArb,
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.nat(),
+      (payload, mtu, ext, seed, ident) => {
+        const frame = v6Frame({ payload, ext, seed });
+        const big = pool(1, 65535 + 14);
+        const pl = pool(Math.ceil(frame.length / 1000) + 1, mtu + 14);
+        const p = bufOf(big, frame);
+        const out: PacketBuf[] = [];
+        const n = fragmentIpv6(p, p.start + ETH, mtu, pl, out, ident);
+        assert.equal(n, out.length);
+        const frames = framesOf(out);
+        if (frame.length - ETH <= mtu) assert.equal(hex(frames[0]!), hex(frame));
+        else {
+          const { data, pieces } = joinV6(frames, mtu);
+          const unfrag = pieces[0]!.unfrag.length;
+          assert.equal(hex(data), hex(frame.subarray(ETH + unfrag)));
+          assert.ok(pieces.every((x) => x.ident === ident >>> 0));
+        }
+        releaseAll(out);
+        assert.equal(pl.available, pl.size);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  buildFragNeeded, buildPacketTooBig, ICMPV4_ERROR_MAX_LEN, ICMPV6_ERROR_MAX_LEN, TooBigLimiter, type TooBigSourceV4, type TooBigSourceV6,
+  buildFragNeeded,
+  buildPacketTooBig,
+  ICMPV4_ERROR_MAX_LEN,
+  ICMPV6_ERROR_MAX_LEN,
+  TooBigLimiter,
+  type TooBigSourceV4,
+  type TooBigSourceV6,
 } from '../../src/mtu/icmp.js';
 import { HEADROOM, PacketBuf, TAILROOM } from '../../src/packet/buf.js';
 import { ipv4FromString, ipv6FromString, rd16, rd32, rdMac } from '../../src/wire/bytes.js';
@@ -40,18 +46,22 @@ const reason = (r: number): string => (r < 0 ? dropReasonName(-r as DropReason) 
 
 // scapy: Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:aa")/IP(src="10.244.1.10", dst="10.244.2.20", id=0x4242, flags="DF", ttl=63)
 //   /UDP(sport=40000, dport=8080)/(b"x"*60)
-const ORIG4 = '0200000000aa02000000000a080045000058424240003f11e04d0af4010a0af402149c401f9000440c72787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878';
+const ORIG4 =
+  '0200000000aa02000000000a080045000058424240003f11e04d0af4010a0af402149c401f9000440c72787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878';
 // scapy: Ether(dst="02:00:00:00:00:0a", src="02:00:00:00:00:aa")/IP(src="10.244.1.1", dst="10.244.1.10", tos=0xc0, id=0x4242, flags=0, ttl=64)
 //   /ICMP(type=3, code=4, nexthopmtu=1450)/raw(orig[IP])
-const REPLY4 = '02000000000a0200000000aa080045c000744242000040011f950af401010af4010a030410ad000005aa45000058424240003f11e04d0af4010a0af402149c401f9000440c72787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878';
+const REPLY4 =
+  '02000000000a0200000000aa080045c000744242000040011f950af401010af4010a030410ad000005aa45000058424240003f11e04d0af4010a0af402149c401f9000440c72787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878';
 // scapy: Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:aa")/IPv6(src="fd00:10:244:1::a", dst="fd00:10:244:2::14", hlim=63)
 //   /IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\x00'*4)])/UDP(sport=40000, dport=8080)/(b"y"*50)
-const ORIG6 = '0200000000aa02000000000a86dd6000000000423c3ffd00001002440001000000000000000afd00001002440002000000000000001411000104000000009c401f90003a68027979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979';
+const ORIG6 =
+  '0200000000aa02000000000a86dd6000000000423c3ffd00001002440001000000000000000afd00001002440002000000000000001411000104000000009c401f90003a68027979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979';
 // scapy: Ether(dst="02:00:00:00:00:0a", src="02:00:00:00:00:aa")/IPv6(src="fd00:10:244:1::1", dst="fd00:10:244:1::a", hlim=64)
 //   /ICMPv6PacketTooBig(mtu=1400)/raw(orig[IPv6])
-const REPLY6 = '02000000000a0200000000aa86dd6000000000723a40fd000010024400010000000000000001fd00001002440001000000000000000a02004aea000005786000000000423c3ffd00001002440001000000000000000afd00001002440002000000000000001411000104000000009c401f90003a68027979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979';
+const REPLY6 =
+  '02000000000a0200000000aa86dd6000000000723a40fd000010024400010000000000000001fd00001002440001000000000000000a02004aea000005786000000000423c3ffd00001002440001000000000000000afd00001002440002000000000000001411000104000000009c401f90003a68027979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979797979';
 
-test('golden: fragmentation needed for a small UDP datagram is scapy\'s frame, the whole datagram quoted', () => {
+test("golden: fragmentation needed for a small UDP datagram is scapy's frame, the whole datagram quoted", () => {
   const orig = buf(fromHex(ORIG4));
   const out = dirtyOut();
   const n = buildFragNeeded(orig, orig.start + ETH, 1450, FROM4, out);
@@ -61,7 +71,7 @@ test('golden: fragmentation needed for a small UDP datagram is scapy\'s frame, t
   assert.equal(hex(orig.bytes()), ORIG4, 'the original is not touched');
 });
 
-test('golden: Packet Too Big for a UDP packet behind a destination options header is scapy\'s frame', () => {
+test("golden: Packet Too Big for a UDP packet behind a destination options header is scapy's frame", () => {
   const orig = buf(fromHex(ORIG6));
   const out = dirtyOut();
   const n = buildPacketTooBig(orig, orig.start + ETH, 1400, FROM6, out);
@@ -103,23 +113,64 @@ test('golden: no source address configured → the original destination is the s
 // ---- properties ---------------------------------------------------------------------------------------
 
 /** A unicast IPv4 address a pod could have (first octet 1–223, not 127). */
-const unicast4 = fc.tuple(fc.integer({ min: 1, max: 223 }).filter((a) => a !== 127), fc.integer({ min: 0, max: 0xffffff })).map(([a, r]) => ((a << 24) | r) >>> 0);
+const unicast4 = fc
+  .tuple(
+    fc.integer({ min: 1, max: 223 }).filter((a) => a !== 127),
+    fc.integer({ min: 0, max: 0xffffff }),
+  )
+  .map(([a, r]) => ((a << 24) | r) >>> 0);
 /** A global or ULA unicast IPv6 address. */
 const unicast6 = fc.tuple(fc.constantFrom(0x20, 0xfd, 0x26), fc.uint8Array({ minLength: 15, maxLength: 15 })).map(([a, r]) => Uint8Array.from([a, ...r]));
 const macUnicast = fc.integer({ min: 0, max: 0xffff_ffff_ffff }).map((m) => m - (Math.floor(m / 0x100_0000_0000) & 1) * 0x100_0000_0000);
 
-interface Orig4 { src: number; dst: number; proto: number; optWords: number; ident: number; len: number; pad: number; srcMac: number; mf: boolean }
-const orig4Arb: fc.Arbitrary<Orig4> = fc.record({
-  src: unicast4, dst: unicast4, proto: fc.constantFrom(1, 6, 17, 47, 50), optWords: fc.integer({ min: 0, max: 10 }), ident: fc.integer({ min: 0, max: 0xffff }),
-  len: fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: 0, max: 1600 })), pad: fc.integer({ min: 0, max: 20 }), srcMac: macUnicast, mf: fc.boolean(),
-}, { noNullPrototype: true });
+interface Orig4 {
+  src: number;
+  dst: number;
+  proto: number;
+  optWords: number;
+  ident: number;
+  len: number;
+  pad: number;
+  srcMac: number;
+  mf: boolean;
+}
+const orig4Arb: fc.Arbitrary<Orig4> = fc.record(
+  {
+    src: unicast4,
+    dst: unicast4,
+    proto: fc.constantFrom(1, 6, 17, 47, 50),
+    optWords: fc.integer({ min: 0, max: 10 }),
+    ident: fc.integer({ min: 0, max: 0xffff }),
+    len: fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: 0, max: 1600 })),
+    pad: fc.integer({ min: 0, max: 20 }),
+    srcMac: macUnicast,
+    mf: fc.boolean(),
+  },
+  { noNullPrototype: true },
+);
 
 function frame4(o: Orig4): Uint8Array {
   const payload = Uint8Array.from({ length: o.len }, (_, i) => (i * 7 + 3) & 0xff);
   if (o.proto === 1 && o.len > 0) payload[0] = 8; // echo request: informational
   const f = compose([
     { kind: 'eth', repr: { dst: GW_MAC, src: o.srcMac, vlans: [], etherType: 0x0800 } },
-    { kind: 'ipv4', repr: { src: o.src, dst: o.dst, protocol: o.proto, ttl: 63, dscp: 10, ecn: 2, ident: o.ident, dontFrag: !o.mf, moreFrags: o.mf, fragOffset: 0, options: new Uint8Array(4 * o.optWords).fill(1), payloadLen: 0 } },
+    {
+      kind: 'ipv4',
+      repr: {
+        src: o.src,
+        dst: o.dst,
+        protocol: o.proto,
+        ttl: 63,
+        dscp: 10,
+        ecn: 2,
+        ident: o.ident,
+        dontFrag: !o.mf,
+        moreFrags: o.mf,
+        fragOffset: 0,
+        options: new Uint8Array(4 * o.optWords).fill(1),
+        payloadLen: 0,
+      },
+    },
     { kind: 'data', bytes: payload },
   ]);
   const padded = new Uint8Array(f.length + o.pad).fill(0xee);
@@ -128,50 +179,69 @@ function frame4(o: Orig4): Uint8Array {
 }
 
 test('property: fragmentation needed — addresses, fields, checksums by recomputation, quote within 576 bytes', () => {
-  fc.assert(fc.property(orig4Arb, fc.integer({ min: -5, max: 70000 }), fc.oneof(fc.constant(0), unicast4), macUnicast, (o, mtu, fromIp, fromMac) => {
-    if (o.proto === 1 && o.len === 0) return; // no ICMP type to judge by: covered by the never-reply test
-    const f = frame4(o);
-    const orig = buf(f);
-    const out = dirtyOut();
-    const n = buildFragNeeded(orig, orig.start + ETH, mtu, { mac: fromMac, ipv4: fromIp }, out);
-    const hl = 20 + 4 * o.optWords;
-    const total = hl + o.len;
-    const quote = Math.min(total, ICMPV4_ERROR_MAX_LEN - 28);
-    assert.equal(n, 14 + 28 + quote, reason(n));
-    assert.equal(out.length, n);
-    const d = out.data;
-    const e = out.start;
-    const ip = out.l3;
-    const ic = out.l4;
-    assert.equal(rdMac(d, e), o.srcMac);
-    assert.equal(rdMac(d, e + 6), fromMac);
-    assert.equal(rd16(d, e + 12), 0x0800);
-    assert.equal(d[ip], 0x45);
-    assert.equal(d[ip + 1], 0xc0, 'precedence 6 (RFC 1812 §4.3.2.5)');
-    assert.equal(rd16(d, ip + 2), 28 + quote);
-    assert.ok(rd16(d, ip + 2) <= ICMPV4_ERROR_MAX_LEN);
-    assert.equal(rd16(d, ip + 4), o.ident);
-    assert.equal(rd16(d, ip + 6), 0, 'DF, MF and offset clear');
-    assert.equal(d[ip + 8], 64);
-    assert.equal(d[ip + 9], 1);
-    assert.equal(rd32(d, ip + 12), fromIp === 0 ? o.dst : fromIp);
-    assert.equal(rd32(d, ip + 16), o.src);
-    assert.equal(finish(onesSum(d, ip, 20)), 0, 'IP header checksum');
-    assert.equal(d[ic], 3);
-    assert.equal(d[ic + 1], 4);
-    assert.equal(rd16(d, ic + 4), 0, 'unused');
-    assert.equal(rd16(d, ic + 6), Math.min(0xffff, Math.max(68, mtu)));
-    assert.equal(finish(onesSum(d, ic, 8 + quote)), 0, 'ICMP checksum over the whole message');
-    assert.equal(hex(d, ic + 8, quote), hex(f, ETH, quote), 'the quote is the start of the original datagram');
-    assert.ok(quote >= Math.min(total, hl + 8), 'header + 8 bytes at least (RFC 792)');
-  }), { numRuns: 1000 });
+  fc.assert(
+    fc.property(orig4Arb, fc.integer({ min: -5, max: 70000 }), fc.oneof(fc.constant(0), unicast4), macUnicast, (o, mtu, fromIp, fromMac) => {
+      if (o.proto === 1 && o.len === 0) return; // no ICMP type to judge by: covered by the never-reply test
+      const f = frame4(o);
+      const orig = buf(f);
+      const out = dirtyOut();
+      const n = buildFragNeeded(orig, orig.start + ETH, mtu, { mac: fromMac, ipv4: fromIp }, out);
+      const hl = 20 + 4 * o.optWords;
+      const total = hl + o.len;
+      const quote = Math.min(total, ICMPV4_ERROR_MAX_LEN - 28);
+      assert.equal(n, 14 + 28 + quote, reason(n));
+      assert.equal(out.length, n);
+      const d = out.data;
+      const e = out.start;
+      const ip = out.l3;
+      const ic = out.l4;
+      assert.equal(rdMac(d, e), o.srcMac);
+      assert.equal(rdMac(d, e + 6), fromMac);
+      assert.equal(rd16(d, e + 12), 0x0800);
+      assert.equal(d[ip], 0x45);
+      assert.equal(d[ip + 1], 0xc0, 'precedence 6 (RFC 1812 §4.3.2.5)');
+      assert.equal(rd16(d, ip + 2), 28 + quote);
+      assert.ok(rd16(d, ip + 2) <= ICMPV4_ERROR_MAX_LEN);
+      assert.equal(rd16(d, ip + 4), o.ident);
+      assert.equal(rd16(d, ip + 6), 0, 'DF, MF and offset clear');
+      assert.equal(d[ip + 8], 64);
+      assert.equal(d[ip + 9], 1);
+      assert.equal(rd32(d, ip + 12), fromIp === 0 ? o.dst : fromIp);
+      assert.equal(rd32(d, ip + 16), o.src);
+      assert.equal(finish(onesSum(d, ip, 20)), 0, 'IP header checksum');
+      assert.equal(d[ic], 3);
+      assert.equal(d[ic + 1], 4);
+      assert.equal(rd16(d, ic + 4), 0, 'unused');
+      assert.equal(rd16(d, ic + 6), Math.min(0xffff, Math.max(68, mtu)));
+      assert.equal(finish(onesSum(d, ic, 8 + quote)), 0, 'ICMP checksum over the whole message');
+      assert.equal(hex(d, ic + 8, quote), hex(f, ETH, quote), 'the quote is the start of the original datagram');
+      assert.ok(quote >= Math.min(total, hl + 8), 'header + 8 bytes at least (RFC 792)');
+    }),
+    { numRuns: 1000 },
+  );
 });
 
-interface Orig6 { src: Uint8Array; dst: Uint8Array; exts: number[]; proto: number; len: number; pad: number; srcMac: number }
-const orig6Arb: fc.Arbitrary<Orig6> = fc.record({
-  src: unicast6, dst: fc.oneof(unicast6, fc.constant(v6('ff0e::1'))), exts: fc.array(fc.constantFrom(0, 60, 43, 44), { maxLength: 3 }),
-  proto: fc.constantFrom(6, 17, 58), len: fc.oneof(fc.integer({ min: 8, max: 24 }), fc.integer({ min: 8, max: 1600 })), pad: fc.integer({ min: 0, max: 20 }), srcMac: macUnicast,
-}, { noNullPrototype: true });
+interface Orig6 {
+  src: Uint8Array;
+  dst: Uint8Array;
+  exts: number[];
+  proto: number;
+  len: number;
+  pad: number;
+  srcMac: number;
+}
+const orig6Arb: fc.Arbitrary<Orig6> = fc.record(
+  {
+    src: unicast6,
+    dst: fc.oneof(unicast6, fc.constant(v6('ff0e::1'))),
+    exts: fc.array(fc.constantFrom(0, 60, 43, 44), { maxLength: 3 }),
+    proto: fc.constantFrom(6, 17, 58),
+    len: fc.oneof(fc.integer({ min: 8, max: 24 }), fc.integer({ min: 8, max: 1600 })),
+    pad: fc.integer({ min: 0, max: 20 }),
+    srcMac: macUnicast,
+  },
+  { noNullPrototype: true },
+);
 
 function extLayer(t: number, next: number): Layer {
   if (t === 44) return { kind: 'ipv6frag', repr: { nextHeader: next, fragOffset: 0, moreFrags: true, ident: 99 } };
@@ -201,38 +271,41 @@ function icmpv6Residual(out: PacketBuf): number {
 }
 
 test('property: Packet Too Big — addresses, fields, MTU ≥ 1280, checksum by recomputation, whole packet within 1280 bytes', () => {
-  fc.assert(fc.property(orig6Arb, fc.integer({ min: -5, max: 2 ** 32 + 5 }), fc.option(unicast6, { nil: null }), macUnicast, (o, mtu, fromIp, fromMac) => {
-    const f = frame6(o);
-    const orig = buf(f);
-    const out = dirtyOut();
-    const n = buildPacketTooBig(orig, orig.start + ETH, mtu, { mac: fromMac, ipv6: fromIp }, out);
-    if (fromIp === null && o.dst[0] === 0xff) {
-      assert.equal(n, -DropReason.PacketTooBigV6, 'a multicast destination cannot be the source (RFC 4443 §2.2)');
-      return;
-    }
-    const total = 40 + o.exts.reduce((n, t) => n + (t === 43 ? 24 : 8), 0) + o.len;
-    const quote = Math.min(total, ICMPV6_ERROR_MAX_LEN - 48);
-    assert.equal(n, 14 + 48 + quote, reason(n));
-    const d = out.data;
-    const e = out.start;
-    const ip = out.l3;
-    const ic = out.l4;
-    assert.equal(rdMac(d, e), o.srcMac);
-    assert.equal(rdMac(d, e + 6), fromMac);
-    assert.equal(rd16(d, e + 12), 0x86dd);
-    assert.equal(rd32(d, ip), 0x60000000, 'version 6, traffic class and flow label 0');
-    assert.equal(rd16(d, ip + 4), 8 + quote);
-    assert.ok(40 + rd16(d, ip + 4) <= ICMPV6_ERROR_MAX_LEN);
-    assert.equal(d[ip + 6], 58);
-    assert.equal(d[ip + 7], 64);
-    assert.equal(hex(d, ip + 8, 16), hex(fromIp ?? o.dst));
-    assert.equal(hex(d, ip + 24, 16), hex(o.src));
-    assert.equal(d[ic], 2);
-    assert.equal(d[ic + 1], 0);
-    assert.equal(rd32(d, ic + 4), Math.min(2 ** 32 - 1, Math.max(1280, mtu)));
-    assert.equal(icmpv6Residual(out), 0, 'ICMPv6 checksum with the pseudo-header');
-    assert.equal(hex(d, ic + 8, quote), hex(f, ETH, quote));
-  }), { numRuns: 1000 });
+  fc.assert(
+    fc.property(orig6Arb, fc.integer({ min: -5, max: 2 ** 32 + 5 }), fc.option(unicast6, { nil: null }), macUnicast, (o, mtu, fromIp, fromMac) => {
+      const f = frame6(o);
+      const orig = buf(f);
+      const out = dirtyOut();
+      const n = buildPacketTooBig(orig, orig.start + ETH, mtu, { mac: fromMac, ipv6: fromIp }, out);
+      if (fromIp === null && o.dst[0] === 0xff) {
+        assert.equal(n, -DropReason.PacketTooBigV6, 'a multicast destination cannot be the source (RFC 4443 §2.2)');
+        return;
+      }
+      const total = 40 + o.exts.reduce((n, t) => n + (t === 43 ? 24 : 8), 0) + o.len;
+      const quote = Math.min(total, ICMPV6_ERROR_MAX_LEN - 48);
+      assert.equal(n, 14 + 48 + quote, reason(n));
+      const d = out.data;
+      const e = out.start;
+      const ip = out.l3;
+      const ic = out.l4;
+      assert.equal(rdMac(d, e), o.srcMac);
+      assert.equal(rdMac(d, e + 6), fromMac);
+      assert.equal(rd16(d, e + 12), 0x86dd);
+      assert.equal(rd32(d, ip), 0x60000000, 'version 6, traffic class and flow label 0');
+      assert.equal(rd16(d, ip + 4), 8 + quote);
+      assert.ok(40 + rd16(d, ip + 4) <= ICMPV6_ERROR_MAX_LEN);
+      assert.equal(d[ip + 6], 58);
+      assert.equal(d[ip + 7], 64);
+      assert.equal(hex(d, ip + 8, 16), hex(fromIp ?? o.dst));
+      assert.equal(hex(d, ip + 24, 16), hex(o.src));
+      assert.equal(d[ic], 2);
+      assert.equal(d[ic + 1], 0);
+      assert.equal(rd32(d, ic + 4), Math.min(2 ** 32 - 1, Math.max(1280, mtu)));
+      assert.equal(icmpv6Residual(out), 0, 'ICMPv6 checksum with the pseudo-header');
+      assert.equal(hex(d, ic + 8, quote), hex(f, ETH, quote));
+    }),
+    { numRuns: 1000 },
+  );
 });
 
 // ---- never-reply rules --------------------------------------------------------------------------------
@@ -281,7 +354,11 @@ test('never answered (IPv4): an ICMP error; informational ICMP is answered', () 
 test('never answered (IPv4): a fragment other than the first; a first fragment is', () => {
   assert.ok(build4(frame4({ ...base4(), mf: true })) > 0, 'first fragment (MF, offset 0)');
   for (const ff of [0x2001, 0x0001, 0x1fff, 0x4010]) {
-    const f = edited4((g) => { g[ETH + 6] = ff >> 8; g[ETH + 7] = ff & 0xff; fixIpSum(g); });
+    const f = edited4((g) => {
+      g[ETH + 6] = ff >> 8;
+      g[ETH + 7] = ff & 0xff;
+      fixIpSum(g);
+    });
     assert.equal(build4(f), -DropReason.FragNeededDf, `flags/offset ${ff.toString(16)}`);
   }
 });
@@ -298,17 +375,54 @@ test('never answered (IPv4): a source that is not one host; a destination that i
   }
   // Sent as a link-layer broadcast or multicast (RFC 1812 §4.3.2.7), or from a group MAC.
   assert.equal(build4(edited4((f) => f.fill(0xff, 0, 6))), -DropReason.FragNeededDf);
-  assert.equal(build4(edited4((f) => { f[0] = 0x01; f[1] = 0x00; f[2] = 0x5e; })), -DropReason.FragNeededDf);
-  assert.equal(build4(edited4((f) => { f[6] = f[6]! | 1; })), -DropReason.FragNeededDf);
+  assert.equal(
+    build4(
+      edited4((f) => {
+        f[0] = 0x01;
+        f[1] = 0x00;
+        f[2] = 0x5e;
+      }),
+    ),
+    -DropReason.FragNeededDf,
+  );
+  assert.equal(
+    build4(
+      edited4((f) => {
+        f[6] = f[6]! | 1;
+      }),
+    ),
+    -DropReason.FragNeededDf,
+  );
   // With no address of our own, the original destination must be usable as the source.
   assert.equal(build4(frame4({ ...base4(), dst: v4('127.0.0.1') }), { mac: GW_MAC, ipv4: 0 }), -DropReason.FragNeededDf);
   assert.ok(build4(frame4({ ...base4(), dst: v4('127.0.0.1') })) > 0, '…but with one, the destination does not matter');
 });
 
 test('malformed IPv4 originals give their parse reason', () => {
-  assert.equal(build4(edited4((f) => { f[ETH] = 0x65; })), -DropReason.Ipv4BadVersion);
-  assert.equal(build4(edited4((f) => { f[ETH] = 0x44; })), -DropReason.Ipv4BadHeaderLen);
-  assert.equal(build4(edited4((f) => { f[ETH + 10] = f[ETH + 10]! ^ 1; })), -DropReason.Ipv4BadChecksum);
+  assert.equal(
+    build4(
+      edited4((f) => {
+        f[ETH] = 0x65;
+      }),
+    ),
+    -DropReason.Ipv4BadVersion,
+  );
+  assert.equal(
+    build4(
+      edited4((f) => {
+        f[ETH] = 0x44;
+      }),
+    ),
+    -DropReason.Ipv4BadHeaderLen,
+  );
+  assert.equal(
+    build4(
+      edited4((f) => {
+        f[ETH + 10] = f[ETH + 10]! ^ 1;
+      }),
+    ),
+    -DropReason.Ipv4BadChecksum,
+  );
   const f = frame4(base4());
   const orig = buf(f);
   orig.end -= 1; // the datagram runs past the window
@@ -372,7 +486,15 @@ test('answered (IPv6): a multicast destination, also sent as link-layer multicas
 });
 
 test('Packet Too Big: the MTU field is never below 1280 (RFC 8201 §4)', () => {
-  for (const [mtu, want] of [[0, 1280], [576, 1280], [1279, 1280], [1280, 1280], [1400, 1400], [9000, 9000], [65536, 65536]]) {
+  for (const [mtu, want] of [
+    [0, 1280],
+    [576, 1280],
+    [1279, 1280],
+    [1280, 1280],
+    [1400, 1400],
+    [9000, 9000],
+    [65536, 65536],
+  ]) {
     const orig = buf(frame6(base6()));
     const out = dirtyOut();
     assert.ok(buildPacketTooBig(orig, orig.start + ETH, mtu!, FROM6, out) > 0);
@@ -395,14 +517,24 @@ test('malformed IPv6 originals give their parse reason', () => {
 
 test('quote lengths at the limits: 576 and 1280 exactly, never the Ethernet padding', () => {
   // Exactly the largest quote, one byte more, and a short datagram with padding behind it.
-  for (const [len, want] of [[528, 548], [529, 548], [2000, 548], [10, 30]]) {
+  for (const [len, want] of [
+    [528, 548],
+    [529, 548],
+    [2000, 548],
+    [10, 30],
+  ]) {
     const orig = buf(frame4({ ...base4(), len: len!, pad: 30 }));
     const out = dirtyOut();
     const n = buildFragNeeded(orig, orig.start + ETH, 1400, FROM4, out);
     assert.equal(n, 14 + 28 + want!, `len ${len}`);
     assert.equal(rd16(out.data, out.l3 + 2), 28 + want!);
   }
-  for (const [len, want] of [[1192, 1232], [1193, 1232], [5000, 1232], [8, 48]]) {
+  for (const [len, want] of [
+    [1192, 1232],
+    [1193, 1232],
+    [5000, 1232],
+    [8, 48],
+  ]) {
     const orig = buf(frame6({ ...base6(), len: len!, pad: 30 }));
     const out = dirtyOut(8000);
     const n = buildPacketTooBig(orig, orig.start + ETH, 1400, FROM6, out);
@@ -413,7 +545,11 @@ test('quote lengths at the limits: 576 and 1280 exactly, never the Ethernet padd
 
 test('a small output buffer shortens the quote down to header + 8 bytes, then refuses', () => {
   const f = frame4({ ...base4(), len: 500 });
-  for (const [cap, want] of [[14 + 28 + 28, 14 + 28 + 28], [14 + 28 + 100, 14 + 28 + 100], [14 + 28 + 27, -DropReason.PoolExhausted]]) {
+  for (const [cap, want] of [
+    [14 + 28 + 28, 14 + 28 + 28],
+    [14 + 28 + 100, 14 + 28 + 100],
+    [14 + 28 + 27, -DropReason.PoolExhausted],
+  ]) {
     const out = new PacketBuf(new Uint8Array(HEADROOM + cap!));
     const orig = buf(f);
     const n = buildFragNeeded(orig, orig.start + ETH, 1400, FROM4, out);
@@ -421,7 +557,10 @@ test('a small output buffer shortens the quote down to header + 8 bytes, then re
     if (n > 0) assert.equal(finish(onesSum(out.data, out.l4, n - 34)), 0);
   }
   const g = frame6({ ...base6(), len: 500 });
-  for (const [cap, want] of [[14 + 48 + 48, 14 + 48 + 48], [14 + 48 + 47, -DropReason.PoolExhausted]]) {
+  for (const [cap, want] of [
+    [14 + 48 + 48, 14 + 48 + 48],
+    [14 + 48 + 47, -DropReason.PoolExhausted],
+  ]) {
     const out = new PacketBuf(new Uint8Array(HEADROOM + cap!));
     const orig = buf(g);
     const n = buildPacketTooBig(orig, orig.start + ETH, 1400, FROM6, out);
@@ -432,21 +571,34 @@ test('a small output buffer shortens the quote down to header + 8 bytes, then re
 
 test('property: garbage never throws; the result is a frame in out or a known drop reason', () => {
   const known = new Set(Object.values(DropReason).filter((v) => typeof v === 'number'));
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), fc.integer({ min: -2, max: 210 }), fc.integer({ min: 0, max: 120 }), fc.integer(), (f, shape, l3off, cap, mtu) => {
-    if (shape && f.length > 40) { f[14] = f[14]! & 1 ? 0x45 : 0x60; f[12] = f[14] === 0x45 ? 0x08 : 0x86; }
-    for (const six of [false, true]) {
-      const orig = buf(f);
-      const out = new PacketBuf(new Uint8Array(HEADROOM + cap));
-      const n = six ? buildPacketTooBig(orig, orig.start + l3off, mtu, FROM6, out) : buildFragNeeded(orig, orig.start + l3off, mtu, FROM4, out);
-      if (n < 0) assert.ok(known.has(-n), `${n}`);
-      else assert.equal(out.length, n);
-    }
-  }), { numRuns: 3000 });
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.boolean(),
+      fc.integer({ min: -2, max: 210 }),
+      fc.integer({ min: 0, max: 120 }),
+      fc.integer(),
+      (f, shape, l3off, cap, mtu) => {
+        if (shape && f.length > 40) {
+          f[14] = f[14]! & 1 ? 0x45 : 0x60;
+          f[12] = f[14] === 0x45 ? 0x08 : 0x86;
+        }
+        for (const six of [false, true]) {
+          const orig = buf(f);
+          const out = new PacketBuf(new Uint8Array(HEADROOM + cap));
+          const n = six ? buildPacketTooBig(orig, orig.start + l3off, mtu, FROM6, out) : buildFragNeeded(orig, orig.start + l3off, mtu, FROM4, out);
+          if (n < 0) assert.ok(known.has(-n), `${n}`);
+          else assert.equal(out.length, n);
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  );
 });
 
 // ---- limiter ------------------------------------------------------------------------------------------
 
-test('limiter: defaults are Linux\'s global ICMP limit, 1000 a second with a burst of 50', () => {
+test("limiter: defaults are Linux's global ICMP limit, 1000 a second with a burst of 50", () => {
   const l = new TooBigLimiter();
   assert.equal(l.ratePerSec, 1000);
   assert.equal(l.burst, 50);
@@ -501,27 +653,44 @@ test('limiter: the bucket never holds more than the burst, and a clock going bac
 });
 
 test('property: limiter matches an exact bigint token bucket for any call times', () => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 100_000 }), fc.integer({ min: 1, max: 100 }), fc.array(fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.integer({ min: 0, max: 3e12 })), { maxLength: 200 }), (rate, burst, gaps) => {
-    const l = new TooBigLimiter({ ratePerSec: rate, burst });
-    const cap = BigInt(burst) * 1_000_000_000n;
-    let credit = cap;
-    let t = 1_000_000;
-    let last = BigInt(t);
-    for (const g of gaps) {
-      t += g;
-      const now = BigInt(t);
-      credit += (now - last) * BigInt(rate);
-      if (credit > cap) credit = cap;
-      last = now;
-      const want = credit >= 1_000_000_000n;
-      if (want) credit -= 1_000_000_000n;
-      assert.equal(l.allow(t), want);
-    }
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 100_000 }),
+      fc.integer({ min: 1, max: 100 }),
+      fc.array(fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.integer({ min: 0, max: 3e12 })), { maxLength: 200 }),
+      (rate, burst, gaps) => {
+        const l = new TooBigLimiter({ ratePerSec: rate, burst });
+        const cap = BigInt(burst) * 1_000_000_000n;
+        let credit = cap;
+        let t = 1_000_000;
+        let last = BigInt(t);
+        for (const g of gaps) {
+          t += g;
+          const now = BigInt(t);
+          credit += (now - last) * BigInt(rate);
+          if (credit > cap) credit = cap;
+          last = now;
+          const want = credit >= 1_000_000_000n;
+          if (want) credit -= 1_000_000_000n;
+          assert.equal(l.allow(t), want);
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('limiter: options are validated', () => {
-  for (const o of [{ ratePerSec: 0 }, { ratePerSec: 1.5 }, { ratePerSec: -1 }, { ratePerSec: Number.NaN }, { ratePerSec: 2e9 }, { burst: 0 }, { burst: 2.5 }, { burst: 1e7 }]) {
+  for (const o of [
+    { ratePerSec: 0 },
+    { ratePerSec: 1.5 },
+    { ratePerSec: -1 },
+    { ratePerSec: Number.NaN },
+    { ratePerSec: 2e9 },
+    { burst: 0 },
+    { burst: 2.5 },
+    { burst: 1e7 },
+  ]) {
     assert.throws(() => new TooBigLimiter(o), RangeError, JSON.stringify(o));
   }
 });

@@ -2,8 +2,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  describeOverhead, ESP_CIPHERS, espMaxOverhead, espOverhead, overheadFor, podMtu, POD_MTU_CAP, tunnelOverhead,
-  type EspCipher, type OverheadSpec,
+  describeOverhead,
+  ESP_CIPHERS,
+  espMaxOverhead,
+  espOverhead,
+  overheadFor,
+  podMtu,
+  POD_MTU_CAP,
+  tunnelOverhead,
+  type EspCipher,
+  type OverheadSpec,
 } from '../../src/mtu/overhead.js';
 
 const CIPHERS = Object.keys(ESP_CIPHERS) as EspCipher[];
@@ -34,7 +42,7 @@ const GOLDEN: Array<[OverheadSpec, number, number]> = [
   [{ tunnel: 'gre', underlay: 4, esp: { cipher: 'aes-gcm-128' } }, 1424, 8924],
 ];
 
-test('overhead: golden pod MTUs for 1500 and 9000 underlays, Antrea\'s figures included', () => {
+test("overhead: golden pod MTUs for 1500 and 9000 underlays, Antrea's figures included", () => {
   for (const [spec, at1500, at9000] of GOLDEN) {
     assert.equal(podMtu(1500, spec), at1500, `${describeOverhead(spec)} at 1500`);
     assert.equal(podMtu(9000, spec), at9000, `${describeOverhead(spec)} at 9000`);
@@ -46,7 +54,7 @@ test('overhead: golden pod MTUs for 1500 and 9000 underlays, Antrea\'s figures i
   assert.equal(espMaxOverhead({ cipher: 'aes-gcm-256', udpEncap: true }), 45);
 });
 
-test('overhead: pod MTUs are capped at 65,000 (kind\'s 65,535-byte node MTU)', () => {
+test("overhead: pod MTUs are capped at 65,000 (kind's 65,535-byte node MTU)", () => {
   assert.equal(podMtu(65535, { tunnel: 'vxlan', underlay: 4 }), POD_MTU_CAP);
   assert.equal(podMtu(65535, { tunnel: 'geneve', underlay: 6, esp: { cipher: 'aes-gcm-128' } }), POD_MTU_CAP);
   assert.equal(podMtu(65050, { tunnel: 'vxlan', underlay: 4 }), 65000);
@@ -67,21 +75,29 @@ function linuxEspMtu(mtu: number, cipher: EspCipher, v: 4 | 6, udpEncap: boolean
   return ((mtu - headerLen - c.icvLen - netAdj) & ~(align - 1)) + netAdj - 2;
 }
 
-test('overhead: with ESP the pod MTU agrees with Linux\'s esp4/esp6_get_mtu, and is the largest that fits', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 600, max: 65535 }), fc.constantFrom(...CIPHERS), fc.constantFrom<4 | 6>(4, 6), fc.boolean(),
-    fc.constantFrom<OverheadSpec['tunnel']>('vxlan', 'geneve', 'gre'), fc.integer({ min: 0, max: 4 }),
-    (mtu, cipher, underlay, udpEncap, tunnel, optWords) => {
-      const spec: OverheadSpec = { tunnel, underlay, esp: { cipher, udpEncap }, ...(tunnel === 'geneve' ? { geneveOptionBytes: 4 * optWords } : {}) };
-      const pod = podMtu(mtu, spec);
-      const outerBeforeEsp = tunnelOverhead(spec) + pod;
-      if (pod < POD_MTU_CAP) {
-        // The outer packet before ESP is as large as Linux allows, and every size up to it fits.
-        assert.equal(outerBeforeEsp, linuxEspMtu(mtu, cipher, underlay, udpEncap));
-        assert.ok(pod + 1 + overheadFor(spec, pod + 1) > mtu, 'one more byte does not fit');
-      }
-      for (const x of [pod, pod - 1, pod - 2, pod - 3, Math.floor(pod / 2)]) if (x > 0) assert.ok(x + overheadFor(spec, x) <= mtu, `${x} fits`);
-    }), { numRuns: 500 });
+test("overhead: with ESP the pod MTU agrees with Linux's esp4/esp6_get_mtu, and is the largest that fits", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 600, max: 65535 }),
+      fc.constantFrom(...CIPHERS),
+      fc.constantFrom<4 | 6>(4, 6),
+      fc.boolean(),
+      fc.constantFrom<OverheadSpec['tunnel']>('vxlan', 'geneve', 'gre'),
+      fc.integer({ min: 0, max: 4 }),
+      (mtu, cipher, underlay, udpEncap, tunnel, optWords) => {
+        const spec: OverheadSpec = { tunnel, underlay, esp: { cipher, udpEncap }, ...(tunnel === 'geneve' ? { geneveOptionBytes: 4 * optWords } : {}) };
+        const pod = podMtu(mtu, spec);
+        const outerBeforeEsp = tunnelOverhead(spec) + pod;
+        if (pod < POD_MTU_CAP) {
+          // The outer packet before ESP is as large as Linux allows, and every size up to it fits.
+          assert.equal(outerBeforeEsp, linuxEspMtu(mtu, cipher, underlay, udpEncap));
+          assert.ok(pod + 1 + overheadFor(spec, pod + 1) > mtu, 'one more byte does not fit');
+        }
+        for (const x of [pod, pod - 1, pod - 2, pod - 3, Math.floor(pod / 2)]) if (x > 0) assert.ok(x + overheadFor(spec, x) <= mtu, `${x} fits`);
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test('overhead: bad specs are refused with the key and what was expected', () => {
@@ -93,7 +109,12 @@ test('overhead: bad specs are refused with the key and what was expected', () =>
     [{ tunnel: 'vxlan', underlay: 4, esp: { cipher: 'des' } }, /ESP cipher des is not one of/],
     [{ tunnel: 'vxlan', underlay: 4, espAllowance: -1 }, /espAllowance -1/],
   ];
-  for (const [spec, re] of bad) assert.throws(() => podMtu(1500, spec as OverheadSpec), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(spec));
+  for (const [spec, re] of bad)
+    assert.throws(
+      () => podMtu(1500, spec as OverheadSpec),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      JSON.stringify(spec),
+    );
   assert.throws(() => podMtu(67, { tunnel: 'vxlan', underlay: 4 }), /underlay MTU 67/);
   assert.throws(() => podMtu(70, { tunnel: 'vxlan', underlay: 6 }), /leaves no room/);
 });

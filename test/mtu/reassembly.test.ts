@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { fragmentIpv4, fragmentIpv6, IPV4_MIN_MTU, IPV6_MIN_MTU } from '../../src/mtu/fragment.js';
 import { DONE, HELD, PASS, Reassembler, type ReassemblerOptions } from '../../src/mtu/reassembly.js';
-import { type PacketBuf, type PacketPool } from '../../src/packet/buf.js';
+import type { PacketBuf, PacketPool } from '../../src/packet/buf.js';
 import { hex } from '../../src/wire/bytes.js';
 import { ipv4HeaderValid } from '../../src/wire/checksum.js';
 import { DropReason, dropReasonName } from '../../src/wire/drop.js';
@@ -49,7 +49,12 @@ function fragData(s: FragSpec): Uint8Array {
 function v4Frag(s: FragSpec): Uint8Array {
   return compose([
     eth(ETHERTYPE_IPV4),
-    ip4(s.src ?? '192.168.10.1', s.dst ?? '192.168.10.2', s.proto ?? IPPROTO_UDP, { dontFrag: false, moreFrags: s.more, fragOffset: s.start, ident: s.ident ?? 7 }),
+    ip4(s.src ?? '192.168.10.1', s.dst ?? '192.168.10.2', s.proto ?? IPPROTO_UDP, {
+      dontFrag: false,
+      moreFrags: s.more,
+      fragOffset: s.start,
+      ident: s.ident ?? 7,
+    }),
     { kind: 'data', bytes: fragData(s) },
   ]);
 }
@@ -79,7 +84,9 @@ function rig(opts: Partial<ReassemblerOptions> = {}, fragCount = 64, fragCapacit
   const frags = pool(fragCount, fragCapacity);
   const r = new Reassembler({ pool: big, ...opts });
   return {
-    r, big, frags,
+    r,
+    big,
+    frags,
     add(frame, now = 0) {
       const p = bufOf(frags, frame);
       const x = r.add(p, p.start + ETH, now);
@@ -139,8 +146,10 @@ function roundTrip(frame: Uint8Array, family: 4 | 6, mtu: number, seed: number, 
   order.forEach((f, i) => {
     const x = r.add(f, f.start + ETH, i);
     if (i === order.length - 1) assert.equal(res(x), 'DONE');
-    else if (x === DropReason.FragDuplicate) { duplicates++; f.release(); }
-    else assert.equal(res(x), 'HELD');
+    else if (x === DropReason.FragDuplicate) {
+      duplicates++;
+      f.release();
+    } else assert.equal(res(x), 'HELD');
   });
   assert.equal(duplicates, dups, 'each copy is a duplicate, whichever of the two came first');
   const q = r.take()!;
@@ -149,7 +158,11 @@ function roundTrip(frame: Uint8Array, family: 4 | 6, mtu: number, seed: number, 
   q.release();
   assert.equal(r.reassembled, 1);
   assert.equal(r.fragmentsIn, order.length);
-  assert.equal(r.drops.reduce((a, b) => a + b, 0), 0, 'nothing dropped by the reassembler');
+  assert.equal(
+    r.drops.reduce((a, b) => a + b, 0),
+    0,
+    'nothing dropped by the reassembler',
+  );
   assert.equal(fragPool.available, fragPool.size);
   assert.equal(src.available, 1);
   assert.equal(big.available, 1);
@@ -157,24 +170,58 @@ function roundTrip(frame: Uint8Array, family: 4 | 6, mtu: number, seed: number, 
 }
 
 test('reassembly: IPv4 datagrams up to 9000 bytes fragmented at random MTUs come back byte for byte, whatever the order and duplicates', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 9000 - 28 }), fc.integer({ min: IPV4_MIN_MTU + 100, max: 9000 }), fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 0, max: 4 }), fc.boolean(),
-    (payload, mtu, seed, dups, withTcp) => roundTrip(v4Frame({ payload, seed, tcp: withTcp }), 4, mtu, seed, dups)), { numRuns: 150 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 9000 - 28 }),
+      fc.integer({ min: IPV4_MIN_MTU + 100, max: 9000 }),
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.integer({ min: 0, max: 4 }),
+      fc.boolean(),
+      (payload, mtu, seed, dups, withTcp) => roundTrip(v4Frame({ payload, seed, tcp: withTcp }), 4, mtu, seed, dups),
+    ),
+    { numRuns: 150 },
+  );
 });
 
 test('reassembly: IPv4 datagrams up to 65,000 bytes (small MTUs too)', () => {
-  fc.assert(fc.property(fc.integer({ min: 9000, max: 65000 - 28 }), fc.integer({ min: IPV4_MIN_MTU + 100, max: 9000 }), fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 0, max: 3 }),
-    (payload, mtu, seed, dups) => roundTrip(v4Frame({ payload, seed }), 4, mtu, seed, dups)), { numRuns: 20 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 9000, max: 65000 - 28 }),
+      fc.integer({ min: IPV4_MIN_MTU + 100, max: 9000 }),
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.integer({ min: 0, max: 3 }),
+      (payload, mtu, seed, dups) => roundTrip(v4Frame({ payload, seed }), 4, mtu, seed, dups),
+    ),
+    { numRuns: 20 },
+  );
 });
 
 test('reassembly: IPv6 datagrams (extension headers included) up to 9000 and 65,000 bytes', () => {
   const extArb = fc.constantFrom<number[]>([], [0], [43], [60], [0, 60, 43, 60]);
-  fc.assert(fc.property(fc.integer({ min: 0, max: 9000 }), fc.integer({ min: IPV6_MIN_MTU, max: 9000 }), extArb, fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 0, max: 4 }),
-    (payload, mtu, ext, seed, dups) => roundTrip(v6Frame({ payload, ext, seed }), 6, mtu, seed, dups)), { numRuns: 150 });
-  fc.assert(fc.property(fc.integer({ min: 9000, max: 65000 - 200 }), fc.integer({ min: IPV6_MIN_MTU, max: 9000 }), extArb, fc.integer({ min: 1, max: 1 << 30 }),
-    (payload, mtu, ext, seed) => roundTrip(v6Frame({ payload, ext, seed }), 6, mtu, seed, 2)), { numRuns: 20 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 9000 }),
+      fc.integer({ min: IPV6_MIN_MTU, max: 9000 }),
+      extArb,
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.integer({ min: 0, max: 4 }),
+      (payload, mtu, ext, seed, dups) => roundTrip(v6Frame({ payload, ext, seed }), 6, mtu, seed, dups),
+    ),
+    { numRuns: 150 },
+  );
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 9000, max: 65000 - 200 }),
+      fc.integer({ min: IPV6_MIN_MTU, max: 9000 }),
+      extArb,
+      fc.integer({ min: 1, max: 1 << 30 }),
+      (payload, mtu, ext, seed) => roundTrip(v6Frame({ payload, ext, seed }), 6, mtu, seed, 2),
+    ),
+    { numRuns: 20 },
+  );
 });
 
-test('reassembly: the result keeps the first fragment\'s link header and options, with total length, flags and checksum fixed', () => {
+test("reassembly: the result keeps the first fragment's link header and options, with total length, flags and checksum fixed", () => {
   const t = rig();
   const a = v4Frag({ start: 0, len: 16, more: true });
   const b = v4Frag({ start: 16, len: 5, more: false });
@@ -215,7 +262,11 @@ test('reassembly: an IPv6 atomic fragment (offset 0, M clear) is a whole packet,
   assert.equal(res(t.add(v6Frag({ start: 16, len: 8, more: true }))), 'HELD');
   assert.equal(res(t.add(v6Frag({ start: 0, len: 24, more: false }))), 'DONE');
   const got = takeBytes(t.r);
-  const want = compose([eth(ETHERTYPE_IPV6), ip6('fd00:cafe::a', 'fd00:cafe::b', IPPROTO_UDP), { kind: 'data', bytes: fragData({ start: 0, len: 24, more: false }) }]);
+  const want = compose([
+    eth(ETHERTYPE_IPV6),
+    ip6('fd00:cafe::a', 'fd00:cafe::b', IPPROTO_UDP),
+    { kind: 'data', bytes: fragData({ start: 0, len: 24, more: false }) },
+  ]);
   assert.equal(hex(got), hex(want));
   assert.equal(t.r.datagrams, 1, 'the queued fragment is still waiting');
   t.r.clear();
@@ -239,20 +290,66 @@ test('reassembly: an exact duplicate is dropped alone (FragDuplicate); the datag
 
 test('reassembly: any overlap discards the whole datagram, the new fragment included (RFC 5722)', () => {
   const cases: Array<[string, Array<[number, number, boolean]>]> = [
-    ['into the previous', [[0, 16, true], [8, 16, true]]],
-    ['into the next', [[16, 16, true], [8, 16, true]]],
-    ['same start, longer', [[0, 16, true], [0, 24, true]]],
-    ['inside', [[0, 32, true], [8, 8, true]]],
-    ['covering', [[8, 8, true], [0, 32, true]]],
-    ['last overlapping a held one', [[0, 16, true], [8, 12, false]]],
-    ['between two, touching both', [[0, 16, true], [32, 16, true], [8, 32, true]]],
+    [
+      'into the previous',
+      [
+        [0, 16, true],
+        [8, 16, true],
+      ],
+    ],
+    [
+      'into the next',
+      [
+        [16, 16, true],
+        [8, 16, true],
+      ],
+    ],
+    [
+      'same start, longer',
+      [
+        [0, 16, true],
+        [0, 24, true],
+      ],
+    ],
+    [
+      'inside',
+      [
+        [0, 32, true],
+        [8, 8, true],
+      ],
+    ],
+    [
+      'covering',
+      [
+        [8, 8, true],
+        [0, 32, true],
+      ],
+    ],
+    [
+      'last overlapping a held one',
+      [
+        [0, 16, true],
+        [8, 12, false],
+      ],
+    ],
+    [
+      'between two, touching both',
+      [
+        [0, 16, true],
+        [32, 16, true],
+        [8, 32, true],
+      ],
+    ],
   ];
   for (const mk of [v4Frag, v6Frag]) {
     for (const [what, specs] of cases) {
       const t = rig();
       const got = specs.map(([start, len, more]) => res(t.add(mk({ start, len, more }))));
       assert.equal(got[got.length - 1], 'FragOverlap', `${what}: ${got.join(' ')}`);
-      assert.ok(got.slice(0, -1).every((x) => x === 'HELD'), what);
+      assert.ok(
+        got.slice(0, -1).every((x) => x === 'HELD'),
+        what,
+      );
       assert.equal(t.r.drops[DropReason.FragOverlap], specs.length - 1, `${what}: every held fragment counted`);
       t.assertAllFree();
     }
@@ -261,11 +358,43 @@ test('reassembly: any overlap discards the whole datagram, the new fragment incl
 
 test('reassembly: fragments that disagree on the end discard the datagram (FragInconsistent)', () => {
   const cases: Array<[string, Array<[number, number, boolean]>]> = [
-    ['two different last fragments', [[0, 8, true], [16, 8, false], [24, 3, false]]],
-    ['data past the known end', [[24, 3, false], [32, 8, true]]],
-    ['a non-last fragment reaching the known end', [[24, 8, false], [0, 8, true], [16, 16, true]]],
-    ['a last fragment before held data', [[32, 16, true], [8, 8, false]]],
-    ['a last fragment ending where a non-last one ends', [[16, 16, true], [24, 8, false]]],
+    [
+      'two different last fragments',
+      [
+        [0, 8, true],
+        [16, 8, false],
+        [24, 3, false],
+      ],
+    ],
+    [
+      'data past the known end',
+      [
+        [24, 3, false],
+        [32, 8, true],
+      ],
+    ],
+    [
+      'a non-last fragment reaching the known end',
+      [
+        [24, 8, false],
+        [0, 8, true],
+        [16, 16, true],
+      ],
+    ],
+    [
+      'a last fragment before held data',
+      [
+        [32, 16, true],
+        [8, 8, false],
+      ],
+    ],
+    [
+      'a last fragment ending where a non-last one ends',
+      [
+        [16, 16, true],
+        [24, 8, false],
+      ],
+    ],
   ];
   for (const mk of [v4Frag, v6Frag]) {
     for (const [what, specs] of cases) {
@@ -303,7 +432,11 @@ test('reassembly: tiny first fragments are refused (RFC 1858 for IPv4, RFC 7112 
   // IPv6: the headers after the Fragment header and the upper-layer header, all in the first fragment.
   assert.equal(res(t.add(v6Frag({ start: 0, len: 16, more: true, proto: IPPROTO_TCP }))), 'FragTinyFirst');
   const destOpts = Uint8Array.from([IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0]);
-  assert.equal(res(t.add(v6Frag({ start: 0, len: 8, more: true, proto: IPV6_NH_DEST_OPTS, head: destOpts, ident: 5 }))), 'FragTinyFirst', 'options but no UDP header');
+  assert.equal(
+    res(t.add(v6Frag({ start: 0, len: 8, more: true, proto: IPV6_NH_DEST_OPTS, head: destOpts, ident: 5 }))),
+    'FragTinyFirst',
+    'options but no UDP header',
+  );
   const longOpts = Uint8Array.from([IPPROTO_UDP, 2, 1, 20, 0, 0, 0, 0]); // 24 bytes of options, 8 present
   assert.equal(res(t.add(v6Frag({ start: 0, len: 8, more: true, proto: IPV6_NH_DEST_OPTS, head: longOpts, ident: 6 }))), 'FragTinyFirst', 'options cut off');
   assert.equal(res(t.add(v6Frag({ start: 0, len: 16, more: true, proto: IPV6_NH_DEST_OPTS, head: destOpts, ident: 7 }))), 'HELD');
@@ -317,26 +450,41 @@ test('reassembly: a bad IPv4 header checksum or a malformed header is dropped wi
   const f = v4Frag({ start: 0, len: 16, more: true });
   f[ETH + 8] = f[ETH + 8]! ^ 1;
   assert.equal(res(t.add(f)), 'Ipv4BadChecksum');
-  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.boolean(), (junk, v6) => {
-    const base = v6 ? v6Frag({ start: 8, len: 16, more: true }) : v4Frag({ start: 8, len: 16, more: true });
-    const frame = new Uint8Array(ETH + 1 + junk.length);
-    frame.set(base.subarray(0, ETH + 1));
-    frame.set(junk, ETH + 1);
-    const x = t.add(frame);
-    assert.ok(x === HELD || x === PASS || x === DONE || x > 0, res(x));
-    if (x === DONE) takeBytes(t.r);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.boolean(), (junk, v6) => {
+      const base = v6 ? v6Frag({ start: 8, len: 16, more: true }) : v4Frag({ start: 8, len: 16, more: true });
+      const frame = new Uint8Array(ETH + 1 + junk.length);
+      frame.set(base.subarray(0, ETH + 1));
+      frame.set(junk, ETH + 1);
+      const x = t.add(frame);
+      assert.ok(x === HELD || x === PASS || x === DONE || x > 0, res(x));
+      if (x === DONE) takeBytes(t.r);
+    }),
+    { numRuns: 300 },
+  );
   t.r.clear();
   t.assertAllFree();
 });
 
 test('reassembly: datagrams of different keys never mix (IPv4 source, destination, protocol, identification; IPv6 source, destination, identification)', () => {
   const t = rig();
-  const v4Keys: FragSpec[] = [{ start: 0, len: 0, more: true }, { start: 0, len: 0, more: true, src: '192.168.10.9' }, { start: 0, len: 0, more: true, dst: '192.168.10.9' },
-    { start: 0, len: 0, more: true, proto: 50 }, { start: 0, len: 0, more: true, ident: 8 }];
-  const v6Keys: FragSpec[] = [{ start: 0, len: 0, more: true }, { start: 0, len: 0, more: true, src: 'fd00:cafe::9' }, { start: 0, len: 0, more: true, dst: 'fd00:cafe::9' },
-    { start: 0, len: 0, more: true, ident: 0x80000007 }];
-  for (const [mk, keys] of [[v4Frag, v4Keys], [v6Frag, v6Keys]] as const) {
+  const v4Keys: FragSpec[] = [
+    { start: 0, len: 0, more: true },
+    { start: 0, len: 0, more: true, src: '192.168.10.9' },
+    { start: 0, len: 0, more: true, dst: '192.168.10.9' },
+    { start: 0, len: 0, more: true, proto: 50 },
+    { start: 0, len: 0, more: true, ident: 8 },
+  ];
+  const v6Keys: FragSpec[] = [
+    { start: 0, len: 0, more: true },
+    { start: 0, len: 0, more: true, src: 'fd00:cafe::9' },
+    { start: 0, len: 0, more: true, dst: 'fd00:cafe::9' },
+    { start: 0, len: 0, more: true, ident: 0x80000007 },
+  ];
+  for (const [mk, keys] of [
+    [v4Frag, v4Keys],
+    [v6Frag, v6Keys],
+  ] as const) {
     // First halves of every key, then second halves: each must complete its own datagram with its own bytes.
     keys.forEach((k, i) => assert.equal(res(t.add(mk({ ...k, start: 0, len: 16, more: true, salt: i }))), 'HELD'));
     assert.equal(t.r.datagrams, keys.length);
@@ -358,56 +506,70 @@ function takeWant(mk: typeof v4Frag, k: FragSpec, salt: number): Uint8Array {
 // ---- a model of the rules, checked against random fragment sequences ----------------------------------------------
 
 test('reassembly: random fragment sequences of one datagram follow the rules exactly (model check)', () => {
-  const specArb = fc.record({ start: fc.integer({ min: 0, max: 8 }).map((x) => x * 8), units: fc.integer({ min: 1, max: 4 }), tail: fc.integer({ min: 1, max: 8 }), more: fc.boolean() }, { noNullPrototype: true });
-  fc.assert(fc.property(fc.array(specArb, { minLength: 1, maxLength: 12 }), fc.boolean(), (specs, v6) => {
-    const mk = v6 ? v6Frag : v4Frag;
-    const t = rig();
-    type H = { s: number; e: number; more: boolean };
-    let held: H[] = [];
-    let known = -1;
-    const dropped = new Float64Array(t.r.drops.length);
-    for (const sp of specs) {
-      const len = sp.more ? sp.units * 8 : sp.units * 8 - 8 + sp.tail;
-      const s = sp.start;
-      const e = s + len;
-      let want: string;
-      if (s === 0 && !sp.more) want = v6 ? 'DONE' : 'PASS';
-      else if (held.length === 0) want = 'HELD';
-      else {
-        const maxEnd = Math.max(...held.map((h) => h.e));
-        const maxMoreEnd = Math.max(-1, ...held.filter((h) => h.more).map((h) => h.e));
-        const inconsistent = sp.more ? known >= 0 && e >= known : (known >= 0 && known !== e) || e < maxEnd || e <= maxMoreEnd;
-        if (inconsistent) want = 'FragInconsistent';
-        else if (held.some((h) => h.s === s && h.e === e)) want = 'FragDuplicate';
-        else if (held.some((h) => h.s < e && s < h.e)) want = 'FragOverlap';
+  const specArb = fc.record(
+    {
+      start: fc.integer({ min: 0, max: 8 }).map((x) => x * 8),
+      units: fc.integer({ min: 1, max: 4 }),
+      tail: fc.integer({ min: 1, max: 8 }),
+      more: fc.boolean(),
+    },
+    { noNullPrototype: true },
+  );
+  fc.assert(
+    fc.property(fc.array(specArb, { minLength: 1, maxLength: 12 }), fc.boolean(), (specs, v6) => {
+      const mk = v6 ? v6Frag : v4Frag;
+      const t = rig();
+      type H = { s: number; e: number; more: boolean };
+      let held: H[] = [];
+      let known = -1;
+      const dropped = new Float64Array(t.r.drops.length);
+      for (const sp of specs) {
+        const len = sp.more ? sp.units * 8 : sp.units * 8 - 8 + sp.tail;
+        const s = sp.start;
+        const e = s + len;
+        let want: string;
+        if (s === 0 && !sp.more) want = v6 ? 'DONE' : 'PASS';
+        else if (held.length === 0) want = 'HELD';
         else {
-          const end = sp.more ? known : e;
-          want = end >= 0 && held.reduce((a, h) => a + h.e - h.s, 0) + len === end ? 'DONE' : 'HELD';
+          const maxEnd = Math.max(...held.map((h) => h.e));
+          const maxMoreEnd = Math.max(-1, ...held.filter((h) => h.more).map((h) => h.e));
+          const inconsistent = sp.more ? known >= 0 && e >= known : (known >= 0 && known !== e) || e < maxEnd || e <= maxMoreEnd;
+          if (inconsistent) want = 'FragInconsistent';
+          else if (held.some((h) => h.s === s && h.e === e)) want = 'FragDuplicate';
+          else if (held.some((h) => h.s < e && s < h.e)) want = 'FragOverlap';
+          else {
+            const end = sp.more ? known : e;
+            want = end >= 0 && held.reduce((a, h) => a + h.e - h.s, 0) + len === end ? 'DONE' : 'HELD';
+          }
+        }
+        const got = res(t.add(mk({ start: s, len, more: sp.more })));
+        assert.equal(got, want, `${JSON.stringify(sp)} with ${JSON.stringify(held)}, end ${known}`);
+        if (want === 'DONE') {
+          const bytes = takeBytes(t.r);
+          const end = s === 0 && !sp.more ? e : sp.more ? known : e;
+          const dataAt = bytes.length - end;
+          for (let i = 0; i < end; i++) if (bytes[dataAt + i] !== pattern(i)) assert.fail(`reassembled byte ${i}`);
+          if (!(s === 0 && !sp.more)) {
+            held = [];
+            known = -1;
+          }
+        } else if (want === 'FragInconsistent' || want === 'FragOverlap') {
+          const reason = want === 'FragOverlap' ? DropReason.FragOverlap : DropReason.FragInconsistent;
+          dropped[reason] = dropped[reason]! + held.length;
+          held = [];
+          known = -1;
+        } else if (want === 'HELD') {
+          held.push({ s, e, more: sp.more });
+          if (!sp.more) known = e;
         }
       }
-      const got = res(t.add(mk({ start: s, len, more: sp.more })));
-      assert.equal(got, want, `${JSON.stringify(sp)} with ${JSON.stringify(held)}, end ${known}`);
-      if (want === 'DONE') {
-        const bytes = takeBytes(t.r);
-        const end = s === 0 && !sp.more ? e : sp.more ? known : e;
-        const dataAt = bytes.length - end;
-        for (let i = 0; i < end; i++) if (bytes[dataAt + i] !== pattern(i)) assert.fail(`reassembled byte ${i}`);
-        if (!(s === 0 && !sp.more)) { held = []; known = -1; }
-      } else if (want === 'FragInconsistent' || want === 'FragOverlap') {
-        const reason = want === 'FragOverlap' ? DropReason.FragOverlap : DropReason.FragInconsistent;
-        dropped[reason] = dropped[reason]! + held.length;
-        held = [];
-        known = -1;
-      } else if (want === 'HELD') {
-        held.push({ s, e, more: sp.more });
-        if (!sp.more) known = e;
-      }
-    }
-    assert.deepEqual([...t.r.drops], [...dropped]);
-    assert.equal(t.r.heldFragments, held.length);
-    t.r.clear();
-    t.assertAllFree();
-  }), { numRuns: 400 });
+      assert.deepEqual([...t.r.drops], [...dropped]);
+      assert.equal(t.r.heldFragments, held.length);
+      t.r.clear();
+      t.assertAllFree();
+    }),
+    { numRuns: 400 },
+  );
 });
 
 // ---- memory ------------------------------------------------------------------------------------------------------------
@@ -530,7 +692,10 @@ test('reassembly: no big buffer (pool empty, or too small) discards the datagram
   const small = pool(1, 1000);
   const r = new Reassembler({ pool: small });
   const frags = pool(4, 1500);
-  for (const [start, len, more] of [[0, 1000, true], [1000, 10, false]] as const) {
+  for (const [start, len, more] of [
+    [0, 1000, true],
+    [1000, 10, false],
+  ] as const) {
     const p = bufOf(frags, v4Frag({ start, len, more }));
     const x = r.add(p, p.start + ETH, 0);
     if (x > 0) p.release();
@@ -544,16 +709,31 @@ test('reassembly: no big buffer (pool empty, or too small) discards the datagram
 test('reassembly: options are validated, each RangeError naming its option', () => {
   const big = pool(1, 2048);
   const bad: Array<[keyof ReassemblerOptions, unknown]> = [
-    ['timeoutNs', 0], ['timeoutNs', -1], ['timeoutNs', Number.NaN], ['timeoutNs', Infinity],
-    ['memoryCap', 0], ['memoryCap', 1.5], ['memoryCap', 'big'],
-    ['perSourceCap', 0], ['perSourceCap', 8 << 20],
-    ['maxDatagrams', 0], ['maxDatagrams', 2.5],
-    ['maxFragments', 0], ['maxFragments', -3],
+    ['timeoutNs', 0],
+    ['timeoutNs', -1],
+    ['timeoutNs', Number.NaN],
+    ['timeoutNs', Infinity],
+    ['memoryCap', 0],
+    ['memoryCap', 1.5],
+    ['memoryCap', 'big'],
+    ['perSourceCap', 0],
+    ['perSourceCap', 8 << 20],
+    ['maxDatagrams', 0],
+    ['maxDatagrams', 2.5],
+    ['maxFragments', 0],
+    ['maxFragments', -3],
   ];
   for (const [name, v] of bad) {
-    assert.throws(() => new Reassembler({ pool: big, [name]: v } as ReassemblerOptions), (e: unknown) => e instanceof RangeError && e.message.includes(name), `${name} = ${String(v)}`);
+    assert.throws(
+      () => new Reassembler({ pool: big, [name]: v } as ReassemblerOptions),
+      (e: unknown) => e instanceof RangeError && e.message.includes(name),
+      `${name} = ${String(v)}`,
+    );
   }
-  assert.throws(() => new Reassembler({} as ReassemblerOptions), (e: unknown) => e instanceof RangeError && e.message.includes('pool'));
+  assert.throws(
+    () => new Reassembler({} as ReassemblerOptions),
+    (e: unknown) => e instanceof RangeError && e.message.includes('pool'),
+  );
   const r = new Reassembler({ pool: big });
   assert.equal(r.timeoutNs, 30e9);
   assert.equal(r.memoryCap, 4 << 20);

@@ -36,7 +36,9 @@ export function v4Frame(o: V4Opts): Uint8Array {
   const layers: Layer[] = [
     eth(ETHERTYPE_IPV4, tags),
     ip4(o.src ?? '192.168.10.1', o.dst ?? '192.168.10.2', o.tcp === true ? IPPROTO_TCP : IPPROTO_UDP, {
-      dontFrag: o.dontFrag ?? false, ident: o.ident ?? 0x4242, options: o.options ?? new Uint8Array(0),
+      dontFrag: o.dontFrag ?? false,
+      ident: o.ident ?? 0x4242,
+      options: o.options ?? new Uint8Array(0),
     }),
     o.tcp === true ? tcp(40000, 443, 0x018) : udp(50000, 4789),
     { kind: 'data', bytes: randomBytes(o.payload, o.seed ?? 1) },
@@ -60,7 +62,8 @@ export function v6Frame(o: V6Opts): Uint8Array {
   ext.forEach((t, i) => {
     const next = ext[i + 1] ?? IPPROTO_UDP;
     // A Routing header type 0 with segments left 0 and one address (24 bytes); options headers padded (PadN).
-    const data = t === IPV6_NH_ROUTING ? fromHex('0000' + '00000000' + '20010db8000000000000000000000001') : fromHex('01040000000000000000000000000000'.slice(0, 12));
+    const data =
+      t === IPV6_NH_ROUTING ? fromHex('0000' + '00000000' + '20010db8000000000000000000000001') : fromHex('01040000000000000000000000000000'.slice(0, 12));
     layers.push({ kind: 'ipv6ext', repr: { headerType: t, nextHeader: next, data } });
   });
   layers.push(udp(50000, 4789), { kind: 'data', bytes: randomBytes(o.payload, o.seed ?? 1) });

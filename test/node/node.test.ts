@@ -24,14 +24,19 @@ import { assertBooks, assertPoolFull, VirtualClock } from '../datapath/topology.
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LABS = join(ROOT, 'scenarios');
-const labs = readdirSync(LABS).filter((f) => f.endsWith('.yaml')).sort();
+const labs = readdirSync(LABS)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 const lab = (name: string): string => join(LABS, `${name}.yaml`);
 
 /** Only strings, numbers, booleans, null, arrays and plain objects, all the way down. */
 function assertPlain(v: unknown, at: string): void {
   if (v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return;
   assert.ok(typeof v === 'object', `${at}: ${typeof v}`);
-  if (Array.isArray(v)) { v.forEach((x, i) => assertPlain(x, `${at}[${i}]`)); return; }
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => assertPlain(x, `${at}[${i}]`));
+    return;
+  }
   assert.equal(Object.getPrototypeOf(v), Object.prototype, `${at}: not a plain object`);
   for (const [k, x] of Object.entries(v)) assertPlain(x, `${at}.${k}`);
 }
@@ -41,15 +46,40 @@ function describe(br: Bridge): unknown {
   const tun = br.tunnel(TUNNEL_PORT);
   const gw = br.gateway;
   return {
-    ports: br.ports.map((p) => p === null ? null : { name: p.name, kind: p.kind, mac: p.mac, mtu: p.mtu, vlan: p.vlan, trunk: p.isTrunk }),
-    gateway: gw === null ? null : { mac: gw.mac, v4: gw.v4, v4Len: gw.v4Len, v6: gw.v6 === null ? null : [...gw.v6], v6Len: gw.v6Len, hostMac: gw.hostMac, routes: gw.routes(), neighbours: gw.neighbors() },
+    ports: br.ports.map((p) => (p === null ? null : { name: p.name, kind: p.kind, mac: p.mac, mtu: p.mtu, vlan: p.vlan, trunk: p.isTrunk })),
+    gateway:
+      gw === null
+        ? null
+        : {
+            mac: gw.mac,
+            v4: gw.v4,
+            v4Len: gw.v4Len,
+            v6: gw.v6 === null ? null : [...gw.v6],
+            v6Len: gw.v6Len,
+            hostMac: gw.hostMac,
+            routes: gw.routes(),
+            neighbours: gw.neighbors(),
+          },
     tunnel: {
-      kind: tun.kind, mode: tun.mode, vni: tun.vni, dstPort: tun.dstPort, family: tun.family, icmpTooBig: tun.icmpTooBig, fragmentPolicy: tun.fragmentPolicy, mssClamp: tun.mssClamp,
-      options: tun.options.map((o) => ({ ...o, data: [...o.data] })), esp: tun.sadb === null ? null : { cipher: tun.sadb.cipher, udpEncap: tun.sadb.udpEncap, peers: tun.sadb.peers.map((p) => [p.name, p.addr]) },
+      kind: tun.kind,
+      mode: tun.mode,
+      vni: tun.vni,
+      dstPort: tun.dstPort,
+      family: tun.family,
+      icmpTooBig: tun.icmpTooBig,
+      fragmentPolicy: tun.fragmentPolicy,
+      mssClamp: tun.mssClamp,
+      options: tun.options.map((o) => ({ ...o, data: [...o.data] })),
+      esp: tun.sadb === null ? null : { cipher: tun.sadb.cipher, udpEncap: tun.sadb.udpEncap, peers: tun.sadb.peers.map((p) => [p.name, p.addr]) },
       vteps: tun.vteps.map((v) => ({ ip: v.ip, mac: v.mac, vnis: [...v.vnis] })),
-      segments: Array.from({ length: 4095 }, (_, s) => tun.vniFor(s)).map((vni, s) => [s, vni]).filter(([, vni]) => tun.mode === 'l2' && vni! >= 0),
+      segments: Array.from({ length: 4095 }, (_, s) => tun.vniFor(s))
+        .map((vni, s) => [s, vni])
+        .filter(([, vni]) => tun.mode === 'l2' && vni! >= 0),
     },
-    staticMacs: br.macs.entries().filter((e) => e.isStatic).map((e) => [e.segment, e.mac, e.port, e.aux]),
+    staticMacs: br.macs
+      .entries()
+      .filter((e) => e.isStatic)
+      .map((e) => [e.segment, e.mac, e.port, e.aux]),
   };
 }
 
@@ -66,8 +96,14 @@ function buildWithEndpoints(cfg: NodeConfig, pool = new PacketPool({ count: 256,
   const pods = new Map<string, Endpoint>();
   const under = underlay ?? new Endpoint('eth0', pool, macFromString(cfg.underlayMac)!, 1500);
   const nd = buildNode(cfg, {
-    pool, clock: new VirtualClock(), underlay: under,
-    pod: (p) => { const e = new Endpoint(p.name, pool, macFromString(p.mac)!, p.mtu); pods.set(p.name, e); return e; },
+    pool,
+    clock: new VirtualClock(),
+    underlay: under,
+    pod: (p) => {
+      const e = new Endpoint(p.name, pool, macFromString(p.mac)!, p.mtu);
+      pods.set(p.name, e);
+      return e;
+    },
     ...(cfg.stack !== null ? { stack: new Endpoint(HOST_PORT, pool, macFromString(cfg.stack.mac)!, cfg.stack.mtu) } : {}),
   });
   return { nd, pool, underlay: under as Endpoint, pods };
@@ -82,34 +118,76 @@ test('configs: plain data (JSON round-trips to the same value), addresses and MA
     }
   }
   const [n1, n2] = nodeConfigsFromScenario(loadScenario(lab('esp-encryption')), { stacks: ['node2'] }) as [NodeConfig, NodeConfig];
-  assert.deepEqual({ ...n1, pods: undefined }, {
-    name: 'node1', mode: 'routed', underlayIp: '172.18.0.2', underlayMac: '02:02:00:00:00:01',
-    tunnel: { kind: 'vxlan', vni: 1, options: [], knownOptions: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true, udpPort: null },
-    esp: { cipher: 'aes-gcm-128', udpEncap: false, secret: { passphrase: 'lab-secret' } },
-    gateway: { mac: '02:01:00:00:00:01', mtu: 1500, ipv4: '10.244.1.1/24', ipv6: null },
-    pods: undefined, stack: null,
-    peers: [{ name: 'node2', underlayIp: '172.18.0.3', underlayMac: '02:02:00:00:00:02', podCIDRs: ['10.244.2.0/24'], vnis: [] }],
-    vniSegments: [],
-  });
+  assert.deepEqual(
+    { ...n1, pods: undefined },
+    {
+      name: 'node1',
+      mode: 'routed',
+      underlayIp: '172.18.0.2',
+      underlayMac: '02:02:00:00:00:01',
+      tunnel: { kind: 'vxlan', vni: 1, options: [], knownOptions: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true, udpPort: null },
+      esp: { cipher: 'aes-gcm-128', udpEncap: false, secret: { passphrase: 'lab-secret' } },
+      gateway: { mac: '02:01:00:00:00:01', mtu: 1500, ipv4: '10.244.1.1/24', ipv6: null },
+      pods: undefined,
+      stack: null,
+      peers: [{ name: 'node2', underlayIp: '172.18.0.3', underlayMac: '02:02:00:00:00:02', podCIDRs: ['10.244.2.0/24'], vnis: [] }],
+      vniSegments: [],
+    },
+  );
   assert.deepEqual(n1.pods, [{ name: 'client', mac: '02:00:00:01:00:01', mtu: 1416, ip4: '10.244.1.2', ip6: null, segment: 0, vni: null }]);
   assert.deepEqual(n2.stack, { mac: '02:03:00:00:00:02', mtu: 1416 });
   // l2: a segment per VNI on each node, peers are the nodes sharing a VNI, with the VNIs they share.
   const t = nodeConfigsFromScenario(loadScenario(lab('tenants-vni')));
-  assert.deepEqual(t.map((c) => c.vniSegments), [[{ vni: 100, segment: 1 }, { vni: 200, segment: 2 }], [{ vni: 100, segment: 1 }, { vni: 200, segment: 2 }]]);
-  assert.deepEqual(t.map((c) => c.peers.map((p) => [p.name, p.vnis])), [[['node2', [100, 200]]], [['node1', [100, 200]]]]);
-  assert.deepEqual(t.map((c) => [c.gateway, c.stack]), [[null, null], [null, null]]);
-  const lonely = parseScenario('name: l\ntunnel: { mode: l2 }\nnodes:\n  - { name: a, pods: [{ name: p, ip: 10.0.0.1, vni: 7 }] }\n  - { name: b, pods: [{ name: q, ip: 10.0.0.2, vni: 8 }] }\n', 'l.yaml');
-  assert.deepEqual(nodeConfigsFromScenario(lonely).map((c) => c.peers), [[], []], 'nodes sharing no VNI are no peers');
+  assert.deepEqual(
+    t.map((c) => c.vniSegments),
+    [
+      [
+        { vni: 100, segment: 1 },
+        { vni: 200, segment: 2 },
+      ],
+      [
+        { vni: 100, segment: 1 },
+        { vni: 200, segment: 2 },
+      ],
+    ],
+  );
+  assert.deepEqual(
+    t.map((c) => c.peers.map((p) => [p.name, p.vnis])),
+    [[['node2', [100, 200]]], [['node1', [100, 200]]]],
+  );
+  assert.deepEqual(
+    t.map((c) => [c.gateway, c.stack]),
+    [
+      [null, null],
+      [null, null],
+    ],
+  );
+  const lonely = parseScenario(
+    'name: l\ntunnel: { mode: l2 }\nnodes:\n  - { name: a, pods: [{ name: p, ip: 10.0.0.1, vni: 7 }] }\n  - { name: b, pods: [{ name: q, ip: 10.0.0.2, vni: 8 }] }\n',
+    'l.yaml',
+  );
+  assert.deepEqual(
+    nodeConfigsFromScenario(lonely).map((c) => c.peers),
+    [[], []],
+    'nodes sharing no VNI are no peers',
+  );
 });
 
-test('configs: one VNI on two VLANs between nodes is a NodeBuildError, which is the simulator\'s SimBuildError', () => {
-  const text = 'name: v\ntunnel: { mode: l2 }\nnodes:\n  - { name: a, pods: [{ name: p, ip: 10.0.0.1, vni: 7, vlan: 10 }, { name: p2, ip: 10.0.0.3, vni: 7, vlan: 20 }] }\n  - { name: b, pods: [{ name: q, ip: 10.0.0.2, vni: 7 }] }\n';
+test("configs: one VNI on two VLANs between nodes is a NodeBuildError, which is the simulator's SimBuildError", () => {
+  const text =
+    'name: v\ntunnel: { mode: l2 }\nnodes:\n  - { name: a, pods: [{ name: p, ip: 10.0.0.1, vni: 7, vlan: 10 }, { name: p2, ip: 10.0.0.3, vni: 7, vlan: 20 }] }\n  - { name: b, pods: [{ name: q, ip: 10.0.0.2, vni: 7 }] }\n';
   const s = parseScenario(text, 'v.yaml');
-  assert.throws(() => nodeConfigsFromScenario(s), (e: unknown) => e instanceof NodeBuildError && e instanceof SimBuildError && /pod a\/p2: VNI 7 is already carried by VLAN 10/.test(e.message));
-  assert.throws(() => new Cluster(s), (e: unknown) => e instanceof SimBuildError && /VNI 7 is already carried by VLAN 10/.test(e.message));
+  assert.throws(
+    () => nodeConfigsFromScenario(s),
+    (e: unknown) => e instanceof NodeBuildError && e instanceof SimBuildError && /pod a\/p2: VNI 7 is already carried by VLAN 10/.test(e.message),
+  );
+  assert.throws(
+    () => new Cluster(s),
+    (e: unknown) => e instanceof SimBuildError && /VNI 7 is already carried by VLAN 10/.test(e.message),
+  );
 });
 
-test('both worlds: every lab\'s simulated nodes are the bridges buildNode makes from the same configs, through JSON, around other devices', () => {
+test("both worlds: every lab's simulated nodes are the bridges buildNode makes from the same configs, through JSON, around other devices", () => {
   for (const f of labs) {
     const s = loadScenario(join(LABS, f));
     const c = new Cluster(s, { traffic: false, capture: false, nodeStacks: true });
@@ -120,7 +198,10 @@ test('both worlds: every lab\'s simulated nodes are the bridges buildNode makes 
       const { nd } = buildWithEndpoints(cfg);
       assert.deepEqual(describe(nd.bridge), describe(sim.bridge), `${f}: ${cfg.name}`);
       assert.deepEqual([...nd.pods.keys()], [...sim.pods.keys()]);
-      assert.deepEqual(nd.peers.map((p) => p.name), cfg.peers.map((p) => p.name));
+      assert.deepEqual(
+        nd.peers.map((p) => p.name),
+        cfg.peers.map((p) => p.name),
+      );
     });
   }
 });
@@ -141,7 +222,12 @@ test('built from configs alone: pods on two nodes reach each other across the ov
     const { a, b, pool } = pairOf(lab(name), (p) => seen.push(p.data[p.start + 14 + 9]!));
     const from = [...a.pods.keys()][0]!;
     const target = nodeConfigsFromScenario(loadScenario(lab(name)))[1]!.pods[0]!;
-    const pkt = compose([eth(0x0800, [], a.pods.get(from)!.mac, a.nd.gateway!.mac), ip4('10.244.1.2', target.ip4!, 17), udp(4000, 5000), data(`to ${target.name}`)]);
+    const pkt = compose([
+      eth(0x0800, [], a.pods.get(from)!.mac, a.nd.gateway!.mac),
+      ip4('10.244.1.2', target.ip4!, 17),
+      udp(4000, 5000),
+      data(`to ${target.name}`),
+    ]);
     a.pods.get(from)!.send([pkt]);
     const got = b.pods.get(target.name)!.take();
     assert.equal(got.length, 1, name);
@@ -164,7 +250,11 @@ test('peers in place: applyPeers replaces a changed peer and drops a gone one; t
   const client = pods.get('client')!;
   const gw = nd.gateway!.mac;
   const to = (ip: string): Uint8Array => compose([eth(0x0800, [], client.mac, gw), ip4('10.244.1.2', ip, 17), udp(4000, 5000), data('x')]);
-  const outerDst = (f: Uint8Array): string => { const l = dissect(f).layers[1]!; assert.equal(l.kind, 'ipv4'); return l.kind === 'ipv4' ? [24, 16, 8, 0].map((k) => (l.repr.dst >>> k) & 0xff).join('.') : ''; };
+  const outerDst = (f: Uint8Array): string => {
+    const l = dissect(f).layers[1]!;
+    assert.equal(l.kind, 'ipv4');
+    return l.kind === 'ipv4' ? [24, 16, 8, 0].map((k) => (l.repr.dst >>> k) & 0xff).join('.') : '';
+  };
   client.send([to('10.244.2.5'), to('10.244.3.5')]);
   assert.deepEqual(underlay.take().map(outerDst), ['172.18.0.3', '172.18.0.4']);
   const v3 = nd.tunnel.findVtep('172.18.0.4');
@@ -172,7 +262,11 @@ test('peers in place: applyPeers replaces a changed peer and drops a gone one; t
   // node2 moved to another underlay address.
   const moved = { ...p2, underlayIp: '172.18.0.99' };
   assert.deepEqual(applyPeers(nd, [moved, p3]), { removed: ['node2'], added: ['node2'] });
-  assert.deepEqual(applyPeers(nd, [{ ...moved, underlayMac: moved.underlayMac.toUpperCase() }, p3]), { removed: [], added: [] }, 'the same peer, MAC written otherwise');
+  assert.deepEqual(
+    applyPeers(nd, [{ ...moved, underlayMac: moved.underlayMac.toUpperCase() }, p3]),
+    { removed: [], added: [] },
+    'the same peer, MAC written otherwise',
+  );
   assert.equal(nd.tunnel.findVtep('172.18.0.4'), v3, 'node3 untouched');
   assert.equal(nd.tunnel.vteps[v3]!.txPackets, 1);
   client.send([to('10.244.2.5'), to('10.244.3.5')]);
@@ -182,7 +276,10 @@ test('peers in place: applyPeers replaces a changed peer and drops a gone one; t
   client.send([to('10.244.3.5')]);
   assert.equal(underlay.take().length, 0);
   assert.equal(nd.bridge.gateway!.counters.drops[DropReason.NoRoute], 1);
-  assert.deepEqual(nd.peers.map((p) => p.name), ['node2']);
+  assert.deepEqual(
+    nd.peers.map((p) => p.name),
+    ['node2'],
+  );
   addPeer(nd, p3);
   client.send([to('10.244.3.5')]);
   assert.deepEqual(underlay.take().map(outerDst), ['172.18.0.4']);
@@ -191,9 +288,15 @@ test('peers in place: applyPeers replaces a changed peer and drops a gone one; t
   assert.throws(() => removePeer(nd, 'node9'), /no peer node9/);
   assert.throws(() => applyPeers(nd, [p3, p3]), /listed twice/);
   // A peer refused half-way (a bad podCIDR) leaves nothing behind.
-  assert.throws(() => addPeer(nd, { name: 'node4', underlayIp: '172.18.0.5', underlayMac: macToString(5), podCIDRs: ['10.244.4.0/24', 'nonsense'], vnis: [] }), /nonsense/);
+  assert.throws(
+    () => addPeer(nd, { name: 'node4', underlayIp: '172.18.0.5', underlayMac: macToString(5), podCIDRs: ['10.244.4.0/24', 'nonsense'], vnis: [] }),
+    /nonsense/,
+  );
   assert.equal(nd.tunnel.findVtep('172.18.0.5'), -1);
-  assert.deepEqual(nd.bridge.gateway!.routes().map((r) => r.prefix), ['10.244.2.0/24', '10.244.3.0/24']);
+  assert.deepEqual(
+    nd.bridge.gateway!.routes().map((r) => r.prefix),
+    ['10.244.2.0/24', '10.244.3.0/24'],
+  );
   assertBooks(nd.bridge);
   assertPoolFull(pool);
 });

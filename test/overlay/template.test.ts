@@ -53,42 +53,48 @@ const innerFrames = CATALOGUE.filter((f) => f.layers[0]!.kind === 'eth' && !f.la
 function checkAgainstCompose(cfg: TunnelTemplateConfig, numRuns = 60): void {
   const pool = new PacketPool({ count: 1 });
   const t = new TunnelTemplate(cfg);
-  fc.assert(fc.property(fc.constantFrom(...innerFrames), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffff }), (f, hash, vni) => {
-    const p = pool.alloc()!;
-    try {
-    p.load(compose(f.layers));
-    p.data.fill(0xa5, 0, p.start);
-    const start = p.start;
-    assert.ok(t.encap(p, hash, vni));
-    const ident = cfg.underlay.family === 4 ? (p.data[p.l3 + 4]! << 8) | p.data[p.l3 + 5]! : 0;
-    assert.deepEqual(p.bytes(), expected(cfg, t, ident, hash, vni, f.layers));
-    assert.equal(p.innerL2, start);
-    assert.equal(p.l2, p.start);
-    assert.equal(p.innerL2 - p.l2, t.headerLen);
-    const d = dissect(p.bytes());
-    assert.equal(d.drop, null);
-    for (const l of d.layers) assert.notEqual(l.checksumOk, false, `${f.name}: ${l.kind} checksum`);
-    const outerUdp = d.layers[2]!;
-    assert.equal(outerUdp.kind, 'udp');
-    assert.equal(outerUdp.checksumOk, cfg.underlay.family === 6 || cfg.udpChecksum === true ? true : null);
-    const tun = d.layers[3]!;
-    // dissect() knows a tunnel by its IANA port; behind another port the bytes compared above must do.
-    if (cfg.dstPort !== undefined) return;
-    assert.equal(tun.kind, cfg.kind);
-    assert.equal(tun.len, t.tunnelHeaderLen);
-    if (tun.kind === 'geneve') {
-      assert.equal(tun.repr.vni, vni);
-      assert.equal(tun.repr.critical, geneveCriticalFlag(cfg.options ?? []));
-      assert.equal(tun.repr.oam, false);
-      assert.equal(tun.repr.protocolType, 0x6558);
-      assert.deepEqual(tun.repr.options.map((o) => ({ ...o, data: o.data.slice() })), [...(cfg.options ?? [])]);
-    } else if (tun.kind === 'vxlan') {
-      assert.equal(tun.repr.vni, vni);
-    }
-    } finally {
-      pool.release(p);
-    }
-  }), { numRuns });
+  fc.assert(
+    fc.property(fc.constantFrom(...innerFrames), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffff }), (f, hash, vni) => {
+      const p = pool.alloc()!;
+      try {
+        p.load(compose(f.layers));
+        p.data.fill(0xa5, 0, p.start);
+        const start = p.start;
+        assert.ok(t.encap(p, hash, vni));
+        const ident = cfg.underlay.family === 4 ? (p.data[p.l3 + 4]! << 8) | p.data[p.l3 + 5]! : 0;
+        assert.deepEqual(p.bytes(), expected(cfg, t, ident, hash, vni, f.layers));
+        assert.equal(p.innerL2, start);
+        assert.equal(p.l2, p.start);
+        assert.equal(p.innerL2 - p.l2, t.headerLen);
+        const d = dissect(p.bytes());
+        assert.equal(d.drop, null);
+        for (const l of d.layers) assert.notEqual(l.checksumOk, false, `${f.name}: ${l.kind} checksum`);
+        const outerUdp = d.layers[2]!;
+        assert.equal(outerUdp.kind, 'udp');
+        assert.equal(outerUdp.checksumOk, cfg.underlay.family === 6 || cfg.udpChecksum === true ? true : null);
+        const tun = d.layers[3]!;
+        // dissect() knows a tunnel by its IANA port; behind another port the bytes compared above must do.
+        if (cfg.dstPort !== undefined) return;
+        assert.equal(tun.kind, cfg.kind);
+        assert.equal(tun.len, t.tunnelHeaderLen);
+        if (tun.kind === 'geneve') {
+          assert.equal(tun.repr.vni, vni);
+          assert.equal(tun.repr.critical, geneveCriticalFlag(cfg.options ?? []));
+          assert.equal(tun.repr.oam, false);
+          assert.equal(tun.repr.protocolType, 0x6558);
+          assert.deepEqual(
+            tun.repr.options.map((o) => ({ ...o, data: o.data.slice() })),
+            [...(cfg.options ?? [])],
+          );
+        } else if (tun.kind === 'vxlan') {
+          assert.equal(tun.repr.vni, vni);
+        }
+      } finally {
+        pool.release(p);
+      }
+    }),
+    { numRuns },
+  );
 }
 
 test('vxlan template: encapsulation equals composing the outer headers, IPv4 and IPv6, with and without UDP checksum', () => {
@@ -101,17 +107,23 @@ test('geneve template: encapsulation equals composing the outer headers, with 0,
   }
 });
 
-const optionArb = fc.record({
-  class: fc.integer({ min: 0, max: 0xffff }),
-  type: fc.integer({ min: 0, max: 0xff }),
-  data: fc.integer({ min: 0, max: 31 }).chain((w) => fc.uint8Array({ minLength: 4 * w, maxLength: 4 * w })),
-}, { noNullPrototype: true });
+const optionArb = fc.record(
+  {
+    class: fc.integer({ min: 0, max: 0xffff }),
+    type: fc.integer({ min: 0, max: 0xff }),
+    data: fc.integer({ min: 0, max: 31 }).chain((w) => fc.uint8Array({ minLength: 4 * w, maxLength: 4 * w })),
+  },
+  { noNullPrototype: true },
+);
 const optionsArb = fc.array(optionArb, { maxLength: 8 }).filter((os) => os.reduce((n, o) => n + 4 + o.data.length, 0) <= 252);
 
 test('geneve template: random option sets survive into every packet', () => {
-  fc.assert(fc.property(optionsArb, fc.boolean(), fc.boolean(), (options, v6, udpChecksum) => {
-    checkAgainstCompose({ ...(v6 ? G6 : G4), options, udpChecksum }, 3);
-  }), { numRuns: 40 });
+  fc.assert(
+    fc.property(optionsArb, fc.boolean(), fc.boolean(), (options, v6, udpChecksum) => {
+      checkAgainstCompose({ ...(v6 ? G6 : G4), options, udpChecksum }, 3);
+    }),
+    { numRuns: 40 },
+  );
 });
 
 test('geneve template: golden tunnel header and the C flag', () => {
@@ -151,11 +163,14 @@ test('tunnel template: source ports stay in the configured range and spread over
   for (const kind of ['vxlan', 'geneve'] as const) {
     const t = new TunnelTemplate({ ...V4, kind, srcPortMin: 50000, srcPortMax: 50009 });
     const seen = new Set<number>();
-    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (h) => {
-      const port = t.srcPort(h);
-      assert.ok(port >= 50000 && port <= 50009);
-      seen.add(port);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (h) => {
+        const port = t.srcPort(h);
+        assert.ok(port >= 50000 && port <= 50009);
+        seen.add(port);
+      }),
+      { numRuns: 500 },
+    );
     assert.equal(seen.size, 10);
     assert.equal(t.srcPort(0), 50000);
     assert.equal(t.srcPort(0xffffffff), 50009);
@@ -183,7 +198,12 @@ test('tunnel template: the constructor rejects what cannot be encoded', () => {
     // Two 124-byte options take 2 × 128 = 256 bytes with their headers.
     [{ kind: 'geneve', options: [SEVERAL[3]!, SEVERAL[3]!] }, /256 bytes: at most 252/],
   ];
-  for (const [patch, re] of bad) assert.throws(() => new TunnelTemplate({ ...V4, ...patch } as unknown as TunnelTemplateConfig), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(patch));
+  for (const [patch, re] of bad)
+    assert.throws(
+      () => new TunnelTemplate({ ...V4, ...patch } as unknown as TunnelTemplateConfig),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      JSON.stringify(patch),
+    );
   // The limits themselves are accepted: 252 bytes of options, an empty option list for VXLAN.
   const max: GeneveOption[] = [SEVERAL[3]!, { class: 1, type: 1, data: new Uint8Array(120) }];
   assert.equal(new TunnelTemplate({ ...G4, options: max }).tunnelHeaderLen, 8 + 252);

@@ -16,18 +16,23 @@ test('U32Map (property): any sequence of set and delete agrees with a Map, sizes
     fc.record({ kind: fc.constant('set' as const), key, value: fc.nat(1000) }),
     fc.record({ kind: fc.constant('delete' as const), key }),
   );
-  fc.assert(fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-    const m = new U32Map(2);
-    const ref = new Map<number, number>();
-    for (const o of ops) {
-      const k = o.key | 0;
-      if (o.kind === 'set') { m.set(o.key, o.value); ref.set(k, o.value); }
-      else assert.equal(m.delete(o.key), ref.delete(k));
-      assert.equal(m.size, ref.size);
-    }
-    for (let k = -1; k <= 41; k++) assert.equal(m.get(k), ref.get(k | 0) ?? -1);
-    for (const k of [0xffffffff, 0x80000000, 0x0af40100, 0x0af40200]) assert.equal(m.get(k), ref.get(k | 0) ?? -1);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+      const m = new U32Map(2);
+      const ref = new Map<number, number>();
+      for (const o of ops) {
+        const k = o.key | 0;
+        if (o.kind === 'set') {
+          m.set(o.key, o.value);
+          ref.set(k, o.value);
+        } else assert.equal(m.delete(o.key), ref.delete(k));
+        assert.equal(m.size, ref.size);
+      }
+      for (let k = -1; k <= 41; k++) assert.equal(m.get(k), ref.get(k | 0) ?? -1);
+      for (const k of [0xffffffff, 0x80000000, 0x0af40100, 0x0af40200]) assert.equal(m.get(k), ref.get(k | 0) ?? -1);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('Ipv6Table: delete unlinks one entry of a chain and leaves the others found', () => {

@@ -36,7 +36,10 @@ test('packet: the pool allocates nothing after construction and catches double f
   for (let round = 0; round < 3; round++) {
     const bufs = [pool.alloc()!, pool.alloc()!, pool.alloc()!, pool.alloc()!];
     assert.equal(pool.alloc(), null);
-    for (const b of bufs) { seen.add(b); pool.release(b); }
+    for (const b of bufs) {
+      seen.add(b);
+      pool.release(b);
+    }
   }
   assert.equal(seen.size, 4);
   const b = pool.alloc()!;
@@ -49,22 +52,35 @@ test('packet: the pool allocates nothing after construction and catches double f
 test('packet: buffers of one pool never overlap', () => {
   const pool = new PacketPool({ count: 3, frameCapacity: 100 });
   const [a, b, c] = [pool.alloc()!, pool.alloc()!, pool.alloc()!];
-  a.data.fill(1); b.data.fill(2); c.data.fill(3);
+  a.data.fill(1);
+  b.data.fill(2);
+  c.data.fill(3);
   assert.ok(a.data.every((x) => x === 1) && b.data.every((x) => x === 2) && c.data.every((x) => x === 3));
 });
 
 test('packet: batch retain keeps order and hands every removed packet to the drop callback', () => {
-  fc.assert(fc.property(fc.array(fc.boolean(), { maxLength: 64 }), (keeps) => {
-    const pool = new PacketPool({ count: 64, frameCapacity: 64 });
-    const batch = new PacketBatch(64);
-    keeps.forEach(() => batch.add(pool.alloc()!));
-    const before = batch.pkts.slice(0, batch.length);
-    const dropped: unknown[] = [];
-    const removed = batch.retain((p) => keeps[before.indexOf(p)]!, (p) => dropped.push(p));
-    assert.equal(removed, keeps.filter((k) => !k).length);
-    assert.deepEqual(batch.pkts.slice(0, batch.length), before.filter((_, i) => keeps[i]));
-    assert.deepEqual(dropped, before.filter((_, i) => !keeps[i]));
-  }));
+  fc.assert(
+    fc.property(fc.array(fc.boolean(), { maxLength: 64 }), (keeps) => {
+      const pool = new PacketPool({ count: 64, frameCapacity: 64 });
+      const batch = new PacketBatch(64);
+      keeps.forEach(() => batch.add(pool.alloc()!));
+      const before = batch.pkts.slice(0, batch.length);
+      const dropped: unknown[] = [];
+      const removed = batch.retain(
+        (p) => keeps[before.indexOf(p)]!,
+        (p) => dropped.push(p),
+      );
+      assert.equal(removed, keeps.filter((k) => !k).length);
+      assert.deepEqual(
+        batch.pkts.slice(0, batch.length),
+        before.filter((_, i) => keeps[i]),
+      );
+      assert.deepEqual(
+        dropped,
+        before.filter((_, i) => !keeps[i]),
+      );
+    }),
+  );
   const full = new PacketBatch(2);
   const pool = new PacketPool({ count: 3, frameCapacity: 64 });
   assert.ok(full.add(pool.alloc()!) && full.add(pool.alloc()!));

@@ -82,7 +82,10 @@ function layers(s: Spec, payload: Uint8Array): Layer[] {
     : ip6('fd00:244:1::10', 'fd00:244:2::20', proto, { trafficClass: s.tos, flowLabel: 0x12345, hopLimit: s.ttl });
   const l4: Layer = s.udp
     ? { kind: 'udp', repr: { srcPort: 40000, dstPort: 5201 }, zeroChecksum: false }
-    : { kind: 'tcp', repr: { srcPort: 40000, dstPort: 5201, seq: s.seq, ack: s.ack, flags: TCP_ACK | s.flags, window: s.window, urgent: 0, options: s.ts ? TS : [] } };
+    : {
+        kind: 'tcp',
+        repr: { srcPort: 40000, dstPort: 5201, seq: s.seq, ack: s.ack, flags: TCP_ACK | s.flags, window: s.window, urgent: 0, options: s.ts ? TS : [] },
+      };
   return [eth(s.v4 ? 0x0800 : 0x86dd, s.vlan ? [{ tpid: 0x8100, pcp: 3, dei: false, vid: 42 }] : []), ip, l4, { kind: 'data', bytes: payload }];
 }
 
@@ -114,35 +117,57 @@ function superFrame(s: Spec, pool: PacketPool, payload = payloadOf(s)): PacketBu
 const segSize = (s: Spec): number => (s.udp ? s.mss : Math.min(s.mss, s.path));
 
 const specArb = (o: { udp?: boolean; maxSegments?: number } = {}): fc.Arbitrary<Spec> =>
-  fc.record({
-    v4: fc.boolean(),
-    vlan: fc.boolean(),
-    udp: o.udp === undefined ? fc.boolean() : fc.constant(o.udp),
-    len: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 3000, max: 20000 }), fc.integer({ min: 60000, max: 65000 })),
-    seed: fc.integer({ min: 1, max: 0x7fffffff }),
-    mss: fc.integer({ min: 1, max: 9000 }),
-    path: fc.integer({ min: 1, max: 9000 }),
-    flags: fc.subarray([TCP_PSH, TCP_FIN, TCP_CWR, TCP_ECE]).map((xs) => xs.reduce((a, x) => a | x, 0)),
-    ts: fc.boolean(),
-    ident: fc.integer({ min: 0, max: 0xffff }),
-    dontFrag: fc.boolean(),
-    tos: fc.integer({ min: 0, max: 255 }),
-    ttl: fc.integer({ min: 1, max: 255 }),
-    seq: fc.integer({ min: 0, max: 0xffffffff }),
-    ack: fc.integer({ min: 0, max: 0xffffffff }),
-    window: fc.integer({ min: 0, max: 0xffff }),
-  }, { noNullPrototype: true }).map((s) => {
-    // At most `maxSegments` segments: sizes grow with the payload.
-    const least = Math.ceil(s.len / (o.maxSegments ?? 60));
-    return { ...s, mss: Math.max(s.mss, least), path: Math.max(s.path, least) };
-  });
+  fc
+    .record(
+      {
+        v4: fc.boolean(),
+        vlan: fc.boolean(),
+        udp: o.udp === undefined ? fc.boolean() : fc.constant(o.udp),
+        len: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 3000, max: 20000 }), fc.integer({ min: 60000, max: 65000 })),
+        seed: fc.integer({ min: 1, max: 0x7fffffff }),
+        mss: fc.integer({ min: 1, max: 9000 }),
+        path: fc.integer({ min: 1, max: 9000 }),
+        flags: fc.subarray([TCP_PSH, TCP_FIN, TCP_CWR, TCP_ECE]).map((xs) => xs.reduce((a, x) => a | x, 0)),
+        ts: fc.boolean(),
+        ident: fc.integer({ min: 0, max: 0xffff }),
+        dontFrag: fc.boolean(),
+        tos: fc.integer({ min: 0, max: 255 }),
+        ttl: fc.integer({ min: 1, max: 255 }),
+        seq: fc.integer({ min: 0, max: 0xffffffff }),
+        ack: fc.integer({ min: 0, max: 0xffffffff }),
+        window: fc.integer({ min: 0, max: 0xffff }),
+      },
+      { noNullPrototype: true },
+    )
+    .map((s) => {
+      // At most `maxSegments` segments: sizes grow with the payload.
+      const least = Math.ceil(s.len / (o.maxSegments ?? 60));
+      return { ...s, mss: Math.max(s.mss, least), path: Math.max(s.path, least) };
+    });
 
 // One pool of super-frame-sized buffers and one of jumbo-frame ones (segments may come from either).
 const big = new PacketPool({ count: 80, frameCapacity: 65536 });
 const small = new PacketPool({ count: 80, frameCapacity: 9216 });
 
 /** A 4-segment IPv4 TCP super-frame with timestamps, PSH on its end. */
-const base: Spec = { v4: true, vlan: false, udp: false, len: 4 * 1448, seed: 5, mss: 1448, path: 1448, flags: TCP_PSH, ts: true, ident: 100, dontFrag: true, tos: 0, ttl: 64, seq: 1000, ack: 77, window: 501 };
+const base: Spec = {
+  v4: true,
+  vlan: false,
+  udp: false,
+  len: 4 * 1448,
+  seed: 5,
+  mss: 1448,
+  path: 1448,
+  flags: TCP_PSH,
+  ts: true,
+  ident: 100,
+  dontFrag: true,
+  tos: 0,
+  ttl: 64,
+  seq: 1000,
+  ack: 77,
+  window: 501,
+};
 const list = (b: PacketBatch): PacketBuf[] => b.pkts.slice(0, b.length);
 const bytesOf = (p: PacketBuf): Buffer => Buffer.from(p.data.subarray(p.start, p.end));
 
@@ -176,7 +201,10 @@ function checkSegments(s: Spec, orig: Uint8Array, out: PacketBatch, from: number
       assert.equal(be16(b, l3 + 2), b.length - l3, 'IPv4 total length');
       assert.equal(be16(b, l3 + 4), (s.ident + i) & 0xffff, 'IPv4 identification');
       assert.equal(fold16(sum16(b, l3, 20)), 0xffff, `segment ${i}: IPv4 header checksum`);
-      assert.deepEqual([...b.subarray(l3 + 6, l3 + 10), ...b.subarray(l3 + 12, l3 + 20)], [...orig.subarray(l3 + 6, l3 + 10), ...orig.subarray(l3 + 12, l3 + 20)]);
+      assert.deepEqual(
+        [...b.subarray(l3 + 6, l3 + 10), ...b.subarray(l3 + 12, l3 + 20)],
+        [...orig.subarray(l3 + 6, l3 + 10), ...orig.subarray(l3 + 12, l3 + 20)],
+      );
     } else {
       assert.equal(be16(b, l3 + 4), b.length - l4, 'IPv6 payload length');
       assert.deepEqual([...b.subarray(l3 + 6, l3 + 40)], [...orig.subarray(l3 + 6, l3 + 40)]);
@@ -194,8 +222,10 @@ function checkSegments(s: Spec, orig: Uint8Array, out: PacketBatch, from: number
       const want = (TCP_ACK | s.flags) & ~(last ? 0 : TCP_PSH | TCP_FIN) & ~(i === 0 ? 0 : TCP_CWR);
       assert.equal(f, want, `segment ${i} of ${n}: flags ${f.toString(16)} want ${want.toString(16)}`);
       // Ports, ack, offset, window, urgent, options unchanged.
-      assert.deepEqual([...b.subarray(l4, l4 + 4), ...b.subarray(l4 + 8, l4 + 13), ...b.subarray(l4 + 14, l4 + 16), ...b.subarray(l4 + 18, hdrs)],
-        [...orig.subarray(l4, l4 + 4), ...orig.subarray(l4 + 8, l4 + 13), ...orig.subarray(l4 + 14, l4 + 16), ...orig.subarray(l4 + 18, hdrs)]);
+      assert.deepEqual(
+        [...b.subarray(l4, l4 + 4), ...b.subarray(l4 + 8, l4 + 13), ...b.subarray(l4 + 14, l4 + 16), ...b.subarray(l4 + 18, hdrs)],
+        [...orig.subarray(l4, l4 + 4), ...orig.subarray(l4 + 8, l4 + 13), ...orig.subarray(l4 + 14, l4 + 16), ...orig.subarray(l4 + 18, hdrs)],
+      );
     }
     off += len;
   }
@@ -205,39 +235,45 @@ function checkSegments(s: Spec, orig: Uint8Array, out: PacketBatch, from: number
 test('gso: every segment is a complete frame — lengths, ids, sequence numbers, flags, payload, checksums verify (TCP/UDP, IPv4/IPv6, with/without a tag)', () => {
   const stats = new GsoStats();
   const out = new PacketBatch(128);
-  fc.assert(fc.property(specArb(), fc.boolean(), (s, fromSmall) => {
-    const pool = fromSmall ? small : big;
-    const before = [big.available, small.available];
-    const p = superFrame(s, big);
-    const orig = p.data.slice(p.start, p.end);
-    const r = segment(p, s.path, pool, out, stats);
-    assert.ok(r > 0, `segment returned ${r} (${DropReason[-r]})`);
-    checkSegments(s, orig, out, 0);
-    // The super-frame itself is left as it was.
-    assert.ok(Buffer.from(p.data.subarray(p.start, p.end)).equals(Buffer.from(orig)));
-    p.release();
-    releaseAll(out);
-    assert.deepEqual([big.available, small.available], before);
-  }), { numRuns: 150 });
+  fc.assert(
+    fc.property(specArb(), fc.boolean(), (s, fromSmall) => {
+      const pool = fromSmall ? small : big;
+      const before = [big.available, small.available];
+      const p = superFrame(s, big);
+      const orig = p.data.slice(p.start, p.end);
+      const r = segment(p, s.path, pool, out, stats);
+      assert.ok(r > 0, `segment returned ${r} (${DropReason[-r]})`);
+      checkSegments(s, orig, out, 0);
+      // The super-frame itself is left as it was.
+      assert.ok(Buffer.from(p.data.subarray(p.start, p.end)).equals(Buffer.from(orig)));
+      p.release();
+      releaseAll(out);
+      assert.deepEqual([big.available, small.available], before);
+    }),
+    { numRuns: 150 },
+  );
   assert.ok(stats.superFrames === 150 && stats.segments >= 150);
 });
 
-test('gso: with an MTU, every TCP segment\'s IP datagram fits it, whatever the headers; UDP datagrams keep the sender\'s size', () => {
+test("gso: with an MTU, every TCP segment's IP datagram fits it, whatever the headers; UDP datagrams keep the sender's size", () => {
   const stats = new GsoStats();
   const out = new PacketBatch(128);
-  fc.assert(fc.property(specArb(), fc.integer({ min: 200, max: 9000 }), (s, mtu) => {
-    const { l3, hdrs } = layout(s);
-    // The MTU bound is the tighter one; the segment count stays within the pools.
-    const size = Math.min(s.mss, s.path, mtu - (hdrs - l3));
-    if (!s.udp && Math.ceil(s.len / size) > 60) return;
-    const p = superFrame(s, big);
-    const orig = p.data.slice(p.start, p.end);
-    assert.ok(segment(p, s.path, big, out, stats, mtu) > 0);
-    checkSegments({ ...s, path: s.udp ? s.path : size }, orig, out, 0);
-    if (!s.udp) for (const q of list(out)) assert.ok(q.end - q.start - l3 <= mtu);
-    p.release();
-    releaseAll(out);
-  }), { numRuns: 100 });
+  fc.assert(
+    fc.property(specArb(), fc.integer({ min: 200, max: 9000 }), (s, mtu) => {
+      const { l3, hdrs } = layout(s);
+      // The MTU bound is the tighter one; the segment count stays within the pools.
+      const size = Math.min(s.mss, s.path, mtu - (hdrs - l3));
+      if (!s.udp && Math.ceil(s.len / size) > 60) return;
+      const p = superFrame(s, big);
+      const orig = p.data.slice(p.start, p.end);
+      assert.ok(segment(p, s.path, big, out, stats, mtu) > 0);
+      checkSegments({ ...s, path: s.udp ? s.path : size }, orig, out, 0);
+      if (!s.udp) for (const q of list(out)) assert.ok(q.end - q.start - l3 <= mtu);
+      p.release();
+      releaseAll(out);
+    }),
+    { numRuns: 100 },
+  );
   const p = superFrame({ ...base, len: 6 }, big);
   assert.equal(segment(p, 1448, big, out, stats, 52), -DropReason.GsoBadSize, 'no room for payload under a 52-byte MTU with 52 bytes of headers');
   assert.equal(segment(p, 1448, big, out, stats, 53), 6);
@@ -249,7 +285,24 @@ test('gso: with an MTU, every TCP segment\'s IP datagram fits it, whatever the h
 test('gso: a frame that is not a super-frame is left alone (0 segments); a super-frame of one segment gives one with its checksum complete', () => {
   const stats = new GsoStats();
   const out = new PacketBatch(4);
-  const s: Spec = { v4: true, vlan: false, udp: false, len: 100, seed: 1, mss: 1448, path: 1448, flags: TCP_PSH, ts: false, ident: 7, dontFrag: true, tos: 0, ttl: 64, seq: 1, ack: 2, window: 100 };
+  const s: Spec = {
+    v4: true,
+    vlan: false,
+    udp: false,
+    len: 100,
+    seed: 1,
+    mss: 1448,
+    path: 1448,
+    flags: TCP_PSH,
+    ts: false,
+    ident: 7,
+    dontFrag: true,
+    tos: 0,
+    ttl: 64,
+    seq: 1,
+    ack: 2,
+    window: 100,
+  };
   const p = superFrame(s, big);
   const orig = p.data.slice(p.start, p.end);
   p.gsoType = VNET_GSO_NONE;
@@ -268,49 +321,75 @@ test('gso: segment then coalesce is the identity on the headers and the payload 
   const segs = new PacketBatch(128);
   const out = new PacketBatch(128);
   const co = new Coalescer(big, stats);
-  fc.assert(fc.property(specArb({ udp: false }), fc.boolean(), (s, fromSmall) => {
-    const before = [big.available, small.available];
-    const p = superFrame(s, big);
-    const orig = p.data.slice(p.start, p.end);
-    const meta = [p.gsoType, p.gsoSize, p.hdrLen, p.csumStart - p.start, p.csumOffset];
-    const n = segment(p, s.path, fromSmall ? small : big, segs, stats);
-    p.release();
-    assert.ok(n > 0);
-    for (let i = 0; i < segs.length; i++) co.push(segs.get(i), out);
-    segs.clear();
-    co.flush(out);
-    assert.equal(co.holding, 0);
-    const { l4, hdrs } = layout(s);
-    if (n === 1) {
-      // One segment stays a plain frame: the original with its checksum completed, no offload.
-      assert.equal(out.length, 1);
-      const q = out.get(0);
-      assert.deepEqual([q.gsoType, q.csumStart], [VNET_GSO_NONE, -1]);
-      const b = q.data.slice(q.start, q.end);
-      assert.ok(Buffer.from(b.subarray(0, l4 + 16)).equals(Buffer.from(orig.subarray(0, l4 + 16))) && Buffer.from(b.subarray(l4 + 18)).equals(Buffer.from(orig.subarray(l4 + 18))));
-    } else {
-      // At most 64 segments make one super-frame again: byte for byte, with the same offload fields.
-      assert.equal(out.length, Math.ceil(n / GSO_MAX_SEGMENTS));
-      const q = out.get(0);
-      const b = q.data.subarray(q.start, q.end);
-      if (n <= GSO_MAX_SEGMENTS) {
-        assert.ok(Buffer.from(b).equals(Buffer.from(orig)), 'coalesced super-frame equals the original');
-        assert.deepEqual([q.gsoType, q.gsoSize, q.hdrLen, q.csumStart - q.start, q.csumOffset], [meta[0], segSize(s), meta[2], meta[3], meta[4]]);
-        assert.deepEqual([q.l2, q.l3, q.l4], [q.start, q.start + layout(s).l3, q.start + l4]);
+  fc.assert(
+    fc.property(specArb({ udp: false }), fc.boolean(), (s, fromSmall) => {
+      const before = [big.available, small.available];
+      const p = superFrame(s, big);
+      const orig = p.data.slice(p.start, p.end);
+      const meta = [p.gsoType, p.gsoSize, p.hdrLen, p.csumStart - p.start, p.csumOffset];
+      const n = segment(p, s.path, fromSmall ? small : big, segs, stats);
+      p.release();
+      assert.ok(n > 0);
+      for (let i = 0; i < segs.length; i++) co.push(segs.get(i), out);
+      segs.clear();
+      co.flush(out);
+      assert.equal(co.holding, 0);
+      const { l4, hdrs } = layout(s);
+      if (n === 1) {
+        // One segment stays a plain frame: the original with its checksum completed, no offload.
+        assert.equal(out.length, 1);
+        const q = out.get(0);
+        assert.deepEqual([q.gsoType, q.csumStart], [VNET_GSO_NONE, -1]);
+        const b = q.data.slice(q.start, q.end);
+        assert.ok(
+          Buffer.from(b.subarray(0, l4 + 16)).equals(Buffer.from(orig.subarray(0, l4 + 16))) &&
+            Buffer.from(b.subarray(l4 + 18)).equals(Buffer.from(orig.subarray(l4 + 18))),
+        );
+      } else {
+        // At most 64 segments make one super-frame again: byte for byte, with the same offload fields.
+        assert.equal(out.length, Math.ceil(n / GSO_MAX_SEGMENTS));
+        const q = out.get(0);
+        const b = q.data.subarray(q.start, q.end);
+        if (n <= GSO_MAX_SEGMENTS) {
+          assert.ok(Buffer.from(b).equals(Buffer.from(orig)), 'coalesced super-frame equals the original');
+          assert.deepEqual([q.gsoType, q.gsoSize, q.hdrLen, q.csumStart - q.start, q.csumOffset], [meta[0], segSize(s), meta[2], meta[3], meta[4]]);
+          assert.deepEqual([q.l2, q.l3, q.l4], [q.start, q.start + layout(s).l3, q.start + l4]);
+        }
+        let stream = 0;
+        for (let i = 0; i < out.length; i++) {
+          const o = out.get(i);
+          stream += o.end - o.start - hdrs;
+        }
+        assert.equal(stream, s.len);
       }
-      let stream = 0;
-      for (let i = 0; i < out.length; i++) { const o = out.get(i); stream += o.end - o.start - hdrs; }
-      assert.equal(stream, s.len);
-    }
-    releaseAll(out);
-    assert.deepEqual([big.available, small.available], before, 'no buffer leaked');
-  }), { numRuns: 150 });
+      releaseAll(out);
+      assert.deepEqual([big.available, small.available], before, 'no buffer leaked');
+    }),
+    { numRuns: 150 },
+  );
   assert.ok(stats.coalesced > 0 && stats.coalescedSegments > stats.coalesced);
 });
 
 test('gso: more than 64 segments coalesce into several super-frames whose payloads concatenate to the original', () => {
   const stats = new GsoStats();
-  const s: Spec = { v4: false, vlan: true, udp: false, len: 20000, seed: 9, mss: 100, path: 100, flags: TCP_PSH, ts: true, ident: 0, dontFrag: true, tos: 0, ttl: 64, seq: 0xffffff00, ack: 5, window: 512 };
+  const s: Spec = {
+    v4: false,
+    vlan: true,
+    udp: false,
+    len: 20000,
+    seed: 9,
+    mss: 100,
+    path: 100,
+    flags: TCP_PSH,
+    ts: true,
+    ident: 0,
+    dontFrag: true,
+    tos: 0,
+    ttl: 64,
+    seq: 0xffffff00,
+    ack: 5,
+    window: 512,
+  };
   const pool = new PacketPool({ count: 260, frameCapacity: 65536 });
   const segs = new PacketBatch(256);
   const out = new PacketBatch(256);
@@ -339,79 +418,184 @@ test('gso: more than 64 segments coalesce into several super-frames whose payloa
 
 // --- malformed super-frames ------------------------------------------------------------------
 
-type Damage = 'truncate' | 'gsoSize0' | 'hdrLenShort' | 'hdrLenLong' | 'csumStart' | 'ipv6ExtHeader' | 'tcpTypeOnUdp' | 'familyType' | 'ufo' | 'ipTotalLen' | 'udpLen' | 'tcpDataOffset' | 'notIp' | 'ipv4Fragment' | 'maxPayload0' | 'randomBytes';
+type Damage =
+  | 'truncate'
+  | 'gsoSize0'
+  | 'hdrLenShort'
+  | 'hdrLenLong'
+  | 'csumStart'
+  | 'ipv6ExtHeader'
+  | 'tcpTypeOnUdp'
+  | 'familyType'
+  | 'ufo'
+  | 'ipTotalLen'
+  | 'udpLen'
+  | 'tcpDataOffset'
+  | 'notIp'
+  | 'ipv4Fragment'
+  | 'maxPayload0'
+  | 'randomBytes';
 
 test('gso: malformed super-frames are dropped with a reason, never throw, and leave the pools as they were', () => {
   const stats = new GsoStats();
   const out = new PacketBatch(128);
-  const kinds: Damage[] = ['truncate', 'gsoSize0', 'hdrLenShort', 'hdrLenLong', 'csumStart', 'ipv6ExtHeader', 'tcpTypeOnUdp', 'familyType', 'ufo', 'ipTotalLen', 'udpLen', 'tcpDataOffset', 'notIp', 'ipv4Fragment', 'maxPayload0', 'randomBytes'];
+  const kinds: Damage[] = [
+    'truncate',
+    'gsoSize0',
+    'hdrLenShort',
+    'hdrLenLong',
+    'csumStart',
+    'ipv6ExtHeader',
+    'tcpTypeOnUdp',
+    'familyType',
+    'ufo',
+    'ipTotalLen',
+    'udpLen',
+    'tcpDataOffset',
+    'notIp',
+    'ipv4Fragment',
+    'maxPayload0',
+    'randomBytes',
+  ];
   const seen = new Set<Damage>();
-  fc.assert(fc.property(specArb({ maxSegments: 40 }), fc.constantFrom(...kinds), fc.integer({ min: 0, max: 0xffff }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (s, kind, k, pokes) => {
-    if (kind === 'udpLen' || kind === 'tcpTypeOnUdp') s = { ...s, udp: true };
-    if (kind === 'ipv6ExtHeader' || kind === 'familyType') s = { ...s, v4: kind === 'familyType' ? s.v4 : false };
-    if (kind === 'tcpDataOffset') s = { ...s, udp: false };
-    if (kind === 'ipv4Fragment') s = { ...s, v4: true };
-    const before = [big.available, small.available];
-    const { l3, l4, hdrs } = layout(s);
-    let p: PacketBuf;
-    if (kind === 'ipv6ExtHeader') {
-      // A Hop-by-Hop Options header (PadN) before the transport header.
-      const ls = layers(s, payloadOf(s));
-      (ls[1] as Extract<Layer, { kind: 'ipv6' }>).repr.nextHeader = 0;
-      ls.splice(2, 0, { kind: 'ipv6ext', repr: { headerType: 0, nextHeader: s.udp ? 17 : 6, data: Uint8Array.of(1, 4, 0, 0, 0, 0) } });
-      p = big.alloc()!;
-      p.load(compose(ls));
-      p.gsoType = s.udp ? VNET_GSO_UDP_L4 : VNET_GSO_TCPV6;
-      p.gsoSize = s.mss;
-    } else {
-      p = superFrame(s, big);
-    }
-    const d = p.data;
-    let maxPayload = s.path;
-    let want: DropReason | null = null;
-    switch (kind) {
-      case 'truncate': p.end = p.start + (k % hdrs); break;
-      case 'gsoSize0': p.gsoSize = 0; want = DropReason.GsoBadSize; break;
-      case 'hdrLenShort': p.hdrLen = 1 + (k % (hdrs - 1)); break; // a hint, as the kernel takes it: accepted
-      case 'hdrLenLong': p.hdrLen = p.end - p.start + 1 + (k % 100); want = DropReason.GsoBadHeaderLen; break;
-      case 'csumStart': p.csumStart += 1 + (k % 8); want = DropReason.GsoBadHeaderLen; break;
-      case 'ipv6ExtHeader': want = DropReason.GsoUnsupportedHeaders; break;
-      case 'tcpTypeOnUdp': p.gsoType = s.v4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6; want = DropReason.GsoBadType; break;
-      case 'familyType': p.gsoType = s.udp ? (s.v4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6) : s.v4 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4; want = DropReason.GsoBadType; break;
-      case 'ufo': p.gsoType = VNET_GSO_UDP; want = DropReason.GsoBadType; break;
-      case 'ipTotalLen': {
-        // A length past the frame's end.
-        const at = p.start + l3 + (s.v4 ? 2 : 4);
-        const v = p.end - p.start - l3 + 1 + (k % 50);
-        d[at] = (v >>> 8) & 0xff;
-        d[at + 1] = v & 0xff;
-        want = s.v4 ? DropReason.Ipv4BadTotalLen : DropReason.Ipv6BadPayloadLen;
-        break;
-      }
-      case 'udpLen': { const at = p.start + l4 + 4; const v = (be16(d, at) + 1 + (k % 300)) & 0xffff; d[at] = v >>> 8; d[at + 1] = v & 0xff; want = DropReason.UdpBadLength; break; }
-      case 'tcpDataOffset': d[p.start + l4 + 12] = (k % 5) << 4; want = DropReason.TcpBadDataOffset; break;
-      case 'notIp': d[p.start + l3 - 2] = 0x08; d[p.start + l3 - 1] = 0x06; want = DropReason.GsoBadType; break;
-      case 'ipv4Fragment': d[p.start + l3 + 6]! |= 0x20; want = DropReason.GsoUnsupportedHeaders; break;
-      case 'maxPayload0': maxPayload = 0; want = DropReason.GsoBadSize; break;
-      case 'randomBytes': for (const [at, v] of pokes) d[p.start + (at % hdrs)] = v; break;
-    }
-    seen.add(kind);
-    const r = segment(p, maxPayload, small, out, stats);
-    if (want !== null) assert.equal(r, -want, `${kind}: ${r} (${DropReason[-r]}) want ${DropReason[want]}`);
-    else if (kind === 'truncate') assert.ok(r < 0, `truncated to ${p.end - p.start} of ${hdrs} header bytes: ${r}`);
-    else if (kind === 'hdrLenShort') assert.ok(r > 0, `hdrLen ${p.hdrLen} of ${hdrs}: ${r}`);
-    if (r < 0) assert.equal(out.length, 0, 'nothing appended');
-    releaseAll(out);
-    p.release();
-    assert.deepEqual([big.available, small.available], before);
-  }), { numRuns: 400 });
+  fc.assert(
+    fc.property(
+      specArb({ maxSegments: 40 }),
+      fc.constantFrom(...kinds),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      (s, kind, k, pokes) => {
+        if (kind === 'udpLen' || kind === 'tcpTypeOnUdp') s = { ...s, udp: true };
+        if (kind === 'ipv6ExtHeader' || kind === 'familyType') s = { ...s, v4: kind === 'familyType' ? s.v4 : false };
+        if (kind === 'tcpDataOffset') s = { ...s, udp: false };
+        if (kind === 'ipv4Fragment') s = { ...s, v4: true };
+        const before = [big.available, small.available];
+        const { l3, l4, hdrs } = layout(s);
+        let p: PacketBuf;
+        if (kind === 'ipv6ExtHeader') {
+          // A Hop-by-Hop Options header (PadN) before the transport header.
+          const ls = layers(s, payloadOf(s));
+          (ls[1] as Extract<Layer, { kind: 'ipv6' }>).repr.nextHeader = 0;
+          ls.splice(2, 0, { kind: 'ipv6ext', repr: { headerType: 0, nextHeader: s.udp ? 17 : 6, data: Uint8Array.of(1, 4, 0, 0, 0, 0) } });
+          p = big.alloc()!;
+          p.load(compose(ls));
+          p.gsoType = s.udp ? VNET_GSO_UDP_L4 : VNET_GSO_TCPV6;
+          p.gsoSize = s.mss;
+        } else {
+          p = superFrame(s, big);
+        }
+        const d = p.data;
+        let maxPayload = s.path;
+        let want: DropReason | null = null;
+        switch (kind) {
+          case 'truncate':
+            p.end = p.start + (k % hdrs);
+            break;
+          case 'gsoSize0':
+            p.gsoSize = 0;
+            want = DropReason.GsoBadSize;
+            break;
+          case 'hdrLenShort':
+            p.hdrLen = 1 + (k % (hdrs - 1));
+            break; // a hint, as the kernel takes it: accepted
+          case 'hdrLenLong':
+            p.hdrLen = p.end - p.start + 1 + (k % 100);
+            want = DropReason.GsoBadHeaderLen;
+            break;
+          case 'csumStart':
+            p.csumStart += 1 + (k % 8);
+            want = DropReason.GsoBadHeaderLen;
+            break;
+          case 'ipv6ExtHeader':
+            want = DropReason.GsoUnsupportedHeaders;
+            break;
+          case 'tcpTypeOnUdp':
+            p.gsoType = s.v4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
+            want = DropReason.GsoBadType;
+            break;
+          case 'familyType':
+            p.gsoType = s.udp ? (s.v4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6) : s.v4 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
+            want = DropReason.GsoBadType;
+            break;
+          case 'ufo':
+            p.gsoType = VNET_GSO_UDP;
+            want = DropReason.GsoBadType;
+            break;
+          case 'ipTotalLen': {
+            // A length past the frame's end.
+            const at = p.start + l3 + (s.v4 ? 2 : 4);
+            const v = p.end - p.start - l3 + 1 + (k % 50);
+            d[at] = (v >>> 8) & 0xff;
+            d[at + 1] = v & 0xff;
+            want = s.v4 ? DropReason.Ipv4BadTotalLen : DropReason.Ipv6BadPayloadLen;
+            break;
+          }
+          case 'udpLen': {
+            const at = p.start + l4 + 4;
+            const v = (be16(d, at) + 1 + (k % 300)) & 0xffff;
+            d[at] = v >>> 8;
+            d[at + 1] = v & 0xff;
+            want = DropReason.UdpBadLength;
+            break;
+          }
+          case 'tcpDataOffset':
+            d[p.start + l4 + 12] = (k % 5) << 4;
+            want = DropReason.TcpBadDataOffset;
+            break;
+          case 'notIp':
+            d[p.start + l3 - 2] = 0x08;
+            d[p.start + l3 - 1] = 0x06;
+            want = DropReason.GsoBadType;
+            break;
+          case 'ipv4Fragment':
+            d[p.start + l3 + 6]! |= 0x20;
+            want = DropReason.GsoUnsupportedHeaders;
+            break;
+          case 'maxPayload0':
+            maxPayload = 0;
+            want = DropReason.GsoBadSize;
+            break;
+          case 'randomBytes':
+            for (const [at, v] of pokes) d[p.start + (at % hdrs)] = v;
+            break;
+        }
+        seen.add(kind);
+        const r = segment(p, maxPayload, small, out, stats);
+        if (want !== null) assert.equal(r, -want, `${kind}: ${r} (${DropReason[-r]}) want ${DropReason[want]}`);
+        else if (kind === 'truncate') assert.ok(r < 0, `truncated to ${p.end - p.start} of ${hdrs} header bytes: ${r}`);
+        else if (kind === 'hdrLenShort') assert.ok(r > 0, `hdrLen ${p.hdrLen} of ${hdrs}: ${r}`);
+        if (r < 0) assert.equal(out.length, 0, 'nothing appended');
+        releaseAll(out);
+        p.release();
+        assert.deepEqual([big.available, small.available], before);
+      },
+    ),
+    { numRuns: 400 },
+  );
   assert.equal(seen.size, kinds.length);
   assert.ok(stats.drops[DropReason.GsoBadType]! > 0 && stats.drops[DropReason.GsoBadSize]! > 0);
 });
 
 test('gso: pool exhaustion (before or in the middle) and a full batch return every buffer taken', () => {
   const stats = new GsoStats();
-  const s: Spec = { v4: true, vlan: false, udp: false, len: 10000, seed: 3, mss: 1448, path: 1448, flags: 0, ts: true, ident: 1, dontFrag: true, tos: 0, ttl: 64, seq: 1, ack: 1, window: 1 };
+  const s: Spec = {
+    v4: true,
+    vlan: false,
+    udp: false,
+    len: 10000,
+    seed: 3,
+    mss: 1448,
+    path: 1448,
+    flags: 0,
+    ts: true,
+    ident: 1,
+    dontFrag: true,
+    tos: 0,
+    ttl: 64,
+    seq: 1,
+    ack: 1,
+    window: 1,
+  };
   const pool = new PacketPool({ count: 10, frameCapacity: 2048 });
   const out = new PacketBatch(64);
   const p = superFrame(s, big);
@@ -470,7 +654,13 @@ test('gso coalescer: non-TCP frames pass through unchanged, interleaved flows co
   assert.equal(o.length, 4);
   const udpOut = o.filter((q) => q.gsoType === VNET_GSO_NONE);
   assert.deepEqual(udpOut.map(bytesOf), udpBytes);
-  assert.deepEqual(o.filter((q) => q.gsoType !== VNET_GSO_NONE).map((q) => q.gsoType).sort(), [VNET_GSO_TCPV4, VNET_GSO_TCPV6]);
+  assert.deepEqual(
+    o
+      .filter((q) => q.gsoType !== VNET_GSO_NONE)
+      .map((q) => q.gsoType)
+      .sort(),
+    [VNET_GSO_TCPV4, VNET_GSO_TCPV6],
+  );
   assert.deepEqual([stats.coalesced, stats.coalescedSegments], [2, 8]);
   releaseAll(out);
 });
@@ -491,19 +681,121 @@ test('gso coalescer: segments that break a GRO rule are not merged, and a held f
     b[o4 + 17] = c & 0xff;
   };
   const twists: Twist[] = [
-    { name: 'TTL differs', at: 2, apply: (b, o) => { b[o + 8] = 63; fixIp(b, o); }, merged: [2, 1, 1] },
-    { name: 'TOS differs', at: 1, apply: (b, o) => { b[o + 1] = 4; fixIp(b, o); }, merged: [1, 1, 2] },
-    { name: 'IPv4 id jumps', at: 2, apply: (b, o) => { b[o + 5]! += 5; fixIp(b, o); }, merged: [2, 1, 1] },
-    { name: 'ack differs', at: 3, apply: (b, o3, o4) => { b[o4 + 11]! ^= 1; fixTcp(b, o3, o4); }, merged: [3, 1] },
-    { name: 'window differs', at: 1, apply: (b, o3, o4) => { b[o4 + 15]! ^= 1; fixTcp(b, o3, o4); }, merged: [1, 1, 2] },
-    { name: 'timestamp differs', at: 2, apply: (b, o3, o4) => { b[o4 + 27]! ^= 1; fixTcp(b, o3, o4); }, merged: [2, 1, 1] },
-    { name: 'sequence gap', at: 2, apply: (b, o3, o4) => { b[o4 + 7]! += 1; fixTcp(b, o3, o4); }, merged: [2, 1, 1] },
-    { name: 'bad TCP checksum', at: 2, apply: (b, _o3, o4) => { b[o4 + 17]! ^= 0x40; }, merged: [2, 1, 1] },
-    { name: 'bad IPv4 header checksum', at: 1, apply: (b, o) => { b[o + 11]! ^= 0x40; }, merged: [1, 1, 2] },
-    { name: 'ECE appears', at: 2, apply: (b, o3, o4) => { b[o4 + 13]! |= TCP_ECE; fixTcp(b, o3, o4); }, merged: [2, 1, 1] },
-    { name: 'SYN', at: 3, apply: (b, o3, o4) => { b[o4 + 13]! |= TCP_SYN; fixTcp(b, o3, o4); }, merged: [3, 1] },
-    { name: 'RST', at: 1, apply: (b, o3, o4) => { b[o4 + 13]! |= TCP_RST; fixTcp(b, o3, o4); }, merged: [1, 1, 2] },
-    { name: 'CWR on a later one starts a new super-frame', at: 2, apply: (b, o3, o4) => { b[o4 + 13]! |= TCP_CWR; fixTcp(b, o3, o4); }, merged: [2, 2] },
+    {
+      name: 'TTL differs',
+      at: 2,
+      apply: (b, o) => {
+        b[o + 8] = 63;
+        fixIp(b, o);
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'TOS differs',
+      at: 1,
+      apply: (b, o) => {
+        b[o + 1] = 4;
+        fixIp(b, o);
+      },
+      merged: [1, 1, 2],
+    },
+    {
+      name: 'IPv4 id jumps',
+      at: 2,
+      apply: (b, o) => {
+        b[o + 5]! += 5;
+        fixIp(b, o);
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'ack differs',
+      at: 3,
+      apply: (b, o3, o4) => {
+        b[o4 + 11]! ^= 1;
+        fixTcp(b, o3, o4);
+      },
+      merged: [3, 1],
+    },
+    {
+      name: 'window differs',
+      at: 1,
+      apply: (b, o3, o4) => {
+        b[o4 + 15]! ^= 1;
+        fixTcp(b, o3, o4);
+      },
+      merged: [1, 1, 2],
+    },
+    {
+      name: 'timestamp differs',
+      at: 2,
+      apply: (b, o3, o4) => {
+        b[o4 + 27]! ^= 1;
+        fixTcp(b, o3, o4);
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'sequence gap',
+      at: 2,
+      apply: (b, o3, o4) => {
+        b[o4 + 7]! += 1;
+        fixTcp(b, o3, o4);
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'bad TCP checksum',
+      at: 2,
+      apply: (b, _o3, o4) => {
+        b[o4 + 17]! ^= 0x40;
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'bad IPv4 header checksum',
+      at: 1,
+      apply: (b, o) => {
+        b[o + 11]! ^= 0x40;
+      },
+      merged: [1, 1, 2],
+    },
+    {
+      name: 'ECE appears',
+      at: 2,
+      apply: (b, o3, o4) => {
+        b[o4 + 13]! |= TCP_ECE;
+        fixTcp(b, o3, o4);
+      },
+      merged: [2, 1, 1],
+    },
+    {
+      name: 'SYN',
+      at: 3,
+      apply: (b, o3, o4) => {
+        b[o4 + 13]! |= TCP_SYN;
+        fixTcp(b, o3, o4);
+      },
+      merged: [3, 1],
+    },
+    {
+      name: 'RST',
+      at: 1,
+      apply: (b, o3, o4) => {
+        b[o4 + 13]! |= TCP_RST;
+        fixTcp(b, o3, o4);
+      },
+      merged: [1, 1, 2],
+    },
+    {
+      name: 'CWR on a later one starts a new super-frame',
+      at: 2,
+      apply: (b, o3, o4) => {
+        b[o4 + 13]! |= TCP_CWR;
+        fixTcp(b, o3, o4);
+      },
+      merged: [2, 2],
+    },
   ];
   for (const t of twists) {
     const stats = new GsoStats();
@@ -520,7 +812,12 @@ test('gso coalescer: segments that break a GRO rule are not merged, and a held f
     const stream = Buffer.concat(list(out).map((q) => Buffer.from(q.data.subarray(q.start + layout(base).hdrs, q.end))));
     assert.ok(stream.equals(Buffer.concat(sent.map((x) => x.subarray(layout(base).hdrs)))), `${t.name}: stream in order`);
     // A frame that was not merged leaves as it came.
-    for (const q of list(out)) if (q.gsoType === VNET_GSO_NONE) assert.ok(sent.some((x) => x.equals(bytesOf(q))), `${t.name}: unchanged`);
+    for (const q of list(out))
+      if (q.gsoType === VNET_GSO_NONE)
+        assert.ok(
+          sent.some((x) => x.equals(bytesOf(q))),
+          `${t.name}: unchanged`,
+        );
     releaseAll(out);
   }
 });
@@ -530,11 +827,29 @@ test('gso coalescer: the same inner flow from another VNI or VTEP is another flo
   // The same four segments arriving in VNI 100 and in VNI 200, interleaved.
   const a = list(segmentsOf(base));
   const b = list(segmentsOf(base));
-  a.forEach((q) => { q.tunVni = 100; q.tunVtep = 1; q.traced = false; });
-  b.forEach((q, i) => { q.tunVni = 200; q.tunVtep = 1; q.traced = i === 2; });
+  a.forEach((q) => {
+    q.tunVni = 100;
+    q.tunVtep = 1;
+    q.traced = false;
+  });
+  b.forEach((q, i) => {
+    q.tunVni = 200;
+    q.tunVtep = 1;
+    q.traced = i === 2;
+  });
   const out = new PacketBatch(8);
-  pushAll(co, a.flatMap((q, i) => [q, b[i]!]), out);
-  assert.deepEqual(list(out).map((q) => [q.tunVni, (q.end - q.start - layout(base).hdrs) / 1448, q.traced]), [[100, 4, false], [200, 4, true]]);
+  pushAll(
+    co,
+    a.flatMap((q, i) => [q, b[i]!]),
+    out,
+  );
+  assert.deepEqual(
+    list(out).map((q) => [q.tunVni, (q.end - q.start - layout(base).hdrs) / 1448, q.traced]),
+    [
+      [100, 4, false],
+      [200, 4, true],
+    ],
+  );
   releaseAll(out);
   const again = list(segmentsOf({ ...base, len: 2 * 1448, flags: 0 }));
   again[0]!.tunVtep = 1;
@@ -583,7 +898,16 @@ test('gso coalescer: more flows than slots all come out, each in order; a full o
   const co = new Coalescer(big, stats);
   const flows = Array.from({ length: 10 }, (_, i) => list(segmentsOf({ ...base, len: 2 * 1448, seed: 20 + i, ident: i * 1000, flags: 0 })));
   // Ports differ per flow.
-  flows.forEach((f, i) => f.forEach((q) => { const o = q.start + 34; q.data[o + 1] = i; q.data[o + 16] = q.data[o + 17] = 0; const c = ~fold16(sum16(q.data, o, q.end - o, pseudo(q.data, q.start + 14, true, 6, q.end - o))) & 0xffff; q.data[o + 16] = c >>> 8; q.data[o + 17] = c & 0xff; }));
+  flows.forEach((f, i) =>
+    f.forEach((q) => {
+      const o = q.start + 34;
+      q.data[o + 1] = i;
+      q.data[o + 16] = q.data[o + 17] = 0;
+      const c = ~fold16(sum16(q.data, o, q.end - o, pseudo(q.data, q.start + 14, true, 6, q.end - o))) & 0xffff;
+      q.data[o + 16] = c >>> 8;
+      q.data[o + 17] = c & 0xff;
+    }),
+  );
   const out = new PacketBatch(32);
   // First segments in flow order (the ninth and tenth evict the oldest), second ones in reverse.
   for (const f of flows) co.push(f[0]!, out);
@@ -619,7 +943,10 @@ test('gso coalescer: a pool of smaller buffers bounds the super-frames (frameCap
   pushAll(co, segs, out);
   const { hdrs } = layout(base);
   // 9216 bytes hold the headers and six segments.
-  assert.deepEqual(list(out).map((q) => (q.end - q.start - hdrs) / 1448), [6, 6, 6, 6, 6, 6, 6, 3]);
+  assert.deepEqual(
+    list(out).map((q) => (q.end - q.start - hdrs) / 1448),
+    [6, 6, 6, 6, 6, 6, 6, 3],
+  );
   for (const q of list(out)) assert.equal(q.pool, small);
   releaseAll(out);
   assert.deepEqual([big.available, small.available], [big.size, small.size]);
@@ -627,7 +954,7 @@ test('gso coalescer: a pool of smaller buffers bounds the super-frames (frameCap
 
 // --- a real peer -----------------------------------------------------------------------------
 
-test('gso: tshark finds every segment\'s IP, TCP and UDP checksums good and reassembles the streams to the same bytes (also after coalescing and segmenting again)', () => {
+test("gso: tshark finds every segment's IP, TCP and UDP checksums good and reassembles the streams to the same bytes (also after coalescing and segmenting again)", () => {
   requireTool('tshark', 'tshark');
   const stats = new GsoStats();
   const cases: Spec[] = [
@@ -660,9 +987,11 @@ test('gso: tshark finds every segment\'s IP, TCP and UDP checksums good and reas
         // Another stream for tshark: a different source port (checksum patched incrementally).
         const o = layout(s).l4;
         const old = be16(b, o);
-        b[o] = 0x9c; b[o + 1] = 0x41;
+        b[o] = 0x9c;
+        b[o + 1] = 0x41;
         const c = ~fold16((~be16(b, o + 16) & 0xffff) + (~old & 0xffff) + 0x9c41) & 0xffff;
-        b[o + 16] = c >>> 8; b[o + 17] = c & 0xff;
+        b[o + 16] = c >>> 8;
+        b[o + 17] = c & 0xff;
         frames.push(b);
       }
       releaseAll(again);
@@ -678,8 +1007,28 @@ test('gso: tshark finds every segment\'s IP, TCP and UDP checksums good and reas
     const file = join(dir, 'segments.pcap');
     writeFileSync(file, Buffer.concat(chunks));
     const prefs = ['-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
-    const rows = run('tshark', ['-n', '-r', file, ...prefs, '-T', 'fields', '-E', 'separator=,', '-e', 'ip.checksum.status', '-e', 'tcp.checksum.status', '-e', 'udp.checksum.status', '-e', '_ws.expert.severity', '-e', '_ws.malformed'])
-      .trim().split('\n');
+    const rows = run('tshark', [
+      '-n',
+      '-r',
+      file,
+      ...prefs,
+      '-T',
+      'fields',
+      '-E',
+      'separator=,',
+      '-e',
+      'ip.checksum.status',
+      '-e',
+      'tcp.checksum.status',
+      '-e',
+      'udp.checksum.status',
+      '-e',
+      '_ws.expert.severity',
+      '-e',
+      '_ws.malformed',
+    ])
+      .trim()
+      .split('\n');
     assert.equal(rows.length, frames.length);
     rows.forEach((r, i) => {
       const [ip, tcp, udp, expert, malformed] = r.split(',');

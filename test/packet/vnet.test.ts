@@ -67,25 +67,31 @@ test('vnet: a checksum field outside the frame, or GSO without a size, is refuse
 });
 
 test('vnet: completing a partial checksum gives the checksum the sender would have computed (TCP/UDP, IPv4/IPv6, random payloads)', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 1400 }), fc.constantFrom(4, 6), fc.constantFrom(6, 17), (payload, family, proto) => {
-    const l4 = proto === 6 ? tcp(40000, 80, 0x18) : udp(5353, 53);
-    const l3 = family === 4 ? ip4('10.0.0.1', '10.0.0.2', proto) : ip6('fd00::1', 'fd00::2', proto);
-    const frame = compose([eth(family === 4 ? 0x0800 : 0x86dd), l3, l4, { kind: 'data', bytes: payload }]);
-    const { p, l4: at, off } = partial(frame, family as 4 | 6, proto as 6 | 17);
-    p.csumStart = at;
-    p.csumOffset = off;
-    completeChecksum(p);
-    assert.equal(p.csumStart, -1);
-    // A checksum that verifies (the sum over pseudo-header and segment folds to 0xffff) and what compose wrote.
-    const d = dissect(p.data, p.start, p.end);
-    assert.ok(d.layers.every((x) => x.checksumOk !== false), 'checksums verify');
-    const ip = p.start + 14;
-    const len = p.end - at;
-    const ps = family === 4 ? pseudoSumV4At(p.data, ip + 12, ip + 16, proto, len) : pseudoSumV6At(p.data, ip + 8, ip + 24, proto, len);
-    assert.equal(fold(onesSum(p.data, at, len, ps)), 0xffff);
-    const want = frame[at - p.start + off]! * 256 + frame[at - p.start + off + 1]!;
-    const got = p.data[at + off]! * 256 + p.data[at + off + 1]!;
-    assert.ok(got === want || (got === 0xffff && want === 0) || (got === 0 && want === 0xffff), `checksum ${got} vs ${want}`);
-    p.release();
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 1400 }), fc.constantFrom(4, 6), fc.constantFrom(6, 17), (payload, family, proto) => {
+      const l4 = proto === 6 ? tcp(40000, 80, 0x18) : udp(5353, 53);
+      const l3 = family === 4 ? ip4('10.0.0.1', '10.0.0.2', proto) : ip6('fd00::1', 'fd00::2', proto);
+      const frame = compose([eth(family === 4 ? 0x0800 : 0x86dd), l3, l4, { kind: 'data', bytes: payload }]);
+      const { p, l4: at, off } = partial(frame, family as 4 | 6, proto as 6 | 17);
+      p.csumStart = at;
+      p.csumOffset = off;
+      completeChecksum(p);
+      assert.equal(p.csumStart, -1);
+      // A checksum that verifies (the sum over pseudo-header and segment folds to 0xffff) and what compose wrote.
+      const d = dissect(p.data, p.start, p.end);
+      assert.ok(
+        d.layers.every((x) => x.checksumOk !== false),
+        'checksums verify',
+      );
+      const ip = p.start + 14;
+      const len = p.end - at;
+      const ps = family === 4 ? pseudoSumV4At(p.data, ip + 12, ip + 16, proto, len) : pseudoSumV6At(p.data, ip + 8, ip + 24, proto, len);
+      assert.equal(fold(onesSum(p.data, at, len, ps)), 0xffff);
+      const want = frame[at - p.start + off]! * 256 + frame[at - p.start + off + 1]!;
+      const got = p.data[at + off]! * 256 + p.data[at + off + 1]!;
+      assert.ok(got === want || (got === 0xffff && want === 0) || (got === 0 && want === 0xffff), `checksum ${got} vs ${want}`);
+      p.release();
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -39,8 +39,10 @@ import { allPairs, layersOf, one, values, type TsharkLayers } from './tshark-jso
  * The compiled test runs from dist/test/peers; the script stays in the source tree. Compiled elsewhere
  * (`tsc --outDir /tmp/…`), the tree is found from the working directory instead.
  */
-const PEER = [fileURLToPath(new URL('../../../test/peers/tunnel_peer.py', import.meta.url)), join(process.cwd(), 'test/peers/tunnel_peer.py')]
-  .find((p) => existsSync(p)) ?? 'test/peers/tunnel_peer.py';
+const PEER =
+  [fileURLToPath(new URL('../../../test/peers/tunnel_peer.py', import.meta.url)), join(process.cwd(), 'test/peers/tunnel_peer.py')].find((p) =>
+    existsSync(p),
+  ) ?? 'test/peers/tunnel_peer.py';
 
 // ---- the network ----------------------------------------------------------------------------------------
 
@@ -60,12 +62,16 @@ const POD_NET: Record<Site, { v4: string; v6: string }> = {
   c: { v4: '10.244.3', v6: 'fd00:10:244:3' },
 };
 /** L2 mode: segment (VLAN) → VNI. Site C is a member of VNI 5010 only. */
-const L2_VNIS: ReadonlyArray<{ segment: number; vni: number }> = [{ segment: 10, vni: 5010 }, { segment: 20, vni: 5020 }];
+const L2_VNIS: ReadonlyArray<{ segment: number; vni: number }> = [
+  { segment: 10, vni: 5010 },
+  { segment: 20, vni: 5020 },
+];
 const VTEP_VNIS: Record<Site, number[]> = { a: [5010, 5020], b: [5010, 5020], c: [5010] };
 
 /** Pods: two on each node; in l2 mode pod 1 sits on segment 10, pod 2 on segment 20. */
 const POD_MAC = (site: Site, n: 1 | 2): number => 0x020000000000 + (site.charCodeAt(0) << 8) + n;
-const POD_IP = (site: Site, n: 1 | 2, family: Family): string => (family === 4 ? `${POD_NET[site].v4}.${10 * n + site.charCodeAt(0) - 96}` : `${POD_NET[site].v6}::${10 * n + site.charCodeAt(0) - 96}`);
+const POD_IP = (site: Site, n: 1 | 2, family: Family): string =>
+  family === 4 ? `${POD_NET[site].v4}.${10 * n + site.charCodeAt(0) - 96}` : `${POD_NET[site].v6}::${10 * n + site.charCodeAt(0) - 96}`;
 
 interface Scenario {
   name: string;
@@ -84,22 +90,54 @@ const opt = (cls: number, type: number, bytes: number[]): GeneveOption => ({ cla
 const SCENARIOS: Scenario[] = [
   { name: 'vxlan routed, ipv4 underlay, udp checksum off (default)', kind: 'vxlan', mode: 'routed', family: 4 },
   { name: 'vxlan routed, ipv6 underlay, vni 100', kind: 'vxlan', mode: 'routed', family: 6, vni: 100 },
-  { name: 'vxlan l2, ipv4 underlay, udp checksum on, source ports 20000-20999', kind: 'vxlan', mode: 'l2', family: 4, udpChecksum: true, srcPorts: [20000, 20999] },
+  {
+    name: 'vxlan l2, ipv4 underlay, udp checksum on, source ports 20000-20999',
+    kind: 'vxlan',
+    mode: 'l2',
+    family: 4,
+    udpChecksum: true,
+    srcPorts: [20000, 20999],
+  },
   { name: 'vxlan l2, ipv6 underlay', kind: 'vxlan', mode: 'l2', family: 6 },
   {
-    name: 'geneve routed, ipv4 underlay, one 8-byte option', kind: 'geneve', mode: 'routed', family: 4, vni: 7,
+    name: 'geneve routed, ipv4 underlay, one 8-byte option',
+    kind: 'geneve',
+    mode: 'routed',
+    family: 4,
+    vni: 7,
     options: [opt(0x0104, 0x01, [1, 2, 3, 4, 5, 6, 7, 8])],
   },
   {
-    name: 'geneve routed, ipv6 underlay, several options (one critical, one empty)', kind: 'geneve', mode: 'routed', family: 6, vni: 0xabcdef,
-    options: [opt(0x0102, 0x80, [0, 0, 0, 1, 0, 0, 0, 2]), opt(0xffff, 0x42, [0xde, 0xad, 0xbe, 0xef]), opt(0x0101, 0x05, []), opt(0xfffe, 0x7f, Array.from({ length: 16 }, (_, i) => 0xf0 + i))],
+    name: 'geneve routed, ipv6 underlay, several options (one critical, one empty)',
+    kind: 'geneve',
+    mode: 'routed',
+    family: 6,
+    vni: 0xabcdef,
+    options: [
+      opt(0x0102, 0x80, [0, 0, 0, 1, 0, 0, 0, 2]),
+      opt(0xffff, 0x42, [0xde, 0xad, 0xbe, 0xef]),
+      opt(0x0101, 0x05, []),
+      opt(
+        0xfffe,
+        0x7f,
+        Array.from({ length: 16 }, (_, i) => 0xf0 + i),
+      ),
+    ],
   },
   {
-    name: 'geneve l2, ipv4 underlay, udp checksum on, several options, source ports 1024-4095', kind: 'geneve', mode: 'l2', family: 4, udpChecksum: true, srcPorts: [1024, 4095],
+    name: 'geneve l2, ipv4 underlay, udp checksum on, several options, source ports 1024-4095',
+    kind: 'geneve',
+    mode: 'l2',
+    family: 4,
+    udpChecksum: true,
+    srcPorts: [1024, 4095],
     options: [opt(0xffff, 0x01, [9, 8, 7, 6]), opt(0x0105, 0x90, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6])],
   },
   {
-    name: 'geneve l2, ipv6 underlay, one 8-byte option', kind: 'geneve', mode: 'l2', family: 6,
+    name: 'geneve l2, ipv6 underlay, one 8-byte option',
+    kind: 'geneve',
+    mode: 'l2',
+    family: 6,
     options: [opt(0x0103, 0x22, [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88])],
   },
 ];
@@ -126,7 +164,9 @@ function node(s: Scenario, site: Site, remotes: Site[]): Node {
   br.addPort('pod1', pods[1], l2 ? { vlan: 10 } : {});
   br.addPort('pod2', pods[2], l2 ? { vlan: 20 } : {});
   br.addTunnel('tun0', under, {
-    kind: s.kind, mode: s.mode, localIp: UNDERLAY[s.family][site],
+    kind: s.kind,
+    mode: s.mode,
+    localIp: UNDERLAY[s.family][site],
     ...(s.vni !== undefined ? { vni: s.vni } : {}),
     ...(s.udpChecksum !== undefined ? { udpChecksum: s.udpChecksum } : {}),
     ...(s.srcPorts !== undefined ? { srcPortMin: s.srcPorts[0], srcPortMax: s.srcPorts[1] } : {}),
@@ -176,17 +216,31 @@ function innerLayers(f: Flow, srcMac: number, dstMac: number, ttl: number, k: nu
   const proto = f.proto === 'udp' ? 17 : f.proto === 'tcp' ? 6 : f.family === 4 ? 1 : 58;
   const l3 = f.family === 4 ? ip4(f.src, f.dst, proto, { ttl, ident: 0x100 + k }) : ip6(f.src, f.dst, proto, { hopLimit: ttl });
   const payload = new TextEncoder().encode(`${f.name} #${k}`);
-  const l4: Layer[] = f.proto === 'udp' ? [udp(f.sport, f.dport), data(`${f.name} #${k}`)]
-    : f.proto === 'tcp' ? [tcp(f.sport, f.dport, 0x018), data(`${f.name} #${k}`)]
-    : f.family === 4 ? [{ kind: 'icmpv4', repr: { kind: 'echoRequest', ident: f.sport, seq: k, data: payload } }]
-    : [{ kind: 'icmpv6', repr: { kind: 'echoRequest', ident: f.sport, seq: k, data: payload } }];
+  const l4: Layer[] =
+    f.proto === 'udp'
+      ? [udp(f.sport, f.dport), data(`${f.name} #${k}`)]
+      : f.proto === 'tcp'
+        ? [tcp(f.sport, f.dport, 0x018), data(`${f.name} #${k}`)]
+        : f.family === 4
+          ? [{ kind: 'icmpv4', repr: { kind: 'echoRequest', ident: f.sport, seq: k, data: payload } }]
+          : [{ kind: 'icmpv6', repr: { kind: 'echoRequest', ident: f.sport, seq: k, data: payload } }];
   return [eth(f.family === 4 ? 0x0800 : 0x86dd, [], srcMac, dstMac), l3, ...l4];
 }
 
 /** The flows pod A1/A2 send, with where each packet must go. */
 function flows(s: Scenario): Flow[] {
-  const mk = (name: string, from: 1 | 2, family: Family, proto: Proto, dstMac: number, dst: string, sport: number, dport: number, packets: number, to: Site[]): Flow =>
-    ({ name, family, proto, from, srcMac: POD_MAC('a', from), dstMac, src: POD_IP('a', from, family), dst, sport, dport, packets, to });
+  const mk = (
+    name: string,
+    from: 1 | 2,
+    family: Family,
+    proto: Proto,
+    dstMac: number,
+    dst: string,
+    sport: number,
+    dport: number,
+    packets: number,
+    to: Site[],
+  ): Flow => ({ name, family, proto, from, srcMac: POD_MAC('a', from), dstMac, src: POD_IP('a', from, family), dst, sport, dport, packets, to });
   if (s.mode === 'routed') {
     const gw = GW_MAC.a;
     return [
@@ -237,14 +291,37 @@ function drive(s: Scenario): void {
   const b = node(s, 'b', ['a']);
   if (s.mode === 'l2') {
     // B1 speaks first, so that A learns where it is: B floods it to A, whose underlay receives it.
-    b.pods[1].send([compose(innerLayers({ name: 'hello', family: 4, proto: 'udp', from: 1, srcMac: POD_MAC('b', 1), dstMac: POD_MAC('a', 1), src: '10.10.0.21', dst: '10.10.0.11', sport: 7, dport: 7, packets: 1, to: ['a'] }, POD_MAC('b', 1), POD_MAC('a', 1), 64, 0))]);
+    b.pods[1].send([
+      compose(
+        innerLayers(
+          {
+            name: 'hello',
+            family: 4,
+            proto: 'udp',
+            from: 1,
+            srcMac: POD_MAC('b', 1),
+            dstMac: POD_MAC('a', 1),
+            src: '10.10.0.21',
+            dst: '10.10.0.11',
+            sport: 7,
+            dport: 7,
+            packets: 1,
+            to: ['a'],
+          },
+          POD_MAC('b', 1),
+          POD_MAC('a', 1),
+          64,
+          0,
+        ),
+      ),
+    ]);
     const hello = b.under.take();
     assert.equal(hello.length, 1, `${s.name}: B floods its first frame to A only`);
     a.under.send(hello);
     assert.equal(a.pods[1].take().length, 1, `${s.name}: A delivers B's first frame to A1`);
     assert.equal(a.br.port('tun0').counters.dropped, 0);
   }
-  const vni = (segment: number): number => (s.mode === 'routed' ? s.vni ?? 1 : L2_VNIS.find((x) => x.segment === segment)!.vni);
+  const vni = (segment: number): number => (s.mode === 'routed' ? (s.vni ?? 1) : L2_VNIS.find((x) => x.segment === segment)!.vni);
   const toB: Uint8Array[] = [];
   /** Frames for B by the pod that must receive them: pod n of A talks to pod n of B (l2: the same segment). */
   const fedTo = [0, 0, 0];
@@ -261,14 +338,22 @@ function drive(s: Scenario): void {
       assert.equal(out.length, f.to.length, `${s.name}: ${f.name} #${k}: ${out.length} frames on the underlay, expected one per VTEP ${f.to.join(',')}`);
       f.to.forEach((site, i) => {
         emitted.push({ s, flow: f, to: site, frame: out[i]!, inner, vni: vni(f.from === 1 ? 10 : 20), innerTtl: routed ? 63 : 64, encap: enc[i]!.detail });
-        if (site === 'b') { toB.push(out[i]!); fedTo[f.from]!++; }
+        if (site === 'b') {
+          toB.push(out[i]!);
+          fedTo[f.from]!++;
+        }
       });
     }
   }
   assert.equal(a.br.port('tun0').counters.dropped, 0, `${s.name}: A drops ${JSON.stringify(a.br.port('tun0').counters.dropsByReason())}`);
   // B, the other end of the tunnel, must take every frame A sent it and deliver each to one pod.
   b.under.send(toB);
-  peerResults.push({ s, fed: fedTo.slice(1), delivered: [b.pods[1].take().length, b.pods[2].take().length], drops: b.br.port('tun0').counters.dropsByReason() });
+  peerResults.push({
+    s,
+    fed: fedTo.slice(1),
+    delivered: [b.pods[1].take().length, b.pods[2].take().length],
+    drops: b.br.port('tun0').counters.dropsByReason(),
+  });
 }
 
 before(() => {
@@ -311,13 +396,26 @@ function decodeWithTshark(): { _source: { layers: TsharkLayers } }[] {
   const path = join(dir, 'tunnels.pcap');
   writeFileSync(path, Buffer.concat(chunks));
   // Checksum validation is off by default in Wireshark; turn it on wherever there is a preference.
-  tsharkRaw = run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys',
-    '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE']);
+  tsharkRaw = run('tshark', [
+    '-r',
+    path,
+    '-T',
+    'json',
+    '--no-duplicate-keys',
+    '-o',
+    'ip.check_checksum:TRUE',
+    '-o',
+    'udp.check_checksum:TRUE',
+    '-o',
+    'tcp.check_checksum:TRUE',
+  ]);
   tshark = JSON.parse(tsharkRaw) as { _source: { layers: TsharkLayers } }[];
   return tshark;
 }
 
-after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
 
 const STATUS_GOOD = '1';
 
@@ -398,12 +496,19 @@ test('tshark: the encapsulate trace record of each frame names what is on the wi
     const pfx = e.s.family === 4 ? 'ip' : 'ipv6';
     const outerIp = layersOf(L, pfx)[0];
     const outerUdp = layersOf(L, 'udp')[0];
-    assert.deepEqual(e.encap, {
-      kind: e.s.kind, vni: e.vni,
-      outerSrc: ipText(one(outerIp, `${pfx}.src`, what)), outerDst: ipText(one(outerIp, `${pfx}.dst`, what)),
-      udpSrcPort: Number(one(outerUdp, 'udp.srcport', what)), udpDstPort: Number(one(outerUdp, 'udp.dstport', what)),
-      bytes: Number(one(L.frame, 'frame.len', what)),
-    }, what);
+    assert.deepEqual(
+      e.encap,
+      {
+        kind: e.s.kind,
+        vni: e.vni,
+        outerSrc: ipText(one(outerIp, `${pfx}.src`, what)),
+        outerDst: ipText(one(outerIp, `${pfx}.dst`, what)),
+        udpSrcPort: Number(one(outerUdp, 'udp.srcport', what)),
+        udpDstPort: Number(one(outerUdp, 'udp.dstport', what)),
+        bytes: Number(one(L.frame, 'frame.len', what)),
+      },
+      what,
+    );
   });
 });
 
@@ -486,13 +591,19 @@ test('tshark: every checksum tshark checks is good (outer IPv4, inner IPv4/UDP/T
 
 test('tshark: nothing malformed, no expert errors', () => {
   const t = decodeWithTshark();
-  const malformed = t.flatMap((f, i) => (JSON.stringify(f).includes('_ws.malformed') ? [`${emitted[i]!.s.name}: ${emitted[i]!.flow.name}: ${JSON.stringify(f._source.layers['_ws.malformed'] ?? f._source.layers).slice(0, 400)}`] : []));
+  const malformed = t.flatMap((f, i) =>
+    JSON.stringify(f).includes('_ws.malformed')
+      ? [`${emitted[i]!.s.name}: ${emitted[i]!.flow.name}: ${JSON.stringify(f._source.layers['_ws.malformed'] ?? f._source.layers).slice(0, 400)}`]
+      : [],
+  );
   assert.deepEqual(malformed, [], 'tshark reports malformed frames');
   assert.ok(!tsharkRaw.includes('_ws.malformed'));
   t.forEach((f, i) => {
     for (const [k, v] of allPairs(f._source.layers)) {
       if (k === '_ws.expert.severity') {
-        const messages = allPairs(f._source.layers).filter(([key]) => key === '_ws.expert.message').map(([, m]) => m);
+        const messages = allPairs(f._source.layers)
+          .filter(([key]) => key === '_ws.expert.message')
+          .map(([, m]) => m);
         assert.ok(Number(v) < 0x00800000, `${emitted[i]!.s.name}: ${emitted[i]!.flow.name}: expert error among ${JSON.stringify(messages)}`);
       }
     }
@@ -557,8 +668,16 @@ test('scapy decodes the emitted frames: VNI, Geneve options and flags, addresses
       assert.equal(r.flags, 0x08, `${what}: VXLAN flags`);
     } else {
       const want = e.s.options ?? [];
-      assert.deepEqual(r.options, want.map((o) => ({ class: o.class, type: o.type, length: o.data.length / 4, data: hex(o.data) })), `${what}: options`);
-      assert.equal(r.optionlen, want.reduce((n, o) => n + 1 + o.data.length / 4, 0), `${what}: Opt Len`);
+      assert.deepEqual(
+        r.options,
+        want.map((o) => ({ class: o.class, type: o.type, length: o.data.length / 4, data: hex(o.data) })),
+        `${what}: options`,
+      );
+      assert.equal(
+        r.optionlen,
+        want.reduce((n, o) => n + 1 + o.data.length / 4, 0),
+        `${what}: Opt Len`,
+      );
       assert.equal(r.critical, want.some((o) => (o.type & 0x80) !== 0) ? 1 : 0, `${what}: C bit`);
       assert.equal(r.oam, 0, what);
       assert.equal(r.version, 0, what);
@@ -580,7 +699,18 @@ test('scapy recomputes the outer checksums: IPv4 header always, UDP when present
 
 // ---- part 2: scapy builds, seine decapsulates -------------------------------------------------------------
 
-interface PeerInner { srcMac: string; dstMac: string; family: Family; src: string; dst: string; proto: Proto; sport: number; dport: number; payload: string; ttl?: number }
+interface PeerInner {
+  srcMac: string;
+  dstMac: string;
+  family: Family;
+  src: string;
+  dst: string;
+  proto: Proto;
+  sport: number;
+  dport: number;
+  payload: string;
+  ttl?: number;
+}
 interface PeerFrame {
   name: string;
   kind: TunnelKind;
@@ -609,26 +739,67 @@ const RX = {
 } as const;
 const RX_MAC = 0x0c0000000001;
 const SCAPY_MAC = 0x0c0000000002;
-const RX_SEGMENTS = [{ segment: 42, vni: 4242 }, { segment: 7, vni: 77 }] as const;
+const RX_SEGMENTS = [
+  { segment: 42, vni: 4242 },
+  { segment: 7, vni: 77 },
+] as const;
 /** The critical option the receivers know. */
 const KNOWN_CRITICAL = { class: 0x0102, type: 0x80 };
 
 function peerFrames(): PeerFrame[] {
   const podMac = (seg: number): string => macToString(0x020000000000 + seg);
   const inner = (n: number, seg: number, family: Family, proto: Proto): PeerInner => ({
-    srcMac: macToString(0x02000000f000 + n), dstMac: podMac(seg), family, proto,
-    src: family === 4 ? `10.9.0.${n}` : `fd00:9::${n}`, dst: family === 4 ? '10.9.0.200' : 'fd00:9::200',
-    sport: 30000 + n, dport: proto === 'icmp' ? n : 8000 + n, payload: hex(new TextEncoder().encode(`scapy inner frame ${n}`)), ttl: 17,
+    srcMac: macToString(0x02000000f000 + n),
+    dstMac: podMac(seg),
+    family,
+    proto,
+    src: family === 4 ? `10.9.0.${n}` : `fd00:9::${n}`,
+    dst: family === 4 ? '10.9.0.200' : 'fd00:9::200',
+    sport: 30000 + n,
+    dport: proto === 'icmp' ? n : 8000 + n,
+    payload: hex(new TextEncoder().encode(`scapy inner frame ${n}`)),
+    ttl: 17,
   });
-  const o = (cls: number, type: number, bytes: number): { class: number; type: number; data: string } =>
-    ({ class: cls, type, data: hex(Uint8Array.from({ length: bytes }, (_, i) => (cls + type + i * 7) & 0xff)) });
-  const outer = (family: Family, sport: number): PeerFrame['outer'] => ({ srcMac: macToString(SCAPY_MAC), dstMac: macToString(RX_MAC), src: RX[family].remote, dst: RX[family].local, sport });
+  const o = (cls: number, type: number, bytes: number): { class: number; type: number; data: string } => ({
+    class: cls,
+    type,
+    data: hex(Uint8Array.from({ length: bytes }, (_, i) => (cls + type + i * 7) & 0xff)),
+  });
+  const outer = (family: Family, sport: number): PeerFrame['outer'] => ({
+    srcMac: macToString(SCAPY_MAC),
+    dstMac: macToString(RX_MAC),
+    src: RX[family].remote,
+    dst: RX[family].local,
+    sport,
+  });
   type Extra = Pick<PeerFrame, 'critical' | 'ipOptions' | 'destOpt' | 'trailer'> & { src?: string };
-  const f = (name: string, kind: TunnelKind, family: Family, vni: number, options: PeerFrame['options'], udpChecksum: PeerFrame['udpChecksum'], n: number, proto: Proto, expect: PeerFrame['expect'], extra: Extra = {}): PeerFrame => {
+  const f = (
+    name: string,
+    kind: TunnelKind,
+    family: Family,
+    vni: number,
+    options: PeerFrame['options'],
+    udpChecksum: PeerFrame['udpChecksum'],
+    n: number,
+    proto: Proto,
+    expect: PeerFrame['expect'],
+    extra: Extra = {},
+  ): PeerFrame => {
     const seg = RX_SEGMENTS.find((x) => x.vni === vni)?.segment ?? 42;
     const { src, ...rest } = extra;
     const out = outer(family, 50000 + n);
-    return { name, kind, family, vni, options, udpChecksum, outer: src === undefined ? out : { ...out, src }, inner: inner(n, seg, n % 2 === 0 ? 6 : 4, proto), expect, ...rest };
+    return {
+      name,
+      kind,
+      family,
+      vni,
+      options,
+      udpChecksum,
+      outer: src === undefined ? out : { ...out, src },
+      inner: inner(n, seg, n % 2 === 0 ? 6 : 4, proto),
+      expect,
+      ...rest,
+    };
   };
   /** 252 bytes of options, the most Opt Len can say: 128 + 124. */
   const maximal = [o(0xffff, 0x10, 124), o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type, 120)];
@@ -639,8 +810,28 @@ function peerFrames(): PeerFrame[] {
     f('geneve/ipv4: no options, zero UDP checksum', 'geneve', 4, 4242, [], 'zero', 3, 'icmp', { segment: 42 }),
     f('geneve/ipv4: the known critical option alone', 'geneve', 4, 4242, [o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type, 8)], 'zero', 4, 'udp', { segment: 42 }),
     f('geneve/ipv4: an unknown critical option', 'geneve', 4, 4242, [o(0xffff, 0x81, 4)], 'auto', 5, 'udp', { drop: DropReason.GeneveUnknownCriticalOption }),
-    f('geneve/ipv4: an unknown critical option after known ones', 'geneve', 4, 77, [o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type, 4), o(0xffff, 0x42, 4), o(0x0103, 0xc0, 8)], 'zero', 6, 'udp', { drop: DropReason.GeneveUnknownCriticalOption }),
-    f('geneve/ipv4: the known class with the critical bit on another type', 'geneve', 4, 77, [o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type | 1, 4)], 'auto', 7, 'udp', { drop: DropReason.GeneveUnknownCriticalOption }),
+    f(
+      'geneve/ipv4: an unknown critical option after known ones',
+      'geneve',
+      4,
+      77,
+      [o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type, 4), o(0xffff, 0x42, 4), o(0x0103, 0xc0, 8)],
+      'zero',
+      6,
+      'udp',
+      { drop: DropReason.GeneveUnknownCriticalOption },
+    ),
+    f(
+      'geneve/ipv4: the known class with the critical bit on another type',
+      'geneve',
+      4,
+      77,
+      [o(KNOWN_CRITICAL.class, KNOWN_CRITICAL.type | 1, 4)],
+      'auto',
+      7,
+      'udp',
+      { drop: DropReason.GeneveUnknownCriticalOption },
+    ),
     f('geneve/ipv4: wrong outer UDP checksum', 'geneve', 4, 4242, [o(0x0104, 0x01, 8)], 'bad', 8, 'udp', { drop: DropReason.UdpBadChecksum }),
     f('geneve/ipv6: several options', 'geneve', 6, 77, several, 'auto', 9, 'udp', { segment: 7 }),
     f('geneve/ipv6: one 8-byte option', 'geneve', 6, 4242, [o(0x0104, 0x01, 8)], 'auto', 10, 'icmp', { segment: 42 }),
@@ -655,10 +846,32 @@ function peerFrames(): PeerFrame[] {
     // The edges of the outer headers and the tunnel tables.
     f('geneve/ipv4: 252 bytes of options (Opt Len 63)', 'geneve', 4, 77, maximal, 'auto', 19, 'udp', { segment: 7 }),
     f('geneve/ipv6: 252 bytes of options (Opt Len 63)', 'geneve', 6, 4242, maximal, 'auto', 20, 'tcp', { segment: 42 }),
-    f('geneve/ipv4: an unknown critical option, C bit clear', 'geneve', 4, 4242, [o(0xffff, 0x42, 4), o(0xffff, 0x83, 4)], 'auto', 21, 'udp', { drop: DropReason.GeneveUnknownCriticalOption }, { critical: 0 }),
+    f(
+      'geneve/ipv4: an unknown critical option, C bit clear',
+      'geneve',
+      4,
+      4242,
+      [o(0xffff, 0x42, 4), o(0xffff, 0x83, 4)],
+      'auto',
+      21,
+      'udp',
+      { drop: DropReason.GeneveUnknownCriticalOption },
+      { critical: 0 },
+    ),
     f('geneve/ipv4: C bit set, no critical option', 'geneve', 4, 4242, [o(0xffff, 0x42, 4)], 'auto', 22, 'udp', { segment: 42 }, { critical: 1 }),
     f('vxlan/ipv4: outer IPv4 header with options', 'vxlan', 4, 4242, [], 'auto', 23, 'udp', { segment: 42 }, { ipOptions: true }),
-    f('geneve/ipv4: outer IPv4 header with options, zero checksum', 'geneve', 4, 77, [o(0x0104, 0x01, 8)], 'zero', 24, 'tcp', { segment: 7 }, { ipOptions: true }),
+    f(
+      'geneve/ipv4: outer IPv4 header with options, zero checksum',
+      'geneve',
+      4,
+      77,
+      [o(0x0104, 0x01, 8)],
+      'zero',
+      24,
+      'tcp',
+      { segment: 7 },
+      { ipOptions: true },
+    ),
     f('vxlan/ipv6: destination options header before UDP', 'vxlan', 6, 77, [], 'auto', 25, 'udp', { segment: 7 }, { destOpt: true }),
     f('geneve/ipv6: destination options header before UDP', 'geneve', 6, 4242, [o(0x0104, 0x01, 8)], 'auto', 26, 'icmp', { segment: 42 }, { destOpt: true }),
     f('vxlan/ipv4: Ethernet trailer after the datagram', 'vxlan', 4, 77, [], 'auto', 27, 'udp', { segment: 7 }, { trailer: 6 }),
@@ -671,7 +884,12 @@ function peerFrames(): PeerFrame[] {
   ];
 }
 
-interface Receiver { br: Bridge; under: Endpoint; pods: Map<number, Endpoint>; trace: TraceLog }
+interface Receiver {
+  br: Bridge;
+  under: Endpoint;
+  pods: Map<number, Endpoint>;
+  trace: TraceLog;
+}
 
 function receiver(kind: TunnelKind, family: Family): Receiver {
   const br = new Bridge({ name: `rx-${kind}${family}`, pool, clock });
@@ -704,7 +922,12 @@ function feedScapyFrames(): Fed[] {
   if (fed !== null) return fed;
   requireScapy();
   const frames = peerFrames();
-  const built = JSON.parse(run(SYSTEM_PYTHON, [PEER, 'build'], JSON.stringify(frames))) as Array<{ name: string; frame?: string; inner?: string; error?: string }>;
+  const built = JSON.parse(run(SYSTEM_PYTHON, [PEER, 'build'], JSON.stringify(frames))) as Array<{
+    name: string;
+    frame?: string;
+    inner?: string;
+    error?: string;
+  }>;
   assert.equal(built.length, frames.length);
   const rx = new Map<string, Receiver>();
   fed = frames.map((f, i) => {

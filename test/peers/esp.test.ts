@@ -86,13 +86,33 @@ function makeCases(): Case[] {
     } else {
       // Hop-by-Hop, Destination Options, Routing stay in front of ESP; the Destination Options after the
       // Routing header go inside (scapy follows Linux: the same split).
-      outer = [eth(0x86dd), ip6('fd00:7::1', 'fd00:7::2', 0), ext(0, 60, '010400000000'), ext(60, 43, '010400000000'), ext(43, 60, 'fd0000000000'), ext(60, 17, '010400000000'), udp(49152 + s, 4789)];
+      outer = [
+        eth(0x86dd),
+        ip6('fd00:7::1', 'fd00:7::2', 0),
+        ext(0, 60, '010400000000'),
+        ext(60, 43, '010400000000'),
+        ext(43, 60, 'fd0000000000'),
+        ext(60, 17, '010400000000'),
+        udp(49152 + s, 4789),
+      ];
       ins = 14 + 40 + 24;
       proto = 60;
     }
     const frame = compose([...outer, vx(5000 + s), ...inner(s, 17 + 29 * s)]);
     const seq = esn ? (BigInt(s) << 32n) + BigInt(s) : BigInt(s * 1000);
-    cases.push({ name: `${cipher} ipv${v6 ? 6 : 4}${extHeaders ? '+ext' : ''}${encap ? ' udp' : ''}${esn ? ' esn' : ''}`, cipher, keying, spi: 0x1000 + s, esn, seq, encap, v6, frame, ins, proto });
+    cases.push({
+      name: `${cipher} ipv${v6 ? 6 : 4}${extHeaders ? '+ext' : ''}${encap ? ' udp' : ''}${esn ? ' esn' : ''}`,
+      cipher,
+      keying,
+      spi: 0x1000 + s,
+      esn,
+      seq,
+      encap,
+      v6,
+      frame,
+      ins,
+      proto,
+    });
   };
   for (const cipher of ['aes-gcm-128', 'aes-gcm-256', 'chacha20-poly1305'] as const) {
     for (const v6 of [false, true]) for (const encap of [false, true]) add(cipher, v6, encap, false);
@@ -150,10 +170,22 @@ test('(a) scapy decrypts what seine protects: payload, next header and the IP pa
   requireScapy();
   const sent = CASES.map((c) => ({ c, p: protect(c) }));
   const input = sent.map(({ c, p }) => ({
-    name: c.name, packet: hex(p.data, p.l3, p.end - p.l3), cipher: SCAPY_NAME[c.cipher], key: keyHex(c.keying),
-    spi: c.spi, esn: c.esn, seqHi: seqHi(c),
+    name: c.name,
+    packet: hex(p.data, p.l3, p.end - p.l3),
+    cipher: SCAPY_NAME[c.cipher],
+    key: keyHex(c.keying),
+    spi: c.spi,
+    esn: c.esn,
+    seqHi: seqHi(c),
   }));
-  const out = JSON.parse(run(SYSTEM_PYTHON, [SCRIPT, 'decrypt'], JSON.stringify(input))) as { name: string; packet?: string; payload?: string; nh?: number; padlen?: number; error?: string }[];
+  const out = JSON.parse(run(SYSTEM_PYTHON, [SCRIPT, 'decrypt'], JSON.stringify(input))) as {
+    name: string;
+    packet?: string;
+    payload?: string;
+    nh?: number;
+    padlen?: number;
+    error?: string;
+  }[];
   assert.equal(out.length, CASES.length);
   for (const [i, { c }] of sent.entries()) {
     const r = out[i]!;
@@ -169,8 +201,15 @@ test('(a) scapy decrypts what seine protects: payload, next header and the IP pa
 test('(b) seine unprotects what scapy encrypts (random IVs), restoring the frame', () => {
   requireScapy();
   const input = CASES.map((c) => ({
-    name: c.name, packet: hex(c.frame.subarray(14)), cipher: SCAPY_NAME[c.cipher], key: keyHex(c.keying),
-    spi: c.spi, seqLo: seqLo(c), esn: c.esn, seqHi: seqHi(c), udp: c.encap ? { sport: 4500, dport: 4500 } : null,
+    name: c.name,
+    packet: hex(c.frame.subarray(14)),
+    cipher: SCAPY_NAME[c.cipher],
+    key: keyHex(c.keying),
+    spi: c.spi,
+    seqLo: seqLo(c),
+    esn: c.esn,
+    seqHi: seqHi(c),
+    udp: c.encap ? { sport: 4500, dport: 4500 } : null,
   }));
   const out = JSON.parse(run(SYSTEM_PYTHON, [SCRIPT, 'encrypt'], JSON.stringify(input))) as { name: string; packet?: string; error?: string }[];
   let ivNotSeq = 0;
@@ -182,7 +221,11 @@ test('(b) seine unprotects what scapy encrypts (random IVs), restoring the frame
     const sa = new InboundSa({ spi: c.spi, keying: c.keying, esn: c.esn, resumeAfter: c.seq - 1n });
     const esp = c.ins + (c.encap ? 8 : 0);
     if (hex(frame, esp + 8, 8) !== c.seq.toString(16).padStart(16, '0')) ivNotSeq++;
-    assert.equal(espUnprotect(p, p.start + 14, (spi) => (spi === c.spi ? sa : null), 0), 0, c.name);
+    assert.equal(
+      espUnprotect(p, p.start + 14, (spi) => (spi === c.spi ? sa : null), 0),
+      0,
+      c.name,
+    );
     assert.equal(hex(p.bytes()), hex(c.frame), c.name);
     assert.deepEqual([sa.topHi, sa.topLo], [seqHi(c), seqLo(c)], c.name);
   }
@@ -190,8 +233,12 @@ test('(b) seine unprotects what scapy encrypts (random IVs), restoring the frame
 });
 
 let dir = '';
-before(() => { dir = mkdtempSync(join(tmpdir(), 'seine-esp-')); });
-after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'seine-esp-'));
+});
+after(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
 
 type Layers = Record<string, unknown>;
 
@@ -203,10 +250,26 @@ function tshark(cases: Case[], alg: string, batched = false): { layers: Layers[]
   for (const p of ps) w.writePacket(0, (t += 1000n), p.bytes());
   const path = join(dir, `esp-${cases[0]!.cipher}${batched ? '-batch' : ''}.pcap`);
   writeFileSync(path, Buffer.concat(chunks));
-  const sas = cases.flatMap((c) => ['IPv4', 'IPv6'].map((fam) => ['-o', `uat:esp_sa:"${fam}","*","*","0x${c.spi.toString(16).padStart(8, '0')}","${alg}","0x${keyHex(c.keying)}","NULL",""`]));
+  const sas = cases.flatMap((c) =>
+    ['IPv4', 'IPv6'].map((fam) => ['-o', `uat:esp_sa:"${fam}","*","*","0x${c.spi.toString(16).padStart(8, '0')}","${alg}","0x${keyHex(c.keying)}","NULL",""`]),
+  );
   try {
-    const out = run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', '-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE',
-      '-o', 'udp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', ...sas.flat()]);
+    const out = run('tshark', [
+      '-r',
+      path,
+      '-T',
+      'json',
+      '--no-duplicate-keys',
+      '-o',
+      'esp.enable_encryption_decode:TRUE',
+      '-o',
+      'esp.enable_authentication_check:TRUE',
+      '-o',
+      'udp.check_checksum:TRUE',
+      '-o',
+      'ip.check_checksum:TRUE',
+      ...sas.flat(),
+    ]);
     return { layers: (JSON.parse(out) as { _source: { layers: Layers } }[]).map((f) => f._source.layers), error: null };
   } catch (e) {
     return { layers: [], error: String((e as { stderr?: string }).stderr ?? e) };
@@ -244,7 +307,7 @@ function checkTshark(cases: Case[], layers: Layers[]): void {
   }
 }
 
-test('(c) tshark decrypts seine\'s AES-GCM packets with the SA in its esp_sa table, checks the ICV and dissects the VXLAN inside', () => {
+test("(c) tshark decrypts seine's AES-GCM packets with the SA in its esp_sa table, checks the ICV and dissects the VXLAN inside", () => {
   requireTool('tshark', 'tshark');
   for (const cipher of ['aes-gcm-128', 'aes-gcm-256'] as const) {
     const cases = CASES.filter((c) => c.cipher === cipher && !c.esn);
@@ -268,8 +331,13 @@ test('(a) scapy decrypts what the live path seals (EspSealBatch, one native AEAD
   requireScapy();
   const ps = protectBatch(CASES);
   const input = CASES.map((c, i) => ({
-    name: c.name, packet: hex(ps[i]!.data, ps[i]!.l3, ps[i]!.end - ps[i]!.l3), cipher: SCAPY_NAME[c.cipher], key: keyHex(c.keying),
-    spi: c.spi, esn: c.esn, seqHi: seqHi(c),
+    name: c.name,
+    packet: hex(ps[i]!.data, ps[i]!.l3, ps[i]!.end - ps[i]!.l3),
+    cipher: SCAPY_NAME[c.cipher],
+    key: keyHex(c.keying),
+    spi: c.spi,
+    esn: c.esn,
+    seqHi: seqHi(c),
   }));
   const out = JSON.parse(run(SYSTEM_PYTHON, [SCRIPT, 'decrypt'], JSON.stringify(input))) as { name: string; payload?: string; error?: string }[];
   for (const [i, c] of CASES.entries()) {
@@ -284,7 +352,14 @@ test('(c) tshark and ChaCha20-Poly1305', (t) => {
   // Wireshark names it so from 4.2 on; 4.0's esp_sa table has no such algorithm.
   const { layers, error } = tshark(cases, 'ChaCha20 with Poly1305 [RFC7634]');
   if (error !== null && /invalid value/.test(error)) {
-    t.skip(`this tshark cannot decrypt ESP ChaCha20-Poly1305: ${error.split('\n').find((x) => /invalid value/.test(x))?.trim() ?? error}`);
+    t.skip(
+      `this tshark cannot decrypt ESP ChaCha20-Poly1305: ${
+        error
+          .split('\n')
+          .find((x) => /invalid value/.test(x))
+          ?.trim() ?? error
+      }`,
+    );
     return;
   }
   assert.equal(error, null);

@@ -47,12 +47,24 @@ const ext = (headerType: number, nextHeader: number, data: string): Layer => ({ 
 
 /** A 9000-byte inner IPv4 (or IPv6) packet in VXLAN: the outer packet of a jumbo-MTU pod on a 1500 underlay. */
 function vxlan(family: 4 | 6, vni: number): Uint8Array {
-  const inner: Layer[] = family === 4
-    ? [eth(ETHERTYPE_IPV4, [], 0x0a0000000001, 0x0a0000000002), ip4('10.244.1.5', '10.244.2.7', IPPROTO_UDP, { dontFrag: false }), udp(40000, 5201), payload(9000 - 28, vni)]
-    : [eth(ETHERTYPE_IPV6, [], 0x0a0000000001, 0x0a0000000002), ip6('fd00:244:1::5', 'fd00:244:2::7', IPPROTO_UDP), udp(40000, 5201), payload(9000 - 48, vni)];
-  const outer: Layer[] = family === 4
-    ? [eth(ETHERTYPE_IPV4), ip4('192.168.10.1', '192.168.10.2', IPPROTO_UDP, { dontFrag: false, ident: 0x3141 }), udp(51000, 4789, true)]
-    : [eth(ETHERTYPE_IPV6), ip6('fd00:10::1', 'fd00:10::2', IPPROTO_UDP), udp(51000, 4789)];
+  const inner: Layer[] =
+    family === 4
+      ? [
+          eth(ETHERTYPE_IPV4, [], 0x0a0000000001, 0x0a0000000002),
+          ip4('10.244.1.5', '10.244.2.7', IPPROTO_UDP, { dontFrag: false }),
+          udp(40000, 5201),
+          payload(9000 - 28, vni),
+        ]
+      : [
+          eth(ETHERTYPE_IPV6, [], 0x0a0000000001, 0x0a0000000002),
+          ip6('fd00:244:1::5', 'fd00:244:2::7', IPPROTO_UDP),
+          udp(40000, 5201),
+          payload(9000 - 48, vni),
+        ];
+  const outer: Layer[] =
+    family === 4
+      ? [eth(ETHERTYPE_IPV4), ip4('192.168.10.1', '192.168.10.2', IPPROTO_UDP, { dontFrag: false, ident: 0x3141 }), udp(51000, 4789, true)]
+      : [eth(ETHERTYPE_IPV6), ip6('fd00:10::1', 'fd00:10::2', IPPROTO_UDP), udp(51000, 4789)];
   return compose([...outer, { kind: 'vxlan', repr: { vni } }, ...inner]);
 }
 
@@ -60,24 +72,41 @@ const DATAGRAMS: Datagram[] = [
   { name: 'VXLAN over IPv4, 9000-byte inner packet, MTU 1500', family: 4, frame: vxlan(4, 5001), mtu: 1500, head: ETH + 20, vni: 5001 },
   {
     // NOP, Record Route (not copied), Stream ID (copied). A source route would move the UDP pseudo-header's destination.
-    name: 'IPv4 with a copied and a not-copied option, MTU 576, out of order', family: 4, mtu: 576, head: ETH + 32, shuffle: true,
-    frame: compose([eth(ETHERTYPE_IPV4), ip4('192.168.10.1', '192.168.10.2', IPPROTO_UDP, { dontFrag: false, ident: 0x2718, options: fromHex('01' + '070704c0a80001' + '88040001') }), udp(7000, 7001), payload(3000, 2)]),
+    name: 'IPv4 with a copied and a not-copied option, MTU 576, out of order',
+    family: 4,
+    mtu: 576,
+    head: ETH + 32,
+    shuffle: true,
+    frame: compose([
+      eth(ETHERTYPE_IPV4),
+      ip4('192.168.10.1', '192.168.10.2', IPPROTO_UDP, { dontFrag: false, ident: 0x2718, options: fromHex('01' + '070704c0a80001' + '88040001') }),
+      udp(7000, 7001),
+      payload(3000, 2),
+    ]),
   },
   { name: 'VXLAN over IPv6, 9000-byte inner packet, MTU 1500', family: 6, frame: vxlan(6, 5002), mtu: 1500, head: ETH + 40, vni: 5002 },
   {
-    name: 'IPv6 with Hop-by-Hop, Destination Options and Routing headers, MTU 1280', family: 6, mtu: 1280, head: ETH + 40 + 8 + 8 + 24,
+    name: 'IPv6 with Hop-by-Hop, Destination Options and Routing headers, MTU 1280',
+    family: 6,
+    mtu: 1280,
+    head: ETH + 40 + 8 + 8 + 24,
     frame: compose([
-      eth(ETHERTYPE_IPV6), ip6('fd00:cafe::a', 'fd00:cafe::b', IPV6_NH_HOP_BY_HOP),
+      eth(ETHERTYPE_IPV6),
+      ip6('fd00:cafe::a', 'fd00:cafe::b', IPV6_NH_HOP_BY_HOP),
       ext(IPV6_NH_HOP_BY_HOP, IPV6_NH_DEST_OPTS, '010400000000'),
       ext(IPV6_NH_DEST_OPTS, IPV6_NH_ROUTING, '010400000000'),
       // Type 0 with segments left 0: processed by nobody on the way, so Wireshark does not redirect the checksum.
       ext(IPV6_NH_ROUTING, IPPROTO_UDP, '0000' + '00000000' + '20010db8000000000000000000000001'),
-      udp(7000, 7001), payload(5000, 4),
+      udp(7000, 7001),
+      payload(5000, 4),
     ]),
   },
 ];
 
-interface Cut { d: Datagram; frames: Uint8Array[] }
+interface Cut {
+  d: Datagram;
+  frames: Uint8Array[];
+}
 const cuts: Cut[] = [];
 let tsharkText = '';
 let tsharkJson: Array<{ _source: { layers: Record<string, unknown> } }> = [];
@@ -112,7 +141,9 @@ before(() => {
   tsharkJson = JSON.parse(run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', ...prefs])) as typeof tsharkJson;
 });
 
-after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
 
 /** The hex dumps of tshark's "Reassembled IPv4/IPv6 (n bytes):" data sources, in frame order. */
 function reassembledDumps(text: string): Array<{ family: 4 | 6; bytes: Uint8Array }> {
@@ -122,9 +153,12 @@ function reassembledDumps(text: string): Array<{ family: 4 | 6; bytes: Uint8Arra
     const m = /^Reassembled IPv(4|6) \((\d+) bytes\):$/.exec(lines[i]!);
     if (m === null) continue;
     let h = '';
-    for (i++; i < lines.length && /^[0-9a-f]{4,}  /.test(lines[i]!); i++) {
+    for (i++; i < lines.length && /^[0-9a-f]{4,} {2}/.test(lines[i]!); i++) {
       // Offset, two spaces, up to 16 hex pairs separated by spaces, then the ASCII column after 3 spaces.
-      h += lines[i]!.replace(/^[0-9a-f]{4,}  /, '').slice(0, 16 * 3).trim().replace(/ /g, '');
+      h += lines[i]!.replace(/^[0-9a-f]{4,} {2}/, '')
+        .slice(0, 16 * 3)
+        .trim()
+        .replace(/ /g, '');
     }
     const bytes = fromHex(h);
     assert.equal(bytes.length, Number(m[2]), 'hex dump length');
@@ -133,7 +167,7 @@ function reassembledDumps(text: string): Array<{ family: 4 | 6; bytes: Uint8Arra
   return out;
 }
 
-test('tshark: reassembles every datagram from seine\'s fragments to the original payload, byte for byte', () => {
+test("tshark: reassembles every datagram from seine's fragments to the original payload, byte for byte", () => {
   const dumps = reassembledDumps(tsharkText);
   assert.equal(dumps.length, cuts.length, 'one reassembled datagram each');
   cuts.forEach((c, i) => {
@@ -163,7 +197,8 @@ test('tshark: every checksum good, nothing malformed, no expert errors', () => {
     const ps = allPairs(f._source.layers);
     for (const [k, v] of ps) {
       if (k.endsWith('checksum.status')) assert.notEqual(v, '0', `frame ${i + 1}: ${k} bad`);
-      if (k === '_ws.expert.severity') assert.ok(Number(v) < 0x00800000, `frame ${i + 1}: expert error ${JSON.stringify(ps.filter(([x]) => x === '_ws.expert.message'))}`);
+      if (k === '_ws.expert.severity')
+        assert.ok(Number(v) < 0x00800000, `frame ${i + 1}: expert error ${JSON.stringify(ps.filter(([x]) => x === '_ws.expert.message'))}`);
     }
     assert.ok(!JSON.stringify(f).includes('_ws.malformed'), `frame ${i + 1} malformed`);
     const ipStatus = ps.filter(([k]) => k === 'ip.checksum.status').map(([, v]) => v);

@@ -80,7 +80,17 @@ const CASES: Case[] = [
     name: 'frag needed: a 1428-byte UDP datagram, quote cut at 576',
     kind: 'frag',
     frame: fragNeeded([podEth(0x0800), ip4('10.244.1.10', '10.244.2.20', 17, { ident: 0x4242 }), udp(40000, 33434), zeros(1400)], 1450, GW4),
-    top: { 'icmp.type': '3', 'icmp.code': '4', 'icmp.mtu': '1450', 'ip.len': '576', 'ip.ttl': '64', 'ip.flags.df': '0', 'ip.dsfield.dscp': '48', 'eth.dst': '02:00:00:00:00:0a', 'eth.src': '02:00:00:00:00:aa' },
+    top: {
+      'icmp.type': '3',
+      'icmp.code': '4',
+      'icmp.mtu': '1450',
+      'ip.len': '576',
+      'ip.ttl': '64',
+      'ip.flags.df': '0',
+      'ip.dsfield.dscp': '48',
+      'eth.dst': '02:00:00:00:00:0a',
+      'eth.src': '02:00:00:00:00:aa',
+    },
     quoted: { 'ip.src': '10.244.1.10', 'ip.dst': '10.244.2.20', 'ip.id': '0x4242', 'ip.len': '1428', 'udp.srcport': '40000', 'udp.dstport': '33434' },
   },
   {
@@ -93,8 +103,20 @@ const CASES: Case[] = [
   {
     name: 'frag needed: a VXLAN packet a pod sends (its own overlay), with IP options',
     kind: 'frag',
-    frame: fragNeeded([podEth(0x0800), ip4('10.244.1.10', '192.0.2.7', 17, { options: Uint8Array.from([1, 1, 1, 0]) }), udp(51000, 4789, true), { kind: 'vxlan', repr: { vni: 5001 } },
-      eth(0x0800, [], 0x0a0000000001, 0x0a0000000002), ip4('172.16.0.1', '172.16.0.2', 6), tcp(1234, 80, 0x010), zeros(1300)], 1400, GW4),
+    frame: fragNeeded(
+      [
+        podEth(0x0800),
+        ip4('10.244.1.10', '192.0.2.7', 17, { options: Uint8Array.from([1, 1, 1, 0]) }),
+        udp(51000, 4789, true),
+        { kind: 'vxlan', repr: { vni: 5001 } },
+        eth(0x0800, [], 0x0a0000000001, 0x0a0000000002),
+        ip4('172.16.0.1', '172.16.0.2', 6),
+        tcp(1234, 80, 0x010),
+        zeros(1300),
+      ],
+      1400,
+      GW4,
+    ),
     top: { 'icmp.type': '3', 'icmp.code': '4', 'icmp.mtu': '1400', 'ip.len': '576' },
     quoted: { 'ip.src': '10.244.1.10', 'ip.dst': '192.0.2.7', 'ip.hdr_len': '24', 'udp.dstport': '4789' },
     beyond: { 'vxlan.vni': '5001', 'ip.src': '172.16.0.1', 'ip.dst': '172.16.0.2', 'tcp.dstport': '80' },
@@ -103,28 +125,69 @@ const CASES: Case[] = [
     name: 'packet too big: UDP behind a destination options header',
     kind: 'ptb',
     frame: packetTooBig([podEth(0x86dd), ip6('fd00:10:244:1::a', 'fd00:10:244:2::14', 60), dstOpts(17), udp(40000, 33434), zeros(1400)], 1400, GW6),
-    top: { 'icmpv6.type': '2', 'icmpv6.code': '0', 'icmpv6.mtu': '1400', 'ipv6.plen': '1240', 'ipv6.hlim': '64', 'ipv6.src': GW6, 'ipv6.dst': 'fd00:10:244:1::a' },
+    top: {
+      'icmpv6.type': '2',
+      'icmpv6.code': '0',
+      'icmpv6.mtu': '1400',
+      'ipv6.plen': '1240',
+      'ipv6.hlim': '64',
+      'ipv6.src': GW6,
+      'ipv6.dst': 'fd00:10:244:1::a',
+    },
     quoted: { 'ipv6.src': 'fd00:10:244:1::a', 'ipv6.dst': 'fd00:10:244:2::14', 'ipv6.plen': '1416', 'ipv6.dstopts.nxt': '17', 'udp.srcport': '40000' },
   },
   {
     name: 'packet too big: first fragment of TCP behind hop-by-hop, MTU raised to 1280, from the original destination',
     kind: 'ptb',
-    frame: packetTooBig([podEth(0x86dd), ip6('fd00:10:244:1::a', 'fd00:10:244:2::15', 0), hbh(44),
-      { kind: 'ipv6frag', repr: { nextHeader: 6, fragOffset: 0, moreFrags: true, ident: 0xabcdef } }, tcp(45001, 8443, 0x018), zeros(1300)], 1000, null),
+    frame: packetTooBig(
+      [
+        podEth(0x86dd),
+        ip6('fd00:10:244:1::a', 'fd00:10:244:2::15', 0),
+        hbh(44),
+        { kind: 'ipv6frag', repr: { nextHeader: 6, fragOffset: 0, moreFrags: true, ident: 0xabcdef } },
+        tcp(45001, 8443, 0x018),
+        zeros(1300),
+      ],
+      1000,
+      null,
+    ),
     top: { 'icmpv6.type': '2', 'icmpv6.mtu': '1280', 'ipv6.plen': '1240', 'ipv6.src': 'fd00:10:244:2::15' },
     quoted: { 'ipv6.src': 'fd00:10:244:1::a', 'ipv6.dst': 'fd00:10:244:2::15', 'ipv6.fraghdr.ident': '0x00abcdef' },
   },
   {
     name: 'clamped SYN over IPv4: MSS at an odd offset, 1460 → 1410',
     kind: 'syn',
-    frame: clamped([podEth(0x0800), ip4('10.244.1.10', '10.244.2.20', 6), tcp(45002, 80, 0x002, [{ kind: 'nop' }, { kind: 'mss', value: 1460 }, { kind: 'wscale', shift: 7 }, { kind: 'sackPermitted' }, { kind: 'timestamps', tsval: 1, tsecr: 0 }])], 1410, 1460),
+    frame: clamped(
+      [
+        podEth(0x0800),
+        ip4('10.244.1.10', '10.244.2.20', 6),
+        tcp(45002, 80, 0x002, [
+          { kind: 'nop' },
+          { kind: 'mss', value: 1460 },
+          { kind: 'wscale', shift: 7 },
+          { kind: 'sackPermitted' },
+          { kind: 'timestamps', tsval: 1, tsecr: 0 },
+        ]),
+      ],
+      1410,
+      1460,
+    ),
     top: { 'tcp.options.mss_val': '1410', 'tcp.flags.syn': '1' },
     quoted: {},
   },
   {
     name: 'clamped SYN-ACK over IPv6 behind a destination options header: 1440 → 1390',
     kind: 'syn',
-    frame: clamped([podEth(0x86dd), ip6('fd00:10:244:2::14', 'fd00:10:244:1::a', 60), dstOpts(6), tcp(443, 45003, 0x012, [{ kind: 'mss', value: 1440 }, { kind: 'sackPermitted' }, { kind: 'nop' }, { kind: 'wscale', shift: 9 }])], 1390, 1440),
+    frame: clamped(
+      [
+        podEth(0x86dd),
+        ip6('fd00:10:244:2::14', 'fd00:10:244:1::a', 60),
+        dstOpts(6),
+        tcp(443, 45003, 0x012, [{ kind: 'mss', value: 1440 }, { kind: 'sackPermitted' }, { kind: 'nop' }, { kind: 'wscale', shift: 9 }]),
+      ],
+      1390,
+      1440,
+    ),
     top: { 'tcp.options.mss_val': '1390', 'tcp.flags.ack': '1' },
     quoted: {},
   },
@@ -149,9 +212,15 @@ function nested(parent: unknown, proto: string): unknown {
 }
 
 function keysDeep(o: unknown, out: Set<string> = new Set()): Set<string> {
-  if (Array.isArray(o)) { for (const x of o) keysDeep(x, out); return out; }
+  if (Array.isArray(o)) {
+    for (const x of o) keysDeep(x, out);
+    return out;
+  }
   if (o === null || typeof o !== 'object') return out;
-  for (const [k, v] of Object.entries(o as Record<string, unknown>)) { out.add(k); keysDeep(v, out); }
+  for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
+    out.add(k);
+    keysDeep(v, out);
+  }
   return out;
 }
 
@@ -172,11 +241,15 @@ function decode(): { _source: { layers: Layers } }[] {
   // ICMP and ICMPv6 checksums are always verified; IP and TCP only when asked. UDP is left off: a quoted
   // datagram is cut short, so its UDP checksum cannot verify (the quoted TCP's neither: only the SYN
   // frames' TCP status is asserted).
-  decoded = JSON.parse(run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE'])) as { _source: { layers: Layers } }[];
+  decoded = JSON.parse(run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE'])) as {
+    _source: { layers: Layers };
+  }[];
   return decoded;
 }
 
-after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
 
 const GOOD = '1';
 

@@ -29,15 +29,43 @@ function describe(l: Layer): Record<string, unknown> {
       return { kind: l.kind, dst: macToString(l.repr.dst), src: macToString(l.repr.src), vlans: l.repr.vlans, etherType: l.repr.etherType };
     case 'arp': {
       const r = l.repr;
-      return { kind: l.kind, operation: r.operation, senderMac: macToString(r.senderMac), senderIp: ipv4ToString(r.senderIp), targetMac: macToString(r.targetMac), targetIp: ipv4ToString(r.targetIp) };
+      return {
+        kind: l.kind,
+        operation: r.operation,
+        senderMac: macToString(r.senderMac),
+        senderIp: ipv4ToString(r.senderIp),
+        targetMac: macToString(r.targetMac),
+        targetIp: ipv4ToString(r.targetIp),
+      };
     }
     case 'ipv4': {
       const r = l.repr;
-      return { kind: l.kind, src: ipv4ToString(r.src), dst: ipv4ToString(r.dst), protocol: r.protocol, ttl: r.ttl, dscp: r.dscp, ecn: r.ecn, ident: r.ident, dontFrag: r.dontFrag, moreFrags: r.moreFrags, fragOffset: r.fragOffset, options: hex(r.options) };
+      return {
+        kind: l.kind,
+        src: ipv4ToString(r.src),
+        dst: ipv4ToString(r.dst),
+        protocol: r.protocol,
+        ttl: r.ttl,
+        dscp: r.dscp,
+        ecn: r.ecn,
+        ident: r.ident,
+        dontFrag: r.dontFrag,
+        moreFrags: r.moreFrags,
+        fragOffset: r.fragOffset,
+        options: hex(r.options),
+      };
     }
     case 'ipv6': {
       const r = l.repr;
-      return { kind: l.kind, src: hex(r.src), dst: hex(r.dst), nextHeader: r.nextHeader, hopLimit: r.hopLimit, trafficClass: r.trafficClass, flowLabel: r.flowLabel };
+      return {
+        kind: l.kind,
+        src: hex(r.src),
+        dst: hex(r.dst),
+        nextHeader: r.nextHeader,
+        hopLimit: r.hopLimit,
+        trafficClass: r.trafficClass,
+        flowLabel: r.flowLabel,
+      };
     }
     case 'ipv6ext':
       return { kind: l.kind, headerType: l.repr.headerType, nextHeader: l.repr.nextHeader, data: hex(l.repr.data) };
@@ -49,7 +77,10 @@ function describe(l: Layer): Record<string, unknown> {
       const r = l.repr;
       switch (r.kind) {
         case 'neighborSolicit':
-          return { kind: l.kind, repr: { kind: r.kind, target: hex(r.target), sourceLinkAddr: r.sourceLinkAddr === null ? null : macToString(r.sourceLinkAddr) } };
+          return {
+            kind: l.kind,
+            repr: { kind: r.kind, target: hex(r.target), sourceLinkAddr: r.sourceLinkAddr === null ? null : macToString(r.sourceLinkAddr) },
+          };
         case 'neighborAdvert':
           return { kind: l.kind, repr: { ...r, target: hex(r.target), targetLinkAddr: r.targetLinkAddr === null ? null : macToString(r.targetLinkAddr) } };
         default:
@@ -108,10 +139,14 @@ test('scapy: builds every catalogue frame byte-identical to compose', () => {
     if (f.name in EXCLUDED) return;
     const b = built[i]!;
     assert.equal(b.name, f.name);
-    if (b.error !== undefined || b.hex === undefined) { failures.push(`${f.name}: scapy could not build it: ${b.error ?? 'no output'}`); return; }
+    if (b.error !== undefined || b.hex === undefined) {
+      failures.push(`${f.name}: scapy could not build it: ${b.error ?? 'no output'}`);
+      return;
+    }
     const ours = hex(compose(f.layers));
     const at = firstDiff(ours, b.hex);
-    if (at >= 0) failures.push(`${f.name}: first difference at byte ${at} (ours ${ours.length / 2} bytes, scapy ${b.hex.length / 2})\n  seine ${ours}\n  scapy ${b.hex}`);
+    if (at >= 0)
+      failures.push(`${f.name}: first difference at byte ${at} (ours ${ours.length / 2} bytes, scapy ${b.hex.length / 2})\n  seine ${ours}\n  scapy ${b.hex}`);
   });
   assert.deepEqual(failures, []);
 });

@@ -9,7 +9,10 @@ export type TsharkLayers = Record<string, unknown>;
 
 /** Every value of `key` within one layer object, descending into field subtrees only. */
 export function values(layer: unknown, key: string, out: string[] = []): string[] {
-  if (Array.isArray(layer)) { for (const x of layer) values(x, key, out); return out; }
+  if (Array.isArray(layer)) {
+    for (const x of layer) values(x, key, out);
+    return out;
+  }
   if (layer === null || typeof layer !== 'object') return out;
   for (const [k, v] of Object.entries(layer as Record<string, unknown>)) {
     if (k === key) {
@@ -36,7 +39,10 @@ export function layersOf(layers: TsharkLayers, name: string): unknown[] {
 
 /** Every key/value pair of the frame, nested protocol layers included. */
 export function allPairs(o: unknown, out: Array<[string, string]> = []): Array<[string, string]> {
-  if (Array.isArray(o)) { for (const x of o) allPairs(x, out); return out; }
+  if (Array.isArray(o)) {
+    for (const x of o) allPairs(x, out);
+    return out;
+  }
   if (o === null || typeof o !== 'object') return out;
   for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
     if (typeof v === 'string') out.push([k, v]);

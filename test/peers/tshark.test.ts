@@ -19,14 +19,19 @@ type TsharkLayer = Record<string, unknown>;
 
 /** Every value of every key in a tshark layer object, in document order, descending into `*_tree`s and arrays. */
 function flatten(obj: unknown, out: Map<string, string[]>, top = true): Map<string, string[]> {
-  if (Array.isArray(obj)) { for (const x of obj) flatten(x, out, false); return out; }
+  if (Array.isArray(obj)) {
+    for (const x of obj) flatten(x, out, false);
+    return out;
+  }
   if (obj === null || typeof obj !== 'object') return out;
   for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
     if (typeof v === 'string') out.set(k, [...(out.get(k) ?? []), v]);
     else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out.set(k, [...(out.get(k) ?? []), ...(v as string[])]);
     // Nested protocol layers (the datagram quoted inside ICMP) have keys without a dot; they are
     // compared separately, so only field subtrees are descended into here.
-    else if (k.includes('.') || k.endsWith('_tree') || !top) { if (k.includes('.') || k.endsWith('_tree')) flatten(v, out, false); }
+    else if (k.includes('.') || k.endsWith('_tree') || !top) {
+      if (k.includes('.') || k.endsWith('_tree')) flatten(v, out, false);
+    }
   }
   return out;
 }
@@ -79,14 +84,26 @@ before(() => {
   const path = join(dir, 'catalogue.pcap');
   writeFileSync(path, Buffer.concat(chunks));
   // Checksum validation is off by default in Wireshark; turn it on for every protocol that has one.
-  raw = run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys',
-    '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE',
+  raw = run('tshark', [
+    '-r',
+    path,
+    '-T',
+    'json',
+    '--no-duplicate-keys',
+    '-o',
+    'ip.check_checksum:TRUE',
+    '-o',
+    'udp.check_checksum:TRUE',
+    '-o',
+    'tcp.check_checksum:TRUE',
     // Reassembly stays on (the default): the fragments must reassemble into the datagram.
   ]);
   tshark = JSON.parse(raw) as typeof tshark;
 });
 
-after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
 
 test('tshark: decodes every catalogue frame', () => {
   assert.equal(tshark.length, CATALOGUE.length);
@@ -99,13 +116,20 @@ test('tshark: finds every value each frame was built with', () => {
     const walk = (o: unknown): void => {
       if (o === null || typeof o !== 'object') return;
       for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-        if (!k.includes('.') && !k.endsWith('_tree') && typeof v === 'object') { flatten(v, all, false); walk(v); }
+        if (!k.includes('.') && !k.endsWith('_tree') && typeof v === 'object') {
+          flatten(v, all, false);
+          walk(v);
+        }
       }
     };
     walk(tshark[i]!._source.layers);
     for (const [key, values] of Object.entries(f.expect)) {
       const got = all.get(key) ?? [];
-      for (const v of values) assert.ok(got.some((g) => same(v, g, key)), `${f.name}: tshark ${key}=${JSON.stringify(got)}, expected ${String(v)}`);
+      for (const v of values)
+        assert.ok(
+          got.some((g) => same(v, g, key)),
+          `${f.name}: tshark ${key}=${JSON.stringify(got)}, expected ${String(v)}`,
+        );
     }
   });
 });
@@ -136,7 +160,8 @@ test('tshark: every checksum good, nothing malformed, no expert errors', () => {
     const all = flatten(t._source.layers, new Map(), false);
     for (const [k, vs] of all) {
       if (k.endsWith('checksum.status')) for (const v of vs) assert.notEqual(v, '0', `${CATALOGUE[i]!.name}: ${k} bad`);
-      if (k === '_ws.expert.severity') for (const v of vs) assert.ok(Number(v) < 0x00800000, `${CATALOGUE[i]!.name}: expert error ${JSON.stringify(t._source.layers).slice(0, 300)}`);
+      if (k === '_ws.expert.severity')
+        for (const v of vs) assert.ok(Number(v) < 0x00800000, `${CATALOGUE[i]!.name}: expert error ${JSON.stringify(t._source.layers).slice(0, 300)}`);
     }
   });
 });

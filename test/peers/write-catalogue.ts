@@ -17,6 +17,9 @@ export function writeCatalogue(path: string): number {
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/dist\//, '/dist/'))) {
   const path = process.argv[2];
-  if (path === undefined) { process.stderr.write('usage: write-catalogue.js <out.pcapng>\n'); process.exit(2); }
+  if (path === undefined) {
+    process.stderr.write('usage: write-catalogue.js <out.pcapng>\n');
+    process.exit(2);
+  }
   process.stdout.write(`wrote ${writeCatalogue(path)} frames to ${path}\n`);
 }

@@ -51,7 +51,8 @@ function yaml(lines: string[]): string {
 // The defects
 
 test('defect 2: aliases are resolved once — 20,000 aliases to one flow load in seconds, 200,000 are refused (too many flows), an alias bomb is refused by what it expands to', () => {
-  const flat = (n: number): string => yaml([...HEAD, ...TWO_NODES, 'traffic:', '  - &t { type: udp, from: n1/a, to: n2/b, count: 1 }', ...Array.from({ length: n - 1 }, () => '  - *t')]);
+  const flat = (n: number): string =>
+    yaml([...HEAD, ...TWO_NODES, 'traffic:', '  - &t { type: udp, from: n1/a, to: n2/b, count: 1 }', ...Array.from({ length: n - 1 }, () => '  - *t')]);
   const s = bounded('20k aliases', 10, 1024, () => parseScenario(flat(20_000), 'aliases.yaml'));
   assert.equal(s.traffic.length, 20_000);
   assert.equal(s.traffic[19_999]!.name, 'flow-20000');
@@ -59,13 +60,20 @@ test('defect 2: aliases are resolved once — 20,000 aliases to one flow load in
   assert.match(e.message, /^aliases\.yaml:\d+:\d+: traffic: expected at most 100,000 flows, got 200,000 flows$/);
   // One flow with 50,000 sizes, used 200 times: 10 million nodes to read.
   const sizes = Array.from({ length: 50_000 }, () => '64').join(', ');
-  const bomb = yaml([...HEAD, ...TWO_NODES, 'traffic:', `  - &t { type: udp, from: n1/a, to: n2/b, count: 1, sizes: [${sizes}] }`, ...Array.from({ length: 199 }, () => '  - *t')]);
+  const bomb = yaml([
+    ...HEAD,
+    ...TWO_NODES,
+    'traffic:',
+    `  - &t { type: udp, from: n1/a, to: n2/b, count: 1, sizes: [${sizes}] }`,
+    ...Array.from({ length: 199 }, () => '  - *t'),
+  ]);
   const b = bounded('alias bomb', 30, 1024, () => refused(bomb, 'bomb.yaml'));
   assert.match(b.message, /^bomb\.yaml:\d+:\d+: traffic\[\d+\]\.sizes: expected a file that expands to at most 4,000,000 YAML nodes/);
 });
 
 test('defect 3: pod names are checked in a set — 20,000 pods on a node load in seconds; 30,000 are refused by the pod limit at once', () => {
-  const pods = (n: number): string => yaml([...HEAD, 'nodes:', '  - name: n1', '    podCIDR: 10.244.0.0/16', '    pods:', ...Array.from({ length: n }, (_, i) => `      - { name: p${i} }`)]);
+  const pods = (n: number): string =>
+    yaml([...HEAD, 'nodes:', '  - name: n1', '    podCIDR: 10.244.0.0/16', '    pods:', ...Array.from({ length: n }, (_, i) => `      - { name: p${i} }`)]);
   const s = bounded('20k pods', 10, 1024, () => parseScenario(pods(20_000), 'pods.yaml'));
   assert.equal(s.nodes[0]!.pods.length, 20_000);
   const e = bounded('30k pods', 5, 1024, () => refused(pods(30_000), 'pods.yaml'));
@@ -77,7 +85,10 @@ test('defect 3: pod names are checked in a set — 20,000 pods on a node load in
 
 test('defect 4: no spreads over user-sized arrays — a flow of 200,000 sizes builds and runs, a report of 150,000 flows formats', () => {
   const sizes = Array.from({ length: 200_000 }, (_, i) => String(64 + (i % 1000))).join(', ');
-  const s = parseScenario(yaml([...HEAD, 'duration: 1s', ...TWO_NODES, 'traffic:', `  - { type: udp, from: n1/a, to: n2/b, count: 3, sizes: [${sizes}] }`]), 'sizes.yaml');
+  const s = parseScenario(
+    yaml([...HEAD, 'duration: 1s', ...TWO_NODES, 'traffic:', `  - { type: udp, from: n1/a, to: n2/b, count: 3, sizes: [${sizes}] }`]),
+    'sizes.yaml',
+  );
   const r = bounded('200k sizes', 20, 1024, () => {
     const c = new Cluster(s, { capture: false });
     c.run();
@@ -93,13 +104,16 @@ test('defect 4: no spreads over user-sized arrays — a flow of 200,000 sizes bu
 test('defect 5: runs nothing can finish are refused before they start, with the numbers; TCP bytes agree with the sender', () => {
   const flow = (f: string, dur = '10s'): string => yaml([...HEAD, `duration: ${dur}`, ...TWO_NODES, 'traffic:', `  - ${f}`]);
   const a = refused(flow('{ name: flood, type: udp, from: n1/a, to: n2/b, count: 1000000000, interval: 1ns }'), 'flood.yaml');
-  assert.equal(a.message, 'flood.yaml:9:5: traffic[0]: expected traffic of at most 20,000,000 packets in all (the run\'s estimate, before it starts), got 1,000,000,000 packets, the most from this flow, "flood" (1,000,000,000 packets)');
+  assert.equal(
+    a.message,
+    'flood.yaml:9:5: traffic[0]: expected traffic of at most 20,000,000 packets in all (the run\'s estimate, before it starts), got 1,000,000,000 packets, the most from this flow, "flood" (1,000,000,000 packets)',
+  );
   const b = refused(flow('{ name: p, type: ping, from: n1/a, to: n2/b, count: 1000000000, interval: 1ms }', '8640000s'), 'days.yaml');
   assert.match(b.message, /^days\.yaml:9:5: traffic\[0\]: expected traffic of at most 20,000,000 packets in all .*, got 2,000,000,000 packets/);
   // The same ping for as long as the scenario lasts is what fits: 10 s at 1 ms.
   assert.equal(estimateCost(parseScenario(flow('{ type: ping, from: n1/a, to: n2/b, count: 1000000000, interval: 1ms }'), 'x.yaml')).packets, 2 * 10_001);
   const c = refused(flow('{ type: tcp, from: n1/a, to: n2/b, bytes: 1000000000000 }'), 'tcp.yaml');
-  assert.equal(c.message, 'tcp.yaml:9:47: traffic[0].bytes: expected a byte count in 1-2147483647 (the simulated sender\'s limit), got 1000000000000');
+  assert.equal(c.message, "tcp.yaml:9:47: traffic[0].bytes: expected a byte count in 1-2147483647 (the simulated sender's limit), got 1000000000000");
   // The largest the schema takes, the sender takes too.
   const s = parseScenario(flow(`{ type: tcp, from: n1/a, to: n2/b, bytes: ${SCENARIO_LIMITS.tcpBytes} }`, '1ms'), 'tcp.yaml');
   const cl = new Cluster(s, { capture: false });
@@ -110,7 +124,11 @@ test('defect 5: runs nothing can finish are refused before they start, with the 
 test('defect 5: latencies are kept in bounded memory — exact percentiles up to LATENCY_SAMPLES, then a seeded uniform sample', () => {
   const exact = new LatencySample(1);
   const values: number[] = [];
-  for (let i = 0; i < LATENCY_SAMPLES; i++) { const x = (i * 7919) % 100_003; exact.add(x); values.push(x); }
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const x = (i * 7919) % 100_003;
+    exact.add(x);
+    values.push(x);
+  }
   values.sort((x, y) => x - y);
   assert.equal(exact.exact, true);
   assert.equal(percentile(exact.sorted(), 50), percentile(values, 50));
@@ -131,9 +149,16 @@ test('defect 5: latencies are kept in bounded memory — exact percentiles up to
 });
 
 test('defect 6: clusters above the node limit are refused before anything is built (the VTEP mesh is quadratic)', () => {
-  const nodes = Array.from({ length: 5000 }, (_, i) => `  - { name: n${i}, podCIDR: 10.${i >> 8}.${i & 255}.0/24, underlayIp: 172.${18 + ((i + 2) >> 16)}.${((i + 2) >> 8) & 255}.${(i + 2) & 255}, pods: [{ name: p }] }`);
+  const nodes = Array.from(
+    { length: 5000 },
+    (_, i) =>
+      `  - { name: n${i}, podCIDR: 10.${i >> 8}.${i & 255}.0/24, underlayIp: 172.${18 + ((i + 2) >> 16)}.${((i + 2) >> 8) & 255}.${(i + 2) & 255}, pods: [{ name: p }] }`,
+  );
   const e = bounded('5000 nodes', 10, 1024, () => refused(yaml([...HEAD, 'nodes:', ...nodes]), 'nodes.yaml'));
-  assert.match(e.message, /^nodes\.yaml:5:3: nodes: expected at most 1,000 nodes \(each has a VTEP for every other: the mesh grows with the square of the nodes\), got 5,000 nodes$/);
+  assert.match(
+    e.message,
+    /^nodes\.yaml:5:3: nodes: expected at most 1,000 nodes \(each has a VTEP for every other: the mesh grows with the square of the nodes\), got 5,000 nodes$/,
+  );
 });
 
 test('defect 7: a FIFO, a device or a directory as the scenario or as replay: is refused before it is read', () => {
@@ -141,13 +166,31 @@ test('defect 7: a FIFO, a device or a directory as the scenario or as replay: is
   try {
     const fifo = join(dir, 'pipe');
     execFileSync('mkfifo', [fifo]);
-    for (const [path, what] of [[fifo, 'a FIFO (named pipe)'], ['/dev/zero', 'a character device'], [dir, 'a directory']] as const) {
-      const e = bounded(`scenario ${path}`, 5, 256, () => { try { loadScenario(path); } catch (x: unknown) { return x; } return null; });
+    for (const [path, what] of [
+      [fifo, 'a FIFO (named pipe)'],
+      ['/dev/zero', 'a character device'],
+      [dir, 'a directory'],
+    ] as const) {
+      const e = bounded(`scenario ${path}`, 5, 256, () => {
+        try {
+          loadScenario(path);
+        } catch (x: unknown) {
+          return x;
+        }
+        return null;
+      });
       assert.ok(e instanceof ScenarioError);
       assert.equal(e.message, `${path}:1:1: expected a readable scenario file, got ${what}`);
       const sc = join(dir, 'replay.yaml');
       writeFileSync(sc, yaml([...HEAD, ...TWO_NODES, 'traffic:', `  - { type: udp, from: n1/a, to: n2/b, replay: ${JSON.stringify(path)} }`]));
-      const r = bounded(`replay ${path}`, 5, 256, () => { try { loadScenario(sc); } catch (x: unknown) { return x; } return null; });
+      const r = bounded(`replay ${path}`, 5, 256, () => {
+        try {
+          loadScenario(sc);
+        } catch (x: unknown) {
+          return x;
+        }
+        return null;
+      });
       assert.ok(r instanceof ScenarioError);
       assert.equal(r.message, `${sc}:8:48: traffic[0].replay: expected a readable pcap or pcapng file, got ${JSON.stringify(path)} (${what})`);
     }
@@ -210,7 +253,10 @@ function genYaml(g: Gen): string {
   if (g.flows > 0) {
     y.push('traffic:');
     const to = g.nodes > 1 ? 'n1/p0' : g.podsPerNode > 1 ? 'n0/p1' : 'n0';
-    const what = g.type === 'tcp' ? `bytes: ${g.bytes}` : `count: ${g.count}, interval: ${g.interval}${g.type === 'udp' && g.sizes > 1 ? `, sizes: [${Array.from({ length: g.sizes }, () => '100').join(', ')}]` : ''}`;
+    const what =
+      g.type === 'tcp'
+        ? `bytes: ${g.bytes}`
+        : `count: ${g.count}, interval: ${g.interval}${g.type === 'udp' && g.sizes > 1 ? `, sizes: [${Array.from({ length: g.sizes }, () => '100').join(', ')}]` : ''}`;
     const f = `{ type: ${g.type}, from: n0/p0, to: ${to}, ${what} }`;
     for (let k = 0; k < g.flows; k++) y.push(g.aliases ? (k === 0 ? `  - &f ${f}` : '  - *f') : `  - ${f}`);
   }
@@ -225,7 +271,13 @@ test('property: every generated scenario runs within its limits or is refused wi
         const file = join(dir, 'gen.yaml');
         writeFileSync(file, genYaml(g));
         const out: string[] = [];
-        const io: RunIo = { out: (l) => { out.push(l); }, err: () => {}, tty: false };
+        const io: RunIo = {
+          out: (l) => {
+            out.push(l);
+          },
+          err: () => {},
+          tty: false,
+        };
         const t0 = performance.now();
         let status: number;
         let s: Scenario | null = null;

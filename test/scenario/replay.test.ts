@@ -22,23 +22,33 @@ const T0 = 1_780_000_000_000_000_000n;
 function ethIp(ipLen: number, version: 4 | 6, vlan = false): Uint8Array {
   const l2 = vlan ? 18 : 14;
   const f = new Uint8Array(l2 + ipLen);
-  if (vlan) { f[12] = 0x81; f[13] = 0x00; f[14] = 0; f[15] = 7; }
+  if (vlan) {
+    f[12] = 0x81;
+    f[13] = 0x00;
+    f[14] = 0;
+    f[15] = 7;
+  }
   const t = vlan ? 16 : 12;
   if (version === 4) {
-    f[t] = 0x08; f[t + 1] = 0x00;
+    f[t] = 0x08;
+    f[t + 1] = 0x00;
     f[l2] = 0x45;
-    f[l2 + 2] = ipLen >> 8; f[l2 + 3] = ipLen & 0xff;
+    f[l2 + 2] = ipLen >> 8;
+    f[l2 + 3] = ipLen & 0xff;
   } else {
-    f[t] = 0x86; f[t + 1] = 0xdd;
+    f[t] = 0x86;
+    f[t + 1] = 0xdd;
     f[l2] = 0x60;
-    f[l2 + 4] = (ipLen - 40) >> 8; f[l2 + 5] = (ipLen - 40) & 0xff;
+    f[l2 + 4] = (ipLen - 40) >> 8;
+    f[l2 + 5] = (ipLen - 40) & 0xff;
   }
   return f;
 }
 
 function arp(): Uint8Array {
   const f = new Uint8Array(42);
-  f[12] = 0x08; f[13] = 0x06;
+  f[12] = 0x08;
+  f[13] = 0x06;
   return f;
 }
 
@@ -56,7 +66,12 @@ const EXPECT_LENGTHS = [100, 1500, 576, 28, 1300];
 
 function pcapBytes(snaplen = 262144): Uint8Array {
   const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => { chunks.push(c.slice()); }, { snaplen });
+  const w = new PcapWriter(
+    (c) => {
+      chunks.push(c.slice());
+    },
+    { snaplen },
+  );
   w.addInterface('eth0');
   for (const [t, f] of TRACE) w.writePacket(0, T0 + BigInt(t), f);
   return Buffer.concat(chunks);
@@ -73,7 +88,9 @@ test('replay: loadReplay reads IP lengths and offsets from a pcap, skipping what
 
 test('replay: a pcapng file of raw IP (LINKTYPE_RAW), read from a path', () => {
   const chunks: Uint8Array[] = [];
-  const w = new PcapngWriter((c) => { chunks.push(c.slice()); });
+  const w = new PcapngWriter((c) => {
+    chunks.push(c.slice());
+  });
   const raw = w.addInterface('tun0', LINKTYPE_RAW);
   const eth = w.addInterface('eth0');
   w.writePacket(raw, T0 + 5_000n, ethIp(200, 4).subarray(14));
@@ -101,7 +118,10 @@ test('replay: udpFlow sends one datagram per IP packet, at its offset from the s
   // Tap what a sends: its departure time and IP length.
   const sent: Array<[number, number]> = [];
   a.setReceiver((batch) => {
-    for (let i = 0; i < batch.length; i++) { const p = batch.get(i); sent.push([sim.now, rd16(p.data, p.start + 16)]); }
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch.get(i);
+      sent.push([sim.now, rd16(p.data, p.start + 16)]);
+    }
     link.a.transmit(batch);
   });
   link.a.setReceiver((batch) => a.transmit(batch));
@@ -113,11 +133,17 @@ test('replay: udpFlow sends one datagram per IP packet, at its offset from the s
   sim.run();
   // 28 bytes of IP cannot carry UDP and the flow header: sent as 44, the smallest IPv4 datagram of a flow.
   const lengths = EXPECT_LENGTHS.map((n) => Math.max(n, 44));
-  assert.deepEqual(sent, EXPECT_OFFSETS.map((o, i) => [start + o, lengths[i]]));
+  assert.deepEqual(
+    sent,
+    EXPECT_OFFSETS.map((o, i) => [start + o, lengths[i]]),
+  );
   assert.equal(f.stats.sent, 5);
   assert.equal(f.stats.clamped, 1);
   assert.equal(f.stats.skipped, 1);
-  assert.equal(f.stats.sentBytes, lengths.reduce((x, y) => x + y, 0));
+  assert.equal(
+    f.stats.sentBytes,
+    lengths.reduce((x, y) => x + y, 0),
+  );
   const rep = sink.report(f.flowId, f.stats.sent);
   assert.equal(rep.received, 5);
   assert.equal(rep.lost, 0);

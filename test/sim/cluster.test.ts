@@ -28,9 +28,10 @@ function runLab(path: string, seed?: number): { c: Cluster; r: Report } {
   return { c, r: c.report() };
 }
 
-
 test('labs: at least nine, each with a description and a lesson that asks a question, every expectation met', () => {
-  const files = readdirSync(LABS).filter((f) => f.endsWith('.yaml')).sort();
+  const files = readdirSync(LABS)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   assert.ok(files.length >= 9, `only ${files.length} labs`);
   const failed: string[] = [];
   for (const f of files) {
@@ -48,7 +49,9 @@ test('labs: at least nine, each with a description and a lesson that asks a ques
 });
 
 test('labs: the nine topics the issue lists are there', () => {
-  const have = readdirSync(LABS).filter((f) => f.endsWith('.yaml')).map((f) => loadScenario(join(LABS, f)));
+  const have = readdirSync(LABS)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => loadScenario(join(LABS, f)));
   const some = (what: string, p: (s: (typeof have)[number]) => boolean): void => assert.ok(have.some(p), `no lab for ${what}`);
   some('MAC learning on one node', (s) => s.nodes.length === 1 && s.expect.some((e) => Object.keys(e.counters).some((k) => k.includes('macs.learned'))));
   some('VLAN isolation', (s) => s.nodes.some((n) => new Set(n.pods.map((p) => p.vlan).filter((v) => v !== null)).size >= 2));
@@ -137,19 +140,39 @@ expect:
   assert.match(formatReport(r), /FAIL {2}p latencyP99 > 1s/);
 });
 
-test('build errors: a capture of the gateway (refused by the loader), a node\'s own stack in l2 mode: errors naming the thing', () => {
+test("build errors: a capture of the gateway (refused by the loader), a node's own stack in l2 mode: errors naming the thing", () => {
   const base = (extra: string): string => `name: t\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }, { name: b }] }\n${extra}`;
-  assert.throws(() => parseScenario(base('capture: [n1/gw]\n'), 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:4:11: capture\[0\]: .*gateway is inside the bridge/.test(e.message));
-  const l2 = 'name: t\ntunnel: { mode: l2 }\nnodes:\n  - { name: n1, pods: [{ name: a, ip: 10.0.0.1 }] }\ntraffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n';
+  assert.throws(
+    () => parseScenario(base('capture: [n1/gw]\n'), 't.yaml'),
+    (e: unknown) => e instanceof ScenarioError && /t\.yaml:4:11: capture\[0\]: .*gateway is inside the bridge/.test(e.message),
+  );
+  const l2 =
+    'name: t\ntunnel: { mode: l2 }\nnodes:\n  - { name: n1, pods: [{ name: a, ip: 10.0.0.1 }] }\ntraffic:\n  - { name: x, type: ping, from: n1, to: n1/a }\n';
   // In l2 mode a node has no gateway, hence no stack of its own: the loader refuses it as an endpoint.
-  assert.throws(() => parseScenario(l2, 't.yaml'), (e: unknown) => e instanceof ScenarioError && /t\.yaml:6:\d+: traffic\[0\]\.from: expected a pod \(node\/pod\): a node's own stack sits behind its gateway/.test(e.message));
+  assert.throws(
+    () => parseScenario(l2, 't.yaml'),
+    (e: unknown) =>
+      e instanceof ScenarioError &&
+      /t\.yaml:6:\d+: traffic\[0\]\.from: expected a pod \(node\/pod\): a node's own stack sits behind its gateway/.test(e.message),
+  );
 });
 
 test('trace: ESP over VXLAN — every stage on both nodes, with VNI, outer addresses, SPI and sequence, then delivery', () => {
   const t = traceScenario(loadScenario(lab('esp-encryption')), { from: 'node1/client', to: 'node2/server', proto: 'icmp' });
   assert.equal(t.outcome, 'delivered');
   const stages = t.steps.map((s) => `${s.node}:${s.stage}`);
-  for (const want of ['node1:send', 'node1:ingress', 'node1:lookup', 'node1:route', 'node1:encapsulate', 'node1:underlay', 'node2:underlay', 'node2:decapsulate', 'node2:route', 'node2:deliver']) {
+  for (const want of [
+    'node1:send',
+    'node1:ingress',
+    'node1:lookup',
+    'node1:route',
+    'node1:encapsulate',
+    'node1:underlay',
+    'node2:underlay',
+    'node2:decapsulate',
+    'node2:route',
+    'node2:deliver',
+  ]) {
     assert.ok(stages.includes(want), `missing ${want} in ${stages.join(' ')}`);
   }
   assert.ok(stages.indexOf('node1:encapsulate') < stages.indexOf('node2:decapsulate'));
@@ -186,7 +209,7 @@ test('trace: drops say where and why — black hole, frag-needed, link down, VLA
   assert.throws(() => traceScenario(loadScenario(lab('flood-and-learn')), { from: 'node1/zz', to: 'node3/c', proto: 'udp' }), /node node1 has no pod zz/);
 });
 
-test('captures open in tshark: VXLAN with VNI 1 around the pods\' ICMP, ESP (protocol 50) when encrypted', () => {
+test("captures open in tshark: VXLAN with VNI 1 around the pods' ICMP, ESP (protocol 50) when encrypted", () => {
   requireTool('tshark', 'tshark');
   const dir = mkdtempSync(join(tmpdir(), 'seine-cap-'));
   try {
@@ -194,7 +217,28 @@ test('captures open in tshark: VXLAN with VNI 1 around the pods\' ICMP, ESP (pro
     const under = c.captures.find((k) => k.name === 'node1/underlay')!;
     const f = join(dir, 'u.pcapng');
     writeFileSync(f, under.bytes());
-    const rows = run('tshark', ['-r', f, '-o', 'ip.check_checksum:TRUE', '-Y', 'icmp', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'icmp.type', '-e', 'udp.dstport', '-e', 'icmp.checksum.status', '-e', 'ip.checksum.status']).trim().split('\n');
+    const rows = run('tshark', [
+      '-r',
+      f,
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-Y',
+      'icmp',
+      '-T',
+      'fields',
+      '-e',
+      'vxlan.vni',
+      '-e',
+      'icmp.type',
+      '-e',
+      'udp.dstport',
+      '-e',
+      'icmp.checksum.status',
+      '-e',
+      'ip.checksum.status',
+    ])
+      .trim()
+      .split('\n');
     assert.equal(rows.length, 20, 'ten echo requests and ten replies');
     for (const r of rows) {
       const [vni, type, port, icmpOk, ipOk] = r.split('\t');
@@ -229,7 +273,8 @@ test('traffic: a UDP flow replays a capture — one datagram per IP packet, at i
       w.writePacket(i, BigInt(1_000_000_000 + k * 50_000_000), ip);
     });
     writeFileSync(join(dir, 'trace.pcapng'), Buffer.concat(chunks));
-    const text = (replay: string): string => `name: r\nduration: 2s\nunderlay: { latency: 1ms }\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }\ntraffic:\n  - { name: u, type: udp, from: n1/a, to: n2/b, replay: ${replay}, start: 100ms }\nexpect:\n  - { flow: u, delivered: ">= 100%" }\n`;
+    const text = (replay: string): string =>
+      `name: r\nduration: 2s\nunderlay: { latency: 1ms }\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }\ntraffic:\n  - { name: u, type: udp, from: n1/a, to: n2/b, replay: ${replay}, start: 100ms }\nexpect:\n  - { flow: u, delivered: ">= 100%" }\n`;
     const s = parseScenario(text('trace.pcapng'), join(dir, 'r.yaml'));
     assert.equal(s.traffic[0]!.count, 4);
     const c = new Cluster(s);
@@ -241,7 +286,12 @@ test('traffic: a UDP flow replays a capture — one datagram per IP packet, at i
     assert.deepEqual(c.flows[0]!.udp!.stats.sizes, { 60: 1, 200: 1, 1000: 1, 1400: 1 });
     // Sent over 150 ms (the capture's span): the offered rate follows from it.
     assert.ok(Math.abs(f.throughputBps - (2660 * 8 * 1e9) / 150_000_001) < 1, String(f.throughputBps));
-    assert.throws(() => parseScenario(text('nope.pcap'), join(dir, 'r.yaml')), (e: unknown) => e instanceof ScenarioError && /r\.yaml:8:\d+: traffic\[0\]\.replay: expected a readable pcap or pcapng file, got "nope\.pcap" \(no such file\)/.test(e.message));
+    assert.throws(
+      () => parseScenario(text('nope.pcap'), join(dir, 'r.yaml')),
+      (e: unknown) =>
+        e instanceof ScenarioError &&
+        /r\.yaml:8:\d+: traffic\[0\]\.replay: expected a readable pcap or pcapng file, got "nope\.pcap" \(no such file\)/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -287,7 +337,10 @@ expect:
 });
 
 test('trace: fragmentation on the way — the pod fragments a big datagram, the tunnel fragments the outer packet, the far node reassembles', () => {
-  const s = parseScenario('name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a, mtu: 1500 }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b, mtu: 1500 }] }\n', 'f.yaml');
+  const s = parseScenario(
+    'name: f\nduration: 1s\nnodes:\n  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a, mtu: 1500 }] }\n  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b, mtu: 1500 }] }\n',
+    'f.yaml',
+  );
   const t = traceScenario(s, { from: 'n1/a', to: 'n2/b', proto: 'udp', size: 4000 });
   assert.equal(t.outcome, 'delivered');
   const send = t.steps[0]!;
@@ -303,15 +356,19 @@ test('cluster (property): in any lossless cluster every ping between any two pod
   const { assertBooks } = await import('../datapath/topology.js');
   fc.assert(
     fc.property(
-      fc.integer({ min: 1, max: 4 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
-      fc.constantFrom('vxlan', 'geneve'), fc.constantFrom('none', 'aes-gcm-128', 'chacha20-poly1305'), fc.constantFrom(4, 6),
+      fc.integer({ min: 1, max: 4 }),
+      fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
+      fc.constantFrom('vxlan', 'geneve'),
+      fc.constantFrom('none', 'aes-gcm-128', 'chacha20-poly1305'),
+      fc.constantFrom(4, 6),
       fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.integer({ min: 84, max: 1400 })), { minLength: 1, maxLength: 6 }),
       fc.nat(1000),
       (n, pods, kind, cipher, family, pairs, seed) => {
         const lines = [`name: p`, `seed: ${seed}`, 'duration: 1s', `underlay: { latency: 20us, family: ${family} }`, `tunnel: { type: ${kind} }`];
         if (cipher !== 'none') lines.push(`encryption: { cipher: ${cipher} }`);
         lines.push('nodes:');
-        for (let i = 0; i < n; i++) lines.push(`  - { name: n${i}, podCIDR: 10.244.${i}.0/24, pods: [${Array.from({ length: pods[i]! }, (_, j) => `{ name: p${j} }`).join(', ')}] }`);
+        for (let i = 0; i < n; i++)
+          lines.push(`  - { name: n${i}, podCIDR: 10.244.${i}.0/24, pods: [${Array.from({ length: pods[i]! }, (_, j) => `{ name: p${j} }`).join(', ')}] }`);
         lines.push('traffic:');
         const ends = (a: number, b: number): string => `n${a % n}/p${b % pods[a % n]!}`;
         pairs.forEach(([a, b, c, d, size], k) => {
@@ -369,7 +426,7 @@ expect:
   const r = c.report();
   assert.ok(r.ok, formatReport(r));
   const n1 = c.nodes.get('n1')!;
-  assert.ok(n1.stack !== null && n1.stack.host.v4 === n1.bridge.gateway!.v4, 'the stack has the gateway\'s address');
+  assert.ok(n1.stack !== null && n1.stack.host.v4 === n1.bridge.gateway!.v4, "the stack has the gateway's address");
   assert.equal(n1.stack.host.counters.arpRepliesSent, 0, 'the gateway answers ARP for the address, not the stack');
   assert.equal(r.flows.find((f) => f.name === 'udp-pod-to-node')!.from, 'n2/b');
   for (const n of c.nodes.values()) {

@@ -4,36 +4,46 @@ import fc from 'fast-check';
 import { Rng, Simulator, type SimTask } from '../../src/sim/engine.js';
 
 test('sim engine: events run in time order, ties in the order they were scheduled, also when scheduled while running (model)', () => {
-  fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 300 }), (spec) => {
-    const sim = new Simulator(1);
-    const ran: Array<[number, number]> = [];
-    // Each event may schedule a follow-up `spawn` ns later: the model keeps (time, order of scheduling).
-    const model: Array<{ t: number; seq: number; id: number }> = [];
-    let seq = 0;
-    const task: SimTask = {
-      run(id: number): void {
-        ran.push([sim.now, id]);
-        const [, spawn] = spec[id % spec.length]!;
-        if (id < spec.length && spawn > 0) {
-          const child = id + spec.length;
-          sim.after(spawn, task, child);
-          model.push({ t: sim.now + spawn, seq: seq++, id: child });
-        }
-      },
-    };
-    spec.forEach(([t], id) => { sim.schedule(t, task, id); model.push({ t, seq: seq++, id }); });
-    sim.run();
-    // Replay the model: repeatedly take the smallest (t, seq) among scheduled events.
-    const want = [...model].sort((x, y) => x.t - y.t || x.seq - y.seq).map((e) => [e.t, e.id]);
-    assert.deepEqual(ran, want);
-    assert.equal(sim.pending, 0);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 300 }), (spec) => {
+      const sim = new Simulator(1);
+      const ran: Array<[number, number]> = [];
+      // Each event may schedule a follow-up `spawn` ns later: the model keeps (time, order of scheduling).
+      const model: Array<{ t: number; seq: number; id: number }> = [];
+      let seq = 0;
+      const task: SimTask = {
+        run(id: number): void {
+          ran.push([sim.now, id]);
+          const [, spawn] = spec[id % spec.length]!;
+          if (id < spec.length && spawn > 0) {
+            const child = id + spec.length;
+            sim.after(spawn, task, child);
+            model.push({ t: sim.now + spawn, seq: seq++, id: child });
+          }
+        },
+      };
+      spec.forEach(([t], id) => {
+        sim.schedule(t, task, id);
+        model.push({ t, seq: seq++, id });
+      });
+      sim.run();
+      // Replay the model: repeatedly take the smallest (t, seq) among scheduled events.
+      const want = [...model].sort((x, y) => x.t - y.t || x.seq - y.seq).map((e) => [e.t, e.id]);
+      assert.deepEqual(ran, want);
+      assert.equal(sim.pending, 0);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('sim engine: run(until) stops the clock there; the past cannot be scheduled', () => {
   const sim = new Simulator();
   const seen: number[] = [];
-  const t: SimTask = { run: (a) => { seen.push(a); } };
+  const t: SimTask = {
+    run: (a) => {
+      seen.push(a);
+    },
+  };
   sim.schedule(10, t, 1);
   sim.schedule(30, t, 2);
   assert.equal(sim.run(20), 1);
@@ -50,8 +60,14 @@ test('sim rng: one seed, one stream; seeds differ; uniform and normal within sta
   const b = new Rng(42);
   const c = new Rng(43);
   const xs = Array.from({ length: 1000 }, () => a.u32());
-  assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.u32()));
-  assert.notDeepEqual(xs, Array.from({ length: 1000 }, () => c.u32()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 1000 }, () => b.u32()),
+  );
+  assert.notDeepEqual(
+    xs,
+    Array.from({ length: 1000 }, () => c.u32()),
+  );
   const r = new Rng(7);
   const bins = new Array<number>(16).fill(0);
   for (let i = 0; i < 64000; i++) {
@@ -65,7 +81,11 @@ test('sim rng: one seed, one stream; seeds differ; uniform and normal within sta
   let sum = 0;
   let sq = 0;
   const n = 40000;
-  for (let i = 0; i < n; i++) { const z = r.normal(); sum += z; sq += z * z; }
+  for (let i = 0; i < n; i++) {
+    const z = r.normal();
+    sum += z;
+    sq += z * z;
+  }
   assert.ok(Math.abs(sum / n) < 0.03, `mean ${sum / n}`);
   assert.ok(Math.abs(sq / n - 1) < 0.04, `variance ${sq / n}`);
   assert.throws(() => new Rng(1.5), /not an integer/);

@@ -63,8 +63,14 @@ function counting(n: NativeAead, sizes: number[]): NativeAead {
   return {
     aeadCreate: (c, k, e) => n.aeadCreate(c, k, e),
     aeadFree: (x) => n.aeadFree(x),
-    aeadSealBatch: (...a) => { sizes.push(a[6]); return n.aeadSealBatch(...a); },
-    aeadOpenBatch: (...a) => { sizes.push(a[6]); return n.aeadOpenBatch(...a); },
+    aeadSealBatch: (...a) => {
+      sizes.push(a[6]);
+      return n.aeadSealBatch(...a);
+    },
+    aeadOpenBatch: (...a) => {
+      sizes.push(a[6]);
+      return n.aeadOpenBatch(...a);
+    },
   };
 }
 
@@ -80,7 +86,11 @@ for (const [name, load, bursts] of SCENARIOS) {
       const nat = outputs(load(), seed, { native: counting(loadNative(), sizes) });
       assert.deepEqual(nat, want, 'native batches');
       assert.ok(sizes.length > 0, 'the addon was called');
-      if (bursts) assert.ok(sizes.some((n) => n > 1), `some call carried several packets (largest ${Math.max(...sizes)})`);
+      if (bursts)
+        assert.ok(
+          sizes.some((n) => n > 1),
+          `some call carried several packets (largest ${Math.max(...sizes)})`,
+        );
     });
   }
 }

@@ -47,7 +47,11 @@ test('fabric: each frame reaches the node its MAC names, after the path latency;
   send(f, pool, 0, 0xffffffffffff, 60);
   send(f, pool, 2, 0x020000000012, 60);
   sim.run(999);
-  assert.deepEqual([...got.values()].map((x) => x.length), [0, 0, 0], 'nothing before the latency');
+  assert.deepEqual(
+    [...got.values()].map((x) => x.length),
+    [0, 0, 0],
+    'nothing before the latency',
+  );
   sim.run(2000);
   assert.deepEqual(Object.fromEntries(got), { a: [300], b: [100], c: [200] });
   assert.equal(f.stats.unknownDst, 1);

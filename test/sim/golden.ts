@@ -82,7 +82,10 @@ const TRACES: Array<[string, TraceRequest]> = [
 
 function scenarios(): Map<string, () => Scenario> {
   const out = new Map<string, () => Scenario>();
-  for (const f of readdirSync(LABS).filter((x) => x.endsWith('.yaml')).sort()) out.set(f.slice(0, -'.yaml'.length), () => loadScenario(join(LABS, f)));
+  for (const f of readdirSync(LABS)
+    .filter((x) => x.endsWith('.yaml'))
+    .sort())
+    out.set(f.slice(0, -'.yaml'.length), () => loadScenario(join(LABS, f)));
   for (const [k, text] of Object.entries(EXTRA)) out.set(k, () => parseScenario(text, `${k}.yaml`));
   return out;
 }

@@ -207,7 +207,12 @@ test('host: IMIX sizes come 7:4:1 of 64/576/1500 within bounds, and the sink get
   const f = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 9, ratePps: 1e6, sizes: 'imix', count: n });
   r.sim.run();
   const s = f.stats.sizes;
-  assert.deepEqual(Object.keys(s).map(Number).sort((x, y) => x - y), [64, 576, 1500]);
+  assert.deepEqual(
+    Object.keys(s)
+      .map(Number)
+      .sort((x, y) => x - y),
+    [64, 576, 1500],
+  );
   const near = (k: number, p: number): void => {
     const sd = Math.sqrt(n * p * (1 - p));
     assert.ok(Math.abs(s[k]! - n * p) < 5 * sd, `size ${k}: ${s[k]} vs ${n * p}`);
@@ -219,7 +224,16 @@ test('host: IMIX sizes come 7:4:1 of 64/576/1500 within bounds, and the sink get
   assert.equal(rep.received, n);
   assert.equal(rep.goodputBytes, f.stats.sentBytes - 28 * n);
   // Weighted sizes: only the listed ones, in proportion.
-  const g = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 9, ratePps: 1e6, sizes: [{ size: 100, weight: 1 }, { size: 200, weight: 3 }], count: 4000 });
+  const g = r.a.udpFlow({
+    dst: '10.0.0.2',
+    dstPort: 9,
+    ratePps: 1e6,
+    sizes: [
+      { size: 100, weight: 1 },
+      { size: 200, weight: 3 },
+    ],
+    count: 4000,
+  });
   r.sim.run();
   assert.ok(Math.abs(g.stats.sizes[200]! - 3000) < 5 * Math.sqrt(4000 * 0.75 * 0.25), JSON.stringify(g.stats.sizes));
   assert.throws(() => r.a.udpFlow({ dst: '10.0.0.2', dstPort: 9, ratePps: 1, sizes: 40, count: 1 }), /size 40/);
@@ -228,7 +242,14 @@ test('host: IMIX sizes come 7:4:1 of 64/576/1500 within bounds, and the sink get
 
 test('host: the same seed gives the same stats; another seed other stats', () => {
   const run = (seed: number): string => {
-    const r = onBridge(seed, { latencyNs: 20_000, jitterNs: 5_000, bandwidthBps: 1e8, loss: 0.05, reorder: { probability: 0.05, delayNs: 50_000 }, duplicate: 0.02 });
+    const r = onBridge(seed, {
+      latencyNs: 20_000,
+      jitterNs: 5_000,
+      bandwidthBps: 1e8,
+      loss: 0.05,
+      reorder: { probability: 0.05, delayNs: 50_000 },
+      duplicate: 0.02,
+    });
     const sink = r.b.udpSink(5001);
     const st = r.a.ping({ dst: '10.0.0.2', count: 50, intervalNs: 1e6 });
     const f = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 5001, ratePps: 20_000, sizes: 'imix', count: 500 });
@@ -242,7 +263,10 @@ test('host: the same seed gives the same stats; another seed other stats', () =>
 test('host: every frame on the wire dissects cleanly with good checksums; NA carries S, O and the target MAC', () => {
   const r = direct({ latencyNs: 1000 }, 1, { resolve: true });
   const frames: Uint8Array[] = [];
-  for (const [h, end] of [[r.a, r.link.a], [r.b, r.link.b]] as const) {
+  for (const [h, end] of [
+    [r.a, r.link.a],
+    [r.b, r.link.b],
+  ] as const) {
     h.setReceiver((batch) => {
       for (let i = 0; i < batch.length; i++) frames.push(batch.get(i).bytes().slice());
       end.transmit(batch);
@@ -267,8 +291,16 @@ test('host: every frame on the wire dissects cleanly with good checksums; NA car
     return last.kind === 'icmpv4' || last.kind === 'icmpv6' ? `${last.kind}:${last.repr.kind}` : last.kind === 'arp' ? `arp:${last.repr.operation}` : last.kind;
   });
   assert.deepEqual(kinds.sort(), [
-    'arp:1', 'arp:2', 'icmpv4:echoReply', 'icmpv4:echoRequest', 'icmpv6:echoReply', 'icmpv6:echoRequest',
-    'icmpv6:neighborAdvert', 'icmpv6:neighborSolicit', 'udp', 'udp',
+    'arp:1',
+    'arp:2',
+    'icmpv4:echoReply',
+    'icmpv4:echoRequest',
+    'icmpv6:echoReply',
+    'icmpv6:echoRequest',
+    'icmpv6:neighborAdvert',
+    'icmpv6:neighborSolicit',
+    'udp',
+    'udp',
   ]);
   assertPoolFull(r.pool);
 });
@@ -295,8 +327,14 @@ test('host: pods on two nodes routed through their gateways over a VXLAN underla
   sim.run();
   assert.deepEqual([st.sent, st.received], [3, 3]);
   // Off-link: the only neighbour a host needs is its gateway.
-  assert.deepEqual(a.neighbors().map((n) => n.ip), ['10.244.1.1']);
-  assert.deepEqual(b.neighbors().map((n) => n.ip), ['10.244.2.1']);
+  assert.deepEqual(
+    a.neighbors().map((n) => n.ip),
+    ['10.244.1.1'],
+  );
+  assert.deepEqual(
+    b.neighbors().map((n) => n.ip),
+    ['10.244.2.1'],
+  );
   // 98-byte echo frames + 50 bytes of VXLAN over IPv4, once each way over the link.
   assert.equal(st.rtts[2], 2 * (L + (98 + 50) * 8));
   const big = a.ping({ dst: '10.244.2.5', count: 3, intervalNs: 1e6, size: 1430, df: true });
@@ -308,25 +346,36 @@ test('host: pods on two nodes routed through their gateways over a VXLAN underla
 });
 
 test('host: property — on a clean link every datagram arrives once, in order, latency + its own serialisation late', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 1, max: 1e6 }),
-    fc.integer({ min: 1, max: 60 }),
-    fc.uniqueArray(fc.integer({ min: 44, max: 1500 }), { minLength: 1, maxLength: 4 }),
-    fc.integer({ min: 0, max: 200_000 }),
-    (seed, count, sizes, L) => {
-      // 1 Gbit/s and 1000 pps: a 1514-byte frame takes 12 µs, far less than the 1 ms gap, so nothing queues.
-      const r = direct({ latencyNs: L, bandwidthBps: 1e9 }, seed);
-      const sink = r.b.udpSink(4000);
-      const f = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 4000, ratePps: 1000, sizes, count });
-      r.sim.run();
-      const rep = sink.report(f.flowId, f.stats.sent);
-      const lo = L + (Math.min(...sizes) + 14) * 8;
-      const hi = L + (Math.max(...sizes) + 14) * 8;
-      return f.stats.sent === count && rep.received === count && rep.lost === 0 && rep.reordered === 0 && rep.duplicates === 0 &&
-        rep.latencyMin >= lo && rep.latencyMax <= hi && rep.goodputBytes === f.stats.sentBytes - 28 * count &&
-        r.pool.available === r.pool.size;
-    },
-  ), { numRuns: 40 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 1e6 }),
+      fc.integer({ min: 1, max: 60 }),
+      fc.uniqueArray(fc.integer({ min: 44, max: 1500 }), { minLength: 1, maxLength: 4 }),
+      fc.integer({ min: 0, max: 200_000 }),
+      (seed, count, sizes, L) => {
+        // 1 Gbit/s and 1000 pps: a 1514-byte frame takes 12 µs, far less than the 1 ms gap, so nothing queues.
+        const r = direct({ latencyNs: L, bandwidthBps: 1e9 }, seed);
+        const sink = r.b.udpSink(4000);
+        const f = r.a.udpFlow({ dst: '10.0.0.2', dstPort: 4000, ratePps: 1000, sizes, count });
+        r.sim.run();
+        const rep = sink.report(f.flowId, f.stats.sent);
+        const lo = L + (Math.min(...sizes) + 14) * 8;
+        const hi = L + (Math.max(...sizes) + 14) * 8;
+        return (
+          f.stats.sent === count &&
+          rep.received === count &&
+          rep.lost === 0 &&
+          rep.reordered === 0 &&
+          rep.duplicates === 0 &&
+          rep.latencyMin >= lo &&
+          rep.latencyMax <= hi &&
+          rep.goodputBytes === f.stats.sentBytes - 28 * count &&
+          r.pool.available === r.pool.size
+        );
+      },
+    ),
+    { numRuns: 40 },
+  );
 });
 
 test('host: while the carrier is down nothing is sent; pings in that time are lost, later ones answered', () => {
@@ -336,7 +385,10 @@ test('host: while the carrier is down nothing is sent; pings in that time are lo
   r.sim.run();
   // Requests at 0, 1, 2, 3, 4 ms: those at 2 and 3 ms meet a dead carrier.
   assert.deepEqual([st.sent, st.received], [5, 3]);
-  assert.deepEqual(st.rttBySeq.map((x) => !Number.isNaN(x)), [true, true, false, false, true]);
+  assert.deepEqual(
+    st.rttBySeq.map((x) => !Number.isNaN(x)),
+    [true, true, false, false, true],
+  );
   assert.equal(r.link.a.stats.sent, 3, 'the host sent nothing into the dead link');
   assertPoolFull(r.pool);
 });
@@ -369,7 +421,11 @@ test('host: fragment drops are counted once each — the refused fragment and th
 test('host: a reply too big for its MTU with DF is counted as unsendable, not as a buffer shortage', () => {
   const r = direct({}, 1, { b: { mtu: 1500 } });
   // A 2000-byte DF echo request (the sender's link is bigger): the reply keeps DF and cannot leave.
-  const req = compose([eth(0x0800, [], MAC_A, MAC_B), ip4('10.0.0.1', '10.0.0.2', 1, { dontFrag: true }), { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 1, seq: 1, data: new Uint8Array(2000 - 28) } }]);
+  const req = compose([
+    eth(0x0800, [], MAC_A, MAC_B),
+    ip4('10.0.0.1', '10.0.0.2', 1, { dontFrag: true }),
+    { kind: 'icmpv4', repr: { kind: 'echoRequest', ident: 1, seq: 1, data: new Uint8Array(2000 - 28) } },
+  ]);
   deliver(r.b, r.pool, [req]);
   assert.equal(r.b.counters.unsendable, 1);
   assert.equal(r.b.counters.poolEmpty, 0);
@@ -400,6 +456,9 @@ test('host: answerNeighbors false — asked by ARP or ND for its address it stay
     assert.equal(st.received, 0, `${dst}: nobody answered for it`);
     assert.equal(r.b.counters.arpRepliesSent + r.b.counters.naSent, 0);
     const asker = dst.includes(':') ? 'fd00::1' : '10.0.0.1';
-    assert.ok(r.b.neighbors().some((n) => n.ip === asker && n.mac === MAC_A), `${dst}: b learned ${asker}`);
+    assert.ok(
+      r.b.neighbors().some((n) => n.ip === asker && n.mac === MAC_A),
+      `${dst}: b learned ${asker}`,
+    );
   }
 });

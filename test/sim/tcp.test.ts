@@ -71,14 +71,18 @@ test('tcp: slow start doubles the window every round trip from 10 segments (RFC 
   // No loss: cwnd grows by one MSS per ACK while it limits sending, then (the data running out) stays.
   const steps: number[] = [];
   for (let i = 3; i < tr.length; i += 2) steps.push(tr[i]! - tr[i - 2]!);
-  const growing = steps.findIndex((d) => d === 0);
+  const growing = steps.indexOf(0);
   assert.ok(growing > 20, `grew for ${growing} ACKs`);
   assert.ok(steps.slice(0, growing).every((d) => d === 1460));
   assert.ok(steps.slice(growing).every((d) => d === 0));
   // One ACK per segment: 137 data segments after the SYN-ACK.
   assert.equal(steps.length, 137);
   // Doubling per round trip: by the ACKs of the first 10 segments (one RTT, 20 ms) cwnd is 20 segments.
-  const at = (t: number): number => { let c = 0; for (let i = 0; i < tr.length; i += 2) if (tr[i]! <= t) c = tr[i + 1]!; return c; };
+  const at = (t: number): number => {
+    let c = 0;
+    for (let i = 0; i < tr.length; i += 2) if (tr[i]! <= t) c = tr[i + 1]!;
+    return c;
+  };
   const est = f.stats.establishedNs;
   assert.equal(at(est + 21 * MS), 20 * 1460);
   assert.equal(at(est + 42 * MS), 40 * 1460);
@@ -98,7 +102,10 @@ test('tcp: MSS is the smaller of the two ends (peer MTU 1400 → 1360), and 1440
   assert.equal(f.stats.mss, 1360);
   assert.equal(g.stats.mss, 1360);
   assert.equal(h.stats.mss, 1340);
-  for (const x of [f, g, h]) { assert.ok(x.stats.completed); assert.equal(x.stats.state, 'closed'); }
+  for (const x of [f, g, h]) {
+    assert.ok(x.stats.completed);
+    assert.equal(x.stats.state, 'closed');
+  }
   assert.equal(lst.stats.bytesReceived, 200_000);
   assert.equal(lst.stats.connections, 2);
   assert.equal(lst.stats.corrupt, 0);
@@ -197,33 +204,36 @@ function throughBox(mtu: number, blackHole: boolean, seed = 1): Rig & { link: Si
   const boxV6 = new Uint8Array(16);
   boxV6[0] = 0xfd;
   boxV6[15] = 0x99;
-  const forward = (from: SimLinkEnd, to: SimLinkEnd) => (batch: PacketBatch): void => {
-    for (let i = 0; i < batch.length; i++) {
-      const p: PacketBuf = batch.get(i);
-      const l3 = p.start + 14;
-      const type = rd16(p.data, p.start + 12);
-      const ipLen = type === ETHERTYPE_IPV4 ? rd16(p.data, l3 + 2) : type === ETHERTYPE_IPV6 ? 40 + rd16(p.data, l3 + 4) : 0;
-      const df = type === ETHERTYPE_IPV6 || (type === ETHERTYPE_IPV4 && (p.data[l3 + 6]! & 0x40) !== 0);
-      const out = new PacketBatch(1);
-      if (ipLen > mtu && df) {
-        dropped++;
-        if (!blackHole) {
-          const e = pool.alloc()!;
-          const n = type === ETHERTYPE_IPV4
-            ? buildFragNeeded(p, l3, mtu, { mac: MAC_BOX, ipv4: 0x0a0000fe }, e)
-            : buildPacketTooBig(p, l3, mtu, { mac: MAC_BOX, ipv6: boxV6 }, e);
-          assert.ok(n > 0);
-          out.add(e);
-          from.transmit(out);
+  const forward =
+    (from: SimLinkEnd, to: SimLinkEnd) =>
+    (batch: PacketBatch): void => {
+      for (let i = 0; i < batch.length; i++) {
+        const p: PacketBuf = batch.get(i);
+        const l3 = p.start + 14;
+        const type = rd16(p.data, p.start + 12);
+        const ipLen = type === ETHERTYPE_IPV4 ? rd16(p.data, l3 + 2) : type === ETHERTYPE_IPV6 ? 40 + rd16(p.data, l3 + 4) : 0;
+        const df = type === ETHERTYPE_IPV6 || (type === ETHERTYPE_IPV4 && (p.data[l3 + 6]! & 0x40) !== 0);
+        const out = new PacketBatch(1);
+        if (ipLen > mtu && df) {
+          dropped++;
+          if (!blackHole) {
+            const e = pool.alloc()!;
+            const n =
+              type === ETHERTYPE_IPV4
+                ? buildFragNeeded(p, l3, mtu, { mac: MAC_BOX, ipv4: 0x0a0000fe }, e)
+                : buildPacketTooBig(p, l3, mtu, { mac: MAC_BOX, ipv6: boxV6 }, e);
+            assert.ok(n > 0);
+            out.add(e);
+            from.transmit(out);
+          }
+          p.release();
+          continue;
         }
-        p.release();
-        continue;
+        out.add(p);
+        to.transmit(out);
       }
-      out.add(p);
-      to.transmit(out);
-    }
-    batch.clear();
-  };
+      batch.clear();
+    };
   la.b.setReceiver(forward(la.b, lb.a));
   lb.a.setReceiver(forward(lb.a, la.b));
   return { sim, pool, a, b, link: la, dropped: () => dropped };
@@ -330,9 +340,15 @@ function captureTransfer(bytes: number, dst: string): { frames: Uint8Array[]; ti
   const r = direct({ latencyNs: 1 * MS, bandwidthBps: 100 * MBIT });
   const frames: Uint8Array[] = [];
   const times: number[] = [];
-  for (const [h, end] of [[r.a, r.link.a], [r.b, r.link.b]] as const) {
+  for (const [h, end] of [
+    [r.a, r.link.a],
+    [r.b, r.link.b],
+  ] as const) {
     h.setReceiver((batch) => {
-      for (let i = 0; i < batch.length; i++) { frames.push(batch.get(i).bytes().slice()); times.push(r.sim.now); }
+      for (let i = 0; i < batch.length; i++) {
+        frames.push(batch.get(i).bytes().slice());
+        times.push(r.sim.now);
+      }
       end.transmit(batch);
     });
   }
@@ -367,8 +383,14 @@ test('tcp: every segment dissects with good checksums; MSS options, SYN/FIN flag
     // Data from a to b: contiguous, starting at ISS + 1; FIN on the last one; nothing resent.
     const data = segs.filter((s) => s.r.srcPort === 40000 && s.len > 0);
     let next = (syn.seq + 1) >>> 0;
-    for (const s of data) { assert.equal(s.r.seq, next); next = (next + s.len) >>> 0; }
-    assert.equal(data.reduce((a, s) => a + s.len, 0), bytes);
+    for (const s of data) {
+      assert.equal(s.r.seq, next);
+      next = (next + s.len) >>> 0;
+    }
+    assert.equal(
+      data.reduce((a, s) => a + s.len, 0),
+      bytes,
+    );
     assert.ok((data.at(-1)!.r.flags & TCP_FIN) !== 0);
     // b's FIN acknowledges a's, and a acknowledges b's.
     const finB = segs.find((s) => s.r.srcPort === 8080 && (s.r.flags & TCP_FIN) !== 0)!;
@@ -388,7 +410,9 @@ test('tcp: tshark reads the capture without checksum errors, malformed frames or
   }
   const { frames, times } = captureTransfer(50_000, '10.0.0.2');
   const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => { chunks.push(c.slice()); });
+  const w = new PcapWriter((c) => {
+    chunks.push(c.slice());
+  });
   w.addInterface('sim');
   frames.forEach((f, i) => w.writePacket(0, BigInt(times[i]!), f));
   const dir = mkdtempSync(join(tmpdir(), 'seine-tcp-'));
@@ -396,7 +420,11 @@ test('tcp: tshark reads the capture without checksum errors, malformed frames or
   writeFileSync(file, Buffer.concat(chunks));
   try {
     const run = (filter: string): string[] => {
-      const r = spawnSync('tshark', ['-n', '-r', file, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' });
+      const r = spawnSync(
+        'tshark',
+        ['-n', '-r', file, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-e', 'frame.number'],
+        { encoding: 'utf8' },
+      );
       assert.equal(r.status, 0, r.stderr);
       return r.stdout.split('\n').filter((x) => x !== '');
     };
@@ -423,30 +451,34 @@ function droppingOne(latencyNs: number, nth: number): Rig & { dropped: () => num
   b.connect(lb.b);
   a.addNeighbor('10.0.0.2', MAC_B);
   b.addNeighbor('10.0.0.1', MAC_A);
-  let seen = 0, dropped = 0;
+  let seen = 0,
+    dropped = 0;
   const out = new PacketBatch(1);
-  const forward = (to: SimLinkEnd, fromA: boolean) => (batch: PacketBatch): void => {
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch.get(i);
-      const d = p.data, ip = p.start + 14;
-      const payload = rd16(d, ip + 2) - (d[ip]! & 0x0f) * 4 - (d[ip + (d[ip]! & 0x0f) * 4 + 12]! >> 4) * 4;
-      if (fromA && rd16(d, p.start + 12) === ETHERTYPE_IPV4 && d[ip + 9] === 6 && payload > 0 && ++seen === nth) {
-        dropped++;
-        p.release();
-        continue;
+  const forward =
+    (to: SimLinkEnd, fromA: boolean) =>
+    (batch: PacketBatch): void => {
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch.get(i);
+        const d = p.data,
+          ip = p.start + 14;
+        const payload = rd16(d, ip + 2) - (d[ip]! & 0x0f) * 4 - (d[ip + (d[ip]! & 0x0f) * 4 + 12]! >> 4) * 4;
+        if (fromA && rd16(d, p.start + 12) === ETHERTYPE_IPV4 && d[ip + 9] === 6 && payload > 0 && ++seen === nth) {
+          dropped++;
+          p.release();
+          continue;
+        }
+        out.clear();
+        out.add(p);
+        to.transmit(out);
       }
-      out.clear();
-      out.add(p);
-      to.transmit(out);
-    }
-    batch.clear();
-  };
+      batch.clear();
+    };
   la.b.setReceiver(forward(lb.a, true));
   lb.a.setReceiver(forward(la.b, false));
   return { sim, pool, a, b, dropped: () => dropped };
 }
 
-test('tcp: the sender\'s FIN arrives before a lost segment: once the retransmission fills the gap the receiver sends its FIN and both close', () => {
+test("tcp: the sender's FIN arrives before a lost segment: once the retransmission fills the gap the receiver sends its FIN and both close", () => {
   const r = droppingOne(1 * MS, 9);
   const lst = r.b.tcpListen(80);
   const bytes = 10 * 1460;
@@ -467,20 +499,35 @@ test('tcp: on a zero-delay path (pods on one bridge: the whole exchange runs ins
   const [a, b] = hosts(sim, pool);
   // a's frames reach the bridge through a wrapper that loses the last data-carrying one (with the FIN):
   // no duplicate ACK follows it, only the retransmission timer can recover it.
-  let seen = 0, dropped = 0;
+  let seen = 0,
+    dropped = 0;
   const lossy: Device = {
-    name: a.name, mac: a.mac, mtu: a.mtu,
-    get linkUp() { return a.linkUp; },
+    name: a.name,
+    mac: a.mac,
+    mtu: a.mtu,
+    get linkUp() {
+      return a.linkUp;
+    },
     transmit: (batch) => a.transmit(batch),
     setLinkListener: (fn) => a.setLinkListener(fn),
-    setReceiver: (rx) => a.setReceiver(rx === null ? null : (batch) => {
-      batch.retain((p) => {
-        const d = p.data, ip = p.start + 14, hl = (d[ip]! & 0x0f) * 4;
-        const payload = rd16(d, ip + 2) - hl - (d[ip + hl + 12]! >> 4) * 4;
-        return !(d[ip + 9] === 6 && payload > 0 && ++seen === 20 && ++dropped > 0);
-      }, (p) => p.release());
-      rx(batch);
-    }),
+    setReceiver: (rx) =>
+      a.setReceiver(
+        rx === null
+          ? null
+          : (batch) => {
+              batch.retain(
+                (p) => {
+                  const d = p.data,
+                    ip = p.start + 14,
+                    hl = (d[ip]! & 0x0f) * 4;
+                  const payload = rd16(d, ip + 2) - hl - (d[ip + hl + 12]! >> 4) * 4;
+                  return !(d[ip + 9] === 6 && payload > 0 && ++seen === 20 && ++dropped > 0);
+                },
+                (p) => p.release(),
+              );
+              rx(batch);
+            },
+      ),
   };
   br.addPort('a', lossy);
   br.addPort('b', b);

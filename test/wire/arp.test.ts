@@ -5,7 +5,11 @@ import { ARP_HEADER_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, arpBufferLen, em
 import { DropReason } from '../../src/wire/drop.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
 
-interface Golden { name: string; bytes: Uint8Array; repr: ArpRepr }
+interface Golden {
+  name: string;
+  bytes: Uint8Array;
+  repr: ArpRepr;
+}
 
 const GOLDENS: Golden[] = [
   {
@@ -89,27 +93,37 @@ test('arp: anything but Ethernet/IPv4 is ArpUnsupportedHardware', () => {
   const v6 = fromHex('000186dd0610000102fc00000001fd00000000000000000000000000000200000000000000000000000000000000000000000000');
   assert.equal(new ArpView(v6, 0).check(v6.length), DropReason.ArpUnsupportedHardware);
   assert.equal(parseArp(new ArpView(v6, 0), 8), DropReason.ArpUnsupportedHardware);
-  for (const [at, val] of [[1, 6], [2, 0x86], [4, 8], [5, 6]] as const) {
+  for (const [at, val] of [
+    [1, 6],
+    [2, 0x86],
+    [4, 8],
+    [5, 6],
+  ] as const) {
     const b = GOLDENS[0]!.bytes.slice();
     b[at] = val;
     assert.equal(new ArpView(b, 0).check(b.length), DropReason.ArpUnsupportedHardware, `byte ${at} = ${val}`);
   }
 });
 
-const arpRepr: fc.Arbitrary<ArpRepr> = fc.record({
-  operation: fc.integer({ min: 0, max: 0xffff }),
-  senderMac: fc.integer({ min: 0, max: 0xffff_ffff_ffff }),
-  senderIp: fc.nat({ max: 0xffff_ffff }),
-  targetMac: fc.integer({ min: 0, max: 0xffff_ffff_ffff }),
-  targetIp: fc.nat({ max: 0xffff_ffff }),
-}, { noNullPrototype: true });
+const arpRepr: fc.Arbitrary<ArpRepr> = fc.record(
+  {
+    operation: fc.integer({ min: 0, max: 0xffff }),
+    senderMac: fc.integer({ min: 0, max: 0xffff_ffff_ffff }),
+    senderIp: fc.nat({ max: 0xffff_ffff }),
+    targetMac: fc.integer({ min: 0, max: 0xffff_ffff_ffff }),
+    targetIp: fc.nat({ max: 0xffff_ffff }),
+  },
+  { noNullPrototype: true },
+);
 
 test('arp: emit then parse is the identity', () => {
-  fc.assert(fc.property(arpRepr, fc.nat(8), (repr, off) => {
-    const b = dirty(off + ARP_HEADER_LEN);
-    emitArp(repr, b, off);
-    assert.deepEqual(parseArp(new ArpView(b, off), ARP_HEADER_LEN), repr);
-  }));
+  fc.assert(
+    fc.property(arpRepr, fc.nat(8), (repr, off) => {
+      const b = dirty(off + ARP_HEADER_LEN);
+      emitArp(repr, b, off);
+      assert.deepEqual(parseArp(new ArpView(b, off), ARP_HEADER_LEN), repr);
+    }),
+  );
 });
 
 function checkNeverThrows(frame: Uint8Array): void {
@@ -119,20 +133,24 @@ function checkNeverThrows(frame: Uint8Array): void {
 }
 
 test('arp: arbitrary and truncated bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), (bytes, cut) => {
-    checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), (bytes, cut) => {
+      checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
+    }),
+  );
 });
 
 test('arp: mutated golden bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(
-    fc.constantFrom(...GOLDENS.map((g) => g.bytes)),
-    fc.array(fc.tuple(fc.nat(27), fc.nat(255)), { maxLength: 4 }),
-    fc.nat(28),
-    (golden, muts, cut) => {
-      const b = golden.slice(0, cut);
-      for (const [i, x] of muts) if (i < b.length) b[i] = x;
-      checkNeverThrows(guarded(b));
-    },
-  ));
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...GOLDENS.map((g) => g.bytes)),
+      fc.array(fc.tuple(fc.nat(27), fc.nat(255)), { maxLength: 4 }),
+      fc.nat(28),
+      (golden, muts, cut) => {
+        const b = golden.slice(0, cut);
+        for (const [i, x] of muts) if (i < b.length) b[i] = x;
+        checkNeverThrows(guarded(b));
+      },
+    ),
+  );
 });

@@ -39,36 +39,45 @@ test('checksum: every packet with a valid upper-layer checksum verifies, pseudo-
 });
 
 test('checksum: summing in pieces at even offsets equals summing at once', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(100), (b, cut) => {
-    const c = Math.min(cut * 2, b.length - (b.length % 2));
-    assert.equal(fold(onesSum(b, c, b.length - c, onesSum(b, 0, c))), fold(onesSum(b, 0, b.length)));
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(100), (b, cut) => {
+      const c = Math.min(cut * 2, b.length - (b.length % 2));
+      assert.equal(fold(onesSum(b, c, b.length - c, onesSum(b, 0, c))), fold(onesSum(b, 0, b.length)));
+    }),
+  );
 });
 
 // RFC 1624: the incremental update must equal a full recomputation, for 16- and 32-bit fields.
 test('checksum: incremental update equals full recomputation', () => {
-  fc.assert(fc.property(fc.uint8Array({ minLength: 8, maxLength: 120 }), fc.nat(), fc.integer({ min: 0, max: 0xffff }), (raw, at, word) => {
-    const b = raw.subarray(0, raw.length & ~1);
-    const i = (at % (b.length / 2)) * 2;
-    const before = checksum(b, 0, b.length);
-    const old = (b[i]! << 8) | b[i + 1]!;
-    b[i] = word >>> 8;
-    b[i + 1] = word & 0xff;
-    const full = checksum(b, 0, b.length);
-    const inc = updateChecksum16(before, old, word);
-    // 0x0000 and 0xffff are the same number in one's complement; RFC 1624 §3 explains why eqn. 3
-    // may yield either where recomputation yields one of them.
-    assert.equal(inc === 0xffff ? 0 : inc, full === 0xffff ? 0 : full);
-  }));
-  fc.assert(fc.property(fc.uint8Array({ minLength: 8, maxLength: 120 }), fc.integer({ min: 0, max: 0xffffffff }), (raw, value) => {
-    const b = raw.subarray(0, raw.length & ~3);
-    const before = checksum(b, 0, b.length);
-    const old = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-    b[0] = value >>> 24; b[1] = (value >>> 16) & 0xff; b[2] = (value >>> 8) & 0xff; b[3] = value & 0xff;
-    const full = checksum(b, 0, b.length);
-    const inc = updateChecksum32(before, old, value);
-    assert.equal(inc === 0xffff ? 0 : inc, full === 0xffff ? 0 : full);
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 8, maxLength: 120 }), fc.nat(), fc.integer({ min: 0, max: 0xffff }), (raw, at, word) => {
+      const b = raw.subarray(0, raw.length & ~1);
+      const i = (at % (b.length / 2)) * 2;
+      const before = checksum(b, 0, b.length);
+      const old = (b[i]! << 8) | b[i + 1]!;
+      b[i] = word >>> 8;
+      b[i + 1] = word & 0xff;
+      const full = checksum(b, 0, b.length);
+      const inc = updateChecksum16(before, old, word);
+      // 0x0000 and 0xffff are the same number in one's complement; RFC 1624 §3 explains why eqn. 3
+      // may yield either where recomputation yields one of them.
+      assert.equal(inc === 0xffff ? 0 : inc, full === 0xffff ? 0 : full);
+    }),
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 8, maxLength: 120 }), fc.integer({ min: 0, max: 0xffffffff }), (raw, value) => {
+      const b = raw.subarray(0, raw.length & ~3);
+      const before = checksum(b, 0, b.length);
+      const old = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+      b[0] = value >>> 24;
+      b[1] = (value >>> 16) & 0xff;
+      b[2] = (value >>> 8) & 0xff;
+      b[3] = value & 0xff;
+      const full = checksum(b, 0, b.length);
+      const inc = updateChecksum32(before, old, value);
+      assert.equal(inc === 0xffff ? 0 : inc, full === 0xffff ? 0 : full);
+    }),
+  );
 });
 
 /** The RFC 1071 sum written out byte by byte: what `onesSum` must agree with after folding. */
@@ -80,7 +89,12 @@ function referenceSum(b: Uint8Array, off: number, len: number, sum: number): num
 test('checksum: onesSum folds like the byte-by-byte sum for any buffer, offset (aligned or not), length and initial sum', () => {
   fc.assert(
     fc.property(
-      fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat(7), fc.nat(), fc.nat(), fc.nat(0xfffff), fc.boolean(),
+      fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+      fc.nat(7),
+      fc.nat(),
+      fc.nat(),
+      fc.nat(0xfffff),
+      fc.boolean(),
       (bytes, shift, a, l, init, zeros) => {
         // A view that starts at any byte of a larger buffer, as packet windows do.
         const backing = new Uint8Array(bytes.length + 8);

@@ -93,9 +93,18 @@ test('esp: emit', () => {
 test('esp: padding lengths match scapy for NULL, 3DES and AES-CBC', () => {
   // scapy: CRYPT_ALGOS[name].pad(_ESPPlain(spi=1, seq=1, iv=b'', data=b'x'*n, nh=4)).padlen
   const lens = [0, 1, 2, 13, 14, 15, 16, 30, 31];
-  assert.deepEqual(lens.map((n) => espPadLen(n, 1)), [2, 1, 0, 1, 0, 3, 2, 0, 3]);
-  assert.deepEqual(lens.map((n) => espPadLen(n, 8)), [6, 5, 4, 1, 0, 7, 6, 0, 7]);
-  assert.deepEqual(lens.map((n) => espPadLen(n, 16)), [14, 13, 12, 1, 0, 15, 14, 0, 15]);
+  assert.deepEqual(
+    lens.map((n) => espPadLen(n, 1)),
+    [2, 1, 0, 1, 0, 3, 2, 0, 3],
+  );
+  assert.deepEqual(
+    lens.map((n) => espPadLen(n, 8)),
+    [6, 5, 4, 1, 0, 7, 6, 0, 7],
+  );
+  assert.deepEqual(
+    lens.map((n) => espPadLen(n, 16)),
+    [14, 13, 12, 1, 0, 15, 14, 0, 15],
+  );
 });
 
 test('esp: truncation, a pad length that does not fit and wrong padding are drop reasons', () => {
@@ -149,34 +158,43 @@ function build(p: Packet): { b: Uint8Array; end: number; padLen: number } {
 }
 
 test('esp: emit then parse is the identity', () => {
-  fc.assert(fc.property(arbPacket, (p) => {
-    const { b, end, padLen } = build(p);
-    assert.ok(padLen < Math.max(p.blockSize, 4));
-    assert.equal((p.payload.length + padLen + ESP_TRAILER_LEN) % Math.max(p.blockSize, 4), 0);
-    const v = new EspView(guarded(b), p.off);
-    assert.deepEqual(parseEsp(v, end - p.off), { spi: p.spi, seq: p.seq });
-    assert.deepEqual(parseEspTrailer(v, end, p.icvLen, true), { padLen, nextHeader: p.nextHeader });
-    assert.equal(v.payloadEnd(end, p.icvLen), p.off + ESP_HEADER_LEN + p.payload.length);
-  }));
+  fc.assert(
+    fc.property(arbPacket, (p) => {
+      const { b, end, padLen } = build(p);
+      assert.ok(padLen < Math.max(p.blockSize, 4));
+      assert.equal((p.payload.length + padLen + ESP_TRAILER_LEN) % Math.max(p.blockSize, 4), 0);
+      const v = new EspView(guarded(b), p.off);
+      assert.deepEqual(parseEsp(v, end - p.off), { spi: p.spi, seq: p.seq });
+      assert.deepEqual(parseEspTrailer(v, end, p.icvLen, true), { padLen, nextHeader: p.nextHeader });
+      assert.equal(v.payloadEnd(end, p.icvLen), p.off + ESP_HEADER_LEN + p.payload.length);
+    }),
+  );
 });
 
 test('esp: arbitrary, truncated and mutated bytes never throw or read outside the frame', () => {
   const probe = (frame: Uint8Array, icvLen: number): void => {
     const v = new EspView(frame, 0);
     const h = parseEsp(v, frame.length);
-    if (typeof h === 'number') { assert.equal(h, DropReason.EspTruncated); return; }
+    if (typeof h === 'number') {
+      assert.equal(h, DropReason.EspTruncated);
+      return;
+    }
     for (const verify of [false, true]) {
       const t = parseEspTrailer(v, frame.length, icvLen, verify);
       if (typeof t === 'number') assert.ok(t === DropReason.EspTruncated || t === DropReason.EspBadTrailer);
       else assert.ok(v.payloadEnd(frame.length, icvLen) >= v.payloadOffset);
     }
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 48 }), fc.constantFrom(0, 8, 12, 16), (bytes, icvLen) => {
-    probe(guarded(bytes), icvLen);
-  }));
-  fc.assert(fc.property(arbPacket, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(80), (p, at, x, cut) => {
-    const { b } = build({ ...p, off: 0 });
-    b[at % b.length] = b[at % b.length]! ^ x;
-    probe(guarded(b.subarray(0, Math.min(cut, b.length))), p.icvLen);
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 48 }), fc.constantFrom(0, 8, 12, 16), (bytes, icvLen) => {
+      probe(guarded(bytes), icvLen);
+    }),
+  );
+  fc.assert(
+    fc.property(arbPacket, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(80), (p, at, x, cut) => {
+      const { b } = build({ ...p, off: 0 });
+      b[at % b.length] = b[at % b.length]! ^ x;
+      probe(guarded(b.subarray(0, Math.min(cut, b.length))), p.icvLen);
+    }),
+  );
 });

@@ -164,11 +164,14 @@ test('geneve: emit refuses options it cannot encode', () => {
   assert.equal(geneveBufferLen({ ...base, options: many.slice(0, 2).concat([{ class: 1, type: 1, data: new Uint8Array(72) }]) }), 8 + GENEVE_MAX_OPTIONS_LEN);
 });
 
-const arbOption: fc.Arbitrary<GeneveOption> = fc.record({
-  class: fc.integer({ min: 0, max: 0xffff }),
-  type: fc.integer({ min: 0, max: 0xff }),
-  data: fc.uint8Array({ maxLength: 124 }).map((d) => d.slice(0, d.length & ~3)),
-}, { noNullPrototype: true });
+const arbOption: fc.Arbitrary<GeneveOption> = fc.record(
+  {
+    class: fc.integer({ min: 0, max: 0xffff }),
+    type: fc.integer({ min: 0, max: 0xff }),
+    data: fc.uint8Array({ maxLength: 124 }).map((d) => d.slice(0, d.length & ~3)),
+  },
+  { noNullPrototype: true },
+);
 /** Options that fit the 252-byte area: the list is cut where the next option would not fit. */
 const arbOptions: fc.Arbitrary<GeneveOption[]> = fc.array(arbOption, { maxLength: 12 }).map((opts) => {
   const out: GeneveOption[] = [];
@@ -180,34 +183,42 @@ const arbOptions: fc.Arbitrary<GeneveOption[]> = fc.array(arbOption, { maxLength
   }
   return out;
 });
-const arbRepr: fc.Arbitrary<GeneveRepr> = fc.record({
-  vni: fc.integer({ min: 0, max: 0xffffff }),
-  protocolType: fc.integer({ min: 0, max: 0xffff }),
-  oam: fc.boolean(),
-  critical: fc.boolean(),
-  options: arbOptions,
-}, { noNullPrototype: true });
+const arbRepr: fc.Arbitrary<GeneveRepr> = fc.record(
+  {
+    vni: fc.integer({ min: 0, max: 0xffffff }),
+    protocolType: fc.integer({ min: 0, max: 0xffff }),
+    oam: fc.boolean(),
+    critical: fc.boolean(),
+    options: arbOptions,
+  },
+  { noNullPrototype: true },
+);
 
 test('geneve: emit then parse is the identity, and iteration visits exactly the emitted options', () => {
-  fc.assert(fc.property(arbRepr, fc.uint8Array({ maxLength: 16 }), fc.nat(8), (repr, payload, off) => {
-    const len = geneveBufferLen(repr);
-    const b = dirty(off + len + payload.length);
-    b.set(payload, off + len);
-    emitGeneve(repr, b, off);
-    const frame = guarded(b);
-    const v = new GeneveView(frame, off);
-    assert.equal(v.check(len + payload.length), null);
-    assert.equal(v.headerLen, len);
-    assert.deepEqual(parseGeneve(v, len + payload.length), repr);
-    const seen: [number, number, number, number][] = [];
-    for (let o = v.firstOptionOffset; o < v.optionsEnd; o = v.nextOptionOffset(o)) {
-      seen.push([v.optionClass(o), v.optionType(o), v.optionDataLen(o), v.optionCritical(o) ? 1 : 0]);
-    }
-    assert.deepEqual(seen, repr.options.map((o) => [o.class, o.type, o.data.length, o.type >= 0x80 ? 1 : 0]));
-    assert.equal(v.hasUnknownCritical(new Set()), geneveCriticalFlag(repr.options));
-    const known = new Set(repr.options.map((o) => geneveOptionKey(o.class, o.type)));
-    assert.equal(v.hasUnknownCritical(known), false);
-  }));
+  fc.assert(
+    fc.property(arbRepr, fc.uint8Array({ maxLength: 16 }), fc.nat(8), (repr, payload, off) => {
+      const len = geneveBufferLen(repr);
+      const b = dirty(off + len + payload.length);
+      b.set(payload, off + len);
+      emitGeneve(repr, b, off);
+      const frame = guarded(b);
+      const v = new GeneveView(frame, off);
+      assert.equal(v.check(len + payload.length), null);
+      assert.equal(v.headerLen, len);
+      assert.deepEqual(parseGeneve(v, len + payload.length), repr);
+      const seen: [number, number, number, number][] = [];
+      for (let o = v.firstOptionOffset; o < v.optionsEnd; o = v.nextOptionOffset(o)) {
+        seen.push([v.optionClass(o), v.optionType(o), v.optionDataLen(o), v.optionCritical(o) ? 1 : 0]);
+      }
+      assert.deepEqual(
+        seen,
+        repr.options.map((o) => [o.class, o.type, o.data.length, o.type >= 0x80 ? 1 : 0]),
+      );
+      assert.equal(v.hasUnknownCritical(new Set()), geneveCriticalFlag(repr.options));
+      const known = new Set(repr.options.map((o) => geneveOptionKey(o.class, o.type)));
+      assert.equal(v.hasUnknownCritical(known), false);
+    }),
+  );
 });
 
 test('geneve: arbitrary, truncated and mutated bytes never throw or read outside the frame', () => {
@@ -227,17 +238,21 @@ test('geneve: arbitrary, truncated and mutated bytes never throw or read outside
     assert.equal(n, r.options.length);
     v.hasUnknownCritical(new Set());
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(80), (bytes, cut) => {
-    // Version 0 half the time so the option walk is reached.
-    const b = bytes.slice(0, Math.min(cut, bytes.length));
-    if (b.length > 0 && (cut & 1) === 0) b[0] = b[0]! & 0x3f;
-    walk(guarded(b), b.length);
-  }));
-  fc.assert(fc.property(arbRepr, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(300), (repr, at, x, cut) => {
-    const b = new Uint8Array(geneveBufferLen(repr) + 4);
-    emitGeneve(repr, b, 0);
-    flip(b, at, x);
-    const t = b.subarray(0, Math.min(cut, b.length));
-    walk(guarded(t), t.length);
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(80), (bytes, cut) => {
+      // Version 0 half the time so the option walk is reached.
+      const b = bytes.slice(0, Math.min(cut, bytes.length));
+      if (b.length > 0 && (cut & 1) === 0) b[0] = b[0]! & 0x3f;
+      walk(guarded(b), b.length);
+    }),
+  );
+  fc.assert(
+    fc.property(arbRepr, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(300), (repr, at, x, cut) => {
+      const b = new Uint8Array(geneveBufferLen(repr) + 4);
+      emitGeneve(repr, b, 0);
+      flip(b, at, x);
+      const t = b.subarray(0, Math.min(cut, b.length));
+      walk(guarded(t), t.length);
+    }),
+  );
 });

@@ -123,29 +123,38 @@ test('gre: a corrupted payload fails the checksum', () => {
 
 test('gre: writing an absent optional field is refused', () => {
   const v = new GreView(KEYED.slice(), 0);
-  assert.throws(() => { v.sequence = 1; }, RangeError);
-  assert.throws(() => { v.checksum = 1; }, RangeError);
+  assert.throws(() => {
+    v.sequence = 1;
+  }, RangeError);
+  assert.throws(() => {
+    v.checksum = 1;
+  }, RangeError);
 });
 
-const arbRepr: fc.Arbitrary<GreRepr> = fc.record({
-  protocolType: fc.integer({ min: 0, max: 0xffff }),
-  checksum: fc.boolean(),
-  key: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: null }),
-  sequence: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: null }),
-}, { noNullPrototype: true });
+const arbRepr: fc.Arbitrary<GreRepr> = fc.record(
+  {
+    protocolType: fc.integer({ min: 0, max: 0xffff }),
+    checksum: fc.boolean(),
+    key: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: null }),
+    sequence: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: null }),
+  },
+  { noNullPrototype: true },
+);
 
 test('gre: emit then parse is the identity', () => {
-  fc.assert(fc.property(arbRepr, fc.uint8Array({ maxLength: 33 }), fc.nat(8), (repr, payload, off) => {
-    const len = greBufferLen(repr);
-    const b = dirty(off + len + payload.length);
-    b.set(payload, off + len);
-    emitGre(repr, b, off, payload.length);
-    const v = new GreView(guarded(b), off);
-    assert.equal(v.headerLen, len);
-    assert.equal(greHeaderLen(v.flagsVersion), len);
-    assert.deepEqual(parseGre(v, len + payload.length), repr);
-    assert.ok(v.verifyChecksum(len + payload.length));
-  }));
+  fc.assert(
+    fc.property(arbRepr, fc.uint8Array({ maxLength: 33 }), fc.nat(8), (repr, payload, off) => {
+      const len = greBufferLen(repr);
+      const b = dirty(off + len + payload.length);
+      b.set(payload, off + len);
+      emitGre(repr, b, off, payload.length);
+      const v = new GreView(guarded(b), off);
+      assert.equal(v.headerLen, len);
+      assert.equal(greHeaderLen(v.flagsVersion), len);
+      assert.deepEqual(parseGre(v, len + payload.length), repr);
+      assert.ok(v.verifyChecksum(len + payload.length));
+    }),
+  );
 });
 
 test('gre: arbitrary, truncated and mutated bytes never throw or read outside the frame', () => {
@@ -159,16 +168,23 @@ test('gre: arbitrary, truncated and mutated bytes never throw or read outside th
       v.verifyChecksum(frame.length);
     }
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 24 }), fc.nat(24), (bytes, cut) => {
-    const b = bytes.slice(0, Math.min(cut, bytes.length));
-    // Clear version and discard bits half the time so the optional fields are reached.
-    if (b.length > 1 && (cut & 1) === 0) { b[0] = b[0]! & 0xb3; b[1] = b[1]! & 0xf8; }
-    probe(guarded(b));
-  }));
-  fc.assert(fc.property(arbRepr, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(24), (repr, at, x, cut) => {
-    const b = new Uint8Array(greBufferLen(repr) + 4);
-    emitGre(repr, b, 0, 4);
-    b[at % b.length] = b[at % b.length]! ^ x;
-    probe(guarded(b.subarray(0, Math.min(cut, b.length))));
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 24 }), fc.nat(24), (bytes, cut) => {
+      const b = bytes.slice(0, Math.min(cut, bytes.length));
+      // Clear version and discard bits half the time so the optional fields are reached.
+      if (b.length > 1 && (cut & 1) === 0) {
+        b[0] = b[0]! & 0xb3;
+        b[1] = b[1]! & 0xf8;
+      }
+      probe(guarded(b));
+    }),
+  );
+  fc.assert(
+    fc.property(arbRepr, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(24), (repr, at, x, cut) => {
+      const b = new Uint8Array(greBufferLen(repr) + 4);
+      emitGre(repr, b, 0, 4);
+      b[at % b.length] = b[at % b.length]! ^ x;
+      probe(guarded(b.subarray(0, Math.min(cut, b.length))));
+    }),
+  );
 });

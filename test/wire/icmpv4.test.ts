@@ -43,42 +43,60 @@ const GOLDENS: Golden[] = [
     name: 'echo request',
     bytes: fromHex('080006fa12340001' + '70696e67'),
     repr: { kind: 'echoRequest', ident: 0x1234, seq: 1, data: PING },
-    type: ICMPV4_ECHO_REQUEST, code: 0, checksum: 0x06fa, rest: 0x12340001,
+    type: ICMPV4_ECHO_REQUEST,
+    code: 0,
+    checksum: 0x06fa,
+    rest: 0x12340001,
   },
   {
     // scapy: raw(ICMP(type=0, id=0x1234, seq=1)/b"ping")
     name: 'echo reply',
     bytes: fromHex('00000efa12340001' + '70696e67'),
     repr: { kind: 'echoReply', ident: 0x1234, seq: 1, data: PING },
-    type: ICMPV4_ECHO_REPLY, code: 0, checksum: 0x0efa, rest: 0x12340001,
+    type: ICMPV4_ECHO_REPLY,
+    code: 0,
+    checksum: 0x0efa,
+    rest: 0x12340001,
   },
   {
     // scapy: raw(ICMP(type=3, code=4, nexthopmtu=1400)/IP(src="10.0.0.1", dst="192.0.2.7", id=1, flags="DF")/UDP(sport=40000, dport=53)/b"abcdefgh")
     name: 'fragmentation needed',
     bytes: fromHex('0304c3ad00000578' + '450000240001400040116ec00a000001c00002079c400035001005bb6162636465666768'),
     repr: { kind: 'destUnreachable', code: ICMPV4_CODE_FRAG_NEEDED, nextHopMtu: 1400, data: QUOTED },
-    type: ICMPV4_DEST_UNREACHABLE, code: 4, checksum: 0xc3ad, rest: 1400,
+    type: ICMPV4_DEST_UNREACHABLE,
+    code: 4,
+    checksum: 0xc3ad,
+    rest: 1400,
   },
   {
     // scapy: raw(ICMP(type=11, code=0)/IP(src="10.0.0.1", dst="192.0.2.7", ttl=1, id=2)/UDP(sport=40000, dport=33434))
     name: 'time exceeded',
     bytes: fromHex('0b00c12100000000' + '4500001c000200000111edc70a000001c00002079c40829a000814fb'),
     repr: { kind: 'timeExceeded', code: ICMPV4_CODE_TTL_EXCEEDED, data: QUOTED_TTL },
-    type: ICMPV4_TIME_EXCEEDED, code: 0, checksum: 0xc121, rest: 0,
+    type: ICMPV4_TIME_EXCEEDED,
+    code: 0,
+    checksum: 0xc121,
+    rest: 0,
   },
   {
     // scapy: raw(ICMP(type=5, code=1, gw="10.0.0.254")/IP(src="10.0.0.1", dst="192.0.2.7", id=1, flags="DF")/UDP(sport=40000, dport=53)/b"abcdefgh")
     name: 'other (redirect)',
     bytes: fromHex('0501bc2a0a0000fe' + '450000240001400040116ec00a000001c00002079c400035001005bb6162636465666768'),
     repr: { kind: 'other', type: ICMPV4_REDIRECT, code: 1, rest: 0x0a0000fe, data: QUOTED },
-    type: ICMPV4_REDIRECT, code: 1, checksum: 0xbc2a, rest: 0x0a0000fe,
+    type: ICMPV4_REDIRECT,
+    code: 1,
+    checksum: 0xbc2a,
+    rest: 0x0a0000fe,
   },
   {
     // scapy: raw(ICMP(type=13, code=0, id=7, seq=9, ts_ori=1, ts_rx=2, ts_tx=3))
     name: 'other (timestamp)',
     bytes: fromHex('0d00f2e900070009' + '000000010000000200000003'),
     repr: { kind: 'other', type: 13, code: 0, rest: 0x00070009, data: fromHex('000000010000000200000003') },
-    type: 13, code: 0, checksum: 0xf2e9, rest: 0x00070009,
+    type: 13,
+    code: 0,
+    checksum: 0xf2e9,
+    rest: 0x00070009,
   },
   {
     // An echo request with a code RFC 792 does not define is kept whole as 'other'.
@@ -86,7 +104,10 @@ const GOLDENS: Golden[] = [
     name: 'other (echo with code 9)',
     bytes: fromHex('08097ff300010002' + '78'),
     repr: { kind: 'other', type: ICMPV4_ECHO_REQUEST, code: 9, rest: 0x00010002, data: fromHex('78') },
-    type: ICMPV4_ECHO_REQUEST, code: 9, checksum: 0x7ff3, rest: 0x00010002,
+    type: ICMPV4_ECHO_REQUEST,
+    code: 9,
+    checksum: 0x7ff3,
+    rest: 0x00010002,
   },
 ];
 
@@ -185,20 +206,27 @@ const icmpv4Repr: fc.Arbitrary<Icmpv4Repr> = fc.oneof(
   fc.record({ kind: fc.constantFrom('echoRequest' as const, 'echoReply' as const), ident: u16, seq: u16, data }, opts),
   fc.record({ kind: fc.constant('destUnreachable' as const), code: u8, nextHopMtu: u16, data }, opts),
   fc.record({ kind: fc.constant('timeExceeded' as const), code: u8, data }, opts),
-  fc.record({ kind: fc.constant('other' as const), type: u8, code: u8, rest: fc.nat({ max: 0xffff_ffff }), data }, opts)
-    .filter((r) => r.type !== ICMPV4_DEST_UNREACHABLE && r.type !== ICMPV4_TIME_EXCEEDED
-      && !((r.type === ICMPV4_ECHO_REQUEST || r.type === ICMPV4_ECHO_REPLY) && r.code === 0)),
+  fc
+    .record({ kind: fc.constant('other' as const), type: u8, code: u8, rest: fc.nat({ max: 0xffff_ffff }), data }, opts)
+    .filter(
+      (r) =>
+        r.type !== ICMPV4_DEST_UNREACHABLE &&
+        r.type !== ICMPV4_TIME_EXCEEDED &&
+        !((r.type === ICMPV4_ECHO_REQUEST || r.type === ICMPV4_ECHO_REPLY) && r.code === 0),
+    ),
 );
 
 test('icmpv4: emit then parse is the identity', () => {
-  fc.assert(fc.property(icmpv4Repr, fc.nat(8), (repr, off) => {
-    const len = icmpv4BufferLen(repr);
-    const b = dirty(off + len + 4);
-    emitIcmpv4(repr, b, off);
-    const v = new Icmpv4View(b, off);
-    assert.ok(v.verifyChecksum(len));
-    assert.deepEqual(parseIcmpv4(v, len), repr);
-  }));
+  fc.assert(
+    fc.property(icmpv4Repr, fc.nat(8), (repr, off) => {
+      const len = icmpv4BufferLen(repr);
+      const b = dirty(off + len + 4);
+      emitIcmpv4(repr, b, off);
+      const v = new Icmpv4View(b, off);
+      assert.ok(v.verifyChecksum(len));
+      assert.deepEqual(parseIcmpv4(v, len), repr);
+    }),
+  );
 });
 
 function checkNeverThrows(frame: Uint8Array): void {
@@ -214,20 +242,19 @@ function checkNeverThrows(frame: Uint8Array): void {
 }
 
 test('icmpv4: arbitrary and truncated bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(80), (bytes, cut) => {
-    checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(80), (bytes, cut) => {
+      checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
+    }),
+  );
 });
 
 test('icmpv4: mutated golden bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(
-    fc.constantFrom(...GOLDENS.map((g) => g.bytes)),
-    fc.array(fc.tuple(fc.nat(63), u8), { maxLength: 4 }),
-    fc.nat(64),
-    (golden, muts, cut) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...GOLDENS.map((g) => g.bytes)), fc.array(fc.tuple(fc.nat(63), u8), { maxLength: 4 }), fc.nat(64), (golden, muts, cut) => {
       const b = golden.slice(0, cut);
       for (const [i, x] of muts) if (i < b.length) b[i] = x;
       checkNeverThrows(guarded(b));
-    },
-  ));
+    }),
+  );
 });

@@ -30,8 +30,7 @@ const pseudo = (frame: Uint8Array): number => pseudoSumV6At(frame, 8, 24, ICMP6,
 
 // The packet the error messages quote.
 // scapy: raw(IPv6(src="2001:db8::2", dst="2001:db8::99", hlim=64)/UDP(sport=40000, dport=53)/b"abcdefgh")
-const QUOTED_HEX = '6000000000101140' + '20010db8000000000000000000000002' + '20010db8000000000000000000000099'
-  + '9c400035001075b6' + '6162636465666768';
+const QUOTED_HEX = '6000000000101140' + '20010db8000000000000000000000002' + '20010db8000000000000000000000099' + '9c400035001075b6' + '6162636465666768';
 const QUOTED = fromHex(QUOTED_HEX);
 const A1_A2 = '20010db8000000000000000000000001' + '20010db8000000000000000000000002';
 const FE80_2 = fromHex('fe800000000000000000000000000002');
@@ -55,87 +54,141 @@ const GOLDENS: Golden[] = [
     name: 'echo request',
     frame: fromHex('60000000000c3a40' + A1_A2 + '8000333e12340001' + '70696e67'),
     repr: { kind: 'echoRequest', ident: 0x1234, seq: 1, data: fromHex('70696e67') },
-    type: ICMPV6_ECHO_REQUEST, code: 0, checksum: 0x333e, rest: 0x12340001,
+    type: ICMPV6_ECHO_REQUEST,
+    code: 0,
+    checksum: 0x333e,
+    rest: 0x12340001,
   },
   {
     // scapy: raw(IPv6(src="2001:db8::2", dst="2001:db8::1")/ICMPv6EchoReply(id=0x1234, seq=1, data=b"ping"))
     name: 'echo reply',
     frame: fromHex('60000000000c3a40' + '20010db8000000000000000000000002' + '20010db8000000000000000000000001' + '8100323e12340001' + '70696e67'),
     repr: { kind: 'echoReply', ident: 0x1234, seq: 1, data: fromHex('70696e67') },
-    type: ICMPV6_ECHO_REPLY, code: 0, checksum: 0x323e, rest: 0x12340001,
+    type: ICMPV6_ECHO_REPLY,
+    code: 0,
+    checksum: 0x323e,
+    rest: 0x12340001,
   },
   {
     // scapy: raw(IPv6(src="2001:db8::1", dst="2001:db8::2")/ICMPv6PacketTooBig(mtu=1280)/<QUOTED>)
     name: 'packet too big',
     frame: fromHex('6000000000403a40' + A1_A2 + '02002be100000500' + QUOTED_HEX),
     repr: { kind: 'packetTooBig', mtu: 1280, data: QUOTED },
-    type: ICMPV6_PACKET_TOO_BIG, code: 0, checksum: 0x2be1, rest: 1280,
+    type: ICMPV6_PACKET_TOO_BIG,
+    code: 0,
+    checksum: 0x2be1,
+    rest: 1280,
   },
   {
     // scapy: raw(IPv6(src="2001:db8::1", dst="2001:db8::2")/ICMPv6DestUnreach(code=4)/<QUOTED>)
     name: 'destination unreachable',
     frame: fromHex('6000000000403a40' + A1_A2 + '010431dd00000000' + QUOTED_HEX),
     repr: { kind: 'destUnreachable', code: ICMPV6_CODE_PORT_UNREACHABLE, data: QUOTED },
-    type: ICMPV6_DEST_UNREACHABLE, code: 4, checksum: 0x31dd, rest: 0,
+    type: ICMPV6_DEST_UNREACHABLE,
+    code: 4,
+    checksum: 0x31dd,
+    rest: 0,
   },
   {
     // scapy: raw(IPv6(src="2001:db8::1", dst="2001:db8::2")/ICMPv6TimeExceeded(code=0)/<QUOTED>)
     name: 'time exceeded',
     frame: fromHex('6000000000403a40' + A1_A2 + '03002fe100000000' + QUOTED_HEX),
     repr: { kind: 'timeExceeded', code: 0, data: QUOTED },
-    type: ICMPV6_TIME_EXCEEDED, code: 0, checksum: 0x2fe1, rest: 0,
+    type: ICMPV6_TIME_EXCEEDED,
+    code: 0,
+    checksum: 0x2fe1,
+    rest: 0,
   },
   {
     // scapy: raw(IPv6(src="2001:db8::1", dst="2001:db8::2")/ICMPv6ParamProblem(code=1, ptr=40)/<QUOTED>)
     name: 'other (parameter problem)',
     frame: fromHex('6000000000403a40' + A1_A2 + '04012eb800000028' + QUOTED_HEX),
     repr: { kind: 'other', type: ICMPV6_PARAM_PROBLEM, code: 1, rest: 40, data: QUOTED },
-    type: ICMPV6_PARAM_PROBLEM, code: 1, checksum: 0x2eb8, rest: 40,
+    type: ICMPV6_PARAM_PROBLEM,
+    code: 1,
+    checksum: 0x2eb8,
+    rest: 40,
   },
   {
     // scapy: raw(IPv6(src="fe80::1", dst="ff02::2", hlim=255)/ICMPv6ND_RS()/ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:01"))
     name: 'other (router solicitation)',
     frame: fromHex('6000000000103aff' + 'fe800000000000000000000000000001' + 'ff020000000000000000000000000002' + '85007a2c00000000' + '0101020000000001'),
     repr: { kind: 'other', type: ICMPV6_ROUTER_SOLICIT, code: 0, rest: 0, data: fromHex('0101020000000001') },
-    type: ICMPV6_ROUTER_SOLICIT, code: 0, checksum: 0x7a2c, rest: 0,
+    type: ICMPV6_ROUTER_SOLICIT,
+    code: 0,
+    checksum: 0x7a2c,
+    rest: 0,
   },
   {
     // scapy: raw(IPv6(src="fe80::1", dst="ff02::1:ff00:2", hlim=255)/ICMPv6ND_NS(tgt="fe80::2")/ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:01"))
     name: 'neighbor solicitation',
-    frame: fromHex('6000000000203aff' + 'fe800000000000000000000000000001' + 'ff0200000000000000000001ff000002'
-      + '87007a9700000000' + 'fe800000000000000000000000000002' + '0101020000000001'),
+    frame: fromHex(
+      '6000000000203aff' +
+        'fe800000000000000000000000000001' +
+        'ff0200000000000000000001ff000002' +
+        '87007a9700000000' +
+        'fe800000000000000000000000000002' +
+        '0101020000000001',
+    ),
     repr: { kind: 'neighborSolicit', target: FE80_2, sourceLinkAddr: 0x020000000001 },
-    type: ICMPV6_NEIGHBOR_SOLICIT, code: 0, checksum: 0x7a97, rest: 0,
+    type: ICMPV6_NEIGHBOR_SOLICIT,
+    code: 0,
+    checksum: 0x7a97,
+    rest: 0,
   },
   {
     // Duplicate address detection: unspecified source, no source link-layer address option.
     // scapy: raw(IPv6(src="::", dst="ff02::1:ff00:2", hlim=255)/ICMPv6ND_NS(tgt="fe80::2"))
     name: 'neighbor solicitation (DAD)',
-    frame: fromHex('6000000000183aff' + '00000000000000000000000000000000' + 'ff0200000000000000000001ff000002'
-      + '87007c2300000000' + 'fe800000000000000000000000000002'),
+    frame: fromHex(
+      '6000000000183aff' + '00000000000000000000000000000000' + 'ff0200000000000000000001ff000002' + '87007c2300000000' + 'fe800000000000000000000000000002',
+    ),
     repr: { kind: 'neighborSolicit', target: FE80_2, sourceLinkAddr: null },
-    type: ICMPV6_NEIGHBOR_SOLICIT, code: 0, checksum: 0x7c23, rest: 0,
+    type: ICMPV6_NEIGHBOR_SOLICIT,
+    code: 0,
+    checksum: 0x7c23,
+    rest: 0,
   },
   {
     // An MTU option in front of the target link-layer address is skipped.
     // scapy: raw(IPv6(src="fe80::2", dst="fe80::1", hlim=255)/ICMPv6ND_NA(R=1, S=1, O=0, tgt="fe80::2")/ICMPv6NDOptMTU(mtu=1500)/ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:02"))
     name: 'neighbor advertisement',
-    frame: fromHex('6000000000283aff' + 'fe800000000000000000000000000002' + 'fe800000000000000000000000000001'
-      + '8800ad34c0000000' + 'fe800000000000000000000000000002' + '05010000000005dc' + '0201020000000002'),
+    frame: fromHex(
+      '6000000000283aff' +
+        'fe800000000000000000000000000002' +
+        'fe800000000000000000000000000001' +
+        '8800ad34c0000000' +
+        'fe800000000000000000000000000002' +
+        '05010000000005dc' +
+        '0201020000000002',
+    ),
     repr: { kind: 'neighborAdvert', router: true, solicited: true, override: false, target: FE80_2, targetLinkAddr: 0x020000000002 },
-    type: ICMPV6_NEIGHBOR_ADVERT, code: 0, checksum: 0xad34, rest: 0xc0000000,
+    type: ICMPV6_NEIGHBOR_ADVERT,
+    code: 0,
+    checksum: 0xad34,
+    rest: 0xc0000000,
     // Without the skipped option.
     // scapy: raw(IPv6(src="fe80::2", dst="fe80::1", hlim=255)/ICMPv6ND_NA(R=1, S=1, O=0, tgt="fe80::2")/ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:02"))
-    emitted: fromHex('6000000000203aff' + 'fe800000000000000000000000000002' + 'fe800000000000000000000000000001'
-      + '8800b819c0000000' + 'fe800000000000000000000000000002' + '0201020000000002'),
+    emitted: fromHex(
+      '6000000000203aff' +
+        'fe800000000000000000000000000002' +
+        'fe800000000000000000000000000001' +
+        '8800b819c0000000' +
+        'fe800000000000000000000000000002' +
+        '0201020000000002',
+    ),
   },
   {
     // scapy: raw(IPv6(src="fe80::2", dst="ff02::1", hlim=255)/ICMPv6ND_NA(R=0, S=0, O=1, tgt="fe80::2"))
     name: 'neighbor advertisement (unsolicited, no option)',
-    frame: fromHex('6000000000183aff' + 'fe800000000000000000000000000002' + 'ff020000000000000000000000000001'
-      + '88005ba320000000' + 'fe800000000000000000000000000002'),
+    frame: fromHex(
+      '6000000000183aff' + 'fe800000000000000000000000000002' + 'ff020000000000000000000000000001' + '88005ba320000000' + 'fe800000000000000000000000000002',
+    ),
     repr: { kind: 'neighborAdvert', router: false, solicited: false, override: true, target: FE80_2, targetLinkAddr: null },
-    type: ICMPV6_NEIGHBOR_ADVERT, code: 0, checksum: 0x5ba3, rest: 0x20000000,
+    type: ICMPV6_NEIGHBOR_ADVERT,
+    code: 0,
+    checksum: 0x5ba3,
+    rest: 0x20000000,
   },
 ];
 
@@ -309,24 +362,37 @@ const icmpv6Repr: fc.Arbitrary<Icmpv6Repr> = fc.oneof(
   fc.record({ kind: fc.constant('packetTooBig' as const), mtu: u32, data }, opts),
   fc.record({ kind: fc.constantFrom('destUnreachable' as const, 'timeExceeded' as const), code: u8, data }, opts),
   fc.record({ kind: fc.constant('neighborSolicit' as const), target: addr, sourceLinkAddr: fc.option(mac, { nil: null }) }, opts),
-  fc.record({
-    kind: fc.constant('neighborAdvert' as const), router: fc.boolean(), solicited: fc.boolean(), override: fc.boolean(),
-    target: addr, targetLinkAddr: fc.option(mac, { nil: null }),
-  }, opts),
-  fc.record({ kind: fc.constant('other' as const), type: u8, code: u8, rest: u32, data }, opts)
-    .filter((r) => ![ICMPV6_DEST_UNREACHABLE, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED].includes(r.type)
-      && !([ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_NEIGHBOR_SOLICIT, ICMPV6_NEIGHBOR_ADVERT].includes(r.type) && r.code === 0)),
+  fc.record(
+    {
+      kind: fc.constant('neighborAdvert' as const),
+      router: fc.boolean(),
+      solicited: fc.boolean(),
+      override: fc.boolean(),
+      target: addr,
+      targetLinkAddr: fc.option(mac, { nil: null }),
+    },
+    opts,
+  ),
+  fc
+    .record({ kind: fc.constant('other' as const), type: u8, code: u8, rest: u32, data }, opts)
+    .filter(
+      (r) =>
+        ![ICMPV6_DEST_UNREACHABLE, ICMPV6_PACKET_TOO_BIG, ICMPV6_TIME_EXCEEDED].includes(r.type) &&
+        !([ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_NEIGHBOR_SOLICIT, ICMPV6_NEIGHBOR_ADVERT].includes(r.type) && r.code === 0),
+    ),
 );
 
 test('icmpv6: emit then parse is the identity', () => {
-  fc.assert(fc.property(icmpv6Repr, fc.nat(8), u32, (repr, off, pseudoSum) => {
-    const len = icmpv6BufferLen(repr);
-    const b = dirty(off + len + 4);
-    emitIcmpv6(repr, b, off, pseudoSum);
-    const v = new Icmpv6View(b, off);
-    assert.ok(v.verifyChecksum(pseudoSum, len));
-    assert.deepEqual(parseIcmpv6(v, len), repr);
-  }));
+  fc.assert(
+    fc.property(icmpv6Repr, fc.nat(8), u32, (repr, off, pseudoSum) => {
+      const len = icmpv6BufferLen(repr);
+      const b = dirty(off + len + 4);
+      emitIcmpv6(repr, b, off, pseudoSum);
+      const v = new Icmpv6View(b, off);
+      assert.ok(v.verifyChecksum(pseudoSum, len));
+      assert.deepEqual(parseIcmpv6(v, len), repr);
+    }),
+  );
 });
 
 function checkNeverThrows(frame: Uint8Array): void {
@@ -347,25 +413,31 @@ function checkNeverThrows(frame: Uint8Array): void {
 }
 
 test('icmpv6: arbitrary and truncated bytes never throw and never read outside the frame', () => {
-  const withNdType = fc.tuple(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(135, 136, 128, 2, 1), fc.boolean())
-    .map(([b, t, force]) => {
-      if (force && b.length >= 2) { b[0] = t; b[1] = 0; }
-      return b;
-    });
-  fc.assert(fc.property(withNdType, fc.nat(80), (bytes, cut) => {
-    checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
-  }));
+  const withNdType = fc.tuple(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(135, 136, 128, 2, 1), fc.boolean()).map(([b, t, force]) => {
+    if (force && b.length >= 2) {
+      b[0] = t;
+      b[1] = 0;
+    }
+    return b;
+  });
+  fc.assert(
+    fc.property(withNdType, fc.nat(80), (bytes, cut) => {
+      checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
+    }),
+  );
 });
 
 test('icmpv6: mutated golden bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(
-    fc.constantFrom(...GOLDENS.map((g) => g.frame.subarray(IP6))),
-    fc.array(fc.tuple(fc.nat(63), u8), { maxLength: 4 }),
-    fc.nat(64),
-    (golden, muts, cut) => {
-      const b = golden.slice(0, cut);
-      for (const [i, x] of muts) if (i < b.length) b[i] = x;
-      checkNeverThrows(guarded(b));
-    },
-  ));
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...GOLDENS.map((g) => g.frame.subarray(IP6))),
+      fc.array(fc.tuple(fc.nat(63), u8), { maxLength: 4 }),
+      fc.nat(64),
+      (golden, muts, cut) => {
+        const b = golden.slice(0, cut);
+        for (const [i, x] of muts) if (i < b.length) b[i] = x;
+        checkNeverThrows(guarded(b));
+      },
+    ),
+  );
 });

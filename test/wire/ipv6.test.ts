@@ -4,8 +4,19 @@ import fc from 'fast-check';
 import { ipv6FromString } from '../../src/wire/bytes.js';
 import { DropReason } from '../../src/wire/drop.js';
 import {
-  emitIpv6, emitIpv6Ext, emitIpv6Frag, Ipv6FragView, Ipv6View, Ipv6Walk, ipv6ExtBufferLen, parseIpv6, parseIpv6Ext,
-  parseIpv6Frag, walkIpv6, IPV6_MAX_EXT_HEADERS, type Ipv6Repr,
+  emitIpv6,
+  emitIpv6Ext,
+  emitIpv6Frag,
+  Ipv6FragView,
+  Ipv6View,
+  Ipv6Walk,
+  ipv6ExtBufferLen,
+  parseIpv6,
+  parseIpv6Ext,
+  parseIpv6Frag,
+  walkIpv6,
+  IPV6_MAX_EXT_HEADERS,
+  type Ipv6Repr,
 } from '../../src/wire/ipv6.js';
 import { ipv6ReprArb } from '../arbitraries.js';
 import { dirty, fromHex, guarded } from '../helpers.js';
@@ -13,12 +24,18 @@ import { dirty, fromHex, guarded } from '../helpers.js';
 // scapy: raw(IPv6(src="fe80::1", dst="2001:db8::2", tc=0x2e, fl=0x12345, hlim=255, nh=59)/Raw(b"xy"))
 const PLAIN = fromHex('62e1234500023bfffe80000000000000000000000000000120010db80000000000000000000000027879');
 const PLAIN_REPR: Ipv6Repr = {
-  src: ipv6FromString('fe80::1')!, dst: ipv6FromString('2001:db8::2')!, nextHeader: 59, hopLimit: 255,
-  trafficClass: 0x2e, flowLabel: 0x12345, payloadLen: 2,
+  src: ipv6FromString('fe80::1')!,
+  dst: ipv6FromString('2001:db8::2')!,
+  nextHeader: 59,
+  hopLimit: 255,
+  trafficClass: 0x2e,
+  flowLabel: 0x12345,
+  payloadLen: 2,
 };
 // scapy: raw(IPv6(src="2001:db8::1", dst="2001:db8::2")/IPv6ExtHdrHopByHop()/IPv6ExtHdrFragment(id=0xdeadbeef, offset=185, m=1)/Raw(b"12345678"))
-const FRAG = fromHex('600000000018004020010db800000000000000000000000120010db8000000000000000000000002' +
-  '2c00010400000000' + '3b0005c9deadbeef' + '3132333435363738');
+const FRAG = fromHex(
+  '600000000018004020010db800000000000000000000000120010db8000000000000000000000002' + '2c00010400000000' + '3b0005c9deadbeef' + '3132333435363738',
+);
 
 test('ipv6: deconstruct', () => {
   const v = new Ipv6View(PLAIN, 0);
@@ -41,7 +58,10 @@ test('ipv6: construct', () => {
   v.dst = PLAIN_REPR.dst;
   assert.deepEqual(b, PLAIN);
   const f = new Ipv6FragView(dirty(8), 0);
-  f.nextHeader = 59; f.bytes[1] = 0; f.setOffsetMore(1480, true); f.ident = 0xdeadbeef;
+  f.nextHeader = 59;
+  f.bytes[1] = 0;
+  f.setOffsetMore(1480, true);
+  f.ident = 0xdeadbeef;
   assert.deepEqual(f.bytes, FRAG.subarray(48, 56));
 });
 
@@ -69,7 +89,9 @@ test('ipv6: emit', () => {
 
 test('ipv6: routing header gives the pseudo-header destination (RFC 8200 §8.1)', () => {
   // From shared/vectors/checksums.json (scapy inet6.uts line 77): segments left 1, final 2022::deca.
-  const p = fromHex('60000000003c2b402048000000000000000000000000deca2047000000000000000000000000cafe06040001000000002001000000000000000000000000deca2022000000000000000000000000deca00140050000000000000000050022000917f0000');
+  const p = fromHex(
+    '60000000003c2b402048000000000000000000000000deca2047000000000000000000000000cafe06040001000000002001000000000000000000000000deca2022000000000000000000000000deca00140050000000000000000050022000917f0000',
+  );
   const w = new Ipv6Walk();
   assert.equal(walkIpv6(p, 0, p.length, w), null);
   assert.equal(w.upperProto, 6);
@@ -78,7 +100,8 @@ test('ipv6: routing header gives the pseudo-header destination (RFC 8200 §8.1)'
 
 test('ipv6: malformed packets are drop reasons', () => {
   assert.equal(parseIpv6(new Ipv6View(PLAIN, 0), 39), DropReason.Ipv6Truncated);
-  const v4 = PLAIN.slice(); v4[0] = 0x42;
+  const v4 = PLAIN.slice();
+  v4[0] = 0x42;
   assert.equal(parseIpv6(new Ipv6View(v4, 0), v4.length), DropReason.Ipv6BadVersion);
   assert.equal(parseIpv6(new Ipv6View(PLAIN, 0), 41), DropReason.Ipv6BadPayloadLen);
   const w = new Ipv6Walk();
@@ -87,42 +110,52 @@ test('ipv6: malformed packets are drop reasons', () => {
   // A chain of Destination Options headers longer than the cap.
   const n = IPV6_MAX_EXT_HEADERS + 1;
   const chain = new Uint8Array(40 + 8 * n);
-  chain[0] = 0x60; chain[6] = 60;
+  chain[0] = 0x60;
+  chain[6] = 60;
   for (let i = 0; i < n; i++) chain[40 + 8 * i] = i === n - 1 ? 59 : 60;
   assert.equal(walkIpv6(chain, 0, chain.length, w), DropReason.Ipv6TooManyExtHeaders);
 });
 
 test('ipv6: emit then parse is the identity (header, fragment, extension)', () => {
-  fc.assert(fc.property(ipv6ReprArb, (repr) => {
-    const b = dirty(40 + repr.payloadLen);
-    emitIpv6(repr, b, 0);
-    assert.deepEqual(parseIpv6(new Ipv6View(b, 0), b.length), repr);
-  }));
-  fc.assert(fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 8191 }), fc.boolean(), fc.integer({ min: 0, max: 0xffffffff }), (nh, o, m, id) => {
-    const repr = { nextHeader: nh, fragOffset: o * 8, moreFrags: m, ident: id };
-    const b = dirty(8);
-    emitIpv6Frag(repr, b, 0);
-    assert.deepEqual(parseIpv6Frag(new Ipv6FragView(b, 0), 8), repr);
-  }));
-  fc.assert(fc.property(fc.constantFrom(0, 43, 60), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 4 }), (t, nh, units) => {
-    const repr = { headerType: t, nextHeader: nh, data: new Uint8Array(6 + 8 * units).fill(7) };
-    const b = dirty(ipv6ExtBufferLen(repr));
-    emitIpv6Ext(repr, b, 0);
-    assert.deepEqual(parseIpv6Ext(b, 0, b.length, t), repr);
-  }));
+  fc.assert(
+    fc.property(ipv6ReprArb, (repr) => {
+      const b = dirty(40 + repr.payloadLen);
+      emitIpv6(repr, b, 0);
+      assert.deepEqual(parseIpv6(new Ipv6View(b, 0), b.length), repr);
+    }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 8191 }), fc.boolean(), fc.integer({ min: 0, max: 0xffffffff }), (nh, o, m, id) => {
+      const repr = { nextHeader: nh, fragOffset: o * 8, moreFrags: m, ident: id };
+      const b = dirty(8);
+      emitIpv6Frag(repr, b, 0);
+      assert.deepEqual(parseIpv6Frag(new Ipv6FragView(b, 0), 8), repr);
+    }),
+  );
+  fc.assert(
+    fc.property(fc.constantFrom(0, 43, 60), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 4 }), (t, nh, units) => {
+      const repr = { headerType: t, nextHeader: nh, data: new Uint8Array(6 + 8 * units).fill(7) };
+      const b = dirty(ipv6ExtBufferLen(repr));
+      emitIpv6Ext(repr, b, 0);
+      assert.deepEqual(parseIpv6Ext(b, 0, b.length, t), repr);
+    }),
+  );
 });
 
 test('ipv6: arbitrary, truncated and mutated packets never throw or read outside the frame', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(200), fc.nat(255), (bytes, at, x) => {
-    const m = FRAG.slice(); m[at % m.length] = m[at % m.length]! ^ x;
-    const w = new Ipv6Walk();
-    for (const b of [bytes, m, FRAG.subarray(0, at % FRAG.length)]) {
-      const g = guarded(b);
-      const r = parseIpv6(new Ipv6View(g, 0), g.length);
-      if (typeof r !== 'number') {
-        const end = 40 + r.payloadLen;
-        if (walkIpv6(g, 0, end, w) === null) assert.ok(w.upperOff <= end);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(200), fc.nat(255), (bytes, at, x) => {
+      const m = FRAG.slice();
+      m[at % m.length] = m[at % m.length]! ^ x;
+      const w = new Ipv6Walk();
+      for (const b of [bytes, m, FRAG.subarray(0, at % FRAG.length)]) {
+        const g = guarded(b);
+        const r = parseIpv6(new Ipv6View(g, 0), g.length);
+        if (typeof r !== 'number') {
+          const end = 40 + r.payloadLen;
+          if (walkIpv6(g, 0, end, w) === null) assert.ok(w.upperOff <= end);
+        }
       }
-    }
-  }));
+    }),
+  );
 });

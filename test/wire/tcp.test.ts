@@ -47,59 +47,106 @@ const GOLDENS: Golden[] = [
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=40000, dport=80, seq=0xdeadbeef, ack=0, flags="S", window=64240,
     //   options=[('MSS',1460),('SAckOK',b''),('Timestamp',(123456,0)),('NOP',None),('WScale',7)]))
     name: 'syn with options',
-    frame: fromHex('4500003c00010000400666b90a0000010a000002' + '9c400050deadbeef00000000a002faf01c9d0000'
-      + '020405b4' + '0402' + '080a0001e24000000000' + '01' + '030307'),
+    frame: fromHex(
+      '4500003c00010000400666b90a0000010a000002' + '9c400050deadbeef00000000a002faf01c9d0000' + '020405b4' + '0402' + '080a0001e24000000000' + '01' + '030307',
+    ),
     repr: {
-      srcPort: 40000, dstPort: 80, seq: 0xdeadbeef, ack: 0, flags: TCP_SYN, window: 64240, urgent: 0,
-      options: [{ kind: 'mss', value: 1460 }, { kind: 'sackPermitted' }, { kind: 'timestamps', tsval: 123456, tsecr: 0 }, { kind: 'nop' }, { kind: 'wscale', shift: 7 }],
+      srcPort: 40000,
+      dstPort: 80,
+      seq: 0xdeadbeef,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 64240,
+      urgent: 0,
+      options: [
+        { kind: 'mss', value: 1460 },
+        { kind: 'sackPermitted' },
+        { kind: 'timestamps', tsval: 123456, tsecr: 0 },
+        { kind: 'nop' },
+        { kind: 'wscale', shift: 7 },
+      ],
     },
-    checksum: 0x1c9d, payloadLen: 0, mssAt: IP4 + 22,
+    checksum: 0x1c9d,
+    payloadLen: 0,
+    mssAt: IP4 + 22,
   },
   {
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=80, dport=40000, seq=1000, ack=0xdeadbef0, flags="PA", window=502,
     //   options=[('NOP',None),('NOP',None),('SAck',(1000,2000,3000,4000))])/b"hello")
     name: 'sack with payload',
-    frame: fromHex('4500004100010000400666b40a0000010a000002' + '00509c40000003e8deadbef0a01801f69aae0000'
-      + '0101' + '0512000003e8000007d000000bb800000fa0' + '68656c6c6f'),
+    frame: fromHex(
+      '4500004100010000400666b40a0000010a000002' + '00509c40000003e8deadbef0a01801f69aae0000' + '0101' + '0512000003e8000007d000000bb800000fa0' + '68656c6c6f',
+    ),
     repr: {
-      srcPort: 80, dstPort: 40000, seq: 1000, ack: 0xdeadbef0, flags: TCP_PSH | TCP_ACK, window: 502, urgent: 0,
-      options: [{ kind: 'nop' }, { kind: 'nop' }, { kind: 'sack', blocks: [[1000, 2000], [3000, 4000]] }],
+      srcPort: 80,
+      dstPort: 40000,
+      seq: 1000,
+      ack: 0xdeadbef0,
+      flags: TCP_PSH | TCP_ACK,
+      window: 502,
+      urgent: 0,
+      options: [
+        { kind: 'nop' },
+        { kind: 'nop' },
+        {
+          kind: 'sack',
+          blocks: [
+            [1000, 2000],
+            [3000, 4000],
+          ],
+        },
+      ],
     },
-    checksum: 0x9aae, payloadLen: 5, mssAt: -1,
+    checksum: 0x9aae,
+    payloadLen: 5,
+    mssAt: -1,
   },
   {
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=1234, dport=23, seq=5, ack=6, flags="UAEC", window=1024, urgptr=3)/b"abc")
     name: 'urgent with ECN flags',
     frame: fromHex('4500002b00010000400666ca0a0000010a000002' + '04d20017000000050000000650f00400cd950003' + '616263'),
     repr: { srcPort: 1234, dstPort: 23, seq: 5, ack: 6, flags: TCP_URG | TCP_ACK | TCP_ECE | TCP_CWR, window: 1024, urgent: 3, options: [] },
-    checksum: 0xcd95, payloadLen: 3, mssAt: -1,
+    checksum: 0xcd95,
+    payloadLen: 3,
+    mssAt: -1,
   },
   {
     // An unknown option kind survives; scapy pads with End of Option List.
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=1, dport=2, seq=3, ack=4, flags="A", window=5,
     //   options=[(253, b'\x01\x02\x03'), ('NOP',None), ('MSS', 536)]))
     name: 'unknown option',
-    frame: fromHex('4500003400010000400666c10a0000010a000002' + '0001000200000003000000048010000566920000'
-      + 'fd05010203' + '01' + '02040218' + '0000'),
+    frame: fromHex('4500003400010000400666c10a0000010a000002' + '0001000200000003000000048010000566920000' + 'fd05010203' + '01' + '02040218' + '0000'),
     repr: {
-      srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: TCP_ACK, window: 5, urgent: 0,
+      srcPort: 1,
+      dstPort: 2,
+      seq: 3,
+      ack: 4,
+      flags: TCP_ACK,
+      window: 5,
+      urgent: 0,
       options: [{ kind: 'unknown', type: 253, data: fromHex('010203') }, { kind: 'nop' }, { kind: 'mss', value: 536 }],
     },
-    checksum: 0x6692, payloadLen: 0, mssAt: IP4 + 28,
+    checksum: 0x6692,
+    payloadLen: 0,
+    mssAt: IP4 + 28,
   },
   {
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=1, dport=2, seq=3, ack=4, flags="A", window=5, options=[('WScale',2), ('EOL',None)]))
     name: 'explicit end of option list',
     frame: fromHex('4500002c00010000400666c90a0000010a000002' + '0001000200000003000000046010000586bc0000' + '030302' + '00'),
     repr: { srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: TCP_ACK, window: 5, urgent: 0, options: [{ kind: 'wscale', shift: 2 }] },
-    checksum: 0x86bc, payloadLen: 0, mssAt: -1,
+    checksum: 0x86bc,
+    payloadLen: 0,
+    mssAt: -1,
   },
   {
     // scapy: raw(IP(src="10.0.0.1", dst="10.0.0.2", id=1)/TCP(sport=80, dport=40000, seq=0xffffffff, ack=0x80000000, flags="RA", window=0))
     name: 'rst with high sequence numbers',
     frame: fromHex('4500002800010000400666cd0a0000010a000002' + '00509c40ffffffff80000000501400007f3d0000'),
     repr: { srcPort: 80, dstPort: 40000, seq: 0xffffffff, ack: 0x80000000, flags: TCP_RST | TCP_ACK, window: 0, urgent: 0, options: [] },
-    checksum: 0x7f3d, payloadLen: 0, mssAt: -1,
+    checksum: 0x7f3d,
+    payloadLen: 0,
+    mssAt: -1,
   },
   {
     // All nine flags plus the three reserved bits.
@@ -107,7 +154,9 @@ const GOLDENS: Golden[] = [
     name: 'all twelve flag bits',
     frame: fromHex('4500002800010000400666cd0a0000010a000002' + '0007000900000001000000025fff00038bc90004'),
     repr: { srcPort: 7, dstPort: 9, seq: 1, ack: 2, flags: 0xfff, window: 3, urgent: 4, options: [] },
-    checksum: 0x8bc9, payloadLen: 0, mssAt: -1,
+    checksum: 0x8bc9,
+    payloadLen: 0,
+    mssAt: -1,
   },
 ];
 
@@ -180,10 +229,11 @@ test('tcp: flag constants are the RFC 9293 bits', () => {
   assert.equal(v.flags, TCP_SYN, 'setting the data offset keeps the flags');
 });
 
-test('tcp: clamping the MSS in place with an incremental checksum update gives scapy\'s bytes', () => {
+test("tcp: clamping the MSS in place with an incremental checksum update gives scapy's bytes", () => {
   // scapy: the SYN above with ('MSS',1400)
-  const clamped = fromHex('4500003c00010000400666b90a0000010a000002' + '9c400050deadbeef00000000a002faf01cd90000'
-    + '02040578' + '0402' + '080a0001e24000000000' + '01' + '030307');
+  const clamped = fromHex(
+    '4500003c00010000400666b90a0000010a000002' + '9c400050deadbeef00000000a002faf01cd90000' + '02040578' + '0402' + '080a0001e24000000000' + '01' + '030307',
+  );
   const b = GOLDENS[0]!.frame.slice();
   const v = new TcpView(b, IP4);
   const at = v.mssOptionOffset();
@@ -264,23 +314,36 @@ const tcpOption: fc.Arbitrary<TcpOption> = fc.oneof(
   fc.record({ kind: fc.constant('nop' as const) }, opts),
   fc.record({ kind: fc.constant('unknown' as const), type: u8.filter((t) => !KNOWN.includes(t)), data: fc.uint8Array({ maxLength: 8 }) }, opts),
 );
-const tcpRepr: fc.Arbitrary<TcpRepr> = fc.record({
-  srcPort: u16, dstPort: u16, seq: u32, ack: u32, flags: fc.integer({ min: 0, max: 0xfff }), window: u16, urgent: u16,
-  options: fc.array(tcpOption, { maxLength: 8 }),
-}, opts).filter((r) => tcpBufferLen(r) <= 60);
+const tcpRepr: fc.Arbitrary<TcpRepr> = fc
+  .record(
+    {
+      srcPort: u16,
+      dstPort: u16,
+      seq: u32,
+      ack: u32,
+      flags: fc.integer({ min: 0, max: 0xfff }),
+      window: u16,
+      urgent: u16,
+      options: fc.array(tcpOption, { maxLength: 8 }),
+    },
+    opts,
+  )
+  .filter((r) => tcpBufferLen(r) <= 60);
 
 test('tcp: emit then parse is the identity', () => {
-  fc.assert(fc.property(tcpRepr, fc.uint8Array({ maxLength: 32 }), fc.nat(8), u32, (repr, payload, off, pseudoSum) => {
-    const hl = tcpBufferLen(repr);
-    const b = dirty(off + hl + payload.length + 4);
-    b.set(payload, off + hl);
-    emitTcp(repr, b, off, payload.length, pseudoSum);
-    const v = new TcpView(b, off);
-    const segLen = hl + payload.length;
-    assert.ok(v.verifyChecksum(pseudoSum, segLen));
-    assert.deepEqual(parseTcp(v, segLen), repr);
-    assert.deepEqual(b.subarray(v.payloadOffset, off + segLen), payload);
-  }));
+  fc.assert(
+    fc.property(tcpRepr, fc.uint8Array({ maxLength: 32 }), fc.nat(8), u32, (repr, payload, off, pseudoSum) => {
+      const hl = tcpBufferLen(repr);
+      const b = dirty(off + hl + payload.length + 4);
+      b.set(payload, off + hl);
+      emitTcp(repr, b, off, payload.length, pseudoSum);
+      const v = new TcpView(b, off);
+      const segLen = hl + payload.length;
+      assert.ok(v.verifyChecksum(pseudoSum, segLen));
+      assert.deepEqual(parseTcp(v, segLen), repr);
+      assert.deepEqual(b.subarray(v.payloadOffset, off + segLen), payload);
+    }),
+  );
 });
 
 function checkNeverThrows(frame: Uint8Array): void {
@@ -303,20 +366,24 @@ test('tcp: arbitrary and truncated bytes never throw and never read outside the 
     if (force && b.length > 12) b[12] = (doff << 4) | (b[12]! & 0x0f);
     return b;
   });
-  fc.assert(fc.property(seg, fc.nat(80), (bytes, cut) => {
-    checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
-  }));
+  fc.assert(
+    fc.property(seg, fc.nat(80), (bytes, cut) => {
+      checkNeverThrows(guarded(bytes.subarray(0, Math.min(cut, bytes.length))));
+    }),
+  );
 });
 
 test('tcp: mutated golden bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(
-    fc.constantFrom(...GOLDENS.map((g) => g.frame.subarray(IP4))),
-    fc.array(fc.tuple(fc.nat(45), u8), { maxLength: 4 }),
-    fc.nat(46),
-    (golden, muts, cut) => {
-      const b = golden.slice(0, cut);
-      for (const [i, x] of muts) if (i < b.length) b[i] = x;
-      checkNeverThrows(guarded(b));
-    },
-  ));
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...GOLDENS.map((g) => g.frame.subarray(IP4))),
+      fc.array(fc.tuple(fc.nat(45), u8), { maxLength: 4 }),
+      fc.nat(46),
+      (golden, muts, cut) => {
+        const b = golden.slice(0, cut);
+        for (const [i, x] of muts) if (i < b.length) b[i] = x;
+        checkNeverThrows(guarded(b));
+      },
+    ),
+  );
 });

@@ -65,21 +65,25 @@ test('udp: a checksum computing to zero is sent as 0xffff', () => {
 });
 
 test('udp: emit then parse is the identity', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 64 }), (srcPort, dstPort, payload) => {
-    const b = dirty(UDP_HEADER_LEN + payload.length);
-    b.set(payload, UDP_HEADER_LEN);
-    emitUdp({ srcPort, dstPort }, b, 0, payload.length, 1234);
-    const v = new UdpView(b, 0);
-    assert.deepEqual(parseUdp(v, b.length), { srcPort, dstPort });
-    assert.ok(v.verifyChecksum(1234, false));
-  }));
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 64 }), (srcPort, dstPort, payload) => {
+      const b = dirty(UDP_HEADER_LEN + payload.length);
+      b.set(payload, UDP_HEADER_LEN);
+      emitUdp({ srcPort, dstPort }, b, 0, payload.length, 1234);
+      const v = new UdpView(b, 0);
+      assert.deepEqual(parseUdp(v, b.length), { srcPort, dstPort });
+      assert.ok(v.verifyChecksum(1234, false));
+    }),
+  );
 });
 
 test('udp: arbitrary and truncated bytes never throw and never read outside the frame', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), (bytes, cut) => {
-    const frame = guarded(bytes.subarray(0, Math.min(cut, bytes.length)));
-    const r = parseUdp(new UdpView(frame, 0), frame.length);
-    if (typeof r === 'number') assert.ok(DropReason[r] !== undefined);
-    else assert.ok(new UdpView(frame, 0).payloadOffset + new UdpView(frame, 0).payloadLen <= frame.length);
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), (bytes, cut) => {
+      const frame = guarded(bytes.subarray(0, Math.min(cut, bytes.length)));
+      const r = parseUdp(new UdpView(frame, 0), frame.length);
+      if (typeof r === 'number') assert.ok(DropReason[r] !== undefined);
+      else assert.ok(new UdpView(frame, 0).payloadOffset + new UdpView(frame, 0).payloadLen <= frame.length);
+    }),
+  );
 });

@@ -62,32 +62,38 @@ test('vxlan: I bit clear and truncation are drop reasons', () => {
 });
 
 test('vxlan: emit at an offset then parse is the identity', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.nat(16), (vni, off) => {
-    const b = dirty(off + VXLAN_HEADER_LEN);
-    emitVxlan({ vni }, b, off);
-    assert.deepEqual(parseVxlan(new VxlanView(b, off), VXLAN_HEADER_LEN), { vni });
-  }));
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.nat(16), (vni, off) => {
+      const b = dirty(off + VXLAN_HEADER_LEN);
+      emitVxlan({ vni }, b, off);
+      assert.deepEqual(parseVxlan(new VxlanView(b, off), VXLAN_HEADER_LEN), { vni });
+    }),
+  );
 });
 
 test('vxlan: arbitrary, truncated and mutated bytes never throw or read outside the frame', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 24 }), fc.nat(24), fc.nat(), fc.integer({ min: 0, max: 255 }), (bytes, cut, at, x) => {
-    const b = bytes.slice(0, Math.min(cut, bytes.length));
-    if (b.length > 0) b[at % b.length] = b[at % b.length]! ^ x;
-    const frame = guarded(b);
-    const v = new VxlanView(frame, 0);
-    const r = parseVxlan(v, frame.length);
-    if (typeof r === 'number') assert.ok(DropReason[r] !== undefined);
-    else assert.ok(r.vni >= 0 && r.vni <= 0xffffff && v.flags + v.reserved1 + v.reserved2 >= 0);
-  }));
-  fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.nat(7), fc.nat(), fc.integer({ min: 0, max: 255 }), (vni, extra, at, x) => {
-    // Mutations of a valid header, truncated anywhere.
-    const b = new Uint8Array(VXLAN_HEADER_LEN + extra);
-    emitVxlan({ vni }, b, 0);
-    b[at % b.length] = b[at % b.length]! ^ x;
-    for (let cut = 0; cut <= b.length; cut++) {
-      const frame = guarded(b.subarray(0, cut));
-      const r = parseVxlan(new VxlanView(frame, 0), cut);
-      assert.ok(typeof r === 'number' ? DropReason[r] !== undefined : cut >= VXLAN_HEADER_LEN);
-    }
-  }));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 24 }), fc.nat(24), fc.nat(), fc.integer({ min: 0, max: 255 }), (bytes, cut, at, x) => {
+      const b = bytes.slice(0, Math.min(cut, bytes.length));
+      if (b.length > 0) b[at % b.length] = b[at % b.length]! ^ x;
+      const frame = guarded(b);
+      const v = new VxlanView(frame, 0);
+      const r = parseVxlan(v, frame.length);
+      if (typeof r === 'number') assert.ok(DropReason[r] !== undefined);
+      else assert.ok(r.vni >= 0 && r.vni <= 0xffffff && v.flags + v.reserved1 + v.reserved2 >= 0);
+    }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffffff }), fc.nat(7), fc.nat(), fc.integer({ min: 0, max: 255 }), (vni, extra, at, x) => {
+      // Mutations of a valid header, truncated anywhere.
+      const b = new Uint8Array(VXLAN_HEADER_LEN + extra);
+      emitVxlan({ vni }, b, 0);
+      b[at % b.length] = b[at % b.length]! ^ x;
+      for (let cut = 0; cut <= b.length; cut++) {
+        const frame = guarded(b.subarray(0, cut));
+        const r = parseVxlan(new VxlanView(frame, 0), cut);
+        assert.ok(typeof r === 'number' ? DropReason[r] !== undefined : cut >= VXLAN_HEADER_LEN);
+      }
+    }),
+  );
 });

@@ -95,9 +95,13 @@ async function offloadsOff(ns: string, dev: string, notes: string[]): Promise<vo
  * the gateway (as the agent sets a TAP up), its peer `p-<pod>` in the node's namespace.
  */
 async function podVeth(node: LabNodePlan, cfg: NodeConfig, j: number): Promise<string> {
-  const p = node.pods[j]!, pc = cfg.pods[j]!;
+  const p = node.pods[j]!,
+    pc = cfg.pods[j]!;
   const dev = ifname(p.name);
-  await ip(['link', 'add', dev, 'mtu', String(p.mtu), 'type', 'veth', 'peer', 'name', p.ifname, 'mtu', String(p.mtu), 'address', pc.mac, 'netns', p.ns], node.ns);
+  await ip(
+    ['link', 'add', dev, 'mtu', String(p.mtu), 'type', 'veth', 'peer', 'name', p.ifname, 'mtu', String(p.mtu), 'address', pc.mac, 'netns', p.ns],
+    node.ns,
+  );
   const len = cfg.gateway?.ipv4?.split('/')[1] ?? '24';
   if (p.ip4 !== null) await addAddress(p.ns, p.ifname, `${p.ip4}/${len}`);
   await ip(['link', 'set', p.ifname, 'up'], p.ns);
@@ -124,8 +128,29 @@ export async function kernelNode(plan: LabPlan, configs: readonly NodeConfig[], 
     await ip(['link', 'set', dev, 'up'], ns);
   }
   const mtu = node.pods[0]?.mtu ?? plan.underlay.mtu - 50;
-  await ip(['link', 'add', 'vxlan0', 'mtu', String(mtu), 'address', vtepMac(node.index), 'type', 'vxlan', 'id', String(VNI), 'local', node.underlayIp,
-    'dev', node.uplink.dev, 'dstport', '4789', 'nolearning'], ns);
+  await ip(
+    [
+      'link',
+      'add',
+      'vxlan0',
+      'mtu',
+      String(mtu),
+      'address',
+      vtepMac(node.index),
+      'type',
+      'vxlan',
+      'id',
+      String(VNI),
+      'local',
+      node.underlayIp,
+      'dev',
+      node.uplink.dev,
+      'dstport',
+      '4789',
+      'nolearning',
+    ],
+    ns,
+  );
   await ip(['link', 'set', 'vxlan0', 'up'], ns);
   for (const peer of plan.nodes) {
     if (peer === node || peer.podCIDR4 === null || peer.gateway4 === null) continue;
@@ -149,9 +174,17 @@ export interface OvsInstance {
 
 export function ovsInstance(labDir: string, node: string): OvsInstance {
   const dir = join(labDir, `ovs-${node}`);
-  const run = join(dir, 'run'), db = join(dir, 'db'), log = join(dir, 'log'), etc = join(dir, 'etc');
+  const run = join(dir, 'run'),
+    db = join(dir, 'db'),
+    log = join(dir, 'log'),
+    etc = join(dir, 'etc');
   return {
-    dir, run, db, log, etc, sock: join(run, 'db.sock'),
+    dir,
+    run,
+    db,
+    log,
+    etc,
+    sock: join(run, 'db.sock'),
     env: { ...process.env, OVS_RUNDIR: run, OVS_DBDIR: db, OVS_LOGDIR: log, OVS_SYSCONFDIR: etc },
   };
 }
@@ -172,17 +205,27 @@ async function retry<T>(what: string, ms: number, f: () => Promise<T>): Promise<
 }
 
 const hexMac = (mac: string): string => `0x${mac.replace(/:/g, '')}`;
-const hexIp4 = (a: string): string => `0x${a.split('.').map((x) => Number(x).toString(16).padStart(2, '0')).join('')}`;
+const hexIp4 = (a: string): string =>
+  `0x${a
+    .split('.')
+    .map((x) => Number(x).toString(16).padStart(2, '0'))
+    .join('')}`;
 
 /** br-int's flows on one node (Antrea-style routing in OVS; see the module comment). */
-export function ovsFlows(plan: LabPlan, configs: readonly NodeConfig[], node: LabNodePlan, podPorts: readonly number[], peerPorts: ReadonlyMap<string, number>): string[] {
+export function ovsFlows(
+  plan: LabPlan,
+  configs: readonly NodeConfig[],
+  node: LabNodePlan,
+  podPorts: readonly number[],
+  peerPorts: ReadonlyMap<string, number>,
+): string[] {
   const cfg = configs[node.index]!;
   const g = cfg.gateway!;
   const gwIp = g.ipv4!.split('/')[0]!;
   const flows = [
     // The gateway's ARP, answered in OVS: the request turned into a reply, sent back where it came from.
-    `priority=200,arp,arp_op=1,arp_tpa=${gwIp},actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:${g.mac},load:0x2->NXM_OF_ARP_OP[],`
-      + `move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],load:${hexMac(g.mac)}->NXM_NX_ARP_SHA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:${hexIp4(gwIp)}->NXM_OF_ARP_SPA[],in_port`,
+    `priority=200,arp,arp_op=1,arp_tpa=${gwIp},actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:${g.mac},load:0x2->NXM_OF_ARP_OP[],` +
+      `move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],load:${hexMac(g.mac)}->NXM_NX_ARP_SHA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:${hexIp4(gwIp)}->NXM_OF_ARP_SPA[],in_port`,
   ];
   node.pods.forEach((p, j) => {
     if (p.ip4 !== null) flows.push(`priority=100,ip,nw_dst=${p.ip4},actions=mod_dl_src:${g.mac},mod_dl_dst:${cfg.pods[j]!.mac},dec_ttl,output:${podPorts[j]}`);
@@ -204,12 +247,35 @@ export async function ovsNode(plan: LabPlan, configs: readonly NodeConfig[], nod
   for (const d of [o.run, o.db, o.log, o.etc]) mkdirSync(d, { recursive: true });
   const conf = join(o.db, 'conf.db');
   await run(['ovsdb-tool', 'create', conf, OVS_SCHEMA]);
-  lab.spawn(ns, ['ovsdb-server', conf, `--remote=punix:${o.sock}`, `--unixctl=${join(o.run, 'ovsdb-server.ctl')}`, `--pidfile=${join(o.run, 'ovsdb-server.pid')}`,
-    `--log-file=${join(o.log, 'ovsdb-server.log')}`], { role: 'ovsdb-server', node: node.name, env: o.env }).child.unref();
+  lab
+    .spawn(
+      ns,
+      [
+        'ovsdb-server',
+        conf,
+        `--remote=punix:${o.sock}`,
+        `--unixctl=${join(o.run, 'ovsdb-server.ctl')}`,
+        `--pidfile=${join(o.run, 'ovsdb-server.pid')}`,
+        `--log-file=${join(o.log, 'ovsdb-server.log')}`,
+      ],
+      { role: 'ovsdb-server', node: node.name, env: o.env },
+    )
+    .child.unref();
   const vsctl = (args: string[]): Promise<unknown> => run(['ovs-vsctl', `--db=unix:${o.sock}`, '--timeout=20', ...args], { timeoutMs: 25_000 });
   await retry(`ovsdb-server of ${node.name} did not answer on ${o.sock}`, 10_000, () => vsctl(['--no-wait', 'init']));
-  lab.spawn(ns, ['ovs-vswitchd', `unix:${o.sock}`, `--unixctl=${join(o.run, 'ovs-vswitchd.ctl')}`, `--pidfile=${join(o.run, 'ovs-vswitchd.pid')}`,
-    `--log-file=${join(o.log, 'ovs-vswitchd.log')}`], { role: 'ovs-vswitchd', node: node.name, env: o.env }).child.unref();
+  lab
+    .spawn(
+      ns,
+      [
+        'ovs-vswitchd',
+        `unix:${o.sock}`,
+        `--unixctl=${join(o.run, 'ovs-vswitchd.ctl')}`,
+        `--pidfile=${join(o.run, 'ovs-vswitchd.pid')}`,
+        `--log-file=${join(o.log, 'ovs-vswitchd.log')}`,
+      ],
+      { role: 'ovs-vswitchd', node: node.name, env: o.env },
+    )
+    .child.unref();
 
   // br-phy takes eth0 and the node's underlay address (on its internal port): native tunnelling.
   const eth0 = (await listLinks(ns)).find((l) => l.ifname === node.uplink.dev);
@@ -228,8 +294,19 @@ export async function ovsNode(plan: LabPlan, configs: readonly NodeConfig[], nod
   for (const peer of plan.nodes) {
     if (peer === node) continue;
     const port = 10 + peer.index;
-    await vsctl(['add-port', 'br-int', `vx${peer.index}`, '--', 'set', 'interface', `vx${peer.index}`, 'type=vxlan', `options:remote_ip=${peer.underlayIp}`,
-      `options:key=${VNI}`, `ofport_request=${port}`]);
+    await vsctl([
+      'add-port',
+      'br-int',
+      `vx${peer.index}`,
+      '--',
+      'set',
+      'interface',
+      `vx${peer.index}`,
+      'type=vxlan',
+      `options:remote_ip=${peer.underlayIp}`,
+      `options:key=${VNI}`,
+      `ofport_request=${port}`,
+    ]);
     peerPorts.set(peer.name, port);
   }
   const podPorts: number[] = [];
@@ -243,14 +320,17 @@ export async function ovsNode(plan: LabPlan, configs: readonly NodeConfig[], nod
     podPorts.push(port);
   }
   await run(['ovs-ofctl', 'del-flows', `unix:${join(o.run, 'br-int.mgmt')}`]);
-  await run(['ovs-ofctl', 'add-flows', `unix:${join(o.run, 'br-int.mgmt')}`, '-'], { input: ovsFlows(plan, configs, node, podPorts, peerPorts).join('\n') + '\n' });
+  await run(['ovs-ofctl', 'add-flows', `unix:${join(o.run, 'br-int.mgmt')}`, '-'], {
+    input: ovsFlows(plan, configs, node, podPorts, peerPorts).join('\n') + '\n',
+  });
 }
 
 /** Once every node is up: each node pings the others' underlay addresses, so OVS's neighbour cache (which learns from ARP it sees) knows them. */
 export async function warmUnderlay(plan: LabPlan): Promise<void> {
   for (const n of plan.nodes) {
     for (const m of plan.nodes) {
-      if (m !== n) await retry(`underlay ${n.name} → ${m.name}`, 10_000, () => runInNetns(n.ns, ['ping', '-n', '-c', '1', '-W', '1', m.underlayIp], { timeoutMs: 5000 }));
+      if (m !== n)
+        await retry(`underlay ${n.name} → ${m.name}`, 10_000, () => runInNetns(n.ns, ['ping', '-n', '-c', '1', '-W', '1', m.underlayIp], { timeoutMs: 5000 }));
     }
   }
 }

@@ -92,7 +92,11 @@ export interface TcpRun {
   gbps: number;
 }
 
-interface IperfTcpSum { bytes?: number; seconds?: number; bits_per_second?: number }
+interface IperfTcpSum {
+  bytes?: number;
+  seconds?: number;
+  bits_per_second?: number;
+}
 
 /**
  * Reads `iperf3 -c … -J` (TCP, one or more streams): what the receiver got (`end.sum_received`, the
@@ -125,7 +129,8 @@ export function parsePingRtts(stdout: string, stderr = ''): number[] {
 export function procCpuTicks(statText: string): number | null {
   // comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   const rest = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
-  const u = Number(rest[11]), s = Number(rest[12]);
+  const u = Number(rest[11]),
+    s = Number(rest[12]);
   return Number.isFinite(u) && Number.isFinite(s) ? u + s : null;
 }
 
@@ -153,7 +158,8 @@ export type Ratios = Record<string, { vs_kernel: Record<Metric, number | null> |
 
 export function ratiosOf(results: readonly BenchResult[]): Ratios {
   const ref = (d: Datapath): BenchResult | undefined => results.find((r) => r.datapath === d && r.esp === 'none');
-  const kernel = ref('kernel'), ovs = ref('ovs-netdev');
+  const kernel = ref('kernel'),
+    ovs = ref('ovs-netdev');
   const div = (r: BenchResult, b: BenchResult | undefined): Record<Metric, number | null> | null => {
     if (b === undefined || b === r) return null;
     const o = {} as Record<Metric, number | null>;
@@ -180,7 +186,10 @@ export interface TargetCheck {
 /** The issue's targets for seine, each as a ratio measured in this run. */
 export function checkTargets(results: readonly BenchResult[]): TargetCheck[] {
   const find = (d: Datapath, esp: EspSetup = 'none'): BenchResult | undefined => results.find((r) => r.datapath === d && r.esp === esp);
-  const seine = find('seine'), aes = find('seine', 'aes-gcm-128'), kernel = find('kernel'), ovs = find('ovs-netdev');
+  const seine = find('seine'),
+    aes = find('seine', 'aes-gcm-128'),
+    kernel = find('kernel'),
+    ovs = find('ovs-netdev');
   const t = (what: string, a: BenchResult | undefined, b: BenchResult | undefined, m: Metric, target: number, atMost = false): TargetCheck => {
     const ratio = a !== undefined && b !== undefined && b[m] > 0 ? a[m] / b[m] : null;
     return { what, ratio, target, stretch: what.includes('(stretch)'), ok: ratio === null ? null : atMost ? ratio <= target : ratio >= target };
@@ -226,23 +235,35 @@ const ratioText = (x: number | null | undefined): string => (x === null || x ===
 
 function pad(rows: string[][], right: ReadonlySet<number>): string[] {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (right.has(i) ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (right.has(i) ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** The text table: per setup each figure's median with its spread, then the ratios and the targets. */
 export function formatBenchTable(r: BenchReport): string {
   const lines: string[] = [];
-  lines.push(`seine bench live  ${r.machine.cores} cores  Linux ${r.machine.kernel}  node ${r.machine.node}  ${r.settings.duration_s} s per measurement, ${r.settings.runs} run(s) each${r.settings.commit !== null ? `  commit ${r.settings.commit}` : ''}`);
+  lines.push(
+    `seine bench live  ${r.machine.cores} cores  Linux ${r.machine.kernel}  node ${r.machine.node}  ${r.settings.duration_s} s per measurement, ${r.settings.runs} run(s) each${r.settings.commit !== null ? `  commit ${r.settings.commit}` : ''}`,
+  );
   lines.push('');
   const head = ['setup', ...METRICS.map((m) => `${m} (${METRIC_INFO[m].unit})`)];
-  const rows = [head, ...r.results.map((x) => [setupName(x), ...METRICS.map((m) => `${fmt(x.spread[m].median)} [${fmt(x.spread[m].min)}-${fmt(x.spread[m].max)}]`)])];
+  const rows = [
+    head,
+    ...r.results.map((x) => [setupName(x), ...METRICS.map((m) => `${fmt(x.spread[m].median)} [${fmt(x.spread[m].min)}-${fmt(x.spread[m].max)}]`)]),
+  ];
   lines.push(...pad(rows, new Set(METRICS.map((_, i) => i + 1))));
   lines.push('', 'median [min-max] over the runs; rtt over the single pings. cpu_s_per_gb counts:');
   for (const x of r.results) lines.push(`  ${setupName(x)}: ${x.cpu_source}; whole machine ${fmt(x.machine_cpu_s_per_gb)} CPU s/GB`);
   lines.push('UDP offered by the generator (kpps sent; delivered near it: the sender was the limit) and the cores its sender and sink used:');
   for (const x of r.results) {
     const c = x.udp_tool_cores;
-    lines.push(`  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes (sender ${fmt(c.udp64.sender)}, sink ${fmt(c.udp64.sink)}), ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes (sender ${fmt(c.udp1400.sender)}, sink ${fmt(c.udp1400.sink)})`);
+    lines.push(
+      `  ${setupName(x)}: ${fmt(x.udp64_offered_kpps)} at 64 bytes (sender ${fmt(c.udp64.sender)}, sink ${fmt(c.udp64.sink)}), ${fmt(x.udp1400_offered_kpps)} at ${x.udp_large_payload} bytes (sender ${fmt(c.udp1400.sender)}, sink ${fmt(c.udp1400.sink)})`,
+    );
   }
   const heap = r.results.filter((x) => x.heap_bytes_per_frame !== null);
   if (heap.length > 0) {
@@ -253,7 +274,12 @@ export function formatBenchTable(r: BenchReport): string {
     const have = r.results.filter((x) => r.ratios[setupName(x)]?.[ref] != null);
     if (have.length === 0) continue;
     lines.push('', `ratio to ${ref === 'vs_kernel' ? 'the kernel' : 'OVS-netdev'} (plaintext), same run:`);
-    lines.push(...pad([['setup', ...METRICS], ...have.map((x) => [setupName(x), ...METRICS.map((m) => ratioText(r.ratios[setupName(x)]![ref]![m]))])], new Set(METRICS.map((_, i) => i + 1))));
+    lines.push(
+      ...pad(
+        [['setup', ...METRICS], ...have.map((x) => [setupName(x), ...METRICS.map((m) => ratioText(r.ratios[setupName(x)]![ref]![m]))])],
+        new Set(METRICS.map((_, i) => i + 1)),
+      ),
+    );
   }
   const measured = r.targets.filter((t) => t.ok !== null);
   if (measured.length > 0) {
@@ -283,9 +309,14 @@ const COLOURS: Record<Datapath, string> = { seine: '#2b6cb0', kernel: '#718096',
  */
 export function svgChart(metric: Metric, results: readonly BenchResult[]): string {
   const info = METRIC_INFO[metric];
-  const W = Math.max(420, 120 + 110 * results.length), H = 340;
-  const left = 70, right = 20, top = 50, bottom = 70;
-  const plotH = H - top - bottom, plotW = W - left - right;
+  const W = Math.max(420, 120 + 110 * results.length),
+    H = 340;
+  const left = 70,
+    right = 20,
+    top = 50,
+    bottom = 70;
+  const plotH = H - top - bottom,
+    plotW = W - left - right;
   const vals = results.map((r) => r.spread[metric]);
   const { top: yTop, step } = axis(Math.max(0, ...vals.map((s) => (Number.isFinite(s.max) ? s.max : 0))));
   const y = (v: number): number => top + plotH - (Math.max(0, v) / yTop) * plotH;
@@ -295,7 +326,9 @@ export function svgChart(metric: Metric, results: readonly BenchResult[]): strin
   out.push(`<title>${esc(`${info.title} (${info.unit})`)}</title>`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(info.title)}</text>`);
-  out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`median of the runs, whiskers min–max; ${info.lower ? 'lower' : 'higher'} is better`)}</text>`);
+  out.push(
+    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`median of the runs, whiskers min–max; ${info.lower ? 'lower' : 'higher'} is better`)}</text>`,
+  );
   for (let v = 0; v <= yTop + step / 2; v += step) {
     out.push(`<line x1="${left}" y1="${n(y(v))}" x2="${W - right}" y2="${n(y(v))}" stroke="#ddd"/>`);
     out.push(`<text x="${left - 6}" y="${n(y(v) + 4)}" text-anchor="end">${esc(fmt(v))}</text>`);
@@ -306,9 +339,12 @@ export function svgChart(metric: Metric, results: readonly BenchResult[]): strin
   const slot = plotW / Math.max(1, results.length);
   results.forEach((r, i) => {
     const s = vals[i]!;
-    const cx = left + slot * (i + 0.5), bw = Math.min(60, slot * 0.6);
+    const cx = left + slot * (i + 0.5),
+      bw = Math.min(60, slot * 0.6);
     const med = Number.isFinite(s.median) ? s.median : 0;
-    out.push(`<rect x="${n(cx - bw / 2)}" y="${n(y(med))}" width="${n(bw)}" height="${n(top + plotH - y(med))}" fill="${COLOURS[r.datapath]}" fill-opacity="${r.esp === 'none' ? 1 : 0.6}"/>`);
+    out.push(
+      `<rect x="${n(cx - bw / 2)}" y="${n(y(med))}" width="${n(bw)}" height="${n(top + plotH - y(med))}" fill="${COLOURS[r.datapath]}" fill-opacity="${r.esp === 'none' ? 1 : 0.6}"/>`,
+    );
     if (Number.isFinite(s.min) && Number.isFinite(s.max) && s.runs > 1) {
       out.push(`<line x1="${n(cx)}" y1="${n(y(s.min))}" x2="${n(cx)}" y2="${n(y(s.max))}" stroke="black"/>`);
       for (const v of [s.min, s.max]) out.push(`<line x1="${n(cx - 6)}" y1="${n(y(v))}" x2="${n(cx + 6)}" y2="${n(y(v))}" stroke="black"/>`);

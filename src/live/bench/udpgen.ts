@@ -66,7 +66,10 @@ export interface UdpSinkReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
-const cpuNow = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 function ipv4Bytes(addr: string): Uint8Array {
   const p = addr.split('.').map(Number);
@@ -78,7 +81,11 @@ function ipv4Bytes(addr: string): Uint8Array {
 function writable(n: Native, fd: number): Promise<void> {
   return new Promise((res) => {
     let id = -1;
-    const done = (): void => { clearTimeout(timer); if (id >= 0) n.pollStop(id); res(); };
+    const done = (): void => {
+      clearTimeout(timer);
+      if (id >= 0) n.pollStop(id);
+      res();
+    };
     const timer = setTimeout(done, 50);
     id = n.pollStart(fd, POLL.WRITABLE, done);
   });
@@ -101,8 +108,12 @@ export async function udpSend(o: UdpSendOptions): Promise<UdpSendReport> {
   for (let i = 0; i < BATCH; i++) addrs.set(ip, 16 * i);
   const ports = new Int32Array(BATCH).fill(o.port);
   const segs = new Int32Array(BATCH);
-  let sent = 0, waits = 0, calls = 0;
-  const cpu0 = cpuNow(), t0 = performance.now(), end = t0 + o.seconds * 1000;
+  let sent = 0,
+    waits = 0,
+    calls = 0;
+  const cpu0 = cpuNow(),
+    t0 = performance.now(),
+    end = t0 + o.seconds * 1000;
   try {
     for (;;) {
       const now = performance.now();
@@ -111,7 +122,10 @@ export async function udpSend(o: UdpSendOptions): Promise<UdpSendReport> {
       if (o.count > 0) want = Math.min(want, o.count - sent);
       if (o.rate > 0) {
         const behind = Math.floor((o.rate * (now - t0)) / 1000) - sent;
-        if (behind <= 0) { await sleep(1); continue; }
+        if (behind <= 0) {
+          await sleep(1);
+          continue;
+        }
         want = Math.min(want, behind);
       }
       const k = n.udpSendBatch(sock.fd, slab, offsets, lens, addrs, ports, segs, want);
@@ -152,8 +166,12 @@ export function udpSink(netns: string | null, addr: string, port: number, len = 
   const addrs = new Uint8Array(16 * BATCH);
   const ports = new Int32Array(BATCH);
   const segs = new Int32Array(BATCH);
-  let received = 0, bytes = 0, other = 0, open = true;
-  const cpu0 = cpuNow(), t0 = performance.now();
+  let received = 0,
+    bytes = 0,
+    other = 0,
+    open = true;
+  const cpu0 = cpuNow(),
+    t0 = performance.now();
   const drain = (): void => {
     for (;;) {
       const k = n.udpRecvBatch(sock.fd, slab, offsets, caps, lens, addrs, ports, segs, BATCH);
@@ -168,7 +186,9 @@ export function udpSink(netns: string | null, addr: string, port: number, len = 
   const poll = n.pollStart(sock.fd, POLL.READABLE, drain);
   return {
     port: sock.port,
-    get received() { return received; },
+    get received() {
+      return received;
+    },
     stop(): UdpSinkReport {
       if (open) {
         open = false;
@@ -183,10 +203,16 @@ export function udpSink(netns: string | null, addr: string, port: number, len = 
 
 async function main(argv: string[]): Promise<void> {
   const { positionals, values: v } = parseArgs({
-    args: argv, allowPositionals: true,
+    args: argv,
+    allowPositionals: true,
     options: {
-      to: { type: 'string' }, addr: { type: 'string', default: '0.0.0.0' }, port: { type: 'string' }, len: { type: 'string', default: '0' },
-      seconds: { type: 'string', default: '1' }, rate: { type: 'string', default: '0' }, count: { type: 'string', default: '0' },
+      to: { type: 'string' },
+      addr: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string' },
+      len: { type: 'string', default: '0' },
+      seconds: { type: 'string', default: '1' },
+      rate: { type: 'string', default: '0' },
+      count: { type: 'string', default: '0' },
       'max-seconds': { type: 'string', default: '60' },
     },
   });
@@ -195,23 +221,44 @@ async function main(argv: string[]): Promise<void> {
     if (s === undefined || !Number.isFinite(x) || x < 0) throw new Error(`udpgen: --${what} needs a number ≥ 0`);
     return x;
   };
-  const out = (o: object): void => { process.stdout.write(`${JSON.stringify(o)}\n`); };
+  const out = (o: object): void => {
+    process.stdout.write(`${JSON.stringify(o)}\n`);
+  };
   if (positionals[0] === 'send') {
     if (v.to === undefined) throw new Error('udpgen send: --to ADDR needed');
-    out(await udpSend({
-      netns: null, to: v.to, port: num(v.port, 'port'), len: num(v.len, 'len'), seconds: num(v.seconds, 'seconds'),
-      rate: num(v.rate, 'rate'), count: num(v.count, 'count'),
-    }));
+    out(
+      await udpSend({
+        netns: null,
+        to: v.to,
+        port: num(v.port, 'port'),
+        len: num(v.len, 'len'),
+        seconds: num(v.seconds, 'seconds'),
+        rate: num(v.rate, 'rate'),
+        count: num(v.count, 'count'),
+      }),
+    );
   } else if (positionals[0] === 'sink') {
     const sink = udpSink(null, v.addr, num(v.port, 'port'), num(v.len, 'len'));
     out({ ready: sink.port });
     // Stops when the bench closes stdin, or at the deadline should the bench be gone.
     await new Promise<void>((res) => {
       const timer = setTimeout(res, num(v['max-seconds'], 'max-seconds') * 1000);
-      process.stdin.on('end', () => { clearTimeout(timer); res(); }).on('error', () => { clearTimeout(timer); res(); }).resume();
+      process.stdin
+        .on('end', () => {
+          clearTimeout(timer);
+          res();
+        })
+        .on('error', () => {
+          clearTimeout(timer);
+          res();
+        })
+        .resume();
     });
     out(sink.stop());
-  } else throw new Error('usage: udpgen.js send --to ADDR --port P --len L [--seconds S] [--rate PPS] [--count N] | sink [--addr A] --port P [--len L] [--max-seconds S]');
+  } else
+    throw new Error(
+      'usage: udpgen.js send --to ADDR --port P --len L [--seconds S] [--rate PPS] [--count N] | sink [--addr A] --port P [--len L] [--max-seconds S]',
+    );
 }
 
 if (process.argv[1] === UDPGEN_SCRIPT) {

@@ -67,7 +67,9 @@ function findTool(name: string): string | null {
 function readConfig(rel: string): { text: string; source: string } | null {
   try {
     return { text: gunzipSync(readFileSync('/proc/config.gz')).toString('latin1'), source: '/proc/config.gz' };
-  } catch { /* next */ }
+  } catch {
+    /* next */
+  }
   const boot = `/boot/config-${rel}`;
   try {
     return { text: readFileSync(boot, 'latin1'), source: boot };
@@ -80,7 +82,9 @@ function normalDistInstalled(): boolean {
   const dirs = [process.env.TC_LIB_DIR, '/usr/lib/tc', '/usr/lib64/tc', '/usr/local/lib/tc', '/usr/share/tc'].filter((d): d is string => d !== undefined);
   try {
     for (const e of readdirSync('/usr/lib')) dirs.push(join('/usr/lib', e, 'tc'));
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   return dirs.some((d) => existsSync(join(d, 'normal.dist')));
 }
 
@@ -92,7 +96,11 @@ export function probeHost(): HostFacts {
   const haveModDir = linux && existsSync(modDir);
   let builtin = '';
   if (haveModDir) {
-    try { builtin = readFileSync(join(modDir, 'modules.builtin'), 'utf8'); } catch { /* none */ }
+    try {
+      builtin = readFileSync(join(modDir, 'modules.builtin'), 'utf8');
+    } catch {
+      /* none */
+    }
   }
   const config = linux ? readConfig(rel) : null;
   const moduleFile = (p: string): boolean => ['', '.xz', '.zst', '.gz'].some((z) => existsSync(join(modDir, p + z)));
@@ -104,14 +112,19 @@ export function probeHost(): HostFacts {
     else if (piece.module !== null && existsSync(`/sys/module/${piece.module}`)) v = true;
     else if (f === 'netns' && existsSync('/proc/self/ns/net')) v = true;
     else if (f === 'ipv6' && existsSync('/proc/sys/net/ipv6')) v = true;
-    else if (haveModDir && piece.path !== null && (builtin.includes(piece.path) || moduleFile(piece.path))) { v = true; sources.add(modDir); }
-    else if (config !== null) {
+    else if (haveModDir && piece.path !== null && (builtin.includes(piece.path) || moduleFile(piece.path))) {
+      v = true;
+      sources.add(modDir);
+    } else if (config !== null) {
       const m = new RegExp(`^${piece.config}=(y|m)$`, 'm').exec(config.text);
       sources.add(config.source);
       if (m === null) v = false;
       else if (m[1] === 'y') v = true;
       else v = haveModDir ? false : null; // =m: present only if the module is installed
-    } else if (haveModDir && piece.path !== null) { v = false; sources.add(modDir); }
+    } else if (haveModDir && piece.path !== null) {
+      v = false;
+      sources.add(modDir);
+    }
     kernel[f] = v;
   }
   const tools = {} as Record<LabTool, string | null>;

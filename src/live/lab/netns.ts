@@ -32,7 +32,13 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly timedOut = false,
   ) {
-    const how = timedOut ? 'timed out' : signal !== null ? `killed by ${signal}` : typeof code === 'number' ? `exit code ${code}` : `could not run (${String(code)})`;
+    const how = timedOut
+      ? 'timed out'
+      : signal !== null
+        ? `killed by ${signal}`
+        : typeof code === 'number'
+          ? `exit code ${code}`
+          : `could not run (${String(code)})`;
     const said = stderr.trim() !== '' ? stderr.trim() : stdout.trim() !== '' ? stdout.trim() : '(no output)';
     super(`${commandText(argv)}: ${how}: ${said}`);
     this.name = 'CommandError';
@@ -60,12 +66,20 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new Error('run: empty command'));
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err === null) { resolve({ stdout, stderr }); return; }
-      const e = err as NodeJS.ErrnoException & { code?: number | string; signal?: string | null; killed?: boolean };
-      const timedOut = e.killed === true && e.signal === 'SIGKILL';
-      reject(new CommandError(argv, e.code ?? null, e.signal ?? null, stdout, stderr, timedOut));
-    });
+    const child = execFile(
+      file,
+      args,
+      { encoding: 'utf8', timeout: opts.timeoutMs ?? COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err === null) {
+          resolve({ stdout, stderr });
+          return;
+        }
+        const e = err as NodeJS.ErrnoException & { code?: number | string; signal?: string | null; killed?: boolean };
+        const timedOut = e.killed === true && e.signal === 'SIGKILL';
+        reject(new CommandError(argv, e.code ?? null, e.signal ?? null, stdout, stderr, timedOut));
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -191,12 +205,18 @@ export interface RouteSpec {
 }
 
 export async function addRoute(ns: string, dst: string, r: RouteSpec): Promise<void> {
-  await ip([
-    ...(dst.includes(':') ? ['-6'] : []), 'route', 'add', dst,
-    ...(r.via !== undefined ? ['via', r.via] : []),
-    ...(r.dev !== undefined ? ['dev', r.dev] : []),
-    ...(r.mtu !== undefined ? ['mtu', String(r.mtu)] : []),
-  ], ns);
+  await ip(
+    [
+      ...(dst.includes(':') ? ['-6'] : []),
+      'route',
+      'add',
+      dst,
+      ...(r.via !== undefined ? ['via', r.via] : []),
+      ...(r.dev !== undefined ? ['dev', r.dev] : []),
+      ...(r.mtu !== undefined ? ['mtu', String(r.mtu)] : []),
+    ],
+    ns,
+  );
 }
 
 /** What `ip -j link` says of a link (the fields labs use). */

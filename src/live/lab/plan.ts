@@ -228,7 +228,10 @@ export class LabPlanError extends Error {
 
 /** A lab that cannot be built on this machine (nothing was created); `refusals` says why. */
 export class LabRefusedError extends Error {
-  constructor(readonly lab: string, readonly refusals: LabRefusal[]) {
+  constructor(
+    readonly lab: string,
+    readonly refusals: LabRefusal[],
+  ) {
     super(`lab ${lab} cannot go live on this machine:\n${formatRefusals(refusals)}`);
     this.name = 'LabRefusedError';
   }
@@ -253,7 +256,10 @@ const LAB_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
 /** Lowercase letters, digits and single dashes, at most `max` characters. */
 export function slug(s: string, max: number): string {
-  const t = s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  const t = s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   return t.length <= max ? t : t.slice(0, max).replace(/-+$/, '');
 }
 
@@ -321,7 +327,13 @@ function underlaySubnet(family: 4 | 6, ips: Addr[]): { net: bigint; prefix: numb
   };
   const def = family === 4 ? { net: 0xac12_0000n, prefix: 16 } : { net: ipBig('fd00:18::')!.n, prefix: 64 };
   if (inside(def.net, def.prefix) && usable(def.net, def.prefix)) return def;
-  const prefix = Math.min(family === 4 ? 24 : 64, commonPrefix(family, ips.map((a) => a.n)));
+  const prefix = Math.min(
+    family === 4 ? 24 : 64,
+    commonPrefix(
+      family,
+      ips.map((a) => a.n),
+    ),
+  );
   if (prefix < (family === 4 ? 16 : 48)) return null;
   const net = (ips[0]!.n >> BigInt(bits - prefix)) << BigInt(bits - prefix);
   return usable(net, prefix) ? { net, prefix } : null;
@@ -404,7 +416,9 @@ export function egressCommands(ns: string, dev: string, family: 4 | 6, mtu: numb
   });
   perPeer.forEach((p, k) => {
     const match = family === 4 ? ['match', 'ip', p.match, `${p.peerIp}/32`] : ['match', 'ip6', p.match, `${p.peerIp}/128`];
-    out.push(tcNs(['filter', 'add', 'parent', '1:', 'protocol', family === 4 ? 'ip' : 'ipv6', 'pref', '1', 'u32', ...match, 'flowid', `1:${(k + 2).toString(16)}`]));
+    out.push(
+      tcNs(['filter', 'add', 'parent', '1:', 'protocol', family === 4 ? 'ip' : 'ipv6', 'pref', '1', 'u32', ...match, 'flowid', `1:${(k + 2).toString(16)}`]),
+    );
   });
   return out;
 }
@@ -445,7 +459,10 @@ function assemble(prog: Insn[]): string {
 export function dropBytecode(dstIp: string, maxL3: number | null): string {
   const a = ipBig(dstIp);
   if (a === null) throw new Error(`bpf: not an address: ${dstIp}`);
-  const prog: Insn[] = [{ code: BPF_LDH_ABS, k: 12 }, { code: BPF_JEQ_K, k: a.family === 4 ? 0x0800 : 0x86dd, jf: 'pass' }];
+  const prog: Insn[] = [
+    { code: BPF_LDH_ABS, k: 12 },
+    { code: BPF_JEQ_K, k: a.family === 4 ? 0x0800 : 0x86dd, jf: 'pass' },
+  ];
   const last = maxL3 === null ? 'drop' : 'len';
   if (a.family === 4) {
     prog.push({ code: BPF_LD_ABS, k: ETH_HLEN + 16 }, { code: BPF_JEQ_K, k: Number(a.n), jt: last, jf: 'pass' });
@@ -505,8 +522,14 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
   };
 
   const lab = opts.name ?? labName(s.name);
-  if (!isLabName(lab)) refusals.push({ part: 'lab', feature: null, reason: `lab name ${JSON.stringify(lab)}: expected 1-32 lowercase letters, digits and dashes, not starting or ending with a dash` });
-  if (s.nodes.length > MAX_NODES) refusals.push({ part: 'nodes', feature: null, reason: `${s.nodes.length} nodes: a Linux bridge takes at most ${MAX_NODES} ports` });
+  if (!isLabName(lab))
+    refusals.push({
+      part: 'lab',
+      feature: null,
+      reason: `lab name ${JSON.stringify(lab)}: expected 1-32 lowercase letters, digits and dashes, not starting or ending with a dash`,
+    });
+  if (s.nodes.length > MAX_NODES)
+    refusals.push({ part: 'nodes', feature: null, reason: `${s.nodes.length} nodes: a Linux bridge takes at most ${MAX_NODES} ports` });
   const family = s.underlay.family;
   need('netns', 'lab', null);
   need('veth', 'lab', null);
@@ -515,7 +538,13 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
 
   // What the scenario sets beyond a plain wire.
   const u = s.underlay;
-  interface Part { feature: LabFeature; part: string; text: string; link: number | null; bps?: number }
+  interface Part {
+    feature: LabFeature;
+    part: string;
+    text: string;
+    link: number | null;
+    bps?: number;
+  }
   const parts: Part[] = [];
   const addParts = (link: number | null, l: { latencyNs: number | null; jitterNs: number | null; loss: number | null; bandwidthBps: number | null }): void => {
     const key = link === null ? 'underlay' : `links[${link}]`;
@@ -523,7 +552,8 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     if (differs(l.latencyNs, u.latencyNs, 0)) parts.push({ feature: 'latency', part: `${key}.latency`, text: fmtDuration(l.latencyNs), link });
     if (differs(l.jitterNs, u.jitterNs, 0)) parts.push({ feature: 'jitter', part: `${key}.jitter`, text: fmtDuration(l.jitterNs), link });
     if (differs(l.loss, u.loss, 0)) parts.push({ feature: 'loss', part: `${key}.loss`, text: pctText(l.loss), link });
-    if (l.bandwidthBps !== null && (link === null || l.bandwidthBps !== u.bandwidthBps)) parts.push({ feature: 'bandwidth', part: `${key}.bandwidth`, text: `${l.bandwidthBps} bit/s`, link, bps: l.bandwidthBps });
+    if (l.bandwidthBps !== null && (link === null || l.bandwidthBps !== u.bandwidthBps))
+      parts.push({ feature: 'bandwidth', part: `${key}.bandwidth`, text: `${l.bandwidthBps} bit/s`, link, bps: l.bandwidthBps });
   };
   addParts(null, u);
   s.links.forEach((l, i) => addParts(i, l));
@@ -536,7 +566,10 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     for (let k = 1; ; k++) {
       const sl = k === 1 ? b : `${b}-${k}`;
       const ns = `${prefix}${sl}`;
-      if (!taken.has(ns)) { taken.add(ns); return { slug: sl, ns }; }
+      if (!taken.has(ns)) {
+        taken.add(ns);
+        return { slug: sl, ns };
+      }
     }
   };
   const nodeNames = s.nodes.map((n, i) => unique(slug(n.name, 24), `n${i}`, `${NS_PREFIX}${lab}-`));
@@ -570,17 +603,27 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     const share = egressShare(pathOf(l), without);
     if (!sameShaping(share, defaultShare)) {
       classLinks.add(li);
-      for (const [x, y] of [[a, b], [b, a]] as const) {
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const) {
         peerClasses[x]!.out.push({ peer: s.nodes[y]!.name, match: 'dst', peerIp: s.nodes[y]!.underlayIp, shaping: share });
         peerClasses[x]!.in.push({ peer: s.nodes[y]!.name, match: 'src', peerIp: s.nodes[y]!.underlayIp, shaping: share });
       }
     }
     if (l.mtu !== null && l.mtu < u.mtu) {
       const part = `links[${li}].mtu`;
-      if (without.has('linkMtu')) { omitted.push({ feature: 'linkMtu', part, what: `${part} ${l.mtu} between ${l.a} and ${l.b} left out` }); return; }
+      if (without.has('linkMtu')) {
+        omitted.push({ feature: 'linkMtu', part, what: `${part} ${l.mtu} between ${l.a} and ${l.b} left out` });
+        return;
+      }
       need('clsact', part, 'linkMtu');
       need('bpf', part, 'linkMtu');
-      for (const [x, y] of [[a, b], [b, a]] as const) mtuRules[x]!.push({ peer: s.nodes[y]!.name, peerIp: s.nodes[y]!.underlayIp, mtu: l.mtu });
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const)
+        mtuRules[x]!.push({ peer: s.nodes[y]!.name, peerIp: s.nodes[y]!.underlayIp, mtu: l.mtu });
       gsoCap.add(a).add(b);
     }
   });
@@ -589,15 +632,22 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
   const anyClasses = peerClasses.some((c) => c.out.length > 0);
   const allClasses = peerClasses.every((c) => c.out.length > 0);
   for (const p of parts) {
-    if (without.has(p.feature)) { omitted.push({ feature: p.feature, part: p.part, what: `${p.part} ${p.text} left out` }); continue; }
-    if (p.bps !== undefined && p.bps < 8) refusals.push({ part: p.part, feature: p.feature, reason: `${p.bps} bit/s: tc's rates count whole bytes per second (at least 8 bit/s)` });
+    if (without.has(p.feature)) {
+      omitted.push({ feature: p.feature, part: p.part, what: `${p.part} ${p.text} left out` });
+      continue;
+    }
+    if (p.bps !== undefined && p.bps < 8)
+      refusals.push({ part: p.part, feature: p.feature, reason: `${p.bps} bit/s: tc's rates count whole bytes per second (at least 8 bit/s)` });
     if (p.feature !== 'bandwidth') need('netem', p.part, p.feature);
     else if (p.link !== null) need('htb', p.part, p.feature);
     else {
       if (!allClasses) need('tbf', p.part, p.feature);
       if (anyClasses) need('htb', p.part, p.feature);
     }
-    if (p.link !== null && classLinks.has(p.link)) { need('htb', p.part, p.feature); need('u32', p.part, p.feature); }
+    if (p.link !== null && classLinks.has(p.link)) {
+      need('htb', p.part, p.feature);
+      need('u32', p.part, p.feature);
+    }
   }
 
   // Faults.
@@ -609,7 +659,10 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     const part = `faults[${fi}]`;
     const feature: LabFeature = f.target.kind === 'node' ? 'nodeFaults' : 'linkFaults';
     const targetText = f.target.kind === 'node' ? `node ${f.target.node}` : `path ${f.target.a}-${f.target.b}`;
-    if (without.has(feature)) { omitted.push({ feature, part, what: `${part} (${targetText} ${f.action} at ${fmtDuration(f.atNs)}) left out` }); return; }
+    if (without.has(feature)) {
+      omitted.push({ feature, part, what: `${part} (${targetText} ${f.action} at ${fmtDuration(f.atNs)}) left out` });
+      return;
+    }
     const steps: { atNs: number; action: 'down' | 'up' }[] = [{ atNs: f.atNs, action: f.action }];
     if (f.forNs !== null) steps.push({ atNs: f.atNs + f.forNs, action: 'up' });
     for (const st of steps) {
@@ -628,12 +681,25 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
         if (q < 0) q = faultPairs.push(key) - 1;
         const pref = FAULT_PREF_BASE + q;
         clsactFor.add(a).add(b);
-        commands = [[a, b], [b, a]].map(([x, y]) => st.action === 'down'
-          ? bpfFilter('replace', uNs, portOf(x!), pref, dropBytecode(s.nodes[y!]!.underlayIp, null))
-          : ['tc', '-n', uNs, 'filter', 'del', 'dev', portOf(x!), 'ingress', 'pref', String(pref)]);
+        commands = [
+          [a, b],
+          [b, a],
+        ].map(([x, y]) =>
+          st.action === 'down'
+            ? bpfFilter('replace', uNs, portOf(x!), pref, dropBytecode(s.nodes[y!]!.underlayIp, null))
+            : ['tc', '-n', uNs, 'filter', 'del', 'dev', portOf(x!), 'ingress', 'pref', String(pref)],
+        );
         if (st.action === 'up') benign = 'Cannot find specified filter chain';
       }
-      faults.push({ atNs: st.atNs, action: st.action, target: f.target, fault: fi, what: `${targetText} ${st.action} at ${fmtDuration(st.atNs)}`, commands, benignError: benign });
+      faults.push({
+        atNs: st.atNs,
+        action: st.action,
+        target: f.target,
+        fault: fi,
+        what: `${targetText} ${st.action} at ${fmtDuration(st.atNs)}`,
+        commands,
+        benignError: benign,
+      });
     }
   });
   faults.sort((x, y) => x.atNs - y.atNs);
@@ -666,7 +732,17 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
       mtuRules: rules,
       clsact,
       filterTc,
-      pods: n.pods.map((p, j) => ({ name: p.name, node: n.name, ns: podNames[i]![j]!, ifname: POD_IFNAME, ip4: p.ip4, ip6: p.ip6, mtu: p.mtu, vlan: p.vlan, vni: p.vni })),
+      pods: n.pods.map((p, j) => ({
+        name: p.name,
+        node: n.name,
+        ns: podNames[i]![j]!,
+        ifname: POD_IFNAME,
+        ip4: p.ip4,
+        ip6: p.ip6,
+        mtu: p.mtu,
+        vlan: p.vlan,
+        vni: p.vni,
+      })),
     };
   });
 
@@ -699,7 +775,8 @@ export interface FeasibilityOptions extends LabPlanOptions {
 /** What keeps this machine from running any lab: not Linux, not root, tools missing. */
 export function hostRefusals(host: HostFacts): LabRefusal[] {
   const out: LabRefusal[] = [];
-  if (host.platform !== 'linux') out.push({ part: 'host', feature: null, reason: `live labs need Linux (network namespaces, veth, tc); this is ${host.platform}` });
+  if (host.platform !== 'linux')
+    out.push({ part: 'host', feature: null, reason: `live labs need Linux (network namespaces, veth, tc); this is ${host.platform}` });
   if (!host.root) out.push({ part: 'host', feature: null, reason: 'live labs need root (creating namespaces, links and qdiscs)' });
   for (const t of LAB_TOOLS) {
     if (host.tools[t] === null) out.push({ part: 'host', feature: null, reason: `${t} is not installed (apt-get install ${TOOL_PACKAGES[t]})` });
@@ -713,10 +790,15 @@ export function checkPlanFeasible(plan: LabPlan, host: HostFacts = probeHost()):
   for (const n of plan.needs) {
     if (host.kernel[n.kernel] !== false) continue;
     const piece = KERNEL_PIECES[n.kernel];
-    out.push({ part: n.part, feature: n.feature, reason: `needs ${piece.what} (${piece.config}), which this kernel does not have${host.kernelSource === null ? '' : ` (per ${host.kernelSource})`}` });
+    out.push({
+      part: n.part,
+      feature: n.feature,
+      reason: `needs ${piece.what} (${piece.config}), which this kernel does not have${host.kernelSource === null ? '' : ` (per ${host.kernelSource})`}`,
+    });
   }
   const jitter = plan.needs.find((n) => n.feature === 'jitter');
-  if (jitter !== undefined && !host.netemNormalDist) out.push({ part: jitter.part, feature: 'jitter', reason: "netem's normal distribution table (normal.dist, from iproute2) is not installed" });
+  if (jitter !== undefined && !host.netemNormalDist)
+    out.push({ part: jitter.part, feature: 'jitter', reason: "netem's normal distribution table (normal.dist, from iproute2) is not installed" });
   return out;
 }
 

@@ -90,7 +90,10 @@ function send(to: string, port: number, total: number, cport: number): void {
     while (written < total) {
       const n = Math.min(CHUNK.length, total - written);
       written += n;
-      if (!s.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) { s.once('drain', pump); return; }
+      if (!s.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
+        s.once('drain', pump);
+        return;
+      }
     }
     // All written: the receiver answers with its count once it has them all (or at our FIN, if it never does).
   };
@@ -100,7 +103,15 @@ function send(to: string, port: number, total: number, cport: number): void {
   });
   onTimeout = (seconds) => {
     void tcpInfo(cport).then((ss) => {
-      say({ event: 'timeout', message: `timed out after ${seconds} s`, bytes: total, written, connectNs: (connectedNs ?? t0) - t0, elapsedNs: connectedNs === null ? 0 : nowNs() - connectedNs, ss });
+      say({
+        event: 'timeout',
+        message: `timed out after ${seconds} s`,
+        bytes: total,
+        written,
+        connectNs: (connectedNs ?? t0) - t0,
+        elapsedNs: connectedNs === null ? 0 : nowNs() - connectedNs,
+        ss,
+      });
       process.exit(2);
     });
   };
@@ -115,7 +126,11 @@ function send(to: string, port: number, total: number, cport: number): void {
     const doneEpochNs = epochNs();
     s.off('data', onData);
     let delivered = -1;
-    try { delivered = Number((JSON.parse(reply.slice(0, nl)) as { bytes: unknown }).bytes); } catch { /* -1: unreadable */ }
+    try {
+      delivered = Number((JSON.parse(reply.slice(0, nl)) as { bytes: unknown }).bytes);
+    } catch {
+      /* -1: unreadable */
+    }
     // The connection is still established: its TCP_INFO is whole.
     void tcpInfo(cport).then((ss) => {
       say({ event: 'done', bytes: total, written, delivered, connectNs: (connectedNs ?? t0) - t0, elapsedNs: doneNs - (connectedNs ?? t0), doneEpochNs, ss });
@@ -131,8 +146,17 @@ function send(to: string, port: number, total: number, cport: number): void {
 
 function main(): void {
   const { values: v, positionals } = parseArgs({
-    args: process.argv.slice(2), allowPositionals: true, strict: true,
-    options: { to: { type: 'string' }, port: { type: 'string' }, bytes: { type: 'string' }, cport: { type: 'string' }, family: { type: 'string' }, timeout: { type: 'string' } },
+    args: process.argv.slice(2),
+    allowPositionals: true,
+    strict: true,
+    options: {
+      to: { type: 'string' },
+      port: { type: 'string' },
+      bytes: { type: 'string' },
+      cport: { type: 'string' },
+      family: { type: 'string' },
+      timeout: { type: 'string' },
+    },
   });
   const num = (x: string | undefined, what: string, min: number, max: number): number => {
     const n = Number(x);
@@ -143,13 +167,16 @@ function main(): void {
   setTimeout(() => onTimeout(timeout), timeout * 1000).unref();
   const port = num(v.port, 'port', 1, 65535);
   switch (positionals[0]) {
-    case 'tcp-recv': recv(port, v.family === '6' ? 6 : 4, v.bytes === undefined ? Infinity : num(v.bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER)); break;
+    case 'tcp-recv':
+      recv(port, v.family === '6' ? 6 : 4, v.bytes === undefined ? Infinity : num(v.bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER));
+      break;
     case 'tcp-send': {
       if (v.to === undefined) fail('--to expects an address');
       send(v.to, port, num(v.bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER), num(v.cport, 'cport', 1, 65535));
       break;
     }
-    default: fail('usage: probe.js tcp-recv --port P | tcp-send --to IP --port P --bytes N --cport C');
+    default:
+      fail('usage: probe.js tcp-recv --port P | tcp-send --to IP --port P --bytes N --cport C');
   }
 }
 

@@ -22,8 +22,22 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { basename, join } from 'node:path';
 import { probeHost, type HostFacts } from './host.js';
 import {
-  addAddress, addBridge, addRoute, addVeth, createNetns, deleteLink, deleteNetns, listAddresses, listLinks, listNetns,
-  netnsInode, run, setLinkUp, setMaster, spawnInNetns, type LinkInfo,
+  addAddress,
+  addBridge,
+  addRoute,
+  addVeth,
+  createNetns,
+  deleteLink,
+  deleteNetns,
+  listAddresses,
+  listLinks,
+  listNetns,
+  netnsInode,
+  run,
+  setLinkUp,
+  setMaster,
+  spawnInNetns,
+  type LinkInfo,
 } from './netns.js';
 import { LabRefusedError, checkPlanFeasible, isLabName, type LabNodePlan, type LabPlan } from './plan.js';
 
@@ -112,7 +126,9 @@ export function processAlive(pid: number, startTime: number): boolean {
 
 function cmdline(pid: number): string[] {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((x) => x !== '');
   } catch {
     return [];
   }
@@ -159,7 +175,10 @@ export class LabStore {
   readonly dir: string;
   readonly file: string;
 
-  constructor(readonly lab: string, labsDirectory?: string) {
+  constructor(
+    readonly lab: string,
+    labsDirectory?: string,
+  ) {
     if (!isLabName(lab)) throw new Error(`not a lab name: ${JSON.stringify(lab)}`);
     this.root = labsDir(labsDirectory);
     this.dir = join(this.root, lab);
@@ -206,12 +225,23 @@ export class LabStore {
     try {
       mkdirSync(this.dir);
     } catch (e: unknown) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`lab ${this.lab} is already up or was not taken down (state in ${this.dir}): take it down first (labDown / seine lab down ${this.lab})`);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new Error(
+          `lab ${this.lab} is already up or was not taken down (state in ${this.dir}): take it down first (labDown / seine lab down ${this.lab})`,
+        );
       throw e;
     }
     const s: LabState = {
-      version: 1, lab: this.lab, scenario: plan.scenario, createdAt: new Date().toISOString(), phase: 'building', upPid: process.pid,
-      plan, namespaces: [], links: [], processes: [],
+      version: 1,
+      lab: this.lab,
+      scenario: plan.scenario,
+      createdAt: new Date().toISOString(),
+      phase: 'building',
+      upPid: process.pid,
+      plan,
+      namespaces: [],
+      links: [],
+      processes: [],
     };
     this.write(s);
     return s;
@@ -252,10 +282,18 @@ export interface LabChild {
 export class LabHandle {
   constructor(readonly store: LabStore) {}
 
-  get lab(): string { return this.store.lab; }
-  get dir(): string { return this.store.dir; }
-  state(): LabState { return this.store.read(); }
-  get plan(): LabPlan { return this.store.read().plan; }
+  get lab(): string {
+    return this.store.lab;
+  }
+  get dir(): string {
+    return this.store.dir;
+  }
+  state(): LabState {
+    return this.store.read();
+  }
+  get plan(): LabPlan {
+    return this.store.read().plan;
+  }
 
   /** Starts `argv` inside namespace `ns` and records it before returning. */
   spawn(ns: string, argv: readonly string[], opts: LabSpawnOptions = {}): LabChild {
@@ -286,9 +324,17 @@ export class LabHandle {
     const startTime = processStartTime(pid);
     if (startTime === null) throw new Error(`process ${pid} is not running`);
     const record: RecordedProcess = {
-      pid, startTime, ns: info.ns ?? null, argv: info.argv ?? cmdline(pid), role: info.role ?? 'process', node: info.node ?? null, log: info.log ?? null,
+      pid,
+      startTime,
+      ns: info.ns ?? null,
+      argv: info.argv ?? cmdline(pid),
+      role: info.role ?? 'process',
+      node: info.node ?? null,
+      log: info.log ?? null,
     };
-    this.store.update((s) => { s.processes.push(record); });
+    this.store.update((s) => {
+      s.processes.push(record);
+    });
     return record;
   }
 
@@ -334,9 +380,10 @@ export class LabUpError extends Error {
     readonly teardownError: unknown,
   ) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    const after = teardownError === null
-      ? `the lab was taken down (${teardown === null ? 'nothing to remove' : summarize(teardown)})`
-      : `taking the lab down failed too: ${teardownError instanceof Error ? teardownError.message : String(teardownError)}`;
+    const after =
+      teardownError === null
+        ? `the lab was taken down (${teardown === null ? 'nothing to remove' : summarize(teardown)})`
+        : `taking the lab down failed too: ${teardownError instanceof Error ? teardownError.message : String(teardownError)}`;
     super(`lab ${lab}: ${step} failed: ${why}\n${after}`);
     this.name = 'LabUpError';
   }
@@ -354,7 +401,10 @@ export async function labUp(plan: LabPlan, hooks: LabHooks = {}, opts: LabUpOpti
   const present = new Set(await listNetns());
   const clash = plan.namespaces.filter((n) => present.has(n));
   if (clash.length > 0) {
-    throw new LabRefusedError(plan.lab, clash.map((n) => ({ part: 'lab', feature: null, reason: `namespace ${n} exists already (another lab, or one not taken down: labDown ${plan.lab})` })));
+    throw new LabRefusedError(
+      plan.lab,
+      clash.map((n) => ({ part: 'lab', feature: null, reason: `namespace ${n} exists already (another lab, or one not taken down: labDown ${plan.lab})` })),
+    );
   }
   const store = new LabStore(plan.lab, opts.dir);
   store.create(plan);
@@ -365,7 +415,9 @@ export async function labUp(plan: LabPlan, hooks: LabHooks = {}, opts: LabUpOpti
     step = `creating namespace ${u.ns}`;
     await createNamespace(store, { name: u.ns, role: 'underlay', node: null, pod: null });
     step = `creating bridge ${u.bridge} in ${u.ns}`;
-    store.update((s) => { s.links.push({ kind: 'bridge', ns: u.ns, name: u.bridge, peerNs: null, peer: null }); });
+    store.update((s) => {
+      s.links.push({ kind: 'bridge', ns: u.ns, name: u.bridge, peerNs: null, peer: null });
+    });
     await addBridge(u.ns, u.bridge, u.mtu);
     await setLinkUp(u.ns, u.bridge);
 
@@ -373,7 +425,9 @@ export async function labUp(plan: LabPlan, hooks: LabHooks = {}, opts: LabUpOpti
       step = `creating namespace ${n.ns} (node ${n.name})`;
       await createNamespace(store, { name: n.ns, role: 'node', node: n.name, pod: null });
       step = `creating veth ${n.uplink.dev}@${n.ns} – ${n.uplink.peer}@${u.ns} (node ${n.name})`;
-      store.update((s) => { s.links.push({ kind: 'veth', ns: n.ns, name: n.uplink.dev, peerNs: u.ns, peer: n.uplink.peer }); });
+      store.update((s) => {
+        s.links.push({ kind: 'veth', ns: n.ns, name: n.uplink.dev, peerNs: u.ns, peer: n.uplink.peer });
+      });
       await addVeth({ name: n.uplink.dev, ns: n.ns, peer: n.uplink.peer, peerNs: u.ns, mtu: n.uplink.mtu, gsoMaxSegs: n.uplink.gsoMaxSegs });
       step = `plugging ${n.uplink.peer} into ${u.bridge} (node ${n.name})`;
       await setMaster(u.ns, n.uplink.peer, u.bridge);
@@ -394,12 +448,16 @@ export async function labUp(plan: LabPlan, hooks: LabHooks = {}, opts: LabUpOpti
       }
     }
 
-    store.update((s) => { s.phase = 'hooks'; });
+    store.update((s) => {
+      s.phase = 'hooks';
+    });
     for (const n of plan.nodes) {
       step = `onNode hook for node ${n.name}`;
       await hooks.onNode?.(n, n.ns, handle);
     }
-    store.update((s) => { s.phase = 'up'; });
+    store.update((s) => {
+      s.phase = 'up';
+    });
     return handle;
   } catch (e: unknown) {
     let report: LabDownReport | null = null;
@@ -414,12 +472,17 @@ export async function labUp(plan: LabPlan, hooks: LabHooks = {}, opts: LabUpOpti
 }
 
 async function createNamespace(store: LabStore, ns: RecordedNamespace): Promise<void> {
-  store.update((s) => { s.namespaces.push(ns); });
+  store.update((s) => {
+    s.namespaces.push(ns);
+  });
   try {
     await createNetns(ns.name);
   } catch (e: unknown) {
     // Someone else's namespace of the same name appeared since we looked: it is not ours to delete.
-    if (e instanceof Error && /File exists/.test(e.message)) store.update((s) => { s.namespaces = s.namespaces.filter((x) => x.name !== ns.name); });
+    if (e instanceof Error && /File exists/.test(e.message))
+      store.update((s) => {
+        s.namespaces = s.namespaces.filter((x) => x.name !== ns.name);
+      });
     throw e;
   }
 }
@@ -450,7 +513,10 @@ export function summarize(r: LabDownReport): string {
 
 /** `labDown` removed only part of the lab; its state is kept for another try. */
 export class LabDownError extends Error {
-  constructor(readonly report: LabDownReport, readonly errors: string[]) {
+  constructor(
+    readonly report: LabDownReport,
+    readonly errors: string[],
+  ) {
     super(`lab ${report.lab} was not taken down entirely (${summarize(report)}):\n  ${errors.join('\n  ')}`);
     this.name = 'LabDownError';
   }
@@ -581,7 +647,9 @@ export async function labStatus(lab?: string, opts: { dir?: string } = {}): Prom
     let names: string[] = [];
     try {
       names = readdirSync(labsDir(opts.dir)).filter(isLabName);
-    } catch { /* no labs */ }
+    } catch {
+      /* no labs */
+    }
     const all = await Promise.all(names.map((n) => labStatus(n, opts)));
     return all.filter((s): s is LabStatus => s !== null);
   }

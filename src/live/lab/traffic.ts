@@ -57,8 +57,22 @@ export interface PingCommand {
 
 export function pingArgv(c: PingCommand): string[] {
   return [
-    'ping', '-n', `-${c.family}`, '-c', String(c.count), '-i', secs(c.intervalNs), '-s', String(Math.max(0, c.ipSize - l4Overhead(c.family))),
-    '-M', c.df ? 'do' : 'dont', '-e', String(c.ident), '-W', String(c.waitS), c.dst,
+    'ping',
+    '-n',
+    `-${c.family}`,
+    '-c',
+    String(c.count),
+    '-i',
+    secs(c.intervalNs),
+    '-s',
+    String(Math.max(0, c.ipSize - l4Overhead(c.family))),
+    '-M',
+    c.df ? 'do' : 'dont',
+    '-e',
+    String(c.ident),
+    '-W',
+    String(c.waitS),
+    c.dst,
   ];
 }
 
@@ -105,9 +119,13 @@ export function parsePing(stdout: string, stderr: string, self: string | null = 
       if (self !== null && m[1] === self) continue;
       const what = m[2]!;
       const mtu = /mtu\s*[=:]\s*(\d+)/i.exec(what);
-      if (/Frag needed/i.test(what)) { kinds.add('frag-needed'); if (mtu !== null) o.mtu = Number(mtu[1]); }
-      else if (/Packet too big/i.test(what)) { kinds.add('packet-too-big'); if (mtu !== null) o.mtu = Number(mtu[1]); }
-      else if (/Time to live exceeded|Time exceeded/i.test(what)) kinds.add('time-exceeded');
+      if (/Frag needed/i.test(what)) {
+        kinds.add('frag-needed');
+        if (mtu !== null) o.mtu = Number(mtu[1]);
+      } else if (/Packet too big/i.test(what)) {
+        kinds.add('packet-too-big');
+        if (mtu !== null) o.mtu = Number(mtu[1]);
+      } else if (/Time to live exceeded|Time exceeded/i.test(what)) kinds.add('time-exceeded');
       else if (/unreachable|Packet filtered/i.test(what)) kinds.add('dest-unreachable');
       continue;
     }
@@ -159,15 +177,39 @@ export function udpStreams(t: TrafficSpec): UdpStream[] {
   const out: UdpStream[] = [];
   for (const [ipSize, count] of counts) {
     const payload = Math.max(IPERF_MIN_PAYLOAD, ipSize - l4Overhead(t.family));
-    out.push({ ipSize, payload, count, bitrate: Math.max(1, Math.round((pps * count) / t.count * payload * 8)) });
+    out.push({ ipSize, payload, count, bitrate: Math.max(1, Math.round(((pps * count) / t.count) * payload * 8)) });
   }
   return out;
 }
 
-export function iperfUdpClientArgv(o: { dst: string; port: number; family: 4 | 6; stream: UdpStream; cport: number; df: boolean; connectTimeoutMs: number }): string[] {
+export function iperfUdpClientArgv(o: {
+  dst: string;
+  port: number;
+  family: 4 | 6;
+  stream: UdpStream;
+  cport: number;
+  df: boolean;
+  connectTimeoutMs: number;
+}): string[] {
   return [
-    'iperf3', '-c', o.dst, '-p', String(o.port), `-${o.family}`, '-u', '-b', String(o.stream.bitrate), '-l', String(o.stream.payload),
-    '-k', String(o.stream.count), '--cport', String(o.cport), '--connect-timeout', String(o.connectTimeoutMs), '-J',
+    'iperf3',
+    '-c',
+    o.dst,
+    '-p',
+    String(o.port),
+    `-${o.family}`,
+    '-u',
+    '-b',
+    String(o.stream.bitrate),
+    '-l',
+    String(o.stream.payload),
+    '-k',
+    String(o.stream.count),
+    '--cport',
+    String(o.cport),
+    '--connect-timeout',
+    String(o.connectTimeoutMs),
+    '-J',
     ...(o.df && o.family === 4 ? ['--dont-fragment'] : []),
   ];
 }
@@ -191,7 +233,13 @@ export interface IperfUdpOutcome {
   error: string | null;
 }
 
-interface IperfSum { packets?: number; lost_packets?: number; bytes?: number; seconds?: number; jitter_ms?: number }
+interface IperfSum {
+  packets?: number;
+  lost_packets?: number;
+  bytes?: number;
+  seconds?: number;
+  jitter_ms?: number;
+}
 
 /** Reads `iperf3 -c … -u -J` output; throws when it is not iperf3's JSON. */
 export function parseIperfUdp(json: string): IperfUdpOutcome {
@@ -204,8 +252,14 @@ export function parseIperfUdp(json: string): IperfUdpOutcome {
   const recvN = recv !== null ? Math.max(0, (recv.packets ?? 0) - (recv.lost_packets ?? 0)) : Math.max(0, sentN - (sent.lost_packets ?? sentN));
   const jitter = recv?.jitter_ms ?? sent.jitter_ms;
   return {
-    sent: sentN, sentBytes: sent.bytes ?? 0, received: recvN, receivedBytes: recv?.bytes ?? 0, lost: recv?.lost_packets ?? sent.lost_packets ?? 0,
-    jitterNs: jitter === undefined ? null : jitter * 1e6, seconds: sent.seconds ?? 0, error: d.error ?? null,
+    sent: sentN,
+    sentBytes: sent.bytes ?? 0,
+    received: recvN,
+    receivedBytes: recv?.bytes ?? 0,
+    lost: recv?.lost_packets ?? sent.lost_packets ?? 0,
+    jitterNs: jitter === undefined ? null : jitter * 1e6,
+    seconds: sent.seconds ?? 0,
+    error: d.error ?? null,
   };
 }
 
@@ -241,11 +295,16 @@ export function parseSsTcpInfo(text: string): TcpInfo {
   return {
     // ss's names, lowercase as the simulator's (ESTAB is "established" there).
     state: state === null ? null : state === 'ESTAB' ? 'established' : state.toLowerCase(),
-    mss: num(/\bmss:(\d+)/), pmtu: num(/\bpmtu:(\d+)/),
+    mss: num(/\bmss:(\d+)/),
+    pmtu: num(/\bpmtu:(\d+)/),
     retransmits: retrans === null ? 0 : Number(retrans[1]),
-    bytesSent: num(/\bbytes_sent:(\d+)/), bytesAcked: num(/\bbytes_acked:(\d+)/), bytesRetrans: num(/\bbytes_retrans:(\d+)/) ?? 0,
-    dataSegsOut: num(/\bdata_segs_out:(\d+)/), segsOut: num(/\bsegs_out:(\d+)/),
-    rttNs: rtt === null ? null : Math.round(rtt * 1e6), minRttNs: minrtt === null ? null : Math.round(minrtt * 1e6),
+    bytesSent: num(/\bbytes_sent:(\d+)/),
+    bytesAcked: num(/\bbytes_acked:(\d+)/),
+    bytesRetrans: num(/\bbytes_retrans:(\d+)/) ?? 0,
+    dataSegsOut: num(/\bdata_segs_out:(\d+)/),
+    segsOut: num(/\bsegs_out:(\d+)/),
+    rttNs: rtt === null ? null : Math.round(rtt * 1e6),
+    minRttNs: minrtt === null ? null : Math.round(minrtt * 1e6),
   };
 }
 
@@ -269,7 +328,9 @@ export function lastProbeLine(stdout: string): ProbeResult | null {
     try {
       const o = JSON.parse(lines[i]!) as ProbeResult;
       if (typeof o.event === 'string') return o;
-    } catch { /* not a probe line */ }
+    } catch {
+      /* not a probe line */
+    }
   }
   return null;
 }
@@ -287,7 +348,6 @@ export interface IperfDatagram {
   sentNs: number;
 }
 
-
 /**
  * Reads an iperf3 UDP datagram out of an Ethernet frame (IPv4 or IPv6, unfragmented or the first
  * fragment, which holds the UDP header and iperf3's: seconds, microseconds, sequence number); null for
@@ -297,7 +357,10 @@ export function iperfDatagramOf(b: Uint8Array): IperfDatagram | null {
   if (b.length < 14) return null;
   let et = rd16(b, 12);
   let ip = 14;
-  if (et === ETHERTYPE_VLAN && b.length >= 18) { et = rd16(b, 16); ip = 18; }
+  if (et === ETHERTYPE_VLAN && b.length >= 18) {
+    et = rd16(b, 16);
+    ip = 18;
+  }
   let udp: number;
   if (et === ETHERTYPE_IPV4) {
     if (b.length < ip + 20 || b[ip + 9] !== 17 || (rd16(b, ip + 6) & 0x1fff) !== 0) return null;

@@ -9,8 +9,22 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  checkTargets, formatBenchTable, METRICS, parseIperfTcp, parsePingRtts, parseProcStat, procCpuTicks, ratiosOf, spreadOf, svgChart,
-  type BenchReport, type BenchResult, type Datapath, type EspSetup, type Metric, type Spread,
+  checkTargets,
+  formatBenchTable,
+  METRICS,
+  parseIperfTcp,
+  parsePingRtts,
+  parseProcStat,
+  procCpuTicks,
+  ratiosOf,
+  spreadOf,
+  svgChart,
+  type BenchReport,
+  type BenchResult,
+  type Datapath,
+  type EspSetup,
+  type Metric,
+  type Spread,
 } from '../../../src/live/bench/results.js';
 
 test('spreadOf: median, min and max of the runs; min ≤ median ≤ max', () => {
@@ -18,10 +32,12 @@ test('spreadOf: median, min and max of the runs; min ≤ median ≤ max', () => 
   assert.deepEqual(spreadOf([4, 1, 2, 10]), { median: 3, min: 1, max: 10, runs: 4 });
   assert.equal(spreadOf([]).runs, 0);
   assert.ok(Number.isNaN(spreadOf([]).median));
-  fc.assert(fc.property(fc.array(fc.double({ noNaN: true, min: -1e9, max: 1e9 }), { minLength: 1, maxLength: 20 }), (xs) => {
-    const s = spreadOf(xs);
-    return s.min <= s.median && s.median <= s.max && s.min === Math.min(...xs) && s.max === Math.max(...xs);
-  }));
+  fc.assert(
+    fc.property(fc.array(fc.double({ noNaN: true, min: -1e9, max: 1e9 }), { minLength: 1, maxLength: 20 }), (xs) => {
+      const s = spreadOf(xs);
+      return s.min <= s.median && s.median <= s.max && s.min === Math.min(...xs) && s.max === Math.max(...xs);
+    }),
+  );
 });
 
 /** Runs a real iperf3 client against a real server on 127.0.0.1 (no root) and returns its -J output. */
@@ -53,12 +69,15 @@ test('parseIperfTcp reads what real iperf3 prints (1 and 4 streams): receiver by
 });
 
 test('iperf3 errors and empty results are errors, not zeros', () => {
-  assert.throws(() => parseIperfTcp('{"start":{},"intervals":[],"end":{},"error":"unable to connect to server: Connection refused"}'), /iperf3: unable to connect/);
+  assert.throws(
+    () => parseIperfTcp('{"start":{},"intervals":[],"end":{},"error":"unable to connect to server: Connection refused"}'),
+    /iperf3: unable to connect/,
+  );
   assert.throws(() => parseIperfTcp('{"end":{"sum_received":{"bytes":0,"seconds":1}}}'), /got nothing/);
   assert.throws(() => parseIperfTcp('iperf3: error - something'), /no JSON/);
 });
 
-test('parsePingRtts: the replies\' times (ms) out of iputils ping; too few replies is an error', () => {
+test("parsePingRtts: the replies' times (ms) out of iputils ping; too few replies is an error", () => {
   const out = [
     'PING 10.244.2.10 (10.244.2.10) 56(84) bytes of data.',
     '64 bytes from 10.244.2.10: icmp_seq=1 ttl=62 time=0.512 ms',
@@ -98,7 +117,18 @@ function fake(datapath: Datapath, esp: EspSetup, v: Partial<Record<Metric, numbe
   const r = { datapath, esp, tcp_gbps: 1, tcp4_gbps: 1, udp64_kpps: 100, udp1400_kpps: 50, rtt_ms: 0.5, cpu_s_per_gb: 10, ...v };
   for (const m of METRICS) spread[m] = { median: r[m], min: r[m] * 0.9, max: r[m] * 1.1, runs: 3 };
   spread.machine_cpu_s_per_gb = { median: 20, min: 19, max: 21, runs: 3 };
-  return { ...r, machine_cpu_s_per_gb: 20, cpu_source: 'test', udp64_offered_kpps: 300, udp1400_offered_kpps: 200, udp_method: 'test', udp_tool_cores: { udp64: { sender: 0.5, sink: 0.25 }, udp1400: { sender: 0.75, sink: 0.125 } }, udp_large_payload: 1400, heap_bytes_per_frame: datapath === 'seine' ? 0.5 : null, spread };
+  return {
+    ...r,
+    machine_cpu_s_per_gb: 20,
+    cpu_source: 'test',
+    udp64_offered_kpps: 300,
+    udp1400_offered_kpps: 200,
+    udp_method: 'test',
+    udp_tool_cores: { udp64: { sender: 0.5, sink: 0.25 }, udp1400: { sender: 0.75, sink: 0.125 } },
+    udp_large_payload: 1400,
+    heap_bytes_per_frame: datapath === 'seine' ? 0.5 : null,
+    spread,
+  };
 }
 
 const RESULTS = [
@@ -122,7 +152,11 @@ test('ratios: each setup against the plaintext kernel and OVS-netdev of the same
   assert.equal(by('TCP 1 stream: seine+aes'), false);
   assert.equal(by('ping RTT'), true);
   assert.equal(by('UDP 64-byte'), true);
-  assert.deepEqual(t.map((x) => x.stretch), [false, true, false, false, false], 'only the kernel ratio is a stretch goal');
+  assert.deepEqual(
+    t.map((x) => x.stretch),
+    [false, true, false, false, false],
+    'only the kernel ratio is a stretch goal',
+  );
   // Without OVS the targets against it are not measured (null), not failed.
   const noOvs = checkTargets(RESULTS.filter((x) => x.datapath !== 'ovs-netdev'));
   assert.equal(noOvs.filter((x) => x.ok === null).length, 4);
@@ -130,8 +164,11 @@ test('ratios: each setup against the plaintext kernel and OVS-netdev of the same
 });
 
 const REPORT: BenchReport = {
-  results: RESULTS, ratios: ratiosOf(RESULTS), targets: checkTargets(RESULTS),
-  machine: { cores: 2, kernel: '6.1', node: 'v20', cpu: 'test' }, settings: { duration_s: 10, runs: 3, pings: 20, commit: 'abc123' },
+  results: RESULTS,
+  ratios: ratiosOf(RESULTS),
+  targets: checkTargets(RESULTS),
+  machine: { cores: 2, kernel: '6.1', node: 'v20', cpu: 'test' },
+  settings: { duration_s: 10, runs: 3, pings: 20, commit: 'abc123' },
   skipped: [{ datapath: 'ovs-netdev', why: 'openvswitch-switch is not installed' }],
 };
 
@@ -148,20 +185,28 @@ test('the table: a row per setup with median [min-max], the ratios, the targets,
   assert.match(text, /seine: 300 at 64 bytes \(sender 0\.500, sink 0\.250\), 200 at 1400 bytes \(sender 0\.750, sink 0\.125\)/);
 });
 
-test('the SVG charts are well-formed XML (Python\'s parser) with a bar, a value and a label per setup', () => {
+test("the SVG charts are well-formed XML (Python's parser) with a bar, a value and a label per setup", () => {
   for (const m of METRICS) {
     const svg = svgChart(m, [...RESULTS, fake('seine', 'chacha20-poly1305', { tcp_gbps: NaN })]);
     assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
-    const py = spawnSync('/usr/bin/python3', ['-c', [
-      'import sys, xml.dom.minidom as x',
-      'd = x.parseString(sys.stdin.read())',
-      'print(len(d.getElementsByTagName("rect")) - 1)',
-      'print("|".join(t.firstChild.data for t in d.getElementsByTagName("text")))',
-    ].join('\n')], { input: svg, encoding: 'utf8' });
+    const py = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        [
+          'import sys, xml.dom.minidom as x',
+          'd = x.parseString(sys.stdin.read())',
+          'print(len(d.getElementsByTagName("rect")) - 1)',
+          'print("|".join(t.firstChild.data for t in d.getElementsByTagName("text")))',
+        ].join('\n'),
+      ],
+      { input: svg, encoding: 'utf8' },
+    );
     assert.equal(py.status, 0, py.stderr);
     const [bars, texts] = py.stdout.trim().split('\n');
     assert.equal(Number(bars), 5, `${m}: one bar per setup`);
-    for (const label of ['seine', 'kernel', 'ovs-netdev', '+aes-gcm-128', '+chacha20-poly1305', 'datapath and setup']) assert.ok(texts!.split('|').includes(label), `${m}: label ${label}`);
+    for (const label of ['seine', 'kernel', 'ovs-netdev', '+aes-gcm-128', '+chacha20-poly1305', 'datapath and setup'])
+      assert.ok(texts!.split('|').includes(label), `${m}: label ${label}`);
     assert.ok(texts!.includes('|' + (m === 'tcp_gbps' ? '3.00' : '')), `${m}: value labels`);
   }
   assert.match(svgChart('tcp_gbps', RESULTS), />Gbit\/s</, 'the y axis says the unit');

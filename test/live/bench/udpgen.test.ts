@@ -53,7 +53,8 @@ test('datagrams of another length than expected are counted apart; 1400-byte pay
 test('the sink counts what an independent sender sends (python3 socket.sendto)', { skip }, async () => {
   const sink = udpSink(null, '127.0.0.1', 0, 100);
   try {
-    const py = 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(2000):\n  s.sendto(bytes(100),("127.0.0.1",int(sys.argv[1])))\n  if i%100==99: time.sleep(0.002)\n';
+    const py =
+      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(2000):\n  s.sendto(bytes(100),("127.0.0.1",int(sys.argv[1])))\n  if i%100==99: time.sleep(0.002)\n';
     const p = spawn('/usr/bin/python3', ['-c', py, String(sink.port)], { stdio: 'inherit' });
     const code = await new Promise<number | null>((res) => p.once('close', res));
     assert.equal(code, 0);
@@ -95,16 +96,24 @@ test('at full rate the generator offers more than a rate-limited run and stops a
   }
 });
 
-test('the scripts as the bench runs them: the sink says ready, counts the sender\'s datagrams, reports when stdin ends', { skip }, async () => {
-  const sink = spawn(process.execPath, [UDPGEN_SCRIPT, 'sink', '--addr', '127.0.0.1', '--port', '0', '--len', '64', '--max-seconds', '30'], { stdio: ['pipe', 'pipe', 'inherit'] });
+test("the scripts as the bench runs them: the sink says ready, counts the sender's datagrams, reports when stdin ends", { skip }, async () => {
+  const sink = spawn(process.execPath, [UDPGEN_SCRIPT, 'sink', '--addr', '127.0.0.1', '--port', '0', '--len', '64', '--max-seconds', '30'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let out = '';
-  sink.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  sink.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
   const closed = new Promise<number | null>((res) => sink.once('close', res));
   try {
     for (let i = 0; i < 500 && !out.includes('\n'); i++) await sleep(10);
     const ready = JSON.parse(out.split('\n')[0]!) as { ready: number };
     assert.ok(ready.ready > 0);
-    const send = spawnSync(process.execPath, [UDPGEN_SCRIPT, 'send', '--to', '127.0.0.1', '--port', String(ready.ready), '--len', '64', '--rate', '50000', '--count', '3000', '--seconds', '10'], { encoding: 'utf8', timeout: 20_000 });
+    const send = spawnSync(
+      process.execPath,
+      [UDPGEN_SCRIPT, 'send', '--to', '127.0.0.1', '--port', String(ready.ready), '--len', '64', '--rate', '50000', '--count', '3000', '--seconds', '10'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.equal(send.status, 0, send.stderr);
     const s = JSON.parse(send.stdout) as UdpSendReport;
     assert.equal(s.sent, 3000);
