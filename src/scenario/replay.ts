@@ -15,7 +15,7 @@ import { rd16 } from '../wire/bytes.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from '../wire/ethernet.js';
 import { readRegularFile } from './file.js';
 
-/** The largest capture a replay reads (scenario.ts `SCENARIO_LIMITS.replayBytes`). */
+/** The largest capture a replay reads (limits.ts `SCENARIO_LIMITS.replayBytes`). */
 export const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
 
 /** LINKTYPE_IPV4 and LINKTYPE_IPV6: raw IP of one version. */

@@ -40,10 +40,14 @@
  * deadline with a generation number (a stale event finds a different generation and does nothing).
  * Everything is deterministic: initial sequence numbers come from `sim.rng`.
  */
+import type { PacketBuf } from '../packet/buf.js';
 import { wr16, wr32 } from '../wire/bytes.js';
+import { IPPROTO_TCP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
+import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import type { SimTask } from './engine.js';
-import type { Addr, SimHost } from './host.js';
+import type { Addr } from './addr.js';
+import type { HostStack } from './stack.js';
 
 /** The receive window every endpoint advertises (no window scaling). */
 export const TCP_WINDOW = 65535;
@@ -105,18 +109,37 @@ function writeHeader(b: Uint8Array, l4: number, sport: number, dport: number, se
   }
 }
 
+/**
+ * A packet for a TCP segment of `tcpLen` bytes to `dst`, its IP header written and `l4` set; null when the
+ * pool is empty or it is larger than the interface MTU.
+ */
+function tcpPacket(host: HostStack, dst: Addr, tcpLen: number, df: boolean): PacketBuf | null {
+  const ipLen = tcpLen + (dst.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN);
+  if (ipLen > host.mtu) return null;
+  const p = host.allocIp(ipLen);
+  if (p === null) return null;
+  p.l4 = host.ipHeader(p, dst, IPPROTO_TCP, ipLen, df);
+  return p;
+}
+
+/** Fills the checksum of the segment `tcpPacket` gave and sends it. */
+function tcpTransmit(host: HostStack, p: PacketBuf, dst: Addr, tcpLen: number): void {
+  host.fillL4Checksum(p, dst.family, p.l4, tcpLen, IPPROTO_TCP);
+  host.route(p, dst.family, dst.v4, dst.v6, 0);
+}
+
 /** Sends a segment without payload (SYN, ACK, FIN, RST); false when the pool was empty. */
-function sendControl(host: SimHost, remote: Addr, sport: number, dport: number, seq: number, ack: number, flags: number, mss: number, df: boolean): boolean {
+function sendControl(host: HostStack, remote: Addr, sport: number, dport: number, seq: number, ack: number, flags: number, mss: number, df: boolean): boolean {
   const tcpLen = mss >= 0 ? TCP_HEADER_LEN + 4 : TCP_HEADER_LEN;
-  const p = host.tcpPacket(remote, tcpLen, df);
+  const p = tcpPacket(host, remote, tcpLen, df);
   if (p === null) return false;
   writeHeader(p.data, p.l4, sport, dport, seq, ack, flags, mss);
-  host.tcpTransmit(p, remote, tcpLen);
+  tcpTransmit(host, p, remote, tcpLen);
   return true;
 }
 
 /** @internal the RST answering a segment of no connection (RFC 9293 §3.10.7.1). */
-export function sendReset(host: SimHost, remote: Addr, localPort: number, remotePort: number, flags: number, seq: number, ack: number, segLen: number): void {
+export function sendReset(host: HostStack, remote: Addr, localPort: number, remotePort: number, flags: number, seq: number, ack: number, segLen: number): void {
   if ((flags & TCP_ACK) !== 0) sendControl(host, remote, localPort, remotePort, ack, 0, TCP_RST, -1, false);
   else sendControl(host, remote, localPort, remotePort, 0, seq + segLen, TCP_RST | TCP_ACK, -1, false);
 }
@@ -245,7 +268,7 @@ export class TcpFlow implements SimTask, TcpEndpoint {
   private pumping = false;
 
   constructor(
-    private readonly host: SimHost,
+    private readonly host: HostStack,
     readonly remote: Addr,
     localPort: number,
     opts: TcpSendOptions,
@@ -494,7 +517,7 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     }
     if (end > this.max) this.max = end;
     const tcpLen = TCP_HEADER_LEN + len;
-    const p = host.tcpPacket(this.remote, tcpLen, this.df);
+    const p = tcpPacket(host, this.remote, tcpLen, this.df);
     if (p === null) return;
     const b = p.data;
     const l4 = p.l4;
@@ -504,7 +527,7 @@ export class TcpFlow implements SimTask, TcpEndpoint {
     const pl = l4 + TCP_HEADER_LEN;
     const first = off - 1;
     for (let k = 0; k < len; k++) b[pl + k] = tcpPayloadByte(first + k);
-    host.tcpTransmit(p, this.remote, tcpLen);
+    tcpTransmit(host, p, this.remote, tcpLen);
   }
 
   private sendAck(): void {
@@ -628,7 +651,7 @@ export class TcpConnection implements TcpEndpoint {
   private readonly ends: number[] = [];
 
   constructor(
-    private readonly host: SimHost,
+    private readonly host: HostStack,
     private readonly listener: TcpListener,
     readonly remote: Addr,
     readonly localPort: number,
@@ -778,7 +801,7 @@ export class TcpListener {
   readonly connections: TcpConnection[] = [];
 
   constructor(
-    private readonly host: SimHost,
+    private readonly host: HostStack,
     readonly port: number,
   ) {}
 

@@ -1,0 +1,77 @@
+/**
+ * Addresses and prefixes as the scenario loader checks them: any family as a bigint, so one comparison
+ * serves IPv4 and IPv6 (inside a podCIDR, overlapping podCIDRs, the next free address).
+ */
+import type { TunnelMode } from '../overlay/tunnel.js';
+import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
+import type { Reader, V } from './reader.js';
+import type { PodSpec } from './types.js';
+
+export interface Cidr {
+  family: 4 | 6;
+  /** The network as a bigint (128 bits for IPv6). */
+  net: bigint;
+  prefix: number;
+  text: string;
+}
+
+/** An IPv4 or IPv6 address as a number (a bigint: 128 bits for IPv6), or null when it is neither. */
+export function ipBig(s: string): { family: 4 | 6; n: bigint } | null {
+  const v4 = ipv4FromString(s);
+  if (v4 !== null) return { family: 4, n: BigInt(v4 >>> 0) };
+  const v6 = ipv6FromString(s);
+  if (v6 === null) return null;
+  let n = 0n;
+  for (const b of v6) n = (n << 8n) | BigInt(b);
+  return { family: 6, n };
+}
+
+export function ipText(family: 4 | 6, n: bigint): string {
+  if (family === 4) return ipv4ToString(Number(n));
+  const b = new Uint8Array(16);
+  for (let i = 15; i >= 0; i--) {
+    b[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return ipv6ToString(b);
+}
+
+export const bits = (f: 4 | 6): number => (f === 4 ? 32 : 128);
+
+export function inCidr(c: Cidr, family: 4 | 6, n: bigint): boolean {
+  if (family !== c.family) return false;
+  const shift = BigInt(bits(family) - c.prefix);
+  return n >> shift === c.net >> shift;
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const p = BigInt(bits(a.family) - Math.min(a.prefix, b.prefix));
+  return a.net >> p === b.net >> p;
+}
+
+/** A podCIDR of either family, host bits zero. */
+export function parseCidr(r: Reader, v: V): Cidr {
+  const s = r.str(v, 'a CIDR such as 10.244.1.0/24');
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s.trim());
+  const a = m === null ? null : ipBig(m[1]!);
+  if (m === null || a === null) r.fail(v, 'a CIDR such as 10.244.1.0/24 or fd00:10:244:1::/64');
+  const prefix = Number(m[2]);
+  if (prefix > bits(a.family)) r.fail(v, `a prefix length in 0-${bits(a.family)}`);
+  const host = (1n << BigInt(bits(a.family) - prefix)) - 1n;
+  if ((a.n & host) !== 0n) r.fail(v, `a network address with the host bits zero (${ipText(a.family, a.n & ~host)}/${prefix})`);
+  return { family: a.family, net: a.n, prefix, text: `${ipText(a.family, a.n)}/${prefix}` };
+}
+
+export function addrKey(mode: TunnelMode, pod: PodSpec, ip: string): string {
+  // Pods on different l2 segments (VNI, VLAN) may reuse addresses: that is what tenants do.
+  return mode === 'l2' ? `${pod.vni}/${pod.vlan ?? 0}/${ip}` : ip;
+}
+
+/** Takes `ip` for `pod`: refused when another pod (on the same segment in l2 mode) has it. */
+export function claim(r: Reader, addrs: Map<string, string>, mode: TunnelMode, pod: PodSpec, ip: string, v: V): void {
+  const k = addrKey(mode, pod, ip);
+  const prev = addrs.get(k);
+  if (prev !== undefined) r.fail(v, `a unique address (${prev} has it)`, ip);
+  addrs.set(k, v.path);
+}
