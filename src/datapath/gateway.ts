@@ -292,6 +292,33 @@ export class Gateway {
     this.neigh4Ips.push(ip);
   }
 
+  /**
+   * Removes a static neighbour (a pod that left); false when there was none. The last IPv4 entry moves
+   * into the freed slot, so the tables stay dense: routing reads a neighbour's MAC bytes by index.
+   */
+  removeNeighbor(ip: string): boolean {
+    const v4 = ipv4FromString(ip);
+    if (v4 === null) {
+      const v6 = ipv6FromString(ip);
+      if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
+      return this.neigh6.delete(v6);
+    }
+    const i = this.neigh4.get(v4);
+    if (i < 0) return false;
+    const last = this.neighMacs.length - 1;
+    if (i !== last) {
+      const movedIp = this.neigh4Ips[last]!;
+      this.neighMacs[i] = this.neighMacs[last]!;
+      this.neigh4Ips[i] = movedIp;
+      this.neighMacBytes.copyWithin(6 * i, 6 * last, 6 * last + 6);
+      this.neigh4.set(movedIp, i);
+    }
+    this.neighMacs.pop();
+    this.neigh4Ips.pop();
+    this.neigh4.delete(v4);
+    return true;
+  }
+
   /** Routes `prefix` (another node's podCIDR) to a tunnel port and VTEP. */
   addRoute(prefix: string, target: RouteTarget): void {
     const p = parsePrefix(prefix, 'route');
