@@ -328,6 +328,10 @@ export class Agent {
    * there too (as `configureKernel` gives the config's pods). A failure leaves nothing behind.
    */
   private async plugPod(pod: NodePodConfig, at: PodPlacement): Promise<void> {
+    // A CNI pod expects its node to route what the overlay does not carry (see Gateway.defaultToHost);
+    // a lab's pods, made from the config, keep the simulator's NoRoute.
+    const gw = this.nd.bridge.gateway;
+    if (gw !== null && gw.hostMac !== null) gw.defaultToHost = true;
     const d = this.openTap(pod.name, at.ifname, at.netns, pod.mac, pod.mtu);
     try {
       attachPod(this.nd, pod, this.wrapDevice(pod.name, d), this.cfg.node.gateway);

@@ -111,6 +111,8 @@ export async function cniLab(rig: Rig, count: number): Promise<CniNode[]> {
     await rig.veth({ ns, name: 'eth0' }, { ns: under, name: `n${i}` }, 1500);
     await rig.run(under, ['ip', 'link', 'set', `n${i}`, 'master', 'br0']);
     await rig.run(ns, ['ip', 'addr', 'add', `172.31.0.${i}/24`, 'dev', 'eth0']);
+    // A node routes for its pods (a Kubernetes node does: kubelet and kube-proxy need it too).
+    await rig.run(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     const dir = join(rig.dir, `node${i}`);
     nodes.push({
       name: `node${i}`,
