@@ -51,7 +51,7 @@ interface Parsed {
 }
 
 /** Parses and checks stdin's configuration (after VERSION, which takes any). */
-function parseConfig(stdin: string, command: Command): Parsed {
+function parseConfig(stdin: string, command: Command, onVersion: (v: string) => void): Parsed {
   let doc: unknown;
   try {
     doc = JSON.parse(stdin);
@@ -65,6 +65,8 @@ function parseConfig(stdin: string, command: Command): Parsed {
   if (typeof v !== 'string') throw new CniError(CniCode.InvalidConfig, 'cniVersion: missing (a string such as "1.1.0")');
   if (!(CNI_SUPPORTED_VERSIONS as readonly string[]).includes(v))
     throw new CniError(CniCode.IncompatibleVersion, `cniVersion "${v}" is not supported (supported: ${CNI_SUPPORTED_VERSIONS.join(', ')})`);
+  // From here on errors answer in the configuration's own version.
+  onVersion(v);
   const bad = (key: string, what: string): never => {
     throw new CniError(CniCode.InvalidConfig, `${key}: ${what}`);
   };
@@ -138,8 +140,9 @@ export async function runPlugin(env: Env, stdin: string, ask: AgentAsk = askAgen
       const cniVersion = typeof asked === 'string' && (CNI_SUPPORTED_VERSIONS as readonly string[]).includes(asked) ? asked : CNI_SPEC_VERSION;
       return { stdout: `${JSON.stringify({ cniVersion, supportedVersions: CNI_SUPPORTED_VERSIONS })}\n`, code: 0 };
     }
-    const parsed = parseConfig(stdin, command);
-    version = parsed.version;
+    const parsed = parseConfig(stdin, command, (v) => {
+      version = v;
+    });
     const req: CniRequest = { command, ...checkEnv(env, command), config: parsed.config };
     const sock = (parsed.config['agentSocket'] as string | undefined) ?? DEFAULT_AGENT_SOCKET;
     const timeoutMs = (parsed.config['agentTimeoutMs'] as number | undefined) ?? DEFAULT_AGENT_TIMEOUT_MS;
