@@ -23,6 +23,7 @@ import { espBenches, espNativeBenches } from './esp.js';
 import { simBenches } from './sim.js';
 import { gsoBenches } from './gso.js';
 import { superframeBenches } from './superframe.js';
+import { cniBenches } from './cni.js';
 
 const all: BenchEntry[] = [
   ...wireBenches(),
@@ -34,6 +35,7 @@ const all: BenchEntry[] = [
   ...gsoBenches(),
   ...simBenches(),
   ...superframeBenches(),
+  ...cniBenches(),
 ];
 
 interface ChildResult {

@@ -304,6 +304,12 @@ export class Bridge {
     this.gw.addNeighbor(ip, mac);
   }
 
+  /** Removes a static neighbour of the gateway (a pod detached at run time); false when there was none. */
+  removeNeighbor(ip: string): boolean {
+    if (this.gw === null) throw new RangeError(`bridge ${this.name}: neighbours need a gateway (addGateway first)`);
+    return this.gw.removeNeighbor(ip);
+  }
+
   /** A static MAC entry; the port must carry the segment (a tunnel: map it to a VNI; give the VTEP as `vtep`). */
   addStaticMac(segment: number, mac: number, port: Port | string, vtep?: string): void {
     const p = this.port(port);

@@ -212,6 +212,13 @@ export class Gateway {
    */
   hostMac: number | null = null;
   /**
+   * With a host stack: what a pod sends to an address that is neither a pod's nor routed through a tunnel
+   * goes to the node's stack, which routes it on (the node's underlay, the world, a port published with
+   * DNAT answering its client), as antrea-gw0 is the pods' way out. Off, such packets are `NoRoute` (the
+   * simulator's overlay has nothing beyond it). Packets from a tunnel never take it: no transit.
+   */
+  defaultToHost = false;
+  /**
    * The time (ns) of the batch being routed, set by the bridge before it hands frames over (only
    * neighbour solicitations use it). A field, not an argument of `handle`: a time in ns is a double, and
    * handing one to a call V8 did not inline boxes it — 16 bytes of heap per packet per call.
@@ -290,6 +297,33 @@ export class Gateway {
     }
     this.neigh4.set(ip, this.neighMacs.push(mac) - 1);
     this.neigh4Ips.push(ip);
+  }
+
+  /**
+   * Removes a static neighbour (a pod that left); false when there was none. The last IPv4 entry moves
+   * into the freed slot, so the tables stay dense: routing reads a neighbour's MAC bytes by index.
+   */
+  removeNeighbor(ip: string): boolean {
+    const v4 = ipv4FromString(ip);
+    if (v4 === null) {
+      const v6 = ipv6FromString(ip);
+      if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
+      return this.neigh6.delete(v6);
+    }
+    const i = this.neigh4.get(v4);
+    if (i < 0) return false;
+    const last = this.neighMacs.length - 1;
+    if (i !== last) {
+      const movedIp = this.neigh4Ips[last]!;
+      this.neighMacs[i] = this.neighMacs[last]!;
+      this.neigh4Ips[i] = movedIp;
+      this.neighMacBytes.copyWithin(6 * i, 6 * last, 6 * last + 6);
+      this.neigh4.set(movedIp, i);
+    }
+    this.neighMacs.pop();
+    this.neigh4Ips.pop();
+    this.neigh4.delete(v4);
+    return true;
   }
 
   /** Routes `prefix` (another node's podCIDR) to a tunnel port and VTEP. */
@@ -406,6 +440,7 @@ export class Gateway {
       return GatewayVerdict.Switch;
     }
     const t = fromTunnel ? undefined : this.routes4.lookup(dst);
+    if (t === undefined && this.defaultToHost && !fromTunnel && this.hostMac !== null) return this.toHost(p);
     if (t === undefined) {
       if (p.traced) this.lastDetail = { dst: ipv4ToString(dst), route: fromTunnel ? 'none (no transit between tunnels)' : 'none' };
       return -DropReason.NoRoute;
@@ -488,6 +523,7 @@ export class Gateway {
       return GatewayVerdict.Switch;
     }
     const t = p.tunVtep >= 0 ? undefined : this.routes6.lookup(b, ip + 24);
+    if (t === undefined && this.defaultToHost && p.tunVtep < 0 && this.hostMac !== null) return this.toHost(p);
     if (t === undefined) {
       if (p.traced) this.lastDetail = { dst: ipv6ToString(b, ip + 24), route: 'none' };
       return -DropReason.NoRoute;

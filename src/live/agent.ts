@@ -24,14 +24,16 @@ import { writeFileSync } from 'node:fs';
 import type { Device } from '../datapath/device.js';
 import type { Clock } from '../datapath/bridge.js';
 import { ObservedDevice, PcapngCapture } from '../datapath/observe.js';
-import { applyPeers, buildNode, type NodeDatapath } from '../node/build.js';
-import type { NodePeerConfig } from '../node/config.js';
+import { applyPeers, attachPod, buildNode, detachPod, type NodeDatapath } from '../node/build.js';
+import type { NodePeerConfig, NodePodConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
 import { GsoStats } from '../packet/gso.js';
 import { SeqJournal } from '../esp/journal.js';
 import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
+import { loadAgentConfig, type AgentConfig, type PodPlacement } from './config.js';
+import { type CniHost, CniService } from './cni-agent.js';
+import type { CniRequest } from './cni-spec.js';
 import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
 import { type DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
 import { ip, run } from './lab/netns.js';
@@ -98,6 +100,8 @@ export class Agent {
   private readonly heap = new HeapMeter();
   private readonly tapOffloads: Record<string, { tso: boolean; uso: boolean }> = {};
   private readonly under: TunnelSocketDevice;
+  /** The CNI's pods (live/cni-agent.ts), attached and detached at run time. */
+  readonly cni: CniService;
 
   private constructor(
     readonly cfg: AgentConfig,
@@ -109,12 +113,7 @@ export class Agent {
     // datagram up to 65,535 bytes behind the outer headers the device rebuilds: 64 KiB + 128 hold both.
     const small = Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128));
     this.pool = new PacketPool({ count: cfg.buffers, frameCapacity: cfg.offloads ? Math.max(small, 65536 + 128) : small });
-    const wrap = (port: string, d: LiveDevice): Device => {
-      this.devices.set(port, d);
-      const o = new ObservedDevice(d, CAPTURE_CLOCK, null, null);
-      this.observed.set(port, o);
-      return o;
-    };
+    const wrap = (port: string, d: LiveDevice): Device => this.wrapDevice(port, d);
     // The devices first (any failure closes what was opened), then the bridge around them.
     const opened: LiveDevice[] = [];
     try {
@@ -178,7 +177,17 @@ export class Agent {
       capture: (req, conn) => this.capture(req, conn),
       trace: (req, conn) => this.trace(req, conn),
       stats: () => ({ snapshot: this.snapshot() }),
+      cni: (req) => this.cni.handle(req as unknown as CniRequest),
     });
+    this.cni = new CniService(this.cniHost(), cfg.cniState, log);
+  }
+
+  /** Registers a live device under its port name, behind the observation wrapper captures hook into. */
+  private wrapDevice(port: string, d: LiveDevice): Device {
+    this.devices.set(port, d);
+    const o = new ObservedDevice(d, CAPTURE_CLOCK, null, null);
+    this.observed.set(port, o);
+    return o;
   }
 
   private openTap(port: string, ifname: string, netns: string | null, mac: string, mtu: number): TapDevice {
@@ -226,6 +235,7 @@ export class Agent {
     const a = new Agent(cfg, native, log);
     try {
       await a.configureKernel();
+      await a.cni.restore();
       await a.control.listen();
       if (cfg.metrics !== null) {
         const reg = agentRegistry(cfg.node.name, () => a.snapshot());
@@ -297,6 +307,68 @@ export class Agent {
         await ip(['neigh', 'del', via, 'dev', tap], ns).catch(() => undefined);
       }
     }
+  }
+
+  // ---- pods at run time (the CNI: live/cni-agent.ts) ---------------------------------------------------
+
+  private cniHost(): CniHost {
+    return {
+      node: this.cfg.node,
+      underlayMtu: this.cfg.underlayMtu,
+      plugPod: (pod, at) => this.plugPod(pod, at),
+      unplugPod: (pod, removeTap) => this.unplugPod(pod, removeTap),
+      podAttached: (name) => this.nd.pods.has(name),
+      underlayUp: () => this.under.linkUp,
+    };
+  }
+
+  /**
+   * Plugs a pod in at run time: its TAP (persistent; an existing one is taken over), its bridge port with
+   * its addresses as the gateway's neighbours, and, with a stack of the node's own, a static neighbour
+   * there too (as `configureKernel` gives the config's pods). A failure leaves nothing behind.
+   */
+  private async plugPod(pod: NodePodConfig, at: PodPlacement): Promise<void> {
+    // A CNI pod expects its node to route what the overlay does not carry (see Gateway.defaultToHost);
+    // a lab's pods, made from the config, keep the simulator's NoRoute.
+    const gw = this.nd.bridge.gateway;
+    if (gw !== null && gw.hostMac !== null) gw.defaultToHost = true;
+    const d = this.openTap(pod.name, at.ifname, at.netns, pod.mac, pod.mtu);
+    try {
+      attachPod(this.nd, pod, this.wrapDevice(pod.name, d), this.cfg.node.gateway);
+      d.start();
+      if (this.cfg.node.stack !== null && pod.ip4 !== null)
+        await ip(['neigh', 'replace', pod.ip4, 'lladdr', pod.mac, 'dev', this.cfg.hostTap, 'nud', 'permanent'], this.cfg.netns);
+    } catch (e) {
+      detachPod(this.nd, pod);
+      this.forgetDevice(pod.name);
+      this.native.tapSetPersist(d.fd, false);
+      d.close();
+      throw e;
+    }
+  }
+
+  /** Unplugs a pod: its port, neighbours and MAC entries; its TAP too when `removeTap` (not persistent any more, closed). */
+  private async unplugPod(pod: NodePodConfig, removeTap: boolean): Promise<void> {
+    detachPod(this.nd, pod);
+    const d = this.devices.get(pod.name);
+    this.forgetDevice(pod.name);
+    if (d instanceof TapDevice) {
+      if (removeTap) {
+        try {
+          this.native.tapSetPersist(d.fd, false);
+        } catch (e) {
+          this.log.warn('TUNSETPERSIST off refused; the TAP stays', { port: pod.name, error: e instanceof Error ? e.message : String(e) });
+        }
+      }
+      d.close();
+    }
+    if (this.cfg.node.stack !== null && pod.ip4 !== null) await ip(['neigh', 'del', pod.ip4, 'dev', this.cfg.hostTap], this.cfg.netns).catch(() => undefined);
+  }
+
+  private forgetDevice(port: string): void {
+    this.devices.delete(port);
+    this.observed.delete(port);
+    delete this.tapOffloads[port];
   }
 
   // ---- operations ---------------------------------------------------------------------------------------

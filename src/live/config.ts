@@ -28,6 +28,8 @@
  * underlayMtu: 1500               # the underlay's MTU (what the tunnel's packets may be; default 1500)
  * offloads: true                  # super-frames: TSO/USO on the TAPs, UDP GSO/GRO on the tunnel sockets (default true)
  * buffers: 1024                    # packet buffers (default 1024 with offloads, of 64 KiB each; 4096 without)
+ * cniState: /var/lib/seine/cni/node1   # where the CNI's attachments are kept (default /var/lib/seine/cni/NODE);
+ *                                  # relative to this file
  * ```
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -58,6 +60,8 @@ export interface AgentConfig {
   /** Super-frames end to end: TSO/USO on the TAPs (64 KiB buffers), UDP_SEGMENT/UDP_GRO on the tunnel's sockets. */
   offloads: boolean;
   buffers: number;
+  /** The directory of the CNI's attachments (live/cni-state.ts), absolute. */
+  cniState: string;
 }
 
 export class ConfigError extends Error {
@@ -266,7 +270,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   const o = c.obj(
     parseDoc(text, file),
     '',
-    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers'],
+    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers', 'cniState'],
     ['node', 'control'],
   );
   const offloads = o['offloads'] === undefined ? true : c.bool(o['offloads'], 'offloads');
@@ -305,6 +309,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     offloads,
     // With offloads a buffer holds a 64 KiB super-frame: fewer of them (1024 × 64 KiB is 66 MiB).
     buffers: o['buffers'] === undefined ? (offloads ? 1024 : 4096) : c.int(o['buffers'], 'buffers', 256, 1 << 20),
+    cniState: o['cniState'] === undefined ? `/var/lib/seine/cni/${node.name}` : resolve(dirname(file), c.str(o['cniState'], 'cniState', 'a directory name')),
   };
   if (peersFile !== null) cfg.node = { ...node, peers: loadPeers(peersFile, node.name) };
   return cfg;

@@ -163,15 +163,7 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
   const tunnel = bridge.tunnel(tunnelPort);
   for (const m of cfg.vniSegments) tunnel.mapVni(m.vni, m.segment);
   const pods = new Map<string, Port>();
-  for (const p of cfg.pods) {
-    const port = bridge.addPort(p.name, env.pod(p), { ...(p.segment !== 0 ? { vlan: p.segment } : {}), mtu: p.mtu });
-    pods.set(p.name, port);
-    if (g !== null) {
-      const m = mac(p.mac, name, `pod ${p.name} mac`);
-      if (g.ipv4 !== null && p.ip4 !== null) bridge.addNeighbor(p.ip4, m);
-      if (g.ipv6 !== null && p.ip6 !== null) bridge.addNeighbor(p.ip6, m);
-    }
-  }
+  for (const p of cfg.pods) plugPod(bridge, pods, name, g, p, env.pod(p));
   let stack: Port | null = null;
   if (cfg.stack !== null) {
     // As antrea-gw0 on the host side: the stack shares the gateway's addresses (the gateway answers ARP,
@@ -202,6 +194,55 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     attach(nd, p);
   }
   return nd;
+}
+
+/** A pod's port on its segment and, routed, its addresses as the gateway's static neighbours. */
+function plugPod(bridge: Bridge, pods: Map<string, Port>, node: string, g: NodeConfig['gateway'], p: NodePodConfig, device: Device): Port {
+  if (pods.has(p.name)) throw new RangeError(`node ${node}: pod ${p.name} is already attached`);
+  const m = mac(p.mac, node, `pod ${p.name} mac`);
+  const port = bridge.addPort(p.name, device, { ...(p.segment !== 0 ? { vlan: p.segment } : {}), mtu: p.mtu });
+  try {
+    if (g !== null) {
+      if (g.ipv4 !== null && p.ip4 !== null) bridge.addNeighbor(p.ip4, m);
+      if (g.ipv6 !== null && p.ip6 !== null) bridge.addNeighbor(p.ip6, m);
+    }
+  } catch (e) {
+    unplugPod(bridge, p, port);
+    throw e;
+  }
+  pods.set(p.name, port);
+  return port;
+}
+
+function unplugPod(bridge: Bridge, p: NodePodConfig, port: Port): void {
+  if (bridge.gateway !== null) {
+    if (p.ip4 !== null) bridge.removeNeighbor(p.ip4);
+    if (p.ip6 !== null) bridge.removeNeighbor(p.ip6);
+  }
+  // Its MAC entries go with the port (learned and static), so nothing is switched to it any more.
+  bridge.removePort(port);
+}
+
+/**
+ * Attaches a pod at run time (a CNI ADD): its port on `device`, and in routed mode its addresses as the
+ * gateway's static neighbours, as `buildNode` does for the pods of the config. A refused pod leaves
+ * nothing behind. The config of the node is not changed: the caller keeps its pods.
+ */
+export function attachPod(nd: NodeDatapath, pod: NodePodConfig, device: Device, gateway: NodeConfig['gateway']): Port {
+  return plugPod(nd.bridge, nd.pods as Map<string, Port>, nd.name, gateway, pod, device);
+}
+
+/**
+ * Detaches a pod (a CNI DEL): its neighbour entries, its port and the MAC entries on it. A frame routed
+ * to its old address then makes the gateway solicit it (no answer comes), and nothing is switched to its
+ * old MAC. Returns false when no such pod is attached.
+ */
+export function detachPod(nd: NodeDatapath, pod: NodePodConfig): boolean {
+  const port = nd.pods.get(pod.name);
+  if (port === undefined) return false;
+  unplugPod(nd.bridge, pod, port);
+  (nd.pods as Map<string, Port>).delete(pod.name);
+  return true;
 }
 
 function peerList(nd: NodeDatapath): NodePeerConfig[] {

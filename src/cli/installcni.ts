@@ -1,0 +1,154 @@
+/**
+ * `seine install-cni`: puts the CNI plugin where a container runtime looks for it — an executable `seine`
+ * in the bin dir (a launcher that execs this Node on the built plugin entry, dist/src/cni/main.js) and
+ * `10-seine.conflist` in the conf dir: seine with host-local IPAM over the node's podCIDR (the gateway's
+ * first address kept out of the pool), then portmap for published ports. Both files are written through
+ * a temporary file and a rename, so a runtime never reads half of one.
+ */
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { ipv4ToString } from '../wire/bytes.js';
+import { CliError } from './run.js';
+
+export const INSTALL_CNI_USAGE = `usage: seine install-cni (--config FILE | --pod-cidr CIDR [--agent-socket PATH]) [options]
+
+Writes the CNI plugin \`seine\` into the bin dir and 10-seine.conflist (seine with host-local IPAM over
+the node's podCIDR, then portmap) into the conf dir.
+
+options:
+  --config FILE          the node agent's configuration: its gateway's podCIDR and control socket
+  --pod-cidr CIDR        the node's IPv4 podCIDR (instead of --config), e.g. 10.244.1.0/24
+  --agent-socket PATH    the agent's control socket (default: the config's, else /run/seine/agent.sock)
+  --bin-dir DIR          where the plugin goes (default /opt/cni/bin)
+  --conf-dir DIR         where the conflist goes (default /etc/cni/net.d)
+  --name NAME            the network's name (default seine)
+  --cni-version V        the conflist's cniVersion (default 1.0.0: what the reference plugins speak)
+  --ipam-data-dir DIR    host-local's dataDir (default its own, /var/lib/cni/networks)
+  -h, --help             this help
+`;
+
+/** The built plugin entry next to this file (dist/src/cli/ → dist/src/cni/main.js). */
+const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/main.js', import.meta.url));
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function writeAtomic(file: string, text: string, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, file);
+}
+
+export interface ConflistOptions {
+  name: string;
+  cniVersion: string;
+  podCIDR: string;
+  agentSocket: string;
+  ipamDataDir?: string;
+}
+
+/** The conflist `install-cni` writes (also what the tests and the bench run podman and the plugin with). */
+export function seineConflist(o: ConflistOptions): Record<string, unknown> {
+  const p = parsePrefix(o.podCIDR, 'podCIDR');
+  if (p.family !== 4) throw new CliError(`install-cni: --pod-cidr ${o.podCIDR}: an IPv4 podCIDR is needed`);
+  const net = (p.addr & mask4(p.len)) >>> 0;
+  return {
+    cniVersion: o.cniVersion,
+    name: o.name,
+    plugins: [
+      {
+        type: 'seine',
+        agentSocket: o.agentSocket,
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: `${ipv4ToString(net)}/${p.len}`, gateway: ipv4ToString(net + 1) }]],
+          ...(o.ipamDataDir !== undefined ? { dataDir: o.ipamDataDir } : {}),
+        },
+      },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+    ],
+  };
+}
+
+/** The launcher: a shell script that execs this Node on the plugin entry (the runtime execs it by name). */
+export function launcherScript(node = process.execPath, entry = PLUGIN_ENTRY): string {
+  return `#!/bin/sh\n# The seine CNI plugin, written by \`seine install-cni\`.\nexec ${shellQuote(node)} ${shellQuote(entry)} "$@"\n`;
+}
+
+export async function installCniCommand(args: string[]): Promise<number> {
+  let v: Record<string, string | boolean | undefined>;
+  try {
+    v = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        'pod-cidr': { type: 'string' },
+        'agent-socket': { type: 'string' },
+        'bin-dir': { type: 'string' },
+        'conf-dir': { type: 'string' },
+        name: { type: 'string' },
+        'cni-version': { type: 'string' },
+        'ipam-data-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    throw new CliError(`install-cni: ${(e as Error).message} (see seine install-cni --help)`);
+  }
+  if (v['help'] === true) {
+    process.stdout.write(INSTALL_CNI_USAGE);
+    return 0;
+  }
+  const str = (k: string): string | undefined => v[k] as string | undefined;
+  let podCIDR = str('pod-cidr');
+  let agentSocket = str('agent-socket');
+  const cfgFile = str('config');
+  if (cfgFile !== undefined) {
+    // The agent's configuration loader brings YAML along: only this command pays for it, not the plugin.
+    const { loadAgentConfig } = await import('../live/config.js');
+    let cfg: Awaited<ReturnType<typeof loadAgentConfig>>;
+    try {
+      cfg = loadAgentConfig(resolve(cfgFile));
+    } catch (e) {
+      throw new CliError(`install-cni: ${(e as Error).message}`);
+    }
+    const g = cfg.node.gateway?.ipv4 ?? null;
+    if (g === null) throw new CliError(`install-cni: ${cfgFile}: node.gateway.ipv4 is needed (a routed node's IPv4 podCIDR)`);
+    podCIDR ??= g;
+    agentSocket ??= cfg.control;
+  }
+  if (podCIDR === undefined) throw new CliError('install-cni: give --config FILE or --pod-cidr CIDR (see seine install-cni --help)');
+  const cniVersion = str('cni-version') ?? '1.0.0';
+  if (!['0.4.0', '1.0.0', '1.1.0'].includes(cniVersion)) throw new CliError(`install-cni: --cni-version: 0.4.0, 1.0.0 or 1.1.0, got "${cniVersion}"`);
+  let conflist: Record<string, unknown>;
+  try {
+    const dataDir = str('ipam-data-dir');
+    conflist = seineConflist({
+      name: str('name') ?? 'seine',
+      cniVersion,
+      podCIDR,
+      agentSocket: resolve(agentSocket ?? '/run/seine/agent.sock'),
+      ...(dataDir !== undefined ? { ipamDataDir: resolve(dataDir) } : {}),
+    });
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`install-cni: --pod-cidr: ${(e as Error).message}`);
+  }
+  const binDir = resolve(str('bin-dir') ?? '/opt/cni/bin');
+  const confDir = resolve(str('conf-dir') ?? '/etc/cni/net.d');
+  mkdirSync(binDir, { recursive: true, mode: 0o755 });
+  mkdirSync(confDir, { recursive: true, mode: 0o755 });
+  const plugin = join(binDir, 'seine');
+  const list = join(confDir, '10-seine.conflist');
+  writeAtomic(plugin, launcherScript(), 0o755);
+  writeAtomic(list, `${JSON.stringify(conflist, null, 2)}\n`, 0o644);
+  process.stdout.write(`wrote ${plugin}\nwrote ${list}\n`);
+  return 0;
+}

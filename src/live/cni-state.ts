@@ -1,0 +1,72 @@
+/**
+ * The agent's CNI attachments on disk: one JSON file, rewritten whole on every change through a
+ * temporary file, fsync and rename, so a crash leaves the old file or the new one, never half of one. A
+ * restarted agent reads it and plugs its pods in again (their TAPs are persistent); DEL and GC of a pod
+ * from before the restart find what to release (its IPAM configuration and CNI_PATH are kept with it).
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { CniResult } from './cni-spec.js';
+
+export interface CniAttachment {
+  containerId: string;
+  ifname: string;
+  /** CNI_NETNS at ADD. */
+  netns: string;
+  /** The network's name (GC is per network). */
+  network: string;
+  /** The bridge port (a pod of the node). */
+  port: string;
+  mac: string;
+  mtu: number;
+  ip4: string | null;
+  ip6: string | null;
+  /** The network configuration and CNI_PATH and CNI_ARGS of the ADD: DEL after a restart releases the address with them. */
+  config: Record<string, unknown>;
+  path: string;
+  args: string;
+  result: CniResult;
+}
+
+const FILE = 'attachments.json';
+const FORMAT = 1;
+
+/** The file of the attachments in `dir`. */
+export function attachmentsFile(dir: string): string {
+  return join(dir, FILE);
+}
+
+/** Reads the attachments kept in `dir` (none when there is no file yet). */
+export function loadAttachments(dir: string): CniAttachment[] {
+  let text: string;
+  try {
+    text = readFileSync(attachmentsFile(dir), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const doc = JSON.parse(text) as { format?: unknown; attachments?: unknown };
+  if (doc.format !== FORMAT || !Array.isArray(doc.attachments)) throw new Error(`${attachmentsFile(dir)}: not a seine attachments file (format ${FORMAT})`);
+  return doc.attachments as CniAttachment[];
+}
+
+/** Writes the attachments atomically (temporary file, fsync, rename, then the directory's fsync). */
+export function saveAttachments(dir: string, list: readonly CniAttachment[]): void {
+  const file = attachmentsFile(dir);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify({ format: FORMAT, attachments: list }, null, 1)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const d = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
+}
