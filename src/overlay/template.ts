@@ -195,7 +195,10 @@ export class TunnelTemplate {
               payloadLen: 0,
             },
           }
-        : { kind: 'ipv6', repr: { src: u.src, dst: u.dst, nextHeader: this.gre ? IPPROTO_GRE : IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 } };
+        : {
+            kind: 'ipv6',
+            repr: { src: u.src, dst: u.dst, nextHeader: this.gre ? IPPROTO_GRE : IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 },
+          };
     const udp: Layer = { kind: 'udp', repr: { srcPort: 0, dstPort: cfg.dstPort ?? (geneve ? GENEVE_UDP_PORT : VXLAN_UDP_PORT) }, zeroChecksum: true };
     const tunnel: Layer = geneve
       ? { kind: 'geneve', repr: { vni: cfg.vni, protocolType: ETHERTYPE_TEB, oam: false, critical: geneveCriticalFlag(options), options } }

@@ -263,7 +263,8 @@ export class Tunnel {
     this.mode = cfg.mode;
     if (!TUNNEL_KINDS.includes(cfg.kind)) throw new RangeError(`tunnel kind "${String(cfg.kind)}" is not one of ${TUNNEL_KINDS.join(', ')}`);
     if (cfg.kind === 'gre') {
-      if (cfg.udpChecksum === true || cfg.acceptZeroChecksumV6 === true) throw new RangeError('tunnel: gre has no UDP header (udpChecksum, acceptZeroChecksumV6)');
+      if (cfg.udpChecksum === true || cfg.acceptZeroChecksumV6 === true)
+        throw new RangeError('tunnel: gre has no UDP header (udpChecksum, acceptZeroChecksumV6)');
     } else if (cfg.greKey !== undefined) throw new RangeError(`tunnel: greKey is for gre only, not ${cfg.kind}`);
     this.proto = cfg.kind === 'gre' ? IPPROTO_GRE : IPPROTO_UDP;
     this.greKey = cfg.kind === 'gre' && (cfg.greKey ?? true);

@@ -18,7 +18,9 @@ const UNDER6 = { family: 6, src: ipv6FromString('fd00::1')!, dst: ipv6FromString
 const T4: TunnelTemplateConfig = { kind: 'gre', ...MACS, underlay: UNDER4, vni: 5001 };
 const T6: TunnelTemplateConfig = { kind: 'gre', ...MACS, underlay: UNDER6, vni: 0xabcdef, ttl: 32 };
 
-const innerFrames = CATALOGUE.filter((f) => f.layers[0]!.kind === 'eth' && !f.layers.some((l) => l.kind === 'vxlan' || l.kind === 'geneve' || l.kind === 'gre'));
+const innerFrames = CATALOGUE.filter(
+  (f) => f.layers[0]!.kind === 'eth' && !f.layers.some((l) => l.kind === 'vxlan' || l.kind === 'geneve' || l.kind === 'gre'),
+);
 
 /** The outer headers built the slow, dissector-checked way: Ethernet, IP protocol 47, GRE (key = VNI). */
 function expected(cfg: TunnelTemplateConfig, ident: number, vni: number, inner: Layer[]): Uint8Array {
