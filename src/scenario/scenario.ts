@@ -17,7 +17,7 @@
  * underlay: { mtu: 1500, latency: 100us, jitter: 0ns, bandwidth: 10Gbit, loss: 0, family: 4 }
  *                                  # defaults: mtu 1500, latency 0, jitter 0, bandwidth unlimited, loss 0, family 4
  * tunnel:                          # the overlay between nodes
- *   type: vxlan                    # vxlan | geneve (default vxlan)
+ *   type: vxlan                    # vxlan | geneve | gre (Ethernet over GRE with the key as VNI; default vxlan)
  *   mode: routed                   # routed (per-node podCIDR, gateway) | l2 (flood-and-learn segments)
  *   vni: 1                         # routed mode's VNI, and the default segment of l2 pods
  *   options: [{ class: 0x0102, type: 0x80, data: "0000000a" }]   # geneve only; class*, type*; data is hex, 4n bytes

@@ -6,6 +6,7 @@
  */
 import { ESP_CIPHERS, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 import type { TunnelMode } from '../overlay/tunnel.js';
+import { TUNNEL_KINDS } from '../overlay/template.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { addrKey, bits, type Cidr, cidrsOverlap, claim, inCidr, ipBig, ipText, parseCidr } from './addr.js';
 import { num, SCENARIO_LIMITS } from './limits.js';
@@ -54,7 +55,7 @@ export function parseTunnel(r: Reader, o: Obj): { tunnel: TunnelSpec; optBytes: 
   const tV = o.get('tunnel');
   const t = tV === undefined ? null : r.map(tV, TUNNEL_KEYS);
   const typeV = t?.get('type');
-  const tunnelType = typeV === undefined ? 'vxlan' : r.oneOf(typeV, ['vxlan', 'geneve'] as const);
+  const tunnelType = typeV === undefined ? 'vxlan' : r.oneOf(typeV, TUNNEL_KINDS);
   const modeV = t?.get('mode');
   const mode = modeV === undefined ? 'routed' : r.oneOf(modeV, ['routed', 'l2'] as const);
   const vniV = t?.get('vni');
@@ -62,7 +63,7 @@ export function parseTunnel(r: Reader, o: Obj): { tunnel: TunnelSpec; optBytes: 
   const options: GeneveOptionSpec[] = [];
   const optsV = t?.get('options');
   if (optsV !== undefined) {
-    if (tunnelType !== 'geneve') r.fail(optsV, "no options (they are Geneve's; tunnel.type is vxlan)", describe(optsV.node));
+    if (tunnelType !== 'geneve') r.fail(optsV, `no options (they are Geneve's; tunnel.type is ${tunnelType})`, describe(optsV.node));
     for (const ov of r.list(optsV)) options.push(parseGeneveOption(r, ov));
   }
   const optBytes = options.reduce((s, x) => s + 4 + x.data.length / 2, 0);
