@@ -19,24 +19,13 @@
 import { CoreV1Api, KubeConfig, ListWatch, type V1Node, Watch } from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NodePeerConfig } from '../node/config.js';
-import { ipv4FromString, ipv6FromString, macToString } from '../wire/bytes.js';
+import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
 import type { KubeSourceConfig } from './config.js';
+import { underlayMacFor } from './k8s-node.js';
 import type { Logger } from './log.js';
 
 /** The watch path: bookmarks let an idle watch resume from a recent resourceVersion, not relist. */
 export const NODES_PATH = '/api/v1/nodes';
-
-/**
- * The peer's underlay MAC. A live agent's tunnel sockets hand datagrams to the kernel, which finds the
- * next hop itself, so the MAC never reaches the wire; one made from the address (02:5e + its last four
- * bytes) keeps the VTEP table and the agent's captures telling peers apart.
- */
-function macFor(ip: string): string {
-  const v4 = ipv4FromString(ip);
-  if (v4 !== null) return macToString(0x02_5e_00_00_00_00 + v4);
-  const v6 = ipv6FromString(ip)!;
-  return macToString(0x02_5e_00_00_00_00 + (((v6[12]! << 24) | (v6[13]! << 16) | (v6[14]! << 8) | v6[15]!) >>> 0));
-}
 
 function isPrefix(s: string): boolean {
   const [a, l, rest] = s.split('/');
@@ -63,7 +52,7 @@ export function peerFromNode(node: V1Node, family: 4 | 6): { peer: NodePeerConfi
   const ip = internal.find((a) => (family === 4 ? ipv4FromString(a) !== null : ipv6FromString(a) !== null));
   if (ip === undefined)
     return { skip: internal.length === 0 ? 'no InternalIP in status.addresses' : `no IPv${family} InternalIP (has ${internal.join(', ').slice(0, 80)})` };
-  return { peer: { name, underlayIp: ip, underlayMac: macFor(ip), podCIDRs: [...cidrs], vnis: [] } };
+  return { peer: { name, underlayIp: ip, underlayMac: underlayMacFor(ip), podCIDRs: [...cidrs], vnis: [] } };
 }
 
 /** What `status` shows of the source (the agent's `peerSources.kubernetes`). */

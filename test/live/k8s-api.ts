@@ -1,6 +1,6 @@
 /**
  * A fake Kubernetes API server for Nodes, speaking the list/watch protocol the real one speaks (no API
- * server can run on this machine): `GET /api/v1/nodes` is a NodeList with the store's resourceVersion;
+ * server can run on this machine): `GET /api/v1/nodes/NAME` is one Node, `GET /api/v1/nodes` a NodeList with the store's resourceVersion;
  * `GET /api/v1/nodes?watch=true&resourceVersion=RV` streams watch events as JSON lines — first every
  * event after RV that the store still holds, then each new one as it happens — and BOOKMARKs when asked
  * to (only to watches that set `allowWatchBookmarks=true`, as the API server does). A watch from a
@@ -202,6 +202,14 @@ export class FakeKubeApi {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    const one = /^\/api\/v1\/nodes\/([^/]+)$/.exec(u.pathname);
+    if (req.method === 'GET' && one !== null) {
+      const n = this.nodes.get(decodeURIComponent(one[1]!));
+      if (n !== undefined) json(200, n);
+      else
+        json(404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `nodes "${one[1]}" not found`, reason: 'NotFound', code: 404 });
+      return;
+    }
     if (req.method !== 'GET' || u.pathname !== '/api/v1/nodes') {
       json(404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `${u.pathname} not found`, reason: 'NotFound', code: 404 });
       return;

@@ -32,7 +32,7 @@ const node = (name: string, spec: NonNullable<V1Node['spec']>, ips: string[]): V
 test('k8s: a Node as a peer — podCIDRs or podCIDR, the InternalIP of the underlay family; skipped with a reason otherwise', () => {
   const dual = node('n1', { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'] }, ['172.18.0.3', 'fc00::3']);
   assert.deepEqual(peerFromNode(dual, 4), {
-    peer: { name: 'n1', underlayIp: '172.18.0.3', underlayMac: '02:5e:ac:12:00:03', podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'], vnis: [] },
+    peer: { name: 'n1', underlayIp: '172.18.0.3', underlayMac: '02:02:ac:12:00:03', podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'], vnis: [] },
   });
   const p6 = peerFromNode(dual, 6);
   assert.ok('peer' in p6 && p6.peer.underlayIp === 'fc00::3', JSON.stringify(p6));
