@@ -231,11 +231,6 @@ export class KubePeerSource {
     } while (c !== this.chain);
   }
 
-  /** The peers the Nodes give, as last computed. */
-  current(): NodePeerConfig[] {
-    return [...this.peers];
-  }
-
   status(): KubeSourceStatus {
     return {
       credentials: this.cfg.kubeconfig ?? 'in-cluster',

@@ -70,11 +70,13 @@ test('k8s agent: peers from the API server; a pod pings across; a Node deleted a
         ns: null,
         node: { ...cfgs[i]!, peers: [] },
         pods: { p: { netns: podNs[i]!, ifname: 'eth0' } },
+        metrics: '127.0.0.1:0',
         config: { netns: nodeNs[i], kubernetes: { kubeconfig, retrySeconds: 1 } },
       }),
     );
   }
   type Status = {
+    metrics: string;
     peers: Array<{ name: string; underlayIp: string }>;
     peerSources: { kubernetes: { synced: boolean; resourceVersion: string; skipped: Record<string, string> } };
   };
@@ -86,6 +88,11 @@ test('k8s agent: peers from the API server; a pod pings across; a Node deleted a
   assert.equal(s.peerSources.kubernetes.synced, true);
   assert.equal(s.peerSources.kubernetes.resourceVersion, api.resourceVersion);
   assert.match(s.peerSources.kubernetes.skipped['kube-n3'] ?? '', /no spec\.podCIDR/);
+  // The source's counters on the agent's Prometheus endpoint.
+  const metrics = await (await fetch(`http://${s.metrics}/metrics`)).text();
+  assert.match(metrics, /^seine_k8s_peers\{node="kube-n1"\} 1$/m);
+  assert.match(metrics, /^seine_k8s_skipped_nodes\{node="kube-n1"\} 1$/m);
+  assert.match(metrics, /^seine_k8s_lists_total\{node="kube-n1"\} 1$/m);
 
   const ping = async (count: number): Promise<number> => {
     const r = await rig.run(podNs[0]!, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', POD[1]!], 5000 + count * 1500).catch((e: unknown) => ({

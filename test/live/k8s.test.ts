@@ -6,7 +6,7 @@
  * informer relist, and the changes made while it was broken arrive. No root needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -245,7 +245,7 @@ test('k8s: an unreachable API server is retried, not fatal; the peers arrive onc
   writeFileSync(kubeconfig, fakeKubeconfig(api, 't'));
   const handed: NodePeerConfig[][] = [];
   const src = new KubePeerSource(
-    { kubeconfig, nodeName: 'self', resyncSeconds: 3600, retrySeconds: 1 },
+    { kubeconfig, nodeName: 'self', resyncSeconds: 1, retrySeconds: 1 },
     {
       family: 4,
       log: new Logger({}, 'error', () => undefined),
@@ -265,4 +265,17 @@ test('k8s: an unreachable API server is retried, not fatal; the peers arrive onc
   await late.listen(Number(port));
   await waitFor('the peers from the late API server', async () => (handed.at(-1)?.[0]?.name === 'n1' ? true : undefined), 10_000, 50);
   assert.equal(src.status().synced, true);
+  // The resync hands the same peers over again, with nothing changed (a failed application gets another go).
+  const n = handed.length;
+  await waitFor('a resync', async () => (handed.length > n ? true : undefined), 5000, 50);
+  assert.deepEqual(handed.at(-1), handed[n - 1]);
+});
+
+test('k8s: the agent loads the Kubernetes client only when configured (no static import on its start-up path)', () => {
+  const dist = new URL('../../src/', import.meta.url);
+  for (const f of ['live/agent.js', 'live/config.js', 'cli/agent.js', 'cli/main.js']) {
+    const text = readFileSync(new URL(f, dist), 'utf8');
+    assert.doesNotMatch(text, /^import .*(k8s(-node)?\.js|@kubernetes\/client-node)/m, f);
+  }
+  assert.match(readFileSync(new URL('live/agent.js', dist), 'utf8'), /await import\('\.\/k8s\.js'\)/);
 });
