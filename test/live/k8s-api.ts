@@ -86,6 +86,11 @@ export class FakeKubeApi {
   readonly requests: RecordedRequest[] = [];
   /** While true, watch requests are answered 503 (an API server restarting): the informer's error path. */
   refuseWatches = false;
+  /**
+   * How an expired resourceVersion is refused: an ERROR event with a 410 Status in a 200 stream (what
+   * the API server sends), or an HTTP 410 Gone answer (what some proxies and older servers send).
+   */
+  expiredAs: 'event' | 'status' = 'event';
   url = '';
   /** The server's certificate and key (made for the run unless given: a restarted server keeps its own). */
   readonly tls: { cert: string; key: string };
@@ -237,24 +242,24 @@ export class FakeKubeApi {
       return;
     }
     const from = Number(query['resourceVersion'] ?? '0');
+    const gone = {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: `too old resource version: ${query['resourceVersion']} (${this.compactedRv})`,
+      reason: 'Expired',
+      code: 410,
+    };
+    if ((!Number.isInteger(from) || from < this.compactedRv) && this.expiredAs === 'status') {
+      json(410, gone);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     // The API server sends the headers at once: the client's watch call returns on them, before any event.
     res.flushHeaders();
     if (!Number.isInteger(from) || from < this.compactedRv) {
-      res.end(
-        `${JSON.stringify({
-          type: 'ERROR',
-          object: {
-            kind: 'Status',
-            apiVersion: 'v1',
-            metadata: {},
-            status: 'Failure',
-            message: `too old resource version: ${query['resourceVersion']} (${this.compactedRv})`,
-            reason: 'Expired',
-            code: 410,
-          },
-        })}\n`,
-      );
+      res.end(`${JSON.stringify({ type: 'ERROR', object: gone })}\n`);
       return;
     }
     for (const e of this.history) if (e.rv > from) res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);

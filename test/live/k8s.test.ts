@@ -3,7 +3,8 @@
  * list/watch protocol for Nodes (test/live/k8s-api.ts): the peers follow Nodes added, changed (podCIDR,
  * InternalIP) and deleted; a bookmark moves the resourceVersion a restarted watch resumes from; a
  * watch broken for a while and then refused with 410 Gone (the history compacted meanwhile) makes the
- * informer relist, and the changes made while it was broken arrive. No root needed.
+ * informer relist, and the changes made while it was broken arrive (410 as an ERROR event, as the API
+ * server sends it, and as an HTTP status). No root needed.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -226,12 +227,31 @@ test('k8s: the peers follow the Nodes through list, watch, bookmarks, a restarte
   assert.equal(s.nodes, 4);
   assert.equal(s.peers, 3);
 
+  // 410 Gone as an HTTP status (proxies, older servers) relists too: n4 leaves and n6 comes while the watch is away.
+  api.expiredAs = 'status';
+  api.refuseWatches = true;
+  const errorsBefore = s.errors;
+  api.endWatches();
+  await waitFor('the refused watch reported', async () => (src.status().errors > errorsBefore ? true : undefined), 5000, 20);
+  api.delete('n4');
+  api.put({ name: 'n6', podCIDRs: ['10.244.6.0/24'], internalIPs: ['172.18.0.8'] });
+  api.compact();
+  api.refuseWatches = false;
+  await peersAre('the relist after an HTTP 410', [
+    ['n1', '172.18.0.33', '10.244.11.0/24'],
+    ['n5', '172.18.0.7', '10.244.5.0/24'],
+    ['n6', '172.18.0.8', '10.244.6.0/24'],
+  ]);
+  s = src.status();
+  assert.equal(s.relists, 2);
+  assert.equal(s.lists, 3);
+
   // The counters reach Prometheus.
   const reg = new Registry();
   src.register(reg);
   const text = await reg.metrics();
-  assert.match(text, /^seine_k8s_relists_total 1$/m);
-  assert.match(text, /^seine_k8s_lists_total 2$/m);
+  assert.match(text, /^seine_k8s_relists_total 2$/m);
+  assert.match(text, /^seine_k8s_lists_total 3$/m);
   assert.match(text, new RegExp(`^seine_k8s_watch_restarts_total ${s.watchRestarts}$`, 'm'));
   assert.match(text, /^seine_k8s_peers 3$/m);
 });
