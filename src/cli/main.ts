@@ -34,6 +34,8 @@ live (Linux, root; see the README's "Live" section):
       Run a node agent: the node's bridge on TAPs and UDP tunnel sockets, a control socket, metrics.
   install-cni [--bin-dir DIR] [--conf-dir DIR] (--config FILE | --pod-cidr CIDR)
       Install the CNI plugin \`seine\` and 10-seine.conflist (host-local IPAM, portmap chained).
+  k8s-config --template FILE --out FILE [--node-name NAME]
+      Write this node's agent configuration from a DaemonSet's template and its Node (podCIDR, InternalIP).
   lab up <scenario.yaml> | lab down [LAB] | lab status [LAB] [--json] | lab exec NODE[/POD] -- CMD...
       Build a scenario on this machine in network namespaces (one agent per node), inspect it, run
       commands in a node or pod, and remove every namespace, link and process it made.
@@ -185,6 +187,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./agent.js')).agentCommand(rest);
     case 'install-cni':
       return (await import('./installcni.js')).installCniCommand(rest);
+    case 'k8s-config':
+      return (await import('./k8sconfig.js')).k8sConfigCommand(rest);
     case 'lab':
       return (await import('./lab.js')).labCommand(rest, io);
     case 'capture':

@@ -18,6 +18,8 @@
  *   buffer then holds 64 KiB, so there are fewer (1024 by default): the status says the pool's memory.
  * - A control socket (status, peers reload, capture), a Prometheus endpoint, JSON logs, SIGHUP reloads
  *   the peers (unchanged peers are not touched, so their flows go on), SIGTERM stops cleanly.
+ * - Peers come from the configuration (its peer file) and, with `kubernetes`, from the API's Nodes
+ *   (live/k8s.ts, imported only then); both go through the same `applyPeers`.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -44,6 +46,7 @@ import { greHeaderLen } from '../wire/gre.js';
 import { GRE_HELLO_PORT } from '../overlay/tunnel.js';
 import { HeapMeter } from './heap.js';
 import { loadNative, TUN_F, type Native } from './native.js';
+import type { KubePeerSource, KubeSourceStatus } from './k8s.js';
 
 /** Monotonic nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
 const LIVE_CLOCK: Clock = { now: () => Number(process.hrtime.bigint()) };
@@ -84,6 +87,8 @@ export interface AgentStatus {
   /** The packet pool: buffers, bytes per buffer, and their product — the memory the datapath holds. */
   pool: { buffers: number; bufferBytes: number; memoryBytes: number };
   peers: NodePeerConfig[];
+  /** Where the peers came from: the configuration (its peer file, or null for `node.peers`) and the Kubernetes API. */
+  peerSources: { file: string | null; config: number; kubernetes: KubeSourceStatus | null };
   metrics: string | null;
   control: string;
 }
@@ -110,6 +115,12 @@ export class Agent {
   private readonly under: TunnelSocketDevice;
   /** The CNI's pods (live/cni-agent.ts), attached and detached at run time. */
   readonly cni: CniService;
+  /** The peers the configuration gives (node.peers or its peer file) and the Kubernetes source, if any. */
+  private configPeers: NodePeerConfig[];
+  private kube: KubePeerSource | null = null;
+  private kubePeers: NodePeerConfig[] = [];
+  /** Peer changes one at a time (the kernel routes of one are set before the next is applied). */
+  private peerChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly cfg: AgentConfig,
@@ -117,6 +128,7 @@ export class Agent {
     private readonly log: Logger,
   ) {
     const n = cfg.node;
+    this.configPeers = n.peers;
     // Offloads: a TAP's super-frame is up to 64 KiB of IP behind its Ethernet header, and a GRO'd
     // datagram up to 65,535 bytes behind the outer headers the device rebuilds: 64 KiB + 128 hold both.
     const small = Math.max(2048, cfg.underlayMtu + 128, ...n.pods.map((p) => p.mtu + 128));
@@ -246,8 +258,25 @@ export class Agent {
       await a.configureKernel();
       await a.cni.restore();
       await a.control.listen();
+      if (cfg.kubernetes !== null) {
+        const { KubePeerSource } = await import('./k8s.js');
+        const family = ipv4FromString(cfg.node.underlayIp) !== null ? 4 : 6;
+        const kube = new KubePeerSource(cfg.kubernetes, {
+          family,
+          log,
+          onPeers: async (peers) => {
+            a.kubePeers = peers;
+            await a.applyPeerSources();
+          },
+        });
+        a.kube = kube;
+        // Not awaited: a node whose API server is not there yet runs with the configuration's peers
+        // meanwhile (failures are retried by the source), and the Nodes' peers follow.
+        void kube.start();
+      }
       if (cfg.metrics !== null) {
         const reg = agentRegistry(cfg.node.name, () => a.snapshot());
+        a.kube?.register(reg);
         const m = await serveMetrics(reg, cfg.metrics);
         a.metricsServer = m.server;
         a.metricsAddress = m.address;
@@ -384,14 +413,26 @@ export class Agent {
 
   /** Rereads the configuration's peers (the peer file, or the config's own list) and applies the difference. */
   async reload(): Promise<{ added: string[]; removed: string[] }> {
-    const fresh = loadAgentConfig(this.cfg.file);
-    const before = new Map(this.nd.peers.map((p) => [p.name, p]));
-    const r = applyPeers(this.nd, fresh.node.peers);
-    const now = new Map(this.nd.peers.map((p) => [p.name, p]));
-    for (const name of r.removed) await this.routePeer(before.get(name)!, false);
-    for (const name of r.added) await this.routePeer(now.get(name)!, true);
-    this.log.info('peers reloaded', { added: r.added, removed: r.removed, peers: this.nd.peers.length });
-    return r;
+    this.configPeers = loadAgentConfig(this.cfg.file).node.peers;
+    return this.applyPeerSources('reloaded');
+  }
+
+  /** Applies the configuration's peers and the Kubernetes source's, one change at a time (a name in both: the configuration's). */
+  private applyPeerSources(why = 'from kubernetes'): Promise<{ added: string[]; removed: string[] }> {
+    const next = this.peerChain.then(async () => {
+      const names = new Set(this.configPeers.map((p) => p.name));
+      const peers = [...this.configPeers, ...this.kubePeers.filter((p) => !names.has(p.name) && p.name !== this.nd.name)];
+      const before = new Map(this.nd.peers.map((p) => [p.name, p]));
+      const r = applyPeers(this.nd, peers);
+      const now = new Map(this.nd.peers.map((p) => [p.name, p]));
+      for (const name of r.removed) await this.routePeer(before.get(name)!, false);
+      for (const name of r.added) await this.routePeer(now.get(name)!, true);
+      if (r.added.length + r.removed.length > 0 || why === 'reloaded')
+        this.log.info(`peers ${why}`, { added: r.added, removed: r.removed, peers: this.nd.peers.length });
+      return r;
+    });
+    this.peerChain = next.catch(() => undefined);
+    return next;
   }
 
   status(): AgentStatus {
@@ -420,6 +461,7 @@ export class Agent {
       offloads,
       pool,
       peers: [...this.nd.peers],
+      peerSources: { file: this.cfg.peersFile, config: this.configPeers.length, kubernetes: this.kube?.status() ?? null },
       metrics: this.metricsAddress,
       control: this.cfg.control,
     };
@@ -667,6 +709,7 @@ export class Agent {
     this.stopped = true;
     clearInterval(this.ticker);
     this.heap.stop();
+    await this.kube?.stop();
     this.control.close();
     await new Promise<void>((res) => (this.metricsServer === null ? res() : this.metricsServer.close(() => res())));
     for (const d of this.devices.values()) d.close();

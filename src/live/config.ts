@@ -31,7 +31,15 @@
  * buffers: 1024                    # packet buffers (default 1024 with offloads, of 64 KiB each; 4096 without)
  * cniState: /var/lib/seine/cni/node1   # where the CNI's attachments are kept (default /var/lib/seine/cni/NODE);
  *                                  # relative to this file
+ * kubernetes:                      # peers from the Kubernetes API's Nodes too (live/k8s.ts; routed mode); default none
+ *   kubeconfig: /etc/seine/kubeconfig   # relative to this file; default: in-cluster (the pod's service account)
+ *   nodeName: node1                # this node's Node (never a peer); default node.name
+ *   resyncSeconds: 300             # the peers handed over again from the informer's cache (default 300)
+ *   retrySeconds: 5                # a failed list or watch is started again after this (default 5)
  * ```
+ *
+ * With `kubernetes` and `peers` (or `node.peers`) both, the agent's peers are both lists; a name in both
+ * is taken from the file (it is the operator's word).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -64,6 +72,17 @@ export interface AgentConfig {
   buffers: number;
   /** The directory of the CNI's attachments (live/cni-state.ts), absolute. */
   cniState: string;
+  /** Peers from the Kubernetes API (live/k8s.ts), or null. */
+  kubernetes: KubeSourceConfig | null;
+}
+
+export interface KubeSourceConfig {
+  /** A kubeconfig file (absolute), or null for in-cluster service-account credentials. */
+  kubeconfig: string | null;
+  /** This node's Node name. */
+  nodeName: string;
+  resyncSeconds: number;
+  retrySeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -272,13 +291,34 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
   };
 }
 
+function checkKube(c: Checker, v: unknown, node: NodeConfig): KubeSourceConfig {
+  const k = c.obj(v, 'kubernetes', ['kubeconfig', 'nodeName', 'resyncSeconds', 'retrySeconds']);
+  // A Node gives a podCIDR to route and an address to tunnel to: nothing an l2 segment's flooding uses.
+  if (node.mode !== 'routed') throw new ConfigError(`${c.file}: kubernetes: peers from Nodes need node.mode routed (l2 peers share VNIs, not podCIDRs)`);
+  let kubeconfig: string | null = null;
+  if (k['kubeconfig'] !== undefined && k['kubeconfig'] !== null) {
+    kubeconfig = resolve(dirname(c.file), c.str(k['kubeconfig'], 'kubernetes.kubeconfig', 'a file name'));
+    let isFile = false;
+    try {
+      isFile = statSync(kubeconfig).isFile();
+    } catch {}
+    if (!isFile) throw new ConfigError(`${c.file}: kubernetes.kubeconfig: ${kubeconfig} is not a readable file`);
+  }
+  return {
+    kubeconfig,
+    nodeName: k['nodeName'] === undefined ? node.name : c.str(k['nodeName'], 'kubernetes.nodeName'),
+    resyncSeconds: k['resyncSeconds'] === undefined ? 300 : c.int(k['resyncSeconds'], 'kubernetes.resyncSeconds', 1, 86400),
+    retrySeconds: k['retrySeconds'] === undefined ? 5 : c.int(k['retrySeconds'], 'kubernetes.retrySeconds', 1, 3600),
+  };
+}
+
 /** Parses an agent configuration (`file` names it in errors and anchors relative paths). */
 export function parseAgentConfig(text: string, file: string): AgentConfig {
   const c = new Checker(file);
   const o = c.obj(
     parseDoc(text, file),
     '',
-    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers', 'cniState'],
+    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers', 'cniState', 'kubernetes'],
     ['node', 'control'],
   );
   const offloads = o['offloads'] === undefined ? true : c.bool(o['offloads'], 'offloads');
@@ -318,6 +358,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     // With offloads a buffer holds a 64 KiB super-frame: fewer of them (1024 × 64 KiB is 66 MiB).
     buffers: o['buffers'] === undefined ? (offloads ? 1024 : 4096) : c.int(o['buffers'], 'buffers', 256, 1 << 20),
     cniState: o['cniState'] === undefined ? `/var/lib/seine/cni/${node.name}` : resolve(dirname(file), c.str(o['cniState'], 'cniState', 'a directory name')),
+    kubernetes: o['kubernetes'] === undefined || o['kubernetes'] === null ? null : checkKube(c, o['kubernetes'], node),
   };
   if (peersFile !== null) cfg.node = { ...node, peers: loadPeers(peersFile, node.name) };
   return cfg;

@@ -309,8 +309,11 @@ export class Rig {
 // seine agents
 
 export interface AgentOptions {
-  /** The node's namespace: the agent runs there (its config says `netns: null`, as `seine lab up` writes it). */
-  ns: string;
+  /**
+   * The node's namespace: the agent runs there (its config says `netns: null`, as `seine lab up` writes
+   * it). Null: the agent runs here, and `config` names the node's namespace (`netns`).
+   */
+  ns: string | null;
   node: NodeConfig;
   /** Where each pod's TAP goes (the namespaces must exist). */
   pods: Record<string, PodPlacement>;
@@ -320,6 +323,8 @@ export interface AgentOptions {
   /** Time allowed until the control socket answers (default 15 s). */
   readyMs?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** More configuration keys (e.g. `netns`, `kubernetes`), over the ones written from the fields above. */
+  config?: Record<string, unknown>;
 }
 
 export interface RigAgent {
@@ -341,6 +346,7 @@ export function agentConfigDoc(o: AgentOptions, control: string): Record<string,
     control,
     ...(o.metrics !== undefined && o.metrics !== null ? { metrics: o.metrics } : {}),
     underlayMtu: o.underlayMtu ?? 1500,
+    ...o.config,
   };
 }
 

@@ -1,0 +1,114 @@
+/**
+ * `seine k8s-config --template FILE --out FILE`: writes this node's agent configuration from the
+ * DaemonSet's template and the node's Node object (live/k8s-node.ts), waiting while the Node has no
+ * podCIDR or InternalIP yet. The result passes the agent's loader before it replaces `--out` (a rename:
+ * nothing reads half of it).
+ */
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml, stringify } from 'yaml';
+import { ConfigError, loadAgentConfig } from '../live/config.js';
+import { CliError } from './run.js';
+
+export const K8S_CONFIG_USAGE = `usage: seine k8s-config --template FILE --out FILE [options]
+
+Writes this node's agent configuration: the template (an agent configuration without the node's own
+part) filled from this node's Node object — node.name, node.underlayIp (its InternalIP), the gateway's
+addresses (the first of each podCIDR) and, unless the template gives them, the MACs. Waits while the
+Node has no podCIDR or InternalIP yet. Relative paths in the template are read relative to --out.
+
+options:
+  --template FILE      the template (the DaemonSet's ConfigMap)
+  --out FILE           the agent configuration to write
+  --node-name NAME     the Node (default: the NODE_NAME environment variable)
+  --kubeconfig FILE    a kubeconfig (default: the template's kubernetes.kubeconfig, else in-cluster)
+  --wait SECONDS       how long to wait for the Node's podCIDR and InternalIP (default 300)
+  -h, --help           this help
+`;
+
+type Values = {
+  template?: string | undefined;
+  out?: string | undefined;
+  'node-name'?: string | undefined;
+  kubeconfig?: string | undefined;
+  wait?: string | undefined;
+  help?: boolean | undefined;
+};
+
+export async function k8sConfigCommand(args: string[]): Promise<number> {
+  let v: Values;
+  try {
+    v = parseArgs({
+      args,
+      options: {
+        template: { type: 'string' },
+        out: { type: 'string' },
+        'node-name': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        wait: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    throw new CliError(`k8s-config: ${(e as Error).message} (see seine k8s-config --help)`);
+  }
+  if (v.help === true) {
+    process.stdout.write(K8S_CONFIG_USAGE);
+    return 0;
+  }
+  if (v.template === undefined || v.out === undefined) throw new CliError('k8s-config: --template FILE and --out FILE are required');
+  const nodeName = v['node-name'] ?? process.env['NODE_NAME'];
+  if (nodeName === undefined || nodeName === '')
+    throw new CliError('k8s-config: no Node name: give --node-name or set NODE_NAME (the downward API spec.nodeName)');
+  const waitS = Number(v.wait ?? '300');
+  if (!Number.isInteger(waitS) || waitS < 0 || waitS > 86400) throw new CliError(`k8s-config: --wait: expected whole seconds 0-86400, got "${v.wait}"`);
+  const templateFile = resolve(v.template);
+  const out = resolve(v.out);
+  let template: unknown;
+  try {
+    template = parseYaml(readFileSync(templateFile, 'utf8'));
+  } catch (e) {
+    throw new CliError(`k8s-config: ${templateFile}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const k = (template as { kubernetes?: { kubeconfig?: unknown } } | null)?.kubernetes?.kubeconfig;
+  const kubeconfig = v.kubeconfig !== undefined ? resolve(v.kubeconfig) : typeof k === 'string' ? resolve(dirname(templateFile), k) : null;
+  // The client is loaded only here: the rest of the CLI never pays for it.
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const { kubeConfigFor } = await import('../live/k8s.js');
+  const { nodeConfigFromTemplate } = await import('../live/k8s-node.js');
+  let api: InstanceType<typeof CoreV1Api>;
+  try {
+    api = kubeConfigFor({ kubeconfig, nodeName, resyncSeconds: 1, retrySeconds: 1 }).makeApiClient(CoreV1Api);
+  } catch (e) {
+    throw new CliError(`k8s-config: ${(e as Error).message}`);
+  }
+  const until = Date.now() + waitS * 1000;
+  for (let attempt = 1; ; attempt++) {
+    let why: string;
+    try {
+      const node = await api.readNode({ name: nodeName });
+      const doc = nodeConfigFromTemplate(template, node, templateFile);
+      const tmp = `${out}.tmp-${process.pid}`;
+      writeFileSync(tmp, `# written by seine k8s-config from ${templateFile} and Node ${nodeName}\n${stringify(doc)}`);
+      try {
+        loadAgentConfig(tmp);
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        if (e instanceof ConfigError) throw new CliError(`k8s-config: the configuration made from ${templateFile} is refused: ${e.message}`);
+        throw e;
+      }
+      renameSync(tmp, out);
+      process.stderr.write(`k8s-config: wrote ${out} for Node ${nodeName} (${attempt} attempt${attempt > 1 ? 's' : ''})\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      why = e instanceof Error ? e.message : String(e);
+    }
+    if (Date.now() >= until) throw new CliError(`k8s-config: gave up after ${waitS} s: ${why}`, 1);
+    process.stderr.write(`k8s-config: waiting: ${why}\n`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
