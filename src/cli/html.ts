@@ -164,7 +164,9 @@ export function sequenceSvg(tr: TraceResult): string {
     left = 90,
     top = 44;
   const textX = left + lanes.length * laneW + 10;
-  const w = textX + 640;
+  // Room for the longest line at about 6.5 px a character (11 px sans-serif).
+  const longest = tr.steps.reduce((m, s) => Math.max(m, s.node.length + s.port.length + s.action.length + 3), 0);
+  const w = Math.round(textX + Math.max(300, longest * 6.5) + 10);
   const h = top + tr.steps.length * rowH + 30;
   const lx = (node: string): number => left + laneW * lanes.indexOf(node) + laneW / 2;
   const out: string[] = [];

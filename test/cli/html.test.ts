@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadScenario } from '../../src/scenario/scenario.js';
 import { Cluster } from '../../src/sim/cluster.js';
-import { type RunRecord, SeriesRecorder, seriesInterval, SERIES_SAMPLES } from '../../src/sim/record.js';
+import { type RunRecord, SeriesRecorder, seriesInterval, seriesSamples, SERIES_SAMPLES } from '../../src/sim/record.js';
 import { esc } from '../../src/cli/html.js';
 import { parseRunRecord } from '../../src/cli/report.js';
 import { CHROMIUM, checkPage, haveChromium, pngStats } from './chromium.js';
@@ -49,6 +49,13 @@ test('record: the sampling interval is 1, 2 or 5 × 10^k ns and gives at most SE
     assert.ok(d / i <= SERIES_SAMPLES, `${d}`);
     assert.ok(d / (i / 2.5) > SERIES_SAMPLES || i === 1e3, `${d}: ${i} is not the smallest`);
   }
+});
+
+test('record: a big cluster gets fewer samples (each reads every port and path), never fewer than 20', () => {
+  assert.equal(seriesSamples(3, 3 * 4), SERIES_SAMPLES);
+  assert.equal(seriesSamples(200, 2400), 94);
+  assert.equal(seriesSamples(1000, 12000), 20);
+  assert.equal(seriesInterval(2e9, seriesSamples(200, 2400)), 50e6);
 });
 
 test('record: sampling reads between events — the run and its report are the same with and without series', () => {
