@@ -104,7 +104,8 @@ export function topologySvg(r: RunRecord): string {
     const label: string[] = [];
     if (l !== undefined) label.push(linkText(l));
     if (p !== undefined) {
-      label.push(`${p.sent[0] + p.sent[1]} frames`);
+      // A busy mesh keeps its labels for what stands out: overrides, drops and faults.
+      if (n <= 8) label.push(`${p.sent[0] + p.sent[1]} frames`);
       const dropped = Object.entries(p.dropped)
         .map(([k, v]) => `${v} ${k}`)
         .join(', ');
