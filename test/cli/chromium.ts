@@ -39,6 +39,15 @@ type Msg = {
 
 /** Loads `file` in headless Chromium at `width`×`height`, evaluates `exprs`, takes a screenshot. */
 export async function checkPage(file: string, exprs: string[] = [], opts: { width?: number; height?: number; timeoutMs?: number } = {}): Promise<PageCheck> {
+  return (await checkPages([file], exprs, opts))[0]!;
+}
+
+/** `checkPage` for several files, one after the other in one browser (what each page did is its own). */
+export async function checkPages(
+  files: string[],
+  exprs: string[] = [],
+  opts: { width?: number; height?: number; timeoutMs?: number } = {},
+): Promise<PageCheck[]> {
   const width = opts.width ?? 1280,
     height = opts.height ?? 2400;
   const dir = mkdtempSync(join(tmpdir(), 'seine-chromium-'));
@@ -106,17 +115,14 @@ export async function checkPage(file: string, exprs: string[] = [], opts: { widt
   const early = exited.then(() => {
     throw new Error(`chromium exited early; its stderr:\n${stderr.slice(-3000)}`);
   });
-  const url = pathToFileURL(file).href;
-  const errors: string[] = [];
-  const requests: string[] = [];
-  const work = async (): Promise<PageCheck> => {
+  let url = '';
+  let errors: string[] = [];
+  let requests: string[] = [];
+  let loaded: () => void = () => {};
+  const work = async (): Promise<PageCheck[]> => {
     const { result: created } = await send('Target.createTarget', { url: 'about:blank' });
     const { result: attached } = await send('Target.attachToTarget', { targetId: created!.targetId, flatten: true });
     const sid = attached!.sessionId as string;
-    let loaded: () => void = () => {};
-    const load = new Promise<void>((res) => {
-      loaded = res;
-    });
     listeners.push((m) => {
       if (m.sessionId !== sid) return;
       const p = m.params ?? {};
@@ -136,19 +142,28 @@ export async function checkPage(file: string, exprs: string[] = [], opts: { widt
     });
     for (const d of ['Runtime.enable', 'Log.enable', 'Network.enable', 'Page.enable']) await send(d, {}, sid);
     await send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false }, sid);
-    await send('Page.navigate', { url }, sid);
-    await load;
-    const values: unknown[] = [];
-    for (const expression of exprs) {
-      const { result } = await send('Runtime.evaluate', { expression, returnByValue: true }, sid);
-      const r = result as { result: { value?: unknown }; exceptionDetails?: { text: string } };
-      if (r.exceptionDetails !== undefined) throw new Error(`evaluating ${expression}: ${r.exceptionDetails.text}`);
-      values.push(r.result.value);
+    const out: PageCheck[] = [];
+    for (const file of files) {
+      url = pathToFileURL(file).href;
+      errors = [];
+      requests = [];
+      const load = new Promise<void>((res) => {
+        loaded = res;
+      });
+      await send('Page.navigate', { url }, sid);
+      await load;
+      const values: unknown[] = [];
+      for (const expression of exprs) {
+        const { result } = await send('Runtime.evaluate', { expression, returnByValue: true }, sid);
+        const r = result as { result: { value?: unknown }; exceptionDetails?: { text: string } };
+        if (r.exceptionDetails !== undefined) throw new Error(`${file}: evaluating ${expression}: ${r.exceptionDetails.text}`);
+        values.push(r.result.value);
+      }
+      const { result: shot } = await send('Page.captureScreenshot', { format: 'png' }, sid);
+      out.push({ errors, requests, values, png: Buffer.from(shot!.data as string, 'base64') });
     }
-    const { result: shot } = await send('Page.captureScreenshot', { format: 'png' }, sid);
-    const png = Buffer.from(shot!.data as string, 'base64');
     await send('Browser.close');
-    return { errors, requests, values, png };
+    return out;
   };
   try {
     const r = await Promise.race([work(), timeout, early]);

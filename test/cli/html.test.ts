@@ -14,9 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { loadScenario } from '../../src/scenario/scenario.js';
 import { Cluster } from '../../src/sim/cluster.js';
 import { type RunRecord, SeriesRecorder, seriesInterval, seriesSamples, SERIES_SAMPLES } from '../../src/sim/record.js';
-import { esc } from '../../src/cli/html.js';
+import { esc, renderHtml } from '../../src/cli/html.js';
+import { runRecord } from '../../src/sim/record.js';
 import { parseRunRecord } from '../../src/cli/report.js';
-import { CHROMIUM, checkPage, haveChromium, pngStats } from './chromium.js';
+import { CHROMIUM, checkPage, checkPages, haveChromium, pngStats } from './chromium.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -259,4 +260,46 @@ test('chromium: the check itself sees an exception, a console error, a request a
   assert.deepEqual(r.requests, ['http://127.0.0.1:9/x.png']);
   const s = pngStats(r.png);
   assert.ok(s.colours <= 3 && s.nonWhite < 0.001, `${s.colours} colours, ${s.nonWhite} non-white`);
+});
+
+/** Every lab's page, written in-process (one node, L2 segments, VLANs, ESP, faults, replayed captures). */
+const labPages: Array<{ lab: string; file: string; nodes: number; flows: number }> = [];
+
+test('html: every lab renders a page with its topology, one table row per flow and its series', () => {
+  const labs = readdirSync(join(ROOT, 'scenarios')).filter((f) => f.endsWith('.yaml'));
+  assert.ok(labs.length >= 10);
+  for (const lab of labs) {
+    const s = loadScenario(join(ROOT, 'scenarios', lab));
+    const c = new Cluster(s, { capture: false });
+    const rec = new SeriesRecorder(c);
+    c.run(undefined, rec);
+    const html = renderHtml(runRecord(c.report(), s, rec.series, []));
+    const file = join(dir, lab.replace('.yaml', '.html'));
+    writeFileSync(file, html);
+    assert.equal((html.match(/<g class="node/g) ?? []).length, s.nodes.length, lab);
+    for (const t of s.traffic) assert.ok(html.includes(`<td>${esc(t.name)}</td>`), `${lab}: ${t.name}`);
+    labPages.push({ lab, file, nodes: s.nodes.length, flows: s.traffic.length });
+  }
+});
+
+test("chromium: every lab's page loads with no console error and no request, draws its charts and is not blank", {
+  skip: noChromium,
+  timeout: 300_000,
+}, async () => {
+  assert.ok(labPages.length >= 10, 'the pages were written');
+  const results = await checkPages(
+    labPages.map((p) => p.file),
+    ["document.body.getAttribute('data-charts-drawn')", "document.querySelectorAll('svg.topology g.node').length"],
+    { height: 1600 },
+  );
+  labPages.forEach((p, i) => {
+    const r = results[i]!;
+    assert.deepEqual(r.errors, [], p.lab);
+    assert.deepEqual(r.requests, [], p.lab);
+    // Charts with nothing to draw (no TCP flow: no cwnd; no drop) say so instead.
+    assert.ok(Number(r.values[0]) >= 2, `${p.lab}: ${String(r.values[0])} charts`);
+    assert.equal(r.values[1], p.nodes, p.lab);
+    const st = pngStats(r.png);
+    assert.ok(st.colours > 20 && st.nonWhite > 0.03, `${p.lab}: ${st.colours} colours, ${st.nonWhite} non-white`);
+  });
 });
