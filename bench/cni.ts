@@ -41,7 +41,26 @@ function latencyBench(): OnceBench {
 }
 
 export function cniBenches(): BenchEntry[] {
-  return [{ name: 'cni.latency', make: latencyBench }];
+  return [
+    {
+      name: 'cni.latency',
+      make: latencyBench,
+      figures: [
+        'cni.add.seq.p50',
+        'cni.add.seq.p99',
+        'cni.del.seq.p50',
+        'cni.del.seq.p99',
+        'cni.add.conc.p50',
+        'cni.add.conc.p99',
+        'cni.del.conc.p50',
+        'cni.del.conc.p99',
+        'cni.failures.seq',
+        'cni.failures.conc',
+        'cni.start.node',
+        'cni.start.plugin',
+      ],
+    },
+  ];
 }
 
 async function worker(): Promise<void> {

@@ -57,6 +57,11 @@ export interface BenchEntry {
   name: string;
   /** Entries of one group run one after the other in the same process (for a ratio that must not carry between-process noise). Not for one-shot benchmarks. */
   group?: string;
+  /**
+   * One-shot benchmarks: the names of the figures `run` returns (checked when it runs), so the figure
+   * list is known without measuring (bench/registry.ts). A `Bench` writes one figure, its own name.
+   */
+  figures?: readonly string[];
   make(): Bench | OnceBench;
 }
 

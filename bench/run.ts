@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- [--json] <name-prefix>...]`: runs the benchmarks, prints a table and writes
- * bench-results.json at the top level (figure name → value, unit, spread, target). With `--json` the
- * table is replaced by the same JSON on stdout. Later issues add their own bench modules to the list
- * below.
+ * bench-results.json and bench-results.md at the top level (figure name → value, unit, spread, target,
+ * and the machine: bench/results.ts). With `--json` the table is replaced by the same JSON on stdout.
+ * The benchmarks are listed in bench/registry.ts.
  *
  * Each benchmark runs in a process of its own (as JMH forks one per benchmark): V8 compiles the datapath
  * from the type feedback it has seen, and in one shared process the shapes a previous benchmark fed
@@ -12,31 +12,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isOnce, measureInterleaved, measureOnce, sinkValue, type Bench, type BenchEntry, type Figure } from './harness.js';
-import { wireBenches } from './wire.js';
-import { datapathBenches } from './datapath.js';
-import { mssBenches } from './mss.js';
-import { mtuBenches } from './mtu.js';
-import { espBenches, espNativeBenches } from './esp.js';
-import { simBenches } from './sim.js';
-import { gsoBenches } from './gso.js';
-import { superframeBenches } from './superframe.js';
-import { cniBenches } from './cni.js';
+import { allBenches, entryFigures } from './registry.js';
+import { benchMachine, markdownTable, type BenchResults, type FigureResult } from './results.js';
 
-const all: BenchEntry[] = [
-  ...wireBenches(),
-  ...datapathBenches(),
-  ...mssBenches(),
-  ...mtuBenches(),
-  ...espBenches(),
-  ...espNativeBenches(),
-  ...gsoBenches(),
-  ...simBenches(),
-  ...superframeBenches(),
-  ...cniBenches(),
-];
+const all: BenchEntry[] = allBenches();
 
 interface ChildResult {
   name: string;
@@ -62,7 +44,14 @@ function child(names: string[]): void {
   const once = made.find(isOnce);
   if (once !== undefined) {
     if (made.length !== 1) throw new Error(`bench child: one-shot benchmark ${once.name} must run alone`);
-    for (const { name, what, figure } of measureOnce(once)) process.stdout.write(JSON.stringify({ name, figure, what } satisfies ChildResult) + '\n');
+    const figures = measureOnce(once);
+    // The declared figure list (registry.ts) is what the issues' figures are checked against: it must be what ran.
+    const declared = entryFigures(all.find((e) => e.name === once.name)!);
+    const got = figures.map((f) => f.name);
+    // A benchmark that cannot run here (no root) says so loudly and returns nothing.
+    if (got.length > 0 && got.join() !== declared.join())
+      throw new Error(`bench child: ${once.name} returned ${got.join(', ')}; its entry declares ${declared.join(', ')}`);
+    for (const { name, what, figure } of figures) process.stdout.write(JSON.stringify({ name, figure, what } satisfies ChildResult) + '\n');
     return;
   }
   const bs = made as Bench[];
@@ -95,12 +84,13 @@ function parent(args: string[]): void {
     process.stderr.write(`bench: nothing matches ${filters.join(' ')}; names: ${all.map((e) => e.name).join(', ')}\n`);
     process.exit(2);
   }
-  const results: Record<string, Figure> = {};
+  const results: Record<string, FigureResult> = {};
+  const machine = benchMachine(new Date());
   const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   const say = (s: string): void => {
     if (!json) process.stdout.write(s);
   };
-  say(`seine benchmarks — node ${process.version}, ${cpus()[0]?.model ?? 'unknown cpu'}, one core, one process per figure\n\n`);
+  say(`seine benchmarks — node ${machine.node}, ${machine.cpu} (${machine.cores} cores), one core, one process per figure\n\n`);
   say(`${'figure'.padEnd(32)} ${'median'.padStart(9)} ${'unit'.padEnd(7)} ${'ns/op'.padStart(8)} ${'min–max'.padStart(17)} ${'rsd'.padStart(6)}  target\n`);
   const self = fileURLToPath(import.meta.url);
   // One process per figure, except that a group's figures share one (see BenchEntry.group).
@@ -130,7 +120,7 @@ function parent(args: string[]): void {
         f.minRatio = minRatio;
         f.meetsTarget = false;
       }
-      results[name] = f;
+      results[name] = { ...f, what };
       const ratio = f.ratioToReference;
       const vs =
         ratio === undefined
@@ -152,10 +142,13 @@ function parent(args: string[]): void {
     done += run.length;
   }
   if (process.stderr.isTTY) process.stderr.write(' '.repeat(60) + '\r');
-  const out = { meta: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() }, figures: results };
-  writeFileSync(new URL('../../bench-results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
+  const out: BenchResults = { meta: machine, figures: results };
+  // The top level, or SEINE_BENCH_OUT (a test's own directory, so it never overwrites a real run's results).
+  const dir = process.env.SEINE_BENCH_OUT ?? fileURLToPath(new URL('../..', import.meta.url));
+  writeFileSync(join(dir, 'bench-results.json'), JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(join(dir, 'bench-results.md'), markdownTable(out));
   if (json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-  say('\nwrote bench-results.json\n');
+  say('\nwrote bench-results.json and bench-results.md\n');
   const missed = Object.entries(results).filter(([, f]) => f.meetsTarget === false);
   if (missed.length > 0) {
     say(`missed targets: ${missed.map(([n]) => n).join(', ')}\n`);

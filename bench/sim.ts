@@ -230,6 +230,10 @@ export function simBenches(): BenchEntry[] {
     { name: 'sim.link.events', make: () => linkBench('sim.link.events') },
     { name: 'sim.cluster.events', make: () => clusterBench('sim.cluster.events', 'heap') },
     { name: 'sim.cluster.packet-events', make: () => clusterBench('sim.cluster.packet-events', 'packet') },
-    { name: 'sim.cluster.1000x10', make: () => bigClusterBench('sim.cluster.1000x10', big) },
+    {
+      name: 'sim.cluster.1000x10',
+      figures: ['build', 'run', 'report', 'wall', 'events', 'events-per-s', 'peak-rss', 'delivered'].map((x) => `sim.cluster.1000x10.${x}`),
+      make: () => bigClusterBench('sim.cluster.1000x10', big),
+    },
   ];
 }

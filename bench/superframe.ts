@@ -202,6 +202,10 @@ function allocation(name: string): OnceBench {
 export function superframeBenches(): BenchEntry[] {
   return [
     { name: 'datapath.superframe.vxlan', make: () => throughput('datapath.superframe.vxlan') },
-    { name: 'datapath.superframe.alloc', make: () => allocation('datapath.superframe.alloc') },
+    {
+      name: 'datapath.superframe.alloc',
+      figures: ['datapath.superframe.alloc.bytes-per-segment'],
+      make: () => allocation('datapath.superframe.alloc'),
+    },
   ];
 }

@@ -13,10 +13,13 @@ import { CliError, runCommand, traceCommand } from './run.js';
 const USAGE = `usage: seine <command> [options]
 
 commands:
-  run <scenario.yaml> [--json] [--pcap DIR] [--seed N]
+  run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--html FILE [--trace T.json]...]
       Simulate a scenario (a lab in scenarios/, no root, no network) and print per-flow delivery,
       latency, throughput and goodput, the wire overhead, drops by reason, and the scenario's
-      expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point.
+      expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point;
+      --html FILE the run as one self-contained page (topology, flows, time series, traces).
+  report <run.json> --html FILE [--trace T.json]...
+      The HTML page of a run saved with seine run --json, with seine trace --json results drawn in it.
   trace <scenario.yaml> --from NODE[/POD] --to NODE[/POD] [--proto icmp|udp|tcp] [--size N] [--json]
       Send one packet through the simulated cluster and print every stage on every node it crosses
       (port in, MAC lookup, route, encapsulation, ESP, fragmentation, underlay, delivery or drop).
@@ -180,6 +183,8 @@ async function main(argv: string[]): Promise<number> {
       return mtu(rest);
     case 'run':
       return runCommand(rest, io);
+    case 'report':
+      return (await import('./report.js')).reportCommand(rest, io);
     case 'trace':
       if (rest.includes('--live')) return (await import('./trace-live.js')).traceLiveCommand(rest, io);
       return traceCommand(rest, io);

@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import type { PcapngCapture } from '../datapath/observe.js';
 import { Cluster, SimBuildError, formatReport } from '../sim/cluster.js';
 import { durationOf, ScenarioError, loadScenario, type Scenario } from '../scenario/scenario.js';
+import { runRecord, SeriesRecorder } from '../sim/record.js';
+import { loadTraces, writeHtml } from './report.js';
 import { formatTrace, traceScenario, type TraceProto, type TraceRequest, type TraceResult } from '../sim/tracer.js';
 
-export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress]
+export const RUN_USAGE = `usage: seine run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--no-progress] [--html FILE [--trace T.json]...]
        seine run --live <scenario.yaml> [--json] [--pcap DIR] [--without FEATURE,...] [--lab NAME]
 
 Simulates the scenario (no root, no network) and prints, per flow, what was sent and delivered, latency
@@ -29,6 +31,9 @@ the report's "live measurements" say how each number was measured.
   --pcap DIR      write one pcapng file per capture point of the scenario into DIR (made if missing)
   --seed N        run with this seed instead of the scenario's (simulated runs)
   --no-progress   no progress bar (it is shown on a terminal for runs longer than a second)
+  --html FILE     also write the run as one self-contained HTML page: topology, flows, time series
+                  (throughput, latency, TCP cwnd, drops), expectations (simulated runs)
+  --trace T.json  a seine trace --json result to draw in the page and the JSON (repeatable)
   --live          run in a live lab on this machine (root) instead of the simulator
   --without F,... live: leave these lab features out (latency, jitter, loss, bandwidth, linkMtu,
                   linkFaults, nodeFaults); default: the scenario's live.without; none: nothing
@@ -64,6 +69,9 @@ export interface RunArgs {
   live: boolean;
   without: string | null;
   lab: string | null;
+  /** `--html FILE`: the page to write; `--trace` files to draw in it (and hold in the JSON). */
+  html: string | null;
+  traces: string[];
 }
 
 /** A `--seed` value: an integer that fits the simulator's 32-bit seed. */
@@ -80,7 +88,7 @@ function captureFile(dir: string, c: PcapngCapture): string {
 
 export function parseRunArgs(args: string[]): RunArgs | 'help' {
   const cmd = 'run';
-  const r: RunArgs = { path: '', json: false, pcap: null, seed: undefined, progress: true, live: false, without: null, lab: null };
+  const r: RunArgs = { path: '', json: false, pcap: null, seed: undefined, progress: true, live: false, without: null, lab: null, html: null, traces: [] };
   let path: string | null = null;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -101,6 +109,11 @@ export function parseRunArgs(args: string[]): RunArgs | 'help' {
       const v = args[++i];
       if (v === undefined || v === '' || v.startsWith('--')) throw new CliError(`${cmd}: --lab expects a lab name`);
       r.lab = v;
+    } else if (a === '--html' || a === '--trace') {
+      const v = args[++i];
+      if (v === undefined || v === '' || v.startsWith('--')) throw new CliError(`${cmd}: ${a} expects a file`);
+      if (a === '--html') r.html = v;
+      else r.traces.push(v);
     } else if (a === '-h' || a === '--help') return 'help';
     else if (a.startsWith('-')) throw new CliError(`${cmd}: unknown option '${a}' (try seine ${cmd} --help)`);
     else if (path === null) path = a;
@@ -110,6 +123,9 @@ export function parseRunArgs(args: string[]): RunArgs | 'help' {
   if (!r.live && (r.without !== null || r.lab !== null))
     throw new CliError(`${cmd}: ${r.without !== null ? '--without' : '--lab'} is for live runs (add --live)`);
   if (r.live && r.seed !== undefined) throw new CliError(`${cmd}: --seed is for simulated runs (a live run's randomness is the machine's)`);
+  if (r.live && (r.html !== null || r.traces.length > 0))
+    throw new CliError(`${cmd}: --html and --trace are for simulated runs (save a live run with --json and draw it with seine report)`);
+  if (r.traces.length > 0 && r.html === null && !r.json) throw new CliError(`${cmd}: --trace goes with --html or --json`);
   r.path = path;
   return r;
 }
@@ -165,11 +181,16 @@ export function runCommand(args: string[], io: RunIo): number | Promise<number> 
     if (e instanceof SimBuildError || userRangeError(e)) throw new CliError(`${a.path}: ${e.message}`);
     throw e;
   }
+  // What the page needs (and the JSON holds): traces read before the run, so a bad file costs no run.
+  const record = a.json || a.html !== null;
+  const traces = loadTraces(a.traces);
+  const series = record ? new SeriesRecorder(cluster) : null;
   const bar = progressBar({ ...io, tty: io.tty && a.progress }, `simulating ${scenario.name}`);
-  cluster.run(bar.tick);
+  cluster.run(bar.tick, series ?? undefined);
   bar.done();
   if (io.tty) io.err(`simulated ${scenario.durationNs / 1e9} s in ${(cluster.wallMs / 1000).toFixed(2)} s (${cluster.sim.events} events)\n`);
   const report = cluster.report();
+  const full = record ? runRecord(report, scenario, series!.series, traces) : null;
   if (a.pcap !== null) {
     try {
       mkdirSync(a.pcap, { recursive: true });
@@ -179,7 +200,8 @@ export function runCommand(args: string[], io: RunIo): number | Promise<number> 
       throw new CliError(`run: cannot write captures into '${a.pcap}': ${err.code ?? err.message}`);
     }
   }
-  if (a.json) io.out(JSON.stringify(report));
+  if (a.html !== null) writeHtml(a.html, full!);
+  if (a.json) io.out(JSON.stringify(full));
   else {
     io.out(formatReport(report));
     if (a.pcap !== null && cluster.captures.length > 0) io.out(`\nwrote ${cluster.captures.map((c) => captureFile(a.pcap!, c)).join(', ')}`);
