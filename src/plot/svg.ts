@@ -61,6 +61,20 @@ export interface LineChart {
   caption: readonly string[];
 }
 
+/** `text` cut at spaces into lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
 /** A line chart (see the module comment for its structure). */
 export function lineChart(c: LineChart): string {
   const legendW = 190;
@@ -70,7 +84,9 @@ export function lineChart(c: LineChart): string {
     plotW = W - left - legendW - 20,
     plotH = 300;
   const captionTop = top + plotH + 56;
-  const H = captionTop + 16 * c.caption.length + 8;
+  // About 6.5 px per character of 12 px sans-serif: caption lines are wrapped to the chart's width.
+  const caption = c.caption.flatMap((l) => wrap(l, Math.floor((W - left - 10) / 6.5)));
+  const H = captionTop + 16 * caption.length + 8;
   const xs = [...new Set(c.series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
   const ys = c.series.flatMap((s) => s.points.map((p) => p.y)).filter((y) => Number.isFinite(y));
   const log = c.xLog === true && xs.length > 0 && xs[0]! > 0;
@@ -140,7 +156,7 @@ export function lineChart(c: LineChart): string {
   out.push('</g>');
   // caption
   out.push(`<g class="caption" fill="#333">`);
-  c.caption.forEach((line, i) => out.push(`<text x="${left}" y="${captionTop + i * 16}">${esc(line)}</text>`));
+  caption.forEach((line, i) => out.push(`<text x="${left}" y="${captionTop + i * 16}">${esc(line)}</text>`));
   out.push('</g>');
   out.push('</svg>');
   return out.join('\n') + '\n';

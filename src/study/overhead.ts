@@ -436,9 +436,12 @@ export interface TcpPoint {
   loss: number;
   podMtu: number;
   mss: number;
+  /** The median over the seeds, and the spread. */
   goodputBps: number;
-  retransmits: number;
-  completed: boolean;
+  goodputMinBps: number;
+  goodputMaxBps: number;
+  /** Per seed, in `seeds` order. */
+  runs: Array<{ seed: number; goodputBps: number; retransmits: number; timeouts: number; completed: boolean }>;
 }
 
 export interface TcpSweepOptions {
@@ -449,7 +452,8 @@ export interface TcpSweepOptions {
   bandwidth: string;
   latency: string;
   encap: 'vxlan' | 'geneve';
-  seed: number;
+  /** One transfer per seed (loss is random: one seed's retransmission timeout can dominate a point). */
+  seeds: readonly number[];
 }
 
 export const TCP_DEFAULTS: TcpSweepOptions = {
@@ -459,18 +463,24 @@ export const TCP_DEFAULTS: TcpSweepOptions = {
   bandwidth: '1Gbit',
   latency: '100us',
   encap: 'vxlan',
-  seed: 1,
+  seeds: [1, 2, 3],
 };
 
-/** One transfer pod to pod across two nodes per (MTU, loss), on the simulator's NewReno (sim/tcp.ts). */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Transfers pod to pod across two nodes per (MTU, loss, seed), on the simulator's NewReno (sim/tcp.ts). */
 export function tcpSweep(o: TcpSweepOptions, progress?: (done: number, total: number) => void): TcpPoint[] {
   const out: TcpPoint[] = [];
-  const total = o.mtus.length * o.losses.length;
+  const total = o.mtus.length * o.losses.length * o.seeds.length;
+  let done = 0;
   for (const mtu of o.mtus)
     for (const loss of o.losses) {
       const s = {
         name: `tcp-${mtu}-${loss}`,
-        seed: o.seed,
         duration: '60s',
         underlay: { mtu, latency: o.latency, bandwidth: o.bandwidth, loss },
         tunnel: { type: o.encap, mode: 'routed' },
@@ -481,19 +491,33 @@ export function tcpSweep(o: TcpSweepOptions, progress?: (done: number, total: nu
         traffic: [{ name: 'tcp', type: 'tcp', from: 'node1/a', to: 'node2/b', bytes: o.bytes }],
       };
       const scenario = parseScenario(JSON.stringify(s), `<${s.name}>`);
-      const cluster = new Cluster(scenario);
-      cluster.run();
-      const f = cluster.report().flows[0]!;
+      let mss = 0;
+      const runs: TcpPoint['runs'] = [];
+      for (const seed of o.seeds) {
+        const cluster = new Cluster(scenario, { seed });
+        cluster.run();
+        const f = cluster.report().flows[0]!;
+        mss = f.tcp?.mss ?? 0;
+        runs.push({
+          seed,
+          goodputBps: f.goodputBps,
+          retransmits: f.tcp?.retransmits ?? 0,
+          timeouts: f.tcp?.timeouts ?? 0,
+          completed: f.tcp?.completedNs != null,
+        });
+        progress?.(++done, total);
+      }
+      const g = runs.map((r) => r.goodputBps);
       out.push({
         underlayMtu: mtu,
         loss,
         podMtu: scenario.podMtu,
-        mss: f.tcp?.mss ?? 0,
-        goodputBps: f.goodputBps,
-        retransmits: f.tcp?.retransmits ?? 0,
-        completed: f.tcp?.completedNs != null,
+        mss,
+        goodputBps: median(g),
+        goodputMinBps: Math.min(...g),
+        goodputMaxBps: Math.max(...g),
+        runs,
       });
-      progress?.(out.length, total);
     }
   return out;
 }
