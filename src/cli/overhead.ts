@@ -18,6 +18,7 @@ import { FileRefused } from '../scenario/file.js';
 import { loadReplay } from '../scenario/replay.js';
 import { didYouMean } from '../scenario/scenario.js';
 import {
+  type Cell,
   configs,
   DEFAULT_SIZES,
   distributionOf,
@@ -29,6 +30,7 @@ import {
   MIN_SIZE,
   type SizePoint,
   sizePoint,
+  type TcpPoint,
   sweep,
   TCP_DEFAULTS,
   tcpSweep,
@@ -215,8 +217,25 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
     // A TCP transfer takes about as long as a config of the sweep.
     const tcpSteps = withTcp ? TCP_DEFAULTS.mtus.length * TCP_DEFAULTS.losses.length * TCP_DEFAULTS.seeds.length : 0;
     const total = cs.length + tcpSteps;
-    const cells = sweep({ configs: cs, points, progress: (done) => bar.tick(done / total) });
-    const tcpPoints = withTcp ? tcpSweep(TCP_DEFAULTS, (done) => bar.tick((cs.length + done) / total)) : null;
+    // One config (or TCP point) at a time, yielding to the event loop in between: Ctrl-C and SIGTERM
+    // reach their handler (which removes the temporary directory) within one step.
+    const step = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const cells: Cell[] = [];
+    for (const c of cs) {
+      cells.push(...sweep({ configs: [c], points }));
+      bar.tick(cells.length / points.length / total);
+      await step();
+    }
+    let tcpPoints: TcpPoint[] | null = null;
+    if (withTcp) {
+      tcpPoints = [];
+      for (const mtu of TCP_DEFAULTS.mtus)
+        for (const loss of TCP_DEFAULTS.losses) {
+          tcpPoints.push(...tcpSweep({ ...TCP_DEFAULTS, mtus: [mtu], losses: [loss] }));
+          bar.tick((cs.length + tcpPoints.length * TCP_DEFAULTS.seeds.length) / total);
+          await step();
+        }
+    }
     bar.done();
     const excluded =
       encaps.some((e) => e.tunnel === null) && encryptions.some((e) => e.esp !== null) ? ["none with ESP: seine's ESP protects the tunnel between nodes"] : [];
