@@ -36,11 +36,11 @@ import {
   tcpSweep,
   UNDERLAY_MTUS,
 } from '../study/overhead.js';
-import { DEFINITIONS, formatTable, type OverheadReport, plots, summarize, toCsv } from '../study/overhead-output.js';
+import { DEFINITIONS, formatReadmeTable, formatTable, type OverheadReport, README_SIZES, plots, summarize, toCsv } from '../study/overhead-output.js';
 import { CliError, progressBar, type RunIo } from './run.js';
 
 export const OVERHEAD_USAGE = `usage: seine bench overhead [--json] [--out DIR] [--sizes LIST] [--pcap FILE] [--encap LIST]
-                            [--esp LIST] [--family 4,6] [--mtu LIST] [--no-tcp] [--no-progress]
+                            [--esp LIST] [--family 4,6] [--mtu LIST] [--markdown] [--no-tcp] [--no-progress]
 
   The encapsulation-overhead study: inner packet sizes × encapsulation × encryption × underlay (IPv4/IPv6,
   MTU), per cell the largest pod MTU, wire bytes per payload byte and goodput efficiency (without and
@@ -58,6 +58,7 @@ export const OVERHEAD_USAGE = `usage: seine bench overhead [--json] [--out DIR] 
   --family LIST  underlay IP versions (default 4,6)
   --mtu LIST     underlay MTUs (default ${UNDERLAY_MTUS.join(',')})
   --json         print the whole report as one JSON object instead of the table
+  --markdown     print per underlay the README's table (the sizes of ${README_SIZES.join(', ')} that were swept)
   --out DIR      write overhead.csv, overhead.json and the SVG plots into DIR (made if missing)
   --no-tcp       leave out the TCP goodput sweep
   --no-progress  no progress bar on stderr
@@ -169,6 +170,7 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
       allowPositionals: false,
       options: {
         json: { type: 'boolean' },
+        markdown: { type: 'boolean' },
         out: { type: 'string' },
         sizes: { type: 'string' },
         pcap: { type: 'string' },
@@ -260,7 +262,13 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
           : { parameters: { ...tcpParams, window: 'NewReno, fixed 64 KiB window, no SACK, no delayed ACK', inner: 'IPv4' }, points: tcpPoints },
     };
     if (v.json === true) io.out(JSON.stringify(report));
-    else io.out(formatTable(report));
+    else if (v.markdown === true) {
+      for (const u of [...new Set(cells.map((c) => `${c.family}|${c.underlayMtu}`))]) {
+        const [fam, mtu] = u.split('|').map(Number) as [number, number];
+        io.out(`IPv${fam} underlay, MTU ${mtu}: goodput efficiency on the wire\n`);
+        io.out(formatReadmeTable(cells.filter((c) => c.family === fam && c.underlayMtu === mtu)) + '\n');
+      }
+    } else io.out(formatTable(report));
     if (outDir !== null && tmp !== null) {
       const files: Array<[string, string]> = [
         ['overhead.csv', toCsv(cells)],

@@ -282,3 +282,36 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The README's table
+
+/** The README's sizes: the columns of its table. */
+export const README_SIZES = ['64', '576', '1400', '1500', '9000', 'imix'] as const;
+
+/**
+ * The README's results table (Markdown) from the cells of one underlay: per setup the pod MTU, the goodput
+ * efficiency on the wire at each of `README_SIZES`, and the frames a 9000-byte message takes. A test
+ * recomputes it, so the README cannot drift from the study.
+ */
+export function formatReadmeTable(cells: readonly Cell[]): string {
+  const setups = [...new Set(cells.map((c) => `${c.encap}|${c.encryption}`))];
+  const rows = [
+    `| setup | pod MTU | ${README_SIZES.map((s) => (s === 'imix' ? 'IMIX' : `${s} B`)).join(' | ')} | frames per 9000-byte message |`,
+    `|---|---:|${README_SIZES.map(() => '---:').join('|')}|---:|`,
+  ];
+  for (const k of setups) {
+    const [encap, encryption] = k.split('|') as [string, string];
+    const here = cells.filter((c) => c.encap === encap && c.encryption === encryption);
+    const at = (s: string): Cell | undefined => here.find((c) => c.size === s);
+    const c0 = here[0]!;
+    const mark = c0.measured === null ? ' (analytic)' : '';
+    rows.push(
+      `| ${encap}${encryption === 'none' ? '' : ` + ${encryption}`}${mark} | ${c0.analytic.podMtu} | ${README_SIZES.map((s) => {
+        const c = at(s);
+        return c === undefined ? '-' : pct(shown(c).efficiencyL1);
+      }).join(' | ')} | ${at('9000') === undefined ? '-' : shown(at('9000')!).packetsPerMessage} |`,
+    );
+  }
+  return rows.join('\n');
+}

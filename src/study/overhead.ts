@@ -148,6 +148,15 @@ export function configs(axes: {
   return out;
 }
 
+/** The README's rows: every encapsulation in plaintext, then VXLAN with each encryption, over a 1500-byte IPv4 underlay. */
+export function README_CONFIGS(): Config[] {
+  const vxlan = ENCAPSULATIONS.filter((e) => e.name === 'vxlan');
+  return [
+    ...configs({ encryptions: [ENCRYPTIONS[0]!], families: [4], mtus: [1500] }),
+    ...configs({ encaps: vxlan, encryptions: ENCRYPTIONS.slice(1), families: [4], mtus: [1500] }),
+  ];
+}
+
 /** The overhead spec of a tunnelled config (mtu/overhead.ts), or null for `none`. */
 export function specOf(c: Config): OverheadSpec | null {
   const t = c.encap.tunnel;

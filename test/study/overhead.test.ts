@@ -231,3 +231,14 @@ test('overhead: the SVG plots parse as XML and hold the expected series, axes an
   const [g1500, g9000] = t.series['loss 0%']!.map((p) => p[1]);
   assert.ok(g1500! > 500 && g1500! < 1000 && g9000! > g1500!, `${g1500} ${g9000}`);
 });
+
+test("README: the overhead results table is the study's output", async () => {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const { README_SIZES, formatReadmeTable } = await import('../../src/study/overhead-output.js');
+  const { README_CONFIGS } = await import('../../src/study/overhead.js');
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  const points = README_SIZES.map((s) => (s === 'imix' ? IMIX_POINT : sizePoint(Number(s))));
+  const table = formatReadmeTable(sweep({ configs: README_CONFIGS(), points }));
+  assert.ok(readme.includes(table + '\n'), `README.md shows the table (regenerate it with seine bench overhead --readme):\n${table}`);
+});
