@@ -220,6 +220,7 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
             yLabel: 'goodput efficiency on the wire (%)',
             xLog: true,
             yMax: 100,
+            yTick: (v) => String(v),
             series: series(
               (c) => c.encryption === 'none',
               (c) => `${c.encap}${analyticMark(c)}`,
@@ -244,6 +245,7 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
             yLabel: 'goodput efficiency on the wire (%)',
             xLog: true,
             yMax: 100,
+            yTick: (v) => String(v),
             series: series(
               (c) => c.encap === base,
               (c) => `${c.encryption}${analyticMark(c)}`,
