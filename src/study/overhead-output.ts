@@ -181,6 +181,12 @@ export interface Plot {
   svg: string;
 }
 
+/** The caption's last line: where the figures come from, and which series are computed only. */
+function measuredNote(cells: readonly Cell[], at: string): string {
+  const computed = cells.some((c) => c.measured === null);
+  return `Measured on seine's simulated datapath${at}, equal to the arithmetic at every measured point (seine bench overhead)${computed ? '; "(analytic)" series are computed only' : ''}.`;
+}
+
 const CAPTION_EFFICIENCY =
   'Efficiency = UDP payload / wire bytes per message: outer Ethernet header, FCS 4, preamble+SFD 8, inter-frame gap 12 per frame (frames padded to 60).';
 
@@ -225,11 +231,7 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
               (c) => c.encryption === 'none',
               (c) => `${c.encap}${analyticMark(c)}`,
             ),
-            caption: [
-              CAPTION_EFFICIENCY,
-              `Pod MTU: ${pods(plain)}; larger messages are fragmented by the pod (RFC 791).`,
-              `Measured on seine's simulated datapath${at}; analytic = measured at every point (seine bench overhead).`,
-            ],
+            caption: [CAPTION_EFFICIENCY, `Pod MTU: ${pods(plain)}; larger messages are fragmented by the pod (RFC 791).`, measuredNote(here, at)],
           }),
         });
       }
@@ -250,11 +252,7 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
               (c) => c.encap === base,
               (c) => `${c.encryption}${analyticMark(c)}`,
             ),
-            caption: [
-              CAPTION_EFFICIENCY,
-              `Pod MTU: ${pods(enc)}.`,
-              `Measured on seine's simulated datapath${at}; analytic = measured at every point (seine bench overhead).`,
-            ],
+            caption: [CAPTION_EFFICIENCY, `Pod MTU: ${pods(enc)}.`, measuredNote(here, at)],
           }),
         });
       }
