@@ -1394,8 +1394,8 @@ export class Bridge {
         vni,
         outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
         outerDst: v.ip,
-        udpSrcPort: sport,
-        udpDstPort: tunnel.dstPort,
+        // GRE has no UDP header: its key is the VNI above.
+        ...(tunnel.kind === 'gre' ? {} : { udpSrcPort: sport, udpDstPort: tunnel.dstPort }),
         bytes: p.end - p.start,
       },
     );

@@ -38,6 +38,8 @@ import { ip, run } from './lab/netns.js';
 import type { Logger } from './log.js';
 import { agentRegistry, serveMetrics, type MetricsSnapshot } from './metrics.js';
 import { dropReasonName } from '../wire/drop.js';
+import { greHeaderLen } from '../wire/gre.js';
+import { GRE_HELLO_PORT } from '../overlay/tunnel.js';
 import { HeapMeter } from './heap.js';
 import { loadNative, TUN_F, type Native } from './native.js';
 
@@ -50,6 +52,12 @@ const VXLAN_PORT = 4789;
 const GENEVE_PORT = 6081;
 const NAT_T_PORT = 4500;
 const IPPROTO_ESP = 50;
+const IPPROTO_GRE = 47;
+
+/** The tunnel's UDP port: VXLAN's or Geneve's, or for GRE the one ESP's announcements use (overlay/tunnel.ts). */
+function tunnelUdpPort(t: AgentConfig['node']['tunnel']): number {
+  return t.udpPort ?? (t.kind === 'geneve' ? GENEVE_PORT : t.kind === 'gre' ? GRE_HELLO_PORT : VXLAN_PORT);
+}
 
 function macBytes(mac: string): Uint8Array {
   const b = new Uint8Array(6);
@@ -118,14 +126,15 @@ export class Agent {
     // The devices first (any failure closes what was opened), then the bridge around them.
     const opened: LiveDevice[] = [];
     try {
-      const udpPorts = [n.tunnel.udpPort ?? (n.tunnel.kind === 'geneve' ? GENEVE_PORT : VXLAN_PORT)];
+      const udpPorts = [tunnelUdpPort(n.tunnel)];
       if (n.esp?.udpEncap === true) udpPorts.push(NAT_T_PORT);
       const under = new TunnelSocketDevice(native, this.pool, {
         name: 'underlay',
         netns: cfg.netns,
         localIp: n.underlayIp,
         udpPorts,
-        rawProtocols: n.esp !== null && !n.esp.udpEncap ? [IPPROTO_ESP] : [],
+        // GRE is IP protocol 47, with no port to bind: the raw socket takes it (ESP over IP likewise).
+        rawProtocols: [...(n.tunnel.kind === 'gre' ? [IPPROTO_GRE] : []), ...(n.esp !== null && !n.esp.udpEncap ? [IPPROTO_ESP] : [])],
         mac: macFromString(n.underlayMac)!,
         mtu: cfg.underlayMtu,
         gro: cfg.offloads,
@@ -474,7 +483,7 @@ export class Agent {
       ip + 20 <= end && d[ip]! >> 4 === 4 && d[ip + 9] === proto && rd32(d, ip + 12) === src && rd32(d, ip + 16) === dst;
     let sent = false;
     let arrived = false;
-    const tunnelPort = this.cfg.node.tunnel.udpPort ?? (this.cfg.node.tunnel.kind === 'geneve' ? GENEVE_PORT : VXLAN_PORT);
+    const tunnelPort = tunnelUdpPort(this.cfg.node.tunnel);
     const disarm = (): void => {
       clearTimeout(timer);
       this.nd.bridge.trace = null;
@@ -504,7 +513,8 @@ export class Agent {
           const l4 = ip + (d[ip]! & 0x0f) * 4;
           let encrypted = outerProto === 50;
           let inner = -1;
-          if (outerProto === 17 && l4 + 8 <= p.end) {
+          if (outerProto === IPPROTO_GRE && this.cfg.node.tunnel.kind === 'gre' && l4 + 4 <= p.end) inner = l4 + greHeaderLen(rd16(d, l4)) + 14;
+          else if (outerProto === 17 && l4 + 8 <= p.end) {
             const dport = rd16(d, l4 + 2);
             if (dport === NAT_T_PORT) encrypted = true;
             else if (dport === tunnelPort) {

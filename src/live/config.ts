@@ -10,6 +10,7 @@
  *   underlayIp: 172.18.0.2
  *   underlayMac: 02:02:00:00:00:01
  *   tunnel: { kind: vxlan, vni: 1, options: [], knownOptions: [], fragmentPolicy: outer, icmpTooBig: true, mssClamp: true, udpPort: null }
+ *                                  # kind: vxlan | geneve | gre; gre also takes greKey: false (no key, 4-byte header)
  *   esp: null                      # or { cipher: aes-gcm-128, udpEncap: false, secret: { file: /etc/seine/secret } }
  *   gateway: { mac: 02:01:00:00:00:01, mtu: 1500, ipv4: 10.244.1.1/24, ipv6: null }
  *   pods: [{ name: a, mac: 02:00:00:01:00:01, mtu: 1450, ip4: 10.244.1.2, ip6: null, segment: 0, vni: null }]
@@ -34,6 +35,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { NodeConfig, NodePeerConfig } from '../node/config.js';
+import { TUNNEL_KINDS } from '../overlay/template.js';
 import { ipv4FromString, ipv6FromString, macFromString } from '../wire/bytes.js';
 
 export interface PodPlacement {
@@ -172,7 +174,12 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
     ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'esp', 'gateway', 'pods', 'stack', 'peers', 'vniSegments'],
     ['name', 'mode', 'underlayIp', 'underlayMac', 'tunnel', 'pods'],
   );
-  const t = c.obj(o['tunnel'], 'node.tunnel', ['kind', 'vni', 'options', 'knownOptions', 'fragmentPolicy', 'icmpTooBig', 'mssClamp', 'udpPort'], ['kind']);
+  const t = c.obj(
+    o['tunnel'],
+    'node.tunnel',
+    ['kind', 'vni', 'options', 'knownOptions', 'fragmentPolicy', 'icmpTooBig', 'mssClamp', 'udpPort', 'greKey'],
+    ['kind'],
+  );
   const mode = c.oneOf(o['mode'], 'node.mode', ['routed', 'l2'] as const);
   let esp: NodeConfig['esp'] = null;
   if (o['esp'] !== undefined && o['esp'] !== null) {
@@ -232,7 +239,7 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
     underlayIp: c.ip(o['underlayIp'], 'node.underlayIp')!,
     underlayMac: c.mac(o['underlayMac'], 'node.underlayMac'),
     tunnel: {
-      kind: c.oneOf(t['kind'], 'node.tunnel.kind', ['vxlan', 'geneve'] as const),
+      kind: c.oneOf(t['kind'], 'node.tunnel.kind', TUNNEL_KINDS),
       vni: t['vni'] === undefined ? 1 : c.int(t['vni'], 'node.tunnel.vni', 0, 0xff_ffff),
       options: opts,
       knownOptions: c.arr(t['knownOptions'] ?? opts.map((x) => ({ class: x.class, type: x.type })), 'node.tunnel.knownOptions').map((x, i) => {
@@ -247,6 +254,7 @@ function checkNode(c: Checker, v: unknown): NodeConfig {
       icmpTooBig: t['icmpTooBig'] === undefined ? true : c.bool(t['icmpTooBig'], 'node.tunnel.icmpTooBig'),
       mssClamp: t['mssClamp'] === undefined ? true : c.bool(t['mssClamp'], 'node.tunnel.mssClamp'),
       udpPort: t['udpPort'] === undefined || t['udpPort'] === null ? null : c.int(t['udpPort'], 'node.tunnel.udpPort', 1, 65535),
+      ...(t['greKey'] === undefined ? {} : { greKey: c.bool(t['greKey'], 'node.tunnel.greKey') }),
     },
     esp,
     gateway,

@@ -146,6 +146,7 @@ export function buildNode(cfg: NodeConfig, env: NodeEnv): NodeDatapath {
     icmpTooBig: t.icmpTooBig,
     mssClamp: t.mssClamp,
     ...(t.udpPort !== null ? { dstPort: t.udpPort } : {}),
+    ...(t.greKey !== undefined ? { greKey: t.greKey } : {}),
     ...(e !== null
       ? {
           esp: {

@@ -37,8 +37,16 @@ export interface NodeTunnelConfig {
   fragmentPolicy: FragmentPolicy;
   icmpTooBig: boolean;
   mssClamp: boolean;
-  /** The UDP port tunnel packets go to; null for the kind's own (VXLAN 4789, Geneve 6081). */
+  /**
+   * The UDP port tunnel packets go to; null for the kind's own (VXLAN 4789, Geneve 6081). GRE has no
+   * UDP: its port carries only ESP's announcements (`GRE_HELLO_PORT`, 4754, by default).
+   */
   udpPort: number | null;
+  /**
+   * GRE only: send and expect the key field with the VNI (RFC 2890), as Antrea's GRE does — 42 bytes of
+   * overhead over IPv4; false for the 4-byte header without key, 38 bytes. Absent: true.
+   */
+  greKey?: boolean;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
- * Outer headers for VXLAN (RFC 7348) and Geneve (RFC 8926) encapsulation, built once per tunnel and
- * patched per packet (as OVS's native tunnels do): the IP length, the IPv4 identification and header
- * checksum, the UDP length, the VNI, and the UDP source port taken from the inner flow's hash (RFC 7348
- * §5, RFC 8926 §3.3) in a configurable range.
+ * Outer headers for VXLAN (RFC 7348), Geneve (RFC 8926) and Ethernet-over-GRE (RFC 2784, protocol type
+ * 0x6558, the RFC 2890 key carrying the VNI) encapsulation, built once per tunnel and patched per packet
+ * (as OVS's native tunnels do): the IP length, the IPv4 identification and header checksum, the UDP
+ * length, the VNI (GRE: the key), and the UDP source port taken from the inner flow's hash (RFC 7348 §5,
+ * RFC 8926 §3.3) in a configurable range. GRE has no UDP header, so no source port to spread flows with
+ * and no UDP checksum; it sends no GRE checksum either (as Linux's gretap and OVS do by default).
  *
  * The IPv4 header checksum is finished from a precomputed partial sum of the fixed fields plus the length
  * and identification (the VNI and the ports lie outside the IP header and do not touch it), so the
@@ -27,14 +29,18 @@ import {
   GENEVE_UDP_PORT,
   type GeneveOption,
 } from '../wire/geneve.js';
-import { IPV4_HEADER_LEN, IPPROTO_UDP } from '../wire/ipv4.js';
+import { GRE_PROTO_TEB } from '../wire/gre.js';
+import { IPV4_HEADER_LEN, IPPROTO_GRE, IPPROTO_UDP } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { compose, type Layer } from '../wire/stack.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VXLAN_UDP_PORT } from '../wire/vxlan.js';
 
-/** The tunnel header a template emits after the outer UDP header. */
-export type TunnelKind = 'vxlan' | 'geneve';
+/** The tunnel header a template emits after the outer UDP header (VXLAN, Geneve) or IP header (GRE). */
+export type TunnelKind = 'vxlan' | 'geneve' | 'gre';
+
+/** Every tunnel kind, in the order lists and errors name them (scenario files, node and agent configs). */
+export const TUNNEL_KINDS: readonly TunnelKind[] = ['vxlan', 'geneve', 'gre'];
 
 export type Underlay = { family: 4; src: number; dst: number } | { family: 6; src: Uint8Array; dst: Uint8Array };
 
@@ -46,6 +52,11 @@ export interface TunnelTemplateConfig {
   underlay: Underlay;
   /** The VNI written into `header`; `encap` overwrites it per packet. 24 bits. */
   vni: number;
+  /**
+   * GRE only: send the key field (RFC 2890 §2.1) holding the VNI, as Antrea's and OVS's GRE ports do (an
+   * 8-byte GRE header). Without it the header is 4 bytes and carries no VNI. Default true.
+   */
+  greKey?: boolean;
   /** Default 64. */
   ttl?: number;
   /** Default false, like Linux vxlan's `df unset`. */
@@ -53,9 +64,9 @@ export interface TunnelTemplateConfig {
   /** UDP source port range from the flow hash; default 49152–65535 (RFC 7348 §5). */
   srcPortMin?: number;
   srcPortMax?: number;
-  /** Default 4789 for VXLAN, 6081 for Geneve. */
+  /** Default 4789 for VXLAN, 6081 for Geneve; GRE has no UDP header and refuses one. */
   dstPort?: number;
-  /** Compute the outer UDP checksum over IPv4 too (always over IPv6). Default false. */
+  /** Compute the outer UDP checksum over IPv4 too (always over IPv6). Default false. GRE refuses true. */
   udpChecksum?: boolean;
   /**
    * Geneve only: options sent on every packet, in this order. Each option's data is a multiple of 4
@@ -69,7 +80,11 @@ const isUint = (v: number, max: number): boolean => Number.isInteger(v) && v >= 
 
 /** Checks a configuration, throwing a RangeError that names the first bad field. */
 function validate(cfg: TunnelTemplateConfig): void {
-  if (cfg.kind !== 'vxlan' && cfg.kind !== 'geneve') throw new RangeError(`tunnel kind ${String(cfg.kind)} is not 'vxlan' or 'geneve'`);
+  if (!TUNNEL_KINDS.includes(cfg.kind)) throw new RangeError(`tunnel kind ${String(cfg.kind)} is not one of ${TUNNEL_KINDS.join(', ')}`);
+  if (cfg.kind === 'gre') {
+    if (cfg.dstPort !== undefined) throw new RangeError('gre has no UDP header: no destination port');
+    if (cfg.udpChecksum === true) throw new RangeError('gre has no UDP header: no UDP checksum');
+  } else if (cfg.greKey !== undefined) throw new RangeError(`${cfg.kind} has no GRE key: greKey is for gre only`);
   if (!isUint(cfg.vni, 0xffffff)) throw new RangeError(`VNI ${cfg.vni} is not a 24-bit number`);
   const min = cfg.srcPortMin ?? 49152;
   const max = cfg.srcPortMax ?? 65535;
@@ -106,11 +121,14 @@ export class TunnelTemplate {
   readonly header: Uint8Array;
   /** Length of all the outer headers: what `encap` prepends. */
   readonly headerLen: number;
-  /** Length of the tunnel header itself (8 for VXLAN, 8 + options for Geneve). */
+  /** Length of the tunnel header itself (8 for VXLAN, 8 + options for Geneve, 8 for GRE with a key, 4 without). */
   readonly tunnelHeaderLen: number;
   /** The configured default VNI (the one in `header`). */
   readonly vni: number;
   private readonly v6: boolean;
+  /** GRE: no UDP header; the key, when sent, is the word after the first. */
+  private readonly gre: boolean;
+  private readonly greKey: boolean;
   private readonly l3: number;
   private readonly l4: number;
   private readonly portMin: number;
@@ -138,7 +156,7 @@ export class TunnelTemplate {
   private readonly ipTtlProto: number;
   /** IPv6: next header and hop limit. */
   private readonly ip6NextHop: number;
-  /** The UDP destination port; the first word of the tunnel header (VXLAN flags, Geneve ver/length/flags/protocol). */
+  /** The UDP destination port; the first word of the tunnel header (VXLAN flags, Geneve ver/length/flags/protocol, GRE flags/protocol). */
   private readonly dstPort: number;
   private readonly tunWord0: number;
 
@@ -154,6 +172,8 @@ export class TunnelTemplate {
     this.csumV4 = cfg.udpChecksum ?? false;
     const ttl = cfg.ttl ?? 64;
     const geneve = cfg.kind === 'geneve';
+    this.gre = cfg.kind === 'gre';
+    this.greKey = this.gre && (cfg.greKey ?? true);
     const options = [...(cfg.options ?? [])];
     const eth: Layer = { kind: 'eth', repr: { dst: cfg.dstMac, src: cfg.srcMac, vlans: [], etherType: this.v6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4 } };
     const ip: Layer =
@@ -163,7 +183,7 @@ export class TunnelTemplate {
             repr: {
               src: u.src,
               dst: u.dst,
-              protocol: IPPROTO_UDP,
+              protocol: this.gre ? IPPROTO_GRE : IPPROTO_UDP,
               ttl,
               dscp: 0,
               ecn: 0,
@@ -175,27 +195,34 @@ export class TunnelTemplate {
               payloadLen: 0,
             },
           }
-        : { kind: 'ipv6', repr: { src: u.src, dst: u.dst, nextHeader: IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 } };
+        : {
+            kind: 'ipv6',
+            repr: { src: u.src, dst: u.dst, nextHeader: this.gre ? IPPROTO_GRE : IPPROTO_UDP, hopLimit: ttl, trafficClass: 0, flowLabel: 0, payloadLen: 0 },
+          };
     const udp: Layer = { kind: 'udp', repr: { srcPort: 0, dstPort: cfg.dstPort ?? (geneve ? GENEVE_UDP_PORT : VXLAN_UDP_PORT) }, zeroChecksum: true };
     const tunnel: Layer = geneve
       ? { kind: 'geneve', repr: { vni: cfg.vni, protocolType: ETHERTYPE_TEB, oam: false, critical: geneveCriticalFlag(options), options } }
-      : { kind: 'vxlan', repr: { vni: cfg.vni } };
+      : this.gre
+        ? { kind: 'gre', repr: { protocolType: GRE_PROTO_TEB, checksum: false, key: this.greKey ? cfg.vni : null, sequence: null } }
+        : { kind: 'vxlan', repr: { vni: cfg.vni } };
     // compose copies the option data: later changes to the caller's arrays do not reach the template.
-    this.header = compose([eth, ip, udp, tunnel]);
+    this.header = compose(this.gre ? [eth, ip, tunnel] : [eth, ip, udp, tunnel]);
     this.headerLen = this.header.length;
     this.l3 = ETH_HEADER_LEN;
     this.l4 = ETH_HEADER_LEN + (this.v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN);
-    this.tunnelHeaderLen = this.headerLen - this.l4 - UDP_HEADER_LEN;
+    this.tunnelHeaderLen = this.headerLen - this.l4 - (this.gre ? 0 : UDP_HEADER_LEN);
     const h = this.header;
     // Zero what is patched per packet, then take the partial sums.
     if (!this.v6) {
       wr16(h, this.l3 + 2, 0);
       wr16(h, this.l3 + 10, 0);
     } else wr16(h, this.l3 + 4, 0);
-    wr16(h, this.l4 + 4, 0);
-    wr16(h, this.l4 + 6, 0);
+    if (!this.gre) {
+      wr16(h, this.l4 + 4, 0);
+      wr16(h, this.l4 + 6, 0);
+    }
     this.ipSum = this.v6 ? 0 : onesSum(h, this.l3, IPV4_HEADER_LEN);
-    this.dstPort = (h[this.l4 + 2]! << 8) | h[this.l4 + 3]!;
+    this.dstPort = this.gre ? 0 : (h[this.l4 + 2]! << 8) | h[this.l4 + 3]!;
     const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
     if (this.headerLen % 4 !== 2) throw new Error(`tunnel template: ${this.headerLen}-byte header breaks the word layout`);
     this.head16 = hv.getUint16(0);
@@ -205,7 +232,7 @@ export class TunnelTemplate {
     this.ipFlagsFrag = this.v6 ? 0 : hv.getUint16(this.l3 + 6);
     this.ipTtlProto = this.v6 ? 0 : hv.getUint16(this.l3 + 8);
     this.ip6NextHop = this.v6 ? hv.getUint16(this.l3 + 6) : 0;
-    this.tunWord0 = hv.getInt32(this.l4 + UDP_HEADER_LEN);
+    this.tunWord0 = hv.getInt32(this.gre ? this.l4 : this.l4 + UDP_HEADER_LEN);
     this.pseudo = this.v6 ? pseudoSumV6At(h, this.l3 + 8, this.l3 + 24, IPPROTO_UDP, 0) : onesSum(h, this.l3 + 12, 8, IPPROTO_UDP);
   }
 
@@ -220,8 +247,8 @@ export class TunnelTemplate {
 
   /**
    * Prepends the outer headers to the frame in `p` (moving `start` into the headroom), writes the low 24
-   * bits of `vni` into the VXLAN or Geneve header, and sets `p.l2/l3/l4` to the outer layers and
-   * `p.innerL2` to the old start. Returns false, changing nothing, when the headroom is short.
+   * bits of `vni` into the VXLAN or Geneve header (GRE: into the key, when sent), and sets `p.l2/l3/l4`
+   * to the outer layers (`l4` is the GRE header for GRE) and `p.innerL2` to the old start. Returns false, changing nothing, when the headroom is short.
    */
   encap(p: PacketBuf, flowHash: number, vni: number): boolean {
     const innerLen = p.end - p.start;
@@ -230,13 +257,15 @@ export class TunnelTemplate {
     const dv = p.view;
     const m = this.mid;
     // Whole words, each written once (a copy of the template patched afterwards wrote some twice): the
-    // first two bytes, the rest of the Ethernet header, IP, UDP, the tunnel header, Geneve options.
+    // first two bytes, the rest of the Ethernet header, IP, UDP, the tunnel header, Geneve options. GRE's
+    // outer headers (14 + 20 or 40 + 4 or 8) keep the same layout, 2 bytes past a multiple of 4.
     dv.setUint16(at, this.head16);
     dv.setInt32(at + 2, m[0]!, true);
     dv.setInt32(at + 6, m[1]!, true);
     dv.setInt32(at + 10, m[2]!, true);
     const l3 = at + ETH_HEADER_LEN;
-    const udpLen = innerLen + this.tunnelHeaderLen + UDP_HEADER_LEN;
+    // The outer IP payload: the UDP datagram, or (GRE) the GRE header and the frame.
+    const udpLen = innerLen + this.tunnelHeaderLen + (this.gre ? 0 : UDP_HEADER_LEN);
     let l4: number;
     if (this.v6) {
       dv.setInt32(l3, m[3]!, true);
@@ -253,14 +282,20 @@ export class TunnelTemplate {
       dv.setInt32(l3 + 16, m[7]!, true);
       l4 = l3 + IPV4_HEADER_LEN;
     }
-    // Source port from the flow hash, destination port; length and a zero checksum; the tunnel header.
-    dv.setInt32(l4, (this.srcPort(flowHash) << 16) | this.dstPort);
-    dv.setInt32(l4 + 4, udpLen << 16);
-    dv.setInt32(l4 + 8, this.tunWord0);
-    // The VNI and the reserved byte after it (zero in both VXLAN and Geneve).
-    dv.setInt32(l4 + 12, (vni & 0xffffff) << 8);
-    for (let i = this.optWord, o = l4 + 16; i < m.length; i++, o += 4) dv.setInt32(o, m[i]!, true);
-    if (this.v6 || this.csumV4) this.fillUdpChecksum(p.data, l4, udpLen);
+    if (this.gre) {
+      // Flags and protocol type; the key (RFC 2890 §2.1) is the whole next word, the VNI in its low 24 bits.
+      dv.setInt32(l4, this.tunWord0);
+      if (this.greKey) dv.setInt32(l4 + 4, vni & 0xffffff);
+    } else {
+      // Source port from the flow hash, destination port; length and a zero checksum; the tunnel header.
+      dv.setInt32(l4, (this.srcPort(flowHash) << 16) | this.dstPort);
+      dv.setInt32(l4 + 4, udpLen << 16);
+      dv.setInt32(l4 + 8, this.tunWord0);
+      // The VNI and the reserved byte after it (zero in both VXLAN and Geneve).
+      dv.setInt32(l4 + 12, (vni & 0xffffff) << 8);
+      for (let i = this.optWord, o = l4 + 16; i < m.length; i++, o += 4) dv.setInt32(o, m[i]!, true);
+      if (this.v6 || this.csumV4) this.fillUdpChecksum(p.data, l4, udpLen);
+    }
     p.innerL2 = at + this.headerLen;
     p.l2 = at;
     p.l3 = l3;

@@ -1,7 +1,8 @@
 /**
- * A tunnel endpoint (VTEP) of one kind, VXLAN (RFC 7348) or Geneve (RFC 8926), over an IPv4 or IPv6
- * underlay: the remote-VTEP table with one outer-header template per remote, decapsulation with every
- * outer check a receiver owes, and encapsulation from the template.
+ * A tunnel endpoint (VTEP) of one kind, VXLAN (RFC 7348), Geneve (RFC 8926) or Ethernet-over-GRE
+ * (RFC 2784, protocol type 0x6558, the RFC 2890 key as the VNI), over an IPv4 or IPv6 underlay: the
+ * remote-VTEP table with one outer-header template per remote, decapsulation with every outer check a
+ * receiver owes, and encapsulation from the template.
  *
  * Two modes, as shared/DESIGN.md describes:
  * - `routed` (Antrea/Flannel style): one VNI; decapsulated frames go to the node's gateway, which routes
@@ -17,7 +18,8 @@ import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { GENEVE_HEADER_LEN, GENEVE_OPTION_HEADER_LEN, geneveOptionKey, GENEVE_UDP_PORT, OptionKeys, type GeneveOption } from '../wire/geneve.js';
-import { Ipv4View, IPPROTO_UDP } from '../wire/ipv4.js';
+import { GRE_PROTO_TEB, GreView } from '../wire/gre.js';
+import { Ipv4View, IPPROTO_GRE, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
 import { VxlanView, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../wire/vxlan.js';
@@ -27,7 +29,14 @@ import type { OutboundSa } from '../esp/sa.js';
 import { ESP_DUMMY, ESP_NOT_ESP, EspOpenBatch, espProtect, EspSealBatch, espUnprotect, EspRxInfo, type EspProtectOptions } from '../esp/esp.js';
 import { HELLO_LEN, looksLikeHello } from '../esp/hello.js';
 import { pathMtu, type OverheadSpec } from '../mtu/overhead.js';
-import { TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
+import { TUNNEL_KINDS, TunnelTemplate, type TunnelKind, type Underlay } from './template.js';
+
+/**
+ * GRE carries no UDP, but an ESP tunnel's epoch announcements (esp/hello.ts) travel in UDP to the tunnel's
+ * port: a GRE tunnel's is the GRE-in-UDP port (RFC 8086). A GRE-in-UDP receiver drops a hello as malformed
+ * (its first bits, 'S' = 0x53, set GRE's reserved bit 1: RFC 2784 §2.3 says discard).
+ */
+export const GRE_HELLO_PORT = 4754;
 
 export type TunnelMode = 'routed' | 'l2';
 
@@ -40,10 +49,20 @@ export interface TunnelConfig {
   localMac: number;
   /** Routed mode: the VNI every packet carries. Default 1 (as Flannel). */
   vni?: number;
-  /** Default 4789 (VXLAN) or 6081 (Geneve). */
+  /**
+   * Default 4789 (VXLAN) or 6081 (Geneve). GRE has no UDP: its port is where ESP's announcements go
+   * (default `GRE_HELLO_PORT`).
+   */
   dstPort?: number;
-  /** Outer UDP checksum over IPv4 (always over IPv6). Default false, like Linux. */
+  /** Outer UDP checksum over IPv4 (always over IPv6). Default false, like Linux. Not for GRE. */
   udpChecksum?: boolean;
+  /**
+   * GRE: send and expect the key field (RFC 2890) with the VNI in it — Antrea's and OVS's GRE ports, an
+   * 8-byte header, 42 bytes of overhead over IPv4. False: a 4-byte header without key, 38 bytes; every
+   * packet then belongs to `vni`. A packet with a key where none is configured, or the reverse, is
+   * dropped (`GreKeyMismatch`). Default true; only for GRE.
+   */
+  greKey?: boolean;
   /** Accept zero-checksum UDP over IPv6 (RFC 6935; Linux's udp6zerocsumrx). Default false. */
   acceptZeroChecksumV6?: boolean;
   /** Outer UDP source port range for the inner flow hash. Default 49152–65535. */
@@ -233,19 +252,29 @@ export class Tunnel {
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
   private readonly vx = new VxlanView();
+  private readonly gv = new GreView();
+  /** The outer IP protocol (UDP, or GRE) and, for GRE, whether the key is sent and expected. */
+  private readonly proto: number;
+  private readonly greKey: boolean;
 
   constructor(cfg: TunnelConfig) {
     this.cfg = cfg;
     this.kind = cfg.kind;
     this.mode = cfg.mode;
-    if (cfg.kind !== 'vxlan' && cfg.kind !== 'geneve') throw new RangeError(`tunnel kind "${String(cfg.kind)}" is not vxlan or geneve`);
+    if (!TUNNEL_KINDS.includes(cfg.kind)) throw new RangeError(`tunnel kind "${String(cfg.kind)}" is not one of ${TUNNEL_KINDS.join(', ')}`);
+    if (cfg.kind === 'gre') {
+      if (cfg.udpChecksum === true || cfg.acceptZeroChecksumV6 === true)
+        throw new RangeError('tunnel: gre has no UDP header (udpChecksum, acceptZeroChecksumV6)');
+    } else if (cfg.greKey !== undefined) throw new RangeError(`tunnel: greKey is for gre only, not ${cfg.kind}`);
+    this.proto = cfg.kind === 'gre' ? IPPROTO_GRE : IPPROTO_UDP;
+    this.greKey = cfg.kind === 'gre' && (cfg.greKey ?? true);
     if (cfg.mode !== 'routed' && cfg.mode !== 'l2') throw new RangeError(`tunnel mode "${String(cfg.mode)}" is not routed or l2`);
     const local = parseUnderlayIp(cfg.localIp, 'tunnel localIp');
     this.family = local.family;
     if (local.family === 4) this.localV4 = local.v4;
     else this.localV6 = local.v6;
     this.vni = checkVni(cfg.vni ?? 1, 'tunnel vni');
-    this.dstPort = cfg.dstPort ?? (cfg.kind === 'vxlan' ? VXLAN_UDP_PORT : GENEVE_UDP_PORT);
+    this.dstPort = cfg.dstPort ?? (cfg.kind === 'vxlan' ? VXLAN_UDP_PORT : cfg.kind === 'geneve' ? GENEVE_UDP_PORT : GRE_HELLO_PORT);
     this.known = new OptionKeys((cfg.knownOptions ?? []).map((k) => geneveOptionKey(k.class, k.type)));
     // A routed tunnel sends every segment's traffic with its one VNI.
     if (this.mode === 'routed') this.segmentVni.fill(this.vni);
@@ -278,6 +307,7 @@ export class Tunnel {
       tunnel: this.kind,
       underlay: this.family,
       ...(opts > 0 ? { geneveOptionBytes: opts } : {}),
+      ...(this.kind === 'gre' ? { greKey: this.greKey } : {}),
       ...(this.sadb !== null ? { esp: { cipher: this.sadb.cipher, udpEncap: this.sadb.udpEncap } } : {}),
     };
   }
@@ -300,8 +330,8 @@ export class Tunnel {
       ...(c.dontFrag !== undefined ? { dontFrag: c.dontFrag } : {}),
       ...(c.srcPortMin !== undefined ? { srcPortMin: c.srcPortMin } : {}),
       ...(c.srcPortMax !== undefined ? { srcPortMax: c.srcPortMax } : {}),
-      dstPort: this.dstPort,
-      ...(c.udpChecksum !== undefined ? { udpChecksum: c.udpChecksum } : {}),
+      ...(c.kind === 'gre' ? { greKey: this.greKey } : { dstPort: this.dstPort }),
+      ...(c.udpChecksum !== undefined && c.kind !== 'gre' ? { udpChecksum: c.udpChecksum } : {}),
       ...(c.options !== undefined ? { options: c.options } : {}),
     });
   }
@@ -390,7 +420,8 @@ export class Tunnel {
    * Validates and strips the outer headers of the frame in `p` (outer Ethernet at `p.start`): Ethernet type,
    * IP header (and the IPv4 header checksum), that the packet is for this VTEP and not a fragment, UDP
    * length, port and checksum (verified when non-zero; zero over IPv6 refused unless configured), the
-   * VXLAN/Geneve header, Geneve critical options, the remote VTEP and the VNI. On success the window is the
+   * VXLAN/Geneve header, Geneve critical options, the remote VTEP and the VNI; for GRE, the outer IP
+   * protocol 47 and the GRE header in place of UDP (`greDecap`). On success the window is the
    * inner frame, `p.tunVni`, `p.tunVtep`, `p.tunOptOff/Len` and `p.segment` (l2) are set, and it returns 0;
    * otherwise a DropReason. With ESP the outer IP header is checked first (checksum, for this VTEP, from a
    * known VTEP: `espIn`), then the packet is authenticated and decrypted in place (esp/esp.ts), so after a
@@ -419,8 +450,8 @@ export class Tunnel {
       if (r !== null) return r;
       const hl = (b[ip]! & 0x0f) << 2;
       if (!ipv4HeaderValid(dv, ip, hl)) return DropReason.Ipv4BadChecksum;
-      // Protocol must be UDP and the packet addressed to this VTEP; fragments wait for reassembly.
-      if (dv.getUint32(ip + 16) !== this.localV4 || b[ip + 9] !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
+      // Protocol must be UDP (GRE) and the packet addressed to this VTEP; fragments wait for reassembly.
+      if (dv.getUint32(ip + 16) !== this.localV4 || b[ip + 9] !== this.proto) return DropReason.TunnelNotForUs;
       if ((dv.getUint16(ip + 6) & 0x3fff) !== 0) return DropReason.TunnelFragment;
       l3End = ip + dv.getUint16(ip + 2);
       udp = ip + hl;
@@ -435,12 +466,13 @@ export class Tunnel {
       const wr = walkIpv6(b, ip, l3End, this.walk);
       if (wr !== null) return wr;
       if (this.walk.fragOff >= 0) return DropReason.TunnelFragment;
-      if (this.walk.upperProto !== IPPROTO_UDP) return DropReason.TunnelNotForUs;
+      if (this.walk.upperProto !== this.proto) return DropReason.TunnelNotForUs;
       udp = this.walk.upperOff;
       vtep = this.vtepAtV6(b, ip + 8);
     } else {
       return DropReason.TunnelNotForUs;
     }
+    if (this.proto === IPPROTO_GRE) return this.greDecap(p, udp, l3End, vtep);
     if (l3End - udp < UDP_HEADER_LEN) return DropReason.UdpTruncated;
     const udpLen = dv.getUint16(udp + 4);
     if (udpLen < UDP_HEADER_LEN || udpLen > l3End - udp) return DropReason.UdpBadLength;
@@ -487,6 +519,30 @@ export class Tunnel {
       optOff = th + GENEVE_HEADER_LEN;
       optLen = inner - optOff;
     }
+    return this.accept(p, vtep, vni, inner, udpEnd, optOff, optLen);
+  }
+
+  /**
+   * `decap`'s part after the outer IP header of a GRE tunnel: the GRE header at `gre` runs to `l3End`.
+   * RFC 2784 §2.3's discard rules (`GreView.check`), an Ethernet payload, the checksum when present
+   * (§2.5), the key as configured (RFC 2890 §2.1: with it, the VNI). A sequence number (RFC 2890 §2.2) is
+   * accepted and not used: seine sends none, and reordering is the inner transport's business.
+   */
+  private greDecap(p: PacketBuf, gre: number, l3End: number, vtep: number): number {
+    const dv = p.view;
+    const g = this.gv.at(p.data, gre);
+    const r = g.check(l3End - gre);
+    if (r !== null) return r;
+    if (dv.getUint16(gre + 2) !== GRE_PROTO_TEB) return DropReason.GreNotEthernet;
+    if (!g.verifyChecksum(l3End - gre)) return DropReason.GreBadChecksum;
+    if (g.keyPresent !== this.greKey) return DropReason.GreKeyMismatch;
+    // The key's place depends on C; without a key every packet carries the tunnel's own VNI.
+    const vni = this.greKey ? dv.getUint32(gre + (g.checksumPresent ? 8 : 4)) : this.vni;
+    return this.accept(p, vtep, vni, gre + g.headerLen, l3End, -1, 0);
+  }
+
+  /** The checks every kind shares after its own header: remote VTEP, VNI, an inner frame; then the window. */
+  private accept(p: PacketBuf, vtep: number, vni: number, inner: number, end: number, optOff: number, optLen: number): number {
     if (vtep < 0) return DropReason.UnknownVtep;
     let segment = 0;
     if (this.mode === 'routed') {
@@ -496,7 +552,7 @@ export class Tunnel {
       if (s < 0) return DropReason.UnknownVni;
       segment = s;
     }
-    if (udpEnd - inner < ETH_HEADER_LEN) return DropReason.EthTruncated;
+    if (end - inner < ETH_HEADER_LEN) return DropReason.EthTruncated;
     this.vteps[vtep]!.rxPackets++;
     p.tunVni = vni;
     p.tunVtep = vtep;
@@ -504,7 +560,7 @@ export class Tunnel {
     p.tunOptLen = optLen;
     p.segment = segment;
     p.start = inner;
-    p.end = udpEnd;
+    p.end = end;
     p.l2 = inner;
     p.l3 = p.l4 = p.innerL2 = p.innerL3 = p.innerL4 = -1;
     return 0;

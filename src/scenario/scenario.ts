@@ -17,7 +17,7 @@
  * underlay: { mtu: 1500, latency: 100us, jitter: 0ns, bandwidth: 10Gbit, loss: 0, family: 4 }
  *                                  # defaults: mtu 1500, latency 0, jitter 0, bandwidth unlimited, loss 0, family 4
  * tunnel:                          # the overlay between nodes
- *   type: vxlan                    # vxlan | geneve (default vxlan)
+ *   type: vxlan                    # vxlan | geneve | gre (Ethernet over GRE with the key as VNI; default vxlan)
  *   mode: routed                   # routed (per-node podCIDR, gateway) | l2 (flood-and-learn segments)
  *   vni: 1                         # routed mode's VNI, and the default segment of l2 pods
  *   options: [{ class: 0x0102, type: 0x80, data: "0000000a" }]   # geneve only; class*, type*; data is hex, 4n bytes
@@ -81,7 +81,7 @@ import { FileRefused, readRegularFile } from './file.js';
 import { loadReplay, REPLAY_MAX_BYTES } from './replay.js';
 import { ESP_CIPHERS, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';
-import type { TunnelKind } from '../overlay/template.js';
+import { TUNNEL_KINDS, type TunnelKind } from '../overlay/template.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
 import { DropReason } from '../wire/drop.js';
 
@@ -794,7 +794,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const tV = o.get('tunnel');
   const t = tV === undefined ? null : r.map(tV, TUNNEL_KEYS);
   const typeV = t?.get('type');
-  const tunnelType = typeV === undefined ? 'vxlan' : r.oneOf(typeV, ['vxlan', 'geneve'] as const);
+  const tunnelType = typeV === undefined ? 'vxlan' : r.oneOf(typeV, TUNNEL_KINDS);
   const modeV = t?.get('mode');
   const mode = modeV === undefined ? 'routed' : r.oneOf(modeV, ['routed', 'l2'] as const);
   const vniV = t?.get('vni');
@@ -802,7 +802,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const options: GeneveOptionSpec[] = [];
   const optsV = t?.get('options');
   if (optsV !== undefined) {
-    if (tunnelType !== 'geneve') r.fail(optsV, "no options (they are Geneve's; tunnel.type is vxlan)", describe(optsV.node));
+    if (tunnelType !== 'geneve') r.fail(optsV, `no options (they are Geneve's; tunnel.type is ${tunnelType})`, describe(optsV.node));
     for (const ov of r.list(optsV)) {
       const oo = r.map(ov, OPTION_KEYS);
       const cls = r.int(oo.req('class', 'an option class'), 0, 0xffff, 'a 16-bit option class');

@@ -91,6 +91,11 @@ export interface ClusterOptions {
    * that hold it to the same bytes as the default, one packet at a time.
    */
   batchAead?: { native: NativeAead | null };
+  /**
+   * GRE tunnels: send the key (default, as the scenario's pod MTU assumes: 42 bytes over IPv4) or not (a
+   * 4-byte GRE header; the pods keep the scenario's MTU). For measuring GRE's variants (NodeTunnelConfig.greKey).
+   */
+  greKey?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -246,13 +251,13 @@ export class Cluster {
     this.tracing = opts.tracing ?? false;
     this.wantStacks = opts.nodeStacks ?? false;
     this.batchAead = opts.batchAead;
-    this.buildNodes(capAt);
+    this.buildNodes(capAt, opts.greKey);
     this.sim.schedule(0, new Announce([...this.nodes.values()].flatMap((n) => [...n.pods.values()].map((p) => p.host))), 0);
     if (opts.traffic ?? true) this.buildTraffic();
     this.buildFaults();
   }
 
-  private buildNodes(capAt: Map<string, PcapngCapture>): void {
+  private buildNodes(capAt: Map<string, PcapngCapture>, greKey: boolean | undefined): void {
     const s = this.scenario;
     const routed = s.tunnel.mode === 'routed';
     const senders = new Set(s.traffic.map((t) => `${t.from.node}/${t.from.pod ?? ''}`));
@@ -264,6 +269,10 @@ export class Cluster {
         .map((e) => e.node),
     );
     const configs = nodeConfigsFromScenario(s, { stacks: this.wantStacks ? 'all' : s.nodes.map((n) => n.name).filter((n) => used.has(n)) });
+    if (greKey !== undefined) {
+      if (s.tunnel.type !== 'gre') throw new SimBuildError(`greKey is for a gre tunnel; this scenario's is ${s.tunnel.type}`);
+      for (const c of configs) c.tunnel.greKey = greKey;
+    }
     // What the simulated hosts cannot be yet (the node model has no such limits).
     for (const n of s.nodes) {
       for (const p of n.pods)

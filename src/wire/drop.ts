@@ -157,6 +157,13 @@ export enum DropReason {
   GsoBadHeaderLen,
   /** Headers that segmentation does not rewrite: IPv6 extension headers, an IPv4 fragment. */
   GsoUnsupportedHeaders,
+  // GRE tunnel ports (the header's own checks are GreTruncated, GreBadVersion, GreUnsupportedFlags)
+  /** A GRE packet whose protocol type is not transparent Ethernet bridging (0x6558). */
+  GreNotEthernet,
+  /** The GRE checksum (RFC 2784 §2.5) is present and wrong. */
+  GreBadChecksum,
+  /** A GRE key where the tunnel expects none, or none where it expects one (RFC 2890: the key names the tunnel). */
+  GreKeyMismatch,
 }
 
 /** Size for per-reason counter arrays indexed by `DropReason`. */

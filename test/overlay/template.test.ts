@@ -189,7 +189,7 @@ test('tunnel template: the constructor rejects what cannot be encoded', () => {
     [{ dstPort: 65536 }, /destination port/],
     [{ ttl: 0 }, /TTL/],
     [{ ttl: 256 }, /TTL/],
-    [{ kind: 'gre' }, /kind/],
+    [{ kind: 'ipip' }, /kind/],
     [{ options: [OPT8] }, /geneve only/],
     [{ kind: 'geneve', options: [{ class: 1, type: 1, data: new Uint8Array(6) }] }, /option 0: data of 6 bytes/],
     [{ kind: 'geneve', options: [OPT8, { class: 1, type: 1, data: new Uint8Array(128) }] }, /option 1: data of 128 bytes/],

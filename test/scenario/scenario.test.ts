@@ -284,7 +284,7 @@ const BAD: Array<[string, string, number, number, string, string]> = [
     'underlay.mtu',
     'an underlay MTU that leaves IPv6 pods at least 1280 bytes after the overlay (nodes[0].pods[0] has an IPv6 address)',
   ],
-  ['unknown tunnel type', 'name: t\ntunnel:\n  type: vxlam\nnodes: []\n', 3, 9, 'tunnel.type', 'one of vxlan, geneve'],
+  ['unknown tunnel type', 'name: t\ntunnel:\n  type: vxlam\nnodes: []\n', 3, 9, 'tunnel.type', 'one of vxlan, geneve, gre'],
   ['unknown cipher', 'name: t\nencryption: { cipher: aes-cbc }\nnodes: []\n', 2, 23, 'encryption.cipher', 'one of aes-gcm-128, aes-gcm-256, chacha20-poly1305'],
   [
     'geneve options on vxlan',
@@ -293,6 +293,14 @@ const BAD: Array<[string, string, number, number, string, string]> = [
     12,
     'tunnel.options',
     "no options (they are Geneve's; tunnel.type is vxlan)",
+  ],
+  [
+    'geneve options on gre',
+    'name: t\ntunnel:\n  type: gre\n  options: [{ class: 1, type: 1 }]\nnodes: []\n',
+    4,
+    12,
+    'tunnel.options',
+    "no options (they are Geneve's; tunnel.type is gre)",
   ],
   [
     'geneve option data not 4n bytes',
