@@ -238,3 +238,15 @@ test("README: the overhead results table is the study's output", async () => {
   const table = formatReadmeTable(sweep({ configs: README_CONFIGS(), points }));
   assert.ok(readme.includes(table + '\n'), `README.md shows the table (regenerate it with seine bench overhead --readme):\n${table}`);
 });
+
+test("README: the plot in docs/overhead is the study's (every series and point)", async () => {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const { DEFAULT_SIZES } = await import('../../src/study/overhead.js');
+  const file = fileURLToPath(new URL('../../../docs/overhead/efficiency-ipv4-1500.svg', import.meta.url));
+  const points = DEFAULT_SIZES.map(sizePoint);
+  const fresh = plots(sweep({ configs: configs({ encryptions: [enc('none')], families: [4], mtus: [1500] }), points }), points, null, null);
+  const svg = readSvgs({ committed: readFileSync(file, 'utf8'), fresh: fresh.find((p) => p.file === 'efficiency-ipv4-1500.svg')!.svg });
+  assert.ok(Object.keys(svg.fresh!.series).length === 7);
+  assert.deepEqual(svg.committed!.series, svg.fresh!.series, 'regenerate it: seine bench overhead --family 4 --mtu 1500 --out DIR');
+});
