@@ -5,11 +5,12 @@
  * overhead.csv, overhead.json and the SVG plots.
  *
  * The files are written into a temporary directory inside DIR and renamed into place only when all of
- * them are complete (overhead.json last): an interrupted or failed run leaves no output that looks
- * finished. DIR is made and tried before the sweep starts, so an unwritable one is refused at once.
+ * them are complete (overhead.json last, a previous run's outputs removed first): an interrupted or
+ * failed run leaves no output that looks finished. DIR is made and tried before the sweep starts, so an
+ * unwritable one is refused at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -66,6 +67,9 @@ export const OVERHEAD_USAGE = `usage: seine bench overhead [--json] [--out DIR] 
 Exit status: 0 every measured cell equals the arithmetic, 1 one does not, 2 a wrong option or input
 (an unknown name, a damaged or empty capture, an output directory that cannot be written).
 `;
+
+/** The files a run writes into --out (what a later run replaces or removes). */
+const OUTPUT_FILE = /^(overhead\.(csv|json)|efficiency-[a-z0-9-]+\.svg|tcp-goodput\.svg)$/;
 
 /** The project's root: this file runs as dist/src/cli/overhead.js. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -277,6 +281,11 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
       files.push(['overhead.json', JSON.stringify(report, null, 1) + '\n']);
       try {
         for (const [name, text] of files) writeFileSync(join(tmp, name), text);
+        // A previous run's outputs go first, overhead.json before all: until this run's overhead.json is
+        // renamed in (last), DIR holds no set of files that looks complete, and none of another run's.
+        const written = new Set(files.map(([n]) => n));
+        rmSync(join(outDir, 'overhead.json'), { force: true });
+        for (const old of readdirSync(outDir)) if (OUTPUT_FILE.test(old) && !written.has(old)) rmSync(join(outDir, old), { force: true });
         for (const [name] of files) renameSync(join(tmp, name), join(outDir, name));
       } catch (e) {
         const err = e as NodeJS.ErrnoException;

@@ -55,8 +55,14 @@ function pcapOf(lengths: number[]): Uint8Array {
 
 test('bench overhead --out: the CSV, the JSON and the plots, nothing partial left behind', () => {
   const out = join(dir, 'out');
+  // A previous run's plot for an underlay this run does not sweep goes; a file of the user's stays.
+  mkdirSync(out);
+  writeFileSync(join(out, 'efficiency-ipv6-9000.svg'), '<svg/>');
+  writeFileSync(join(out, 'notes.txt'), 'mine');
   const r = seine('bench', 'overhead', ...SMALL, '--sizes', '64,1500,9000', '--out', out);
   assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), 'mine');
+  rmSync(join(out, 'notes.txt'));
   assert.match(r.stdout, /vxlan\s+IPv4\/1500\s+1450/);
   assert.match(r.stdout, /6 cells: 6 measured on the simulated datapath and equal to the arithmetic, 0 analytic only, 0 disagreeing/);
   assert.deepEqual(readdirSync(out).sort(), ['efficiency-esp-ipv4-1500.svg', 'efficiency-ipv4-1500.svg', 'overhead.csv', 'overhead.json']);
