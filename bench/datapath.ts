@@ -12,6 +12,7 @@ import { Endpoint, vethPair } from '../src/datapath/device.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../src/packet/buf.js';
 import { compose } from '../src/wire/stack.js';
 import type { GeneveOption } from '../src/wire/geneve.js';
+import type { TunnelKind } from '../src/overlay/template.js';
 import type { Bench, BenchEntry } from './harness.js';
 import { eth, ip4, tcp, udp, zeros } from '../test/peers/catalogue.js';
 import { rng } from '../test/helpers.js';
@@ -138,7 +139,7 @@ function tunnelNode(
   clock: { now(): number },
   under: Device,
   pod: Device,
-  kind: 'vxlan' | 'geneve',
+  kind: TunnelKind,
   options: readonly GeneveOption[],
   mssClamp = true,
 ): Bridge {
@@ -158,7 +159,7 @@ function tunnelNode(
   return br;
 }
 
-function tunnelBench(kind: 'vxlan' | 'geneve', options: readonly GeneveOption[], target: number, name: string, what: string): Bench {
+function tunnelBench(kind: TunnelKind, options: readonly GeneveOption[], target: number, name: string, what: string): Bench {
   let t = 0;
   const clock = { now: () => (t += 1000) };
   const pool = new PacketPool({ count: 16 * BATCH + 1024, frameCapacity: 2048 });
@@ -368,6 +369,11 @@ export function datapathBenches(): BenchEntry[] {
           'datapath.geneve.roundtrip',
           'the same over Geneve with one 8-byte critical option (checked against the known-options list)',
         ),
+    },
+    {
+      name: 'datapath.gre.roundtrip',
+      make: () =>
+        tunnelBench('gre', [], 5, 'datapath.gre.roundtrip', 'the same over Ethernet-over-GRE with the key as VNI (no UDP header, no flow-hashed source port)'),
     },
     { name: 'datapath.vxlan.node-bidir', make: () => nodeBench('datapath.vxlan.node-bidir') },
     { name: 'datapath.mactable.pair', make: () => macTableBench('datapath.mactable.pair') },

@@ -79,3 +79,21 @@ export {
   type ExpectResult,
 } from './sim/cluster.js';
 export { traceScenario, formatTrace, type TraceRequest, type TraceResult, type TraceStep, type TraceProto } from './sim/tracer.js';
+export {
+  sweep,
+  configs as overheadConfigs,
+  tcpSweep,
+  analyticCell,
+  distributionOf,
+  sizePoint,
+  ENCAPSULATIONS,
+  ENCRYPTIONS,
+  IMIX_POINT,
+  type Cell as OverheadCell,
+  type Config as OverheadConfig,
+  type Figures as OverheadFigures,
+  type SizePoint,
+  type TcpPoint,
+} from './study/overhead.js';
+export { toCsv as overheadCsv, plots as overheadPlots, type OverheadReport } from './study/overhead-output.js';
+export { lineChart, type LineChart, type LineSeries } from './plot/svg.js';

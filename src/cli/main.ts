@@ -31,6 +31,10 @@ commands:
       The overhead of VXLAN, Geneve, GRE and ESP over IPv4 and IPv6 underlays and the pod MTU each
       leaves (the largest inner IP packet that fits, at most 65000), for 1500- and 9000-byte underlays
       or the ones given.
+  bench overhead [--json] [--out DIR] [--sizes LIST] [--pcap FILE] [--encap LIST] [--esp LIST]
+      The encapsulation-overhead study: sizes × encapsulation × ESP × underlay, each cell computed and
+      measured on the simulated datapath (they must agree), TCP goodput against MTU and loss; a table,
+      JSON, and with --out DIR overhead.csv, overhead.json and SVG plots.
 
 live (Linux, root; see the README's "Live" section):
   agent --config FILE
@@ -199,6 +203,7 @@ async function main(argv: string[]): Promise<number> {
     case 'capture':
       return (await import('./lab.js')).captureCommand(rest, io);
     case 'bench':
+      if (rest[0] === 'overhead') return (await import('./overhead.js')).overheadCommand(rest.slice(1), io);
       return (await import('./benchlive.js')).benchCommand(rest, io);
     default:
       throw new UsageError(`unknown command '${cmd}' (try seine --help)`);

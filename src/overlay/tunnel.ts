@@ -18,7 +18,7 @@ import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { GENEVE_HEADER_LEN, GENEVE_OPTION_HEADER_LEN, geneveOptionKey, GENEVE_UDP_PORT, OptionKeys, type GeneveOption } from '../wire/geneve.js';
-import { GRE_PROTO_TEB, GreView } from '../wire/gre.js';
+import { GRE_HEADER_LEN, GRE_PROTO_TEB, greHeaderLen } from '../wire/gre.js';
 import { Ipv4View, IPPROTO_GRE, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
@@ -252,7 +252,6 @@ export class Tunnel {
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
   private readonly vx = new VxlanView();
-  private readonly gv = new GreView();
   /** The outer IP protocol (UDP, or GRE) and, for GRE, whether the key is sent and expected. */
   private readonly proto: number;
   private readonly greKey: boolean;
@@ -529,16 +528,24 @@ export class Tunnel {
    * accepted and not used: seine sends none, and reordering is the inner transport's business.
    */
   private greDecap(p: PacketBuf, gre: number, l3End: number, vtep: number): number {
+    // GreView.check's checks from one read of the first word (as Geneve's above), in its order.
     const dv = p.view;
-    const g = this.gv.at(p.data, gre);
-    const r = g.check(l3End - gre);
-    if (r !== null) return r;
-    if (dv.getUint16(gre + 2) !== GRE_PROTO_TEB) return DropReason.GreNotEthernet;
-    if (!g.verifyChecksum(l3End - gre)) return DropReason.GreBadChecksum;
-    if (g.keyPresent !== this.greKey) return DropReason.GreKeyMismatch;
-    // The key's place depends on C; without a key every packet carries the tunnel's own VNI.
-    const vni = this.greKey ? dv.getUint32(gre + (g.checksumPresent ? 8 : 4)) : this.vni;
-    return this.accept(p, vtep, vni, gre + g.headerLen, l3End, -1, 0);
+    const avail = l3End - gre;
+    if (avail < GRE_HEADER_LEN) return DropReason.GreTruncated;
+    const w0 = dv.getUint32(gre);
+    const fv = w0 >>> 16;
+    if ((fv & 0x0007) !== 0) return DropReason.GreBadVersion;
+    if ((fv & 0x4c00) !== 0) return DropReason.GreUnsupportedFlags;
+    const csum = (fv & 0x8000) !== 0;
+    const key = (fv & 0x2000) !== 0;
+    const hl = greHeaderLen(fv);
+    if (hl > avail) return DropReason.GreTruncated;
+    if ((w0 & 0xffff) !== GRE_PROTO_TEB) return DropReason.GreNotEthernet;
+    if (csum && finish(onesSum(p.data, gre, avail)) !== 0) return DropReason.GreBadChecksum;
+    if (key !== this.greKey) return DropReason.GreKeyMismatch;
+    // The key follows the checksum word when there is one; without a key every packet carries the tunnel's VNI.
+    const vni = key ? dv.getUint32(gre + (csum ? 8 : 4)) : this.vni;
+    return this.accept(p, vtep, vni, gre + hl, l3End, -1, 0);
   }
 
   /** The checks every kind shares after its own header: remote VTEP, VNI, an inner frame; then the window. */

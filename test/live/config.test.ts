@@ -126,3 +126,12 @@ test('agent config: files that are missing, not regular or too large are refused
   assert.throws(() => loadAgentConfig(big), /big\.yaml: the agent configuration is \d+ bytes; a configuration file is at most/);
   assert.throws(() => parseAgentConfig(stringify({ ...base, peers: 'nowhere.yaml' }), FILE), /nowhere\.yaml: cannot read the peer file: no such file/);
 });
+
+test('agent config: a GRE node — kind gre parses back, greKey false kept, greKey not a boolean refused', () => {
+  const gre = { ...node1, tunnel: { ...node1.tunnel, kind: 'gre', options: [], knownOptions: [] } };
+  assert.equal(parseAgentConfig(stringify({ ...base, node: gre }), FILE).node.tunnel.kind, 'gre');
+  const noKey = parseAgentConfig(stringify({ ...base, node: { ...gre, tunnel: { ...gre.tunnel, greKey: false } } }), FILE);
+  assert.equal(noKey.node.tunnel.greKey, false);
+  refused({ ...base, node: { ...gre, tunnel: { ...gre.tunnel, greKey: 'no' } } }, 'node.tunnel.greKey');
+  refused({ ...base, node: { ...gre, tunnel: { ...gre.tunnel, kind: 'ipip' } } }, 'node.tunnel.kind', /vxlan, geneve, gre/);
+});

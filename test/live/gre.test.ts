@@ -130,6 +130,36 @@ test('live: ESP over GRE — the lab encrypted: pods reach each other at the pod
   assert.ok(!protos.has('47'), 'no cleartext GRE');
 });
 
+test('live: seine trace --live follows one ping across GRE — encapsulate on node1, the underlay arrival behind GRE on node2, delivery', {
+  skip: SKIP,
+  timeout: 120_000,
+}, async () => {
+  requireNative();
+  // The lab's name is a slug of the scenario's: this file's tag keeps parallel runs apart.
+  const name = lab('trace');
+  const file = join(DIR, 'gre-trace.yaml');
+  writeFileSync(file, readFileSync(LAB_FILE, 'utf8').replace('name: gre-routed', `name: ${name}`));
+  const upRan = await seineRun(['lab', 'up', file, '--json']);
+  assert.equal(upRan.code, 0, upRan.stderr);
+  assert.equal((JSON.parse(upRan.stdout) as { lab: string }).lab, name);
+  try {
+    const r = await seineRun(['trace', '--live', '--lab', name, '--from', 'node1/client', '--to', 'node2/server', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const t = JSON.parse(r.stdout) as { outcome: string; steps: Array<{ node: string; stage: string; detail: Record<string, unknown> }> };
+    assert.equal(t.outcome, 'delivered');
+    const enc = t.steps.find((x) => x.node === 'node1' && x.stage === 'encapsulate')!;
+    assert.equal(enc.detail['kind'], 'gre');
+    assert.equal(enc.detail['vni'], 7);
+    assert.equal(enc.detail['udpSrcPort'], undefined);
+    // The agent found the traced packet's inner header behind the GRE header as it came off the raw socket.
+    assert.ok(t.steps.some((x) => x.node === 'node2' && x.stage === 'underlay'));
+    assert.ok(t.steps.some((x) => x.node === 'node2' && x.stage === 'decapsulate' && x.detail['kind'] === 'gre'));
+  } finally {
+    const down = await seineRun(['lab', 'down', name]);
+    assert.equal(down.code, 0, down.stderr);
+  }
+});
+
 test('live: interop with the kernel’s gretap (key 42) — where the kernel has it', { skip: SKIP, timeout: 120_000 }, async (t) => {
   requireNative();
   const rig = new Rig('gk');

@@ -60,3 +60,28 @@ test('gre + ESP: the esp-encryption lab over GRE — pod MTU 1424, max-size ping
   assert.equal(dec.detail['espSpi'], enc.detail['espSpi']);
   assert.match(dec.action, /authenticated/);
 });
+
+test('gre: inner IPv4 without DF too big for the path — outer GRE fragments, reassembled by the receiving node (or the inner packet split)', () => {
+  for (const policy of ['outer', 'inner'] as const) {
+    const s = parseScenario(
+      `name: gre-frag
+underlay: { mtu: 1500 }
+tunnel: { type: gre, vni: 7, fragmentPolicy: ${policy} }
+nodes:
+  - { name: node1, podCIDR: 10.244.1.0/24, pods: [{ name: big, mtu: 1500 }] }
+  - { name: node2, podCIDR: 10.244.2.0/24, pods: [{ name: server, mtu: 1500 }] }
+traffic:
+  - { name: udp, type: udp, from: node1/big, to: node2/server, size: 1472, df: false, count: 20, interval: 1ms }
+`,
+      'gre-frag.yaml',
+    );
+    const c = new Cluster(s);
+    c.run();
+    const r = c.report();
+    assert.equal(r.flows[0]!.delivered, 20, policy);
+    const t1 = c.nodes.get('node1')!.tunnel;
+    const t2 = c.nodes.get('node2')!.tunnel;
+    assert.equal(t1.mtuStats.fragmented, 20, policy);
+    assert.equal(t2.mtuStats.reassembled, policy === 'outer' ? 20 : 0, policy);
+  }
+});

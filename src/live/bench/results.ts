@@ -3,8 +3,9 @@
  * JSON, ping's output, CPU times from /proc), figures of repeated runs summed up as a median and a
  * spread (min–max), ratios to the kernel and to Open vSwitch's userspace datapath measured in the same
  * run, the issue's targets checked against them, and the outputs: a text table, the JSON object and one
- * SVG bar chart per metric. Pure: no processes or files here (cli/benchlive.ts runs the labs).
+ * SVG bar chart per metric (drawn with plot/svg.ts's helpers). Pure: no processes or files here (cli/benchlive.ts runs the labs).
  */
+import { esc, fmt, niceAxis } from '../../plot/svg.js';
 import { parsePing } from '../lab/traffic.js';
 
 export type Datapath = 'seine' | 'kernel' | 'ovs-netdev';
@@ -222,14 +223,8 @@ export interface BenchReport {
   skipped: Skipped[];
 }
 
-/** A number with about three significant digits, no exponent. */
-export function fmt(x: number): string {
-  if (!Number.isFinite(x)) return '-';
-  if (x === 0) return '0';
-  const a = Math.abs(x);
-  const d = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a >= 0.1 ? 3 : 4;
-  return x.toFixed(d);
-}
+/** A number with about three significant digits (plot/svg.ts, where every chart formats its ticks). */
+export { fmt };
 
 const ratioText = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${fmt(x)}x`);
 
@@ -290,17 +285,6 @@ export function formatBenchTable(r: BenchReport): string {
   return lines.join('\n');
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-/** A "nice" axis top and tick step at or above `max`. */
-function axis(max: number): { top: number; step: number } {
-  if (!(max > 0)) return { top: 1, step: 0.25 };
-  const raw = max / 4;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((k) => k * p).find((s) => s >= raw)!;
-  return { top: step * Math.ceil(max / step), step };
-}
-
 const COLOURS: Record<Datapath, string> = { seine: '#2b6cb0', kernel: '#718096', 'ovs-netdev': '#c05621' };
 
 /**
@@ -318,7 +302,7 @@ export function svgChart(metric: Metric, results: readonly BenchResult[]): strin
   const plotH = H - top - bottom,
     plotW = W - left - right;
   const vals = results.map((r) => r.spread[metric]);
-  const { top: yTop, step } = axis(Math.max(0, ...vals.map((s) => (Number.isFinite(s.max) ? s.max : 0))));
+  const { top: yTop, step } = niceAxis(Math.max(0, ...vals.map((s) => (Number.isFinite(s.max) ? s.max : 0))));
   const y = (v: number): number => top + plotH - (Math.max(0, v) / yTop) * plotH;
   const n = (v: number): string => (+v.toFixed(1)).toString();
   const out: string[] = [];
