@@ -35,7 +35,6 @@
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PcapngParser } from '../capture/index.js';
@@ -63,6 +62,7 @@ import { checkExpectations, fmtNs, formatReport, type FlowResult, type PathResul
 import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
 import { bringUp, controlPath, parseWithout, requireLive, tapCapture, type CaptureTap } from './lab.js';
 import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
+import { makeDir } from './files.js';
 import { CliError, load, progressBar, type RunArgs, type RunIo } from './run.js';
 
 /** How long past its planned end a tool, and the whole run past the scenario's duration, may take. */
@@ -875,18 +875,15 @@ async function openTaps(c: Ctx, flows: LiveFlow[], pcapDir: string | null): Prom
 // The command
 
 export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
-  const s = load(a.path);
+  const s = load(a.path, 'run --live');
   const without = a.without === null ? [...(s.live?.without ?? [])] : parseWithout(a.without, 'run --live');
   for (const t of s.traffic) checkFlow(s, t);
   const name = a.lab ?? `run-${labName(s.name)}`;
   requireLive('run --live');
   // The capture directory before anything is made: a bad one is refused (exit 2) with no lab built.
   if (a.pcap !== null) {
-    try {
-      await mkdir(a.pcap, { recursive: true });
-    } catch (e) {
-      throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const why = makeDir(a.pcap);
+    if (why !== null) throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${why}`);
   }
   const say = (line: string): void => {
     if (io.tty) io.err(`${line}\n`);
