@@ -118,8 +118,9 @@ function quoted(b: Uint8Array, off: number, end: number): DecodedLayer[] {
     out.push({ name: 'udp', fields: f });
   } else if (proto === 6 && have >= 4) {
     const f: Record<string, FieldValue> = { 'tcp.srcport': rd16(b, p), 'tcp.dstport': rd16(b, p + 2) };
-    if (have >= 8) f['tcp.seq_raw'] = rd32(b, p + 4);
-    if (have >= 12) f['tcp.ack_raw'] = rd32(b, p + 8);
+    // Wireshark names a quoted TCP's numbers tcp.seq and tcp.ack (absolute: no stream to be relative to).
+    if (have >= 8) f['tcp.seq'] = rd32(b, p + 4);
+    if (have >= 12) f['tcp.ack'] = rd32(b, p + 8);
     if (have >= 14) {
       f['tcp.hdr_len'] = (b[p + 12]! >>> 4) * 4;
       f['tcp.flags'] = ((b[p + 12]! & 0x0f) << 8) | b[p + 13]!;
