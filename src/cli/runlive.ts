@@ -330,7 +330,8 @@ async function runPing(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     ...base(f),
     sent,
     delivered: p.received,
-    lost: t.count - p.received,
+    // Lost: sent and not answered (as the simulator's books; what was never sent is not lost).
+    lost: Math.max(0, sent - p.received),
     deliveredRatio: t.count === 0 ? 0 : p.received / t.count,
     tooBig: p.localTooBig,
     duplicates: p.duplicates,
@@ -402,7 +403,7 @@ async function runUdp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     ...base(f),
     sent,
     delivered: got,
-    lost: t.count - got,
+    lost: Math.max(0, sent - got),
     deliveredRatio: t.count === 0 ? 0 : got / t.count,
     tooBig: 0,
     duplicates: dups,
