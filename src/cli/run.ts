@@ -108,12 +108,15 @@ function userRangeError(e: unknown): e is RangeError {
   return e instanceof RangeError && !e.message.startsWith('Maximum call stack size exceeded');
 }
 
-/** Loads a scenario; a mistake in it becomes a CliError (status 2) with the loader's message. */
-export function load(path: string, cmd: string): Scenario {
+/**
+ * Loads a scenario; a mistake in it becomes a CliError (status 2) with the loader's message, which begins
+ * with the file (main.ts puts the command's name in front).
+ */
+export function load(path: string): Scenario {
   try {
     return loadScenario(path);
   } catch (e: unknown) {
-    if (e instanceof ScenarioError) throw new CliError(`${cmd}: ${e.message}`);
+    if (e instanceof ScenarioError) throw new CliError(e.message);
     throw e;
   }
 }
@@ -144,12 +147,12 @@ export function runCommand(args: string[], io: RunIo): number | Promise<number> 
 function runParsed(parsed: Args, io: RunIo): number | Promise<number> {
   const a = parseRunArgs(parsed);
   if (a.live) return import('./runlive.js').then((m) => m.runLive(a, io));
-  const scenario = load(a.path, 'run');
+  const scenario = load(a.path);
   let cluster: Cluster;
   try {
     cluster = new Cluster(scenario, { ...(a.seed !== undefined ? { seed: a.seed } : {}), capture: a.pcap !== null });
   } catch (e: unknown) {
-    if (e instanceof SimBuildError || userRangeError(e)) throw new CliError(`run: ${a.path}: ${e.message}`);
+    if (e instanceof SimBuildError || userRangeError(e)) throw new CliError(`${a.path}: ${e.message}`);
     throw e;
   }
   // The capture files are made before the run: a directory that cannot take them costs no simulation.
@@ -254,7 +257,7 @@ function traceCommand(a: Args, io: RunIo): number {
   if (from === to) throw new CliError(`trace: --from and --to are the same endpoint ('${from}'); trace between two`);
   req.from = from;
   req.to = to;
-  const scenario = load(path, 'trace');
+  const scenario = load(path);
   if (req.atNs !== undefined && req.atNs >= scenario.durationNs)
     throw new CliError(`trace: --at is past the scenario's duration (${scenario.durationNs / 1e9} s)`);
   let r: TraceResult;

@@ -876,7 +876,7 @@ async function openTaps(c: Ctx, flows: LiveFlow[], pcapDir: string | null): Prom
 // The command
 
 export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
-  const s = load(a.path, 'run --live');
+  const s = load(a.path);
   const without = a.without === null ? [...(s.live?.without ?? [])] : parseWithout(a.without, 'run --live');
   for (const t of s.traffic) checkFlow(s, t);
   const name = a.lab ?? `run-${labName(s.name)}`;

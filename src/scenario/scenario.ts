@@ -629,7 +629,7 @@ function quotedExcerpt(s: string): string {
     if (out.length + e.length > EXCERPT_CHARS) break;
     out += e;
   }
-  return `"${out}"… (${num(s.length)} characters)`;
+  return `"${out}… (${num(s.length)} characters)"`;
 }
 
 // ---------------------------------------------------------------------------------------------------
