@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PcapngWriter } from '../src/capture/index.js';
+import type { Command } from '../src/cli/command.js';
 import type { DecodedFrame } from '../src/cli/decode.js';
 import { compose } from '../src/wire/stack.js';
 import { memorySink } from './capture/util.js';
@@ -432,4 +433,181 @@ test('cli: the progress bar appears on a terminal only once a run has taken a se
   assert.match(shown, /simulating x \[#{15}\.{15}\] 50%/);
   assert.ok(shown.endsWith('\r\x1b[K'));
   assert.equal(draw(false), '', 'nothing when stderr is not a terminal');
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 16: what a newcomer hit.
+
+/** Every command the table in main.ts holds, by the name the user types. */
+const COMMAND_NAMES = ['run', 'trace', 'decode', 'mtu', 'agent', 'lab up', 'lab down', 'lab status', 'lab exec', 'capture', 'bench live'];
+
+async function commandTables(): Promise<Command[]> {
+  const [run, decode, mtu, agent, lab, bench] = await Promise.all([
+    import('../src/cli/run.js'),
+    import('../src/cli/decode.js'),
+    import('../src/cli/mtu.js'),
+    import('../src/cli/agent.js'),
+    import('../src/cli/lab.js'),
+    import('../src/cli/benchlive.js'),
+  ]);
+  return [run.RUN, run.TRACE, decode.DECODE, mtu.MTU, agent.AGENT, lab.LAB_UP, lab.LAB_DOWN, lab.LAB_STATUS, lab.LAB_EXEC, lab.CAPTURE, bench.BENCH_LIVE];
+}
+
+test('cli: every command has its own help, the same by --help, -h and seine help, listing each of its options', async () => {
+  const tables = await commandTables();
+  assert.deepEqual(
+    tables.map((c) => c.name),
+    COMMAND_NAMES,
+  );
+  for (const c of tables) {
+    const words = c.name.split(' ');
+    const a = seine(...words, '--help');
+    assert.equal(a.status, 0, `${c.name} --help: ${a.stderr}`);
+    assert.equal(a.stderr, '');
+    assert.match(a.stdout, new RegExp(`^usage: seine ${c.name} `), `${c.name} --help is its own help, not the general one`);
+    assert.equal(seine(...words, '-h').stdout, a.stdout, `${c.name} -h`);
+    assert.equal(seine('help', ...words).stdout, a.stdout, `help ${c.name}`);
+    for (const o of [...Object.keys(c.options), 'help']) assert.match(a.stdout, new RegExp(`^ +(-\\w, )?--${o}\\b`, 'm'), `${c.name} --help lists --${o}`);
+  }
+  // A group's word alone lists its subcommands' help.
+  const lab = seine('help', 'lab');
+  assert.equal(lab.status, 0);
+  for (const s of ['up', 'down', 'status', 'exec']) assert.match(lab.stdout, new RegExp(`^usage: seine lab ${s} `, 'm'));
+});
+
+test('cli: the general help lists every command and every option of each', async () => {
+  const h = seine('--help');
+  assert.equal(h.status, 0);
+  const text = h.stdout.replace(/\n\s+/g, ' ');
+  for (const c of await commandTables()) {
+    const at = text.indexOf(`  ${c.name} `) >= 0 ? text.indexOf(`  ${c.name} `) : text.indexOf(` ${c.name} `);
+    assert.ok(at >= 0, `the general help lists ${c.name}`);
+    for (const o of Object.keys(c.options)) assert.ok(text.includes(`--${o}`), `the general help lists ${c.name}'s --${o}`);
+  }
+  for (const o of ['--no-progress', '--family', '--at', '--seed']) assert.ok(h.stdout.includes(o), o);
+});
+
+test('cli: --opt=value and --opt value mean the same, for every command', () => {
+  const spaced = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--json', '--seed', '3');
+  const joined = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--json', '--seed=3');
+  assert.equal(joined.status, 0, joined.stderr);
+  assert.equal(joined.stdout, spaced.stdout);
+  assert.equal((JSON.parse(joined.stdout) as { seed: number }).seed, 3);
+  assert.equal(seine('decode', GOOD, '--limit=2').stdout, seine('decode', GOOD, '--limit', '2').stdout);
+  assert.equal(lines(seine('decode', GOOD, '--limit=2').stdout).length, 2);
+  assert.equal(seine('mtu', '--underlay=1400', '--json').stdout, seine('mtu', '--underlay', '1400', '--json').stdout);
+  const t = seine('trace', 'scenarios/two-nodes-vxlan.yaml', '--from=node1/a', '--to=node2/c', '--at=1s', '--family=4', '--json');
+  assert.equal(t.status, 0, t.stderr);
+  // A value that is itself an option is refused unless written with '='.
+  const r = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--pcap', '--json');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pcap expects DIR/);
+});
+
+test('cli: every error reads "seine <command>: ..." and an unknown option points at that command\'s help', () => {
+  const cases: [string[], string][] = [
+    [['decode', GOOD, '--limit', '0'], 'decode'],
+    [['decode', join(dir, 'none.pcapng')], 'decode'],
+    [['decode', GOOD, '--frobnicate'], 'decode'],
+    [['mtu', '--underlay', '5'], 'mtu'],
+    [['mtu', '--frobnicate'], 'mtu'],
+    [['run'], 'run'],
+    [['run', 'scenarios/none.yaml'], 'run'],
+    [['run', 'scenarios/two-nodes-vxlan.yaml', '--frobnicate'], 'run'],
+    [['trace', 'scenarios/two-nodes-vxlan.yaml', '--frobnicate'], 'trace'],
+    [['trace', 'scenarios/two-nodes-vxlan.yaml', '--from', 'node1/zz', '--to', 'node2/c'], 'trace'],
+    [['agent', '--frobnicate'], 'agent'],
+    [['lab', 'up', '--frobnicate'], 'lab up'],
+    [['lab', 'frobnicate'], 'lab'],
+    [['capture', '--frobnicate'], 'capture'],
+    [['bench', 'live', '--frobnicate'], 'bench live'],
+  ];
+  for (const [args, cmd] of cases) {
+    const r = seine(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assertOneLineMessage(r);
+    assert.ok(r.stderr.startsWith(`seine ${cmd}: `), `${args.join(' ')}: ${r.stderr}`);
+    if (args.includes('--frobnicate')) assert.ok(r.stderr.endsWith(`(see seine ${cmd} --help)\n`), r.stderr);
+  }
+  const damaged = seine('decode', TRUNCATED);
+  assert.equal(damaged.status, 1);
+  assert.ok(damaged.stderr.startsWith('seine decode: '), damaged.stderr);
+});
+
+test('cli: run --pcap into a directory that cannot be made (/proc) is refused in words before the run, and returns', () => {
+  // Bounded: the helper's spawnSync has a 30 s timeout, so a hang fails the test instead of hanging it.
+  const r = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--pcap', '/proc/seine-no-such-dir');
+  assert.equal(r.status, 2);
+  assertOneLineMessage(r);
+  assert.match(r.stderr, /^seine run: cannot write captures into '\/proc\/seine-no-such-dir': /);
+  assert.doesNotMatch(r.stderr, /E[A-Z]{3,}/, 'said in words, not as an errno code');
+  assert.equal(r.stdout, '', 'refused before anything ran');
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'x');
+  const f = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--pcap', join(file, 'sub'));
+  assert.equal(f.status, 2);
+  assert.match(f.stderr, /is a file, not a directory/);
+});
+
+test('cli: a capture that fails to write after the run says so in words, exit 2, and the report is still printed', () => {
+  const pc = join(dir, 'full');
+  mkdirSync(pc);
+  // The first capture point's file is /dev/full: it opens, and every write fails with "no space left".
+  symlinkSync('/dev/full', join(pc, 'node1-a.pcapng'));
+  const r = seine('run', 'scenarios/two-nodes-vxlan.yaml', '--pcap', pc);
+  assert.equal(r.status, 2);
+  assert.match(r.stdout, /all \d+ expectations met/, 'the report');
+  assertOneLineMessage(r);
+  assert.match(r.stderr, /^seine run: cannot write '.*node1-a\.pcapng': no space left on the device/);
+});
+
+test('cli: a binary file given as a scenario is named as such, quoted in a short line', () => {
+  const r = seine('run', 'scenarios/captures/catalogue.pcapng');
+  assert.equal(r.status, 2);
+  assertOneLineMessage(r);
+  assert.match(r.stderr, /expected a scenario \(YAML text\), got binary data \(a NUL byte at byte \d+\)/);
+  assert.ok(r.stderr.length < 200, `${r.stderr.length} characters`);
+  // Text of control bytes (no NUL) is quoted as an excerpt of at most EXCERPT_CHARS, escapes counted.
+  const ctl = join(dir, 'control.yaml');
+  writeFileSync(ctl, Buffer.alloc(3000, 1));
+  const c = seine('run', ctl);
+  assert.equal(c.status, 2);
+  assertOneLineMessage(c);
+  assert.ok(c.stderr.length < 300, `${c.stderr.length} characters`);
+  assert.match(c.stderr, /\(3,000 characters\)/);
+});
+
+test('cli: trace refuses a packet to itself and a NODE/ with no pod, as run refuses such a flow', () => {
+  for (const [args, re] of [
+    [['--from', 'node1/a', '--to', 'node1/a'], /--from and --to are the same endpoint/],
+    [['--from', 'node1/', '--to', 'node2/c'], /--from expects NODE or NODE\/POD, got 'node1\/'/],
+    [['--from', 'node1/a', '--to', 'node2/c/x'], /--to expects NODE or NODE\/POD/],
+    [['--from', '/a', '--to', 'node2/c'], /--from expects NODE or NODE\/POD/],
+  ] as Array<[string[], RegExp]>) {
+    const r = seine('trace', 'scenarios/two-nodes-vxlan.yaml', ...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}`);
+    assertOneLineMessage(r);
+    assert.match(r.stderr, re);
+  }
+});
+
+test('cli: mtu leaves out IPv6 underlays below 1280 and says why', () => {
+  const t = seine('mtu', '--underlay', '576');
+  assert.equal(t.status, 0, t.stderr);
+  assert.doesNotMatch(t.stdout, /\/ipv6/);
+  assert.match(t.stdout, /No IPv6 underlay at 576: IPv6 needs an MTU of at least 1280/);
+  const j = JSON.parse(seine('mtu', '--json', '--underlay', '576', '--underlay', '1500').stdout) as {
+    rows: Array<{ tunnel: string; podMtu: (number | null)[] }>;
+  };
+  assert.deepEqual(j.rows.find((r) => r.tunnel === 'vxlan/ipv6')!.podMtu, [null, 1430]);
+  assert.deepEqual(j.rows.find((r) => r.tunnel === 'vxlan/ipv4')!.podMtu, [526, 1450]);
+  assert.match(seine('mtu', '--underlay', '576', '--underlay', '1500').stdout, /^\| vxlan\/ipv6 \| n\/a \| n\/a \| 70 \| 1430 \|$/m);
+});
+
+test('cli: decode names the ICMP and ICMPv6 messages it knows, and what the error quotes', () => {
+  const out = seine('decode', 'scenarios/captures/catalogue.pcapng').stdout;
+  assert.match(out, /ICMP time exceeded \(TTL exceeded in transit\) \(for 10\.0\.1\.5 > 10\.0\.2\.7 UDP 40000 > 8080\)/);
+  assert.match(out, /ICMP fragmentation needed, next-hop MTU 1450/);
+  assert.match(out, /ICMPv6 packet too big, MTU 1280 \(for fd00:1::5 > fd00:2::7 UDP 40001 > 8081\)/);
+  assert.doesNotMatch(out, /ICMP type 11/);
 });

@@ -3,7 +3,7 @@
  * package entry, executed, and the node it builds is inspected — so the README cannot drift from the API.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -59,4 +59,28 @@ test('README: the sample report is what `seine run scenarios/two-nodes-vxlan.yam
   const c = new Cluster(loadScenario(join(ROOT, 'scenarios', 'two-nodes-vxlan.yaml')), { capture: false });
   c.run();
   assert.equal(m[1]!.trimEnd(), formatReport(c.report()));
+});
+
+test("README: the set-up is .ci/run's install, not a second package list, and needs no sudo; lessons say npx seine", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+  const setup = readme.slice(readme.indexOf('## Set-up on a fresh machine'), readme.indexOf('The main job'));
+  assert.ok(setup.length > 0);
+  // One list, in .ci/run: the README points at it instead of repeating (and forking) it.
+  assert.doesNotMatch(readme, /apt-get install/, 'README.md names no packages to install: .ci/run holds the list');
+  assert.match(setup, /\.ci\/run/);
+  assert.match(ci, /^apt_packages=\(/m);
+  // What the README says .ci/run does, .ci/run does.
+  for (const w of ['apt-get update', 'DEBIAN_FRONTEND=noninteractive', '--no-install-recommends']) {
+    assert.ok(setup.includes(w), `README.md says ${w}`);
+    assert.ok(ci.includes(w), `.ci/run does ${w}`);
+  }
+  for (const p of ['wireshark-common', 'tshark']) assert.match(ci.slice(ci.indexOf('apt_packages=(')), new RegExp(`\\b${p}\\b`));
+  assert.doesNotMatch(readme, /^\s*sudo /m, 'a root-only machine has no sudo');
+  // Lessons: a newcomer types what the lesson says, and `seine` is not on the PATH; `npx seine` is.
+  for (const f of readdirSync(join(ROOT, 'scenarios')).filter((x) => x.endsWith('.yaml'))) {
+    const text = readFileSync(join(ROOT, 'scenarios', f), 'utf8');
+    for (const m of text.matchAll(/seine (run|trace|decode|mtu|lab|capture|bench)\b/g))
+      assert.equal(text.slice(Math.max(0, m.index - 4), m.index), 'npx ', `${f}: '${m[0]}' without npx`);
+  }
 });

@@ -2,43 +2,33 @@
  * `seine agent --config FILE`: runs a node agent in the foreground until SIGTERM or SIGINT; SIGHUP
  * rereads the peers. Logs are JSON lines on stderr.
  */
-import { parseArgs } from 'node:util';
 import { Agent } from '../live/agent.js';
 import { ConfigError, loadAgentConfig } from '../live/config.js';
 import { Logger, type LogLevel } from '../live/log.js';
 import { nativeUnavailable } from '../live/native.js';
-import { CliError } from './run.js';
+import { type Args, CliError, type Command, helpHint } from './command.js';
 
-export const AGENT_USAGE = `usage: seine agent --config FILE [--log-level debug|info|warn|error]
-
-Runs a node agent: one bridge built from the node in FILE (see src/live/config.ts for the schema;
+export const AGENT: Command = {
+  name: 'agent',
+  operands: '',
+  live: true,
+  summary: "Run a node agent: the node's bridge on TAPs and UDP tunnel sockets, a control socket, metrics.",
+  about: `Runs a node agent: one bridge built from the node in FILE (see src/live/config.ts for the schema;
 \`seine lab up\` writes one per node), its pods' TAPs, the tunnel sockets, a control socket, and a
 Prometheus endpoint when the file asks for one. SIGHUP rereads the peers; SIGTERM stops. Needs Linux,
-root and the native addon.
+root and the native addon.`,
+  options: {
+    config: { type: 'string', arg: 'FILE', required: true, help: 'the agent configuration (YAML)' },
+    'log-level': { type: 'string', arg: 'LEVEL', help: 'debug, info (default), warn or error' },
+  },
+  run: (a) => agentCommand(a),
+};
 
-options:
-  --config FILE        the agent configuration (YAML)
-  --log-level LEVEL    debug, info (default), warn or error
-  -h, --help           this help
-`;
-
-export async function agentCommand(args: string[]): Promise<number> {
-  let v: { config?: string | undefined; 'log-level'?: string | undefined; help?: boolean | undefined };
-  try {
-    v = parseArgs({
-      args,
-      options: { config: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new CliError(`agent: ${(e as Error).message} (see seine agent --help)`);
-  }
-  if (v.help === true) {
-    process.stdout.write(AGENT_USAGE);
-    return 0;
-  }
-  if (v.config === undefined) throw new CliError('agent: --config FILE is required (see seine agent --help)');
+async function agentCommand(a: Args): Promise<number> {
+  if (a.operands.length > 0) throw new CliError(`agent: no operands (got '${a.operands[0]}'; ${helpHint('agent')})`);
+  const config = a.str('config');
+  if (config === undefined) throw new CliError(`agent: --config FILE is required (${helpHint('agent')})`);
+  const v = { config, 'log-level': a.str('log-level') };
   const level = (v['log-level'] ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new CliError(`agent: --log-level: expected debug, info, warn or error, got "${level}"`);
   const why = nativeUnavailable();

@@ -9,11 +9,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { benchScenario, CLIENT_POD, kernelNode, ovsMissing, ovsNode, SERVER_POD, warmUnderlay, which } from '../live/bench/labs.js';
 import { measure, startIperfServer, verifyPing, type BenchTarget } from '../live/bench/measure.js';
 import {
@@ -35,43 +34,48 @@ import { labUp, LabUpError, netnsInode, planLab, processesInNetns, type LabHandl
 import { nativeUnavailable } from '../live/native.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
 import { bringUp, controlPath } from './lab.js';
-import { CliError, type RunIo } from './run.js';
+import { makeDir } from './files.js';
+import { type Args, CliError, type Command, helpHint, type RunIo } from './command.js';
 
-export const BENCH_USAGE = `usage: seine bench live [--json] [--out DIR] [--duration S] [--runs N] [--pings N]
-                        [--only seine,kernel,ovs] [--esp aes-gcm-128,chacha20-poly1305|none] [--tag TAG]
-                        [--check-targets] [--no-progress]
-
-  bench live
-      Measure seine, the Linux kernel (bridge + vxlan, Flannel's layout) and Open vSwitch's userspace
-      datapath (two ovs-vswitchd with datapath_type=netdev, native tunnelling on br-phy) on this machine
-      (Linux, root), each in the same lab: two node namespaces on a 1500-byte veth underlay, one pod per
-      node, routed podCIDRs over VXLAN (pod MTU 1450); seine also with ESP (AES-GCM-128 and
-      ChaCha20-Poly1305). The labs are built one after the other, each checked with a ping first, and
-      always taken down. Measured per lab, each --runs times: iperf3 TCP pod to pod with 1 and 4 streams
-      (Gbit/s), UDP with 64- and 1400-byte payloads at full offered rate from seine's sendmmsg generator
-      (packets per second delivered, counted by its recvmmsg sink), ping RTT (--pings echoes 50 ms apart), and CPU seconds
-      per GB moved during the 1-stream TCP runs (seine: the agents' utime+stime; OVS: ovs-vswitchd's;
-      kernel: the machine's system+irq+softirq time; plus the whole machine's busy time for all three).
-      Prints a table of medians with min-max and the ratios to OVS-netdev and to the kernel (--json:
-      one JSON object instead), and writes results.json and one SVG bar chart per figure into --out
-      (default ./bench-live). OVS runs only where openvswitch-switch is installed; otherwise it is
-      listed as skipped. Progress goes to stderr.
-
-  --duration S   seconds per TCP or UDP measurement (default 10)
-  --runs N       runs of each measurement (default 3; 2 when --duration is under 5)
-  --pings N      echoes for the RTT (default 20)
-  --only LIST    datapaths to measure (default seine,kernel,ovs)
-  --esp LIST     seine's ESP setups besides plaintext (default aes-gcm-128,chacha20-poly1305; none: none)
-  --check-targets  exit 1 when a target of seine's measured in the run is missed: TCP 1 stream
-                 >= 2x OVS-netdev, with AES-GCM >= 1x OVS-netdev's plaintext, ping RTT <= OVS-netdev's,
-                 UDP 64-byte delivered >= 2x OVS-netdev (the stretch goal, TCP >= 0.3x the kernel,
-                 never fails a run; all are printed either way)
-  --tag TAG      name the labs b<TAG>-seine, b<TAG>-kernel, ... (1-8 lowercase letters or digits;
-                 default random)
-
-Exit status: 0 every lab measured, 1 a lab failed (the others are still measured and reported) or,
-with --check-targets, a target was missed; 2 a usage error or not root; 130 interrupted.
-`;
+export const BENCH_LIVE: Command = {
+  name: 'bench live',
+  operands: '',
+  live: true,
+  summary:
+    'seine, the kernel (bridge + vxlan) and Open vSwitch userspace (netdev) in the same two-node lab, one after the other: iperf3 TCP and UDP, ping RTT, CPU per GB; a table with ratios, JSON, SVG.',
+  about: `Measures seine, the Linux kernel (bridge + vxlan, Flannel's layout) and Open vSwitch's userspace
+datapath (two ovs-vswitchd with datapath_type=netdev, native tunnelling on br-phy) on this machine
+(Linux, root), each in the same lab: two node namespaces on a 1500-byte veth underlay, one pod per
+node, routed podCIDRs over VXLAN (pod MTU 1450); seine also with ESP (AES-GCM-128 and
+ChaCha20-Poly1305). The labs are built one after the other, each checked with a ping first, and
+always taken down. Measured per lab, each --runs times: iperf3 TCP pod to pod with 1 and 4 streams
+(Gbit/s), UDP with 64- and 1400-byte payloads at full offered rate from seine's sendmmsg generator
+(packets per second delivered, counted by its recvmmsg sink), ping RTT (--pings echoes 50 ms apart), and CPU seconds
+per GB moved during the 1-stream TCP runs (seine: the agents' utime+stime; OVS: ovs-vswitchd's;
+kernel: the machine's system+irq+softirq time; plus the whole machine's busy time for all three).
+Prints a table of medians with min-max and the ratios to OVS-netdev and to the kernel (--json:
+one JSON object instead), and writes results.json and one SVG bar chart per figure into --out
+(default ./bench-live). OVS runs only where openvswitch-switch is installed; otherwise it is
+listed as skipped. Progress goes to stderr.`,
+  options: {
+    json: { type: 'boolean', help: 'the results as one JSON object instead of the table' },
+    out: { type: 'string', arg: 'DIR', help: 'where results.json and the SVG charts go (default ./bench-live; made before the labs)' },
+    duration: { type: 'string', arg: 'S', help: 'seconds per TCP or UDP measurement (default 10)' },
+    runs: { type: 'string', arg: 'N', help: 'runs of each measurement (default 3; 2 when --duration is under 5)' },
+    pings: { type: 'string', arg: 'N', help: 'echoes for the RTT (default 20)' },
+    only: { type: 'string', arg: 'LIST', help: 'datapaths to measure (default seine,kernel,ovs)' },
+    esp: { type: 'string', arg: 'LIST', help: "seine's ESP setups besides plaintext (default aes-gcm-128,chacha20-poly1305; none: none)" },
+    tag: { type: 'string', arg: 'TAG', help: 'name the labs b<TAG>-seine, b<TAG>-kernel, ... (1-8 lowercase letters or digits; default random)' },
+    'check-targets': {
+      type: 'boolean',
+      help: "exit 1 when a target of seine's measured in the run is missed: TCP 1 stream >= 2x OVS-netdev, with AES-GCM >= 1x OVS-netdev's plaintext, ping RTT <= OVS-netdev's, UDP 64-byte delivered >= 2x OVS-netdev (the stretch goal, TCP >= 0.3x the kernel, never fails a run; all are printed either way)",
+    },
+    'no-progress': { type: 'boolean', help: 'no progress lines on stderr' },
+  },
+  footer: `exit status: 0 every lab measured, 1 a lab failed (the others are still measured and reported) or,
+with --check-targets, a target was missed; 2 a usage error or not root; 130 interrupted.`,
+  run: (a, io) => benchCommand(a, io),
+};
 
 /** The project's root: this file runs as dist/src/cli/benchlive.js. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -160,40 +164,10 @@ async function buildLab(s: Setup, name: string, notes: string[]): Promise<{ lab:
   };
 }
 
-export async function benchCommand(args: string[], io: RunIo): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') {
-    io.out(BENCH_USAGE);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'live') throw new CliError(`bench: unknown subcommand '${sub}' (seine bench live; see seine bench --help)`);
-  let v: Record<string, unknown>;
-  try {
-    v = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        json: { type: 'boolean' },
-        out: { type: 'string' },
-        duration: { type: 'string' },
-        runs: { type: 'string' },
-        pings: { type: 'string' },
-        only: { type: 'string' },
-        tag: { type: 'string' },
-        esp: { type: 'string' },
-        'no-progress': { type: 'boolean' },
-        'check-targets': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values as Record<string, unknown>;
-  } catch (e) {
-    throw new CliError(`bench live: ${(e as Error).message} (see seine bench --help)`);
-  }
-  if (v['help'] === true) {
-    io.out(BENCH_USAGE);
-    return 0;
-  }
+async function benchCommand(a: Args, io: RunIo): Promise<number> {
+  if (a.operands.length > 0) throw new CliError(`bench live: no operands (got '${a.operands[0]}'; ${helpHint('bench live')})`);
+  const v: Record<string, unknown> = {};
+  for (const k of Object.keys(BENCH_LIVE.options)) if (a.has(k)) v[k] = BENCH_LIVE.options[k]!.type === 'boolean' ? true : a.str(k);
   const durationS = positive(v['duration'], '--duration', false) ?? 10;
   const runs = positive(v['runs'], '--runs', true) ?? (durationS < 5 ? 2 : 3);
   const pings = positive(v['pings'], '--pings', true) ?? 20;
@@ -225,11 +199,8 @@ export async function benchCommand(args: string[], io: RunIo): Promise<number> {
     const why = nativeUnavailable();
     if (why !== null) throw new CliError(`bench live: seine's agents need the native addon: ${why}`);
   }
-  try {
-    mkdirSync(outDir, { recursive: true });
-  } catch (e) {
-    throw new CliError(`bench live: cannot write into '${outDir}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const why = makeDir(outDir);
+  if (why !== null) throw new CliError(`bench live: cannot write into '${outDir}': ${why}`);
 
   const skipped: Skipped[] = [];
   const setups: Setup[] = [];

@@ -7,6 +7,7 @@
  * for fields that repeat inside one layer (Geneve options). Checksum status reads "good", "bad",
  * "not present" or "unverified".
  */
+import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
 import { ArpView } from '../wire/arp.js';
 import { hex, ipv4ToString, ipv6ToString, macToString, rd16, rd32 } from '../wire/bytes.js';
 import { dropReasonName } from '../wire/drop.js';
@@ -21,6 +22,8 @@ import { dissect, type Dissected, type Dissection } from '../wire/stack.js';
 import { TcpView, TCP_OPT_MSS, TCP_OPT_WSCALE } from '../wire/tcp.js';
 import { UdpView } from '../wire/udp.js';
 import { VxlanView } from '../wire/vxlan.js';
+import { type Args, CliError, type Command, type RunIo } from './command.js';
+import { fsErrorText } from './files.js';
 
 export type FieldValue = number | boolean | string | number[] | boolean[];
 export interface DecodedLayer {
@@ -46,6 +49,11 @@ function checksumStatus(ok: boolean | null): string {
   return ok === null ? 'not present' : ok ? 'good' : 'bad';
 }
 
+/** A layer's checksum status; in a first fragment the sum covers bytes that are not here: "unverified", as Wireshark says. */
+function statusOf(d: Dissected): string {
+  return d.partial === true ? 'unverified' : checksumStatus(d.checksumOk);
+}
+
 function ipv4Fields(b: Uint8Array, off: number): Record<string, FieldValue> {
   const v = new Ipv4View(b, off);
   return {
@@ -68,29 +76,59 @@ function ipv4Fields(b: Uint8Array, off: number): Record<string, FieldValue> {
   };
 }
 
-/** The quoted datagram of an ICMP error: its IP header and, when 8 more bytes are there, the ports. */
+function ipv6Fields(b: Uint8Array, off: number): Record<string, FieldValue> {
+  const v = new Ipv6View(b, off);
+  return {
+    'ipv6.version': v.version,
+    'ipv6.tclass': v.trafficClass,
+    'ipv6.flow': v.flowLabel,
+    'ipv6.plen': v.payloadLen,
+    'ipv6.nxt': v.nextHeader,
+    'ipv6.hlim': v.hopLimit,
+    'ipv6.src': ipv6ToString(b, v.srcOffset),
+    'ipv6.dst': ipv6ToString(b, v.dstOffset),
+  };
+}
+
+/**
+ * The quoted datagram of an ICMP error: its IP header and every field of the transport header that the
+ * quote holds — RFC 792 asks for 8 bytes (UDP's whole header; TCP's ports and sequence number), RFC 4443
+ * for as much as fits, so a TCP quote may go on to the acknowledgement number, flags and window.
+ */
 function quoted(b: Uint8Array, off: number, end: number): DecodedLayer[] {
   const out: DecodedLayer[] = [];
   const version = end > off ? b[off]! >>> 4 : 0;
   let proto = -1;
   let p = off;
   if (version === 4 && end - off >= 20 && (b[off]! & 0x0f) >= 5 && off + ((b[off]! & 0x0f) << 2) <= end) {
-    const f = ipv4Fields(b, off);
-    out.push({ name: 'ip', fields: f });
+    out.push({ name: 'ip', fields: ipv4Fields(b, off) });
     proto = b[off + 9]!;
     p = off + ((b[off]! & 0x0f) << 2);
   } else if (version === 6 && end - off >= 40) {
     const v = new Ipv6View(b, off);
-    out.push({
-      name: 'ipv6',
-      fields: { 'ipv6.nxt': v.nextHeader, 'ipv6.plen': v.payloadLen, 'ipv6.src': ipv6ToString(b, v.srcOffset), 'ipv6.dst': ipv6ToString(b, v.dstOffset) },
-    });
+    out.push({ name: 'ipv6', fields: ipv6Fields(b, off) });
     proto = v.nextHeader;
     p = off + 40;
   }
-  if ((proto === 17 || proto === 6) && end - p >= 4) {
-    const n = proto === 17 ? 'udp' : 'tcp';
-    out.push({ name: n, fields: { [`${n}.srcport`]: rd16(b, p), [`${n}.dstport`]: rd16(b, p + 2) } });
+  const have = end - p;
+  if (proto === 17 && have >= 4) {
+    const f: Record<string, FieldValue> = { 'udp.srcport': rd16(b, p), 'udp.dstport': rd16(b, p + 2) };
+    if (have >= 6) f['udp.length'] = rd16(b, p + 4);
+    if (have >= 8) f['udp.checksum'] = rd16(b, p + 6);
+    out.push({ name: 'udp', fields: f });
+  } else if (proto === 6 && have >= 4) {
+    const f: Record<string, FieldValue> = { 'tcp.srcport': rd16(b, p), 'tcp.dstport': rd16(b, p + 2) };
+    // Wireshark names a quoted TCP's numbers tcp.seq and tcp.ack (absolute: no stream to be relative to).
+    if (have >= 8) f['tcp.seq'] = rd32(b, p + 4);
+    if (have >= 12) f['tcp.ack'] = rd32(b, p + 8);
+    if (have >= 14) {
+      f['tcp.hdr_len'] = (b[p + 12]! >>> 4) * 4;
+      f['tcp.flags'] = ((b[p + 12]! & 0x0f) << 8) | b[p + 13]!;
+    }
+    if (have >= 16) f['tcp.window_size_value'] = rd16(b, p + 14);
+    if (have >= 18) f['tcp.checksum'] = rd16(b, p + 16);
+    if (have >= 20) f['tcp.urgent_pointer'] = rd16(b, p + 18);
+    out.push({ name: 'tcp', fields: f });
   }
   return out;
 }
@@ -137,23 +175,9 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
     case 'ipv4':
       out.push({ name: 'ip', fields: { ...ipv4Fields(b, o), 'ip.checksum.status': checksumStatus(d.checksumOk) } });
       return;
-    case 'ipv6': {
-      const v = new Ipv6View(b, o);
-      out.push({
-        name: 'ipv6',
-        fields: {
-          'ipv6.version': v.version,
-          'ipv6.tclass': v.trafficClass,
-          'ipv6.flow': v.flowLabel,
-          'ipv6.plen': v.payloadLen,
-          'ipv6.nxt': v.nextHeader,
-          'ipv6.hlim': v.hopLimit,
-          'ipv6.src': ipv6ToString(b, v.srcOffset),
-          'ipv6.dst': ipv6ToString(b, v.dstOffset),
-        },
-      });
+    case 'ipv6':
+      out.push({ name: 'ipv6', fields: ipv6Fields(b, o) });
       return;
-    }
     case 'ipv6ext': {
       const last = out[out.length - 1];
       const t = d.repr.headerType;
@@ -185,7 +209,7 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         'icmp.type': v.type,
         'icmp.code': v.code,
         'icmp.checksum': v.checksum,
-        'icmp.checksum.status': checksumStatus(d.checksumOk),
+        'icmp.checksum.status': statusOf(d),
       };
       const layer: DecodedLayer = { name: 'icmp', fields: f };
       if (v.type === ICMPV4_ECHO_REQUEST || v.type === ICMPV4_ECHO_REPLY) {
@@ -205,7 +229,7 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         'icmpv6.type': v.type,
         'icmpv6.code': v.code,
         'icmpv6.checksum': v.checksum,
-        'icmpv6.checksum.status': checksumStatus(d.checksumOk),
+        'icmpv6.checksum.status': statusOf(d),
       };
       const layer: DecodedLayer = { name: 'icmpv6', fields: f };
       const r = d.repr;
@@ -240,7 +264,7 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
           'udp.dstport': v.dstPort,
           'udp.length': v.length,
           'udp.checksum': v.checksum,
-          'udp.checksum.status': d.zeroChecksum && d.checksumOk === null ? 'not present' : checksumStatus(d.checksumOk),
+          'udp.checksum.status': d.zeroChecksum && d.checksumOk === null ? 'not present' : statusOf(d),
         },
       });
       return;
@@ -256,7 +280,7 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
         'tcp.flags': v.flags,
         'tcp.window_size_value': v.window,
         'tcp.checksum': v.checksum,
-        'tcp.checksum.status': checksumStatus(d.checksumOk),
+        'tcp.checksum.status': statusOf(d),
         'tcp.urgent_pointer': v.urgent,
       };
       const mss = v.findOption(TCP_OPT_MSS);
@@ -332,8 +356,11 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
   }
 }
 
+/** As tshark with reassembly off: a first fragment's transport header is decoded, later fragments are data. */
+const DECODE_OPTIONS = { firstFragments: true } as const;
+
 /** Decodes one frame's bytes into Wireshark-named layers. */
-export function decodeLayers(bytes: Uint8Array, d: Dissection = dissect(bytes)): DecodedLayer[] {
+export function decodeLayers(bytes: Uint8Array, d: Dissection = dissect(bytes, 0, bytes.length, 'eth', DECODE_OPTIONS)): DecodedLayer[] {
   const out: DecodedLayer[] = [];
   for (const l of d.layers) layerFields(l, bytes, out);
   return out;
@@ -349,7 +376,7 @@ export function decodeFrame(
   link: 'eth' | 'raw' = 'eth',
 ): DecodedFrame {
   const first = link === 'eth' ? 'eth' : bytes.length > 0 && bytes[0]! >>> 4 === 6 ? 'ipv6' : 'ipv4';
-  const d = dissect(bytes, 0, bytes.length, first);
+  const d = dissect(bytes, 0, bytes.length, first, DECODE_OPTIONS);
   const out: DecodedFrame = { frame, timestampNs: timestampNs.toString(), interface: iface, len: bytes.length, origLen, layers: decodeLayers(bytes, d) };
   if (d.drop !== null) out.drop = { reason: dropReasonName(d.drop), offset: d.dropOff };
   return out;
@@ -366,11 +393,81 @@ const TCP_FLAG_NAMES: [number, string][] = [
   [0x080, 'CWR'],
 ];
 
+/** ICMP message names (RFC 792, RFC 1191, RFC 1812) by type, and by code where one type has several. */
+const ICMPV4_NAMES: Record<number, string | Record<number, string>> = {
+  0: 'echo reply',
+  3: {
+    0: 'destination unreachable (net unreachable)',
+    1: 'destination unreachable (host unreachable)',
+    2: 'destination unreachable (protocol unreachable)',
+    3: 'destination unreachable (port unreachable)',
+    4: 'destination unreachable (fragmentation needed)',
+    5: 'destination unreachable (source route failed)',
+    9: 'destination unreachable (network administratively prohibited)',
+    10: 'destination unreachable (host administratively prohibited)',
+    13: 'destination unreachable (communication administratively prohibited)',
+  },
+  4: 'source quench',
+  5: 'redirect',
+  8: 'echo request',
+  9: 'router advertisement',
+  10: 'router solicitation',
+  11: { 0: 'time exceeded (TTL exceeded in transit)', 1: 'time exceeded (fragment reassembly time exceeded)' },
+  12: 'parameter problem',
+  13: 'timestamp request',
+  14: 'timestamp reply',
+};
+
+/** ICMPv6 message names (RFC 4443, RFC 4861, RFC 3810) by type, and by code where one type has several. */
+const ICMPV6_NAMES: Record<number, string | Record<number, string>> = {
+  1: {
+    0: 'destination unreachable (no route)',
+    1: 'destination unreachable (administratively prohibited)',
+    3: 'destination unreachable (address unreachable)',
+    4: 'destination unreachable (port unreachable)',
+  },
+  2: 'packet too big',
+  3: { 0: 'time exceeded (hop limit exceeded in transit)', 1: 'time exceeded (fragment reassembly time exceeded)' },
+  4: 'parameter problem',
+  128: 'echo request',
+  129: 'echo reply',
+  133: 'router solicitation',
+  134: 'router advertisement',
+  135: 'neighbor solicitation',
+  136: 'neighbor advertisement',
+  137: 'redirect',
+  143: 'multicast listener report v2',
+};
+
+/** The message's name, or its type and code when seine has no name for them. */
+function icmpName(names: Record<number, string | Record<number, string>>, type: number, code: number): string {
+  const n = names[type];
+  if (typeof n === 'string') return code === 0 ? n : `${n} code ${code}`;
+  const byCode = n?.[code];
+  if (byCode !== undefined) return byCode;
+  return n !== undefined ? `${Object.values(n)[0]!.replace(/ \(.*\)$/, '')} code ${code}` : `type ${type} code ${code}`;
+}
+
+/** What an ICMP error quotes, as "(for src > dst proto sport > dport)". */
+function quotedText(l: DecodedLayer): string {
+  const ip = l.quoted?.[0]?.fields;
+  if (ip === undefined) return '';
+  const src = ip['ip.src'] ?? ip['ipv6.src'],
+    dst = ip['ip.dst'] ?? ip['ipv6.dst'];
+  const t = l.quoted?.[1];
+  const ports = t !== undefined ? ` ${t.name.toUpperCase()} ${t.fields[`${t.name}.srcport`]} > ${t.fields[`${t.name}.dstport`]}` : '';
+  return ` (for ${src} > ${dst}${ports})`;
+}
+
 /** One readable line per layer, joined: what a student reads first. */
 export function summarize(f: DecodedFrame): string {
   const parts: string[] = [];
+  // Past a fragment other than the first, the bytes are the middle of a datagram.
+  let laterFragment = false;
   for (const l of f.layers) {
     const x = l.fields;
+    if (l.name === 'ip') laterFragment = Number(x['ip.frag_offset']) !== 0;
+    if (l.name === 'ipv6') laterFragment = x['ipv6.fraghdr.offset'] !== undefined && Number(x['ipv6.fraghdr.offset']) !== 0;
     switch (l.name) {
       case 'eth':
         parts.push(`${x['eth.src']} > ${x['eth.dst']}`);
@@ -421,34 +518,29 @@ export function summarize(f: DecodedFrame): string {
         break;
       }
       case 'icmp': {
-        const t = x['icmp.type'];
+        const t = Number(x['icmp.type']),
+          c = Number(x['icmp.code']);
         const what =
-          t === 8
-            ? `echo request id ${x['icmp.ident']} seq ${x['icmp.seq']}`
-            : t === 0
-              ? `echo reply id ${x['icmp.ident']} seq ${x['icmp.seq']}`
-              : x['icmp.mtu'] !== undefined
-                ? `fragmentation needed, next-hop MTU ${x['icmp.mtu']}`
-                : `type ${t} code ${x['icmp.code']}`;
-        const q = l.quoted?.[0]?.fields;
-        parts.push(`ICMP ${what}${q !== undefined && q['ip.src'] !== undefined ? ` (for ${q['ip.src']} > ${q['ip.dst']})` : ''}`);
+          t === 8 || t === 0
+            ? `${icmpName(ICMPV4_NAMES, t, c)} id ${x['icmp.ident']} seq ${x['icmp.seq']}`
+            : x['icmp.mtu'] !== undefined
+              ? `fragmentation needed, next-hop MTU ${x['icmp.mtu']}`
+              : icmpName(ICMPV4_NAMES, t, c);
+        parts.push(`ICMP ${what}${quotedText(l)}`);
         break;
       }
       case 'icmpv6': {
-        const t = x['icmpv6.type'];
+        const t = Number(x['icmpv6.type']),
+          c = Number(x['icmpv6.code']);
         const what =
-          t === 128
-            ? 'echo request'
-            : t === 129
-              ? 'echo reply'
-              : t === 2
-                ? `packet too big, MTU ${x['icmpv6.mtu']}`
-                : t === 135
-                  ? `neighbor solicitation for ${x['icmpv6.nd.ns.target_address']}`
-                  : t === 136
-                    ? `neighbor advertisement ${x['icmpv6.nd.na.target_address']}`
-                    : `type ${t} code ${x['icmpv6.code']}`;
-        parts.push(`ICMPv6 ${what}`);
+          t === 2
+            ? `packet too big, MTU ${x['icmpv6.mtu']}`
+            : t === 135
+              ? `neighbor solicitation for ${x['icmpv6.nd.ns.target_address']}`
+              : t === 136
+                ? `neighbor advertisement ${x['icmpv6.nd.na.target_address']}`
+                : icmpName(ICMPV6_NAMES, t, c);
+        parts.push(`ICMPv6 ${what}${quotedText(l)}`);
         break;
       }
       case 'vxlan':
@@ -466,7 +558,7 @@ export function summarize(f: DecodedFrame): string {
         parts.push(`ESP spi 0x${Number(x['esp.spi']).toString(16).padStart(8, '0')} seq ${x['esp.sequence']}`);
         break;
       case 'data':
-        parts.push(`data ${x['data.len']} bytes`);
+        parts.push(laterFragment ? `fragment data ${x['data.len']} bytes (not reassembled)` : `data ${x['data.len']} bytes`);
         break;
     }
   }
@@ -474,4 +566,65 @@ export function summarize(f: DecodedFrame): string {
   const stamp = `${ts / 1_000_000_000n}.${(ts % 1_000_000_000n).toString().padStart(9, '0')}`;
   const drop = f.drop !== undefined ? ` !! ${f.drop.reason} at byte ${f.drop.offset}` : '';
   return `${String(f.frame).padStart(5)} ${stamp} ${parts.join(' / ')}${drop}`;
+}
+
+export const DECODE: Command = {
+  name: 'decode',
+  operands: '<capture>',
+  summary:
+    "Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose fields carry Wireshark's display-filter names (ip.src, vxlan.vni, geneve.option.class, ...).",
+  options: {
+    json: { type: 'boolean', help: "one JSON object per frame, with Wireshark's field names" },
+    limit: { type: 'string', arg: 'N', expects: 'a positive integer', help: 'stop after N frames' },
+  },
+  footer: `exit status: 0 decoded, 1 the capture is damaged (the frames before the damage are printed), 2 a usage
+error or the file cannot be read`,
+  run: (a, io) => decodeCommand(a, io),
+};
+
+async function decodeCommand(a: Args, io: RunIo): Promise<number> {
+  let limit = Infinity;
+  const l = a.str('limit');
+  if (l !== undefined) {
+    const n = Number(l);
+    if (!/^\d+$/.test(l) || !Number.isSafeInteger(n) || n < 1) throw new CliError(`decode: --limit expects a positive integer, got '${l}'`);
+    limit = n;
+  }
+  if (a.operands.length === 0) throw new CliError(`decode: which capture? usage: seine decode <capture> [--json] [--limit N]`);
+  if (a.operands.length > 1) throw new CliError(`decode: one capture file at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
+  const path = a.operands[0]!;
+  const json = a.flag('json');
+  const file = readCapture(path);
+  let n = 0;
+  try {
+    for await (const rec of file) {
+      n++;
+      const iface = file.interfaces[rec.ifIndex]?.name ?? null;
+      let f: DecodedFrame;
+      if (rec.linkType === LINKTYPE_ETHERNET || rec.linkType === LINKTYPE_RAW) {
+        f = decodeFrame(n, rec.timestampNs, iface === '' ? null : iface, rec.data, rec.origLen, rec.linkType === LINKTYPE_RAW ? 'raw' : 'eth');
+      } else {
+        f = {
+          frame: n,
+          timestampNs: rec.timestampNs.toString(),
+          interface: iface,
+          len: rec.data.length,
+          origLen: rec.origLen,
+          layers: [],
+          drop: { reason: `UnsupportedLinkType(${rec.linkType})`, offset: 0 },
+        };
+      }
+      io.out(json ? JSON.stringify(f) : summarize(f));
+      if (n >= limit) break;
+    }
+  } catch (e: unknown) {
+    if (e instanceof CaptureError) {
+      io.err(`seine decode: ${path}: damaged capture after ${n} frame(s): ${e.message}\n`);
+      return 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === 'string' && typeof err.syscall === 'string') throw new CliError(`decode: cannot read '${path}': ${fsErrorText(err)}`);
+    throw e;
+  }
+  return 0;
 }

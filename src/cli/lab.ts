@@ -6,7 +6,6 @@
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
@@ -30,47 +29,78 @@ import {
 } from '../live/lab/index.js';
 import { nodeConfigsFromScenario, type NodeConfig } from '../node/config.js';
 import { loadScenario, ScenarioError, type Scenario } from '../scenario/scenario.js';
-import { CliError, type RunIo } from './run.js';
+import { type Args, CliError, type Command, type RunIo } from './command.js';
 
-export const LAB_USAGE = `usage: seine lab <up|down|status|exec> ...
+export const LAB_UP: Command = {
+  name: 'lab up',
+  operands: '<scenario.yaml>',
+  live: true,
+  summary: 'Build a scenario on this machine in network namespaces (one agent per node); seine lab status, exec and down inspect, use and remove it.',
+  about: `Builds the scenario on this machine (Linux, root): a namespace for the underlay (a bridge), one per
+node (eth0 on the underlay; a seine agent; seine-gw0, the node's own stack) and one per pod (a TAP
+eth0 owned by its node's agent, with the pod's address, MTU and default route). The underlay's
+latency, jitter, loss and bandwidth become tc qdiscs where the kernel has them; --without leaves
+features out. A scenario that cannot go live is refused before anything is made, with the reason; a
+half-built lab is always removed. The lab's name is printed (a slug of the scenario's name); state is
+kept under /run/seine/labs (SEINE_LABS_DIR overrides).`,
+  options: {
+    without: {
+      type: 'string',
+      arg: 'F,...',
+      help: `leave these features out (${LAB_FEATURES.join(', ')}); default: the scenario's live.without; none: nothing`,
+    },
+    json: { type: 'boolean', help: "the lab's status as one JSON object" },
+  },
+  run: (a, io) => upCommand(a, io),
+};
 
-  lab up <scenario.yaml> [--without FEATURE,...] [--json]
-      Build the scenario on this machine (Linux, root): a namespace for the underlay (a bridge), one per
-      node (eth0 on the underlay; a seine agent; seine-gw0, the node's own stack) and one per pod (a TAP
-      eth0 owned by its node's agent, with the pod's address, MTU and default route). The underlay's
-      latency, jitter, loss and bandwidth become tc qdiscs where the kernel has them; --without leaves
-      features out (${LAB_FEATURES.join(', ')}; default: the scenario's live.without,
-      --without none: nothing). A scenario that cannot go live is refused before anything is made,
-      with the reason; a half-built lab is always removed.
-  lab down [LAB] [--json]
-      Remove every namespace, link and process the lab made (also after a crash or kill -9).
-  lab status [LAB] [--json]
-      The labs on this machine: namespaces, links, processes, node addresses.
-  lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]
-      Run a command inside a node's or a pod's namespace (exit status: the command's).
+export const LAB_DOWN: Command = {
+  name: 'lab down',
+  operands: '[LAB]',
+  live: true,
+  summary: 'Remove every namespace, link and process a lab made (also after a crash or kill -9); LAB may be left out when only one lab is up.',
+  options: { json: { type: 'boolean', help: 'what was removed, as one JSON object' } },
+  run: (a, io) => downCommand(a, io),
+};
 
-The lab's name is printed by lab up (a slug of the scenario's name); LAB may be left out when only one
-lab is up. State is kept under /run/seine/labs (SEINE_LABS_DIR overrides).
-`;
+export const LAB_STATUS: Command = {
+  name: 'lab status',
+  operands: '[LAB]',
+  live: true,
+  summary: 'The labs on this machine (or LAB): namespaces, links, processes, node addresses.',
+  options: { json: { type: 'boolean', help: 'as JSON' } },
+  run: (a, io) => statusCommand(a, io),
+};
 
-export const CAPTURE_USAGE = `usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]
+export const LAB_EXEC: Command = {
+  name: 'lab exec',
+  operands: 'NODE[/POD]',
+  live: true,
+  passthrough: true,
+  summary: "Run a command inside a node's or a pod's namespace of a running lab (exit status: the command's).",
+  options: { lab: { type: 'string', arg: 'LAB', help: 'the lab (default: the only one up)' } },
+  run: (a, io) => execCommand(a, io),
+};
 
-Writes a live pcapng of one bridge port of a running agent (both directions; the interface is named
+export const CAPTURE: Command = {
+  name: 'capture',
+  operands: 'NODE PORT',
+  live: true,
+  summary: "Write a live pcapng of one port of a running agent (a pod's name, host or underlay).",
+  about: `Writes a live pcapng of one bridge port of a running agent (both directions; the interface is named
 NODE/PORT): a pod's name, host (the node's own stack) or underlay (the tunnel's outer packets). Stops
-after N packets, after the duration, or on Ctrl-C. FILE - writes to stdout.
-`;
+after N packets, after the duration, or on Ctrl-C.`,
+  options: {
+    write: { type: 'string', short: 'w', arg: 'FILE', required: true, help: 'the pcapng file to write; - writes to stdout' },
+    lab: { type: 'string', arg: 'LAB', help: 'the lab (default: the only one up)' },
+    count: { type: 'string', arg: 'N', help: 'stop after N packets' },
+    duration: { type: 'string', arg: 'SECONDS', help: 'stop after this many seconds' },
+  },
+  run: (a, io) => captureCommand(a, io),
+};
 
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
 const AGENT_READY_MS = 15_000;
-
-function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, cmd: string): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
-    return { values: r.values as Record<string, unknown>, positionals: r.positionals };
-  } catch (e) {
-    throw new CliError(`${cmd}: ${(e as Error).message} (see seine ${cmd} --help)`);
-  }
-}
 
 /** Refuses (status 2) a machine where no lab can run: not Linux, not root, no native addon. */
 export function requireLive(cmd: string): void {
@@ -194,94 +224,69 @@ export function parseWithout(v: unknown, cmd: string): LabFeature[] {
   return out;
 }
 
-export async function labCommand(args: string[], io: RunIo): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') {
-    io.out(LAB_USAGE);
-    return sub === undefined ? 2 : 0;
+function oneLab(a: Args): string | undefined {
+  if (a.operands.length > 1) throw new CliError(`${a.cmd}: one lab at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
+  return a.operands[0];
+}
+
+async function upCommand(a: Args, io: RunIo): Promise<number> {
+  if (a.operands.length !== 1) throw new CliError('lab up: which scenario? usage: seine lab up <scenario.yaml>');
+  requireLive('lab up');
+  const s = loadForLab(a.operands[0]!, 'lab up');
+  // --without defaults to what the scenario says (`live.without`).
+  const without = a.has('without') ? parseWithout(a.str('without'), 'lab up') : [...(s.live?.without ?? [])];
+  const { lab, plan } = await bringUp(s, without, 'lab up');
+  const st = await labStatus(lab.lab);
+  if (a.flag('json')) io.out(JSON.stringify(st));
+  else {
+    io.out(`lab ${plan.lab} is up (${plan.nodes.length} nodes, ${plan.nodes.reduce((k, n) => k + n.pods.length, 0)} pods)`);
+    for (const n of plan.nodes) {
+      io.out(`  ${n.name}  netns ${n.ns}  underlay ${n.address}${n.gateway4 !== null ? `  gateway ${n.gateway4}` : ''}`);
+      for (const p of n.pods) io.out(`    ${n.name}/${p.name}  netns ${p.ns}  ${[p.ip4, p.ip6].filter((x) => x !== null).join(' ')}  mtu ${p.mtu}`);
+    }
+    for (const o of plan.omitted) io.out(`  left out: ${o.part} (${o.what})`);
+    io.out(
+      `try: seine lab exec ${plan.nodes[0]!.name}/${plan.nodes[0]!.pods[0]?.name ?? ''} -- ping -c 3 ${plan.nodes.at(-1)!.pods.at(-1)?.ip4 ?? plan.nodes.at(-1)!.underlayIp}`,
+    );
+    io.out(`then: seine lab down ${plan.lab}`);
   }
-  switch (sub) {
-    case 'up': {
-      const { values: v, positionals } = parse(rest, { without: { type: 'string' }, json: { type: 'boolean' } }, 'lab up');
-      if (v['help'] === true) {
-        io.out(LAB_USAGE);
-        return 0;
-      }
-      if (positionals.length !== 1) throw new CliError('lab up: which scenario? usage: seine lab up <scenario.yaml>');
-      requireLive('lab up');
-      const s = loadForLab(positionals[0]!, 'lab up');
-      // --without defaults to what the scenario says (`live.without`).
-      const without = v['without'] === undefined ? [...(s.live?.without ?? [])] : parseWithout(v['without'], 'lab up');
-      const { lab, plan } = await bringUp(s, without, 'lab up');
-      const st = await labStatus(lab.lab);
-      if (v['json'] === true) io.out(JSON.stringify(st));
-      else {
-        io.out(`lab ${plan.lab} is up (${plan.nodes.length} nodes, ${plan.nodes.reduce((k, n) => k + n.pods.length, 0)} pods)`);
-        for (const n of plan.nodes) {
-          io.out(`  ${n.name}  netns ${n.ns}  underlay ${n.address}${n.gateway4 !== null ? `  gateway ${n.gateway4}` : ''}`);
-          for (const p of n.pods) io.out(`    ${n.name}/${p.name}  netns ${p.ns}  ${[p.ip4, p.ip6].filter((x) => x !== null).join(' ')}  mtu ${p.mtu}`);
-        }
-        for (const o of plan.omitted) io.out(`  left out: ${o.part} (${o.what})`);
-        io.out(
-          `try: seine lab exec ${plan.nodes[0]!.name}/${plan.nodes[0]!.pods[0]?.name ?? ''} -- ping -c 3 ${plan.nodes.at(-1)!.pods.at(-1)?.ip4 ?? plan.nodes.at(-1)!.underlayIp}`,
-        );
-        io.out(`then: seine lab down ${plan.lab}`);
-      }
-      return 0;
-    }
-    case 'down': {
-      const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab down');
-      if (v['help'] === true) {
-        io.out(LAB_USAGE);
-        return 0;
-      }
-      const name = positionals[0] ?? (await pickLab(undefined, 'lab down')).lab;
-      const r = await labDown(name);
-      io.out(v['json'] === true ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
-      return 0;
-    }
-    case 'status': {
-      const { values: v, positionals } = parse(rest, { json: { type: 'boolean' } }, 'lab status');
-      if (v['help'] === true) {
-        io.out(LAB_USAGE);
-        return 0;
-      }
-      const all = positionals[0] !== undefined ? [await pickLab(positionals[0], 'lab status')] : await labStatus();
-      if (v['json'] === true) {
-        io.out(JSON.stringify(positionals[0] !== undefined ? all[0] : all));
-        return 0;
-      }
-      if (all.length === 0) io.out('no lab is up');
-      for (const l of all) {
-        const alive = l.processes.filter((p) => p.alive).length;
-        io.out(
-          `lab ${l.lab} (${l.scenario})  ${l.phase}  since ${l.createdAt}  ${l.namespaces.filter((n) => n.present).length}/${l.namespaces.length} namespaces, ${alive}/${l.processes.length} processes alive`,
-        );
-        for (const n of l.nodes) io.out(`  ${n.name}  ${n.ns}  ${n.addresses.join(' ')}`);
-      }
-      return 0;
-    }
-    case 'exec': {
-      const dash = rest.indexOf('--');
-      const head = dash < 0 ? rest : rest.slice(0, dash);
-      const argv = dash < 0 ? [] : rest.slice(dash + 1);
-      const { values: v, positionals } = parse(head, { lab: { type: 'string' } }, 'lab exec');
-      if (v['help'] === true) {
-        io.out(LAB_USAGE);
-        return 0;
-      }
-      if (positionals.length !== 1 || argv.length === 0) throw new CliError('lab exec: usage: seine lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]');
-      const l = await pickLab(v['lab'] as string | undefined, 'lab exec');
-      const ns = namespaceOf(l, positionals[0]!);
-      const child = spawnInNetns(ns, argv, { stdio: 'inherit' });
-      return await new Promise<number>((res) => {
-        child.once('error', () => res(127));
-        child.once('exit', (code, sig) => res(code ?? (sig !== null ? 128 : 1)));
-      });
-    }
-    default:
-      throw new CliError(`lab: unknown subcommand "${sub}" (up, down, status, exec; see seine lab --help)`);
+  return 0;
+}
+
+async function downCommand(a: Args, io: RunIo): Promise<number> {
+  const name = oneLab(a) ?? (await pickLab(undefined, 'lab down')).lab;
+  const r = await labDown(name);
+  io.out(a.flag('json') ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
+  return 0;
+}
+
+async function statusCommand(a: Args, io: RunIo): Promise<number> {
+  const one = oneLab(a);
+  const all = one !== undefined ? [await pickLab(one, 'lab status')] : await labStatus();
+  if (a.flag('json')) {
+    io.out(JSON.stringify(one !== undefined ? all[0] : all));
+    return 0;
   }
+  if (all.length === 0) io.out('no lab is up');
+  for (const l of all) {
+    const alive = l.processes.filter((p) => p.alive).length;
+    io.out(
+      `lab ${l.lab} (${l.scenario})  ${l.phase}  since ${l.createdAt}  ${l.namespaces.filter((n) => n.present).length}/${l.namespaces.length} namespaces, ${alive}/${l.processes.length} processes alive`,
+    );
+    for (const n of l.nodes) io.out(`  ${n.name}  ${n.ns}  ${n.addresses.join(' ')}`);
+  }
+  return 0;
+}
+
+async function execCommand(a: Args, _io: RunIo): Promise<number> {
+  if (a.operands.length !== 1 || a.rest.length === 0) throw new CliError('lab exec: usage: seine lab exec NODE[/POD] [--lab LAB] -- CMD [ARG...]');
+  const l = await pickLab(a.str('lab'), 'lab exec');
+  const ns = namespaceOf(l, a.operands[0]!);
+  const child = spawnInNetns(ns, a.rest, { stdio: 'inherit' });
+  return await new Promise<number>((res) => {
+    child.once('error', () => res(127));
+    child.once('exit', (code, sig) => res(code ?? (sig !== null ? 128 : 1)));
+  });
 }
 
 /** The namespace of NODE or NODE/POD in a lab. */
@@ -296,17 +301,10 @@ export function namespaceOf(l: LabStatus, where: string): string {
   return ns;
 }
 
-export async function captureCommand(args: string[], io: RunIo): Promise<number> {
-  const { values: v, positionals } = parse(
-    args,
-    { w: { type: 'string', short: 'w' }, write: { type: 'string' }, lab: { type: 'string' }, count: { type: 'string' }, duration: { type: 'string' } },
-    'capture',
-  );
-  if (v['help'] === true) {
-    io.out(CAPTURE_USAGE);
-    return 0;
-  }
-  const file = (v['w'] ?? v['write']) as string | undefined;
+async function captureCommand(a: Args, io: RunIo): Promise<number> {
+  const v: Record<string, string | undefined> = { count: a.str('count'), duration: a.str('duration'), lab: a.str('lab') };
+  const positionals = a.operands;
+  const file = a.str('write');
   if (positionals.length !== 2 || file === undefined)
     throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
   const count = v['count'] === undefined ? Infinity : Number(v['count']);

@@ -1,70 +1,31 @@
 #!/usr/bin/env node
 /**
- * The `seine` command. Subcommands live in their own modules; this file parses arguments, maps errors
- * to exit statuses (0 ok, 1 the input was damaged or an expectation failed, 2 usage or input error)
- * and never lets a stack trace reach the user for a mistake of theirs.
+ * The `seine` command. Each command is a `Command` (command.ts) in its own module: its option table,
+ * from which its help and the general help are made, and what it does. This file holds the table of
+ * commands (adding one is one entry), parses every command's arguments with the one parser, maps errors
+ * to exit statuses (0 ok, 1 the input was damaged or an expectation failed, 2 usage or input error) and
+ * never lets a stack trace reach the user for a mistake of theirs. Every error reads `seine <command>: …`.
  */
 import { readFileSync } from 'node:fs';
-import { CaptureError, LINKTYPE_ETHERNET, LINKTYPE_RAW, readCapture } from '../capture/index.js';
-import { decodeFrame, summarize, type DecodedFrame } from './decode.js';
-import { formatMtuTable, mtuTable } from './mtu.js';
-import { CliError, runCommand, traceCommand } from './run.js';
+import { CliError, commandHelp, generalHelp, parseCommandArgs, type Command } from './command.js';
 
-const USAGE = `usage: seine <command> [options]
-
-commands:
-  run <scenario.yaml> [--json] [--pcap DIR] [--seed N] [--html FILE [--trace T.json]...]
-      Simulate a scenario (a lab in scenarios/, no root, no network) and print per-flow delivery,
-      latency, throughput and goodput, the wire overhead, drops by reason, and the scenario's
-      expectations; exit status 1 when one fails. --pcap DIR writes one pcapng per capture point;
-      --html FILE the run as one self-contained page (topology, flows, time series, traces).
-  report <run.json> --html FILE [--trace T.json]...
-      The HTML page of a run saved with seine run --json, with seine trace --json results drawn in it.
-  trace <scenario.yaml> --from NODE[/POD] --to NODE[/POD] [--proto icmp|udp|tcp] [--size N] [--json]
-      Send one packet through the simulated cluster and print every stage on every node it crosses
-      (port in, MAC lookup, route, encapsulation, ESP, fragmentation, underlay, delivery or drop).
-  decode <capture> [--json] [--limit N]
-      Decode every frame of a pcap or pcapng file with seine's own wire modules, through tunnels
-      (VXLAN, Geneve, GRE), one summary line per frame; with --json one JSON object per line whose
-      fields carry Wireshark's display-filter names (ip.src, vxlan.vni, geneve.option.class, ...).
-  mtu [--underlay N]... [--json]
-      The overhead of VXLAN, Geneve, GRE and ESP over IPv4 and IPv6 underlays and the pod MTU each
-      leaves (the largest inner IP packet that fits, at most 65000), for 1500- and 9000-byte underlays
-      or the ones given.
-  bench overhead [--json] [--out DIR] [--sizes LIST] [--pcap FILE] [--encap LIST] [--esp LIST]
-      The encapsulation-overhead study: sizes × encapsulation × ESP × underlay, each cell computed and
-      measured on the simulated datapath (they must agree), TCP goodput against MTU and loss; a table,
-      JSON, and with --out DIR overhead.csv, overhead.json and SVG plots.
-
-live (Linux, root; see the README's "Live" section):
-  agent --config FILE
-      Run a node agent: the node's bridge on TAPs and UDP tunnel sockets, a control socket, metrics.
-  install-cni [--bin-dir DIR] [--conf-dir DIR] (--config FILE | --pod-cidr CIDR)
-      Install the CNI plugin \`seine\` and 10-seine.conflist (host-local IPAM, portmap chained).
-  k8s-config --template FILE --out FILE [--node-name NAME]
-      Write this node's agent configuration from a DaemonSet's template and its Node (podCIDR, InternalIP).
-  lab up <scenario.yaml> | lab down [LAB] | lab status [LAB] [--json] | lab exec NODE[/POD] -- CMD...
-      Build a scenario on this machine in network namespaces (one agent per node), inspect it, run
-      commands in a node or pod, and remove every namespace, link and process it made.
-  trace --live --from NODE[/POD] --to NODE[/POD] [--lab LAB] [--proto icmp|udp] [--size N] [--json]
-      One real packet through a running lab, every stage on every node (as seine trace simulates).
-  capture NODE PORT -w FILE [--lab LAB] [--count N]
-      Write a live pcapng of one port of a running agent (a pod's name, host or underlay).
-  run --live <scenario.yaml> [--json] [--pcap DIR] [--without FEATURE,...] [--lab NAME]
-      Run a scenario live instead of simulated: bring its lab up, send its traffic with real tools
-      (ping, iperf3, kernel TCP) at the scenario's times, apply its faults, print the same report from
-      the tools and the agents' counters, check the same expectations, take the lab down (always).
-      Parts that cannot run live are listed as skipped with the reason; exit status as run.
-  bench live [--json] [--out DIR] [--duration S] [--only seine,kernel,ovs] [--esp LIST|none]
-      seine, the kernel (bridge + vxlan) and Open vSwitch userspace (netdev) in the same two-node lab,
-      one after the other: iperf3 TCP and UDP, ping RTT, CPU per GB; a table with ratios, JSON, SVG.
-
-options:
-  -h, --help       this help
-  -V, --version    print the version
-`;
-
-class UsageError extends Error {}
+/**
+ * Every command, in the order the general help lists them: its name (two words for a subcommand) and how
+ * to load it — modules load on use, so `seine mtu` does not load the live side.
+ */
+const COMMANDS: readonly { name: string; load: () => Promise<Command> }[] = [
+  { name: 'run', load: async () => (await import('./run.js')).RUN },
+  { name: 'trace', load: async () => (await import('./run.js')).TRACE },
+  { name: 'decode', load: async () => (await import('./decode.js')).DECODE },
+  { name: 'mtu', load: async () => (await import('./mtu.js')).MTU },
+  { name: 'agent', load: async () => (await import('./agent.js')).AGENT },
+  { name: 'lab up', load: async () => (await import('./lab.js')).LAB_UP },
+  { name: 'lab down', load: async () => (await import('./lab.js')).LAB_DOWN },
+  { name: 'lab status', load: async () => (await import('./lab.js')).LAB_STATUS },
+  { name: 'lab exec', load: async () => (await import('./lab.js')).LAB_EXEC },
+  { name: 'capture', load: async () => (await import('./lab.js')).CAPTURE },
+  { name: 'bench live', load: async () => (await import('./benchlive.js')).BENCH_LIVE },
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -80,86 +41,6 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-async function decode(args: string[]): Promise<number> {
-  let json = false;
-  let limit = Infinity;
-  let path: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') json = true;
-    else if (a === '--limit') {
-      const n = Number(args[++i]);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--limit expects a positive integer, got '${args[i] ?? ''}'`);
-      limit = n;
-    } else if (a === '-h' || a === '--help') {
-      out(USAGE);
-      return 0;
-    } else if (a.startsWith('-')) throw new UsageError(`decode: unknown option '${a}'`);
-    else if (path === null) path = a;
-    else throw new UsageError(`decode: one capture file at a time (got '${path}' and '${a}')`);
-  }
-  if (path === null) throw new UsageError('decode: which capture? usage: seine decode <capture> [--json]');
-  const file = readCapture(path);
-  let n = 0;
-  try {
-    for await (const rec of file) {
-      n++;
-      const iface = file.interfaces[rec.ifIndex]?.name ?? null;
-      let f: DecodedFrame;
-      if (rec.linkType === LINKTYPE_ETHERNET || rec.linkType === LINKTYPE_RAW) {
-        f = decodeFrame(n, rec.timestampNs, iface === '' ? null : iface, rec.data, rec.origLen, rec.linkType === LINKTYPE_RAW ? 'raw' : 'eth');
-      } else {
-        f = {
-          frame: n,
-          timestampNs: rec.timestampNs.toString(),
-          interface: iface,
-          len: rec.data.length,
-          origLen: rec.origLen,
-          layers: [],
-          drop: { reason: `UnsupportedLinkType(${rec.linkType})`, offset: 0 },
-        };
-      }
-      out(json ? JSON.stringify(f) : summarize(f));
-      if (n >= limit) break;
-    }
-  } catch (e: unknown) {
-    if (e instanceof CaptureError) {
-      process.stderr.write(`seine decode: ${path}: damaged capture after ${n} frame(s): ${e.message}\n`);
-      return 1;
-    }
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err.code === 'string' && typeof err.syscall === 'string') {
-      process.stderr.write(
-        `seine decode: cannot read '${path}': ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}\n`,
-      );
-      return 2;
-    }
-    throw e;
-  }
-  return 0;
-}
-
-function mtu(args: string[]): number {
-  let json = false;
-  const underlays: number[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') json = true;
-    else if (a === '--underlay') {
-      const n = Number(args[++i]);
-      if (!Number.isInteger(n) || n < 576 || n > 65535) throw new UsageError(`mtu: --underlay expects an MTU in 576-65535, got '${args[i] ?? ''}'`);
-      underlays.push(n);
-    } else if (a === '-h' || a === '--help') {
-      out(USAGE);
-      return 0;
-    } else throw new UsageError(`mtu: unknown argument '${a}'`);
-  }
-  if (underlays.length === 0) underlays.push(1500, 9000);
-  if (json) out(JSON.stringify({ underlays, rows: mtuTable(underlays) }));
-  else out(formatMtuTable(underlays));
-  return 0;
-}
-
 const io = {
   out,
   err: (text: string): void => {
@@ -168,46 +49,76 @@ const io = {
   tty: process.stderr.isTTY === true,
 };
 
+const isHelp = (a: string | undefined): boolean => a === '-h' || a === '--help' || a === 'help';
+
+/**
+ * The command `words` name: the entry itself (`run`, `lab up`), the subcommands under a group's word
+ * (`lab`: up, down, status, exec), or nothing. `used` is how many words the name took.
+ */
+function find(words: readonly string[]): { entries: (typeof COMMANDS)[number][]; used: number } {
+  const [w0, w1] = words;
+  const two = COMMANDS.find((c) => c.name === `${w0} ${w1}`);
+  if (two !== undefined) return { entries: [two], used: 2 };
+  const one = COMMANDS.find((c) => c.name === w0);
+  if (one !== undefined) return { entries: [one], used: 1 };
+  return { entries: COMMANDS.filter((c) => c.name.startsWith(`${w0} `)), used: 1 };
+}
+
+/** The command being run, named in errors (`seine lab up: …`), once known. */
+let current = '';
+
 async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      out(USAGE);
-      return cmd === undefined ? 2 : 0;
-    case '-V':
-    case '--version':
-      out(version());
-      return 0;
-    case 'decode':
-      return decode(rest);
-    case 'mtu':
-      return mtu(rest);
-    case 'run':
-      return runCommand(rest, io);
-    case 'report':
-      return (await import('./report.js')).reportCommand(rest, io);
-    case 'trace':
-      if (rest.includes('--live')) return (await import('./trace-live.js')).traceLiveCommand(rest, io);
-      return traceCommand(rest, io);
-    case 'agent':
-      return (await import('./agent.js')).agentCommand(rest);
-    case 'install-cni':
-      return (await import('./installcni.js')).installCniCommand(rest);
-    case 'k8s-config':
-      return (await import('./k8sconfig.js')).k8sConfigCommand(rest);
-    case 'lab':
-      return (await import('./lab.js')).labCommand(rest, io);
-    case 'capture':
-      return (await import('./lab.js')).captureCommand(rest, io);
-    case 'bench':
-      if (rest[0] === 'overhead') return (await import('./overhead.js')).overheadCommand(rest.slice(1), io);
-      return (await import('./benchlive.js')).benchCommand(rest, io);
-    default:
-      throw new UsageError(`unknown command '${cmd}' (try seine --help)`);
+  const [first, ...rest] = argv;
+  if (first === undefined || isHelp(first)) {
+    // `seine help run`, `seine --help lab`: that command's help.
+    if (first !== undefined && rest.length > 0) return help(rest);
+    out(generalHelp(await Promise.all(COMMANDS.map((c) => c.load()))));
+    return first === undefined ? 2 : 0;
   }
+  if (first === '-V' || first === '--version') {
+    out(version());
+    return 0;
+  }
+  const { entries, used } = find(argv);
+  if (entries.length === 0) throw new CliError(`unknown command '${first}' (try seine --help)`);
+  if (entries.length > 1 || entries[0]!.name.split(' ').length > used) {
+    // A group's word alone (`seine lab`), or with help: the group's commands; anything else is unknown.
+    current = first;
+    const sub = argv[1];
+    if (sub === undefined || isHelp(sub)) {
+      out(generalHelpOf(await Promise.all(entries.map((c) => c.load()))));
+      return sub === undefined ? 2 : 0;
+    }
+    throw new CliError(`${first}: unknown subcommand '${sub}' (${entries.map((e) => e.name.split(' ')[1]).join(', ')}; see seine ${first} --help)`);
+  }
+  const cmd = await entries[0]!.load();
+  current = cmd.name;
+  const args = argv.slice(used);
+  // `seine trace --live …` is trace with --live: the parsed table says so; help comes first.
+  const a = parseCommandArgs(cmd, args);
+  if (a.flag('help')) {
+    out(commandHelp(cmd));
+    return 0;
+  }
+  return await cmd.run(a, io);
+}
+
+/** Several commands' own help, one after the other (a group such as `lab`). */
+function generalHelpOf(cmds: readonly Command[]): string {
+  return cmds.map(commandHelp).join('\n');
+}
+
+async function help(words: readonly string[]): Promise<number> {
+  const { entries } = find(words);
+  if (entries.length === 0) throw new CliError(`help: no command '${words.join(' ')}' (try seine --help)`);
+  out(generalHelpOf(await Promise.all(entries.map((c) => c.load()))));
+  return 0;
+}
+
+/** `seine <command>: <message>`: a message that does not begin with the command's name gets it. */
+function errorLine(message: string): string {
+  if (current === '' || message.startsWith(`${current}:`) || message.startsWith(`${current} `)) return `seine ${message}`;
+  return `seine ${current}: ${message}`;
 }
 
 main(process.argv.slice(2)).then(
@@ -215,11 +126,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || e instanceof CliError) {
-      process.stderr.write(`seine: ${e.message}\n`);
-      process.exitCode = 2;
+    if (e instanceof CliError) {
+      process.stderr.write(`${errorLine(e.message)}\n`);
+      process.exitCode = e.code;
     } else {
-      process.stderr.write(`seine: internal error (please report): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.stderr.write(`${errorLine(`internal error (please report): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)}\n`);
       process.exitCode = 70;
     }
   },

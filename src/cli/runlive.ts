@@ -35,7 +35,6 @@
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PcapngParser } from '../capture/index.js';
@@ -63,6 +62,7 @@ import { checkExpectations, fmtNs, formatReport, type FlowResult, type PathResul
 import { endpointText, type Endpoint, type ExpectSpec, type IcmpKind, type Scenario, type TrafficSpec } from '../scenario/scenario.js';
 import { bringUp, controlPath, parseWithout, requireLive, tapCapture, type CaptureTap } from './lab.js';
 import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
+import { makeDir } from './files.js';
 import { CliError, load, progressBar, type RunArgs, type RunIo } from './run.js';
 
 /** How long past its planned end a tool, and the whole run past the scenario's duration, may take. */
@@ -330,7 +330,8 @@ async function runPing(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     ...base(f),
     sent,
     delivered: p.received,
-    lost: t.count - p.received,
+    // Lost: sent and not answered (as the simulator's books; what was never sent is not lost).
+    lost: Math.max(0, sent - p.received),
     deliveredRatio: t.count === 0 ? 0 : p.received / t.count,
     tooBig: p.localTooBig,
     duplicates: p.duplicates,
@@ -402,7 +403,7 @@ async function runUdp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     ...base(f),
     sent,
     delivered: got,
-    lost: t.count - got,
+    lost: Math.max(0, sent - got),
     deliveredRatio: t.count === 0 ? 0 : got / t.count,
     tooBig: 0,
     duplicates: dups,
@@ -882,11 +883,8 @@ export async function runLive(a: RunArgs, io: RunIo): Promise<number> {
   requireLive('run --live');
   // The capture directory before anything is made: a bad one is refused (exit 2) with no lab built.
   if (a.pcap !== null) {
-    try {
-      await mkdir(a.pcap, { recursive: true });
-    } catch (e) {
-      throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const why = makeDir(a.pcap);
+    if (why !== null) throw new CliError(`run --live: cannot write captures into '${a.pcap}': ${why}`);
   }
   const say = (line: string): void => {
     if (io.tty) io.err(`${line}\n`);

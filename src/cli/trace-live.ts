@@ -4,52 +4,26 @@
  * pod's own kernel sends the probe (`ping -c 1`, or one UDP datagram), and the records of all nodes are
  * merged by time into the simulator's `TraceResult` shape, printed by the same formatter.
  */
-import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
 import { controlStream } from '../live/control.js';
 import { openLab, runInNetns } from '../live/lab/index.js';
 import { formatTrace, type TraceResult, type TraceStep } from '../sim/tracer.js';
 import { controlPath, namespaceOf, pickLab } from './lab.js';
-import { CliError, type RunIo } from './run.js';
-
-export const TRACE_LIVE_USAGE = `usage: seine trace --live --from NODE[/POD] --to NODE[/POD] [--lab LAB] [--proto icmp|udp] [--size N] [--json]
-
-Sends one packet from a pod (or a node's own stack) of a running lab (seine lab up) to another and prints
-every stage each node's agent took (send, ingress, classify, learn, lookup, route, encapsulate, ESP,
-output, underlay, deliver or drop), as seine trace does in the simulator. IPv4. Exit status 0 when the
-packet was delivered, 1 when it was dropped or lost.
-`;
+import { type Args, CliError, type RunIo } from './command.js';
+import { checkEndpoint } from './run.js';
 
 const PROTO = { icmp: 1, udp: 17 } as const;
 
-export async function traceLiveCommand(args: string[], io: RunIo): Promise<number> {
-  let v: Record<string, unknown>;
-  try {
-    v = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        live: { type: 'boolean' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        lab: { type: 'string' },
-        proto: { type: 'string' },
-        size: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values as Record<string, unknown>;
-  } catch (e) {
-    throw new CliError(`trace --live: ${(e as Error).message} (see seine trace --live --help)`);
-  }
-  if (v['help'] === true) {
-    io.out(TRACE_LIVE_USAGE);
-    return 0;
-  }
+/** `seine trace --live`, with the arguments parsed by trace's table (run.ts's TRACE). */
+export async function traceLive(a: Args, io: RunIo): Promise<number> {
+  for (const o of ['family', 'at', 'seed'] as const) if (a.has(o)) throw new CliError(`trace --live: --${o} is for simulated traces`);
+  if (a.operands.length > 0) throw new CliError(`trace --live: no scenario file: the lab is running already (got '${a.operands[0]}')`);
+  const v: Record<string, string | undefined> = { from: a.str('from'), to: a.str('to'), proto: a.str('proto'), size: a.str('size'), lab: a.str('lab') };
   const from = v['from'] as string | undefined,
     to = v['to'] as string | undefined;
   if (from === undefined || to === undefined) throw new CliError('trace --live: give --from NODE[/POD] and --to NODE[/POD]');
+  checkEndpoint('trace --live', '--from', from);
+  checkEndpoint('trace --live', '--to', to);
   const proto = (v['proto'] ?? 'icmp') as string;
   if (proto !== 'icmp' && proto !== 'udp') throw new CliError(`trace --live: --proto expects icmp or udp, got '${proto}'`);
   const size = v['size'] === undefined ? (proto === 'icmp' ? 84 : 100) : Number(v['size']);
@@ -150,6 +124,6 @@ export async function traceLiveCommand(args: string[], io: RunIo): Promise<numbe
           ? `no agent saw the packet leave its source${probeSaid !== '' ? ` (the source said: ${probeSaid})` : ''}`
           : 'the packet left and did not arrive',
   };
-  io.out(v['json'] === true ? JSON.stringify(r) : formatTrace(r));
+  io.out(a.flag('json') ? JSON.stringify(r) : formatTrace(r));
   return delivered ? 0 : 1;
 }

@@ -357,8 +357,21 @@ export function describe(n: N): string {
   if (isScalar(n)) {
     const x = n.value;
     if (x === null) return 'nothing';
-    if (typeof x === 'string') return JSON.stringify(excerpt(x));
+    if (typeof x === 'string') return quotedExcerpt(x);
     return String(x);
   }
   return 'something else';
+}
+
+/** `s` in JSON quotes, cut after its escapes so the quote stays at most `EXCERPT_CHARS` (control bytes escape to six). */
+function quotedExcerpt(s: string): string {
+  const q = JSON.stringify(s);
+  if (q.length <= EXCERPT_CHARS) return q;
+  let out = '';
+  for (const ch of s) {
+    const e = JSON.stringify(ch).slice(1, -1);
+    if (out.length + e.length > EXCERPT_CHARS) break;
+    out += e;
+  }
+  return `"${out}… (${num(s.length)} characters)"`;
 }

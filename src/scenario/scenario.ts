@@ -117,14 +117,23 @@ const ROOT_KEYS = [
  * is over `SCENARIO_LIMITS.fileBytes` becomes a ScenarioError at 1:1 too, before anything is read from it.
  */
 export function loadScenario(path: string): Scenario {
-  let text: string;
+  let buf: Buffer;
   try {
-    text = readRegularFile(path, SCENARIO_LIMITS.fileBytes).toString('utf8');
+    buf = readRegularFile(path, SCENARIO_LIMITS.fileBytes);
   } catch (e: unknown) {
     if (e instanceof FileRefused) throw new ScenarioError(path, 1, 1, '', 'a readable scenario file', e.what);
     throw e;
   }
-  return parseScenario(text, path);
+  // A NUL is in no YAML text (YAML 1.2 section 5.1): a capture or a program given by mistake is said so,
+  // not quoted back as escapes.
+  const nul = buf.indexOf(0);
+  if (nul >= 0) {
+    const before = buf.subarray(0, nul);
+    let line = 1;
+    for (const b of before) if (b === 0x0a) line++;
+    throw new ScenarioError(path, line, nul - before.lastIndexOf(0x0a), '', 'a scenario (YAML text)', `binary data (a NUL byte at byte ${nul})`);
+  }
+  return parseScenario(buf.toString('utf8'), path);
 }
 
 /** The document's YAML, or a ScenarioError at the first syntax error. */

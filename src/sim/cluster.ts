@@ -488,6 +488,18 @@ export class Cluster {
 // ---------------------------------------------------------------------------------------------------
 // The report (its shape, expectations and text are sim/report.ts, shared with live runs)
 
+/**
+ * How many of a ping or UDP flow's packets have their time inside the scenario, and the time it sends
+ * over: the scenario's `duration` may end before count × interval does (the loader accepts it; the
+ * report says so). Events at the end itself still run.
+ */
+function flowSpan(c: Cluster, f: FlowRt): { fit: number; spanNs: number } {
+  const t = f.spec;
+  const left = c.scenario.durationNs - t.startNs;
+  const fit = t.replay !== null ? t.count : Math.min(t.count, Math.floor(left / t.intervalNs) + 1);
+  return { fit, spanNs: Math.max(1, Math.min(f.spanNs, left)) };
+}
+
 function flowResult(c: Cluster, f: FlowRt): FlowResult {
   const t = f.spec;
   const base = {
@@ -504,13 +516,14 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
     const sent = st?.sent ?? 0,
       got = st?.received ?? 0;
     const rtts = st === null ? [] : st.latency.sorted();
-    const span = Math.max(1, f.spanNs);
+    const { fit, spanNs: span } = flowSpan(c, f);
     const ipLen = t.sizes[0]!;
     return {
       ...base,
+      ...(fit < t.count ? { cutShort: { fit, endNs: c.scenario.durationNs } } : {}),
       sent,
       delivered: got,
-      lost: t.count - got,
+      lost: Math.max(0, sent - got),
       deliveredRatio: t.count === 0 ? 0 : got / t.count,
       tooBig: st?.tooBig ?? 0,
       duplicates: st?.duplicates ?? 0,
@@ -553,12 +566,13 @@ function flowResult(c: Cluster, f: FlowRt): FlowResult {
   }
   const st = f.udp!.stats;
   const r = f.sink!.report(f.udp!.flowId, st.sent);
-  const span = Math.max(1, f.spanNs);
+  const { fit, spanNs: span } = flowSpan(c, f);
   return {
     ...base,
+    ...(fit < t.count ? { cutShort: { fit, endNs: c.scenario.durationNs } } : {}),
     sent: st.sent,
     delivered: r.received,
-    lost: t.count - r.received,
+    lost: Math.max(0, st.sent - r.received),
     deliveredRatio: t.count === 0 ? 0 : r.received / t.count,
     tooBig: st.tooBig,
     duplicates: r.duplicates,

@@ -12,13 +12,23 @@ export interface FlowResult {
   from: string;
   to: string;
   family: 4 | 6;
-  /** Packets the flow meant to send, sent, and delivered (ping: answered). TCP: payload bytes to send, segments sent, bytes acknowledged, retransmissions. */
+  /**
+   * Packets the flow meant to send, sent, delivered (ping: answered) and lost (sent, not delivered:
+   * what was never sent is not lost). TCP: payload bytes to send, segments sent, bytes acknowledged,
+   * retransmissions.
+   */
   planned: number;
   sent: number;
   delivered: number;
   lost: number;
   /** delivered / planned. */
   deliveredRatio: number;
+  /**
+   * A flow the scenario accepted although it cannot finish inside `duration` (count × interval from its
+   * start runs past the end): how many of its `planned` packets had their time. The report says so
+   * under the table; its rates are over the time the flow actually ran.
+   */
+  cutShort?: { fit: number; endNs: number };
   /** Not sent: larger than the path MTU with DF (the host knew from ICMP). */
   tooBig: number;
   duplicates: number;
@@ -279,6 +289,10 @@ export function formatReport(r: Report): string {
           `  ${f.name}: TCP ${t.state}, MSS ${t.mss}, ${t.retransmits} retransmissions${counts}${pmtu}${t.completedNs !== null ? `, all bytes acknowledged at ${fmtNs(t.completedNs)}` : ', not finished'}`,
         );
       }
+      if (f.cutShort !== undefined)
+        out.push(
+          `  ${f.name}: cut short: ${f.cutShort.fit} of ${f.planned} packets fit before the scenario's end at ${fmtNs(f.cutShort.endNs)} (count × interval runs past it); the figures are of those`,
+        );
       if (f.latencyNote !== undefined && f.latencyP50Ns === null)
         out.push(`  ${f.name}: latency '-': ${f.latencyNote}${f.jitterNs !== undefined && f.jitterNs !== null ? `; jitter ${fmtNs(f.jitterNs)}` : ''}`);
     }

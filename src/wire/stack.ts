@@ -86,8 +86,21 @@ export type Layer =
 
 export type LayerKind = Layer['kind'];
 
-/** A layer found in a frame, with where it sits and whether its checksum verified (null: none). */
-export type Dissected = Layer & { off: number; len: number; checksumOk: boolean | null };
+/**
+ * A layer found in a frame, with where it sits and whether its checksum verified (null: none, or not
+ * verifiable). `partial`: a transport header in the first fragment of a datagram (`firstFragments`),
+ * whose checksum and length cover bytes in later fragments.
+ */
+export type Dissected = Layer & { off: number; len: number; checksumOk: boolean | null; partial?: boolean };
+
+export interface DissectOptions {
+  /**
+   * Decode the transport header (and what follows it) in the first fragment of an IPv4 or IPv6 datagram,
+   * as Wireshark does with reassembly off; later fragments stay data. Off by default: the datapath's
+   * view is that any fragment is data until reassembled, and compose(dissect(x)) must give x back.
+   */
+  firstFragments?: boolean;
+}
 
 export interface Dissection {
   layers: Dissected[];
@@ -122,8 +135,10 @@ function nextForEtherType(t: number): number {
 }
 
 /** Walks `bytes[off, end)` starting with an Ethernet header (or IPv4/IPv6 when `first` says so). */
-export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: 'eth' | 'ipv4' | 'ipv6' = 'eth'): Dissection {
+export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: 'eth' | 'ipv4' | 'ipv6' = 'eth', opts: DissectOptions = {}): Dissection {
   const layers: Dissected[] = [];
+  // Inside the first fragment of a datagram (opts.firstFragments): checksums cannot be verified.
+  let partial = false;
   const out: Dissection = { layers, drop: null, dropOff: off };
   let next = first === 'eth' ? NEXT_ETH : first === 'ipv4' ? NEXT_IPV4 : NEXT_IPV6;
   let p = off;
@@ -195,8 +210,12 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         end = p + v.totalLen; // link-layer padding is not payload
         ip = { v6: false, bytes, srcOff: v.srcOffset, dstOff: v.dstOffset };
         p += v.headerLen;
-        // Any fragment is data until reassembled: a first fragment's upper header is incomplete.
-        next = r.moreFrags || r.fragOffset !== 0 ? -1 : forProto(r.protocol);
+        // Any fragment is data until reassembled (a first fragment's upper layer is incomplete), unless
+        // the caller asks for the first fragment's transport header.
+        if (r.moreFrags && r.fragOffset === 0 && opts.firstFragments === true) {
+          partial = true;
+          next = forProto(r.protocol);
+        } else next = r.moreFrags || r.fragOffset !== 0 ? -1 : forProto(r.protocol);
         break;
       }
       case NEXT_IPV6: {
@@ -217,6 +236,10 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
             layers.push({ kind: 'ipv6frag', repr: f, off: p, len: IPV6_FRAG_HEADER_LEN, checksumOk: null });
             p += IPV6_FRAG_HEADER_LEN;
             nh = f.nextHeader;
+            if (f.moreFrags && f.fragOffset === 0 && opts.firstFragments === true) {
+              partial = true;
+              continue; // the first fragment: its headers follow
+            }
             fragment = true;
             break; // what follows a Fragment header is fragment data until reassembled
           }
@@ -237,12 +260,19 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
       }
       case NEXT_UDP: {
         const v = new UdpView(bytes, p);
-        const r = parseUdp(v, avail);
+        // In a first fragment the length counts the whole datagram: only the header must be here.
+        const r = partial
+          ? avail < UDP_HEADER_LEN
+            ? DropReason.UdpTruncated
+            : v.length < UDP_HEADER_LEN
+              ? DropReason.UdpBadLength
+              : { srcPort: v.srcPort, dstPort: v.dstPort }
+          : parseUdp(v, avail);
         if (typeof r === 'number') return fail(r);
         const zero = v.checksum === 0;
-        const ok = ip === null ? null : zero && !ip.v6 ? null : v.verifyChecksum(pseudo(IPPROTO_UDP, v.length), false);
-        layers.push({ kind: 'udp', repr: r, zeroChecksum: zero, off: p, len: UDP_HEADER_LEN, checksumOk: ok });
-        end = p + v.length;
+        const ok = ip === null || partial ? null : zero && !ip.v6 ? null : v.verifyChecksum(pseudo(IPPROTO_UDP, v.length), false);
+        layers.push({ kind: 'udp', repr: r, zeroChecksum: zero, off: p, len: UDP_HEADER_LEN, checksumOk: ok, ...(partial ? { partial } : {}) });
+        end = Math.min(end, p + v.length);
         p += UDP_HEADER_LEN;
         const port = (x: number): boolean => r.dstPort === x || r.srcPort === x;
         if (port(VXLAN_UDP_PORT)) next = 20;
@@ -258,6 +288,7 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         layers.push({ kind: 'vxlan', repr: r, off: p, len: vxlanBufferLen(r), checksumOk: null });
         p += vxlanBufferLen(r);
         ip = null;
+        partial = false; // the inner packet is its own: its checksums are whole if it is
         next = NEXT_ETH;
         break;
       }
@@ -268,6 +299,7 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         layers.push({ kind: 'geneve', repr: r, off: p, len, checksumOk: null });
         p += len;
         ip = null;
+        partial = false; // the inner packet is its own: its checksums are whole if it is
         next = nextForEtherType(r.protocolType);
         break;
       }
@@ -279,6 +311,7 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         layers.push({ kind: 'gre', repr: r, off: p, len, checksumOk: r.checksum ? v.verifyChecksum(avail) : null });
         p += len;
         ip = null;
+        partial = false; // the inner packet is its own: its checksums are whole if it is
         next = nextForEtherType(r.protocolType);
         break;
       }
@@ -286,7 +319,14 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         const v = new TcpView(bytes, p);
         const r = parseTcp(v, avail);
         if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'tcp', repr: r, off: p, len: v.headerLen, checksumOk: ip === null ? null : v.verifyChecksum(pseudo(IPPROTO_TCP, avail), avail) });
+        layers.push({
+          kind: 'tcp',
+          repr: r,
+          off: p,
+          len: v.headerLen,
+          checksumOk: ip === null || partial ? null : v.verifyChecksum(pseudo(IPPROTO_TCP, avail), avail),
+          ...(partial ? { partial } : {}),
+        });
         p += v.headerLen;
         next = -1;
         break;
@@ -295,14 +335,21 @@ export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: '
         const v = new Icmpv4View(bytes, p);
         const r = parseIcmpv4(v, avail);
         if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'icmpv4', repr: r, off: p, len: avail, checksumOk: v.verifyChecksum(avail) });
+        layers.push({ kind: 'icmpv4', repr: r, off: p, len: avail, checksumOk: partial ? null : v.verifyChecksum(avail), ...(partial ? { partial } : {}) });
         return out; // quoted datagrams are part of the ICMP message
       }
       case NEXT_ICMPV6: {
         const v = new Icmpv6View(bytes, p);
         const r = parseIcmpv6(v, avail);
         if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'icmpv6', repr: r, off: p, len: avail, checksumOk: v.verifyChecksum(pseudo(IPPROTO_ICMPV6, avail), avail) });
+        layers.push({
+          kind: 'icmpv6',
+          repr: r,
+          off: p,
+          len: avail,
+          checksumOk: partial ? null : v.verifyChecksum(pseudo(IPPROTO_ICMPV6, avail), avail),
+          ...(partial ? { partial } : {}),
+        });
         return out;
       }
       case NEXT_ESP: {

@@ -212,7 +212,7 @@ test('bench: usage errors exit 2 before anything is made; bench --help', async (
   ]) {
     const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, SEINE_LABS_DIR: LABS } });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /^seine: bench/);
+    assert.match(r.stderr, /^seine bench/);
   }
   // Not root: refused with status 2 and the reason (checked as root by dropping to nobody, where setpriv exists).
   if (LIVE && spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0) {
@@ -223,7 +223,7 @@ test('bench: usage errors exit 2 before anything is made; bench --help', async (
     if (!/EACCES|Cannot find module/.test(r.stderr)) {
       // nobody may not be able to read the build
       assert.equal(r.status, 2, r.stderr);
-      assert.match(r.stderr, /^seine: bench live: needs root/);
+      assert.match(r.stderr, /^seine bench live: needs root/);
     }
   }
   const h = spawnSync(process.execPath, [MAIN, 'bench', '--help'], { encoding: 'utf8' });

@@ -2,7 +2,9 @@
  * Wireshark's dissectors as the independent decoder: every catalogue frame is composed by seine, written
  * to a capture, and decoded by tshark. tshark must (1) find every value the frame was built with,
  * (2) agree with `seine decode --json` on every field seine prints, and (3) report checksums good and
- * nothing malformed.
+ * nothing malformed. With reassembly off (as `seine decode` works: one frame at a time) tshark and seine
+ * agree on first fragments (the transport header decoded, its checksum unverified) and on what ICMP errors
+ * quote (every field the quote holds), over the catalogue and a few frames made for that here.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,9 +13,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PcapWriter } from '../../src/capture/index.js';
 import { decodeLayers, type DecodedLayer, type FieldValue } from '../../src/cli/decode.js';
-import { compose } from '../../src/wire/stack.js';
+import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, run } from '../helpers.js';
-import { CATALOGUE } from './catalogue.js';
+import { CATALOGUE, eth, ip4, ip6, tcp, udp, zeros } from './catalogue.js';
 
 type TsharkLayer = Record<string, unknown>;
 
@@ -69,7 +71,65 @@ function compareLayer(frame: string, ours: DecodedLayer, theirs: unknown): void 
   }
 }
 
+/** A TCP segment's first bytes, quoted in ICMP errors: 8 (RFC 792) over IPv4, the whole header over IPv6 (RFC 4443). */
+const tcpQuote4 = compose([ip4('10.0.1.5', '10.0.2.7', 6), tcp(40002, 443, 0x018), zeros(100)]).subarray(0, 28);
+const tcpQuote6 = compose([ip6('fd00:1::5', 'fd00:2::7', 6), tcp(40003, 443, 0x018), zeros(100)]).subarray(0, 60);
+/** A 1008-byte TCP segment and a 1008-byte ICMPv6 echo, whose first fragments carry their headers. */
+const bigTcp4 = compose([ip4('10.0.0.1', '10.0.0.2', 6), tcp(5000, 5001, 0x018), zeros(988)]).subarray(20);
+const bigEcho6 = compose([
+  ip6('fd00::1', 'fd00::2', 58),
+  { kind: 'icmpv6', repr: { kind: 'echoRequest', ident: 7, seq: 9, data: new Uint8Array(1000) } },
+]).subarray(40);
+
+/** Frames for the reassembly-off comparison besides the catalogue. */
+const EXTRA: { name: string; layers: Layer[] }[] = [
+  {
+    name: 'icmp time exceeded quoting 8 bytes of tcp',
+    layers: [eth(0x0800), ip4('10.0.1.1', '10.0.1.5', 1), { kind: 'icmpv4', repr: { kind: 'timeExceeded', code: 0, data: tcpQuote4 } }],
+  },
+  {
+    name: 'icmpv6 destination unreachable quoting a whole tcp header',
+    layers: [eth(0x86dd), ip6('fd00::fe', 'fd00:1::5', 58), { kind: 'icmpv6', repr: { kind: 'destUnreachable', code: 4, data: tcpQuote6 } }],
+  },
+  {
+    name: 'ipv4 first fragment of tcp',
+    layers: [
+      eth(0x0800),
+      ip4('10.0.0.1', '10.0.0.2', 6, { dontFrag: false, moreFrags: true, ident: 0xbee }),
+      { kind: 'data', bytes: bigTcp4.subarray(0, 504) },
+    ],
+  },
+  {
+    name: 'ipv4 second fragment of tcp',
+    layers: [
+      eth(0x0800),
+      ip4('10.0.0.1', '10.0.0.2', 6, { dontFrag: false, moreFrags: false, fragOffset: 504, ident: 0xbee }),
+      { kind: 'data', bytes: bigTcp4.subarray(504) },
+    ],
+  },
+  {
+    name: 'ipv6 first fragment of an icmpv6 echo',
+    layers: [
+      eth(0x86dd),
+      ip6('fd00::1', 'fd00::2', 44),
+      { kind: 'ipv6frag', repr: { nextHeader: 58, fragOffset: 0, moreFrags: true, ident: 77 } },
+      { kind: 'data', bytes: bigEcho6.subarray(0, 504) },
+    ],
+  },
+  {
+    name: 'ipv4 first fragment of udp, zero checksum',
+    layers: [
+      eth(0x0800),
+      ip4('10.0.0.1', '10.0.0.2', 17, { dontFrag: false, moreFrags: true, ident: 0xbef }),
+      { kind: 'data', bytes: compose([ip4('10.0.0.1', '10.0.0.2', 17), udp(6000, 6001, true), zeros(1000)]).subarray(20, 20 + 504) },
+    ],
+  },
+];
+
 let dir = '';
+/** Catalogue and EXTRA frames, and tshark's decoding of them with reassembly off. */
+let oneByOne: { name: string; bytes: Uint8Array }[] = [];
+let tsharkNoReassembly: { _source: { layers: TsharkLayer } }[] = [];
 let frames: { name: string; bytes: Uint8Array }[] = [];
 let tshark: { _source: { layers: TsharkLayer } }[] = [];
 let raw = '';
@@ -99,6 +159,31 @@ before(() => {
     // Reassembly stays on (the default): the fragments must reassemble into the datagram.
   ]);
   tshark = JSON.parse(raw) as typeof tshark;
+  oneByOne = [...frames, ...EXTRA.map((f) => ({ name: f.name, bytes: compose(f.layers) }))];
+  const chunks2: Uint8Array[] = [];
+  const w2 = new PcapWriter((c) => chunks2.push(c.slice()));
+  oneByOne.forEach((f, i) => w2.writePacket(0, BigInt(i) * 1_000_000n, f.bytes));
+  const path2 = join(dir, 'one-by-one.pcap');
+  writeFileSync(path2, Buffer.concat(chunks2));
+  tsharkNoReassembly = JSON.parse(
+    run('tshark', [
+      '-r',
+      path2,
+      '-T',
+      'json',
+      '--no-duplicate-keys',
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-o',
+      'udp.check_checksum:TRUE',
+      '-o',
+      'tcp.check_checksum:TRUE',
+      '-o',
+      'ip.defragment:FALSE',
+      '-o',
+      'ipv6.defragment:FALSE',
+    ]),
+  ) as typeof tsharkNoReassembly;
 });
 
 after(() => {
@@ -134,9 +219,10 @@ test('tshark: finds every value each frame was built with', () => {
   });
 });
 
-test('tshark: agrees with seine decode on every field seine prints, quoted headers included', () => {
-  frames.forEach((f, i) => {
-    const layers = tshark[i]!._source.layers;
+test('tshark (reassembly off, as seine decode works) agrees with seine decode on every field seine prints, quoted headers included', () => {
+  assert.equal(tsharkNoReassembly.length, oneByOne.length);
+  oneByOne.forEach((f, i) => {
+    const layers = tsharkNoReassembly[i]!._source.layers;
     const seen = new Map<string, number>();
     for (const l of decodeLayers(f.bytes)) {
       const k = seen.get(l.name) ?? 0;
@@ -152,6 +238,58 @@ test('tshark: agrees with seine decode on every field seine prints, quoted heade
       }
     }
   });
+});
+
+test('tshark and seine decode: a first fragment shows its transport header, a later one is data, in both', () => {
+  const transports = ['udp', 'tcp', 'icmp', 'icmpv6'];
+  const cases: [string, string | null][] = [
+    ['ipv4 first fragment', 'udp'],
+    ['ipv6 first fragment', 'udp'],
+    ['ipv4 first fragment of tcp', 'tcp'],
+    ['ipv6 first fragment of an icmpv6 echo', 'icmpv6'],
+    ['ipv4 first fragment of udp, zero checksum', 'udp'],
+    ['ipv4 last fragment', null],
+    ['ipv6 last fragment', null],
+    ['ipv4 second fragment of tcp', null],
+  ];
+  for (const [name, proto] of cases) {
+    const i = oneByOne.findIndex((f) => f.name === name);
+    assert.ok(i >= 0, name);
+    const ours = decodeLayers(oneByOne[i]!.bytes);
+    const theirs = Object.keys(tsharkNoReassembly[i]!._source.layers);
+    assert.deepEqual(
+      ours.map((l) => l.name).filter((n) => transports.includes(n)),
+      proto === null ? [] : [proto],
+      `${name}: seine`,
+    );
+    assert.deepEqual(
+      theirs.filter((n) => transports.includes(n)),
+      proto === null ? [] : [proto],
+      `${name}: tshark`,
+    );
+    if (proto === null) assert.equal(ours.at(-1)!.name, 'data', `${name}: the fragment's bytes are data`);
+    else {
+      // The checksum covers the whole datagram: neither can verify it from one fragment.
+      const status = ours.find((l) => l.name === proto)!.fields[`${proto}.checksum.status`];
+      assert.ok(status === 'unverified' || status === 'not present', `${name}: ${String(status)}`);
+    }
+  }
+});
+
+test("tshark and seine decode: an ICMP error's quote gives every field it holds (UDP length and checksum, TCP sequence number and on)", () => {
+  const quote = (name: string, proto: string): Record<string, FieldValue> => {
+    const f = oneByOne.find((x) => x.name === name)!;
+    const q = decodeLayers(f.bytes).find((l) => l.quoted !== undefined)!.quoted!;
+    return q.find((l) => l.name === proto)!.fields;
+  };
+  assert.deepEqual(Object.keys(quote('icmp fragmentation needed with quoted header', 'udp')), ['udp.srcport', 'udp.dstport', 'udp.length', 'udp.checksum']);
+  assert.deepEqual(Object.keys(quote('icmpv6 packet too big with quoted header', 'udp')), ['udp.srcport', 'udp.dstport', 'udp.length', 'udp.checksum']);
+  assert.deepEqual(Object.keys(quote('icmp time exceeded quoting 8 bytes of tcp', 'tcp')), ['tcp.srcport', 'tcp.dstport', 'tcp.seq']);
+  const whole = quote('icmpv6 destination unreachable quoting a whole tcp header', 'tcp');
+  assert.equal(whole['tcp.seq'], 0x01020304);
+  assert.equal(whole['tcp.ack'], 0x0a0b0c0d);
+  assert.equal(whole['tcp.window_size_value'], 64240);
+  assert.equal(whole['tcp.flags'], 0x018);
 });
 
 test('tshark: every checksum good, nothing malformed, no expert errors', () => {

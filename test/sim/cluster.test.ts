@@ -441,3 +441,46 @@ expect:
   assert.equal(back.outcome, 'delivered');
   assert.match(back.steps.at(-1)!.action, /delivered to the node's own stack/);
 });
+
+test('cluster: a flow cut short by the duration is said so, lost counts only what was sent, rates are over the time run (issue 16)', () => {
+  const s = parseScenario(
+    `name: cut
+duration: 5s
+nodes:
+  - { name: n1, podCIDR: 10.244.1.0/24, pods: [{ name: a }] }
+  - { name: n2, podCIDR: 10.244.2.0/24, pods: [{ name: b }] }
+traffic:
+  - { name: p, type: ping, from: n1/a, to: n2/b, count: 100, interval: 100ms, start: 1s }
+  - { name: u, type: udp, from: n1/a, to: n2/b, rate: 100Mbit, size: 1000, count: 100000000, start: 4s }
+`,
+    'cut.yaml',
+  );
+  const c = new Cluster(s, { capture: false });
+  c.run();
+  const r = c.report();
+  const p = r.flows.find((f) => f.name === 'p')!;
+  // 1 s + k × 100 ms ≤ 5 s: k = 0..40.
+  assert.equal(p.sent, 41);
+  assert.deepEqual(p.cutShort, { fit: 41, endNs: 5e9 });
+  assert.ok(p.delivered >= 40 && p.delivered <= 41, `delivered ${p.delivered}`);
+  assert.equal(p.lost, p.sent - p.delivered, 'lost: sent and not answered');
+  const u = r.flows.find((f) => f.name === 'u')!;
+  assert.ok(u.cutShort !== undefined && u.cutShort.fit < 100_000_000);
+  // 100 Mbit/s offered for the second it ran, not spread over the 8,000 s the count would take.
+  assert.ok(Math.abs(u.throughputBps - 100e6) < 5e6, `throughput ${u.throughputBps}`);
+  assert.ok(u.lost <= u.sent);
+  const text = formatReport(r);
+  assert.match(text, /p: cut short: 41 of 100 packets fit before the scenario's end at 5(\.0+)? ?s/);
+  assert.match(text, /u: cut short: /);
+});
+
+test("cluster: pmtu-black-hole's big-ok loses no more than it sent (the too-big ones were never sent)", () => {
+  const { r } = runLab(lab('pmtu-black-hole'));
+  const f = r.flows.find((x) => x.name === 'big-ok')!;
+  assert.equal(f.planned, 5);
+  assert.equal(f.sent + f.tooBig, 5);
+  assert.ok(f.tooBig > 0);
+  assert.equal(f.lost, f.sent - f.delivered);
+  assert.ok(f.lost <= f.sent);
+  assert.equal(f.cutShort, undefined);
+});

@@ -503,3 +503,24 @@ test('stack: a Routing header inside a tunnel does not change the outer UDP chec
     { numRuns: 300 },
   );
 });
+
+test('stack: firstFragments decodes the transport header of a first fragment (checksum unverifiable), and only there', () => {
+  const dgram = compose([ip4('10.0.0.1', '10.0.0.2', IPPROTO_UDP), udp(7000, 7001), data('x'.repeat(600))]).subarray(20);
+  const frag = (moreFrags: boolean, fragOffset: number, bytes: Uint8Array): Uint8Array =>
+    compose([eth(ETHERTYPE_IPV4), ip4('10.0.0.1', '10.0.0.2', IPPROTO_UDP, { dontFrag: false, moreFrags, fragOffset }), { kind: 'data', bytes }]);
+  const first = frag(true, 0, dgram.subarray(0, 304));
+  const kinds = (d: Dissection): string[] => d.layers.map((l) => l.kind);
+  // The default: the datapath's view, any fragment is data until reassembled.
+  assert.deepEqual(kinds(dissect(first)), ['eth', 'ipv4', 'data']);
+  const d = dissect(first, 0, first.length, 'eth', { firstFragments: true });
+  assert.equal(d.drop, null);
+  assert.deepEqual(kinds(d), ['eth', 'ipv4', 'udp', 'data']);
+  const u = d.layers[2]!;
+  assert.equal(u.checksumOk, null, 'the checksum covers bytes in the later fragment');
+  assert.equal(u.partial, true);
+  assert.equal(d.layers[3]!.len, 304 - 8, "the fragment's end bounds the payload, not the UDP length");
+  // A later fragment stays data; a first fragment too short for the header is a drop with its reason.
+  assert.deepEqual(kinds(dissect(frag(false, 304, dgram.subarray(304)), 0, undefined, 'eth', { firstFragments: true })), ['eth', 'ipv4', 'data']);
+  const short = frag(true, 0, dgram.subarray(0, 5));
+  assert.equal(dissect(short, 0, short.length, 'eth', { firstFragments: true }).drop, DropReason.UdpTruncated, 'a 5-byte UDP header');
+});
