@@ -13,7 +13,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { CaptureError } from '../capture/index.js';
 import { FileRefused } from '../scenario/file.js';
 import { loadReplay } from '../scenario/replay.js';
@@ -38,35 +37,42 @@ import {
   UNDERLAY_MTUS,
 } from '../study/overhead.js';
 import { DEFINITIONS, formatReadmeTable, formatTable, type OverheadReport, README_SIZES, plots, summarize, toCsv } from '../study/overhead-output.js';
-import { CliError, progressBar, type RunIo } from './run.js';
+import { type Args, CliError, type Command, helpHint, type RunIo } from './command.js';
+import { progressBar } from './run.js';
 
-export const OVERHEAD_USAGE = `usage: seine bench overhead [--json] [--out DIR] [--sizes LIST] [--pcap FILE] [--encap LIST]
-                            [--esp LIST] [--family 4,6] [--mtu LIST] [--markdown] [--no-tcp] [--no-progress]
-
-  The encapsulation-overhead study: inner packet sizes × encapsulation × encryption × underlay (IPv4/IPv6,
-  MTU), per cell the largest pod MTU, wire bytes per payload byte and goodput efficiency (without and
-  with the Ethernet preamble, FCS and inter-frame gap), and packets per message (fragmentation). Every
-  cell is computed from seine's overhead arithmetic and measured by sending real packets through the
-  simulated datapath (two nodes built by the node builder; the underlay capture read back); the two must
-  agree exactly. Then TCP goodput in the simulator against underlay MTU and loss. Simulated: no root, no
-  network, the same figures on any machine.
-
-  --sizes LIST   inner IPv4 packet sizes in ${MIN_SIZE}-${MAX_SIZE} and/or imix (default ${DEFAULT_SIZES.join(',')},imix)
-  --pcap FILE    the IP packet sizes of a pcap or pcapng as one more size point, a distribution (alone
-                 unless --sizes is given too); sizes under ${MIN_SIZE} count as ${MIN_SIZE}
-  --encap LIST   ${ENCAPSULATIONS.map((e) => e.name).join(', ')} (default all)
-  --esp LIST     ${ENCRYPTIONS.map((e) => e.name).join(', ')} (default all; none is no ESP)
-  --family LIST  underlay IP versions (default 4,6)
-  --mtu LIST     underlay MTUs (default ${UNDERLAY_MTUS.join(',')})
-  --json         print the whole report as one JSON object instead of the table
-  --markdown     print per underlay the README's table (the sizes of ${README_SIZES.join(', ')} that were swept)
-  --out DIR      write overhead.csv, overhead.json and the SVG plots into DIR (made if missing)
-  --no-tcp       leave out the TCP goodput sweep
-  --no-progress  no progress bar on stderr
-
-Exit status: 0 every measured cell equals the arithmetic, 1 one does not, 2 a wrong option or input
-(an unknown name, a damaged or empty capture, an output directory that cannot be written).
-`;
+export const BENCH_OVERHEAD: Command = {
+  name: 'bench overhead',
+  operands: '',
+  summary:
+    'The encapsulation-overhead study: sizes × encapsulation × ESP × underlay, each cell computed and measured on the simulated datapath (they must agree), TCP goodput against MTU and loss; a table, JSON, and with --out DIR overhead.csv, overhead.json and SVG plots.',
+  about: `The encapsulation-overhead study: inner packet sizes × encapsulation × encryption × underlay (IPv4/IPv6,
+MTU), per cell the largest pod MTU, wire bytes per payload byte and goodput efficiency (without and
+with the Ethernet preamble, FCS and inter-frame gap), and packets per message (fragmentation). Every
+cell is computed from seine's overhead arithmetic and measured by sending real packets through the
+simulated datapath (two nodes built by the node builder; the underlay capture read back); the two must
+agree exactly. Then TCP goodput in the simulator against underlay MTU and loss. Simulated: no root, no
+network, the same figures on any machine.`,
+  options: {
+    sizes: { type: 'string', arg: 'LIST', help: `inner IPv4 packet sizes in ${MIN_SIZE}-${MAX_SIZE} and/or imix (default ${DEFAULT_SIZES.join(',')},imix)` },
+    pcap: {
+      type: 'string',
+      arg: 'FILE',
+      help: `the IP packet sizes of a pcap or pcapng as one more size point, a distribution (alone unless --sizes is given too); sizes under ${MIN_SIZE} count as ${MIN_SIZE}`,
+    },
+    encap: { type: 'string', arg: 'LIST', help: `${ENCAPSULATIONS.map((e) => e.name).join(', ')} (default all)` },
+    esp: { type: 'string', arg: 'LIST', help: `${ENCRYPTIONS.map((e) => e.name).join(', ')} (default all; none is no ESP)` },
+    family: { type: 'string', arg: 'LIST', help: 'underlay IP versions (default 4,6)' },
+    mtu: { type: 'string', arg: 'LIST', help: `underlay MTUs (default ${UNDERLAY_MTUS.join(',')})` },
+    json: { type: 'boolean', help: 'print the whole report as one JSON object instead of the table' },
+    markdown: { type: 'boolean', help: `print per underlay the README's table (the sizes of ${README_SIZES.join(', ')} that were swept)` },
+    out: { type: 'string', arg: 'DIR', help: 'write overhead.csv, overhead.json and the SVG plots into DIR (made if missing)' },
+    'no-tcp': { type: 'boolean', help: 'leave out the TCP goodput sweep' },
+    'no-progress': { type: 'boolean', help: 'no progress bar on stderr' },
+  },
+  footer: `exit status: 0 every measured cell equals the arithmetic, 1 one does not, 2 a wrong option or input
+(an unknown name, a damaged or empty capture, an output directory that cannot be written)`,
+  run: (a, io) => overheadCommand(a, io),
+};
 
 /** The files a run writes into --out (what a later run replaces or removes). */
 const OUTPUT_FILE = /^(overhead\.(csv|json)|efficiency-[a-z0-9-]+\.svg|tcp-goodput\.svg)$/;
@@ -165,36 +171,9 @@ function prepareOut(dir: string): string {
   }
 }
 
-export async function overheadCommand(args: string[], io: RunIo): Promise<number> {
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    v = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        json: { type: 'boolean' },
-        markdown: { type: 'boolean' },
-        out: { type: 'string' },
-        sizes: { type: 'string' },
-        pcap: { type: 'string' },
-        encap: { type: 'string' },
-        esp: { type: 'string' },
-        family: { type: 'string' },
-        mtu: { type: 'string' },
-        'no-tcp': { type: 'boolean' },
-        'no-progress': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    throw new CliError(`bench overhead: ${(e as Error).message} (see seine bench overhead --help)`);
-  }
-  if (v.help === true) {
-    io.out(OVERHEAD_USAGE);
-    return 0;
-  }
-  const str = (k: string): string | undefined => v[k] as string | undefined;
+export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
+  if (a.operands.length > 0) throw new CliError(`bench overhead: no operands (got '${a.operands[0]}'; ${helpHint('bench overhead')})`);
+  const str = (k: string): string | undefined => a.str(k);
   const encaps = names(str('encap'), ENCAPSULATIONS, '--encap');
   const encryptions = names(str('esp'), ENCRYPTIONS, '--esp');
   const families = ints(str('family'), FAMILIES, '--family', (n) => n === 4 || n === 6, '4 or 6') as (4 | 6)[];
@@ -217,9 +196,9 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const progress = v['no-progress'] !== true;
+    const progress = !a.flag('no-progress');
     const bar = progressBar({ ...io, tty: io.tty && progress }, 'bench overhead');
-    const withTcp = v['no-tcp'] !== true;
+    const withTcp = !a.flag('no-tcp');
     // A TCP transfer takes about as long as a config of the sweep.
     const tcpSteps = withTcp ? TCP_DEFAULTS.mtus.length * TCP_DEFAULTS.losses.length * TCP_DEFAULTS.seeds.length : 0;
     const total = cs.length + tcpSteps;
@@ -265,8 +244,8 @@ export async function overheadCommand(args: string[], io: RunIo): Promise<number
           ? null
           : { parameters: { ...tcpParams, window: 'NewReno, fixed 64 KiB window, no SACK, no delayed ACK', inner: 'IPv4' }, points: tcpPoints },
     };
-    if (v.json === true) io.out(JSON.stringify(report));
-    else if (v.markdown === true) {
+    if (a.flag('json')) io.out(JSON.stringify(report));
+    else if (a.flag('markdown')) {
       for (const u of [...new Set(cells.map((c) => `${c.family}|${c.underlayMtu}`))]) {
         const [fam, mtu] = u.split('|').map(Number) as [number, number];
         io.out(`IPv${fam} underlay, MTU ${mtu}: goodput efficiency on the wire\n`);

@@ -9,19 +9,22 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { RunRecord } from '../sim/record.js';
 import type { TraceResult } from '../sim/tracer.js';
 import { renderHtml } from './html.js';
-import { CliError, type RunIo } from './run.js';
+import { type Args, CliError, type Command, helpHint } from './command.js';
 
-export const REPORT_USAGE = `usage: seine report <run.json> --html FILE [--trace TRACE.json]...
-
-Writes the HTML page of a run saved with seine run --json: the topology, the per-flow table, the time
+export const REPORT: Command = {
+  name: 'report',
+  operands: '<run.json>',
+  summary: 'The HTML page of a run saved with seine run --json, with seine trace --json results drawn in it.',
+  about: `Writes the HTML page of a run saved with seine run --json: the topology, the per-flow table, the time
 series, drops, expectations, and each trace given (seine trace --json output) as a sequence diagram.
-The page is one file with everything inline (it fetches nothing).
-
-  --html FILE        where to write the page
-  --trace FILE       a seine trace --json result to draw with the run (repeatable)
-
-exit status: 0 written, 2 a file is missing, damaged or not a report, or FILE cannot be written
-`;
+The page is one file with everything inline (it fetches nothing).`,
+  options: {
+    html: { type: 'string', arg: 'FILE', required: true, help: 'where to write the page' },
+    trace: { type: 'string', arg: 'FILE', multiple: true, help: 'a seine trace --json result to draw with the run (repeatable)' },
+  },
+  footer: 'exit status: 0 written, 2 a file is missing, damaged or not a report, or FILE cannot be written',
+  run: (a) => reportCommand(a),
+};
 
 /** A value at `key` of `file` that is not what a report holds. */
 class Bad extends Error {}
@@ -285,26 +288,13 @@ export function writeHtml(path: string, r: RunRecord): void {
   }
 }
 
-export function reportCommand(args: string[], io: RunIo): number {
-  let path: string | null = null;
-  let html: string | null = null;
-  const traces: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--html' || a === '--trace') {
-      const v = args[++i];
-      if (v === undefined || v === '' || v.startsWith('--')) throw new CliError(`report: ${a} expects a file`);
-      if (a === '--html') html = v;
-      else traces.push(v);
-    } else if (a === '-h' || a === '--help') {
-      io.out(REPORT_USAGE);
-      return 0;
-    } else if (a.startsWith('-')) throw new CliError(`report: unknown option '${a}' (try seine report --help)`);
-    else if (path === null) path = a;
-    else throw new CliError(`report: one report at a time (got '${path}' and '${a}')`);
-  }
-  if (path === null) throw new CliError('report: which report? usage: seine report <run.json> --html FILE');
-  if (html === null) throw new CliError('report: give --html FILE (the only format so far)');
+export function reportCommand(a: Args): number {
+  if (a.operands.length === 0) throw new CliError(`report: which report? usage: seine report <run.json> --html FILE (${helpHint('report')})`);
+  if (a.operands.length > 1) throw new CliError(`report: one report at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
+  const path = a.operands[0]!;
+  const html = a.str('html');
+  if (html === undefined || html === '') throw new CliError(`report: give --html FILE (the only format so far; ${helpHint('report')})`);
+  const traces = a.all('trace');
   let r: RunRecord;
   try {
     r = parseRunRecord(readInput(path, 'report'), path);
