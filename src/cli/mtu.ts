@@ -5,7 +5,7 @@
 import { CliError, type Command, helpHint } from './command.js';
 import { describeOverhead, ESP_CIPHERS, overheadFor, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 
-/** The rows of the table: each tunnel over each underlay family, Geneve with an option, ESP per cipher. */
+/** The rows of the table: each tunnel over each underlay family, Geneve with an option, GRE without key, ESP per cipher (and over GRE). */
 export function mtuSpecs(): OverheadSpec[] {
   const specs: OverheadSpec[] = [];
   for (const underlay of [4, 6] as const) {
@@ -14,10 +14,12 @@ export function mtuSpecs(): OverheadSpec[] {
       { tunnel: 'geneve', underlay },
       { tunnel: 'geneve', underlay, geneveOptionBytes: 8 },
       { tunnel: 'gre', underlay },
+      { tunnel: 'gre', underlay, greKey: false },
     );
     for (const cipher of Object.keys(ESP_CIPHERS) as EspCipher[]) specs.push({ tunnel: 'geneve', underlay, esp: { cipher } });
     specs.push({ tunnel: 'geneve', underlay, esp: { cipher: 'aes-gcm-128', udpEncap: true } });
     specs.push({ tunnel: 'geneve', underlay, espAllowance: 38 });
+    specs.push({ tunnel: 'gre', underlay, esp: { cipher: 'aes-gcm-128' } });
   }
   return specs;
 }

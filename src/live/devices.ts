@@ -452,7 +452,7 @@ export class TunnelSocketDevice implements LiveDevice {
     this.family = v4 !== null ? 4 : 6;
     // A raw IPv6 socket hands over no IP header (and takes none): outer headers could not be checked.
     if (this.family === 6 && o.rawProtocols.length > 0)
-      throw new RangeError(`${o.name}: raw IP over an IPv6 underlay is not supported live (for ESP, use ESP in UDP: udpEncap)`);
+      throw new RangeError(`${o.name}: raw IP over an IPv6 underlay is not supported live (GRE; for ESP, use ESP in UDP: udpEncap)`);
     this.local4 = v4 ?? 0;
     this.local6 = v6;
     const n = o.batch ?? 64;

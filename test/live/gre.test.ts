@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import { labDown } from '../../src/live/lab/state.js';
+import { LabPlanError, planLab } from '../../src/live/lab/plan.js';
+import { parseScenario } from '../../src/scenario/scenario.js';
 import { nodeConfigsFromScenario, type ClusterTopology } from '../../src/node/config.js';
 import type { Report } from '../../src/sim/report.js';
 import { liveSkip, MAIN_JS, requireCommand, requireNative, Rig, ROOT, startAgent, tsharkFields, waitFor } from './rig.js';
@@ -74,6 +76,17 @@ function seineRun(args: string[], timeoutMs = 150_000): Promise<{ code: number |
 }
 
 const LAB_FILE = join(ROOT, 'scenarios', 'gre-routed.yaml');
+
+test('plan: GRE over an IPv6 underlay is refused live with the reason (raw IPv6 sockets carry no header); over IPv4 it plans', () => {
+  const v4 = parseScenario(readFileSync(LAB_FILE, 'utf8'), 'gre-routed.yaml');
+  assert.doesNotThrow(() => planLab(v4, { without: ['latency'] }));
+  const v6 = parseScenario(readFileSync(LAB_FILE, 'utf8').replace('  mtu: 1500\n', '  mtu: 1500\n  family: 6\n'), 'gre6.yaml');
+  assert.equal(v6.underlay.family, 6);
+  assert.throws(
+    () => planLab(v6, { without: ['latency'] }),
+    (e: unknown) => e instanceof LabPlanError && e.refusals.some((r) => r.part === 'tunnel.type' && /raw socket, IPv4 only/.test(r.reason)),
+  );
+});
 
 test("live: the gre-routed lab — pods ping and send UDP over GRE between two lab nodes, every expectation the simulator's", {
   skip: SKIP,

@@ -85,3 +85,20 @@ traffic:
     assert.equal(t2.mtuStats.reassembled, policy === 'outer' ? 20 : 0, policy);
   }
 });
+
+test('gre + ESP in UDP (RFC 3948): 8 bytes more than ESP over IP — pod MTU 1416, every expectation of the ESP lab met', () => {
+  const text = lab('esp-encryption').replace('type: vxlan', 'type: gre').replace('udpEncap: false', 'udpEncap: true');
+  const s = parseScenario(text, 'esp-udp-gre.yaml');
+  // 42 (GRE) + 34 (ESP with AES-GCM at this length) + 8 (UDP 4500): the same 84 as VXLAN with ESP over IP.
+  assert.equal(s.nodes[0]!.pods[0]!.mtu, 1416);
+  const c = new Cluster(s);
+  c.run();
+  const r = c.report();
+  assert.ok(
+    r.ok,
+    r.expectations
+      .filter((e) => !e.ok)
+      .map((e) => `${e.what} ${e.expected}: ${e.actual}`)
+      .join('; '),
+  );
+});

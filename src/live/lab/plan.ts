@@ -531,6 +531,10 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
   if (s.nodes.length > MAX_NODES)
     refusals.push({ part: 'nodes', feature: null, reason: `${s.nodes.length} nodes: a Linux bridge takes at most ${MAX_NODES} ports` });
   const family = s.underlay.family;
+  // GRE has no port to bind: the agent takes it on a raw IP socket, and a raw IPv6 socket hands over no
+  // IPv6 header (RFC 3542), so the outer header could not be checked (live/devices.ts).
+  if (family === 6 && s.tunnel.type === 'gre')
+    refusals.push({ part: 'tunnel.type', feature: null, reason: 'gre over an IPv6 underlay: the agent receives GRE on a raw socket, IPv4 only live' });
   need('netns', 'lab', null);
   need('veth', 'lab', null);
   need('bridge', 'lab', null);
