@@ -242,21 +242,31 @@ export class CniService {
     const mac = macToString(mb.readUIntBE(0, 6));
     const port = this.portName(req.containerId, req.ifname);
     const pod: NodePodConfig = { name: port, mac, mtu: this.mtu, ip4, ip6, segment: 0, vni: null };
-    await this.host.plugPod(pod, { netns: req.netns, ifname: req.ifname });
     const routes: CniResult['routes'] = [];
+    const lines = ['link set lo up'];
+    for (const x of ips) lines.push(`addr replace ${x.address} dev ${req.ifname}${x.address.includes(':') ? ' nodad' : ''}`);
+    if (ip4 !== null) {
+      lines.push(`route replace default via ${gw4} dev ${req.ifname}`);
+      routes.push({ dst: '0.0.0.0/0', gw: gw4! });
+    }
+    if (ip6 !== null) {
+      // Batch lines take no options (no -6): the ::/0 prefix says the family.
+      lines.push(`route replace ::/0 via ${gw6} dev ${req.ifname}`);
+      routes.push({ dst: '::/0', gw: gw6! });
+    }
+    // The agent opens and attaches the TAP before its first await (then it adds the node stack's
+    // neighbour, an exec): the namespace's address and route go in meanwhile, two execs at once.
+    const plugged = this.host.plugPod(pod, { netns: req.netns, ifname: req.ifname });
+    const early = this.host.podAttached(port);
+    const inNs = early ? ipBatch(req.netns, lines) : null;
+    const [p, k] = await Promise.allSettled([plugged, inNs ?? Promise.resolve('')]);
+    if (p.status === 'rejected') {
+      // plugPod left nothing behind (its TAP, and with it the addresses, is gone).
+      throw p.reason;
+    }
     try {
-      const lines = ['link set lo up'];
-      for (const x of ips) lines.push(`addr replace ${x.address} dev ${req.ifname}${x.address.includes(':') ? ' nodad' : ''}`);
-      if (ip4 !== null) {
-        lines.push(`route replace default via ${gw4} dev ${req.ifname}`);
-        routes.push({ dst: '0.0.0.0/0', gw: gw4! });
-      }
-      if (ip6 !== null) {
-        // Batch lines take no options (no -6): the ::/0 prefix says the family.
-        lines.push(`route replace ::/0 via ${gw6} dev ${req.ifname}`);
-        routes.push({ dst: '::/0', gw: gw6! });
-      }
-      await ipBatch(req.netns, lines);
+      if (k.status === 'rejected') throw k.reason;
+      if (!early) await ipBatch(req.netns, lines);
     } catch (e) {
       await this.host.unplugPod(pod, true);
       throw new CniError(CniCode.AttachFailed, `addresses and routes in ${req.netns}: ${message(e)}`);
