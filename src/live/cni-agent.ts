@@ -22,7 +22,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
 import { podMtu } from '../mtu/overhead.js';
 import type { NodeConfig, NodePodConfig } from '../node/config.js';
@@ -30,7 +30,7 @@ import { macToString } from '../wire/bytes.js';
 import type { PodPlacement } from './config.js';
 import { findPlugin, runIpam } from './cni-ipam.js';
 import { CniCode, CniError, type CniReply, type CniRequest, type CniResult } from './cni-spec.js';
-import { type CniAttachment, loadAttachments, saveAttachments } from './cni-state.js';
+import { attachmentsFile, type CniAttachment, loadAttachments, saveAttachments } from './cni-state.js';
 import type { Logger } from './log.js';
 
 /** What the service needs of the agent. */
@@ -123,7 +123,18 @@ export class CniService {
 
   /** Plugs in the pods kept on disk (after a restart); a pod whose namespace is gone waits for its DEL or GC. */
   async restore(): Promise<void> {
-    for (const a of loadAttachments(this.stateDir)) {
+    let kept: CniAttachment[];
+    try {
+      kept = loadAttachments(this.stateDir);
+    } catch (e) {
+      // A file that cannot be read must not keep the node's datapath down: it is set aside (its pods then
+      // wait for their runtime's DEL or GC, which release their addresses) and said loudly.
+      const aside = `${attachmentsFile(this.stateDir)}.unreadable-${Date.now()}`;
+      renameSync(attachmentsFile(this.stateDir), aside);
+      this.log.error('cni: the attachments file is unreadable; set aside, starting with none', { file: aside, error: message(e) });
+      kept = [];
+    }
+    for (const a of kept) {
       this.byKey.set(keyOf(a.containerId, a.ifname), a);
       if (!existsSync(a.netns)) {
         this.log.warn('cni: a kept pod has no namespace any more; waiting for its DEL', { container: a.containerId, netns: a.netns });
