@@ -177,13 +177,18 @@ export class Bridge {
   private newPort(name: string, kind: PortKind, mac: number, mtu: number, device: Device | null): Port {
     if (name === '' || this.byName.has(name)) throw new RangeError(`bridge ${this.name}: port name "${name}" is ${name === '' ? 'empty' : 'already used'}`);
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`bridge ${this.name}: port ${name}: MTU ${mtu} is not 68-65535`);
-    const port = new Port(this.ports.length, name, kind, mac, mtu, device);
-    this.ports.push(port);
-    this.tunnels.push(null);
-    this.limiters.push(null);
-    this.reasm.push(null);
-    this.reasmLater.push(false);
-    this.reasmDropsSeen.push(null);
+    // A removed port's slot is taken again (the CNI adds and removes pods for the node's whole life: the
+    // index space, and the MAC table's per-port state sized by it, stay as large as the most ports at once).
+    // Nothing keeps a removed port's index: removePort flushed its MAC entries and held packets.
+    const free = this.ports.indexOf(null);
+    const index = free >= 0 ? free : this.ports.length;
+    const port = new Port(index, name, kind, mac, mtu, device);
+    this.ports[index] = port;
+    this.tunnels[index] = null;
+    this.limiters[index] = null;
+    this.reasm[index] = null;
+    this.reasmLater[index] = false;
+    this.reasmDropsSeen[index] = null;
     this.byName.set(name, port);
     return port;
   }

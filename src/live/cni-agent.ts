@@ -22,7 +22,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
 import { podMtu } from '../mtu/overhead.js';
 import type { NodeConfig, NodePodConfig } from '../node/config.js';
@@ -30,7 +30,7 @@ import { macToString } from '../wire/bytes.js';
 import type { PodPlacement } from './config.js';
 import { findPlugin, runIpam } from './cni-ipam.js';
 import { CniCode, CniError, type CniReply, type CniRequest, type CniResult } from './cni-spec.js';
-import { type CniAttachment, loadAttachments, saveAttachments } from './cni-state.js';
+import { attachmentsFile, type CniAttachment, loadAttachments, saveAttachments } from './cni-state.js';
 import type { Logger } from './log.js';
 
 /** What the service needs of the agent. */
@@ -123,7 +123,18 @@ export class CniService {
 
   /** Plugs in the pods kept on disk (after a restart); a pod whose namespace is gone waits for its DEL or GC. */
   async restore(): Promise<void> {
-    for (const a of loadAttachments(this.stateDir)) {
+    let kept: CniAttachment[];
+    try {
+      kept = loadAttachments(this.stateDir);
+    } catch (e) {
+      // A file that cannot be read must not keep the node's datapath down: it is set aside (its pods then
+      // wait for their runtime's DEL or GC, which release their addresses) and said loudly.
+      const aside = `${attachmentsFile(this.stateDir)}.unreadable-${Date.now()}`;
+      renameSync(attachmentsFile(this.stateDir), aside);
+      this.log.error('cni: the attachments file is unreadable; set aside, starting with none', { file: aside, error: message(e) });
+      kept = [];
+    }
+    for (const a of kept) {
       this.byKey.set(keyOf(a.containerId, a.ifname), a);
       if (!existsSync(a.netns)) {
         this.log.warn('cni: a kept pod has no namespace any more; waiting for its DEL', { container: a.containerId, netns: a.netns });
@@ -242,21 +253,31 @@ export class CniService {
     const mac = macToString(mb.readUIntBE(0, 6));
     const port = this.portName(req.containerId, req.ifname);
     const pod: NodePodConfig = { name: port, mac, mtu: this.mtu, ip4, ip6, segment: 0, vni: null };
-    await this.host.plugPod(pod, { netns: req.netns, ifname: req.ifname });
     const routes: CniResult['routes'] = [];
+    const lines = ['link set lo up'];
+    for (const x of ips) lines.push(`addr replace ${x.address} dev ${req.ifname}${x.address.includes(':') ? ' nodad' : ''}`);
+    if (ip4 !== null) {
+      lines.push(`route replace default via ${gw4} dev ${req.ifname}`);
+      routes.push({ dst: '0.0.0.0/0', gw: gw4! });
+    }
+    if (ip6 !== null) {
+      // Batch lines take no options (no -6): the ::/0 prefix says the family.
+      lines.push(`route replace ::/0 via ${gw6} dev ${req.ifname}`);
+      routes.push({ dst: '::/0', gw: gw6! });
+    }
+    // The agent opens and attaches the TAP before its first await (then it adds the node stack's
+    // neighbour, an exec): the namespace's address and route go in meanwhile, two execs at once.
+    const plugged = this.host.plugPod(pod, { netns: req.netns, ifname: req.ifname });
+    const early = this.host.podAttached(port);
+    const inNs = early ? ipBatch(req.netns, lines) : null;
+    const [p, k] = await Promise.allSettled([plugged, inNs ?? Promise.resolve('')]);
+    if (p.status === 'rejected') {
+      // plugPod left nothing behind (its TAP, and with it the addresses, is gone).
+      throw p.reason;
+    }
     try {
-      const lines = ['link set lo up'];
-      for (const x of ips) lines.push(`addr replace ${x.address} dev ${req.ifname}${x.address.includes(':') ? ' nodad' : ''}`);
-      if (ip4 !== null) {
-        lines.push(`route replace default via ${gw4} dev ${req.ifname}`);
-        routes.push({ dst: '0.0.0.0/0', gw: gw4! });
-      }
-      if (ip6 !== null) {
-        // Batch lines take no options (no -6): the ::/0 prefix says the family.
-        lines.push(`route replace ::/0 via ${gw6} dev ${req.ifname}`);
-        routes.push({ dst: '::/0', gw: gw6! });
-      }
-      await ipBatch(req.netns, lines);
+      if (k.status === 'rejected') throw k.reason;
+      if (!early) await ipBatch(req.netns, lines);
     } catch (e) {
       await this.host.unplugPod(pod, true);
       throw new CniError(CniCode.AttachFailed, `addresses and routes in ${req.netns}: ${message(e)}`);

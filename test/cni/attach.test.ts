@@ -136,6 +136,26 @@ test('attach, traffic, detach, reattach: across the overlay; a detached pod gets
   const f = pods2.get('x2')!.take();
   assert.equal(f.length, 1);
   assert.equal(f[0]![5], 0x17);
+  // x2 took x's slot; pods coming and going for a node's whole life do not grow the bridge.
+  assert.equal(n2.pods.get('x2')!.index, xPort.index);
+  const width = n2.bridge.ports.length;
+  for (let i = 0; i < 50; i++) {
+    const q = pod(`q${i}`, `10.244.2.${100 + (i % 3)}`, `02:bb:00:00:00:${(16 + i).toString(16)}`);
+    attachPod(n2, q, endpoint(q, pool, pods2), c2!.gateway);
+    assert.equal(detachPod(n2, q), true);
+  }
+  // One slot more than before: the most ports there were at once.
+  assert.equal(n2.bridge.ports.length, width + 1);
+  // (Frames routed to pods that never sent were flooded as unknown unicast: y kept copies.)
+  pods2.get('y')!.take();
+  send(y.ip4!, 'to y, after the churn');
+  assert.equal(
+    pods2
+      .get('y')!
+      .take()
+      .filter((b) => b[12] === 0x08 && b[13] === 0x00).length,
+    1,
+  );
   assertBooks(n1.bridge);
   assertBooks(n2.bridge);
   assertPoolFull(pool);

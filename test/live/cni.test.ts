@@ -9,7 +9,7 @@
  * Root only: without root every test skips and says so.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allocated, type CniNode, cni, cniLab, seineNetConf, startCniAgent } from '../cni/rig.js';
@@ -282,6 +282,16 @@ describe('CNI commands against live agents', { skip: SKIP, timeout: 300_000 }, (
     const c = await check(n1, p, r.json);
     assert.equal(c.code, 0, c.stdout);
     assert.ok(await pingSoon(p.ns, n1.gateway), 'the pod reaches its gateway through the new agent');
+    assert.equal((await del(n1, p)).code, 0);
+  });
+  test('an unreadable attachments file does not keep the agent down: it is set aside and the agent serves', async () => {
+    await n1.agent!.stop();
+    writeFileSync(join(n1.cniState, 'attachments.json'), '{"format": 1, "attach');
+    await startCniAgent(rig, n1);
+    assert.ok(readdirSync(n1.cniState).some((f) => f.startsWith('attachments.json.unreadable-')));
+    assert.match(n1.agent!.output(), /attachments file is unreadable/);
+    const p = await pod();
+    assert.equal((await add(n1, p)).code, 0);
     assert.equal((await del(n1, p)).code, 0);
   });
 });
