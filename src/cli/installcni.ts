@@ -8,27 +8,30 @@
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { mask4, parsePrefix } from '../datapath/gateway.js';
 import { ipv4ToString } from '../wire/bytes.js';
-import { CliError } from './run.js';
+import { type Args, CliError, type Command, helpHint } from './command.js';
 
-export const INSTALL_CNI_USAGE = `usage: seine install-cni (--config FILE | --pod-cidr CIDR [--agent-socket PATH]) [options]
-
-Writes the CNI plugin \`seine\` into the bin dir and 10-seine.conflist (seine with host-local IPAM over
-the node's podCIDR, then portmap) into the conf dir.
-
-options:
-  --config FILE          the node agent's configuration: its gateway's podCIDR and control socket
-  --pod-cidr CIDR        the node's IPv4 podCIDR (instead of --config), e.g. 10.244.1.0/24
-  --agent-socket PATH    the agent's control socket (default: the config's, else /run/seine/agent.sock)
-  --bin-dir DIR          where the plugin goes (default /opt/cni/bin)
-  --conf-dir DIR         where the conflist goes (default /etc/cni/net.d)
-  --name NAME            the network's name (default seine)
-  --cni-version V        the conflist's cniVersion (default 1.0.0: what the reference plugins speak)
-  --ipam-data-dir DIR    host-local's dataDir (default its own, /var/lib/cni/networks)
-  -h, --help             this help
-`;
+export const INSTALL_CNI: Command = {
+  name: 'install-cni',
+  operands: '',
+  live: true,
+  summary: 'Install the CNI plugin `seine` and 10-seine.conflist (host-local IPAM over the podCIDR, portmap chained).',
+  about: `Writes the CNI plugin \`seine\` into the bin dir and 10-seine.conflist (seine with host-local IPAM over
+the node's podCIDR, then portmap) into the conf dir. Give --config FILE (the node agent's configuration)
+or --pod-cidr CIDR.`,
+  options: {
+    config: { type: 'string', arg: 'FILE', help: "the node agent's configuration: its gateway's podCIDR and control socket" },
+    'pod-cidr': { type: 'string', arg: 'CIDR', help: "the node's IPv4 podCIDR (instead of --config), e.g. 10.244.1.0/24" },
+    'agent-socket': { type: 'string', arg: 'PATH', help: "the agent's control socket (default: the config's, else /run/seine/agent.sock)" },
+    'bin-dir': { type: 'string', arg: 'DIR', help: 'where the plugin goes (default /opt/cni/bin)' },
+    'conf-dir': { type: 'string', arg: 'DIR', help: 'where the conflist goes (default /etc/cni/net.d)' },
+    name: { type: 'string', arg: 'NAME', help: "the network's name (default seine)" },
+    'cni-version': { type: 'string', arg: 'V', help: "the conflist's cniVersion (default 1.0.0: what the reference plugins speak)" },
+    'ipam-data-dir': { type: 'string', arg: 'DIR', help: "host-local's dataDir (default its own, /var/lib/cni/networks)" },
+  },
+  run: (a) => installCniCommand(a),
+};
 
 /** The built plugin entry next to this file (dist/src/cli/ → dist/src/cni/main.js). */
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/main.js', import.meta.url));
@@ -80,33 +83,9 @@ export function launcherScript(node = process.execPath, entry = PLUGIN_ENTRY): s
   return `#!/bin/sh\n# The seine CNI plugin, written by \`seine install-cni\`.\nexec ${shellQuote(node)} ${shellQuote(entry)} "$@"\n`;
 }
 
-export async function installCniCommand(args: string[]): Promise<number> {
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    v = parseArgs({
-      args,
-      options: {
-        config: { type: 'string' },
-        'pod-cidr': { type: 'string' },
-        'agent-socket': { type: 'string' },
-        'bin-dir': { type: 'string' },
-        'conf-dir': { type: 'string' },
-        name: { type: 'string' },
-        'cni-version': { type: 'string' },
-        'ipam-data-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new CliError(`install-cni: ${(e as Error).message} (see seine install-cni --help)`);
-  }
-  if (v['help'] === true) {
-    process.stdout.write(INSTALL_CNI_USAGE);
-    return 0;
-  }
-  const str = (k: string): string | undefined => v[k] as string | undefined;
+export async function installCniCommand(a: Args): Promise<number> {
+  if (a.operands.length > 0) throw new CliError(`install-cni: no operands (got '${a.operands[0]}'; ${helpHint('install-cni')})`);
+  const str = (k: string): string | undefined => a.str(k);
   let podCIDR = str('pod-cidr');
   let agentSocket = str('agent-socket');
   const cfgFile = str('config');

@@ -6,59 +6,32 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError, loadAgentConfig } from '../live/config.js';
-import { CliError } from './run.js';
+import { type Args, CliError, type Command, helpHint } from './command.js';
 
-export const K8S_CONFIG_USAGE = `usage: seine k8s-config --template FILE --out FILE [options]
-
-Writes this node's agent configuration: the template (an agent configuration without the node's own
+export const K8S_CONFIG: Command = {
+  name: 'k8s-config',
+  operands: '',
+  live: true,
+  summary: "Write this node's agent configuration from a DaemonSet's template and its Node (podCIDR, InternalIP).",
+  about: `Writes this node's agent configuration: the template (an agent configuration without the node's own
 part) filled from this node's Node object — node.name, node.underlayIp (its InternalIP), the gateway's
 addresses (the first of each podCIDR) and, unless the template gives them, the MACs. Waits while the
-Node has no podCIDR or InternalIP yet. Relative paths in the template are read relative to --out.
-
-options:
-  --template FILE      the template (the DaemonSet's ConfigMap)
-  --out FILE           the agent configuration to write
-  --node-name NAME     the Node (default: the NODE_NAME environment variable)
-  --kubeconfig FILE    a kubeconfig (default: the template's kubernetes.kubeconfig, else in-cluster)
-  --wait SECONDS       how long to wait for the Node's podCIDR and InternalIP (default 300)
-  -h, --help           this help
-`;
-
-type Values = {
-  template?: string | undefined;
-  out?: string | undefined;
-  'node-name'?: string | undefined;
-  kubeconfig?: string | undefined;
-  wait?: string | undefined;
-  help?: boolean | undefined;
+Node has no podCIDR or InternalIP yet. Relative paths in the template are read relative to --out.`,
+  options: {
+    template: { type: 'string', arg: 'FILE', required: true, help: "the template (the DaemonSet's ConfigMap)" },
+    out: { type: 'string', arg: 'FILE', required: true, help: 'the agent configuration to write' },
+    'node-name': { type: 'string', arg: 'NAME', help: 'the Node (default: the NODE_NAME environment variable)' },
+    kubeconfig: { type: 'string', arg: 'FILE', help: "a kubeconfig (default: the template's kubernetes.kubeconfig, else in-cluster)" },
+    wait: { type: 'string', arg: 'SECONDS', help: "how long to wait for the Node's podCIDR and InternalIP (default 300)" },
+  },
+  run: (a) => k8sConfigCommand(a),
 };
 
-export async function k8sConfigCommand(args: string[]): Promise<number> {
-  let v: Values;
-  try {
-    v = parseArgs({
-      args,
-      options: {
-        template: { type: 'string' },
-        out: { type: 'string' },
-        'node-name': { type: 'string' },
-        kubeconfig: { type: 'string' },
-        wait: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new CliError(`k8s-config: ${(e as Error).message} (see seine k8s-config --help)`);
-  }
-  if (v.help === true) {
-    process.stdout.write(K8S_CONFIG_USAGE);
-    return 0;
-  }
+export async function k8sConfigCommand(a: Args): Promise<number> {
+  if (a.operands.length > 0) throw new CliError(`k8s-config: no operands (got '${a.operands[0]}'; ${helpHint('k8s-config')})`);
+  const v = { template: a.str('template'), out: a.str('out'), 'node-name': a.str('node-name'), kubeconfig: a.str('kubeconfig'), wait: a.str('wait') };
   if (v.template === undefined || v.out === undefined) throw new CliError('k8s-config: --template FILE and --out FILE are required');
   const nodeName = v['node-name'] ?? process.env['NODE_NAME'];
   if (nodeName === undefined || nodeName === '')
