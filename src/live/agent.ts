@@ -29,8 +29,10 @@ import type { NodePeerConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
 import { GsoStats } from '../packet/gso.js';
 import { SeqJournal } from '../esp/journal.js';
-import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
+import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
+import { IPPROTO_ESP } from '../wire/ipproto.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { ControlServer, type ControlConn, type ControlRequest } from './control.js';
 import { type DeviceStats, TapDevice, TunnelSocketDevice, type LiveDevice } from './devices.js';
@@ -49,7 +51,6 @@ const CAPTURE_CLOCK: Clock = { now: () => (performance.timeOrigin + performance.
 const VXLAN_PORT = 4789;
 const GENEVE_PORT = 6081;
 const NAT_T_PORT = 4500;
-const IPPROTO_ESP = 50;
 
 function macBytes(mac: string): Uint8Array {
   const b = new Uint8Array(6);

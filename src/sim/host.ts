@@ -25,7 +25,7 @@
  * batches of one; received frames are read in place with offsets (no `dissect`).
  */
 import type { Device, Receiver } from '../datapath/device.js';
-import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { type Addr, mask4, parseAddr, parsePrefix } from '../wire/addr.js';
 import { Ipv6Table } from '../packet/addrtable.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
 import { fragmentIpv4 } from '../mtu/fragment.js';
@@ -262,16 +262,8 @@ export interface PingOptions {
   timeoutNs?: number;
 }
 
-/** A parsed destination. @internal */
-export type Addr = { family: 4; v4: number; v6: null } | { family: 6; v4: 0; v6: Uint8Array };
-
-function parseAddr(s: string, what: string): Addr {
-  const v4 = ipv4FromString(s);
-  if (v4 !== null) return { family: 4, v4, v6: null };
-  const v6 = ipv6FromString(s);
-  if (v6 !== null) return { family: 6, v4: 0, v6 };
-  throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
-}
+/** A parsed destination (wire/addr.ts). @internal */
+export type { Addr };
 
 /** A neighbour entry; `queue` holds packets (IP at `start + 14`) waiting for the MAC. */
 interface Neigh {
