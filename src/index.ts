@@ -1,13 +1,16 @@
 /**
  * seine's public API. Internals (anything not re-exported here) may change without notice.
  */
+export * from './wire/addr.js';
 export * from './wire/bytes.js';
 export * from './wire/checksum.js';
 export * from './wire/drop.js';
 export * from './wire/ethernet.js';
 export * from './wire/arp.js';
+export * from './wire/ipproto.js';
 export * from './wire/ipv4.js';
 export * from './wire/ipv6.js';
+export * from './wire/icmp.js';
 export * from './wire/icmpv4.js';
 export * from './wire/icmpv6.js';
 export * from './wire/udp.js';

@@ -8,7 +8,7 @@
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 

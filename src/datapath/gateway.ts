@@ -12,6 +12,7 @@
  * solicitations for unresolved neighbours (rate-limited) build new frames.
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
+import { mask4, mask6, mask6Into, parsePrefix } from '../wire/addr.js';
 import type { PacketBuf } from '../packet/buf.js';
 import { eq16, ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, ipv4HeaderValid, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
@@ -19,7 +20,8 @@ import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMPV4_ECHO_REPLY, ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
 import { ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT } from '../wire/icmpv6.js';
-import { Ipv4View, IPPROTO_ICMP } from '../wire/ipv4.js';
+import { Ipv4View } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../wire/ipproto.js';
 import { Ipv6View, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { compose } from '../wire/stack.js';
 import { PortCounters } from './port.js';
@@ -30,49 +32,8 @@ export const GLOBAL_VIRTUAL_MAC = 0xaabbccddeeff;
 /** Its bytes, copied into every frame routed into a tunnel (see `Gateway.macBytes` for why not the number). */
 const GLOBAL_VIRTUAL_MAC_BYTES = Uint8Array.of(0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff);
 
-const IPPROTO_ICMPV6 = 58;
 /** One solicitation per unresolved address per second at most. */
 const SOLICIT_INTERVAL_NS = 1e9;
-
-export interface Prefix4 {
-  family: 4;
-  addr: number;
-  len: number;
-}
-export interface Prefix6 {
-  family: 6;
-  addr: Uint8Array;
-  len: number;
-}
-export type Prefix = Prefix4 | Prefix6;
-
-/** Parses "10.244.1.0/24" or "fd00::/64" (the address part kept as written: `addr` is not masked). */
-export function parsePrefix(s: string, what: string): Prefix {
-  const slash = s.indexOf('/');
-  const a = slash < 0 ? s : s.slice(0, slash);
-  const lenText = slash < 0 ? '' : s.slice(slash + 1);
-  const v4 = ipv4FromString(a);
-  const v6 = v4 === null ? ipv6FromString(a) : null;
-  if (v4 === null && v6 === null) throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 prefix (address/length)`);
-  const max = v4 !== null ? 32 : 128;
-  const len = Number(lenText);
-  if (lenText === '' || !Number.isInteger(len) || len < 0 || len > max) throw new RangeError(`${what}: "${s}" needs a prefix length 0-${max} after "/"`);
-  return v4 !== null ? { family: 4, addr: v4, len } : { family: 6, addr: v6!, len };
-}
-
-export function mask4(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
-
-/** The 16-byte netmask of each IPv6 prefix length 0–128, built once. */
-const MASK6: readonly Uint8Array[] = Array.from({ length: 129 }, (_, len) =>
-  Uint8Array.from({ length: 16 }, (_, i) => (0xff00 >>> Math.max(0, Math.min(8, len - 8 * i))) & 0xff),
-);
-
-function mask6Into(src: Uint8Array, so: number, len: number, out: Uint8Array): void {
-  const m = MASK6[len]!;
-  for (let i = 0; i < 16; i++) out[i] = src[so + i]! & m[i]!;
-}
 
 /** Where a route sends packets: a tunnel port and the VTEP behind it. */
 export interface RouteTarget {
@@ -265,7 +226,7 @@ export class Gateway {
   isLocal6(b: Uint8Array, o: number): boolean {
     const g = this.v6;
     if (g === null) return false;
-    const m = MASK6[this.v6Len]!;
+    const m = mask6(this.v6Len);
     for (let i = 0; i < 16; i++) if (((b[o + i]! ^ g[i]!) & m[i]!) !== 0) return false;
     return true;
   }

@@ -4,32 +4,20 @@
  * command prints and `--json` emits as they are.
  */
 
-/** The pipeline's stages, in the order a packet meets them. */
-/** `send`, `underlay` and `deliver` are the simulator's: a pod sending, a frame crossing the underlay, a pod receiving. */
-/** `segment`: a live super-frame (TSO/USO) split for a tunnel or a port without segmentation offload. */
-/** `coalesce`: live, a pod's TAP with TSO merging consecutive TCP segments into a super-frame (or not). */
-export type Stage =
-  | 'send'
-  | 'ingress'
-  | 'decapsulate'
-  | 'classify'
-  | 'learn'
-  | 'lookup'
-  | 'route'
-  | 'segment'
-  | 'encapsulate'
-  | 'output'
-  | 'underlay'
-  | 'deliver'
-  | 'coalesce'
-  | 'drop';
+/**
+ * The bridge pipeline's stages, in the order a packet meets them. `segment`: a super-frame (TSO/USO)
+ * split for a tunnel or a port without segmentation offload. The worlds around the datapath add stages
+ * of their own to the same records (the simulator's and the live node's: `WorldStage` in sim/tracer.ts).
+ */
+export type Stage = 'ingress' | 'decapsulate' | 'classify' | 'learn' | 'lookup' | 'route' | 'segment' | 'encapsulate' | 'output' | 'drop';
 
 export type TraceValue = string | number | boolean | readonly TraceValue[] | { readonly [k: string]: TraceValue };
 
 export interface TraceRecord {
   /** The node (bridge) that made the decision. */
   node: string;
-  stage: Stage;
+  /** A `Stage` when the bridge made the record; the world around it records stages of its own. */
+  stage: string;
   /** The port the decision concerns (ingress port for ingress stages, egress port for output). */
   port: string;
   /** One line a person reads, e.g. "mac hit → pod2" or "dropped: VlanNotAllowed". */

@@ -35,8 +35,9 @@ import type { PacketBuf } from '../packet/buf.js';
 import { rd16, rd32, wr16 } from '../wire/bytes.js';
 import { fold, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
-import { ESP_HEADER_LEN, ESP_NEXT_HEADER_DUMMY, ESP_TRAILER_LEN, ESP_UDP_PORT, IP_PROTO_ESP, espPadLen } from '../wire/esp.js';
-import { IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
+import { ESP_HEADER_LEN, ESP_NEXT_HEADER_DUMMY, ESP_TRAILER_LEN, ESP_UDP_PORT, espPadLen } from '../wire/esp.js';
+import { IPV4_HEADER_LEN } from '../wire/ipv4.js';
+import { IPPROTO_ESP, IPPROTO_UDP } from '../wire/ipproto.js';
 import {
   IPV6_FRAG_HEADER_LEN,
   IPV6_HEADER_LEN,
@@ -241,7 +242,7 @@ function protectFrame(p: PacketBuf, l3: number, sa: OutboundSa, now: number, opt
   s.espEnd = ptEnd + ESP_ICV_LEN;
   s.udpV6 = false;
   const nl3 = l3 - front;
-  const proto = udp === undefined ? IP_PROTO_ESP : IPPROTO_UDP;
+  const proto = udp === undefined ? IPPROTO_ESP : IPPROTO_UDP;
   b[s.nhOff - front] = proto;
   if (s.v6) {
     wr16(b, nl3 + 4, newLen);
@@ -350,7 +351,7 @@ const found = new Found();
  * datagram that turns out not to be ESP is refused after reassembly as any other.
  */
 function fragmentVerdict(proto: number): number {
-  return proto === IP_PROTO_ESP || proto === IPPROTO_UDP ? DropReason.TunnelFragment : ESP_NOT_ESP;
+  return proto === IPPROTO_ESP || proto === IPPROTO_UDP ? DropReason.TunnelFragment : ESP_NOT_ESP;
 }
 
 function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): number {
@@ -386,7 +387,7 @@ function find(b: Uint8Array, start: number, end: number, l3: number, f: Found): 
   } else {
     return ESP_NOT_ESP;
   }
-  if (proto === IP_PROTO_ESP) {
+  if (proto === IPPROTO_ESP) {
     f.udp = false;
     f.esp = f.cut = l4;
     f.espEnd = f.ipEnd;

@@ -31,8 +31,10 @@ import type { NodePeerConfig, NodePodConfig } from '../node/config.js';
 import { PacketPool } from '../packet/buf.js';
 import { GsoStats } from '../packet/gso.js';
 import { SeqJournal } from '../esp/journal.js';
-import { GLOBAL_VIRTUAL_MAC, mask4, parsePrefix } from '../datapath/gateway.js';
+import { GLOBAL_VIRTUAL_MAC } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4FromString, ipv4ToString, macFromString, macToString, rd16, rd32, wrMac } from '../wire/bytes.js';
+import { IPPROTO_ESP, IPPROTO_GRE } from '../wire/ipproto.js';
 import { loadAgentConfig, type AgentConfig, type PodPlacement } from './config.js';
 import { type CniHost, CniService } from './cni-agent.js';
 import type { CniRequest } from './cni-spec.js';
@@ -56,8 +58,6 @@ const CAPTURE_CLOCK: Clock = { now: () => (performance.timeOrigin + performance.
 const VXLAN_PORT = 4789;
 const GENEVE_PORT = 6081;
 const NAT_T_PORT = 4500;
-const IPPROTO_ESP = 50;
-const IPPROTO_GRE = 47;
 
 /** The tunnel's UDP port: VXLAN's or Geneve's, or for GRE the one ESP's announcements use (overlay/tunnel.ts). */
 function tunnelUdpPort(t: AgentConfig['node']['tunnel']): number {

@@ -23,7 +23,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
-import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { podMtu } from '../mtu/overhead.js';
 import type { NodeConfig, NodePodConfig } from '../node/config.js';
 import { macToString } from '../wire/bytes.js';

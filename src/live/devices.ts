@@ -32,6 +32,7 @@ import { finish, onesSum, pseudoSumV6At } from '../wire/checksum.js';
 import { PortCounters } from '../datapath/port.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { IPPROTO_RAW, IPPROTO_UDP } from '../wire/ipproto.js';
 import type { Native } from './native.js';
 
 /**
@@ -408,9 +409,6 @@ interface RawSock {
   protocol: number;
   poll: number;
 }
-
-const IPPROTO_UDP = 17;
-const IPPROTO_RAW = 255;
 
 export class TunnelSocketDevice implements LiveDevice {
   readonly name: string;

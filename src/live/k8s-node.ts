@@ -10,7 +10,7 @@
  * the template does give is kept; the result must pass the agent's own loader before it is written.
  */
 import type { V1Node } from '@kubernetes/client-node';
-import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString } from '../wire/bytes.js';
 import { ConfigError } from './config.js';
 

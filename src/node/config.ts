@@ -9,7 +9,7 @@
  * and each node's peers (every other node in routed mode; in l2 mode the nodes that share a VNI).
  */
 import type { PodSpec, Scenario } from '../scenario/scenario.js';
-import { parsePrefix } from '../datapath/gateway.js';
+import { parsePrefix } from '../wire/addr.js';
 import type { EspCipher } from '../mtu/overhead.js';
 import type { TunnelKind } from '../overlay/template.js';
 import type { FragmentPolicy, TunnelMode } from '../overlay/tunnel.js';

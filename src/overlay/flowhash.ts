@@ -22,10 +22,8 @@
  */
 import type { PacketBuf } from '../packet/buf.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from '../wire/ethernet.js';
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../wire/ipproto.js';
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-const IPPROTO_SCTP = 132;
 /** The MF flag and the fragment offset in the IPv4 flags/offset word. */
 const IPV4_FRAG_MASK = 0x3fff;
 /** An arbitrary seed, so that an all-zero frame does not hash to zero. */

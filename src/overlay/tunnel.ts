@@ -13,6 +13,7 @@
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
+import { parseAddr } from '../wire/addr.js';
 import { ipv4FromString, ipv6FromString, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
@@ -178,14 +179,6 @@ class VtepEntry implements Vtep {
   }
 }
 
-function parseUnderlayIp(s: string, what: string): { family: 4; v4: number } | { family: 6; v6: Uint8Array } {
-  const v4 = ipv4FromString(s);
-  if (v4 !== null) return { family: 4, v4 };
-  const v6 = ipv6FromString(s);
-  if (v6 !== null) return { family: 6, v6 };
-  throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 address`);
-}
-
 function checkVni(v: number, what: string): number {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffff) throw new RangeError(`${what}: VNI ${v} is not a 24-bit number`);
   return v;
@@ -268,7 +261,7 @@ export class Tunnel {
     this.proto = cfg.kind === 'gre' ? IPPROTO_GRE : IPPROTO_UDP;
     this.greKey = cfg.kind === 'gre' && (cfg.greKey ?? true);
     if (cfg.mode !== 'routed' && cfg.mode !== 'l2') throw new RangeError(`tunnel mode "${String(cfg.mode)}" is not routed or l2`);
-    const local = parseUnderlayIp(cfg.localIp, 'tunnel localIp');
+    const local = parseAddr(cfg.localIp, 'tunnel localIp');
     this.family = local.family;
     if (local.family === 4) this.localV4 = local.v4;
     else this.localV6 = local.v6;
@@ -315,7 +308,7 @@ export class Tunnel {
   private readonly makeVtepTemplate = (ip: string, mac: number): TunnelTemplate => this.makeTemplate({ ip, mac }, this.vni);
 
   private makeTemplate(v: VtepConfig, vni: number): TunnelTemplate {
-    const remote = parseUnderlayIp(v.ip, 'VTEP ip');
+    const remote = parseAddr(v.ip, 'VTEP ip');
     if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
     const underlay: Underlay = remote.family === 4 ? { family: 4, src: this.localV4, dst: remote.v4 } : { family: 6, src: this.localV6!, dst: remote.v6 };
     const c = this.cfg;
@@ -342,7 +335,7 @@ export class Tunnel {
     for (const n of v.vnis ?? []) vnis.add(checkVni(n, `VTEP ${v.ip}`));
     if (this.mode === 'routed' && vnis.size > 0) throw new RangeError(`VTEP ${v.ip}: vnis apply to l2 tunnels only`);
     const index = this.vteps.length;
-    const remote = parseUnderlayIp(v.ip, 'VTEP ip');
+    const remote = parseAddr(v.ip, 'VTEP ip');
     // The one check of `makeTemplate` that depends on the VTEP (the rest was made on the tunnel's own template).
     if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
     this.sadb?.addPeer(index, v.ip, v.esp, now);
@@ -364,7 +357,7 @@ export class Tunnel {
     if (index < 0) throw new RangeError(`VTEP ${ip} is not in the table`);
     const v = this.vteps[index] as VtepEntry;
     v.vnis = REMOVED_VNIS;
-    const a = parseUnderlayIp(ip, 'VTEP ip');
+    const a = parseAddr(ip, 'VTEP ip');
     if (a.family === 4) this.byV4.delete(a.v4);
     else this.byV6.delete(a.v6);
     this.sadb?.removePeer(index);
@@ -374,7 +367,7 @@ export class Tunnel {
 
   /** Index of the VTEP with this address, or -1. */
   findVtep(ip: string): number {
-    const a = parseUnderlayIp(ip, 'VTEP ip');
+    const a = parseAddr(ip, 'VTEP ip');
     if (a.family !== this.family) return -1;
     if (a.family === 4) return this.byV4.get(a.v4);
     return this.vtepAtV6(a.v6, 0);

@@ -3,7 +3,8 @@
  * serves IPv4 and IPv6 (inside a podCIDR, overlapping podCIDRs, the next free address).
  */
 import type { TunnelMode } from '../overlay/tunnel.js';
-import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString } from '../wire/bytes.js';
+import { addrFromString, prefixFromString } from '../wire/addr.js';
+import { ipv4ToString, ipv6ToString } from '../wire/bytes.js';
 import type { Reader, V } from './reader.js';
 import type { PodSpec } from './types.js';
 
@@ -17,13 +18,15 @@ export interface Cidr {
 
 /** An IPv4 or IPv6 address as a number (a bigint: 128 bits for IPv6), or null when it is neither. */
 export function ipBig(s: string): { family: 4 | 6; n: bigint } | null {
-  const v4 = ipv4FromString(s);
-  if (v4 !== null) return { family: 4, n: BigInt(v4 >>> 0) };
-  const v6 = ipv6FromString(s);
-  if (v6 === null) return null;
+  const a = addrFromString(s);
+  return a === null ? null : { family: a.family, n: addrBig(a.family === 4 ? a.v4 : a.v6) };
+}
+
+function addrBig(a: number | Uint8Array): bigint {
+  if (typeof a === 'number') return BigInt(a >>> 0);
   let n = 0n;
-  for (const b of v6) n = (n << 8n) | BigInt(b);
-  return { family: 6, n };
+  for (const b of a) n = (n << 8n) | BigInt(b);
+  return n;
 }
 
 export function ipText(family: 4 | 6, n: bigint): string {
@@ -52,12 +55,14 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 /** A podCIDR of either family, host bits zero. */
 export function parseCidr(r: Reader, v: V): Cidr {
-  const s = r.str(v, 'a CIDR such as 10.244.1.0/24');
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(s.trim());
-  const a = m === null ? null : ipBig(m[1]!);
-  if (m === null || a === null) r.fail(v, 'a CIDR such as 10.244.1.0/24 or fd00:10:244:1::/64');
-  const prefix = Number(m[2]);
-  if (prefix > bits(a.family)) r.fail(v, `a prefix length in 0-${bits(a.family)}`);
+  const s = r.str(v, 'a CIDR such as 10.244.1.0/24').trim();
+  const p = prefixFromString(s);
+  if (p === null) {
+    const a = s.includes('/') ? ipBig(s.slice(0, s.indexOf('/'))) : null;
+    r.fail(v, a === null ? 'a CIDR such as 10.244.1.0/24 or fd00:10:244:1::/64' : `a prefix length in 0-${bits(a.family)}`);
+  }
+  const a = { family: p.family, n: addrBig(p.addr) };
+  const prefix = p.len;
   const host = (1n << BigInt(bits(a.family) - prefix)) - 1n;
   if ((a.n & host) !== 0n) r.fail(v, `a network address with the host bits zero (${ipText(a.family, a.n & ~host)}/${prefix})`);
   return { family: a.family, net: a.n, prefix, text: `${ipText(a.family, a.n)}/${prefix}` };

@@ -21,7 +21,7 @@
  * batches of one; received frames are read in place with offsets (no `dissect`).
  */
 import type { Device, Receiver } from '../datapath/device.js';
-import { mask4, parsePrefix } from '../datapath/gateway.js';
+import { mask4, parsePrefix } from '../wire/addr.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../packet/buf.js';
 import { fragmentIpv4 } from '../mtu/fragment.js';
 import { DropReason } from '../wire/drop.js';
@@ -32,7 +32,7 @@ import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '.
 import { ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT } from '../wire/icmpv6.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
-import { type Addr, parseAddr } from './addr.js';
+import { type Addr, parseAddr } from '../wire/addr.js';
 import type { Simulator } from './engine.js';
 import { HostTcp } from './hosttcp.js';
 import { icmpv4In, icmpv6In, PathMtu } from './icmp.js';
@@ -43,7 +43,7 @@ import type { TcpFlow, TcpListener, TcpSendOptions } from './tcp.js';
 import { UdpFlow, type UdpFlowOptions, udpIn, UdpSink } from './udp.js';
 
 // The host's parts, one file per protocol; their public names are this module's too, as before the split.
-export type { Addr } from './addr.js';
+export type { Addr } from '../wire/addr.js';
 export { LATENCY_SAMPLES, LatencySample, percentile, sampleSeed } from './latency.js';
 export { PingStats, type PingOptions } from './ping.js';
 export type { HostCounters } from './stack.js';

@@ -6,7 +6,7 @@
 import { eq16, rd16, rd32 } from '../wire/bytes.js';
 import { finish, onesSum } from '../wire/checksum.js';
 import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_RST, TCP_SYN } from '../wire/tcp.js';
-import { type Addr, parseAddr } from './addr.js';
+import { type Addr, parseAddr } from '../wire/addr.js';
 import type { HostStack } from './stack.js';
 import { sendReset, TcpFlow, TcpListener, type TcpEndpoint, type TcpSendOptions } from './tcp.js';
 

@@ -11,7 +11,7 @@ import { ICMPV4_CODE_FRAG_NEEDED, ICMPV4_DEST_UNREACHABLE, ICMPV4_ECHO_REPLY, IC
 import { ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_PACKET_TOO_BIG } from '../wire/icmpv6.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
-import type { Addr } from './addr.js';
+import type { Addr } from '../wire/addr.js';
 import type { HostTcp } from './hosttcp.js';
 import type { Pinger } from './ping.js';
 import type { HostStack } from './stack.js';

@@ -8,7 +8,7 @@ import { ICMPV4_ECHO_REQUEST } from '../wire/icmpv4.js';
 import { ICMPV6_ECHO_REQUEST } from '../wire/icmpv6.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
-import type { Addr } from './addr.js';
+import type { Addr } from '../wire/addr.js';
 import type { SimTask } from './engine.js';
 import { LatencySample, percentile, sampleSeed } from './latency.js';
 import type { HostStack } from './stack.js';

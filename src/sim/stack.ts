@@ -4,7 +4,7 @@
  * interface, not on host.ts, so host.ts imports them and nothing imports host.ts back.
  */
 import type { PacketBuf, PacketPool } from '../packet/buf.js';
-import type { Addr } from './addr.js';
+import type { Addr } from '../wire/addr.js';
 import type { Simulator } from './engine.js';
 
 /** What the host counted. */

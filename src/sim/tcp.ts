@@ -46,7 +46,7 @@ import { IPPROTO_TCP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_OPT_MSS, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import type { SimTask } from './engine.js';
-import type { Addr } from './addr.js';
+import type { Addr } from '../wire/addr.js';
 import type { HostStack } from './stack.js';
 
 /** The receive window every endpoint advertises (no window scaling). */

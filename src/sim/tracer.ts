@@ -31,6 +31,13 @@ export interface TraceRequest {
   seed?: number;
 }
 
+/**
+ * Stages the worlds around the datapath add to its trace records: the simulator's `send` (a pod
+ * sending), `underlay` (a frame crossing it) and `deliver` (a pod receiving), which a live trace shares,
+ * and the live node's `coalesce` (a pod's TAP with TSO merging TCP segments into a super-frame, or not).
+ */
+export type WorldStage = 'send' | 'underlay' | 'deliver' | 'coalesce';
+
 export interface TraceStep extends TraceRecord {
   /** Simulated time of the decision, ns. */
   t: number;

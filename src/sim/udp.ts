@@ -14,7 +14,7 @@ import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { IPPROTO_UDP, IPV4_HEADER_LEN } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
-import type { Addr } from './addr.js';
+import type { Addr } from '../wire/addr.js';
 import type { SimTask } from './engine.js';
 import { LatencySample, percentile, sampleSeed } from './latency.js';
 import type { HostStack } from './stack.js';

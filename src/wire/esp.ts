@@ -25,8 +25,6 @@ import { WireView } from './view.js';
 export const ESP_HEADER_LEN = 8;
 /** Pad length and next header. */
 export const ESP_TRAILER_LEN = 2;
-/** The IP protocol number (next header) of ESP. */
-export const IP_PROTO_ESP = 50;
 /** UDP port of ESP-in-UDP NAT traversal (RFC 3948 §2). */
 export const ESP_UDP_PORT = 4500;
 /** Next header 59 marks a dummy (traffic-flow confidentiality) packet the receiver discards (RFC 4303 §2.6). */

@@ -11,13 +11,13 @@
  *   emitted as zero, as are bytes 4-7 of time exceeded (RFC 792). RFC 4884's length byte in those unused
  *   bytes is therefore not kept.
  */
-import { rd16, rd32, wr16, wr32 } from './bytes.js';
+import { rd16, wr16 } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
-import { WireView } from './view.js';
+import { emitIcmpHeader, ICMP_HEADER_LEN, IcmpView, setIcmpChecksum } from './icmp.js';
 
 /** Type, code, checksum and the 4-byte "rest of header". */
-export const ICMPV4_HEADER_LEN = 8;
+export const ICMPV4_HEADER_LEN = ICMP_HEADER_LEN;
 
 /** Echo reply (RFC 792). */
 export const ICMPV4_ECHO_REPLY = 0;
@@ -49,59 +49,13 @@ export const ICMPV4_CODE_TTL_EXCEEDED = 0;
 /** Fragment reassembly time exceeded. */
 export const ICMPV4_CODE_REASSEMBLY_EXCEEDED = 1;
 
-const TYPE = 0;
-const CODE = 1;
-const CHECKSUM = 2;
-const REST = 4;
-const IDENT = 4;
-const SEQ = 6;
 const NEXT_HOP_MTU = 6;
 
 /** A view of an ICMPv4 message at `bytes[off]`; allocates nothing. */
-export class Icmpv4View extends WireView {
+export class Icmpv4View extends IcmpView {
   /** `avail` is the number of bytes from `off` to the end of the IP payload, i.e. the message length. */
   check(avail: number): DropReason | null {
     return avail < ICMPV4_HEADER_LEN ? DropReason.Icmpv4Truncated : null;
-  }
-
-  get type(): number {
-    return this.bytes[this.off + TYPE]!;
-  }
-  set type(v: number) {
-    this.bytes[this.off + TYPE] = v;
-  }
-  get code(): number {
-    return this.bytes[this.off + CODE]!;
-  }
-  set code(v: number) {
-    this.bytes[this.off + CODE] = v;
-  }
-  get checksum(): number {
-    return rd16(this.bytes, this.off + CHECKSUM);
-  }
-  set checksum(v: number) {
-    wr16(this.bytes, this.off + CHECKSUM, v);
-  }
-  /** Bytes 4-7 as one unsigned 32-bit number, whatever the type makes of them. */
-  get rest(): number {
-    return rd32(this.bytes, this.off + REST);
-  }
-  set rest(v: number) {
-    wr32(this.bytes, this.off + REST, v);
-  }
-  /** Echo identifier (bytes 4-5). */
-  get ident(): number {
-    return rd16(this.bytes, this.off + IDENT);
-  }
-  set ident(v: number) {
-    wr16(this.bytes, this.off + IDENT, v);
-  }
-  /** Echo sequence number (bytes 6-7). */
-  get seq(): number {
-    return rd16(this.bytes, this.off + SEQ);
-  }
-  set seq(v: number) {
-    wr16(this.bytes, this.off + SEQ, v);
   }
   /** Next-hop MTU of "fragmentation needed" (bytes 6-7, RFC 1191 §4); zero from pre-1191 routers. */
   get nextHopMtu(): number {
@@ -109,14 +63,6 @@ export class Icmpv4View extends WireView {
   }
   set nextHopMtu(v: number) {
     wr16(this.bytes, this.off + NEXT_HOP_MTU, v);
-  }
-
-  /** Echo data, or the quoted datagram of an error message. */
-  get payloadOffset(): number {
-    return this.off + ICMPV4_HEADER_LEN;
-  }
-  payloadLen(len: number): number {
-    return len - ICMPV4_HEADER_LEN;
   }
 
   /** True when the checksum over the `len`-byte message is right (RFC 792: the sum folds to zero). */
@@ -229,10 +175,7 @@ export function emitIcmpv4(repr: Icmpv4Repr, bytes: Uint8Array, off: number): vo
       break;
   }
   const len = ICMPV4_HEADER_LEN + repr.data.length;
-  bytes[off + TYPE] = type;
-  bytes[off + CODE] = code;
-  wr16(bytes, off + CHECKSUM, 0);
-  wr32(bytes, off + REST, rest);
+  emitIcmpHeader(bytes, off, type, code, rest);
   if (repr.data.length > 0) bytes.set(repr.data, off + ICMPV4_HEADER_LEN);
-  wr16(bytes, off + CHECKSUM, finish(onesSum(bytes, off, len)));
+  setIcmpChecksum(bytes, off, finish(onesSum(bytes, off, len)));
 }

@@ -15,13 +15,13 @@
  *   are emitted as zero and not kept.
  * Router Solicitation/Advertisement and Redirect are `'other'`; their options are not walked.
  */
-import { rd16, rd32, rdMac, wr16, wr32, wrMac } from './bytes.js';
+import { rd32, rdMac, wr32, wrMac } from './bytes.js';
 import { finish, onesSum } from './checksum.js';
 import { DropReason } from './drop.js';
-import { WireView } from './view.js';
+import { emitIcmpHeader, ICMP_HEADER_LEN, IcmpView, setIcmpChecksum } from './icmp.js';
 
 /** Type, code, checksum and the 4-byte message body every ICMPv6 message starts with. */
-export const ICMPV6_HEADER_LEN = 8;
+export const ICMPV6_HEADER_LEN = ICMP_HEADER_LEN;
 /** Neighbor Solicitation/Advertisement without options: header plus the 16-byte target. */
 export const ICMPV6_ND_NEIGHBOR_LEN = 24;
 /** One ND link-layer address option for Ethernet: type, length 1 (× 8 bytes), 6-byte MAC. */
@@ -85,12 +85,6 @@ const NA_ROUTER = 0x80;
 const NA_SOLICITED = 0x40;
 const NA_OVERRIDE = 0x20;
 
-const TYPE = 0;
-const CODE = 1;
-const CHECKSUM = 2;
-const REST = 4;
-const IDENT = 4;
-const SEQ = 6;
 const MTU = 4;
 const NA_FLAGS = 4;
 const TARGET = 8;
@@ -119,7 +113,7 @@ function walkNdOptions(b: Uint8Array, start: number, end: number, want: number):
 }
 
 /** A view of an ICMPv6 message at `bytes[off]`; allocates nothing except where a getter says so. */
-export class Icmpv6View extends WireView {
+export class Icmpv6View extends IcmpView {
   /**
    * `avail` is the number of bytes from `off` to the end of the IPv6 payload, i.e. the message length.
    * For NS and NA the target must be there and the options must be well formed (RFC 4861 §7.1.1, §7.1.2).
@@ -132,46 +126,6 @@ export class Icmpv6View extends WireView {
       if (walkNdOptions(this.bytes, this.off + ICMPV6_ND_NEIGHBOR_LEN, end, -1) === -2) return DropReason.Icmpv6BadNdOption;
     }
     return null;
-  }
-
-  get type(): number {
-    return this.bytes[this.off + TYPE]!;
-  }
-  set type(v: number) {
-    this.bytes[this.off + TYPE] = v;
-  }
-  get code(): number {
-    return this.bytes[this.off + CODE]!;
-  }
-  set code(v: number) {
-    this.bytes[this.off + CODE] = v;
-  }
-  get checksum(): number {
-    return rd16(this.bytes, this.off + CHECKSUM);
-  }
-  set checksum(v: number) {
-    wr16(this.bytes, this.off + CHECKSUM, v);
-  }
-  /** Bytes 4-7 as one unsigned 32-bit number, whatever the type makes of them. */
-  get rest(): number {
-    return rd32(this.bytes, this.off + REST);
-  }
-  set rest(v: number) {
-    wr32(this.bytes, this.off + REST, v);
-  }
-  /** Echo identifier (bytes 4-5). */
-  get ident(): number {
-    return rd16(this.bytes, this.off + IDENT);
-  }
-  set ident(v: number) {
-    wr16(this.bytes, this.off + IDENT, v);
-  }
-  /** Echo sequence number (bytes 6-7). */
-  get seq(): number {
-    return rd16(this.bytes, this.off + SEQ);
-  }
-  set seq(v: number) {
-    wr16(this.bytes, this.off + SEQ, v);
   }
   /** Packet Too Big MTU (bytes 4-7, RFC 4443 §3.2). */
   get mtu(): number {
@@ -227,14 +181,6 @@ export class Icmpv6View extends WireView {
     const want = this.type === ICMPV6_NEIGHBOR_SOLICIT ? ICMPV6_ND_OPT_SOURCE_LINK_ADDR : ICMPV6_ND_OPT_TARGET_LINK_ADDR;
     const r = walkNdOptions(this.bytes, this.off + ICMPV6_ND_NEIGHBOR_LEN, this.off + len, want);
     return r < 0 ? -1 : r;
-  }
-
-  /** Echo data, or the quoted packet of an error message. */
-  get payloadOffset(): number {
-    return this.off + ICMPV6_HEADER_LEN;
-  }
-  payloadLen(len: number): number {
-    return len - ICMPV6_HEADER_LEN;
   }
 
   /** True when the checksum over the pseudo-header and the `len`-byte message is right. */
@@ -426,10 +372,7 @@ export function emitIcmpv6(repr: Icmpv6Repr, bytes: Uint8Array, off: number, pse
       rest = repr.rest;
       break;
   }
-  bytes[off + TYPE] = type;
-  bytes[off + CODE] = code;
-  wr16(bytes, off + CHECKSUM, 0);
-  wr32(bytes, off + REST, rest);
+  emitIcmpHeader(bytes, off, type, code, rest);
   if (repr.kind === 'neighborSolicit') {
     len = emitNeighbor(bytes, off, repr.target, ICMPV6_ND_OPT_SOURCE_LINK_ADDR, repr.sourceLinkAddr);
   } else if (repr.kind === 'neighborAdvert') {
@@ -438,5 +381,5 @@ export function emitIcmpv6(repr: Icmpv6Repr, bytes: Uint8Array, off: number, pse
     if (repr.data.length > 0) bytes.set(repr.data, off + ICMPV6_HEADER_LEN);
     len = ICMPV6_HEADER_LEN + repr.data.length;
   }
-  wr16(bytes, off + CHECKSUM, finish(onesSum(bytes, off, len, pseudoSum)));
+  setIcmpChecksum(bytes, off, finish(onesSum(bytes, off, len, pseudoSum)));
 }

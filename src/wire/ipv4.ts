@@ -10,13 +10,8 @@ import { WireView } from './view.js';
 export const IPV4_HEADER_LEN = 20;
 export const IPV4_MAX_HEADER_LEN = 60;
 
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_IPV6 = 41;
-export const IPPROTO_GRE = 47;
-export const IPPROTO_ESP = 50;
-export const IPPROTO_ICMPV6 = 58;
+// The protocol numbers live in ipproto.ts; most of their users read them with this header.
+export { IPPROTO_ESP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP } from './ipproto.js';
 
 const VER_IHL = 0;
 const TOS = 1;
@@ -32,6 +27,16 @@ const DST = 16;
 const FLAG_RB = 0x8000;
 const FLAG_DF = 0x4000;
 const FLAG_MF = 0x2000;
+/** MF and the fragment offset: non-zero in the flags/offset word of any fragment. */
+const FRAG_MASK = 0x3fff;
+
+/**
+ * The header length (IHL × 4) of the IPv4 header at `b[off]`: the one place the nibble is decoded. Not
+ * checked against anything: `Ipv4View.check` says whether it is sound.
+ */
+export function ipv4HeaderLen(b: Uint8Array, off: number): number {
+  return (b[off + VER_IHL]! & 0x0f) << 2;
+}
 
 export class Ipv4View extends WireView {
   /** `avail`: bytes from `off` to the end of the frame (link-layer padding may follow the datagram). */
@@ -41,7 +46,7 @@ export class Ipv4View extends WireView {
     const o = this.off;
     const vihl = b[o]!;
     if (vihl >>> 4 !== 4) return DropReason.Ipv4BadVersion;
-    const hl = (vihl & 0x0f) << 2;
+    const hl = ipv4HeaderLen(b, o);
     if (hl < IPV4_HEADER_LEN || hl > avail) return DropReason.Ipv4BadHeaderLen;
     const tl = (b[o + TOTAL_LEN]! << 8) | b[o + TOTAL_LEN + 1]!;
     if (tl < hl || tl > avail) return DropReason.Ipv4BadTotalLen;
@@ -52,7 +57,7 @@ export class Ipv4View extends WireView {
   }
   /** Header length in bytes (IHL × 4). */
   get headerLen(): number {
-    return (this.bytes[this.off + VER_IHL]! & 0x0f) << 2;
+    return ipv4HeaderLen(this.bytes, this.off);
   }
   set headerLen(v: number) {
     this.bytes[this.off + VER_IHL] = 0x40 | ((v >>> 2) & 0x0f);
@@ -112,7 +117,7 @@ export class Ipv4View extends WireView {
   }
   /** True for any fragment: MF set or a non-zero offset. */
   get isFragment(): boolean {
-    return (this.flagsFrag & 0x3fff) !== 0;
+    return (this.flagsFrag & FRAG_MASK) !== 0;
   }
   get ttl(): number {
     return this.bytes[this.off + TTL]!;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DropReason } from '../../src/wire/drop.js';
+import { IPPROTO_ESP } from '../../src/wire/ipproto.js';
 import {
   emitEsp,
   emitEspTrailer,
@@ -12,7 +13,6 @@ import {
   espPadLen,
   espTrailerBufferLen,
   EspView,
-  IP_PROTO_ESP,
   parseEsp,
   parseEspTrailer,
   type EspRepr,
@@ -33,7 +33,7 @@ const TRAILER: EspTrailerRepr = { padLen: 3, nextHeader: 17 };
 const NO_ICV = fromHex('00001000' + '00000005' + '00010002000df8fc6869216869' + '01' + '01' + '11');
 
 test('esp: deconstruct', () => {
-  assert.equal(IP_PROTO_ESP, 50);
+  assert.equal(IPPROTO_ESP, 50);
   assert.equal(ESP_UDP_PORT, 4500);
   const v = new EspView(GOLDEN, 0);
   const end = GOLDEN.length;
