@@ -23,6 +23,39 @@ export class JsonSyntaxError extends Error {
 
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
+/*
+ * The nodes are made from one instance of each of YAML's node classes as a prototype: what tells their
+ * kind (`isMap`, `isScalar`, …) is a property each constructor defines on the instance with
+ * `Object.defineProperty`, and found through the prototype just as well. A constructor call per node took
+ * most of the parse (two million nodes and more for a 100,000-flow experiment), and so would a range
+ * array per scalar.
+ */
+const WORDS: ReadonlyArray<[string, boolean | null]> = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
+const SCALAR = new Scalar(null);
+const MAP = new YAMLMap();
+const SEQ = new YAMLSeq();
+const PAIR = new Pair(null);
+/** A scalar's start offset; its `range` is computed from it when asked (the loader asks on errors only). */
+interface Placed {
+  at: number;
+}
+Object.defineProperty(SCALAR, 'range', {
+  get(this: Placed): [number, number, number] {
+    return [this.at, this.at, this.at];
+  },
+});
+
+function scalar(value: unknown, start: number): Scalar {
+  const n = Object.create(SCALAR) as Scalar & Placed;
+  n.value = value;
+  n.at = start;
+  return n;
+}
+
 /** Parses JSON text into document nodes (offsets in `range[0]`), and the line starts of the text. */
 export function parseJsonDocument(text: string): { contents: YamlNode; lc: LineCounter } {
   const lc = new LineCounter();
@@ -60,33 +93,32 @@ class JsonParser {
     const s = this.s;
     const start = this.i;
     const c = s.charCodeAt(start);
-    let node: YamlNode;
-    if (c === 0x7b) node = this.object();
-    else if (c === 0x5b) node = this.array();
-    else if (c === 0x22) node = new Scalar(this.string());
-    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+    if (c === 0x7b || c === 0x5b) {
+      const node = c === 0x7b ? this.object() : this.array();
+      node.range = [start, this.i, this.i];
+      return node;
+    }
+    if (c === 0x22) return scalar(this.string(), start);
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       NUMBER.lastIndex = start;
       const m = NUMBER.exec(s);
       if (m === null) this.expected('a number');
       this.i = start + m[0].length;
-      node = new Scalar(Number(m[0]));
-    } else if (s.startsWith('true', start)) {
-      this.i += 4;
-      node = new Scalar(true);
-    } else if (s.startsWith('false', start)) {
-      this.i += 5;
-      node = new Scalar(false);
-    } else if (s.startsWith('null', start)) {
-      this.i += 4;
-      node = new Scalar(null);
-    } else this.expected('a JSON value');
-    node.range = [start, this.i, this.i];
-    return node;
+      return scalar(Number(m[0]), start);
+    }
+    for (const [word, v] of WORDS) {
+      if (s.startsWith(word, start)) {
+        this.i += word.length;
+        return scalar(v, start);
+      }
+    }
+    this.expected('a JSON value');
   }
 
   private object(): YAMLMap {
     const s = this.s;
-    const map = new YAMLMap();
+    const map = Object.create(MAP) as YAMLMap;
+    map.items = [];
     this.i++;
     this.ws();
     if (s.charCodeAt(this.i) === 0x7d) {
@@ -100,13 +132,15 @@ class JsonParser {
       const k = this.string();
       if (keys.has(k)) throw new JsonSyntaxError(`the key ${JSON.stringify(k)} a second time in one object`, at);
       keys.add(k);
-      const key = new Scalar(k);
-      key.range = [at, this.i, this.i];
+      const key = scalar(k, at);
       this.ws();
       if (s.charCodeAt(this.i) !== 0x3a) this.expected('":"');
       this.i++;
       this.ws();
-      map.items.push(new Pair(key, this.value()));
+      const pair = Object.create(PAIR) as Pair<Scalar, YamlNode>;
+      pair.key = key;
+      pair.value = this.value();
+      map.items.push(pair);
       this.ws();
       const c = s.charCodeAt(this.i);
       this.i++;
@@ -121,7 +155,8 @@ class JsonParser {
 
   private array(): YAMLSeq {
     const s = this.s;
-    const seq = new YAMLSeq();
+    const seq = Object.create(SEQ) as YAMLSeq;
+    seq.items = [];
     this.i++;
     this.ws();
     if (s.charCodeAt(this.i) === 0x5d) {
