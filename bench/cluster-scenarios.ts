@@ -1,7 +1,8 @@
 /**
  * Scenarios generated for the simulator benchmarks (bench/sim.ts), from a seed so one call gives one
- * scenario: YAML text in the format of src/scenario/scenario.ts, loaded with `parseScenario` like any scenario
- * file (addresses, MTUs and every check included).
+ * scenario: YAML or JSON text in the format of src/scenario/scenario.ts, loaded with `parseScenario` like
+ * any scenario file (addresses, MTUs and every check included). Both forms of one spec load as the same
+ * scenario (test/scenario/json.test.ts).
  */
 import { Rng } from '../src/sim/engine.js';
 
@@ -73,4 +74,35 @@ export function bigClusterYaml(s: BigClusterSpec): string {
     );
   });
   return out.join('\n') + '\n';
+}
+
+/** The same scenario as `bigClusterYaml`, as JSON: what a generated experiment hands `seine run` (a `.json` file). */
+export function bigClusterJson(s: BigClusterSpec): string {
+  const nodes = [];
+  for (let i = 0; i < s.nodes; i++) {
+    const a = nodeAddrs(i);
+    const pods = [];
+    for (let j = 0; j < s.podsPerNode; j++) pods.push({ name: `p${j}` });
+    nodes.push({ name: `n${i}`, podCIDR: a.cidr, underlayIp: a.underlay, pods });
+  }
+  const traffic = planFlows(s).map((f, k) => ({
+    name: `f${k}`,
+    type: 'udp',
+    from: `n${f.from[0]}/p${f.from[1]}`,
+    to: `n${f.to[0]}/p${f.to[1]}`,
+    count: s.packets,
+    interval: `${s.intervalUs}us`,
+    sizes: SIZES,
+    start: `${f.startUs}us`,
+  }));
+  const doc = {
+    name: `bench-${s.nodes}x${s.podsPerNode}-${s.flows}-flows`,
+    seed: s.seed,
+    duration: `${s.durationMs}ms`,
+    underlay: { mtu: 1500, latency: '50us', bandwidth: '10Gbit' },
+    tunnel: { type: 'vxlan', mode: 'routed' },
+    nodes,
+  };
+  // A flow per line: an error's line number then points at its flow, as in the YAML.
+  return `${JSON.stringify(doc).slice(0, -1)},"traffic":[\n${traffic.map((t) => JSON.stringify(t)).join(',\n')}\n]}\n`;
 }

@@ -6,7 +6,7 @@
  */
 import { num, SCENARIO_LIMITS } from './limits.js';
 import type { CmpOp, Comparison } from './types.js';
-import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type YamlNode } from './yaml.js';
+import { isAlias, isMap, isPair, isScalar, isSeq, type LineCounter, type YamlNode } from './yaml.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -93,7 +93,8 @@ export class Reader {
   constructor(
     readonly file: string,
     readonly lc: LineCounter,
-    readonly doc: Document,
+    /** The document's root (YAML's `doc.contents`, or what json.ts parsed). */
+    readonly contents: unknown,
   ) {}
 
   private findTargets(): Map<unknown, YamlNode> {
@@ -101,7 +102,7 @@ export class Reader {
     // before it with that anchor. An explicit stack: a deeply nested file must not overflow ours.
     const targets = new Map<unknown, YamlNode>();
     const anchors = new Map<string, YamlNode>();
-    const stack: unknown[] = [this.doc.contents];
+    const stack: unknown[] = [this.contents];
     while (stack.length > 0) {
       const n = stack.pop();
       if (n === null || n === undefined) continue;

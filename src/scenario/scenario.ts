@@ -1,5 +1,6 @@
 /**
- * Scenario files: a lab or an experiment as one YAML document, loaded into a typed, normalised
+ * Scenario files: a lab or an experiment as one YAML document (or JSON with the same schema, for a file
+ * named `*.json`: json.ts), loaded into a typed, normalised
  * `Scenario` (units converted to ns and bit/s, defaults filled in, pod addresses assigned) or refused
  * with a `ScenarioError` that names the file, line, column and key and says what was expected:
  *
@@ -77,6 +78,7 @@
  * expand to, the nodes, pods and flows, and the packets and events the run is estimated to take.
  */
 import { FileRefused, readRegularFile } from './file.js';
+import { JsonSyntaxError, parseJsonDocument } from './json.js';
 import { num, SCENARIO_LIMITS } from './limits.js';
 import { Reader, ScenarioError, type V } from './reader.js';
 import { defaultPodMtu, parseEncryption, parseLinks, parseNodes, parseTunnel, parseUnderlay, Refs } from './topology.js';
@@ -137,9 +139,7 @@ export function loadScenario(path: string): Scenario {
 }
 
 /** The document's YAML, or a ScenarioError at the first syntax error. */
-function readYaml(text: string, file: string): { lc: LineCounter; doc: Document } {
-  if (text.length > SCENARIO_LIMITS.fileBytes)
-    throw new ScenarioError(file, 1, 1, '', `a scenario of at most ${num(SCENARIO_LIMITS.fileBytes)} bytes`, `${num(text.length)} characters`);
+function readYaml(text: string, file: string): { lc: LineCounter; contents: unknown } {
   const lc = new LineCounter();
   let doc: Document;
   try {
@@ -155,14 +155,35 @@ function readYaml(text: string, file: string): { lc: LineCounter; doc: Document 
     const msg = bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new ScenarioError(file, p.line, p.col, '', 'well-formed YAML', `a syntax error: ${msg}`);
   }
-  return { lc, doc };
+  return { lc, contents: doc.contents };
 }
 
-/** Parses a scenario's text; `file` names it in errors. Each section of the file is read by a function of its own. */
+/** The document's JSON, or a ScenarioError at the first syntax error. */
+function readJson(text: string, file: string): { lc: LineCounter; contents: unknown } {
+  try {
+    return parseJsonDocument(text);
+  } catch (e: unknown) {
+    if (e instanceof RangeError) throw new ScenarioError(file, 1, 1, '', 'JSON nested to a sensible depth', `nesting too deep for the parser (${e.message})`);
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    const lc = new LineCounter();
+    lc.addNewLine(0);
+    for (let i = text.indexOf('\n'); i >= 0 && i < e.offset; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
+    const p = lc.linePos(e.offset);
+    throw new ScenarioError(file, p.line, p.col, '', 'well-formed JSON', `a syntax error: ${e.message}`);
+  }
+}
+
+/**
+ * Parses a scenario's text; `file` names it in errors, and a name ending in `.json` reads the text as JSON
+ * (the same schema: a generated experiment need not be YAML). Each section of the file is read by a
+ * function of its own.
+ */
 export function parseScenario(text: string, file: string): Scenario {
-  const { lc, doc } = readYaml(text, file);
-  const r: Reader = new Reader(file, lc, doc);
-  const root: V = { node: r.resolve(doc.contents), path: '', at: 0 };
+  if (text.length > SCENARIO_LIMITS.fileBytes)
+    throw new ScenarioError(file, 1, 1, '', `a scenario of at most ${num(SCENARIO_LIMITS.fileBytes)} bytes`, `${num(text.length)} characters`);
+  const { lc, contents } = /\.json$/i.test(file) ? readJson(text, file) : readYaml(text, file);
+  const r: Reader = new Reader(file, lc, contents);
+  const root: V = { node: r.resolve(contents), path: '', at: 0 };
   if (root.node === null) r.fail(root, 'a scenario mapping', 'an empty document');
   const o = r.map(root, ROOT_KEYS, 'a scenario mapping');
 
