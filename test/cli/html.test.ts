@@ -179,7 +179,7 @@ test('cli: a damaged saved report or trace is refused naming the file and the ke
   const out = join(dir, 'bad-flows.html');
   const res = seine('report', f, '--html', out);
   assert.equal(res.status, 2);
-  assert.equal(res.stderr, `seine: ${f}: flows[1].deliveredRatio: expected a number, got "x"\n`);
+  assert.equal(res.stderr, `seine report: ${f}: flows[1].deliveredRatio: expected a number, got "x"\n`);
   assert.ok(!existsSync(out));
   const notJson = join(dir, 'not.json');
   writeFileSync(notJson, '{"scenario": ');
