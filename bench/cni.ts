@@ -48,6 +48,7 @@ export function cniBenches(): BenchEntry[] {
       figures: [
         'cni.add.seq.p50',
         'cni.add.seq.p99',
+        'cni.add.seq.agent.p50',
         'cni.del.seq.p50',
         'cni.del.seq.p99',
         'cni.add.conc.p50',
