@@ -185,7 +185,9 @@ export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
   const cs = configs({ encaps, encryptions, families, mtus });
   if (cs.length === 0) throw new CliError('bench overhead: nothing to sweep (encapsulation none has no ESP cells: add --esp none or a tunnel)');
   const outDir = str('out') === undefined ? null : resolve(str('out')!);
-  const tmp = outDir === null ? null : prepareOut(outDir);
+  // The handlers are in place before the temporary directory exists: a Ctrl-C the moment it appears
+  // (a test sends one then) must find them, or the default action kills the process and leaves it.
+  let tmp: string | null = null;
   const cleanup = (): void => {
     if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
   };
@@ -196,6 +198,7 @@ export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    tmp = outDir === null ? null : prepareOut(outDir);
     const progress = !a.flag('no-progress');
     const bar = progressBar({ ...io, tty: io.tty && progress }, 'bench overhead');
     const withTcp = !a.flag('no-tcp');
