@@ -159,18 +159,8 @@ export class EspCrypto {
     const off = esp + 16;
     const tag = end - ESP_ICV_LEN;
     if (esp < 0 || tag < off || end > data.length) return -1;
-    const n = this.#nonce;
-    const iv = esp + 8;
-    n[4] = data[iv]!;
-    n[5] = data[iv + 1]!;
-    n[6] = data[iv + 2]!;
-    n[7] = data[iv + 3]!;
-    n[8] = data[iv + 4]!;
-    n[9] = data[iv + 5]!;
-    n[10] = data[iv + 6]!;
-    n[11] = data[iv + 7]!;
-    this.setAad(data, esp, seqHi);
-    return batch.add(this.key, data, off, tag - off, tag, n, this.aad, this.aad.length);
+    this.#openNonceAad(data, esp, seqHi);
+    return batch.add(this.key, data, off, tag - off, tag, this.#nonce, this.aad, this.aad.length);
   }
 
   /**
@@ -182,6 +172,12 @@ export class EspCrypto {
     const off = esp + 16;
     const tag = end - ESP_ICV_LEN;
     if (esp < 0 || tag < off || end > data.length) return false;
+    this.#openNonceAad(data, esp, seqHi);
+    return this.aead.open(data, off, tag - off, tag, this.#nonce, this.aad);
+  }
+
+  /** The nonce's last 8 bytes from the packet's IV (RFC 4106 §4; the salt is in place) and the AAD, for opening. */
+  #openNonceAad(data: Uint8Array, esp: number, seqHi: number): void {
     const n = this.#nonce;
     const iv = esp + 8;
     n[4] = data[iv]!;
@@ -193,7 +189,6 @@ export class EspCrypto {
     n[10] = data[iv + 6]!;
     n[11] = data[iv + 7]!;
     this.setAad(data, esp, seqHi);
-    return this.aead.open(data, off, tag - off, tag, n, this.aad);
   }
 }
 
