@@ -20,7 +20,6 @@
  * Attachments are kept on disk (cni-state.ts): a restarted agent plugs the pods in again (their TAPs
  * outlive it) and CHECK passes.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
 import { mask4, parsePrefix } from '../wire/addr.js';
@@ -31,6 +30,7 @@ import type { PodPlacement } from './config.js';
 import { findPlugin, runIpam } from './cni-ipam.js';
 import { CniCode, CniError, type CniReply, type CniRequest, type CniResult } from './cni-spec.js';
 import { attachmentsFile, type CniAttachment, loadAttachments, saveAttachments } from './cni-state.js';
+import { ipJson, run, type RunResult } from './lab/netns.js';
 import type { Logger } from './log.js';
 
 /** What the service needs of the agent. */
@@ -47,48 +47,8 @@ export interface CniHost {
 }
 
 /** The commands a pod's namespace needs, as one `ip -batch` (one exec instead of one per command). */
-function ipBatch(netns: string, lines: readonly string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((res, rej) => {
-    const child = spawn('nsenter', [`--net=${netns}`, 'ip', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      rej(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) res(out);
-      else rej(new Error(`ip -batch in ${netns}: ${err.trim() || `exit status ${code}`}`));
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(`${lines.join('\n')}\n`);
-  });
-}
-
-/** `ip -j …` inside a namespace, parsed. */
-async function ipJsonIn<T>(netns: string, args: readonly string[]): Promise<T[]> {
-  const out = await new Promise<string>((res, rej) => {
-    const child = spawn('nsenter', [`--net=${netns}`, 'ip', '-j', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let o = '';
-    let e = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      o += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      e += d;
-    });
-    child.on('error', rej);
-    child.on('close', (code) => (code === 0 ? res(o) : rej(new Error(e.trim() || `exit status ${code}`))));
-  });
-  return out.trim() === '' ? [] : (JSON.parse(out) as T[]);
+function ipBatch(netns: string, lines: readonly string[]): Promise<RunResult> {
+  return run(['nsenter', `--net=${netns}`, 'ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: 10_000 });
 }
 
 const keyOf = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;
@@ -402,7 +362,7 @@ export class CniService {
     type Link = { ifname: string; mtu: number; address: string; flags: string[]; addr_info?: Array<{ local: string; prefixlen: number }> };
     let links: Link[];
     try {
-      links = await ipJsonIn<Link>(a.netns, ['addr', 'show', 'dev', a.ifname]);
+      links = await ipJson<Link>(['addr', 'show', 'dev', a.ifname], a.netns);
     } catch {
       links = [];
     }
@@ -416,7 +376,7 @@ export class CniService {
     for (const r of a.result.routes) {
       const six = r.dst.includes(':');
       type Route = { dst: string; gateway?: string; dev?: string };
-      const routes = await ipJsonIn<Route>(a.netns, [...(six ? ['-6'] : []), 'route', 'show', 'default']).catch(() => [] as Route[]);
+      const routes = await ipJson<Route>([...(six ? ['-6'] : []), 'route', 'show', 'default'], a.netns).catch(() => [] as Route[]);
       if (!routes.some((x) => x.gateway === r.gw && x.dev === a.ifname)) diffs.push(`the default route via ${r.gw} dev ${a.ifname} is missing`);
     }
     return diffs;
