@@ -10,6 +10,7 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { requestLine } from './request.js';
 
 export type ControlRequest = Record<string, unknown> & { op: string };
 /** A handler returns the reply's fields, or takes over the socket (`conn.stream`) and returns `undefined`. */
@@ -123,38 +124,10 @@ export class ControlError extends Error {
 }
 
 /** Sends one request and resolves with the reply (rejects with `ControlError` for `ok: false`, or when the agent cannot be reached in time). */
-export function controlRequest(path: string, req: ControlRequest, timeoutMs = 5000): Promise<Record<string, unknown>> {
-  return new Promise((res, rej) => {
-    const c = createConnection(path);
-    let buf = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.setEncoding('utf8');
-    c.once('connect', () => c.write(`${JSON.stringify(req)}\n`));
-    c.on('data', (d: string) => {
-      buf += d;
-    });
-    c.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      rej(
-        new ControlError(
-          e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`,
-        ),
-      );
-    });
-    c.once('end', () => {
-      clearTimeout(timer);
-      try {
-        const r = JSON.parse(buf.split('\n')[0] ?? '') as Record<string, unknown>;
-        if (r['ok'] !== true) rej(new ControlError(String(r['error'] ?? 'the agent refused the request')));
-        else res(r);
-      } catch {
-        rej(new ControlError(`agent at ${path} sent an unreadable reply`));
-      }
-    });
-  });
+export async function controlRequest(path: string, req: ControlRequest, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  const r = await requestLine(path, req, timeoutMs, (what) => new ControlError(what));
+  if (r['ok'] !== true) throw new ControlError(String(r['error'] ?? 'the agent refused the request'));
+  return r;
 }
 
 /**
