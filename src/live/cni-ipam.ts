@@ -11,19 +11,10 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniCode, CniError, compareVersions, type CniDns, type CniIp, type CniRoute } from './cni-spec.js';
+import { CniCode, CniError, compareVersions, type CniDns, type CniIp, type CniRequest, type CniRoute } from './cni-spec.js';
 
-export interface IpamCall {
-  command: 'ADD' | 'DEL' | 'CHECK';
-  containerId: string;
-  netns: string;
-  ifname: string;
-  args: string;
-  /** CNI_PATH. */
-  path: string;
-  /** The network configuration (with its `ipam` section). */
-  config: Record<string, unknown>;
-}
+/** An IPAM call: the plugin's request (its `CNI_*` variables and configuration) with IPAM's command. */
+export type IpamCall = Omit<CniRequest, 'command'> & { command: 'ADD' | 'DEL' | 'CHECK' };
 
 export interface IpamResult {
   ips: CniIp[];
