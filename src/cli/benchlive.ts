@@ -164,7 +164,21 @@ async function buildLab(s: Setup, name: string, notes: string[]): Promise<{ lab:
   };
 }
 
-async function benchCommand(a: Args, io: RunIo): Promise<number> {
+/** `bench live`'s options, checked. */
+interface BenchSettings {
+  durationS: number;
+  runs: number;
+  pings: number;
+  only: Datapath[];
+  esps: EspSetup[];
+  outDir: string;
+  progress: boolean;
+  tag: string;
+  json: boolean;
+  checkTargets: boolean;
+}
+
+function benchSettings(a: Args): BenchSettings {
   if (a.operands.length > 0) throw new CliError(`bench live: no operands (got '${a.operands[0]}'; ${helpHint('bench live')})`);
   const v: Record<string, unknown> = {};
   for (const k of Object.keys(BENCH_LIVE.options)) if (a.has(k)) v[k] = BENCH_LIVE.options[k]!.type === 'boolean' ? true : a.str(k);
@@ -180,13 +194,24 @@ async function benchCommand(a: Args, io: RunIo): Promise<number> {
         ? []
         : parseList(String(v['esp']), ciphers, { aes: 'aes-gcm-128', chacha: 'chacha20-poly1305' }, '--esp');
   const outDir = resolve(typeof v['out'] === 'string' ? v['out'] : 'bench-live');
-  const progress = v['no-progress'] !== true;
   const tag = typeof v['tag'] === 'string' ? v['tag'] : randomBytes(3).toString('hex');
   if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new CliError(`bench live: --tag expects 1-8 lowercase letters or digits, got '${tag}'`);
-  const say = (line: string): void => {
-    if (progress) io.err(`${line}\n`);
+  return {
+    durationS,
+    runs,
+    pings,
+    only,
+    esps,
+    outDir,
+    progress: v['no-progress'] !== true,
+    tag,
+    json: v['json'] === true,
+    checkTargets: v['check-targets'] === true,
   };
+}
 
+/** Refuses (status 2) a machine the labs cannot be built on, or an output directory that cannot be written. */
+function checkMachine(o: BenchSettings): void {
   if (process.platform !== 'linux') throw new CliError(`bench live: needs Linux (network namespaces); this is ${process.platform}`);
   if (process.getuid?.() !== 0)
     throw new CliError('bench live: needs root (it builds network namespaces, TAPs and veths, and starts agents and Open vSwitch in them)');
@@ -195,16 +220,18 @@ async function benchCommand(a: Args, io: RunIo): Promise<number> {
       throw new CliError(
         `bench live: ${tool} is not installed (apt-get install ${tool === 'ping' ? 'iputils-ping' : tool === 'iperf3' ? 'iperf3' : 'iproute2'})`,
       );
-  if (only.includes('seine')) {
+  if (o.only.includes('seine')) {
     const why = nativeUnavailable();
     if (why !== null) throw new CliError(`bench live: seine's agents need the native addon: ${why}`);
   }
-  const why = makeDir(outDir);
-  if (why !== null) throw new CliError(`bench live: cannot write into '${outDir}': ${why}`);
+  const why = makeDir(o.outDir);
+  if (why !== null) throw new CliError(`bench live: cannot write into '${o.outDir}': ${why}`);
+}
 
-  const skipped: Skipped[] = [];
+/** The labs to build, one after the other: each datapath plain, seine with each cipher too; ovs-netdev skipped when missing. */
+function setupsOf(o: BenchSettings, skipped: Skipped[], say: (line: string) => void): Setup[] {
   const setups: Setup[] = [];
-  for (const d of only) {
+  for (const d of o.only) {
     if (d === 'ovs-netdev') {
       const why = ovsMissing();
       if (why !== null) {
@@ -214,8 +241,20 @@ async function benchCommand(a: Args, io: RunIo): Promise<number> {
       }
     }
     setups.push({ datapath: d, esp: 'none' });
-    if (d === 'seine') for (const e of esps) setups.push({ datapath: d, esp: e });
+    if (d === 'seine') for (const e of o.esps) setups.push({ datapath: d, esp: e });
   }
+  return setups;
+}
+
+async function benchCommand(a: Args, io: RunIo): Promise<number> {
+  const o = benchSettings(a);
+  const { durationS, runs, pings, outDir, tag } = o;
+  const say = (line: string): void => {
+    if (o.progress) io.err(`${line}\n`);
+  };
+  checkMachine(o);
+  const skipped: Skipped[] = [];
+  const setups = setupsOf(o, skipped, say);
 
   const tck = clkTck();
   say(`seine bench live: ${setups.length} lab(s) one after the other (tag ${tag}), ${durationS} s per measurement, ${runs} run(s); output in ${outDir}`);
@@ -305,13 +344,13 @@ async function benchCommand(a: Args, io: RunIo): Promise<number> {
   writeFileSync(join(outDir, 'results.json'), JSON.stringify(report, null, 1) + '\n');
   if (results.length > 0) for (const m of METRICS) writeFileSync(join(outDir, `${m}.svg`), svgChart(m, results));
   say(`wrote ${join(outDir, 'results.json')}${results.length > 0 ? ` and ${METRICS.length} charts (${METRICS.map((m) => `${m}.svg`).join(', ')})` : ''}`);
-  if (v['json'] === true) io.out(JSON.stringify(report));
+  if (o.json) io.out(JSON.stringify(report));
   else {
     io.out(formatBenchTable(report));
     for (const f of failed) io.out(`\nfailed: ${f.esp !== undefined && f.esp !== 'none' ? `${f.datapath}+${f.esp}` : f.datapath}: ${f.why}`);
   }
   const missed = report.targets.filter((t) => t.ok === false && !t.stretch);
-  if (v['check-targets'] === true && missed.length > 0) {
+  if (o.checkTargets && missed.length > 0) {
     io.err(`bench live: ${missed.length} target(s) missed: ${missed.map((t) => t.what).join('; ')}\n`);
     return 1;
   }
