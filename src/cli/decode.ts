@@ -137,41 +137,12 @@ function quoted(b: Uint8Array, off: number, end: number): DecodedLayer[] {
 function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
   const o = d.off;
   switch (d.kind) {
-    case 'eth': {
-      const v = new EthernetView(b, o);
-      out.push({ name: 'eth', fields: { 'eth.dst': macToString(v.dst), 'eth.src': macToString(v.src), 'eth.type': v.etherType } });
-      d.repr.vlans.forEach((t, i) => {
-        const tag = new VlanView(b, o + 14 + 4 * i);
-        if (t.tpid === ETHERTYPE_QINQ) {
-          // Wireshark keys the EtherType after an 802.1ad tag as ieee8021ah.etype.
-          out.push({
-            name: 'ieee8021ad',
-            fields: { 'ieee8021ad.priority': tag.pcp, 'ieee8021ad.dei': tag.dei, 'ieee8021ad.id': tag.vid, 'ieee8021ah.etype': tag.etherType },
-          });
-        } else {
-          out.push({ name: 'vlan', fields: { 'vlan.priority': tag.pcp, 'vlan.dei': tag.dei, 'vlan.id': tag.vid, 'vlan.etype': tag.etherType } });
-        }
-      });
+    case 'eth':
+      ethLayers(d, b, out);
       return;
-    }
-    case 'arp': {
-      const v = new ArpView(b, o);
-      out.push({
-        name: 'arp',
-        fields: {
-          'arp.hw.type': v.htype,
-          'arp.proto.type': v.ptype,
-          'arp.hw.size': v.hlen,
-          'arp.proto.size': v.plen,
-          'arp.opcode': v.operation,
-          'arp.src.hw_mac': macToString(v.senderMac),
-          'arp.src.proto_ipv4': ipv4ToString(v.senderIp),
-          'arp.dst.hw_mac': macToString(v.targetMac),
-          'arp.dst.proto_ipv4': ipv4ToString(v.targetIp),
-        },
-      });
+    case 'arp':
+      arpLayer(d, b, out);
       return;
-    }
     case 'ipv4':
       out.push({ name: 'ip', fields: { ...ipv4Fields(b, o), 'ip.checksum.status': checksumStatus(d.checksumOk) } });
       return;
@@ -203,58 +174,12 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       }
       return;
     }
-    case 'icmpv4': {
-      const v = new Icmpv4View(b, o);
-      const f: Record<string, FieldValue> = {
-        'icmp.type': v.type,
-        'icmp.code': v.code,
-        'icmp.checksum': v.checksum,
-        'icmp.checksum.status': statusOf(d),
-      };
-      const layer: DecodedLayer = { name: 'icmp', fields: f };
-      if (v.type === ICMPV4_ECHO_REQUEST || v.type === ICMPV4_ECHO_REPLY) {
-        f['icmp.ident'] = v.ident;
-        f['icmp.seq'] = v.seq;
-      }
-      if (v.type === ICMPV4_DEST_UNREACHABLE || v.type === ICMPV4_TIME_EXCEEDED) {
-        if (v.type === ICMPV4_DEST_UNREACHABLE && v.code === ICMPV4_CODE_FRAG_NEEDED) f['icmp.mtu'] = v.nextHopMtu;
-        layer.quoted = quoted(b, o + 8, o + d.len);
-      }
-      out.push(layer);
+    case 'icmpv4':
+      icmpv4Layer(d, b, out);
       return;
-    }
-    case 'icmpv6': {
-      const v = new Icmpv6View(b, o);
-      const f: Record<string, FieldValue> = {
-        'icmpv6.type': v.type,
-        'icmpv6.code': v.code,
-        'icmpv6.checksum': v.checksum,
-        'icmpv6.checksum.status': statusOf(d),
-      };
-      const layer: DecodedLayer = { name: 'icmpv6', fields: f };
-      const r = d.repr;
-      if (v.type === ICMPV6_ECHO_REQUEST || v.type === ICMPV6_ECHO_REPLY) {
-        f['icmpv6.echo.identifier'] = v.ident;
-        f['icmpv6.echo.sequence_number'] = v.seq;
-      }
-      if (v.type === ICMPV6_PACKET_TOO_BIG) f['icmpv6.mtu'] = v.mtu;
-      if (v.type < 128) layer.quoted = quoted(b, o + 8, o + d.len);
-      if (v.type === ICMPV6_NEIGHBOR_SOLICIT && r.kind === 'neighborSolicit') {
-        f['icmpv6.nd.ns.target_address'] = ipv6ToString(r.target);
-        if (r.sourceLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.sourceLinkAddr);
-      }
-      if (v.type === ICMPV6_NEIGHBOR_ADVERT && r.kind === 'neighborAdvert') {
-        Object.assign(f, {
-          'icmpv6.nd.na.flag.r': r.router,
-          'icmpv6.nd.na.flag.s': r.solicited,
-          'icmpv6.nd.na.flag.o': r.override,
-          'icmpv6.nd.na.target_address': ipv6ToString(r.target),
-        });
-        if (r.targetLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.targetLinkAddr);
-      }
-      out.push(layer);
+    case 'icmpv6':
+      icmpv6Layer(d, b, out);
       return;
-    }
     case 'udp': {
       const v = new UdpView(b, o);
       out.push({
@@ -269,84 +194,21 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       });
       return;
     }
-    case 'tcp': {
-      const v = new TcpView(b, o);
-      const f: Record<string, FieldValue> = {
-        'tcp.srcport': v.srcPort,
-        'tcp.dstport': v.dstPort,
-        'tcp.seq_raw': v.seqNumber,
-        'tcp.ack_raw': v.ackNumber,
-        'tcp.hdr_len': v.headerLen,
-        'tcp.flags': v.flags,
-        'tcp.window_size_value': v.window,
-        'tcp.checksum': v.checksum,
-        'tcp.checksum.status': statusOf(d),
-        'tcp.urgent_pointer': v.urgent,
-      };
-      const mss = v.findOption(TCP_OPT_MSS);
-      if (mss >= 0) f['tcp.options.mss_val'] = rd16(b, mss + 2);
-      const ws = v.findOption(TCP_OPT_WSCALE);
-      if (ws >= 0) f['tcp.options.wscale.shift'] = b[ws + 2]!;
-      const kinds: number[] = [];
-      for (let p = v.optionsOffset, e = v.optionsOffset + v.optionsLen; p < e; ) {
-        const k = b[p]!;
-        if (k === 0) break;
-        kinds.push(k);
-        p += k === 1 ? 1 : Math.max(2, b[p + 1] ?? 2);
-      }
-      if (kinds.length > 0) f['tcp.option_kind'] = kinds;
-      out.push({ name: 'tcp', fields: f });
+    case 'tcp':
+      tcpLayer(d, b, out);
       return;
-    }
     case 'vxlan': {
       const v = new VxlanView(b, o);
       // Wireshark's vxlan.flags is the first 16 bits (flags byte and the reserved byte after it).
       out.push({ name: 'vxlan', fields: { 'vxlan.flags': rd16(b, o), 'vxlan.vni': v.vni } });
       return;
     }
-    case 'geneve': {
-      const v = new GeneveView(b, o);
-      const cls: number[] = [],
-        type: number[] = [],
-        crit: boolean[] = [],
-        len: number[] = [];
-      for (let p = v.firstOptionOffset; p < v.optionsEnd; p = v.nextOptionOffset(p)) {
-        cls.push(v.optionClass(p));
-        type.push(v.optionType(p));
-        crit.push(v.optionCritical(p));
-        len.push(4 + v.optionDataLen(p)); // Wireshark counts the option header in its length
-      }
-      const f: Record<string, FieldValue> = {
-        'geneve.version': v.version,
-        'geneve.flags.oam': v.oam,
-        'geneve.flags.critical': v.critical,
-        'geneve.proto_type': v.protocolType,
-        'geneve.vni': v.vni,
-      };
-      if (cls.length > 0)
-        Object.assign(f, { 'geneve.option.class': cls, 'geneve.option.type': type, 'geneve.option.type.critical': crit, 'geneve.option.length': len });
-      out.push({ name: 'geneve', fields: f });
+    case 'geneve':
+      geneveLayer(d, b, out);
       return;
-    }
-    case 'gre': {
-      const v = new GreView(b, o);
-      const f: Record<string, FieldValue> = {
-        'gre.flags_and_version': v.flagsVersion,
-        'gre.flags.checksum': v.checksumPresent,
-        'gre.flags.key': v.keyPresent,
-        'gre.flags.sequence_number': v.sequencePresent,
-        'gre.flags.version': v.version,
-        'gre.proto': v.protocolType,
-      };
-      if (v.checksum !== null) {
-        f['gre.checksum'] = v.checksum;
-        f['gre.checksum.status'] = checksumStatus(d.checksumOk);
-      }
-      if (v.key !== null) f['gre.key'] = v.key;
-      if (v.sequence !== null) f['gre.sequence_number'] = v.sequence;
-      out.push({ name: 'gre', fields: f });
+    case 'gre':
+      greLayer(d, b, out);
       return;
-    }
     case 'esp':
       out.push({ name: 'esp', fields: { 'esp.spi': rd32(b, o), 'esp.sequence': rd32(b, o + 4) } });
       return;
@@ -354,6 +216,179 @@ function layerFields(d: Dissected, b: Uint8Array, out: DecodedLayer[]): void {
       out.push({ name: 'data', fields: { 'data.len': d.len, 'data.data': hex(b, o, Math.min(d.len, 64)) } });
       return;
   }
+}
+
+/** Ethernet and its 802.1Q/802.1ad tags, one layer each. */
+function ethLayers(d: Extract<Dissected, { kind: 'eth' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new EthernetView(b, o);
+  out.push({ name: 'eth', fields: { 'eth.dst': macToString(v.dst), 'eth.src': macToString(v.src), 'eth.type': v.etherType } });
+  d.repr.vlans.forEach((t, i) => {
+    const tag = new VlanView(b, o + 14 + 4 * i);
+    if (t.tpid === ETHERTYPE_QINQ) {
+      // Wireshark keys the EtherType after an 802.1ad tag as ieee8021ah.etype.
+      out.push({
+        name: 'ieee8021ad',
+        fields: { 'ieee8021ad.priority': tag.pcp, 'ieee8021ad.dei': tag.dei, 'ieee8021ad.id': tag.vid, 'ieee8021ah.etype': tag.etherType },
+      });
+    } else {
+      out.push({ name: 'vlan', fields: { 'vlan.priority': tag.pcp, 'vlan.dei': tag.dei, 'vlan.id': tag.vid, 'vlan.etype': tag.etherType } });
+    }
+  });
+}
+
+/** An ARP message. */
+function arpLayer(d: Extract<Dissected, { kind: 'arp' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new ArpView(b, o);
+  out.push({
+    name: 'arp',
+    fields: {
+      'arp.hw.type': v.htype,
+      'arp.proto.type': v.ptype,
+      'arp.hw.size': v.hlen,
+      'arp.proto.size': v.plen,
+      'arp.opcode': v.operation,
+      'arp.src.hw_mac': macToString(v.senderMac),
+      'arp.src.proto_ipv4': ipv4ToString(v.senderIp),
+      'arp.dst.hw_mac': macToString(v.targetMac),
+      'arp.dst.proto_ipv4': ipv4ToString(v.targetIp),
+    },
+  });
+}
+
+/** ICMP: echo's identifier and sequence, an error's MTU and the quote it holds. */
+function icmpv4Layer(d: Extract<Dissected, { kind: 'icmpv4' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new Icmpv4View(b, o);
+  const f: Record<string, FieldValue> = {
+    'icmp.type': v.type,
+    'icmp.code': v.code,
+    'icmp.checksum': v.checksum,
+    'icmp.checksum.status': statusOf(d),
+  };
+  const layer: DecodedLayer = { name: 'icmp', fields: f };
+  if (v.type === ICMPV4_ECHO_REQUEST || v.type === ICMPV4_ECHO_REPLY) {
+    f['icmp.ident'] = v.ident;
+    f['icmp.seq'] = v.seq;
+  }
+  if (v.type === ICMPV4_DEST_UNREACHABLE || v.type === ICMPV4_TIME_EXCEEDED) {
+    if (v.type === ICMPV4_DEST_UNREACHABLE && v.code === ICMPV4_CODE_FRAG_NEEDED) f['icmp.mtu'] = v.nextHopMtu;
+    layer.quoted = quoted(b, o + 8, o + d.len);
+  }
+  out.push(layer);
+}
+
+/** ICMPv6: echo's identifier and sequence, too-big's MTU, an error's quote, neighbor discovery's target and link address. */
+function icmpv6Layer(d: Extract<Dissected, { kind: 'icmpv6' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new Icmpv6View(b, o);
+  const f: Record<string, FieldValue> = {
+    'icmpv6.type': v.type,
+    'icmpv6.code': v.code,
+    'icmpv6.checksum': v.checksum,
+    'icmpv6.checksum.status': statusOf(d),
+  };
+  const layer: DecodedLayer = { name: 'icmpv6', fields: f };
+  const r = d.repr;
+  if (v.type === ICMPV6_ECHO_REQUEST || v.type === ICMPV6_ECHO_REPLY) {
+    f['icmpv6.echo.identifier'] = v.ident;
+    f['icmpv6.echo.sequence_number'] = v.seq;
+  }
+  if (v.type === ICMPV6_PACKET_TOO_BIG) f['icmpv6.mtu'] = v.mtu;
+  if (v.type < 128) layer.quoted = quoted(b, o + 8, o + d.len);
+  if (v.type === ICMPV6_NEIGHBOR_SOLICIT && r.kind === 'neighborSolicit') {
+    f['icmpv6.nd.ns.target_address'] = ipv6ToString(r.target);
+    if (r.sourceLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.sourceLinkAddr);
+  }
+  if (v.type === ICMPV6_NEIGHBOR_ADVERT && r.kind === 'neighborAdvert') {
+    Object.assign(f, {
+      'icmpv6.nd.na.flag.r': r.router,
+      'icmpv6.nd.na.flag.s': r.solicited,
+      'icmpv6.nd.na.flag.o': r.override,
+      'icmpv6.nd.na.target_address': ipv6ToString(r.target),
+    });
+    if (r.targetLinkAddr !== null) f['icmpv6.opt.linkaddr'] = macToString(r.targetLinkAddr);
+  }
+  out.push(layer);
+}
+
+/** TCP with the options Wireshark names (MSS, window scale) and every option kind present. */
+function tcpLayer(d: Extract<Dissected, { kind: 'tcp' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new TcpView(b, o);
+  const f: Record<string, FieldValue> = {
+    'tcp.srcport': v.srcPort,
+    'tcp.dstport': v.dstPort,
+    'tcp.seq_raw': v.seqNumber,
+    'tcp.ack_raw': v.ackNumber,
+    'tcp.hdr_len': v.headerLen,
+    'tcp.flags': v.flags,
+    'tcp.window_size_value': v.window,
+    'tcp.checksum': v.checksum,
+    'tcp.checksum.status': statusOf(d),
+    'tcp.urgent_pointer': v.urgent,
+  };
+  const mss = v.findOption(TCP_OPT_MSS);
+  if (mss >= 0) f['tcp.options.mss_val'] = rd16(b, mss + 2);
+  const ws = v.findOption(TCP_OPT_WSCALE);
+  if (ws >= 0) f['tcp.options.wscale.shift'] = b[ws + 2]!;
+  const kinds: number[] = [];
+  for (let p = v.optionsOffset, e = v.optionsOffset + v.optionsLen; p < e; ) {
+    const k = b[p]!;
+    if (k === 0) break;
+    kinds.push(k);
+    p += k === 1 ? 1 : Math.max(2, b[p + 1] ?? 2);
+  }
+  if (kinds.length > 0) f['tcp.option_kind'] = kinds;
+  out.push({ name: 'tcp', fields: f });
+}
+
+/** Geneve with its options, one list per option field as Wireshark gives them. */
+function geneveLayer(d: Extract<Dissected, { kind: 'geneve' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new GeneveView(b, o);
+  const cls: number[] = [],
+    type: number[] = [],
+    crit: boolean[] = [],
+    len: number[] = [];
+  for (let p = v.firstOptionOffset; p < v.optionsEnd; p = v.nextOptionOffset(p)) {
+    cls.push(v.optionClass(p));
+    type.push(v.optionType(p));
+    crit.push(v.optionCritical(p));
+    len.push(4 + v.optionDataLen(p)); // Wireshark counts the option header in its length
+  }
+  const f: Record<string, FieldValue> = {
+    'geneve.version': v.version,
+    'geneve.flags.oam': v.oam,
+    'geneve.flags.critical': v.critical,
+    'geneve.proto_type': v.protocolType,
+    'geneve.vni': v.vni,
+  };
+  if (cls.length > 0)
+    Object.assign(f, { 'geneve.option.class': cls, 'geneve.option.type': type, 'geneve.option.type.critical': crit, 'geneve.option.length': len });
+  out.push({ name: 'geneve', fields: f });
+}
+
+/** GRE with the optional fields its flags say are there. */
+function greLayer(d: Extract<Dissected, { kind: 'gre' }>, b: Uint8Array, out: DecodedLayer[]): void {
+  const o = d.off;
+  const v = new GreView(b, o);
+  const f: Record<string, FieldValue> = {
+    'gre.flags_and_version': v.flagsVersion,
+    'gre.flags.checksum': v.checksumPresent,
+    'gre.flags.key': v.keyPresent,
+    'gre.flags.sequence_number': v.sequencePresent,
+    'gre.flags.version': v.version,
+    'gre.proto': v.protocolType,
+  };
+  if (v.checksum !== null) {
+    f['gre.checksum'] = v.checksum;
+    f['gre.checksum.status'] = checksumStatus(d.checksumOk);
+  }
+  if (v.key !== null) f['gre.key'] = v.key;
+  if (v.sequence !== null) f['gre.sequence_number'] = v.sequence;
+  out.push({ name: 'gre', fields: f });
 }
 
 /** As tshark with reassembly off: a first fragment's transport header is decoded, later fragments are data. */
