@@ -136,233 +136,294 @@ function nextForEtherType(t: number): number {
 
 /** Walks `bytes[off, end)` starting with an Ethernet header (or IPv4/IPv6 when `first` says so). */
 export function dissect(bytes: Uint8Array, off = 0, end = bytes.length, first: 'eth' | 'ipv4' | 'ipv6' = 'eth', opts: DissectOptions = {}): Dissection {
-  const layers: Dissected[] = [];
-  // Inside the first fragment of a datagram (opts.firstFragments): checksums cannot be verified.
-  let partial = false;
-  const out: Dissection = { layers, drop: null, dropOff: off };
+  const w = new Walk(bytes, off, end, opts);
   let next = first === 'eth' ? NEXT_ETH : first === 'ipv4' ? NEXT_IPV4 : NEXT_IPV6;
-  let p = off;
-  let ip: IpContext | null = null;
-  const fail = (r: DropReason): Dissection => {
-    out.drop = r;
-    out.dropOff = p;
-    return out;
-  };
-  const data = (): Dissection => {
-    if (p < end) layers.push({ kind: 'data', bytes: bytes.subarray(p, end), off: p, len: end - p, checksumOk: null });
-    return out;
-  };
-  // Upper-layer protocol dispatch shared by IPv4 and IPv6; returns the next step or -1 for "data".
-  const NEXT_UDP = 10,
-    NEXT_TCP = 11,
-    NEXT_ICMPV4 = 12,
-    NEXT_ICMPV6 = 13,
-    NEXT_GRE = 14,
-    NEXT_ESP = 15;
-  const forProto = (proto: number): number =>
-    proto === IPPROTO_UDP
-      ? NEXT_UDP
-      : proto === IPPROTO_TCP
-        ? NEXT_TCP
-        : proto === IPPROTO_ICMP
-          ? NEXT_ICMPV4
-          : proto === IPPROTO_ICMPV6
-            ? NEXT_ICMPV6
-            : proto === IPPROTO_GRE
-              ? NEXT_GRE
-              : proto === IPPROTO_ESP
-                ? NEXT_ESP
-                : -1;
-  const pseudo = (proto: number, len: number): number =>
-    ip === null
-      ? 0
-      : ip.v6
-        ? pseudoSumV6At(ip.bytes, ip.srcOff, ip.dstOff, proto, len)
-        : onesSum(ip.bytes, ip.srcOff, 4, onesSum(ip.bytes, ip.dstOff, 4, proto + len));
+  while (next !== DONE) next = w.layers.length >= MAX_LAYERS ? w.fail(DropReason.TooManyLayers) : w.step(next);
+  return w.out;
+}
 
-  // Every step but "data" parses a header, so an expected header with no bytes left is a drop.
-  for (;;) {
-    if (layers.length >= MAX_LAYERS) return fail(DropReason.TooManyLayers);
-    const avail = end - p;
+// The steps after the network layer (the link and network ones are above, shared with nextForEtherType).
+const NEXT_UDP = 10;
+const NEXT_TCP = 11;
+const NEXT_ICMPV4 = 12;
+const NEXT_ICMPV6 = 13;
+const NEXT_GRE = 14;
+const NEXT_ESP = 15;
+const NEXT_VXLAN = 20;
+const NEXT_GENEVE = 21;
+/** What follows is data seine does not look into. */
+const NEXT_DATA = -1;
+/** The walk is over: its `out` holds what was found, and the drop that ended it if one did. */
+const DONE = -2;
+
+/** Upper-layer protocol dispatch shared by IPv4 and IPv6. */
+function nextForProto(proto: number): number {
+  if (proto === IPPROTO_UDP) return NEXT_UDP;
+  if (proto === IPPROTO_TCP) return NEXT_TCP;
+  if (proto === IPPROTO_ICMP) return NEXT_ICMPV4;
+  if (proto === IPPROTO_ICMPV6) return NEXT_ICMPV6;
+  if (proto === IPPROTO_GRE) return NEXT_GRE;
+  if (proto === IPPROTO_ESP) return NEXT_ESP;
+  return NEXT_DATA;
+}
+
+/**
+ * One walk through a frame: where it is (`p`), where the current packet ends (link-layer padding and
+ * bytes past a UDP length are not payload), the IP header whose pseudo-header the next checksum needs,
+ * and whether it is inside a first fragment. Each step parses one header, records it and returns the
+ * next step; every step but data parses a header, so an expected header with no bytes left is a drop.
+ */
+class Walk {
+  readonly layers: Dissected[] = [];
+  readonly out: Dissection;
+  p: number;
+  ip: IpContext | null = null;
+  /** Inside the first fragment of a datagram (opts.firstFragments): checksums cannot be verified. */
+  partial = false;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    off: number,
+    public end: number,
+    readonly opts: DissectOptions,
+  ) {
+    this.p = off;
+    this.out = { layers: this.layers, drop: null, dropOff: off };
+  }
+
+  fail(r: DropReason): number {
+    this.out.drop = r;
+    this.out.dropOff = this.p;
+    return DONE;
+  }
+
+  step(next: number): number {
     switch (next) {
-      case NEXT_ETH: {
-        const v = new EthernetView(bytes, p);
-        const r = parseEthernet(v, avail);
-        if (typeof r === 'number') return fail(r);
-        const len = ethernetBufferLen(r);
-        layers.push({ kind: 'eth', repr: r, off: p, len, checksumOk: null });
-        p += len;
-        next = nextForEtherType(r.etherType);
-        break;
-      }
-      case NEXT_ARP: {
-        const r = parseArp(new ArpView(bytes, p), avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'arp', repr: r, off: p, len: arpBufferLen(r), checksumOk: null });
-        p += arpBufferLen(r);
-        return out; // what follows is link-layer padding
-      }
-      case NEXT_IPV4: {
-        const v = new Ipv4View(bytes, p);
-        const r = parseIpv4(v, avail, false);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'ipv4', repr: r, off: p, len: v.headerLen, checksumOk: v.verifyChecksum() });
-        end = p + v.totalLen; // link-layer padding is not payload
-        ip = { v6: false, bytes, srcOff: v.srcOffset, dstOff: v.dstOffset };
-        p += v.headerLen;
-        // Any fragment is data until reassembled (a first fragment's upper layer is incomplete), unless
-        // the caller asks for the first fragment's transport header.
-        if (r.moreFrags && r.fragOffset === 0 && opts.firstFragments === true) {
-          partial = true;
-          next = forProto(r.protocol);
-        } else next = r.moreFrags || r.fragOffset !== 0 ? -1 : forProto(r.protocol);
-        break;
-      }
-      case NEXT_IPV6: {
-        const v = new Ipv6View(bytes, p);
-        const r = parseIpv6(v, avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'ipv6', repr: r, off: p, len: IPV6_HEADER_LEN, checksumOk: null });
-        end = p + IPV6_HEADER_LEN + r.payloadLen;
-        ip = { v6: true, bytes, srcOff: v.srcOffset, dstOff: v.dstOffset };
-        p += IPV6_HEADER_LEN;
-        let nh = r.nextHeader;
-        let fragment = false;
-        for (let n = 0; ; n++) {
-          if (n > IPV6_MAX_EXT_HEADERS) return fail(DropReason.Ipv6TooManyExtHeaders);
-          if (nh === IPV6_NH_FRAGMENT) {
-            const f = parseIpv6Frag(new Ipv6FragView(bytes, p), end - p);
-            if (typeof f === 'number') return fail(f);
-            layers.push({ kind: 'ipv6frag', repr: f, off: p, len: IPV6_FRAG_HEADER_LEN, checksumOk: null });
-            p += IPV6_FRAG_HEADER_LEN;
-            nh = f.nextHeader;
-            if (f.moreFrags && f.fragOffset === 0 && opts.firstFragments === true) {
-              partial = true;
-              continue; // the first fragment: its headers follow
-            }
-            fragment = true;
-            break; // what follows a Fragment header is fragment data until reassembled
-          }
-          if (!isGenericExtHeader(nh)) break;
-          const e = parseIpv6Ext(bytes, p, end - p, nh);
-          if (typeof e === 'number') return fail(e);
-          const len = ipv6ExtBufferLen(e);
-          layers.push({ kind: 'ipv6ext', repr: e, off: p, len, checksumOk: null });
-          if (nh === IPV6_NH_ROUTING) {
-            const d = routingFinalDst(bytes, p + 2, p + len);
-            if (d >= 0) ip.dstOff = d;
-          }
-          p += len;
-          nh = e.nextHeader;
-        }
-        next = fragment ? -1 : forProto(nh);
-        break;
-      }
-      case NEXT_UDP: {
-        const v = new UdpView(bytes, p);
-        // In a first fragment the length counts the whole datagram: only the header must be here.
-        const r = partial
-          ? avail < UDP_HEADER_LEN
-            ? DropReason.UdpTruncated
-            : v.length < UDP_HEADER_LEN
-              ? DropReason.UdpBadLength
-              : { srcPort: v.srcPort, dstPort: v.dstPort }
-          : parseUdp(v, avail);
-        if (typeof r === 'number') return fail(r);
-        const zero = v.checksum === 0;
-        const ok = ip === null || partial ? null : zero && !ip.v6 ? null : v.verifyChecksum(pseudo(IPPROTO_UDP, v.length), false);
-        layers.push({ kind: 'udp', repr: r, zeroChecksum: zero, off: p, len: UDP_HEADER_LEN, checksumOk: ok, ...(partial ? { partial } : {}) });
-        end = Math.min(end, p + v.length);
-        p += UDP_HEADER_LEN;
-        const port = (x: number): boolean => r.dstPort === x || r.srcPort === x;
-        if (port(VXLAN_UDP_PORT)) next = 20;
-        else if (port(GENEVE_UDP_PORT)) next = 21;
-        // ESP-in-UDP (RFC 3948 §2.2): a zero first word marks IKE, not ESP.
-        else if (port(ESP_UDP_PORT) && end - p >= ESP_HEADER_LEN && (bytes[p]! | bytes[p + 1]! | bytes[p + 2]! | bytes[p + 3]!) !== 0) next = NEXT_ESP;
-        else next = -1;
-        break;
-      }
-      case 20: {
-        const r = parseVxlan(new VxlanView(bytes, p), avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'vxlan', repr: r, off: p, len: vxlanBufferLen(r), checksumOk: null });
-        p += vxlanBufferLen(r);
-        ip = null;
-        partial = false; // the inner packet is its own: its checksums are whole if it is
-        next = NEXT_ETH;
-        break;
-      }
-      case 21: {
-        const r = parseGeneve(new GeneveView(bytes, p), avail);
-        if (typeof r === 'number') return fail(r);
-        const len = geneveBufferLen(r);
-        layers.push({ kind: 'geneve', repr: r, off: p, len, checksumOk: null });
-        p += len;
-        ip = null;
-        partial = false; // the inner packet is its own: its checksums are whole if it is
-        next = nextForEtherType(r.protocolType);
-        break;
-      }
-      case NEXT_GRE: {
-        const v = new GreView(bytes, p);
-        const r = parseGre(v, avail);
-        if (typeof r === 'number') return fail(r);
-        const len = greBufferLen(r);
-        layers.push({ kind: 'gre', repr: r, off: p, len, checksumOk: r.checksum ? v.verifyChecksum(avail) : null });
-        p += len;
-        ip = null;
-        partial = false; // the inner packet is its own: its checksums are whole if it is
-        next = nextForEtherType(r.protocolType);
-        break;
-      }
-      case NEXT_TCP: {
-        const v = new TcpView(bytes, p);
-        const r = parseTcp(v, avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({
-          kind: 'tcp',
-          repr: r,
-          off: p,
-          len: v.headerLen,
-          checksumOk: ip === null || partial ? null : v.verifyChecksum(pseudo(IPPROTO_TCP, avail), avail),
-          ...(partial ? { partial } : {}),
-        });
-        p += v.headerLen;
-        next = -1;
-        break;
-      }
-      case NEXT_ICMPV4: {
-        const v = new Icmpv4View(bytes, p);
-        const r = parseIcmpv4(v, avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'icmpv4', repr: r, off: p, len: avail, checksumOk: partial ? null : v.verifyChecksum(avail), ...(partial ? { partial } : {}) });
-        return out; // quoted datagrams are part of the ICMP message
-      }
-      case NEXT_ICMPV6: {
-        const v = new Icmpv6View(bytes, p);
-        const r = parseIcmpv6(v, avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({
-          kind: 'icmpv6',
-          repr: r,
-          off: p,
-          len: avail,
-          checksumOk: partial ? null : v.verifyChecksum(pseudo(IPPROTO_ICMPV6, avail), avail),
-          ...(partial ? { partial } : {}),
-        });
-        return out;
-      }
-      case NEXT_ESP: {
-        const r = parseEsp(new EspView(bytes, p), avail);
-        if (typeof r === 'number') return fail(r);
-        layers.push({ kind: 'esp', repr: r, off: p, len: ESP_HEADER_LEN, checksumOk: null });
-        p += ESP_HEADER_LEN;
-        next = -1;
-        break;
-      }
+      case NEXT_ETH:
+        return this.eth();
+      case NEXT_ARP:
+        return this.arp();
+      case NEXT_IPV4:
+        return this.ipv4();
+      case NEXT_IPV6:
+        return this.ipv6();
+      case NEXT_UDP:
+        return this.udp();
+      case NEXT_VXLAN:
+        return this.vxlan();
+      case NEXT_GENEVE:
+        return this.geneve();
+      case NEXT_GRE:
+        return this.gre();
+      case NEXT_TCP:
+        return this.tcp();
+      case NEXT_ICMPV4:
+        return this.icmpv4();
+      case NEXT_ICMPV6:
+        return this.icmpv6();
+      case NEXT_ESP:
+        return this.esp();
       default:
-        return data();
+        return this.data();
     }
+  }
+
+  private get avail(): number {
+    return this.end - this.p;
+  }
+
+  private pseudo(proto: number, len: number): number {
+    const ip = this.ip;
+    if (ip === null) return 0;
+    return ip.v6 ? pseudoSumV6At(ip.bytes, ip.srcOff, ip.dstOff, proto, len) : onesSum(ip.bytes, ip.srcOff, 4, onesSum(ip.bytes, ip.dstOff, 4, proto + len));
+  }
+
+  /** Past a tunnel header: the inner packet is its own, its checksums whole if it is. */
+  private inner(len: number, next: number): number {
+    this.p += len;
+    this.ip = null;
+    this.partial = false;
+    return next;
+  }
+
+  private data(): number {
+    const { p, end } = this;
+    if (p < end) this.layers.push({ kind: 'data', bytes: this.bytes.subarray(p, end), off: p, len: end - p, checksumOk: null });
+    return DONE;
+  }
+
+  private eth(): number {
+    const r = parseEthernet(new EthernetView(this.bytes, this.p), this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    const len = ethernetBufferLen(r);
+    this.layers.push({ kind: 'eth', repr: r, off: this.p, len, checksumOk: null });
+    this.p += len;
+    return nextForEtherType(r.etherType);
+  }
+
+  private arp(): number {
+    const r = parseArp(new ArpView(this.bytes, this.p), this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'arp', repr: r, off: this.p, len: arpBufferLen(r), checksumOk: null });
+    this.p += arpBufferLen(r);
+    return DONE; // what follows is link-layer padding
+  }
+
+  private ipv4(): number {
+    const p = this.p;
+    const v = new Ipv4View(this.bytes, p);
+    const r = parseIpv4(v, this.avail, false);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'ipv4', repr: r, off: p, len: v.headerLen, checksumOk: v.verifyChecksum() });
+    this.end = p + v.totalLen; // link-layer padding is not payload
+    this.ip = { v6: false, bytes: this.bytes, srcOff: v.srcOffset, dstOff: v.dstOffset };
+    this.p += v.headerLen;
+    // Any fragment is data until reassembled (a first fragment's upper layer is incomplete), unless
+    // the caller asks for the first fragment's transport header.
+    if (r.moreFrags && r.fragOffset === 0 && this.opts.firstFragments === true) {
+      this.partial = true;
+      return nextForProto(r.protocol);
+    }
+    return r.moreFrags || r.fragOffset !== 0 ? NEXT_DATA : nextForProto(r.protocol);
+  }
+
+  private ipv6(): number {
+    const bytes = this.bytes;
+    const v = new Ipv6View(bytes, this.p);
+    const r = parseIpv6(v, this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'ipv6', repr: r, off: this.p, len: IPV6_HEADER_LEN, checksumOk: null });
+    this.end = this.p + IPV6_HEADER_LEN + r.payloadLen;
+    const ip: IpContext = { v6: true, bytes, srcOff: v.srcOffset, dstOff: v.dstOffset };
+    this.ip = ip;
+    this.p += IPV6_HEADER_LEN;
+    let nh = r.nextHeader;
+    for (let n = 0; ; n++) {
+      if (n > IPV6_MAX_EXT_HEADERS) return this.fail(DropReason.Ipv6TooManyExtHeaders);
+      const p = this.p;
+      if (nh === IPV6_NH_FRAGMENT) {
+        const f = parseIpv6Frag(new Ipv6FragView(bytes, p), this.avail);
+        if (typeof f === 'number') return this.fail(f);
+        this.layers.push({ kind: 'ipv6frag', repr: f, off: p, len: IPV6_FRAG_HEADER_LEN, checksumOk: null });
+        this.p += IPV6_FRAG_HEADER_LEN;
+        nh = f.nextHeader;
+        if (f.moreFrags && f.fragOffset === 0 && this.opts.firstFragments === true) {
+          this.partial = true;
+          continue; // the first fragment: its headers follow
+        }
+        return NEXT_DATA; // what follows a Fragment header is fragment data until reassembled
+      }
+      if (!isGenericExtHeader(nh)) return nextForProto(nh);
+      const e = parseIpv6Ext(bytes, p, this.avail, nh);
+      if (typeof e === 'number') return this.fail(e);
+      const len = ipv6ExtBufferLen(e);
+      this.layers.push({ kind: 'ipv6ext', repr: e, off: p, len, checksumOk: null });
+      if (nh === IPV6_NH_ROUTING) {
+        const d = routingFinalDst(bytes, p + 2, p + len);
+        if (d >= 0) ip.dstOff = d;
+      }
+      this.p += len;
+      nh = e.nextHeader;
+    }
+  }
+
+  private udp(): number {
+    const { bytes, p, avail, partial, ip } = this;
+    const v = new UdpView(bytes, p);
+    // In a first fragment the length counts the whole datagram: only the header must be here.
+    const r = partial
+      ? avail < UDP_HEADER_LEN
+        ? DropReason.UdpTruncated
+        : v.length < UDP_HEADER_LEN
+          ? DropReason.UdpBadLength
+          : { srcPort: v.srcPort, dstPort: v.dstPort }
+      : parseUdp(v, avail);
+    if (typeof r === 'number') return this.fail(r);
+    const zero = v.checksum === 0;
+    const ok = ip === null || partial ? null : zero && !ip.v6 ? null : v.verifyChecksum(this.pseudo(IPPROTO_UDP, v.length), false);
+    this.layers.push({ kind: 'udp', repr: r, zeroChecksum: zero, off: p, len: UDP_HEADER_LEN, checksumOk: ok, ...(partial ? { partial } : {}) });
+    this.end = Math.min(this.end, p + v.length);
+    const q = (this.p += UDP_HEADER_LEN);
+    const port = (x: number): boolean => r.dstPort === x || r.srcPort === x;
+    if (port(VXLAN_UDP_PORT)) return NEXT_VXLAN;
+    if (port(GENEVE_UDP_PORT)) return NEXT_GENEVE;
+    // ESP-in-UDP (RFC 3948 §2.2): a zero first word marks IKE, not ESP.
+    if (port(ESP_UDP_PORT) && this.end - q >= ESP_HEADER_LEN && (bytes[q]! | bytes[q + 1]! | bytes[q + 2]! | bytes[q + 3]!) !== 0) return NEXT_ESP;
+    return NEXT_DATA;
+  }
+
+  private vxlan(): number {
+    const r = parseVxlan(new VxlanView(this.bytes, this.p), this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'vxlan', repr: r, off: this.p, len: vxlanBufferLen(r), checksumOk: null });
+    return this.inner(vxlanBufferLen(r), NEXT_ETH);
+  }
+
+  private geneve(): number {
+    const r = parseGeneve(new GeneveView(this.bytes, this.p), this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    const len = geneveBufferLen(r);
+    this.layers.push({ kind: 'geneve', repr: r, off: this.p, len, checksumOk: null });
+    return this.inner(len, nextForEtherType(r.protocolType));
+  }
+
+  private gre(): number {
+    const v = new GreView(this.bytes, this.p);
+    const r = parseGre(v, this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    const len = greBufferLen(r);
+    this.layers.push({ kind: 'gre', repr: r, off: this.p, len, checksumOk: r.checksum ? v.verifyChecksum(this.avail) : null });
+    return this.inner(len, nextForEtherType(r.protocolType));
+  }
+
+  private tcp(): number {
+    const { p, avail, partial } = this;
+    const v = new TcpView(this.bytes, p);
+    const r = parseTcp(v, avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({
+      kind: 'tcp',
+      repr: r,
+      off: p,
+      len: v.headerLen,
+      checksumOk: this.ip === null || partial ? null : v.verifyChecksum(this.pseudo(IPPROTO_TCP, avail), avail),
+      ...(partial ? { partial } : {}),
+    });
+    this.p += v.headerLen;
+    return NEXT_DATA;
+  }
+
+  private icmpv4(): number {
+    const { p, avail, partial } = this;
+    const v = new Icmpv4View(this.bytes, p);
+    const r = parseIcmpv4(v, avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'icmpv4', repr: r, off: p, len: avail, checksumOk: partial ? null : v.verifyChecksum(avail), ...(partial ? { partial } : {}) });
+    return DONE; // quoted datagrams are part of the ICMP message
+  }
+
+  private icmpv6(): number {
+    const { p, avail, partial } = this;
+    const v = new Icmpv6View(this.bytes, p);
+    const r = parseIcmpv6(v, avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({
+      kind: 'icmpv6',
+      repr: r,
+      off: p,
+      len: avail,
+      checksumOk: partial ? null : v.verifyChecksum(this.pseudo(IPPROTO_ICMPV6, avail), avail),
+      ...(partial ? { partial } : {}),
+    });
+    return DONE;
+  }
+
+  private esp(): number {
+    const r = parseEsp(new EspView(this.bytes, this.p), this.avail);
+    if (typeof r === 'number') return this.fail(r);
+    this.layers.push({ kind: 'esp', repr: r, off: this.p, len: ESP_HEADER_LEN, checksumOk: null });
+    this.p += ESP_HEADER_LEN;
+    return NEXT_DATA;
   }
 }
 
