@@ -508,48 +508,139 @@ function sameShaping(a: Shaping, b: Shaping): boolean {
   return a.rateBps === b.rateBps && JSON.stringify(a.netem) === JSON.stringify(b.netem);
 }
 
+/** What planning a lab finds as it goes: what cannot be planned, what the kernel must have, what is left out. */
+class PlanBooks {
+  readonly refusals: LabRefusal[] = [];
+  readonly needs: LabNeed[] = [];
+  readonly omitted: LabPlan['omitted'] = [];
+  constructor(readonly without: ReadonlySet<LabFeature>) {}
+  need(kernel: KernelFeature, part: string, feature: LabFeature | null): void {
+    if (!this.needs.some((n) => n.kernel === kernel && n.part === part)) this.needs.push({ kernel, part, feature });
+  }
+}
+
 /**
  * The lab a scenario makes. Throws a `LabPlanError` listing what cannot be planned (whatever the host);
  * `checkLabFeasible` adds what the host lacks.
  */
 export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
-  const without = new Set(opts.without ?? []);
-  const refusals: LabRefusal[] = [];
-  const needs: LabNeed[] = [];
-  const omitted: LabPlan['omitted'] = [];
-  const need = (kernel: KernelFeature, part: string, feature: LabFeature | null): void => {
-    if (!needs.some((n) => n.kernel === kernel && n.part === part)) needs.push({ kernel, part, feature });
-  };
-
+  const books = new PlanBooks(new Set(opts.without ?? []));
   const lab = opts.name ?? labName(s.name);
+  const family = s.underlay.family;
+  checkLab(s, lab, books);
+  const parts = shapingParts(s);
+  const names = labNames(s, lab);
+  const uNs = names.underlayNs;
+
+  // Addresses.
+  const ips = s.nodes.map((n) => {
+    const a = ipBig(n.underlayIp);
+    if (a === null || a.family !== family) throw new Error(`node ${n.name}: underlayIp ${n.underlayIp} is not an IPv${family} address`);
+    return a;
+  });
+  const subnet = ips.length === 0 ? null : underlaySubnet(family, ips);
+  const prefix = subnet?.prefix ?? bitsOf(family);
+
+  const index = new Map(s.nodes.map((n, i) => [n.name, i]));
+  const paths = pairPaths(s, index, books);
+  partNeeds(parts, paths, books);
+  const { faults, clsactFor } = planFaults(s, names, index, books);
+  if (books.refusals.length > 0) throw new LabPlanError(books.refusals);
+
+  const nodes: LabNodePlan[] = s.nodes.map((n: NodeSpec, i) => {
+    const ns = names.nodes[i]!.ns;
+    const port = names.portOf(i);
+    const pc = paths.peerClasses[i]!;
+    const rules = paths.mtuRules[i]!;
+    const clsact = rules.length > 0 || clsactFor.has(i);
+    const filterTc: string[][] = [];
+    if (clsact) filterTc.push(['tc', '-n', uNs, 'qdisc', 'add', 'dev', port, 'clsact']);
+    rules.forEach((r, k) => filterTc.push(bpfFilter('add', uNs, port, MTU_PREF_BASE + k, dropBytecode(r.peerIp, r.mtu))));
+    const u = s.underlay;
+    const share = paths.defaultShare;
+    return {
+      name: n.name,
+      index: i,
+      ns,
+      underlayIp: n.underlayIp,
+      address: `${n.underlayIp}/${prefix}`,
+      podCIDR4: n.podCIDR4,
+      podCIDR6: n.podCIDR6,
+      gateway4: n.gateway4,
+      gateway6: n.gateway6,
+      uplink: { dev: UPLINK_DEV, peer: port, mtu: u.mtu, gsoMaxSegs: paths.gsoCap.has(i) ? 1 : null },
+      routes: subnet === null ? s.nodes.filter((_, j) => j !== i).map((m) => ({ dst: `${m.underlayIp}/${bitsOf(family)}`, dev: UPLINK_DEV })) : [],
+      egress: { ns, dev: UPLINK_DEV, shaping: share, perPeer: pc.out, tc: egressCommands(ns, UPLINK_DEV, family, u.mtu, share, pc.out) },
+      ingress: { ns: uNs, dev: port, shaping: share, perPeer: pc.in, tc: egressCommands(uNs, port, family, u.mtu, share, pc.in) },
+      mtuRules: rules,
+      clsact,
+      filterTc,
+      pods: n.pods.map((p, j) => ({
+        name: p.name,
+        node: n.name,
+        ns: names.pods[i]![j]!,
+        ifname: POD_IFNAME,
+        ip4: p.ip4,
+        ip6: p.ip6,
+        mtu: p.mtu,
+        vlan: p.vlan,
+        vni: p.vni,
+      })),
+    };
+  });
+
+  return {
+    lab,
+    scenario: s.name,
+    family,
+    underlay: {
+      ns: uNs,
+      bridge: BRIDGE_DEV,
+      mtu: s.underlay.mtu,
+      subnet: subnet === null ? null : `${ipText({ family, n: subnet.net })}/${subnet.prefix}`,
+      prefix,
+    },
+    nodes,
+    faults,
+    namespaces: [uNs, ...nodes.map((n) => n.ns), ...nodes.flatMap((n) => n.pods.map((p) => p.ns))],
+    needs: books.needs,
+    omitted: books.omitted,
+  };
+}
+
+/** What no lab can be, whatever the host (refusals), and what every lab needs of the kernel. */
+function checkLab(s: Scenario, lab: string, books: PlanBooks): void {
   if (!isLabName(lab))
-    refusals.push({
+    books.refusals.push({
       part: 'lab',
       feature: null,
       reason: `lab name ${JSON.stringify(lab)}: expected 1-32 lowercase letters, digits and dashes, not starting or ending with a dash`,
     });
   if (s.nodes.length > MAX_NODES)
-    refusals.push({ part: 'nodes', feature: null, reason: `${s.nodes.length} nodes: a Linux bridge takes at most ${MAX_NODES} ports` });
+    books.refusals.push({ part: 'nodes', feature: null, reason: `${s.nodes.length} nodes: a Linux bridge takes at most ${MAX_NODES} ports` });
   const family = s.underlay.family;
   // GRE has no port to bind: the agent takes it on a raw IP socket, and a raw IPv6 socket hands over no
   // IPv6 header (RFC 3542), so the outer header could not be checked (live/devices.ts).
   if (family === 6 && s.tunnel.type === 'gre')
-    refusals.push({ part: 'tunnel.type', feature: null, reason: 'gre over an IPv6 underlay: the agent receives GRE on a raw socket, IPv4 only live' });
-  need('netns', 'lab', null);
-  need('veth', 'lab', null);
-  need('bridge', 'lab', null);
-  if (family === 6) need('ipv6', 'underlay.family', null);
+    books.refusals.push({ part: 'tunnel.type', feature: null, reason: 'gre over an IPv6 underlay: the agent receives GRE on a raw socket, IPv4 only live' });
+  books.need('netns', 'lab', null);
+  books.need('veth', 'lab', null);
+  books.need('bridge', 'lab', null);
+  if (family === 6) books.need('ipv6', 'underlay.family', null);
+}
 
-  // What the scenario sets beyond a plain wire.
+/** A shaping setting of the scenario beyond a plain wire: the underlay's, or a link's that differs from it. */
+interface ShapingPart {
+  feature: LabFeature;
+  part: string;
+  text: string;
+  link: number | null;
+  bps?: number;
+}
+
+function shapingParts(s: Scenario): ShapingPart[] {
   const u = s.underlay;
-  interface Part {
-    feature: LabFeature;
-    part: string;
-    text: string;
-    link: number | null;
-    bps?: number;
-  }
-  const parts: Part[] = [];
+  const parts: ShapingPart[] = [];
   const addParts = (link: number | null, l: { latencyNs: number | null; jitterNs: number | null; loss: number | null; bandwidthBps: number | null }): void => {
     const key = link === null ? 'underlay' : `links[${link}]`;
     const differs = <T>(v: T | null, base: T, none: T): v is T => (link === null ? v !== none : v !== null && v !== base);
@@ -561,8 +652,19 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
   };
   addParts(null, u);
   s.links.forEach((l, i) => addParts(i, l));
+  return parts;
+}
 
-  // Names.
+/** The lab's namespaces, each unique even when two scenario names slug alike, and the nodes' bridge ports. */
+interface LabNames {
+  underlayNs: string;
+  nodes: { slug: string; ns: string }[];
+  /** Per node, per pod: its namespace. */
+  pods: string[][];
+  portOf(i: number): string;
+}
+
+function labNames(s: Scenario, lab: string): LabNames {
   const uNs = underlayNs(lab);
   const taken = new Set<string>([uNs]);
   const unique = (base: string, fallback: string, prefix: string): { slug: string; ns: string } => {
@@ -576,19 +678,25 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
       }
     }
   };
-  const nodeNames = s.nodes.map((n, i) => unique(slug(n.name, 24), `n${i}`, `${NS_PREFIX}${lab}-`));
-  const podNames = s.nodes.map((n, i) => n.pods.map((p, j) => unique(slug(p.name, 24), `p${j}`, `${nodeNames[i]!.ns}-`).ns));
+  const nodes = s.nodes.map((n, i) => unique(slug(n.name, 24), `n${i}`, `${NS_PREFIX}${lab}-`));
+  const pods = s.nodes.map((n, i) => n.pods.map((p, j) => unique(slug(p.name, 24), `p${j}`, `${nodes[i]!.ns}-`).ns));
+  return { underlayNs: uNs, nodes, pods, portOf: (i) => peerName(i, nodes[i]!.slug) };
+}
 
-  // Addresses.
-  const ips = s.nodes.map((n) => {
-    const a = ipBig(n.underlayIp);
-    if (a === null || a.family !== family) throw new Error(`node ${n.name}: underlayIp ${n.underlayIp} is not an IPv${family} address`);
-    return a;
-  });
-  const subnet = ips.length === 0 ? null : underlaySubnet(family, ips);
-  const prefix = subnet?.prefix ?? bitsOf(family);
+/** Per node: the shaping classes of the pairs whose path differs from the default, and the link MTU rules. */
+interface PairPaths {
+  defaultShare: Shaping;
+  peerClasses: { out: PeerClass[]; in: PeerClass[] }[];
+  mtuRules: MtuRule[][];
+  /** Nodes whose uplink must not send super-frames (a link MTU below the underlay's is enforced by a filter). */
+  gsoCap: Set<number>;
+  /** Links whose path gets its own classes. */
+  classLinks: Set<number>;
+}
 
-  // Per pair: the effective path, and which pairs override it.
+function pairPaths(s: Scenario, index: ReadonlyMap<string, number>, books: PlanBooks): PairPaths {
+  const u = s.underlay;
+  const without = books.without;
   const pathOf = (l: LinkSpec | null): PathParams => ({
     latencyNs: l?.latencyNs ?? u.latencyNs,
     jitterNs: l?.jitterNs ?? u.jitterNs,
@@ -596,7 +704,6 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     bandwidthBps: l?.bandwidthBps ?? u.bandwidthBps,
   });
   const defaultShare = egressShare(pathOf(null), without);
-  const index = new Map(s.nodes.map((n, i) => [n.name, i]));
   const peerClasses = s.nodes.map(() => ({ out: [] as PeerClass[], in: [] as PeerClass[] }));
   const mtuRules: MtuRule[][] = s.nodes.map(() => []);
   const gsoCap = new Set<number>();
@@ -618,11 +725,11 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     if (l.mtu !== null && l.mtu < u.mtu) {
       const part = `links[${li}].mtu`;
       if (without.has('linkMtu')) {
-        omitted.push({ feature: 'linkMtu', part, what: `${part} ${l.mtu} between ${l.a} and ${l.b} left out` });
+        books.omitted.push({ feature: 'linkMtu', part, what: `${part} ${l.mtu} between ${l.a} and ${l.b} left out` });
         return;
       }
-      need('clsact', part, 'linkMtu');
-      need('bpf', part, 'linkMtu');
+      books.need('clsact', part, 'linkMtu');
+      books.need('bpf', part, 'linkMtu');
       for (const [x, y] of [
         [a, b],
         [b, a],
@@ -631,40 +738,49 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
       gsoCap.add(a).add(b);
     }
   });
+  return { defaultShare, peerClasses, mtuRules, gsoCap, classLinks };
+}
 
-  // What each part needs of the kernel, now that it is known which egresses get classes.
-  const anyClasses = peerClasses.some((c) => c.out.length > 0);
-  const allClasses = peerClasses.every((c) => c.out.length > 0);
+/** What each shaping part needs of the kernel, now that it is known which egresses get classes. */
+function partNeeds(parts: readonly ShapingPart[], paths: PairPaths, books: PlanBooks): void {
+  const anyClasses = paths.peerClasses.some((c) => c.out.length > 0);
+  const allClasses = paths.peerClasses.every((c) => c.out.length > 0);
   for (const p of parts) {
-    if (without.has(p.feature)) {
-      omitted.push({ feature: p.feature, part: p.part, what: `${p.part} ${p.text} left out` });
+    if (books.without.has(p.feature)) {
+      books.omitted.push({ feature: p.feature, part: p.part, what: `${p.part} ${p.text} left out` });
       continue;
     }
     if (p.bps !== undefined && p.bps < 8)
-      refusals.push({ part: p.part, feature: p.feature, reason: `${p.bps} bit/s: tc's rates count whole bytes per second (at least 8 bit/s)` });
-    if (p.feature !== 'bandwidth') need('netem', p.part, p.feature);
-    else if (p.link !== null) need('htb', p.part, p.feature);
+      books.refusals.push({ part: p.part, feature: p.feature, reason: `${p.bps} bit/s: tc's rates count whole bytes per second (at least 8 bit/s)` });
+    if (p.feature !== 'bandwidth') books.need('netem', p.part, p.feature);
+    else if (p.link !== null) books.need('htb', p.part, p.feature);
     else {
-      if (!allClasses) need('tbf', p.part, p.feature);
-      if (anyClasses) need('htb', p.part, p.feature);
+      if (!allClasses) books.need('tbf', p.part, p.feature);
+      if (anyClasses) books.need('htb', p.part, p.feature);
     }
-    if (p.link !== null && classLinks.has(p.link)) {
-      need('htb', p.part, p.feature);
-      need('u32', p.part, p.feature);
+    if (p.link !== null && paths.classLinks.has(p.link)) {
+      books.need('htb', p.part, p.feature);
+      books.need('u32', p.part, p.feature);
     }
   }
+}
 
-  // Faults.
+/**
+ * The scenario's faults as commands at their times: a node's uplink set down and up on the underlay
+ * bridge, a path cut by a BPF filter on both nodes' bridge ports. `clsactFor`: the nodes whose port needs
+ * a clsact qdisc for those filters.
+ */
+function planFaults(s: Scenario, names: LabNames, index: ReadonlyMap<string, number>, books: PlanBooks): { faults: LabFaultAction[]; clsactFor: Set<number> } {
+  const uNs = names.underlayNs;
   const faults: LabFaultAction[] = [];
   const faultPairs: string[] = [];
   const clsactFor = new Set<number>();
-  const portOf = (i: number): string => peerName(i, nodeNames[i]!.slug);
   s.faults.forEach((f, fi) => {
     const part = `faults[${fi}]`;
     const feature: LabFeature = f.target.kind === 'node' ? 'nodeFaults' : 'linkFaults';
     const targetText = f.target.kind === 'node' ? `node ${f.target.node}` : `path ${f.target.a}-${f.target.b}`;
-    if (without.has(feature)) {
-      omitted.push({ feature, part, what: `${part} (${targetText} ${f.action} at ${fmtDuration(f.atNs)}) left out` });
+    if (books.without.has(feature)) {
+      books.omitted.push({ feature, part, what: `${part} (${targetText} ${f.action} at ${fmtDuration(f.atNs)}) left out` });
       return;
     }
     const steps: { atNs: number; action: 'down' | 'up' }[] = [{ atNs: f.atNs, action: f.action }];
@@ -674,10 +790,10 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
       let benign: string | null = null;
       if (f.target.kind === 'node') {
         const i = index.get(f.target.node)!;
-        commands = [['ip', '-n', uNs, 'link', 'set', portOf(i), st.action]];
+        commands = [['ip', '-n', uNs, 'link', 'set', names.portOf(i), st.action]];
       } else {
-        need('clsact', part, feature);
-        need('bpf', part, feature);
+        books.need('clsact', part, feature);
+        books.need('bpf', part, feature);
         const a = index.get(f.target.a)!;
         const b = index.get(f.target.b)!;
         const key = a < b ? `${a}-${b}` : `${b}-${a}`;
@@ -690,8 +806,8 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
           [b, a],
         ].map(([x, y]) =>
           st.action === 'down'
-            ? bpfFilter('replace', uNs, portOf(x!), pref, dropBytecode(s.nodes[y!]!.underlayIp, null))
-            : ['tc', '-n', uNs, 'filter', 'del', 'dev', portOf(x!), 'ingress', 'pref', String(pref)],
+            ? bpfFilter('replace', uNs, names.portOf(x!), pref, dropBytecode(s.nodes[y!]!.underlayIp, null))
+            : ['tc', '-n', uNs, 'filter', 'del', 'dev', names.portOf(x!), 'ingress', 'pref', String(pref)],
         );
         if (st.action === 'up') benign = 'Cannot find specified filter chain';
       }
@@ -707,60 +823,7 @@ export function planLab(s: Scenario, opts: LabPlanOptions = {}): LabPlan {
     }
   });
   faults.sort((x, y) => x.atNs - y.atNs);
-
-  if (refusals.length > 0) throw new LabPlanError(refusals);
-
-  const nodes: LabNodePlan[] = s.nodes.map((n: NodeSpec, i) => {
-    const ns = nodeNames[i]!.ns;
-    const port = portOf(i);
-    const pc = peerClasses[i]!;
-    const rules = mtuRules[i]!;
-    const clsact = rules.length > 0 || clsactFor.has(i);
-    const filterTc: string[][] = [];
-    if (clsact) filterTc.push(['tc', '-n', uNs, 'qdisc', 'add', 'dev', port, 'clsact']);
-    rules.forEach((r, k) => filterTc.push(bpfFilter('add', uNs, port, MTU_PREF_BASE + k, dropBytecode(r.peerIp, r.mtu))));
-    return {
-      name: n.name,
-      index: i,
-      ns,
-      underlayIp: n.underlayIp,
-      address: `${n.underlayIp}/${prefix}`,
-      podCIDR4: n.podCIDR4,
-      podCIDR6: n.podCIDR6,
-      gateway4: n.gateway4,
-      gateway6: n.gateway6,
-      uplink: { dev: UPLINK_DEV, peer: port, mtu: u.mtu, gsoMaxSegs: gsoCap.has(i) ? 1 : null },
-      routes: subnet === null ? s.nodes.filter((_, j) => j !== i).map((m) => ({ dst: `${m.underlayIp}/${bitsOf(family)}`, dev: UPLINK_DEV })) : [],
-      egress: { ns, dev: UPLINK_DEV, shaping: defaultShare, perPeer: pc.out, tc: egressCommands(ns, UPLINK_DEV, family, u.mtu, defaultShare, pc.out) },
-      ingress: { ns: uNs, dev: port, shaping: defaultShare, perPeer: pc.in, tc: egressCommands(uNs, port, family, u.mtu, defaultShare, pc.in) },
-      mtuRules: rules,
-      clsact,
-      filterTc,
-      pods: n.pods.map((p, j) => ({
-        name: p.name,
-        node: n.name,
-        ns: podNames[i]![j]!,
-        ifname: POD_IFNAME,
-        ip4: p.ip4,
-        ip6: p.ip6,
-        mtu: p.mtu,
-        vlan: p.vlan,
-        vni: p.vni,
-      })),
-    };
-  });
-
-  return {
-    lab,
-    scenario: s.name,
-    family,
-    underlay: { ns: uNs, bridge: BRIDGE_DEV, mtu: u.mtu, subnet: subnet === null ? null : `${ipText({ family, n: subnet.net })}/${subnet.prefix}`, prefix },
-    nodes,
-    faults,
-    namespaces: [uNs, ...nodes.map((n) => n.ns), ...nodes.flatMap((n) => n.pods.map((p) => p.ns))],
-    needs,
-    omitted,
-  };
+  return { faults, clsactFor };
 }
 
 /** The bridge port of node `i`: `n<i>-<slug>`, cut to 15 characters. */
