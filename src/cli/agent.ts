@@ -26,9 +26,7 @@ root and the native addon.`,
 
 async function agentCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`agent: no operands (got '${a.operands[0]}'; ${helpHint('agent')})`);
-  const config = a.str('config');
-  if (config === undefined) throw new CliError(`agent: --config FILE is required (${helpHint('agent')})`);
-  const v = { config, 'log-level': a.str('log-level') };
+  const v = { config: a.req('config'), 'log-level': a.str('log-level') };
   const level = (v['log-level'] ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new CliError(`agent: --log-level: expected debug, info, warn or error, got "${level}"`);
   const why = nativeUnavailable();

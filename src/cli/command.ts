@@ -32,7 +32,7 @@ export interface CliOption {
   multiple?: boolean;
   /** What the value must be, for the message when it is missing: "a positive integer" (default: `arg`). */
   expects?: string;
-  /** Shown without brackets in the usage line (the command still checks that it was given). */
+  /** Must be given (the parser refuses a command without it; `-h`/`--help` needs none); shown without brackets in the usage line. */
   required?: boolean;
   help: string;
 }
@@ -80,6 +80,12 @@ export class Args {
   str(name: string): string | undefined {
     return this.given.get(name)?.at(-1);
   }
+  /** The value of a required option: the parser has refused the command without it. */
+  req(name: string): string {
+    const v = this.str(name);
+    if (v === undefined) throw new Error(`${this.cmd}: --${name} is not a required string option of this command`);
+    return v;
+  }
   /** Every value of a repeatable option, in order. */
   all(name: string): string[] {
     return this.given.get(name) ?? [];
@@ -96,8 +102,9 @@ export function helpHint(cmd: string): string {
 }
 
 /**
- * Parses `args` against the command's table. Unknown options, a value missing or given to a flag, and
- * (for a value not written as `--opt=value`) a value that is itself an option, are refused.
+ * Parses `args` against the command's table. Unknown options, a value missing or given to a flag, (for a
+ * value not written as `--opt=value`) a value that is itself an option, and a required option not given
+ * (unless help is asked for) are refused.
  */
 export function parseCommandArgs(cmd: Command, args: readonly string[]): Args {
   const table: Record<string, CliOption> = { ...cmd.options, help: HELP };
@@ -136,6 +143,9 @@ export function parseCommandArgs(cmd: Command, args: readonly string[]): Args {
       given.set(t.name, vs);
     }
   }
+  if (!given.has('help'))
+    for (const [k, o] of Object.entries(cmd.options))
+      if (o.required === true && !given.has(k)) throw usage(`--${k}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''} is required`);
   return new Args(cmd.name, given, operands, rest);
 }
 

@@ -31,8 +31,7 @@ Node has no podCIDR or InternalIP yet. Relative paths in the template are read r
 
 export async function k8sConfigCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`k8s-config: no operands (got '${a.operands[0]}'; ${helpHint('k8s-config')})`);
-  const v = { template: a.str('template'), out: a.str('out'), 'node-name': a.str('node-name'), kubeconfig: a.str('kubeconfig'), wait: a.str('wait') };
-  if (v.template === undefined || v.out === undefined) throw new CliError('k8s-config: --template FILE and --out FILE are required');
+  const v = { template: a.req('template'), out: a.req('out'), 'node-name': a.str('node-name'), kubeconfig: a.str('kubeconfig'), wait: a.str('wait') };
   const nodeName = v['node-name'] ?? process.env['NODE_NAME'];
   if (nodeName === undefined || nodeName === '')
     throw new CliError('k8s-config: no Node name: give --node-name or set NODE_NAME (the downward API spec.nodeName)');

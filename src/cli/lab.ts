@@ -304,9 +304,8 @@ export function namespaceOf(l: LabStatus, where: string): string {
 async function captureCommand(a: Args, io: RunIo): Promise<number> {
   const v: Record<string, string | undefined> = { count: a.str('count'), duration: a.str('duration'), lab: a.str('lab') };
   const positionals = a.operands;
-  const file = a.str('write');
-  if (positionals.length !== 2 || file === undefined)
-    throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
+  const file = a.req('write');
+  if (positionals.length !== 2) throw new CliError('capture: usage: seine capture NODE PORT -w FILE [--lab LAB] [--count N] [--duration SECONDS]');
   const count = v['count'] === undefined ? Infinity : Number(v['count']);
   if (!(count > 0) || (count !== Infinity && !Number.isInteger(count)))
     throw new CliError(`capture: --count expects a positive integer, got "${String(v['count'])}"`);

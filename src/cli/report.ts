@@ -292,8 +292,8 @@ export function reportCommand(a: Args): number {
   if (a.operands.length === 0) throw new CliError(`report: which report? usage: seine report <run.json> --html FILE (${helpHint('report')})`);
   if (a.operands.length > 1) throw new CliError(`report: one report at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
   const path = a.operands[0]!;
-  const html = a.str('html');
-  if (html === undefined || html === '') throw new CliError(`report: give --html FILE (the only format so far; ${helpHint('report')})`);
+  const html = a.req('html');
+  if (html === '') throw new CliError(`report: --html expects a FILE, got '' (${helpHint('report')})`);
   const traces = a.all('trace');
   let r: RunRecord;
   try {

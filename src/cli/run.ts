@@ -254,8 +254,8 @@ function traceCommand(a: Args, io: RunIo): number {
   const req: Partial<TraceRequest> & { proto: TraceProto } = { proto: 'icmp' };
   const json = a.flag('json');
   for (const o of ['lab'] as const) if (a.has(o)) throw new CliError(`trace: --${o} is for live traces (add --live)`);
-  const from = a.str('from'),
-    to = a.str('to');
+  const from = a.req('from'),
+    to = a.req('to');
   const proto = a.str('proto');
   if (proto !== undefined) {
     if (proto !== 'icmp' && proto !== 'udp' && proto !== 'tcp') throw new CliError(`trace: --proto expects icmp, udp or tcp, got '${proto}'`);
@@ -281,7 +281,6 @@ function traceCommand(a: Args, io: RunIo): number {
   if (a.operands.length === 0) throw new CliError('trace: which scenario? usage: seine trace <scenario.yaml> --from node1/a --to node2/b');
   if (a.operands.length > 1) throw new CliError(`trace: one scenario at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
   const path = a.operands[0]!;
-  if (from === undefined || to === undefined) throw new CliError('trace: give --from NODE[/POD] and --to NODE[/POD]');
   checkEndpoint('trace', '--from', from);
   checkEndpoint('trace', '--to', to);
   // As the scenario loader refuses a flow to itself: such a packet would never reach a wire.

@@ -18,10 +18,9 @@ const PROTO = { icmp: 1, udp: 17 } as const;
 export async function traceLive(a: Args, io: RunIo): Promise<number> {
   for (const o of ['family', 'at', 'seed'] as const) if (a.has(o)) throw new CliError(`trace --live: --${o} is for simulated traces`);
   if (a.operands.length > 0) throw new CliError(`trace --live: no scenario file: the lab is running already (got '${a.operands[0]}')`);
-  const v: Record<string, string | undefined> = { from: a.str('from'), to: a.str('to'), proto: a.str('proto'), size: a.str('size'), lab: a.str('lab') };
-  const from = v['from'] as string | undefined,
-    to = v['to'] as string | undefined;
-  if (from === undefined || to === undefined) throw new CliError('trace --live: give --from NODE[/POD] and --to NODE[/POD]');
+  const v: Record<string, string | undefined> = { proto: a.str('proto'), size: a.str('size'), lab: a.str('lab') };
+  const from = a.req('from'),
+    to = a.req('to');
   checkEndpoint('trace --live', '--from', from);
   checkEndpoint('trace --live', '--to', to);
   const proto = (v['proto'] ?? 'icmp') as string;
