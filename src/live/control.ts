@@ -10,7 +10,7 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { requestLine } from './request.js';
+import { openRequest, requestLine, type OpenedRequest } from './request.js';
 
 export type ControlRequest = Record<string, unknown> & { op: string };
 /** A handler returns the reply's fields, or takes over the socket (`conn.stream`) and returns `undefined`. */
@@ -123,56 +123,27 @@ export class ControlError extends Error {
   override readonly name = 'ControlError';
 }
 
+/** The agent's `ok: false` reply as an error. */
+function refused(reply: Record<string, unknown>): ControlError {
+  return new ControlError(String(reply['error'] ?? 'the agent refused the request'));
+}
+
 /** Sends one request and resolves with the reply (rejects with `ControlError` for `ok: false`, or when the agent cannot be reached in time). */
 export async function controlRequest(path: string, req: ControlRequest, timeoutMs = 5000): Promise<Record<string, unknown>> {
   const r = await requestLine(path, req, timeoutMs, (what) => new ControlError(what));
-  if (r['ok'] !== true) throw new ControlError(String(r['error'] ?? 'the agent refused the request'));
+  if (r['ok'] !== true) throw refused(r);
   return r;
 }
 
 /**
  * Opens a streaming request: resolves with the first reply line and the socket, whose further data are
- * the raw stream (the caller pipes it and destroys the socket to stop).
+ * the raw stream (the caller pipes it and destroys the socket to stop; `rest` holds what came with the line).
  */
-export function controlStream(path: string, req: ControlRequest, timeoutMs = 5000): Promise<{ reply: Record<string, unknown>; socket: Socket; rest: Buffer }> {
-  return new Promise((res, rej) => {
-    const c = createConnection(path);
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => {
-      c.destroy();
-      rej(new ControlError(`no answer from the agent at ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.once('connect', () => c.write(`${JSON.stringify(req)}\n`));
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
-      const nl = buf.indexOf(10);
-      if (nl < 0) return;
-      c.off('data', onData);
-      clearTimeout(timer);
-      let r: Record<string, unknown>;
-      try {
-        r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as Record<string, unknown>;
-      } catch {
-        c.destroy();
-        rej(new ControlError(`agent at ${path} sent an unreadable reply`));
-        return;
-      }
-      if (r['ok'] !== true) {
-        c.destroy();
-        rej(new ControlError(String(r['error'] ?? 'the agent refused the request')));
-        return;
-      }
-      c.pause();
-      res({ reply: r, socket: c, rest: buf.subarray(nl + 1) });
-    };
-    c.on('data', onData);
-    c.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      rej(
-        new ControlError(
-          e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `no agent listening at ${path} (is it running?)` : `agent at ${path}: ${e.message}`,
-        ),
-      );
-    });
-  });
+export async function controlStream(path: string, req: ControlRequest, timeoutMs = 5000): Promise<OpenedRequest> {
+  const o = await openRequest(path, req, timeoutMs, (what) => new ControlError(what));
+  if (o.reply['ok'] !== true) {
+    o.socket.destroy();
+    throw refused(o.reply);
+  }
+  return o;
 }
