@@ -139,7 +139,12 @@ export interface EspConfig {
   freshExplicitKeys?: boolean;
   /** Epochs past the next one an unknown SPI from a peer is looked for in. Default 4. */
   lookahead?: number;
-  /** How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 2 s. */
+  /**
+   * How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 10 s:
+   * longer than a peer takes to start (a seine agent, about 2 s on two busy cores — the 2 s this was
+   * dropped the first node's packets while the second was still starting), well under what Linux holds
+   * packets for an SA being negotiated (60 s) and WireGuard for a handshake (90 s).
+   */
   waitNs?: number;
   /**
    * Seal and open a whole batch of packets per AEAD call (esp/esp.ts `EspSealBatch`, `EspOpenBatch`):
@@ -329,7 +334,7 @@ export class EspSadb {
     this.lookahead = cfg.lookahead ?? 4;
     if (!(Number.isInteger(this.lookahead) && this.lookahead >= 0 && this.lookahead <= 64))
       throw new RangeError(`esp lookahead ${this.lookahead} is not an integer in 0-64`);
-    this.waitNs = cfg.waitNs ?? 2e9;
+    this.waitNs = cfg.waitNs ?? 10e9;
     if (!(this.waitNs >= 0)) throw new RangeError(`esp waitNs ${this.waitNs} must be ≥ 0`);
     if (ESP_CIPHERS[cfg.cipher] === undefined) throw new RangeError(`esp: cipher ${String(cfg.cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
     const lim = ESP_AEAD_LIMITS[cfg.cipher];
