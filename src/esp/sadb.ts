@@ -751,7 +751,15 @@ export class EspSadb {
     peer.inEpoch = peer.nextEpoch;
     peer.inNext = null;
     if (peer.explicit) return;
-    const next = this.derivedIn(peer, peer.inEpoch + 1, now);
+    // The lookahead's candidate for that epoch, if it has one: a batch opened under it (tunnel.ts checks
+    // that a packet's SA is still the one registered) then finds the same SA, not a copy — with two epochs
+    // in one batch, the second's packets were EspUnknownSpi.
+    const e = peer.inEpoch + 1;
+    const k = peer.aheadFrom >= 0 ? e - peer.aheadFrom : -1;
+    let next = k >= 0 && k < peer.aheadSas.length ? peer.aheadSas[k]! : null;
+    // Out of the window once installed: `accepted` takes an SA found there for a candidate.
+    if (next !== null) peer.aheadSas[k] = null;
+    next ??= this.derivedIn(peer, e, now);
     peer.inNext = next;
     peer.nextEpoch = peer.inEpoch + 1;
     this.register(next, peer.index);

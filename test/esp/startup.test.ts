@@ -141,6 +141,8 @@ interface Run {
   /** How much longer than an ESP packet a hello may take (ns). */
   helloLag: number;
   seed: number;
+  /** Seal and open a batch per AEAD call (the live agent's way; here through the per-packet backends). */
+  batch?: boolean;
 }
 
 /**
@@ -156,7 +158,7 @@ function run(o: Run): { sent: [number, number]; got: [number, number]; drops: Re
   const e2 = new LagEnd(wire, 'u2', UMAC(2));
   e1.peer = e2;
   e2.peer = e1;
-  const esp: Partial<EspConfig> = { lifetime: { packets: o.perSa } };
+  const esp: Partial<EspConfig> = { lifetime: { packets: o.perSa }, ...(o.batch === true ? { batchAead: { native: null } } : {}) };
   const a = node(1, 2, e1, pool, clock, esp);
   let b: { br: Bridge; pod: Endpoint } | null = null;
   const sent: [number, number] = [0, 0];
@@ -211,6 +213,7 @@ test('esp start-up: traffic from t = 0, a peer that starts later, hellos slower 
           perSa: fc.integer({ min: 5, max: 400 }),
           helloLag: fc.integer({ min: 0, max: 2_000_000 }),
           seed: fc.nat(),
+          batch: fc.boolean(),
         },
         { noNullPrototype: true },
       ),
@@ -234,6 +237,12 @@ test('esp start-up: both nodes at once, a 45-segment burst each way at t = 0 (a 
 test('esp start-up: across rekeys (a new SA every 7 packets) with hellos 2 ms slower than data: no EspUnknownSpi, all delivered', () => {
   const r = run({ startB: 300e6, burst: 10, perSa: 7, helloLag: 2e6, seed: 5 });
   assert.equal(r.drops[dropReasonName(DropReason.EspUnknownSpi)] ?? 0, 0);
+  assert.deepEqual(r.drops, {});
+  assert.deepEqual(r.got, r.sent);
+});
+
+test('esp start-up: batched AEAD, a burst that spans four epochs opened in one batch — the SA the lookahead found is the one installed: no EspUnknownSpi', () => {
+  const r = run({ startB: 0, burst: 16, perSa: 5, helloLag: 0, seed: 0, batch: true });
   assert.deepEqual(r.drops, {});
   assert.deepEqual(r.got, r.sent);
 });
