@@ -18,9 +18,10 @@ import { Endpoint, type Device, type Receiver } from '../../src/datapath/device.
 import { ClusterSecret } from '../../src/esp/keys.js';
 import type { EspConfig } from '../../src/esp/sadb.js';
 import { PacketBatch, PacketPool } from '../../src/packet/buf.js';
+import { VNET_GSO_TCPV4 } from '../../src/packet/vnet.js';
 import { DropReason, dropReasonName } from '../../src/wire/drop.js';
 import { compose } from '../../src/wire/stack.js';
-import { eth, ip4, udp, zeros } from '../peers/catalogue.js';
+import { eth, ip4, tcp, udp, zeros } from '../peers/catalogue.js';
 import { assertBooks, assertPoolFull, VirtualClock } from '../datapath/topology.js';
 import { rng } from '../helpers.js';
 
@@ -114,7 +115,15 @@ class LagEnd implements Device {
 }
 
 /** Node `i` with an l2 VXLAN tunnel towards node `peer` (ESP, derived keys, its own randomness) and a pod. */
-function node(i: number, peer: number, under: LagEnd, pool: PacketPool, clock: VirtualClock, esp: Partial<EspConfig>): { br: Bridge; pod: Endpoint } {
+function node(
+  i: number,
+  peer: number,
+  under: LagEnd,
+  pool: PacketPool,
+  clock: VirtualClock,
+  esp: Partial<EspConfig>,
+  pod = new Endpoint(`pod${i}`, pool, PMAC(i)),
+): { br: Bridge; pod: Endpoint } {
   const br = new Bridge({ name: `n${i}`, pool, clock });
   const r = rng(i * 7919 + 13);
   br.addTunnel('t', under, {
@@ -125,7 +134,6 @@ function node(i: number, peer: number, under: LagEnd, pool: PacketPool, clock: V
   });
   br.addVtep('t', { ip: IP(peer), mac: UMAC(peer), vnis: [7], esp: { node: `n${peer}` } });
   br.mapVni('t', 7, 0);
-  const pod = new Endpoint(`pod${i}`, pool, PMAC(i));
   pod.keep = false;
   br.addPort('pod', pod);
   return { br, pod };
@@ -245,4 +253,60 @@ test('esp start-up: batched AEAD, a burst that spans four epochs opened in one b
   const r = run({ startB: 0, burst: 16, perSa: 5, helloLag: 0, seed: 0, batch: true });
   assert.deepEqual(r.drops, {});
   assert.deepEqual(r.got, r.sent);
+});
+
+/** A pod whose device offloads segmentation (a TAP with TSO): it hands the bridge TCP super-frames. */
+class TsoPod extends Endpoint {
+  readonly offloads = Object.freeze({ checksum: true, tso: true, uso: false });
+  private receiver: Receiver | null = null;
+  override setReceiver(rx: Receiver | null): void {
+    super.setReceiver(rx);
+    this.receiver = rx;
+  }
+  /** `payload` bytes of TCP to pod 2 as one super-frame of 1400-byte segments (checksum partial, as a TAP hands it over). */
+  sendSuper(payload: number): void {
+    const f = compose([eth(0x0800, [], PMAC(1), PMAC(2)), ip4('10.0.0.1', '10.0.0.2', 6), tcp(40000, 5201, 0x18), zeros(payload)]);
+    const p = this.pool.alloc()!;
+    assert.ok(p.load(f));
+    p.gsoType = VNET_GSO_TCPV4;
+    p.gsoSize = 1400;
+    p.csumStart = p.start + 14 + 20;
+    p.csumOffset = 16;
+    p.hdrLen = 14 + 20 + 20;
+    const b = new PacketBatch(1);
+    b.add(p);
+    this.receiver!(b);
+  }
+}
+
+test('esp start-up: a TCP super-frame for a peer not agreed yet waits whole (one buffer, not one per segment), then goes out segmented, every segment delivered', () => {
+  const clock = new VirtualClock();
+  const pool = new PacketPool({ count: 64, frameCapacity: 65536 + 128 });
+  const wire = new Wire(clock, pool, 100e3, () => 100e3);
+  const e1 = new LagEnd(wire, 'u1', UMAC(1));
+  const e2 = new LagEnd(wire, 'u2', UMAC(2));
+  e1.peer = e2;
+  e2.peer = e1;
+  const pod1 = new TsoPod('pod1', pool, PMAC(1), 9000);
+  const a = node(1, 2, e1, pool, clock, {}, pod1);
+  pod1.sendSuper(60_000);
+  assert.equal(a.br.heldForEsp, 1, 'one super-frame waits');
+  assert.equal(pool.size - pool.available, 1, 'in one buffer');
+  clock.t = 1e6;
+  const b = node(2, 1, e2, pool, clock, {});
+  while (wire.events.length > 0) {
+    clock.t = wire.next;
+    wire.deliver();
+  }
+  assert.equal(a.br.heldForEsp, 0);
+  // Segments of the ESP tunnel's path (a little under the 1400 asked): 44.
+  assert.ok(a.br.segmentsMade + 1 >= Math.ceil(60_000 / 1400), `${a.br.segmentsMade + 1} segments`);
+  assert.equal(b.pod.count, a.br.segmentsMade + 1, 'every segment arrived');
+  for (const s of [a, b]) {
+    const d = s.br.port('t').counters.dropsByReason();
+    delete d['EspControl'];
+    assert.deepEqual(d, {});
+    assertBooks(s.br);
+  }
+  assertPoolFull(pool);
 });
