@@ -12,9 +12,9 @@
  * databases) differ in tunnel and incarnation alike.
  *
  * **Announcements (esp/hello.ts).** A node cannot send to a peer, nor read it, before it knows the
- * peer's incarnation; the two learn each other's in a three-message exchange of authenticated hellos,
- * each carrying the sender's incarnation, an *echo* of the receiver's as the sender last saw it, and the
- * epoch it sends in. A node takes a peer's incarnation only from a hello that echoes its own current
+ * peer's incarnation; the two learn each other's in an exchange of authenticated hellos (four when they
+ * first meet), each carrying the sender's incarnation, an *echo* of the receiver's as the sender last saw
+ * it, and the epoch it sends in. A node takes a peer's incarnation only from a hello that echoes its own current
  * one (so a hello captured in an earlier life of this node is refused), and never takes back one it has
  * replaced (so a replayed hello of the peer's earlier life is refused). It answers a hello that does not
  * echo it, or asks for an answer.
