@@ -541,15 +541,18 @@ export class Bridge {
     else this.drop(p, port, r, 'encapsulate');
   }
 
-  /** Packets per VTEP, and in all, that may wait for ESP announcements (more are dropped as EspNoSa). */
-  private static readonly HELD_PER_PEER = 16;
-  private static readonly HELD_MAX = 256;
+  /**
+   * Packets per VTEP that may wait for ESP announcements (more are dropped as EspNoSa): a start's burst —
+   * a TCP window, a pod's start-up chatter, several pods at once — fits; WireGuard stages as many per peer
+   * (MAX_STAGED_PACKETS). In all, at most a quarter of the pool waits, so the rest keeps flowing.
+   */
+  private static readonly HELD_PER_PEER = 128;
 
   /** `p`, for the tunnel port at `idx` and VTEP `aux`, waits for the peer's announcement (see `serviceEsp`). */
   private holdForEsp(p: PacketBuf, port: Port, aux: number): void {
     let mine = 0;
     for (const h of this.espHeld) if (h.port === port.index && h.aux === aux) mine++;
-    if (mine >= Bridge.HELD_PER_PEER || this.espHeld.length >= Bridge.HELD_MAX) {
+    if (mine >= Bridge.HELD_PER_PEER || this.espHeld.length >= this.pool.size >> 2) {
       this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
       return;
     }
@@ -886,6 +889,11 @@ export class Bridge {
         return;
       }
       if (p.gsoType !== VNET_GSO_NONE) {
+        // A super-frame for a peer ESP waits for waits whole: one buffer, not one per segment.
+        if (tunnel.sadb?.mustWait(aux, this.now) === true) {
+          this.holdForEsp(p, port, aux);
+          return;
+        }
         // Segments of the path's size rather than ICMP too-big, as the kernel's GSO does: the sender's
         // stack chose the super-frame, its segments are what must fit.
         this.segmentOut(p, port, tunnel.innerMtu(port.mtu), aux);

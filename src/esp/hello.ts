@@ -10,7 +10,7 @@
  *
  * ```text
  *  0  'S' 'E' 'N' version (1)
- *  4  flags: 0x01 answer me, 0x02 rekey please; then 3 bytes zero
+ *  4  flags: 0x01 answer me, 0x02 rekey please, 0x04 taken; then 3 bytes zero
  *  8  the sender's incarnation (16 bytes)
  * 24  echo: the receiver's incarnation as the sender last saw it (16 zero bytes: none yet)
  * 40  u64be: the epoch the sender sends in (or will, once it takes `echo`) towards the receiver
@@ -29,6 +29,13 @@ export const HELLO_VERSION = 1;
 export const HELLO_ANSWER = 0x01;
 /** The receiver's inbound SA from the sender reached a limit: the sender should move to a new epoch. */
 export const HELLO_REKEY = 0x02;
+/**
+ * The sender has taken the incarnation it echoes: it holds the inbound SAs for it, so the receiver may
+ * send under them. Without it the receiver waits (esp/sadb.ts: an SA is used outbound only once the
+ * peer has shown it knows it).
+ */
+export const HELLO_TAKEN = 0x04;
+const HELLO_FLAGS = HELLO_ANSWER | HELLO_REKEY | HELLO_TAKEN;
 
 const MAGIC0 = 0x53; // 'S'
 const MAGIC1 = 0x45; // 'E'
@@ -68,7 +75,7 @@ export function encodeHello(h: Hello, key: Uint8Array): Uint8Array {
   b[1] = MAGIC1;
   b[2] = MAGIC2;
   b[3] = HELLO_VERSION;
-  b[4] = h.flags & (HELLO_ANSWER | HELLO_REKEY);
+  b[4] = h.flags & HELLO_FLAGS;
   b.set(h.incarnation, 8);
   b.set(h.echo, 24);
   new DataView(b.buffer).setBigUint64(40, BigInt(h.epoch));
@@ -84,7 +91,7 @@ export function decodeHello(b: Uint8Array, off: number, end: number, key: Uint8A
   if (!looksLikeHello(b, off, end)) return null;
   const want = mac(key, b, off).subarray(0, TAG_LEN);
   if (!timingSafeEqual(want, b.subarray(off + TAG_AT, off + TAG_AT + TAG_LEN))) return null;
-  if ((b[off + 4]! & ~(HELLO_ANSWER | HELLO_REKEY)) !== 0 || b[off + 5] !== 0 || b[off + 6] !== 0 || b[off + 7] !== 0) return null;
+  if ((b[off + 4]! & ~HELLO_FLAGS) !== 0 || b[off + 5] !== 0 || b[off + 6] !== 0 || b[off + 7] !== 0) return null;
   const epoch = new DataView(b.buffer, b.byteOffset + off + 40, 8).getBigUint64(0);
   if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   return {

@@ -12,19 +12,27 @@
  * databases) differ in tunnel and incarnation alike.
  *
  * **Announcements (esp/hello.ts).** A node cannot send to a peer, nor read it, before it knows the
- * peer's incarnation; the two learn each other's in a three-message exchange of authenticated hellos,
- * each carrying the sender's incarnation, an *echo* of the receiver's as the sender last saw it, and the
- * epoch it sends in. A node takes a peer's incarnation only from a hello that echoes its own current
+ * peer's incarnation; the two learn each other's in an exchange of authenticated hellos (four when they
+ * first meet), each carrying the sender's incarnation, an *echo* of the receiver's as the sender last saw
+ * it, and the epoch it sends in. A node takes a peer's incarnation only from a hello that echoes its own current
  * one (so a hello captured in an earlier life of this node is refused), and never takes back one it has
  * replaced (so a replayed hello of the peer's earlier life is refused). It answers a hello that does not
- * echo it, or asks for an answer. The first exchange:
+ * echo it, or asks for an answer.
+ *
+ * A node sends under an SA only once the peer holds the inbound side of it: taking a peer's incarnation
+ * installs this node's inbound SAs from it, and the node says so in its hellos (*taken*: it holds the SAs
+ * for the incarnation it echoes); the peer sends only after a fresh hello of that kind. Without the rule,
+ * the node that takes first sends at once, and its packets meet a peer that has not read the hello that
+ * would let it take them (the hello may well come later: live, it arrives on the UDP socket and ESP over
+ * IP on the raw one) — `EspUnknownSpi` at every start and every restart. The first exchange:
  * ```text
- *   A → B  (A, echo —, answer me)   B does not know whether this is fresh: it answers
- *   B → A  (B, echo A, answer me)   fresh for A: A takes B, can send, answers
- *   A → B  (A, echo B)              fresh for B: B takes A, can send
+ *   A → B  (A, echo —, answer me)          B does not know whether this is fresh: it answers
+ *   B → A  (B, echo A, answer me)          fresh for A: A takes B (its inbound SAs are in), answers
+ *   A → B  (A, echo B, taken, answer me)   fresh for B: B takes A; A holds B's SAs: B can send; answers
+ *   B → A  (B, echo A, taken)              A can send
  * ```
- * Packets for a peer whose incarnation is not known yet wait (the bridge holds a few, `waitNs`), and
- * trigger the exchange. On the simulator the control plane introduces the nodes (`EspSadb.introduce`),
+ * Packets for a peer that cannot be sent to yet wait (the bridge holds them, `waitNs`), and trigger the
+ * exchange; they go once it is done. On the simulator the control plane introduces the nodes (`EspSadb.introduce`),
  * so nothing of this crosses the simulated underlay. A node that takes a *new* incarnation of a peer
  * (the peer restarted) moves its own outbound SA to a new epoch and starts the peer's inbound SAs
  * afresh; packets still in flight under the peer's previous SAs are taken for the grace period.
@@ -62,7 +70,7 @@ import type { NativeAead } from './aead-batch.js';
 import { InboundSa, OutboundSa, type EspKeying, type EspLifetime } from './sa.js';
 import { deriveHelloKey, ESP_INCARNATION_LEN, explicitSaKeys, keyId, SaDeriver, type ClusterSecret, type SaPairSpec } from './keys.js';
 import { saId, type SeqJournal } from './journal.js';
-import { decodeHello, encodeHello, HELLO_ANSWER, HELLO_REKEY, incarnationHex, NO_INCARNATION, sameIncarnation } from './hello.js';
+import { decodeHello, encodeHello, HELLO_ANSWER, HELLO_REKEY, HELLO_TAKEN, incarnationHex, NO_INCARNATION, sameIncarnation } from './hello.js';
 
 /** What `EspSadb.outbound` (and `Tunnel.encap`) return for a peer whose announcement has not come yet: hold the packet. */
 export const ESP_WAIT = -3;
@@ -131,7 +139,12 @@ export interface EspConfig {
   freshExplicitKeys?: boolean;
   /** Epochs past the next one an unknown SPI from a peer is looked for in. Default 4. */
   lookahead?: number;
-  /** How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 2 s. */
+  /**
+   * How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 10 s:
+   * longer than a peer takes to start (a seine agent, about 2 s on two busy cores — the 2 s this was
+   * dropped the first node's packets while the second was still starting), well under what Linux holds
+   * packets for an SA being negotiated (60 s) and WireGuard for a handshake (90 s).
+   */
   waitNs?: number;
   /**
    * Seal and open a whole batch of packets per AEAD call (esp/esp.ts `EspSealBatch`, `EspOpenBatch`):
@@ -186,6 +199,11 @@ export class EspPeer {
   removed = false;
   /** Derived keys: the peer's incarnation once taken from a fresh hello, its last one seen in any hello. */
   incarnation: Uint8Array | null = null;
+  /**
+   * The peer has shown (a fresh hello, taken) that it holds the inbound SAs from this node's current
+   * incarnation: until then nothing is sent to it. Explicit keys: always.
+   */
+  confirmed = false;
   seen: Uint8Array | null = null;
   /** Incarnations of the peer replaced here (hex, oldest first), never taken back. */
   readonly retired: string[] = [];
@@ -218,9 +236,9 @@ export class EspPeer {
     this.index = index;
   }
 
-  /** The peer can be sent to (its outbound SA exists). */
+  /** The peer can be sent to: its outbound SA exists, and the peer holds the inbound side. */
   get ready(): boolean {
-    return this.out !== null;
+    return this.out !== null && this.confirmed;
   }
 }
 
@@ -316,7 +334,7 @@ export class EspSadb {
     this.lookahead = cfg.lookahead ?? 4;
     if (!(Number.isInteger(this.lookahead) && this.lookahead >= 0 && this.lookahead <= 64))
       throw new RangeError(`esp lookahead ${this.lookahead} is not an integer in 0-64`);
-    this.waitNs = cfg.waitNs ?? 2e9;
+    this.waitNs = cfg.waitNs ?? 10e9;
     if (!(this.waitNs >= 0)) throw new RangeError(`esp waitNs ${this.waitNs} must be ≥ 0`);
     if (ESP_CIPHERS[cfg.cipher] === undefined) throw new RangeError(`esp: cipher ${String(cfg.cipher)} is not one of ${Object.keys(ESP_CIPHERS).join(', ')}`);
     const lim = ESP_AEAD_LIMITS[cfg.cipher];
@@ -363,6 +381,7 @@ export class EspSadb {
       if (back.addr === addr) {
         // Everything goes on where it was: the same keys, sequence numbers and windows.
         peer.incarnation = back.incarnation;
+        peer.confirmed = back.confirmed;
         peer.seen = back.seen;
         peer.out = back.out;
         peer.outEpoch = back.outEpoch;
@@ -386,7 +405,7 @@ export class EspSadb {
     this.peers.push(peer);
     for (const sa of [peer.inCur, peer.inNext, peer.inOld]) if (sa !== null) this.register(sa, index);
     // Announce at once: the peer may be sending already (its packets wait for this node's hello).
-    if (peer.out === null) this.ask(peer, now);
+    if (!peer.ready) this.ask(peer, now);
   }
 
   private addExplicit(index: number, addr: string, pc: EspPeerConfig, now: number): void {
@@ -421,6 +440,7 @@ export class EspSadb {
     const out = back?.out ?? this.outSa(o.spi, o, journal === undefined ? 0n : journal.restore(oid), now);
     if (back !== undefined) this.retired.delete(retiredKey(true, oid));
     const peer = new EspPeer(addr, addr, index, true);
+    peer.confirmed = true;
     peer.out = out;
     peer.outId = oid;
     peer.inId = iid;
@@ -651,18 +671,15 @@ export class EspSadb {
    * The outbound SA towards peer `index` for one more packet at `now`, rekeyed first when it is due (soft
    * lifetime or the end of its sequence numbers; explicit SAs are never rekeyed and report
    * EspSaExhausted at their hard lifetime); with a journal, the next sequence number is reserved on disk
-   * before it is used. Returns the SA, a DropReason, or `ESP_WAIT` when the peer's incarnation is not
-   * known yet (hold the packet; a hello is on its way).
+   * before it is used. Returns the SA, a DropReason, or `ESP_WAIT` when the peer cannot be sent to yet
+   * (its incarnation is not known, or it has not shown it took this node's: hold the packet; a hello is
+   * on its way).
    */
   outbound(index: number, now: number): OutboundSa | number {
     const peer = this.peers[index];
     if (peer === undefined || peer.removed) return DropReason.EspNoSa;
-    let sa = peer.out;
-    if (sa === null) {
-      if (peer.waitingSince < 0) peer.waitingSince = now;
-      this.ask(peer, now);
-      return ESP_WAIT;
-    }
+    if (this.waits(peer, now)) return ESP_WAIT;
+    let sa = peer.out!;
     if (sa.exhausted || sa.due(now)) {
       if (peer.explicit) {
         if (sa.exhausted || sa.expired(now)) return DropReason.EspSaExhausted;
@@ -679,6 +696,23 @@ export class EspSadb {
       }
     }
     return sa;
+  }
+
+  /**
+   * Whether packets for the peer at `index` must wait for its announcement (`outbound` would say
+   * `ESP_WAIT`); if so, it is asked (rate-limited). For the bridge, which holds a super-frame whole
+   * rather than its segments.
+   */
+  mustWait(index: number, now: number): boolean {
+    const peer = this.peers[index];
+    return peer !== undefined && !peer.removed && this.waits(peer, now);
+  }
+
+  private waits(peer: EspPeer, now: number): boolean {
+    if (peer.ready) return false;
+    if (peer.waitingSince < 0) peer.waitingSince = now;
+    this.ask(peer, now);
+    return true;
   }
 
   // ---- inbound --------------------------------------------------------------------------------------------
@@ -717,7 +751,15 @@ export class EspSadb {
     peer.inEpoch = peer.nextEpoch;
     peer.inNext = null;
     if (peer.explicit) return;
-    const next = this.derivedIn(peer, peer.inEpoch + 1, now);
+    // The lookahead's candidate for that epoch, if it has one: a batch opened under it (tunnel.ts checks
+    // that a packet's SA is still the one registered) then finds the same SA, not a copy — with two epochs
+    // in one batch, the second's packets were EspUnknownSpi.
+    const e = peer.inEpoch + 1;
+    const k = peer.aheadFrom >= 0 ? e - peer.aheadFrom : -1;
+    let next = k >= 0 && k < peer.aheadSas.length ? peer.aheadSas[k]! : null;
+    // Out of the window once installed: `accepted` takes an SA found there for a candidate.
+    if (next !== null) peer.aheadSas[k] = null;
+    next ??= this.derivedIn(peer, e, now);
     peer.inNext = next;
     peer.nextEpoch = peer.inEpoch + 1;
     this.register(next, peer.index);
@@ -798,6 +840,11 @@ export class EspSadb {
     // One hello per peer in the outbox at a time: a newer one says everything an older one did.
     for (let i = this.outbox.length - 1; i >= 0; i--) if (this.outbox[i]!.index === peer.index) this.outbox.splice(i, 1);
     const echo = peer.seen ?? NO_INCARNATION;
+    // Taken: this node holds the inbound SAs from the incarnation it echoes. Answer me: the peer's answer
+    // is what this node waits for (it cannot send to the peer yet, or has not taken its latest life).
+    if (sameIncarnation(echo, peer.incarnation)) flags |= HELLO_TAKEN;
+    else flags |= HELLO_ANSWER;
+    if (!peer.ready) flags |= HELLO_ANSWER;
     const msg = encodeHello({ flags, incarnation: this.incarnation, echo, epoch: this.announcedEpoch(peer, echo) }, this.helloKeys(peer).out);
     this.outbox.push({ index: peer.index, msg });
   }
@@ -833,11 +880,11 @@ export class EspSadb {
         peer.rekeyAsked = true;
         peer.rekeyAskedAt = now;
       }
+      // The peer (in the life this node took) holds the inbound SAs from this node's current life.
+      if ((h.flags & HELLO_TAKEN) !== 0 && !peer.confirmed && sameIncarnation(h.incarnation, peer.incarnation)) this.confirm(peer);
     }
-    if (!fresh || (h.flags & HELLO_ANSWER) !== 0) {
-      const known = sameIncarnation(peer.incarnation, h.incarnation);
-      this.queueHello(peer, known ? 0 : HELLO_ANSWER, now, false);
-    }
+    // The answer says whether this node took the peer (`queueHello` sets the flags).
+    if (!fresh || (h.flags & HELLO_ANSWER) !== 0) this.queueHello(peer, 0, now, false);
     return DropReason.EspControl;
   }
 
@@ -860,9 +907,16 @@ export class EspSadb {
     peer.aheadSas = [];
     if (peer.out === null) this.setOut(peer, peer.outEpoch, this.deriver(peer, true).keys(peer.outEpoch), now);
     else this.rekeyOut(peer, now);
-    peer.waitingSince = -1;
+    // This life of the peer has not shown yet that it took this node's: nothing is sent to it until then.
+    peer.confirmed = false;
     // A new state: what this node does not understand from now on is worth asking about at once.
     peer.askedAt = -1;
+  }
+
+  /** The peer holds this node's SAs: its waiting packets may go (the tunnel looks at `readied`). */
+  private confirm(peer: EspPeer): void {
+    peer.confirmed = true;
+    peer.waitingSince = -1;
     this.readied.push(peer.index);
   }
 
@@ -916,7 +970,7 @@ export class EspSadb {
         peer.inOld = null;
         n++;
       }
-      if (peer.out === null && !peer.explicit && peer.waitingSince >= 0) {
+      if (!peer.ready && !peer.explicit && peer.waitingSince >= 0) {
         if (now - peer.waitingSince > this.waitNs) peer.waitingSince = -1;
         else this.ask(peer, now);
       }

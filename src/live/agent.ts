@@ -191,6 +191,9 @@ export class Agent {
       throw e;
     }
     for (const d of this.devices.values()) d.start();
+    // ESP: the announcements each peer was given leave now, not with the first packet or tick (up to a
+    // second later) — a peer starting at the same moment then meets them at once.
+    this.nd.bridge.tick();
     this.ticker = setInterval(() => this.nd.bridge.tick(), 1000);
     this.control = new ControlServer(cfg.control, {
       status: () => this.status(),
@@ -424,6 +427,8 @@ export class Agent {
       const peers = [...this.configPeers, ...this.kubePeers.filter((p) => !names.has(p.name) && p.name !== this.nd.name)];
       const before = new Map(this.nd.peers.map((p) => [p.name, p]));
       const r = applyPeers(this.nd, peers);
+      // ESP: new peers' announcements leave at once (as at start).
+      if (r.added.length > 0) this.nd.bridge.tick();
       const now = new Map(this.nd.peers.map((p) => [p.name, p]));
       for (const name of r.removed) await this.routePeer(before.get(name)!, false);
       for (const name of r.added) await this.routePeer(now.get(name)!, true);
