@@ -223,7 +223,12 @@ class FlowRecord {
   reordered = 0;
   goodput = 0;
   maxSeq = -1;
-  seen = new Uint8Array(64);
+  /**
+   * Sequence numbers seen: 0–31 as bits of `low`, the rest in `seen` (made when a flow gets that far: a
+   * big cluster's 100,000 short flows would otherwise each hold a typed array and its backing store).
+   */
+  low = 0;
+  seen: Uint8Array | null = null;
   readonly latency: LatencySample;
   constructor(seed: number) {
     this.latency = new LatencySample(seed);
@@ -253,19 +258,29 @@ export class UdpSink {
     const sentAt = view.getFloat64(off + 8);
     let f = this.flows.get(id);
     if (f === undefined) this.flows.set(id, (f = new FlowRecord(sampleSeed(this.seed, id))));
-    if (seq >= f.seen.length * 8) {
-      let n = f.seen.length;
-      while (seq >= n * 8) n *= 2;
-      const g = new Uint8Array(n);
-      g.set(f.seen);
-      f.seen = g;
+    if (seq < 32) {
+      const bit = 1 << seq;
+      if ((f.low & bit) !== 0) {
+        f.duplicates++;
+        return;
+      }
+      f.low |= bit;
+    } else {
+      let seen = f.seen;
+      if (seen === null || seq >= seen.length * 8) {
+        let n = seen === null ? 64 : seen.length;
+        while (seq >= n * 8) n *= 2;
+        const g = new Uint8Array(n);
+        if (seen !== null) g.set(seen);
+        f.seen = seen = g;
+      }
+      const bit = 1 << (seq & 7);
+      if ((seen[seq >> 3]! & bit) !== 0) {
+        f.duplicates++;
+        return;
+      }
+      seen[seq >> 3]! |= bit;
     }
-    const bit = 1 << (seq & 7);
-    if ((f.seen[seq >> 3]! & bit) !== 0) {
-      f.duplicates++;
-      return;
-    }
-    f.seen[seq >> 3]! |= bit;
     f.received++;
     f.goodput += len;
     if (seq < f.maxSeq) f.reordered++;
