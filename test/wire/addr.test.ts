@@ -46,6 +46,17 @@ test('addr: IPv4 text is read by hand exactly as the dotted-quad pattern with oc
   fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (a) => ipv4FromString(ipv4ToString(a)) === a));
 });
 
+test('addr: a prefix length is read by hand exactly as one to three decimal digits read by the pattern', () => {
+  const byPattern = (t: string): number | null => (/^\d{1,3}$/.test(t) && Number(t) <= 32 ? Number(t) : null);
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom(...'0123456789/'.split(''), 'x', ' ', '.'), { maxLength: 5 }), (cs) => {
+      const t = cs.join('');
+      assert.equal(prefixFromString(`10.1.2.0/${t}`)?.len ?? null, byPattern(t), t);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
 test('addr: prefixes keep the address as written and take a decimal length within the family', () => {
   assert.deepEqual(parsePrefix('10.244.1.7/24', 'route'), { family: 4, addr: 0x0af40107, len: 24 });
   const p6 = parsePrefix('fd00:10::/64', 'route');
