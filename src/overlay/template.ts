@@ -109,6 +109,27 @@ function validate(cfg: TunnelTemplateConfig): void {
 }
 
 /**
+ * Templates' bytes come from shared slabs, 4-byte aligned: a 1,000-node simulated cluster builds ~10⁵
+ * templates, and two typed arrays of their own each would be ~2·10⁵ backing stores for the collector.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabAt = 0;
+
+/** `n` zeroed bytes (a multiple of 4 is taken) at a 4-byte boundary of a slab. */
+function carve(n: number): Uint8Array {
+  const take = (n + 3) & ~3;
+  if (take > SLAB_BYTES) return new Uint8Array(n);
+  if (slabAt + take > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabAt = 0;
+  }
+  const out = new Uint8Array(slab, slabAt, n);
+  slabAt += take;
+  return out;
+}
+
+/**
  * The outer Ethernet, IP, UDP and tunnel headers of one tunnel. Build it when the tunnel is configured;
  * `encap` then costs a copy of `header` and a few stores per packet, and allocates nothing.
  */
@@ -206,7 +227,9 @@ export class TunnelTemplate {
         ? { kind: 'gre', repr: { protocolType: GRE_PROTO_TEB, checksum: false, key: this.greKey ? cfg.vni : null, sequence: null } }
         : { kind: 'vxlan', repr: { vni: cfg.vni } };
     // compose copies the option data: later changes to the caller's arrays do not reach the template.
-    this.header = compose(this.gre ? [eth, ip, tunnel] : [eth, ip, udp, tunnel]);
+    const composed = compose(this.gre ? [eth, ip, tunnel] : [eth, ip, udp, tunnel]);
+    this.header = carve(composed.length);
+    this.header.set(composed);
     this.headerLen = this.header.length;
     this.l3 = ETH_HEADER_LEN;
     this.l4 = ETH_HEADER_LEN + (this.v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN);
@@ -226,7 +249,9 @@ export class TunnelTemplate {
     const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
     if (this.headerLen % 4 !== 2) throw new Error(`tunnel template: ${this.headerLen}-byte header breaks the word layout`);
     this.head16 = hv.getUint16(0);
-    this.mid = new Int32Array((this.headerLen - 2) >>> 2).map((_, i) => hv.getInt32(2 + 4 * i, true));
+    const mid = carve(this.headerLen - 2);
+    this.mid = new Int32Array(mid.buffer, mid.byteOffset, (this.headerLen - 2) >>> 2);
+    for (let i = 0; i < this.mid.length; i++) this.mid[i] = hv.getInt32(2 + 4 * i, true);
     this.optWord = (this.l4 + UDP_HEADER_LEN + 8 - 2) >>> 2;
     this.ipVerTos = hv.getUint16(this.l3);
     this.ipFlagsFrag = this.v6 ? 0 : hv.getUint16(this.l3 + 6);

@@ -37,6 +37,8 @@ export class Uplink implements Device {
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
   readonly name: string;
+  /** `deliver` as a receiver, made once: the paths towards this node (up to one per other node) share it. */
+  readonly receiver: Receiver = (batch) => this.deliver(batch);
 
   constructor(
     readonly fabric: Fabric,
@@ -184,11 +186,9 @@ export class Fabric {
       `${this.nodeName(lo)}->${this.nodeName(hi)}`,
       `${this.nodeName(hi)}->${this.nodeName(lo)}`,
     ]);
-    const ulo = this.uplinks[lo]!,
-      uhi = this.uplinks[hi]!;
     // What end a sends arrives at end b, which belongs to the higher node.
-    link.b.setReceiver((b) => uhi.deliver(b));
-    link.a.setReceiver((b) => ulo.deliver(b));
+    link.b.setReceiver(this.uplinks[hi]!.receiver);
+    link.a.setReceiver(this.uplinks[lo]!.receiver);
     p = { link, lo, hi };
     this.paths.set(k, p);
     if (this.downPaths.delete(k)) link.setUp(false);

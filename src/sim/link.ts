@@ -58,7 +58,7 @@ function check(name: string, v: number | undefined, min: number, max = Infinity)
 }
 
 /** One end of a simulated link. */
-export class SimLinkEnd implements Device, SimTask {
+export class SimLinkEnd implements Device {
   peer!: SimLinkEnd;
   readonly stats: LinkStats = {
     sent: 0,
@@ -74,24 +74,18 @@ export class SimLinkEnd implements Device, SimTask {
   private rx: Receiver | null = null;
   private listener: ((up: boolean) => void) | null = null;
   /**
-   * When the wire from this end is free again, and the serialisation end times of queued frames (a ring
-   * that starts small and doubles up to `qCap`: a 1,000-node fabric has ~10⁵ paths that each queue a frame
-   * or two, and 8 KB per end up front would be gigabytes).
+   * When the wire from this end is free again, and the serialisation end times of queued frames: a ring
+   * that starts empty and doubles up to `qCap` (a 1,000-node fabric has ~10⁵ paths that each queue a
+   * frame or two; a plain array, since a typed array costs each path a backing store of its own).
    */
   private busyUntil = 0;
-  private queue: Float64Array;
+  private queue: number[] = EMPTY_QUEUE;
   private readonly qCap: number;
   private qHead = 0;
   private qLen = 0;
-  /** Frames on the wire towards the peer, by slot. */
-  private slots: Array<PacketBuf | null> = [];
-  /** The link's outage count when each slot's frame was launched. */
-  private slotOutage: number[] = [];
-  private free: number[] = [];
   /** Latest arrival scheduled so far (FIFO unless reordered). */
   private lastArrival = 0;
   private bad = false;
-  private readonly batch = new PacketBatch(1);
 
   constructor(
     readonly name: string,
@@ -99,14 +93,14 @@ export class SimLinkEnd implements Device, SimTask {
     private readonly link: SimLink,
   ) {
     this.qCap = link.cfg.queuePackets ?? 1000;
-    this.queue = new Float64Array(Math.min(this.qCap, 8));
   }
 
-  /** Doubles the queue ring (up to `qCap`), unrolled so that the head is at 0. */
+  /** Doubles the queue ring (from 2, up to `qCap`), unrolled so that the head is at 0. */
   private growQueue(): void {
     const q = this.queue;
-    const g = new Float64Array(Math.min(this.qCap, q.length * 2));
-    for (let k = 0; k < this.qLen; k++) g[k] = q[(this.qHead + k) % q.length]!;
+    const n = Math.min(this.qCap, Math.max(2, q.length * 2));
+    const g: number[] = [];
+    for (let k = 0; k < n; k++) g.push(k < this.qLen ? q[(this.qHead + k) % q.length]! : 0);
     this.queue = g;
     this.qHead = 0;
   }
@@ -207,20 +201,15 @@ export class SimLinkEnd implements Device, SimTask {
   }
 
   private launch(p: PacketBuf, at: number): void {
-    const slot = this.free.length > 0 ? this.free.pop()! : this.slots.push(null) - 1;
-    this.slots[slot] = p;
-    this.slotOutage[slot] = this.link.outages;
-    this.link.sim.schedule(at, this, slot);
+    const w = this.link.wire;
+    w.sim.schedule(at, w, w.put(p, this, this.link.outages));
   }
 
-  /** Arrival of the frame in `slot` at the peer. */
-  run(slot: number): void {
-    const p = this.slots[slot]!;
-    this.slots[slot] = null;
-    this.free.push(slot);
+  /** @internal arrival at the peer of frame `p`, launched when the link's outage count was `outage`. */
+  arrive(p: PacketBuf, outage: number, b: PacketBatch): void {
     const to = this.peer;
     // Down now, or went down (and maybe up again) while the frame was on the wire.
-    if (!this.link.up || this.slotOutage[slot] !== this.link.outages) {
+    if (!this.link.up || outage !== this.link.outages) {
       this.stats.droppedDown++;
       p.release();
       return;
@@ -231,13 +220,60 @@ export class SimLinkEnd implements Device, SimTask {
       return;
     }
     this.stats.delivered++;
-    const b = to.batch;
     b.clear();
     b.add(p);
     to.rx(b);
     b.clear();
   }
 }
+
+const EMPTY_QUEUE: number[] = [];
+
+/**
+ * The frames on the wire of every link of one simulator, by slot: the arrival event's argument. One table
+ * for all links rather than one per link end, so that a fabric of ~10⁵ paths that each carry a frame or
+ * two does not hold ~10⁵ sets of slot arrays; frames are delivered one at a time (events do not nest),
+ * so one batch serves every arrival.
+ */
+class Wire implements SimTask {
+  private pkts: Array<PacketBuf | null> = [];
+  private ends: Array<SimLinkEnd | null> = [];
+  /** The link's outage count when each slot's frame was launched. */
+  private outage: number[] = [];
+  private free: number[] = [];
+  private readonly batch = new PacketBatch(1);
+
+  constructor(readonly sim: Simulator) {}
+
+  /** Holds `p`, sent from `end`, until its arrival; returns its slot. */
+  put(p: PacketBuf, end: SimLinkEnd, outage: number): number {
+    let slot: number;
+    if (this.free.length > 0) slot = this.free.pop()!;
+    else {
+      slot = this.pkts.length;
+      this.pkts.push(null);
+      this.ends.push(null);
+      this.outage.push(0);
+    }
+    this.pkts[slot] = p;
+    this.ends[slot] = end;
+    this.outage[slot] = outage;
+    return slot;
+  }
+
+  /** Arrival of the frame in `slot`. */
+  run(slot: number): void {
+    const p = this.pkts[slot]!;
+    const end = this.ends[slot]!;
+    this.pkts[slot] = null;
+    this.ends[slot] = null;
+    this.free.push(slot);
+    end.arrive(p, this.outage[slot]!, this.batch);
+  }
+}
+
+/** Each simulator's wire (made with its first link). */
+const wires = new WeakMap<Simulator, Wire>();
 
 /** A point-to-point link: `a` and `b` are the devices to plug into bridge ports or hosts. */
 export class SimLink implements SimTask {
@@ -246,6 +282,8 @@ export class SimLink implements SimTask {
   up = true;
   /** Times the carrier went down: a frame launched before an outage is lost, even if the link is up again when it arrives. */
   outages = 0;
+  /** @internal the simulator's frames in flight. */
+  readonly wire: Wire;
 
   constructor(
     readonly sim: Simulator,
@@ -270,6 +308,9 @@ export class SimLink implements SimTask {
       check('burst.lossBad', cfg.burst.lossBad, 0, 1);
       check('burst.lossGood', cfg.burst.lossGood, 0, 1);
     }
+    let w = wires.get(sim);
+    if (w === undefined) wires.set(sim, (w = new Wire(sim)));
+    this.wire = w;
     this.a = new SimLinkEnd(names[0], cfg.macA ?? 0, this);
     this.b = new SimLinkEnd(names[1], cfg.macB ?? 0, this);
     this.a.peer = this.b;

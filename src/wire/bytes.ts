@@ -87,15 +87,26 @@ export function ipv4ToString(a: number): string {
   return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
 }
 export function ipv4FromString(s: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (m === null) return null;
-  let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) return null;
-    v = v * 256 + o;
+  // By hand rather than with a regular expression: a 1,000-node simulated cluster parses millions of
+  // addresses while it builds, and a match allocates an array and four strings each time.
+  let v = 0,
+    octet = 0,
+    digits = 0,
+    dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      if (++digits > 3) return null;
+      octet = octet * 10 + (c - 0x30);
+    } else if (c === 0x2e && digits > 0 && dots < 3 && octet <= 255) {
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else return null;
   }
-  return v;
+  if (dots !== 3 || digits === 0 || octet > 255) return null;
+  return v * 256 + octet;
 }
 
 /** RFC 5952 text form: lower case, longest run (≥ 2) of zero groups compressed, first on a tie. */

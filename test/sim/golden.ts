@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Cluster, formatReport } from '../../src/sim/cluster.js';
 import { loadScenario, parseScenario, type Scenario } from '../../src/scenario/scenario.js';
 import { traceScenario, type TraceRequest } from '../../src/sim/tracer.js';
+import { bigClusterJson } from '../../bench/cluster-scenarios.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LABS = join(ROOT, 'scenarios');
@@ -65,6 +66,9 @@ capture: [n1/underlay, n1/a, n3/d]
 `,
 };
 
+/** bench/sim.ts's big cluster, scaled down: 40 nodes × 4 pods, 2,000 UDP flows of 8 datagrams over 1 s. */
+const BENCH_CLUSTER = { nodes: 40, podsPerNode: 4, flows: 2000, packets: 8, intervalUs: 1000, startSpreadMs: 500, durationMs: 1000, seed: 1 };
+
 /** Traces of representative labs (and of the extra scenarios): routed, ESP, drops, l2 flooding, node stacks. */
 const TRACES: Array<[string, TraceRequest]> = [
   ['esp-encryption', { from: 'node1/client', to: 'node2/server', proto: 'icmp' }],
@@ -87,6 +91,10 @@ function scenarios(): Map<string, () => Scenario> {
     .sort())
     out.set(f.slice(0, -'.yaml'.length), () => loadScenario(join(LABS, f)));
   for (const [k, text] of Object.entries(EXTRA)) out.set(k, () => parseScenario(text, `${k}.yaml`));
+  // The 1,000-node benchmark's cluster (bench/sim.ts) at a size a test can run: the simulator's speed-ups
+  // for that run (lazy paths, shared in-flight tables) must leave its report as it was.
+  const bench = bigClusterJson(BENCH_CLUSTER);
+  out.set('bench-cluster', () => parseScenario(bench, 'bench-cluster.json'));
   return out;
 }
 

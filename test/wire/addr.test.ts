@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { addrFromString, mask4, mask6, mask6Into, parseAddr, parsePrefix, prefixFromString } from '../../src/wire/addr.js';
-import { ipv4ToString, ipv6ToString } from '../../src/wire/bytes.js';
+import { ipv4FromString, ipv4ToString, ipv6ToString } from '../../src/wire/bytes.js';
 
 test('addr: IPv4 and IPv6 text to numbers and bytes; anything else refused with what was asked', () => {
   assert.deepEqual(addrFromString('10.244.1.5'), { family: 4, v4: 0x0af40105, v6: null });
@@ -11,6 +11,50 @@ test('addr: IPv4 and IPv6 text to numbers and bytes; anything else refused with 
   assert.equal(ipv6ToString(a!.v6!), 'fd00::1');
   for (const bad of ['', '10.244.1', '256.0.0.1', 'fd00:::1', '10.0.0.1/24', ' 10.0.0.1']) assert.equal(addrFromString(bad), null, bad);
   assert.throws(() => parseAddr('nope', 'VTEP ip'), /VTEP ip: "nope" is not an IPv4 or IPv6 address/);
+});
+
+test('addr: IPv4 text is read by hand exactly as the dotted-quad pattern with octets of at most 255 reads it', () => {
+  // The pattern the hand-written reader replaced, as the reference.
+  const byPattern = (s: string): number | null => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+    if (m === null || m.slice(1).some((o) => Number(o) > 255)) return null;
+    return m.slice(1).reduce((v, o) => v * 256 + Number(o), 0);
+  };
+  for (const s of [
+    '0.0.0.0',
+    '255.255.255.255',
+    '010.001.0.09',
+    '1.2.3.4.',
+    '.1.2.3',
+    '1..2.3',
+    '1.2.3',
+    '1.2.3.4.5',
+    '1.2.3.256',
+    '1.2.3.1000',
+    '1.2.3.-1',
+    '',
+    '٣.1.1.1',
+  ])
+    assert.equal(ipv4FromString(s), byPattern(s), s);
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom(...'0123456789.'.split(''), 'x', '/', ' '), { maxLength: 18 }), (cs) => {
+      const s = cs.join('');
+      assert.equal(ipv4FromString(s), byPattern(s), s);
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (a) => ipv4FromString(ipv4ToString(a)) === a));
+});
+
+test('addr: a prefix length is read by hand exactly as one to three decimal digits read by the pattern', () => {
+  const byPattern = (t: string): number | null => (/^\d{1,3}$/.test(t) && Number(t) <= 32 ? Number(t) : null);
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom(...'0123456789/'.split(''), 'x', ' ', '.'), { maxLength: 5 }), (cs) => {
+      const t = cs.join('');
+      assert.equal(prefixFromString(`10.1.2.0/${t}`)?.len ?? null, byPattern(t), t);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('addr: prefixes keep the address as written and take a decimal length within the family', () => {
