@@ -15,6 +15,10 @@ async function readStdin(): Promise<string> {
   return s;
 }
 
-const out = await runPlugin(process.env, await readStdin());
-process.exitCode = out.code;
-process.stdout.write(out.stdout);
+// No top-level await: the same code runs as the one-file CommonJS bundle the launcher starts (cni/bundle.ts).
+void readStdin()
+  .then((stdin) => runPlugin(process.env, stdin))
+  .then((out) => {
+    process.exitCode = out.code;
+    process.stdout.write(out.stdout);
+  });
