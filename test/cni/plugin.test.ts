@@ -191,7 +191,7 @@ test("the plugin's start-up loads only its own small modules (no yaml, prom-clie
   const files = [...seen].map((f) => f.replace(`${ROOT}dist/`, ''));
   assert.deepEqual(
     files.sort(),
-    ['node:net', 'src/cni/client.js', 'src/cni/main.js', 'src/cni/plugin.js', 'src/live/cni-spec.js', 'src/live/request.js'].sort(),
+    ['node:fs', 'node:net', 'node:tty', 'src/cni/client.js', 'src/cni/main.js', 'src/cni/plugin.js', 'src/live/cni-spec.js', 'src/live/request.js'].sort(),
   );
   // The bundle the launcher runs holds that graph and nothing else: its modules, and Node's built-ins for the rest.
   const bundle = readFileSync(PLUGIN_BUNDLE, 'utf8');
