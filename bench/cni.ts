@@ -49,6 +49,9 @@ export function cniBenches(): BenchEntry[] {
         'cni.add.seq.p50',
         'cni.add.seq.p99',
         'cni.add.seq.agent.p50',
+        'cni.add.seq.agent.ipam.p50',
+        'cni.add.seq.agent.plug.p50',
+        'cni.add.seq.agent.save.p50',
         'cni.del.seq.p50',
         'cni.del.seq.p99',
         'cni.add.conc.p50',
@@ -114,12 +117,17 @@ async function worker(): Promise<void> {
     // The agent's share of each sequential ADD (IPAM exec + TAP + kernel), from its log: what is left once
     // the plugin's Node has started.
     const agentMs: number[] = [];
+    const steps: Array<{ ipam: number; plug: number; save: number }> = [];
     for (const line of node.agent!.output().split('\n')) {
       if (!line.includes('"cni: pod attached"')) continue;
-      const m = (JSON.parse(line) as { ms?: { ipam: number; plug: number } }).ms;
-      if (m !== undefined) agentMs.push(m.ipam + m.plug);
+      const m = (JSON.parse(line) as { ms?: { ipam: number; plug: number; save: number } }).ms;
+      if (m !== undefined) {
+        agentMs.push(m.ipam + m.plug + m.save);
+        steps.push(m);
+      }
     }
     const agentSeq = agentMs.slice(3, 3 + SEQUENTIAL);
+    const stepSeq = steps.slice(3, 3 + SEQUENTIAL);
     const conc = pods.slice(SEQUENTIAL);
     const ca = await Promise.all(conc.map(add));
     const cd = await Promise.all(conc.map(del));
@@ -145,7 +153,34 @@ async function worker(): Promise<void> {
     figures.push(
       f('cni.add.seq.p50', `ADD, ${SEQUENTIAL} one after the other: median (plugin start, IPAM exec, TAP, address, route, result)`, pct(seqAdd, 50), 'ms', 80),
       f('cni.add.seq.p99', 'ADD, sequential: 99th percentile', pct(seqAdd, 99), 'ms', 200),
-      f('cni.add.seq.agent.p50', "ADD, sequential: the agent's part alone (IPAM exec, TAP, address, route), median", pct(agentSeq, 50), 'ms'),
+      f('cni.add.seq.agent.p50', "ADD, sequential: the agent's part alone (IPAM exec, TAP, address, route, attachments file), median", pct(agentSeq, 50), 'ms'),
+      f(
+        'cni.add.seq.agent.ipam.p50',
+        "ADD, sequential: the agent's IPAM exec (host-local), median",
+        pct(
+          stepSeq.map((x) => x.ipam),
+          50,
+        ),
+        'ms',
+      ),
+      f(
+        'cni.add.seq.agent.plug.p50',
+        "ADD, sequential: the agent's TAP, bridge port, addresses and routes (no exec), median",
+        pct(
+          stepSeq.map((x) => x.plug),
+          50,
+        ),
+        'ms',
+      ),
+      f(
+        'cni.add.seq.agent.save.p50',
+        "ADD, sequential: the agent's attachments file (written, fsync'd, renamed), median",
+        pct(
+          stepSeq.map((x) => x.save),
+          50,
+        ),
+        'ms',
+      ),
       f('cni.del.seq.p50', `DEL, ${SEQUENTIAL} one after the other: median`, pct(seqDel, 50), 'ms'),
       f('cni.del.seq.p99', 'DEL, sequential: 99th percentile', pct(seqDel, 99), 'ms'),
       f(

@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
@@ -539,6 +540,82 @@ static napi_value link_index(napi_env env, napi_callback_info info) {
     return NULL;
   }
   NAPI_OK(napi_create_int32(env, err == 0 ? ifr.ifr_ifindex : 0, &r));
+  return r;
+}
+
+/*
+ * netlinkRoute(netns, messages): sends rtnetlink requests, built by the caller (src/live/rtnl.ts), in one
+ * write on a NETLINK_ROUTE socket made inside `netns`, and returns one errno per message (0: done), matched
+ * by sequence number (message i carries i + 1, each with NLM_F_ACK). Only the framing is checked here.
+ */
+static napi_value netlink_route(napi_env env, napi_callback_info info) {
+  static const char *fn = "netlinkRoute";
+  napi_value argv[2], r, v;
+  char nsbuf[PATH_MAX];
+  const char *ns, *step = NULL;
+  uint8_t *req;
+  size_t len;
+  if (!get_args(env, info, argv, 2) || !arg_netns(env, argv[0], fn, nsbuf, sizeof nsbuf, &ns) ||
+      !arg_u8(env, argv[1], fn, "messages", &req, &len))
+    return NULL;
+  uint32_t n = 0;
+  for (size_t o = 0; o < len;) {
+    struct nlmsghdr h;
+    if (len - o < sizeof h) break;
+    memcpy(&h, req + o, sizeof h);
+    if (h.nlmsg_len < sizeof h || h.nlmsg_len > len - o || h.nlmsg_seq != n + 1 || !(h.nlmsg_flags & NLM_F_ACK)) break;
+    n++;
+    o += NLMSG_ALIGN(h.nlmsg_len);
+    if (o == len) goto framed;
+  }
+  throw_range(env, "netlinkRoute: messages must be whole nlmsghdr frames, sequence 1, 2, …, each with NLM_F_ACK");
+  return NULL;
+framed:;
+  int sock = socket_in(ns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, &step);
+  if (sock < 0) {
+    throw_errno(env, -sock, fn, "rtnetlink", ns, step);
+    return NULL;
+  }
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  int err = 0;
+  ssize_t sent;
+  do sent = sendto(sock, req, len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) err = errno, step = "sendto";
+  int32_t *errs = calloc(n, sizeof *errs);
+  uint32_t acked = 0;
+  uint8_t buf[8192] __attribute__((aligned(4)));
+  while (err == 0 && acked < n) {
+    ssize_t got = recv(sock, buf, sizeof buf, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      err = errno, step = "recv";
+      break;
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)got); h = NLMSG_NEXT(h, got)) {
+      if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < 1 || h->nlmsg_seq > n) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) continue;
+      errs[h->nlmsg_seq - 1] = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+      acked++;
+    }
+  }
+  close(sock);
+  if (err != 0) {
+    free(errs);
+    throw_errno(env, err, fn, "rtnetlink", ns, step);
+    return NULL;
+  }
+  if (napi_create_array_with_length(env, n, &r) != napi_ok) {
+    free(errs);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (napi_create_int32(env, errs[i], &v) != napi_ok || napi_set_element(env, r, i, v) != napi_ok) {
+      free(errs);
+      return NULL;
+    }
+  }
+  free(errs);
   return r;
 }
 
@@ -1436,6 +1513,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tapSetPersist", NULL, tap_set_persist, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkIndex", NULL, link_index, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkRoute", NULL, netlink_route, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readBatch", NULL, read_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeBatch", NULL, write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,13 +1,13 @@
 /**
  * `seine install-cni`: puts the CNI plugin where a container runtime looks for it — an executable `seine`
- * in the bin dir (a launcher that execs this Node on the built plugin entry, dist/src/cni/main.js) and
+ * in the bin dir (a launcher that execs this Node on the built plugin, dist/src/cni/main.cjs: cni/bundle.ts) and
  * `10-seine.conflist` in the conf dir: seine with host-local IPAM over the node's podCIDR (the gateway's
  * first address kept out of the pool), then portmap for published ports. Both files are written through
  * a temporary file and a rename, so a runtime never reads half of one.
  */
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PLUGIN_BUNDLE } from '../cni/bundle.js';
 import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
@@ -32,9 +32,6 @@ or --pod-cidr CIDR.`,
   },
   run: (a) => installCniCommand(a),
 };
-
-/** The built plugin entry next to this file (dist/src/cli/ → dist/src/cni/main.js). */
-const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/main.js', import.meta.url));
 
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
@@ -79,7 +76,7 @@ export function seineConflist(o: ConflistOptions): Record<string, unknown> {
 }
 
 /** The launcher: a shell script that execs this Node on the plugin entry (the runtime execs it by name). */
-export function launcherScript(node = process.execPath, entry = PLUGIN_ENTRY): string {
+export function launcherScript(node = process.execPath, entry = PLUGIN_BUNDLE): string {
   return `#!/bin/sh\n# The seine CNI plugin, written by \`seine install-cni\`.\nexec ${shellQuote(node)} ${shellQuote(entry)} "$@"\n`;
 }
 
@@ -120,6 +117,8 @@ export async function installCniCommand(a: Args): Promise<number> {
     if (e instanceof CliError) throw e;
     throw new CliError(`install-cni: --pod-cidr: ${(e as Error).message}`);
   }
+  // A launcher pointing at nothing would fail every pod start: a tree built without the bundle step is refused now.
+  if (!existsSync(PLUGIN_BUNDLE)) throw new CliError(`install-cni: ${PLUGIN_BUNDLE} is missing (npm run build writes it)`);
   const binDir = resolve(str('bin-dir') ?? '/opt/cni/bin');
   const confDir = resolve(str('conf-dir') ?? '/etc/cni/net.d');
   mkdirSync(binDir, { recursive: true, mode: 0o755 });

@@ -48,6 +48,7 @@ import { greHeaderLen } from '../wire/gre.js';
 import { GRE_HELLO_PORT } from '../overlay/tunnel.js';
 import { HeapMeter } from './heap.js';
 import { loadNative, TUN_F, type Native } from './native.js';
+import { applyRtnl, RtnlBatch } from './rtnl.js';
 import type { KubePeerSource, KubeSourceStatus } from './k8s.js';
 
 /** Monotonic nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
@@ -358,6 +359,7 @@ export class Agent {
       underlayMtu: this.cfg.underlayMtu,
       plugPod: (pod, at) => this.plugPod(pod, at),
       unplugPod: (pod, removeTap) => this.unplugPod(pod, removeTap),
+      rtnl: (batch, netns) => applyRtnl(batch, netns, this.nlSend),
       podAttached: (name) => this.nd.pods.has(name),
       underlayUp: () => this.under.linkUp,
     };
@@ -366,9 +368,11 @@ export class Agent {
   /**
    * Plugs a pod in at run time: its TAP (persistent; an existing one is taken over), its bridge port with
    * its addresses as the gateway's neighbours, and, with a stack of the node's own, a static neighbour
-   * there too (as `configureKernel` gives the config's pods). A failure leaves nothing behind.
+   * there too (as `configureKernel` gives the config's pods). A failure leaves nothing behind. Resolves
+   * with the TAP's ifindex in its namespace. Nothing here execs: the TAP and its link through the addon,
+   * the neighbour through rtnetlink (live/rtnl.ts), so a pod's ADD waits for no `ip`.
    */
-  private async plugPod(pod: NodePodConfig, at: PodPlacement): Promise<void> {
+  private async plugPod(pod: NodePodConfig, at: PodPlacement): Promise<number> {
     // A CNI pod expects its node to route what the overlay does not carry (see Gateway.defaultToHost);
     // a lab's pods, made from the config, keep the simulator's NoRoute.
     const gw = this.nd.bridge.gateway;
@@ -377,8 +381,8 @@ export class Agent {
     try {
       attachPod(this.nd, pod, this.wrapDevice(pod.name, d), this.cfg.node.gateway);
       d.start();
-      if (this.cfg.node.stack !== null && pod.ip4 !== null)
-        await ip(['neigh', 'replace', pod.ip4, 'lladdr', pod.mac, 'dev', this.cfg.hostTap, 'nud', 'permanent'], this.cfg.netns);
+      const host = this.hostTapIndex();
+      if (host !== null && pod.ip4 !== null) applyRtnl(new RtnlBatch().neighReplace(pod.ip4, macBytes(pod.mac), host), this.cfg.netns, this.nlSend);
     } catch (e) {
       detachPod(this.nd, pod);
       this.forgetDevice(pod.name);
@@ -386,6 +390,15 @@ export class Agent {
       d.close();
       throw e;
     }
+    return d.ifindex;
+  }
+
+  private readonly nlSend = (ns: string | null, m: Uint8Array): number[] => this.native.netlinkRoute(ns, m);
+
+  /** The node stack's TAP's ifindex (in the agent's namespace), null without a stack. */
+  private hostTapIndex(): number | null {
+    const d = this.devices.get('host');
+    return this.cfg.node.stack !== null && d instanceof TapDevice ? d.ifindex : null;
   }
 
   /** Unplugs a pod: its port, neighbours and MAC entries; its TAP too when `removeTap` (not persistent any more, closed). */
@@ -403,7 +416,14 @@ export class Agent {
       }
       d.close();
     }
-    if (this.cfg.node.stack !== null && pod.ip4 !== null) await ip(['neigh', 'del', pod.ip4, 'dev', this.cfg.hostTap], this.cfg.netns).catch(() => undefined);
+    const host = this.hostTapIndex();
+    if (host !== null && pod.ip4 !== null) {
+      try {
+        applyRtnl(new RtnlBatch().neighDel(pod.ip4, host), this.cfg.netns, this.nlSend);
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   private forgetDevice(port: string): void {

@@ -8,10 +8,10 @@
  * host-local stops at 1.0.0, so a 1.1.0 network asks it in 1.0.0 (the IPAM result is the same there).
  * The versions a plugin speaks come from its VERSION answer, asked once per binary.
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError, compareVersions, type CniDns, type CniIp, type CniRequest, type CniRoute } from './cni-spec.js';
+import { CommandError, run } from './lab/netns.js';
 
 /** An IPAM call: the plugin's request (its `CNI_*` variables and configuration) with IPAM's command. */
 export type IpamCall = Omit<CniRequest, 'command'> & { command: 'ADD' | 'DEL' | 'CHECK' };
@@ -47,29 +47,15 @@ interface Ran {
   stderr: string;
 }
 
-function exec(file: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Ran> {
-  return new Promise((res) => {
-    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), IPAM_TIMEOUT_MS);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.stdin.on('error', () => {});
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      res({ code: 127, stdout, stderr: e.message });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      res({ code: code ?? (signal !== null ? 128 : 1), stdout, stderr: signal === 'SIGKILL' ? `killed after ${IPAM_TIMEOUT_MS} ms` : stderr });
-    });
-    child.stdin.end(stdin);
-  });
+/** Runs the plugin through lab/netns.ts's `run`; a non-zero exit is an answer here (the plugin's error object), not a throw. */
+async function exec(file: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Ran> {
+  try {
+    return { code: 0, ...(await run([file], { env, input: stdin, timeoutMs: IPAM_TIMEOUT_MS })) };
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    const code = typeof e.code === 'number' ? e.code : e.signal !== null ? 128 : 127;
+    return { code, stdout: e.stdout, stderr: e.timedOut ? `killed after ${IPAM_TIMEOUT_MS} ms` : typeof e.code === 'string' ? e.message : e.stderr };
+  }
 }
 
 const versionsOf = new Map<string, { mtimeMs: number; versions: string[] }>();

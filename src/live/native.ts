@@ -62,6 +62,12 @@ export interface Native extends NativeAead {
   /** ifindex of `name` inside netns, 0 when absent. */
   linkIndex(netns: string | null, name: string): number;
   /**
+   * Sends rtnetlink requests (built by live/rtnl.ts: whole nlmsghdr frames, sequence 1, 2, …, each with
+   * NLM_F_ACK) in one write on a NETLINK_ROUTE socket made inside netns; returns each message's errno (0:
+   * done). Malformed framing throws a RangeError before anything is sent.
+   */
+  netlinkRoute(netns: string | null, messages: Uint8Array): number[];
+  /**
    * read() repeatedly until EAGAIN or `max` frames: frame i lands at slab[offsets[i]], at most caps[i]
    * bytes; lens[i] = bytes read (a longer frame is cut to caps[i] without a sign). Returns the count (0 on
    * EAGAIN at once); throws on another error of the first read.

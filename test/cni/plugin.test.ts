@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { bundleText, MODULE_MARK, PLUGIN_BUNDLE } from '../../src/cni/bundle.js';
 import { AgentUnreachable } from '../../src/cni/client.js';
 import { type AgentAsk, runPlugin } from '../../src/cni/plugin.js';
 import type { CniResult } from '../../src/live/cni-spec.js';
@@ -149,8 +150,13 @@ test('an unreachable agent: 11 (try again later), and 50 from STATUS', async () 
 });
 
 test('the built plugin as a runtime runs it: stdin and environment in, error object on stdout, exit 1; a missing socket is 11', () => {
+  // Both forms: the ESM entry and the one-file bundle the launcher runs.
+  for (const file of [PLUGIN, PLUGIN_BUNDLE]) runsAsAPlugin(file);
+});
+
+function runsAsAPlugin(file: string): void {
   const run = (env: Record<string, string>, stdin: string) =>
-    spawnSync(process.execPath, [PLUGIN], { env: { PATH: process.env['PATH'], ...env }, input: stdin, encoding: 'utf8' });
+    spawnSync(process.execPath, [file], { env: { PATH: process.env['PATH'], ...env }, input: stdin, encoding: 'utf8' });
   const v = run({ CNI_COMMAND: 'VERSION' }, '');
   assert.equal(v.status, 0);
   assert.deepEqual((JSON.parse(v.stdout) as { supportedVersions: string[] }).supportedVersions, ['0.4.0', '1.0.0', '1.1.0']);
@@ -165,7 +171,7 @@ test('the built plugin as a runtime runs it: stdin and environment in, error obj
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
 test("the plugin's start-up loads only its own small modules (no yaml, prom-client, datapath or agent)", () => {
   // The import graph of the built entry, followed file by file; a dynamic import( would escape it, so none is allowed.
@@ -185,8 +191,39 @@ test("the plugin's start-up loads only its own small modules (no yaml, prom-clie
   const files = [...seen].map((f) => f.replace(`${ROOT}dist/`, ''));
   assert.deepEqual(
     files.sort(),
-    ['node:net', 'src/cni/client.js', 'src/cni/main.js', 'src/cni/plugin.js', 'src/live/cni-spec.js', 'src/live/request.js'].sort(),
+    ['node:fs', 'node:net', 'node:tty', 'src/cni/client.js', 'src/cni/main.js', 'src/cni/plugin.js', 'src/live/cni-spec.js', 'src/live/request.js'].sort(),
   );
+  // The bundle the launcher runs holds that graph and nothing else: its modules, and Node's built-ins for the rest.
+  const bundle = readFileSync(PLUGIN_BUNDLE, 'utf8');
+  const held = [...bundle.matchAll(new RegExp(`^${MODULE_MARK}(\\S+)$`, 'gm'))].map((m) => m[1]!);
+  const required = new Set([...bundle.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!));
+  for (const id of held) required.delete(id);
+  assert.deepEqual([...held, ...required].sort(), files.sort());
+  assert.doesNotMatch(bundle, /\bimport\(/);
+});
+
+test('the bundle step refuses what one CommonJS file cannot hold: a package, a top-level await', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seine-bundle-'));
+  try {
+    writeFileSync(join(dir, 'pkg.js'), "import { parse } from 'yaml';\nexport const p = parse;\n");
+    await assert.rejects(bundleText(join(dir, 'pkg.js')), /imports yaml: the plugin's start-up path takes Node's built-ins only/);
+    writeFileSync(join(dir, 'dep.js'), 'export const x = 1;\n');
+    writeFileSync(join(dir, 'tla.js'), "import { x } from './dep.js';\nconst y = await Promise.resolve(x);\nexport { y };\n");
+    await assert.rejects(bundleText(join(dir, 'tla.js')), /tla\.js does not run as CommonJS/);
+    // And what it can: the modules run once each, in the bundle's own scope.
+    writeFileSync(join(dir, 'dep.js'), 'globalThis.loads = (globalThis.loads ?? 0) + 1;\nexport const x = 1;\n');
+    writeFileSync(
+      join(dir, 'ok.js'),
+      "import { x } from './dep.js';\nimport { y as z } from './dep2.js';\nprocess.stdout.write(String(x + z) + ' ' + globalThis.loads);\n",
+    );
+    writeFileSync(join(dir, 'dep2.js'), "import { x } from './dep.js';\nexport const y = x + 40;\n");
+    writeFileSync(join(dir, 'ok.cjs'), await bundleText(join(dir, 'ok.js')));
+    const r = spawnSync(process.execPath, [join(dir, 'ok.cjs')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '42 1');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('install-cni writes an executable launcher and the conflist (host-local over the podCIDR, portmap chained)', () => {
@@ -217,7 +254,8 @@ test('install-cni writes an executable launcher and the conflist (host-local ove
       ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.7.0/24', gateway: '10.244.7.1' }]] },
     });
     assert.deepEqual(list.plugins[1], { type: 'portmap', capabilities: { portMappings: true }, snat: true });
-    // The launcher runs the plugin.
+    // The launcher runs the plugin: the one-file bundle.
+    assert.match(readFileSync(plugin, 'utf8'), /dist\/src\/cni\/main\.cjs' "\$@"$/m);
     const v = spawnSync(plugin, [], { env: { PATH: process.env['PATH'], CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"0.4.0"}', encoding: 'utf8' });
     assert.equal(v.status, 0, v.stderr);
     assert.equal((JSON.parse(v.stdout) as { cniVersion: string }).cniVersion, '0.4.0');

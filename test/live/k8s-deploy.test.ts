@@ -117,6 +117,7 @@ test('deploy: commands — k8s-config writes the file install-cni and the agent 
   const froms = [...df.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
   assert.ok(froms.length >= 1 && froms.every((f) => f === 'node:20-slim'), froms.join());
   assert.match(df, /npm ci --omit=dev/);
+  assert.match(df, /node dist\/src\/cni\/bundle\.js/, 'the image holds the CNI plugin as the launcher runs it (the bundle step after tsc)');
   assert.match(df, /node native\/build\.mjs && test -f native\/build\/Release\/seine\.node/);
   assert.match(df, /^WORKDIR \/app$/m);
   assert.match(df, /^ENTRYPOINT \["node", "\/app\/dist\/src\/cli\/main\.js"\]$/m);

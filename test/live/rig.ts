@@ -211,18 +211,8 @@ export class Rig {
   /** Runs `argv` to completion inside `ns` (or here, for null) within `timeoutMs`; rejects with a `CommandError`. */
   run(ns: string | null, argv: readonly string[], timeoutMs = 10_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const full = ns === null ? argv : ['ip', 'netns', 'exec', ns, ...argv];
-    if (env === undefined) return run(full, { timeoutMs });
-    // run() has no env option: `env` as a program keeps it to one exec, and the argv to no shell.
-    return run(
-      [
-        'env',
-        ...Object.entries(env)
-          .filter(([, v]) => v !== undefined)
-          .map(([k, v]) => `${k}=${v}`),
-        ...full,
-      ],
-      { timeoutMs },
-    );
+    // `env` is added to this process's environment, as for a spawned program.
+    return run(full, { timeoutMs, ...(env !== undefined ? { env: { ...process.env, ...env } } : {}) });
   }
 
   /**

@@ -54,6 +54,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Written to the command's stdin. */
   input?: string;
+  /** The command's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunResult {
@@ -69,7 +71,13 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     const child = execFile(
       file,
       args,
-      { encoding: 'utf8', timeout: opts.timeoutMs ?? COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
+      {
+        encoding: 'utf8',
+        timeout: opts.timeoutMs ?? COMMAND_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        maxBuffer: 64 << 20,
+        ...(opts.env !== undefined ? { env: opts.env } : {}),
+      },
       (err, stdout, stderr) => {
         if (err === null) {
           resolve({ stdout, stderr });
