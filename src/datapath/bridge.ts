@@ -27,393 +27,30 @@
  *
  * When a packet carries the trace flag, each stage reports its decision to `trace`.
  */
-import type { MacTableOptions } from './mactable.js';
-import { LearnResult, MacTable } from './mactable.js';
-import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../packet/buf.js';
-import { GsoStats, segment } from '../packet/gso.js';
+import type { PacketBatch, PacketBuf } from '../packet/buf.js';
+import { segment } from '../packet/gso.js';
 import { VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP_L4 } from '../packet/vnet.js';
-import { hex, ipv4ToString, ipv6ToString, macToString, rd32, rdMac } from '../wire/bytes.js';
-import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
 import { DropReason, dropReasonName } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN } from '../wire/ethernet.js';
-import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
+import type { Tunnel } from '../overlay/tunnel.js';
 import { ESP_WAIT } from '../esp/sadb.js';
 import { fragmentIpv4, fragmentIpv6 } from '../mtu/fragment.js';
-import { buildFragNeeded, buildPacketTooBig, TooBigLimiter } from '../mtu/icmp.js';
+import { buildFragNeeded, buildPacketTooBig } from '../mtu/icmp.js';
 import { clampMss } from '../mtu/mss.js';
-import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler, type ReassemblerOptions } from '../mtu/reassembly.js';
-import type { Device } from './device.js';
-import { Gateway, GatewayVerdict, GLOBAL_VIRTUAL_MAC, type GatewayConfig } from './gateway.js';
-import { Port, type PortKind, type VlanConfig } from './port.js';
-import type { Stage, TraceSink, TraceValue } from './trace.js';
+import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reassembly.js';
+import { GatewayVerdict, GLOBAL_VIRTUAL_MAC } from './gateway.js';
+import type { Port } from './port.js';
+import type { Stage } from './trace.js';
+import { BridgeBase, bump, FLOOD } from './bridge-base.js';
 
-/** The clock a bridge reads once per batch: nanoseconds, virtual in the simulator. */
-export interface Clock {
-  now(): number;
-}
-
-export interface BridgeOptions {
-  /** The node's name, used in trace records. */
-  name: string;
-  /** Buffers for flood copies and frames the gateway builds. */
-  pool: PacketPool;
-  clock: Clock;
-  macTable?: MacTableOptions;
-  /** Frames that may wait while the bridge is busy (a device delivering from inside a batch). Default 4096. */
-  queueCapacity?: number;
-}
-
-export interface PortOptions extends VlanConfig {
-  /** Default: the device's MTU. */
-  mtu?: number;
-  /** Default: the device's MAC. */
-  mac?: number;
-}
-
-export interface GatewayPortOptions extends GatewayConfig {
-  name: string;
-  mac: number;
-  /** The segment (VLAN) the pods and the gateway share. Default 0. */
-  vlan?: number;
-  mtu?: number;
-}
+export { FLOOD, type BridgeOptions, type Clock, type GatewayPortOptions, type PortOptions } from './bridge-base.js';
 
 /** What `sendTooBig` did when it returns no DropReason. */
 const TOO_BIG_SENT = 0;
 const TOO_BIG_SUPPRESSED = -1;
 const TOO_BIG_LIMITED = -2;
 
-/** `outPort` value meaning "flood on the segment". */
-export const FLOOD = -2;
-
-export class Bridge {
-  readonly name: string;
-  readonly macs: MacTable;
-  /** Ports by index; a removed port leaves a hole (indexes stay stable for MAC entries and routes). */
-  readonly ports: Array<Port | null> = [];
-  /** Where trace records of traced packets go. */
-  trace: TraceSink | null = null;
-  /** Extra copies made by floods (a flood to k ports makes k − 1). */
-  floodCopies = 0;
-  private readonly pool: PacketPool;
-  private readonly clock: Clock;
-  private readonly byName = new Map<string, Port>();
-  private readonly tunnels: Array<Tunnel | null> = [];
-  private gw: Gateway | null = null;
-  /** One key for the MAC lookup after routing (`toGateway`), in the batch lookup's arrays. */
-  private readonly gwKey = { segs: new Int32Array(1), macs: new Float64Array(1), ports: new Int32Array(1), auxs: new Int32Array(1) };
-  private gwPort: Port | null = null;
-  private busy = false;
-  private now = 0;
-  /**
-   * Ports with frames waiting in `out`: the first `dirtyLen` entries. A count rather than `length = 0`,
-   * which makes V8 free the array's storage and allocate it again on the next batch.
-   */
-  private dirty: Array<Port | null> = new Array<Port | null>(16).fill(null);
-  private dirtyLen = 0;
-  /** Frames that arrived while busy: their port indexes and buffers, a ring. */
-  private readonly qPort: Int32Array;
-  private readonly qPkt: Array<PacketBuf | null>;
-  private qHead = 0;
-  private qLen = 0;
-  private readonly drainBatch = new PacketBatch();
-  /** Flood destinations of the packet being flooded: (port, aux) pairs. */
-  private floodPorts: Int32Array = new Int32Array(256);
-  private floodAux: Int32Array = new Int32Array(256);
-  private floodCopiesBuf: Array<PacketBuf | null> = new Array<PacketBuf | null>(256).fill(null);
-  private flooding = false;
-  /** Per-batch keys and answers of the learn and lookup stages (grown for a larger batch). */
-  private kSeg = new Int32Array(BATCH_SIZE);
-  private kSrc = new Float64Array(BATCH_SIZE);
-  private kDst = new Float64Array(BATCH_SIZE);
-  private kAux = new Int32Array(BATCH_SIZE);
-  private kLearned = new Uint8Array(BATCH_SIZE);
-  private kPort = new Int32Array(BATCH_SIZE);
-  private kOutAux = new Int32Array(BATCH_SIZE);
-  /** Per tunnel port: the limiter of its ICMP too-big messages and the reassembler of its outer fragments. */
-  private readonly limiters: Array<TooBigLimiter | null> = [];
-  private readonly reasm: Array<Reassembler | null> = [];
-  /**
-   * Tunnel ports whose reassembler (some 380 KB of tables) is made when the first outer fragment comes:
-   * until then the port holds and has discarded nothing, which is what an empty one would say. Only
-   * default options wait (they cannot be invalid); given options are checked when the port is added.
-   */
-  private readonly reasmLater: boolean[] = [];
-  /** Reassembly discards already copied into the port's drop counters, per tunnel port. */
-  private readonly reasmDropsSeen: Array<Float64Array | null> = [];
-  /** Scratch list of the fragments of one packet. */
-  private readonly fragOut: PacketBuf[] = [];
-  /** Frames the bridge built itself: ICMP too-big messages back to senders, ESP announcements to peers. */
-  generated = 0;
-  /** Extra frames made by fragmentation (a packet split in k makes k − 1). */
-  fragmentsMade = 0;
-  /** Fragments merged away by reassembly (k fragments become one frame: k − 1). */
-  fragmentsMerged = 0;
-  /** Extra frames made by segmenting super-frames (one split in k makes k − 1). */
-  segmentsMade = 0;
-  /** Super-frames segmented and the segments made (packet/gso.ts keeps them). */
-  readonly gso = new GsoStats();
-  /** The segments of one super-frame (up to 64 KiB in segments as small as the path allows). */
-  private readonly segOut = new PacketBatch(4096);
-  /** Floods that arrived while one was in progress (see `flood`). */
-  private readonly deferred: PacketBuf[] = [];
-  /** Tunnel ports with ESP (their SA databases need service after each batch and on `tick`). */
-  private readonly espPorts: Port[] = [];
-  /** Packets waiting for an ESP peer's announcement: the tunnel port, the VTEP, since when. */
-  private readonly espHeld: Array<{ p: PacketBuf; port: number; aux: number; at: number }> = [];
-
-  constructor(opts: BridgeOptions) {
-    this.name = opts.name;
-    this.pool = opts.pool;
-    this.clock = opts.clock;
-    this.macs = new MacTable(opts.macTable);
-    const q = opts.queueCapacity ?? 4096;
-    this.qPort = new Int32Array(q);
-    this.qPkt = new Array<PacketBuf | null>(q).fill(null);
-  }
-
-  // ---- building a node ----------------------------------------------------------------------------------
-
-  private newPort(name: string, kind: PortKind, mac: number, mtu: number, device: Device | null): Port {
-    if (name === '' || this.byName.has(name)) throw new RangeError(`bridge ${this.name}: port name "${name}" is ${name === '' ? 'empty' : 'already used'}`);
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`bridge ${this.name}: port ${name}: MTU ${mtu} is not 68-65535`);
-    // A removed port's slot is taken again (the CNI adds and removes pods for the node's whole life: the
-    // index space, and the MAC table's per-port state sized by it, stay as large as the most ports at once).
-    // Nothing keeps a removed port's index: removePort flushed its MAC entries and held packets.
-    const free = this.ports.indexOf(null);
-    const index = free >= 0 ? free : this.ports.length;
-    const port = new Port(index, name, kind, mac, mtu, device);
-    this.ports[index] = port;
-    this.tunnels[index] = null;
-    this.limiters[index] = null;
-    this.reasm[index] = null;
-    this.reasmLater[index] = false;
-    this.reasmDropsSeen[index] = null;
-    this.byName.set(name, port);
-    return port;
-  }
-
-  private plug(port: Port, device: Device): void {
-    port.linkUp = device.linkUp;
-    device.setReceiver((batch) => this.receive(port, batch));
-    device.setLinkListener((up) => this.setLink(port, up));
-  }
-
-  /** Plugs a device (a veth end, a TAP, a simulated link) into a new port. */
-  addPort(name: string, device: Device, opts: PortOptions = {}, kind: 'veth' | 'device' = 'device'): Port {
-    const port = this.newPort(name, kind, opts.mac ?? device.mac, opts.mtu ?? device.mtu, device);
-    try {
-      port.setVlans(opts, `bridge ${this.name}: port ${name}`);
-    } catch (e) {
-      this.removePort(port);
-      throw e;
-    }
-    this.plug(port, device);
-    return port;
-  }
-
-  /** The node's gateway port (one per bridge): its MAC is a static entry on its segment. */
-  addGateway(opts: GatewayPortOptions): Port {
-    if (this.gw !== null) throw new RangeError(`bridge ${this.name}: already has gateway ${this.gwPort!.name}`);
-    const port = this.newPort(opts.name, 'gateway', opts.mac, opts.mtu ?? 1500, null);
-    try {
-      port.setVlans(opts.vlan === undefined ? {} : { vlan: opts.vlan }, `bridge ${this.name}: gateway ${opts.name}`);
-      this.gw = new Gateway(
-        opts.mac,
-        port.vlan,
-        opts,
-        () => this.pool.alloc(),
-        (p) => this.emitFromGateway(p),
-      );
-    } catch (e) {
-      this.removePort(port);
-      throw e;
-    }
-    this.gwPort = port;
-    this.macs.addStatic(port.vlan, opts.mac, port.index);
-    this.macs.addStatic(port.vlan, GLOBAL_VIRTUAL_MAC, port.index);
-    return port;
-  }
-
-  get gateway(): Gateway | null {
-    return this.gw;
-  }
-
-  /** A tunnel port whose underlay (outer frames in and out) is `underlay`. */
-  addTunnel(name: string, underlay: Device, cfg: Omit<TunnelConfig, 'localMac'> & { localMac?: number; reassembly?: Omit<ReassemblerOptions, 'pool'> }): Port {
-    const { reassembly, ...tcfg } = cfg;
-    const tunnel = new Tunnel({ ...tcfg, localMac: cfg.localMac ?? underlay.mac });
-    const reasm = reassembly === undefined ? null : new Reassembler({ ...reassembly, pool: this.pool });
-    const port = this.newPort(name, 'tunnel', underlay.mac, underlay.mtu, underlay);
-    this.tunnels[port.index] = tunnel;
-    this.limiters[port.index] = new TooBigLimiter({ ratePerSec: tunnel.icmpRate.perSecond, burst: tunnel.icmpRate.burst });
-    if (reasm !== null) {
-      this.reasm[port.index] = reasm;
-      this.reasmDropsSeen[port.index] = new Float64Array(reasm.drops.length);
-    } else this.reasmLater[port.index] = true;
-    if (tunnel.sadb !== null) this.espPorts.push(port);
-    this.plug(port, underlay);
-    return port;
-  }
-
-  /** The tunnel behind a tunnel port. */
-  tunnel(port: Port | string): Tunnel {
-    const p = this.port(port);
-    const t = this.tunnels[p.index];
-    if (t === null || t === undefined) throw new RangeError(`bridge ${this.name}: port ${p.name} is not a tunnel port`);
-    return t;
-  }
-
-  addVtep(port: Port | string, vtep: VtepConfig): number {
-    return this.tunnel(port).addVtep(vtep, this.clock.now());
-  }
-
-  /**
-   * Removes the remote VTEP at `ip` from a tunnel port (a peer left the cluster): the MAC entries behind it
-   * (learned and static) and the routes through it go too, so its pods' traffic is dropped where the
-   * lookup fails — `NoRoute` at the gateway (routed), a flood that no longer reaches it (l2) — and what was
-   * already on its way to it as `UnknownVtep`. Other VTEPs, their entries and routes are untouched.
-   */
-  removeVtep(port: Port | string, ip: string): void {
-    const tp = this.port(port);
-    const v = this.tunnel(tp).removeVtep(ip);
-    this.macs.flushAux(tp.index, v);
-    this.gw?.removeRoutesVia(tp.index, v);
-    this.dropHeld((h) => h.port === tp.index && h.aux === v);
-  }
-
-  /** L2 tunnels: carries segment (VLAN) `segment` as VNI `vni`. */
-  mapVni(port: Port | string, vni: number, segment: number): void {
-    this.tunnel(port).mapVni(vni, segment);
-  }
-
-  /** Routes another node's podCIDR through a routed tunnel port to the VTEP at `vtepIp`. */
-  addRoute(prefix: string, via: { tunnel: string; vtep: string }): void {
-    if (this.gw === null) throw new RangeError(`bridge ${this.name}: routes need a gateway (addGateway first)`);
-    const tp = this.port(via.tunnel);
-    const t = this.tunnel(tp);
-    if (t.mode !== 'routed') throw new RangeError(`bridge ${this.name}: route ${prefix}: tunnel ${tp.name} is not in routed mode`);
-    const v = t.findVtep(via.vtep);
-    if (v < 0) throw new RangeError(`bridge ${this.name}: route ${prefix}: no VTEP ${via.vtep} on ${tp.name} (addVtep first)`);
-    this.gw.addRoute(prefix, { port: tp.index, vtep: v });
-  }
-
-  /** Removes the route for `prefix` (another node's podCIDR); false when there was none. */
-  removeRoute(prefix: string): boolean {
-    if (this.gw === null) throw new RangeError(`bridge ${this.name}: routes need a gateway (addGateway first)`);
-    return this.gw.removeRoute(prefix);
-  }
-
-  addNeighbor(ip: string, mac: number): void {
-    if (this.gw === null) throw new RangeError(`bridge ${this.name}: neighbours need a gateway (addGateway first)`);
-    this.gw.addNeighbor(ip, mac);
-  }
-
-  /** Removes a static neighbour of the gateway (a pod detached at run time); false when there was none. */
-  removeNeighbor(ip: string): boolean {
-    if (this.gw === null) throw new RangeError(`bridge ${this.name}: neighbours need a gateway (addGateway first)`);
-    return this.gw.removeNeighbor(ip);
-  }
-
-  /** A static MAC entry; the port must carry the segment (a tunnel: map it to a VNI; give the VTEP as `vtep`). */
-  addStaticMac(segment: number, mac: number, port: Port | string, vtep?: string): void {
-    const p = this.port(port);
-    const t = this.tunnels[p.index];
-    let aux = 0;
-    if (t !== null && t !== undefined) {
-      if (t.vniFor(segment) < 0 || t.mode !== 'l2')
-        throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: segment ${segment} has no VNI on this tunnel`);
-      if (vtep === undefined || (aux = t.findVtep(vtep)) < 0)
-        throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: give the remote VTEP it lives behind (addVtep first)`);
-    } else if (!p.carries(segment)) {
-      throw new RangeError(`bridge ${this.name}: static MAC on ${p.name}: the port does not carry segment ${segment}`);
-    }
-    this.macs.addStatic(segment, mac, p.index, aux);
-  }
-
-  /** A port by name (or the port itself, checked to belong here). */
-  port(p: Port | string): Port {
-    const port = typeof p === 'string' ? this.byName.get(p) : p;
-    if (port === undefined || this.ports[port.index] !== port) throw new RangeError(`bridge ${this.name}: no port ${typeof p === 'string' ? p : p.name}`);
-    return port;
-  }
-
-  /** Removes a port: its MAC entries (static too) are flushed and its device unplugged. */
-  removePort(p: Port | string): void {
-    const port = this.port(p);
-    port.device?.setReceiver(null);
-    port.device?.setLinkListener(null);
-    for (let i = 0; i < port.out.length; i++) port.out.get(i).release();
-    port.out.clear();
-    this.macs.flushPort(port.index, true);
-    this.ports[port.index] = null;
-    this.tunnels[port.index] = null;
-    this.reasm[port.index]?.clear();
-    this.reasm[port.index] = null;
-    this.reasmLater[port.index] = false;
-    const e = this.espPorts.indexOf(port);
-    if (e >= 0) this.espPorts.splice(e, 1);
-    this.dropHeld((h) => h.port === port.index);
-    this.byName.delete(port.name);
-    if (port === this.gwPort) {
-      this.gw = null;
-      this.gwPort = null;
-    }
-  }
-
-  /** Administrative state (`ip link set … up/down`); down flushes the port's learned MACs. */
-  setAdmin(p: Port | string, up: boolean): void {
-    const port = this.port(p);
-    port.adminUp = up;
-    this.flushIfDown(port);
-  }
-
-  /** Carrier change reported by the device; down flushes the port's learned MACs. */
-  setLink(p: Port | string, up: boolean): void {
-    const port = this.port(p);
-    port.linkUp = up;
-    this.flushIfDown(port);
-  }
-
-  private flushIfDown(port: Port): void {
-    if (!port.up) this.macs.flushPort(port.index, false);
-  }
-
-  /** Periodic housekeeping: ages the MAC table. Returns the number of entries aged out. */
-  tick(): number {
-    const now = this.clock.now();
-    for (let i = 0; i < this.reasm.length; i++) {
-      const r = this.reasm[i];
-      if (r !== null && r !== undefined && r.expire(now) > 0) this.syncReasmDrops(this.ports[i]!);
-      this.tunnels[i]?.sadb?.expire(now);
-    }
-    if (this.espPorts.length > 0 && !this.busy) {
-      // Announcements due and packets waited too long: sent and dropped as in a batch.
-      this.busy = true;
-      try {
-        this.setNow(now);
-        this.serviceEsp();
-        this.flush();
-        this.drain();
-      } finally {
-        this.busy = false;
-      }
-    }
-    return this.macs.age(now);
-  }
-
-  /** Incomplete datagrams' fragments held by the tunnel ports' reassemblers (for the books). */
-  get heldFragments(): number {
-    let n = 0;
-    for (const r of this.reasm) if (r !== null && r !== undefined) n += r.heldFragments;
-    return n;
-  }
-
-  /** Packets waiting for an ESP peer's announcement (for the books). */
-  get heldForEsp(): number {
-    return this.espHeld.length;
-  }
-
+export class Bridge extends BridgeBase {
   // ---- the pipeline -------------------------------------------------------------------------------------
 
   /**
@@ -421,7 +58,7 @@ export class Bridge {
    * is left empty. Safe to call from inside a batch (a device delivering synchronously): the frames wait in
    * a bounded queue and are processed when the current batch is done.
    */
-  receive(port: Port, batch: PacketBatch): void {
+  override receive(port: Port, batch: PacketBatch): void {
     if (this.busy) {
       this.enqueue(port, batch);
       return;
@@ -452,7 +89,7 @@ export class Bridge {
     batch.clear();
   }
 
-  private drain(): void {
+  protected override drain(): void {
     const b = this.drainBatch;
     const cap = this.qPort.length;
     while (this.qLen > 0) {
@@ -474,20 +111,6 @@ export class Bridge {
     b.clear();
   }
 
-  /**
-   * The batch's time, for the bridge and what it hands packets to per packet (the gateway, the tunnels):
-   * they read it from a field, as a double passed per packet to a call V8 did not inline is boxed.
-   */
-  private setNow(now: number): void {
-    this.now = now;
-    if (this.gw !== null) this.gw.now = now;
-    this.macs.queryTime = now;
-    for (let i = 0; i < this.tunnels.length; i++) {
-      const t = this.tunnels[i];
-      if (t !== null && t !== undefined) t.now = now;
-    }
-  }
-
   private process(port: Port, batch: PacketBatch): void {
     this.setNow(this.clock.now());
     this.ingress(port, batch);
@@ -505,7 +128,7 @@ export class Bridge {
    * generates, out of the tunnel port), lets the packets waiting for a peer that became ready go on
    * through the output stage, and drops those that waited longer than the database's `waitNs` (EspNoSa).
    */
-  private serviceEsp(): void {
+  protected override serviceEsp(): void {
     for (const port of this.espPorts) {
       const tunnel = this.tunnels[port.index]!;
       const sadb = tunnel.sadb!;
@@ -564,7 +187,7 @@ export class Bridge {
    * Drops the waiting packets `which` selects (EspNoSa), on their tunnel port; null selects those that
    * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
    */
-  private dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void {
+  protected override dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void {
     for (let i = 0; i < this.espHeld.length; ) {
       const h = this.espHeld[i]!;
       if (which === null ? this.now - h.at <= this.tunnels[h.port]!.sadb!.waitNs : !which(h)) {
@@ -1196,20 +819,6 @@ export class Bridge {
     return q;
   }
 
-  /** Copies the reassembler's discards since the last look into the port's drop counters. */
-  private syncReasmDrops(port: Port): void {
-    const r = this.reasm[port.index];
-    const seen = this.reasmDropsSeen[port.index];
-    if (r === null || r === undefined || seen === null || seen === undefined) return;
-    const d = r.drops;
-    for (let i = 0; i < d.length; i++) {
-      if (d[i] !== seen[i]) {
-        port.counters.drops[i] = port.counters.drops[i]! + (d[i]! - seen[i]!);
-        seen[i] = d[i]!;
-      }
-    }
-  }
-
   /** Counts `p` out of `port` and queues it for the device; a full queue goes out at once. */
   private enqueue1(p: PacketBuf, port: Port): void {
     const c = port.counters;
@@ -1286,7 +895,7 @@ export class Bridge {
   }
 
   /** A frame the gateway built (a solicitation): received on the gateway port and flooded on its segment. */
-  private emitFromGateway(p: PacketBuf): void {
+  protected override emitFromGateway(p: PacketBuf): void {
     const port = this.gwPort!;
     this.fromGateway(p, port);
     p.segment = port.vlan;
@@ -1294,7 +903,7 @@ export class Bridge {
     this.flood(p);
   }
 
-  private flush(): void {
+  protected override flush(): void {
     const d = this.dirty;
     // A device may hand frames back synchronously (a veth into a busy bridge queues them), so read the
     // count afresh each time.
@@ -1317,107 +926,6 @@ export class Bridge {
       port.device.transmit(out);
     }
     out.clear();
-  }
-
-  private drop(p: PacketBuf, port: Port, reason: DropReason, stage: Stage): void {
-    bump(port.counters.drops, reason);
-    if (p.traced) this.record('drop', port, `dropped at ${stage}: ${dropReasonName(reason)}`, { stage, reason: dropReasonName(reason) });
-    p.release();
-  }
-
-  // ---- trace records (traced packets only) ----------------------------------------------------------------
-
-  private record(stage: Stage, port: Port, action: string, detail: { [k: string]: TraceValue }): void {
-    this.trace?.({ node: this.name, stage, port: port.name, action, detail });
-  }
-
-  private traceOutput(p: PacketBuf, port: Port): void {
-    this.record('output', port, `out ${port.name}`, { bytes: p.end - p.start });
-  }
-
-  private destName(idx: number, aux: number): string {
-    const port = this.ports[idx];
-    if (port === null || port === undefined) return `#${idx}`;
-    const t = this.tunnels[idx];
-    return t !== null && t !== undefined ? `${port.name}→${t.vteps[aux]?.ip ?? `#${aux}`}` : port.name;
-  }
-
-  private traceIngress(p: PacketBuf, port: Port, tunnel: Tunnel | null, len: number): void {
-    const b = p.data;
-    this.record('ingress', port, `in ${port.name}`, {
-      bytes: len,
-      ...(tunnel === null ? { src: macToString(rdMac(b, p.start + 6)), dst: macToString(rdMac(b, p.start)) } : {}),
-    });
-    if (tunnel !== null) {
-      const v = tunnel.vteps[p.tunVtep]!;
-      const opts: TraceValue[] = [];
-      if (p.tunOptOff >= 0) {
-        // The options were checked at decapsulation; the Geneve header sits just before them.
-        const g = new GeneveView().at(b, p.tunOptOff - GENEVE_HEADER_LEN);
-        for (let o = g.firstOptionOffset; o < g.optionsEnd; o = g.nextOptionOffset(o)) {
-          opts.push({ class: g.optionClass(o), type: g.optionType(o), data: hex(b, g.optionDataOffset(o), g.optionDataLen(o)) });
-        }
-      }
-      const esp = tunnel.sadb === null ? null : tunnel.espRx;
-      this.record(
-        'decapsulate',
-        port,
-        `${tunnel.kind} VNI ${p.tunVni} from ${v.ip}${esp === null ? '' : `, ESP SPI 0x${esp.spi.toString(16)} seq ${esp.seqHi * 0x1_0000_0000 + esp.seqLo} authenticated`}`,
-        {
-          kind: tunnel.kind,
-          vni: p.tunVni,
-          remote: v.ip,
-          ...(tunnel.kind === 'geneve' ? { options: opts } : {}),
-          ...(esp === null ? {} : { espSpi: esp.spi, espSeq: esp.seqHi * 0x1_0000_0000 + esp.seqLo }),
-          innerSrc: macToString(rdMac(b, p.start + 6)),
-          innerDst: macToString(rdMac(b, p.start)),
-          bytes: p.end - p.start,
-        },
-      );
-    }
-  }
-
-  private traceClassify(p: PacketBuf, port: Port, popped: boolean): void {
-    this.record('classify', port, `segment ${p.segment}`, { segment: p.segment, vlan: popped ? 'popped' : 'untagged' });
-  }
-
-  private traceLearn(p: PacketBuf, port: Port, tunnel: Tunnel | null, src: number, r: LearnResult): void {
-    this.record('learn', port, `${macToString(src)} on ${port.name}${p.tunVtep >= 0 ? ` via VTEP ${tunnel!.vteps[p.tunVtep]!.ip}` : ''}`, {
-      mac: macToString(src),
-      segment: p.segment,
-      result: LearnResult[r],
-    });
-  }
-
-  private traceLookup(p: PacketBuf, port: Port): void {
-    if (p.outPort === FLOOD) return; // the flood records its destinations
-    const dst = macToString(rdMac(p.data, p.start));
-    this.record('lookup', port, `${dst} → ${this.destName(p.outPort, p.outAux)}`, { mac: dst, segment: p.segment, port: this.destName(p.outPort, p.outAux) });
-  }
-
-  private traceEncap(p: PacketBuf, port: Port, tunnel: Tunnel, aux: number, vni: number): void {
-    const b = p.data;
-    const v = tunnel.vteps[aux]!;
-    // From the flow hash and the frame's start: with ESP the UDP header is ciphertext and the IP header moved.
-    const sport = v.template.srcPort(p.flowHash);
-    const ip = p.start + ETH_HEADER_LEN;
-    const v4 = tunnel.family === 4;
-    const sa = tunnel.sadb?.peers[aux]?.out ?? null;
-    this.record(
-      'encapsulate',
-      port,
-      `${tunnel.kind} VNI ${vni} to ${v.ip}${sa === null ? '' : `, ESP SPI 0x${sa.spi.toString(16)} seq ${sa.seqHi * 0x1_0000_0000 + sa.seqLo}`}`,
-      {
-        ...(sa === null ? {} : { espSpi: sa.spi, espSeq: sa.seqHi * 0x1_0000_0000 + sa.seqLo }),
-        kind: tunnel.kind,
-        vni,
-        outerSrc: v4 ? ipv4ToString(rd32(b, ip + 12)) : ipv6ToString(b, ip + 8),
-        outerDst: v.ip,
-        // GRE has no UDP header: its key is the VNI above.
-        ...(tunnel.kind === 'gre' ? {} : { udpSrcPort: sport, udpDstPort: tunnel.dstPort }),
-        bytes: p.end - p.start,
-      },
-    );
   }
 }
 
@@ -1470,8 +978,4 @@ function superFrameHeaders(p: PacketBuf): number {
   if (l4 + 20 > p.end) return -1;
   const th = (v.getUint8(l4 + 12) >>> 4) << 2;
   return th >= 20 && l4 + th <= p.end ? l4 + th - l3 : -1;
-}
-
-function bump(a: Float64Array, i: number): void {
-  a[i] = a[i]! + 1;
 }

@@ -44,64 +44,10 @@
  * dynamic entries in O(1).
  */
 
-/** What `MacTable.learn` did. */
-export enum LearnResult {
-  /** Known on the same port and aux: its learning time was updated. */
-  Refreshed = 0,
-  /** A new entry (or one that had expired and was learned again). */
-  Learned,
-  /** Station move: a known address seen on another port or aux; the entry now points there. */
-  Moved,
-  /** A static entry exists for the address: learning never overrides it. Nothing changed. */
-  Static,
-  /** The table is full of static entries: nothing could be evicted, the address was not learned. */
-  Full,
-}
+export { LearnResult, MAC_TABLE_MAX_CAPACITY, MAC_TABLE_PORT_LIMIT, type MacEntry, type MacTableOptions, type MacTableStats } from './mactable-types.js';
+import { buildTournament, checkAging, checkAux, checkKey, replayTournament } from './mactable-types.js';
+import { LearnResult, MAC_TABLE_MAX_CAPACITY, MAC_TABLE_PORT_LIMIT, type MacEntry, type MacTableOptions, type MacTableStats } from './mactable-types.js';
 
-/** Options of a `MacTable`. */
-export interface MacTableOptions {
-  /** Maximum number of entries (dynamic + static). Default 8192. */
-  capacity?: number;
-  /** Dynamic entries expire this long after they were last learned. Default 300 s = 300e9 ns. */
-  agingNs?: number;
-}
-
-/** Counters of a `MacTable`, since construction. */
-export interface MacTableStats {
-  /** New entries learned (including expired entries learned again). */
-  learned: number;
-  /** Station moves. */
-  moved: number;
-  /** Dynamic entries evicted to make room. */
-  evicted: number;
-  /** Dynamic entries removed by `age`. */
-  aged: number;
-  /** Entries removed by `flushPort`. */
-  flushed: number;
-}
-
-/** One entry as `MacTable.entries` reports it. */
-export interface MacEntry {
-  /** VLAN id or internal segment number, in [0, 2^24). */
-  segment: number;
-  /** The 48-bit MAC as a number (see `rdMac`). */
-  mac: number;
-  /** Bridge port index. */
-  port: number;
-  /** Caller's extra value, e.g. the remote VTEP index; 0 when unused. */
-  aux: number;
-  /** True for a configured (static) entry. */
-  isStatic: boolean;
-  /** Time it was last learned; 0 for a static entry. */
-  lastSeen: number;
-}
-
-/** Largest capacity accepted: the typed arrays take 64 bytes per hash slot, so at most 2 GiB. */
-export const MAC_TABLE_MAX_CAPACITY = 1 << 24;
-/** Ports are bridge port indexes below this. */
-export const MAC_TABLE_PORT_LIMIT = 1 << 16;
-const SEGMENT_LIMIT = 1 << 24;
-const MAC_LIMIT = 2 ** 48;
 /** 2^-32: multiplying by a power of two is exact, and cheaper than dividing. */
 const INV_TWO_32 = 1 / 0x1_0000_0000;
 
@@ -166,18 +112,6 @@ function macHash(segment: number, mac: number): number {
   let h = lo ^ Math.imul(hi | (segment << 16), 0x85eb_ca6b) ^ Math.imul(segment >>> 16, 0x27d4_eb2f);
   h = Math.imul(h ^ (h >>> 15), 0x2c1b_3c6d);
   return h ^ (h >>> 16);
-}
-
-function checkKey(segment: number, mac: number): void {
-  if (!Number.isInteger(segment) || segment < 0 || segment >= SEGMENT_LIMIT)
-    throw new RangeError(`MAC table: segment ${segment} is not an integer in [0, 2^24)`);
-  if (!Number.isInteger(mac) || mac < 0 || mac >= MAC_LIMIT) throw new RangeError(`MAC table: MAC ${mac} is not an integer in [0, 2^48)`);
-}
-function checkAux(aux: number): void {
-  if (!Number.isInteger(aux) || aux < 0 || aux > 0x7fff_ffff) throw new RangeError(`MAC table: aux ${aux} is not an integer in [0, 2^31)`);
-}
-function checkAging(agingNs: number): void {
-  if (!(agingNs > 0)) throw new RangeError(`MAC table: agingNs must be > 0, got ${agingNs}`);
 }
 
 /**
@@ -1028,14 +962,7 @@ export class MacTable {
 
   /** Replays the tournament from `port`'s leaf to the root after its count changed. */
   private replay(port: number): void {
-    const tree = this.tree;
-    const cnt = this.dynCount;
-    for (let i = (this.portCap + port) >> 1; i >= 1; i >>= 1) {
-      // The left subtree holds the lower port numbers, so it wins ties.
-      const l = tree[2 * i]!;
-      const r = tree[2 * i + 1]!;
-      tree[i] = cnt[r]! > cnt[l]! ? r : l;
-    }
+    replayTournament(this.tree, this.dynCount, this.portCap, port);
   }
 
   /** Validates a port and grows the per-port arrays to hold it (rare: allocates). */
@@ -1063,13 +990,6 @@ export class MacTable {
     this.statTail = grow(this.statTail, NIL);
     this.dynCount = grow(this.dynCount, 0);
     this.portCap = cap;
-    const tree = new Int32Array(2 * cap);
-    for (let p = 0; p < cap; p++) tree[cap + p] = p;
-    for (let i = cap - 1; i >= 1; i--) {
-      const l = tree[2 * i]!;
-      const r = tree[2 * i + 1]!;
-      tree[i] = this.dynCount[r]! > this.dynCount[l]! ? r : l;
-    }
-    this.tree = tree;
+    this.tree = buildTournament(this.dynCount, cap);
   }
 }
