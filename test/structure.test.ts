@@ -104,17 +104,6 @@ test('structure: the checker finds a long function, an unexplained long arrow an
   assert.equal(longFunctions('y.ts', `function f(): void {\n${body(149)}\n}`).length, 1);
 });
 
-/**
- * Files let over `MAX_FILE_LINES` for now, each with why. TEMPORARY: datapath/bridge.ts and
- * datapath/mactable.ts are split on another branch (h-bridge's work, merged separately); the lead removes
- * these two entries when that branch is merged. An entry whose file is back under the limit fails the
- * test, so none outlives its reason.
- */
-const LONG_FILES_FOR_NOW: ReadonlyMap<string, string> = new Map([
-  ['src/datapath/bridge.ts', 'split on the bridge branch, not merged here yet'],
-  ['src/datapath/mactable.ts', 'split on the bridge branch, not merged here yet'],
-]);
-
 test(`structure: no file in src/ over ${MAX_FILE_LINES} lines, no function over ${MAX_FUNCTION_LINES} lines unless its leading comment says "long because: …"`, () => {
   const files = sourceFiles(join(ROOT, 'src'));
   assert.ok(files.length > 50, `found the sources (${files.length} files)`);
@@ -123,12 +112,9 @@ test(`structure: no file in src/ over ${MAX_FILE_LINES} lines, no function over 
     const text = readFileSync(f, 'utf8');
     const rel = relative(ROOT, f);
     const n = lineCount(text);
-    const allowed = LONG_FILES_FOR_NOW.has(rel);
-    if (n > MAX_FILE_LINES && !allowed) problems.push(`${rel}: ${n} lines (at most ${MAX_FILE_LINES})`);
-    if (n <= MAX_FILE_LINES && allowed) problems.push(`${rel}: ${n} lines, under the limit: remove it from LONG_FILES_FOR_NOW`);
+    if (n > MAX_FILE_LINES) problems.push(`${rel}: ${n} lines (at most ${MAX_FILE_LINES})`);
     for (const x of longFunctions(rel, text))
       problems.push(`${x.file}:${x.line}: ${x.what} is ${x.lines} lines (at most ${MAX_FUNCTION_LINES}, or say why: "long because: …")`);
   }
-  for (const rel of LONG_FILES_FOR_NOW.keys()) if (!files.includes(join(ROOT, rel))) problems.push(`${rel}: gone: remove it from LONG_FILES_FOR_NOW`);
   assert.deepEqual(problems, [], `over the limits:\n  ${problems.join('\n  ')}`);
 });
