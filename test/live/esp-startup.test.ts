@@ -14,7 +14,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { podMtu } from '../../src/mtu/overhead.js';
-import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
+import type { NodeConfig } from '../../src/node/config.js';
+import { hashClient, hashServer, twoNodeConfigs } from './topo.js';
 import { liveSkip, Rig, sleep, startAgent, waitFor, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/esp-startup.test.ts');
@@ -31,63 +32,21 @@ const POD_B = '10.47.0.2';
 const PORT = 7747;
 const BYTES = 8 << 20;
 
-/** The receiver: hashes what one connection brings, prints {bytes, sha256} when it ends. */
-const SERVER = `
-const net = require('node:net'), { createHash } = require('node:crypto');
-const srv = net.createServer((s) => {
-  const h = createHash('sha256'); let n = 0;
-  s.on('data', (d) => { h.update(d); n += d.length; });
-  s.on('end', () => { console.log(JSON.stringify({ bytes: n, sha256: h.digest('hex') })); s.end(); srv.close(); });
-});
-srv.listen(${PORT}, process.argv[1], () => console.log('listening'));
-`;
-
-/** The sender: N bytes of a seeded xorshift stream; prints {bytes, sha256}. */
-const CLIENT = `
-const net = require('node:net'), { createHash } = require('node:crypto');
-const total = Number(process.argv[2]); const h = createHash('sha256');
-let x = 0x2545f491 >>> 0, sent = 0;
-const s = net.connect(${PORT}, process.argv[1], () => pump());
-function chunk() {
-  const n = Math.min(65536, total - sent), b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i += 4) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; b.writeUInt32LE(x, i); }
-  sent += n; h.update(b); return b;
-}
-function pump() {
-  while (sent < total) { if (!s.write(chunk())) { s.once('drain', pump); return; } }
-  s.end(() => console.log(JSON.stringify({ bytes: sent, sha256: h.digest('hex') })));
-}
-s.on('error', (e) => { console.error(String(e)); process.exit(1); });
-`;
+const SERVER = hashServer(PORT);
+const CLIENT = hashClient(PORT, 0x2545f491);
 
 function nodes(udpEncap: boolean): [NodeConfig, NodeConfig] {
   const mtu = podMtu(1500, { tunnel: 'vxlan', underlay: 4, esp: { cipher: 'aes-gcm-128', udpEncap } });
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
-    name,
-    node,
-    ip4,
-    ip6: null,
-    vlan: null,
+  return twoNodeConfigs({
+    tunnel: 'vxlan',
     vni: VNI,
-    mtu,
-  });
-  const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name,
-    podCIDR4: null,
-    podCIDR6: null,
-    gateway4: null,
-    gateway6: null,
-    underlayIp,
-    pods,
-  });
-  const topo: ClusterTopology = {
-    tunnel: { type: 'vxlan', mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
-    encryption: { cipher: 'aes-gcm-128', udpEncap, secret: 'esp-startup-test' },
     podMtu: mtu,
-    nodes: [node('a', UNDER_A, [pod('pa', 'a', POD_A)]), node('b', UNDER_B, [pod('pb', 'b', POD_B)])],
-  };
-  const [a, b] = nodeConfigsFromScenario(topo);
-  return [a!, b!];
+    encryption: { cipher: 'aes-gcm-128', udpEncap, secret: 'esp-startup-test' },
+    nodes: [
+      { name: 'a', underlayIp: UNDER_A, pod: 'pa', podIp4: POD_A },
+      { name: 'b', underlayIp: UNDER_B, pod: 'pb', podIp4: POD_B },
+    ],
+  });
 }
 
 interface Snapshot {

@@ -18,7 +18,7 @@ import { after, afterEach, test } from 'node:test';
 import { labDown } from '../../src/live/lab/state.js';
 import { LabPlanError, planLab } from '../../src/live/lab/plan.js';
 import { parseScenario } from '../../src/scenario/scenario.js';
-import { nodeConfigsFromScenario, type ClusterTopology } from '../../src/node/config.js';
+import { twoNodeConfigs } from './topo.js';
 import type { Report } from '../../src/sim/report.js';
 import { liveSkip, MAIN_JS, requireCommand, requireNative, Rig, ROOT, startAgent, tsharkFields, waitFor } from './rig.js';
 
@@ -200,31 +200,16 @@ test('live: interop with the kernel’s gretap (key 42) — where the kernel has
   await rig.run(b, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
   for (const dev of ['gt0', 'vb0']) await rig.run(b, ['ip', 'link', 'set', dev, 'master', 'br0', 'up']);
   await rig.run(b, ['ip', 'link', 'set', 'br0', 'up']);
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
-    name,
-    node,
-    ip4,
-    ip6: null,
-    vlan: null,
+  const cfg = twoNodeConfigs({
+    tunnel: 'gre',
     vni: 42,
-    mtu: 1458,
-  });
-  const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name,
-    podCIDR4: null,
-    podCIDR6: null,
-    gateway4: null,
-    gateway6: null,
-    underlayIp,
-    pods,
-  });
-  const topo: ClusterTopology = {
-    tunnel: { type: 'gre', mode: 'l2', vni: 42, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
-    encryption: null,
     podMtu: 1458,
-    nodes: [node('seine', '172.31.47.1', [pod('a', 'seine', '10.47.0.1')]), node('kernel', '172.31.47.2', [pod('b', 'kernel', '10.47.0.2')])],
-  };
-  const cfg = nodeConfigsFromScenario(topo)[0]!;
+    encryption: null,
+    nodes: [
+      { name: 'seine', underlayIp: '172.31.47.1', pod: 'a', podIp4: '10.47.0.1' },
+      { name: 'kernel', underlayIp: '172.31.47.2', pod: 'b', podIp4: '10.47.0.2' },
+    ],
+  })[0];
   await startAgent(rig, { ns: a, node: cfg, pods: { a: { netns: aPod, ifname: 'eth0' } }, underlayMtu: 1500 });
   const pingOk = async (): Promise<true | undefined> =>
     (await rig.run(aPod, ['ping', '-n', '-c', '1', '-W', '1', '10.47.0.2'], 5000).catch(() => null)) === null ? undefined : true;

@@ -30,7 +30,8 @@
 import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
 import { ipJson } from '../../src/live/lab/netns.js';
-import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
+import type { NodeConfig } from '../../src/node/config.js';
+import { twoNodeConfigs } from './topo.js';
 import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/interop.test.ts');
@@ -50,31 +51,16 @@ const IPERF_PORT = 5201;
 
 /** Node A's config, from an in-memory two-node l2 topology: pod a on VNI 42, node B its peer for VNI 42. */
 function seineNode(kind: 'vxlan' | 'geneve', peerMac: string): NodeConfig {
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
-    name,
-    node,
-    ip4,
-    ip6: null,
-    vlan: null,
+  const cfg = twoNodeConfigs({
+    tunnel: kind,
     vni: VNI,
-    mtu: POD_MTU,
-  });
-  const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name,
-    podCIDR4: null,
-    podCIDR6: null,
-    gateway4: null,
-    gateway6: null,
-    underlayIp,
-    pods,
-  });
-  const topo: ClusterTopology = {
-    tunnel: { type: kind, mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
-    encryption: null,
     podMtu: POD_MTU,
-    nodes: [node('seine', UNDER_A, [pod('a', 'seine', POD_A)]), node('other', UNDER_B, [pod('b', 'other', POD_B)])],
-  };
-  const cfg = nodeConfigsFromScenario(topo)[0]!;
+    encryption: null,
+    nodes: [
+      { name: 'seine', underlayIp: UNDER_A, pod: 'a', podIp4: POD_A },
+      { name: 'other', underlayIp: UNDER_B, pod: 'b', podIp4: POD_B },
+    ],
+  })[0];
   assert.deepEqual(
     cfg.peers.map((p) => [p.name, p.underlayIp, p.vnis]),
     [['other', UNDER_B, [VNI]]],

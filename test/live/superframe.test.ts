@@ -27,6 +27,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { podMtu } from '../../src/mtu/overhead.js';
 import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
+import { hashClient, hashServer, twoNodeConfigs } from './topo.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
 import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
 
@@ -44,64 +45,22 @@ const POD_B = '10.43.0.2';
 const PORT = 7777;
 const BYTES = 32 << 20;
 
-/** The receiver: hashes what one connection brings, prints {bytes, sha256} when it ends. */
-const SERVER = `
-const net = require('node:net'), { createHash } = require('node:crypto');
-const srv = net.createServer((s) => {
-  const h = createHash('sha256'); let n = 0;
-  s.on('data', (d) => { h.update(d); n += d.length; });
-  s.on('end', () => { console.log(JSON.stringify({ bytes: n, sha256: h.digest('hex') })); s.end(); srv.close(); });
-});
-srv.listen(${PORT}, process.argv[1], () => console.log('listening'));
-`;
-
-/** The sender: N bytes of a seeded xorshift stream in 64 KiB writes (with backpressure); prints {bytes, sha256}. */
-const CLIENT = `
-const net = require('node:net'), { createHash } = require('node:crypto');
-const total = Number(process.argv[2]); const h = createHash('sha256');
-let x = 0x9e3779b9 >>> 0, sent = 0;
-const s = net.connect(${PORT}, process.argv[1], () => pump());
-function chunk() {
-  const n = Math.min(65536, total - sent), b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i += 4) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; b.writeUInt32LE(x, i); }
-  sent += n; h.update(b); return b;
-}
-function pump() {
-  while (sent < total) { if (!s.write(chunk())) { s.once('drain', pump); return; } }
-  s.end(() => console.log(JSON.stringify({ bytes: sent, sha256: h.digest('hex') })));
-}
-s.on('error', (e) => { console.error(String(e)); process.exit(1); });
-`;
+const SERVER = hashServer(PORT);
+const CLIENT = hashClient(PORT, 0x9e3779b9);
 
 type Esp = null | 'ip' | 'udp';
 
 function nodes(kind: 'vxlan' | 'geneve', esp: Esp, mtu: number): [NodeConfig, NodeConfig] {
-  const pod = (name: string, node: string, ip4: string): ClusterTopology['nodes'][number]['pods'][number] => ({
-    name,
-    node,
-    ip4,
-    ip6: null,
-    vlan: null,
+  return twoNodeConfigs({
+    tunnel: kind,
     vni: VNI,
-    mtu,
-  });
-  const node = (name: string, underlayIp: string, pods: ReturnType<typeof pod>[]): ClusterTopology['nodes'][number] => ({
-    name,
-    podCIDR4: null,
-    podCIDR6: null,
-    gateway4: null,
-    gateway6: null,
-    underlayIp,
-    pods,
-  });
-  const topo: ClusterTopology = {
-    tunnel: { type: kind, mode: 'l2', vni: VNI, options: [], fragmentPolicy: 'outer', icmpTooBig: true, mssClamp: true },
-    encryption: esp !== null ? { cipher: 'aes-gcm-128', udpEncap: esp === 'udp', secret: 'superframe-test' } : null,
     podMtu: mtu,
-    nodes: [node('a', UNDER_A, [pod('pa', 'a', POD_A)]), node('b', UNDER_B, [pod('pb', 'b', POD_B)])],
-  };
-  const [a, b] = nodeConfigsFromScenario(topo);
-  return [a!, b!];
+    encryption: esp !== null ? { cipher: 'aes-gcm-128', udpEncap: esp === 'udp', secret: 'superframe-test' } : null,
+    nodes: [
+      { name: 'a', underlayIp: UNDER_A, pod: 'pa', podIp4: POD_A },
+      { name: 'b', underlayIp: UNDER_B, pod: 'pb', podIp4: POD_B },
+    ],
+  });
 }
 
 /** UDP with USO: 50 sends of 20 datagrams of 1000 bytes each (UDP_SEGMENT), datagram k numbered in its first 4 bytes. */
