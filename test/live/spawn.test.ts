@@ -5,8 +5,12 @@
  * Needs the native addon (Linux), not root.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { runIpam } from '../../src/live/cni-ipam.js';
+import { CniError } from '../../src/live/cni-spec.js';
 import { CommandError } from '../../src/live/lab/netns.js';
 import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { runFast } from '../../src/live/spawn.js';
@@ -159,5 +163,35 @@ describe('runFast (posix_spawn through the native addon)', { skip: SKIP }, () =>
     if (c.pidfd >= 0) n.close(c.pidfd);
     assert.throws(() => n.reap(c.pid), { code: 'ECHILD' });
     assert.throws(() => n.reap(1), { code: 'ECHILD' });
+  });
+
+  test('host-local through runIpam: an address, then its own error object (code and message) when the range is spent', {
+    skip: existsSync('/usr/lib/cni/host-local') ? false : 'SKIPPED: no /usr/lib/cni/host-local',
+  }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'seine-spawn-'));
+    try {
+      // A /30 holds .1 (the gateway) and .2: one pod.
+      const config = { cniVersion: '1.0.0', name: 'spawn-test', type: 'seine', ipam: { type: 'host-local', ranges: [[{ subnet: '10.250.7.0/30' }]], dataDir } };
+      const call = (containerId: string) => ({
+        command: 'ADD' as const,
+        containerId,
+        netns: '/var/run/netns/none',
+        ifname: 'eth0',
+        args: '',
+        path: '/usr/lib/cni',
+        config,
+      });
+      const first = await runIpam(call('spawn-a'));
+      assert.deepEqual(first?.ips, [{ address: '10.250.7.2/30', gateway: '10.250.7.1' }]);
+      await assert.rejects(runIpam(call('spawn-b')), (e: unknown) => {
+        assert.ok(e instanceof CniError);
+        assert.equal(e.code, 999, "host-local's own code (its generic one), not seine's default 5");
+        assert.match(e.message, /^IPAM host-local ADD: .*no IP addresses available/);
+        return true;
+      });
+      assert.deepEqual(children(), []);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
