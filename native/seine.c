@@ -1275,7 +1275,7 @@ static void cleanup(void *arg) {
 /* Process start without fork: posix_spawn                                                          */
 /*
  * libuv starts a child with fork(), which copies the parent's page tables: from an agent holding a large
- * packet pool (300 MiB resident) that costs ~20 ms per exec. glibc's posix_spawn uses
+ * packet pool that costs ~15 ms more per exec (figures in native/README.md). glibc's posix_spawn uses
  * clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the parent's size — and
  * reports an exec failure (ENOENT, EACCES) as its return value.
  *
