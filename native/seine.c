@@ -44,9 +44,13 @@
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Node's own OpenSSL (include/node/openssl): see the AEAD section. */
@@ -1268,6 +1272,143 @@ static void cleanup(void *arg) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Process start without fork: posix_spawn                                                          */
+/*
+ * libuv starts a child with fork(), which copies the parent's page tables: from an agent holding a large
+ * packet pool that costs ~15 ms more per exec (figures in native/README.md). glibc's posix_spawn uses
+ * clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the parent's size — and
+ * reports an exec failure (ENOENT, EACCES) as its return value.
+ *
+ * spawnFast(path, argv, envp) starts `path` with stdin/stdout/stderr on pipes and returns the parent's
+ * ends (O_CLOEXEC, blocking: Node's pipe handles set their own mode) with the pid and a pidfd (readable
+ * once the child has exited; -1 where the kernel has no pidfd_open). The child gets an empty signal mask
+ * and default dispositions (Node ignores SIGPIPE; an ignored signal would survive the exec). libuv reaps
+ * only the pids it started, so a child of spawnFast is the caller's to reap: reap(pid) is waitpid
+ * WNOHANG — null while it runs, else { code, signal } (one of them null).
+ */
+
+/** A JS array of strings as a NULL-terminated, malloc'd vector (freed by strv_free), or NULL after a throw. */
+static char **arg_strv(napi_env env, napi_value v, const char *fn, const char *what) {
+  bool is;
+  uint32_t n;
+  if (napi_is_array(env, v, &is) != napi_ok || !is || napi_get_array_length(env, v, &n) != napi_ok) {
+    throw_type(env, fn, what, "an array of strings");
+    return NULL;
+  }
+  char **out = calloc((size_t)n + 1, sizeof *out);
+  for (uint32_t i = 0; out != NULL && i < n; i++) {
+    napi_value e;
+    napi_valuetype t;
+    size_t len;
+    if (napi_get_element(env, v, i, &e) != napi_ok || napi_typeof(env, e, &t) != napi_ok || t != napi_string ||
+        napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || (out[i] = malloc(len + 1)) == NULL ||
+        napi_get_value_string_utf8(env, e, out[i], len + 1, &len) != napi_ok || strlen(out[i]) != len) {
+      throw_type(env, fn, what, "an array of strings without NUL characters");
+      for (uint32_t j = 0; j <= i; j++) free(out[j]);
+      free(out);
+      return NULL;
+    }
+  }
+  if (out == NULL) napi_throw_error(env, NULL, "seine native: out of memory");
+  return out;
+}
+
+static void strv_free(char **v) {
+  for (char **p = v; p != NULL && *p != NULL; p++) free(*p);
+  free(v);
+}
+
+static napi_value spawn_fast(napi_env env, napi_callback_info info) {
+  static const char *fn = "spawnFast";
+  napi_value argv[3], r, v;
+  char path[PATH_MAX];
+  if (!get_args(env, info, argv, 3) || !arg_str(env, argv[0], fn, "path", path, sizeof path)) return NULL;
+  char **args = arg_strv(env, argv[1], fn, "argv");
+  if (args == NULL) return NULL;
+  char **envp = arg_strv(env, argv[2], fn, "envp");
+  if (envp == NULL) {
+    strv_free(args);
+    return NULL;
+  }
+  int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, err = 0, pidfd = -1;
+  const char *step = "pipe2";
+  pid_t pid = -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  for (int i = 0; i < 3 && err == 0; i++) err = pipe2(p[i], O_CLOEXEC) < 0 ? errno : 0;
+  if (err == 0) {
+    /* dup2 onto 0/1/2 clears O_CLOEXEC there; the pipes' own numbers close at exec. */
+    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    step = "posix_spawn";
+    err = posix_spawn(&pid, path, &fa, &at, args, envp);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  strv_free(args);
+  strv_free(envp);
+  /* The child's ends are the child's now (or nobody's, after a failure). */
+  int child_end[3] = {p[0][0], p[1][1], p[2][1]}, mine[3] = {p[0][1], p[1][0], p[2][0]};
+  for (int i = 0; i < 3; i++)
+    if (child_end[i] >= 0) close(child_end[i]);
+  if (err != 0) {
+    for (int i = 0; i < 3; i++)
+      if (mine[i] >= 0) close(mine[i]);
+    throw_errno(env, err, fn, path, NULL, step);
+    return NULL;
+  }
+#ifdef SYS_pidfd_open
+  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+#endif
+  NAPI_OK(napi_create_object(env, &r));
+  const char *names[5] = {"pid", "pidfd", "stdin", "stdout", "stderr"};
+  int vals[5] = {pid, pidfd, mine[0], mine[1], mine[2]};
+  for (int i = 0; i < 5; i++) {
+    NAPI_OK(napi_create_int32(env, vals[i], &v));
+    NAPI_OK(napi_set_named_property(env, r, names[i], v));
+  }
+  return r;
+}
+
+static napi_value reap(napi_env env, napi_callback_info info) {
+  napi_value argv[1], r, code, sig;
+  int64_t pid;
+  int st;
+  if (!get_args(env, info, argv, 1) || !arg_int(env, argv[0], "reap", "pid", 1, INT32_MAX, &pid)) return NULL;
+  pid_t got;
+  while ((got = waitpid((pid_t)pid, &st, WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (got < 0) {
+    char obj[32];
+    snprintf(obj, sizeof obj, "pid %lld", (long long)pid);
+    throw_errno(env, errno, "reap", obj, NULL, "waitpid");
+    return NULL;
+  }
+  if (got == 0) {
+    NAPI_OK(napi_get_null(env, &r));
+    return r;
+  }
+  NAPI_OK(napi_create_object(env, &r));
+  NAPI_OK(napi_get_null(env, &code));
+  NAPI_OK(napi_get_null(env, &sig));
+  if (WIFEXITED(st)) NAPI_OK(napi_create_int32(env, WEXITSTATUS(st), &code));
+  else NAPI_OK(napi_create_int32(env, WTERMSIG(st), &sig));
+  NAPI_OK(napi_set_named_property(env, r, "code", code));
+  NAPI_OK(napi_set_named_property(env, r, "signal", sig));
+  return r;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Batched AEAD for ESP, over Node's own OpenSSL                                                    */
 /*
  * Node exports its OpenSSL's symbols and installs its headers (include/node/openssl), so the EVP calls
@@ -1527,6 +1668,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollUpdate", NULL, poll_update, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnFast", NULL, spawn_fast, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reap", NULL, reap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"aeadCreate", NULL, aead_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"aeadFree", NULL, aead_free, NULL, NULL, NULL, napi_enumerable, NULL},
       {"aeadSealBatch", NULL, aead_seal_batch, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -165,6 +165,26 @@ export interface Native extends NativeAead {
   pollStop(id: number): void;
   /** Closes the fd, stopping a poll still active on it first. */
   close(fd: number): void;
+  /**
+   * Starts `path` (no PATH search) with `argv` (argv[0] included) and `envp` ("K=V" strings, the whole
+   * environment) through posix_spawn — no fork, so no copy of this process's page tables — with
+   * stdin/stdout/stderr on pipes. Returns the pid, a pidfd (readable once the child has exited; -1 when
+   * the kernel has none) and this side's pipe ends, all O_CLOEXEC. Signal mask empty and dispositions
+   * default in the child. A failed exec throws (`spawnFast /x: posix_spawn: ENOENT`). The child is the
+   * caller's to reap (libuv reaps only its own): `reap`, and close every fd returned.
+   */
+  spawnFast(path: string, argv: readonly string[], envp: readonly string[]): SpawnedFast;
+  /** waitpid(pid, WNOHANG): null while the child runs, else its exit code or the number of the signal that ended it. */
+  reap(pid: number): { code: number; signal: null } | { code: null; signal: number } | null;
+}
+
+/** What `spawnFast` returns: the child and this side's ends of its three pipes. */
+export interface SpawnedFast {
+  pid: number;
+  pidfd: number;
+  stdin: number;
+  stdout: number;
+  stderr: number;
 }
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h; USO4/USO6 since Linux 6.2). */
