@@ -205,57 +205,60 @@ export function plots(cells: readonly Cell[], points: readonly SizePoint[], tcp:
     for (const u of underlays) {
       const [fam, mtu] = u.split('|').map(Number) as [number, number];
       const here = cells.filter((c) => c.family === fam && c.underlayMtu === mtu && sizes.includes(c.size));
-      const series = (filter: (c: Cell) => boolean, name: (c: Cell) => string): Array<{ name: string; points: Array<{ x: number; y: number }> }> => {
-        const groups = new Map<string, Cell[]>();
-        for (const c of here.filter(filter)) groups.set(name(c), [...(groups.get(name(c)) ?? []), c]);
-        return [...groups].map(([n, cs]) => ({ name: n, points: cs.map((c) => ({ x: Number(c.size), y: +(shown(c).efficiencyL1 * 100).toFixed(3) })) }));
-      };
       const analyticMark = (c: Cell): string => (c.measured === null ? ' (analytic)' : '');
       const pods = (cs: Cell[]): string =>
         [...new Map(cs.map((c) => [`${c.encap}${c.encryption === 'none' ? '' : `+${c.encryption}`}`, c.analytic.podMtu])).entries()]
           .map(([k, v]) => `${k} ${v}`)
           .join(', ');
-      const plain = here.filter((c) => c.encryption === 'none');
-      if (new Set(plain.map((c) => c.encap)).size >= 1) {
-        out.push({
-          file: `efficiency-ipv${fam}-${mtu}.svg`,
+      /** An efficiency chart of `cs`, one series per `name`. */
+      const chart = (file: string, title: string, subtitle: string, cs: Cell[], name: (c: Cell) => string, podNote: string): Plot => {
+        const groups = new Map<string, Cell[]>();
+        for (const c of cs) {
+          const n = name(c) + analyticMark(c);
+          const g = groups.get(n);
+          if (g === undefined) groups.set(n, [c]);
+          else g.push(c);
+        }
+        return {
+          file,
           svg: lineChart({
-            title: `Goodput efficiency by encapsulation, IPv${fam} underlay, MTU ${mtu}`,
-            subtitle: 'no encryption; inner IPv4 UDP, one message per size',
+            title,
+            subtitle,
             xLabel: 'inner IP packet size (bytes)',
             yLabel: 'goodput efficiency on the wire (%)',
             xLog: true,
             yMax: 100,
             yTick: (v) => String(v),
-            series: series(
-              (c) => c.encryption === 'none',
-              (c) => `${c.encap}${analyticMark(c)}`,
-            ),
-            caption: [CAPTION_EFFICIENCY, `Pod MTU: ${pods(plain)}; larger messages are fragmented by the pod (RFC 791).`, measuredNote(here, at)],
+            series: [...groups].map(([n, g]) => ({ name: n, points: g.map((c) => ({ x: Number(c.size), y: +(shown(c).efficiencyL1 * 100).toFixed(3) })) })),
+            caption: [CAPTION_EFFICIENCY, `Pod MTU: ${pods(cs)}${podNote}`, measuredNote(here, at)],
           }),
-        });
-      }
+        };
+      };
+      const plain = here.filter((c) => c.encryption === 'none');
+      if (plain.length > 0)
+        out.push(
+          chart(
+            `efficiency-ipv${fam}-${mtu}.svg`,
+            `Goodput efficiency by encapsulation, IPv${fam} underlay, MTU ${mtu}`,
+            'no encryption; inner IPv4 UDP, one message per size',
+            plain,
+            (c) => c.encap,
+            '; larger messages are fragmented by the pod (RFC 791).',
+          ),
+        );
       const base = here.some((c) => c.encap === 'vxlan') ? 'vxlan' : 'geneve';
       const enc = here.filter((c) => c.encap === base);
-      if (new Set(enc.map((c) => c.encryption)).size >= 2) {
-        out.push({
-          file: `efficiency-esp-ipv${fam}-${mtu}.svg`,
-          svg: lineChart({
-            title: `Goodput efficiency with ESP over ${base}, IPv${fam} underlay, MTU ${mtu}`,
-            subtitle: 'ESP transport over the outer IP (RFC 4303), or in UDP (RFC 3948, -udp)',
-            xLabel: 'inner IP packet size (bytes)',
-            yLabel: 'goodput efficiency on the wire (%)',
-            xLog: true,
-            yMax: 100,
-            yTick: (v) => String(v),
-            series: series(
-              (c) => c.encap === base,
-              (c) => `${c.encryption}${analyticMark(c)}`,
-            ),
-            caption: [CAPTION_EFFICIENCY, `Pod MTU: ${pods(enc)}.`, measuredNote(here, at)],
-          }),
-        });
-      }
+      if (new Set(enc.map((c) => c.encryption)).size >= 2)
+        out.push(
+          chart(
+            `efficiency-esp-ipv${fam}-${mtu}.svg`,
+            `Goodput efficiency with ESP over ${base}, IPv${fam} underlay, MTU ${mtu}`,
+            'ESP transport over the outer IP (RFC 4303), or in UDP (RFC 3948, -udp)',
+            enc,
+            (c) => c.encryption,
+            '.',
+          ),
+        );
     }
   }
   if (tcp !== null && tcp.points.length > 0) {
