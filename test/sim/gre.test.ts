@@ -7,16 +7,14 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseScenario } from '../../src/scenario/scenario.js';
+import type { Scenario } from '../../src/scenario/types.js';
 import { Cluster } from '../../src/sim/cluster.js';
 import { traceScenario } from '../../src/sim/tracer.js';
 
 const lab = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../scenarios/${name}.yaml`, import.meta.url)), 'utf8');
 
-test('gre l2: the flood-and-learn lab over GRE — every expectation met, floods replicated per VTEP, key = VNI 5001', () => {
-  const s = parseScenario(lab('flood-and-learn').replace('type: vxlan', 'type: gre'), 'fl-gre.yaml');
-  assert.equal(s.tunnel.type, 'gre');
-  // 1500 - 42: GRE's overhead, not VXLAN's.
-  assert.equal(s.nodes[0]!.pods[0]!.mtu, 1458);
+/** Runs the scenario and checks that every expectation was met (the unmet ones in the message). */
+function runMeetsExpectations(s: Scenario): void {
   const c = new Cluster(s);
   c.run();
   const r = c.report();
@@ -27,6 +25,14 @@ test('gre l2: the flood-and-learn lab over GRE — every expectation met, floods
       .map((e) => `${e.what} ${e.expected}: ${e.actual}`)
       .join('; '),
   );
+}
+
+test('gre l2: the flood-and-learn lab over GRE — every expectation met, floods replicated per VTEP, key = VNI 5001', () => {
+  const s = parseScenario(lab('flood-and-learn').replace('type: vxlan', 'type: gre'), 'fl-gre.yaml');
+  assert.equal(s.tunnel.type, 'gre');
+  // 1500 - 42: GRE's overhead, not VXLAN's.
+  assert.equal(s.nodes[0]!.pods[0]!.mtu, 1458);
+  runMeetsExpectations(s);
   const t = traceScenario(s, { from: 'node1/a', to: 'node3/c', proto: 'udp' });
   assert.equal(t.outcome, 'delivered');
   const dec = t.steps.find((x) => x.node === 'node3' && x.stage === 'decapsulate')!;
@@ -38,16 +44,7 @@ test('gre + ESP: the esp-encryption lab over GRE — pod MTU 1424, max-size ping
   const text = lab('esp-encryption').replace('type: vxlan', 'type: gre').replace(/1416/g, '1424');
   const s = parseScenario(text, 'esp-gre.yaml');
   assert.equal(s.nodes[0]!.pods[0]!.mtu, 1424);
-  const c = new Cluster(s);
-  c.run();
-  const r = c.report();
-  assert.ok(
-    r.ok,
-    r.expectations
-      .filter((e) => !e.ok)
-      .map((e) => `${e.what} ${e.expected}: ${e.actual}`)
-      .join('; '),
-  );
+  runMeetsExpectations(s);
   const t = traceScenario(s, { from: 'node1/client', to: 'node2/server', proto: 'icmp' });
   assert.equal(t.outcome, 'delivered');
   const enc = t.steps.find((x) => x.stage === 'encapsulate')!;
@@ -91,14 +88,5 @@ test('gre + ESP in UDP (RFC 3948): 8 bytes more than ESP over IP — pod MTU 141
   const s = parseScenario(text, 'esp-udp-gre.yaml');
   // 42 (GRE) + 34 (ESP with AES-GCM at this length) + 8 (UDP 4500): the same 84 as VXLAN with ESP over IP.
   assert.equal(s.nodes[0]!.pods[0]!.mtu, 1416);
-  const c = new Cluster(s);
-  c.run();
-  const r = c.report();
-  assert.ok(
-    r.ok,
-    r.expectations
-      .filter((e) => !e.ok)
-      .map((e) => `${e.what} ${e.expected}: ${e.actual}`)
-      .join('; '),
-  );
+  runMeetsExpectations(s);
 });
