@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { bigClusterJson, bigClusterYaml } from '../../bench/cluster-scenarios.js';
 import { JsonSyntaxError, parseJsonDocument } from '../../src/scenario/json.js';
-import { loadScenario, parseScenario, ScenarioError, scenarioToObject } from '../../src/scenario/scenario.js';
+import { loadScenario, parseScenario, scenarioToObject } from '../../src/scenario/scenario.js';
+import { scenarioError } from './refused.js';
 import { isMap, isScalar, isSeq, stringify } from '../../src/scenario/yaml.js';
 
 /** This file runs as dist/test/scenario/json.test.js: the project root is three levels up. */
@@ -21,15 +22,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'seine-json-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function err(text: string, file: string): ScenarioError {
-  try {
-    parseScenario(text, file);
-  } catch (e: unknown) {
-    if (e instanceof ScenarioError) return e;
-    throw e;
-  }
-  assert.fail(`expected a ScenarioError for:\n${text}`);
-}
+const err = scenarioError;
 
 /** Document nodes back to plain data, to compare with `JSON.parse`. */
 function plain(n: unknown): unknown {

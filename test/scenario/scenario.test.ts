@@ -21,18 +21,13 @@ import {
   type Scenario,
 } from '../../src/scenario/scenario.js';
 import { stringify } from '../../src/scenario/yaml.js';
+import { scenarioError } from './refused.js';
 
 /** This file runs as dist/test/scenario/scenario.test.js: the project root is three levels up. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 function err(text: string, file = 'bad.yaml'): ScenarioError {
-  try {
-    parseScenario(text, file);
-  } catch (e: unknown) {
-    if (e instanceof ScenarioError) return e;
-    throw e;
-  }
-  assert.fail(`expected a ScenarioError for:\n${text}`);
+  return scenarioError(text, file);
 }
 
 test('scenario: two-nodes-vxlan.yaml parses into its normalised form', () => {
