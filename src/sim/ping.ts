@@ -31,7 +31,11 @@ export class PingStats {
   errors = 0;
   /** Round-trip times in ns (bounded: `LatencySample`). */
   readonly latency: LatencySample;
-  /** RTT by sequence number (NaN while unanswered). */
+  /**
+   * RTT by the request's sequence number on the wire (NaN while unanswered). The wire holds 16 bits, so
+   * request k and request k + 65,536 share slot k: the slot is the later one's once it is sent, and the
+   * books stay bounded however long the ping runs.
+   */
   readonly rttBySeq: number[] = [];
 
   constructor(seed = 0) {
@@ -102,6 +106,7 @@ export interface PingOptions {
 export class Pinger implements SimTask {
   readonly stats: PingStats;
   private seq = 0;
+  /** Send time by wire sequence number (`seq & 0xffff`, as `PingStats.rttBySeq`). */
   readonly sendTimes: number[] = [];
   readonly ipLen: number;
 
@@ -122,8 +127,9 @@ export class Pinger implements SimTask {
   run(_arg: number): void {
     const seq = this.seq++;
     const now = this.host.sim.now;
-    this.sendTimes[seq] = now;
-    this.stats.rttBySeq[seq] = NaN;
+    const w = seq & 0xffff;
+    this.sendTimes[w] = now;
+    this.stats.rttBySeq[w] = NaN;
     if (this.send(seq)) this.stats.sent++;
     if (this.seq < this.count) this.host.sim.schedule(now + this.intervalNs, this, 0);
   }
@@ -152,7 +158,7 @@ export class Pinger implements SimTask {
     return true;
   }
 
-  /** An echo reply to request `seq` arrived at `now`. */
+  /** An echo reply carrying sequence number `seq` (16 bits, as on the wire) arrived at `now`. */
   reply(seq: number, now: number): void {
     const t = this.sendTimes[seq];
     if (t === undefined) return;

@@ -378,6 +378,16 @@ test('host: property — on a clean link every datagram arrives once, in order, 
   );
 });
 
+test('host: a ping of more than 65,536 requests answers each one once (the wire holds 16 bits of sequence), and its books stay bounded', () => {
+  const r = direct({ latencyNs: 1000 });
+  const count = 70_000;
+  const st = r.a.ping({ dst: '10.0.0.2', count, intervalNs: 10_000 });
+  r.sim.run();
+  assert.deepEqual([st.sent, st.received, st.duplicates, st.late], [count, count, 0, 0]);
+  assert.equal(st.rttBySeq.length, 65_536, 'one slot per wire sequence number');
+  assertPoolFull(r.pool);
+});
+
 test('host: while the carrier is down nothing is sent; pings in that time are lost, later ones answered', () => {
   const r = direct({ latencyNs: 1000 });
   r.link.fault(1.5e6, 3.5e6);
