@@ -587,6 +587,7 @@ framed:;
   while (sent < 0 && errno == EINTR);
   if (sent < 0) err = errno, step = "sendto";
   int32_t *errs = calloc(n, sizeof *errs);
+  if (errs == NULL && err == 0) err = ENOMEM, step = "calloc";
   uint32_t acked = 0;
   uint8_t buf[8192] __attribute__((aligned(4)));
   while (err == 0 && acked < n) {
@@ -1370,14 +1371,22 @@ static napi_value spawn_fast(napi_env env, napi_callback_info info) {
   pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 #endif
-  NAPI_OK(napi_create_object(env, &r));
   const char *names[5] = {"pid", "pidfd", "stdin", "stdout", "stderr"};
   int vals[5] = {pid, pidfd, mine[0], mine[1], mine[2]};
-  for (int i = 0; i < 5; i++) {
-    NAPI_OK(napi_create_int32(env, vals[i], &v));
-    NAPI_OK(napi_set_named_property(env, r, names[i], v));
+  bool ok = napi_create_object(env, &r) == napi_ok;
+  for (int i = 0; ok && i < 5; i++)
+    ok = napi_create_int32(env, vals[i], &v) == napi_ok && napi_set_named_property(env, r, names[i], v) == napi_ok;
+  if (ok) return r;
+  /* Nobody will hold the fds or reap the child: undo both before throwing. */
+  for (int i = 1; i < 5; i++)
+    if (vals[i] >= 0) close(vals[i]);
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
   }
-  return r;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, NULL, "seine native: spawnFast: result object failed");
+  return NULL;
 }
 
 static napi_value reap(napi_env env, napi_callback_info info) {

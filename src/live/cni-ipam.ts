@@ -50,9 +50,9 @@ interface Ran {
 }
 
 /**
- * Runs the plugin through spawn.ts's `runFast` (no fork: the agent's large pool made each fork ~20 ms
- * dearer), or lab/netns.ts's `run` without the native addon; a non-zero exit is an answer here (the
- * plugin's error object), not a throw.
+ * Runs the plugin through spawn.ts's `runFast` (no fork: the agent's large pool made each fork ~15 ms
+ * dearer, figures in native/README.md), or lab/netns.ts's `run` without the native addon; a non-zero
+ * exit is an answer here (the plugin's error object), not a throw.
  */
 async function exec(file: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Ran> {
   const start = nativeUnavailable() === null ? runFast : run;

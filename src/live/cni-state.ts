@@ -11,7 +11,7 @@
  * left unreadable is set aside by `CniService.restore`. Two fsyncs cost every ADD and DEL 2-16 ms here
  * (the bench's cni.add.seq.agent.save), more than the rest of the agent's own work.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CniResult } from './cni-spec.js';
 
@@ -62,11 +62,7 @@ export function saveAttachments(dir: string, list: readonly CniAttachment[]): vo
   const file = attachmentsFile(dir);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify({ format: FORMAT, attachments: list }, null, 1)}\n`);
-  } finally {
-    closeSync(fd);
-  }
+  // writeFileSync loops until every byte is written (one writeSync may write fewer).
+  writeFileSync(tmp, `${JSON.stringify({ format: FORMAT, attachments: list }, null, 1)}\n`, { mode: 0o600 });
   renameSync(tmp, file);
 }

@@ -92,6 +92,12 @@ export async function runFast(argv: readonly string[], opts: RunOptions = {}): P
   }, opts.timeoutMs ?? COMMAND_TIMEOUT_MS);
   try {
     exit = await exited(native, c);
+  } catch (e) {
+    // No exit to wait for (waitpid failed): the timer must not signal a pid that may be another's by then.
+    clearTimeout(timer);
+    out.socket.destroy();
+    err.socket.destroy();
+    throw e;
   } finally {
     if (c.pidfd >= 0) native.close(c.pidfd);
   }

@@ -8,7 +8,7 @@
  * touched nor counted. Skipped, loudly, when not root.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { after, afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { METRICS, type BenchReport } from '../../src/live/bench/results.js';
 import { labDown } from '../../src/live/lab/state.js';
+import { runSeineCli, type SeineRan } from './rig.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -52,31 +53,9 @@ after(async () => {
   rmSync(DIR, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `seine args…` with the test's labs directory; `onStderr` sees stderr as it comes. */
-function seine(args: string[], onStderr?: (text: string, pid: number) => void, timeoutMs = 240_000): Promise<Ran> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, SEINE_LABS_DIR: LABS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '',
-      stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      onStderr?.(stderr, child.pid!);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
+function seine(args: string[], onStderr?: (text: string, pid: number) => void, timeoutMs = 240_000): Promise<SeineRan> {
+  return runSeineCli(args, { labsDir: LABS, timeoutMs, killSignal: 'SIGKILL', ...(onStderr !== undefined ? { onStderr } : {}) });
 }
 
 const OVS = spawnSync('sh', ['-c', 'command -v ovs-vswitchd'], { stdio: 'ignore' }).status === 0;

@@ -10,7 +10,7 @@
  * in `after`, pass or fail. Skipped, loudly, when not root.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { LabPlanError, planLab } from '../../src/live/lab/plan.js';
 import { parseScenario } from '../../src/scenario/scenario.js';
 import { twoNodeConfigs } from './topo.js';
 import type { Report } from '../../src/sim/report.js';
-import { liveSkip, MAIN_JS, requireCommand, requireNative, Rig, ROOT, startAgent, tsharkFields, waitFor } from './rig.js';
+import { liveSkip, requireCommand, requireNative, Rig, ROOT, runSeineCli, type SeineRan, startAgent, tsharkFields, waitFor } from './rig.js';
 
 const SKIP = liveSkip('test/live/gre.test.ts');
 const TAG = Math.floor(Math.random() * 0x10000)
@@ -56,23 +56,8 @@ after(async () => {
 });
 
 /** `seine run --live …` with this file's labs directory; resolves with its exit status and output. */
-function seineRun(args: string[], timeoutMs = 150_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { ...process.env, SEINE_LABS_DIR: LABS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '',
-      stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
+function seineRun(args: string[], timeoutMs = 150_000): Promise<SeineRan> {
+  return runSeineCli(args, { labsDir: LABS, timeoutMs, killSignal: 'SIGINT' });
 }
 
 const LAB_FILE = join(ROOT, 'scenarios', 'gre-routed.yaml');

@@ -94,6 +94,48 @@ export function tail(file: string, lines = 20): string {
   }
 }
 
+/** How a `seine` CLI run ended and what it printed. */
+export interface SeineRan {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SeineCliOptions {
+  /** SEINE_LABS_DIR for the child. */
+  labsDir: string;
+  timeoutMs: number;
+  /** Sent when the time is up. */
+  killSignal: NodeJS.Signals;
+  /** Called once the child has a pid (it may signal it). */
+  onStart?: (pid: number) => void;
+  /** Sees all of stderr so far, each time more comes. */
+  onStderr?: (text: string, pid: number) => void;
+}
+
+/** Runs `node dist/src/cli/main.js args…` with a labs directory; resolves (never rejects) with how it ended. */
+export function runSeineCli(args: readonly string[], o: SeineCliOptions): Promise<SeineRan> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { ...process.env, SEINE_LABS_DIR: o.labsDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '',
+      stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      o.onStderr?.(stderr, child.pid!);
+    });
+    const timer = setTimeout(() => child.kill(o.killSignal), o.timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr });
+    });
+    if (o.onStart !== undefined && child.pid !== undefined) o.onStart(child.pid);
+  });
+}
+
 /** A program the rig started: its output goes to `log`; `stop` ends it by its pid. */
 export class RigProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;

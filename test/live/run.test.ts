@@ -8,7 +8,7 @@
  * programs on the machine are neither touched nor counted. Skipped, loudly, when not root.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { readCapture } from '../../src/capture/index.js';
 import { labDown } from '../../src/live/lab/state.js';
 import type { Report } from '../../src/sim/report.js';
+import { runSeineCli, type SeineRan } from './rig.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 const LIVE = process.platform === 'linux' && typeof process.getuid === 'function' && process.getuid() === 0;
 const SKIP: string | false = LIVE ? false : 'NOT ROOT (or not Linux): seine run --live needs root to build labs — SKIPPED';
@@ -56,32 +56,9 @@ after(async () => {
   rmSync(DIR, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `seine args…` with the test's labs directory; `onStart` may signal the child. */
-function seine(args: string[], onStart?: (pid: number) => void, timeoutMs = 120_000): Promise<Ran> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, SEINE_LABS_DIR: LABS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '',
-      stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      res({ code, signal, stdout, stderr });
-    });
-    if (onStart !== undefined && child.pid !== undefined) onStart(child.pid);
-  });
+function seine(args: string[], onStart?: (pid: number) => void, timeoutMs = 120_000): Promise<SeineRan> {
+  return runSeineCli(args, { labsDir: LABS, timeoutMs, killSignal: 'SIGKILL', ...(onStart !== undefined ? { onStart } : {}) });
 }
 
 const flowOf = (r: Report, name: string): Report['flows'][number] => {

@@ -223,9 +223,6 @@ export interface BenchReport {
   skipped: Skipped[];
 }
 
-/** A number with about three significant digits (plot/svg.ts, where every chart formats its ticks). */
-export { fmt };
-
 const ratioText = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${fmt(x)}x`);
 
 function pad(rows: string[][], right: ReadonlySet<number>): string[] {
