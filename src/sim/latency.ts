@@ -10,6 +10,14 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[k]!;
 }
 
+/** The median of `xs` (the mean of the middle two for an even count; NaN when empty). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /**
  * How many latencies a flow keeps: p50 and p99 are exact for flows of up to this many packets (512 KiB of
  * samples at most per flow, where keeping every one of a billion packets' would take 8 GB).

@@ -34,6 +34,7 @@ import { createParser, LINKTYPE_ETHERNET } from '../capture/index.js';
 import { type EspCipher, type OverheadSpec, overheadFor, podMtu } from '../mtu/overhead.js';
 import { IMIX, parseScenario } from '../scenario/scenario.js';
 import { Cluster } from '../sim/cluster.js';
+import { median } from '../sim/latency.js';
 import { rd16 } from '../wire/bytes.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { IPV4_HEADER_LEN } from '../wire/ipv4.js';
@@ -482,12 +483,6 @@ export const TCP_DEFAULTS: TcpSweepOptions = {
   encap: 'vxlan',
   seeds: [1, 2, 3],
 };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Transfers pod to pod across two nodes per (MTU, loss, seed), on the simulator's NewReno (sim/tcp.ts). */
 export function tcpSweep(o: TcpSweepOptions, progress?: (done: number, total: number) => void): TcpPoint[] {

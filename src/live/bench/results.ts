@@ -7,6 +7,7 @@
  */
 import { esc, fmt, niceAxis } from '../../plot/svg.js';
 import { parsePing } from '../lab/traffic.js';
+import { median } from '../../sim/latency.js';
 
 export type Datapath = 'seine' | 'kernel' | 'ovs-netdev';
 export type EspSetup = 'none' | 'aes-gcm-128' | 'chacha20-poly1305';
@@ -37,10 +38,7 @@ export interface Spread {
 
 export function spreadOf(xs: readonly number[]): Spread {
   if (xs.length === 0) return { median: NaN, min: NaN, max: NaN, runs: 0 };
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { median, min: s[0]!, max: s.at(-1)!, runs: s.length };
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs.length };
 }
 
 export interface BenchResult {
