@@ -19,7 +19,7 @@ import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { GENEVE_HEADER_LEN, GENEVE_OPTION_HEADER_LEN, geneveOptionKey, GENEVE_UDP_PORT, OptionKeys, type GeneveOption } from '../wire/geneve.js';
-import { GRE_HEADER_LEN, GRE_PROTO_TEB, greHeaderLen } from '../wire/gre.js';
+import { GRE_HEADER_LEN, GRE_PROTO_TEB, greCheck, greHeaderLen } from '../wire/gre.js';
 import { Ipv4View, IPPROTO_GRE, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
@@ -522,24 +522,22 @@ export class Tunnel {
    * accepted and not used: seine sends none, and reordering is the inner transport's business.
    */
   private greDecap(p: PacketBuf, gre: number, l3End: number, vtep: number): number {
-    // GreView.check's checks from one read of the first word (as Geneve's above), in its order.
+    // GreView.check's checks (greCheck) from one read of the first word, as Geneve's above.
     const dv = p.view;
     const avail = l3End - gre;
     if (avail < GRE_HEADER_LEN) return DropReason.GreTruncated;
     const w0 = dv.getUint32(gre);
     const fv = w0 >>> 16;
-    if ((fv & 0x0007) !== 0) return DropReason.GreBadVersion;
-    if ((fv & 0x4c00) !== 0) return DropReason.GreUnsupportedFlags;
+    const bad = greCheck(fv, avail);
+    if (bad !== null) return bad;
     const csum = (fv & 0x8000) !== 0;
     const key = (fv & 0x2000) !== 0;
-    const hl = greHeaderLen(fv);
-    if (hl > avail) return DropReason.GreTruncated;
     if ((w0 & 0xffff) !== GRE_PROTO_TEB) return DropReason.GreNotEthernet;
     if (csum && finish(onesSum(p.data, gre, avail)) !== 0) return DropReason.GreBadChecksum;
     if (key !== this.greKey) return DropReason.GreKeyMismatch;
     // The key follows the checksum word when there is one; without a key every packet carries the tunnel's VNI.
     const vni = key ? dv.getUint32(gre + (csum ? 8 : 4)) : this.vni;
-    return this.accept(p, vtep, vni, gre + hl, l3End, -1, 0);
+    return this.accept(p, vtep, vni, gre + greHeaderLen(fv), l3End, -1, 0);
   }
 
   /** The checks every kind shares after its own header: remote VTEP, VNI, an inner frame; then the window. */
