@@ -512,7 +512,7 @@ export class Bridge extends BridgeBase {
         return;
       }
       if (p.gsoType !== VNET_GSO_NONE) {
-        // A super-frame for a peer ESP waits for waits whole: one buffer, not one per segment.
+        // A super-frame for a peer that ESP must wait for waits whole: one buffer, not one per segment.
         if (tunnel.sadb?.mustWait(aux, this.now) === true) {
           this.holdForEsp(p, port, aux);
           return;

@@ -12,9 +12,9 @@
  * solicitations for unresolved neighbours (rate-limited) build new frames.
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
-import { mask4, mask6, mask6Into, parsePrefix } from '../wire/addr.js';
+import { mask4, mask6, mask6Into, parseAddr, parsePrefix } from '../wire/addr.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { eq16, ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
+import { eq16, ipv4ToString, ipv6ToString, macToString, rd16, rd32, rdMac, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { checksum, finish, ipv4HeaderValid, onesSum, pseudoSumV6At, updateChecksum16 } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from '../wire/ethernet.js';
@@ -233,14 +233,9 @@ export class Gateway {
 
   /** A static neighbour (what a CNI agent knows of its pods). */
   addNeighbor(ip: string, mac: number): void {
-    const v4 = ipv4FromString(ip);
-    if (v4 !== null) {
-      this.setNeighbor4(v4, mac);
-      return;
-    }
-    const v6 = ipv6FromString(ip);
-    if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
-    this.neigh6.set(v6, mac);
+    const a = parseAddr(ip, 'neighbor');
+    if (a.family === 4) this.setNeighbor4(a.v4, mac);
+    else this.neigh6.set(a.v6, mac);
   }
 
   private setNeighbor4(ip: number, mac: number): void {
@@ -265,12 +260,9 @@ export class Gateway {
    * into the freed slot, so the tables stay dense: routing reads a neighbour's MAC bytes by index.
    */
   removeNeighbor(ip: string): boolean {
-    const v4 = ipv4FromString(ip);
-    if (v4 === null) {
-      const v6 = ipv6FromString(ip);
-      if (v6 === null) throw new RangeError(`neighbor: "${ip}" is not an IPv4 or IPv6 address`);
-      return this.neigh6.delete(v6);
-    }
+    const a = parseAddr(ip, 'neighbor');
+    if (a.family === 6) return this.neigh6.delete(a.v6);
+    const v4 = a.v4;
     const i = this.neigh4.get(v4);
     if (i < 0) return false;
     const last = this.neighMacs.length - 1;

@@ -13,13 +13,13 @@
  */
 import { Ipv6Table, U32Map } from '../packet/addrtable.js';
 import type { PacketBuf } from '../packet/buf.js';
-import { parseAddr } from '../wire/addr.js';
+import { type Addr, parseAddr } from '../wire/addr.js';
 import { ipv4FromString, ipv6FromString, wr16, wr32, wrMac } from '../wire/bytes.js';
 import { finish, ipv4HeaderValid, onesSum, pseudoSumV4At, pseudoSumV6At } from '../wire/checksum.js';
 import { DropReason } from '../wire/drop.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { GENEVE_HEADER_LEN, GENEVE_OPTION_HEADER_LEN, geneveOptionKey, GENEVE_UDP_PORT, OptionKeys, type GeneveOption } from '../wire/geneve.js';
-import { GRE_HEADER_LEN, GRE_PROTO_TEB, greHeaderLen } from '../wire/gre.js';
+import { GRE_HEADER_LEN, GRE_PROTO_TEB, greCheck, greHeaderLen } from '../wire/gre.js';
 import { Ipv4View, IPPROTO_GRE, IPPROTO_UDP } from '../wire/ipv4.js';
 import { Ipv6View, Ipv6Walk, walkIpv6, IPV6_HEADER_LEN } from '../wire/ipv6.js';
 import { UDP_HEADER_LEN } from '../wire/udp.js';
@@ -330,13 +330,13 @@ export class Tunnel {
 
   /** Adds a remote VTEP (at `now`, for its SAs' lifetimes); returns its index. Adding the same address twice throws. */
   addVtep(v: VtepConfig, now = 0): number {
-    if (this.findVtep(v.ip) >= 0) throw new RangeError(`VTEP ${v.ip} is already in the table`);
+    const remote = parseAddr(v.ip, 'VTEP ip');
+    if (this.vtepAt(remote) >= 0) throw new RangeError(`VTEP ${v.ip} is already in the table`);
     // No set of its own for a VTEP without VNIs (every one of a routed tunnel's: a million in a 1,000-node cluster).
     let vnis: Set<number> | null = null;
     for (const n of v.vnis ?? []) (vnis ??= new Set<number>()).add(checkVni(n, `VTEP ${v.ip}`));
     if (this.mode === 'routed' && vnis !== null) throw new RangeError(`VTEP ${v.ip}: vnis apply to l2 tunnels only`);
     const index = this.vteps.length;
-    const remote = parseAddr(v.ip, 'VTEP ip');
     // The one check of `makeTemplate` that depends on the VTEP (the rest was made on the tunnel's own template).
     if (remote.family !== this.family) throw new RangeError(`VTEP ${v.ip}: underlay family IPv${remote.family} differs from the tunnel's IPv${this.family}`);
     this.sadb?.addPeer(index, v.ip, v.esp, now);
@@ -354,11 +354,11 @@ export class Tunnel {
    * carry on where they were (see `EspSadb.removePeer`).
    */
   removeVtep(ip: string): number {
-    const index = this.findVtep(ip);
+    const a = parseAddr(ip, 'VTEP ip');
+    const index = this.vtepAt(a);
     if (index < 0) throw new RangeError(`VTEP ${ip} is not in the table`);
     const v = this.vteps[index] as VtepEntry;
     v.vnis = REMOVED_VNIS;
-    const a = parseAddr(ip, 'VTEP ip');
     if (a.family === 4) this.byV4.delete(a.v4);
     else this.byV6.delete(a.v6);
     this.sadb?.removePeer(index);
@@ -368,7 +368,11 @@ export class Tunnel {
 
   /** Index of the VTEP with this address, or -1. */
   findVtep(ip: string): number {
-    const a = parseAddr(ip, 'VTEP ip');
+    return this.vtepAt(parseAddr(ip, 'VTEP ip'));
+  }
+
+  /** `findVtep` for an address already parsed (addVtep and removeVtep parse theirs once). */
+  private vtepAt(a: Addr): number {
     if (a.family !== this.family) return -1;
     if (a.family === 4) return this.byV4.get(a.v4);
     return this.vtepAtV6(a.v6, 0);
@@ -522,24 +526,22 @@ export class Tunnel {
    * accepted and not used: seine sends none, and reordering is the inner transport's business.
    */
   private greDecap(p: PacketBuf, gre: number, l3End: number, vtep: number): number {
-    // GreView.check's checks from one read of the first word (as Geneve's above), in its order.
+    // GreView.check's checks (greCheck) from one read of the first word, as Geneve's above.
     const dv = p.view;
     const avail = l3End - gre;
     if (avail < GRE_HEADER_LEN) return DropReason.GreTruncated;
     const w0 = dv.getUint32(gre);
     const fv = w0 >>> 16;
-    if ((fv & 0x0007) !== 0) return DropReason.GreBadVersion;
-    if ((fv & 0x4c00) !== 0) return DropReason.GreUnsupportedFlags;
+    const bad = greCheck(fv, avail);
+    if (bad !== null) return bad;
     const csum = (fv & 0x8000) !== 0;
     const key = (fv & 0x2000) !== 0;
-    const hl = greHeaderLen(fv);
-    if (hl > avail) return DropReason.GreTruncated;
     if ((w0 & 0xffff) !== GRE_PROTO_TEB) return DropReason.GreNotEthernet;
     if (csum && finish(onesSum(p.data, gre, avail)) !== 0) return DropReason.GreBadChecksum;
     if (key !== this.greKey) return DropReason.GreKeyMismatch;
     // The key follows the checksum word when there is one; without a key every packet carries the tunnel's VNI.
     const vni = key ? dv.getUint32(gre + (csum ? 8 : 4)) : this.vni;
-    return this.accept(p, vtep, vni, gre + hl, l3End, -1, 0);
+    return this.accept(p, vtep, vni, gre + greHeaderLen(fv), l3End, -1, 0);
   }
 
   /** The checks every kind shares after its own header: remote VTEP, VNI, an inner frame; then the window. */

@@ -53,10 +53,13 @@ function splitPrefix(s: string): { a: Addr; len: number } | null {
   return { a, len: len <= (a.family === 4 ? 32 : 128) ? len : -1 };
 }
 
+function toPrefix(a: Addr, len: number): Prefix {
+  return a.family === 4 ? { family: 4, addr: a.v4, len } : { family: 6, addr: a.v6, len };
+}
+
 export function prefixFromString(s: string): Prefix | null {
   const p = splitPrefix(s);
-  if (p === null || p.len < 0) return null;
-  return p.a.family === 4 ? { family: 4, addr: p.a.v4, len: p.len } : { family: 6, addr: p.a.v6, len: p.len };
+  return p === null || p.len < 0 ? null : toPrefix(p.a, p.len);
 }
 
 /** Parses "10.244.1.0/24" or "fd00::/64" (the address part kept as written: `addr` is not masked). */
@@ -64,7 +67,7 @@ export function parsePrefix(s: string, what: string): Prefix {
   const p = splitPrefix(s);
   if (p === null) throw new RangeError(`${what}: "${s}" is not an IPv4 or IPv6 prefix (address/length)`);
   if (p.len < 0) throw new RangeError(`${what}: "${s}" needs a prefix length 0-${p.a.family === 4 ? 32 : 128} after "/"`);
-  return prefixFromString(s)!;
+  return toPrefix(p.a, p.len);
 }
 
 /** The IPv4 netmask of a prefix length 0–32, as a uint32. */

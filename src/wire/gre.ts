@@ -44,16 +44,24 @@ export function greHeaderLen(flagsVersion: number): number {
   return GRE_HEADER_LEN + ((flagsVersion & FLAG_C) !== 0 ? 4 : 0) + ((flagsVersion & FLAG_K) !== 0 ? 4 : 0) + ((flagsVersion & FLAG_S) !== 0 ? 4 : 0);
 }
 
+/**
+ * RFC 2784 §2.3's receive checks on a header's first 16 bits (flags and version), `avail` bytes (at least
+ * `GRE_HEADER_LEN`) from the header to the end of the IP payload: `GreView.check` past the length, and
+ * the tunnel's decapsulation, which has the word read already.
+ */
+export function greCheck(flagsVersion: number, avail: number): DropReason | null {
+  // RFC 2784 §2.3.1: the version MUST be zero (1 is PPTP's enhanced GRE, RFC 2637).
+  if ((flagsVersion & VERSION_MASK) !== 0) return DropReason.GreBadVersion;
+  if ((flagsVersion & DISCARD_MASK) !== 0) return DropReason.GreUnsupportedFlags;
+  if (greHeaderLen(flagsVersion) > avail) return DropReason.GreTruncated;
+  return null;
+}
+
 /** A zero-allocation view of a GRE header at `bytes[off]`. */
 export class GreView extends WireView {
   /** `avail` is the number of bytes from `off` to the end of the enclosing IP payload. */
   check(avail: number): DropReason | null {
-    if (avail < GRE_HEADER_LEN) return DropReason.GreTruncated;
-    // RFC 2784 §2.3.1: the version MUST be zero (1 is PPTP's enhanced GRE, RFC 2637).
-    if (this.version !== 0) return DropReason.GreBadVersion;
-    if ((this.flagsVersion & DISCARD_MASK) !== 0) return DropReason.GreUnsupportedFlags;
-    if (this.headerLen > avail) return DropReason.GreTruncated;
-    return null;
+    return avail < GRE_HEADER_LEN ? DropReason.GreTruncated : greCheck(this.flagsVersion, avail);
   }
 
   /** The whole first 16 bits: flags, reserved0 and version. */

@@ -14,12 +14,11 @@
  * The frames of (1) are also fed to node B, the other end of the tunnel: seine must accept its own output.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { PcapWriter } from '../../src/capture/index.js';
 import { Bridge } from '../../src/datapath/bridge.js';
 import { Endpoint } from '../../src/datapath/device.js';
 import { GLOBAL_VIRTUAL_MAC } from '../../src/datapath/gateway.js';
@@ -33,7 +32,7 @@ import type { GeneveOption } from '../../src/wire/geneve.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireScapy, requireTool, run, SYSTEM_PYTHON } from '../helpers.js';
 import { data, eth, ip4, ip6, tcp, udp } from './catalogue.js';
-import { allPairs, layersOf, one, values, type TsharkLayers } from './tshark-json.js';
+import { allPairs, layersOf, one, values, writePcap, type TsharkLayers } from './tshark-json.js';
 
 /**
  * The compiled test runs from dist/test/peers; the script stays in the source tree. Compiled elsewhere
@@ -390,11 +389,11 @@ function decodeWithTshark(): { _source: { layers: TsharkLayers } }[] {
   if (tshark !== null) return tshark;
   requireTool('tshark', 'tshark');
   dir = mkdtempSync(join(tmpdir(), 'seine-datapath-'));
-  const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => chunks.push(c.slice()));
-  emitted.forEach((e, i) => w.writePacket(0, BigInt(i) * 1_000_000n, e.frame));
   const path = join(dir, 'tunnels.pcap');
-  writeFileSync(path, Buffer.concat(chunks));
+  writePcap(
+    path,
+    emitted.map((e) => e.frame),
+  );
   // Checksum validation is off by default in Wireshark; turn it on wherever there is a preference.
   tsharkRaw = run('tshark', [
     '-r',

@@ -6,11 +6,10 @@
  * checksum. Nothing may be malformed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { PcapWriter } from '../../src/capture/index.js';
 import { buildFragNeeded, buildPacketTooBig } from '../../src/mtu/icmp.js';
 import { clampMss } from '../../src/mtu/mss.js';
 import { HEADROOM, PacketBuf, TAILROOM } from '../../src/packet/buf.js';
@@ -18,7 +17,7 @@ import { ipv4FromString, ipv6FromString, ipv6ToString } from '../../src/wire/byt
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, run } from '../helpers.js';
 import { data, eth, ip4, ip6, tcp, udp, zeros } from './catalogue.js';
-import { one } from './tshark-json.js';
+import { one, writePcap } from './tshark-json.js';
 
 const POD_MAC = 0x02000000000a;
 const GW_MAC = 0x0200000000aa;
@@ -233,11 +232,11 @@ function decode(): { _source: { layers: Layers } }[] {
   if (decoded !== null) return decoded;
   requireTool('tshark', 'tshark');
   dir = mkdtempSync(join(tmpdir(), 'seine-icmp-'));
-  const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => chunks.push(c.slice()));
-  CASES.forEach((c, i) => w.writePacket(0, BigInt(i) * 1_000_000n, c.frame));
   const path = join(dir, 'toobig.pcap');
-  writeFileSync(path, Buffer.concat(chunks));
+  writePcap(
+    path,
+    CASES.map((c) => c.frame),
+  );
   // ICMP and ICMPv6 checksums are always verified; IP and TCP only when asked. UDP is left off: a quoted
   // datagram is cut short, so its UDP checksum cannot verify (the quoted TCP's neither: only the SYN
   // frames' TCP status is asserted).

@@ -4,8 +4,18 @@
  * `_tree`, and repeated keys merge into arrays.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { PcapWriter } from '../../src/capture/index.js';
 
 export type TsharkLayers = Record<string, unknown>;
+
+/** Writes `frames` to a pcap file at `path` for tshark to read, one every millisecond from 0. */
+export function writePcap(path: string, frames: readonly Uint8Array[]): void {
+  const chunks: Uint8Array[] = [];
+  const w = new PcapWriter((c) => chunks.push(c.slice()));
+  frames.forEach((f, i) => w.writePacket(0, BigInt(i) * 1_000_000n, f));
+  writeFileSync(path, Buffer.concat(chunks));
+}
 
 /** Every value of `key` within one layer object, descending into field subtrees only. */
 export function values(layer: unknown, key: string, out: string[] = []): string[] {

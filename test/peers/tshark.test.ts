@@ -7,15 +7,15 @@
  * quote (every field the quote holds), over the catalogue and a few frames made for that here.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PcapWriter } from '../../src/capture/index.js';
 import { decodeLayers, type DecodedLayer, type FieldValue } from '../../src/cli/decode.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, run } from '../helpers.js';
 import { CATALOGUE, eth, ip4, ip6, tcp, udp, zeros } from './catalogue.js';
+import { writePcap } from './tshark-json.js';
 
 type TsharkLayer = Record<string, unknown>;
 
@@ -134,55 +134,29 @@ let frames: { name: string; bytes: Uint8Array }[] = [];
 let tshark: { _source: { layers: TsharkLayer } }[] = [];
 let raw = '';
 
+/** Checksum validation is off by default in Wireshark; turn it on for every protocol that has one. */
+const CHECKSUMS = ['-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE'];
+
 before(() => {
   requireTool('tshark', 'tshark');
   dir = mkdtempSync(join(tmpdir(), 'seine-tshark-'));
-  const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => chunks.push(c.slice()));
   frames = CATALOGUE.map((f) => ({ name: f.name, bytes: compose(f.layers) }));
-  frames.forEach((f, i) => w.writePacket(0, BigInt(i) * 1_000_000n, f.bytes));
   const path = join(dir, 'catalogue.pcap');
-  writeFileSync(path, Buffer.concat(chunks));
-  // Checksum validation is off by default in Wireshark; turn it on for every protocol that has one.
-  raw = run('tshark', [
-    '-r',
+  writePcap(
     path,
-    '-T',
-    'json',
-    '--no-duplicate-keys',
-    '-o',
-    'ip.check_checksum:TRUE',
-    '-o',
-    'udp.check_checksum:TRUE',
-    '-o',
-    'tcp.check_checksum:TRUE',
-    // Reassembly stays on (the default): the fragments must reassemble into the datagram.
-  ]);
+    frames.map((f) => f.bytes),
+  );
+  // Reassembly stays on (the default): the fragments must reassemble into the datagram.
+  raw = run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', ...CHECKSUMS]);
   tshark = JSON.parse(raw) as typeof tshark;
   oneByOne = [...frames, ...EXTRA.map((f) => ({ name: f.name, bytes: compose(f.layers) }))];
-  const chunks2: Uint8Array[] = [];
-  const w2 = new PcapWriter((c) => chunks2.push(c.slice()));
-  oneByOne.forEach((f, i) => w2.writePacket(0, BigInt(i) * 1_000_000n, f.bytes));
   const path2 = join(dir, 'one-by-one.pcap');
-  writeFileSync(path2, Buffer.concat(chunks2));
+  writePcap(
+    path2,
+    oneByOne.map((f) => f.bytes),
+  );
   tsharkNoReassembly = JSON.parse(
-    run('tshark', [
-      '-r',
-      path2,
-      '-T',
-      'json',
-      '--no-duplicate-keys',
-      '-o',
-      'ip.check_checksum:TRUE',
-      '-o',
-      'udp.check_checksum:TRUE',
-      '-o',
-      'tcp.check_checksum:TRUE',
-      '-o',
-      'ip.defragment:FALSE',
-      '-o',
-      'ipv6.defragment:FALSE',
-    ]),
+    run('tshark', ['-r', path2, '-T', 'json', '--no-duplicate-keys', ...CHECKSUMS, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE']),
   ) as typeof tsharkNoReassembly;
 });
 
