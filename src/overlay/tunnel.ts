@@ -154,9 +154,9 @@ const NO_VNIS: ReadonlySet<number> = new Set<number>();
 const REMOVED_VNIS: ReadonlySet<number> = new Set<number>();
 
 /**
- * A VTEP of the table. Its template (outer headers, about a kilobyte) is built on first use: a routed
- * node of a 1,000-node cluster has 999 VTEPs and sends to few of them, and templates for all would be a
- * gigabyte across the cluster. What could make building it fail is checked when the VTEP is added.
+ * A VTEP of the table. Its template (the outer headers and their views) is built on first use: a routed
+ * node of a 1,000-node cluster has 999 VTEPs and sends to few of them, and templates for all would be
+ * 999,000 of them across the cluster. What could make building it fail is checked when the VTEP is added.
  */
 class VtepEntry implements Vtep {
   txPackets = 0;
