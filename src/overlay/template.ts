@@ -110,7 +110,8 @@ function validate(cfg: TunnelTemplateConfig): void {
 
 /**
  * Templates' bytes come from shared slabs, 4-byte aligned: the bench's 1,000-node simulated cluster builds
- * one per VTEP in use (about 95,000, counted by hand), and two typed arrays of their own each would be ~2·10⁵ backing stores for the collector.
+ * one per VTEP in use (about 95,000, counted by hand), and two typed arrays of their own each would be
+ * twice as many backing stores for the collector.
  */
 const SLAB_BYTES = 64 * 1024;
 let slab = new ArrayBuffer(SLAB_BYTES);
