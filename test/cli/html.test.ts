@@ -199,7 +199,7 @@ test('cli: an --html file that cannot be written is refused with exit 2, no part
   const sub = join(dir, 'ro');
   const r = seine('report', RUN_JSON, '--html', join(sub, 'none', 'page.html'));
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /cannot write the HTML report '.*page\.html': ENOENT/);
+  assert.match(r.stderr, /cannot write the HTML report '.*page\.html': no such file or directory/);
   const d = seine('report', RUN_JSON, '--html', dir);
   assert.equal(d.status, 2);
   assert.ok(
