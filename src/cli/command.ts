@@ -70,10 +70,8 @@ export class Args {
     /** After `--`, for a passthrough command. */
     readonly rest: string[],
   ) {}
+  /** Whether the option was given (a flag's value, or a string option's presence). */
   has(name: string): boolean {
-    return this.given.has(name);
-  }
-  flag(name: string): boolean {
     return this.given.has(name);
   }
   /** The value of a string option (the last one given), or undefined. */
@@ -89,10 +87,6 @@ export class Args {
   /** Every value of a repeatable option, in order. */
   all(name: string): string[] {
     return this.given.get(name) ?? [];
-  }
-  /** A CliError in the command's one form: `<command>: <what>`. */
-  error(what: string): CliError {
-    return new CliError(`${this.cmd}: ${what}`);
   }
 }
 

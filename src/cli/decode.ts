@@ -628,7 +628,7 @@ async function decodeCommand(a: Args, io: RunIo): Promise<number> {
   if (a.operands.length === 0) throw new CliError(`decode: which capture? usage: seine decode <capture> [--json] [--limit N]`);
   if (a.operands.length > 1) throw new CliError(`decode: one capture file at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
   const path = a.operands[0]!;
-  const json = a.flag('json');
+  const json = a.has('json');
   const file = readCapture(path);
   let n = 0;
   try {

@@ -40,7 +40,7 @@ function jsonInScript(v: unknown): string {
 }
 
 /** The series colours, distinguishable and readable on white (Tableau 10). */
-export const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
 const fmtBps = (b: number | null): string => (b === null ? 'default' : fmtRate(b));
 

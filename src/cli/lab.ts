@@ -237,7 +237,7 @@ async function upCommand(a: Args, io: RunIo): Promise<number> {
   const without = a.has('without') ? parseWithout(a.str('without'), 'lab up') : [...(s.live?.without ?? [])];
   const { lab, plan } = await bringUp(s, without, 'lab up');
   const st = await labStatus(lab.lab);
-  if (a.flag('json')) io.out(JSON.stringify(st));
+  if (a.has('json')) io.out(JSON.stringify(st));
   else {
     io.out(`lab ${plan.lab} is up (${plan.nodes.length} nodes, ${plan.nodes.reduce((k, n) => k + n.pods.length, 0)} pods)`);
     for (const n of plan.nodes) {
@@ -256,14 +256,14 @@ async function upCommand(a: Args, io: RunIo): Promise<number> {
 async function downCommand(a: Args, io: RunIo): Promise<number> {
   const name = oneLab(a) ?? (await pickLab(undefined, 'lab down')).lab;
   const r = await labDown(name);
-  io.out(a.flag('json') ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
+  io.out(a.has('json') ? JSON.stringify(r) : `lab ${name}: ${summarize(r)}`);
   return 0;
 }
 
 async function statusCommand(a: Args, io: RunIo): Promise<number> {
   const one = oneLab(a);
   const all = one !== undefined ? [await pickLab(one, 'lab status')] : await labStatus();
-  if (a.flag('json')) {
+  if (a.has('json')) {
     io.out(JSON.stringify(one !== undefined ? all[0] : all));
     return 0;
   }

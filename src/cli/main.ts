@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
   const args = argv.slice(used);
   // `seine trace --live …` is trace with --live: the parsed table says so; help comes first.
   const a = parseCommandArgs(cmd, args);
-  if (a.flag('help')) {
+  if (a.has('help')) {
     out(commandHelp(cmd));
     return 0;
   }

@@ -76,7 +76,7 @@ export const MTU: Command = {
       underlays.push(n);
     }
     if (underlays.length === 0) underlays.push(1500, 9000);
-    if (a.flag('json')) io.out(JSON.stringify({ underlays, rows: mtuTable(underlays) }));
+    if (a.has('json')) io.out(JSON.stringify({ underlays, rows: mtuTable(underlays) }));
     else io.out(formatMtuTable(underlays));
     return 0;
   },

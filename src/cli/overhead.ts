@@ -199,9 +199,9 @@ export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     tmp = outDir === null ? null : prepareOut(outDir);
-    const progress = !a.flag('no-progress');
+    const progress = !a.has('no-progress');
     const bar = progressBar({ ...io, tty: io.tty && progress }, 'bench overhead');
-    const withTcp = !a.flag('no-tcp');
+    const withTcp = !a.has('no-tcp');
     // A TCP transfer takes about as long as a config of the sweep.
     const tcpSteps = withTcp ? TCP_DEFAULTS.mtus.length * TCP_DEFAULTS.losses.length * TCP_DEFAULTS.seeds.length : 0;
     const total = cs.length + tcpSteps;
@@ -247,8 +247,8 @@ export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
           ? null
           : { parameters: { ...tcpParams, window: 'NewReno, fixed 64 KiB window, no SACK, no delayed ACK', inner: 'IPv4' }, points: tcpPoints },
     };
-    if (a.flag('json')) io.out(JSON.stringify(report));
-    else if (a.flag('markdown')) {
+    if (a.has('json')) io.out(JSON.stringify(report));
+    else if (a.has('markdown')) {
       for (const u of [...new Set(cells.map((c) => `${c.family}|${c.underlayMtu}`))]) {
         const [fam, mtu] = u.split('|').map(Number) as [number, number];
         io.out(`IPv${fam} underlay, MTU ${mtu}: goodput efficiency on the wire\n`);

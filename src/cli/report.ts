@@ -8,6 +8,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { RunRecord } from '../sim/record.js';
 import type { TraceResult } from '../sim/tracer.js';
+import { fsErrorText } from './files.js';
 import { renderHtml } from './html.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
@@ -283,8 +284,7 @@ export function writeHtml(path: string, r: RunRecord): void {
     renameSync(tmp, path);
   } catch (e: unknown) {
     rmSync(tmp, { force: true });
-    const err = e as NodeJS.ErrnoException;
-    throw new CliError(`cannot write the HTML report '${path}': ${err.code ?? err.message}`);
+    throw new CliError(`cannot write the HTML report '${path}': ${fsErrorText(e)}`);
   }
 }
 

@@ -96,11 +96,11 @@ export function parseRunArgs(a: Args): RunArgs {
   if (pcap === '') throw new CliError(`${cmd}: --pcap expects a directory`);
   const r: RunArgs = {
     path: a.operands[0]!,
-    json: a.flag('json'),
+    json: a.has('json'),
     pcap,
     seed: a.has('seed') ? parseSeed(a.str('seed'), cmd) : undefined,
-    progress: !a.flag('no-progress'),
-    live: a.flag('live'),
+    progress: !a.has('no-progress'),
+    live: a.has('live'),
     without: a.str('without') ?? null,
     lab: a.str('lab') ?? null,
     html: a.str('html') ?? null,
@@ -242,7 +242,7 @@ running lab (seine lab up), and every stage each node's agent took is printed th
     lab: { type: 'string', arg: 'LAB', help: 'live: the lab (default: the only one up)' },
   },
   footer: 'exit status: 0 delivered, 1 dropped or lost, 2 the scenario or the options are wrong',
-  run: (a, io) => (a.flag('live') ? import('./trace-live.js').then((m) => m.traceLive(a, io)) : traceCommand(a, io)),
+  run: (a, io) => (a.has('live') ? import('./trace-live.js').then((m) => m.traceLive(a, io)) : traceCommand(a, io)),
 };
 
 /** NODE or NODE/POD, each a non-empty name: `node1/` and `a/b/c` are refused before the scenario is read. */
@@ -252,7 +252,7 @@ export function checkEndpoint(cmd: string, opt: string, v: string): void {
 
 function traceCommand(a: Args, io: RunIo): number {
   const req: Partial<TraceRequest> & { proto: TraceProto } = { proto: 'icmp' };
-  const json = a.flag('json');
+  const json = a.has('json');
   for (const o of ['lab'] as const) if (a.has(o)) throw new CliError(`trace: --${o} is for live traces (add --live)`);
   const from = a.req('from'),
     to = a.req('to');

@@ -123,6 +123,6 @@ export async function traceLive(a: Args, io: RunIo): Promise<number> {
           ? `no agent saw the packet leave its source${probeSaid !== '' ? ` (the source said: ${probeSaid})` : ''}`
           : 'the packet left and did not arrive',
   };
-  io.out(a.flag('json') ? JSON.stringify(r) : formatTrace(r));
+  io.out(a.has('json') ? JSON.stringify(r) : formatTrace(r));
   return delivered ? 0 : 1;
 }

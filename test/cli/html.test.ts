@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadScenario } from '../../src/scenario/scenario.js';
 import { Cluster } from '../../src/sim/cluster.js';
-import { type RunRecord, SeriesRecorder, seriesInterval, seriesSamples, SERIES_SAMPLES } from '../../src/sim/record.js';
+import { type RunRecord, SERIES_FLOWS, SeriesRecorder, seriesInterval, seriesSamples, SERIES_SAMPLES } from '../../src/sim/record.js';
 import { esc, renderHtml } from '../../src/cli/html.js';
 import { runRecord } from '../../src/sim/record.js';
 import { parseRunRecord } from '../../src/cli/report.js';
@@ -199,7 +199,7 @@ test('cli: an --html file that cannot be written is refused with exit 2, no part
   const sub = join(dir, 'ro');
   const r = seine('report', RUN_JSON, '--html', join(sub, 'none', 'page.html'));
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /cannot write the HTML report '.*page\.html': ENOENT/);
+  assert.match(r.stderr, /cannot write the HTML report '.*page\.html': no such file or directory/);
   const d = seine('report', RUN_JSON, '--html', dir);
   assert.equal(d.status, 2);
   assert.ok(
@@ -302,4 +302,27 @@ test("chromium: every lab's page loads with no console error and no request, dra
     const st = pngStats(r.png);
     assert.ok(st.colours > 20 && st.nonWhite > 0.03, `${p.lab}: ${st.colours} colours, ${st.nonWhite} non-white`);
   });
+});
+
+test('record: the first SERIES_FLOWS flows get series of their own; the others count in the totals only', () => {
+  const s = loadScenario(join(ROOT, 'scenarios/two-nodes-vxlan.yaml'));
+  const udp = s.traffic.find((t) => t.type === 'udp')!;
+  const record = (n: number) => {
+    const sc = { ...s, traffic: Array.from({ length: n }, (_, i) => ({ ...udp, name: `u${i}`, count: 20 })), expect: [] };
+    const c = new Cluster(sc, { capture: false });
+    const rec = new SeriesRecorder(c);
+    c.run(() => {}, rec);
+    return rec.series;
+  };
+  const sr = record(SERIES_FLOWS + 2);
+  assert.deepEqual(
+    sr.flows.map((f) => f.name),
+    Array.from({ length: SERIES_FLOWS }, (_, i) => `u${i}`),
+  );
+  assert.equal(sr.flowsOmitted, 2);
+  const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+  // Every flow sends the same, so the totals of 26 flows are 26/24 of those of the 24 shown alone.
+  const all = sum(sr.totals.podDeliveredBps);
+  const shown = sum(record(SERIES_FLOWS).totals.podDeliveredBps);
+  assert.ok(Math.abs(all / shown - (SERIES_FLOWS + 2) / SERIES_FLOWS) < 0.01, `${all} against ${shown}`);
 });

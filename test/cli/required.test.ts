@@ -42,8 +42,8 @@ test('parser: a required option missing is a CliError (status 2) naming the comm
   assert.equal(parseCommandArgs(CMD, ['--file=b', '--file=c']).req('file'), 'c', 'the last one given');
   assert.equal(parseCommandArgs(CMD, ['--file=']).req('file'), '', 'given empty is given');
   // Help needs none of them.
-  assert.equal(parseCommandArgs(CMD, ['-h']).flag('help'), true);
-  assert.equal(parseCommandArgs(CMD, ['--help', '--level', '1']).flag('help'), true);
+  assert.equal(parseCommandArgs(CMD, ['-h']).has('help'), true);
+  assert.equal(parseCommandArgs(CMD, ['--help', '--level', '1']).has('help'), true);
   // req on an option that may be missing is a programming error, not the user's.
   assert.throws(
     () => parseCommandArgs(CMD, ['--file', 'a']).req('level'),
