@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { esc } from '../plot/svg.js';
 import { fmtNs, fmtPct, fmtRate } from '../sim/report.js';
 import type { RunRecord, Topology } from '../sim/record.js';
 import type { TraceResult } from '../sim/tracer.js';
@@ -26,12 +27,6 @@ function uplotAssets(): { js: string; css: string } {
     if (/<\/script|<!--/i.test(uplot.js) || /<\/style/i.test(uplot.css)) throw new Error('uPlot: its script or stylesheet cannot be inlined as is');
   }
   return uplot;
-}
-
-const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-/** Text for HTML and SVG (element content and attribute values alike). */
-export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESC[c]!);
 }
 
 /** JSON inside a `<script>` element: every `<` escaped, so no `</script>` or `<!--` can end or confuse it. */

@@ -9,8 +9,11 @@
  * out of the picture.
  */
 
-/** Text for XML: `&`, `<`, `>` and `"` escaped. */
-export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+/** Text for XML, SVG and HTML, element content and attribute values alike (either quote). */
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESC[c]!);
+}
 
 /** A number with about three significant digits, no exponent. */
 export function fmt(x: number): string {
