@@ -10,7 +10,7 @@
  * unwritable one is refused at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureError } from '../capture/index.js';
@@ -38,6 +38,7 @@ import {
 } from '../study/overhead.js';
 import { DEFINITIONS, formatReadmeTable, formatTable, type OverheadReport, README_SIZES, plots, summarize, toCsv } from '../study/overhead-output.js';
 import { type Args, CliError, type Command, helpHint, type RunIo } from './command.js';
+import { fsErrorText, makeDir } from './files.js';
 import { progressBar } from './run.js';
 
 export const BENCH_OVERHEAD: Command = {
@@ -162,12 +163,12 @@ function pcapPoint(file: string): { point: SizePoint; info: NonNullable<Overhead
 
 /** Makes DIR and a temporary directory in it (proving DIR writable before the sweep). */
 function prepareOut(dir: string): string {
+  const why = makeDir(dir);
+  if (why !== null) throw new CliError(`bench overhead: --out ${dir}: cannot write there (${why})`);
   try {
-    mkdirSync(dir, { recursive: true });
     return mkdtempSync(join(dir, '.overhead-partial-'));
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new CliError(`bench overhead: --out ${dir}: cannot write there (${err.code ?? err.message})`);
+    throw new CliError(`bench overhead: --out ${dir}: cannot write there (${fsErrorText(e)})`);
   }
 }
 
@@ -270,8 +271,7 @@ export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
         for (const old of readdirSync(outDir)) if (OUTPUT_FILE.test(old) && !written.has(old)) rmSync(join(outDir, old), { force: true });
         for (const [name] of files) renameSync(join(tmp, name), join(outDir, name));
       } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new CliError(`bench overhead: --out ${outDir}: cannot write there (${err.code ?? err.message})`);
+        throw new CliError(`bench overhead: --out ${outDir}: cannot write there (${fsErrorText(e)})`);
       }
       io.err(`wrote ${files.map(([n]) => n).join(', ')} into ${outDir}\n`);
     }

@@ -129,7 +129,24 @@ test('bench overhead --out: a directory that cannot be written is named before t
   assert.equal(r.status, 2);
   const line = oneLineError(r.stderr);
   assert.ok(line.includes(out), line);
-  assert.match(line, /cannot write there \(ENOTDIR\)/);
+  assert.match(line, /cannot write there \(a part of the path is a file, not a directory\)/);
+  assert.equal(r.stdout, '', 'refused before the sweep');
+});
+
+test('bench overhead --out under /proc: refused in words, at once (a recursive mkdir there never returned)', () => {
+  const out = '/proc/seine-no-such-dir/out';
+  // SIGKILL at the time limit: the command catches SIGTERM to clean up, which a hung mkdir never lets run.
+  const r = spawnSync(process.execPath, [MAIN, 'bench', 'overhead', ...SMALL, '--out', out], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    killSignal: 'SIGKILL',
+  });
+  assert.equal(r.status, 2, `status ${r.status}, signal ${r.signal} (killed at the time limit: it hung)`);
+  const line = oneLineError(r.stderr);
+  assert.ok(line.includes(out), line);
+  assert.match(line, /cannot write there \(/);
+  assert.doesNotMatch(line, /\(E[A-Z]+\)/, 'the reason in words, not an errno code');
   assert.equal(r.stdout, '', 'refused before the sweep');
 });
 
