@@ -240,7 +240,8 @@ export class Tunnel {
   /** L2 mode: VNI → segment, segment → VNI, and the flood list of each VNI. */
   private readonly vniSegment = new U32Map();
   private readonly segmentVni = new Int32Array(4096).fill(NO_SEGMENT);
-  private readonly floodLists: Int32Array[] = new Array<Int32Array>(4096).fill(EMPTY_LIST);
+  /** l2 only (a routed tunnel never floods): 32 KiB a tunnel that 1,000 simulated routed nodes need not hold. */
+  private readonly floodLists: Int32Array[];
   private readonly v4 = new Ipv4View();
   private readonly v6 = new Ipv6View();
   private readonly walk = new Ipv6Walk();
@@ -261,6 +262,7 @@ export class Tunnel {
     this.proto = cfg.kind === 'gre' ? IPPROTO_GRE : IPPROTO_UDP;
     this.greKey = cfg.kind === 'gre' && (cfg.greKey ?? true);
     if (cfg.mode !== 'routed' && cfg.mode !== 'l2') throw new RangeError(`tunnel mode "${String(cfg.mode)}" is not routed or l2`);
+    this.floodLists = cfg.mode === 'l2' ? new Array<Int32Array>(4096).fill(EMPTY_LIST) : [];
     const local = parseAddr(cfg.localIp, 'tunnel localIp');
     this.family = local.family;
     if (local.family === 4) this.localV4 = local.v4;
