@@ -21,6 +21,9 @@ export class JsonSyntaxError extends Error {
   }
 }
 
+/** Objects of up to this many keys find a repeated key by a search of the keys so far. */
+const SMALL_OBJECT = 16;
+
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /*
@@ -48,6 +51,11 @@ Object.defineProperty(SCALAR, 'range', {
     return [this.at, this.at, this.at];
   },
 });
+
+function hasKey(items: ReadonlyArray<Pair<Scalar, YamlNode>>, k: string): boolean {
+  for (let j = 0; j < items.length; j++) if (items[j]!.key.value === k) return true;
+  return false;
+}
 
 function scalar(value: unknown, start: number): Scalar {
   const n = Object.create(SCALAR) as Scalar & Placed;
@@ -125,13 +133,17 @@ class JsonParser {
       this.i++;
       return map;
     }
-    const keys = new Set<string>();
+    // A key given twice: the keys so far are searched while there are few (a flow has about eight, and a
+    // set per object cost a 100,000-flow experiment 100 MB of garbage); a set takes over past that.
+    let keys: Set<string> | null = null;
     for (;;) {
       if (s.charCodeAt(this.i) !== 0x22) this.expected('a key in double quotes');
       const at = this.i;
       const k = this.string();
-      if (keys.has(k)) throw new JsonSyntaxError(`the key ${JSON.stringify(k)} a second time in one object`, at);
-      keys.add(k);
+      const items = map.items as Array<Pair<Scalar, YamlNode>>;
+      if (keys === null && items.length >= SMALL_OBJECT) keys = new Set(items.map((p) => p.key.value as string));
+      if (keys !== null ? keys.has(k) : hasKey(items, k)) throw new JsonSyntaxError(`the key ${JSON.stringify(k)} a second time in one object`, at);
+      keys?.add(k);
       const key = scalar(k, at);
       this.ws();
       if (s.charCodeAt(this.i) !== 0x3a) this.expected('":"');

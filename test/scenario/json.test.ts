@@ -102,6 +102,15 @@ test('json: mistakes are refused with the file, line, column and key, in the wor
   assert.equal(syntax.message, 'x.json:3:13: expected well-formed JSON, got a syntax error: expected a JSON value, got "}"');
   const dup = err('{"name": "t", "name": "u"}', 'd.json');
   assert.match(dup.message, /^d\.json:1:15: expected well-formed JSON, got a syntax error: the key "name" a second time in one object$/);
+  // Past 16 keys a set finds the repeat instead of a search: the same refusal, at the second "k3".
+  const many = `{${Array.from({ length: 20 }, (_, i) => `"k${i}": ${i}`).join(', ')}, "k3": 0}`;
+  const dupMany = err(many, 'm.json');
+  assert.equal(
+    dupMany.message,
+    `m.json:1:${many.lastIndexOf('"k3"') + 1}: expected well-formed JSON, got a syntax error: the key "k3" a second time in one object`,
+  );
+  const distinct = parseJsonDocument(`{${Array.from({ length: 40 }, (_, i) => `"k${i}": ${i}`).join(', ')}}`).contents;
+  assert.ok(isMap(distinct) && distinct.items.length === 40, '40 distinct keys are all kept');
   assert.match(err('', 'e.json').message, /^e\.json:1:1: expected well-formed JSON/);
   assert.match(err('[1, 2]', 'l.json').message, /^l\.json:1:1: expected a scenario mapping, got a list$/);
   assert.match(err('{"name": "t"} x', 't.json').message, /^t\.json:1:15: expected well-formed JSON, got a syntax error: text after the value$/);
