@@ -689,6 +689,9 @@ function nodeDrops(n: NodeRt): Record<string, Record<string, number>> {
   return out;
 }
 
+/** A path's loss counters; the report names each without its prefix (queue, loss, mtu, down, norx). */
+const PATH_DROP_COUNTERS = ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown', 'droppedNoRx'] as const;
+
 function buildReport(c: Cluster): Report {
   const flows = c.flows.map((f) => flowResult(c, f));
   const byName = new Map(flows.map((f) => [f.name, f]));
@@ -701,14 +704,16 @@ function buildReport(c: Cluster): Report {
     for (const v of n.tunnel.vteps) inner += v.txInnerBytes;
     outer += n.tunnelPort.counters.txBytes;
   }
-  const paths: PathResult[] = c.fabric.allPaths().map(({ a, b, link }) => {
-    const s = [link.a.stats, link.b.stats] as const;
+  const paths: PathResult[] = [];
+  c.fabric.forEachPath((a, b, link) => {
+    const s0 = link.a.stats,
+      s1 = link.b.stats;
     const dropped: Record<string, number> = {};
-    for (const k of ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown', 'droppedNoRx'] as const) {
-      const v = s[0][k] + s[1][k];
+    for (const k of PATH_DROP_COUNTERS) {
+      const v = s0[k] + s1[k];
       if (v > 0) dropped[k.slice('dropped'.length).toLowerCase()] = v;
     }
-    return { a, b, sent: [s[0].sent, s[1].sent], delivered: [s[0].delivered, s[1].delivered], dropped };
+    paths.push({ a, b, sent: [s0.sent, s1.sent], delivered: [s0.delivered, s1.delivered], dropped });
   });
   const expectations = checkExpectations(c.scenario.expect, byName, drops, (name) => {
     const v = counterValue(c, name);

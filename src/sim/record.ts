@@ -242,10 +242,10 @@ export class SeriesRecorder {
     this.dropsBefore.set(d);
     const pn = this.pathNow;
     pn.fill(0);
-    for (const { link } of this.c.fabric.allPaths()) {
+    this.c.fabric.forEachPath((_a, _b, link) => {
       addPathDrops(pn, link.a.stats);
       addPathDrops(pn, link.b.stats);
-    }
+    });
     for (let j = 0; j < PATH_DROPS.length; j++) {
       const delta = pn[j]! - this.pathBefore[j]!;
       if (delta > 0) this.dropSeries(`underlay:${PATH_DROPS[j]!}`, k)[k] = delta;
