@@ -108,6 +108,21 @@ class JsonParser {
     }
     if (c === 0x22) return scalar(this.string(), start);
     if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      // An integer of up to 15 digits (most of a generated experiment's numbers) is read by hand: the
+      // regex's match array and string per number were 79 MB of garbage for 100,000 flows. Anything
+      // else (a fraction, an exponent, a leading zero before a digit) goes to the regex, as before.
+      let i = c === 0x2d ? start + 1 : start;
+      const d0 = s.charCodeAt(i);
+      if (d0 >= 0x30 && d0 <= 0x39) {
+        let v = d0 - 0x30;
+        i++;
+        if (d0 !== 0x30) for (let d = s.charCodeAt(i); d >= 0x30 && d <= 0x39 && i - start < 15; d = s.charCodeAt(++i)) v = v * 10 + (d - 0x30);
+        const n = s.charCodeAt(i);
+        if (n !== 0x2e && n !== 0x65 && n !== 0x45 && !(n >= 0x30 && n <= 0x39)) {
+          this.i = i;
+          return scalar(c === 0x2d ? -v : v, start);
+        }
+      }
       NUMBER.lastIndex = start;
       const m = NUMBER.exec(s);
       if (m === null) this.expected('a number');

@@ -88,6 +88,28 @@ test('json: property: the parser accepts what JSON.parse accepts, with the same 
   );
 });
 
+test('json: property: a number reads as JSON.parse reads it, integers by hand and the rest by the regex alike', () => {
+  const digits = fc.stringMatching(/^-?[0-9]{1,20}(\.[0-9]{0,3})?([eE][+-]?[0-9]{0,3})?$/);
+  const odd = fc.constantFrom('0', '-0', '01', '-01', '00', '-', '1.', '1e', '0e1', '-0.0', '123456789012345', '1234567890123456', '99999999999999999999');
+  fc.assert(
+    fc.property(fc.oneof(digits, odd, fc.maxSafeInteger().map(String), fc.double({ noNaN: true, noDefaultInfinity: true }).map(JSON.stringify)), (n) => {
+      for (const text of [n, `[${n}]`, `{"k": ${n}, "j": 1}`]) {
+        let want: unknown;
+        try {
+          want = JSON.parse(text);
+        } catch {
+          assert.throws(() => parseJsonDocument(text), JsonSyntaxError, text);
+          continue;
+        }
+        const got = plain(parseJsonDocument(text).contents);
+        assert.deepEqual(got, want, text);
+        if (typeof want === 'number') assert.ok(Object.is(got, want), `${text}: ${String(got)} is not ${String(want)}`);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
+
 test('json: mistakes are refused with the file, line, column and key, in the words of the YAML loader', () => {
   const yaml = err('name: t\nnodes:\n  - name: a\n    podCidr: 10.0.0.0/24\n', 'bad.yaml');
   const json = err('{\n "name": "t",\n "nodes": [\n  { "name": "a", "podCidr": "10.0.0.0/24" }\n ]\n}\n', 'bad.json');
