@@ -5,9 +5,10 @@
  * first address kept out of the pool), then portmap for published ports. Both files are written through
  * a temporary file and a rename, so a runtime never reads half of one.
  */
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PLUGIN_BUNDLE } from '../cni/bundle.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
 import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
@@ -37,11 +38,17 @@ function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * `file` replaced whole with `mode` (exactly: the launcher must be executable whatever the umask). No
+ * fsync: install-cni runs at every agent start (the DaemonSet's init container) and writes them again.
+ */
 function writeAtomic(file: string, text: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, file);
+  try {
+    writeFileAtomic(file, text, { mode });
+  } catch (e) {
+    if (e instanceof FileWriteError) throw new CliError(`install-cni: ${e.message}`);
+    throw e;
+  }
 }
 
 export interface ConflistOptions {

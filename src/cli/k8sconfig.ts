@@ -4,10 +4,11 @@
  * podCIDR or InternalIP yet. The result passes the agent's loader before it replaces `--out` (a rename:
  * nothing reads half of it).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError, loadAgentConfig } from '../live/config.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
 export const K8S_CONFIG: Command = {
@@ -63,16 +64,17 @@ export async function k8sConfigCommand(a: Args): Promise<number> {
     try {
       const node = await api.readNode({ name: nodeName });
       const doc = nodeConfigFromTemplate(template, node, templateFile);
-      const tmp = `${out}.tmp-${process.pid}`;
-      writeFileSync(tmp, `# written by seine k8s-config from ${templateFile} and Node ${nodeName}\n${stringify(doc)}`);
+      // No fsync: the DaemonSet's init container writes it again at every start of the agent's pod.
       try {
-        loadAgentConfig(tmp);
+        writeFileAtomic(out, `# written by seine k8s-config from ${templateFile} and Node ${nodeName}\n${stringify(doc)}`, {
+          check: (tmp) => loadAgentConfig(tmp),
+        });
       } catch (e) {
-        rmSync(tmp, { force: true });
         if (e instanceof ConfigError) throw new CliError(`k8s-config: the configuration made from ${templateFile} is refused: ${e.message}`);
+        // Not a wait for the Node: a file that cannot be written now will not be on the next attempt.
+        if (e instanceof FileWriteError) throw new CliError(`k8s-config: ${e.message}`);
         throw e;
       }
-      renameSync(tmp, out);
       process.stderr.write(`k8s-config: wrote ${out} for Node ${nodeName} (${attempt} attempt${attempt > 1 ? 's' : ''})\n`);
       return 0;
     } catch (e) {

@@ -38,7 +38,8 @@ import {
 } from '../study/overhead.js';
 import { DEFINITIONS, formatReadmeTable, formatTable, type OverheadReport, README_SIZES, plots, summarize, toCsv } from '../study/overhead-output.js';
 import { type Args, CliError, type Command, helpHint, type RunIo } from './command.js';
-import { fsErrorText, makeDir } from './files.js';
+import { fsErrorText } from '../live/fs.js';
+import { makeDir } from './files.js';
 import { progressBar } from './run.js';
 
 export const BENCH_OVERHEAD: Command = {

@@ -5,10 +5,10 @@
  * A saved report is input like any other: it is checked key by key before anything is drawn, and a
  * mistake names the file and the key (`run.json: flows[2].deliveredRatio: expected a number, got "x"`).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { RunRecord } from '../sim/record.js';
 import type { TraceResult } from '../sim/tracer.js';
-import { fsErrorText } from './files.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
 import { renderHtml } from './html.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
@@ -278,13 +278,13 @@ export function loadTraces(paths: readonly string[]): TraceResult[] {
  * write never leaves a page that looks complete.
  */
 export function writeHtml(path: string, r: RunRecord): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const html = renderHtml(r);
   try {
-    writeFileSync(tmp, renderHtml(r));
-    renameSync(tmp, path);
+    // No fsync: a page lost to a power cut is drawn again from its run's JSON.
+    writeFileAtomic(path, html);
   } catch (e: unknown) {
-    rmSync(tmp, { force: true });
-    throw new CliError(`cannot write the HTML report '${path}': ${fsErrorText(e)}`);
+    if (e instanceof FileWriteError) throw new CliError(`cannot write the HTML report '${path}': ${e.why}`);
+    throw e;
   }
 }
 
