@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError, loadAgentConfig } from '../live/config.js';
 import { FileWriteError, writeFileAtomic } from '../live/fs.js';
+import { sleep } from '../live/sleep.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
 export const K8S_CONFIG: Command = {
@@ -83,6 +84,6 @@ export async function k8sConfigCommand(a: Args): Promise<number> {
     }
     if (Date.now() >= until) throw new CliError(`k8s-config: gave up after ${waitS} s: ${why}`, 1);
     process.stderr.write(`k8s-config: waiting: ${why}\n`);
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
   }
 }

@@ -26,6 +26,7 @@ import { delimiter } from 'node:path';
 import type { NodeConfig } from '../../node/config.js';
 import { parseScenario, type Scenario } from '../../scenario/scenario.js';
 import { addAddress, ip, listLinks, run, runInNetns } from '../lab/netns.js';
+import { sleep } from '../sleep.js';
 import type { LabHandle, LabNodePlan, LabPlan } from '../lab/index.js';
 import type { EspSetup } from './results.js';
 
@@ -188,8 +189,6 @@ export function ovsInstance(labDir: string, node: string): OvsInstance {
     env: { ...process.env, OVS_RUNDIR: run, OVS_DBDIR: db, OVS_LOGDIR: log, OVS_SYSCONFDIR: etc },
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Retries `f` every 100 ms for up to `ms`; the last error names `what`. */
 async function retry<T>(what: string, ms: number, f: () => Promise<T>): Promise<T> {

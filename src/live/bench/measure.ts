@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { controlRequest } from '../control.js';
 import type { MetricsSnapshot } from '../metrics.js';
+import { sleep } from '../sleep.js';
 import { CommandError, runInNetns, type RunResult } from '../lab/netns.js';
 import { processAlive, type LabHandle } from '../lab/state.js';
 import { UDP_METHOD, UDPGEN_SCRIPT, type UdpSendReport, type UdpSinkReport } from './udpgen.js';
@@ -75,8 +76,6 @@ async function output(ns: string, argv: string[], timeoutMs: number): Promise<st
   }
   return r.stdout;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the iperf3 server in the server pod and waits until it listens. */
 export async function startIperfServer(t: BenchTarget): Promise<void> {

@@ -21,6 +21,7 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { probeHost, type HostFacts } from './host.js';
+import { sleep } from '../sleep.js';
 import {
   addAddress,
   addBridge,
@@ -161,8 +162,6 @@ export function processesInNetns(inodes: ReadonlySet<number>): { pid: number; st
   }
   return out;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------
 // The state file
