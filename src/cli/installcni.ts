@@ -60,7 +60,7 @@ export interface ConflistOptions {
 }
 
 /** The conflist `install-cni` writes (also what the tests and the bench run podman and the plugin with). */
-export function seineConflist(o: ConflistOptions): Record<string, unknown> {
+function seineConflist(o: ConflistOptions): Record<string, unknown> {
   const p = parsePrefix(o.podCIDR, 'podCIDR');
   if (p.family !== 4) throw new CliError(`install-cni: --pod-cidr ${o.podCIDR}: an IPv4 podCIDR is needed`);
   const net = (p.addr & mask4(p.len)) >>> 0;
@@ -83,11 +83,11 @@ export function seineConflist(o: ConflistOptions): Record<string, unknown> {
 }
 
 /** The launcher: a shell script that execs this Node on the plugin entry (the runtime execs it by name). */
-export function launcherScript(node = process.execPath, entry = PLUGIN_BUNDLE): string {
+function launcherScript(node = process.execPath, entry = PLUGIN_BUNDLE): string {
   return `#!/bin/sh\n# The seine CNI plugin, written by \`seine install-cni\`.\nexec ${shellQuote(node)} ${shellQuote(entry)} "$@"\n`;
 }
 
-export async function installCniCommand(a: Args): Promise<number> {
+async function installCniCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`install-cni: no operands (got '${a.operands[0]}'; ${helpHint('install-cni')})`);
   const str = (k: string): string | undefined => a.str(k);
   let podCIDR = str('pod-cidr');

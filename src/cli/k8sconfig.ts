@@ -31,7 +31,7 @@ Node has no podCIDR or InternalIP yet. Relative paths in the template are read r
   run: (a) => k8sConfigCommand(a),
 };
 
-export async function k8sConfigCommand(a: Args): Promise<number> {
+async function k8sConfigCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`k8s-config: no operands (got '${a.operands[0]}'; ${helpHint('k8s-config')})`);
   const v = { template: a.req('template'), out: a.req('out'), 'node-name': a.str('node-name'), kubeconfig: a.str('kubeconfig'), wait: a.str('wait') };
   const nodeName = v['node-name'] ?? process.env['NODE_NAME'];

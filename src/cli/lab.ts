@@ -128,7 +128,7 @@ export async function pickLab(name: string | undefined, cmd: string): Promise<La
 }
 
 /** The agent's configuration file for one node of a lab. */
-export function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, dir: string): Record<string, unknown> {
+function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, dir: string): Record<string, unknown> {
   const pods: Record<string, { netns: string; ifname: string }> = {};
   cfg.pods.forEach((p, j) => {
     const pp = node.pods[j]!;

@@ -173,7 +173,7 @@ function prepareOut(dir: string): string {
   }
 }
 
-export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
+async function overheadCommand(a: Args, io: RunIo): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`bench overhead: no operands (got '${a.operands[0]}'; ${helpHint('bench overhead')})`);
   const str = (k: string): string | undefined => a.str(k);
   const encaps = names(str('encap'), ENCAPSULATIONS, '--encap');

@@ -241,7 +241,7 @@ export function parseRunRecord(text: string, file: string): RunRecord {
 }
 
 /** A `seine trace --json` result, checked. */
-export function parseTrace(text: string, file: string): TraceResult {
+function parseTrace(text: string, file: string): TraceResult {
   let v: Json;
   try {
     v = JSON.parse(text);
@@ -288,7 +288,7 @@ export function writeHtml(path: string, r: RunRecord): void {
   }
 }
 
-export function reportCommand(a: Args): number {
+function reportCommand(a: Args): number {
   if (a.operands.length === 0) throw new CliError(`report: which report? usage: seine report <run.json> --html FILE (${helpHint('report')})`);
   if (a.operands.length > 1) throw new CliError(`report: one report at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
   const path = a.operands[0]!;

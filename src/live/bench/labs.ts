@@ -68,7 +68,7 @@ export function which(name: string): string | null {
 }
 
 /** Open vSwitch's schema as Debian installs it. */
-export const OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
+const OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 const OVS_PROGRAMS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-ofctl'];
 
 /** Why the OVS lab cannot run here, or null when it can. */
@@ -173,7 +173,7 @@ export interface OvsInstance {
   env: NodeJS.ProcessEnv;
 }
 
-export function ovsInstance(labDir: string, node: string): OvsInstance {
+function ovsInstance(labDir: string, node: string): OvsInstance {
   const dir = join(labDir, `ovs-${node}`);
   const run = join(dir, 'run'),
     db = join(dir, 'db'),
@@ -211,7 +211,7 @@ const hexIp4 = (a: string): string =>
     .join('')}`;
 
 /** br-int's flows on one node (Antrea-style routing in OVS; see the module comment). */
-export function ovsFlows(
+function ovsFlows(
   plan: LabPlan,
   configs: readonly NodeConfig[],
   node: LabNodePlan,

@@ -31,10 +31,10 @@ import {
 
 export const IPERF_PORT = 5201;
 /** The UDP sink's port (apart from iperf3's, whose server also takes UDP on its own). */
-export const UDPGEN_PORT = 5202;
+const UDPGEN_PORT = 5202;
 /** UDP payloads measured; the large one is cut to the pod MTU less IPv4 and UDP headers when ESP leaves less. */
-export const UDP_SMALL = 64;
-export const UDP_LARGE = 1400;
+const UDP_SMALL = 64;
+const UDP_LARGE = 1400;
 
 export interface BenchTarget {
   lab: LabHandle;

@@ -43,7 +43,7 @@ import {
 import { LabRefusedError, checkPlanFeasible, isLabName, type LabNodePlan, type LabPlan } from './plan.js';
 
 /** Where labs keep their state unless told otherwise. */
-export const DEFAULT_LABS_DIR = '/run/seine/labs';
+const DEFAULT_LABS_DIR = '/run/seine/labs';
 
 /** The directory that holds every lab's directory: `dir`, else `$SEINE_LABS_DIR`, else /run/seine/labs. */
 export function labsDir(dir?: string): string {
@@ -511,7 +511,7 @@ export function summarize(r: LabDownReport): string {
 }
 
 /** `labDown` removed only part of the lab; its state is kept for another try. */
-export class LabDownError extends Error {
+class LabDownError extends Error {
   constructor(
     readonly report: LabDownReport,
     readonly errors: string[],
