@@ -13,6 +13,7 @@ import { simBenches } from './sim.js';
 import { gsoBenches } from './gso.js';
 import { superframeBenches } from './superframe.js';
 import { cniBenches } from './cni.js';
+import { spawnBenches } from './spawn.js';
 
 export function allBenches(): BenchEntry[] {
   return [
@@ -26,6 +27,7 @@ export function allBenches(): BenchEntry[] {
     ...simBenches(),
     ...superframeBenches(),
     ...cniBenches(),
+    ...spawnBenches(),
   ];
 }
 

@@ -24,8 +24,8 @@ import {
 
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
 export const PCAP_MAGIC_NS = 0xa1b23c4d;
-export const PCAP_HEADER_LEN = 24;
-export const PCAP_RECORD_HEADER_LEN = 16;
+const PCAP_HEADER_LEN = 24;
+const PCAP_RECORD_HEADER_LEN = 16;
 
 // File header field offsets.
 const H_MAGIC = 0;

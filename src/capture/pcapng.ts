@@ -29,12 +29,12 @@ import {
 } from './common.js';
 
 export const BLOCK_SHB = 0x0a0d0d0a;
-export const BLOCK_IDB = 0x00000001;
+const BLOCK_IDB = 0x00000001;
 /** The obsolete Packet Block (read only). */
-export const BLOCK_PB = 0x00000002;
-export const BLOCK_SPB = 0x00000003;
-export const BLOCK_EPB = 0x00000006;
-export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+const BLOCK_PB = 0x00000002;
+const BLOCK_SPB = 0x00000003;
+const BLOCK_EPB = 0x00000006;
+const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 
 // Option codes (draft-ietf-opsawg-pcapng §3.5, §4.1, §4.2).
 const OPT_ENDOFOPT = 0;

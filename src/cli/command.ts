@@ -149,7 +149,7 @@ function optionWords(name: string, o: CliOption): string {
 }
 
 /** The usage line's words after `seine <name>`: operands, every option, then `-- CMD...` for a passthrough command. */
-export function synopsis(cmd: Command): string[] {
+function synopsis(cmd: Command): string[] {
   const parts: string[] = cmd.operands === '' ? [] : [cmd.operands];
   for (const [name, o] of Object.entries(cmd.options)) {
     const w = `--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`;

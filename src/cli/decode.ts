@@ -23,7 +23,7 @@ import { TcpView, TCP_OPT_MSS, TCP_OPT_WSCALE } from '../wire/tcp.js';
 import { UdpView } from '../wire/udp.js';
 import { VxlanView } from '../wire/vxlan.js';
 import { type Args, CliError, type Command, type RunIo } from './command.js';
-import { fsErrorText } from './files.js';
+import { fsErrorText } from '../live/fs.js';
 
 export type FieldValue = number | boolean | string | number[] | boolean[];
 export interface DecodedLayer {

@@ -5,34 +5,7 @@
  */
 import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-
-/** Why a file-system call failed, in words (the path is the caller's to name). */
-export function fsErrorText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no such file or directory';
-    case 'EEXIST':
-      return 'exists and is not a directory';
-    case 'ENOTDIR':
-      return 'a part of the path is a file, not a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'the file system is read-only';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EDQUOT':
-      return 'over the disk quota';
-    case 'EISDIR':
-      return 'is a directory';
-    case 'ENAMETOOLONG':
-      return 'the path is too long';
-    default:
-      return err.message ?? String(e);
-  }
-}
+import { fsErrorText } from '../live/fs.js';
 
 /**
  * Makes `dir` and any missing parents, one level at a time. Not `mkdir(…, { recursive: true })`: on a

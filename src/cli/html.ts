@@ -56,7 +56,7 @@ function linkText(l: Topology['links'][number]): string {
 }
 
 /** The cluster as an SVG: nodes with their pods on a circle, the underlay paths between them, the tunnel in the caption. */
-export function topologySvg(r: RunRecord): string {
+function topologySvg(r: RunRecord): string {
   const t = r.topology!;
   const nodes = t.nodes.slice(0, DRAWN_NODES);
   const n = nodes.length;
@@ -152,7 +152,7 @@ function topologyCaption(t: Topology, shown: number): string {
 // Traces as sequence diagrams
 
 /** One trace as a sequence diagram: a lifeline per node, a row per stage, an arrow where the packet crosses the underlay. */
-export function sequenceSvg(tr: TraceResult): string {
+function sequenceSvg(tr: TraceResult): string {
   const lanes: string[] = [];
   for (const s of tr.steps) if (!lanes.includes(s.node)) lanes.push(s.node);
   const laneW = 150,

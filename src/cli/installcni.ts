@@ -5,9 +5,10 @@
  * first address kept out of the pool), then portmap for published ports. Both files are written through
  * a temporary file and a rename, so a runtime never reads half of one.
  */
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PLUGIN_BUNDLE } from '../cni/bundle.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
 import { mask4, parsePrefix } from '../wire/addr.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
@@ -37,11 +38,17 @@ function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * `file` replaced whole with `mode` (exactly: the launcher must be executable whatever the umask). No
+ * fsync: install-cni runs at every agent start (the DaemonSet's init container) and writes them again.
+ */
 function writeAtomic(file: string, text: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, file);
+  try {
+    writeFileAtomic(file, text, { mode });
+  } catch (e) {
+    if (e instanceof FileWriteError) throw new CliError(`install-cni: ${e.message}`);
+    throw e;
+  }
 }
 
 export interface ConflistOptions {
@@ -53,7 +60,7 @@ export interface ConflistOptions {
 }
 
 /** The conflist `install-cni` writes (also what the tests and the bench run podman and the plugin with). */
-export function seineConflist(o: ConflistOptions): Record<string, unknown> {
+function seineConflist(o: ConflistOptions): Record<string, unknown> {
   const p = parsePrefix(o.podCIDR, 'podCIDR');
   if (p.family !== 4) throw new CliError(`install-cni: --pod-cidr ${o.podCIDR}: an IPv4 podCIDR is needed`);
   const net = (p.addr & mask4(p.len)) >>> 0;
@@ -76,11 +83,11 @@ export function seineConflist(o: ConflistOptions): Record<string, unknown> {
 }
 
 /** The launcher: a shell script that execs this Node on the plugin entry (the runtime execs it by name). */
-export function launcherScript(node = process.execPath, entry = PLUGIN_BUNDLE): string {
+function launcherScript(node = process.execPath, entry = PLUGIN_BUNDLE): string {
   return `#!/bin/sh\n# The seine CNI plugin, written by \`seine install-cni\`.\nexec ${shellQuote(node)} ${shellQuote(entry)} "$@"\n`;
 }
 
-export async function installCniCommand(a: Args): Promise<number> {
+async function installCniCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`install-cni: no operands (got '${a.operands[0]}'; ${helpHint('install-cni')})`);
   const str = (k: string): string | undefined => a.str(k);
   let podCIDR = str('pod-cidr');

@@ -4,10 +4,12 @@
  * podCIDR or InternalIP yet. The result passes the agent's loader before it replaces `--out` (a rename:
  * nothing reads half of it).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError, loadAgentConfig } from '../live/config.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
+import { sleep } from '../live/sleep.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
 export const K8S_CONFIG: Command = {
@@ -29,7 +31,7 @@ Node has no podCIDR or InternalIP yet. Relative paths in the template are read r
   run: (a) => k8sConfigCommand(a),
 };
 
-export async function k8sConfigCommand(a: Args): Promise<number> {
+async function k8sConfigCommand(a: Args): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`k8s-config: no operands (got '${a.operands[0]}'; ${helpHint('k8s-config')})`);
   const v = { template: a.req('template'), out: a.req('out'), 'node-name': a.str('node-name'), kubeconfig: a.str('kubeconfig'), wait: a.str('wait') };
   const nodeName = v['node-name'] ?? process.env['NODE_NAME'];
@@ -63,16 +65,17 @@ export async function k8sConfigCommand(a: Args): Promise<number> {
     try {
       const node = await api.readNode({ name: nodeName });
       const doc = nodeConfigFromTemplate(template, node, templateFile);
-      const tmp = `${out}.tmp-${process.pid}`;
-      writeFileSync(tmp, `# written by seine k8s-config from ${templateFile} and Node ${nodeName}\n${stringify(doc)}`);
+      // No fsync: the DaemonSet's init container writes it again at every start of the agent's pod.
       try {
-        loadAgentConfig(tmp);
+        writeFileAtomic(out, `# written by seine k8s-config from ${templateFile} and Node ${nodeName}\n${stringify(doc)}`, {
+          check: (tmp) => loadAgentConfig(tmp),
+        });
       } catch (e) {
-        rmSync(tmp, { force: true });
         if (e instanceof ConfigError) throw new CliError(`k8s-config: the configuration made from ${templateFile} is refused: ${e.message}`);
+        // Not a wait for the Node: a file that cannot be written now will not be on the next attempt.
+        if (e instanceof FileWriteError) throw new CliError(`k8s-config: ${e.message}`);
         throw e;
       }
-      renameSync(tmp, out);
       process.stderr.write(`k8s-config: wrote ${out} for Node ${nodeName} (${attempt} attempt${attempt > 1 ? 's' : ''})\n`);
       return 0;
     } catch (e) {
@@ -81,6 +84,6 @@ export async function k8sConfigCommand(a: Args): Promise<number> {
     }
     if (Date.now() >= until) throw new CliError(`k8s-config: gave up after ${waitS} s: ${why}`, 1);
     process.stderr.write(`k8s-config: waiting: ${why}\n`);
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
   }
 }

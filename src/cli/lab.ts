@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { controlRequest, controlStream } from '../live/control.js';
 import { nativeUnavailable } from '../live/native.js';
+import { sleep } from '../live/sleep.js';
 import {
   checkLabFeasible,
   formatRefusals,
@@ -127,7 +128,7 @@ export async function pickLab(name: string | undefined, cmd: string): Promise<La
 }
 
 /** The agent's configuration file for one node of a lab. */
-export function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, dir: string): Record<string, unknown> {
+function agentConfigFor(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, dir: string): Record<string, unknown> {
   const pods: Record<string, { netns: string; ifname: string }> = {};
   cfg.pods.forEach((p, j) => {
     const pp = node.pods[j]!;
@@ -169,7 +170,7 @@ async function startAgent(plan: LabPlan, node: LabNodePlan, cfg: NodeConfig, lab
     } catch {
       if (Date.now() > until)
         throw new Error(`the agent of ${node.name} did not answer on ${sock} within ${AGENT_READY_MS / 1000} s (log: ${record.log ?? 'none'})`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }

@@ -6,7 +6,7 @@ import { CliError, type Command, helpHint } from './command.js';
 import { describeOverhead, ESP_CIPHERS, overheadFor, podMtu, type EspCipher, type OverheadSpec } from '../mtu/overhead.js';
 
 /** The rows of the table: each tunnel over each underlay family, Geneve with an option, GRE without key, ESP per cipher (and over GRE). */
-export function mtuSpecs(): OverheadSpec[] {
+function mtuSpecs(): OverheadSpec[] {
   const specs: OverheadSpec[] = [];
   for (const underlay of [4, 6] as const) {
     specs.push(
@@ -35,7 +35,7 @@ export interface MtuRow {
 }
 
 /** The rows for these underlay MTUs; an IPv6 underlay below 1280 has no figures, and a row with none at all is left out. */
-export function mtuTable(underlays: readonly number[]): MtuRow[] {
+function mtuTable(underlays: readonly number[]): MtuRow[] {
   const rows: MtuRow[] = [];
   for (const spec of mtuSpecs()) {
     const ok = underlays.map((u) => spec.underlay === 4 || u >= IPV6_MIN_MTU);

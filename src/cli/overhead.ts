@@ -38,7 +38,8 @@ import {
 } from '../study/overhead.js';
 import { DEFINITIONS, formatReadmeTable, formatTable, type OverheadReport, README_SIZES, plots, summarize, toCsv } from '../study/overhead-output.js';
 import { type Args, CliError, type Command, helpHint, type RunIo } from './command.js';
-import { fsErrorText, makeDir } from './files.js';
+import { fsErrorText } from '../live/fs.js';
+import { makeDir } from './files.js';
 import { progressBar } from './run.js';
 
 export const BENCH_OVERHEAD: Command = {
@@ -172,7 +173,7 @@ function prepareOut(dir: string): string {
   }
 }
 
-export async function overheadCommand(a: Args, io: RunIo): Promise<number> {
+async function overheadCommand(a: Args, io: RunIo): Promise<number> {
   if (a.operands.length > 0) throw new CliError(`bench overhead: no operands (got '${a.operands[0]}'; ${helpHint('bench overhead')})`);
   const str = (k: string): string | undefined => a.str(k);
   const encaps = names(str('encap'), ENCAPSULATIONS, '--encap');

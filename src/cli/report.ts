@@ -5,10 +5,10 @@
  * A saved report is input like any other: it is checked key by key before anything is drawn, and a
  * mistake names the file and the key (`run.json: flows[2].deliveredRatio: expected a number, got "x"`).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { RunRecord } from '../sim/record.js';
 import type { TraceResult } from '../sim/tracer.js';
-import { fsErrorText } from './files.js';
+import { FileWriteError, writeFileAtomic } from '../live/fs.js';
 import { renderHtml } from './html.js';
 import { type Args, CliError, type Command, helpHint } from './command.js';
 
@@ -241,7 +241,7 @@ export function parseRunRecord(text: string, file: string): RunRecord {
 }
 
 /** A `seine trace --json` result, checked. */
-export function parseTrace(text: string, file: string): TraceResult {
+function parseTrace(text: string, file: string): TraceResult {
   let v: Json;
   try {
     v = JSON.parse(text);
@@ -278,17 +278,17 @@ export function loadTraces(paths: readonly string[]): TraceResult[] {
  * write never leaves a page that looks complete.
  */
 export function writeHtml(path: string, r: RunRecord): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const html = renderHtml(r);
   try {
-    writeFileSync(tmp, renderHtml(r));
-    renameSync(tmp, path);
+    // No fsync: a page lost to a power cut is drawn again from its run's JSON.
+    writeFileAtomic(path, html);
   } catch (e: unknown) {
-    rmSync(tmp, { force: true });
-    throw new CliError(`cannot write the HTML report '${path}': ${fsErrorText(e)}`);
+    if (e instanceof FileWriteError) throw new CliError(`cannot write the HTML report '${path}': ${e.why}`);
+    throw e;
   }
 }
 
-export function reportCommand(a: Args): number {
+function reportCommand(a: Args): number {
   if (a.operands.length === 0) throw new CliError(`report: which report? usage: seine report <run.json> --html FILE (${helpHint('report')})`);
   if (a.operands.length > 1) throw new CliError(`report: one report at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);
   const path = a.operands[0]!;

@@ -88,7 +88,7 @@ function captureFile(dir: string, c: PcapngCapture): string {
   return join(dir, `${c.name.replace('/', '-')}.pcapng`);
 }
 
-export function parseRunArgs(a: Args): RunArgs {
+function parseRunArgs(a: Args): RunArgs {
   const cmd = 'run';
   if (a.operands.length === 0) throw new CliError(`${cmd}: which scenario? usage: seine ${cmd} <scenario.yaml> (the labs are in scenarios/)`);
   if (a.operands.length > 1) throw new CliError(`${cmd}: one scenario at a time (got '${a.operands[0]}' and '${a.operands[1]}')`);

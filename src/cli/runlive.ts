@@ -61,7 +61,8 @@ import {
 } from './runlive/flows.js';
 import { agentStats, liveCounter, liveDrops, livePaths, since, type Stats } from './runlive/stats.js';
 import { openTaps, type Tap } from './runlive/taps.js';
-import { epochNs, limit, sleep, Tools } from './runlive/tools.js';
+import { sleep } from '../live/sleep.js';
+import { epochNs, limit, Tools } from './runlive/tools.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The command

@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import { controlStream } from '../live/control.js';
 import { openLab, runInNetns } from '../live/lab/index.js';
+import { sleep } from '../live/sleep.js';
 import { formatTrace, type TraceResult, type TraceStep } from '../sim/tracer.js';
 import { controlPath, namespaceOf, pickLab } from './lab.js';
 import { type Args, CliError, type RunIo } from './command.js';
@@ -95,8 +96,8 @@ export async function traceLive(a: Args, io: RunIo): Promise<number> {
     });
     // The reply or the ICMP error may follow; leave the records a moment to arrive.
     const until = Date.now() + 2500;
-    while (Date.now() < until && !steps.some((s) => s.stage === 'deliver' && s.detail['destination'] === true)) await new Promise((r) => setTimeout(r, 50));
-    await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < until && !steps.some((s) => s.stage === 'deliver' && s.detail['destination'] === true)) await sleep(50);
+    await sleep(200);
   } finally {
     for (const s of sockets) s.destroy();
   }

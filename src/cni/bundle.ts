@@ -22,7 +22,7 @@ type Ts = typeof import('typescript');
 
 const DIST_SRC = fileURLToPath(new URL('..', import.meta.url));
 /** The plugin's ESM entry, and the one-file form of it the launcher runs. */
-export const PLUGIN_ESM_ENTRY = join(DIST_SRC, 'cni', 'main.js');
+const PLUGIN_ESM_ENTRY = join(DIST_SRC, 'cni', 'main.js');
 export const PLUGIN_BUNDLE = join(DIST_SRC, 'cni', 'main.cjs');
 
 /** Where each module starts in the bundle: `// module <path under dist/>` (the test reads these). */

@@ -17,7 +17,7 @@ import { askAgent, AgentUnreachable } from './client.js';
 import { CNI_SPEC_VERSION, CNI_SUPPORTED_VERSIONS, CniCode, CniError, type CniReply, type CniRequest, type CniResult, resultFor } from '../live/cni-spec.js';
 
 /** Where the agent listens when the configuration does not say. */
-export const DEFAULT_AGENT_SOCKET = '/run/seine/agent.sock';
+const DEFAULT_AGENT_SOCKET = '/run/seine/agent.sock';
 /** How long the agent may take over one command (an ADD waits for IPAM, which waits on its lock). */
 const DEFAULT_AGENT_TIMEOUT_MS = 60_000;
 

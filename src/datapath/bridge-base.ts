@@ -54,6 +54,19 @@ export interface GatewayPortOptions extends GatewayConfig {
 /** `outPort` value meaning "flood on the segment". */
 export const FLOOD = -2;
 
+/** A packet waiting for an ESP peer's announcement: the tunnel port, the VTEP (`aux`), since when. */
+export interface HeldForEsp {
+  p: PacketBuf;
+  port: number;
+  aux: number;
+  at: number;
+}
+
+/** The key of a (tunnel port, VTEP) pair in `espHeldPerPeer`: one number, so a lookup allocates nothing. */
+export function heldKey(port: number, aux: number): number {
+  return port * 2 ** 32 + aux;
+}
+
 export abstract class BridgeBase {
   readonly name: string;
   readonly macs: MacTable;
@@ -127,8 +140,22 @@ export abstract class BridgeBase {
   protected readonly deferred: PacketBuf[] = [];
   /** Tunnel ports with ESP (their SA databases need service after each batch and on `tick`). */
   protected readonly espPorts: Port[] = [];
-  /** Packets waiting for an ESP peer's announcement: the tunnel port, the VTEP, since when. */
-  protected readonly espHeld: Array<{ p: PacketBuf; port: number; aux: number; at: number }> = [];
+  /** Packets waiting for an ESP peer's announcement. */
+  protected readonly espHeld: HeldForEsp[] = [];
+  /**
+   * How many of `espHeld` wait for each peer, by `heldKey(port, aux)`: the per-peer cap is checked per
+   * packet held, and a start-up burst holds up to a quarter of the pool, so counting by a scan would cost
+   * O(n²). Kept where entries are held, released and dropped; a peer with none has no key.
+   */
+  protected readonly espHeldPerPeer = new Map<number, number>();
+
+  /** `h` waits no more (released or dropped): one fewer for its peer. */
+  protected unhold(h: HeldForEsp): void {
+    const k = heldKey(h.port, h.aux);
+    const n = (this.espHeldPerPeer.get(k) ?? 0) - 1;
+    if (n > 0) this.espHeldPerPeer.set(k, n);
+    else this.espHeldPerPeer.delete(k);
+  }
 
   constructor(opts: BridgeOptions) {
     this.name = opts.name;
@@ -517,7 +544,7 @@ export abstract class BridgeBase {
   protected abstract flush(): void;
   protected abstract drain(): void;
   protected abstract emitFromGateway(p: PacketBuf): void;
-  protected abstract dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void;
+  protected abstract dropHeld(which: ((h: HeldForEsp) => boolean) | null): void;
 }
 
 export function bump(a: Float64Array, i: number): void {

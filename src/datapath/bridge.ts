@@ -41,7 +41,7 @@ import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reas
 import { GatewayVerdict, GLOBAL_VIRTUAL_MAC } from './gateway.js';
 import type { Port } from './port.js';
 import type { Stage } from './trace.js';
-import { BridgeBase, bump, FLOOD } from './bridge-base.js';
+import { BridgeBase, bump, FLOOD, heldKey, type HeldForEsp } from './bridge-base.js';
 
 export { FLOOD, type BridgeOptions, type Clock, type GatewayPortOptions, type PortOptions } from './bridge-base.js';
 
@@ -144,12 +144,13 @@ export class Bridge extends BridgeBase {
       }
       if (sadb.readied.length > 0) {
         const ready = sadb.readied.splice(0);
-        const go: Array<{ p: PacketBuf; aux: number }> = [];
+        const go: HeldForEsp[] = [];
         for (let i = 0; i < this.espHeld.length; ) {
           const h = this.espHeld[i]!;
           if (h.port === port.index && ready.includes(h.aux)) {
             go.push(h);
             this.espHeld.splice(i, 1);
+            this.unhold(h);
           } else i++;
         }
         for (const h of go) this.outputSlow(h.p, port.index, h.aux);
@@ -173,21 +174,22 @@ export class Bridge extends BridgeBase {
 
   /** `p`, for the tunnel port at `idx` and VTEP `aux`, waits for the peer's announcement (see `serviceEsp`). */
   private holdForEsp(p: PacketBuf, port: Port, aux: number): void {
-    let mine = 0;
-    for (const h of this.espHeld) if (h.port === port.index && h.aux === aux) mine++;
+    const k = heldKey(port.index, aux);
+    const mine = this.espHeldPerPeer.get(k) ?? 0;
     if (mine >= Bridge.HELD_PER_PEER || this.espHeld.length >= this.pool.size >> 2) {
       this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
       return;
     }
     if (p.traced) this.record('encapsulate', port, "held: waiting for the peer's ESP announcement", { waiting: mine + 1 });
     this.espHeld.push({ p, port: port.index, aux, at: this.now });
+    this.espHeldPerPeer.set(k, mine + 1);
   }
 
   /**
    * Drops the waiting packets `which` selects (EspNoSa), on their tunnel port; null selects those that
    * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
    */
-  protected override dropHeld(which: ((h: { p: PacketBuf; port: number; aux: number; at: number }) => boolean) | null): void {
+  protected override dropHeld(which: ((h: HeldForEsp) => boolean) | null): void {
     for (let i = 0; i < this.espHeld.length; ) {
       const h = this.espHeld[i]!;
       if (which === null ? this.now - h.at <= this.tunnels[h.port]!.sadb!.waitNs : !which(h)) {
@@ -195,6 +197,7 @@ export class Bridge extends BridgeBase {
         continue;
       }
       this.espHeld.splice(i, 1);
+      this.unhold(h);
       const port = this.ports[h.port];
       if (port === null || port === undefined) h.p.release();
       else this.drop(h.p, port, DropReason.EspNoSa, 'encapsulate');

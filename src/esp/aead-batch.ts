@@ -60,7 +60,7 @@ export const AEAD_CIPHER_ID: Readonly<Record<AeadAlgorithm, number>> = {
 };
 
 /** Words per packet in a batch's descriptor array (native/seine.c `AEAD_DESC`). */
-export const AEAD_DESC_LEN = 6;
+const AEAD_DESC_LEN = 6;
 /** Room for one packet's additional data (ESP's is 8 or 12 bytes). */
 const AAD_SLOT = 16;
 

@@ -53,7 +53,7 @@ import { createHash, createHmac, createSecretKey, hkdfSync, type KeyObject } fro
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ESP_CIPHERS, type EspCipher } from '../mtu/overhead.js';
-import { ipv4FromString, ipv6FromString } from '../wire/bytes.js';
+import { addrFromString } from '../wire/addr.js';
 
 /** The shortest cluster secret accepted, in bytes (HKDF-SHA256's full strength). */
 export const CLUSTER_SECRET_MIN_LEN = 32;
@@ -438,12 +438,8 @@ export interface SaKeySpec {
 export type HelloKeySpec = Pick<SaKeySpec, 'cipher' | 'src' | 'dst' | 'tunnel'>;
 
 function addrBytes(s: unknown, field: string): Uint8Array {
-  if (typeof s === 'string') {
-    const v4 = ipv4FromString(s);
-    if (v4 !== null) return u32be(v4);
-    const v6 = ipv6FromString(s);
-    if (v6 !== null) return v6;
-  }
+  const a = typeof s === 'string' ? addrFromString(s) : null;
+  if (a !== null) return a.family === 4 ? u32be(a.v4) : a.v6;
   throw new RangeError(`esp keys: tunnel ${field} ${JSON.stringify(s)} is not an IPv4 or IPv6 address`);
 }
 

@@ -185,6 +185,9 @@ export class Agent {
         // ESP's AEAD a bridge batch per native call (Node's own OpenSSL, one context per SA).
         batchAead: { native: this.native },
       });
+      // A CNI node's pods expect it to route what the overlay does not carry (see Gateway.defaultToHost);
+      // a lab's pods keep the simulator's NoRoute. The config refuses it without a stack.
+      if (cfg.defaultToHost) this.nd.bridge.gateway!.defaultToHost = true;
       under.start();
     } catch (e) {
       for (const d of opened) d.close();
@@ -373,10 +376,6 @@ export class Agent {
    * the neighbour through rtnetlink (live/rtnl.ts), so a pod's ADD waits for no `ip`.
    */
   private async plugPod(pod: NodePodConfig, at: PodPlacement): Promise<number> {
-    // A CNI pod expects its node to route what the overlay does not carry (see Gateway.defaultToHost);
-    // a lab's pods, made from the config, keep the simulator's NoRoute.
-    const gw = this.nd.bridge.gateway;
-    if (gw !== null && gw.hostMac !== null) gw.defaultToHost = true;
     const d = this.openTap(pod.name, at.ifname, at.netns, pod.mac, pod.mtu);
     try {
       attachPod(this.nd, pod, this.wrapDevice(pod.name, d), this.cfg.node.gateway);

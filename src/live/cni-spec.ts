@@ -92,7 +92,7 @@ export interface CniResult {
 }
 
 /** A version's order ("1.0.0" → [1, 0, 0]); null when it is not one. */
-export function parseVersion(v: string): [number, number, number] | null {
+function parseVersion(v: string): [number, number, number] | null {
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
   return m === null ? null : [Number(m[1]), Number(m[2]), Number(m[3])];
 }

@@ -11,9 +11,10 @@
  * left unreadable is set aside by `CniService.restore`. Two fsyncs cost every ADD and DEL 2-16 ms here
  * (the bench's cni.add.seq.agent.save), more than the rest of the agent's own work.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CniResult } from './cni-spec.js';
+import { writeFileAtomic } from './fs.js';
 
 export interface CniAttachment {
   containerId: string;
@@ -57,12 +58,9 @@ export function loadAttachments(dir: string): CniAttachment[] {
   return doc.attachments as CniAttachment[];
 }
 
-/** Writes the attachments atomically (a temporary file, then a rename over the old one). */
+/** Writes the attachments atomically (a temporary file, then a rename over the old one; no fsync: see above). */
 export function saveAttachments(dir: string, list: readonly CniAttachment[]): void {
   const file = attachmentsFile(dir);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  // writeFileSync loops until every byte is written (one writeSync may write fewer).
-  writeFileSync(tmp, `${JSON.stringify({ format: FORMAT, attachments: list }, null, 1)}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify({ format: FORMAT, attachments: list }, null, 1)}\n`, { mode: 0o600 });
 }

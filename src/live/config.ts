@@ -19,6 +19,9 @@
  *   vniSegments: []
  * netns: seine-lab-node1           # the node's network namespace (name or /proc/PID/ns/net); default: the agent's own
  * hostTap: seine-gw0               # the TAP of the node's own stack (default seine-gw0; routed mode)
+ * defaultToHost: false            # what pods send beyond the overlay goes to the node's stack, which routes it
+ *                                  # on (as antrea-gw0: the world, portmap's answers): a CNI node's setting; needs
+ *                                  # node.stack. Default false: NoRoute, as in the simulator (datapath/gateway.ts)
  * pods:                            # where each pod's TAP lives: * one entry per pod of `node.pods`
  *   a: { netns: seine-lab-node1-a, ifname: eth0 }
  * peers: peers.yaml                # a file with the peer list (as node.peers), reread on SIGHUP; relative to this file
@@ -59,6 +62,8 @@ export interface AgentConfig {
   node: NodeConfig;
   netns: string | null;
   hostTap: string;
+  /** The gateway sends what is neither a pod's nor a peer's to the node's stack (Gateway.defaultToHost). */
+  defaultToHost: boolean;
   pods: Record<string, PodPlacement>;
   /** The peer file (absolute), or null when the peers are `node.peers`. */
   peersFile: string | null;
@@ -318,7 +323,22 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   const o = c.obj(
     parseDoc(text, file),
     '',
-    ['node', 'netns', 'hostTap', 'pods', 'peers', 'control', 'metrics', 'espJournal', 'underlayMtu', 'offloads', 'buffers', 'cniState', 'kubernetes'],
+    [
+      'node',
+      'netns',
+      'hostTap',
+      'defaultToHost',
+      'pods',
+      'peers',
+      'control',
+      'metrics',
+      'espJournal',
+      'underlayMtu',
+      'offloads',
+      'buffers',
+      'cniState',
+      'kubernetes',
+    ],
     ['node', 'control'],
   );
   const offloads = o['offloads'] === undefined ? true : c.bool(o['offloads'], 'offloads');
@@ -342,12 +362,17 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   }
   const hostTap = o['hostTap'] === undefined ? 'seine-gw0' : c.str(o['hostTap'], 'hostTap');
   if (hostTap.length > 15) c.fail('hostTap', 'an interface name of at most 15 characters', hostTap);
+  const defaultToHost = o['defaultToHost'] === undefined ? false : c.bool(o['defaultToHost'], 'defaultToHost');
+  // The stack is where such packets go: without one there is nothing to hand them to.
+  if (defaultToHost && node.stack === null)
+    throw new ConfigError(`${file}: defaultToHost: needs node.stack (the node's own stack routes what the overlay does not carry)`);
   const peersFile = o['peers'] === undefined ? null : resolve(dirname(file), c.str(o['peers'], 'peers', 'a file name'));
   const cfg: AgentConfig = {
     file,
     node,
     netns: o['netns'] === undefined || o['netns'] === null ? null : c.str(o['netns'], 'netns'),
     hostTap,
+    defaultToHost,
     pods,
     peersFile,
     control: resolve(dirname(file), c.str(o['control'], 'control', 'a socket path')),

@@ -25,7 +25,7 @@ import { underlayMacFor } from './k8s-node.js';
 import type { Logger } from './log.js';
 
 /** The watch path: bookmarks let an idle watch resume from a recent resourceVersion, not relist. */
-export const NODES_PATH = '/api/v1/nodes';
+const NODES_PATH = '/api/v1/nodes';
 
 function isPrefix(s: string): boolean {
   const [a, l, rest] = s.split('/');

@@ -2,8 +2,8 @@
  * `run` (lab/netns.ts) without fork: the same promise — stdout and stderr as text, a CommandError for a
  * non-zero exit, a signal, a timeout or a program that could not start — over the native addon's
  * `spawnFast`. Node's child_process forks, and fork copies the parent's page tables, so an exec from an
- * agent whose packet pool keeps hundreds of MiB resident costs several times more (figures in
- * native/README.md). The agent's per-request execs (the CNI's IPAM plugin) come here; tests and labs
+ * agent whose packet pool keeps hundreds of MiB resident costs several times more (measured by
+ * bench/spawn.ts). The agent's per-request execs (the CNI's IPAM plugin) come here; tests and labs
  * keep `run`.
  *
  * The pipes are read and written through net.Socket over their fds (libuv pipe handles: no thread pool),

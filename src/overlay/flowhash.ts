@@ -23,9 +23,8 @@
 import type { PacketBuf } from '../packet/buf.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from '../wire/ethernet.js';
 import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../wire/ipproto.js';
+import { IPV4_FRAG_MASK } from '../wire/ipv4.js';
 
-/** The MF flag and the fragment offset in the IPv4 flags/offset word. */
-const IPV4_FRAG_MASK = 0x3fff;
 /** An arbitrary seed, so that an all-zero frame does not hash to zero. */
 const SEED = 0x5e1e_f10b;
 

@@ -48,7 +48,6 @@ export { LATENCY_SAMPLES, LatencySample, percentile, sampleSeed } from './latenc
 export { PingStats, type PingOptions } from './ping.js';
 export type { HostCounters } from './stack.js';
 export { FLOW_HEADER_LEN, UdpFlow, UdpSink, type FlowReport, type UdpFlowOptions, type UdpFlowStats } from './udp.js';
-export { IMIX } from '../scenario/traffic.js';
 
 export interface HostConfig {
   name: string;

@@ -94,14 +94,17 @@ export function icmpv4In(h: IcmpHost, p: PacketBuf, ip: number, l4: number, len:
     if (b[l4 + 1] === ICMPV4_CODE_FRAG_NEEDED && h.pmtu.lower4(qdst, rd16(b, l4 + 6))) h.counters.pmtuUpdates++;
     const qhl = (b[q]! & 0x0f) << 2;
     if (b[q + 9] === IPPROTO_TCP && len >= 8 + qhl + 4) h.tcp.find(4, qdst, null, 0, rd16(b, q + qhl), rd16(b, q + qhl + 2))?.pmtuChanged();
-    if (b[q + 9] === IPPROTO_ICMP && len >= 8 + qhl + 8 && b[q + qhl] === ICMPV4_ECHO_REQUEST) {
-      const pg = h.pingers.get(rd16(b, q + qhl + 4));
-      if (pg !== undefined) pg.stats.errors++;
-    }
+    if (b[q + 9] === IPPROTO_ICMP && len >= 8 + qhl + 8 && b[q + qhl] === ICMPV4_ECHO_REQUEST) pingError(h, b, q + qhl);
     return false;
   }
   h.counters.rxIgnored++;
   return false;
+}
+
+/** An ICMP error quoting one of our echo requests (its ICMP header at `echo`): one more error for its ping, by identifier. */
+function pingError(h: IcmpHost, b: Uint8Array, echo: number): void {
+  const pg = h.pingers.get(rd16(b, echo + 4));
+  if (pg !== undefined) pg.stats.errors++;
 }
 
 /** An ICMPv6 message to our own address (checksum checked; not ND); true when the buffer was reused (an echo reply). */
@@ -129,10 +132,7 @@ export function icmpv6In(h: IcmpHost, p: PacketBuf, ip: number, l4: number, len:
     if (h.pmtu.lower6(b, q + 24, rd32(b, l4 + 4))) h.counters.pmtuUpdates++;
     if (b[q + 6] === IPPROTO_TCP && len >= 8 + IPV6_HEADER_LEN + 4)
       h.tcp.find(6, 0, b, q + 24, rd16(b, q + IPV6_HEADER_LEN), rd16(b, q + IPV6_HEADER_LEN + 2))?.pmtuChanged();
-    if (b[q + 6] === IPPROTO_ICMPV6 && len >= 8 + IPV6_HEADER_LEN + 8 && b[q + IPV6_HEADER_LEN] === ICMPV6_ECHO_REQUEST) {
-      const pg = h.pingers.get(rd16(b, q + IPV6_HEADER_LEN + 4));
-      if (pg !== undefined) pg.stats.errors++;
-    }
+    if (b[q + 6] === IPPROTO_ICMPV6 && len >= 8 + IPV6_HEADER_LEN + 8 && b[q + IPV6_HEADER_LEN] === ICMPV6_ECHO_REQUEST) pingError(h, b, q + IPV6_HEADER_LEN);
     return false;
   }
   h.counters.rxIgnored++;

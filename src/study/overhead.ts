@@ -159,7 +159,7 @@ export function README_CONFIGS(): Config[] {
 }
 
 /** The overhead spec of a tunnelled config (mtu/overhead.ts), or null for `none`. */
-export function specOf(c: Config): OverheadSpec | null {
+function specOf(c: Config): OverheadSpec | null {
   const t = c.encap.tunnel;
   if (t === null) return null;
   return {
@@ -184,10 +184,10 @@ export interface Totals {
 }
 
 /** Bytes the physical layer adds to a frame: 4 FCS + 8 preamble and SFD + 12 inter-frame gap; frames are padded to 60 first. */
-export const L1_PER_FRAME = 4 + 8 + 12;
-export const MIN_FRAME = 60;
+const L1_PER_FRAME = 4 + 8 + 12;
+const MIN_FRAME = 60;
 
-export function l1Bytes(frameLen: number): number {
+function l1Bytes(frameLen: number): number {
   return Math.max(frameLen, MIN_FRAME) + L1_PER_FRAME;
 }
 
@@ -224,7 +224,7 @@ export function ipv4Fragments(size: number, mtu: number): number[] {
 }
 
 /** The largest pod MTU of a config, analytically: the underlay's without an overlay, else mtu/overhead.ts's. */
-export function analyticPodMtu(c: Config): number {
+function analyticPodMtu(c: Config): number {
   const spec = specOf(c);
   return spec === null ? c.mtu : podMtu(c.mtu, spec);
 }
@@ -261,7 +261,7 @@ const GAP_NS = 10_000;
 const PROBE_SPAN = 4;
 
 /** A scenario (as JSON, which the YAML loader reads) measuring `sizes` and probing the pod MTU around `mtuGuess`. */
-export function measureScenario(c: Config, sizes: readonly number[], mtuGuess: number): { text: string; probes: number[] } {
+function measureScenario(c: Config, sizes: readonly number[], mtuGuess: number): { text: string; probes: number[] } {
   const t = c.encap.tunnel;
   const probes: number[] = [];
   for (let s = mtuGuess - PROBE_SPAN; s <= mtuGuess + PROBE_SPAN; s++) if (s >= MIN_SIZE && s <= MAX_SIZE) probes.push(s);
@@ -319,7 +319,7 @@ interface MessageWire {
 }
 
 /** Measures every size of `sizes` and the pod MTU of `c` on the simulated datapath. */
-export function measureConfig(c: Config, sizes: readonly number[]): { podMtu: number | null; bySize: Map<number, MessageWire> } {
+function measureConfig(c: Config, sizes: readonly number[]): { podMtu: number | null; bySize: Map<number, MessageWire> } {
   const guess = analyticPodMtu(c);
   const { text, probes } = measureScenario(c, sizes, guess);
   const t = c.encap.tunnel;
@@ -379,7 +379,7 @@ function measuredCell(p: SizePoint, m: { podMtu: number | null; bySize: Map<numb
   return figures(m.podMtu, t);
 }
 
-export function describeConfig(c: Config): string {
+function describeConfig(c: Config): string {
   return `${c.encap.name}${c.encryption.esp !== null ? ` + ${c.encryption.name}` : ''} over IPv${c.family}, MTU ${c.mtu}`;
 }
 

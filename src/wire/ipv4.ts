@@ -28,7 +28,7 @@ const FLAG_RB = 0x8000;
 const FLAG_DF = 0x4000;
 const FLAG_MF = 0x2000;
 /** MF and the fragment offset: non-zero in the flags/offset word of any fragment. */
-const FRAG_MASK = 0x3fff;
+export const IPV4_FRAG_MASK = 0x3fff;
 
 /**
  * The header length (IHL × 4) of the IPv4 header at `b[off]`: the one place the nibble is decoded. Not
@@ -117,7 +117,7 @@ export class Ipv4View extends WireView {
   }
   /** True for any fragment: MF set or a non-zero offset. */
   get isFragment(): boolean {
-    return (this.flagsFrag & FRAG_MASK) !== 0;
+    return (this.flagsFrag & IPV4_FRAG_MASK) !== 0;
   }
   get ttl(): number {
     return this.bytes[this.off + TTL]!;

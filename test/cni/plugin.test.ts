@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -262,6 +262,14 @@ test('install-cni writes an executable launcher and the conflist (host-local ove
     const bad = spawnSync(process.execPath, [MAIN, 'install-cni', '--pod-cidr', 'fd00::/64', '--bin-dir', bin, '--conf-dir', conf], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /an IPv4 podCIDR is needed/);
+    // A conflist that cannot be replaced (a directory in its place): said in words, no temporary file left behind.
+    const blocked = join(dir, 'blocked');
+    mkdirSync(join(blocked, '10-seine.conflist'), { recursive: true });
+    const no = spawnSync(process.execPath, [MAIN, 'install-cni', '--pod-cidr', '10.244.7.0/24', '--bin-dir', bin, '--conf-dir', blocked], { encoding: 'utf8' });
+    assert.notEqual(no.status, 0);
+    assert.match(no.stderr, /install-cni: cannot write '.*10-seine\.conflist': is a directory/);
+    assert.deepEqual(readdirSync(blocked), ['10-seine.conflist']);
+    assert.deepEqual(readdirSync(bin), ['seine']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

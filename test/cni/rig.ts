@@ -133,7 +133,7 @@ export async function cniLab(rig: Rig, count: number): Promise<CniNode[]> {
     const peers = nodes
       .filter((m) => m !== n)
       .map((m) => ({ name: m.name, underlayIp: m.underlayIp, underlayMac: `02:02:00:00:00:0${nodes.indexOf(m) + 1}`, podCIDRs: [m.podCIDR], vnis: [] }));
-    const doc = { ...agentConfigDoc({ ns: n.ns, node: cniNodeConfig(k + 1, peers), pods: {} }, n.control), cniState: n.cniState };
+    const doc = { ...agentConfigDoc({ ns: n.ns, node: cniNodeConfig(k + 1, peers), pods: {} }, n.control), cniState: n.cniState, defaultToHost: true };
     await rig.run(null, ['mkdir', '-p', join(rig.dir, n.name)]);
     writeFileSync(n.config, `# written by test/cni/rig.ts\n${stringify(doc)}`);
     const r = await execWith(

@@ -310,3 +310,67 @@ test('esp start-up: a TCP super-frame for a peer not agreed yet waits whole (one
   }
   assertPoolFull(pool);
 });
+
+test('esp start-up: a burst for four peers not agreed yet — each holds at most 128 (the rest EspNoSa), and the per-peer counts match a recount after a release, a removed VTEP and the wait timing out', () => {
+  const clock = new VirtualClock();
+  const pool = new PacketPool({ count: 4096, frameCapacity: 2048 });
+  const wire = new Wire(clock, pool, 100e3, () => 100e3);
+  const e1 = new LagEnd(wire, 'u1', UMAC(1));
+  const e2 = new LagEnd(wire, 'u2', UMAC(2));
+  // One wire to node 2: what node 1 sends to the other peers reaches node 2 too, which is not theirs.
+  e1.peer = e2;
+  e2.peer = e1;
+  const a = node(1, 2, e1, pool, clock, { waitNs: 1e9 });
+  const PEERS = [2, 3, 4, 5];
+  for (const q of PEERS.slice(1)) a.br.addVtep('t', { ip: IP(q), mac: UMAC(q), vnis: [7], esp: { node: `n${q}` } });
+  for (const q of PEERS) a.br.addStaticMac(0, PMAC(q), 't', IP(q));
+  const peek = a.br as unknown as { espHeld: Array<{ port: number; aux: number }>; espHeldPerPeer: Map<number, number> };
+  /** The kept counts, and the same counted from the held list, by VTEP address. */
+  const counts = (): { kept: Record<string, number>; recount: Record<string, number> } => {
+    const vteps = (a.br as unknown as { tunnels: Array<{ vteps: Array<{ ip: string }> } | null> }).tunnels[a.br.port('t').index]!.vteps;
+    const kept: Record<string, number> = {};
+    for (const [k, n] of peek.espHeldPerPeer) kept[vteps[k % 2 ** 32]!.ip] = n;
+    const recount: Record<string, number> = {};
+    for (const h of peek.espHeld) recount[vteps[h.aux]!.ip] = (recount[vteps[h.aux]!.ip] ?? 0) + 1;
+    return { kept, recount };
+  };
+  let k = 0;
+  for (const q of PEERS) a.pod.send(Array.from({ length: 200 }, () => frame(1, q, k++)));
+  let c = counts();
+  assert.deepEqual(c.kept, c.recount);
+  assert.deepEqual(c.kept, Object.fromEntries(PEERS.map((q) => [IP(q), 128])), 'each peer holds its cap');
+  assert.equal(a.br.heldForEsp, 4 * 128);
+  assert.equal(a.br.port('t').counters.dropsByReason()['EspNoSa'], 4 * (200 - 128), 'the rest dropped');
+
+  // Node 2 starts: its announcement releases its packets, and only its.
+  clock.t = 1e6;
+  const b = node(2, 1, e2, pool, clock, {});
+  for (let i = 0; i < 100 && wire.events.length > 0; i++) {
+    clock.t = wire.next;
+    wire.deliver();
+  }
+  assert.equal(b.pod.count, 128, "node 2's held packets went on and arrived");
+  c = counts();
+  assert.deepEqual(c.kept, c.recount);
+  assert.deepEqual(c.kept, { [IP(3)]: 128, [IP(4)]: 128, [IP(5)]: 128 });
+
+  // Peer 3 leaves the cluster: its packets go (EspNoSa) and its count with them.
+  a.br.removeVtep('t', IP(3));
+  c = counts();
+  assert.deepEqual(c.kept, c.recount);
+  assert.deepEqual(c.kept, { [IP(4)]: 128, [IP(5)]: 128 });
+
+  // One more for peer 4 is refused (it still holds its cap); then the wait times out for all.
+  a.pod.send([frame(1, 4, k++)]);
+  assert.deepEqual(counts().kept, { [IP(4)]: 128, [IP(5)]: 128 }, 'the cap holds');
+  assert.equal(a.br.port('t').counters.dropsByReason()['EspNoSa'], 4 * (200 - 128) + 128 + 1);
+  clock.t = 3e9;
+  a.br.tick();
+  c = counts();
+  assert.deepEqual(c.kept, {});
+  assert.deepEqual(c.recount, {});
+  assert.equal(a.br.heldForEsp, 0);
+  wire.events.length = 0;
+  for (const s of [a, b]) assertBooks(s.br);
+  assertPoolFull(pool);
+});

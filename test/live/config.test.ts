@@ -65,6 +65,9 @@ test('agent config: what seine lab up writes parses back to the same node; defau
   assert.equal(off.offloads, false);
   assert.equal(off.buffers, 4096);
   assert.equal(c.peersFile, null);
+  // A lab's pods keep the simulator's NoRoute; a CNI node's config asks for the way through its stack.
+  assert.equal(c.defaultToHost, false);
+  assert.equal(parseAgentConfig(stringify({ ...base, defaultToHost: true }), FILE).defaultToHost, true);
 });
 
 test("agent config: a peer file replaces node.peers and skips this node's own entry", () => {
@@ -112,6 +115,8 @@ test('agent config: each mistake names the file, the key and what was expected',
   refused({ ...base, hostTap: 'seine-gateway-zero' }, 'hostTap');
   refused({ ...base, buffers: 10 }, 'buffers', /256-/);
   refused({ ...base, offloads: 'yes' }, 'offloads', /true or false/);
+  refused({ ...base, defaultToHost: 1 }, 'defaultToHost', /true or false/);
+  refused({ ...base, defaultToHost: true, node: { ...node1, stack: null } }, 'defaultToHost', /needs node.stack/);
   refused('node: [unclosed', 'not valid YAML');
   refused('- a list', /expected a mapping/);
 });

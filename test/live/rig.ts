@@ -27,6 +27,7 @@ import type { PodPlacement } from '../../src/live/config.js';
 import { controlRequest } from '../../src/live/control.js';
 import { createNetns, deleteNetns, ip, run, type RunResult } from '../../src/live/lab/netns.js';
 import { nativeUnavailable } from '../../src/live/native.js';
+import { sleep } from '../../src/live/sleep.js';
 import type { NodeConfig } from '../../src/node/config.js';
 
 /** This file runs as dist/test/live/rig.js: the project root is three levels up. */
@@ -61,7 +62,8 @@ export function requireNative(): void {
   if (why !== null) throw new Error(`the native addon is needed for live agents: ${why} (build it: node native/build.mjs)`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The live world's one sleep (src/live/sleep.ts), for the tests that take it from the rig. */
+export { sleep };
 
 /** Calls `probe` until it returns a value other than undefined, every `everyMs`; throws after `timeoutMs` naming `what`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {

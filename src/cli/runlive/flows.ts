@@ -26,7 +26,8 @@ import { fmtNs, type FlowResult } from '../../sim/report.js';
 import { endpointText, type Endpoint, type IcmpKind, type Scenario, type TrafficSpec } from '../../scenario/scenario.js';
 import { ipv4FromString, ipv6FromString } from '../../wire/bytes.js';
 import { CliError } from '../run.js';
-import { epochNs, limit, sleep, toolProblem, type Started, type ToolResult, type Tools } from './tools.js';
+import { sleep } from '../../live/sleep.js';
+import { epochNs, limit, toolProblem, type Started, type ToolResult, type Tools } from './tools.js';
 
 /** How long past its planned end a tool, and the whole run past the scenario's duration, may take. */
 export const MARGIN_MS = 5000;

@@ -13,7 +13,6 @@ export const epochNs = (): number => (performance.timeOrigin + performance.now()
  * performance.timeOrigin + now(), like ours). Both clocks are shared by every namespace.
  */
 export const MONO_TO_EPOCH_NS = epochNs() - Number(process.hrtime.bigint());
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 /** A sleep that does not keep the process alive (a time limit raced against something else). */
 export const limit = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
 

@@ -26,6 +26,7 @@ import { delimiter } from 'node:path';
 import type { NodeConfig } from '../../node/config.js';
 import { parseScenario, type Scenario } from '../../scenario/scenario.js';
 import { addAddress, ip, listLinks, run, runInNetns } from '../lab/netns.js';
+import { sleep } from '../sleep.js';
 import type { LabHandle, LabNodePlan, LabPlan } from '../lab/index.js';
 import type { EspSetup } from './results.js';
 
@@ -67,7 +68,7 @@ export function which(name: string): string | null {
 }
 
 /** Open vSwitch's schema as Debian installs it. */
-export const OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
+const OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 const OVS_PROGRAMS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-ofctl'];
 
 /** Why the OVS lab cannot run here, or null when it can. */
@@ -172,7 +173,7 @@ export interface OvsInstance {
   env: NodeJS.ProcessEnv;
 }
 
-export function ovsInstance(labDir: string, node: string): OvsInstance {
+function ovsInstance(labDir: string, node: string): OvsInstance {
   const dir = join(labDir, `ovs-${node}`);
   const run = join(dir, 'run'),
     db = join(dir, 'db'),
@@ -188,8 +189,6 @@ export function ovsInstance(labDir: string, node: string): OvsInstance {
     env: { ...process.env, OVS_RUNDIR: run, OVS_DBDIR: db, OVS_LOGDIR: log, OVS_SYSCONFDIR: etc },
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Retries `f` every 100 ms for up to `ms`; the last error names `what`. */
 async function retry<T>(what: string, ms: number, f: () => Promise<T>): Promise<T> {
@@ -212,7 +211,7 @@ const hexIp4 = (a: string): string =>
     .join('')}`;
 
 /** br-int's flows on one node (Antrea-style routing in OVS; see the module comment). */
-export function ovsFlows(
+function ovsFlows(
   plan: LabPlan,
   configs: readonly NodeConfig[],
   node: LabNodePlan,

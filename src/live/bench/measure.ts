@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { controlRequest } from '../control.js';
 import type { MetricsSnapshot } from '../metrics.js';
+import { sleep } from '../sleep.js';
 import { CommandError, runInNetns, type RunResult } from '../lab/netns.js';
 import { processAlive, type LabHandle } from '../lab/state.js';
 import { UDP_METHOD, UDPGEN_SCRIPT, type UdpSendReport, type UdpSinkReport } from './udpgen.js';
@@ -30,10 +31,10 @@ import {
 
 export const IPERF_PORT = 5201;
 /** The UDP sink's port (apart from iperf3's, whose server also takes UDP on its own). */
-export const UDPGEN_PORT = 5202;
+const UDPGEN_PORT = 5202;
 /** UDP payloads measured; the large one is cut to the pod MTU less IPv4 and UDP headers when ESP leaves less. */
-export const UDP_SMALL = 64;
-export const UDP_LARGE = 1400;
+const UDP_SMALL = 64;
+const UDP_LARGE = 1400;
 
 export interface BenchTarget {
   lab: LabHandle;
@@ -75,8 +76,6 @@ async function output(ns: string, argv: string[], timeoutMs: number): Promise<st
   }
   return r.stdout;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the iperf3 server in the server pod and waits until it listens. */
 export async function startIperfServer(t: BenchTarget): Promise<void> {

@@ -19,7 +19,7 @@ export const METRICS = ['tcp_gbps', 'tcp4_gbps', 'udp64_kpps', 'udp1400_kpps', '
 export type Metric = (typeof METRICS)[number];
 
 /** What each metric is, for the table and the charts; `lower`: smaller is better. */
-export const METRIC_INFO: Record<Metric, { title: string; unit: string; lower: boolean }> = {
+const METRIC_INFO: Record<Metric, { title: string; unit: string; lower: boolean }> = {
   tcp_gbps: { title: 'TCP pod to pod, 1 stream', unit: 'Gbit/s', lower: false },
   tcp4_gbps: { title: 'TCP pod to pod, 4 streams', unit: 'Gbit/s', lower: false },
   udp64_kpps: { title: 'UDP 64-byte payload, delivered', unit: 'kpps', lower: false },

@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadNative, POLL, type Native } from '../native.js';
+import { sleep } from '../sleep.js';
 
 /** Datagrams per sendmmsg/recvmmsg call. */
 export const BATCH = 64;
@@ -64,7 +65,6 @@ export interface UdpSinkReport {
   cpu_s: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 const cpuNow = (): number => {
   const u = process.cpuUsage();

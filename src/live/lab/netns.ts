@@ -16,7 +16,7 @@ import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:chil
 import { statSync } from 'node:fs';
 
 /** Where `ip netns` keeps the names of namespaces (iproute2's NETNS_RUN_DIR). */
-export const NETNS_RUN_DIR = '/run/netns';
+const NETNS_RUN_DIR = '/run/netns';
 
 /** Default time a single `ip`/`tc` command may take. */
 export const COMMAND_TIMEOUT_MS = 10_000;
@@ -46,7 +46,7 @@ export class CommandError extends Error {
 }
 
 /** An argv as one line a reader could paste into a shell. */
-export function commandText(argv: readonly string[]): string {
+function commandText(argv: readonly string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
@@ -130,7 +130,7 @@ export async function ipJson<T>(args: readonly string[], ns?: string | null): Pr
 }
 
 /** `tc -j [-n ns] args…` parsed. */
-export async function tcJson<T>(args: readonly string[], ns?: string | null): Promise<T[]> {
+async function tcJson<T>(args: readonly string[], ns?: string | null): Promise<T[]> {
   const argv = inNs('tc', ns, args, true);
   return parseJsonList<T>(argv, (await run(argv)).stdout);
 }
@@ -272,7 +272,7 @@ export function listQdiscs(ns: string, dev?: string): Promise<QdiscInfo[]> {
 // Programs inside a namespace
 
 /** The argv that runs `argv` inside `ns`. */
-export function inNetns(ns: string, argv: readonly string[]): string[] {
+function inNetns(ns: string, argv: readonly string[]): string[] {
   return ['ip', 'netns', 'exec', ns, ...argv];
 }
 

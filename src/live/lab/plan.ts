@@ -245,13 +245,13 @@ export function formatRefusals(refusals: readonly LabRefusal[]): string {
 // ---------------------------------------------------------------------------------------------------
 // Names
 
-export const NS_PREFIX = 'seine-';
-export const UPLINK_DEV = 'eth0';
-export const BRIDGE_DEV = 'br0';
-export const POD_IFNAME = 'eth0';
+const NS_PREFIX = 'seine-';
+const UPLINK_DEV = 'eth0';
+const BRIDGE_DEV = 'br0';
+const POD_IFNAME = 'eth0';
 const IFNAMSIZ = 15;
 /** A bridge has at most 1024 ports (BR_MAX_PORTS), numbered from 1. */
-export const MAX_NODES = 1023;
+const MAX_NODES = 1023;
 const LAB_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
 /** Lowercase letters, digits and single dashes, at most `max` characters. */
@@ -283,7 +283,7 @@ export function isLabName(name: string): boolean {
 }
 
 /** The underlay namespace of a lab. */
-export function underlayNs(lab: string): string {
+function underlayNs(lab: string): string {
   return `${NS_PREFIX}${lab}-u`;
 }
 
@@ -343,9 +343,9 @@ function underlaySubnet(family: 4 | 6, ips: Addr[]): { net: bigint; prefix: numb
 // tc commands
 
 /** The rate an htb class gets when the path has no bandwidth: nothing a veth reaches. */
-export const UNLIMITED_BPS = 100e9;
+const UNLIMITED_BPS = 100e9;
 /** Frames a queue holds, as the simulator's links (LinkConfig.queuePackets). */
-export const QUEUE_FRAMES = 1000;
+const QUEUE_FRAMES = 1000;
 const ETH_HLEN = 14;
 const HTB_QUANTUM = 200_000;
 
@@ -359,7 +359,7 @@ function pctText(p: number): string {
 }
 
 /** netem's arguments for one egress. */
-export function netemArgs(n: NetemParams): string[] {
+function netemArgs(n: NetemParams): string[] {
   const out = ['netem', 'limit', String(QUEUE_FRAMES)];
   if (n.delayNs > 0 || n.jitterNs > 0) {
     // tc takes a distribution only with a delay and a jitter of at least 1us: 1us stands in for less
@@ -377,7 +377,7 @@ function burstBytes(rateBps: number, mtu: number): number {
 }
 
 /** tbf's arguments: the rate, a burst, and a queue of QUEUE_FRAMES full frames. */
-export function tbfArgs(rateBps: number, mtu: number): string[] {
+function tbfArgs(rateBps: number, mtu: number): string[] {
   const burst = burstBytes(rateBps, mtu);
   return ['tbf', 'rate', `${Math.round(rateBps)}bit`, 'burst', String(burst), 'limit', String(Math.max(burst, QUEUE_FRAMES * (mtu + ETH_HLEN)))];
 }
@@ -395,7 +395,7 @@ function withDev(args: string[], dev: string): string[] {
 }
 
 /** The tc commands for an egress: nothing, netem (+ tbf child), tbf, or htb classes with u32 filters. */
-export function egressCommands(ns: string, dev: string, family: 4 | 6, mtu: number, shaping: Shaping, perPeer: readonly PeerClass[]): string[][] {
+function egressCommands(ns: string, dev: string, family: 4 | 6, mtu: number, shaping: Shaping, perPeer: readonly PeerClass[]): string[][] {
   const tcNs = (args: string[]): string[] => ['tc', '-n', ns, ...withDev(args, dev)];
   const out: string[][] = [];
   if (perPeer.length === 0) {
@@ -840,7 +840,7 @@ export interface FeasibilityOptions extends LabPlanOptions {
 }
 
 /** What keeps this machine from running any lab: not Linux, not root, tools missing. */
-export function hostRefusals(host: HostFacts): LabRefusal[] {
+function hostRefusals(host: HostFacts): LabRefusal[] {
   const out: LabRefusal[] = [];
   if (host.platform !== 'linux')
     out.push({ part: 'host', feature: null, reason: `live labs need Linux (network namespaces, veth, tc); this is ${host.platform}` });

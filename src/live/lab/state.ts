@@ -21,6 +21,7 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { probeHost, type HostFacts } from './host.js';
+import { sleep } from '../sleep.js';
 import {
   addAddress,
   addBridge,
@@ -42,7 +43,7 @@ import {
 import { LabRefusedError, checkPlanFeasible, isLabName, type LabNodePlan, type LabPlan } from './plan.js';
 
 /** Where labs keep their state unless told otherwise. */
-export const DEFAULT_LABS_DIR = '/run/seine/labs';
+const DEFAULT_LABS_DIR = '/run/seine/labs';
 
 /** The directory that holds every lab's directory: `dir`, else `$SEINE_LABS_DIR`, else /run/seine/labs. */
 export function labsDir(dir?: string): string {
@@ -161,8 +162,6 @@ export function processesInNetns(inodes: ReadonlySet<number>): { pid: number; st
   }
   return out;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------
 // The state file
@@ -512,7 +511,7 @@ export function summarize(r: LabDownReport): string {
 }
 
 /** `labDown` removed only part of the lab; its state is kept for another try. */
-export class LabDownError extends Error {
+class LabDownError extends Error {
   constructor(
     readonly report: LabDownReport,
     readonly errors: string[],

@@ -150,7 +150,7 @@ export function parsePing(stdout: string, stderr: string, self: string | null = 
 // UDP: iperf3
 
 /** The smallest UDP payload iperf3 sends (its sequence number and timestamp). */
-export const IPERF_MIN_PAYLOAD = 16;
+const IPERF_MIN_PAYLOAD = 16;
 
 export interface UdpStream {
   /** IP packet bytes of this stream's datagrams. */
