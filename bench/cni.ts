@@ -174,7 +174,7 @@ async function worker(): Promise<void> {
       ),
       f(
         'cni.add.seq.agent.save.p50',
-        "ADD, sequential: the agent's attachments file (written, fsync'd, renamed), median",
+        "ADD, sequential: the agent's attachments file (written to a temporary file and renamed, not fsync'd), median",
         pct(
           stepSeq.map((x) => x.save),
           50,

@@ -24,12 +24,10 @@
  */
 import { inspect } from 'node:util';
 import {
-  AEAD_KEY_LEN,
   AEAD_NONCE_LEN,
   AEAD_TAG_LEN,
   createAead,
   currentAeadObserver,
-  isAeadAlgorithm,
   keyFingerprint,
   type Aead,
   type AeadAlgorithm,
@@ -116,12 +114,6 @@ export class AeadKey {
   [inspect.custom](): string {
     return this.toJSON();
   }
-}
-
-/** An `AeadKey`; throws a RangeError for an unknown algorithm or a key of the wrong length. */
-export function createAeadKey(algorithm: AeadAlgorithm, key: Uint8Array): AeadKey {
-  if (!isAeadAlgorithm(algorithm)) throw new RangeError(`AEAD ${String(algorithm)} is not one of ${Object.keys(AEAD_KEY_LEN).join(', ')}`);
-  return new AeadKey(algorithm, key);
 }
 
 /**
