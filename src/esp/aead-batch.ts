@@ -23,16 +23,7 @@
  * zero-fills it.
  */
 import { inspect } from 'node:util';
-import {
-  AEAD_NONCE_LEN,
-  AEAD_TAG_LEN,
-  createAead,
-  currentAeadObserver,
-  keyFingerprint,
-  type Aead,
-  type AeadAlgorithm,
-  type AeadObserver,
-} from './aead.js';
+import { AEAD_NONCE_LEN, AEAD_TAG_LEN, createAead, currentAeadObserver, keyFingerprint, type Aead, type AeadAlgorithm, type AeadObserver } from './aead.js';
 
 /** The addon's AEAD calls (native/seine.c); live/native.ts's `Native` has them. */
 export interface NativeAead {
