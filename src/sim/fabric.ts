@@ -192,10 +192,14 @@ export class Fabric {
     const lo = Math.min(i, j),
       hi = Math.max(i, j);
     const cfg = this.overrides.get(k) ?? this.defaults;
-    const link = new SimLink(this.sim, this.pool, { ...cfg, macA: this.uplinks[lo]!.mac, macB: this.uplinks[hi]!.mac }, [
-      `${this.nodeName(lo)}->${this.nodeName(hi)}`,
-      `${this.nodeName(hi)}->${this.nodeName(lo)}`,
-    ]);
+    // The configuration object is shared (see `SimLink`'s `macs`): one hidden class, and hot in the cache.
+    const link = new SimLink(
+      this.sim,
+      this.pool,
+      cfg,
+      [`${this.nodeName(lo)}->${this.nodeName(hi)}`, `${this.nodeName(hi)}->${this.nodeName(lo)}`],
+      [this.uplinks[lo]!.mac, this.uplinks[hi]!.mac],
+    );
     // What end a sends arrives at end b, which belongs to the higher node.
     link.b.setReceiver(this.uplinks[hi]!.receiver);
     link.a.setReceiver(this.uplinks[lo]!.receiver);

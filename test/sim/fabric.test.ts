@@ -90,3 +90,31 @@ test('fabric: a pair override has its own MTU; a path or a node taken down drops
   carrier = [];
   assert.equal(pool.available, pool.size);
 });
+
+test("fabric: paths share the defaults' configuration object; each end carries its node's uplink MAC; an override is its own", () => {
+  const { sim, pool, f } = setup();
+  f.override('b', 'c', { mtu: 1400 });
+  send(f, pool, 0, 0x020000000011, 100);
+  send(f, pool, 0, 0x020000000012, 100);
+  send(f, pool, 1, 0x020000000012, 100);
+  sim.run(10_000);
+  const paths = f.allPaths();
+  const ab = paths.find((p) => p.a === 'a' && p.b === 'b')!.link;
+  const ac = paths.find((p) => p.a === 'a' && p.b === 'c')!.link;
+  const bc = paths.find((p) => p.a === 'b' && p.b === 'c')!.link;
+  // One object: a copy per path gave each its own hidden class, and per-frame reads of it went megamorphic.
+  assert.equal(ab.cfg, f.defaults);
+  assert.equal(ac.cfg, f.defaults);
+  assert.notEqual(bc.cfg, f.defaults);
+  assert.equal(bc.cfg.mtu, 1400);
+  assert.equal(bc.cfg.latencyNs, 1000, 'an override keeps the defaults it does not name');
+  assert.deepEqual(
+    [ab, ac, bc].map((l) => [l.a.mac, l.b.mac]),
+    [
+      [0x020000000010, 0x020000000011],
+      [0x020000000010, 0x020000000012],
+      [0x020000000011, 0x020000000012],
+    ],
+  );
+  assert.equal(pool.available, pool.size);
+});
