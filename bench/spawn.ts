@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { median } from '../src/sim/latency.js';
 import type { BenchEntry, OnceBench, OnceFigure } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -36,12 +37,6 @@ function forkBench(): OnceBench {
       return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as OnceFigure[];
     },
   };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function worker(): Promise<OnceFigure[]> {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { runIpam } from '../../src/live/cni-ipam.js';
 import { CniError } from '../../src/live/cni-spec.js';
-import { CommandError } from '../../src/live/lab/netns.js';
+import { CommandError, run } from '../../src/live/lab/netns.js';
 import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { runFast } from '../../src/live/spawn.js';
 
@@ -193,5 +193,19 @@ describe('runFast (posix_spawn through the native addon)', { skip: SKIP }, () =>
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+// A command that exits without reading its stdin (host-local VERSION does) closes the pipe under the
+// writer: that EPIPE once escaped `run` as an unhandled 'error' event and ended the process.
+describe('a command that does not read its stdin', () => {
+  const input = 'x'.repeat(1 << 20);
+  test('run resolves with the exit status, not an EPIPE', async () => {
+    assert.deepEqual(await run(['/bin/true'], { input }), { stdout: '', stderr: '' });
+    await assert.rejects(run(['/bin/false'], { input }), (e: unknown) => e instanceof CommandError && /exit code 1/.test(e.message));
+  });
+  test('runFast resolves with the exit status, not an EPIPE', { skip: SKIP }, async () => {
+    assert.equal((await runFast(['/bin/true'], { input })).stdout, '');
+    await assert.rejects(runFast(['/bin/false'], { input }), (e: unknown) => e instanceof CommandError);
   });
 });

@@ -88,6 +88,9 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
         reject(new CommandError(argv, e.code ?? null, e.signal ?? null, stdout, stderr, timedOut));
       },
     );
+    // A command may exit without reading its stdin (host-local VERSION does): the pipe's EPIPE is then
+    // not an error of ours — the exit status and output say how the command went.
+    child.stdin?.on('error', () => {});
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
