@@ -240,6 +240,13 @@ export class EspPeer {
   get ready(): boolean {
     return this.out !== null && this.confirmed;
   }
+
+  /** The lookahead no longer applies (its epochs are installed or passed, or its keys replaced): computed afresh at the next unknown SPI. */
+  forgetLookahead(): void {
+    this.aheadFrom = -1;
+    this.aheadSpis = [];
+    this.aheadSas = [];
+  }
 }
 
 /** Hellos a peer may get in a burst, and per second after it (answers and retransmissions alike). */
@@ -736,9 +743,7 @@ export class EspSadb {
       // The window is used up: it is computed again from the new epoch at the next unknown SPI. Left in
       // place, every later packet on this SA (now current, not next) would be found in it and installed
       // and rotated again — the old epoch's grace cut short and the next SA derived per packet.
-      peer.aheadFrom = -1;
-      peer.aheadSpis = [];
-      peer.aheadSas = [];
+      peer.forgetLookahead();
     }
     this.rotate(peer, now);
   }
@@ -903,8 +908,7 @@ export class EspSadb {
     this.register(peer.inCur, peer.index);
     peer.inNext = null;
     this.setNext(peer, epoch + 1, now);
-    peer.aheadFrom = -1;
-    peer.aheadSas = [];
+    peer.forgetLookahead();
     if (peer.out === null) this.setOut(peer, peer.outEpoch, this.deriver(peer, true).keys(peer.outEpoch), now);
     else this.rekeyOut(peer, now);
     // This life of the peer has not shown yet that it took this node's: nothing is sent to it until then.
@@ -924,8 +928,7 @@ export class EspSadb {
   private resync(peer: EspPeer, epoch: number, now: number): void {
     this.setNext(peer, epoch, now);
     this.rotate(peer, now);
-    peer.aheadFrom = -1;
-    peer.aheadSas = [];
+    peer.forgetLookahead();
     this.resyncs++;
   }
 
