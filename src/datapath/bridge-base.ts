@@ -10,7 +10,7 @@ import { BATCH_SIZE, PacketBatch, type PacketBuf, type PacketPool } from '../pac
 import { GsoStats } from '../packet/gso.js';
 import { hex, ipv4ToString, ipv6ToString, macToString, rd32, rdMac } from '../wire/bytes.js';
 import { GeneveView, GENEVE_HEADER_LEN } from '../wire/geneve.js';
-import { type DropReason, dropReasonName } from '../wire/drop.js';
+import { DropReason, dropReasonName } from '../wire/drop.js';
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { Tunnel, type TunnelConfig, type VtepConfig } from '../overlay/tunnel.js';
 import { TooBigLimiter } from '../mtu/icmp.js';
@@ -155,6 +155,26 @@ export abstract class BridgeBase {
     const n = (this.espHeldPerPeer.get(k) ?? 0) - 1;
     if (n > 0) this.espHeldPerPeer.set(k, n);
     else this.espHeldPerPeer.delete(k);
+  }
+
+  /**
+   * Drops the waiting packets `which` selects (EspNoSa), on their tunnel port; null selects those that
+   * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
+   * The rest are compacted in one pass, not a splice each: a start-up burst holds up to a quarter of the pool.
+   */
+  protected dropHeld(which: ((h: HeldForEsp) => boolean) | null): void {
+    let kept = 0;
+    for (const h of this.espHeld) {
+      if (which === null ? this.now - h.at <= this.tunnels[h.port]!.sadb!.waitNs : !which(h)) {
+        this.espHeld[kept++] = h;
+        continue;
+      }
+      this.unhold(h);
+      const port = this.ports[h.port];
+      if (port === null || port === undefined) h.p.release();
+      else this.drop(h.p, port, DropReason.EspNoSa, 'encapsulate');
+    }
+    this.espHeld.length = kept;
   }
 
   constructor(opts: BridgeOptions) {
@@ -544,7 +564,6 @@ export abstract class BridgeBase {
   protected abstract flush(): void;
   protected abstract drain(): void;
   protected abstract emitFromGateway(p: PacketBuf): void;
-  protected abstract dropHeld(which: ((h: HeldForEsp) => boolean) | null): void;
 }
 
 export function bump(a: Float64Array, i: number): void {
