@@ -4,12 +4,11 @@
  * how it built the frame; tshark checks the segments as a peer at the end.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { PcapWriter } from '../../src/capture/index.js';
 import { PacketBatch, PacketPool, type PacketBuf } from '../../src/packet/buf.js';
 import { Coalescer, GSO_MAX_SEGMENTS, GsoStats, segment } from '../../src/packet/gso.js';
 import { VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP, VNET_GSO_UDP_L4 } from '../../src/packet/vnet.js';
@@ -18,6 +17,7 @@ import { compose, type Layer } from '../../src/wire/stack.js';
 import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpOption } from '../../src/wire/tcp.js';
 import { requireTool, rng, run } from '../helpers.js';
 import { eth, ip4, ip6 } from '../peers/catalogue.js';
+import { writePcap } from '../peers/tshark-json.js';
 
 // --- an independent checksum -------------------------------------------------------------------
 
@@ -1001,11 +1001,8 @@ test("gso: tshark finds every segment's IP, TCP and UDP checksums good and reass
   }
   const dir = mkdtempSync(join(tmpdir(), 'seine-gso-'));
   try {
-    const chunks: Uint8Array[] = [];
-    const w = new PcapWriter((c) => chunks.push(c.slice()));
-    frames.forEach((f, i) => w.writePacket(0, BigInt(i) * 1000n, f));
     const file = join(dir, 'segments.pcap');
-    writeFileSync(file, Buffer.concat(chunks));
+    writePcap(file, frames);
     const prefs = ['-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
     const rows = run('tshark', [
       '-n',

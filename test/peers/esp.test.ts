@@ -18,12 +18,11 @@
  * sequence numbers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { PcapWriter } from '../../src/capture/index.js';
 import { espProtect, EspSealBatch, espUnprotect } from '../../src/esp/esp.js';
 import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { InboundSa, OutboundSa, type EspKeying } from '../../src/esp/sa.js';
@@ -33,6 +32,7 @@ import { fromHex, hex } from '../../src/wire/bytes.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireScapy, requireTool, rng, run, SYSTEM_PYTHON } from '../helpers.js';
 import { eth, ip4, ip6, udp } from './catalogue.js';
+import { writePcap } from './tshark-json.js';
 
 /** The compiled test runs from dist/test/peers; the script stays in the source tree. */
 const SCRIPT = fileURLToPath(new URL('../../../test/peers/esp_peer.py', import.meta.url));
@@ -243,13 +243,12 @@ after(() => {
 type Layers = Record<string, unknown>;
 
 function tshark(cases: Case[], alg: string, batched = false): { layers: Layers[]; error: string | null } {
-  const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((b) => chunks.push(b.slice()));
-  let t = 0n;
   const ps = batched ? protectBatch(cases) : cases.map(protect);
-  for (const p of ps) w.writePacket(0, (t += 1000n), p.bytes());
   const path = join(dir, `esp-${cases[0]!.cipher}${batched ? '-batch' : ''}.pcap`);
-  writeFileSync(path, Buffer.concat(chunks));
+  writePcap(
+    path,
+    ps.map((p) => p.bytes()),
+  );
   const sas = cases.flatMap((c) =>
     ['IPv4', 'IPv6'].map((fam) => ['-o', `uat:esp_sa:"${fam}","*","*","0x${c.spi.toString(16).padStart(8, '0')}","${alg}","0x${keyHex(c.keying)}","NULL",""`]),
   );

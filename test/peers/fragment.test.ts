@@ -7,11 +7,10 @@
  * header inside the reassembled data, and find nothing malformed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PcapWriter } from '../../src/capture/index.js';
 import { fragmentIpv4, fragmentIpv6 } from '../../src/mtu/fragment.js';
 import { PacketPool, type PacketBuf } from '../../src/packet/buf.js';
 import { fromHex, hex } from '../../src/wire/bytes.js';
@@ -21,7 +20,7 @@ import { IPV6_NH_DEST_OPTS, IPV6_NH_HOP_BY_HOP, IPV6_NH_ROUTING } from '../../sr
 import { compose, type Layer } from '../../src/wire/stack.js';
 import { requireTool, rng, run } from '../helpers.js';
 import { eth, ip4, ip6, udp } from './catalogue.js';
-import { allPairs } from './tshark-json.js';
+import { allPairs, writePcap } from './tshark-json.js';
 
 const ETH = 14;
 
@@ -130,12 +129,11 @@ before(() => {
   });
   assert.equal(pool.available, 64);
   dir = mkdtempSync(join(tmpdir(), 'seine-fragment-'));
-  const chunks: Uint8Array[] = [];
-  const w = new PcapWriter((c) => chunks.push(c.slice()));
-  let t = 0n;
-  for (const c of cuts) for (const f of c.frames) w.writePacket(0, (t += 1000n), f);
   const path = join(dir, 'fragments.pcap');
-  writeFileSync(path, Buffer.concat(chunks));
+  writePcap(
+    path,
+    cuts.flatMap((c) => c.frames),
+  );
   const prefs = ['-o', 'ip.defragment:TRUE', '-o', 'ipv6.defragment:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
   tsharkText = run('tshark', ['-r', path, '-x', ...prefs]);
   tsharkJson = JSON.parse(run('tshark', ['-r', path, '-T', 'json', '--no-duplicate-keys', ...prefs])) as typeof tsharkJson;
