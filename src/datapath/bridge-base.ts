@@ -62,8 +62,15 @@ export interface HeldForEsp {
   at: number;
 }
 
+/**
+ * Packets per VTEP that may wait for ESP announcements (more are dropped as EspNoSa): a start's burst —
+ * a TCP window, a pod's start-up chatter, several pods at once — fits; WireGuard stages as many per peer
+ * (MAX_STAGED_PACKETS). In all, at most a quarter of the pool waits, so the rest keeps flowing.
+ */
+const HELD_PER_PEER = 128;
+
 /** The key of a (tunnel port, VTEP) pair in `espHeldPerPeer`: one number, so a lookup allocates nothing. */
-export function heldKey(port: number, aux: number): number {
+function heldKey(port: number, aux: number): number {
   return port * 2 ** 32 + aux;
 }
 
@@ -149,8 +156,39 @@ export abstract class BridgeBase {
    */
   protected readonly espHeldPerPeer = new Map<number, number>();
 
+  /** `p`, for the tunnel port `port` and VTEP `aux`, waits for the peer's announcement (see `serviceEsp`). */
+  protected holdForEsp(p: PacketBuf, port: Port, aux: number): void {
+    const k = heldKey(port.index, aux);
+    const mine = this.espHeldPerPeer.get(k) ?? 0;
+    if (mine >= HELD_PER_PEER || this.espHeld.length >= this.pool.size >> 2) {
+      this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
+      return;
+    }
+    if (p.traced) this.record('encapsulate', port, "held: waiting for the peer's ESP announcement", { waiting: mine + 1 });
+    this.espHeld.push({ p, port: port.index, aux, at: this.now });
+    this.espHeldPerPeer.set(k, mine + 1);
+  }
+
+  /**
+   * Takes out, in the order they were held, the packets for the tunnel port at `port` whose VTEP is in
+   * `ready` (its peer can be sent to now). The rest are compacted in one pass, not a splice each: a
+   * start-up burst holds up to a quarter of the pool.
+   */
+  protected releaseHeld(port: number, ready: readonly number[]): HeldForEsp[] {
+    const go: HeldForEsp[] = [];
+    let kept = 0;
+    for (const h of this.espHeld) {
+      if (h.port === port && ready.includes(h.aux)) {
+        go.push(h);
+        this.unhold(h);
+      } else this.espHeld[kept++] = h;
+    }
+    this.espHeld.length = kept;
+    return go;
+  }
+
   /** `h` waits no more (released or dropped): one fewer for its peer. */
-  protected unhold(h: HeldForEsp): void {
+  private unhold(h: HeldForEsp): void {
     const k = heldKey(h.port, h.aux);
     const n = (this.espHeldPerPeer.get(k) ?? 0) - 1;
     if (n > 0) this.espHeldPerPeer.set(k, n);
@@ -160,7 +198,7 @@ export abstract class BridgeBase {
   /**
    * Drops the waiting packets `which` selects (EspNoSa), on their tunnel port; null selects those that
    * waited longer than their database's `waitNs` (checked once a batch while any wait, without a closure).
-   * The rest are compacted in one pass, not a splice each: a start-up burst holds up to a quarter of the pool.
+   * The rest are compacted in one pass, as in `releaseHeld`.
    */
   protected dropHeld(which: ((h: HeldForEsp) => boolean) | null): void {
     let kept = 0;

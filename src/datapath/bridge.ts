@@ -41,7 +41,7 @@ import { DONE as REASM_DONE, HELD as REASM_HELD, Reassembler } from '../mtu/reas
 import { GatewayVerdict, GLOBAL_VIRTUAL_MAC } from './gateway.js';
 import type { Port } from './port.js';
 import type { Stage } from './trace.js';
-import { BridgeBase, bump, FLOOD, heldKey, type HeldForEsp } from './bridge-base.js';
+import { BridgeBase, bump, FLOOD } from './bridge-base.js';
 
 export { FLOOD, type BridgeOptions, type Clock, type GatewayPortOptions, type PortOptions } from './bridge-base.js';
 
@@ -144,17 +144,7 @@ export class Bridge extends BridgeBase {
       }
       if (sadb.readied.length > 0) {
         const ready = sadb.readied.splice(0);
-        const go: HeldForEsp[] = [];
-        // Compacted in one pass, not a splice each: a start-up burst holds up to a quarter of the pool.
-        let kept = 0;
-        for (const h of this.espHeld) {
-          if (h.port === port.index && ready.includes(h.aux)) {
-            go.push(h);
-            this.unhold(h);
-          } else this.espHeld[kept++] = h;
-        }
-        this.espHeld.length = kept;
-        for (const h of go) this.outputSlow(h.p, port.index, h.aux);
+        for (const h of this.releaseHeld(port.index, ready)) this.outputSlow(h.p, port.index, h.aux);
       }
     }
     if (this.espHeld.length > 0) this.dropHeld(null);
@@ -164,26 +154,6 @@ export class Bridge extends BridgeBase {
   private encapFailed(p: PacketBuf, port: Port, aux: number, r: number): void {
     if (r === ESP_WAIT) this.holdForEsp(p, port, aux);
     else this.drop(p, port, r, 'encapsulate');
-  }
-
-  /**
-   * Packets per VTEP that may wait for ESP announcements (more are dropped as EspNoSa): a start's burst —
-   * a TCP window, a pod's start-up chatter, several pods at once — fits; WireGuard stages as many per peer
-   * (MAX_STAGED_PACKETS). In all, at most a quarter of the pool waits, so the rest keeps flowing.
-   */
-  private static readonly HELD_PER_PEER = 128;
-
-  /** `p`, for the tunnel port at `idx` and VTEP `aux`, waits for the peer's announcement (see `serviceEsp`). */
-  private holdForEsp(p: PacketBuf, port: Port, aux: number): void {
-    const k = heldKey(port.index, aux);
-    const mine = this.espHeldPerPeer.get(k) ?? 0;
-    if (mine >= Bridge.HELD_PER_PEER || this.espHeld.length >= this.pool.size >> 2) {
-      this.drop(p, port, DropReason.EspNoSa, 'encapsulate');
-      return;
-    }
-    if (p.traced) this.record('encapsulate', port, "held: waiting for the peer's ESP announcement", { waiting: mine + 1 });
-    this.espHeld.push({ p, port: port.index, aux, at: this.now });
-    this.espHeldPerPeer.set(k, mine + 1);
   }
 
   /**
