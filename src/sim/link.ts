@@ -50,6 +50,18 @@ export interface LinkStats {
   droppedNoRx: number;
 }
 
+/** A path's loss reasons as reports and samples name them, in the order `addPathDrops` adds them. */
+export const PATH_DROPS = ['queue', 'loss', 'mtu', 'down', 'norx'] as const;
+
+/** Adds one end's losses to `into` in `PATH_DROPS` order (named loads: a keyed load by a string variable was 20× slower here). */
+export function addPathDrops(into: Float64Array, s: LinkStats): void {
+  into[0] = into[0]! + s.droppedQueue;
+  into[1] = into[1]! + s.droppedLoss;
+  into[2] = into[2]! + s.droppedMtu;
+  into[3] = into[3]! + s.droppedDown;
+  into[4] = into[4]! + s.droppedNoRx;
+}
+
 function check(name: string, v: number | undefined, min: number, max = Infinity): void {
   if (v !== undefined && !(typeof v === 'number' && v >= min && v <= max))
     throw new RangeError(`link ${name} ${String(v)} is not a number in [${min}, ${max}]`);
