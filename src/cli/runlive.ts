@@ -392,7 +392,6 @@ function liveReport(o: LiveOutcome): Report {
 function flowResult(f: LiveFlow): FlowResult {
   const r = f.result ?? {
     ...base(f),
-    planned: f.t.type === 'tcp' ? f.t.bytes : f.t.count,
     sent: 0,
     delivered: 0,
     lost: f.t.type === 'tcp' ? 0 : f.t.count,

@@ -37,7 +37,7 @@ import { IcmpObserver, type IcmpWatch } from './icmpwatch.js';
 import { percentile, SimHost, type PingStats, type UdpFlow, type UdpFlowOptions, type UdpSink } from './host.js';
 import { loadReplay } from '../scenario/replay.js';
 import type { TcpFlow } from './tcp.js';
-import type { LinkConfig } from './link.js';
+import { addPathDrops, PATH_DROPS, type LinkConfig } from './link.js';
 import { checkExpectations, type FlowResult, type PathResult, type Report } from './report.js';
 import {
   endpointText,
@@ -689,9 +689,6 @@ function nodeDrops(n: NodeRt): Record<string, Record<string, number>> {
   return out;
 }
 
-/** A path's loss counters; the report names each without its prefix (queue, loss, mtu, down, norx). */
-const PATH_DROP_COUNTERS = ['droppedQueue', 'droppedLoss', 'droppedMtu', 'droppedDown', 'droppedNoRx'] as const;
-
 function buildReport(c: Cluster): Report {
   const flows = c.flows.map((f) => flowResult(c, f));
   const byName = new Map(flows.map((f) => [f.name, f]));
@@ -705,14 +702,15 @@ function buildReport(c: Cluster): Report {
     outer += n.tunnelPort.counters.txBytes;
   }
   const paths: PathResult[] = [];
+  const pd = new Float64Array(PATH_DROPS.length);
   c.fabric.forEachPath((a, b, link) => {
     const s0 = link.a.stats,
       s1 = link.b.stats;
+    pd.fill(0);
+    addPathDrops(pd, s0);
+    addPathDrops(pd, s1);
     const dropped: Record<string, number> = {};
-    for (const k of PATH_DROP_COUNTERS) {
-      const v = s0[k] + s1[k];
-      if (v > 0) dropped[k.slice('dropped'.length).toLowerCase()] = v;
-    }
+    for (let j = 0; j < PATH_DROPS.length; j++) if (pd[j]! > 0) dropped[PATH_DROPS[j]!] = pd[j]!;
     paths.push({ a, b, sent: [s0.sent, s1.sent], delivered: [s0.delivered, s1.delivered], dropped });
   });
   const expectations = checkExpectations(c.scenario.expect, byName, drops, (name) => {

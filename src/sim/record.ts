@@ -11,7 +11,7 @@ import type { Report } from './report.js';
 import type { Cluster } from './cluster.js';
 import type { Scenario } from '../scenario/scenario.js';
 import type { TraceResult } from './tracer.js';
-import type { LinkStats } from './link.js';
+import { addPathDrops, PATH_DROPS } from './link.js';
 import { DROP_REASON_COUNT, dropReasonName, type DropReason } from '../wire/drop.js';
 
 /** The scenario's shape, for the drawing: no secrets (the ESP secret stays out). */
@@ -124,20 +124,9 @@ export function topologyOf(s: Scenario): Topology {
   };
 }
 
-const PATH_DROPS = ['queue', 'loss', 'mtu', 'down', 'norx'] as const;
-
 /** `into[r] += from[r]` for every reason: a function of its own, so V8 compiles one tight loop for all ports. */
 function addDrops(into: Float64Array, from: Float64Array): void {
   for (let r = 1; r < from.length; r++) into[r] = into[r]! + from[r]!;
-}
-
-/** Adds one end's losses to `into` in `PATH_DROPS` order (named loads: a keyed load by a string variable was 20× slower here). */
-function addPathDrops(into: Float64Array, s: LinkStats): void {
-  into[0] = into[0]! + s.droppedQueue;
-  into[1] = into[1]! + s.droppedLoss;
-  into[2] = into[2]! + s.droppedMtu;
-  into[3] = into[3]! + s.droppedDown;
-  into[4] = into[4]! + s.droppedNoRx;
 }
 
 /** What a flow had counted at the previous sample. */

@@ -99,7 +99,7 @@ test('host: an absent neighbour is solicited three times, then its queued packet
 function tunnelled(): Rig {
   const sim = new Simulator(3);
   const pool = new PacketPool({ count: 512, frameCapacity: 9216 });
-  const link = new SimLink(sim, pool, { latencyNs: 100_000, bandwidthBps: 1e9, macA: 0x0e0000000001, macB: 0x0e0000000002 });
+  const link = new SimLink(sim, pool, { latencyNs: 100_000, bandwidthBps: 1e9 }, undefined, [0x0e0000000001, 0x0e0000000002]);
   const [a, b] = hosts(sim, pool);
   [a, b].forEach((h, k) => {
     const i = k + 1;
@@ -309,7 +309,7 @@ test('host: pods on two nodes routed through their gateways over a VXLAN underla
   const sim = new Simulator(6);
   const pool = new PacketPool({ count: 512, frameCapacity: 9216 });
   const L = 100_000;
-  const link = new SimLink(sim, pool, { latencyNs: L, bandwidthBps: 1e9, macA: 0x0e0000000001, macB: 0x0e0000000002 });
+  const link = new SimLink(sim, pool, { latencyNs: L, bandwidthBps: 1e9 }, undefined, [0x0e0000000001, 0x0e0000000002]);
   const pods = ([1, 2] as const).map((i) => {
     const j = 3 - i;
     const br = new Bridge({ name: `node${i}`, pool, clock: sim.clock });

@@ -193,7 +193,7 @@ test("sim link: two bridges over a simulated underlay — VXLAN pod traffic arri
   const { eth, ip4, udp, zeros } = await import('../peers/catalogue.js');
   const sim = new Simulator(5);
   const pool = new PacketPool({ count: 256, frameCapacity: 2048 });
-  const link = new SimLink(sim, pool, { latencyNs: 100_000, bandwidthBps: 1e9, macA: 0x0e0000000001, macB: 0x0e0000000002 });
+  const link = new SimLink(sim, pool, { latencyNs: 100_000, bandwidthBps: 1e9 }, undefined, [0x0e0000000001, 0x0e0000000002]);
   const pods = [1, 2].map((i) => {
     const br = new Bridge({ name: `node${i}`, pool, clock: sim.clock });
     br.addTunnel('tun0', i === 1 ? link.a : link.b, { kind: 'vxlan', mode: 'l2', localIp: `192.168.0.${i}` });

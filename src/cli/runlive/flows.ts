@@ -129,9 +129,10 @@ function watch(f: LiveFlow, proto: number, id: number): IcmpWatch {
   return w;
 }
 
+/** The fields of a flow's result that its plan gives: `planned` is a TCP flow's bytes, else its packets. */
 export function base(f: LiveFlow): Pick<FlowResult, 'name' | 'type' | 'from' | 'to' | 'family' | 'planned'> {
   const t = f.t;
-  return { name: t.name, type: t.type, from: endpointText(t.from), to: endpointText(t.to), family: t.family, planned: t.count };
+  return { name: t.name, type: t.type, from: endpointText(t.from), to: endpointText(t.to), family: t.family, planned: t.type === 'tcp' ? t.bytes : t.count };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -308,7 +309,6 @@ export async function runTcp(c: Ctx, f: LiveFlow): Promise<FlowResult> {
     );
   return {
     ...base(f),
-    planned: t.bytes,
     sent: segs,
     delivered,
     lost: info.retransmits,
