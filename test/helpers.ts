@@ -71,3 +71,9 @@ export function rng(seed: number): () => number {
     return x >>> 0;
   };
 }
+
+/** Seeded random bytes (`rng`'s low bytes): an ESP node's `random`, or a payload that replays exactly. */
+export function randomBytesFrom(seed: number): (n: number) => Uint8Array {
+  const r = rng(seed);
+  return (n) => Uint8Array.from({ length: n }, () => r() & 0xff);
+}

@@ -8,14 +8,13 @@ import { test } from 'node:test';
 import { decodeHello, encodeHello, HELLO_ANSWER, HELLO_REKEY, HELLO_TAKEN, HELLO_LEN } from '../../src/esp/hello.js';
 import { ClusterSecret } from '../../src/esp/keys.js';
 import { ESP_WAIT, EspSadb } from '../../src/esp/sadb.js';
-import { rng } from '../helpers.js';
+import { randomBytesFrom } from '../helpers.js';
 
 const SECRET = new ClusterSecret(new Uint8Array(32).map((_, i) => (i * 13 + 5) & 0xff));
 
 /** Node `i`'s database towards node `peer`; another `life`, another incarnation. */
 function db(i: number, peer: number, life = 0): EspSadb {
-  const r = rng(i * 104729 + life * 7919 + 3);
-  const d = new EspSadb({ cipher: 'aes-gcm-128', secret: SECRET, random: (n) => Uint8Array.from({ length: n }, () => r() & 0xff) }, `n${i}`, {
+  const d = new EspSadb({ cipher: 'aes-gcm-128', secret: SECRET, random: randomBytesFrom(i * 104729 + life * 7919 + 3) }, `n${i}`, {
     kind: 'vxlan',
     port: 4789,
     localAddr: `10.9.0.${i}`,

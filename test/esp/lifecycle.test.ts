@@ -30,7 +30,7 @@ import { DropReason } from '../../src/wire/drop.js';
 import { compose } from '../../src/wire/stack.js';
 import { eth, ip4, udp, zeros } from '../peers/catalogue.js';
 import { assertBooks, assertPoolFull, drops, introduceEsp, TapEnd, VirtualClock } from '../datapath/topology.js';
-import { rng } from '../helpers.js';
+import { randomBytesFrom } from '../helpers.js';
 
 const SECRET = new ClusterSecret(new Uint8Array(32).map((_, i) => (i * 29 + 3) & 0xff));
 const dir = mkdtempSync(join(tmpdir(), 'seine-lifecycle-'));
@@ -69,8 +69,7 @@ function wire(a: number, b: number, mtu = 1500): [Wire, Wire] {
 
 /** Randomness from a seed: another seed, another incarnation. */
 function randomFrom(seed: number): (n: number) => Uint8Array {
-  const r = rng(seed * 2654435761 + 1);
-  return (n) => Uint8Array.from({ length: n }, () => r() & 0xff);
+  return randomBytesFrom(seed * 2654435761 + 1);
 }
 
 interface NodeOpts {

@@ -23,7 +23,7 @@ import { DropReason, dropReasonName } from '../../src/wire/drop.js';
 import { compose } from '../../src/wire/stack.js';
 import { eth, ip4, tcp, udp, zeros } from '../peers/catalogue.js';
 import { assertBooks, assertPoolFull, VirtualClock } from '../datapath/topology.js';
-import { rng } from '../helpers.js';
+import { randomBytesFrom, rng } from '../helpers.js';
 
 const SECRET = new ClusterSecret(new Uint8Array(32).map((_, i) => (i * 31 + 7) & 0xff));
 const IP = (i: number): string => `10.9.0.${i}`;
@@ -125,12 +125,11 @@ function node(
   pod = new Endpoint(`pod${i}`, pool, PMAC(i)),
 ): { br: Bridge; pod: Endpoint } {
   const br = new Bridge({ name: `n${i}`, pool, clock });
-  const r = rng(i * 7919 + 13);
   br.addTunnel('t', under, {
     kind: 'vxlan',
     mode: 'l2',
     localIp: IP(i),
-    esp: { cipher: 'aes-gcm-128', secret: SECRET, node: `n${i}`, random: (n) => Uint8Array.from({ length: n }, () => r() & 0xff), ...esp },
+    esp: { cipher: 'aes-gcm-128', secret: SECRET, node: `n${i}`, random: randomBytesFrom(i * 7919 + 13), ...esp },
   });
   br.addVtep('t', { ip: IP(peer), mac: UMAC(peer), vnis: [7], esp: { node: `n${peer}` } });
   br.mapVni('t', 7, 0);

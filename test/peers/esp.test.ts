@@ -30,7 +30,7 @@ import type { EspCipher } from '../../src/mtu/overhead.js';
 import { HEADROOM, PacketBuf, PacketPool, TAILROOM } from '../../src/packet/buf.js';
 import { fromHex, hex } from '../../src/wire/bytes.js';
 import { compose, type Layer } from '../../src/wire/stack.js';
-import { requireScapy, requireTool, rng, run, SYSTEM_PYTHON } from '../helpers.js';
+import { randomBytesFrom, requireScapy, requireTool, run, SYSTEM_PYTHON } from '../helpers.js';
 import { eth, ip4, ip6, udp } from './catalogue.js';
 import { writePcap } from './tshark-json.js';
 
@@ -57,8 +57,7 @@ interface Case {
 }
 
 function random(n: number, seed: number): Uint8Array {
-  const r = rng(seed);
-  return new Uint8Array(n).map(() => r() & 0xff);
+  return randomBytesFrom(seed)(n);
 }
 
 const vx = (vni: number): Layer => ({ kind: 'vxlan', repr: { vni } });
