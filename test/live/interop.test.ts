@@ -32,7 +32,7 @@ import { after, test, type TestContext } from 'node:test';
 import { ipJson } from '../../src/live/lab/netns.js';
 import type { NodeConfig } from '../../src/node/config.js';
 import { twoNodeConfigs } from './topo.js';
-import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
+import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, sleep, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/interop.test.ts');
 const rigs: Rig[] = [];
@@ -142,7 +142,7 @@ async function iperf(rig: Rig, serverNs: string, serverIp: string, clientNs: str
     throw new Error(`iperf3 ${name}: no JSON result: ${r.stdout.slice(0, 300)} ${r.stderr.slice(0, 300)}`);
   }
   assert.equal(j.error, undefined, `iperf3 ${name}: ${j.error}`);
-  await Promise.race([srv.exited, new Promise((res) => setTimeout(res, 5000))]);
+  await Promise.race([srv.exited, sleep(5000)]);
   await srv.stop();
   const s = j.end?.sum_sent;
   return { sent: s?.bytes ?? 0, received: j.end?.sum_received?.bytes ?? 0, seconds: s?.seconds ?? 0, retransmits: s?.retransmits ?? 0 };

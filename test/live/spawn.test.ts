@@ -14,6 +14,7 @@ import { CniError } from '../../src/live/cni-spec.js';
 import { CommandError, run } from '../../src/live/lab/netns.js';
 import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { runFast } from '../../src/live/spawn.js';
+import { sleep } from '../../src/live/sleep.js';
 
 const SKIP = nativeUnavailable() === null ? false : `SKIPPED: ${nativeUnavailable()}`;
 
@@ -156,7 +157,7 @@ describe('runFast (posix_spawn through the native addon)', { skip: SKIP }, () =>
     process.kill(c.pid, 'SIGKILL');
     let got = n.reap(c.pid);
     for (let i = 0; got === null && i < 500; i++) {
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
       got = n.reap(c.pid);
     }
     assert.deepEqual(got, { code: null, signal: 9 });
