@@ -1276,9 +1276,9 @@ static void cleanup(void *arg) {
 /* Process start without fork: posix_spawn                                                          */
 /*
  * libuv starts a child with fork(), which copies the parent's page tables: from an agent holding a large
- * packet pool that costs ~15 ms more per exec (figures in native/README.md). glibc's posix_spawn uses
- * clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the parent's size — and
- * reports an exec failure (ENOENT, EACCES) as its return value.
+ * packet pool each exec costs more (bench/spawn.ts measures both ways: spawn.fork.*). glibc's
+ * posix_spawn uses clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the
+ * parent's size — and reports an exec failure (ENOENT, EACCES) as its return value.
  *
  * spawnFast(path, argv, envp) starts `path` with stdin/stdout/stderr on pipes and returns the parent's
  * ends (O_CLOEXEC, blocking: Node's pipe handles set their own mode) with the pid and a pidfd (readable
