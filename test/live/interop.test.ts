@@ -168,18 +168,6 @@ async function seineAgent(rig: Rig, kind: 'vxlan' | 'geneve', a: string, aPod: s
   return startAgent(rig, { ns: a, node, pods: { a: { netns: aPod, ifname: 'eth0' } }, underlayMtu: 1500 });
 }
 
-interface StatsSnapshot {
-  macEntries: number;
-  gso: Record<string, number>;
-  peers: Array<{ peer: string; txPackets: number; rxPackets: number }>;
-  devices: Array<{ device: string; drops: Record<string, number> }>;
-  ports: Array<{ port: string; drops: Record<string, number> }>;
-}
-
-async function seineStats(agent: RigAgent): Promise<StatsSnapshot> {
-  return (await agent.request('stats'))['snapshot'] as StatsSnapshot;
-}
-
 /** Echo requests and replies inside the tunnel: "outerSrc innerSrc>innerDst type" per frame. */
 async function tunnelledIcmp(file: string, proto: 'vxlan' | 'geneve'): Promise<Set<string>> {
   const rows = await tsharkFields(file, `${proto} && icmp`, ['ip.src', 'ip.dst', 'icmp.type', `${proto}.vni`]);
@@ -270,7 +258,7 @@ test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pi
       learned.some((e) => e.mac === '02:00:00:01:00:01' && e.dst === UNDER_A),
       `the kernel learned seine's pod MAC behind ${UNDER_A}: ${JSON.stringify(learned)}`,
     );
-    const st = await seineStats(agent);
+    const st = await agent.stats();
     assert.ok(st.macEntries >= 2, `seine learned both pods' MACs (${st.macEntries} entries)`);
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0, `seine's tunnel counters for the kernel VTEP: ${JSON.stringify(peer)}`);
@@ -419,7 +407,7 @@ test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI
     const flows = await appctl(['dpctl/dump-flows']);
     assert.match(flows, /tnl_pop\(/, 'OVS decapsulated in its userspace datapath');
     assert.match(flows, /tnl_push\(tnl_port\(\d+\),header\(size=50,type=5,/, 'OVS encapsulated Geneve (type 5), 50 bytes of outer headers');
-    const st = await seineStats(agent);
+    const st = await agent.stats();
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(
       st.macEntries >= 2 && peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0,
