@@ -1368,8 +1368,8 @@ static napi_value spawn_fast(napi_env env, napi_callback_info info) {
     return NULL;
   }
 #ifdef SYS_pidfd_open
+  /* pidfd_open sets close-on-exec itself (pidfd_open(2)). */
   pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 #endif
   const char *names[5] = {"pid", "pidfd", "stdin", "stdout", "stderr"};
   int vals[5] = {pid, pidfd, mine[0], mine[1], mine[2]};
