@@ -1276,9 +1276,9 @@ static void cleanup(void *arg) {
 /* Process start without fork: posix_spawn                                                          */
 /*
  * libuv starts a child with fork(), which copies the parent's page tables: from an agent holding a large
- * packet pool that costs ~15 ms more per exec (figures in native/README.md). glibc's posix_spawn uses
- * clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the parent's size — and
- * reports an exec failure (ENOENT, EACCES) as its return value.
+ * packet pool each exec costs more (bench/spawn.ts measures both ways: spawn.fork.*). glibc's
+ * posix_spawn uses clone(CLONE_VM|CLONE_VFORK) instead — nothing copied, cost independent of the
+ * parent's size — and reports an exec failure (ENOENT, EACCES) as its return value.
  *
  * spawnFast(path, argv, envp) starts `path` with stdin/stdout/stderr on pipes and returns the parent's
  * ends (O_CLOEXEC, blocking: Node's pipe handles set their own mode) with the pid and a pidfd (readable
@@ -1368,8 +1368,8 @@ static napi_value spawn_fast(napi_env env, napi_callback_info info) {
     return NULL;
   }
 #ifdef SYS_pidfd_open
+  /* pidfd_open sets close-on-exec itself (pidfd_open(2)). */
   pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 #endif
   const char *names[5] = {"pid", "pidfd", "stdin", "stdout", "stderr"};
   int vals[5] = {pid, pidfd, mine[0], mine[1], mine[2]};

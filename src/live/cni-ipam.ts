@@ -50,8 +50,8 @@ interface Ran {
 }
 
 /**
- * Runs the plugin through spawn.ts's `runFast` (no fork: the agent's large pool made each fork ~15 ms
- * dearer, figures in native/README.md), or lab/netns.ts's `run` without the native addon; a non-zero
+ * Runs the plugin through spawn.ts's `runFast` (no fork: the agent's large pool makes each fork dearer,
+ * as bench/spawn.ts measures), or lab/netns.ts's `run` without the native addon; a non-zero
  * exit is an answer here (the plugin's error object), not a throw.
  */
 async function exec(file: string, env: NodeJS.ProcessEnv, stdin: string): Promise<Ran> {

@@ -50,6 +50,7 @@ import { parse as parseYaml } from 'yaml';
 import type { NodeConfig, NodePeerConfig } from '../node/config.js';
 import { TUNNEL_KINDS } from '../overlay/template.js';
 import { ipv4FromString, ipv6FromString, macFromString } from '../wire/bytes.js';
+import { fsErrorText } from './fs.js';
 
 export interface PodPlacement {
   netns: string;
@@ -159,7 +160,7 @@ function readText(path: string, what: string): string {
   try {
     st = statSync(path);
   } catch (e) {
-    throw new ConfigError(`${path}: cannot read the ${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new ConfigError(`${path}: cannot read the ${what}: ${fsErrorText(e)}`);
   }
   if (!st.isFile()) throw new ConfigError(`${path}: the ${what} is not a regular file`);
   if (st.size > MAX_CONFIG_BYTES) throw new ConfigError(`${path}: the ${what} is ${st.size} bytes; a configuration file is at most ${MAX_CONFIG_BYTES}`);

@@ -23,6 +23,7 @@ import { controlRequest } from '../../src/live/control.js';
 import { labDown, labStatus, openLab, processAlive } from '../../src/live/lab/state.js';
 import { ipJson, listNetns, runInNetns } from '../../src/live/lab/netns.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
+import { sleep } from '../../src/live/sleep.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -267,7 +268,7 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
       process.kill(pid, 'SIGKILL');
       const handle = openLab(lab, { dir: LABS });
       const rec = handle.state().processes.find((p) => p.pid === pid)!;
-      for (let i = 0; i < 50 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 50 && processAlive(pid, rec.startTime); i++) await sleep(20);
       assert.equal(await ifindex(), before, 'the pod interface outlives its agent (persistent TAP)');
       const t0 = performance.now();
       const { child } = handle.spawn(ns(lab, 'node1'), rec.argv, { role: 'agent', node: 'node1' });
@@ -505,11 +506,11 @@ print(sent)
     const hup = async (text: string): Promise<void> => {
       writeFileSync(file, text);
       process.kill(pid, 'SIGHUP');
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     };
     // A TCP transfer runs while a peer is added: node2, unchanged, is not touched.
     const transfer = iperfTcp(lab, 'node1/a', 'node2/c', '10.244.2.2', 2);
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     const third = '    - name: node3\n      underlayIp: 172.18.0.4\n      underlayMac: 02:02:00:00:00:03\n      podCIDRs: [10.244.3.0/24]\n      vnis: []\n';
     const withThird = original.replace(/(\n {2}peers:\n)/, `$1${third}`);
     assert.notEqual(withThird, original, 'the test found the peers list in the agent config');
@@ -542,7 +543,7 @@ print(sent)
     const rec = openLab(lab, { dir: LABS })
       .state()
       .processes.find((p) => p.pid === pid)!;
-    for (let i = 0; i < 100 && processAlive(pid, rec.startTime); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && processAlive(pid, rec.startTime); i++) await sleep(20);
     assert.equal(processAlive(pid, rec.startTime), false, 'the agent stopped on SIGTERM');
     assert.equal(existsSync(join(LABS, lab, 'node1.sock')), false, 'its control socket is gone');
     const log = readFileSync(rec.log!, 'utf8')

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allocated, CNI_BIN, type CniNode, cniLab } from '../cni/rig.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
-import { liveSkip, Rig, requireCommand } from './rig.js';
+import { liveSkip, Rig, requireCommand, sleep } from './rig.js';
 
 const SKIP = liveSkip('test/live/cni-podman.test.ts');
 
@@ -159,7 +159,7 @@ describe('podman with seine as its CNI network', { skip: SKIP, timeout: 600_000 
           return '';
         },
       );
-      if (body === '') await new Promise((r) => setTimeout(r, 300));
+      if (body === '') await sleep(300);
     }
     const nat = body === '' ? (await rig.run(nodes[0]!.ns, ['iptables-save', '-t', 'nat'])).stdout : '';
     assert.equal(body, `hello from seine ${rig.tag}\n`, `${why}\n${nat}`);

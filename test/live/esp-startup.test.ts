@@ -16,7 +16,7 @@ import { after, describe, test } from 'node:test';
 import { podMtu } from '../../src/mtu/overhead.js';
 import type { NodeConfig } from '../../src/node/config.js';
 import { hashClient, hashServer, twoNodeConfigs } from './topo.js';
-import { liveSkip, Rig, sleep, startAgent, waitFor, type RigAgent } from './rig.js';
+import { liveSkip, Rig, sleep, startAgent, waitFor } from './rig.js';
 
 const SKIP = liveSkip('test/live/esp-startup.test.ts');
 const rigs: Rig[] = [];
@@ -48,13 +48,6 @@ function nodes(udpEncap: boolean): [NodeConfig, NodeConfig] {
     ],
   });
 }
-
-interface Snapshot {
-  bridge: Record<string, number>;
-  ports: Array<{ port: string; drops: Record<string, number> }>;
-  tunnel: Record<string, number>;
-}
-const stats = async (a: RigAgent): Promise<Snapshot> => (await a.request('stats'))['snapshot'] as Snapshot;
 
 describe('live ESP start-up: traffic at once after the agents start, nothing dropped', { skip: SKIP }, () => {
   for (const udpEncap of [false, true]) {
@@ -105,7 +98,7 @@ describe('live ESP start-up: traffic at once after the agents start, nothing dro
           ['A', agentA],
           ['B', agentB],
         ] as const) {
-          const s = await stats(ag);
+          const s = await ag.stats();
           t.diagnostic(`${n}: ports ${JSON.stringify(s.ports.map((p) => [p.port, p.drops]))}, tunnel ${JSON.stringify(s.tunnel)}`);
           // From the agent's start on: the announcements are consumed (EspControl), nothing else is dropped.
           for (const p of s.ports) {

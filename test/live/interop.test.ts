@@ -32,7 +32,7 @@ import { after, test, type TestContext } from 'node:test';
 import { ipJson } from '../../src/live/lab/netns.js';
 import type { NodeConfig } from '../../src/node/config.js';
 import { twoNodeConfigs } from './topo.js';
-import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
+import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, sleep, type RigAgent } from './rig.js';
 
 const SKIP = liveSkip('test/live/interop.test.ts');
 const rigs: Rig[] = [];
@@ -142,7 +142,7 @@ async function iperf(rig: Rig, serverNs: string, serverIp: string, clientNs: str
     throw new Error(`iperf3 ${name}: no JSON result: ${r.stdout.slice(0, 300)} ${r.stderr.slice(0, 300)}`);
   }
   assert.equal(j.error, undefined, `iperf3 ${name}: ${j.error}`);
-  await Promise.race([srv.exited, new Promise((res) => setTimeout(res, 5000))]);
+  await Promise.race([srv.exited, sleep(5000)]);
   await srv.stop();
   const s = j.end?.sum_sent;
   return { sent: s?.bytes ?? 0, received: j.end?.sum_received?.bytes ?? 0, seconds: s?.seconds ?? 0, retransmits: s?.retransmits ?? 0 };
@@ -166,18 +166,6 @@ async function twoNodes(rig: Rig): Promise<{ a: string; aPod: string; b: string;
 async function seineAgent(rig: Rig, kind: 'vxlan' | 'geneve', a: string, aPod: string, b: string): Promise<RigAgent> {
   const node = seineNode(kind, await macOf(b, 'eth0'));
   return startAgent(rig, { ns: a, node, pods: { a: { netns: aPod, ifname: 'eth0' } }, underlayMtu: 1500 });
-}
-
-interface StatsSnapshot {
-  macEntries: number;
-  gso: Record<string, number>;
-  peers: Array<{ peer: string; txPackets: number; rxPackets: number }>;
-  devices: Array<{ device: string; drops: Record<string, number> }>;
-  ports: Array<{ port: string; drops: Record<string, number> }>;
-}
-
-async function seineStats(agent: RigAgent): Promise<StatsSnapshot> {
-  return (await agent.request('stats'))['snapshot'] as StatsSnapshot;
 }
 
 /** Echo requests and replies inside the tunnel: "outerSrc innerSrc>innerDst type" per frame. */
@@ -270,7 +258,7 @@ test('interop: seine (l2) ↔ Linux bridge + vxlan (VNI 42, flood-and-learn): pi
       learned.some((e) => e.mac === '02:00:00:01:00:01' && e.dst === UNDER_A),
       `the kernel learned seine's pod MAC behind ${UNDER_A}: ${JSON.stringify(learned)}`,
     );
-    const st = await seineStats(agent);
+    const st = await agent.stats();
     assert.ok(st.macEntries >= 2, `seine learned both pods' MACs (${st.macEntries} entries)`);
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0, `seine's tunnel counters for the kernel VTEP: ${JSON.stringify(peer)}`);
@@ -419,7 +407,7 @@ test('interop: seine (l2) ↔ Open vSwitch, userspace datapath, over Geneve (VNI
     const flows = await appctl(['dpctl/dump-flows']);
     assert.match(flows, /tnl_pop\(/, 'OVS decapsulated in its userspace datapath');
     assert.match(flows, /tnl_push\(tnl_port\(\d+\),header\(size=50,type=5,/, 'OVS encapsulated Geneve (type 5), 50 bytes of outer headers');
-    const st = await seineStats(agent);
+    const st = await agent.stats();
     const peer = st.peers.find((p) => p.peer === 'other');
     assert.ok(
       st.macEntries >= 2 && peer !== undefined && peer.txPackets > 0 && peer.rxPackets > 0,

@@ -15,7 +15,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { loadAgentConfig } from '../../src/live/config.js';
 import { gatewayOf, nodeConfigFromTemplate } from '../../src/live/k8s-node.js';
 import { FakeKubeApi, fakeKubeconfig } from './k8s-api.js';
-import { MAIN_JS, ROOT } from './rig.js';
+import { MAIN_JS, ROOT, sleep } from './rig.js';
 
 const DIR = mkdtempSync(join(tmpdir(), 'seine-k8sdeploy-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));
@@ -191,7 +191,7 @@ test('deploy: seine k8s-config reads this node’s Node from the API and writes 
   });
   const exited = new Promise<number | null>((r) => child.once('exit', r));
   t.after(() => child.kill());
-  for (let i = 0; i < 300 && !err.includes('waiting'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && !err.includes('waiting'); i++) await sleep(50);
   assert.match(err, /waiting: .*Node kind-worker has no spec\.podCIDR yet/);
   api.put({ name: 'kind-worker', podCIDRs: ['10.244.1.0/24'], internalIPs: ['172.18.0.3'] });
   assert.equal(await exited, 0, err);

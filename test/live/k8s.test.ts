@@ -19,7 +19,7 @@ import { KubePeerSource, peerFromNode } from '../../src/live/k8s.js';
 import { Logger } from '../../src/live/log.js';
 import type { NodePeerConfig } from '../../src/node/config.js';
 import { FakeKubeApi, fakeKubeconfig } from './k8s-api.js';
-import { waitFor } from './rig.js';
+import { waitFor, sleep } from './rig.js';
 
 const DIR = mkdtempSync(join(tmpdir(), 'seine-k8s-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));
@@ -175,7 +175,7 @@ test('k8s: the peers follow the Nodes through list, watch, bookmarks, a restarte
   api.put({ name: 'n2', podCIDR: '10.244.2.0/24', internalIPs: ['172.18.0.4'] });
   api.put({ name: 'self', podCIDRs: ['10.244.0.0/24'], internalIPs: ['172.18.0.2'] });
   await waitFor('the events', async () => (src.status().resourceVersion === api.resourceVersion ? true : undefined), 5000, 20);
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   assert.equal(handed.length, before, 'unchanged peers are not handed over again');
   assert.equal(src.status().lists, 1, 'no relist so far');
 

@@ -32,6 +32,7 @@ import {
   type LabPlan,
 } from '../../src/live/lab/plan.js';
 import { LabStore, LabUpError, labDown, labStatus, labUp, processAlive, processStartTime } from '../../src/live/lab/state.js';
+import { sleep } from '../../src/live/sleep.js';
 
 /** This file runs as dist/test/live/lab.test.js: the project root is three levels up. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -604,7 +605,7 @@ test('live: two-nodes-vxlan up — nodes ping over the bridge, MTU and qdiscs as
   // An agent dies (kill -9): the status says so, and labDown does not mind.
   const [a1, a2] = st.processes;
   process.kill(a1!.pid, 'SIGKILL');
-  for (let i = 0; i < 100 && processAlive(a1!.pid, a1!.startTime); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && processAlive(a1!.pid, a1!.startTime); i++) await sleep(20);
   assert.deepEqual(
     (await labStatus(plan.lab, { dir: DIR }))!.processes.map((p) => p.alive),
     [false, true],

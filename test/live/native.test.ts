@@ -13,6 +13,7 @@ import { loadNative, nativeUnavailable, POLL, TUN_F, VNET_HDR_LEN, type Native }
 import { checksum } from '../../src/wire/checksum.js';
 import { rd16, rd32, wr16, wr32 } from '../../src/wire/bytes.js';
 import { requireTool, run } from '../helpers.js';
+import { sleep } from '../../src/live/sleep.js';
 
 const SKIP =
   process.platform !== 'linux'
@@ -294,7 +295,7 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
       for (let i = 0; i < 5; i++) r.put(i, echoRequest(id, 10 + i, 32));
       assert.equal(n.writeBatch(tap.fd, r.slab, r.offsets, r.lens, 5), 5);
       await ready(tap.fd, POLL.READABLE, 3000);
-      await new Promise((res) => setTimeout(res, 50)); // the replies are queued while write() runs; be sure
+      await sleep(50); // the replies are queued while write() runs; be sure
       const k = n.readBatch(tap.fd, r.slab, r.offsets, r.caps, r.lens, r.count);
       const seqs: number[] = [];
       for (let i = 0; i < k; i++) {
@@ -559,7 +560,7 @@ describe('native addon against the kernel (root, network namespaces)', { skip: S
         n.pollUpdate(id, 0);
       });
       assert.throws(() => n.pollStart(u.fd, POLL.READABLE, () => {}), { code: 'ERR_INVALID_STATE' });
-      await new Promise((res) => setTimeout(res, 50));
+      await sleep(50);
       assert.equal(calls, 1, 'paused after the first callback');
       n.pollStop(id);
       n.pollStop(id); // twice is harmless

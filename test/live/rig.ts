@@ -26,6 +26,7 @@ import { stringify } from 'yaml';
 import type { PodPlacement } from '../../src/live/config.js';
 import { controlRequest } from '../../src/live/control.js';
 import { createNetns, deleteNetns, ip, run, type RunResult } from '../../src/live/lab/netns.js';
+import type { MetricsSnapshot } from '../../src/live/metrics.js';
 import { nativeUnavailable } from '../../src/live/native.js';
 import { sleep } from '../../src/live/sleep.js';
 import type { NodeConfig } from '../../src/node/config.js';
@@ -368,6 +369,8 @@ export interface RigAgent {
   control: string;
   /** A control request (`status`, `stats`, `reload`…); rejects with the agent's error. */
   request(op: string, fields?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** Its counters: the `stats` request's snapshot. */
+  stats(): Promise<MetricsSnapshot>;
   stop(): Promise<void>;
 }
 
@@ -420,6 +423,7 @@ export async function startAgent(rig: Rig, o: AgentOptions): Promise<RigAgent> {
     config,
     control,
     request: (op, fields = {}) => controlRequest(control, { ...fields, op }, 5000),
+    stats: async () => (await controlRequest(control, { op: 'stats' }, 5000))['snapshot'] as MetricsSnapshot,
     stop: () => proc.stop(3000),
   };
 }

@@ -14,6 +14,7 @@ import { CniError } from '../../src/live/cni-spec.js';
 import { CommandError, run } from '../../src/live/lab/netns.js';
 import { loadNative, nativeUnavailable } from '../../src/live/native.js';
 import { runFast } from '../../src/live/spawn.js';
+import { sleep } from '../../src/live/sleep.js';
 
 const SKIP = nativeUnavailable() === null ? false : `SKIPPED: ${nativeUnavailable()}`;
 
@@ -147,6 +148,22 @@ describe('runFast (posix_spawn through the native addon)', { skip: SKIP }, () =>
     assert.equal(openFds(), fds);
   });
 
+  test('spawnFast: every descriptor it returns (the pidfd and our pipe ends) is O_CLOEXEC', async () => {
+    const n = loadNative();
+    const c = n.spawnFast('/bin/true', ['true'], []);
+    const fds = [c.pidfd, c.stdin, c.stdout, c.stderr].filter((fd) => fd >= 0);
+    try {
+      assert.ok(fds.length >= 3);
+      for (const fd of fds) {
+        const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+        assert.ok(flags !== undefined && (Number.parseInt(flags, 8) & 0o2000000) !== 0, `fd ${fd} flags ${flags}`);
+      }
+    } finally {
+      for (const fd of fds) n.close(fd);
+      for (let i = 0; n.reap(c.pid) === null && i < 500; i++) await sleep(2);
+    }
+  });
+
   test('reap: null while the child runs, its status once ended, ECHILD for a pid not ours', async () => {
     const n = loadNative();
     const c = n.spawnFast('/bin/sleep', ['sleep', '30'], []);
@@ -156,7 +173,7 @@ describe('runFast (posix_spawn through the native addon)', { skip: SKIP }, () =>
     process.kill(c.pid, 'SIGKILL');
     let got = n.reap(c.pid);
     for (let i = 0; got === null && i < 500; i++) {
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
       got = n.reap(c.pid);
     }
     assert.deepEqual(got, { code: null, signal: 9 });

@@ -25,11 +25,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import type { DeviceSample, MetricsSnapshot } from '../../src/live/metrics.js';
 import { podMtu } from '../../src/mtu/overhead.js';
 import { nodeConfigsFromScenario, type ClusterTopology, type NodeConfig } from '../../src/node/config.js';
 import { hashClient, hashServer, twoNodeConfigs } from './topo.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
-import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor, type RigAgent } from './rig.js';
+import { liveSkip, requireCommand, Rig, startAgent, tsharkFaults, tsharkFields, waitFor } from './rig.js';
 
 const SKIP = liveSkip('test/live/superframe.test.ts');
 const rigs: Rig[] = [];
@@ -102,15 +103,7 @@ async function received(srv: { output(): string }): Promise<{ bytes: number; sha
   ) as { bytes: number; sha256: string };
 }
 
-interface Snapshot {
-  gso: Record<string, number>;
-  bridge: Record<string, number>;
-  devices: Array<{ device: string; rxSuper: number; rxSuperSegments: number; txSuper: number; txSuperSegments: number; drops: Record<string, number> }>;
-  ports: Array<{ port: string; drops: Record<string, number> }>;
-}
-
-const stats = async (a: RigAgent): Promise<Snapshot> => (await a.request('stats'))['snapshot'] as Snapshot;
-const device = (s: Snapshot, name: string): Snapshot['devices'][number] => s.devices.find((d) => d.device === name)!;
+const device = (s: MetricsSnapshot, name: string): DeviceSample => s.devices.find((d) => d.device === name)!;
 
 describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { skip: SKIP }, () => {
   test('one node: 32 MiB pod → pod through the bridge, super-frames whole (never segmented), same SHA-256 at both ends', { timeout: 60_000 }, async (t) => {
@@ -150,7 +143,7 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         sha256: string;
       };
       assert.deepEqual(await received(srv), sent, 'the receiver read exactly the bytes the sender wrote');
-      const s = await stats(agent);
+      const s = await agent.stats();
       const from = device(s, 'pa');
       const to = device(s, 'pb');
       t.diagnostic(`pod A handed over ${from.rxSuper} super-frames; pod B was written ${to.txSuper}; the bridge segmented ${s.gso['superFrames']}`);
@@ -224,8 +217,8 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
         assert.deepEqual(got, sent, 'the receiver read exactly the bytes the sender wrote');
         await cap.proc.stop();
 
-        const sa = await stats(agentA);
-        const sb = await stats(agentB);
+        const sa = await agentA.stats();
+        const sb = await agentB.stats();
         const ua = device(sa, 'underlay');
         const ub = device(sb, 'underlay');
         t.diagnostic(
@@ -273,13 +266,13 @@ describe('live super-frames: TSO pods, TCP across two nodes, exact bytes', { ski
           const off2 = (await agentA.request('status'))['offloads'] as { taps: Record<string, { uso: boolean }> };
           if (off2.taps['pa']?.uso !== true) t.diagnostic('USO not taken by this kernel: the UDP part is skipped');
           else {
-            const before = (await stats(agentA)).gso['superFrames']!;
+            const before = (await agentA.stats()).gso['superFrames']!;
             const rx = rig.spawn(pb, 'uso-receiver', [SYSTEM_PYTHON, '-c', USO_RECEIVER, POD_B]);
             await rx.waitForOutput(/listening/, 10_000);
             await rig.run(pa, [SYSTEM_PYTHON, '-c', USO_SENDER, POD_B], 30_000);
             await rx.waitForOutput(/good \d+ bad \d+/, 15_000);
             const [, good, bad] = /good (\d+) bad (\d+)/.exec(rx.output())!.map(Number);
-            const u = (await stats(agentA)).gso;
+            const u = (await agentA.stats()).gso;
             t.diagnostic(`USO: ${u['superFrames']! - before} UDP super-frames segmented; ${good} of 1000 datagrams arrived as sent, ${bad} otherwise`);
             assert.ok(u['superFrames']! - before >= 25, `UDP super-frames segmented: ${u['superFrames']! - before}`);
             assert.equal(bad, 0, 'every datagram that arrived is one that was sent, whole');

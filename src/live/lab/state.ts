@@ -18,9 +18,10 @@
  * `openLab`); the file is re-read before each change.
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { probeHost, type HostFacts } from './host.js';
+import { writeFileAtomic } from '../fs.js';
 import { sleep } from '../sleep.js';
 import {
   addAddress,
@@ -202,9 +203,8 @@ export class LabStore {
   }
 
   write(s: LabState): void {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(s, null, 1) + '\n');
-    renameSync(tmp, this.file);
+    // No fsync: what the file describes (namespaces, links, processes) does not outlive a power cut either.
+    writeFileAtomic(this.file, JSON.stringify(s, null, 1) + '\n');
   }
 
   /** Re-reads the state, applies `fn` and writes it back before returning. */

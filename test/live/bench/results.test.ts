@@ -26,6 +26,7 @@ import {
   type Metric,
   type Spread,
 } from '../../../src/live/bench/results.js';
+import { sleep } from '../../../src/live/sleep.js';
 
 test('spreadOf: median, min and max of the runs; min ≤ median ≤ max', () => {
   assert.deepEqual(spreadOf([3, 1, 2]), { median: 2, min: 1, max: 3, runs: 3 });
@@ -48,7 +49,7 @@ async function iperfLoopback(clientArgs: string[]): Promise<string> {
     for (let i = 0; i < 50; i++) {
       const r = spawnSync('iperf3', ['-c', '127.0.0.1', '-p', port, '-t', '1', '-J', ...clientArgs], { encoding: 'utf8', timeout: 20_000 });
       if (!/Connection refused/.test(r.stdout)) return r.stdout;
-      await new Promise((res) => setTimeout(res, 100));
+      await sleep(100);
     }
     throw new Error('iperf3 -s did not listen on 127.0.0.1');
   } finally {

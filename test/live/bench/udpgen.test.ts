@@ -10,10 +10,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { UDPGEN_SCRIPT, udpSend, udpSink, type UdpSendReport, type UdpSinkReport } from '../../../src/live/bench/udpgen.js';
 import { nativeUnavailable } from '../../../src/live/native.js';
+import { sleep } from '../../../src/live/sleep.js';
 
 const why = nativeUnavailable();
 const skip: string | false = why === null ? false : `native addon unavailable: ${why}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits (bounded) until the sink has counted `n`, or 3 s passed. */
 async function until(sink: { received: number }, n: number): Promise<void> {
