@@ -61,8 +61,8 @@ import {
 } from './runlive/flows.js';
 import { agentStats, liveCounter, liveDrops, livePaths, since, type Stats } from './runlive/stats.js';
 import { openTaps, type Tap } from './runlive/taps.js';
-import { sleep } from '../live/sleep.js';
-import { epochNs, limit, Tools } from './runlive/tools.js';
+import { epochNs, sleep } from '../live/sleep.js';
+import { Tools } from './runlive/tools.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The command
@@ -329,7 +329,7 @@ async function playTimeline(
     c.notes.push(`the run was cut at the scenario's duration plus ${(MARGIN_MS + 5000) / 1000} s`);
     c.tools.killAll();
     // What the killed tools had said so far.
-    await Promise.race([all.catch(() => undefined), limit(3000)]);
+    await Promise.race([all.catch(() => undefined), sleep(3000, { unref: true })]);
   }
   return ended === 'interrupted' || isInterrupted() ? null : applied;
 }

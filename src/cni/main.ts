@@ -19,7 +19,8 @@ async function readStdin(): Promise<string> {
   try {
     return readFileSync(0, 'utf8');
   } catch (e) {
-    // No stdin at all (closed): nothing to read, as an empty one; plugin.ts says what is missing.
+    // Any failure but EAGAIN (a closed stdin: EBADF; or another read error) is taken as no stdin, as an
+    // empty one: plugin.ts then answers with the CNI error saying the configuration is missing.
     if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return '';
   }
   let s = '';

@@ -49,12 +49,13 @@ import { GRE_HELLO_PORT } from '../overlay/tunnel.js';
 import { HeapMeter } from './heap.js';
 import { loadNative, TUN_F, type Native } from './native.js';
 import { applyRtnl, RtnlBatch } from './rtnl.js';
+import { epochNs } from './sleep.js';
 import type { KubePeerSource, KubeSourceStatus } from './k8s.js';
 
 /** Monotonic nanoseconds for the bridge (aging, reassembly timeouts, rate limits). */
 const LIVE_CLOCK: Clock = { now: () => Number(process.hrtime.bigint()) };
 /** Nanoseconds since the epoch for capture timestamps (a double: about 0.25 µs resolution today). */
-const CAPTURE_CLOCK: Clock = { now: () => (performance.timeOrigin + performance.now()) * 1e6 };
+const CAPTURE_CLOCK: Clock = { now: epochNs };
 
 const VXLAN_PORT = 4789;
 const GENEVE_PORT = 6081;

@@ -26,8 +26,8 @@ import { fmtNs, type FlowResult } from '../../sim/report.js';
 import { endpointText, type Endpoint, type IcmpKind, type Scenario, type TrafficSpec } from '../../scenario/scenario.js';
 import { ipv4FromString, ipv6FromString } from '../../wire/bytes.js';
 import { CliError } from '../run.js';
-import { sleep } from '../../live/sleep.js';
-import { epochNs, limit, toolProblem, type Started, type ToolResult, type Tools } from './tools.js';
+import { epochNs, sleep } from '../../live/sleep.js';
+import { toolProblem, type Started, type ToolResult, type Tools } from './tools.js';
 
 /** How long past its planned end a tool, and the whole run past the scenario's duration, may take. */
 export const MARGIN_MS = 5000;
@@ -390,7 +390,7 @@ export async function startServers(c: Ctx, flows: LiveFlow[]): Promise<void> {
           started.result.then((r) => {
             throw new Error(toolProblem('the TCP probe receiver', r));
           }),
-          limit(SERVER_READY_MS).then(() => {
+          sleep(SERVER_READY_MS, { unref: true }).then(() => {
             throw new Error(`not listening after ${SERVER_READY_MS} ms`);
           }),
         ]).catch((e: Error) => {

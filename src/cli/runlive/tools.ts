@@ -5,16 +5,14 @@
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import type { LabHandle } from '../../live/lab/index.js';
+import { epochNs } from '../../live/sleep.js';
 
-export const epochNs = (): number => (performance.timeOrigin + performance.now()) * 1e6;
 /**
  * This machine's wall clock less its monotonic clock (ns): turns a CLOCK_MONOTONIC time (iperf3's
  * datagram stamps) into one comparable with the agents' capture times (the wall clock, as Node's
  * performance.timeOrigin + now(), like ours). Both clocks are shared by every namespace.
  */
 export const MONO_TO_EPOCH_NS = epochNs() - Number(process.hrtime.bigint());
-/** A sleep that does not keep the process alive (a time limit raced against something else). */
-export const limit = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
 
 export interface ToolResult {
   code: number | null;

@@ -21,6 +21,7 @@
 import { execFile } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
+import { epochNs } from '../sleep.js';
 
 const CHUNK = Buffer.alloc(64 * 1024);
 
@@ -35,7 +36,6 @@ function fail(message: string): never {
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 /** Nanoseconds since the epoch (the clock every namespace of the machine shares). */
-const epochNs = (): number => (performance.timeOrigin + performance.now()) * 1e6;
 
 /** What the time limit does: fail, or (a sender) say how far it got first. */
 let onTimeout = (seconds: number): void => fail(`timed out after ${seconds} s`);
