@@ -1301,10 +1301,14 @@ static char **arg_strv(napi_env env, napi_value v, const char *fn, const char *w
     napi_value e;
     napi_valuetype t;
     size_t len;
-    if (napi_get_element(env, v, i, &e) != napi_ok || napi_typeof(env, e, &t) != napi_ok || t != napi_string ||
-        napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || (out[i] = malloc(len + 1)) == NULL ||
-        napi_get_value_string_utf8(env, e, out[i], len + 1, &len) != napi_ok || strlen(out[i]) != len) {
-      throw_type(env, fn, what, "an array of strings without NUL characters");
+    bool str = napi_get_element(env, v, i, &e) == napi_ok && napi_typeof(env, e, &t) == napi_ok && t == napi_string &&
+               napi_get_value_string_utf8(env, e, NULL, 0, &len) == napi_ok;
+    bool mem = str && (out[i] = malloc(len + 1)) != NULL;
+    if (!mem || napi_get_value_string_utf8(env, e, out[i], len + 1, &len) != napi_ok || strlen(out[i]) != len) {
+      if (str && !mem)
+        napi_throw_error(env, NULL, "seine native: out of memory");
+      else
+        throw_type(env, fn, what, "an array of strings without NUL characters");
       for (uint32_t j = 0; j <= i; j++) free(out[j]);
       free(out);
       return NULL;
@@ -1339,22 +1343,31 @@ static napi_value spawn_fast(napi_env env, napi_callback_info info) {
   sigset_t none, all;
   sigemptyset(&none);
   sigfillset(&all);
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&at);
+  /* Each step may fail (ENOMEM): the first failure is thrown with its step's name. */
+  bool fa_live = (err = posix_spawn_file_actions_init(&fa)) == 0, at_live = false;
+  if (!fa_live) step = "posix_spawn_file_actions_init";
+  if (err == 0) {
+    at_live = (err = posix_spawnattr_init(&at)) == 0;
+    if (!at_live) step = "posix_spawnattr_init";
+  }
   for (int i = 0; i < 3 && err == 0; i++) err = pipe2(p[i], O_CLOEXEC) < 0 ? errno : 0;
   if (err == 0) {
     /* dup2 onto 0/1/2 clears O_CLOEXEC there; the pipes' own numbers close at exec. */
-    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    step = "posix_spawn_file_actions_adddup2";
+    for (int i = 0; i < 3 && err == 0; i++) err = posix_spawn_file_actions_adddup2(&fa, i == 0 ? p[0][0] : p[i][1], i);
+  }
+  if (err == 0) {
+    step = "posix_spawnattr_set";
+    err = posix_spawnattr_setsigmask(&at, &none);
+    if (err == 0) err = posix_spawnattr_setsigdefault(&at, &all);
+    if (err == 0) err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
+  if (err == 0) {
     step = "posix_spawn";
     err = posix_spawn(&pid, path, &fa, &at, args, envp);
   }
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
+  if (fa_live) posix_spawn_file_actions_destroy(&fa);
+  if (at_live) posix_spawnattr_destroy(&at);
   strv_free(args);
   strv_free(envp);
   /* The child's ends are the child's now (or nobody's, after a failure). */
