@@ -141,7 +141,7 @@ export interface EspConfig {
   lookahead?: number;
   /**
    * How long a packet waits for its peer's announcement before it is dropped (`EspNoSa`). Default 10 s:
-   * longer than a peer takes to start (a seine agent, about 2 s on two busy cores — the 2 s this was
+   * longer than a peer takes to start (a seine agent, 1.8–2.0 s on two busy cores, timed by hand — the 2 s this was
    * dropped the first node's packets while the second was still starting), well under what Linux holds
    * packets for an SA being negotiated (60 s) and WireGuard for a handshake (90 s).
    */

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../src/live/control.js';
+import type { MetricsSnapshot } from '../../src/live/metrics.js';
 import { labDown, labStatus, openLab, processAlive } from '../../src/live/lab/state.js';
 import { ipJson, listNetns, runInNetns } from '../../src/live/lab/netns.js';
 import { SYSTEM_PYTHON } from '../helpers.js';
@@ -130,15 +131,9 @@ async function iperfTcp(
   return { sent: j.end.sum_sent.bytes, received: j.end.sum_received.bytes, bps: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits };
 }
 
-async function stats(
-  lab: string,
-  node: string,
-): Promise<{
-  ports: Array<{ port: string; rxPackets: number; txPackets: number; drops: Record<string, number> }>;
-  devices: Array<{ device: string; rxPackets: number; drops: Record<string, number> }>;
-}> {
+async function stats(lab: string, node: string): Promise<MetricsSnapshot> {
   const r = await controlRequest(join(LABS, lab, `${node}.sock`), { op: 'stats' });
-  return r['snapshot'] as never;
+  return r['snapshot'] as MetricsSnapshot;
 }
 
 function rssKiB(pid: number): number {
@@ -288,7 +283,7 @@ describe('live: a node under stress and restarts', { skip: SKIP }, () => {
       if (cipher !== null) {
         const spiAfter = await spi();
         // The peers announced themselves (hellos) and no packet failed its integrity check.
-        const t2 = (await controlRequest(join(LABS, lab, 'node2.sock'), { op: 'stats' }))['snapshot'] as { tunnel: Record<string, number> };
+        const t2 = (await controlRequest(join(LABS, lab, 'node2.sock'), { op: 'stats' }))['snapshot'] as MetricsSnapshot;
         assert.ok(t2.tunnel['hellosReceived']! >= 2, `node2 heard node1's announcements again: ${JSON.stringify(t2.tunnel)}`);
         assert.equal(t2.tunnel['icvFailures'], 0);
         assert.equal(typeof spiBefore, 'number');
